@@ -1,0 +1,58 @@
+# Two commands matter: `make run` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+DATA   ?= ./data
+
+.PHONY: run test lint setup setup-dev browser web-deps bench screenshots clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Stamp files make re-runs fast while still picking up dependency changes.
+$(VENV)/.run-stamp: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The widget and console use tweetnacl from npm (pinned in package-lock.json).
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web-deps: node_modules/.stamp
+
+# Debian's Chromium drives the browser tests (Playwright launches /usr/bin/chromium).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium (need root or sudo)"; exit 1; }; }
+
+setup: $(VENV)/.run-stamp web-deps
+setup-dev: $(VENV)/.dev-stamp web-deps browser
+
+run: setup
+	$(BIN)/cipherdesk serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+lint: $(VENV)/.dev-stamp
+	$(BIN)/ruff check .
+
+test: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: setup-dev
+	$(BIN)/python bench/relay.py
+
+screenshots: setup-dev
+	CIPHERDESK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e -m browser -q
+
+clean:
+	rm -rf $(VENV) node_modules data .pytest_cache

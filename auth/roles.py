@@ -1,0 +1,143 @@
+"""Roles, permissions and tenant-scoped authorisation for agents.
+
+Least privilege, as the handbooks require: each role gets only the permissions it
+needs, and *no* permission crosses a tenant boundary, for any role (an admin of
+tenant A is nobody in tenant B; operating several tenants means several accounts).
+Every check is explicit about the tenant of the resource being touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Forbidden", "Permission", "Principal", "Role", "require", "role_permissions"]
+
+
+class Role(StrEnum):
+    """An agent's role, ordered ``AGENT < SUPERVISOR < ADMIN``.
+
+    Order comparisons use rank, not the alphabet (plain ``str`` ordering would put
+    "admin" below "agent"); comparing with anything but a Role is a TypeError.
+    """
+
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for agent, 1 for supervisor, 2 for admin."""
+        return _RANK[self]
+
+    def at_least(self, other: Role) -> bool:
+        """True if this role is ``other`` or above."""
+        return self.rank >= Role(other).rank
+
+    def _other_rank(self, other: object) -> int:
+        if not isinstance(other, Role):
+            raise TypeError(f"cannot order Role against {type(other).__name__}")
+        return other.rank
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < self._other_rank(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= self._other_rank(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > self._other_rank(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= self._other_rank(other)
+
+
+_RANK = {Role.AGENT: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+
+
+class Permission(StrEnum):
+    """Something an agent may do within their tenant."""
+
+    CHAT_HANDLE = "chat_handle"
+    """Accept, answer, transfer and close chats assigned to oneself."""
+    CHAT_WATCH = "chat_watch"
+    """Watch other agents' live chats."""
+    CHAT_TAKEOVER = "chat_takeover"
+    """Take a live chat over from another agent."""
+    FLAG_VIEW_ORIGINAL = "flag_view_original"
+    """See the unmasked text of a flagged message (audited)."""
+    AUDIT_READ = "audit_read"
+    """Read the audit log."""
+    AGENT_MANAGE = "agent_manage"
+    """Create, disable and re-role agents; reset their credentials."""
+    TENANT_MANAGE = "tenant_manage"
+    """Change tenant settings: origins, identity secrets, modes, retention."""
+    POLICY_MANAGE = "policy_manage"
+    """Edit the message policy (keywords, PII, links)."""
+    POLICY_TEST = "policy_test"
+    """Run text through the policy without sending it."""
+    PLUGIN_MANAGE = "plugin_manage"
+    """Configure helpdesk plugins and their scopes."""
+    EMERGENCY = "emergency"
+    """Use the emergency panel: cut connections, revoke sessions, force resets."""
+    TRANSCRIPT_READ = "transcript_read"
+    """Read transcripts of closed chats."""
+
+
+_AGENT = frozenset({Permission.CHAT_HANDLE})
+_SUPERVISOR = _AGENT | {
+    Permission.CHAT_WATCH,
+    Permission.CHAT_TAKEOVER,
+    Permission.FLAG_VIEW_ORIGINAL,
+    Permission.POLICY_TEST,
+    Permission.TRANSCRIPT_READ,
+}
+_ADMIN = frozenset(Permission)
+_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.AGENT: _AGENT,
+    Role.SUPERVISOR: frozenset(_SUPERVISOR),
+    Role.ADMIN: _ADMIN,
+}
+
+
+def role_permissions(role: Role) -> frozenset[Permission]:
+    """The permissions ``role`` grants (within its own tenant only)."""
+    return _GRANTS[Role(role)]
+
+
+class Forbidden(Exception):
+    """An authorisation check failed; the gateway answers 403 / closes with 4403.
+
+    The message names the permission, never the resource or other tenants.
+    """
+
+    def __init__(self, permission: Permission, tenant_id: str | None = None) -> None:
+        super().__init__(f"not allowed: {Permission(permission).value}")
+        self.permission = permission
+        self.tenant_id = tenant_id
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated agent, as the gateway knows it for one request."""
+
+    agent_id: str
+    tenant_id: str
+    role: Role
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        """Everything this principal may do in its own tenant."""
+        return role_permissions(self.role)
+
+    def can(self, permission: Permission, tenant_id: str) -> bool:
+        """True only if the role grants ``permission`` AND ``tenant_id`` is ours."""
+        if not isinstance(tenant_id, str) or not tenant_id or tenant_id != self.tenant_id:
+            return False
+        return permission in self.permissions
+
+
+def require(principal: Principal, permission: Permission, tenant_id: str) -> None:
+    """Raise :class:`Forbidden` unless ``principal.can(permission, tenant_id)``."""
+    if not principal.can(permission, tenant_id):
+        raise Forbidden(permission, tenant_id)

@@ -1,0 +1,189 @@
+"""Building the aiohttp application: components wired once, routes registered once.
+
+``create_app(config)`` is used by the CLI, the tests and the benchmarks alike, so the
+code under test is the code that runs. Startup opens the store (migrations), loads or
+creates the gateway's signing identity and master keyring in the data dir, makes sure
+the demo tenant exists, and starts background workers (plugin outbox, retention).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from auth.tokens import SessionLifetime
+from crypto.envelope import Keyring
+from crypto.identity import GatewayIdentity
+from gateway import http_public
+from gateway.audit import Auditor
+from gateway.bus import open_bus
+from gateway.chats import ChatService
+from gateway.clientip import ClientIPResolver
+from gateway.config import Config
+from gateway.guard import Guard
+from gateway.logins import LoginService
+from gateway.metrics import Metrics
+from gateway.policy import PolicyRegistry
+from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.services import SERVICES, Services
+from gateway.sessions import SessionAuthenticator
+from gateway.store import open_store
+from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origin
+from gateway.transcripts import ChatKeys
+from gateway.ws_agent import agent_ws
+from gateway.ws_customer import customer_ws
+
+log = structlog.get_logger("cipherdesk.app")
+
+IDENTITY_FILE = "gateway_ed25519.key"
+MASTER_KEY_FILE = "master.key"
+
+
+def console_origins(config: Config) -> set[str]:
+    """Origins the console and admin pages are served from (the gateway's own)."""
+    port = config.server.port
+    urls = [config.base_url, f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    return {o for o in (normalize_origin(u) for u in urls) if o}
+
+
+def _limiter(config: Config, metrics: Metrics) -> RateLimiter:
+    url = config.ratelimit.url
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisRateLimiter.from_url(url, fallback=MemoryRateLimiter(), metrics=metrics)
+    return MemoryRateLimiter(metrics=metrics)
+
+
+async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
+    keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
+    store = open_store(config.store_url, data_dir)
+    await store.open()
+    bus = open_bus(config.bus.url)
+    await bus.start()
+    metrics = Metrics()
+    tenants = TenantDirectory(store, keyring, clock)
+    auditor = Auditor(store, clock)
+    lifetime = SessionLifetime(
+        idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
+    )
+    sessions = SessionAuthenticator(store, lifetime, clock)
+    limits = Limits.from_dict(config.ratelimit.limits)
+    limiter = _limiter(config, metrics)
+    guard = Guard(limits, limiter, metrics, tenants, config.websocket, time.monotonic)
+    keys = ChatKeys(store, keyring)
+    policies = PolicyRegistry()
+
+    def count_policy(direction: str, action: str) -> None:
+        metrics.messages_total.labels(direction=direction, action=action).inc()
+
+    chats = ChatService(
+        store=store,
+        bus=bus,
+        keys=keys,
+        tenants=tenants,
+        policies=policies,
+        auditor=auditor,
+        clock=clock,
+        on_policy=count_policy,
+    )
+    logins = LoginService(
+        store=store,
+        config=config,
+        auditor=auditor,
+        limiter=limiter,
+        limits=limits,
+        metrics=metrics,
+        bus=bus,
+        keyring=keyring,
+        clock=clock,
+    )
+    origins = console_origins(config)
+    svc = Services(
+        config=config,
+        clock=clock,
+        store=store,
+        bus=bus,
+        keyring=keyring,
+        identity=identity,
+        tenants=tenants,
+        chats=chats,
+        sessions=sessions,
+        auditor=auditor,
+        metrics=metrics,
+        guard=guard,
+        client_ip=ClientIPResolver(config.server.trusted_proxies),
+        logins=logins,
+        extras={
+            "console_origin_allowed": lambda origin: normalize_origin(origin or "") in origins,
+            "policies": policies,
+            "keys": keys,
+        },
+    )
+    await ensure_demo_tenant(store, origins, clock())
+    return svc
+
+
+async def close_services(svc: Services) -> None:
+    for closer in svc.extras.get("closers", []):
+        with contextlib.suppress(Exception):
+            await closer()
+    await svc.bus.close()
+    aclose = getattr(svc.guard.limiter, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+    await svc.store.close()
+
+
+def create_app(
+    config: Config, *, clock: Callable[[], float] = time.time, services: Services | None = None
+) -> web.Application:
+    """The application. Services are built on startup (inside the running loop)."""
+    app = web.Application(client_max_size=256 * 1024, middlewares=http_public.middlewares())
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        svc = services or await build_services(config, clock)
+        app[SERVICES] = svc
+        workers = _start_workers(svc)
+        log.info(
+            "gateway_started",
+            base_url=config.base_url,
+            store=config.store_url.split(":")[0],
+            bus=config.bus.url.split(":")[0],
+            key_id=svc.identity.key_id,
+        )
+        yield
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if services is None:
+            await close_services(svc)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/ws/customer", customer_ws)
+    app.router.add_get("/ws/agent", agent_ws)
+    http_public.setup_routes(app)
+    _setup_optional_routes(app)
+    return app
+
+
+def _setup_optional_routes(app: web.Application) -> None:
+    """HTTP API modules register themselves here (auth, admin, web pages)."""
+    from gateway import http_api
+
+    http_api.setup_routes(app)
+
+
+def _start_workers(svc: Services) -> list[asyncio.Task[Any]]:
+    starters = svc.extras.get("workers", [])
+    return [asyncio.get_running_loop().create_task(start()) for start in starters]

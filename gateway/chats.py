@@ -1,0 +1,728 @@
+"""Chat lifecycle and message flow, independent of sockets.
+
+One class, :class:`ChatService`, owns the rules of a conversation: who may open, resume,
+post, accept, transfer, watch and close a chat, and in which order the steps of one
+message happen (DESIGN.md, "Data flow"): policy → seal → persist (+ outbox events in the
+same transaction) → ack → publish. Websocket handlers translate frames into these calls
+and never touch the store or bus themselves, so every path (widget, console, SDK, tests)
+runs the same checks.
+
+Authorisation is re-checked on every call from the *current* stored state (a transfer or
+revocation on another node takes effect on the next frame), never from what a socket
+believed at connect time.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from auth.identity import IdentityError, IdentityVerifier, VerifiedIdentity
+from auth.roles import Permission, Principal
+from auth.tokens import hash_token
+from gateway.audit import Auditor
+from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.policy import PolicyRegistry
+from gateway.protocol import (
+    Ack,
+    ChatEvent,
+    Flag,
+    Msg,
+    Notice,
+    Profile,
+    QueueEntry,
+    QueueSnapshot,
+    Typing,
+)
+from gateway.store.base import Agent, Chat, NewMessage, OutboxEvent, PolicyFlag, Store, Tenant
+from gateway.tenants import TenantDirectory
+from gateway.transcripts import ChatKeys, open_json, open_text, seal_json, seal_text
+
+log = structlog.get_logger("cipherdesk.chats")
+
+Direction = Literal["customer", "agent"]
+EventSink = Callable[[Tenant, str, dict[str, Any], bytes | None], Awaitable[list[OutboxEvent]]]
+
+NOTICE_ACTION = {"mask": "masked", "block": "blocked", "flag": "flagged"}
+
+
+class ChatError(Exception):
+    """A refused chat action. ``code`` is the documented error code sent to the client;
+    ``close`` is set when the refusal ends the connection (e.g. identity enforcement)."""
+
+    def __init__(self, code: str, message: str, *, close: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close = close
+
+
+@dataclass(slots=True)
+class PostOutcome:
+    ack: Ack | None
+    notice: Notice | None
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class OpenedChat:
+    chat: Chat
+    token: str | None  # resume token, only when newly created
+    history: list[Msg] = field(default_factory=list)
+
+
+async def _no_plugin_events(
+    tenant: Tenant, event_type: str, event: dict[str, Any], key: bytes | None
+) -> list[OutboxEvent]:
+    return []
+
+
+class ChatService:
+    """The rules of a conversation; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: Bus,
+        keys: ChatKeys,
+        tenants: TenantDirectory,
+        policies: PolicyRegistry,
+        auditor: Auditor,
+        clock: Callable[[], float],
+        plugin_events: EventSink = _no_plugin_events,
+        on_policy: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.keys = keys
+        self.tenants = tenants
+        self.policies = policies
+        self.auditor = auditor
+        self.clock = clock
+        self.plugin_events = plugin_events
+        self._on_policy = on_policy or (lambda direction, action: None)
+        self._agent_names: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _tenant(self, tenant_id: str) -> Tenant:
+        tenant = await self.tenants.get(tenant_id)
+        if tenant is None:
+            raise ChatError("unknown_tenant", "unknown tenant", close=4403)
+        return tenant
+
+    async def _chat(self, chat_id: str, tenant_id: str) -> Chat:
+        chat = await self.store.get_chat(chat_id)
+        if chat is None or chat.tenant_id != tenant_id or chat.close_reason == "erased":
+            # Same answer for "absent" and "other tenant": nothing leaks across tenants.
+            raise ChatError("not_found", "no such chat")
+        return chat
+
+    async def agent_name(self, agent_id: str | None) -> str | None:
+        if agent_id is None:
+            return None
+        name = self._agent_names.get(agent_id)
+        if name is None:
+            agent = await self.store.get_agent(agent_id)
+            name = agent.display_name if agent else "agent"
+            self._agent_names[agent_id] = name
+        return name
+
+    async def _publish_queue_changed(self, tenant_id: str) -> None:
+        await self.bus.publish(tenant_topic(tenant_id), BusEvent(kind="queue_changed"))
+
+    # ------------------------------------------------------------------ customers
+
+    async def open_chat(
+        self,
+        tenant_id: str,
+        *,
+        queue: str = "default",
+        identity_token: str | None = None,
+        profile: Profile | None = None,
+    ) -> OpenedChat:
+        """Create a chat in the tenant's queue, enforcing the tenant's identity mode."""
+        tenant = await self._tenant(tenant_id)
+        if tenant.frozen:
+            raise ChatError("tenant_frozen", "chat is temporarily unavailable", close=4403)
+        identity = await self._verify_identity(tenant, identity_token)
+        now = self.clock()
+        key, wrapped = self.keys.new_key()
+        chat_id = uuid.uuid4().hex
+        token = secrets.token_urlsafe(32)
+        chat = Chat(
+            id=chat_id,
+            tenant_id=tenant.id,
+            state="queued",
+            created_at=now,
+            queue=queue,
+            resume_token_hash=hash_token(token),
+            verified=identity is not None,
+        )
+        if identity is not None:
+            chat.identity_sealed = seal_json(
+                key,
+                chat_id,
+                "identity",
+                {
+                    "user_id": identity.user_id,
+                    "name": identity.name,
+                    "email": identity.email,
+                },
+            )
+        profile_dict = _profile_dict(profile)
+        if profile_dict:
+            chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
+        await self.store.create_chat(chat, wrapped)
+        self.keys.remember(chat_id, key)
+        await self._emit(tenant, "chat.opened", chat, key, {"queue": queue})
+        await self._publish_queue_changed(tenant.id)
+        return OpenedChat(chat=chat, token=token)
+
+    async def _verify_identity(self, tenant: Tenant, token: str | None) -> VerifiedIdentity | None:
+        mode = tenant.identity_mode
+        if mode == "off":
+            return None
+        if token is None:
+            if mode == "enforced":
+                raise ChatError(
+                    "identity_required", "this chat requires a signed-in customer", close=4403
+                )
+            return None
+        secrets_ = self.tenants.identity_secrets(tenant)
+        try:
+            identity = IdentityVerifier(secrets_, clock=self.clock).verify(token)
+        except IdentityError as exc:
+            # An invalid token is refused in every mode: it is forged, expired or replayed.
+            raise ChatError(
+                "identity_invalid", f"identity token refused ({exc.code})", close=4403
+            ) from None
+        fresh = await self.store.remember_nonce(
+            tenant.id, identity.nonce, identity.expires_at, self.clock()
+        )
+        if not fresh:
+            raise ChatError("identity_replayed", "identity token already used", close=4403)
+        return identity
+
+    async def resume_chat(
+        self, tenant_id: str, chat_id: str, token: str, last_seq: int
+    ) -> OpenedChat:
+        """Reattach a customer to their chat; the resume token is the only credential."""
+        chat = await self.store.get_chat(chat_id)
+        if (
+            chat is None
+            or chat.tenant_id != tenant_id
+            or chat.close_reason == "erased"
+            or not secrets.compare_digest(chat.resume_token_hash, hash_token(token))
+        ):
+            raise ChatError("resume_refused", "this conversation cannot be resumed")
+        history = await self.history(chat, last_seq)
+        return OpenedChat(chat=chat, token=None, history=history)
+
+    # ------------------------------------------------------------------ messages
+
+    async def post_customer_message(
+        self, tenant_id: str, chat_id: str, msg_id: str, text: str
+    ) -> PostOutcome:
+        chat = await self._chat(chat_id, tenant_id)
+        if chat.state == "closed":
+            raise ChatError("chat_closed", "this conversation is closed")
+        return await self._post(chat, "customer", msg_id, text, agent=None)
+
+    async def post_agent_message(
+        self, principal: Principal, chat_id: str, msg_id: str, text: str
+    ) -> PostOutcome:
+        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
+        chat = await self._chat(chat_id, principal.tenant_id)
+        if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
+
+    async def _post(
+        self, chat: Chat, sender: Direction, msg_id: str, text: str, agent: str | None
+    ) -> PostOutcome:
+        tenant = await self._tenant(chat.tenant_id)
+        if tenant.frozen:
+            raise ChatError("tenant_frozen", "chat is temporarily unavailable")
+        engine = self.policies.engine_for(tenant.id, tenant.settings)
+        decision = engine.evaluate(text, sender)
+        self._on_policy(sender, decision.action)
+        notice = None
+        if decision.action != "allow":
+            notice = Notice(
+                id=msg_id,
+                action=NOTICE_ACTION[decision.action],
+                kinds=list(decision.kinds),
+                message=decision.notice or "Part of your message was hidden for your safety.",
+                chat=chat.id,
+            )
+        if decision.action == "block" or decision.text is None:
+            # Not delivered, not stored; the notice settles the message for the sender.
+            log.info("message_blocked", chat=chat.id, sender=sender, kinds=list(decision.kinds))
+            return PostOutcome(ack=None, notice=notice)
+        key = await self.keys.get(chat.id)
+        if key is None:
+            raise ChatError("not_found", "no such chat")
+        now = self.clock()
+        policy_meta = {"action": decision.action, "kinds": list(decision.kinds)}
+        events = await self.plugin_events(
+            tenant,
+            "chat.message",
+            {
+                "chat_id": chat.id,
+                "sender": sender,
+                "text": decision.text,
+                "msg_id": msg_id,
+                "occurred_at": now,
+                "policy": policy_meta,
+            },
+            key,
+        )
+        result = await self.store.append_message(
+            NewMessage(
+                chat_id=chat.id,
+                msg_id=msg_id,
+                sender=sender,
+                ts=now,
+                body_sealed=seal_text(key, chat.id, msg_id, decision.text),
+                sender_agent_id=agent,
+                policy=policy_meta,
+            ),
+            events,
+        )
+        stored = result.message
+        ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
+        if result.duplicate:
+            return PostOutcome(ack=ack, notice=None, duplicate=True)
+        if decision.action == "flag":
+            await self._raise_flag(tenant, chat, stored.seq, text, list(decision.kinds), key)
+        frame = Msg(
+            seq=stored.seq,
+            sender=sender,
+            text=decision.text,
+            ts=stored.ts,
+            id=msg_id,
+            chat=chat.id,
+            agent=await self.agent_name(agent),
+        )
+        await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
+        return PostOutcome(ack=ack, notice=notice)
+
+    async def _raise_flag(
+        self, tenant: Tenant, chat: Chat, seq: int, original: str, kinds: list[str], key: bytes
+    ) -> None:
+        flag = PolicyFlag(
+            chat_id=chat.id,
+            tenant_id=tenant.id,
+            seq=seq,
+            kinds=kinds,
+            original_sealed=seal_json(key, chat.id, f"flag:{seq}", {"text": original}),
+            created_at=self.clock(),
+        )
+        flag_id = await self.store.add_flag(flag)
+        await self.bus.publish(
+            tenant_topic(tenant.id),
+            BusEvent(
+                kind="frame",
+                audience="supervisors",
+                frame=Flag(chat=chat.id, seq=seq, flag_id=flag_id, kinds=kinds),
+            ),
+        )
+        await self._emit(tenant, "policy.flag", chat, key, {"seq": seq, "kinds": kinds})
+
+    async def flag_original(
+        self, principal: Principal, flag_id: int, ip: str | None
+    ) -> dict[str, Any]:
+        """Supervisors read a flagged original; every read is audited."""
+        flag = await self.store.get_flag(flag_id)
+        if flag is None or flag.tenant_id != principal.tenant_id:
+            raise ChatError("not_found", "no such flag")
+        _require(principal, Permission.FLAG_VIEW_ORIGINAL, flag.tenant_id)
+        key = await self.keys.get(flag.chat_id)
+        if key is None:
+            raise ChatError("not_found", "no such flag")
+        original = open_json(key, flag.chat_id, f"flag:{flag.seq}", flag.original_sealed)
+        await self.auditor.record(
+            "flag.original_viewed",
+            tenant_id=flag.tenant_id,
+            actor=principal.agent_id,
+            target=flag.chat_id,
+            ip=ip,
+            flag_id=flag_id,
+            seq=flag.seq,
+        )
+        await self.store.mark_flag_reviewed(flag_id, principal.agent_id)
+        return {
+            "flag_id": flag_id,
+            "chat": flag.chat_id,
+            "seq": flag.seq,
+            "kinds": flag.kinds,
+            "original": original["text"],
+        }
+
+    async def typing(
+        self,
+        chat_id: str,
+        tenant_id: str,
+        sender: Direction,
+        on: bool,
+        conn_id: str,
+        principal: Principal | None = None,
+    ) -> None:
+        chat = await self._chat(chat_id, tenant_id)
+        if principal is not None and chat.assigned_agent_id != principal.agent_id:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        if chat.state == "closed":
+            return
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(
+                kind="frame", frame=Typing(sender=sender, on=on, chat=chat.id), skip_conn=conn_id
+            ),
+        )
+
+    async def history(self, chat: Chat, after_seq: int) -> list[Msg]:
+        key = await self.keys.get(chat.id)
+        if key is None:
+            return []
+        frames: list[Msg] = []
+        while True:
+            batch = await self.store.messages_after(chat.id, after_seq)
+            for m in batch:
+                frames.append(
+                    Msg(
+                        seq=m.seq,
+                        sender=m.sender,
+                        text=open_text(key, chat.id, m.msg_id, m.body_sealed),
+                        ts=m.ts,
+                        id=m.msg_id,
+                        chat=chat.id,
+                        agent=await self.agent_name(m.sender_agent_id),
+                    )
+                )
+            if len(batch) < 1000:
+                return frames
+            after_seq = batch[-1].seq
+
+    async def agent_history(
+        self, principal: Principal, chat_id: str, after_seq: int, ip: str | None
+    ) -> list[Msg]:
+        chat = await self._chat(chat_id, principal.tenant_id)
+        if chat.assigned_agent_id != principal.agent_id:
+            _require(principal, Permission.TRANSCRIPT_READ, chat.tenant_id)
+            await self.auditor.record(
+                "transcript.opened",
+                tenant_id=chat.tenant_id,
+                actor=principal.agent_id,
+                target=chat.id,
+                ip=ip,
+            )
+        return await self.history(chat, after_seq)
+
+    # ------------------------------------------------------------------ agents
+
+    async def accept(self, principal: Principal, chat_id: str) -> Chat:
+        """Take a queued chat; supervisors may take over an active one (audited)."""
+        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
+        chat = await self._chat(chat_id, principal.tenant_id)
+        takeover = chat.state == "active" and chat.assigned_agent_id != principal.agent_id
+        if takeover:
+            _require(principal, Permission.CHAT_TAKEOVER, chat.tenant_id)
+        if chat.state == "active" and chat.assigned_agent_id == principal.agent_id:
+            return chat
+        updated = await self.store.assign_chat(
+            chat.id,
+            agent_id=principal.agent_id,
+            from_states=("active",) if takeover else ("queued",),
+            expected_agent_id=chat.assigned_agent_id,
+            check_agent=takeover,
+            now=self.clock(),
+        )
+        if updated is None:
+            raise ChatError("already_taken", "another agent took this chat")
+        if takeover:
+            await self.auditor.record(
+                "chat.takeover",
+                tenant_id=chat.tenant_id,
+                actor=principal.agent_id,
+                target=chat.id,
+                previous_agent=chat.assigned_agent_id,
+            )
+            await self._leave(chat, chat.assigned_agent_id)
+        await self._join(updated, principal.agent_id)
+        tenant = await self._tenant(chat.tenant_id)
+        key = await self.keys.get(chat.id)
+        await self._emit(
+            tenant,
+            "chat.assigned",
+            updated,
+            key,
+            {"agent_id": principal.agent_id, "takeover": takeover},
+        )
+        await self._publish_queue_changed(chat.tenant_id)
+        return updated
+
+    async def transfer(
+        self, principal: Principal, chat_id: str, *, to_agent: str | None, to_queue: str | None
+    ) -> Chat:
+        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
+        if (to_agent is None) == (to_queue is None):
+            raise ChatError("bad_transfer", "name exactly one of to_agent or to_queue")
+        chat = await self._chat(chat_id, principal.tenant_id)
+        may_override = principal.can(Permission.CHAT_TAKEOVER, chat.tenant_id)
+        if chat.state != "active" or (
+            chat.assigned_agent_id != principal.agent_id and not may_override
+        ):
+            raise ChatError("not_assigned", "only the assigned agent can transfer this chat")
+        if to_agent is not None:
+            target = await self.store.get_agent(to_agent)
+            if target is None or target.tenant_id != chat.tenant_id or target.disabled:
+                raise ChatError("unknown_agent", "no such agent")
+        updated = await self.store.assign_chat(
+            chat.id,
+            agent_id=to_agent,
+            queue=to_queue,
+            from_states=("active",),
+            expected_agent_id=chat.assigned_agent_id,
+            check_agent=True,
+            now=self.clock(),
+        )
+        if updated is None:
+            raise ChatError("conflict", "the chat changed meanwhile; try again")
+        await self._leave(chat, chat.assigned_agent_id, event="transferred")
+        if to_agent is not None:
+            await self._join(updated, to_agent)
+        tenant = await self._tenant(chat.tenant_id)
+        await self._emit(
+            tenant,
+            "chat.transferred",
+            updated,
+            await self.keys.get(chat.id),
+            {"from_agent": chat.assigned_agent_id, "to_agent": to_agent, "to_queue": to_queue},
+        )
+        await self.auditor.record(
+            "chat.transferred",
+            tenant_id=chat.tenant_id,
+            actor=principal.agent_id,
+            target=chat.id,
+            to_agent=to_agent,
+            to_queue=to_queue,
+        )
+        await self._publish_queue_changed(chat.tenant_id)
+        return updated
+
+    async def _join(self, chat: Chat, agent_id: str) -> None:
+        name = await self.agent_name(agent_id)
+        await self.bus.publish(
+            agent_topic(agent_id),
+            BusEvent(
+                kind="join_chat",
+                chat=chat.id,
+                frame=ChatEvent(chat=chat.id, event="assigned", agent=name),
+            ),
+        )
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(kind="frame", frame=ChatEvent(chat=chat.id, event="joined", agent=name)),
+        )
+
+    async def _leave(self, chat: Chat, agent_id: str | None, event: str = "left") -> None:
+        if agent_id is None:
+            return
+        name = await self.agent_name(agent_id)
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(kind="frame", frame=ChatEvent(chat=chat.id, event="left", agent=name)),
+        )
+        await self.bus.publish(
+            agent_topic(agent_id),
+            BusEvent(
+                kind="leave_chat",
+                chat=chat.id,
+                frame=ChatEvent(chat=chat.id, event="removed", agent=name, reason=event),
+            ),
+        )
+
+    async def close(
+        self,
+        chat_id: str,
+        tenant_id: str,
+        *,
+        by: Direction,
+        principal: Principal | None = None,
+        reason: str = "resolved",
+        csat: int | None = None,
+    ) -> Chat:
+        chat = await self._chat(chat_id, tenant_id)
+        if principal is not None:
+            _require(principal, Permission.CHAT_HANDLE, tenant_id)
+            if chat.assigned_agent_id != principal.agent_id and not principal.can(
+                Permission.CHAT_TAKEOVER, tenant_id
+            ):
+                raise ChatError("not_assigned", "only the assigned agent can close this chat")
+        if chat.state == "closed":
+            if by == "customer" and csat is not None and chat.csat is None:
+                chat.csat = csat
+                await self.store.update_chat(chat)
+            return chat
+        chat.state = "closed"
+        chat.closed_at = self.clock()
+        chat.close_reason = reason if by == "agent" else "customer_left"
+        if csat is not None:
+            chat.csat = csat
+        await self.store.update_chat(chat)
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(
+                kind="frame",
+                frame=ChatEvent(chat=chat.id, event="closed", reason=chat.close_reason),
+            ),
+        )
+        if chat.assigned_agent_id:
+            await self.bus.publish(
+                agent_topic(chat.assigned_agent_id), BusEvent(kind="leave_chat", chat=chat.id)
+            )
+        tenant = await self._tenant(tenant_id)
+        key = await self.keys.get(chat.id)
+        transcript = [
+            {"seq": m.seq, "sender": m.sender, "ts": m.ts, "text": m.text, "agent": m.agent}
+            for m in await self.history(chat, 0)
+        ]
+        queue_seconds = (chat.accepted_at - chat.created_at) if chat.accepted_at else None
+        await self._emit(
+            tenant,
+            "chat.closed",
+            chat,
+            key,
+            {
+                "transcript": transcript,
+                "csat": chat.csat,
+                "close_reason": chat.close_reason,
+                "queue_seconds": queue_seconds,
+                "agent_id": chat.assigned_agent_id,
+            },
+        )
+        await self._publish_queue_changed(tenant_id)
+        return chat
+
+    async def watch(
+        self, principal: Principal, chat_id: str, ip: str | None
+    ) -> tuple[Chat, list[Msg]]:
+        """Supervisor follows a chat; opening a transcript is an audited access."""
+        _require(principal, Permission.CHAT_WATCH, principal.tenant_id)
+        chat = await self._chat(chat_id, principal.tenant_id)
+        await self.auditor.record(
+            "transcript.opened",
+            tenant_id=chat.tenant_id,
+            actor=principal.agent_id,
+            target=chat.id,
+            ip=ip,
+            via="watch",
+        )
+        return chat, await self.history(chat, 0)
+
+    async def queue_snapshot(self, principal: Principal) -> QueueSnapshot:
+        chats = await self.store.list_chats(principal.tenant_id, states=("queued", "active"))
+        supervisor = principal.can(Permission.CHAT_WATCH, principal.tenant_id)
+        visible, mine = [], []
+        for chat in chats:
+            entry = QueueEntry(
+                chat=chat.id,
+                queue=chat.queue,
+                waiting_since=chat.created_at,
+                verified=chat.verified,
+                state=chat.state,
+                agent=await self.agent_name(chat.assigned_agent_id),
+                **await self._profile_summary(chat),
+            )
+            if chat.assigned_agent_id == principal.agent_id:
+                mine.append(entry)
+            elif chat.state == "queued" or supervisor:
+                visible.append(entry)
+        return QueueSnapshot(chats=visible, mine=mine)
+
+    async def _profile_summary(self, chat: Chat) -> dict[str, str | None]:
+        """Name and topic for the queue; the verified identity wins over the form."""
+        key = await self.keys.get(chat.id)
+        name = topic = None
+        if key is not None and chat.profile_sealed:
+            profile = open_json(key, chat.id, "profile", chat.profile_sealed)
+            name, topic = profile.get("name"), profile.get("topic")
+        if key is not None and chat.identity_sealed:
+            identity = open_json(key, chat.id, "identity", chat.identity_sealed)
+            name = identity.get("name") or identity.get("user_id")
+        return {"name": name, "topic": topic}
+
+    async def customer_of(self, chat: Chat) -> dict[str, Any] | None:
+        """Verified identity (or form data) of a chat, for agents and scoped plugins."""
+        key = await self.keys.get(chat.id)
+        if key is None:
+            return None
+        if chat.identity_sealed:
+            return {**open_json(key, chat.id, "identity", chat.identity_sealed), "verified": True}
+        if chat.profile_sealed:
+            return {**open_json(key, chat.id, "profile", chat.profile_sealed), "verified": False}
+        return None
+
+    # ------------------------------------------------------------------ plugins
+
+    async def _emit(
+        self, tenant: Tenant, event_type: str, chat: Chat, key: bytes | None, data: dict[str, Any]
+    ) -> None:
+        if key is None:
+            return
+        event = {"chat_id": chat.id, "occurred_at": self.clock(), **data}
+        customer = await self.customer_of(chat)
+        if customer is not None:
+            event["customer"] = customer
+        events = await self.plugin_events(tenant, event_type, event, key)
+        if events:
+            await self.store.enqueue_events(events)
+
+    # ------------------------------------------------------------------ erasure
+
+    async def erase(self, chat_id: str, *, actor: str, tenant_id: str | None = None) -> bool:
+        """Crypto-shred a chat (CLI, admin API, retention job)."""
+        chat = await self.store.get_chat(chat_id)
+        if chat is None or (tenant_id is not None and chat.tenant_id != tenant_id):
+            return False
+        erased = await self.store.erase_chat(chat_id)
+        self.keys.forget(chat_id)
+        if erased:
+            await self.auditor.record(
+                "chat.erased", tenant_id=chat.tenant_id, actor=actor, target=chat_id
+            )
+            await self.bus.publish(
+                chat_topic(chat_id),
+                BusEvent(
+                    kind="frame", frame=ChatEvent(chat=chat_id, event="closed", reason="erased")
+                ),
+            )
+        return erased
+
+
+def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:
+    if not principal.can(permission, tenant_id):
+        raise ChatError("forbidden", "your role does not allow this")
+
+
+def _profile_dict(profile: Profile | None) -> dict[str, str]:
+    if profile is None:
+        return {}
+    return {
+        k: v
+        for k, v in (("name", profile.name), ("email", profile.email), ("topic", profile.topic))
+        if v
+    }
+
+
+def agent_principal(agent: Agent) -> Principal:
+    from auth.roles import Role
+
+    return Principal(agent_id=agent.id, tenant_id=agent.tenant_id, role=Role(agent.role))

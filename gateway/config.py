@@ -1,0 +1,202 @@
+"""Configuration: one TOML file plus ``CIPHERDESK_*`` environment overrides.
+
+Zero configuration must run: every field has a default that works on a laptop (SQLite in
+the data dir, in-process bus, in-memory rate limits). Production sets a handful of keys
+(see README, "Configuration"). Unknown keys and wrong types are refused with a message
+that names the key, because a typo in a security setting must not be silently ignored.
+
+Environment overrides use ``CIPHERDESK_<SECTION>_<KEY>`` (e.g. ``CIPHERDESK_STORE_URL``,
+``CIPHERDESK_SERVER_PORT``); values are parsed as TOML scalars/arrays when they look like
+one. ``CIPHERDESK_DATA_DIR`` and ``CIPHERDESK_MASTER_KEY`` are also honoured.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Base URL browsers use to reach the gateway ("https://chat.example.com").
+    # Empty: http://<host>:<port>. It seeds the demo tenant's allowed origins.
+    public_url: str = ""
+    data_dir: str = "./data"
+    # Peers whose X-Forwarded-For is believed (CIDRs), e.g. ["127.0.0.1/32"] behind nginx.
+    trusted_proxies: list[str] = field(default_factory=list)
+    # Set when TLS terminates in front of the gateway: cookies get the Secure flag.
+    behind_tls: bool = False
+    # Frame-ancestors allowed to embed the console/admin pages ("'none'" by default).
+    frame_ancestors: str = "'none'"
+    # Seconds to wait for in-flight work on shutdown.
+    shutdown_timeout: float = 5.0
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    # "sqlite:///abs/path.db" or "postgresql://user@host/db"; empty = SQLite in data_dir.
+    url: str = ""
+
+
+@dataclass(slots=True)
+class BusConfig:
+    # "memory://" (one node) or "redis://host:6379/0" (several nodes).
+    url: str = "memory://"
+
+
+@dataclass(slots=True)
+class RateLimitConfig:
+    # "memory://" or "redis://..." (shared budgets across nodes).
+    url: str = "memory://"
+    # Scope overrides, e.g. {"messages_per_chat" = "30/10s"}; see gateway/ratelimit.py.
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebSocketConfig:
+    max_frame_bytes: int = 64 * 1024
+    max_text_chars: int = 4000
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 600.0
+    heartbeat: float = 30.0
+    # Frames queued for one slow client before it is disconnected (bounded memory).
+    send_queue: int = 256
+
+
+@dataclass(slots=True)
+class AuthConfig:
+    idle_timeout: float = 1800.0
+    absolute_lifetime: float = 12 * 3600.0
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    lock_after: int = 10
+    lock_duration: float = 900.0
+    free_failures: int = 3
+
+
+@dataclass(slots=True)
+class MetricsConfig:
+    enabled: bool = True
+    # When set, /metrics requires "Authorization: Bearer <token>"; otherwise loopback only.
+    token: str = ""
+
+
+@dataclass(slots=True)
+class RetentionConfig:
+    # Closed chats older than this are crypto-shredded by the retention job (0 = keep).
+    closed_chat_days: float = 90.0
+    interval_seconds: float = 3600.0
+
+
+@dataclass(slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    # Master key material (comma-separated base64 keys, newest first); normally from the
+    # environment or the key file in data_dir, never from the config file on disk.
+    master_key: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        host = self.server.host
+        shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host  # noqa: S104
+        return f"http://{shown}:{self.server.port}"
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'cipherdesk.db'}"
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Interpret an environment value as a TOML scalar/array when it parses as one."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    sections = {name for name in Config.__dataclass_fields__ if name != "master_key"}
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith("CIPHERDESK_"):
+            continue
+        rest = name[len("CIPHERDESK_") :].lower()
+        section, _, key = rest.partition("_")
+        if section in sections and key:
+            overrides.setdefault(section, {})[key] = _parse_env_value(raw)
+    if "CIPHERDESK_DATA_DIR" in environ:
+        overrides.setdefault("server", {})["data_dir"] = environ["CIPHERDESK_DATA_DIR"]
+    return overrides
+
+
+def _refuse_unknown_keys(data: dict[str, Any]) -> None:
+    sections = Config.__dataclass_fields__
+    for section, values in data.items():
+        if section not in sections or section == "master_key":
+            raise ConfigError(f"unknown config section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        known = sections[section].default_factory().__dataclass_fields__  # type: ignore[misc]
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown config key {section}.{key}")
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """Build the configuration: defaults ← file ← environment ← explicit overrides (CLI)."""
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        if "master_key" in data:
+            raise ConfigError(
+                "master_key must not be stored in the config file; "
+                "use CIPHERDESK_MASTER_KEY or the key file in the data dir"
+            )
+    for layer in (_env_overrides(environ), overrides or {}):
+        for section, values in layer.items():
+            data.setdefault(section, {}).update(values)
+    _refuse_unknown_keys(data)
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
+    if not 0 < config.server.port < 65536:
+        raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
+    return config

@@ -1,0 +1,262 @@
+"""One websocket connection speaking protocol v1: handshake, sealed frames, fan-in.
+
+:class:`SecureConnection` owns everything a connection needs regardless of who is on the
+other end (customer or agent):
+
+* the handshake (signed ``hello``, ``key``, channel keys) with a timeout;
+* opening inbound ``sealed`` frames through the strict replay window;
+* a *bounded* outbound queue drained by one writer task that seals in order. A client
+  that cannot keep up is disconnected (close 1008 "slow consumer") instead of making the
+  gateway buffer without limit;
+* bus subscriptions, cancelled when the connection ends;
+* mapping every failure to its documented close code — never a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from crypto.channel import Channel, ChannelError, EphemeralKey, KeyFormatError, ReplayError
+from crypto.encoding import EncodingError, b64decode, b64encode
+from crypto.identity import GatewayIdentity
+from gateway.bus.base import Bus, BusEvent, Subscription
+from gateway.config import WebSocketConfig
+from gateway.protocol import (
+    PROTOCOL_VERSION,
+    CloseCode,
+    Error,
+    FrameError,
+    Hello,
+    Key,
+    Outbound,
+    Sealed,
+    decode_plain,
+    encode,
+)
+
+log = structlog.get_logger("cipherdesk.ws")
+
+_CLOSE = object()  # sentinel in the outbound queue
+
+
+class ProtocolViolation(Exception):
+    """Ends the connection with ``code`` and a short, client-safe ``reason``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def new_websocket(cfg: WebSocketConfig) -> web.WebSocketResponse:
+    """A websocket response configured per the OWASP websocket cheat sheet:
+    no permessage-deflate (compression leaks lengths, CRIME-style), a maximum frame size
+    (aiohttp closes with 1009 above it), and a server heartbeat (off by default)."""
+    return web.WebSocketResponse(
+        compress=False,
+        max_msg_size=cfg.max_frame_bytes,
+        heartbeat=cfg.heartbeat or None,
+        autoping=True,
+    )
+
+
+class SecureConnection:
+    """The sealed channel over one aiohttp websocket plus its outbound queue."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        identity: GatewayIdentity,
+        cfg: WebSocketConfig,
+        bus: Bus,
+        kind: str,
+        on_close: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.conn_id = secrets.token_hex(8)
+        self.kind = kind
+        self._identity = identity
+        self._cfg = cfg
+        self._bus = bus
+        self._channel: Channel | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=cfg.send_queue)
+        self._writer: asyncio.Task[None] | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._closing = False
+        self._on_close = on_close
+        self.close_code: int | None = None
+
+    # ------------------------------------------------------------------ handshake
+
+    async def handshake(self, limits: dict[str, Any]) -> Key:
+        """Send the signed hello, wait for ``key``, derive the channel. Returns the key frame
+        (it may carry ``resume``)."""
+        sid = secrets.token_urlsafe(12)
+        ephemeral = EphemeralKey.generate()
+        hello = Hello(
+            v=PROTOCOL_VERSION,
+            sid=sid,
+            server_pk=ephemeral.public_b64,
+            sig=self._identity.sign_hello(sid, ephemeral.public_b64),
+            mode="inspect",
+            limits=limits,
+        )
+        await self.ws.send_frame(encode(hello), WSMsgType.TEXT)
+        data = await self._receive_text(self._cfg.handshake_timeout, "handshake timeout")
+        try:
+            frame = decode_plain(data)
+        except FrameError as exc:
+            raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+        if not isinstance(frame, Key):
+            raise ProtocolViolation(CloseCode.POLICY, "expected key frame")
+        try:
+            shared = ephemeral.shared_key(frame.client_pk)
+        except (KeyFormatError, EncodingError, ValueError):
+            raise ProtocolViolation(CloseCode.POLICY, "invalid client key") from None
+        self._channel = Channel.server(shared)
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return frame
+
+    async def _receive_text(self, wait: float, timeout_reason: str) -> str:
+        try:
+            msg = await self.ws.receive(timeout=wait)
+        except TimeoutError:
+            raise ProtocolViolation(
+                CloseCode.POLICY if "handshake" in timeout_reason else CloseCode.GOING_AWAY,
+                timeout_reason,
+            ) from None
+        if msg.type == WSMsgType.TEXT:
+            return msg.data
+        if msg.type == WSMsgType.BINARY:
+            raise ProtocolViolation(CloseCode.POLICY, "binary frames are not part of v1")
+        if msg.type == WSMsgType.ERROR and self.ws.close_code == CloseCode.TOO_BIG:
+            raise ProtocolViolation(CloseCode.TOO_BIG, "frame too big")
+        raise ConnectionClosed()
+
+    # ------------------------------------------------------------------ inbound
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Yield each inbound inner frame's plaintext (JSON bytes) until the peer leaves."""
+        assert self._channel is not None
+        while True:
+            try:
+                data = await self._receive_text(self._cfg.idle_timeout, "idle timeout")
+            except ConnectionClosed:
+                return
+            try:
+                frame = decode_plain(data)
+            except FrameError as exc:
+                raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+            if not isinstance(frame, Sealed):
+                raise ProtocolViolation(CloseCode.POLICY, "only sealed frames after handshake")
+            try:
+                ciphertext = b64decode(frame.c)
+                yield self._channel.open(frame.n, ciphertext)
+            except ReplayError:
+                raise ProtocolViolation(CloseCode.POLICY, "replayed or reordered frame") from None
+            except (ChannelError, EncodingError):
+                raise ProtocolViolation(CloseCode.POLICY, "frame failed authentication") from None
+
+    # ------------------------------------------------------------------ outbound
+
+    def send(self, frame: Outbound) -> bool:
+        """Queue a frame for sealing and sending; False (and a disconnect) if the client
+        is too slow to keep its queue below the bound."""
+        if self._closing:
+            return False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("slow_consumer", conn=self.conn_id, kind=self.kind)
+            self.abort(CloseCode.POLICY, "slow consumer")
+            return False
+        return True
+
+    def send_error(self, code: str, message: str, ref: str | None = None) -> None:
+        self.send(Error(code=code, message=message, ref=ref))
+
+    async def _write_loop(self) -> None:
+        assert self._channel is not None
+        channel, ws = self._channel, self.ws
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _CLOSE:
+                    return
+                counter, ciphertext = channel.seal(encode(item))
+                payload = b'{"t":"sealed","n":%d,"c":"%s"}' % (
+                    counter,
+                    b64encode(ciphertext).encode(),
+                )
+                await ws.send_frame(payload, WSMsgType.TEXT)
+        except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
+            return
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close soon from synchronous code (bus handlers, queue overflow)."""
+        if self._closing:
+            return
+        self._closing = True
+        asyncio.get_running_loop().create_task(self.close(code, reason, force=True))
+
+    async def close(self, code: int, reason: str, *, force: bool = False) -> None:
+        """Flush what is queued (unless forced), then close with ``code``."""
+        self._closing = True
+        if self.close_code is None:
+            self.close_code = code
+        for sub in self._subs.values():
+            sub.cancel()
+        self._subs.clear()
+        if self._writer is not None and not self._writer.done():
+            if force:
+                self._writer.cancel()
+            else:
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(_CLOSE)
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+                self._writer.cancel()
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+        if self._on_close is not None:
+            self._on_close(code)
+            self._on_close = None
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close before (or instead of) the handshake, with a plain error frame first."""
+        self._closing = True
+        self.close_code = code
+        with contextlib.suppress(Exception):
+            await self.ws.send_frame(encode(Error(code=str(code), message=reason)), WSMsgType.TEXT)
+            await self.ws.close(code=code, message=reason.encode()[:120])
+        if self._on_close is not None:
+            self._on_close(code)
+            self._on_close = None
+
+    # ------------------------------------------------------------------ bus
+
+    async def subscribe(self, topic: str, handler: Callable[[BusEvent], None]) -> None:
+        if topic not in self._subs and not self._closing:
+            self._subs[topic] = await self._bus.subscribe(topic, handler)
+
+    def unsubscribe(self, topic: str) -> None:
+        sub = self._subs.pop(topic, None)
+        if sub is not None:
+            sub.cancel()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the websocket (not an error)."""

@@ -1,0 +1,150 @@
+"""Unauthenticated HTTP surface and the middlewares every response goes through.
+
+* ``GET /.well-known/cipherdesk.json`` publishes the gateway's Ed25519 verify key so a
+  widget can pin it (``data-gateway-key``) and detect a key-swapping middlebox.
+* ``GET /healthz`` for load balancers; ``GET /metrics`` (Prometheus) only with the
+  configured bearer token, or from loopback when none is set.
+* Middlewares: security headers on every response, and JSON errors with a documented
+  ``code`` instead of aiohttp's HTML pages or a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.protocol import PROTOCOL_VERSION
+from gateway.services import SERVICES, Services
+
+log = structlog.get_logger("cipherdesk.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(web.HTTPException):
+    """An error a client can act on: HTTP status + stable ``code`` + human ``message``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.status_code = status
+        super().__init__(
+            text=web.json_response({"error": {"code": code, "message": message, **extra}}).text,
+            content_type="application/json",
+            headers=headers,
+        )
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api/", "/.well-known/")):
+            raise
+        code = _STATUS_CODES.get(exc.status, "error")
+        raise ApiError(exc.status, code, exc.reason or code) from None
+    except Exception:
+        log.exception("http_internal_error", path=request.path)
+        raise ApiError(500, "internal", "internal error") from None
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not isinstance(response, web.WebSocketResponse):
+        svc: Services | None = request.app.get(SERVICES)
+        ancestors = svc.config.server.frame_ancestors if svc else "'none'"
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            f"frame-ancestors {ancestors}",
+        )
+        if ancestors == "'none'":
+            headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def middlewares() -> list[Any]:
+    return [security_headers, json_errors]
+
+
+async def well_known(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    return web.json_response(
+        {
+            "protocol": PROTOCOL_VERSION,
+            "verify_key": svc.identity.verify_key_b64,
+            "key_id": svc.identity.key_id,
+            "modes": ["inspect"],
+            "endpoints": {"customer": "/ws/customer", "agent": "/ws/agent"},
+        },
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        version = await svc.store.schema_version()
+    except Exception:
+        return web.json_response({"ok": False}, status=503)
+    return web.json_response({"ok": True, "schema": version})
+
+
+def _metrics_allowed(request: web.Request, svc: Services) -> bool:
+    token = svc.config.metrics.token
+    if token:
+        presented = request.headers.get("Authorization", "")
+        return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    if not svc.config.metrics.enabled:
+        raise ApiError(404, "not_found", "metrics are disabled")
+    if not _metrics_allowed(request, svc):
+        raise ApiError(403, "forbidden", "metrics need the configured bearer token")
+    body, content_type = svc.metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/.well-known/cipherdesk.json", well_known)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

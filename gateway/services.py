@@ -1,0 +1,112 @@
+"""What request handlers share, and the lifecycle every websocket goes through.
+
+:class:`Services` is plain wiring (built once in :mod:`gateway.app`), not a god-object:
+each field is a component with its own job; handlers take what they need.
+:func:`serve_connection` is the one place where a websocket is admitted, counted,
+prepared, run, and mapped to its close code, so customer and agent endpoints cannot
+drift apart on hygiene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+
+from crypto.envelope import Keyring
+from crypto.identity import GatewayIdentity
+from gateway.audit import Auditor
+from gateway.bus.base import Bus
+from gateway.chats import ChatError, ChatService
+from gateway.clientip import ClientIPResolver
+from gateway.config import Config
+from gateway.connection import ProtocolViolation, SecureConnection, new_websocket
+from gateway.metrics import Metrics
+from gateway.protocol import CloseCode
+from gateway.sessions import SessionAuthenticator
+from gateway.store.base import Store
+from gateway.tenants import TenantDirectory
+
+if TYPE_CHECKING:
+    from gateway.guard import Guard
+    from gateway.logins import LoginService
+
+log = structlog.get_logger("cipherdesk.ws")
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    clock: Callable[[], float]
+    store: Store
+    bus: Bus
+    keyring: Keyring
+    identity: GatewayIdentity
+    tenants: TenantDirectory
+    chats: ChatService
+    sessions: SessionAuthenticator
+    auditor: Auditor
+    metrics: Metrics
+    guard: Guard
+    client_ip: ClientIPResolver
+    logins: LoginService
+    extras: dict[str, Any]
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("cipherdesk_services", Services)
+
+
+def peer_ip(request: web.Request, svc: Services) -> str:
+    peer = request.remote or ""
+    return svc.client_ip.resolve(peer, request.headers.get("X-Forwarded-For"))
+
+
+Admit = Callable[[SecureConnection, str], Awaitable[Any]]
+Body = Callable[[SecureConnection, Any, str], Awaitable[None]]
+
+
+async def serve_connection(
+    request: web.Request, svc: Services, kind: str, admit: Admit, body: Body
+) -> web.StreamResponse:
+    """Admit → handshake/run → close with the right code; never leak a traceback."""
+    ip = peer_ip(request, svc)
+    ws = new_websocket(svc.config.websocket)
+    release = None
+    conn = SecureConnection(
+        ws,
+        identity=svc.identity,
+        cfg=svc.config.websocket,
+        bus=svc.bus,
+        kind=kind,
+        on_close=lambda code: svc.metrics.ws_closed_total.labels(code=str(code)).inc(),
+    )
+    await ws.prepare(request)
+    try:
+        refusal = await svc.guard.admit_connection(kind, ip)
+        if refusal is not None:
+            await conn.refuse(*refusal)
+            return ws
+        release = svc.guard.connection_opened(kind, ip)
+        admitted = await admit(conn, ip)
+        if admitted is None:
+            return ws
+        with structlog.contextvars.bound_contextvars(conn=conn.conn_id, kind=kind):
+            await body(conn, admitted, ip)
+        await conn.close(CloseCode.NORMAL, "bye")
+    except ProtocolViolation as exc:
+        log.info("ws_violation", kind=kind, code=exc.code, reason=exc.reason)
+        await conn.close(exc.code, exc.reason, force=exc.code != CloseCode.NORMAL)
+    except ChatError as exc:
+        await conn.close(exc.close or CloseCode.POLICY, exc.message)
+    except Exception:
+        log.exception("ws_internal_error", kind=kind)
+        await conn.close(CloseCode.INTERNAL, "internal error", force=True)
+    finally:
+        if release is not None:
+            release()
+        if not conn.closing:
+            await conn.close(CloseCode.GOING_AWAY, "closing")
+    return ws

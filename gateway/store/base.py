@@ -1,0 +1,433 @@
+"""The storage contract every backend implements (SQLite embedded, PostgreSQL production).
+
+Why a protocol: the gateway, the plugin outbox and the CLI talk to *a* store; which engine
+sits behind it is configuration (``store = "sqlite:///..."`` or ``"postgresql://..."``).
+Both backends pass the same test-suite (``tests/gateway/store``).
+
+What the store never sees: plaintext chat content. Message bodies, outbox payloads, flag
+originals, TOTP secrets and plugin secrets arrive here already sealed (``bytes``); the
+layer above (``gateway/transcripts.py``, ``gateway/secrets.py``) owns the keys. A chat's
+data key is stored *wrapped* by the master key; deleting it (``erase_chat``) makes every
+sealed row of that chat unreadable — crypto-shredding.
+
+All timestamps are UNIX seconds as ``float`` supplied by the caller (injectable clocks);
+the store never reads the wall clock itself, except ``created`` defaults documented below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ChatState = Literal["queued", "active", "closed"]
+Sender = Literal["customer", "agent", "system"]
+OutboxState = Literal["pending", "delivered", "dead"]
+
+
+class StoreError(Exception):
+    """Base class of store failures the caller can act on."""
+
+
+class NotFound(StoreError):
+    """The addressed row does not exist (or was erased)."""
+
+
+class Conflict(StoreError):
+    """A uniqueness rule was violated (duplicate e-mail, tenant id, ...)."""
+
+
+@dataclass(slots=True)
+class Tenant:
+    id: str
+    name: str
+    allowed_origins: list[str] = field(default_factory=list)
+    # "off" | "optional" | "enforced" (widget identity verification, auth/identity.py)
+    identity_mode: str = "off"
+    # Identity HMAC secrets, sealed by the master key (gateway/secrets.py); newest first.
+    identity_secrets_sealed: bytes | None = None
+    # Free-form per-tenant settings (policy overrides, limits, allowed link domains...).
+    settings: dict[str, Any] = field(default_factory=dict)
+    frozen: bool = False
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Agent:
+    id: str
+    tenant_id: str
+    email: str  # stored case-folded/NFKC-normalised by the caller; unique install-wide
+    display_name: str
+    role: str  # "agent" | "supervisor" | "admin"
+    password_hash: str
+    totp_secret_sealed: bytes | None = None
+    totp_confirmed: bool = False
+    totp_last_step: int = 0  # highest TOTP time step accepted (replay protection)
+    disabled: bool = False
+    created_at: float = 0.0
+    password_changed_at: float = 0.0
+
+
+@dataclass(slots=True)
+class AgentSession:
+    token_hash: str  # SHA-256 hex of the bearer token; the token itself is never stored
+    agent_id: str
+    tenant_id: str
+    created_at: float
+    last_seen_at: float
+    revoked_at: float | None = None
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(slots=True)
+class LockoutRecord:
+    """Brute-force state of one key (``"acct:<email>"`` or ``"ip:<addr>"``)."""
+
+    key: str
+    failures: int = 0
+    last_failure_at: float = 0.0
+    locked_until: float = 0.0
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One append-only security event. ``details`` must never hold secrets or chat text."""
+
+    ts: float
+    action: str
+    tenant_id: str | None = None
+    actor: str | None = None  # agent id, "cli" or "system"
+    target: str | None = None
+    ip: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int = 0  # assigned by the store
+
+
+@dataclass(slots=True)
+class Chat:
+    id: str
+    tenant_id: str
+    state: ChatState
+    created_at: float
+    queue: str = "default"
+    assigned_agent_id: str | None = None
+    resume_token_hash: str = ""
+    # Verified widget identity ({"user_id", "name", "email"}), sealed with the chat key.
+    identity_sealed: bytes | None = None
+    verified: bool = False
+    # Pre-chat form (name, e-mail, topic), sealed with the chat key.
+    profile_sealed: bytes | None = None
+    last_seq: int = 0
+    closed_at: float | None = None
+    close_reason: str | None = None
+    csat: int | None = None
+    accepted_at: float | None = None  # first agent accept (queue time = accepted - created)
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    chat_id: str
+    seq: int
+    msg_id: str  # client-chosen UUID; unique per chat (de-duplication)
+    sender: Sender
+    ts: float
+    body_sealed: bytes
+    sender_agent_id: str | None = None
+    # Policy outcome metadata (action + finding kinds), no text: {"action": "mask", "kinds": [...]}
+    policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """What the caller hands to :meth:`Store.append_message`; the store assigns ``seq``."""
+
+    chat_id: str
+    msg_id: str
+    sender: Sender
+    ts: float
+    body_sealed: bytes
+    sender_agent_id: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AppendResult:
+    message: StoredMessage
+    duplicate: bool  # True when msg_id was already stored: nothing new was written
+
+
+@dataclass(slots=True)
+class OutboxEvent:
+    """An event for one plugin of one tenant, written in the same transaction as its cause."""
+
+    tenant_id: str
+    plugin: str
+    event_type: str
+    idempotency_key: str  # stable across retries; unique per (plugin, key)
+    payload_sealed: bytes  # sealed with the chat's data key when chat_id is set
+    chat_id: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    id: int  # monotonic: dispatch order per (plugin, chat) follows id
+    tenant_id: str
+    plugin: str
+    event_type: str
+    idempotency_key: str
+    payload_sealed: bytes
+    chat_id: str | None
+    created_at: float
+    state: OutboxState = "pending"
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    delivered_at: float | None = None
+
+
+@dataclass(slots=True)
+class PluginConfig:
+    tenant_id: str
+    plugin: str
+    enabled: bool
+    config: dict[str, Any] = field(default_factory=dict)  # non-secret settings
+    secrets_sealed: bytes | None = None  # secret settings, sealed by the master key
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class PolicyFlag:
+    """A message the policy flagged: supervisors may open the sealed original (audited)."""
+
+    chat_id: str
+    tenant_id: str
+    seq: int
+    kinds: list[str]
+    original_sealed: bytes  # sealed with the chat's data key
+    created_at: float
+    id: int = 0
+    reviewed_by: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistent state of one cipherdesk installation.
+
+    Every method is a coroutine and safe to call concurrently from many connections.
+    Methods that write several rows do so in one transaction.
+    """
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and apply pending migrations (idempotent, safe on every start)."""
+
+    async def close(self) -> None: ...
+
+    async def schema_version(self) -> int: ...
+
+    # -- tenants ----------------------------------------------------------------------
+    async def create_tenant(self, tenant: Tenant) -> None:
+        """Raises :class:`Conflict` when the id exists."""
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    async def list_tenants(self) -> list[Tenant]: ...
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        """Overwrite every mutable field. Raises :class:`NotFound`."""
+
+    # -- agents -----------------------------------------------------------------------
+    async def create_agent(self, agent: Agent) -> None:
+        """Raises :class:`Conflict` when the e-mail is taken."""
+
+    async def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    async def get_agent_by_email(self, email: str) -> Agent | None: ...
+
+    async def list_agents(self, tenant_id: str | None = None) -> list[Agent]: ...
+
+    async def update_agent(self, agent: Agent) -> None:
+        """Overwrite every mutable field. Raises :class:`NotFound`."""
+
+    async def advance_totp_step(self, agent_id: str, step: int) -> bool:
+        """Atomically raise ``totp_last_step`` to ``step`` if it is higher.
+
+        Returns False when ``step`` is not higher (the code was already used): this is the
+        race-free replay check for concurrent logins with the same code.
+        """
+
+    async def set_recovery_codes(self, agent_id: str, code_hashes: list[str]) -> None:
+        """Replace the agent's recovery codes (all unused)."""
+
+    async def use_recovery_code(self, agent_id: str, code_hash: str, now: float) -> bool:
+        """Atomically mark an unused code as used; False when unknown or already used."""
+
+    async def count_recovery_codes(self, agent_id: str) -> int:
+        """Number of unused codes left."""
+
+    # -- agent sessions ---------------------------------------------------------------
+    async def create_session(self, session: AgentSession) -> None: ...
+
+    async def get_session(self, token_hash: str) -> AgentSession | None: ...
+
+    async def touch_session(self, token_hash: str, now: float) -> None: ...
+
+    async def revoke_session(self, token_hash: str, now: float) -> bool:
+        """Returns False when the session was unknown or already revoked."""
+
+    async def revoke_agent_sessions(self, agent_id: str, now: float) -> list[str]:
+        """Revoke every live session of an agent; returns their token hashes."""
+
+    async def list_sessions(self, agent_id: str) -> list[AgentSession]: ...
+
+    # -- brute-force state ------------------------------------------------------------
+    async def get_lockout(self, key: str) -> LockoutRecord | None: ...
+
+    async def put_lockout(self, record: LockoutRecord) -> None: ...
+
+    async def clear_lockout(self, key: str) -> None: ...
+
+    # -- audit (append-only) ----------------------------------------------------------
+    async def append_audit(self, event: AuditEvent) -> int:
+        """Append and return the new event id. There is no update or delete."""
+
+    async def query_audit(
+        self,
+        *,
+        tenant_id: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Newest first; page with ``before_id`` = the last id of the previous page."""
+
+    # -- chats ------------------------------------------------------------------------
+    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
+        """Create a chat together with its wrapped data key (one transaction)."""
+
+    async def get_chat(self, chat_id: str) -> Chat | None: ...
+
+    async def get_chat_key(self, chat_id: str) -> bytes | None:
+        """The wrapped data key, or None once the chat was erased."""
+
+    async def update_chat(self, chat: Chat) -> None:
+        """Overwrite every mutable field. Raises :class:`NotFound`."""
+
+    async def assign_chat(
+        self,
+        chat_id: str,
+        *,
+        agent_id: str | None,
+        queue: str | None = None,
+        from_states: tuple[ChatState, ...] = ("queued",),
+        expected_agent_id: str | None = None,
+        check_agent: bool = False,
+        now: float,
+    ) -> Chat | None:
+        """Compare-and-set the chat's assignment; the race-free way to accept/transfer.
+
+        Succeeds only when the chat's state is in ``from_states`` (and, if
+        ``check_agent``, its current agent equals ``expected_agent_id``). On success the
+        chat becomes ``active`` assigned to ``agent_id`` (``accepted_at`` set if unset),
+        or ``queued`` in ``queue`` with no agent when ``agent_id`` is None, and the updated
+        chat is returned. Returns None when the condition did not hold (someone else won).
+        """
+
+    async def list_chats(
+        self,
+        tenant_id: str,
+        *,
+        states: tuple[ChatState, ...] = ("queued", "active"),
+        agent_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Chat]:
+        """Oldest first (queue order)."""
+
+    async def erase_chat(self, chat_id: str) -> bool:
+        """Crypto-shred: delete the chat's data key, messages, flags and pending outbox rows.
+
+        The chat row stays as a tombstone (state "closed", close_reason "erased") so audit
+        references resolve. Returns False when the chat does not exist.
+        """
+
+    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
+        """Ids of closed, not yet erased chats closed before ``cutoff`` (retention)."""
+
+    # -- messages ---------------------------------------------------------------------
+    async def append_message(
+        self, message: NewMessage, events: list[OutboxEvent] | None = None
+    ) -> AppendResult:
+        """Persist a message, assign the chat's next ``seq`` and enqueue outbox events.
+
+        One transaction: the message, ``chats.last_seq`` and the events land together or
+        not at all. If ``(chat_id, msg_id)`` exists, nothing is written and the stored
+        message is returned with ``duplicate=True``. Raises :class:`NotFound` for an
+        unknown or erased chat.
+        """
+
+    async def messages_after(
+        self, chat_id: str, after_seq: int, limit: int = 1000
+    ) -> list[StoredMessage]:
+        """Messages with ``seq > after_seq``, ascending."""
+
+    async def add_flag(self, flag: PolicyFlag) -> int: ...
+
+    async def list_flags(
+        self, tenant_id: str, *, unreviewed_only: bool = True
+    ) -> list[PolicyFlag]: ...
+
+    async def get_flag(self, flag_id: int) -> PolicyFlag | None: ...
+
+    async def mark_flag_reviewed(self, flag_id: int, reviewer: str) -> None: ...
+
+    # -- plugin outbox ----------------------------------------------------------------
+    async def enqueue_events(self, events: list[OutboxEvent]) -> None:
+        """Enqueue events that have no message (chat opened/closed...). Duplicate
+        ``(plugin, idempotency_key)`` pairs are ignored."""
+
+    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
+        """Pending items with ``next_attempt_at <= now``, by ascending id.
+
+        Only the *oldest* pending item of each (plugin, chat_id) is returned, so per-chat
+        order holds even while an earlier event is backing off.
+        """
+
+    async def mark_delivered(self, item_id: int, now: float) -> None: ...
+
+    async def reschedule_event(
+        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
+    ) -> None: ...
+
+    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None: ...
+
+    async def list_events(
+        self,
+        *,
+        tenant_id: str | None = None,
+        plugin: str | None = None,
+        state: OutboxState | None = None,
+        limit: int = 100,
+    ) -> list[OutboxItem]: ...
+
+    async def replay_dead(self, item_id: int, now: float) -> bool:
+        """Move a dead item back to pending (attempts reset). False if not dead."""
+
+    # -- plugin configuration -----------------------------------------------------------
+    async def put_plugin_config(self, config: PluginConfig) -> None: ...
+
+    async def get_plugin_config(self, tenant_id: str, plugin: str) -> PluginConfig | None: ...
+
+    async def list_plugin_configs(self, tenant_id: str | None = None) -> list[PluginConfig]: ...
+
+    # -- widget identity replay protection ------------------------------------------------
+    async def remember_nonce(
+        self, tenant_id: str, nonce: str, expires_at: float, now: float
+    ) -> bool:
+        """Record a nonce; False when it was already recorded and has not expired.
+
+        Expired nonces are purged opportunistically.
+        """

@@ -1,0 +1,160 @@
+"""``GET /ws/customer?tenant=<id>``: the widget's end of protocol v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.bus.base import BusEvent, chat_topic
+from gateway.chats import ChatError, OpenedChat
+from gateway.connection import ProtocolViolation, SecureConnection
+from gateway.protocol import (
+    CloseCode,
+    CustomerClose,
+    CustomerMsg,
+    CustomerTyping,
+    FrameError,
+    Key,
+    Msg,
+    Open,
+    Ping,
+    Pong,
+    Welcome,
+    decode_customer,
+)
+from gateway.services import SERVICES, Services, serve_connection
+
+log = structlog.get_logger("cipherdesk.ws.customer")
+
+
+class CustomerSession:
+    """One customer connection bound to at most one chat."""
+
+    def __init__(self, conn: SecureConnection, svc: Services, tenant_id: str, ip: str) -> None:
+        self.conn = conn
+        self.svc = svc
+        self.tenant_id = tenant_id
+        self.ip = ip
+        self.chat_id: str | None = None
+        self.last_seq = 0
+
+    def _on_event(self, event: BusEvent) -> None:
+        if event.kind != "frame" or event.frame is None or event.skip_conn == self.conn.conn_id:
+            return
+        if event.audience not in ("all", "customer"):
+            return
+        frame = event.frame
+        if isinstance(frame, Msg):
+            if frame.seq <= self.last_seq:
+                return  # already sent through history replay
+            self.last_seq = frame.seq
+        self.conn.send(frame)
+
+    async def _attach(self, opened: OpenedChat) -> None:
+        chat = opened.chat
+        self.chat_id = chat.id
+        # Subscribe before replaying so nothing published in between is missed; the
+        # seq check in _on_event drops what the replay already delivered.
+        await self.conn.subscribe(chat_topic(chat.id), self._on_event)
+        self.conn.send(
+            Welcome(
+                chat=chat.id,
+                token=opened.token,
+                state=chat.state,
+                last_seq=chat.last_seq,
+                verified=chat.verified,
+            )
+        )
+        for frame in opened.history:
+            if frame.seq > self.last_seq:
+                self.last_seq = frame.seq
+                self.conn.send(frame)
+
+    async def run(self, key: Key) -> None:
+        if key.resume is not None:
+            try:
+                opened = await self.svc.chats.resume_chat(
+                    self.tenant_id, key.resume.chat, key.resume.token, key.resume.last_seq
+                )
+                self.last_seq = key.resume.last_seq
+                await self._attach(opened)
+            except ChatError as exc:
+                self.conn.send_error(exc.code, exc.message)
+        async for raw in self.conn.frames():
+            try:
+                frame = decode_customer(raw)
+            except FrameError as exc:
+                raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+            await self.svc.guard.customer_frame(self.conn, self.tenant_id, self.ip, raw)
+            try:
+                await self._handle(frame)
+            except ChatError as exc:
+                if exc.close is not None:
+                    raise ProtocolViolation(exc.close, exc.message) from None
+                self.conn.send_error(exc.code, exc.message, getattr(frame, "id", None))
+
+    async def _handle(self, frame: Any) -> None:
+        chats = self.svc.chats
+        if isinstance(frame, Ping):
+            self.conn.send(Pong())
+            return
+        if isinstance(frame, Open):
+            if self.chat_id is not None:
+                raise ChatError("already_open", "this connection already has a chat")
+            opened = await chats.open_chat(
+                self.tenant_id,
+                queue=frame.queue,
+                identity_token=frame.identity,
+                profile=frame.profile,
+            )
+            await self._attach(opened)
+            return
+        if self.chat_id is None:
+            raise ChatError("no_chat", "send open (or key.resume) first")
+        if isinstance(frame, CustomerMsg):
+            if len(frame.text) > self.svc.config.websocket.max_text_chars:
+                raise ChatError("too_long", "message too long")
+            if not await self.svc.guard.customer_message(
+                self.conn, self.tenant_id, self.chat_id, self.ip, frame.id
+            ):
+                return
+            outcome = await chats.post_customer_message(
+                self.tenant_id, self.chat_id, frame.id, frame.text
+            )
+            if outcome.ack is not None:
+                self.conn.send(outcome.ack)
+            if outcome.notice is not None:
+                self.conn.send(outcome.notice)
+        elif isinstance(frame, CustomerTyping):
+            await chats.typing(
+                self.chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id
+            )
+        elif isinstance(frame, CustomerClose):
+            await chats.close(self.chat_id, self.tenant_id, by="customer", csat=frame.csat)
+
+
+async def customer_ws(request: web.Request) -> web.StreamResponse:
+    svc: Services = request.app[SERVICES]
+
+    async def admit(conn: SecureConnection, ip: str) -> str | None:
+        tenant_id = request.query.get("tenant", "")
+        tenant = await svc.tenants.get(tenant_id) if tenant_id else None
+        if tenant is None:
+            await conn.refuse(CloseCode.FORBIDDEN, "unknown tenant")
+            return None
+        if not svc.tenants.origin_allowed(tenant, request.headers.get("Origin")):
+            svc.metrics.connections_refused_total.labels(reason="origin").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, "origin not allowed")
+            return None
+        if tenant.frozen:
+            await conn.refuse(CloseCode.FORBIDDEN, "chat is temporarily unavailable")
+            return None
+        return tenant.id
+
+    async def body(conn: SecureConnection, tenant_id: str, ip: str) -> None:
+        key = await conn.handshake(svc.guard.advertised_limits())
+        await CustomerSession(conn, svc, tenant_id, ip).run(key)
+
+    return await serve_connection(request, svc, "customer", admit, body)

@@ -1,0 +1,43 @@
+"""Shared fixtures: real services (see tests/services.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services import PostgresServer, RedisServer, postgres_server, redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_service: RedisServer) -> str:
+    """URL of a real Redis; tests must namespace keys with ``redis_prefix``."""
+    return redis_service.url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"cdtest:{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres_service: PostgresServer) -> Iterator[str]:
+    """DSN of a fresh PostgreSQL database, dropped after the test."""
+    dsn = postgres_service.create_database()
+    try:
+        yield dsn
+    finally:
+        postgres_service.drop_database(dsn)
