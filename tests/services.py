@@ -44,7 +44,9 @@ def _unavailable(what: str) -> None:
     pytest.skip(message)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen | None, what: str, seconds: float = 20) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen | None, what: str, seconds: float = 20
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if port_open("127.0.0.1", port):
@@ -119,9 +121,23 @@ class PostgresServer:
 
     def _psql(self, sql: str) -> None:
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
-            check=True, capture_output=True,
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
         )
 
 
@@ -145,13 +161,28 @@ def start_throwaway_postgres() -> tuple[PostgresServer, subprocess.Popen, Path]:
     datadir = workdir / "data"
     subprocess.run(
         [*run_as, initdb, "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     port = free_port()
     proc = subprocess.Popen(
-        [*run_as, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(workdir), "-F", "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *run_as,
+            postgres,
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(workdir),
+            "-F",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _wait_for_port(port, proc, "PostgreSQL", seconds=30)
     time.sleep(0.3)

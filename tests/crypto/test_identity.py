@@ -1,0 +1,182 @@
+"""Gateway identity: hello signatures and the owner-only seed file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crypto.channel import EphemeralKey
+from crypto.encoding import EncodingError, b64decode, b64encode
+from crypto.identity import (
+    GatewayIdentity,
+    IdentityFileError,
+    hello_transcript,
+    verify_hello,
+)
+
+
+@pytest.fixture
+def identity() -> GatewayIdentity:
+    return GatewayIdentity.generate()
+
+
+@pytest.fixture
+def server_pk() -> str:
+    return EphemeralKey.generate().public_b64
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Run with umask 0, so only the explicit creation mode can keep a file private."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- transcript and signatures -----------------------------------------------------
+
+
+def test_transcript_bytes_are_exact() -> None:
+    assert hello_transcript("s-1", "PK==") == b"cipherdesk/v1/hello|s-1|PK=="
+    assert hello_transcript("\u00e9", "K") == "cipherdesk/v1/hello|\u00e9|K".encode()
+
+
+def test_sign_then_verify(identity: GatewayIdentity, server_pk: str) -> None:
+    sig = identity.sign_hello("sid-42", server_pk)
+    assert len(sig) == 88  # base64 of 64 bytes
+    assert verify_hello(identity.verify_key_b64, "sid-42", server_pk, sig) is True
+
+
+def test_verify_rejects_changed_sid_key_or_signer(
+    identity: GatewayIdentity, server_pk: str
+) -> None:
+    sig = identity.sign_hello("sid-42", server_pk)
+    other_pk = EphemeralKey.generate().public_b64
+    assert verify_hello(identity.verify_key_b64, "sid-43", server_pk, sig) is False
+    assert verify_hello(identity.verify_key_b64, "sid-42", other_pk, sig) is False
+    impostor = GatewayIdentity.generate().verify_key_b64
+    assert verify_hello(impostor, "sid-42", server_pk, sig) is False
+
+
+def test_verify_rejects_any_flipped_signature_byte(
+    identity: GatewayIdentity, server_pk: str
+) -> None:
+    raw = bytearray(b64decode(identity.sign_hello("s", server_pk)))
+    for index in range(len(raw)):
+        tampered = bytearray(raw)
+        tampered[index] ^= 0x01
+        assert verify_hello(identity.verify_key_b64, "s", server_pk, b64encode(tampered)) is False
+
+
+@pytest.mark.parametrize(
+    ("key", "sig"),
+    [
+        ("", "VALID"),
+        ("not base64", "VALID"),
+        (b64encode(bytes(31)), "VALID"),
+        ("KEY", ""),
+        ("KEY", "%%%"),
+        ("KEY", b64encode(bytes(63))),
+        ("KEY", b64encode(bytes(64))),
+        (None, "VALID"),
+        ("KEY", None),
+        (b"bytes", "VALID"),
+    ],
+)
+def test_verify_returns_false_on_garbage(
+    identity: GatewayIdentity, server_pk: str, key: object, sig: object
+) -> None:
+    valid = identity.sign_hello("s", server_pk)
+    key = identity.verify_key_b64 if key == "KEY" else key
+    sig = valid if sig == "VALID" else sig
+    assert verify_hello(key, "s", server_pk, sig) is False  # type: ignore[arg-type]
+
+
+def test_verify_returns_false_on_unencodable_sid(identity: GatewayIdentity, server_pk: str) -> None:
+    sig = identity.sign_hello("s", server_pk)
+    assert verify_hello(identity.verify_key_b64, "\ud800", server_pk, sig) is False
+
+
+def test_sign_refuses_a_server_pk_that_is_not_a_key(identity: GatewayIdentity) -> None:
+    with pytest.raises(EncodingError):
+        identity.sign_hello("s", "x|y")
+
+
+def test_key_id_is_a_short_blake2b_fingerprint(identity: GatewayIdentity) -> None:
+    expected = hashlib.blake2b(identity.verify_key_bytes, digest_size=8).hexdigest()
+    assert identity.key_id == expected
+    assert len(identity.key_id) == 16
+    assert GatewayIdentity.generate().key_id != identity.key_id
+
+
+def test_repr_shows_key_id_not_seed(identity: GatewayIdentity) -> None:
+    seed = bytes(identity._signing_key)
+    text = repr(identity)
+    assert identity.key_id in text
+    assert seed.hex() not in text and b64encode(seed) not in text
+
+
+def test_from_seed_requires_32_bytes() -> None:
+    with pytest.raises(ValueError):
+        GatewayIdentity.from_seed(bytes(31))
+
+
+# --- the seed file -----------------------------------------------------------------
+
+
+def test_load_or_create_writes_private_seed_and_reloads_it(
+    tmp_path: Path, open_umask: None
+) -> None:
+    path = tmp_path / "keys" / "nested" / "identity.key"
+    created = GatewayIdentity.load_or_create(path)
+    assert _mode(path) == 0o600  # even with umask 0
+    assert path.stat().st_size == 32
+    assert _mode(path.parent) == 0o700
+    reloaded = GatewayIdentity.load_or_create(path)
+    assert reloaded.verify_key_b64 == created.verify_key_b64
+    assert reloaded.key_id == created.key_id
+    assert os.listdir(path.parent) == ["identity.key"]  # no temporary files left behind
+
+
+def test_reloaded_identity_signs_verifiably(tmp_path: Path, server_pk: str) -> None:
+    path = tmp_path / "identity.key"
+    verify_key = GatewayIdentity.load_or_create(path).verify_key_b64
+    sig = GatewayIdentity.load_or_create(path).sign_hello("s", server_pk)
+    assert verify_hello(verify_key, "s", server_pk, sig)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_group_or_other_accessible_file_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "identity.key"
+    GatewayIdentity.load_or_create(path)
+    path.chmod(mode)
+    with pytest.raises(IdentityFileError, match="chmod 600"):
+        GatewayIdentity.load_or_create(path)
+
+
+def test_wrong_size_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "identity.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"x" * 31)
+    os.close(fd)
+    with pytest.raises(IdentityFileError, match="31 bytes"):
+        GatewayIdentity.load_or_create(path)
+    assert path.read_bytes() == b"x" * 31  # never overwritten
+
+
+def test_directory_in_place_of_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "identity.key"
+    path.mkdir(mode=0o700)
+    with pytest.raises(IdentityFileError):
+        GatewayIdentity.load_or_create(path)
