@@ -33,7 +33,7 @@ import nacl.exceptions
 import nacl.utils
 
 from crypto.encoding import EncodingError, b64decode, b64encode
-from crypto.identity import SecretFileError, read_or_create_secret_file, replace_secret_file
+from crypto.keyfile import SecretFileError, read_or_create_secret_file, replace_secret_file
 
 __all__ = [
     "DATA_KEY_SIZE",
