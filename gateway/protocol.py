@@ -29,7 +29,14 @@ B64Key = Annotated[str, Meta(min_length=44, max_length=44)]
 Text = Annotated[str, Meta(max_length=16_000)]
 ShortText = Annotated[str, Meta(max_length=200)]
 Seq = Annotated[int, Meta(ge=0, le=2**53)]
-Counter = Annotated[int, Meta(ge=1, le=2**64 - 1)]
+# The channel rejects counters past 2**64-1; JSON decoding caps at int64 (msgspec), which
+# a client would need 292 years at a billion frames per second to exhaust.
+Counter = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+
+
+class Frame(Struct, kw_only=True, omit_defaults=True):
+    """Base of every frame: fields equal to their default are omitted on the wire, so
+    a reader must treat a missing optional field as its documented default."""
 
 
 class FrameError(ValueError):
@@ -53,7 +60,7 @@ class CloseCode:
 # --------------------------------------------------------------------------- plain frames
 
 
-class Hello(Struct, tag_field="t", tag="hello", kw_only=True):
+class Hello(Frame, tag_field="t", tag="hello"):
     v: int
     sid: str
     server_pk: str
@@ -62,24 +69,24 @@ class Hello(Struct, tag_field="t", tag="hello", kw_only=True):
     limits: dict[str, Any]
 
 
-class Resume(Struct, kw_only=True):
+class Resume(Frame):
     chat: Id
     token: Annotated[str, Meta(min_length=16, max_length=128)]
     last_seq: Seq = 0
 
 
-class Key(Struct, tag_field="t", tag="key", kw_only=True):
+class Key(Frame, tag_field="t", tag="key"):
     client_pk: B64Key
     resume: Resume | None = None
 
 
-class Error(Struct, tag_field="t", tag="error", kw_only=True):
+class Error(Frame, tag_field="t", tag="error"):
     code: str
     message: str
     ref: str | None = None  # the client frame id this error refers to, if any
 
 
-class Sealed(Struct, tag_field="t", tag="sealed", kw_only=True):
+class Sealed(Frame, tag_field="t", tag="sealed"):
     n: Counter
     c: Annotated[str, Meta(min_length=24)]
 
@@ -89,7 +96,7 @@ PlainInbound = Key | Sealed
 # ------------------------------------------------------------------- client → server (inner)
 
 
-class Profile(Struct, kw_only=True, forbid_unknown_fields=True):
+class Profile(Frame, forbid_unknown_fields=True):
     """Optional pre-chat form from the widget."""
 
     name: ShortText | None = None
@@ -97,7 +104,7 @@ class Profile(Struct, kw_only=True, forbid_unknown_fields=True):
     topic: ShortText | None = None
 
 
-class Open(Struct, tag_field="t", tag="open", kw_only=True):
+class Open(Frame, tag_field="t", tag="open"):
     """Customer: start a new chat (first frame after the handshake unless resuming)."""
 
     identity: Annotated[str, Meta(max_length=4096)] | None = None  # signed widget identity
@@ -105,42 +112,42 @@ class Open(Struct, tag_field="t", tag="open", kw_only=True):
     queue: Id = "default"
 
 
-class CustomerMsg(Struct, tag_field="t", tag="msg", kw_only=True):
+class CustomerMsg(Frame, tag_field="t", tag="msg"):
     id: Id
     text: Text
 
 
-class CustomerTyping(Struct, tag_field="t", tag="typing", kw_only=True):
+class CustomerTyping(Frame, tag_field="t", tag="typing"):
     on: bool = True
 
 
-class CustomerClose(Struct, tag_field="t", tag="close", kw_only=True):
+class CustomerClose(Frame, tag_field="t", tag="close"):
     csat: Annotated[int, Meta(ge=1, le=5)] | None = None
 
 
-class Ping(Struct, tag_field="t", tag="ping", kw_only=True):
+class Ping(Frame, tag_field="t", tag="ping"):
     """Application-level keepalive; answered with ``pong`` (sealed)."""
 
 
 CustomerInbound = Open | CustomerMsg | CustomerTyping | CustomerClose | Ping
 
 
-class AgentMsg(Struct, tag_field="t", tag="msg", kw_only=True):
+class AgentMsg(Frame, tag_field="t", tag="msg"):
     chat: Id
     id: Id
     text: Text
 
 
-class AgentTyping(Struct, tag_field="t", tag="typing", kw_only=True):
+class AgentTyping(Frame, tag_field="t", tag="typing"):
     chat: Id
     on: bool = True
 
 
-class Accept(Struct, tag_field="t", tag="accept", kw_only=True):
+class Accept(Frame, tag_field="t", tag="accept"):
     chat: Id
 
 
-class Transfer(Struct, tag_field="t", tag="transfer", kw_only=True):
+class Transfer(Frame, tag_field="t", tag="transfer"):
     """Hand a chat to another agent (``to_agent``) or back to a queue (``to_queue``)."""
 
     chat: Id
@@ -148,26 +155,26 @@ class Transfer(Struct, tag_field="t", tag="transfer", kw_only=True):
     to_queue: Id | None = None
 
 
-class AgentClose(Struct, tag_field="t", tag="close", kw_only=True):
+class AgentClose(Frame, tag_field="t", tag="close"):
     chat: Id
     reason: ShortText = "resolved"
 
 
-class Watch(Struct, tag_field="t", tag="watch", kw_only=True):
+class Watch(Frame, tag_field="t", tag="watch"):
     """Supervisor: follow a chat without taking it (audited as a transcript access)."""
 
     chat: Id
 
 
-class Unwatch(Struct, tag_field="t", tag="unwatch", kw_only=True):
+class Unwatch(Frame, tag_field="t", tag="unwatch"):
     chat: Id
 
 
-class QueueRequest(Struct, tag_field="t", tag="queue", kw_only=True):
+class QueueRequest(Frame, tag_field="t", tag="queue"):
     """Ask for a fresh queue snapshot."""
 
 
-class History(Struct, tag_field="t", tag="history", kw_only=True):
+class History(Frame, tag_field="t", tag="history"):
     chat: Id
     after_seq: Seq = 0
 
@@ -188,7 +195,7 @@ AgentInbound = (
 # ------------------------------------------------------------------- server → client (inner)
 
 
-class Welcome(Struct, tag_field="t", tag="welcome", kw_only=True):
+class Welcome(Frame, tag_field="t", tag="welcome"):
     chat: str
     token: str | None  # resume token; only sent when the chat is created
     state: str
@@ -196,7 +203,7 @@ class Welcome(Struct, tag_field="t", tag="welcome", kw_only=True):
     verified: bool = False
 
 
-class Ready(Struct, tag_field="t", tag="ready", kw_only=True):
+class Ready(Frame, tag_field="t", tag="ready"):
     """Agent: the session is established; who you are."""
 
     agent: str
@@ -205,13 +212,13 @@ class Ready(Struct, tag_field="t", tag="ready", kw_only=True):
     tenant: str
 
 
-class Ack(Struct, tag_field="t", tag="ack", kw_only=True):
+class Ack(Frame, tag_field="t", tag="ack"):
     id: str
     seq: int
     chat: str | None = None
 
 
-class Msg(Struct, tag_field="t", tag="msg", kw_only=True):
+class Msg(Frame, tag_field="t", tag="msg"):
     seq: int
     sender: Literal["agent", "customer", "system"] = msgspec.field(name="from")
     text: str
@@ -221,7 +228,7 @@ class Msg(Struct, tag_field="t", tag="msg", kw_only=True):
     agent: str | None = None  # display name of the sending agent
 
 
-class Notice(Struct, tag_field="t", tag="notice", kw_only=True):
+class Notice(Frame, tag_field="t", tag="notice"):
     id: str | None
     action: Literal["masked", "blocked", "flagged", "limited"]
     kinds: list[str]
@@ -230,13 +237,13 @@ class Notice(Struct, tag_field="t", tag="notice", kw_only=True):
     retry_after: float | None = None
 
 
-class Typing(Struct, tag_field="t", tag="typing", kw_only=True):
+class Typing(Frame, tag_field="t", tag="typing"):
     sender: Literal["agent", "customer"] = msgspec.field(name="from")
     on: bool
     chat: str | None = None
 
 
-class ChatEvent(Struct, tag_field="t", tag="chat", kw_only=True):
+class ChatEvent(Frame, tag_field="t", tag="chat"):
     """Something happened to a chat: ``joined``/``left`` (agents), ``transferred``,
     ``closed``, ``assigned`` (to you), ``removed`` (no longer yours)."""
 
@@ -246,7 +253,7 @@ class ChatEvent(Struct, tag_field="t", tag="chat", kw_only=True):
     reason: str | None = None
 
 
-class QueueEntry(Struct, kw_only=True):
+class QueueEntry(Frame):
     chat: str
     queue: str
     waiting_since: float
@@ -257,12 +264,12 @@ class QueueEntry(Struct, kw_only=True):
     topic: str | None = None
 
 
-class QueueSnapshot(Struct, tag_field="t", tag="queue", kw_only=True):
+class QueueSnapshot(Frame, tag_field="t", tag="queue"):
     chats: list[QueueEntry]
     mine: list[QueueEntry]
 
 
-class Flag(Struct, tag_field="t", tag="flag", kw_only=True):
+class Flag(Frame, tag_field="t", tag="flag"):
     """Supervisors: a flagged message (original text is fetched via the audited API)."""
 
     chat: str
@@ -271,7 +278,7 @@ class Flag(Struct, tag_field="t", tag="flag", kw_only=True):
     kinds: list[str]
 
 
-class Pong(Struct, tag_field="t", tag="pong", kw_only=True):
+class Pong(Frame, tag_field="t", tag="pong"):
     pass
 
 
