@@ -8,7 +8,6 @@ the demo tenant exists, and starts background workers (plugin outbox, retention)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,8 +28,10 @@ from gateway.config import Config
 from gateway.guard import Guard
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
+from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.retention import RetentionJob
 from gateway.services import SERVICES, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
@@ -38,6 +39,8 @@ from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origi
 from gateway.transcripts import ChatKeys
 from gateway.ws_agent import agent_ws
 from gateway.ws_customer import customer_ws
+from plugins.outbox import Dispatcher
+from plugins.registry import default_registry
 
 log = structlog.get_logger("cipherdesk.app")
 
@@ -84,6 +87,7 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     def count_policy(direction: str, action: str) -> None:
         metrics.messages_total.labels(direction=direction, action=action).inc()
 
+    plugin_host = PluginHost(store, keyring, keys, default_registry(), clock)
     chats = ChatService(
         store=store,
         bus=bus,
@@ -93,7 +97,16 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
         auditor=auditor,
         clock=clock,
         on_policy=count_policy,
+        plugins=plugin_host,
     )
+
+    def count_delivery(plugin: str, result: Any) -> None:
+        metrics.plugin_deliveries_total.labels(plugin=plugin, result=result.outcome).inc()
+
+    dispatcher = Dispatcher(
+        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery
+    )
+    retention = RetentionJob(store, chats, config.retention, clock)
     logins = LoginService(
         store=store,
         config=config,
@@ -125,6 +138,11 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
             "console_origin_allowed": lambda origin: normalize_origin(origin or "") in origins,
             "policies": policies,
             "keys": keys,
+            "plugins": plugin_host,
+            "dispatcher": dispatcher,
+            "retention": retention,
+            "workers": [dispatcher, retention],
+            "closers": [plugin_host.aclose],
         },
     )
     await ensure_demo_tenant(store, origins, clock())
@@ -144,7 +162,11 @@ async def close_services(svc: Services) -> None:
 
 
 def create_app(
-    config: Config, *, clock: Callable[[], float] = time.time, services: Services | None = None
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    services: Services | None = None,
+    with_workers: bool = True,
 ) -> web.Application:
     """The application. Services are built on startup (inside the running loop)."""
     app = web.Application(client_max_size=256 * 1024, middlewares=http_public.middlewares())
@@ -152,7 +174,9 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         svc = services or await build_services(config, clock)
         app[SERVICES] = svc
-        workers = _start_workers(svc)
+        workers = svc.extras.get("workers", []) if with_workers else []
+        for worker in workers:
+            await worker.start()
         log.info(
             "gateway_started",
             base_url=config.base_url,
@@ -161,11 +185,9 @@ def create_app(
             key_id=svc.identity.key_id,
         )
         yield
-        for task in workers:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.stop()
         if services is None:
             await close_services(svc)
 
@@ -182,8 +204,3 @@ def _setup_optional_routes(app: web.Application) -> None:
     from gateway import http_api
 
     http_api.setup_routes(app)
-
-
-def _start_workers(svc: Services) -> list[asyncio.Task[Any]]:
-    starters = svc.extras.get("workers", [])
-    return [asyncio.get_running_loop().create_task(start()) for start in starters]

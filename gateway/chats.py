@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from auth.roles import Permission, Principal
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.protocol import (
     Ack,
@@ -39,14 +40,22 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
-from gateway.store.base import Agent, Chat, NewMessage, OutboxEvent, PolicyFlag, Store, Tenant
+from gateway.store.base import (
+    Agent,
+    Chat,
+    NewMessage,
+    OutboxEvent,
+    PolicyFlag,
+    Store,
+    StoredMessage,
+    Tenant,
+)
 from gateway.tenants import TenantDirectory
 from gateway.transcripts import ChatKeys, open_json, open_text, seal_json, seal_text
 
 log = structlog.get_logger("cipherdesk.chats")
 
 Direction = Literal["customer", "agent"]
-EventSink = Callable[[Tenant, str, dict[str, Any], bytes | None], Awaitable[list[OutboxEvent]]]
 
 NOTICE_ACTION = {"mask": "masked", "block": "blocked", "flag": "flagged"}
 
@@ -76,12 +85,6 @@ class OpenedChat:
     history: list[Msg] = field(default_factory=list)
 
 
-async def _no_plugin_events(
-    tenant: Tenant, event_type: str, event: dict[str, Any], key: bytes | None
-) -> list[OutboxEvent]:
-    return []
-
-
 class ChatService:
     """The rules of a conversation; see the module docstring."""
 
@@ -95,7 +98,7 @@ class ChatService:
         policies: PolicyRegistry,
         auditor: Auditor,
         clock: Callable[[], float],
-        plugin_events: EventSink = _no_plugin_events,
+        plugins: PluginHost | None = None,
         on_policy: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
@@ -105,7 +108,7 @@ class ChatService:
         self.policies = policies
         self.auditor = auditor
         self.clock = clock
-        self.plugin_events = plugin_events
+        self.plugins = plugins
         self._on_policy = on_policy or (lambda direction, action: None)
         self._agent_names: dict[str, str] = {}
 
@@ -181,7 +184,9 @@ class ChatService:
             chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
         await self.store.create_chat(chat, wrapped)
         self.keys.remember(chat_id, key)
-        await self._emit(tenant, "chat.opened", chat, key, {"queue": queue})
+        await self._emit(
+            tenant, "chat.opened", chat, key, {"queue": queue, "verified": chat.verified}
+        )
         await self._publish_queue_changed(tenant.id)
         return OpenedChat(chat=chat, token=token)
 
@@ -271,18 +276,8 @@ class ChatService:
             raise ChatError("not_found", "no such chat")
         now = self.clock()
         policy_meta = {"action": decision.action, "kinds": list(decision.kinds)}
-        events = await self.plugin_events(
-            tenant,
-            "chat.message",
-            {
-                "chat_id": chat.id,
-                "sender": sender,
-                "text": decision.text,
-                "msg_id": msg_id,
-                "occurred_at": now,
-                "policy": policy_meta,
-            },
-            key,
+        builder = await self._message_events(
+            tenant, chat, key, sender, msg_id, now, decision.text, policy_meta
         )
         result = await self.store.append_message(
             NewMessage(
@@ -294,7 +289,7 @@ class ChatService:
                 sender_agent_id=agent,
                 policy=policy_meta,
             ),
-            events,
+            builder,
         )
         stored = result.message
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
@@ -334,7 +329,9 @@ class ChatService:
                 frame=Flag(chat=chat.id, seq=seq, flag_id=flag_id, kinds=kinds),
             ),
         )
-        await self._emit(tenant, "policy.flag", chat, key, {"seq": seq, "kinds": kinds})
+        await self._emit(
+            tenant, "policy.flag", chat, key, {"seq": seq, "kinds": kinds, "action": "flag"}
+        )
 
     async def flag_original(
         self, principal: Principal, flag_id: int, ip: str | None
@@ -463,7 +460,11 @@ class ChatService:
             "chat.assigned",
             updated,
             key,
-            {"agent_id": principal.agent_id, "takeover": takeover},
+            {
+                "agent_id": principal.agent_id,
+                "agent_name": await self.agent_name(principal.agent_id),
+                "queue_seconds": (updated.accepted_at or self.clock()) - updated.created_at,
+            },
         )
         await self._publish_queue_changed(chat.tenant_id)
         return updated
@@ -504,7 +505,11 @@ class ChatService:
             "chat.transferred",
             updated,
             await self.keys.get(chat.id),
-            {"from_agent": chat.assigned_agent_id, "to_agent": to_agent, "to_queue": to_queue},
+            {
+                "from_agent_id": chat.assigned_agent_id,
+                "to_agent_id": to_agent,
+                "to_queue": to_queue,
+            },
         )
         await self.auditor.record(
             "chat.transferred",
@@ -672,18 +677,64 @@ class ChatService:
 
     # ------------------------------------------------------------------ plugins
 
+    async def _customer_for_plugins(self, chat: Chat) -> dict[str, Any] | None:
+        customer = await self.customer_of(chat)
+        if customer is None:
+            return None
+        return {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
+
+    async def _message_events(
+        self,
+        tenant: Tenant,
+        chat: Chat,
+        key: bytes,
+        sender: str,
+        msg_id: str,
+        now: float,
+        text: str,
+        policy_meta: dict[str, Any],
+    ) -> EventBuilder | None:
+        """Outbox rows for a message are built inside the store transaction, once the
+        message's ``seq`` is known (the builder runs there)."""
+        if self.plugins is None:
+            return None
+        targets = await self.plugins.targets(tenant, "chat.message")
+        if not targets:
+            return None
+        base = {
+            "chat_id": chat.id,
+            "occurred_at": now,
+            "sender": sender,
+            "text": text,
+            "policy_action": None if policy_meta["action"] == "allow" else policy_meta["action"],
+            "policy_kinds": policy_meta["kinds"],
+            "customer": await self._customer_for_plugins(chat),
+        }
+        host = self.plugins
+
+        def build(stored: StoredMessage) -> list[OutboxEvent]:
+            return host.build(
+                targets, tenant, "chat.message", {**base, "seq": stored.seq}, key, event_key=msg_id
+            )
+
+        return build
+
     async def _emit(
         self, tenant: Tenant, event_type: str, chat: Chat, key: bytes | None, data: dict[str, Any]
     ) -> None:
-        if key is None:
+        """Enqueue a chat event for the tenant's plugins that declared its scope."""
+        if key is None or self.plugins is None:
             return
-        event = {"chat_id": chat.id, "occurred_at": self.clock(), **data}
-        customer = await self.customer_of(chat)
-        if customer is not None:
-            event["customer"] = customer
-        events = await self.plugin_events(tenant, event_type, event, key)
-        if events:
-            await self.store.enqueue_events(events)
+        targets = await self.plugins.targets(tenant, event_type)
+        if not targets:
+            return
+        event = {
+            "chat_id": chat.id,
+            "occurred_at": self.clock(),
+            "customer": await self._customer_for_plugins(chat),
+            **data,
+        }
+        await self.store.enqueue_events(self.plugins.build(targets, tenant, event_type, event, key))
 
     # ------------------------------------------------------------------ erasure
 

@@ -1,0 +1,68 @@
+"""Plaintext and secrets never reach logs (DESIGN.md, Conventions)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from gateway.logs import REDACTED, configure_logging
+
+CARD = "4111 1111 1111 1111"
+TOKEN = "kF3b9Qz0X7wq2LmN8pR5sT1uV4yA6cD0eG2hJ4kL6nP8"
+
+
+def _capture() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    return stream
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_content_and_secret_keys_are_redacted_at_any_depth() -> None:
+    stream = _capture()
+    structlog.get_logger("t").info(
+        "frame", text=f"my card {CARD}", password="hunter2hunter2", otp="123456",
+        nested={"body": "secret body", "ok": "visible", "deeper": {"token": TOKEN}},
+        cookie="cd_session=abc",
+    )
+    (line,) = _lines(stream)
+    raw = stream.getvalue()
+    for secret in (CARD, "hunter2hunter2", "123456", "secret body", TOKEN, "cd_session=abc"):
+        assert secret not in raw
+    assert line["text"] == REDACTED
+    assert line["nested"]["ok"] == "visible"
+    assert line["nested"]["deeper"]["token"] == REDACTED
+
+
+def test_free_text_values_lose_long_digit_runs_and_token_like_strings() -> None:
+    stream = _capture()
+    structlog.get_logger("t").warning(
+        "weird", reason=f"could not parse {CARD} near {TOKEN}", chat="5f1c2a9e")
+    raw = stream.getvalue()
+    assert CARD not in raw and TOKEN not in raw
+    assert _lines(stream)[0]["chat"] == "5f1c2a9e"  # short ids stay useful
+
+
+def test_exception_text_quoting_a_frame_is_scrubbed() -> None:
+    stream = _capture()
+    try:
+        raise ValueError(f"bad frame {{'text': 'card {CARD}'}}")
+    except ValueError:
+        structlog.get_logger("t").exception("handler_failed")
+    raw = stream.getvalue()
+    assert CARD not in raw
+    assert "handler_failed" in raw
+
+
+def test_stdlib_loggers_are_scrubbed_too() -> None:
+    stream = _capture()
+    logging.getLogger("aiohttp.server").error("Error handling request %s", f"text={CARD}")
+    raw = stream.getvalue()
+    assert raw, "stdlib record must be emitted"
+    assert CARD not in raw
