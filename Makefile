@@ -17,8 +17,9 @@ $(VENV)/.run-stamp: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
+$(VENV)/.dev-stamp: pyproject.toml plugins/examples/ticketbox/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e plugins/examples/ticketbox
 	touch $@
 
 # The widget and console use tweetnacl from npm (pinned in package-lock.json).

@@ -106,6 +106,7 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     dispatcher = Dispatcher(
         store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery
     )
+    plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(store, chats, config.retention, clock)
     logins = LoginService(
         store=store,

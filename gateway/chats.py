@@ -292,6 +292,8 @@ class ChatService:
             builder,
         )
         stored = result.message
+        if builder is not None and self.plugins is not None and not result.duplicate:
+            self.plugins.enqueued()
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
         if result.duplicate:
             return PostOutcome(ack=ack, notice=None, duplicate=True)
@@ -735,6 +737,7 @@ class ChatService:
             **data,
         }
         await self.store.enqueue_events(self.plugins.build(targets, tenant, event_type, event, key))
+        self.plugins.enqueued()
 
     # ------------------------------------------------------------------ erasure
 

@@ -71,6 +71,7 @@ class PluginHost:
         self._configs: dict[str, tuple[float, list[PluginConfig]]] = {}
         self._instances: dict[tuple[str, str], tuple[float, Any]] = {}
         self._http: aiohttp.ClientSession | None = None
+        self.on_enqueued: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ enqueueing
 
@@ -84,14 +85,19 @@ class PluginHost:
         return configs
 
     async def targets(self, tenant: Tenant, event_type: str) -> list[Target]:
+        """Enabled plugins of the tenant that want ``event_type``, judged by the plugin
+        *instance's* info (a plugin may narrow its scopes per tenant configuration)."""
         found = []
         for config in await self._enabled(tenant.id):
-            if config.plugin not in self.registry:
-                continue
-            info = self.registry.info(config.plugin)
-            if wants(info, event_type):
-                found.append(Target(config.plugin, info))
+            instance = await self._instance(config)
+            if instance is not None and wants(instance.info, event_type):
+                found.append(Target(config.plugin, instance.info))
         return found
+
+    def enqueued(self) -> None:
+        """Wake the dispatcher after rows were committed (set by the app)."""
+        if self.on_enqueued is not None:
+            self.on_enqueued()
 
     def build(
         self,
@@ -147,8 +153,16 @@ class PluginHost:
     # ------------------------------------------------------------------ instances
 
     async def plugin_for(self, tenant_id: str, name: str) -> Any | None:
+        """The live instance for the dispatcher (config read fresh: a disabled plugin
+        stops receiving at once)."""
         config = await self.store.get_plugin_config(tenant_id, name)
-        if config is None or not config.enabled or name not in self.registry:
+        if config is None or not config.enabled:
+            return None
+        return await self._instance(config)
+
+    async def _instance(self, config: PluginConfig) -> Any | None:
+        tenant_id, name = config.tenant_id, config.plugin
+        if name not in self.registry:
             return None
         cached = self._instances.get((tenant_id, name))
         if cached is not None and cached[0] == config.updated_at:
