@@ -1,0 +1,44 @@
+"""Personal-data detectors, one module per family, all behind the ``Detector`` protocol."""
+
+from __future__ import annotations
+
+from .bank_account import BankAccountDetector
+from .base import Detector, Hit, ScanContext
+from .card import CardDetector, is_card_number
+from .cn_id import CnIdDetector, is_cn_id
+from .email import EmailDetector
+from .iban import IbanDetector
+from .phone import PhoneDetector
+from .secrets import SecretsDetector
+
+
+def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detector, ...]:
+    """The built-in detectors in priority order: when two claim the same characters, the one
+    listed first wins (an 18-digit number that is a valid ID is not also reported as a card).
+    """
+    return (
+        SecretsDetector(),
+        CnIdDetector(),
+        CardDetector(),
+        IbanDetector(),
+        BankAccountDetector(),
+        PhoneDetector(phone_regions),
+        EmailDetector(),
+    )
+
+
+__all__ = [
+    "BankAccountDetector",
+    "CardDetector",
+    "CnIdDetector",
+    "Detector",
+    "EmailDetector",
+    "Hit",
+    "IbanDetector",
+    "PhoneDetector",
+    "ScanContext",
+    "SecretsDetector",
+    "default_detectors",
+    "is_card_number",
+    "is_cn_id",
+]

@@ -1,0 +1,32 @@
+"""Bank account numbers: digits right after an account phrase ("账号", "account number").
+
+Domestic account numbers carry no universal checksum, so the phrase is the validation; card
+and IBAN detectors run first and claim numbers they can validate by checksum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext
+from .context import context_rule
+
+_RULE = context_rule(
+    "bank_account", "bank_account.context",
+    ("account number", "account no", "acct no", "acct", "a/c", "bank account", "账号", "帐号",
+     "账户", "帐户", "银行账户", "收款账户", "卡号", "银行卡号"),
+    r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
+    r"(?<![0-9])[0-9](?:[ \-]?+[0-9]){7,33}+(?![0-9])",
+)
+
+
+class BankAccountDetector:
+    """Account numbers announced as such."""
+
+    kinds = ("bank_account",)
+    triggers = _RULE.triggers
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield account-number values."""
+        return _RULE.scan(ctx.view)

@@ -1,0 +1,62 @@
+"""The contract every personal-data detector fulfils, and the per-message scan context.
+
+A detector is small: it names its kinds, says which cheap substring triggers make it worth
+running (so lines that cannot contain a match cost one ``in`` test), and yields hits in VIEW
+coordinates. Work several detectors share -- finding digit runs -- lives on the context and is
+computed at most once per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
+
+from ..normalize import NormalizedText
+from .numbers import NumberRun, find_number_runs
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A detector match in VIEW coordinates; ``rule`` names the validation that passed."""
+
+    kind: str
+    start: int
+    end: int
+    rule: str
+
+
+class ScanContext:
+    """One message being scanned: its normalised views plus lazily shared candidates."""
+
+    __slots__ = ("__dict__", "text")
+
+    def __init__(self, text: NormalizedText) -> None:
+        self.text = text
+
+    @property
+    def view(self) -> str:
+        """The normalised view detectors match against."""
+        return self.text.view
+
+    @cached_property
+    def number_runs(self) -> tuple[NumberRun, ...]:
+        """Digit runs (with separators) in the view, found once for all numeric detectors."""
+        return find_number_runs(self.text.view)
+
+
+class Detector(Protocol):
+    """A validated personal-data detector (one per family of data)."""
+
+    kinds: tuple[str, ...]
+    """Finding kinds it can emit; the config checks actions and mask styles against them."""
+    triggers: tuple[str, ...]
+    """Substrings of the view one of which must occur for ``scan`` to run; empty = always."""
+    exclusive: bool
+    """Whether its hits claim their characters (a contained hit of a later detector is
+    dropped); links and keywords overlay instead."""
+
+    def scan(self, ctx: ScanContext) -> Iterable[Hit]:
+        """Yield validated hits in view coordinates."""
+        ...

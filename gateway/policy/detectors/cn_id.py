@@ -1,0 +1,59 @@
+"""PRC resident identity numbers: 18 characters, ISO 7064 MOD 11-2 check, a real province
+code and a real birth date (python-stdnum's ``cn.ric`` for the date).
+
+stdnum's full ``validate`` also demands that the county code existed in the birth year, which
+rejects real IDs (numbers are issued with the county codes current at issue time), so we check
+the province instead. 15-digit legacy numbers carry no checksum and are never matched.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+
+from stdnum.cn import ric
+
+from .base import Hit, ScanContext
+from .numbers import Window, claim
+
+_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+    "61 62 63 64 65 71 81 82 83 91".split()
+)
+_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+
+
+def is_cn_id(value: str) -> bool:
+    """True for a checksum-valid 18-character ID with a plausible birth date."""
+    if len(value) != 18 or not value[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS, strict=True))
+    if "10x98765432"[total % 11] != value[17].lower():
+        return False
+    if value[:2] not in _PROVINCES:
+        return False
+    try:
+        born = ric.get_birth_date(value.upper())
+    except Exception:  # stdnum raises its own ValidationError subclasses (and ValueError)
+        return False
+    return 1900 <= born.year and born <= datetime.date.today()
+
+
+class CnIdDetector:
+    """Resident ID numbers, with separators or full-width digits."""
+
+    kinds = ("cn_id",)
+    triggers = ()
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield validated ID numbers."""
+        for run in ctx.number_runs:
+            if run.digit_count < 18:
+                continue
+            for w in claim(run.windows(18, 18, first="123456789"), _accept):
+                yield Hit("cn_id", w.start, w.end, "cn_id.mod11_2")
+
+
+def _accept(w: Window) -> bool:
+    return is_cn_id(w.digits)

@@ -1,0 +1,41 @@
+"""Context rules: a value is sensitive because of the phrase in front of it.
+
+"your code is 123456", "密码：abc123", "账号 6222 0000 1234 5678": the phrase is matched on the
+normalised view (so Traditional 密碼 and full-width colons count), then a short bounded filler,
+then the value; only the value is reported. All quantifiers are bounded or possessive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .base import Hit
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRule:
+    """A value recognised by a context phrase, then a little filler, then the value itself."""
+
+    kind: str
+    rule: str
+    pattern: re.Pattern[str]
+    triggers: tuple[str, ...]
+    needs_non_letter: bool = False
+
+    def scan(self, view: str) -> Iterator[Hit]:
+        """Yield the value group of each match."""
+        for m in self.pattern.finditer(view):
+            value = m.group("value")
+            if self.needs_non_letter and value.isalpha():
+                continue
+            yield Hit(self.kind, m.start("value"), m.end("value"), self.rule)
+
+
+def context_rule(kind: str, rule: str, phrases: tuple[str, ...], filler: str, value: str,
+                 needs_non_letter: bool = False) -> ContextRule:
+    """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
+    alternation = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![a-z])(?:{alternation}){filler}(?P<value>{value})")
+    return ContextRule(kind, rule, pattern, phrases, needs_non_letter)

@@ -1,0 +1,174 @@
+"""Keyword rules: per-tenant term lists matched in one Aho-Corasick pass.
+
+Terms are normalised exactly like messages (see ``normalize``) and matched against the
+*compact* view, so ``銀 行 卡``, ``p.a.s.s.w.o.r.d`` and ``ｐａｓｓ`` all hit. To keep the
+compact view from gluing neighbouring words together (``this cam`` -> ``scam``), a term whose
+edge is a Latin letter or digit must sit on a word boundary of the spaced view; CJK edges
+need no boundary (Chinese has no spaces).
+
+File format (UTF-8): ``term<TAB>category<TAB>action`` per line, ``#`` starts a comment, blank
+lines are ignored; the action may be empty (then the category's per-direction default
+applies).
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+
+from .errors import PolicyConfigError
+from .normalize import NormalizedText, fold
+from .types import ACTIONS, Action
+
+BUILTIN_PATH = Path(__file__).with_name("data") / "default_keywords.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordRule:
+    """One term of a list; ``action=None`` defers to the category's per-direction action."""
+
+    term: str
+    category: str
+    action: Action | None = None
+    source: str = "settings"
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    """A keyword match, in VIEW coordinates."""
+
+    rule: KeywordRule
+    start: int
+    end: int
+
+
+def _compact_term(term: str) -> str:
+    return "".join(c for c in fold(term) if c.isalnum())
+
+
+def parse_action(value: str, where: str) -> Action | None:
+    """Validate an action name (empty means "category default")."""
+    value = value.strip().lower()
+    if not value:
+        return None
+    if value not in ACTIONS:
+        raise PolicyConfigError(f"{where}: unknown action {value!r} (use {', '.join(ACTIONS)})")
+    return value  # type: ignore[return-value]
+
+
+def parse_keyword_lines(lines: Iterable[str], source: str) -> list[KeywordRule]:
+    """Parse list lines; errors name the source and line number."""
+    rules: list[KeywordRule] = []
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) < 2 or len(cols) > 3:
+            raise PolicyConfigError(
+                f"{source}:{lineno}: expected 'term<TAB>category<TAB>action', got {len(cols)} "
+                "column(s)"
+            )
+        term, category = cols[0].strip(), cols[1].strip().lower()
+        if not category:
+            raise PolicyConfigError(f"{source}:{lineno}: empty category")
+        action = parse_action(cols[2] if len(cols) == 3 else "", f"{source}:{lineno}")
+        rules.append(_checked(KeywordRule(term, category, action, source), f"{source}:{lineno}"))
+    return rules
+
+
+def _checked(rule: KeywordRule, where: str) -> KeywordRule:
+    if not _compact_term(rule.term):
+        raise PolicyConfigError(f"{where}: term {rule.term!r} has no letters or digits")
+    return rule
+
+
+def load_keyword_file(path: str | os.PathLike[str]) -> list[KeywordRule]:
+    """Read a keyword file; a missing file or bad encoding raises ``PolicyConfigError``."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PolicyConfigError(f"{path}: cannot read keyword file ({exc.strerror})") from exc
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    decoded: list[str] = []
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            decoded.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise PolicyConfigError(
+                f"{path}:{lineno}: not valid UTF-8 (byte {exc.start + 1} of the line); "
+                "save the file as UTF-8"
+            ) from exc
+    return parse_keyword_lines(decoded, str(path))
+
+
+def rules_from_settings(items: Iterable[object]) -> list[KeywordRule]:
+    """Rules from ``policy.keywords = [{"term", "category", "action"}]``."""
+    rules: list[KeywordRule] = []
+    for i, item in enumerate(items):
+        where = f"policy.keywords[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("term"), str):
+            raise PolicyConfigError(f"{where}: expected an object with a string 'term'")
+        category = str(item.get("category") or "custom").strip().lower()
+        action = parse_action(str(item.get("action") or ""), where)
+        rules.append(_checked(KeywordRule(item["term"], category, action, "settings"), where))
+    return rules
+
+
+def _edge_needs_boundary(ch: str) -> bool:
+    """Latin-like letters/digits need word boundaries; CJK/kana/hangul never have them."""
+    if not ch.isalnum():
+        return False
+    name = unicodedata.name(ch, "")
+    return not name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rules: tuple[KeywordRule, ...]
+    length: int
+    left: bool
+    right: bool
+
+
+class KeywordMatcher:
+    """All of a tenant's terms in one automaton; built once, read-only afterwards."""
+
+    def __init__(self, rules: Iterable[KeywordRule]) -> None:
+        grouped: dict[str, list[KeywordRule]] = {}
+        for rule in rules:
+            grouped.setdefault(_compact_term(rule.term), []).append(rule)
+        self._automaton = ahocorasick.Automaton()
+        for key, group in grouped.items():
+            entry = _Entry(tuple(group), len(key), _edge_needs_boundary(key[0]),
+                           _edge_needs_boundary(key[-1]))
+            self._automaton.add_word(key, entry)
+        self.size = len(grouped)
+        if self.size:
+            self._automaton.make_automaton()
+
+    def scan(self, text: NormalizedText) -> Iterator[KeywordHit]:
+        """Every term occurrence, with view offsets, boundary-checked."""
+        if not self.size:
+            return
+        compact = text.compact
+        if not compact:
+            return
+        view = text.view
+        for end_idx, entry in self._automaton.iter(compact):
+            start = text.compact_to_view(end_idx - entry.length + 1)
+            end = text.compact_to_view(end_idx) + 1
+            if entry.left and start > 0 and _edge_needs_boundary(view[start - 1]):
+                continue
+            if entry.right and end < len(view) and _edge_needs_boundary(view[end]):
+                continue
+            for rule in entry.rules:
+                yield KeywordHit(rule, start, end)

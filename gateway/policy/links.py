@@ -1,0 +1,130 @@
+"""Links: find them, judge their host, and defang them for display.
+
+Agents may only link to the tenant's allowed domains (a compromised agent account must not be
+able to phish customers); customers' links reach agents defanged (``hxxps://example[.]com/x``)
+with the REAL host visible, so nobody clicks by accident and ``https://bank.com@evil.com``
+shows ``evil[.]com``. Hosts in punycode or mixing scripts (Cyrillic ``а`` in ``pаypal.com``) are
+homoglyph suspects and get their own kind, ``link_homoglyph``.
+
+Detection runs on the normalised view (so full-width ``ｈｔｔｐｓ：／／`` is caught), but the host
+is judged from the ORIGINAL characters: the view strips accents, which would make
+``pàypal.com`` look like ``paypal.com``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit
+
+from .detectors.base import Hit, ScanContext
+
+_TLDS = (
+    "com|net|org|info|biz|io|co|me|cn|uk|de|jp|ru|fr|it|nl|es|eu|us|ca|au|in|br|hk|tw|sg|kr|"
+    "xyz|top|app|dev|ai|tk|ml|ga|cf|gq|shop|site|online|club|vip|cc|tv|ly|gl|link|click|live|"
+    "store|tech|pro|cloud|icu|work|asia|mobi|name|today|support|help|services|bank|finance"
+)
+_LABEL_CHARS = r"a-z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+_LABEL = rf"[{_LABEL_CHARS}](?:[{_LABEL_CHARS}\-]{{0,62}}+)"
+_STOP = r"\s<>\"'`，。、；：！？「」『』（）【】《》"
+_URL = re.compile(
+    rf"(?:https?|ftp)://[^{_STOP}]{{1,4096}}+"
+    rf"|(?<![{_LABEL_CHARS}@.\-/])(?:{_LABEL}\.)+(?:{_TLDS})(?![{_LABEL_CHARS}\-])"
+    rf"(?::[0-9]{{1,5}}+)?+(?:[/?#][^{_STOP}]{{0,4096}}+)?+"
+)
+_TRIGGERS = ("://", ".")
+_TRAILING = ".,;:!?)]}'\"*"
+
+
+def host_of(url: str) -> str:
+    """The real host of a URL (or bare domain) as a browser would resolve it, lower case."""
+    text = unicodedata.normalize("NFKC", url).replace("\u3002", ".")
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        host = urlsplit(text).hostname or ""
+    except ValueError:
+        return ""
+    return host.rstrip(".").casefold()
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    if ch.isascii() or ch == "-":
+        return "ascii"
+    return name.split(" ", 1)[0]
+
+
+def is_homoglyph_host(host: str) -> bool:
+    """Punycode labels, mixed scripts in a label, or Latin-lookalike scripts in a host."""
+    for label in host.split("."):
+        if label.startswith("xn--"):
+            return True
+        if label.isascii():
+            continue
+        scripts = {_script(c) for c in label if c.isalnum()}
+        if len(scripts) > 1 or scripts & {"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "ascii"}:
+            return True
+    return False
+
+
+def display_host(host: str) -> str:
+    """The host as shown after defanging: ASCII (punycode) when it is a homoglyph suspect."""
+    if is_homoglyph_host(host):
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = host.encode("ascii", "backslashreplace").decode("ascii")
+    return host.replace(".", "[.]")
+
+
+def defang(url: str) -> str:
+    """``https://user@example.com/p`` -> ``hxxps://example[.]com/p`` (real host visible)."""
+    text = unicodedata.normalize("NFKC", url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    hostport = authority.rpartition("@")[2]
+    host, colon, port = hostport.partition(":")
+    shown = display_host(host_of(host) or host) + (colon + port if port.isdigit() else "")
+    prefix = scheme.lower().replace("t", "x").replace("f", "x") + "://" if scheme else ""
+    return prefix + shown + tail
+
+
+def _domain_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+class LinkDetector:
+    """Links, judged against the tenant's allowed domains."""
+
+    kinds = ("link", "link_external", "link_homoglyph")
+    triggers = _TRIGGERS
+    exclusive = False
+
+    def __init__(self, allowed_domains: Iterable[str] = ()) -> None:
+        self.allowed = tuple(sorted({host_of(d) or d.strip().lower() for d in allowed_domains}))
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield one hit per link; its kind says whether the host is allowed or suspect."""
+        text = ctx.text
+        for m in _URL.finditer(ctx.view):
+            start, end = m.start(), m.end()
+            while end > start and ctx.view[end - 1] in _TRAILING:
+                end -= 1
+            if end - start < 4:
+                continue
+            ostart, oend = text.span_to_original(start, end)
+            host = host_of(text.original[ostart:oend])
+            if not host:
+                continue
+            if is_homoglyph_host(host):
+                kind, rule = "link_homoglyph", "link.homoglyph"
+            elif _domain_allowed(host, self.allowed):
+                kind, rule = "link", "link.allowed_domain"
+            else:
+                kind, rule = "link_external", "link.external_domain"
+            yield Hit(kind, start, end, rule)

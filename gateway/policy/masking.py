@@ -1,0 +1,113 @@
+"""Rendering what the recipient sees: masks over the ORIGINAL text.
+
+Styles:
+
+=========  ==============================================================================
+``lastN``  every letter/digit hidden except the last N (``last4``: ``**** **** **** 1234``)
+``full``   every letter/digit hidden (``last0``); separators and layout stay
+``email``  first character of the local part kept, rest of it hidden, domain kept
+``keep``   nothing changed (for ``flag`` rules that only alert supervisors)
+``redact`` the whole span replaced by ``[redacted]`` (private key blocks)
+``defang`` links made non-clickable with their real host visible (``hxxps://x[.]com``)
+=========  ==============================================================================
+
+Star styles replace one character with one ``*``, so they never shift offsets: they are applied
+first, then the length-changing styles, right to left. A character counts as a letter/digit
+when its NORMALISED form has one (full-width ``４`` and ``①`` included), and the visible tail
+never shows more than N normalised digits -- so a masked number is never recoverable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .links import defang
+from .normalize import fold
+
+_LAST = re.compile(r"last([0-9])")
+_BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]")
+STAR_STYLES = ("full", "email", "keep")
+SPAN_STYLES = ("redact", "defang")
+
+
+def is_valid_style(style: str) -> bool:
+    """``lastN`` with N in 0..9, or one of the named styles."""
+    return style in STAR_STYLES or style in SPAN_STYLES or bool(_LAST.fullmatch(style))
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """A span of the original text and how to render it."""
+
+    start: int
+    end: int
+    style: str
+
+
+def _significance(chars: list[str], start: int, end: int) -> list[int]:
+    """Letters/digits each original character contributes once normalised."""
+    return [sum(c.isalnum() for c in fold(chars[i])) for i in range(start, end)]
+
+
+def _star(chars: list[str], mask: Mask) -> None:
+    weights = _significance(chars, mask.start, mask.end)
+    visible = 0
+    if (m := _LAST.fullmatch(mask.style)) is not None:
+        visible = int(m.group(1))
+    elif mask.style == "email":
+        _star_email(chars, mask, weights)
+        return
+    shown = 0
+    for offset in range(len(weights) - 1, -1, -1):
+        w = weights[offset]
+        if not w:
+            continue
+        if shown + w <= visible:
+            shown += w
+        else:
+            visible = shown  # once one char is hidden, hide everything before it too
+            chars[mask.start + offset] = "*"
+
+
+def _star_email(chars: list[str], mask: Mask, weights: list[int]) -> None:
+    text = "".join(chars[mask.start : mask.end])
+    at = text.find("@")
+    if at < 0 and (m := _BRACKET_AT.search(text)) is not None:  # "name(at)example.com"
+        at = m.start()
+    kept_first = False
+    for offset in range(0, at if at > 0 else len(weights)):
+        if weights[offset]:
+            if kept_first:
+                chars[mask.start + offset] = "*"
+            kept_first = True
+
+
+def render(original: str, masks: Iterable[Mask]) -> str:
+    """Apply ``masks`` (possibly overlapping) to ``original``."""
+    chars = list(original)
+    spans: list[Mask] = []
+    for mask in masks:
+        if mask.style in SPAN_STYLES:
+            spans.append(mask)
+        elif mask.style != "keep":
+            _star(chars, mask)
+    for mask in _merge_spans(spans)[::-1]:
+        segment = "".join(chars[mask.start : mask.end])
+        replacement = "[redacted]" if mask.style == "redact" else defang(segment)
+        chars[mask.start : mask.end] = [replacement]
+    return "".join(chars)
+
+
+def _merge_spans(spans: list[Mask]) -> list[Mask]:
+    """Overlapping length-changing masks merge; ``redact`` wins over ``defang``."""
+    merged: list[Mask] = []
+    for mask in sorted(spans, key=lambda m: (m.start, -m.end)):
+        if merged and mask.start < merged[-1].end:
+            last = merged[-1]
+            style = "redact" if "redact" in (last.style, mask.style) else last.style
+            merged[-1] = Mask(last.start, max(last.end, mask.end), style)
+        else:
+            merged.append(mask)
+    return merged

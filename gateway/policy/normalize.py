@@ -1,0 +1,255 @@
+"""Normalisation for matching, with an exact map back to the original text.
+
+People dodge filters with full-width characters (``４１１１``), inserted zero-width or
+combining characters, Traditional characters (``銀行卡``) and separators (``p.a.s.s``).
+Rules match against a *view* of the text in which all of that is undone, while masks are
+applied to the ORIGINAL text, so every view offset must map back exactly.
+
+The view is built per character -- NFKD, drop combining marks, NFKC, case fold, other-script
+decimal digits to ASCII, format/invisible characters removed -- through one precomputed table
+applied with ``str.translate`` (C speed). Almost every character maps to exactly one
+character, so the offset map is piecewise identity: only the few characters that expand or
+vanish are recorded, and lookups bisect over them. Traditional -> Simplified then runs only on
+lines holding Traditional characters, with OpenCC ``t2s`` (phrase-aware) accepted only when it
+keeps every position, else a one-character table derived from the same OpenCC data.
+
+A second, *compact* view drops everything that is not a letter or digit, for keyword matching
+across inserted separators.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+_TABLE_LIMIT = 0x30000
+"""Characters below this are in the translate table; above it they are kept as they are
+(astral planes 3-16 hold nothing NFKC, case folding or OpenCC change) except the ones
+``_SLOW_EXTRA`` routes through the per-character path."""
+
+# Invisible characters that are not category Cf/Mn but render as nothing.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+# Ideographic full stops act as dots in host names (IDNA), so treat them as dots.
+_DOTS = {"\u3002": ".", "\uff61": "."}
+_KEEP_CONTROLS = frozenset("\t\n\r")
+# Simplified variants OpenCC keeps apart but people use interchangeably (帳戶 -> 帐户 vs 账户).
+_VARIANTS = {ord("帐"): "账"}
+
+
+def _fold_char(ch: str) -> str:
+    """The view of one character (see the module docstring); may be empty or several chars."""
+    if ch in _DOTS:
+        return _DOTS[ch]
+    cat = unicodedata.category(ch)
+    if cat == "Cs":  # lone surrogate: plain text, never interpreted
+        return ch
+    if cat in ("Cf", "Mn", "Me") or ch in _INVISIBLE or (cat == "Cc" and ch not in _KEEP_CONTROLS):
+        return ""
+    decomposed = unicodedata.normalize("NFKD", ch)
+    stripped = "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
+    folded = unicodedata.normalize("NFKC", stripped).casefold()
+    folded = unicodedata.normalize("NFKC", folded)
+    out = []
+    for c in folded:
+        if c in _INVISIBLE or unicodedata.category(c) in ("Cf", "Mn", "Me"):
+            continue
+        digit = unicodedata.decimal(c, None)
+        if digit is not None:
+            c = str(digit)
+        out.append(c)
+    return "".join(out)
+
+
+def _t2s_map() -> dict[str, str]:
+    """Traditional -> Simplified for single characters, from OpenCC's ``t2s`` configuration.
+
+    Converting a newline-separated list keeps OpenCC from applying phrase rules, so every
+    entry is a one-character-to-one-character mapping.
+    """
+    ranges = [(0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00), (0x20000, 0x2A6E0)]
+    chars = [chr(i) for lo, hi in ranges for i in range(lo, hi)]
+    converted = _opencc().convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):  # pragma: no cover - defensive, OpenCC keeps lines
+        return {}
+    return {a: b for a, b in zip(chars, converted, strict=True) if a != b and len(b) == 1}
+
+
+@dataclass(frozen=True)
+class _Tables:
+    translate: list[int | str | None]
+    slow: re.Pattern[str]
+    t2s: dict[int, str]
+    traditional: re.Pattern[str]
+
+
+def _char_class(codepoints: list[int]) -> str:
+    """A regex character class for ``codepoints`` (sorted), compressed into ranges."""
+    parts: list[str] = []
+    i = 0
+    while i < len(codepoints):
+        j = i
+        while j + 1 < len(codepoints) and codepoints[j + 1] == codepoints[j] + 1:
+            j += 1
+        lo, hi = codepoints[i], codepoints[j]
+        parts.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
+        i = j + 1
+    return "[" + "".join(parts) + "]"
+
+
+@cache
+def tables() -> _Tables:
+    """Build the translate table once per process (about a quarter of a second)."""
+    table: list[int | str | None] = []
+    non_unit: list[int] = []
+    for cp in range(_TABLE_LIMIT):
+        ch = chr(cp)
+        out = _fold_char(ch)
+        if out == ch:
+            table.append(cp)
+        else:
+            table.append(out or None)
+            if len(out) != 1:
+                non_unit.append(cp)
+    # Astral characters all take the per-character path (cheap: only they are visited). A
+    # superset is harmless, and one range keeps the class a BMP bitmap plus one range check:
+    # many astral ranges would make the regex test each of them for every character.
+    slow = _char_class([cp for cp in non_unit if cp < 0x10000])[:-1] + "\U00010000-\U0010ffff]"
+    t2s = {a: _VARIANTS.get(ord(b), b) for a, b in _t2s_map().items()}
+    t2s.update({chr(k): v for k, v in _VARIANTS.items()})
+    return _Tables(
+        translate=table,
+        slow=re.compile(slow),
+        t2s={ord(a): b for a, b in t2s.items()},
+        traditional=re.compile(
+            _char_class(sorted(ord(c) for c in t2s if ord(c) < 0x10000))[:-1]
+            + "\U00020000-\U0002ffff]"
+        ),
+    )
+
+
+def fold(text: str) -> str:
+    """The matching view of ``text`` (no offsets): used for keyword terms and tests."""
+    return _view_of(text, tables())[0]
+
+
+def _fold_one(ch: str, t: _Tables) -> str:
+    cp = ord(ch)
+    if cp < _TABLE_LIMIT:
+        out = t.translate[cp]
+        return "" if out is None else (chr(out) if isinstance(out, int) else out)
+    if 0xE0000 <= cp < 0xE1000:
+        return ""
+    return ch
+
+
+def _simplified(view: str, t: _Tables) -> str:
+    """Traditional -> Simplified without changing length (so offsets stay put).
+
+    OpenCC's phrase rules pick the right character (帳戶 -> 账户, not 帐户); if its output
+    ever differs in length, or the text holds lone surrogates it cannot encode, fall back to
+    the character table.
+    """
+    if t.traditional.search(view) is None:
+        return view
+    try:
+        converted = _opencc().convert(view)
+    except UnicodeError:
+        converted = ""
+    if len(converted) == len(view):  # t2s phrase rules map phrases to same-length phrases
+        return converted.translate(_VARIANTS)
+    return view.translate(t.t2s)
+
+
+@cache
+def _opencc() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _view_of(text: str, t: _Tables) -> tuple[str, tuple[tuple[int, int, int], ...]]:
+    """(view, breakpoints): breakpoints are (view_pos, orig_pos, view_len) per non-1:1 char."""
+    view, breaks = _folded(text, t)
+    return _simplified(view, t), breaks
+
+
+def _folded(text: str, t: _Tables) -> tuple[str, tuple[tuple[int, int, int], ...]]:
+    if text.isascii() and t.slow.search(text) is None:
+        return text.translate(t.translate), ()
+    breaks: list[tuple[int, int, int]] = []
+    delta = 0
+    for m in t.slow.finditer(text):
+        i = m.start()
+        out_len = len(_fold_one(text[i], t))
+        breaks.append((i + delta, i, out_len))
+        delta += out_len - 1
+    if not breaks:
+        return text.translate(t.translate), ()
+    pieces: list[str] = []
+    last = 0
+    for _, i, _ in breaks:
+        pieces.append(text[last:i].translate(t.translate))
+        pieces.append(_fold_one(text[i], t))
+        last = i + 1
+    pieces.append(text[last:].translate(t.translate))
+    return "".join(pieces), tuple(breaks)
+
+
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+class NormalizedText:
+    """A message with its matching views and the offset maps back to the original.
+
+    Built once per message; the compact view and its map are computed only if asked for.
+    """
+
+    __slots__ = ("__dict__", "_breaks", "_vstarts", "original", "view")
+
+    def __init__(self, original: str) -> None:
+        self.original = original
+        self.view, self._breaks = _view_of(original, tables())
+        self._vstarts = [b[0] for b in self._breaks]
+
+    def to_original(self, pos: int) -> int:
+        """Original index of the character that produced ``view[pos]``."""
+        if not self._breaks:
+            return pos
+        k = bisect.bisect_right(self._vstarts, pos) - 1
+        if k < 0:
+            return pos
+        vpos, opos, vlen = self._breaks[k]
+        if pos < vpos + vlen:
+            return opos
+        return opos + 1 + (pos - vpos - vlen)
+
+    def span_to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a non-empty view span ``[start, end)`` to the original span covering it."""
+        return self.to_original(start), self.to_original(end - 1) + 1
+
+    @cached_property
+    def compact(self) -> str:
+        """The view with every non-alphanumeric character removed ("p.a.s.s" -> "pass")."""
+        return _SEPARATORS.sub("", self.view)
+
+    @cached_property
+    def _gaps(self) -> tuple[list[int], list[int]]:
+        """Compact positions where separator runs were removed, and total removed so far."""
+        at: list[int] = []
+        removed: list[int] = []
+        total = 0
+        for m in _SEPARATORS.finditer(self.view):
+            total += m.end() - m.start()
+            at.append(m.end() - total)  # compact index of the char after the run
+            removed.append(total)
+        return at, removed
+
+    def compact_to_view(self, pos: int) -> int:
+        """View index of ``compact[pos]``."""
+        at, removed = self._gaps
+        k = bisect.bisect_right(at, pos) - 1
+        return pos + (removed[k] if k >= 0 else 0)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.policy import PolicyEngine
+
+
+def kinds(engine: PolicyEngine, text: str, direction: str = "customer") -> list[str]:
+    return [f.kind for f in engine.evaluate(text, direction).findings]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111111111111111",
+    "card 4111 1111 1111 1111 cvv 123",
+    "card 4111-1111-1111-1111",
+    "card ４１１１ １１１１ １１１１ １１１１",
+    "card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+    "card 4111\u200b1111\u200b1111\u200b1111",
+    "amex 3782 822463 10005",
+    "银联卡号6222021234567890128",
+])
+def test_cards_are_found_through_evasions(engine: PolicyEngine, text: str) -> None:
+    assert kinds(engine, text) == ["card"]
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111 1111 1111 1112",       # Luhn fails
+    "order 2023112300123456",          # no issuer range
+    "ref 1234567890123452",            # Luhn ok, prefix 1 is no issuer
+    "price 3.14159265358979",
+])
+def test_checksum_invalid_numbers_are_not_cards(engine: PolicyEngine, text: str) -> None:
+    assert "card" not in kinds(engine, text)
+
+
+def test_cn_id_checksum_and_birth_date(engine: PolicyEngine) -> None:
+    assert kinds(engine, "身份证11010519491231002X") == ["cn_id"]
+    assert kinds(engine, "身份證 110105 19491231 002x") == ["cn_id"]
+    assert kinds(engine, "身份证110105194912310021") == []      # bad check digit
+    assert kinds(engine, "身份证110105194913310029") == []      # month 13
+
+
+def test_phones(engine: PolicyEngine) -> None:
+    assert kinds(engine, "电话 138 0013 8000") == ["phone"]
+    assert kinds(engine, "call +44 20 7946 0958") == ["phone"]
+    assert kinds(engine, "call 0086 138-0013-8000") == ["phone"]
+    assert kinds(engine, "order 12345678901") == []
+
+
+def test_email_and_dodges(engine: PolicyEngine) -> None:
+    assert kinds(engine, "mail jo.smith+x@mail.example.co.uk.") == ["email"]
+    assert kinds(engine, "mail jo(at)example.com") == ["email"]
+    assert kinds(engine, "邮箱：ｊｏ＠ｅｘａｍｐｌｅ．ｃｏｍ") == ["email"]
+
+
+def test_iban_mod97(engine: PolicyEngine) -> None:
+    assert kinds(engine, "IBAN DE89 3704 0044 0532 0130 00 ok") == ["iban"]
+    assert kinds(engine, "IBAN GB82WEST12345698765432") == ["iban"]
+    assert kinds(engine, "IBAN DE88 3704 0044 0532 0130 00") == []
+
+
+def test_secrets(engine: PolicyEngine) -> None:
+    assert kinds(engine, "your verification code is 482913") == ["otp"]
+    assert kinds(engine, "验证码：482913") == ["otp"]
+    assert kinds(engine, "my password is hunter2!") == ["password"]
+    assert kinds(engine, "密碼：abc12345") == ["password"]
+    assert kinds(engine, "the password is wrong") == []
+    assert kinds(engine, "token ghp_" + "a1" * 18) == ["api_key"]
+    assert kinds(engine, "AKIAIOSFODNN7EXAMPLE") == ["api_key"]
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----"
+    assert kinds(engine, pem) == ["private_key"]
+
+
+def test_bank_account_by_context(engine: PolicyEngine) -> None:
+    assert kinds(engine, "收款账号 6217 0000 1000 0000") == ["bank_account"]
+    assert kinds(engine, "卡号 4111111111111111") == ["card"]  # the validated kind wins
+
+
+def test_links(engine: PolicyEngine) -> None:
+    assert kinds(engine, "see https://help.example.com/x") == ["link"]
+    assert kinds(engine, "see evil.com/login.") == ["link_external"]
+    assert kinds(engine, "see ｈｔｔｐｓ：／／evil。com") == ["link_external"]
+    assert kinds(engine, "see https://pаypal.com") == ["link_homoglyph"]
+    assert kinds(engine, "see https://xn--pypal-4ve.com") == ["link_homoglyph"]
+    assert kinds(engine, "see https://example.com@evil.com/") == ["link_external"]
+    assert kinds(engine, "see 例子.中国 and file.txt, e.g. node.js") == []
