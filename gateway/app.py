@@ -21,7 +21,7 @@ from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
 from gateway import http_public
 from gateway.audit import Auditor
-from gateway.bus import open_bus
+from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
@@ -35,6 +35,7 @@ from gateway.retention import RetentionJob
 from gateway.services import SERVICES, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
+from gateway.store.base import Store
 from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origin
 from gateway.transcripts import ChatKeys
 from gateway.ws_agent import agent_ws
@@ -63,14 +64,35 @@ def _limiter(config: Config, metrics: Metrics) -> RateLimiter:
 
 
 async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
+    # Everything that can be refused for a bad configuration is checked before anything
+    # is opened, so a mistake never leaves a store thread or socket behind.
+    limits = Limits.from_dict(config.ratelimit.limits)
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
     keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
     store = open_store(config.store_url, data_dir)
-    await store.open()
     bus = open_bus(config.bus.url)
-    await bus.start()
+    await store.open()
+    try:
+        await bus.start()
+        return await _wire(config, clock, limits, identity, keyring, store, bus)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await bus.close()
+        await store.close()
+        raise
+
+
+async def _wire(
+    config: Config,
+    clock: Callable[[], float],
+    limits: Limits,
+    identity: GatewayIdentity,
+    keyring: Keyring,
+    store: Store,
+    bus: Bus,
+) -> Services:
     metrics = Metrics()
     tenants = TenantDirectory(store, keyring, clock)
     auditor = Auditor(store, clock)
@@ -78,14 +100,19 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )
     sessions = SessionAuthenticator(store, lifetime, clock)
-    limits = Limits.from_dict(config.ratelimit.limits)
     limiter = _limiter(config, metrics)
     guard = Guard(limits, limiter, metrics, tenants, config.websocket, time.monotonic)
     keys = ChatKeys(store, keyring)
     policies = PolicyRegistry()
 
+    policy_counters: dict[tuple[str, str], Any] = {}
+
     def count_policy(direction: str, action: str) -> None:
-        metrics.messages_total.labels(direction=direction, action=action).inc()
+        counter = policy_counters.get((direction, action))
+        if counter is None:
+            counter = metrics.messages_total.labels(direction=direction, action=action)
+            policy_counters[(direction, action)] = counter
+        counter.inc()
 
     plugin_host = PluginHost(store, keyring, keys, default_registry(), clock)
     chats = ChatService(
@@ -202,6 +229,7 @@ def create_app(
 
 def _setup_optional_routes(app: web.Application) -> None:
     """HTTP API modules register themselves here (auth, admin, web pages)."""
-    from gateway import http_api
+    from gateway import http_api, http_web
 
     http_api.setup_routes(app)
+    http_web.setup_routes(app)

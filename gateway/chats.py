@@ -233,9 +233,13 @@ class ChatService:
     # ------------------------------------------------------------------ messages
 
     async def post_customer_message(
-        self, tenant_id: str, chat_id: str, msg_id: str, text: str
+        self, tenant_id: str, chat_id: str, msg_id: str, text: str, chat: Chat | None = None
     ) -> PostOutcome:
-        chat = await self._chat(chat_id, tenant_id)
+        """``chat`` is the connection's view of its chat (kept current by bus events); it
+        saves a read per message. A chat it believes closed is re-read to be sure, and the
+        store refuses appends to erased chats regardless."""
+        if chat is None or chat.state == "closed" or chat.tenant_id != tenant_id:
+            chat = await self._chat(chat_id, tenant_id)
         if chat.state == "closed":
             raise ChatError("chat_closed", "this conversation is closed")
         return await self._post(chat, "customer", msg_id, text, agent=None)

@@ -187,4 +187,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module's canonical copy: as __main__ this file is a second module object,
+    # whose CliError would not be the class the subcommand modules raise.
+    from gateway.cli import main as canonical_main
+
+    canonical_main()

@@ -13,6 +13,7 @@ proxy's budget — safe, since it never lets a client pick its own key).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -110,6 +111,7 @@ class ClientIPResolver:
         return str(peer) if truncated else str(candidate)
 
 
+@functools.lru_cache(maxsize=65_536)  # called per message on the hot path
 def rate_limit_key(ip: str, ipv6_prefix: int = 64) -> str:
     """The per-IP rate-limit key for ``ip``: the address for IPv4, its /64 for IPv6.
 

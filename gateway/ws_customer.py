@@ -11,6 +11,7 @@ from gateway.bus.base import BusEvent, chat_topic
 from gateway.chats import ChatError, OpenedChat
 from gateway.connection import ProtocolViolation, SecureConnection
 from gateway.protocol import (
+    ChatEvent,
     CloseCode,
     CustomerClose,
     CustomerMsg,
@@ -25,6 +26,7 @@ from gateway.protocol import (
     decode_customer,
 )
 from gateway.services import SERVICES, Services, serve_connection
+from gateway.store.base import Chat
 
 log = structlog.get_logger("cipherdesk.ws.customer")
 
@@ -38,6 +40,7 @@ class CustomerSession:
         self.tenant_id = tenant_id
         self.ip = ip
         self.chat_id: str | None = None
+        self.chat: Chat | None = None  # this connection's view, updated by bus events
         self.last_seq = 0
 
     def _on_event(self, event: BusEvent) -> None:
@@ -46,6 +49,8 @@ class CustomerSession:
         if event.audience not in ("all", "customer"):
             return
         frame = event.frame
+        if isinstance(frame, ChatEvent) and frame.event == "closed" and self.chat is not None:
+            self.chat.state = "closed"
         if isinstance(frame, Msg):
             if frame.seq <= self.last_seq:
                 return  # already sent through history replay
@@ -55,6 +60,7 @@ class CustomerSession:
     async def _attach(self, opened: OpenedChat) -> None:
         chat = opened.chat
         self.chat_id = chat.id
+        self.chat = chat
         # Subscribe before replaying so nothing published in between is missed; the
         # seq check in _on_event drops what the replay already delivered.
         await self.conn.subscribe(chat_topic(chat.id), self._on_event)
@@ -121,7 +127,7 @@ class CustomerSession:
             ):
                 return
             outcome = await chats.post_customer_message(
-                self.tenant_id, self.chat_id, frame.id, frame.text
+                self.tenant_id, self.chat_id, frame.id, frame.text, self.chat
             )
             if outcome.ack is not None:
                 self.conn.send(outcome.ack)

@@ -56,6 +56,10 @@ class PolicyRegistry:
         self._link_domains = link_domains
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        # Hot path: the same settings *object* (the gateway caches tenant rows) maps straight
+        # to its engine, skipping config parsing. The object is kept alive by the entry, so
+        # its id cannot be reused while cached.
+        self._by_identity: dict[str, tuple[Mapping[str, Any], PolicyEngine]] = {}
 
     def engine_for(self, tenant_id: str, tenant_settings: Mapping[str, Any]) -> PolicyEngine:
         """The tenant's engine, rebuilt only when its policy settings changed.
@@ -63,6 +67,14 @@ class PolicyRegistry:
         Raises ``PolicyConfigError`` for invalid settings on first build; once a tenant has a
         working engine, invalid new settings raise too, and the old engine stays cached.
         """
+        hit = self._by_identity.get(tenant_id)
+        if hit is not None and hit[0] is tenant_settings:
+            return hit[1]
+        engine = self._engine_for(tenant_id, tenant_settings)
+        self._by_identity[tenant_id] = (tenant_settings, engine)
+        return engine
+
+    def _engine_for(self, tenant_id: str, tenant_settings: Mapping[str, Any]) -> PolicyEngine:
         config = PolicyConfig.from_dict(tenant_settings.get("policy") or {},
                                         allowed_link_domains=self._link_domains(tenant_settings))
         fingerprint = config.fingerprint()
@@ -86,6 +98,7 @@ class PolicyRegistry:
                     continue
                 try:
                     self._entries[tenant_id] = self._build(entry.config, entry.fingerprint)
+                    self._by_identity.pop(tenant_id, None)
                 except PolicyConfigError as exc:
                     errors.append(f"tenant {tenant_id}: {exc}")
         if errors:

@@ -235,11 +235,14 @@ class Store(Protocol):
     async def list_tenants(self) -> list[Tenant]: ...
 
     async def update_tenant(self, tenant: Tenant) -> None:
-        """Overwrite every mutable field. Raises :class:`NotFound`."""
+        """Overwrite every mutable field (all but ``id`` and ``created_at``).
+
+        Raises :class:`NotFound`."""
 
     # -- agents -----------------------------------------------------------------------
     async def create_agent(self, agent: Agent) -> None:
-        """Raises :class:`Conflict` when the e-mail is taken."""
+        """Raises :class:`Conflict` when the e-mail (or id) is taken, :class:`NotFound`
+        when the tenant does not exist."""
 
     async def get_agent(self, agent_id: str) -> Agent | None: ...
 
@@ -248,7 +251,12 @@ class Store(Protocol):
     async def list_agents(self, tenant_id: str | None = None) -> list[Agent]: ...
 
     async def update_agent(self, agent: Agent) -> None:
-        """Overwrite every mutable field. Raises :class:`NotFound`."""
+        """Overwrite every mutable field. Raises :class:`NotFound`, or :class:`Conflict`
+        when the new e-mail is taken.
+
+        ``id``, ``tenant_id`` and ``created_at`` are immutable. ``totp_last_step`` is only
+        ever raised (``max(stored, given)``): a stale copy must not reopen a replay window.
+        """
 
     async def advance_totp_step(self, agent_id: str, step: int) -> bool:
         """Atomically raise ``totp_last_step`` to ``step`` if it is higher.
@@ -258,7 +266,7 @@ class Store(Protocol):
         """
 
     async def set_recovery_codes(self, agent_id: str, code_hashes: list[str]) -> None:
-        """Replace the agent's recovery codes (all unused)."""
+        """Replace the agent's recovery codes (all unused). Raises :class:`NotFound`."""
 
     async def use_recovery_code(self, agent_id: str, code_hash: str, now: float) -> bool:
         """Atomically mark an unused code as used; False when unknown or already used."""
@@ -267,11 +275,15 @@ class Store(Protocol):
         """Number of unused codes left."""
 
     # -- agent sessions ---------------------------------------------------------------
-    async def create_session(self, session: AgentSession) -> None: ...
+    async def create_session(self, session: AgentSession) -> None:
+        """Raises :class:`Conflict` for a known token hash, :class:`NotFound` for an
+        unknown agent."""
 
     async def get_session(self, token_hash: str) -> AgentSession | None: ...
 
-    async def touch_session(self, token_hash: str, now: float) -> None: ...
+    async def touch_session(self, token_hash: str, now: float) -> None:
+        """Raise ``last_seen_at`` to ``now`` (never lowers it); revoked sessions are left
+        alone; unknown tokens are ignored."""
 
     async def revoke_session(self, token_hash: str, now: float) -> bool:
         """Returns False when the session was unknown or already revoked."""
@@ -279,7 +291,8 @@ class Store(Protocol):
     async def revoke_agent_sessions(self, agent_id: str, now: float) -> list[str]:
         """Revoke every live session of an agent; returns their token hashes."""
 
-    async def list_sessions(self, agent_id: str) -> list[AgentSession]: ...
+    async def list_sessions(self, agent_id: str) -> list[AgentSession]:
+        """Every session of the agent, revoked ones included, newest first."""
 
     # -- brute-force state ------------------------------------------------------------
     async def get_lockout(self, key: str) -> LockoutRecord | None: ...
@@ -303,11 +316,17 @@ class Store(Protocol):
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEvent]:
-        """Newest first; page with ``before_id`` = the last id of the previous page."""
+        """Newest first; page with ``before_id`` = the last id of the previous page.
+
+        ``since <= ts < until``; every given filter must match.
+        """
 
     # -- chats ------------------------------------------------------------------------
     async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
-        """Create a chat together with its wrapped data key (one transaction)."""
+        """Create a chat together with its wrapped data key (one transaction).
+
+        Raises :class:`Conflict` for a known id, :class:`NotFound` for an unknown tenant.
+        """
 
     async def get_chat(self, chat_id: str) -> Chat | None: ...
 
@@ -315,7 +334,11 @@ class Store(Protocol):
         """The wrapped data key, or None once the chat was erased."""
 
     async def update_chat(self, chat: Chat) -> None:
-        """Overwrite every mutable field. Raises :class:`NotFound`."""
+        """Overwrite every mutable field. Raises :class:`NotFound` (erased chats included).
+
+        ``id``, ``tenant_id``, ``created_at`` and ``last_seq`` are not written: ``last_seq``
+        belongs to :meth:`append_message`, so a stale copy cannot rewind it.
+        """
 
     async def assign_chat(
         self,
@@ -351,7 +374,12 @@ class Store(Protocol):
         """Crypto-shred: delete the chat's data key, messages, flags and pending outbox rows.
 
         The chat row stays as a tombstone (state "closed", close_reason "erased") so audit
-        references resolve. Returns False when the chat does not exist.
+        references resolve; its sealed identity/profile and resume token are cleared.
+        Dead outbox rows of the chat go too (a replay could no longer be opened);
+        delivered ones stay as history (their payload is unreadable without the key).
+        Afterwards :meth:`get_chat_key` is None, :meth:`messages_after` is empty and
+        :meth:`append_message` raises :class:`NotFound`. Returns False when the chat does
+        not exist (True again for an already erased chat).
         """
 
     async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
@@ -374,7 +402,8 @@ class Store(Protocol):
     ) -> list[StoredMessage]:
         """Messages with ``seq > after_seq``, ascending."""
 
-    async def add_flag(self, flag: PolicyFlag) -> int: ...
+    async def add_flag(self, flag: PolicyFlag) -> int:
+        """Returns the new flag id. Raises :class:`NotFound` for an unknown/erased chat."""
 
     async def list_flags(
         self, tenant_id: str, *, unreviewed_only: bool = True
@@ -382,27 +411,43 @@ class Store(Protocol):
 
     async def get_flag(self, flag_id: int) -> PolicyFlag | None: ...
 
-    async def mark_flag_reviewed(self, flag_id: int, reviewer: str) -> None: ...
+    async def mark_flag_reviewed(self, flag_id: int, reviewer: str) -> None:
+        """Raises :class:`NotFound`."""
 
     # -- plugin outbox ----------------------------------------------------------------
     async def enqueue_events(self, events: list[OutboxEvent]) -> None:
         """Enqueue events that have no message (chat opened/closed...). Duplicate
-        ``(plugin, idempotency_key)`` pairs are ignored."""
+        ``(plugin, idempotency_key)`` pairs are ignored. New items are due at their
+        ``created_at``. Raises :class:`NotFound` (nothing written) when a tenant or chat
+        does not exist."""
 
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
         """Pending items with ``next_attempt_at <= now``, by ascending id.
 
         Only the *oldest* pending item of each (plugin, chat_id) is returned, so per-chat
-        order holds even while an earlier event is backing off.
+        order holds even while an earlier event is backing off (items with no chat are
+        each a group of their own).
+
+        Claiming takes a lease: the returned items are not returned again by any claim,
+        on any node, until ``now + lease_seconds`` (a constructor argument, default 60 s)
+        or until :meth:`mark_delivered` / :meth:`reschedule_event` / :meth:`dead_letter`
+        settles them. A node that dies mid-delivery therefore delays its items by one
+        lease, after which another node retries them: delivery is *at-least-once*, and
+        receivers de-duplicate by ``idempotency_key``. The lease only stops two nodes
+        from sending the same item at the same time; deliveries must finish within it.
         """
 
-    async def mark_delivered(self, item_id: int, now: float) -> None: ...
+    async def mark_delivered(self, item_id: int, now: float) -> None:
+        """Settle an item (ends its lease). Unknown ids are ignored: the item may have
+        been erased with its chat while it was being delivered."""
 
     async def reschedule_event(
         self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None: ...
+    ) -> None:
+        """Back off a pending item (ends its lease); no-op unless it is pending."""
 
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None: ...
+    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
+        """Give up on a pending item (ends its lease); no-op unless it is pending."""
 
     async def list_events(
         self,
@@ -411,13 +456,15 @@ class Store(Protocol):
         plugin: str | None = None,
         state: OutboxState | None = None,
         limit: int = 100,
-    ) -> list[OutboxItem]: ...
+    ) -> list[OutboxItem]:
+        """Items by ascending id (dispatch order)."""
 
     async def replay_dead(self, item_id: int, now: float) -> bool:
         """Move a dead item back to pending (attempts reset). False if not dead."""
 
     # -- plugin configuration -----------------------------------------------------------
-    async def put_plugin_config(self, config: PluginConfig) -> None: ...
+    async def put_plugin_config(self, config: PluginConfig) -> None:
+        """Insert or overwrite. Raises :class:`NotFound` for an unknown tenant."""
 
     async def get_plugin_config(self, tenant_id: str, plugin: str) -> PluginConfig | None: ...
 

@@ -54,12 +54,15 @@ def test_masked_cards_show_at_most_the_last_four(data: st.DataObject, number: st
     for f in cards:
         digits = "".join(c for c in fold(text[f.start:f.end]) if c.isdigit())
         assert is_card_number(digits)  # the offsets land exactly on the number
-    assert d.text is not None and len(d.text) == len(text)  # star masks keep offsets
+    assert d.text is not None
+    assert number[:12] not in "".join(c for c in fold(d.text) if c.isdigit())
+    if any(f.kind.startswith("link") for f in d.findings):
+        return  # defanging ("a.ca" -> "a[.]ca") legitimately changes lengths; see test_links
+    assert len(d.text) == len(text)  # star masks keep offsets
     for f in cards:
         masked = fold(d.text[f.start:f.end])
         visible = "".join(c for c in masked if c.isdigit())
         assert visible == number[-4:]
-    assert number[:12] not in "".join(c for c in fold(d.text) if c.isdigit())
 
 
 _NOISE = st.sampled_from([*"0123456789 -.+x()@abc验证码密码:", "\u200b", "４"])

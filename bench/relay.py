@@ -1,0 +1,480 @@
+"""End-to-end relay cost of the gateway against a bare websocket relay, in the same run.
+
+    .venv/bin/python bench/relay.py [--pairs 20] [--messages 200] [--window 4]
+    .venv/bin/python bench/relay.py --idle 1000
+
+Relay mode (default) starts, in this process, (1) the real gateway
+(``gateway.app.create_app`` on a temporary SQLite data dir, AppRunner on a free loopback
+port) and (2) a baseline: a bare aiohttp websocket server that forwards each text frame
+of a customer socket to its paired agent socket (no crypto, no policy, no storage, no
+bus). N customer/agent pairs then push M messages each, customer → agent, with at most
+``--window`` messages in flight per pair. Figures: delivered messages/s and p50/p99
+latency from the customer's send to the agent's receipt, for both, and the ratio
+pipeline/baseline. Clients run in the same process and event loop as the servers, so
+both figures include client-side costs (for the gateway: sealing and opening frames).
+
+Idle mode (``--idle N``) starts ``cipherdesk serve`` in a subprocess (so server and
+client memory are separate), opens a warm-up batch of customer sockets, reads the
+server's VmRSS, opens N more idle customer sockets (handshake done, chat open), reads
+VmRSS again and reports the difference per connection.
+
+Rate limits are lifted for the benchmark (one loopback address plays every customer);
+argon2 is cheapened because agent creation is set-up, not the measured path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+
+from gateway.client import AgentClient, CustomerClient
+from gateway.protocol import CustomerMsg, Msg
+
+REPO = str(Path(__file__).resolve().parents[1])
+TEXT = "Hello, I would like to know when my parcel will arrive. Thank you!"
+
+NO_LIMITS: dict[str, Any] = {
+    # 100000/s is the finest rate the limiter accepts (one unit per 10 µs).
+    "ws_connect_per_ip": "100000/s",
+    "concurrent_per_ip": 10_000_000,
+    "concurrent_per_tenant": 10_000_000,
+    "global_connections": 10_000_000,
+    "messages_per_chat": "100000/s",
+    "messages_per_customer": "100000/s",
+    "messages_per_agent": "100000/s",
+    "bytes_per_connection": "100000/s burst=100000000",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def quiet_logs() -> None:
+    """Warnings only: per-connection info logs would dominate the measurement."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- the load
+
+
+@dataclass(slots=True)
+class Pair:
+    """One customer→agent path: ``send(tag)`` on one end, ``recv() -> tag`` on the other."""
+
+    send: Callable[[str], Awaitable[None]]
+    recv: Callable[[], Awaitable[str]]
+
+
+@dataclass(slots=True)
+class Figures:
+    delivered: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name:<10} {self.delivered:>7} msgs in {self.seconds:6.2f} s "
+            f"{self.rate:>9.0f} msg/s   p50 {self.pct(0.50):7.2f} ms   "
+            f"p99 {self.pct(0.99):7.2f} ms"
+        )
+
+
+async def drive(pairs: list[Pair], messages: int, window: int, phase: str) -> Figures:
+    """Every pair sends ``messages`` with at most ``window`` in flight; returns figures."""
+    latencies: list[float] = []
+
+    async def one(index: int, pair: Pair) -> None:
+        sent_at: dict[str, float] = {}
+        slots = asyncio.Semaphore(window)
+
+        async def sender() -> None:
+            for i in range(messages):
+                await slots.acquire()
+                tag = f"{phase}-{index}-{i}"
+                sent_at[tag] = time.perf_counter()
+                await pair.send(tag)
+
+        async def receiver() -> None:
+            for _ in range(messages):
+                tag = await pair.recv()
+                latencies.append(time.perf_counter() - sent_at.pop(tag))
+                slots.release()
+
+        await asyncio.gather(sender(), receiver())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
+    return Figures(len(latencies), time.perf_counter() - start, latencies)
+
+
+# -------------------------------------------------------------------------- baseline
+
+
+def relay_app() -> web.Application:
+    """Forward every text frame from ``/relay/<pair>/customer`` to ``/relay/<pair>/agent``."""
+    sockets: dict[str, dict[str, web.WebSocketResponse]] = {}
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        pair, role = request.match_info["pair"], request.match_info["role"]
+        # Same socket settings as the gateway (gateway/connection.py new_websocket).
+        ws = web.WebSocketResponse(compress=False, max_msg_size=64 * 1024, autoping=True)
+        await ws.prepare(request)
+        slot = sockets.setdefault(pair, {})
+        slot[role] = ws
+        try:
+            async for msg in ws:
+                if role == "customer" and msg.type == WSMsgType.TEXT:
+                    peer = slot.get("agent")
+                    if peer is not None:
+                        await peer.send_str(msg.data)
+        finally:
+            slot.pop(role, None)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/relay/{pair}/{role}", handler)
+    return app
+
+
+async def start_site(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def bench_baseline(n: int, messages: int, window: int, warmup: int) -> Figures:
+    port = free_port()
+    runner = await start_site(relay_app(), port)
+    conns: list[ClientConnection] = []
+    try:
+        pairs = []
+        for i in range(n):
+            base = f"ws://127.0.0.1:{port}/relay/{i}"
+            agent = await ws_connect(f"{base}/agent", compression=None, proxy=None)
+            customer = await ws_connect(f"{base}/customer", compression=None, proxy=None)
+            conns += [agent, customer]
+            pairs.append(_baseline_pair(customer, agent))
+        await asyncio.sleep(0.05)  # both ends registered on the relay
+        if warmup:
+            await drive(pairs, warmup, window, "warm")
+        return await drive(pairs, messages, window, "run")
+    finally:
+        for ws in conns:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        await runner.cleanup()
+
+
+def _baseline_pair(customer: ClientConnection, agent: ClientConnection) -> Pair:
+    async def send(tag: str) -> None:
+        await customer.send(json.dumps({"t": "msg", "id": tag, "text": TEXT}))
+
+    async def recv() -> str:
+        return str(json.loads(await agent.recv())["id"])
+
+    return Pair(send, recv)
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+def gateway_config(data_dir: str, port: int) -> Any:
+    from gateway.config import load_config
+
+    return load_config(
+        environ={},
+        overrides={
+            "server": {"data_dir": data_dir, "port": port, "host": "127.0.0.1"},
+            "ratelimit": {"limits": NO_LIMITS},
+            "auth": {"argon2_memory_kib": 8192, "argon2_time_cost": 1},
+        },
+    )
+
+
+async def agent_session(svc: Any, index: int) -> str:
+    """A confirmed agent of the demo tenant and a live session token for it (the
+    password + TOTP login itself is not part of what is measured)."""
+    from auth.tokens import hash_token, new_session_token
+    from gateway.store.base import Agent, AgentSession
+
+    password = secrets.token_urlsafe(24)
+    email = f"bench{index}-{secrets.token_hex(4)}@example.com"
+    create = getattr(getattr(svc, "logins", None), "create_agent", None)
+    if create is not None:
+        creds = await create(email, "demo", "agent", password, f"Bench {index}", confirmed=True)
+        agent = creds.agent
+    else:
+        from auth.passwords import PasswordHasher
+
+        now = svc.clock()
+        agent = Agent(
+            id=f"agt_bench{index}_{secrets.token_hex(4)}",
+            tenant_id="demo",
+            email=email,
+            display_name=f"Bench {index}",
+            role="agent",
+            password_hash=PasswordHasher().hash(password),
+            totp_confirmed=True,
+            created_at=now,
+            password_changed_at=now,
+        )
+        await svc.store.create_agent(agent)
+    token = new_session_token()
+    now = svc.clock()
+    await svc.store.create_session(
+        AgentSession(
+            token_hash=hash_token(token),
+            agent_id=agent.id,
+            tenant_id=agent.tenant_id,
+            created_at=now,
+            last_seen_at=now,
+            ip="127.0.0.1",
+        )
+    )
+    return token
+
+
+async def bench_gateway(n: int, messages: int, window: int, warmup: int) -> Figures:
+    from gateway.app import create_app
+    from gateway.services import SERVICES
+
+    with tempfile.TemporaryDirectory(prefix="cipherdesk-bench-") as data_dir:
+        port = free_port()
+        runner = await start_site(create_app(gateway_config(data_dir, port)), port)
+        clients: list[Any] = []
+        try:
+            svc = runner.app[SERVICES]
+            base = f"http://127.0.0.1:{port}"
+            key = svc.identity.verify_key_b64
+            tokens = [await agent_session(svc, i) for i in range(n)]
+            pairs = []
+            for token in tokens:
+                customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+                agent = AgentClient(base, token=token, origin=base, gateway_key=key)
+                clients += [customer, agent]
+                await customer.connect()
+                welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
+                await agent.connect()
+                await agent.accept(welcome.chat)
+                pairs.append(_gateway_pair(customer, agent))
+            if warmup:
+                await drive(pairs, warmup, window, "warm")
+            figures = await drive(pairs, messages, window, "run")
+            for c in clients:
+                c.drain()
+            return figures
+        finally:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.aclose()
+            await runner.cleanup()
+
+
+def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
+    async def send(tag: str) -> None:
+        # Fire and go on, as the widget does: acks come back on their own (and are
+        # buffered, unread); the outbox/await-ack path is what send_text adds.
+        await customer.send(CustomerMsg(id=tag, text=TEXT))
+
+    async def recv() -> str:
+        frame = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
+        return str(frame.id)
+
+    return Pair(send, recv)
+
+
+async def run_relay(args: argparse.Namespace) -> None:
+    print(
+        f"relay: {args.pairs} pairs x {args.messages} msgs, window {args.window}, "
+        f"warm-up {args.warmup}/pair, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+    )
+    base = await bench_baseline(args.pairs, args.messages, args.window, args.warmup)
+    print(base.line("baseline"), flush=True)
+    pipe = await bench_gateway(args.pairs, args.messages, args.window, args.warmup)
+    print(pipe.line("gateway"), flush=True)
+    print(
+        f"ratio gateway/baseline: throughput {pipe.rate / base.rate:.3f}   "
+        f"p50 {pipe.pct(0.5) / base.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / base.pct(0.99):.2f}x"
+    )
+
+
+# ---------------------------------------------------------------------------- idle
+
+
+def vm_rss_kib(pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+def raise_fd_limit(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def serve_command() -> list[str]:
+    script = Path(sys.executable).with_name("cipherdesk")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from gateway.cli import main; main()"]
+
+
+async def wait_healthy(base: str, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"cipherdesk serve exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/healthz") as resp:
+                    if resp.status == 200:
+                        async with http.get(f"{base}/.well-known/cipherdesk.json") as wk:
+                            return dict(await wk.json())
+            await asyncio.sleep(0.2)
+    raise RuntimeError("gateway did not become healthy in time")
+
+
+async def open_idle(base: str, key: str, count: int, into: list[CustomerClient]) -> None:
+    gate = asyncio.Semaphore(32)
+
+    async def one() -> None:
+        async with gate:
+            client = CustomerClient(base, "demo", origin=base, gateway_key=key)
+            await client.connect()
+            await client.open()
+            into.append(client)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def settle_rss(pid: int, seconds: float = 1.0) -> int:
+    await asyncio.sleep(seconds)
+    return vm_rss_kib(pid)
+
+
+async def run_idle(args: argparse.Namespace) -> None:
+    n, warm = args.idle, args.idle_warmup
+    fds = raise_fd_limit(2 * (n + warm) + 512)
+    if fds < n + warm + 256:
+        raise SystemExit(f"open-file limit {fds} is too low for {n} idle sockets")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIPHERDESK_")}
+    limits = ", ".join(f"{k} = {json.dumps(v)}" for k, v in NO_LIMITS.items())
+    env["CIPHERDESK_RATELIMIT_LIMITS"] = "{" + limits + "}"
+    env["PYTHONPATH"] = REPO
+    clients: list[CustomerClient] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="cipherdesk-idle-") as data_dir,
+        tempfile.TemporaryFile() as server_log,
+    ):
+        cmd = [*serve_command(), "serve", "--port", str(port), "--data-dir", data_dir]
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+            [*cmd, "--log-level", "warning"], env=env, stdout=server_log, stderr=server_log
+        )
+        try:
+            well_known = await wait_healthy(base, proc, time.monotonic() + 30)
+            key = well_known["verify_key"]
+            rss_start = vm_rss_kib(proc.pid)
+            await open_idle(base, key, warm, clients)  # imports, caches, pools warmed
+            rss_warm = await settle_rss(proc.pid)
+            client_warm = vm_rss_kib()
+            start = time.perf_counter()
+            await open_idle(base, key, n, clients)
+            opened = time.perf_counter() - start
+            rss_idle = await settle_rss(proc.pid)
+            client_idle = vm_rss_kib()
+            alive = sum(c.connected for c in clients)
+            per_conn = (rss_idle - rss_warm) / n
+            print(
+                f"idle: server pid {proc.pid}, {alive}/{n + warm} sockets alive "
+                f"(handshake + chat open); {n} opened in {opened:.2f} s "
+                f"({n / opened:.0f}/s)"
+            )
+            print(
+                f"server VmRSS: start {rss_start / 1024:.1f} MiB, after {warm} warm-up "
+                f"{rss_warm / 1024:.1f} MiB, after +{n} idle {rss_idle / 1024:.1f} MiB"
+            )
+            print(f"server RSS per idle connection: {per_conn:.1f} KiB")
+            print(
+                f"client (SDK) RSS per idle connection: {(client_idle - client_warm) / n:.1f} KiB"
+            )
+        except BaseException:
+            server_log.seek(0)
+            sys.stderr.write(server_log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.aclose()
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=20, help="customer/agent pairs")
+    parser.add_argument("--messages", type=int, default=500, help="messages per pair")
+    parser.add_argument("--window", type=int, default=4, help="messages in flight per pair")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up messages per pair")
+    parser.add_argument(
+        "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"
+    )
+    parser.add_argument(
+        "--idle-warmup", type=int, default=50, help="sockets opened before the RSS baseline"
+    )
+    args = parser.parse_args()
+    quiet_logs()
+    if args.idle:
+        asyncio.run(run_idle(args))
+    else:
+        asyncio.run(run_relay(args))
+
+
+if __name__ == "__main__":
+    main()

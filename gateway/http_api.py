@@ -1,0 +1,768 @@
+"""The agents' and admins' HTTP API (JSON only): login, own account, administration.
+
+Conventions (documented for console and SDK authors):
+
+* Requests with a body must be ``Content-Type: application/json`` (else 415
+  ``unsupported_media_type``) and at most 64 KiB (else 413 ``too_large``). Malformed JSON,
+  unknown, missing or mistyped fields answer 400 ``bad_request`` with ``field`` naming the
+  offending field when known. No response ever carries a traceback.
+* Authentication: ``Authorization: Bearer <token>`` (SDKs, bots) or the HttpOnly
+  ``cd_session`` cookie set by ``POST /api/login`` (browsers). Missing/expired/revoked
+  sessions answer 401 ``unauthenticated``.
+* CSRF: a cookie-authenticated POST/PUT/PATCH/DELETE must carry ``X-CSRF-Token`` equal to
+  the ``csrf`` value returned by login and ``GET /api/me``, and its ``Origin`` (when sent)
+  must be one of the console's origins; otherwise 403 ``csrf``. Bearer requests are not
+  subject to CSRF (a browser never attaches them by itself). The CSRF token is
+  HMAC-SHA256 of the session token under a secret *derived from the current master key*
+  (HMAC(master key, "cipherdesk/csrf-secret/v1")): every node sharing the keyring agrees on
+  it without extra files, and rotating the master key rotates it (the console re-reads
+  ``/api/me``).
+* Authorisation: every handler checks the role's permission *and* the tenant of the
+  resource with :func:`auth.roles.require`. A resource of another tenant answers exactly
+  like a missing one (404 ``not_found``); a permission the role lacks answers 403
+  ``forbidden``.
+* Rate limits: ``login_per_ip`` / ``login_per_account`` on login, ``api_per_token`` on
+  every authenticated call: 429 ``rate_limited`` with ``Retry-After``.
+
+Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
+``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
+``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
+``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
+``invalid_origin``, ``invalid_secret``, ``internal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+import structlog
+from aiohttp import web
+from msgspec import Meta, Struct
+
+from auth.identity import MIN_SECRET_BYTES
+from auth.roles import Forbidden, Permission, Role, require
+from auth.tokens import SessionLifetime, csrf_token_for
+from auth.totp import qr_png
+from gateway.bus.base import BusEvent, tenant_topic
+from gateway.chats import ChatError
+from gateway.http_public import ApiError
+from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
+from gateway.services import SERVICES, Services, peer_ip
+from gateway.sessions import COOKIE, AgentContext, token_from_request
+from gateway.store.base import Agent, AuditEvent, Tenant
+from gateway.tenants import normalize_origin
+
+log = structlog.get_logger("cipherdesk.api")
+
+MAX_BODY = 64 * 1024
+CSRF_HEADER = "X-CSRF-Token"
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CSRF_SLOT = "csrf_secret"
+
+Email = Annotated[str, Meta(min_length=1, max_length=1024)]
+Password = Annotated[str, Meta(max_length=1024)]
+Otp = Annotated[str, Meta(max_length=64)]
+Name = Annotated[str, Meta(min_length=1, max_length=120)]
+RoleName = Literal["agent", "supervisor", "admin"]
+
+S = TypeVar("S", bound=Struct)
+
+
+# ---------------------------------------------------------------------- bodies
+
+
+class LoginBody(Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    otp: Otp
+
+
+class PasswordBody(Struct, forbid_unknown_fields=True):
+    current: Password
+    new: Password
+
+
+class ConfirmTotpBody(Struct, forbid_unknown_fields=True):
+    otp: Otp
+    enrollment: Annotated[str, Meta(max_length=4096)] | None = None
+
+
+class CreateAgentBody(Struct, forbid_unknown_fields=True):
+    email: Email
+    role: RoleName
+    password: Password
+    display_name: Name | None = None
+    tenant: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class PatchAgentBody(Struct, forbid_unknown_fields=True):
+    role: RoleName | None = None
+    display_name: Name | None = None
+    disabled: bool | None = None
+
+
+class PatchTenantBody(Struct, forbid_unknown_fields=True):
+    name: Name | None = None
+    allowed_origins: Annotated[list[Annotated[str, Meta(max_length=300)]],
+                               Meta(max_length=50)] | None = None
+    identity_mode: Literal["off", "optional", "enforced"] | None = None
+    identity_secrets: Annotated[list[Annotated[str, Meta(max_length=512)]],
+                                Meta(max_length=2)] | None = None
+    policy: dict[str, Any] | None = None
+    allowed_link_domains: Annotated[list[Annotated[str, Meta(max_length=253)]],
+                                    Meta(max_length=500)] | None = None
+    frozen: bool | None = None
+
+
+class PolicyTestBody(Struct, forbid_unknown_fields=True):
+    text: Annotated[str, Meta(max_length=20_000)]
+    direction: Literal["customer", "agent"] = "customer"
+    tenant: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class FreezeBody(Struct, forbid_unknown_fields=True):
+    frozen: bool
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+def _svc(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+_FIELD_RE = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
+_MISSING_RE = re.compile(r"missing required field `([A-Za-z_][A-Za-z0-9_]*)`")
+_UNKNOWN_RE = re.compile(r"unknown field `([^`]{0,64})`")
+
+
+def _field_of(message: str) -> str | None:
+    for pattern in (_MISSING_RE, _UNKNOWN_RE, _FIELD_RE):
+        m = pattern.search(message)
+        if m:
+            return m.group(1)
+    return None
+
+
+async def _read_body(request: web.Request) -> bytes:
+    ctype = request.content_type
+    if ctype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body must be at most {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(16 * 1024)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "too_large", f"the body must be at most {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, kind: type[S]) -> S:
+    """Decode the JSON body as ``kind`` or answer 415/413/400."""
+    body = await _read_body(request)
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = _field_of(message)
+        raise ApiError(400, "bad_request", f"invalid request: {message}"[:300],
+                       field=field) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+
+
+def _csrf_secret(svc: Services) -> bytes:
+    secret = svc.extras.get(_CSRF_SLOT)
+    if secret is None:
+        master = base64.b64decode(svc.keyring.current.to_b64())
+        secret = hmac.new(master, b"cipherdesk/csrf-secret/v1", hashlib.sha256).digest()
+        svc.extras[_CSRF_SLOT] = secret
+    return secret
+
+
+def csrf_for(svc: Services, token: str) -> str:
+    return csrf_token_for(token, _csrf_secret(svc))
+
+
+def _is_bearer(request: web.Request) -> bool:
+    return request.headers.get("Authorization", "")[:7].lower() == "bearer "
+
+
+def _check_origin(request: web.Request, svc: Services) -> None:
+    origin = request.headers.get("Origin")
+    if origin is not None and not svc.extras["console_origin_allowed"](origin):
+        raise ApiError(403, "csrf", "request origin is not allowed")
+
+
+def _retry_headers(retry_after: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
+async def authenticate(request: web.Request) -> AgentContext:
+    """The caller's context: session valid, API budget left, CSRF checked."""
+    svc = _svc(request)
+    token = token_from_request(request)
+    ctx = await svc.sessions.authenticate(token)
+    if ctx is None:
+        raise ApiError(401, "unauthenticated", "log in first (session missing or expired)")
+    decision = await svc.guard.limiter.hit(f"api:{ctx.session.token_hash}",
+                                           svc.guard.limits.api_per_token,
+                                           scope="api_per_token")
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "too many requests; slow down",
+                       headers=_retry_headers(decision.retry_after))
+    if request.method in _MUTATING and not _is_bearer(request):
+        _check_origin(request, svc)
+        presented = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(csrf_for(svc, ctx.token).encode(),
+                                   presented.encode("utf-8", "replace")):
+            raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
+    return ctx
+
+
+Handler = Callable[[web.Request, AgentContext], Awaitable[web.StreamResponse]]
+
+
+def authed(permission: Permission | None = None) -> Callable[[Handler], Any]:
+    """Decorator: authenticate, then (optionally) require ``permission`` in own tenant."""
+
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def inner(request: web.Request) -> web.StreamResponse:
+            ctx = await authenticate(request)
+            try:
+                if permission is not None:
+                    require(ctx.principal, permission, ctx.principal.tenant_id)
+                return await handler(request, ctx)
+            except Forbidden:
+                raise ApiError(403, "forbidden", "your role does not allow this") from None
+            except CredentialError as exc:
+                raise _credential_error(exc) from None
+
+        inner.__name__ = handler.__name__
+        inner.__doc__ = handler.__doc__
+        return inner
+
+    return wrap
+
+
+_CREDENTIAL_STATUS = {
+    "weak_password": 400, "wrong_password": 403, "invalid_otp": 400, "no_enrollment": 409,
+    "invalid_email": 400, "email_taken": 409, "invalid_role": 400, "not_found": 404,
+}
+
+
+def _credential_error(exc: CredentialError) -> ApiError:
+    return ApiError(_CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message, **exc.extra)
+
+
+def _lifetime(svc: Services) -> SessionLifetime:
+    return SessionLifetime(idle_timeout=svc.config.auth.idle_timeout,
+                           absolute_lifetime=svc.config.auth.absolute_lifetime)
+
+
+def agent_json(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id, "email": agent.email, "display_name": agent.display_name,
+        "role": agent.role, "tenant": agent.tenant_id, "disabled": agent.disabled,
+        "totp_confirmed": agent.totp_confirmed, "created_at": agent.created_at,
+        "password_changed_at": agent.password_changed_at,
+    }
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def tenant_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
+    try:
+        fingerprints = [_fingerprint(s) for s in svc.tenants.identity_secrets(tenant)]
+    except Exception:  # unreadable sealed secrets (wrong master key): say so, never crash
+        fingerprints = ["unreadable"]
+    return {
+        "id": tenant.id, "name": tenant.name, "allowed_origins": tenant.allowed_origins,
+        "identity_mode": tenant.identity_mode,
+        "identity_secrets": [{"fingerprint": f} for f in fingerprints],
+        "settings": tenant.settings, "frozen": tenant.frozen, "created_at": tenant.created_at,
+    }
+
+
+def _audit_json(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "ts": event.ts, "action": event.action, "tenant": event.tenant_id,
+            "actor": event.actor, "target": event.target, "ip": event.ip,
+            "details": event.details}
+
+
+async def _qr_data_url(uri: str) -> str:
+    png = await asyncio.to_thread(qr_png, uri)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _ok(**data: Any) -> web.Response:
+    return web.json_response({"ok": True, **data})
+
+
+# ---------------------------------------------------------------------- login/session
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /api/login {"email","password","otp"}`` → session token + cookie."""
+    svc = _svc(request)
+    _check_origin(request, svc)
+    body = await read_json(request, LoginBody)
+    ip = peer_ip(request, svc)
+    try:
+        result = await svc.logins.login(body.email, body.password, body.otp, ip=ip,
+                                        user_agent=request.headers.get("User-Agent", ""))
+    except LoginFailed as exc:
+        if exc.retry_after:
+            raise ApiError(429, "rate_limited", GENERIC_FAILURE,
+                           headers=_retry_headers(exc.retry_after),
+                           retry_after=math.ceil(exc.retry_after)) from None
+        raise ApiError(401, "login_failed", GENERIC_FAILURE) from None
+    session = result.session
+    response = web.json_response({
+        "token": result.token,
+        "csrf": csrf_for(svc, result.token),
+        "agent": agent_json(result.agent),
+        "expires_at": _lifetime(svc).expires_at(session.created_at, session.last_seen_at),
+    })
+    response.set_cookie(COOKIE, result.token, httponly=True, samesite="Strict", path="/",
+                        secure=svc.config.server.behind_tls or None,
+                        max_age=int(svc.config.auth.absolute_lifetime))
+    return response
+
+
+@authed()
+async def logout(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    await svc.logins.logout(ctx.agent, ctx.session.token_hash, ip=peer_ip(request, svc))
+    response = _ok()
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@authed()
+async def me(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant = await svc.tenants.get(ctx.agent.tenant_id)
+    session = ctx.session
+    return web.json_response({
+        "agent": agent_json(ctx.agent),
+        "tenant": {"id": ctx.agent.tenant_id, "name": tenant.name if tenant else None,
+                   "frozen": tenant.frozen if tenant else False},
+        "role": ctx.agent.role,
+        "permissions": sorted(p.value for p in ctx.principal.permissions),
+        "csrf": csrf_for(svc, ctx.token),
+        "session": {"created_at": session.created_at, "last_seen_at": session.last_seen_at,
+                    "expires_at": _lifetime(svc).expires_at(session.created_at,
+                                                            session.last_seen_at)},
+        "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
+    })
+
+
+@authed()
+async def change_password(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    body = await read_json(request, PasswordBody)
+    decision = await svc.guard.limiter.hit(f"login:acct:{ctx.agent.email}",
+                                           svc.guard.limits.login_per_account,
+                                           scope="login_per_account")
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "too many attempts; try again later",
+                       headers=_retry_headers(decision.retry_after))
+    revoked = await svc.logins.change_password(ctx.agent, body.current, body.new,
+                                               keep_session=ctx.session.token_hash,
+                                               ip=peer_ip(request, svc))
+    return _ok(sessions_revoked=revoked)
+
+
+@authed()
+async def start_totp(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    enrollment = await svc.logins.start_enrollment(ctx.agent, ctx.session.token_hash,
+                                                   ip=peer_ip(request, svc))
+    return web.json_response({
+        "otpauth_uri": enrollment.otpauth_uri,
+        "qr_png": await _qr_data_url(enrollment.otpauth_uri),
+        "enrollment": enrollment.token,
+        "confirm": "/api/me/totp/confirm",
+    })
+
+
+@authed()
+async def confirm_totp(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    body = await read_json(request, ConfirmTotpBody)
+    await svc.logins.confirm_enrollment(ctx.agent, ctx.session.token_hash, body.otp,
+                                        body.enrollment, ip=peer_ip(request, svc))
+    return _ok()
+
+
+@authed()
+async def recovery_codes(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    codes = await svc.logins.regenerate_recovery_codes(ctx.agent, actor=ctx.agent.id,
+                                                       ip=peer_ip(request, svc))
+    return web.json_response({"recovery_codes": codes})
+
+
+# ---------------------------------------------------------------------- admin: agents
+
+
+async def _target_agent(request: web.Request, ctx: AgentContext,
+                        permission: Permission) -> Agent:
+    """The agent named in the path, in the caller's tenant; 404 otherwise (also for an
+    agent of another tenant, so ids of other tenants cannot be probed)."""
+    svc = _svc(request)
+    agent_id = request.match_info["agent_id"]
+    agent = await svc.store.get_agent(agent_id) if len(agent_id) <= 64 else None
+    if agent is None or agent.tenant_id != ctx.principal.tenant_id:
+        raise ApiError(404, "not_found", "no such agent")
+    require(ctx.principal, permission, agent.tenant_id)
+    return agent
+
+
+@authed(Permission.AGENT_MANAGE)
+async def list_agents(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant_id = ctx.principal.tenant_id
+    require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    agents = await svc.store.list_agents(tenant_id)
+    return web.json_response({"agents": [agent_json(a) for a in agents]})
+
+
+@authed(Permission.AGENT_MANAGE)
+async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    body = await read_json(request, CreateAgentBody)
+    tenant_id = body.tenant or ctx.principal.tenant_id
+    require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    creds = await svc.logins.create_agent(body.email, tenant_id, body.role, body.password,
+                                          body.display_name, actor=ctx.agent.id,
+                                          ip=peer_ip(request, svc))
+    return web.json_response({
+        "agent": agent_json(creds.agent),
+        "otpauth_uri": creds.otpauth_uri,
+        "qr_png": await _qr_data_url(creds.otpauth_uri),
+        "recovery_codes": creds.recovery_codes,
+    }, status=201)
+
+
+async def _enabled_admins(svc: Services, tenant_id: str) -> int:
+    return sum(1 for a in await svc.store.list_agents(tenant_id)
+               if a.role == Role.ADMIN.value and not a.disabled)
+
+
+@authed(Permission.AGENT_MANAGE)
+async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    body = await read_json(request, PatchAgentBody)
+    ip = peer_ip(request, svc)
+    actor = ctx.agent.id
+    losing_admin = agent.role == Role.ADMIN.value and not agent.disabled and (
+        (body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
+    if losing_admin and await _enabled_admins(svc, agent.tenant_id) <= 1:
+        raise ApiError(409, "last_admin", "the tenant would be left without an enabled admin")
+    if body.display_name is not None and body.display_name != agent.display_name:
+        agent.display_name = body.display_name.strip()[:120] or agent.display_name
+        await svc.store.update_agent(agent)
+        await svc.auditor.record("agent.renamed", tenant_id=agent.tenant_id, actor=actor,
+                                 target=agent.id, ip=ip)
+    if body.role is not None and body.role != agent.role:
+        old = agent.role
+        agent.role = body.role
+        await svc.store.update_agent(agent)
+        await svc.auditor.record("role.changed", tenant_id=agent.tenant_id, actor=actor,
+                                 target=agent.id, ip=ip, old_role=old, new_role=body.role)
+        # Open sockets hold the old principal: make them log in again.
+        await svc.logins.revoke_all(agent.id, actor, ip=ip, reason="role_changed")
+    if body.disabled is not None and body.disabled != agent.disabled:
+        await svc.logins.set_disabled(agent, body.disabled, actor=actor, ip=ip)
+    return web.json_response({"agent": agent_json(agent)})
+
+
+@authed(Permission.AGENT_MANAGE)
+async def unlock_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    had = await svc.logins.unlock(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
+    return _ok(was_locked=had)
+
+
+@authed(Permission.AGENT_MANAGE)
+async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    count = await svc.logins.revoke_all(agent.id, ctx.agent.id, ip=peer_ip(request, svc))
+    return _ok(sessions_revoked=count)
+
+
+@authed(Permission.AGENT_MANAGE)
+async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
+    return web.json_response({
+        "agent": agent_json(creds.agent),
+        "otpauth_uri": creds.otpauth_uri,
+        "qr_png": await _qr_data_url(creds.otpauth_uri),
+        "recovery_codes": creds.recovery_codes,
+    })
+
+
+# ---------------------------------------------------------------------- admin: audit
+
+
+def _query_number(request: web.Request, name: str, kind: type, *, low: float | None = None,
+                  high: float | None = None) -> Any:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"query parameter {name} must be a number",
+                       field=name) from None
+    if (isinstance(value, float) and not math.isfinite(value)) or \
+            (low is not None and value < low) or (high is not None and value > high):
+        raise ApiError(400, "bad_request", f"query parameter {name} is out of range",
+                       field=name)
+    return value
+
+
+@authed(Permission.AUDIT_READ)
+async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant_id = ctx.principal.tenant_id
+    require(ctx.principal, Permission.AUDIT_READ, tenant_id)
+    for name in ("action", "actor"):
+        if len(request.query.get(name, "")) > 128:
+            raise ApiError(400, "bad_request", f"query parameter {name} is too long", field=name)
+    limit = _query_number(request, "limit", int, low=1, high=500) or 100
+    events = await svc.store.query_audit(
+        tenant_id=tenant_id,
+        action=request.query.get("action") or None,
+        actor=request.query.get("actor") or None,
+        since=_query_number(request, "since", float),
+        until=_query_number(request, "until", float),
+        before_id=_query_number(request, "before_id", int, low=1),
+        limit=limit,
+    )
+    next_before = events[-1].id if len(events) == limit else None
+    return web.json_response({"events": [_audit_json(e) for e in events],
+                              "next_before_id": next_before})
+
+
+# ---------------------------------------------------------------------- admin: tenant
+
+
+async def _own_tenant(svc: Services, ctx: AgentContext) -> Tenant:
+    tenant = await svc.store.get_tenant(ctx.principal.tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", "no such tenant")
+    return tenant
+
+
+@authed(Permission.TENANT_MANAGE)
+async def get_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    require(ctx.principal, Permission.TENANT_MANAGE, tenant.id)
+    return web.json_response({"tenant": tenant_json(svc, tenant)})
+
+
+async def _set_frozen(svc: Services, tenant: Tenant, frozen: bool, actor: str, ip: str) -> None:
+    tenant.frozen = frozen
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+    await svc.auditor.record("tenant.frozen" if frozen else "tenant.unfrozen",
+                             tenant_id=tenant.id, actor=actor, target=tenant.id, ip=ip)
+    await svc.bus.publish(tenant_topic(tenant.id), BusEvent(kind="frozen"))
+
+
+@authed(Permission.TENANT_MANAGE)
+async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
+    from gateway.policy import PolicyConfigError
+
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    require(ctx.principal, Permission.TENANT_MANAGE, tenant.id)
+    body = await read_json(request, PatchTenantBody)
+    ip = peer_ip(request, svc)
+    changed: list[str] = []
+    if body.name is not None:
+        tenant.name = body.name.strip() or tenant.name
+        changed.append("name")
+    if body.allowed_origins is not None:
+        origins = []
+        for raw in body.allowed_origins:
+            normalized = normalize_origin(raw)
+            if normalized is None:
+                raise ApiError(400, "invalid_origin",
+                               "origins look like https://shop.example.com (no path)",
+                               field="allowed_origins")
+            origins.append(normalized)
+        tenant.allowed_origins = sorted(set(origins))
+        changed.append("allowed_origins")
+    if body.identity_mode is not None:
+        tenant.identity_mode = body.identity_mode
+        changed.append("identity_mode")
+    if body.identity_secrets is not None:
+        if any(len(s.encode()) < MIN_SECRET_BYTES for s in body.identity_secrets):
+            raise ApiError(400, "invalid_secret",
+                           f"identity secrets need at least {MIN_SECRET_BYTES} bytes",
+                           field="identity_secrets")
+        tenant.identity_secrets_sealed = (
+            svc.tenants.seal_identity_secrets(tenant.id, body.identity_secrets)
+            if body.identity_secrets else None)
+        changed.append("identity_secrets")
+    if tenant.identity_mode == "enforced" and not tenant.identity_secrets_sealed:
+        raise ApiError(400, "invalid_secret", "enforced identity needs an identity secret",
+                       field="identity_secrets")
+    settings = dict(tenant.settings)
+    if body.policy is not None:
+        settings["policy"] = body.policy
+        changed.append("policy")
+    if body.allowed_link_domains is not None:
+        settings["allowed_link_domains"] = body.allowed_link_domains
+        changed.append("allowed_link_domains")
+    if body.policy is not None or body.allowed_link_domains is not None:
+        try:
+            svc.extras["policies"].engine_for(tenant.id, settings)
+        except (PolicyConfigError, ValueError, TypeError) as exc:
+            raise ApiError(400, "invalid_policy", str(exc)[:300], field="policy") from None
+        settings.pop("managed_demo", None)
+        tenant.settings = settings
+    frozen_changed = body.frozen is not None and body.frozen != tenant.frozen
+    if frozen_changed:
+        tenant.frozen = bool(body.frozen)
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+    if changed:
+        await svc.auditor.record("tenant.updated", tenant_id=tenant.id, actor=ctx.agent.id,
+                                 target=tenant.id, ip=ip, fields=changed)
+    if frozen_changed:
+        await _set_frozen(svc, tenant, tenant.frozen, ctx.agent.id, ip)
+    return web.json_response({"tenant": tenant_json(svc, tenant)})
+
+
+@authed(Permission.EMERGENCY)
+async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    require(ctx.principal, Permission.EMERGENCY, tenant.id)
+    body = await read_json(request, FreezeBody)
+    await _set_frozen(svc, tenant, body.frozen, ctx.agent.id, peer_ip(request, svc))
+    return _ok(frozen=body.frozen)
+
+
+# ---------------------------------------------------------------------- policy, flags, chats
+
+
+@authed()
+async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
+    from gateway.policy import PolicyConfigError
+
+    svc = _svc(request)
+    body = await read_json(request, PolicyTestBody)
+    tenant_id = body.tenant or ctx.principal.tenant_id
+    require(ctx.principal, Permission.POLICY_TEST, tenant_id)
+    tenant = await svc.tenants.get(tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", "no such tenant")
+    try:
+        engine = svc.extras["policies"].engine_for(tenant.id, tenant.settings)
+    except PolicyConfigError:
+        raise ApiError(409, "invalid_policy", "the tenant's policy settings are invalid") \
+            from None
+    decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
+    return web.json_response(engine.as_dict(decision))
+
+
+@authed(Permission.FLAG_VIEW_ORIGINAL)
+async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant_id = ctx.principal.tenant_id
+    require(ctx.principal, Permission.FLAG_VIEW_ORIGINAL, tenant_id)
+    every = request.query.get("all") in ("1", "true")
+    flags = await svc.store.list_flags(tenant_id, unreviewed_only=not every)
+    return web.json_response({"flags": [
+        {"id": f.id, "chat": f.chat_id, "seq": f.seq, "kinds": f.kinds,
+         "created_at": f.created_at, "reviewed_by": f.reviewed_by}
+        for f in flags if f.tenant_id == tenant_id
+    ]})
+
+
+def _int_path(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "not_found", "no such resource")
+    return int(raw)
+
+
+def _chat_error(exc: ChatError) -> ApiError:
+    status = {"not_found": 404, "forbidden": 403}.get(exc.code, 409)
+    return ApiError(status, exc.code, exc.message)
+
+
+@authed(Permission.FLAG_VIEW_ORIGINAL)
+async def flag_original(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    flag_id = _int_path(request, "flag_id")
+    try:
+        data = await svc.chats.flag_original(ctx.principal, flag_id, peer_ip(request, svc))
+    except ChatError as exc:
+        raise _chat_error(exc) from None
+    return web.json_response(data)
+
+
+@authed(Permission.TENANT_MANAGE)
+async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    chat_id = request.match_info["chat_id"]
+    chat = await svc.store.get_chat(chat_id) if len(chat_id) <= 128 else None
+    if chat is None or chat.tenant_id != ctx.principal.tenant_id:
+        raise ApiError(404, "not_found", "no such chat")
+    require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
+    erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
+    return _ok(erased=erased)
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/login", login)
+    r.add_post("/api/logout", logout)
+    r.add_get("/api/me", me)
+    r.add_post("/api/me/password", change_password)
+    r.add_post("/api/me/totp", start_totp)
+    r.add_post("/api/me/totp/confirm", confirm_totp)
+    r.add_post("/api/me/recovery-codes", recovery_codes)
+    r.add_get("/api/agents", list_agents)
+    r.add_post("/api/agents", create_agent)
+    r.add_patch("/api/agents/{agent_id}", patch_agent)
+    r.add_post("/api/agents/{agent_id}/unlock", unlock_agent)
+    r.add_post("/api/agents/{agent_id}/revoke-sessions", revoke_sessions)
+    r.add_post("/api/agents/{agent_id}/reset-mfa", reset_mfa)
+    r.add_get("/api/audit", audit)
+    r.add_get("/api/tenant", get_tenant)
+    r.add_patch("/api/tenant", patch_tenant)
+    r.add_post("/api/policy/test", policy_test)
+    r.add_get("/api/flags", list_flags)
+    r.add_get("/api/flags/{flag_id}/original", flag_original)
+    r.add_post("/api/chats/{chat_id}/erase", erase_chat)
+    r.add_post("/api/emergency/freeze", freeze)

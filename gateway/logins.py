@@ -1,0 +1,542 @@
+"""Agent login and credential management: the gateway side of ``auth/``.
+
+:class:`LoginService` owns every security-relevant step of an agent's credentials:
+password + TOTP (or recovery code) login, brute-force lockout, sessions, password
+change, TOTP enrolment, recovery codes, agent creation, MFA reset and revocation.
+The HTTP API (:mod:`gateway.http_api`) and the CLI (:mod:`gateway.cli_admin`) are thin
+shells around it, so both enforce the same rules.
+
+Rules worth knowing:
+
+* Every login failure raises :class:`LoginFailed` with ONE generic message, whatever
+  went wrong (unknown account, wrong password, wrong or replayed code, disabled,
+  locked). An unknown account still spends the time of an argon2 verification
+  (``verify_dummy``). argon2 runs in a worker thread so a login storm never stalls
+  the event loop that carries chats.
+* Brute force: per account (``acct:<email>``) the :class:`auth.lockout.LockoutPolicy`
+  built from config ``[auth]`` (``free_failures``, ``lock_after``, ``lock_duration``)
+  imposes progressive delays and then a temporary lock; per client IP (``ip:<addr>``) the
+  same policy applies with a budget scaled for offices behind one NAT (``2 * lock_after``
+  free failures, a lock at ``5 * lock_after``). OTP failures count like password
+  failures. Independently, the ``login_per_ip`` / ``login_per_account`` rate limits shed
+  floods. Both answer with ``retry_after``.
+* The one-time code is a 6-digit TOTP (each time step accepted once per agent, race-free
+  via ``store.advance_totp_step``) or a recovery code (single use via
+  ``store.use_recovery_code``). An agent created by the CLI (or after an MFA reset) has
+  an unconfirmed TOTP secret, confirmed by its first successful TOTP login.
+* Console re-enrolment keeps the current secret active until the new one is confirmed
+  with a valid code: the pending secret is sealed (master key, bound to the agent and
+  the session) and handed to the client as an opaque ``enrollment`` token, and also
+  remembered in memory on this node (so ``{"otp"}`` alone works on one node).
+* Audit events never hold a password, a code, a secret or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from auth.emails import InvalidEmail, normalize_email
+from auth.lockout import LockoutPolicy, LockoutState
+from auth.passwords import PasswordHasher, WeakPassword, check_password_strength
+from auth.recovery import (
+    InvalidRecoveryCode,
+    generate_recovery_codes,
+    hash_recovery_code,
+)
+from auth.roles import Role
+from auth.tokens import hash_token, new_session_token
+from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri
+from crypto.envelope import EnvelopeError, Keyring
+from gateway.audit import Auditor
+from gateway.bus.base import Bus, BusEvent, agent_topic
+from gateway.config import Config
+from gateway.metrics import Metrics
+from gateway.ratelimit import Limits, RateLimiter
+from gateway.store.base import Agent, AgentSession, Conflict, LockoutRecord, Store
+
+log = structlog.get_logger("cipherdesk.logins")
+
+GENERIC_FAILURE = "Login failed: check your e-mail, password and one-time code."
+RECOVERY_CODES = 10
+ENROLLMENT_TTL = 600.0
+ISSUER = "cipherdesk"
+
+
+class LoginFailed(Exception):
+    """Any login failure. ``retry_after`` is set when the caller must wait (rate limit,
+    progressive delay or lock); the message is always :data:`GENERIC_FAILURE`."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__(GENERIC_FAILURE)
+        self.retry_after = retry_after
+
+
+class CredentialError(Exception):
+    """A credential-management request was refused; ``code`` is the documented API code
+    (``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
+    ``invalid_email``, ``email_taken``, ``invalid_role``, ``not_found``)."""
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(slots=True, frozen=True)
+class LoginResult:
+    token: str
+    agent: Agent
+    session: AgentSession
+
+
+@dataclass(slots=True, frozen=True)
+class NewCredentials:
+    """What a new or reset agent must see once: TOTP secret/URI and recovery codes."""
+
+    agent: Agent
+    totp_secret: str
+    otpauth_uri: str
+    recovery_codes: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class Enrollment:
+    secret: str
+    otpauth_uri: str
+    token: str  # opaque sealed pending secret for the confirm call
+
+
+def totp_aad(agent_id: str) -> bytes:
+    return f"totp|{agent_id}".encode()
+
+
+def _enroll_aad(agent_id: str, token_hash: str) -> bytes:
+    return f"totp-enroll|{agent_id}|{token_hash}".encode()
+
+
+def account_key(email: str) -> str:
+    return f"acct:{email}"
+
+
+def ip_key(ip: str) -> str:
+    return f"ip:{ip}"
+
+
+def _state(record: LockoutRecord | None) -> LockoutState:
+    if record is None:
+        return LockoutState()
+    return LockoutState(record.failures, record.last_failure_at, record.locked_until)
+
+
+def _canonical_or_raw(email: str) -> tuple[str | None, str]:
+    """(canonical e-mail or None, the key used for lockout/rate limits)."""
+    try:
+        canonical = normalize_email(email)
+    except InvalidEmail:
+        raw = email.strip().casefold()[:320] if isinstance(email, str) else ""
+        return None, raw
+    return canonical, canonical
+
+
+class LoginService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        config: Config,
+        auditor: Auditor,
+        limiter: RateLimiter,
+        limits: Limits,
+        metrics: Metrics,
+        bus: Bus,
+        keyring: Keyring,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.auditor = auditor
+        self.limiter = limiter
+        self.limits = limits
+        self.metrics = metrics
+        self.bus = bus
+        self.keyring = keyring
+        self.clock = clock
+        auth = config.auth
+        self.hasher = PasswordHasher(
+            time_cost=auth.argon2_time_cost,
+            memory_cost=auth.argon2_memory_kib,
+            parallelism=auth.argon2_parallelism,
+        )
+        self.lockout = LockoutPolicy(
+            free_failures=auth.free_failures,
+            lock_after=auth.lock_after,
+            lock_duration=auth.lock_duration,
+            max_delay=auth.lock_duration,
+        )
+        # One client IP may legitimately front a whole office (NAT): it gets a more
+        # lenient budget than a single account (2x free failures, 5x before a lock).
+        self.ip_lockout = LockoutPolicy(
+            free_failures=2 * auth.lock_after,
+            lock_after=5 * auth.lock_after,
+            lock_duration=auth.lock_duration,
+            max_delay=auth.lock_duration,
+        )
+        self.totp = TotpVerifier(clock=clock)
+        self._pending: dict[str, tuple[float, str, bytes]] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is None:
+            return await asyncio.to_thread(self.hasher.verify_dummy, password)
+        return await asyncio.to_thread(self.hasher.verify, stored, password)
+
+    def open_totp_secret(self, agent: Agent) -> str | None:
+        if not agent.totp_secret_sealed:
+            return None
+        try:
+            return self.keyring.open(agent.totp_secret_sealed, totp_aad(agent.id)).decode()
+        except (EnvelopeError, UnicodeDecodeError):
+            log.warning("totp_secret_unreadable", agent=agent.id)
+            return None
+
+    def _seal_totp(self, agent_id: str, secret: str) -> bytes:
+        return self.keyring.seal(secret.encode(), totp_aad(agent_id))
+
+    async def _lock_state(self, key: str) -> LockoutState:
+        return _state(await self.store.get_lockout(key))
+
+    def _policy(self, key: str) -> LockoutPolicy:
+        return self.ip_lockout if key.startswith("ip:") else self.lockout
+
+    async def _record_failure(self, key: str, tenant_id: str | None, ip: str) -> None:
+        now = self.clock()
+        before = await self._lock_state(key)
+        after = self._policy(key).record_failure(before, now)
+        await self.store.put_lockout(LockoutRecord(key, after.failures, after.last_failure_at,
+                                                   after.locked_until))
+        if after.locked_until > now and after.locked_until != before.locked_until:
+            await self.auditor.record("login.locked", tenant_id=tenant_id, actor="system",
+                                      target=key, ip=ip, failures=after.failures,
+                                      locked_until=after.locked_until)
+
+    async def _clear(self, key: str) -> None:
+        if await self.store.get_lockout(key) is not None:
+            await self.store.clear_lockout(key)
+
+    # ------------------------------------------------------------------ login
+
+    async def login(
+        self,
+        email: str,
+        password: str,
+        otp: str,
+        *,
+        ip: str,
+        user_agent: str = "",
+        tenant_hint: str | None = None,
+    ) -> LoginResult:
+        canonical, acct = _canonical_or_raw(email)
+        keys = (account_key(acct), ip_key(ip))
+
+        async def fail(reason: str, agent: Agent | None, retry_after: float | None = None,
+                       count: bool = True) -> LoginFailed:
+            tenant = agent.tenant_id if agent else tenant_hint
+            if count:
+                for key in keys:
+                    await self._record_failure(key, tenant, ip)
+            await self.auditor.record("login.failed", tenant_id=tenant,
+                                      actor=agent.id if agent else None,
+                                      target=agent.id if agent else None, ip=ip, reason=reason)
+            return LoginFailed(retry_after)
+
+        # 1. cheap rate limits (floods), then brute-force delays/locks: no verification.
+        for key, rate, scope in ((f"login:ip:{ip}", self.limits.login_per_ip, "login_per_ip"),
+                                 (f"login:acct:{acct}", self.limits.login_per_account,
+                                  "login_per_account")):
+            decision = await self.limiter.hit(key, rate, scope=scope)
+            if not decision.allowed:
+                raise LoginFailed(max(decision.retry_after, 1.0))
+        now = self.clock()
+        waits = [self._policy(k).check(await self._lock_state(k), now) for k in keys]
+        blocked = [d for d in waits if not d.allowed]
+        if blocked:
+            retry = max(d.retry_after for d in blocked)
+            raise await fail("locked" if any(d.locked for d in blocked) else "throttled",
+                             None, retry_after=max(retry, 1.0), count=False)
+
+        # 2. password (always one argon2 verification, known account or not).
+        agent = await self.store.get_agent_by_email(canonical) if canonical else None
+        ok = await self._verify(agent.password_hash if agent else None, password)
+        if agent is None:
+            raise await fail("unknown_account", None)
+        if not ok:
+            raise await fail("wrong_password", agent)
+        if agent.disabled:
+            raise await fail("disabled", agent)
+
+        # 3. second factor: TOTP (single use per step) or a recovery code (single use).
+        factor = await self._second_factor(agent, otp)
+        if factor is None:
+            raise await fail("wrong_otp", agent)
+
+        # 4. success.
+        for key in keys:
+            await self._clear(key)
+        now = self.clock()
+        if factor == "totp" and not agent.totp_confirmed:
+            agent.totp_confirmed = True
+            fresh = await self.store.get_agent(agent.id)
+            if fresh is not None:
+                fresh.totp_confirmed = True
+                agent = fresh
+            await self.store.update_agent(agent)
+            await self.auditor.record("totp.confirmed", tenant_id=agent.tenant_id,
+                                      actor=agent.id, target=agent.id, ip=ip, via="login")
+        if self.hasher.needs_rehash(agent.password_hash):
+            agent.password_hash = await self._hash(password)
+            await self.store.update_agent(agent)
+            await self.auditor.record("password.rehashed", tenant_id=agent.tenant_id,
+                                      actor="system", target=agent.id)
+        token = new_session_token()
+        session = AgentSession(token_hash=hash_token(token), agent_id=agent.id,
+                               tenant_id=agent.tenant_id, created_at=now, last_seen_at=now,
+                               ip=ip, user_agent=(user_agent or "")[:256])
+        await self.store.create_session(session)
+        await self.auditor.record("login.ok", tenant_id=agent.tenant_id, actor=agent.id,
+                                  target=agent.id, ip=ip, factor=factor)
+        return LoginResult(token=token, agent=agent, session=session)
+
+    async def _second_factor(self, agent: Agent, otp: str) -> str | None:
+        if not isinstance(otp, str):
+            return None
+        cleaned = otp.strip().replace(" ", "")
+        if cleaned.isascii() and cleaned.isdigit() and len(cleaned) == self.totp.digits:
+            secret = self.open_totp_secret(agent)
+            if secret is None:
+                return None
+            step = self.totp.verify(secret, cleaned, agent.totp_last_step)
+            if step is None or not await self.store.advance_totp_step(agent.id, step):
+                return None
+            return "totp"
+        try:
+            code_hash = hash_recovery_code(otp)
+        except InvalidRecoveryCode:
+            return None
+        if await self.store.use_recovery_code(agent.id, code_hash, self.clock()):
+            await self.auditor.record("recovery_code.used", tenant_id=agent.tenant_id,
+                                      actor=agent.id, target=agent.id,
+                                      left=await self.store.count_recovery_codes(agent.id))
+            return "recovery_code"
+        return None
+
+    # ------------------------------------------------------------------ sessions
+
+    async def logout(self, agent: Agent, token_hash: str, *, ip: str | None = None) -> None:
+        await self.store.revoke_session(token_hash, self.clock())
+        await self.bus.publish(agent_topic(agent.id), BusEvent(kind="revoke",
+                                                               sessions=[token_hash]))
+        await self.auditor.record("logout", tenant_id=agent.tenant_id, actor=agent.id,
+                                  target=agent.id, ip=ip)
+
+    async def revoke_all(self, agent_id: str, actor: str, *, ip: str | None = None,
+                         reason: str = "admin") -> int:
+        agent = await self.store.get_agent(agent_id)
+        hashes = await self.store.revoke_agent_sessions(agent_id, self.clock())
+        await self.bus.publish(agent_topic(agent_id), BusEvent(kind="revoke", sessions=None))
+        await self.auditor.record("sessions.revoked", tenant_id=agent.tenant_id if agent else None,
+                                  actor=actor, target=agent_id, ip=ip, count=len(hashes),
+                                  reason=reason)
+        return len(hashes)
+
+    async def _revoke_others(self, agent: Agent, keep_hash: str | None) -> int:
+        now = self.clock()
+        revoked = []
+        for session in await self.store.list_sessions(agent.id):
+            if session.token_hash == keep_hash or session.revoked_at is not None:
+                continue
+            if await self.store.revoke_session(session.token_hash, now):
+                revoked.append(session.token_hash)
+        if revoked:
+            await self.bus.publish(agent_topic(agent.id), BusEvent(kind="revoke",
+                                                                   sessions=revoked))
+        return len(revoked)
+
+    # ------------------------------------------------------------------ passwords
+
+    async def change_password(self, agent: Agent, current: str, new: str, *,
+                              keep_session: str | None, ip: str | None = None) -> int:
+        """Verify ``current``, set ``new``, revoke every other session. Returns how many."""
+        if not await self._verify(agent.password_hash, current):
+            await self.auditor.record("password.change_failed", tenant_id=agent.tenant_id,
+                                      actor=agent.id, target=agent.id, ip=ip)
+            raise CredentialError("wrong_password", "The current password is not correct.")
+        self._check_strength(new, agent.email)
+        agent.password_hash = await self._hash(new)
+        agent.password_changed_at = self.clock()
+        await self.store.update_agent(agent)
+        revoked = await self._revoke_others(agent, keep_session)
+        await self.auditor.record("password.changed", tenant_id=agent.tenant_id, actor=agent.id,
+                                  target=agent.id, ip=ip, sessions_revoked=revoked)
+        return revoked
+
+    @staticmethod
+    def _check_strength(password: str, email: str) -> None:
+        try:
+            check_password_strength(password, email=email)
+        except WeakPassword as exc:
+            raise CredentialError("weak_password", exc.reason, reason=exc.code) from None
+
+    # ------------------------------------------------------------------ TOTP
+
+    async def start_enrollment(self, agent: Agent, token_hash: str, *,
+                               ip: str | None = None) -> Enrollment:
+        secret = new_totp_secret()
+        uri = provisioning_uri(secret, agent.email, ISSUER)
+        expires = self.clock() + ENROLLMENT_TTL
+        payload = json.dumps({"secret": secret, "exp": expires}).encode()
+        sealed = self.keyring.seal(payload, _enroll_aad(agent.id, token_hash))
+        self._pending[agent.id] = (expires, token_hash, sealed)
+        if len(self._pending) > 10_000:
+            self._pending.clear()
+        await self.auditor.record("totp.enrollment_started", tenant_id=agent.tenant_id,
+                                  actor=agent.id, target=agent.id, ip=ip)
+        return Enrollment(secret=secret, otpauth_uri=uri,
+                          token=base64.urlsafe_b64encode(sealed).decode("ascii"))
+
+    async def confirm_enrollment(self, agent: Agent, token_hash: str, otp: str,
+                                 enrollment: str | None = None, *,
+                                 ip: str | None = None) -> None:
+        sealed: bytes | None = None
+        if enrollment:
+            try:
+                sealed = base64.urlsafe_b64decode(enrollment.encode("ascii"))
+            except (binascii.Error, ValueError, UnicodeEncodeError):
+                sealed = None
+        elif agent.id in self._pending and self._pending[agent.id][1] == token_hash:
+            sealed = self._pending[agent.id][2]
+        secret = None
+        if sealed is not None:
+            try:
+                data = json.loads(self.keyring.open(sealed, _enroll_aad(agent.id, token_hash)))
+                if data["exp"] > self.clock():
+                    secret = str(data["secret"])
+            except (EnvelopeError, ValueError, KeyError, TypeError):
+                secret = None
+        if secret is None:
+            raise CredentialError("no_enrollment",
+                                  "No TOTP enrolment is pending; start a new one.")
+        step = self.totp.match_step(secret, otp) if isinstance(otp, str) else None
+        if step is None:
+            await self.auditor.record("totp.confirm_failed", tenant_id=agent.tenant_id,
+                                      actor=agent.id, target=agent.id, ip=ip)
+            raise CredentialError("invalid_otp", "That code does not match; try the next one.")
+        fresh = await self.store.get_agent(agent.id) or agent
+        fresh.totp_secret_sealed = self._seal_totp(agent.id, secret)
+        fresh.totp_confirmed = True
+        fresh.totp_last_step = step  # this code is used up
+        await self.store.update_agent(fresh)
+        self._pending.pop(agent.id, None)
+        await self.auditor.record("totp.enrolled", tenant_id=agent.tenant_id, actor=agent.id,
+                                  target=agent.id, ip=ip)
+
+    async def regenerate_recovery_codes(self, agent: Agent, *, actor: str,
+                                        ip: str | None = None) -> list[str]:
+        codes = generate_recovery_codes(RECOVERY_CODES)
+        await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
+        await self.auditor.record("recovery_codes.regenerated", tenant_id=agent.tenant_id,
+                                  actor=actor, target=agent.id, ip=ip)
+        return codes
+
+    # ------------------------------------------------------------------ administration
+
+    async def create_agent(self, email: str, tenant: str, role: str, password: str,
+                           display_name: str | None = None, *, actor: str = "cli",
+                           ip: str | None = None, confirmed: bool = False) -> NewCredentials:
+        try:
+            canonical = normalize_email(email)
+        except InvalidEmail as exc:
+            raise CredentialError("invalid_email", str(exc)) from None
+        try:
+            role_value = Role(role).value
+        except ValueError:
+            raise CredentialError("invalid_role", "Role must be agent, supervisor or admin.") \
+                from None
+        if await self.store.get_tenant(tenant) is None:
+            raise CredentialError("not_found", "No such tenant.")
+        self._check_strength(password, canonical)
+        if await self.store.get_agent_by_email(canonical) is not None:
+            raise CredentialError("email_taken", "An agent with this e-mail already exists.")
+        now = self.clock()
+        agent_id = "agt_" + uuid.uuid4().hex
+        secret = new_totp_secret()
+        name = (display_name or canonical.partition("@")[0]).strip()[:120]
+        agent = Agent(id=agent_id, tenant_id=tenant, email=canonical, display_name=name,
+                      role=role_value, password_hash=await self._hash(password),
+                      totp_secret_sealed=self._seal_totp(agent_id, secret),
+                      totp_confirmed=confirmed, totp_last_step=-1, created_at=now,
+                      password_changed_at=now)
+        try:
+            await self.store.create_agent(agent)
+        except Conflict:
+            raise CredentialError("email_taken", "An agent with this e-mail already exists.") \
+                from None
+        codes = generate_recovery_codes(RECOVERY_CODES)
+        await self.store.set_recovery_codes(agent_id, [hash_recovery_code(c) for c in codes])
+        await self.auditor.record("agent.created", tenant_id=tenant, actor=actor,
+                                  target=agent_id, ip=ip, role=role_value)
+        return NewCredentials(agent=agent, totp_secret=secret,
+                              otpauth_uri=provisioning_uri(secret, canonical, ISSUER),
+                              recovery_codes=codes)
+
+    async def reset_mfa(self, agent: Agent, *, actor: str,
+                        ip: str | None = None) -> NewCredentials:
+        """New unconfirmed TOTP secret + new recovery codes; every session revoked.
+
+        The agent confirms the new secret with its next login (like a CLI-created one).
+        """
+        secret = new_totp_secret()
+        agent.totp_secret_sealed = self._seal_totp(agent.id, secret)
+        agent.totp_confirmed = False
+        await self.store.update_agent(agent)
+        codes = generate_recovery_codes(RECOVERY_CODES)
+        await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
+        self._pending.pop(agent.id, None)
+        await self.auditor.record("mfa.reset", tenant_id=agent.tenant_id, actor=actor,
+                                  target=agent.id, ip=ip)
+        await self.revoke_all(agent.id, actor, ip=ip, reason="mfa_reset")
+        return NewCredentials(agent=agent, totp_secret=secret,
+                              otpauth_uri=provisioning_uri(secret, agent.email, ISSUER),
+                              recovery_codes=codes)
+
+    async def unlock(self, agent: Agent, *, actor: str, ip: str | None = None) -> bool:
+        """Lift the account's lockout. Returns whether there was anything to clear."""
+        key = account_key(agent.email)
+        had = await self.store.get_lockout(key) is not None
+        await self.store.clear_lockout(key)
+        await self.limiter.reset(f"login:acct:{agent.email}")
+        await self.auditor.record("login.unlocked", tenant_id=agent.tenant_id, actor=actor,
+                                  target=agent.id, ip=ip, had_lock=had)
+        return had
+
+    async def set_disabled(self, agent: Agent, disabled: bool, *, actor: str,
+                           ip: str | None = None) -> None:
+        agent.disabled = disabled
+        await self.store.update_agent(agent)
+        await self.auditor.record("agent.disabled" if disabled else "agent.enabled",
+                                  tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip)
+        if disabled:
+            await self.revoke_all(agent.id, actor, ip=ip, reason="disabled")

@@ -1,0 +1,205 @@
+"""Column lists and row → record conversion shared by both backends.
+
+Rows are anything indexable by column name (``sqlite3.Row``, ``asyncpg.Record``). JSON
+columns come back as text from SQLite and already decoded from PostgreSQL, so every
+converter takes the JSON decoder ``js`` of its backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gateway.store.base import (
+    Agent,
+    AgentSession,
+    AuditEvent,
+    Chat,
+    LockoutRecord,
+    OutboxItem,
+    PluginConfig,
+    PolicyFlag,
+    StoredMessage,
+    Tenant,
+)
+
+Row = Any
+Json = Callable[[Any], Any]
+
+TENANT_COLS = (
+    "id, name, allowed_origins, identity_mode, identity_secrets_sealed, settings, frozen,"
+    " created_at"
+)
+AGENT_COLS = (
+    "id, tenant_id, email, display_name, role, password_hash, totp_secret_sealed,"
+    " totp_confirmed, totp_last_step, disabled, created_at, password_changed_at"
+)
+SESSION_COLS = (
+    "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent"
+)
+AUDIT_COLS = "id, ts, action, tenant_id, actor, target, ip, details"
+CHAT_COLS = (
+    "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
+    " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
+    " accepted_at"
+)
+MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, policy"
+FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
+OUTBOX_COLS = (
+    "id, tenant_id, plugin, event_type, idempotency_key, payload_sealed, chat_id, created_at,"
+    " state, attempts, next_attempt_at, last_error, delivered_at"
+)
+PLUGIN_COLS = "tenant_id, plugin, enabled, config, secrets_sealed, updated_at"
+
+
+def blob(value: bytes | bytearray | memoryview | None) -> bytes | None:
+    """Sealed data as ``bytes`` (None stays None: NOT NULL columns reject it)."""
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"sealed data must be bytes, not {type(value).__name__}")
+
+
+def _b(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def tenant(r: Row, js: Json) -> Tenant:
+    return Tenant(
+        id=r["id"],
+        name=r["name"],
+        allowed_origins=list(js(r["allowed_origins"])),
+        identity_mode=r["identity_mode"],
+        identity_secrets_sealed=_b(r["identity_secrets_sealed"]),
+        settings=dict(js(r["settings"])),
+        frozen=bool(r["frozen"]),
+        created_at=r["created_at"],
+    )
+
+
+def agent(r: Row) -> Agent:
+    return Agent(
+        id=r["id"],
+        tenant_id=r["tenant_id"],
+        email=r["email"],
+        display_name=r["display_name"],
+        role=r["role"],
+        password_hash=r["password_hash"],
+        totp_secret_sealed=_b(r["totp_secret_sealed"]),
+        totp_confirmed=bool(r["totp_confirmed"]),
+        totp_last_step=int(r["totp_last_step"]),
+        disabled=bool(r["disabled"]),
+        created_at=r["created_at"],
+        password_changed_at=r["password_changed_at"],
+    )
+
+
+def session(r: Row) -> AgentSession:
+    return AgentSession(
+        token_hash=r["token_hash"],
+        agent_id=r["agent_id"],
+        tenant_id=r["tenant_id"],
+        created_at=r["created_at"],
+        last_seen_at=r["last_seen_at"],
+        revoked_at=r["revoked_at"],
+        ip=r["ip"],
+        user_agent=r["user_agent"],
+    )
+
+
+def lockout(r: Row) -> LockoutRecord:
+    return LockoutRecord(
+        key=r["key"],
+        failures=int(r["failures"]),
+        last_failure_at=r["last_failure_at"],
+        locked_until=r["locked_until"],
+    )
+
+
+def audit(r: Row, js: Json) -> AuditEvent:
+    return AuditEvent(
+        id=int(r["id"]),
+        ts=r["ts"],
+        action=r["action"],
+        tenant_id=r["tenant_id"],
+        actor=r["actor"],
+        target=r["target"],
+        ip=r["ip"],
+        details=dict(js(r["details"])),
+    )
+
+
+def chat(r: Row) -> Chat:
+    return Chat(
+        id=r["id"],
+        tenant_id=r["tenant_id"],
+        state=r["state"],
+        created_at=r["created_at"],
+        queue=r["queue"],
+        assigned_agent_id=r["assigned_agent_id"],
+        resume_token_hash=r["resume_token_hash"],
+        identity_sealed=_b(r["identity_sealed"]),
+        verified=bool(r["verified"]),
+        profile_sealed=_b(r["profile_sealed"]),
+        last_seq=int(r["last_seq"]),
+        closed_at=r["closed_at"],
+        close_reason=r["close_reason"],
+        csat=r["csat"],
+        accepted_at=r["accepted_at"],
+    )
+
+
+def message(r: Row, js: Json) -> StoredMessage:
+    return StoredMessage(
+        chat_id=r["chat_id"],
+        seq=int(r["seq"]),
+        msg_id=r["msg_id"],
+        sender=r["sender"],
+        ts=r["ts"],
+        body_sealed=bytes(r["body_sealed"]),
+        sender_agent_id=r["sender_agent_id"],
+        policy=dict(js(r["policy"])),
+    )
+
+
+def flag(r: Row, js: Json) -> PolicyFlag:
+    return PolicyFlag(
+        id=int(r["id"]),
+        chat_id=r["chat_id"],
+        tenant_id=r["tenant_id"],
+        seq=int(r["seq"]),
+        kinds=list(js(r["kinds"])),
+        original_sealed=bytes(r["original_sealed"]),
+        created_at=r["created_at"],
+        reviewed_by=r["reviewed_by"],
+    )
+
+
+def outbox(r: Row) -> OutboxItem:
+    return OutboxItem(
+        id=int(r["id"]),
+        tenant_id=r["tenant_id"],
+        plugin=r["plugin"],
+        event_type=r["event_type"],
+        idempotency_key=r["idempotency_key"],
+        payload_sealed=bytes(r["payload_sealed"]),
+        chat_id=r["chat_id"],
+        created_at=r["created_at"],
+        state=r["state"],
+        attempts=int(r["attempts"]),
+        next_attempt_at=r["next_attempt_at"],
+        last_error=r["last_error"],
+        delivered_at=r["delivered_at"],
+    )
+
+
+def plugin_config(r: Row, js: Json) -> PluginConfig:
+    return PluginConfig(
+        tenant_id=r["tenant_id"],
+        plugin=r["plugin"],
+        enabled=bool(r["enabled"]),
+        config=dict(js(r["config"])),
+        secrets_sealed=_b(r["secrets_sealed"]),
+        updated_at=r["updated_at"],
+    )

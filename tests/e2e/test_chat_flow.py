@@ -1,0 +1,214 @@
+"""Customer ⇄ agent chat through the real gateway over real sockets (issue: gateway core).
+
+Handshake, queue, accept, messages both ways, typing, transfer, close; supervisors
+watching; policy masking end to end; no plaintext in the SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.client import AgentClient, CustomerClient, ServerError
+from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, QueueSnapshot, Typing
+from gateway.services import Services
+from tests.gateway.helpers import login, make_agent, start_gateway
+
+CARD = "4111 1111 1111 1111"
+
+
+@dataclass
+class Gateway:
+    base: str
+    svc: Services
+    tmp: Path
+
+    def customer(self, **kw: object) -> CustomerClient:
+        return CustomerClient(self.base, "demo", origin=self.base,
+                              gateway_key=self.svc.identity.verify_key_b64, **kw)
+
+    async def agent(self, email: str, role: str = "agent") -> AgentClient:
+        _, secret, password = await make_agent(self.svc, email, role=role)
+        async with aiohttp.ClientSession() as http:
+            token = await login(http, self.base, email, password, secret, time.time())
+        client = AgentClient(self.base, token=token, gateway_key=self.svc.identity.verify_key_b64)
+        await client.connect()
+        return client
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
+    runner, base, svc = await start_gateway(tmp_path)
+    try:
+        yield Gateway(base, svc, tmp_path)
+    finally:
+        await runner.cleanup()
+
+
+async def _queue_with(agent: AgentClient, chat: str) -> QueueSnapshot:
+    """The first queue snapshot that lists ``chat`` as waiting (snapshots are coalesced)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        snap = await agent.queue()
+        if any(e.chat == chat for e in snap.chats):
+            return snap
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"chat {chat} never appeared in the queue")
+
+
+async def test_full_conversation_handshake_queue_accept_transfer_close(gw: Gateway) -> None:
+    alice = await gw.agent("alice@example.com")
+    bob = await gw.agent("bob@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    welcome = await customer.open(profile={"name": "Ada", "topic": "billing"})
+    assert welcome.state == "queued" and welcome.token
+
+    snap = await _queue_with(alice, welcome.chat)
+    entry = next(e for e in snap.chats if e.chat == welcome.chat)
+    assert entry.name == "Ada" and entry.topic == "billing" and entry.verified is False
+
+    await alice.accept(welcome.chat)
+    joined = await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+    assert joined.agent == "alice"
+
+    ack = await customer.send_text("Hello, my order is late")
+    assert isinstance(ack, Ack) and ack.seq == 1
+    got = await alice.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == "Hello, my order is late" and got.sender == "customer"
+
+    await alice.typing(welcome.chat, True)
+    typing = await customer.wait_for(Typing)
+    assert typing.sender == "agent" and typing.on
+
+    reply = await alice.send_text(welcome.chat, "Sorry! Let me check.")
+    assert isinstance(reply, Ack) and reply.seq == 2
+    seen = await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+    assert seen.sender == "agent" and seen.agent == "alice" and seen.text == "Sorry! Let me check."
+
+    # transfer alice → bob: bob is assigned, alice loses the chat, customer sees the change
+    await alice.transfer(welcome.chat, to_agent=bob.ready.agent)
+    assigned = await bob.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "assigned")
+    assert assigned.chat == welcome.chat
+    left = await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "left")
+    assert left.agent == "alice"
+    with pytest.raises(ServerError) as refused:
+        await alice.send_text(welcome.chat, "still here?")
+    assert refused.value.code == "not_assigned"
+    history = await bob.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+    assert history.text == "Sorry! Let me check."  # the new agent gets the history
+
+    bob_ack = await bob.send_text(welcome.chat, "Bob here, it ships today.")
+    assert isinstance(bob_ack, Ack) and bob_ack.seq == 3
+    await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 3)
+
+    await bob.close_chat(welcome.chat, "resolved")
+    closed = await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "closed")
+    assert closed.reason == "resolved"
+    with pytest.raises(ServerError) as after_close:
+        await customer.send_text("one more thing")
+    assert after_close.value.code == "chat_closed"
+
+    chat = await gw.svc.store.get_chat(welcome.chat)
+    assert chat is not None and chat.state == "closed" and chat.last_seq == 3
+    for client in (customer, alice, bob):
+        await client.aclose()
+
+
+async def test_policy_masks_card_for_agent_and_notifies_customer(gw: Gateway) -> None:
+    supervisor = await gw.agent("sue@example.com", role="supervisor")
+    agent = await gw.agent("carl@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    welcome = await customer.open()
+    await _queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+
+    result = await customer.send_text(f"my card is {CARD}, charge it")
+    notice = result if isinstance(result, Notice) else await customer.wait_for(Notice)
+    assert notice.action == "masked" and "card" in notice.kinds
+    assert "payment" in notice.message.lower()
+    masked = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
+    assert CARD not in masked.text and masked.text.endswith("1111, charge it")
+    assert "4111" not in masked.text.replace("1111, charge", "")
+
+    # the stored transcript holds only the masked form
+    history = await gw.svc.chats.history(await gw.svc.store.get_chat(welcome.chat), 0)
+    assert [m.text for m in history] == [masked.text]
+
+    # an agent may not send a full card number: blocked, never delivered
+    blocked = await agent.send_text(welcome.chat, f"your card {CARD} is on file")
+    assert isinstance(blocked, Notice) and blocked.action == "blocked"
+    await asyncio.sleep(0.1)
+    assert not any(isinstance(f, Msg) and f.sender == "agent" for f in customer.drain())
+    await supervisor.aclose()
+    for client in (customer, agent):
+        await client.aclose()
+
+
+async def test_supervisor_watches_and_sees_flags(gw: Gateway) -> None:
+    tenant = await gw.svc.store.get_tenant("demo")
+    tenant.settings = {**tenant.settings, "policy": {"keywords": [
+        {"term": "wire the money", "category": "fraud", "action": "flag"}]}}
+    await gw.svc.store.update_tenant(tenant)
+    gw.svc.tenants.invalidate("demo")
+    supervisor = await gw.agent("sue@example.com", role="supervisor")
+    agent = await gw.agent("carl@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    welcome = await customer.open()
+    await _queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await supervisor.watch(welcome.chat)
+
+    await customer.send_text("please wire the money to my new account")
+    flag = await supervisor.wait_for(Flag)
+    assert flag.chat == welcome.chat and "fraud" in " ".join(flag.kinds)
+    watched = await supervisor.wait_for(lambda f: isinstance(f, Msg) and f.chat == welcome.chat)
+    assert watched.seq == 1
+    # plain agents never receive flags
+    await asyncio.sleep(0.1)
+    assert not any(isinstance(f, Flag) for f in agent.drain())
+    audit = await gw.svc.store.query_audit(tenant_id="demo", action="transcript.opened")
+    assert any(e.target == welcome.chat for e in audit)
+    for client in (customer, agent, supervisor):
+        await client.aclose()
+
+
+async def test_duplicate_message_ids_are_stored_once(gw: Gateway) -> None:
+    customer = gw.customer()
+    await customer.connect()
+    await customer.open()
+    first = await customer.send_text("same message", msg_id="m-1")
+    again = await customer.send_text("same message", msg_id="m-1")
+    assert isinstance(first, Ack) and isinstance(again, Ack) and first.seq == again.seq == 1
+    chat = await gw.svc.store.get_chat(customer.chat)
+    assert chat.last_seq == 1
+    await customer.aclose()
+
+
+async def test_sqlite_file_contains_no_message_plaintext(gw: Gateway) -> None:
+    agent = await gw.agent("carl@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    welcome = await customer.open(profile={"name": "Zebulon Quartermaine", "topic": "refund"})
+    await _queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    secrets = ["xylophone-marmalade-42", "Quartermaine", "the parcel never arrived"]
+    await customer.send_text(f"{secrets[0]}: {secrets[2]}")
+    await agent.send_text(welcome.chat, "zanzibar-velvet-reply")
+    await customer.close()
+    await customer.aclose()
+    await agent.aclose()
+    await gw.svc.store.close()  # checkpoint the WAL into the main file
+    data = b"".join(p.read_bytes() for p in (gw.tmp / "data").glob("cipherdesk.db*"))
+    assert len(data) > 4096
+    for needle in [*secrets, "zanzibar-velvet-reply", "refund"]:
+        assert needle.encode() not in data, f"plaintext {needle!r} found in the database"
+    await gw.svc.store.open()

@@ -1,0 +1,106 @@
+"""Shared helpers for gateway tests over real HTTP (no fixtures, plain functions).
+
+``start_gateway`` runs the real ``create_app`` on a free local port; callers must
+``await runner.cleanup()``. Pass ``clock=FakeClock(...)`` to make TOTP, lockout and
+session expiry exact. argon2 runs with small parameters by default (tests are about
+the flow, not the cost); pass ``auth={...}`` to override.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from auth.clock import ManualClock
+from auth.totp import TotpVerifier
+from gateway.app import create_app
+from gateway.config import load_config
+from gateway.services import SERVICES, Services
+from gateway.store.base import Agent, Tenant
+
+DEFAULT_PASSWORD = "correct horse battery staple 42"
+T0 = 1_700_000_000.0
+
+
+class FakeClock(ManualClock):
+    """A mutable clock (``clock.now``, ``clock.advance(s)``) shared with the gateway."""
+
+    def __init__(self, start: float = T0) -> None:
+        super().__init__(start)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_FAST_AUTH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+async def start_gateway(tmp_path: Path, **config_overrides: Any
+                        ) -> tuple[web.AppRunner, str, Services]:
+    """Run the gateway on 127.0.0.1:<free port>; returns (runner, base_url, services).
+
+    ``config_overrides`` are config sections (``auth={"lock_after": 4}``,
+    ``ratelimit={"limits": {...}}``, ``server={...}``); ``clock=`` is the gateway clock.
+    """
+    clock = config_overrides.pop("clock", None)
+    port = free_port()
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "data_dir": str(tmp_path / "data")},
+        "auth": dict(_FAST_AUTH),
+        # generous login rate limits: tests exercise the lockout, not the flood limits
+        "ratelimit": {"limits": {"login_per_account": "1000/m", "login_per_ip": "1000/m"}},
+    }
+    for section, values in config_overrides.items():
+        if section == "ratelimit" and "limits" in values:
+            values = {**values, "limits": {**overrides["ratelimit"]["limits"],
+                                           **values["limits"]}}
+        overrides.setdefault(section, {}).update(values)
+    config = load_config(None, environ={}, overrides=overrides)
+    app = create_app(config, clock=clock) if clock is not None else create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, f"http://127.0.0.1:{port}", app[SERVICES]
+
+
+async def make_tenant(svc: Services, tenant_id: str, origins: list[str] | None = None) -> Tenant:
+    tenant = Tenant(id=tenant_id, name=tenant_id.title(), allowed_origins=origins or [],
+                    created_at=svc.clock())
+    await svc.store.create_tenant(tenant)
+    return tenant
+
+
+async def make_agent(svc: Services, email: str, *, tenant: str = "demo", role: str = "agent",
+                     password: str = DEFAULT_PASSWORD, confirmed: bool = True
+                     ) -> tuple[Agent, str, str]:
+    """Create an agent through LoginService; returns (agent, totp_secret, password)."""
+    creds = await svc.logins.create_agent(email, tenant, role, password, None, actor="test",
+                                          confirmed=confirmed)
+    return creds.agent, creds.totp_secret, password
+
+
+def totp_code(secret: str, at: float) -> str:
+    return TotpVerifier().current_code(secret, at)
+
+
+async def login(session: aiohttp.ClientSession, base_url: str, email: str, password: str,
+                secret: str, clock_time: float) -> str:
+    """Log in with the TOTP code of ``clock_time``; returns the session token."""
+    async with session.post(f"{base_url}/api/login", json={
+        "email": email, "password": password, "otp": totp_code(secret, clock_time),
+    }) as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+        return body["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

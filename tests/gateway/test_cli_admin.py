@@ -1,0 +1,105 @@
+"""``cipherdesk agent/tenant/audit`` through a real subprocess, then a real HTTP login."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from tests.gateway.helpers import start_gateway, totp_code
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "a very decent passphrase 77"
+
+
+def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        # not "-m gateway.cli": that loads the module twice (__main__ and gateway.cli),
+        # so CliError raised by subcommand modules would not be the one main() catches.
+        [sys.executable, "-c", "import sys; from gateway.cli import main; main(sys.argv[1:])",
+         *args, "--data-dir", str(data_dir)],
+        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+
+
+def _secret(stdout: str) -> str:
+    uri = re.search(r"otpauth URI: (\S+)", stdout).group(1)
+    return parse_qs(urlsplit(uri).query)["secret"][0]
+
+
+async def test_agent_add_then_login_over_http(tmp_path):
+    data = tmp_path / "data"
+    out = cli(data, "agent", "add", "Admin@Example.com", "--tenant", "demo", "--role", "admin",
+              "--password-stdin", stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    assert "▀" in out.stdout or "▄" in out.stdout  # terminal QR
+    codes = re.findall(r"^\s+([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})$", out.stdout, re.M)
+    assert len(codes) == 10
+    assert PASSWORD not in out.stdout + out.stderr
+    secret = _secret(out.stdout)
+
+    runner, base, svc = await start_gateway(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/api/login", json={
+                    "email": "admin@example.com", "password": PASSWORD,
+                    "otp": totp_code(secret, time.time())}) as r:
+                assert r.status == 200, await r.text()
+                body = await r.json()
+            assert body["agent"]["role"] == "admin" and body["agent"]["totp_confirmed"]
+            async with http.post(f"{base}/api/login", json={
+                    "email": "admin@example.com", "password": PASSWORD,
+                    "otp": codes[0]}) as r:
+                assert r.status == 200
+        # CLI hashes with production argon2 parameters; the test gateway uses cheaper
+        # ones, so the first login rehashed transparently.
+        assert await svc.store.query_audit(action="password.rehashed")
+        created = await svc.store.query_audit(action="agent.created")
+        assert created[0].actor == "cli"
+    finally:
+        await runner.cleanup()
+
+
+def test_tenant_and_agent_commands(tmp_path):
+    data = tmp_path / "data"
+    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "agent",
+              "--password-stdin", stdin=PASSWORD + "\n")
+    assert out.returncode == 2 and "no tenant 'acme'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    out = cli(data, "tenant", "add", "acme", "--name", "Acme", "--origin",
+              "https://acme.example", "https://www.acme.example", "--identity-mode", "enforced",
+              "--identity-secret-stdin", stdin="k" * 40 + "\n")
+    assert out.returncode == 0, out.stderr
+    out = cli(data, "tenant", "add", "acme", "--name", "Acme")
+    assert out.returncode == 2 and "already exists" in out.stderr
+    out = cli(data, "tenant", "add", "bad", "--name", "B", "--origin", "not a url")
+    assert out.returncode == 2
+    out = cli(data, "tenant", "list")
+    assert "acme" in out.stdout and "enforced" in out.stdout and "k" * 40 not in out.stdout
+
+    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "agent",
+              "--password-stdin", stdin="password\n")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "supervisor",
+              "--name", "Xavier", "--password-stdin", stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    out = cli(data, "agent", "list", "--tenant", "acme")
+    assert "x@acme.example" in out.stdout and "supervisor" in out.stdout
+    assert "pending" in out.stdout
+    for action in ("disable", "unlock", "reset-mfa"):
+        out = cli(data, "agent", action, "X@acme.example")
+        assert out.returncode == 0, (action, out.stderr)
+    out = cli(data, "agent", "disable", "ghost@acme.example")
+    assert out.returncode == 2 and "no agent" in out.stderr
+    out = cli(data, "audit", "--tenant", "acme", "--limit", "50")
+    assert out.returncode == 0
+    for action in ("tenant.created", "agent.created", "agent.disabled", "login.unlocked",
+                   "mfa.reset"):
+        assert action in out.stdout, action
+    assert PASSWORD not in out.stdout and "k" * 40 not in out.stdout
