@@ -212,6 +212,7 @@ class SecureConnection:
         self._closing = True
         if self.close_code is None:
             self.close_code = code
+        self._notify_close(code)
         for sub in self._subs.values():
             sub.cancel()
         self._subs.clear()
@@ -227,6 +228,9 @@ class SecureConnection:
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=reason.encode()[:120])
+
+    def _notify_close(self, code: int) -> None:
+        """Count the close once, before the close handshake (the peer may act on it at once)."""
         if self._on_close is not None:
             self._on_close(code)
             self._on_close = None
@@ -235,12 +239,10 @@ class SecureConnection:
         """Close before (or instead of) the handshake, with a plain error frame first."""
         self._closing = True
         self.close_code = code
+        self._notify_close(code)
         with contextlib.suppress(Exception):
             await self.ws.send_frame(encode(Error(code=str(code), message=reason)), WSMsgType.TEXT)
             await self.ws.close(code=code, message=reason.encode()[:120])
-        if self._on_close is not None:
-            self._on_close(code)
-            self._on_close = None
 
     # ------------------------------------------------------------------ bus
 
