@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: run test lint setup setup-dev browser web-deps bench screenshots clean
+.PHONY: run test lint setup setup-dev browser deploy-tools web-deps bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (need root or sudo)"; exit 1; }; }
 
+# nginx (for `nginx -t` on deploy/nginx.conf) and systemd-analyze (the unit file) in tests.
+deploy-tools:
+	@{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } && command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "installing nginx-light and systemd for the deploy/ tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light systemd >/dev/null) \
+	  || { echo "could not install nginx-light/systemd (need root)"; exit 1; }; }
+
 setup: $(VENV)/.run-stamp web-deps
-setup-dev: $(VENV)/.dev-stamp web-deps browser
+setup-dev: $(VENV)/.dev-stamp web-deps browser deploy-tools
 
 run: setup
 	$(BIN)/cipherdesk serve --host $(HOST) --port $(PORT) --data-dir $(DATA)

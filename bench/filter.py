@@ -318,15 +318,25 @@ def main() -> int:
         while len(text) < 500:
             text += rng.choice(lines) + " "
         long_lines.append(text[:500])
+    for text in long_lines[:200]:
+        engine.evaluate(text, "customer")  # warm caches and the allocator, as a server is
     samples = []
+    best = []
     for text in long_lines:
-        start = time.perf_counter_ns()
-        engine.evaluate(text, "customer")
-        samples.append((time.perf_counter_ns() - start) / 1000)
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter_ns()
+            engine.evaluate(text, "customer")
+            runs.append((time.perf_counter_ns() - start) / 1000)
+        samples.append(runs[0])
+        best.append(min(runs))
     samples.sort()
+    best.sort()
     p99 = samples[int(len(samples) * 0.99)]
-    print(f"500-char line: p50 {statistics.median(samples):.0f} us, p99 {p99:.0f} us, "
-          f"max {samples[-1]:.0f} us (target p99 < 200 us)")
+    print(f"500-char line (chat lines joined), one pass each: p50 {statistics.median(samples):.0f}"
+          f" us, p99 {p99:.0f} us, max {samples[-1]:.0f} us (target p99 < 200 us)")
+    print(f"  same lines, best of 3 passes each (the line's own cost, without scheduler noise): "
+          f"p50 {statistics.median(best):.0f} us, p99 {best[int(len(best) * 0.99)]:.0f} us")
 
     worst = 0.0
     print("adversarial input (both directions), 10k -> 100k chars:")

@@ -72,7 +72,7 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
     keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
     store = open_store(config.store_url, data_dir)
-    bus = open_bus(config.bus.url)
+    bus = open_bus(config.bus.url, keyring=keyring)
     await store.open()
     try:
         await bus.start()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -82,7 +82,6 @@ class PostOutcome:
 class OpenedChat:
     chat: Chat
     token: str | None  # resume token, only when newly created
-    history: list[Msg] = field(default_factory=list)
 
 
 class ChatService:
@@ -227,8 +226,7 @@ class ChatService:
             or not secrets.compare_digest(chat.resume_token_hash, hash_token(token))
         ):
             raise ChatError("resume_refused", "this conversation cannot be resumed")
-        history = await self.history(chat, last_seq)
-        return OpenedChat(chat=chat, token=None, history=history)
+        return OpenedChat(chat=chat, token=None)
 
     # ------------------------------------------------------------------ messages
 
@@ -299,19 +297,24 @@ class ChatService:
         if builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
-        if result.duplicate:
-            return PostOutcome(ack=ack, notice=None, duplicate=True)
-        if decision.action == "flag":
-            await self._raise_flag(tenant, chat, stored.seq, text, list(decision.kinds), key)
         frame = Msg(
             seq=stored.seq,
-            sender=sender,
-            text=decision.text,
+            sender=stored.sender,
+            text=open_text(key, chat.id, msg_id, stored.body_sealed)
+            if result.duplicate
+            else decision.text,
             ts=stored.ts,
             id=msg_id,
             chat=chat.id,
-            agent=await self.agent_name(agent),
+            agent=await self.agent_name(stored.sender_agent_id),
         )
+        if result.duplicate:
+            # Publish again: the node that stored it may have died before publishing.
+            # Receivers de-duplicate by seq (gateway/feed.py).
+            await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
+            return PostOutcome(ack=ack, notice=None, duplicate=True)
+        if decision.action == "flag":
+            await self._raise_flag(tenant, chat, stored.seq, text, list(decision.kinds), key)
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=notice)
 
@@ -391,21 +394,25 @@ class ChatService:
         )
 
     async def history(self, chat: Chat, after_seq: int) -> list[Msg]:
-        key = await self.keys.get(chat.id)
+        return await self.messages(chat.id, after_seq)
+
+    async def messages(self, chat_id: str, after_seq: int) -> list[Msg]:
+        """Stored messages after ``after_seq`` as frames (no authorisation: callers check)."""
+        key = await self.keys.get(chat_id)
         if key is None:
             return []
         frames: list[Msg] = []
         while True:
-            batch = await self.store.messages_after(chat.id, after_seq)
+            batch = await self.store.messages_after(chat_id, after_seq)
             for m in batch:
                 frames.append(
                     Msg(
                         seq=m.seq,
                         sender=m.sender,
-                        text=open_text(key, chat.id, m.msg_id, m.body_sealed),
+                        text=open_text(key, chat_id, m.msg_id, m.body_sealed),
                         ts=m.ts,
                         id=m.msg_id,
-                        chat=chat.id,
+                        chat=chat_id,
                         agent=await self.agent_name(m.sender_agent_id),
                     )
                 )

@@ -93,6 +93,7 @@ class SecureConnection:
         self._closing = False
         self._on_close = on_close
         self.close_code: int | None = None
+        self._transport: asyncio.BaseTransport | None = None
 
     # ------------------------------------------------------------------ handshake
 
@@ -110,7 +111,10 @@ class SecureConnection:
             limits=limits,
         )
         await self.ws.send_frame(encode(hello), WSMsgType.TEXT)
-        data = await self._receive_text(self._cfg.handshake_timeout, "handshake timeout")
+        loop = asyncio.get_running_loop()
+        data = await self._receive_text(
+            loop.time() + self._cfg.handshake_timeout, "handshake timeout"
+        )
         try:
             frame = decode_plain(data)
         except FrameError as exc:
@@ -125,9 +129,16 @@ class SecureConnection:
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return frame
 
-    async def _receive_text(self, wait: float, timeout_reason: str) -> str:
+    async def _receive_text(self, deadline: float, timeout_reason: str) -> str:
+        """The next text frame, or a close once ``deadline`` (loop time) passes.
+
+        An absolute deadline, not aiohttp's ``receive(timeout=)``: that timer restarts on
+        every ping/pong aiohttp answers itself, so a client sending only pings would never
+        time out of the handshake (slowloris) and heartbeats would keep idle sockets alive.
+        """
         try:
-            msg = await self.ws.receive(timeout=wait)
+            async with asyncio.timeout_at(deadline):
+                msg = await self.ws.receive()
         except TimeoutError:
             raise ProtocolViolation(
                 CloseCode.POLICY if "handshake" in timeout_reason else CloseCode.GOING_AWAY,
@@ -148,7 +159,8 @@ class SecureConnection:
         assert self._channel is not None
         while True:
             try:
-                data = await self._receive_text(self._cfg.idle_timeout, "idle timeout")
+                idle_deadline = asyncio.get_running_loop().time() + self._cfg.idle_timeout
+                data = await self._receive_text(idle_deadline, "idle timeout")
             except ConnectionClosed:
                 return
             try:
@@ -176,7 +188,7 @@ class SecureConnection:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("slow_consumer", conn=self.conn_id, kind=self.kind)
-            self.abort(CloseCode.POLICY, "slow consumer")
+            self.drop(CloseCode.POLICY, "slow consumer")
             return False
         return True
 
@@ -199,6 +211,31 @@ class SecureConnection:
                 await ws.send_frame(payload, WSMsgType.TEXT)
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             return
+
+    def drop(self, code: int, reason: str = "slow consumer", grace: float = 5.0) -> None:
+        """Cut a client that stopped reading, without ever waiting on it.
+
+        aiohttp's close would wait on the client's full socket buffer without end. Instead
+        the close frame is appended to the transport's buffer directly (a client that
+        reads again learns why) and the transport is aborted after ``grace`` seconds, so
+        the socket and its slot are released even if the client never reads again.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self.close_code = code
+        self._notify_close(code)
+        for sub in self._subs.values():
+            sub.cancel()
+        self._subs.clear()
+        if self._writer is not None:
+            self._writer.cancel()  # only ever interrupts a drain: frames stay whole
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        payload = code.to_bytes(2, "big") + reason.encode()[:120]
+        transport.write(bytes([0x88, len(payload)]) + payload)  # FIN + close, unmasked
+        asyncio.get_running_loop().call_later(grace, transport.abort)
 
     def abort(self, code: int, reason: str) -> None:
         """Close soon from synchronous code (bus handlers, queue overflow)."""
@@ -228,6 +265,11 @@ class SecureConnection:
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=reason.encode()[:120])
+
+
+    def bind_transport(self, transport: asyncio.BaseTransport | None) -> None:
+        """The TCP transport under the websocket, so a forced close can drop it."""
+        self._transport = transport
 
     def _notify_close(self, code: int) -> None:
         """Count the close once, before the close handshake (the peer may act on it at once)."""

@@ -63,11 +63,19 @@ SENSITIVE_KEYS = frozenset(
 )
 
 _SECRETISH = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
+# Our own identifiers (chat ids, "agt_<hex>", token *hashes") are lowercase hex with an
+# optional short prefix: useful in logs and not secret. Tokens and keys are base64/base32.
+_IDENTIFIER = re.compile(r"(?:[a-z]{1,8}_)?[0-9a-f]{32,64}")
 _LONG_DIGITS = re.compile(r"(?:\d[ \-.]?){12,}")
 
 
+def _secretish(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return text if _IDENTIFIER.fullmatch(text) else REDACTED
+
+
 def _scrub_string(value: str) -> str:
-    value = _SECRETISH.sub(REDACTED, value)
+    value = _SECRETISH.sub(_secretish, value)
     return _LONG_DIGITS.sub(REDACTED, value)
 
 

@@ -84,6 +84,7 @@ async def serve_connection(
         on_close=lambda code: svc.metrics.ws_closed_total.labels(code=str(code)).inc(),
     )
     await ws.prepare(request)
+    conn.bind_transport(request.transport)
     try:
         refusal = await svc.guard.admit_connection(kind, ip)
         if refusal is not None:
@@ -97,7 +98,7 @@ async def serve_connection(
             await body(conn, admitted, ip)
         await conn.close(CloseCode.NORMAL, "bye")
     except ProtocolViolation as exc:
-        log.info("ws_violation", kind=kind, code=exc.code, reason=exc.reason)
+        log.info("ws_violation", kind=kind, close_code=exc.code, reason=exc.reason)
         await conn.close(exc.code, exc.reason, force=exc.code != CloseCode.NORMAL)
     except ChatError as exc:
         await conn.close(exc.close or CloseCode.POLICY, exc.message)

@@ -13,6 +13,7 @@ from auth.roles import Permission, Principal
 from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.chats import ChatError
 from gateway.connection import ProtocolViolation, SecureConnection
+from gateway.feed import ChatFeed
 from gateway.protocol import (
     Accept,
     AgentClose,
@@ -50,7 +51,7 @@ class AgentSession:
         self.ip = ip
         self.chats: set[str] = set()  # assigned to this agent
         self.watching: set[str] = set()
-        self.last_seq: dict[str, int] = {}
+        self.feed = ChatFeed(conn.send, svc.chats.messages)
         self._snapshot_pending = False
         self._checked_at = svc.clock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -79,9 +80,8 @@ class AgentSession:
                 return
             frame = event.frame
             if isinstance(frame, Msg) and frame.chat is not None:
-                if frame.seq <= self.last_seq.get(frame.chat, 0):
-                    return
-                self.last_seq[frame.chat] = frame.seq
+                self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
+                return
             self.conn.send(frame)
         elif kind == "queue_changed":
             self._schedule_snapshot()
@@ -102,16 +102,7 @@ class AgentSession:
         await self.conn.subscribe(chat_topic(chat_id), self._on_event)
         if frame is not None:
             self.conn.send(frame)
-        await self._replay(chat_id, self.last_seq.get(chat_id, 0))
-
-    async def _replay(self, chat_id: str, after: int) -> None:
-        chat = await self.svc.store.get_chat(chat_id)
-        if chat is None:
-            return
-        for msg in await self.svc.chats.history(chat, after):
-            if msg.seq > self.last_seq.get(chat_id, 0):
-                self.last_seq[chat_id] = msg.seq
-                self.conn.send(msg)
+        await self.feed.replay(chat_id)  # the history the new owner has not seen yet
 
     def _schedule_snapshot(self) -> None:
         if self._snapshot_pending:
@@ -137,6 +128,10 @@ class AgentSession:
         snapshot = await self.svc.chats.queue_snapshot(p)
         for entry in snapshot.mine:
             self.chats.add(entry.chat)
+            chat = await self.svc.store.get_chat(entry.chat)
+            # The console asks for history explicitly after (re)connecting; live messages
+            # continue from what is stored now.
+            self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
         self.conn.send(snapshot)
         try:
@@ -155,6 +150,7 @@ class AgentSession:
                         getattr(frame, "id", None) or getattr(frame, "chat", None),
                     )
         finally:
+            self.feed.cancel()
             for task in list(self._tasks):
                 task.cancel()
 
@@ -200,10 +196,9 @@ class AgentSession:
             self.watching.add(chat.id)
             await self.conn.subscribe(chat_topic(chat.id), self._on_event)
             self.conn.send(ChatEvent(chat=chat.id, event="joined", agent=None, reason="watch"))
+            self.feed.forget(chat.id)  # watching is an explicit request for the transcript
             for msg in history:
-                if msg.seq > self.last_seq.get(chat.id, 0):
-                    self.last_seq[chat.id] = msg.seq
-                    self.conn.send(msg)
+                self.feed.offer(msg)
         elif isinstance(frame, Unwatch):
             self.watching.discard(frame.chat)
             if frame.chat not in self.chats:
@@ -213,7 +208,7 @@ class AgentSession:
         elif isinstance(frame, History):
             # An explicit request re-sends history even if this socket saw it before.
             for msg in await chats.agent_history(p, frame.chat, frame.after_seq, self.ip):
-                self.last_seq[frame.chat] = max(self.last_seq.get(frame.chat, 0), msg.seq)
+                self.feed.start_at(frame.chat, msg.seq)
                 self.conn.send(msg)
         elif isinstance(frame, Ping):
             self.conn.send(Pong())

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.bus.base import BusEvent, chat_topic
 from gateway.chats import ChatError, OpenedChat
 from gateway.connection import ProtocolViolation, SecureConnection
+from gateway.feed import ChatFeed
 from gateway.protocol import (
     ChatEvent,
     CloseCode,
@@ -41,7 +42,7 @@ class CustomerSession:
         self.ip = ip
         self.chat_id: str | None = None
         self.chat: Chat | None = None  # this connection's view, updated by bus events
-        self.last_seq = 0
+        self.feed = ChatFeed(conn.send, svc.chats.messages)
 
     def _on_event(self, event: BusEvent) -> None:
         if event.kind != "frame" or event.frame is None or event.skip_conn == self.conn.conn_id:
@@ -52,17 +53,17 @@ class CustomerSession:
         if isinstance(frame, ChatEvent) and frame.event == "closed" and self.chat is not None:
             self.chat.state = "closed"
         if isinstance(frame, Msg):
-            if frame.seq <= self.last_seq:
-                return  # already sent through history replay
-            self.last_seq = frame.seq
+            self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
+            return
         self.conn.send(frame)
 
-    async def _attach(self, opened: OpenedChat) -> None:
+    async def _attach(self, opened: OpenedChat, known_seq: int = 0) -> None:
         chat = opened.chat
         self.chat_id = chat.id
         self.chat = chat
-        # Subscribe before replaying so nothing published in between is missed; the
-        # seq check in _on_event drops what the replay already delivered.
+        # Subscribe before replaying so nothing published in between is missed; the feed
+        # holds live messages while the replay runs and drops what it already sent.
+        self.feed.start_at(chat.id, known_seq)
         await self.conn.subscribe(chat_topic(chat.id), self._on_event)
         self.conn.send(
             Welcome(
@@ -73,10 +74,7 @@ class CustomerSession:
                 verified=chat.verified,
             )
         )
-        for frame in opened.history:
-            if frame.seq > self.last_seq:
-                self.last_seq = frame.seq
-                self.conn.send(frame)
+        await self.feed.replay(chat.id)
 
     async def run(self, key: Key) -> None:
         if key.resume is not None:
@@ -84,8 +82,7 @@ class CustomerSession:
                 opened = await self.svc.chats.resume_chat(
                     self.tenant_id, key.resume.chat, key.resume.token, key.resume.last_seq
                 )
-                self.last_seq = key.resume.last_seq
-                await self._attach(opened)
+                await self._attach(opened, known_seq=key.resume.last_seq)
             except ChatError as exc:
                 self.conn.send_error(exc.code, exc.message)
         async for raw in self.conn.frames():
@@ -161,6 +158,10 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
 
     async def body(conn: SecureConnection, tenant_id: str, ip: str) -> None:
         key = await conn.handshake(svc.guard.advertised_limits())
-        await CustomerSession(conn, svc, tenant_id, ip).run(key)
+        session = CustomerSession(conn, svc, tenant_id, ip)
+        try:
+            await session.run(key)
+        finally:
+            session.feed.cancel()
 
     return await serve_connection(request, svc, "customer", admit, body)

@@ -9,9 +9,12 @@ the same ``evaluate``, so what admins see is what traffic gets.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import ahocorasick
 
 from .config import PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
@@ -65,6 +68,56 @@ class PolicyEngine:
             self.config.phone_regions)
         self.detectors: tuple[Detector, ...] = (
             *base, LinkDetector(self.config.allowed_link_domains))
+        self._compile_gates()
+        # Per-direction action of every known kind/category, so a finding costs a dict lookup.
+        kinds = {k for d in self.detectors for k in d.kinds} | set(self.config.actions)
+        kinds |= {r.category for r in rules}
+        self._actions: dict[str, dict[str, Action]] = {
+            direction: {k: self.config.action_for(k, direction) for k in kinds}
+            for direction in DIRECTIONS
+        }
+
+    def _compile_gates(self) -> None:
+        """One Aho-Corasick automaton over every detector's ``gate_phrases`` and one regex per
+        distinct ``gate_pattern``: per message they say which detectors can possibly match, so
+        a typical chat line costs a few C-level scans instead of one Python call per detector.
+        A gate is a necessary condition only; the detector still does all of its own checks."""
+        phrases: dict[str, int] = {}
+        patterns: dict[str, int] = {}
+        always = 0
+        for i, detector in enumerate(self.detectors):
+            bit = 1 << i
+            gate_phrases = tuple(getattr(detector, "gate_phrases", ()) or ())
+            gate_pattern = getattr(detector, "gate_pattern", None)
+            if not gate_phrases and not gate_pattern:
+                always |= bit
+                continue
+            for phrase in gate_phrases:
+                phrases[phrase] = phrases.get(phrase, 0) | bit
+            if gate_pattern:
+                patterns[gate_pattern] = patterns.get(gate_pattern, 0) | bit
+        self._gate_always = always
+        self._gate_automaton: Any = None
+        if phrases:
+            automaton = ahocorasick.Automaton()
+            for phrase, bits in phrases.items():
+                automaton.add_word(phrase, bits)
+            automaton.make_automaton()
+            self._gate_automaton = automaton
+        self._gate_patterns = tuple((re.compile(p), bits) for p, bits in patterns.items())
+        self._gated = tuple((1 << i, d, tuple(d.triggers), d.exclusive)
+                            for i, d in enumerate(self.detectors))
+
+    def _gate(self, view: str) -> int:
+        """Bitmask of the detectors (by index) worth running on ``view``."""
+        mask = self._gate_always
+        if self._gate_automaton is not None:
+            for _, bits in self._gate_automaton.iter(view):
+                mask |= bits
+        for pattern, bits in self._gate_patterns:
+            if mask & bits != bits and pattern.search(view) is not None:
+                mask |= bits
+        return mask
 
     def evaluate(self, text: str, direction: Direction) -> Decision:
         """Decide what happens to ``text`` sent by ``direction``; never raises on odd text."""
@@ -79,9 +132,15 @@ class PolicyEngine:
                             ("oversize",))
         normalized = NormalizedText(text)
         candidates = self._candidates(normalized)
-        findings = [self._finding(c, direction) for c in candidates]
-        if not findings:
+        if not candidates:
             return Decision("allow", text)
+        actions = self._actions[direction]
+        findings = []
+        for cand in candidates:
+            hit = cand.hit
+            action = cand.fixed_action or actions.get(hit.kind) or self.config.action_for(
+                hit.kind, direction)
+            findings.append(Finding(hit.kind, cand.start, cand.end, hit.rule, action))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         worst = max(findings, key=lambda f: SEVERITY[f.action])
         action = worst.action
@@ -96,24 +155,29 @@ class PolicyEngine:
 
     def _candidates(self, normalized: NormalizedText) -> list[_Candidate]:
         found: list[_Candidate] = []
-        for kw in self.keywords.scan(normalized):
-            start, end = normalized.span_to_original(kw.start, kw.end)
+        span = normalized.span_to_original
+        for kw in self.keywords.find(normalized):
+            start, end = span(kw.start, kw.end)
             hit = Hit(kw.rule.category, kw.start, kw.end, f"keyword:{kw.rule.term}")
             found.append(_Candidate(hit, start, end, False, kw.rule.action))
-        ctx = ScanContext(normalized)
         view = normalized.view
+        gate = self._gate(view)
+        if not gate:
+            return found
+        ctx = ScanContext(normalized)
         claimed: list[tuple[int, int]] = []  # sorted (start, end) of exclusive hits
-        for detector in self.detectors:
-            if detector.triggers and not any(t in view for t in detector.triggers):
+        for bit, detector, triggers, exclusive in self._gated:
+            if not gate & bit:
+                continue
+            if triggers and not any(t in view for t in triggers):
                 continue
             for hit in detector.scan(ctx):
-                start, end = normalized.span_to_original(hit.start, hit.end)
-                cand = _Candidate(hit, start, end, detector.exclusive)
-                if _contained(claimed, start, end):
+                start, end = span(hit.start, hit.end)
+                if claimed and _contained(claimed, start, end):
                     continue  # inside something a higher-priority detector validated
-                if cand.exclusive:
+                if exclusive:
                     bisect.insort(claimed, (start, end))
-                found.append(cand)
+                found.append(_Candidate(hit, start, end, exclusive))
         return found
 
     def _finding(self, cand: _Candidate, direction: Direction) -> Finding:

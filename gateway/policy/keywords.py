@@ -13,6 +13,7 @@ applies).
 
 from __future__ import annotations
 
+import itertools
 import os
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -155,6 +156,19 @@ class KeywordMatcher:
         if self.size:
             self._automaton.make_automaton()
 
+    def find(self, text: NormalizedText) -> list[KeywordHit]:
+        """``scan`` as a list; the common no-match case costs one automaton pass."""
+        if not self.size:
+            return []
+        compact = text.compact
+        if not compact:
+            return []
+        hits = self._automaton.iter(compact)
+        first = next(hits, None)
+        if first is None:
+            return []
+        return list(self._checked(text, itertools.chain((first,), hits)))
+
     def scan(self, text: NormalizedText) -> Iterator[KeywordHit]:
         """Every term occurrence, with view offsets, boundary-checked."""
         if not self.size:
@@ -162,8 +176,13 @@ class KeywordMatcher:
         compact = text.compact
         if not compact:
             return
+        yield from self._checked(text, self._automaton.iter(compact))
+
+    @staticmethod
+    def _checked(text: NormalizedText,
+                 matches: Iterable[tuple[int, _Entry]]) -> Iterator[KeywordHit]:
         view = text.view
-        for end_idx, entry in self._automaton.iter(compact):
+        for end_idx, entry in matches:
             start = text.compact_to_view(end_idx - entry.length + 1)
             end = text.compact_to_view(end_idx) + 1
             if entry.left and start > 0 and _edge_needs_boundary(view[start - 1]):

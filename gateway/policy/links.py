@@ -34,6 +34,8 @@ _URL = re.compile(
     rf"(?::[0-9]{{1,5}}+)?+(?:[/?#][^{_STOP}]{{0,4096}}+)?+"
 )
 _TRIGGERS = ("://", ".")
+_GATE = rf"://|\.(?:{_TLDS})(?![{_LABEL_CHARS}\-])"
+"""Inside every ``_URL`` match: the scheme separator or the dot before a known TLD."""
 _TRAILING = ".,;:!?)]}'\"*"
 
 
@@ -103,6 +105,7 @@ class LinkDetector:
 
     kinds = ("link", "link_external", "link_homoglyph")
     triggers = _TRIGGERS
+    gate_pattern = _GATE
     exclusive = False
 
     def __init__(self, allowed_domains: Iterable[str] = ()) -> None:

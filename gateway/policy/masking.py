@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .links import defang
 from .normalize import fold
@@ -46,9 +47,16 @@ class Mask:
     style: str
 
 
+@lru_cache(maxsize=8192)
+def _weight(ch: str) -> int:
+    """Letters/digits one original character contributes once normalised (a pure function of
+    one character -- never of a value -- so caching it keeps no personal data around)."""
+    return sum(c.isalnum() for c in fold(ch))
+
+
 def _significance(chars: list[str], start: int, end: int) -> list[int]:
     """Letters/digits each original character contributes once normalised."""
-    return [sum(c.isalnum() for c in fold(chars[i])) for i in range(start, end)]
+    return [_weight(ch) for ch in chars[start:end]]
 
 
 def _star(chars: list[str], mask: Mask) -> None:

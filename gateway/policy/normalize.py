@@ -23,7 +23,7 @@ import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from typing import Any
 
 _TABLE_LIMIT = 0x30000
@@ -38,6 +38,7 @@ _DOTS = {"\u3002": ".", "\uff61": "."}
 _KEEP_CONTROLS = frozenset("\t\n\r")
 # Simplified variants OpenCC keeps apart but people use interchangeably (帳戶 -> 帐户 vs 账户).
 _VARIANTS = {ord("帐"): "账"}
+_VARIANT_CHARS = re.compile("[" + "".join(map(chr, _VARIANTS)) + "]")
 
 
 def _fold_char(ch: str) -> str:
@@ -84,6 +85,8 @@ class _Tables:
     slow: re.Pattern[str]
     t2s: dict[int, str]
     traditional: re.Pattern[str]
+    compact: list[int | None]
+    """View character -> itself, or ``None`` when it is not a letter/digit (``[\\W_]``)."""
 
 
 def _char_class(codepoints: list[int]) -> str:
@@ -121,6 +124,7 @@ def tables() -> _Tables:
     t2s = {a: _VARIANTS.get(ord(b), b) for a, b in _t2s_map().items()}
     t2s.update({chr(k): v for k, v in _VARIANTS.items()})
     return _Tables(
+        compact=[cp if chr(cp).isalnum() else None for cp in range(_TABLE_LIMIT)],
         translate=table,
         slow=re.compile(slow),
         t2s={ord(a): b for a, b in t2s.items()},
@@ -160,7 +164,8 @@ def _simplified(view: str, t: _Tables) -> str:
     except UnicodeError:
         converted = ""
     if len(converted) == len(view):  # t2s phrase rules map phrases to same-length phrases
-        return converted.translate(_VARIANTS)
+        # (a dict translate costs a failed lookup per character: only run it when needed)
+        return converted.translate(_VARIANTS) if _VARIANT_CHARS.search(converted) else converted
     return view.translate(t.t2s)
 
 
@@ -206,14 +211,40 @@ class NormalizedText:
     """A message with its matching views and the offset maps back to the original.
 
     Built once per message; the compact view and its map are computed only if asked for.
+    Fast paths (same results, no per-character Python work): printable ASCII -- the view is
+    ``str.lower`` (what the table does to those characters) with an identity map; text with no
+    character that expands or vanishes -- one ``translate``, identity map, and the compact view
+    is one more ``translate`` instead of a regex substitution.
     """
 
-    __slots__ = ("__dict__", "_breaks", "_vstarts", "original", "view")
+    __slots__ = ("_breaks", "_compact", "_gaps_cache", "_vstarts", "original", "view")
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self.view, self._breaks = _view_of(original, tables())
-        self._vstarts = [b[0] for b in self._breaks]
+        self._compact: str | None = None
+        self._gaps_cache: tuple[list[int], list[int]] | None = None
+        t = tables()
+        if original.isascii():
+            if original.isprintable():
+                self.view = original.lower()
+            else:
+                self.view, self._breaks = _folded(original, t)
+                self._vstarts = [b[0] for b in self._breaks]
+                return
+        elif t.slow.search(original) is None:
+            view = original.translate(t.translate)
+            if t.traditional.search(view) is not None:
+                view = _simplified(view, t)
+            self.view = view
+        else:
+            self.view, self._breaks = _view_of(original, t)
+            self._vstarts = [b[0] for b in self._breaks]
+            return
+        # No character expanded or vanished: every view index is its original index, and the
+        # view holds only outputs of the table (all below _TABLE_LIMIT).
+        self._breaks = ()
+        self._vstarts = []
+        self._compact = self.view.translate(t.compact)
 
     def to_original(self, pos: int) -> int:
         """Original index of the character that produced ``view[pos]``."""
@@ -229,16 +260,22 @@ class NormalizedText:
 
     def span_to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map a non-empty view span ``[start, end)`` to the original span covering it."""
+        if not self._breaks:
+            return start, end
         return self.to_original(start), self.to_original(end - 1) + 1
 
-    @cached_property
+    @property
     def compact(self) -> str:
         """The view with every non-alphanumeric character removed ("p.a.s.s" -> "pass")."""
-        return _SEPARATORS.sub("", self.view)
+        if self._compact is None:
+            self._compact = _SEPARATORS.sub("", self.view)
+        return self._compact
 
-    @cached_property
+    @property
     def _gaps(self) -> tuple[list[int], list[int]]:
         """Compact positions where separator runs were removed, and total removed so far."""
+        if self._gaps_cache is not None:
+            return self._gaps_cache
         at: list[int] = []
         removed: list[int] = []
         total = 0
@@ -246,7 +283,8 @@ class NormalizedText:
             total += m.end() - m.start()
             at.append(m.end() - total)  # compact index of the char after the run
             removed.append(total)
-        return at, removed
+        self._gaps_cache = (at, removed)
+        return self._gaps_cache
 
     def compact_to_view(self, pos: int) -> int:
         """View index of ``compact[pos]``."""

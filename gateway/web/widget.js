@@ -48,6 +48,7 @@
   var typingTimer = null, typingOn = false, agentTypingTimer = null;
   var offlineTimer = null;
   var agentName = null;
+  var chatState = null;
   var unread = 0;
   var isOpen = false;
 
@@ -278,6 +279,7 @@
     backoff.reset();
     opening = false;
     chatId = f.chat;
+    chatState = f.state;
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
     if (f.state === 'closed') { chatEnded('This chat has ended.'); return; }
     if (f.state === 'queued') {
@@ -322,6 +324,11 @@
       }
     } else if (f.from === 'agent') {
       typingEl.hidden = true;
+      if (f.agent && !agentName && chatState === 'active' && !closedChat) {
+        agentName = f.agent;
+        clearTimeout(offlineTimer);
+        setStatus('Chatting with ' + agentName);
+      }
       bubble('agent', f.text, f.ts, f.agent || 'Agent');
     } else {
       systemLine(f.text);
@@ -366,12 +373,14 @@
   function onChatEvent(f) {
     if (f.event === 'joined' && f.reason !== 'watch') {
       agentName = f.agent || 'An agent';
+      chatState = 'active';
       clearTimeout(offlineTimer);
       systemLine(agentName + ' joined the chat');
       setStatus('Chatting with ' + agentName);
     } else if (f.event === 'left') {
       systemLine((f.agent || 'The agent') + ' left the chat');
       agentName = null;
+      chatState = 'queued';
       typingEl.hidden = true;
       if (!closedChat) waiting();
     } else if (f.event === 'closed') {

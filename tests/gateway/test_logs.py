@@ -66,3 +66,12 @@ def test_stdlib_loggers_are_scrubbed_too() -> None:
     raw = stream.getvalue()
     assert raw, "stdlib record must be emitted"
     assert CARD not in raw
+
+
+def test_our_hex_identifiers_stay_readable() -> None:
+    stream = _capture()
+    chat = "5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60"
+    agent = "agt_d3422705d31f4a70b8fe5df57f032445"
+    structlog.get_logger("t").info("audit", target=chat, actor=agent, close_code=1008)
+    line = _lines(stream)[0]
+    assert line["target"] == chat and line["actor"] == agent and line["close_code"] == 1008

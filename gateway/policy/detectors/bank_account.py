@@ -25,6 +25,7 @@ class BankAccountDetector:
 
     kinds = ("bank_account",)
     triggers = _RULE.triggers
+    gate_phrases = _RULE.triggers
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

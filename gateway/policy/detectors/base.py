@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Protocol
 
 from ..normalize import NormalizedText
@@ -30,20 +29,23 @@ class Hit:
 class ScanContext:
     """One message being scanned: its normalised views plus lazily shared candidates."""
 
-    __slots__ = ("__dict__", "text")
+    __slots__ = ("_runs", "text")
 
     def __init__(self, text: NormalizedText) -> None:
         self.text = text
+        self._runs: tuple[NumberRun, ...] | None = None
 
     @property
     def view(self) -> str:
         """The normalised view detectors match against."""
         return self.text.view
 
-    @cached_property
+    @property
     def number_runs(self) -> tuple[NumberRun, ...]:
         """Digit runs (with separators) in the view, found once for all numeric detectors."""
-        return find_number_runs(self.text.view)
+        if self._runs is None:
+            self._runs = find_number_runs(self.text.view)
+        return self._runs
 
 
 class Detector(Protocol):
@@ -53,6 +55,11 @@ class Detector(Protocol):
     """Finding kinds it can emit; the config checks actions and mask styles against them."""
     triggers: tuple[str, ...]
     """Substrings of the view one of which must occur for ``scan`` to run; empty = always."""
+    # Optional, read with getattr by the engine (a detector without them always runs):
+    # ``gate_phrases: tuple[str, ...]`` -- substrings of the view, and ``gate_pattern: str`` --
+    # a regex; a message holding none of the phrases and no match of the pattern cannot yield
+    # a hit, so the engine skips the detector. The engine tests every detector's gate in one
+    # Aho-Corasick pass plus one search per distinct pattern.
     exclusive: bool
     """Whether its hits claim their characters (a contained hit of a later detector is
     dropped); links and keywords overlay instead."""

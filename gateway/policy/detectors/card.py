@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from stdnum import luhn
 
 from .base import Hit, ScanContext
-from .numbers import Window, claim
+from .numbers import SEVEN_DIGITS, Window, claim
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.
@@ -35,13 +35,22 @@ _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
 )
 
 
+_BY_WIDTH: tuple[tuple[int, frozenset[tuple[str, int]]], ...] = tuple(
+    (width, frozenset((str(p), n) for lo, hi, lengths in _ISSUERS if len(str(lo)) == width
+                      for p in range(lo, hi + 1) for n in lengths))
+    for width in sorted({len(str(lo)) for lo, _, _ in _ISSUERS})
+)
+"""(prefix width, {(prefix, length)}): every issuer range expanded, for one set lookup per
+width instead of a loop over the issuers."""
+
+
 def is_card_number(digits: str) -> bool:
     """True for a Luhn-valid number in a real issuer range with a length that issuer uses."""
     if not digits.isdigit() or not 13 <= len(digits) <= 19:
         return False
-    for lo, hi, lengths in _ISSUERS:
-        width = len(str(lo))
-        if lo <= int(digits[:width]) <= hi and len(digits) in lengths:
+    n = len(digits)
+    for width, allowed in _BY_WIDTH:
+        if (digits[:width], n) in allowed:
             return luhn.is_valid(digits)
     return False
 
@@ -51,6 +60,7 @@ class CardDetector:
 
     kinds = ("card",)
     triggers = ()
+    gate_pattern = SEVEN_DIGITS
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

@@ -9,12 +9,13 @@ the province instead. 15-digit legacy numbers carry no checksum and are never ma
 from __future__ import annotations
 
 import datetime
+import operator
 from collections.abc import Iterator
 
 from stdnum.cn import ric
 
 from .base import Hit, ScanContext
-from .numbers import Window, claim
+from .numbers import SEVEN_DIGITS, Window, claim
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -25,12 +26,10 @@ _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 
 def is_cn_id(value: str) -> bool:
     """True for a checksum-valid 18-character ID with a plausible birth date."""
-    if len(value) != 18 or not value[:17].isdigit():
+    if len(value) != 18 or not value[:17].isdigit() or value[:2] not in _PROVINCES:
         return False
-    total = sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, value[:17]), _WEIGHTS))
     if "10x98765432"[total % 11] != value[17].lower():
-        return False
-    if value[:2] not in _PROVINCES:
         return False
     try:
         born = ric.get_birth_date(value.upper())
@@ -44,6 +43,7 @@ class CnIdDetector:
 
     kinds = ("cn_id",)
     triggers = ()
+    gate_pattern = SEVEN_DIGITS
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

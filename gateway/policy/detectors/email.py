@@ -23,6 +23,7 @@ class EmailDetector:
 
     kinds = ("email",)
     triggers = ("@", "at)", "at]", "at}", "at )", "at ]", "at }")
+    gate_phrases = triggers
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _RUN = re.compile(
     r"\+?+[0-9](?:[0-9]|[ \-.()\u2010-\u2015]{1,3}+[0-9])*+(?:[ \-]?+x(?![a-z0-9]))?+"
 )
 _GROUP = re.compile(r"[0-9]++x?+")
+
+SEVEN_DIGITS = r"[0-9](?:[ \-.()\u2010-\u2015]{0,3}+[0-9]){6}"
+"""Seven digits chained the way ``_RUN`` chains them (at most three separators between two
+digits): every card, ID and phone number holds such a chain, so a view without one cannot
+yield any of them (the engine's per-message gate)."""
 
 MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
@@ -43,6 +48,11 @@ class NumberRun:
     end: int
     plus: bool
     groups: tuple[tuple[int, int, str], ...]
+    digit_count: int = field(init=False, compare=False)
+    """How many digits (and trailing x) the run holds."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digit_count", sum(len(g[2]) for g in self.groups))
 
     def blocks(self, lo: int, hi: int) -> Iterator[Window]:
         """The whole run and each unbroken digit block, if they hold ``lo``..``hi`` digits."""
@@ -53,27 +63,26 @@ class NumberRun:
                 if lo <= len(digits) <= hi:
                     yield Window(digits, start, end, self.plus and k == 0)
 
-    @property
-    def digit_count(self) -> int:
-        """How many digits (and trailing x) the run holds."""
-        return sum(len(g[2]) for g in self.groups)
-
     def windows(self, lo: int, hi: int, first: str = "0123456789") -> Iterator[Window]:
         """Windows of consecutive groups holding ``lo``..``hi`` digits, longest first per start;
         only windows whose first digit is in ``first`` (a cheap issuer/region prefilter)."""
         groups = self.groups
+        joined = "".join(g[2] for g in groups)  # window digits are slices of this
+        offsets = [0]
+        for g in groups:
+            offsets.append(offsets[-1] + len(g[2]))
         for i in range(len(groups)):
             if groups[i][2][0] not in first:
                 continue
-            total = 0
+            base = offsets[i]
             found: list[Window] = []
             for j in range(i, len(groups)):
-                total += len(groups[j][2])
+                total = offsets[j + 1] - base
                 if total > hi:
                     break
                 if total >= lo:
-                    digits = "".join(g[2] for g in groups[i : j + 1])
-                    found.append(Window(digits, groups[i][0], groups[j][1], self.plus and i == 0))
+                    found.append(Window(joined[base : offsets[j + 1]], groups[i][0],
+                                        groups[j][1], self.plus and i == 0))
             yield from reversed(found)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from .base import Hit, ScanContext
-from .numbers import Window, claim
+from .numbers import SEVEN_DIGITS, Window, claim
 
 
 class PhoneDetector:
@@ -23,6 +23,7 @@ class PhoneDetector:
 
     kinds = ("phone",)
     triggers = ()
+    gate_pattern = SEVEN_DIGITS
     exclusive = True
 
     def __init__(self, regions: tuple[str, ...] = ("CN",)) -> None:

@@ -51,6 +51,10 @@ _KEY_SHAPES = re.compile(
     r")(?![0-9a-z])"
 )
 _KEY_TRIGGERS = ("akia", "gh", "xox", "k_live_", "k_test_", "aiza", "sk-", "eyj")
+_KEY_LITERALS = ("akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-", "xoxb-", "xoxp-",
+                 "xoxr-", "xoxs-", "k_live_", "k_test_", "aiza", "sk-", "eyj")
+"""A literal inside every ``_KEY_SHAPES`` match (tighter than the triggers: "gh" is in
+"night")."""
 
 _PEM_BEGIN = re.compile(r"-----begin (?:[a-z0-9]{1,12}+ ){0,3}?private key(?: block)?+-----")
 _PEM_END = re.compile(r"-----end (?:[a-z0-9]{1,12}+ ){0,3}?private key(?: block)?+-----")
@@ -61,6 +65,8 @@ class SecretsDetector:
 
     kinds = ("otp", "password", "api_key", "private_key")
     triggers = ()
+    gate_phrases = (*(t for rule in CONTEXT_RULES for t in rule.triggers), *_KEY_LITERALS,
+                    "-----begin")
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

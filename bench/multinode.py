@@ -1,0 +1,164 @@
+"""Relay figures for one node vs two nodes on PostgreSQL + Redis, and the Redis hop's cost.
+
+    .venv/bin/python bench/multinode.py [--pairs 20] [--messages 300] [--window 4]
+
+Three set-ups, each with real ``cipherdesk serve`` processes (tests/e2e/procs.py) on the
+same fresh PostgreSQL database, measured with the load of bench/relay.py (``drive``: N
+customer/agent pairs, M messages each, customer → agent, at most ``--window`` in flight
+per pair; latency from the customer's send to the agent's receipt):
+
+    1node-mem      customer and agent on node A, in-process bus
+    1node-redis    customer and agent on node A, every event through Redis (the default)
+    1node-rlf      same with ``local_first=1``: local delivery, Redis only for other nodes
+    2nodes-redis   customers on node A, agents on node B
+    2nodes-rlf     same with ``local_first=1``
+
+Same store everywhere, so 1node-redis minus 1node-mem is the cost of the Redis hop (seal +
+PUBLISH + subscriber read + open), and the 2-node rows add the second process
+(and, on a 2-core machine, competition for the CPUs with PostgreSQL, Redis and the
+clients). Agents and their sessions are created straight in the store with
+bench/relay.py's ``agent_session`` (set-up, not measured); rate limits are lifted.
+Needs PostgreSQL and Redis as the tests do (local servers or throwaway ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from relay import NO_LIMITS, Figures, _gateway_pair, agent_session, drive, quiet_logs
+
+from gateway.client import AgentClient, CustomerClient
+from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
+from tests.services import postgres_server, redis_server
+
+SETUPS = (
+    ("1node-mem", 1, ""),
+    ("1node-redis", 1, "redis"),
+    ("1node-rlf", 1, "redis&local_first=1"),
+    ("2nodes-redis", 2, "redis"),
+    ("2nodes-rlf", 2, "redis&local_first=1"),
+)
+
+
+def limits_toml() -> str:
+    lines = ["[ratelimit.limits]"]
+    limits = {**NO_LIMITS, "login_per_ip": "100000/s", "login_per_account": "100000/s"}
+    for name, value in limits.items():
+        lines.append(f'{name} = "{value}"' if isinstance(value, str) else f"{name} = {value}")
+    lines += ["", "[auth]", "argon2_memory_kib = 8192", "argon2_time_cost = 1"]
+    return "\n".join(lines) + "\n"
+
+
+async def make_tokens(dsn: str, master_key: str, workdir: Path, n: int) -> list[str]:
+    """N confirmed agents of the demo tenant with live sessions, via offline services."""
+    from gateway.cli import offline_services
+    from gateway.config import load_config
+
+    config = load_config(
+        environ={"CIPHERDESK_MASTER_KEY": master_key},
+        overrides={
+            "server": {"data_dir": str(workdir / "admin")},
+            "store": {"url": dsn},
+            "auth": {"argon2_memory_kib": 8192, "argon2_time_cost": 1},
+        },
+    )
+    async with offline_services(config) as svc:
+        return [await agent_session(svc, i) for i in range(n)]
+
+
+async def measure(cluster: Cluster, tokens: list[str], args: argparse.Namespace) -> Figures:
+    customer_node = cluster.nodes[0]
+    agent_node = cluster.nodes[-1]
+    key = cluster.verify_key
+    clients: list[Any] = []
+    try:
+        pairs = []
+        for token in tokens:
+            customer = CustomerClient(customer_node.url, "demo", origin=PUBLIC_URL,
+                                      gateway_key=key)
+            agent = AgentClient(agent_node.url, token=token, gateway_key=key)
+            clients += [customer, agent]
+            await customer.connect()
+            welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
+            await agent.connect()
+            await agent.accept(welcome.chat)
+            pairs.append(_gateway_pair(customer, agent))
+        if args.warmup:
+            await drive(pairs, args.warmup, args.window, "warm")
+        return await drive(pairs, args.messages, args.window, "run")
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(
+        f"multinode: {args.pairs} pairs x {args.messages} msgs, window {args.window}, "
+        f"warm-up {args.warmup}/pair, {os.cpu_count()} CPUs, PostgreSQL store, "
+        f"python {sys.version.split()[0]}",
+        flush=True,
+    )
+    master_key = new_master_key()
+    results: dict[str, Figures] = {}
+    with postgres_server() as pg, redis_server() as redis, \
+            tempfile.TemporaryDirectory(prefix="cipherdesk-mn-") as tmp:
+        dsn = pg.create_database()
+        try:
+            tokens: list[str] | None = None
+            for index, (name, nodes, bus_kind) in enumerate(SETUPS):
+                workdir = Path(tmp) / f"setup{index}"
+                workdir.mkdir()
+                bus = "memory://"
+                if bus_kind:
+                    bus = f"{redis.url}?prefix=cdbench:{os.getpid()}:" + bus_kind[len("redis"):]
+                cluster = Cluster(workdir, store_url=dsn, bus_url=bus, master_key=master_key,
+                                  config_toml=limits_toml())
+                try:
+                    await cluster.start(nodes)
+                    if tokens is None:
+                        tokens = await make_tokens(dsn, master_key, Path(tmp), args.pairs)
+                    figures = await measure(cluster, tokens, args)
+                finally:
+                    cluster.stop()
+                results[name] = figures
+                print(figures.line(name), flush=True)
+        finally:
+            pg.drop_database(dsn)
+    memory = results["1node-mem"]
+    for name in ("1node-redis", "1node-rlf"):
+        print(f"Redis hop ({name} vs 1node-mem): {compare(results[name], memory)}")
+    for name, one in (("2nodes-redis", "1node-redis"), ("2nodes-rlf", "1node-rlf")):
+        print(f"{name} vs {one}: {compare(results[name], results[one])}")
+
+
+def compare(a: Figures, b: Figures) -> str:
+    return (
+        f"throughput x{a.rate / b.rate:.2f}, p50 {a.pct(0.5) - b.pct(0.5):+.2f} ms, "
+        f"p99 {a.pct(0.99) - b.pct(0.99):+.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=20, help="customer/agent pairs")
+    parser.add_argument("--messages", type=int, default=300, help="messages per pair")
+    parser.add_argument("--window", type=int, default=4, help="messages in flight per pair")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up messages per pair")
+    args = parser.parse_args()
+    quiet_logs()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Shared Playwright helpers for the browser suites (``tests/e2e/test_browser*.py``).
+
+Debian's Chromium drives the tests (``/usr/bin/chromium``; never ``playwright install``).
+A suite imports the fixtures it needs by assignment (``browser = bx.browser``); the
+browser is shared per module, every test gets a fresh gateway and fresh contexts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import pytest_asyncio
+
+from gateway.services import Services
+from tests.gateway.helpers import make_agent, start_gateway
+
+CHROMIUM = os.environ.get("CIPHERDESK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+PHONE = {"width": 375, "height": 667}
+DESKTOP = {"width": 1280, "height": 800}
+TIMEOUT_MS = 10_000
+
+try:
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+    from playwright.async_api import expect as _expect
+
+    HAVE_PLAYWRIGHT = True
+except ImportError:  # pragma: no cover - dev extra missing
+    HAVE_PLAYWRIGHT = False
+
+
+def expect(target: Any) -> Any:
+    return _expect(target)
+
+
+def skip_reason() -> str | None:
+    if not HAVE_PLAYWRIGHT:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (make browser installs Debian's chromium)"
+    return None
+
+
+def screenshot_dir() -> Path:
+    path = Path(os.environ.get("CIPHERDESK_SCREENSHOTS") or REPO / "artifacts" / "screenshots")
+    if not path.is_absolute():
+        path = REPO / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    path = screenshot_dir() / f"{name}.png"
+    await page.screenshot(path=str(path))
+    return path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+class Gateway:
+    """A running gateway plus what tests need to drive it."""
+
+    def __init__(self, runner: Any, base_url: str, svc: Services) -> None:
+        self.runner = runner
+        self.base_url = base_url
+        self.svc = svc
+        self.secrets: dict[str, str] = {}
+        self.passwords: dict[str, str] = {}
+        self.ids: dict[str, str] = {}
+
+    async def agent(self, email: str, role: str = "agent", name: str | None = None) -> str:
+        agent, secret, password = await make_agent(self.svc, email, role=role)
+        if name:
+            agent.display_name = name
+            await self.svc.store.update_agent(agent)
+        self.secrets[email] = secret
+        self.passwords[email] = password
+        self.ids[email] = agent.id
+        return agent.id
+
+    def otp(self, email: str) -> str:
+        return pyotp.TOTP(self.secrets[email]).now()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    runner, base_url, svc = await start_gateway(tmp_path)
+    try:
+        yield Gateway(runner, base_url, svc)
+    finally:
+        await runner.cleanup()
+
+
+async def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP
+                   ) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(viewport=viewport)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def on_console(msg: Any) -> None:
+        # A 401 from GET /api/me is how a page learns it must show the login form.
+        if msg.type == "error" and "401 (Unauthorized)" not in msg.text:
+            errors.append(msg.text)
+
+    page.on("console", on_console)
+    page.js_errors = errors  # type: ignore[attr-defined]
+    return context, page
+
+
+async def login_console(page: Page, gw: Gateway, email: str, path: str = "/console") -> None:
+    """Log in through the real form with a real TOTP code (pyotp, current time)."""
+    await page.goto(gw.base_url + path)
+    await page.fill("#login-email", email)
+    await page.fill("#login-password", gw.passwords[email])
+    await page.fill("#login-otp", gw.otp(email))
+    await page.click("form.login button[type=submit]")
+    await expect(page.locator(".topbar")).to_be_visible()
+
+
+async def open_widget_form(page: Page, gw: Gateway, name: str = "Ada",
+                           topic: str = "Billing") -> None:
+    """Open /demo, open the widget, submit the pre-chat form."""
+    await page.goto(gw.base_url + "/demo")
+    await page.click("#cipherdesk-widget >> .launcher")
+    await page.fill("#cdw-name", name)
+    await page.select_option("#cdw-topic", topic)
+    await page.click(".prechat button[type=submit]")
+
+
+async def open_widget(page: Page, gw: Gateway, name: str = "Ada", topic: str = "Billing") -> None:
+    """Start a chat from /demo and wait until it is queued."""
+    await open_widget_form(page, gw, name, topic)
+    await expect(page.locator(".status")).to_have_text("Waiting for an agent…")
+
+
+async def customer_says(page: Page, text: str) -> None:
+    await page.fill("#cdw-input", text)
+    await page.press("#cdw-input", "Enter")
+
+
+async def agent_says(page: Page, text: str) -> None:
+    pane = page.locator(".chat-pane:not([hidden])")
+    await pane.locator("textarea.chat-input").fill(text)
+    await pane.locator("textarea.chat-input").press("Enter")
