@@ -180,9 +180,13 @@ async def start_site(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
-async def bench_baseline(n: int, messages: int, window: int, warmup: int) -> Figures:
-    port = free_port()
-    runner = await start_site(relay_app(), port)
+async def bench_baseline(n: int, messages: int, window: int, warmup: int,
+                         port: int | None = None) -> Figures:
+    """``port``: a relay already running in the server process (``--split``)."""
+    runner = None
+    if port is None:
+        port = free_port()
+        runner = await start_site(relay_app(), port)
     conns: list[ClientConnection] = []
     try:
         pairs = []
@@ -200,7 +204,8 @@ async def bench_baseline(n: int, messages: int, window: int, warmup: int) -> Fig
         for ws in conns:
             with contextlib.suppress(Exception):
                 await ws.close()
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
 
 
 def _baseline_pair(customer: ClientConnection, agent: ClientConnection) -> Pair:
@@ -272,40 +277,77 @@ async def agent_session(svc: Any, index: int) -> str:
     return token
 
 
-async def bench_gateway(n: int, messages: int, window: int, warmup: int) -> Figures:
+async def bench_gateway(n: int, messages: int, window: int, warmup: int,
+                        server: dict[str, Any] | None = None) -> Figures:
+    """``server``: ports, verify key and agent tokens of a gateway already running in the
+    server process (``--split``); otherwise the gateway runs in this process."""
+    if server is not None:
+        base = f"http://127.0.0.1:{server['gateway_port']}"
+        return await _drive_gateway(base, server["key"], server["tokens"], messages, window,
+                                    warmup)
     from gateway.app import create_app
     from gateway.services import SERVICES
 
     with tempfile.TemporaryDirectory(prefix="cipherdesk-bench-") as data_dir:
         port = free_port()
         runner = await start_site(create_app(gateway_config(data_dir, port)), port)
-        clients: list[Any] = []
         try:
             svc = runner.app[SERVICES]
-            base = f"http://127.0.0.1:{port}"
-            key = svc.identity.verify_key_b64
             tokens = [await agent_session(svc, i) for i in range(n)]
-            pairs = []
-            for token in tokens:
-                customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
-                agent = AgentClient(base, token=token, origin=base, gateway_key=key)
-                clients += [customer, agent]
-                await customer.connect()
-                welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
-                await agent.connect()
-                await agent.accept(welcome.chat)
-                pairs.append(_gateway_pair(customer, agent))
-            if warmup:
-                await drive(pairs, warmup, window, "warm")
-            figures = await drive(pairs, messages, window, "run")
-            for c in clients:
-                c.drain()
-            return figures
+            return await _drive_gateway(f"http://127.0.0.1:{port}", svc.identity.verify_key_b64,
+                                        tokens, messages, window, warmup)
         finally:
-            for c in clients:
-                with contextlib.suppress(Exception):
-                    await c.aclose()
             await runner.cleanup()
+
+
+async def _drive_gateway(base: str, key: str, tokens: list[str], messages: int, window: int,
+                         warmup: int) -> Figures:
+    clients: list[Any] = []
+    try:
+        pairs = []
+        for token in tokens:
+            customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+            agent = AgentClient(base, token=token, origin=base, gateway_key=key)
+            clients += [customer, agent]
+            await customer.connect()
+            welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
+            await agent.connect()
+            await agent.accept(welcome.chat)
+            pairs.append(_gateway_pair(customer, agent))
+        if warmup:
+            await drive(pairs, warmup, window, "warm")
+        figures = await drive(pairs, messages, window, "run")
+        for c in clients:
+            c.drain()
+        return figures
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.aclose()
+
+
+def _server_process(conn: Any, pairs: int) -> None:
+    """``--split``: both servers (gateway and bare relay) in their own process and core,
+    the load generator in the parent — as in production, where clients are elsewhere."""
+    quiet_logs()
+
+    async def main() -> None:
+        from gateway.app import create_app
+        from gateway.services import SERVICES
+
+        with tempfile.TemporaryDirectory(prefix="cipherdesk-bench-") as data_dir:
+            gport, bport = free_port(), free_port()
+            gateway = await start_site(create_app(gateway_config(data_dir, gport)), gport)
+            relay = await start_site(relay_app(), bport)
+            svc = gateway.app[SERVICES]
+            tokens = [await agent_session(svc, i) for i in range(pairs)]
+            conn.send({"gateway_port": gport, "relay_port": bport,
+                       "key": svc.identity.verify_key_b64, "tokens": tokens})
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+            await relay.cleanup()
+            await gateway.cleanup()
+
+    asyncio.run(main())
 
 
 def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
@@ -326,10 +368,28 @@ async def run_relay(args: argparse.Namespace) -> None:
         f"relay: {args.pairs} pairs x {args.messages} msgs, window {args.window}, "
         f"warm-up {args.warmup}/pair, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     )
-    base = await bench_baseline(args.pairs, args.messages, args.window, args.warmup)
-    print(base.line("baseline"), flush=True)
-    pipe = await bench_gateway(args.pairs, args.messages, args.window, args.warmup)
-    print(pipe.line("gateway"), flush=True)
+    server: dict[str, Any] | None = None
+    proc = parent = None
+    if args.split:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_server_process, args=(child, args.pairs), daemon=True)
+        proc.start()
+        server = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        print("servers in a separate process; load generator in this one")
+    try:
+        base = await bench_baseline(args.pairs, args.messages, args.window, args.warmup,
+                                    port=server["relay_port"] if server else None)
+        print(base.line("baseline"), flush=True)
+        pipe = await bench_gateway(args.pairs, args.messages, args.window, args.warmup,
+                                   server=server)
+        print(pipe.line("gateway"), flush=True)
+    finally:
+        if proc is not None and parent is not None:
+            parent.send("stop")
+            proc.join(20)
     print(
         f"ratio gateway/baseline: throughput {pipe.rate / base.rate:.3f}   "
         f"p50 {pipe.pct(0.5) / base.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / base.pct(0.99):.2f}x"
@@ -462,6 +522,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500, help="messages per pair")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per pair")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up messages per pair")
+    parser.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
+                        help="run both servers in a separate process from the load generator "
+                             "(default; --no-split runs everything in one event loop)")
     parser.add_argument(
         "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"
     )

@@ -8,6 +8,7 @@ the demo tenant exists, and starts background workers (plugin outbox, retention)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -174,6 +175,9 @@ async def _wire(
         },
     )
     await ensure_demo_tenant(store, origins, clock())
+    # Build the normalisation tables and the default engine now (about a second of CPU,
+    # off the event loop) rather than stalling the first chat message.
+    await asyncio.to_thread(policies.engine_for, "__warmup__", {})
     return svc
 
 
