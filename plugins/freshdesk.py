@@ -29,13 +29,11 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
-from plugins._http import request_json
+from plugins._ticketing import TicketingPlugin
 from plugins.api import (
     ChatClosed,
     ConfigError,
     ConfigField,
-    CustomerIdentity,
-    Event,
     Factory,
     Health,
     PermanentError,
@@ -80,36 +78,24 @@ def _base_url(config: dict[str, Any]) -> str:
     return f"https://{dom}.freshdesk.com"
 
 
-class FreshdeskPlugin:
+class FreshdeskPlugin(TicketingPlugin):
     info = INFO
+    vendor = VENDOR
 
     def __init__(
         self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
     ):
-        self._base = _base_url(config)
-        self._auth = "Basic " + base64.b64encode(f"{secrets['api_key']}:X".encode()).decode()
+        super().__init__(
+            http=http,
+            base=_base_url(config),
+            authorization="Basic " + base64.b64encode(f"{secrets['api_key']}:X".encode()).decode(),
+            timeout=float(config.get("timeout", 10.0)),
+            tags=list(config.get("tags") or ["cipherdesk"]),
+        )
         self._fallback = config.get("fallback_email")
         self._priority = int(config.get("priority", 1))
-        self._tags = list(config.get("tags") or ["cipherdesk"])
-        self._timeout = float(config.get("timeout", 10.0))
-        self._http = http
 
-    def __repr__(self) -> str:
-        return f"<FreshdeskPlugin {self._base}>"
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": self._auth, **kwargs.pop("headers", {})}
-        return await request_json(
-            self._http,
-            VENDOR,
-            method,
-            self._base + path,
-            headers=headers,
-            timeout_s=self._timeout,
-            **kwargs,
-        )
-
-    async def _open_tickets(self, email: str) -> list[dict[str, Any]]:
+    async def open_tickets(self, email: str) -> list[dict[str, Any]]:
         data = await self._call(
             "GET",
             "/api/v2/tickets",
@@ -119,23 +105,17 @@ class FreshdeskPlugin:
             return []
         return [t for t in data if isinstance(t, dict) and t.get("status") in OPEN_STATUSES]
 
-    async def deliver(self, event: Event) -> None:
-        if not isinstance(event, ChatClosed):
-            return
-        html_body = as_html(format_transcript(event))
-        headers = {"Idempotency-Key": event.event_id}
-        customer = event.customer
-        email = customer.email if customer else None
-        if email:
-            tickets = await self._open_tickets(email)
-            if tickets:
-                await self._call(
-                    "POST",
-                    f"/api/v2/tickets/{int(tickets[0]['id'])}/notes",
-                    json={"body": html_body, "private": True},
-                    headers=headers,
-                )
-                return
+    async def append(
+        self, ticket: dict[str, Any], event: ChatClosed, headers: dict[str, str]
+    ) -> None:
+        await self._call(
+            "POST",
+            f"/api/v2/tickets/{int(ticket['id'])}/notes",
+            json={"body": as_html(format_transcript(event)), "private": True},
+            headers=headers,
+        )
+
+    async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
         requester = email or self._fallback
         if not requester:
             raise PermanentError(
@@ -144,30 +124,18 @@ class FreshdeskPlugin:
         ticket: dict[str, Any] = {
             "email": requester,
             "subject": ticket_subject(event),
-            "description": html_body,
+            "description": as_html(format_transcript(event)),
             "status": 2,
             "priority": self._priority,
             "tags": self._tags,
         }
+        customer = event.customer
         if email and customer and customer.name:
             ticket["name"] = customer.name
         await self._call("POST", "/api/v2/tickets", json=ticket, headers=headers)
 
-    async def enrich(self, customer: CustomerIdentity) -> dict[str, Any]:
-        if not customer.email:
-            return {"open_tickets": []}
-        tickets = await self._open_tickets(customer.email)
-        return {
-            "open_tickets": [
-                {
-                    "id": t["id"],
-                    "subject": t.get("subject"),
-                    "status": t.get("status"),
-                    "url": f"{self._base}/a/tickets/{t['id']}",
-                }
-                for t in tickets[:10]
-            ]
-        }
+    def ticket_url(self, ticket_id: Any) -> str:
+        return f"{self._base}/a/tickets/{ticket_id}"
 
     async def health(self) -> Health:
         try:
@@ -175,9 +143,6 @@ class FreshdeskPlugin:
         except PluginError as exc:
             return Health(ok=False, detail=str(exc))
         return Health(ok=True, detail="freshdesk: authenticated")
-
-    async def aclose(self) -> None:
-        return None
 
 
 def create(

@@ -30,13 +30,11 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
-from plugins._http import request_json
+from plugins._ticketing import TicketingPlugin
 from plugins.api import (
     ChatClosed,
     ConfigError,
     ConfigField,
-    CustomerIdentity,
-    Event,
     Factory,
     Health,
     PluginError,
@@ -74,35 +72,23 @@ def _base_url(config: dict[str, Any]) -> str:
     return f"https://{sub}.zendesk.com"
 
 
-class ZendeskPlugin:
+class ZendeskPlugin(TicketingPlugin):
     info = INFO
+    vendor = VENDOR
 
     def __init__(
         self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
     ):
-        self._base = _base_url(config)
         token = f"{config['email']}/token:{secrets['api_token']}".encode()
-        self._auth = "Basic " + base64.b64encode(token).decode()
-        self._tags = list(config.get("tags") or ["cipherdesk"])
-        self._timeout = float(config.get("timeout", 10.0))
-        self._http = http
-
-    def __repr__(self) -> str:
-        return f"<ZendeskPlugin {self._base}>"
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": self._auth, **kwargs.pop("headers", {})}
-        return await request_json(
-            self._http,
-            VENDOR,
-            method,
-            self._base + path,
-            headers=headers,
-            timeout_s=self._timeout,
-            **kwargs,
+        super().__init__(
+            http=http,
+            base=_base_url(config),
+            authorization="Basic " + base64.b64encode(token).decode(),
+            timeout=float(config.get("timeout", 10.0)),
+            tags=list(config.get("tags") or ["cipherdesk"]),
         )
 
-    async def _open_tickets(self, email: str) -> list[dict[str, Any]]:
+    async def open_tickets(self, email: str) -> list[dict[str, Any]]:
         data = await self._call(
             "GET",
             "/api/v2/search.json",
@@ -119,51 +105,32 @@ class ZendeskPlugin:
             if isinstance(r, dict) and r.get("result_type", "ticket") == "ticket" and "id" in r
         ]
 
-    async def deliver(self, event: Event) -> None:
-        if not isinstance(event, ChatClosed):
-            return  # not declared; the dispatcher never sends other types
-        body = format_transcript(event)
-        headers = {"Idempotency-Key": event.event_id}
-        customer = event.customer
-        email = customer.email if customer else None
-        if email:
-            tickets = await self._open_tickets(email)
-            if tickets:
-                ticket_id = int(tickets[0]["id"])
-                await self._call(
-                    "PUT",
-                    f"/api/v2/tickets/{ticket_id}.json",
-                    json={"ticket": {"comment": {"body": body, "public": False}}},
-                    headers=headers,
-                )
-                return
+    async def append(
+        self, ticket: dict[str, Any], event: ChatClosed, headers: dict[str, str]
+    ) -> None:
+        await self._call(
+            "PUT",
+            f"/api/v2/tickets/{int(ticket['id'])}.json",
+            json={"ticket": {"comment": {"body": format_transcript(event), "public": False}}},
+            headers=headers,
+        )
+
+    async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
         ticket: dict[str, Any] = {
             "subject": ticket_subject(event),
-            "comment": {"body": body, "public": False},
+            "comment": {"body": format_transcript(event), "public": False},
             "tags": self._tags,
         }
         if email:
+            customer = event.customer
             ticket["requester"] = {
                 "name": (customer.name if customer and customer.name else email.split("@")[0]),
                 "email": email,
             }
         await self._call("POST", "/api/v2/tickets.json", json={"ticket": ticket}, headers=headers)
 
-    async def enrich(self, customer: CustomerIdentity) -> dict[str, Any]:
-        if not customer.email:
-            return {"open_tickets": []}
-        tickets = await self._open_tickets(customer.email)
-        return {
-            "open_tickets": [
-                {
-                    "id": t["id"],
-                    "subject": t.get("subject"),
-                    "status": t.get("status"),
-                    "url": f"{self._base}/agent/tickets/{t['id']}",
-                }
-                for t in tickets[:10]
-            ]
-        }
+    def ticket_url(self, ticket_id: Any) -> str:
+        return f"{self._base}/agent/tickets/{ticket_id}"
 
     async def health(self) -> Health:
         try:
@@ -174,9 +141,6 @@ class ZendeskPlugin:
         if user.get("id") is None:
             return Health(ok=False, detail="zendesk: not authenticated")
         return Health(ok=True, detail="zendesk: authenticated")
-
-    async def aclose(self) -> None:
-        return None
 
 
 def create(
