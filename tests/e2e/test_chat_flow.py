@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from auth.roles import Principal, Role
 from gateway.client import AgentClient, CustomerClient, ServerError
 from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, QueueSnapshot, Typing
 from gateway.services import Services
@@ -212,3 +213,50 @@ async def test_sqlite_file_contains_no_message_plaintext(gw: Gateway) -> None:
     for needle in [*secrets, "zanzibar-velvet-reply", "refund"]:
         assert needle.encode() not in data, f"plaintext {needle!r} found in the database"
     await gw.svc.store.open()
+
+
+async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor(
+        gw: Gateway) -> None:
+    """Policy action ``flag``: delivered masked, the supervisor is alerted and may read the
+    original through the audited API; the stored transcript holds only the masked form."""
+    tenant = await gw.svc.store.get_tenant("demo")
+    tenant.settings = {**tenant.settings,
+                       "policy": {"actions": {"card": {"customer": "flag"}}}}
+    await gw.svc.store.update_tenant(tenant)
+    gw.svc.tenants.invalidate("demo")
+    supervisor = await gw.agent("sue@example.com", role="supervisor")
+    agent = await gw.agent("carl@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    welcome = await customer.open()
+    await _queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+
+    await customer.send_text(f"charge {CARD} please")
+    notice = await customer.wait_for(Notice)
+    assert notice.action == "flagged" and "card" in notice.kinds
+    flag = await supervisor.wait_for(Flag)
+    delivered = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
+    assert CARD not in delivered.text and "1111" in delivered.text
+    await asyncio.sleep(0.1)
+    assert not any(isinstance(f, Flag) for f in agent.drain())
+    stored = await gw.svc.chats.history(await gw.svc.store.get_chat(welcome.chat), 0)
+    assert [m.text for m in stored] == [delivered.text]
+
+    sue = await gw.svc.store.get_agent_by_email("sue@example.com")
+    async with aiohttp.ClientSession() as http:
+        _, carl_secret, password = await make_agent(gw.svc, "carl2@example.com")
+        carl_token = await login(http, gw.base, "carl2@example.com", password, carl_secret,
+                                 time.time())
+        async with http.get(f"{gw.base}/api/flags/{flag.flag_id}/original",
+                            headers={"Authorization": f"Bearer {carl_token}"}) as refused:
+            assert refused.status == 403
+            assert CARD not in await refused.text()
+    original = await gw.svc.chats.flag_original(
+        Principal(agent_id=sue.id, tenant_id="demo", role=Role.SUPERVISOR),
+        flag.flag_id, "127.0.0.1")
+    assert original["original"] == f"charge {CARD} please"
+    audit = await gw.svc.store.query_audit(tenant_id="demo", action="flag.original_viewed")
+    assert [e.actor for e in audit] == [sue.id]
+    for client in (customer, agent, supervisor):
+        await client.aclose()
