@@ -31,6 +31,7 @@ from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
+from gateway.presence import open_presence
 from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, Services
@@ -103,6 +104,7 @@ async def _wire(
     sessions = SessionAuthenticator(store, lifetime, clock)
     limiter = _limiter(config, metrics)
     guard = Guard(limits, limiter, metrics, tenants, config.websocket, time.monotonic)
+    presence = open_presence(config.bus.url)
     keys = ChatKeys(store, keyring)
     policies = PolicyRegistry()
 
@@ -161,6 +163,7 @@ async def _wire(
         auditor=auditor,
         metrics=metrics,
         guard=guard,
+        presence=presence,
         client_ip=ClientIPResolver(config.server.trusted_proxies),
         logins=logins,
         extras={
@@ -174,6 +177,7 @@ async def _wire(
             "closers": [plugin_host.aclose],
         },
     )
+    await presence.start()
     await ensure_demo_tenant(store, origins, clock())
     # Build the normalisation tables and the default engine now (about a second of CPU,
     # off the event loop) rather than stalling the first chat message.
@@ -185,6 +189,8 @@ async def close_services(svc: Services) -> None:
     for closer in svc.extras.get("closers", []):
         with contextlib.suppress(Exception):
             await closer()
+    with contextlib.suppress(Exception):
+        await svc.presence.close()
     await svc.bus.close()
     aclose = getattr(svc.guard.limiter, "aclose", None)
     if aclose is not None:

@@ -201,6 +201,8 @@ class Welcome(Frame, tag_field="t", tag="welcome"):
     state: str
     last_seq: int
     verified: bool = False
+    # Agents of the tenant connected right now (any node); -1 (omitted) when unknown.
+    agents_online: int = -1
 
 
 class Ready(Frame, tag_field="t", tag="ready"):

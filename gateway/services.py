@@ -25,6 +25,7 @@ from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.connection import ProtocolViolation, SecureConnection, new_websocket
 from gateway.metrics import Metrics
+from gateway.presence import Presence
 from gateway.protocol import CloseCode
 from gateway.sessions import SessionAuthenticator
 from gateway.store.base import Store
@@ -51,6 +52,7 @@ class Services:
     auditor: Auditor
     metrics: Metrics
     guard: Guard
+    presence: Presence
     client_ip: ClientIPResolver
     logins: LoginService
     extras: dict[str, Any]

@@ -120,6 +120,13 @@ class AgentSession:
 
     async def run(self) -> None:
         p, agent = self.principal, self.ctx.agent
+        await self.svc.presence.connected(p.tenant_id, self.conn.conn_id)
+        try:
+            await self._run(p, agent)
+        finally:
+            await self.svc.presence.disconnected(p.tenant_id, self.conn.conn_id)
+
+    async def _run(self, p: Principal, agent: Any) -> None:
         await self.conn.subscribe(agent_topic(p.agent_id), self._on_event)
         await self.conn.subscribe(tenant_topic(p.tenant_id), self._on_event)
         self.conn.send(

@@ -72,6 +72,7 @@ class CustomerSession:
                 state=chat.state,
                 last_seq=chat.last_seq,
                 verified=chat.verified,
+                agents_online=await self.svc.presence.online(chat.tenant_id),
             )
         )
         await self.feed.replay(chat.id)

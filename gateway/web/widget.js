@@ -283,7 +283,7 @@
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
     if (f.state === 'closed') { chatEnded('This chat has ended.'); return; }
     if (f.state === 'queued') {
-      waiting();
+      waiting(f.agents_online === 0);
     } else {
       setStatus(agentName ? 'Chatting with ' + agentName : 'Connected to an agent');
     }
@@ -292,8 +292,10 @@
     flushPending();
   }
 
-  function waiting() {
-    setStatus('Waiting for an agent…');
+  // nobodyOnline: the gateway said no agent of this tenant is connected (welcome frame's
+  // agents_online == 0): offer the offline form at once instead of after the timer.
+  function waiting(nobodyOnline) {
+    setStatus(nobodyOnline ? 'No agent online right now' : 'Waiting for an agent…');
     clearTimeout(offlineTimer);
     offlineTimer = setTimeout(function () {
       if (!agentName && chatId && !closedChat) {
@@ -303,7 +305,7 @@
             (profile && profile.email ? ' (or by e-mail to ' + profile.email + ').' : '.') })));
         scrollDown();
       }
-    }, cfg.offlineAfter * 1000);
+    }, nobodyOnline ? 0 : cfg.offlineAfter * 1000);
   }
 
   function onMsg(f) {

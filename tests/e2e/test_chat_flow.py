@@ -260,3 +260,20 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
     assert [e.actor for e in audit] == [sue.id]
     for client in (customer, agent, supervisor):
         await client.aclose()
+
+
+async def test_welcome_tells_the_customer_whether_an_agent_is_online(gw: Gateway) -> None:
+    lonely = gw.customer()
+    await lonely.connect()
+    assert (await lonely.open()).agents_online == 0  # the widget offers its offline form
+    agent = await gw.agent("olive@example.com")
+    customer = gw.customer()
+    await customer.connect()
+    assert (await customer.open()).agents_online == 1
+    await agent.aclose()
+    await asyncio.sleep(0.2)
+    again = gw.customer()
+    await again.connect()
+    assert (await again.open()).agents_online == 0
+    for client in (lonely, customer, again):
+        await client.aclose()
