@@ -58,11 +58,18 @@ def console_origins(config: Config) -> set[str]:
     return {o for o in (normalize_origin(u) for u in urls) if o}
 
 
-def _limiter(config: Config, metrics: Metrics) -> RateLimiter:
+def _limiter(config: Config, metrics: Metrics, clock: Callable[[], float]) -> RateLimiter:
+    """The shared limiter. Redis decides with its own clock (nodes may drift); the local
+    one, and the fallback, use ``clock`` so tests that inject a clock drive refills."""
     url = config.ratelimit.url
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter.from_url(url, fallback=MemoryRateLimiter(), metrics=metrics)
-    return MemoryRateLimiter(metrics=metrics)
+        return RedisRateLimiter.from_url(
+            url,
+            prefix=config.ratelimit.prefix,
+            fallback=MemoryRateLimiter(clock=clock),
+            metrics=metrics,
+        )
+    return MemoryRateLimiter(clock=clock, metrics=metrics)
 
 
 async def build_services(config: Config, clock: Callable[[], float] = time.time) -> Services:
@@ -102,8 +109,10 @@ async def _wire(
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )
     sessions = SessionAuthenticator(store, lifetime, clock)
-    limiter = _limiter(config, metrics)
-    guard = Guard(limits, limiter, metrics, tenants, config.websocket, time.monotonic)
+    # Limits run on a monotonic clock unless a test injects one.
+    limit_clock = time.monotonic if clock is time.time else clock
+    limiter = _limiter(config, metrics, limit_clock)
+    guard = Guard(limits, limiter, metrics, tenants, config.websocket, limit_clock)
     presence = open_presence(config.bus.url)
     keys = ChatKeys(store, keyring)
     policies = PolicyRegistry()
@@ -239,7 +248,8 @@ def create_app(
 
 def _setup_optional_routes(app: web.Application) -> None:
     """HTTP API modules register themselves here (auth, admin, web pages)."""
-    from gateway import http_api, http_web
+    from gateway import http_api, http_plugins, http_web
 
     http_api.setup_routes(app)
+    http_plugins.setup_routes(app)
     http_web.setup_routes(app)

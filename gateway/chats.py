@@ -200,6 +200,11 @@ class ChatService:
                 )
             return None
         secrets_ = self.tenants.identity_secrets(tenant)
+        if not secrets_:
+            # A token cannot be checked without a secret: refuse it, never trust it.
+            raise ChatError(
+                "identity_invalid", "identity token refused (no secret configured)", close=4403
+            )
         try:
             identity = IdentityVerifier(secrets_, clock=self.clock).verify(token)
         except IdentityError as exc:

@@ -59,6 +59,8 @@ class BusConfig:
 class RateLimitConfig:
     # "memory://" or "redis://..." (shared budgets across nodes).
     url: str = "memory://"
+    # Key prefix in Redis (several installations may share one Redis).
+    prefix: str = "cd:rl:"
     # Scope overrides, e.g. {"messages_per_chat" = "30/10s"}; see gateway/ratelimit.py.
     limits: dict[str, Any] = field(default_factory=dict)
 

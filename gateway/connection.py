@@ -212,13 +212,14 @@ class SecureConnection:
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             return
 
-    def drop(self, code: int, reason: str = "slow consumer", grace: float = 5.0) -> None:
+    def drop(self, code: int, reason: str = "slow consumer", grace: float = 7.0) -> None:
         """Cut a client that stopped reading, without ever waiting on it.
 
         aiohttp's close would wait on the client's full socket buffer without end. Instead
         the close frame is appended to the transport's buffer directly (a client that
-        reads again learns why) and the transport is aborted after ``grace`` seconds, so
-        the socket and its slot are released even if the client never reads again.
+        reads again learns why) and the transport is aborted once the client has made no
+        read progress for ``grace`` seconds (at most ``4 * grace`` in all), so the socket
+        and its slot are released even if the client never reads again.
         """
         if self._closing:
             return
@@ -235,7 +236,7 @@ class SecureConnection:
             return
         payload = code.to_bytes(2, "big") + reason.encode()[:120]
         transport.write(bytes([0x88, len(payload)]) + payload)  # FIN + close, unmasked
-        asyncio.get_running_loop().call_later(grace, transport.abort)
+        _abort_when_stalled(transport, grace)
 
     def abort(self, code: int, reason: str) -> None:
         """Close soon from synchronous code (bus handlers, queue overflow)."""
@@ -300,6 +301,27 @@ class SecureConnection:
     @property
     def closing(self) -> bool:
         return self._closing
+
+
+def _abort_when_stalled(transport: Any, grace: float) -> None:
+    """Abort ``transport`` once its write buffer has not shrunk for ``grace`` seconds."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    state = {"size": transport.get_write_buffer_size(), "moved": started}
+
+    def check() -> None:
+        if transport.is_closing():
+            return
+        now, size = loop.time(), transport.get_write_buffer_size()
+        if size < state["size"]:
+            state["moved"] = now
+        state["size"] = size
+        if now - state["moved"] >= grace or now - started >= 4 * grace:
+            transport.abort()
+        else:
+            loop.call_later(0.5, check)
+
+    loop.call_later(0.5, check)
 
 
 class ConnectionClosed(Exception):

@@ -19,7 +19,7 @@ from gateway.config import WebSocketConfig
 from gateway.connection import ProtocolViolation, SecureConnection
 from gateway.metrics import Metrics
 from gateway.protocol import CloseCode, Notice
-from gateway.ratelimit import ConcurrencyLimiter, Limits, RateLimiter
+from gateway.ratelimit import ConcurrencyLimiter, Limits, MemoryRateLimiter, RateLimiter
 from gateway.tenants import TenantDirectory
 
 SLOW_DOWN = "You're sending messages faster than we can take them. Please wait a moment."
@@ -45,6 +45,9 @@ class Guard:
         self.tenants = tenants
         self.ws = ws
         self.concurrency = ConcurrencyLimiter(metrics)
+        # Per-connection budgets (bytes/s) belong to the node holding the socket: sharing
+        # them through Redis would cost a round trip per frame and buy nothing.
+        self.local = MemoryRateLimiter(clock=clock, metrics=metrics)
         self.strikes = limits.strikes(clock)
         self._tenant_limits: dict[str, tuple[int, Limits]] = {}
 
@@ -118,7 +121,7 @@ class Guard:
 
     async def inbound_bytes(self, conn: SecureConnection, size: int) -> None:
         """Byte-rate per connection: a flood of big frames is abuse, not typing → 4429."""
-        decision = await self.limiter.hit(
+        decision = self.local.hit_now(
             f"bytes:{conn.conn_id}",
             self.limits.bytes_per_connection,
             cost=size,
@@ -136,11 +139,17 @@ class Guard:
         self, conn: SecureConnection, tenant_id: str, chat_id: str, ip: str, msg_id: str
     ) -> bool:
         limits = await self._limits_for(tenant_id)
-        for key, rate, scope in (
-            (f"chat:{chat_id}", limits.messages_per_chat, "messages_per_chat"),
-            (f"cust:{rate_limit_key(ip)}", limits.messages_per_customer, "messages_per_customer"),
-        ):
-            decision = await self.limiter.hit(key, rate, scope=scope)
+        decisions = await self.limiter.hit_many(
+            [
+                (f"chat:{chat_id}", limits.messages_per_chat, "messages_per_chat"),
+                (
+                    f"cust:{rate_limit_key(ip)}",
+                    limits.messages_per_customer,
+                    "messages_per_customer",
+                ),
+            ]
+        )
+        for decision in decisions:
             if not decision.allowed:
                 return self._limited(conn, msg_id, chat_id, decision.retry_after)
         return True

@@ -33,7 +33,7 @@ import math
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -69,10 +69,21 @@ _MIN_EMISSION = 10 * _EPS
 
 
 _UNITS = {
-    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
-    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
-    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
 }
 _RATE_RE = re.compile(
     r"^\s*(?P<limit>\d+)\s*/\s*(?P<n>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)"
@@ -99,10 +110,14 @@ class Rate:
     def __post_init__(self) -> None:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise ValueError(f"rate limit must be a positive integer, got {self.limit!r}")
-        if not isinstance(self.period, int | float) or not self.period > 0 \
-                or math.isinf(self.period):
-            raise ValueError(f"rate period must be a positive number of seconds, "
-                             f"got {self.period!r}")
+        if (
+            not isinstance(self.period, int | float)
+            or not self.period > 0
+            or math.isinf(self.period)
+        ):
+            raise ValueError(
+                f"rate period must be a positive number of seconds, got {self.period!r}"
+            )
         if self.burst is None:
             object.__setattr__(self, "burst", self.limit)
         elif isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
@@ -112,7 +127,8 @@ class Rate:
         if emission < _MIN_EMISSION:
             raise ValueError(
                 f"rate {self.limit}/{self.period:g}s is finer than one unit per "
-                f"{_MIN_EMISSION * 1e6:g} µs; count in a coarser unit (e.g. KiB, not bytes)")
+                f"{_MIN_EMISSION * 1e6:g} µs; count in a coarser unit (e.g. KiB, not bytes)"
+            )
         object.__setattr__(self, "emission", emission)
         object.__setattr__(self, "tolerance", emission * self.burst)
 
@@ -147,8 +163,10 @@ class Rate:
         if isinstance(value, Mapping):
             unknown = set(value) - {"limit", "period", "burst"}
             if unknown or "limit" not in value or "period" not in value:
-                raise ValueError(f"invalid rate table {dict(value)!r}: "
-                                 "expected keys limit, period and optionally burst")
+                raise ValueError(
+                    f"invalid rate table {dict(value)!r}: "
+                    "expected keys limit, period and optionally burst"
+                )
             period = value["period"]
             if isinstance(period, str):  # {"limit": 20, "period": "10s"}
                 period = cls.parse(f"1/{period}").period
@@ -183,8 +201,9 @@ class Decision:
     remaining: int
 
 
-def _gcra(tat: float | None, now: float, emission: float, tolerance: float,
-          cost: int) -> tuple[bool, float, int, float]:
+def _gcra(
+    tat: float | None, now: float, emission: float, tolerance: float, cost: int
+) -> tuple[bool, float, int, float]:
     """One GCRA step: ``(allowed, retry_after, remaining, new_tat)``.
 
     KEEP IN STEP with ``_LUA_GCRA`` — same operations, same order, same constants.
@@ -212,9 +231,15 @@ def _check_cost(cost: int) -> None:
 class RateLimiter(Protocol):
     """What handlers code against; both backends implement it."""
 
-    async def hit(self, key: str, rate: Rate, cost: int = 1, *,
-                  scope: str = "default") -> Decision:
+    async def hit(self, key: str, rate: Rate, cost: int = 1, *, scope: str = "default") -> Decision:
         """Spend ``cost`` units of ``key``'s budget under ``rate`` if it allows."""
+        ...
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate, str]]) -> list[Decision]:
+        """Several ``(key, rate, scope)`` hits of cost 1 at once — one Redis round trip.
+
+        Each is decided on its own (a refused one spends nothing; an allowed one spends
+        even if another of the batch is refused)."""
         ...
 
     async def reset(self, key: str) -> None:
@@ -241,8 +266,9 @@ class MemoryRateLimiter:
     Not thread-safe by design: the gateway calls it from its event loop only.
     """
 
-    def __init__(self, clock: Clock = time.monotonic, max_keys: int = 100_000,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, clock: Clock = time.monotonic, max_keys: int = 100_000, metrics: Metrics | None = None
+    ) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be positive")
         self._clock = clock
@@ -262,7 +288,8 @@ class MemoryRateLimiter:
         tats = self._tats
         tat = tats.get(key)
         allowed, retry_after, remaining, new_tat = _gcra(
-            tat, now, rate.emission, rate.tolerance, cost)
+            tat, now, rate.emission, rate.tolerance, cost
+        )
         if tat is None:
             if allowed and cost:
                 tats[key] = new_tat
@@ -274,8 +301,7 @@ class MemoryRateLimiter:
             tats.move_to_end(key)  # a key being refused is the one worth remembering
         return Decision(allowed, retry_after, remaining)
 
-    def hit_now(self, key: str, rate: Rate, cost: int = 1, *,
-                scope: str = "default") -> Decision:
+    def hit_now(self, key: str, rate: Rate, cost: int = 1, *, scope: str = "default") -> Decision:
         """Synchronous :meth:`hit` for the hot path (per-frame byte and message limits)."""
         if cost < 0:
             _check_cost(cost)
@@ -284,9 +310,11 @@ class MemoryRateLimiter:
             self._metrics.limited(scope)
         return decision
 
-    async def hit(self, key: str, rate: Rate, cost: int = 1, *,
-                  scope: str = "default") -> Decision:
+    async def hit(self, key: str, rate: Rate, cost: int = 1, *, scope: str = "default") -> Decision:
         return self.hit_now(key, rate, cost, scope=scope)
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate, str]]) -> list[Decision]:
+        return [self.hit_now(key, rate, scope=scope) for key, rate, scope in hits]
 
     def reset_now(self, key: str) -> None:
         self._tats.pop(key, None)
@@ -399,8 +427,9 @@ class RedisRateLimiter:
         self._clock = clock
         # Drives the retry timer; defaults to the test clock when one is given.
         self._monotonic = monotonic or clock or time.monotonic
-        self._fallback = fallback if fallback is not None else MemoryRateLimiter(
-            clock=clock or time.monotonic)
+        self._fallback = (
+            fallback if fallback is not None else MemoryRateLimiter(clock=clock or time.monotonic)
+        )
         self._retry_interval = retry_interval
         self._metrics = metrics
         self._timeout = timeout
@@ -416,8 +445,11 @@ class RedisRateLimiter:
         from redis.backoff import NoBackoff
 
         client = aioredis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
         )
         return cls(client, **kwargs)
 
@@ -430,8 +462,7 @@ class RedisRateLimiter:
     def fallback(self) -> MemoryRateLimiter:
         return self._fallback
 
-    async def hit(self, key: str, rate: Rate, cost: int = 1, *,
-                  scope: str = "default") -> Decision:
+    async def hit(self, key: str, rate: Rate, cost: int = 1, *, scope: str = "default") -> Decision:
         _check_cost(cost)
         if cost > rate.burst:
             decision = Decision(False, math.inf, 0)
@@ -449,6 +480,44 @@ class RedisRateLimiter:
         if not decision.allowed and self._metrics is not None:
             self._metrics.limited(scope)
         return decision
+
+    async def hit_many(self, hits: Sequence[tuple[str, Rate, str]]) -> list[Decision]:
+        if self._degraded and self._monotonic() < self._retry_at:
+            decisions = [self._fallback.decide(key, rate) for key, rate, _ in hits]
+        else:
+            try:
+                decisions = await self._remote_many(hits)
+            except Exception as exc:  # any backend failure degrades, none reaches the caller
+                self._failed(exc)
+                decisions = [self._fallback.decide(key, rate) for key, rate, _ in hits]
+            else:
+                if self._degraded:
+                    self._recovered()
+        if self._metrics is not None:
+            for (_, _, scope), decision in zip(hits, decisions, strict=True):
+                if not decision.allowed:
+                    self._metrics.limited(scope)
+        return decisions
+
+    async def _remote_many(self, hits: Sequence[tuple[str, Rate, str]]) -> list[Decision]:
+        """One pipelined round trip carrying one script call per hit."""
+        now = "" if self._clock is None else repr(float(self._clock()))
+        async with asyncio.timeout(self._timeout):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, rate, _ in hits:
+                    await self._script(
+                        keys=[self._prefix + key],
+                        args=[repr(rate.emission), repr(rate.tolerance), 1, now],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        decisions = []
+        for reply in replies:
+            allowed, retry_after, remaining = (
+                reply.decode() if isinstance(reply, bytes) else reply
+            ).split()
+            decisions.append(Decision(allowed == "1", float(retry_after), int(remaining)))
+        return decisions
 
     async def reset(self, key: str) -> None:
         self._fallback.reset_now(key)
@@ -480,9 +549,13 @@ class RedisRateLimiter:
             self._degraded = True
             if self._metrics is not None:
                 self._metrics.set_degraded(True)
-            _log.warning("ratelimit.redis_unavailable", error=type(exc).__name__,
-                         detail=str(exc)[:200], retry_interval=self._retry_interval,
-                         fallback="local")
+            _log.warning(
+                "ratelimit.redis_unavailable",
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+                retry_interval=self._retry_interval,
+                fallback="local",
+            )
 
     def _recovered(self) -> None:
         self._degraded = False
@@ -558,7 +631,7 @@ class ConcurrencyLimiter:
 
 
 class Strikes:
-    """"Notice first, close on sustained abuse": counts limited hits per key.
+    """ "Notice first, close on sustained abuse": counts limited hits per key.
 
     A client that trips a limit once gets a ``notice`` (it may be a human pasting fast);
     :meth:`strike` returns True — close with 4429 — when ``threshold`` strikes fall within
@@ -566,8 +639,13 @@ class Strikes:
     ``max_keys`` keys (LRU), so memory is bounded.
     """
 
-    def __init__(self, threshold: int = 3, window: float = 30.0, clock: Clock = time.monotonic,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        threshold: int = 3,
+        window: float = 30.0,
+        clock: Clock = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
         if threshold < 1 or window <= 0:
             raise ValueError("threshold must be >= 1 and window > 0")
         self._threshold = threshold
@@ -600,14 +678,26 @@ class Strikes:
 # --------------------------------------------------------------------------- config
 
 
-_RATE_FIELDS = frozenset({
-    "ws_connect_per_ip", "messages_per_chat", "messages_per_customer",
-    "bytes_per_connection", "messages_per_agent", "login_per_ip", "login_per_account",
-    "api_per_token",
-})
-_COUNT_FIELDS = frozenset({
-    "concurrent_per_ip", "concurrent_per_tenant", "global_connections", "strike_threshold",
-})
+_RATE_FIELDS = frozenset(
+    {
+        "ws_connect_per_ip",
+        "messages_per_chat",
+        "messages_per_customer",
+        "bytes_per_connection",
+        "messages_per_agent",
+        "login_per_ip",
+        "login_per_account",
+        "api_per_token",
+    }
+)
+_COUNT_FIELDS = frozenset(
+    {
+        "concurrent_per_ip",
+        "concurrent_per_tenant",
+        "global_connections",
+        "strike_threshold",
+    }
+)
 #: Node-wide resources a tenant cannot override.
 _NODE_FIELDS = frozenset({"global_connections"})
 
@@ -653,11 +743,14 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"limits.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.strike_window, int | float) or self.strike_window <= 0:
-            raise ValueError(f"limits.strike_window must be positive seconds, "
-                             f"got {self.strike_window!r}")
+            raise ValueError(
+                f"limits.strike_window must be positive seconds, got {self.strike_window!r}"
+            )
         if self.bytes_per_connection.burst < 1024:
-            raise ValueError("limits.bytes_per_connection burst must be at least 1024 bytes "
-                             "(a frame longer than the burst could never be sent)")
+            raise ValueError(
+                "limits.bytes_per_connection burst must be at least 1024 bytes "
+                "(a frame longer than the burst could never be sent)"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Limits:

@@ -143,6 +143,7 @@ class AgentSession:
         self.conn.send(snapshot)
         try:
             async for raw in self.conn.frames():
+                await self.svc.guard.inbound_bytes(self.conn, len(raw))
                 try:
                     frame = decode_agent(raw)
                 except FrameError as exc:

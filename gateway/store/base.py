@@ -16,6 +16,7 @@ the store never reads the wall clock itself, except ``created`` defaults documen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -210,6 +211,9 @@ class PolicyFlag:
     reviewed_by: str | None = None
 
 
+EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistent state of one cipherdesk installation.
@@ -387,9 +391,12 @@ class Store(Protocol):
 
     # -- messages ---------------------------------------------------------------------
     async def append_message(
-        self, message: NewMessage, events: list[OutboxEvent] | None = None
+        self, message: NewMessage, events: EventsArg = None
     ) -> AppendResult:
         """Persist a message, assign the chat's next ``seq`` and enqueue outbox events.
+
+        ``events`` is a list, or a function called inside the transaction with the stored
+        message (its ``seq`` is only known there) that returns the events to enqueue.
 
         One transaction: the message, ``chats.last_seq`` and the events land together or
         not at all. If ``(chat_id, msg_id)`` exists, nothing is written and the stored

@@ -47,6 +47,7 @@ from gateway.store.base import (
     Chat,
     ChatState,
     Conflict,
+    EventsArg,
     LockoutRecord,
     NewMessage,
     NotFound,
@@ -507,10 +508,9 @@ class PostgresStore:
     # -- messages -------------------------------------------------------------------
     @_translated
     async def append_message(
-        self, message: NewMessage, events: list[OutboxEvent] | None = None
+        self, message: NewMessage, events: EventsArg = None
     ) -> AppendResult:
         body = blob(message.body_sealed)
-        event_rows = [_event_params(e) for e in events or ()]
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -531,8 +531,16 @@ class PostgresStore:
                     )
                     if inserted is None:
                         raise _Duplicate  # rolls the last_seq increment back
-                    if event_rows:
-                        await conn.executemany(_SQL_INSERT_EVENT, event_rows)
+                    stored = StoredMessage(
+                        chat_id=message.chat_id, seq=int(seq), msg_id=message.msg_id,
+                        sender=message.sender, ts=message.ts, body_sealed=body or b"",
+                        sender_agent_id=message.sender_agent_id, policy=dict(message.policy),
+                    )
+                    batch = events(stored) if callable(events) else (events or [])
+                    if batch:
+                        await conn.executemany(
+                            _SQL_INSERT_EVENT, [_event_params(e) for e in batch]
+                        )
             except _Duplicate:
                 row = await conn.fetchrow(
                     f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = $1 AND msg_id = $2",
@@ -541,11 +549,6 @@ class PostgresStore:
                 if row is None:  # erased in between
                     raise NotFound(f"chat {message.chat_id!r}") from None
                 return AppendResult(_rows.message(row, _ident), duplicate=True)
-        stored = StoredMessage(
-            chat_id=message.chat_id, seq=int(seq), msg_id=message.msg_id, sender=message.sender,
-            ts=message.ts, body_sealed=body or b"", sender_agent_id=message.sender_agent_id,
-            policy=dict(message.policy),
-        )
         return AppendResult(stored, duplicate=False)
 
     async def messages_after(

@@ -70,6 +70,7 @@ from gateway.store.base import (
     Chat,
     ChatState,
     Conflict,
+    EventsArg,
     LockoutRecord,
     NewMessage,
     NotFound,
@@ -679,12 +680,10 @@ class SqliteStore:
 
     # -- messages -------------------------------------------------------------------
     async def append_message(
-        self, message: NewMessage, events: list[OutboxEvent] | None = None
+        self, message: NewMessage, events: EventsArg = None
     ) -> AppendResult:
         body = blob(message.body_sealed)
         policy = _dumps(message.policy)
-        event_rows = [_event_params(e) for e in events or ()]
-
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
                 "SELECT last_seq, erased FROM chats WHERE id = ?", (message.chat_id,)
@@ -706,13 +705,14 @@ class SqliteStore:
                 ),
             )
             c.execute("UPDATE chats SET last_seq = ? WHERE id = ?", (seq, message.chat_id))
-            if event_rows:
-                c.executemany(_SQL_INSERT_EVENT, event_rows)
             stored = StoredMessage(
                 chat_id=message.chat_id, seq=seq, msg_id=message.msg_id, sender=message.sender,
                 ts=message.ts, body_sealed=body or b"", sender_agent_id=message.sender_agent_id,
                 policy=json.loads(policy),
             )
+            batch = events(stored) if callable(events) else (events or [])
+            if batch:
+                c.executemany(_SQL_INSERT_EVENT, [_event_params(e) for e in batch])
             return AppendResult(stored, duplicate=False)
 
         return await self._write(fn)

@@ -314,3 +314,34 @@ async def test_clients_decoding_responses_work_too(redis_url: str, redis_prefix:
     finally:
         await client.delete(redis_prefix + "k")
         await client.aclose()
+
+
+async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
+    """Several scopes per message cost one pipelined round trip, decided like hit().
+
+    A private Redis so that its command counter sees only this test."""
+    import redis.asyncio as aioredis
+
+    from gateway.ratelimit import Rate, RedisRateLimiter
+    from tests.services import start_throwaway_redis
+
+    server = start_throwaway_redis()
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        limiter = RedisRateLimiter(client)
+        chat, cust = Rate(3, 60.0), Rate(2, 60.0)
+        await limiter.hit_many([("warm", chat, "c")])  # loads the script once
+        before = (await client.info("commandstats"))
+        results = [await limiter.hit_many([("chat:x", chat, "c"), ("cust:y", cust, "u")])
+                   for _ in range(4)]
+        after = (await client.info("commandstats"))
+        assert [[d.allowed for d in r] for r in results] == [
+            [True, True], [True, True], [True, False], [False, False]]
+        calls = after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"]
+        assert calls == 8  # two script calls per batch and nothing else per key
+        assert set(after) - {"cmdstat_info"} <= set(before) | {"cmdstat_info"}
+    finally:
+        await client.aclose()
+        assert server.proc is not None
+        server.proc.terminate()
+        server.proc.wait(10)

@@ -1,0 +1,161 @@
+"""Relay throughput with abuse limits on vs off, plus the limiter's cost per decision.
+
+    .venv/bin/python bench/limits.py [--pairs 10] [--messages 300] [--window 4] [--rounds 3]
+                                     [--redis-url redis://127.0.0.1:6379/0] [--no-redis]
+
+Reuses ``bench/relay.py`` (the real gateway in this process, SDK clients, N customer→agent
+pairs, ``--window`` messages in flight) and runs it in interleaved rounds:
+
+* **off**: the gateway's ``Guard`` is bypassed on this app (connect admission, per-frame
+  byte rate, per-message chat/customer/agent rates all return "allowed" without a
+  decision) — the gateway as if issue 5 did not exist;
+* **on (memory)**: every decision is taken by ``MemoryRateLimiter`` (the default). One
+  loopback address plays every customer, so the per-IP budgets are set high enough not to
+  refuse (``bench/relay.py``'s ``NO_LIMITS``); the decisions themselves — what costs — run
+  exactly as in production: 3 per customer message (bytes, chat, customer), 1 per agent
+  message, 1 + concurrency caps per connect;
+* **on (redis)**: the same decisions on ``RedisRateLimiter`` (one EVALSHA round trip each),
+  when a Redis answers at ``--redis-url``.
+
+Figures are the median of the rounds; the ratio on/off is taken per round (same round,
+same machine load) and its median reported. Target (issue 5): on ≥ 95 % of off. Then the
+per-decision costs from ``bench/ratelimit.py`` (memory: < 5 µs; Redis: ≈ one PING).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ratelimit as ratelimit_bench  # bench/ratelimit.py
+import relay  # bench/relay.py
+from aiohttp import web
+
+_MODE: dict[str, Any] = {"mode": "on", "redis_url": None}
+_real_start_site = relay.start_site
+_real_gateway_config = relay.gateway_config
+
+
+def _bypass_guard(app: web.Application) -> None:
+    """Limits off: the Guard's entry points answer "allowed" without deciding anything."""
+    from gateway.services import SERVICES
+
+    guard = app[SERVICES].guard
+
+    async def admit(kind: str, ip: str) -> None:
+        return None
+
+    async def frame(*args: Any) -> None:
+        return None
+
+    async def allowed(*args: Any) -> bool:
+        return True
+
+    guard.admit_connection = admit  # type: ignore[method-assign]
+    guard.customer_frame = frame  # type: ignore[method-assign]
+    guard.inbound_bytes = frame  # type: ignore[method-assign]
+    guard.customer_message = allowed  # type: ignore[method-assign]
+    guard.agent_message = allowed  # type: ignore[method-assign]
+
+
+async def _start_site(app: web.Application, port: int) -> web.AppRunner:
+    runner = await _real_start_site(app, port)
+    from gateway.services import SERVICES
+
+    if _MODE["mode"] == "off" and SERVICES in app:
+        _bypass_guard(app)
+    return runner
+
+
+def _gateway_config(data_dir: str, port: int) -> Any:
+    config = _real_gateway_config(data_dir, port)
+    if _MODE["mode"] == "redis":
+        config.ratelimit.url = _MODE["redis_url"]
+    return config
+
+
+relay.start_site = _start_site
+relay.gateway_config = _gateway_config
+
+
+async def _redis_ok(url: str) -> bool:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        await client.ping()
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def _run(mode: str, args: argparse.Namespace) -> relay.Figures:
+    _MODE["mode"] = mode
+    return await relay.bench_gateway(args.pairs, args.messages, args.window, args.warmup)
+
+
+async def run_relay(args: argparse.Namespace) -> None:
+    modes = ["off", "on"]
+    if not args.no_redis and await _redis_ok(args.redis_url):
+        _MODE["redis_url"] = args.redis_url
+        modes.append("redis")
+    print(f"relay with limits on vs off: {args.pairs} pairs x {args.messages} msgs, window "
+          f"{args.window}, {args.rounds} interleaved rounds (median), python "
+          f"{sys.version.split()[0]}")
+    figures: dict[str, list[relay.Figures]] = {m: [] for m in modes}
+    for r in range(args.rounds):
+        order = modes if r % 2 == 0 else modes[::-1]  # no mode always runs first
+        for mode in order:
+            figures[mode].append(await _run(mode, args))
+    names = {"off": "off", "on": "on memory", "redis": "on redis"}
+    for mode in modes:
+        rates = [f.rate for f in figures[mode]]
+        best = figures[mode][rates.index(statistics.median(rates))] \
+            if len(rates) % 2 else figures[mode][0]
+        print(f"  {names[mode]:<10} {statistics.median(rates):8.0f} msg/s (rounds: "
+              f"{', '.join(f'{x:.0f}' for x in rates)})   p50 {best.pct(0.5):6.2f} ms   "
+              f"p99 {best.pct(0.99):6.2f} ms")
+    for mode in modes[1:]:
+        ratios = [on.rate / off.rate for on, off in zip(figures[mode], figures["off"],
+                                                         strict=True)]
+        med = statistics.median(ratios)
+        verdict = "meets" if med >= 0.95 else "MISSES"
+        print(f"  ratio {names[mode]}/off: {med:.3f} (rounds: "
+              f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= 0.95 target")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--no-decisions", action="store_true",
+                        help="skip the per-decision figures of bench/ratelimit.py")
+    args = parser.parse_args()
+    relay.quiet_logs()
+    asyncio.run(run_relay(args))
+    if args.no_decisions:
+        return
+    ratelimit_bench.report("cost per decision (bench/ratelimit.py), memory:",
+                           ratelimit_bench.bench_memory(200_000, 5))
+    if not args.no_redis and _MODE["redis_url"]:
+        ratelimit_bench.report(
+            f"cost per decision, redis ({args.redis_url}):",
+            asyncio.run(ratelimit_bench.bench_redis(args.redis_url, 10_000, 50, 5)))
+
+
+if __name__ == "__main__":
+    main()
