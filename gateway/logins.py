@@ -36,11 +36,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
+import contextlib
 import json
+import os
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -62,6 +66,8 @@ from gateway.config import Config
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
 from gateway.store.base import Agent, AgentSession, Conflict, LockoutRecord, Store
+
+T = TypeVar("T")
 
 log = structlog.get_logger("cipherdesk.logins")
 
@@ -148,6 +154,27 @@ def _canonical_or_raw(email: str) -> tuple[str | None, str]:
     return canonical, canonical
 
 
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop: on Linux a thread is a task whose
+    niceness can be raised alone (argon2 releases the GIL while it hashes)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+#: A login storm must not starve chat traffic: argon2 runs on its own small pool of
+#: low-priority threads (one core is always left to the event loop), not on the default
+#: executor shared with everything else.
+_HASH_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=max(1, (os.cpu_count() or 2) - 1),
+    thread_name_prefix="argon2",
+    initializer=_lower_priority,
+)
+
+
+async def _in_hash_pool(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, fn, *args)
+
+
 class LoginService:
     def __init__(
         self,
@@ -197,12 +224,12 @@ class LoginService:
     # ------------------------------------------------------------------ helpers
 
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
+        return await _in_hash_pool(self.hasher.hash, password)
 
     async def _verify(self, stored: str | None, password: str) -> bool:
         if stored is None:
-            return await asyncio.to_thread(self.hasher.verify_dummy, password)
-        return await asyncio.to_thread(self.hasher.verify, stored, password)
+            return await _in_hash_pool(self.hasher.verify_dummy, password)
+        return await _in_hash_pool(self.hasher.verify, stored, password)
 
     def open_totp_secret(self, agent: Agent) -> str | None:
         if not agent.totp_secret_sealed:
