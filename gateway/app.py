@@ -32,6 +32,7 @@ from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.presence import open_presence
+from gateway.protocol import CloseCode
 from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, Services
@@ -183,6 +184,7 @@ async def _wire(
             "dispatcher": dispatcher,
             "retention": retention,
             "workers": [dispatcher, retention],
+            "connections": set(),  # live SecureConnections, closed with 1001 on shutdown
             "closers": [plugin_host.aclose],
         },
     )
@@ -232,18 +234,37 @@ def create_app(
             key_id=svc.identity.key_id,
         )
         yield
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                await worker.stop()
+        await _stop_workers(workers)
         if services is None:
             await close_services(svc)
 
+    async def going_away(app: web.Application) -> None:
+        """Shutdown, before aiohttp waits for open handlers: tell every client to go (1001,
+        they resume on another node or after the restart) and stop the workers, instead
+        of holding sockets open for the whole shutdown timeout."""
+        svc = app.get(SERVICES)
+        if svc is None:
+            return
+        await _stop_workers(svc.extras.get("workers", []) if with_workers else [])
+        live = list(svc.extras.get("connections", ()))
+        await asyncio.gather(
+            *(conn.close(CloseCode.GOING_AWAY, "server restarting") for conn in live),
+            return_exceptions=True,
+        )
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(going_away)
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     http_public.setup_routes(app)
     _setup_optional_routes(app)
     return app
+
+
+async def _stop_workers(workers: list[Any]) -> None:
+    for worker in workers:
+        with contextlib.suppress(Exception):
+            await worker.stop()
 
 
 def _setup_optional_routes(app: web.Application) -> None:

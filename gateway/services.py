@@ -87,6 +87,8 @@ async def serve_connection(
     )
     await ws.prepare(request)
     conn.bind_transport(request.transport)
+    live: set[SecureConnection] = svc.extras.setdefault("connections", set())
+    live.add(conn)
     try:
         refusal = await svc.guard.admit_connection(kind, ip)
         if refusal is not None:
@@ -108,6 +110,7 @@ async def serve_connection(
         log.exception("ws_internal_error", kind=kind)
         await conn.close(CloseCode.INTERNAL, "internal error", force=True)
     finally:
+        live.discard(conn)
         if release is not None:
             release()
         if not conn.closing:

@@ -277,3 +277,21 @@ async def test_welcome_tells_the_customer_whether_an_agent_is_online(gw: Gateway
     assert (await again.open()).agents_online == 0
     for client in (lonely, customer, again):
         await client.aclose()
+
+
+async def test_shutdown_tells_clients_to_go_away_promptly(tmp_path: Path) -> None:
+    """On shutdown live sockets get 1001 (resume elsewhere / after restart) at once,
+    not after aiohttp's whole shutdown timeout."""
+    runner, base, svc = await start_gateway(tmp_path, server={"shutdown_timeout": 30.0})
+    customer = CustomerClient(base, "demo", origin=base,
+                              gateway_key=svc.identity.verify_key_b64)
+    await customer.connect()
+    await customer.open()
+    acked = await customer.send_text("before the restart")
+    started = time.monotonic()
+    await runner.cleanup()
+    code, _reason = await customer.wait_closed(10)
+    assert code == 1001
+    assert time.monotonic() - started < 10
+    assert isinstance(acked, Ack)
+    await customer.aclose()
