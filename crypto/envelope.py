@@ -280,6 +280,20 @@ class Keyring:
             raise KeyringError(f"cannot write {path}: {exc}") from exc
         return rotated
 
+    def adopt(self, other: Keyring) -> None:
+        """Take over ``other``'s keys in place (after :meth:`rotate`), so every component
+        holding this object wraps and seals with the new current key from now on.
+
+        :raises KeyringError: ``other`` lacks one of this ring's keys (blobs under it
+            would stop opening); retire keys by restarting with a shorter ring instead.
+        """
+        missing = [key.key_id for key in self._keys if key.key_id_bytes not in other._by_id]
+        if missing:
+            raise KeyringError(f"the new keyring lacks master key(s) {', '.join(missing)}")
+        # one assignment each, no await in between: readers see the old or the new ring
+        self._by_id = dict(other._by_id)
+        self._keys = other._keys
+
     def _dump(self) -> bytes:
         return "".join(f"{key.to_b64()}\n" for key in self._keys).encode("ascii")
 

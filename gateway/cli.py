@@ -22,7 +22,7 @@ from typing import Any
 from gateway.config import Config, ConfigError, load_config
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
-COMMAND_MODULES = ("gateway.cli_admin", "gateway.cli_plugins")
+COMMAND_MODULES = ("gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys")
 
 
 class CliError(Exception):

@@ -337,6 +337,16 @@ class Store(Protocol):
     async def get_chat_key(self, chat_id: str) -> bytes | None:
         """The wrapped data key, or None once the chat was erased."""
 
+    async def list_chat_keys(self, after_chat_id: str, limit: int) -> list[tuple[str, bytes]]:
+        """Wrapped data keys ordered by chat id, strictly after ``after_chat_id`` ("" for
+        the first page): the key-rotation job walks them in batches."""
+        ...
+
+    async def replace_chat_key(self, chat_id: str, wrapped: bytes) -> bool:
+        """Store a re-wrapped data key; False when the chat has no key (erased meanwhile:
+        an erased chat never gets its key back)."""
+        ...
+
     async def update_chat(self, chat: Chat) -> None:
         """Overwrite every mutable field. Raises :class:`NotFound` (erased chats included).
 

@@ -416,6 +416,20 @@ class PostgresStore:
         )
         return None if value is None else bytes(value)
 
+    async def list_chat_keys(self, after_chat_id: str, limit: int) -> list[tuple[str, bytes]]:
+        rows = await self.pool.fetch(
+            "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > $1"
+            " ORDER BY chat_id LIMIT $2",
+            after_chat_id, max(0, int(limit)),
+        )
+        return [(r["chat_id"], bytes(r["wrapped_key"])) for r in rows]
+
+    async def replace_chat_key(self, chat_id: str, wrapped: bytes) -> bool:
+        status = await self.pool.execute(
+            "UPDATE chat_keys SET wrapped_key = $2 WHERE chat_id = $1", chat_id, blob(wrapped)
+        )
+        return status == "UPDATE 1"
+
     @_translated
     async def update_chat(self, chat: Chat) -> None:
         status = await self.pool.execute(

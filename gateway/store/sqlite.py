@@ -563,6 +563,25 @@ class SqliteStore:
         row = await self._one("SELECT wrapped_key FROM chat_keys WHERE chat_id = ?", (chat_id,))
         return None if row is None else bytes(row[0])
 
+    async def list_chat_keys(self, after_chat_id: str, limit: int) -> list[tuple[str, bytes]]:
+        rows = await self._all(
+            "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > ?"
+            " ORDER BY chat_id LIMIT ?",
+            (after_chat_id, max(0, int(limit))),
+        )
+        return [(str(r[0]), bytes(r[1])) for r in rows]
+
+    async def replace_chat_key(self, chat_id: str, wrapped: bytes) -> bool:
+        key = blob(wrapped)
+
+        def fn(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE chat_keys SET wrapped_key = ? WHERE chat_id = ?", (key, chat_id)
+            )
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
     async def update_chat(self, chat: Chat) -> None:
         params = (
             chat.state, chat.queue, chat.assigned_agent_id, chat.resume_token_hash,

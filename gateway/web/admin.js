@@ -251,7 +251,101 @@ async function plugins() {
       h('pre', { class: 'json', text: 'cipherdesk --help        # see the plugin / outbox commands of your version' })));
     return;
   }
-  main.append(h('div', { class: 'panel' }, h('h2', { text: 'Configured plugins' }), h('pre', { class: 'json', text: JSON.stringify(data, null, 2) })));
+  for (const p of data.plugins) main.appendChild(pluginForm(p));
+  for (const p of data.problems || []) {
+    main.appendChild(h('p', { class: 'form-error', text: `Plugin ${p.name} (${p.source}) not loaded: ${p.reason}` }));
+  }
+  await deadLetters();
+}
+
+/* One plugin: its settings form. Secret values never come back from the gateway: the
+ * form only says whether each secret is set; an empty secret input keeps the stored one. */
+function pluginForm(p) {
+  const id = (f) => `plugin-${p.name}-${f}`;
+  const tc = p.tenant_config;
+  const stored = (tc && tc.config) || {};
+  const secretsSet = (tc && tc.secrets_set) || [];
+  const state = h('span', { class: 'muted small plugin-state', text: !tc ? 'not configured' : (tc.enabled ? 'enabled' : 'disabled') });
+  if (!p.installed) {
+    return h('div', { class: 'panel', 'data-plugin': p.name }, h('h2', {}, p.name + ' ', state),
+      h('p', { class: 'form-error', text: 'Configured but no longer installed: nothing is delivered.' }));
+  }
+  const inputs = [];
+  const rows = p.config_schema.map((f) => {
+    const have = Object.prototype.hasOwnProperty.call(stored, f.name) ? stored[f.name] : f.default;
+    let input;
+    let note = null;
+    if (f.secret) {
+      const isSet = secretsSet.includes(f.name);
+      input = h('input', { type: 'password', autocomplete: 'new-password', spellcheck: 'false',
+        placeholder: isSet ? 'set — leave empty to keep it' : 'not set' });
+      note = h('p', { class: 'hint secret-state', 'data-secret': f.name, text: isSet ? 'A value is set (never shown).' : 'Not set.' });
+    } else if (f.type === 'bool') {
+      input = h('input', { type: 'checkbox', checked: !!have });
+    } else if (f.type === 'list') {
+      input = h('input', { value: (have || []).join(', '), spellcheck: 'false' });
+    } else {
+      input = h('input', { type: f.type === 'int' || f.type === 'float' ? 'number' : (f.type === 'url' ? 'url' : 'text'),
+        step: f.type === 'float' ? 'any' : null, value: have === null || have === undefined ? '' : String(have), spellcheck: 'false' });
+    }
+    input.id = id(f.name);
+    input.name = f.name;
+    inputs.push([f, input]);
+    return h('div', { class: 'field' },
+      h('label', { for: input.id, text: f.name + (f.required ? ' *' : '') }), input,
+      f.help ? h('p', { class: 'hint', text: f.help + (f.choices ? ' Choices: ' + f.choices.join(', ') : '') }) : null, note);
+  });
+  const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: tc ? !!tc.enabled : true });
+  const save = h('button', { class: 'btn primary', type: 'submit' }, 'Save');
+  const form = h('form', { class: 'panel plugin-form', id: 'plugin-' + p.name, 'data-plugin': p.name, onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(save, async () => {
+      const config = {};
+      for (const [f, input] of inputs) {
+        if (f.type === 'bool') { config[f.name] = input.checked; continue; }
+        const v = input.value.trim();
+        if (!v) continue; // empty: a secret keeps its stored value, a setting its default
+        if (f.type === 'list') config[f.name] = v.split(',').map((s) => s.trim()).filter(Boolean);
+        else if ((f.type === 'int' || f.type === 'float') && !f.secret) config[f.name] = Number(v);
+        else config[f.name] = v;
+      }
+      await api('PUT', `/api/plugins/${encodeURIComponent(p.name)}`, { enabled: enabled.checked, config });
+      toast(`Plugin ${p.name} saved.`);
+      route();
+    });
+  } }, h('h2', {}, p.name + ' ', state),
+  h('p', { class: 'small muted', text: `${p.description || ''} · version ${p.version} · ${p.source}` }),
+  rows,
+  h('label', { class: 'check' }, enabled, ' Enabled'),
+  h('p', {}, save));
+  return form;
+}
+
+async function deadLetters() {
+  const tbody = h('tbody');
+  const panel = h('div', { class: 'panel', id: 'dead-letters' }, h('h2', { text: 'Dead letters' }),
+    h('p', { class: 'hint', text: 'Events a plugin could not deliver. Fix the cause, then replay: the event goes back to the outbox.' }),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'dead-table' },
+      h('thead', {}, h('tr', {}, ['Id', 'Plugin', 'Event', 'Attempts', 'Last error', 'Created', ''].map((t) => h('th', { text: t })))), tbody)));
+  main.appendChild(panel);
+  const load = async () => {
+    const { dead } = await api('GET', '/api/plugins/dead');
+    clear(tbody);
+    if (!dead.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '7', class: 'muted', text: 'No dead letters.' })));
+    for (const d of dead) {
+      const replay = h('button', { class: 'btn small', type: 'button' }, 'Replay');
+      replay.addEventListener('click', () => guarded(replay, async () => {
+        await api('POST', `/api/plugins/dead/${encodeURIComponent(d.id)}/replay`);
+        toast(`Dead letter ${d.id} replayed.`);
+        await load();
+      }));
+      tbody.appendChild(h('tr', { 'data-dead': String(d.id) },
+        h('td', { class: 'mono', text: String(d.id) }), h('td', { text: d.plugin }), h('td', { text: d.event_type }),
+        h('td', { text: String(d.attempts) }), h('td', { class: 'small', text: d.last_error || '' }),
+        h('td', { class: 'small', text: fmtDate(d.created_at) }), h('td', {}, replay)));
+    }
+  };
+  await load();
 }
 
 /* ------------------------------------------------------------------ audit */
@@ -320,6 +414,16 @@ async function emergency() {
     toast(next ? 'Tenant frozen.' : 'Tenant unfrozen.');
     boot();
   }));
+  const rotate = h('button', { class: 'btn danger', type: 'button', id: 'rotate-btn' }, 'Rotate master key');
+  const rotateState = h('p', { id: 'rotate-state', role: 'status', text: '' });
+  rotate.addEventListener('click', () => guarded(rotate, async () => {
+    if (!window.confirm('Rotate the master key now? Every stored key and secret is re-encrypted; this cannot be undone.')) return;
+    const r = await api('POST', '/api/emergency/rotate-keys');
+    rotateState.textContent = `New key ${r.key_id} (${r.keys_in_ring} keys in the ring): ` +
+      `${r.chat_keys} chat keys, ${r.totp_secrets} TOTP, ${r.identity_secrets} identity and ` +
+      `${r.plugin_secrets} plugin secrets moved` + (r.skipped ? `; ${r.skipped} could not be moved.` : '.');
+    toast(r.skipped ? 'Keys rotated, with values left behind: see the panel.' : 'Master key rotated.', r.skipped ? 'warn' : undefined);
+  }));
   main.append(
     h('form', { class: 'panel danger-zone', id: 'revoke-form', onsubmit: (ev) => {
       ev.preventDefault();
@@ -333,8 +437,9 @@ async function emergency() {
     h('div', { class: 'panel danger-zone', id: 'freeze-panel' }, h('h2', { text: 'Freeze the tenant' }),
       h('p', { class: 'small', text: 'Stops all customer chats of this tenant (new and live connections are refused with 4403) until unfrozen.' }),
       state, h('p', {}, freeze)),
-    h('div', { class: 'panel' }, h('h2', { text: 'Rotate keys' }),
-      h('p', { class: 'small', text: 'Key rotation is not available from the browser in this version. Use the command line on the gateway host (see cipherdesk --help); rotating the master key also rotates CSRF tokens.' })));
+    h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: 'Rotate keys' }),
+      h('p', { class: 'small', text: 'Adds a new master key and re-encrypts every stored data key and secret (TOTP, identity and plugin secrets) under it. Older keys stay in the key file so nothing becomes unreadable. Single-node gateways with a key file only; otherwise use "cipherdesk keys rotate" / "cipherdesk keys rewrap" on the gateway host.' }),
+      rotateState, h('p', {}, rotate)));
 }
 
 /* ------------------------------------------------------------------ embed */

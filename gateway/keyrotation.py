@@ -1,0 +1,251 @@
+"""Master key rotation: add a new current key, then move every sealed value onto it.
+
+What lives under the master keyring (``svc.keyring``) and is moved by :func:`rewrap_all`:
+
+* chat data keys (``chat_keys`` table), walked in id order in batches of
+  :data:`BATCH`; a chat erased meanwhile stays erased (``replace_chat_key`` only updates);
+* agents' TOTP secrets (aad :func:`gateway.logins.totp_aad`);
+* tenants' identity secrets (aad of :class:`gateway.tenants.TenantDirectory`);
+* plugin configurations' secret fields (aad of :class:`gateway.plugin_host.PluginHost`).
+
+Everything sealed *under a chat data key* (messages, identities, outbox payloads) does not
+change: only the data key's wrapping does. Short-lived values (pending TOTP enrolment
+tokens, Redis bus frames) are not stored and keep opening while the old key stays in
+the ring. Old keys are never removed here: retire one only after a rewrap reported
+nothing left, by restarting with a ring that no longer lists it.
+
+:func:`rotate` is for a *file-managed* keyring (``<data dir>/master.key``) on one node:
+it writes the new ring to the file, adopts it in place (every component holds the same
+:class:`~crypto.envelope.Keyring` object) and rewraps. With ``CIPHERDESK_MASTER_KEY``
+the operator rotates instead: prepend a new key to the value on every node, restart,
+then run ``cipherdesk keys rewrap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from crypto.envelope import EnvelopeError, Keyring
+from gateway.logins import totp_aad
+from gateway.plugin_host import _secrets_aad as plugin_secrets_aad  # private: see below
+from gateway.store.base import NotFound
+from gateway.tenants import _identity_aad as identity_aad  # private: see below
+
+# The two private aad helpers are imported on purpose so the aad can never drift from the
+# modules that seal these values (keep them in sync if they are ever renamed).
+
+log = structlog.get_logger("cipherdesk.keyrotation")
+
+BATCH = 500
+"""Chat keys read per store round trip."""
+
+
+class RotationRefused(Exception):
+    """Rotation cannot run here; ``code`` is stable (``env_managed``), ``str`` says why
+    and what to do instead."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Report:
+    """Counts of one rewrap pass (never key material or secret values)."""
+
+    key_id: str = ""
+    """Id of the current master key everything was moved to (public, not the key)."""
+    chat_keys: int = 0
+    totp_secrets: int = 0
+    identity_secrets: int = 0
+    plugin_secrets: int = 0
+    already_current: int = 0
+    skipped: int = 0
+    """Values that could not be opened (unknown key, tampered) or vanished meanwhile."""
+    failures: list[str] = field(default_factory=list)
+    """What was skipped, as ``kind:id`` (ids only), capped at 50 entries."""
+
+    @property
+    def moved(self) -> int:
+        return self.chat_keys + self.totp_secrets + self.identity_secrets + self.plugin_secrets
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["moved"] = self.moved
+        return data
+
+    def _skip(self, kind: str, ident: str, exc: Exception | None = None) -> None:
+        self.skipped += 1
+        if len(self.failures) < 50:
+            self.failures.append(f"{kind}:{ident}")
+        log.warning("rewrap_skipped", kind=kind, id=ident,
+                    error=type(exc).__name__ if exc else "gone")
+
+
+def key_file_path_of(config: Any) -> Path:
+    """The deployment's key file (``<data dir>/master.key``)."""
+    from gateway.app import MASTER_KEY_FILE
+
+    return Path(config.data_dir) / MASTER_KEY_FILE
+
+
+def key_file_path(svc: Any) -> Path:
+    return key_file_path_of(svc.config)
+
+
+def env_managed(svc: Any) -> bool:
+    """Whether the keyring comes from ``CIPHERDESK_MASTER_KEY`` (it wins over the file)."""
+    return bool((svc.config.master_key or "").strip())
+
+
+ENV_REFUSAL = (
+    "the master keys come from CIPHERDESK_MASTER_KEY, so they cannot be rotated from "
+    "here: generate a key (32 random bytes, base64), prepend it to the value on every "
+    "node (\"NEW,OLD\"), restart every node, then run 'cipherdesk keys rewrap'"
+)
+
+
+async def rewrap_all(svc: Any, *, batch: int = BATCH) -> Report:
+    """Move every value sealed by an older master key to ``svc.keyring.current``.
+
+    Idempotent and safe to re-run (values already current are left alone); a value that
+    cannot be opened is skipped and counted, never fatal.
+    """
+    keyring: Keyring = svc.keyring
+    report = Report(key_id=keyring.current.key_id)
+    await _chat_keys(svc.store, keyring, report, batch)
+    await _totp_secrets(svc.store, keyring, report)
+    await _identity_secrets(svc, keyring, report)
+    await _plugin_secrets(svc.store, keyring, report)
+    log.info("rewrap_done", **{k: v for k, v in report.as_dict().items() if k != "failures"})
+    return report
+
+
+async def _chat_keys(store: Any, keyring: Keyring, report: Report, batch: int) -> None:
+    after = ""
+    while True:
+        rows = await store.list_chat_keys(after, batch)
+        for chat_id, wrapped in rows:
+            try:
+                if not keyring.needs_rewrap(wrapped):
+                    report.already_current += 1
+                    continue
+                fresh = keyring.rewrap(wrapped)
+            except EnvelopeError as exc:
+                report._skip("chat", chat_id, exc)
+                continue
+            if await store.replace_chat_key(chat_id, fresh):
+                report.chat_keys += 1
+            else:
+                report._skip("chat", chat_id)  # erased meanwhile: stays erased
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
+
+
+async def _totp_secrets(store: Any, keyring: Keyring, report: Report) -> None:
+    for listed in await store.list_agents():
+        if not listed.totp_secret_sealed:
+            continue
+        # Re-read right before writing: update_agent writes the whole row, so keep the
+        # window against a concurrent change (login counters, password) as short as can be.
+        agent = await store.get_agent(listed.id)
+        if agent is None or not agent.totp_secret_sealed:
+            continue
+        try:
+            if not keyring.needs_rewrap(agent.totp_secret_sealed):
+                report.already_current += 1
+                continue
+            agent.totp_secret_sealed = keyring.reseal(agent.totp_secret_sealed,
+                                                      totp_aad(agent.id))
+        except EnvelopeError as exc:
+            report._skip("totp", agent.id, exc)
+            continue
+        try:
+            await store.update_agent(agent)
+        except NotFound:
+            report._skip("totp", agent.id)
+            continue
+        report.totp_secrets += 1
+
+
+async def _identity_secrets(svc: Any, keyring: Keyring, report: Report) -> None:
+    store = svc.store
+    for listed in await store.list_tenants():
+        if not listed.identity_secrets_sealed:
+            continue
+        tenant = await store.get_tenant(listed.id)
+        if tenant is None or not tenant.identity_secrets_sealed:
+            continue
+        try:
+            if not keyring.needs_rewrap(tenant.identity_secrets_sealed):
+                report.already_current += 1
+                continue
+            tenant.identity_secrets_sealed = keyring.reseal(tenant.identity_secrets_sealed,
+                                                            identity_aad(tenant.id))
+        except EnvelopeError as exc:
+            report._skip("tenant", tenant.id, exc)
+            continue
+        try:
+            await store.update_tenant(tenant)
+        except NotFound:
+            report._skip("tenant", tenant.id)
+            continue
+        svc.tenants.invalidate(tenant.id)
+        report.identity_secrets += 1
+
+
+async def _plugin_secrets(store: Any, keyring: Keyring, report: Report) -> None:
+    for listed in await store.list_plugin_configs():
+        if not listed.secrets_sealed:
+            continue
+        config = await store.get_plugin_config(listed.tenant_id, listed.plugin)
+        if config is None or not config.secrets_sealed:
+            continue
+        ident = f"{config.tenant_id}/{config.plugin}"
+        try:
+            if not keyring.needs_rewrap(config.secrets_sealed):
+                report.already_current += 1
+                continue
+            config.secrets_sealed = keyring.reseal(
+                config.secrets_sealed, plugin_secrets_aad(config.tenant_id, config.plugin)
+            )
+        except EnvelopeError as exc:
+            report._skip("plugin", ident, exc)
+            continue
+        try:
+            await store.put_plugin_config(config)
+        except NotFound:
+            report._skip("plugin", ident)
+            continue
+        report.plugin_secrets += 1
+
+
+async def rotate(svc: Any, *, actor: str = "cli", ip: str | None = None,
+                 tenant_id: str | None = None) -> Report:
+    """New current master key for a file-managed keyring, adopted in place, then rewrap.
+
+    :raises RotationRefused: ``env_managed`` when the keys come from the environment.
+    """
+    if env_managed(svc):
+        raise RotationRefused("env_managed", ENV_REFUSAL)
+    keyring: Keyring = svc.keyring
+    previous = keyring.current.key_id
+    # The file is written first: if the process dies after this, the next start simply
+    # loads the longer ring and a 'cipherdesk keys rewrap' finishes the job.
+    keyring.adopt(keyring.rotate(key_file_path(svc)))
+    log.info("master_key_rotated", key_id=keyring.current.key_id, previous=previous)
+    report = await rewrap_all(svc)
+    await svc.auditor.record(
+        "keys.rotated", tenant_id=tenant_id, actor=actor, ip=ip,
+        key_id=keyring.current.key_id, previous_key_id=previous,
+        keys_in_ring=len(keyring.key_ids), chat_keys=report.chat_keys,
+        totp_secrets=report.totp_secrets, identity_secrets=report.identity_secrets,
+        plugin_secrets=report.plugin_secrets, skipped=report.skipped,
+    )
+    return report
