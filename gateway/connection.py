@@ -223,12 +223,7 @@ class SecureConnection:
         """
         if self._closing:
             return
-        self._closing = True
-        self.close_code = code
-        self._notify_close(code)
-        for sub in self._subs.values():
-            sub.cancel()
-        self._subs.clear()
+        self._start_closing(code)
         if self._writer is not None:
             self._writer.cancel()  # only ever interrupts a drain: frames stay whole
         transport = self._transport
@@ -247,13 +242,7 @@ class SecureConnection:
 
     async def close(self, code: int, reason: str, *, force: bool = False) -> None:
         """Flush what is queued (unless forced), then close with ``code``."""
-        self._closing = True
-        if self.close_code is None:
-            self.close_code = code
-        self._notify_close(code)
-        for sub in self._subs.values():
-            sub.cancel()
-        self._subs.clear()
+        self._start_closing(code)
         if self._writer is not None and not self._writer.done():
             if force:
                 self._writer.cancel()
@@ -267,22 +256,27 @@ class SecureConnection:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, message=reason.encode()[:120])
 
-
     def bind_transport(self, transport: asyncio.BaseTransport | None) -> None:
         """The TCP transport under the websocket, so a forced close can drop it."""
         self._transport = transport
 
-    def _notify_close(self, code: int) -> None:
-        """Count the close once, before the close handshake (the peer may act on it at once)."""
+    def _start_closing(self, code: int) -> None:
+        """First step of every close path: stop taking frames, record and count the close
+        once (before the close handshake: the peer may act on it at once), and leave every
+        bus topic."""
+        self._closing = True
+        if self.close_code is None:
+            self.close_code = code
         if self._on_close is not None:
             self._on_close(code)
             self._on_close = None
+        for sub in self._subs.values():
+            sub.cancel()
+        self._subs.clear()
 
     async def refuse(self, code: int, reason: str) -> None:
         """Close before (or instead of) the handshake, with a plain error frame first."""
-        self._closing = True
-        self.close_code = code
-        self._notify_close(code)
+        self._start_closing(code)
         with contextlib.suppress(Exception):
             await self.ws.send_frame(encode(Error(code=str(code), message=reason)), WSMsgType.TEXT)
             await self.ws.close(code=code, message=reason.encode()[:120])

@@ -55,11 +55,7 @@ class ChatFeed:
         if after is not None:
             self._last[chat] = after
         self._replaying.add(chat)
-        try:
-            await self._fill(chat)
-        finally:
-            self._replaying.discard(chat)
-        self._release(chat)
+        await self._replay_then_release(chat)
 
     def _spawn_replay(self, chat: str) -> None:
         self._replaying.add(chat)

@@ -130,11 +130,6 @@ class Guard:
         if not decision.allowed:
             raise ProtocolViolation(CloseCode.RATE_LIMITED, retry_reason(decision.retry_after))
 
-    async def customer_frame(
-        self, conn: SecureConnection, tenant_id: str, ip: str, raw: bytes
-    ) -> None:
-        await self.inbound_bytes(conn, len(raw))
-
     async def customer_message(
         self, conn: SecureConnection, tenant_id: str, chat_id: str, ip: str, msg_id: str
     ) -> bool:

@@ -40,7 +40,6 @@ class CustomerSession:
         self.svc = svc
         self.tenant_id = tenant_id
         self.ip = ip
-        self.chat_id: str | None = None
         self.chat: Chat | None = None  # this connection's view, updated by bus events
         self.feed = ChatFeed(conn.send, svc.chats.messages)
 
@@ -59,7 +58,6 @@ class CustomerSession:
 
     async def _attach(self, opened: OpenedChat, known_seq: int = 0) -> None:
         chat = opened.chat
-        self.chat_id = chat.id
         self.chat = chat
         # Subscribe before replaying so nothing published in between is missed; the feed
         # holds live messages while the replay runs and drops what it already sent.
@@ -91,7 +89,7 @@ class CustomerSession:
                 frame = decode_customer(raw)
             except FrameError as exc:
                 raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
-            await self.svc.guard.customer_frame(self.conn, self.tenant_id, self.ip, raw)
+            await self.svc.guard.inbound_bytes(self.conn, len(raw))
             try:
                 await self._handle(frame)
             except ChatError as exc:
@@ -105,7 +103,7 @@ class CustomerSession:
             self.conn.send(Pong())
             return
         if isinstance(frame, Open):
-            if self.chat_id is not None:
+            if self.chat is not None:
                 raise ChatError("already_open", "this connection already has a chat")
             opened = await chats.open_chat(
                 self.tenant_id,
@@ -115,28 +113,27 @@ class CustomerSession:
             )
             await self._attach(opened)
             return
-        if self.chat_id is None:
+        if self.chat is None:
             raise ChatError("no_chat", "send open (or key.resume) first")
+        chat_id = self.chat.id
         if isinstance(frame, CustomerMsg):
             if len(frame.text) > self.svc.config.websocket.max_text_chars:
                 raise ChatError("too_long", "message too long")
             if not await self.svc.guard.customer_message(
-                self.conn, self.tenant_id, self.chat_id, self.ip, frame.id
+                self.conn, self.tenant_id, chat_id, self.ip, frame.id
             ):
                 return
             outcome = await chats.post_customer_message(
-                self.tenant_id, self.chat_id, frame.id, frame.text, self.chat
+                self.tenant_id, chat_id, frame.id, frame.text, self.chat
             )
             if outcome.ack is not None:
                 self.conn.send(outcome.ack)
             if outcome.notice is not None:
                 self.conn.send(outcome.notice)
         elif isinstance(frame, CustomerTyping):
-            await chats.typing(
-                self.chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id
-            )
+            await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)
         elif isinstance(frame, CustomerClose):
-            await chats.close(self.chat_id, self.tenant_id, by="customer", csat=frame.csat)
+            await chats.close(chat_id, self.tenant_id, by="customer", csat=frame.csat)
 
 
 async def customer_ws(request: web.Request) -> web.StreamResponse:

@@ -11,6 +11,7 @@ URL of a ticket for agents, and how to check credentials (``health``).
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,7 @@ from plugins.api import ChatClosed, CustomerIdentity, Event
 Ticket = dict[str, Any]
 
 
-class TicketingPlugin:
+class TicketingPlugin(abc.ABC):
     """Base of the Zendesk and Freshdesk plugins (see the module docstring)."""
 
     vendor = ""
@@ -57,17 +58,21 @@ class TicketingPlugin:
         )
 
     # -- what a vendor provides ---------------------------------------------------------
+    @abc.abstractmethod
     async def open_tickets(self, email: str) -> list[Ticket]:
-        raise NotImplementedError
+        """The requester's open tickets, most recently updated first."""
 
+    @abc.abstractmethod
     async def append(self, ticket: Ticket, event: ChatClosed, headers: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Add the masked transcript to an existing ticket."""
 
+    @abc.abstractmethod
     async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Create a ticket carrying the masked transcript."""
 
+    @abc.abstractmethod
     def ticket_url(self, ticket_id: Any) -> str:
-        raise NotImplementedError
+        """Where an agent opens the ticket in the helpdesk."""
 
     # -- the shared flow ----------------------------------------------------------------
     async def deliver(self, event: Event) -> None:
