@@ -1,48 +1,61 @@
-"""Brute-force protection for logins, modelled on Keycloak's brute-force detection.
+"""Brute-force throttling for logins that an attacker cannot turn into a denial of service.
 
-One :class:`LockoutState` is kept per key the gateway chooses (per account, and
-separately per client IP); this module only computes. The rules, all relative to
-the *last* failure:
+Modelled on OWASP ASVS 5.0 §6.3 (throttle guessing without enabling malicious lockout)
+and Keycloak's *temporary* lockout. The gateway keeps one :class:`LockoutState` per key
+it chooses and calls these pure functions; which keys and which policy per key is the
+gateway's business (``gateway/login_throttle.py``):
+
+* per (account, source address): progressive delays, then a temporary lock of *that
+  pair* only; an attacker guessing from one address never blocks the owner elsewhere;
+* per source address: the same shape with a budget sized for an office behind NAT;
+* per account, across all sources: a **ceiling** that never refuses and never locks
+  (``lock_after=None``) — it only *paces* attempts (:meth:`LockoutPolicy.pace`) and
+  raises an alert once per :attr:`LockoutPolicy.alert_every` (:meth:`LockoutPolicy.alert_due`).
+
+The rules, for one key:
 
 * the first ``free_failures`` failures cost nothing;
 * after ``n >= free_failures`` failures the next attempt must wait
-  ``base_delay * 2 ** (n - free_failures)`` seconds, capped at ``max_delay``
-  (1 s, 2 s, 4 s, ... with the defaults);
-* the failure that brings the count to ``lock_after`` locks the key for
-  ``lock_duration``. The count is *not* reset when the lock lifts, so every
-  further failure locks again at once: after the first lock an attacker gets one
-  guess per ``lock_duration``, not another ten;
-* failures are forgotten once ``reset_after`` has passed since the last one
-  (unless the key is still locked), and a success forgets them at once.
+  ``base_delay * 2 ** (n - free_failures)`` seconds from the last failure, capped at
+  ``max_delay`` (1 s, 2 s, 4 s, ... with the defaults);
+* if ``lock_after`` is set, the failure that brings the count to it locks the key for
+  ``lock_duration``;
+* failures **decay**: once the key is not locked, one failure is forgotten every
+  ``decay_every`` seconds since the last failure (or since the lock lifted), so a key
+  recovers gradually instead of after a fixed 12-hour reset, and a slow trickle of
+  guesses can never keep it locked;
+* a success forgets the key at once.
 
-The gateway calls :meth:`LockoutPolicy.check` *before* verifying credentials and
-answers "retry after" without verifying at all when it says no; it calls
-:meth:`LockoutPolicy.record_failure` only for attempts that were checked and
-failed, so hammering during a delay does not extend it.
+Counts are whole numbers stored as floats; every function here is a pure function of the
+state and ``now`` (an injectable clock in the caller), so tests replay exact instants.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 __all__ = ["LockoutDecision", "LockoutPolicy", "LockoutState"]
 
 
 @dataclass(frozen=True, slots=True)
 class LockoutState:
-    """What is persisted per key; the default value means "clean"."""
+    """What is persisted per key; the default value means "clean".
 
-    failures: int = 0
+    ``alerted_at`` is when the last alert for this key was raised (ceiling keys only).
+    """
+
+    failures: float = 0.0
     last_failure_at: float = 0.0
     locked_until: float = 0.0
+    alerted_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class LockoutDecision:
     """Whether an attempt may proceed now, and if not, for how long to wait.
 
-    ``locked`` distinguishes a lockout (tell the user, alert an admin) from an
-    ordinary progressive delay.
+    ``locked`` distinguishes a temporary lock (audit it) from a progressive delay.
     """
 
     allowed: bool
@@ -55,56 +68,92 @@ _CLEAN = LockoutState()
 
 @dataclass(frozen=True, slots=True)
 class LockoutPolicy:
-    """The tunables of brute-force detection; methods are pure functions of state."""
+    """The tunables of one kind of key; methods are pure functions of state."""
 
     free_failures: int = 3
     base_delay: float = 1.0
     max_delay: float = 900.0
-    lock_after: int = 10
+    lock_after: int | None = 10
     lock_duration: float = 900.0
-    reset_after: float = 43200.0
+    decay_every: float = 300.0
+    alert_every: float = 3600.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.free_failures < self.lock_after:
-            raise ValueError("LockoutPolicy needs 0 <= free_failures < lock_after")
-        if min(self.base_delay, self.max_delay, self.lock_duration, self.reset_after) <= 0:
-            raise ValueError("LockoutPolicy durations must be positive")
+        if self.free_failures < 0:
+            raise ValueError("LockoutPolicy needs free_failures >= 0")
+        if self.lock_after is not None and not self.free_failures < self.lock_after:
+            raise ValueError("LockoutPolicy needs free_failures < lock_after")
+        durations = (self.base_delay, self.max_delay, self.lock_duration, self.decay_every,
+                     self.alert_every)
+        if min(durations) <= 0 or not all(math.isfinite(d) for d in durations):
+            raise ValueError("LockoutPolicy durations must be positive and finite")
 
-    def _current(self, state: LockoutState, now: float) -> LockoutState:
-        """``state`` with stale failures forgotten."""
-        if state.failures and now >= state.locked_until:
-            if now - state.last_failure_at >= self.reset_after:
-                return _CLEAN
-        return state
+    def current(self, state: LockoutState, now: float) -> LockoutState:
+        """``state`` with the failures that have decayed by ``now`` forgotten.
 
-    def delay_after(self, failures: int) -> float:
-        """The wait imposed after ``failures`` consecutive failures (0 if free)."""
-        if failures < self.free_failures:
+        Nothing decays while the key is locked; afterwards the decay runs from the later
+        of the last failure and the end of the lock.
+        """
+        if not state.failures or now < state.locked_until:
+            return state
+        since = max(state.last_failure_at, state.locked_until)
+        forgotten = math.floor(max(0.0, now - since) / self.decay_every)
+        if forgotten <= 0:
+            return state
+        left = state.failures - forgotten
+        if left <= 0:
+            return replace(_CLEAN, alerted_at=state.alerted_at)
+        # Whole failures decay; the anchor moves by the decayed periods so the remainder
+        # of the current period is kept and a later call does not count a span twice.
+        return replace(state, failures=left, last_failure_at=since + forgotten * self.decay_every,
+                       locked_until=0.0)
+
+    def delay_after(self, failures: float) -> float:
+        """The wait imposed after ``failures`` failures (0 while they are free)."""
+        whole = math.floor(failures)
+        if whole < self.free_failures:
             return 0.0
-        exponent = failures - self.free_failures
+        exponent = whole - self.free_failures
         if exponent >= 64:  # 2**64 seconds dwarfs any cap; avoid huge floats
             return self.max_delay
         return min(self.max_delay, self.base_delay * 2.0**exponent)
 
     def check(self, state: LockoutState, now: float) -> LockoutDecision:
         """May an attempt be made at ``now``? If not, ``retry_after`` seconds from now."""
-        state = self._current(state, now)
         if now < state.locked_until:
             return LockoutDecision(False, state.locked_until - now, True)
-        if state.failures:
-            ready_at = state.last_failure_at + self.delay_after(state.failures)
+        fresh = self.current(state, now)
+        if fresh.failures:
+            # The delay is earned by the count at the last failure, counted from it.
+            ready_at = state.last_failure_at + self.delay_after(fresh.failures)
             if now < ready_at:
                 return LockoutDecision(False, ready_at - now, False)
         return LockoutDecision(True)
 
+    def pace(self, state: LockoutState, now: float) -> float:
+        """How long to hold an attempt before checking it (the ceiling's slow-down).
+
+        Never a refusal: a ceiling key only ever makes attempts slower, so an attacker
+        spreading guesses over many addresses slows every guess but cannot lock the
+        owner out.
+        """
+        return self.delay_after(self.current(state, now).failures)
+
     def record_failure(self, state: LockoutState, now: float) -> LockoutState:
         """The state after a failed attempt at ``now``; may start a lock."""
-        state = self._current(state, now)
-        failures = state.failures + 1
+        state = self.current(state, now)
+        failures = state.failures + 1.0
         locked_until = state.locked_until
-        if failures >= self.lock_after:
+        if self.lock_after is not None and failures >= self.lock_after:
             locked_until = max(locked_until, now + self.lock_duration)
-        return LockoutState(failures=failures, last_failure_at=now, locked_until=locked_until)
+        return LockoutState(failures=failures, last_failure_at=now, locked_until=locked_until,
+                            alerted_at=state.alerted_at)
+
+    def alert_due(self, state: LockoutState, now: float) -> bool:
+        """True when ``state`` is over the free budget and no alert was raised within
+        ``alert_every``: the caller raises one and stores ``alerted_at=now``."""
+        over = self.current(state, now).failures >= self.free_failures
+        return over and (not state.alerted_at or now - state.alerted_at >= self.alert_every)
 
     def record_success(self, state: LockoutState) -> LockoutState:
         """The state after a successful login: everything forgotten."""
@@ -116,4 +165,5 @@ class LockoutPolicy:
 
     def is_clean(self, state: LockoutState, now: float) -> bool:
         """True if ``state`` carries nothing any more (the gateway may delete it)."""
-        return self._current(state, now) == _CLEAN
+        fresh = self.current(state, now)
+        return not fresh.failures and not fresh.locked_until

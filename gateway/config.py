@@ -83,9 +83,21 @@ class AuthConfig:
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    # Per (account, source address): free failures, then delays, then a temporary lock
+    # of that pair only (auth/lockout.py, gateway/login_throttle.py).
     lock_after: int = 10
     lock_duration: float = 900.0
     free_failures: int = 3
+    # One failure is forgotten every decay_every seconds (all throttle keys).
+    decay_every: float = 300.0
+    # Per account across all sources: above this many (decaying) failures every attempt
+    # is slowed (never refused) by up to account_max_delay seconds, and an alert is
+    # audited (login.account_throttled) at most once an hour.
+    account_ceiling: int = 50
+    account_max_delay: float = 8.0
+    # Step-up re-authentication: credential changes need password + second factor
+    # proven within this many seconds.
+    reauth_window: float = 300.0
 
 
 @dataclass(slots=True)

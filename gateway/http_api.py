@@ -14,9 +14,16 @@ Conventions (documented for console and SDK authors):
   must be one of the console's origins; otherwise 403 ``csrf``. Bearer requests are not
   subject to CSRF (a browser never attaches them by itself). The CSRF token is
   HMAC-SHA256 of the session token under a secret *derived from the current master key*
-  (HMAC(master key, "cipherdesk/csrf-secret/v1")): every node sharing the keyring agrees on
-  it without extra files, and rotating the master key rotates it (the console re-reads
-  ``/api/me``).
+  (HMAC(master key, "cipherdesk/csrf-secret/v1"), recomputed on every use by
+  :func:`gateway.derived_keys.derived_secret`, never cached): every node sharing the
+  keyring agrees on it without extra files, and rotating the master key rotates it at once
+  (the console re-reads ``/api/me``).
+* Step-up: credential changes (``/api/me/password``, ``/api/me/totp``,
+  ``/api/me/totp/confirm``, ``/api/me/recovery-codes``, an admin's
+  ``/api/agents/{id}/reset-mfa``) need password + second factor proven on this session
+  within ``auth.reauth_window`` (5 minutes; a login counts): ``POST /api/me/reauth
+  {"password","otp"}``. Otherwise 403 ``reauth_required``; a wrong password or code 403
+  ``reauth_failed`` (throttled like logins: 429 ``rate_limited``).
 * Authorisation: every handler checks the role's permission *and* the tenant of the
   resource with :func:`auth.roles.require`. A resource of another tenant answers exactly
   like a missing one (404 ``not_found``); a permission the role lacks answers 403
@@ -27,6 +34,7 @@ Conventions (documented for console and SDK authors):
 Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
+``reauth_required``, ``reauth_failed``,
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``internal``.
 """
@@ -53,6 +61,7 @@ from auth.tokens import SessionLifetime, csrf_token_for
 from auth.totp import qr_png
 from gateway.bus.base import BusEvent, tenant_topic
 from gateway.chats import ChatError
+from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
 from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
 from gateway.services import SERVICES, Services, peer_ip
@@ -65,7 +74,6 @@ log = structlog.get_logger("cipherdesk.api")
 MAX_BODY = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CSRF_SLOT = "csrf_secret"
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]
@@ -81,6 +89,11 @@ S = TypeVar("S", bound=Struct)
 
 class LoginBody(Struct, forbid_unknown_fields=True):
     email: Email
+    password: Password
+    otp: Otp
+
+
+class ReauthBody(Struct, forbid_unknown_fields=True):
     password: Password
     otp: Otp
 
@@ -185,17 +198,9 @@ async def read_json(request: web.Request, kind: type[S]) -> S:
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
 
 
-def _csrf_secret(svc: Services) -> bytes:
-    secret = svc.extras.get(_CSRF_SLOT)
-    if secret is None:
-        master = base64.b64decode(svc.keyring.current.to_b64())
-        secret = hmac.new(master, b"cipherdesk/csrf-secret/v1", hashlib.sha256).digest()
-        svc.extras[_CSRF_SLOT] = secret
-    return secret
-
-
 def csrf_for(svc: Services, token: str) -> str:
-    return csrf_token_for(token, _csrf_secret(svc))
+    """The session's CSRF token under the secret of the *current* master key."""
+    return csrf_token_for(token, derived_secret(svc.keyring, CSRF_LABEL))
 
 
 def _is_bearer(request: web.Request) -> bool:
@@ -262,11 +267,18 @@ def authed(permission: Permission | None = None) -> Callable[[Handler], Any]:
 _CREDENTIAL_STATUS = {
     "weak_password": 400, "wrong_password": 403, "invalid_otp": 400, "no_enrollment": 409,
     "invalid_email": 400, "email_taken": 409, "invalid_role": 400, "not_found": 404,
+    "reauth_required": 403, "reauth_failed": 403, "rate_limited": 429,
 }
 
 
 def _credential_error(exc: CredentialError) -> ApiError:
-    return ApiError(_CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message, **exc.extra)
+    extra = dict(exc.extra)
+    headers = None
+    if "retry_after" in extra:
+        headers = _retry_headers(extra["retry_after"])
+        extra["retry_after"] = math.ceil(extra["retry_after"])
+    return ApiError(_CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message,
+                    headers=headers, **extra)
 
 
 def _lifetime(svc: Services) -> SessionLifetime:
@@ -375,11 +387,23 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
 
 
 @authed()
+async def reauth(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``POST /api/me/reauth {"password","otp"}``: step-up for credential changes."""
+    svc = _svc(request)
+    body = await read_json(request, ReauthBody)
+    at = await svc.logins.reauthenticate(ctx.agent, ctx.session, body.password, body.otp,
+                                         ip=peer_ip(request, svc))
+    return _ok(reauth_until=at + svc.config.auth.reauth_window)
+
+
+@authed()
 async def change_password(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     body = await read_json(request, PasswordBody)
-    decision = await svc.guard.limiter.hit(f"login:acct:{ctx.agent.email}",
-                                           svc.guard.limits.login_per_account,
+    svc.logins.require_reauth(ctx.session)
+    ip = peer_ip(request, svc)
+    pair = svc.logins.throttle.keys(ctx.agent.email, ip).pair
+    decision = await svc.guard.limiter.hit(f"login:{pair}", svc.guard.limits.login_per_account,
                                            scope="login_per_account")
     if not decision.allowed:
         raise ApiError(429, "rate_limited", "too many attempts; try again later",
@@ -393,6 +417,7 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
 @authed()
 async def start_totp(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
+    svc.logins.require_reauth(ctx.session)
     enrollment = await svc.logins.start_enrollment(ctx.agent, ctx.session.token_hash,
                                                    ip=peer_ip(request, svc))
     return web.json_response({
@@ -407,6 +432,7 @@ async def start_totp(request: web.Request, ctx: AgentContext) -> web.Response:
 async def confirm_totp(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     body = await read_json(request, ConfirmTotpBody)
+    svc.logins.require_reauth(ctx.session)
     await svc.logins.confirm_enrollment(ctx.agent, ctx.session.token_hash, body.otp,
                                         body.enrollment, ip=peer_ip(request, svc))
     return _ok()
@@ -415,8 +441,10 @@ async def confirm_totp(request: web.Request, ctx: AgentContext) -> web.Response:
 @authed()
 async def recovery_codes(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
+    svc.logins.require_reauth(ctx.session)
     codes = await svc.logins.regenerate_recovery_codes(ctx.agent, actor=ctx.agent.id,
-                                                       ip=peer_ip(request, svc))
+                                                       ip=peer_ip(request, svc),
+                                                       keep_session=ctx.session.token_hash)
     return web.json_response({"recovery_codes": codes})
 
 
@@ -516,6 +544,7 @@ async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Respon
 async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    svc.logins.require_reauth(ctx.session)
     creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
     return web.json_response({
         "agent": agent_json(creds.agent),
@@ -748,6 +777,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_get("/api/me", me)
+    r.add_post("/api/me/reauth", reauth)
     r.add_post("/api/me/password", change_password)
     r.add_post("/api/me/totp", start_totp)
     r.add_post("/api/me/totp/confirm", confirm_totp)

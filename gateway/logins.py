@@ -13,13 +13,18 @@ Rules worth knowing:
   locked). An unknown account still spends the time of an argon2 verification
   (``verify_dummy``). argon2 runs in a worker thread so a login storm never stalls
   the event loop that carries chats.
-* Brute force: per account (``acct:<email>``) the :class:`auth.lockout.LockoutPolicy`
-  built from config ``[auth]`` (``free_failures``, ``lock_after``, ``lock_duration``)
-  imposes progressive delays and then a temporary lock; per client IP (``ip:<addr>``) the
-  same policy applies with a budget scaled for offices behind one NAT (``2 * lock_after``
-  free failures, a lock at ``5 * lock_after``). OTP failures count like password
-  failures. Independently, the ``login_per_ip`` / ``login_per_account`` rate limits shed
-  floods. Both answer with ``retry_after``.
+* Brute force (:mod:`gateway.login_throttle`): per (account, source address) progressive
+  delays and a temporary lock of that pair only; per address a budget scaled for offices
+  behind NAT; per account a ceiling that only *slows* attempts and audits an alert —
+  an attacker can never lock the owner out from another address. OTP failures count like
+  password failures; failures decay; counting is atomic in the store. Independently, the
+  ``login_per_ip`` and ``login_per_account`` rate limits shed floods; the latter counts
+  per (account, address) for the same reason. Refusals answer with ``retry_after``.
+* Step-up re-authentication (:meth:`LoginService.reauthenticate`): every credential change
+  (password, TOTP, recovery codes, an admin's MFA reset of someone else) needs password
+  + second factor proven on this session within ``auth.reauth_window`` seconds (a login
+  counts); the change revokes the agent's other sessions (closed with 4401
+  ``credentials changed``) and is audited.
 * The one-time code is a 6-digit TOTP (each time step accepted once per agent, race-free
   via ``store.advance_totp_step``) or a recovery code (single use via
   ``store.use_recovery_code``). An agent created by the CLI (or after an MFA reset) has
@@ -49,7 +54,6 @@ from typing import Any, TypeVar
 import structlog
 
 from auth.emails import InvalidEmail, normalize_email
-from auth.lockout import LockoutPolicy, LockoutState
 from auth.passwords import PasswordHasher, WeakPassword, check_password_strength
 from auth.recovery import (
     InvalidRecoveryCode,
@@ -63,9 +67,10 @@ from crypto.envelope import EnvelopeError, Keyring
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic
 from gateway.config import Config
+from gateway.login_throttle import LoginThrottle, ThrottleKeys
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
-from gateway.store.base import Agent, AgentSession, Conflict, LockoutRecord, Store
+from gateway.store.base import Agent, AgentSession, Conflict, Store
 
 T = TypeVar("T")
 
@@ -130,18 +135,9 @@ def _enroll_aad(agent_id: str, token_hash: str) -> bytes:
     return f"totp-enroll|{agent_id}|{token_hash}".encode()
 
 
-def account_key(email: str) -> str:
-    return f"acct:{email}"
-
-
-def ip_key(ip: str) -> str:
-    return f"ip:{ip}"
-
-
-def _state(record: LockoutRecord | None) -> LockoutState:
-    if record is None:
-        return LockoutState()
-    return LockoutState(record.failures, record.last_failure_at, record.locked_until)
+CREDENTIALS_CHANGED = "credentials changed"
+"""Close reason (with 4401) of the agent's other sockets after a credential change; the
+console shows a bilingual notice for it."""
 
 
 def _canonical_or_raw(email: str) -> tuple[str | None, str]:
@@ -204,20 +200,7 @@ class LoginService:
             memory_cost=auth.argon2_memory_kib,
             parallelism=auth.argon2_parallelism,
         )
-        self.lockout = LockoutPolicy(
-            free_failures=auth.free_failures,
-            lock_after=auth.lock_after,
-            lock_duration=auth.lock_duration,
-            max_delay=auth.lock_duration,
-        )
-        # One client IP may legitimately front a whole office (NAT): it gets a more
-        # lenient budget than a single account (2x free failures, 5x before a lock).
-        self.ip_lockout = LockoutPolicy(
-            free_failures=2 * auth.lock_after,
-            lock_after=5 * auth.lock_after,
-            lock_duration=auth.lock_duration,
-            max_delay=auth.lock_duration,
-        )
+        self.throttle = LoginThrottle(store, keyring, auth, clock)
         self.totp = TotpVerifier(clock=clock)
         self._pending: dict[str, tuple[float, str, bytes]] = {}
 
@@ -243,26 +226,27 @@ class LoginService:
     def _seal_totp(self, agent_id: str, secret: str) -> bytes:
         return self.keyring.seal(secret.encode(), totp_aad(agent_id))
 
-    async def _lock_state(self, key: str) -> LockoutState:
-        return _state(await self.store.get_lockout(key))
-
-    def _policy(self, key: str) -> LockoutPolicy:
-        return self.ip_lockout if key.startswith("ip:") else self.lockout
-
-    async def _record_failure(self, key: str, tenant_id: str | None, ip: str) -> None:
-        now = self.clock()
-        before = await self._lock_state(key)
-        after = self._policy(key).record_failure(before, now)
-        await self.store.put_lockout(LockoutRecord(key, after.failures, after.last_failure_at,
-                                                   after.locked_until))
-        if after.locked_until > now and after.locked_until != before.locked_until:
+    async def _record_failure(self, keys: ThrottleKeys, agent: Agent | None,
+                              tenant_id: str | None, ip: str) -> None:
+        outcome = await self.throttle.record_failure(keys)
+        target = agent.id if agent else None
+        if outcome.locked:
             await self.auditor.record("login.locked", tenant_id=tenant_id, actor="system",
-                                      target=key, ip=ip, failures=after.failures,
-                                      locked_until=after.locked_until)
+                                      target=target, ip=ip)
+        if outcome.account_alert:
+            log.warning("login_account_throttled", tenant=tenant_id, agent=target)
+            await self.auditor.record("login.account_throttled", tenant_id=tenant_id,
+                                      actor="system", target=target, ip=ip,
+                                      failures=outcome.account_failures)
 
-    async def _clear(self, key: str) -> None:
-        if await self.store.get_lockout(key) is not None:
-            await self.store.clear_lockout(key)
+    async def _rate_limit(self, ip: str, keys: ThrottleKeys) -> None:
+        """Flood shedding before anything else: per address, per (account, address)."""
+        for key, rate, scope in ((f"login:ip:{ip}", self.limits.login_per_ip, "login_per_ip"),
+                                 (f"login:{keys.pair}", self.limits.login_per_account,
+                                  "login_per_account")):
+            decision = await self.limiter.hit(key, rate, scope=scope)
+            if not decision.allowed:
+                raise LoginFailed(max(decision.retry_after, 1.0))
 
     # ------------------------------------------------------------------ login
 
@@ -277,33 +261,26 @@ class LoginService:
         tenant_hint: str | None = None,
     ) -> LoginResult:
         canonical, acct = _canonical_or_raw(email)
-        keys = (account_key(acct), ip_key(ip))
+        keys = self.throttle.keys(acct, ip)
 
         async def fail(reason: str, agent: Agent | None, retry_after: float | None = None,
                        count: bool = True) -> LoginFailed:
             tenant = agent.tenant_id if agent else tenant_hint
             if count:
-                for key in keys:
-                    await self._record_failure(key, tenant, ip)
+                await self._record_failure(keys, agent, tenant, ip)
             await self.auditor.record("login.failed", tenant_id=tenant,
                                       actor=agent.id if agent else None,
                                       target=agent.id if agent else None, ip=ip, reason=reason)
             return LoginFailed(retry_after)
 
-        # 1. cheap rate limits (floods), then brute-force delays/locks: no verification.
-        for key, rate, scope in ((f"login:ip:{ip}", self.limits.login_per_ip, "login_per_ip"),
-                                 (f"login:acct:{acct}", self.limits.login_per_account,
-                                  "login_per_account")):
-            decision = await self.limiter.hit(key, rate, scope=scope)
-            if not decision.allowed:
-                raise LoginFailed(max(decision.retry_after, 1.0))
-        now = self.clock()
-        waits = [self._policy(k).check(await self._lock_state(k), now) for k in keys]
-        blocked = [d for d in waits if not d.allowed]
-        if blocked:
-            retry = max(d.retry_after for d in blocked)
-            raise await fail("locked" if any(d.locked for d in blocked) else "throttled",
-                             None, retry_after=max(retry, 1.0), count=False)
+        # 1. cheap rate limits (floods), then the (account, address) and address throttles
+        #    refuse without verification; the account ceiling only slows the attempt.
+        await self._rate_limit(ip, keys)
+        verdict = await self.throttle.check(keys)
+        if verdict.refusal is not None:
+            raise await fail("locked" if verdict.refusal.locked else "throttled", None,
+                             retry_after=max(verdict.refusal.retry_after, 1.0), count=False)
+        await self.throttle.hold(verdict)
 
         # 2. password (always one argon2 verification, known account or not).
         agent = await self.store.get_agent_by_email(canonical) if canonical else None
@@ -321,8 +298,7 @@ class LoginService:
             raise await fail("wrong_otp", agent)
 
         # 4. success.
-        for key in keys:
-            await self._clear(key)
+        await self.throttle.record_success(keys)
         now = self.clock()
         if factor == "totp" and not agent.totp_confirmed:
             agent.totp_confirmed = True
@@ -341,7 +317,7 @@ class LoginService:
         token = new_session_token()
         session = AgentSession(token_hash=hash_token(token), agent_id=agent.id,
                                tenant_id=agent.tenant_id, created_at=now, last_seen_at=now,
-                               ip=ip, user_agent=(user_agent or "")[:256])
+                               ip=ip, user_agent=(user_agent or "")[:256], reauth_at=now)
         await self.store.create_session(session)
         await self.auditor.record("login.ok", tenant_id=agent.tenant_id, actor=agent.id,
                                   target=agent.id, ip=ip, factor=factor)
@@ -370,6 +346,69 @@ class LoginService:
             return "recovery_code"
         return None
 
+    # ------------------------------------------------------------------ step-up
+
+    def reauth_is_fresh(self, session: AgentSession) -> bool:
+        """Has this session proved password + second factor within the window?"""
+        age = self.clock() - session.reauth_at
+        return session.reauth_at > 0 and 0 <= age < self.config.auth.reauth_window
+
+    def require_reauth(self, session: AgentSession) -> None:
+        """Refuse a credential change unless the session re-authenticated recently."""
+        if not self.reauth_is_fresh(session):
+            minutes = max(1, round(self.config.auth.reauth_window / 60))
+            raise CredentialError(
+                "reauth_required",
+                f"Confirm your password and one-time code first (valid {minutes} minutes).",
+                reauth="/api/me/reauth")
+
+    async def reauthenticate(self, agent: Agent, session: AgentSession, password: str,
+                             otp: str, *, ip: str) -> float:
+        """Step-up: verify password + TOTP (or a recovery code) for a live session.
+
+        Throttled and counted exactly like logins (same (account, address) pair), so a
+        stolen session cannot be used to guess the password faster than the login form.
+        Returns the new ``reauth_at``.
+        """
+        keys = self.throttle.keys(agent.email, ip)
+        verdict = await self.throttle.check(keys)
+        if verdict.refusal is not None:
+            retry = max(verdict.refusal.retry_after, 1.0)
+            raise CredentialError("rate_limited", "Too many attempts; try again later.",
+                                  retry_after=retry)
+        await self.throttle.hold(verdict)
+        ok = await self._verify(agent.password_hash, password)
+        # The second factor is only tried (and a recovery code only spent) after the
+        # password was right.
+        factor = await self._second_factor(agent, otp) if ok else None
+        if factor is None:
+            await self._record_failure(keys, agent, agent.tenant_id, ip)
+            await self.auditor.record("reauth.failed", tenant_id=agent.tenant_id,
+                                      actor=agent.id, target=agent.id, ip=ip,
+                                      reason="wrong_password" if not ok else "wrong_otp")
+            raise CredentialError("reauth_failed",
+                                  "The password or the one-time code is not correct.")
+        await self.throttle.record_success(keys)
+        now = self.clock()
+        await self.store.mark_session_reauth(session.token_hash, now)
+        session.reauth_at = now
+        await self.auditor.record("reauth.ok", tenant_id=agent.tenant_id, actor=agent.id,
+                                  target=agent.id, ip=ip, factor=factor)
+        return now
+
+    async def _credentials_changed(self, agent: Agent, what: str, *, keep: str | None,
+                                   actor: str, ip: str | None) -> int:
+        """Every credential change ends the agent's other sessions and is audited.
+
+        Their sockets close with 4401 :data:`CREDENTIALS_CHANGED`, which the console shows
+        as a notice, so the owner learns of a change made elsewhere.
+        """
+        revoked = await self._revoke_others(agent, keep, reason=CREDENTIALS_CHANGED)
+        await self.auditor.record("credentials.changed", tenant_id=agent.tenant_id,
+                                  actor=actor, target=agent.id, ip=ip, what=what,
+                                  sessions_revoked=revoked)
+        return revoked
+
     # ------------------------------------------------------------------ sessions
 
     async def logout(self, agent: Agent, token_hash: str, *, ip: str | None = None) -> None:
@@ -380,16 +419,18 @@ class LoginService:
                                   target=agent.id, ip=ip)
 
     async def revoke_all(self, agent_id: str, actor: str, *, ip: str | None = None,
-                         reason: str = "admin") -> int:
+                         reason: str = "admin", close_reason: str | None = None) -> int:
         agent = await self.store.get_agent(agent_id)
         hashes = await self.store.revoke_agent_sessions(agent_id, self.clock())
-        await self.bus.publish(agent_topic(agent_id), BusEvent(kind="revoke", sessions=None))
+        await self.bus.publish(agent_topic(agent_id), BusEvent(kind="revoke", sessions=None,
+                                                               reason=close_reason))
         await self.auditor.record("sessions.revoked", tenant_id=agent.tenant_id if agent else None,
                                   actor=actor, target=agent_id, ip=ip, count=len(hashes),
                                   reason=reason)
         return len(hashes)
 
-    async def _revoke_others(self, agent: Agent, keep_hash: str | None) -> int:
+    async def _revoke_others(self, agent: Agent, keep_hash: str | None,
+                             reason: str | None = None) -> int:
         now = self.clock()
         revoked = []
         for session in await self.store.list_sessions(agent.id):
@@ -399,7 +440,8 @@ class LoginService:
                 revoked.append(session.token_hash)
         if revoked:
             await self.bus.publish(agent_topic(agent.id), BusEvent(kind="revoke",
-                                                                   sessions=revoked))
+                                                                   sessions=revoked,
+                                                                   reason=reason))
         return len(revoked)
 
     # ------------------------------------------------------------------ passwords
@@ -415,7 +457,8 @@ class LoginService:
         agent.password_hash = await self._hash(new)
         agent.password_changed_at = self.clock()
         await self.store.update_agent(agent)
-        revoked = await self._revoke_others(agent, keep_session)
+        revoked = await self._credentials_changed(agent, "password", keep=keep_session,
+                                                  actor=agent.id, ip=ip)
         await self.auditor.record("password.changed", tenant_id=agent.tenant_id, actor=agent.id,
                                   target=agent.id, ip=ip, sessions_revoked=revoked)
         return revoked
@@ -479,13 +522,17 @@ class LoginService:
         self._pending.pop(agent.id, None)
         await self.auditor.record("totp.enrolled", tenant_id=agent.tenant_id, actor=agent.id,
                                   target=agent.id, ip=ip)
+        await self._credentials_changed(fresh, "totp", keep=token_hash, actor=agent.id, ip=ip)
 
     async def regenerate_recovery_codes(self, agent: Agent, *, actor: str,
-                                        ip: str | None = None) -> list[str]:
+                                        ip: str | None = None,
+                                        keep_session: str | None = None) -> list[str]:
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
         await self.auditor.record("recovery_codes.regenerated", tenant_id=agent.tenant_id,
                                   actor=actor, target=agent.id, ip=ip)
+        await self._credentials_changed(agent, "recovery_codes", keep=keep_session,
+                                        actor=actor, ip=ip)
         return codes
 
     # ------------------------------------------------------------------ administration
@@ -544,17 +591,15 @@ class LoginService:
         self._pending.pop(agent.id, None)
         await self.auditor.record("mfa.reset", tenant_id=agent.tenant_id, actor=actor,
                                   target=agent.id, ip=ip)
-        await self.revoke_all(agent.id, actor, ip=ip, reason="mfa_reset")
+        await self.revoke_all(agent.id, actor, ip=ip, reason="mfa_reset",
+                              close_reason=CREDENTIALS_CHANGED)
         return NewCredentials(agent=agent, totp_secret=secret,
                               otpauth_uri=provisioning_uri(secret, agent.email, ISSUER),
                               recovery_codes=codes)
 
     async def unlock(self, agent: Agent, *, actor: str, ip: str | None = None) -> bool:
         """Lift the account's lockout. Returns whether there was anything to clear."""
-        key = account_key(agent.email)
-        had = await self.store.get_lockout(key) is not None
-        await self.store.clear_lockout(key)
-        await self.limiter.reset(f"login:acct:{agent.email}")
+        had = await self.throttle.unlock(agent.email)
         await self.auditor.record("login.unlocked", tenant_id=agent.tenant_id, actor=actor,
                                   target=agent.id, ip=ip, had_lock=had)
         return had

@@ -69,6 +69,22 @@ class SessionAuthenticator:
         principal = Principal(agent_id=agent.id, tenant_id=agent.tenant_id, role=Role(agent.role))
         return AgentContext(agent=agent, session=session, principal=principal, token=token)
 
+    async def recheck(self, token_hash: str) -> AgentSession | None:
+        """The session if it is still valid *now*, re-read from the store, without
+        touching it: a socket watchdog must never keep a session alive by itself.
+        None for a revoked, expired or unknown session or a disabled/moved agent."""
+        session = await self._store.get_session(token_hash)
+        if session is None or not self.still_valid(session, self._clock()):
+            return None
+        agent = await self._store.get_agent(session.agent_id)
+        if agent is None or agent.disabled or agent.tenant_id != session.tenant_id:
+            return None
+        return session
+
+    def expires_at(self, session: AgentSession) -> float:
+        """When ``session`` ends unless it is used (or revoked) before."""
+        return self._lifetime.expires_at(session.created_at, session.last_seen_at)
+
     def still_valid(self, session: AgentSession, now: float) -> bool:
         return (
             self._lifetime.check(session.created_at, session.last_seen_at, session.revoked_at, now)

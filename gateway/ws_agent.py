@@ -39,6 +39,10 @@ from gateway.sessions import AgentContext, token_from_request
 log = structlog.get_logger("cipherdesk.ws.agent")
 
 RECHECK_EVERY = 5.0  # seconds between re-validations of the session on agent actions
+SESSION_POLL = 30.0
+"""Longest real-time wait of the session watchdog between two store re-reads: it wakes
+at the session's own deadline, and at least this often to catch a revocation whose bus
+event was missed or an agent disabled directly in the store."""
 
 
 class AgentSession:
@@ -95,7 +99,7 @@ class AgentSession:
                 self.conn.send(event.frame)
         elif kind == "revoke":
             if event.sessions is None or self.ctx.session.token_hash in event.sessions:
-                self.conn.abort(CloseCode.UNAUTHENTICATED, "session revoked")
+                self.conn.abort(CloseCode.UNAUTHENTICATED, event.reason or "session revoked")
 
     async def _join(self, chat_id: str, frame: Any) -> None:
         self.chats.add(chat_id)
@@ -141,6 +145,7 @@ class AgentSession:
             self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
         self.conn.send(snapshot)
+        self._spawn(self._watch_session())
         try:
             async for raw in self.conn.frames():
                 await self.svc.guard.inbound_bytes(self.conn, len(raw))
@@ -161,6 +166,20 @@ class AgentSession:
             self.feed.cancel()
             for task in list(self._tasks):
                 task.cancel()
+
+    async def _watch_session(self) -> None:
+        """Close with 4401 once the session expires or is revoked, even if the agent
+        never sends another frame (issue 11.7): sleep until the session's deadline (at
+        most :data:`SESSION_POLL`), then re-read it from the store without touching it."""
+        sessions, clock = self.svc.sessions, self.svc.clock
+        while True:
+            session = await sessions.recheck(self.ctx.session.token_hash)
+            if session is None:
+                log.info("agent_session_ended", agent=self.principal.agent_id)
+                self.conn.abort(CloseCode.UNAUTHENTICATED, "session expired")
+                return
+            wait = sessions.expires_at(session) - clock()
+            await asyncio.sleep(min(max(wait, 0.05), SESSION_POLL))
 
     async def _recheck(self) -> None:
         """Per-message authorisation: the session and the agent row are re-read at most
@@ -229,6 +248,12 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         token = token_from_request(request)
         origin = request.headers.get("Origin")
         from_cookie = "Authorization" not in request.headers
+        if token is None:
+            # No credentials at all: nothing to protect against hijacking, the answer is
+            # "log in" (4401, as docs/PROTOCOL.md says), with or without Origin.
+            svc.metrics.connections_refused_total.labels(reason="unauthenticated").inc()
+            await conn.refuse(CloseCode.UNAUTHENTICATED, "login required")
+            return None
         # Browsers always send Origin on websockets; a cookie-authenticated socket must
         # come from the console's own origin (Cross-Site WebSocket Hijacking).
         if (origin is not None or from_cookie) and not svc.extras["console_origin_allowed"](origin):

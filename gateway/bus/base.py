@@ -35,6 +35,8 @@ class BusEvent(Struct, kw_only=True):
     sessions: list[str] | None = None
     # Connection id that caused the event and should not receive it (typing echo).
     skip_conn: str | None = None
+    # Close reason for kind "revoke" (e.g. "credentials changed"); None: "session revoked".
+    reason: str | None = None
 
 
 Handler = Callable[[BusEvent], None]

@@ -35,8 +35,10 @@ AGENT_COLS = (
     " totp_confirmed, totp_last_step, disabled, created_at, password_changed_at"
 )
 SESSION_COLS = (
-    "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent"
+    "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent,"
+    " reauth_at"
 )
+LOCKOUT_COLS = "key, failures, last_failure_at, locked_until, alerted_at"
 AUDIT_COLS = "id, ts, action, tenant_id, actor, target, ip, details"
 CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
@@ -105,15 +107,17 @@ def session(r: Row) -> AgentSession:
         revoked_at=r["revoked_at"],
         ip=r["ip"],
         user_agent=r["user_agent"],
+        reauth_at=r["reauth_at"],
     )
 
 
 def lockout(r: Row) -> LockoutRecord:
     return LockoutRecord(
         key=r["key"],
-        failures=int(r["failures"]),
+        failures=float(r["failures"]),
         last_failure_at=r["last_failure_at"],
         locked_until=r["locked_until"],
+        alerted_at=r["alerted_at"],
     )
 
 

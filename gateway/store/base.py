@@ -78,16 +78,25 @@ class AgentSession:
     revoked_at: float | None = None
     ip: str = ""
     user_agent: str = ""
+    # When the session last proved password + second factor (login or step-up
+    # re-authentication); credential changes need it to be recent.
+    reauth_at: float = 0.0
 
 
 @dataclass(slots=True)
 class LockoutRecord:
-    """Brute-force state of one key (``"acct:<email>"`` or ``"ip:<addr>"``)."""
+    """Brute-force state of one key: an opaque keyed hash chosen by
+    ``gateway/login_throttle.py`` (never a plaintext e-mail address or IP)."""
 
     key: str
-    failures: int = 0
+    failures: float = 0.0  # decays over time, hence a float
     last_failure_at: float = 0.0
     locked_until: float = 0.0
+    alerted_at: float = 0.0
+
+
+LockoutChange = Callable[[LockoutRecord | None], LockoutRecord | None]
+"""A pure function from the stored record (None: none) to the new one (None: delete)."""
 
 
 @dataclass(slots=True)
@@ -298,12 +307,30 @@ class Store(Protocol):
     async def list_sessions(self, agent_id: str) -> list[AgentSession]:
         """Every session of the agent, revoked ones included, newest first."""
 
+    async def mark_session_reauth(self, token_hash: str, now: float) -> bool:
+        """Record a successful step-up re-authentication on a live session (raises
+        ``reauth_at``, never lowers it). False when unknown or revoked."""
+
     # -- brute-force state ------------------------------------------------------------
     async def get_lockout(self, key: str) -> LockoutRecord | None: ...
 
     async def put_lockout(self, record: LockoutRecord) -> None: ...
 
     async def clear_lockout(self, key: str) -> None: ...
+
+    async def update_lockout(
+        self, key: str, change: LockoutChange
+    ) -> tuple[LockoutRecord | None, LockoutRecord | None]:
+        """Atomically read-modify-write one key: ``change`` sees the committed record
+        and its result is stored (or the row deleted for None) before any concurrent
+        update of the same key reads it. Returns ``(before, after)``.
+
+        This is what makes parallel login failures count exactly (issue 21.4).
+        """
+
+    async def clear_lockouts(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` (an admin unlock clears all the
+        source-pairs of one account). Returns how many rows went."""
 
     # -- audit (append-only) ----------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> int:

@@ -32,6 +32,7 @@ from gateway.store._rows import (
     AUDIT_COLS,
     CHAT_COLS,
     FLAG_COLS,
+    LOCKOUT_COLS,
     MESSAGE_COLS,
     OUTBOX_COLS,
     PLUGIN_COLS,
@@ -48,6 +49,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    LockoutChange,
     LockoutRecord,
     NewMessage,
     NotFound,
@@ -115,6 +117,19 @@ def _event_params(e: OutboxEvent) -> tuple[Any, ...]:
         e.tenant_id, e.plugin, e.event_type, e.idempotency_key, blob(e.payload_sealed),
         e.chat_id, e.created_at,
     )
+
+
+_PUT_LOCKOUT = (
+    f"INSERT INTO lockouts ({LOCKOUT_COLS}) VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
+    " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until,"
+    " alerted_at = excluded.alerted_at"
+)
+
+
+def _lockout_args(record: LockoutRecord) -> tuple[Any, ...]:
+    return (record.key, record.failures, record.last_failure_at, record.locked_until,
+            record.alerted_at)
 
 
 class PostgresStore:
@@ -285,9 +300,11 @@ class PostgresStore:
     @_translated
     async def create_session(self, session: AgentSession) -> None:
         await self.pool.execute(
-            f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            f"INSERT INTO agent_sessions ({SESSION_COLS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             session.token_hash, session.agent_id, session.tenant_id, session.created_at,
             session.last_seen_at, session.revoked_at, session.ip, session.user_agent,
+            session.reauth_at,
         )
 
     async def get_session(self, token_hash: str) -> AgentSession | None:
@@ -327,25 +344,51 @@ class PostgresStore:
         )
         return [_rows.session(r) for r in rows]
 
+    async def mark_session_reauth(self, token_hash: str, now: float) -> bool:
+        status = await self.pool.execute(
+            "UPDATE agent_sessions SET reauth_at = GREATEST(reauth_at, $2)"
+            " WHERE token_hash = $1 AND revoked_at IS NULL",
+            token_hash, now,
+        )
+        return status == "UPDATE 1"
+
     # -- brute-force state ----------------------------------------------------------
     async def get_lockout(self, key: str) -> LockoutRecord | None:
-        row = await self.pool.fetchrow(
-            "SELECT key, failures, last_failure_at, locked_until FROM lockouts WHERE key = $1",
-            key,
-        )
+        row = await self.pool.fetchrow(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = $1", key)
         return None if row is None else _rows.lockout(row)
 
     async def put_lockout(self, record: LockoutRecord) -> None:
-        await self.pool.execute(
-            "INSERT INTO lockouts (key, failures, last_failure_at, locked_until)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET"
-            " failures = excluded.failures, last_failure_at = excluded.last_failure_at,"
-            " locked_until = excluded.locked_until",
-            record.key, record.failures, record.last_failure_at, record.locked_until,
-        )
+        await self.pool.execute(_PUT_LOCKOUT, *_lockout_args(record))
 
     async def clear_lockout(self, key: str) -> None:
         await self.pool.execute("DELETE FROM lockouts WHERE key = $1", key)
+
+    async def update_lockout(
+        self, key: str, change: LockoutChange
+    ) -> tuple[LockoutRecord | None, LockoutRecord | None]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Make sure a row exists to lock (a concurrent first insert waits on the
+            # unique index, then finds the row), then hold its lock until commit.
+            await conn.execute(
+                "INSERT INTO lockouts (key) VALUES ($1) ON CONFLICT (key) DO NOTHING", key
+            )
+            row = await conn.fetchrow(
+                f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = $1 FOR UPDATE", key
+            )
+            stored = _rows.lockout(row)
+            before = None if stored == LockoutRecord(key) else stored
+            after = change(before)
+            if after is None:
+                await conn.execute("DELETE FROM lockouts WHERE key = $1", key)
+            else:
+                after.key = key
+                await conn.execute(_PUT_LOCKOUT, *_lockout_args(after))
+            return before, after
+
+    async def clear_lockouts(self, prefix: str) -> int:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        status = await self.pool.execute("DELETE FROM lockouts WHERE key LIKE $1", pattern)
+        return int(status.rsplit(" ", 1)[-1])
 
     # -- audit ----------------------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> int:

@@ -55,6 +55,7 @@ from gateway.store._rows import (
     AUDIT_COLS,
     CHAT_COLS,
     FLAG_COLS,
+    LOCKOUT_COLS,
     MESSAGE_COLS,
     OUTBOX_COLS,
     PLUGIN_COLS,
@@ -71,6 +72,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    LockoutChange,
     LockoutRecord,
     NewMessage,
     NotFound,
@@ -107,6 +109,17 @@ def _translate(exc: sqlite3.Error) -> Exception:
     if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
         return NotFound(f"a referenced row does not exist ({exc})")
     return StoreError(str(exc))
+
+
+def _put_lockout(conn: sqlite3.Connection, record: LockoutRecord) -> None:
+    conn.execute(
+        f"INSERT INTO lockouts ({LOCKOUT_COLS}) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
+        " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until,"
+        " alerted_at = excluded.alerted_at",
+        (record.key, record.failures, record.last_failure_at, record.locked_until,
+         record.alerted_at),
+    )
 
 
 def _run_batch(conn: sqlite3.Connection, fns: list[WriteFn]) -> list[tuple[bool, Any]]:
@@ -403,10 +416,11 @@ class SqliteStore:
         params = (
             session.token_hash, session.agent_id, session.tenant_id, session.created_at,
             session.last_seen_at, session.revoked_at, session.ip, session.user_agent,
+            session.reauth_at,
         )
         await self._write(
             _exec(
-                f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
         )
@@ -464,28 +478,56 @@ class SqliteStore:
         )
         return [_rows.session(r) for r in rows]
 
+    async def mark_session_reauth(self, token_hash: str, now: float) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE agent_sessions SET reauth_at = MAX(reauth_at, ?)"
+                " WHERE token_hash = ? AND revoked_at IS NULL",
+                (now, token_hash),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
     # -- brute-force state ----------------------------------------------------------
     async def get_lockout(self, key: str) -> LockoutRecord | None:
-        row = await self._one(
-            "SELECT key, failures, last_failure_at, locked_until FROM lockouts WHERE key = ?",
-            (key,),
-        )
+        row = await self._one(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?", (key,))
         return None if row is None else _rows.lockout(row)
 
     async def put_lockout(self, record: LockoutRecord) -> None:
-        params = (record.key, record.failures, record.last_failure_at, record.locked_until)
-        await self._write(
-            _exec(
-                "INSERT INTO lockouts (key, failures, last_failure_at, locked_until)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-                " failures = excluded.failures, last_failure_at = excluded.last_failure_at,"
-                " locked_until = excluded.locked_until",
-                params,
-            )
-        )
+        await self._write(lambda c: _put_lockout(c, record))
 
     async def clear_lockout(self, key: str) -> None:
         await self._write(_exec("DELETE FROM lockouts WHERE key = ?", (key,)))
+
+    async def update_lockout(
+        self, key: str, change: LockoutChange
+    ) -> tuple[LockoutRecord | None, LockoutRecord | None]:
+        # Runs on the single writer connection inside BEGIN IMMEDIATE: no other write
+        # can interleave between the read and the write.
+        def fn(c: sqlite3.Connection) -> tuple[LockoutRecord | None, LockoutRecord | None]:
+            row = c.execute(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?",
+                            (key,)).fetchone()
+            before = None if row is None else _rows.lockout(row)
+            after = change(before)
+            if after is None:
+                if before is not None:
+                    c.execute("DELETE FROM lockouts WHERE key = ?", (key,))
+            else:
+                after.key = key
+                _put_lockout(c, after)
+            return before, after
+
+        return await self._write(fn)
+
+    async def clear_lockouts(self, prefix: str) -> int:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def fn(c: sqlite3.Connection) -> int:
+            return c.execute("DELETE FROM lockouts WHERE key LIKE ? ESCAPE '\\'",
+                             (pattern,)).rowcount
+
+        return await self._write(fn)
 
     # -- audit ----------------------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> int:

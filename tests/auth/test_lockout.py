@@ -6,7 +6,9 @@ import pytest
 
 from auth.lockout import LockoutDecision, LockoutPolicy, LockoutState
 
-POLICY = LockoutPolicy()  # 3 free, 1 s base, 900 s cap, lock at 10 for 900 s, reset 12 h
+POLICY = LockoutPolicy()  # 3 free, 1 s base, 900 s cap, lock at 10 for 900 s, decay 300 s
+# The same shape without decay getting in the way of long gaps between failures.
+SLOW = LockoutPolicy(decay_every=1e6)
 
 
 def fail_n(policy: LockoutPolicy, n: int, start: float = 1000.0) -> tuple[LockoutState, float]:
@@ -36,18 +38,18 @@ def test_exact_progressive_delays() -> None:
     state = LockoutState()
     t = 100.0
     for _ in range(3):
-        state = POLICY.record_failure(state, t)
+        state = SLOW.record_failure(state, t)
     # 3 failures: wait 1 s from the last one.
-    assert POLICY.check(state, t) == LockoutDecision(False, 1.0, False)
-    assert POLICY.check(state, t + 0.25) == LockoutDecision(False, 0.75, False)
-    assert POLICY.check(state, t + 1.0).allowed
+    assert SLOW.check(state, t) == LockoutDecision(False, 1.0, False)
+    assert SLOW.check(state, t + 0.25) == LockoutDecision(False, 0.75, False)
+    assert SLOW.check(state, t + 1.0).allowed
     expected_delays = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]  # after failures 4..9
     for delay in expected_delays:
         t += 1000.0
-        state = POLICY.record_failure(state, t)
-        assert POLICY.check(state, t) == LockoutDecision(False, delay, False)
-        assert not POLICY.check(state, t + delay - 0.001).allowed
-        assert POLICY.check(state, t + delay).allowed
+        state = SLOW.record_failure(state, t)
+        assert SLOW.check(state, t) == LockoutDecision(False, delay, False)
+        assert not SLOW.check(state, t + delay - 0.001).allowed
+        assert SLOW.check(state, t + delay).allowed
     assert state.failures == 9 and state.locked_until == 0.0
 
 
@@ -89,25 +91,59 @@ def test_admin_unlock() -> None:
     assert POLICY.check(POLICY.unlock(), t).allowed
 
 
-def test_reset_after_forgets_old_failures() -> None:
+def test_failures_decay_one_per_period() -> None:
     state, _ = fail_n(POLICY, 8)
     last = state.last_failure_at
-    assert not POLICY.is_clean(state, last + 43199.0)
-    assert POLICY.is_clean(state, last + 43200.0)
-    # The next failure after the reset window starts a fresh count of 1.
-    fresh = POLICY.record_failure(state, last + 43200.0)
-    assert fresh.failures == 1
-    assert POLICY.check(fresh, last + 43200.0).allowed
-    # Just before the window, the count carries on.
-    assert POLICY.record_failure(state, last + 43199.0).failures == 9
+    assert POLICY.current(state, last + 299.0).failures == 8
+    assert POLICY.current(state, last + 300.0).failures == 7
+    assert POLICY.current(state, last + 3 * 300.0 + 10).failures == 5
+    assert not POLICY.is_clean(state, last + 8 * 300.0 - 1)
+    assert POLICY.is_clean(state, last + 8 * 300.0)
+    # Decay is idempotent: re-reading a decayed state does not decay it twice.
+    once = POLICY.current(state, last + 450.0)
+    assert POLICY.current(once, last + 450.0) == once
+    assert POLICY.current(once, last + 600.0).failures == 6
+    # The next failure counts on top of what is left.
+    assert POLICY.record_failure(state, last + 600.0).failures == 7
+    assert POLICY.record_failure(state, last + 8 * 300.0).failures == 1
 
 
-def test_reset_does_not_cut_a_lock_short() -> None:
-    policy = LockoutPolicy(lock_duration=100.0, reset_after=50.0, lock_after=2, free_failures=0)
-    state = policy.record_failure(policy.record_failure(LockoutState(), 0.0), 10.0)
-    assert state.locked_until == 110.0
-    assert policy.check(state, 70.0) == LockoutDecision(False, 40.0, True)
-    assert policy.check(state, 110.0).allowed
+def test_nothing_decays_during_a_lock_and_decay_starts_when_it_lifts() -> None:
+    state, t = fail_n(POLICY, 10)
+    assert state.locked_until == t + 900.0
+    assert POLICY.current(state, t + 899.0) == state
+    assert POLICY.current(state, t + 900.0 + 299.0).failures == 10
+    assert POLICY.current(state, t + 900.0 + 300.0).failures == 9
+    # A slow trickle of one guess per lock period cannot keep the key locked for ever:
+    # after a quiet hour the count is down to 0 and the budget is back.
+    assert POLICY.is_clean(state, t + 900.0 + 10 * 300.0)
+
+
+def test_ceiling_never_locks_only_paces() -> None:
+    ceiling = LockoutPolicy(free_failures=5, lock_after=None, max_delay=8.0, decay_every=36.0)
+    state, t = LockoutState(), 0.0
+    for _ in range(1000):
+        state = ceiling.record_failure(state, t)
+    assert state.locked_until == 0.0 and state.failures == 1000
+    assert ceiling.check(state, t).allowed is False  # progressive delay shape...
+    assert ceiling.pace(state, t) == 8.0  # ...but the gateway only paces, capped
+    assert ceiling.pace(LockoutState(), t) == 0.0
+    four = LockoutState(failures=4.0, last_failure_at=t)
+    assert ceiling.pace(four, t) == 0.0
+    assert ceiling.pace(LockoutState(failures=6.0, last_failure_at=t), t) == 2.0
+
+
+def test_alert_due_once_per_interval() -> None:
+    ceiling = LockoutPolicy(free_failures=3, lock_after=None, alert_every=3600.0)
+    state = LockoutState(failures=2.0, last_failure_at=10.0)
+    assert not ceiling.alert_due(state, 10.0)
+    state = ceiling.record_failure(state, 11.0)
+    assert ceiling.alert_due(state, 11.0)
+    alerted = LockoutState(state.failures, state.last_failure_at, 0.0, alerted_at=11.0)
+    assert not ceiling.alert_due(ceiling.record_failure(alerted, 12.0), 12.0)
+    assert ceiling.alert_due(LockoutState(50.0, 3611.0, 0.0, 11.0), 3611.0)
+    # record_failure keeps the alert time.
+    assert ceiling.record_failure(alerted, 13.0).alerted_at == 11.0
 
 
 def test_states_are_immutable_values() -> None:
@@ -121,5 +157,9 @@ def test_states_are_immutable_values() -> None:
 def test_policy_validation() -> None:
     with pytest.raises(ValueError):
         LockoutPolicy(free_failures=10, lock_after=10)
+    with pytest.raises(ValueError):
+        LockoutPolicy(decay_every=float("inf"))
+    with pytest.raises(ValueError):
+        LockoutPolicy(free_failures=-1, lock_after=None)
     with pytest.raises(ValueError):
         LockoutPolicy(base_delay=0)

@@ -104,7 +104,7 @@ async def test_cli_created_agent_confirmed_by_first_login(gw):
 
 async def test_lockout_engages_and_lifts_with_clock(gw):
     http, base, svc, clock = gw
-    _agent, secret, pw = await make_agent(svc, "dan@example.com")
+    agent, secret, pw = await make_agent(svc, "dan@example.com")
     # 2 free failures, then delays 1 s, 2 s; the 4th failure locks for 300 s.
     for _ in range(4):
         status, _, _ = await _post_login(http, base, "dan@example.com", "wrong password!", "123456")
@@ -116,7 +116,9 @@ async def test_lockout_engages_and_lifts_with_clock(gw):
     assert status == 429 and json.loads(body)["error"]["code"] == "rate_limited"
     assert int(headers["Retry-After"]) > 200
     locked = await svc.store.query_audit(action="login.locked")
-    assert locked and locked[0].target == "acct:dan@example.com"
+    # The audit names the agent, never the tried e-mail address (issue 11.10).
+    assert locked and locked[0].target == agent.id
+    assert "dan@example.com" not in json.dumps(locked[0].details)
     clock.advance(300)
     assert (await _post_login(http, base, "dan@example.com", pw,
                               totp_code(secret, clock.now)))[0] == 200

@@ -231,7 +231,7 @@ async def test_sessions(store: Store) -> None:
 
 async def test_lockout(store: Store) -> None:
     assert await store.get_lockout("acct:a@example.com") is None
-    rec = LockoutRecord("acct:a@example.com", failures=1, last_failure_at=10.0)
+    rec = LockoutRecord("acct:a@example.com", failures=1.0, last_failure_at=10.0)
     await store.put_lockout(rec)
     assert await store.get_lockout("acct:a@example.com") == rec
     rec = LockoutRecord("acct:a@example.com", failures=5, last_failure_at=20.0, locked_until=80.0)
