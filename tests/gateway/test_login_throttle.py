@@ -90,7 +90,7 @@ async def test_attacker_address_cannot_lock_the_owner_out(gw):
 
 async def test_ten_parallel_failures_count_ten(gw):
     """Old code read-then-wrote the counter: parallel failures were counted 3, 7 or 10."""
-    http, base, svc, clock, _ = gw
+    http, base, svc, _clock, _ = gw
     await make_agent(svc, "par@example.com")
     svc.logins.throttle.pair = svc.logins.throttle.pair.__class__(
         free_failures=50, lock_after=60, decay_every=1e6)  # no refusals during the burst
@@ -105,7 +105,7 @@ async def test_ten_parallel_failures_count_ten(gw):
 
 
 async def test_lockout_keys_hold_no_plaintext_address_or_email(gw):
-    http, base, svc, clock, _ = gw
+    http, base, svc, _clock, _ = gw
     await make_agent(svc, "secret-person@example.com")
     for email in ("secret-person@example.com", "nobody-here@example.org"):
         await _login(http, base, email, "wrong wrong wrong", "1", "192.0.2.55")
