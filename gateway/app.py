@@ -26,6 +26,7 @@ from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
+from gateway.datadir import prepare_data_dir
 from gateway.guard import Guard
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
@@ -78,7 +79,7 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     # is opened, so a mistake never leaves a store thread or socket behind.
     limits = Limits.from_dict(config.ratelimit.limits)
     data_dir = config.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
     keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
     store = open_store(config.store_url, data_dir)
