@@ -6,7 +6,12 @@ that are known to be guessed first — the ~10,000 most common passwords shipped
 ``common_passwords.txt`` (the head of the Xato 10M-password frequency list as
 distributed with zxcvbn, MIT, plus keyboard walks, repeated runs and year/number
 suffix variants), the same words with a predictable suffix (``Dragon2024!``), a
-single repeated character, and the user's own e-mail local part.
+single repeated character, and the user's own e-mail local part. On top of those
+rules, a maintained strength estimator — ``zxcvbn`` (Dropbox's algorithm; the PyPI
+port) — scores the password with the user's e-mail and name as extra dictionary words;
+a score below :data:`MIN_ZXCVBN_SCORE` ("safely unguessable" is 3 of 4) is refused, which
+catches sequences (``abcdefghijkl``), repeats (``pwpol1pwpol1``), dates, l33t spellings
+and keyboard patterns that no fixed list holds.
 
 Hashing (:class:`PasswordHasher`) is argon2id through argon2-cffi. Passwords are
 NFKC-normalised before hashing and verifying, so the same password typed on two
@@ -19,6 +24,7 @@ milliseconds and ~19 MiB each): the gateway must run them in a thread pool
 
 from __future__ import annotations
 
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ from importlib import resources
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 __all__ = [
     "DEFAULT_MEMORY_COST",
@@ -49,6 +56,13 @@ DEFAULT_PARALLELISM = 1
 """argon2id lanes; one keeps a login to one core of the thread pool."""
 
 _TRAILING_JUNK = "0123456789!@#$%^&*()-_=+.,?~ "
+
+MIN_ZXCVBN_SCORE = 3
+"""zxcvbn's "safely unguessable: moderate protection from offline slow-hash scenario"."""
+
+ZXCVBN_MAX_CHARS = 72
+"""zxcvbn's cost grows with length; beyond this a password is estimated on its prefix
+(zxcvbn 4.5 refuses longer input; a guessable 72-character prefix is not a strong password)."""
 
 
 def _nfkc(password: str) -> str:
@@ -78,7 +92,7 @@ class WeakPassword(ValueError):
     """A new password was refused.
 
     ``code`` is stable for programs (``too_short``, ``too_long``, ``common``,
-    ``contains_email``, ``one_char``); ``reason`` (also ``str(exc)``) is a message
+    ``contains_email``, ``one_char``, ``guessable``); ``reason`` (also ``str(exc)``) is a message
     safe to show the user: it never repeats the password.
     """
 
@@ -99,6 +113,7 @@ def check_password_strength(
     password: str,
     *,
     email: str | None = None,
+    user_inputs: tuple[str, ...] = (),
     policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> None:
     """Raise :class:`WeakPassword` if ``password`` must not be accepted as new.
@@ -106,6 +121,8 @@ def check_password_strength(
     Call it when a password is set or changed, never at login (old passwords
     keep working until the user changes them). ``email`` is the account's
     address; a password containing its local part (if 4+ characters) is refused.
+    ``user_inputs`` (display name, tenant name...) join the e-mail as words the
+    estimator treats as known to an attacker.
     """
     pw = _nfkc(password)
     if len(pw) < policy.min_length:
@@ -127,6 +144,29 @@ def check_password_strength(
         local = _nfkc(email).strip().casefold().partition("@")[0]
         if len(local) >= 4 and local in folded:
             raise WeakPassword("contains_email", "Do not use your e-mail address in the password.")
+    words = [*_email_words(email)]
+    for value in user_inputs:
+        if isinstance(value, str) and value.strip():
+            folded_value = _nfkc(value).strip().casefold()
+            words += [folded_value, re.sub(r"\s+", "", folded_value), *folded_value.split()]
+    score = zxcvbn(pw[:ZXCVBN_MAX_CHARS], user_inputs=[w[:100] for w in words[:20]])["score"]
+    if score < MIN_ZXCVBN_SCORE:
+        raise WeakPassword(
+            "guessable",
+            f"This password is too easy to guess (strength {score} of 4, at least "
+            f"{MIN_ZXCVBN_SCORE} needed): avoid sequences, repeats, names and dates; "
+            "a phrase of four or more unrelated words works well.",
+        )
+
+
+def _email_words(email: str | None) -> list[str]:
+    """The address and its parts (``li.wei@shop.cn`` -> address, local, li, wei, shop)."""
+    if not email:
+        return []
+    folded = _nfkc(email).strip().casefold()
+    local, _, domain = folded.partition("@")
+    parts = [p for p in re.split(r"[._+\-]", local) if len(p) >= 3]
+    return [folded, local, *parts, domain.partition(".")[0]]
 
 
 class PasswordHasher:

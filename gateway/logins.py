@@ -453,7 +453,7 @@ class LoginService:
             await self.auditor.record("password.change_failed", tenant_id=agent.tenant_id,
                                       actor=agent.id, target=agent.id, ip=ip)
             raise CredentialError("wrong_password", "The current password is not correct.")
-        self._check_strength(new, agent.email)
+        self._check_strength(new, agent.email, agent.display_name)
         agent.password_hash = await self._hash(new)
         agent.password_changed_at = self.clock()
         await self.store.update_agent(agent)
@@ -464,9 +464,9 @@ class LoginService:
         return revoked
 
     @staticmethod
-    def _check_strength(password: str, email: str) -> None:
+    def _check_strength(password: str, email: str, name: str | None = None) -> None:
         try:
-            check_password_strength(password, email=email)
+            check_password_strength(password, email=email, user_inputs=(name or "",))
         except WeakPassword as exc:
             raise CredentialError("weak_password", exc.reason, reason=exc.code) from None
 
@@ -551,13 +551,13 @@ class LoginService:
                 from None
         if await self.store.get_tenant(tenant) is None:
             raise CredentialError("not_found", "No such tenant.")
-        self._check_strength(password, canonical)
-        if await self.store.get_agent_by_email(canonical) is not None:
-            raise CredentialError("email_taken", "An agent with this e-mail already exists.")
+        name = (display_name or canonical.partition("@")[0]).strip()[:120]
+        self._check_strength(password, canonical, name)
         now = self.clock()
         agent_id = "agt_" + uuid.uuid4().hex
         secret = new_totp_secret()
-        name = (display_name or canonical.partition("@")[0]).strip()[:120]
+        # The hash is computed before the uniqueness is known, so a taken address and a
+        # free one take the same time to answer.
         agent = Agent(id=agent_id, tenant_id=tenant, email=canonical, display_name=name,
                       role=role_value, password_hash=await self._hash(password),
                       totp_secret_sealed=self._seal_totp(agent_id, secret),
@@ -566,8 +566,7 @@ class LoginService:
         try:
             await self.store.create_agent(agent)
         except Conflict:
-            raise CredentialError("email_taken", "An agent with this e-mail already exists.") \
-                from None
+            raise await self._email_unavailable(canonical, tenant, actor, ip) from None
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent_id, [hash_recovery_code(c) for c in codes])
         await self.auditor.record("agent.created", tenant_id=tenant, actor=actor,
@@ -575,6 +574,24 @@ class LoginService:
         return NewCredentials(agent=agent, totp_secret=secret,
                               otpauth_uri=provisioning_uri(secret, canonical, ISSUER),
                               recovery_codes=codes)
+
+    async def _email_unavailable(self, email: str, tenant: str, actor: str,
+                                 ip: str | None) -> CredentialError:
+        """One answer whether the address belongs to this tenant or to another one.
+
+        Login e-mails are unique installation-wide, so *some* refusal is unavoidable;
+        it never says where the address is used (issue 11.12). A conflict with another
+        tenant is audited at installation level for the operator, without the address.
+        """
+        existing = await self.store.get_agent_by_email(email)
+        await self.auditor.record("agent.create_refused", tenant_id=tenant, actor=actor,
+                                  ip=ip, reason="email_unavailable")
+        if existing is not None and existing.tenant_id != tenant:
+            await self.auditor.record("agent.email_conflict", tenant_id=None, actor=actor,
+                                      target=existing.id, ip=ip, requested_in=tenant)
+        return CredentialError("email_taken",
+                               "This e-mail address cannot be used for a new agent; "
+                               "use another address.")
 
     async def reset_mfa(self, agent: Agent, *, actor: str,
                         ip: str | None = None) -> NewCredentials:

@@ -136,7 +136,8 @@ def test_too_long() -> None:
     with pytest.raises(WeakPassword) as info:
         check_password_strength("ab" * 513)
     assert info.value.code == "too_long"
-    check_password_strength("ab" * 10 + "x", policy=PasswordPolicy(min_length=8, max_length=21))
+    check_password_strength("qv7 Lmx2 zorp Wend 9k", policy=PasswordPolicy(min_length=8,
+                                                                         max_length=21))
 
 
 @pytest.mark.parametrize(
@@ -160,4 +161,34 @@ def test_short_email_local_part_is_not_a_rule() -> None:
 def test_policy_validation() -> None:
     with pytest.raises(ValueError):
         PasswordPolicy(min_length=20, max_length=10)
-    check_password_strength("abcdefgh9", policy=PasswordPolicy(min_length=8))
+    check_password_strength("Vq9#xL2m-Rt4", policy=PasswordPolicy(min_length=8))
+
+
+@pytest.mark.parametrize(
+    ("password", "email", "name"),
+    [
+        ("abcdefghijkl", "ann@example.com", ""),  # a sequence: not on any list
+        ("pwpol1pwpol1", "ops@example.com", ""),  # a repeated short word
+        ("asdfghjkl;987", "bob@example.com", ""),  # a keyboard walk
+        ("02141988!!!!", "cai@example.com", ""),  # a date
+        ("wangxiaoming2024", "wxm@example.com", "Wang Xiaoming"),  # the user's own name
+    ],
+)
+def test_guessable_passwords_refused_by_the_estimator(password: str, email: str,
+                                                      name: str) -> None:
+    """Issue 11.12: these passed the list-based rules before zxcvbn was added."""
+    with pytest.raises(WeakPassword) as info:
+        check_password_strength(password, email=email, user_inputs=(name,) if name else ())
+    assert info.value.code == "guessable"
+    assert password not in info.value.reason
+    assert "strength" in info.value.reason
+
+
+def test_estimator_input_is_bounded() -> None:
+    # A megabyte-long password is refused for its length before any estimate runs, and
+    # a long strong one is estimated on a bounded prefix (fast).
+    import time
+
+    started = time.perf_counter()
+    check_password_strength("zebra lantern orbit marble " * 30)
+    assert time.perf_counter() - started < 2.0
