@@ -14,7 +14,7 @@ Modules, one job each:
 * :mod:`auth.recovery` — one-time recovery codes;
 * :mod:`auth.tokens` — session tokens, session lifetime, CSRF tokens;
 * :mod:`auth.lockout` — progressive delays and lockout against brute force;
-* :mod:`auth.roles` — roles, permissions, tenant-scoped checks;
+* :mod:`auth.roles` — roles, permissions, tenant-scoped checks, the installation operator;
 * :mod:`auth.identity` — verification of customers' identity tokens from the widget.
 """
 
@@ -30,7 +30,17 @@ from auth.recovery import (
     match_recovery_code,
     normalize_recovery_code,
 )
-from auth.roles import Forbidden, Permission, Principal, Role, require, role_permissions
+from auth.roles import (
+    OPERATOR_SCOPE,
+    Forbidden,
+    InstallationPermission,
+    Permission,
+    Principal,
+    Role,
+    require,
+    require_operator,
+    role_permissions,
+)
 from auth.tokens import (
     SessionLifetime,
     SessionStatus,
@@ -42,10 +52,12 @@ from auth.tokens import (
 from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri, qr_png, qr_terminal
 
 __all__ = [
+    "OPERATOR_SCOPE",
     "Clock",
     "Forbidden",
     "IdentityError",
     "IdentityVerifier",
+    "InstallationPermission",
     "InvalidEmail",
     "InvalidRecoveryCode",
     "LockoutDecision",
@@ -77,6 +89,7 @@ __all__ = [
     "qr_png",
     "qr_terminal",
     "require",
+    "require_operator",
     "role_permissions",
     "sign_identity",
     "system_clock",

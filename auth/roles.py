@@ -1,9 +1,14 @@
-"""Roles, permissions and tenant-scoped authorisation for agents.
+"""Roles, permissions and tenant-scoped authorisation for agents and operators.
 
 Least privilege, as the handbooks require: each role gets only the permissions it
 needs, and *no* permission crosses a tenant boundary, for any role (an admin of
 tenant A is nobody in tenant B; operating several tenants means several accounts).
 Every check is explicit about the tenant of the resource being touched.
+
+Installation-wide actions (master-key rotation, creating tenants, freezing any tenant,
+global settings) belong to the **installation operator** alone (issue 11.4): a role
+created only with the CLI (``cipherdesk operator add``), holding no tenant permission at
+all, checked with :func:`require_operator`. Tenant admins can never reach them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Forbidden", "Permission", "Principal", "Role", "require", "role_permissions"]
+__all__ = [
+    "OPERATOR_SCOPE",
+    "Forbidden",
+    "InstallationPermission",
+    "Permission",
+    "Principal",
+    "Role",
+    "require",
+    "require_operator",
+    "role_permissions",
+]
+
+OPERATOR_SCOPE = "~installation"
+"""The reserved id operator accounts are filed under. It is outside the tenant-id grammar
+(``[a-z0-9][a-z0-9_-]*``), so no tenant can ever be created with it; the gateway keeps a
+frozen placeholder row for it only because the store ties every account to a tenant row.
+It is not a tenant: it has no origins, no chats, and grants nothing."""
 
 
 class Role(StrEnum):
@@ -19,11 +40,14 @@ class Role(StrEnum):
 
     Order comparisons use rank, not the alphabet (plain ``str`` ordering would put
     "admin" below "agent"); comparing with anything but a Role is a TypeError.
+    ``OPERATOR`` ranks below every tenant role: it holds no tenant permission, so a
+    rank comparison can never hand it tenant powers.
     """
 
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    OPERATOR = "operator"
 
     @property
     def rank(self) -> int:
@@ -52,7 +76,10 @@ class Role(StrEnum):
         return self.rank >= self._other_rank(other)
 
 
-_RANK = {Role.AGENT: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+_RANK = {Role.OPERATOR: -1, Role.AGENT: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+
+TENANT_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+"""The roles a tenant account can have (the API and ``agent add`` accept only these)."""
 
 
 class Permission(StrEnum):
@@ -97,7 +124,24 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: _AGENT,
     Role.SUPERVISOR: frozenset(_SUPERVISOR),
     Role.ADMIN: _ADMIN,
+    Role.OPERATOR: frozenset(),
 }
+
+
+class InstallationPermission(StrEnum):
+    """Something only the installation operator may do (it spans every tenant)."""
+
+    KEYS_ROTATE = "keys_rotate"
+    """Rotate the master key (rewraps every tenant's keys and secrets)."""
+    TENANT_CREATE = "tenant_create"
+    """Create tenants."""
+    TENANT_FREEZE = "tenant_freeze"
+    """Freeze or unfreeze any tenant."""
+    SETTINGS = "settings"
+    """Read installation-wide settings and state."""
+
+
+OPERATOR_PERMISSIONS = frozenset(InstallationPermission)
 
 
 def role_permissions(role: Role) -> frozenset[Permission]:
@@ -111,8 +155,9 @@ class Forbidden(Exception):
     The message names the permission, never the resource or other tenants.
     """
 
-    def __init__(self, permission: Permission, tenant_id: str | None = None) -> None:
-        super().__init__(f"not allowed: {Permission(permission).value}")
+    def __init__(self, permission: Permission | InstallationPermission,
+                 tenant_id: str | None = None) -> None:
+        super().__init__(f"not allowed: {permission.value}")
         self.permission = permission
         self.tenant_id = tenant_id
 
@@ -130,6 +175,16 @@ class Principal:
         """Everything this principal may do in its own tenant."""
         return role_permissions(self.role)
 
+    @property
+    def is_operator(self) -> bool:
+        """An installation operator: installation-wide actions, no tenant powers."""
+        return self.role is Role.OPERATOR and self.tenant_id == OPERATOR_SCOPE
+
+    @property
+    def installation_permissions(self) -> frozenset[InstallationPermission]:
+        """Installation-wide permissions (all of them for an operator, else none)."""
+        return OPERATOR_PERMISSIONS if self.is_operator else frozenset()
+
     def can(self, permission: Permission, tenant_id: str) -> bool:
         """True only if the role grants ``permission`` AND ``tenant_id`` is ours."""
         if not isinstance(tenant_id, str) or not tenant_id or tenant_id != self.tenant_id:
@@ -141,3 +196,9 @@ def require(principal: Principal, permission: Permission, tenant_id: str) -> Non
     """Raise :class:`Forbidden` unless ``principal.can(permission, tenant_id)``."""
     if not principal.can(permission, tenant_id):
         raise Forbidden(permission, tenant_id)
+
+
+def require_operator(principal: Principal, permission: InstallationPermission) -> None:
+    """Raise :class:`Forbidden` unless ``principal`` is an installation operator."""
+    if permission not in principal.installation_permissions:
+        raise Forbidden(permission)

@@ -1,4 +1,5 @@
-"""``cipherdesk agent …``, ``cipherdesk tenant …`` and ``cipherdesk audit``.
+"""``cipherdesk agent …``, ``cipherdesk tenant …``, ``cipherdesk operator …`` and
+``cipherdesk audit``.
 
 Every command runs against the same services as the gateway (``offline_services``) and
 goes through :class:`gateway.logins.LoginService`, so the CLI enforces exactly the rules
@@ -11,6 +12,11 @@ The first admin of a fresh install::
     cipherdesk agent add admin@example.com --tenant demo --role admin
 
 prints the ``otpauth://`` URI, a QR code to scan and ten recovery codes, once.
+
+Installation operators (master-key rotation, tenants of the whole installation; no tenant
+of their own) exist only through this CLI — there is no API that creates one::
+
+    cipherdesk operator add ops@example.com
 """
 
 from __future__ import annotations
@@ -18,19 +24,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import re
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from auth.roles import OPERATOR_SCOPE
 from auth.totp import qr_terminal
 from gateway.cli import CliError, config_from, offline_services
 from gateway.logins import CredentialError, NewCredentials
-from gateway.store.base import Agent, Conflict, Tenant
-from gateway.tenants import DEMO_TENANT, normalize_origin
-
-_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from gateway.store.base import Agent, Tenant
+from gateway.tenant_admin import NewTenant, TenantRefused, create_tenant, is_real_tenant
+from gateway.tenants import DEMO_TENANT
 
 
 def _run(coro: Any) -> Any:
@@ -173,38 +178,19 @@ def cmd_agent_reset_mfa(args: argparse.Namespace) -> None:
 
 def cmd_tenant_add(args: argparse.Namespace) -> None:
     config = config_from(args)
-    if not _TENANT_ID.match(args.tenant_id):
-        raise CliError("tenant ids are 1-63 lowercase letters, digits, '-' or '_'")
-    origins = []
-    for raw in args.origin or []:
-        normalized = normalize_origin(raw)
-        if normalized is None:
-            raise CliError(f"not an origin: {raw!r} (expected https://host[:port], no path)")
-        origins.append(normalized)
     secret = _read_secret_stdin("identity secret") if args.identity_secret_stdin else None
-    if secret is not None and len(secret.encode()) < 32:
-        raise CliError("identity secrets need at least 32 bytes")
-    if args.identity_mode == "enforced" and secret is None:
-        raise CliError("--identity-mode enforced needs --identity-secret-stdin")
+    request = NewTenant(args.tenant_id, args.name, tuple(args.origin or ()),
+                        args.identity_mode, secret)
 
-    async def run() -> None:
+    async def run() -> Tenant:
         async with offline_services(config) as svc:
-            tenant = Tenant(id=args.tenant_id, name=args.name,
-                            allowed_origins=sorted(set(origins)),
-                            identity_mode=args.identity_mode, created_at=svc.clock())
-            if secret is not None:
-                tenant.identity_secrets_sealed = svc.tenants.seal_identity_secrets(
-                    tenant.id, [secret])
             try:
-                await svc.store.create_tenant(tenant)
-            except Conflict:
-                raise CliError(f"tenant {args.tenant_id!r} already exists") from None
-            await svc.auditor.record("tenant.created", tenant_id=tenant.id, actor="cli",
-                                     target=tenant.id, origins=tenant.allowed_origins,
-                                     identity_mode=tenant.identity_mode)
+                return await create_tenant(svc, request, actor="cli")
+            except TenantRefused as exc:
+                raise CliError(exc.message) from None
 
-    _run(run())
-    print(f"tenant {args.tenant_id} created (origins: {', '.join(origins) or 'none'})")
+    tenant = _run(run())
+    print(f"tenant {tenant.id} created (origins: {', '.join(tenant.allowed_origins) or 'none'})")
 
 
 def cmd_tenant_list(args: argparse.Namespace) -> None:
@@ -212,11 +198,42 @@ def cmd_tenant_list(args: argparse.Namespace) -> None:
 
     async def run() -> list[Tenant]:
         async with offline_services(config) as svc:
-            return await svc.store.list_tenants()
+            return [t for t in await svc.store.list_tenants() if is_real_tenant(t)]
 
     rows = [(t.id, t.name, t.identity_mode, "yes" if t.frozen else "no",
              " ".join(t.allowed_origins)) for t in _run(run())]
     print(_table(("ID", "NAME", "IDENTITY", "FROZEN", "ORIGINS"), rows))
+
+
+# ---------------------------------------------------------------------- operator
+
+
+def cmd_operator_add(args: argparse.Namespace) -> None:
+    config = config_from(args)
+    password = _read_secret_stdin("password") if args.password_stdin else _prompt_password()
+
+    async def run() -> NewCredentials:
+        async with offline_services(config) as svc:
+            try:
+                return await svc.logins.create_operator(args.email, password, args.name)
+            except CredentialError as exc:
+                raise CliError(exc.message) from None
+
+    creds = _run(run())
+    _print_credentials(creds, f"Installation operator {creds.agent.email} created with id "
+                              f"{creds.agent.id} (no tenant; logs in at /api/login).")
+
+
+def cmd_operator_list(args: argparse.Namespace) -> None:
+    config = config_from(args)
+
+    async def run() -> list[Agent]:
+        async with offline_services(config) as svc:
+            return await svc.store.list_agents(OPERATOR_SCOPE)
+
+    rows = [(a.email, a.display_name, "disabled" if a.disabled else "active",
+             "yes" if a.totp_confirmed else "pending", a.id) for a in _run(run())]
+    print(_table(("EMAIL", "NAME", "STATE", "TOTP", "ID"), rows))
 
 
 # ---------------------------------------------------------------------- audit
@@ -287,6 +304,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     tadd.set_defaults(func=cmd_tenant_add)
     tlist = tenant_sub.add_parser("list", parents=[common], help="list tenants")
     tlist.set_defaults(func=cmd_tenant_list)
+
+    operator = sub.add_parser("operator", help="manage installation operators (no tenant)")
+    op_sub = operator.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
+    opadd = op_sub.add_parser("add", parents=[common],
+                              help="create an installation operator (prints TOTP QR)")
+    opadd.add_argument("email")
+    opadd.add_argument("--name", help="display name (default: the e-mail's local part)")
+    opadd.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    opadd.set_defaults(func=cmd_operator_add)
+    oplist = op_sub.add_parser("list", parents=[common], help="list installation operators")
+    oplist.set_defaults(func=cmd_operator_list)
 
     aud = sub.add_parser("audit", parents=[common], help="show the audit log (newest first)")
     aud.add_argument("--tenant")

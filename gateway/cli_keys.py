@@ -57,8 +57,8 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
     if _gateway_listening(config):
         raise CliError(
             f"a gateway is listening on {config.server.host}:{config.server.port}; it would "
-            "not know the new key. Stop it first, or (single node) use 'Rotate keys' on "
-            "the admin page's emergency panel"
+            "not know the new key. Stop it first, or (single node) have an installation operator "
+            "call POST /api/emergency/rotate-keys"
         )
 
     async def run() -> keyrotation.Report:

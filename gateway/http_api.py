@@ -59,7 +59,6 @@ from auth.identity import MIN_SECRET_BYTES
 from auth.roles import Forbidden, Permission, Role, require
 from auth.tokens import SessionLifetime, csrf_token_for
 from auth.totp import qr_png
-from gateway.bus.base import BusEvent, tenant_topic
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
@@ -372,12 +371,18 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant = await svc.tenants.get(ctx.agent.tenant_id)
     session = ctx.session
+    operator = ctx.principal.is_operator
     return web.json_response({
         "agent": agent_json(ctx.agent),
-        "tenant": {"id": ctx.agent.tenant_id, "name": tenant.name if tenant else None,
-                   "frozen": tenant.frozen if tenant else False},
+        "tenant": None if operator else {
+            "id": ctx.agent.tenant_id, "name": tenant.name if tenant else None,
+            "frozen": tenant.frozen if tenant else False},
         "role": ctx.agent.role,
         "permissions": sorted(p.value for p in ctx.principal.permissions),
+        "installation_permissions": sorted(
+            p.value for p in ctx.principal.installation_permissions),
+        "reauth_until": (session.reauth_at + svc.config.auth.reauth_window
+                         if svc.logins.reauth_is_fresh(session) else None),
         "csrf": csrf_for(svc, ctx.token),
         "session": {"created_at": session.created_at, "last_seen_at": session.last_seen_at,
                     "expires_at": _lifetime(svc).expires_at(session.created_at,
@@ -616,12 +621,9 @@ async def get_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
 
 
 async def _set_frozen(svc: Services, tenant: Tenant, frozen: bool, actor: str, ip: str) -> None:
-    tenant.frozen = frozen
-    await svc.store.update_tenant(tenant)
-    svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("tenant.frozen" if frozen else "tenant.unfrozen",
-                             tenant_id=tenant.id, actor=actor, target=tenant.id, ip=ip)
-    await svc.bus.publish(tenant_topic(tenant.id), BusEvent(kind="frozen"))
+    from gateway.tenant_admin import set_frozen
+
+    await set_frozen(svc, tenant, frozen, actor=actor, ip=ip)
 
 
 @authed(Permission.TENANT_MANAGE)

@@ -11,8 +11,14 @@ What lives under the master keyring (``svc.keyring``) and is moved by :func:`rew
 Everything sealed *under a chat data key* (messages, identities, outbox payloads) does not
 change: only the data key's wrapping does. Short-lived values (pending TOTP enrolment
 tokens, Redis bus frames) are not stored and keep opening while the old key stays in
-the ring. Old keys are never removed here: retire one only after a rewrap reported
-nothing left, by restarting with a ring that no longer lists it.
+the ring.
+
+Repeated rotations do not grow the key file without bound: when a rotation's rewrap
+skipped nothing (every stored value now opens with the current key), the file keeps only
+the current and the previous key (:data:`KEEP_KEYS`) — the previous one for values in
+flight (enrolment tokens, bus frames) — and keys older than that are retired from the
+file. The running process keeps them in memory until it restarts. A rewrap that skipped
+something retires nothing.
 
 :func:`rotate` is for a *file-managed* keyring (``<data dir>/master.key``) on one node:
 it writes the new ring to the file, adopts it in place (every component holds the same
@@ -29,7 +35,8 @@ from typing import Any
 
 import structlog
 
-from crypto.envelope import EnvelopeError, Keyring
+from crypto.envelope import EnvelopeError, Keyring, KeyringError
+from crypto.keyfile import replace_secret_file
 from gateway.logins import totp_aad
 from gateway.plugin_host import _secrets_aad as plugin_secrets_aad  # private: see below
 from gateway.store.base import NotFound
@@ -42,6 +49,9 @@ log = structlog.get_logger("cipherdesk.keyrotation")
 
 BATCH = 500
 """Chat keys read per store round trip."""
+
+KEEP_KEYS = 2
+"""Keys left in the key file after a clean rotation: the current one and the previous."""
 
 
 class RotationRefused(Exception):
@@ -69,6 +79,8 @@ class Report:
     """Values that could not be opened (unknown key, tampered) or vanished meanwhile."""
     failures: list[str] = field(default_factory=list)
     """What was skipped, as ``kind:id`` (ids only), capped at 50 entries."""
+    keys_in_file: int = 0
+    """Keys the key file lists after :func:`rotate` (0 when not rotating)."""
 
     @property
     def moved(self) -> int:
@@ -241,11 +253,31 @@ async def rotate(svc: Any, *, actor: str = "cli", ip: str | None = None,
     keyring.adopt(keyring.rotate(key_file_path(svc)))
     log.info("master_key_rotated", key_id=keyring.current.key_id, previous=previous)
     report = await rewrap_all(svc)
+    report.keys_in_file = len(keyring.key_ids)
+    if report.skipped == 0:
+        report.keys_in_file = _retire_old_keys(key_file_path(svc), keyring)
     await svc.auditor.record(
         "keys.rotated", tenant_id=tenant_id, actor=actor, ip=ip,
         key_id=keyring.current.key_id, previous_key_id=previous,
-        keys_in_ring=len(keyring.key_ids), chat_keys=report.chat_keys,
+        keys_in_ring=report.keys_in_file, chat_keys=report.chat_keys,
         totp_secrets=report.totp_secrets, identity_secrets=report.identity_secrets,
         plugin_secrets=report.plugin_secrets, skipped=report.skipped,
     )
     return report
+
+
+def _retire_old_keys(path: Path, keyring: Keyring) -> int:
+    """Keep only the newest :data:`KEEP_KEYS` keys in the key file; returns how many it
+    lists. The file's format is one base64 key per line, newest first."""
+    lines = [line.strip() for line in path.read_bytes().decode("ascii").splitlines()]
+    keys = [line for line in lines if line and not line.startswith("#")]
+    if len(keys) <= KEEP_KEYS:
+        return len(keys)
+    kept = "".join(f"{line}\n" for line in keys[:KEEP_KEYS]).encode("ascii")
+    trimmed = Keyring.from_file_content(kept, source=str(path))
+    if trimmed.key_ids != keyring.key_ids[:KEEP_KEYS]:  # never write a ring we did not mean
+        raise KeyringError("the key file does not match the running keyring")
+    replace_secret_file(path, kept)
+    log.info("master_keys_retired", kept=list(trimmed.key_ids),
+             retired=len(keys) - KEEP_KEYS)
+    return KEEP_KEYS

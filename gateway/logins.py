@@ -60,7 +60,7 @@ from auth.recovery import (
     generate_recovery_codes,
     hash_recovery_code,
 )
-from auth.roles import Role
+from auth.roles import OPERATOR_SCOPE, TENANT_ROLES, Role
 from auth.tokens import hash_token, new_session_token
 from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri
 from crypto.envelope import EnvelopeError, Keyring
@@ -70,7 +70,7 @@ from gateway.config import Config
 from gateway.login_throttle import LoginThrottle, ThrottleKeys
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
-from gateway.store.base import Agent, AgentSession, Conflict, Store
+from gateway.store.base import Agent, AgentSession, Conflict, Store, Tenant
 
 T = TypeVar("T")
 
@@ -547,10 +547,38 @@ class LoginService:
         try:
             role_value = Role(role).value
         except ValueError:
-            raise CredentialError("invalid_role", "Role must be agent, supervisor or admin.") \
-                from None
-        if await self.store.get_tenant(tenant) is None:
+            role_value = ""
+        if role_value not in TENANT_ROLES:
+            raise CredentialError("invalid_role", "Role must be agent, supervisor or admin.")
+        if tenant == OPERATOR_SCOPE or await self.store.get_tenant(tenant) is None:
             raise CredentialError("not_found", "No such tenant.")
+        return await self._create_account(canonical, tenant, role_value, password, display_name,
+                                          actor=actor, ip=ip, confirmed=confirmed)
+
+    async def create_operator(self, email: str, password: str,
+                              display_name: str | None = None) -> NewCredentials:
+        """An installation operator (only the CLI calls this; no API can).
+
+        Operators log in like agents (password + TOTP, same throttling, same sessions)
+        but belong to no tenant: their rows are filed under the reserved
+        :data:`auth.roles.OPERATOR_SCOPE` placeholder, created frozen here on first use.
+        """
+        try:
+            canonical = normalize_email(email)
+        except InvalidEmail as exc:
+            raise CredentialError("invalid_email", str(exc)) from None
+        if await self.store.get_tenant(OPERATOR_SCOPE) is None:
+            with contextlib.suppress(Conflict):
+                await self.store.create_tenant(Tenant(
+                    id=OPERATOR_SCOPE, name="installation operators (not a tenant)",
+                    frozen=True, created_at=self.clock()))
+        return await self._create_account(canonical, OPERATOR_SCOPE, Role.OPERATOR.value,
+                                          password, display_name, actor="cli", ip=None,
+                                          confirmed=False)
+
+    async def _create_account(self, canonical: str, tenant: str, role_value: str,
+                              password: str, display_name: str | None, *, actor: str,
+                              ip: str | None, confirmed: bool) -> NewCredentials:
         name = (display_name or canonical.partition("@")[0]).strip()[:120]
         self._check_strength(password, canonical, name)
         now = self.clock()

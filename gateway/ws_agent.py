@@ -265,6 +265,11 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
             svc.metrics.connections_refused_total.labels(reason="unauthenticated").inc()
             await conn.refuse(CloseCode.UNAUTHENTICATED, "login required")
             return None
+        if ctx.principal.is_operator:
+            # Operators run the installation, not chats: they have no console socket.
+            svc.metrics.connections_refused_total.labels(reason="role").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, "operators have no chat console")
+            return None
         return ctx
 
     async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:

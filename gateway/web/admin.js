@@ -437,9 +437,11 @@ async function emergency() {
     h('div', { class: 'panel danger-zone', id: 'freeze-panel' }, h('h2', { text: 'Freeze the tenant' }),
       h('p', { class: 'small', text: 'Stops all customer chats of this tenant (new and live connections are refused with 4403) until unfrozen.' }),
       state, h('p', {}, freeze)),
+    // Master-key rotation is an installation operator's action (tenant admins get 403).
+    ...((me.installation_permissions || []).includes('keys_rotate') ? [
     h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: 'Rotate keys' }),
       h('p', { class: 'small', text: 'Adds a new master key and re-encrypts every stored data key and secret (TOTP, identity and plugin secrets) under it. Older keys stay in the key file so nothing becomes unreadable. Single-node gateways with a key file only; otherwise use "cipherdesk keys rotate" / "cipherdesk keys rewrap" on the gateway host.' }),
-      rotateState, h('p', {}, rotate)));
+      rotateState, h('p', {}, rotate))] : []));
 }
 
 /* ------------------------------------------------------------------ embed */

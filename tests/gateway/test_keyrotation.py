@@ -110,7 +110,14 @@ async def gw(tmp_path):
     await runner.cleanup()
 
 
-async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
+async def _operator(http, base, svc, clock) -> str:
+    """An installation operator (CLI-only role) logged in; returns the bearer token."""
+    creds = await svc.logins.create_operator("ops@example.com", DEFAULT_PASSWORD)
+    return await login(http, base, "ops@example.com", DEFAULT_PASSWORD, creds.totp_secret,
+                       clock.now)
+
+
+async def test_rotate_via_operator_api_on_a_running_gateway(gw, tmp_path):
     http, base, svc, clock = gw
     key_file = tmp_path / "data" / MASTER_KEY_FILE
     old_ring = _ring(key_file)
@@ -122,6 +129,7 @@ async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
     _, sup_secret, _ = await make_agent(svc, "sue@example.com", role="supervisor")
     admin = await login(http, base, "root@example.com", pw, admin_secret, clock.now)
     sup = await login(http, base, "sue@example.com", pw, sup_secret, clock.now)
+    ops = await _operator(http, base, svc, clock)
     await _seed_secrets(svc)
 
     customer = CustomerClient(base, "demo", origin=base)
@@ -133,20 +141,25 @@ async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
     finally:
         await customer.aclose()
 
-    # Not an admin: forbidden; a cookie caller without the CSRF header: refused.
-    async with http.post(base + ROTATE, headers=bearer(sup)) as r:
-        assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
-    clock.advance(30)  # next TOTP step: a second login of the same admin, by cookie
+    # Issue 11.4: a tenant admin (who has the emergency permission) and a supervisor are
+    # both refused; only the installation operator rotates. A cookie caller without the
+    # CSRF header: refused.
+    for token in (admin, sup):
+        async with http.post(base + ROTATE, headers=bearer(token)) as r:
+            assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
+    clock.advance(30)  # next TOTP step: a second login of the operator, by cookie
+    ops_secret = svc.logins.open_totp_secret(await svc.store.get_agent_by_email(
+        "ops@example.com"))
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as cookie_http:
         async with cookie_http.post(base + "/api/login", json={
-                "email": "root@example.com", "password": pw,
-                "otp": totp_code(admin_secret, clock.now)}) as r:
+                "email": "ops@example.com", "password": DEFAULT_PASSWORD,
+                "otp": totp_code(ops_secret, clock.now)}) as r:
             assert r.status == 200, await r.text()
         async with cookie_http.post(base + ROTATE) as r:
             assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
     assert svc.keyring.key_ids == old_ring.key_ids  # nothing rotated so far
 
-    async with http.post(base + ROTATE, headers=bearer(admin)) as r:
+    async with http.post(base + ROTATE, headers=bearer(ops)) as r:
         text = await r.text()
         assert r.status == 200, text
     body = json.loads(text)
@@ -160,12 +173,12 @@ async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
     assert body["ok"] and body["key_id"] == new_id and body["previous_key_id"] == old_id
     assert body["keys_in_ring"] == 2 and body["skipped"] == 0
     assert body["chat_keys"] == 1
-    assert body["totp_secrets"] == 3
+    assert body["totp_secrets"] == 4  # admin, agent, supervisor, operator
     assert body["identity_secrets"] == 1 and body["plugin_secrets"] == 1
     assert "failures" not in body
 
     counts = await _assert_all_current(svc, svc.keyring)
-    assert counts == {"chats": 1, "totp": 3, "identity": 1, "plugins": 1}
+    assert counts == {"chats": 1, "totp": 4, "identity": 1, "plugins": 1}
     assert await _history(svc, chat_id) == ["first message", "second message"]
 
     # The agent logs in with TOTP (secret resealed under the new key).
@@ -190,7 +203,8 @@ async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
     events = await svc.store.query_audit(action="keys.rotated")
     assert len(events) == 1
     event = events[0]
-    assert event.actor == (await svc.store.get_agent_by_email("root@example.com")).id
+    assert event.actor == (await svc.store.get_agent_by_email("ops@example.com")).id
+    assert event.tenant_id is None  # an installation event, in no tenant's log
     assert event.details["chat_keys"] == 1 and event.details["key_id"] == new_id
     audit_text = json.dumps(event.details)
     async with http.get(base + "/api/audit?action=keys.rotated", headers=bearer(admin)) as r:
@@ -198,19 +212,23 @@ async def test_rotate_via_admin_api_on_a_running_gateway(gw, tmp_path):
     for secret in _key_texts(new_ring):
         assert secret not in text and secret not in audit_text
 
-    # Rotating again keeps every older key and moves everything once more.
-    async with http.post(base + ROTATE, headers=bearer(admin)) as r:
+    # Rotating again moves everything once more; the rewrap was clean, so the key file
+    # keeps the current and the previous key only: repeated rotations do not grow it.
+    async with http.post(base + ROTATE, headers=bearer(ops)) as r:
         assert r.status == 200
         again = await r.json()
-    assert again["keys_in_ring"] == 3 and again["chat_keys"] == 2
-    assert _ring(key_file).key_ids[1:] == new_ring.key_ids
+    assert again["keys_in_ring"] == 2 and again["chat_keys"] == 2 and again["skipped"] == 0
+    assert _ring(key_file).key_ids == (again["key_id"], new_id)
+    for _ in range(3):
+        async with http.post(base + ROTATE, headers=bearer(ops)) as r:
+            assert r.status == 200 and (await r.json())["keys_in_ring"] == 2
+    assert len(_ring(key_file).key_ids) == 2
     await _assert_all_current(svc, svc.keyring)
 
 
 async def test_rotate_refused_for_env_keys_and_shared_bus(gw, tmp_path):
     http, base, svc, clock = gw
-    _, secret, pw = await make_agent(svc, "root@example.com", role="admin")
-    admin = await login(http, base, "root@example.com", pw, secret, clock.now)
+    admin = await _operator(http, base, svc, clock)
     key_file = tmp_path / "data" / MASTER_KEY_FILE
     before = key_file.read_bytes()
     ids = svc.keyring.key_ids
