@@ -14,8 +14,8 @@ Asserted, per chat, against a fresh connection's history (the store is the truth
 - every message a customer sent (acked before the kill or re-sent after it) is there once;
 - the chats carry on in both directions after the failover;
 - no live view (customers', agent's) ever showed a message twice, and each customer and
-  the agent saw every message of its chats (live, or replayed on resume) — see
-  ``LIVE_VIEW_GAPS_FIXED``.
+  the agent saw every message of its chats (live, or replayed on resume; gateway/feed.py
+  fills cross-node seq gaps from the store).
 """
 
 from __future__ import annotations
