@@ -11,57 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from auth.roles import Principal, Role
-from gateway.app import build_services, close_services
 from gateway.bus.base import BusEvent, chat_topic
 from gateway.chats import ChatError
-from gateway.config import Config, load_config
 from gateway.protocol import ChatEvent
 from gateway.services import Services
 from gateway.store.base import Agent, Chat, Tenant
-from tests.gateway.helpers import FakeClock
-
-
-def _config(data_dir: Path, store_url: str) -> Config:
-    return load_config(
-        None,
-        environ={},
-        overrides={
-            "server": {"host": "127.0.0.1", "port": 8080, "data_dir": str(data_dir)},
-            "store": {"url": store_url},
-        },
-    )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/cipherdesk.db"
-    return request.getfixturevalue("postgres_dsn")
-
-
-@pytest.fixture
-async def nodes(store_url: str, tmp_path: Path) -> AsyncIterator[list[Services]]:
-    """Two gateway nodes' services on one database (each with its own bus and caches)."""
-    clock = FakeClock()
-    built: list[Services] = []
-    try:
-        for _ in range(2):
-            built.append(await build_services(_config(tmp_path / "data", store_url), clock))
-        yield built
-    finally:
-        for svc in built:
-            await close_services(svc)
-
-
-@pytest.fixture
-def svc(nodes: list[Services]) -> Services:
-    return nodes[0]
 
 
 async def _agent(svc: Services, role: str = "agent", tenant: str = "demo") -> Principal:
