@@ -43,7 +43,9 @@ from gateway.protocol import (
 from gateway.store.base import (
     Agent,
     Chat,
+    ChatClosed,
     NewMessage,
+    NotFound,
     OutboxEvent,
     PolicyFlag,
     Store,
@@ -286,18 +288,25 @@ class ChatService:
         builder = await self._message_events(
             tenant, chat, key, sender, msg_id, now, decision.text, policy_meta
         )
-        result = await self.store.append_message(
-            NewMessage(
-                chat_id=chat.id,
-                msg_id=msg_id,
-                sender=sender,
-                ts=now,
-                body_sealed=seal_text(key, chat.id, msg_id, decision.text),
-                sender_agent_id=agent,
-                policy=policy_meta,
-            ),
-            builder,
-        )
+        try:
+            result = await self.store.append_message(
+                NewMessage(
+                    chat_id=chat.id,
+                    msg_id=msg_id,
+                    sender=sender,
+                    ts=now,
+                    body_sealed=seal_text(key, chat.id, msg_id, decision.text),
+                    sender_agent_id=agent,
+                    policy=policy_meta,
+                ),
+                builder,
+            )
+        except ChatClosed:
+            # The service's view was stale (closed on another node or a moment ago): the
+            # store checked the state in the append's own transaction and wrote nothing.
+            raise ChatError("chat_closed", "this conversation is closed") from None
+        except NotFound:
+            raise ChatError("not_found", "no such chat") from None
         stored = result.message
         if builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
@@ -589,17 +598,27 @@ class ChatService:
                 Permission.CHAT_TAKEOVER, tenant_id
             ):
                 raise ChatError("not_assigned", "only the assigned agent can close this chat")
-        if chat.state == "closed":
-            if by == "customer" and csat is not None and chat.csat is None:
-                chat.csat = csat
-                await self.store.update_chat(chat)
-            return chat
-        chat.state = "closed"
-        chat.closed_at = self.clock()
-        chat.close_reason = reason if by == "agent" else "customer_left"
-        if csat is not None:
+        if chat.state != "closed":
+            # Compare-and-set: of concurrent closes (two nodes, double clicks) exactly one
+            # gets the chat back and runs the close steps once; the others see it closed.
+            closed = await self.store.close_chat(
+                chat.id,
+                closed_at=self.clock(),
+                reason=reason if by == "agent" else "customer_left",
+                csat=csat,
+            )
+            if closed is None:
+                chat = await self._chat(chat_id, tenant_id)
+            else:
+                chat = closed
+                return await self._after_close(chat, tenant_id)
+        if by == "customer" and csat is not None and chat.csat is None:
             chat.csat = csat
-        await self.store.update_chat(chat)
+            await self.store.update_chat(chat)
+        return chat
+
+    async def _after_close(self, chat: Chat, tenant_id: str) -> Chat:
+        """The steps of a close, run once by the caller whose compare-and-set won."""
         await self.bus.publish(
             chat_topic(chat.id),
             BusEvent(

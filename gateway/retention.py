@@ -4,6 +4,10 @@ Handbook rule: collect the minimum, keep it only as long as needed. Every
 ``interval_seconds`` the job crypto-shreds chats closed more than ``closed_chat_days``
 ago (their data keys are deleted, so transcripts, identities and pending plugin events
 become unreadable), each erase audited. The clock is injectable so tests run exactly.
+A chat whose erase fails is logged and retried on the next run; it never blocks the rest.
+
+Not covered yet: chats that never close are kept until someone closes them (idle-open
+chats auto-closing after a tenant-set time is the retention-policy work of issue 15).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from gateway.store.base import Store
 log = structlog.get_logger("cipherdesk.retention")
 
 DAY = 86_400.0
+BATCH = 200  # chats per store query
 
 
 class RetentionJob:
@@ -34,22 +39,35 @@ class RetentionJob:
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
-        """Erase every chat past retention; returns how many were erased."""
+        """Erase every chat past retention; returns how many were erased.
+
+        A chat whose erase fails is logged, skipped for the rest of this run and retried
+        on the next one: one bad row never stops the others from being destroyed.
+        """
         if self._config.closed_chat_days <= 0:
             return 0
         cutoff = self._clock() - self._config.closed_chat_days * DAY
         erased = 0
+        failed: set[str] = set()
         while True:
-            batch = await self._store.chats_closed_before(cutoff, limit=200)
+            # Failed chats stay first in the store's order: ask past them. Every chat of a
+            # batch is either erased (it leaves the query) or failed, so this terminates.
+            limit = BATCH + len(failed)
+            found = await self._store.chats_closed_before(cutoff, limit=limit)
+            batch = [chat_id for chat_id in found if chat_id not in failed]
             if not batch:
                 break
             for chat_id in batch:
-                if await self._chats.erase(chat_id, actor="retention"):
-                    erased += 1
-            if len(batch) < 200:
+                try:
+                    if await self._chats.erase(chat_id, actor="retention"):
+                        erased += 1
+                except Exception as exc:  # one line per chat; the next run retries it
+                    failed.add(chat_id)
+                    log.warning("retention_erase_failed", chat=chat_id, error=type(exc).__name__)
+            if len(found) < limit:
                 break
-        if erased:
-            log.info("retention_erased", chats=erased)
+        if erased or failed:
+            log.info("retention_erased", chats=erased, failed=len(failed))
         return erased
 
     async def _loop(self) -> None:

@@ -13,7 +13,7 @@ from auth.roles import Permission, Principal
 from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.chats import ChatError
 from gateway.connection import ProtocolViolation, SecureConnection
-from gateway.feed import ChatFeed
+from gateway.feed import STUCK_CLOSE_REASON, ChatFeed
 from gateway.protocol import (
     Accept,
     AgentClose,
@@ -55,7 +55,12 @@ class AgentSession:
         self.ip = ip
         self.chats: set[str] = set()  # assigned to this agent
         self.watching: set[str] = set()
-        self.feed = ChatFeed(conn.send, svc.chats.messages)
+        # A gap the store cannot fill ends the connection; the client resumes (feed.py).
+        self.feed = ChatFeed(
+            conn.send,
+            svc.chats.messages,
+            on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
+        )
         self._snapshot_pending = False
         self._checked_at = svc.clock()
         self._tasks: set[asyncio.Task[Any]] = set()

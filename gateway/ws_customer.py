@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.bus.base import BusEvent, chat_topic
 from gateway.chats import ChatError, OpenedChat
 from gateway.connection import ProtocolViolation, SecureConnection
-from gateway.feed import ChatFeed
+from gateway.feed import STUCK_CLOSE_REASON, ChatFeed
 from gateway.protocol import (
     ChatEvent,
     CloseCode,
@@ -41,7 +41,12 @@ class CustomerSession:
         self.tenant_id = tenant_id
         self.ip = ip
         self.chat: Chat | None = None  # this connection's view, updated by bus events
-        self.feed = ChatFeed(conn.send, svc.chats.messages)
+        # A gap the store cannot fill ends the connection; the client resumes (feed.py).
+        self.feed = ChatFeed(
+            conn.send,
+            svc.chats.messages,
+            on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
+        )
 
     def _on_event(self, event: BusEvent) -> None:
         if event.kind != "frame" or event.frame is None or event.skip_conn == self.conn.conn_id:

@@ -7,7 +7,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import PostgresServer, RedisServer, postgres_server, redis_server
+from tests.services import IN_CI, PostgresServer, RedisServer, postgres_server, redis_server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Under ``CI`` a skip is a failure, whatever raised it (a ``skipif`` marker, an
+    ``importorskip``, a ``pytest.skip`` that bypassed ``tests.services.unavailable``):
+    a run with skipped tests has not shown that the product works."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI (CI is set, skips are failures): {reason}"
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,12 @@
 
 Policy (see README, "Tests"): use the server on the standard local port when one answers;
 otherwise start a throwaway server from the installed binaries; otherwise fail when
-``CI=true`` (a missing service must never pass silently in CI) and skip elsewhere.
+``CI`` is set (a missing service must never pass silently in CI) and skip elsewhere.
 Set ``CIPHERDESK_TEST_THROWAWAY=1`` to force throwaway servers even when local ones run.
+
+:func:`unavailable` is the suite's one skip policy, for every prerequisite (services,
+Chromium, Playwright, loopback aliases, console scripts, tools): every test that cannot
+run calls it, and tests/conftest.py turns any other skip into a failure under ``CI``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+def ci_truthy(value: str | None) -> bool:
+    """``CI`` is set to anything but an empty/false-like value (CI=true, CI=1, CI=yes...)."""
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+IN_CI = ci_truthy(os.environ.get("CI"))
 FORCE_THROWAWAY = os.environ.get("CIPHERDESK_TEST_THROWAWAY") == "1"
 
 
@@ -37,11 +48,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _unavailable(what: str) -> None:
-    message = f"{what} is not available: no local server and no binaries to start one"
+def unavailable(message: str) -> NoReturn:
+    """A prerequisite of the test is missing: skip locally, fail when ``CI`` is set
+    (a test that cannot run must never let a CI run pass silently)."""
     if IN_CI:
-        pytest.fail(message + " (CI=true: a missing service is a failure)")
+        pytest.fail(f"{message} (CI is set: a missing prerequisite is a failure)")
     pytest.skip(message)
+
+
+def _unavailable(what: str) -> NoReturn:
+    unavailable(f"{what} is not available: no local server and no binaries to start one")
 
 
 def _wait_for_port(

@@ -37,6 +37,11 @@ class Conflict(StoreError):
     """A uniqueness rule was violated (duplicate e-mail, tenant id, ...)."""
 
 
+class ChatClosed(StoreError):
+    """An append to a chat that is closed: checked in the append's own transaction, so a
+    close committed by another node a moment earlier is never missed."""
+
+
 @dataclass(slots=True)
 class Tenant:
     id: str
@@ -411,6 +416,17 @@ class Store(Protocol):
     ) -> list[Chat]:
         """Oldest first (queue order)."""
 
+    async def close_chat(
+        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
+    ) -> Chat | None:
+        """Compare-and-set a chat to ``closed``: the race-free way to close.
+
+        Succeeds only when the chat exists, is not erased and is not closed yet; sets
+        ``closed_at``, ``close_reason`` and (when given) ``csat`` and returns the closed
+        chat. Returns None when the chat was already closed (another caller won), erased
+        or is unknown — exactly one of any number of concurrent closes gets the chat.
+        """
+
     async def erase_chat(self, chat_id: str) -> bool:
         """Crypto-shred: delete the chat's data key, messages, flags and pending outbox rows.
 
@@ -437,8 +453,10 @@ class Store(Protocol):
 
         One transaction: the message, ``chats.last_seq`` and the events land together or
         not at all. If ``(chat_id, msg_id)`` exists, nothing is written and the stored
-        message is returned with ``duplicate=True``. Raises :class:`NotFound` for an
-        unknown or erased chat.
+        message is returned with ``duplicate=True`` (also in a closed chat: a re-send of a
+        message stored before the close). Raises :class:`NotFound` for an unknown or erased
+        chat and :class:`ChatClosed` for a closed one — the state is read in the append's
+        transaction, under the same lock as :meth:`close_chat`.
         """
 
     async def messages_after(

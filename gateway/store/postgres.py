@@ -46,6 +46,7 @@ from gateway.store.base import (
     AppendResult,
     AuditEvent,
     Chat,
+    ChatClosed,
     ChatState,
     Conflict,
     EventsArg,
@@ -536,6 +537,19 @@ class PostgresStore:
         sql += f" ORDER BY created_at, id LIMIT ${len(params)}"
         return [_rows.chat(r) for r in await self.pool.fetch(sql, *params)]
 
+    async def close_chat(
+        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
+    ) -> Chat | None:
+        # One conditional UPDATE: a concurrent close waits on the row lock, then re-checks
+        # ``state`` against the winner's committed row and matches nothing.
+        row = await self.pool.fetchrow(
+            "UPDATE chats SET state = 'closed', closed_at = $2, close_reason = $3,"
+            " csat = COALESCE($4, csat) WHERE id = $1 AND NOT erased AND state <> 'closed'"
+            f" RETURNING {CHAT_COLS}",
+            chat_id, closed_at, reason, csat,
+        )
+        return None if row is None else _rows.chat(row)
+
     async def erase_chat(self, chat_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             found = await conn.fetchval(
@@ -574,11 +588,18 @@ class PostgresStore:
                     # Row lock on the chat: appends to one chat serialise here, on every node.
                     seq = await conn.fetchval(
                         "UPDATE chats SET last_seq = last_seq + 1"
-                        " WHERE id = $1 AND NOT erased RETURNING last_seq",
+                        " WHERE id = $1 AND NOT erased AND state <> 'closed' RETURNING last_seq",
                         message.chat_id,
                     )
                     if seq is None:
-                        raise NotFound(f"chat {message.chat_id!r}")
+                        # Unknown, erased or closed (a close holds the same row lock).
+                        state = await conn.fetchval(
+                            "SELECT state FROM chats WHERE id = $1 AND NOT erased",
+                            message.chat_id,
+                        )
+                        if state is None:
+                            raise NotFound(f"chat {message.chat_id!r}")
+                        raise _Duplicate  # closed: a re-send of a stored message, or refused
                     inserted = await conn.fetchval(
                         f"INSERT INTO messages ({MESSAGE_COLS})"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -603,8 +624,13 @@ class PostgresStore:
                     f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = $1 AND msg_id = $2",
                     message.chat_id, message.msg_id,
                 )
-                if row is None:  # erased in between
-                    raise NotFound(f"chat {message.chat_id!r}") from None
+                if row is None:
+                    erased = await conn.fetchval(
+                        "SELECT erased FROM chats WHERE id = $1", message.chat_id
+                    )
+                    if erased is None or erased:
+                        raise NotFound(f"chat {message.chat_id!r}") from None
+                    raise ChatClosed(f"chat {message.chat_id!r}") from None
                 return AppendResult(_rows.message(row, _ident), duplicate=True)
         return AppendResult(stored, duplicate=False)
 

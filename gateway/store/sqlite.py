@@ -69,6 +69,7 @@ from gateway.store.base import (
     AppendResult,
     AuditEvent,
     Chat,
+    ChatClosed,
     ChatState,
     Conflict,
     EventsArg,
@@ -703,6 +704,22 @@ class SqliteStore:
         params.append(max(0, limit))
         return [_rows.chat(r) for r in await self._all(sql, params)]
 
+    async def close_chat(
+        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
+    ) -> Chat | None:
+        def fn(c: sqlite3.Connection) -> Chat | None:
+            cur = c.execute(
+                "UPDATE chats SET state = 'closed', closed_at = ?, close_reason = ?,"
+                " csat = COALESCE(?, csat) WHERE id = ? AND erased = 0 AND state <> 'closed'",
+                (closed_at, reason, csat, chat_id),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = c.execute(f"SELECT {CHAT_COLS} FROM chats WHERE id = ?", (chat_id,)).fetchone()
+            return _rows.chat(row)
+
+        return await self._write(fn)
+
     async def erase_chat(self, chat_id: str) -> bool:
         def fn(c: sqlite3.Connection) -> bool:
             cur = c.execute(
@@ -747,7 +764,7 @@ class SqliteStore:
         policy = _dumps(message.policy)
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
-                "SELECT last_seq, erased FROM chats WHERE id = ?", (message.chat_id,)
+                "SELECT last_seq, erased, state FROM chats WHERE id = ?", (message.chat_id,)
             ).fetchone()
             if chat is None or chat[1]:
                 raise NotFound(f"chat {message.chat_id!r}")
@@ -757,6 +774,8 @@ class SqliteStore:
             ).fetchone()
             if existing is not None:
                 return AppendResult(_rows.message(existing, json.loads), duplicate=True)
+            if chat[2] == "closed":
+                raise ChatClosed(f"chat {message.chat_id!r}")
             seq = int(chat[0]) + 1
             c.execute(
                 f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
-import pytest
 import pytest_asyncio
 
 from gateway.services import Services
 from tests.gateway.helpers import make_agent, start_gateway
+from tests.services import unavailable
 
 CHROMIUM = os.environ.get("CIPHERDESK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,7 +73,7 @@ async def screenshot(page: Page, name: str) -> Path:
 async def browser() -> AsyncIterator[Browser]:
     reason = skip_reason()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

@@ -46,6 +46,7 @@ from gateway.protocol import (
 )
 from gateway.services import Services
 from tests.gateway.helpers import login, make_agent, start_gateway
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOD_IP = "127.0.0.2"
@@ -62,10 +63,14 @@ def _loopback_aliases_work() -> bool:
         return False
 
 
-needs_aliases = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or not _loopback_aliases_work(),
-    reason="needs 127.0.0.0/8 routed to loopback (Linux)",
-)
+@pytest.fixture
+def loopback_aliases() -> None:
+    """Source addresses across 127.0.0.0/8 (Linux routes the whole block to loopback)."""
+    if not sys.platform.startswith("linux") or not _loopback_aliases_work():
+        unavailable("needs 127.0.0.0/8 routed to loopback (Linux)")
+
+
+needs_aliases = pytest.mark.usefixtures("loopback_aliases")
 
 
 # --------------------------------------------------------------- clients with a source IP

@@ -146,7 +146,9 @@ async def test_policy_masks_card_for_agent_and_notifies_customer(gw: Gateway) ->
     # an agent may not send a full card number: blocked, never delivered
     blocked = await agent.send_text(welcome.chat, f"your card {CARD} is on file")
     assert isinstance(blocked, Notice) and blocked.action == "blocked"
-    await asyncio.sleep(0.1)
+    # Barrier: a pong is queued after anything published before it (the in-process bus
+    # enqueues synchronously), so a delivered message would be buffered by now.
+    await customer.ping()
     assert not any(isinstance(f, Msg) and f.sender == "agent" for f in customer.drain())
     await supervisor.aclose()
     for client in (customer, agent):
@@ -173,8 +175,8 @@ async def test_supervisor_watches_and_sees_flags(gw: Gateway) -> None:
     assert flag.chat == welcome.chat and "fraud" in " ".join(flag.kinds)
     watched = await supervisor.wait_for(lambda f: isinstance(f, Msg) and f.chat == welcome.chat)
     assert watched.seq == 1
-    # plain agents never receive flags
-    await asyncio.sleep(0.1)
+    # plain agents never receive flags (the pong is a barrier: see above)
+    await agent.ping()
     assert not any(isinstance(f, Flag) for f in agent.drain())
     audit = await gw.svc.store.query_audit(tenant_id="demo", action="transcript.opened")
     assert any(e.target == welcome.chat for e in audit)
@@ -238,7 +240,7 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
     flag = await supervisor.wait_for(Flag)
     delivered = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
     assert CARD not in delivered.text and "1111" in delivered.text
-    await asyncio.sleep(0.1)
+    await agent.ping()  # barrier: a flag for this agent would be buffered before the pong
     assert not any(isinstance(f, Flag) for f in agent.drain())
     stored = await gw.svc.chats.history(await gw.svc.store.get_chat(welcome.chat), 0)
     assert [m.text for m in stored] == [delivered.text]
@@ -271,7 +273,10 @@ async def test_welcome_tells_the_customer_whether_an_agent_is_online(gw: Gateway
     await customer.connect()
     assert (await customer.open()).agents_online == 1
     await agent.aclose()
-    await asyncio.sleep(0.2)
+    for _ in range(500):  # the server notices the close on its own schedule (≤ 10 s)
+        if not await gw.svc.presence.online("demo"):
+            break
+        await asyncio.sleep(0.02)
     again = gw.customer()
     await again.connect()
     assert (await again.open()).agents_online == 0

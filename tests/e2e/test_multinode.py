@@ -14,8 +14,8 @@ Asserted, per chat, against a fresh connection's history (the store is the truth
 - every message a customer sent (acked before the kill or re-sent after it) is there once;
 - the chats carry on in both directions after the failover;
 - no live view (customers', agent's) ever showed a message twice, and each customer and
-  the agent saw every message of its chats (live, or replayed on resume) — see
-  ``LIVE_VIEW_GAPS_FIXED``.
+  the agent saw every message of its chats (live, or replayed on resume; gateway/feed.py
+  fills cross-node seq gaps from the store).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from tests.e2e.procs import PUBLIC_URL, Cluster, Node, login
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
 
 CUSTOMERS = 4
-#: Set to True once the websocket handlers fill seq gaps from the store (see the xfail).
-LIVE_VIEW_GAPS_FIXED = True
 PASSWORD = "multi node test passphrase 42"
 LIMITS = """
 [ratelimit.limits]
@@ -262,12 +260,6 @@ async def _run_scenario(
         f"multinode: {sum(len(v) for v in sent.values())} messages in {len(customers)} chats, "
         f"{unacked_at_kill} unacked at the kill and re-sent, live-view gaps: {gaps or 'none'}"
     )
-    if gaps and not LIVE_VIEW_GAPS_FIXED:
-        pytest.xfail(
-            f"stored history is exact, but live views missed seqs {gaps}: publish order is "
-            "not commit order across nodes, and ws_customer/ws_agent drop a Msg whose seq "
-            "is below one already sent instead of replaying the gap from the store"
-        )
     assert not gaps, f"live views missed messages: {gaps}"
 
 

@@ -54,22 +54,27 @@ async def test_cross_tenant_refused_on_every_admin_endpoint(gw):
     chat, flag_id = await _demo_chat_and_flag(svc, clock)
     h = bearer(acme_admin)
     did = demo_agent.id
+    # A resource of another tenant answers like a missing one (404 not_found); acting in
+    # another tenant without naming one of its resources is a role refusal (403).
+    NOT_FOUND, FORBIDDEN = (404, "not_found"), (403, "forbidden")
     refusals = [
-        ("PATCH", f"/api/agents/{did}", {"role": "admin"}),
-        ("POST", f"/api/agents/{did}/unlock", None),
-        ("POST", f"/api/agents/{did}/revoke-sessions", None),
-        ("POST", f"/api/agents/{did}/reset-mfa", None),
+        ("PATCH", f"/api/agents/{did}", {"role": "admin"}, NOT_FOUND),
+        ("POST", f"/api/agents/{did}/unlock", None, NOT_FOUND),
+        ("POST", f"/api/agents/{did}/revoke-sessions", None, NOT_FOUND),
+        ("POST", f"/api/agents/{did}/reset-mfa", None, NOT_FOUND),
         ("POST", "/api/agents", {"email": "mole@example.com", "role": "admin",
-                                 "password": "a long enough passphrase 1", "tenant": "demo"}),
-        ("POST", "/api/policy/test", {"text": "hi", "direction": "customer", "tenant": "demo"}),
-        ("GET", f"/api/flags/{flag_id}/original", None),
-        ("POST", f"/api/chats/{chat.id}/erase", None),
+                                 "password": "a long enough passphrase 1", "tenant": "demo"},
+         FORBIDDEN),
+        ("POST", "/api/policy/test", {"text": "hi", "direction": "customer", "tenant": "demo"},
+         FORBIDDEN),
+        ("GET", f"/api/flags/{flag_id}/original", None, NOT_FOUND),
+        ("POST", f"/api/chats/{chat.id}/erase", None, NOT_FOUND),
     ]
-    for method, path, body in refusals:
+    for method, path, body, expected in refusals:
         async with http.request(method, base + path, json=body, headers=h) as r:
             text = await r.text()
-            assert r.status in (403, 404), (method, path, r.status, text)
-            assert json.loads(text)["error"]["code"] in ("forbidden", "not_found")
+            got = (r.status, json.loads(text)["error"]["code"])
+            assert got == expected, (method, path, text)
     # nothing changed in tenant demo
     fresh = await svc.store.get_agent(did)
     assert fresh.role == "agent" and fresh.totp_confirmed

@@ -124,15 +124,19 @@ async def test_events_fan_out_across_nodes_exactly_once(
     await a.publish(topic, msg("c1", 2, "from a"))
     for rec in (on_a1, on_a2, on_b):
         await rec.wait(2)
-    await asyncio.sleep(0.2)  # an echo or duplicate would arrive by now
+    # Barrier: one more message from each node; Redis delivers each publisher's messages
+    # in order, so an echo or duplicate of 1 or 2 would arrive before these.
+    await b.publish(topic, msg("c1", 3, "barrier b"))
+    await a.publish(topic, msg("c1", 4, "barrier a"))
     for rec in (on_a1, on_a2, on_b):
-        assert sorted(rec.seqs) == [1, 2]
+        await until(lambda r=rec: {3, 4} <= set(r.seqs))
+        assert sorted(rec.seqs) == [1, 2, 3, 4]
         texts = {e.frame.text for e in rec.events if isinstance(e.frame, Msg)}
-        assert texts == {"from a", "from b"}
-    assert a.stats["published"] == 1
-    # Single path: a's own event came back through Redis like b's. Local first: it was
-    # delivered before publish() returned and its echo was dropped.
-    assert a.stats["received"] == (1 if a.local_first else 2)
+        assert texts == {"from a", "from b", "barrier a", "barrier b"}
+    assert a.stats["published"] == 2
+    # Single path: a's own events came back through Redis like b's. Local first: they were
+    # delivered before publish() returned and their echoes were dropped.
+    assert a.stats["received"] == (2 if a.local_first else 4)
 
 
 async def test_every_node_sees_one_order_per_topic(redis_url: str, redis_prefix: str,
@@ -183,8 +187,9 @@ async def test_topics_are_isolated(nodes: tuple[RedisBus, RedisBus]) -> None:
     await b.subscribe(chat_topic("two"), two)
     await a.publish(chat_topic("one"), msg("one", 1))
     await one.wait(1)
-    await asyncio.sleep(0.1)
-    assert two.events == []
+    await a.publish(chat_topic("two"), msg("two", 9))  # barrier: ordered after "one"'s
+    await two.wait(1)
+    assert two.seqs == [9]
 
 
 async def test_subscribe_returns_only_after_redis_confirmed(
@@ -245,8 +250,8 @@ async def test_redis_subscription_is_refcounted(
     await asyncio.sleep(0.1)
     assert await numsub(raw, channel) == 1
     await a.publish(topic, msg("rc", 1))
-    await second.wait(1)
-    await asyncio.sleep(0.1)
+    await a.publish(topic, msg("rc", 2))  # barrier: delivered after 1 to every handler
+    await until(lambda: second.seqs == [1, 2])
     assert first.events == []
 
     sub2.cancel()
@@ -275,9 +280,9 @@ async def test_same_handler_twice_is_two_subscriptions(nodes: tuple[RedisBus, Re
     await b.subscribe(chat_topic("dup"), rec)
     s1.cancel()
     await a.publish(chat_topic("dup"), msg("dup", 1))
-    await rec.wait(1)
-    await asyncio.sleep(0.1)
-    assert len(rec.events) == 1
+    await a.publish(chat_topic("dup"), msg("dup", 2))  # barrier: ordered after 1
+    await until(lambda: 2 in rec.seqs)
+    assert rec.seqs == [1, 2]
 
 
 # --------------------------------------------------------------------------- secrecy
