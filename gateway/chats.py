@@ -262,7 +262,7 @@ class ChatService:
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
-        engine = self.policies.engine_for(tenant.id, tenant.settings)
+        engine = await self.policies.engine(tenant.id, tenant.settings)
         decision = engine.evaluate(text, sender)
         self._on_policy(sender, decision.action)
         notice = None

@@ -19,7 +19,7 @@ import ahocorasick
 from .config import PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
 from .errors import PolicyConfigError
-from .keywords import BUILTIN_PATH, KeywordMatcher, KeywordRule, load_keyword_file
+from .keywords import KeywordMatcher, KeywordRule, builtin_rules
 from .links import LinkDetector
 from .masking import Mask, render
 from .normalize import NormalizedText, tables
@@ -54,14 +54,16 @@ class PolicyEngine:
     """A tenant's compiled policy. Build once (cheap to share), call ``evaluate`` per message."""
 
     def __init__(self, config: PolicyConfig | None = None,
-                 detectors: Iterable[Detector] | None = None) -> None:
+                 detectors: Iterable[Detector] | None = None,
+                 extra_rules: Iterable[KeywordRule] = ()) -> None:
+        """``extra_rules``: operator-file and uploaded-list terms (read by the registry; the
+        engine itself never opens a file a tenant could name)."""
         self.config = config or PolicyConfig()
         tables()  # build the normalisation table now, not on the first message
         rules: list[KeywordRule] = []
         if self.config.builtin_keywords:
-            rules.extend(load_keyword_file(BUILTIN_PATH))
-        for path in self.config.keyword_files:
-            rules.extend(load_keyword_file(path))
+            rules.extend(builtin_rules(self.config.builtin_categories))
+        rules.extend(extra_rules)
         rules.extend(self.config.keywords)
         self.keywords = KeywordMatcher(rules)
         base = tuple(detectors) if detectors is not None else default_detectors(
