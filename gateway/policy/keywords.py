@@ -33,6 +33,8 @@ from .normalize import NormalizedText, fold
 from .types import ACTIONS, Action
 
 BUILTIN_PATH = Path(__file__).with_name("data") / "default_keywords.txt"
+BUILTIN_PINYIN_PATH = BUILTIN_PATH.with_name("default_keywords_pinyin.txt")
+"""Generated from BUILTIN_PATH by ``python -m gateway.policy.lexicon_pinyin``."""
 OPTIONAL_BUILTIN = frozenset(schema.OPTIONAL_CATEGORIES)
 MAX_FILE_BYTES = 8 * 1024 * 1024
 """Operator keyword files larger than this are refused (they are read whole, at start-up)."""
@@ -149,7 +151,7 @@ def parse_keyword_bytes(data: bytes, source: str) -> list[KeywordRule]:
 
 @functools.cache
 def _builtin_all() -> tuple[KeywordRule, ...]:
-    return tuple(load_keyword_file(BUILTIN_PATH))
+    return (*load_keyword_file(BUILTIN_PATH), *load_keyword_file(BUILTIN_PINYIN_PATH))
 
 
 def builtin_rules(optional: Iterable[str] = ()) -> list[KeywordRule]:

@@ -130,3 +130,28 @@ async def test_async_build_runs_off_loop_and_keeps_old_engine_on_timeout() -> No
     await asyncio.sleep(0)
     built = await registry.engine("t", dict(settings))
     assert built.evaluate("t02999x", "customer").action == "flag"
+
+
+def test_builtin_lexicon_covers_categories_variants_and_opt_in() -> None:
+    from gateway.policy import PolicyConfig
+    from gateway.policy.keywords import builtin_rules
+
+    rules = builtin_rules()
+    categories = {r.category for r in rules}
+    assert {"fraud", "phishing", "social_engineering", "abuse"} <= categories
+    assert "political" not in categories
+    assert sum(r.category == "fraud" for r in rules) >= 40
+    engine = PolicyEngine(PolicyConfig())
+    assert engine.evaluate("我们这里有兼職刷單返利", "customer").action == "flag"  # Traditional
+    assert engine.evaluate("jian zhi shua dan, shuadanfanli", "customer").action == "flag"
+    assert engine.evaluate("I study Chinese in Shuangliu", "customer").action == "allow"
+    assert engine.evaluate("他们要颠覆国家政权", "customer").action == "allow"
+    political = PolicyEngine(PolicyConfig.from_dict({"builtin_categories": ["political"]}))
+    assert political.evaluate("他们要顛覆國家政權", "customer").action == "flag"
+
+
+def test_pinyin_file_is_up_to_date() -> None:
+    pytest.importorskip("pypinyin")
+    from gateway.policy.lexicon_pinyin import PINYIN_PATH, generate
+
+    assert PINYIN_PATH.read_text(encoding="utf-8") == generate()
