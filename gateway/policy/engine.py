@@ -18,6 +18,7 @@ import ahocorasick
 
 from .config import PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
+from .detectors.numbers import BIDI_OVERRIDES
 from .errors import PolicyConfigError
 from .keywords import KeywordMatcher, KeywordRule, builtin_rules
 from .links import LinkDetector
@@ -29,6 +30,20 @@ from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
 MAX_TEXT = 1_000_000
 """Longer input is not scanned piecemeal (a split could hide a match): it is blocked. The
 gateway's size limits stop such messages long before this."""
+
+
+_NUMERIC_KINDS = frozenset({"card", "cn_id", "phone", "bank_account"})
+
+
+def _obfuscated(span: str) -> bool:
+    """Whether a numeric finding was written with anything but digits and separators (an ID's
+    check character ``X`` aside)."""
+    return any((c.isalpha() and c not in "xX") or c in "&%|" for c in span)
+
+
+def _has_bidi(text: str) -> bool:
+    """A bidi override reorders what is displayed: "last 4" could show the first 4."""
+    return not text.isascii() and any(c in BIDI_OVERRIDES for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +163,22 @@ class PolicyEngine:
         action = worst.action
         shown = None
         if action != "block":
-            masks = [Mask(f.start, f.end, self.config.mask_for(f.kind))
+            masks = [Mask(f.start, f.end, self._style(text, f))
                      for f in findings if f.action in ("mask", "flag")]
             shown = render(text, masks) if masks else text
         kinds = tuple(sorted({f.kind for f in findings if f.action != "allow"}))
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
+
+    def _style(self, text: str, finding: Finding) -> str:
+        """The finding's mask style; a number spelt to dodge the filter (words, numerals,
+        homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
+        escapes that give the number away."""
+        style = self.config.mask_for(finding.kind)
+        if finding.kind in _NUMERIC_KINDS and style != "keep" and (
+                _obfuscated(text[finding.start : finding.end]) or _has_bidi(text)):
+            return "full"
+        return style
 
     def _candidates(self, normalized: NormalizedText) -> list[_Candidate]:
         found: list[_Candidate] = []
