@@ -16,7 +16,7 @@ from typing import Any
 
 import ahocorasick
 
-from .config import PolicyConfig
+from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
 from .detectors.numbers import BIDI_OVERRIDES
 from .errors import PolicyConfigError
@@ -170,11 +170,44 @@ class PolicyEngine:
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
 
-    def _style(self, text: str, finding: Finding) -> str:
+    def for_audience(self, original: str, decision: Decision, audience: str) -> str | None:
+        """What ``audience`` (``plugin``, ``export``) gets of a message: everything the
+        recipient sees masked stays masked, and findings the tenant's audience table marks
+        ``mask`` (phones ``138****5678``, e-mails ``z***@example.com``, names, addresses by
+        default) or ``drop`` are hidden too. ``None`` when the message was blocked."""
+        if decision.text is None:
+            return None
+        masks: list[Mask] = []
+        for f in decision.findings:
+            if f.action in ("mask", "flag"):
+                masks.append(Mask(f.start, f.end, self._style(original, f)))
+            rule = self.config.audience_rule(f.kind, audience)
+            if rule == "mask":
+                masks.append(Mask(f.start, f.end, self._style(original, f, audience)))
+            elif rule == "drop":
+                masks.append(Mask(f.start, f.end, "redact"))
+        return render(original, masks) if masks else decision.text
+
+    def mask_field(self, kind: str, value: str, audience: str) -> str | None:
+        """A typed field (a profile's ``name`` or ``email``) as ``audience`` gets it: masked
+        whole with the kind's audience style when the table says ``mask``, ``None`` for
+        ``drop``. (The value has already been through ``evaluate`` when it was received.)"""
+        rule = self.config.audience_rule(kind, audience)
+        if rule == "drop":
+            return None
+        if rule == "mask" and value:
+            return render(value, [Mask(0, len(value), AUDIENCE_MASKS.get(kind, "full"))])
+        return value
+
+    def _style(self, text: str, finding: Finding, audience: str | None = None) -> str:
         """The finding's mask style; a number spelt to dodge the filter (words, numerals,
         homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
         escapes that give the number away."""
         style = self.config.mask_for(finding.kind)
+        if audience is not None:
+            style = AUDIENCE_MASKS.get(finding.kind, style)
+            if style == "keep":
+                style = "full"
         if finding.kind in _NUMERIC_KINDS and style != "keep" and (
                 _obfuscated(text[finding.start : finding.end]) or _has_bidi(text)):
             return "full"
