@@ -32,6 +32,7 @@ from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
+from gateway.policy_lists import keyword_lists_loader
 from gateway.presence import open_presence
 from gateway.protocol import CloseCode
 from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -117,7 +118,11 @@ async def _wire(
     guard = Guard(limits, limiter, metrics, tenants, config.websocket, limit_clock)
     presence = open_presence(config.bus.url)
     keys = ChatKeys(store, keyring)
-    policies = PolicyRegistry()
+    policies = PolicyRegistry(
+        operator_files=config.policy.keyword_files,
+        lists_loader=keyword_lists_loader(store),
+        build_timeout=config.policy.build_timeout,
+    )
 
     policy_counters: dict[tuple[str, str], Any] = {}
 
@@ -193,7 +198,8 @@ async def _wire(
     await ensure_demo_tenant(store, origins, clock())
     # Build the normalisation tables and the default engine now (about a second of CPU,
     # off the event loop) rather than stalling the first chat message.
-    await asyncio.to_thread(policies.engine_for, "__warmup__", {})
+    await asyncio.to_thread(policies.reload)  # operator keyword files: fail at start-up
+    await policies.default_engine()
     return svc
 
 

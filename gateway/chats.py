@@ -14,6 +14,7 @@ believed at connect time.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Callable
@@ -60,6 +61,8 @@ log = structlog.get_logger("cipherdesk.chats")
 Direction = Literal["customer", "agent"]
 
 NOTICE_ACTION = {"mask": "masked", "block": "blocked", "flag": "flagged"}
+REMOVED = "[removed]"
+"""What replaces a profile field or close reason the policy blocks."""
 
 
 class ChatError(Exception):
@@ -174,13 +177,13 @@ class ChatService:
                 key,
                 chat_id,
                 "identity",
-                {
+                await self._screen_fields(tenant, {
                     "user_id": identity.user_id,
                     "name": identity.name,
                     "email": identity.email,
-                },
+                }),
             )
-        profile_dict = _profile_dict(profile)
+        profile_dict = await self._screen_fields(tenant, _profile_dict(profile))
         if profile_dict:
             chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
         await self.store.create_chat(chat, wrapped)
@@ -264,7 +267,7 @@ class ChatService:
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
-        engine = self.policies.engine_for(tenant.id, tenant.settings)
+        engine = await self.policies.engine(tenant.id, tenant.settings)
         decision = engine.evaluate(text, sender)
         self._on_policy(sender, decision.action)
         notice = None
@@ -286,7 +289,8 @@ class ChatService:
         now = self.clock()
         policy_meta = {"action": decision.action, "kinds": list(decision.kinds)}
         builder = await self._message_events(
-            tenant, chat, key, sender, msg_id, now, decision.text, policy_meta
+            tenant, chat, key, sender, msg_id, now,
+            engine.for_audience(text, decision, "plugin") or "", policy_meta
         )
         try:
             result = await self.store.append_message(
@@ -599,13 +603,15 @@ class ChatService:
             ):
                 raise ChatError("not_assigned", "only the assigned agent can close this chat")
         if chat.state != "closed":
+            close_reason = "customer_left"
+            if by == "agent":
+                # The reason is agent-typed text: it goes through the policy like a message.
+                tenant = await self._tenant(tenant_id)
+                close_reason = (await self._screen_fields(tenant, {"r": reason}, "agent"))["r"]
             # Compare-and-set: of concurrent closes (two nodes, double clicks) exactly one
             # gets the chat back and runs the close steps once; the others see it closed.
             closed = await self.store.close_chat(
-                chat.id,
-                closed_at=self.clock(),
-                reason=reason if by == "agent" else "customer_left",
-                csat=csat,
+                chat.id, closed_at=self.clock(), reason=close_reason, csat=csat
             )
             if closed is None:
                 chat = await self._chat(chat_id, tenant_id)
@@ -632,10 +638,7 @@ class ChatService:
             )
         tenant = await self._tenant(tenant_id)
         key = await self.keys.get(chat.id)
-        transcript = [
-            {"seq": m.seq, "sender": m.sender, "ts": m.ts, "text": m.text, "agent": m.agent}
-            for m in await self.history(chat, 0)
-        ]
+        transcript = await self._transcript_for_plugins(tenant, await self.history(chat, 0))
         queue_seconds = (chat.accepted_at - chat.created_at) if chat.accepted_at else None
         await self._emit(
             tenant,
@@ -715,10 +718,54 @@ class ChatService:
     # ------------------------------------------------------------------ plugins
 
     async def _customer_for_plugins(self, chat: Chat) -> dict[str, Any] | None:
+        """The customer as plugins may see them: name and e-mail masked per the tenant's
+        audience table (``张**``, ``z***@example.com`` by default)."""
         customer = await self.customer_of(chat)
         if customer is None:
             return None
-        return {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
+        tenant = await self._tenant(chat.tenant_id)
+        engine = await self.policies.engine(tenant.id, tenant.settings)
+        out = {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
+        for kind in ("name", "email"):
+            if isinstance(out[kind], str):
+                out[kind] = engine.mask_field(kind, out[kind], "plugin")
+        return out
+
+    # ------------------------------------------------------------------ policy on fields
+
+    async def _screen_fields(
+        self, tenant: Tenant, fields: dict[str, Any], direction: Direction = "customer"
+    ) -> dict[str, Any]:
+        """Every free-text field a customer or agent controls (profile, identity, close
+        reason) goes through the policy before it is stored, shown or queued for plugins:
+        masked as a message would be; a blocked value is replaced by ``[removed]``."""
+        engine = await self.policies.engine(tenant.id, tenant.settings)
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            if isinstance(value, str) and value:
+                decision = engine.evaluate(value, direction)
+                value = decision.text if decision.text is not None else REMOVED
+            out[name] = value
+        return out
+
+    async def _transcript_for_plugins(self, tenant: Tenant, messages: list[Msg]
+                                      ) -> list[dict[str, Any]]:
+        """A closed chat's transcript as plugins get it (per-audience masking, computed in a
+        worker thread: a long chat is many policy passes)."""
+        engine = await self.policies.engine(tenant.id, tenant.settings)
+
+        def mask_all() -> list[dict[str, Any]]:
+            rows = []
+            for m in messages:
+                direction: Direction = "agent" if m.sender == "agent" else "customer"
+                decision = engine.evaluate(m.text, direction)
+                shown = engine.for_audience(m.text, decision, "plugin")
+                rows.append({"seq": m.seq, "sender": m.sender, "ts": m.ts,
+                             "text": shown if shown is not None else REMOVED,
+                             "agent": m.agent})
+            return rows
+
+        return await asyncio.to_thread(mask_all)
 
     async def _message_events(
         self,

@@ -115,6 +115,16 @@ class RetentionConfig:
 
 
 @dataclass(slots=True)
+class PolicyFilesConfig:
+    """Operator-only policy inputs. Tenants never name server files (they upload keyword
+    lists as data); only the installation's config file may point at keyword files."""
+
+    keyword_files: list[str] = field(default_factory=list)
+    # Building one tenant's policy (off the event loop) must finish within this budget.
+    build_timeout: float = 10.0
+
+
+@dataclass(slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -124,6 +134,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    policy: PolicyFilesConfig = field(default_factory=PolicyFilesConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""

@@ -628,7 +628,6 @@ async def _set_frozen(svc: Services, tenant: Tenant, frozen: bool, actor: str, i
 
 @authed(Permission.TENANT_MANAGE)
 async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
-    from gateway.policy import PolicyConfigError
 
     svc = _svc(request)
     tenant = await _own_tenant(svc, ctx)
@@ -673,10 +672,7 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
         settings["allowed_link_domains"] = body.allowed_link_domains
         changed.append("allowed_link_domains")
     if body.policy is not None or body.allowed_link_domains is not None:
-        try:
-            svc.extras["policies"].engine_for(tenant.id, settings)
-        except (PolicyConfigError, ValueError, TypeError) as exc:
-            raise ApiError(400, "invalid_policy", str(exc)[:300], field="policy") from None
+        await _check_policy(svc, tenant.id, settings)
         settings.pop("managed_demo", None)
         tenant.settings = settings
     frozen_changed = body.frozen is not None and body.frozen != tenant.frozen
@@ -707,7 +703,6 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
 
 @authed()
 async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
-    from gateway.policy import PolicyConfigError
 
     svc = _svc(request)
     body = await read_json(request, PolicyTestBody)
@@ -716,13 +711,110 @@ async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant = await svc.tenants.get(tenant_id)
     if tenant is None:
         raise ApiError(404, "not_found", "no such tenant")
-    try:
-        engine = svc.extras["policies"].engine_for(tenant.id, tenant.settings)
-    except PolicyConfigError:
-        raise ApiError(409, "invalid_policy", "the tenant's policy settings are invalid") \
-            from None
+    engine = await svc.extras["policies"].engine(tenant.id, tenant.settings)
     decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
     return web.json_response(engine.as_dict(decision))
+
+
+async def _check_policy(svc: Services, tenant_id: str, settings: dict[str, Any]) -> None:
+    """Validate new policy settings strictly (unknown keys refused, no server paths) and
+    build the engine off the event loop under its time budget before anything is stored."""
+    from gateway.policy import PolicyConfigError
+
+    registry = svc.extras["policies"]
+    try:
+        config = registry.config_for(settings, strict=True)
+        await registry.build(tenant_id, settings, config=config)
+    except PolicyConfigError as exc:
+        raise ApiError(400, "invalid_policy", str(exc)[:300], field="policy") from None
+
+
+class KeywordListBody(Struct, forbid_unknown_fields=True):
+    text: Annotated[str, Meta(max_length=50_000)]
+
+
+@authed(Permission.TENANT_MANAGE)
+async def policy_schema(request: web.Request, ctx: AgentContext) -> web.Response:
+    """The policy schema, defaults and the tenant's effective per-audience table."""
+    from gateway.policy.describe import effective_table
+    from gateway.policy.schema import describe
+
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    engine = await svc.extras["policies"].engine(tenant.id, tenant.settings)
+    return web.json_response({"settings": describe(), "kinds": effective_table(engine.config)})
+
+
+@authed(Permission.TENANT_MANAGE)
+async def list_keyword_lists(request: web.Request, ctx: AgentContext) -> web.Response:
+    from gateway.policy.lists import MAX_LIST_BYTES, MAX_LISTS, MAX_TENANT_TERMS
+
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    records = await svc.store.list_keyword_lists(tenant.id)
+    return web.json_response({
+        "lists": [{"name": r.name, "terms": r.terms, "bytes": len(r.body.encode()),
+                   "digest": r.digest, "updated_at": r.updated_at} for r in records],
+        "limits": {"lists": MAX_LISTS, "bytes_per_list": MAX_LIST_BYTES,
+                   "terms_per_tenant": MAX_TENANT_TERMS},
+    })
+
+
+def _list_name(request: web.Request) -> str:
+    from gateway.policy import PolicyConfigError
+    from gateway.policy.lists import check_name
+
+    try:
+        return check_name(request.match_info["name"])
+    except PolicyConfigError as exc:
+        raise ApiError(400, "invalid_keyword_list", str(exc), field="name") from None
+
+
+@authed(Permission.TENANT_MANAGE)
+async def get_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    name = _list_name(request)
+    for record in await svc.store.list_keyword_lists(tenant.id):
+        if record.name == name:
+            return web.json_response({"name": name, "text": record.body, "terms": record.terms})
+    raise ApiError(404, "not_found", "no such keyword list")
+
+
+@authed(Permission.TENANT_MANAGE)
+async def put_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
+    from gateway.policy import PolicyConfigError
+    from gateway.policy_lists import save_keyword_list
+
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    name = _list_name(request)
+    body = await read_json(request, KeywordListBody)
+    try:
+        parsed = await save_keyword_list(svc.store, tenant, name, body.text, ctx.agent.id,
+                                         svc.clock())
+    except PolicyConfigError as exc:
+        raise ApiError(400, "invalid_keyword_list", str(exc)[:300], field="text") from None
+    svc.tenants.invalidate(tenant.id)
+    await svc.auditor.record("policy.keyword_list_saved", tenant_id=tenant.id,
+                             actor=ctx.agent.id, target=name, ip=peer_ip(request, svc),
+                             terms=len(parsed.rules))
+    return _ok(name=name, terms=len(parsed.rules), digest=parsed.digest)
+
+
+@authed(Permission.TENANT_MANAGE)
+async def delete_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
+    from gateway.policy_lists import delete_keyword_list as delete
+
+    svc = _svc(request)
+    tenant = await _own_tenant(svc, ctx)
+    name = _list_name(request)
+    if not await delete(svc.store, tenant, name):
+        raise ApiError(404, "not_found", "no such keyword list")
+    svc.tenants.invalidate(tenant.id)
+    await svc.auditor.record("policy.keyword_list_deleted", tenant_id=tenant.id,
+                             actor=ctx.agent.id, target=name, ip=peer_ip(request, svc))
+    return _ok(name=name)
 
 
 @authed(Permission.FLAG_VIEW_ORIGINAL)
@@ -794,6 +886,11 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/tenant", get_tenant)
     r.add_patch("/api/tenant", patch_tenant)
     r.add_post("/api/policy/test", policy_test)
+    r.add_get("/api/policy/schema", policy_schema)
+    r.add_get("/api/policy/keyword-lists", list_keyword_lists)
+    r.add_get("/api/policy/keyword-lists/{name}", get_keyword_list)
+    r.add_put("/api/policy/keyword-lists/{name}", put_keyword_list)
+    r.add_delete("/api/policy/keyword-lists/{name}", delete_keyword_list)
     r.add_get("/api/flags", list_flags)
     r.add_get("/api/flags/{flag_id}/original", flag_original)
     r.add_post("/api/chats/{chat_id}/erase", erase_chat)

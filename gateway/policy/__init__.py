@@ -13,20 +13,25 @@ from .config import DEFAULT_ACTIONS, DEFAULT_MASKS, PolicyConfig
 from .engine import PolicyEngine
 from .errors import PolicyConfigError
 from .keywords import KeywordRule, load_keyword_file
-from .registry import PolicyRegistry
+from .lists import KeywordList, parse_list
+from .registry import LISTS_REV, PolicyBuildTimeout, PolicyRegistry
 from .types import Action, Decision, Direction, Finding
 
 __all__ = [
     "DEFAULT_ACTIONS",
     "DEFAULT_MASKS",
+    "LISTS_REV",
     "Action",
     "Decision",
     "Direction",
     "Finding",
+    "KeywordList",
     "KeywordRule",
+    "PolicyBuildTimeout",
     "PolicyConfig",
     "PolicyConfigError",
     "PolicyEngine",
     "PolicyRegistry",
     "load_keyword_file",
+    "parse_list",
 ]

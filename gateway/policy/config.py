@@ -34,10 +34,16 @@ Settings shape (all optional)::
     {"actions": {"card": {"customer": "mask", "agent": "block"}, "email": "mask"},
      "mask": {"card": "last4"},
      "keywords": [{"term": "刷单", "category": "fraud", "action": "block"}],
-     "keyword_files": ["/etc/cipherdesk/words.tsv"],
      "builtin_keywords": true,
+     "builtin_categories": ["political"],
      "allowed_link_domains": ["example.com"],
      "phone_regions": ["CN"]}
+
+The schema is STRICT (``schema.py``): an unknown key is refused with an error naming it and the
+keys that exist. Tenants never name server files: keyword files are an operator setting
+(``[policy] keyword_files`` in the config file) and a tenant's own lists are uploaded as data
+(``lists.py``); ``keyword_files`` in tenant settings is refused on write and ignored (with a log
+line by the gateway) when an old row still holds it.
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import schema
 from .errors import PolicyConfigError
 from .keywords import KeywordRule, rules_from_settings
 from .masking import is_valid_style
-from .types import ACTIONS, DIRECTIONS, Action, Direction
+from .types import ACTIONS, AUDIENCE_RULES, AUDIENCES, DIRECTIONS, Action, AudienceRule, Direction
 
 FAMILIES: dict[str, tuple[str, ...]] = {"secret": ("otp", "password", "api_key", "private_key")}
 
@@ -74,6 +81,9 @@ _DEFAULTS: dict[str, tuple[Action, Action, str]] = {
     "social_engineering": ("flag", "block", "keep"),
     "fraud": ("flag", "block", "keep"),
     "abuse": ("mask", "block", "full"),
+    "political": ("flag", "block", "keep"),
+    "name": ("allow", "allow", "name"),
+    "address": ("allow", "allow", "address"),
 }
 _FALLBACK: tuple[Action, Action, str] = ("flag", "flag", "full")
 
@@ -81,6 +91,26 @@ DEFAULT_ACTIONS: Mapping[str, Mapping[Direction, Action]] = MappingProxyType(
     {k: MappingProxyType({"customer": c, "agent": a}) for k, (c, a, _) in _DEFAULTS.items()}
 )
 DEFAULT_MASKS: Mapping[str, str] = MappingProxyType({k: s for k, (_, _, s) in _DEFAULTS.items()})
+
+_AUDIENCE_DEFAULTS: dict[str, tuple[AudienceRule, AudienceRule, str]] = {
+    # kind: (plugin, export, audience mask style). Whatever the recipient sees masked stays
+    # masked for every audience; these rows mask MORE for audiences outside the chat.
+    "phone": ("mask", "mask", "phone"),
+    "email": ("mask", "mask", "email"),
+    "name": ("mask", "mask", "name"),
+    "address": ("mask", "mask", "address"),
+    "card": ("mask", "mask", "last4"),
+    "cn_id": ("mask", "mask", "last4"),
+    "iban": ("mask", "mask", "last4"),
+    "bank_account": ("mask", "mask", "last4"),
+}
+DEFAULT_AUDIENCES: Mapping[str, Mapping[str, AudienceRule]] = MappingProxyType({
+    k: MappingProxyType({"plugin": p, "export": e}) for k, (p, e, _) in _AUDIENCE_DEFAULTS.items()
+})
+AUDIENCE_MASKS: Mapping[str, str] = MappingProxyType(
+    {k: s for k, (_, _, s) in _AUDIENCE_DEFAULTS.items()})
+"""The mask style used for an audience when the recipient's own style shows everything
+(e.g. an agent sees a phone number; the helpdesk gets ``138****5678``)."""
 
 
 def _expand(key: str) -> tuple[str, ...]:
@@ -92,7 +122,9 @@ def _parse_actions(raw: object) -> dict[str, dict[Direction, Action]]:
         raise PolicyConfigError("policy.actions: expected an object of kind -> action")
     out: dict[str, dict[Direction, Action]] = {}
     for key, value in raw.items():
-        where = f"policy.actions.{key}"
+        where = f"policy.actions.{str(key)[:40]}"
+        if not isinstance(key, str) or not schema.CATEGORY.fullmatch(key.lower()):
+            raise PolicyConfigError(f"{where}: a kind is a lower-case name of 1-32 characters")
         if isinstance(value, str):
             value = dict.fromkeys(DIRECTIONS, value)
         if not isinstance(value, Mapping):
@@ -100,10 +132,12 @@ def _parse_actions(raw: object) -> dict[str, dict[Direction, Action]]:
         per: dict[Direction, Action] = {}
         for direction, action in value.items():
             if direction not in DIRECTIONS:
-                raise PolicyConfigError(f"{where}: unknown direction {direction!r}")
+                raise PolicyConfigError(
+                    f"{where}: unknown direction {schema.shown(direction)}")
             if action not in ACTIONS:
                 raise PolicyConfigError(
-                    f"{where}.{direction}: unknown action {action!r} (use {', '.join(ACTIONS)})"
+                    f"{where}.{direction}: unknown action {schema.shown(action)} "
+                    f"(use {', '.join(ACTIONS)})"
                 )
             per[direction] = action
         for kind in _expand(str(key).lower()):
@@ -115,26 +149,65 @@ def _parse_masks(raw: object) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         raise PolicyConfigError("policy.mask: expected an object of kind -> style")
     out: dict[str, str] = {}
+    if len(raw) > schema.MAX_KIND_KEYS:
+        raise PolicyConfigError(f"policy.mask: at most {schema.MAX_KIND_KEYS} kinds")
     for key, style in raw.items():
+        if not isinstance(key, str) or not schema.CATEGORY.fullmatch(key.lower()):
+            raise PolicyConfigError(
+                f"policy.mask.{str(key)[:40]}: a kind is a lower-case name of 1-32 characters")
         if not isinstance(style, str) or not is_valid_style(style):
             raise PolicyConfigError(
-                f"policy.mask.{key}: unknown style {style!r} "
-                "(use lastN, full, email, keep, redact or defang)"
+                f"policy.mask.{key}: unknown style {schema.shown(style)} "
+                "(use lastN, firstNlastM, phone, full, email, keep, redact or defang)"
             )
         for kind in _expand(str(key).lower()):
             out[kind] = style
     return out
 
 
-def _str_list(raw: object, where: str) -> tuple[str, ...]:
+def _str_list(raw: object, where: str, limit: int, item_chars: int = 253) -> tuple[str, ...]:
     if raw is None:
         return ()
-    if isinstance(raw, str) or not isinstance(raw, Iterable):
+    if not isinstance(raw, list):
         raise PolicyConfigError(f"{where}: expected a list of strings")
-    items = tuple(raw)
-    if not all(isinstance(i, str) for i in items):
-        raise PolicyConfigError(f"{where}: expected a list of strings")
-    return items
+    if len(raw) > limit:
+        raise PolicyConfigError(f"{where}: at most {limit} entries")
+    if not all(isinstance(i, str) and 0 < len(i) <= item_chars for i in raw):
+        raise PolicyConfigError(f"{where}: expected a list of strings of 1-{item_chars} chars")
+    return tuple(raw)
+
+
+def _parse_audiences(raw: object) -> dict[str, dict[str, AudienceRule]]:
+    if not isinstance(raw, Mapping):
+        raise PolicyConfigError("policy.audiences: expected an object of kind -> {plugin, export}")
+    out: dict[str, dict[str, AudienceRule]] = {}
+    for key, value in raw.items():
+        where = f"policy.audiences.{str(key)[:40]}"
+        if not isinstance(key, str) or not schema.CATEGORY.fullmatch(key):
+            raise PolicyConfigError(f"{where}: a kind is a lower-case name")
+        if isinstance(value, str):
+            value = dict.fromkeys(AUDIENCES, value)
+        if not isinstance(value, Mapping):
+            raise PolicyConfigError(f"{where}: expected a rule or {{plugin, export}}")
+        per: dict[str, AudienceRule] = {}
+        for audience, rule in value.items():
+            if audience not in AUDIENCES:
+                raise PolicyConfigError(
+                    f"{where}: unknown audience {schema.shown(audience)} (use plugin, export)")
+            if rule not in AUDIENCE_RULES:
+                raise PolicyConfigError(
+                    f"{where}.{audience}: unknown rule {schema.shown(rule)} "
+                    f"(use {', '.join(AUDIENCE_RULES)})")
+            per[audience] = rule
+        for kind in _expand(key):
+            out.setdefault(kind, {}).update(per)
+    return out
+
+
+def _bool(raw: object, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise PolicyConfigError(f"{where}: expected true or false")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -144,38 +217,70 @@ class PolicyConfig:
     actions: Mapping[str, Mapping[Direction, Action]] = field(
         default_factory=lambda: DEFAULT_ACTIONS)
     masks: Mapping[str, str] = field(default_factory=lambda: DEFAULT_MASKS)
+    audiences: Mapping[str, Mapping[str, AudienceRule]] = field(
+        default_factory=lambda: DEFAULT_AUDIENCES)
     keywords: tuple[KeywordRule, ...] = ()
-    keyword_files: tuple[str, ...] = ()
     builtin_keywords: bool = True
+    builtin_categories: tuple[str, ...] = ()
     allowed_link_domains: tuple[str, ...] = ()
     phone_regions: tuple[str, ...] = ("CN",)
+    cross_message: bool = True
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None,
-                  allowed_link_domains: Iterable[str] = ()) -> PolicyConfig:
-        """Validate ``tenant_settings["policy"]``; every error names the offending setting."""
+                  allowed_link_domains: Iterable[str] = (), *,
+                  strict: bool = True) -> PolicyConfig:
+        """Validate ``tenant_settings["policy"]``; every error names the offending setting.
+
+        ``strict`` (every write) refuses unknown keys; the read path passes ``strict=False``
+        so a row stored before the schema became strict keeps working (unknown keys and the
+        retired ``keyword_files`` are ignored -- never read)."""
         data = data or {}
         if not isinstance(data, Mapping):
             raise PolicyConfigError("policy: expected an object")
+        if strict:
+            schema.check_keys(data)
+        raw_actions = data.get("actions", {})
+        if isinstance(raw_actions, Mapping) and len(raw_actions) > schema.MAX_KIND_KEYS:
+            raise PolicyConfigError(f"policy.actions: at most {schema.MAX_KIND_KEYS} kinds")
         actions = {k: dict(v) for k, v in DEFAULT_ACTIONS.items()}
-        for kind, per in _parse_actions(data.get("actions", {})).items():
+        for kind, per in _parse_actions(raw_actions).items():
             actions.setdefault(kind, dict(zip(DIRECTIONS, _FALLBACK[:2], strict=True)))
             actions[kind].update(per)
         masks = dict(DEFAULT_MASKS)
         masks.update(_parse_masks(data.get("mask", {})))
+        audiences = {k: dict(v) for k, v in DEFAULT_AUDIENCES.items()}
+        for kind, per in _parse_audiences(data.get("audiences", {})).items():
+            audiences.setdefault(kind, {}).update(per)
         keywords = data.get("keywords", [])
         if not isinstance(keywords, list):
             raise PolicyConfigError("policy.keywords: expected a list")
-        domains = _str_list(data.get("allowed_link_domains"), "policy.allowed_link_domains")
-        regions = _str_list(data.get("phone_regions", ["CN"]), "policy.phone_regions")
+        if len(keywords) > schema.MAX_INLINE_KEYWORDS:
+            raise PolicyConfigError(
+                f"policy.keywords: at most {schema.MAX_INLINE_KEYWORDS} inline terms; "
+                "upload bigger lists as keyword lists")
+        domains = _str_list(data.get("allowed_link_domains"), "policy.allowed_link_domains",
+                            schema.MAX_LINK_DOMAINS)
+        regions = _str_list(data.get("phone_regions", ["CN"]), "policy.phone_regions",
+                            schema.MAX_PHONE_REGIONS, 2)
+        categories = _str_list(data.get("builtin_categories", []), "policy.builtin_categories",
+                               len(schema.OPTIONAL_CATEGORIES))
+        for category in categories:
+            if category not in schema.OPTIONAL_CATEGORIES:
+                raise PolicyConfigError(
+                    f"policy.builtin_categories: unknown category {schema.shown(category)} "
+                    f"(use {', '.join(schema.OPTIONAL_CATEGORIES)})")
         return cls(
             actions=MappingProxyType({k: MappingProxyType(v) for k, v in actions.items()}),
             masks=MappingProxyType(masks),
+            audiences=MappingProxyType({k: MappingProxyType(v) for k, v in audiences.items()}),
             keywords=tuple(rules_from_settings(keywords)),
-            keyword_files=_str_list(data.get("keyword_files"), "policy.keyword_files"),
-            builtin_keywords=bool(data.get("builtin_keywords", True)),
+            builtin_keywords=_bool(data.get("builtin_keywords", True),
+                                   "policy.builtin_keywords"),
+            builtin_categories=categories,
             allowed_link_domains=tuple(dict.fromkeys([*domains, *allowed_link_domains])),
-            phone_regions=regions or ("CN",),
+            phone_regions=tuple(r.upper() for r in regions) or ("CN",),
+            cross_message=_bool(data.get("cross_message", True), "policy.cross_message"),
         )
 
     def action_for(self, kind: str, direction: Direction) -> Action:
@@ -184,6 +289,10 @@ class PolicyConfig:
         if per is None:
             return _FALLBACK[0] if direction == "customer" else _FALLBACK[1]
         return per.get(direction, _FALLBACK[0])
+
+    def audience_rule(self, kind: str, audience: str) -> AudienceRule:
+        """What ``audience`` (plugin, export) gets of a finding of ``kind``."""
+        return self.audiences.get(kind, {}).get(audience, "show")
 
     def mask_for(self, kind: str) -> str:
         """The mask style of a kind (``full`` for unknown keyword categories)."""
@@ -195,8 +304,10 @@ class PolicyConfig:
             "actions": {k: dict(v) for k, v in sorted(self.actions.items())},
             "masks": dict(sorted(self.masks.items())),
             "keywords": [(r.term, r.category, r.action) for r in self.keywords],
-            "keyword_files": list(self.keyword_files),
+            "audiences": {k: dict(v) for k, v in sorted(self.audiences.items())},
             "builtin": self.builtin_keywords,
+            "categories": list(self.builtin_categories),
+            "cross": self.cross_message,
             "domains": list(self.allowed_link_domains),
             "regions": list(self.phone_regions),
         }

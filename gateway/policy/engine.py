@@ -16,10 +16,11 @@ from typing import Any
 
 import ahocorasick
 
-from .config import PolicyConfig
+from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
+from .detectors.numbers import BIDI_OVERRIDES
 from .errors import PolicyConfigError
-from .keywords import BUILTIN_PATH, KeywordMatcher, KeywordRule, load_keyword_file
+from .keywords import KeywordMatcher, KeywordRule, builtin_rules
 from .links import LinkDetector
 from .masking import Mask, render
 from .normalize import NormalizedText, tables
@@ -29,6 +30,20 @@ from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
 MAX_TEXT = 1_000_000
 """Longer input is not scanned piecemeal (a split could hide a match): it is blocked. The
 gateway's size limits stop such messages long before this."""
+
+
+_NUMERIC_KINDS = frozenset({"card", "cn_id", "phone", "bank_account"})
+
+
+def _obfuscated(span: str) -> bool:
+    """Whether a numeric finding was written with anything but digits and separators (an ID's
+    check character ``X`` aside)."""
+    return any((c.isalpha() and c not in "xX") or c in "&%|" for c in span)
+
+
+def _has_bidi(text: str) -> bool:
+    """A bidi override reorders what is displayed: "last 4" could show the first 4."""
+    return not text.isascii() and any(c in BIDI_OVERRIDES for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +69,16 @@ class PolicyEngine:
     """A tenant's compiled policy. Build once (cheap to share), call ``evaluate`` per message."""
 
     def __init__(self, config: PolicyConfig | None = None,
-                 detectors: Iterable[Detector] | None = None) -> None:
+                 detectors: Iterable[Detector] | None = None,
+                 extra_rules: Iterable[KeywordRule] = ()) -> None:
+        """``extra_rules``: operator-file and uploaded-list terms (read by the registry; the
+        engine itself never opens a file a tenant could name)."""
         self.config = config or PolicyConfig()
         tables()  # build the normalisation table now, not on the first message
         rules: list[KeywordRule] = []
         if self.config.builtin_keywords:
-            rules.extend(load_keyword_file(BUILTIN_PATH))
-        for path in self.config.keyword_files:
-            rules.extend(load_keyword_file(path))
+            rules.extend(builtin_rules(self.config.builtin_categories))
+        rules.extend(extra_rules)
         rules.extend(self.config.keywords)
         self.keywords = KeywordMatcher(rules)
         base = tuple(detectors) if detectors is not None else default_detectors(
@@ -146,12 +163,55 @@ class PolicyEngine:
         action = worst.action
         shown = None
         if action != "block":
-            masks = [Mask(f.start, f.end, self.config.mask_for(f.kind))
+            masks = [Mask(f.start, f.end, self._style(text, f))
                      for f in findings if f.action in ("mask", "flag")]
             shown = render(text, masks) if masks else text
         kinds = tuple(sorted({f.kind for f in findings if f.action != "allow"}))
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
+
+    def for_audience(self, original: str, decision: Decision, audience: str) -> str | None:
+        """What ``audience`` (``plugin``, ``export``) gets of a message: everything the
+        recipient sees masked stays masked, and findings the tenant's audience table marks
+        ``mask`` (phones ``138****5678``, e-mails ``z***@example.com``, names, addresses by
+        default) or ``drop`` are hidden too. ``None`` when the message was blocked."""
+        if decision.text is None:
+            return None
+        masks: list[Mask] = []
+        for f in decision.findings:
+            if f.action in ("mask", "flag"):
+                masks.append(Mask(f.start, f.end, self._style(original, f)))
+            rule = self.config.audience_rule(f.kind, audience)
+            if rule == "mask":
+                masks.append(Mask(f.start, f.end, self._style(original, f, audience)))
+            elif rule == "drop":
+                masks.append(Mask(f.start, f.end, "redact"))
+        return render(original, masks) if masks else decision.text
+
+    def mask_field(self, kind: str, value: str, audience: str) -> str | None:
+        """A typed field (a profile's ``name`` or ``email``) as ``audience`` gets it: masked
+        whole with the kind's audience style when the table says ``mask``, ``None`` for
+        ``drop``. (The value has already been through ``evaluate`` when it was received.)"""
+        rule = self.config.audience_rule(kind, audience)
+        if rule == "drop":
+            return None
+        if rule == "mask" and value:
+            return render(value, [Mask(0, len(value), AUDIENCE_MASKS.get(kind, "full"))])
+        return value
+
+    def _style(self, text: str, finding: Finding, audience: str | None = None) -> str:
+        """The finding's mask style; a number spelt to dodge the filter (words, numerals,
+        homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
+        escapes that give the number away."""
+        style = self.config.mask_for(finding.kind)
+        if audience is not None:
+            style = AUDIENCE_MASKS.get(finding.kind, style)
+            if style == "keep":
+                style = "full"
+        if finding.kind in _NUMERIC_KINDS and style != "keep" and (
+                _obfuscated(text[finding.start : finding.end]) or _has_bidi(text)):
+            return "full"
+        return style
 
     def _candidates(self, normalized: NormalizedText) -> list[_Candidate]:
         found: list[_Candidate] = []

@@ -6,6 +6,10 @@ Styles:
 ``lastN``  every letter/digit hidden except the last N (``last4``: ``**** **** **** 1234``)
 ``full``   every letter/digit hidden (``last0``); separators and layout stay
 ``email``  first character of the local part kept, rest of it hidden, domain kept
+``firstNlastM``  the first N and last M letters/digits kept (``first3last4``)
+``phone``  ``138****5678``: first 3 and last 4 digits kept (last 2 only for short numbers)
+``name``   the first letter of each word kept (``张**``, ``J*** S****``)
+``address``  the administrative prefix kept (``北京市朝阳区****``), the rest hidden
 ``keep``   nothing changed (for ``flag`` rules that only alert supervisors)
 ``redact`` the whole span replaced by ``[redacted]`` (private key blocks)
 ``defang`` links made non-clickable with their real host visible (``hxxps://x[.]com``)
@@ -28,14 +32,18 @@ from .links import defang
 from .normalize import fold
 
 _LAST = re.compile(r"last([0-9])")
+_FIRST_LAST = re.compile(r"first([0-9])last([0-9])")
+_ADMIN_SUFFIX = re.compile(
+    r"^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)")
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]")
-STAR_STYLES = ("full", "email", "keep")
+STAR_STYLES = ("full", "email", "keep", "phone", "name", "address")
 SPAN_STYLES = ("redact", "defang")
 
 
 def is_valid_style(style: str) -> bool:
     """``lastN`` with N in 0..9, or one of the named styles."""
-    return style in STAR_STYLES or style in SPAN_STYLES or bool(_LAST.fullmatch(style))
+    return (style in STAR_STYLES or style in SPAN_STYLES or bool(_LAST.fullmatch(style))
+            or bool(_FIRST_LAST.fullmatch(style)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,18 @@ def _star(chars: list[str], mask: Mask) -> None:
     elif mask.style == "email":
         _star_email(chars, mask, weights)
         return
+    elif mask.style == "name":
+        _star_name(chars, mask, weights)
+        return
+    elif mask.style == "address":
+        _star_address(chars, mask, weights)
+        return
+    elif mask.style == "phone" or (m := _FIRST_LAST.fullmatch(mask.style)) is not None:
+        head, tail = (3, 4) if mask.style == "phone" else (int(m.group(1)), int(m.group(2)))
+        if sum(weights) < head + tail + 3:  # short number: never show most of it
+            head, tail = 0, min(tail, 2)
+        _star_ends(chars, mask, weights, head, tail)
+        return
     shown = 0
     for offset in range(len(weights) - 1, -1, -1):
         w = weights[offset]
@@ -76,6 +96,42 @@ def _star(chars: list[str], mask: Mask) -> None:
             shown += w
         else:
             visible = shown  # once one char is hidden, hide everything before it too
+            chars[mask.start + offset] = "*"
+
+
+def _star_ends(chars: list[str], mask: Mask, weights: list[int], head: int, tail: int) -> None:
+    """Keep ``head`` leading and ``tail`` trailing letters/digits, hide the ones between."""
+    total = sum(weights)
+    seen = 0
+    for offset, w in enumerate(weights):
+        if not w:
+            continue
+        seen += w
+        if seen <= head or seen > total - tail:
+            continue
+        chars[mask.start + offset] = "*"
+
+
+def _star_name(chars: list[str], mask: Mask, weights: list[int]) -> None:
+    """Keep the first letter of each word (a Chinese name is one word: 张**)."""
+    word_start = True
+    for offset, w in enumerate(weights):
+        if not w:
+            word_start = True
+            continue
+        if not word_start:
+            chars[mask.start + offset] = "*"
+        word_start = False
+
+
+def _star_address(chars: list[str], mask: Mask, weights: list[int]) -> None:
+    """Keep the administrative prefix (province/city/district), hide the rest; an address
+    without one keeps nothing but separators."""
+    text = "".join(chars[mask.start : mask.end])
+    m = _ADMIN_SUFFIX.match(text)
+    keep = m.end() if m is not None else 0
+    for offset in range(keep, len(weights)):
+        if weights[offset]:
             chars[mask.start + offset] = "*"
 
 

@@ -15,11 +15,17 @@ keeps every position, else a one-character table derived from the same OpenCC da
 
 A second, *compact* view drops everything that is not a letter or digit, for keyword matching
 across inserted separators.
+
+Before all of that, HTML character references (``&#52;``, ``&#x34;``, ``&amp;``) and
+percent-escapes (``%34``, ``%E5%88%B7``) are decoded -- a browser or a helpdesk renders them as
+the characters they stand for -- with a second offset map from each decoded character back to
+the escape it came from (so a mask covers the whole escape in the original).
 """
 
 from __future__ import annotations
 
 import bisect
+import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -205,6 +211,41 @@ def _folded(text: str, t: _Tables) -> tuple[str, tuple[tuple[int, int, int], ...
 
 
 _SEPARATORS = re.compile(r"[\W_]+")
+_ESCAPES = re.compile(
+    r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});|(?:%[0-9a-fA-F]{2})+"
+)
+
+
+def decode_escapes(text: str) -> tuple[str, list[int] | None]:
+    """(decoded, starts): ``starts[i]`` is the original index where decoded char ``i`` begins
+    (one extra entry: ``len(text)``); ``None`` when nothing was decoded."""
+    if ("&" not in text and "%" not in text) or _ESCAPES.search(text) is None:
+        return text, None
+    pieces: list[str] = []
+    starts: list[int] = []
+    last = 0
+    for m in _ESCAPES.finditer(text):
+        raw = m.group()
+        if raw[0] == "&":
+            decoded = html.unescape(raw)
+        else:
+            try:
+                decoded = bytes.fromhex(raw.replace("%", "")).decode("utf-8")
+            except UnicodeDecodeError:
+                decoded = raw
+        if decoded == raw or not decoded:
+            continue
+        pieces.append(text[last : m.start()])
+        starts.extend(range(last, m.start()))
+        pieces.append(decoded)
+        starts.extend([m.start()] * len(decoded))
+        last = m.end()
+    if not pieces:
+        return text, None
+    pieces.append(text[last:])
+    starts.extend(range(last, len(text)))
+    starts.append(len(text))
+    return "".join(pieces), starts
 
 
 class NormalizedText:
@@ -217,37 +258,43 @@ class NormalizedText:
     is one more ``translate`` instead of a regex substitution.
     """
 
-    __slots__ = ("_breaks", "_compact", "_gaps_cache", "_vstarts", "original", "view")
+    __slots__ = ("_breaks", "_compact", "_gaps_cache", "_pre", "_vstarts", "original", "view")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self._compact: str | None = None
         self._gaps_cache: tuple[list[int], list[int]] | None = None
+        source, self._pre = decode_escapes(original)
         t = tables()
-        if original.isascii():
-            if original.isprintable():
-                self.view = original.lower()
+        if source.isascii():
+            if source.isprintable():
+                self.view = source.lower()
             else:
-                self.view, self._breaks = _folded(original, t)
+                self.view, self._breaks = _folded(source, t)
                 self._vstarts = [b[0] for b in self._breaks]
                 return
-        elif t.slow.search(original) is None:
-            view = original.translate(t.translate)
+        elif t.slow.search(source) is None:
+            view = source.translate(t.translate)
             if t.traditional.search(view) is not None:
                 view = _simplified(view, t)
             self.view = view
         else:
-            self.view, self._breaks = _view_of(original, t)
+            self.view, self._breaks = _view_of(source, t)
             self._vstarts = [b[0] for b in self._breaks]
             return
-        # No character expanded or vanished: every view index is its original index, and the
+        # No character expanded or vanished: every view index is its source index, and the
         # view holds only outputs of the table (all below _TABLE_LIMIT).
         self._breaks = ()
         self._vstarts = []
         self._compact = self.view.translate(t.compact)
 
-    def to_original(self, pos: int) -> int:
-        """Original index of the character that produced ``view[pos]``."""
+    @property
+    def decoded(self) -> bool:
+        """Whether HTML references or percent-escapes were decoded."""
+        return self._pre is not None
+
+    def _to_source(self, pos: int) -> int:
+        """Index in the decoded source of the character that produced ``view[pos]``."""
         if not self._breaks:
             return pos
         k = bisect.bisect_right(self._vstarts, pos) - 1
@@ -258,11 +305,23 @@ class NormalizedText:
             return opos
         return opos + 1 + (pos - vpos - vlen)
 
+    def to_original(self, pos: int) -> int:
+        """Original index of the character that produced ``view[pos]``."""
+        pos = self._to_source(pos)
+        return pos if self._pre is None else self._pre[pos]
+
     def span_to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map a non-empty view span ``[start, end)`` to the original span covering it."""
-        if not self._breaks:
+        if not self._breaks and self._pre is None:
             return start, end
-        return self.to_original(start), self.to_original(end - 1) + 1
+        first, last = self._to_source(start), self._to_source(end - 1)
+        if self._pre is None:
+            return first, last + 1
+        # The end is where the escape holding the last character ends.
+        stop = last + 1
+        while stop < len(self._pre) - 1 and self._pre[stop] == self._pre[last]:
+            stop += 1
+        return self._pre[first], self._pre[stop]
 
     @property
     def compact(self) -> str:

@@ -17,6 +17,15 @@ Action = Literal["allow", "mask", "flag", "block"]
 
 DIRECTIONS: tuple[Direction, ...] = ("customer", "agent")
 ACTIONS: tuple[Action, ...] = ("allow", "mask", "flag", "block")
+Audience = Literal["agent", "plugin", "export"]
+"""Who reads a message besides its sender: the chat's recipient (``agent`` covers both
+directions' live recipient), plugins/helpdesk vendors, exports and transcripts. Logs never get
+message text at all."""
+AUDIENCES: tuple[str, ...] = ("plugin", "export")
+AudienceRule = Literal["show", "mask", "drop"]
+"""``show``: what the recipient sees; ``mask``: masked with the audience mask style; ``drop``:
+the finding's characters are replaced by ``[removed]``."""
+AUDIENCE_RULES: tuple[str, ...] = ("show", "mask", "drop")
 SEVERITY: dict[str, int] = {action: rank for rank, action in enumerate(ACTIONS)}
 """allow < mask < flag < block: the message takes the most severe action of its findings."""
 

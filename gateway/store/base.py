@@ -225,6 +225,19 @@ class PolicyFlag:
     reviewed_by: str | None = None
 
 
+@dataclass(slots=True)
+class KeywordListRecord:
+    """A keyword list a tenant uploaded as data (validated by ``gateway.policy.lists``)."""
+
+    tenant_id: str
+    name: str
+    body: str
+    terms: int
+    digest: str
+    updated_at: float
+    updated_by: str | None = None
+
+
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
@@ -531,6 +544,18 @@ class Store(Protocol):
     async def get_plugin_config(self, tenant_id: str, plugin: str) -> PluginConfig | None: ...
 
     async def list_plugin_configs(self, tenant_id: str | None = None) -> list[PluginConfig]: ...
+
+    # -- tenant keyword lists (policy) ----------------------------------------------------
+    async def put_keyword_list(self, record: KeywordListRecord) -> None:
+        """Insert or replace one of a tenant's keyword lists."""
+
+    async def list_keyword_lists(self, tenant_id: str) -> list[KeywordListRecord]:
+        """A tenant's keyword lists, by name."""
+        ...
+
+    async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
+        """Remove a list; False when it did not exist."""
+        ...
 
     # -- widget identity replay protection ------------------------------------------------
     async def remember_nonce(

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from gateway.store import _rows
+from gateway.store import _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -50,6 +50,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    KeywordListRecord,
     LockoutChange,
     LockoutRecord,
     NewMessage,
@@ -809,3 +810,17 @@ class PostgresStore:
             tenant_id, nonce, expires_at, now,
         )
         return inserted is not None
+
+    # -- tenant keyword lists (policy) ----------------------------------------------------
+    async def put_keyword_list(self, record: KeywordListRecord) -> None:
+        upsert, _, _ = _keyword_lists.postgres_sql()
+        await self.pool.execute(upsert, *_keyword_lists.params(record))
+
+    async def list_keyword_lists(self, tenant_id: str) -> list[KeywordListRecord]:
+        _, select, _ = _keyword_lists.postgres_sql()
+        return [_keyword_lists.record(r) for r in await self.pool.fetch(select, tenant_id)]
+
+    async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
+        _, _, delete = _keyword_lists.postgres_sql()
+        status = await self.pool.execute(delete, tenant_id, name)
+        return status.endswith(" 1")

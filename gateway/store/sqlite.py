@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.store import _rows
+from gateway.store import _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -73,6 +73,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    KeywordListRecord,
     LockoutChange,
     LockoutRecord,
     NewMessage,
@@ -995,6 +996,24 @@ class SqliteStore:
                 " WHERE nonces.expires_at <= ?",
                 (tenant_id, nonce, expires_at, now),
             )
+            return cur.rowcount == 1
+
+        return await self._write(fn)
+
+    # -- tenant keyword lists (policy) ----------------------------------------------------
+    async def put_keyword_list(self, record: KeywordListRecord) -> None:
+        upsert, _, _ = _keyword_lists.sqlite_sql()
+        await self._write(_exec(upsert, _keyword_lists.params(record)))
+
+    async def list_keyword_lists(self, tenant_id: str) -> list[KeywordListRecord]:
+        _, select, _ = _keyword_lists.sqlite_sql()
+        return [_keyword_lists.record(r) for r in await self._all(select, (tenant_id,))]
+
+    async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
+        _, _, delete = _keyword_lists.sqlite_sql()
+
+        def fn(c: sqlite3.Connection) -> bool:
+            cur = c.execute(delete, (tenant_id, name))
             return cur.rowcount == 1
 
         return await self._write(fn)

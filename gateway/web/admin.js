@@ -235,7 +235,59 @@ async function policy() {
     h('p', { class: 'hint', text: 'Tenant overrides (JSON): keyword lists, PII actions, link rules. Invalid settings are refused by the gateway.' }),
     field('policy-json', 'Policy settings', settings),
     field('policy-links', 'Allowed link domains (one per line)', links), h('p', {}, save)));
+    await policySchemaPanel();
+    await keywordListsPanel();
   }
+}
+
+/* New policy strings carry Chinese and English text together until the i18n catalogue lands. */
+const bi = (zh, en) => zh + ' · ' + en;
+
+async function policySchemaPanel() {
+  const schema = await api('GET', '/api/policy/schema');
+  const keys = h('table', { class: 'table', id: 'policy-schema' },
+    h('thead', {}, h('tr', {}, ...['Key', 'Type', 'Default', bi('说明', 'Meaning')].map((c) => h('th', { text: c })))),
+    h('tbody', {}, ...schema.settings.map((s) => h('tr', {},
+      h('td', { class: 'mono', text: s.key }), h('td', { text: s.type }),
+      h('td', { class: 'mono', text: JSON.stringify(s.default) }), h('td', { text: s.zh + ' / ' + s.en })))));
+  const cols = ['kind', 'customer', 'agent', 'mask', 'plugin', 'export', 'audience_mask', 'log'];
+  const table = h('table', { class: 'table', id: 'policy-effective' },
+    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', { text: c })))),
+    h('tbody', {}, ...schema.kinds.map((k) => h('tr', { 'data-kind': k.kind }, ...cols.map((c) => h('td', { class: c === 'kind' ? 'mono' : null, text: k[c] }))))));
+  main.append(h('section', { class: 'panel' },
+    h('h2', { text: bi('策略设置项', 'Policy settings schema') }),
+    h('p', { class: 'hint', text: bi('未知设置项会被拒绝。', 'Unknown keys are refused.') }), keys,
+    h('h2', { text: bi('生效规则（按类型和受众）', 'Effective rules per kind and audience') }),
+    h('p', { class: 'hint', text: bi('customer/agent：发送方的处理动作；plugin/export：插件和导出看到的内容；日志从不包含消息内容。',
+      'customer/agent: action by sender; plugin/export: what plugins and exports get; logs never hold message text.') }),
+    table));
+}
+
+async function keywordListsPanel() {
+  const data = await api('GET', '/api/policy/keyword-lists');
+  const rows = h('tbody', {});
+  for (const l of data.lists) {
+    const del = h('button', { class: 'btn ghost', type: 'button', onclick: () => guarded(del, async () => {
+      await api('DELETE', '/api/policy/keyword-lists/' + encodeURIComponent(l.name));
+      toast(bi('词表已删除', 'List deleted')); route();
+    }) }, bi('删除', 'Delete'));
+    rows.append(h('tr', { 'data-list': l.name }, h('td', { class: 'mono', text: l.name }),
+      h('td', { text: String(l.terms) }), h('td', { text: fmtDate(l.updated_at) }), h('td', {}, del)));
+  }
+  const name = h('input', { type: 'text', maxlength: '40', pattern: '[a-z0-9][a-z0-9_\\-]{0,39}', required: 'required', placeholder: 'vip-words' });
+  const body = h('textarea', { rows: '6', spellcheck: 'false', class: 'mono', placeholder: '刷单返利\tfraud\tblock' });
+  const upload = h('button', { class: 'btn primary', type: 'submit' }, bi('上传词表', 'Upload list'));
+  main.append(h('form', { class: 'panel', id: 'keyword-lists', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(upload, async () => {
+      const r = await api('PUT', '/api/policy/keyword-lists/' + encodeURIComponent(name.value), { text: body.value });
+      toast(bi('词表已保存：', 'List saved: ') + r.terms); route();
+    });
+  } }, h('h2', { text: bi('关键词列表', 'Keyword lists') }),
+  h('p', { class: 'hint', text: bi('每行：词语<TAB>类别<TAB>动作（动作可省略）。', 'One term per line: term<TAB>category<TAB>action (action optional).')
+    + ` ≤ ${data.limits.lists} lists, ≤ ${data.limits.bytes_per_list} bytes each, ≤ ${data.limits.terms_per_tenant} terms.` }),
+  h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ...[bi('名称', 'Name'), bi('词数', 'Terms'), bi('更新时间', 'Updated'), ''].map((c) => h('th', { text: c })))), rows),
+  field('keyword-list-name', bi('词表名称', 'List name'), name), field('keyword-list-text', bi('词表内容', 'List content'), body), h('p', {}, upload)));
 }
 
 /* ------------------------------------------------------------------ plugins */

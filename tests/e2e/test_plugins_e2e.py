@@ -356,7 +356,9 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
             if s.path == "/acme":
                 assert CARD_1 not in s.body.decode() and CARD_1.replace(" ", "") not in \
                     s.body.decode()
-                assert s.event["customer"]["email"] == ACME_EMAIL
+                # e-mails reach plugins masked by default (policy audiences, issue 12)
+                assert s.event["customer"]["email"] == "b****@acme-shop.example"
+                assert s.event["customer"]["name"] == "A** B****"
                 assert s.event["tenant_id"] == "acme" and s.event["chat_id"] == acme_chat
                 # a demo secret does not verify acme's requests (per-tenant secrets)
                 assert not verify_signature(DEMO_SECRET, s.headers["X-Cipherdesk-Signature"],

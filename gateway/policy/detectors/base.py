@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..normalize import NormalizedText
-from .numbers import NumberRun, find_number_runs
+from .numbers import BIDI_OVERRIDES, NumberRun, find_number_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,9 @@ class ScanContext:
     def number_runs(self) -> tuple[NumberRun, ...]:
         """Digit runs (with separators) in the view, found once for all numeric detectors."""
         if self._runs is None:
-            self._runs = find_number_runs(self.text.view)
+            original = self.text.original
+            bidi = not original.isascii() and any(c in original for c in BIDI_OVERRIDES)
+            self._runs = find_number_runs(self.text.view, reversed_too=bidi)
         return self._runs
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stdnum import luhn
-
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS, Window, claim
+from .numbers import SEVEN_DIGITS
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.
@@ -35,24 +33,32 @@ _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
 )
 
 
-_BY_WIDTH: tuple[tuple[int, frozenset[tuple[str, int]]], ...] = tuple(
-    (width, frozenset((str(p), n) for lo, hi, lengths in _ISSUERS if len(str(lo)) == width
-                      for p in range(lo, hi + 1) for n in lengths))
-    for width in sorted({len(str(lo)) for lo, _, _ in _ISSUERS})
+_ALLOWED: frozenset[tuple[str, int]] = frozenset(
+    (f"{p}{rest:0{4 - len(str(p))}d}" if len(str(p)) < 4 else str(p), n)
+    for lo, hi, lengths in _ISSUERS for p in range(lo, hi + 1)
+    for rest in range(10 ** (4 - len(str(p)))) for n in lengths
 )
-"""(prefix width, {(prefix, length)}): every issuer range expanded, for one set lookup per
-width instead of a loop over the issuers."""
+"""(first four digits, length) of every issuer range, expanded: one set lookup per window
+instead of a loop over the issuers (about 20k entries)."""
+
+
+_DOUBLED = str.maketrans("0123456789", "0246813579")
+"""Each digit's Luhn doubling, digit sums included (2*7 = 14 -> 5)."""
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn check (same result as ``stdnum.luhn.is_valid``, a test compares them),
+    written out with ``str.translate`` because it runs for every card-shaped window of
+    a message: about five times faster than stdnum's generic-alphabet version."""
+    return (sum(map(int, digits[-1::-2]))
+            + sum(map(int, digits[-2::-2].translate(_DOUBLED)))) % 10 == 0
 
 
 def is_card_number(digits: str) -> bool:
     """True for a Luhn-valid number in a real issuer range with a length that issuer uses."""
     if not digits.isdigit() or not 13 <= len(digits) <= 19:
         return False
-    n = len(digits)
-    for width, allowed in _BY_WIDTH:
-        if (digits[:width], n) in allowed:
-            return luhn.is_valid(digits)
-    return False
+    return (digits[:4], len(digits)) in _ALLOWED and luhn_valid(digits)
 
 
 class CardDetector:
@@ -68,9 +74,6 @@ class CardDetector:
         for run in ctx.number_runs:
             if run.digit_count < 13:
                 continue
-            for w in claim(run.windows(13, 19, first="23456"), _accept):
+            for w in run.claim(13, 19, "23456", is_card_number):
                 yield Hit("card", w.start, w.end, "card.luhn")
 
-
-def _accept(w: Window) -> bool:
-    return is_card_number(w.digits)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from stdnum.cn import ric
 
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS, Window, claim
+from .numbers import SEVEN_DIGITS
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -51,9 +51,6 @@ class CnIdDetector:
         for run in ctx.number_runs:
             if run.digit_count < 18:
                 continue
-            for w in claim(run.windows(18, 18, first="123456789"), _accept):
+            for w in run.claim(18, 18, "123456789", is_cn_id):
                 yield Hit("cn_id", w.start, w.end, "cn_id.mod11_2")
 
-
-def _accept(w: Window) -> bool:
-    return is_cn_id(w.digits)

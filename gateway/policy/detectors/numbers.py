@@ -1,33 +1,74 @@
 """Digit runs: the shared candidates of every numeric detector (cards, IDs, phones).
 
-A run is digits joined by at most three separator characters (space, dash, dot, brackets),
-so ``4111 1111-1111.1111`` and ``4 1 1 1 ...`` are one candidate. Detectors try *windows* of
-consecutive digit groups, so a card followed by a CVV, or a phone next to an order number, is
-still found. The patterns are possessive: no input makes them backtrack.
+A run is a chain of digit *tokens* joined by short separator runs, found on the normalised
+view. Tokens undo the ways people spell a number so a filter misses it:
+
+* ASCII digits (the view already maps full-width and other-script digits to ASCII);
+* Chinese numerals and financial capitals, one per digit (一三八, 壹叁捌, 〇/零, 两, 幺);
+* English digit words and toneless pinyin on word boundaries ("four one one", "yao san ba");
+* homoglyphs glued to digits (``O``->0, ``l``/``I``/``|``->1) when no other letter touches
+  them ("4111 l111" but not "hello1");
+* an ``x`` right after digits (the check character of a PRC ID).
+
+Separators are any run of up to ``MAX_SEPARATOR`` non-alphanumeric characters: spaces (also
+long runs), tabs, newlines, ``/``, ``,``, ``_``, every Unicode dash and minus. Detectors try
+*windows* of consecutive digit groups, so a card followed by a CVV, or a phone next to an
+order number, is still found; validation (Luhn + issuer, ID checksum, libphonenumber) keeps
+precision. Runs are never cut into chunks: a number is found wherever it sits in a long run
+(windows are bounded per start, so the work stays linear). When the message held a bidi
+override, each run is also offered reversed (``\u202e`` + reversed digits renders as the
+real number). Every pattern is possessive or bounded: no input makes them backtrack.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-_RUN = re.compile(
-    r"\+?+[0-9](?:[0-9]|[ \-.()\u2010-\u2015]{1,3}+[0-9])*+(?:[ \-]?+x(?![a-z0-9]))?+"
-)
-_GROUP = re.compile(r"[0-9]++x?+")
+MAX_SEPARATOR = 12
+"""Longest separator run inside a number ("4111    1111", "4111\n1111", "4111 / 1111")."""
 
-SEVEN_DIGITS = r"[0-9](?:[ \-.()\u2010-\u2015]{0,3}+[0-9]){6}"
-"""Seven digits chained the way ``_RUN`` chains them (at most three separators between two
-digits): every card, ID and phone number holds such a chain, so a view without one cannot
-yield any of them (the engine's per-message gate)."""
+_CJK_DIGITS = {
+    "〇": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6",
+    "七": "7", "八": "8", "九": "9", "两": "2", "幺": "1", "壹": "1", "贰": "2", "叁": "3",
+    "参": "3", "肆": "4", "伍": "5", "陆": "6", "柒": "7", "捌": "8", "玖": "9",
+}
+_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9",
+    "ling": "0", "yi": "1", "yao": "1", "er": "2", "liang": "2", "san": "3", "si": "4",
+    "wu": "5", "liu": "6", "qi": "7", "ba": "8", "jiu": "9",
+}
+_HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
+_CJK_CLASS = "".join(_CJK_DIGITS)
+_WORD_ALT = "|".join(sorted(_WORDS, key=len, reverse=True))
+_H = "[oil|]"
+
+_TOKEN = re.compile(
+    rf"(?P<cjk>[{_CJK_CLASS}]++)"
+    rf"|(?<![a-z])(?P<word>{_WORD_ALT})(?![a-z])"
+    rf"|(?P<num>(?:(?<![a-z0-9])x(?=[0-9]))?+(?:(?<![a-z]){_H}++)?+[0-9]++"
+    rf"(?:{_H}++[0-9]++)*+(?:{_H}++(?![a-z]))?+(?:x(?![a-z0-9]))?+)"
+    rf"|(?P<chk>(?<=[{_CJK_CLASS}])x(?![a-z0-9])|(?<![a-z0-9])x(?![a-z0-9]))"
+    rf"|(?P<hg>(?<![a-z]){_H}{{1,4}}+(?![a-z]))"
+)
+"""One digit token; ``num`` carries glued homoglyphs and a trailing ID check ``x``."""
+
+_SOFT = re.compile(r"[ \-.]{1,3}+")
+_SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
+
+SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]|(?<![a-z])(?:{_WORD_ALT})(?![a-z])"
+"""The numeric detectors' gate: a view with no digit, numeral or digit word cannot hold a
+card, ID or phone number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards)."""
 
 MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
 
-MAX_RUN_DIGITS = 64
-"""Runs longer than this are split into independent chunks: no real number is that long, and
-it bounds the window search on adversarial input."""
+BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
+"""Characters that can make a browser show digits in another order than they are stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +89,32 @@ class NumberRun:
     end: int
     plus: bool
     groups: tuple[tuple[int, int, str], ...]
+    hard: tuple[int, ...] = ()
+    """Indices of groups preceded by a *hard* separator (anything but one to three spaces,
+    dashes or dots): a run split there is also tried piecewise by the phone detector."""
     digit_count: int = field(init=False, compare=False)
     """How many digits (and trailing x) the run holds."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "digit_count", sum(len(g[2]) for g in self.groups))
+
+    def reversed(self) -> NumberRun:
+        """The run read backwards (what a right-to-left override displays)."""
+        n = len(self.groups)
+        return NumberRun(self.start, self.end, False,
+                         tuple((s, e, d[::-1]) for s, e, d in reversed(self.groups)),
+                         tuple(sorted(n - k for k in self.hard)))
+
+    def segments(self, min_digits: int = MIN_RUN_DIGITS) -> Iterator[NumberRun]:
+        """The parts of the run between hard separators holding at least ``min_digits``
+        digits (nothing when the run has one part)."""
+        if not self.hard:
+            return
+        bounds = [0, *self.hard, len(self.groups)]
+        for a, b in itertools.pairwise(bounds):
+            part = self.groups[a:b]
+            if sum(len(g[2]) for g in part) >= min_digits:
+                yield NumberRun(part[0][0], part[-1][1], self.plus and a == 0, part)
 
     def blocks(self, lo: int, hi: int) -> Iterator[Window]:
         """The whole run and each unbroken digit block, if they hold ``lo``..``hi`` digits."""
@@ -63,47 +125,138 @@ class NumberRun:
                 if lo <= len(digits) <= hi:
                     yield Window(digits, start, end, self.plus and k == 0)
 
+    def _layout(self) -> tuple[str, list[int]]:
+        joined = "".join(g[2] for g in self.groups)
+        offsets = [0]
+        for g in self.groups:
+            offsets.append(offsets[-1] + len(g[2]))
+        return joined, offsets
+
     def windows(self, lo: int, hi: int, first: str = "0123456789") -> Iterator[Window]:
         """Windows of consecutive groups holding ``lo``..``hi`` digits, longest first per start;
         only windows whose first digit is in ``first`` (a cheap issuer/region prefilter)."""
+        return self.claim(lo, hi, first, lambda digits: True, claim_all=True)
+
+    def claim(self, lo: int, hi: int, first: str, accept: Callable[[str], bool],
+              claim_all: bool = False) -> Iterator[Window]:
+        """Accepted windows, left to right, longest first per start, never overlapping an
+        earlier accepted one (``claim_all``: every window, overlapping or not).
+
+        Only the group ends whose digit total falls in ``lo..hi`` are visited (bisected), and
+        ``accept`` sees the digits before any object is built, so a long run costs a few
+        string slices per group.
+        """
         groups = self.groups
-        joined = "".join(g[2] for g in groups)  # window digits are slices of this
-        offsets = [0]
-        for g in groups:
-            offsets.append(offsets[-1] + len(g[2]))
-        for i in range(len(groups)):
-            if groups[i][2][0] not in first:
+        joined, offsets = self._layout()
+        taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
+        n = len(groups)
+        forward = groups[0][0] <= groups[-1][0]
+        for i in range(n):
+            g_start, g_end, g_digits = groups[i]
+            if g_digits[0] not in first or (
+                    not claim_all and g_start < taken[1] and g_end > taken[0]):
                 continue
             base = offsets[i]
-            found: list[Window] = []
-            for j in range(i, len(groups)):
+            j_lo = bisect.bisect_left(offsets, base + lo, i + 1) - 1
+            j_hi = bisect.bisect_right(offsets, base + hi, i + 1) - 2
+            for j in range(min(j_hi, n - 1), max(j_lo, i) - 1, -1):
                 total = offsets[j + 1] - base
-                if total > hi:
-                    break
-                if total >= lo:
-                    found.append(Window(joined[base : offsets[j + 1]], groups[i][0],
-                                        groups[j][1], self.plus and i == 0))
-            yield from reversed(found)
+                if total < lo or total > hi:
+                    continue
+                if forward:
+                    start, end = g_start, groups[j][1]
+                else:
+                    start, end = groups[j][0], g_end
+                if not claim_all and start < taken[1] and end > taken[0]:
+                    continue
+                digits = joined[base : offsets[j + 1]]
+                if accept(digits):
+                    yield Window(digits, start, end, self.plus and i == 0)
+                    if not claim_all:
+                        taken = (start, end)
+                        break
 
 
-def find_number_runs(view: str) -> tuple[NumberRun, ...]:
-    """All digit runs of the view (cheap: one regex pass, usually finding nothing)."""
+def _digits_of(m: re.Match[str]) -> str:
+    kind = m.lastgroup
+    text = m.group()
+    if kind == "cjk":
+        return "".join(_CJK_DIGITS[c] for c in text)
+    if kind == "word":
+        return _WORDS[text]
+    if kind == "chk":
+        return "x"
+    if kind == "hg":
+        return "".join(_HOMOGLYPHS[c] for c in text)
+    if text.isdigit():
+        return text
+    return "".join(_HOMOGLYPHS.get(c, c) for c in text)
+
+
+def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, ...]:
+    """All digit runs of the view with at least ``MIN_RUN_DIGITS`` digits.
+
+    One regex pass finds the tokens; consecutive tokens with nothing between them form one
+    group, tokens with a short separator run between them stay in one run.
+    ``reversed_too`` adds each run read backwards (a bidi override was present).
+    """
     runs: list[NumberRun] = []
-    for m in _RUN.finditer(view):
-        if m.end() - m.start() < MIN_RUN_DIGITS:
-            continue  # prices, dates, quantities: too short to be anything we detect
-        plus = m.group().startswith("+")
-        chunk: list[tuple[int, int, str]] = []
-        count = 0
-        for g in _GROUP.finditer(m.group()):
-            group = (g.start() + m.start(), g.end() + m.start(), g.group())
-            if chunk and count + len(group[2]) > MAX_RUN_DIGITS:
-                runs.append(NumberRun(chunk[0][0], chunk[-1][1], plus, tuple(chunk)))
-                chunk, count, plus = [], 0, False
-            chunk.append(group)
-            count += len(group[2])
-        if chunk:
-            runs.append(NumberRun(chunk[0][0], chunk[-1][1], plus, tuple(chunk)))
+    groups: list[tuple[int, int, str]] = []
+    hard: list[int] = []
+    count = 0
+    plus = False
+    last_end = -1
+
+    def flush() -> None:
+        # A group of homoglyphs alone ("I", "oil") or a lone "x" only counts between digits.
+        lo, hi = 0, len(groups)
+        while lo < hi and (lo in weak or lo in lone_x):
+            lo += 1
+        while hi > lo and hi - 1 in weak:  # a trailing "x" is an ID's check character
+            hi -= 1
+        kept = groups[lo:hi]
+        if sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
+            cuts = tuple(k - lo for k in hard if lo < k < hi)
+            run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts)
+            runs.append(run)
+            if reversed_too:
+                runs.append(run.reversed())
+
+    weak: set[int] = set()
+    lone_x: set[int] = set()
+    for m in _TOKEN.finditer(view):
+        start, end = m.span()
+        digits = _digits_of(m)
+        is_weak = m.lastgroup == "hg"
+        is_x = m.lastgroup == "chk"
+        if groups and start == last_end:
+            s0, _, d0 = groups[-1]
+            groups[-1] = (s0, end, d0 + digits)
+            if not is_weak:
+                weak.discard(len(groups) - 1)
+            if not is_x:
+                lone_x.discard(len(groups) - 1)
+        elif groups and _SEPARATOR.fullmatch(view, last_end, start) is not None:
+            if _SOFT.fullmatch(view, last_end, start) is None:
+                hard.append(len(groups))
+            groups.append((start, end, digits))
+            if is_weak:
+                weak.add(len(groups) - 1)
+            if is_x:
+                lone_x.add(len(groups) - 1)
+        else:
+            if groups:
+                flush()
+            groups = [(start, end, digits)]
+            hard = []
+            weak = {0} if is_weak else set()
+            lone_x = {0} if is_x else set()
+            count = 0
+            plus = start > 0 and view[start - 1] == "+"
+        count += len(digits)
+        last_end = end
+    if groups:
+        flush()
     return tuple(runs)
 
 

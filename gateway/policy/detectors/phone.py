@@ -9,6 +9,7 @@ number (an account, an IBAN) too often happen to be valid phone numbers.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -34,7 +35,9 @@ class PhoneDetector:
         for run in ctx.number_runs:
             if run.digit_count < 7:
                 continue
-            for w in claim(run.blocks(7, 15), self._accept):
+            candidates = itertools.chain(run.blocks(7, 15),
+                                         *(seg.blocks(7, 15) for seg in run.segments()))
+            for w in claim(sorted(candidates, key=_longest_first), self._accept):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")
 
     def _accept(self, w: Window) -> bool:
@@ -46,6 +49,10 @@ class PhoneDetector:
             return _valid("+" + w.digits[2:], None)
         return any(_plausible(w.digits, region) and _valid(w.digits, region)
                    for region in self.regions)
+
+
+def _longest_first(w: Window) -> tuple[int, int]:
+    return (w.start, -(w.end - w.start))
 
 
 _CN_SHAPE = re.compile(r"(?:86)?1[3-9][0-9]{9}|0[1-9][0-9]{8,10}")

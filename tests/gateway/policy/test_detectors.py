@@ -84,3 +84,16 @@ def test_links(engine: PolicyEngine) -> None:
     assert kinds(engine, "see https://xn--pypal-4ve.com") == ["link_homoglyph"]
     assert kinds(engine, "see https://example.com@evil.com/") == ["link_external"]
     assert kinds(engine, "see 例子.中国 and file.txt, e.g. node.js") == []
+
+
+def test_fast_luhn_matches_stdnum() -> None:
+    import random
+
+    from stdnum import luhn
+
+    from gateway.policy.detectors.card import luhn_valid
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25)))
+        assert luhn_valid(digits) == luhn.is_valid(digits)

@@ -1,0 +1,49 @@
+"""Real-browser test of the admin policy section: schema, effective table, keyword lists."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e import browser as bx
+from tests.e2e.browser import expect, login_console, new_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+browser = bx.browser
+gateway = bx.gateway
+
+
+async def test_admin_uploads_keyword_list_and_sees_effective_table(browser, gateway):
+    await gateway.agent("policy.admin@example.com", role="admin", name="Pat Policy")
+    ctx, admin = await new_page(browser)
+    try:
+        await login_console(admin, gateway, "policy.admin@example.com", path="/admin")
+        await admin.click("nav a[href='#policy']")
+        phone = admin.locator("#policy-effective tr[data-kind='phone'] td")
+        await expect(phone.nth(4)).to_have_text("mask")  # plugin column
+        await expect(phone.nth(7)).to_have_text("never")  # logs
+        await expect(admin.locator("#policy-schema")).to_contain_text("builtin_categories")
+
+        await admin.fill("#keyword-list-name", "vip-words")
+        await admin.fill("#keyword-list-text", "暗号词语\tvip\tblock\n")
+        await admin.click("#keyword-lists button[type=submit]")
+        await expect(admin.locator("#toasts")).to_contain_text("List saved")
+        await expect(admin.locator("#keyword-lists tr[data-list='vip-words']")).to_be_visible()
+        await admin.fill("#policy-text", "说 暗 號 詞 語")
+        await admin.click("#policy-test button[type=submit]")
+        await expect(admin.locator("#policy-result .result-action")).to_have_text("block")
+
+        # A bad list is refused with the line number and without its content.
+        await admin.fill("#keyword-list-name", "bad")
+        await admin.fill("#keyword-list-text", "ok\tvip\nsecret-term-77\tvip\tnuke\n")
+        await admin.click("#keyword-lists button[type=submit]")
+        error = admin.locator("#toasts")
+        await expect(error).to_contain_text(":2:")
+        assert "secret-term-77" not in (await error.text_content())
+
+        await admin.click("#keyword-lists tr[data-list='vip-words'] button")
+        await expect(admin.locator("#keyword-lists tr[data-list='vip-words']")).to_have_count(0)
+        # Only the refused upload's 400 shows up in the console.
+        assert [e for e in admin.js_errors if "400" not in e] == []
+    finally:
+        await ctx.close()

@@ -1,0 +1,107 @@
+"""Policy end to end through real chats (issue 12): a card number in the profile name, an
+evasion in a message and a phone number reach the agent, the store and a signed webhook
+exactly as the policy says -- masked where it must be, per audience."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.client import AgentClient, CustomerClient
+from gateway.protocol import ChatEvent, Msg
+from gateway.transcripts import open_text
+from tests.gateway.helpers import login, make_agent, start_gateway
+from tests.plugins.fakes import WebhookReceiver, eventually
+
+CARD = "4111111111111111"
+SPELT_CARD = "四一一一\n一一一一 一一一一 一一一一"  # Chinese numerals, newline separator
+MOBILE = "13812345678"
+
+
+@pytest.fixture
+async def setup(tmp_path: Path):
+    receiver = await WebhookReceiver(secret="whsec-policy-e2e").start()
+    runner, base, svc = await start_gateway(tmp_path)
+    await svc.extras["plugins"].configure(
+        "demo", "webhook", {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"})
+    _, secret, password = await make_agent(svc, "pia@example.com")
+    async with aiohttp.ClientSession() as http:
+        token = await login(http, base, "pia@example.com", password, secret, time.time())
+    agent = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
+    await agent.connect()
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
+    await customer.connect()
+    try:
+        yield svc, agent, customer, receiver, tmp_path
+    finally:
+        await customer.aclose()
+        await agent.aclose()
+        await runner.cleanup()
+        await receiver.close()
+
+
+async def _queued(agent: AgentClient, chat: str):
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        snap = await agent.queue()
+        for entry in snap.chats:
+            if entry.chat == chat:
+                return entry
+        await asyncio.sleep(0.05)
+    raise AssertionError("chat never queued")
+
+
+def _events(receiver: WebhookReceiver, kind: str) -> list[dict]:
+    return [e for e in receiver.accepted.values() if e["type"] == kind]
+
+
+async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhook(setup):
+    svc, agent, customer, receiver, tmp = setup
+    welcome = await customer.open(profile={"name": f"card {CARD}", "topic": "ID 11010519491231002X",
+                                           "email": "zhang.san@example.com"})
+    # Agent's queue (what the console header shows): the card in the name is masked.
+    entry = await _queued(agent, welcome.chat)
+    assert CARD not in entry.name and entry.name.endswith("1111") and "*" in entry.name
+    assert "11010519491231002X" not in (entry.topic or "")
+    await agent.accept(welcome.chat)
+
+    await customer.send_text(f"我的卡号 {SPELT_CARD}，电话 {MOBILE}")
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert "一一一一" not in got.text and "四" not in got.text  # spelt card fully masked
+    assert MOBILE in got.text  # the agent sees the phone number (default: allow)
+
+    await agent.close_chat(welcome.chat, f"refunded to {CARD}")
+    closed = await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "closed")
+    assert closed.reason == "[removed]"  # agents may not send card numbers (default: block)
+
+    # Store: the stored (sealed) message is the masked one; the file holds no plaintext.
+    key = await svc.extras["keys"].get(welcome.chat)
+    [stored] = await svc.store.messages_after(welcome.chat, 0)
+    stored_text = open_text(key, welcome.chat, stored.msg_id, stored.body_sealed)
+    assert stored_text == got.text
+    chat = await svc.store.get_chat(welcome.chat)
+    assert CARD not in (chat.close_reason or "")
+
+    # Webhook: profile name masked, e-mail and phone masked for the vendor (audiences).
+    await eventually(lambda: _events(receiver, "chat.closed"), 10)
+    payloads = list(receiver.accepted.values())
+    blob = repr(payloads)
+    for secret in (CARD, "一一一一", MOBILE, "zhang.san@", "11010519491231002X"):
+        assert secret not in blob, secret
+    [message] = _events(receiver, "chat.message")
+    assert "138****5678" in message["text"]
+    opened = _events(receiver, "chat.opened")[0]
+    assert opened.get("customer") is None or CARD not in repr(opened["customer"])
+    [closed_event] = _events(receiver, "chat.closed")
+    assert "138****5678" in closed_event["transcript"][0]["text"]
+    assert CARD not in closed_event["close_reason"]
+
+    await svc.store.close()  # checkpoint the WAL, then scan the database file
+    data = b"".join(p.read_bytes() for p in (tmp / "data").glob("cipherdesk.db*"))
+    for needle in (CARD, MOBILE, "四一一一", "zhang.san"):
+        assert needle.encode() not in data, needle
+    await svc.store.open()
