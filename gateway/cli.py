@@ -22,7 +22,10 @@ from typing import Any
 from gateway.config import Config, ConfigError, load_config
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
-COMMAND_MODULES = ("gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys")
+COMMAND_MODULES = (
+    "gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys", "gateway.cli_health",
+    "gateway.cli_backup",
+)
 
 
 class CliError(Exception):
@@ -179,8 +182,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # config/key-file problems surface here with their own text
         from crypto.envelope import EnvelopeError
         from crypto.identity import IdentityFileError
+        from gateway.store.migrate import SchemaTooNew
 
-        if isinstance(exc, EnvelopeError | IdentityFileError | ConfigError | ValueError):
+        if isinstance(exc, EnvelopeError | IdentityFileError | ConfigError | ValueError
+                      | SchemaTooNew):
             print(f"cipherdesk: {exc}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -2,7 +2,7 @@
 
 * ``GET /.well-known/cipherdesk.json`` publishes the gateway's Ed25519 verify key so a
   widget can pin it (``data-gateway-key``) and detect a key-swapping middlebox.
-* ``GET /healthz`` for load balancers; ``GET /metrics`` (Prometheus) only with the
+* ``GET /metrics`` (Prometheus) only with the
   configured bearer token, or from loopback when none is set.
 * Middlewares: security headers on every response, and JSON errors with a documented
   ``code`` instead of aiohttp's HTML pages or a traceback.
@@ -112,15 +112,6 @@ async def well_known(request: web.Request) -> web.Response:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    svc = request.app[SERVICES]
-    try:
-        version = await svc.store.schema_version()
-    except Exception:
-        return web.json_response({"ok": False}, status=503)
-    return web.json_response({"ok": True, "schema": version})
-
-
 def _metrics_allowed(request: web.Request, svc: Services) -> bool:
     token = svc.config.metrics.token
     if token:
@@ -146,5 +137,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/.well-known/cipherdesk.json", well_known)
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
