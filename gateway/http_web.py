@@ -13,7 +13,7 @@ an ETag. Two bundles are built at start-up:
 
 Both bundles carry i18next (``i18next.min.js`` from npm, pinned like tweetnacl) and the
 message catalogues (:mod:`gateway.i18n`); the widget only the sections it uses
-(``common``, ``widget``, ``server``). Pages are rendered in the language negotiated by
+(``common``, ``tick``, ``widget``, ``server``). Pages are rendered in the language negotiated by
 :func:`page_language` (``?lang=``, the ``cd_lang`` cookie, ``Accept-Language``):
 ``{{t:key}}`` placeholders are replaced with catalogue texts and ``{{LANG}}`` with the
 language tag the page scripts read from ``<html lang>``.
@@ -53,7 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENDOR_ENV = "CIPHERDESK_WEB_VENDOR"
 NACL_FILE = "nacl-fast.min.js"
 I18NEXT_FILE = "i18next.min.js"
-WIDGET_SECTIONS = ("common", "widget", "server")
+WIDGET_SECTIONS = ("common", "tick", "widget", "server")
 _PLACEHOLDER = re.compile(r"\{\{t:([A-Za-z0-9_.]+)\}\}")
 
 _TYPES = {

@@ -295,7 +295,8 @@ function pluginForm(p) {
     inputs.push([f, input]);
     return h('div', { class: 'field' },
       h('label', { for: input.id, text: f.name + (f.required ? ' *' : '') }), input,
-      f.help ? h('p', { class: 'hint', text: f.help + (f.choices ? ' ' + t('admin.plugins.choices', { list: f.choices.join(', ') }) : '') }) : null, note);
+      // Help texts come from the plugin (English): marked as such for screen readers.
+      f.help ? h('p', { class: 'hint', lang: 'en', 'data-source': 'plugin', text: f.help + (f.choices ? ' (' + f.choices.join(', ') + ')' : '') }) : null, note);
   });
   const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: tc ? !!tc.enabled : true });
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
@@ -316,7 +317,8 @@ function pluginForm(p) {
       route();
     });
   } }, h('h2', {}, p.name + ' ', state),
-  h('p', { class: 'small muted', text: `${p.description || ''} · ${t('admin.plugins.version', { version: p.version })} · ${p.source}` }),
+  h('p', { class: 'small muted' }, h('span', { lang: 'en', 'data-source': 'plugin', text: p.description || '' }),
+    ` · ${t('admin.plugins.version', { version: p.version })} · ${p.source}`),
   rows,
   h('label', { class: 'check' }, enabled, ' ' + t('admin.plugins.enabled')),
   h('p', {}, save));
@@ -375,7 +377,7 @@ async function audit() {
     const data = await api('GET', '/api/audit?' + query());
     for (const e of data.events) {
       tbody.appendChild(h('tr', {},
-        h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { text: e.action }),
+        h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { class: 'mono', text: e.action }),
         h('td', { class: 'mono', text: e.actor || '' }), h('td', { class: 'mono', text: e.target || '' }),
         h('td', { class: 'mono', text: e.ip || '' }),
         h('td', { class: 'mono small', text: e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : '' })));

@@ -46,6 +46,7 @@ var CipherdeskI18n = (function () {
       resources: resources,
       initAsync: false,
       returnNull: false,
+      returnEmptyString: true,  // zh: sentences join without a space (server.sentence_gap)
       // Every text is put into the page with textContent, never parsed as HTML.
       interpolation: { escapeValue: false }
     });
