@@ -21,7 +21,6 @@ const S = {
   current: null,
   flags: new Map(),
   canned: DEFAULT_CANNED.slice(),
-  agents: [],
   dom: {},
   stopped: false,
 };
@@ -40,7 +39,6 @@ async function boot(message) {
   renderShell();
   connect();
   if (isSupervisor()) loadFlags();
-  if (can('agent_manage')) loadAgents();
 }
 
 function stop() {
@@ -305,20 +303,57 @@ function buildPane(chat) {
   renderChatHeader(chat);
 }
 
+/* The transfer picker: online colleagues and queues with their load (GET /api/team),
+ * reloaded each time it opens. The gateway answers a refused transfer with an error
+ * frame (ref = chat) that showTransferError() puts under the picker. */
+const TRANSFER_ERRORS = ['unknown_agent', 'agent_offline', 'unknown_queue', 'bad_transfer', 'conflict', 'not_assigned'];
+
 function buildTransferForm(chat) {
-  const agentIn = h('input', { class: 'transfer-agent', placeholder: t('console.transfer_agent_id'), list: 'agent-ids', 'aria-label': t('console.transfer_agent_id') });
-  const queueIn = h('input', { class: 'transfer-queue', placeholder: t('console.transfer_queue'), 'aria-label': t('console.transfer_queue') });
+  const target = h('select', { class: 'transfer-target', id: 'transfer-' + chat.id, name: 'target' });
+  const error = h('p', { class: 'form-error transfer-error', role: 'alert', hidden: true });
+  const submit = h('button', { class: 'btn small primary', type: 'submit' }, t('console.transfer'));
+  const showError = (text) => { error.textContent = text || ''; error.hidden = !text; };
+  const refresh = async () => {
+    showError('');
+    clear(target).appendChild(h('option', { value: '', text: t('console.transfer_loading') }));
+    let team;
+    try { team = await api('GET', '/api/team'); } catch (e) { showError(e.message); return; }
+    clear(target).appendChild(h('option', { value: '', text: t('console.transfer_choose') }));
+    const agents = h('optgroup', { label: t('console.transfer_agents') });
+    for (const a of team.agents) {
+      const offline = a.online === false;
+      agents.appendChild(h('option', { value: 'agent:' + a.id, disabled: offline,
+        text: t(offline ? 'console.transfer_agent_offline' : 'console.transfer_agent_online',
+          { name: a.name, count: a.active_chats }) }));
+    }
+    if (!team.agents.length) agents.appendChild(h('option', { value: '', disabled: true, text: t('console.transfer_no_agents') }));
+    const queues = h('optgroup', { label: t('console.transfer_queues') },
+      team.queues.map((q) => h('option', { value: 'queue:' + q.name,
+        text: t('console.transfer_queue_load', { name: q.name, count: q.waiting }) })));
+    target.append(agents, queues);
+  };
   const form = h('form', { class: 'transfer inline-form', hidden: true, onsubmit: (ev) => {
     ev.preventDefault();
+    const value = target.value;
+    if (!value) { showError(t('console.transfer_need_target')); target.focus(); return; }
     const frame = { t: 'transfer', chat: chat.id };
-    if (agentIn.value.trim()) frame.to_agent = agentIn.value.trim();
-    else if (queueIn.value.trim()) frame.to_queue = queueIn.value.trim();
-    else { toast(t('console.transfer_need_target'), 'bad'); return; }
-    if (send(frame)) { form.hidden = true; agentIn.value = ''; queueIn.value = ''; }
-  } }, h('span', { class: 'muted small', text: t('console.transfer_to') }), agentIn, queueIn,
-  h('button', { class: 'btn small primary', type: 'submit' }, t('console.transfer')),
-  h('button', { class: 'btn small', type: 'button', onclick: () => { form.hidden = true; } }, t('common.cancel')));
+    if (value.startsWith('agent:')) frame.to_agent = value.slice(6);
+    else frame.to_queue = value.slice(6);
+    showError('');
+    send(frame);  // the chat's `removed` event closes the picker; an error frame fills `error`
+  } }, h('label', { class: 'muted small', for: 'transfer-' + chat.id, text: t('console.transfer_to') }), target,
+  submit,
+  h('button', { class: 'btn small', type: 'button', onclick: () => { form.hidden = true; } }, t('common.cancel')),
+  error);
+  form.refresh = refresh;
+  form.showError = showError;
   return form;
+}
+
+function toggleTransfer(chat) {
+  const form = chat.dom.transfer;
+  form.hidden = !form.hidden;
+  if (!form.hidden) { form.refresh().then(() => form.querySelector('select').focus()); }
 }
 
 function renderChatHeader(chat) {
@@ -335,7 +370,7 @@ function renderChatHeader(chat) {
   const live = !chat.closed && !chat.removed;
   if (chat.mode === 'mine' && live) {
     c.actions.append(
-      h('button', { class: 'btn small', type: 'button', onclick: () => { c.transfer.hidden = !c.transfer.hidden; if (!c.transfer.hidden) c.transfer.querySelector('input, select').focus(); } }, t('console.transfer_button')),
+      h('button', { class: 'btn small', type: 'button', onclick: () => toggleTransfer(chat) }, t('console.transfer_button')),
       h('button', { class: 'btn small danger', type: 'button', onclick: () => closeChat(chat) }, t('console.close_chat')));
   } else if (chat.mode === 'watch' && live) {
     if (can('chat_takeover')) c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => accept(chat.id) }, t('console.take_over')));
@@ -344,6 +379,7 @@ function renderChatHeader(chat) {
     c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => dismiss(chat) }, t('console.dismiss')));
   }
   c.composer.hidden = chat.mode !== 'mine' || !live;
+  if (!live || chat.mode !== 'mine') c.transfer.hidden = true;
 }
 
 function select(id) {
@@ -481,6 +517,7 @@ function onChatEvent(f) {
 function onError(f) {
   const chat = f.ref && S.chats.get(f.ref);
   const message = CipherdeskNotices.error(f);
+  if (chat && TRANSFER_ERRORS.includes(f.code) && !chat.dom.transfer.hidden) chat.dom.transfer.showError(message);
   if (chat) line(chat, message, 'notice blocked');
   else {
     for (const c of S.chats.values()) {
@@ -596,17 +633,6 @@ function renderFlags() {
         h('span', { class: 'muted small', text: ' · ' + t('console.chat_ref', { chat: f.chat.slice(0, 8), seq: f.seq }) + (f.created_at ? ' · ' + fmtDate(f.created_at) : '') })),
       h('p', { class: 'hint', text: t('console.original_audited') }), btn, original));
   }
-}
-
-async function loadAgents() {
-  try {
-    const data = await api('GET', '/api/agents');
-    S.agents = data.agents.filter((a) => !a.disabled && a.id !== S.me.agent.id);
-    const list = h('datalist', { id: 'agent-ids' },
-      S.agents.map((a) => h('option', { value: a.id, label: (a.display_name || a.email) + ' (' + a.role + ')' })));
-    document.getElementById('agent-ids')?.remove();
-    document.body.appendChild(list);
-  } catch (e) { /* transfer by id still works */ }
 }
 
 boot();

@@ -150,12 +150,13 @@ async def login_console(page: Page, gw: Gateway, email: str, path: str = "/conso
 
 
 async def open_widget_form(page: Page, gw: Gateway, name: str = "Ada",
-                           topic: str = "Billing") -> None:
-    """Open /demo, open the widget, submit the pre-chat form."""
+                           topic: str | None = "Billing") -> None:
+    """Open /demo, open the widget, submit the pre-chat form (topic None: the default)."""
     await page.goto(gw.base_url + "/demo")
     await page.click("#cipherdesk-widget >> .launcher")
     await page.fill("#cdw-name", name)
-    await page.select_option("#cdw-topic", topic)
+    if topic is not None:
+        await page.select_option("#cdw-topic", topic)
     await page.click(".prechat button[type=submit]")
 
 
