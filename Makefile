@@ -29,12 +29,17 @@ node_modules/.stamp: package.json package-lock.json
 
 web-deps: node_modules/.stamp
 
-# Debian's Chromium drives the browser tests (Playwright launches /usr/bin/chromium).
+# Debian's Chromium drives the browser tests (Playwright launches /usr/bin/chromium);
+# Noto CJK fonts render the Chinese UI (no tofu in the screenshots).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (need root or sudo)"; exit 1; }; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  echo "installing fonts-noto-cjk so the Chinese UI renders in the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) \
+	  || { echo "could not install fonts-noto-cjk (need root or sudo)"; exit 1; }; }
 
 # nginx (for `nginx -t` on deploy/nginx.conf) and systemd-analyze (the unit file) in tests.
 deploy-tools:

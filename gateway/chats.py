@@ -15,6 +15,7 @@ believed at connect time.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,11 @@ from gateway.store.base import (
 )
 from gateway.tenants import TenantDirectory
 from gateway.transcripts import ChatKeys, open_json, open_text, seal_json, seal_text
+
+# Transfer targets arrive as free text (``protocol.Transfer``): what an agent id or a queue
+# name can look like (the ``Id`` shape of the protocol); anything else is unknown.
+_AGENT_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,64}")
+_QUEUE_NAME = _AGENT_ID
 
 log = structlog.get_logger("cipherdesk.chats")
 
@@ -512,8 +518,10 @@ class ChatService:
             chat.assigned_agent_id != principal.agent_id and not may_override
         ):
             raise ChatError("not_assigned", "only the assigned agent can transfer this chat")
+        if to_queue is not None and not _QUEUE_NAME.fullmatch(to_queue):
+            raise ChatError("unknown_queue", "no such queue")
         if to_agent is not None:
-            target = await self.store.get_agent(to_agent)
+            target = await self.store.get_agent(to_agent) if _AGENT_ID.fullmatch(to_agent) else None
             if target is None or target.tenant_id != chat.tenant_id or target.disabled:
                 raise ChatError("unknown_agent", "no such agent")
         updated = await self.store.assign_chat(

@@ -8,7 +8,15 @@ an ETag. Two bundles are built at start-up:
   function scope so nothing leaks into the host page's globals. Being ONE file, one
   Subresource Integrity hash (``sha384``) covers the crypto library and the widget; the
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
-* ``/static/core.js`` — tweetnacl + ``protocol.js`` + ``ui.js`` for the console pages.
+* ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
+  ``protocol.js`` + ``ui.js`` for the console and admin pages.
+
+Both bundles carry i18next (``i18next.min.js`` from npm, pinned like tweetnacl) and the
+message catalogues (:mod:`gateway.i18n`); the widget only the sections it uses
+(``common``, ``tick``, ``widget``, ``server``). Pages are rendered in the language negotiated by
+:func:`page_language` (``?lang=``, the ``cd_lang`` cookie, ``Accept-Language``):
+``{{t:key}}`` placeholders are replaced with catalogue texts and ``{{LANG}}`` with the
+language tag the page scripts read from ``<html lang>``.
 
 The embed snippet (``embed_snippet``) carries ``data-tenant``, ``data-gateway-key`` (the
 gateway's Ed25519 verify key, which the widget pins) and ``integrity``. Pages contain no
@@ -18,14 +26,25 @@ inline script or style: the strict CSP set by :mod:`gateway.http_public` applies
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import html
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
+from gateway.i18n import (
+    LANG_COOKIE,
+    LANGUAGES,
+    Catalogue,
+    load_catalogues,
+    pick_language,
+    translate,
+)
 from gateway.services import SERVICES, Services
 from gateway.tenants import DEMO_TENANT
 
@@ -33,6 +52,9 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENDOR_ENV = "CIPHERDESK_WEB_VENDOR"
 NACL_FILE = "nacl-fast.min.js"
+I18NEXT_FILE = "i18next.min.js"
+WIDGET_SECTIONS = ("common", "tick", "widget", "server")
+_PLACEHOLDER = re.compile(r"\{\{t:([A-Za-z0-9_.]+)\}\}")
 
 _TYPES = {
     ".js": "text/javascript",
@@ -89,6 +111,42 @@ def find_nacl(environ: dict[str, str] | None = None) -> Path:
     )
 
 
+def find_i18next(environ: dict[str, str] | None = None) -> Path:
+    """``i18next.min.js``: ``$CIPHERDESK_WEB_VENDOR`` (a directory holding it, or
+    ``i18next/`` below it), else ``<repo>/node_modules/i18next/``."""
+    env = os.environ if environ is None else environ
+    candidates: list[Path] = []
+    override = env.get(VENDOR_ENV)
+    if override:
+        path = Path(override).expanduser()
+        candidates += [path / I18NEXT_FILE, path / "i18next" / I18NEXT_FILE]
+    candidates.append(REPO_ROOT / "node_modules" / "i18next" / I18NEXT_FILE)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise WebAssetsError(
+        f"i18next ({I18NEXT_FILE}) not found in {', '.join(str(c) for c in candidates)}: "
+        "run `make run` (or `npm ci` in the project root)"
+    )
+
+
+def _umd(code: bytes, name: bytes) -> bytes:
+    """A UMD library evaluated in its own scope with a local CommonJS ``module``: it
+    exports there, never onto the host page's globals or into an AMD loader."""
+    return (b"var " + name + b" = (function () { var module = { exports: {} }; "
+            b"var exports = module.exports;\n" + code + b"\nreturn module.exports; })();\n")
+
+
+def _catalogue_script(cats: dict[str, Catalogue], sections: tuple[str, ...] | None) -> bytes:
+    picked = {
+        lang: ({k: v for k, v in cat.items() if k in sections} if sections else cat)
+        for lang, cat in cats.items()
+    }
+    text = json.dumps(picked, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    # JSON inside a script: "</" must not close anything, U+2028/9 are fine in ES2019+.
+    return b"var CIPHERDESK_CATALOGUES = " + text.replace("</", "<\\/").encode() + b";\n"
+
+
 @dataclass(slots=True)
 class WebAssets:
     """Files and bundles, built once."""
@@ -98,11 +156,15 @@ class WebAssets:
     widget_css: Asset | None = None
     widget_integrity: str = ""
     pages: dict[str, str] = field(default_factory=dict)
+    catalogues: dict[str, Catalogue] = field(default_factory=dict)
+    widget_gzip_bytes: int = 0
 
     @classmethod
     def build(cls, web_dir: Path = WEB_DIR, nacl_path: Path | None = None) -> WebAssets:
         nacl = (nacl_path or find_nacl()).read_bytes()
+        i18next = _umd(find_i18next().read_bytes(), b"i18next")
         assets = cls()
+        assets.catalogues = load_catalogues(web_dir / "i18n")
         read = {p.name: p.read_bytes() for p in sorted(web_dir.iterdir()) if p.is_file()}
         for name, body in read.items():
             ctype = _TYPES.get(Path(name).suffix)
@@ -117,29 +179,37 @@ class WebAssets:
         assets.widget_css = _asset(css, "text/css", cors=True)
         widget_code = read["widget.js"].replace(b"__CSS_INTEGRITY__", sri(css).encode())
         shared = read["protocol.js"] + b"\n" + read["ui.js"] + b"\n"
+        i18n_widget = (i18next + _catalogue_script(assets.catalogues, WIDGET_SECTIONS)
+                       + read["i18n.js"] + b"\n")
+        i18n_all = i18next + _catalogue_script(assets.catalogues, None) + read["i18n.js"] + b"\n"
         # One function scope: tweetnacl sees a local `module` and exports into it instead
         # of creating `window.nacl` on the customer's page.
         bundle = (
-            b"/*! cipherdesk widget; bundles tweetnacl 1.0.3 (public domain) */\n"
+            b"/*! cipherdesk widget; bundles tweetnacl 1.0.3 (public domain) and i18next (MIT) */\n"
             b"(function () {\nvar module = { exports: {} };\n"
             + nacl
             + b"\nvar nacl = module.exports;\n"
+            + i18n_widget
             + shared
             + widget_code
             + b"\n})();\n"
         )
         assets.widget = _asset(bundle, "text/javascript", cors=True)
         assets.widget_integrity = sri(bundle)
-        core = nacl + b"\n" + shared
+        assets.widget_gzip_bytes = len(gzip.compress(bundle, 9))
+        core = nacl + b"\n" + i18n_all + shared
         assets.files["core.js"] = _asset(core, "text/javascript")
         return assets
 
 
-def embed_snippet(base_url: str, tenant: str, gateway_key: str, integrity: str) -> str:
-    """The ``<script>`` tag a company pastes into its site (values HTML-escaped)."""
+def embed_snippet(base_url: str, tenant: str, gateway_key: str, integrity: str,
+                  lang: str | None = None) -> str:
+    """The ``<script>`` tag a company pastes into its site (values HTML-escaped).
+    ``lang`` adds ``data-lang`` (otherwise the widget follows the browser's language)."""
     q = lambda s: html.escape(s, quote=True)  # noqa: E731
+    lang_attr = f' data-lang="{q(lang)}"' if lang else ""
     return (
-        f'<script src="{q(base_url)}/widget.js" data-tenant="{q(tenant)}"\n'
+        f'<script src="{q(base_url)}/widget.js" data-tenant="{q(tenant)}"{lang_attr}\n'
         f'        data-gateway-key="{q(gateway_key)}"\n'
         f'        integrity="{q(integrity)}"\n'
         '        crossorigin="anonymous" async></script>'
@@ -168,12 +238,31 @@ def public_base(request: web.Request, svc: Services) -> str:
     return str(request.url.origin())
 
 
+def page_language(request: web.Request) -> str:
+    """``?lang=`` (a supported tag), else the ``cd_lang`` cookie, else Accept-Language."""
+    asked = request.query.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    cookie = request.cookies.get(LANG_COOKIE, "")
+    if cookie in LANGUAGES:
+        return cookie
+    return pick_language(request.headers.get("Accept-Language", "")[:512])
+
+
 def _page(request: web.Request, name: str, **values: str) -> web.Response:
     assets = request.app[ASSETS]
+    lang = page_language(request)
     text = assets.pages[name]
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
-    return _serve(request, _asset(text.encode("utf-8"), "text/html", cache=PAGE_CACHE))
+    text = text.replace("{{LANG}}", lang)
+    cats = assets.catalogues
+    text = _PLACEHOLDER.sub(
+        lambda m: html.escape(translate(lang, m.group(1), cats), quote=True), text)
+    response = _serve(request, _asset(text.encode("utf-8"), "text/html", cache=PAGE_CACHE))
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    response.headers["Content-Language"] = lang
+    return response
 
 
 async def widget_js(request: web.Request) -> web.Response:
@@ -219,7 +308,9 @@ async def demo(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     assets = request.app[ASSETS]
     snippet = embed_snippet(public_base(request, svc), DEMO_TENANT,
-                            svc.identity.verify_key_b64, assets.widget_integrity)
+                            svc.identity.verify_key_b64, assets.widget_integrity,
+                            lang=asked if (asked := request.query.get("lang")) in LANGUAGES
+                            else None)
     return _page(request, "demo.html", SNIPPET=snippet, SNIPPET_TEXT=html.escape(snippet))
 
 

@@ -148,11 +148,15 @@ class Accept(Frame, tag_field="t", tag="accept"):
 
 
 class Transfer(Frame, tag_field="t", tag="transfer"):
-    """Hand a chat to another agent (``to_agent``) or back to a queue (``to_queue``)."""
+    """Hand a chat to another agent (``to_agent``) or back to a queue (``to_queue``).
+
+    The targets are any short text here, not ``Id``: a mistyped target (an e-mail
+    address) is an ``unknown_agent``/``unknown_queue`` error frame the console can show,
+    not a protocol violation that closes the agent's socket."""
 
     chat: Id
-    to_agent: Id | None = None
-    to_queue: Id | None = None
+    to_agent: ShortText | None = None
+    to_queue: ShortText | None = None
 
 
 class AgentClose(Frame, tag_field="t", tag="close"):

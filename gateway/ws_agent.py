@@ -129,7 +129,7 @@ class AgentSession:
 
     async def run(self) -> None:
         p, agent = self.principal, self.ctx.agent
-        await self.svc.presence.connected(p.tenant_id, self.conn.conn_id)
+        await self.svc.presence.connected(p.tenant_id, self.conn.conn_id, agent_id=p.agent_id)
         try:
             await self._run(p, agent)
         finally:
@@ -185,6 +185,17 @@ class AgentSession:
                 return
             wait = sessions.expires_at(session) - clock()
             await asyncio.sleep(min(max(wait, 0.05), SESSION_POLL))
+    async def _require_online(self, p: Principal, agent_id: str) -> None:
+        """A transfer to a colleague of this tenant who has no console open would leave the
+        customer waiting on nobody: refuse it (``agent_offline``). Unknown ids, other
+        tenants' agents and an unknown presence (Redis down) are left to ChatService,
+        which answers ``unknown_agent`` alike, so no other tenant's ids can be probed."""
+        online = await self.svc.presence.agents(p.tenant_id)
+        if online is None or agent_id in online:
+            return
+        target = await self.svc.store.get_agent(agent_id[:64])
+        if target is not None and target.tenant_id == p.tenant_id and not target.disabled:
+            raise ChatError("agent_offline", "that agent is not online")
 
     async def _recheck(self) -> None:
         """Per-message authorisation: the session and the agent row are re-read at most
@@ -220,6 +231,8 @@ class AgentSession:
             if chat.id not in self.chats:
                 await self._join(chat.id, None)
         elif isinstance(frame, Transfer):
+            if frame.to_agent is not None:
+                await self._require_online(p, frame.to_agent)
             await chats.transfer(p, frame.chat, to_agent=frame.to_agent, to_queue=frame.to_queue)
         elif isinstance(frame, AgentClose):
             await chats.close(frame.chat, p.tenant_id, by="agent", principal=p, reason=frame.reason)

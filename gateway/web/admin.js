@@ -1,18 +1,18 @@
 /* cipherdesk admin pages: agents and roles, tenant settings, policy, plugins, audit log,
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
-import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate } from './common.js';
+import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
 const SECTIONS = [
-  ['agents', 'Agents & roles', 'agent_manage'],
-  ['tenant', 'Tenant settings', 'tenant_manage'],
-  ['policy', 'Policy', 'policy_test'],
-  ['plugins', 'Plugins', 'plugin_manage'],
-  ['audit', 'Audit log', 'audit_read'],
-  ['emergency', 'Emergency', 'emergency'],
-  ['embed', 'Embed snippet', null],
+  ['agents', t('admin.nav.agents'), 'agent_manage'],
+  ['tenant', t('admin.nav.tenant'), 'tenant_manage'],
+  ['policy', t('admin.nav.policy'), 'policy_test'],
+  ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
+  ['audit', t('admin.nav.audit'), 'audit_read'],
+  ['emergency', t('admin.nav.emergency'), 'emergency'],
+  ['embed', t('admin.nav.embed'), null],
 ];
 
 let me = null;
@@ -23,16 +23,17 @@ const can = (p) => !p || me.permissions.includes(p);
 
 async function boot(message) {
   me = message ? null : await whoami().catch(() => null);
-  if (!me) me = await loginForm(root, { title: 'cipherdesk admin', message });
+  if (!me) me = await loginForm(root, { title: t('admin.login_title'), message });
   const top = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '/admin', text: 'cipherdesk' }),
-    h('span', { class: 'muted', text: 'Admin · tenant ' + me.tenant.id }),
-    me.tenant.frozen ? h('span', { class: 'pill bad', text: 'Tenant frozen' }) : null,
+    h('span', { class: 'muted', text: t('admin.header', { tenant: me.tenant.id }) }),
+    me.tenant.frozen ? h('span', { class: 'pill bad', text: t('admin.tenant_frozen') }) : null,
     h('span', { class: 'spacer' }),
-    h('span', { class: 'who' }, me.agent.display_name || me.agent.email, h('span', { class: 'role', text: me.role })),
-    h('a', { class: 'btn ghost', href: '/console', text: 'Console' }),
-    h('button', { class: 'btn ghost', type: 'button', onclick: async () => { await logout(); boot('You are logged out.'); } }, 'Log out'));
-  nav = h('nav', { class: 'admin-nav', 'aria-label': 'Admin sections' });
+    h('span', { class: 'who' }, me.agent.display_name || me.agent.email, h('span', { class: 'role', text: t('common.roles.' + me.role, { defaultValue: me.role }) })),
+    languageMenu(),
+    h('a', { class: 'btn ghost', href: '/console', text: t('console.console') }),
+    h('button', { class: 'btn ghost', type: 'button', onclick: async () => { await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
+  nav = h('nav', { class: 'admin-nav', 'aria-label': t('admin.sections') });
   main = h('main', { class: 'admin-main', id: 'admin-main', tabindex: '-1' });
   clear(root).append(top, h('div', { class: 'admin-layout' }, nav, main));
   route();
@@ -71,25 +72,25 @@ async function guarded(button, fn) {
 /* Shows a one-time secret (otpauth URI, QR, recovery codes) — never stored anywhere. */
 function secretBox(data, heading) {
   return h('div', { class: 'secret-box', role: 'region', 'aria-label': heading },
-    data.qr_png ? h('img', { src: data.qr_png, alt: 'QR code for the authenticator app', class: 'qr' }) : null,
+    data.qr_png ? h('img', { src: data.qr_png, alt: t('admin.qr_alt'), class: 'qr' }) : null,
     h('div', {},
       h('h3', { text: heading }),
-      h('p', { class: 'small', text: 'Shown once. Scan the QR code with an authenticator app, or enter the URI. The agent confirms it with their first login.' }),
+      h('p', { class: 'small', text: t('admin.secret_once') }),
       h('p', { class: 'mono otpauth', text: data.otpauth_uri }),
-      data.recovery_codes ? [h('p', { class: 'small', text: 'Recovery codes (single use):' }),
+      data.recovery_codes ? [h('p', { class: 'small', text: t('admin.recovery_codes') }),
         h('ul', { class: 'codes' }, data.recovery_codes.map((c) => h('li', { text: c })))] : null));
 }
 
 /* ------------------------------------------------------------------ agents */
 
 async function agents() {
-  title('Agents & roles', 'Create agents, change roles, unlock, revoke sessions, reset MFA.');
+  title(t('admin.nav.agents'), t('admin.agents.intro'));
   const output = h('div', { id: 'agent-secret' });
   const email = h('input', { type: 'email', required: true, autocomplete: 'off' });
   const name = h('input', { maxlength: '120' });
-  const role = h('select', {}, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: r })));
+  const role = h('select', {}, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r) })));
   const password = h('input', { type: 'password', required: true, autocomplete: 'new-password', minlength: '12' });
-  const submit = h('button', { class: 'btn primary', type: 'submit' }, 'Create agent');
+  const submit = h('button', { class: 'btn primary', type: 'submit' }, t('admin.agents.create'));
   const form = h('form', { class: 'panel', id: 'create-agent', onsubmit: (ev) => {
     ev.preventDefault();
     guarded(submit, async () => {
@@ -98,18 +99,18 @@ async function agents() {
         display_name: name.value.trim() || null,
       });
       password.value = '';
-      clear(output).appendChild(secretBox(data, 'New agent ' + data.agent.email));
+      clear(output).appendChild(secretBox(data, t('admin.agents.new_agent_secret', { email: data.agent.email })));
       email.value = ''; name.value = '';
       await loadTable();
     });
-  } }, h('h2', { text: 'New agent' }),
+  } }, h('h2', { text: t('admin.agents.new_agent') }),
   h('div', { class: 'grid2' },
-    h('div', {}, field('new-email', 'E-mail', email)), h('div', {}, field('new-name', 'Display name', name)),
-    h('div', {}, field('new-role', 'Role', role)), h('div', {}, field('new-password', 'Initial password (12+ characters)', password))),
+    h('div', {}, field('new-email', t('common.email'), email)), h('div', {}, field('new-name', t('admin.agents.display_name'), name)),
+    h('div', {}, field('new-role', t('admin.agents.role'), role)), h('div', {}, field('new-password', t('admin.agents.initial_password'), password))),
   h('p', {}, submit));
   const tbody = h('tbody');
-  const table = h('div', { class: 'panel' }, h('h2', { text: 'Agents' }), h('div', { class: 'table-wrap' },
-    h('table', { id: 'agents-table' }, h('thead', {}, h('tr', {}, ['Agent', 'Role', 'MFA', 'Status', 'Actions'].map((t) => h('th', { text: t })))), tbody)));
+  const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap' },
+    h('table', { id: 'agents-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.agents.mfa'), t('admin.agents.status'), t('admin.agents.actions')].map((x) => h('th', { text: x })))), tbody)));
   main.append(form, output, table);
 
   async function loadTable() {
@@ -121,10 +122,10 @@ async function agents() {
 }
 
 function agentRow(a, output, reload) {
-  const roleSel = h('select', { 'aria-label': 'Role of ' + a.email }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: r, selected: r === a.role })));
+  const roleSel = h('select', { 'aria-label': t('admin.agents.role_of', { email: a.email }) }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r), selected: r === a.role })));
   roleSel.addEventListener('change', () => guarded(roleSel, async () => {
     await api('PATCH', `/api/agents/${encodeURIComponent(a.id)}`, { role: roleSel.value });
-    toast(`${a.email} is now ${roleSel.value}; their sessions were ended.`);
+    toast(t('admin.agents.role_changed', { email: a.email, role: t('common.roles.' + roleSel.value) }));
     await reload();
   }));
   const act = (label, fn, cls) => {
@@ -136,18 +137,18 @@ function agentRow(a, output, reload) {
   return h('tr', { 'data-agent': a.id },
     h('td', {}, h('strong', { text: a.display_name || a.email }), h('div', { class: 'muted small', text: a.email }), h('div', { class: 'mono muted', text: a.id })),
     h('td', {}, roleSel),
-    h('td', { text: a.totp_confirmed ? 'confirmed' : 'pending' }),
-    h('td', { text: a.disabled ? 'disabled' : 'active' }),
+    h('td', { text: a.totp_confirmed ? t('admin.agents.mfa_confirmed') : t('admin.agents.mfa_pending') }),
+    h('td', { text: a.disabled ? t('admin.agents.disabled') : t('admin.agents.active') }),
     h('td', {},
-      act('Unlock', async () => { const r = await api('POST', path + '/unlock'); toast(r.was_locked ? 'Unlocked.' : 'The account was not locked.'); }),
-      act('Revoke sessions', async () => { const r = await api('POST', path + '/revoke-sessions'); toast(`${r.sessions_revoked} session(s) revoked.`); }),
-      act('Reset MFA', async () => {
-        if (!window.confirm(`Reset MFA for ${a.email}? Their sessions end and they need the new code.`)) return;
+      act(t('admin.agents.unlock'), async () => { const r = await api('POST', path + '/unlock'); toast(r.was_locked ? t('admin.agents.unlocked') : t('admin.agents.not_locked')); }),
+      act(t('admin.agents.revoke_sessions'), async () => { const r = await api('POST', path + '/revoke-sessions'); toast(t('admin.agents.sessions_revoked', { count: r.sessions_revoked })); }),
+      act(t('admin.agents.reset_mfa'), async () => {
+        if (!window.confirm(t('admin.agents.reset_mfa_confirm', { email: a.email }))) return;
         const data = await api('POST', path + '/reset-mfa');
-        clear(output).appendChild(secretBox(data, 'New MFA for ' + a.email));
+        clear(output).appendChild(secretBox(data, t('admin.agents.new_mfa_for', { email: a.email })));
         await reload();
       }),
-      act(a.disabled ? 'Enable' : 'Disable', async () => {
+      act(a.disabled ? t('admin.agents.enable') : t('admin.agents.disable'), async () => {
         await api('PATCH', path, { disabled: !a.disabled });
         await reload();
       }, a.disabled ? '' : 'danger')));
@@ -156,18 +157,19 @@ function agentRow(a, output, reload) {
 /* ------------------------------------------------------------------ tenant */
 
 async function tenant() {
-  title('Tenant settings', 'Which sites may embed the widget, and how customers are identified.');
+  const tr = I18N.t;
+  title(tr('admin.nav.tenant'), tr('admin.tenant.intro'));
   const { tenant: t } = await api('GET', '/api/tenant');
   const name = h('input', { value: t.name, maxlength: '120' });
   const origins = h('textarea', { rows: '4', value: t.allowed_origins.join('\n'), spellcheck: 'false' });
-  const mode = h('select', {}, ['off', 'optional', 'enforced'].map((m) => h('option', { value: m, text: m, selected: m === t.identity_mode })));
-  const secret = h('input', { type: 'password', autocomplete: 'off', placeholder: 'leave empty to keep the current secret(s)' });
-  const save = h('button', { class: 'btn primary', type: 'submit' }, 'Save settings');
+  const mode = h('select', {}, ['off', 'optional', 'enforced'].map((m) => h('option', { value: m, text: tr('admin.tenant.mode_' + m), selected: m === t.identity_mode })));
+  const secret = h('input', { type: 'password', autocomplete: 'off', placeholder: tr('admin.tenant.secret_placeholder') });
+  const save = h('button', { class: 'btn primary', type: 'submit' }, tr('admin.tenant.save'));
   const fingerprints = h('p', { class: 'small muted', id: 'secret-fingerprints' });
   const showFingerprints = (tt) => {
     fingerprints.textContent = tt.identity_secrets.length
-      ? 'Current secret fingerprints: ' + tt.identity_secrets.map((s) => s.fingerprint).join(', ')
-      : 'No identity secret set.';
+      ? tr('admin.tenant.fingerprints', { list: tt.identity_secrets.map((s) => s.fingerprint).join(', ') })
+      : tr('admin.tenant.no_secret');
   };
   showFingerprints(t);
   const form = h('form', { class: 'panel', id: 'tenant-form', onsubmit: (ev) => {
@@ -183,15 +185,15 @@ async function tenant() {
       secret.value = '';
       origins.value = res.tenant.allowed_origins.join('\n');
       showFingerprints(res.tenant);
-      toast('Tenant settings saved.');
+      toast(tr('admin.tenant.saved'));
     });
   } }, h('h2', { text: t.id }),
-  field('tenant-name', 'Name', name),
-  field('tenant-origins', 'Allowed origins (one per line, e.g. https://shop.example.com)', origins),
+  field('tenant-name', tr('admin.tenant.name'), name),
+  field('tenant-origins', tr('admin.tenant.origins'), origins),
   h('div', { class: 'grid2' },
-    h('div', {}, field('tenant-mode', 'Customer identity', mode),
-      h('p', { class: 'hint', text: 'off: anonymous · optional: verified badge when the site signs the customer · enforced: signed customers only.' })),
-    h('div', {}, field('tenant-secret', 'New identity secret (HS256, 32+ bytes)', secret), fingerprints)),
+    h('div', {}, field('tenant-mode', tr('admin.tenant.identity'), mode),
+      h('p', { class: 'hint', text: tr('admin.tenant.identity_hint') })),
+    h('div', {}, field('tenant-secret', tr('admin.tenant.new_secret'), secret), fingerprints)),
   h('p', {}, save));
   main.append(form);
 }
@@ -199,42 +201,42 @@ async function tenant() {
 /* ------------------------------------------------------------------ policy */
 
 async function policy() {
-  title('Policy', 'Sensitive words, personal data and links, applied to every message in both directions.');
-  const text = h('textarea', { rows: '3', placeholder: 'Type a message to test, e.g. my card is 4111 1111 1111 1111' });
-  const dir = h('select', {}, h('option', { value: 'customer', text: 'from a customer' }), h('option', { value: 'agent', text: 'from an agent' }));
-  const run = h('button', { class: 'btn primary', type: 'submit' }, 'Test message');
+  title(t('admin.nav.policy'), t('admin.policy.intro'));
+  const text = h('textarea', { rows: '3', placeholder: t('admin.policy.test_placeholder') });
+  const dir = h('select', {}, h('option', { value: 'customer', text: t('admin.policy.from_customer') }), h('option', { value: 'agent', text: t('admin.policy.from_agent') }));
+  const run = h('button', { class: 'btn primary', type: 'submit' }, t('admin.policy.test'));
   const result = h('div', { id: 'policy-result', 'aria-live': 'polite' });
   main.append(h('form', { class: 'panel', id: 'policy-test', onsubmit: (ev) => {
     ev.preventDefault();
     guarded(run, async () => {
       const r = await api('POST', '/api/policy/test', { text: text.value, direction: dir.value });
       clear(result).append(
-        h('p', {}, 'Action: ', h('span', { class: 'result-action', text: r.action || '?' }),
-          (r.findings || []).length ? ' · found: ' + [...new Set(r.findings.map((f) => f.kind))].join(', ') : ''),
-        r.text !== undefined && r.text !== null ? [h('p', { class: 'small muted', text: 'Delivered text:' }), h('pre', { class: 'json', text: r.text })] : null,
-        h('details', {}, h('summary', { text: 'Full result' }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) })));
+        h('p', {}, t('admin.policy.action') + ' ', h('span', { class: 'result-action', text: r.action || '?' }),
+          (r.findings || []).length ? ' · ' + t('admin.policy.found', { kinds: [...new Set(r.findings.map((f) => f.kind))].join(', ') }) : ''),
+        r.text !== undefined && r.text !== null ? [h('p', { class: 'small muted', text: t('admin.policy.delivered') }), h('pre', { class: 'json', text: r.text })] : null,
+        h('details', {}, h('summary', { text: t('admin.policy.full_result') }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) })));
     });
-  } }, h('h2', { text: 'Test a message' }), field('policy-text', 'Message', text), field('policy-dir', 'Direction', dir), h('p', {}, run), result));
+  } }, h('h2', { text: t('admin.policy.test_title') }), field('policy-text', t('common.message'), text), field('policy-dir', t('admin.policy.direction'), dir), h('p', {}, run), result));
 
   if (can('tenant_manage')) {
-    const { tenant: t } = await api('GET', '/api/tenant');
+    const { tenant: row } = await api('GET', '/api/tenant');
     const settings = h('textarea', { rows: '12', spellcheck: 'false', class: 'mono',
-      value: JSON.stringify(t.settings.policy || {}, null, 2) });
-    const links = h('textarea', { rows: '3', spellcheck: 'false', value: (t.settings.allowed_link_domains || []).join('\n') });
-    const save = h('button', { class: 'btn primary', type: 'submit' }, 'Save policy');
+      value: JSON.stringify(row.settings.policy || {}, null, 2) });
+    const links = h('textarea', { rows: '3', spellcheck: 'false', value: (row.settings.allowed_link_domains || []).join('\n') });
+    const save = h('button', { class: 'btn primary', type: 'submit' }, t('admin.policy.save'));
     main.append(h('form', { class: 'panel', id: 'policy-settings', onsubmit: (ev) => {
       ev.preventDefault();
       guarded(save, async () => {
         let parsed;
-        try { parsed = JSON.parse(settings.value || '{}'); } catch (e) { throw new Error('The policy is not valid JSON: ' + e.message); }
+        try { parsed = JSON.parse(settings.value || '{}'); } catch (e) { throw new Error(t('admin.policy.bad_json', { error: e.message })); }
         await api('PATCH', '/api/tenant', { policy: parsed,
           allowed_link_domains: links.value.split(/\s+/).filter(Boolean) });
-        toast('Policy saved.');
+        toast(t('admin.policy.saved'));
       });
-    } }, h('h2', { text: 'Policy lists' }),
-    h('p', { class: 'hint', text: 'Tenant overrides (JSON): keyword lists, PII actions, link rules. Invalid settings are refused by the gateway.' }),
-    field('policy-json', 'Policy settings', settings),
-    field('policy-links', 'Allowed link domains (one per line)', links), h('p', {}, save)));
+    } }, h('h2', { text: t('admin.policy.lists') }),
+    h('p', { class: 'hint', text: t('admin.policy.lists_hint') }),
+    field('policy-json', t('admin.policy.settings'), settings),
+    field('policy-links', t('admin.policy.link_domains'), links), h('p', {}, save)));
     await policySchemaPanel();
     await keywordListsPanel();
   }
@@ -293,19 +295,19 @@ async function keywordListsPanel() {
 /* ------------------------------------------------------------------ plugins */
 
 async function plugins() {
-  title('Plugins', 'Helpdesk integrations (signed webhook, Zendesk, Freshdesk) receive masked events through a durable outbox.');
+  title(t('admin.nav.plugins'), t('admin.plugins.intro'));
   let data = null;
   try { data = await api('GET', '/api/plugins'); } catch (e) { data = null; }
   if (!data) {
     main.append(h('div', { class: 'panel' },
-      h('h2', { text: 'Not available over HTTP yet' }),
-      h('p', { text: 'This gateway does not expose a plugin API (GET /api/plugins answered with an error). Plugins are configured in the gateway configuration file; dead letters are listed and replayed with the command line:' }),
-      h('pre', { class: 'json', text: 'cipherdesk --help        # see the plugin / outbox commands of your version' })));
+      h('h2', { text: t('admin.plugins.unavailable') }),
+      h('p', { text: t('admin.plugins.unavailable_text') }),
+      h('pre', { class: 'json', text: 'cipherdesk --help' })));
     return;
   }
   for (const p of data.plugins) main.appendChild(pluginForm(p));
   for (const p of data.problems || []) {
-    main.appendChild(h('p', { class: 'form-error', text: `Plugin ${p.name} (${p.source}) not loaded: ${p.reason}` }));
+    main.appendChild(h('p', { class: 'form-error', text: t('admin.plugins.not_loaded', { name: p.name, source: p.source, reason: p.reason }) }));
   }
   await deadLetters();
 }
@@ -317,10 +319,10 @@ function pluginForm(p) {
   const tc = p.tenant_config;
   const stored = (tc && tc.config) || {};
   const secretsSet = (tc && tc.secrets_set) || [];
-  const state = h('span', { class: 'muted small plugin-state', text: !tc ? 'not configured' : (tc.enabled ? 'enabled' : 'disabled') });
+  const state = h('span', { class: 'muted small plugin-state', text: !tc ? t('admin.plugins.not_configured') : (tc.enabled ? t('admin.plugins.enabled_state') : t('admin.plugins.disabled_state')) });
   if (!p.installed) {
     return h('div', { class: 'panel', 'data-plugin': p.name }, h('h2', {}, p.name + ' ', state),
-      h('p', { class: 'form-error', text: 'Configured but no longer installed: nothing is delivered.' }));
+      h('p', { class: 'form-error', text: t('admin.plugins.not_installed') }));
   }
   const inputs = [];
   const rows = p.config_schema.map((f) => {
@@ -330,8 +332,8 @@ function pluginForm(p) {
     if (f.secret) {
       const isSet = secretsSet.includes(f.name);
       input = h('input', { type: 'password', autocomplete: 'new-password', spellcheck: 'false',
-        placeholder: isSet ? 'set — leave empty to keep it' : 'not set' });
-      note = h('p', { class: 'hint secret-state', 'data-secret': f.name, text: isSet ? 'A value is set (never shown).' : 'Not set.' });
+        placeholder: isSet ? t('admin.plugins.secret_keep') : t('admin.plugins.secret_unset') });
+      note = h('p', { class: 'hint secret-state', 'data-secret': f.name, text: isSet ? t('admin.plugins.secret_is_set') : t('admin.plugins.secret_not_set') });
     } else if (f.type === 'bool') {
       input = h('input', { type: 'checkbox', checked: !!have });
     } else if (f.type === 'list') {
@@ -345,10 +347,11 @@ function pluginForm(p) {
     inputs.push([f, input]);
     return h('div', { class: 'field' },
       h('label', { for: input.id, text: f.name + (f.required ? ' *' : '') }), input,
-      f.help ? h('p', { class: 'hint', text: f.help + (f.choices ? ' Choices: ' + f.choices.join(', ') : '') }) : null, note);
+      // Help texts come from the plugin (English): marked as such for screen readers.
+      f.help ? h('p', { class: 'hint', lang: 'en', 'data-source': 'plugin', text: f.help + (f.choices ? ' (' + f.choices.join(', ') + ')' : '') }) : null, note);
   });
   const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: tc ? !!tc.enabled : true });
-  const save = h('button', { class: 'btn primary', type: 'submit' }, 'Save');
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
   const form = h('form', { class: 'panel plugin-form', id: 'plugin-' + p.name, 'data-plugin': p.name, onsubmit: (ev) => {
     ev.preventDefault();
     guarded(save, async () => {
@@ -362,38 +365,39 @@ function pluginForm(p) {
         else config[f.name] = v;
       }
       await api('PUT', `/api/plugins/${encodeURIComponent(p.name)}`, { enabled: enabled.checked, config });
-      toast(`Plugin ${p.name} saved.`);
+      toast(t('admin.plugins.saved', { name: p.name }));
       route();
     });
   } }, h('h2', {}, p.name + ' ', state),
-  h('p', { class: 'small muted', text: `${p.description || ''} · version ${p.version} · ${p.source}` }),
+  h('p', { class: 'small muted' }, h('span', { lang: 'en', 'data-source': 'plugin', text: p.description || '' }),
+    ` · ${t('admin.plugins.version', { version: p.version })} · ${p.source}`),
   rows,
-  h('label', { class: 'check' }, enabled, ' Enabled'),
+  h('label', { class: 'check' }, enabled, ' ' + t('admin.plugins.enabled')),
   h('p', {}, save));
   return form;
 }
 
 async function deadLetters() {
   const tbody = h('tbody');
-  const panel = h('div', { class: 'panel', id: 'dead-letters' }, h('h2', { text: 'Dead letters' }),
-    h('p', { class: 'hint', text: 'Events a plugin could not deliver. Fix the cause, then replay: the event goes back to the outbox.' }),
+  const panel = h('div', { class: 'panel', id: 'dead-letters' }, h('h2', { text: t('admin.dead.title') }),
+    h('p', { class: 'hint', text: t('admin.dead.hint') }),
     h('div', { class: 'table-wrap' }, h('table', { id: 'dead-table' },
-      h('thead', {}, h('tr', {}, ['Id', 'Plugin', 'Event', 'Attempts', 'Last error', 'Created', ''].map((t) => h('th', { text: t })))), tbody)));
+      h('thead', {}, h('tr', {}, [t('admin.dead.id'), t('admin.dead.plugin'), t('admin.dead.event'), t('admin.dead.attempts'), t('admin.dead.last_error'), t('admin.dead.created'), ''].map((x) => h('th', { text: x })))), tbody)));
   main.appendChild(panel);
   const load = async () => {
     const { dead } = await api('GET', '/api/plugins/dead');
     clear(tbody);
-    if (!dead.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '7', class: 'muted', text: 'No dead letters.' })));
+    if (!dead.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '7', class: 'muted', text: t('admin.dead.none') })));
     for (const d of dead) {
-      const replay = h('button', { class: 'btn small', type: 'button' }, 'Replay');
+      const replay = h('button', { class: 'btn small', type: 'button' }, t('admin.dead.replay'));
       replay.addEventListener('click', () => guarded(replay, async () => {
         await api('POST', `/api/plugins/dead/${encodeURIComponent(d.id)}/replay`);
-        toast(`Dead letter ${d.id} replayed.`);
+        toast(t('admin.dead.replayed', { id: d.id }));
         await load();
       }));
       tbody.appendChild(h('tr', { 'data-dead': String(d.id) },
         h('td', { class: 'mono', text: String(d.id) }), h('td', { text: d.plugin }), h('td', { text: d.event_type }),
-        h('td', { text: String(d.attempts) }), h('td', { class: 'small', text: d.last_error || '' }),
+        h('td', { text: I18N.number(d.attempts) }), h('td', { class: 'small', text: d.last_error || '' }),
         h('td', { class: 'small', text: fmtDate(d.created_at) }), h('td', {}, replay)));
     }
   };
@@ -403,13 +407,13 @@ async function deadLetters() {
 /* ------------------------------------------------------------------ audit */
 
 async function audit() {
-  title('Audit log', 'Every login, access to customer data and administrative change.');
-  const action = h('input', { placeholder: 'e.g. login.failed', maxlength: '128' });
-  const actor = h('input', { placeholder: 'agent id', maxlength: '128' });
+  title(t('admin.nav.audit'), t('admin.audit.intro'));
+  const action = h('input', { placeholder: t('admin.audit.action_placeholder'), maxlength: '128' });
+  const actor = h('input', { placeholder: t('admin.audit.actor_placeholder'), maxlength: '128' });
   const since = h('input', { type: 'datetime-local' });
   const until = h('input', { type: 'datetime-local' });
   const tbody = h('tbody');
-  const more = h('button', { class: 'btn', type: 'button', hidden: true }, 'Older entries');
+  const more = h('button', { class: 'btn', type: 'button', hidden: true }, t('admin.audit.older'));
   let before = null;
   const query = () => {
     const q = new URLSearchParams({ limit: '50' });
@@ -425,92 +429,93 @@ async function audit() {
     const data = await api('GET', '/api/audit?' + query());
     for (const e of data.events) {
       tbody.appendChild(h('tr', {},
-        h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { text: e.action }),
+        h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { class: 'mono', text: e.action }),
         h('td', { class: 'mono', text: e.actor || '' }), h('td', { class: 'mono', text: e.target || '' }),
         h('td', { class: 'mono', text: e.ip || '' }),
         h('td', { class: 'mono small', text: e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : '' })));
     }
-    if (!data.events.length && !append) tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted', text: 'No matching entries.' })));
+    if (!data.events.length && !append) tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted', text: t('admin.audit.none') })));
     before = data.next_before_id;
     more.hidden = !before;
   };
   more.addEventListener('click', () => guarded(more, () => load(true)));
-  const apply = h('button', { class: 'btn primary', type: 'submit' }, 'Filter');
+  const apply = h('button', { class: 'btn primary', type: 'submit' }, t('admin.audit.filter'));
   main.append(
     h('form', { class: 'panel', id: 'audit-filters', onsubmit: (ev) => { ev.preventDefault(); guarded(apply, () => load(false)); } },
       h('div', { class: 'grid2' },
-        h('div', {}, field('audit-action', 'Action', action)), h('div', {}, field('audit-actor', 'Actor', actor)),
-        h('div', {}, field('audit-since', 'Since', since)), h('div', {}, field('audit-until', 'Until', until))),
+        h('div', {}, field('audit-action', t('admin.audit.action'), action)), h('div', {}, field('audit-actor', t('admin.audit.actor'), actor)),
+        h('div', {}, field('audit-since', t('admin.audit.since'), since)), h('div', {}, field('audit-until', t('admin.audit.until'), until))),
       h('p', {}, apply)),
     h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
-      h('thead', {}, h('tr', {}, ['Time', 'Action', 'Actor', 'Target', 'IP', 'Details'].map((t) => h('th', { text: t })))), tbody)), more));
+      h('thead', {}, h('tr', {}, [t('admin.audit.time'), t('admin.audit.action'), t('admin.audit.actor'), t('admin.audit.target'), t('admin.audit.ip'), t('admin.audit.details')].map((x) => h('th', { text: x })))), tbody)), more));
   await load(false);
 }
 
 /* ------------------------------------------------------------------ emergency */
 
 async function emergency() {
-  title('Emergency', 'Cut access fast. Every action here is audited.');
+  title(t('admin.nav.emergency'), t('admin.emergency.intro'));
   const { agents: list } = can('agent_manage') ? await api('GET', '/api/agents') : { agents: [] };
   const who = h('select', {}, list.map((a) => h('option', { value: a.id, text: (a.display_name || a.email) + ' — ' + a.email })));
-  const revoke = h('button', { class: 'btn danger', type: 'submit' }, 'Revoke all sessions');
+  const revoke = h('button', { class: 'btn danger', type: 'submit' }, t('admin.emergency.revoke_all'));
   const frozen = !!me.tenant.frozen;
   const freeze = h('button', { class: 'btn ' + (frozen ? 'primary' : 'danger'), type: 'button', id: 'freeze-btn' },
-    frozen ? 'Unfreeze tenant' : 'Freeze tenant');
-  const state = h('p', { id: 'freeze-state', role: 'status', text: frozen ? 'The tenant is FROZEN: customers cannot chat.' : 'The tenant is live.' });
+    frozen ? t('admin.emergency.unfreeze') : t('admin.emergency.freeze'));
+  const state = h('p', { id: 'freeze-state', role: 'status', text: frozen ? t('admin.emergency.frozen_state') : t('admin.emergency.live_state') });
   freeze.addEventListener('click', () => guarded(freeze, async () => {
     const next = !me.tenant.frozen;
-    if (next && !window.confirm('Freeze the tenant? Every customer chat is refused until you unfreeze.')) return;
+    if (next && !window.confirm(t('admin.emergency.freeze_confirm'))) return;
     await api('POST', '/api/emergency/freeze', { frozen: next });
     me = await whoami();
-    toast(next ? 'Tenant frozen.' : 'Tenant unfrozen.');
+    toast(next ? t('admin.emergency.frozen_toast') : t('admin.emergency.unfrozen_toast'));
     boot();
   }));
-  const rotate = h('button', { class: 'btn danger', type: 'button', id: 'rotate-btn' }, 'Rotate master key');
+  const rotate = h('button', { class: 'btn danger', type: 'button', id: 'rotate-btn' }, t('admin.emergency.rotate'));
   const rotateState = h('p', { id: 'rotate-state', role: 'status', text: '' });
   rotate.addEventListener('click', () => guarded(rotate, async () => {
-    if (!window.confirm('Rotate the master key now? Every stored key and secret is re-encrypted; this cannot be undone.')) return;
+    if (!window.confirm(t('admin.emergency.rotate_confirm'))) return;
     const r = await api('POST', '/api/emergency/rotate-keys');
-    rotateState.textContent = `New key ${r.key_id} (${r.keys_in_ring} keys in the ring): ` +
-      `${r.chat_keys} chat keys, ${r.totp_secrets} TOTP, ${r.identity_secrets} identity and ` +
-      `${r.plugin_secrets} plugin secrets moved` + (r.skipped ? `; ${r.skipped} could not be moved.` : '.');
-    toast(r.skipped ? 'Keys rotated, with values left behind: see the panel.' : 'Master key rotated.', r.skipped ? 'warn' : undefined);
+    rotateState.textContent = t('admin.emergency.rotated', { key: r.key_id, ring: I18N.number(r.keys_in_ring),
+      chat: I18N.number(r.chat_keys), totp: I18N.number(r.totp_secrets), identity: I18N.number(r.identity_secrets),
+      plugin: I18N.number(r.plugin_secrets) }) + (r.skipped ? ' ' + t('admin.emergency.rotate_skipped', { count: r.skipped }) : '');
+    toast(r.skipped ? t('admin.emergency.rotated_partial_toast') : t('admin.emergency.rotated_toast'), r.skipped ? 'warn' : undefined);
   }));
   main.append(
     h('form', { class: 'panel danger-zone', id: 'revoke-form', onsubmit: (ev) => {
       ev.preventDefault();
       guarded(revoke, async () => {
         const r = await api('POST', `/api/agents/${encodeURIComponent(who.value)}/revoke-sessions`);
-        toast(`${r.sessions_revoked} session(s) revoked; open consoles were disconnected.`);
+        toast(t('admin.emergency.revoked_toast', { count: r.sessions_revoked }));
       });
-    } }, h('h2', { text: 'Revoke an agent\'s sessions' }),
-    h('p', { class: 'small', text: 'Ends every session of the agent at once (their console sockets close with 4401). Combine with "Reset MFA" or "Disable" on the Agents page for a compromised account.' }),
-    field('revoke-agent', 'Agent', who), h('p', {}, revoke)),
-    h('div', { class: 'panel danger-zone', id: 'freeze-panel' }, h('h2', { text: 'Freeze the tenant' }),
-      h('p', { class: 'small', text: 'Stops all customer chats of this tenant (new and live connections are refused with 4403) until unfrozen.' }),
+    } }, h('h2', { text: t('admin.emergency.revoke_title') }),
+    h('p', { class: 'small', text: t('admin.emergency.revoke_hint') }),
+    field('revoke-agent', t('common.agent'), who), h('p', {}, revoke)),
+    h('div', { class: 'panel danger-zone', id: 'freeze-panel' }, h('h2', { text: t('admin.emergency.freeze_title') }),
+      h('p', { class: 'small', text: t('admin.emergency.freeze_hint') }),
       state, h('p', {}, freeze)),
     // Master-key rotation is an installation operator's action (tenant admins get 403).
     ...((me.installation_permissions || []).includes('keys_rotate') ? [
-    h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: 'Rotate keys' }),
-      h('p', { class: 'small', text: 'Adds a new master key and re-encrypts every stored data key and secret (TOTP, identity and plugin secrets) under it. Older keys stay in the key file so nothing becomes unreadable. Single-node gateways with a key file only; otherwise use "cipherdesk keys rotate" / "cipherdesk keys rewrap" on the gateway host.' }),
+    h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: t('admin.emergency.rotate_title') }),
+      h('p', { class: 'small', text: t('admin.emergency.rotate_hint') }),
       rotateState, h('p', {}, rotate))] : []));
 }
 
 /* ------------------------------------------------------------------ embed */
 
 async function embed() {
-  title('Embed snippet', 'Paste this into every page of your site that should show the chat button.');
+  title(t('admin.nav.embed'), t('admin.embed.intro'));
   const info = await (await fetch('/embed.json?tenant=' + encodeURIComponent(me.tenant.id))).json();
-  const copy = h('button', { class: 'btn', type: 'button' }, 'Copy');
+  const copy = h('button', { class: 'btn', type: 'button' }, t('admin.embed.copy'));
   copy.addEventListener('click', async () => {
-    try { await navigator.clipboard.writeText(info.snippet); toast('Copied.'); } catch (e) { toast('Select the text and copy it.', 'warn'); }
+    try { await navigator.clipboard.writeText(info.snippet); toast(t('admin.embed.copied')); } catch (e) { toast(t('admin.embed.copy_manually'), 'warn'); }
   });
   main.append(h('div', { class: 'panel' },
     h('pre', { class: 'snippet', id: 'embed-snippet', text: info.snippet }), copy,
     h('ul', { class: 'small' },
-      h('li', {}, h('code', { text: 'data-gateway-key' }), ' pins the gateway\'s signing key: the widget refuses to chat if a proxy swaps keys.'),
-      h('li', {}, h('code', { text: 'integrity' }), ' (SRI) makes the browser refuse a modified widget script. It changes when the gateway is upgraded.'),
-      h('li', {}, 'Add your site\'s origin to "Allowed origins" in the tenant settings.'))));
+      h('li', {}, h('code', { text: 'data-gateway-key' }), ' ' + t('admin.embed.key_hint')),
+      h('li', {}, h('code', { text: 'integrity' }), ' ' + t('admin.embed.sri_hint')),
+      h('li', {}, h('code', { text: 'data-lang' }), ' ' + t('admin.embed.lang_hint')),
+      h('li', {}, t('admin.embed.origins_hint')))));
 }
 
 boot();

@@ -3,6 +3,24 @@
  * memory only; after a reload it is read again from GET /api/me. */
 const { h, clear } = window.CipherdeskUI;
 
+/* The page's language was negotiated by the server (?lang=, cd_lang cookie,
+ * Accept-Language) and written into <html lang>. */
+export const I18N = window.CipherdeskI18n.setup(document.documentElement.lang || 'en');
+export const t = I18N.t;
+export const LANG_NAMES = { en: 'English', 'zh-CN': '简体中文', 'zh-TW': '繁體中文' };
+
+/* A language menu: remembers the choice in the cd_lang cookie (read by the server when it
+ * renders the page) and reloads. */
+export function languageMenu() {
+  const sel = h('select', { class: 'lang-menu', 'aria-label': t('common.language') },
+    I18N.SUPPORTED.map((l) => h('option', { value: l, lang: l, text: LANG_NAMES[l], selected: l === I18N.lang() })));
+  sel.addEventListener('change', () => {
+    document.cookie = 'cd_lang=' + encodeURIComponent(sel.value) + '; path=/; max-age=31536000; SameSite=Lax';
+    location.reload();
+  });
+  return sel;
+}
+
 let csrf = null;
 let onUnauthenticated = null;
 
@@ -29,15 +47,17 @@ export async function api(method, path, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    throw new ApiError(0, 'network', 'The gateway cannot be reached. Check your connection.');
+    throw new ApiError(0, 'network', t('common.network_error'));
   }
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
   if (!resp.ok) {
     const err = (data && data.error) || {};
-    const error = new ApiError(resp.status, err.code || 'error', err.message || `HTTP ${resp.status}`, err);
+    const key = 'server.api.' + (err.code || '');
+    const text = I18N.has(key) ? t(key) : (err.message || `HTTP ${resp.status}`);
+    const error = new ApiError(resp.status, err.code || 'error', text, err);
     if (resp.status === 401 && path !== '/api/login' && onUnauthenticated) {
-      onUnauthenticated('Your session has ended. Please log in again.');
+      onUnauthenticated(t('common.session_ended'));
     }
     throw error;
   }
@@ -68,15 +88,16 @@ export function loginForm(root, { title, message }) {
     const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
     const otp = h('input', { id: 'login-otp', autocomplete: 'one-time-code', required: true, spellcheck: 'false' });
     const error = h('p', { class: 'form-error', role: 'alert', hidden: !message, text: message || '' });
-    const submit = h('button', { class: 'btn primary wide', type: 'submit' }, 'Log in');
+    const submit = h('button', { class: 'btn primary wide', type: 'submit' }, t('common.log_in'));
     const form = h('form', { class: 'login card', 'aria-labelledby': 'login-title' },
+      h('div', { class: 'login-lang' }, languageMenu()),
       h('h1', { id: 'login-title', class: 'brand-title', text: title }),
-      h('p', { class: 'muted', text: 'Log in with your password and the six-digit code from your authenticator app.' }),
+      h('p', { class: 'muted', text: t('common.login_intro') }),
       error,
-      h('label', { for: 'login-email' }, 'E-mail'), email,
-      h('label', { for: 'login-password' }, 'Password'), password,
-      h('label', { for: 'login-otp' }, 'One-time code'), otp,
-      h('p', { class: 'hint', text: 'Lost your phone? Enter one of your recovery codes instead.' }),
+      h('label', { for: 'login-email' }, t('common.email')), email,
+      h('label', { for: 'login-password' }, t('common.password')), password,
+      h('label', { for: 'login-otp' }, t('common.otp')), otp,
+      h('p', { class: 'hint', text: t('common.lost_phone') }),
       submit);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -93,8 +114,8 @@ export function loginForm(root, { title, message }) {
         resolve(me);
       } catch (e) {
         error.textContent = e.status === 429
-          ? `Too many attempts. Try again in ${e.extra.retry_after || 'a few'} seconds.`
-          : (e.status === 401 ? 'Login failed: check your e-mail, password and code.' : e.message);
+          ? (e.extra.retry_after ? t('common.too_many_attempts', { count: Math.ceil(e.extra.retry_after) }) : t('common.too_many_attempts_later'))
+          : (e.status === 401 ? t('common.login_failed') : e.message);
         error.hidden = false;
         submit.disabled = false;
         otp.value = '';
@@ -119,6 +140,5 @@ export function toast(text, kind) {
 }
 
 export function fmtDate(ts) {
-  if (!ts) return '';
-  return new Date(ts * 1000).toLocaleString([], { dateStyle: 'short', timeStyle: 'medium' });
+  return I18N.dateTime(ts);
 }

@@ -1,19 +1,13 @@
 /* cipherdesk agent console: queue, several chats at once, transfer/close, canned
  * responses, supervisor view (all chats, watch, flags). Talks protocol v1 over
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
-import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate } from './common.js';
+import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 
 const P = window.CipherdeskProtocol;
 const { h, clear, clock, duration } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
-const DEFAULT_CANNED = [
-  'Hello! Thanks for reaching out — how can I help you today?',
-  'Let me check that for you, one moment please.',
-  'For your security, please never share passwords or full card numbers in chat.',
-  'Is there anything else I can help you with?',
-  'Thank you for contacting us. Have a great day!',
-];
+const DEFAULT_CANNED = [1, 2, 3, 4, 5].map((n) => t('console.canned_default.c' + n));
 
 const S = {
   me: null,
@@ -27,7 +21,6 @@ const S = {
   current: null,
   flags: new Map(),
   canned: DEFAULT_CANNED.slice(),
-  agents: [],
   dom: {},
   stopped: false,
 };
@@ -40,13 +33,12 @@ const isSupervisor = () => can('chat_watch');
 async function boot(message) {
   stop();
   let me = message ? null : await whoami().catch(() => null);
-  if (!me) me = await loginForm(root, { title: 'cipherdesk console', message });
+  if (!me) me = await loginForm(root, { title: t('console.login_title'), message });
   S.me = me;
   S.stopped = false;
   renderShell();
   connect();
   if (isSupervisor()) loadFlags();
-  if (can('agent_manage')) loadAgents();
 }
 
 function stop() {
@@ -66,47 +58,48 @@ setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
 
 function renderShell() {
   const d = S.dom;
-  d.conn = h('span', { class: 'pill', role: 'status', text: 'Connecting…' });
-  d.queueList = h('ul', { class: 'list', 'aria-label': 'Waiting chats' });
+  d.conn = h('span', { class: 'pill', role: 'status', text: t('common.connecting') });
+  d.queueList = h('ul', { class: 'list', 'aria-label': t('console.waiting_chats') });
   d.queueCount = h('span', { class: 'count', text: '0' });
-  d.mineList = h('ul', { class: 'list tabs', 'aria-label': 'My chats' });
-  d.activeList = h('ul', { class: 'list', 'aria-label': 'All active chats' });
-  d.flagList = h('ul', { class: 'list', 'aria-label': 'Flagged messages' });
+  d.mineList = h('ul', { class: 'list tabs', 'aria-label': t('console.my_chats') });
+  d.activeList = h('ul', { class: 'list', 'aria-label': t('console.all_active') });
+  d.flagList = h('ul', { class: 'list', 'aria-label': t('console.flagged_messages') });
   d.cannedList = h('ul', { class: 'canned-list' });
   d.workspace = h('main', { class: 'workspace', id: 'workspace' });
   d.empty = h('div', { class: 'empty' },
-    h('h2', { text: 'No chat selected' }),
-    h('p', { class: 'muted', text: 'Accept a waiting chat from the queue, or pick one of your chats.' }));
+    h('h2', { text: t('console.no_chat_selected') }),
+    h('p', { class: 'muted', text: t('console.no_chat_hint') }));
   d.workspace.appendChild(d.empty);
 
-  const cannedInput = h('input', { id: 'canned-new', placeholder: 'New canned response', maxlength: '500' });
+  const cannedInput = h('input', { id: 'canned-new', placeholder: t('console.new_canned'), 'aria-label': t('console.new_canned'), maxlength: '500' });
   const cannedForm = h('form', { class: 'inline-form', onsubmit: (ev) => {
     ev.preventDefault();
     const text = cannedInput.value.trim();
     if (text) { S.canned.push(text); cannedInput.value = ''; renderCanned(); }
-  } }, cannedInput, h('button', { class: 'btn small', type: 'submit' }, 'Add'));
+  } }, cannedInput, h('button', { class: 'btn small', type: 'submit' }, t('common.add')));
 
   const sidebar = h('aside', { class: 'sidebar' },
     h('section', { class: 'side-block' },
-      h('h2', {}, 'Queue ', d.queueCount), d.queueList),
-    h('section', { class: 'side-block' }, h('h2', { text: 'My chats' }), d.mineList),
+      h('h2', {}, t('console.queue') + ' ', d.queueCount), d.queueList),
+    h('section', { class: 'side-block' }, h('h2', { text: t('console.my_chats') }), d.mineList),
     isSupervisor() ? h('section', { class: 'side-block', id: 'supervisor' },
-      h('h2', { text: 'All active chats' }), d.activeList) : null,
+      h('h2', { text: t('console.all_active') }), d.activeList) : null,
     isSupervisor() ? h('section', { class: 'side-block', id: 'flags' },
-      h('h2', { text: 'Flags' }), d.flagList) : null,
-    h('details', { class: 'side-block' }, h('summary', { text: 'Canned responses' }),
-      h('p', { class: 'hint', text: 'Kept in this tab only.' }), d.cannedList, cannedForm));
+      h('h2', { text: t('console.flags') }), d.flagList) : null,
+    h('details', { class: 'side-block' }, h('summary', { text: t('console.canned') }),
+      h('p', { class: 'hint', text: t('console.canned_hint') }), d.cannedList, cannedForm));
 
   const me = S.me.agent;
   const top = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '/console', text: 'cipherdesk' }),
-    h('span', { class: 'muted', text: 'Console' }),
+    h('span', { class: 'muted', text: t('console.console') }),
     h('span', { class: 'spacer' }),
     d.conn,
-    h('span', { class: 'who', title: 'Your agent id: ' + me.id }, me.display_name || me.email,
-      h('span', { class: 'role', text: S.me.role })),
-    can('agent_manage') || can('audit_read') ? h('a', { class: 'btn ghost', href: '/admin', text: 'Admin' }) : null,
-    h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot('You are logged out.'); } }, 'Log out'));
+    h('span', { class: 'who', title: t('console.your_id', { id: me.id }) }, me.display_name || me.email,
+      h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
+    languageMenu(),
+    can('agent_manage') || can('audit_read') ? h('a', { class: 'btn ghost', href: '/admin', text: t('common.admin') }) : null,
+    h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));
   renderCanned();
@@ -131,16 +124,16 @@ function connect() {
   const url = location.origin.replace(/^http/, 'ws') + '/ws/agent';
   S.ready = false;
   S.sock = new P.SecureSocket(url, {
-    onready: () => setConn('Connected', 'ok'),
+    onready: () => setConn(t('console.conn.connected'), 'ok'),
     onframe: onFrame,
     onclose: (info) => {
       S.sock = null;
       S.ready = false;
       if (S.stopped) return;
       if (info.code === 4401 && info.reason === 'credentials changed') { boot(CREDENTIALS_CHANGED_NOTICE); return; }
-      if (info.code === 4401) { boot('Your session has ended. Please log in again.'); return; }
-      if (info.code === 4403) { setConn('Refused', 'bad'); toast(P.describeClose(info), 'bad'); return; }
-      setConn('Reconnecting…', 'warn');
+      if (info.code === 4401) { boot(t('common.session_ended')); return; }
+      if (info.code === 4403) { setConn(t('console.conn.refused'), 'bad'); toast(t('console.refused'), 'bad'); return; }
+      setConn(t('common.reconnecting'), 'warn');
       for (const chat of S.chats.values()) chat.resync = true;
       let delay = S.backoff.next();
       const hint = P.retryAfter(info.reason);
@@ -152,7 +145,7 @@ function connect() {
 
 function send(frame) {
   if (S.sock && S.ready && S.sock.send(frame)) return true;
-  toast('Not connected — try again in a moment.', 'bad');
+  toast(t('console.not_connected'), 'bad');
   return false;
 }
 
@@ -163,7 +156,7 @@ function onFrame(f) {
     case 'ready':
       S.ready = true;
       S.backoff.reset();
-      setConn('Online', 'ok');
+      setConn(t('console.conn.online'), 'ok');
       for (const chat of S.chats.values()) {
         if (chat.mode === 'watch' && !chat.closed) S.sock.send({ t: 'watch', chat: chat.id });
       }
@@ -202,13 +195,13 @@ function onQueue(f) {
 }
 
 function customerName(info) {
-  return (info && info.name) || 'Visitor';
+  return (info && info.name) || t('console.visitor');
 }
 
 function verifiedBadge(verified) {
   return h('span', { class: 'tag ' + (verified ? 'verified' : 'unverified'),
-    title: verified ? 'Identity signed by the company site' : 'Identity not verified: do not discuss account details',
-    text: verified ? '✔ Verified' : 'Unverified' });
+    title: verified ? t('console.verified_title') : t('console.unverified_title'),
+    text: verified ? '✔ ' + t('console.verified') : t('console.unverified') });
 }
 
 function renderQueue() {
@@ -216,30 +209,30 @@ function renderQueue() {
   if (!d.queueList) return;
   const waiting = S.queue.chats.filter((e) => e.state === 'queued')
     .sort((a, b) => a.waiting_since - b.waiting_since);
-  d.queueCount.textContent = String(waiting.length);
+  d.queueCount.textContent = I18N.number(waiting.length);
   clear(d.queueList);
-  if (!waiting.length) d.queueList.appendChild(h('li', { class: 'none', text: 'Nobody is waiting.' }));
+  if (!waiting.length) d.queueList.appendChild(h('li', { class: 'none', text: t('console.nobody_waiting') }));
   for (const e of waiting) {
     d.queueList.appendChild(h('li', { class: 'queue-item', 'data-chat': e.chat },
       h('div', { class: 'qi-main' },
         h('strong', { text: customerName(e) }), ' ', verifiedBadge(e.verified),
-        h('div', { class: 'muted small' }, e.topic ? e.topic + ' · ' : '', e.queue, ' · waiting ',
+        h('div', { class: 'muted small' }, e.topic ? e.topic + ' · ' : '', e.queue, ' · ' + t('console.waiting') + ' ',
           h('span', { class: 'since', 'data-since': String(e.waiting_since), text: duration(Date.now() / 1000 - e.waiting_since) }))),
-      h('button', { class: 'btn small primary', type: 'button', 'aria-label': 'Accept chat with ' + customerName(e),
-        onclick: () => accept(e.chat) }, 'Accept')));
+      h('button', { class: 'btn small primary', type: 'button', 'aria-label': t('console.accept_with', { name: customerName(e) }),
+        onclick: () => accept(e.chat) }, t('console.accept'))));
   }
   renderMine();
   if (isSupervisor()) {
     const active = S.queue.chats.filter((e) => e.state === 'active');
     clear(d.activeList);
-    if (!active.length) d.activeList.appendChild(h('li', { class: 'none', text: 'No other active chats.' }));
+    if (!active.length) d.activeList.appendChild(h('li', { class: 'none', text: t('console.no_other_active') }));
     for (const e of active) {
       const watching = S.chats.has(e.chat) && S.chats.get(e.chat).mode === 'watch';
       d.activeList.appendChild(h('li', { class: 'queue-item', 'data-chat': e.chat },
         h('div', { class: 'qi-main' }, h('strong', { text: customerName(e) }), ' ', verifiedBadge(e.verified),
-          h('div', { class: 'muted small', text: 'with ' + (e.agent || '?') + (e.topic ? ' · ' + e.topic : '') })),
+          h('div', { class: 'muted small', text: t('console.with_agent', { name: e.agent || '?' }) + (e.topic ? ' · ' + e.topic : '') })),
         h('button', { class: 'btn small', type: 'button', onclick: () => (watching ? select(e.chat) : watch(e.chat)) },
-          watching ? 'Open' : 'Watch')));
+          watching ? t('console.open') : t('console.watch'))));
     }
   }
 }
@@ -248,17 +241,17 @@ function renderMine() {
   const d = S.dom;
   clear(d.mineList);
   const ids = S.order.filter((id) => S.chats.has(id));
-  if (!ids.length) d.mineList.appendChild(h('li', { class: 'none', text: 'No open chats.' }));
+  if (!ids.length) d.mineList.appendChild(h('li', { class: 'none', text: t('console.no_open_chats') }));
   for (const id of ids) {
     const chat = S.chats.get(id);
-    const label = customerName(chat.info) + (chat.mode === 'watch' ? ' (watching)' : '');
-    const state = chat.closed ? 'closed' : (chat.removed ? 'transferred' : '');
+    const label = customerName(chat.info) + (chat.mode === 'watch' ? ' ' + t('console.watching') : '');
+    const state = chat.closed ? t('console.state_closed') : (chat.removed ? t('console.state_transferred') : '');
     d.mineList.appendChild(h('li', {},
       h('button', { class: 'tab' + (S.current === id ? ' current' : ''), type: 'button', 'data-chat': id,
         'aria-current': S.current === id ? 'true' : null, onclick: () => select(id) },
         h('span', { class: 'tab-name', text: label }),
         state ? h('span', { class: 'tag muted-tag', text: state }) : null,
-        chat.unread ? h('span', { class: 'unread', 'aria-label': chat.unread + ' new', text: String(chat.unread) }) : null)));
+        chat.unread ? h('span', { class: 'unread', 'aria-label': t('console.unread', { count: chat.unread }), text: I18N.number(chat.unread) }) : null)));
   }
 }
 
@@ -290,11 +283,11 @@ function buildPane(chat) {
   c.title = h('h2', { class: 'chat-title' });
   c.meta = h('div', { class: 'chat-meta muted small' });
   c.actions = h('div', { class: 'chat-actions' });
-  c.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', tabindex: '0' });
+  c.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('common.conversation'), tabindex: '0' });
   c.typing = h('p', { class: 'typing', hidden: true, 'aria-live': 'polite' });
-  c.input = h('textarea', { class: 'chat-input', rows: '2', maxlength: '4000', placeholder: 'Type a reply — Enter to send, Shift+Enter for a new line', 'aria-label': 'Reply' });
-  c.canned = h('select', { class: 'canned', 'aria-label': 'Insert a canned response' });
-  c.send = h('button', { class: 'btn primary', type: 'submit' }, 'Send');
+  c.input = h('textarea', { class: 'chat-input', rows: '2', maxlength: '4000', placeholder: t('console.reply_placeholder'), 'aria-label': t('console.reply') });
+  c.canned = h('select', { class: 'canned', 'aria-label': t('console.insert_canned') });
+  c.send = h('button', { class: 'btn primary', type: 'submit' }, t('common.send'));
   c.composer = h('form', { class: 'composer', onsubmit: (ev) => { ev.preventDefault(); sendReply(chat); } },
     c.canned, c.input, c.send);
   c.input.addEventListener('keydown', (ev) => {
@@ -309,7 +302,7 @@ function buildPane(chat) {
     }
   });
   c.transfer = buildTransferForm(chat);
-  c.pane = h('section', { class: 'chat-pane', 'data-chat': chat.id, hidden: true, 'aria-label': 'Chat' },
+  c.pane = h('section', { class: 'chat-pane', 'data-chat': chat.id, hidden: true, 'aria-label': t('console.chat') },
     h('header', { class: 'chat-head' }, h('div', { class: 'chat-head-text' }, c.title, c.meta), c.actions),
     c.transfer, c.log, c.typing, c.composer);
   S.dom.workspace.appendChild(c.pane);
@@ -317,20 +310,57 @@ function buildPane(chat) {
   renderChatHeader(chat);
 }
 
+/* The transfer picker: online colleagues and queues with their load (GET /api/team),
+ * reloaded each time it opens. The gateway answers a refused transfer with an error
+ * frame (ref = chat) that showTransferError() puts under the picker. */
+const TRANSFER_ERRORS = ['unknown_agent', 'agent_offline', 'unknown_queue', 'bad_transfer', 'conflict', 'not_assigned'];
+
 function buildTransferForm(chat) {
-  const agentIn = h('input', { class: 'transfer-agent', placeholder: 'Agent id', list: 'agent-ids', 'aria-label': 'Transfer to agent id' });
-  const queueIn = h('input', { class: 'transfer-queue', placeholder: 'or queue (e.g. default)', 'aria-label': 'Transfer to queue' });
+  const target = h('select', { class: 'transfer-target', id: 'transfer-' + chat.id, name: 'target' });
+  const error = h('p', { class: 'form-error transfer-error', role: 'alert', hidden: true });
+  const submit = h('button', { class: 'btn small primary', type: 'submit' }, t('console.transfer'));
+  const showError = (text) => { error.textContent = text || ''; error.hidden = !text; };
+  const refresh = async () => {
+    showError('');
+    clear(target).appendChild(h('option', { value: '', text: t('console.transfer_loading') }));
+    let team;
+    try { team = await api('GET', '/api/team'); } catch (e) { showError(e.message); return; }
+    clear(target).appendChild(h('option', { value: '', text: t('console.transfer_choose') }));
+    const agents = h('optgroup', { label: t('console.transfer_agents') });
+    for (const a of team.agents) {
+      const offline = a.online === false;
+      agents.appendChild(h('option', { value: 'agent:' + a.id, disabled: offline,
+        text: t(offline ? 'console.transfer_agent_offline' : 'console.transfer_agent_online',
+          { name: a.name, count: a.active_chats }) }));
+    }
+    if (!team.agents.length) agents.appendChild(h('option', { value: '', disabled: true, text: t('console.transfer_no_agents') }));
+    const queues = h('optgroup', { label: t('console.transfer_queues') },
+      team.queues.map((q) => h('option', { value: 'queue:' + q.name,
+        text: t('console.transfer_queue_load', { name: q.name, count: q.waiting }) })));
+    target.append(agents, queues);
+  };
   const form = h('form', { class: 'transfer inline-form', hidden: true, onsubmit: (ev) => {
     ev.preventDefault();
+    const value = target.value;
+    if (!value) { showError(t('console.transfer_need_target')); target.focus(); return; }
     const frame = { t: 'transfer', chat: chat.id };
-    if (agentIn.value.trim()) frame.to_agent = agentIn.value.trim();
-    else if (queueIn.value.trim()) frame.to_queue = queueIn.value.trim();
-    else { toast('Name an agent id or a queue.', 'bad'); return; }
-    if (send(frame)) { form.hidden = true; agentIn.value = ''; queueIn.value = ''; }
-  } }, h('span', { class: 'muted small', text: 'Transfer to' }), agentIn, queueIn,
-  h('button', { class: 'btn small primary', type: 'submit' }, 'Transfer'),
-  h('button', { class: 'btn small', type: 'button', onclick: () => { form.hidden = true; } }, 'Cancel'));
+    if (value.startsWith('agent:')) frame.to_agent = value.slice(6);
+    else frame.to_queue = value.slice(6);
+    showError('');
+    send(frame);  // the chat's `removed` event closes the picker; an error frame fills `error`
+  } }, h('label', { class: 'muted small', for: 'transfer-' + chat.id, text: t('console.transfer_to') }), target,
+  submit,
+  h('button', { class: 'btn small', type: 'button', onclick: () => { form.hidden = true; } }, t('common.cancel')),
+  error);
+  form.refresh = refresh;
+  form.showError = showError;
   return form;
+}
+
+function toggleTransfer(chat) {
+  const form = chat.dom.transfer;
+  form.hidden = !form.hidden;
+  if (!form.hidden) { form.refresh().then(() => form.querySelector('select').focus()); }
 }
 
 function renderChatHeader(chat) {
@@ -339,23 +369,24 @@ function renderChatHeader(chat) {
   clear(c.title).append(customerName(info), ' ', verifiedBadge(!!info.verified));
   c.log.querySelectorAll('.who.cust').forEach((el) => { el.textContent = customerName(info); });
   clear(c.meta).append(
-    info.topic ? 'Topic: ' + info.topic + ' · ' : '',
-    'Queue: ' + (info.queue || 'default') + ' · ',
-    chat.mode === 'watch' ? 'agent: ' + (info.agent || '?') + ' · ' : '',
+    info.topic ? t('console.meta_topic', { topic: info.topic }) + ' · ' : '',
+    t('console.meta_queue', { queue: info.queue || 'default' }) + ' · ',
+    chat.mode === 'watch' ? t('console.meta_agent', { name: info.agent || '?' }) + ' · ' : '',
     h('span', { class: 'mono', text: chat.id.slice(0, 8) }));
   clear(c.actions);
   const live = !chat.closed && !chat.removed;
   if (chat.mode === 'mine' && live) {
     c.actions.append(
-      h('button', { class: 'btn small', type: 'button', onclick: () => { c.transfer.hidden = !c.transfer.hidden; if (!c.transfer.hidden) c.transfer.querySelector('input').focus(); } }, 'Transfer…'),
-      h('button', { class: 'btn small danger', type: 'button', onclick: () => closeChat(chat) }, 'Close chat'));
+      h('button', { class: 'btn small', type: 'button', onclick: () => toggleTransfer(chat) }, t('console.transfer_button')),
+      h('button', { class: 'btn small danger', type: 'button', onclick: () => closeChat(chat) }, t('console.close_chat')));
   } else if (chat.mode === 'watch' && live) {
-    if (can('chat_takeover')) c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => accept(chat.id) }, 'Take over'));
-    c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => unwatch(chat) }, 'Stop watching'));
+    if (can('chat_takeover')) c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => accept(chat.id) }, t('console.take_over')));
+    c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => unwatch(chat) }, t('console.stop_watching')));
   } else {
-    c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => dismiss(chat) }, 'Dismiss'));
+    c.actions.append(h('button', { class: 'btn small', type: 'button', onclick: () => dismiss(chat) }, t('console.dismiss')));
   }
   c.composer.hidden = chat.mode !== 'mine' || !live;
+  if (!live || chat.mode !== 'mine') c.transfer.hidden = true;
 }
 
 function select(id) {
@@ -399,12 +430,12 @@ function bubble(chat, side, text, ts, who) {
 }
 
 function tick(el, state) {
-  let t = el.querySelector('.tick');
-  if (!t) { t = h('span', { class: 'tick' }); el.querySelector('.meta').appendChild(t); }
-  const labels = { sending: ['🕓', 'Sending'], stored: ['✓✓', 'Delivered'], failed: ['!', 'Not delivered'] };
-  t.textContent = labels[state][0];
-  t.title = labels[state][1];
-  t.setAttribute('aria-label', labels[state][1]);
+  let mark = el.querySelector('.tick');
+  if (!mark) { mark = h('span', { class: 'tick' }); el.querySelector('.meta').appendChild(mark); }
+  const labels = { sending: ['🕓', t('tick.sending')], stored: ['✓✓', t('tick.stored')], failed: ['!', t('tick.failed')] };
+  mark.textContent = labels[state][0];
+  mark.title = labels[state][1];
+  mark.setAttribute('aria-label', labels[state][1]);
   el.setAttribute('data-state', state);
 }
 
@@ -424,7 +455,7 @@ function onMsg(f) {
       tick(own, 'stored');
     } else {
       const mineText = f.agent && S.me && f.agent === (S.me.agent.display_name || S.me.agent.email);
-      const el = bubble(chat, mineText && chat.mode === 'mine' ? 'me' : 'agent', f.text, f.ts, f.agent || 'Agent');
+      const el = bubble(chat, mineText && chat.mode === 'mine' ? 'me' : 'agent', f.text, f.ts, f.agent || t('common.agent'));
       if (f.id) chat.bubbles.set(f.id, el);
     }
   } else {
@@ -443,20 +474,20 @@ function onAck(f) {
 
 function onNotice(f) {
   const chat = S.chats.get(f.chat);
-  if (!chat) { toast(f.message, 'warn'); return; }
+  if (!chat) { toast(CipherdeskNotices.text(f, 'agent'), 'warn'); return; }
   if (f.action === 'blocked') {
     chat.pending.delete(f.id);
     const el = chat.bubbles.get(f.id);
     if (el) tick(el, 'failed');
   }
-  line(chat, (f.message || 'Policy: ' + f.action) + (f.kinds && f.kinds.length ? ' [' + f.kinds.join(', ') + ']' : ''), 'notice ' + f.action);
+  line(chat, CipherdeskNotices.text(f, 'agent') + (f.kinds && f.kinds.length ? ' [' + f.kinds.join(', ') + ']' : ''), 'notice ' + f.action);
 }
 
 function onTyping(f) {
   const chat = S.chats.get(f.chat);
   if (!chat || f.from !== 'customer') return;
   clearTimeout(chat.typingTimer);
-  chat.dom.typing.textContent = customerName(chat.info) + ' is typing…';
+  chat.dom.typing.textContent = t('widget.typing', { name: customerName(chat.info) });
   chat.dom.typing.hidden = !f.on;
   if (f.on) chat.typingTimer = setTimeout(() => { chat.dom.typing.hidden = true; }, 8000);
 }
@@ -467,7 +498,7 @@ function onChatEvent(f) {
     chat.mode = 'mine';
     chat.removed = false;
     chat.closed = false;
-    line(chat, 'You joined this chat.');
+    line(chat, t('console.you_joined'));
     renderChatHeader(chat);
     select(chat.id);
     return;
@@ -476,15 +507,15 @@ function onChatEvent(f) {
   if (!chat) return;
   if (f.event === 'removed') {
     chat.removed = true;
-    line(chat, f.reason === 'transferred' ? 'Chat transferred — you are no longer assigned.' : 'You are no longer assigned to this chat.');
+    line(chat, f.reason === 'transferred' ? t('console.transferred_away') : t('console.no_longer_assigned'));
   } else if (f.event === 'joined' && f.reason !== 'watch') {
-    line(chat, (f.agent || 'An agent') + ' joined the chat');
+    line(chat, t('common.joined', { name: f.agent || t('common.an_agent') }));
   } else if (f.event === 'left') {
-    line(chat, (f.agent || 'An agent') + ' left the chat');
+    line(chat, t('common.left', { name: f.agent || t('common.an_agent') }));
   } else if (f.event === 'closed') {
     chat.closed = true;
     chat.dom.typing.hidden = true;
-    line(chat, f.reason === 'customer_left' ? 'The customer ended the chat.' : 'Chat closed (' + (f.reason || 'resolved') + ').');
+    line(chat, f.reason === 'customer_left' ? t('console.customer_ended') : t('console.chat_closed', { reason: CipherdeskNotices.closeReason(f.reason) }));
   }
   renderChatHeader(chat);
   renderMine();
@@ -492,7 +523,8 @@ function onChatEvent(f) {
 
 function onError(f) {
   const chat = f.ref && S.chats.get(f.ref);
-  const message = f.message || f.code;
+  const message = CipherdeskNotices.error(f);
+  if (chat && TRANSFER_ERRORS.includes(f.code) && !chat.dom.transfer.hidden) chat.dom.transfer.showError(message);
   if (chat) line(chat, message, 'notice blocked');
   else {
     for (const c of S.chats.values()) {
@@ -532,7 +564,7 @@ function sendReply(chat) {
   const text = c.input.value.replace(/\s+$/, '');
   if (!text.trim() || chat.closed || chat.removed) return;
   const id = P.newId();
-  const el = bubble(chat, 'me', text, Date.now() / 1000, 'You');
+  const el = bubble(chat, 'me', text, Date.now() / 1000, t('console.you'));
   chat.bubbles.set(id, el);
   chat.pending.set(id, { id, text });
   tick(el, 'sending');
@@ -557,7 +589,7 @@ function stopAgentTyping(chat) {
 /* ------------------------------------------------------------------ canned */
 
 function fillCanned(select) {
-  clear(select).appendChild(h('option', { value: '', text: 'Canned…' }));
+  clear(select).appendChild(h('option', { value: '', text: t('console.canned_pick') }));
   S.canned.forEach((text, i) => select.appendChild(h('option', { value: String(i + 1), text: text.length > 60 ? text.slice(0, 57) + '…' : text })));
 }
 
@@ -565,7 +597,7 @@ function renderCanned() {
   const list = clear(S.dom.cannedList);
   S.canned.forEach((text, i) => list.appendChild(h('li', {},
     h('span', { text }),
-    h('button', { class: 'btn tiny', type: 'button', 'aria-label': 'Remove canned response ' + (i + 1),
+    h('button', { class: 'btn tiny', type: 'button', 'aria-label': t('console.remove_canned', { n: i + 1 }),
       onclick: () => { S.canned.splice(i, 1); renderCanned(); } }, '×'))));
   for (const chat of S.chats.values()) fillCanned(chat.dom.canned);
 }
@@ -577,13 +609,13 @@ async function loadFlags() {
     const data = await api('GET', '/api/flags');
     for (const f of data.flags) S.flags.set(f.id, f);
     renderFlags();
-  } catch (e) { if (e.status !== 401) toast('Flags: ' + e.message, 'bad'); }
+  } catch (e) { if (e.status !== 401) toast(t('console.flags') + ': ' + e.message, 'bad'); }
 }
 
 function onFlag(f) {
   S.flags.set(f.flag_id, { id: f.flag_id, chat: f.chat, seq: f.seq, kinds: f.kinds, created_at: Date.now() / 1000 });
   renderFlags();
-  toast('A message was flagged (' + f.kinds.join(', ') + ').', 'warn');
+  toast(t('console.flagged_toast', { kinds: f.kinds.join(', ') }), 'warn');
 }
 
 function renderFlags() {
@@ -591,7 +623,7 @@ function renderFlags() {
   if (!list) return;
   clear(list);
   const flags = [...S.flags.values()].sort((a, b) => b.id - a.id);
-  if (!flags.length) list.appendChild(h('li', { class: 'none', text: 'No flagged messages.' }));
+  if (!flags.length) list.appendChild(h('li', { class: 'none', text: t('console.no_flags') }));
   for (const f of flags) {
     const original = h('p', { class: 'original', hidden: true });
     const btn = h('button', { class: 'btn small', type: 'button', onclick: async () => {
@@ -600,25 +632,14 @@ function renderFlags() {
         const data = await api('GET', `/api/flags/${encodeURIComponent(f.id)}/original`);
         original.textContent = data.original;
         original.hidden = false;
-        btn.textContent = 'Shown (audited)';
+        btn.textContent = t('console.shown_audited');
       } catch (e) { btn.disabled = false; toast(e.message, 'bad'); }
-    } }, 'Show original');
+    } }, t('console.show_original'));
     list.appendChild(h('li', { class: 'flag-item', 'data-flag': String(f.id) },
-      h('div', {}, h('strong', { text: (f.kinds || []).join(', ') || 'flag' }),
-        h('span', { class: 'muted small', text: ' · chat ' + f.chat.slice(0, 8) + ' #' + f.seq + (f.created_at ? ' · ' + fmtDate(f.created_at) : '') })),
-      h('p', { class: 'hint', text: 'Viewing the original is recorded in the audit log.' }), btn, original));
+      h('div', {}, h('strong', { text: (f.kinds || []).join(', ') || t('console.flag') }),
+        h('span', { class: 'muted small', text: ' · ' + t('console.chat_ref', { chat: f.chat.slice(0, 8), seq: f.seq }) + (f.created_at ? ' · ' + fmtDate(f.created_at) : '') })),
+      h('p', { class: 'hint', text: t('console.original_audited') }), btn, original));
   }
-}
-
-async function loadAgents() {
-  try {
-    const data = await api('GET', '/api/agents');
-    S.agents = data.agents.filter((a) => !a.disabled && a.id !== S.me.agent.id);
-    const list = h('datalist', { id: 'agent-ids' },
-      S.agents.map((a) => h('option', { value: a.id, label: (a.display_name || a.email) + ' (' + a.role + ')' })));
-    document.getElementById('agent-ids')?.remove();
-    document.body.appendChild(list);
-  } catch (e) { /* transfer by id still works */ }
 }
 
 boot();

@@ -32,8 +32,8 @@ var CipherdeskUI = (function () {
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
 
   function clock(ts) {
-    var d = new Date(ts * 1000);
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    // In the page's language (Intl, through CipherdeskI18n).
+    return CipherdeskI18n.time(ts);
   }
 
   /* "0:42", "12:05", "1:02:03" */

@@ -1,7 +1,8 @@
 /* cipherdesk customer widget. Embed:
  *   <script src="https://chat.example.com/widget.js" data-tenant="acme"
  *           data-gateway-key="<verify key>" integrity="sha384-…" crossorigin="anonymous" async>
- * Optional: data-title, data-prechat="off", data-queue, data-offline-after (seconds).
+ * Optional: data-title, data-prechat="off", data-queue, data-offline-after (seconds),
+ *           data-lang (en, zh-CN, zh-TW; default: the browser's language).
  *
  * localStorage holds ONLY {chat, token, last_seq} (the resume credentials); unsent
  * messages live in memory and are re-sent with the same id after a reconnect.
@@ -16,12 +17,16 @@
   var h = CipherdeskUI.h;
   var CSS_INTEGRITY = '__CSS_INTEGRITY__';
 
+  var I = CipherdeskI18n.setup(CipherdeskI18n.pick(
+    [script.getAttribute('data-lang') || ''].concat(CipherdeskI18n.browserLanguages())));
+  var t = I.t;
+
   var base = new URL(script.src, location.href);
   var gateway = base.origin;
   var cfg = {
     tenant: script.getAttribute('data-tenant') || '',
     gatewayKey: script.getAttribute('data-gateway-key') || '',
-    title: script.getAttribute('data-title') || 'Chat with us',
+    title: script.getAttribute('data-title') || t('widget.title'),
     prechat: script.getAttribute('data-prechat') !== 'off',
     queue: script.getAttribute('data-queue') || 'default',
     offlineAfter: parseFloat(script.getAttribute('data-offline-after') || '45')
@@ -70,7 +75,7 @@
   }
 
   /* ------------------------------------------------------------------ DOM */
-  var host = h('div', { id: 'cipherdesk-widget' });
+  var host = h('div', { id: 'cipherdesk-widget', lang: I.lang() });
   host.style.display = 'none';
   var root = host.attachShadow({ mode: 'open' });
   var css = h('link', { rel: 'stylesheet', href: gateway + '/widget.css', crossorigin: 'anonymous' });
@@ -84,35 +89,36 @@
     onclick: function () { isOpen ? closePanel() : openPanel(); }
   }, h('span', { class: 'launcher-icon', 'aria-hidden': 'true' }), h('span', { class: 'launcher-label', text: cfg.title }), badge);
 
-  var statusEl = h('p', { class: 'status', role: 'status' }, 'Secure chat');
-  var closeBtn = h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Close chat window', onclick: function () { closePanel(); } }, '×');
-  var endBtn = h('button', { class: 'text-btn', type: 'button', hidden: true, onclick: endChat }, 'End chat');
+  var statusEl = h('p', { class: 'status', role: 'status' }, t('widget.status.secure'));
+  var closeBtn = h('button', { class: 'icon-btn', type: 'button', 'aria-label': t('widget.close_window'), onclick: function () { closePanel(); } }, '×');
+  var endBtn = h('button', { class: 'text-btn', type: 'button', hidden: true, onclick: endChat }, t('widget.end_chat'));
   var header = h('header', { class: 'head' },
     h('div', { class: 'head-text' }, h('h2', { id: 'cdw-title', text: cfg.title }), statusEl),
     endBtn, closeBtn);
 
-  var log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Conversation', tabindex: '0' });
+  var log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('common.conversation'), tabindex: '0' });
   var typingEl = h('p', { class: 'typing', hidden: true, 'aria-live': 'polite' });
   var alertEl = h('p', { class: 'alert', role: 'alert', hidden: true });
 
   var nameIn = h('input', { id: 'cdw-name', name: 'name', autocomplete: 'name', maxlength: '200' });
   var emailIn = h('input', { id: 'cdw-email', name: 'email', type: 'email', autocomplete: 'email', maxlength: '200' });
   var topicIn = h('select', { id: 'cdw-topic', name: 'topic' },
-    ['General question', 'Orders & delivery', 'Billing', 'Technical problem'].map(function (t) { return h('option', { value: t, text: t }); }));
-  var prechatForm = h('form', { class: 'prechat', onsubmit: startChat, 'aria-label': 'Start a chat' },
-    h('p', { class: 'intro', text: 'Hi! Tell us a little about you and we will connect you with an agent.' }),
-    h('label', { for: 'cdw-name' }, 'Name ', h('span', { class: 'opt', text: '(optional)' })), nameIn,
-    h('label', { for: 'cdw-email' }, 'E-mail ', h('span', { class: 'opt', text: '(optional, for a reply if we are offline)' })), emailIn,
-    h('label', { for: 'cdw-topic' }, 'Topic'), topicIn,
-    h('button', { class: 'primary', type: 'submit' }, 'Start chat'),
-    h('p', { class: 'fine', text: 'Messages are encrypted between your browser and us. Please never share passwords or full card numbers.' }));
+    // The label in the customer's language is also the value the agent sees.
+    ['general', 'orders', 'billing', 'technical'].map(function (k) { return h('option', { value: t('widget.topic.' + k), text: t('widget.topic.' + k) }); }));
+  var prechatForm = h('form', { class: 'prechat', onsubmit: startChat, 'aria-label': t('widget.start_a_chat') },
+    h('p', { class: 'intro', text: t('widget.intro') }),
+    h('label', { for: 'cdw-name' }, t('widget.name') + ' ', h('span', { class: 'opt', text: t('widget.optional') })), nameIn,
+    h('label', { for: 'cdw-email' }, t('common.email') + ' ', h('span', { class: 'opt', text: t('widget.email_hint') })), emailIn,
+    h('label', { for: 'cdw-topic' }, t('widget.topic_label')), topicIn,
+    h('button', { class: 'primary', type: 'submit' }, t('widget.start_chat')),
+    h('p', { class: 'fine', text: t('widget.fine_print') }));
 
-  var input = h('textarea', { id: 'cdw-input', rows: '1', placeholder: 'Write a message…', 'aria-label': 'Message', maxlength: '4000' });
-  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send message' }, h('span', { 'aria-hidden': 'true', text: '➤' }));
+  var input = h('textarea', { id: 'cdw-input', rows: '1', placeholder: t('widget.placeholder'), 'aria-label': t('common.message'), maxlength: '4000' });
+  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': t('widget.send') }, h('span', { 'aria-hidden': 'true', text: '➤' }));
   var composer = h('form', { class: 'composer', hidden: true, onsubmit: function (ev) { ev.preventDefault(); sendText(); } }, input, sendBtn);
 
   var rating = h('div', { class: 'rating', hidden: true });
-  var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, 'Start a new chat');
+  var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
   var panel = h('section', { id: 'cdw-panel', class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cdw-title', hidden: true },
     header, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
@@ -167,7 +173,7 @@
   function renderBadge() {
     badge.hidden = unread === 0;
     badge.textContent = unread > 9 ? '9+' : String(unread);
-    launcher.setAttribute('aria-label', unread ? cfg.title + ' (' + unread + ' new)' : cfg.title);
+    launcher.setAttribute('aria-label', unread ? t('widget.launcher_unread', { title: cfg.title, count: unread }) : cfg.title);
   }
   function markSeen() {
     if (lastSeq > seenSeq) { seenSeq = lastSeq; save(); }
@@ -193,7 +199,7 @@
   function setTick(el, state) {
     var tick = el.querySelector('.tick');
     if (!tick) { tick = h('span', { class: 'tick' }); el.querySelector('.meta').appendChild(tick); }
-    var labels = { sending: ['🕓', 'Sending'], sent: ['✓', 'Sent'], stored: ['✓✓', 'Delivered'], failed: ['!', 'Not delivered'] };
+    var labels = { sending: ['🕓', t('tick.sending')], sent: ['✓', t('tick.sent')], stored: ['✓✓', t('tick.stored')], failed: ['!', t('tick.failed')] };
     tick.textContent = labels[state][0];
     tick.setAttribute('aria-label', labels[state][1]);
     tick.setAttribute('title', labels[state][1]);
@@ -205,7 +211,7 @@
     if (sock || fatal) return;
     clearTimeout(reconnectTimer);
     welcomed = false;
-    setStatus(chatId ? 'Reconnecting…' : 'Connecting…');
+    setStatus(chatId ? t('common.reconnecting') : t('common.connecting'));
     var resuming = !!(chatId && saved);
     sock = new P.SecureSocket(wsUrl, {
       gatewayKey: cfg.gatewayKey,
@@ -230,23 +236,23 @@
     typingEl.hidden = true;
     if (info.error === 'signature') {
       fatal = 'signature';
-      setStatus('Chat unavailable');
-      showAlert('We could not verify the secure connection to our chat service, so the chat is disabled. Please try again later or contact us another way.');
+      setStatus(t('widget.status.unavailable'));
+      showAlert(t('widget.signature_failed'));
       showStage();
       return;
     }
     if (info.code === 4403) {
       fatal = 'refused';
-      setStatus('Chat offline');
-      showAlert('Chat is unavailable right now. Please try again later or contact us by e-mail.');
+      setStatus(t('widget.status.offline'));
+      showAlert(t('widget.refused'));
       showStage();
       return;
     }
-    if (closedChat || (!chatId && !opening && pending.size === 0)) { setStatus('Secure chat'); return; }
+    if (closedChat || (!chatId && !opening && pending.size === 0)) { setStatus(t('widget.status.secure')); return; }
     var delay = backoff.next();
     var hint = P.retryAfter(info.reason);
     if (hint !== null) delay = Math.max(delay, hint * 1000);
-    setStatus('Connection lost — reconnecting…');
+    setStatus(t('widget.status.connection_lost'));
     markPendingSending();
     reconnectTimer = setTimeout(connect, delay);
   }
@@ -281,11 +287,11 @@
     chatId = f.chat;
     chatState = f.state;
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
-    if (f.state === 'closed') { chatEnded('This chat has ended.'); return; }
+    if (f.state === 'closed') { chatEnded(t('widget.chat_has_ended')); return; }
     if (f.state === 'queued') {
       waiting(f.agents_online === 0);
     } else {
-      setStatus(agentName ? 'Chatting with ' + agentName : 'Connected to an agent');
+      setStatus(agentName ? t('widget.status.chatting_with', { name: agentName }) : t('widget.status.connected'));
     }
     showAlert('');
     showStage();
@@ -295,14 +301,13 @@
   // nobodyOnline: the gateway said no agent of this tenant is connected (welcome frame's
   // agents_online == 0): offer the offline form at once instead of after the timer.
   function waiting(nobodyOnline) {
-    setStatus(nobodyOnline ? 'No agent online right now' : 'Waiting for an agent…');
+    setStatus(nobodyOnline ? t('widget.status.nobody_online') : t('widget.status.waiting'));
     clearTimeout(offlineTimer);
     offlineTimer = setTimeout(function () {
       if (!agentName && chatId && !closedChat) {
         log.appendChild(h('div', { class: 'offline', role: 'note' },
-          h('strong', { text: 'Our agents are busy right now.' }),
-          h('span', { text: ' Leave your message here — it is kept in your chat and we will answer as soon as someone is available' +
-            (profile && profile.email ? ' (or by e-mail to ' + profile.email + ').' : '.') })));
+          h('strong', { text: t('widget.busy_title') }),
+          h('span', { text: ' ' + (profile && profile.email ? t('widget.busy_text_email', { email: profile.email }) : t('widget.busy_text')) })));
         scrollDown();
       }
     }, nobodyOnline ? 0 : cfg.offlineAfter * 1000);
@@ -329,9 +334,9 @@
       if (f.agent && !agentName && chatState === 'active' && !closedChat) {
         agentName = f.agent;
         clearTimeout(offlineTimer);
-        setStatus('Chatting with ' + agentName);
+        setStatus(t('widget.status.chatting_with', { name: agentName }));
       }
-      bubble('agent', f.text, f.ts, f.agent || 'Agent');
+      bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
     } else {
       systemLine(f.text);
     }
@@ -351,42 +356,42 @@
     if (f.action === 'blocked') {
       pending.delete(f.id);
       if (el) setTick(el, 'failed');
-      systemLine(f.message || 'Your message was not sent because of our chat policy.', 'notice blocked');
+      systemLine(CipherdeskNotices.text(f, 'customer'), 'notice blocked');
     } else if (f.action === 'limited') {
       var wait = Math.max(1, f.retry_after || 2);
-      systemLine(f.message || 'You are sending messages too quickly; we will send it in a moment.', 'notice');
+      systemLine(CipherdeskNotices.text(f, 'customer'), 'notice');
       setTimeout(function () {
         var p = pending.get(f.id);
         if (p && sock && welcomed) sock.send({ t: 'msg', id: p.id, text: p.text });
       }, wait * 1000);
     } else {
-      systemLine(f.message || 'Part of your message was hidden for your safety.', 'notice ' + f.action);
+      systemLine(CipherdeskNotices.text(f, 'customer'), 'notice ' + f.action);
     }
   }
 
   function onAgentTyping(f) {
     if (f.from !== 'agent') return;
     clearTimeout(agentTypingTimer);
-    typingEl.textContent = (agentName || 'The agent') + ' is typing…';
+    typingEl.textContent = t('widget.typing', { name: agentName || t('widget.the_agent') });
     typingEl.hidden = !f.on;
     if (f.on) agentTypingTimer = setTimeout(function () { typingEl.hidden = true; }, 8000);
   }
 
   function onChatEvent(f) {
     if (f.event === 'joined' && f.reason !== 'watch') {
-      agentName = f.agent || 'An agent';
+      agentName = f.agent || t('common.an_agent');
       chatState = 'active';
       clearTimeout(offlineTimer);
-      systemLine(agentName + ' joined the chat');
-      setStatus('Chatting with ' + agentName);
+      systemLine(t('common.joined', { name: agentName }));
+      setStatus(t('widget.status.chatting_with', { name: agentName }));
     } else if (f.event === 'left') {
-      systemLine((f.agent || 'The agent') + ' left the chat');
+      systemLine(t('common.left', { name: f.agent || t('widget.the_agent') }));
       agentName = null;
       chatState = 'queued';
       typingEl.hidden = true;
       if (!closedChat) waiting();
     } else if (f.event === 'closed') {
-      chatEnded(f.reason === 'customer_left' ? 'You ended the chat.' : 'The agent ended the chat.');
+      chatEnded(f.reason === 'customer_left' ? t('widget.you_ended') : t('widget.agent_ended'));
     }
   }
 
@@ -395,17 +400,17 @@
       forget();
       chatId = null;
       lastSeq = 0;
-      systemLine('Your previous conversation is no longer available. Start a new one below.');
+      systemLine(t('widget.resume_refused'));
       if (sock) { sock.close('resume refused'); sock = null; }
       showStage();
       return;
     }
-    if (f.code === 'chat_closed') { chatEnded('This chat has ended.'); return; }
+    if (f.code === 'chat_closed') { chatEnded(t('widget.chat_has_ended')); return; }
     if (f.ref && bubbles.get(f.ref)) {
       pending.delete(f.ref);
       setTick(bubbles.get(f.ref), 'failed');
     }
-    systemLine(f.message || 'Something went wrong.', 'notice');
+    systemLine(CipherdeskNotices.error(f), 'notice');
   }
 
   /* ------------------------------------------------------------------ actions */
@@ -426,7 +431,7 @@
     closedChat = false;
     rating.hidden = true;
     newChatBtn.hidden = true;
-    systemLine('Starting a secure chat…');
+    systemLine(t('widget.starting'));
     connect();
   }
 
@@ -462,7 +467,7 @@
 
   function endChat() {
     if (sock && welcomed) sock.send({ t: 'close' });
-    else chatEnded('You ended the chat.');
+    else chatEnded(t('widget.you_ended'));
   }
 
   function chatEnded(text) {
@@ -471,7 +476,7 @@
     clearTimeout(offlineTimer);
     typingEl.hidden = true;
     systemLine(text);
-    setStatus('Chat ended');
+    setStatus(t('widget.status.ended'));
     forget();
     pending.clear();
     showStage();
@@ -482,12 +487,12 @@
   function renderRating() {
     CipherdeskUI.clear(rating);
     rating.hidden = false;
-    rating.appendChild(h('p', { id: 'cdw-rate', text: 'How was your chat?' }));
+    rating.appendChild(h('p', { id: 'cdw-rate', text: t('widget.rate_question') }));
     var row = h('div', { class: 'stars', role: 'group', 'aria-labelledby': 'cdw-rate' });
     [1, 2, 3, 4, 5].forEach(function (n) {
-      row.appendChild(h('button', { type: 'button', class: 'star', 'aria-label': n + ' out of 5', onclick: function () {
+      row.appendChild(h('button', { type: 'button', class: 'star', 'aria-label': t('widget.stars', { count: n }), onclick: function () {
         if (sock && welcomed) sock.send({ t: 'close', csat: n });
-        CipherdeskUI.clear(rating).appendChild(h('p', { text: 'Thank you for your feedback!' }));
+        CipherdeskUI.clear(rating).appendChild(h('p', { text: t('widget.thanks') }));
         setTimeout(function () { if (sock) { sock.close('done'); sock = null; } }, 300);
       } }, '★'));
     });
@@ -500,7 +505,7 @@
     rendered.clear(); bubbles.clear(); pending.clear();
     CipherdeskUI.clear(log);
     rating.hidden = true; newChatBtn.hidden = true;
-    setStatus('Secure chat');
+    setStatus(t('widget.status.secure'));
     showStage();
     if (!prechatForm.hidden) nameIn.focus(); else input.focus();
   }

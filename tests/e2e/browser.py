@@ -8,6 +8,7 @@ browser is shared per module, every test gets a fresh gateway and fresh contexts
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 PHONE = {"width": 375, "height": 667}
+PHONE_390 = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 TIMEOUT_MS = 10_000
 
@@ -118,9 +120,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         await runner.cleanup()
 
 
-async def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP
-                   ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(viewport=viewport)
+async def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP,
+                   locale: str | None = None) -> tuple[BrowserContext, Page]:
+    """A fresh context; ``locale`` sets both ``navigator.languages`` and Accept-Language."""
+    context = await browser.new_context(viewport=viewport, locale=locale)
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     errors: list[str] = []
@@ -147,12 +150,13 @@ async def login_console(page: Page, gw: Gateway, email: str, path: str = "/conso
 
 
 async def open_widget_form(page: Page, gw: Gateway, name: str = "Ada",
-                           topic: str = "Billing") -> None:
-    """Open /demo, open the widget, submit the pre-chat form."""
+                           topic: str | None = "Billing") -> None:
+    """Open /demo, open the widget, submit the pre-chat form (topic None: the default)."""
     await page.goto(gw.base_url + "/demo")
     await page.click("#cipherdesk-widget >> .launcher")
     await page.fill("#cdw-name", name)
-    await page.select_option("#cdw-topic", topic)
+    if topic is not None:
+        await page.select_option("#cdw-topic", topic)
     await page.click(".prechat button[type=submit]")
 
 
@@ -171,3 +175,43 @@ async def agent_says(page: Page, text: str) -> None:
     pane = page.locator(".chat-pane:not([hidden])")
     await pane.locator("textarea.chat-input").fill(text)
     await pane.locator("textarea.chat-input").press("Enter")
+
+
+# Visible text of the page and the widget's shadow root (text nodes of rendered elements
+# plus placeholder/aria-label/title/alt), minus what users typed and code-like values.
+_VISIBLE_TEXT_JS = """
+() => {
+  const out = [];
+  const skip = (el) => el.closest('.text, .who, .mono, pre, code, .json, .snippet, .tab-name, '
+    + 'option, .qi-main strong, .chat-title, .lang-menu, [data-source=plugin]');
+  const visit = (root) => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT);
+    for (let el = walker.currentNode; el; el = walker.nextNode()) {
+      if (el.nodeType !== 1) continue;
+      if (el.shadowRoot) visit(el.shadowRoot);
+      if (skip(el)) continue;
+      const style = getComputedStyle(el);
+      if (style.display === 'none' || style.visibility === 'hidden') continue;
+      if (el.closest('[hidden]')) continue;
+      for (const node of el.childNodes) {
+        if (node.nodeType === 3 && node.textContent.trim()) out.push(node.textContent.trim());
+      }
+      for (const a of ['placeholder', 'aria-label', 'title', 'alt']) {
+        if (el.getAttribute(a)) out.push(el.getAttribute(a));
+      }
+    }
+  };
+  visit(document.body);
+  return out;
+}
+"""
+# Two Latin words in a row, or an untranslated catalogue key ("widget.status.waiting").
+_ENGLISH = re.compile(r"[A-Za-z]{3,}[ ,]+[A-Za-z]{2,}|^[a-z_]+(\.[a-z_]+)+$")
+
+
+async def english_left(page: Page, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Visible strings that still read as English (two Latin words in a row)."""
+    texts = await page.evaluate(_VISIBLE_TEXT_JS)
+    # e-mail addresses and URLs are data, not language
+    texts = [re.sub(r"\S+@\S+|https?://[^\s）)]+", "", t).strip() for t in texts]
+    return [t for t in texts if _ENGLISH.search(t) and not any(a in t for a in allowed)]

@@ -62,9 +62,12 @@ async def test_chat_both_ways_transfer_close(browser, gateway):
             ["Let me check that for you."])
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "stored")
 
-        # Transfer to Bob by agent id.
+        # Transfer to Bob, picked from the list of online agents.
         await pane.locator("button", has_text="Transfer…").click()
-        await pane.locator("input.transfer-agent").fill(bob_id)
+        # The picker lists Bob as online with his load (GET /api/team).
+        option = pane.locator(f"select.transfer-target option[value='agent:{bob_id}']")
+        await expect(option).to_have_text("Bob — online · 0 chats")
+        await pane.locator("select.transfer-target").select_option(f"agent:{bob_id}")
         await pane.locator("form.transfer button[type=submit]").click()
         await expect(pane.locator(".log")).to_contain_text("Chat transferred")
         await expect(customer.locator(".log")).to_contain_text("Bob joined the chat")
