@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from auth.roles import Forbidden, Permission, Principal, Role, require, role_permissions
+from auth.roles import (
+    OPERATOR_SCOPE,
+    Forbidden,
+    InstallationPermission,
+    Permission,
+    Principal,
+    Role,
+    require,
+    require_operator,
+    role_permissions,
+)
 
 P = Permission
 SUPERVISOR_GRANTS = {
@@ -77,3 +87,21 @@ def test_principal_is_frozen() -> None:
     me = Principal("a", "t", Role.AGENT)
     with pytest.raises(AttributeError):
         me.role = Role.ADMIN  # type: ignore[misc]
+
+
+def test_operator_has_no_tenant_power_and_tenant_roles_no_installation_power() -> None:
+    operator = Principal("op1", OPERATOR_SCOPE, Role.OPERATOR)
+    admin = Principal("a1", "t", Role.ADMIN)
+    assert role_permissions(Role.OPERATOR) == frozenset()
+    assert operator.is_operator and not admin.is_operator
+    assert not any(operator.can(p, OPERATOR_SCOPE) or operator.can(p, "t") for p in P)
+    assert Role.OPERATOR < Role.AGENT and not Role.OPERATOR.at_least(Role.AGENT)
+    for perm in InstallationPermission:
+        require_operator(operator, perm)
+        with pytest.raises(Forbidden):
+            require_operator(admin, perm)
+    # The role alone is not enough: an "operator" row filed under a real tenant is nobody.
+    stray = Principal("x", "t", Role.OPERATOR)
+    assert not stray.is_operator and stray.installation_permissions == frozenset()
+    with pytest.raises(Forbidden):
+        require_operator(stray, InstallationPermission.KEYS_ROTATE)
