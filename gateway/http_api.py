@@ -54,6 +54,7 @@ from auth.totp import qr_png
 from gateway.bus.base import BusEvent, tenant_topic
 from gateway.chats import ChatError
 from gateway.http_public import ApiError
+from gateway.jsonlimits import MAX_BODY_DEPTH, JsonTooDeep, check_depth
 from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import COOKIE, AgentContext, token_from_request
@@ -175,13 +176,16 @@ async def read_json(request: web.Request, kind: type[S]) -> S:
     """Decode the JSON body as ``kind`` or answer 415/413/400."""
     body = await _read_body(request)
     try:
+        check_depth(body, MAX_BODY_DEPTH)
         return msgspec.json.decode(body, type=kind)
+    except JsonTooDeep as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
     except msgspec.ValidationError as exc:
         message = str(exc)
         field = _field_of(message)
         raise ApiError(400, "bad_request", f"invalid request: {message}"[:300],
                        field=field) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
 
 
