@@ -176,15 +176,33 @@ def load_config(
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Build the configuration: defaults ← file ← environment ← explicit overrides (CLI)."""
-    environ = dict(os.environ) if environ is None else environ
-    data: dict[str, Any] = {}
+    text = None
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    return parse_config(text, source=str(path), environ=environ, overrides=overrides)
+
+
+def parse_config(
+    text: bytes | None,
+    *,
+    source: str = "config",
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """:func:`load_config` once the file is read: any bytes in, a :class:`Config` or a
+    :class:`ConfigError` out (``tests/fuzz`` holds it to that)."""
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    if text is not None:
+        try:
+            data = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from None
         if "master_key" in data:
             raise ConfigError(
                 "master_key must not be stored in the config file; "
