@@ -59,7 +59,7 @@ from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import COOKIE, AgentContext, token_from_request
 from gateway.store.base import Agent, AuditEvent, Tenant
-from gateway.tenants import normalize_origin
+from gateway.tenants import DEFAULT_QUEUE, MAX_QUEUES, normalize_origin
 
 log = structlog.get_logger("cipherdesk.api")
 
@@ -73,6 +73,7 @@ Password = Annotated[str, Meta(max_length=1024)]
 Otp = Annotated[str, Meta(max_length=64)]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
 RoleName = Literal["agent", "supervisor", "admin"]
+QueueName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 S = TypeVar("S", bound=Struct)
 
@@ -121,6 +122,7 @@ class PatchTenantBody(Struct, forbid_unknown_fields=True):
     allowed_link_domains: Annotated[list[Annotated[str, Meta(max_length=253)]],
                                     Meta(max_length=500)] | None = None
     frozen: bool | None = None
+    queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES)] | None = None
 
 
 class PolicyTestBody(Struct, forbid_unknown_fields=True):
@@ -645,6 +647,10 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     if body.allowed_link_domains is not None:
         settings["allowed_link_domains"] = body.allowed_link_domains
         changed.append("allowed_link_domains")
+    if body.queues is not None:
+        settings["queues"] = sorted(set(body.queues) - {DEFAULT_QUEUE})
+        tenant.settings = settings
+        changed.append("queues")
     if body.policy is not None or body.allowed_link_domains is not None:
         try:
             svc.extras["policies"].engine_for(tenant.id, settings)
