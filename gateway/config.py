@@ -203,6 +203,8 @@ def parse_config(
             data = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {source} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses per nested array/table (tests/fuzz)
+            raise ConfigError(f"config file {source} nests arrays or tables too deeply") from None
         if "master_key" in data:
             raise ConfigError(
                 "master_key must not be stored in the config file; "
@@ -219,4 +221,8 @@ def parse_config(
     config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
     if not 0 < config.server.port < 65536:
         raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
+    try:
+        _ = config.data_dir  # "~nosuchuser/x" cannot be expanded (RuntimeError)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ConfigError(f"server.data_dir {config.server.data_dir!r}: {exc}") from None
     return config

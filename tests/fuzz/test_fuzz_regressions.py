@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config import ConfigError as GatewayConfigError
+from gateway.config import parse_config
 from plugins.api import ConfigError, ConfigField, PluginInfo
 from plugins.registry import validate_config
 
@@ -26,3 +28,14 @@ def test_plugin_config_rejects_with_config_error(values: dict, field: str) -> No
     with pytest.raises(ConfigError) as err:
         validate_config(INFO, values)
     assert field in str(err.value)
+
+
+@pytest.mark.parametrize("doc", [
+    b"a = " + b"[" * 3000 + b"]" * 3000,  # tomllib: RecursionError
+    b"a = " + b"{x=" * 3000 + b"1" + b"}" * 3000,
+    b'[server]\ndata_dir = "~nosuchuser/x"\n',  # Path.expanduser: RuntimeError
+    b'[server]\ndata_dir = "a\\u0000b"\n',  # Path.resolve: ValueError (NUL)
+])
+def test_config_errors_are_config_errors(doc: bytes) -> None:
+    with pytest.raises(GatewayConfigError):
+        parse_config(doc, environ={})
