@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -118,5 +119,6 @@ def install(app: web.Application) -> None:
     app.on_response_prepare.append(add_security_headers)
 
 
-def middlewares() -> list[web.middleware]:  # type: ignore[valid-type]
+def middlewares() -> list[Any]:
+    """The application's middlewares, outermost first."""
     return [catch_all]
