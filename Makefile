@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: run test lint setup setup-dev browser deploy-tools web-deps bench screenshots clean
+.PHONY: run test lint setup setup-dev browser deploy-tools web-deps bench screenshots clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,23 @@ test: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# Coverage-guided fuzzing (atheris/libFuzzer) of every parser of outside bytes, one
+# harness after the other; each stops at FUZZ_RUNS executions or FUZZ_SECONDS, whichever
+# comes first. New corpus entries go to $(FUZZ_DIR)/<name>/, crashes to $(FUZZ_DIR)/.
+# `make fuzz FUZZ_SECONDS=180 FUZZ_TARGETS="frames policy"` for a shorter pass.
+FUZZ_RUNS    ?= 1000000
+FUZZ_SECONDS ?= 600
+FUZZ_DIR     ?= .fuzz
+FUZZ_TARGETS ?= frames sealed identity policy config plugin_config
+fuzz: setup-dev
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/$$t; \
+	  echo "== fuzz $$t (runs=$(FUZZ_RUNS), max $(FUZZ_SECONDS)s)"; \
+	  $(BIN)/python -m tests.fuzz.run $$t -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=4096 -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+	    $(FUZZ_DIR)/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 bench: setup-dev
 	$(BIN)/python bench/relay.py
 
@@ -68,4 +85,4 @@ screenshots: setup-dev
 	CIPHERDESK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e -m browser -q
 
 clean:
-	rm -rf $(VENV) node_modules data .pytest_cache
+	rm -rf $(VENV) node_modules data .pytest_cache .fuzz

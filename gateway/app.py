@@ -20,7 +20,7 @@ from aiohttp import web
 from auth.tokens import SessionLifetime
 from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
-from gateway import http_public
+from gateway import http_public, http_security
 from gateway.audit import Auditor
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
@@ -225,7 +225,8 @@ def create_app(
     with_workers: bool = True,
 ) -> web.Application:
     """The application. Services are built on startup (inside the running loop)."""
-    app = web.Application(client_max_size=256 * 1024, middlewares=http_public.middlewares())
+    app = web.Application(client_max_size=256 * 1024, middlewares=http_security.middlewares())
+    http_security.install(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         svc = services or await build_services(config, clock)

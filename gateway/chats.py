@@ -54,13 +54,21 @@ from gateway.store.base import (
     StoredMessage,
     Tenant,
 )
-from gateway.tenants import TenantDirectory
-from gateway.transcripts import ChatKeys, open_json, open_text, seal_json, seal_text
+from gateway.tenants import TenantDirectory, tenant_queues
+from gateway.transcripts import (
+    ChatKeys,
+    message_ref,
+    open_json,
+    open_msg_id,
+    open_text,
+    seal_json,
+    seal_msg_id,
+    seal_text,
+)
 
-# Transfer targets arrive as free text (``protocol.Transfer``): what an agent id or a queue
-# name can look like (the ``Id`` shape of the protocol); anything else is unknown.
+# Transfer targets arrive as free text (``protocol.Transfer``): what an agent id can look
+# like (the ``Id`` shape of the protocol); anything else is unknown.
 _AGENT_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,64}")
-_QUEUE_NAME = _AGENT_ID
 
 log = structlog.get_logger("cipherdesk.chats")
 
@@ -164,6 +172,7 @@ class ChatService:
         tenant = await self._tenant(tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable", close=4403)
+        _check_queue(tenant, queue)
         identity = await self._verify_identity(tenant, identity_token)
         now = self.clock()
         key, wrapped = self.keys.new_key()
@@ -294,18 +303,20 @@ class ChatService:
             raise ChatError("not_found", "no such chat")
         now = self.clock()
         policy_meta = {"action": decision.action, "kinds": list(decision.kinds)}
+        # The client's id is stored sealed (deterministically, so a resend still finds it).
+        stored_id = seal_msg_id(key, chat.id, msg_id)
         builder = await self._message_events(
-            tenant, chat, key, sender, msg_id, now,
-            engine.for_audience(text, decision, "plugin") or "", policy_meta
+            tenant, chat, key, sender, message_ref(key, chat.id, stored_id), now,
+            engine.for_audience(text, decision, "plugin") or "", policy_meta,
         )
         try:
             result = await self.store.append_message(
                 NewMessage(
                     chat_id=chat.id,
-                    msg_id=msg_id,
+                    msg_id=stored_id,
                     sender=sender,
                     ts=now,
-                    body_sealed=seal_text(key, chat.id, msg_id, decision.text),
+                    body_sealed=seal_text(key, chat.id, stored_id, decision.text),
                     sender_agent_id=agent,
                     policy=policy_meta,
                 ),
@@ -324,7 +335,7 @@ class ChatService:
         frame = Msg(
             seq=stored.seq,
             sender=stored.sender,
-            text=open_text(key, chat.id, msg_id, stored.body_sealed)
+            text=open_text(key, chat.id, stored.msg_id, stored.body_sealed)
             if result.duplicate
             else decision.text,
             ts=stored.ts,
@@ -435,7 +446,7 @@ class ChatService:
                         sender=m.sender,
                         text=open_text(key, chat_id, m.msg_id, m.body_sealed),
                         ts=m.ts,
-                        id=m.msg_id,
+                        id=open_msg_id(key, chat_id, m.msg_id),
                         chat=chat_id,
                         agent=await self.agent_name(m.sender_agent_id),
                     )
@@ -518,8 +529,8 @@ class ChatService:
             chat.assigned_agent_id != principal.agent_id and not may_override
         ):
             raise ChatError("not_assigned", "only the assigned agent can transfer this chat")
-        if to_queue is not None and not _QUEUE_NAME.fullmatch(to_queue):
-            raise ChatError("unknown_queue", "no such queue")
+        if to_queue is not None:
+            _check_queue(await self._tenant(chat.tenant_id), to_queue)
         if to_agent is not None:
             target = await self.store.get_agent(to_agent) if _AGENT_ID.fullmatch(to_agent) else None
             if target is None or target.tenant_id != chat.tenant_id or target.disabled:
@@ -781,7 +792,7 @@ class ChatService:
         chat: Chat,
         key: bytes,
         sender: str,
-        msg_id: str,
+        event_key: str,
         now: float,
         text: str,
         policy_meta: dict[str, Any],
@@ -805,9 +816,8 @@ class ChatService:
         host = self.plugins
 
         def build(stored: StoredMessage) -> list[OutboxEvent]:
-            return host.build(
-                targets, tenant, "chat.message", {**base, "seq": stored.seq}, key, event_key=msg_id
-            )
+            data = {**base, "seq": stored.seq}
+            return host.build(targets, tenant, "chat.message", data, key, event_key=event_key)
 
         return build
 
@@ -854,6 +864,11 @@ class ChatService:
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:
     if not principal.can(permission, tenant_id):
         raise ChatError("forbidden", "your role does not allow this")
+
+
+def _check_queue(tenant: Tenant, queue: str) -> None:
+    if queue not in tenant_queues(tenant):
+        raise ChatError("unknown_queue", "no such queue")
 
 
 def _profile_dict(profile: Profile | None) -> dict[str, str]:

@@ -199,15 +199,35 @@ def load_config(
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Build the configuration: defaults ← file ← environment ← explicit overrides (CLI)."""
-    environ = dict(os.environ) if environ is None else environ
-    data: dict[str, Any] = {}
+    text = None
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    return parse_config(text, source=str(path), environ=environ, overrides=overrides)
+
+
+def parse_config(
+    text: bytes | None,
+    *,
+    source: str = "config",
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """:func:`load_config` once the file is read: any bytes in, a :class:`Config` or a
+    :class:`ConfigError` out (``tests/fuzz`` holds it to that)."""
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    if text is not None:
+        try:
+            data = tomllib.loads(text.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+            raise ConfigError(f"config file {source} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses per nested array/table (tests/fuzz)
+            raise ConfigError(f"config file {source} nests arrays or tables too deeply") from None
         if "master_key" in data:
             raise ConfigError(
                 "master_key must not be stored in the config file; "
@@ -224,4 +244,8 @@ def load_config(
     config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
     if not 0 < config.server.port < 65536:
         raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
+    try:
+        _ = config.data_dir  # "~nosuchuser/x" cannot be expanded (RuntimeError)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ConfigError(f"server.data_dir {config.server.data_dir!r}: {exc}") from None
     return config

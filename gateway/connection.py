@@ -55,6 +55,41 @@ class ProtocolViolation(Exception):
         self.reason = reason
 
 
+def accept_key(ephemeral: EphemeralKey, data: str | bytes) -> tuple[Key, Channel]:
+    """The server's side of handshake step 2: the client's ``key`` frame (outside bytes)
+    → the frame and the connection's channel. Every failure is a
+    :class:`ProtocolViolation` (close 1008); ``tests/fuzz`` holds it to that."""
+    try:
+        frame = decode_plain(data)
+    except FrameError as exc:
+        raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+    if not isinstance(frame, Key):
+        raise ProtocolViolation(CloseCode.POLICY, "expected key frame")
+    try:
+        shared = ephemeral.shared_key(frame.client_pk)
+    except (KeyFormatError, EncodingError, ValueError):
+        raise ProtocolViolation(CloseCode.POLICY, "invalid client key") from None
+    return frame, Channel.server(shared)
+
+
+def open_sealed(channel: Channel, data: str | bytes) -> bytes:
+    """One inbound websocket text frame after the handshake (outside bytes) → the inner
+    frame's plaintext, through the channel's strict replay window. Every failure is a
+    :class:`ProtocolViolation` (close 1008); ``tests/fuzz`` holds it to that."""
+    try:
+        frame = decode_plain(data)
+    except FrameError as exc:
+        raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+    if not isinstance(frame, Sealed):
+        raise ProtocolViolation(CloseCode.POLICY, "only sealed frames after handshake")
+    try:
+        return channel.open(frame.n, b64decode(frame.c))
+    except ReplayError:
+        raise ProtocolViolation(CloseCode.POLICY, "replayed or reordered frame") from None
+    except (ChannelError, EncodingError):
+        raise ProtocolViolation(CloseCode.POLICY, "frame failed authentication") from None
+
+
 def new_websocket(cfg: WebSocketConfig) -> web.WebSocketResponse:
     """A websocket response configured per the OWASP websocket cheat sheet:
     no permessage-deflate (compression leaks lengths, CRIME-style), a maximum frame size
@@ -115,17 +150,7 @@ class SecureConnection:
         data = await self._receive_text(
             loop.time() + self._cfg.handshake_timeout, "handshake timeout"
         )
-        try:
-            frame = decode_plain(data)
-        except FrameError as exc:
-            raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
-        if not isinstance(frame, Key):
-            raise ProtocolViolation(CloseCode.POLICY, "expected key frame")
-        try:
-            shared = ephemeral.shared_key(frame.client_pk)
-        except (KeyFormatError, EncodingError, ValueError):
-            raise ProtocolViolation(CloseCode.POLICY, "invalid client key") from None
-        self._channel = Channel.server(shared)
+        frame, self._channel = accept_key(ephemeral, data)
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return frame
 
@@ -163,19 +188,7 @@ class SecureConnection:
                 data = await self._receive_text(idle_deadline, "idle timeout")
             except ConnectionClosed:
                 return
-            try:
-                frame = decode_plain(data)
-            except FrameError as exc:
-                raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
-            if not isinstance(frame, Sealed):
-                raise ProtocolViolation(CloseCode.POLICY, "only sealed frames after handshake")
-            try:
-                ciphertext = b64decode(frame.c)
-                yield self._channel.open(frame.n, ciphertext)
-            except ReplayError:
-                raise ProtocolViolation(CloseCode.POLICY, "replayed or reordered frame") from None
-            except (ChannelError, EncodingError):
-                raise ProtocolViolation(CloseCode.POLICY, "frame failed authentication") from None
+            yield open_sealed(self._channel, data)
 
     # ------------------------------------------------------------------ outbound
 

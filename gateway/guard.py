@@ -22,6 +22,8 @@ from gateway.protocol import CloseCode, Notice
 from gateway.ratelimit import ConcurrencyLimiter, Limits, MemoryRateLimiter, RateLimiter
 from gateway.tenants import TenantDirectory
 
+#: Close (1013) when a tenant's sockets on this node are all taken.
+TENANT_FULL = (CloseCode.TRY_AGAIN_LATER, "tenant at its connection cap; retry-after=5")
 SLOW_DOWN = "You're sending messages faster than we can take them. Please wait a moment."
 
 
@@ -109,13 +111,28 @@ class Guard:
 
         return release
 
-    def tenant_slot(self, tenant_id: str) -> Callable[[], None] | None:
+    async def tenant_slot(self, tenant_id: str) -> Callable[[], None] | None:
+        """Hold one of the tenant's ``concurrent_per_tenant`` sockets on this node (its own
+        ``limits`` override applies) for an admitted connection; None when all are taken
+        (the caller refuses with :data:`TENANT_FULL`). One tenant's crowd — or a script
+        opening sockets against it — cannot take every socket of the node from the others.
+        """
+        limits = await self._limits_for(tenant_id)
         key = f"tenant:{tenant_id}"
         if not self.concurrency.try_acquire(
-            key, self.limits.concurrent_per_tenant, scope="concurrent_per_tenant"
+            key, limits.concurrent_per_tenant, scope="concurrent_per_tenant"
         ):
+            self.metrics.connections_refused_total.labels(reason="tenant_capacity").inc()
             return None
-        return lambda: self.concurrency.release(key)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:  # idempotent: a double release must not open a hole
+                released = True
+                self.concurrency.release(key)
+
+        return release
 
     # ------------------------------------------------------------------ frames
 

@@ -62,11 +62,12 @@ from auth.totp import qr_png
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
+from gateway.jsonlimits import MAX_BODY_DEPTH, JsonTooDeep, check_depth
 from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import COOKIE, AgentContext, token_from_request
 from gateway.store.base import Agent, AuditEvent, Tenant
-from gateway.tenants import normalize_origin
+from gateway.tenants import DEFAULT_QUEUE, MAX_QUEUES, normalize_origin
 
 log = structlog.get_logger("cipherdesk.api")
 
@@ -79,6 +80,7 @@ Password = Annotated[str, Meta(max_length=1024)]
 Otp = Annotated[str, Meta(max_length=64)]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
 RoleName = Literal["agent", "supervisor", "admin"]
+QueueName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 S = TypeVar("S", bound=Struct)
 
@@ -132,6 +134,7 @@ class PatchTenantBody(Struct, forbid_unknown_fields=True):
     allowed_link_domains: Annotated[list[Annotated[str, Meta(max_length=253)]],
                                     Meta(max_length=500)] | None = None
     frozen: bool | None = None
+    queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES)] | None = None
 
 
 class PolicyTestBody(Struct, forbid_unknown_fields=True):
@@ -187,13 +190,16 @@ async def read_json(request: web.Request, kind: type[S]) -> S:
     """Decode the JSON body as ``kind`` or answer 415/413/400."""
     body = await _read_body(request)
     try:
+        check_depth(body, MAX_BODY_DEPTH)
         return msgspec.json.decode(body, type=kind)
+    except JsonTooDeep as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
     except msgspec.ValidationError as exc:
         message = str(exc)
         field = _field_of(message)
         raise ApiError(400, "bad_request", f"invalid request: {message}"[:300],
                        field=field) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
 
 
@@ -671,6 +677,10 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     if body.allowed_link_domains is not None:
         settings["allowed_link_domains"] = body.allowed_link_domains
         changed.append("allowed_link_domains")
+    if body.queues is not None:
+        settings["queues"] = sorted(set(body.queues) - {DEFAULT_QUEUE})
+        tenant.settings = settings
+        changed.append("queues")
     if body.policy is not None or body.allowed_link_domains is not None:
         await _check_policy(svc, tenant.id, settings)
         settings.pop("managed_demo", None)

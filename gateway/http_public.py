@@ -4,8 +4,8 @@
   widget can pin it (``data-gateway-key``) and detect a key-swapping middlebox.
 * ``GET /metrics`` (Prometheus) only with the
   configured bearer token, or from loopback when none is set.
-* Middlewares: security headers on every response, and JSON errors with a documented
-  ``code`` instead of aiohttp's HTML pages or a traceback.
+* :class:`ApiError`, the documented JSON error every HTTP module raises. Security headers
+  and the catch-all error middleware live in :mod:`gateway.http_security`.
 """
 
 from __future__ import annotations
@@ -43,59 +43,6 @@ class ApiError(web.HTTPException):
             content_type="application/json",
             headers=headers,
         )
-
-
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-}
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError:
-        raise
-    except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(("/api/", "/.well-known/")):
-            raise
-        code = _STATUS_CODES.get(exc.status, "error")
-        raise ApiError(exc.status, code, exc.reason or code) from None
-    except Exception:
-        log.exception("http_internal_error", path=request.path)
-        raise ApiError(500, "internal", "internal error") from None
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    if not isinstance(response, web.WebSocketResponse):
-        svc: Services | None = request.app.get(SERVICES)
-        ancestors = svc.config.server.frame_ancestors if svc else "'none'"
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cache-Control", "no-store")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-            f"frame-ancestors {ancestors}",
-        )
-        if ancestors == "'none'":
-            headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
-
-def middlewares() -> list[Any]:
-    return [security_headers, json_errors]
 
 
 async def well_known(request: web.Request) -> web.Response:

@@ -142,3 +142,21 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
+
+
+def error_location(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of our own code that raised ``exc``.
+
+    Unexpected errors are logged as one line (type, location, a reference id) rather than
+    a multi-line traceback: one line per event keeps log pipelines parseable and an
+    attacker who can trigger an error cannot flood them; the location is enough to find
+    the bug, and the exception's message (which may quote input) is never logged.
+    """
+    from pathlib import Path
+    from traceback import extract_tb
+
+    frames = extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename] or frames
+    if not ours:
+        return "?"
+    return f"{Path(ours[-1].filename).name}:{ours[-1].lineno}"

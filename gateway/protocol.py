@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from gateway.jsonlimits import MAX_FRAME_DEPTH, JsonTooDeep, check_depth
+
 PROTOCOL_VERSION = 1
 HELLO_CONTEXT = "cipherdesk/v1/hello|"
 
@@ -307,11 +309,16 @@ def encode(frame: Struct) -> bytes:
 
 
 def _decode(decoder: msgspec.json.Decoder, data: bytes | str) -> Any:
+    """Decode one frame from outside; every failure is a :class:`FrameError` (close 1008),
+    never another exception: nesting is bounded before the parser recurses into it."""
     try:
+        check_depth(data, MAX_FRAME_DEPTH)
         return decoder.decode(data)
+    except JsonTooDeep as exc:
+        raise FrameError(f"invalid frame: {exc}") from None
     except msgspec.ValidationError as exc:
         raise FrameError(f"invalid frame: {exc}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
         raise FrameError("invalid frame: not JSON") from None
 
 

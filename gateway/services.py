@@ -9,6 +9,7 @@ drift apart on hygiene.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,14 @@ from gateway.bus.base import Bus
 from gateway.chats import ChatError, ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
-from gateway.connection import ProtocolViolation, SecureConnection, new_websocket
+from gateway.connection import (
+    ConnectionClosed,
+    ProtocolViolation,
+    SecureConnection,
+    new_websocket,
+)
+from gateway.guard import TENANT_FULL
+from gateway.logs import error_location
 from gateway.metrics import Metrics
 from gateway.presence import Presence
 from gateway.protocol import CloseCode
@@ -71,12 +79,20 @@ Body = Callable[[SecureConnection, Any, str], Awaitable[None]]
 
 
 async def serve_connection(
-    request: web.Request, svc: Services, kind: str, admit: Admit, body: Body
+    request: web.Request,
+    svc: Services,
+    kind: str,
+    admit: Admit,
+    body: Body,
+    tenant_of: Callable[[Any], str],
 ) -> web.StreamResponse:
-    """Admit → handshake/run → close with the right code; never leak a traceback."""
+    """Admit → tenant slot → handshake/run → close with the right code; never leak a
+    traceback. ``tenant_of`` names the tenant of what ``admit`` returned (its sockets are
+    capped per node, ``limits.concurrent_per_tenant``)."""
     ip = peer_ip(request, svc)
     ws = new_websocket(svc.config.websocket)
     release = None
+    tenant_release = None
     conn = SecureConnection(
         ws,
         identity=svc.identity,
@@ -85,7 +101,11 @@ async def serve_connection(
         kind=kind,
         on_close=lambda code: svc.metrics.ws_closed_total.labels(code=str(code)).inc(),
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:
+        log.info("ws_peer_gone", kind=kind, stage="upgrade")
+        return ws
     conn.bind_transport(request.transport)
     live: set[SecureConnection] = svc.extras.setdefault("connections", set())
     live.add(conn)
@@ -98,6 +118,10 @@ async def serve_connection(
         admitted = await admit(conn, ip)
         if admitted is None:
             return ws
+        tenant_release = await svc.guard.tenant_slot(tenant_of(admitted))
+        if tenant_release is None:
+            await conn.refuse(*TENANT_FULL)
+            return ws
         with structlog.contextvars.bound_contextvars(conn=conn.conn_id, kind=kind):
             await body(conn, admitted, ip)
         await conn.close(CloseCode.NORMAL, "bye")
@@ -106,11 +130,20 @@ async def serve_connection(
         await conn.close(exc.code, exc.reason, force=exc.code != CloseCode.NORMAL)
     except ChatError as exc:
         await conn.close(exc.close or CloseCode.POLICY, exc.message)
-    except Exception:
-        log.exception("ws_internal_error", kind=kind)
-        await conn.close(CloseCode.INTERNAL, "internal error", force=True)
+    except (ConnectionError, ConnectionClosed):
+        # The peer left or reset the connection (e.g. right after the upgrade, before its
+        # key frame): nothing to tell it, nothing wrong with the server.
+        log.info("ws_peer_gone", kind=kind, stage="session")
+        await conn.close(CloseCode.GOING_AWAY, "connection reset", force=True)
+    except Exception as exc:
+        ref = secrets.token_hex(6)
+        log.error("ws_internal_error", kind=kind, error=type(exc).__name__,
+                  where=error_location(exc), ref=ref)
+        await conn.close(CloseCode.INTERNAL, f"internal error (ref {ref})", force=True)
     finally:
         live.discard(conn)
+        if tenant_release is not None:
+            tenant_release()
         if release is not None:
             release()
         if not conn.closing:

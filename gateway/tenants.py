@@ -106,3 +106,16 @@ async def ensure_demo_tenant(store: Store, base_urls: Iterable[str], now: float)
         if merged != tenant.allowed_origins:
             tenant.allowed_origins = merged
             await store.update_tenant(tenant)
+
+
+DEFAULT_QUEUE = "default"
+#: How many named queues a tenant may configure (each shows in the console).
+MAX_QUEUES = 50
+
+
+def tenant_queues(tenant: Tenant) -> frozenset[str]:
+    """The queues a chat of ``tenant`` may name: ``default`` plus the tenant's configured
+    ``settings["queues"]`` (admin API). Anything else is refused (``unknown_queue``), so a
+    queue name stored with a chat is always one the tenant chose, never customer input."""
+    configured = tenant.settings.get("queues") or []
+    return frozenset([DEFAULT_QUEUE, *(q for q in configured if isinstance(q, str))])

@@ -10,11 +10,14 @@ becomes noise (crypto-shredding) — including outbox payloads not yet delivered
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections import OrderedDict
 from typing import Any
 
-from crypto.envelope import Keyring, new_data_key, open_record, seal_record
+from crypto.detseal import open_deterministic, seal_deterministic
+from crypto.envelope import EnvelopeError, Keyring, new_data_key, open_record, seal_record
 from gateway.store.base import Store
 
 
@@ -77,3 +80,39 @@ def seal_json(key: bytes, chat_id: str, purpose: str, value: Any) -> bytes:
 def open_json(key: bytes, chat_id: str, purpose: str, blob: bytes) -> Any:
     raw = open_record(key, blob, _aad(purpose, chat_id, ""))
     return json.loads(raw.decode("utf-8", "surrogatepass"))
+
+
+# -- client-chosen message ids (issue 11, finding 10) ------------------------------------
+#
+# The id a client gives a message is stored sealed (deterministically: the store's unique
+# index still de-duplicates a resend) and given back opened in replays. Rows written
+# before this change hold the id in clear; they still open and still de-duplicate.
+
+_SEALED_ID_PREFIX = "s1:"
+
+
+def seal_msg_id(key: bytes, chat_id: str, msg_id: str) -> str:
+    """The stored form of a client's message id: ``s1:`` + base64url(deterministic seal)."""
+    blob = seal_deterministic(key, msg_id.encode("utf-8", "surrogatepass"),
+                              _aad("msgid", chat_id, ""))
+    return _SEALED_ID_PREFIX + base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
+
+
+def open_msg_id(key: bytes, chat_id: str, stored: str) -> str:
+    """The client's id from its stored form (a legacy clear id is returned as it is)."""
+    if not stored.startswith(_SEALED_ID_PREFIX):
+        return stored
+    body = stored[len(_SEALED_ID_PREFIX):]
+    try:
+        blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return open_deterministic(key, blob, _aad("msgid", chat_id, "")).decode(
+            "utf-8", "surrogatepass")
+    except (ValueError, EnvelopeError):
+        return stored  # a legacy clear id that happens to start with "s1:"
+
+
+def message_ref(key: bytes, chat_id: str, stored_id: str) -> str:
+    """A short keyed hash of a message's stored id: the stable, opaque part of outbox
+    idempotency keys (plugins see it as ``event_id``; it names no client input)."""
+    return hashlib.blake2b(f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/msgref",
+                           digest_size=16).hexdigest()

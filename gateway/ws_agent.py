@@ -296,4 +296,6 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(asyncio.CancelledError):
             await session.run()
 
-    return await serve_connection(request, svc, "agent", admit, body)
+    return await serve_connection(
+        request, svc, "agent", admit, body, tenant_of=lambda ctx: ctx.principal.tenant_id
+    )

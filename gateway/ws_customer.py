@@ -167,4 +167,4 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
         finally:
             session.feed.cancel()
 
-    return await serve_connection(request, svc, "customer", admit, body)
+    return await serve_connection(request, svc, "customer", admit, body, tenant_of=str)

@@ -14,6 +14,7 @@ clash) never abort start-up: they are collected in :attr:`Registry.problems` for
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -191,15 +192,18 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
             raise bad("expected an integer")
         try:
             return int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise bad("expected an integer") from None
     if t == "float":
         if isinstance(value, bool):
             raise bad("expected a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise bad("expected a number") from None
+        if not math.isfinite(number):
+            raise bad("expected a finite number")
+        return number
     if t == "list":
         if isinstance(value, str):
             items = [v.strip() for v in value.split(",") if v.strip()]
@@ -216,8 +220,12 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
         raise bad("expected a string")
     value = value.strip()
     if t == "url":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:  # urlsplit raises ValueError on e.g. "http://[::1" (found by tests/fuzz)
+            parts = urlsplit(value)
+            hostname = parts.hostname
+        except ValueError:
+            raise bad("expected an http(s) URL") from None
+        if parts.scheme not in ("http", "https") or not hostname:
             raise bad("expected an http(s) URL")
     elif t == "email":
         if not _EMAIL.match(value):

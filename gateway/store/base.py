@@ -143,7 +143,7 @@ class Chat:
 class StoredMessage:
     chat_id: str
     seq: int
-    msg_id: str  # client-chosen UUID; unique per chat (de-duplication)
+    msg_id: str  # stored form of the client's id (sealed, transcripts.seal_msg_id); unique per chat
     sender: Sender
     ts: float
     body_sealed: bytes
