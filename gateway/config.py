@@ -74,6 +74,9 @@ class WebSocketConfig:
     heartbeat: float = 30.0
     # Frames queued for one slow client before it is disconnected (bounded memory).
     send_queue: int = 256
+    # A cut-off slow client gets this long without read progress to take its close frame
+    # before its socket is aborted (at most 4x this in all).
+    slow_consumer_grace: float = 7.0
 
 
 @dataclass(slots=True)
@@ -201,4 +204,6 @@ def load_config(
     config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
     if not 0 < config.server.port < 65536:
         raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
+    if not config.websocket.slow_consumer_grace > 0:
+        raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
     return config
