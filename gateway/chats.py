@@ -477,8 +477,9 @@ class ChatService:
         _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
         chat = await self._chat(chat_id, principal.tenant_id)
         takeover = chat.state == "active" and chat.assigned_agent_id != principal.agent_id
-        if takeover:
-            _require(principal, Permission.CHAT_TAKEOVER, chat.tenant_id)
+        if takeover and not principal.can(Permission.CHAT_TAKEOVER, chat.tenant_id):
+            # Same answer whether the other agent won a race a moment ago or long before.
+            raise ChatError("already_taken", "another agent took this chat")
         if chat.state == "active" and chat.assigned_agent_id == principal.agent_id:
             return chat
         updated = await self.store.assign_chat(

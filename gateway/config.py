@@ -74,6 +74,9 @@ class WebSocketConfig:
     heartbeat: float = 30.0
     # Frames queued for one slow client before it is disconnected (bounded memory).
     send_queue: int = 256
+    # A cut-off slow client gets this long without read progress to take its close frame
+    # before its socket is aborted (at most 4x this in all).
+    slow_consumer_grace: float = 7.0
 
 
 @dataclass(slots=True)
@@ -248,4 +251,6 @@ def parse_config(
         _ = config.data_dir  # "~nosuchuser/x" cannot be expanded (RuntimeError)
     except (RuntimeError, OSError, ValueError) as exc:
         raise ConfigError(f"server.data_dir {config.server.data_dir!r}: {exc}") from None
+    if not config.websocket.slow_consumer_grace > 0:
+        raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
     return config

@@ -201,7 +201,7 @@ class SecureConnection:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("slow_consumer", conn=self.conn_id, kind=self.kind)
-            self.drop(CloseCode.POLICY, "slow consumer")
+            self.drop(CloseCode.POLICY, "slow consumer", self._cfg.slow_consumer_grace)
             return False
         return True
 

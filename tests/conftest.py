@@ -6,8 +6,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.services import IN_CI, PostgresServer, RedisServer, postgres_server, redis_server
+
+# Property tests here are CPU-bound (policy engine, crypto): on a loaded 2-core machine a
+# per-example deadline measures the machine, not the code. No deadlines, no "too slow".
+settings.register_profile(
+    "cipherdesk", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("cipherdesk")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -33,10 +33,28 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crypto.identity import GatewayIdentity
+from gateway.app import IDENTITY_FILE
 from tests.services import free_port
 
+#: What ``cipherdesk serve`` says when its port is taken (gateway/cli.py ``_check_port``).
+PORT_TAKEN = "is already in use; pick another with --port"
+
+
+def serves_identity_of(base: str, data_dir: Path) -> bool:
+    """True when the gateway at ``base`` signs with the identity stored in ``data_dir``
+    (a subprocess told a probed-free port can lose it to another process)."""
+    path = data_dir / IDENTITY_FILE
+    if not path.exists():
+        return False
+    try:
+        with urllib.request.urlopen(f"{base}/.well-known/cipherdesk.json", timeout=1) as resp:
+            served = json.loads(resp.read())["verify_key"]
+    except (OSError, urllib.error.URLError, ValueError, KeyError):
+        return False
+    return served == GatewayIdentity.load_or_create(path).verify_key_b64
+
 ROOT = Path(__file__).resolve().parents[2]
-IDENTITY_FILE = "gateway_ed25519.key"
 PUBLIC_URL = "http://chat.cipherdesk.test"
 
 
@@ -101,13 +119,23 @@ class Node:
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:
-                return resp.status == 200 and json.loads(resp.read()).get("ok") is True
+                ok = resp.status == 200 and json.loads(resp.read()).get("ok") is True
         except (OSError, urllib.error.URLError, ValueError):
             return False
+        # The port was probed free, then handed to a subprocess: make sure the server
+        # answering is this node (its own signing identity), not whoever took the port.
+        return ok and self.alive and serves_identity_of(self.url, self.data_dir)
 
     async def wait_healthy(self, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
+        retries = 3
         while time.monotonic() < deadline:
+            if not self.alive and retries and PORT_TAKEN in self.log_tail():
+                # Another process bound the probed port first: a new port, same node.
+                retries -= 1
+                self.port = free_port()
+                self.start()
+                continue
             if not self.alive:
                 raise RuntimeError(
                     f"gateway node {self.name} exited with {self.proc and self.proc.returncode}"

@@ -26,11 +26,12 @@ import redis.asyncio as aioredis
 from gateway.client import ClosedError
 from gateway.protocol import Ack, CloseCode
 from tests.e2e.procs import PUBLIC_URL, Cluster, Node
-from tests.e2e.test_abuse import (  # noqa: F401 - _bindable_sdk is an autouse fixture
+from tests.e2e.test_abuse import (  # noqa: F401 - _bindable_sdk, loopback_aliases: fixtures
     BoundCustomer,
     _bindable_sdk,
     _retry_after,
     _sample,
+    loopback_aliases,
     needs_aliases,
 )
 from tests.services import RedisServer, start_throwaway_redis

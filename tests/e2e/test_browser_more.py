@@ -20,7 +20,7 @@ from tests.e2e.browser import (
     new_page,
     open_widget,
 )
-from tests.gateway.helpers import free_port
+from tests.gateway.helpers import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -159,7 +159,7 @@ class Receiver:
     def __init__(self) -> None:
         self.status = 400
         self.seen: list[tuple[int, bool, dict[str, Any]]] = []
-        self.port = free_port()
+        self.port = 0  # known once started (the kernel picks it)
         self.runner: web.AppRunner | None = None
 
     @property
@@ -176,9 +176,7 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         if self.runner is not None:

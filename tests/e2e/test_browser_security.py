@@ -11,7 +11,7 @@ from aiohttp import web
 
 from tests.e2e import browser as bx
 from tests.e2e.browser import expect, login_console, new_page
-from tests.gateway.helpers import free_port
+from tests.gateway.helpers import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -37,10 +37,7 @@ async def test_other_origin_cannot_open_agent_socket(browser, gateway):
 
     app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await serve_app(app)
     ctx, console = await new_page(browser)
     try:
         await login_console(console, gateway, "ana@example.com")

@@ -112,7 +112,7 @@ async def test_takeover_is_refused_without_permission_and_audited_with_it(gw: Ga
         await first.accept(info.chat)
         with pytest.raises(ServerError) as refused:
             await peer.accept(info.chat)
-        assert refused.value.code == "forbidden"
+        assert refused.value.code == "already_taken"  # no takeover permission
         assert await gw.svc.store.query_audit(action="chat.takeover") == []
 
         await boss.accept(info.chat)

@@ -1,6 +1,6 @@
 """Shared helpers for gateway tests over real HTTP (no fixtures, plain functions).
 
-``start_gateway`` runs the real ``create_app`` on a free local port; callers must
+``start_gateway`` runs the real ``create_app`` on a kernel-chosen local port; callers must
 ``await runner.cleanup()``. Pass ``clock=FakeClock(...)`` to make TOTP, lockout and
 session expiry exact. argon2 runs with small parameters by default (tests are about
 the flow, not the cost); pass ``auth={...}`` to override.
@@ -33,7 +33,33 @@ class FakeClock(ManualClock):
         super().__init__(start)
 
 
+def bound_socket() -> socket.socket:
+    """A listening-ready TCP socket on 127.0.0.1, port chosen by the kernel. Handing the
+    socket itself to the server (``web.SockSite``) leaves no window in which another
+    process could take the port (unlike probing a free port, closing it, binding again)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve a throwaway aiohttp app on 127.0.0.1 at a kernel-chosen port; returns the
+    runner (``await runner.cleanup()``) and the port the server actually bound."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = bound_socket()
+    try:
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    return runner, sock.getsockname()[1]
+
+
 def free_port() -> int:
+    """A port nothing listens on right now: only for "nothing answers here" checks and
+    for subprocesses that must be told a port (they retry on a collision)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -44,13 +70,15 @@ _FAST_AUTH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 
 async def start_gateway(tmp_path: Path, **config_overrides: Any
                         ) -> tuple[web.AppRunner, str, Services]:
-    """Run the gateway on 127.0.0.1:<free port>; returns (runner, base_url, services).
+    """Run the gateway on 127.0.0.1:<port picked by the kernel, socket handed to the
+    server>; returns (runner, base_url, services).
 
     ``config_overrides`` are config sections (``auth={"lock_after": 4}``,
     ``ratelimit={"limits": {...}}``, ``server={...}``); ``clock=`` is the gateway clock.
     """
     clock = config_overrides.pop("clock", None)
-    port = free_port()
+    sock = bound_socket()
+    port = sock.getsockname()[1]
     overrides: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "port": port, "data_dir": str(tmp_path / "data")},
         "auth": dict(_FAST_AUTH),
@@ -62,11 +90,15 @@ async def start_gateway(tmp_path: Path, **config_overrides: Any
             values = {**values, "limits": {**overrides["ratelimit"]["limits"],
                                            **values["limits"]}}
         overrides.setdefault(section, {}).update(values)
-    config = load_config(None, environ={}, overrides=overrides)
-    app = create_app(config, clock=clock) if clock is not None else create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    try:
+        config = load_config(None, environ={}, overrides=overrides)
+        app = create_app(config, clock=clock) if clock is not None else create_app(config)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+    except BaseException:
+        sock.close()
+        raise
+    site = web.SockSite(runner, sock)
     await site.start()
     return runner, f"http://127.0.0.1:{port}", app[SERVICES]
 

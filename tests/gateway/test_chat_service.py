@@ -278,9 +278,9 @@ async def test_takeover_needs_the_permission_and_is_audited(svc: Services) -> No
     peer = await _agent(svc)
     supervisor = await _agent(svc, "supervisor")
     chat = await _active_chat(svc, first)
-    with pytest.raises(ChatError) as forbidden:
+    with pytest.raises(ChatError) as taken:
         await svc.chats.accept(peer, chat.id)
-    assert forbidden.value.code == "forbidden"
+    assert taken.value.code == "already_taken"  # no takeover permission: same as a lost race
     assert await svc.store.query_audit(action="chat.takeover") == []
     taken = await svc.chats.accept(supervisor, chat.id)
     assert taken.assigned_agent_id == supervisor.agent_id
@@ -305,3 +305,70 @@ async def test_erased_chat_refuses_every_call_with_not_found(svc: Services) -> N
             await call
         assert refused.value.code == "not_found"
 
+
+
+# ---------------------------------------------------------------- lifecycle (issue 19.6)
+
+
+async def test_concurrent_accepts_on_two_nodes_have_one_winner(nodes: list[Services]) -> None:
+    a, b = nodes
+    agents = [await _agent(a) for _ in range(4)]
+    opened = await a.chats.open_chat("demo")
+    results = await asyncio.gather(
+        *(node.chats.accept(p, opened.chat.id) for node, p in zip(nodes * 2, agents, strict=True)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Chat)]
+    losers = [r for r in results if isinstance(r, ChatError)]
+    assert len(winners) == 1 and len(losers) == 3
+    assert {e.code for e in losers} == {"already_taken"}
+    stored = await b.store.get_chat(opened.chat.id)
+    assert stored is not None and stored.assigned_agent_id == winners[0].assigned_agent_id
+    assert stored.accepted_at is not None
+
+
+async def test_transfer_to_a_queue_requeues_and_audits(svc: Services) -> None:
+    agent = await _agent(svc)
+    chat = await _active_chat(svc, agent)
+    moved = await svc.chats.transfer(agent, chat.id, to_agent=None, to_queue="billing")
+    assert (moved.state, moved.queue, moved.assigned_agent_id) == ("queued", "billing", None)
+    [audit] = await svc.store.query_audit(action="chat.transferred")
+    assert audit.actor == agent.agent_id and audit.details["to_queue"] == "billing"
+    with pytest.raises(ChatError) as gone:
+        await svc.chats.post_agent_message(agent, chat.id, "a1", "still here?")
+    assert gone.value.code == "not_assigned"
+
+
+async def test_reading_another_agents_transcript_needs_permission_and_is_audited(
+    svc: Services,
+) -> None:
+    owner = await _agent(svc)
+    peer = await _agent(svc)
+    supervisor = await _agent(svc, "supervisor")
+    chat = await _active_chat(svc, owner)
+    await svc.chats.post_agent_message(owner, chat.id, "a1", "hello")
+    assert [m.text for m in await svc.chats.agent_history(owner, chat.id, 0, None)] == ["hello"]
+    assert await svc.store.query_audit(action="transcript.opened") == []  # own chat: no audit
+    with pytest.raises(ChatError) as refused:
+        await svc.chats.agent_history(peer, chat.id, 0, None)
+    assert refused.value.code == "forbidden"
+    history = await svc.chats.agent_history(supervisor, chat.id, 0, "203.0.113.9")
+    assert [m.seq for m in history] == [1]
+    [audit] = await svc.store.query_audit(action="transcript.opened")
+    assert (audit.actor, audit.target, audit.ip) == (supervisor.agent_id, chat.id, "203.0.113.9")
+
+
+async def test_duplicate_message_id_is_stored_once_and_acked_with_its_seq(svc: Services) -> None:
+    opened = await svc.chats.open_chat("demo")
+    events: list[BusEvent] = []
+    await svc.bus.subscribe(chat_topic(opened.chat.id), _record(events))
+    first = await svc.chats.post_customer_message("demo", opened.chat.id, "m1", "hi", opened.chat)
+    again = await svc.chats.post_customer_message("demo", opened.chat.id, "m1", "hi", opened.chat)
+    assert first.ack is not None and again.ack is not None
+    assert (first.ack.seq, again.ack.seq, first.duplicate, again.duplicate) == (1, 1, False, True)
+    assert len(await svc.store.messages_after(opened.chat.id, 0)) == 1
+    # Published again (the first publisher may have died); receivers de-duplicate by seq.
+    assert [e.frame.seq for e in events if e.frame is not None and hasattr(e.frame, "seq")] == [
+        1,
+        1,
+    ]

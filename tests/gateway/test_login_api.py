@@ -340,11 +340,11 @@ async def test_revoke_sessions_closes_agent_websocket(gw):
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:  # sealed frames may still be in flight; the close frame follows
-            msg = await asyncio.wait_for(ws.receive(), 3)
+            msg = await asyncio.wait_for(ws.receive(), 15)
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
-        assert loop.time() - started < 2
+        assert loop.time() - started < 10  # pushed by the revocation, not a timeout
     finally:
         await ws.close()
     async with http.get(f"{base}/api/me", headers=bearer(token)) as r:
