@@ -161,14 +161,19 @@ class PolicyEngine:
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         worst = max(findings, key=lambda f: SEVERITY[f.action])
         action = worst.action
-        shown = None
-        if action != "block":
-            masks = [Mask(f.start, f.end, self._style(text, f))
-                     for f in findings if f.action in ("mask", "flag")]
-            shown = render(text, masks) if masks else text
+        shown = None if action == "block" else self.render(text, findings)
         kinds = tuple(sorted({f.kind for f in findings if f.action != "allow"}))
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
+
+    def render(self, text: str, findings: Iterable[Finding]) -> str:
+        """What the recipient sees of ``text`` given its findings (mask and flag findings
+        masked in their kind's style; ``.split`` findings -- the part of a number completed
+        across messages -- hidden completely)."""
+        masks = [Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
+                      self._style(text, f))
+                 for f in findings if f.action in ("mask", "flag")]
+        return render(text, masks) if masks else text
 
     def for_audience(self, original: str, decision: Decision, audience: str) -> str | None:
         """What ``audience`` (``plugin``, ``export``) gets of a message: everything the
@@ -180,7 +185,8 @@ class PolicyEngine:
         masks: list[Mask] = []
         for f in decision.findings:
             if f.action in ("mask", "flag"):
-                masks.append(Mask(f.start, f.end, self._style(original, f)))
+                masks.append(Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
+                                  self._style(original, f)))
             rule = self.config.audience_rule(f.kind, audience)
             if rule == "mask":
                 masks.append(Mask(f.start, f.end, self._style(original, f, audience)))
