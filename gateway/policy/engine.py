@@ -170,8 +170,9 @@ class PolicyEngine:
         """What the recipient sees of ``text`` given its findings (mask and flag findings
         masked in their kind's style; ``.split`` findings -- the part of a number completed
         across messages -- hidden completely)."""
+        bidi = _has_bidi(text)
         masks = [Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
-                      self._style(text, f))
+                      self._style(text, f, bidi=bidi))
                  for f in findings if f.action in ("mask", "flag")]
         return render(text, masks) if masks else text
 
@@ -183,13 +184,14 @@ class PolicyEngine:
         if decision.text is None:
             return None
         masks: list[Mask] = []
+        bidi = _has_bidi(original)
         for f in decision.findings:
             if f.action in ("mask", "flag"):
                 masks.append(Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
-                                  self._style(original, f)))
+                                  self._style(original, f, bidi=bidi)))
             rule = self.config.audience_rule(f.kind, audience)
             if rule == "mask":
-                masks.append(Mask(f.start, f.end, self._style(original, f, audience)))
+                masks.append(Mask(f.start, f.end, self._style(original, f, audience, bidi)))
             elif rule == "drop":
                 masks.append(Mask(f.start, f.end, "redact"))
         return render(original, masks) if masks else decision.text
@@ -205,7 +207,8 @@ class PolicyEngine:
             return render(value, [Mask(0, len(value), AUDIENCE_MASKS.get(kind, "full"))])
         return value
 
-    def _style(self, text: str, finding: Finding, audience: str | None = None) -> str:
+    def _style(self, text: str, finding: Finding, audience: str | None = None,
+               bidi: bool = False) -> str:
         """The finding's mask style; a number spelt to dodge the filter (words, numerals,
         homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
         escapes that give the number away."""
@@ -215,7 +218,7 @@ class PolicyEngine:
             if style == "keep":
                 style = "full"
         if finding.kind in _NUMERIC_KINDS and style != "keep" and (
-                _obfuscated(text[finding.start : finding.end]) or _has_bidi(text)):
+                bidi or _obfuscated(text[finding.start : finding.end])):
             return "full"
         return style
 
