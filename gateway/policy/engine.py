@@ -186,14 +186,15 @@ class PolicyEngine:
         masks: list[Mask] = []
         bidi = _has_bidi(original)
         for f in decision.findings:
-            if f.action in ("mask", "flag"):
+            rule = self.config.audience_rule(f.kind, audience)
+            if rule == "drop":
+                masks.append(Mask(f.start, f.end, "redact"))
+            elif f.action in ("mask", "flag") and self.config.mask_for(f.kind) != "keep":
+                # already masked for the recipient: that mask stays (never less hidden)
                 masks.append(Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
                                   self._style(original, f, bidi=bidi)))
-            rule = self.config.audience_rule(f.kind, audience)
-            if rule == "mask":
+            elif rule == "mask":
                 masks.append(Mask(f.start, f.end, self._style(original, f, audience, bidi)))
-            elif rule == "drop":
-                masks.append(Mask(f.start, f.end, "redact"))
         return render(original, masks) if masks else decision.text
 
     def mask_field(self, kind: str, value: str, audience: str) -> str | None:
