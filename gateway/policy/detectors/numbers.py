@@ -64,6 +64,10 @@ SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]|(?<![a-z])(?:{_WORD_ALT})(?![a-z])"
 """The numeric detectors' gate: a view with no digit, numeral or digit word cannot hold a
 card, ID or phone number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards)."""
 
+LONG_RUN = 24
+"""Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
+filler, so its leading/trailing groups are tried on their own."""
+
 MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
 
@@ -125,6 +129,24 @@ class NumberRun:
                 if lo <= len(digits) <= hi:
                     yield Window(digits, start, end, self.plus and k == 0)
 
+    def ends(self, lo: int, hi: int) -> Iterator[Window]:
+        """In a run too long to be one number, the trailing and the leading groups holding
+        ``lo``..``hi`` digits (a phone after a filler of digits, or before one)."""
+        if self.digit_count <= LONG_RUN or len(self.groups) < 2:
+            return
+        for order in (reversed(self.groups), iter(self.groups)):
+            picked: list[tuple[int, int, str]] = []
+            total = 0
+            for group in order:
+                if total + len(group[2]) > hi:
+                    break
+                picked.append(group)
+                total += len(group[2])
+                if total >= lo and len(picked) > 1:
+                    first, last = min(picked), max(picked)
+                    yield Window("".join(g[2] for g in sorted(picked)), first[0], last[1],
+                                 self.plus and first is self.groups[0])
+
     def _layout(self) -> tuple[str, list[int]]:
         joined = "".join(g[2] for g in self.groups)
         offsets = [0]
@@ -151,6 +173,13 @@ class NumberRun:
         taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
         n = len(groups)
         forward = groups[0][0] <= groups[-1][0]
+        if n > 1 and self.digit_count <= LONG_RUN and all(len(g[2]) == 1 for g in groups):
+            # Spelt digit by digit ("四 一 一 …", "four one …"): the run is ONE number; a
+            # window inside it is a coincidence (a wrong ID holds a Luhn-valid 16 digits).
+            if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
+                yield Window(joined, min(groups[0][0], groups[-1][0]),
+                             max(groups[0][1], groups[-1][1]), self.plus)
+            return
         for i in range(n):
             g_start, g_end, g_digits = groups[i]
             if g_digits[0] not in first or (

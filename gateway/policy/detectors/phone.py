@@ -35,7 +35,7 @@ class PhoneDetector:
         for run in ctx.number_runs:
             if run.digit_count < 7:
                 continue
-            candidates = itertools.chain(run.blocks(7, 15),
+            candidates = itertools.chain(run.blocks(7, 15), run.ends(7, 15),
                                          *(seg.blocks(7, 15) for seg in run.segments()))
             for w in claim(sorted(candidates, key=_longest_first), self._accept):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")
