@@ -41,9 +41,12 @@ def _obfuscated(span: str) -> bool:
     return any((c.isalpha() and c not in "xX") or c in "&%|" for c in span)
 
 
+_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
+
+
 def _has_bidi(text: str) -> bool:
     """A bidi override reorders what is displayed: "last 4" could show the first 4."""
-    return not text.isascii() and any(c in BIDI_OVERRIDES for c in text)
+    return not text.isascii() and _BIDI.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ _EN = re.compile(
 )
 _EN_GATE = ("street", "st", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr",
             "boulevard", "blvd", "way", "court", "ct", "place", "pl", "terrace", "crescent")
+_NUM_UNIT = re.compile(rf"{_NUM}{_UNIT}")
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
 _SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
@@ -74,7 +75,10 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_pattern = r"[号室栋幢]|" + r"\b(?:" + "|".join(_EN_GATE) + r")\b"
+    gate_pattern = (r"[0-9一二三四五六七八九十百零〇两](?:号|栋|幢|座|单元|楼|层|室|户|门"
+                    r"|[a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b)")
+    """Inside every match: a number with a building/house unit, or an English house number
+    and street type."""
     exclusive = True
 
     def __init__(self) -> None:
@@ -94,31 +98,46 @@ class AddressDetector:
 
     @staticmethod
     def _chinese(view: str) -> Iterator[tuple[int, int]]:
-        anchors: list[tuple[int, int]] = []
-        for end_idx, length in _divisions().iter(view):
-            start, end = end_idx - length + 1, end_idx + 1
-            if anchors and start < anchors[-1][1]:
-                if end > anchors[-1][1] and start >= anchors[-1][0]:
-                    anchors[-1] = (anchors[-1][0], end)  # 北京市 + 市辖... overlapping
-                continue
-            anchors.append((start, end))
-        # chain adjacent division names (广东省深圳市南山区) into one anchor
-        chained: list[tuple[int, int]] = []
-        for start, end in anchors:
-            if chained and start == chained[-1][1]:
-                chained[-1] = (chained[-1][0], end)
+        # Only the text shortly before a number with a unit can hold an address: look there.
+        windows: list[tuple[int, int]] = []
+        for m in _NUM_UNIT.finditer(view):
+            lo, hi = max(0, m.start() - 48), min(len(view), m.end() + 24)
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], hi)
             else:
-                chained.append((start, end))
+                windows.append((lo, hi))
         covered = -1
-        for start, end in chained:
-            m = _DETAIL.match(view, end)
-            if m is not None and m.end() - end <= 40:
-                covered = m.end()
-                yield start, m.end()
-        for m in _ROAD_NUMBER.finditer(view):
-            start = m.start()
-            lead = _LEAD.match(view, start)
-            if lead is not None and lead.end() < m.end() - 3:
-                start = lead.end()
-            if start >= covered:
-                yield start, m.end()
+        for lo, hi in windows:
+            for start, end in _anchored(view, lo, hi):
+                covered = max(covered, end)
+                yield start, end
+            for m in _ROAD_NUMBER.finditer(view, lo, hi):
+                start = m.start()
+                lead = _LEAD.match(view, start)
+                if lead is not None and lead.end() < m.end() - 3:
+                    start = lead.end()
+                if start >= covered:
+                    covered = m.end()
+                    yield start, m.end()
+
+
+def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """Division name(s) followed by street-level detail, inside ``view[lo:hi]``."""
+    anchors: list[tuple[int, int]] = []
+    for end_idx, length in _divisions().iter(view, lo, hi):
+        start, end = end_idx - length + 1, end_idx + 1
+        if anchors and start < anchors[-1][1]:
+            if end > anchors[-1][1] and start >= anchors[-1][0]:
+                anchors[-1] = (anchors[-1][0], end)  # overlapping names: keep the longer
+            continue
+        anchors.append((start, end))
+    chained: list[tuple[int, int]] = []  # adjacent names (广东省深圳市南山区) are one anchor
+    for start, end in anchors:
+        if chained and start == chained[-1][1]:
+            chained[-1] = (chained[-1][0], end)
+        else:
+            chained.append((start, end))
+    for start, end in chained:
+        m = _DETAIL.match(view, end)
+        if m is not None and m.end() - end <= 40:
+            yield start, m.end()

@@ -57,10 +57,12 @@ _ZH_CUED = re.compile(
     rf"(?:{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
     rf"(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?){_NAME_END}"
 )
-_VERBS = ("查下", "查一下", "查询", "帮", "给", "替", "找", "联系", "通知", "转告", "告诉")
+_VERBS = ("查下", "查一下", "查询", "联系", "通知", "转告")
+_POSSESSED = ("的订单", "的账户", "的账号", "的包裹", "的快递", "的手机", "的电话", "的地址",
+              "的会员", "的退款", "的发票")
 _ZH_POSSESSIVE = re.compile(
     rf"(?:{'|'.join(_VERBS)})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
-    r"的(?:订单|账户|账号|包裹|快递|手机|电话|地址|会员|退款|发票)"
+    rf"(?:{'|'.join(_POSSESSED)})"
 )
 _ZH_HONORIFIC = re.compile(
     rf"(?<![\u4e00-\u9fff])(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)(?:{'|'.join(_HONORIFICS)})"
@@ -85,7 +87,8 @@ class NameDetector:
 
     kinds = ("name",)
     triggers = ()
-    gate_phrases = (*_CUES_ZH, *_HONORIFICS, *_CUES_EN, *_VERBS, "mr", "mrs", "ms", "miss", "dr")
+    gate_phrases = (*_CUES_ZH, *_HONORIFICS, *_CUES_EN, *_VERBS)
+    gate_pattern = r"(?:mr|mrs|ms|miss|dr)\.?\s"
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS, Window, claim
+from .numbers import DIGIT_WORDS, SEVEN_DIGITS, Window, claim
 
 
 class PhoneDetector:
@@ -25,6 +25,7 @@ class PhoneDetector:
     kinds = ("phone",)
     triggers = ()
     gate_pattern = SEVEN_DIGITS
+    gate_phrases = DIGIT_WORDS
     exclusive = True
 
     def __init__(self, regions: tuple[str, ...] = ("CN",)) -> None:
