@@ -183,6 +183,9 @@ class NumberRun:
                 yield Window(joined, min(groups[0][0], groups[-1][0]),
                              max(groups[0][1], groups[-1][1]), self.plus)
             return
+        if len(joined) == n:  # one digit per group (spaced digit by digit): no bisecting
+            yield from self._claim_single(joined, lo, hi, first, accept, claim_all, forward)
+            return
         for i in range(n):
             g_start, g_end, g_digits = groups[i]
             if g_digits[0] not in first or (
@@ -206,6 +209,29 @@ class NumberRun:
                     yield Window(digits, start, end, self.plus and i == 0)
                     if not claim_all:
                         taken = (start, end)
+                        break
+
+    def _claim_single(self, joined: str, lo: int, hi: int, first: str,
+                      accept: Callable[[str], bool], claim_all: bool,
+                      forward: bool) -> Iterator[Window]:
+        """``claim`` for runs of one-digit groups: window ``[i, i + n)`` is a plain slice."""
+        groups = self.groups
+        n = len(joined)
+        taken_until = -1  # in group indices
+        lengths = range(min(hi, n), lo - 1, -1)
+        for i in range(n):
+            if i < taken_until or joined[i] not in first:
+                continue
+            for length in lengths:
+                if i + length > n:
+                    continue
+                digits = joined[i : i + length]
+                if accept(digits):
+                    a, b = groups[i], groups[i + length - 1]
+                    start, end = (a[0], b[1]) if forward else (b[0], a[1])
+                    yield Window(digits, start, end, self.plus and i == 0)
+                    if not claim_all:
+                        taken_until = i + length
                         break
 
 
