@@ -20,7 +20,16 @@ What is measured, in one run and one process:
   for the types Presidio supports (it has no PRC ID recognizer);
 * p50/p99 of one policy pass on 500-character lines;
 * adversarial inputs (regex-backtracking bait) with a time bound: each must finish in < 1 s at
-  100k characters and scale linearly.
+  100k characters and scale linearly;
+* the evasion corpus (issue 12): cards, PRC IDs and mobiles written with every evasion class
+  (separators, dashes, Chinese numerals and capitals, English/pinyin digit words, homoglyphs,
+  HTML entities, percent escapes, bidi override + reversed digits, long digit prefixes) --
+  recall, target >= 0.99 -- and look-alike decoys written the same ways (Luhn-invalid cards,
+  wrong ID check characters, order and tracking numbers, prices, dates) -- precision, target
+  >= 0.97; Presidio runs on the same corpus for comparison;
+* names and addresses on the labelled corpus ``tests/policy/pii_corpus.jsonl`` (P/R >= 0.90);
+* the worst case of one pass on 4,000-character adversarial messages (target < 50 ms), as
+  CPU time of the pass (wall time on a shared machine measures the neighbours too).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stdnum import luhn
 from stdnum.cn import ric
 
-from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy import KeywordRule, PolicyConfig, PolicyEngine
 
 TYPES = ("card", "cn_id", "phone", "email", "iban")
 PRESIDIO_TYPES = {"CREDIT_CARD": "card", "EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone",
@@ -212,6 +221,149 @@ def timed(fn: Callable[[str], frozenset[str]],
     return time.perf_counter() - start, out
 
 
+_CJK = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+_CAPS = dict(zip("0123456789", "零壹贰叁肆伍陆柒捌玖", strict=True))
+_WORDS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split(),
+                  strict=True))
+_PINYIN = dict(zip("0123456789", "ling yao er san si wu liu qi ba jiu".split(), strict=True))
+_SEPS = ["\n", "\t", "/", ",", "_", "    ", "\u2212", "\u2013", "\u2014", "\u2015", " - ",
+         "\u3000"]
+
+
+def _evade(number: str, rng: random.Random) -> tuple[str, str]:
+    """(evasion class, the number written that way)."""
+    cls = rng.choice(["separator", "cjk", "capitals", "words", "pinyin", "homoglyph", "entity",
+                      "percent", "bidi", "long-prefix"])
+    groups = [number[i:i + 4] for i in range(0, len(number), 4)]
+    if cls == "separator":
+        return cls, rng.choice(_SEPS).join(groups)
+    if cls in ("cjk", "capitals"):
+        table = _CJK if cls == "cjk" else _CAPS
+        return cls, rng.choice(["", " "]).join(table.get(c, c) for c in number)
+    if cls in ("words", "pinyin"):
+        table = _WORDS if cls == "words" else _PINYIN
+        return cls, " ".join(table.get(c, c) for c in number)
+    if cls == "homoglyph":
+        chars = list(number)
+        for i in rng.sample(range(1, len(chars) - 1), 2):
+            chars[i] = {"0": "O", "1": "l"}.get(chars[i], chars[i])
+        return cls, " ".join("".join(chars[i:i + 4]) for i in range(0, len(chars), 4))
+    if cls == "entity":
+        return cls, "".join(f"&#{ord(c)};" if rng.random() < 0.5 else c for c in number)
+    if cls == "percent":
+        return cls, "".join(f"%{ord(c):02X}" for c in number)
+    if cls == "bidi":
+        return cls, "\u202e" + number[::-1] + "\u202c"
+    # The issue's attack: more than 48 digits before the number (a filler run, not random
+    # digits -- random digits hold real-looking cards and phones by chance).
+    return cls, " ".join("0" for _ in range(rng.randint(49, 200))) + " " + " ".join(groups)
+
+
+def build_evasions(n: int, seed: int) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """([(line, kind, class)], [decoy lines]) -- every decoy is written with an evasion too."""
+    rng = random.Random(seed)
+    positives = []
+    makers = {"card": lambda: _card(rng).replace(" ", "").replace("-", ""),
+              "cn_id": lambda: _cn_id(rng),
+              "phone": lambda: rng.choice(["138", "139", "186", "150", "177"])
+              + f"{rng.randint(0, 99999999):08d}"}
+    templates = ["我的号码是{v}，请核实", "number: {v} thanks", "{v}", "卡号：{v}。"]
+    for _ in range(n):
+        kind = rng.choice(list(makers))
+        cls, written = _evade(makers[kind](), rng)
+        positives.append((rng.choice(templates).format(v=written), kind, cls))
+    decoys = []
+    for _ in range(n):
+        pick = rng.random()
+        if pick < 0.3:  # Luhn-invalid card
+            card = makers["card"]()
+            number = card[:-1] + str((int(card[-1]) + 1) % 10)
+        elif pick < 0.5:  # wrong ID check character
+            cn_id = _cn_id(rng)
+            number = cn_id[:-1] + ("0" if cn_id[-1] != "0" else "1")
+        elif pick < 0.7:  # order numbers, tracking numbers
+            number = rng.choice([f"2024{rng.randint(1, 12):02d}{rng.randint(0, 99999999):08d}",
+                                 "9" + str(rng.randint(10**9, 10**11)),
+                                 f"77{rng.randint(10**10, 10**11)}"])
+        else:
+            decoys.append(rng.choice([
+                f"价格 {rng.randint(1, 9999)}.{rng.randint(0, 99):02d} 元 x {rng.randint(1, 9)}",
+                f"日期 2024/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d} "
+                f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+                f"运单号 SF{rng.randint(10**11, 10**12)}", f"订单 #{rng.randint(10**5, 10**7)}",
+                f"共 {rng.randint(1, 9)} 件，{rng.randint(1, 99)} 号楼 "
+                f"{rng.randint(100, 2999)} 室"]))
+            continue
+        _, written = _evade(number, rng)
+        if written.startswith(" ") or "\u202e" in written:
+            written = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+        # no "卡号" here: a number announced as a card/account number is masked on purpose
+        decoys.append(rng.choice(["订单号：{v}", "单号 {v} 查一下", "number: {v} thanks",
+                                  "{v}"]).format(v=written))
+    return positives, decoys
+
+
+def evasion_report(engine: PolicyEngine, presidio: Callable[[str], frozenset[str]] | None,
+                   n: int, seed: int) -> tuple[float, float]:
+    positives, decoys = build_evasions(n, seed)
+    numeric = {"card", "cn_id", "phone", "bank_account"}  # "卡号：…" makes any number an account
+    per_class: dict[str, list[int]] = {}
+    found_total = 0
+    pres_found = 0
+    for line, kind, cls in positives:
+        kinds = {f.kind for f in engine.evaluate(line, "customer").findings}
+        hit = kind in kinds or bool(kinds & {"bank_account"})
+        found_total += hit
+        per_class.setdefault(cls, []).append(hit)
+        if presidio is not None and kind in ("card", "phone"):
+            pres_found += kind in presidio(line)
+    recall = found_total / len(positives)
+    fp = sum(bool({f.kind for f in engine.evaluate(d, "customer").findings} & numeric)
+             for d in decoys)
+    precision = found_total / (found_total + fp) if found_total + fp else 1.0
+    print(f"evasion corpus: {len(positives)} evasive numbers, {len(decoys)} look-alike decoys")
+    print(f"  recall {recall:.3f} (target >= 0.99), precision {precision:.3f} (target >= 0.97), "
+          f"{fp} decoy(s) reported")
+    print("  per class: "
+          + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in sorted(per_class.items())))
+    if presidio is not None:
+        eligible = sum(1 for _, k, _ in positives if k in ("card", "phone"))
+        print("  Presidio on the same evasive cards and phones: "
+              f"recall {pres_found / eligible:.3f}")
+    return recall, precision
+
+
+def worst_case_4000(engine: PolicyEngine) -> float:
+    units = ["4 ", "1\n", "one ", "一", "一 ", "1l", "&#52;", "%34", "\u202e4 1",
+             "4111111111111111", "4" + " " * 12, "1x", "4111 1111 1111 1111 ", "138 0013 8000, ",
+             "收件人张三，地址北京市朝阳区建国路88号，", "我叫", "号", "a.", "http://a.", "验证码"]
+    worst, worst_name = 0.0, ""
+    for unit in units:
+        text = (unit * (4000 // len(unit) + 1))[:4000]
+        best = min(_cpu(engine, text) for _ in range(3))
+        if best > worst:
+            worst, worst_name = best, unit
+    print(f"worst case of one pass on a 4,000-char adversarial message: {worst * 1000:.1f} ms CPU "
+          f"({worst_name!r} repeated; target < 50 ms)")
+    return worst
+
+
+def _cpu(engine: PolicyEngine, text: str) -> float:
+    start = time.thread_time()
+    engine.evaluate(text, "customer")
+    return time.thread_time() - start
+
+
+def names_addresses_report(engine: PolicyEngine) -> None:
+    from tests.policy.pii_score import score as pii_score
+
+    scores, size, _ = pii_score(engine)
+    print(f"names/addresses corpus: {size} labelled lines (tests/policy/pii_corpus.jsonl)")
+    for kind, sc in scores.items():
+        print(f"  {kind:8s} precision {sc.precision:.3f} recall {sc.recall:.3f} "
+              f"(tp {sc.tp}, fp {sc.fp}, fn {sc.fn}; target >= 0.90/0.90)")
+
+
 def presidio_runner() -> Callable[[str], frozenset[str]] | None:
     try:
         from presidio_analyzer.predefined_recognizers import (
@@ -263,6 +415,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--keywords", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--evasions", type=int, default=2000)
     args = parser.parse_args()
 
     corpus = build_corpus(args.lines, args.seed)
@@ -270,10 +423,10 @@ def main() -> int:
     expected = [c[1] for c in corpus]
     megabytes = sum(len(line.encode("utf-8")) for line in lines) / 1e6
     t0 = time.perf_counter()
-    engine = PolicyEngine(PolicyConfig.from_dict({
-        "keywords": build_keywords(args.keywords, args.seed),
-        "actions": {"phone": "mask", "email": "mask"},
-    }))
+    engine = PolicyEngine(
+        PolicyConfig.from_dict({"actions": {"phone": "mask", "email": "mask"}}),
+        extra_rules=[KeywordRule(k["term"], k["category"], "block", "bench")
+                     for k in build_keywords(args.keywords, args.seed)])
     build = time.perf_counter() - t0
     print(f"corpus: {len(lines)} lines, {megabytes:.2f} MB, "
           f"{sum(bool(e) for e in expected)} with personal data; "
@@ -311,6 +464,10 @@ def main() -> int:
         print(f"ratio: cipherdesk is {pres_time / ours_time:.1f}x Presidio's throughput "
               "(ours includes 10k keywords, links and masking)")
 
+    evasion_report(engine, run, args.evasions, args.seed)
+    names_addresses_report(engine)
+    worst_4000 = worst_case_4000(engine)
+
     rng = random.Random(args.seed + 1)
     long_lines = []
     while len(long_lines) < 3000:
@@ -343,7 +500,7 @@ def main() -> int:
     for name, small, big in adversarial(engine):
         worst = max(worst, big)
         print(f"  {name:14s} {small * 1000:7.1f} ms -> {big * 1000:7.1f} ms")
-    ok = worst < 1.0
+    ok = worst < 1.0 and worst_4000 < 0.05
     verdict = "OK" if ok else "TOO SLOW"
     print(f"  worst {worst * 1000:.0f} ms at 100k chars: {verdict} (bound 1000 ms)")
     return 0 if ok else 1

@@ -31,6 +31,7 @@ from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
+from gateway.policy.split import SplitWindow
 from gateway.protocol import (
     Ack,
     ChatEvent,
@@ -128,6 +129,7 @@ class ChatService:
         self.clock = clock
         self.plugins = plugins
         self._on_policy = on_policy or (lambda direction, action: None)
+        self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -284,6 +286,8 @@ class ChatService:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
         engine = await self.policies.engine(tenant.id, tenant.settings)
         decision = engine.evaluate(text, sender)
+        if engine.config.cross_message:
+            decision = self.split_window.check(engine, chat.id, sender, text, decision)
         self._on_policy(sender, decision.action)
         notice = None
         if decision.action != "allow":
@@ -348,8 +352,10 @@ class ChatService:
             # Receivers de-duplicate by seq (gateway/feed.py).
             await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
             return PostOutcome(ack=ack, notice=None, duplicate=True)
-        if decision.action == "flag":
-            await self._raise_flag(tenant, chat, stored.seq, text, list(decision.kinds), key)
+        if decision.action == "flag" or decision.split_kinds:
+            # A number completed across messages always alerts supervisors.
+            kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
+            await self._raise_flag(tenant, chat, stored.seq, text, kinds, key)
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=notice)
 
@@ -637,6 +643,7 @@ class ChatService:
                 chat = await self._chat(chat_id, tenant_id)
             else:
                 chat = closed
+                self.split_window.forget(chat.id)
                 return await self._after_close(chat, tenant_id)
         if by == "customer" and csat is not None and chat.csat is None:
             chat.csat = csat

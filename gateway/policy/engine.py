@@ -41,9 +41,12 @@ def _obfuscated(span: str) -> bool:
     return any((c.isalpha() and c not in "xX") or c in "&%|" for c in span)
 
 
+_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
+
+
 def _has_bidi(text: str) -> bool:
     """A bidi override reorders what is displayed: "last 4" could show the first 4."""
-    return not text.isascii() and any(c in BIDI_OVERRIDES for c in text)
+    return not text.isascii() and _BIDI.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +164,20 @@ class PolicyEngine:
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         worst = max(findings, key=lambda f: SEVERITY[f.action])
         action = worst.action
-        shown = None
-        if action != "block":
-            masks = [Mask(f.start, f.end, self._style(text, f))
-                     for f in findings if f.action in ("mask", "flag")]
-            shown = render(text, masks) if masks else text
+        shown = None if action == "block" else self.render(text, findings)
         kinds = tuple(sorted({f.kind for f in findings if f.action != "allow"}))
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
+
+    def render(self, text: str, findings: Iterable[Finding]) -> str:
+        """What the recipient sees of ``text`` given its findings (mask and flag findings
+        masked in their kind's style; ``.split`` findings -- the part of a number completed
+        across messages -- hidden completely)."""
+        bidi = _has_bidi(text)
+        masks = [Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
+                      self._style(text, f, bidi=bidi))
+                 for f in findings if f.action in ("mask", "flag")]
+        return render(text, masks) if masks else text
 
     def for_audience(self, original: str, decision: Decision, audience: str) -> str | None:
         """What ``audience`` (``plugin``, ``export``) gets of a message: everything the
@@ -178,14 +187,17 @@ class PolicyEngine:
         if decision.text is None:
             return None
         masks: list[Mask] = []
+        bidi = _has_bidi(original)
         for f in decision.findings:
-            if f.action in ("mask", "flag"):
-                masks.append(Mask(f.start, f.end, self._style(original, f)))
             rule = self.config.audience_rule(f.kind, audience)
-            if rule == "mask":
-                masks.append(Mask(f.start, f.end, self._style(original, f, audience)))
-            elif rule == "drop":
+            if rule == "drop":
                 masks.append(Mask(f.start, f.end, "redact"))
+            elif f.action in ("mask", "flag") and self.config.mask_for(f.kind) != "keep":
+                # already masked for the recipient: that mask stays (never less hidden)
+                masks.append(Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
+                                  self._style(original, f, bidi=bidi)))
+            elif rule == "mask":
+                masks.append(Mask(f.start, f.end, self._style(original, f, audience, bidi)))
         return render(original, masks) if masks else decision.text
 
     def mask_field(self, kind: str, value: str, audience: str) -> str | None:
@@ -199,7 +211,8 @@ class PolicyEngine:
             return render(value, [Mask(0, len(value), AUDIENCE_MASKS.get(kind, "full"))])
         return value
 
-    def _style(self, text: str, finding: Finding, audience: str | None = None) -> str:
+    def _style(self, text: str, finding: Finding, audience: str | None = None,
+               bidi: bool = False) -> str:
         """The finding's mask style; a number spelt to dodge the filter (words, numerals,
         homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
         escapes that give the number away."""
@@ -209,7 +222,7 @@ class PolicyEngine:
             if style == "keep":
                 style = "full"
         if finding.kind in _NUMERIC_KINDS and style != "keep" and (
-                _obfuscated(text[finding.start : finding.end]) or _has_bidi(text)):
+                bidi or _obfuscated(text[finding.start : finding.end])):
             return "full"
         return style
 

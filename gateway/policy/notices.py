@@ -27,6 +27,9 @@ _WHAT: dict[str, tuple[str, str]] = {
     "link_external": ("a link to a site that is not approved", "未经批准的网站链接"),
     "link_homoglyph": ("a link with a look-alike address", "地址可疑的链接"),
     "abuse": ("language that is not allowed here", "不文明用语"),
+    "name": ("a personal name", "姓名"),
+    "address": ("a postal address", "地址"),
+    "political": ("content on a restricted topic", "受限话题的内容"),
 }
 _DEFAULT_WHAT = ("content our security policy restricts", "受安全策略限制的内容")
 

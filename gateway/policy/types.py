@@ -61,6 +61,9 @@ class Decision:
     findings: tuple[Finding, ...] = ()
     notice: str | None = None
     kinds: tuple[str, ...] = field(default=())
+    split_kinds: tuple[str, ...] = field(default=())
+    """Kinds completed across consecutive messages (``split.SplitWindow``): supervisors are
+    alerted even when the kind's action is only ``mask``."""
 
     @property
     def blocked(self) -> bool:

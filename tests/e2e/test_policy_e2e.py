@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from gateway.client import AgentClient, CustomerClient
-from gateway.protocol import ChatEvent, Msg
+from gateway.protocol import ChatEvent, Flag, Msg
 from gateway.transcripts import open_text
 from tests.gateway.helpers import login, make_agent, start_gateway
 from tests.plugins.fakes import WebhookReceiver, eventually
@@ -36,7 +36,7 @@ async def setup(tmp_path: Path):
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     await customer.connect()
     try:
-        yield svc, agent, customer, receiver, tmp_path
+        yield svc, agent, customer, receiver, tmp_path, base
     finally:
         await customer.aclose()
         await agent.aclose()
@@ -60,7 +60,7 @@ def _events(receiver: WebhookReceiver, kind: str) -> list[dict]:
 
 
 async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhook(setup):
-    svc, agent, customer, receiver, tmp = setup
+    svc, agent, customer, receiver, tmp, _ = setup
     welcome = await customer.open(profile={"name": f"card {CARD}", "topic": "ID 11010519491231002X",
                                            "email": "zhang.san@example.com"})
     # Agent's queue (what the console header shows): the card in the name is masked.
@@ -105,3 +105,26 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
     for needle in (CARD, MOBILE, "四一一一", "zhang.san"):
         assert needle.encode() not in data, needle
     await svc.store.open()
+
+
+async def test_card_split_across_messages_is_masked_and_flagged(setup):
+    svc, agent, customer, _, _, base = setup
+
+    _, secret, password = await make_agent(svc, "sam@example.com", role="supervisor")
+    async with aiohttp.ClientSession() as http:
+        token = await login(http, base, "sam@example.com", password, secret, time.time())
+    supervisor = AgentClient(base, token=token,
+                             gateway_key=svc.identity.verify_key_b64)
+    await supervisor.connect()
+    try:
+        welcome = await customer.open()
+        await _queued(agent, welcome.chat)
+        await agent.accept(welcome.chat)
+        await customer.send_text("card 4111 1111")
+        await customer.send_text("1111 1111 thanks")
+        second = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+        assert second.text == "**** **** thanks"
+        flag = await supervisor.wait_for(lambda f: isinstance(f, Flag))
+        assert flag.seq == 2 and "split:card" in flag.kinds
+    finally:
+        await supervisor.aclose()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from .address import AddressDetector
 from .bank_account import BankAccountDetector
 from .base import Detector, Hit, ScanContext
 from .card import CardDetector, is_card_number
 from .cn_id import CnIdDetector, is_cn_id
 from .email import EmailDetector
 from .iban import IbanDetector
+from .names import NameDetector
 from .phone import PhoneDetector
 from .secrets import SecretsDetector
 
@@ -24,10 +26,13 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         BankAccountDetector(),
         PhoneDetector(phone_regions),
         EmailDetector(),
+        AddressDetector(),
+        NameDetector(),
     )
 
 
 __all__ = [
+    "AddressDetector",
     "BankAccountDetector",
     "CardDetector",
     "CnIdDetector",
@@ -35,6 +40,7 @@ __all__ = [
     "EmailDetector",
     "Hit",
     "IbanDetector",
+    "NameDetector",
     "PhoneDetector",
     "ScanContext",
     "SecretsDetector",

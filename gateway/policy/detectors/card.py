@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS
+from .numbers import DIGIT_WORDS, SEVEN_DIGITS
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.
@@ -67,6 +67,7 @@ class CardDetector:
     kinds = ("card",)
     triggers = ()
     gate_pattern = SEVEN_DIGITS
+    gate_phrases = DIGIT_WORDS
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

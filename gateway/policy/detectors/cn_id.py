@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from stdnum.cn import ric
 
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS
+from .numbers import DIGIT_WORDS, SEVEN_DIGITS
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -44,6 +44,7 @@ class CnIdDetector:
     kinds = ("cn_id",)
     triggers = ()
     gate_pattern = SEVEN_DIGITS
+    gate_phrases = DIGIT_WORDS
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

@@ -60,9 +60,16 @@ _TOKEN = re.compile(
 _SOFT = re.compile(r"[ \-.]{1,3}+")
 _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
 
-SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]|(?<![a-z])(?:{_WORD_ALT})(?![a-z])"
-"""The numeric detectors' gate: a view with no digit, numeral or digit word cannot hold a
-card, ID or phone number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards)."""
+SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]"
+"""The numeric detectors' gate pattern: a digit or numeral. With ``DIGIT_WORDS`` (their gate
+phrases) it is a necessary condition: a view with neither cannot hold a card, ID or phone
+number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards). One character class, so
+the regex engine scans in C."""
+DIGIT_WORDS = tuple(_WORDS)
+
+LONG_RUN = 24
+"""Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
+filler, so its leading/trailing groups are tried on their own."""
 
 MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
@@ -125,6 +132,24 @@ class NumberRun:
                 if lo <= len(digits) <= hi:
                     yield Window(digits, start, end, self.plus and k == 0)
 
+    def ends(self, lo: int, hi: int) -> Iterator[Window]:
+        """In a run too long to be one number, the trailing and the leading groups holding
+        ``lo``..``hi`` digits (a phone after a filler of digits, or before one)."""
+        if self.digit_count <= LONG_RUN or len(self.groups) < 2:
+            return
+        for order in (reversed(self.groups), iter(self.groups)):
+            picked: list[tuple[int, int, str]] = []
+            total = 0
+            for group in order:
+                if total + len(group[2]) > hi:
+                    break
+                picked.append(group)
+                total += len(group[2])
+                if total >= lo and len(picked) > 1:
+                    first, last = min(picked), max(picked)
+                    yield Window("".join(g[2] for g in sorted(picked)), first[0], last[1],
+                                 self.plus and first is self.groups[0])
+
     def _layout(self) -> tuple[str, list[int]]:
         joined = "".join(g[2] for g in self.groups)
         offsets = [0]
@@ -151,6 +176,16 @@ class NumberRun:
         taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
         n = len(groups)
         forward = groups[0][0] <= groups[-1][0]
+        if n > 1 and self.digit_count <= LONG_RUN and all(len(g[2]) == 1 for g in groups):
+            # Spelt digit by digit ("四 一 一 …", "four one …"): the run is ONE number; a
+            # window inside it is a coincidence (a wrong ID holds a Luhn-valid 16 digits).
+            if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
+                yield Window(joined, min(groups[0][0], groups[-1][0]),
+                             max(groups[0][1], groups[-1][1]), self.plus)
+            return
+        if len(joined) == n:  # one digit per group (spaced digit by digit): no bisecting
+            yield from self._claim_single(joined, lo, hi, first, accept, claim_all, forward)
+            return
         for i in range(n):
             g_start, g_end, g_digits = groups[i]
             if g_digits[0] not in first or (
@@ -176,21 +211,75 @@ class NumberRun:
                         taken = (start, end)
                         break
 
+    def _claim_single(self, joined: str, lo: int, hi: int, first: str,
+                      accept: Callable[[str], bool], claim_all: bool,
+                      forward: bool) -> Iterator[Window]:
+        """``claim`` for runs of one-digit groups: window ``[i, i + n)`` is a plain slice."""
+        groups = self.groups
+        n = len(joined)
+        taken_until = -1  # in group indices
+        lengths = range(min(hi, n), lo - 1, -1)
+        for i in range(n):
+            if i < taken_until or joined[i] not in first:
+                continue
+            for length in lengths:
+                if i + length > n:
+                    continue
+                digits = joined[i : i + length]
+                if accept(digits):
+                    a, b = groups[i], groups[i + length - 1]
+                    start, end = (a[0], b[1]) if forward else (b[0], a[1])
+                    yield Window(digits, start, end, self.plus and i == 0)
+                    if not claim_all:
+                        taken_until = i + length
+                        break
 
-def _digits_of(m: re.Match[str]) -> str:
-    kind = m.lastgroup
-    text = m.group()
-    if kind == "cjk":
-        return "".join(_CJK_DIGITS[c] for c in text)
-    if kind == "word":
-        return _WORDS[text]
-    if kind == "chk":
-        return "x"
-    if kind == "hg":
-        return "".join(_HOMOGLYPHS[c] for c in text)
-    if text.isdigit():
-        return text
-    return "".join(_HOMOGLYPHS.get(c, c) for c in text)
+
+_DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
+"""A chunk of digits/numerals with glued homoglyphs and check characters. Every pattern of the
+tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
+(one alternation with lookbehinds in front made it test every position: 3x slower)."""
+_WORD_TOKEN = re.compile(rf"(?:{_WORD_ALT})(?![a-z])")
+_LONE = re.compile(r"[oil|x]{1,4}+(?![a-z0-9])")
+_TO_DIGIT = str.maketrans({**_CJK_DIGITS, **_HOMOGLYPHS})
+_LETTER = re.compile(r"[a-z]")
+
+
+def _is_letter(view: str, pos: int) -> bool:
+    return 0 <= pos < len(view) and _LETTER.match(view, pos) is not None
+
+
+def _tokens(view: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits or
+    numerals), ``w`` (a digit word), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
+    out: list[tuple[int, int, str, str]] = []
+    for m in _DIGITISH.finditer(view):
+        start, end = m.span()
+        chunk = m.group()
+        # glued homoglyphs at the end count only when no letter follows ("1lo" + "ng" no)
+        while chunk[-1] in "oil|x" and _is_letter(view, end):
+            chunk, end = chunk[:-1], end - 1
+        # glued homoglyphs (and a reversed ID's x) in front, if no letter precedes them
+        lead = start
+        while lead > 0 and view[lead - 1] in "oil|x":
+            lead -= 1
+        if lead < start and not _is_letter(view, lead - 1):
+            chunk, start = view[lead:start] + chunk, lead
+        out.append((start, end, chunk.translate(_TO_DIGIT), "d"))
+    if out or _WORD_TOKEN.search(view) is not None:
+        for m in _WORD_TOKEN.finditer(view):
+            if not _is_letter(view, m.start() - 1):
+                out.append((m.start(), m.end(), _WORDS[m.group()], "w"))
+        for m in _LONE.finditer(view):
+            if not _is_letter(view, m.start() - 1) and not (
+                    m.start() > 0 and view[m.start() - 1].isdigit()):
+                text = m.group()
+                kind = "x" if text == "x" else "h"
+                if "x" in text and kind == "h":
+                    continue
+                out.append((m.start(), m.end(), text.translate(_TO_DIGIT), kind))
+        out.sort()
+    return out
 
 
 def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, ...]:
@@ -224,11 +313,13 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
 
     weak: set[int] = set()
     lone_x: set[int] = set()
-    for m in _TOKEN.finditer(view):
-        start, end = m.span()
-        digits = _digits_of(m)
-        is_weak = m.lastgroup == "hg"
-        is_x = m.lastgroup == "chk"
+    last_start = -1
+    for start, end, digits, kind in _tokens(view):
+        if start < last_end or start == last_start:
+            continue  # overlapping token (a word inside a digit chunk cannot happen; belt)
+        last_start = start
+        is_weak = kind == "h"
+        is_x = kind == "x"
         if groups and start == last_end:
             s0, _, d0 = groups[-1]
             groups[-1] = (s0, end, d0 + digits)

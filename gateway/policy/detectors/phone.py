@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from .base import Hit, ScanContext
-from .numbers import SEVEN_DIGITS, Window, claim
+from .numbers import DIGIT_WORDS, SEVEN_DIGITS, Window, claim
 
 
 class PhoneDetector:
@@ -25,6 +25,7 @@ class PhoneDetector:
     kinds = ("phone",)
     triggers = ()
     gate_pattern = SEVEN_DIGITS
+    gate_phrases = DIGIT_WORDS
     exclusive = True
 
     def __init__(self, regions: tuple[str, ...] = ("CN",)) -> None:
@@ -35,7 +36,7 @@ class PhoneDetector:
         for run in ctx.number_runs:
             if run.digit_count < 7:
                 continue
-            candidates = itertools.chain(run.blocks(7, 15),
+            candidates = itertools.chain(run.blocks(7, 15), run.ends(7, 15),
                                          *(seg.blocks(7, 15) for seg in run.segments()))
             for w in claim(sorted(candidates, key=_longest_first), self._accept):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")

@@ -1,0 +1,143 @@
+"""Postal addresses: Chinese first (administrative divisions + road/building/number), English too.
+
+Why this shape: an address is personal data when it pins a household or an office -- a
+district alone ("朝阳区的门店") is not. So a Chinese address is an administrative-division
+name (provinces, cities, districts, counties: 4,000+ names read from python-stdnum's
+``cn/loc.dat``, the Wikipedia-maintained division codes the ID validator already uses -- no
+extra dependency) followed by street-level detail that ends in a number marker
+(``88号``, ``3栋2单元501室``), or a road name with a house number without any division
+(``建国路88号``). English addresses are a house number, one to three words and a street
+type (``12 Baker Street``), optionally with a flat/unit. Every pattern is bounded.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from importlib import resources
+
+import ahocorasick
+
+from .base import Hit, ScanContext
+
+_NUM = r"[0-9一二三四五六七八九十百零〇两]{1,5}+"
+_UNIT = r"(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户|门)"
+_ROAD = (r"(?:大街|大道|路|街|道|巷|胡同|弄|里|村|组|镇|乡|小区|花园|公寓|大厦|广场|园区|家园"
+         r"|新村|苑|院)")
+_HAN = r"\u4e00-\u9fff"
+_DETAIL = re.compile(
+    rf"(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
+    rf"(?:[{_HAN}a-z0-9\-]{{0,10}}?{_NUM}{_UNIT})"  # first number marker
+    rf"(?:[\-\s]?+(?:{_NUM}|[a-z]{{1,2}}|[{_HAN}]{{1,6}}?)?{_UNIT}){{0,5}}+"  # 3栋2单元501室
+)
+_ROAD_NUMBER = re.compile(
+    rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|弄|胡同){_NUM}号"
+    rf"(?:[\-\s]?+(?:{_NUM}|[a-z]{{1,2}})?{_UNIT}){{0,5}}+"
+)
+_EN = re.compile(
+    r"(?<![0-9a-z])[0-9]{1,5}[a-z]?(?:\s[a-z]+){1,3}?\s(?:street|st|road|rd|avenue|ave|lane|ln"
+    r"|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|crescent)\b\.?"
+    r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
+)
+_EN_GATE = ("street", "st", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr",
+            "boulevard", "blvd", "way", "court", "ct", "place", "pl", "terrace", "crescent")
+_NUM_UNIT = re.compile(rf"{_NUM}{_UNIT}")
+_LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
+"""Words that introduce an address and are not part of it (``送到建国路88号``)."""
+_SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
+
+
+@functools.cache
+def division_names() -> tuple[str, ...]:
+    """Names of China's administrative divisions (current and former), from stdnum."""
+    data = resources.files("stdnum.cn").joinpath("loc.dat").read_text("utf-8")
+    names: set[str] = set()
+    for raw in re.findall(r'(?:province|county)="([^"]+)"', data):
+        for part in raw.split(","):
+            name = re.sub(r"^\[[^\]]*\]", "", part).strip()
+            if len(name) >= 2 and name not in _SKIP:
+                names.add(name)
+    return tuple(sorted(names))
+
+
+@functools.cache
+def _divisions() -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for name in division_names():
+        automaton.add_word(name, len(name))
+    automaton.make_automaton()
+    return automaton
+
+
+class AddressDetector:
+    """Postal addresses (kind ``address``)."""
+
+    kinds = ("address",)
+    triggers = ()
+    gate_pattern = (r"[0-9一二三四五六七八九十百零〇两](?:号|栋|幢|座|单元|楼|层|室|户|门"
+                    r"|[a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b)")
+    """Inside every match: a number with a building/house unit, or an English house number
+    and street type."""
+    exclusive = True
+
+    def __init__(self) -> None:
+        _divisions()  # build the automaton with the engine (off-loop), not on a message
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield address spans (view coordinates)."""
+        view = ctx.view
+        taken = -1
+        if not view.isascii():
+            for start, end in self._chinese(view):
+                if start >= taken:
+                    taken = end
+                    yield Hit("address", start, end, "address.cn")
+        for m in _EN.finditer(view):
+            yield Hit("address", m.start(), m.end(), "address.en")
+
+    @staticmethod
+    def _chinese(view: str) -> Iterator[tuple[int, int]]:
+        # Only the text shortly before a number with a unit can hold an address: look there.
+        windows: list[tuple[int, int]] = []
+        for m in _NUM_UNIT.finditer(view):
+            lo, hi = max(0, m.start() - 48), min(len(view), m.end() + 24)
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], hi)
+            else:
+                windows.append((lo, hi))
+        covered = -1
+        for lo, hi in windows:
+            for start, end in _anchored(view, lo, hi):
+                covered = max(covered, end)
+                yield start, end
+            for m in _ROAD_NUMBER.finditer(view, lo, hi):
+                start = m.start()
+                lead = _LEAD.match(view, start)
+                if lead is not None and lead.end() < m.end() - 3:
+                    start = lead.end()
+                if start >= covered:
+                    covered = m.end()
+                    yield start, m.end()
+
+
+def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """Division name(s) followed by street-level detail, inside ``view[lo:hi]``."""
+    anchors: list[tuple[int, int]] = []
+    for end_idx, length in _divisions().iter(view, lo, hi):
+        start, end = end_idx - length + 1, end_idx + 1
+        if anchors and start < anchors[-1][1]:
+            if end > anchors[-1][1] and start >= anchors[-1][0]:
+                anchors[-1] = (anchors[-1][0], end)  # overlapping names: keep the longer
+            continue
+        anchors.append((start, end))
+    chained: list[tuple[int, int]] = []  # adjacent names (广东省深圳市南山区) are one anchor
+    for start, end in anchors:
+        if chained and start == chained[-1][1]:
+            chained[-1] = (chained[-1][0], end)
+        else:
+            chained.append((start, end))
+    for start, end in chained:
+        m = _DETAIL.match(view, end)
+        if m is not None and m.end() - end <= 40:
+            yield start, m.end()

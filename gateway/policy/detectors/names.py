@@ -1,0 +1,121 @@
+"""Person names: Chinese first (context cue + surname lexicon), English too.
+
+Why not a segmenter: jieba's person tags cost ~1 ms per line and a 50 MB dictionary, and they
+tag many ordinary words; in customer service a name nearly always comes with a cue --
+"我叫…", "收件人：…", "持卡人…", "…先生", "my name is …". So a Chinese name is a cue, then a
+surname from the lexicon below (the common single surnames and every common compound one),
+then one or two given-name characters that are not function words; a full name followed by
+an honorific (张三先生) needs no cue. English names are one to three words after a cue, or a
+title (Mr/Ms/Mrs/Dr) and a capitalised word. Hand-written on purpose; the lexicon is data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext
+
+# The common single-character surnames (about 97% of the population) and compound surnames.
+SURNAMES_1 = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏"
+    "魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵"
+    "万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘"
+    "祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟"
+    "艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞"
+    "姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝官封谈匡鞠惠荆乐冀郁胥南班储原栗燕"
+    "楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支卿国狄平计索宣"
+    "晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜羊阿乌母裘亓修邰赫杭况那宿鲜印逯隆茹诸战慕危玉银"
+    "亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
+)
+SURNAMES_2 = (
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
+    "司徒", "夏侯", "轩辕", "令狐", "端木", "独孤", "南宫", "西门", "百里", "呼延", "申屠",
+    "太史", "闻人", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于", "钟离", "赫连", "万俟",
+)
+# Characters that end a name: particles, pronouns, verbs and nouns that follow names in chat.
+_STOP = (
+    "的了在是吗呢啊吧和与跟及我你他她它们请说要想来去已还就也都很不没有给被把从向对为这那个先"
+    "师经理师傅同学总电手机号码地址住订单收件货快递客服，。、！？：；,.!?:; \n\t（）()【】"
+)
+_CUES_ZH = (
+    "我叫", "我的名字是", "我的名字叫", "名字是", "名字叫", "姓名", "真实姓名", "客户姓名",
+    "收件人", "收货人", "寄件人", "签收人", "联系人", "持卡人", "开户名", "户名", "本人",
+    "我是", "叫做", "称呼", "乘机人", "入住人", "申请人", "投保人", "被保险人", "法人",
+)
+_HONORIFICS = ("先生", "女士", "小姐")
+_CUES_EN = ("my name is", "name is", "name", "this is", "i am", "i'm", "called",
+            "cardholder", "recipient", "addressee")
+
+_S1 = "".join(sorted(set(SURNAMES_1)))
+_S2 = "|".join(SURNAMES_2)
+_GIVEN = rf"[^\W\d{re.escape(_STOP)}a-z]"
+_CUE_ZH = "|".join(sorted(_CUES_ZH, key=len, reverse=True))
+_NAME_END = rf"(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
+"""A name is not followed by a Han character that could continue a word (王者荣耀 is no name)."""
+_ZH_CUED = re.compile(
+    rf"(?:{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
+    rf"(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?){_NAME_END}"
+)
+_VERBS = ("查下", "查一下", "查询", "联系", "通知", "转告")
+_POSSESSED = ("的订单", "的账户", "的账号", "的包裹", "的快递", "的手机", "的电话", "的地址",
+              "的会员", "的退款", "的发票")
+_ZH_POSSESSIVE = re.compile(
+    rf"(?:{'|'.join(_VERBS)})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
+    rf"(?:{'|'.join(_POSSESSED)})"
+)
+_ZH_HONORIFIC = re.compile(
+    rf"(?<![\u4e00-\u9fff])(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)(?:{'|'.join(_HONORIFICS)})"
+)
+_EN_WORD = r"[a-z][a-z'\-]{1,20}+"
+_EN_CUED = re.compile(
+    rf"(?<![a-z])(?:{'|'.join(re.escape(c) for c in _CUES_EN)})[:\s]{{1,3}}+"
+    rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{0,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|from|here|"
+    r"speaking|calling|again|too|today|here|i|my|please|thanks|thank)\b))"
+)
+_EN_TITLE = re.compile(r"(?<![a-z])(?:mr|mrs|ms|miss|dr)\.?\s(?P<name>[a-z][a-z'\-]{1,20}+)")
+_EN_NOT_NAMES = frozenset(
+    "a an the here there happy sorry not so very just still also fine good ok okay sure new "
+    "calling writing back looking trying going waiting afraid glad unable interested customer "
+    "user member from in at with about really having still your you it on of to for my "
+    "appointment".split()
+)
+
+
+class NameDetector:
+    """Person names (kind ``name``)."""
+
+    kinds = ("name",)
+    triggers = ()
+    gate_phrases = (*_CUES_ZH, *_HONORIFICS, *_CUES_EN, *_VERBS)
+    gate_pattern = r"(?:mr|mrs|ms|miss|dr)\.?\s"
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield name spans (view coordinates)."""
+        view = ctx.view
+        seen: set[int] = set()
+        if not view.isascii():
+            for pattern, rule in ((_ZH_CUED, "name.cue"), (_ZH_HONORIFIC, "name.honorific"),
+                                  (_ZH_POSSESSIVE, "name.possessive")):
+                for m in pattern.finditer(view):
+                    if m.start("name") not in seen:
+                        seen.add(m.start("name"))
+                        yield Hit("name", m.start("name"), m.end("name"), rule)
+        for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
+            for m in pattern.finditer(view):
+                words = m.group("name").split()
+                if words[0] in _EN_NOT_NAMES or m.start("name") in seen:
+                    continue
+                if not _capitalised(ctx, m.start("name"), words):
+                    continue
+                seen.add(m.start("name"))
+                yield Hit("name", m.start("name"), m.end("name"), rule)
+
+
+def _capitalised(ctx: ScanContext, start: int, words: list[str]) -> bool:
+    """After a weak cue ("this is", "i am") a name is written capitalised in the original."""
+    text = ctx.text
+    pos = text.to_original(start)
+    return text.original[pos : pos + 1].isupper() or (len(words) >= 2 and words[0] not in (
+        _EN_NOT_NAMES))

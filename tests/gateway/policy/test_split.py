@@ -1,0 +1,85 @@
+"""Numbers split across consecutive messages (per chat and sender, bounded window)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.split import MAX_PARTS, SplitWindow
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def eng() -> PolicyEngine:
+    return PolicyEngine(PolicyConfig.from_dict({"actions": {"phone": "mask"}}))
+
+
+def _send(window: SplitWindow, eng: PolicyEngine, chat: str, text: str, who="customer"):
+    return window.check(eng, chat, who, text, eng.evaluate(text, who))
+
+
+def test_card_split_over_two_messages_is_masked_and_marked(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock())
+    first = _send(w, eng, "c1", "my card 4111 1111")
+    assert first.action == "allow" and first.split_kinds == ()
+    second = _send(w, eng, "c1", "1111 1111 thanks")
+    assert second.split_kinds == ("card",) and second.action == "mask"
+    assert second.text == "**** **** thanks"
+    assert [f.rule for f in second.findings] == ["card.luhn.split"]
+
+
+def test_three_messages_and_chinese_numerals(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock())
+    for part in ("手机一三八", "一二三四"):
+        assert _send(w, eng, "c", part).split_kinds == ()
+    done = _send(w, eng, "c", "五六七八")
+    assert done.split_kinds == ("phone",) and done.text == "****"
+
+
+def test_agent_split_card_is_blocked(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", "card 4111 1111", "agent")
+    assert _send(w, eng, "c", "1111 1111", "agent").action == "block"
+
+
+def test_window_is_per_chat_and_sender_and_expires(eng: PolicyEngine) -> None:
+    clock = Clock()
+    w = SplitWindow(clock=clock, ttl=60)
+    _send(w, eng, "a", "4111 1111")
+    assert _send(w, eng, "b", "1111 1111").split_kinds == ()  # other chat
+    _send(w, eng, "a", "4111 1111")
+    assert _send(w, eng, "a", "1111 1111", "agent").split_kinds == ()  # other sender
+    _send(w, eng, "x", "4111 1111")
+    clock.now += 61
+    assert _send(w, eng, "x", "1111 1111").split_kinds == ()  # expired
+
+
+def test_window_is_bounded_and_forgets(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock(), max_chats=50)
+    for i in range(500):
+        _send(w, eng, f"chat{i}", "order 1234 5678")
+    assert len(w) == 50
+    w.forget("chat499")
+    assert len(w) == 49
+    _send(w, eng, "t", "hello there, no numbers")
+    assert ("t", "customer") not in w._tails  # nothing number-like kept
+    long = "x" * 5000 + " 4111 1111"
+    _send(w, eng, "t", long)
+    assert all(len(part) <= 48 for part in w._tails[("t", "customer")][1])
+    assert MAX_PARTS == 2
+
+
+def test_no_false_split_on_unrelated_numbers(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", "订单 2024 0312")
+    assert _send(w, eng, "c", "数量 3 件，价格 12.50").split_kinds == ()
+    _send(w, eng, "c", "card 4111 1111 1111 1111")  # complete in one message
+    d = _send(w, eng, "c", "1234")
+    assert d.split_kinds == ()

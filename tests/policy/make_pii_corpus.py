@@ -1,0 +1,253 @@
+"""Builds ``pii_corpus.jsonl``: a labelled Chinese (and some English) customer-service corpus
+for the ``name`` and ``address`` detectors. Run: ``python -m tests.policy.make_pii_corpus``.
+
+How it is labelled: every line's gold spans are known by construction -- a template is filled
+with a value from the lists below, and the value IS the label (kind + exact text). Templates
+were written to look like real chat lines (greetings, order talk, typos of punctuation), and
+include cue-less phrasings the detector is not designed for, so misses are measured too.
+Negative lines (no name/address, but surnames, district names, road words and numbers that
+look like one) are labelled with no spans. The 60 hand-written lines at the end were labelled
+by hand. Seeded: the file is reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+OUT = Path(__file__).with_name("pii_corpus.jsonl")
+
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "晓东",
+    "志强",
+    "海燕",
+    "子涵",
+    "浩然",
+    "雨萱",
+    "一诺",
+    "梓轩",
+    "欣怡",
+    "俊杰",
+    "思远",
+    "佳琪",
+    "文博",
+    "天宇",
+    "晨曦",
+]
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡")
+SURNAMES += ["欧阳", "司马", "诸葛", "上官"]
+EN_NAMES = [
+    "John Smith",
+    "Mary Johnson",
+    "David Lee",
+    "Emma Brown",
+    "Michael Chen",
+    "Sarah Wilson",
+    "James Taylor",
+    "Olivia Martin",
+]
+ADDRESSES = [
+    "北京市朝阳区建国路88号",
+    "上海市浦东新区张江路123弄4号楼501室",
+    "广东省深圳市南山区科技园南区8栋3单元501室",
+    "浙江省杭州市西湖区文三路478号",
+    "江苏省南京市鼓楼区中山北路30号",
+    "四川省成都市武侯区人民南路四段12号",
+    "湖北省武汉市洪山区珞喻路1037号",
+    "天津市和平区南京路189号",
+    "重庆市渝中区解放碑民权路28号",
+    "陕西省西安市雁塔区科技路48号",
+    "山东省青岛市市南区香港中路10号",
+    "福建省厦门市思明区湖滨南路90号",
+    "河南省郑州市金水区花园路39号院2号楼",
+    "湖南省长沙市岳麓区麓山南路2号",
+    "海淀区中关村大街27号",
+    "广州市天河区天河路385号",
+    "苏州市工业园区星湖街328号",
+    "南山区粤海街道科苑路15号",
+    "建国路88号",
+    "中山北路30号",
+    "文一西路969号",
+]
+EN_ADDRESSES = [
+    "12 Baker Street",
+    "221 King Road",
+    "5 Queens Avenue",
+    "77 Harbour Lane",
+    "1600 Main St",
+]
+NAME_TEMPLATES = [
+    "你好，我叫{v}，订单一直没有发货",
+    "收件人：{v}，电话稍后发你",
+    "我是{v}，想问一下退款进度",
+    "持卡人是{v}，请帮忙核实",
+    "姓名：{v}",
+    "联系人{v}，麻烦尽快处理",
+    "收货人写的是{v}，没错吧",
+    "我的名字叫{v}",
+    "{v}先生您好，请问还有什么可以帮您",
+    "{v}女士，您的包裹已经签收",
+    "开户名{v}",
+    "申请人：{v}，身份证明已上传",
+    "真实姓名是{v}",
+    "{v}上周买的耳机坏了",  # no cue: hard case
+    "帮我查下{v}的订单",  # no cue: hard case
+]
+EN_NAME_TEMPLATES = [
+    "Hi, my name is {v}, my order is late",
+    "This is {v} from the shop",
+    "Cardholder: {v}",
+    "name: {v}",
+]
+ADDRESS_TEMPLATES = [
+    "我的地址是{v}，麻烦改一下",
+    "收货地址：{v}",
+    "寄到{v}，谢谢",
+    "请送到{v}",
+    "地址{v}，快递员找不到",
+    "我住在{v}附近，能自提吗",  # "附近": still the address
+    "发票寄往{v}",
+    "{v}，这个地址对吗",
+]
+EN_ADDRESS_TEMPLATES = ["Please ship to {v}, thanks", "My address is {v}", "I live at {v}."]
+NEGATIVES = [
+    "朝阳区的门店几点开门？",
+    "北京时间下午三点给您回电",
+    "订单号12345678，请查一下",
+    "我是新用户，怎么领券",
+    "王者荣耀的充值没到账",
+    "黄金会员怎么续费",
+    "高速路上堵车了，快递会晚吗",
+    "这个路由器支持5G吗",
+    "上海的仓库什么时候发货",
+    "深圳市区当天能送到吗",
+    "第3号商品缺货了",
+    "我叫你们经理来",
+    "张总说可以退款",
+    "李宁的鞋子有货吗",
+    "周末能配送吗",
+    "马上就到",
+    "何时发货",
+    "高兴地收到了",
+    "请问您是哪位",
+    "朱古力口味还有吗",
+    "3号楼的快递柜坏了",
+    "明天下午到",
+    "杭州西湖很美",
+    "I am happy with the service",
+    "This is not what I ordered",
+    "Main street store is closed",
+    "The road to the warehouse is blocked",
+    "Order 12 arrived",
+    "my name is on the list",
+    "Dr. appointment tomorrow",
+    "请把单号发我",
+    "价格是99元",
+    "路费谁出",
+    "江苏发货的吗",
+]
+HAND = [
+    ("麻烦帮我改下收件人，改成陈静，电话不变", [("name", "陈静")]),
+    ("您好我是刘洋 上次那个订单", [("name", "刘洋")]),
+    ("东西寄到江苏省苏州市姑苏区人民路1001号就行", [("address", "江苏省苏州市姑苏区人民路1001号")]),
+    (
+        "姓名 赵磊 地址 北京市海淀区学院路37号",
+        [("name", "赵磊"), ("address", "北京市海淀区学院路37号")],
+    ),
+    ("客户姓名：孙丽，已核实", [("name", "孙丽")]),
+    ("我是周杰的家属，帮他问一下", [("name", "周杰")]),
+    (
+        "收货人：欧阳娜娜 地址：上海市徐汇区漕溪北路88号",
+        [("name", "欧阳娜娜"), ("address", "上海市徐汇区漕溪北路88号")],
+    ),
+    ("快递放在小区门口了吗", []),
+    ("我们公司在南山区", []),
+    ("张先生您好", []),
+    ("客服小王你好", []),
+    ("请问陈经理在吗", []),
+    ("王师傅什么时候上门", []),
+    ("我住五楼", []),
+    ("送到人民路那个店", []),
+    (
+        "订单写的是广东省广州市越秀区中山五路33号，对吗",
+        [("address", "广东省广州市越秀区中山五路33号")],
+    ),
+    ("hi this is Emma Brown again", [("name", "Emma Brown")]),
+    ("ship to 42 Elm Street please", [("address", "42 Elm Street")]),
+    ("my name is Li Wei", [("name", "Li Wei")]),
+    ("Mr. Zhang will pick it up", [("name", "Zhang")]),
+    ("好的，谢谢", []),
+    ("我叫了三次快递都没人来", []),
+    ("签收人杨帆，麻烦核对", [("name", "杨帆")]),
+    ("寄件人写错了，应该是林晓东", []),  # no cue right before the name
+    ("联系人：马超 13800000000", [("name", "马超")]),
+    ("我家在浙江省宁波市鄞州区天童南路588号", [("address", "浙江省宁波市鄞州区天童南路588号")]),
+    ("公司地址：北京市西城区金融大街35号", [("address", "北京市西城区金融大街35号")]),
+    ("放到3栋门口就行", []),
+    ("我要投诉，你们的快递员姓何", []),
+    ("叫做张子涵的那个孩子的账号", [("name", "张子涵")]),
+]
+
+
+def _line(text: str, spans: list[tuple[str, str]]) -> dict:
+    out = []
+    for kind, value in spans:
+        start = text.index(value)
+        out.append({"kind": kind, "start": start, "end": start + len(value), "text": value})
+    return {"text": text, "spans": out}
+
+
+def build(seed: int = 12) -> list[dict]:
+    rng = random.Random(seed)
+    lines: list[dict] = []
+    for _ in range(200):
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        lines.append(_line(rng.choice(NAME_TEMPLATES).format(v=name), [("name", name)]))
+    for _ in range(40):
+        name = rng.choice(EN_NAMES)
+        lines.append(_line(rng.choice(EN_NAME_TEMPLATES).format(v=name), [("name", name)]))
+    for _ in range(150):
+        addr = rng.choice(ADDRESSES)
+        lines.append(_line(rng.choice(ADDRESS_TEMPLATES).format(v=addr), [("address", addr)]))
+    for _ in range(30):
+        addr = rng.choice(EN_ADDRESSES)
+        lines.append(_line(rng.choice(EN_ADDRESS_TEMPLATES).format(v=addr), [("address", addr)]))
+    for _ in range(60):
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        addr = rng.choice(ADDRESSES[:18])
+        lines.append(_line(f"收件人{name}，地址{addr}", [("name", name), ("address", addr)]))
+    for text in NEGATIVES:
+        lines.append(_line(text, []))
+    for text, spans in HAND:
+        lines.append(_line(text, spans))
+    return lines
+
+
+if __name__ == "__main__":
+    rows = build()
+    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    print(f"wrote {len(rows)} lines to {OUT}")

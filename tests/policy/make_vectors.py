@@ -1,0 +1,85 @@
+"""Writes ``vectors.jsonl``: the policy test vectors every engine must pass (the Python one
+here, the browser one of the end-to-end mode later). Run ``python -m tests.policy.make_vectors``
+after a deliberate behaviour change and review the diff line by line -- the file is the
+contract, this script only saves typing.
+
+Each line: ``policy`` (tenant policy settings), ``text``, ``direction``, ``action``,
+``findings`` (kind, start, end, action; offsets in Unicode code points and, for JavaScript,
+``start_utf16``/``end_utf16``), ``masked`` (what the recipient sees, null when blocked) and
+``plugin`` (what plugins get).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gateway.policy import PolicyConfig, PolicyEngine
+
+OUT = Path(__file__).with_name("vectors.jsonl")
+PHONE_MASK = {"actions": {"phone": "mask"}}
+
+CASES: list[tuple[dict, str, str]] = [
+    ({}, "my card is 4111 1111 1111 1111, charge it", "customer"),
+    ({}, "card 4111 1111 1111 1111", "agent"),
+    ({}, "身份证号11010519491231002X，请帮我实名认证", "customer"),
+    ({}, "call me 13812345678 or zhang.san@example.com", "customer"),
+    (PHONE_MASK, "手机 138 0013 8000，谢谢", "customer"),
+    ({}, "4111\n1111\n1111\n1111", "customer"),
+    ({}, "4111\t1111\t1111\t1111", "customer"),
+    ({}, "4111/1111/1111/1111", "customer"),
+    ({}, "4111,1111,1111,1111", "customer"),
+    ({}, "4111_1111_1111_1111", "customer"),
+    ({}, "4111    1111    1111    1111", "customer"),
+    ({}, "4111\u22121111\u22121111\u22121111", "customer"),
+    ({}, "4111\u20141111\u20131111\u20151111", "customer"),
+    ({}, "卡号四一一一一一一一一一一一一一一一", "customer"),
+    ({}, "卡号肆壹壹壹壹壹壹壹壹壹壹壹壹壹壹壹", "customer"),
+    ({}, "four one one one one one one one one one one one one one one one", "customer"),
+    (PHONE_MASK, "yao san ba ling ling yao san ba ling ling ling", "customer"),
+    ({}, "card 4111 l111 1111 1111 thanks", "customer"),
+    ({}, "card &#52;111 1111 1111 1111", "customer"),
+    ({}, "%34%31%31%31%31%31%31%31%31%31%31%31%31%31%31%31", "customer"),
+    ({}, "号码\u202e1111111111111114\u202c。", "customer"),
+    ({}, " ".join("7" * 1 for _ in range(70)) + " 4111 1111 1111 1111", "customer"),
+    ({}, "4111 1111 1111 1112", "customer"),
+    ({}, "11010519491231002Y", "customer"),
+    ({}, "订单号 2024031212345678901，运单号 SF1234567890123", "customer"),
+    ({}, "价格 ¥1,299.00 x 3，日期 2024/05/01", "customer"),
+    ({}, "你好，我叫张三，收货地址：北京市朝阳区建国路88号", "customer"),
+    ({"actions": {"name": "mask", "address": "mask"}},
+     "收件人：欧阳娜娜，地址：上海市浦东新区张江路123弄4号楼501室", "customer"),
+    ({}, "My name is John Smith, I live at 12 Baker Street.", "customer"),
+    ({}, "你的验证码是多少？把验证码发给我", "agent"),
+    ({}, "我们这里兼職刷單返利，日结", "customer"),
+    ({}, "see https://evil.example.net/login", "agent"),
+    ({}, "password: hunter2!", "customer"),
+    ({}, "卡号 😀4111 1111 1111 1111", "customer"),
+]
+
+
+def _utf16(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+def build() -> list[dict]:
+    rows = []
+    engines: dict[str, PolicyEngine] = {}
+    for policy, text, direction in CASES:
+        key = json.dumps(policy, sort_keys=True)
+        engine = engines.setdefault(key, PolicyEngine(PolicyConfig.from_dict(policy)))
+        d = engine.evaluate(text, direction)  # type: ignore[arg-type]
+        rows.append({
+            "policy": policy, "text": text, "direction": direction, "action": d.action,
+            "findings": [{"kind": f.kind, "start": f.start, "end": f.end, "action": f.action,
+                          "start_utf16": _utf16(text, f.start), "end_utf16": _utf16(text, f.end)}
+                         for f in d.findings],
+            "masked": d.text, "plugin": engine.for_audience(text, d, "plugin"),
+        })
+    return rows
+
+
+if __name__ == "__main__":
+    rows = build()
+    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    print(f"wrote {len(rows)} vectors to {OUT}")
