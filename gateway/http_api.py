@@ -699,7 +699,11 @@ async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.FLAG_VIEW_ORIGINAL, tenant_id)
-    every = request.query.get("all") in ("1", "true")
+    raw_all = request.query.get("all", "")
+    if raw_all not in ("", "1", "true", "0", "false"):
+        raise ApiError(400, "bad_request", "query parameter all must be 1, true, 0 or false",
+                       field="all")
+    every = raw_all in ("1", "true")
     flags = await svc.store.list_flags(tenant_id, unreviewed_only=not every)
     return web.json_response({"flags": [
         {"id": f.id, "chat": f.chat_id, "seq": f.seq, "kinds": f.kinds,
