@@ -166,3 +166,16 @@ def test_fuzzed_admin_still_works_and_case_count(gateway: FuzzGateway, admin: Ad
     assert resp.status_code == 200, resp.text
     print(f"schemathesis generated {gateway.calls} API calls")
     assert gateway.calls >= 100
+
+
+def test_leak_check_fails_on_another_tenants_data(gateway: FuzzGateway) -> None:
+    """The cross-tenant check can fail: an answer naming the other tenant's agent."""
+
+    class Answer:
+        text = f'{{"agents": [{{"id": "{gateway.sentinels[3]}"}}]}}'
+
+    class Call:
+        method, formatted_path = "GET", "/api/agents"
+
+    with pytest.raises(AssertionError, match="another tenant"):
+        no_cross_tenant_leak(gateway)(None, Answer(), Call())
