@@ -148,7 +148,7 @@ class AuditQuery(Struct):
     actor: Annotated[str, Meta(max_length=128)] | None = None
     since: float | Empty | None = None
     until: float | Empty | None = None
-    before_id: Annotated[int, Meta(ge=1)] | Empty | None = None
+    before_id: Annotated[int, Meta(ge=1, le=2**63 - 1)] | Empty | None = None
     limit: Annotated[int, Meta(ge=1, le=500)] | Empty | None = None
 
 

@@ -545,6 +545,11 @@ def _query_number(request: web.Request, name: str, kind: type, *, low: float | N
     return value
 
 
+#: Largest row id a database column holds (signed 64-bit); larger ids cannot exist, and
+#: passing one to SQLite raised OverflowError (a 500, found by schemathesis).
+_MAX_ROW_ID = 2**63 - 1
+
+
 @authed(Permission.AUDIT_READ)
 async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
@@ -560,7 +565,7 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
         actor=request.query.get("actor") or None,
         since=_query_number(request, "since", float),
         until=_query_number(request, "until", float),
-        before_id=_query_number(request, "before_id", int, low=1),
+        before_id=_query_number(request, "before_id", int, low=1, high=_MAX_ROW_ID),
         limit=limit,
     )
     next_before = events[-1].id if len(events) == limit else None

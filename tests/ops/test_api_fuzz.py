@@ -75,11 +75,12 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, gateway: FuzzGateway,
     run()
 
 
-def _describe(exc: BaseException) -> str:
-    """The failure text schemathesis prints (checks, response, curl to reproduce)."""
-    parts = [str(exc)]
-    for sub in getattr(exc, "exceptions", ()):
-        parts.append(str(sub))
+def _describe(exc: BaseException, depth: int = 0) -> str:
+    """The failure text schemathesis prints (checks, response, curl to reproduce),
+    including nested groups (hypothesis wraps an unreliable failure in one)."""
+    parts = [f"{type(exc).__name__}: {exc}"]
+    for sub in getattr(exc, "exceptions", ())[:3] if depth < 3 else ():
+        parts.append(_describe(sub, depth + 1))
     return "\n".join(parts)[:4000]
 
 

@@ -57,3 +57,14 @@ async def test_documented_values_still_work(admin_api, path: str) -> None:
     http, base, headers = admin_api
     async with http.get(base + path, headers=headers) as resp:
         assert resp.status == 200, await resp.text()
+
+
+async def test_an_audit_cursor_beyond_64_bits_is_a_400_not_a_500(admin_api) -> None:
+    http, base, headers = admin_api
+    huge = "299595444469356221970097613786054656"
+    async with http.get(f"{base}/api/audit?before_id={huge}", headers=headers) as resp:
+        body = await resp.json()
+        assert resp.status == 400, body
+        assert body["error"]["field"] == "before_id"
+    async with http.get(f"{base}/api/audit?before_id={2**63 - 1}", headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
