@@ -269,20 +269,12 @@ async def _stop_workers(workers: list[Any]) -> None:
 
 def _setup_optional_routes(app: web.Application) -> None:
     """HTTP API modules register themselves here (auth, admin, web pages)."""
-    from gateway import (
-        http_api,
-        http_health,
-        http_keys,
-        http_plugins,
-        http_query,
-        http_web,
-        openapi,
-    )
+    from gateway import http_api, http_keys, http_plugins, http_web
 
-    http_query.setup(app)
-    http_health.setup_routes(app)
-    openapi.setup_routes(app)
     http_api.setup_routes(app)
     http_keys.setup_routes(app)
     http_plugins.setup_routes(app)
     http_web.setup_routes(app)
+    from gateway import http_ops
+
+    http_ops.setup(app)
