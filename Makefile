@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: run test lint setup setup-dev browser deploy-tools web-deps bench screenshots clean fuzz
+.PHONY: run test lint setup setup-dev browser deploy-tools web-deps bench screenshots clean fuzz api-fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,14 @@ fuzz: setup-dev
 	    -max_len=4096 -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
 	    $(FUZZ_DIR)/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
+
+# schemathesis against a real gateway, much longer than the bounded run inside `make test`
+# (tests/ops/test_api_fuzz.py; raise the counts further for a soak).
+API_FUZZ_EXAMPLES ?= 100
+API_FUZZ_STATEFUL ?= 150
+api-fuzz: setup-dev
+	CIPHERDESK_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) CIPHERDESK_API_FUZZ_STATEFUL=$(API_FUZZ_STATEFUL) \
+	  $(BIN)/python -m pytest tests/ops/test_api_fuzz.py -q -s -p no:cacheprovider --timeout=3600
 
 bench: setup-dev
 	$(BIN)/python bench/relay.py

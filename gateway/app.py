@@ -279,18 +279,18 @@ def _setup_optional_routes(app: web.Application) -> None:
     """HTTP API modules register themselves here (auth, admin, web pages)."""
     from gateway import (
         http_api,
-        http_health,
         http_keys,
         http_operator,
+        http_ops,
         http_plugins,
         http_team,
         http_web,
     )
 
-    http_health.setup_routes(app)
     http_api.setup_routes(app)
     http_keys.setup_routes(app)
     http_operator.setup_routes(app)
     http_team.setup_routes(app)
     http_plugins.setup_routes(app)
     http_web.setup_routes(app)
+    http_ops.setup(app)

@@ -22,10 +22,8 @@ from typing import Any
 from gateway.config import Config, ConfigError, load_config
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
-COMMAND_MODULES = (
-    "gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys", "gateway.cli_health",
-    "gateway.cli_backup",
-)
+COMMAND_MODULES = ("gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys")
+COMMAND_MODULES += ("gateway.cli_health", "gateway.cli_backup")  # operations (issue 22)
 
 
 class CliError(Exception):

@@ -585,6 +585,11 @@ def _query_number(request: web.Request, name: str, kind: type, *, low: float | N
     return value
 
 
+#: Largest row id a database column holds (signed 64-bit); larger ids cannot exist, and
+#: passing one to SQLite raised OverflowError (a 500, found by schemathesis).
+_MAX_ROW_ID = 2**63 - 1
+
+
 @authed(Permission.AUDIT_READ)
 async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
@@ -600,7 +605,7 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
         actor=request.query.get("actor") or None,
         since=_query_number(request, "since", float),
         until=_query_number(request, "until", float),
-        before_id=_query_number(request, "before_id", int, low=1),
+        before_id=_query_number(request, "before_id", int, low=1, high=_MAX_ROW_ID),
         limit=limit,
     )
     next_before = events[-1].id if len(events) == limit else None
@@ -832,7 +837,11 @@ async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.FLAG_VIEW_ORIGINAL, tenant_id)
-    every = request.query.get("all") in ("1", "true")
+    raw_all = request.query.get("all", "")
+    if raw_all not in ("", "1", "true", "0", "false"):
+        raise ApiError(400, "bad_request", "query parameter all must be 1, true, 0 or false",
+                       field="all")
+    every = raw_all in ("1", "true")
     flags = await svc.store.list_flags(tenant_id, unreviewed_only=not every)
     return web.json_response({"flags": [
         {"id": f.id, "chat": f.chat_id, "seq": f.seq, "kinds": f.kinds,

@@ -190,7 +190,11 @@ async def list_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = _tenant(ctx)
     host = _host(svc)
-    with_health = request.query.get("health") in ("1", "true", "yes")
+    raw_health = request.query.get("health", "")
+    if raw_health not in ("", "1", "true", "yes", "0", "false", "no"):
+        raise ApiError(400, "bad_request", "query parameter health must be 1 or 0",
+                       field="health")
+    with_health = raw_health in ("1", "true", "yes")
     configs = {c.plugin: c for c in await svc.store.list_plugin_configs(tenant_id)
                if c.tenant_id == tenant_id}
     plugins = []
