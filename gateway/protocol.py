@@ -288,8 +288,16 @@ class Pong(Frame, tag_field="t", tag="pong"):
     pass
 
 
+class Service(Frame, tag_field="t", tag="service"):
+    """The tenant's service state changed while you are connected: ``paused`` (an admin
+    froze the tenant: messages are refused with ``tenant_frozen`` until ``live``)."""
+
+    state: Literal["paused", "live"]
+
+
 Outbound = (
     Welcome | Ready | Ack | Msg | Notice | Typing | ChatEvent | QueueSnapshot | Flag | Pong | Error
+    | Service
 )
 
 # ------------------------------------------------------------------------------ codecs

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.bus.base import BusEvent, chat_topic
+from gateway.bus.base import BusEvent, chat_topic, customers_topic
 from gateway.chats import ChatError, OpenedChat
 from gateway.connection import ProtocolViolation, SecureConnection
 from gateway.feed import ChatFeed
@@ -23,6 +23,7 @@ from gateway.protocol import (
     Open,
     Ping,
     Pong,
+    Service,
     Welcome,
     decode_customer,
 )
@@ -49,6 +50,9 @@ class CustomerSession:
         if event.audience not in ("all", "customer"):
             return
         frame = event.frame
+        if isinstance(frame, Service):
+            # Frozen/unfrozen on another node: this node's 2-second tenant cache is stale.
+            self.svc.tenants.invalidate(self.tenant_id)
         if isinstance(frame, ChatEvent) and frame.event == "closed" and self.chat is not None:
             self.chat.state = "closed"
         if isinstance(frame, Msg):
@@ -76,6 +80,8 @@ class CustomerSession:
         await self.feed.replay(chat.id)
 
     async def run(self, key: Key) -> None:
+        # Service notices (tenant frozen / live again) reach every live customer socket.
+        await self.conn.subscribe(customers_topic(self.tenant_id), self._on_event)
         if key.resume is not None:
             try:
                 opened = await self.svc.chats.resume_chat(

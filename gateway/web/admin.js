@@ -210,11 +210,16 @@ async function policy() {
     ev.preventDefault();
     guarded(run, async () => {
       const r = await api('POST', '/api/policy/test', { text: text.value, direction: dir.value });
-      clear(result).append(
-        h('p', {}, t('admin.policy.action') + ' ', h('span', { class: 'result-action', text: r.action || '?' }),
+      // CipherdeskUI.append flattens arrays and skips nulls (Element.append would print
+      // "[object HTMLParagraphElement]" and "null").
+      CipherdeskUI.append(clear(result), [
+        h('p', {}, t('admin.policy.action') + ' ', h('span', { class: 'result-action', text: t('admin.policy.actions.' + r.action, { defaultValue: r.action || '?' }) }),
           (r.findings || []).length ? ' · ' + t('admin.policy.found', { kinds: [...new Set(r.findings.map((f) => f.kind))].join(', ') }) : ''),
-        r.text !== undefined && r.text !== null ? [h('p', { class: 'small muted', text: t('admin.policy.delivered') }), h('pre', { class: 'json', text: r.text })] : null,
-        h('details', {}, h('summary', { text: t('admin.policy.full_result') }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) })));
+        h('p', { class: 'small muted', text: t('admin.policy.delivered') }),
+        r.text !== undefined && r.text !== null
+          ? h('pre', { class: 'json policy-delivered', text: r.text })
+          : h('p', { class: 'policy-delivered form-error', text: t('admin.policy.not_delivered') }),
+        h('details', {}, h('summary', { text: t('admin.policy.full_result') }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) }))]);
     });
   } }, h('h2', { text: t('admin.policy.test_title') }), field('policy-text', t('common.message'), text), field('policy-dir', t('admin.policy.direction'), dir), h('p', {}, run), result));
 
@@ -298,7 +303,8 @@ function pluginForm(p) {
       // Help texts come from the plugin (English): marked as such for screen readers.
       f.help ? h('p', { class: 'hint', lang: 'en', 'data-source': 'plugin', text: f.help + (f.choices ? ' (' + f.choices.join(', ') + ')' : '') }) : null, note);
   });
-  const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: tc ? !!tc.enabled : true });
+  // Ticked only when the plugin really is enabled for this tenant (not when unconfigured).
+  const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: !!(tc && tc.enabled) });
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
   const form = h('form', { class: 'panel plugin-form', id: 'plugin-' + p.name, 'data-plugin': p.name, onsubmit: (ev) => {
     ev.preventDefault();
@@ -354,6 +360,12 @@ async function deadLetters() {
 
 /* ------------------------------------------------------------------ audit */
 
+/* An audit actor/target cell: the agent's name when the id is one of ours, the id below. */
+function who(id, name) {
+  if (!name) return h('td', { class: 'mono', text: id || '' });
+  return h('td', { class: 'audit-who' }, h('span', { text: name }), h('div', { class: 'mono muted small', text: id }));
+}
+
 async function audit() {
   title(t('admin.nav.audit'), t('admin.audit.intro'));
   const action = h('input', { placeholder: t('admin.audit.action_placeholder'), maxlength: '128' });
@@ -378,7 +390,7 @@ async function audit() {
     for (const e of data.events) {
       tbody.appendChild(h('tr', {},
         h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { class: 'mono', text: e.action }),
-        h('td', { class: 'mono', text: e.actor || '' }), h('td', { class: 'mono', text: e.target || '' }),
+        who(e.actor, e.actor_name), who(e.target, e.target_name),
         h('td', { class: 'mono', text: e.ip || '' }),
         h('td', { class: 'mono small', text: e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : '' })));
     }

@@ -59,6 +59,7 @@ setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
 function renderShell() {
   const d = S.dom;
   d.conn = h('span', { class: 'pill', role: 'status', text: t('common.connecting') });
+  d.service = h('span', { class: 'pill bad', hidden: true, text: t('console.service_paused_pill') });
   d.queueList = h('ul', { class: 'list', 'aria-label': t('console.waiting_chats') });
   d.queueCount = h('span', { class: 'count', text: '0' });
   d.mineList = h('ul', { class: 'list tabs', 'aria-label': t('console.my_chats') });
@@ -95,6 +96,7 @@ function renderShell() {
     h('span', { class: 'muted', text: t('console.console') }),
     h('span', { class: 'spacer' }),
     d.conn,
+    d.service,
     h('span', { class: 'who', title: t('console.your_id', { id: me.id }) }, me.display_name || me.email,
       h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
     languageMenu(),
@@ -162,6 +164,7 @@ function onFrame(f) {
     case 'chat': onChatEvent(f); break;
     case 'flag': onFlag(f); break;
     case 'error': onError(f); break;
+    case 'service': onService(f); break;
     default: break;
   }
 }
@@ -430,6 +433,19 @@ function tick(el, state) {
   mark.title = labels[state][1];
   mark.setAttribute('aria-label', labels[state][1]);
   el.setAttribute('data-state', state);
+  if (state === 'failed') offerFix(el);
+}
+
+/* A reply that was not delivered (blocked by policy, refused): edit it or try again. */
+function offerFix(el) {
+  const pane = el.closest('.chat-pane');
+  if (el.querySelector('.fix') || !pane) return;
+  const chat = S.chats.get(pane.getAttribute('data-chat'));
+  const text = el.querySelector('.text').textContent;
+  const take = () => { el.remove(); chat.dom.input.value = text; };
+  el.appendChild(h('span', { class: 'fix' },
+    h('button', { type: 'button', class: 'link-btn fix-edit', onclick: () => { take(); chat.dom.input.focus(); } }, t('common.edit')),
+    h('button', { type: 'button', class: 'link-btn fix-retry', onclick: () => { take(); sendReply(chat); } }, t('common.retry'))));
 }
 
 function onMsg(f) {
@@ -512,6 +528,13 @@ function onChatEvent(f) {
   }
   renderChatHeader(chat);
   renderMine();
+}
+
+/* The tenant was frozen (customers cannot write) or unfrozen. */
+function onService(f) {
+  const paused = f.state === 'paused';
+  S.dom.service.hidden = !paused;
+  toast(paused ? t('console.service_paused') : t('console.service_live'), paused ? 'warn' : undefined);
 }
 
 function onError(f) {

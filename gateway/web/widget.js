@@ -99,6 +99,7 @@
   var log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('common.conversation'), tabindex: '0' });
   var typingEl = h('p', { class: 'typing', hidden: true, 'aria-live': 'polite' });
   var alertEl = h('p', { class: 'alert', role: 'alert', hidden: true });
+  var pausedEl = h('p', { class: 'paused', role: 'status', hidden: true, text: t('widget.paused') });
 
   var nameIn = h('input', { id: 'cdw-name', name: 'name', autocomplete: 'name', maxlength: '200' });
   var emailIn = h('input', { id: 'cdw-email', name: 'email', type: 'email', autocomplete: 'email', maxlength: '200' });
@@ -121,7 +122,7 @@
   var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
   var panel = h('section', { id: 'cdw-panel', class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cdw-title', hidden: true },
-    header, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
+    header, pausedEl, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
   panel.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape') { ev.preventDefault(); closePanel(); }
   });
@@ -204,6 +205,16 @@
     tick.setAttribute('aria-label', labels[state][1]);
     tick.setAttribute('title', labels[state][1]);
     el.setAttribute('data-state', state);
+    if (state === 'failed') offerFix(el);
+  }
+  /* A message that was not delivered (blocked by policy, refused): edit it or try again. */
+  function offerFix(el) {
+    if (el.querySelector('.fix')) return;
+    var text = el.querySelector('.text').textContent;
+    var take = function () { el.remove(); input.value = text; };
+    el.appendChild(h('span', { class: 'fix' },
+      h('button', { type: 'button', class: 'link-btn fix-edit', onclick: function () { take(); input.focus(); } }, t('common.edit')),
+      h('button', { type: 'button', class: 'link-btn fix-retry', onclick: function () { take(); sendText(); } }, t('common.retry'))));
   }
 
   /* ------------------------------------------------------------------ connection */
@@ -276,6 +287,7 @@
       case 'typing': return onAgentTyping(f);
       case 'chat': return onChatEvent(f);
       case 'error': return onError(f);
+      case 'service': return onService(f);
       default: return undefined;
     }
   }
@@ -367,6 +379,15 @@
     } else {
       systemLine(CipherdeskNotices.text(f, 'customer'), 'notice ' + f.action);
     }
+  }
+
+  /* The company paused the chat service (tenant frozen) or resumed it. */
+  function onService(f) {
+    var paused = f.state === 'paused';
+    pausedEl.hidden = !paused;
+    input.disabled = paused;
+    sendBtn.disabled = paused;
+    if (!paused) systemLine(t('widget.resumed'));
   }
 
   function onAgentTyping(f) {

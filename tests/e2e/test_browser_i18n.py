@@ -133,3 +133,19 @@ async def test_admin_in_chinese(browser, gateway, viewport):
         assert page.js_errors == []  # type: ignore[attr-defined]
     finally:
         await ctx.close()
+
+
+async def test_plurals_come_from_i18next(browser, gateway):
+    """'1 seconds' is gone: i18next picks the plural form of the page language."""
+    ctx, page = await new_page(browser, locale="en-US")
+    try:
+        await page.goto(gateway.base_url + "/console")
+        await expect(page.locator("form.login")).to_be_visible()
+        say = "(n) => CipherdeskI18n.t('common.too_many_attempts', { count: n })"
+        assert await page.evaluate(say, 1) == "Too many attempts. Try again in 1 second."
+        assert await page.evaluate(say, 30) == "Too many attempts. Try again in 30 seconds."
+        await page.goto(gateway.base_url + "/console?lang=zh-CN")
+        await expect(page.locator("form.login")).to_be_visible()
+        assert await page.evaluate(say, 1) == "尝试次数过多，请 1 秒后再试。"
+    finally:
+        await ctx.close()

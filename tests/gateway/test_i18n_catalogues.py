@@ -33,6 +33,7 @@ DYNAMIC = {
     "admin.tenant.mode_": ["off", "optional", "enforced"],
     "console.canned_default.c": ["1", "2", "3", "4", "5"],
     "server.lead.": ["block", "mask", "flag"],
+    "admin.policy.actions.": ["allow", "mask", "flag", "block"],
     # open sets (codes sent by the gateway); every entry must still be under the prefix
     "server.what.": None,
     "server.advice.": None,
