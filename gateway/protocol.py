@@ -207,6 +207,8 @@ class Welcome(Frame, tag_field="t", tag="welcome"):
     verified: bool = False
     # Agents of the tenant connected right now (any node); -1 (omitted) when unknown.
     agents_online: int = -1
+    # Display name of the agent the chat is assigned to now (after a transfer too).
+    agent: str | None = None
 
 
 class Ready(Frame, tag_field="t", tag="ready"):

@@ -6,6 +6,9 @@
  *
  * localStorage holds ONLY {chat, token, last_seq} (the resume credentials); unsent
  * messages live in memory and are re-sent with the same id after a reconnect.
+ * sessionStorage (this tab only) keeps the panel's open/closed state and the system
+ * notices shown in the chat (joined/left, policy notices: never message text), so a
+ * reload restores the same view.
  */
 (function () {
   'use strict';
@@ -33,6 +36,8 @@
   };
   var wsUrl = gateway.replace(/^http/, 'ws') + '/ws/customer?tenant=' + encodeURIComponent(cfg.tenant);
   var STORE = 'cipherdesk:' + cfg.tenant;
+  var UI_STORE = 'cipherdesk-ui:' + cfg.tenant;
+  var MAX_NOTES = 100;
 
   /* ------------------------------------------------------------------ state */
   var saved = load();
@@ -56,6 +61,9 @@
   var chatState = null;
   var unread = 0;
   var isOpen = false;
+  var ui = loadUi();               // {open, notes: [{after, text, kind}]}
+  var replayNotes = ui.notes.slice();  // notes of this chat still to be re-shown after a reload
+  var replayUntil = 0;             // last_seq of the welcome: the replay is complete there
 
   function load() {
     try {
@@ -72,6 +80,17 @@
   function forget() {
     saved = null;
     try { localStorage.removeItem(STORE); } catch (e) { /* ignore */ }
+    ui.notes = []; replayNotes = []; saveUi();
+  }
+  function loadUi() {
+    try {
+      var v = JSON.parse(sessionStorage.getItem(UI_STORE) || 'null');
+      if (v && Array.isArray(v.notes)) return { open: !!v.open, notes: v.notes.slice(-MAX_NOTES) };
+    } catch (e) { /* storage disabled */ }
+    return { open: false, notes: [] };
+  }
+  function saveUi() {
+    try { sessionStorage.setItem(UI_STORE, JSON.stringify(ui)); } catch (e) { /* ignore */ }
   }
 
   /* ------------------------------------------------------------------ DOM */
@@ -140,7 +159,9 @@
   /* ------------------------------------------------------------------ panel */
   function openPanel() {
     isOpen = true;
+    ui.open = true; saveUi();
     panel.hidden = false;
+    scrollDown();
     launcher.setAttribute('aria-expanded', 'true');
     launcher.classList.add('open');
     unread = 0;
@@ -156,6 +177,7 @@
   }
   function closePanel() {
     isOpen = false;
+    ui.open = false; saveUi();
     panel.hidden = true;
     launcher.setAttribute('aria-expanded', 'false');
     launcher.classList.remove('open');
@@ -184,9 +206,22 @@
 
   /* ------------------------------------------------------------------ log */
   function scrollDown() { log.scrollTop = log.scrollHeight; }
-  function systemLine(text, kind) {
+  function systemLine(text, kind, restoring) {
     log.appendChild(h('p', { class: 'sys' + (kind ? ' ' + kind : ''), text: text }));
     scrollDown();
+    if (!restoring && (chatId || opening)) {
+      ui.notes.push({ after: lastSeq, text: text, kind: kind || '' });
+      ui.notes = ui.notes.slice(-MAX_NOTES);
+      saveUi();
+    }
+  }
+  /* After a reload: re-show the saved notices at their place between the replayed
+   * messages (a notice saved after message N comes back right after message N). */
+  function flushNotes(upTo) {
+    while (replayNotes.length && replayNotes[0].after <= upTo) {
+      var n = replayNotes.shift();
+      systemLine(n.text, n.kind, true);
+    }
   }
   function bubble(from, text, ts, who) {
     var body = h('span', { class: 'text', text: text });
@@ -201,13 +236,22 @@
     var tick = el.querySelector('.tick');
     if (!tick) { tick = h('span', { class: 'tick' }); el.querySelector('.meta').appendChild(tick); }
     var labels = { sending: ['🕓', t('tick.sending')], sent: ['✓', t('tick.sent')], stored: ['✓✓', t('tick.stored')], failed: ['!', t('tick.failed')] };
-    tick.textContent = labels[state][0];
-    tick.setAttribute('aria-label', labels[state][1]);
-    tick.setAttribute('title', labels[state][1]);
+    var label = labels[state];
+    // Stored, but no agent has the chat yet: "sent, waiting for an agent", not "delivered".
+    var waitingForAgent = state === 'stored' && chatState !== 'active';
+    if (waitingForAgent) label = ['✓', t('tick.waiting')];
+    if (waitingForAgent) el.setAttribute('data-waiting', 'true'); else el.removeAttribute('data-waiting');
+    tick.textContent = label[0];
+    tick.setAttribute('aria-label', label[1]);
+    tick.setAttribute('title', label[1]);
     el.setAttribute('data-state', state);
     if (state === 'failed') offerFix(el);
   }
   /* A message that was not delivered (blocked by policy, refused): edit it or try again. */
+  /* An agent has the chat now: what was stored while waiting is delivered to them. */
+  function upgradeTicks() {
+    log.querySelectorAll('.msg[data-waiting]').forEach(function (el) { setTick(el, 'stored'); });
+  }
   function offerFix(el) {
     if (el.querySelector('.fix')) return;
     var text = el.querySelector('.text').textContent;
@@ -298,7 +342,11 @@
     opening = false;
     chatId = f.chat;
     chatState = f.state;
+    if (f.agent) agentName = f.agent;  // the agent who has the chat NOW (after a transfer too)
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
+    replayUntil = f.last_seq || 0;
+    flushNotes(lastSeq);
+    if (replayUntil <= lastSeq) flushNotes(Infinity);
     if (f.state === 'closed') { chatEnded(t('widget.chat_has_ended')); return; }
     if (f.state === 'queued') {
       waiting(f.agents_online === 0);
@@ -350,8 +398,10 @@
       }
       bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
     } else {
-      systemLine(f.text);
+      systemLine(f.text, null, true);  // stored server-side: it comes back by itself
     }
+    flushNotes(f.seq);
+    if (f.seq >= replayUntil) flushNotes(Infinity);
     if (isOpen && !document.hidden) markSeen();
     else if (f.seq > seenSeq && f.from !== 'customer') { unread++; renderBadge(); }
   }
@@ -402,6 +452,7 @@
     if (f.event === 'joined' && f.reason !== 'watch') {
       agentName = f.agent || t('common.an_agent');
       chatState = 'active';
+      upgradeTicks();
       clearTimeout(offlineTimer);
       systemLine(t('common.joined', { name: agentName }));
       setStatus(t('widget.status.chatting_with', { name: agentName }));
@@ -523,6 +574,7 @@
   function newChat() {
     if (sock) { sock.close('new chat'); sock = null; }
     chatId = null; lastSeq = 0; agentName = null; closedChat = false; opening = false;
+    chatState = null; ui.notes = []; replayNotes = []; saveUi();
     rendered.clear(); bubbles.clear(); pending.clear();
     CipherdeskUI.clear(log);
     rating.hidden = true; newChatBtn.hidden = true;
@@ -534,6 +586,8 @@
   document.addEventListener('visibilitychange', function () { if (!document.hidden && isOpen) markSeen(); });
 
   /* A stored chat: reconnect at once so replies arrive (and count as unread). */
+  if (!chatId) { ui.notes = []; replayNotes = []; }
   if (chatId) connect();
   showStage();
+  if (chatId && ui.open) openPanel();  // it was open before the reload
 })();

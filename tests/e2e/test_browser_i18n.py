@@ -39,7 +39,7 @@ async def test_chat_in_simplified_chinese(browser, gateway):
         assert await ana.locator("html").get_attribute("lang") == "zh-CN"
         assert await english_left(ana, ALLOWED) == []
         await login_console(ana, gateway, "ana@example.com")
-        await expect(ana.locator(".pill")).to_have_text("在线")
+        await expect(ana.locator(".pill[role=status]")).to_have_text("在线")
 
         # Widget: no data-lang, so it follows navigator.languages (zh-CN).
         await customer.goto(gateway.base_url + "/demo")
