@@ -2,6 +2,7 @@
  * responses, supervisor view (all chats, watch, flags). Talks protocol v1 over
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
 import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { alert as notify, setUnread, settingsPanel } from './notify.js';
 
 const P = window.CipherdeskProtocol;
 const { h, clear, clock, duration } = window.CipherdeskUI;
@@ -23,6 +24,8 @@ const S = {
   canned: DEFAULT_CANNED.slice(),
   dom: {},
   stopped: false,
+  liveSince: Infinity,
+  knownQueued: null,
 };
 
 function can(permission) { return !!(S.me && S.me.permissions.includes(permission)); }
@@ -50,6 +53,7 @@ function stop() {
   S.current = null;
   S.flags.clear();
   S.queue = { chats: [], mine: [] };
+  S.knownQueued = null;
 }
 
 setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
@@ -88,7 +92,8 @@ function renderShell() {
     isSupervisor() ? h('section', { class: 'side-block', id: 'flags' },
       h('h2', { text: t('console.flags') }), d.flagList) : null,
     h('details', { class: 'side-block' }, h('summary', { text: t('console.canned') }),
-      h('p', { class: 'hint', text: t('console.canned_hint') }), d.cannedList, cannedForm));
+      h('p', { class: 'hint', text: t('console.canned_hint') }), d.cannedList, cannedForm),
+    settingsPanel());
 
   const me = S.me.agent;
   const top = h('header', { class: 'topbar' },
@@ -150,6 +155,7 @@ function onFrame(f) {
   switch (f.t) {
     case 'ready':
       S.ready = true;
+      S.liveSince = Date.now();
       S.backoff.reset();
       setConn(t('console.conn.online'), 'ok');
       for (const chat of S.chats.values()) {
@@ -171,8 +177,20 @@ function onFrame(f) {
 
 /* ------------------------------------------------------------------ queue */
 
+/* New waiting chats (not the ones already there when the console connected) alert. */
+function alertNewChats() {
+  const waiting = S.queue.chats.filter((e) => e.state === 'queued');
+  if (S.knownQueued) {
+    for (const e of waiting) {
+      if (!S.knownQueued.has(e.chat)) notify('chat', customerName(e), 'queue-' + e.chat, () => {});
+    }
+  }
+  S.knownQueued = new Set(waiting.map((e) => e.chat));
+}
+
 function onQueue(f) {
   S.queue = { chats: f.chats || [], mine: f.mine || [] };
+  alertNewChats();
   for (const entry of S.queue.mine) {
     const existed = S.chats.has(entry.chat);
     const chat = ensureChat(entry.chat, 'mine', entry);
@@ -235,6 +253,7 @@ function renderQueue() {
 
 function renderMine() {
   const d = S.dom;
+  setUnread([...S.chats.values()].reduce((n, c) => n + c.unread, 0));
   clear(d.mineList);
   const ids = S.order.filter((id) => S.chats.has(id));
   if (!ids.length) d.mineList.appendChild(h('li', { class: 'none', text: t('console.no_open_chats') }));
@@ -470,7 +489,13 @@ function onMsg(f) {
   } else {
     line(chat, f.text);
   }
-  if (S.current !== chat.id || document.hidden) { chat.unread++; renderMine(); }
+  if (S.current !== chat.id || document.hidden || !document.hasFocus()) {
+    if (S.current !== chat.id || document.hidden) { chat.unread++; renderMine(); }
+    // Live messages only: not the history replayed after (re)connecting.
+    if (f.from === 'customer' && f.ts * 1000 >= S.liveSince - 2000) {
+      notify('message', customerName(chat.info), 'chat-' + chat.id, () => select(chat.id));
+    }
+  }
 }
 
 function onAck(f) {
