@@ -109,7 +109,7 @@ async function agents() {
     h('div', {}, field('new-role', t('admin.agents.role'), role)), h('div', {}, field('new-password', t('admin.agents.initial_password'), password))),
   h('p', {}, submit));
   const tbody = h('tbody');
-  const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap' },
+  const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap', tabindex: '0' },
     h('table', { id: 'agents-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.agents.mfa'), t('admin.agents.status'), t('admin.agents.actions')].map((x) => h('th', { text: x })))), tbody)));
   main.append(form, output, table);
 
@@ -335,7 +335,7 @@ async function deadLetters() {
   const tbody = h('tbody');
   const panel = h('div', { class: 'panel', id: 'dead-letters' }, h('h2', { text: t('admin.dead.title') }),
     h('p', { class: 'hint', text: t('admin.dead.hint') }),
-    h('div', { class: 'table-wrap' }, h('table', { id: 'dead-table' },
+    h('div', { class: 'table-wrap', tabindex: '0' }, h('table', { id: 'dead-table' },
       h('thead', {}, h('tr', {}, [t('admin.dead.id'), t('admin.dead.plugin'), t('admin.dead.event'), t('admin.dead.attempts'), t('admin.dead.last_error'), t('admin.dead.created'), ''].map((x) => h('th', { text: x })))), tbody)));
   main.appendChild(panel);
   const load = async () => {
@@ -406,7 +406,7 @@ async function audit() {
         h('div', {}, field('audit-action', t('admin.audit.action'), action)), h('div', {}, field('audit-actor', t('admin.audit.actor'), actor)),
         h('div', {}, field('audit-since', t('admin.audit.since'), since)), h('div', {}, field('audit-until', t('admin.audit.until'), until))),
       h('p', {}, apply)),
-    h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+    h('div', { class: 'panel' }, h('div', { class: 'table-wrap', tabindex: '0' }, h('table', { id: 'audit-table' },
       h('thead', {}, h('tr', {}, [t('admin.audit.time'), t('admin.audit.action'), t('admin.audit.actor'), t('admin.audit.target'), t('admin.audit.ip'), t('admin.audit.details')].map((x) => h('th', { text: x })))), tbody)), more));
   await load(false);
 }
