@@ -9,6 +9,7 @@ const SECTIONS = [
   ['agents', t('admin.nav.agents'), 'agent_manage'],
   ['tenant', t('admin.nav.tenant'), 'tenant_manage'],
   ['policy', t('admin.nav.policy'), 'policy_test'],
+  ['canned', t('admin.nav.canned'), 'tenant_manage'],
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
@@ -51,7 +52,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, plugins, audit, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, audit, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -243,6 +244,53 @@ async function policy() {
     field('policy-json', t('admin.policy.settings'), settings),
     field('policy-links', t('admin.policy.link_domains'), links), h('p', {}, save)));
   }
+}
+
+/* ------------------------------------------------------------------ canned */
+
+/* The team's canned responses (PUT /api/canned): shortcut, optional queue, text. The
+ * gateway refuses a text its policy would block; the row it names is marked. */
+async function canned() {
+  title(t('admin.nav.canned'), t('admin.canned.intro'));
+  const data = await api('GET', '/api/canned');
+  const rows = h('div', { id: 'canned-rows' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const addRow = (r) => {
+    const n = rows.children.length + 1;
+    const shortcut = h('input', { class: 'canned-shortcut', value: r.shortcut || '/', maxlength: '33', spellcheck: 'false', 'aria-label': t('admin.canned.shortcut_n', { n }) });
+    const queue = h('input', { class: 'canned-queue', value: r.queue || '', maxlength: '64', placeholder: t('admin.canned.all_queues'), 'aria-label': t('admin.canned.queue_n', { n }) });
+    const text = h('textarea', { class: 'canned-text', rows: '2', maxlength: '2000', value: r.text || '', 'aria-label': t('admin.canned.text_n', { n }) });
+    const row = h('div', { class: 'canned-row' }, shortcut, queue, text,
+      h('button', { class: 'btn small', type: 'button', onclick: () => row.remove() }, t('admin.canned.remove')));
+    rows.appendChild(row);
+  };
+  data.responses.forEach(addRow);
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
+  main.append(h('form', { class: 'panel', id: 'canned-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    rows.querySelectorAll('.canned-row').forEach((r) => r.classList.remove('bad'));
+    guarded(save, async () => {
+      const responses = [...rows.querySelectorAll('.canned-row')].map((r) => {
+        const item = { shortcut: r.querySelector('.canned-shortcut').value.trim(), text: r.querySelector('.canned-text').value.trim() };
+        const queue = r.querySelector('.canned-queue').value.trim();
+        if (queue) item.queue = queue;
+        return item;
+      });
+      try {
+        await api('PUT', '/api/canned', { responses });
+        toast(t('admin.canned.saved'));
+      } catch (e) {
+        const row = rows.children[e.extra.index];
+        if (row) row.classList.add('bad');
+        const what = (e.extra.kinds || []).map((k) => (I18N.has('server.what.' + k) ? t('server.what.' + k) : k));
+        error.textContent = (row ? t('admin.canned.row', { n: e.extra.index + 1 }) + t('server.sentence_gap') : '')
+          + (e.code === 'canned_blocked' ? t('admin.canned.blocked', { kinds: I18N.list(what) }) : e.message);
+        error.hidden = false;
+      }
+    });
+  } }, h('p', { class: 'hint', text: t('admin.canned.hint') }), rows, error,
+  h('p', {}, h('button', { class: 'btn', type: 'button', onclick: () => addRow({}) }, t('admin.canned.add')), ' ', save)));
 }
 
 /* ------------------------------------------------------------------ plugins */

@@ -22,6 +22,7 @@ const S = {
   current: null,
   flags: new Map(),
   canned: DEFAULT_CANNED.slice(),
+  shared: [],
   dom: {},
   stopped: false,
   liveSince: Infinity,
@@ -42,6 +43,7 @@ async function boot(message) {
   renderShell();
   connect();
   if (isSupervisor()) loadFlags();
+  loadShared();
 }
 
 function stop() {
@@ -306,12 +308,15 @@ function buildPane(chat) {
   c.composer = h('form', { class: 'composer', onsubmit: (ev) => { ev.preventDefault(); sendReply(chat); } },
     c.canned, c.input, c.send);
   c.input.addEventListener('keydown', (ev) => {
+    // Tab after a shortcut ("/refund") expands it; otherwise Tab moves focus as usual.
+    if (ev.key === 'Tab' && !ev.shiftKey && expandShortcut(chat, false)) { ev.preventDefault(); return; }
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); sendReply(chat); }
   });
-  c.input.addEventListener('input', () => agentTyping(chat));
+  c.input.addEventListener('input', () => { expandShortcut(chat, true); agentTyping(chat); });
   c.canned.addEventListener('change', () => {
-    if (c.canned.value) {
-      c.input.value = (c.input.value ? c.input.value + ' ' : '') + S.canned[Number(c.canned.value) - 1];
+    const text = cannedText(chat, c.canned.value);
+    if (text !== null) {
+      c.input.value = (c.input.value ? c.input.value + ' ' : '') + text;
       c.canned.value = '';
       c.input.focus();
     }
@@ -321,7 +326,7 @@ function buildPane(chat) {
     h('header', { class: 'chat-head' }, h('div', { class: 'chat-head-text' }, c.title, c.meta), c.actions),
     c.transfer, c.log, c.typing, c.composer);
   S.dom.workspace.appendChild(c.pane);
-  fillCanned(c.canned);
+  fillCanned(c.canned, chat);
   renderChatHeader(chat);
 }
 
@@ -629,9 +634,58 @@ function stopAgentTyping(chat) {
 
 /* ------------------------------------------------------------------ canned */
 
-function fillCanned(select) {
+/* Shared responses (GET /api/canned: the team's, with shortcuts and variables) come first,
+ * then this tab's own. */
+const clip = (text) => (text.length > 60 ? text.slice(0, 57) + '…' : text);
+
+function sharedFor(chat) {
+  const queue = (chat.info && chat.info.queue) || 'default';
+  return S.shared.filter((r) => !r.queue || r.queue === queue);
+}
+
+/* {customer_name} and {agent_name} filled in for this chat. */
+function fillVariables(chat, text) {
+  const values = { customer_name: customerName(chat.info), agent_name: S.me.agent.display_name || t('common.agent') };
+  return text.replace(/\{(customer_name|agent_name)\}/g, (m, name) => values[name]);
+}
+
+function cannedText(chat, value) {
+  if (!value) return null;
+  const [kind, index] = [value[0], Number(value.slice(2))];
+  if (kind === 's') { const r = sharedFor(chat)[index]; return r ? fillVariables(chat, r.text) : null; }
+  return S.canned[index] ?? null;
+}
+
+/* "/refund" + space (or Tab) becomes the shared response; the queue's own one wins. */
+function expandShortcut(chat, needsSpace) {
+  const input = chat.dom.input;
+  const m = /^(\/[a-z0-9_-]{1,32})([ \u00a0])?$/.exec(input.value);
+  if (!m || (needsSpace && !m[2])) return false;
+  const queue = (chat.info && chat.info.queue) || 'default';
+  const hits = sharedFor(chat).filter((r) => r.shortcut === m[1]);
+  const hit = hits.find((r) => r.queue === queue) || hits[0];
+  if (!hit) return false;
+  input.value = fillVariables(chat, hit.text);
+  input.setSelectionRange(input.value.length, input.value.length);
+  return true;
+}
+
+function fillCanned(select, chat) {
   clear(select).appendChild(h('option', { value: '', text: t('console.canned_pick') }));
-  S.canned.forEach((text, i) => select.appendChild(h('option', { value: String(i + 1), text: text.length > 60 ? text.slice(0, 57) + '…' : text })));
+  const shared = sharedFor(chat);
+  if (shared.length) {
+    select.appendChild(h('optgroup', { label: t('console.canned_team') },
+      shared.map((r, i) => h('option', { value: 's:' + i, text: r.shortcut + ' — ' + clip(r.text) }))));
+  }
+  const own = S.canned.map((text, i) => h('option', { value: 'l:' + i, text: clip(text) }));
+  if (own.length) select.appendChild(h('optgroup', { label: t('console.canned_mine') }, own));
+}
+
+async function loadShared() {
+  try {
+    S.shared = (await api('GET', '/api/canned')).responses;
+    renderCanned();
+  } catch (e) { /* the tab's own responses still work */ }
 }
 
 function renderCanned() {
@@ -640,7 +694,7 @@ function renderCanned() {
     h('span', { text }),
     h('button', { class: 'btn tiny', type: 'button', 'aria-label': t('console.remove_canned', { n: i + 1 }),
       onclick: () => { S.canned.splice(i, 1); renderCanned(); } }, '×'))));
-  for (const chat of S.chats.values()) fillCanned(chat.dom.canned);
+  for (const chat of S.chats.values()) fillCanned(chat.dom.canned, chat);
 }
 
 /* ------------------------------------------------------------------ supervisor */
