@@ -94,6 +94,11 @@ async def test_widget_language_from_the_embed_snippet(browser, gateway):
         await page.goto(gateway.base_url + "/demo?lang=zh-TW")
         launcher = page.locator("#cipherdesk-widget >> .launcher")
         await expect(launcher).to_contain_text("線上諮詢")
+        # i18next and the catalogues stay inside the widget's scope: nothing on the host page.
+        leaked = await page.evaluate(
+            "() => [typeof window.i18next, typeof window.CipherdeskI18n,"
+            " typeof window.CIPHERDESK_CATALOGUES, typeof window.nacl]")
+        assert leaked == ["undefined"] * 4
         await launcher.click()
         await expect(page.locator(".prechat button[type=submit]")).to_have_text("開始聊天")
         assert await english_left(page, ALLOWED) == []
