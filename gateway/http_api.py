@@ -59,6 +59,7 @@ from auth.identity import MIN_SECRET_BYTES
 from auth.roles import Forbidden, Permission, Role, require
 from auth.tokens import SessionLifetime, csrf_token_for
 from auth.totp import qr_png
+from gateway.agent_lookup import agent_label, match_agents, tenant_agents
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
@@ -317,10 +318,13 @@ def tenant_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def _audit_json(event: AuditEvent) -> dict[str, Any]:
+def _audit_json(event: AuditEvent, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """One audit record; ``actor_name``/``target_name`` label agent ids of the tenant."""
+    labels = labels or {}
     return {"id": event.id, "ts": event.ts, "action": event.action, "tenant": event.tenant_id,
             "actor": event.actor, "target": event.target, "ip": event.ip,
-            "details": event.details}
+            "details": event.details, "actor_name": labels.get(event.actor or ""),
+            "target_name": labels.get(event.target or "")}
 
 
 async def _qr_data_url(uri: str) -> str:
@@ -592,6 +596,10 @@ _MAX_ROW_ID = 2**63 - 1
 
 @authed(Permission.AUDIT_READ)
 async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``GET /api/audit?action=&actor=&since=&until=&before_id=&limit=``: newest first.
+    ``actor`` is an agent id, e-mail or (part of a) name, or a non-agent actor such as
+    ``system``; several matching agents → 400 ``ambiguous_actor``. Records carry
+    ``actor_name``/``target_name`` (display name or e-mail) for the tenant's agent ids."""
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AUDIT_READ, tenant_id)
@@ -599,17 +607,26 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
         if len(request.query.get(name, "")) > 128:
             raise ApiError(400, "bad_request", f"query parameter {name} is too long", field=name)
     limit = _query_number(request, "limit", int, low=1, high=500) or 100
+    agents = await tenant_agents(svc.store, tenant_id)
+    actor = request.query.get("actor", "").strip() or None
+    if actor is not None:  # an agent's e-mail or name also works, not only the id
+        matched = match_agents(agents, actor)
+        if len(matched) > 1:
+            raise ApiError(400, "ambiguous_actor", "several agents match: type more of the "
+                           "name or the whole e-mail address", field="actor")
+        actor = matched[0].id if matched else actor
     events = await svc.store.query_audit(
         tenant_id=tenant_id,
         action=request.query.get("action") or None,
-        actor=request.query.get("actor") or None,
+        actor=actor,
         since=_query_number(request, "since", float),
         until=_query_number(request, "until", float),
         before_id=_query_number(request, "before_id", int, low=1, high=_MAX_ROW_ID),
         limit=limit,
     )
     next_before = events[-1].id if len(events) == limit else None
-    return web.json_response({"events": [_audit_json(e) for e in events],
+    labels = {a.id: agent_label(a) for a in agents}
+    return web.json_response({"events": [_audit_json(e, labels) for e in events],
                               "next_before_id": next_before})
 
 

@@ -15,19 +15,31 @@
   ``default``. Only ids, display names and roles are returned, never e-mail addresses
   (agents without ``agent_manage`` do not otherwise see their colleagues' addresses).
 
+* ``GET /api/canned`` (``chat_handle``) — the tenant's shared canned responses
+  ``{"responses": [{"shortcut": "/refund", "text": "...", "queue"?}], "variables": [...]}``.
+* ``PUT /api/canned`` (``tenant_manage``; cookie callers need ``X-CSRF-Token``) — replace
+  the list (≤ 200 entries; shortcut ``/[a-z0-9_-]{1,32}``, text ≤ 2000 chars, optional
+  queue). Refusals (400, nothing saved; ``index`` says which entry): ``bad_request``,
+  ``duplicate_shortcut``, ``unknown_variable``, ``canned_blocked`` (the tenant's policy
+  would block the text as an agent message; ``kinds`` lists why). Audited
+  ``canned.updated`` (count only, no texts).
+
 Tenant-scoped: the principal's tenant only. No customer data.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from aiohttp import web
 from msgspec import Struct, to_builtins
 
 from auth.roles import Permission
-from gateway.http_api import authed
-from gateway.services import SERVICES, Services
+from gateway import canned
+from gateway.http_api import authed, read_json
+from gateway.http_public import ApiError
+from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
 
 DEFAULT_QUEUE = "default"
@@ -88,5 +100,48 @@ async def get_team(request: web.Request, ctx: AgentContext) -> web.Response:
     return web.json_response(to_builtins(team), headers={"Cache-Control": "no-store"})
 
 
+async def _tenant(svc: Services, tenant_id: str) -> Any:
+    tenant = await svc.tenants.get(tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", "no such tenant")
+    return tenant
+
+
+def _canned_json(responses: list[canned.CannedResponse]) -> web.Response:
+    return web.json_response({"responses": canned.to_settings(responses),
+                              "variables": list(canned.VARIABLES)},
+                             headers={"Cache-Control": "no-store"})
+
+
+@authed(Permission.CHAT_HANDLE)
+async def get_canned(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc: Services = request.app[SERVICES]
+    tenant = await _tenant(svc, ctx.principal.tenant_id)
+    return _canned_json(canned.load(tenant.settings))
+
+
+@authed(Permission.TENANT_MANAGE)
+async def put_canned(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc: Services = request.app[SERVICES]
+    body = await read_json(request, canned.CannedList)
+    tenant = await svc.store.get_tenant(ctx.principal.tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", "no such tenant")
+    engine = svc.extras["policies"].engine_for(tenant.id, tenant.settings)
+    try:
+        canned.check(body.responses, engine)
+    except canned.CannedError as exc:
+        raise ApiError(400, exc.code, str(exc), index=exc.index, **exc.extra) from None
+    tenant.settings = {**tenant.settings, "canned": canned.to_settings(body.responses)}
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+    await svc.auditor.record("canned.updated", tenant_id=tenant.id, actor=ctx.agent.id,
+                             target=tenant.id, ip=peer_ip(request, svc),
+                             count=len(body.responses))
+    return _canned_json(body.responses)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/team", get_team)
+    app.router.add_get("/api/canned", get_canned)
+    app.router.add_put("/api/canned", put_canned)

@@ -209,6 +209,8 @@ class Welcome(Frame, tag_field="t", tag="welcome"):
     verified: bool = False
     # Agents of the tenant connected right now (any node); -1 (omitted) when unknown.
     agents_online: int = -1
+    # Display name of the agent the chat is assigned to now (after a transfer too).
+    agent: str | None = None
 
 
 class Ready(Frame, tag_field="t", tag="ready"):
@@ -290,8 +292,16 @@ class Pong(Frame, tag_field="t", tag="pong"):
     pass
 
 
+class Service(Frame, tag_field="t", tag="service"):
+    """The tenant's service state changed while you are connected: ``paused`` (an admin
+    froze the tenant: messages are refused with ``tenant_frozen`` until ``live``)."""
+
+    state: Literal["paused", "live"]
+
+
 Outbound = (
     Welcome | Ready | Ack | Msg | Notice | Typing | ChatEvent | QueueSnapshot | Flag | Pong | Error
+    | Service
 )
 
 # ------------------------------------------------------------------------------ codecs

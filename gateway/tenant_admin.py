@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth.roles import OPERATOR_SCOPE
-from gateway.bus.base import BusEvent, tenant_topic
+from gateway.bus.base import BusEvent, customers_topic, tenant_topic
+from gateway.protocol import Service
 from gateway.store.base import Conflict, Tenant
 from gateway.tenants import normalize_origin
 
@@ -105,4 +106,9 @@ async def set_frozen(svc: Any, tenant: Tenant, frozen: bool, *, actor: str,
     svc.tenants.invalidate(tenant.id)
     await svc.auditor.record("tenant.frozen" if frozen else "tenant.unfrozen",
                              tenant_id=tenant.id, actor=actor, target=tenant.id, ip=ip)
-    await svc.bus.publish(tenant_topic(tenant.id), BusEvent(kind="frozen"))
+    # Live widgets learn it at once (a localised "service paused" banner), instead of a
+    # silent failure on their next send.
+    service = Service(state="paused" if frozen else "live")
+    await svc.bus.publish(tenant_topic(tenant.id), BusEvent(kind="frozen", frame=service))
+    await svc.bus.publish(customers_topic(tenant.id),
+                          BusEvent(kind="frame", frame=service, audience="customer"))

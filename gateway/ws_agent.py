@@ -102,6 +102,8 @@ class AgentSession:
                 self.conn.unsubscribe(chat_topic(event.chat))
             if event.frame is not None:
                 self.conn.send(event.frame)
+        elif kind == "frozen" and event.frame is not None:
+            self.conn.send(event.frame)  # the console shows "service paused"
         elif kind == "revoke":
             if event.sessions is None or self.ctx.session.token_hash in event.sessions:
                 self.conn.abort(CloseCode.UNAUTHENTICATED, event.reason or "session revoked")

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.bus.base import BusEvent, chat_topic
+from gateway.bus.base import BusEvent, chat_topic, customers_topic
 from gateway.chats import ChatError, OpenedChat
 from gateway.connection import ProtocolViolation, SecureConnection
 from gateway.feed import STUCK_CLOSE_REASON, ChatFeed
@@ -23,6 +23,7 @@ from gateway.protocol import (
     Open,
     Ping,
     Pong,
+    Service,
     Welcome,
     decode_customer,
 )
@@ -54,6 +55,9 @@ class CustomerSession:
         if event.audience not in ("all", "customer"):
             return
         frame = event.frame
+        if isinstance(frame, Service):
+            # Frozen/unfrozen on another node: this node's 2-second tenant cache is stale.
+            self.svc.tenants.invalidate(self.tenant_id)
         if isinstance(frame, ChatEvent) and frame.event == "closed" and self.chat is not None:
             self.chat.state = "closed"
         if isinstance(frame, Msg):
@@ -76,11 +80,15 @@ class CustomerSession:
                 last_seq=chat.last_seq,
                 verified=chat.verified,
                 agents_online=await self.svc.presence.online(chat.tenant_id),
+                agent=await self.svc.chats.agent_name(chat.assigned_agent_id)
+                if chat.state == "active" else None,
             )
         )
         await self.feed.replay(chat.id)
 
     async def run(self, key: Key) -> None:
+        # Service notices (tenant frozen / live again) reach every live customer socket.
+        await self.conn.subscribe(customers_topic(self.tenant_id), self._on_event)
         if key.resume is not None:
             try:
                 opened = await self.svc.chats.resume_chat(

@@ -68,5 +68,11 @@ def tenant_topic(tenant_id: str) -> str:
     return f"tenant:{tenant_id}"
 
 
+def customers_topic(tenant_id: str) -> str:
+    """Every live customer socket of a tenant (rare service notices only: the busy
+    tenant topic is for agents)."""
+    return f"tenant-customers:{tenant_id}"
+
+
 def agent_topic(agent_id: str) -> str:
     return f"agent:{agent_id}"

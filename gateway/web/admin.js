@@ -9,6 +9,7 @@ const SECTIONS = [
   ['agents', t('admin.nav.agents'), 'agent_manage'],
   ['tenant', t('admin.nav.tenant'), 'tenant_manage'],
   ['policy', t('admin.nav.policy'), 'policy_test'],
+  ['canned', t('admin.nav.canned'), 'tenant_manage'],
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
@@ -51,7 +52,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, plugins, audit, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, audit, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -109,7 +110,7 @@ async function agents() {
     h('div', {}, field('new-role', t('admin.agents.role'), role)), h('div', {}, field('new-password', t('admin.agents.initial_password'), password))),
   h('p', {}, submit));
   const tbody = h('tbody');
-  const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap' },
+  const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap', tabindex: '0' },
     h('table', { id: 'agents-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.agents.mfa'), t('admin.agents.status'), t('admin.agents.actions')].map((x) => h('th', { text: x })))), tbody)));
   main.append(form, output, table);
 
@@ -210,11 +211,16 @@ async function policy() {
     ev.preventDefault();
     guarded(run, async () => {
       const r = await api('POST', '/api/policy/test', { text: text.value, direction: dir.value });
-      clear(result).append(
-        h('p', {}, t('admin.policy.action') + ' ', h('span', { class: 'result-action', text: r.action || '?' }),
+      // CipherdeskUI.append flattens arrays and skips nulls (Element.append would print
+      // "[object HTMLParagraphElement]" and "null").
+      CipherdeskUI.append(clear(result), [
+        h('p', {}, t('admin.policy.action') + ' ', h('span', { class: 'result-action', text: t('admin.policy.actions.' + r.action, { defaultValue: r.action || '?' }) }),
           (r.findings || []).length ? ' · ' + t('admin.policy.found', { kinds: [...new Set(r.findings.map((f) => f.kind))].join(', ') }) : ''),
-        r.text !== undefined && r.text !== null ? [h('p', { class: 'small muted', text: t('admin.policy.delivered') }), h('pre', { class: 'json', text: r.text })] : null,
-        h('details', {}, h('summary', { text: t('admin.policy.full_result') }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) })));
+        h('p', { class: 'small muted', text: t('admin.policy.delivered') }),
+        r.text !== undefined && r.text !== null
+          ? h('pre', { class: 'json policy-delivered', text: r.text })
+          : h('p', { class: 'policy-delivered form-error', text: t('admin.policy.not_delivered') }),
+        h('details', {}, h('summary', { text: t('admin.policy.full_result') }), h('pre', { class: 'json', text: JSON.stringify(r, null, 2) }))]);
     });
   } }, h('h2', { text: t('admin.policy.test_title') }), field('policy-text', t('common.message'), text), field('policy-dir', t('admin.policy.direction'), dir), h('p', {}, run), result));
 
@@ -290,6 +296,48 @@ async function keywordListsPanel() {
     + ` ≤ ${data.limits.lists} lists, ≤ ${data.limits.bytes_per_list} bytes each, ≤ ${data.limits.terms_per_tenant} terms.` }),
   h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ...[bi('名称', 'Name'), bi('词数', 'Terms'), bi('更新时间', 'Updated'), ''].map((c) => h('th', { text: c })))), rows),
   field('keyword-list-name', bi('词表名称', 'List name'), name), field('keyword-list-text', bi('词表内容', 'List content'), body), h('p', {}, upload)));
+/* ------------------------------------------------------------------ canned */
+/* The team's canned responses (PUT /api/canned): shortcut, optional queue, text. The
+ * gateway refuses a text its policy would block; the row it names is marked. */
+async function canned() {
+  title(t('admin.nav.canned'), t('admin.canned.intro'));
+  const data = await api('GET', '/api/canned');
+  const rows = h('div', { id: 'canned-rows' });
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const addRow = (r) => {
+    const n = rows.children.length + 1;
+    const shortcut = h('input', { class: 'canned-shortcut', value: r.shortcut || '/', maxlength: '33', spellcheck: 'false', 'aria-label': t('admin.canned.shortcut_n', { n }) });
+    const queue = h('input', { class: 'canned-queue', value: r.queue || '', maxlength: '64', placeholder: t('admin.canned.all_queues'), 'aria-label': t('admin.canned.queue_n', { n }) });
+    const text = h('textarea', { class: 'canned-text', rows: '2', maxlength: '2000', value: r.text || '', 'aria-label': t('admin.canned.text_n', { n }) });
+    const row = h('div', { class: 'canned-row' }, shortcut, queue, text,
+      h('button', { class: 'btn small', type: 'button', onclick: () => row.remove() }, t('admin.canned.remove')));
+    rows.appendChild(row);
+  };
+  data.responses.forEach(addRow);
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
+  main.append(h('form', { class: 'panel', id: 'canned-form', onsubmit: (ev) => {
+    error.hidden = true;
+    rows.querySelectorAll('.canned-row').forEach((r) => r.classList.remove('bad'));
+    guarded(save, async () => {
+      const responses = [...rows.querySelectorAll('.canned-row')].map((r) => {
+        const item = { shortcut: r.querySelector('.canned-shortcut').value.trim(), text: r.querySelector('.canned-text').value.trim() };
+        const queue = r.querySelector('.canned-queue').value.trim();
+        if (queue) item.queue = queue;
+        return item;
+      });
+      try {
+        await api('PUT', '/api/canned', { responses });
+        toast(t('admin.canned.saved'));
+      } catch (e) {
+        const row = rows.children[e.extra.index];
+        if (row) row.classList.add('bad');
+        const what = (e.extra.kinds || []).map((k) => (I18N.has('server.what.' + k) ? t('server.what.' + k) : k));
+        error.textContent = (row ? t('admin.canned.row', { n: e.extra.index + 1 }) + t('server.sentence_gap') : '')
+          + (e.code === 'canned_blocked' ? t('admin.canned.blocked', { kinds: I18N.list(what) }) : e.message);
+        error.hidden = false;
+      }
+  } }, h('p', { class: 'hint', text: t('admin.canned.hint') }), rows, error,
+  h('p', {}, h('button', { class: 'btn', type: 'button', onclick: () => addRow({}) }, t('admin.canned.add')), ' ', save)));
 }
 
 /* ------------------------------------------------------------------ plugins */
@@ -350,7 +398,8 @@ function pluginForm(p) {
       // Help texts come from the plugin (English): marked as such for screen readers.
       f.help ? h('p', { class: 'hint', lang: 'en', 'data-source': 'plugin', text: f.help + (f.choices ? ' (' + f.choices.join(', ') + ')' : '') }) : null, note);
   });
-  const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: tc ? !!tc.enabled : true });
+  // Ticked only when the plugin really is enabled for this tenant (not when unconfigured).
+  const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: !!(tc && tc.enabled) });
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
   const form = h('form', { class: 'panel plugin-form', id: 'plugin-' + p.name, 'data-plugin': p.name, onsubmit: (ev) => {
     ev.preventDefault();
@@ -381,7 +430,7 @@ async function deadLetters() {
   const tbody = h('tbody');
   const panel = h('div', { class: 'panel', id: 'dead-letters' }, h('h2', { text: t('admin.dead.title') }),
     h('p', { class: 'hint', text: t('admin.dead.hint') }),
-    h('div', { class: 'table-wrap' }, h('table', { id: 'dead-table' },
+    h('div', { class: 'table-wrap', tabindex: '0' }, h('table', { id: 'dead-table' },
       h('thead', {}, h('tr', {}, [t('admin.dead.id'), t('admin.dead.plugin'), t('admin.dead.event'), t('admin.dead.attempts'), t('admin.dead.last_error'), t('admin.dead.created'), ''].map((x) => h('th', { text: x })))), tbody)));
   main.appendChild(panel);
   const load = async () => {
@@ -405,6 +454,12 @@ async function deadLetters() {
 }
 
 /* ------------------------------------------------------------------ audit */
+
+/* An audit actor/target cell: the agent's name when the id is one of ours, the id below. */
+function who(id, name) {
+  if (!name) return h('td', { class: 'mono', text: id || '' });
+  return h('td', { class: 'audit-who' }, h('span', { text: name }), h('div', { class: 'mono muted small', text: id }));
+}
 
 async function audit() {
   title(t('admin.nav.audit'), t('admin.audit.intro'));
@@ -430,7 +485,7 @@ async function audit() {
     for (const e of data.events) {
       tbody.appendChild(h('tr', {},
         h('td', { class: 'small', text: fmtDate(e.ts) }), h('td', { class: 'mono', text: e.action }),
-        h('td', { class: 'mono', text: e.actor || '' }), h('td', { class: 'mono', text: e.target || '' }),
+        who(e.actor, e.actor_name), who(e.target, e.target_name),
         h('td', { class: 'mono', text: e.ip || '' }),
         h('td', { class: 'mono small', text: e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : '' })));
     }
@@ -446,7 +501,7 @@ async function audit() {
         h('div', {}, field('audit-action', t('admin.audit.action'), action)), h('div', {}, field('audit-actor', t('admin.audit.actor'), actor)),
         h('div', {}, field('audit-since', t('admin.audit.since'), since)), h('div', {}, field('audit-until', t('admin.audit.until'), until))),
       h('p', {}, apply)),
-    h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+    h('div', { class: 'panel' }, h('div', { class: 'table-wrap', tabindex: '0' }, h('table', { id: 'audit-table' },
       h('thead', {}, h('tr', {}, [t('admin.audit.time'), t('admin.audit.action'), t('admin.audit.actor'), t('admin.audit.target'), t('admin.audit.ip'), t('admin.audit.details')].map((x) => h('th', { text: x })))), tbody)), more));
   await load(false);
 }

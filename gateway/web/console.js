@@ -2,6 +2,7 @@
  * responses, supervisor view (all chats, watch, flags). Talks protocol v1 over
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
 import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { alert as notify, setUnread, settingsPanel } from './notify.js';
 
 const P = window.CipherdeskProtocol;
 const { h, clear, clock, duration } = window.CipherdeskUI;
@@ -21,8 +22,11 @@ const S = {
   current: null,
   flags: new Map(),
   canned: DEFAULT_CANNED.slice(),
+  shared: [],
   dom: {},
   stopped: false,
+  liveSince: Infinity,
+  knownQueued: null,
 };
 
 function can(permission) { return !!(S.me && S.me.permissions.includes(permission)); }
@@ -39,6 +43,7 @@ async function boot(message) {
   renderShell();
   connect();
   if (isSupervisor()) loadFlags();
+  loadShared();
 }
 
 function stop() {
@@ -50,6 +55,7 @@ function stop() {
   S.current = null;
   S.flags.clear();
   S.queue = { chats: [], mine: [] };
+  S.knownQueued = null;
 }
 
 setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
@@ -59,6 +65,7 @@ setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
 function renderShell() {
   const d = S.dom;
   d.conn = h('span', { class: 'pill', role: 'status', text: t('common.connecting') });
+  d.service = h('span', { class: 'pill bad', hidden: true, text: t('console.service_paused_pill') });
   d.queueList = h('ul', { class: 'list', 'aria-label': t('console.waiting_chats') });
   d.queueCount = h('span', { class: 'count', text: '0' });
   d.mineList = h('ul', { class: 'list tabs', 'aria-label': t('console.my_chats') });
@@ -87,7 +94,8 @@ function renderShell() {
     isSupervisor() ? h('section', { class: 'side-block', id: 'flags' },
       h('h2', { text: t('console.flags') }), d.flagList) : null,
     h('details', { class: 'side-block' }, h('summary', { text: t('console.canned') }),
-      h('p', { class: 'hint', text: t('console.canned_hint') }), d.cannedList, cannedForm));
+      h('p', { class: 'hint', text: t('console.canned_hint') }), d.cannedList, cannedForm),
+    settingsPanel());
 
   const me = S.me.agent;
   const top = h('header', { class: 'topbar' },
@@ -95,6 +103,7 @@ function renderShell() {
     h('span', { class: 'muted', text: t('console.console') }),
     h('span', { class: 'spacer' }),
     d.conn,
+    d.service,
     h('span', { class: 'who', title: t('console.your_id', { id: me.id }) }, me.display_name || me.email,
       h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
     languageMenu(),
@@ -155,6 +164,7 @@ function onFrame(f) {
   switch (f.t) {
     case 'ready':
       S.ready = true;
+      S.liveSince = Date.now();
       S.backoff.reset();
       setConn(t('console.conn.online'), 'ok');
       for (const chat of S.chats.values()) {
@@ -169,14 +179,27 @@ function onFrame(f) {
     case 'chat': onChatEvent(f); break;
     case 'flag': onFlag(f); break;
     case 'error': onError(f); break;
+    case 'service': onService(f); break;
     default: break;
   }
 }
 
 /* ------------------------------------------------------------------ queue */
 
+/* New waiting chats (not the ones already there when the console connected) alert. */
+function alertNewChats() {
+  const waiting = S.queue.chats.filter((e) => e.state === 'queued');
+  if (S.knownQueued) {
+    for (const e of waiting) {
+      if (!S.knownQueued.has(e.chat)) notify('chat', customerName(e), 'queue-' + e.chat, () => {});
+    }
+  }
+  S.knownQueued = new Set(waiting.map((e) => e.chat));
+}
+
 function onQueue(f) {
   S.queue = { chats: f.chats || [], mine: f.mine || [] };
+  alertNewChats();
   for (const entry of S.queue.mine) {
     const existed = S.chats.has(entry.chat);
     const chat = ensureChat(entry.chat, 'mine', entry);
@@ -239,6 +262,7 @@ function renderQueue() {
 
 function renderMine() {
   const d = S.dom;
+  setUnread([...S.chats.values()].reduce((n, c) => n + c.unread, 0));
   clear(d.mineList);
   const ids = S.order.filter((id) => S.chats.has(id));
   if (!ids.length) d.mineList.appendChild(h('li', { class: 'none', text: t('console.no_open_chats') }));
@@ -291,12 +315,15 @@ function buildPane(chat) {
   c.composer = h('form', { class: 'composer', onsubmit: (ev) => { ev.preventDefault(); sendReply(chat); } },
     c.canned, c.input, c.send);
   c.input.addEventListener('keydown', (ev) => {
+    // Tab after a shortcut ("/refund") expands it; otherwise Tab moves focus as usual.
+    if (ev.key === 'Tab' && !ev.shiftKey && expandShortcut(chat, false)) { ev.preventDefault(); return; }
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); sendReply(chat); }
   });
-  c.input.addEventListener('input', () => agentTyping(chat));
+  c.input.addEventListener('input', () => { expandShortcut(chat, true); agentTyping(chat); });
   c.canned.addEventListener('change', () => {
-    if (c.canned.value) {
-      c.input.value = (c.input.value ? c.input.value + ' ' : '') + S.canned[Number(c.canned.value) - 1];
+    const text = cannedText(chat, c.canned.value);
+    if (text !== null) {
+      c.input.value = (c.input.value ? c.input.value + ' ' : '') + text;
       c.canned.value = '';
       c.input.focus();
     }
@@ -306,7 +333,7 @@ function buildPane(chat) {
     h('header', { class: 'chat-head' }, h('div', { class: 'chat-head-text' }, c.title, c.meta), c.actions),
     c.transfer, c.log, c.typing, c.composer);
   S.dom.workspace.appendChild(c.pane);
-  fillCanned(c.canned);
+  fillCanned(c.canned, chat);
   renderChatHeader(chat);
 }
 
@@ -437,6 +464,19 @@ function tick(el, state) {
   mark.title = labels[state][1];
   mark.setAttribute('aria-label', labels[state][1]);
   el.setAttribute('data-state', state);
+  if (state === 'failed') offerFix(el);
+}
+
+/* A reply that was not delivered (blocked by policy, refused): edit it or try again. */
+function offerFix(el) {
+  const pane = el.closest('.chat-pane');
+  if (el.querySelector('.fix') || !pane) return;
+  const chat = S.chats.get(pane.getAttribute('data-chat'));
+  const text = el.querySelector('.text').textContent;
+  const take = () => { el.remove(); chat.dom.input.value = text; };
+  el.appendChild(h('span', { class: 'fix' },
+    h('button', { type: 'button', class: 'link-btn fix-edit', onclick: () => { take(); chat.dom.input.focus(); } }, t('common.edit')),
+    h('button', { type: 'button', class: 'link-btn fix-retry', onclick: () => { take(); sendReply(chat); } }, t('common.retry'))));
 }
 
 function onMsg(f) {
@@ -461,7 +501,13 @@ function onMsg(f) {
   } else {
     line(chat, f.text);
   }
-  if (S.current !== chat.id || document.hidden) { chat.unread++; renderMine(); }
+  if (S.current !== chat.id || document.hidden || !document.hasFocus()) {
+    if (S.current !== chat.id || document.hidden) { chat.unread++; renderMine(); }
+    // Live messages only: not the history replayed after (re)connecting.
+    if (f.from === 'customer' && f.ts * 1000 >= S.liveSince - 2000) {
+      notify('message', customerName(chat.info), 'chat-' + chat.id, () => select(chat.id));
+    }
+  }
 }
 
 function onAck(f) {
@@ -519,6 +565,13 @@ function onChatEvent(f) {
   }
   renderChatHeader(chat);
   renderMine();
+}
+
+/* The tenant was frozen (customers cannot write) or unfrozen. */
+function onService(f) {
+  const paused = f.state === 'paused';
+  S.dom.service.hidden = !paused;
+  toast(paused ? t('console.service_paused') : t('console.service_live'), paused ? 'warn' : undefined);
 }
 
 function onError(f) {
@@ -588,9 +641,58 @@ function stopAgentTyping(chat) {
 
 /* ------------------------------------------------------------------ canned */
 
-function fillCanned(select) {
+/* Shared responses (GET /api/canned: the team's, with shortcuts and variables) come first,
+ * then this tab's own. */
+const clip = (text) => (text.length > 60 ? text.slice(0, 57) + '…' : text);
+
+function sharedFor(chat) {
+  const queue = (chat.info && chat.info.queue) || 'default';
+  return S.shared.filter((r) => !r.queue || r.queue === queue);
+}
+
+/* {customer_name} and {agent_name} filled in for this chat. */
+function fillVariables(chat, text) {
+  const values = { customer_name: customerName(chat.info), agent_name: S.me.agent.display_name || t('common.agent') };
+  return text.replace(/\{(customer_name|agent_name)\}/g, (m, name) => values[name]);
+}
+
+function cannedText(chat, value) {
+  if (!value) return null;
+  const [kind, index] = [value[0], Number(value.slice(2))];
+  if (kind === 's') { const r = sharedFor(chat)[index]; return r ? fillVariables(chat, r.text) : null; }
+  return S.canned[index] ?? null;
+}
+
+/* "/refund" + space (or Tab) becomes the shared response; the queue's own one wins. */
+function expandShortcut(chat, needsSpace) {
+  const input = chat.dom.input;
+  const m = /^(\/[a-z0-9_-]{1,32})([ \u00a0])?$/.exec(input.value);
+  if (!m || (needsSpace && !m[2])) return false;
+  const queue = (chat.info && chat.info.queue) || 'default';
+  const hits = sharedFor(chat).filter((r) => r.shortcut === m[1]);
+  const hit = hits.find((r) => r.queue === queue) || hits[0];
+  if (!hit) return false;
+  input.value = fillVariables(chat, hit.text);
+  input.setSelectionRange(input.value.length, input.value.length);
+  return true;
+}
+
+function fillCanned(select, chat) {
   clear(select).appendChild(h('option', { value: '', text: t('console.canned_pick') }));
-  S.canned.forEach((text, i) => select.appendChild(h('option', { value: String(i + 1), text: text.length > 60 ? text.slice(0, 57) + '…' : text })));
+  const shared = sharedFor(chat);
+  if (shared.length) {
+    select.appendChild(h('optgroup', { label: t('console.canned_team') },
+      shared.map((r, i) => h('option', { value: 's:' + i, text: r.shortcut + ' — ' + clip(r.text) }))));
+  }
+  const own = S.canned.map((text, i) => h('option', { value: 'l:' + i, text: clip(text) }));
+  if (own.length) select.appendChild(h('optgroup', { label: t('console.canned_mine') }, own));
+}
+
+async function loadShared() {
+  try {
+    S.shared = (await api('GET', '/api/canned')).responses;
+    renderCanned();
+  } catch (e) { /* the tab's own responses still work */ }
 }
 
 function renderCanned() {
@@ -599,7 +701,7 @@ function renderCanned() {
     h('span', { text }),
     h('button', { class: 'btn tiny', type: 'button', 'aria-label': t('console.remove_canned', { n: i + 1 }),
       onclick: () => { S.canned.splice(i, 1); renderCanned(); } }, '×'))));
-  for (const chat of S.chats.values()) fillCanned(chat.dom.canned);
+  for (const chat of S.chats.values()) fillCanned(chat.dom.canned, chat);
 }
 
 /* ------------------------------------------------------------------ supervisor */

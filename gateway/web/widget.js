@@ -6,6 +6,9 @@
  *
  * localStorage holds ONLY {chat, token, last_seq} (the resume credentials); unsent
  * messages live in memory and are re-sent with the same id after a reconnect.
+ * sessionStorage (this tab only) keeps the panel's open/closed state and the system
+ * notices shown in the chat (joined/left, policy notices: never message text), so a
+ * reload restores the same view.
  */
 (function () {
   'use strict';
@@ -33,6 +36,8 @@
   };
   var wsUrl = gateway.replace(/^http/, 'ws') + '/ws/customer?tenant=' + encodeURIComponent(cfg.tenant);
   var STORE = 'cipherdesk:' + cfg.tenant;
+  var UI_STORE = 'cipherdesk-ui:' + cfg.tenant;
+  var MAX_NOTES = 100;
 
   /* ------------------------------------------------------------------ state */
   var saved = load();
@@ -56,6 +61,9 @@
   var chatState = null;
   var unread = 0;
   var isOpen = false;
+  var ui = loadUi();               // {open, notes: [{after, text, kind}]}
+  var replayNotes = ui.notes.slice();  // notes of this chat still to be re-shown after a reload
+  var replayUntil = 0;             // last_seq of the welcome: the replay is complete there
 
   function load() {
     try {
@@ -72,6 +80,17 @@
   function forget() {
     saved = null;
     try { localStorage.removeItem(STORE); } catch (e) { /* ignore */ }
+    ui.notes = []; replayNotes = []; saveUi();
+  }
+  function loadUi() {
+    try {
+      var v = JSON.parse(sessionStorage.getItem(UI_STORE) || 'null');
+      if (v && Array.isArray(v.notes)) return { open: !!v.open, notes: v.notes.slice(-MAX_NOTES) };
+    } catch (e) { /* storage disabled */ }
+    return { open: false, notes: [] };
+  }
+  function saveUi() {
+    try { sessionStorage.setItem(UI_STORE, JSON.stringify(ui)); } catch (e) { /* ignore */ }
   }
 
   /* ------------------------------------------------------------------ DOM */
@@ -99,6 +118,7 @@
   var log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('common.conversation'), tabindex: '0' });
   var typingEl = h('p', { class: 'typing', hidden: true, 'aria-live': 'polite' });
   var alertEl = h('p', { class: 'alert', role: 'alert', hidden: true });
+  var pausedEl = h('p', { class: 'paused', role: 'status', hidden: true, text: t('widget.paused') });
 
   var nameIn = h('input', { id: 'cdw-name', name: 'name', autocomplete: 'name', maxlength: '200' });
   var emailIn = h('input', { id: 'cdw-email', name: 'email', type: 'email', autocomplete: 'email', maxlength: '200' });
@@ -121,7 +141,7 @@
   var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
   var panel = h('section', { id: 'cdw-panel', class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cdw-title', hidden: true },
-    header, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
+    header, pausedEl, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
   panel.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape') { ev.preventDefault(); closePanel(); }
   });
@@ -139,7 +159,9 @@
   /* ------------------------------------------------------------------ panel */
   function openPanel() {
     isOpen = true;
+    ui.open = true; saveUi();
     panel.hidden = false;
+    scrollDown();
     launcher.setAttribute('aria-expanded', 'true');
     launcher.classList.add('open');
     unread = 0;
@@ -155,6 +177,7 @@
   }
   function closePanel() {
     isOpen = false;
+    ui.open = false; saveUi();
     panel.hidden = true;
     launcher.setAttribute('aria-expanded', 'false');
     launcher.classList.remove('open');
@@ -183,9 +206,22 @@
 
   /* ------------------------------------------------------------------ log */
   function scrollDown() { log.scrollTop = log.scrollHeight; }
-  function systemLine(text, kind) {
+  function systemLine(text, kind, restoring) {
     log.appendChild(h('p', { class: 'sys' + (kind ? ' ' + kind : ''), text: text }));
     scrollDown();
+    if (!restoring && (chatId || opening)) {
+      ui.notes.push({ after: lastSeq, text: text, kind: kind || '' });
+      ui.notes = ui.notes.slice(-MAX_NOTES);
+      saveUi();
+    }
+  }
+  /* After a reload: re-show the saved notices at their place between the replayed
+   * messages (a notice saved after message N comes back right after message N). */
+  function flushNotes(upTo) {
+    while (replayNotes.length && replayNotes[0].after <= upTo) {
+      var n = replayNotes.shift();
+      systemLine(n.text, n.kind, true);
+    }
   }
   function bubble(from, text, ts, who) {
     var body = h('span', { class: 'text', text: text });
@@ -200,10 +236,29 @@
     var tick = el.querySelector('.tick');
     if (!tick) { tick = h('span', { class: 'tick' }); el.querySelector('.meta').appendChild(tick); }
     var labels = { sending: ['🕓', t('tick.sending')], sent: ['✓', t('tick.sent')], stored: ['✓✓', t('tick.stored')], failed: ['!', t('tick.failed')] };
-    tick.textContent = labels[state][0];
-    tick.setAttribute('aria-label', labels[state][1]);
-    tick.setAttribute('title', labels[state][1]);
+    var label = labels[state];
+    // Stored, but no agent has the chat yet: "sent, waiting for an agent", not "delivered".
+    var waitingForAgent = state === 'stored' && chatState !== 'active';
+    if (waitingForAgent) label = ['✓', t('tick.waiting')];
+    if (waitingForAgent) el.setAttribute('data-waiting', 'true'); else el.removeAttribute('data-waiting');
+    tick.textContent = label[0];
+    tick.setAttribute('aria-label', label[1]);
+    tick.setAttribute('title', label[1]);
     el.setAttribute('data-state', state);
+    if (state === 'failed') offerFix(el);
+  }
+  /* A message that was not delivered (blocked by policy, refused): edit it or try again. */
+  /* An agent has the chat now: what was stored while waiting is delivered to them. */
+  function upgradeTicks() {
+    log.querySelectorAll('.msg[data-waiting]').forEach(function (el) { setTick(el, 'stored'); });
+  }
+  function offerFix(el) {
+    if (el.querySelector('.fix')) return;
+    var text = el.querySelector('.text').textContent;
+    var take = function () { el.remove(); input.value = text; };
+    el.appendChild(h('span', { class: 'fix' },
+      h('button', { type: 'button', class: 'link-btn fix-edit', onclick: function () { take(); input.focus(); } }, t('common.edit')),
+      h('button', { type: 'button', class: 'link-btn fix-retry', onclick: function () { take(); sendText(); } }, t('common.retry'))));
   }
 
   /* ------------------------------------------------------------------ connection */
@@ -276,6 +331,7 @@
       case 'typing': return onAgentTyping(f);
       case 'chat': return onChatEvent(f);
       case 'error': return onError(f);
+      case 'service': return onService(f);
       default: return undefined;
     }
   }
@@ -286,7 +342,11 @@
     opening = false;
     chatId = f.chat;
     chatState = f.state;
+    if (f.agent) agentName = f.agent;  // the agent who has the chat NOW (after a transfer too)
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
+    replayUntil = f.last_seq || 0;
+    flushNotes(lastSeq);
+    if (replayUntil <= lastSeq) flushNotes(Infinity);
     if (f.state === 'closed') { chatEnded(t('widget.chat_has_ended')); return; }
     if (f.state === 'queued') {
       waiting(f.agents_online === 0);
@@ -338,8 +398,10 @@
       }
       bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
     } else {
-      systemLine(f.text);
+      systemLine(f.text, null, true);  // stored server-side: it comes back by itself
     }
+    flushNotes(f.seq);
+    if (f.seq >= replayUntil) flushNotes(Infinity);
     if (isOpen && !document.hidden) markSeen();
     else if (f.seq > seenSeq && f.from !== 'customer') { unread++; renderBadge(); }
   }
@@ -369,6 +431,15 @@
     }
   }
 
+  /* The company paused the chat service (tenant frozen) or resumed it. */
+  function onService(f) {
+    var paused = f.state === 'paused';
+    pausedEl.hidden = !paused;
+    input.disabled = paused;
+    sendBtn.disabled = paused;
+    if (!paused) systemLine(t('widget.resumed'));
+  }
+
   function onAgentTyping(f) {
     if (f.from !== 'agent') return;
     clearTimeout(agentTypingTimer);
@@ -381,6 +452,7 @@
     if (f.event === 'joined' && f.reason !== 'watch') {
       agentName = f.agent || t('common.an_agent');
       chatState = 'active';
+      upgradeTicks();
       clearTimeout(offlineTimer);
       systemLine(t('common.joined', { name: agentName }));
       setStatus(t('widget.status.chatting_with', { name: agentName }));
@@ -502,6 +574,7 @@
   function newChat() {
     if (sock) { sock.close('new chat'); sock = null; }
     chatId = null; lastSeq = 0; agentName = null; closedChat = false; opening = false;
+    chatState = null; ui.notes = []; replayNotes = []; saveUi();
     rendered.clear(); bubbles.clear(); pending.clear();
     CipherdeskUI.clear(log);
     rating.hidden = true; newChatBtn.hidden = true;
@@ -513,6 +586,8 @@
   document.addEventListener('visibilitychange', function () { if (!document.hidden && isOpen) markSeen(); });
 
   /* A stored chat: reconnect at once so replies arrive (and count as unread). */
+  if (!chatId) { ui.notes = []; replayNotes = []; }
   if (chatId) connect();
   showStage();
+  if (chatId && ui.open) openPanel();  // it was open before the reload
 })();

@@ -219,6 +219,7 @@ def test_dockerfile_builds_tweetnacl_with_npm_ci() -> None:
     assert re.search(r"^FROM node:\S+ AS web$", text, re.M)
     assert "npm ci" in text and "package-lock.json" in text
     assert "nacl-fast.min.js" in final_stage()
+    assert "i18next/i18next.min.js" in final_stage()  # the bundles need both
     assert "CIPHERDESK_WEB_VENDOR" in final_stage()
 
 

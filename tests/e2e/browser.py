@@ -57,8 +57,18 @@ def skip_reason() -> str | None:
     return None
 
 
-def screenshot_dir() -> Path:
-    path = Path(os.environ.get("CIPHERDESK_SCREENSHOTS") or REPO / "artifacts" / "screenshots")
+# The screenshots README.md shows; `make screenshots` (CIPHERDESK_SCREENSHOTS=docs/screenshots)
+# rewrites these, every other one goes to artifacts/screenshots/ (ignored by git).
+DOC_SHOTS = frozenset({
+    "widget-desktop", "widget-phone", "console", "admin",
+    "widget-zh-CN", "widget-zh-CN-phone", "console-zh-CN", "console-transfer-zh-CN",
+    "console-long-zh-CN-phone", "admin-agents-zh-CN", "widget-paused-zh-CN", "widget-zh-TW",
+})
+
+
+def screenshot_dir(name: str = "") -> Path:
+    docs = os.environ.get("CIPHERDESK_SCREENSHOTS")
+    path = Path(docs) if docs and name in DOC_SHOTS else REPO / "artifacts" / "screenshots"
     if not path.is_absolute():
         path = REPO / path
     path.mkdir(parents=True, exist_ok=True)
@@ -66,7 +76,7 @@ def screenshot_dir() -> Path:
 
 
 async def screenshot(page: Page, name: str) -> Path:
-    path = screenshot_dir() / f"{name}.png"
+    path = screenshot_dir(name) / f"{name}.png"
     await page.screenshot(path=str(path))
     return path
 

@@ -28,7 +28,7 @@ async def test_admin_pages_and_revocation(browser, gateway):
     ctx_eve, eve = await new_page(browser)
     try:
         await login_console(eve, gateway, "eve@example.com")
-        await expect(eve.locator(".pill")).to_have_text("Online")
+        await expect(eve.locator(".pill[role=status]")).to_have_text("Online")
 
         await login_console(admin, gateway, "root@example.com", path="/admin")
         # Agents: create one; the one-time otpauth URI and QR code are shown.

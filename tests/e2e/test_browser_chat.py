@@ -122,12 +122,14 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
 
         await customer.route_web_socket(re.compile(r".*/ws/customer.*"), relay)
         await customer.reload()
-        # The stored chat reconnects at once; the badge counts nothing new (all seen).
-        await customer.click(".launcher")
+        # The stored chat reconnects at once and the panel reopens (it was open).
+        await expect(customer.locator("#cdw-panel")).to_be_visible()
         await expect(customer.locator(".msg .text")).to_have_text(["first", "second", "third"])
         await expect(customer.locator(".prechat")).to_be_hidden()
         await expect(customer.locator(".status")).to_have_text("Chatting with Ana")
         await customer_says(customer, "after reload")
+        # Stored before the agent answers (it may wait for the resume to finish first).
+        await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "stored")
         await agent_says(ana, "still here")
         await expect(customer.locator(".msg .text")).to_have_text(
             ["first", "second", "third", "after reload", "still here"])

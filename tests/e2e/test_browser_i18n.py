@@ -39,7 +39,7 @@ async def test_chat_in_simplified_chinese(browser, gateway):
         assert await ana.locator("html").get_attribute("lang") == "zh-CN"
         assert await english_left(ana, ALLOWED) == []
         await login_console(ana, gateway, "ana@example.com")
-        await expect(ana.locator(".pill")).to_have_text("在线")
+        await expect(ana.locator(".pill[role=status]")).to_have_text("在线")
 
         # Widget: no data-lang, so it follows navigator.languages (zh-CN).
         await customer.goto(gateway.base_url + "/demo")
@@ -94,6 +94,11 @@ async def test_widget_language_from_the_embed_snippet(browser, gateway):
         await page.goto(gateway.base_url + "/demo?lang=zh-TW")
         launcher = page.locator("#cipherdesk-widget >> .launcher")
         await expect(launcher).to_contain_text("線上諮詢")
+        # i18next and the catalogues stay inside the widget's scope: nothing on the host page.
+        leaked = await page.evaluate(
+            "() => [typeof window.i18next, typeof window.CipherdeskI18n,"
+            " typeof window.CIPHERDESK_CATALOGUES, typeof window.nacl]")
+        assert leaked == ["undefined"] * 4
         await launcher.click()
         await expect(page.locator(".prechat button[type=submit]")).to_have_text("開始聊天")
         assert await english_left(page, ALLOWED) == []
@@ -131,5 +136,21 @@ async def test_admin_in_chinese(browser, gateway, viewport):
         await expect(page.locator("nav.admin-nav a").first).to_have_text("Agents & roles")
         await expect(first).to_have_text(re.compile(r"^\d{1,2}/\d{1,2}/\d{2}, "))
         assert page.js_errors == []  # type: ignore[attr-defined]
+    finally:
+        await ctx.close()
+
+
+async def test_plurals_come_from_i18next(browser, gateway):
+    """'1 seconds' is gone: i18next picks the plural form of the page language."""
+    ctx, page = await new_page(browser, locale="en-US")
+    try:
+        await page.goto(gateway.base_url + "/console")
+        await expect(page.locator("form.login")).to_be_visible()
+        say = "(n) => CipherdeskI18n.t('common.too_many_attempts', { count: n })"
+        assert await page.evaluate(say, 1) == "Too many attempts. Try again in 1 second."
+        assert await page.evaluate(say, 30) == "Too many attempts. Try again in 30 seconds."
+        await page.goto(gateway.base_url + "/console?lang=zh-CN")
+        await expect(page.locator("form.login")).to_be_visible()
+        assert await page.evaluate(say, 1) == "尝试次数过多，请 1 秒后再试。"
     finally:
         await ctx.close()

@@ -200,7 +200,10 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
         await expect(form.locator(".secret-state[data-secret='secret']")).to_have_text(
             "Not set.")
 
+        # Not configured means not enabled: the box is not ticked (it used to be).
+        await expect(admin.locator("#plugin-webhook-enabled")).not_to_be_checked()
         # Configure the webhook through the page.
+        await admin.check("#plugin-webhook-enabled")
         await admin.fill("#plugin-webhook-url", receiver.url)
         await admin.fill("#plugin-webhook-secret", WEBHOOK_SECRET)
         await form.locator("button[type=submit]").click()

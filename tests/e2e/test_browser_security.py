@@ -41,7 +41,7 @@ async def test_other_origin_cannot_open_agent_socket(browser, gateway):
     ctx, console = await new_page(browser)
     try:
         await login_console(console, gateway, "ana@example.com")
-        await expect(console.locator(".pill")).to_have_text("Online")
+        await expect(console.locator(".pill[role=status]")).to_have_text("Online")
         cookies = await ctx.cookies(gateway.base_url)
         assert any(c["name"] == "cd_session" and c["httpOnly"] for c in cookies)
 
@@ -51,7 +51,7 @@ async def test_other_origin_cannot_open_agent_socket(browser, gateway):
         result = await evil.evaluate("window.result")
         assert result["code"] == 4403, result
         # The legitimate console is still connected.
-        await expect(console.locator(".pill")).to_have_text("Online")
+        await expect(console.locator(".pill[role=status]")).to_have_text("Online")
     finally:
         await ctx.close()
         await runner.cleanup()

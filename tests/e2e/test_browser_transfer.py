@@ -38,7 +38,7 @@ async def test_transfer_picker_and_refusal(browser, gateway, locale):
     try:
         await login_console(ana, gateway, "ana@example.com")
         await login_console(bob, gateway, "bob@example.com")
-        await expect(bob.locator(".pill")).to_have_text(text["online"])
+        await expect(bob.locator(".pill[role=status]")).to_have_text(text["online"])
         await open_widget_form(customer, gateway, name="Ada", topic=None)
         await ana.locator(".queue-item button", has_text=text["accept"]).click()
         pane = ana.locator(".chat-pane:not([hidden])")
@@ -58,7 +58,8 @@ async def test_transfer_picker_and_refusal(browser, gateway, locale):
         await pane.locator("form.transfer button[type=submit]").click()
         error = pane.locator(".transfer-error")
         await expect(error).to_have_text(text["offline"])
-        await expect(ana.locator(".pill")).to_have_text(text["online"])  # still connected
+        # still connected
+        await expect(ana.locator(".pill[role=status]")).to_have_text(text["online"])
         # Back to the queue works.
         await picker.select_option("queue:default")
         await pane.locator("form.transfer button[type=submit]").click()
