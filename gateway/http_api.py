@@ -28,7 +28,7 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
-``invalid_origin``, ``invalid_secret``, ``internal``.
+``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``internal``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ MAX_BODY = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSRF_SLOT = "csrf_secret"
+_RESET_ALLOWED = frozenset({"/api/me", "/api/me/password", "/api/logout"})
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]
@@ -225,6 +226,11 @@ async def authenticate(request: web.Request) -> AgentContext:
     if not decision.allowed:
         raise ApiError(429, "rate_limited", "too many requests; slow down",
                        headers=_retry_headers(decision.retry_after))
+    if request.path not in _RESET_ALLOWED and \
+            await svc.store.password_reset_forced(ctx.agent.id):
+        # Emergency panel: "force password reset at next login" (gateway/emergency.py).
+        raise ApiError(403, "password_change_required",
+                       "choose a new password first (POST /api/me/password)")
     if request.method in _MUTATING and not _is_bearer(request):
         _check_origin(request, svc)
         presented = request.headers.get(CSRF_HEADER, "")
@@ -371,6 +377,7 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
                     "expires_at": _lifetime(svc).expires_at(session.created_at,
                                                             session.last_seen_at)},
         "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
+        "password_change_required": await svc.store.password_reset_forced(ctx.agent.id),
     })
 
 
@@ -387,6 +394,7 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
     revoked = await svc.logins.change_password(ctx.agent, body.current, body.new,
                                                keep_session=ctx.session.token_hash,
                                                ip=peer_ip(request, svc))
+    await svc.store.clear_forced_password_reset(ctx.agent.id)
     return _ok(sessions_revoked=revoked)
 
 
@@ -564,6 +572,11 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
         limit=limit,
     )
     next_before = events[-1].id if len(events) == limit else None
+    # Reading the audit log is itself an access worth recording (who looked, at what).
+    await svc.auditor.record("audit.read", tenant_id=tenant_id, actor=ctx.agent.id,
+                             ip=peer_ip(request, svc), rows=len(events),
+                             filters=sorted(k for k in ("action", "actor", "since", "until",
+                                                        "before_id") if request.query.get(k)))
     return web.json_response({"events": [_audit_json(e) for e in events],
                               "next_before_id": next_before})
 
@@ -691,6 +704,11 @@ async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
         raise ApiError(409, "invalid_policy", "the tenant's policy settings are invalid") \
             from None
     decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
+    # Audited without the text: who probed the policy, and what it decided.
+    await svc.auditor.record("policy.tested", tenant_id=tenant.id, actor=ctx.agent.id,
+                             ip=peer_ip(request, svc), direction=body.direction,
+                             outcome=decision.action, kinds=sorted(decision.kinds),
+                             chars=len(body.text))
     return web.json_response(engine.as_dict(decision))
 
 
