@@ -1,6 +1,7 @@
 /* cipherdesk admin pages: agents and roles, tenant settings, policy, plugins, audit log,
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
 import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate } from './common.js';
+import * as governance from './governance.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -11,6 +12,8 @@ const SECTIONS = [
   ['policy', 'Policy', 'policy_test'],
   ['plugins', 'Plugins', 'plugin_manage'],
   ['audit', 'Audit log', 'audit_read'],
+  ['alerts', governance.t('alerts'), 'audit_read'],
+  ['incidents', governance.t('incidents'), 'emergency'],
   ['emergency', 'Emergency', 'emergency'],
   ['embed', 'Embed snippet', null],
 ];
@@ -50,7 +53,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, plugins, audit, emergency, embed }[name];
+  const render = { agents, tenant, policy, plugins, audit, alerts, incidents, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -393,6 +396,17 @@ async function audit() {
     h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
       h('thead', {}, h('tr', {}, ['Time', 'Action', 'Actor', 'Target', 'IP', 'Details'].map((t) => h('th', { text: t })))), tbody)), more));
   await load(false);
+  governance.auditVerifyPanel(main);
+}
+
+/* ------------------------------------------------------------------ governance */
+
+function alerts() {
+  return governance.alertsSection(main, { canAct: can('emergency'), canTune: can('tenant_manage') });
+}
+
+function incidents() {
+  return governance.incidentsSection(main);
 }
 
 /* ------------------------------------------------------------------ emergency */
@@ -440,6 +454,7 @@ async function emergency() {
     h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: 'Rotate keys' }),
       h('p', { class: 'small', text: 'Adds a new master key and re-encrypts every stored data key and secret (TOTP, identity and plugin secrets) under it. Older keys stay in the key file so nothing becomes unreadable. Single-node gateways with a key file only; otherwise use "cipherdesk keys rotate" / "cipherdesk keys rewrap" on the gateway host.' }),
       rotateState, h('p', {}, rotate)));
+  await governance.tenantWidePanel(main, { canReadSettings: can('tenant_manage') });
 }
 
 /* ------------------------------------------------------------------ embed */
