@@ -141,3 +141,10 @@ def build_governance(*, config: Config, store: Store, bus: Bus, keyring: Keyring
 
 def governance_of(svc: Any) -> Governance:
     return svc.extras[SLOT]
+
+
+async def rewrap_governance(svc: Any) -> tuple[int, int]:
+    """Master-key rotation: re-wrap the audit roots and reseal tenants' alert-channel
+    secrets under the current master key. Returns ``(audit roots, channel secrets)``."""
+    roots = await svc.extras["audit_keys"].rewrap()
+    return roots, await governance_of(svc).notifier.reseal_all()
