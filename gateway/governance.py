@@ -20,6 +20,7 @@ import structlog
 
 from crypto.envelope import Keyring
 from gateway.alerts import AlertEngine
+from gateway.approvals import Approvals
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent
 from gateway.config import Config
@@ -95,6 +96,7 @@ class Governance:
     ledger: PluginDataLedger
     tenants: TenantDirectory
     auditor: Auditor
+    approvals: Approvals
 
     async def plugins_paused(self, tenant_id: str) -> bool:
         """The outbox dispatcher's kill-switch check."""
@@ -136,7 +138,8 @@ def build_governance(*, config: Config, store: Store, bus: Bus, keyring: Keyring
     emergency = Emergency(store, bus, auditor, incidents, clock, tenants.invalidate)
     return Governance(alerts=engine, notifier=notifier, incidents=incidents,
                       emergency=emergency, ledger=PluginDataLedger(auditor),
-                      tenants=tenants, auditor=auditor)
+                      tenants=tenants, auditor=auditor,
+                      approvals=Approvals(store, auditor, clock, settings_of))
 
 
 def governance_of(svc: Any) -> Governance:

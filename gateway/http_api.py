@@ -28,7 +28,8 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
-``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``internal``.
+``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
+``internal``.
 """
 
 from __future__ import annotations
@@ -742,6 +743,9 @@ def _chat_error(exc: ChatError) -> ApiError:
 async def flag_original(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     flag_id = _int_path(request, "flag_id")
+    from gateway.http_governance import require_approval  # (http_governance imports us)
+
+    await require_approval(svc, ctx, "flag.view_original", str(flag_id))
     try:
         data = await svc.chats.flag_original(ctx.principal, flag_id, peer_ip(request, svc))
     except ChatError as exc:
@@ -757,6 +761,9 @@ async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
     if chat is None or chat.tenant_id != ctx.principal.tenant_id:
         raise ApiError(404, "not_found", "no such chat")
     require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
+    from gateway.http_governance import require_approval  # (http_governance imports us)
+
+    await require_approval(svc, ctx, "chat.erase", chat_id)
     erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
     return _ok(erased=erased)
 

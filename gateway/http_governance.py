@@ -28,6 +28,7 @@ from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
 from gateway.alerts import RULES, WorkingHours, tuning, validate_rules
+from gateway.approvals import ApprovalError, Policy, validate_policy
 from gateway.auditchain import MIN_RETENTION_DAYS, retention_days, verify_chain
 from gateway.bus.base import BusEvent
 from gateway.governance import alerts_topic, governance_of
@@ -48,6 +49,13 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     clear_working_hours: bool = False
     audit_retention_days: Annotated[int, Meta(ge=180, le=3650)] | None = None
     notify: dict[str, Any] | None = None
+    approvals: dict[str, Any] | None = None
+
+
+class ApprovalRequestBody(Struct, forbid_unknown_fields=True):
+    action: Annotated[str, Meta(max_length=64)]
+    target: Annotated[str, Meta(max_length=128)]
+    reason: Annotated[str, Meta(max_length=2000)]
 
 
 class PauseBody(Struct, forbid_unknown_fields=True):
@@ -225,6 +233,7 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
         "audit_retention_days": retention_days(s, svc.config.audit.retention_days),
         "notify": gov.notifier.describe(s),
         "plugins_paused": s.get("plugins_paused") is True,
+        "approvals": {"mode": (p := Policy.of(s)).mode, "ttl_minutes": int(p.ttl // 60)},
     }
 
 
@@ -263,6 +272,10 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             settings["audit_retention_days"] = max(int(MIN_RETENTION_DAYS),
                                                    body.audit_retention_days)
             changed.append("audit_retention_days")
+        current_field = "approvals"
+        if body.approvals is not None:
+            settings["approvals"] = validate_policy(body.approvals)
+            changed.append("approvals")
         current_field = "notify"
         if body.notify is not None:
             current = settings.get("notify") if isinstance(settings.get("notify"), dict) else {}
@@ -364,6 +377,74 @@ async def pause_plugins(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"ok": True, "paused": body.paused})
 
 
+# ---------------------------------------------------------------------- approvals
+
+_APPROVAL_STATUS = {"approval_required": 403, "invalid_request": 400, "not_found": 404,
+                    "not_pending": 409, "self_approval": 403, "forbidden": 403}
+
+
+def _approval_error(exc: ApprovalError) -> ApiError:
+    return ApiError(_APPROVAL_STATUS.get(exc.code, 400), exc.code, exc.message, **exc.extra)
+
+
+async def require_approval(svc: Services, ctx: AgentContext, action: str, target: str) -> None:
+    """Gate of a sensitive handler: ``403 approval_required`` without a live grant."""
+    try:
+        await governance_of(svc).approvals.require(ctx.principal, action, target)
+    except ApprovalError as exc:
+        raise _approval_error(exc) from None
+
+
+def grant_json(g: Any) -> dict[str, Any]:
+    return {"id": g.id, "requester": g.requester, "action": g.action, "target": g.target,
+            "reason": g.reason, "state": g.state, "approver": g.approver,
+            "created_at": g.created_at, "decided_at": g.decided_at, "expires_at": g.expires_at}
+
+
+@authed()
+async def request_approval(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    body = await read_json(request, ApprovalRequestBody)
+    try:
+        grant = await governance_of(svc).approvals.request(
+            ctx.principal, body.action, body.target, body.reason, ip=peer_ip(request, svc))
+    except ApprovalError as exc:
+        raise _approval_error(exc) from None
+    return web.json_response({"grant": grant_json(grant)},
+                             status=201 if grant.state == "approved" else 202)
+
+
+@authed(Permission.CHAT_WATCH)
+async def list_approvals(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    state = request.query.get("state") or None
+    if state not in (None, "pending", "approved", "denied"):
+        raise ApiError(400, "bad_request", "state is pending, approved or denied",
+                       field="state")
+    grants = await svc.store.list_grants(ctx.principal.tenant_id, state=state)
+    return web.json_response({"grants": [grant_json(g) for g in grants]})
+
+
+async def _decide(request: web.Request, ctx: AgentContext, approve: bool) -> web.Response:
+    svc = _svc(request)
+    try:
+        grant = await governance_of(svc).approvals.decide(
+            ctx.principal, _int_path(request, "grant_id"), approve, ip=peer_ip(request, svc))
+    except ApprovalError as exc:
+        raise _approval_error(exc) from None
+    return web.json_response({"grant": grant_json(grant)})
+
+
+@authed(Permission.CHAT_WATCH)
+async def approve(request: web.Request, ctx: AgentContext) -> web.Response:
+    return await _decide(request, ctx, True)
+
+
+@authed(Permission.CHAT_WATCH)
+async def deny(request: web.Request, ctx: AgentContext) -> web.Response:
+    return await _decide(request, ctx, False)
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/audit/verify", audit_verify)
@@ -380,4 +461,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/emergency/revoke-sessions", revoke_sessions)
     r.add_post("/api/emergency/force-password-reset", force_password_reset)
     r.add_post("/api/emergency/pause-plugins", pause_plugins)
+    r.add_post("/api/approvals", request_approval)
+    r.add_get("/api/approvals", list_approvals)
+    r.add_post("/api/approvals/{grant_id}/approve", approve)
+    r.add_post("/api/approvals/{grant_id}/deny", deny)
 

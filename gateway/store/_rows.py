@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.store.base import (
+    AccessGrant,
     Agent,
     AgentSession,
     Alert,
@@ -49,6 +50,10 @@ ALERT_COLS = (
 )
 INCIDENT_COLS = "id, tenant_id, severity, title, state, opened_by, opened_at, closed_at"
 INCIDENT_EVENT_COLS = "id, incident_id, ts, actor, action, details"
+GRANT_COLS = (
+    "id, tenant_id, requester, action, target, reason, state, approver, created_at,"
+    " decided_at, expires_at"
+)
 CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
@@ -257,4 +262,13 @@ def plugin_config(r: Row, js: Json) -> PluginConfig:
         config=dict(js(r["config"])),
         secrets_sealed=_b(r["secrets_sealed"]),
         updated_at=r["updated_at"],
+    )
+
+
+def grant(r: Row) -> AccessGrant:
+    return AccessGrant(
+        id=int(r["id"]), tenant_id=r["tenant_id"], requester=r["requester"],
+        action=r["action"], target=r["target"], reason=r["reason"], state=r["state"],
+        approver=r["approver"], created_at=r["created_at"], decided_at=r["decided_at"],
+        expires_at=r["expires_at"],
     )

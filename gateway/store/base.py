@@ -166,6 +166,23 @@ class Incident:
 
 
 @dataclass(slots=True)
+class AccessGrant:
+    """A request to access something sensitive, with its reason, decision and expiry."""
+
+    tenant_id: str
+    requester: str
+    action: str  # "flag.view_original" | "chat.erase" | ...
+    target: str
+    reason: str
+    state: str  # pending | approved | denied
+    created_at: float
+    approver: str | None = None
+    decided_at: float | None = None
+    expires_at: float | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
 class IncidentEvent:
     incident_id: int
     ts: float
@@ -646,3 +663,20 @@ class Store(Protocol):
     async def password_reset_forced(self, agent_id: str) -> bool: ...
 
     async def clear_forced_password_reset(self, agent_id: str) -> None: ...
+
+    # -- governance: approvals for sensitive access -----------------------------------
+    async def add_grant(self, grant: AccessGrant) -> int: ...
+
+    async def get_grant(self, grant_id: int) -> AccessGrant | None: ...
+
+    async def decide_grant(self, grant_id: int, *, approved: bool, approver: str, now: float,
+                           expires_at: float | None) -> bool:
+        """Approve or deny a *pending* grant; False when it was no longer pending."""
+
+    async def list_grants(self, tenant_id: str, *, state: str | None = None,
+                          limit: int = 100) -> list[AccessGrant]:
+        """Newest first."""
+
+    async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
+                         now: float) -> AccessGrant | None:
+        """An approved grant for exactly this access that has not expired."""

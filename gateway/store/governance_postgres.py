@@ -19,10 +19,12 @@ from gateway.store._rows import (
     ALERT_COLS,
     AUDIT_COLS,
     CHECKPOINT_COLS,
+    GRANT_COLS,
     INCIDENT_COLS,
     INCIDENT_EVENT_COLS,
 )
 from gateway.store.base import (
+    AccessGrant,
     Alert,
     AuditCheckpoint,
     AuditEvent,
@@ -218,3 +220,47 @@ class PostgresGovernance:
     async def clear_forced_password_reset(self, agent_id: str) -> None:
         await self.pool.execute("DELETE FROM password_resets_forced WHERE agent_id = $1",
                                 agent_id)
+
+    # -- approvals ------------------------------------------------------------------
+    async def add_grant(self, grant: AccessGrant) -> int:
+        g = grant
+        return int(await self.pool.fetchval(
+            "INSERT INTO access_grants (tenant_id, requester, action, target, reason, state,"
+            " approver, created_at, decided_at, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            g.tenant_id, g.requester, g.action, g.target, g.reason, g.state, g.approver,
+            g.created_at, g.decided_at, g.expires_at,
+        ))
+
+    async def get_grant(self, grant_id: int) -> AccessGrant | None:
+        row = await self.pool.fetchrow(f"SELECT {GRANT_COLS} FROM access_grants WHERE id = $1",
+                                       grant_id)
+        return None if row is None else _rows.grant(row)
+
+    async def decide_grant(self, grant_id: int, *, approved: bool, approver: str, now: float,
+                           expires_at: float | None) -> bool:
+        status = await self.pool.execute(
+            "UPDATE access_grants SET state = $1, approver = $2, decided_at = $3,"
+            " expires_at = $4 WHERE id = $5 AND state = 'pending'",
+            "approved" if approved else "denied", approver, now, expires_at, grant_id)
+        return status.endswith(" 1")
+
+    async def list_grants(self, tenant_id: str, *, state: str | None = None,
+                          limit: int = 100) -> list[AccessGrant]:
+        if state:
+            rows = await self.pool.fetch(
+                f"SELECT {GRANT_COLS} FROM access_grants WHERE tenant_id = $1 AND state = $2"
+                " ORDER BY id DESC LIMIT $3", tenant_id, state, limit)
+        else:
+            rows = await self.pool.fetch(
+                f"SELECT {GRANT_COLS} FROM access_grants WHERE tenant_id = $1"
+                " ORDER BY id DESC LIMIT $2", tenant_id, limit)
+        return [_rows.grant(r) for r in rows]
+
+    async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
+                         now: float) -> AccessGrant | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {GRANT_COLS} FROM access_grants WHERE tenant_id = $1 AND requester = $2"
+            " AND action = $3 AND target = $4 AND state = 'approved' AND expires_at > $5"
+            " ORDER BY id DESC LIMIT 1", tenant_id, requester, action, target, now)
+        return None if row is None else _rows.grant(row)

@@ -20,10 +20,12 @@ from gateway.store._rows import (
     ALERT_COLS,
     AUDIT_COLS,
     CHECKPOINT_COLS,
+    GRANT_COLS,
     INCIDENT_COLS,
     INCIDENT_EVENT_COLS,
 )
 from gateway.store.base import (
+    AccessGrant,
     Alert,
     AuditCheckpoint,
     AuditEvent,
@@ -254,3 +256,53 @@ class SqliteGovernance:
             c.execute("DELETE FROM password_resets_forced WHERE agent_id = ?", (agent_id,))
 
         await self._write(fn)
+
+    # -- approvals ------------------------------------------------------------------
+    async def add_grant(self, grant: AccessGrant) -> int:
+        g = grant
+
+        def fn(c: sqlite3.Connection) -> int:
+            return int(c.execute(
+                "INSERT INTO access_grants (tenant_id, requester, action, target, reason,"
+                " state, approver, created_at, decided_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (g.tenant_id, g.requester, g.action, g.target, g.reason, g.state, g.approver,
+                 g.created_at, g.decided_at, g.expires_at),
+            ).lastrowid or 0)
+
+        return int(await self._write(fn))
+
+    async def get_grant(self, grant_id: int) -> AccessGrant | None:
+        row = await self._first(f"SELECT {GRANT_COLS} FROM access_grants WHERE id = ?",
+                                (grant_id,))
+        return None if row is None else _rows.grant(row)
+
+    async def decide_grant(self, grant_id: int, *, approved: bool, approver: str, now: float,
+                           expires_at: float | None) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            return c.execute(
+                "UPDATE access_grants SET state = ?, approver = ?, decided_at = ?,"
+                " expires_at = ? WHERE id = ? AND state = 'pending'",
+                ("approved" if approved else "denied", approver, now, expires_at, grant_id),
+            ).rowcount == 1
+
+        return bool(await self._write(fn))
+
+    async def list_grants(self, tenant_id: str, *, state: str | None = None,
+                          limit: int = 100) -> list[AccessGrant]:
+        sql = f"SELECT {GRANT_COLS} FROM access_grants WHERE tenant_id = ?"
+        params: list[Any] = [tenant_id]
+        if state:
+            sql += " AND state = ?"
+            params.append(state)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_rows.grant(r) for r in await self._all(sql, params)]
+
+    async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
+                         now: float) -> AccessGrant | None:
+        row = await self._first(
+            f"SELECT {GRANT_COLS} FROM access_grants WHERE tenant_id = ? AND requester = ?"
+            " AND action = ? AND target = ? AND state = 'approved' AND expires_at > ?"
+            " ORDER BY id DESC LIMIT 1", (tenant_id, requester, action, target, now))
+        return None if row is None else _rows.grant(row)

@@ -97,3 +97,19 @@ CREATE TABLE password_resets_forced (
     forced_at DOUBLE PRECISION NOT NULL,
     forced_by TEXT NOT NULL
 );
+
+-- Approvals for sensitive access (reason, optional second person, expiring grants).
+CREATE TABLE access_grants (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
+    approver    TEXT,
+    created_at  DOUBLE PRECISION NOT NULL,
+    decided_at  DOUBLE PRECISION,
+    expires_at  DOUBLE PRECISION
+);
+CREATE INDEX access_grants_lookup ON access_grants (tenant_id, requester, action, target);

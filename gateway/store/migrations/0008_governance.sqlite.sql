@@ -99,3 +99,19 @@ CREATE TABLE password_resets_forced (
     forced_at REAL NOT NULL,
     forced_by TEXT NOT NULL
 );
+
+-- Approvals for sensitive access (reason, optional second person, expiring grants).
+CREATE TABLE access_grants (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id   TEXT NOT NULL,
+    requester   TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
+    approver    TEXT,
+    created_at  REAL NOT NULL,
+    decided_at  REAL,
+    expires_at  REAL
+);
+CREATE INDEX access_grants_lookup ON access_grants (tenant_id, requester, action, target);
