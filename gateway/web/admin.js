@@ -14,6 +14,7 @@ const SECTIONS = [
   ['audit', 'Audit log', 'audit_read'],
   ['alerts', governance.t('alerts'), 'audit_read'],
   ['incidents', governance.t('incidents'), 'emergency'],
+  ['approvals', governance.t('approvals'), 'chat_watch'],
   ['emergency', 'Emergency', 'emergency'],
   ['embed', 'Embed snippet', null],
 ];
@@ -53,7 +54,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, plugins, audit, alerts, incidents, emergency, embed }[name];
+  const render = { agents, tenant, policy, plugins, audit, alerts, incidents, approvals, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -407,6 +408,10 @@ function alerts() {
 
 function incidents() {
   return governance.incidentsSection(main);
+}
+
+function approvals() {
+  return governance.approvalsSection(main, { canConfigure: can('tenant_manage') });
 }
 
 /* ------------------------------------------------------------------ emergency */

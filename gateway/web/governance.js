@@ -45,6 +45,14 @@ const STRINGS = {
   paused: ['插件已暂停。', 'Plugins paused.'], resumed: ['插件已恢复。', 'Plugins resumed.'],
   pausedState: ['插件当前：已暂停', 'Plugins: PAUSED'], runningState: ['插件当前：运行中', 'Plugins: running'],
   verify: ['校验审计日志完整性', 'Verify audit integrity'],
+  approvals: ['访问审批', 'Approvals'],
+  approvalsIntro: ['查看被标记的原文、删除会话等敏感操作需要说明理由，并可要求第二人批准；批准有时效。', 'Sensitive access (flagged originals, erasing chats) needs a reason and, if set, a second person\'s approval; grants expire.'],
+  mode: ['审批方式', 'Approval mode'], modeOff: ['关闭（仅记录审计）', 'Off (audit only)'],
+  modeReason: ['须填写理由', 'Reason required'], modeTwo: ['须第二人批准', 'Second person approves'],
+  ttl: ['有效期（分钟）', 'Valid for (minutes)'],
+  requester: ['申请人', 'Requester'], access: ['访问', 'Access'], target: ['对象', 'Target'], reason: ['理由', 'Reason'],
+  approve: ['批准', 'Approve'], deny: ['拒绝', 'Deny'], noPending: ['没有待审批的申请。', 'No pending requests.'],
+  decided: ['已处理。', 'Done.'],
   verifyOk: ['审计链完整：已校验 {n} 条记录。', 'Audit chain intact: {n} rows verified.'],
   verifyBad: ['审计链已被篡改：第 {id} 条记录（{problem}）。', 'Audit chain BROKEN at row {id} ({problem}).'],
 };
@@ -234,4 +242,48 @@ export function auditVerifyPanel(main) {
     result.className = report.ok ? 'ok' : 'form-error';
   }));
   main.append(h('div', { class: 'panel' }, button, result));
+}
+
+/* ------------------------------------------------------------------ approvals */
+
+export async function approvalsSection(main, { canConfigure }) {
+  heading(main, t('approvals'), t('approvalsIntro'));
+  if (canConfigure) {
+    const { settings } = await api('GET', '/api/governance/settings');
+    const mode = h('select', { id: 'approval-mode' },
+      [['off', 'modeOff'], ['reason', 'modeReason'], ['two_person', 'modeTwo']].map(([v, k]) => h('option', { value: v, text: t(k) })));
+    mode.value = settings.approvals.mode;
+    const ttl = h('input', { id: 'approval-ttl', type: 'number', min: '1', max: '1440', value: String(settings.approvals.ttl_minutes) });
+    const save = h('button', { class: 'btn primary', type: 'submit' }, t('save'));
+    const form = h('form', { class: 'panel', id: 'approval-settings' },
+      h('label', { for: 'approval-mode', text: t('mode') }), mode,
+      h('label', { for: 'approval-ttl', text: t('ttl') }), ttl, h('p', {}, save));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      guarded(save, async () => {
+        await api('PUT', '/api/governance/settings', { approvals: { mode: mode.value, ttl_minutes: Number(ttl.value) } });
+        toast(t('saved'));
+      });
+    });
+    main.append(form);
+  }
+  const tbody = h('tbody');
+  const load = async () => {
+    const { grants } = await api('GET', '/api/approvals?state=pending');
+    clear(tbody);
+    if (!grants.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted', text: t('noPending') })));
+    for (const g of grants) {
+      const buttons = ['approve', 'deny'].map((verb) => {
+        const b = h('button', { class: 'btn small', type: 'button', 'data-action': verb }, t(verb));
+        b.addEventListener('click', () => guarded(b, async () => { await api('POST', `/api/approvals/${g.id}/${verb}`); toast(t('decided')); await load(); }));
+        return b;
+      });
+      tbody.appendChild(h('tr', { 'data-grant': String(g.id) }, h('td', { class: 'small', text: fmtDate(g.created_at) }),
+        h('td', { class: 'mono', text: g.requester }), h('td', { text: g.action }), h('td', { class: 'mono', text: g.target }),
+        h('td', { text: g.reason }), h('td', {}, buttons)));
+    }
+  };
+  main.append(h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'approvals-table' },
+    h('thead', {}, h('tr', {}, ['time', 'requester', 'access', 'target', 'reason', 'actions'].map((k) => h('th', { text: t(k) })))), tbody))));
+  await load();
 }

@@ -98,3 +98,49 @@ async def test_tenant_wide_emergency_panel_in_chinese(browser, gateway):
     finally:
         await context.close()
         await agent_ctx.close()
+
+
+async def test_admin_approves_a_supervisors_request_in_the_browser(browser, gateway):
+    from crypto.envelope import new_data_key
+    from gateway.store.base import Chat, PolicyFlag
+    from gateway.transcripts import seal_json
+
+    await gateway.agent("approver@example.com", role="admin", name="Ada Approver")
+    await gateway.agent("sue2@example.com", role="supervisor", name="Sue")
+    key = new_data_key()
+    svc = gateway.svc
+    chat = Chat(id="chat-approval", tenant_id="demo", state="closed", created_at=svc.clock())
+    await svc.store.create_chat(chat, svc.keyring.wrap(key))
+    flag_id = await svc.store.add_flag(PolicyFlag(
+        chat_id=chat.id, tenant_id="demo", seq=1, kinds=["fraud"],
+        original_sealed=seal_json(key, chat.id, "flag:1", {"text": "send me the code"}),
+        created_at=svc.clock()))
+    ctx, admin = await new_page(browser)
+    try:
+        await login_console(admin, gateway, "approver@example.com", path="/admin#approvals")
+        await admin.select_option("#approval-mode", "two_person")
+        await admin.click("#approval-settings button[type=submit]")
+        await expect(admin.locator("#toasts")).to_contain_text("Saved.")
+        async with aiohttp.ClientSession() as http:
+            token = await login(http, gateway.base_url, "sue2@example.com",
+                                gateway.passwords["sue2@example.com"],
+                                gateway.secrets["sue2@example.com"], svc.clock())
+            auth = {"Authorization": f"Bearer {token}"}
+            original = f"{gateway.base_url}/api/flags/{flag_id}/original"
+            async with http.get(original, headers=auth) as r:
+                assert r.status == 403
+            async with http.post(f"{gateway.base_url}/api/approvals", headers=auth, json={
+                    "action": "flag.view_original", "target": str(flag_id),
+                    "reason": "customer reported a scam attempt"}) as r:
+                assert r.status == 202
+            await admin.reload()
+            row = admin.locator("#approvals-table tbody tr[data-grant]")
+            await expect(row).to_contain_text("customer reported a scam attempt")
+            await row.locator("button[data-action=approve]").click()
+            await expect(admin.locator("#approvals-table tbody")).to_contain_text(
+                "No pending requests.")
+            async with http.get(original, headers=auth) as r:
+                assert r.status == 200 and (await r.json())["original"] == "send me the code"
+        assert admin.js_errors == []
+    finally:
+        await ctx.close()
