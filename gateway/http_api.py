@@ -682,6 +682,10 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.EMERGENCY, tenant.id)
     body = await read_json(request, FreezeBody)
     await _set_frozen(svc, tenant, body.frozen, ctx.agent.id, peer_ip(request, svc))
+    from gateway.governance import governance_of
+
+    await governance_of(svc).incidents.note(  # the emergency panel keeps the record
+        tenant.id, ctx.agent.id, "tenant.frozen" if body.frozen else "tenant.unfrozen")
     return _ok(frozen=body.frozen)
 
 

@@ -287,3 +287,12 @@ async def test_plugin_kill_switch_keeps_events_for_later(gw):
     assert await gov.plugins_paused("demo") is False
     actions = [e.action for e in await svc.store.query_audit(tenant_id="demo")]
     assert "emergency.plugins_paused" in actions and "emergency.plugins_resumed" in actions
+
+
+async def test_freeze_from_the_panel_is_written_to_the_incident(gw):
+    http, base, svc, _clock, _admin, token = gw
+    status, _ = await _post(http, f"{base}/api/emergency/freeze", token, {"frozen": True})
+    assert status == 200
+    [incident] = (await _get(http, f"{base}/api/incidents", token))[1]["incidents"]
+    _, detail = await _get(http, f"{base}/api/incidents/{incident['id']}", token)
+    assert [e["action"] for e in detail["timeline"]] == ["incident.opened", "tenant.frozen"]
