@@ -290,7 +290,7 @@ async def test_plugin_kill_switch_keeps_events_for_later(gw):
 
 
 async def test_freeze_from_the_panel_is_written_to_the_incident(gw):
-    http, base, svc, _clock, _admin, token = gw
+    http, base, _svc, _clock, _admin, token = gw
     status, _ = await _post(http, f"{base}/api/emergency/freeze", token, {"frozen": True})
     assert status == 200
     [incident] = (await _get(http, f"{base}/api/incidents", token))[1]["incidents"]
