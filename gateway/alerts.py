@@ -260,7 +260,11 @@ class AlertEngine:
     async def _count(self, rule: Rule, event: AuditEvent, subject: str,
                      window: float) -> int:
         since = event.ts - window
-        cap = 5000
+        threshold = tuning(rule, await self._settings_of(event.tenant_id or "")).threshold
+        # Per-actor event counts only need to know whether the threshold is reached (the
+        # query filters by actor); IP/plugin and distinct counts filter afterwards.
+        cap = threshold if rule.subject == "actor" and not rule.distinct \
+            else min(5000, threshold * 50)
         seen: set[str] = set()
         total = 0
         for action in sorted(rule.actions):

@@ -32,7 +32,7 @@ import structlog
 
 from crypto import auditchain as ac
 from crypto.encoding import b64decode
-from crypto.envelope import EnvelopeError, Keyring
+from crypto.envelope import EnvelopeError, Keyring, KeyringError
 from crypto.identity import GatewayIdentity
 from gateway.store.base import AuditCheckpoint, AuditEvent, Store
 
@@ -66,6 +66,12 @@ class AuditKeys:
                 try:
                     self._roots[key_id] = self._keyring.unwrap(wrapped)
                 except EnvelopeError:
+                    if current:  # nothing could be audited: refuse to start, clearly
+                        raise KeyringError(
+                            "the audit key cannot be unwrapped with the configured master "
+                            "keys: start with the master key it was wrapped with (keep old "
+                            "keys in the ring until 'cipherdesk keys rewrap' has run)"
+                        ) from None
                     log.warning("audit_root_unreadable", key_id=key_id)
                     continue
                 if current:

@@ -30,13 +30,13 @@ from auth.roles import Permission, require
 from gateway.alerts import RULES, WorkingHours, tuning, validate_rules
 from gateway.approvals import ApprovalError, Policy, validate_policy
 from gateway.auditchain import MIN_RETENTION_DAYS, retention_days, verify_chain
-from gateway.bus.base import BusEvent
+from gateway.bus.base import BusEvent, agent_topic
 from gateway.governance import alerts_topic, governance_of
 from gateway.http_api import authed, read_json
 from gateway.http_public import ApiError
 from gateway.incidents import worse
 from gateway.services import SERVICES, Services, peer_ip
-from gateway.sessions import AgentContext, token_from_request
+from gateway.sessions import AgentContext
 from gateway.store.base import Alert, Incident, Tenant
 
 HEARTBEAT = 15.0
@@ -141,23 +141,29 @@ async def list_alerts(request: web.Request, ctx: AgentContext) -> web.Response:
 async def alert_stream(request: web.Request, ctx: AgentContext) -> web.StreamResponse:
     """Server-Sent Events: the alert list now, and again whenever an alert fires or
     changes on any node (a bus nudge; the store stays the source of truth). The stream
-    ends when the session is revoked or expires."""
+    ends as soon as the session is revoked (the agent's bus ``revoke`` event) and when it
+    expires; it never extends the session's idle timeout."""
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
+    token_hash = ctx.session.token_hash
     nudges: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
 
     def on_event(_: BusEvent) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             nudges.put_nowait(None)
 
-    subscription = await svc.bus.subscribe(alerts_topic(tenant_id), on_event)
+    async def still_valid() -> bool:
+        session = await svc.store.get_session(token_hash)
+        return session is not None and svc.sessions.still_valid(session, svc.clock())
+
+    subscriptions = [await svc.bus.subscribe(alerts_topic(tenant_id), on_event),
+                     await svc.bus.subscribe(agent_topic(ctx.agent.id), on_event)]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
-    token = token_from_request(request)
     try:
         await response.prepare(request)
-        while True:
+        while await still_valid():
             payload = json.dumps({"alerts": await _alerts(svc, tenant_id, None)},
                                  ensure_ascii=False, separators=(",", ":"))
             await response.write(f"event: alerts\ndata: {payload}\n\n".encode())
@@ -166,13 +172,15 @@ async def alert_stream(request: web.Request, ctx: AgentContext) -> web.StreamRes
                     await asyncio.wait_for(nudges.get(), HEARTBEAT)
                     break
                 except TimeoutError:
-                    if await svc.sessions.authenticate(token) is None:
+                    if not await still_valid():
                         return response
                     await response.write(b": keep-alive\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
-        return response
+        pass
     finally:
-        subscription.cancel()
+        for subscription in subscriptions:
+            subscription.cancel()
+    return response
 
 
 async def _set_alert_state(request: web.Request, ctx: AgentContext, state: str

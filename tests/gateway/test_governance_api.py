@@ -296,3 +296,14 @@ async def test_freeze_from_the_panel_is_written_to_the_incident(gw):
     [incident] = (await _get(http, f"{base}/api/incidents", token))[1]["incidents"]
     _, detail = await _get(http, f"{base}/api/incidents/{incident['id']}", token)
     assert [e["action"] for e in detail["timeline"]] == ["incident.opened", "tenant.frozen"]
+
+
+async def test_alert_stream_ends_when_the_session_is_revoked(gw):
+    http, base, _svc, _clock, _admin, token = gw
+    async with http.get(f"{base}/api/alerts/stream", headers=bearer(token)) as stream:
+        first = await asyncio.wait_for(stream.content.readline(), 5)
+        assert first == b"event: alerts\n"
+        async with http.post(f"{base}/api/logout", headers=bearer(token)) as r:
+            assert r.status == 200
+        rest = await asyncio.wait_for(stream.content.read(), 5)  # EOF: the server ended it
+    assert b"keep-alive" not in rest
