@@ -15,6 +15,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
+from crypto.auditchain import checkpoint_transcript
 from crypto.encoding import b64decode, b64encode
 from crypto.keyfile import (
     SecretFileError,
@@ -152,6 +153,12 @@ class GatewayIdentity:
         b64decode(server_pk_b64, expected_len=_PUBLIC_KEY_SIZE)
         signed = self._signing_key.sign(hello_transcript(sid, server_pk_b64))
         return b64encode(signed.signature)
+
+    def sign_checkpoint(self, chain: str, seq: int, mac: bytes, ts: float) -> bytes:
+        """Sign an audit checkpoint (:func:`crypto.auditchain.checkpoint_transcript`);
+        returns the raw 64-byte signature. The transcript's own prefix keeps it apart
+        from hello signatures."""
+        return self._signing_key.sign(checkpoint_transcript(chain, seq, mac, ts)).signature
 
     def __repr__(self) -> str:
         return f"GatewayIdentity(key_id={self.key_id!r})"

@@ -22,11 +22,14 @@ from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
 from gateway import http_public, http_security
 from gateway.audit import Auditor
+from gateway.auditchain import AuditKeys, Checkpointer
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import prepare_data_dir
+from gateway.governance import SLOT as GOVERNANCE_SLOT
+from gateway.governance import build_governance
 from gateway.guard import Guard
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
@@ -107,7 +110,11 @@ async def _wire(
 ) -> Services:
     metrics = Metrics()
     tenants = TenantDirectory(store, keyring, clock)
-    auditor = Auditor(store, clock)
+    audit_keys = AuditKeys(store, keyring, clock)
+    await audit_keys.load()
+    auditor = Auditor(store, clock, seal=audit_keys.seal)
+    checkpointer = Checkpointer(store, identity, clock, config.audit.checkpoint_interval,
+                                config.audit.retention_days)
     lifetime = SessionLifetime(
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )
@@ -134,6 +141,8 @@ async def _wire(
         counter.inc()
 
     plugin_host = PluginHost(store, keyring, keys, default_registry(), clock)
+    gov = build_governance(config=config, store=store, bus=bus, keyring=keyring,
+                           auditor=auditor, tenants=tenants, metrics=metrics, clock=clock)
     chats = ChatService(
         store=store,
         bus=bus,
@@ -146,11 +155,13 @@ async def _wire(
         plugins=plugin_host,
     )
 
-    def count_delivery(plugin: str, result: Any) -> None:
+    async def count_delivery(plugin: str, result: Any) -> None:
         metrics.plugin_deliveries_total.labels(plugin=plugin, result=result.outcome).inc()
+        await gov.on_delivery(plugin, result)
 
     dispatcher = Dispatcher(
-        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery
+        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery,
+        paused=gov.plugins_paused,
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(store, chats, config.retention, clock)
@@ -189,9 +200,12 @@ async def _wire(
             "plugins": plugin_host,
             "dispatcher": dispatcher,
             "retention": retention,
-            "workers": [dispatcher, retention],
+            "audit_keys": audit_keys,
+            "checkpointer": checkpointer,
+            GOVERNANCE_SLOT: gov,
+            "workers": [dispatcher, retention, checkpointer, gov.ledger],
             "connections": set(),  # live SecureConnections, closed with 1001 on shutdown
-            "closers": [plugin_host.aclose],
+            "closers": [plugin_host.aclose, gov.notifier.aclose],
         },
     )
     await presence.start()
@@ -279,6 +293,7 @@ def _setup_optional_routes(app: web.Application) -> None:
     """HTTP API modules register themselves here (auth, admin, web pages)."""
     from gateway import (
         http_api,
+        http_governance,
         http_keys,
         http_operator,
         http_ops,
@@ -288,6 +303,7 @@ def _setup_optional_routes(app: web.Application) -> None:
     )
 
     http_api.setup_routes(app)
+    http_governance.setup_routes(app)
     http_keys.setup_routes(app)
     http_operator.setup_routes(app)
     http_team.setup_routes(app)

@@ -301,6 +301,10 @@ class ChatService:
         if decision.action == "block" or decision.text is None:
             # Not delivered, not stored; the notice settles the message for the sender.
             log.info("message_blocked", chat=chat.id, sender=sender, kinds=list(decision.kinds))
+            if sender == "agent":  # staff sending blocked content: the anomaly rules count it
+                await self.auditor.record("message.blocked", tenant_id=chat.tenant_id,
+                                          actor=agent, target=chat.id,
+                                          kinds=sorted(decision.kinds))
             return PostOutcome(ack=None, notice=notice)
         key = await self.keys.get(chat.id)
         if key is None:

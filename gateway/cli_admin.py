@@ -317,9 +317,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     oplist = op_sub.add_parser("list", parents=[common], help="list installation operators")
     oplist.set_defaults(func=cmd_operator_list)
 
-    aud = sub.add_parser("audit", parents=[common], help="show the audit log (newest first)")
+    aud = sub.add_parser("audit", parents=[common],
+                         help="show (newest first), verify or export the audit log")
     aud.add_argument("--tenant")
     aud.add_argument("--action")
     aud.add_argument("--actor")
     aud.add_argument("--limit", type=int, default=50)
     aud.set_defaults(func=cmd_audit)
+    from gateway.cli_audit import register_audit_actions
+
+    register_audit_actions(aud, common)

@@ -125,6 +125,27 @@ class PolicyFilesConfig:
     keyword_files: list[str] = field(default_factory=list)
     # Building one tenant's policy (off the event loop) must finish within this budget.
     build_timeout: float = 10.0
+class AuditConfig:
+    # Signed checkpoints of every audit chain that moved (gateway/auditchain.py).
+    checkpoint_interval: float = 3600.0
+    # Audit rows older than this are purged (after a signed checkpoint). China's
+    # Cybersecurity Law keeps network logs at least six months: never below 180.
+    retention_days: float = 180.0
+    # SIEM export of every audit event as JSON lines: a file path and/or stdout.
+    siem_file: str = ""
+    siem_stdout: bool = False
+@dataclass(slots=True)
+class NotifyConfig:
+    # The operator's SMTP relay for alert e-mails (tenants only choose recipients).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "cipherdesk@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""  # prefer CIPHERDESK_NOTIFY_SMTP_PASSWORD
+    # Hosts tenants may reach over plain HTTP / on private addresses (in-house relays).
+    allow_hosts: list[str] = field(default_factory=list)
+    timeout: float = 10.0
 
 
 @dataclass(slots=True)
@@ -138,6 +159,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     policy: PolicyFilesConfig = field(default_factory=PolicyFilesConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""
@@ -245,6 +268,8 @@ def parse_config(
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
     config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
+    if config.audit.retention_days < 180:
+        raise ConfigError("audit.retention_days must be at least 180 (six months)")
     if not 0 < config.server.port < 65536:
         raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
     try:

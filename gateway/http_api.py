@@ -36,7 +36,8 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
 ``reauth_required``, ``reauth_failed``,
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
-``invalid_origin``, ``invalid_secret``, ``internal``.
+``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
+``internal``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ log = structlog.get_logger("cipherdesk.api")
 MAX_BODY = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_RESET_ALLOWED = frozenset({"/api/me", "/api/me/password", "/api/logout"})
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]
@@ -236,6 +238,11 @@ async def authenticate(request: web.Request) -> AgentContext:
     if not decision.allowed:
         raise ApiError(429, "rate_limited", "too many requests; slow down",
                        headers=_retry_headers(decision.retry_after))
+    if request.path not in _RESET_ALLOWED and \
+            await svc.store.password_reset_forced(ctx.agent.id):
+        # Emergency panel: "force password reset at next login" (gateway/emergency.py).
+        raise ApiError(403, "password_change_required",
+                       "choose a new password first (POST /api/me/password)")
     if request.method in _MUTATING and not _is_bearer(request):
         _check_origin(request, svc)
         presented = request.headers.get(CSRF_HEADER, "")
@@ -398,6 +405,7 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
                     "expires_at": _lifetime(svc).expires_at(session.created_at,
                                                             session.last_seen_at)},
         "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
+        "password_change_required": await svc.store.password_reset_forced(ctx.agent.id),
     })
 
 
@@ -426,6 +434,7 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
     revoked = await svc.logins.change_password(ctx.agent, body.current, body.new,
                                                keep_session=ctx.session.token_hash,
                                                ip=peer_ip(request, svc))
+    await svc.store.clear_forced_password_reset(ctx.agent.id)
     return _ok(sessions_revoked=revoked)
 
 
@@ -625,6 +634,11 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
         limit=limit,
     )
     next_before = events[-1].id if len(events) == limit else None
+    # Reading the audit log is itself an access worth recording (who looked, at what).
+    await svc.auditor.record("audit.read", tenant_id=tenant_id, actor=ctx.agent.id,
+                             ip=peer_ip(request, svc), rows=len(events),
+                             filters=sorted(k for k in ("action", "actor", "since", "until",
+                                                        "before_id") if request.query.get(k)))
     labels = {a.id: agent_label(a) for a in agents}
     return web.json_response({"events": [_audit_json(e, labels) for e in events],
                               "next_before_id": next_before})
@@ -727,6 +741,10 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.EMERGENCY, tenant.id)
     body = await read_json(request, FreezeBody)
     await _set_frozen(svc, tenant, body.frozen, ctx.agent.id, peer_ip(request, svc))
+    from gateway.governance import governance_of
+
+    await governance_of(svc).incidents.note(  # the emergency panel keeps the record
+        tenant.id, ctx.agent.id, "tenant.frozen" if body.frozen else "tenant.unfrozen")
     return _ok(frozen=body.frozen)
 
 
@@ -745,6 +763,11 @@ async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
         raise ApiError(404, "not_found", "no such tenant")
     engine = await svc.extras["policies"].engine(tenant.id, tenant.settings)
     decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
+    # Audited without the text: who probed the policy, and what it decided.
+    await svc.auditor.record("policy.tested", tenant_id=tenant.id, actor=ctx.agent.id,
+                             ip=peer_ip(request, svc), direction=body.direction,
+                             outcome=decision.action, kinds=sorted(decision.kinds),
+                             chars=len(body.text))
     return web.json_response(engine.as_dict(decision))
 
 
@@ -883,6 +906,9 @@ def _chat_error(exc: ChatError) -> ApiError:
 async def flag_original(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     flag_id = _int_path(request, "flag_id")
+    from gateway.http_governance import require_approval  # (http_governance imports us)
+
+    await require_approval(svc, ctx, "flag.view_original", str(flag_id))
     try:
         data = await svc.chats.flag_original(ctx.principal, flag_id, peer_ip(request, svc))
     except ChatError as exc:
@@ -898,6 +924,9 @@ async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
     if chat is None or chat.tenant_id != ctx.principal.tenant_id:
         raise ApiError(404, "not_found", "no such chat")
     require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
+    from gateway.http_governance import require_approval  # (http_governance imports us)
+
+    await require_approval(svc, ctx, "chat.erase", chat_id)
     erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
     return _ok(erased=erased)
 

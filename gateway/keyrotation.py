@@ -74,6 +74,9 @@ class Report:
     totp_secrets: int = 0
     identity_secrets: int = 0
     plugin_secrets: int = 0
+    audit_keys: int = 0
+    """Audit roots (gateway/auditchain.py) and tenants' sealed alert-channel secrets."""
+    notify_secrets: int = 0
     already_current: int = 0
     skipped: int = 0
     """Values that could not be opened (unknown key, tampered) or vanished meanwhile."""
@@ -84,7 +87,8 @@ class Report:
 
     @property
     def moved(self) -> int:
-        return self.chat_keys + self.totp_secrets + self.identity_secrets + self.plugin_secrets
+        return (self.chat_keys + self.totp_secrets + self.identity_secrets
+                + self.plugin_secrets + self.audit_keys + self.notify_secrets)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,6 +138,9 @@ async def rewrap_all(svc: Any, *, batch: int = BATCH) -> Report:
     await _totp_secrets(svc.store, keyring, report)
     await _identity_secrets(svc, keyring, report)
     await _plugin_secrets(svc.store, keyring, report)
+    from gateway.governance import rewrap_governance  # governance imports this module's peers
+
+    report.audit_keys, report.notify_secrets = await rewrap_governance(svc)
     log.info("rewrap_done", **{k: v for k, v in report.as_dict().items() if k != "failures"})
     return report
 

@@ -55,6 +55,12 @@ class Metrics:
             namespace=ns, registry=reg,
         )
 
+        # governance (gateway/alerts.py): label values are rule names and severities only
+        self.alerts_total = Counter(
+            "alerts_total", "Anomaly alerts fired, by rule and severity.",
+            ["rule", "severity"], namespace=ns, registry=reg,
+        )
+
         # connections and traffic
         self.connections = Gauge(
             "connections", "Open websocket connections.", ["kind"], namespace=ns, registry=reg,

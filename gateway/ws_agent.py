@@ -290,6 +290,9 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
             svc.metrics.connections_refused_total.labels(reason="role").inc()
             await conn.refuse(CloseCode.FORBIDDEN, "operators have no chat console")
             return None
+        if await svc.store.password_reset_forced(ctx.agent.id):
+            await conn.refuse(CloseCode.FORBIDDEN, "password change required")
+            return None
         return ctx
 
     async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:

@@ -251,8 +251,13 @@ class Dispatcher:
         busy_delay: float = 2.0,
         breaker: BreakerPolicy | None = None,
         on_result: Callable[[str, DeliveryResult], Any] | None = None,
+        paused: Callable[[str], Awaitable[bool]] | None = None,
+        pause_recheck: float = 30.0,
     ):
         self.store = store
+        # Kill switch: a tenant whose plugins are paused keeps its events, deferred.
+        self._paused = paused
+        self.pause_recheck = pause_recheck
         self._decode = decode
         self._plugin_for = plugin_for
         self._clock = clock
@@ -489,6 +494,8 @@ class Dispatcher:
 
     async def _deliver_one(self, item: Any) -> DeliveryResult | None:
         started = self._clock()
+        if self._paused is not None and await self._paused(item.tenant_id):
+            return await self._defer(item, started + self.pause_recheck, "paused")
         try:
             plugin = await self._plugin_for(item.tenant_id, item.plugin)
         except Exception as exc:  # the gateway could not build it (store down...)

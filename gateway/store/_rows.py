@@ -11,10 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.store.base import (
+    AccessGrant,
     Agent,
     AgentSession,
+    Alert,
+    AuditCheckpoint,
     AuditEvent,
     Chat,
+    Incident,
+    IncidentEvent,
     LockoutRecord,
     OutboxItem,
     PluginConfig,
@@ -40,6 +45,18 @@ SESSION_COLS = (
 )
 LOCKOUT_COLS = "key, failures, last_failure_at, locked_until, alerted_at"
 AUDIT_COLS = "id, ts, action, tenant_id, actor, target, ip, details"
+AUDIT_COLS = "id, ts, action, tenant_id, actor, target, ip, details, chain, seq, key_id, mac"
+CHECKPOINT_COLS = "id, chain, seq, mac, ts, signer, signature, reason"
+ALERT_COLS = (
+    "id, tenant_id, rule, subject, dedup_key, severity, ts, count, details, state, acked_by,"
+    " acked_at, resolved_by, resolved_at, incident_id"
+)
+INCIDENT_COLS = "id, tenant_id, severity, title, state, opened_by, opened_at, closed_at"
+INCIDENT_EVENT_COLS = "id, incident_id, ts, actor, action, details"
+GRANT_COLS = (
+    "id, tenant_id, requester, action, target, reason, state, approver, created_at,"
+    " decided_at, expires_at"
+)
 CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
@@ -61,6 +78,14 @@ def blob(value: bytes | bytearray | memoryview | None) -> bytes | None:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise TypeError(f"sealed data must be bytes, not {type(value).__name__}")
+
+
+def _tolerant_bytes(value: Any) -> bytes | None:
+    """A MAC column as bytes; a value of the wrong type (written behind the store's back)
+    becomes bytes that can never verify instead of an exception in the verifier."""
+    if value is None or isinstance(value, bytes | bytearray | memoryview):
+        return None if value is None else bytes(value)
+    return str(value).encode("utf-8", "replace")
 
 
 def _b(value: Any) -> bytes | None:
@@ -131,6 +156,42 @@ def audit(r: Row, js: Json) -> AuditEvent:
         target=r["target"],
         ip=r["ip"],
         details=dict(js(r["details"])),
+        chain=r["chain"],
+        seq=None if r["seq"] is None else int(r["seq"]),
+        key_id=r["key_id"],
+        mac=_tolerant_bytes(r["mac"]),
+    )
+
+
+def checkpoint(r: Row) -> AuditCheckpoint:
+    return AuditCheckpoint(
+        id=int(r["id"]), chain=r["chain"], seq=int(r["seq"]), mac=bytes(r["mac"]),
+        ts=r["ts"], signer=r["signer"], signature=bytes(r["signature"]), reason=r["reason"],
+    )
+
+
+def alert(r: Row, js: Json) -> Alert:
+    return Alert(
+        id=int(r["id"]), tenant_id=r["tenant_id"], rule=r["rule"], subject=r["subject"],
+        dedup_key=r["dedup_key"], severity=r["severity"], ts=r["ts"], count=int(r["count"]),
+        details=dict(js(r["details"])), state=r["state"], acked_by=r["acked_by"],
+        acked_at=r["acked_at"], resolved_by=r["resolved_by"], resolved_at=r["resolved_at"],
+        incident_id=None if r["incident_id"] is None else int(r["incident_id"]),
+    )
+
+
+def incident(r: Row) -> Incident:
+    return Incident(
+        id=int(r["id"]), tenant_id=r["tenant_id"], severity=r["severity"], title=r["title"],
+        state=r["state"], opened_by=r["opened_by"], opened_at=r["opened_at"],
+        closed_at=r["closed_at"],
+    )
+
+
+def incident_event(r: Row, js: Json) -> IncidentEvent:
+    return IncidentEvent(
+        id=int(r["id"]), incident_id=int(r["incident_id"]), ts=r["ts"], actor=r["actor"],
+        action=r["action"], details=dict(js(r["details"])),
     )
 
 
@@ -206,4 +267,13 @@ def plugin_config(r: Row, js: Json) -> PluginConfig:
         config=dict(js(r["config"])),
         secrets_sealed=_b(r["secrets_sealed"]),
         updated_at=r["updated_at"],
+    )
+
+
+def grant(r: Row) -> AccessGrant:
+    return AccessGrant(
+        id=int(r["id"]), tenant_id=r["tenant_id"], requester=r["requester"],
+        action=r["action"], target=r["target"], reason=r["reason"], state=r["state"],
+        approver=r["approver"], created_at=r["created_at"], decided_at=r["decided_at"],
+        expires_at=r["expires_at"],
     )

@@ -116,6 +116,94 @@ class AuditEvent:
     ip: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     id: int = 0  # assigned by the store
+    # Tamper evidence (gateway/auditchain.py), assigned by the store on append: the
+    # chain (tenant id, "" for installation events), position, audit-root id and MAC.
+    # None on rows written before the chain existed (or inserted behind our back).
+    chain: str | None = None
+    seq: int | None = None
+    key_id: str | None = None
+    mac: bytes | None = None
+
+
+AuditSeal = Callable[[AuditEvent, int, bytes], tuple[str, bytes]]
+"""Called by :meth:`Store.append_audit` inside its transaction with the new row, its
+``seq`` and the previous row's MAC; returns ``(key_id, mac)`` to store with it."""
+
+
+@dataclass(slots=True)
+class AuditCheckpoint:
+    """A signed statement "chain C had MAC M at position S" (Ed25519, gateway key)."""
+
+    chain: str
+    seq: int
+    mac: bytes
+    ts: float
+    signer: str  # base64 Ed25519 verify key that signed
+    signature: bytes
+    reason: str = "periodic"  # "periodic" | "purge" | "manual"
+    id: int = 0
+
+
+@dataclass(slots=True)
+class Alert:
+    """An anomaly a rule found in the audit stream (gateway/alerts.py)."""
+
+    tenant_id: str
+    rule: str
+    subject: str  # the actor (agent id), plugin name or "tenant" the rule counted
+    dedup_key: str  # unique: one alert per rule, subject and window
+    severity: str
+    ts: float
+    count: int
+    details: dict[str, Any] = field(default_factory=dict)
+    state: str = "open"  # open | acknowledged | resolved
+    acked_by: str | None = None
+    acked_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    incident_id: int | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
+class Incident:
+    """An emergency-response record: what happened, who did what, in order."""
+
+    tenant_id: str
+    severity: str
+    title: str
+    opened_by: str
+    opened_at: float
+    state: str = "open"
+    closed_at: float | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
+class AccessGrant:
+    """A request to access something sensitive, with its reason, decision and expiry."""
+
+    tenant_id: str
+    requester: str
+    action: str  # "flag.view_original" | "chat.erase" | ...
+    target: str
+    reason: str
+    state: str  # pending | approved | denied
+    created_at: float
+    approver: str | None = None
+    decided_at: float | None = None
+    expires_at: float | None = None
+    id: int = 0
+
+
+@dataclass(slots=True)
+class IncidentEvent:
+    incident_id: int
+    ts: float
+    actor: str
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
 
 
 @dataclass(slots=True)
@@ -351,8 +439,16 @@ class Store(Protocol):
         source-pairs of one account). Returns how many rows went."""
 
     # -- audit (append-only) ----------------------------------------------------------
-    async def append_audit(self, event: AuditEvent) -> int:
-        """Append and return the new event id. There is no update or delete."""
+    async def append_audit(self, event: AuditEvent, seal: AuditSeal | None = None) -> int:
+        """Append and return the new event id. There is no update; deletion is the
+        retention purge below a signed checkpoint only (:meth:`purge_audit`).
+
+        With ``seal`` the row joins its chain: in one transaction the chain head is locked
+        (row lock on PostgreSQL, the write lock on SQLite), ``seal`` computes the MAC over
+        the row and the previous MAC, and row and head are written together, so
+        concurrent appends from several nodes never fork a chain. Without ``seal`` the
+        row is unchained (the verifier reports such rows).
+        """
 
     async def query_audit(
         self,
@@ -565,3 +661,92 @@ class Store(Protocol):
 
         Expired nonces are purged opportunistically.
         """
+
+    # -- governance: audit chain, checkpoints, keys (gateway/auditchain.py) ----------------
+    async def audit_chain_rows(
+        self, chain: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[AuditEvent]:
+        """Rows of one chain by ascending id, unchained rows of the same tenant included
+        (``chain`` "" = rows without a tenant), for the verifier."""
+
+    async def audit_chain_heads(self) -> list[tuple[str, int, bytes]]:
+        """``(chain, seq, mac)`` of every chain's newest row."""
+
+    async def audit_last_before(self, chain: str, cutoff: float) -> AuditEvent | None:
+        """The chained row of highest seq with ``ts < cutoff`` (retention's purge bound)."""
+
+    async def purge_audit(self, chain: str, upto_seq: int) -> int:
+        """Delete the chain's rows with ``seq <= upto_seq``; the database refuses unless a
+        checkpoint at or above ``upto_seq`` exists. Returns the number deleted."""
+
+    async def add_audit_checkpoint(self, checkpoint: AuditCheckpoint) -> bool:
+        """Store a checkpoint; False when one exists for the same (chain, seq)."""
+
+    async def list_audit_checkpoints(self, chain: str) -> list[AuditCheckpoint]:
+        """Checkpoints of a chain by ascending seq."""
+
+    async def list_audit_keys(self) -> list[tuple[str, bytes, bool]]:
+        """``(key_id, wrapped root, is_current)`` of every audit root."""
+
+    async def add_audit_key(self, key_id: str, wrapped: bytes, now: float) -> bool:
+        """Insert the *current* audit root unless one is already current (first node
+        wins); returns whether this one was stored."""
+
+    async def replace_audit_key(self, key_id: str, wrapped: bytes) -> None:
+        """Store a re-wrapped root (master-key rotation)."""
+
+    # -- governance: alerts and incidents -----------------------------------------------
+    async def add_alert(self, alert: Alert) -> int | None:
+        """Store an alert; None when its ``dedup_key`` exists (already fired)."""
+
+    async def list_alerts(
+        self, tenant_id: str, *, states: tuple[str, ...] | None = None, limit: int = 200
+    ) -> list[Alert]:
+        """Newest first."""
+
+    async def get_alert(self, alert_id: int) -> Alert | None: ...
+
+    async def set_alert_state(
+        self, alert_id: int, state: str, actor: str, now: float,
+        incident_id: int | None = None,
+    ) -> Alert | None:
+        """Acknowledge or resolve; returns the updated alert, None when unknown."""
+
+    async def create_incident(self, incident: Incident) -> int: ...
+
+    async def get_incident(self, incident_id: int) -> Incident | None: ...
+
+    async def list_incidents(self, tenant_id: str, limit: int = 50) -> list[Incident]:
+        """Newest first."""
+
+    async def close_incident(self, incident_id: int, now: float) -> None: ...
+
+    async def add_incident_event(self, event: IncidentEvent) -> int: ...
+
+    async def list_incident_events(self, incident_id: int) -> list[IncidentEvent]:
+        """Timeline, oldest first."""
+
+    # -- governance: forced password resets -------------------------------------------
+    async def force_password_resets(self, agent_ids: list[str], actor: str, now: float) -> int:
+        """Mark agents as having to change their password; returns how many are marked."""
+
+    async def password_reset_forced(self, agent_id: str) -> bool: ...
+
+    async def clear_forced_password_reset(self, agent_id: str) -> None: ...
+
+    # -- governance: approvals for sensitive access -----------------------------------
+    async def add_grant(self, grant: AccessGrant) -> int: ...
+
+    async def get_grant(self, grant_id: int) -> AccessGrant | None: ...
+
+    async def decide_grant(self, grant_id: int, *, approved: bool, approver: str, now: float,
+                           expires_at: float | None) -> bool:
+        """Approve or deny a *pending* grant; False when it was no longer pending."""
+
+    async def list_grants(self, tenant_id: str, *, state: str | None = None,
+                          limit: int = 100) -> list[AccessGrant]:
+        """Newest first."""
+
+    async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
+                         now: float) -> AccessGrant | None:
+        """An approved grant for exactly this access that has not expired."""

@@ -45,6 +45,7 @@ from gateway.store.base import (
     AgentSession,
     AppendResult,
     AuditEvent,
+    AuditSeal,
     Chat,
     ChatClosed,
     ChatState,
@@ -64,6 +65,7 @@ from gateway.store.base import (
     StoreError,
     Tenant,
 )
+from gateway.store.governance_postgres import PostgresGovernance, append_chained
 from gateway.store.migrate import migrate_postgres, pg_current_version
 
 P = ParamSpec("P")
@@ -134,7 +136,7 @@ def _lockout_args(record: LockoutRecord) -> tuple[Any, ...]:
             record.alerted_at)
 
 
-class PostgresStore:
+class PostgresStore(PostgresGovernance):
     """:class:`gateway.store.base.Store` on PostgreSQL."""
 
     def __init__(
@@ -393,15 +395,9 @@ class PostgresStore:
         return int(status.rsplit(" ", 1)[-1])
 
     # -- audit ----------------------------------------------------------------------
-    async def append_audit(self, event: AuditEvent) -> int:
-        return int(
-            await self.pool.fetchval(
-                "INSERT INTO audit_log (ts, action, tenant_id, actor, target, ip, details)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                event.ts, event.action, event.tenant_id, event.actor, event.target, event.ip,
-                dict(event.details),
-            )
-        )
+    async def append_audit(self, event: AuditEvent, seal: AuditSeal | None = None) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await append_chained(conn, event, seal)
 
     async def query_audit(
         self,

@@ -68,6 +68,7 @@ from gateway.store.base import (
     AgentSession,
     AppendResult,
     AuditEvent,
+    AuditSeal,
     Chat,
     ChatClosed,
     ChatState,
@@ -87,6 +88,7 @@ from gateway.store.base import (
     StoreError,
     Tenant,
 )
+from gateway.store.governance_sqlite import SqliteGovernance, append_chained
 from gateway.store.migrate import migrate_sqlite, sqlite_current_version
 
 T = TypeVar("T")
@@ -164,7 +166,7 @@ async def _on_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection]
     return await db._execute(lambda: fn(db._conn))
 
 
-class SqliteStore:
+class SqliteStore(SqliteGovernance):
     """:class:`gateway.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str | Path, *, lease_seconds: float = 60.0) -> None:
@@ -532,21 +534,8 @@ class SqliteStore:
         return await self._write(fn)
 
     # -- audit ----------------------------------------------------------------------
-    async def append_audit(self, event: AuditEvent) -> int:
-        params = (
-            event.ts, event.action, event.tenant_id, event.actor, event.target, event.ip,
-            _dumps(event.details),
-        )
-
-        def fn(c: sqlite3.Connection) -> int:
-            cur = c.execute(
-                "INSERT INTO audit_log (ts, action, tenant_id, actor, target, ip, details)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
-            return int(cur.lastrowid or 0)
-
-        return await self._write(fn)
+    async def append_audit(self, event: AuditEvent, seal: AuditSeal | None = None) -> int:
+        return await self._write(lambda c: append_chained(c, event, seal))
 
     async def query_audit(
         self,

@@ -1,6 +1,7 @@
 /* cipherdesk admin pages: agents and roles, tenant settings, policy, plugins, audit log,
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
 import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import * as governance from './governance.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -12,6 +13,9 @@ const SECTIONS = [
   ['canned', t('admin.nav.canned'), 'tenant_manage'],
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
+  ['alerts', governance.t('alerts'), 'audit_read'],
+  ['incidents', governance.t('incidents'), 'emergency'],
+  ['approvals', governance.t('approvals'), 'chat_watch'],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
   ['embed', t('admin.nav.embed'), null],
 ];
@@ -52,7 +56,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, canned, plugins, audit, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, audit, alerts, incidents, approvals, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -504,6 +508,21 @@ async function audit() {
     h('div', { class: 'panel' }, h('div', { class: 'table-wrap', tabindex: '0' }, h('table', { id: 'audit-table' },
       h('thead', {}, h('tr', {}, [t('admin.audit.time'), t('admin.audit.action'), t('admin.audit.actor'), t('admin.audit.target'), t('admin.audit.ip'), t('admin.audit.details')].map((x) => h('th', { text: x })))), tbody)), more));
   await load(false);
+  governance.auditVerifyPanel(main);
+}
+
+/* ------------------------------------------------------------------ governance */
+
+function alerts() {
+  return governance.alertsSection(main, { canAct: can('emergency'), canTune: can('tenant_manage') });
+}
+
+function incidents() {
+  return governance.incidentsSection(main);
+}
+
+function approvals() {
+  return governance.approvalsSection(main, { canConfigure: can('tenant_manage') });
 }
 
 /* ------------------------------------------------------------------ emergency */
@@ -553,6 +572,7 @@ async function emergency() {
     h('div', { class: 'panel danger-zone', id: 'rotate-panel' }, h('h2', { text: t('admin.emergency.rotate_title') }),
       h('p', { class: 'small', text: t('admin.emergency.rotate_hint') }),
       rotateState, h('p', {}, rotate))] : []));
+  await governance.tenantWidePanel(main, { canReadSettings: can('tenant_manage') });
 }
 
 /* ------------------------------------------------------------------ embed */

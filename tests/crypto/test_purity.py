@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import sys
-import crypto, crypto.channel, crypto.encoding, crypto.envelope, crypto.identity
+import crypto, crypto.auditchain, crypto.channel, crypto.encoding, crypto.envelope, crypto.identity
 forbidden = ("aiohttp", "asyncio", "socket", "gateway", "auth", "plugins")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
 print(",".join(loaded))
