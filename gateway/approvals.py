@@ -12,8 +12,11 @@ Until a live grant exists, the API answers ``403 approval_required``. Requests,
 decisions and reasons are audited, so "who looked at what, why, and who agreed" is in
 the tamper-evident log.
 
-Covered actions: reading a flagged original (``flag.view_original``, target = flag id)
-and erasing a chat (``chat.erase``, target = chat id).
+Covered actions: reading a flagged original (``flag.view_original``, target = flag id),
+erasing a chat (``chat.erase``, target = chat id) and opening another agent's transcript
+over the console socket — ``watch``, or ``history`` of a chat not assigned to oneself
+(``transcript.read``, target = chat id; refused with the error frame
+``approval_required``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from auth.roles import Permission, Principal
 from gateway.audit import Auditor
 from gateway.store.base import AccessGrant, Store
 
-ACTIONS = frozenset({"flag.view_original", "chat.erase"})
+ACTIONS = frozenset({"flag.view_original", "chat.erase", "transcript.read"})
 MODES = ("off", "reason", "two_person")
 DEFAULT_TTL_MINUTES = 30
 MIN_REASON, MAX_REASON = 10, 500

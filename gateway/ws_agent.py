@@ -212,6 +212,17 @@ class AgentSession:
             raise ProtocolViolation(CloseCode.UNAUTHENTICATED, "session expired")
         self.ctx = ctx
 
+    async def _approved(self, action: str, target: str) -> None:
+        """Approvals for sensitive access (gateway/approvals.py): refuse with the error
+        ``approval_required`` until a live grant exists (when the tenant requires one)."""
+        from gateway.approvals import ApprovalError
+        from gateway.governance import governance_of
+
+        try:
+            await governance_of(self.svc).approvals.require(self.principal, action, target)
+        except ApprovalError as exc:
+            raise ChatError(exc.code, exc.message) from None
+
     async def _handle(self, frame: Any) -> None:
         chats, p = self.svc.chats, self.principal
         if isinstance(frame, AgentMsg):
@@ -239,6 +250,7 @@ class AgentSession:
         elif isinstance(frame, AgentClose):
             await chats.close(frame.chat, p.tenant_id, by="agent", principal=p, reason=frame.reason)
         elif isinstance(frame, Watch):
+            await self._approved("transcript.read", frame.chat)
             chat, history = await chats.watch(p, frame.chat, self.ip)
             self.watching.add(chat.id)
             await self.conn.subscribe(chat_topic(chat.id), self._on_event)
@@ -253,6 +265,10 @@ class AgentSession:
         elif isinstance(frame, QueueRequest):
             self.conn.send(await chats.queue_snapshot(p))
         elif isinstance(frame, History):
+            known = await self.svc.store.get_chat(frame.chat) if len(frame.chat) <= 128 else None
+            if known is not None and known.tenant_id == p.tenant_id \
+                    and known.assigned_agent_id != p.agent_id:
+                await self._approved("transcript.read", frame.chat)
             # An explicit request re-sends history even if this socket saw it before.
             for msg in await chats.agent_history(p, frame.chat, frame.after_seq, self.ip):
                 self.feed.start_at(frame.chat, msg.seq)

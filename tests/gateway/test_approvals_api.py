@@ -133,3 +133,27 @@ async def test_reason_mode_for_erasure(gw):
     status, body = await _call(http, "PUT", f"{base}/api/governance/settings", admin_t,
                                {"approvals": {"mode": "sometimes"}})
     assert status == 400 and body["error"]["field"] == "approvals"
+
+
+async def test_watching_another_agents_chat_needs_an_approved_request(gw):
+    from gateway.client import AgentClient, ServerError
+
+    http, base, svc, clock = gw
+    _, admin_t = await _token(http, base, svc, clock, "boss@example.com", "admin")
+    _, sup_t = await _token(http, base, svc, clock, "sue@example.com", "supervisor")
+    chat_id = (await svc.chats.open_chat("demo")).chat.id
+    await _set_mode(http, base, admin_t, "two_person")
+    async with AgentClient(base, token=sup_t) as sup:
+        with pytest.raises(ServerError) as refused:
+            await sup.watch(chat_id)
+        assert refused.value.code == "approval_required"
+        status, body = await _call(http, "POST", f"{base}/api/approvals", sup_t, {
+            "action": "transcript.read", "target": chat_id,
+            "reason": "quality review requested by the customer"})
+        assert status == 202
+        status, _ = await _call(http, "POST",
+                                f"{base}/api/approvals/{body['grant']['id']}/approve", admin_t)
+        assert status == 200
+        await sup.watch(chat_id)  # now allowed (and audited)
+    opened = await svc.store.query_audit(action="transcript.opened")
+    assert [e.target for e in opened] == [chat_id]

@@ -307,3 +307,45 @@ async def test_alert_stream_ends_when_the_session_is_revoked(gw):
             assert r.status == 200
         rest = await asyncio.wait_for(stream.content.read(), 5)  # EOF: the server ended it
     assert b"keep-alive" not in rest
+
+
+async def test_kill_switch_end_to_end_with_the_webhook_plugin(gw):
+    from tests.gateway.test_plugins_api import SECRET, Receiver, _wait
+
+    http, base, svc, clock, _admin, token = gw
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        status, _ = await _put_plugin(http, base, token, receiver.url, SECRET)
+        assert status == 200
+        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token,
+                            {"paused": True}))[0] == 200
+        await svc.chats.open_chat("demo")
+
+        async def deferred():
+            items = await svc.store.list_events(tenant_id="demo", plugin="webhook")
+            return items and items[0].last_error == "paused" and items
+
+        [item] = await _wait(deferred)
+        assert item.state == "pending" and receiver.requests == []
+        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token,
+                            {"paused": False}))[0] == 200
+        clock.advance(31)  # the deferred item is due again
+        svc.extras["dispatcher"].notify()
+        await _wait(lambda: _true(len(receiver.requests) == 1))
+        [after] = await svc.store.list_events(tenant_id="demo", plugin="webhook")
+        assert after.state == "delivered"
+    finally:
+        assert receiver.runner is not None
+        await receiver.runner.cleanup()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _put_plugin(http, base, token, url, secret):
+    async with http.put(f"{base}/api/plugins/webhook", headers=bearer(token), json={
+            "enabled": True, "config": {"url": url, "secret": secret,
+                                        "events": ["chat.opened"]}}) as r:
+        return r.status, await r.text()

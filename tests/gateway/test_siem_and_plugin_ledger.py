@@ -46,7 +46,8 @@ async def test_plugin_deliveries_are_counted_and_dead_letters_audited(store):
     auditor = Auditor(store, ManualClock(1_700_000_000.0))
     ledger = PluginDataLedger(auditor)
     gov = Governance(alerts=None, notifier=None, incidents=None, emergency=None,  # type: ignore[arg-type]
-                     ledger=ledger, tenants=None, auditor=auditor)  # type: ignore[arg-type]
+                     ledger=ledger, tenants=None, auditor=auditor,  # type: ignore[arg-type]
+                     approvals=None)  # type: ignore[arg-type]
 
     def result(outcome: str, event_type: str = "chat.message"):
         return SimpleNamespace(outcome=outcome, tenant_id="t1", event_type=event_type,
