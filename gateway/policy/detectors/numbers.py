@@ -45,18 +45,6 @@ _WORDS = {
 _HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
 _CJK_CLASS = "".join(_CJK_DIGITS)
 _WORD_ALT = "|".join(sorted(_WORDS, key=len, reverse=True))
-_H = "[oil|]"
-
-_TOKEN = re.compile(
-    rf"(?P<cjk>[{_CJK_CLASS}]++)"
-    rf"|(?<![a-z])(?P<word>{_WORD_ALT})(?![a-z])"
-    rf"|(?P<num>(?:(?<![a-z0-9])x(?=[0-9]))?+(?:(?<![a-z]){_H}++)?+[0-9]++"
-    rf"(?:{_H}++[0-9]++)*+(?:{_H}++(?![a-z]))?+(?:x(?![a-z0-9]))?+)"
-    rf"|(?P<chk>(?<=[{_CJK_CLASS}])x(?![a-z0-9])|(?<![a-z0-9])x(?![a-z0-9]))"
-    rf"|(?P<hg>(?<![a-z]){_H}{{1,4}}+(?![a-z]))"
-)
-"""One digit token; ``num`` carries glued homoglyphs and a trailing ID check ``x``."""
-
 _SOFT = re.compile(r"[ \-.]{1,3}+")
 _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
 
