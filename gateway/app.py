@@ -127,7 +127,10 @@ async def _wire(
             policy_counters[(direction, action)] = counter
         counter.inc()
 
-    plugin_host = PluginHost(store, keyring, keys, default_registry(), clock)
+    plugin_host = PluginHost(
+        store, keyring, keys, default_registry(), clock,
+        allow_private_targets=config.plugins.allow_private_targets,
+    )
     chats = ChatService(
         store=store,
         bus=bus,
@@ -144,7 +147,9 @@ async def _wire(
         metrics.plugin_deliveries_total.labels(plugin=plugin, result=result.outcome).inc()
 
     dispatcher = Dispatcher(
-        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery
+        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery,
+        delivery_timeout=config.plugins.delivery_timeout,
+        retry_window=config.plugins.retry_window_hours * 3600.0,
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(store, chats, config.retention, clock)

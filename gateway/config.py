@@ -103,6 +103,19 @@ class RetentionConfig:
 
 
 @dataclass(slots=True)
+class PluginsConfig:
+    """Installation-wide plugin settings (operator only; tenants never set these)."""
+
+    # Let plugins reach loopback/private/link-local addresses (tests, on-premise
+    # helpdesks). Off: only public https targets, checked on every connect.
+    allow_private_targets: bool = False
+    # How long the dispatcher keeps retrying an event before it becomes a dead letter.
+    retry_window_hours: float = 72.0
+    # One delivery's time limit; must stay below the outbox lease (60 s).
+    delivery_timeout: float = 30.0
+
+
+@dataclass(slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -112,6 +125,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""

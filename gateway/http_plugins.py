@@ -37,7 +37,7 @@ from msgspec import Meta, Struct
 from auth.roles import Permission, require
 from gateway.http_api import authed, read_json
 from gateway.http_public import ApiError
-from gateway.plugin_host import PluginHost
+from gateway.plugin_host import PluginHost, PluginUnavailable
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import OutboxItem, PluginConfig
@@ -130,6 +130,8 @@ async def plugin_health(host: PluginHost, tenant_id: str, name: str) -> dict[str
     """Health of an enabled plugin instance; None when not enabled."""
     try:
         instance = await host.plugin_for(tenant_id, name)
+    except PluginUnavailable as exc:
+        return {"ok": False, "detail": str(exc)[:MAX_ERROR]}
     except Exception as exc:
         return {"ok": False, "detail": f"cannot start: {type(exc).__name__}"}
     if instance is None:
@@ -198,9 +200,9 @@ async def list_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
         entry = info_json(host.registry.info(name), host.registry.source(name))
         entry["installed"] = True
         config = configs.pop(name, None)
-        entry["tenant_config"] = describe(host, config) if config is not None else None
-        if with_health:
+        if with_health:  # first: building the instance records an unhealthy plugin
             entry["health"] = await plugin_health(host, tenant_id, name)
+        entry["tenant_config"] = describe(host, config) if config is not None else None
         plugins.append(entry)
     # Configured for this tenant but no longer installed: show it, it cannot deliver.
     for name, config in sorted(configs.items()):

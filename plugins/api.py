@@ -275,7 +275,11 @@ class ConfigField:
     secret: bool = False
     default: Any = None
     help: str = ""
-    choices: tuple[str, ...] | None = None  # for "str"/"list": allowed values
+    choices: tuple[str, ...] | None = None  # for "str"/"list": allowed values (one-of)
+    minimum: float | None = None  # for "int"/"float": smallest allowed value
+    maximum: float | None = None  # for "int"/"float": largest allowed value
+    pattern: str | None = None  # for "str"/"list" items: a regex the whole value must match
+    max_length: int = 2048  # for "str"/"url"/"email" and each "list" item
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.store.base import OutboxEvent, OutboxItem
+from gateway.store.base import OutboxEvent
 from plugins.api import (
     Event,
     Health,
@@ -25,127 +24,9 @@ from plugins.api import (
     Scope,
     event_to_dict,
 )
+from plugins.testing import Clock as Clock  # the shipped kit's clock and outbox: the
+from plugins.testing import MemoryOutbox as MemoryOutbox  # real stores' claim/lease rules
 from plugins.webhook import verify_signature
-
-# --------------------------------------------------------------------------- clock
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-# --------------------------------------------------------------------------- store
-
-
-class MemoryOutbox:
-    """The outbox part of the Store protocol, in memory, same semantics as SQLite."""
-
-    def __init__(self, lease_seconds: float = 60.0):
-        self.items: dict[int, OutboxItem] = {}
-        self.leases: dict[int, float] = {}
-        self.lease_seconds = lease_seconds
-        self._next = 1
-
-    async def enqueue_events(self, events: list[OutboxEvent]) -> None:
-        for e in events:
-            if any(
-                i.plugin == e.plugin and i.idempotency_key == e.idempotency_key
-                for i in self.items.values()
-            ):
-                continue
-            self.items[self._next] = OutboxItem(
-                id=self._next,
-                tenant_id=e.tenant_id,
-                plugin=e.plugin,
-                event_type=e.event_type,
-                idempotency_key=e.idempotency_key,
-                payload_sealed=e.payload_sealed,
-                chat_id=e.chat_id,
-                created_at=e.created_at,
-            )
-            self._next += 1
-
-    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
-        out: list[OutboxItem] = []
-        pending = sorted(
-            (i for i in self.items.values() if i.state == "pending"), key=lambda i: i.id
-        )
-        for item in pending:
-            if item.next_attempt_at > now or self.leases.get(item.id, 0) > now:
-                continue
-            if item.chat_id is not None and any(
-                p.plugin == item.plugin and p.chat_id == item.chat_id and p.id < item.id
-                for p in pending
-            ):
-                continue
-            out.append(dataclasses.replace(item))
-            self.leases[item.id] = now + self.lease_seconds
-            if len(out) >= limit:
-                break
-        return out
-
-    async def mark_delivered(self, item_id: int, now: float) -> None:
-        item = self.items[item_id]
-        item.state = "delivered"
-        item.delivered_at = now
-        self.leases.pop(item_id, None)
-
-    async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None:
-        item = self.items[item_id]
-        if item.state != "pending":
-            return
-        item.attempts = attempts
-        item.next_attempt_at = next_attempt_at
-        item.last_error = error
-        self.leases.pop(item_id, None)
-
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
-        item = self.items[item_id]
-        if item.state != "pending":
-            return
-        item.state = "dead"
-        item.attempts = attempts
-        item.last_error = error
-        self.leases.pop(item_id, None)
-
-    async def list_events(
-        self,
-        *,
-        tenant_id: str | None = None,
-        plugin: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-    ) -> list[OutboxItem]:
-        out = [
-            dataclasses.replace(i)
-            for i in sorted(self.items.values(), key=lambda i: i.id)
-            if (tenant_id is None or i.tenant_id == tenant_id)
-            and (plugin is None or i.plugin == plugin)
-            and (state is None or i.state == state)
-        ]
-        return out[:limit]
-
-    async def replay_dead(self, item_id: int, now: float) -> bool:
-        item = self.items.get(item_id)
-        if item is None or item.state != "dead":
-            return False
-        item.state = "pending"
-        item.attempts = 0
-        item.next_attempt_at = now
-        return True
-
-    def by_state(self, state: str) -> list[OutboxItem]:
-        return [i for i in self.items.values() if i.state == state]
-
 
 # --------------------------------------------------------------------------- payloads
 
@@ -264,8 +145,12 @@ class FakeServer:
             return web.json_response({"error": "unavailable"}, status=503)
         if self.fail:
             status, headers = self.fail.pop(0)
-            return web.json_response({"error": "canned"}, status=status, headers=headers)
+            return self.error_response(status, headers)
         return await handler(request)
+
+    def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
+        """The vendor's own error answer for ``status`` (overridden per vendor)."""
+        return web.json_response({"error": "canned"}, status=status, headers=headers)
 
     async def start(self) -> FakeServer:
         app = web.Application(middlewares=[self._record])
@@ -314,6 +199,18 @@ class ZendeskServer(FakeServer):
 
     def _authed(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == _basic(f"{self.email}/token", self.token)
+
+    def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
+        # 429: text/plain body and Retry-After (seconds).
+        # https://developer.zendesk.com/api-reference/introduction/rate-limits/
+        if status == 429:
+            return web.Response(text="Number of allowed API requests per minute exceeded",
+                                status=429, headers=headers, content_type="text/plain")
+        if status >= 500:
+            return web.Response(text="Service Unavailable", status=status, headers=headers,
+                                content_type="text/plain")
+        return web.json_response({"error": "InvalidEndpoint", "description": "Not found"},
+                                 status=status, headers=headers)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/search.json", self.search)
@@ -516,3 +413,11 @@ async def eventually(predicate: Callable[[], Any], seconds: float = 5.0) -> None
             if value:
                 return
             await asyncio.sleep(0.02)
+
+
+def msg_event(chat: str = "chat-1", n: int = 1) -> Event:
+    """A masked chat.message event for transport tests."""
+    from plugins.api import MessagePosted
+
+    return MessagePosted(tenant_id="acme", chat_id=chat, occurred_at=1_700_000_000.0 + n,
+                         event_id=f"{chat}-{n}", seq=n, sender="customer", text="masked")
