@@ -40,7 +40,8 @@ from crypto.envelope import Keyring
 from gateway.store.base import OutboxEvent, PluginConfig, Store, StoredMessage, Tenant
 from gateway.transcripts import ChatKeys, open_json, seal_json
 from plugins._http import plugin_session
-from plugins.api import API_VERSION, ConfigError, PluginInfo, RetryableError
+from plugins.api import API_VERSION, ConfigError, PluginContext, PluginInfo, RetryableError
+from plugins.kv import check_kv
 from plugins.outbox import may_see_identity, wants
 from plugins.registry import Registry
 
@@ -52,6 +53,45 @@ CONFIG_TTL = 3.0
 #: as it is and never lets a tenant set it.
 OPERATOR_PRIVATE_KEY = "_operator_allow_private_network"
 MAX_HEALTH_TEXT = 200
+
+
+class StoreKV:
+    """A plugin's :class:`plugins.api.KeyValueStore` for one tenant, kept in the store's
+    ``plugin_kv`` table sealed by the master key (AAD binds tenant, plugin and key, so a
+    value cannot be moved to another tenant's or plugin's key)."""
+
+    def __init__(self, store: Store, keyring: Keyring, tenant_id: str, plugin: str,
+                 clock: Callable[[], float]) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._tenant = tenant_id
+        self._plugin = plugin
+        self._clock = clock
+
+    def _aad(self, key: str) -> bytes:
+        return f"plugin-kv|{self._tenant}|{self._plugin}|{key}".encode()
+
+    async def get(self, key: str) -> str | None:
+        check_kv(key)
+        sealed = await self._store.kv_get(self._tenant, self._plugin, key, self._clock())
+        if sealed is None:
+            return None
+        return self._keyring.open(sealed, self._aad(key)).decode()
+
+    async def put(
+        self, key: str, value: str, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        check_kv(key, value)
+        now = self._clock()
+        return await self._store.kv_put(
+            self._tenant, self._plugin, key, self._keyring.seal(value.encode(), self._aad(key)),
+            now=now, expires_at=None if ttl is None else now + ttl,
+            only_if_absent=only_if_absent,
+        )
+
+    async def delete(self, key: str) -> bool:
+        check_kv(key)
+        return await self._store.kv_delete(self._tenant, self._plugin, key)
 
 
 class _BadPlugin(Exception):
@@ -246,7 +286,15 @@ class PluginHost:
         secrets = self.open_secrets(config)
         allowed = self.allow_private_targets or bool(config.config.get(OPERATOR_PRIVATE_KEY))
         settings = {k: v for k, v in config.config.items() if k != OPERATOR_PRIVATE_KEY}
-        instance = self.registry.create(config.plugin, settings, secrets, self.session(allowed))
+        context = PluginContext(
+            tenant_id=config.tenant_id,
+            plugin=config.plugin,
+            kv=StoreKV(self.store, self.keyring, config.tenant_id, config.plugin, self.clock),
+            clock=self.clock,
+        )
+        instance = self.registry.create(
+            config.plugin, settings, secrets, self.session(allowed), context
+        )
         if inspect.isawaitable(instance):
             instance = await instance
         problem = check_instance(instance)

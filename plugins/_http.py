@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
-from plugins.api import PermanentError, RetryableError
+from plugins.api import PermanentError, PluginError, RetryableError
 from plugins.netguard import BlockedTarget, guarded_socket_factory
 
 USER_AGENT = f"cipherdesk/{__version__}"
@@ -152,8 +152,10 @@ async def request_json(
                 raw = await resp.read()
             else:
                 body = await resp.content.read(MAX_ERROR_BODY)
-                err = error_for_status(vendor, resp.status, resp.headers, vendor_error_code(body))
-                assert err is not None
+                code = vendor_error_code(body)
+                err = error_for_status(vendor, resp.status, resp.headers, code)
+                assert isinstance(err, PluginError)
+                err.status, err.vendor_code = resp.status, code
                 raise err
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = blocked_reason(exc)

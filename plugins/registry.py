@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -27,8 +27,10 @@ from plugins.api import (
     ConfigError,
     ConfigField,
     Plugin,
+    PluginContext,
     PluginFactory,
     PluginInfo,
+    create_accepts_context,
 )
 from plugins.netguard import check_target_url
 
@@ -161,9 +163,19 @@ class Registry:
         )
 
     def create(
-        self, name: str, config: dict[str, Any], secrets: dict[str, Any], http: Any
-    ) -> Plugin:
-        return self.get(name).create(config, secrets, http)
+        self,
+        name: str,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        http: Any,
+        context: PluginContext | None = None,
+    ) -> Plugin | Awaitable[Plugin]:
+        """Build an instance; ``create`` may be async (await the result when awaitable)
+        and gets ``context`` when it takes a fourth argument."""
+        factory = self.get(name)
+        if context is not None and create_accepts_context(factory.create):
+            return factory.create(config, secrets, http, context)
+        return factory.create(config, secrets, http)
 
 
 def builtin_factories() -> list[PluginFactory]:
