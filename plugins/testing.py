@@ -256,6 +256,30 @@ def plugin_table(*plugins: Any) -> Callable[[str, str], Awaitable[Any]]:
     return plugin_for
 
 
+async def dispatch(
+    plugin: Any,
+    *events: Event,
+    clock: Clock,
+    store: MemoryOutbox | None = None,
+    rounds: int = 1,
+    **dispatcher_options: Any,
+) -> tuple[MemoryOutbox, list[Any]]:
+    """Queue ``events`` for ``plugin`` and run the real dispatcher ``rounds`` times
+    (advance ``clock`` between calls to reach retries). Returns the outbox and every
+    :class:`plugins.outbox.DeliveryResult`: what the gateway would do, minus the gateway."""
+    from plugins.outbox import Dispatcher
+
+    store = store if store is not None else MemoryOutbox()
+    await store.enqueue_events([outbox_row(plugin.info.name, e) for e in events])
+    dispatcher_options.setdefault("rng", lambda: 0.0)
+    dispatcher = Dispatcher(store, decode, plugin_table(plugin), clock=clock,
+                            **dispatcher_options)
+    results: list[Any] = []
+    for _ in range(rounds):
+        results += await dispatcher.run_once()
+    return store, results
+
+
 # --------------------------------------------------------------------------- events
 
 _seq = itertools.count(1)
@@ -395,6 +419,7 @@ __all__ = [
     "check_plugin_contract",
     "customer",
     "decode",
+    "dispatch",
     "message_posted",
     "outbox_row",
     "plugin_table",
