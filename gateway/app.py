@@ -280,3 +280,6 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_keys.setup_routes(app)
     http_plugins.setup_routes(app)
     http_web.setup_routes(app)
+    from gateway import http_inbound
+
+    http_inbound.setup_routes(app)

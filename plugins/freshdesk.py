@@ -78,6 +78,12 @@ INFO = PluginInfo(
         ),
         ConfigField(name="tags", type="list", default=["cipherdesk"], help="Tags on new tickets."),
         ConfigField(
+            name="inbound_secret",
+            secret=True,
+            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            "unset: no inbound API.",
+        ),
+        ConfigField(
             name="chat_field",
             pattern=r"cf_[a-z0-9_]{1,60}",
             help="Optional custom ticket field (single-line text, e.g. cf_cipherdesk_chat) "

@@ -61,6 +61,12 @@ INFO = PluginInfo(
         ),
         ConfigField(name="api_token", required=True, secret=True, help="Zendesk API token."),
         ConfigField(name="tags", type="list", default=["cipherdesk"], help="Tags on new tickets."),
+        ConfigField(
+            name="inbound_secret",
+            secret=True,
+            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            "unset: no inbound API.",
+        ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
     description="One Zendesk Support ticket per chat; the transcript as a private comment.",
