@@ -23,6 +23,12 @@ own tenant only; the conventions of :mod:`gateway.http_api` apply (Bearer or coo
 * ``GET /api/plugins/outbox[?state=pending|delivered|dead]`` — counts per state and
   plugin (counted up to :data:`COUNT_CAP` rows per state; ``capped`` says when reached).
 
+* ``GET /api/chats/{chat_id}/helpdesk`` — for the chat's assigned agent (or a
+  supervisor): what each enabled plugin with an ``enrich`` hook and the
+  ``customer.identity`` scope knows about the customer (open tickets: id, subject,
+  status, https link), each lookup bounded to 1.5 s; shown in the console's customer
+  panel. Needs ``chat_handle`` only.
+
 Error codes (besides the common ones): ``invalid_config``, ``not_installed``.
 """
 
@@ -41,7 +47,8 @@ from gateway.plugin_host import PluginHost, PluginUnavailable
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import OutboxItem, PluginConfig
-from plugins.api import ConfigError, PluginInfo
+from plugins.api import ConfigError, CustomerIdentity, PluginInfo
+from plugins.enrich import run_enrich
 
 HEALTH_TIMEOUT = 2.0
 COUNT_CAP = 10_000  # rows scanned per state for /outbox counts and replay look-ups
@@ -321,6 +328,59 @@ async def outbox_counts(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"counts": counts, "by_plugin": by_plugin, "capped": capped})
 
 
+MAX_TICKETS = 10
+
+
+def _ticket_json(raw: Any) -> dict[str, Any] | None:
+    """One enrich ticket as the console may show it (bounded strings, http(s) links)."""
+    if not isinstance(raw, dict) or raw.get("id") is None:
+        return None
+    url = raw.get("url")
+    if not (isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) < 500):
+        url = None
+    return {
+        "id": str(raw["id"])[:40],
+        "subject": str(raw.get("subject") or "")[:200],
+        "status": str(raw.get("status") or "")[:40],
+        "url": url,
+    }
+
+
+@authed(Permission.CHAT_HANDLE)
+async def chat_helpdesk(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    host = _host(svc)
+    tenant_id = ctx.principal.tenant_id
+    chat_id = request.match_info["chat_id"]
+    chat = await svc.store.get_chat(chat_id) if len(chat_id) <= 64 else None
+    if chat is None or chat.tenant_id != tenant_id:
+        raise ApiError(404, "not_found", "no such chat")
+    if chat.assigned_agent_id != ctx.agent.id and not ctx.principal.can(
+        Permission.CHAT_TAKEOVER, tenant_id
+    ):
+        raise ApiError(403, "forbidden", "only the chat's agent sees its helpdesk records")
+    info = await svc.chats.customer_of(chat)
+    results: list[dict[str, Any]] = []
+    if info and info.get("email"):
+        customer = CustomerIdentity(user_id=info.get("user_id"), name=info.get("name"),
+                                    email=info.get("email"),
+                                    verified=bool(info.get("verified")))
+        for config in await svc.store.list_plugin_configs(tenant_id):
+            if not config.enabled:
+                continue
+            try:
+                instance = await host.plugin_for(tenant_id, config.plugin)
+            except PluginUnavailable:
+                continue
+            data = await run_enrich(instance, customer) if instance is not None else None
+            if data is None:
+                continue
+            tickets = [t for t in (_ticket_json(x) for x in (data.get("open_tickets") or [])
+                                   [:MAX_TICKETS]) if t is not None]
+            results.append({"plugin": config.plugin, "open_tickets": tickets})
+    return web.json_response({"chat": chat.id, "helpdesk": results})
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/plugins", list_plugins)
@@ -330,4 +390,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/plugins/outbox", outbox_counts)
     r.add_put("/api/plugins/{name}", configure_plugin)
     r.add_post("/api/plugins/{name}/disable", disable_plugin)
+    r.add_get("/api/chats/{chat_id}/helpdesk", chat_helpdesk)
 
