@@ -25,6 +25,7 @@ operator allowed onto private networks, one without that check.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -53,6 +54,9 @@ CONFIG_TTL = 3.0
 #: as it is and never lets a tenant set it.
 OPERATOR_PRIVATE_KEY = "_operator_allow_private_network"
 MAX_HEALTH_TEXT = 200
+#: How long a chat event waits for a plugin instance being built before it is queued
+#: by the plugin's declared scopes instead (seconds).
+CHAT_PATH_BUDGET = 0.5
 
 
 class StoreKV:
@@ -156,6 +160,7 @@ class PluginHost:
         self._configs: dict[str, tuple[float, list[PluginConfig]]] = {}
         self._instances: dict[tuple[str, str], tuple[float, Any]] = {}
         self._broken: dict[tuple[str, str], tuple[float, str]] = {}
+        self._builds: dict[tuple[str, str, float], asyncio.Future[Any]] = {}
         self.allow_private_targets = allow_private_targets
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self.on_enqueued: Callable[[], None] | None = None
@@ -176,13 +181,42 @@ class PluginHost:
         *instance's* info (a plugin may narrow its scopes per tenant configuration)."""
         found = []
         for config in await self._enabled(tenant.id):
+            if config.plugin not in self.registry:
+                continue
+            build = self._build_task(config)
             try:
-                instance = await self._instance(config)
+                # A slow (async) create() must not hold the chat up: wait a little, then
+                # queue by the plugin's declared scopes while the build goes on (the
+                # dispatcher re-checks the instance's scopes before delivering).
+                instance = await asyncio.wait_for(asyncio.shield(build), CHAT_PATH_BUDGET)
             except PluginUnavailable:
                 continue  # recorded as unhealthy; the chat goes on without it
+            except TimeoutError:
+                log.warning("plugins.slow_create", tenant_id=tenant.id, plugin=config.plugin)
+                info = self.registry.info(config.plugin)
+                if wants(info, event_type):
+                    found.append(Target(config.plugin, info))
+                continue
             if instance is not None and wants(instance.info, event_type):
                 found.append(Target(config.plugin, instance.info))
         return found
+
+    def _build_task(self, config: PluginConfig) -> asyncio.Future[Any]:
+        """One shared build per (tenant, plugin, configuration version), so concurrent
+        chats never construct the same plugin twice."""
+        key = (config.tenant_id, config.plugin, config.updated_at)
+        task = self._builds.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._instance(config))
+            self._builds[key] = task
+
+            def forget(done: asyncio.Future[Any]) -> None:
+                self._builds.pop(key, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved: PluginUnavailable is recorded already
+
+            task.add_done_callback(forget)
+        return task
 
     def enqueued(self) -> None:
         """Wake the dispatcher after rows were committed (set by the app)."""
@@ -248,7 +282,7 @@ class PluginHost:
         config = await self.store.get_plugin_config(tenant_id, name)
         if config is None or not config.enabled:
             return None
-        return await self._instance(config)
+        return await self._build_task(config)
 
     async def _instance(self, config: PluginConfig) -> Any | None:
         """The cached instance for ``config``; None when the plugin is not installed.

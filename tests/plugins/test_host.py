@@ -4,7 +4,9 @@ in full before it is stored, and tenants cannot point plugins at private network
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -40,7 +42,13 @@ class SyncDeliver(Fine):
         return None
 
 
-def _create(config: dict[str, Any], secrets: dict[str, Any], http: Any) -> Any:
+CREATED: list[str] = []
+
+
+async def _create(config: dict[str, Any], secrets: dict[str, Any], http: Any) -> Any:
+    CREATED.append(config["mode"])
+    if config["mode"] == "slow":
+        await asyncio.sleep(2.0)  # e.g. an OAuth token fetch
     if config["mode"] == "raise":
         raise RuntimeError("half-replaced config: /etc/cipherdesk/secret.toml")
     return SyncDeliver() if config["mode"] == "sync" else Fine()
@@ -165,3 +173,20 @@ async def test_tenant_admin_cannot_target_private_networks(gw):
         assert OPERATOR_PRIVATE_KEY not in json.loads(text)["plugin"]["config"]
     stored = await svc.store.get_plugin_config("demo", "webhook")
     assert stored.config[OPERATOR_PRIVATE_KEY] is True
+
+
+async def test_slow_async_create_does_not_hold_up_chats(gw):
+    """An async create() that takes 2 s: the chat opens and its message is acked well
+    before that, its events are queued by the declared scopes, and the plugin is built
+    once although several chats need it at the same time."""
+    base, svc, _http = gw
+    CREATED.clear()
+    await svc.extras["plugins"].configure("demo", "fragile", {"mode": "slow"})
+    started = time.monotonic()
+    acks = await asyncio.gather(*(_chat_round_trip(base, svc) for _ in range(3)))
+    assert time.monotonic() - started < 1.9  # a 2 s create() was not waited for
+    assert all(isinstance(a, Ack) for a in acks)
+    pending = await svc.store.list_events(tenant_id="demo", plugin="fragile")
+    assert {i.event_type for i in pending} == {"chat.opened", "chat.message"}
+    assert len(pending) == 6  # nothing lost while the plugin was being built
+    assert CREATED == ["slow"]  # one shared build
