@@ -329,6 +329,8 @@ class Dispatcher:
         self._tasks: dict[asyncio.Task[DeliveryResult | None], Any] = {}
         self._scan = batch_size
         self._loop_task: asyncio.Task[None] | None = None
+        self._claiming: asyncio.Future[Any] | None = None
+        self._aux: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -379,6 +381,11 @@ class Dispatcher:
             if not done:
                 loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
+        claiming, self._claiming = self._claiming, None
+        if claiming is not None and not claiming.done():
+            # A claim the store is still answering: its rows are leased to us, so let
+            # it finish and hand them back below with the other running deliveries.
+            await asyncio.gather(claiming, return_exceptions=True)
         tasks = dict(self._tasks)
         if not tasks:
             return
@@ -389,6 +396,18 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
         for t in pending:
             await self._release(tasks[t])
+
+    async def _hand_back(self, item: Any) -> None:
+        try:
+            await self.store.reschedule_event(
+                item.id,
+                attempts=item.attempts,
+                next_attempt_at=getattr(item, "next_attempt_at", None) or self._clock(),
+                error=getattr(item, "last_error", None) or "",
+                lease=_lease(item),
+            )
+        except Exception as exc:  # the lease then simply expires
+            log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
 
     async def _release(self, item: Any) -> None:
         try:
@@ -406,7 +425,10 @@ class Dispatcher:
     async def _loop(self) -> None:
         while not self._stopping:
             try:
-                await self._claim_and_spawn()
+                # Shielded: cancelling the loop mid-claim would leave rows leased (for a
+                # whole lease) with nobody delivering them; stop() awaits the claim.
+                self._claiming = asyncio.ensure_future(self._claim_and_spawn())
+                await asyncio.shield(self._claiming)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store is down: keep polling
@@ -425,6 +447,12 @@ class Dispatcher:
         busy = 0
         for item in items:
             if item.id in self._inflight:
+                # Its delivery has just settled (the row was claimable again) but the task
+                # is not finished yet: hand back the lease this claim took, or the row
+                # would sit leased, undelivered, for a whole lease.
+                hand_back = asyncio.create_task(self._hand_back(item))
+                self._aux.add(hand_back)
+                hand_back.add_done_callback(self._aux.discard)
                 continue
             if self.lease_seconds is not None:
                 self._lease_ends[item.id] = now + self.lease_seconds
