@@ -140,7 +140,10 @@ async def _wire(
             policy_counters[(direction, action)] = counter
         counter.inc()
 
-    plugin_host = PluginHost(store, keyring, keys, default_registry(), clock)
+    plugin_host = PluginHost(
+        store, keyring, keys, default_registry(), clock,
+        allow_private_targets=config.plugins.allow_private_targets,
+    )
     gov = build_governance(config=config, store=store, bus=bus, keyring=keyring,
                            auditor=auditor, tenants=tenants, metrics=metrics, clock=clock)
     chats = ChatService(
@@ -162,6 +165,8 @@ async def _wire(
     dispatcher = Dispatcher(
         store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery,
         paused=gov.plugins_paused,
+        delivery_timeout=config.plugins.delivery_timeout,
+        retry_window=config.plugins.retry_window_hours * 3600.0,
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(store, chats, config.retention, clock)
@@ -294,6 +299,7 @@ def _setup_optional_routes(app: web.Application) -> None:
     from gateway import (
         http_api,
         http_governance,
+        http_inbound,
         http_keys,
         http_operator,
         http_ops,
@@ -310,3 +316,4 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_plugins.setup_routes(app)
     http_web.setup_routes(app)
     http_ops.setup(app)
+    http_inbound.setup_routes(app)

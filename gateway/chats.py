@@ -72,6 +72,9 @@ from gateway.transcripts import (
 _AGENT_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,64}")
 
 log = structlog.get_logger("cipherdesk.chats")
+#: ``sender_agent_id`` prefix of messages written by a helpdesk agent through a plugin
+#: (``helpdesk:<plugin>:<display name>``); never an agent id of this gateway.
+HELPDESK_SENDER = "helpdesk:"
 
 Direction = Literal["customer", "agent"]
 
@@ -150,6 +153,8 @@ class ChatService:
     async def agent_name(self, agent_id: str | None) -> str | None:
         if agent_id is None:
             return None
+        if agent_id.startswith(HELPDESK_SENDER):  # a helpdesk agent (gateway/http_inbound)
+            return agent_id.split(":", 2)[2] or "helpdesk"
         name = self._agent_names.get(agent_id)
         if name is None:
             agent = await self.store.get_agent(agent_id)
@@ -277,6 +282,18 @@ class ChatService:
         if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
             raise ChatError("not_assigned", "accept the chat before writing to it")
         return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
+
+    async def post_helpdesk_reply(
+        self, tenant_id: str, chat_id: str, msg_id: str, text: str, *, plugin: str, name: str
+    ) -> PostOutcome:
+        """An agent reply written in the tenant's helpdesk (inbound plugin API): the normal
+        agent path, policy included; ``name`` (already policy-checked by the caller) is
+        shown as the agent. Refused for closed chats."""
+        chat = await self._chat(chat_id, tenant_id)
+        if chat.state == "closed":
+            raise ChatError("chat_closed", "this conversation is closed")
+        return await self._post(chat, "agent", msg_id, text,
+                                agent=f"{HELPDESK_SENDER}{plugin}:{name}")
 
     async def _post(
         self, chat: Chat, sender: Direction, msg_id: str, text: str, agent: str | None

@@ -2,15 +2,24 @@
 letters.
 
     cipherdesk plugins list [--tenant T] [--health]
-    cipherdesk plugins enable NAME --tenant T --set key=value ... [--secret-stdin KEY]
+    cipherdesk plugins describe NAME
+    cipherdesk plugins enable NAME --tenant T [--set key=value ...] [--clear KEY ...]
+                              [--secret-stdin KEY ...] [--replace]
+                              [--allow-private-network | --deny-private-network]
+    cipherdesk plugins test NAME --tenant T [--event chat.closed]
     cipherdesk plugins disable NAME --tenant T
     cipherdesk plugins dead [--tenant T] [--plugin P]
     cipherdesk plugins replay ID [--tenant T]      (or --all [--tenant T] [--plugin P])
 
 Configuration goes through :meth:`gateway.plugin_host.PluginHost.configure`, the same
-validation and sealing as the admin API. Secret fields may be given with ``--set`` (a
-warning reminds that the value lands in shell history) or, better, one of them read from
-standard input with ``--secret-stdin KEY``. Secret values are never printed: the stored
+validation and sealing as the admin API. ``enable`` *patches*: settings not named keep
+their stored values (``--replace`` starts from an empty configuration instead), ``--clear
+KEY`` removes a setting or secret (e.g. ``previous_secret`` once a rotation is done).
+Secret fields may be given with ``--set`` (a warning reminds that the value lands in shell
+history) or, better, read from standard input with ``--secret-stdin KEY`` — repeatable,
+one line of stdin per key, in the order given. ``--allow-private-network`` is the
+operator's allowance for this plugin to reach loopback/private addresses (the admin API
+can never set it). Secret values are never printed: the stored
 configuration is shown with ``***`` in their place. A running gateway picks a change up
 within a few seconds (its plugin list is cached for ``CONFIG_TTL``). Changes are audited
 with actor ``"cli"``.
@@ -26,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.cli import CliError, config_from, offline_services
+from gateway.plugin_host import PluginUnavailable
 from plugins.api import ConfigError
 
 HEALTH_TIMEOUT = 3.0
@@ -150,6 +160,8 @@ async def _health(host: Any, config: Any) -> str:
         health = await asyncio.wait_for(instance.health(), HEALTH_TIMEOUT)
     except TimeoutError:
         return "FAIL: timed out"
+    except PluginUnavailable as exc:  # its create() failed or its hooks are wrong
+        return f"FAIL: {exc}"
     except Exception as exc:
         return f"FAIL: {type(exc).__name__}"
     return ("ok" if health.ok else "FAIL") + (f": {health.detail}" if health.detail else "")
@@ -161,8 +173,13 @@ async def _health(host: Any, config: Any) -> str:
 def cmd_enable(args: argparse.Namespace) -> None:
     config = config_from(args)
     values: dict[str, Any] = _parse_sets(args.set or [])
-    secret_key = args.secret_stdin
-    secret_value = _read_secret_stdin(f"value for {secret_key}") if secret_key else None
+    secret_keys: list[str] = list(args.secret_stdin or [])
+    if len(set(secret_keys)) != len(secret_keys):
+        raise CliError("--secret-stdin: each key at most once")
+    secret_values = [_read_secret_stdin(f"value for {k}") for k in secret_keys]
+    clear: list[str] = list(args.clear or [])
+    allow_private = True if args.allow_private_network else (
+        False if args.deny_private_network else None)
 
     async def run() -> tuple[list[tuple[str, str]], list[str]]:
         async with offline_services(config) as svc:
@@ -170,33 +187,39 @@ def cmd_enable(args: argparse.Namespace) -> None:
             info = _installed(host, args.name)
             await _tenant_exists(svc, args.tenant)
             warnings = []
-            if secret_key is not None:
-                field = info.get_field(secret_key)
+            secret_fields = [f.name for f in info.config_schema if f.secret]
+            for key, value in zip(secret_keys, secret_values, strict=True):
+                field = info.get_field(key)
                 if field is None or not field.secret:
-                    secret_fields = [f.name for f in info.config_schema if f.secret]
-                    raise CliError(f"--secret-stdin: {secret_key!r} is not a secret field of "
+                    raise CliError(f"--secret-stdin: {key!r} is not a secret field of "
                                    f"{args.name} (secret fields: "
                                    f"{', '.join(secret_fields) or 'none'})")
-                if secret_key in values:
-                    raise CliError(f"{secret_key!r} given both with --set and --secret-stdin")
-                values[secret_key] = secret_value
+                if key in values:
+                    raise CliError(f"{key!r} given both with --set and --secret-stdin")
+                values[key] = value
             for key in values:
                 field = info.get_field(key)
-                if field is not None and field.secret and key != secret_key:
+                if field is not None and field.secret and key not in secret_keys:
                     warnings.append(f"warning: secret {key!r} was given on the command line "
                                     f"(shell history, ps); prefer --secret-stdin {key}")
             try:
-                stored = await host.configure(args.tenant, args.name, values, enabled=True)
+                stored = await host.configure(args.tenant, args.name, values, enabled=True,
+                                              patch=not args.replace, clear=clear,
+                                              allow_private=allow_private)
             except ConfigError as exc:
                 raise CliError(str(exc)) from None
             described = host.describe(stored)
             await svc.auditor.record(
                 "plugin.configured", tenant_id=args.tenant, actor="cli", target=args.name,
-                plugin=args.name, enabled=True, fields=sorted(stored.config),
+                plugin=args.name, enabled=True, fields=sorted(described["config"]),
                 secret_fields_set=described["secrets_set"],
-                secret_fields_changed=sorted(k for k in values
+                secret_fields_changed=sorted(k for k in [*values, *clear]
                                              if (f := info.get_field(k)) and f.secret),
+                cleared=sorted(clear),
+                private_network_allowed=described["private_network_allowed"],
             )
+            if described["private_network_allowed"]:
+                warnings.append("note: this plugin may reach loopback/private addresses")
             return _masked(host, stored), warnings
 
     shown, warnings = asyncio.run(run())
@@ -205,6 +228,79 @@ def cmd_enable(args: argparse.Namespace) -> None:
     print(f"plugin {args.name} enabled for tenant {args.tenant}")
     for key, value in shown:
         print(f"  {key} = {value}")
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    config = config_from(args)
+
+    async def run() -> str:
+        async with offline_services(config) as svc:
+            host = svc.extras["plugins"]
+            info = _installed(host, args.name)
+            out = [f"{info.name} {info.version} (API v{info.api_version}, "
+                   f"{host.registry.source(info.name)})"]
+            if info.description:
+                out.append(info.description)
+            out.append("scopes: " + ", ".join(sorted(info.scopes)))
+            out.append("")
+            out.append(_table(("SETTING", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "ALLOWED",
+                               "HELP"),
+                              [(f.name, f.type, "yes" if f.required else "",
+                                "yes" if f.secret else "",
+                                "" if f.secret or f.default is None else f.default,
+                                _constraints(f), f.help) for f in info.config_schema]))
+            return "\n".join(out)
+
+    print(asyncio.run(run()))
+
+
+def _constraints(f: Any) -> str:
+    parts = []
+    if f.choices:
+        parts.append("one of " + "|".join(f.choices))
+    if getattr(f, "minimum", None) is not None:
+        parts.append(f">= {f.minimum}")
+    if getattr(f, "maximum", None) is not None:
+        parts.append(f"<= {f.maximum}")
+    if getattr(f, "pattern", None):
+        parts.append(f"matches {f.pattern}")
+    return ", ".join(parts)
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    """Send one synthetic event to a tenant's configured plugin, like Stripe's CLI
+    ``trigger``: the plugin's real code and target, a clearly fake chat."""
+    config = config_from(args)
+
+    async def run() -> str:
+        from plugins.outbox import safe_error
+        from plugins.testing import EVENT_FACTORIES, customer
+
+        async with offline_services(config) as svc:
+            host = svc.extras["plugins"]
+            _installed(host, args.name)
+            await _tenant_exists(svc, args.tenant)
+            instance = await host.plugin_for(args.tenant, args.name)
+            if instance is None:
+                raise CliError(f"plugin {args.name!r} is not enabled for tenant "
+                               f"{args.tenant!r}")
+            if args.event not in instance.info.scopes:
+                raise CliError(f"{args.name} does not take {args.event} events (scopes: "
+                               f"{', '.join(sorted(instance.info.scopes))})")
+            now = svc.clock()
+            event = EVENT_FACTORIES[args.event](
+                tenant_id=args.tenant, chat_id=f"cipherdesk-test-{int(now)}",
+                occurred_at=now, event_id=f"test:{int(now)}",
+                customer=customer("Test Customer", "test@example.invalid", verified=False)
+                if "customer.identity" in instance.info.scopes else None)
+            try:
+                await asyncio.wait_for(instance.deliver(event), 30)
+            except Exception as exc:
+                raise CliError(f"test {args.event} to {args.name} failed: "
+                               f"{safe_error(exc)}") from None
+            return f"test {args.event} delivered to {args.name} (event id {event.event_id})"
+
+    print(asyncio.run(run()))
 
 
 def cmd_disable(args: argparse.Namespace) -> None:
@@ -303,9 +399,33 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     enable.add_argument("--tenant", required=True)
     enable.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="a setting (repeatable); lists are comma-separated")
-    enable.add_argument("--secret-stdin", metavar="KEY",
-                        help="read the secret field KEY from the first line of stdin")
+    enable.add_argument("--secret-stdin", metavar="KEY", action="append",
+                        help="read the secret field KEY from stdin (repeatable: one line "
+                             "per key, in order)")
+    enable.add_argument("--clear", metavar="KEY", action="append",
+                        help="remove a stored setting or secret (repeatable)")
+    enable.add_argument("--replace", action="store_true",
+                        help="start from an empty configuration instead of patching")
+    private = enable.add_mutually_exclusive_group()
+    private.add_argument("--allow-private-network", action="store_true",
+                         help="operator: let this plugin reach loopback/private addresses")
+    private.add_argument("--deny-private-network", action="store_true",
+                         help="withdraw --allow-private-network")
     enable.set_defaults(func=cmd_enable)
+
+    describe = psub.add_parser("describe", parents=[common],
+                               help="a plugin's scopes and settings (schema, help)")
+    describe.add_argument("name", metavar="NAME")
+    describe.set_defaults(func=cmd_describe)
+
+    test = psub.add_parser("test", parents=[common],
+                           help="send a synthetic event to a tenant's plugin")
+    test.add_argument("name", metavar="NAME")
+    test.add_argument("--tenant", required=True)
+    test.add_argument("--event", default="chat.closed",
+                      choices=sorted(["chat.opened", "chat.message", "chat.assigned",
+                                      "chat.transferred", "chat.closed", "policy.flag"]))
+    test.set_defaults(func=cmd_test)
 
     disable = psub.add_parser("disable", parents=[common], help="disable a tenant's plugin")
     disable.add_argument("name", metavar="NAME")

@@ -125,6 +125,9 @@ class PolicyFilesConfig:
     keyword_files: list[str] = field(default_factory=list)
     # Building one tenant's policy (off the event loop) must finish within this budget.
     build_timeout: float = 10.0
+
+
+@dataclass(slots=True)
 class AuditConfig:
     # Signed checkpoints of every audit chain that moved (gateway/auditchain.py).
     checkpoint_interval: float = 3600.0
@@ -134,6 +137,8 @@ class AuditConfig:
     # SIEM export of every audit event as JSON lines: a file path and/or stdout.
     siem_file: str = ""
     siem_stdout: bool = False
+
+
 @dataclass(slots=True)
 class NotifyConfig:
     # The operator's SMTP relay for alert e-mails (tenants only choose recipients).
@@ -149,6 +154,19 @@ class NotifyConfig:
 
 
 @dataclass(slots=True)
+class PluginsConfig:
+    """Installation-wide plugin settings (operator only; tenants never set these)."""
+
+    # Let plugins reach loopback/private/link-local addresses (tests, on-premise
+    # helpdesks). Off: only public https targets, checked on every connect.
+    allow_private_targets: bool = False
+    # How long the dispatcher keeps retrying an event before it becomes a dead letter.
+    retry_window_hours: float = 72.0
+    # One delivery's time limit; must stay below the outbox lease (60 s).
+    delivery_timeout: float = 30.0
+
+
+@dataclass(slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -161,6 +179,7 @@ class Config:
     policy: PolicyFilesConfig = field(default_factory=PolicyFilesConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""

@@ -23,6 +23,12 @@ own tenant only; the conventions of :mod:`gateway.http_api` apply (Bearer or coo
 * ``GET /api/plugins/outbox[?state=pending|delivered|dead]`` — counts per state and
   plugin (counted up to :data:`COUNT_CAP` rows per state; ``capped`` says when reached).
 
+* ``GET /api/chats/{chat_id}/helpdesk`` — for the chat's assigned agent (or a
+  supervisor): what each enabled plugin with an ``enrich`` hook and the
+  ``customer.identity`` scope knows about the customer (open tickets: id, subject,
+  status, https link), each lookup bounded to 1.5 s; shown in the console's customer
+  panel. Needs ``chat_handle`` only.
+
 Error codes (besides the common ones): ``invalid_config``, ``not_installed``.
 """
 
@@ -37,11 +43,12 @@ from msgspec import Meta, Struct
 from auth.roles import Permission, require
 from gateway.http_api import authed, read_json
 from gateway.http_public import ApiError
-from gateway.plugin_host import PluginHost
+from gateway.plugin_host import PluginHost, PluginUnavailable
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import OutboxItem, PluginConfig
-from plugins.api import ConfigError, PluginInfo
+from plugins.api import ConfigError, CustomerIdentity, PluginInfo
+from plugins.enrich import run_enrich
 
 HEALTH_TIMEOUT = 2.0
 COUNT_CAP = 10_000  # rows scanned per state for /outbox counts and replay look-ups
@@ -130,6 +137,8 @@ async def plugin_health(host: PluginHost, tenant_id: str, name: str) -> dict[str
     """Health of an enabled plugin instance; None when not enabled."""
     try:
         instance = await host.plugin_for(tenant_id, name)
+    except PluginUnavailable as exc:
+        return {"ok": False, "detail": str(exc)[:MAX_ERROR]}
     except Exception as exc:
         return {"ok": False, "detail": f"cannot start: {type(exc).__name__}"}
     if instance is None:
@@ -202,9 +211,9 @@ async def list_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
         entry = info_json(host.registry.info(name), host.registry.source(name))
         entry["installed"] = True
         config = configs.pop(name, None)
-        entry["tenant_config"] = describe(host, config) if config is not None else None
-        if with_health:
+        if with_health:  # first: building the instance records an unhealthy plugin
             entry["health"] = await plugin_health(host, tenant_id, name)
+        entry["tenant_config"] = describe(host, config) if config is not None else None
         plugins.append(entry)
     # Configured for this tenant but no longer installed: show it, it cannot deliver.
     for name, config in sorted(configs.items()):
@@ -323,6 +332,59 @@ async def outbox_counts(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"counts": counts, "by_plugin": by_plugin, "capped": capped})
 
 
+MAX_TICKETS = 10
+
+
+def _ticket_json(raw: Any) -> dict[str, Any] | None:
+    """One enrich ticket as the console may show it (bounded strings, http(s) links)."""
+    if not isinstance(raw, dict) or raw.get("id") is None:
+        return None
+    url = raw.get("url")
+    if not (isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) < 500):
+        url = None
+    return {
+        "id": str(raw["id"])[:40],
+        "subject": str(raw.get("subject") or "")[:200],
+        "status": str(raw.get("status") or "")[:40],
+        "url": url,
+    }
+
+
+@authed(Permission.CHAT_HANDLE)
+async def chat_helpdesk(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = _svc(request)
+    host = _host(svc)
+    tenant_id = ctx.principal.tenant_id
+    chat_id = request.match_info["chat_id"]
+    chat = await svc.store.get_chat(chat_id) if len(chat_id) <= 64 else None
+    if chat is None or chat.tenant_id != tenant_id:
+        raise ApiError(404, "not_found", "no such chat")
+    if chat.assigned_agent_id != ctx.agent.id and not ctx.principal.can(
+        Permission.CHAT_TAKEOVER, tenant_id
+    ):
+        raise ApiError(403, "forbidden", "only the chat's agent sees its helpdesk records")
+    info = await svc.chats.customer_of(chat)
+    results: list[dict[str, Any]] = []
+    if info and info.get("email"):
+        customer = CustomerIdentity(user_id=info.get("user_id"), name=info.get("name"),
+                                    email=info.get("email"),
+                                    verified=bool(info.get("verified")))
+        for config in await svc.store.list_plugin_configs(tenant_id):
+            if not config.enabled:
+                continue
+            try:
+                instance = await host.plugin_for(tenant_id, config.plugin)
+            except PluginUnavailable:
+                continue
+            data = await run_enrich(instance, customer) if instance is not None else None
+            if data is None:
+                continue
+            tickets = [t for t in (_ticket_json(x) for x in (data.get("open_tickets") or [])
+                                   [:MAX_TICKETS]) if t is not None]
+            results.append({"plugin": config.plugin, "open_tickets": tickets})
+    return web.json_response({"chat": chat.id, "helpdesk": results})
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/plugins", list_plugins)
@@ -332,4 +394,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/plugins/outbox", outbox_counts)
     r.add_put("/api/plugins/{name}", configure_plugin)
     r.add_post("/api/plugins/{name}/disable", disable_plugin)
+    r.add_get("/api/chats/{chat_id}/helpdesk", chat_helpdesk)
 

@@ -13,11 +13,21 @@ adapter. It
 
 Customer identity is stored in an event only for plugins holding the
 ``customer.identity`` scope: what a plugin may not see is never even queued for it.
+
+Plugin code never fails a chat: building an instance (``create``, sync or async) runs
+inside a guard; a plugin that raises, or whose hooks are not what the API requires (a
+sync ``deliver``), is recorded as *unhealthy* (:meth:`PluginHost.unhealthy`, shown by the
+admin API and ``cipherdesk plugins list``) and simply receives nothing until its
+configuration changes. Instances share two cookie-less HTTP sessions: one that refuses
+non-public addresses at connect time (:mod:`plugins.netguard`) and, for plugins the
+operator allowed onto private networks, one without that check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import uuid
 from collections.abc import Callable
@@ -30,13 +40,90 @@ import structlog
 from crypto.envelope import Keyring
 from gateway.store.base import OutboxEvent, PluginConfig, Store, StoredMessage, Tenant
 from gateway.transcripts import ChatKeys, open_json, seal_json
-from plugins.api import API_VERSION, PluginInfo
+from plugins._http import plugin_session
+from plugins.api import API_VERSION, ConfigError, PluginContext, PluginInfo, RetryableError
+from plugins.kv import check_kv
 from plugins.outbox import may_see_identity, wants
 from plugins.registry import Registry
 
 log = structlog.get_logger("cipherdesk.plugins.host")
 
 CONFIG_TTL = 3.0
+#: Key in a stored plugin config recording the operator's private-network allowance. Set
+#: only by ``cipherdesk plugins enable --allow-private-network``; the admin API keeps it
+#: as it is and never lets a tenant set it.
+OPERATOR_PRIVATE_KEY = "_operator_allow_private_network"
+MAX_HEALTH_TEXT = 200
+#: How long a chat event waits for a plugin instance being built before it is queued
+#: by the plugin's declared scopes instead (seconds).
+CHAT_PATH_BUDGET = 0.5
+
+
+class StoreKV:
+    """A plugin's :class:`plugins.api.KeyValueStore` for one tenant, kept in the store's
+    ``plugin_kv`` table sealed by the master key (AAD binds tenant, plugin and key, so a
+    value cannot be moved to another tenant's or plugin's key)."""
+
+    def __init__(self, store: Store, keyring: Keyring, tenant_id: str, plugin: str,
+                 clock: Callable[[], float]) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._tenant = tenant_id
+        self._plugin = plugin
+        self._clock = clock
+
+    def _aad(self, key: str) -> bytes:
+        return f"plugin-kv|{self._tenant}|{self._plugin}|{key}".encode()
+
+    async def get(self, key: str) -> str | None:
+        check_kv(key)
+        sealed = await self._store.kv_get(self._tenant, self._plugin, key, self._clock())
+        if sealed is None:
+            return None
+        return self._keyring.open(sealed, self._aad(key)).decode()
+
+    async def put(
+        self, key: str, value: str, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        check_kv(key, value)
+        now = self._clock()
+        return await self._store.kv_put(
+            self._tenant, self._plugin, key, self._keyring.seal(value.encode(), self._aad(key)),
+            now=now, expires_at=None if ttl is None else now + ttl,
+            only_if_absent=only_if_absent,
+        )
+
+    async def delete(self, key: str) -> bool:
+        check_kv(key)
+        return await self._store.kv_delete(self._tenant, self._plugin, key)
+
+
+class _BadPlugin(Exception):
+    """An instance that breaks the plugin API (message is ours, safe to show)."""
+
+
+class PluginUnavailable(RetryableError):
+    """The tenant's plugin could not be built (see :meth:`PluginHost.unhealthy`); its rows
+    wait with backoff until the configuration is fixed."""
+
+
+def check_instance(instance: Any) -> str | None:
+    """Why a freshly created instance breaks the plugin API, or None. Checked once at
+    load so a sync ``deliver`` is refused with a clear message instead of failing every
+    delivery with a TypeError."""
+    info = getattr(instance, "info", None)
+    if not isinstance(info, PluginInfo):
+        return "instance has no 'info' of type plugins.api.PluginInfo"
+    for hook in ("deliver", "health", "aclose"):
+        fn = getattr(instance, hook, None)
+        if fn is None:
+            return f"instance has no {hook}() hook"
+        if not inspect.iscoroutinefunction(fn):
+            return f"{hook}() must be 'async def' (got a plain function)"
+    enrich = getattr(instance, "enrich", None)
+    if enrich is not None and not inspect.iscoroutinefunction(enrich):
+        return "enrich() must be 'async def' (got a plain function)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +149,8 @@ class PluginHost:
         keys: ChatKeys,
         registry: Registry,
         clock: Callable[[], float],
+        *,
+        allow_private_targets: bool = False,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -70,7 +159,10 @@ class PluginHost:
         self.clock = clock
         self._configs: dict[str, tuple[float, list[PluginConfig]]] = {}
         self._instances: dict[tuple[str, str], tuple[float, Any]] = {}
-        self._http: aiohttp.ClientSession | None = None
+        self._broken: dict[tuple[str, str], tuple[float, str]] = {}
+        self._builds: dict[tuple[str, str, float], asyncio.Future[Any]] = {}
+        self.allow_private_targets = allow_private_targets
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self.on_enqueued: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ enqueueing
@@ -89,10 +181,42 @@ class PluginHost:
         *instance's* info (a plugin may narrow its scopes per tenant configuration)."""
         found = []
         for config in await self._enabled(tenant.id):
-            instance = await self._instance(config)
+            if config.plugin not in self.registry:
+                continue
+            build = self._build_task(config)
+            try:
+                # A slow (async) create() must not hold the chat up: wait a little, then
+                # queue by the plugin's declared scopes while the build goes on (the
+                # dispatcher re-checks the instance's scopes before delivering).
+                instance = await asyncio.wait_for(asyncio.shield(build), CHAT_PATH_BUDGET)
+            except PluginUnavailable:
+                continue  # recorded as unhealthy; the chat goes on without it
+            except TimeoutError:
+                log.warning("plugins.slow_create", tenant_id=tenant.id, plugin=config.plugin)
+                info = self.registry.info(config.plugin)
+                if wants(info, event_type):
+                    found.append(Target(config.plugin, info))
+                continue
             if instance is not None and wants(instance.info, event_type):
                 found.append(Target(config.plugin, instance.info))
         return found
+
+    def _build_task(self, config: PluginConfig) -> asyncio.Future[Any]:
+        """One shared build per (tenant, plugin, configuration version), so concurrent
+        chats never construct the same plugin twice."""
+        key = (config.tenant_id, config.plugin, config.updated_at)
+        task = self._builds.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._instance(config))
+            self._builds[key] = task
+
+            def forget(done: asyncio.Future[Any]) -> None:
+                self._builds.pop(key, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved: PluginUnavailable is recorded already
+
+            task.add_done_callback(forget)
+        return task
 
     def enqueued(self) -> None:
         """Wake the dispatcher after rows were committed (set by the app)."""
@@ -158,24 +282,71 @@ class PluginHost:
         config = await self.store.get_plugin_config(tenant_id, name)
         if config is None or not config.enabled:
             return None
-        return await self._instance(config)
+        return await self._build_task(config)
 
     async def _instance(self, config: PluginConfig) -> Any | None:
+        """The cached instance for ``config``; None when the plugin is not installed.
+        Raises :class:`PluginUnavailable` (never anything else) when it cannot be built."""
         tenant_id, name = config.tenant_id, config.plugin
         if name not in self.registry:
             return None
-        cached = self._instances.get((tenant_id, name))
+        key = (tenant_id, name)
+        cached = self._instances.get(key)
         if cached is not None and cached[0] == config.updated_at:
             return cached[1]
+        broken = self._broken.get(key)
+        if broken is not None and broken[0] == config.updated_at:
+            raise PluginUnavailable(f"plugin unhealthy: {broken[1]}")
         if cached is not None:
+            self._instances.pop(key, None)
             with contextlib.suppress(Exception):
                 await cached[1].aclose()
-        secrets = self.open_secrets(config)
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        instance = self.registry.create(name, dict(config.config), secrets, self._http)
-        self._instances[(tenant_id, name)] = (config.updated_at, instance)
+        try:
+            instance = await self._build(config)
+        except Exception as exc:
+            reason = (
+                str(exc)[:MAX_HEALTH_TEXT]
+                if isinstance(exc, ConfigError | _BadPlugin)
+                else f"create() failed: {type(exc).__name__}"
+            )
+            self._broken[key] = (config.updated_at, reason)
+            log.warning("plugins.unhealthy", tenant_id=tenant_id, plugin=name, reason=reason)
+            raise PluginUnavailable(f"plugin unhealthy: {reason}") from None
+        self._broken.pop(key, None)
+        self._instances[key] = (config.updated_at, instance)
         return instance
+
+    async def _build(self, config: PluginConfig) -> Any:
+        secrets = self.open_secrets(config)
+        allowed = self.allow_private_targets or bool(config.config.get(OPERATOR_PRIVATE_KEY))
+        settings = {k: v for k, v in config.config.items() if k != OPERATOR_PRIVATE_KEY}
+        context = PluginContext(
+            tenant_id=config.tenant_id,
+            plugin=config.plugin,
+            kv=StoreKV(self.store, self.keyring, config.tenant_id, config.plugin, self.clock),
+            clock=self.clock,
+        )
+        instance = self.registry.create(
+            config.plugin, settings, secrets, self.session(allowed), context
+        )
+        if inspect.isawaitable(instance):
+            instance = await instance
+        problem = check_instance(instance)
+        if problem is not None:
+            raise _BadPlugin(problem)
+        return instance
+
+    def session(self, allow_private: bool) -> aiohttp.ClientSession:
+        """The shared cookie-less session (guarded unless ``allow_private``)."""
+        http = self._sessions.get(allow_private)
+        if http is None or http.closed:
+            http = self._sessions[allow_private] = plugin_session(allow_private=allow_private)
+        return http
+
+    def unhealthy(self, tenant_id: str, name: str) -> str | None:
+        """Why the tenant's plugin could not be built at its current configuration."""
+        broken = self._broken.get((tenant_id, name))
+        return None if broken is None else broken[1]
 
     def open_secrets(self, config: PluginConfig) -> dict[str, Any]:
         if not config.secrets_sealed:
@@ -188,15 +359,53 @@ class PluginHost:
     # ------------------------------------------------------------------ configuration
 
     async def configure(
-        self, tenant_id: str, name: str, values: dict[str, Any], *, enabled: bool = True
+        self,
+        tenant_id: str,
+        name: str,
+        values: dict[str, Any],
+        *,
+        enabled: bool = True,
+        patch: bool = False,
+        clear: tuple[str, ...] | list[str] = (),
+        allow_private: bool | None = None,
     ) -> PluginConfig:
-        """Validate against the plugin's schema and store; secret fields are sealed and a
-        secret left out keeps its previous value."""
+        """Validate against the plugin's schema (and its ``validate`` hook) and store;
+        secret fields are sealed and a secret left out keeps its previous value.
+
+        ``patch``: ``values`` change only the settings they name, the others keep their
+        stored values (``cipherdesk plugins enable``); without it the plain settings are
+        replaced (admin API form). ``clear`` names settings (secrets included) to remove —
+        how a finished webhook-secret rotation drops ``previous_secret``.
+        ``allow_private`` is the operator's private-network allowance for this plugin
+        (CLI only); None keeps what is stored.
+        """
         if name not in self.registry:
             raise KeyError(f"plugin {name!r} is not installed")
+        info = self.registry.info(name)
+        for field_name in clear:
+            if info.get_field(field_name) is None:
+                raise ConfigError(name, field_name, "unknown setting")
+            if field_name in values:
+                raise ConfigError(name, field_name, "both set and cleared")
         existing = await self.store.get_plugin_config(tenant_id, name)
         old_secrets = self.open_secrets(existing) if existing else {}
-        config, secrets = self.registry.validate(name, values, existing_secrets=old_secrets)
+        old_plain = dict(existing.config) if existing else {}
+        operator_private = bool(old_plain.pop(OPERATOR_PRIVATE_KEY, False))
+        if allow_private is not None:
+            operator_private = allow_private
+        merged = {**old_plain, **values} if patch else dict(values)
+        for field_name in clear:
+            merged.pop(field_name, None)
+            old_secrets.pop(field_name, None)
+        config, secrets = self.registry.validate(
+            name,
+            merged,
+            existing_secrets=old_secrets,
+            allow_private=self.allow_private_targets or operator_private,
+        )
+        await self._plugin_validate(name, config, secrets)
+        if operator_private:
+            config[OPERATOR_PRIVATE_KEY] = True
         stored = PluginConfig(
             tenant_id=tenant_id,
             plugin=name,
@@ -213,6 +422,24 @@ class PluginHost:
         self._configs.pop(tenant_id, None)
         return stored
 
+    async def _plugin_validate(
+        self, name: str, config: dict[str, Any], secrets: dict[str, Any]
+    ) -> None:
+        """Run the factory's optional ``validate(config, secrets)`` hook (sync or async)
+        so a configuration the plugin cannot start with is refused before it is stored.
+        Anything but a ConfigError from the hook is reported by class name only."""
+        hook = getattr(self.registry.get(name), "validate", None)
+        if hook is None:
+            return
+        try:
+            result = hook(dict(config), dict(secrets))
+            if inspect.isawaitable(result):
+                await result
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(name, None, f"validate() failed: {type(exc).__name__}") from None
+
     async def set_enabled(self, tenant_id: str, name: str, enabled: bool) -> bool:
         config = await self.store.get_plugin_config(tenant_id, name)
         if config is None:
@@ -226,18 +453,25 @@ class PluginHost:
     def describe(self, config: PluginConfig) -> dict[str, Any]:
         """A config as the admin API/CLI show it: secret values are never returned."""
         secret_names = sorted(self.open_secrets(config)) if config.secrets_sealed else []
-        return {
+        plain = {k: v for k, v in config.config.items() if k != OPERATOR_PRIVATE_KEY}
+        out = {
             "plugin": config.plugin,
             "enabled": config.enabled,
-            "config": config.config,
+            "config": plain,
             "secrets_set": secret_names,
             "updated_at": config.updated_at,
+            "private_network_allowed": bool(config.config.get(OPERATOR_PRIVATE_KEY)),
         }
+        reason = self.unhealthy(config.tenant_id, config.plugin)
+        if reason is not None:
+            out["unhealthy"] = reason
+        return out
 
     async def aclose(self) -> None:
         for _, instance in self._instances.values():
             with contextlib.suppress(Exception):
                 await instance.aclose()
         self._instances.clear()
-        if self._http is not None:
-            await self._http.close()
+        for http in self._sessions.values():
+            await http.close()
+        self._sessions.clear()

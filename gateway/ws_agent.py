@@ -187,6 +187,7 @@ class AgentSession:
                 return
             wait = sessions.expires_at(session) - clock()
             await asyncio.sleep(min(max(wait, 0.05), SESSION_POLL))
+
     async def _require_online(self, p: Principal, agent_id: str) -> None:
         """A transfer to a colleague of this tenant who has no console open would leave the
         customer waiting on nobody: refuse it (``agent_offline``). Unknown ids, other

@@ -1,25 +1,52 @@
 """The flow every ticketing helpdesk shares, so vendor plugins only say what differs.
 
-On ``chat.closed``: with the customer's e-mail, look for the requester's open ticket and
-append the masked transcript to it; otherwise create a ticket. ``enrich`` lists the open
-tickets for the agent. Authenticated JSON calls, timeouts and the mapping of HTTP
-statuses to retryable/permanent errors live in :mod:`plugins._http`.
+One ticket per chat, created exactly once:
 
-A vendor subclass provides: how to find open tickets, how to append, how to create, the
-URL of a ticket for agents, and how to check credentials (``health``).
+* ``chat.opened`` → the chat's ticket is created (requester = the customer when the
+  ``customer.identity`` scope gives an e-mail) so helpdesk agents see the chat at once;
+* ``chat.closed`` → the masked transcript is added to the chat's ticket as a private
+  note/comment (the ticket is created first if ``chat.opened`` never reached it, e.g.
+  the plugin was enabled mid-chat).
+
+Why not trust the vendor to de-duplicate: Zendesk's idempotency keys expire after about
+two hours and cover ticket creation only, its search index lags by minutes, comments
+(``PUT``) are not idempotent, and Freshdesk has no idempotency keys at all. A delivery
+that timed out *after* the vendor acted is retried by the dispatcher, possibly hours
+later. So the plugin keeps its own chat → ticket mapping in its key-value store
+(:class:`plugins.api.KeyValueStore`) and, before creating, asks the vendor for a ticket
+already carrying this chat (Zendesk ``external_id``, Freshdesk requester list + marker),
+which also covers the create-succeeded-then-timed-out case. Comments carry a marker
+(``[cipherdesk event <id>]``); before re-sending one after a failed attempt, the
+ticket's comments are checked for it.
+
+A vendor subclass provides: find a chat's ticket, create one, list a ticket's comment
+bodies, add a comment, the URL of a ticket for agents, open tickets of a requester
+(``enrich``), and ``health``.
 """
 
 from __future__ import annotations
 
 import abc
+import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from plugins._http import request_json
-from plugins.api import ChatClosed, CustomerIdentity, Event
+from plugins.api import ChatClosed, ChatOpened, CustomerIdentity, Event, KeyValueStore
+from plugins.kv import MemoryKV
 
 Ticket = dict[str, Any]
+TICKET_KEY = "chat-ticket:"  # + chat id → vendor ticket id
+ATTEMPT_KEY = "comment-attempt:"  # + event id → a comment send was started
+DONE_KEY = "comment-done:"  # + event id → the comment is in the helpdesk
+ATTEMPT_TTL = 30 * 86400.0
+
+
+def comment_marker(event: Event) -> str:
+    """The line identifying one delivery inside a comment (ids only, no chat text)."""
+    return f"[cipherdesk event {event.event_id}]"
 
 
 class TicketingPlugin(abc.ABC):
@@ -35,12 +62,16 @@ class TicketingPlugin(abc.ABC):
         authorization: str,
         timeout: float,
         tags: list[str],
+        kv: KeyValueStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
         self._base = base
         self._auth = authorization
         self._timeout = timeout
         self._tags = tags
+        # Outside the gateway (tests, scripts) the mapping lives in memory.
+        self.kv: KeyValueStore = kv if kv is not None else MemoryKV(clock)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._base}>"
@@ -59,33 +90,74 @@ class TicketingPlugin(abc.ABC):
 
     # -- what a vendor provides ---------------------------------------------------------
     @abc.abstractmethod
+    async def find_chat_ticket(self, event: Event, email: str | None) -> Any | None:
+        """The id of a ticket already created for ``event.chat_id``, asked of the vendor
+        by a lookup that does not depend on a search index."""
+
+    @abc.abstractmethod
+    async def create_ticket(self, event: Event, email: str | None) -> Any:
+        """Create the chat's ticket; returns its id."""
+
+    @abc.abstractmethod
+    async def comment_bodies(self, ticket_id: Any) -> list[str]:
+        """Bodies of the ticket's comments/notes (to find a marker)."""
+
+    @abc.abstractmethod
+    async def add_comment(self, ticket_id: Any, event: ChatClosed, body: str) -> Any | None:
+        """Add a private comment/note; returns a *new* ticket id when the vendor made the
+        comment land elsewhere (Zendesk follow-up of a closed ticket), else None."""
+
+    @abc.abstractmethod
     async def open_tickets(self, email: str) -> list[Ticket]:
-        """The requester's open tickets, most recently updated first."""
-
-    @abc.abstractmethod
-    async def append(self, ticket: Ticket, event: ChatClosed, headers: dict[str, str]) -> None:
-        """Add the masked transcript to an existing ticket."""
-
-    @abc.abstractmethod
-    async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
-        """Create a ticket carrying the masked transcript."""
+        """The requester's open tickets, most recently updated first (for ``enrich``)."""
 
     @abc.abstractmethod
     def ticket_url(self, ticket_id: Any) -> str:
         """Where an agent opens the ticket in the helpdesk."""
 
+    @abc.abstractmethod
+    def comment_body(self, event: ChatClosed) -> str:
+        """The transcript as this vendor's comment body, ending with the marker."""
+
     # -- the shared flow ----------------------------------------------------------------
     async def deliver(self, event: Event) -> None:
-        if not isinstance(event, ChatClosed):
-            return  # not declared; the dispatcher never sends other types
-        headers = {"Idempotency-Key": event.event_id}
+        if isinstance(event, ChatOpened):
+            await self.ticket_for(event)
+        elif isinstance(event, ChatClosed):
+            ticket_id = await self.ticket_for(event)
+            await self._comment_once(ticket_id, event)
+        # other types are outside the declared scopes; the dispatcher never sends them
+
+    async def ticket_for(self, event: Event) -> Any:
+        """The chat's ticket id: from the mapping, else from the vendor, else created —
+        and remembered, so no retry or later event makes a second one."""
+        key = TICKET_KEY + event.chat_id
+        known = await self.kv.get(key)
+        if known is not None:
+            return _ticket_id(known)
         email = event.customer.email if event.customer else None
-        if email:
-            tickets = await self.open_tickets(email)
-            if tickets:
-                await self.append(tickets[0], event, headers)
-                return
-        await self.create(event, email, headers)
+        ticket_id = await self.find_chat_ticket(event, email)
+        if ticket_id is None:
+            ticket_id = await self.create_ticket(event, email)
+        await self.kv.put(key, str(ticket_id))
+        return ticket_id
+
+    async def _comment_once(self, ticket_id: Any, event: ChatClosed) -> None:
+        if await self.kv.get(DONE_KEY + event.event_id) is not None:
+            return  # e.g. the transcript went in as the new ticket's first comment
+        attempt = ATTEMPT_KEY + event.event_id
+        marker = comment_marker(event)
+        if not await self.kv.put(attempt, str(ticket_id), ttl=ATTEMPT_TTL, only_if_absent=True):
+            # An earlier attempt may have reached the vendor before it failed.
+            earlier = _ticket_id(await self.kv.get(attempt) or str(ticket_id))
+            for candidate in {earlier, ticket_id}:
+                if any(marker in body for body in await self.comment_bodies(candidate)):
+                    await self.kv.put(DONE_KEY + event.event_id, "1", ttl=ATTEMPT_TTL)
+                    return
+        moved = await self.add_comment(ticket_id, event, self.comment_body(event))
+        if moved is not None:
+            await self.kv.put(TICKET_KEY + event.chat_id, str(moved))
+        await self.kv.put(DONE_KEY + event.event_id, "1", ttl=ATTEMPT_TTL)
 
     async def enrich(self, customer: CustomerIdentity) -> dict[str, Any]:
         if not customer.email:
@@ -105,3 +177,7 @@ class TicketingPlugin(abc.ABC):
 
     async def aclose(self) -> None:
         return None
+
+
+def _ticket_id(raw: str) -> Any:
+    return int(raw) if raw.isdigit() else raw

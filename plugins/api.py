@@ -63,7 +63,13 @@ Sender = Literal["customer", "agent", "system"]
 
 class PluginError(Exception):
     """Base class. Messages must be *safe*: status codes and ids, never payload text or
-    secrets — they are stored in the outbox (``last_error``) and shown to admins."""
+    secrets — they are stored in the outbox (``last_error``) and shown to admins.
+
+    ``status`` / ``vendor_code``: the HTTP status and the vendor's error code when the
+    error came from a vendor's answer (set by the built-ins' HTTP helper)."""
+
+    status: int | None = None
+    vendor_code: str | None = None
 
 
 class RetryableError(PluginError):
@@ -275,7 +281,11 @@ class ConfigField:
     secret: bool = False
     default: Any = None
     help: str = ""
-    choices: tuple[str, ...] | None = None  # for "str"/"list": allowed values
+    choices: tuple[str, ...] | None = None  # for "str"/"list": allowed values (one-of)
+    minimum: float | None = None  # for "int"/"float": smallest allowed value
+    maximum: float | None = None  # for "int"/"float": largest allowed value
+    pattern: str | None = None  # for "str"/"list" items: a regex the whole value must match
+    max_length: int = 2048  # for "str"/"url"/"email" and each "list" item
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +311,37 @@ class Health:
     detail: str = ""  # safe text: status codes, never secrets
 
 
+# --------------------------------------------------------------------------- context
+
+
+@runtime_checkable
+class KeyValueStore(Protocol):
+    """A small durable key-value store of one plugin for one tenant (chat → ticket
+    mappings, OAuth tokens). The gateway keeps values sealed by its master key; keys are
+    at most 200 characters, values at most 16 KiB of text. ``ttl`` (seconds) lets a value
+    expire. Nothing here is shared with other tenants or plugins."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(
+        self, key: str, value: str, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool: ...
+
+    async def delete(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginContext:
+    """What the gateway hands a plugin besides its configuration: who it runs for, its
+    own key-value store and the clock to use. Passed as the fourth argument of
+    ``create(config, secrets, http, context)`` to factories whose ``create`` takes one."""
+
+    tenant_id: str
+    plugin: str
+    kv: KeyValueStore
+    clock: Callable[[], float]
+
+
 # --------------------------------------------------------------------------- plugin
 
 
@@ -323,13 +364,36 @@ class Plugin(Protocol):
     async def aclose(self) -> None: ...
 
 
-PluginCreate = Callable[[dict[str, Any], dict[str, Any], "aiohttp.ClientSession"], Plugin]
+PluginCreate = Callable[..., Any]  # (config, secrets, http[, context]) -> Plugin | Awaitable
+
+
+def create_accepts_context(fn: Callable[..., Any]) -> bool:
+    """Whether a ``create`` callable takes the optional fourth ``context`` argument."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 4 or any(p.name == "context" for p in params)
 
 
 @runtime_checkable
 class PluginFactory(Protocol):
     """What an entry point in group ``cipherdesk.plugins`` resolves to: an object (or a
-    module) with ``info`` and ``create(config, secrets, http) -> Plugin``."""
+    module) with ``info`` and ``create(config, secrets, http[, context]) -> Plugin``.
+
+    ``create`` may be ``async def`` (e.g. to fetch an OAuth token) and may take a fourth
+    argument, the :class:`PluginContext`. It runs when the gateway first needs the
+    tenant's instance (first event, health check, ``plugins test``) and again after each
+    configuration change — never on a chat's path: if it raises, the plugin is marked
+    unhealthy (shown in the admin API and ``cipherdesk plugins list --health``) and its
+    events wait and retry. Optional: ``validate(config, secrets)`` (sync or async), run
+    by ``plugins enable`` and the admin API before a configuration is stored; raise
+    :class:`ConfigError` to refuse it."""
 
     info: PluginInfo
 
@@ -346,8 +410,14 @@ class Factory:
     create_fn: PluginCreate
 
     def create(
-        self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
-    ) -> Plugin:
+        self,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        http: aiohttp.ClientSession,
+        context: PluginContext | None = None,
+    ) -> Any:
+        if context is not None and create_accepts_context(self.create_fn):
+            return self.create_fn(config, secrets, http, context)
         return self.create_fn(config, secrets, http)
 
 
@@ -368,9 +438,11 @@ __all__ = [
     "Event",
     "Factory",
     "Health",
+    "KeyValueStore",
     "MessagePosted",
     "PermanentError",
     "Plugin",
+    "PluginContext",
     "PluginError",
     "PluginFactory",
     "PluginInfo",
@@ -378,6 +450,7 @@ __all__ = [
     "RetryableError",
     "Scope",
     "TranscriptLine",
+    "create_accepts_context",
     "event_from_dict",
     "event_to_dict",
 ]

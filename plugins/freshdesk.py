@@ -1,55 +1,64 @@
-"""Built-in plugin ``freshdesk``: the masked transcript of each closed chat lands in
-Freshdesk, through the REST API v2 (HTTP Basic with the API key as user, ``X`` as password).
+"""Built-in plugin ``freshdesk``: one Freshdesk ticket per chat (source 7, Chat), with the
+masked transcript as a private note when the chat closes (REST API v2, HTTP Basic with
+the API key as user and ``X`` as password). Shared flow: :mod:`plugins._ticketing`.
 
-On ``chat.closed``:
+* ``chat.opened`` → look for the chat's ticket, else ``POST /api/v2/tickets``
+  ``{"email", "name", "subject", "description", "status": 2, "priority", "source": 7,
+  "tags"[, "custom_fields": {<chat_field>: <chat id>}]}``.
+  Freshdesk has no idempotency keys, so the look-up matters: ``GET /api/v2/tickets?
+  email=<requester>&order_by=created_at&order_type=desc`` (the list API reads the
+  database, not a search index) and a ticket whose ``custom_fields[chat_field]`` (when
+  configured) or subject names this chat is the chat's ticket. For a first-time
+  customer Freshdesk answers that list with **400** ``invalid_value`` "There is no contact
+  matching the given email" — that means "no tickets yet", and the ticket is created.
+* ``chat.closed`` → ``POST /api/v2/tickets/{id}/notes`` ``{"body": <html>, "private":
+  true}`` ending with a ``[cipherdesk event …]`` marker; a retry after a failed attempt
+  first reads ``GET /api/v2/tickets/{id}/conversations`` for the marker.
 
-1. with the customer's e-mail: ``GET /api/v2/tickets?email=<email>&order_by=updated_at
-   &order_type=desc`` and keep tickets whose status is 2 (Open) or 3 (Pending). Freshdesk's
-   list endpoint only returns tickets created in the last 30 days unless
-   ``updated_since`` is given — an older open ticket is therefore not found and a new
-   ticket is created (acceptable: chats are about recent issues);
-2. one found → ``POST /api/v2/tickets/{id}/notes`` ``{"body": <html>, "private": true}``;
-3. none → ``POST /api/v2/tickets`` ``{"email", "name", "subject", "description", "status": 2,
-   "priority": 1, "tags": ["cipherdesk"]}``.
-
-Freshdesk needs a requester to create a ticket. Without the customer's e-mail (anonymous
-chat) the configured ``fallback_email`` is used; when none is configured the delivery
-fails permanently (dead letter, replayable once configured).
-
-Same error mapping as the other built-ins: 429 → retry after ``Retry-After``; 5xx /
-network → retry; other 4xx → permanent. ``Idempotency-Key`` is sent, though Freshdesk
-does not document de-duplication on it.
+Freshdesk needs a requester: without the customer's e-mail (anonymous chat) the
+configured ``fallback_email`` is used; with neither, the delivery fails permanently
+(dead letter, replayable once configured). ``priority`` must be 1-4 (refused at
+configuration). Errors: 429 → retry after ``Retry-After``; 5xx / network → retry; other
+4xx → permanent, naming the status and Freshdesk's error code.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import aiohttp
 
 from plugins import __version__
-from plugins._ticketing import TicketingPlugin
+from plugins._ticketing import ATTEMPT_TTL, DONE_KEY, TicketingPlugin, comment_marker
 from plugins.api import (
     ChatClosed,
+    ChatOpened,
     ConfigError,
     ConfigField,
+    Event,
     Factory,
     Health,
     PermanentError,
+    PluginContext,
     PluginError,
     PluginInfo,
+    RetryableError,
     Scope,
 )
 from plugins.transcript import as_html, format_transcript, ticket_subject
 
 VENDOR = "freshdesk"
 OPEN_STATUSES = (2, 3)  # Open, Pending
+SOURCE_CHAT = 7  # ticket source "Chat" (https://developers.freshdesk.com/api/#tickets)
 
 INFO = PluginInfo(
     name="freshdesk",
     version=__version__,
-    scopes=frozenset({Scope.CHAT_CLOSED.value, Scope.CUSTOMER_IDENTITY.value}),
+    scopes=frozenset(
+        {Scope.CHAT_OPENED.value, Scope.CHAT_CLOSED.value, Scope.CUSTOMER_IDENTITY.value}
+    ),
     config_schema=(
         ConfigField(name="domain", help="Your Freshdesk domain (acme → acme.freshdesk.com)."),
         ConfigField(name="base_url", type="url", help="Overrides domain (tests, proxies)."),
@@ -59,11 +68,30 @@ INFO = PluginInfo(
             type="email",
             help="Requester for chats without a known customer e-mail.",
         ),
-        ConfigField(name="priority", type="int", default=1, help="Priority of new tickets (1-4)."),
+        ConfigField(
+            name="priority",
+            type="int",
+            default=1,
+            minimum=1,
+            maximum=4,
+            help="Priority of new tickets: 1 low, 2 medium, 3 high, 4 urgent.",
+        ),
         ConfigField(name="tags", type="list", default=["cipherdesk"], help="Tags on new tickets."),
+        ConfigField(
+            name="inbound_secret",
+            secret=True,
+            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            "unset: no inbound API.",
+        ),
+        ConfigField(
+            name="chat_field",
+            pattern=r"cf_[a-z0-9_]{1,60}",
+            help="Optional custom ticket field (single-line text, e.g. cf_cipherdesk_chat) "
+            "that records the chat id; without it the ticket subject identifies the chat.",
+        ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
-    description="Chat transcripts into Freshdesk tickets (a private note on the open one).",
+    description="One Freshdesk ticket per chat (source Chat); the transcript as a private note.",
 )
 
 
@@ -83,7 +111,11 @@ class FreshdeskPlugin(TicketingPlugin):
     vendor = VENDOR
 
     def __init__(
-        self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
+        self,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        http: aiohttp.ClientSession,
+        context: PluginContext | None = None,
     ):
         super().__init__(
             http=http,
@@ -91,48 +123,94 @@ class FreshdeskPlugin(TicketingPlugin):
             authorization="Basic " + base64.b64encode(f"{secrets['api_key']}:X".encode()).decode(),
             timeout=float(config.get("timeout", 10.0)),
             tags=list(config.get("tags") or ["cipherdesk"]),
+            kv=context.kv if context else None,
+            clock=context.clock if context else time.time,
         )
         self._fallback = config.get("fallback_email")
         self._priority = int(config.get("priority", 1))
+        self._chat_field = config.get("chat_field") or None
 
-    async def open_tickets(self, email: str) -> list[dict[str, Any]]:
-        data = await self._call(
-            "GET",
-            "/api/v2/tickets",
-            params={"email": email, "order_by": "updated_at", "order_type": "desc"},
-        )
-        if not isinstance(data, list):
-            return []
-        return [t for t in data if isinstance(t, dict) and t.get("status") in OPEN_STATUSES]
+    async def _tickets_of(self, email: str, order_by: str) -> list[dict[str, Any]]:
+        try:
+            data = await self._call(
+                "GET",
+                "/api/v2/tickets",
+                params={"email": email, "order_by": order_by, "order_type": "desc"},
+            )
+        except PermanentError as exc:
+            if exc.status == 400 and exc.vendor_code == "invalid_value":
+                return []  # "There is no contact matching the given email": a new customer
+            raise
+        return [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
 
-    async def append(
-        self, ticket: dict[str, Any], event: ChatClosed, headers: dict[str, str]
-    ) -> None:
-        await self._call(
-            "POST",
-            f"/api/v2/tickets/{int(ticket['id'])}/notes",
-            json={"body": as_html(format_transcript(event)), "private": True},
-            headers=headers,
-        )
-
-    async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
+    def _requester(self, email: str | None) -> str:
         requester = email or self._fallback
         if not requester:
             raise PermanentError(
                 "freshdesk: no requester e-mail (anonymous chat and no fallback_email configured)"
             )
+        return str(requester)
+
+    async def find_chat_ticket(self, event: Event, email: str | None) -> Any | None:
+        subject_tag = f"Chat {event.chat_id} "
+        for ticket in await self._tickets_of(self._requester(email), "created_at"):
+            fields = ticket.get("custom_fields") or {}
+            if self._chat_field and fields.get(self._chat_field) == event.chat_id:
+                return ticket.get("id")
+            if str(ticket.get("subject") or "").startswith(subject_tag):
+                return ticket.get("id")
+        return None
+
+    async def create_ticket(self, event: Event, email: str | None) -> Any:
+        description = (
+            f"Chat {event.chat_id} started in cipherdesk (queue {event.queue})."
+            if isinstance(event, ChatOpened)
+            else format_transcript(event) + "\n\n" + comment_marker(event)
+            if isinstance(event, ChatClosed)
+            else ""
+        )
         ticket: dict[str, Any] = {
-            "email": requester,
+            "email": self._requester(email),
             "subject": ticket_subject(event),
-            "description": as_html(format_transcript(event)),
+            "description": as_html(description),
             "status": 2,
             "priority": self._priority,
+            "source": SOURCE_CHAT,
             "tags": self._tags,
         }
+        if self._chat_field:
+            ticket["custom_fields"] = {self._chat_field: event.chat_id}
         customer = event.customer
         if email and customer and customer.name:
             ticket["name"] = customer.name
-        await self._call("POST", "/api/v2/tickets", json=ticket, headers=headers)
+        data = await self._call("POST", "/api/v2/tickets", json=ticket)
+        ticket_id = (data or {}).get("id") if isinstance(data, dict) else None
+        if ticket_id is None:
+            raise RetryableError("freshdesk: ticket created without an id in the answer")
+        if isinstance(event, ChatClosed):
+            await self.kv.put(DONE_KEY + event.event_id, "1", ttl=ATTEMPT_TTL)
+        return int(ticket_id)
+
+    async def comment_bodies(self, ticket_id: Any) -> list[str]:
+        data = await self._call("GET", f"/api/v2/tickets/{int(ticket_id)}/conversations")
+        if not isinstance(data, list):
+            return []
+        return [str(c.get("body") or "") for c in data if isinstance(c, dict)]
+
+    def comment_body(self, event: ChatClosed) -> str:
+        return as_html(format_transcript(event) + "\n\n" + comment_marker(event))
+
+    async def add_comment(self, ticket_id: Any, event: ChatClosed, body: str) -> Any | None:
+        await self._call(
+            "POST",
+            f"/api/v2/tickets/{int(ticket_id)}/notes",
+            json={"body": body, "private": True},
+        )
+        return None
+
+    async def open_tickets(self, email: str) -> list[dict[str, Any]]:
+        tickets = await self._tickets_of(email, "updated_at")
+        return [t for t in tickets if t.get("status") in OPEN_STATUSES and "id" in t]
 
     def ticket_url(self, ticket_id: Any) -> str:
         return f"{self._base}/a/tickets/{ticket_id}"
@@ -146,9 +224,12 @@ class FreshdeskPlugin(TicketingPlugin):
 
 
 def create(
-    config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    http: aiohttp.ClientSession,
+    context: PluginContext | None = None,
 ) -> FreshdeskPlugin:
-    return FreshdeskPlugin(config, secrets, http)
+    return FreshdeskPlugin(config, secrets, http, context)
 
 
 factory = Factory(INFO, create)

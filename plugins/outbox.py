@@ -10,8 +10,17 @@ those rows:
   (plugin, chat), so a later event of a chat waits while an earlier one backs off;
 * **retries**: exponential backoff with full jitter (``rng() * min(max_delay, base_delay
   * 2**(attempts-1))``), or the vendor's ``Retry-After`` when that is longer;
-* **dead letters**: after ``max_attempts`` failures, or at once on :class:`PermanentError`;
-  an admin lists them and replays them (``store.replay_dead``);
+* **dead letters**: once the event is older than ``retry_window`` (72 h in the gateway,
+  like Stripe's three days of webhook retries) or after ``max_attempts`` failures when
+  that is set, or at once on :class:`PermanentError`; an admin lists them and replays
+  them (``store.replay_dead``);
+* **fencing**: every claim carries the row's ``lease_token``; each settling call
+  (delivered, rescheduled, dead) presents it, and the store refuses it once another
+  dispatcher has re-claimed the row after the lease expired — the late dispatcher's
+  outcome is ``"fenced"`` and it writes nothing. A delivery is never started with less
+  than ``lease_margin`` seconds of its lease left and is cut at the lease's end, and
+  ``delivery_timeout`` must be below the store's ``lease_seconds``, so two dispatchers
+  never send the same row at the same time;
 * **circuit breaker per (tenant, plugin)**: after ``failure_threshold`` consecutive
   failures the breaker opens, pending rows of that plugin are pushed to the end of the
   cooldown (not hammering a down helpdesk, not crowding the claim queue); after the
@@ -90,13 +99,23 @@ class OutboxStore(Protocol):
 
     async def claim_due_events(self, now: float, limit: int = 100) -> list[Any]: ...
 
-    async def mark_delivered(self, item_id: int, now: float) -> None: ...
+    async def mark_delivered(
+        self, item_id: int, now: float, *, lease: int | None = None
+    ) -> bool | None: ...
 
     async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None: ...
+        self,
+        item_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        lease: int | None = None,
+    ) -> bool | None: ...
 
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None: ...
+    async def dead_letter(
+        self, item_id: int, *, attempts: int, error: str, lease: int | None = None
+    ) -> bool | None: ...
 
     async def list_events(
         self,
@@ -112,7 +131,7 @@ class OutboxStore(Protocol):
 
 Decode = Callable[[Any], Awaitable[dict[str, Any] | None]]
 PluginFor = Callable[[str, str], Awaitable[Plugin | None]]
-Outcome = Literal["delivered", "retry", "dead", "deferred"]
+Outcome = Literal["delivered", "retry", "dead", "deferred", "fenced"]
 
 
 # --------------------------------------------------------------------------- scopes
@@ -211,15 +230,34 @@ class DeliveryResult:
     duration: float = 0.0
 
 
+def redacted_traceback(exc: BaseException, *, frames: int = 3) -> str:
+    """Where an exception was raised, without what it said: the innermost ``frames``
+    frames as ``module-file:line in function`` (file names only, never a server path,
+    never the exception's message or local values, which may hold payload text)."""
+    import traceback
+
+    own = __file__.replace("\\", "/")
+    summary = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename.replace("\\", "/") != own  # the dispatcher's own frames say nothing
+    ][-frames:]
+    parts = [
+        f"{'/'.join(f.filename.replace(chr(92), '/').split('/')[-2:])}:{f.lineno} in {f.name}"
+        for f in reversed(summary)
+    ]
+    return " <- ".join(parts)
+
+
 def safe_error(exc: BaseException) -> str:
     """A message fit for storage and logs: the plugin's own (contractually safe) message
-    for PluginErrors, only the exception class for anything else."""
+    for PluginErrors, the exception class and a redacted traceback for anything else."""
     if isinstance(exc, PluginError):
         msg = str(exc) or type(exc).__name__
         return f"{type(exc).__name__}: {msg}"[:300]
     if isinstance(exc, TimeoutError):
         return "timeout"
-    return f"plugin crashed: {type(exc).__name__}"
+    where = redacted_traceback(exc)
+    return (f"plugin crashed: {type(exc).__name__}" + (f" at {where}" if where else ""))[:300]
 
 
 class _Dead(Exception):
@@ -240,7 +278,9 @@ class Dispatcher:
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
-        max_attempts: int = 12,
+        max_attempts: int | None = 12,
+        retry_window: float | None = None,
+        lease_margin: float = 2.0,
         base_delay: float = 2.0,
         max_delay: float = 600.0,
         poll_interval: float = 0.5,
@@ -262,7 +302,21 @@ class Dispatcher:
         self._plugin_for = plugin_for
         self._clock = clock
         self._rng = rng
+        if max_attempts is None and retry_window is None:
+            raise ValueError("give max_attempts or retry_window (or both)")
+        if retry_window is not None and not 0 < retry_window <= 30 * 86400:
+            raise ValueError("retry_window must be between 0 and 30 days")
+        lease_seconds = getattr(store, "lease_seconds", None)
+        if lease_seconds is not None and not delivery_timeout + lease_margin < lease_seconds:
+            raise ValueError(
+                f"delivery_timeout ({delivery_timeout} s) plus lease_margin ({lease_margin} s)"
+                f" must be below the outbox lease ({lease_seconds} s): a delivery outliving"
+                " its lease could be sent again by another dispatcher"
+            )
+        self.lease_seconds: float | None = lease_seconds
+        self.lease_margin = lease_margin
         self.max_attempts = max_attempts
+        self.retry_window = retry_window
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.poll_interval = poll_interval
@@ -276,9 +330,12 @@ class Dispatcher:
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._running: dict[tuple[str, str], int] = {}
         self._inflight: set[int] = set()
+        self._lease_ends: dict[int, float] = {}
         self._tasks: dict[asyncio.Task[DeliveryResult | None], Any] = {}
         self._scan = batch_size
         self._loop_task: asyncio.Task[None] | None = None
+        self._claiming: asyncio.Future[Any] | None = None
+        self._aux: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -329,6 +386,11 @@ class Dispatcher:
             if not done:
                 loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
+        claiming, self._claiming = self._claiming, None
+        if claiming is not None and not claiming.done():
+            # A claim the store is still answering: its rows are leased to us, so let
+            # it finish and hand them back below with the other running deliveries.
+            await asyncio.gather(claiming, return_exceptions=True)
         tasks = dict(self._tasks)
         if not tasks:
             return
@@ -340,6 +402,18 @@ class Dispatcher:
         for t in pending:
             await self._release(tasks[t])
 
+    async def _hand_back(self, item: Any) -> None:
+        try:
+            await self.store.reschedule_event(
+                item.id,
+                attempts=item.attempts,
+                next_attempt_at=getattr(item, "next_attempt_at", None) or self._clock(),
+                error=getattr(item, "last_error", None) or "",
+                lease=_lease(item),
+            )
+        except Exception as exc:  # the lease then simply expires
+            log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
+
     async def _release(self, item: Any) -> None:
         try:
             await self.store.reschedule_event(
@@ -347,6 +421,7 @@ class Dispatcher:
                 attempts=item.attempts,
                 next_attempt_at=self._clock(),
                 error=getattr(item, "last_error", None) or "interrupted by shutdown",
+                lease=_lease(item),
             )
         except Exception as exc:  # the store's lease then simply expires
             log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
@@ -355,7 +430,10 @@ class Dispatcher:
     async def _loop(self) -> None:
         while not self._stopping:
             try:
-                await self._claim_and_spawn()
+                # Shielded: cancelling the loop mid-claim would leave rows leased (for a
+                # whole lease) with nobody delivering them; stop() awaits the claim.
+                self._claiming = asyncio.ensure_future(self._claim_and_spawn())
+                await asyncio.shield(self._claiming)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store is down: keep polling
@@ -374,7 +452,15 @@ class Dispatcher:
         busy = 0
         for item in items:
             if item.id in self._inflight:
+                # Its delivery has just settled (the row was claimable again) but the task
+                # is not finished yet: hand back the lease this claim took, or the row
+                # would sit leased, undelivered, for a whole lease.
+                hand_back = asyncio.create_task(self._hand_back(item))
+                self._aux.add(hand_back)
+                hand_back.add_done_callback(self._aux.discard)
                 continue
+            if self.lease_seconds is not None:
+                self._lease_ends[item.id] = now + self.lease_seconds
             key = (item.tenant_id, item.plugin)
             if self.breaker(*key).state == "open":
                 # Do not take a slot, do not call the vendor: push to the cooldown's end.
@@ -416,6 +502,7 @@ class Dispatcher:
             # before it ever started.
             self._tasks.pop(task, None)
             self._inflight.discard(item.id)
+            self._lease_ends.pop(item.id, None)
             if counted:
                 self._running[key] -= 1
 
@@ -456,17 +543,24 @@ class Dispatcher:
             **kw,
         )
 
+    def _fenced(self, item: Any, attempts: int) -> DeliveryResult:
+        log.warning("outbox.fenced", item_id=item.id, plugin=item.plugin, lease=_lease(item))
+        return self._result(item, "fenced", attempts, error="lease lost to another dispatcher")
+
     async def _defer(self, item: Any, until: float, reason: str) -> DeliveryResult | None:
         try:
-            await self.store.reschedule_event(
+            settled = await self.store.reschedule_event(
                 item.id,
                 attempts=item.attempts,
                 next_attempt_at=until,
                 error=getattr(item, "last_error", None) or reason,
+                lease=_lease(item),
             )
         except Exception as exc:
             log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
             return None
+        if settled is False:
+            return self._fenced(item, item.attempts)
         return self._result(item, "deferred", item.attempts, error=reason, next_attempt_at=until)
 
     async def _defer_open(self, item: Any) -> DeliveryResult | None:
@@ -524,8 +618,16 @@ class Dispatcher:
             breaker.release()
             return await self._failed(item, exc)
 
+        budget = self.delivery_timeout
+        lease_end = self._lease_ends.get(item.id)
+        if lease_end is not None:
+            left = lease_end - self._clock() - self.lease_margin
+            if left <= 0:  # too little lease left to send safely: hand the row back
+                breaker.release()
+                return await self._defer(item, self._clock(), "lease expired before delivery")
+            budget = min(budget, left)
         try:
-            async with asyncio.timeout(self.delivery_timeout):
+            async with asyncio.timeout(budget):
                 await plugin.deliver(event)
         except asyncio.CancelledError:
             breaker.release()
@@ -539,35 +641,57 @@ class Dispatcher:
 
         breaker.success()
         try:
-            await self.store.mark_delivered(item.id, self._clock())
+            settled = await self.store.mark_delivered(item.id, self._clock(), lease=_lease(item))
         except Exception as exc:  # delivered but not recorded: it will be sent again
             log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
             return None
+        if settled is False:
+            return self._fenced(item, item.attempts + 1)
         return self._result(item, "delivered", item.attempts + 1, duration=self._clock() - started)
 
     async def _dead(self, item: Any, attempts: int, note: str) -> DeliveryResult | None:
         try:
-            await self.store.dead_letter(item.id, attempts=attempts, error=note)
+            settled = await self.store.dead_letter(
+                item.id, attempts=attempts, error=note, lease=_lease(item)
+            )
         except Exception as exc:
             log.warning("outbox.store_failed", item_id=item.id, error=type(exc).__name__)
             return None
+        if settled is False:
+            return self._fenced(item, attempts)
         return self._result(item, "dead", attempts, error=note)
 
     async def _failed(self, item: Any, exc: BaseException) -> DeliveryResult | None:
         attempts = item.attempts + 1
         error = safe_error(exc)
-        if attempts >= self.max_attempts:
+        if not isinstance(exc, PluginError | TimeoutError):
+            # A crash in plugin code: one log line with where it happened (no message).
+            log.warning("outbox.plugin_crashed", item_id=item.id, plugin=item.plugin,
+                        error=error)
+        if self.max_attempts is not None and attempts >= self.max_attempts:
             return await self._dead(item, attempts, f"gave up after {attempts} attempts: {error}")
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
         when = self._clock() + self.backoff(attempts, retry_after)
+        if self.retry_window is not None and when > item.created_at + self.retry_window:
+            return await self._dead(
+                item, attempts, f"gave up after the retry window ({attempts} attempts): {error}"
+            )
         try:
-            await self.store.reschedule_event(
-                item.id, attempts=attempts, next_attempt_at=when, error=error
+            settled = await self.store.reschedule_event(
+                item.id, attempts=attempts, next_attempt_at=when, error=error, lease=_lease(item)
             )
         except Exception as store_exc:
             log.warning("outbox.store_failed", item_id=item.id, error=type(store_exc).__name__)
             return None
+        if settled is False:
+            return self._fenced(item, attempts)
         return self._result(item, "retry", attempts, error=error, next_attempt_at=when)
+
+
+def _lease(item: Any) -> int | None:
+    """The fencing token the row was claimed with (None for stores without fencing)."""
+    token = getattr(item, "lease_token", None)
+    return None if token is None else int(token)
 
 
 async def replay_dead_letters(

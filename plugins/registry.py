@@ -14,13 +14,11 @@ clash) never abort start-up: they are collected in :attr:`Registry.problems` for
 from __future__ import annotations
 
 import copy
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit
 
 from plugins.api import (
     ALL_SCOPES,
@@ -29,9 +27,12 @@ from plugins.api import (
     ConfigError,
     ConfigField,
     Plugin,
+    PluginContext,
     PluginFactory,
     PluginInfo,
+    create_accepts_context,
 )
+from plugins.netguard import check_target_url
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -72,6 +73,15 @@ def check_factory(obj: Any) -> PluginInfo:
     names = [f.name for f in info.config_schema]
     if len(names) != len(set(names)):
         raise ValueError("duplicate config field names")
+    for f in info.config_schema:
+        if f.pattern is not None:
+            try:
+                re.compile(f.pattern)
+            except re.error:
+                raise ValueError(f"config field {f.name!r}: invalid pattern") from None
+    validate = getattr(obj, "validate", None)
+    if validate is not None and not callable(validate):
+        raise ValueError("'validate' must be callable: validate(config, secrets)")
     return info
 
 
@@ -146,13 +156,26 @@ class Registry:
         values: Mapping[str, Any],
         *,
         existing_secrets: Mapping[str, Any] | None = None,
+        allow_private: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return validate_config(self.info(name), values, existing_secrets=existing_secrets)
+        return validate_config(
+            self.info(name), values, existing_secrets=existing_secrets, allow_private=allow_private
+        )
 
     def create(
-        self, name: str, config: dict[str, Any], secrets: dict[str, Any], http: Any
-    ) -> Plugin:
-        return self.get(name).create(config, secrets, http)
+        self,
+        name: str,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        http: Any,
+        context: PluginContext | None = None,
+    ) -> Plugin | Awaitable[Plugin]:
+        """Build an instance; ``create`` may be async (await the result when awaitable)
+        and gets ``context`` when it takes a fourth argument."""
+        factory = self.get(name)
+        if context is not None and create_accepts_context(factory.create):
+            return factory.create(config, secrets, http, context)
+        return factory.create(config, secrets, http)
 
 
 def builtin_factories() -> list[PluginFactory]:
@@ -174,7 +197,7 @@ def default_registry(*, discover: bool = True) -> Registry:
 # --------------------------------------------------------------------------- config
 
 
-def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
+def _coerce(plugin: str, f: ConfigField, value: Any, allow_private: bool = False) -> Any:
     def bad(msg: str) -> ConfigError:
         # Never echo a secret's value in the error.
         shown = "" if f.secret else f" (got {str(value)[:60]!r})"
@@ -187,22 +210,19 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise bad("expected a boolean (true/false)")
-    if t == "int":
+    if t in ("int", "float"):
         if isinstance(value, bool):
-            raise bad("expected an integer")
+            raise bad("expected an integer" if t == "int" else "expected a number")
         try:
-            return int(value)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-            raise bad("expected an integer") from None
-    if t == "float":
-        if isinstance(value, bool):
-            raise bad("expected a number")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise bad("expected a number") from None
-        if not math.isfinite(number):
+            number: float = int(value) if t == "int" else float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise bad("expected an integer" if t == "int" else "expected a number") from None
+        if number != number or number in (float("inf"), float("-inf")):
             raise bad("expected a finite number")
+        if f.minimum is not None and number < f.minimum:
+            raise bad(f"must be at least {_num(f.minimum)}")
+        if f.maximum is not None and number > f.maximum:
+            raise bad(f"must be at most {_num(f.maximum)}")
         return number
     if t == "list":
         if isinstance(value, str):
@@ -211,6 +231,10 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
             items = [str(v) for v in value]
         else:
             raise bad("expected a list (or a comma-separated string)")
+        if len(items) > 100:
+            raise bad("at most 100 items")
+        for item in items:
+            _check_text(plugin, f, item, bad)
         if f.choices is not None:
             wrong = [v for v in items if v not in f.choices]
             if wrong:
@@ -219,14 +243,14 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
     if not isinstance(value, str):
         raise bad("expected a string")
     value = value.strip()
+    if t != "url":
+        _check_text(plugin, f, value, bad)
     if t == "url":
-        try:  # urlsplit raises ValueError on e.g. "http://[::1" (found by tests/fuzz)
-            parts = urlsplit(value)
-            hostname = parts.hostname
-        except ValueError:
-            raise bad("expected an http(s) URL") from None
-        if parts.scheme not in ("http", "https") or not hostname:
-            raise bad("expected an http(s) URL")
+        if len(value) > 2048:
+            raise ConfigError(plugin, f.name, "URL longer than 2048 characters")
+        problem = check_target_url(value, allow_private=allow_private)
+        if problem is not None:
+            raise bad(problem)
     elif t == "email":
         if not _EMAIL.match(value):
             raise bad("expected an e-mail address")
@@ -235,13 +259,31 @@ def _coerce(plugin: str, f: ConfigField, value: Any) -> Any:
     return value
 
 
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_text(plugin: str, f: ConfigField, value: str, bad: Any) -> None:
+    if len(value) > f.max_length:
+        raise ConfigError(plugin, f.name, f"longer than {f.max_length} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(plugin, f.name, "control characters are not allowed")
+    if f.pattern is not None and not re.fullmatch(f.pattern, value):
+        raise bad(f"must match {f.pattern}")
+
+
 def validate_config(
     info: PluginInfo,
     values: Mapping[str, Any],
     *,
     existing_secrets: Mapping[str, Any] | None = None,
+    allow_private: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check ``values`` against ``info.config_schema``; returns ``(config, secrets)``.
+
+    ``url`` fields are plugin *targets*: without ``allow_private`` (the operator's
+    allowance) only https URLs to names or public addresses pass
+    (:func:`plugins.netguard.check_target_url`; names are checked again at connect time).
 
     Strings are coerced to the field's type (CLI ``--set key=value``). Unknown keys and
     missing required fields raise :class:`ConfigError` naming the field. A required
@@ -256,7 +298,7 @@ def validate_config(
     for f in info.config_schema:
         target = secrets if f.secret else config
         if f.name in values and values[f.name] not in (None, ""):
-            target[f.name] = _coerce(info.name, f, values[f.name])
+            target[f.name] = _coerce(info.name, f, values[f.name], allow_private)
         elif f.secret and existing_secrets and f.name in existing_secrets:
             target[f.name] = existing_secrets[f.name]
         elif f.required:

@@ -64,6 +64,12 @@ INFO = PluginInfo(
             help="Old secret, also signed with during a rotation.",
         ),
         ConfigField(
+            name="inbound_secret",
+            secret=True,
+            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            "unset: no inbound API.",
+        ),
+        ConfigField(
             name="events",
             type="list",
             default=sorted(EVENT_SCOPES),

@@ -1,44 +1,46 @@
-"""Built-in plugin ``zendesk``: the masked transcript of each closed chat lands in Zendesk
-Support as a private comment, through the Ticketing REST API v2 with API-token auth.
+"""Built-in plugin ``zendesk``: one Zendesk Support ticket per chat, with the masked
+transcript as a private comment when the chat closes (Ticketing REST API v2, API-token
+auth). The shared flow and why it keeps its own chat → ticket mapping: :mod:`plugins._ticketing`.
 
-On ``chat.closed``:
-
-1. with the customer's e-mail (needs the ``customer.identity`` scope, which this plugin
-   declares): ``GET /api/v2/search.json?query=type:ticket status<solved requester:<email>``
-   (newest updated first);
-2. an unsolved ticket found → ``PUT /api/v2/tickets/{id}.json`` adding the transcript as a
-   private comment (``public: false``);
-3. none found → ``POST /api/v2/tickets.json`` creating a ticket (subject, the transcript
-   as a private first comment, requester name/e-mail, tags ``["cipherdesk"]``).
-   Without an e-mail (anonymous chat) the ticket is created without a requester, so
-   Zendesk makes the API user the requester; agents can set the real one.
-
-``Idempotency-Key`` (the event id) is sent on writes: Zendesk de-duplicates ticket
-creation on it. Appending a comment is not de-duplicated by Zendesk, so a retry after a
-timeout that actually succeeded may add the comment twice (at-least-once).
+* ``chat.opened`` → ``GET /api/v2/tickets.json?external_id=<chat id>`` (a list, not the
+  search API: no index lag) and, when none, ``POST /api/v2/tickets.json`` with
+  ``external_id`` = chat id, requester name/e-mail (``customer.identity``), tags, a
+  private first comment, and ``Idempotency-Key`` = the event id (honoured by Zendesk for
+  about two hours — the mapping and the ``external_id`` lookup cover later retries);
+* ``chat.closed`` → ``PUT /api/v2/tickets/{id}.json`` adding the transcript as a private
+  comment ending with a ``[cipherdesk event …]`` marker; a retry after a failed attempt
+  first reads ``GET /api/v2/tickets/{id}/comments.json`` for that marker (PUT is not
+  idempotent). A *closed* ticket answers 422: a follow-up ticket is created
+  (``via_followup_source_id``) and becomes the chat's ticket.
 
 Errors: 429 → retry after ``Retry-After``; 5xx / network → retry with backoff;
-401/403/404/422 (and other 4xx) → permanent (dead letter) with a message naming only
-the status.
+401/403/404/422 (and other 4xx) → permanent (dead letter) with a message naming only the
+status and Zendesk's error code.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import aiohttp
 
 from plugins import __version__
-from plugins._ticketing import TicketingPlugin
+from plugins._ticketing import ATTEMPT_TTL, DONE_KEY, TicketingPlugin, comment_marker
 from plugins.api import (
     ChatClosed,
+    ChatOpened,
     ConfigError,
     ConfigField,
+    Event,
     Factory,
     Health,
+    PermanentError,
+    PluginContext,
     PluginError,
     PluginInfo,
+    RetryableError,
     Scope,
 )
 from plugins.transcript import format_transcript, ticket_subject
@@ -48,7 +50,9 @@ VENDOR = "zendesk"
 INFO = PluginInfo(
     name="zendesk",
     version=__version__,
-    scopes=frozenset({Scope.CHAT_CLOSED.value, Scope.CUSTOMER_IDENTITY.value}),
+    scopes=frozenset(
+        {Scope.CHAT_OPENED.value, Scope.CHAT_CLOSED.value, Scope.CUSTOMER_IDENTITY.value}
+    ),
     config_schema=(
         ConfigField(name="subdomain", help="Your Zendesk subdomain (acme → acme.zendesk.com)."),
         ConfigField(name="base_url", type="url", help="Overrides subdomain (tests, proxies)."),
@@ -57,9 +61,15 @@ INFO = PluginInfo(
         ),
         ConfigField(name="api_token", required=True, secret=True, help="Zendesk API token."),
         ConfigField(name="tags", type="list", default=["cipherdesk"], help="Tags on new tickets."),
+        ConfigField(
+            name="inbound_secret",
+            secret=True,
+            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            "unset: no inbound API.",
+        ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
-    description="Chat transcripts into Zendesk Support tickets (new or the open one).",
+    description="One Zendesk Support ticket per chat; the transcript as a private comment.",
 )
 
 
@@ -77,7 +87,11 @@ class ZendeskPlugin(TicketingPlugin):
     vendor = VENDOR
 
     def __init__(
-        self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
+        self,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        http: aiohttp.ClientSession,
+        context: PluginContext | None = None,
     ):
         token = f"{config['email']}/token:{secrets['api_token']}".encode()
         super().__init__(
@@ -86,7 +100,85 @@ class ZendeskPlugin(TicketingPlugin):
             authorization="Basic " + base64.b64encode(token).decode(),
             timeout=float(config.get("timeout", 10.0)),
             tags=list(config.get("tags") or ["cipherdesk"]),
+            kv=context.kv if context else None,
+            clock=context.clock if context else time.time,
         )
+
+    async def find_chat_ticket(self, event: Event, email: str | None) -> Any | None:
+        data = await self._call(
+            "GET", "/api/v2/tickets.json", params={"external_id": event.chat_id}
+        )
+        tickets = [t for t in (data or {}).get("tickets") or [] if isinstance(t, dict)]
+        live = [t for t in tickets if t.get("status") != "closed" and "id" in t]
+        chosen = live or [t for t in tickets if "id" in t]
+        return int(chosen[-1]["id"]) if chosen else None
+
+    async def create_ticket(
+        self, event: Event, email: str | None, *, key_suffix: str = "", **extra: Any
+    ) -> Any:
+        opened = isinstance(event, ChatOpened)
+        body = (
+            f"Chat {event.chat_id} started in cipherdesk (queue {event.queue})."
+            if isinstance(event, ChatOpened)
+            else self.comment_body(event) if isinstance(event, ChatClosed) else ""
+        )
+        ticket: dict[str, Any] = {
+            "subject": ticket_subject(event),
+            "comment": {"body": body, "public": False},
+            "external_id": event.chat_id,
+            "tags": self._tags,
+            **extra,
+        }
+        if email:
+            customer = event.customer
+            ticket["requester"] = {
+                "name": (customer.name if customer and customer.name else email.split("@")[0]),
+                "email": email,
+            }
+        data = await self._call(
+            "POST",
+            "/api/v2/tickets.json",
+            json={"ticket": ticket},
+            headers={"Idempotency-Key": event.event_id + key_suffix},
+        )
+        ticket_id = ((data or {}).get("ticket") or {}).get("id")
+        if ticket_id is None:
+            raise RetryableError("zendesk: ticket created without an id in the answer")
+        if not opened and isinstance(event, ChatClosed) and "comment" not in extra:
+            # The transcript went in as the first comment: remember it as sent.
+            await self.kv.put(DONE_KEY + event.event_id, "1", ttl=ATTEMPT_TTL)
+        return int(ticket_id)
+
+    async def comment_bodies(self, ticket_id: Any) -> list[str]:
+        data = await self._call("GET", f"/api/v2/tickets/{int(ticket_id)}/comments.json")
+        return [
+            str(c.get("body") or "")
+            for c in (data or {}).get("comments") or []
+            if isinstance(c, dict)
+        ]
+
+    def comment_body(self, event: ChatClosed) -> str:
+        return format_transcript(event) + "\n\n" + comment_marker(event)
+
+    async def add_comment(self, ticket_id: Any, event: ChatClosed, body: str) -> Any | None:
+        try:
+            await self._call(
+                "PUT",
+                f"/api/v2/tickets/{int(ticket_id)}.json",
+                json={"ticket": {"comment": {"body": body, "public": False}}},
+            )
+        except PermanentError as exc:
+            if exc.status != 422:
+                raise
+            # Closed tickets cannot be updated: continue in a follow-up ticket.
+            follow = await self.create_ticket(
+                event, event.customer.email if event.customer else None,
+                key_suffix=":followup",
+                via_followup_source_id=int(ticket_id),
+                comment={"body": body, "public": False},
+            )
+            return follow
+        return None
 
     async def open_tickets(self, email: str) -> list[dict[str, Any]]:
         data = await self._call(
@@ -105,30 +197,6 @@ class ZendeskPlugin(TicketingPlugin):
             if isinstance(r, dict) and r.get("result_type", "ticket") == "ticket" and "id" in r
         ]
 
-    async def append(
-        self, ticket: dict[str, Any], event: ChatClosed, headers: dict[str, str]
-    ) -> None:
-        await self._call(
-            "PUT",
-            f"/api/v2/tickets/{int(ticket['id'])}.json",
-            json={"ticket": {"comment": {"body": format_transcript(event), "public": False}}},
-            headers=headers,
-        )
-
-    async def create(self, event: ChatClosed, email: str | None, headers: dict[str, str]) -> None:
-        ticket: dict[str, Any] = {
-            "subject": ticket_subject(event),
-            "comment": {"body": format_transcript(event), "public": False},
-            "tags": self._tags,
-        }
-        if email:
-            customer = event.customer
-            ticket["requester"] = {
-                "name": (customer.name if customer and customer.name else email.split("@")[0]),
-                "email": email,
-            }
-        await self._call("POST", "/api/v2/tickets.json", json={"ticket": ticket}, headers=headers)
-
     def ticket_url(self, ticket_id: Any) -> str:
         return f"{self._base}/agent/tickets/{ticket_id}"
 
@@ -144,9 +212,12 @@ class ZendeskPlugin(TicketingPlugin):
 
 
 def create(
-    config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    http: aiohttp.ClientSession,
+    context: PluginContext | None = None,
 ) -> ZendeskPlugin:
-    return ZendeskPlugin(config, secrets, http)
+    return ZendeskPlugin(config, secrets, http, context)
 
 
 factory = Factory(INFO, create)

@@ -66,7 +66,7 @@ MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, 
 FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
 OUTBOX_COLS = (
     "id, tenant_id, plugin, event_type, idempotency_key, payload_sealed, chat_id, created_at,"
-    " state, attempts, next_attempt_at, last_error, delivered_at"
+    " state, attempts, next_attempt_at, last_error, delivered_at, lease_token"
 )
 PLUGIN_COLS = "tenant_id, plugin, enabled, config, secrets_sealed, updated_at"
 
@@ -256,6 +256,7 @@ def outbox(r: Row) -> OutboxItem:
         next_attempt_at=r["next_attempt_at"],
         last_error=r["last_error"],
         delivered_at=r["delivered_at"],
+        lease_token=int(r["lease_token"]),
     )
 
 

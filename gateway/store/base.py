@@ -287,6 +287,7 @@ class OutboxItem:
     next_attempt_at: float = 0.0
     last_error: str | None = None
     delivered_at: float | None = None
+    lease_token: int = 0  # fencing token of the current claim (incremented by each claim)
 
 
 @dataclass(slots=True)
@@ -606,19 +607,34 @@ class Store(Protocol):
         lease, after which another node retries them: delivery is *at-least-once*, and
         receivers de-duplicate by ``idempotency_key``. The lease only stops two nodes
         from sending the same item at the same time; deliveries must finish within it.
+
+        Each claim increments the item's ``lease_token`` (returned on the item): the
+        fencing token the settling calls below must present.
         """
 
-    async def mark_delivered(self, item_id: int, now: float) -> None:
-        """Settle an item (ends its lease). Unknown ids are ignored: the item may have
-        been erased with its chat while it was being delivered."""
+    async def mark_delivered(self, item_id: int, now: float, *, lease: int | None = None) -> bool:
+        """Settle a pending item (ends its lease). With ``lease`` only while the item is
+        still claimed with that token: a dispatcher whose lease expired and was taken over
+        by another claim is *fenced* (False, nothing written). Unknown ids are ignored:
+        the item may have been erased with its chat while it was being delivered."""
 
     async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None:
-        """Back off a pending item (ends its lease); no-op unless it is pending."""
+        self,
+        item_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        lease: int | None = None,
+    ) -> bool:
+        """Back off a pending item (ends its lease); False (no-op) unless it is pending
+        and, with ``lease``, still claimed with that token."""
 
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
-        """Give up on a pending item (ends its lease); no-op unless it is pending."""
+    async def dead_letter(
+        self, item_id: int, *, attempts: int, error: str, lease: int | None = None
+    ) -> bool:
+        """Give up on a pending item (ends its lease); False (no-op) unless it is pending
+        and, with ``lease``, still claimed with that token."""
 
     async def list_events(
         self,
@@ -652,6 +668,26 @@ class Store(Protocol):
     async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
         """Remove a list; False when it did not exist."""
         ...
+    # -- per-plugin key-value store ------------------------------------------------------
+    async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
+        """A plugin's stored value (sealed bytes); None when absent or expired."""
+
+    async def kv_put(
+        self,
+        tenant_id: str,
+        plugin: str,
+        key: str,
+        value: bytes,
+        *,
+        now: float,
+        expires_at: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Insert or overwrite; with ``only_if_absent`` write only when no live value
+        exists (False then). Raises :class:`NotFound` for an unknown tenant."""
+
+    async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
+        """Remove a value; False when there was none."""
 
     # -- widget identity replay protection ------------------------------------------------
     async def remember_nonce(

@@ -700,33 +700,52 @@ class PostgresStore(PostgresGovernance):
             "    AND p.plugin = o.plugin AND p.chat_id = o.chat_id AND p.id < o.id)"
             "  ORDER BY o.id LIMIT $3"
             "  FOR UPDATE OF o SKIP LOCKED)"
-            " UPDATE outbox u SET leased_until = $2 FROM heads WHERE u.id = heads.id"
+            " UPDATE outbox u SET leased_until = $2, lease_token = u.lease_token + 1"
+            " FROM heads WHERE u.id = heads.id"
             f" RETURNING {', '.join('u.' + c.strip() for c in OUTBOX_COLS.split(','))}",
             now, now + self.lease_seconds, max(0, limit),
         )
         return sorted((_rows.outbox(r) for r in rows), key=lambda item: item.id)
 
-    async def mark_delivered(self, item_id: int, now: float) -> None:
-        await self.pool.execute(
+    async def _settle(self, sql: str, params: tuple[Any, ...], lease: int | None) -> bool:
+        if lease is not None:
+            params = (*params, lease)
+            sql += f" AND lease_token = ${len(params)}"
+        status = await self.pool.execute(sql, *params)
+        return status == "UPDATE 1"
+
+    async def mark_delivered(self, item_id: int, now: float, *, lease: int | None = None) -> bool:
+        return await self._settle(
             "UPDATE outbox SET state = 'delivered', delivered_at = $2, leased_until = NULL"
-            " WHERE id = $1",
-            item_id, now,
+            " WHERE id = $1 AND state = 'pending'",
+            (item_id, now),
+            lease,
         )
 
     async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None:
-        await self.pool.execute(
+        self,
+        item_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        lease: int | None = None,
+    ) -> bool:
+        return await self._settle(
             "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4,"
             " leased_until = NULL WHERE id = $1 AND state = 'pending'",
-            item_id, attempts, next_attempt_at, error,
+            (item_id, attempts, next_attempt_at, error),
+            lease,
         )
 
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
-        await self.pool.execute(
+    async def dead_letter(
+        self, item_id: int, *, attempts: int, error: str, lease: int | None = None
+    ) -> bool:
+        return await self._settle(
             "UPDATE outbox SET state = 'dead', attempts = $2, last_error = $3,"
             " leased_until = NULL WHERE id = $1 AND state = 'pending'",
-            item_id, attempts, error,
+            (item_id, attempts, error),
+            lease,
         )
 
     async def list_events(
@@ -789,6 +808,45 @@ class PostgresStore(PostgresGovernance):
                 tenant_id,
             )
         return [_rows.plugin_config(r, _ident) for r in rows]
+
+    # -- per-plugin key-value store -----------------------------------------------------
+    async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
+        value = await self.pool.fetchval(
+            "SELECT value FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3"
+            " AND (expires_at IS NULL OR expires_at > $4)",
+            tenant_id, plugin, key, now,
+        )
+        return None if value is None else bytes(value)
+
+    @_translated
+    async def kv_put(
+        self,
+        tenant_id: str,
+        plugin: str,
+        key: str,
+        value: bytes,
+        *,
+        now: float,
+        expires_at: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        sql = (
+            "INSERT INTO plugin_kv (tenant_id, plugin, key, value, expires_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, plugin, key) DO UPDATE"
+            " SET value = excluded.value, expires_at = excluded.expires_at,"
+            " updated_at = excluded.updated_at"
+        )
+        if only_if_absent:
+            sql += " WHERE plugin_kv.expires_at IS NOT NULL AND plugin_kv.expires_at <= $6"
+        status = await self.pool.execute(sql, tenant_id, plugin, key, value, expires_at, now)
+        return status == "INSERT 0 1"
+
+    async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3",
+            tenant_id, plugin, key,
+        )
+        return status == "DELETE 1"
 
     # -- widget identity replay protection --------------------------------------------
     async def remember_nonce(

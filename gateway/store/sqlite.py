@@ -860,7 +860,10 @@ class SqliteStore(SqliteGovernance):
             ]
             if not ids:
                 return []
-            c.executemany("UPDATE outbox SET leased_until = ? WHERE id = ?", ids)
+            c.executemany(
+                "UPDATE outbox SET leased_until = ?, lease_token = lease_token + 1 WHERE id = ?",
+                ids,
+            )
             placeholders = ", ".join("?" * len(ids))
             rows = c.execute(
                 f"SELECT {OUTBOX_COLS} FROM outbox WHERE id IN ({placeholders}) ORDER BY id",
@@ -870,33 +873,48 @@ class SqliteStore(SqliteGovernance):
 
         return await self._write(fn)
 
-    async def mark_delivered(self, item_id: int, now: float) -> None:
-        await self._write(
-            _exec(
-                "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL"
-                " WHERE id = ?",
-                (now, item_id),
-            )
+    async def _settle(self, sql: str, params: tuple[Any, ...], lease: int | None) -> bool:
+        if lease is not None:
+            sql += " AND lease_token = ?"
+            params = (*params, lease)
+
+        def fn(c: sqlite3.Connection) -> bool:
+            return c.execute(sql, params).rowcount == 1
+
+        return await self._write(fn)
+
+    async def mark_delivered(self, item_id: int, now: float, *, lease: int | None = None) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL"
+            " WHERE id = ? AND state = 'pending'",
+            (now, item_id),
+            lease,
         )
 
     async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None:
-        await self._write(
-            _exec(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
-                " leased_until = NULL WHERE id = ? AND state = 'pending'",
-                (attempts, next_attempt_at, error, item_id),
-            )
+        self,
+        item_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        lease: int | None = None,
+    ) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+            " leased_until = NULL WHERE id = ? AND state = 'pending'",
+            (attempts, next_attempt_at, error, item_id),
+            lease,
         )
 
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
-        await self._write(
-            _exec(
-                "UPDATE outbox SET state = 'dead', attempts = ?, last_error = ?,"
-                " leased_until = NULL WHERE id = ? AND state = 'pending'",
-                (attempts, error, item_id),
-            )
+    async def dead_letter(
+        self, item_id: int, *, attempts: int, error: str, lease: int | None = None
+    ) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET state = 'dead', attempts = ?, last_error = ?,"
+            " leased_until = NULL WHERE id = ? AND state = 'pending'",
+            (attempts, error, item_id),
+            lease,
         )
 
     async def list_events(
@@ -966,6 +984,54 @@ class SqliteStore(SqliteGovernance):
                 (tenant_id,),
             )
         return [_rows.plugin_config(r, json.loads) for r in rows]
+
+    # -- per-plugin key-value store -----------------------------------------------------
+    async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
+        row = await self._one(
+            "SELECT value FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (tenant_id, plugin, key, now),
+        )
+        return None if row is None else bytes(row["value"])
+
+    async def kv_put(
+        self,
+        tenant_id: str,
+        plugin: str,
+        key: str,
+        value: bytes,
+        *,
+        now: float,
+        expires_at: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        sql = (
+            "INSERT INTO plugin_kv (tenant_id, plugin, key, value, expires_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, plugin, key) DO UPDATE SET"
+            " value = excluded.value, expires_at = excluded.expires_at,"
+            " updated_at = excluded.updated_at"
+        )
+        params: tuple[Any, ...] = (tenant_id, plugin, key, blob(value), expires_at, now)
+        if only_if_absent:
+            sql += (" WHERE plugin_kv.expires_at IS NOT NULL AND plugin_kv.expires_at <= ?")
+            params = (*params, now)
+
+        def fn(c: sqlite3.Connection) -> bool:
+            try:
+                return c.execute(sql, params).rowcount == 1
+            except sqlite3.IntegrityError:
+                raise NotFound(f"tenant {tenant_id}") from None
+
+        return await self._write(fn)
+
+    async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            return c.execute(
+                "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?",
+                (tenant_id, plugin, key),
+            ).rowcount == 1
+
+        return await self._write(fn)
 
     # -- widget identity replay protection --------------------------------------------
     async def remember_nonce(

@@ -335,6 +335,40 @@ function buildPane(chat) {
   S.dom.workspace.appendChild(c.pane);
   fillCanned(c.canned, chat);
   renderChatHeader(chat);
+  if (chat.mode === 'mine') loadHelpdesk(chat);
+}
+
+/* The customer's records in the tenant's helpdesk (plugins' enrich hooks), shown under
+ * the chat header. Labels in zh-CN and English; every value is set as text. */
+const HELPDESK_LABELS = {
+  'zh-CN': { title: '帮助台工单', none: '帮助台中没有未结工单' },
+  en: { title: 'Helpdesk tickets', none: 'No open helpdesk tickets' },
+};
+
+async function loadHelpdesk(chat) {
+  const lang = (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+  const L = HELPDESK_LABELS[lang];
+  let data;
+  try {
+    data = await api('GET', '/api/chats/' + encodeURIComponent(chat.id) + '/helpdesk');
+  } catch (e) {
+    return; // no helpdesk panel; the chat works the same
+  }
+  if (!data.helpdesk.length || !chat.dom) return;
+  const box = h('div', { class: 'helpdesk small', 'aria-label': L.title },
+    h('strong', { text: L.title + ': ' }));
+  let count = 0;
+  for (const source of data.helpdesk) {
+    for (const t of source.open_tickets) {
+      count += 1;
+      const label = source.plugin + ' #' + t.id + (t.subject ? ' ' + t.subject : '') +
+        (t.status ? ' (' + t.status + ')' : '');
+      box.append(t.url ? h('a', { href: t.url, target: '_blank', rel: 'noopener noreferrer', text: label })
+        : h('span', { text: label }), ' ');
+    }
+  }
+  if (!count) box.append(h('span', { class: 'muted', text: L.none }));
+  chat.dom.meta.after(box);
 }
 
 /* The transfer picker: online colleagues and queues with their load (GET /api/team),

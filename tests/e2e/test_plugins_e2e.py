@@ -157,7 +157,9 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
     started = time.monotonic()
     receiver = Receiver({"/demo": DEMO_SECRET, "/acme": ACME_SECRET})
     await receiver.start()
-    cluster = Cluster(tmp_path, store_url=f"sqlite:///{tmp_path / 'shared' / 'gw.db'}")
+    # Receivers listen on 127.0.0.1: the operator allows private plugin targets.
+    cluster = Cluster(tmp_path, store_url=f"sqlite:///{tmp_path / 'shared' / 'gw.db'}",
+                      config_toml="[plugins]\nallow_private_targets = true\n")
     customers: list[CustomerClient] = []
     agents: list[AgentClient] = []
     http: aiohttp.ClientSession | None = None

@@ -55,7 +55,7 @@ async def _seed_secrets(svc: Services) -> None:
     """A plugin with a secret and a tenant identity secret, sealed by the current key."""
     await svc.extras["plugins"].configure(
         "demo", "webhook", {"url": "http://127.0.0.1:9/hook", "secret": PLUGIN_SECRET,
-                            "events": ["chat.closed"]})
+                            "events": ["chat.closed"]}, allow_private=True)
     tenant = await svc.store.get_tenant("demo")
     assert tenant is not None
     tenant.identity_secrets_sealed = svc.tenants.seal_identity_secrets("demo", [IDENTITY_SECRET])

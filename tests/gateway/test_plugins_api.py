@@ -57,7 +57,9 @@ class Receiver:
 @pytest.fixture
 async def gw(tmp_path):
     clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock)
+    # The receiver listens on 127.0.0.1: the operator's private-target allowance is on.
+    runner, base, svc = await start_gateway(tmp_path, clock=clock,
+                                            plugins={"allow_private_targets": True})
     receiver = Receiver()
     await receiver.start()
     async with aiohttp.ClientSession() as http:
@@ -325,6 +327,7 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
 
 def _cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPHERDESK_")}
+    env["CIPHERDESK_PLUGINS_ALLOW_PRIVATE_TARGETS"] = "true"  # receiver on 127.0.0.1
     return subprocess.run(
         [sys.executable, "-c", "import sys; from gateway.cli import main; main(sys.argv[1:])",
          *args, "--data-dir", str(data_dir)],

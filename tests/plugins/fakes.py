@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway.store.base import OutboxEvent, OutboxItem
+from gateway.store.base import OutboxEvent
 from plugins.api import (
     Event,
     Health,
@@ -25,127 +25,9 @@ from plugins.api import (
     Scope,
     event_to_dict,
 )
+from plugins.testing import Clock as Clock  # the shipped kit's clock and outbox: the
+from plugins.testing import MemoryOutbox as MemoryOutbox  # real stores' claim/lease rules
 from plugins.webhook import verify_signature
-
-# --------------------------------------------------------------------------- clock
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-# --------------------------------------------------------------------------- store
-
-
-class MemoryOutbox:
-    """The outbox part of the Store protocol, in memory, same semantics as SQLite."""
-
-    def __init__(self, lease_seconds: float = 60.0):
-        self.items: dict[int, OutboxItem] = {}
-        self.leases: dict[int, float] = {}
-        self.lease_seconds = lease_seconds
-        self._next = 1
-
-    async def enqueue_events(self, events: list[OutboxEvent]) -> None:
-        for e in events:
-            if any(
-                i.plugin == e.plugin and i.idempotency_key == e.idempotency_key
-                for i in self.items.values()
-            ):
-                continue
-            self.items[self._next] = OutboxItem(
-                id=self._next,
-                tenant_id=e.tenant_id,
-                plugin=e.plugin,
-                event_type=e.event_type,
-                idempotency_key=e.idempotency_key,
-                payload_sealed=e.payload_sealed,
-                chat_id=e.chat_id,
-                created_at=e.created_at,
-            )
-            self._next += 1
-
-    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
-        out: list[OutboxItem] = []
-        pending = sorted(
-            (i for i in self.items.values() if i.state == "pending"), key=lambda i: i.id
-        )
-        for item in pending:
-            if item.next_attempt_at > now or self.leases.get(item.id, 0) > now:
-                continue
-            if item.chat_id is not None and any(
-                p.plugin == item.plugin and p.chat_id == item.chat_id and p.id < item.id
-                for p in pending
-            ):
-                continue
-            out.append(dataclasses.replace(item))
-            self.leases[item.id] = now + self.lease_seconds
-            if len(out) >= limit:
-                break
-        return out
-
-    async def mark_delivered(self, item_id: int, now: float) -> None:
-        item = self.items[item_id]
-        item.state = "delivered"
-        item.delivered_at = now
-        self.leases.pop(item_id, None)
-
-    async def reschedule_event(
-        self, item_id: int, *, attempts: int, next_attempt_at: float, error: str
-    ) -> None:
-        item = self.items[item_id]
-        if item.state != "pending":
-            return
-        item.attempts = attempts
-        item.next_attempt_at = next_attempt_at
-        item.last_error = error
-        self.leases.pop(item_id, None)
-
-    async def dead_letter(self, item_id: int, *, attempts: int, error: str) -> None:
-        item = self.items[item_id]
-        if item.state != "pending":
-            return
-        item.state = "dead"
-        item.attempts = attempts
-        item.last_error = error
-        self.leases.pop(item_id, None)
-
-    async def list_events(
-        self,
-        *,
-        tenant_id: str | None = None,
-        plugin: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-    ) -> list[OutboxItem]:
-        out = [
-            dataclasses.replace(i)
-            for i in sorted(self.items.values(), key=lambda i: i.id)
-            if (tenant_id is None or i.tenant_id == tenant_id)
-            and (plugin is None or i.plugin == plugin)
-            and (state is None or i.state == state)
-        ]
-        return out[:limit]
-
-    async def replay_dead(self, item_id: int, now: float) -> bool:
-        item = self.items.get(item_id)
-        if item is None or item.state != "dead":
-            return False
-        item.state = "pending"
-        item.attempts = 0
-        item.next_attempt_at = now
-        return True
-
-    def by_state(self, state: str) -> list[OutboxItem]:
-        return [i for i in self.items.values() if i.state == state]
-
 
 # --------------------------------------------------------------------------- payloads
 
@@ -264,8 +146,12 @@ class FakeServer:
             return web.json_response({"error": "unavailable"}, status=503)
         if self.fail:
             status, headers = self.fail.pop(0)
-            return web.json_response({"error": "canned"}, status=status, headers=headers)
+            return self.error_response(status, headers)
         return await handler(request)
+
+    def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
+        """The vendor's own error answer for ``status`` (overridden per vendor)."""
+        return web.json_response({"error": "canned"}, status=status, headers=headers)
 
     async def start(self) -> FakeServer:
         app = web.Application(middlewares=[self._record])
@@ -287,47 +173,101 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+
+
 @dataclass
 class ZendeskServer(FakeServer):
-    """Zendesk Support API v2 subset: search, create/update ticket, users/me.
+    """Zendesk Support API v2 subset, answering like the real API (each behaviour cites
+    the vendor documentation it reproduces).
 
-    API-token auth: Basic base64("{email}/token:{api_token}"); 401 otherwise.
-    Ticket creation honours ``Idempotency-Key`` (same key → same ticket, with
-    ``x-idempotency-lookup: hit``), as Zendesk documents.
+    * Auth: Basic base64("{email}/token:{api_token}"); otherwise 401
+      ``{"error": "Couldn't authenticate you"}`` (https://developer.zendesk.com/api-reference/introduction/security-and-auth/).
+    * ``POST /api/v2/tickets.json`` honours ``Idempotency-Key``: the same key within
+      ``IDEMPOTENCY_TTL`` (2 h) returns the first ticket with ``x-idempotency-lookup:
+      hit``; the same key with a different payload answers 400 ``IdempotentRequestError``;
+      keys expire after 2 h (https://developer.zendesk.com/api-reference/ticketing/introduction/#idempotency).
+    * ``GET /api/v2/tickets.json?external_id=X`` lists tickets by external id from the
+      database, no lag (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#list-tickets).
+    * ``GET /api/v2/search.json`` only sees tickets indexed ``index_lag`` seconds after
+      creation ("it can take a few minutes for new tickets to be indexed",
+      https://developer.zendesk.com/api-reference/ticketing/ticket-management/search/).
+    * ``PUT /api/v2/tickets/{id}.json`` on a *closed* ticket: 422 ``RecordInvalid`` with
+      "Status: closed prevents ticket update"; follow-ups via ``via_followup_source_id``
+      (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-ticket,
+      #create-ticket).
+    * ``GET /api/v2/tickets/{id}/comments.json`` (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/).
+    * 429 answers are text/plain "Number of allowed API requests per minute exceeded" with
+      ``Retry-After`` (https://developer.zendesk.com/api-reference/introduction/rate-limits/).
+    * ``stall_writes``: the next N writes are *committed* and then answered only after
+      ``stall_seconds`` — a client timeout that hides a success.
     """
 
     email: str = "agent@acme.test"
     token: str = "zd-token-123"
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
-    idem: dict[str, int] = field(default_factory=dict)
+    idem: dict[str, tuple[int, float, bytes]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    index_lag: float = 120.0
+    stall_writes: int = 0
+    stall_seconds: float = 1.0
+    IDEMPOTENCY_TTL: float = 2 * 3600.0
 
-    def add_ticket(self, requester: str, status: str, subject: str = "Earlier issue") -> int:
+    def add_ticket(self, requester: str, status: str, subject: str = "Earlier issue",
+                   external_id: str | None = None, indexed: bool = True) -> int:
         tid = 100 + len(self.tickets) + 1
-        self.tickets[tid] = {
-            "id": tid,
-            "subject": subject,
-            "status": status,
-            "requester_email": requester,
-            "comments": [],
-        }
+        created = self.clock() - (self.index_lag + 1 if indexed else 0)
+        self.tickets[tid] = {"id": tid, "subject": subject, "status": status,
+                             "requester_email": requester, "external_id": external_id,
+                             "created": created, "comments": []}
         return tid
 
     def _authed(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == _basic(f"{self.email}/token", self.token)
 
+    def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
+        # 429: text/plain body and Retry-After (https://developer.zendesk.com/api-reference/introduction/rate-limits/).
+        if status == 429:
+            return web.Response(text="Number of allowed API requests per minute exceeded",
+                                status=429, headers=headers, content_type="text/plain")
+        if status >= 500:
+            return web.Response(text="Service Unavailable", status=status, headers=headers,
+                                content_type="text/plain")
+        return web.json_response({"error": "InvalidEndpoint", "description": "Not found"},
+                                 status=status, headers=headers)
+
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/search.json", self.search)
+        app.router.add_get("/api/v2/tickets.json", self.list_tickets)
         app.router.add_post("/api/v2/tickets.json", self.create)
         app.router.add_put(r"/api/v2/tickets/{id:\d+}.json", self.update)
+        app.router.add_get(r"/api/v2/tickets/{id:\d+}/comments.json", self.comments)
         app.router.add_get("/api/v2/users/me.json", self.me)
 
     def _deny(self) -> web.Response:
         return web.json_response({"error": "Couldn't authenticate you"}, status=401)
 
+    async def _stall(self) -> None:
+        if self.stall_writes > 0:
+            self.stall_writes -= 1
+            await asyncio.sleep(self.stall_seconds)
+
+    def _view(self, t: dict[str, Any]) -> dict[str, Any]:
+        return {"id": t["id"], "subject": t["subject"], "status": t["status"],
+                "external_id": t["external_id"]}
+
     async def me(self, request: web.Request) -> web.Response:
         if not self._authed(request):
             return self._deny()
         return web.json_response({"user": {"id": 1, "email": self.email, "role": "agent"}})
+
+    async def list_tickets(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        ext = request.query.get("external_id")
+        rows = [self._view(t) for t in sorted(self.tickets.values(), key=lambda t: t["id"])
+                if ext is None or t["external_id"] == ext]
+        return web.json_response({"tickets": rows, "count": len(rows), "next_page": None,
+                                  "previous_page": None})
 
     async def search(self, request: web.Request) -> web.Response:
         if not self._authed(request):
@@ -335,12 +275,15 @@ class ZendeskServer(FakeServer):
         q = request.query.get("query", "")
         m = re.fullmatch(r"type:ticket status<solved requester:(\S+)", q)
         if not m:
-            return web.json_response({"error": "unsupported query in fake"}, status=400)
+            return web.json_response({"error": "InvalidValue",
+                                      "description": "unsupported query in fake"}, status=400)
+        indexed_before = self.clock() - self.index_lag
         found = [
-            {"id": t["id"], "subject": t["subject"], "status": t["status"], "result_type": "ticket"}
+            {**self._view(t), "result_type": "ticket"}
             for t in sorted(self.tickets.values(), key=lambda t: -t["id"])
             if t["requester_email"] == m.group(1)
             and t["status"] in ("new", "open", "pending", "hold")
+            and t["created"] <= indexed_before  # search index lag
         ]
         return web.json_response(
             {"results": found, "count": len(found), "next_page": None, "previous_page": None}
@@ -349,28 +292,38 @@ class ZendeskServer(FakeServer):
     async def create(self, request: web.Request) -> web.Response:
         if not self._authed(request):
             return self._deny()
+        raw = await request.read()
         key = request.headers.get("Idempotency-Key")
+        now = self.clock()
+        for k, (_, at, _) in list(self.idem.items()):
+            if now - at > self.IDEMPOTENCY_TTL:  # keys expire after two hours
+                del self.idem[k]
         if key and key in self.idem:
-            t = self.tickets[self.idem[key]]
-            return web.json_response(
-                {"ticket": {"id": t["id"], "status": t["status"]}},
-                status=201,
-                headers={"x-idempotency-lookup": "hit"},
-            )
-        data = await request.json()
+            tid, _, first = self.idem[key]
+            if first != raw:
+                return web.json_response(
+                    {"error": "IdempotentRequestError",
+                     "description": "Request parameters do not match the original request"},
+                    status=400)
+            return web.json_response({"ticket": self._view(self.tickets[tid])}, status=201,
+                                     headers={"x-idempotency-lookup": "hit"})
+        data = json.loads(raw or b"{}")
         ticket = data.get("ticket") or {}
         if not isinstance(ticket.get("comment"), dict) or not ticket["comment"].get("body"):
             return web.json_response(
-                {"error": "RecordInvalid", "description": "Record validation errors"}, status=422
-            )
+                {"error": "RecordInvalid", "description": "Record validation errors",
+                 "details": {"base": [{"description": "Description: cannot be blank"}]}},
+                status=422)
         req = ticket.get("requester") or {}
-        tid = self.add_ticket(req.get("email", self.email), "new", ticket.get("subject", ""))
+        tid = self.add_ticket(req.get("email", self.email), "new", ticket.get("subject", ""),
+                              external_id=ticket.get("external_id"), indexed=False)
         self.tickets[tid]["comments"].append(ticket["comment"])
+        self.tickets[tid]["followup_of"] = ticket.get("via_followup_source_id")
         if key:
-            self.idem[key] = tid
+            self.idem[key] = (tid, now, raw)
+        await self._stall()
         return web.json_response(
-            {"ticket": {"id": tid, "status": "new"}},
-            status=201,
+            {"ticket": self._view(self.tickets[tid])}, status=201,
             headers={"Location": f"{self.url}/api/v2/tickets/{tid}.json"},
         )
 
@@ -379,29 +332,70 @@ class ZendeskServer(FakeServer):
             return self._deny()
         tid = int(request.match_info["id"])
         if tid not in self.tickets:
-            return web.json_response({"error": "RecordNotFound"}, status=404)
+            return web.json_response({"error": "RecordNotFound", "description": "Not found"},
+                                     status=404)
+        if self.tickets[tid]["status"] == "closed":
+            return web.json_response(
+                {"error": "RecordInvalid", "description": "Record validation errors",
+                 "details": {"status": [{"description": "Status: closed prevents ticket "
+                                         "update"}]}}, status=422)
         data = await request.json()
         comment = (data.get("ticket") or {}).get("comment")
         if comment:
             self.tickets[tid]["comments"].append(comment)
-        return web.json_response({"ticket": {"id": tid, "status": self.tickets[tid]["status"]}})
+        await self._stall()
+        return web.json_response({"ticket": self._view(self.tickets[tid])})
+
+    async def comments(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        tid = int(request.match_info["id"])
+        if tid not in self.tickets:
+            return web.json_response({"error": "RecordNotFound", "description": "Not found"},
+                                     status=404)
+        rows = [{"id": i + 1, "body": c.get("body"), "public": c.get("public", True)}
+                for i, c in enumerate(self.tickets[tid]["comments"])]
+        return web.json_response({"comments": rows, "count": len(rows)})
 
 
 @dataclass
 class FreshdeskServer(FakeServer):
-    """Freshdesk API v2 subset: list tickets by e-mail, create ticket, add note, agents/me.
+    """Freshdesk API v2 subset, answering like the real API (https://developers.freshdesk.com/api/):
 
-    Auth: Basic base64("{api_key}:X"); 401 ``invalid_credentials`` otherwise. Ticket
-    statuses: 2 Open, 3 Pending, 4 Resolved, 5 Closed.
+    * Auth: Basic base64("{api_key}:X"); otherwise 401 ``{"code": "invalid_credentials",
+      "message": "You have to be logged in to perform this action."}``
+      (https://developers.freshdesk.com/api/#authentication).
+    * ``GET /api/v2/tickets?email=E`` for an e-mail with no contact: **400**
+      ``{"description": "Validation failed", "errors": [{"field": "email", "message":
+      "There is no contact matching the given email", "code": "invalid_value"}]}``
+      (https://developers.freshdesk.com/api/#list_all_tickets; error format:
+      https://developers.freshdesk.com/api/#error). Contacts are created with their first
+      ticket.
+    * ``POST /api/v2/tickets``: 400 ``Validation failed`` with ``missing_field`` /
+      ``invalid_value`` errors (requester, subject, priority 1-4, source 1-10 where 7 is
+      Chat, unknown ``custom_fields`` → ``invalid_field``) (https://developers.freshdesk.com/api/#create_ticket).
+      No idempotency keys: every POST creates a ticket.
+    * ``POST /api/v2/tickets/{id}/notes``, ``GET /api/v2/tickets/{id}/conversations``
+      (https://developers.freshdesk.com/api/#add_note_to_a_ticket, https://developers.freshdesk.com/api/#list_all_ticket_notes).
+    * 429 with ``Retry-After`` (https://developers.freshdesk.com/api/#ratelimit).
+    * ``stall_writes`` as in :class:`ZendeskServer`.
     """
 
     api_key: str = "fd-key-456"
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    contacts: set[str] = field(default_factory=set)
+    custom_fields: tuple[str, ...] = ("cf_cipherdesk_chat",)
+    stall_writes: int = 0
+    stall_seconds: float = 1.0
 
-    def add_ticket(self, email: str, status: int, subject: str = "Earlier issue") -> int:
+    def add_ticket(self, email: str, status: int, subject: str = "Earlier issue",
+                   **extra: Any) -> int:
         tid = 500 + len(self.tickets) + 1
-        self.tickets[tid] = {"id": tid, "subject": subject, "status": status, "email": email}
+        self.contacts.add(email)
+        self.tickets[tid] = {"id": tid, "subject": subject, "status": status, "email": email,
+                             "source": extra.pop("source", 2), "custom_fields":
+                             extra.pop("custom_fields", {}), **extra}
         return tid
 
     def _authed(self, request: web.Request) -> bool:
@@ -409,17 +403,25 @@ class FreshdeskServer(FakeServer):
 
     def _deny(self) -> web.Response:
         return web.json_response(
-            {
-                "code": "invalid_credentials",
-                "message": "You have to be logged in to perform this action.",
-            },
-            status=401,
-        )
+            {"code": "invalid_credentials",
+             "message": "You have to be logged in to perform this action."}, status=401)
+
+    def _invalid(self, *errors: tuple[str, str, str]) -> web.Response:
+        return web.json_response(
+            {"description": "Validation failed",
+             "errors": [{"field": f, "message": m, "code": c} for f, m, c in errors]},
+            status=400)
+
+    def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
+        return web.json_response({"code": "service_unavailable" if status >= 500 else
+                                  "rate_limit" if status == 429 else "invalid_value",
+                                  "message": "canned"}, status=status, headers=headers)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/tickets", self.list_tickets)
         app.router.add_post("/api/v2/tickets", self.create)
         app.router.add_post(r"/api/v2/tickets/{id:\d+}/notes", self.note)
+        app.router.add_get(r"/api/v2/tickets/{id:\d+}/conversations", self.conversations)
         app.router.add_get("/api/v2/agents/me", self.me)
 
     async def me(self, request: web.Request) -> web.Response:
@@ -431,11 +433,17 @@ class FreshdeskServer(FakeServer):
         if not self._authed(request):
             return self._deny()
         email = request.query.get("email")
+        if email is not None and email not in self.contacts:
+            return self._invalid(("email", "There is no contact matching the given email",
+                                  "invalid_value"))
+        order = request.query.get("order_by", "created_at")
         rows = [
-            {"id": t["id"], "subject": t["subject"], "status": t["status"], "requester_id": 77}
+            {"id": t["id"], "subject": t["subject"], "status": t["status"],
+             "source": t["source"], "requester_id": 77, "custom_fields": t["custom_fields"]}
             for t in sorted(self.tickets.values(), key=lambda t: -t["id"])
             if email is None or t["email"] == email
         ]
+        assert order in ("created_at", "updated_at", "due_by", "status")
         return web.json_response(rows)
 
     async def create(self, request: web.Request) -> web.Response:
@@ -444,35 +452,53 @@ class FreshdeskServer(FakeServer):
         data = await request.json()
         errors = []
         if not data.get("email"):
-            errors.append(
-                {
-                    "field": "requester_id",
-                    "message": "Please fill at least 1 of "
-                    "email, mobile, phone, twitter_id, requester_id attributes",
-                    "code": "missing_field",
-                }
-            )
+            errors.append(("requester_id", "Please fill at least 1 of email, mobile, phone, "
+                           "twitter_id, requester_id attributes", "missing_field"))
         if not data.get("subject"):
-            errors.append(
-                {"field": "subject", "message": "It should not be blank", "code": "missing_field"}
-            )
+            errors.append(("subject", "It should not be blank", "missing_field"))
+        if data.get("priority", 1) not in (1, 2, 3, 4):
+            errors.append(("priority", "It should be one of these values: '1,2,3,4'",
+                           "invalid_value"))
+        if data.get("source", 2) not in (1, 2, 3, 5, 6, 7, 9, 10):
+            errors.append(("source", "It should be one of these values: "
+                           "'1,2,3,5,6,7,9,10'", "invalid_value"))
+        for name in data.get("custom_fields") or {}:
+            if name not in self.custom_fields:
+                errors.append((name, "Unexpected/invalid field in request", "invalid_field"))
         if errors:
-            return web.json_response(
-                {"description": "Validation failed", "errors": errors}, status=400
-            )
-        tid = self.add_ticket(data["email"], data.get("status", 2), data["subject"])
-        return web.json_response({"id": tid, "status": data.get("status", 2)}, status=201)
+            return self._invalid(*errors)
+        tid = self.add_ticket(data["email"], data.get("status", 2), data["subject"],
+                              source=data.get("source", 2),
+                              custom_fields=data.get("custom_fields") or {},
+                              priority=data.get("priority", 1),
+                              description=data.get("description"))
+        await self._stall()
+        return web.json_response({"id": tid, "status": data.get("status", 2),
+                                  "source": data.get("source", 2)}, status=201)
+
+    async def _stall(self) -> None:
+        if self.stall_writes > 0:
+            self.stall_writes -= 1
+            await asyncio.sleep(self.stall_seconds)
 
     async def note(self, request: web.Request) -> web.Response:
         if not self._authed(request):
             return self._deny()
         tid = int(request.match_info["id"])
         if tid not in self.tickets:
-            return web.json_response({"code": "not_found"}, status=404)
+            return web.json_response({"code": "access_denied", "message": "not found"},
+                                     status=404)
         data = await request.json()
         note = {"id": 9000 + len(self.notes), "ticket_id": tid, **data}
         self.notes.append(note)
+        await self._stall()
         return web.json_response(note, status=201)
+
+    async def conversations(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        tid = int(request.match_info["id"])
+        return web.json_response([n for n in self.notes if n["ticket_id"] == tid])
 
 
 @dataclass
@@ -516,3 +542,11 @@ async def eventually(predicate: Callable[[], Any], seconds: float = 5.0) -> None
             if value:
                 return
             await asyncio.sleep(0.02)
+
+
+def msg_event(chat: str = "chat-1", n: int = 1) -> Event:
+    """A masked chat.message event for transport tests."""
+    from plugins.api import MessagePosted
+
+    return MessagePosted(tenant_id="acme", chat_id=chat, occurred_at=1_700_000_000.0 + n,
+                         event_id=f"{chat}-{n}", seq=n, sender="customer", text="masked")

@@ -57,7 +57,7 @@ async def test_minimal_plugin_from_the_docs_works(http):
     port = site._server.sockets[0].getsockname()[1]
     try:
         config, secrets = reg.validate(
-            "hello", {"url": f"http://127.0.0.1:{port}/in", "token": "t0k"}
+            "hello", {"url": f"http://127.0.0.1:{port}/in", "token": "t0k"}, allow_private=True
         )
         plugin = reg.create("hello", config, secrets, http)
         await plugin.deliver(

@@ -38,7 +38,9 @@ async def ticketbox() -> AsyncIterator[TicketboxServer]:
 async def test_example_plugin_end_to_end(ticketbox, http, store, clock):
     reg = default_registry()
     assert "ticketbox" in reg.names(), "pip install -e plugins/examples/ticketbox"
-    config, secrets = reg.validate("ticketbox", {"url": ticketbox.url, "token": ticketbox.token})
+    config, secrets = reg.validate(
+        "ticketbox", {"url": ticketbox.url, "token": ticketbox.token}, allow_private=True
+    )
     assert secrets == {"token": ticketbox.token} and config["queue"] == "support"
     plugin = reg.create("ticketbox", config, secrets, http)
 
