@@ -13,9 +13,9 @@ const SECTIONS = [
   ['canned', t('admin.nav.canned'), 'tenant_manage'],
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
-  ['alerts', governance.t('alerts'), 'audit_read'],
-  ['incidents', governance.t('incidents'), 'emergency'],
-  ['approvals', governance.t('approvals'), 'chat_watch'],
+  ['alerts', t('admin.gov.alerts'), 'audit_read'],
+  ['incidents', t('admin.gov.incidents'), 'emergency'],
+  ['approvals', t('admin.gov.approvals'), 'chat_watch'],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
   ['embed', t('admin.nav.embed'), null],
 ];
@@ -252,26 +252,31 @@ async function policy() {
   }
 }
 
-/* New policy strings carry Chinese and English text together until the i18n catalogue lands. */
-const bi = (zh, en) => zh + ' · ' + en;
+/* The schema carries each setting's meaning in Chinese and English: show the reader's. */
+const meaning = (s) => (I18N.lang().indexOf('zh') === 0 ? s.zh : s.en);
+const EFFECTIVE_COLUMNS = {
+  kind: 'admin.policy_schema.col.kind', customer: 'admin.policy_schema.col.customer',
+  agent: 'admin.policy_schema.col.agent', mask: 'admin.policy_schema.col.mask',
+  plugin: 'admin.policy_schema.col.plugin', export: 'admin.policy_schema.col.export',
+  audience_mask: 'admin.policy_schema.col.audience_mask', log: 'admin.policy_schema.col.log',
+};
 
 async function policySchemaPanel() {
   const schema = await api('GET', '/api/policy/schema');
   const keys = h('table', { class: 'table', id: 'policy-schema' },
-    h('thead', {}, h('tr', {}, ...['Key', 'Type', 'Default', bi('说明', 'Meaning')].map((c) => h('th', { text: c })))),
+    h('thead', {}, h('tr', {}, ...['admin.policy_schema.key', 'admin.policy_schema.type', 'admin.policy_schema.default', 'admin.policy_schema.meaning'].map((k) => h('th', { text: t(k) })))),
     h('tbody', {}, ...schema.settings.map((s) => h('tr', {},
-      h('td', { class: 'mono', text: s.key }), h('td', { text: s.type }),
-      h('td', { class: 'mono', text: JSON.stringify(s.default) }), h('td', { text: s.zh + ' / ' + s.en })))));
-  const cols = ['kind', 'customer', 'agent', 'mask', 'plugin', 'export', 'audience_mask', 'log'];
+      h('td', { class: 'mono', text: s.key }), h('td', { class: 'mono', text: s.type }),
+      h('td', { class: 'mono', text: JSON.stringify(s.default) }), h('td', { text: meaning(s) })))));
+  const cols = Object.keys(EFFECTIVE_COLUMNS);
   const table = h('table', { class: 'table', id: 'policy-effective' },
-    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', { text: c })))),
+    h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', { text: t(EFFECTIVE_COLUMNS[c]) })))),
     h('tbody', {}, ...schema.kinds.map((k) => h('tr', { 'data-kind': k.kind }, ...cols.map((c) => h('td', { class: c === 'kind' ? 'mono' : null, text: k[c] }))))));
   main.append(h('section', { class: 'panel' },
-    h('h2', { text: bi('策略设置项', 'Policy settings schema') }),
-    h('p', { class: 'hint', text: bi('未知设置项会被拒绝。', 'Unknown keys are refused.') }), keys,
-    h('h2', { text: bi('生效规则（按类型和受众）', 'Effective rules per kind and audience') }),
-    h('p', { class: 'hint', text: bi('customer/agent：发送方的处理动作；plugin/export：插件和导出看到的内容；日志从不包含消息内容。',
-      'customer/agent: action by sender; plugin/export: what plugins and exports get; logs never hold message text.') }),
+    h('h2', { text: t('admin.policy_schema.title') }),
+    h('p', { class: 'hint', text: t('admin.policy_schema.hint') }), keys,
+    h('h2', { text: t('admin.policy_schema.effective_title') }),
+    h('p', { class: 'hint', text: t('admin.policy_schema.effective_hint') }),
     table));
 }
 
@@ -281,25 +286,27 @@ async function keywordListsPanel() {
   for (const l of data.lists) {
     const del = h('button', { class: 'btn ghost', type: 'button', onclick: () => guarded(del, async () => {
       await api('DELETE', '/api/policy/keyword-lists/' + encodeURIComponent(l.name));
-      toast(bi('词表已删除', 'List deleted')); route();
-    }) }, bi('删除', 'Delete'));
+      toast(t('admin.keyword_lists.deleted')); route();
+    }) }, t('admin.keyword_lists.delete'));
     rows.append(h('tr', { 'data-list': l.name }, h('td', { class: 'mono', text: l.name }),
       h('td', { text: String(l.terms) }), h('td', { text: fmtDate(l.updated_at) }), h('td', {}, del)));
   }
-  const name = h('input', { type: 'text', maxlength: '40', pattern: '[a-z0-9][a-z0-9_\\-]{0,39}', required: 'required', placeholder: 'vip-words' });
-  const body = h('textarea', { rows: '6', spellcheck: 'false', class: 'mono', placeholder: '刷单返利\tfraud\tblock' });
-  const upload = h('button', { class: 'btn primary', type: 'submit' }, bi('上传词表', 'Upload list'));
+  const name = h('input', { type: 'text', maxlength: '40', pattern: '[a-z0-9][a-z0-9_\\-]{0,39}', required: 'required', placeholder: t('admin.keyword_lists.name_placeholder') });
+  const body = h('textarea', { rows: '6', spellcheck: 'false', class: 'mono', placeholder: t('admin.keyword_lists.text_placeholder') });
+  const upload = h('button', { class: 'btn primary', type: 'submit' }, t('admin.keyword_lists.upload'));
   main.append(h('form', { class: 'panel', id: 'keyword-lists', onsubmit: (ev) => {
     ev.preventDefault();
     guarded(upload, async () => {
       const r = await api('PUT', '/api/policy/keyword-lists/' + encodeURIComponent(name.value), { text: body.value });
-      toast(bi('词表已保存：', 'List saved: ') + r.terms); route();
+      toast(t('admin.keyword_lists.saved', { count: r.terms })); route();
     });
-  } }, h('h2', { text: bi('关键词列表', 'Keyword lists') }),
-  h('p', { class: 'hint', text: bi('每行：词语<TAB>类别<TAB>动作（动作可省略）。', 'One term per line: term<TAB>category<TAB>action (action optional).')
-    + ` ≤ ${data.limits.lists} lists, ≤ ${data.limits.bytes_per_list} bytes each, ≤ ${data.limits.terms_per_tenant} terms.` }),
-  h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ...[bi('名称', 'Name'), bi('词数', 'Terms'), bi('更新时间', 'Updated'), ''].map((c) => h('th', { text: c })))), rows),
-  field('keyword-list-name', bi('词表名称', 'List name'), name), field('keyword-list-text', bi('词表内容', 'List content'), body), h('p', {}, upload)));
+  } }, h('h2', { text: t('admin.keyword_lists.title') }),
+  h('p', { class: 'hint', text: t('admin.keyword_lists.hint') + t('server.sentence_gap') + t('admin.keyword_lists.limits', {
+    lists: I18N.number(data.limits.lists), bytes: I18N.number(data.limits.bytes_per_list), terms: I18N.number(data.limits.terms_per_tenant) }) }),
+  h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ...['admin.keyword_lists.name', 'admin.keyword_lists.terms', 'admin.keyword_lists.updated'].map((k) => h('th', { text: t(k) })), h('th'))), rows),
+  field('keyword-list-name', t('admin.keyword_lists.list_name'), name), field('keyword-list-text', t('admin.keyword_lists.list_content'), body), h('p', {}, upload)));
+}
+
 /* ------------------------------------------------------------------ canned */
 /* The team's canned responses (PUT /api/canned): shortcut, optional queue, text. The
  * gateway refuses a text its policy would block; the row it names is marked. */
@@ -320,6 +327,7 @@ async function canned() {
   data.responses.forEach(addRow);
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
   main.append(h('form', { class: 'panel', id: 'canned-form', onsubmit: (ev) => {
+    ev.preventDefault();
     error.hidden = true;
     rows.querySelectorAll('.canned-row').forEach((r) => r.classList.remove('bad'));
     guarded(save, async () => {
@@ -340,6 +348,7 @@ async function canned() {
           + (e.code === 'canned_blocked' ? t('admin.canned.blocked', { kinds: I18N.list(what) }) : e.message);
         error.hidden = false;
       }
+    });
   } }, h('p', { class: 'hint', text: t('admin.canned.hint') }), rows, error,
   h('p', {}, h('button', { class: 'btn', type: 'button', onclick: () => addRow({}) }, t('admin.canned.add')), ' ', save)));
 }

@@ -122,12 +122,6 @@ function setConn(text, kind) {
 
 /* ------------------------------------------------------------------ socket */
 
-/* Shown when another session of this agent changed its password, authenticator or
- * recovery codes (the gateway closed this socket with 4401 "credentials changed"). */
-const CREDENTIALS_CHANGED_NOTICE =
-  '您的登录凭据（密码、验证器或恢复码）已在另一个会话中更改，本会话已退出。如非本人操作，请立即联系管理员。' +
-  ' Your sign-in credentials (password, authenticator or recovery codes) were changed in another session, so this one was ended. If this was not you, contact your admin now.';
-
 function connect() {
   if (S.stopped || S.sock) return;
   const url = location.origin.replace(/^http/, 'ws') + '/ws/agent';
@@ -139,7 +133,8 @@ function connect() {
       S.sock = null;
       S.ready = false;
       if (S.stopped) return;
-      if (info.code === 4401 && info.reason === 'credentials changed') { boot(CREDENTIALS_CHANGED_NOTICE); return; }
+      // Another session of this agent changed its password, authenticator or recovery codes.
+      if (info.code === 4401 && info.reason === 'credentials changed') { boot(t('console.credentials_changed')); return; }
       if (info.code === 4401) { boot(t('common.session_ended')); return; }
       if (info.code === 4403) { setConn(t('console.conn.refused'), 'bad'); toast(t('console.refused'), 'bad'); return; }
       setConn(t('common.reconnecting'), 'warn');

@@ -75,7 +75,7 @@ async def test_tenant_wide_emergency_panel_in_chinese(browser, gateway):
     agent_ctx, agent = await new_page(browser)
     try:
         await login_console(agent, gateway, "ann@example.com")
-        await expect(agent.locator(".pill")).to_have_text("Online")
+        await expect(agent.locator(".pill[role=status]")).to_have_text("Online")
         await login_console(admin, gateway, "chief@example.com", path="/admin#emergency")
         panel = admin.locator("#tenant-wide-panel")
         await expect(panel).to_contain_text("全租户应急操作")

@@ -107,7 +107,8 @@ async def test_widget_language_from_the_embed_snippet(browser, gateway):
         await ctx.close()
 
 
-ADMIN_SECTIONS = ["agents", "tenant", "policy", "plugins", "audit", "emergency", "embed"]
+ADMIN_SECTIONS = ["agents", "tenant", "policy", "canned", "plugins", "audit", "alerts",
+                  "incidents", "approvals", "emergency", "embed"]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE_390], ids=["desktop", "phone"])
@@ -135,6 +136,10 @@ async def test_admin_in_chinese(browser, gateway, viewport):
         await page.select_option(".topbar .lang-menu", "en")
         await expect(page.locator("nav.admin-nav a").first).to_have_text("Agents & roles")
         await expect(first).to_have_text(re.compile(r"^\d{1,2}/\d{1,2}/\d{2}, "))
+        # Governance sections follow the chosen language too, not the browser's (zh-CN).
+        await page.goto(gateway.base_url + "/admin#alerts")
+        await expect(page.locator("main h1")).to_have_text("Alerts")
+        await expect(page.locator("#alert-rules-form h2")).to_have_text("Alert rules")
         assert page.js_errors == []  # type: ignore[attr-defined]
     finally:
         await ctx.close()

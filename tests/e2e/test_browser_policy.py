@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.e2e import browser as bx
@@ -23,6 +25,10 @@ async def test_admin_uploads_keyword_list_and_sees_effective_table(browser, gate
         await expect(phone.nth(4)).to_have_text("mask")  # plugin column
         await expect(phone.nth(7)).to_have_text("never")  # logs
         await expect(admin.locator("#policy-schema")).to_contain_text("builtin_categories")
+        # Each setting's meaning in the reader's language only (English here), not both.
+        await expect(admin.locator("#policy-schema")).to_contain_text("Opt-in built-in categories")
+        schema_text = await admin.locator("#policy-schema").text_content()
+        assert re.search(r"[\u4e00-\u9fff]", schema_text) is None, schema_text
 
         await admin.fill("#keyword-list-name", "vip-words")
         await admin.fill("#keyword-list-text", "暗号词语\tvip\tblock\n")
