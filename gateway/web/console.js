@@ -334,15 +334,8 @@ function buildPane(chat) {
 }
 
 /* The customer's records in the tenant's helpdesk (plugins' enrich hooks), shown under
- * the chat header. Labels in zh-CN and English; every value is set as text. */
-const HELPDESK_LABELS = {
-  'zh-CN': { title: '帮助台工单', none: '帮助台中没有未结工单' },
-  en: { title: 'Helpdesk tickets', none: 'No open helpdesk tickets' },
-};
-
+ * the chat header. Every value is set as text. */
 async function loadHelpdesk(chat) {
-  const lang = (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
-  const L = HELPDESK_LABELS[lang];
   let data;
   try {
     data = await api('GET', '/api/chats/' + encodeURIComponent(chat.id) + '/helpdesk');
@@ -350,19 +343,19 @@ async function loadHelpdesk(chat) {
     return; // no helpdesk panel; the chat works the same
   }
   if (!data.helpdesk.length || !chat.dom) return;
-  const box = h('div', { class: 'helpdesk small', 'aria-label': L.title },
-    h('strong', { text: L.title + ': ' }));
+  const box = h('div', { class: 'helpdesk small', 'aria-label': t('console.helpdesk.title') },
+    h('strong', { text: t('console.helpdesk.title') + ': ' }));
   let count = 0;
   for (const source of data.helpdesk) {
-    for (const t of source.open_tickets) {
+    for (const ticket of source.open_tickets) {
       count += 1;
-      const label = source.plugin + ' #' + t.id + (t.subject ? ' ' + t.subject : '') +
-        (t.status ? ' (' + t.status + ')' : '');
-      box.append(t.url ? h('a', { href: t.url, target: '_blank', rel: 'noopener noreferrer', text: label })
+      const label = source.plugin + ' #' + ticket.id + (ticket.subject ? ' ' + ticket.subject : '') +
+        (ticket.status ? ' (' + ticket.status + ')' : '');
+      box.append(ticket.url ? h('a', { href: ticket.url, target: '_blank', rel: 'noopener noreferrer', text: label })
         : h('span', { text: label }), ' ');
     }
   }
-  if (!count) box.append(h('span', { class: 'muted', text: L.none }));
+  if (!count) box.append(h('span', { class: 'muted', text: t('console.helpdesk.none') }));
   chat.dom.meta.after(box);
 }
 
