@@ -127,8 +127,12 @@ def check_target_url(url: str, *, allow_private: bool) -> str | None:
     IP literal pass (a name is checked again on every connect). ``localhost`` names are
     refused up front, as are credentials in the URL.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:  # urlsplit raises ValueError on e.g. "http://[::1" (found by tests/fuzz)
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return "expected an http(s) URL"
+    if parts.scheme not in ("http", "https") or not hostname:
         return "expected an http(s) URL"
     if parts.username or parts.password:
         return "credentials in the URL are not allowed (use the secret fields)"
@@ -136,7 +140,7 @@ def check_target_url(url: str, *, allow_private: bool) -> str | None:
         return None
     if parts.scheme != "https":
         return "must be an https URL"
-    host = parts.hostname.rstrip(".").lower()
+    host = hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return "loopback targets need the operator's allowance"
     try:
