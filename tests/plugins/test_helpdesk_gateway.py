@@ -2,7 +2,7 @@
 first-time customer creates exactly one Freshdesk ticket (source Chat) and one Zendesk
 ticket, although both vendors' first ticket creation succeeds but answers too late
 (timeout → dispatcher retry). The chat → ticket mapping lives in the per-plugin
-key-value store (migration 0005), sealed."""
+key-value store (migration 0004), sealed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The per-plugin key-value store (migration 0005) on SQLite and PostgreSQL, and the
+"""The per-plugin key-value store (migration 0004) on SQLite and PostgreSQL, and the
 gateway's sealed adapter: TTL, put-if-absent, isolation between tenants and plugins."""
 
 from __future__ import annotations

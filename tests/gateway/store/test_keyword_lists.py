@@ -1,4 +1,4 @@
-"""Tenant keyword lists in the store (migration 0004), on SQLite and PostgreSQL."""
+"""Tenant keyword lists in the store (migration 0003), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from gateway.store import AuditEvent
-from gateway.store.migrate import latest_version, load_migrations
+from gateway.store.migrate import latest_version
 from gateway.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.services
@@ -25,7 +25,7 @@ async def test_concurrent_node_startup_migrates_once(postgres_dsn: str) -> None:
             rows = await conn.fetch("SELECT version FROM schema_version ORDER BY version")
         finally:
             await conn.close()
-        assert [r["version"] for r in rows] == [m.version for m in load_migrations("postgres")]
+        assert [r["version"] for r in rows] == list(range(1, latest_version("postgres") + 1))
     finally:
         await asyncio.gather(*(s.close() for s in stores))
 
