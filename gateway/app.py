@@ -283,6 +283,7 @@ def _setup_optional_routes(app: web.Application) -> None:
         http_operator,
         http_plugins,
         http_team,
+        http_tokens,
         http_web,
     )
 
@@ -292,4 +293,5 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_operator.setup_routes(app)
     http_team.setup_routes(app)
     http_plugins.setup_routes(app)
+    http_tokens.setup_routes(app)
     http_web.setup_routes(app)

@@ -238,6 +238,26 @@ class KeywordListRecord:
     updated_by: str | None = None
 
 
+@dataclass(slots=True)
+class ApiToken:
+    """A scoped API token for automation (migration 0009, ``gateway/api_tokens.py``).
+
+    Only the SHA-256 of the token is kept; ``permissions`` are permission names (tenant
+    permissions, or installation permissions for a token of the installation operator).
+    """
+
+    id: str
+    tenant_id: str
+    owner_id: str
+    name: str
+    token_hash: str
+    permissions: list[str]
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
@@ -565,3 +585,24 @@ class Store(Protocol):
 
         Expired nonces are purged opportunistically.
         """
+
+    # -- scoped API tokens (migration 0009) ---------------------------------------------
+    async def create_api_token(self, token: ApiToken) -> None:
+        """Store a new token (its hash, never the token)."""
+        ...
+
+    async def get_api_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, revoked and expired ones included."""
+        ...
+
+    async def list_api_tokens(self, tenant_id: str) -> list[ApiToken]:
+        """Every token of a tenant (or of the operator scope), newest first."""
+        ...
+
+    async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
+        """Revoke a live token of ``tenant_id``; False if unknown, foreign or revoked."""
+        ...
+
+    async def touch_api_token(self, token_id: str, now: float) -> None:
+        """Raise ``last_used_at`` to ``now``."""
+        ...
