@@ -34,7 +34,8 @@ Conventions (documented for console and SDK authors):
 Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
-``reauth_required``, ``reauth_failed``,
+``reauth_required``, ``reauth_failed``, ``token_not_allowed`` (a scoped API token on a
+route for interactive sessions only, see ``gateway/http_tokens.py``),
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``internal``.
 """
