@@ -27,6 +27,7 @@ from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import prepare_data_dir
+from gateway.dormancy import DormancySweep
 from gateway.guard import Guard
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
@@ -189,7 +190,8 @@ async def _wire(
             "plugins": plugin_host,
             "dispatcher": dispatcher,
             "retention": retention,
-            "workers": [dispatcher, retention],
+            "workers": [dispatcher, retention,
+                        DormancySweep(logins, config.retention.interval_seconds, clock)],
             "connections": set(),  # live SecureConnections, closed with 1001 on shutdown
             "closers": [plugin_host.aclose],
         },
@@ -282,6 +284,7 @@ def _setup_optional_routes(app: web.Application) -> None:
         http_keys,
         http_operator,
         http_plugins,
+        http_sessions,
         http_team,
         http_tokens,
         http_web,
@@ -294,4 +297,5 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_team.setup_routes(app)
     http_plugins.setup_routes(app)
     http_tokens.setup_routes(app)
+    http_sessions.setup_routes(app)
     http_web.setup_routes(app)

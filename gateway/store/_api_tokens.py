@@ -1,4 +1,5 @@
-"""SQL and row conversion for scoped API tokens, shared by both store backends.
+"""SQL and row conversion for scoped API tokens and last logins (migration 0009), shared by
+both store backends.
 
 Written once with ``{}`` markers for placeholders; :func:`sql` renders them as ``?``
 (SQLite) or ``$n`` (PostgreSQL). Permissions are kept as one space-separated text column
@@ -24,6 +25,11 @@ _TEMPLATES = {
                  " ORDER BY created_at DESC, id",
     "revoke": "UPDATE api_tokens SET revoked_at = {} WHERE tenant_id = {} AND id = {}"
               " AND revoked_at IS NULL",
+    "login_upsert": "INSERT INTO agent_last_login (agent_id, at) VALUES ({}, {})"
+                    " ON CONFLICT (agent_id) DO UPDATE SET at = excluded.at"
+                    " WHERE agent_last_login.at < excluded.at",
+    "logins_of_tenant": "SELECT l.agent_id, l.at FROM agent_last_login l"
+                        " JOIN agents a ON a.id = l.agent_id WHERE a.tenant_id = {}",
     "touch": "UPDATE api_tokens SET last_used_at = {} WHERE id = {}"
              " AND (last_used_at IS NULL OR last_used_at < {})",
 }

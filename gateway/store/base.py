@@ -606,3 +606,11 @@ class Store(Protocol):
     async def touch_api_token(self, token_id: str, now: float) -> None:
         """Raise ``last_used_at`` to ``now``."""
         ...
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        """Remember ``at`` as the agent's last login (never moves it back)."""
+        ...
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        """Agent id -> last login time, for the agents of a tenant that ever logged in."""
+        ...

@@ -845,3 +845,10 @@ class PostgresStore:
 
     async def touch_api_token(self, token_id: str, now: float) -> None:
         await self.pool.execute(_api_tokens.sql("touch", "postgres"), now, token_id, now)
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        await self.pool.execute(_api_tokens.sql("login_upsert", "postgres"), agent_id, at)
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        rows = await self.pool.fetch(_api_tokens.sql("logins_of_tenant", "postgres"), tenant_id)
+        return {r["agent_id"]: float(r["at"]) for r in rows}

@@ -1043,6 +1043,13 @@ class SqliteStore:
     async def touch_api_token(self, token_id: str, now: float) -> None:
         await self._write(_exec(_api_tokens.sql("touch", "sqlite"), (now, token_id, now)))
 
+    async def record_login(self, agent_id: str, at: float) -> None:
+        await self._write(_exec(_api_tokens.sql("login_upsert", "sqlite"), (agent_id, at)))
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        rows = await self._all(_api_tokens.sql("logins_of_tenant", "sqlite"), (tenant_id,))
+        return {r["agent_id"]: float(r["at"]) for r in rows}
+
 def _exec(sql: str, params: Any, *, many: bool = False) -> Callable[[sqlite3.Connection], None]:
     """A write function running one statement (no cursor escapes the writer thread)."""
 

@@ -12,6 +12,8 @@ const SECTIONS = [
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
   ['tokens', t('admin.nav.tokens'), 'tenant_manage'],
+  ['activity', t('admin.nav.activity'), 'agent_manage'],
+  ['sessions', t('admin.nav.sessions'), null],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
   ['embed', t('admin.nav.embed'), null],
 ];
@@ -52,7 +54,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, plugins, audit, tokens, emergency, embed }[name];
+  const render = { agents, tenant, policy, plugins, audit, tokens, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -534,6 +536,64 @@ async function tokens() {
         h('td', {}, revoke)));
     }
   }
+  await load();
+}
+
+/* ------------------------------------------------------------------ sessions, activity */
+
+async function sessions() {
+  title(t('admin.nav.sessions'), t('admin.sessions.intro'));
+  const tbody = h('tbody');
+  main.append(h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'sessions-table' },
+    h('thead', {}, h('tr', {}, [t('admin.sessions.device'), t('admin.sessions.place'), t('admin.sessions.created'), t('admin.sessions.last_use'), ''].map((x) => h('th', { text: x })))), tbody))));
+  const load = async () => {
+    const data = await api('GET', '/api/me/sessions');
+    clear(tbody);
+    for (const s of data.sessions) {
+      const end = h('button', { class: 'btn small danger', type: 'button' }, t('admin.sessions.end'));
+      end.addEventListener('click', () => guarded(end, async () => {
+        await api('DELETE', `/api/me/sessions/${encodeURIComponent(s.id)}`);
+        toast(t('admin.sessions.ended'));
+        await load();
+      }));
+      tbody.appendChild(h('tr', { 'data-session': s.id },
+        h('td', { text: s.device }), h('td', { class: 'mono', text: s.place }),
+        h('td', { class: 'small', text: fmtDate(s.created_at) }), h('td', { class: 'small', text: fmtDate(s.last_seen_at) }),
+        h('td', {}, s.current ? h('span', { class: 'pill', text: t('admin.sessions.current') }) : end)));
+    }
+  };
+  await load();
+}
+
+async function activity() {
+  title(t('admin.nav.activity'), t('admin.activity.intro'));
+  const days = h('input', { type: 'number', min: '7', max: '3650' });
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
+  const tbody = h('tbody');
+  const load = async () => {
+    const data = await api('GET', '/api/agents/activity');
+    days.value = data.dormant_disable_days === null ? '' : String(data.dormant_disable_days);
+    clear(tbody);
+    for (const a of data.agents) {
+      tbody.appendChild(h('tr', { 'data-agent': a.id },
+        h('td', { text: a.email }),
+        h('td', { class: 'small', text: a.last_login_at ? fmtDate(a.last_login_at) : t('admin.tokens.never') }),
+        h('td', { text: t('admin.activity.days', { count: a.idle_days }) }),
+        h('td', {}, a.disabled ? h('span', { class: 'pill', text: t('admin.agents.disabled') })
+          : a.dormant ? h('span', { class: 'pill bad', text: t('admin.activity.dormant') }) : t('admin.agents.active'))));
+    }
+  };
+  const form = h('form', { class: 'panel', id: 'dormancy-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(save, async () => {
+      await api('PUT', '/api/tenant/dormancy', { disable_after_days: days.value === '' ? null : Number(days.value) });
+      toast(t('admin.activity.saved'));
+      await load();
+    });
+  } }, h('h2', { text: t('admin.activity.rule') }), h('p', { class: 'small', text: t('admin.activity.rule_hint') }),
+  field('dormancy-days', t('admin.activity.disable_after'), days), h('p', {}, save));
+  main.append(form, h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'activity-table' },
+    h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.activity.last_login'), t('admin.activity.unused'), t('admin.agents.status')].map((x) => h('th', { text: x })))), tbody))));
   await load();
 }
 

@@ -266,3 +266,39 @@ async def test_api_token_is_no_console_credential(gw):
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
     finally:
         await ws.close()
+
+
+async def test_operator_token_cli_create_use_list_revoke(tmp_path):
+    from tests.gateway.test_cli_admin import PASSWORD, cli
+
+    data = tmp_path / "data"
+    out = await asyncio.to_thread(cli, data, "operator", "add", "ops@example.com",
+                                  "--password-stdin", stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    out = await asyncio.to_thread(cli, data, "operator", "token", "create", "ops@example.com",
+                                  "--name", "backup bot", "--permission", "settings")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip().splitlines()[-1]
+    assert token.startswith("cdt_")
+    # a tenant account cannot own an installation token
+    out = await asyncio.to_thread(cli, data, "operator", "token", "create", "nobody@example.com",
+                                  "--name", "x", "--permission", "settings")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+
+    runner, base, _svc = await start_gateway(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert (await _call(http, base, "GET", "/api/operator/settings", token))[0] == 200
+            assert await _call(http, base, "GET", "/api/operator/tenants", token) == (
+                200, None)
+            assert await _call(http, base, "POST", "/api/operator/tenants", token) == (
+                403, "forbidden")
+    finally:
+        await runner.cleanup()
+    out = await asyncio.to_thread(cli, data, "operator", "token", "list")
+    assert "backup bot" in out.stdout and "live" in out.stdout and token not in out.stdout
+    token_id = out.stdout.split()[0]
+    out = await asyncio.to_thread(cli, data, "operator", "token", "revoke", token_id)
+    assert out.returncode == 0, out.stderr
+    out = await asyncio.to_thread(cli, data, "operator", "token", "list")
+    assert "revoked" in out.stdout

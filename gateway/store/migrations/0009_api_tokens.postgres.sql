@@ -15,3 +15,11 @@ CREATE TABLE api_tokens (
     last_used_at DOUBLE PRECISION
 );
 CREATE INDEX api_tokens_by_tenant ON api_tokens (tenant_id, created_at);
+
+-- When each agent last logged in (issue 20.5): admins see it, and the tenant setting
+-- "disable after N days dormant" is measured from it (from agents.created_at before the
+-- first login). Its own table so sessions can be purged without losing it.
+CREATE TABLE agent_last_login (
+    agent_id TEXT PRIMARY KEY REFERENCES agents (id),
+    at       DOUBLE PRECISION NOT NULL
+);

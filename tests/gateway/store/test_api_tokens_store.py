@@ -38,3 +38,19 @@ async def test_api_tokens_round_trip_revoke_and_touch(store) -> None:
     await store.touch_api_token("tok_2", 300.0)
     await store.touch_api_token("tok_2", 250.0)  # never lowers it
     assert (await store.get_api_token("h-tok_2")).last_used_at == 300.0
+
+
+async def test_last_logins_per_tenant_never_move_back(store) -> None:
+    await store.create_tenant(tenant("t1"))
+    await store.create_tenant(tenant("t2"))
+    await store.create_agent(agent("a1", "t1"))
+    await store.create_agent(agent("a2", "t1"))
+    await store.create_agent(agent("b1", "t2"))
+    assert await store.last_logins("t1") == {}
+    await store.record_login("a1", 500.0)
+    await store.record_login("a1", 400.0)  # an older login never overwrites a newer one
+    await store.record_login("b1", 600.0)
+    assert await store.last_logins("t1") == {"a1": 500.0}
+    await store.record_login("a1", 700.0)
+    assert await store.last_logins("t1") == {"a1": 700.0}
+    assert await store.last_logins("t2") == {"b1": 600.0}
