@@ -8,7 +8,8 @@ Conventions (documented for console and SDK authors):
   offending field when known. No response ever carries a traceback.
 * Authentication: ``Authorization: Bearer <token>`` (SDKs, bots) or the HttpOnly
   ``cd_session`` cookie set by ``POST /api/login`` (browsers). Missing/expired/revoked
-  sessions answer 401 ``unauthenticated``.
+  sessions answer 401 ``unauthenticated``. Scoped API tokens (``Bearer cdt_...``,
+  ``gateway/api_tokens.py``) work only on routes declaring a permission, within their scope.
 * CSRF: a cookie-authenticated POST/PUT/PATCH/DELETE must carry ``X-CSRF-Token`` equal to
   the ``csrf`` value returned by login and ``GET /api/me``, and its ``Origin`` (when sent)
   must be one of the console's origins; otherwise 403 ``csrf``. Bearer requests are not
