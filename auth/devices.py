@@ -2,7 +2,7 @@
 
 Shown to the agent in "my sessions" so a stranger's login stands out, without turning the
 list into a tracking record: the place is the network prefix only (IPv4 /24, IPv6 /48),
-and the device is "browser on system" from a short, hand-written table (a full user-agent
+and the device is "browser / system" from a short, hand-written table (a full user-agent
 database would be a large dependency for four words; unknown agents read "other").
 """
 
@@ -37,8 +37,9 @@ def coarse_place(ip: str) -> str:
 
 
 def device_label(user_agent: str) -> str:
-    """``"Chrome on Windows"``-style label; ``"other"`` parts for anything unrecognised."""
+    """``"Chrome / Windows"`` (language-neutral: shown as is in every UI language);
+    ``"other"`` for a part it does not recognise."""
     ua = (user_agent or "")[:512]
     browser = next((name for marker, name in _BROWSERS if marker in ua), "other")
     system = next((name for marker, name in _SYSTEMS if marker in ua), "other")
-    return f"{browser} on {system}"
+    return f"{browser} / {system}"

@@ -1,7 +1,7 @@
 """Session management (issue 20.5): an agent's own sessions; admins' view of dormancy.
 
 * ``GET /api/me/sessions`` — the caller's live sessions: ``id`` (an opaque handle, not the
-  token or its hash), ``device`` ("Chrome on Windows"), ``place`` (network prefix only,
+  token or its hash), ``device`` ("Chrome / Windows"), ``place`` (network prefix only,
   IPv4 /24, IPv6 /48), ``created_at``, ``last_seen_at``, ``current``.
 * ``DELETE /api/me/sessions/{id}`` — end one of the caller's *other* sessions at once (its
   live sockets close 4401); 404 ``not_found`` for an unknown/ended one, 409

@@ -19,13 +19,13 @@ def test_place_is_the_network_prefix_only(ip, place):
 
 @pytest.mark.parametrize(("ua", "label"), [
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/120.0 Safari/537.36 Edg/120.0", "Edge on Windows"),
+     "Chrome/120.0 Safari/537.36 Edg/120.0", "Edge / Windows"),
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "HeadlessChrome/120.0 Safari/537.36", "Chrome on Linux"),
+     "HeadlessChrome/120.0 Safari/537.36", "Chrome / Linux"),
     ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Safari on iOS"),
-    ("Python/3.12 aiohttp/3.9", "other on other"),
-    ("", "other on other"),
+     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Safari / iOS"),
+    ("Python/3.12 aiohttp/3.9", "other / other"),
+    ("", "other / other"),
 ])
 def test_device_label(ua, label):
     assert device_label(ua) == label

@@ -56,7 +56,7 @@ async def test_agent_ends_another_of_their_sessions_and_its_socket_closes_4401(g
     assert len(listed) == 2
     mine = next(s for s in listed if s["current"])
     theirs = next(s for s in listed if not s["current"])
-    assert mine["device"] == "Chrome on Windows" and theirs["device"] == "Firefox on Linux"
+    assert mine["device"] == "Chrome / Windows" and theirs["device"] == "Firefox / Linux"
     assert mine["place"] == "127.0.0.0/24" and theirs["created_at"] == clock.now
     assert laptop not in json.dumps(listed) and phone not in json.dumps(listed)
 
