@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from tests.e2e import browser as bx
-from tests.e2e.browser import expect, login_console, new_page, screenshot
+from tests.e2e.browser import english_left, expect, login_console, new_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -34,6 +34,8 @@ async def test_admin_creates_uses_and_revokes_an_api_token(browser, gateway):
         await expect(page.locator("#tokens-table tbody tr")).to_have_count(1)
         await expect(page.locator("#tokens-table tbody tr")).to_contain_text("audit_read")
         await screenshot(page, "admin-api-tokens")
+        # nothing left in English but the header's name and the permission codes
+        assert await english_left(page, ("cipherdesk", "Authorization: Bearer")) == []
 
         headers = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession() as http:

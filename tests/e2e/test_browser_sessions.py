@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e import browser as bx
-from tests.e2e.browser import expect, login_console, new_page, screenshot
+from tests.e2e.browser import english_left, expect, login_console, new_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -58,6 +58,10 @@ async def test_admin_sets_the_dormancy_rule_in_chinese(browser, gateway):
         await expect(page.locator("#toasts")).to_contain_text("规则已保存")
         tenant = await gateway.svc.store.get_tenant("demo")
         assert tenant.settings["dormant_disable_days"] == 45
+        assert await english_left(page, ("cipherdesk",)) == []
+        await page.click("nav a[href='#sessions']")
+        await expect(page.locator("#sessions-table tbody tr")).to_have_count(1)
+        assert await english_left(page, ("cipherdesk",)) == []
         assert not page.js_errors, page.js_errors
     finally:
         await context.close()
