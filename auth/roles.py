@@ -169,11 +169,17 @@ class Principal:
     agent_id: str
     tenant_id: str
     role: Role
+    scope: frozenset[str] | None = None
+    """For a scoped API token: the permission names it carries. The principal may do only
+    what both its role *and* the scope allow; None (an interactive session) is the role."""
 
     @property
     def permissions(self) -> frozenset[Permission]:
         """Everything this principal may do in its own tenant."""
-        return role_permissions(self.role)
+        granted = role_permissions(self.role)
+        if self.scope is None:
+            return granted
+        return frozenset(p for p in granted if p.value in self.scope)
 
     @property
     def is_operator(self) -> bool:
@@ -183,7 +189,11 @@ class Principal:
     @property
     def installation_permissions(self) -> frozenset[InstallationPermission]:
         """Installation-wide permissions (all of them for an operator, else none)."""
-        return OPERATOR_PERMISSIONS if self.is_operator else frozenset()
+        if not self.is_operator:
+            return frozenset()
+        if self.scope is None:
+            return OPERATOR_PERMISSIONS
+        return frozenset(p for p in OPERATOR_PERMISSIONS if p.value in self.scope)
 
     def can(self, permission: Permission, tenant_id: str) -> bool:
         """True only if the role grants ``permission`` AND ``tenant_id`` is ours."""

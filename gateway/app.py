@@ -28,6 +28,7 @@ from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import prepare_data_dir
+from gateway.dormancy import DormancySweep
 from gateway.governance import SLOT as GOVERNANCE_SLOT
 from gateway.governance import build_governance
 from gateway.guard import Guard
@@ -208,7 +209,8 @@ async def _wire(
             "audit_keys": audit_keys,
             "checkpointer": checkpointer,
             GOVERNANCE_SLOT: gov,
-            "workers": [dispatcher, retention, checkpointer, gov.ledger],
+            "workers": [dispatcher, retention, checkpointer, gov.ledger,
+                        DormancySweep(logins, config.retention.interval_seconds, clock)],
             "connections": set(),  # live SecureConnections, closed with 1001 on shutdown
             "closers": [plugin_host.aclose, gov.notifier.aclose],
         },
@@ -304,7 +306,9 @@ def _setup_optional_routes(app: web.Application) -> None:
         http_operator,
         http_ops,
         http_plugins,
+        http_sessions,
         http_team,
+        http_tokens,
         http_web,
     )
 
@@ -314,6 +318,8 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_operator.setup_routes(app)
     http_team.setup_routes(app)
     http_plugins.setup_routes(app)
+    http_tokens.setup_routes(app)
+    http_sessions.setup_routes(app)
     http_web.setup_routes(app)
     http_ops.setup(app)
     http_inbound.setup_routes(app)

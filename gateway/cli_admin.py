@@ -316,6 +316,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     opadd.set_defaults(func=cmd_operator_add)
     oplist = op_sub.add_parser("list", parents=[common], help="list installation operators")
     oplist.set_defaults(func=cmd_operator_list)
+    from gateway.cli_tokens import register as register_token_commands
+
+    register_token_commands(op_sub, common)
 
     aud = sub.add_parser("audit", parents=[common],
                          help="show (newest first), verify or export the audit log")

@@ -8,7 +8,8 @@ Conventions (documented for console and SDK authors):
   offending field when known. No response ever carries a traceback.
 * Authentication: ``Authorization: Bearer <token>`` (SDKs, bots) or the HttpOnly
   ``cd_session`` cookie set by ``POST /api/login`` (browsers). Missing/expired/revoked
-  sessions answer 401 ``unauthenticated``.
+  sessions answer 401 ``unauthenticated``. Scoped API tokens (``Bearer cdt_...``,
+  ``gateway/api_tokens.py``) work only on routes declaring a permission, within their scope.
 * CSRF: a cookie-authenticated POST/PUT/PATCH/DELETE must carry ``X-CSRF-Token`` equal to
   the ``csrf`` value returned by login and ``GET /api/me``, and its ``Origin`` (when sent)
   must be one of the console's origins; otherwise 403 ``csrf``. Bearer requests are not
@@ -34,7 +35,8 @@ Conventions (documented for console and SDK authors):
 Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
-``reauth_required``, ``reauth_failed``,
+``reauth_required``, ``reauth_failed``, ``token_not_allowed`` (a scoped API token on a
+route for interactive sessions only, see ``gateway/http_tokens.py``),
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
 ``internal``.
@@ -56,11 +58,20 @@ import structlog
 from aiohttp import web
 from msgspec import Meta, Struct
 
+from auth.api_tokens import is_api_token
 from auth.identity import MIN_SECRET_BYTES
-from auth.roles import Forbidden, Permission, Role, require
+from auth.roles import (
+    Forbidden,
+    InstallationPermission,
+    Permission,
+    Role,
+    require,
+    require_operator,
+)
 from auth.tokens import SessionLifetime, csrf_token_for
 from auth.totp import qr_png
 from gateway.agent_lookup import agent_label, match_agents, tenant_agents
+from gateway.api_tokens import api_tokens
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
@@ -225,10 +236,14 @@ def _retry_headers(retry_after: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
-async def authenticate(request: web.Request) -> AgentContext:
-    """The caller's context: session valid, API budget left, CSRF checked."""
+async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
+                       ) -> AgentContext:
+    """The caller's context: session (or, where allowed, API token) valid, API budget left,
+    CSRF checked for cookie sessions."""
     svc = _svc(request)
     token = token_from_request(request)
+    if _is_bearer(request) and is_api_token(token):
+        return await _authenticate_api_token(request, svc, token, api_tokens_allowed)
     ctx = await svc.sessions.authenticate(token)
     if ctx is None:
         raise ApiError(401, "unauthenticated", "log in first (session missing or expired)")
@@ -252,17 +267,53 @@ async def authenticate(request: web.Request) -> AgentContext:
     return ctx
 
 
+async def _authenticate_api_token(request: web.Request, svc: Services, token: str,
+                                  allowed: bool) -> AgentContext:
+    """A scoped API token (gateway/api_tokens.py): only on routes that declare a
+    permission, rate-limited under its own key, audited on every use."""
+    if not allowed:
+        raise ApiError(403, "token_not_allowed",
+                       "API tokens cannot be used here; log in interactively")
+    service = api_tokens(svc)
+    ctx = await service.authenticate(token)
+    if ctx is None or ctx.api_token is None:
+        raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
+    decision = await svc.guard.limiter.hit(f"api:{ctx.session.token_hash}",
+                                           svc.guard.limits.api_per_token,
+                                           scope="api_per_token")
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "too many requests; slow down",
+                       headers=_retry_headers(decision.retry_after))
+    route = request.match_info.route.resource
+    await service.record_use(ctx, request.method,
+                             route.canonical if route is not None else request.path,
+                             peer_ip(request, svc))
+    return ctx
+
+
 Handler = Callable[[web.Request, AgentContext], Awaitable[web.StreamResponse]]
 
 
-def authed(permission: Permission | None = None) -> Callable[[Handler], Any]:
-    """Decorator: authenticate, then (optionally) require ``permission`` in own tenant."""
+def authed(permission: Permission | InstallationPermission | None = None, *,
+           api_tokens: bool | None = None) -> Callable[[Handler], Any]:
+    """Decorator: authenticate, then (optionally) require ``permission`` in own tenant
+    (an :class:`InstallationPermission` requires the installation operator).
+
+    Scoped API tokens are accepted only where ``api_tokens`` is true, which defaults to
+    "the route declares a permission": routes without one (own account, credentials,
+    logout) are for interactive sessions only. The permission and the token flag are
+    kept on the handler (``required_permission``, ``accepts_api_tokens``) so tests can
+    check the scope of every route.
+    """
+    tokens_ok = permission is not None if api_tokens is None else api_tokens
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def inner(request: web.Request) -> web.StreamResponse:
-            ctx = await authenticate(request)
+            ctx = await authenticate(request, api_tokens_allowed=tokens_ok)
             try:
-                if permission is not None:
+                if isinstance(permission, InstallationPermission):
+                    require_operator(ctx.principal, permission)
+                elif permission is not None:
                     require(ctx.principal, permission, ctx.principal.tenant_id)
                 return await handler(request, ctx)
             except Forbidden:
@@ -272,6 +323,8 @@ def authed(permission: Permission | None = None) -> Callable[[Handler], Any]:
 
         inner.__name__ = handler.__name__
         inner.__doc__ = handler.__doc__
+        inner.required_permission = permission  # type: ignore[attr-defined]
+        inner.accepts_api_tokens = tokens_ok  # type: ignore[attr-defined]
         return inner
 
     return wrap
@@ -751,7 +804,7 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
 # ---------------------------------------------------------------------- policy, flags, chats
 
 
-@authed()
+@authed(Permission.POLICY_TEST)
 async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
 
     svc = _svc(request)

@@ -53,7 +53,7 @@ def _lock(svc: Services) -> asyncio.Lock:
     return lock
 
 
-@authed()
+@authed(InstallationPermission.KEYS_ROTATE)
 async def rotate_keys(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.KEYS_ROTATE)

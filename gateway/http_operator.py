@@ -59,7 +59,7 @@ def _refused(exc: TenantRefused) -> ApiError:
     return ApiError(status, exc.code, exc.message, field=exc.field)
 
 
-@authed()
+@authed(InstallationPermission.SETTINGS)
 async def list_tenants(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.SETTINGS)
@@ -67,7 +67,7 @@ async def list_tenants(request: web.Request, ctx: AgentContext) -> web.Response:
     return web.json_response({"tenants": [_tenant_json(t) for t in tenants]})
 
 
-@authed()
+@authed(InstallationPermission.TENANT_CREATE)
 async def add_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.TENANT_CREATE)
@@ -82,7 +82,7 @@ async def add_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     return web.json_response({"tenant": _tenant_json(tenant)}, status=201)
 
 
-@authed()
+@authed(InstallationPermission.TENANT_FREEZE)
 async def freeze_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.TENANT_FREEZE)
@@ -95,7 +95,7 @@ async def freeze_tenant(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"ok": True, "tenant": _tenant_json(tenant)})
 
 
-@authed()
+@authed(InstallationPermission.SETTINGS)
 async def settings(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.SETTINGS)

@@ -67,6 +67,7 @@ from crypto.envelope import EnvelopeError, Keyring
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic
 from gateway.config import Config
+from gateway.dormancy import refuse_if_dormant
 from gateway.login_throttle import LoginThrottle, ThrottleKeys
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limits, RateLimiter
@@ -297,9 +298,11 @@ class LoginService:
         if factor is None:
             raise await fail("wrong_otp", agent)
 
-        # 4. success.
+        # 4. success, unless the tenant disables accounts dormant this long (issue 20.5).
         await self.throttle.record_success(keys)
         now = self.clock()
+        if await refuse_if_dormant(self, agent, now):
+            raise await fail("dormant", agent, count=False)
         if factor == "totp" and not agent.totp_confirmed:
             agent.totp_confirmed = True
             fresh = await self.store.get_agent(agent.id)
@@ -319,6 +322,7 @@ class LoginService:
                                tenant_id=agent.tenant_id, created_at=now, last_seen_at=now,
                                ip=ip, user_agent=(user_agent or "")[:256], reauth_at=now)
         await self.store.create_session(session)
+        await self.store.record_login(agent.id, now)
         await self.auditor.record("login.ok", tenant_id=agent.tenant_id, actor=agent.id,
                                   target=agent.id, ip=ip, factor=factor)
         return LoginResult(token=token, agent=agent, session=session)
@@ -650,10 +654,12 @@ class LoginService:
         return had
 
     async def set_disabled(self, agent: Agent, disabled: bool, *, actor: str,
-                           ip: str | None = None) -> None:
+                           ip: str | None = None, reason: str | None = None) -> None:
         agent.disabled = disabled
         await self.store.update_agent(agent)
+        extra = {"reason": reason} if reason else {}
         await self.auditor.record("agent.disabled" if disabled else "agent.enabled",
-                                  tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip)
+                                  tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip,
+                                  **extra)
         if disabled:
             await self.revoke_all(agent.id, actor, ip=ip, reason="disabled")

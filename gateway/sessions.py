@@ -15,7 +15,7 @@ from aiohttp import web
 
 from auth.roles import Principal, Role
 from auth.tokens import SessionLifetime, SessionStatus, hash_token
-from gateway.store.base import Agent, AgentSession, Store
+from gateway.store.base import Agent, AgentSession, ApiToken, Store
 
 COOKIE = "cd_session"
 TOUCH_EVERY = 15.0
@@ -29,6 +29,8 @@ class AgentContext:
     session: AgentSession
     principal: Principal
     token: str
+    api_token: ApiToken | None = None
+    """Set when the caller is a scoped API token (gateway/api_tokens.py), not a login."""
 
 
 def token_from_request(request: web.Request) -> str | None:

@@ -327,6 +327,26 @@ class KeywordListRecord:
     updated_by: str | None = None
 
 
+@dataclass(slots=True)
+class ApiToken:
+    """A scoped API token for automation (migration 0006, ``gateway/api_tokens.py``).
+
+    Only the SHA-256 of the token is kept; ``permissions`` are permission names (tenant
+    permissions, or installation permissions for a token of the installation operator).
+    """
+
+    id: str
+    tenant_id: str
+    owner_id: str
+    name: str
+    token_hash: str
+    permissions: list[str]
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
@@ -786,3 +806,31 @@ class Store(Protocol):
     async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
                          now: float) -> AccessGrant | None:
         """An approved grant for exactly this access that has not expired."""
+    # -- scoped API tokens (migration 0006) ---------------------------------------------
+    async def create_api_token(self, token: ApiToken) -> None:
+        """Store a new token (its hash, never the token)."""
+        ...
+
+    async def get_api_token(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, revoked and expired ones included."""
+        ...
+
+    async def list_api_tokens(self, tenant_id: str) -> list[ApiToken]:
+        """Every token of a tenant (or of the operator scope), newest first."""
+        ...
+
+    async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
+        """Revoke a live token of ``tenant_id``; False if unknown, foreign or revoked."""
+        ...
+
+    async def touch_api_token(self, token_id: str, now: float) -> None:
+        """Raise ``last_used_at`` to ``now``."""
+        ...
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        """Remember ``at`` as the agent's last login (never moves it back)."""
+        ...
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        """Agent id -> last login time, for the agents of a tenant that ever logged in."""
+        ...

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from gateway.store import _keyword_lists, _rows
+from gateway.store import _api_tokens, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -43,6 +43,7 @@ from gateway.store._rows import (
 from gateway.store.base import (
     Agent,
     AgentSession,
+    ApiToken,
     AppendResult,
     AuditEvent,
     AuditSeal,
@@ -878,3 +879,30 @@ class PostgresStore(PostgresGovernance):
         _, _, delete = _keyword_lists.postgres_sql()
         status = await self.pool.execute(delete, tenant_id, name)
         return status.endswith(" 1")
+
+    # -- scoped API tokens (migration 0006) ---------------------------------------------
+    async def create_api_token(self, token: ApiToken) -> None:
+        await self.pool.execute(_api_tokens.sql("insert", "postgres"), *_api_tokens.params(token))
+
+    async def get_api_token(self, token_hash: str) -> ApiToken | None:
+        row = await self.pool.fetchrow(_api_tokens.sql("by_hash", "postgres"), token_hash)
+        return None if row is None else _api_tokens.record(row)
+
+    async def list_api_tokens(self, tenant_id: str) -> list[ApiToken]:
+        rows = await self.pool.fetch(_api_tokens.sql("by_tenant", "postgres"), tenant_id)
+        return [_api_tokens.record(r) for r in rows]
+
+    async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
+        status = await self.pool.execute(_api_tokens.sql("revoke", "postgres"), now, tenant_id,
+                                         token_id)
+        return status == "UPDATE 1"
+
+    async def touch_api_token(self, token_id: str, now: float) -> None:
+        await self.pool.execute(_api_tokens.sql("touch", "postgres"), now, token_id, now)
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        await self.pool.execute(_api_tokens.sql("login_upsert", "postgres"), agent_id, at)
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        rows = await self.pool.fetch(_api_tokens.sql("logins_of_tenant", "postgres"), tenant_id)
+        return {r["agent_id"]: float(r["at"]) for r in rows}

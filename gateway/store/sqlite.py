@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.store import _keyword_lists, _rows
+from gateway.store import _api_tokens, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -66,6 +66,7 @@ from gateway.store._rows import (
 from gateway.store.base import (
     Agent,
     AgentSession,
+    ApiToken,
     AppendResult,
     AuditEvent,
     AuditSeal,
@@ -1073,6 +1074,36 @@ class SqliteStore(SqliteGovernance):
 
         return await self._write(fn)
 
+
+    # -- scoped API tokens (migration 0006) ---------------------------------------------
+    async def create_api_token(self, token: ApiToken) -> None:
+        await self._write(_exec(_api_tokens.sql("insert", "sqlite"), _api_tokens.params(token)))
+
+    async def get_api_token(self, token_hash: str) -> ApiToken | None:
+        row = await self._one(_api_tokens.sql("by_hash", "sqlite"), (token_hash,))
+        return None if row is None else _api_tokens.record(row)
+
+    async def list_api_tokens(self, tenant_id: str) -> list[ApiToken]:
+        rows = await self._all(_api_tokens.sql("by_tenant", "sqlite"), (tenant_id,))
+        return [_api_tokens.record(r) for r in rows]
+
+    async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
+        statement = _api_tokens.sql("revoke", "sqlite")
+
+        def fn(c: sqlite3.Connection) -> bool:
+            return c.execute(statement, (now, tenant_id, token_id)).rowcount == 1
+
+        return await self._write(fn)
+
+    async def touch_api_token(self, token_id: str, now: float) -> None:
+        await self._write(_exec(_api_tokens.sql("touch", "sqlite"), (now, token_id, now)))
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        await self._write(_exec(_api_tokens.sql("login_upsert", "sqlite"), (agent_id, at)))
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        rows = await self._all(_api_tokens.sql("logins_of_tenant", "sqlite"), (tenant_id,))
+        return {r["agent_id"]: float(r["at"]) for r in rows}
 
 def _exec(sql: str, params: Any, *, many: bool = False) -> Callable[[sqlite3.Connection], None]:
     """A write function running one statement (no cursor escapes the writer thread)."""

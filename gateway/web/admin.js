@@ -16,6 +16,9 @@ const SECTIONS = [
   ['alerts', t('admin.gov.alerts'), 'audit_read'],
   ['incidents', t('admin.gov.incidents'), 'emergency'],
   ['approvals', t('admin.gov.approvals'), 'chat_watch'],
+  ['tokens', t('admin.nav.tokens'), 'tenant_manage'],
+  ['activity', t('admin.nav.activity'), 'agent_manage'],
+  ['sessions', t('admin.nav.sessions'), null],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
   ['embed', t('admin.nav.embed'), null],
 ];
@@ -56,7 +59,7 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
-  const render = { agents, tenant, policy, canned, plugins, audit, alerts, incidents, approvals, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, audit, alerts, incidents, approvals, tokens, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
 }
 
@@ -532,6 +535,149 @@ function incidents() {
 
 function approvals() {
   return governance.approvalsSection(main, { canConfigure: can('tenant_manage') });
+}
+
+/* ------------------------------------------------------------------ API tokens */
+
+/* Runs fn; if the gateway wants a fresh step-up (403 reauth_required), asks for password
+ * and code inline, proves them at /api/me/reauth and runs fn once more. */
+async function withStepUp(slot, fn) {
+  try { return await fn(); } catch (e) {
+    if (e.code !== 'reauth_required') throw e;
+  }
+  const password = h('input', { type: 'password', required: true, autocomplete: 'current-password' });
+  const otp = h('input', { required: true, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '64' });
+  const go = h('button', { class: 'btn primary', type: 'submit' }, t('admin.tokens.confirm'));
+  return new Promise((resolve) => {
+    const form = h('form', { class: 'panel', id: 'step-up', onsubmit: (ev) => {
+      ev.preventDefault();
+      guarded(go, async () => {
+        await api('POST', '/api/me/reauth', { password: password.value, otp: otp.value.trim() });
+        password.value = '';
+        clear(slot);
+        resolve(await fn());
+      });
+    } }, h('h3', { text: t('admin.tokens.step_up') }), h('p', { class: 'small', text: t('admin.tokens.step_up_hint') }),
+    h('div', { class: 'grid2' }, h('div', {}, field('stepup-password', t('common.password'), password)),
+      h('div', {}, field('stepup-otp', t('common.otp'), otp))), h('p', {}, go));
+    clear(slot).appendChild(form);
+    password.focus();
+  });
+}
+
+async function tokens() {
+  title(t('admin.nav.tokens'), t('admin.tokens.intro'));
+  const output = h('div', { id: 'token-secret' });
+  const name = h('input', { required: true, maxlength: '80', autocomplete: 'off' });
+  const days = h('input', { type: 'number', min: '1', max: '365', value: '90', required: true });
+  const perms = h('fieldset', { class: 'perm-list' }, h('legend', { text: t('admin.tokens.permissions') }));
+  const submit = h('button', { class: 'btn primary', type: 'submit' }, t('admin.tokens.create'));
+  const form = h('form', { class: 'panel', id: 'create-token', onsubmit: (ev) => {
+    ev.preventDefault();
+    const chosen = [...perms.querySelectorAll('input:checked')].map((c) => c.value);
+    guarded(submit, () => withStepUp(output, async () => {
+      const data = await api('POST', '/api/tokens', { name: name.value, permissions: chosen, expires_in_days: Number(days.value) });
+      name.value = '';
+      clear(output).appendChild(h('div', { class: 'secret-box', role: 'region', 'aria-label': t('admin.tokens.new_token') },
+        h('div', {}, h('h3', { text: t('admin.tokens.new_token') }), h('p', { class: 'small', text: t('admin.tokens.shown_once') }),
+          h('p', { class: 'mono', id: 'new-token-value', text: data.token }),
+          h('p', { class: 'small', text: t('admin.tokens.usage_hint') }))));
+      await load();
+    }));
+  } }, h('h2', { text: t('admin.tokens.new_token_title') }),
+  h('div', { class: 'grid2' }, h('div', {}, field('token-name', t('admin.tokens.name'), name)),
+    h('div', {}, field('token-days', t('admin.tokens.days'), days))), perms, h('p', {}, submit));
+  const tbody = h('tbody');
+  main.append(form, output, h('div', { class: 'panel' }, h('h2', { text: t('admin.tokens.list') }), h('div', { class: 'table-wrap' },
+    h('table', { id: 'tokens-table' }, h('thead', {}, h('tr', {}, [t('admin.tokens.name'), t('admin.tokens.permissions'), t('admin.tokens.created_by'),
+      t('admin.tokens.expires'), t('admin.tokens.last_used'), t('admin.agents.status'), ''].map((x) => h('th', { text: x })))), tbody))));
+
+  async function load() {
+    const data = await api('GET', '/api/tokens');
+    if (!perms.querySelector('input')) {
+      for (const p of data.grantable) {
+        perms.appendChild(h('label', { class: 'check' }, h('input', { type: 'checkbox', value: p }), ' ', h('code', { text: p })));
+      }
+    }
+    clear(tbody);
+    if (!data.tokens.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '7', class: 'muted', text: t('admin.tokens.none') })));
+    for (const tok of data.tokens) {
+      const revoke = h('button', { class: 'btn small danger', type: 'button', hidden: tok.state !== 'live' }, t('admin.tokens.revoke'));
+      revoke.addEventListener('click', () => guarded(revoke, async () => {
+        if (!window.confirm(t('admin.tokens.revoke_confirm', { name: tok.name }))) return;
+        await api('DELETE', `/api/tokens/${encodeURIComponent(tok.id)}`);
+        toast(t('admin.tokens.revoked', { name: tok.name }));
+        await load();
+      }));
+      tbody.appendChild(h('tr', { 'data-token': tok.id },
+        h('td', {}, h('strong', { text: tok.name }), h('div', { class: 'mono muted small', text: tok.id })),
+        h('td', { class: 'mono small', text: tok.effective_permissions.join(' ') }),
+        h('td', { class: 'small', text: tok.created_by.email || tok.created_by.id }),
+        h('td', { class: 'small', text: fmtDate(tok.expires_at) }),
+        h('td', { class: 'small', text: tok.last_used_at ? fmtDate(tok.last_used_at) : t('admin.tokens.never') }),
+        h('td', { text: { live: t('admin.tokens.state_live'), expired: t('admin.tokens.state_expired'), revoked: t('admin.tokens.state_revoked') }[tok.state] }),
+        h('td', {}, revoke)));
+    }
+  }
+  await load();
+}
+
+/* ------------------------------------------------------------------ sessions, activity */
+
+async function sessions() {
+  title(t('admin.nav.sessions'), t('admin.sessions.intro'));
+  const tbody = h('tbody');
+  main.append(h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'sessions-table' },
+    h('thead', {}, h('tr', {}, [t('admin.sessions.device'), t('admin.sessions.place'), t('admin.sessions.created'), t('admin.sessions.last_use'), ''].map((x) => h('th', { text: x })))), tbody))));
+  const load = async () => {
+    const data = await api('GET', '/api/me/sessions');
+    clear(tbody);
+    for (const s of data.sessions) {
+      const end = h('button', { class: 'btn small danger', type: 'button' }, t('admin.sessions.end'));
+      end.addEventListener('click', () => guarded(end, async () => {
+        await api('DELETE', `/api/me/sessions/${encodeURIComponent(s.id)}`);
+        toast(t('admin.sessions.ended'));
+        await load();
+      }));
+      tbody.appendChild(h('tr', { 'data-session': s.id },
+        h('td', { text: s.device }), h('td', { class: 'mono', text: s.place }),
+        h('td', { class: 'small', text: fmtDate(s.created_at) }), h('td', { class: 'small', text: fmtDate(s.last_seen_at) }),
+        h('td', {}, s.current ? h('span', { class: 'pill', text: t('admin.sessions.current') }) : end)));
+    }
+  };
+  await load();
+}
+
+async function activity() {
+  title(t('admin.nav.activity'), t('admin.activity.intro'));
+  const days = h('input', { type: 'number', min: '7', max: '3650' });
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
+  const tbody = h('tbody');
+  const load = async () => {
+    const data = await api('GET', '/api/agents/activity');
+    days.value = data.dormant_disable_days === null ? '' : String(data.dormant_disable_days);
+    clear(tbody);
+    for (const a of data.agents) {
+      tbody.appendChild(h('tr', { 'data-agent': a.id },
+        h('td', { text: a.email }),
+        h('td', { class: 'small', text: a.last_login_at ? fmtDate(a.last_login_at) : t('admin.tokens.never') }),
+        h('td', { text: t('admin.activity.days', { count: a.idle_days }) }),
+        h('td', {}, a.disabled ? h('span', { class: 'pill', text: t('admin.agents.disabled') })
+          : a.dormant ? h('span', { class: 'pill bad', text: t('admin.activity.dormant') }) : t('admin.agents.active'))));
+    }
+  };
+  const form = h('form', { class: 'panel', id: 'dormancy-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(save, async () => {
+      await api('PUT', '/api/tenant/dormancy', { disable_after_days: days.value === '' ? null : Number(days.value) });
+      toast(t('admin.activity.saved'));
+      await load();
+    });
+  } }, h('h2', { text: t('admin.activity.rule') }), h('p', { class: 'small', text: t('admin.activity.rule_hint') }),
+  field('dormancy-days', t('admin.activity.disable_after'), days), h('p', {}, save));
+  main.append(form, h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { id: 'activity-table' },
+    h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.activity.last_login'), t('admin.activity.unused'), t('admin.agents.status')].map((x) => h('th', { text: x })))), tbody))));
+  await load();
 }
 
 /* ------------------------------------------------------------------ emergency */

@@ -108,6 +108,7 @@ function renderShell() {
       h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
     languageMenu(),
     can('agent_manage') || can('audit_read') ? h('a', { class: 'btn ghost', href: '/admin', text: t('common.admin') }) : null,
+    h('a', { class: 'btn ghost', href: '/admin#sessions', id: 'my-sessions-link', text: t('admin.nav.sessions') }),
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));

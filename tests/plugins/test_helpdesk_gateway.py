@@ -22,7 +22,8 @@ async def test_first_time_customer_one_ticket_each_despite_timeouts(tmp_path):
         # shows e-mails to plugins (the default masks them for that audience).
         tenant = await svc.store.get_tenant("demo")
         assert tenant is not None
-        tenant.settings = {**tenant.settings, "policy": {"audiences": {"email": {"plugin": "show"}}}}
+        show_emails = {"audiences": {"email": {"plugin": "show"}}}
+        tenant.settings = {**tenant.settings, "policy": show_emails}
         await svc.store.update_tenant(tenant)
         svc.tenants.invalidate("demo")
         host = svc.extras["plugins"]
