@@ -25,6 +25,8 @@ from gateway.http_api import (
 )
 from gateway.http_health import Liveness, Readiness
 from gateway.http_plugins import ConfigureBody
+from gateway.http_sessions import DormancyBody
+from gateway.http_tokens import CreateTokenBody
 from gateway.openapi import document
 
 
@@ -483,3 +485,84 @@ document("PUT", "/api/plugins/{name}", "Configure a plugin for own tenant", tag=
          ok=PluginWrap, body=ConfigureBody, errors=(403, 404), path_params=_PLUGIN)
 document("POST", "/api/plugins/{name}/disable", "Stop delivering to a plugin",
          tag="plugins", ok=PluginDisabled, errors=(403, 404), path_params=_PLUGIN)
+
+
+# ------------------------------------------------- API tokens and sessions (issue 20)
+
+
+class TokenOwner(Strict):
+    id: str
+    email: str | None
+
+
+class ApiTokenOut(Strict):
+    id: str
+    name: str
+    permissions: list[str]
+    effective_permissions: list[str]
+    created_by: TokenOwner
+    created_at: float
+    expires_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    state: Literal["live", "expired", "revoked"]
+
+
+class TokenList(Strict):
+    tokens: list[ApiTokenOut]
+    grantable: list[str]
+
+
+class TokenIssued(Strict):
+    token: str
+    api_token: ApiTokenOut
+
+
+class OwnSession(Strict):
+    id: str
+    device: str
+    place: str
+    created_at: float
+    last_seen_at: float
+    current: bool
+
+
+class OwnSessions(Strict):
+    sessions: list[OwnSession]
+
+
+class AgentActivity(Strict):
+    id: str
+    email: str
+    disabled: bool
+    last_login_at: float | None
+    idle_days: int
+    dormant: bool
+
+
+class ActivityList(Strict):
+    dormant_disable_days: int | None
+    agents: list[AgentActivity]
+
+
+class DormancySet(Strict):
+    ok: bool
+    dormant_disable_days: int | None
+
+
+_TOKEN = {"token_id": _ID}
+document("GET", "/api/tokens", "Scoped API tokens of own tenant (session only)",
+         tag="tokens", ok=TokenList, errors=(403,))
+document("POST", "/api/tokens", "Create a scoped API token (shown once; needs step-up)",
+         tag="tokens", ok=TokenIssued, ok_status=201, body=CreateTokenBody,
+         errors=(400, 403, 409))
+document("DELETE", "/api/tokens/{token_id}", "Revoke an API token", tag="tokens", ok=Ok,
+         errors=(403, 404), path_params=_TOKEN)
+document("GET", "/api/me/sessions", "Own live sessions (device, network prefix)",
+         tag="me", ok=OwnSessions, errors=(403,))
+document("DELETE", "/api/me/sessions/{session_id}", "End another of own sessions",
+         tag="me", ok=Ok, errors=(403, 404, 409), path_params={"session_id": _ID})
+document("GET", "/api/agents/activity", "Last logins and dormant accounts", tag="agents",
+         ok=ActivityList, errors=(403,))
+document("PUT", "/api/tenant/dormancy", "Disable accounts after N days dormant",
+         tag="tenant", ok=DormancySet, body=DormancyBody, errors=(403, 404))
