@@ -26,8 +26,10 @@ MOBILE = "13812345678"
 async def setup(tmp_path: Path):
     receiver = await WebhookReceiver(secret="whsec-policy-e2e").start()
     runner, base, svc = await start_gateway(tmp_path)
+    # the receiver listens on loopback: the operator's private-network allowance
     await svc.extras["plugins"].configure(
-        "demo", "webhook", {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"})
+        "demo", "webhook", {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"},
+        allow_private=True)
     _, secret, password = await make_agent(svc, "pia@example.com")
     async with aiohttp.ClientSession() as http:
         token = await login(http, base, "pia@example.com", password, secret, time.time())

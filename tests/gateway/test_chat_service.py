@@ -330,6 +330,11 @@ async def test_concurrent_accepts_on_two_nodes_have_one_winner(nodes: list[Servi
 async def test_transfer_to_a_queue_requeues_and_audits(svc: Services) -> None:
     agent = await _agent(svc)
     chat = await _active_chat(svc, agent)
+    tenant = await svc.store.get_tenant("demo")  # queues are the tenant's configured ones
+    assert tenant is not None
+    tenant.settings = {**tenant.settings, "queues": ["billing"]}
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate("demo")
     moved = await svc.chats.transfer(agent, chat.id, to_agent=None, to_queue="billing")
     assert (moved.state, moved.queue, moved.assigned_agent_id) == ("queued", "billing", None)
     [audit] = await svc.store.query_audit(action="chat.transferred")

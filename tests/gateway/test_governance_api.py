@@ -29,7 +29,9 @@ from tests.gateway.helpers import (
 @pytest.fixture
 async def gw(tmp_path):
     clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock)
+    # the kill-switch test's webhook receiver listens on loopback: operator allowance
+    runner, base, svc = await start_gateway(tmp_path, clock=clock,
+                                            plugins={"allow_private_targets": True})
     async with aiohttp.ClientSession() as http:
         admin, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
         token = await login(http, base, "boss@example.com", pw, secret, clock.now)
