@@ -205,6 +205,20 @@ class SecureConnection:
             return False
         return True
 
+    async def send_paced(self, frame: Outbound) -> bool:
+        """Queue a frame, waiting for room: for replays (a transcript of thousands of
+        messages) that a reading client drains at its own pace. Only a client that makes no
+        room within ``slow_consumer_grace`` is dropped as a slow consumer."""
+        if self._closing:
+            return False
+        try:
+            await asyncio.wait_for(self._queue.put(frame), self._cfg.slow_consumer_grace)
+        except TimeoutError:
+            log.warning("slow_consumer", conn=self.conn_id, kind=self.kind)
+            self.drop(CloseCode.POLICY, "slow consumer", self._cfg.slow_consumer_grace)
+            return False
+        return not self._closing
+
     def send_error(self, code: str, message: str, ref: str | None = None) -> None:
         self.send(Error(code=code, message=message, ref=ref))
 

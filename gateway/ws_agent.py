@@ -271,9 +271,12 @@ class AgentSession:
                     and known.assigned_agent_id != p.agent_id:
                 await self._approved("transcript.read", frame.chat)
             # An explicit request re-sends history even if this socket saw it before.
+            # A long transcript is sent at the reader's pace, not all into the send queue
+            # at once (that dropped agents reading > send_queue messages as slow consumers).
             for msg in await chats.agent_history(p, frame.chat, frame.after_seq, self.ip):
                 self.feed.start_at(frame.chat, msg.seq)
-                self.conn.send(msg)
+                if not await self.conn.send_paced(msg):
+                    return
         elif isinstance(frame, Ping):
             self.conn.send(Pong())
 

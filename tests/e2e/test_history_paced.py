@@ -1,0 +1,45 @@
+"""A transcript longer than the per-connection send queue reaches the agent whole.
+
+Regression: ``history`` put every message into the bounded send queue at once, so an agent
+asking for a chat of more than ``websocket.send_queue`` messages was dropped as a "slow
+consumer" (close 1008) although it was reading (found by the restore drill under load).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from gateway.client import AgentClient, CustomerClient
+from gateway.protocol import Ack
+from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway
+
+QUEUE = 16  # a small send queue stands for the production 256
+MESSAGES = 5 * QUEUE
+
+
+async def test_history_longer_than_the_send_queue_is_delivered_whole(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runner, base, svc = await start_gateway(tmp_path, clock=clock,
+                                            websocket={"send_queue": QUEUE})
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
+    reader: AgentClient | None = None
+    try:
+        await customer.connect()
+        chat = (await customer.open()).chat
+        for i in range(MESSAGES):  # stored through the service (no customer rate limit)
+            posted = await svc.chats.post_customer_message("demo", chat, f"m-{i:04d}", f"line {i}")
+            assert isinstance(posted.ack, Ack)
+        _agent, secret, password = await make_agent(svc, "sup@example.com", role="supervisor")
+        async with aiohttp.ClientSession() as http:
+            token = await login(http, base, "sup@example.com", password, secret, clock.now)
+        reader = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
+        await reader.connect()
+        history = await reader.history(chat, 0)
+        assert [m.text for m in history] == [f"line {i}" for i in range(MESSAGES)]
+    finally:
+        if reader is not None:
+            await reader.aclose()
+        await customer.aclose()
+        await runner.cleanup()
