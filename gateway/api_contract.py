@@ -148,6 +148,8 @@ class SessionsRevoked(Strict):
 
 
 class AuditEventOut(Strict):
+    """``actor_name``/``target_name``: display name or e-mail of an own-tenant agent id."""
+
     id: int
     ts: float
     action: str
@@ -156,6 +158,8 @@ class AuditEventOut(Strict):
     target: str | None
     ip: str | None
     details: dict[str, Any]
+    actor_name: str | None
+    target_name: str | None
 
 
 class AuditPage(Strict):
