@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis.errors import Flaky, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -44,6 +44,16 @@ NOT_FUZZED = {
     "GET /api/alerts/stream": "Server-Sent Events: the answer never ends (a keep-alive every "
                               "15 s), so no case would complete; "
                               "test_alert_stream_speaks_the_documented_schema reads it",
+}
+
+#: Operations the fuzzed tenant admin can only be refused by (they stay in the loop, where
+#: the refusal is checked against the contract like any answer); the success answers are
+#: covered elsewhere: operator routes in tests/gateway/test_operator.py, the signed
+#: inbound webhook in test_signed_inbound_calls below.
+ONLY_REFUSED = {
+    "GET /api/operator/tenants": 403, "POST /api/operator/tenants": 403,
+    "POST /api/operator/tenants/{tenant_id}/freeze": 403, "GET /api/operator/settings": 403,
+    "POST /api/inbound/{tenant}/{plugin}": 401,
 }
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -81,11 +91,50 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, gateway: FuzzGateway,
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
+        if mode is GenerationMode.NEGATIVE and _query_valid_on_the_wire(case):
+            reject()
         response = case.call(headers=admin.headers(), timeout=30)
         admin.after(response)
         case.validate_response(response, checks=checks, additional_checks=[leak])
 
     run()
+
+
+#: Locations whose negative values never reach the server as generated: the fuzzed
+#: admin's own Authorization header (and session) replace them on every call.
+_REPLACED = {"header", "cookie"}
+
+
+def _query_valid_on_the_wire(case: schemathesis.Case) -> bool:
+    """A "negative" case whose only invalid part is a query value that, once requests has
+    encoded it, reads as a valid query. schemathesis filters such scalars itself but not
+    lists and objects: ``{"plugin": [["x"]]}`` goes out as ``?plugin=x``, which no server
+    can tell from a valid call. Decided with the operation's own query Struct (the one the
+    contract documents), on exactly the query string that is sent; a parameter sent twice
+    stays negative (the gateway refuses repeated parameters)."""
+    import urllib.parse
+    from collections import Counter
+
+    import msgspec
+
+    from gateway.openapi import registry
+
+    negative = {str(getattr(loc, "value", loc)) for loc, info in case.meta.components.items()
+                if info.mode is GenerationMode.NEGATIVE}
+    op = registry().get((case.method.upper(), case.operation.path))
+    if op is None or op.query is None or negative - _REPLACED != {"query"}:
+        return False
+    kwargs = case.as_transport_kwargs(base_url="http://fuzz.invalid")
+    url = requests.Request(kwargs["method"], kwargs["url"], params=kwargs.get("params")
+                           ).prepare().url or ""
+    pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    if any(n > 1 for n in Counter(name for name, _ in pairs).values()):
+        return False
+    try:
+        msgspec.convert(dict(pairs), op.query, strict=False)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _describe(exc: BaseException, depth: int = 0) -> str:
@@ -214,6 +263,30 @@ def test_alert_stream_speaks_the_documented_schema(api_schema: schemathesis.Base
     alerts = msgspec.json.decode(data, type=AlertList)
     assert isinstance(alerts.alerts, list)
     assert not [s for s in gateway.sentinels if s in data]
+
+
+def test_installation_routes_refuse_the_tenant_admin(api_schema: schemathesis.BaseSchema,
+                                                    gateway: FuzzGateway,
+                                                    admin: Admin) -> None:
+    """A tenant admin holds no installation permission and no vendor signature: a valid
+    call to each of these operations gets exactly the documented refusal."""
+    for label, expected in ONLY_REFUSED.items():
+        method, path = label.split(" ", 1)
+        _expect_refusal(api_schema[path][method], label, expected, admin)
+
+
+def _expect_refusal(operation: Any, label: str, expected: int, admin: Admin) -> None:
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    @settings(max_examples=3, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def refused(case: schemathesis.Case) -> None:
+        response = case.call(headers=admin.headers(), timeout=30)
+        admin.after(response)
+        assert response.status_code == expected, (label, response.text)
+        assert response.json()["error"]["code"] in ("forbidden", "bad_signature"), label
+        case.validate_response(response, checks=CHECKS[:4])
+
+    refused()
 
 
 INBOUND_SECRET = "fuzz-inbound-9Qm2Lx7Tv4Rk"
