@@ -13,17 +13,30 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from gateway.canned import CannedList, CannedResponse
 from gateway.http_api import (
     ConfirmTotpBody,
     CreateAgentBody,
     FreezeBody,
+    KeywordListBody,
     LoginBody,
     PasswordBody,
     PatchAgentBody,
     PatchTenantBody,
     PolicyTestBody,
+    ReauthBody,
+)
+from gateway.http_governance import (
+    ApprovalRequestBody,
+    CloseIncidentBody,
+    GovernanceSettingsBody,
+    IncidentBody,
+    KeepBody,
+    PauseBody,
 )
 from gateway.http_health import Liveness, Readiness
+from gateway.http_inbound import InboundRequest
+from gateway.http_operator import CreateTenantBody
 from gateway.http_plugins import ConfigureBody
 from gateway.http_sessions import DormancyBody
 from gateway.http_tokens import CreateTokenBody
@@ -73,13 +86,24 @@ class SessionInfo(Strict):
 
 
 class MeOut(Strict):
+    """``tenant`` is null for an installation operator (who belongs to no tenant);
+    ``reauth_until`` is set while a step-up (``POST /api/me/reauth``) is fresh."""
+
     agent: AgentOut
-    tenant: MeTenant
+    tenant: MeTenant | None
     role: str
     permissions: list[str]
+    installation_permissions: list[str]
+    reauth_until: float | None
     csrf: str
     session: SessionInfo
     recovery_codes_left: int
+    password_change_required: bool
+
+
+class Reauthenticated(Strict):
+    ok: bool
+    reauth_until: float
 
 
 class PasswordChanged(Strict):
@@ -126,6 +150,8 @@ class SessionsRevoked(Strict):
 
 
 class AuditEventOut(Strict):
+    """``actor_name``/``target_name``: display name or e-mail of an own-tenant agent id."""
+
     id: int
     ts: float
     action: str
@@ -134,6 +160,8 @@ class AuditEventOut(Strict):
     target: str | None
     ip: str | None
     details: dict[str, Any]
+    actor_name: str | None
+    target_name: str | None
 
 
 class AuditPage(Strict):
@@ -373,6 +401,331 @@ class WebsocketQuery(Struct):
     tenant: Annotated[str, Meta(max_length=64)] | None = None
 
 
+
+# policy schema and keyword lists
+
+
+class PolicySettingOut(Strict):
+    """One tenant policy setting: its key, type, default and meaning (English, Chinese)."""
+
+    key: str
+    type: str
+    default: Any
+    en: str
+    zh: str
+
+
+class PolicyKindRow(Strict):
+    """The effective treatment of one finding kind per audience (``log`` is always
+    ``never``: findings never reach logs)."""
+
+    kind: str
+    customer: str
+    agent: str
+    mask: str
+    plugin: str
+    export: str
+    audience_mask: str
+    log: Literal["never"]
+
+
+class PolicySchemaOut(Strict):
+    settings: list[PolicySettingOut]
+    kinds: list[PolicyKindRow]
+
+
+class KeywordListSummary(Strict):
+    name: str
+    terms: int
+    bytes: int
+    digest: str
+    updated_at: float
+
+
+class KeywordListLimits(Strict):
+    lists: int
+    bytes_per_list: int
+    terms_per_tenant: int
+
+
+class KeywordLists(Strict):
+    lists: list[KeywordListSummary]
+    limits: KeywordListLimits
+
+
+class KeywordListOut(Strict):
+    name: str
+    text: str
+    terms: int
+
+
+class KeywordListSaved(Strict):
+    ok: bool
+    name: str
+    terms: int
+    digest: str
+
+
+class KeywordListDeleted(Strict):
+    ok: bool
+    name: str
+
+
+# governance: audit chain, alerts, settings, incidents, emergency, approvals
+
+
+class ChainReportOut(Strict):
+    """The audit hash chain check; ``first_broken_*`` and ``problem`` name the first bad
+    row when ``ok`` is false."""
+
+    chain: str
+    ok: bool
+    rows: int
+    legacy_rows: int
+    checkpoints: int
+    head_seq: int
+    first_broken_id: int | None
+    first_broken_seq: int | None
+    problem: str | None
+    detail: str
+
+
+class AuditVerified(Strict):
+    report: ChainReportOut
+
+
+class AlertOut(Strict):
+    id: int
+    rule: str
+    subject: str
+    severity: str
+    ts: float
+    count: int
+    details: dict[str, Any]
+    state: Literal["open", "acknowledged", "resolved"]
+    acked_by: str | None
+    acked_at: float | None
+    resolved_by: str | None
+    resolved_at: float | None
+    incident: int | None
+
+
+class AlertList(Strict):
+    """Also the ``data:`` of every ``alerts`` event of ``GET /api/alerts/stream``."""
+
+    alerts: list[AlertOut]
+
+
+class AlertsQuery(Struct):
+    state: Literal["", "open", "acknowledged", "resolved"] | None = None
+
+
+class AlertChanged(Strict):
+    """The alert after the change, and the incident it was filed under (opened if none)."""
+
+    alert: AlertOut
+    incident: int
+
+
+class AlertRuleOut(Strict):
+    threshold: int
+    window: float
+    enabled: bool
+    severity: str
+    description: str
+
+
+class EmailChannelOut(Strict):
+    to: list[str]
+
+
+class SecretChannelOut(Strict):
+    """A robot channel: only whether it is set (URL and secret are write-only)."""
+
+    configured: bool
+
+
+class NotifyOut(Strict):
+    email: EmailChannelOut | None
+    webhook: SecretChannelOut
+    dingtalk: SecretChannelOut
+
+
+class ApprovalPolicyOut(Strict):
+    mode: str
+    ttl_minutes: int
+
+
+class GovernanceSettingsOut(Strict):
+    alert_rules: dict[str, AlertRuleOut]
+    working_hours: dict[str, Any] | None
+    audit_retention_days: int
+    notify: NotifyOut
+    plugins_paused: bool
+    approvals: ApprovalPolicyOut
+
+
+class GovernanceSettingsWrap(Strict):
+    settings: GovernanceSettingsOut
+
+
+class IncidentOut(Strict):
+    id: int
+    severity: str
+    title: str
+    state: Literal["open", "closed"]
+    opened_by: str
+    opened_at: float
+    closed_at: float | None
+
+
+class IncidentList(Strict):
+    incidents: list[IncidentOut]
+
+
+class IncidentWrap(Strict):
+    incident: IncidentOut
+
+
+class TimelineEntry(Strict):
+    ts: float
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+
+class IncidentDetail(Strict):
+    incident: IncidentOut
+    timeline: list[TimelineEntry]
+
+
+class PasswordResetsForced(Strict):
+    ok: bool
+    agents: int
+
+
+class PluginsPaused(Strict):
+    ok: bool
+    paused: bool
+
+
+class GrantOut(Strict):
+    id: int
+    requester: str
+    action: str
+    target: str
+    reason: str
+    state: Literal["pending", "approved", "denied"]
+    approver: str | None
+    created_at: float
+    decided_at: float | None
+    expires_at: float | None
+
+
+class GrantWrap(Strict):
+    grant: GrantOut
+
+
+class GrantList(Strict):
+    grants: list[GrantOut]
+
+
+class GrantsQuery(Struct):
+    state: Literal["", "pending", "approved", "denied"] | None = None
+
+
+# installation operator
+
+
+class OperatorTenant(Strict):
+    id: str
+    name: str
+    allowed_origins: list[str]
+    identity_mode: str
+    frozen: bool
+    created_at: float
+
+
+class OperatorTenantList(Strict):
+    tenants: list[OperatorTenant]
+
+
+class OperatorTenantWrap(Strict):
+    tenant: OperatorTenant
+
+
+class OperatorTenantFrozen(Strict):
+    ok: bool
+    tenant: OperatorTenant
+
+
+class InstallationSettings(Strict):
+    """Installation state without secrets: key ids, store and bus kinds, counts."""
+
+    key_ids: list[str]
+    store: str
+    bus: str
+    operators: int
+    tenants: int
+
+
+# team, canned responses, helpdesk records, inbound webhook
+
+
+class TeamAgentOut(Strict):
+    """``online`` is null when presence cannot be asked (no e-mail addresses here)."""
+
+    id: str
+    name: str
+    role: str
+    online: bool | None
+    consoles: int
+    active_chats: int
+
+
+class TeamQueueOut(Strict):
+    name: str
+    waiting: int
+    active: int
+
+
+class TeamOut(Strict):
+    agents: list[TeamAgentOut]
+    queues: list[TeamQueueOut]
+    presence_known: bool
+
+
+class CannedOut(Strict):
+    responses: list[CannedResponse]
+    variables: list[str]
+
+
+class HelpdeskTicket(Strict):
+    id: str
+    subject: str
+    status: str
+    url: str | None
+
+
+class HelpdeskRecords(Strict):
+    plugin: str
+    open_tickets: list[HelpdeskTicket]
+
+
+class ChatHelpdesk(Strict):
+    chat: str
+    helpdesk: list[HelpdeskRecords]
+
+
+class InboundResult(Strict):
+    """``seq`` (null when the message was not stored) and ``policy`` only for ``reply``."""
+
+    ok: bool
+    action: Literal["reply", "close"]
+    seq: int | None = None
+    policy: str | None = None
+
+
 # ---------------------------------------------------------------------- operations
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 128}
@@ -566,3 +919,113 @@ document("GET", "/api/agents/activity", "Last logins and dormant accounts", tag=
          ok=ActivityList, errors=(403,))
 document("PUT", "/api/tenant/dormancy", "Disable accounts after N days dormant",
          tag="tenant", ok=DormancySet, body=DormancyBody, errors=(403, 404))
+# step-up, policy schema and keyword lists
+document("POST", "/api/me/reauth", "Step up with password and TOTP before credential changes",
+         tag="session", ok=Reauthenticated, body=ReauthBody, errors=(403,))
+document("GET", "/api/policy/schema", "Policy settings (with meanings) and the effective "
+         "per-audience table", tag="policy", ok=PolicySchemaOut, errors=(403, 404))
+_LIST = {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"}}
+document("GET", "/api/policy/keyword-lists", "Own tenant's keyword lists and their limits",
+         tag="policy", ok=KeywordLists, errors=(403, 404))
+document("GET", "/api/policy/keyword-lists/{name}", "One keyword list's text",
+         tag="policy", ok=KeywordListOut, errors=(400, 403, 404), path_params=_LIST)
+document("PUT", "/api/policy/keyword-lists/{name}", "Upload or replace a keyword list "
+         "(term<TAB>category<TAB>action lines)", tag="policy", ok=KeywordListSaved,
+         body=KeywordListBody, errors=(403, 404), path_params=_LIST)
+document("DELETE", "/api/policy/keyword-lists/{name}", "Delete a keyword list",
+         tag="policy", ok=KeywordListDeleted, errors=(400, 403, 404), path_params=_LIST)
+
+# governance
+document("GET", "/api/audit/verify", "Verify own tenant's audit hash chain (audited)",
+         tag="audit", ok=AuditVerified, errors=(403,))
+document("GET", "/api/alerts", "Alerts of own tenant", tag="alerts", ok=AlertList,
+         query=AlertsQuery, errors=(403,))
+document("GET", "/api/alerts/stream", "Live alert list (Server-Sent Events)", tag="alerts",
+         content_type="text/event-stream", errors=(403,),
+         description="`event: alerts` with `data:` an `AlertList` now and whenever an alert "
+                     "fires or changes; `: keep-alive` comments every 15 s. Ends when the "
+                     "session is revoked or expires; never extends the session.")
+_ALERT = {"alert_id": _INT_ID}
+document("POST", "/api/alerts/{alert_id}/ack", "Acknowledge an alert (files it under the "
+         "open incident, or opens one)", tag="alerts", ok=AlertChanged,
+         errors=(403, 404, 409), path_params=_ALERT)
+document("POST", "/api/alerts/{alert_id}/resolve", "Resolve an alert", tag="alerts",
+         ok=AlertChanged, errors=(403, 404, 409), path_params=_ALERT)
+document("GET", "/api/governance/settings", "Alert rules, working hours, audit retention, "
+         "notification channels, approvals", tag="governance", ok=GovernanceSettingsWrap,
+         errors=(403, 404))
+document("PUT", "/api/governance/settings", "Change governance settings (channel secrets "
+         "are write-only)", tag="governance", ok=GovernanceSettingsWrap,
+         body=GovernanceSettingsBody, errors=(403, 404))
+_INCIDENT = {"incident_id": _INT_ID}
+_NEW_INCIDENT = {"incident_id": "$response.body#/incident/id"}
+document("GET", "/api/incidents", "Incidents of own tenant", tag="incidents",
+         ok=IncidentList, errors=(403,))
+document("POST", "/api/incidents", "Open an incident (one open at a time)", tag="incidents",
+         ok=IncidentWrap, ok_status=201, body=IncidentBody, errors=(403, 409), links={
+             "GetIncident": {"operationId": "get_api_incidents_incident_id",
+                             "parameters": _NEW_INCIDENT},
+             "CloseIncident": {"operationId": "post_api_incidents_incident_id_close",
+                               "parameters": _NEW_INCIDENT}})
+document("GET", "/api/incidents/{incident_id}", "An incident with its timeline (audited)",
+         tag="incidents", ok=IncidentDetail, errors=(403, 404), path_params=_INCIDENT)
+document("POST", "/api/incidents/{incident_id}/close", "Close an incident with a summary",
+         tag="incidents", ok=Ok, body=CloseIncidentBody, errors=(403, 404, 409),
+         path_params=_INCIDENT)
+document("POST", "/api/emergency/revoke-sessions", "Log every agent of own tenant out "
+         "(keeps the caller's session unless keep_own_session is false)", tag="emergency",
+         ok=SessionsRevoked, body=KeepBody, errors=(403,),
+         description="The body may be left out (then the caller's session is kept).")
+document("POST", "/api/emergency/force-password-reset", "Every other agent must choose a "
+         "new password (their sessions end)", tag="emergency", ok=PasswordResetsForced,
+         errors=(403,))
+document("POST", "/api/emergency/pause-plugins", "Pause or resume deliveries to all "
+         "plugins of own tenant", tag="emergency", ok=PluginsPaused, body=PauseBody,
+         errors=(403,))
+_GRANT = {"grant_id": _INT_ID}
+_NEW_GRANT = {"grant_id": "$response.body#/grant/id"}
+document("POST", "/api/approvals", "Ask for access to something sensitive (201 granted "
+         "at once, 202 waiting for a second person)", tag="approvals", ok=GrantWrap,
+         ok_status=201, extra_ok={202: GrantWrap}, body=ApprovalRequestBody, errors=(403,),
+         links={name: {"operationId": op_id, "parameters": _NEW_GRANT}
+                for name, op_id in (("Approve", "post_api_approvals_grant_id_approve"),
+                                    ("Deny", "post_api_approvals_grant_id_deny"))})
+document("GET", "/api/approvals", "Access requests of own tenant", tag="approvals",
+         ok=GrantList, query=GrantsQuery, errors=(403,))
+document("POST", "/api/approvals/{grant_id}/approve", "Approve a request (not one's own)",
+         tag="approvals", ok=GrantWrap, errors=(403, 404, 409), path_params=_GRANT)
+document("POST", "/api/approvals/{grant_id}/deny", "Deny a request", tag="approvals",
+         ok=GrantWrap, errors=(403, 404, 409), path_params=_GRANT)
+
+# installation operator (403 `forbidden` to everyone else, tenant admins included)
+_OPERATOR = "Installation operators only; anyone else gets 403 `forbidden`."
+document("GET", "/api/operator/tenants", "Every tenant of the installation",
+         tag="operator", ok=OperatorTenantList, errors=(403,), description=_OPERATOR)
+document("POST", "/api/operator/tenants", "Create a tenant", tag="operator",
+         ok=OperatorTenantWrap, ok_status=201, body=CreateTenantBody, errors=(403, 409),
+         description=_OPERATOR)
+document("POST", "/api/operator/tenants/{tenant_id}/freeze", "Freeze or unfreeze any "
+         "tenant", tag="operator", ok=OperatorTenantFrozen, body=FreezeBody,
+         errors=(403, 404), path_params={"tenant_id": _ID}, description=_OPERATOR)
+document("GET", "/api/operator/settings", "Installation state (no key material)",
+         tag="operator", ok=InstallationSettings, errors=(403,), description=_OPERATOR)
+
+# console helpers
+document("GET", "/api/team", "Colleagues with presence and load, and queues (transfer "
+         "picker)", tag="team", ok=TeamOut, errors=(403,))
+document("GET", "/api/canned", "Own tenant's canned responses", tag="team", ok=CannedOut,
+         errors=(403, 404))
+document("PUT", "/api/canned", "Replace the canned responses (policy-checked)", tag="team",
+         ok=CannedOut, body=CannedList, errors=(403, 404))
+document("GET", "/api/chats/{chat_id}/helpdesk", "The chat customer's open helpdesk "
+         "tickets (chat's own agent or takeover)", tag="chats", ok=ChatHelpdesk,
+         errors=(403, 404), path_params={"chat_id": _ID})
+document("POST", "/api/inbound/{tenant}/{plugin}", "A helpdesk replies to or closes a chat "
+         "(vendor-signed webhook)", tag="plugins", ok=InboundResult, body=InboundRequest,
+         auth=False, errors=(401, 404, 409),
+         path_params={"tenant": {"type": "string", "minLength": 1, "maxLength": 64},
+                      "plugin": {"type": "string", "minLength": 1, "maxLength": 64}},
+         description="Signed with `X-Cipherdesk-Signature: t=<unix>,v1=<hex HMAC-SHA256>` "
+                     "or Zendesk's `X-Zendesk-Webhook-Signature` (+ `-Timestamp`) using the "
+                     "tenant plugin's `inbound_secret`; no session. 401 `bad_signature` also "
+                     "for an unknown tenant or plugin; 409 `replayed` or `chat_closed`.")

@@ -23,7 +23,7 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import OPERATOR_SCOPE, InstallationPermission, Role, require_operator
-from gateway.http_api import authed, read_json
+from gateway.http_api import FreezeBody, authed, read_json
 from gateway.http_public import ApiError
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
@@ -42,10 +42,6 @@ class CreateTenantBody(Struct, forbid_unknown_fields=True):
     allowed_origins: Annotated[list[Annotated[str, Meta(max_length=300)]],
                                Meta(max_length=50)] = []
     identity_mode: Literal["off", "optional", "enforced"] = "off"
-
-
-class FreezeBody(Struct, forbid_unknown_fields=True):
-    frozen: bool
 
 
 def _tenant_json(tenant: Any) -> dict[str, Any]:

@@ -173,6 +173,18 @@ def _schema_of(types: list[type]) -> tuple[list[dict[str, Any]], dict[str, Any]]
     return msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
 
 
+def _check_unique_names(types: list[type]) -> None:
+    """Operations refer to their Structs by class name; two different classes with one
+    name would make msgspec qualify both component names and leave those refs dangling."""
+    seen: dict[str, type] = {}
+    for kind in types:
+        other = seen.setdefault(kind.__name__, kind)
+        if other is not kind:
+            raise RuntimeError(f"two Structs named {kind.__name__} in the API contract "
+                               f"({other.__module__} and {kind.__module__}): reuse one or "
+                               f"rename one")
+
+
 def _query_parameters(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
     name = query.__name__
     schema = components.pop(name)
@@ -241,6 +253,7 @@ def build_document(version: str = "0") -> dict[str, Any]:
     types: list[type] = [ErrorBody]
     for op in ops:
         types += [t for t in (op.ok, op.body, op.query, *op.extra_ok.values()) if t]
+    _check_unique_names(list(dict.fromkeys(types)))
     _, components = _schema_of(list(dict.fromkeys(types)))
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:

@@ -63,6 +63,12 @@ async def _seed_chat(svc: Services, tenant: str, agent: Principal, text: str) ->
     return opened.chat.id
 
 
+async def seed_chat(svc: Services, tenant: str, text: str) -> str:
+    """One more chat of ``tenant``, taken by its first agent that is not an admin."""
+    agent = next(a for a in await svc.store.list_agents(tenant) if a.role == "agent")
+    return await _seed_chat(svc, tenant, Principal(agent.id, tenant, Role.AGENT), text)
+
+
 async def _seed(svc: Services) -> tuple[str, str, list[str]]:
     now = svc.clock()
     for tid, name in (("acme", "Acme Shop"), ("globex", "Globex Hidden Holdings")):

@@ -81,3 +81,44 @@ def test_docs_api_md_is_current() -> None:
     assert current == expected, (
         "docs/API.md is stale: run  .venv/bin/python -m gateway.openapi --markdown > "
         f"docs/API.md  ({sys.executable})")
+
+
+def test_two_structs_with_one_name_are_refused() -> None:
+    """Operations refer to components by class name: a second class of the same name
+    (msgspec then qualifies both) would leave the reference pointing at nothing."""
+    import msgspec
+
+    def make() -> type:
+        class FreezeBody(msgspec.Struct):
+            frozen: bool
+
+        return FreezeBody
+
+    first, second = make(), make()
+    openapi._check_unique_names([first, first])
+    try:
+        openapi._check_unique_names([first, second])
+    except RuntimeError as exc:
+        assert "two Structs named FreezeBody" in str(exc)
+    else:
+        raise AssertionError("a name collision went through")
+
+
+def test_every_schema_reference_resolves() -> None:
+    doc = openapi.build_document("t")
+    names = set(doc["components"]["schemas"])
+    refs = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                refs.add(ref.rsplit("/", 1)[-1])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    assert refs <= names, refs - names
