@@ -938,8 +938,12 @@ document("DELETE", "/api/policy/keyword-lists/{name}", "Delete a keyword list",
 # governance
 document("GET", "/api/audit/verify", "Verify own tenant's audit hash chain (audited)",
          tag="audit", ok=AuditVerified, errors=(403,))
+_FIRST_ALERT = {"alert_id": "$response.body#/alerts/0/id"}
 document("GET", "/api/alerts", "Alerts of own tenant", tag="alerts", ok=AlertList,
-         query=AlertsQuery, errors=(403,))
+         query=AlertsQuery, errors=(403,), links={
+             name: {"operationId": op_id, "parameters": _FIRST_ALERT}
+             for name, op_id in (("AckAlert", "post_api_alerts_alert_id_ack"),
+                                 ("ResolveAlert", "post_api_alerts_alert_id_resolve"))})
 document("GET", "/api/alerts/stream", "Live alert list (Server-Sent Events)", tag="alerts",
          content_type="text/event-stream", errors=(403,),
          description="`event: alerts` with `data:` an `AlertList` now and whenever an alert "

@@ -29,7 +29,7 @@ from auth.roles import Principal, Role
 from auth.totp import TotpVerifier
 from gateway.protocol import Profile
 from gateway.services import Services
-from gateway.store.base import Tenant
+from gateway.store.base import Alert, Tenant
 from tests.gateway.helpers import DEFAULT_PASSWORD, FakeClock, start_gateway
 
 #: Cases per operation in ``make test``; ``make api-fuzz`` raises it.
@@ -80,6 +80,13 @@ async def _seed(svc: Services) -> tuple[str, str, list[str]]:
                                                DEFAULT_PASSWORD, "Bo", confirmed=True)
     await _seed_chat(svc, "acme", Principal(acme_agent.agent.id, "acme", Role.AGENT),
                      "my card 4111 1111 1111 1111")
+    # one open alert per tenant: acme's for ack/resolve (reached through the contract's
+    # links from GET /api/alerts); globex's (ids are small integers a fuzzer guesses)
+    # names its tenant in its details, so an answer carrying it trips the leak check
+    for tid in ("acme", "globex"):
+        await svc.store.add_alert(Alert(tenant_id=tid, rule="mass_erasure", subject="tenant",
+                                        dedup_key=f"{tid}-seed", severity="high", ts=now,
+                                        count=5, details={"seeded_for": tid}))
     sentinels = ["globex", "Globex Hidden Holdings", "globex.test"]
     for email, role in (("gina@globex.test", "admin"), ("gus@globex.test", "agent")):
         creds = await svc.logins.create_agent(email, "globex", role, DEFAULT_PASSWORD,
