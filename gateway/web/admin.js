@@ -50,7 +50,12 @@ async function boot(message) {
 setUnauthenticatedHandler((msg) => boot(msg));
 window.addEventListener('hashchange', () => { if (me && main) route(); });
 
+/* Bumped on every navigation: a section's late async panels check it, so they never land
+ * in the section the admin has moved on to. */
+let routeGen = 0;
+
 function route() {
+  routeGen += 1;
   const allowed = SECTIONS.filter(([, , perm]) => can(perm));
   let name = location.hash.slice(1);
   if (!allowed.some(([id]) => id === name)) name = allowed[0][0];
@@ -265,7 +270,9 @@ const EFFECTIVE_COLUMNS = {
 };
 
 async function policySchemaPanel() {
+  const gen = routeGen;
   const schema = await api('GET', '/api/policy/schema');
+  if (gen !== routeGen) return;
   const keys = h('table', { class: 'table', id: 'policy-schema' },
     h('thead', {}, h('tr', {}, ...['admin.policy_schema.key', 'admin.policy_schema.type', 'admin.policy_schema.default', 'admin.policy_schema.meaning'].map((k) => h('th', { text: t(k) })))),
     h('tbody', {}, ...schema.settings.map((s) => h('tr', {},
@@ -284,7 +291,9 @@ async function policySchemaPanel() {
 }
 
 async function keywordListsPanel() {
+  const gen = routeGen;
   const data = await api('GET', '/api/policy/keyword-lists');
+  if (gen !== routeGen) return;
   const rows = h('tbody', {});
   for (const l of data.lists) {
     const del = h('button', { class: 'btn ghost', type: 'button', onclick: () => guarded(del, async () => {

@@ -21,7 +21,7 @@ async def test_agent_ends_their_other_session_from_the_page(browser, gateway):
     ctx_b, phone = await new_page(browser)
     try:
         await login_console(phone, gateway, "kim@example.com")
-        await expect(phone.locator(".pill")).to_have_text("Online")
+        await expect(phone.locator(".pill[role=status]")).to_have_text("Online")
         # a second login needs the next TOTP step: wait for it rather than replay a code
         secret_step = gateway.otp("kim@example.com")
         while gateway.otp("kim@example.com") == secret_step:
