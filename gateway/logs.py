@@ -74,9 +74,22 @@ def _secretish(match: re.Match[str]) -> str:
     return text if _IDENTIFIER.fullmatch(text) else REDACTED
 
 
+# Long digit runs are redacted, except inside one of our identifiers: a random hex id such as
+# "agt_308539226338409d9e..." holds a 12+ digit run now and then, and an audit record that
+# names it must keep it whole (an id with no letter a-f at all is treated as digits).
+_ID_OR_DIGITS = re.compile(
+    r"(?P<id>(?<![0-9A-Za-z])(?:[a-z]{1,8}_)?(?=[0-9a-f]*[a-f])[0-9a-f]{32,64}(?![0-9A-Za-z]))"
+    r"|(?P<digits>" + _LONG_DIGITS.pattern + ")"
+)
+
+
+def _digits_outside_ids(match: re.Match[str]) -> str:
+    return match.group("id") if match.group("id") is not None else REDACTED
+
+
 def _scrub_string(value: str) -> str:
     value = _SECRETISH.sub(_secretish, value)
-    return _LONG_DIGITS.sub(REDACTED, value)
+    return _ID_OR_DIGITS.sub(_digits_outside_ids, value)
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:

@@ -8,7 +8,7 @@ import logging
 
 import structlog
 
-from gateway.logs import REDACTED, configure_logging
+from gateway.logs import REDACTED, configure_logging, redact
 
 CARD = "4111 1111 1111 1111"
 TOKEN = "kF3b9Qz0X7wq2LmN8pR5sT1uV4yA6cD0eG2hJ4kL6nP8"
@@ -75,3 +75,17 @@ def test_our_hex_identifiers_stay_readable() -> None:
     structlog.get_logger("t").info("audit", target=chat, actor=agent, close_code=1008)
     line = _lines(stream)[0]
     assert line["target"] == chat and line["actor"] == agent and line["close_code"] == 1008
+
+
+def test_identifiers_with_long_digit_runs_are_kept_whole() -> None:
+    """A random agent id sometimes holds 12+ digits in a row; audit details naming it must
+    not be corrupted (a flaky approvals test showed 'agt_[redacted]d9e...'), while digit runs
+    outside identifiers are still removed."""
+    agent_id = "agt_308539226338409d9e53c33f5ee8d0bc"
+    chat_id = "6cb5aea904b146f0b6d81b94fcaae9e5"
+    out = redact(None, "info", {"requester": agent_id, "chat": chat_id,
+                                "note": f"{agent_id} paid with 4111 1111 1111 1111"})
+    assert out["requester"] == agent_id and out["chat"] == chat_id
+    assert out["note"] == f"{agent_id} paid with [redacted]"
+    # 32 digits with no hex letter are digits, not an identifier
+    assert redact(None, "info", {"n": "1" * 32})["n"] == "[redacted]"
