@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import uuid
 from collections.abc import Iterator
 
+import aiosqlite
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -29,6 +32,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI (CI is set, skips are failures): {reason}"
+
+
+def _sqlite_worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A gateway left running (a fixture that failed after ``start_gateway``, before its
+    clean-up) keeps aiosqlite's non-daemon worker threads alive, and the interpreter would
+    wait for them forever after pytest's summary: a red run would hang until CI's time
+    limit instead of reporting. Stop such connections here and say how many there were."""
+    if not _sqlite_worker_threads():
+        return
+    leaked = [obj for obj in gc.get_objects() if isinstance(obj, aiosqlite.Connection)]
+    for connection in leaked:
+        connection.stop()
+    for thread in _sqlite_worker_threads():
+        thread.join(timeout=5)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_line(
+            f"stopped {len(leaked)} SQLite connection(s) a test left open "
+            "(a gateway that was never cleaned up)", yellow=True)
 
 
 @pytest.fixture(scope="session")
