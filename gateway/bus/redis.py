@@ -69,7 +69,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import structlog
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
@@ -166,6 +166,7 @@ class RedisBus:
         connect_timeout: float = 10.0,
         max_backoff: float = 5.0,
         local_first: bool | None = None,
+        max_publish_connections: int = 16,
     ) -> None:
         redis_url, options = split_bus_url(url)
         if keyring is not None and sealer is None and opener is None:
@@ -181,6 +182,7 @@ class RedisBus:
         self._subscribe_timeout = subscribe_timeout
         self._connect_timeout = connect_timeout
         self._max_backoff = max_backoff
+        self._max_publish_connections = max_publish_connections
         # topic -> local handler cells (a one-element list per subscription, so the same
         # handler function may be subscribed twice and cancelled independently).
         self._handlers: dict[str, list[list[Handler]]] = {}
@@ -207,8 +209,20 @@ class RedisBus:
                 "construct RedisBus(url, keyring=keyring) (or sealer=/opener=), "
                 "see gateway/bus/redis.py"
             )
-        self._pub = Redis.from_url(
-            self._url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30
+        # A bounded pool: publishes beyond it wait for a free connection (up to the socket
+        # timeout) instead of each opening one more — redis-py's default pool is unbounded,
+        # so a burst of concurrent publishes opened a connection each and, with connects
+        # timing out under load, dropped events.
+        self._pub = Redis.from_pool(  # from_pool: the client owns and closes the pool
+            BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=self._max_publish_connections,
+                timeout=5.0,
+                socket_connect_timeout=2.0,
+                socket_timeout=5.0,
+                health_check_interval=30,
+                client_name=f"cipherdesk-bus-pub-{self.node_id.hex()}",
+            )
         )
         self._closed = False
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="redis-bus")

@@ -139,6 +139,42 @@ async def test_events_fan_out_across_nodes_exactly_once(
     assert a.stats["received"] == (2 if a.local_first else 4)
 
 
+async def test_a_burst_of_publishes_shares_a_bounded_set_of_connections(
+    redis_url: str, redis_prefix: str, keyring: Keyring, raw: aioredis.Redis
+) -> None:
+    """300 concurrent publishes: every event arrives exactly once, and the publisher never
+    holds more than its pool's connections (redis-py's default pool opened one per
+    concurrent publish)."""
+    a = RedisBus(redis_url, keyring=keyring, prefix=redis_prefix, max_publish_connections=4)
+    b = RedisBus(redis_url, keyring=keyring, prefix=redis_prefix)
+    await a.start()
+    await b.start()
+    try:
+        topic = chat_topic("burst")
+        rec = Recorder()
+        await b.subscribe(topic, rec)
+        name = f"cipherdesk-bus-pub-{a.node_id.hex()}"
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                clients = await raw.client_list()
+                peak = max(peak, sum(1 for c in clients if c.get("name") == name))
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(a.publish(topic, msg("burst", i, "x")) for i in range(1, 301)))
+        await until(lambda: len(rec.seqs) >= 300)
+        watcher.cancel()
+        assert sorted(rec.seqs) == list(range(1, 301))
+        assert a.stats["published"] == 300 and a.stats["publish_failed"] == 0
+        assert 1 <= peak <= 4
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_every_node_sees_one_order_per_topic(redis_url: str, redis_prefix: str,
                                                    keyring: Keyring) -> None:
     """Single path: concurrent publishers on two nodes, yet both nodes' handlers see the
