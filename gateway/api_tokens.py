@@ -154,8 +154,5 @@ def effective_permissions(token: ApiToken, owner: Agent) -> list[str]:
 
 
 def api_tokens(svc: Services) -> ApiTokenService:
-    """The installation's token service (created on first use, kept in ``svc.extras``)."""
-    service = svc.extras.get("api_tokens")
-    if service is None:
-        service = svc.extras["api_tokens"] = ApiTokenService(svc.store, svc.auditor, svc.clock)
-    return service
+    """The installation's token service (built with the other services)."""
+    return svc.api_tokens

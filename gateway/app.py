@@ -21,15 +21,15 @@ from auth.tokens import SessionLifetime
 from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
 from gateway import http_public, http_security
+from gateway.api_tokens import ApiTokenService
 from gateway.audit import Auditor
 from gateway.auditchain import AuditKeys, Checkpointer
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
-from gateway.datadir import prepare_data_dir
+from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.dormancy import DormancySweep
-from gateway.governance import SLOT as GOVERNANCE_SLOT
 from gateway.governance import build_governance
 from gateway.guard import Guard
 from gateway.logins import LoginService
@@ -41,7 +41,7 @@ from gateway.presence import open_presence
 from gateway.protocol import CloseCode
 from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
-from gateway.services import SERVICES, Services
+from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
 from gateway.store.base import Store
@@ -53,10 +53,6 @@ from plugins.outbox import Dispatcher
 from plugins.registry import default_registry
 
 log = structlog.get_logger("cipherdesk.app")
-
-IDENTITY_FILE = "gateway_ed25519.key"
-MASTER_KEY_FILE = "master.key"
-
 
 def console_origins(config: Config) -> set[str]:
     """Origins the console and admin pages are served from (the gateway's own)."""
@@ -199,21 +195,19 @@ async def _wire(
         presence=presence,
         client_ip=ClientIPResolver(config.server.trusted_proxies),
         logins=logins,
-        extras={
-            "console_origin_allowed": lambda origin: normalize_origin(origin or "") in origins,
-            "policies": policies,
-            "keys": keys,
-            "plugins": plugin_host,
-            "dispatcher": dispatcher,
-            "retention": retention,
-            "audit_keys": audit_keys,
-            "checkpointer": checkpointer,
-            GOVERNANCE_SLOT: gov,
-            "workers": [dispatcher, retention, checkpointer, gov.ledger,
-                        DormancySweep(logins, config.retention.interval_seconds, clock)],
-            "connections": set(),  # live SecureConnections, closed with 1001 on shutdown
-            "closers": [plugin_host.aclose, gov.notifier.aclose],
-        },
+        console_origin_allowed=lambda origin: normalize_origin(origin or "") in origins,
+        policies=policies,
+        keys=keys,
+        plugins=plugin_host,
+        dispatcher=dispatcher,
+        retention=retention,
+        audit_keys=audit_keys,
+        checkpointer=checkpointer,
+        governance=gov,
+        api_tokens=ApiTokenService(store, auditor, clock),
+        workers=[dispatcher, retention, checkpointer, gov.ledger,
+                 DormancySweep(logins, config.retention.interval_seconds, clock)],
+        closers=[plugin_host.aclose, gov.notifier.aclose],
     )
     await presence.start()
     await ensure_demo_tenant(store, origins, clock())
@@ -225,7 +219,7 @@ async def _wire(
 
 
 async def close_services(svc: Services) -> None:
-    for closer in svc.extras.get("closers", []):
+    for closer in svc.closers:
         with contextlib.suppress(Exception):
             await closer()
     with contextlib.suppress(Exception):
@@ -252,7 +246,7 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         svc = services or await build_services(config, clock)
         app[SERVICES] = svc
-        workers = svc.extras.get("workers", []) if with_workers else []
+        workers = list(svc.workers) if with_workers else []
         for worker in workers:
             await worker.start()
         log.info(
@@ -274,8 +268,8 @@ def create_app(
         svc = app.get(SERVICES)
         if svc is None:
             return
-        await _stop_workers(svc.extras.get("workers", []) if with_workers else [])
-        live = list(svc.extras.get("connections", ()))
+        await _stop_workers(list(svc.workers) if with_workers else [])
+        live = list(svc.connections)
         await asyncio.gather(
             *(conn.close(CloseCode.GOING_AWAY, "server restarting") for conn in live),
             return_exceptions=True,
@@ -290,7 +284,7 @@ def create_app(
     return app
 
 
-async def _stop_workers(workers: list[Any]) -> None:
+async def _stop_workers(workers: list[BackgroundWorker]) -> None:
     for worker in workers:
         with contextlib.suppress(Exception):
             await worker.stop()

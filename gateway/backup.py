@@ -41,10 +41,8 @@ from typing import Any, Protocol
 import msgspec
 
 from crypto.envelope import _KEY_ID_SIZE, EnvelopeError, Keyring  # see master_key_ids
-from gateway.logins import totp_aad
-from gateway.plugin_host import _secrets_aad as plugin_secrets_aad
+from gateway.aad import plugin_secrets_aad, tenant_identity_aad, totp_aad
 from gateway.store.migrate import check_not_newer
-from gateway.tenants import _identity_aad as identity_aad
 
 FORMAT = "cipherdesk-backup/1"
 MANIFEST = "manifest.json"
@@ -93,7 +91,7 @@ SEALED: tuple[Sealed, ...] = (
     Sealed("agents", "totp_secret_sealed", ("id",),
            lambda ring, blob, k: ring.open(blob, totp_aad(k[0]))),
     Sealed("tenants", "identity_secrets_sealed", ("id",),
-           lambda ring, blob, k: ring.open(blob, identity_aad(k[0]))),
+           lambda ring, blob, k: ring.open(blob, tenant_identity_aad(k[0]))),
     Sealed("plugin_configs", "secrets_sealed", ("tenant_id", "plugin"),
            lambda ring, blob, k: ring.open(blob, plugin_secrets_aad(k[0], k[1]))),
 )

@@ -22,8 +22,16 @@ from typing import Any
 from gateway.config import Config, ConfigError, load_config
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
-COMMAND_MODULES = ("gateway.cli_admin", "gateway.cli_plugins", "gateway.cli_keys")
-COMMAND_MODULES += ("gateway.cli_health", "gateway.cli_backup")  # operations (issue 22)
+COMMAND_MODULES = (
+    "gateway.cli_admin",  # also registers cli_tokens and cli_audit under its groups
+    "gateway.cli_plugins",
+    "gateway.cli_keys",
+    "gateway.cli_health",
+    "gateway.cli_backup",
+)
+"""Modules whose ``register(sub, common)`` adds their subcommands. They import
+:class:`CliError` from here, so they are loaded when the parser is built; an import error
+in one of them is an error of the whole CLI, never a subcommand that silently vanishes."""
 
 
 class CliError(Exception):
@@ -161,8 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     erase.set_defaults(func=cmd_chat_erase)
 
     for module_name in COMMAND_MODULES:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(module_name).register(sub, common)
+        importlib.import_module(module_name).register(sub, common)
     return parser
 
 

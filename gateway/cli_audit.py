@@ -23,7 +23,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
-            keys = svc.extras["audit_keys"]
+            keys = svc.audit_keys
             reports = [await verify_chain(svc.store, keys, svc.identity, chain)
                        for chain in await chains_of(svc.store, args.tenant)]
             await svc.auditor.record("audit.verified", tenant_id=args.tenant, actor="cli",
@@ -83,7 +83,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> None:
 
     async def run() -> int:
         async with offline_services(config) as svc:
-            return await svc.extras["checkpointer"].checkpoint_all("manual")
+            return await svc.checkpointer.checkpoint_all("manual")
 
     print(f"{asyncio.run(run())} chain(s) checkpointed")
 

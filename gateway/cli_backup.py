@@ -23,9 +23,7 @@ from typing import Any
 from crypto.envelope import Keyring
 from gateway import backup
 from gateway.config import Config
-
-IDENTITY_FILE = "gateway_ed25519.key"
-MASTER_KEY_FILE = "master.key"
+from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE
 
 
 def _keyring(config: Config) -> Keyring:

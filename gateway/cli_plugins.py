@@ -108,7 +108,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
     async def run() -> str:
         async with offline_services(config) as svc:
-            host = svc.extras["plugins"]
+            host = svc.plugins
             reg = host.registry
             out = ["Installed plugins:"]
             out.append(_table(
@@ -183,7 +183,7 @@ def cmd_enable(args: argparse.Namespace) -> None:
 
     async def run() -> tuple[list[tuple[str, str]], list[str]]:
         async with offline_services(config) as svc:
-            host = svc.extras["plugins"]
+            host = svc.plugins
             info = _installed(host, args.name)
             await _tenant_exists(svc, args.tenant)
             warnings = []
@@ -235,7 +235,7 @@ def cmd_describe(args: argparse.Namespace) -> None:
 
     async def run() -> str:
         async with offline_services(config) as svc:
-            host = svc.extras["plugins"]
+            host = svc.plugins
             info = _installed(host, args.name)
             out = [f"{info.name} {info.version} (API v{info.api_version}, "
                    f"{host.registry.source(info.name)})"]
@@ -277,7 +277,7 @@ def cmd_test(args: argparse.Namespace) -> None:
         from plugins.testing import EVENT_FACTORIES, customer
 
         async with offline_services(config) as svc:
-            host = svc.extras["plugins"]
+            host = svc.plugins
             _installed(host, args.name)
             await _tenant_exists(svc, args.tenant)
             instance = await host.plugin_for(args.tenant, args.name)
@@ -312,7 +312,7 @@ def cmd_disable(args: argparse.Namespace) -> None:
             if stored is None:
                 raise CliError(f"plugin {args.name!r} is not configured for tenant "
                                f"{args.tenant!r}")
-            await svc.extras["plugins"].set_enabled(args.tenant, args.name, False)
+            await svc.plugins.set_enabled(args.tenant, args.name, False)
             if stored.enabled:
                 await svc.auditor.record("plugin.disabled", tenant_id=args.tenant,
                                          actor="cli", target=args.name, plugin=args.name)

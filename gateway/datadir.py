@@ -22,6 +22,11 @@ log = structlog.get_logger("cipherdesk.datadir")
 
 MODE = 0o700
 
+MASTER_KEY_FILE = "master.key"
+"""The master key ring's file inside the data directory (serve, rotation, backup)."""
+IDENTITY_FILE = "gateway_ed25519.key"
+"""The gateway's Ed25519 signing seed inside the data directory (serve, backup)."""
+
 
 def prepare_data_dir(path: Path) -> None:
     """Create ``path`` (0700) or tighten it to 0700 if it is ours and looser."""

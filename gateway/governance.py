@@ -34,7 +34,6 @@ from gateway.tenants import TenantDirectory
 
 log = structlog.get_logger("cipherdesk.governance")
 
-SLOT = "governance"
 DATA_SENT_FLUSH = 60.0
 
 
@@ -143,11 +142,11 @@ def build_governance(*, config: Config, store: Store, bus: Bus, keyring: Keyring
 
 
 def governance_of(svc: Any) -> Governance:
-    return svc.extras[SLOT]
+    return svc.governance
 
 
 async def rewrap_governance(svc: Any) -> tuple[int, int]:
     """Master-key rotation: re-wrap the audit roots and reseal tenants' alert-channel
     secrets under the current master key. Returns ``(audit roots, channel secrets)``."""
-    roots = await svc.extras["audit_keys"].rewrap()
+    roots = await svc.audit_keys.rewrap()
     return roots, await governance_of(svc).notifier.reseal_all()

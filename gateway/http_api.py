@@ -228,7 +228,7 @@ def _is_bearer(request: web.Request) -> bool:
 
 def _check_origin(request: web.Request, svc: Services) -> None:
     origin = request.headers.get("Origin")
-    if origin is not None and not svc.extras["console_origin_allowed"](origin):
+    if origin is not None and not svc.console_origin_allowed(origin):
         raise ApiError(403, "csrf", "request origin is not allowed")
 
 
@@ -814,7 +814,7 @@ async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant = await svc.tenants.get(tenant_id)
     if tenant is None:
         raise ApiError(404, "not_found", "no such tenant")
-    engine = await svc.extras["policies"].engine(tenant.id, tenant.settings)
+    engine = await svc.policies.engine(tenant.id, tenant.settings)
     decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
     # Audited without the text: who probed the policy, and what it decided.
     await svc.auditor.record("policy.tested", tenant_id=tenant.id, actor=ctx.agent.id,
@@ -829,7 +829,7 @@ async def _check_policy(svc: Services, tenant_id: str, settings: dict[str, Any])
     build the engine off the event loop under its time budget before anything is stored."""
     from gateway.policy import PolicyConfigError
 
-    registry = svc.extras["policies"]
+    registry = svc.policies
     try:
         config = registry.config_for(settings, strict=True)
         await registry.build(tenant_id, settings, config=config)
@@ -849,7 +849,7 @@ async def policy_schema(request: web.Request, ctx: AgentContext) -> web.Response
 
     svc = _svc(request)
     tenant = await _own_tenant(svc, ctx)
-    engine = await svc.extras["policies"].engine(tenant.id, tenant.settings)
+    engine = await svc.policies.engine(tenant.id, tenant.settings)
     return web.json_response({"settings": describe(), "kinds": effective_table(engine.config)})
 
 

@@ -113,7 +113,7 @@ async def audit_verify(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AUDIT_READ, tenant_id)
-    report = await verify_chain(svc.store, svc.extras["audit_keys"], svc.identity, tenant_id)
+    report = await verify_chain(svc.store, svc.audit_keys, svc.identity, tenant_id)
     await svc.auditor.record("audit.verified", tenant_id=tenant_id, actor=ctx.agent.id,
                              ip=peer_ip(request, svc), ok=report.ok, problem=report.problem)
     return web.json_response({"report": report.as_dict()})

@@ -39,7 +39,6 @@ from gateway.store.migrate import schema_ready
 log = structlog.get_logger("cipherdesk.health")
 
 CHECK_TIMEOUT = 2.0
-_DRAINING = "draining"
 
 
 class Check(msgspec.Struct):
@@ -130,7 +129,7 @@ async def readyz(request: web.Request) -> web.Response:
     if svc is None:
         body = Readiness(ready=False, checks={"startup": Check(ok=False, reason="starting")})
     else:
-        body = await readiness(svc, bool(svc.extras.get(_DRAINING)))
+        body = await readiness(svc, svc.draining)
         if not body.ready:
             failing = sorted(k for k, c in body.checks.items() if not c.ok)
             log.info("not_ready", failing=failing)
@@ -141,7 +140,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def _start_draining(app: web.Application) -> None:
     svc = app.get(SERVICES)
     if svc is not None:
-        svc.extras[_DRAINING] = True
+        svc.draining = True
 
 
 def setup_routes(app: web.Application) -> None:

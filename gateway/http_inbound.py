@@ -97,7 +97,7 @@ async def _secret(svc: Services, tenant_id: str, plugin: str) -> str | None:
     if config is None or not config.enabled:
         return None
     try:
-        secrets = svc.extras["plugins"].open_secrets(config)
+        secrets = svc.plugins.open_secrets(config)
     except Exception:  # unreadable with this master key: treat as not configured
         return None
     secret = secrets.get(SECRET_FIELD)

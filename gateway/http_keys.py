@@ -35,7 +35,6 @@ from gateway.http_public import ApiError
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
 
-_LOCK_SLOT = "key_rotation_lock"
 _SINGLE_NODE_BUSES = ("", "memory", "memory://")
 
 MULTI_NODE = (
@@ -47,10 +46,7 @@ MULTI_NODE = (
 
 
 def _lock(svc: Services) -> asyncio.Lock:
-    lock = svc.extras.get(_LOCK_SLOT)
-    if lock is None:
-        lock = svc.extras[_LOCK_SLOT] = asyncio.Lock()
-    return lock
+    return svc.key_rotation_lock
 
 
 @authed(InstallationPermission.KEYS_ROTATE)

@@ -69,7 +69,7 @@ def _svc(request: web.Request) -> Services:
 
 
 def _host(svc: Services) -> PluginHost:
-    return svc.extras["plugins"]
+    return svc.plugins
 
 
 def _tenant(ctx: AgentContext) -> str:
@@ -299,9 +299,7 @@ async def replay_dead(request: web.Request, ctx: AgentContext) -> web.Response:
     item = await find_dead(svc, tenant_id, int(raw))
     if item is None or not await svc.store.replay_dead(item.id, svc.clock()):
         raise ApiError(404, "not_found", "no such dead letter")
-    dispatcher = svc.extras.get("dispatcher")
-    if dispatcher is not None:
-        dispatcher.notify()
+    svc.dispatcher.notify()
     await svc.auditor.record("plugin.dead_replayed", tenant_id=tenant_id, actor=ctx.agent.id,
                              target=str(item.id), ip=peer_ip(request, svc),
                              plugin=item.plugin, event_type=item.event_type)

@@ -127,7 +127,7 @@ async def put_canned(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant = await svc.store.get_tenant(ctx.principal.tenant_id)
     if tenant is None:
         raise ApiError(404, "not_found", "no such tenant")
-    engine = svc.extras["policies"].engine_for(tenant.id, tenant.settings)
+    engine = svc.policies.engine_for(tenant.id, tenant.settings)
     try:
         canned.check(body.responses, engine)
     except canned.CannedError as exc:

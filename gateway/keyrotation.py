@@ -4,9 +4,9 @@ What lives under the master keyring (``svc.keyring``) and is moved by :func:`rew
 
 * chat data keys (``chat_keys`` table), walked in id order in batches of
   :data:`BATCH`; a chat erased meanwhile stays erased (``replace_chat_key`` only updates);
-* agents' TOTP secrets (aad :func:`gateway.logins.totp_aad`);
-* tenants' identity secrets (aad of :class:`gateway.tenants.TenantDirectory`);
-* plugin configurations' secret fields (aad of :class:`gateway.plugin_host.PluginHost`).
+* agents' TOTP secrets (aad :func:`gateway.aad.totp_aad`);
+* tenants' identity secrets (aad :func:`gateway.aad.tenant_identity_aad`);
+* plugin configurations' secret fields (aad :func:`gateway.aad.plugin_secrets_aad`).
 
 Everything sealed *under a chat data key* (messages, identities, outbox payloads) does not
 change: only the data key's wrapping does. Short-lived values (pending TOTP enrolment
@@ -37,13 +37,9 @@ import structlog
 
 from crypto.envelope import EnvelopeError, Keyring, KeyringError
 from crypto.keyfile import replace_secret_file
-from gateway.logins import totp_aad
-from gateway.plugin_host import _secrets_aad as plugin_secrets_aad  # private: see below
+from gateway.aad import plugin_secrets_aad, tenant_identity_aad, totp_aad
+from gateway.datadir import MASTER_KEY_FILE
 from gateway.store.base import NotFound
-from gateway.tenants import _identity_aad as identity_aad  # private: see below
-
-# The two private aad helpers are imported on purpose so the aad can never drift from the
-# modules that seal these values (keep them in sync if they are ever renamed).
 
 log = structlog.get_logger("cipherdesk.keyrotation")
 
@@ -105,8 +101,6 @@ class Report:
 
 def key_file_path_of(config: Any) -> Path:
     """The deployment's key file (``<data dir>/master.key``)."""
-    from gateway.app import MASTER_KEY_FILE
-
     return Path(config.data_dir) / MASTER_KEY_FILE
 
 
@@ -206,7 +200,7 @@ async def _identity_secrets(svc: Any, keyring: Keyring, report: Report) -> None:
                 report.already_current += 1
                 continue
             tenant.identity_secrets_sealed = keyring.reseal(tenant.identity_secrets_sealed,
-                                                            identity_aad(tenant.id))
+                                                            tenant_identity_aad(tenant.id))
         except EnvelopeError as exc:
             report._skip("tenant", tenant.id, exc)
             continue

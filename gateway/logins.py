@@ -64,6 +64,7 @@ from auth.roles import OPERATOR_SCOPE, TENANT_ROLES, Role
 from auth.tokens import hash_token, new_session_token
 from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri
 from crypto.envelope import EnvelopeError, Keyring
+from gateway.aad import totp_aad, totp_enrollment_aad
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic
 from gateway.config import Config
@@ -126,14 +127,6 @@ class Enrollment:
     secret: str
     otpauth_uri: str
     token: str  # opaque sealed pending secret for the confirm call
-
-
-def totp_aad(agent_id: str) -> bytes:
-    return f"totp|{agent_id}".encode()
-
-
-def _enroll_aad(agent_id: str, token_hash: str) -> bytes:
-    return f"totp-enroll|{agent_id}|{token_hash}".encode()
 
 
 CREDENTIALS_CHANGED = "credentials changed"
@@ -482,7 +475,7 @@ class LoginService:
         uri = provisioning_uri(secret, agent.email, ISSUER)
         expires = self.clock() + ENROLLMENT_TTL
         payload = json.dumps({"secret": secret, "exp": expires}).encode()
-        sealed = self.keyring.seal(payload, _enroll_aad(agent.id, token_hash))
+        sealed = self.keyring.seal(payload, totp_enrollment_aad(agent.id, token_hash))
         self._pending[agent.id] = (expires, token_hash, sealed)
         if len(self._pending) > 10_000:
             self._pending.clear()
@@ -505,7 +498,8 @@ class LoginService:
         secret = None
         if sealed is not None:
             try:
-                data = json.loads(self.keyring.open(sealed, _enroll_aad(agent.id, token_hash)))
+                aad = totp_enrollment_aad(agent.id, token_hash)
+                data = json.loads(self.keyring.open(sealed, aad))
                 if data["exp"] > self.clock():
                     secret = str(data["secret"])
             except (EnvelopeError, ValueError, KeyError, TypeError):

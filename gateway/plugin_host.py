@@ -38,6 +38,7 @@ import aiohttp
 import structlog
 
 from crypto.envelope import Keyring
+from gateway.aad import plugin_secrets_aad
 from gateway.store.base import OutboxEvent, PluginConfig, Store, StoredMessage, Tenant
 from gateway.transcripts import ChatKeys, open_json, seal_json
 from plugins._http import plugin_session
@@ -135,10 +136,6 @@ class Target:
 
 
 EventBuilder = Callable[[StoredMessage], list[OutboxEvent]]
-
-
-def _secrets_aad(tenant_id: str, plugin: str) -> bytes:
-    return f"plugin-secrets|{tenant_id}|{plugin}".encode()
 
 
 class PluginHost:
@@ -352,7 +349,7 @@ class PluginHost:
         if not config.secrets_sealed:
             return {}
         raw = self.keyring.open(
-            config.secrets_sealed, _secrets_aad(config.tenant_id, config.plugin)
+            config.secrets_sealed, plugin_secrets_aad(config.tenant_id, config.plugin)
         )
         return json.loads(raw)
 
@@ -412,7 +409,7 @@ class PluginHost:
             enabled=enabled,
             config=config,
             secrets_sealed=self.keyring.seal(
-                json.dumps(secrets).encode(), _secrets_aad(tenant_id, name)
+                json.dumps(secrets).encode(), plugin_secrets_aad(tenant_id, name)
             )
             if secrets
             else None,

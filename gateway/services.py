@@ -9,10 +9,11 @@ drift apart on hygiene.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -40,10 +41,27 @@ from gateway.store.base import Store
 from gateway.tenants import TenantDirectory
 
 if TYPE_CHECKING:
+    from gateway.api_tokens import ApiTokenService
+    from gateway.auditchain import AuditKeys, Checkpointer
+    from gateway.governance import Governance
     from gateway.guard import Guard
     from gateway.logins import LoginService
+    from gateway.plugin_host import PluginHost
+    from gateway.policy import PolicyRegistry
+    from gateway.retention import RetentionJob
+    from gateway.transcripts import ChatKeys
+    from plugins.outbox import Dispatcher
 
 log = structlog.get_logger("cipherdesk.ws")
+
+
+class BackgroundWorker(Protocol):
+    """A periodic job of the node (outbox dispatcher, retention, checkpoints, dormancy):
+    started after the services are built, stopped before they close."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -63,7 +81,26 @@ class Services:
     presence: Presence
     client_ip: ClientIPResolver
     logins: LoginService
-    extras: dict[str, Any]
+    console_origin_allowed: Callable[[str | None], bool]
+    """True for the origins the agent console may be used from (CSRF defence in depth)."""
+    policies: PolicyRegistry
+    keys: ChatKeys
+    plugins: PluginHost
+    dispatcher: Dispatcher
+    retention: RetentionJob
+    audit_keys: AuditKeys
+    checkpointer: Checkpointer
+    governance: Governance
+    api_tokens: ApiTokenService
+    workers: list[BackgroundWorker]
+    closers: list[Callable[[], Awaitable[None]]]
+    """Closed (errors suppressed) before presence, bus and store in ``close_services``."""
+    connections: set[SecureConnection] = field(default_factory=set)
+    """Live sockets of this node, told to go (1001) on shutdown."""
+    draining: bool = False
+    """Set when shutdown starts: ``/readyz`` answers 503 so balancers stop sending."""
+    key_rotation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One master-key rotation at a time on this node."""
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("cipherdesk_services", Services)
@@ -107,7 +144,7 @@ async def serve_connection(
         log.info("ws_peer_gone", kind=kind, stage="upgrade")
         return ws
     conn.bind_transport(request.transport)
-    live: set[SecureConnection] = svc.extras.setdefault("connections", set())
+    live = svc.connections
     live.add(conn)
     try:
         refusal = await svc.guard.admit_connection(kind, ip)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from crypto.envelope import Keyring
+from gateway.aad import tenant_identity_aad
 from gateway.store.base import Store, Tenant
 
 DEMO_TENANT = "demo"
@@ -74,15 +75,12 @@ class TenantDirectory:
     def identity_secrets(self, tenant: Tenant) -> list[str]:
         if not tenant.identity_secrets_sealed:
             return []
-        raw = self._keyring.open(tenant.identity_secrets_sealed, _identity_aad(tenant.id))
+        raw = self._keyring.open(tenant.identity_secrets_sealed, tenant_identity_aad(tenant.id))
         return list(json.loads(raw))
 
     def seal_identity_secrets(self, tenant_id: str, secrets: Iterable[str]) -> bytes:
-        return self._keyring.seal(json.dumps(list(secrets)).encode(), _identity_aad(tenant_id))
-
-
-def _identity_aad(tenant_id: str) -> bytes:
-    return f"tenant-identity|{tenant_id}".encode()
+        payload = json.dumps(list(secrets)).encode()
+        return self._keyring.seal(payload, tenant_identity_aad(tenant_id))
 
 
 async def ensure_demo_tenant(store: Store, base_urls: Iterable[str], now: float) -> None:

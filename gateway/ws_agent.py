@@ -296,7 +296,7 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
             return None
         # Browsers always send Origin on websockets; a cookie-authenticated socket must
         # come from the console's own origin (Cross-Site WebSocket Hijacking).
-        if (origin is not None or from_cookie) and not svc.extras["console_origin_allowed"](origin):
+        if (origin is not None or from_cookie) and not svc.console_origin_allowed(origin):
             svc.metrics.connections_refused_total.labels(reason="origin").inc()
             await conn.refuse(CloseCode.FORBIDDEN, "origin not allowed")
             return None

@@ -26,7 +26,7 @@ async def test_helpdesk_reply_appears_in_the_widget(browser, gateway):
     svc = gateway.svc
     # Configured without outbound events reaching anything: the webhook plugin points at a
     # closed loopback port under the operator's allowance; only its inbound API matters.
-    await svc.extras["plugins"].configure(
+    await svc.plugins.configure(
         "demo", "webhook",
         {"url": "http://127.0.0.1:9/unused", "secret": "outbound-secret-123",
          "events": ["chat.closed"], "inbound_secret": SECRET},

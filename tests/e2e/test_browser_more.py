@@ -190,7 +190,7 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
     svc = gateway.svc
     # The receiver listens on 127.0.0.1: the operator's private-target allowance
     # ([plugins] allow_private_targets) is on for this gateway.
-    svc.extras["plugins"].allow_private_targets = True
+    svc.plugins.allow_private_targets = True
     await gateway.agent("root@example.com", role="admin", name="Rita Root")
     receiver = Receiver()
     await receiver.start()

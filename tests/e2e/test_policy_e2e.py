@@ -27,7 +27,7 @@ async def setup(tmp_path: Path):
     receiver = await WebhookReceiver(secret="whsec-policy-e2e").start()
     runner, base, svc = await start_gateway(tmp_path)
     # the receiver listens on loopback: the operator's private-network allowance
-    await svc.extras["plugins"].configure(
+    await svc.plugins.configure(
         "demo", "webhook", {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"},
         allow_private=True)
     _, secret, password = await make_agent(svc, "pia@example.com")
@@ -81,7 +81,7 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
     assert closed.reason == "[removed]"  # agents may not send card numbers (default: block)
 
     # Store: the stored (sealed) message is the masked one; the file holds no plaintext.
-    key = await svc.extras["keys"].get(welcome.chat)
+    key = await svc.keys.get(welcome.chat)
     [stored] = await svc.store.messages_after(welcome.chat, 0)
     stored_text = open_text(key, welcome.chat, stored.msg_id, stored.body_sealed)
     assert stored_text == got.text

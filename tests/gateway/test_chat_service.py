@@ -67,7 +67,7 @@ async def _plugin_rows(svc: Services, event_type: str, chat_id: str) -> list[str
 
 
 async def _enable_webhook(svc: Services) -> None:
-    await svc.extras["plugins"].configure(
+    await svc.plugins.configure(
         "demo",
         "webhook",
         {"url": "https://hooks.example.test/cd", "secret": "s" * 32, "events": ["chat.closed"]},

@@ -266,11 +266,11 @@ async def test_forced_password_reset(gw):
 
 async def test_plugin_kill_switch_keeps_events_for_later(gw):
     http, base, svc, clock, _admin, token = gw
-    dispatcher = svc.extras["dispatcher"]
+    dispatcher = svc.dispatcher
     status, _ = await _post(http, f"{base}/api/emergency/pause-plugins", token,
                             {"paused": True})
     assert status == 200
-    gov = svc.extras["governance"]
+    gov = svc.governance
     assert await gov.plugins_paused("demo") is True
     item = type("Item", (), {"id": 0, "tenant_id": "demo", "plugin": "webhook",
                              "event_type": "chat.opened", "attempts": 0, "last_error": None})
@@ -333,7 +333,7 @@ async def test_kill_switch_end_to_end_with_the_webhook_plugin(gw):
         assert (await _post(http, f"{base}/api/emergency/pause-plugins", token,
                             {"paused": False}))[0] == 200
         clock.advance(31)  # the deferred item is due again
-        svc.extras["dispatcher"].notify()
+        svc.dispatcher.notify()
         await _wait(lambda: _true(len(receiver.requests) == 1))
         [after] = await svc.store.list_events(tenant_id="demo", plugin="webhook")
         assert after.state == "delivered"

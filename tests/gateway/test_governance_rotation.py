@@ -5,8 +5,8 @@ key still verifies every audit row and still opens the webhook secret."""
 from __future__ import annotations
 
 from crypto.envelope import Keyring
-from gateway.app import MASTER_KEY_FILE
 from gateway.auditchain import verify_chain
+from gateway.datadir import MASTER_KEY_FILE
 from gateway.governance import governance_of
 from gateway.keyrotation import rotate
 from tests.gateway.helpers import FakeClock, make_agent, start_gateway
@@ -32,7 +32,7 @@ async def test_rotation_then_retiring_the_old_key(tmp_path):
     key_file.write_text(ring.current.to_b64() + "\n")  # the old key is retired
     runner, _, svc = await start_gateway(tmp_path, clock=clock)
     try:
-        keys = svc.extras["audit_keys"]
+        keys = svc.audit_keys
         report = await verify_chain(svc.store, keys, svc.identity, "demo")
         assert report.ok and report.rows == 1, report.as_dict()  # agent.created
         installation = await verify_chain(svc.store, keys, svc.identity, "")

@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 
 from crypto.envelope import Keyring, MasterKey
-from gateway.app import MASTER_KEY_FILE, build_services, close_services
+from gateway.app import build_services, close_services
 from gateway.client import CustomerClient
 from gateway.config import load_config
+from gateway.datadir import MASTER_KEY_FILE
 from gateway.protocol import Ack
 from gateway.services import Services
 from gateway.store.base import Chat, NewMessage
@@ -53,7 +54,7 @@ def _key_texts(ring: Keyring) -> list[str]:
 
 async def _seed_secrets(svc: Services) -> None:
     """A plugin with a secret and a tenant identity secret, sealed by the current key."""
-    await svc.extras["plugins"].configure(
+    await svc.plugins.configure(
         "demo", "webhook", {"url": "http://127.0.0.1:9/hook", "secret": PLUGIN_SECRET,
                             "events": ["chat.closed"]}, allow_private=True)
     tenant = await svc.store.get_tenant("demo")
@@ -86,14 +87,14 @@ async def _assert_all_current(svc: Services, keyring: Keyring) -> dict[str, int]
     for config in await svc.store.list_plugin_configs():
         if config.secrets_sealed:
             assert not keyring.needs_rewrap(config.secrets_sealed)
-            assert svc.extras["plugins"].open_secrets(config) == {"secret": PLUGIN_SECRET}
+            assert svc.plugins.open_secrets(config) == {"secret": PLUGIN_SECRET}
             counts["plugins"] += 1
     return counts
 
 
 async def _history(svc: Services, chat_id: str) -> list[str]:
     """The chat's stored texts, opened with a data key freshly unwrapped from the store."""
-    keys = svc.extras["keys"]
+    keys = svc.keys
     keys.forget(chat_id)
     key = await keys.get(chat_id)
     assert key is not None
@@ -169,7 +170,7 @@ async def test_rotate_via_operator_api_on_a_running_gateway(gw, tmp_path):
     assert len(new_ring.key_ids) == 2 and new_ring.key_ids[1] == old_id
     new_id = new_ring.current.key_id
     assert svc.keyring.key_ids == new_ring.key_ids
-    assert svc.extras["keys"]._keyring is svc.keyring and svc.logins.keyring is svc.keyring
+    assert svc.keys._keyring is svc.keyring and svc.logins.keyring is svc.keyring
     assert body["ok"] and body["key_id"] == new_id and body["previous_key_id"] == old_id
     assert body["keys_in_ring"] == 2 and body["skipped"] == 0
     assert body["chat_keys"] == 1
@@ -283,7 +284,7 @@ async def _seed_offline(data: Path, env_value: str | None) -> dict[str, Any]:
     try:
         _, secret, _ = await make_agent(svc, "kim@example.com")
         await _seed_secrets(svc)
-        keys = svc.extras["keys"]
+        keys = svc.keys
         chats = []
         for n in range(3):
             key, wrapped = keys.new_key()

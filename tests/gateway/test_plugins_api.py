@@ -134,7 +134,7 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
     status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin, body)
     assert status == 200, text
     cfg = await svc.store.get_plugin_config("demo", "webhook")
-    assert svc.extras["plugins"].open_secrets(cfg) == {"secret": SECRET}
+    assert svc.plugins.open_secrets(cfg) == {"secret": SECRET}
     assert cfg.config["timeout"] == 5.0
 
     # Validation errors name the field; a secret's value is never echoed.
@@ -162,7 +162,7 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
     assert status == 404 and json.loads(text)["error"]["code"] == "not_installed"
     # a failed validation changed nothing
     cfg = await svc.store.get_plugin_config("demo", "webhook")
-    assert svc.extras["plugins"].open_secrets(cfg) == {"secret": SECRET}
+    assert svc.plugins.open_secrets(cfg) == {"secret": SECRET}
 
     # Rotate: the new secret is stored, the response still shows names only.
     body = {"config": {"url": receiver.url, "secret": NEW_SECRET, "previous_secret": SECRET}}

@@ -97,7 +97,7 @@ async def test_agent_ends_another_of_their_sessions_and_its_socket_closes_4401(g
 
 
 def _sweep(svc) -> DormancySweep:
-    return next(w for w in svc.extras["workers"] if isinstance(w, DormancySweep))
+    return next(w for w in svc.workers if isinstance(w, DormancySweep))
 
 
 async def test_dormant_accounts_are_disabled_at_login_and_by_the_sweep(gw):

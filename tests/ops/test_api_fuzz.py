@@ -320,7 +320,7 @@ def test_signed_inbound_calls(api_schema: schemathesis.BaseSchema,
 
     svc = gateway.svc
     gateway.run(_unfreeze(svc, "acme"))  # the loop may have left acme frozen (a valid call)
-    gateway.run(svc.extras["plugins"].configure(
+    gateway.run(svc.plugins.configure(
         "acme", "webhook", {"url": "http://127.0.0.1:9/in", "secret": "s" * 24,
                             "inbound_secret": INBOUND_SECRET, "events": ["chat.closed"]},
         allow_private=True))

@@ -21,7 +21,7 @@ async def test_assigned_agent_sees_the_customers_open_tickets(tmp_path):
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     agent = None
     try:
-        await svc.extras["plugins"].configure("demo", "zendesk", {
+        await svc.plugins.configure("demo", "zendesk", {
             "base_url": zendesk.url, "email": zendesk.email, "api_token": zendesk.token})
         async with aiohttp.ClientSession() as http:
             tokens = {}

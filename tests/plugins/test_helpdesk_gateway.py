@@ -26,7 +26,7 @@ async def test_first_time_customer_one_ticket_each_despite_timeouts(tmp_path):
         tenant.settings = {**tenant.settings, "policy": show_emails}
         await svc.store.update_tenant(tenant)
         svc.tenants.invalidate("demo")
-        host = svc.extras["plugins"]
+        host = svc.plugins
         await host.configure("demo", "zendesk", {
             "base_url": zendesk.url, "email": zendesk.email, "api_token": zendesk.token,
             "timeout": "0.5"})

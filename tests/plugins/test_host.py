@@ -66,7 +66,7 @@ FACTORY = Validated(INFO, _create)
 @pytest.fixture
 async def gw(tmp_path):
     runner, base, svc = await start_gateway(tmp_path)
-    svc.extras["plugins"].registry.register(FACTORY)
+    svc.plugins.registry.register(FACTORY)
     async with aiohttp.ClientSession() as http:
         yield base, svc, http
     await runner.cleanup()
@@ -85,7 +85,7 @@ async def _chat_round_trip(base: str, svc: Any) -> Any:
 @pytest.mark.parametrize("mode", ["raise", "sync"])
 async def test_broken_plugin_never_fails_a_chat(gw, mode):
     base, svc, http = gw  # noqa: RUF059
-    host = svc.extras["plugins"]
+    host = svc.plugins
     await host.configure("demo", "fragile", {"mode": mode})
     ack = await _chat_round_trip(base, svc)
     assert isinstance(ack, Ack)  # chat opened and the message was stored, no 1011
@@ -100,7 +100,7 @@ async def test_broken_plugin_never_fails_a_chat(gw, mode):
 
 async def test_unhealthy_plugin_is_shown_by_the_admin_api(gw):
     base, svc, http = gw
-    host = svc.extras["plugins"]
+    host = svc.plugins
     await host.configure("demo", "fragile", {"mode": "raise"})
     _, secret, pw = await make_agent(svc, "root@example.com", role="admin")
     token = await login(http, base, "root@example.com", pw, secret, svc.clock())
@@ -120,7 +120,7 @@ def test_sync_hooks_are_refused_at_load():
 
 async def test_validate_hook_and_constraints_run_before_storing(gw):
     base, svc, http = gw  # noqa: RUF059
-    host = svc.extras["plugins"]
+    host = svc.plugins
     with pytest.raises(ConfigError, match="needs a paid plan"):
         await host.configure("demo", "fragile", {"mode": "forbidden"})
     with pytest.raises(ConfigError, match="must be at most 4"):
@@ -130,7 +130,7 @@ async def test_validate_hook_and_constraints_run_before_storing(gw):
 
 async def test_patch_keeps_other_settings_and_clear_removes_secrets(gw):
     base, svc, http = gw  # noqa: RUF059
-    host = svc.extras["plugins"]
+    host = svc.plugins
     await host.configure("demo", "webhook", {"url": "https://hooks.example.com/a",
                                              "secret": "new-secret",
                                              "previous_secret": "old-secret",
@@ -163,7 +163,7 @@ async def test_tenant_admin_cannot_target_private_networks(gw):
     async with http.put(f"{base}/api/plugins/webhook", json=body, headers=bearer(token)) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == OPERATOR_PRIVATE_KEY
     # ...and an allowance the operator gave survives a tenant's later edit, unseen by it
-    host = svc.extras["plugins"]
+    host = svc.plugins
     await host.configure("demo", "webhook", {"url": "http://127.0.0.1:9/x", "secret": "s"},
                          allow_private=True)
     body = {"config": {"url": "http://127.0.0.1:10/y"}}
@@ -181,7 +181,7 @@ async def test_slow_async_create_does_not_hold_up_chats(gw):
     once although several chats need it at the same time."""
     base, svc, _http = gw
     CREATED.clear()
-    await svc.extras["plugins"].configure("demo", "fragile", {"mode": "slow"})
+    await svc.plugins.configure("demo", "fragile", {"mode": "slow"})
     started = time.monotonic()
     acks = await asyncio.gather(*(_chat_round_trip(base, svc) for _ in range(3)))
     assert time.monotonic() - started < 1.9  # a 2 s create() was not waited for

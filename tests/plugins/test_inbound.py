@@ -29,7 +29,7 @@ EMAIL = "li.wei@example.com"
 async def gw(tmp_path):
     zendesk = await ZendeskServer().start()  # the outbound side stays on loopback
     runner, base, svc = await start_gateway(tmp_path, plugins={"allow_private_targets": True})
-    await svc.extras["plugins"].configure("demo", "zendesk", {
+    await svc.plugins.configure("demo", "zendesk", {
         "base_url": zendesk.url, "email": zendesk.email, "api_token": zendesk.token,
         "inbound_secret": SECRET})
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)

@@ -22,7 +22,7 @@ async def test_client_ids_are_sealed_and_still_deduplicated(store_url: str, raw:
     try:
         # a plugin that wants chat.message, so outbox rows (with idempotency keys) exist;
         # its target is a closed loopback port: nothing leaves the machine
-        await svc.extras["plugins"].configure(
+        await svc.plugins.configure(
             "demo", "webhook", {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32},
             allow_private=True)
         client = CustomerClient(base, "demo", origin=base,
