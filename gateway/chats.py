@@ -31,6 +31,7 @@ from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
+from gateway.policy.fields import REMOVED, screen_text
 from gateway.policy.split import SplitWindow
 from gateway.protocol import (
     Ack,
@@ -79,7 +80,6 @@ HELPDESK_SENDER = "helpdesk:"
 Direction = Literal["customer", "agent"]
 
 NOTICE_ACTION = {"mask": "masked", "block": "blocked", "flag": "flagged"}
-REMOVED = "[removed]"
 """What replaces a profile field or close reason the policy blocks."""
 
 
@@ -788,13 +788,8 @@ class ChatService:
         reason) goes through the policy before it is stored, shown or queued for plugins:
         masked as a message would be; a blocked value is replaced by ``[removed]``."""
         engine = await self.policies.engine(tenant.id, tenant.settings)
-        out: dict[str, Any] = {}
-        for name, value in fields.items():
-            if isinstance(value, str) and value:
-                decision = engine.evaluate(value, direction)
-                value = decision.text if decision.text is not None else REMOVED
-            out[name] = value
-        return out
+        return {name: screen_text(engine, value, direction) if isinstance(value, str) else value
+                for name, value in fields.items()}
 
     async def _transcript_for_plugins(self, tenant: Tenant, messages: list[Msg]
                                       ) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from gateway.http_public import ApiError
 from gateway.incidents import worse
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
+from gateway.staff_text import screen_staff_text
 from gateway.store.base import Alert, Incident, Tenant
 
 HEARTBEAT = 15.0
@@ -338,8 +339,9 @@ async def open_incident(request: web.Request, ctx: AgentContext) -> web.Response
     gov = governance_of(svc)
     if await gov.incidents.current(ctx.principal.tenant_id) is not None:
         raise ApiError(409, "incident_open", "close the open incident first")
+    title = await screen_staff_text(svc, ctx.principal.tenant_id, body.title.strip(), "title")
     incident = await gov.incidents.open(ctx.principal.tenant_id, ctx.agent.id,
-                                        severity=body.severity, title=body.title.strip())
+                                        severity=body.severity, title=title)
     return web.json_response({"incident": incident_json(incident)}, status=201)
 
 
@@ -350,7 +352,9 @@ async def close_incident(request: web.Request, ctx: AgentContext) -> web.Respons
     body = await read_json(request, CloseIncidentBody)
     if incident.state != "open":
         raise ApiError(409, "incident_closed", "the incident is already closed")
-    await governance_of(svc).incidents.close(incident, ctx.agent.id, body.summary.strip())
+    summary = await screen_staff_text(svc, ctx.principal.tenant_id, body.summary.strip(),
+                                    "summary")
+    await governance_of(svc).incidents.close(incident, ctx.agent.id, summary)
     return web.json_response({"ok": True})
 
 
@@ -413,9 +417,10 @@ def grant_json(g: Any) -> dict[str, Any]:
 async def request_approval(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     body = await read_json(request, ApprovalRequestBody)
+    reason = await screen_staff_text(svc, ctx.principal.tenant_id, body.reason, "reason")
     try:
         grant = await governance_of(svc).approvals.request(
-            ctx.principal, body.action, body.target, body.reason, ip=peer_ip(request, svc))
+            ctx.principal, body.action, body.target, reason, ip=peer_ip(request, svc))
     except ApprovalError as exc:
         raise _approval_error(exc) from None
     return web.json_response({"grant": grant_json(grant)},

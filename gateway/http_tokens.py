@@ -30,6 +30,7 @@ from gateway.http_api import authed, read_json
 from gateway.http_public import ApiError
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
+from gateway.staff_text import screen_staff_text
 from gateway.store.base import ApiToken
 
 
@@ -82,8 +83,9 @@ async def create_token(request: web.Request, ctx: AgentContext) -> web.Response:
     _require_token_admin(ctx)
     body = await read_json(request, CreateTokenBody)
     svc.logins.require_reauth(ctx.session)
+    name = await screen_staff_text(svc, ctx.principal.tenant_id, body.name, "name")
     try:
-        issued = await api_tokens(svc).create(ctx.agent, ctx.principal, body.name,
+        issued = await api_tokens(svc).create(ctx.agent, ctx.principal, name,
                                               body.permissions, body.expires_in_days,
                                               ip=peer_ip(request, svc))
     except ScopeError as exc:
