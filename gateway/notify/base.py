@@ -68,8 +68,9 @@ class TargetPolicy:
     (then plain HTTP and private addresses are allowed for that host: an in-house relay,
     or a local test server). Literal private, loopback and link-local addresses and
     ``localhost`` are refused, so a tenant admin cannot make the gateway call into the
-    installation's own network. (Host names are not resolved here: pair this with an
-    egress firewall against DNS names that point inward.)
+    installation's own network. Host names are not resolved here; where a name points is
+    checked on every connection instead (the notifier's sessions use the netguard socket
+    factory of :mod:`plugins.netguard`, so a name that resolves inward is refused).
     """
 
     allow_hosts: frozenset[str] = frozenset()

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -20,6 +21,7 @@ from gateway.notify.dingtalk import DINGTALK_HOST, DingTalkChannel
 from gateway.notify.email import EmailChannel
 from gateway.notify.webhook import WebhookChannel
 from gateway.store.base import Alert, Store
+from plugins._http import plugin_session
 
 log = structlog.get_logger("cipherdesk.notify")
 
@@ -43,7 +45,8 @@ class Notifier:
         self._config = config
         self._clock = clock
         self.policy = TargetPolicy(frozenset(h.lower() for h in config.allow_hosts))
-        self._session: aiohttp.ClientSession | None = None
+        # allowed host (operator's notify.allow_hosts) -> unguarded session; else guarded
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- settings -----------------------------------------------------------------
@@ -144,14 +147,21 @@ class Notifier:
             if name in notify:
                 opened = self._open(tenant_id, name, notify[name])
                 if opened is not None:
-                    out.append(cls(self._http(), opened[0], opened[1], self._clock))
+                    out.append(cls(self._http(opened[0]), opened[0], opened[1], self._clock))
         return out
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.timeout))
-        return self._session
+    def _http(self, url: str) -> aiohttp.ClientSession:
+        """The session for ``url``: the URL check at configuration time cannot see where a
+        host name resolves *when the alert is sent* (DNS rebinding, a name pointed inward
+        later), so every connection goes through the netguard's socket factory, which
+        refuses non-public addresses -- unless the operator listed the host in
+        ``notify.allow_hosts`` (an in-house relay). No cookie jar, like plugins'."""
+        allowed = (urlsplit(url).hostname or "").lower() in self.policy.allow_hosts
+        session = self._sessions.get(allowed)
+        if session is None or session.closed:
+            session = self._sessions[allowed] = plugin_session(
+                allow_private=allowed, total_timeout=self._config.timeout)
+        return session
 
     def schedule(self, alert: Alert) -> None:
         """Send in the background (the audited action never waits for a mail server)."""
@@ -192,5 +202,6 @@ class Notifier:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

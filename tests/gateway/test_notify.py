@@ -172,3 +172,55 @@ def test_dingtalk_sign_matches_the_documented_algorithm() -> None:
     string_to_sign = f"{ts}\n{ROBOT_SECRET}".encode()
     digest = hmac.new(ROBOT_SECRET.encode("utf-8"), string_to_sign, hashlib.sha256).digest()
     assert unquote_plus(dingtalk_sign(ROBOT_SECRET, ts)) == base64.b64encode(digest).decode()
+
+
+async def test_a_channel_host_that_resolves_inward_is_refused_at_connect_time(
+        tmp_path, monkeypatch):
+    """The URL check at configuration time sees only a public-looking name; where it points
+    is decided when the alert is sent (DNS rebinding, a record changed later). The webhook
+    host here resolves to 127.0.0.1: the netguard socket factory refuses the connection, so
+    the local service never sees one. Before, the notifier's plain session connected."""
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    inside = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = inside.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    real_getaddrinfo = loop.getaddrinfo
+
+    async def rebinding(host, *args, **kwargs):  # the attacker's DNS answers inward
+        if host == "alerts.example.com":
+            host = "127.0.0.1"
+        return await real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    clock = FakeClock()
+    runner, base, svc = await start_gateway(tmp_path, clock=clock)
+    try:
+        async with aiohttp.ClientSession() as http:
+            _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
+            token = await login(http, base, "boss@example.com", pw, secret, clock.now)
+            async with http.put(f"{base}/api/governance/settings", headers=bearer(token), json={
+                "notify": {"webhook": {"url": f"https://alerts.example.com:{port}/hook",
+                                       "secret": WEBHOOK_SECRET}},
+            }) as r:
+                assert r.status == 200, await r.text()
+        for i in range(20):
+            await svc.auditor.record("transcript.opened", tenant_id="demo", actor="sup1",
+                                     target=f"c{i}")
+        notified = []
+        for _ in range(200):  # the audit row follows the send attempt
+            notified = await svc.store.query_audit(action="alert.notified")
+            if notified:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+        inside.close()
+        await inside.wait_closed()
+    assert notified and notified[0].details == {"webhook": "unreachable"}
+    assert connections == 0

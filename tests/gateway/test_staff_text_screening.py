@@ -44,7 +44,7 @@ def _database_text(tmp_path) -> str:
                       "api_tokens"):
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,))
             if exists.fetchone():
-                rows += [repr(r) for r in db.execute(f"SELECT * FROM {table}")]  # noqa: S608
+                rows += [repr(r) for r in db.execute(f"SELECT * FROM {table}")]
         return "\n".join(rows)
     finally:
         db.close()
