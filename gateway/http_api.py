@@ -759,6 +759,10 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     if tenant.identity_mode == "enforced" and not tenant.identity_secrets_sealed:
         raise ApiError(400, "invalid_secret", "enforced identity needs an identity secret",
                        field="identity_secrets")
+    if body.policy is not None or body.allowed_link_domains is not None:
+        # The message policy is its own permission (a token or role that manages origins
+        # and secrets need not be able to switch PII masking off).
+        require(ctx.principal, Permission.POLICY_MANAGE, tenant.id)
     settings = dict(tenant.settings)
     if body.policy is not None:
         settings["policy"] = body.policy
@@ -853,7 +857,7 @@ async def policy_schema(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"settings": describe(), "kinds": effective_table(engine.config)})
 
 
-@authed(Permission.TENANT_MANAGE)
+@authed(Permission.POLICY_MANAGE)
 async def list_keyword_lists(request: web.Request, ctx: AgentContext) -> web.Response:
     from gateway.policy.lists import MAX_LIST_BYTES, MAX_LISTS, MAX_TENANT_TERMS
 
@@ -878,7 +882,7 @@ def _list_name(request: web.Request) -> str:
         raise ApiError(400, "invalid_keyword_list", str(exc), field="name") from None
 
 
-@authed(Permission.TENANT_MANAGE)
+@authed(Permission.POLICY_MANAGE)
 async def get_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant = await _own_tenant(svc, ctx)
@@ -889,7 +893,7 @@ async def get_keyword_list(request: web.Request, ctx: AgentContext) -> web.Respo
     raise ApiError(404, "not_found", "no such keyword list")
 
 
-@authed(Permission.TENANT_MANAGE)
+@authed(Permission.POLICY_MANAGE)
 async def put_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
     from gateway.policy import PolicyConfigError
     from gateway.policy_lists import save_keyword_list
@@ -910,7 +914,7 @@ async def put_keyword_list(request: web.Request, ctx: AgentContext) -> web.Respo
     return _ok(name=name, terms=len(parsed.rules), digest=parsed.digest)
 
 
-@authed(Permission.TENANT_MANAGE)
+@authed(Permission.POLICY_MANAGE)
 async def delete_keyword_list(request: web.Request, ctx: AgentContext) -> web.Response:
     from gateway.policy_lists import delete_keyword_list as delete
 
