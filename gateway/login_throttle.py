@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from auth.lockout import LockoutDecision, LockoutPolicy, LockoutState
 from crypto.envelope import Keyring
+from gateway.clientip import rate_limit_key
 from gateway.config import AuthConfig
 from gateway.derived_keys import LOGIN_THROTTLE_LABEL, derived_secret
 from gateway.store.base import LockoutRecord, Store
@@ -115,8 +116,11 @@ class LoginThrottle:
         return f"p:{self._digest('acct', account)}:"
 
     def keys(self, account: str, ip: str) -> ThrottleKeys:
+        """Keys of an attempt on ``account`` from ``ip``. The source is the address for
+        IPv4 and its /64 for IPv6 (one subscriber holds a whole /64: per /128 an attacker
+        would have 2**64 fresh budgets), and only a keyed hash of it is ever stored."""
         acct = self._digest("acct", account)
-        src = self._digest("ip", ip)
+        src = self._digest("ip", rate_limit_key(ip))
         return ThrottleKeys(pair=f"p:{acct}:{src}", source=f"s:{src}", account=f"a:{acct}")
 
     # ------------------------------------------------------------------ decisions

@@ -233,9 +233,12 @@ class LoginService:
                                       actor="system", target=target, ip=ip,
                                       failures=outcome.account_failures)
 
-    async def _rate_limit(self, ip: str, keys: ThrottleKeys) -> None:
-        """Flood shedding before anything else: per address, per (account, address)."""
-        for key, rate, scope in ((f"login:ip:{ip}", self.limits.login_per_ip, "login_per_ip"),
+    async def _rate_limit(self, keys: ThrottleKeys) -> None:
+        """Flood shedding before anything else: per address (an IPv6 /64), per (account,
+        address). The keys are the throttle's keyed hashes: no address in the limiter's
+        memory or in Redis."""
+        for key, rate, scope in ((f"login:{keys.source}", self.limits.login_per_ip,
+                                  "login_per_ip"),
                                  (f"login:{keys.pair}", self.limits.login_per_account,
                                   "login_per_account")):
             decision = await self.limiter.hit(key, rate, scope=scope)
@@ -269,7 +272,7 @@ class LoginService:
 
         # 1. cheap rate limits (floods), then the (account, address) and address throttles
         #    refuse without verification; the account ceiling only slows the attempt.
-        await self._rate_limit(ip, keys)
+        await self._rate_limit(keys)
         verdict = await self.throttle.check(keys)
         if verdict.refusal is not None:
             raise await fail("locked" if verdict.refusal.locked else "throttled", None,

@@ -193,6 +193,34 @@ async def test_login_per_ip_rate_limit(tmp_path):
         await runner.cleanup()
 
 
+async def test_login_per_ip_budget_covers_an_ipv6_64_and_keys_hold_no_address(
+        tmp_path, redis_url, redis_prefix):
+    """Before, the per-address login budget was keyed by the full IPv6 address (a /64 gave
+    an attacker 2**64 budgets) and the key held the address in plain text, in Redis too."""
+    import redis.asyncio as aioredis
+
+    runner, base, _svc = await start_gateway(
+        tmp_path, ratelimit={"url": redis_url, "prefix": redis_prefix,
+                             "limits": {"login_per_ip": "3/m"}},
+        server={"trusted_proxies": ["127.0.0.1"]})
+    try:
+        async with aiohttp.ClientSession() as http:
+            seen = [(await _login(http, base, f"u{i}@example.com", "x" * 12, "1",
+                                  f"2001:db8:7:1::{i + 1:x}"))[0] for i in range(4)]
+            assert seen == [401, 401, 401, 429]  # four addresses, one /64, one budget
+            assert (await _login(http, base, "u9@example.com", "x" * 12, "1",
+                                 "2001:db8:7:2::1"))[0] == 401  # the next /64 has its own
+        raw = aioredis.Redis.from_url(redis_url)
+        try:
+            keys = [k.decode() for k in await raw.keys(f"{redis_prefix}*")]
+        finally:
+            await raw.aclose()
+        assert any(":login:" in k for k in keys), keys
+        assert not [k for k in keys if "2001" in k or "db8" in k], keys
+    finally:
+        await runner.cleanup()
+
+
 async def test_login_per_account_rate_limit_is_per_source(tmp_path):
     """The flood limit on one account must not be a lockout by another name."""
     clock = FakeClock()
