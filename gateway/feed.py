@@ -92,6 +92,27 @@ class ChatFeed:
         self._replaying.add(chat)
         await self._catch_up(chat)
 
+    async def deliver_paced(self, chat: str, messages: Sequence[Msg],
+                            send: Callable[[Msg], Awaitable[bool]]) -> bool:
+        """An explicit transcript (a supervisor's ``watch``) at the reader's pace: ``send``
+        waits for room in the socket's queue, so a transcript longer than the queue no
+        longer drops a reading client as a slow consumer. Live messages that arrive
+        meanwhile are held and follow in order afterwards. False when ``send`` gave up
+        (slow consumer, closing socket)."""
+        self._replaying.add(chat)
+        try:
+            for msg in messages:
+                if msg.seq <= self._last.get(chat, 0):
+                    continue
+                self._last[chat] = msg.seq
+                if not await send(msg):
+                    return False
+        finally:
+            self._replaying.discard(chat)
+        if not self._release(chat):
+            self._spawn_replay(chat)  # a hole between the transcript and live messages
+        return True
+
     def _spawn_replay(self, chat: str) -> None:
         self._replaying.add(chat)
         task = asyncio.get_running_loop().create_task(self._catch_up(chat))

@@ -257,8 +257,7 @@ class AgentSession:
             await self.conn.subscribe(chat_topic(chat.id), self._on_event)
             self.conn.send(ChatEvent(chat=chat.id, event="joined", agent=None, reason="watch"))
             self.feed.forget(chat.id)  # watching is an explicit request for the transcript
-            for msg in history:
-                self.feed.offer(msg)
+            await self.feed.deliver_paced(chat.id, history, self.conn.send_paced)
         elif isinstance(frame, Unwatch):
             self.watching.discard(frame.chat)
             if frame.chat not in self.chats:

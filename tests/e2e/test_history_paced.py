@@ -43,3 +43,35 @@ async def test_history_longer_than_the_send_queue_is_delivered_whole(tmp_path: P
             await reader.aclose()
         await customer.aclose()
         await runner.cleanup()
+
+
+async def test_watching_a_chat_longer_than_the_send_queue_gets_it_whole(tmp_path: Path) -> None:
+    """The same for a supervisor's ``watch``: the transcript went through the feed into the
+    send queue at once and dropped the supervisor (1008 slow consumer)."""
+    clock = FakeClock()
+    runner, base, svc = await start_gateway(tmp_path, clock=clock,
+                                            websocket={"send_queue": QUEUE})
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
+    watcher: AgentClient | None = None
+    try:
+        await customer.connect()
+        chat = (await customer.open()).chat
+        for i in range(MESSAGES):
+            posted = await svc.chats.post_customer_message("demo", chat, f"m-{i:04d}", f"line {i}")
+            assert isinstance(posted.ack, Ack)
+        _agent, secret, password = await make_agent(svc, "sup@example.com", role="supervisor")
+        async with aiohttp.ClientSession() as http:
+            token = await login(http, base, "sup@example.com", password, secret, clock.now)
+        watcher = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
+        await watcher.connect()
+        transcript = await watcher.watch(chat)
+        assert [m.text for m in transcript] == [f"line {i}" for i in range(MESSAGES)]
+        # still connected and following live
+        await customer.send_text("one more")
+        live = await watcher.wait_for(lambda f: getattr(f, "text", None) == "one more")
+        assert live.seq == MESSAGES + 1
+    finally:
+        if watcher is not None:
+            await watcher.aclose()
+        await customer.aclose()
+        await runner.cleanup()

@@ -242,3 +242,44 @@ async def test_chats_are_independent_and_cancel_stops_background_replays() -> No
     with pytest.raises(asyncio.CancelledError):
         await tasks[0]
     assert h.stuck == []
+
+
+async def test_paced_transcript_holds_live_messages_until_it_is_sent() -> None:
+    """A watched chat's transcript goes out at the reader's pace; live messages arriving
+    meanwhile follow it in order, none twice (before, the transcript went through ``offer``
+    into the bounded send queue at once)."""
+    h = Harness(FakeStore(range(1, 8)))
+    room = asyncio.Event()
+    paced: list[int] = []
+
+    async def send_paced(m: Msg) -> bool:
+        if m.seq == 3:
+            await room.wait()  # the reader is slow: the queue is full here
+        paced.append(m.seq)
+        return True
+
+    task = asyncio.create_task(h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)],
+                                                    send_paced))
+    await asyncio.sleep(0)
+    for s in (5, 6, 7):  # live: 5 is also in the transcript, 6 and 7 come after it
+        h.feed.offer(msg(s))
+    assert h.sent == [] and paced == [1, 2]
+    room.set()
+    assert await task is True
+    assert paced == [1, 2, 3, 4, 5] and h.sent == [6, 7]
+    assert h.store.fetches == 0
+
+
+async def test_paced_transcript_stops_when_the_socket_gives_up() -> None:
+    h = Harness(FakeStore())
+
+    async def refuse_after_two(m: Msg) -> bool:
+        return m.seq < 3
+
+    assert await h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)],
+                                      refuse_after_two) is False
+    # The socket is being dropped; the feed is no longer replaying, so a later live message
+    # takes the normal gap path (fetch, give up, resume) instead of being held forever.
+    h.feed.offer(msg(6))
+    await h.settle()
+    assert h.feed.held(CHAT) == [] and h.stuck == [CHAT] and h.sent == []
