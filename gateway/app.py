@@ -32,6 +32,7 @@ from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.dormancy import DormancySweep
 from gateway.governance import build_governance
 from gateway.guard import Guard
+from gateway.housekeeping import Housekeeping
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
@@ -166,7 +167,8 @@ async def _wire(
         retry_window=config.plugins.retry_window_hours * 3600.0,
     )
     plugin_host.on_enqueued = dispatcher.notify
-    retention = RetentionJob(store, chats, config.retention, clock)
+    retention = RetentionJob(store, chats, config.retention, clock,
+                             housekeeping=Housekeeping(store, config.auth, clock))
     logins = LoginService(
         store=store,
         config=config,

@@ -20,6 +20,7 @@ import structlog
 
 from gateway.chats import ChatService
 from gateway.config import RetentionConfig
+from gateway.housekeeping import Housekeeping
 from gateway.store.base import Store
 
 log = structlog.get_logger("cipherdesk.retention")
@@ -30,8 +31,10 @@ BATCH = 200  # chats per store query
 
 class RetentionJob:
     def __init__(
-        self, store: Store, chats: ChatService, config: RetentionConfig, clock: Callable[[], float]
+        self, store: Store, chats: ChatService, config: RetentionConfig, clock: Callable[[], float],
+        housekeeping: Housekeeping | None = None,
     ) -> None:
+        self._housekeeping = housekeeping
         self._store = store
         self._chats = chats
         self._config = config
@@ -76,6 +79,11 @@ class RetentionJob:
                 await self.run_once()
             except Exception:
                 log.exception("retention_failed")
+            if self._housekeeping is not None:
+                try:
+                    await self._housekeeping.run_once()
+                except Exception as exc:  # one line; the next interval tries again
+                    log.warning("housekeeping_failed", error=type(exc).__name__)
             await asyncio.sleep(self._config.interval_seconds)
 
     async def start(self) -> None:

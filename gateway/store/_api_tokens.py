@@ -37,7 +37,11 @@ _TEMPLATES = {
 
 def sql(name: str, style: str) -> str:
     """Statement ``name`` with ``?`` (style "sqlite") or ``$1..$n`` ("postgres")."""
-    template = _TEMPLATES[name]
+    return render(_TEMPLATES[name], style)
+
+
+def render(template: str, style: str) -> str:
+    """A statement written with ``{}`` markers as ``?`` (SQLite) or ``$1..$n`` (PostgreSQL)."""
     if style == "sqlite":
         return template.replace("{}", "?")
     counter = itertools.count(1)

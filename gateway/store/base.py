@@ -328,6 +328,17 @@ class KeywordListRecord:
 
 
 @dataclass(slots=True)
+class PurgeCutoffs:
+    """Housekeeping: rows dead before these times are deleted (see gateway.housekeeping)."""
+
+    sessions_ended_before: float
+    sessions_idle_before: float
+    sessions_created_before: float
+    tokens_dead_before: float
+    lockouts_idle_before: float
+
+
+@dataclass(slots=True)
 class ApiToken:
     """A scoped API token for automation (migration 0006, ``gateway/api_tokens.py``).
 
@@ -821,6 +832,11 @@ class Store(Protocol):
 
     async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
         """Revoke a live token of ``tenant_id``; False if unknown, foreign or revoked."""
+        ...
+
+    async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
+        """Delete ended sessions, dead API tokens and idle lockout rows past ``cutoffs``;
+        returns the count per table (``sessions``, ``api_tokens``, ``lockouts``)."""
         ...
 
     async def touch_api_token(self, token_id: str, now: float) -> None:

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from gateway.store import _api_tokens, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -62,6 +62,7 @@ from gateway.store.base import (
     OutboxState,
     PluginConfig,
     PolicyFlag,
+    PurgeCutoffs,
     StoredMessage,
     StoreError,
     Tenant,
@@ -896,6 +897,15 @@ class PostgresStore(PostgresGovernance):
         status = await self.pool.execute(_api_tokens.sql("revoke", "postgres"), now, tenant_id,
                                          token_id)
         return status == "UPDATE 1"
+
+    async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            for name, template in _housekeeping.STATEMENTS:
+                status = await conn.execute(_api_tokens.render(template, "postgres"),
+                                            *_housekeeping.params(name, cutoffs))
+                counts[name] = int(status.split()[-1])
+        return counts
 
     async def touch_api_token(self, token_id: str, now: float) -> None:
         await self.pool.execute(_api_tokens.sql("touch", "postgres"), now, token_id, now)

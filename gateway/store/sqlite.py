@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.store import _api_tokens, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -85,6 +85,7 @@ from gateway.store.base import (
     OutboxState,
     PluginConfig,
     PolicyFlag,
+    PurgeCutoffs,
     StoredMessage,
     StoreError,
     Tenant,
@@ -1092,6 +1093,16 @@ class SqliteStore(SqliteGovernance):
 
         def fn(c: sqlite3.Connection) -> bool:
             return c.execute(statement, (now, tenant_id, token_id)).rowcount == 1
+
+        return await self._write(fn)
+
+    async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
+        statements = [(name, _api_tokens.render(template, "sqlite"),
+                       _housekeeping.params(name, cutoffs))
+                      for name, template in _housekeeping.STATEMENTS]
+
+        def fn(c: sqlite3.Connection) -> dict[str, int]:
+            return {name: c.execute(sql, values).rowcount for name, sql, values in statements}
 
         return await self._write(fn)
 
