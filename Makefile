@@ -54,11 +54,16 @@ setup-dev: $(VENV)/.dev-stamp web-deps browser deploy-tools
 run: setup
 	$(BIN)/cipherdesk serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
+# Type checker: strict for crypto/, auth/, gateway/policy/ and plugins/api.py (see
+# [tool.mypy] in pyproject.toml), the default checks for the rest of the package.
+MYPY_PATHS := gateway crypto auth plugins
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check .
+	$(BIN)/mypy $(MYPY_PATHS)
 
 test: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy $(MYPY_PATHS)
 	$(BIN)/python -m pytest
 
 # Coverage-guided fuzzing (atheris/libFuzzer) of every parser of outside bytes, one

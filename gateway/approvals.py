@@ -53,8 +53,9 @@ class Policy:
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> Policy:
-        raw = settings.get("approvals") if isinstance(settings.get("approvals"), dict) else {}
-        mode = raw.get("mode") if raw.get("mode") in MODES else "off"
+        found = settings.get("approvals")
+        raw: dict[str, Any] = found if isinstance(found, dict) else {}
+        mode = str(raw["mode"]) if raw.get("mode") in MODES else "off"
         ttl = raw.get("ttl_minutes")
         minutes = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) \
             and 1 <= ttl <= 24 * 60 else DEFAULT_TTL_MINUTES

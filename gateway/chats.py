@@ -79,7 +79,8 @@ HELPDESK_SENDER = "helpdesk:"
 
 Direction = Literal["customer", "agent"]
 
-NOTICE_ACTION = {"mask": "masked", "block": "blocked", "flag": "flagged"}
+NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
+    "mask": "masked", "block": "blocked", "flag": "flagged"}
 """What replaces a profile field or close reason the policy blocks."""
 
 
@@ -775,8 +776,9 @@ class ChatService:
         engine = await self.policies.engine(tenant.id, tenant.settings)
         out = {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
         for kind in ("name", "email"):
-            if isinstance(out[kind], str):
-                out[kind] = engine.mask_field(kind, out[kind], "plugin")
+            value = out[kind]
+            if isinstance(value, str):
+                out[kind] = engine.mask_field(kind, value, "plugin")
         return out
 
     # ------------------------------------------------------------------ policy on fields

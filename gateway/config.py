@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -231,7 +232,8 @@ def _refuse_unknown_keys(data: dict[str, Any]) -> None:
             raise ConfigError(f"unknown config section [{section}]")
         if not isinstance(values, dict):
             raise ConfigError(f"[{section}] must be a table")
-        known = sections[section].default_factory().__dataclass_fields__  # type: ignore[misc]
+        make_section = cast(Callable[[], Any], sections[section].default_factory)
+        known = make_section().__dataclass_fields__
         for key in values:
             if key not in known:
                 raise ConfigError(f"unknown config key {section}.{key}")

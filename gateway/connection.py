@@ -257,6 +257,7 @@ class SecureConnection:
         if transport is None or transport.is_closing():
             return
         payload = code.to_bytes(2, "big") + reason.encode()[:120]
+        assert isinstance(transport, asyncio.WriteTransport)  # aiohttp's TCP transport
         transport.write(bytes([0x88, len(payload)]) + payload)  # FIN + close, unmasked
         _abort_when_stalled(transport, grace)
 

@@ -242,7 +242,7 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
     CSRF checked for cookie sessions."""
     svc = _svc(request)
     token = token_from_request(request)
-    if _is_bearer(request) and is_api_token(token):
+    if _is_bearer(request) and token is not None and is_api_token(token):
         return await _authenticate_api_token(request, svc, token, api_tokens_allowed)
     ctx = await svc.sessions.authenticate(token)
     if ctx is None:

@@ -287,7 +287,8 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             changed.append("approvals")
         current_field = "notify"
         if body.notify is not None:
-            current = settings.get("notify") if isinstance(settings.get("notify"), dict) else {}
+            found = settings.get("notify")
+            current: dict[str, Any] = found if isinstance(found, dict) else {}
             settings["notify"] = governance_of(svc).notifier.build_settings(
                 tenant.id, current, body.notify)
             changed.append("notify")

@@ -35,7 +35,7 @@ Error codes (besides the common ones): ``invalid_config``, ``not_installed``.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from msgspec import Meta, Struct
@@ -52,7 +52,7 @@ from plugins.enrich import run_enrich
 
 HEALTH_TIMEOUT = 2.0
 COUNT_CAP = 10_000  # rows scanned per state for /outbox counts and replay look-ups
-STATES = ("pending", "delivered", "dead")
+STATES: tuple[Literal["pending", "delivered", "dead"], ...] = ("pending", "delivered", "dead")
 MAX_ERROR = 300
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -109,7 +109,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def redact(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: remove content and secrets from an event before rendering."""
     cleaned: dict[str, Any] = {}
     for key, value in event_dict.items():

@@ -170,7 +170,9 @@ def stale(app: web.Application) -> list[str]:
 
 
 def _schema_of(types: list[type]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}")
+    return list(schemas), components
 
 
 def _check_unique_names(types: list[type]) -> None:

@@ -148,9 +148,14 @@ class Rate:
         n = float(m["n"]) if m["n"] else 1.0
         burst = int(m["burst"]) if m["burst"] else None
         try:
-            return cls(int(m["limit"]), n * unit, burst)
+            return cls._of(int(m["limit"]), n * unit, burst)
         except ValueError as exc:
             raise ValueError(f"invalid rate {text!r}: {exc}") from None
+
+    @classmethod
+    def _of(cls, limit: int, period: float, burst: int | None) -> Rate:
+        """``burst`` given or left to its default (the limit)."""
+        return cls(limit, period) if burst is None else cls(limit, period, burst)
 
     @classmethod
     def coerce(cls, value: Rate | str | Mapping[str, Any]) -> Rate:
@@ -170,7 +175,7 @@ class Rate:
             period = value["period"]
             if isinstance(period, str):  # {"limit": 20, "period": "10s"}
                 period = cls.parse(f"1/{period}").period
-            return cls(value["limit"], period, value.get("burst"))
+            return cls._of(value["limit"], period, value.get("burst"))
         raise ValueError(f"invalid rate {value!r}: expected a string like '20/10s'")
 
     def __str__(self) -> str:

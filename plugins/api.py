@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -395,11 +395,17 @@ class PluginFactory(Protocol):
     by ``plugins enable`` and the admin API before a configuration is stored; raise
     :class:`ConfigError` to refuse it."""
 
-    info: PluginInfo
+    @property
+    def info(self) -> PluginInfo:
+        """Name, version, API version, scopes and config schema of the plugin."""
+        ...
 
-    def create(
-        self, config: dict[str, Any], secrets: dict[str, Any], http: aiohttp.ClientSession
-    ) -> Plugin: ...
+    # ``create`` takes three or four positional arguments and may be async: typed as a
+    # read-only callable so a module-level function and Factory.create both conform.
+    @property
+    def create(self) -> Callable[..., Plugin | Awaitable[Plugin]]:
+        """``create(config, secrets, http[, context])``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from plugins.api import ChatClosed
+from plugins.api import ChatClosed, Event
 
 _SENDER = {"customer": "Customer", "agent": "Agent", "system": "System"}
 
@@ -17,7 +17,7 @@ def _ts(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def ticket_subject(event: ChatClosed, *, prefix: str = "Chat") -> str:
+def ticket_subject(event: Event, *, prefix: str = "Chat") -> str:
     """A short subject line; carries no chat text, only metadata."""
     return f"{prefix} {event.chat_id} ({_ts(event.occurred_at)[:10]})"
 

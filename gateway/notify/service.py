@@ -47,7 +47,7 @@ class Notifier:
         self.policy = TargetPolicy(frozenset(h.lower() for h in config.allow_hosts))
         # allowed host (operator's notify.allow_hosts) -> unguarded session; else guarded
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[dict[str, str]]] = set()
 
     # -- settings -----------------------------------------------------------------
     def build_settings(self, tenant_id: str, current: dict[str, Any],
@@ -93,7 +93,8 @@ class Notifier:
     @staticmethod
     def describe(settings: dict[str, Any]) -> dict[str, Any]:
         """What the admin page may see: recipients, and which robots are set (no secrets)."""
-        notify = settings.get("notify") if isinstance(settings.get("notify"), dict) else {}
+        found = settings.get("notify")
+        notify: dict[str, Any] = found if isinstance(found, dict) else {}
         return {"email": notify.get("email"),
                 **{c: {"configured": c in notify} for c in SECRET_CHANNELS}}
 
@@ -115,7 +116,7 @@ class Notifier:
                 continue
             fresh = dict(notify)
             for channel in SECRET_CHANNELS:
-                entry = notify.get(channel)
+                entry: Any = notify.get(channel)  # a malformed entry is skipped below
                 try:
                     blob = b64decode(entry["sealed"])
                     if not self._keyring.needs_rewrap(blob):

@@ -250,8 +250,8 @@ class PolicyConfig:
         masks = dict(DEFAULT_MASKS)
         masks.update(_parse_masks(data.get("mask", {})))
         audiences = {k: dict(v) for k, v in DEFAULT_AUDIENCES.items()}
-        for kind, per in _parse_audiences(data.get("audiences", {})).items():
-            audiences.setdefault(kind, {}).update(per)
+        for kind, rules in _parse_audiences(data.get("audiences", {})).items():
+            audiences.setdefault(kind, {}).update(rules)
         keywords = data.get("keywords", [])
         if not isinstance(keywords, list):
             raise PolicyConfigError("policy.keywords: expected a list")

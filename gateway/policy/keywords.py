@@ -70,7 +70,7 @@ def parse_action(value: str, where: str) -> Action | None:
         return None
     if value not in ACTIONS:
         raise PolicyConfigError(f"{where}: unknown action (use {', '.join(ACTIONS)})")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def parse_keyword_lines(lines: Iterable[str], source: str) -> list[KeywordRule]:

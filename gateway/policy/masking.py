@@ -82,7 +82,8 @@ def _star(chars: list[str], mask: Mask) -> None:
         _star_address(chars, mask, weights)
         return
     elif mask.style == "phone" or (m := _FIRST_LAST.fullmatch(mask.style)) is not None:
-        head, tail = (3, 4) if mask.style == "phone" else (int(m.group(1)), int(m.group(2)))
+        head, tail = ((3, 4) if mask.style == "phone" or m is None
+                      else (int(m.group(1)), int(m.group(2))))
         if sum(weights) < head + tail + 3:  # short number: never show most of it
             head, tail = 0, min(tail, 2)
         _star_ends(chars, mask, weights, head, tail)

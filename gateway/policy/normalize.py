@@ -166,7 +166,7 @@ def _simplified(view: str, t: _Tables) -> str:
     if t.traditional.search(view) is None:
         return view
     try:
-        converted = _opencc().convert(view)
+        converted: str = _opencc().convert(view)
     except UnicodeError:
         converted = ""
     if len(converted) == len(view):  # t2s phrase rules map phrases to same-length phrases

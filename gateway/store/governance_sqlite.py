@@ -152,7 +152,8 @@ class SqliteGovernance:
                 (a.tenant_id, a.rule, a.subject, a.dedup_key, a.severity, a.ts, a.count,
                  _dumps(a.details), a.state),
             )
-            return int(cur.lastrowid) if cur.rowcount == 1 else None
+            rowid = cur.lastrowid
+            return int(rowid) if cur.rowcount == 1 and rowid is not None else None
 
         return await self._write(fn)
 

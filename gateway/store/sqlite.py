@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -253,7 +254,7 @@ class SqliteStore(SqliteGovernance):
             del self._queue[: len(batch)]
             try:
                 outcomes = await _on_thread(
-                    writer, lambda conn, fns=[fn for fn, _ in batch]: _run_batch(conn, fns)
+                    writer, functools.partial(_run_batch, fns=[fn for fn, _ in batch])
                 )
             except BaseException as exc:
                 for _, fut in batch:
@@ -734,9 +735,11 @@ class SqliteStore(SqliteGovernance):
         erased = await self._write(fn)
         if erased:
             # Drop old WAL frames that still hold the key; best effort (readers may pin it).
+            writer = self._writer
+            assert writer is not None  # open: the erase above just used it
             with contextlib.suppress(sqlite3.Error):
                 await _on_thread(
-                    self._writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 )
         return erased
 

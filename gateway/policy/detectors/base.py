@@ -53,18 +53,28 @@ class ScanContext:
 class Detector(Protocol):
     """A validated personal-data detector (one per family of data)."""
 
-    kinds: tuple[str, ...]
-    """Finding kinds it can emit; the config checks actions and mask styles against them."""
-    triggers: tuple[str, ...]
-    """Substrings of the view one of which must occur for ``scan`` to run; empty = always."""
+    # Read-only members: a detector declares them as fixed-length tuples (a mutable
+    # protocol attribute would have to be exactly ``tuple[str, ...]``).
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Finding kinds it can emit; the config checks actions and mask styles against them."""
+        ...
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Substrings of the view one of which must occur for ``scan`` to run; empty = always."""
+        ...
+
     # Optional, read with getattr by the engine (a detector without them always runs):
     # ``gate_phrases: tuple[str, ...]`` -- substrings of the view, and ``gate_pattern: str`` --
     # a regex; a message holding none of the phrases and no match of the pattern cannot yield
     # a hit, so the engine skips the detector. The engine tests every detector's gate in one
     # Aho-Corasick pass plus one search per distinct pattern.
-    exclusive: bool
-    """Whether its hits claim their characters (a contained hit of a later detector is
-    dropped); links and keywords overlay instead."""
+    @property
+    def exclusive(self) -> bool:
+        """Whether its hits claim their characters (a contained hit of a later detector is
+        dropped); links and keywords overlay instead."""
+        ...
 
     def scan(self, ctx: ScanContext) -> Iterable[Hit]:
         """Yield validated hits in view coordinates."""

@@ -80,8 +80,8 @@ class SecretsDetector:
                 yield Hit("api_key", m.start(), m.end(), "api_key.shape")
         if "-----begin" in view:
             pos = 0
-            while (m := _PEM_BEGIN.search(view, pos)) is not None:
-                end = _PEM_END.search(view, m.end())
+            while (begin := _PEM_BEGIN.search(view, pos)) is not None:
+                end = _PEM_END.search(view, begin.end())
                 stop = end.end() if end is not None else len(view)
-                yield Hit("private_key", m.start(), stop, "private_key.pem")
+                yield Hit("private_key", begin.start(), stop, "private_key.pem")
                 pos = stop
