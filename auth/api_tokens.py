@@ -63,8 +63,11 @@ def new_token_id() -> str:
 
 def is_api_token(presented: str | None) -> bool:
     """True if ``presented`` has the shape of an API token (not whether it is valid)."""
-    return (isinstance(presented, str) and presented.startswith(TOKEN_PREFIX)
-            and len(presented) <= MAX_TOKEN_LENGTH)
+    return (
+        isinstance(presented, str)
+        and presented.startswith(TOKEN_PREFIX)
+        and len(presented) <= MAX_TOKEN_LENGTH
+    )
 
 
 def check_name(raw: str) -> str:
@@ -77,9 +80,9 @@ def check_name(raw: str) -> str:
     return name
 
 
-def check_scope(requested: Iterable[str],
-                grantable: frozenset[Permission] | frozenset[InstallationPermission]
-                ) -> frozenset[str]:
+def check_scope(
+    requested: Iterable[str], grantable: frozenset[Permission] | frozenset[InstallationPermission]
+) -> frozenset[str]:
     """The requested permission names, if each is one the creator may grant.
 
     Unknown names and names outside ``grantable`` are refused alike (``invalid_scope``), so
@@ -91,6 +94,7 @@ def check_scope(requested: Iterable[str],
         raise ScopeError("invalid_scope", "choose at least one permission")
     refused = sorted(names - allowed)
     if refused:
-        raise ScopeError("invalid_scope",
-                         f"not a permission you can grant: {', '.join(refused)[:200]}")
+        raise ScopeError(
+            "invalid_scope", f"not a permission you can grant: {', '.join(refused)[:200]}"
+        )
     return names

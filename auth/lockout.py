@@ -83,8 +83,13 @@ class LockoutPolicy:
             raise ValueError("LockoutPolicy needs free_failures >= 0")
         if self.lock_after is not None and not self.free_failures < self.lock_after:
             raise ValueError("LockoutPolicy needs free_failures < lock_after")
-        durations = (self.base_delay, self.max_delay, self.lock_duration, self.decay_every,
-                     self.alert_every)
+        durations = (
+            self.base_delay,
+            self.max_delay,
+            self.lock_duration,
+            self.decay_every,
+            self.alert_every,
+        )
         if min(durations) <= 0 or not all(math.isfinite(d) for d in durations):
             raise ValueError("LockoutPolicy durations must be positive and finite")
 
@@ -105,8 +110,12 @@ class LockoutPolicy:
             return replace(_CLEAN, alerted_at=state.alerted_at)
         # Whole failures decay; the anchor moves by the decayed periods so the remainder
         # of the current period is kept and a later call does not count a span twice.
-        return replace(state, failures=left, last_failure_at=since + forgotten * self.decay_every,
-                       locked_until=0.0)
+        return replace(
+            state,
+            failures=left,
+            last_failure_at=since + forgotten * self.decay_every,
+            locked_until=0.0,
+        )
 
     def delay_after(self, failures: float) -> float:
         """The wait imposed after ``failures`` failures (0 while they are free)."""
@@ -146,8 +155,12 @@ class LockoutPolicy:
         locked_until = state.locked_until
         if self.lock_after is not None and failures >= self.lock_after:
             locked_until = max(locked_until, now + self.lock_duration)
-        return LockoutState(failures=failures, last_failure_at=now, locked_until=locked_until,
-                            alerted_at=state.alerted_at)
+        return LockoutState(
+            failures=failures,
+            last_failure_at=now,
+            locked_until=locked_until,
+            alerted_at=state.alerted_at,
+        )
 
     def alert_due(self, state: LockoutState, now: float) -> bool:
         """True when ``state`` is over the free budget and no alert was raised within

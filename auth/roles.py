@@ -155,8 +155,9 @@ class Forbidden(Exception):
     The message names the permission, never the resource or other tenants.
     """
 
-    def __init__(self, permission: Permission | InstallationPermission,
-                 tenant_id: str | None = None) -> None:
+    def __init__(
+        self, permission: Permission | InstallationPermission, tenant_id: str | None = None
+    ) -> None:
         super().__init__(f"not allowed: {permission.value}")
         self.permission = permission
         self.tenant_id = tenant_id

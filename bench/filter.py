@@ -51,8 +51,12 @@ from stdnum.cn import ric
 from gateway.policy import KeywordRule, PolicyConfig, PolicyEngine
 
 TYPES = ("card", "cn_id", "phone", "email", "iban")
-PRESIDIO_TYPES = {"CREDIT_CARD": "card", "EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone",
-                  "IBAN_CODE": "iban"}
+PRESIDIO_TYPES = {
+    "CREDIT_CARD": "card",
+    "EMAIL_ADDRESS": "email",
+    "PHONE_NUMBER": "phone",
+    "IBAN_CODE": "iban",
+}
 
 EN = [
     "Hi, I placed an order yesterday and it still says processing, can you check?",
@@ -104,8 +108,13 @@ ZH_PII = [
     ("cn_id", "身份证号{v}，请帮我实名认证"),
     ("iban", "请退款到这个账户 IBAN {v}"),
 ]
-IBANS = ["DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32",
-         "FR14 2004 1010 0505 0001 3M02 606", "NL91ABNA0417164300", "ES9121000418450200051332"]
+IBANS = [
+    "DE89 3704 0044 0532 0130 00",
+    "GB82 WEST 1234 5698 7654 32",
+    "FR14 2004 1010 0505 0001 3M02 606",
+    "NL91ABNA0417164300",
+    "ES9121000418450200051332",
+]
 
 
 def _card(rng: random.Random) -> str:
@@ -114,9 +123,9 @@ def _card(rng: random.Random) -> str:
     number = body + luhn.calc_check_digit(body)
     style = rng.randrange(3)
     if style == 0:
-        return " ".join(number[i:i + 4] for i in range(0, 16, 4))
+        return " ".join(number[i : i + 4] for i in range(0, 16, 4))
     if style == 1:
-        return "-".join(number[i:i + 4] for i in range(0, 16, 4))
+        return "-".join(number[i : i + 4] for i in range(0, 16, 4))
     return number
 
 
@@ -132,7 +141,8 @@ def _phone(rng: random.Random, zh: bool) -> str:
         n = rng.choice(["138", "139", "186", "150", "177"]) + f"{rng.randint(0, 99999999):08d}"
         return rng.choice([n, f"{n[:3]} {n[3:7]} {n[7:]}", f"+86 {n}"])
     return rng.choice(["+44 20 7946 {:04d}", "+1 415 555 {:04d}", "+49 30 1234 {:04d}"]).format(
-        rng.randint(1000, 9999))
+        rng.randint(1000, 9999)
+    )
 
 
 def _email(rng: random.Random) -> str:
@@ -142,9 +152,13 @@ def _email(rng: random.Random) -> str:
 
 
 def _value(kind: str, rng: random.Random, zh: bool) -> str:
-    return {"card": lambda: _card(rng), "cn_id": lambda: _cn_id(rng),
-            "phone": lambda: _phone(rng, zh), "email": lambda: _email(rng),
-            "iban": lambda: rng.choice(IBANS)}[kind]()
+    return {
+        "card": lambda: _card(rng),
+        "cn_id": lambda: _cn_id(rng),
+        "phone": lambda: _phone(rng, zh),
+        "email": lambda: _email(rng),
+        "iban": lambda: rng.choice(IBANS),
+    }[kind]()
 
 
 def _order(rng: random.Random) -> str:
@@ -166,9 +180,12 @@ def _order(rng: random.Random) -> str:
 
 def _decoy_fill(rng: random.Random) -> dict[str, str]:
     """Numbers that must not be reported: order numbers, prices, dates."""
-    return {"order": _order(rng), "price": f"{rng.randint(1, 9999)}.{rng.randint(0, 99):02d}",
-            "date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "day": str(rng.randint(1, 28))}
+    return {
+        "order": _order(rng),
+        "price": f"{rng.randint(1, 9999)}.{rng.randint(0, 99):02d}",
+        "date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "day": str(rng.randint(1, 28)),
+    }
 
 
 def build_corpus(n: int, seed: int) -> list[tuple[str, frozenset[str]]]:
@@ -190,8 +207,23 @@ def build_keywords(n: int, seed: int) -> list[dict[str, str]]:
     """n synthetic terms (half Chinese, half English) plus the built-in list in the engine."""
     rng = random.Random(seed)
     pool = "诈骗刷单返利赌博贷款套现代办假证发票走私枪支毒品黑客破解外挂裸聊色情传销邪教"
-    words = ["crypto", "giveaway", "wire", "bitcoin", "casino", "loan", "bonus", "pharma",
-             "replica", "escort", "hack", "cheat", "jackpot", "lottery", "investment"]
+    words = [
+        "crypto",
+        "giveaway",
+        "wire",
+        "bitcoin",
+        "casino",
+        "loan",
+        "bonus",
+        "pharma",
+        "replica",
+        "escort",
+        "hack",
+        "cheat",
+        "jackpot",
+        "lottery",
+        "investment",
+    ]
     terms: set[str] = set()
     while len(terms) < n:
         if len(terms) % 2:
@@ -201,8 +233,9 @@ def build_keywords(n: int, seed: int) -> list[dict[str, str]]:
     return [{"term": t, "category": "bulk", "action": "block"} for t in sorted(terms)]
 
 
-def score(predicted: list[frozenset[str]], expected: list[frozenset[str]],
-          types: tuple[str, ...]) -> tuple[float, float]:
+def score(
+    predicted: list[frozenset[str]], expected: list[frozenset[str]], types: tuple[str, ...]
+) -> tuple[float, float]:
     tp = fp = fn = 0
     for p, e in zip(predicted, expected, strict=True):
         p, e = p & set(types), e & set(types)
@@ -214,8 +247,9 @@ def score(predicted: list[frozenset[str]], expected: list[frozenset[str]],
     return precision, recall
 
 
-def timed(fn: Callable[[str], frozenset[str]],
-          lines: list[str]) -> tuple[float, list[frozenset[str]]]:
+def timed(
+    fn: Callable[[str], frozenset[str]], lines: list[str]
+) -> tuple[float, list[frozenset[str]]]:
     start = time.perf_counter()
     out = [fn(line) for line in lines]
     return time.perf_counter() - start, out
@@ -223,18 +257,30 @@ def timed(fn: Callable[[str], frozenset[str]],
 
 _CJK = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 _CAPS = dict(zip("0123456789", "零壹贰叁肆伍陆柒捌玖", strict=True))
-_WORDS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split(),
-                  strict=True))
+_WORDS = dict(
+    zip("0123456789", "zero one two three four five six seven eight nine".split(), strict=True)
+)
 _PINYIN = dict(zip("0123456789", "ling yao er san si wu liu qi ba jiu".split(), strict=True))
-_SEPS = ["\n", "\t", "/", ",", "_", "    ", "\u2212", "\u2013", "\u2014", "\u2015", " - ",
-         "\u3000"]
+_SEPS = ["\n", "\t", "/", ",", "_", "    ", "\u2212", "\u2013", "\u2014", "\u2015", " - ", "\u3000"]
 
 
 def _evade(number: str, rng: random.Random) -> tuple[str, str]:
     """(evasion class, the number written that way)."""
-    cls = rng.choice(["separator", "cjk", "capitals", "words", "pinyin", "homoglyph", "entity",
-                      "percent", "bidi", "long-prefix"])
-    groups = [number[i:i + 4] for i in range(0, len(number), 4)]
+    cls = rng.choice(
+        [
+            "separator",
+            "cjk",
+            "capitals",
+            "words",
+            "pinyin",
+            "homoglyph",
+            "entity",
+            "percent",
+            "bidi",
+            "long-prefix",
+        ]
+    )
+    groups = [number[i : i + 4] for i in range(0, len(number), 4)]
     if cls == "separator":
         return cls, rng.choice(_SEPS).join(groups)
     if cls in ("cjk", "capitals"):
@@ -247,7 +293,7 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
         chars = list(number)
         for i in rng.sample(range(1, len(chars) - 1), 2):
             chars[i] = {"0": "O", "1": "l"}.get(chars[i], chars[i])
-        return cls, " ".join("".join(chars[i:i + 4]) for i in range(0, len(chars), 4))
+        return cls, " ".join("".join(chars[i : i + 4]) for i in range(0, len(chars), 4))
     if cls == "entity":
         return cls, "".join(f"&#{ord(c)};" if rng.random() < 0.5 else c for c in number)
     if cls == "percent":
@@ -263,10 +309,13 @@ def build_evasions(n: int, seed: int) -> tuple[list[tuple[str, str, str]], list[
     """([(line, kind, class)], [decoy lines]) -- every decoy is written with an evasion too."""
     rng = random.Random(seed)
     positives = []
-    makers = {"card": lambda: _card(rng).replace(" ", "").replace("-", ""),
-              "cn_id": lambda: _cn_id(rng),
-              "phone": lambda: rng.choice(["138", "139", "186", "150", "177"])
-              + f"{rng.randint(0, 99999999):08d}"}
+    makers = {
+        "card": lambda: _card(rng).replace(" ", "").replace("-", ""),
+        "cn_id": lambda: _cn_id(rng),
+        "phone": lambda: (
+            rng.choice(["138", "139", "186", "150", "177"]) + f"{rng.randint(0, 99999999):08d}"
+        ),
+    }
     templates = ["我的号码是{v}，请核实", "number: {v} thanks", "{v}", "卡号：{v}。"]
     for _ in range(n):
         kind = rng.choice(list(makers))
@@ -282,29 +331,44 @@ def build_evasions(n: int, seed: int) -> tuple[list[tuple[str, str, str]], list[
             cn_id = _cn_id(rng)
             number = cn_id[:-1] + ("0" if cn_id[-1] != "0" else "1")
         elif pick < 0.7:  # order numbers, tracking numbers
-            number = rng.choice([f"2024{rng.randint(1, 12):02d}{rng.randint(0, 99999999):08d}",
-                                 "9" + str(rng.randint(10**9, 10**11)),
-                                 f"77{rng.randint(10**10, 10**11)}"])
+            number = rng.choice(
+                [
+                    f"2024{rng.randint(1, 12):02d}{rng.randint(0, 99999999):08d}",
+                    "9" + str(rng.randint(10**9, 10**11)),
+                    f"77{rng.randint(10**10, 10**11)}",
+                ]
+            )
         else:
-            decoys.append(rng.choice([
-                f"价格 {rng.randint(1, 9999)}.{rng.randint(0, 99):02d} 元 x {rng.randint(1, 9)}",
-                f"日期 2024/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d} "
-                f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
-                f"运单号 SF{rng.randint(10**11, 10**12)}", f"订单 #{rng.randint(10**5, 10**7)}",
-                f"共 {rng.randint(1, 9)} 件，{rng.randint(1, 99)} 号楼 "
-                f"{rng.randint(100, 2999)} 室"]))
+            decoys.append(
+                rng.choice(
+                    [
+                        f"价格 {rng.randint(1, 9999)}.{rng.randint(0, 99):02d} 元 "
+                        f"x {rng.randint(1, 9)}",
+                        f"日期 2024/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d} "
+                        f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+                        f"运单号 SF{rng.randint(10**11, 10**12)}",
+                        f"订单 #{rng.randint(10**5, 10**7)}",
+                        f"共 {rng.randint(1, 9)} 件，{rng.randint(1, 99)} 号楼 "
+                        f"{rng.randint(100, 2999)} 室",
+                    ]
+                )
+            )
             continue
         _, written = _evade(number, rng)
         if written.startswith(" ") or "\u202e" in written:
-            written = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+            written = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
         # no "卡号" here: a number announced as a card/account number is masked on purpose
-        decoys.append(rng.choice(["订单号：{v}", "单号 {v} 查一下", "number: {v} thanks",
-                                  "{v}"]).format(v=written))
+        decoys.append(
+            rng.choice(["订单号：{v}", "单号 {v} 查一下", "number: {v} thanks", "{v}"]).format(
+                v=written
+            )
+        )
     return positives, decoys
 
 
-def evasion_report(engine: PolicyEngine, presidio: Callable[[str], frozenset[str]] | None,
-                   n: int, seed: int) -> tuple[float, float]:
+def evasion_report(
+    engine: PolicyEngine, presidio: Callable[[str], frozenset[str]] | None, n: int, seed: int
+) -> tuple[float, float]:
     positives, decoys = build_evasions(n, seed)
     numeric = {"card", "cn_id", "phone", "bank_account"}  # "卡号：…" makes any number an account
     per_class: dict[str, list[int]] = {}
@@ -318,33 +382,59 @@ def evasion_report(engine: PolicyEngine, presidio: Callable[[str], frozenset[str
         if presidio is not None and kind in ("card", "phone"):
             pres_found += kind in presidio(line)
     recall = found_total / len(positives)
-    fp = sum(bool({f.kind for f in engine.evaluate(d, "customer").findings} & numeric)
-             for d in decoys)
+    fp = sum(
+        bool({f.kind for f in engine.evaluate(d, "customer").findings} & numeric) for d in decoys
+    )
     precision = found_total / (found_total + fp) if found_total + fp else 1.0
     print(f"evasion corpus: {len(positives)} evasive numbers, {len(decoys)} look-alike decoys")
-    print(f"  recall {recall:.3f} (target >= 0.99), precision {precision:.3f} (target >= 0.97), "
-          f"{fp} decoy(s) reported")
-    print("  per class: "
-          + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in sorted(per_class.items())))
+    print(
+        f"  recall {recall:.3f} (target >= 0.99), precision {precision:.3f} (target >= 0.97), "
+        f"{fp} decoy(s) reported"
+    )
+    print(
+        "  per class: " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in sorted(per_class.items()))
+    )
     if presidio is not None:
         eligible = sum(1 for _, k, _ in positives if k in ("card", "phone"))
-        print("  Presidio on the same evasive cards and phones: "
-              f"recall {pres_found / eligible:.3f}")
+        print(
+            f"  Presidio on the same evasive cards and phones: recall {pres_found / eligible:.3f}"
+        )
     return recall, precision
 
 
 def worst_case_4000(engine: PolicyEngine) -> float:
-    units = ["4 ", "1\n", "one ", "一", "一 ", "1l", "&#52;", "%34", "\u202e4 1",
-             "4111111111111111", "4" + " " * 12, "1x", "4111 1111 1111 1111 ", "138 0013 8000, ",
-             "收件人张三，地址北京市朝阳区建国路88号，", "我叫", "号", "a.", "http://a.", "验证码"]
+    units = [
+        "4 ",
+        "1\n",
+        "one ",
+        "一",
+        "一 ",
+        "1l",
+        "&#52;",
+        "%34",
+        "\u202e4 1",
+        "4111111111111111",
+        "4" + " " * 12,
+        "1x",
+        "4111 1111 1111 1111 ",
+        "138 0013 8000, ",
+        "收件人张三，地址北京市朝阳区建国路88号，",
+        "我叫",
+        "号",
+        "a.",
+        "http://a.",
+        "验证码",
+    ]
     worst, worst_name = 0.0, ""
     for unit in units:
         text = (unit * (4000 // len(unit) + 1))[:4000]
         best = min(_cpu(engine, text) for _ in range(3))
         if best > worst:
             worst, worst_name = best, unit
-    print(f"worst case of one pass on a 4,000-char adversarial message: {worst * 1000:.1f} ms CPU "
-          f"({worst_name!r} repeated; target < 50 ms)")
+    print(
+        f"worst case of one pass on a 4,000-char adversarial message: {worst * 1000:.1f} ms CPU "
+        f"({worst_name!r} repeated; target < 50 ms)"
+    )
     return worst
 
 
@@ -360,8 +450,10 @@ def names_addresses_report(engine: PolicyEngine) -> None:
     scores, size, _ = pii_score(engine)
     print(f"names/addresses corpus: {size} labelled lines (tests/policy/pii_corpus.jsonl)")
     for kind, sc in scores.items():
-        print(f"  {kind:8s} precision {sc.precision:.3f} recall {sc.recall:.3f} "
-              f"(tp {sc.tp}, fp {sc.fp}, fn {sc.fn}; target >= 0.90/0.90)")
+        print(
+            f"  {kind:8s} precision {sc.precision:.3f} recall {sc.recall:.3f} "
+            f"(tp {sc.tp}, fp {sc.fp}, fn {sc.fn}; target >= 0.90/0.90)"
+        )
 
 
 def presidio_runner() -> Callable[[str], frozenset[str]] | None:
@@ -375,8 +467,12 @@ def presidio_runner() -> Callable[[str], frozenset[str]] | None:
     except ImportError:
         return None
     logging.getLogger("tldextract").setLevel(logging.CRITICAL)  # offline: bundled suffix list
-    recognizers = [CreditCardRecognizer(), EmailRecognizer(), IbanRecognizer(),
-                   PhoneRecognizer(supported_regions=("CN", "GB", "US", "DE"))]
+    recognizers = [
+        CreditCardRecognizer(),
+        EmailRecognizer(),
+        IbanRecognizer(),
+        PhoneRecognizer(supported_regions=("CN", "GB", "US", "DE")),
+    ]
 
     def run(text: str) -> frozenset[str]:
         found = set()
@@ -392,10 +488,19 @@ def presidio_runner() -> Callable[[str], frozenset[str]] | None:
 
 def adversarial(engine: PolicyEngine) -> list[tuple[str, float, float]]:
     cases = {
-        "digits+spaces": "1 ", "dots": "a.", "at-signs": "a@", "url": "http://a",
-        "email-ish": "a.b@c.", "separators": "-.", "zero-width": "\u200b",
-        "pem": "-----begin ", "password": "password: ", "otp": "验证码", "ids": "1" * 17 + "x ",
-        "parens": "(1) ", "cjk-dots": "銀。",
+        "digits+spaces": "1 ",
+        "dots": "a.",
+        "at-signs": "a@",
+        "url": "http://a",
+        "email-ish": "a.b@c.",
+        "separators": "-.",
+        "zero-width": "\u200b",
+        "pem": "-----begin ",
+        "password": "password: ",
+        "otp": "验证码",
+        "ids": "1" * 17 + "x ",
+        "parens": "(1) ",
+        "cjk-dots": "銀。",
     }
     out = []
     for name, unit in cases.items():
@@ -425,24 +530,33 @@ def main() -> int:
     t0 = time.perf_counter()
     engine = PolicyEngine(
         PolicyConfig.from_dict({"actions": {"phone": "mask", "email": "mask"}}),
-        extra_rules=[KeywordRule(k["term"], k["category"], "block", "bench")
-                     for k in build_keywords(args.keywords, args.seed)])
+        extra_rules=[
+            KeywordRule(k["term"], k["category"], "block", "bench")
+            for k in build_keywords(args.keywords, args.seed)
+        ],
+    )
     build = time.perf_counter() - t0
-    print(f"corpus: {len(lines)} lines, {megabytes:.2f} MB, "
-          f"{sum(bool(e) for e in expected)} with personal data; "
-          f"{engine.keywords.size} keywords (engine built in {build * 1000:.0f} ms)")
+    print(
+        f"corpus: {len(lines)} lines, {megabytes:.2f} MB, "
+        f"{sum(bool(e) for e in expected)} with personal data; "
+        f"{engine.keywords.size} keywords (engine built in {build * 1000:.0f} ms)"
+    )
 
     def ours(text: str) -> frozenset[str]:
         return frozenset(f.kind for f in engine.evaluate(text, "customer").findings)
 
     ours(lines[0])
     ours_time, ours_pred = min((timed(ours, lines) for _ in range(3)), key=lambda r: r[0])
-    print(f"cipherdesk policy pass : {megabytes / ours_time:8.2f} MB/s "
-          f"{len(lines) / ours_time:10.0f} lines/s")
+    print(
+        f"cipherdesk policy pass : {megabytes / ours_time:8.2f} MB/s "
+        f"{len(lines) / ours_time:10.0f} lines/s"
+    )
     p, r = score(ours_pred, expected, TYPES)
     print(f"  precision {p:.3f} recall {r:.3f} (all types: {', '.join(TYPES)})")
-    for lang, pick in (("zh", lambda s: any("\u4e00" <= c <= "\u9fff" for c in s)),
-                       ("en", lambda s: not any("\u4e00" <= c <= "\u9fff" for c in s))):
+    for lang, pick in (
+        ("zh", lambda s: any("\u4e00" <= c <= "\u9fff" for c in s)),
+        ("en", lambda s: not any("\u4e00" <= c <= "\u9fff" for c in s)),
+    ):
         idx = [i for i, s in enumerate(lines) if pick(s)]
         lp, lr = score([ours_pred[i] for i in idx], [expected[i] for i in idx], TYPES)
         print(f"  {lang}: precision {lp:.3f} recall {lr:.3f}")
@@ -455,14 +569,20 @@ def main() -> int:
         print("presidio-analyzer not installed: pip install -r bench/requirements-presidio.txt")
     else:
         pres_time, pres_pred = timed(run, lines)
-        print(f"presidio recognizers   : {megabytes / pres_time:8.2f} MB/s "
-              f"{len(lines) / pres_time:10.0f} lines/s")
+        print(
+            f"presidio recognizers   : {megabytes / pres_time:8.2f} MB/s "
+            f"{len(lines) / pres_time:10.0f} lines/s"
+        )
         pp, pr = score(pres_pred, expected, shared)
         _pa, ra = score(pres_pred, expected, TYPES)
-        print(f"  precision {pp:.3f} recall {pr:.3f} (types it supports); "
-              f"recall {ra:.3f} over all types")
-        print(f"ratio: cipherdesk is {pres_time / ours_time:.1f}x Presidio's throughput "
-              "(ours includes 10k keywords, links and masking)")
+        print(
+            f"  precision {pp:.3f} recall {pr:.3f} (types it supports); "
+            f"recall {ra:.3f} over all types"
+        )
+        print(
+            f"ratio: cipherdesk is {pres_time / ours_time:.1f}x Presidio's throughput "
+            "(ours includes 10k keywords, links and masking)"
+        )
 
     evasion_report(engine, run, args.evasions, args.seed)
     names_addresses_report(engine)
@@ -490,10 +610,14 @@ def main() -> int:
     samples.sort()
     best.sort()
     p99 = samples[int(len(samples) * 0.99)]
-    print(f"500-char line (chat lines joined), one pass each: p50 {statistics.median(samples):.0f}"
-          f" us, p99 {p99:.0f} us, max {samples[-1]:.0f} us (target p99 < 200 us)")
-    print(f"  same lines, best of 3 passes each (the line's own cost, without scheduler noise): "
-          f"p50 {statistics.median(best):.0f} us, p99 {best[int(len(best) * 0.99)]:.0f} us")
+    print(
+        f"500-char line (chat lines joined), one pass each: p50 {statistics.median(samples):.0f}"
+        f" us, p99 {p99:.0f} us, max {samples[-1]:.0f} us (target p99 < 200 us)"
+    )
+    print(
+        f"  same lines, best of 3 passes each (the line's own cost, without scheduler noise): "
+        f"p50 {statistics.median(best):.0f} us, p99 {best[int(len(best) * 0.99)]:.0f} us"
+    )
 
     worst = 0.0
     print("adversarial input (both directions), 10k -> 100k chars:")

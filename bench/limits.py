@@ -108,9 +108,11 @@ async def run_relay(args: argparse.Namespace) -> None:
     if not args.no_redis and await _redis_ok(args.redis_url):
         _MODE["redis_url"] = args.redis_url
         modes.append("redis")
-    print(f"relay with limits on vs off: {args.pairs} pairs x {args.messages} msgs, window "
-          f"{args.window}, {args.rounds} interleaved rounds (median), python "
-          f"{sys.version.split()[0]}")
+    print(
+        f"relay with limits on vs off: {args.pairs} pairs x {args.messages} msgs, window "
+        f"{args.window}, {args.rounds} interleaved rounds (median), python "
+        f"{sys.version.split()[0]}"
+    )
     figures: dict[str, list[relay.Figures]] = {m: [] for m in modes}
     for r in range(args.rounds):
         order = modes if r % 2 == 0 else modes[::-1]  # no mode always runs first
@@ -119,18 +121,24 @@ async def run_relay(args: argparse.Namespace) -> None:
     names = {"off": "off", "on": "on memory", "redis": "on redis"}
     for mode in modes:
         rates = [f.rate for f in figures[mode]]
-        best = figures[mode][rates.index(statistics.median(rates))] \
-            if len(rates) % 2 else figures[mode][0]
-        print(f"  {names[mode]:<10} {statistics.median(rates):8.0f} msg/s (rounds: "
-              f"{', '.join(f'{x:.0f}' for x in rates)})   p50 {best.pct(0.5):6.2f} ms   "
-              f"p99 {best.pct(0.99):6.2f} ms")
+        best = (
+            figures[mode][rates.index(statistics.median(rates))]
+            if len(rates) % 2
+            else figures[mode][0]
+        )
+        print(
+            f"  {names[mode]:<10} {statistics.median(rates):8.0f} msg/s (rounds: "
+            f"{', '.join(f'{x:.0f}' for x in rates)})   p50 {best.pct(0.5):6.2f} ms   "
+            f"p99 {best.pct(0.99):6.2f} ms"
+        )
     for mode in modes[1:]:
-        ratios = [on.rate / off.rate for on, off in zip(figures[mode], figures["off"],
-                                                         strict=True)]
+        ratios = [on.rate / off.rate for on, off in zip(figures[mode], figures["off"], strict=True)]
         med = statistics.median(ratios)
         verdict = "meets" if med >= 0.95 else "MISSES"
-        print(f"  ratio {names[mode]}/off: {med:.3f} (rounds: "
-              f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= 0.95 target")
+        print(
+            f"  ratio {names[mode]}/off: {med:.3f} (rounds: "
+            f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= 0.95 target"
+        )
 
 
 def main() -> None:
@@ -142,19 +150,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-redis", action="store_true")
-    parser.add_argument("--no-decisions", action="store_true",
-                        help="skip the per-decision figures of bench/ratelimit.py")
+    parser.add_argument(
+        "--no-decisions",
+        action="store_true",
+        help="skip the per-decision figures of bench/ratelimit.py",
+    )
     args = parser.parse_args()
     relay.quiet_logs()
     asyncio.run(run_relay(args))
     if args.no_decisions:
         return
-    ratelimit_bench.report("cost per decision (bench/ratelimit.py), memory:",
-                           ratelimit_bench.bench_memory(200_000, 5))
+    ratelimit_bench.report(
+        "cost per decision (bench/ratelimit.py), memory:", ratelimit_bench.bench_memory(200_000, 5)
+    )
     if not args.no_redis and _MODE["redis_url"]:
         ratelimit_bench.report(
             f"cost per decision, redis ({args.redis_url}):",
-            asyncio.run(ratelimit_bench.bench_redis(args.redis_url, 10_000, 50, 5)))
+            asyncio.run(ratelimit_bench.bench_redis(args.redis_url, 10_000, 50, 5)),
+        )
 
 
 if __name__ == "__main__":

@@ -113,8 +113,11 @@ def _server_process(conn: Any, pairs: int, login_agents: int) -> None:
             runner = await start_site(create_app(gateway_config(data_dir, port)), port)
             svc = runner.app[SERVICES]
             params = svc.logins.hasher._ph  # argon2.PasswordHasher
-            expected = (passwords.DEFAULT_TIME_COST, passwords.DEFAULT_MEMORY_COST,
-                        passwords.DEFAULT_PARALLELISM)
+            expected = (
+                passwords.DEFAULT_TIME_COST,
+                passwords.DEFAULT_MEMORY_COST,
+                passwords.DEFAULT_PARALLELISM,
+            )
             actual = (params.time_cost, params.memory_cost, params.parallelism)
             assert actual == expected, f"argon2 parameters {actual} are not the defaults"
             tokens = [await agent_session(svc, i) for i in range(pairs)]
@@ -122,21 +125,31 @@ def _server_process(conn: Any, pairs: int, login_agents: int) -> None:
             async def login_agent(i: int) -> tuple[str, str, str]:
                 email = f"storm{i}-{secrets.token_hex(3)}@example.com"
                 password = secrets.token_urlsafe(18)
-                creds = await svc.logins.create_agent(email, "demo", "agent", password,
-                                                      None, actor="bench", confirmed=True)
+                creds = await svc.logins.create_agent(
+                    email, "demo", "agent", password, None, actor="bench", confirmed=True
+                )
                 return email, password, creds.totp_secret
 
             creds: list[tuple[str, str, str]] = []
             for start in range(0, login_agents, 16):
                 creds += await asyncio.gather(
-                    *(login_agent(i) for i in range(start, min(login_agents, start + 16))))
+                    *(login_agent(i) for i in range(start, min(login_agents, start + 16)))
+                )
             known: dict[str, str] = {}  # stored hash -> password, for the no-hash control
             for email, password, _ in creds:
                 agent = await svc.store.get_agent_by_email(email)
                 assert agent is not None
                 known[agent.password_hash] = password
-            conn.send({"port": port, "key": svc.identity.verify_key_b64, "tokens": tokens,
-                       "logins": creds, "argon2": actual, "pid": os.getpid()})
+            conn.send(
+                {
+                    "port": port,
+                    "key": svc.identity.verify_key_b64,
+                    "tokens": tokens,
+                    "logins": creds,
+                    "argon2": actual,
+                    "pid": os.getpid(),
+                }
+            )
 
             original = svc.logins._verify
 
@@ -152,9 +165,11 @@ def _server_process(conn: Any, pairs: int, login_agents: int) -> None:
             def nice_this_thread() -> None:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
-            pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
-                                      thread_name_prefix="argon2",
-                                      initializer=nice_this_thread)
+            pool = ThreadPoolExecutor(
+                max_workers=max(1, (os.cpu_count() or 2) - 1),
+                thread_name_prefix="argon2",
+                initializer=nice_this_thread,
+            )
 
             async def verify_in_niced_pool(stored: str | None, password: str) -> bool:
                 """Candidate fix: argon2 on a bounded pool (cpu-1 threads) at nice 10, so
@@ -229,21 +244,25 @@ class Phase:
     def line(self) -> str:
         got = len(self.latencies)
         lost = self.sent - got
-        text = (f"{self.name:<9} {got:>5} msgs {got / self.seconds:5.0f}/s"
-                f"  p50 {pct(self.latencies, 0.5):6.2f} ms  p99 {pct(self.latencies, 0.99):6.2f} ms"
-                f"  max {pct(self.latencies, 1.0):7.2f} ms  CPU server {self.server_cpu:4.0%}"
-                f" client {self.client_cpu:4.0%}"
-                f"\n{'':<9} server loop lag p50 {pct(self.server_lag, 0.5):5.2f} ms"
-                f"  p99 {pct(self.server_lag, 0.99):5.2f} ms"
-                f"  max {pct(self.server_lag, 1.0):6.2f} ms")
+        text = (
+            f"{self.name:<9} {got:>5} msgs {got / self.seconds:5.0f}/s"
+            f"  p50 {pct(self.latencies, 0.5):6.2f} ms  p99 {pct(self.latencies, 0.99):6.2f} ms"
+            f"  max {pct(self.latencies, 1.0):7.2f} ms  CPU server {self.server_cpu:4.0%}"
+            f" client {self.client_cpu:4.0%}"
+            f"\n{'':<9} server loop lag p50 {pct(self.server_lag, 0.5):5.2f} ms"
+            f"  p99 {pct(self.server_lag, 0.99):5.2f} ms"
+            f"  max {pct(self.server_lag, 1.0):6.2f} ms"
+        )
         if lost:
             text += f"  ({lost} not received)"
         if self.login_status:
             done = sum(self.login_status.values())
             statuses = " ".join(f"{k}x{v}" for k, v in sorted(self.login_status.items()))
-            text += (f"\n{'':<9} logins {done / self.seconds:5.1f}/s [{statuses}]"
-                     f"  login p50 {pct(self.login_latencies, 0.5):6.1f} ms"
-                     f"  p99 {pct(self.login_latencies, 0.99):6.1f} ms")
+            text += (
+                f"\n{'':<9} logins {done / self.seconds:5.1f}/s [{statuses}]"
+                f"  login p50 {pct(self.login_latencies, 0.5):6.1f} ms"
+                f"  p99 {pct(self.login_latencies, 0.99):6.1f} ms"
+            )
         return text
 
 
@@ -301,8 +320,9 @@ class Load:
 class Storm:
     """Open-loop logins: ``rate`` per second, each on its own schedule."""
 
-    def __init__(self, base: str, creds: list[tuple[str, str, str]], rate: float,
-                 valid_share: float) -> None:
+    def __init__(
+        self, base: str, creds: list[tuple[str, str, str]], rate: float, valid_share: float
+    ) -> None:
         self.base = base
         self.creds = list(creds)  # each valid login consumes one agent (TOTP step)
         self.rate = rate
@@ -319,15 +339,21 @@ class Storm:
         share = self.valid_share
         if int(self.counter * share) > int((self.counter - 1) * share) and self.creds:
             email, password, secret = self.creds.pop()
-            return "valid", {"email": email, "password": password,
-                             "otp": self.totp.current_code(secret, time.time())}
+            return "valid", {
+                "email": email,
+                "password": password,
+                "otp": self.totp.current_code(secret, time.time()),
+            }
         self.bad += 1
         wrong = "wrong-" + secrets.token_hex(8)
         if self.bad % 2 and self.creds:
             email = self.creds[self.bad % len(self.creds)][0]
             return "wrong", {"email": email, "password": wrong, "otp": "000000"}
-        return "unknown", {"email": f"nobody{self.bad}@example.com", "password": wrong,
-                           "otp": "000000"}
+        return "unknown", {
+            "email": f"nobody{self.bad}@example.com",
+            "password": wrong,
+            "otp": "000000",
+        }
 
     async def run(self, phase: Phase, seconds: float) -> None:
         connector = aiohttp.TCPConnector(limit=0)
@@ -341,8 +367,9 @@ class Storm:
                 tasks.append(asyncio.create_task(self._one(http, phase, self._next_body())))
             await asyncio.gather(*tasks)
 
-    async def _one(self, http: aiohttp.ClientSession, phase: Phase,
-                   job: tuple[str, dict[str, str]]) -> None:
+    async def _one(
+        self, http: aiohttp.ClientSession, phase: Phase, job: tuple[str, dict[str, str]]
+    ) -> None:
         kind, body = job
         began = time.perf_counter()
         async with http.post(f"{self.base}/api/login", json=body) as resp:
@@ -351,8 +378,9 @@ class Storm:
             phase.login_status[f"{kind}:{resp.status}"] += 1
 
 
-async def run_phase(load: Load, storm: Storm | None, phase: Phase, seconds: float,
-                    server_pid: int, command: Any) -> Phase:
+async def run_phase(
+    load: Load, storm: Storm | None, phase: Phase, seconds: float, server_pid: int, command: Any
+) -> Phase:
     await command("lag")  # reset
     cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     jobs = [load.run(phase, seconds)]
@@ -372,22 +400,27 @@ async def main(args: argparse.Namespace) -> int:
     quiet_logs()
     storm_phases = args.rounds + (0 if args.no_control else args.rounds + 2)
     valid_needed = int(storm_phases * args.seconds * args.logins * args.valid_share) + 20
-    print(f"login storm: {args.pairs} pairs, {args.rate:.0f} msgs/s total, "
-          f"{args.logins} logins/s ({args.valid_share:.0%} valid), {args.rounds} rounds x "
-          f"{args.seconds:.0f} s per phase, {os.cpu_count()} CPUs, "
-          f"python {sys.version.split()[0]}", flush=True)
+    print(
+        f"login storm: {args.pairs} pairs, {args.rate:.0f} msgs/s total, "
+        f"{args.logins} logins/s ({args.valid_share:.0%} valid), {args.rounds} rounds x "
+        f"{args.seconds:.0f} s per phase, {os.cpu_count()} CPUs, "
+        f"python {sys.version.split()[0]}",
+        flush=True,
+    )
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_server_process, args=(child, args.pairs, valid_needed),
-                       daemon=True)
+    proc = ctx.Process(target=_server_process, args=(child, args.pairs, valid_needed), daemon=True)
     proc.start()
     loop = asyncio.get_running_loop()
     t_setup = time.perf_counter()
     server = await loop.run_in_executor(None, parent.recv)
     t, m, p = server["argon2"]
-    print(f"gateway in process {server['pid']}; argon2id t={t} m={m} KiB p={p} (defaults); "
-          f"{len(server['logins'])} login agents created in "
-          f"{time.perf_counter() - t_setup:.1f} s", flush=True)
+    print(
+        f"gateway in process {server['pid']}; argon2id t={t} m={m} KiB p={p} (defaults); "
+        f"{len(server['logins'])} login agents created in "
+        f"{time.perf_counter() - t_setup:.1f} s",
+        flush=True,
+    )
 
     async def command(what: str) -> Any:
         parent.send(what)
@@ -413,23 +446,39 @@ async def main(args: argparse.Namespace) -> int:
         warm_storm = Storm(base, [], args.logins, 0.0)  # bad logins only: no agent used
         await run_phase(load, warm_storm, Phase("warm-up", "storm"), 3.0, server["pid"], command)
         for r in range(1, args.rounds + 1):
-            phases.append(await run_phase(load, None, Phase(f"idle-{r}", "idle"),
-                                          args.seconds, server["pid"], command))
-            phases.append(await run_phase(load, storm, Phase(f"storm-{r}", "storm"),
-                                          args.seconds, server["pid"], command))
+            phases.append(
+                await run_phase(
+                    load, None, Phase(f"idle-{r}", "idle"), args.seconds, server["pid"], command
+                )
+            )
+            phases.append(
+                await run_phase(
+                    load, storm, Phase(f"storm-{r}", "storm"), args.seconds, server["pid"], command
+                )
+            )
             if not args.no_control:
                 await command("niced")
-                niced.append(await run_phase(load, storm, Phase(f"niced-{r}", "control"),
-                                             args.seconds, server["pid"], command))
+                niced.append(
+                    await run_phase(
+                        load,
+                        storm,
+                        Phase(f"niced-{r}", "control"),
+                        args.seconds,
+                        server["pid"],
+                        command,
+                    )
+                )
                 await command("off-loop")
         control = nohash = None
         if not args.no_control:
             await command("no-hash")
-            nohash = await run_phase(load, storm, Phase("no-hash", "control"), args.seconds,
-                                     server["pid"], command)
+            nohash = await run_phase(
+                load, storm, Phase("no-hash", "control"), args.seconds, server["pid"], command
+            )
             await command("on-loop")
-            control = await run_phase(load, storm, Phase("on-loop", "control"), args.seconds,
-                                      server["pid"], command)
+            control = await run_phase(
+                load, storm, Phase("on-loop", "control"), args.seconds, server["pid"], command
+            )
             await command("off-loop")
     finally:
         if load is not None:
@@ -441,27 +490,39 @@ async def main(args: argparse.Namespace) -> int:
     busy = [x for ph in phases if ph.kind == "storm" for x in ph.latencies]
     logins = sum(sum(ph.login_status.values()) for ph in phases if ph.kind == "storm")
     storm_secs = sum(ph.seconds for ph in phases if ph.kind == "storm")
-    print(f"pooled idle : {len(idle):>6} msgs  p50 {pct(idle, 0.5):6.2f} ms  "
-          f"p99 {pct(idle, 0.99):6.2f} ms")
-    print(f"pooled storm: {len(busy):>6} msgs  p50 {pct(busy, 0.5):6.2f} ms  "
-          f"p99 {pct(busy, 0.99):6.2f} ms  ({logins / storm_secs:.1f} logins/s)")
+    print(
+        f"pooled idle : {len(idle):>6} msgs  p50 {pct(idle, 0.5):6.2f} ms  "
+        f"p99 {pct(idle, 0.99):6.2f} ms"
+    )
+    print(
+        f"pooled storm: {len(busy):>6} msgs  p50 {pct(busy, 0.5):6.2f} ms  "
+        f"p99 {pct(busy, 0.99):6.2f} ms  ({logins / storm_secs:.1f} logins/s)"
+    )
     ratio = pct(busy, 0.99) / pct(idle, 0.99)
-    per_round = [pct(s.latencies, 0.99) / pct(i.latencies, 0.99)
-                 for i, s in zip(phases[::2], phases[1::2], strict=True)]
+    per_round = [
+        pct(s.latencies, 0.99) / pct(i.latencies, 0.99)
+        for i, s in zip(phases[::2], phases[1::2], strict=True)
+    ]
     verdict = "PASS" if ratio <= 2.0 else "FAIL"
-    print(f"ratio storm/idle: p50 {pct(busy, 0.5) / pct(idle, 0.5):.2f}x  p99 {ratio:.2f}x "
-          f"(per round: {', '.join(f'{x:.2f}x' for x in per_round)}; "
-          f"median {statistics.median(per_round):.2f}x)  "
-          f"bound 2x -> {verdict}")
+    print(
+        f"ratio storm/idle: p50 {pct(busy, 0.5) / pct(idle, 0.5):.2f}x  p99 {ratio:.2f}x "
+        f"(per round: {', '.join(f'{x:.2f}x' for x in per_round)}; "
+        f"median {statistics.median(per_round):.2f}x)  "
+        f"bound 2x -> {verdict}"
+    )
     if niced:
         pooled = [x for ph in niced for x in ph.latencies]
-        print(f"candidate fix (argon2 on a {max(1, (os.cpu_count() or 2) - 1)}-thread pool at "
-              f"nice 10): p99 {pct(pooled, 0.99):6.2f} ms = "
-              f"{pct(pooled, 0.99) / pct(idle, 0.99):.2f}x idle")
+        print(
+            f"candidate fix (argon2 on a {max(1, (os.cpu_count() or 2) - 1)}-thread pool at "
+            f"nice 10): p99 {pct(pooled, 0.99):6.2f} ms = "
+            f"{pct(pooled, 0.99) / pct(idle, 0.99):.2f}x idle"
+        )
     if control is not None and nohash is not None:
-        print(f"controls: same storm without argon2 (login path only) p99 "
-              f"{pct(nohash.latencies, 0.99) / pct(idle, 0.99):.2f}x idle; argon2 on the "
-              f"event loop p99 {pct(control.latencies, 0.99) / pct(idle, 0.99):.2f}x idle")
+        print(
+            f"controls: same storm without argon2 (login path only) p99 "
+            f"{pct(nohash.latencies, 0.99) / pct(idle, 0.99):.2f}x idle; argon2 on the "
+            f"event loop p99 {pct(control.latencies, 0.99) / pct(idle, 0.99):.2f}x idle"
+        )
     return 0 if ratio <= 2.0 else 1
 
 
@@ -472,10 +533,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--logins", type=float, default=20.0, help="logins/s in the storm")
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--valid-share", type=float, default=0.5,
-                        help="share of the storm's logins that succeed (rest: wrong/unknown)")
-    parser.add_argument("--no-control", action="store_true",
-                        help="skip the argon2-on-the-event-loop control phase")
+    parser.add_argument(
+        "--valid-share",
+        type=float,
+        default=0.5,
+        help="share of the storm's logins that succeed (rest: wrong/unknown)",
+    )
+    parser.add_argument(
+        "--no-control", action="store_true", help="skip the argon2-on-the-event-loop control phase"
+    )
     return parser.parse_args(argv)
 
 

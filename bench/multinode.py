@@ -84,8 +84,7 @@ async def measure(cluster: Cluster, tokens: list[str], args: argparse.Namespace)
     try:
         pairs = []
         for token in tokens:
-            customer = CustomerClient(customer_node.url, "demo", origin=PUBLIC_URL,
-                                      gateway_key=key)
+            customer = CustomerClient(customer_node.url, "demo", origin=PUBLIC_URL, gateway_key=key)
             agent = AgentClient(agent_node.url, token=token, gateway_key=key)
             clients += [customer, agent]
             await customer.connect()
@@ -111,8 +110,11 @@ async def run(args: argparse.Namespace) -> None:
     )
     master_key = new_master_key()
     results: dict[str, Figures] = {}
-    with postgres_server() as pg, redis_server() as redis, \
-            tempfile.TemporaryDirectory(prefix="cipherdesk-mn-") as tmp:
+    with (
+        postgres_server() as pg,
+        redis_server() as redis,
+        tempfile.TemporaryDirectory(prefix="cipherdesk-mn-") as tmp,
+    ):
         dsn = pg.create_database()
         try:
             tokens: list[str] | None = None
@@ -121,9 +123,14 @@ async def run(args: argparse.Namespace) -> None:
                 workdir.mkdir()
                 bus = "memory://"
                 if bus_kind:
-                    bus = f"{redis.url}?prefix=cdbench:{os.getpid()}:" + bus_kind[len("redis"):]
-                cluster = Cluster(workdir, store_url=dsn, bus_url=bus, master_key=master_key,
-                                  config_toml=limits_toml())
+                    bus = f"{redis.url}?prefix=cdbench:{os.getpid()}:" + bus_kind[len("redis") :]
+                cluster = Cluster(
+                    workdir,
+                    store_url=dsn,
+                    bus_url=bus,
+                    master_key=master_key,
+                    config_toml=limits_toml(),
+                )
                 try:
                     await cluster.start(nodes)
                     if tokens is None:

@@ -117,9 +117,11 @@ async def bench_redis(url: str, n: int, concurrency: int, rounds: int) -> dict[s
         await client.ping()
         await limiter.hit("warm", rate)
         for _ in range(rounds):
-            for name, fn in (("baseline PING round trip", ping_round),
-                             ("hit (EVALSHA, sequential)", seq_round),
-                             (conc_name, conc_round)):
+            for name, fn in (
+                ("baseline PING round trip", ping_round),
+                ("hit (EVALSHA, sequential)", seq_round),
+                (conc_name, conc_round),
+            ):
                 samples.setdefault(name, []).append(await fn())
         assert not limiter.degraded, "Redis failed during the benchmark"
 
@@ -134,7 +136,7 @@ async def bench_redis(url: str, n: int, concurrency: int, rounds: int) -> dict[s
     finally:
         keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
         for i in range(0, len(keys), 500):
-            await client.delete(*keys[i:i + 500])
+            await client.delete(*keys[i : i + 500])
         await client.aclose()
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -159,8 +161,9 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}")
     report("memory (GCRA, MemoryRateLimiter):", bench_memory(args.n, args.rounds))
     if not args.no_redis:
-        figures = asyncio.run(bench_redis(args.redis_url, args.redis_n, args.concurrency,
-                                         args.rounds))
+        figures = asyncio.run(
+            bench_redis(args.redis_url, args.redis_n, args.concurrency, args.rounds)
+        )
         report(f"redis ({args.redis_url}, RedisRateLimiter):", figures)
 
 

@@ -180,8 +180,9 @@ async def start_site(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
-async def bench_baseline(n: int, messages: int, window: int, warmup: int,
-                         port: int | None = None) -> Figures:
+async def bench_baseline(
+    n: int, messages: int, window: int, warmup: int, port: int | None = None
+) -> Figures:
     """``port``: a relay already running in the server process (``--split``)."""
     runner = None
     if port is None:
@@ -277,14 +278,14 @@ async def agent_session(svc: Any, index: int) -> str:
     return token
 
 
-async def bench_gateway(n: int, messages: int, window: int, warmup: int,
-                        server: dict[str, Any] | None = None) -> Figures:
+async def bench_gateway(
+    n: int, messages: int, window: int, warmup: int, server: dict[str, Any] | None = None
+) -> Figures:
     """``server``: ports, verify key and agent tokens of a gateway already running in the
     server process (``--split``); otherwise the gateway runs in this process."""
     if server is not None:
         base = f"http://127.0.0.1:{server['gateway_port']}"
-        return await _drive_gateway(base, server["key"], server["tokens"], messages, window,
-                                    warmup)
+        return await _drive_gateway(base, server["key"], server["tokens"], messages, window, warmup)
     from gateway.app import create_app
     from gateway.services import SERVICES
 
@@ -294,14 +295,21 @@ async def bench_gateway(n: int, messages: int, window: int, warmup: int,
         try:
             svc = runner.app[SERVICES]
             tokens = [await agent_session(svc, i) for i in range(n)]
-            return await _drive_gateway(f"http://127.0.0.1:{port}", svc.identity.verify_key_b64,
-                                        tokens, messages, window, warmup)
+            return await _drive_gateway(
+                f"http://127.0.0.1:{port}",
+                svc.identity.verify_key_b64,
+                tokens,
+                messages,
+                window,
+                warmup,
+            )
         finally:
             await runner.cleanup()
 
 
-async def _drive_gateway(base: str, key: str, tokens: list[str], messages: int, window: int,
-                         warmup: int) -> Figures:
+async def _drive_gateway(
+    base: str, key: str, tokens: list[str], messages: int, window: int, warmup: int
+) -> Figures:
     clients: list[Any] = []
     try:
         pairs = []
@@ -341,8 +349,14 @@ def _server_process(conn: Any, pairs: int) -> None:
             relay = await start_site(relay_app(), bport)
             svc = gateway.app[SERVICES]
             tokens = [await agent_session(svc, i) for i in range(pairs)]
-            conn.send({"gateway_port": gport, "relay_port": bport,
-                       "key": svc.identity.verify_key_b64, "tokens": tokens})
+            conn.send(
+                {
+                    "gateway_port": gport,
+                    "relay_port": bport,
+                    "key": svc.identity.verify_key_b64,
+                    "tokens": tokens,
+                }
+            )
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
             await relay.cleanup()
             await gateway.cleanup()
@@ -380,11 +394,17 @@ async def run_relay(args: argparse.Namespace) -> None:
         server = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
         print("servers in a separate process; load generator in this one")
     try:
-        base = await bench_baseline(args.pairs, args.messages, args.window, args.warmup,
-                                    port=server["relay_port"] if server else None)
+        base = await bench_baseline(
+            args.pairs,
+            args.messages,
+            args.window,
+            args.warmup,
+            port=server["relay_port"] if server else None,
+        )
         print(base.line("baseline"), flush=True)
-        pipe = await bench_gateway(args.pairs, args.messages, args.window, args.warmup,
-                                   server=server)
+        pipe = await bench_gateway(
+            args.pairs, args.messages, args.window, args.warmup, server=server
+        )
         print(pipe.line("gateway"), flush=True)
     finally:
         if proc is not None and parent is not None:
@@ -522,9 +542,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500, help="messages per pair")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per pair")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up messages per pair")
-    parser.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
-                        help="run both servers in a separate process from the load generator "
-                             "(default; --no-split runs everything in one event loop)")
+    parser.add_argument(
+        "--split",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run both servers in a separate process from the load generator "
+        "(default; --no-split runs everything in one event loop)",
+    )
     parser.add_argument(
         "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"
     )

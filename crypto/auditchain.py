@@ -77,8 +77,7 @@ def derive_chain_key(root: bytes, chain: str) -> bytes:
     tenant's rows cannot be moved into another tenant's chain.
     """
     _check(root, ROOT_SIZE, "audit root")
-    return hmac.new(root, _CHAIN_INFO + chain.encode("utf-8") + b"\x01",
-                    hashlib.sha256).digest()
+    return hmac.new(root, _CHAIN_INFO + chain.encode("utf-8") + b"\x01", hashlib.sha256).digest()
 
 
 def canonical_row(
@@ -99,10 +98,22 @@ def canonical_row(
     Everything a reader relies on is covered; the database's own row id is not (it is
     assigned by the engine after the MAC is computed), ``seq`` is its chained stand-in.
     """
-    value = [_FORMAT, chain, int(seq), key_id, float(ts), action, tenant_id, actor, target,
-             ip, details]
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    value = [
+        _FORMAT,
+        chain,
+        int(seq),
+        key_id,
+        float(ts),
+        action,
+        tenant_id,
+        actor,
+        target,
+        ip,
+        details,
+    ]
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def row_mac(chain_key: bytes, prev_mac: bytes, canonical: bytes) -> bytes:
@@ -126,8 +137,9 @@ def checkpoint_transcript(chain: str, seq: int, mac: bytes, ts: float) -> bytes:
     The chain name is hex-encoded so that no tenant id can contain the separator.
     """
     _check(mac, MAC_SIZE, "checkpoint MAC")
-    return "|".join((CHECKPOINT_CONTEXT, chain.encode("utf-8").hex(), str(int(seq)),
-                     mac.hex(), repr(float(ts)))).encode("ascii")
+    return "|".join(
+        (CHECKPOINT_CONTEXT, chain.encode("utf-8").hex(), str(int(seq)), mac.hex(), repr(float(ts)))
+    ).encode("ascii")
 
 
 def verify_checkpoint(verify_key: bytes, transcript: bytes, signature: bytes) -> bool:

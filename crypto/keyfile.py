@@ -129,5 +129,3 @@ def replace_secret_file(path: Path, data: bytes) -> None:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-

@@ -22,8 +22,13 @@ def match_agents(agents: Sequence[Agent], query: str) -> list[Agent]:
     q = query.strip().casefold()
     if not q:
         return []
-    exact = [a for a in agents if a.id == query.strip() or a.email.casefold() == q
-             or (a.display_name or "").casefold() == q]
+    exact = [
+        a
+        for a in agents
+        if a.id == query.strip()
+        or a.email.casefold() == q
+        or (a.display_name or "").casefold() == q
+    ]
     if exact:
         return exact
     return [a for a in agents if q in a.email.casefold() or q in (a.display_name or "").casefold()]

@@ -53,26 +53,84 @@ class Rule:
     cooldown: float | None = None  # once per this many seconds (default: the window)
 
 
-RULES: dict[str, Rule] = {r.name: r for r in (
-    Rule("bulk_transcript_access", frozenset({"transcript.opened", "flag.original_viewed"}),
-         20, 60.0, "high", "actor",
-         description="one person opens many transcripts or flagged originals"),
-    Rule("new_login_context", frozenset({"login.ok"}), 1, 30 * 86400.0, "medium", "actor",
-         description="login from a network or browser not seen for this agent in the window",
-         cooldown=3600.0),
-    Rule("off_hours_access", frozenset({"login.ok", "transcript.opened",
-                                        "flag.original_viewed", "chat.erased", "audit.read"}),
-         1, 3600.0, "low", "actor",
-         description="access outside the tenant's working hours"),
-    Rule("mass_erasure", frozenset({"chat.erased"}), 10, 600.0, "high", "actor",
-         description="one person erases many chats"),
-    Rule("login_spraying", frozenset({"login.failed"}), 10, 600.0, "high", "ip",
-         distinct=True, description="failed logins from one address over many accounts"),
-    Rule("blocked_messages", frozenset({"message.blocked"}), 5, 600.0, "medium", "actor",
-         description="an agent sends many messages the policy blocks (phishing attempts)"),
-    Rule("plugin_dead_letters", frozenset({"plugin.dead_lettered"}), 10, 600.0, "medium",
-         "plugin", description="a plugin dead-letters many events"),
-)}
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule(
+            "bulk_transcript_access",
+            frozenset({"transcript.opened", "flag.original_viewed"}),
+            20,
+            60.0,
+            "high",
+            "actor",
+            description="one person opens many transcripts or flagged originals",
+        ),
+        Rule(
+            "new_login_context",
+            frozenset({"login.ok"}),
+            1,
+            30 * 86400.0,
+            "medium",
+            "actor",
+            description="login from a network or browser not seen for this agent in the window",
+            cooldown=3600.0,
+        ),
+        Rule(
+            "off_hours_access",
+            frozenset(
+                {
+                    "login.ok",
+                    "transcript.opened",
+                    "flag.original_viewed",
+                    "chat.erased",
+                    "audit.read",
+                }
+            ),
+            1,
+            3600.0,
+            "low",
+            "actor",
+            description="access outside the tenant's working hours",
+        ),
+        Rule(
+            "mass_erasure",
+            frozenset({"chat.erased"}),
+            10,
+            600.0,
+            "high",
+            "actor",
+            description="one person erases many chats",
+        ),
+        Rule(
+            "login_spraying",
+            frozenset({"login.failed"}),
+            10,
+            600.0,
+            "high",
+            "ip",
+            distinct=True,
+            description="failed logins from one address over many accounts",
+        ),
+        Rule(
+            "blocked_messages",
+            frozenset({"message.blocked"}),
+            5,
+            600.0,
+            "medium",
+            "actor",
+            description="an agent sends many messages the policy blocks (phishing attempts)",
+        ),
+        Rule(
+            "plugin_dead_letters",
+            frozenset({"plugin.dead_lettered"}),
+            10,
+            600.0,
+            "medium",
+            "plugin",
+            description="a plugin dead-letters many events",
+        ),
+    )
+}
 
 MIN_WINDOW = 60.0
 MAX_WINDOW = 90 * 86400.0
@@ -95,10 +153,16 @@ def tuning(rule: Rule, settings: dict[str, Any]) -> Tuning:
     threshold, window = own.get("threshold"), own.get("window")
     return Tuning(
         enabled=own.get("enabled", True) is not False,
-        threshold=threshold if isinstance(threshold, int) and not isinstance(threshold, bool)
-        and 1 <= threshold <= MAX_THRESHOLD else rule.threshold,
-        window=float(window) if isinstance(window, int | float) and not isinstance(window, bool)
-        and MIN_WINDOW <= window <= MAX_WINDOW else rule.window,
+        threshold=threshold
+        if isinstance(threshold, int)
+        and not isinstance(threshold, bool)
+        and 1 <= threshold <= MAX_THRESHOLD
+        else rule.threshold,
+        window=float(window)
+        if isinstance(window, int | float)
+        and not isinstance(window, bool)
+        and MIN_WINDOW <= window <= MAX_WINDOW
+        else rule.window,
     )
 
 
@@ -113,11 +177,15 @@ def validate_rules(value: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(conf, dict) or set(conf) - {"threshold", "window", "enabled"}:
             raise ValueError(f"{name}: only threshold, window and enabled can be set")
         t, w, e = conf.get("threshold"), conf.get("window"), conf.get("enabled")
-        if t is not None and (not isinstance(t, int) or isinstance(t, bool)
-                              or not 1 <= t <= MAX_THRESHOLD):
+        if t is not None and (
+            not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= MAX_THRESHOLD
+        ):
             raise ValueError(f"{name}.threshold must be an integer 1-{MAX_THRESHOLD}")
-        if w is not None and (not isinstance(w, int | float) or isinstance(w, bool)
-                              or not MIN_WINDOW <= w <= MAX_WINDOW):
+        if w is not None and (
+            not isinstance(w, int | float)
+            or isinstance(w, bool)
+            or not MIN_WINDOW <= w <= MAX_WINDOW
+        ):
             raise ValueError(f"{name}.window must be {int(MIN_WINDOW)}-{int(MAX_WINDOW)} s")
         if e is not None and not isinstance(e, bool):
             raise ValueError(f"{name}.enabled must be true or false")
@@ -147,16 +215,19 @@ class WorkingHours:
         if start is None or end is None:
             raise ValueError("working_hours start/end look like 09:00")
         days = value.get("days", [1, 2, 3, 4, 5])
-        if not isinstance(days, list) or not days or any(
-                not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 7 for d in days):
+        if (
+            not isinstance(days, list)
+            or not days
+            or any(not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 7 for d in days)
+        ):
             raise ValueError("working_hours days are ISO weekdays 1 (Monday) to 7")
         try:
             tz = zoneinfo.ZoneInfo(str(value.get("tz", "UTC"))[:64])
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("working_hours tz must be an IANA zone like Asia/Shanghai") \
-                from None
-        return cls(int(start[1]) * 60 + int(start[2]), int(end[1]) * 60 + int(end[2]),
-                   frozenset(days), tz)
+            raise ValueError("working_hours tz must be an IANA zone like Asia/Shanghai") from None
+        return cls(
+            int(start[1]) * 60 + int(start[2]), int(end[1]) * 60 + int(end[2]), frozenset(days), tz
+        )
 
     def contains(self, ts: float) -> bool:
         local = dt.datetime.fromtimestamp(ts, self.tz)
@@ -192,10 +263,23 @@ def network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
-_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
-             ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"))
-_SYSTEMS = (("Windows", "Windows"), ("Android", "Android"), ("iPhone", "iOS"),
-            ("iPad", "iOS"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("Windows", "Windows"),
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iOS"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
 
 
 def browser_of(user_agent: str) -> str:
@@ -216,10 +300,15 @@ Publish = Callable[[str], Awaitable[None]]
 class AlertEngine:
     """An :class:`~gateway.audit.Auditor` listener evaluating :data:`RULES`."""
 
-    def __init__(self, store: Store, auditor: Auditor, clock: Callable[[], float], *,
-                 settings_of: Callable[[str], Awaitable[dict[str, Any]]],
-                 on_alert: list[Callable[[Alert], Awaitable[None] | None]] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auditor: Auditor,
+        clock: Callable[[], float],
+        *,
+        settings_of: Callable[[str], Awaitable[dict[str, Any]]],
+        on_alert: list[Callable[[Alert], Awaitable[None] | None]] | None = None,
+    ) -> None:
         self._store = store
         self._auditor = auditor
         self._clock = clock
@@ -236,8 +325,9 @@ class AlertEngine:
                 if tune.enabled:
                     await self._evaluate(rule, tune, event, settings)
 
-    async def _evaluate(self, rule: Rule, tune: Tuning, event: AuditEvent,
-                        settings: dict[str, Any]) -> None:
+    async def _evaluate(
+        self, rule: Rule, tune: Tuning, event: AuditEvent, settings: dict[str, Any]
+    ) -> None:
         subject = _subject(rule, event)
         if subject is None:
             return
@@ -248,8 +338,15 @@ class AlertEngine:
             hours = working_hours_of(settings)
             if hours is None or hours.contains(event.ts):
                 return
-            count, details = 1, {"local_time": dt.datetime.fromtimestamp(
-                event.ts, hours.tz).strftime("%a %H:%M"), "via": event.action}
+            count, details = (
+                1,
+                {
+                    "local_time": dt.datetime.fromtimestamp(event.ts, hours.tz).strftime(
+                        "%a %H:%M"
+                    ),
+                    "via": event.action,
+                },
+            )
         else:
             count = await self._count(rule, event, subject, tune.window)
             details = {"window_seconds": int(tune.window), "threshold": tune.threshold}
@@ -257,21 +354,28 @@ class AlertEngine:
             return
         await self._fire(rule, tune, event.tenant_id or "", subject, count, details)
 
-    async def _count(self, rule: Rule, event: AuditEvent, subject: str,
-                     window: float) -> int:
+    async def _count(self, rule: Rule, event: AuditEvent, subject: str, window: float) -> int:
         since = event.ts - window
         threshold = tuning(rule, await self._settings_of(event.tenant_id or "")).threshold
         # Per-actor event counts only need to know whether the threshold is reached (the
         # query filters by actor); IP/plugin and distinct counts filter afterwards.
-        cap = threshold if rule.subject == "actor" and not rule.distinct \
+        cap = (
+            threshold
+            if rule.subject == "actor" and not rule.distinct
             else min(5000, threshold * 50)
+        )
         seen: set[str] = set()
         total = 0
         for action in sorted(rule.actions):
             actor = subject if rule.subject == "actor" else None
-            rows = await self._store.query_audit(tenant_id=event.tenant_id, action=action,
-                                                 actor=actor, since=since,
-                                                 until=event.ts + 1e-6, limit=cap)
+            rows = await self._store.query_audit(
+                tenant_id=event.tenant_id,
+                action=action,
+                actor=actor,
+                since=since,
+                until=event.ts + 1e-6,
+                limit=cap,
+            )
             for row in rows:
                 if _subject(rule, row) != subject:
                     continue
@@ -280,14 +384,15 @@ class AlertEngine:
                     seen.add(row.target or f"unknown:{row.id}")
         return len(seen) if rule.distinct else total
 
-    async def _new_context(self, event: AuditEvent, lookback: float
-                           ) -> dict[str, Any] | None:
+    async def _new_context(self, event: AuditEvent, lookback: float) -> dict[str, Any] | None:
         """What is new about this login (network, browser), or None when nothing is."""
         if not event.actor:
             return None
         sessions = await self._store.list_sessions(event.actor)
-        current = next((s for s in sessions if s.created_at <= event.ts + 1e-6
-                        and s.ip == (event.ip or s.ip)), None)
+        current = next(
+            (s for s in sessions if s.created_at <= event.ts + 1e-6 and s.ip == (event.ip or s.ip)),
+            None,
+        )
         prior = [s for s in sessions if s is not current and s.created_at <= event.ts]
         if current is None or not prior:
             return None  # first login ever: nothing to compare with
@@ -299,29 +404,55 @@ class AlertEngine:
             new.append("browser")
         if not new:
             return None
-        return {"new": new, "network": network_of(current.ip),
-                "browser": browser_of(current.user_agent),
-                "lookback_days": round(lookback / 86400)}
+        return {
+            "new": new,
+            "network": network_of(current.ip),
+            "browser": browser_of(current.user_agent),
+            "lookback_days": round(lookback / 86400),
+        }
 
-    async def _fire(self, rule: Rule, tune: Tuning, tenant_id: str, subject: str,
-                    count: int, details: dict[str, Any]) -> None:
+    async def _fire(
+        self,
+        rule: Rule,
+        tune: Tuning,
+        tenant_id: str,
+        subject: str,
+        count: int,
+        details: dict[str, Any],
+    ) -> None:
         now = self._clock()
-        recent = [a for a in await self._store.list_alerts(tenant_id, limit=200)
-                  if a.rule == rule.name and a.subject == subject]
+        recent = [
+            a
+            for a in await self._store.list_alerts(tenant_id, limit=200)
+            if a.rule == rule.name and a.subject == subject
+        ]
         cooldown = rule.cooldown or tune.window
         if recent and recent[0].ts > now - cooldown:
             return  # once per window
         bucket = math.floor(now / cooldown)
-        alert = Alert(tenant_id=tenant_id, rule=rule.name, subject=subject,
-                      dedup_key=f"{tenant_id}|{rule.name}|{subject}|{int(cooldown)}|{bucket}",
-                      severity=rule.severity, ts=now, count=count, details=details)
+        alert = Alert(
+            tenant_id=tenant_id,
+            rule=rule.name,
+            subject=subject,
+            dedup_key=f"{tenant_id}|{rule.name}|{subject}|{int(cooldown)}|{bucket}",
+            severity=rule.severity,
+            ts=now,
+            count=count,
+            details=details,
+        )
         alert_id = await self._store.add_alert(alert)
         if alert_id is None:
             return  # another node fired it
         alert.id = alert_id
-        await self._auditor.record(f"alert.{rule.name}", tenant_id=tenant_id, actor="system",
-                                   target=subject, alert_id=alert_id, severity=rule.severity,
-                                   count=count)
+        await self._auditor.record(
+            f"alert.{rule.name}",
+            tenant_id=tenant_id,
+            actor="system",
+            target=subject,
+            alert_id=alert_id,
+            severity=rule.severity,
+            count=count,
+        )
         log.warning("alert", rule=rule.name, tenant=tenant_id, alert_id=alert_id)
         for hook in self.on_alert:
             try:

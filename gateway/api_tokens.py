@@ -35,8 +35,14 @@ from gateway.services import Services
 from gateway.sessions import AgentContext
 from gateway.store.base import Agent, AgentSession, ApiToken, Store
 
-__all__ = ["MAX_LIVE_TOKENS", "ApiTokenService", "IssuedToken", "ScopeError", "api_tokens",
-           "effective_permissions"]
+__all__ = [
+    "MAX_LIVE_TOKENS",
+    "ApiTokenService",
+    "IssuedToken",
+    "ScopeError",
+    "api_tokens",
+    "effective_permissions",
+]
 
 MAX_LIVE_TOKENS = 50
 """Per tenant (and for the operator scope): enough for real automation, bounded storage."""
@@ -66,30 +72,55 @@ class ApiTokenService:
             return principal.installation_permissions
         return principal.permissions
 
-    async def create(self, creator: Agent, principal: Principal, name: str,
-                     permissions: list[str], lifetime_days: int, *, ip: str) -> IssuedToken:
+    async def create(
+        self,
+        creator: Agent,
+        principal: Principal,
+        name: str,
+        permissions: list[str],
+        lifetime_days: int,
+        *,
+        ip: str,
+    ) -> IssuedToken:
         """Issue a token; :class:`ScopeError` for a bad name, scope, lifetime or too many."""
         clean_name = check_name(name)
         scope = check_scope(permissions, self.grantable(principal))
         if not 1 <= lifetime_days <= MAX_LIFETIME_DAYS:
-            raise ScopeError("invalid_lifetime",
-                             f"tokens expire after 1 to {MAX_LIFETIME_DAYS} days")
+            raise ScopeError(
+                "invalid_lifetime", f"tokens expire after 1 to {MAX_LIFETIME_DAYS} days"
+            )
         now = self._clock()
-        live = [t for t in await self._store.list_api_tokens(principal.tenant_id)
-                if t.revoked_at is None and t.expires_at > now]
+        live = [
+            t
+            for t in await self._store.list_api_tokens(principal.tenant_id)
+            if t.revoked_at is None and t.expires_at > now
+        ]
         if len(live) >= MAX_LIVE_TOKENS:
-            raise ScopeError("too_many_tokens",
-                             f"at most {MAX_LIVE_TOKENS} live tokens; revoke unused ones")
+            raise ScopeError(
+                "too_many_tokens", f"at most {MAX_LIVE_TOKENS} live tokens; revoke unused ones"
+            )
         secret = new_api_token()
-        token = ApiToken(id=new_token_id(), tenant_id=principal.tenant_id, owner_id=creator.id,
-                         name=clean_name, token_hash=hash_token(secret),
-                         permissions=sorted(scope), created_at=now,
-                         expires_at=now + lifetime_days * DAY)
+        token = ApiToken(
+            id=new_token_id(),
+            tenant_id=principal.tenant_id,
+            owner_id=creator.id,
+            name=clean_name,
+            token_hash=hash_token(secret),
+            permissions=sorted(scope),
+            created_at=now,
+            expires_at=now + lifetime_days * DAY,
+        )
         await self._store.create_api_token(token)
-        await self._auditor.record("api_token.created", tenant_id=token.tenant_id,
-                                   actor=creator.id, target=token.id, ip=ip,
-                                   name=clean_name, permissions=token.permissions,
-                                   expires_at=token.expires_at)
+        await self._auditor.record(
+            "api_token.created",
+            tenant_id=token.tenant_id,
+            actor=creator.id,
+            target=token.id,
+            ip=ip,
+            name=clean_name,
+            permissions=token.permissions,
+            expires_at=token.expires_at,
+        )
         return IssuedToken(token=token, secret=secret)
 
     async def list_tokens(self, tenant_id: str) -> list[ApiToken]:
@@ -102,8 +133,9 @@ class ApiTokenService:
             return False
         done = await self._store.revoke_api_token(tenant_id, token_id, self._clock())
         if done:
-            await self._auditor.record("api_token.revoked", tenant_id=tenant_id, actor=actor,
-                                       target=token_id, ip=ip)
+            await self._auditor.record(
+                "api_token.revoked", tenant_id=tenant_id, actor=actor, target=token_id, ip=ip
+            )
         return done
 
     async def authenticate(self, presented: str) -> AgentContext | None:
@@ -121,15 +153,24 @@ class ApiTokenService:
         role = Role(owner.role)
         if (role is Role.OPERATOR) != (token.tenant_id == OPERATOR_SCOPE):
             return None
-        principal = Principal(agent_id=owner.id, tenant_id=owner.tenant_id, role=role,
-                              scope=frozenset(token.permissions))
+        principal = Principal(
+            agent_id=owner.id,
+            tenant_id=owner.tenant_id,
+            role=role,
+            scope=frozenset(token.permissions),
+        )
         # A stand-in session: never stored, never re-authenticated (reauth_at 0), so no
         # credential change can be made with a token.
-        session = AgentSession(token_hash=f"api-token:{token.id}", agent_id=owner.id,
-                               tenant_id=owner.tenant_id, created_at=token.created_at,
-                               last_seen_at=now)
-        return AgentContext(agent=owner, session=session, principal=principal,
-                            token=presented, api_token=token)
+        session = AgentSession(
+            token_hash=f"api-token:{token.id}",
+            agent_id=owner.id,
+            tenant_id=owner.tenant_id,
+            created_at=token.created_at,
+            last_seen_at=now,
+        )
+        return AgentContext(
+            agent=owner, session=session, principal=principal, token=presented, api_token=token
+        )
 
     async def record_use(self, ctx: AgentContext, method: str, route: str, ip: str) -> None:
         """Audit one use of a token (id and route, never the token) and mark it used."""
@@ -137,17 +178,24 @@ class ApiTokenService:
         if token is None:
             return
         await self._store.touch_api_token(token.id, self._clock())
-        await self._auditor.record("api_token.used", tenant_id=token.tenant_id,
-                                   actor=ctx.agent.id, target=token.id, ip=ip,
-                                   method=method, route=route[:200])
+        await self._auditor.record(
+            "api_token.used",
+            tenant_id=token.tenant_id,
+            actor=ctx.agent.id,
+            target=token.id,
+            ip=ip,
+            method=method,
+            route=route[:200],
+        )
 
 
 def effective_permissions(token: ApiToken, owner: Agent) -> list[str]:
     """What a token can do right now: its scope cut down to the creator's current role."""
     role = Role(owner.role)
     if role is Role.OPERATOR:
-        granted = {p.value for p in Principal(owner.id, owner.tenant_id, role)
-                   .installation_permissions}
+        granted = {
+            p.value for p in Principal(owner.id, owner.tenant_id, role).installation_permissions
+        }
     else:
         granted = {p.value for p in role_permissions(role)}
     return sorted(set(token.permissions) & granted)

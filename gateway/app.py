@@ -55,6 +55,7 @@ from plugins.registry import default_registry
 
 log = structlog.get_logger("cipherdesk.app")
 
+
 def console_origins(config: Config) -> set[str]:
     """Origins the console and admin pages are served from (the gateway's own)."""
     port = config.server.port
@@ -111,8 +112,9 @@ async def _wire(
     audit_keys = AuditKeys(store, keyring, clock)
     await audit_keys.load()
     auditor = Auditor(store, clock, seal=audit_keys.seal)
-    checkpointer = Checkpointer(store, identity, clock, config.audit.checkpoint_interval,
-                                config.audit.retention_days)
+    checkpointer = Checkpointer(
+        store, identity, clock, config.audit.checkpoint_interval, config.audit.retention_days
+    )
     lifetime = SessionLifetime(
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )
@@ -139,11 +141,23 @@ async def _wire(
         counter.inc()
 
     plugin_host = PluginHost(
-        store, keyring, keys, default_registry(), clock,
+        store,
+        keyring,
+        keys,
+        default_registry(),
+        clock,
         allow_private_targets=config.plugins.allow_private_targets,
     )
-    gov = build_governance(config=config, store=store, bus=bus, keyring=keyring,
-                           auditor=auditor, tenants=tenants, metrics=metrics, clock=clock)
+    gov = build_governance(
+        config=config,
+        store=store,
+        bus=bus,
+        keyring=keyring,
+        auditor=auditor,
+        tenants=tenants,
+        metrics=metrics,
+        clock=clock,
+    )
     chats = ChatService(
         store=store,
         bus=bus,
@@ -161,14 +175,19 @@ async def _wire(
         await gov.on_delivery(plugin, result)
 
     dispatcher = Dispatcher(
-        store, plugin_host.decode, plugin_host.plugin_for, clock=clock, on_result=count_delivery,
+        store,
+        plugin_host.decode,
+        plugin_host.plugin_for,
+        clock=clock,
+        on_result=count_delivery,
         paused=gov.plugins_paused,
         delivery_timeout=config.plugins.delivery_timeout,
         retry_window=config.plugins.retry_window_hours * 3600.0,
     )
     plugin_host.on_enqueued = dispatcher.notify
-    retention = RetentionJob(store, chats, config.retention, clock,
-                             housekeeping=Housekeeping(store, config.auth, clock))
+    retention = RetentionJob(
+        store, chats, config.retention, clock, housekeeping=Housekeeping(store, config.auth, clock)
+    )
     logins = LoginService(
         store=store,
         config=config,
@@ -207,8 +226,13 @@ async def _wire(
         checkpointer=checkpointer,
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
-        workers=[dispatcher, retention, checkpointer, gov.ledger,
-                 DormancySweep(logins, config.retention.interval_seconds, clock)],
+        workers=[
+            dispatcher,
+            retention,
+            checkpointer,
+            gov.ledger,
+            DormancySweep(logins, config.retention.interval_seconds, clock),
+        ],
         closers=[plugin_host.aclose, gov.notifier.aclose],
     )
     await presence.start()

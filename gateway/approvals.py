@@ -57,8 +57,11 @@ class Policy:
         raw: dict[str, Any] = found if isinstance(found, dict) else {}
         mode = str(raw["mode"]) if raw.get("mode") in MODES else "off"
         ttl = raw.get("ttl_minutes")
-        minutes = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) \
-            and 1 <= ttl <= 24 * 60 else DEFAULT_TTL_MINUTES
+        minutes = (
+            ttl
+            if isinstance(ttl, int) and not isinstance(ttl, bool) and 1 <= ttl <= 24 * 60
+            else DEFAULT_TTL_MINUTES
+        )
         return cls(mode=mode, ttl=minutes * 60.0)
 
 
@@ -74,8 +77,13 @@ def validate_policy(value: Any) -> dict[str, Any]:
 
 
 class Approvals:
-    def __init__(self, store: Store, auditor: Auditor, clock: Callable[[], float],
-                 settings_of: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auditor: Auditor,
+        clock: Callable[[], float],
+        settings_of: Callable[[str], Any],
+    ) -> None:
         self._store = store
         self._auditor = auditor
         self._clock = clock
@@ -84,34 +92,50 @@ class Approvals:
     async def _policy(self, tenant_id: str) -> Policy:
         return Policy.of(await self._settings_of(tenant_id))
 
-    async def request(self, principal: Principal, action: str, target: str, reason: str,
-                      ip: str | None = None) -> AccessGrant:
+    async def request(
+        self, principal: Principal, action: str, target: str, reason: str, ip: str | None = None
+    ) -> AccessGrant:
         reason = " ".join(reason.split()) if isinstance(reason, str) else ""
         if action not in ACTIONS:
             raise ApprovalError("invalid_request", f"action is one of {sorted(ACTIONS)}")
         if not isinstance(target, str) or not 1 <= len(target) <= 128:
             raise ApprovalError("invalid_request", "target must be 1-128 characters")
         if not MIN_REASON <= len(reason) <= MAX_REASON:
-            raise ApprovalError("invalid_request",
-                                f"give a reason of {MIN_REASON}-{MAX_REASON} characters")
+            raise ApprovalError(
+                "invalid_request", f"give a reason of {MIN_REASON}-{MAX_REASON} characters"
+            )
         policy = await self._policy(principal.tenant_id)
         now = self._clock()
         immediate = policy.mode != "two_person"
         grant = AccessGrant(
-            tenant_id=principal.tenant_id, requester=principal.agent_id, action=action,
-            target=target, reason=reason, state="approved" if immediate else "pending",
-            created_at=now, approver=principal.agent_id if immediate else None,
+            tenant_id=principal.tenant_id,
+            requester=principal.agent_id,
+            action=action,
+            target=target,
+            reason=reason,
+            state="approved" if immediate else "pending",
+            created_at=now,
+            approver=principal.agent_id if immediate else None,
             decided_at=now if immediate else None,
-            expires_at=now + policy.ttl if immediate else None)
+            expires_at=now + policy.ttl if immediate else None,
+        )
         grant.id = await self._store.add_grant(grant)
-        await self._auditor.record("approval.requested", tenant_id=principal.tenant_id,
-                                   actor=principal.agent_id, target=target, ip=ip,
-                                   grant=grant.id, access=action, reason=reason,
-                                   mode=policy.mode)
+        await self._auditor.record(
+            "approval.requested",
+            tenant_id=principal.tenant_id,
+            actor=principal.agent_id,
+            target=target,
+            ip=ip,
+            grant=grant.id,
+            access=action,
+            reason=reason,
+            mode=policy.mode,
+        )
         return grant
 
-    async def decide(self, principal: Principal, grant_id: int, approve: bool,
-                     ip: str | None = None) -> AccessGrant:
+    async def decide(
+        self, principal: Principal, grant_id: int, approve: bool, ip: str | None = None
+    ) -> AccessGrant:
         grant = await self._store.get_grant(grant_id)
         if grant is None or grant.tenant_id != principal.tenant_id:
             raise ApprovalError("not_found", "no such request")
@@ -121,14 +145,24 @@ class Approvals:
             raise ApprovalError("self_approval", "a second person must approve")
         policy = await self._policy(grant.tenant_id)
         now = self._clock()
-        if not await self._store.decide_grant(grant_id, approved=approve,
-                                              approver=principal.agent_id, now=now,
-                                              expires_at=now + policy.ttl if approve else None):
+        if not await self._store.decide_grant(
+            grant_id,
+            approved=approve,
+            approver=principal.agent_id,
+            now=now,
+            expires_at=now + policy.ttl if approve else None,
+        ):
             raise ApprovalError("not_pending", "the request was already decided")
-        await self._auditor.record("approval.approved" if approve else "approval.denied",
-                                   tenant_id=grant.tenant_id, actor=principal.agent_id,
-                                   target=grant.target, ip=ip, grant=grant.id,
-                                   access=grant.action, requester=grant.requester)
+        await self._auditor.record(
+            "approval.approved" if approve else "approval.denied",
+            tenant_id=grant.tenant_id,
+            actor=principal.agent_id,
+            target=grant.target,
+            ip=ip,
+            grant=grant.id,
+            access=grant.action,
+            requester=grant.requester,
+        )
         decided = await self._store.get_grant(grant_id)
         assert decided is not None
         return decided
@@ -139,12 +173,20 @@ class Approvals:
         policy = await self._policy(principal.tenant_id)
         if policy.mode == "off":
             return None
-        grant = await self._store.live_grant(principal.tenant_id, principal.agent_id, action,
-                                             target, self._clock())
+        grant = await self._store.live_grant(
+            principal.tenant_id, principal.agent_id, action, target, self._clock()
+        )
         if grant is None:
-            raise ApprovalError("approval_required",
-                                "request access with a reason first (POST /api/approvals)"
-                                + (" and wait for a second person to approve"
-                                   if policy.mode == "two_person" else ""),
-                                action=action, target=target, mode=policy.mode)
+            raise ApprovalError(
+                "approval_required",
+                "request access with a reason first (POST /api/approvals)"
+                + (
+                    " and wait for a second person to approve"
+                    if policy.mode == "two_person"
+                    else ""
+                ),
+                action=action,
+                target=target,
+                mode=policy.mode,
+            )
         return grant.id

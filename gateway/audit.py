@@ -31,8 +31,9 @@ class Auditor:
     for a *logging* failure of the mirror log, but does propagate store failures (an
     action whose audit record cannot be written must not silently succeed)."""
 
-    def __init__(self, store: Store, clock: Callable[[], float],
-                 seal: AuditSeal | None = None) -> None:
+    def __init__(
+        self, store: Store, clock: Callable[[], float], seal: AuditSeal | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
         self.seal = seal

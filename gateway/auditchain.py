@@ -59,8 +59,9 @@ class AuditKeys:
             rows = await self._store.list_audit_keys()
             if not any(current for _, _, current in rows):
                 root = ac.new_audit_root()
-                await self._store.add_audit_key(ac.root_key_id(root), self._keyring.wrap(root),
-                                                self._clock())
+                await self._store.add_audit_key(
+                    ac.root_key_id(root), self._keyring.wrap(root), self._clock()
+                )
                 rows = await self._store.list_audit_keys()  # another node may have won
             for key_id, wrapped, current in rows:
                 try:
@@ -115,10 +116,16 @@ class AuditKeys:
 def canonical(event: AuditEvent, *, seq: int | None = None, key_id: str | None = None) -> bytes:
     """The MAC'd bytes of a stored or about-to-be-stored row."""
     return ac.canonical_row(
-        chain=event.chain or "", seq=seq if seq is not None else int(event.seq or 0),
-        key_id=key_id if key_id is not None else (event.key_id or ""), ts=event.ts,
-        action=event.action, tenant_id=event.tenant_id, actor=event.actor,
-        target=event.target, ip=event.ip, details=event.details,
+        chain=event.chain or "",
+        seq=seq if seq is not None else int(event.seq or 0),
+        key_id=key_id if key_id is not None else (event.key_id or ""),
+        ts=event.ts,
+        action=event.action,
+        tenant_id=event.tenant_id,
+        actor=event.actor,
+        target=event.target,
+        ip=event.ip,
+        details=event.details,
     )
 
 
@@ -153,11 +160,18 @@ class ChainReport:
         return self
 
     def as_dict(self) -> dict[str, object]:
-        return {"chain": self.chain, "ok": self.ok, "rows": self.rows,
-                "legacy_rows": self.legacy_rows, "checkpoints": self.checkpoints,
-                "head_seq": self.head_seq, "first_broken_id": self.first_broken_id,
-                "first_broken_seq": self.first_broken_seq, "problem": self.problem,
-                "detail": self.detail}
+        return {
+            "chain": self.chain,
+            "ok": self.ok,
+            "rows": self.rows,
+            "legacy_rows": self.legacy_rows,
+            "checkpoints": self.checkpoints,
+            "head_seq": self.head_seq,
+            "first_broken_id": self.first_broken_id,
+            "first_broken_seq": self.first_broken_seq,
+            "problem": self.problem,
+            "detail": self.detail,
+        }
 
 
 @dataclass(slots=True)
@@ -168,8 +182,9 @@ class _Walk:
     macs_at: dict[int, bytes] = field(default_factory=dict)
 
 
-async def verify_chain(store: Store, keys: AuditKeys, identity: GatewayIdentity,
-                       chain: str) -> ChainReport:
+async def verify_chain(
+    store: Store, keys: AuditKeys, identity: GatewayIdentity, chain: str
+) -> ChainReport:
     """Verify one chain end to end: checkpoint signatures, then every row in id order.
 
     Rows are walked in id order because appends to a chain are serialised while the id
@@ -185,9 +200,11 @@ async def verify_chain(store: Store, keys: AuditKeys, identity: GatewayIdentity,
         except ValueError:
             signer = b""
         if signer != identity.verify_key_bytes or not ac.verify_checkpoint(
-                signer, transcript, cp.signature):
-            return report.broken("bad_checkpoint",
-                                 f"checkpoint at seq {cp.seq} has no valid gateway signature")
+            signer, transcript, cp.signature
+        ):
+            return report.broken(
+                "bad_checkpoint", f"checkpoint at seq {cp.seq} has no valid gateway signature"
+            )
     walk = _Walk()
     after = 0
     while True:
@@ -206,25 +223,33 @@ async def verify_chain(store: Store, keys: AuditKeys, identity: GatewayIdentity,
     report.head_seq = head_seq
     last_seq = walk.expected_seq - 1
     if walk.started and (head_seq != last_seq or head_mac != walk.prev_mac):
-        return report.broken("head_mismatch",
-                             f"chain head says seq {head_seq}, the rows end at {last_seq}")
+        return report.broken(
+            "head_mismatch", f"chain head says seq {head_seq}, the rows end at {last_seq}"
+        )
     if not walk.started and head_seq > 0 and head_seq not in checkpoints:
         return report.broken("head_mismatch", f"chain head at seq {head_seq} but no rows")
     for seq, cp in checkpoints.items():
         seen = walk.macs_at.get(seq)
         if seen is not None and seen != cp.mac:
-            return report.broken("checkpoint_mismatch",
-                                 f"row seq {seq} differs from its signed checkpoint")
+            return report.broken(
+                "checkpoint_mismatch", f"row seq {seq} differs from its signed checkpoint"
+            )
         if seq > last_seq and walk.started:
-            return report.broken("checkpoint_mismatch",
-                                 f"signed checkpoint at seq {seq} but the rows end at "
-                                 f"{last_seq} (rows removed from the tail)")
+            return report.broken(
+                "checkpoint_mismatch",
+                f"signed checkpoint at seq {seq} but the rows end at "
+                f"{last_seq} (rows removed from the tail)",
+            )
     return report
 
 
-def _check_row(row: AuditEvent, walk: _Walk, keys: AuditKeys,
-               checkpoints: dict[int, AuditCheckpoint],
-               report: ChainReport) -> tuple[str, str] | None:
+def _check_row(
+    row: AuditEvent,
+    walk: _Walk,
+    keys: AuditKeys,
+    checkpoints: dict[int, AuditCheckpoint],
+    report: ChainReport,
+) -> tuple[str, str] | None:
     if row.seq is None or row.mac is None or row.chain is None:
         if not walk.started:
             report.legacy_rows += 1
@@ -235,9 +260,11 @@ def _check_row(row: AuditEvent, walk: _Walk, keys: AuditKeys,
         if row.seq != 1:
             anchor = checkpoints.get(row.seq - 1)
             if anchor is None:
-                return ("missing_anchor",
-                        f"the chain starts at seq {row.seq} without a checkpoint at "
-                        f"seq {row.seq - 1} (rows deleted from the start)")
+                return (
+                    "missing_anchor",
+                    f"the chain starts at seq {row.seq} without a checkpoint at "
+                    f"seq {row.seq - 1} (rows deleted from the start)",
+                )
             walk.expected_seq, walk.prev_mac = row.seq, anchor.mac
     if row.seq != walk.expected_seq:
         return "seq_gap", f"expected seq {walk.expected_seq}, found {row.seq}"
@@ -268,8 +295,14 @@ class Checkpointer:
     """Signs chain heads every ``interval`` seconds (and before each purge), then applies
     audit retention (:func:`purge_expired`)."""
 
-    def __init__(self, store: Store, identity: GatewayIdentity, clock: Callable[[], float],
-                 interval: float = 3600.0, retention_days: float = 180.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        identity: GatewayIdentity,
+        clock: Callable[[], float],
+        interval: float = 3600.0,
+        retention_days: float = 180.0,
+    ) -> None:
         self._store = store
         self.retention_days = retention_days
         self._identity = identity
@@ -279,10 +312,15 @@ class Checkpointer:
 
     async def sign(self, chain: str, seq: int, mac: bytes, reason: str) -> AuditCheckpoint:
         ts = self._clock()
-        cp = AuditCheckpoint(chain=chain, seq=seq, mac=mac, ts=ts,
-                             signer=self._identity.verify_key_b64,
-                             signature=self._identity.sign_checkpoint(chain, seq, mac, ts),
-                             reason=reason)
+        cp = AuditCheckpoint(
+            chain=chain,
+            seq=seq,
+            mac=mac,
+            ts=ts,
+            signer=self._identity.verify_key_b64,
+            signature=self._identity.sign_checkpoint(chain, seq, mac, ts),
+            reason=reason,
+        )
         await self._store.add_audit_checkpoint(cp)
         return cp
 
@@ -315,16 +353,14 @@ class Checkpointer:
             await asyncio.sleep(self.interval)
             try:
                 await self.checkpoint_all()
-                purged = await purge_expired(self._store, self, self._clock(),
-                                             self.retention_days)
+                purged = await purge_expired(self._store, self, self._clock(), self.retention_days)
                 if purged:
                     log.info("audit_purged", chains=len(purged), rows=sum(purged.values()))
             except Exception:
                 log.exception("audit_checkpoint_failed")
 
 
-async def purge_chain(store: Store, checkpointer: Checkpointer, chain: str,
-                      cutoff: float) -> int:
+async def purge_chain(store: Store, checkpointer: Checkpointer, chain: str, cutoff: float) -> int:
     """Retention: delete the chain's rows older than ``cutoff`` after signing a checkpoint
     at the newest of them, so the remaining chain is anchored and still verifies."""
     last = await store.audit_last_before(chain, cutoff)
@@ -332,7 +368,6 @@ async def purge_chain(store: Store, checkpointer: Checkpointer, chain: str,
         return 0
     await checkpointer.sign(chain, last.seq, last.mac, "purge")
     return await store.purge_audit(chain, last.seq)
-
 
 
 MIN_RETENTION_DAYS = 180.0
@@ -346,8 +381,9 @@ def retention_days(settings: dict[str, object], default: float) -> float:
     return max(MIN_RETENTION_DAYS, days)
 
 
-async def purge_expired(store: Store, checkpointer: Checkpointer, now: float,
-                        default_days: float) -> dict[str, int]:
+async def purge_expired(
+    store: Store, checkpointer: Checkpointer, now: float, default_days: float
+) -> dict[str, int]:
     """Apply every chain's retention; returns rows purged per chain (non-zero only)."""
     purged: dict[str, int] = {}
     for chain, _, _ in await store.audit_chain_heads():

@@ -88,12 +88,24 @@ class Sealed:
 
 SEALED: tuple[Sealed, ...] = (
     Sealed("chat_keys", "wrapped_key", (), lambda ring, blob, _k: ring.unwrap(blob)),
-    Sealed("agents", "totp_secret_sealed", ("id",),
-           lambda ring, blob, k: ring.open(blob, totp_aad(k[0]))),
-    Sealed("tenants", "identity_secrets_sealed", ("id",),
-           lambda ring, blob, k: ring.open(blob, tenant_identity_aad(k[0]))),
-    Sealed("plugin_configs", "secrets_sealed", ("tenant_id", "plugin"),
-           lambda ring, blob, k: ring.open(blob, plugin_secrets_aad(k[0], k[1]))),
+    Sealed(
+        "agents",
+        "totp_secret_sealed",
+        ("id",),
+        lambda ring, blob, k: ring.open(blob, totp_aad(k[0])),
+    ),
+    Sealed(
+        "tenants",
+        "identity_secrets_sealed",
+        ("id",),
+        lambda ring, blob, k: ring.open(blob, tenant_identity_aad(k[0])),
+    ),
+    Sealed(
+        "plugin_configs",
+        "secrets_sealed",
+        ("tenant_id", "plugin"),
+        lambda ring, blob, k: ring.open(blob, plugin_secrets_aad(k[0], k[1])),
+    ),
 )
 """Every master-key-sealed column (the same list :mod:`gateway.keyrotation` rewraps).
 Everything else sealed is under a chat data key, itself in ``chat_keys``."""
@@ -153,7 +165,8 @@ async def master_key_ids(db: Db) -> list[str]:
     for sealed in SEALED:
         rows = await db.fetch(
             f"SELECT DISTINCT substr({sealed.column}, 2, {_KEY_ID_SIZE}) FROM {sealed.table}"
-            f" WHERE {sealed.column} IS NOT NULL")
+            f" WHERE {sealed.column} IS NOT NULL"
+        )
         found.update(bytes(r[0]).hex() for r in rows if r[0] is not None)
     return sorted(found)
 
@@ -170,7 +183,9 @@ async def unopenable_key_ids(db: Db, keyring: Keyring, key_ids: list[str]) -> li
             cols = ", ".join((sealed.column, *sealed.key_columns))
             rows = await db.fetch(
                 f"SELECT {cols} FROM {sealed.table} WHERE substr({sealed.column}, 2,"
-                f" {_KEY_ID_SIZE}) = $1 LIMIT 1", bytes.fromhex(key_id))
+                f" {_KEY_ID_SIZE}) = $1 LIMIT 1",
+                bytes.fromhex(key_id),
+            )
             if not rows:
                 continue
             try:
@@ -193,8 +208,7 @@ async def _schema(db: Db) -> tuple[int, dict[int, bool]]:
     its runner did not record them yet)."""
     try:
         rows = await db.fetch("SELECT version, compatible_with_previous FROM schema_version")
-        return (max((int(r[0]) for r in rows), default=0),
-                {int(r[0]): bool(r[1]) for r in rows})
+        return (max((int(r[0]) for r in rows), default=0), {int(r[0]): bool(r[1]) for r in rows})
     except Exception:  # no such column (sqlite3.OperationalError / asyncpg's own error)
         rows = await db.fetch("SELECT version FROM schema_version")
         return max((int(r[0]) for r in rows), default=0), {}
@@ -284,8 +298,14 @@ def _seal_backup(partial: Path, manifest_for: Callable[[FileEntry], Manifest]) -
     return manifest
 
 
-async def create_backup(db_path: Path, out_dir: Path, *, gateway_version: str,
-                        identity_key_id: str | None, now: float | None = None) -> Manifest:
+async def create_backup(
+    db_path: Path,
+    out_dir: Path,
+    *,
+    gateway_version: str,
+    identity_key_id: str | None,
+    now: float | None = None,
+) -> Manifest:
     """Copy the live database at ``db_path`` into the new directory ``out_dir``."""
     partial = await asyncio.to_thread(_prepare, db_path, out_dir)
     db = SqliteDb(partial)
@@ -296,9 +316,17 @@ async def create_backup(db_path: Path, out_dir: Path, *, gateway_version: str,
 
     def manifest_for(entry: FileEntry) -> Manifest:
         return Manifest(
-            format=FORMAT, created_at=created, created_at_utc=_utc(created),
-            gateway_version=gateway_version, engine="sqlite", schema_version=schema,
-            key_ids=key_ids, identity_key_id=identity_key_id, files=[entry], counts=counts)
+            format=FORMAT,
+            created_at=created,
+            created_at_utc=_utc(created),
+            gateway_version=gateway_version,
+            engine="sqlite",
+            schema_version=schema,
+            key_ids=key_ids,
+            identity_key_id=identity_key_id,
+            files=[entry],
+            counts=counts,
+        )
 
     return await asyncio.to_thread(_seal_backup, partial, manifest_for)
 
@@ -329,18 +357,23 @@ async def check_keys(db: Db, keyring: Keyring, listed: list[str] | None = None) 
     keyring cannot open a value under one of them."""
     key_ids = await master_key_ids(db)
     if listed is not None and sorted(listed) != key_ids:
-        raise BackupError(f"the manifest lists master keys {sorted(listed)} but the database "
-                          f"uses {key_ids}: the backup was altered")
+        raise BackupError(
+            f"the manifest lists master keys {sorted(listed)} but the database "
+            f"uses {key_ids}: the backup was altered"
+        )
     missing = [k for k in key_ids if k not in keyring.key_ids]
     if missing:
         raise BackupError(
             f"the configured master keyring ({', '.join(keyring.key_ids)}) cannot open this "
             f"data: master key(s) {', '.join(missing)} missing; configure the keys that were "
-            "current when the backup was taken (CIPHERDESK_MASTER_KEY or <data dir>/master.key)")
+            "current when the backup was taken (CIPHERDESK_MASTER_KEY or <data dir>/master.key)"
+        )
     bad = await unopenable_key_ids(db, keyring, key_ids)
     if bad:
-        raise BackupError(f"master key(s) {', '.join(bad)} are in the keyring but do not open "
-                          "the data: wrong key material for that id")
+        raise BackupError(
+            f"master key(s) {', '.join(bad)} are in the keyring but do not open "
+            "the data: wrong key material for that id"
+        )
     return key_ids
 
 
@@ -352,8 +385,9 @@ def verify_files(backup_dir: Path) -> Manifest:
         if not path.is_file():
             raise BackupError(f"{entry.name} is missing from the backup")
         if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
-            raise BackupError(f"{entry.name} does not match its checksum: the backup is "
-                              "damaged or was altered")
+            raise BackupError(
+                f"{entry.name} does not match its checksum: the backup is damaged or was altered"
+            )
     return manifest
 
 
@@ -419,7 +453,8 @@ def _install(backup_dir: Path, manifest: Manifest, db_path: Path, force: bool) -
     if live and not force:
         raise BackupError(
             f"{db_path.parent} already holds a database: stop the gateway, then run restore "
-            "again with --force to replace it (the current files are kept as *.replaced-*)")
+            "again with --force to replace it (the current files are kept as *.replaced-*)"
+        )
     db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = db_path.with_name(db_path.name + ".restoring")
     staging.unlink(missing_ok=True)
@@ -439,8 +474,9 @@ def _install(backup_dir: Path, manifest: Manifest, db_path: Path, force: bool) -
     return replaced
 
 
-async def restore_backup(backup_dir: Path, db_path: Path, keyring: Keyring, *,
-                         force: bool = False) -> RestoreReport:
+async def restore_backup(
+    backup_dir: Path, db_path: Path, keyring: Keyring, *, force: bool = False
+) -> RestoreReport:
     """Verify ``backup_dir`` and install its database at ``db_path`` (gateway stopped)."""
     manifest = await verify_backup(backup_dir, keyring)
     replaced = await asyncio.to_thread(_install, backup_dir, manifest, db_path, force)

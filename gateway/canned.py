@@ -67,12 +67,19 @@ def check(responses: list[CannedResponse], engine: Any) -> None:
         seen.add((r.shortcut, r.queue))
         unknown = sorted({v for v in _VARIABLE.findall(r.text) if v not in VARIABLES})
         if unknown:
-            raise CannedError("unknown_variable", "unknown variable {" + unknown[0] + "}; use "
-                              + ", ".join("{" + v + "}" for v in VARIABLES), i)
+            raise CannedError(
+                "unknown_variable",
+                "unknown variable {"
+                + unknown[0]
+                + "}; use "
+                + ", ".join("{" + v + "}" for v in VARIABLES),
+                i,
+            )
         decision = engine.evaluate(_VARIABLE.sub("x", r.text), "agent")
         if decision.action == "block":
-            raise CannedError("canned_blocked", "the policy would block this reply", i,
-                              kinds=list(decision.kinds))
+            raise CannedError(
+                "canned_blocked", "the policy would block this reply", i, kinds=list(decision.kinds)
+            )
 
 
 def to_settings(responses: list[CannedResponse]) -> list[dict[str, Any]]:

@@ -80,7 +80,10 @@ HELPDESK_SENDER = "helpdesk:"
 Direction = Literal["customer", "agent"]
 
 NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
-    "mask": "masked", "block": "blocked", "flag": "flagged"}
+    "mask": "masked",
+    "block": "blocked",
+    "flag": "flagged",
+}
 """What replaces a profile field or close reason the policy blocks."""
 
 
@@ -200,11 +203,14 @@ class ChatService:
                 key,
                 chat_id,
                 "identity",
-                await self._screen_fields(tenant, {
-                    "user_id": identity.user_id,
-                    "name": identity.name,
-                    "email": identity.email,
-                }),
+                await self._screen_fields(
+                    tenant,
+                    {
+                        "user_id": identity.user_id,
+                        "name": identity.name,
+                        "email": identity.email,
+                    },
+                ),
             )
         profile_dict = await self._screen_fields(tenant, _profile_dict(profile))
         if profile_dict:
@@ -293,8 +299,9 @@ class ChatService:
         chat = await self._chat(chat_id, tenant_id)
         if chat.state == "closed":
             raise ChatError("chat_closed", "this conversation is closed")
-        return await self._post(chat, "agent", msg_id, text,
-                                agent=f"{HELPDESK_SENDER}{plugin}:{name}")
+        return await self._post(
+            chat, "agent", msg_id, text, agent=f"{HELPDESK_SENDER}{plugin}:{name}"
+        )
 
     async def _post(
         self, chat: Chat, sender: Direction, msg_id: str, text: str, agent: str | None
@@ -320,9 +327,13 @@ class ChatService:
             # Not delivered, not stored; the notice settles the message for the sender.
             log.info("message_blocked", chat=chat.id, sender=sender, kinds=list(decision.kinds))
             if sender == "agent":  # staff sending blocked content: the anomaly rules count it
-                await self.auditor.record("message.blocked", tenant_id=chat.tenant_id,
-                                          actor=agent, target=chat.id,
-                                          kinds=sorted(decision.kinds))
+                await self.auditor.record(
+                    "message.blocked",
+                    tenant_id=chat.tenant_id,
+                    actor=agent,
+                    target=chat.id,
+                    kinds=sorted(decision.kinds),
+                )
             return PostOutcome(ack=None, notice=notice)
         key = await self.keys.get(chat.id)
         if key is None:
@@ -332,8 +343,14 @@ class ChatService:
         # The client's id is stored sealed (deterministically, so a resend still finds it).
         stored_id = seal_msg_id(key, chat.id, msg_id)
         builder = await self._message_events(
-            tenant, chat, key, sender, message_ref(key, chat.id, stored_id), now,
-            engine.for_audience(text, decision, "plugin") or "", policy_meta,
+            tenant,
+            chat,
+            key,
+            sender,
+            message_ref(key, chat.id, stored_id),
+            now,
+            engine.for_audience(text, decision, "plugin") or "",
+            policy_meta,
         )
         try:
             result = await self.store.append_message(
@@ -790,11 +807,14 @@ class ChatService:
         reason) goes through the policy before it is stored, shown or queued for plugins:
         masked as a message would be; a blocked value is replaced by ``[removed]``."""
         engine = await self.policies.engine(tenant.id, tenant.settings)
-        return {name: screen_text(engine, value, direction) if isinstance(value, str) else value
-                for name, value in fields.items()}
+        return {
+            name: screen_text(engine, value, direction) if isinstance(value, str) else value
+            for name, value in fields.items()
+        }
 
-    async def _transcript_for_plugins(self, tenant: Tenant, messages: list[Msg]
-                                      ) -> list[dict[str, Any]]:
+    async def _transcript_for_plugins(
+        self, tenant: Tenant, messages: list[Msg]
+    ) -> list[dict[str, Any]]:
         """A closed chat's transcript as plugins get it (per-audience masking, computed in a
         worker thread: a long chat is many policy passes)."""
         engine = await self.policies.engine(tenant.id, tenant.settings)
@@ -805,9 +825,15 @@ class ChatService:
                 direction: Direction = "agent" if m.sender == "agent" else "customer"
                 decision = engine.evaluate(m.text, direction)
                 shown = engine.for_audience(m.text, decision, "plugin")
-                rows.append({"seq": m.seq, "sender": m.sender, "ts": m.ts,
-                             "text": shown if shown is not None else REMOVED,
-                             "agent": m.agent})
+                rows.append(
+                    {
+                        "seq": m.seq,
+                        "sender": m.sender,
+                        "ts": m.ts,
+                        "text": shown if shown is not None else REMOVED,
+                        "agent": m.agent,
+                    }
+                )
             return rows
 
         return await asyncio.to_thread(mask_all)

@@ -189,8 +189,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from crypto.identity import IdentityFileError
         from gateway.store.migrate import SchemaTooNew
 
-        if isinstance(exc, EnvelopeError | IdentityFileError | ConfigError | ValueError
-                      | SchemaTooNew):
+        if isinstance(
+            exc, EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
+        ):
             print(f"cipherdesk: {exc}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -86,8 +86,7 @@ async def _agent_by_email(svc: Any, email: str) -> Agent:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r]
-                                           for r in rows]
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -110,15 +109,18 @@ def cmd_agent_add(args: argparse.Namespace) -> None:
             if args.tenant != DEMO_TENANT and await svc.store.get_tenant(args.tenant) is None:
                 raise CliError(f"no tenant {args.tenant!r}; create it with 'cipherdesk tenant add'")
             try:
-                return await svc.logins.create_agent(args.email, args.tenant, args.role,
-                                                     password, args.name, actor="cli")
+                return await svc.logins.create_agent(
+                    args.email, args.tenant, args.role, password, args.name, actor="cli"
+                )
             except CredentialError as exc:
                 raise CliError(exc.message) from None
 
     creds = _run(run())
     agent = creds.agent
-    _print_credentials(creds, f"Agent {agent.email} ({agent.role}, tenant {agent.tenant_id}) "
-                              f"created with id {agent.id}.")
+    _print_credentials(
+        creds,
+        f"Agent {agent.email} ({agent.role}, tenant {agent.tenant_id}) created with id {agent.id}.",
+    )
 
 
 def cmd_agent_list(args: argparse.Namespace) -> None:
@@ -129,9 +131,18 @@ def cmd_agent_list(args: argparse.Namespace) -> None:
             return await svc.store.list_agents(args.tenant)
 
     agents = _run(run())
-    rows = [(a.email, a.tenant_id, a.role, a.display_name,
-             "disabled" if a.disabled else "active",
-             "yes" if a.totp_confirmed else "pending", a.id) for a in agents]
+    rows = [
+        (
+            a.email,
+            a.tenant_id,
+            a.role,
+            a.display_name,
+            "disabled" if a.disabled else "active",
+            "yes" if a.totp_confirmed else "pending",
+            a.id,
+        )
+        for a in agents
+    ]
     print(_table(("EMAIL", "TENANT", "ROLE", "NAME", "STATE", "TOTP", "ID"), rows))
 
 
@@ -179,8 +190,9 @@ def cmd_agent_reset_mfa(args: argparse.Namespace) -> None:
 def cmd_tenant_add(args: argparse.Namespace) -> None:
     config = config_from(args)
     secret = _read_secret_stdin("identity secret") if args.identity_secret_stdin else None
-    request = NewTenant(args.tenant_id, args.name, tuple(args.origin or ()),
-                        args.identity_mode, secret)
+    request = NewTenant(
+        args.tenant_id, args.name, tuple(args.origin or ()), args.identity_mode, secret
+    )
 
     async def run() -> Tenant:
         async with offline_services(config) as svc:
@@ -200,8 +212,10 @@ def cmd_tenant_list(args: argparse.Namespace) -> None:
         async with offline_services(config) as svc:
             return [t for t in await svc.store.list_tenants() if is_real_tenant(t)]
 
-    rows = [(t.id, t.name, t.identity_mode, "yes" if t.frozen else "no",
-             " ".join(t.allowed_origins)) for t in _run(run())]
+    rows = [
+        (t.id, t.name, t.identity_mode, "yes" if t.frozen else "no", " ".join(t.allowed_origins))
+        for t in _run(run())
+    ]
     print(_table(("ID", "NAME", "IDENTITY", "FROZEN", "ORIGINS"), rows))
 
 
@@ -220,8 +234,11 @@ def cmd_operator_add(args: argparse.Namespace) -> None:
                 raise CliError(exc.message) from None
 
     creds = _run(run())
-    _print_credentials(creds, f"Installation operator {creds.agent.email} created with id "
-                              f"{creds.agent.id} (no tenant; logs in at /api/login).")
+    _print_credentials(
+        creds,
+        f"Installation operator {creds.agent.email} created with id "
+        f"{creds.agent.id} (no tenant; logs in at /api/login).",
+    )
 
 
 def cmd_operator_list(args: argparse.Namespace) -> None:
@@ -231,8 +248,16 @@ def cmd_operator_list(args: argparse.Namespace) -> None:
         async with offline_services(config) as svc:
             return await svc.store.list_agents(OPERATOR_SCOPE)
 
-    rows = [(a.email, a.display_name, "disabled" if a.disabled else "active",
-             "yes" if a.totp_confirmed else "pending", a.id) for a in _run(run())]
+    rows = [
+        (
+            a.email,
+            a.display_name,
+            "disabled" if a.disabled else "active",
+            "yes" if a.totp_confirmed else "pending",
+            a.id,
+        )
+        for a in _run(run())
+    ]
     print(_table(("EMAIL", "NAME", "STATE", "TOTP", "ID"), rows))
 
 
@@ -246,14 +271,26 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
-            return await svc.store.query_audit(tenant_id=args.tenant, action=args.action,
-                                               actor=args.actor, limit=args.limit)
+            return await svc.store.query_audit(
+                tenant_id=args.tenant, action=args.action, actor=args.actor, limit=args.limit
+            )
 
-    rows = [(e.id, _when(e.ts), e.action, e.tenant_id, e.actor, e.target, e.ip,
-             " ".join(f"{k}={v}" for k, v in sorted(e.details.items())))
-            for e in _run(run())]
-    print(_table(("ID", "TIME (UTC)", "ACTION", "TENANT", "ACTOR", "TARGET", "IP", "DETAILS"),
-                 rows))
+    rows = [
+        (
+            e.id,
+            _when(e.ts),
+            e.action,
+            e.tenant_id,
+            e.actor,
+            e.target,
+            e.ip,
+            " ".join(f"{k}={v}" for k, v in sorted(e.details.items())),
+        )
+        for e in _run(run())
+    ]
+    print(
+        _table(("ID", "TIME (UTC)", "ACTION", "TENANT", "ACTOR", "TARGET", "IP", "DETAILS"), rows)
+    )
 
 
 # ---------------------------------------------------------------------- parsers
@@ -268,16 +305,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--tenant", required=True)
     add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
     add.add_argument("--name", help="display name (default: the e-mail's local part)")
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read the password from the first line of standard input")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     add.set_defaults(func=cmd_agent_add)
 
     lst = agent_sub.add_parser("list", parents=[common], help="list agents")
     lst.add_argument("--tenant")
     lst.set_defaults(func=cmd_agent_list)
 
-    disable = agent_sub.add_parser("disable", parents=[common],
-                                   help="disable an agent and revoke its sessions")
+    disable = agent_sub.add_parser(
+        "disable", parents=[common], help="disable an agent and revoke its sessions"
+    )
     disable.add_argument("email")
     disable.add_argument("--enable", action="store_true", help="re-enable instead")
     disable.set_defaults(func=cmd_agent_disable)
@@ -286,8 +327,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     unlock.add_argument("email")
     unlock.set_defaults(func=cmd_agent_unlock)
 
-    reset = agent_sub.add_parser("reset-mfa", parents=[common],
-                                 help="new TOTP secret and recovery codes; revokes sessions")
+    reset = agent_sub.add_parser(
+        "reset-mfa", parents=[common], help="new TOTP secret and recovery codes; revokes sessions"
+    )
     reset.add_argument("email")
     reset.set_defaults(func=cmd_agent_reset_mfa)
 
@@ -296,23 +338,35 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     tadd = tenant_sub.add_parser("add", parents=[common], help="create a tenant")
     tadd.add_argument("tenant_id", metavar="ID")
     tadd.add_argument("--name", required=True)
-    tadd.add_argument("--origin", action="extend", nargs="+", metavar="URL",
-                      help="allowed widget origin (repeatable)")
+    tadd.add_argument(
+        "--origin",
+        action="extend",
+        nargs="+",
+        metavar="URL",
+        help="allowed widget origin (repeatable)",
+    )
     tadd.add_argument("--identity-mode", default="off", choices=["off", "optional", "enforced"])
-    tadd.add_argument("--identity-secret-stdin", action="store_true",
-                      help="read the widget identity HMAC secret from standard input")
+    tadd.add_argument(
+        "--identity-secret-stdin",
+        action="store_true",
+        help="read the widget identity HMAC secret from standard input",
+    )
     tadd.set_defaults(func=cmd_tenant_add)
     tlist = tenant_sub.add_parser("list", parents=[common], help="list tenants")
     tlist.set_defaults(func=cmd_tenant_list)
 
     operator = sub.add_parser("operator", help="manage installation operators (no tenant)")
     op_sub = operator.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
-    opadd = op_sub.add_parser("add", parents=[common],
-                              help="create an installation operator (prints TOTP QR)")
+    opadd = op_sub.add_parser(
+        "add", parents=[common], help="create an installation operator (prints TOTP QR)"
+    )
     opadd.add_argument("email")
     opadd.add_argument("--name", help="display name (default: the e-mail's local part)")
-    opadd.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of standard input")
+    opadd.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     opadd.set_defaults(func=cmd_operator_add)
     oplist = op_sub.add_parser("list", parents=[common], help="list installation operators")
     oplist.set_defaults(func=cmd_operator_list)
@@ -320,8 +374,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     register_token_commands(op_sub, common)
 
-    aud = sub.add_parser("audit", parents=[common],
-                         help="show (newest first), verify or export the audit log")
+    aud = sub.add_parser(
+        "audit", parents=[common], help="show (newest first), verify or export the audit log"
+    )
     aud.add_argument("--tenant")
     aud.add_argument("--action")
     aud.add_argument("--actor")

@@ -24,11 +24,17 @@ def cmd_verify(args: argparse.Namespace) -> None:
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
             keys = svc.audit_keys
-            reports = [await verify_chain(svc.store, keys, svc.identity, chain)
-                       for chain in await chains_of(svc.store, args.tenant)]
-            await svc.auditor.record("audit.verified", tenant_id=args.tenant, actor="cli",
-                                     chains=len(reports),
-                                     broken=sum(1 for r in reports if not r.ok))
+            reports = [
+                await verify_chain(svc.store, keys, svc.identity, chain)
+                for chain in await chains_of(svc.store, args.tenant)
+            ]
+            await svc.auditor.record(
+                "audit.verified",
+                tenant_id=args.tenant,
+                actor="cli",
+                chains=len(reports),
+                broken=sum(1 for r in reports if not r.ok),
+            )
             return reports
 
     reports = asyncio.run(run())
@@ -36,12 +42,16 @@ def cmd_verify(args: argparse.Namespace) -> None:
     for r in reports:
         name = r.chain or "(installation)"
         if r.ok:
-            print(f"{name}: ok — {r.rows} rows verified, {r.legacy_rows} legacy, "
-                  f"{r.checkpoints} signed checkpoints, head seq {r.head_seq}")
+            print(
+                f"{name}: ok — {r.rows} rows verified, {r.legacy_rows} legacy, "
+                f"{r.checkpoints} signed checkpoints, head seq {r.head_seq}"
+            )
         else:
             broken = True
-            print(f"{name}: BROKEN at row id {r.first_broken_id} (seq {r.first_broken_seq}): "
-                  f"{r.problem} — {r.detail}")
+            print(
+                f"{name}: BROKEN at row id {r.first_broken_id} (seq {r.first_broken_seq}): "
+                f"{r.problem} — {r.detail}"
+            )
     if not reports:
         print("no audit chains yet")
     if broken:
@@ -66,8 +76,13 @@ def cmd_export(args: argparse.Namespace) -> None:
                     if len(rows) < 1000:
                         break
                     after = rows[-1].id
-            await svc.auditor.record("audit.exported", tenant_id=args.tenant, actor="cli",
-                                     rows=written, to="file" if args.out else "stdout")
+            await svc.auditor.record(
+                "audit.exported",
+                tenant_id=args.tenant,
+                actor="cli",
+                rows=written,
+                to="file" if args.out else "stdout",
+            )
         return written
 
     if args.out:
@@ -88,21 +103,22 @@ def cmd_checkpoint(args: argparse.Namespace) -> None:
     print(f"{asyncio.run(run())} chain(s) checkpointed")
 
 
-def register_audit_actions(aud: argparse.ArgumentParser,
-                           common: argparse.ArgumentParser) -> None:
+def register_audit_actions(aud: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """Add ``verify``/``export``/``checkpoint`` under ``cipherdesk audit``."""
     actions = aud.add_subparsers(dest="audit_command", metavar="ACTION")
-    verify = actions.add_parser("verify", parents=[common],
-                                help="verify the audit chains; exit 1 on the first broken row")
+    verify = actions.add_parser(
+        "verify", parents=[common], help="verify the audit chains; exit 1 on the first broken row"
+    )
     verify.add_argument("--tenant")
     verify.set_defaults(func=cmd_verify)
-    export = actions.add_parser("export", parents=[common],
-                                help="audit rows as JSON lines for a SIEM (stdout or --out)")
+    export = actions.add_parser(
+        "export", parents=[common], help="audit rows as JSON lines for a SIEM (stdout or --out)"
+    )
     export.add_argument("--tenant")
-    export.add_argument("--after-id", type=int, default=0,
-                        help="only rows with a larger id (incremental export)")
+    export.add_argument(
+        "--after-id", type=int, default=0, help="only rows with a larger id (incremental export)"
+    )
     export.add_argument("--out", help="append to this file instead of stdout")
     export.set_defaults(func=cmd_export)
-    cp = actions.add_parser("checkpoint", parents=[common],
-                            help="sign every audit chain head now")
+    cp = actions.add_parser("checkpoint", parents=[common], help="sign every audit chain head now")
     cp.set_defaults(func=cmd_checkpoint)

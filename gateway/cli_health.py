@@ -57,6 +57,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     health = sub.add_parser("health", help="probe a running gateway (/healthz or /readyz)")
     health.add_argument("--url", default=DEFAULT_BASE, help=f"gateway base URL ({DEFAULT_BASE})")
     health.add_argument("--ready", action="store_true", help="check /readyz instead of /healthz")
-    health.add_argument("--wait", type=float, default=0.0,
-                        help="keep trying for this many seconds before failing")
+    health.add_argument(
+        "--wait", type=float, default=0.0, help="keep trying for this many seconds before failing"
+    )
     health.set_defaults(func=cmd_health)

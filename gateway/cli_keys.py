@@ -69,10 +69,14 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
                 raise CliError(exc.message) from None
 
     report = asyncio.run(run())
-    _print_report(report, f"Master key rotated; {keyrotation.key_file_path_of(config)} "
-                          "now lists the new key first.")
-    print("Other nodes sharing this data must get the new key file before they start.",
-          file=sys.stdout)
+    _print_report(
+        report,
+        f"Master key rotated; {keyrotation.key_file_path_of(config)} now lists the new key first.",
+    )
+    print(
+        "Other nodes sharing this data must get the new key file before they start.",
+        file=sys.stdout,
+    )
 
 
 def cmd_keys_rewrap(args: argparse.Namespace) -> None:
@@ -82,21 +86,30 @@ def cmd_keys_rewrap(args: argparse.Namespace) -> None:
         async with offline_services(config) as svc:
             report = await keyrotation.rewrap_all(svc)
             await svc.auditor.record(
-                "keys.rewrapped", actor="cli", key_id=report.key_id,
-                chat_keys=report.chat_keys, totp_secrets=report.totp_secrets,
+                "keys.rewrapped",
+                actor="cli",
+                key_id=report.key_id,
+                chat_keys=report.chat_keys,
+                totp_secrets=report.totp_secrets,
                 identity_secrets=report.identity_secrets,
-                plugin_secrets=report.plugin_secrets, skipped=report.skipped,
+                plugin_secrets=report.plugin_secrets,
+                skipped=report.skipped,
             )
             return report, len(svc.keyring.key_ids)
 
     report, ring = asyncio.run(run())
     _print_report(report, f"Rewrap done ({ring} key(s) in the ring).")
     if report.skipped:
-        raise CliError(f"{report.skipped} value(s) could not be moved (see above); keep the "
-                       "old keys until they are resolved")
+        raise CliError(
+            f"{report.skipped} value(s) could not be moved (see above); keep the "
+            "old keys until they are resolved"
+        )
     if ring > 1:
-        print("Nothing is left under older keys: they may be retired (remove them from "
-              "the ring on every node, then restart).", file=sys.stdout)
+        print(
+            "Nothing is left under older keys: they may be retired (remove them from "
+            "the ring on every node, then restart).",
+            file=sys.stdout,
+        )
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -104,13 +117,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     rotate = keys_sub.add_parser(
-        "rotate", parents=[common],
+        "rotate",
+        parents=[common],
         help="new master key in the key file, then rewrap everything (gateway stopped)",
     )
     rotate.set_defaults(func=cmd_keys_rotate)
 
     rewrap = keys_sub.add_parser(
-        "rewrap", parents=[common],
+        "rewrap",
+        parents=[common],
         help="move everything sealed under older master keys to the current one",
     )
     rewrap.set_defaults(func=cmd_keys_rewrap)

@@ -50,8 +50,7 @@ def _read_secret_stdin(what: str) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r]
-                                           for r in rows]
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -111,12 +110,21 @@ def cmd_list(args: argparse.Namespace) -> None:
             host = svc.plugins
             reg = host.registry
             out = ["Installed plugins:"]
-            out.append(_table(
-                ("NAME", "VERSION", "SOURCE", "SCOPES", "SECRET FIELDS"),
-                [(n, reg.info(n).version, reg.source(n), ",".join(sorted(reg.info(n).scopes)),
-                  ",".join(f.name for f in reg.info(n).config_schema if f.secret) or "-")
-                 for n in reg.names()],
-            ))
+            out.append(
+                _table(
+                    ("NAME", "VERSION", "SOURCE", "SCOPES", "SECRET FIELDS"),
+                    [
+                        (
+                            n,
+                            reg.info(n).version,
+                            reg.source(n),
+                            ",".join(sorted(reg.info(n).scopes)),
+                            ",".join(f.name for f in reg.info(n).config_schema if f.secret) or "-",
+                        )
+                        for n in reg.names()
+                    ],
+                )
+            )
             if args.tenant:
                 await _tenant_exists(svc, args.tenant)
             configs = await svc.store.list_plugin_configs(args.tenant)
@@ -143,8 +151,12 @@ def cmd_list(args: argparse.Namespace) -> None:
             out.append("")
             if reg.problems:
                 out.append("Problems:")
-                out.append(_table(("NAME", "SOURCE", "REASON"),
-                                  [(p.name, p.source, p.reason) for p in reg.problems]))
+                out.append(
+                    _table(
+                        ("NAME", "SOURCE", "REASON"),
+                        [(p.name, p.source, p.reason) for p in reg.problems],
+                    )
+                )
             else:
                 out.append("Problems: none")
             return "\n".join(out)
@@ -178,8 +190,9 @@ def cmd_enable(args: argparse.Namespace) -> None:
         raise CliError("--secret-stdin: each key at most once")
     secret_values = [_read_secret_stdin(f"value for {k}") for k in secret_keys]
     clear: list[str] = list(args.clear or [])
-    allow_private = True if args.allow_private_network else (
-        False if args.deny_private_network else None)
+    allow_private = (
+        True if args.allow_private_network else (False if args.deny_private_network else None)
+    )
 
     async def run() -> tuple[list[tuple[str, str]], list[str]]:
         async with offline_services(config) as svc:
@@ -191,30 +204,46 @@ def cmd_enable(args: argparse.Namespace) -> None:
             for key, value in zip(secret_keys, secret_values, strict=True):
                 field = info.get_field(key)
                 if field is None or not field.secret:
-                    raise CliError(f"--secret-stdin: {key!r} is not a secret field of "
-                                   f"{args.name} (secret fields: "
-                                   f"{', '.join(secret_fields) or 'none'})")
+                    raise CliError(
+                        f"--secret-stdin: {key!r} is not a secret field of "
+                        f"{args.name} (secret fields: "
+                        f"{', '.join(secret_fields) or 'none'})"
+                    )
                 if key in values:
                     raise CliError(f"{key!r} given both with --set and --secret-stdin")
                 values[key] = value
             for key in values:
                 field = info.get_field(key)
                 if field is not None and field.secret and key not in secret_keys:
-                    warnings.append(f"warning: secret {key!r} was given on the command line "
-                                    f"(shell history, ps); prefer --secret-stdin {key}")
+                    warnings.append(
+                        f"warning: secret {key!r} was given on the command line "
+                        f"(shell history, ps); prefer --secret-stdin {key}"
+                    )
             try:
-                stored = await host.configure(args.tenant, args.name, values, enabled=True,
-                                              patch=not args.replace, clear=clear,
-                                              allow_private=allow_private)
+                stored = await host.configure(
+                    args.tenant,
+                    args.name,
+                    values,
+                    enabled=True,
+                    patch=not args.replace,
+                    clear=clear,
+                    allow_private=allow_private,
+                )
             except ConfigError as exc:
                 raise CliError(str(exc)) from None
             described = host.describe(stored)
             await svc.auditor.record(
-                "plugin.configured", tenant_id=args.tenant, actor="cli", target=args.name,
-                plugin=args.name, enabled=True, fields=sorted(described["config"]),
+                "plugin.configured",
+                tenant_id=args.tenant,
+                actor="cli",
+                target=args.name,
+                plugin=args.name,
+                enabled=True,
+                fields=sorted(described["config"]),
                 secret_fields_set=described["secrets_set"],
-                secret_fields_changed=sorted(k for k in [*values, *clear]
-                                             if (f := info.get_field(k)) and f.secret),
+                secret_fields_changed=sorted(
+                    k for k in [*values, *clear] if (f := info.get_field(k)) and f.secret
+                ),
                 cleared=sorted(clear),
                 private_network_allowed=described["private_network_allowed"],
             )
@@ -237,18 +266,31 @@ def cmd_describe(args: argparse.Namespace) -> None:
         async with offline_services(config) as svc:
             host = svc.plugins
             info = _installed(host, args.name)
-            out = [f"{info.name} {info.version} (API v{info.api_version}, "
-                   f"{host.registry.source(info.name)})"]
+            out = [
+                f"{info.name} {info.version} (API v{info.api_version}, "
+                f"{host.registry.source(info.name)})"
+            ]
             if info.description:
                 out.append(info.description)
             out.append("scopes: " + ", ".join(sorted(info.scopes)))
             out.append("")
-            out.append(_table(("SETTING", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "ALLOWED",
-                               "HELP"),
-                              [(f.name, f.type, "yes" if f.required else "",
-                                "yes" if f.secret else "",
-                                "" if f.secret or f.default is None else f.default,
-                                _constraints(f), f.help) for f in info.config_schema]))
+            out.append(
+                _table(
+                    ("SETTING", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "ALLOWED", "HELP"),
+                    [
+                        (
+                            f.name,
+                            f.type,
+                            "yes" if f.required else "",
+                            "yes" if f.secret else "",
+                            "" if f.secret or f.default is None else f.default,
+                            _constraints(f),
+                            f.help,
+                        )
+                        for f in info.config_schema
+                    ],
+                )
+            )
             return "\n".join(out)
 
     print(asyncio.run(run()))
@@ -282,22 +324,28 @@ def cmd_test(args: argparse.Namespace) -> None:
             await _tenant_exists(svc, args.tenant)
             instance = await host.plugin_for(args.tenant, args.name)
             if instance is None:
-                raise CliError(f"plugin {args.name!r} is not enabled for tenant "
-                               f"{args.tenant!r}")
+                raise CliError(f"plugin {args.name!r} is not enabled for tenant {args.tenant!r}")
             if args.event not in instance.info.scopes:
-                raise CliError(f"{args.name} does not take {args.event} events (scopes: "
-                               f"{', '.join(sorted(instance.info.scopes))})")
+                raise CliError(
+                    f"{args.name} does not take {args.event} events (scopes: "
+                    f"{', '.join(sorted(instance.info.scopes))})"
+                )
             now = svc.clock()
             event = EVENT_FACTORIES[args.event](
-                tenant_id=args.tenant, chat_id=f"cipherdesk-test-{int(now)}",
-                occurred_at=now, event_id=f"test:{int(now)}",
+                tenant_id=args.tenant,
+                chat_id=f"cipherdesk-test-{int(now)}",
+                occurred_at=now,
+                event_id=f"test:{int(now)}",
                 customer=customer("Test Customer", "test@example.invalid", verified=False)
-                if "customer.identity" in instance.info.scopes else None)
+                if "customer.identity" in instance.info.scopes
+                else None,
+            )
             try:
                 await asyncio.wait_for(instance.deliver(event), 30)
             except Exception as exc:
-                raise CliError(f"test {args.event} to {args.name} failed: "
-                               f"{safe_error(exc)}") from None
+                raise CliError(
+                    f"test {args.event} to {args.name} failed: {safe_error(exc)}"
+                ) from None
             return f"test {args.event} delivered to {args.name} (event id {event.event_id})"
 
     print(asyncio.run(run()))
@@ -310,17 +358,23 @@ def cmd_disable(args: argparse.Namespace) -> None:
         async with offline_services(config) as svc:
             stored = await svc.store.get_plugin_config(args.tenant, args.name)
             if stored is None:
-                raise CliError(f"plugin {args.name!r} is not configured for tenant "
-                               f"{args.tenant!r}")
+                raise CliError(f"plugin {args.name!r} is not configured for tenant {args.tenant!r}")
             await svc.plugins.set_enabled(args.tenant, args.name, False)
             if stored.enabled:
-                await svc.auditor.record("plugin.disabled", tenant_id=args.tenant,
-                                         actor="cli", target=args.name, plugin=args.name)
+                await svc.auditor.record(
+                    "plugin.disabled",
+                    tenant_id=args.tenant,
+                    actor="cli",
+                    target=args.name,
+                    plugin=args.name,
+                )
             return stored.enabled
 
     was = asyncio.run(run())
-    print(f"plugin {args.name} disabled for tenant {args.tenant}"
-          + ("" if was else " (it already was)"))
+    print(
+        f"plugin {args.name} disabled for tenant {args.tenant}"
+        + ("" if was else " (it already was)")
+    )
 
 
 # ---------------------------------------------------------------------- dead letters
@@ -333,18 +387,33 @@ def cmd_dead(args: argparse.Namespace) -> None:
 
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
-            return await svc.store.list_events(tenant_id=args.tenant, plugin=args.plugin,
-                                               state="dead", limit=args.limit)
+            return await svc.store.list_events(
+                tenant_id=args.tenant, plugin=args.plugin, state="dead", limit=args.limit
+            )
 
     items = asyncio.run(run())
     if not items:
         print("no dead letters")
         return
     # Never payloads: ids, types, counts and the dispatcher's (safe) error note.
-    print(_table(("ID", "TENANT", "PLUGIN", "EVENT", "CHAT", "ATTEMPTS", "CREATED (UTC)",
-                  "LAST ERROR"),
-                 [(i.id, i.tenant_id, i.plugin, i.event_type, i.chat_id, i.attempts,
-                   _when(i.created_at), (i.last_error or "")[:120]) for i in items]))
+    print(
+        _table(
+            ("ID", "TENANT", "PLUGIN", "EVENT", "CHAT", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"),
+            [
+                (
+                    i.id,
+                    i.tenant_id,
+                    i.plugin,
+                    i.event_type,
+                    i.chat_id,
+                    i.attempts,
+                    _when(i.created_at),
+                    (i.last_error or "")[:120],
+                )
+                for i in items
+            ],
+        )
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> None:
@@ -354,8 +423,9 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
-            dead = await svc.store.list_events(tenant_id=args.tenant, plugin=args.plugin,
-                                               state="dead", limit=SCAN_CAP)
+            dead = await svc.store.list_events(
+                tenant_id=args.tenant, plugin=args.plugin, state="dead", limit=SCAN_CAP
+            )
             chosen = dead if args.all else [i for i in dead if i.id == args.id]
             if not chosen and not args.all:
                 where = f" of tenant {args.tenant!r}" if args.tenant else ""
@@ -364,17 +434,24 @@ def cmd_replay(args: argparse.Namespace) -> None:
             for item in chosen:
                 if await svc.store.replay_dead(item.id, svc.clock()):
                     replayed.append(item)
-                    await svc.auditor.record("plugin.dead_replayed", tenant_id=item.tenant_id,
-                                             actor="cli", target=str(item.id),
-                                             plugin=item.plugin, event_type=item.event_type)
+                    await svc.auditor.record(
+                        "plugin.dead_replayed",
+                        tenant_id=item.tenant_id,
+                        actor="cli",
+                        target=str(item.id),
+                        plugin=item.plugin,
+                        event_type=item.event_type,
+                    )
             return replayed
 
     replayed = asyncio.run(run())
     if args.all:
         print(f"{len(replayed)} dead letter(s) moved back to pending")
     elif replayed:
-        print(f"dead letter {args.id} moved back to pending (attempts reset); a running "
-              f"gateway delivers it shortly")
+        print(
+            f"dead letter {args.id} moved back to pending (attempts reset); a running "
+            f"gateway delivers it shortly"
+        )
     else:
         raise CliError(f"dead letter {args.id} is no longer dead")
 
@@ -386,45 +463,79 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     plugins = sub.add_parser("plugins", help="helpdesk plugins: list, enable, dead letters")
     psub = plugins.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)
 
-    lst = psub.add_parser("list", parents=[common],
-                          help="installed plugins, per-tenant configuration, problems")
+    lst = psub.add_parser(
+        "list", parents=[common], help="installed plugins, per-tenant configuration, problems"
+    )
     lst.add_argument("--tenant", help="only this tenant's configurations")
-    lst.add_argument("--health", action="store_true",
-                     help="also ask each enabled plugin for its health")
+    lst.add_argument(
+        "--health", action="store_true", help="also ask each enabled plugin for its health"
+    )
     lst.set_defaults(func=cmd_list)
 
-    enable = psub.add_parser("enable", parents=[common],
-                             help="enable and configure a plugin for a tenant")
+    enable = psub.add_parser(
+        "enable", parents=[common], help="enable and configure a plugin for a tenant"
+    )
     enable.add_argument("name", metavar="NAME")
     enable.add_argument("--tenant", required=True)
-    enable.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="a setting (repeatable); lists are comma-separated")
-    enable.add_argument("--secret-stdin", metavar="KEY", action="append",
-                        help="read the secret field KEY from stdin (repeatable: one line "
-                             "per key, in order)")
-    enable.add_argument("--clear", metavar="KEY", action="append",
-                        help="remove a stored setting or secret (repeatable)")
-    enable.add_argument("--replace", action="store_true",
-                        help="start from an empty configuration instead of patching")
+    enable.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a setting (repeatable); lists are comma-separated",
+    )
+    enable.add_argument(
+        "--secret-stdin",
+        metavar="KEY",
+        action="append",
+        help="read the secret field KEY from stdin (repeatable: one line per key, in order)",
+    )
+    enable.add_argument(
+        "--clear",
+        metavar="KEY",
+        action="append",
+        help="remove a stored setting or secret (repeatable)",
+    )
+    enable.add_argument(
+        "--replace",
+        action="store_true",
+        help="start from an empty configuration instead of patching",
+    )
     private = enable.add_mutually_exclusive_group()
-    private.add_argument("--allow-private-network", action="store_true",
-                         help="operator: let this plugin reach loopback/private addresses")
-    private.add_argument("--deny-private-network", action="store_true",
-                         help="withdraw --allow-private-network")
+    private.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="operator: let this plugin reach loopback/private addresses",
+    )
+    private.add_argument(
+        "--deny-private-network", action="store_true", help="withdraw --allow-private-network"
+    )
     enable.set_defaults(func=cmd_enable)
 
-    describe = psub.add_parser("describe", parents=[common],
-                               help="a plugin's scopes and settings (schema, help)")
+    describe = psub.add_parser(
+        "describe", parents=[common], help="a plugin's scopes and settings (schema, help)"
+    )
     describe.add_argument("name", metavar="NAME")
     describe.set_defaults(func=cmd_describe)
 
-    test = psub.add_parser("test", parents=[common],
-                           help="send a synthetic event to a tenant's plugin")
+    test = psub.add_parser(
+        "test", parents=[common], help="send a synthetic event to a tenant's plugin"
+    )
     test.add_argument("name", metavar="NAME")
     test.add_argument("--tenant", required=True)
-    test.add_argument("--event", default="chat.closed",
-                      choices=sorted(["chat.opened", "chat.message", "chat.assigned",
-                                      "chat.transferred", "chat.closed", "policy.flag"]))
+    test.add_argument(
+        "--event",
+        default="chat.closed",
+        choices=sorted(
+            [
+                "chat.opened",
+                "chat.message",
+                "chat.assigned",
+                "chat.transferred",
+                "chat.closed",
+                "policy.flag",
+            ]
+        ),
+    )
     test.set_defaults(func=cmd_test)
 
     disable = psub.add_parser("disable", parents=[common], help="disable a tenant's plugin")
@@ -438,8 +549,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead)
 
-    replay = psub.add_parser("replay", parents=[common],
-                             help="move a dead letter (or all) back to pending")
+    replay = psub.add_parser(
+        "replay", parents=[common], help="move a dead letter (or all) back to pending"
+    )
     replay.add_argument("id", metavar="ID", type=int, nargs="?")
     replay.add_argument("--all", action="store_true", help="every dead letter (filtered)")
     replay.add_argument("--tenant", help="only this tenant's dead letters")

@@ -42,9 +42,9 @@ def cmd_create(args: argparse.Namespace) -> None:
                 raise CliError(f"no enabled installation operator {email}")
             principal = Principal(owner.id, OPERATOR_SCOPE, Role.OPERATOR)
             try:
-                issued = await api_tokens(svc).create(owner, principal, args.name,
-                                                      args.permission or [], args.days,
-                                                      ip="cli")
+                issued = await api_tokens(svc).create(
+                    owner, principal, args.name, args.permission or [], args.days, ip="cli"
+                )
             except ScopeError as exc:
                 raise CliError(str(exc)) from None
             return issued.secret, issued.token
@@ -71,8 +71,9 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
     async def run() -> bool:
         async with offline_services(config) as svc:
-            return await api_tokens(svc).revoke(OPERATOR_SCOPE, args.token_id, actor="cli",
-                                                ip="cli")
+            return await api_tokens(svc).revoke(
+                OPERATOR_SCOPE, args.token_id, actor="cli", ip="cli"
+            )
 
     if not _run(run()):
         raise CliError(f"no live installation token {args.token_id!r}"[:200])
@@ -86,8 +87,9 @@ def register(op_sub: Any, common: argparse.ArgumentParser) -> None:
     create = tsub.add_parser("create", parents=[common], help="create a token (shown once)")
     create.add_argument("email", help="the operator account that owns the token")
     create.add_argument("--name", required=True)
-    create.add_argument("--permission", action="append",
-                        choices=[p.value for p in InstallationPermission])
+    create.add_argument(
+        "--permission", action="append", choices=[p.value for p in InstallationPermission]
+    )
     create.add_argument("--days", type=int, default=DEFAULT_LIFETIME_DAYS)
     create.set_defaults(func=cmd_create)
     listing = tsub.add_parser("list", parents=[common], help="list installation tokens")

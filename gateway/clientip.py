@@ -68,10 +68,14 @@ class ClientIPResolver:
                 raise ValueError(f"trusted proxy {entry!r} is not an IP address or CIDR") from exc
             # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d and _parse_ip maps
             # those back to IPv4; do the same with a mapped network so that both match.
-            if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED) \
-                    and net.prefixlen >= 96:
-                net = ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF,
-                                             net.prefixlen - 96))
+            if (
+                isinstance(net, ipaddress.IPv6Network)
+                and net.subnet_of(_MAPPED)
+                and net.prefixlen >= 96
+            ):
+                net = ipaddress.IPv4Network(
+                    (int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96)
+                )
             networks.append(net)
         self._networks: tuple[IPNetwork, ...] = tuple(networks)
 
@@ -123,7 +127,8 @@ def rate_limit_key(ip: str, ipv6_prefix: int = 64) -> str:
     if addr is None:
         return ip
     if isinstance(addr, ipaddress.IPv6Address) and ipv6_prefix < 128:
-        net = ipaddress.IPv6Network((int(addr) >> (128 - ipv6_prefix) << (128 - ipv6_prefix),
-                                     ipv6_prefix))
+        net = ipaddress.IPv6Network(
+            (int(addr) >> (128 - ipv6_prefix) << (128 - ipv6_prefix), ipv6_prefix)
+        )
         return str(net)
     return str(addr)

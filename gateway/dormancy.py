@@ -56,8 +56,9 @@ class Activity:
     dormant: bool
 
 
-def activity(agent: Agent, last_login_at: float | None, limit_days: int | None,
-             now: float) -> Activity:
+def activity(
+    agent: Agent, last_login_at: float | None, limit_days: int | None, now: float
+) -> Activity:
     """Idle time since the last login (or creation) and whether it passes the limit."""
     since = last_login_at if last_login_at is not None else agent.created_at
     idle = max(0.0, now - since) / DAY
@@ -68,8 +69,11 @@ async def _spared(store: Store, agent: Agent) -> bool:
     """The last enabled admin of a tenant is never disabled by this rule."""
     if agent.role != Role.ADMIN.value:
         return False
-    admins = [a for a in await store.list_agents(agent.tenant_id)
-              if a.role == Role.ADMIN.value and not a.disabled]
+    admins = [
+        a
+        for a in await store.list_agents(agent.tenant_id)
+        if a.role == Role.ADMIN.value and not a.disabled
+    ]
     return len(admins) <= 1
 
 
@@ -90,8 +94,7 @@ async def refuse_if_dormant(logins: LoginService, agent: Agent, now: float) -> b
 class DormancySweep:
     """Disables dormant accounts of every tenant that set the rule, every interval."""
 
-    def __init__(self, logins: LoginService, interval: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, logins: LoginService, interval: float, clock: Callable[[], float]) -> None:
         self._logins = logins
         self._interval = interval
         self._clock = clock

@@ -31,8 +31,15 @@ PLUGINS_PAUSED = "plugins_paused"
 
 
 class Emergency:
-    def __init__(self, store: Store, bus: Bus, auditor: Auditor, incidents: Incidents,
-                 clock: Callable[[], float], invalidate_tenant: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        auditor: Auditor,
+        incidents: Incidents,
+        clock: Callable[[], float],
+        invalidate_tenant: Callable[[str], None],
+    ) -> None:
         self._store = store
         self._bus = bus
         self._auditor = auditor
@@ -40,9 +47,15 @@ class Emergency:
         self._clock = clock
         self._invalidate = invalidate_tenant
 
-    async def revoke_all_sessions(self, tenant_id: str, actor: str, *, ip: str | None,
-                                  keep_token_hash: str | None = None,
-                                  reason: str = "emergency") -> int:
+    async def revoke_all_sessions(
+        self,
+        tenant_id: str,
+        actor: str,
+        *,
+        ip: str | None,
+        keep_token_hash: str | None = None,
+        reason: str = "emergency",
+    ) -> int:
         """Revoke every session of every agent of the tenant; returns how many."""
         now = self._clock()
         revoked = 0
@@ -50,40 +63,65 @@ class Emergency:
             if keep_token_hash is not None and agent.id == actor:
                 hashes = []
                 for session in await self._store.list_sessions(agent.id):
-                    if session.revoked_at is None and session.token_hash != keep_token_hash \
-                            and await self._store.revoke_session(session.token_hash, now):
+                    if (
+                        session.revoked_at is None
+                        and session.token_hash != keep_token_hash
+                        and await self._store.revoke_session(session.token_hash, now)
+                    ):
                         hashes.append(session.token_hash)
                 if hashes:
-                    await self._bus.publish(agent_topic(agent.id),
-                                            BusEvent(kind="revoke", sessions=hashes))
+                    await self._bus.publish(
+                        agent_topic(agent.id), BusEvent(kind="revoke", sessions=hashes)
+                    )
             else:
                 hashes = await self._store.revoke_agent_sessions(agent.id, now)
-                await self._bus.publish(agent_topic(agent.id),
-                                        BusEvent(kind="revoke", sessions=None))
+                await self._bus.publish(
+                    agent_topic(agent.id), BusEvent(kind="revoke", sessions=None)
+                )
             revoked += len(hashes)
-        await self._auditor.record("emergency.sessions_revoked", tenant_id=tenant_id,
-                                   actor=actor, target=tenant_id, ip=ip, count=revoked,
-                                   reason=reason)
-        await self._incidents.note(tenant_id, actor, "emergency.sessions_revoked",
-                                   {"sessions": revoked})
+        await self._auditor.record(
+            "emergency.sessions_revoked",
+            tenant_id=tenant_id,
+            actor=actor,
+            target=tenant_id,
+            ip=ip,
+            count=revoked,
+            reason=reason,
+        )
+        await self._incidents.note(
+            tenant_id, actor, "emergency.sessions_revoked", {"sessions": revoked}
+        )
         return revoked
 
-    async def force_password_reset(self, tenant_id: str, actor: str, *, ip: str | None,
-                                   keep_token_hash: str | None = None) -> int:
+    async def force_password_reset(
+        self, tenant_id: str, actor: str, *, ip: str | None, keep_token_hash: str | None = None
+    ) -> int:
         """Every agent of the tenant but the actor must change their password."""
-        agents = [a.id for a in await self._store.list_agents(tenant_id)
-                  if a.id != actor and not a.disabled]
+        agents = [
+            a.id
+            for a in await self._store.list_agents(tenant_id)
+            if a.id != actor and not a.disabled
+        ]
         marked = await self._store.force_password_resets(agents, actor, self._clock())
-        await self._auditor.record("emergency.password_reset_forced", tenant_id=tenant_id,
-                                   actor=actor, target=tenant_id, ip=ip, agents=marked)
-        await self._incidents.note(tenant_id, actor, "emergency.password_reset_forced",
-                                   {"agents": marked})
-        await self.revoke_all_sessions(tenant_id, actor, ip=ip, keep_token_hash=keep_token_hash,
-                                       reason="password_reset_forced")
+        await self._auditor.record(
+            "emergency.password_reset_forced",
+            tenant_id=tenant_id,
+            actor=actor,
+            target=tenant_id,
+            ip=ip,
+            agents=marked,
+        )
+        await self._incidents.note(
+            tenant_id, actor, "emergency.password_reset_forced", {"agents": marked}
+        )
+        await self.revoke_all_sessions(
+            tenant_id, actor, ip=ip, keep_token_hash=keep_token_hash, reason="password_reset_forced"
+        )
         return marked
 
-    async def pause_plugins(self, tenant_id: str, paused: bool, actor: str, *,
-                            ip: str | None) -> None:
+    async def pause_plugins(
+        self, tenant_id: str, paused: bool, actor: str, *, ip: str | None
+    ) -> None:
         tenant = await self._store.get_tenant(tenant_id)
         if tenant is None:
             return
@@ -96,8 +134,9 @@ class Emergency:
         await self._store.update_tenant(tenant)
         self._invalidate(tenant_id)
         action = "emergency.plugins_paused" if paused else "emergency.plugins_resumed"
-        await self._auditor.record(action, tenant_id=tenant_id, actor=actor, target=tenant_id,
-                                   ip=ip)
+        await self._auditor.record(
+            action, tenant_id=tenant_id, actor=actor, target=tenant_id, ip=ip
+        )
         await self._incidents.note(tenant_id, actor, action)
 
 

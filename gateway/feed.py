@@ -92,8 +92,9 @@ class ChatFeed:
         self._replaying.add(chat)
         await self._catch_up(chat)
 
-    async def deliver_paced(self, chat: str, messages: Sequence[Msg],
-                            send: Callable[[Msg], Awaitable[bool]]) -> bool:
+    async def deliver_paced(
+        self, chat: str, messages: Sequence[Msg], send: Callable[[Msg], Awaitable[bool]]
+    ) -> bool:
         """An explicit transcript (a supervisor's ``watch``) at the reader's pace: ``send``
         waits for room in the socket's queue, so a transcript longer than the queue no
         longer drops a reading client as a slow consumer. Live messages that arrive

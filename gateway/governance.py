@@ -59,9 +59,15 @@ class PluginDataLedger:
     async def flush(self) -> int:
         pending, self.counts = self.counts, {}
         for (tenant_id, plugin), counter in sorted(pending.items()):
-            await self.auditor.record("plugin.data_sent", tenant_id=tenant_id, actor="system",
-                                      target=plugin, plugin=plugin, events=dict(counter),
-                                      total=sum(counter.values()))
+            await self.auditor.record(
+                "plugin.data_sent",
+                tenant_id=tenant_id,
+                actor="system",
+                target=plugin,
+                plugin=plugin,
+                events=dict(counter),
+                total=sum(counter.values()),
+            )
         return len(pending)
 
     async def start(self) -> None:
@@ -107,14 +113,28 @@ class Governance:
         if result.outcome == "delivered":
             self.ledger.delivered(result.tenant_id, plugin, result.event_type)
         elif result.outcome == "dead":
-            await self.auditor.record("plugin.dead_lettered", tenant_id=result.tenant_id,
-                                      actor="system", target=plugin, plugin=plugin,
-                                      event_type=result.event_type, error=result.error)
+            await self.auditor.record(
+                "plugin.dead_lettered",
+                tenant_id=result.tenant_id,
+                actor="system",
+                target=plugin,
+                plugin=plugin,
+                event_type=result.event_type,
+                error=result.error,
+            )
 
 
-def build_governance(*, config: Config, store: Store, bus: Bus, keyring: Keyring,
-                     auditor: Auditor, tenants: TenantDirectory, metrics: Metrics,
-                     clock: Callable[[], float]) -> Governance:
+def build_governance(
+    *,
+    config: Config,
+    store: Store,
+    bus: Bus,
+    keyring: Keyring,
+    auditor: Auditor,
+    tenants: TenantDirectory,
+    metrics: Metrics,
+    clock: Callable[[], float],
+) -> Governance:
     async def settings_of(tenant_id: str) -> dict[str, Any]:
         tenant = await tenants.get(tenant_id)
         return tenant.settings if tenant is not None else {}
@@ -135,10 +155,16 @@ def build_governance(*, config: Config, store: Store, bus: Bus, keyring: Keyring
         auditor.listeners.append(sink)
     incidents = Incidents(store, auditor, clock)
     emergency = Emergency(store, bus, auditor, incidents, clock, tenants.invalidate)
-    return Governance(alerts=engine, notifier=notifier, incidents=incidents,
-                      emergency=emergency, ledger=PluginDataLedger(auditor),
-                      tenants=tenants, auditor=auditor,
-                      approvals=Approvals(store, auditor, clock, settings_of))
+    return Governance(
+        alerts=engine,
+        notifier=notifier,
+        incidents=incidents,
+        emergency=emergency,
+        ledger=PluginDataLedger(auditor),
+        tenants=tenants,
+        auditor=auditor,
+        approvals=Approvals(store, auditor, clock, settings_of),
+    )
 
 
 def governance_of(svc: Any) -> Governance:

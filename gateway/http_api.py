@@ -139,14 +139,17 @@ class PatchAgentBody(Struct, forbid_unknown_fields=True):
 
 class PatchTenantBody(Struct, forbid_unknown_fields=True):
     name: Name | None = None
-    allowed_origins: Annotated[list[Annotated[str, Meta(max_length=300)]],
-                               Meta(max_length=50)] | None = None
+    allowed_origins: (
+        Annotated[list[Annotated[str, Meta(max_length=300)]], Meta(max_length=50)] | None
+    ) = None
     identity_mode: Literal["off", "optional", "enforced"] | None = None
-    identity_secrets: Annotated[list[Annotated[str, Meta(max_length=512)]],
-                                Meta(max_length=2)] | None = None
+    identity_secrets: (
+        Annotated[list[Annotated[str, Meta(max_length=512)]], Meta(max_length=2)] | None
+    ) = None
     policy: dict[str, Any] | None = None
-    allowed_link_domains: Annotated[list[Annotated[str, Meta(max_length=253)]],
-                                    Meta(max_length=500)] | None = None
+    allowed_link_domains: (
+        Annotated[list[Annotated[str, Meta(max_length=253)]], Meta(max_length=500)] | None
+    ) = None
     frozen: bool | None = None
     queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES)] | None = None
 
@@ -211,8 +214,9 @@ async def read_json(request: web.Request, kind: type[S]) -> S:
     except msgspec.ValidationError as exc:
         message = str(exc)
         field = _field_of(message)
-        raise ApiError(400, "bad_request", f"invalid request: {message}"[:300],
-                       field=field) from None
+        raise ApiError(
+            400, "bad_request", f"invalid request: {message}"[:300], field=field
+        ) from None
     except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "bad_request", "the body is not valid JSON") from None
 
@@ -236,8 +240,7 @@ def _retry_headers(retry_after: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
-async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
-                       ) -> AgentContext:
+async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False) -> AgentContext:
     """The caller's context: session (or, where allowed, API token) valid, API budget left,
     CSRF checked for cookie sessions."""
     svc = _svc(request)
@@ -247,55 +250,70 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
     ctx = await svc.sessions.authenticate(token)
     if ctx is None:
         raise ApiError(401, "unauthenticated", "log in first (session missing or expired)")
-    decision = await svc.guard.limiter.hit(f"api:{ctx.session.token_hash}",
-                                           svc.guard.limits.api_per_token,
-                                           scope="api_per_token")
+    decision = await svc.guard.limiter.hit(
+        f"api:{ctx.session.token_hash}", svc.guard.limits.api_per_token, scope="api_per_token"
+    )
     if not decision.allowed:
-        raise ApiError(429, "rate_limited", "too many requests; slow down",
-                       headers=_retry_headers(decision.retry_after))
-    if request.path not in _RESET_ALLOWED and \
-            await svc.store.password_reset_forced(ctx.agent.id):
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests; slow down",
+            headers=_retry_headers(decision.retry_after),
+        )
+    if request.path not in _RESET_ALLOWED and await svc.store.password_reset_forced(ctx.agent.id):
         # Emergency panel: "force password reset at next login" (gateway/emergency.py).
-        raise ApiError(403, "password_change_required",
-                       "choose a new password first (POST /api/me/password)")
+        raise ApiError(
+            403, "password_change_required", "choose a new password first (POST /api/me/password)"
+        )
     if request.method in _MUTATING and not _is_bearer(request):
         _check_origin(request, svc)
         presented = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(csrf_for(svc, ctx.token).encode(),
-                                   presented.encode("utf-8", "replace")):
+        if not hmac.compare_digest(
+            csrf_for(svc, ctx.token).encode(), presented.encode("utf-8", "replace")
+        ):
             raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
     return ctx
 
 
-async def _authenticate_api_token(request: web.Request, svc: Services, token: str,
-                                  allowed: bool) -> AgentContext:
+async def _authenticate_api_token(
+    request: web.Request, svc: Services, token: str, allowed: bool
+) -> AgentContext:
     """A scoped API token (gateway/api_tokens.py): only on routes that declare a
     permission, rate-limited under its own key, audited on every use."""
     if not allowed:
-        raise ApiError(403, "token_not_allowed",
-                       "API tokens cannot be used here; log in interactively")
+        raise ApiError(
+            403, "token_not_allowed", "API tokens cannot be used here; log in interactively"
+        )
     service = api_tokens(svc)
     ctx = await service.authenticate(token)
     if ctx is None or ctx.api_token is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
-    decision = await svc.guard.limiter.hit(f"api:{ctx.session.token_hash}",
-                                           svc.guard.limits.api_per_token,
-                                           scope="api_per_token")
+    decision = await svc.guard.limiter.hit(
+        f"api:{ctx.session.token_hash}", svc.guard.limits.api_per_token, scope="api_per_token"
+    )
     if not decision.allowed:
-        raise ApiError(429, "rate_limited", "too many requests; slow down",
-                       headers=_retry_headers(decision.retry_after))
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests; slow down",
+            headers=_retry_headers(decision.retry_after),
+        )
     route = request.match_info.route.resource
-    await service.record_use(ctx, request.method,
-                             route.canonical if route is not None else request.path,
-                             peer_ip(request, svc))
+    await service.record_use(
+        ctx,
+        request.method,
+        route.canonical if route is not None else request.path,
+        peer_ip(request, svc),
+    )
     return ctx
 
 
 Handler = Callable[[web.Request, AgentContext], Awaitable[web.StreamResponse]]
 
 
-def authed(permission: Permission | InstallationPermission | None = None, *,
-           api_tokens: bool | None = None) -> Callable[[Handler], Any]:
+def authed(
+    permission: Permission | InstallationPermission | None = None, *, api_tokens: bool | None = None
+) -> Callable[[Handler], Any]:
     """Decorator: authenticate, then (optionally) require ``permission`` in own tenant
     (an :class:`InstallationPermission` requires the installation operator).
 
@@ -331,9 +349,17 @@ def authed(permission: Permission | InstallationPermission | None = None, *,
 
 
 _CREDENTIAL_STATUS = {
-    "weak_password": 400, "wrong_password": 403, "invalid_otp": 400, "no_enrollment": 409,
-    "invalid_email": 400, "email_taken": 409, "invalid_role": 400, "not_found": 404,
-    "reauth_required": 403, "reauth_failed": 403, "rate_limited": 429,
+    "weak_password": 400,
+    "wrong_password": 403,
+    "invalid_otp": 400,
+    "no_enrollment": 409,
+    "invalid_email": 400,
+    "email_taken": 409,
+    "invalid_role": 400,
+    "not_found": 404,
+    "reauth_required": 403,
+    "reauth_failed": 403,
+    "rate_limited": 429,
 }
 
 
@@ -343,20 +369,28 @@ def _credential_error(exc: CredentialError) -> ApiError:
     if "retry_after" in extra:
         headers = _retry_headers(extra["retry_after"])
         extra["retry_after"] = math.ceil(extra["retry_after"])
-    return ApiError(_CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message,
-                    headers=headers, **extra)
+    return ApiError(
+        _CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message, headers=headers, **extra
+    )
 
 
 def _lifetime(svc: Services) -> SessionLifetime:
-    return SessionLifetime(idle_timeout=svc.config.auth.idle_timeout,
-                           absolute_lifetime=svc.config.auth.absolute_lifetime)
+    return SessionLifetime(
+        idle_timeout=svc.config.auth.idle_timeout,
+        absolute_lifetime=svc.config.auth.absolute_lifetime,
+    )
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
     return {
-        "id": agent.id, "email": agent.email, "display_name": agent.display_name,
-        "role": agent.role, "tenant": agent.tenant_id, "disabled": agent.disabled,
-        "totp_confirmed": agent.totp_confirmed, "created_at": agent.created_at,
+        "id": agent.id,
+        "email": agent.email,
+        "display_name": agent.display_name,
+        "role": agent.role,
+        "tenant": agent.tenant_id,
+        "disabled": agent.disabled,
+        "totp_confirmed": agent.totp_confirmed,
+        "created_at": agent.created_at,
         "password_changed_at": agent.password_changed_at,
     }
 
@@ -371,20 +405,32 @@ def tenant_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
     except Exception:  # unreadable sealed secrets (wrong master key): say so, never crash
         fingerprints = ["unreadable"]
     return {
-        "id": tenant.id, "name": tenant.name, "allowed_origins": tenant.allowed_origins,
+        "id": tenant.id,
+        "name": tenant.name,
+        "allowed_origins": tenant.allowed_origins,
         "identity_mode": tenant.identity_mode,
         "identity_secrets": [{"fingerprint": f} for f in fingerprints],
-        "settings": tenant.settings, "frozen": tenant.frozen, "created_at": tenant.created_at,
+        "settings": tenant.settings,
+        "frozen": tenant.frozen,
+        "created_at": tenant.created_at,
     }
 
 
 def _audit_json(event: AuditEvent, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """One audit record; ``actor_name``/``target_name`` label agent ids of the tenant."""
     labels = labels or {}
-    return {"id": event.id, "ts": event.ts, "action": event.action, "tenant": event.tenant_id,
-            "actor": event.actor, "target": event.target, "ip": event.ip,
-            "details": event.details, "actor_name": labels.get(event.actor or ""),
-            "target_name": labels.get(event.target or "")}
+    return {
+        "id": event.id,
+        "ts": event.ts,
+        "action": event.action,
+        "tenant": event.tenant_id,
+        "actor": event.actor,
+        "target": event.target,
+        "ip": event.ip,
+        "details": event.details,
+        "actor_name": labels.get(event.actor or ""),
+        "target_name": labels.get(event.target or ""),
+    }
 
 
 async def _qr_data_url(uri: str) -> str:
@@ -406,24 +452,41 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     ip = peer_ip(request, svc)
     try:
-        result = await svc.logins.login(body.email, body.password, body.otp, ip=ip,
-                                        user_agent=request.headers.get("User-Agent", ""))
+        result = await svc.logins.login(
+            body.email,
+            body.password,
+            body.otp,
+            ip=ip,
+            user_agent=request.headers.get("User-Agent", ""),
+        )
     except LoginFailed as exc:
         if exc.retry_after:
-            raise ApiError(429, "rate_limited", GENERIC_FAILURE,
-                           headers=_retry_headers(exc.retry_after),
-                           retry_after=math.ceil(exc.retry_after)) from None
+            raise ApiError(
+                429,
+                "rate_limited",
+                GENERIC_FAILURE,
+                headers=_retry_headers(exc.retry_after),
+                retry_after=math.ceil(exc.retry_after),
+            ) from None
         raise ApiError(401, "login_failed", GENERIC_FAILURE) from None
     session = result.session
-    response = web.json_response({
-        "token": result.token,
-        "csrf": csrf_for(svc, result.token),
-        "agent": agent_json(result.agent),
-        "expires_at": _lifetime(svc).expires_at(session.created_at, session.last_seen_at),
-    })
-    response.set_cookie(COOKIE, result.token, httponly=True, samesite="Strict", path="/",
-                        secure=svc.config.server.behind_tls or None,
-                        max_age=int(svc.config.auth.absolute_lifetime))
+    response = web.json_response(
+        {
+            "token": result.token,
+            "csrf": csrf_for(svc, result.token),
+            "agent": agent_json(result.agent),
+            "expires_at": _lifetime(svc).expires_at(session.created_at, session.last_seen_at),
+        }
+    )
+    response.set_cookie(
+        COOKIE,
+        result.token,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=svc.config.server.behind_tls or None,
+        max_age=int(svc.config.auth.absolute_lifetime),
+    )
     return response
 
 
@@ -442,24 +505,36 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant = await svc.tenants.get(ctx.agent.tenant_id)
     session = ctx.session
     operator = ctx.principal.is_operator
-    return web.json_response({
-        "agent": agent_json(ctx.agent),
-        "tenant": None if operator else {
-            "id": ctx.agent.tenant_id, "name": tenant.name if tenant else None,
-            "frozen": tenant.frozen if tenant else False},
-        "role": ctx.agent.role,
-        "permissions": sorted(p.value for p in ctx.principal.permissions),
-        "installation_permissions": sorted(
-            p.value for p in ctx.principal.installation_permissions),
-        "reauth_until": (session.reauth_at + svc.config.auth.reauth_window
-                         if svc.logins.reauth_is_fresh(session) else None),
-        "csrf": csrf_for(svc, ctx.token),
-        "session": {"created_at": session.created_at, "last_seen_at": session.last_seen_at,
-                    "expires_at": _lifetime(svc).expires_at(session.created_at,
-                                                            session.last_seen_at)},
-        "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
-        "password_change_required": await svc.store.password_reset_forced(ctx.agent.id),
-    })
+    return web.json_response(
+        {
+            "agent": agent_json(ctx.agent),
+            "tenant": None
+            if operator
+            else {
+                "id": ctx.agent.tenant_id,
+                "name": tenant.name if tenant else None,
+                "frozen": tenant.frozen if tenant else False,
+            },
+            "role": ctx.agent.role,
+            "permissions": sorted(p.value for p in ctx.principal.permissions),
+            "installation_permissions": sorted(
+                p.value for p in ctx.principal.installation_permissions
+            ),
+            "reauth_until": (
+                session.reauth_at + svc.config.auth.reauth_window
+                if svc.logins.reauth_is_fresh(session)
+                else None
+            ),
+            "csrf": csrf_for(svc, ctx.token),
+            "session": {
+                "created_at": session.created_at,
+                "last_seen_at": session.last_seen_at,
+                "expires_at": _lifetime(svc).expires_at(session.created_at, session.last_seen_at),
+            },
+            "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
+            "password_change_required": await svc.store.password_reset_forced(ctx.agent.id),
+        }
+    )
 
 
 @authed()
@@ -467,8 +542,9 @@ async def reauth(request: web.Request, ctx: AgentContext) -> web.Response:
     """``POST /api/me/reauth {"password","otp"}``: step-up for credential changes."""
     svc = _svc(request)
     body = await read_json(request, ReauthBody)
-    at = await svc.logins.reauthenticate(ctx.agent, ctx.session, body.password, body.otp,
-                                         ip=peer_ip(request, svc))
+    at = await svc.logins.reauthenticate(
+        ctx.agent, ctx.session, body.password, body.otp, ip=peer_ip(request, svc)
+    )
     return _ok(reauth_until=at + svc.config.auth.reauth_window)
 
 
@@ -479,14 +555,23 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
     svc.logins.require_reauth(ctx.session)
     ip = peer_ip(request, svc)
     pair = svc.logins.throttle.keys(ctx.agent.email, ip).pair
-    decision = await svc.guard.limiter.hit(f"login:{pair}", svc.guard.limits.login_per_account,
-                                           scope="login_per_account")
+    decision = await svc.guard.limiter.hit(
+        f"login:{pair}", svc.guard.limits.login_per_account, scope="login_per_account"
+    )
     if not decision.allowed:
-        raise ApiError(429, "rate_limited", "too many attempts; try again later",
-                       headers=_retry_headers(decision.retry_after))
-    revoked = await svc.logins.change_password(ctx.agent, body.current, body.new,
-                                               keep_session=ctx.session.token_hash,
-                                               ip=peer_ip(request, svc))
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many attempts; try again later",
+            headers=_retry_headers(decision.retry_after),
+        )
+    revoked = await svc.logins.change_password(
+        ctx.agent,
+        body.current,
+        body.new,
+        keep_session=ctx.session.token_hash,
+        ip=peer_ip(request, svc),
+    )
     await svc.store.clear_forced_password_reset(ctx.agent.id)
     return _ok(sessions_revoked=revoked)
 
@@ -495,14 +580,17 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
 async def start_totp(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     svc.logins.require_reauth(ctx.session)
-    enrollment = await svc.logins.start_enrollment(ctx.agent, ctx.session.token_hash,
-                                                   ip=peer_ip(request, svc))
-    return web.json_response({
-        "otpauth_uri": enrollment.otpauth_uri,
-        "qr_png": await _qr_data_url(enrollment.otpauth_uri),
-        "enrollment": enrollment.token,
-        "confirm": "/api/me/totp/confirm",
-    })
+    enrollment = await svc.logins.start_enrollment(
+        ctx.agent, ctx.session.token_hash, ip=peer_ip(request, svc)
+    )
+    return web.json_response(
+        {
+            "otpauth_uri": enrollment.otpauth_uri,
+            "qr_png": await _qr_data_url(enrollment.otpauth_uri),
+            "enrollment": enrollment.token,
+            "confirm": "/api/me/totp/confirm",
+        }
+    )
 
 
 @authed()
@@ -510,8 +598,9 @@ async def confirm_totp(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     body = await read_json(request, ConfirmTotpBody)
     svc.logins.require_reauth(ctx.session)
-    await svc.logins.confirm_enrollment(ctx.agent, ctx.session.token_hash, body.otp,
-                                        body.enrollment, ip=peer_ip(request, svc))
+    await svc.logins.confirm_enrollment(
+        ctx.agent, ctx.session.token_hash, body.otp, body.enrollment, ip=peer_ip(request, svc)
+    )
     return _ok()
 
 
@@ -519,17 +608,16 @@ async def confirm_totp(request: web.Request, ctx: AgentContext) -> web.Response:
 async def recovery_codes(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     svc.logins.require_reauth(ctx.session)
-    codes = await svc.logins.regenerate_recovery_codes(ctx.agent, actor=ctx.agent.id,
-                                                       ip=peer_ip(request, svc),
-                                                       keep_session=ctx.session.token_hash)
+    codes = await svc.logins.regenerate_recovery_codes(
+        ctx.agent, actor=ctx.agent.id, ip=peer_ip(request, svc), keep_session=ctx.session.token_hash
+    )
     return web.json_response({"recovery_codes": codes})
 
 
 # ---------------------------------------------------------------------- admin: agents
 
 
-async def _target_agent(request: web.Request, ctx: AgentContext,
-                        permission: Permission) -> Agent:
+async def _target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
     """The agent named in the path, in the caller's tenant; 404 otherwise (also for an
     agent of another tenant, so ids of other tenants cannot be probed)."""
     svc = _svc(request)
@@ -556,20 +644,32 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     body = await read_json(request, CreateAgentBody)
     tenant_id = body.tenant or ctx.principal.tenant_id
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
-    creds = await svc.logins.create_agent(body.email, tenant_id, body.role, body.password,
-                                          body.display_name, actor=ctx.agent.id,
-                                          ip=peer_ip(request, svc))
-    return web.json_response({
-        "agent": agent_json(creds.agent),
-        "otpauth_uri": creds.otpauth_uri,
-        "qr_png": await _qr_data_url(creds.otpauth_uri),
-        "recovery_codes": creds.recovery_codes,
-    }, status=201)
+    creds = await svc.logins.create_agent(
+        body.email,
+        tenant_id,
+        body.role,
+        body.password,
+        body.display_name,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+    )
+    return web.json_response(
+        {
+            "agent": agent_json(creds.agent),
+            "otpauth_uri": creds.otpauth_uri,
+            "qr_png": await _qr_data_url(creds.otpauth_uri),
+            "recovery_codes": creds.recovery_codes,
+        },
+        status=201,
+    )
 
 
 async def _enabled_admins(svc: Services, tenant_id: str) -> int:
-    return sum(1 for a in await svc.store.list_agents(tenant_id)
-               if a.role == Role.ADMIN.value and not a.disabled)
+    return sum(
+        1
+        for a in await svc.store.list_agents(tenant_id)
+        if a.role == Role.ADMIN.value and not a.disabled
+    )
 
 
 @authed(Permission.AGENT_MANAGE)
@@ -579,21 +679,32 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     body = await read_json(request, PatchAgentBody)
     ip = peer_ip(request, svc)
     actor = ctx.agent.id
-    losing_admin = agent.role == Role.ADMIN.value and not agent.disabled and (
-        (body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
+    losing_admin = (
+        agent.role == Role.ADMIN.value
+        and not agent.disabled
+        and ((body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
+    )
     if losing_admin and await _enabled_admins(svc, agent.tenant_id) <= 1:
         raise ApiError(409, "last_admin", "the tenant would be left without an enabled admin")
     if body.display_name is not None and body.display_name != agent.display_name:
         agent.display_name = body.display_name.strip()[:120] or agent.display_name
         await svc.store.update_agent(agent)
-        await svc.auditor.record("agent.renamed", tenant_id=agent.tenant_id, actor=actor,
-                                 target=agent.id, ip=ip)
+        await svc.auditor.record(
+            "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
+        )
     if body.role is not None and body.role != agent.role:
         old = agent.role
         agent.role = body.role
         await svc.store.update_agent(agent)
-        await svc.auditor.record("role.changed", tenant_id=agent.tenant_id, actor=actor,
-                                 target=agent.id, ip=ip, old_role=old, new_role=body.role)
+        await svc.auditor.record(
+            "role.changed",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            old_role=old,
+            new_role=body.role,
+        )
         # Open sockets hold the old principal: make them log in again.
         await svc.logins.revoke_all(agent.id, actor, ip=ip, reason="role_changed")
     if body.disabled is not None and body.disabled != agent.disabled:
@@ -623,31 +734,42 @@ async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
     svc.logins.require_reauth(ctx.session)
     creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
-    return web.json_response({
-        "agent": agent_json(creds.agent),
-        "otpauth_uri": creds.otpauth_uri,
-        "qr_png": await _qr_data_url(creds.otpauth_uri),
-        "recovery_codes": creds.recovery_codes,
-    })
+    return web.json_response(
+        {
+            "agent": agent_json(creds.agent),
+            "otpauth_uri": creds.otpauth_uri,
+            "qr_png": await _qr_data_url(creds.otpauth_uri),
+            "recovery_codes": creds.recovery_codes,
+        }
+    )
 
 
 # ---------------------------------------------------------------------- admin: audit
 
 
-def _query_number(request: web.Request, name: str, kind: type, *, low: float | None = None,
-                  high: float | None = None) -> Any:
+def _query_number(
+    request: web.Request,
+    name: str,
+    kind: type,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> Any:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     try:
         value = kind(raw)
     except ValueError:
-        raise ApiError(400, "bad_request", f"query parameter {name} must be a number",
-                       field=name) from None
-    if (isinstance(value, float) and not math.isfinite(value)) or \
-            (low is not None and value < low) or (high is not None and value > high):
-        raise ApiError(400, "bad_request", f"query parameter {name} is out of range",
-                       field=name)
+        raise ApiError(
+            400, "bad_request", f"query parameter {name} must be a number", field=name
+        ) from None
+    if (
+        (isinstance(value, float) and not math.isfinite(value))
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        raise ApiError(400, "bad_request", f"query parameter {name} is out of range", field=name)
     return value
 
 
@@ -674,8 +796,12 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
     if actor is not None:  # an agent's e-mail or name also works, not only the id
         matched = match_agents(agents, actor)
         if len(matched) > 1:
-            raise ApiError(400, "ambiguous_actor", "several agents match: type more of the "
-                           "name or the whole e-mail address", field="actor")
+            raise ApiError(
+                400,
+                "ambiguous_actor",
+                "several agents match: type more of the name or the whole e-mail address",
+                field="actor",
+            )
         actor = matched[0].id if matched else actor
     events = await svc.store.query_audit(
         tenant_id=tenant_id,
@@ -688,13 +814,20 @@ async def audit(request: web.Request, ctx: AgentContext) -> web.Response:
     )
     next_before = events[-1].id if len(events) == limit else None
     # Reading the audit log is itself an access worth recording (who looked, at what).
-    await svc.auditor.record("audit.read", tenant_id=tenant_id, actor=ctx.agent.id,
-                             ip=peer_ip(request, svc), rows=len(events),
-                             filters=sorted(k for k in ("action", "actor", "since", "until",
-                                                        "before_id") if request.query.get(k)))
+    await svc.auditor.record(
+        "audit.read",
+        tenant_id=tenant_id,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+        rows=len(events),
+        filters=sorted(
+            k for k in ("action", "actor", "since", "until", "before_id") if request.query.get(k)
+        ),
+    )
     labels = {a.id: agent_label(a) for a in agents}
-    return web.json_response({"events": [_audit_json(e, labels) for e in events],
-                              "next_before_id": next_before})
+    return web.json_response(
+        {"events": [_audit_json(e, labels) for e in events], "next_before_id": next_before}
+    )
 
 
 # ---------------------------------------------------------------------- admin: tenant
@@ -738,9 +871,12 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
         for raw in body.allowed_origins:
             normalized = normalize_origin(raw)
             if normalized is None:
-                raise ApiError(400, "invalid_origin",
-                               "origins look like https://shop.example.com (no path)",
-                               field="allowed_origins")
+                raise ApiError(
+                    400,
+                    "invalid_origin",
+                    "origins look like https://shop.example.com (no path)",
+                    field="allowed_origins",
+                )
             origins.append(normalized)
         tenant.allowed_origins = sorted(set(origins))
         changed.append("allowed_origins")
@@ -749,16 +885,25 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
         changed.append("identity_mode")
     if body.identity_secrets is not None:
         if any(len(s.encode()) < MIN_SECRET_BYTES for s in body.identity_secrets):
-            raise ApiError(400, "invalid_secret",
-                           f"identity secrets need at least {MIN_SECRET_BYTES} bytes",
-                           field="identity_secrets")
+            raise ApiError(
+                400,
+                "invalid_secret",
+                f"identity secrets need at least {MIN_SECRET_BYTES} bytes",
+                field="identity_secrets",
+            )
         tenant.identity_secrets_sealed = (
             svc.tenants.seal_identity_secrets(tenant.id, body.identity_secrets)
-            if body.identity_secrets else None)
+            if body.identity_secrets
+            else None
+        )
         changed.append("identity_secrets")
     if tenant.identity_mode == "enforced" and not tenant.identity_secrets_sealed:
-        raise ApiError(400, "invalid_secret", "enforced identity needs an identity secret",
-                       field="identity_secrets")
+        raise ApiError(
+            400,
+            "invalid_secret",
+            "enforced identity needs an identity secret",
+            field="identity_secrets",
+        )
     if body.policy is not None or body.allowed_link_domains is not None:
         # The message policy is its own permission (a token or role that manages origins
         # and secrets need not be able to switch PII masking off).
@@ -784,8 +929,14 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate(tenant.id)
     if changed:
-        await svc.auditor.record("tenant.updated", tenant_id=tenant.id, actor=ctx.agent.id,
-                                 target=tenant.id, ip=ip, fields=changed)
+        await svc.auditor.record(
+            "tenant.updated",
+            tenant_id=tenant.id,
+            actor=ctx.agent.id,
+            target=tenant.id,
+            ip=ip,
+            fields=changed,
+        )
     if frozen_changed:
         await _set_frozen(svc, tenant, tenant.frozen, ctx.agent.id, ip)
     return web.json_response({"tenant": tenant_json(svc, tenant)})
@@ -801,7 +952,8 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
     from gateway.governance import governance_of
 
     await governance_of(svc).incidents.note(  # the emergency panel keeps the record
-        tenant.id, ctx.agent.id, "tenant.frozen" if body.frozen else "tenant.unfrozen")
+        tenant.id, ctx.agent.id, "tenant.frozen" if body.frozen else "tenant.unfrozen"
+    )
     return _ok(frozen=body.frozen)
 
 
@@ -821,10 +973,16 @@ async def policy_test(request: web.Request, ctx: AgentContext) -> web.Response:
     engine = await svc.policies.engine(tenant.id, tenant.settings)
     decision = await asyncio.to_thread(engine.evaluate, body.text, body.direction)
     # Audited without the text: who probed the policy, and what it decided.
-    await svc.auditor.record("policy.tested", tenant_id=tenant.id, actor=ctx.agent.id,
-                             ip=peer_ip(request, svc), direction=body.direction,
-                             outcome=decision.action, kinds=sorted(decision.kinds),
-                             chars=len(body.text))
+    await svc.auditor.record(
+        "policy.tested",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+        direction=body.direction,
+        outcome=decision.action,
+        kinds=sorted(decision.kinds),
+        chars=len(body.text),
+    )
     return web.json_response(engine.as_dict(decision))
 
 
@@ -864,12 +1022,25 @@ async def list_keyword_lists(request: web.Request, ctx: AgentContext) -> web.Res
     svc = _svc(request)
     tenant = await _own_tenant(svc, ctx)
     records = await svc.store.list_keyword_lists(tenant.id)
-    return web.json_response({
-        "lists": [{"name": r.name, "terms": r.terms, "bytes": len(r.body.encode()),
-                   "digest": r.digest, "updated_at": r.updated_at} for r in records],
-        "limits": {"lists": MAX_LISTS, "bytes_per_list": MAX_LIST_BYTES,
-                   "terms_per_tenant": MAX_TENANT_TERMS},
-    })
+    return web.json_response(
+        {
+            "lists": [
+                {
+                    "name": r.name,
+                    "terms": r.terms,
+                    "bytes": len(r.body.encode()),
+                    "digest": r.digest,
+                    "updated_at": r.updated_at,
+                }
+                for r in records
+            ],
+            "limits": {
+                "lists": MAX_LISTS,
+                "bytes_per_list": MAX_LIST_BYTES,
+                "terms_per_tenant": MAX_TENANT_TERMS,
+            },
+        }
+    )
 
 
 def _list_name(request: web.Request) -> str:
@@ -903,14 +1074,20 @@ async def put_keyword_list(request: web.Request, ctx: AgentContext) -> web.Respo
     name = _list_name(request)
     body = await read_json(request, KeywordListBody)
     try:
-        parsed = await save_keyword_list(svc.store, tenant, name, body.text, ctx.agent.id,
-                                         svc.clock())
+        parsed = await save_keyword_list(
+            svc.store, tenant, name, body.text, ctx.agent.id, svc.clock()
+        )
     except PolicyConfigError as exc:
         raise ApiError(400, "invalid_keyword_list", str(exc)[:300], field="text") from None
     svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("policy.keyword_list_saved", tenant_id=tenant.id,
-                             actor=ctx.agent.id, target=name, ip=peer_ip(request, svc),
-                             terms=len(parsed.rules))
+    await svc.auditor.record(
+        "policy.keyword_list_saved",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        target=name,
+        ip=peer_ip(request, svc),
+        terms=len(parsed.rules),
+    )
     return _ok(name=name, terms=len(parsed.rules), digest=parsed.digest)
 
 
@@ -924,8 +1101,13 @@ async def delete_keyword_list(request: web.Request, ctx: AgentContext) -> web.Re
     if not await delete(svc.store, tenant, name):
         raise ApiError(404, "not_found", "no such keyword list")
     svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("policy.keyword_list_deleted", tenant_id=tenant.id,
-                             actor=ctx.agent.id, target=name, ip=peer_ip(request, svc))
+    await svc.auditor.record(
+        "policy.keyword_list_deleted",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        target=name,
+        ip=peer_ip(request, svc),
+    )
     return _ok(name=name)
 
 
@@ -936,15 +1118,27 @@ async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.FLAG_VIEW_ORIGINAL, tenant_id)
     raw_all = request.query.get("all", "")
     if raw_all not in ("", "1", "true", "0", "false"):
-        raise ApiError(400, "bad_request", "query parameter all must be 1, true, 0 or false",
-                       field="all")
+        raise ApiError(
+            400, "bad_request", "query parameter all must be 1, true, 0 or false", field="all"
+        )
     every = raw_all in ("1", "true")
     flags = await svc.store.list_flags(tenant_id, unreviewed_only=not every)
-    return web.json_response({"flags": [
-        {"id": f.id, "chat": f.chat_id, "seq": f.seq, "kinds": f.kinds,
-         "created_at": f.created_at, "reviewed_by": f.reviewed_by}
-        for f in flags if f.tenant_id == tenant_id
-    ]})
+    return web.json_response(
+        {
+            "flags": [
+                {
+                    "id": f.id,
+                    "chat": f.chat_id,
+                    "seq": f.seq,
+                    "kinds": f.kinds,
+                    "created_at": f.created_at,
+                    "reviewed_by": f.reviewed_by,
+                }
+                for f in flags
+                if f.tenant_id == tenant_id
+            ]
+        }
+    )
 
 
 def _int_path(request: web.Request, name: str) -> int:

@@ -95,15 +95,33 @@ async def _own_tenant(svc: Services, ctx: AgentContext) -> Tenant:
 
 
 def alert_json(a: Alert) -> dict[str, Any]:
-    return {"id": a.id, "rule": a.rule, "subject": a.subject, "severity": a.severity,
-            "ts": a.ts, "count": a.count, "details": a.details, "state": a.state,
-            "acked_by": a.acked_by, "acked_at": a.acked_at, "resolved_by": a.resolved_by,
-            "resolved_at": a.resolved_at, "incident": a.incident_id}
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "subject": a.subject,
+        "severity": a.severity,
+        "ts": a.ts,
+        "count": a.count,
+        "details": a.details,
+        "state": a.state,
+        "acked_by": a.acked_by,
+        "acked_at": a.acked_at,
+        "resolved_by": a.resolved_by,
+        "resolved_at": a.resolved_at,
+        "incident": a.incident_id,
+    }
 
 
 def incident_json(i: Incident) -> dict[str, Any]:
-    return {"id": i.id, "severity": i.severity, "title": i.title, "state": i.state,
-            "opened_by": i.opened_by, "opened_at": i.opened_at, "closed_at": i.closed_at}
+    return {
+        "id": i.id,
+        "severity": i.severity,
+        "title": i.title,
+        "state": i.state,
+        "opened_by": i.opened_by,
+        "opened_at": i.opened_at,
+        "closed_at": i.closed_at,
+    }
 
 
 # ---------------------------------------------------------------------- audit
@@ -115,8 +133,14 @@ async def audit_verify(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AUDIT_READ, tenant_id)
     report = await verify_chain(svc.store, svc.audit_keys, svc.identity, tenant_id)
-    await svc.auditor.record("audit.verified", tenant_id=tenant_id, actor=ctx.agent.id,
-                             ip=peer_ip(request, svc), ok=report.ok, problem=report.problem)
+    await svc.auditor.record(
+        "audit.verified",
+        tenant_id=tenant_id,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+        ok=report.ok,
+        problem=report.problem,
+    )
     return web.json_response({"report": report.as_dict()})
 
 
@@ -133,8 +157,7 @@ async def list_alerts(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     state = request.query.get("state") or None
     if state not in (None, "open", "acknowledged", "resolved"):
-        raise ApiError(400, "bad_request", "state is open, acknowledged or resolved",
-                       field="state")
+        raise ApiError(400, "bad_request", "state is open, acknowledged or resolved", field="state")
     return web.json_response({"alerts": await _alerts(svc, ctx.principal.tenant_id, state)})
 
 
@@ -157,16 +180,25 @@ async def alert_stream(request: web.Request, ctx: AgentContext) -> web.StreamRes
         session = await svc.store.get_session(token_hash)
         return session is not None and svc.sessions.still_valid(session, svc.clock())
 
-    subscriptions = [await svc.bus.subscribe(alerts_topic(tenant_id), on_event),
-                     await svc.bus.subscribe(agent_topic(ctx.agent.id), on_event)]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
+    subscriptions = [
+        await svc.bus.subscribe(alerts_topic(tenant_id), on_event),
+        await svc.bus.subscribe(agent_topic(ctx.agent.id), on_event),
+    ]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
     try:
         await response.prepare(request)
         while await still_valid():
-            payload = json.dumps({"alerts": await _alerts(svc, tenant_id, None)},
-                                 ensure_ascii=False, separators=(",", ":"))
+            payload = json.dumps(
+                {"alerts": await _alerts(svc, tenant_id, None)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
             await response.write(f"event: alerts\ndata: {payload}\n\n".encode())
             while True:
                 try:
@@ -184,8 +216,7 @@ async def alert_stream(request: web.Request, ctx: AgentContext) -> web.StreamRes
     return response
 
 
-async def _set_alert_state(request: web.Request, ctx: AgentContext, state: str
-                           ) -> web.Response:
+async def _set_alert_state(request: web.Request, ctx: AgentContext, state: str) -> web.Response:
     svc = _svc(request)
     gov = governance_of(svc)
     tenant_id = ctx.principal.tenant_id
@@ -198,20 +229,36 @@ async def _set_alert_state(request: web.Request, ctx: AgentContext, state: str
     incident = await gov.incidents.current(tenant_id)
     if incident is None:
         incident = await gov.incidents.open(
-            tenant_id, ctx.agent.id, severity=worse(alert.severity, "medium"),
-            title=f"Alert: {alert.rule}")
-        await gov.incidents.note(tenant_id, "system", "alert.fired",
-                                 {"alert": alert.id, "rule": alert.rule,
-                                  "subject": alert.subject, "count": alert.count,
-                                  "fired_at": alert.ts})
+            tenant_id,
+            ctx.agent.id,
+            severity=worse(alert.severity, "medium"),
+            title=f"Alert: {alert.rule}",
+        )
+        await gov.incidents.note(
+            tenant_id,
+            "system",
+            "alert.fired",
+            {
+                "alert": alert.id,
+                "rule": alert.rule,
+                "subject": alert.subject,
+                "count": alert.count,
+                "fired_at": alert.ts,
+            },
+        )
     verb = "alert.acknowledged" if state == "acknowledged" else "alert.resolved"
-    await gov.incidents.note(tenant_id, ctx.agent.id, verb,
-                             {"alert": alert.id, "rule": alert.rule})
-    updated = await svc.store.set_alert_state(alert.id, state, ctx.agent.id, svc.clock(),
-                                              incident_id=incident.id)
-    await svc.auditor.record(verb, tenant_id=tenant_id, actor=ctx.agent.id,
-                             target=str(alert.id), ip=peer_ip(request, svc),
-                             incident=incident.id)
+    await gov.incidents.note(tenant_id, ctx.agent.id, verb, {"alert": alert.id, "rule": alert.rule})
+    updated = await svc.store.set_alert_state(
+        alert.id, state, ctx.agent.id, svc.clock(), incident_id=incident.id
+    )
+    await svc.auditor.record(
+        verb,
+        tenant_id=tenant_id,
+        actor=ctx.agent.id,
+        target=str(alert.id),
+        ip=peer_ip(request, svc),
+        incident=incident.id,
+    )
     await svc.bus.publish(alerts_topic(tenant_id), BusEvent(kind="alert"))
     assert updated is not None
     return web.json_response({"alert": alert_json(updated), "incident": incident.id})
@@ -234,10 +281,17 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
     s = tenant.settings
     gov = governance_of(svc)
     return {
-        "alert_rules": {name: {"threshold": t.threshold, "window": t.window,
-                               "enabled": t.enabled, "severity": rule.severity,
-                               "description": rule.description}
-                        for name, rule in RULES.items() for t in (tuning(rule, s),)},
+        "alert_rules": {
+            name: {
+                "threshold": t.threshold,
+                "window": t.window,
+                "enabled": t.enabled,
+                "severity": rule.severity,
+                "description": rule.description,
+            }
+            for name, rule in RULES.items()
+            for t in (tuning(rule, s),)
+        },
         "working_hours": s.get("working_hours"),
         "audit_retention_days": retention_days(s, svc.config.audit.retention_days),
         "notify": gov.notifier.describe(s),
@@ -278,8 +332,9 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             settings.pop("working_hours", None)
             changed.append("working_hours")
         if body.audit_retention_days is not None:
-            settings["audit_retention_days"] = max(int(MIN_RETENTION_DAYS),
-                                                   body.audit_retention_days)
+            settings["audit_retention_days"] = max(
+                int(MIN_RETENTION_DAYS), body.audit_retention_days
+            )
             changed.append("audit_retention_days")
         current_field = "approvals"
         if body.approvals is not None:
@@ -290,7 +345,8 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             found = settings.get("notify")
             current: dict[str, Any] = found if isinstance(found, dict) else {}
             settings["notify"] = governance_of(svc).notifier.build_settings(
-                tenant.id, current, body.notify)
+                tenant.id, current, body.notify
+            )
             changed.append("notify")
     except ValueError as exc:
         raise ApiError(400, "invalid_settings", str(exc)[:300], field=current_field) from None
@@ -298,8 +354,13 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate(tenant.id)
     if changed:
-        await svc.auditor.record("governance.updated", tenant_id=tenant.id, actor=ctx.agent.id,
-                                 ip=peer_ip(request, svc), fields=changed)
+        await svc.auditor.record(
+            "governance.updated",
+            tenant_id=tenant.id,
+            actor=ctx.agent.id,
+            ip=peer_ip(request, svc),
+            fields=changed,
+        )
     return web.json_response({"settings": _settings_json(svc, tenant)})
 
 
@@ -326,11 +387,18 @@ async def get_incident(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     incident = await _incident(request, ctx)
     events = await svc.store.list_incident_events(incident.id)
-    await svc.auditor.record("incident.viewed", tenant_id=incident.tenant_id,
-                             actor=ctx.agent.id, target=str(incident.id))
-    return web.json_response({"incident": incident_json(incident), "timeline": [
-        {"ts": e.ts, "actor": e.actor, "action": e.action, "details": e.details}
-        for e in events]})
+    await svc.auditor.record(
+        "incident.viewed", tenant_id=incident.tenant_id, actor=ctx.agent.id, target=str(incident.id)
+    )
+    return web.json_response(
+        {
+            "incident": incident_json(incident),
+            "timeline": [
+                {"ts": e.ts, "actor": e.actor, "action": e.action, "details": e.details}
+                for e in events
+            ],
+        }
+    )
 
 
 @authed(Permission.EMERGENCY)
@@ -341,8 +409,9 @@ async def open_incident(request: web.Request, ctx: AgentContext) -> web.Response
     if await gov.incidents.current(ctx.principal.tenant_id) is not None:
         raise ApiError(409, "incident_open", "close the open incident first")
     title = await screen_staff_text(svc, ctx.principal.tenant_id, body.title.strip(), "title")
-    incident = await gov.incidents.open(ctx.principal.tenant_id, ctx.agent.id,
-                                        severity=body.severity, title=title)
+    incident = await gov.incidents.open(
+        ctx.principal.tenant_id, ctx.agent.id, severity=body.severity, title=title
+    )
     return web.json_response({"incident": incident_json(incident)}, status=201)
 
 
@@ -353,8 +422,7 @@ async def close_incident(request: web.Request, ctx: AgentContext) -> web.Respons
     body = await read_json(request, CloseIncidentBody)
     if incident.state != "open":
         raise ApiError(409, "incident_closed", "the incident is already closed")
-    summary = await screen_staff_text(svc, ctx.principal.tenant_id, body.summary.strip(),
-                                    "summary")
+    summary = await screen_staff_text(svc, ctx.principal.tenant_id, body.summary.strip(), "summary")
     await governance_of(svc).incidents.close(incident, ctx.agent.id, summary)
     return web.json_response({"ok": True})
 
@@ -367,8 +435,11 @@ async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Respon
     svc = _svc(request)
     body = await read_json(request, KeepBody) if request.body_exists else KeepBody()
     count = await governance_of(svc).emergency.revoke_all_sessions(
-        ctx.principal.tenant_id, ctx.agent.id, ip=peer_ip(request, svc),
-        keep_token_hash=ctx.session.token_hash if body.keep_own_session else None)
+        ctx.principal.tenant_id,
+        ctx.agent.id,
+        ip=peer_ip(request, svc),
+        keep_token_hash=ctx.session.token_hash if body.keep_own_session else None,
+    )
     return web.json_response({"ok": True, "sessions_revoked": count})
 
 
@@ -376,8 +447,11 @@ async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Respon
 async def force_password_reset(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     marked = await governance_of(svc).emergency.force_password_reset(
-        ctx.principal.tenant_id, ctx.agent.id, ip=peer_ip(request, svc),
-        keep_token_hash=ctx.session.token_hash)
+        ctx.principal.tenant_id,
+        ctx.agent.id,
+        ip=peer_ip(request, svc),
+        keep_token_hash=ctx.session.token_hash,
+    )
     return web.json_response({"ok": True, "agents": marked})
 
 
@@ -385,15 +459,22 @@ async def force_password_reset(request: web.Request, ctx: AgentContext) -> web.R
 async def pause_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     body = await read_json(request, PauseBody)
-    await governance_of(svc).emergency.pause_plugins(ctx.principal.tenant_id, body.paused,
-                                                     ctx.agent.id, ip=peer_ip(request, svc))
+    await governance_of(svc).emergency.pause_plugins(
+        ctx.principal.tenant_id, body.paused, ctx.agent.id, ip=peer_ip(request, svc)
+    )
     return web.json_response({"ok": True, "paused": body.paused})
 
 
 # ---------------------------------------------------------------------- approvals
 
-_APPROVAL_STATUS = {"approval_required": 403, "invalid_request": 400, "not_found": 404,
-                    "not_pending": 409, "self_approval": 403, "forbidden": 403}
+_APPROVAL_STATUS = {
+    "approval_required": 403,
+    "invalid_request": 400,
+    "not_found": 404,
+    "not_pending": 409,
+    "self_approval": 403,
+    "forbidden": 403,
+}
 
 
 def _approval_error(exc: ApprovalError) -> ApiError:
@@ -409,9 +490,18 @@ async def require_approval(svc: Services, ctx: AgentContext, action: str, target
 
 
 def grant_json(g: Any) -> dict[str, Any]:
-    return {"id": g.id, "requester": g.requester, "action": g.action, "target": g.target,
-            "reason": g.reason, "state": g.state, "approver": g.approver,
-            "created_at": g.created_at, "decided_at": g.decided_at, "expires_at": g.expires_at}
+    return {
+        "id": g.id,
+        "requester": g.requester,
+        "action": g.action,
+        "target": g.target,
+        "reason": g.reason,
+        "state": g.state,
+        "approver": g.approver,
+        "created_at": g.created_at,
+        "decided_at": g.decided_at,
+        "expires_at": g.expires_at,
+    }
 
 
 @authed()
@@ -421,11 +511,13 @@ async def request_approval(request: web.Request, ctx: AgentContext) -> web.Respo
     reason = await screen_staff_text(svc, ctx.principal.tenant_id, body.reason, "reason")
     try:
         grant = await governance_of(svc).approvals.request(
-            ctx.principal, body.action, body.target, reason, ip=peer_ip(request, svc))
+            ctx.principal, body.action, body.target, reason, ip=peer_ip(request, svc)
+        )
     except ApprovalError as exc:
         raise _approval_error(exc) from None
-    return web.json_response({"grant": grant_json(grant)},
-                             status=201 if grant.state == "approved" else 202)
+    return web.json_response(
+        {"grant": grant_json(grant)}, status=201 if grant.state == "approved" else 202
+    )
 
 
 @authed(Permission.CHAT_WATCH)
@@ -433,8 +525,7 @@ async def list_approvals(request: web.Request, ctx: AgentContext) -> web.Respons
     svc = _svc(request)
     state = request.query.get("state") or None
     if state not in (None, "pending", "approved", "denied"):
-        raise ApiError(400, "bad_request", "state is pending, approved or denied",
-                       field="state")
+        raise ApiError(400, "bad_request", "state is pending, approved or denied", field="state")
     grants = await svc.store.list_grants(ctx.principal.tenant_id, state=state)
     return web.json_response({"grants": [grant_json(g) for g in grants]})
 
@@ -443,7 +534,8 @@ async def _decide(request: web.Request, ctx: AgentContext, approve: bool) -> web
     svc = _svc(request)
     try:
         grant = await governance_of(svc).approvals.decide(
-            ctx.principal, _int_path(request, "grant_id"), approve, ip=peer_ip(request, svc))
+            ctx.principal, _int_path(request, "grant_id"), approve, ip=peer_ip(request, svc)
+        )
     except ApprovalError as exc:
         raise _approval_error(exc) from None
     return web.json_response({"grant": grant_json(grant)})
@@ -479,4 +571,3 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/approvals", list_approvals)
     r.add_post("/api/approvals/{grant_id}/approve", approve)
     r.add_post("/api/approvals/{grant_id}/deny", deny)
-

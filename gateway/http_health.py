@@ -71,8 +71,11 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness: answers from memory; 503 only before startup finished."""
     alive = request.app.get(SERVICES) is not None
     body = Liveness(ok=alive, status="alive" if alive else "starting", version=_version())
-    return web.Response(body=msgspec.json.encode(body), status=200 if alive else 503,
-                        content_type="application/json")
+    return web.Response(
+        body=msgspec.json.encode(body),
+        status=200 if alive else 503,
+        content_type="application/json",
+    )
 
 
 async def _timed(name: str, probe: Callable[[], Awaitable[str | None]]) -> Check:
@@ -106,10 +109,12 @@ async def readiness(svc: Services, draining: bool) -> Readiness:
         return None if svc.keyring.unwrap(svc.keyring.wrap(key)) == key else "mismatch"
 
     store_check, bus_check, key_check = await asyncio.gather(
-        _timed("store", store), _timed("bus", bus), _timed("keyring", keyring))
+        _timed("store", store), _timed("bus", bus), _timed("keyring", keyring)
+    )
     if schema:
-        migrations = Check(ok=schema_ready(schema[0]),
-                           reason=None if schema_ready(schema[0]) else "pending")
+        migrations = Check(
+            ok=schema_ready(schema[0]), reason=None if schema_ready(schema[0]) else "pending"
+        )
     else:
         migrations = Check(ok=False, reason="store_unavailable")
     checks = {
@@ -119,8 +124,11 @@ async def readiness(svc: Services, draining: bool) -> Readiness:
         "keyring": key_check,
         "draining": Check(ok=not draining, reason="shutting_down" if draining else None),
     }
-    return Readiness(ready=all(c.ok for c in checks.values()), checks=checks,
-                     schema=schema[0] if schema else None)
+    return Readiness(
+        ready=all(c.ok for c in checks.values()),
+        checks=checks,
+        schema=schema[0] if schema else None,
+    )
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -133,8 +141,11 @@ async def readyz(request: web.Request) -> web.Response:
         if not body.ready:
             failing = sorted(k for k, c in body.checks.items() if not c.ok)
             log.info("not_ready", failing=failing)
-    return web.Response(body=msgspec.json.encode(body), status=200 if body.ready else 503,
-                        content_type="application/json")
+    return web.Response(
+        body=msgspec.json.encode(body),
+        status=200 if body.ready else 503,
+        content_type="application/json",
+    )
 
 
 async def _start_draining(app: web.Application) -> None:

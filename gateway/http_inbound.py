@@ -72,8 +72,14 @@ def _unauthorized() -> ApiError:
     return ApiError(401, "bad_signature", "missing or invalid signature")
 
 
-def zendesk_signature_ok(secret: str, signature: str | None, timestamp: str | None,
-                         body: bytes, now: float, tolerance: float = TOLERANCE) -> bool:
+def zendesk_signature_ok(
+    secret: str,
+    signature: str | None,
+    timestamp: str | None,
+    body: bytes,
+    now: float,
+    tolerance: float = TOLERANCE,
+) -> bool:
     """Zendesk's webhook signature: base64(HMAC-SHA256(secret, timestamp + body)), with
     the ISO 8601 timestamp within ``tolerance`` of ``now``."""
     if not signature or not timestamp or len(timestamp) > 40:
@@ -129,8 +135,9 @@ async def inbound(request: web.Request) -> web.Response:
         ok = verify_signature(secret, signature, raw, tolerance=TOLERANCE, now=now)
     else:
         signature = request.headers.get(ZENDESK_SIGNATURE)
-        ok = zendesk_signature_ok(secret, signature, request.headers.get(ZENDESK_TIMESTAMP),
-                                  raw, now)
+        ok = zendesk_signature_ok(
+            secret, signature, request.headers.get(ZENDESK_TIMESTAMP), raw, now
+        )
     if not ok or signature is None:
         raise _unauthorized()
     nonce = "inbound:" + hashlib.sha256(f"{plugin}|{signature}".encode()).hexdigest()
@@ -154,7 +161,8 @@ async def inbound(request: web.Request) -> web.Response:
                 raise ApiError(400, "bad_request", "a reply needs text", field="text")
             name = _checked_name(svc, tenant.settings, tenant_id, body.agent_name)
             outcome = await svc.chats.post_helpdesk_reply(
-                tenant_id, body.chat, msg_id, body.text, plugin=plugin, name=name)
+                tenant_id, body.chat, msg_id, body.text, plugin=plugin, name=name
+            )
             result["seq"] = outcome.ack.seq if outcome.ack else None
             result["policy"] = outcome.notice.action if outcome.notice else "allow"
         else:
@@ -163,8 +171,14 @@ async def inbound(request: web.Request) -> web.Response:
         status = 404 if exc.code == "not_found" else 409
         raise ApiError(status, exc.code, exc.message[:200]) from None
     await svc.auditor.record(
-        "plugin.inbound", tenant_id=tenant_id, actor=f"plugin:{plugin}", target=body.chat,
-        ip=peer_ip(request, svc), plugin=plugin, inbound_action=body.action, vendor_id=vendor_id,
+        "plugin.inbound",
+        tenant_id=tenant_id,
+        actor=f"plugin:{plugin}",
+        target=body.chat,
+        ip=peer_ip(request, svc),
+        plugin=plugin,
+        inbound_action=body.action,
+        vendor_id=vendor_id,
         outcome=str(result.get("policy", "closed")),
     )
     return web.json_response(result)

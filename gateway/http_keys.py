@@ -63,15 +63,15 @@ async def rotate_keys(request: web.Request, ctx: AgentContext) -> web.Response:
     async with lock:
         previous = svc.keyring.current.key_id
         try:
-            report = await keyrotation.rotate(svc, actor=ctx.agent.id,
-                                              ip=peer_ip(request, svc))
+            report = await keyrotation.rotate(svc, actor=ctx.agent.id, ip=peer_ip(request, svc))
         except keyrotation.RotationRefused as exc:
             raise ApiError(409, exc.code, exc.message) from None
     data = report.as_dict()
     data.pop("failures", None)  # ids of chats/plugins: counts only here
     keys_in_file = data.pop("keys_in_file")
-    return web.json_response({"ok": True, "previous_key_id": previous,
-                              "keys_in_ring": keys_in_file, **data})
+    return web.json_response(
+        {"ok": True, "previous_key_id": previous, "keys_in_ring": keys_in_file, **data}
+    )
 
 
 def setup_routes(app: web.Application) -> None:

@@ -39,15 +39,19 @@ from gateway.tenant_admin import (
 class CreateTenantBody(Struct, forbid_unknown_fields=True):
     id: Annotated[str, Meta(min_length=1, max_length=63)]
     name: Annotated[str, Meta(min_length=1, max_length=120)]
-    allowed_origins: Annotated[list[Annotated[str, Meta(max_length=300)]],
-                               Meta(max_length=50)] = []
+    allowed_origins: Annotated[list[Annotated[str, Meta(max_length=300)]], Meta(max_length=50)] = []
     identity_mode: Literal["off", "optional", "enforced"] = "off"
 
 
 def _tenant_json(tenant: Any) -> dict[str, Any]:
-    return {"id": tenant.id, "name": tenant.name, "allowed_origins": tenant.allowed_origins,
-            "identity_mode": tenant.identity_mode, "frozen": tenant.frozen,
-            "created_at": tenant.created_at}
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "allowed_origins": tenant.allowed_origins,
+        "identity_mode": tenant.identity_mode,
+        "frozen": tenant.frozen,
+        "created_at": tenant.created_at,
+    }
 
 
 def _refused(exc: TenantRefused) -> ApiError:
@@ -69,10 +73,12 @@ async def add_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
     require_operator(ctx.principal, InstallationPermission.TENANT_CREATE)
     body = await read_json(request, CreateTenantBody)
     try:
-        tenant = await create_tenant(svc, NewTenant(body.id, body.name,
-                                                    tuple(body.allowed_origins),
-                                                    body.identity_mode),
-                                     actor=ctx.agent.id, ip=peer_ip(request, svc))
+        tenant = await create_tenant(
+            svc,
+            NewTenant(body.id, body.name, tuple(body.allowed_origins), body.identity_mode),
+            actor=ctx.agent.id,
+            ip=peer_ip(request, svc),
+        )
     except TenantRefused as exc:
         raise _refused(exc) from None
     return web.json_response({"tenant": _tenant_json(tenant)}, status=201)
@@ -95,15 +101,20 @@ async def freeze_tenant(request: web.Request, ctx: AgentContext) -> web.Response
 async def settings(request: web.Request, ctx: AgentContext) -> web.Response:
     svc: Services = request.app[SERVICES]
     require_operator(ctx.principal, InstallationPermission.SETTINGS)
-    operators = [a for a in await svc.store.list_agents(OPERATOR_SCOPE)
-                 if a.role == Role.OPERATOR.value and not a.disabled]
-    return web.json_response({
-        "key_ids": list(svc.keyring.key_ids),
-        "store": svc.config.store_url.partition(":")[0],
-        "bus": (svc.config.bus.url or "memory").partition(":")[0],
-        "operators": len(operators),
-        "tenants": sum(1 for t in await svc.store.list_tenants() if is_real_tenant(t)),
-    })
+    operators = [
+        a
+        for a in await svc.store.list_agents(OPERATOR_SCOPE)
+        if a.role == Role.OPERATOR.value and not a.disabled
+    ]
+    return web.json_response(
+        {
+            "key_ids": list(svc.keyring.key_ids),
+            "store": svc.config.store_url.partition(":")[0],
+            "bus": (svc.config.bus.url or "memory").partition(":")[0],
+            "operators": len(operators),
+            "tenants": sum(1 for t in await svc.store.list_tenants() if is_real_tenant(t)),
+        }
+    )
 
 
 def setup_routes(app: web.Application) -> None:

@@ -169,8 +169,12 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
-        raise ApiError(400, "bad_request", f"query parameter {name} must be an integer "
-                       f"between {low} and {high}", field=name)
+        raise ApiError(
+            400,
+            "bad_request",
+            f"query parameter {name} must be an integer between {low} and {high}",
+            field=name,
+        )
     return int(raw)
 
 
@@ -184,8 +188,7 @@ def _query_plugin(request: web.Request) -> str | None:
 async def find_dead(svc: Services, tenant_id: str, item_id: int) -> OutboxItem | None:
     """The dead letter ``item_id`` if it belongs to ``tenant_id``."""
     # The store has no get-by-id for outbox rows: scan this tenant's dead letters.
-    for item in await svc.store.list_events(tenant_id=tenant_id, state="dead",
-                                            limit=COUNT_CAP):
+    for item in await svc.store.list_events(tenant_id=tenant_id, state="dead", limit=COUNT_CAP):
         if item.id == item_id:
             return item
     return None
@@ -201,11 +204,13 @@ async def list_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
     host = _host(svc)
     raw_health = request.query.get("health", "")
     if raw_health not in ("", "1", "true", "yes", "0", "false", "no"):
-        raise ApiError(400, "bad_request", "query parameter health must be 1 or 0",
-                       field="health")
+        raise ApiError(400, "bad_request", "query parameter health must be 1 or 0", field="health")
     with_health = raw_health in ("1", "true", "yes")
-    configs = {c.plugin: c for c in await svc.store.list_plugin_configs(tenant_id)
-               if c.tenant_id == tenant_id}
+    configs = {
+        c.plugin: c
+        for c in await svc.store.list_plugin_configs(tenant_id)
+        if c.tenant_id == tenant_id
+    }
     plugins = []
     for name in host.registry.names():
         entry = info_json(host.registry.info(name), host.registry.source(name))
@@ -217,10 +222,10 @@ async def list_plugins(request: web.Request, ctx: AgentContext) -> web.Response:
         plugins.append(entry)
     # Configured for this tenant but no longer installed: show it, it cannot deliver.
     for name, config in sorted(configs.items()):
-        plugins.append({"name": name, "installed": False,
-                        "tenant_config": describe(host, config)})
-    problems = [{"name": p.name, "source": p.source, "reason": p.reason}
-                for p in host.registry.problems]
+        plugins.append({"name": name, "installed": False, "tenant_config": describe(host, config)})
+    problems = [
+        {"name": p.name, "source": p.source, "reason": p.reason} for p in host.registry.problems
+    ]
     return web.json_response({"tenant": tenant_id, "plugins": plugins, "problems": problems})
 
 
@@ -235,23 +240,30 @@ async def configure_plugin(request: web.Request, ctx: AgentContext) -> web.Respo
     ip = peer_ip(request, svc)
     if body.config is None:
         if not await host.set_enabled(tenant_id, name, body.enabled):
-            raise ApiError(400, "invalid_config",
-                           f"plugin {name!r} is not configured yet: send its config",
-                           field="config")
+            raise ApiError(
+                400,
+                "invalid_config",
+                f"plugin {name!r} is not configured yet: send its config",
+                field="config",
+            )
     else:
         try:
             await host.configure(tenant_id, name, dict(body.config), enabled=body.enabled)
         except ConfigError as exc:
             # ConfigError messages never carry a secret's value (plugins.registry).
-            raise ApiError(400, "invalid_config", str(exc)[:MAX_ERROR],
-                           field=exc.field) from None
+            raise ApiError(400, "invalid_config", str(exc)[:MAX_ERROR], field=exc.field) from None
     stored = await svc.store.get_plugin_config(tenant_id, name)
     assert stored is not None
     described = describe(host, stored)
     given = sorted(body.config or {})
     await svc.auditor.record(
-        "plugin.configured", tenant_id=tenant_id, actor=ctx.agent.id, target=name, ip=ip,
-        plugin=name, enabled=stored.enabled,
+        "plugin.configured",
+        tenant_id=tenant_id,
+        actor=ctx.agent.id,
+        target=name,
+        ip=ip,
+        plugin=name,
+        enabled=stored.enabled,
         fields=sorted(stored.config),
         secret_fields_set=described["secrets_set"],
         secret_fields_changed=[k for k in given if (f := info.get_field(k)) and f.secret],
@@ -271,8 +283,14 @@ async def disable_plugin(request: web.Request, ctx: AgentContext) -> web.Respons
     was_enabled = config.enabled
     await host.set_enabled(tenant_id, name, False)
     if was_enabled:
-        await svc.auditor.record("plugin.disabled", tenant_id=tenant_id, actor=ctx.agent.id,
-                                 target=name, ip=peer_ip(request, svc), plugin=name)
+        await svc.auditor.record(
+            "plugin.disabled",
+            tenant_id=tenant_id,
+            actor=ctx.agent.id,
+            target=name,
+            ip=peer_ip(request, svc),
+            plugin=name,
+        )
     stored = await svc.store.get_plugin_config(tenant_id, name)
     assert stored is not None
     return web.json_response({"plugin": describe(host, stored), "was_enabled": was_enabled})
@@ -283,10 +301,10 @@ async def list_dead(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = _tenant(ctx)
     limit = _query_int(request, "limit", 100, 1, 1000)
-    items = await svc.store.list_events(tenant_id=tenant_id, plugin=_query_plugin(request),
-                                        state="dead", limit=limit)
-    return web.json_response({"dead": [dead_json(i) for i in items
-                                       if i.tenant_id == tenant_id]})
+    items = await svc.store.list_events(
+        tenant_id=tenant_id, plugin=_query_plugin(request), state="dead", limit=limit
+    )
+    return web.json_response({"dead": [dead_json(i) for i in items if i.tenant_id == tenant_id]})
 
 
 @authed(Permission.PLUGIN_MANAGE)
@@ -300,9 +318,15 @@ async def replay_dead(request: web.Request, ctx: AgentContext) -> web.Response:
     if item is None or not await svc.store.replay_dead(item.id, svc.clock()):
         raise ApiError(404, "not_found", "no such dead letter")
     svc.dispatcher.notify()
-    await svc.auditor.record("plugin.dead_replayed", tenant_id=tenant_id, actor=ctx.agent.id,
-                             target=str(item.id), ip=peer_ip(request, svc),
-                             plugin=item.plugin, event_type=item.event_type)
+    await svc.auditor.record(
+        "plugin.dead_replayed",
+        tenant_id=tenant_id,
+        actor=ctx.agent.id,
+        target=str(item.id),
+        ip=peer_ip(request, svc),
+        plugin=item.plugin,
+        event_type=item.event_type,
+    )
     return web.json_response({"ok": True, "replayed": item.id})
 
 
@@ -312,20 +336,21 @@ async def outbox_counts(request: web.Request, ctx: AgentContext) -> web.Response
     tenant_id = _tenant(ctx)
     state = request.query.get("state") or None
     if state is not None and state not in STATES:
-        raise ApiError(400, "bad_request", "state must be pending, delivered or dead",
-                       field="state")
+        raise ApiError(
+            400, "bad_request", "state must be pending, delivered or dead", field="state"
+        )
     plugin = _query_plugin(request)
     counts: dict[str, int] = {}
     by_plugin: dict[str, dict[str, int]] = {}
     capped = False
     for s in (state,) if state else STATES:
-        items = await svc.store.list_events(tenant_id=tenant_id, plugin=plugin, state=s,
-                                            limit=COUNT_CAP)
+        items = await svc.store.list_events(
+            tenant_id=tenant_id, plugin=plugin, state=s, limit=COUNT_CAP
+        )
         capped = capped or len(items) >= COUNT_CAP
         counts[s] = len(items)
         for item in items:
-            per = by_plugin.setdefault(item.plugin, {k: 0 for k in ((state,) if state
-                                                                     else STATES)})
+            per = by_plugin.setdefault(item.plugin, {k: 0 for k in ((state,) if state else STATES)})
             per[s] += 1
     return web.json_response({"counts": counts, "by_plugin": by_plugin, "capped": capped})
 
@@ -364,9 +389,12 @@ async def chat_helpdesk(request: web.Request, ctx: AgentContext) -> web.Response
     info = await svc.chats.customer_of(chat)
     results: list[dict[str, Any]] = []
     if info and info.get("email"):
-        customer = CustomerIdentity(user_id=info.get("user_id"), name=info.get("name"),
-                                    email=info.get("email"),
-                                    verified=bool(info.get("verified")))
+        customer = CustomerIdentity(
+            user_id=info.get("user_id"),
+            name=info.get("name"),
+            email=info.get("email"),
+            verified=bool(info.get("verified")),
+        )
         for config in await svc.store.list_plugin_configs(tenant_id):
             if not config.enabled:
                 continue
@@ -377,8 +405,11 @@ async def chat_helpdesk(request: web.Request, ctx: AgentContext) -> web.Response
             data = await run_enrich(instance, customer) if instance is not None else None
             if data is None:
                 continue
-            tickets = [t for t in (_ticket_json(x) for x in (data.get("open_tickets") or [])
-                                   [:MAX_TICKETS]) if t is not None]
+            tickets = [
+                t
+                for t in (_ticket_json(x) for x in (data.get("open_tickets") or [])[:MAX_TICKETS])
+                if t is not None
+            ]
             results.append({"plugin": config.plugin, "open_tickets": tickets})
     return web.json_response({"chat": chat.id, "helpdesk": results})
 
@@ -393,4 +424,3 @@ def setup_routes(app: web.Application) -> None:
     r.add_put("/api/plugins/{name}", configure_plugin)
     r.add_post("/api/plugins/{name}/disable", disable_plugin)
     r.add_get("/api/chats/{chat_id}/helpdesk", chat_helpdesk)
-

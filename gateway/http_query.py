@@ -20,9 +20,12 @@ async def single_query_values(request: web.Request, handler: Handler) -> web.Str
         seen: set[str] = set()
         for name, _value in request.query.items():  # items(): iterating keys dedups them
             if name in seen:
-                raise ApiError(400, "bad_request",
-                               f"query parameter {name[:64]} is given more than once",
-                               field=name[:64])
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    f"query parameter {name[:64]} is given more than once",
+                    field=name[:64],
+                )
             seen.add(name)
     return await handler(request)
 

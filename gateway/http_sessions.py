@@ -50,19 +50,30 @@ def session_handle(token_hash: str) -> str:
 
 async def _live_sessions(svc: Services, ctx: AgentContext) -> list[AgentSession]:
     now = svc.clock()
-    return [s for s in await svc.store.list_sessions(ctx.agent.id)
-            if svc.sessions.still_valid(s, now)]
+    return [
+        s for s in await svc.store.list_sessions(ctx.agent.id) if svc.sessions.still_valid(s, now)
+    ]
 
 
 @authed(api_tokens=False)
 async def my_sessions(request: web.Request, ctx: AgentContext) -> web.Response:
     """``GET /api/me/sessions``."""
     svc = _svc(request)
-    return web.json_response({"sessions": [{
-        "id": session_handle(s.token_hash), "device": device_label(s.user_agent),
-        "place": coarse_place(s.ip), "created_at": s.created_at,
-        "last_seen_at": s.last_seen_at, "current": s.token_hash == ctx.session.token_hash,
-    } for s in await _live_sessions(svc, ctx)]})
+    return web.json_response(
+        {
+            "sessions": [
+                {
+                    "id": session_handle(s.token_hash),
+                    "device": device_label(s.user_agent),
+                    "place": coarse_place(s.ip),
+                    "created_at": s.created_at,
+                    "last_seen_at": s.last_seen_at,
+                    "current": s.token_hash == ctx.session.token_hash,
+                }
+                for s in await _live_sessions(svc, ctx)
+            ]
+        }
+    )
 
 
 @authed(api_tokens=False)
@@ -70,19 +81,26 @@ async def end_session(request: web.Request, ctx: AgentContext) -> web.Response:
     """``DELETE /api/me/sessions/{session_id}``."""
     svc = _svc(request)
     wanted = request.match_info["session_id"]
-    target = next((s for s in await _live_sessions(svc, ctx)
-                   if session_handle(s.token_hash) == wanted), None)
+    target = next(
+        (s for s in await _live_sessions(svc, ctx) if session_handle(s.token_hash) == wanted), None
+    )
     if target is None:
         raise ApiError(404, "not_found", "no such session")
     if target.token_hash == ctx.session.token_hash:
         raise ApiError(409, "current_session", "this is the current session; log out instead")
     if await svc.store.revoke_session(target.token_hash, svc.clock()):
-        await svc.bus.publish(agent_topic(ctx.agent.id),
-                              BusEvent(kind="revoke", sessions=[target.token_hash]))
-        await svc.auditor.record("session.revoked", tenant_id=ctx.agent.tenant_id,
-                                 actor=ctx.agent.id, target=ctx.agent.id,
-                                 ip=peer_ip(request, svc), handle=wanted,
-                                 reason="self_service")
+        await svc.bus.publish(
+            agent_topic(ctx.agent.id), BusEvent(kind="revoke", sessions=[target.token_hash])
+        )
+        await svc.auditor.record(
+            "session.revoked",
+            tenant_id=ctx.agent.tenant_id,
+            actor=ctx.agent.id,
+            target=ctx.agent.id,
+            ip=peer_ip(request, svc),
+            handle=wanted,
+            reason="self_service",
+        )
     return web.json_response({"ok": True})
 
 
@@ -97,9 +115,16 @@ async def agent_activity(request: web.Request, ctx: AgentContext) -> web.Respons
     rows = []
     for agent in await svc.store.list_agents(tenant_id):
         act = activity(agent, last.get(agent.id), limit, now)
-        rows.append({"id": agent.id, "email": agent.email, "disabled": agent.disabled,
-                     "last_login_at": act.last_login_at, "idle_days": int(act.idle_days),
-                     "dormant": act.dormant})
+        rows.append(
+            {
+                "id": agent.id,
+                "email": agent.email,
+                "disabled": agent.disabled,
+                "last_login_at": act.last_login_at,
+                "idle_days": int(act.idle_days),
+                "dormant": act.dormant,
+            }
+        )
     return web.json_response({"dormant_disable_days": limit, "agents": rows})
 
 
@@ -119,9 +144,15 @@ async def set_dormancy(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant.settings = settings
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("tenant.updated", tenant_id=tenant.id, actor=ctx.agent.id,
-                             target=tenant.id, ip=peer_ip(request, svc), fields=[SETTING],
-                             value=body.disable_after_days)
+    await svc.auditor.record(
+        "tenant.updated",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        target=tenant.id,
+        ip=peer_ip(request, svc),
+        fields=[SETTING],
+        value=body.disable_after_days,
+    )
     return web.json_response({"ok": True, "dormant_disable_days": body.disable_after_days})
 
 

@@ -88,8 +88,7 @@ async def team_of(svc: Services, tenant_id: str, exclude_agent: str | None) -> T
     ]
     team.sort(key=lambda x: (not x.online, x.active_chats, x.name.casefold()))
     names = sorted(set(waiting) | set(active) | {DEFAULT_QUEUE})
-    queues = [TeamQueue(name=n, waiting=waiting.get(n, 0), active=active.get(n, 0))
-              for n in names]
+    queues = [TeamQueue(name=n, waiting=waiting.get(n, 0), active=active.get(n, 0)) for n in names]
     return Team(agents=team, queues=queues, presence_known=online is not None)
 
 
@@ -108,9 +107,10 @@ async def _tenant(svc: Services, tenant_id: str) -> Any:
 
 
 def _canned_json(responses: list[canned.CannedResponse]) -> web.Response:
-    return web.json_response({"responses": canned.to_settings(responses),
-                              "variables": list(canned.VARIABLES)},
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        {"responses": canned.to_settings(responses), "variables": list(canned.VARIABLES)},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @authed(Permission.CHAT_HANDLE)
@@ -135,9 +135,14 @@ async def put_canned(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant.settings = {**tenant.settings, "canned": canned.to_settings(body.responses)}
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("canned.updated", tenant_id=tenant.id, actor=ctx.agent.id,
-                             target=tenant.id, ip=peer_ip(request, svc),
-                             count=len(body.responses))
+    await svc.auditor.record(
+        "canned.updated",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        target=tenant.id,
+        ip=peer_ip(request, svc),
+        count=len(body.responses),
+    )
     return _canned_json(body.responses)
 
 

@@ -37,7 +37,7 @@ from gateway.store.base import ApiToken
 class CreateTokenBody(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_LENGTH * 4)]
     permissions: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=64)]
-    expires_in_days: Annotated[int, Meta(ge=-10**6, le=10**6)] = DEFAULT_LIFETIME_DAYS
+    expires_in_days: Annotated[int, Meta(ge=-(10**6), le=10**6)] = DEFAULT_LIFETIME_DAYS
 
 
 def _svc(request: web.Request) -> Services:
@@ -53,14 +53,22 @@ def _require_token_admin(ctx: AgentContext) -> None:
 async def _token_json(svc: Services, token: ApiToken, now: float) -> dict[str, Any]:
     owner = await svc.store.get_agent(token.owner_id)
     return {
-        "id": token.id, "name": token.name, "permissions": token.permissions,
+        "id": token.id,
+        "name": token.name,
+        "permissions": token.permissions,
         "effective_permissions": effective_permissions(token, owner) if owner else [],
-        "created_by": {"id": token.owner_id,
-                       "email": owner.email if owner else None},
-        "created_at": token.created_at, "expires_at": token.expires_at,
-        "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
-        "state": ("revoked" if token.revoked_at is not None
-                  else "expired" if now >= token.expires_at else "live"),
+        "created_by": {"id": token.owner_id, "email": owner.email if owner else None},
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+        "state": (
+            "revoked"
+            if token.revoked_at is not None
+            else "expired"
+            if now >= token.expires_at
+            else "live"
+        ),
     }
 
 
@@ -72,8 +80,9 @@ async def list_tokens(request: web.Request, ctx: AgentContext) -> web.Response:
     now = svc.clock()
     tokens = await api_tokens(svc).list_tokens(ctx.principal.tenant_id)
     grantable = sorted(p.value for p in api_tokens(svc).grantable(ctx.principal))
-    return web.json_response({"tokens": [await _token_json(svc, t, now) for t in tokens],
-                              "grantable": grantable})
+    return web.json_response(
+        {"tokens": [await _token_json(svc, t, now) for t in tokens], "grantable": grantable}
+    )
 
 
 @authed(api_tokens=False)
@@ -85,17 +94,26 @@ async def create_token(request: web.Request, ctx: AgentContext) -> web.Response:
     svc.logins.require_reauth(ctx.session)
     name = await screen_staff_text(svc, ctx.principal.tenant_id, body.name, "name")
     try:
-        issued = await api_tokens(svc).create(ctx.agent, ctx.principal, name,
-                                              body.permissions, body.expires_in_days,
-                                              ip=peer_ip(request, svc))
+        issued = await api_tokens(svc).create(
+            ctx.agent,
+            ctx.principal,
+            name,
+            body.permissions,
+            body.expires_in_days,
+            ip=peer_ip(request, svc),
+        )
     except ScopeError as exc:
         status = 409 if exc.code == "too_many_tokens" else 400
-        field = {"invalid_name": "name", "invalid_scope": "permissions",
-                 "invalid_lifetime": "expires_in_days"}.get(exc.code)
+        field = {
+            "invalid_name": "name",
+            "invalid_scope": "permissions",
+            "invalid_lifetime": "expires_in_days",
+        }.get(exc.code)
         raise ApiError(status, exc.code, str(exc), field=field) from None
-    return web.json_response({"token": issued.secret,
-                              "api_token": await _token_json(svc, issued.token, svc.clock())},
-                             status=201)
+    return web.json_response(
+        {"token": issued.secret, "api_token": await _token_json(svc, issued.token, svc.clock())},
+        status=201,
+    )
 
 
 @authed(api_tokens=False)
@@ -103,8 +121,12 @@ async def revoke_token(request: web.Request, ctx: AgentContext) -> web.Response:
     """``DELETE /api/tokens/{token_id}``."""
     svc = _svc(request)
     _require_token_admin(ctx)
-    done = await api_tokens(svc).revoke(ctx.principal.tenant_id, request.match_info["token_id"],
-                                        actor=ctx.agent.id, ip=peer_ip(request, svc))
+    done = await api_tokens(svc).revoke(
+        ctx.principal.tenant_id,
+        request.match_info["token_id"],
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+    )
     if not done:
         raise ApiError(404, "not_found", "no such live token")
     return web.json_response({"ok": True})

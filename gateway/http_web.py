@@ -133,8 +133,10 @@ def find_i18next(environ: dict[str, str] | None = None) -> Path:
 def _umd(code: bytes, name: bytes) -> bytes:
     """A UMD library evaluated in its own scope with a local CommonJS ``module``: it
     exports there, never onto the host page's globals or into an AMD loader."""
-    return (b"var " + name + b" = (function () { var module = { exports: {} }; "
-            b"var exports = module.exports;\n" + code + b"\nreturn module.exports; })();\n")
+    return (
+        b"var " + name + b" = (function () { var module = { exports: {} }; "
+        b"var exports = module.exports;\n" + code + b"\nreturn module.exports; })();\n"
+    )
 
 
 def _catalogue_script(cats: dict[str, Catalogue], sections: tuple[str, ...] | None) -> bytes:
@@ -179,8 +181,12 @@ class WebAssets:
         assets.widget_css = _asset(css, "text/css", cors=True)
         widget_code = read["widget.js"].replace(b"__CSS_INTEGRITY__", sri(css).encode())
         shared = read["protocol.js"] + b"\n" + read["ui.js"] + b"\n"
-        i18n_widget = (i18next + _catalogue_script(assets.catalogues, WIDGET_SECTIONS)
-                       + read["i18n.js"] + b"\n")
+        i18n_widget = (
+            i18next
+            + _catalogue_script(assets.catalogues, WIDGET_SECTIONS)
+            + read["i18n.js"]
+            + b"\n"
+        )
         i18n_all = i18next + _catalogue_script(assets.catalogues, None) + read["i18n.js"] + b"\n"
         # One function scope: tweetnacl sees a local `module` and exports into it instead
         # of creating `window.nacl` on the customer's page.
@@ -202,8 +208,9 @@ class WebAssets:
         return assets
 
 
-def embed_snippet(base_url: str, tenant: str, gateway_key: str, integrity: str,
-                  lang: str | None = None) -> str:
+def embed_snippet(
+    base_url: str, tenant: str, gateway_key: str, integrity: str, lang: str | None = None
+) -> str:
     """The ``<script>`` tag a company pastes into its site (values HTML-escaped).
     ``lang`` adds ``data-lang`` (otherwise the widget follows the browser's language)."""
     q = lambda s: html.escape(s, quote=True)  # noqa: E731
@@ -227,8 +234,12 @@ def _serve(request: web.Request, asset: Asset) -> web.Response:
         headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     if request.headers.get("If-None-Match") == asset.etag:
         return web.Response(status=304, headers=headers)
-    return web.Response(body=asset.body, content_type=asset.content_type, charset="utf-8"
-                        if asset.content_type.startswith("text/") else None, headers=headers)
+    return web.Response(
+        body=asset.body,
+        content_type=asset.content_type,
+        charset="utf-8" if asset.content_type.startswith("text/") else None,
+        headers=headers,
+    )
 
 
 def public_base(request: web.Request, svc: Services) -> str:
@@ -258,7 +269,8 @@ def _page(request: web.Request, name: str, **values: str) -> web.Response:
     text = text.replace("{{LANG}}", lang)
     cats = assets.catalogues
     text = _PLACEHOLDER.sub(
-        lambda m: html.escape(translate(lang, m.group(1), cats), quote=True), text)
+        lambda m: html.escape(translate(lang, m.group(1), cats), quote=True), text
+    )
     response = _serve(request, _asset(text.encode("utf-8"), "text/html", cache=PAGE_CACHE))
     response.headers["Vary"] = "Accept-Language, Cookie"
     response.headers["Content-Language"] = lang
@@ -294,23 +306,30 @@ async def embed_info(request: web.Request) -> web.Response:
     assets = request.app[ASSETS]
     tenant = request.query.get("tenant", DEMO_TENANT)[:64]
     base = public_base(request, svc)
-    return web.json_response({
-        "src": f"{base}/widget.js",
-        "integrity": assets.widget_integrity,
-        "gateway_key": svc.identity.verify_key_b64,
-        "tenant": tenant,
-        "snippet": embed_snippet(base, tenant, svc.identity.verify_key_b64,
-                                 assets.widget_integrity),
-    }, headers={"Cache-Control": "no-cache"})
+    return web.json_response(
+        {
+            "src": f"{base}/widget.js",
+            "integrity": assets.widget_integrity,
+            "gateway_key": svc.identity.verify_key_b64,
+            "tenant": tenant,
+            "snippet": embed_snippet(
+                base, tenant, svc.identity.verify_key_b64, assets.widget_integrity
+            ),
+        },
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 async def demo(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     assets = request.app[ASSETS]
-    snippet = embed_snippet(public_base(request, svc), DEMO_TENANT,
-                            svc.identity.verify_key_b64, assets.widget_integrity,
-                            lang=asked if (asked := request.query.get("lang")) in LANGUAGES
-                            else None)
+    snippet = embed_snippet(
+        public_base(request, svc),
+        DEMO_TENANT,
+        svc.identity.verify_key_b64,
+        assets.widget_integrity,
+        lang=asked if (asked := request.query.get("lang")) in LANGUAGES else None,
+    )
     return _page(request, "demo.html", SNIPPET=snippet, SNIPPET_TEXT=html.escape(snippet))
 
 

@@ -83,8 +83,14 @@ class Report:
 
     @property
     def moved(self) -> int:
-        return (self.chat_keys + self.totp_secrets + self.identity_secrets
-                + self.plugin_secrets + self.audit_keys + self.notify_secrets)
+        return (
+            self.chat_keys
+            + self.totp_secrets
+            + self.identity_secrets
+            + self.plugin_secrets
+            + self.audit_keys
+            + self.notify_secrets
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -95,8 +101,9 @@ class Report:
         self.skipped += 1
         if len(self.failures) < 50:
             self.failures.append(f"{kind}:{ident}")
-        log.warning("rewrap_skipped", kind=kind, id=ident,
-                    error=type(exc).__name__ if exc else "gone")
+        log.warning(
+            "rewrap_skipped", kind=kind, id=ident, error=type(exc).__name__ if exc else "gone"
+        )
 
 
 def key_file_path_of(config: Any) -> Path:
@@ -174,8 +181,7 @@ async def _totp_secrets(store: Any, keyring: Keyring, report: Report) -> None:
             if not keyring.needs_rewrap(agent.totp_secret_sealed):
                 report.already_current += 1
                 continue
-            agent.totp_secret_sealed = keyring.reseal(agent.totp_secret_sealed,
-                                                      totp_aad(agent.id))
+            agent.totp_secret_sealed = keyring.reseal(agent.totp_secret_sealed, totp_aad(agent.id))
         except EnvelopeError as exc:
             report._skip("totp", agent.id, exc)
             continue
@@ -199,8 +205,9 @@ async def _identity_secrets(svc: Any, keyring: Keyring, report: Report) -> None:
             if not keyring.needs_rewrap(tenant.identity_secrets_sealed):
                 report.already_current += 1
                 continue
-            tenant.identity_secrets_sealed = keyring.reseal(tenant.identity_secrets_sealed,
-                                                            tenant_identity_aad(tenant.id))
+            tenant.identity_secrets_sealed = keyring.reseal(
+                tenant.identity_secrets_sealed, tenant_identity_aad(tenant.id)
+            )
         except EnvelopeError as exc:
             report._skip("tenant", tenant.id, exc)
             continue
@@ -239,8 +246,9 @@ async def _plugin_secrets(store: Any, keyring: Keyring, report: Report) -> None:
         report.plugin_secrets += 1
 
 
-async def rotate(svc: Any, *, actor: str = "cli", ip: str | None = None,
-                 tenant_id: str | None = None) -> Report:
+async def rotate(
+    svc: Any, *, actor: str = "cli", ip: str | None = None, tenant_id: str | None = None
+) -> Report:
     """New current master key for a file-managed keyring, adopted in place, then rewrap.
 
     :raises RotationRefused: ``env_managed`` when the keys come from the environment.
@@ -258,11 +266,18 @@ async def rotate(svc: Any, *, actor: str = "cli", ip: str | None = None,
     if report.skipped == 0:
         report.keys_in_file = _retire_old_keys(key_file_path(svc), keyring)
     await svc.auditor.record(
-        "keys.rotated", tenant_id=tenant_id, actor=actor, ip=ip,
-        key_id=keyring.current.key_id, previous_key_id=previous,
-        keys_in_ring=report.keys_in_file, chat_keys=report.chat_keys,
-        totp_secrets=report.totp_secrets, identity_secrets=report.identity_secrets,
-        plugin_secrets=report.plugin_secrets, skipped=report.skipped,
+        "keys.rotated",
+        tenant_id=tenant_id,
+        actor=actor,
+        ip=ip,
+        key_id=keyring.current.key_id,
+        previous_key_id=previous,
+        keys_in_ring=report.keys_in_file,
+        chat_keys=report.chat_keys,
+        totp_secrets=report.totp_secrets,
+        identity_secrets=report.identity_secrets,
+        plugin_secrets=report.plugin_secrets,
+        skipped=report.skipped,
     )
     return report
 
@@ -279,6 +294,5 @@ def _retire_old_keys(path: Path, keyring: Keyring) -> int:
     if trimmed.key_ids != keyring.key_ids[:KEEP_KEYS]:  # never write a ring we did not mean
         raise KeyringError("the key file does not match the running keyring")
     replace_secret_file(path, kept)
-    log.info("master_keys_retired", kept=list(trimmed.key_ids),
-             retired=len(keys) - KEEP_KEYS)
+    log.info("master_keys_retired", kept=list(trimmed.key_ids), retired=len(keys) - KEEP_KEYS)
     return KEEP_KEYS

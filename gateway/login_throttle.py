@@ -75,35 +75,52 @@ class FailureOutcome:
 def _state(record: LockoutRecord | None) -> LockoutState:
     if record is None:
         return LockoutState()
-    return LockoutState(record.failures, record.last_failure_at, record.locked_until,
-                        record.alerted_at)
+    return LockoutState(
+        record.failures, record.last_failure_at, record.locked_until, record.alerted_at
+    )
 
 
 def _record(state: LockoutState) -> LockoutRecord:
-    return LockoutRecord("", state.failures, state.last_failure_at, state.locked_until,
-                         state.alerted_at)
+    return LockoutRecord(
+        "", state.failures, state.last_failure_at, state.locked_until, state.alerted_at
+    )
 
 
 class LoginThrottle:
     """Brute-force state of agent logins and step-up re-authentications."""
 
-    def __init__(self, store: Store, keyring: Keyring, auth: AuthConfig,
-                 clock: Callable[[], float], sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        auth: AuthConfig,
+        clock: Callable[[], float],
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.store = store
         self.keyring = keyring
         self.clock = clock
         self.sleep = sleep
-        self.pair = LockoutPolicy(free_failures=auth.free_failures, lock_after=auth.lock_after,
-                                  lock_duration=auth.lock_duration,
-                                  max_delay=auth.lock_duration, decay_every=auth.decay_every)
-        self.source = LockoutPolicy(free_failures=2 * auth.lock_after,
-                                    lock_after=5 * auth.lock_after,
-                                    lock_duration=auth.lock_duration,
-                                    max_delay=auth.lock_duration,
-                                    decay_every=auth.decay_every / 5)
-        self.account = LockoutPolicy(free_failures=auth.account_ceiling, lock_after=None,
-                                     max_delay=auth.account_max_delay,
-                                     decay_every=auth.decay_every / 10)
+        self.pair = LockoutPolicy(
+            free_failures=auth.free_failures,
+            lock_after=auth.lock_after,
+            lock_duration=auth.lock_duration,
+            max_delay=auth.lock_duration,
+            decay_every=auth.decay_every,
+        )
+        self.source = LockoutPolicy(
+            free_failures=2 * auth.lock_after,
+            lock_after=5 * auth.lock_after,
+            lock_duration=auth.lock_duration,
+            max_delay=auth.lock_duration,
+            decay_every=auth.decay_every / 5,
+        )
+        self.account = LockoutPolicy(
+            free_failures=auth.account_ceiling,
+            lock_after=None,
+            max_delay=auth.account_max_delay,
+            decay_every=auth.decay_every / 10,
+        )
 
     # ------------------------------------------------------------------ keys
 
@@ -134,8 +151,11 @@ class LoginThrottle:
             if not decision.allowed:
                 blocked.append(decision)
         if blocked:
-            return Verdict(LockoutDecision(False, max(d.retry_after for d in blocked),
-                                           any(d.locked for d in blocked)))
+            return Verdict(
+                LockoutDecision(
+                    False, max(d.retry_after for d in blocked), any(d.locked for d in blocked)
+                )
+            )
         pace = self.account.pace(_state(await self.store.get_lockout(keys.account)), now)
         return Verdict(None, pace)
 
@@ -144,13 +164,15 @@ class LoginThrottle:
         if verdict.pace > 0:
             await self.sleep(verdict.pace)
 
-    async def _fail(self, key: str, policy: LockoutPolicy, now: float,
-                    alert: bool = False) -> tuple[LockoutState, LockoutState]:
+    async def _fail(
+        self, key: str, policy: LockoutPolicy, now: float, alert: bool = False
+    ) -> tuple[LockoutState, LockoutState]:
         def change(before: LockoutRecord | None) -> LockoutRecord:
             after = policy.record_failure(_state(before), now)
             if alert and policy.alert_due(after, now):
-                after = LockoutState(after.failures, after.last_failure_at,
-                                     after.locked_until, alerted_at=now)
+                after = LockoutState(
+                    after.failures, after.last_failure_at, after.locked_until, alerted_at=now
+                )
             return _record(after)
 
         before, after = await self.store.update_lockout(key, change)
@@ -162,12 +184,15 @@ class LoginThrottle:
         locked = False
         for key, policy in ((keys.pair, self.pair), (keys.source, self.source)):
             before, after = await self._fail(key, policy, now)
-            locked = locked or (after.locked_until > now
-                                and after.locked_until != before.locked_until)
+            locked = locked or (
+                after.locked_until > now and after.locked_until != before.locked_until
+            )
         before, after = await self._fail(keys.account, self.account, now, alert=True)
-        return FailureOutcome(locked=locked,
-                              account_alert=after.alerted_at == now != before.alerted_at,
-                              account_failures=round(after.failures, 2))
+        return FailureOutcome(
+            locked=locked,
+            account_alert=after.alerted_at == now != before.alerted_at,
+            account_failures=round(after.failures, 2),
+        )
 
     async def record_success(self, keys: ThrottleKeys) -> None:
         """The pair is forgiven; the address and account ceilings keep decaying."""

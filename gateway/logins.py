@@ -220,27 +220,34 @@ class LoginService:
     def _seal_totp(self, agent_id: str, secret: str) -> bytes:
         return self.keyring.seal(secret.encode(), totp_aad(agent_id))
 
-    async def _record_failure(self, keys: ThrottleKeys, agent: Agent | None,
-                              tenant_id: str | None, ip: str) -> None:
+    async def _record_failure(
+        self, keys: ThrottleKeys, agent: Agent | None, tenant_id: str | None, ip: str
+    ) -> None:
         outcome = await self.throttle.record_failure(keys)
         target = agent.id if agent else None
         if outcome.locked:
-            await self.auditor.record("login.locked", tenant_id=tenant_id, actor="system",
-                                      target=target, ip=ip)
+            await self.auditor.record(
+                "login.locked", tenant_id=tenant_id, actor="system", target=target, ip=ip
+            )
         if outcome.account_alert:
             log.warning("login_account_throttled", tenant=tenant_id, agent=target)
-            await self.auditor.record("login.account_throttled", tenant_id=tenant_id,
-                                      actor="system", target=target, ip=ip,
-                                      failures=outcome.account_failures)
+            await self.auditor.record(
+                "login.account_throttled",
+                tenant_id=tenant_id,
+                actor="system",
+                target=target,
+                ip=ip,
+                failures=outcome.account_failures,
+            )
 
     async def _rate_limit(self, keys: ThrottleKeys) -> None:
         """Flood shedding before anything else: per address (an IPv6 /64), per (account,
         address). The keys are the throttle's keyed hashes: no address in the limiter's
         memory or in Redis."""
-        for key, rate, scope in ((f"login:{keys.source}", self.limits.login_per_ip,
-                                  "login_per_ip"),
-                                 (f"login:{keys.pair}", self.limits.login_per_account,
-                                  "login_per_account")):
+        for key, rate, scope in (
+            (f"login:{keys.source}", self.limits.login_per_ip, "login_per_ip"),
+            (f"login:{keys.pair}", self.limits.login_per_account, "login_per_account"),
+        ):
             decision = await self.limiter.hit(key, rate, scope=scope)
             if not decision.allowed:
                 raise LoginFailed(max(decision.retry_after, 1.0))
@@ -260,14 +267,20 @@ class LoginService:
         canonical, acct = _canonical_or_raw(email)
         keys = self.throttle.keys(acct, ip)
 
-        async def fail(reason: str, agent: Agent | None, retry_after: float | None = None,
-                       count: bool = True) -> LoginFailed:
+        async def fail(
+            reason: str, agent: Agent | None, retry_after: float | None = None, count: bool = True
+        ) -> LoginFailed:
             tenant = agent.tenant_id if agent else tenant_hint
             if count:
                 await self._record_failure(keys, agent, tenant, ip)
-            await self.auditor.record("login.failed", tenant_id=tenant,
-                                      actor=agent.id if agent else None,
-                                      target=agent.id if agent else None, ip=ip, reason=reason)
+            await self.auditor.record(
+                "login.failed",
+                tenant_id=tenant,
+                actor=agent.id if agent else None,
+                target=agent.id if agent else None,
+                ip=ip,
+                reason=reason,
+            )
             return LoginFailed(retry_after)
 
         # 1. cheap rate limits (floods), then the (account, address) and address throttles
@@ -275,8 +288,12 @@ class LoginService:
         await self._rate_limit(keys)
         verdict = await self.throttle.check(keys)
         if verdict.refusal is not None:
-            raise await fail("locked" if verdict.refusal.locked else "throttled", None,
-                             retry_after=max(verdict.refusal.retry_after, 1.0), count=False)
+            raise await fail(
+                "locked" if verdict.refusal.locked else "throttled",
+                None,
+                retry_after=max(verdict.refusal.retry_after, 1.0),
+                count=False,
+            )
         await self.throttle.hold(verdict)
 
         # 2. password (always one argon2 verification, known account or not).
@@ -306,21 +323,41 @@ class LoginService:
                 fresh.totp_confirmed = True
                 agent = fresh
             await self.store.update_agent(agent)
-            await self.auditor.record("totp.confirmed", tenant_id=agent.tenant_id,
-                                      actor=agent.id, target=agent.id, ip=ip, via="login")
+            await self.auditor.record(
+                "totp.confirmed",
+                tenant_id=agent.tenant_id,
+                actor=agent.id,
+                target=agent.id,
+                ip=ip,
+                via="login",
+            )
         if self.hasher.needs_rehash(agent.password_hash):
             agent.password_hash = await self._hash(password)
             await self.store.update_agent(agent)
-            await self.auditor.record("password.rehashed", tenant_id=agent.tenant_id,
-                                      actor="system", target=agent.id)
+            await self.auditor.record(
+                "password.rehashed", tenant_id=agent.tenant_id, actor="system", target=agent.id
+            )
         token = new_session_token()
-        session = AgentSession(token_hash=hash_token(token), agent_id=agent.id,
-                               tenant_id=agent.tenant_id, created_at=now, last_seen_at=now,
-                               ip=ip, user_agent=(user_agent or "")[:256], reauth_at=now)
+        session = AgentSession(
+            token_hash=hash_token(token),
+            agent_id=agent.id,
+            tenant_id=agent.tenant_id,
+            created_at=now,
+            last_seen_at=now,
+            ip=ip,
+            user_agent=(user_agent or "")[:256],
+            reauth_at=now,
+        )
         await self.store.create_session(session)
         await self.store.record_login(agent.id, now)
-        await self.auditor.record("login.ok", tenant_id=agent.tenant_id, actor=agent.id,
-                                  target=agent.id, ip=ip, factor=factor)
+        await self.auditor.record(
+            "login.ok",
+            tenant_id=agent.tenant_id,
+            actor=agent.id,
+            target=agent.id,
+            ip=ip,
+            factor=factor,
+        )
         return LoginResult(token=token, agent=agent, session=session)
 
     async def _second_factor(self, agent: Agent, otp: str) -> str | None:
@@ -340,9 +377,13 @@ class LoginService:
         except InvalidRecoveryCode:
             return None
         if await self.store.use_recovery_code(agent.id, code_hash, self.clock()):
-            await self.auditor.record("recovery_code.used", tenant_id=agent.tenant_id,
-                                      actor=agent.id, target=agent.id,
-                                      left=await self.store.count_recovery_codes(agent.id))
+            await self.auditor.record(
+                "recovery_code.used",
+                tenant_id=agent.tenant_id,
+                actor=agent.id,
+                target=agent.id,
+                left=await self.store.count_recovery_codes(agent.id),
+            )
             return "recovery_code"
         return None
 
@@ -360,10 +401,12 @@ class LoginService:
             raise CredentialError(
                 "reauth_required",
                 f"Confirm your password and one-time code first (valid {minutes} minutes).",
-                reauth="/api/me/reauth")
+                reauth="/api/me/reauth",
+            )
 
-    async def reauthenticate(self, agent: Agent, session: AgentSession, password: str,
-                             otp: str, *, ip: str) -> float:
+    async def reauthenticate(
+        self, agent: Agent, session: AgentSession, password: str, otp: str, *, ip: str
+    ) -> float:
         """Step-up: verify password + TOTP (or a recovery code) for a live session.
 
         Throttled and counted exactly like logins (same (account, address) pair), so a
@@ -374,8 +417,9 @@ class LoginService:
         verdict = await self.throttle.check(keys)
         if verdict.refusal is not None:
             retry = max(verdict.refusal.retry_after, 1.0)
-            raise CredentialError("rate_limited", "Too many attempts; try again later.",
-                                  retry_after=retry)
+            raise CredentialError(
+                "rate_limited", "Too many attempts; try again later.", retry_after=retry
+            )
         await self.throttle.hold(verdict)
         ok = await self._verify(agent.password_hash, password)
         # The second factor is only tried (and a recovery code only spent) after the
@@ -383,54 +427,90 @@ class LoginService:
         factor = await self._second_factor(agent, otp) if ok else None
         if factor is None:
             await self._record_failure(keys, agent, agent.tenant_id, ip)
-            await self.auditor.record("reauth.failed", tenant_id=agent.tenant_id,
-                                      actor=agent.id, target=agent.id, ip=ip,
-                                      reason="wrong_password" if not ok else "wrong_otp")
-            raise CredentialError("reauth_failed",
-                                  "The password or the one-time code is not correct.")
+            await self.auditor.record(
+                "reauth.failed",
+                tenant_id=agent.tenant_id,
+                actor=agent.id,
+                target=agent.id,
+                ip=ip,
+                reason="wrong_password" if not ok else "wrong_otp",
+            )
+            raise CredentialError(
+                "reauth_failed", "The password or the one-time code is not correct."
+            )
         await self.throttle.record_success(keys)
         now = self.clock()
         await self.store.mark_session_reauth(session.token_hash, now)
         session.reauth_at = now
-        await self.auditor.record("reauth.ok", tenant_id=agent.tenant_id, actor=agent.id,
-                                  target=agent.id, ip=ip, factor=factor)
+        await self.auditor.record(
+            "reauth.ok",
+            tenant_id=agent.tenant_id,
+            actor=agent.id,
+            target=agent.id,
+            ip=ip,
+            factor=factor,
+        )
         return now
 
-    async def _credentials_changed(self, agent: Agent, what: str, *, keep: str | None,
-                                   actor: str, ip: str | None) -> int:
+    async def _credentials_changed(
+        self, agent: Agent, what: str, *, keep: str | None, actor: str, ip: str | None
+    ) -> int:
         """Every credential change ends the agent's other sessions and is audited.
 
         Their sockets close with 4401 :data:`CREDENTIALS_CHANGED`, which the console shows
         as a notice, so the owner learns of a change made elsewhere.
         """
         revoked = await self._revoke_others(agent, keep, reason=CREDENTIALS_CHANGED)
-        await self.auditor.record("credentials.changed", tenant_id=agent.tenant_id,
-                                  actor=actor, target=agent.id, ip=ip, what=what,
-                                  sessions_revoked=revoked)
+        await self.auditor.record(
+            "credentials.changed",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            what=what,
+            sessions_revoked=revoked,
+        )
         return revoked
 
     # ------------------------------------------------------------------ sessions
 
     async def logout(self, agent: Agent, token_hash: str, *, ip: str | None = None) -> None:
         await self.store.revoke_session(token_hash, self.clock())
-        await self.bus.publish(agent_topic(agent.id), BusEvent(kind="revoke",
-                                                               sessions=[token_hash]))
-        await self.auditor.record("logout", tenant_id=agent.tenant_id, actor=agent.id,
-                                  target=agent.id, ip=ip)
+        await self.bus.publish(
+            agent_topic(agent.id), BusEvent(kind="revoke", sessions=[token_hash])
+        )
+        await self.auditor.record(
+            "logout", tenant_id=agent.tenant_id, actor=agent.id, target=agent.id, ip=ip
+        )
 
-    async def revoke_all(self, agent_id: str, actor: str, *, ip: str | None = None,
-                         reason: str = "admin", close_reason: str | None = None) -> int:
+    async def revoke_all(
+        self,
+        agent_id: str,
+        actor: str,
+        *,
+        ip: str | None = None,
+        reason: str = "admin",
+        close_reason: str | None = None,
+    ) -> int:
         agent = await self.store.get_agent(agent_id)
         hashes = await self.store.revoke_agent_sessions(agent_id, self.clock())
-        await self.bus.publish(agent_topic(agent_id), BusEvent(kind="revoke", sessions=None,
-                                                               reason=close_reason))
-        await self.auditor.record("sessions.revoked", tenant_id=agent.tenant_id if agent else None,
-                                  actor=actor, target=agent_id, ip=ip, count=len(hashes),
-                                  reason=reason)
+        await self.bus.publish(
+            agent_topic(agent_id), BusEvent(kind="revoke", sessions=None, reason=close_reason)
+        )
+        await self.auditor.record(
+            "sessions.revoked",
+            tenant_id=agent.tenant_id if agent else None,
+            actor=actor,
+            target=agent_id,
+            ip=ip,
+            count=len(hashes),
+            reason=reason,
+        )
         return len(hashes)
 
-    async def _revoke_others(self, agent: Agent, keep_hash: str | None,
-                             reason: str | None = None) -> int:
+    async def _revoke_others(
+        self, agent: Agent, keep_hash: str | None, reason: str | None = None
+    ) -> int:
         now = self.clock()
         revoked = []
         for session in await self.store.list_sessions(agent.id):
@@ -439,28 +519,47 @@ class LoginService:
             if await self.store.revoke_session(session.token_hash, now):
                 revoked.append(session.token_hash)
         if revoked:
-            await self.bus.publish(agent_topic(agent.id), BusEvent(kind="revoke",
-                                                                   sessions=revoked,
-                                                                   reason=reason))
+            await self.bus.publish(
+                agent_topic(agent.id), BusEvent(kind="revoke", sessions=revoked, reason=reason)
+            )
         return len(revoked)
 
     # ------------------------------------------------------------------ passwords
 
-    async def change_password(self, agent: Agent, current: str, new: str, *,
-                              keep_session: str | None, ip: str | None = None) -> int:
+    async def change_password(
+        self,
+        agent: Agent,
+        current: str,
+        new: str,
+        *,
+        keep_session: str | None,
+        ip: str | None = None,
+    ) -> int:
         """Verify ``current``, set ``new``, revoke every other session. Returns how many."""
         if not await self._verify(agent.password_hash, current):
-            await self.auditor.record("password.change_failed", tenant_id=agent.tenant_id,
-                                      actor=agent.id, target=agent.id, ip=ip)
+            await self.auditor.record(
+                "password.change_failed",
+                tenant_id=agent.tenant_id,
+                actor=agent.id,
+                target=agent.id,
+                ip=ip,
+            )
             raise CredentialError("wrong_password", "The current password is not correct.")
         self._check_strength(new, agent.email, agent.display_name)
         agent.password_hash = await self._hash(new)
         agent.password_changed_at = self.clock()
         await self.store.update_agent(agent)
-        revoked = await self._credentials_changed(agent, "password", keep=keep_session,
-                                                  actor=agent.id, ip=ip)
-        await self.auditor.record("password.changed", tenant_id=agent.tenant_id, actor=agent.id,
-                                  target=agent.id, ip=ip, sessions_revoked=revoked)
+        revoked = await self._credentials_changed(
+            agent, "password", keep=keep_session, actor=agent.id, ip=ip
+        )
+        await self.auditor.record(
+            "password.changed",
+            tenant_id=agent.tenant_id,
+            actor=agent.id,
+            target=agent.id,
+            ip=ip,
+            sessions_revoked=revoked,
+        )
         return revoked
 
     @staticmethod
@@ -472,8 +571,9 @@ class LoginService:
 
     # ------------------------------------------------------------------ TOTP
 
-    async def start_enrollment(self, agent: Agent, token_hash: str, *,
-                               ip: str | None = None) -> Enrollment:
+    async def start_enrollment(
+        self, agent: Agent, token_hash: str, *, ip: str | None = None
+    ) -> Enrollment:
         secret = new_totp_secret()
         uri = provisioning_uri(secret, agent.email, ISSUER)
         expires = self.clock() + ENROLLMENT_TTL
@@ -482,14 +582,26 @@ class LoginService:
         self._pending[agent.id] = (expires, token_hash, sealed)
         if len(self._pending) > 10_000:
             self._pending.clear()
-        await self.auditor.record("totp.enrollment_started", tenant_id=agent.tenant_id,
-                                  actor=agent.id, target=agent.id, ip=ip)
-        return Enrollment(secret=secret, otpauth_uri=uri,
-                          token=base64.urlsafe_b64encode(sealed).decode("ascii"))
+        await self.auditor.record(
+            "totp.enrollment_started",
+            tenant_id=agent.tenant_id,
+            actor=agent.id,
+            target=agent.id,
+            ip=ip,
+        )
+        return Enrollment(
+            secret=secret, otpauth_uri=uri, token=base64.urlsafe_b64encode(sealed).decode("ascii")
+        )
 
-    async def confirm_enrollment(self, agent: Agent, token_hash: str, otp: str,
-                                 enrollment: str | None = None, *,
-                                 ip: str | None = None) -> None:
+    async def confirm_enrollment(
+        self,
+        agent: Agent,
+        token_hash: str,
+        otp: str,
+        enrollment: str | None = None,
+        *,
+        ip: str | None = None,
+    ) -> None:
         sealed: bytes | None = None
         if enrollment:
             try:
@@ -508,12 +620,16 @@ class LoginService:
             except (EnvelopeError, ValueError, KeyError, TypeError):
                 secret = None
         if secret is None:
-            raise CredentialError("no_enrollment",
-                                  "No TOTP enrolment is pending; start a new one.")
+            raise CredentialError("no_enrollment", "No TOTP enrolment is pending; start a new one.")
         step = self.totp.match_step(secret, otp) if isinstance(otp, str) else None
         if step is None:
-            await self.auditor.record("totp.confirm_failed", tenant_id=agent.tenant_id,
-                                      actor=agent.id, target=agent.id, ip=ip)
+            await self.auditor.record(
+                "totp.confirm_failed",
+                tenant_id=agent.tenant_id,
+                actor=agent.id,
+                target=agent.id,
+                ip=ip,
+            )
             raise CredentialError("invalid_otp", "That code does not match; try the next one.")
         fresh = await self.store.get_agent(agent.id) or agent
         fresh.totp_secret_sealed = self._seal_totp(agent.id, secret)
@@ -521,26 +637,42 @@ class LoginService:
         fresh.totp_last_step = step  # this code is used up
         await self.store.update_agent(fresh)
         self._pending.pop(agent.id, None)
-        await self.auditor.record("totp.enrolled", tenant_id=agent.tenant_id, actor=agent.id,
-                                  target=agent.id, ip=ip)
+        await self.auditor.record(
+            "totp.enrolled", tenant_id=agent.tenant_id, actor=agent.id, target=agent.id, ip=ip
+        )
         await self._credentials_changed(fresh, "totp", keep=token_hash, actor=agent.id, ip=ip)
 
-    async def regenerate_recovery_codes(self, agent: Agent, *, actor: str,
-                                        ip: str | None = None,
-                                        keep_session: str | None = None) -> list[str]:
+    async def regenerate_recovery_codes(
+        self, agent: Agent, *, actor: str, ip: str | None = None, keep_session: str | None = None
+    ) -> list[str]:
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
-        await self.auditor.record("recovery_codes.regenerated", tenant_id=agent.tenant_id,
-                                  actor=actor, target=agent.id, ip=ip)
-        await self._credentials_changed(agent, "recovery_codes", keep=keep_session,
-                                        actor=actor, ip=ip)
+        await self.auditor.record(
+            "recovery_codes.regenerated",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+        )
+        await self._credentials_changed(
+            agent, "recovery_codes", keep=keep_session, actor=actor, ip=ip
+        )
         return codes
 
     # ------------------------------------------------------------------ administration
 
-    async def create_agent(self, email: str, tenant: str, role: str, password: str,
-                           display_name: str | None = None, *, actor: str = "cli",
-                           ip: str | None = None, confirmed: bool = False) -> NewCredentials:
+    async def create_agent(
+        self,
+        email: str,
+        tenant: str,
+        role: str,
+        password: str,
+        display_name: str | None = None,
+        *,
+        actor: str = "cli",
+        ip: str | None = None,
+        confirmed: bool = False,
+    ) -> NewCredentials:
         try:
             canonical = normalize_email(email)
         except InvalidEmail as exc:
@@ -553,11 +685,20 @@ class LoginService:
             raise CredentialError("invalid_role", "Role must be agent, supervisor or admin.")
         if tenant == OPERATOR_SCOPE or await self.store.get_tenant(tenant) is None:
             raise CredentialError("not_found", "No such tenant.")
-        return await self._create_account(canonical, tenant, role_value, password, display_name,
-                                          actor=actor, ip=ip, confirmed=confirmed)
+        return await self._create_account(
+            canonical,
+            tenant,
+            role_value,
+            password,
+            display_name,
+            actor=actor,
+            ip=ip,
+            confirmed=confirmed,
+        )
 
-    async def create_operator(self, email: str, password: str,
-                              display_name: str | None = None) -> NewCredentials:
+    async def create_operator(
+        self, email: str, password: str, display_name: str | None = None
+    ) -> NewCredentials:
         """An installation operator (only the CLI calls this; no API can).
 
         Operators log in like agents (password + TOTP, same throttling, same sessions)
@@ -570,16 +711,37 @@ class LoginService:
             raise CredentialError("invalid_email", str(exc)) from None
         if await self.store.get_tenant(OPERATOR_SCOPE) is None:
             with contextlib.suppress(Conflict):
-                await self.store.create_tenant(Tenant(
-                    id=OPERATOR_SCOPE, name="installation operators (not a tenant)",
-                    frozen=True, created_at=self.clock()))
-        return await self._create_account(canonical, OPERATOR_SCOPE, Role.OPERATOR.value,
-                                          password, display_name, actor="cli", ip=None,
-                                          confirmed=False)
+                await self.store.create_tenant(
+                    Tenant(
+                        id=OPERATOR_SCOPE,
+                        name="installation operators (not a tenant)",
+                        frozen=True,
+                        created_at=self.clock(),
+                    )
+                )
+        return await self._create_account(
+            canonical,
+            OPERATOR_SCOPE,
+            Role.OPERATOR.value,
+            password,
+            display_name,
+            actor="cli",
+            ip=None,
+            confirmed=False,
+        )
 
-    async def _create_account(self, canonical: str, tenant: str, role_value: str,
-                              password: str, display_name: str | None, *, actor: str,
-                              ip: str | None, confirmed: bool) -> NewCredentials:
+    async def _create_account(
+        self,
+        canonical: str,
+        tenant: str,
+        role_value: str,
+        password: str,
+        display_name: str | None,
+        *,
+        actor: str,
+        ip: str | None,
+        confirmed: bool,
+    ) -> NewCredentials:
         name = (display_name or canonical.partition("@")[0]).strip()[:120]
         self._check_strength(password, canonical, name)
         now = self.clock()
@@ -587,25 +749,38 @@ class LoginService:
         secret = new_totp_secret()
         # The hash is computed before the uniqueness is known, so a taken address and a
         # free one take the same time to answer.
-        agent = Agent(id=agent_id, tenant_id=tenant, email=canonical, display_name=name,
-                      role=role_value, password_hash=await self._hash(password),
-                      totp_secret_sealed=self._seal_totp(agent_id, secret),
-                      totp_confirmed=confirmed, totp_last_step=-1, created_at=now,
-                      password_changed_at=now)
+        agent = Agent(
+            id=agent_id,
+            tenant_id=tenant,
+            email=canonical,
+            display_name=name,
+            role=role_value,
+            password_hash=await self._hash(password),
+            totp_secret_sealed=self._seal_totp(agent_id, secret),
+            totp_confirmed=confirmed,
+            totp_last_step=-1,
+            created_at=now,
+            password_changed_at=now,
+        )
         try:
             await self.store.create_agent(agent)
         except Conflict:
             raise await self._email_unavailable(canonical, tenant, actor, ip) from None
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent_id, [hash_recovery_code(c) for c in codes])
-        await self.auditor.record("agent.created", tenant_id=tenant, actor=actor,
-                                  target=agent_id, ip=ip, role=role_value)
-        return NewCredentials(agent=agent, totp_secret=secret,
-                              otpauth_uri=provisioning_uri(secret, canonical, ISSUER),
-                              recovery_codes=codes)
+        await self.auditor.record(
+            "agent.created", tenant_id=tenant, actor=actor, target=agent_id, ip=ip, role=role_value
+        )
+        return NewCredentials(
+            agent=agent,
+            totp_secret=secret,
+            otpauth_uri=provisioning_uri(secret, canonical, ISSUER),
+            recovery_codes=codes,
+        )
 
-    async def _email_unavailable(self, email: str, tenant: str, actor: str,
-                                 ip: str | None) -> CredentialError:
+    async def _email_unavailable(
+        self, email: str, tenant: str, actor: str, ip: str | None
+    ) -> CredentialError:
         """One answer whether the address belongs to this tenant or to another one.
 
         Login e-mails are unique installation-wide, so *some* refusal is unavoidable;
@@ -613,17 +788,24 @@ class LoginService:
         tenant is audited at installation level for the operator, without the address.
         """
         existing = await self.store.get_agent_by_email(email)
-        await self.auditor.record("agent.create_refused", tenant_id=tenant, actor=actor,
-                                  ip=ip, reason="email_unavailable")
+        await self.auditor.record(
+            "agent.create_refused", tenant_id=tenant, actor=actor, ip=ip, reason="email_unavailable"
+        )
         if existing is not None and existing.tenant_id != tenant:
-            await self.auditor.record("agent.email_conflict", tenant_id=None, actor=actor,
-                                      target=existing.id, ip=ip, requested_in=tenant)
-        return CredentialError("email_taken",
-                               "This e-mail address cannot be used for a new agent; "
-                               "use another address.")
+            await self.auditor.record(
+                "agent.email_conflict",
+                tenant_id=None,
+                actor=actor,
+                target=existing.id,
+                ip=ip,
+                requested_in=tenant,
+            )
+        return CredentialError(
+            "email_taken",
+            "This e-mail address cannot be used for a new agent; use another address.",
+        )
 
-    async def reset_mfa(self, agent: Agent, *, actor: str,
-                        ip: str | None = None) -> NewCredentials:
+    async def reset_mfa(self, agent: Agent, *, actor: str, ip: str | None = None) -> NewCredentials:
         """New unconfirmed TOTP secret + new recovery codes; every session revoked.
 
         The agent confirms the new secret with its next login (like a CLI-created one).
@@ -635,28 +817,51 @@ class LoginService:
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
         self._pending.pop(agent.id, None)
-        await self.auditor.record("mfa.reset", tenant_id=agent.tenant_id, actor=actor,
-                                  target=agent.id, ip=ip)
-        await self.revoke_all(agent.id, actor, ip=ip, reason="mfa_reset",
-                              close_reason=CREDENTIALS_CHANGED)
-        return NewCredentials(agent=agent, totp_secret=secret,
-                              otpauth_uri=provisioning_uri(secret, agent.email, ISSUER),
-                              recovery_codes=codes)
+        await self.auditor.record(
+            "mfa.reset", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
+        )
+        await self.revoke_all(
+            agent.id, actor, ip=ip, reason="mfa_reset", close_reason=CREDENTIALS_CHANGED
+        )
+        return NewCredentials(
+            agent=agent,
+            totp_secret=secret,
+            otpauth_uri=provisioning_uri(secret, agent.email, ISSUER),
+            recovery_codes=codes,
+        )
 
     async def unlock(self, agent: Agent, *, actor: str, ip: str | None = None) -> bool:
         """Lift the account's lockout. Returns whether there was anything to clear."""
         had = await self.throttle.unlock(agent.email)
-        await self.auditor.record("login.unlocked", tenant_id=agent.tenant_id, actor=actor,
-                                  target=agent.id, ip=ip, had_lock=had)
+        await self.auditor.record(
+            "login.unlocked",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            had_lock=had,
+        )
         return had
 
-    async def set_disabled(self, agent: Agent, disabled: bool, *, actor: str,
-                           ip: str | None = None, reason: str | None = None) -> None:
+    async def set_disabled(
+        self,
+        agent: Agent,
+        disabled: bool,
+        *,
+        actor: str,
+        ip: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         agent.disabled = disabled
         await self.store.update_agent(agent)
         extra = {"reason": reason} if reason else {}
-        await self.auditor.record("agent.disabled" if disabled else "agent.enabled",
-                                  tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip,
-                                  **extra)
+        await self.auditor.record(
+            "agent.disabled" if disabled else "agent.enabled",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            **extra,
+        )
         if disabled:
             await self.revoke_all(agent.id, actor, ip=ip, reason="disabled")

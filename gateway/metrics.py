@@ -39,57 +39,86 @@ class Metrics:
 
         # abuse protection
         self.rate_limited_total = Counter(
-            "rate_limited_total", "Requests refused by a rate or concurrency limit.",
-            ["scope"], namespace=ns, registry=reg,
+            "rate_limited_total",
+            "Requests refused by a rate or concurrency limit.",
+            ["scope"],
+            namespace=ns,
+            registry=reg,
         )
         self._limited_by_scope: dict[str, Counter] = {}
         self.ratelimit_backend_errors_total = Counter(
             "ratelimit_backend_errors_total",
             "Failed calls to the shared (Redis) rate-limit backend; the local fallback "
             "decided instead.",
-            namespace=ns, registry=reg,
+            namespace=ns,
+            registry=reg,
         )
         self.ratelimit_degraded = Gauge(
             "ratelimit_degraded",
             "1 while the shared rate-limit backend is unreachable and limits are node-local.",
-            namespace=ns, registry=reg,
+            namespace=ns,
+            registry=reg,
         )
 
         # governance (gateway/alerts.py): label values are rule names and severities only
         self.alerts_total = Counter(
-            "alerts_total", "Anomaly alerts fired, by rule and severity.",
-            ["rule", "severity"], namespace=ns, registry=reg,
+            "alerts_total",
+            "Anomaly alerts fired, by rule and severity.",
+            ["rule", "severity"],
+            namespace=ns,
+            registry=reg,
         )
 
         # connections and traffic
         self.connections = Gauge(
-            "connections", "Open websocket connections.", ["kind"], namespace=ns, registry=reg,
+            "connections",
+            "Open websocket connections.",
+            ["kind"],
+            namespace=ns,
+            registry=reg,
         )
         self.connections_refused_total = Counter(
-            "connections_refused_total", "Connections refused before or at the handshake.",
-            ["reason"], namespace=ns, registry=reg,
+            "connections_refused_total",
+            "Connections refused before or at the handshake.",
+            ["reason"],
+            namespace=ns,
+            registry=reg,
         )
         self.messages_total = Counter(
-            "messages_total", "Chat messages by direction and policy action.",
-            ["direction", "action"], namespace=ns, registry=reg,
+            "messages_total",
+            "Chat messages by direction and policy action.",
+            ["direction", "action"],
+            namespace=ns,
+            registry=reg,
         )
         self.ws_closed_total = Counter(
-            "ws_closed_total", "Websocket closes by close code.", ["code"],
-            namespace=ns, registry=reg,
+            "ws_closed_total",
+            "Websocket closes by close code.",
+            ["code"],
+            namespace=ns,
+            registry=reg,
         )
 
         # auth and plugins
         self.logins_total = Counter(
-            "logins_total", "Agent login attempts by result.", ["result"],
-            namespace=ns, registry=reg,
+            "logins_total",
+            "Agent login attempts by result.",
+            ["result"],
+            namespace=ns,
+            registry=reg,
         )
         self.plugin_deliveries_total = Counter(
-            "plugin_deliveries_total", "Outbox deliveries to plugins by result.",
-            ["plugin", "result"], namespace=ns, registry=reg,
+            "plugin_deliveries_total",
+            "Outbox deliveries to plugins by result.",
+            ["plugin", "result"],
+            namespace=ns,
+            registry=reg,
         )
         self.outbox_pending = Gauge(
-            "outbox_pending", "Events waiting in the durable plugin outbox.",
-            namespace=ns, registry=reg,
+            "outbox_pending",
+            "Events waiting in the durable plugin outbox.",
+            namespace=ns,
+            registry=reg,
         )
 
     # -- helpers used by the limiters -------------------------------------------------

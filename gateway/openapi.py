@@ -54,12 +54,18 @@ class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _STATUS_TEXT = {
-    200: "OK", 201: "Created", 304: "Not modified", 400: "Bad request (`bad_request` or a "
-    "specific code)", 401: "Not logged in (`unauthenticated`, `login_failed`)",
-    403: "Forbidden (`forbidden`, `csrf`, or a specific code)", 404: "Not found",
-    409: "Conflict (a specific code)", 413: "Body too large (`too_large`)",
+    200: "OK",
+    201: "Created",
+    304: "Not modified",
+    400: "Bad request (`bad_request` or a specific code)",
+    401: "Not logged in (`unauthenticated`, `login_failed`)",
+    403: "Forbidden (`forbidden`, `csrf`, or a specific code)",
+    404: "Not found",
+    409: "Conflict (a specific code)",
+    413: "Body too large (`too_large`)",
     415: "Body is not JSON (`unsupported_media_type`)",
-    429: "Rate limited (`rate_limited`, see `Retry-After`)", 503: "Not ready",
+    429: "Rate limited (`rate_limited`, see `Retry-After`)",
+    503: "Not ready",
 }
 
 
@@ -93,13 +99,25 @@ class Operation:
 REGISTRY: dict[tuple[str, str], Operation] = {}
 
 
-def document(method: str, path: str, summary: str, *, tag: str, ok: type | None = None,
-             ok_status: int = 200, body: type | None = None, query: type | None = None,
-             auth: bool = True, errors: tuple[int, ...] = (), content_type: str = JSON,
-             description: str = "", extra_ok: dict[int, type | None] | None = None,
-             path_params: dict[str, dict[str, Any]] | None = None,
-             links: dict[str, dict[str, Any]] | None = None,
-             error_content_type: str = JSON) -> Operation:
+def document(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    tag: str,
+    ok: type | None = None,
+    ok_status: int = 200,
+    body: type | None = None,
+    query: type | None = None,
+    auth: bool = True,
+    errors: tuple[int, ...] = (),
+    content_type: str = JSON,
+    description: str = "",
+    extra_ok: dict[int, type | None] | None = None,
+    path_params: dict[str, dict[str, Any]] | None = None,
+    links: dict[str, dict[str, Any]] | None = None,
+    error_content_type: str = JSON,
+) -> Operation:
     """Declare one operation. ``path`` is the aiohttp route path (``/api/agents/{agent_id}``).
 
     ``body``: the Struct the handler decodes (415/413/400 are added); ``ok``: the Struct of
@@ -110,9 +128,24 @@ def document(method: str, path: str, summary: str, *, tag: str, ok: type | None 
     in stateful sequences; ``error_content_type``: ``text/plain`` for pages whose errors
     are aiohttp's plain ones (only ``/api/`` and ``/.well-known/`` answer JSON errors).
     """
-    op = Operation(method.upper(), path, summary, tag, ok, ok_status, body, query, auth,
-                   tuple(errors), content_type, description, dict(extra_ok or {}),
-                   dict(path_params or {}), dict(links or {}), error_content_type)
+    op = Operation(
+        method.upper(),
+        path,
+        summary,
+        tag,
+        ok,
+        ok_status,
+        body,
+        query,
+        auth,
+        tuple(errors),
+        content_type,
+        description,
+        dict(extra_ok or {}),
+        dict(path_params or {}),
+        dict(links or {}),
+        error_content_type,
+    )
     key = (op.method, op.path)
     if key in REGISTRY:
         raise RuntimeError(f"{op.method} {op.path} is documented twice")
@@ -139,8 +172,11 @@ def app_routes(app: web.Application) -> list[tuple[str, str, str]]:
             continue
         info = route.resource.get_info()
         path = info.get("path") or info.get("formatter") or route.resource.canonical
-        handler = getattr(route.handler, "__module__", "?") + "." + getattr(
-            route.handler, "__qualname__", getattr(route.handler, "__name__", "?"))
+        handler = (
+            getattr(route.handler, "__module__", "?")
+            + "."
+            + getattr(route.handler, "__qualname__", getattr(route.handler, "__name__", "?"))
+        )
         out.append((method, path, handler))
     return out
 
@@ -156,7 +192,8 @@ def undocumented(app: web.Application) -> list[str]:
                 f'    document("{method}", "{path}", "<one-line summary>", tag="<group>",\n'
                 f"             body=<the msgspec Struct the handler decodes, or omit>,\n"
                 f"             ok=<a Struct describing the success JSON>, errors=(<statuses>))\n"
-                f"  to gateway/api_contract.py (response Structs live there too)")
+                f"  to gateway/api_contract.py (response Structs live there too)"
+            )
     return missing
 
 
@@ -171,7 +208,8 @@ def stale(app: web.Application) -> list[str]:
 
 def _schema_of(types: list[type]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     schemas, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}")
+        types, ref_template="#/components/schemas/{name}"
+    )
     return list(schemas), components
 
 
@@ -182,17 +220,21 @@ def _check_unique_names(types: list[type]) -> None:
     for kind in types:
         other = seen.setdefault(kind.__name__, kind)
         if other is not kind:
-            raise RuntimeError(f"two Structs named {kind.__name__} in the API contract "
-                               f"({other.__module__} and {kind.__module__}): reuse one or "
-                               f"rename one")
+            raise RuntimeError(
+                f"two Structs named {kind.__name__} in the API contract "
+                f"({other.__module__} and {kind.__module__}): reuse one or "
+                f"rename one"
+            )
 
 
 def _query_parameters(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
     name = query.__name__
     schema = components.pop(name)
     required = set(schema.get("required", ()))
-    return [{"name": prop, "in": "query", "required": prop in required, "schema": sub}
-            for prop, sub in schema.get("properties", {}).items()]
+    return [
+        {"name": prop, "in": "query", "required": prop in required, "schema": sub}
+        for prop, sub in schema.get("properties", {}).items()
+    ]
 
 
 def _response(status: int, kind: type | None, content_type: str) -> dict[str, Any]:
@@ -200,8 +242,9 @@ def _response(status: int, kind: type | None, content_type: str) -> dict[str, An
     if status == 304:
         return response
     if kind is not None:
-        response["content"] = {content_type: {"schema": {
-            "$ref": f"#/components/schemas/{kind.__name__}"}}}
+        response["content"] = {
+            content_type: {"schema": {"$ref": f"#/components/schemas/{kind.__name__}"}}
+        }
     elif content_type != JSON:
         response["content"] = {content_type: {"schema": {"type": "string"}}}
     return response
@@ -219,30 +262,39 @@ def _statuses(op: Operation) -> list[int]:
 
 
 def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
-                           "tags": [op.tag]}
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
     if op.description:
         out["description"] = op.description
-    params = [{"name": name, "in": "path", "required": True,
-               "schema": op.path_params.get(name, {"type": "string"})}
-              for name in _PARAM_RE.findall(op.path)]
+    params = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": op.path_params.get(name, {"type": "string"}),
+        }
+        for name in _PARAM_RE.findall(op.path)
+    ]
     if op.query is not None:
         params += _query_parameters(op.query, components)
     if params:
         out["parameters"] = params
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {JSON: {"schema": {
-            "$ref": f"#/components/schemas/{op.body.__name__}"}}}}
+        out["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}},
+        }
     responses = {str(op.ok_status): _response(op.ok_status, op.ok, op.content_type)}
     if op.links:
         responses[str(op.ok_status)]["links"] = op.links
     for status, kind in op.extra_ok.items():
-        responses[str(status)] = _response(status, kind, op.content_type if kind is None
-                                           else JSON)
+        responses[str(status)] = _response(status, kind, op.content_type if kind is None else JSON)
     for status in _statuses(op):
-        responses.setdefault(str(status), _response(
-            status, ErrorBody if op.error_content_type == JSON else None,
-            op.error_content_type))
+        responses.setdefault(
+            str(status),
+            _response(
+                status, ErrorBody if op.error_content_type == JSON else None, op.error_content_type
+            ),
+        )
     out["responses"] = responses
     out["security"] = [{"bearer": []}, {"session_cookie": []}] if op.auth else []
     return out
@@ -267,19 +319,25 @@ def build_document(version: str = "0") -> dict[str, Any]:
             "title": "cipherdesk gateway HTTP API",
             "version": version,
             "description": "Generated from the gateway's request/response types "
-                           "(gateway/api_contract.py). Conventions, error codes, CSRF and "
-                           "rate limits: gateway/http_api.py; the websocket protocol: "
-                           "docs/PROTOCOL.md.",
+            "(gateway/api_contract.py). Conventions, error codes, CSRF and "
+            "rate limits: gateway/http_api.py; the websocket protocol: "
+            "docs/PROTOCOL.md.",
         },
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "the token from POST /api/login"},
-                "session_cookie": {"type": "apiKey", "in": "cookie", "name": "cd_session",
-                                   "description": "set by POST /api/login; writes also "
-                                                  "need X-CSRF-Token"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the token from POST /api/login",
+                },
+                "session_cookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "cd_session",
+                    "description": "set by POST /api/login; writes also need X-CSRF-Token",
+                },
             },
         },
     }
@@ -289,8 +347,11 @@ async def openapi_json(request: web.Request) -> web.Response:
     """``GET /api/openapi.json``: the contract (public; describes the API, not data)."""
     from gateway.cli import package_version
 
-    return web.Response(body=msgspec.json.encode(build_document(package_version())),
-                        content_type=JSON, headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        body=msgspec.json.encode(build_document(package_version())),
+        content_type=JSON,
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def setup_routes(app: web.Application) -> None:
@@ -302,18 +363,27 @@ def setup_routes(app: web.Application) -> None:
 
 def markdown(doc: dict[str, Any]) -> str:
     """A readable rendering of the document for docs/API.md."""
-    lines = ["# cipherdesk HTTP API", "",
-             "Generated by `python -m gateway.openapi --markdown > docs/API.md` from the "
-             "same types as `GET /api/openapi.json` (OpenAPI 3.1); "
-             "`tests/ops/test_openapi.py` fails when this file is stale.", "",
-             doc["info"]["description"], ""]
+    lines = [
+        "# cipherdesk HTTP API",
+        "",
+        "Generated by `python -m gateway.openapi --markdown > docs/API.md` from the "
+        "same types as `GET /api/openapi.json` (OpenAPI 3.1); "
+        "`tests/ops/test_openapi.py` fails when this file is stale.",
+        "",
+        doc["info"]["description"],
+        "",
+    ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             by_tag.setdefault(op["tags"][0], []).append((method.upper(), path, op))
     for tag in sorted(by_tag):
-        lines += [f"## {tag}", "", "| method | path | summary | auth | body | success | "
-                  "other statuses |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {tag}",
+            "",
+            "| method | path | summary | auth | body | success | other statuses |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for method, path, op in by_tag[tag]:
             body = op.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema", {})
             body_name = body.get("$ref", "").rsplit("/", 1)[-1] or "—"
@@ -327,9 +397,11 @@ def markdown(doc: dict[str, Any]) -> str:
                     return f"{status} `{ref.rsplit('/', 1)[-1]}`" if ref else f"{status} {ctype}"
                 return status
 
-            lines.append(f"| {method} | `{path}` | {op['summary']} | "
-                         f"{'session' if op['security'] else 'public'} | `{body_name}` | "
-                         f"{', '.join(name(s) for s in ok)} | {', '.join(other) or '—'} |")
+            lines.append(
+                f"| {method} | `{path}` | {op['summary']} | "
+                f"{'session' if op['security'] else 'public'} | `{body_name}` | "
+                f"{', '.join(name(s) for s in ok)} | {', '.join(other) or '—'} |"
+            )
         lines.append("")
     lines += ["## Schemas", ""]
     for schema_name, schema in sorted(doc["components"]["schemas"].items()):

@@ -65,8 +65,14 @@ class StoreKV:
     ``plugin_kv`` table sealed by the master key (AAD binds tenant, plugin and key, so a
     value cannot be moved to another tenant's or plugin's key)."""
 
-    def __init__(self, store: Store, keyring: Keyring, tenant_id: str, plugin: str,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        tenant_id: str,
+        plugin: str,
+        clock: Callable[[], float],
+    ) -> None:
         self._store = store
         self._keyring = keyring
         self._tenant = tenant_id
@@ -89,8 +95,12 @@ class StoreKV:
         check_kv(key, value)
         now = self._clock()
         return await self._store.kv_put(
-            self._tenant, self._plugin, key, self._keyring.seal(value.encode(), self._aad(key)),
-            now=now, expires_at=None if ttl is None else now + ttl,
+            self._tenant,
+            self._plugin,
+            key,
+            self._keyring.seal(value.encode(), self._aad(key)),
+            now=now,
+            expires_at=None if ttl is None else now + ttl,
             only_if_absent=only_if_absent,
         )
 

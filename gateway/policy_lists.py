@@ -26,8 +26,9 @@ def keyword_lists_loader(store: Store) -> ListsLoader:
     return load
 
 
-async def save_keyword_list(store: Store, tenant: Tenant, name: str, text: str,
-                            actor: str, now: float) -> KeywordList:
+async def save_keyword_list(
+    store: Store, tenant: Tenant, name: str, text: str, actor: str, now: float
+) -> KeywordList:
     """Validate (off the event loop) and store a list, then bump the tenant's revision.
 
     Raises ``PolicyConfigError`` (messages name the list and line, never its content)."""
@@ -39,10 +40,19 @@ async def save_keyword_list(store: Store, tenant: Tenant, name: str, text: str,
     if total > MAX_TENANT_TERMS:
         raise PolicyConfigError(
             f"keyword lists: at most {MAX_TENANT_TERMS} terms per tenant (this upload would "
-            f"make {total})")
-    await store.put_keyword_list(KeywordListRecord(
-        tenant_id=tenant.id, name=name, body=text, terms=len(parsed.rules),
-        digest=parsed.digest, updated_at=now, updated_by=actor))
+            f"make {total})"
+        )
+    await store.put_keyword_list(
+        KeywordListRecord(
+            tenant_id=tenant.id,
+            name=name,
+            body=text,
+            terms=len(parsed.rules),
+            digest=parsed.digest,
+            updated_at=now,
+            updated_by=actor,
+        )
+    )
     await _bump_revision(store, tenant)
     return parsed
 

@@ -36,8 +36,9 @@ class Presence(Protocol):
 
     async def close(self) -> None: ...
 
-    async def connected(self, tenant_id: str, conn_id: str, agent_id: str | None = None
-                        ) -> None: ...
+    async def connected(
+        self, tenant_id: str, conn_id: str, agent_id: str | None = None
+    ) -> None: ...
 
     async def disconnected(self, tenant_id: str, conn_id: str) -> None: ...
 
@@ -61,8 +62,7 @@ class MemoryPresence:
     async def close(self) -> None:
         return None
 
-    async def connected(self, tenant_id: str, conn_id: str, agent_id: str | None = None
-                        ) -> None:
+    async def connected(self, tenant_id: str, conn_id: str, agent_id: str | None = None) -> None:
         self._counts[tenant_id] += 1
         if agent_id:
             self._agents.setdefault(tenant_id, {})[conn_id] = agent_id
@@ -123,8 +123,7 @@ class RedisPresence:
                     )
         await self._redis.aclose()
 
-    async def connected(self, tenant_id: str, conn_id: str, agent_id: str | None = None
-                        ) -> None:
+    async def connected(self, tenant_id: str, conn_id: str, agent_id: str | None = None) -> None:
         self._local.setdefault(tenant_id, {})[conn_id] = agent_id
         with contextlib.suppress(Exception):
             await self._redis.zadd(
@@ -166,8 +165,9 @@ class RedisPresence:
                     for tenant_id, conns in self._local.items():
                         key = self._key(tenant_id)
                         if conns:
-                            pipe.zadd(key, {self._member(c, a): now + self._ttl
-                                            for c, a in conns.items()})
+                            pipe.zadd(
+                                key, {self._member(c, a): now + self._ttl for c, a in conns.items()}
+                            )
                         pipe.zremrangebyscore(key, "-inf", now)  # entries of dead nodes
                     await pipe.execute()
             except Exception:

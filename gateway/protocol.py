@@ -300,7 +300,17 @@ class Service(Frame, tag_field="t", tag="service"):
 
 
 Outbound = (
-    Welcome | Ready | Ack | Msg | Notice | Typing | ChatEvent | QueueSnapshot | Flag | Pong | Error
+    Welcome
+    | Ready
+    | Ack
+    | Msg
+    | Notice
+    | Typing
+    | ChatEvent
+    | QueueSnapshot
+    | Flag
+    | Pong
+    | Error
     | Service
 )
 

@@ -31,7 +31,11 @@ BATCH = 200  # chats per store query
 
 class RetentionJob:
     def __init__(
-        self, store: Store, chats: ChatService, config: RetentionConfig, clock: Callable[[], float],
+        self,
+        store: Store,
+        chats: ChatService,
+        config: RetentionConfig,
+        clock: Callable[[], float],
         housekeeping: Housekeeping | None = None,
     ) -> None:
         self._housekeeping = housekeeping

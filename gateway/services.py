@@ -174,8 +174,13 @@ async def serve_connection(
         await conn.close(CloseCode.GOING_AWAY, "connection reset", force=True)
     except Exception as exc:
         ref = secrets.token_hex(6)
-        log.error("ws_internal_error", kind=kind, error=type(exc).__name__,
-                  where=error_location(exc), ref=ref)
+        log.error(
+            "ws_internal_error",
+            kind=kind,
+            error=type(exc).__name__,
+            where=error_location(exc),
+            ref=ref,
+        )
         await conn.close(CloseCode.INTERNAL, f"internal error (ref {ref})", force=True)
     finally:
         live.discard(conn)

@@ -47,16 +47,17 @@ def siem_record(event: AuditEvent) -> dict[str, Any]:
 
 
 def siem_line(event: AuditEvent) -> str:
-    return json.dumps(siem_record(event), ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True) + "\n"
+    return (
+        json.dumps(siem_record(event), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        + "\n"
+    )
 
 
 class SiemSink:
     """An :class:`~gateway.audit.Auditor` listener appending every event to a JSON-lines
     file (opened append-only, 0600) and/or stdout."""
 
-    def __init__(self, path: str = "", stdout: bool = False,
-                 stream: TextIO | None = None) -> None:
+    def __init__(self, path: str = "", stdout: bool = False, stream: TextIO | None = None) -> None:
         self._path = Path(path).expanduser() if path else None
         self._stream = stream if stream is not None else (sys.stdout if stdout else None)
         self._lock = asyncio.Lock()

@@ -26,8 +26,11 @@ async def screen_staff_text(svc: Services, tenant_id: str, value: str, field: st
         engine = await svc.policies.engine(tenant.id, tenant.settings)
     screened = screen_text(engine, value, "agent", audience="export")
     if screened == REMOVED and value != REMOVED:
-        raise ApiError(400, "policy_blocked",
-                       f"{field}: the policy does not allow what this text contains "
-                       "(for example a card number); describe it without that data",
-                       field=field)
+        raise ApiError(
+            400,
+            "policy_blocked",
+            f"{field}: the policy does not allow what this text contains "
+            "(for example a card number); describe it without that data",
+            field=field,
+        )
     return screened

@@ -51,9 +51,11 @@ def normalized_origins(raw: tuple[str, ...] | list[str]) -> list[str]:
     for value in raw:
         normalized = normalize_origin(value)
         if normalized is None:
-            raise TenantRefused("invalid_origin",
-                                f"not an origin: {value[:80]!r} (expected https://host[:port],"
-                                " no path)", "allowed_origins")
+            raise TenantRefused(
+                "invalid_origin",
+                f"not an origin: {value[:80]!r} (expected https://host[:port], no path)",
+                "allowed_origins",
+            )
         out.append(normalized)
     return sorted(set(out))
 
@@ -63,52 +65,75 @@ def is_real_tenant(tenant: Tenant) -> bool:
     return tenant.id != OPERATOR_SCOPE
 
 
-async def create_tenant(svc: Any, request: NewTenant, *, actor: str,
-                        ip: str | None = None) -> Tenant:
+async def create_tenant(
+    svc: Any, request: NewTenant, *, actor: str, ip: str | None = None
+) -> Tenant:
     """Validate, store and audit a new tenant (``tenant.created``)."""
     if not TENANT_ID.match(request.tenant_id):
-        raise TenantRefused("bad_request",
-                            "tenant ids are 1-63 lowercase letters, digits, '-' or '_'", "id")
+        raise TenantRefused(
+            "bad_request", "tenant ids are 1-63 lowercase letters, digits, '-' or '_'", "id"
+        )
     name = request.name.strip()[:120]
     if not name:
         raise TenantRefused("bad_request", "a tenant needs a name", "name")
     if request.identity_mode not in ("off", "optional", "enforced"):
-        raise TenantRefused("bad_request", "identity mode is off, optional or enforced",
-                            "identity_mode")
+        raise TenantRefused(
+            "bad_request", "identity mode is off, optional or enforced", "identity_mode"
+        )
     secret = request.identity_secret
     if secret is not None and len(secret.encode()) < MIN_IDENTITY_SECRET_BYTES:
-        raise TenantRefused("invalid_secret", "identity secrets need at least 32 bytes",
-                            "identity_secret")
+        raise TenantRefused(
+            "invalid_secret", "identity secrets need at least 32 bytes", "identity_secret"
+        )
     if request.identity_mode == "enforced" and secret is None:
-        raise TenantRefused("invalid_secret", "enforced identity needs an identity secret",
-                            "identity_secret")
-    tenant = Tenant(id=request.tenant_id, name=name,
-                    allowed_origins=normalized_origins(request.origins),
-                    identity_mode=request.identity_mode, created_at=svc.clock())
+        raise TenantRefused(
+            "invalid_secret", "enforced identity needs an identity secret", "identity_secret"
+        )
+    tenant = Tenant(
+        id=request.tenant_id,
+        name=name,
+        allowed_origins=normalized_origins(request.origins),
+        identity_mode=request.identity_mode,
+        created_at=svc.clock(),
+    )
     if secret is not None:
         tenant.identity_secrets_sealed = svc.tenants.seal_identity_secrets(tenant.id, [secret])
     try:
         await svc.store.create_tenant(tenant)
     except Conflict:
-        raise TenantRefused("tenant_exists", f"tenant {request.tenant_id!r} already exists",
-                            "id") from None
-    await svc.auditor.record("tenant.created", tenant_id=tenant.id, actor=actor, ip=ip,
-                             target=tenant.id, origins=tenant.allowed_origins,
-                             identity_mode=tenant.identity_mode)
+        raise TenantRefused(
+            "tenant_exists", f"tenant {request.tenant_id!r} already exists", "id"
+        ) from None
+    await svc.auditor.record(
+        "tenant.created",
+        tenant_id=tenant.id,
+        actor=actor,
+        ip=ip,
+        target=tenant.id,
+        origins=tenant.allowed_origins,
+        identity_mode=tenant.identity_mode,
+    )
     return tenant
 
 
-async def set_frozen(svc: Any, tenant: Tenant, frozen: bool, *, actor: str,
-                     ip: str | None = None) -> None:
+async def set_frozen(
+    svc: Any, tenant: Tenant, frozen: bool, *, actor: str, ip: str | None = None
+) -> None:
     """Freeze (cut every chat and refuse new ones) or unfreeze a tenant, audited."""
     tenant.frozen = frozen
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate(tenant.id)
-    await svc.auditor.record("tenant.frozen" if frozen else "tenant.unfrozen",
-                             tenant_id=tenant.id, actor=actor, target=tenant.id, ip=ip)
+    await svc.auditor.record(
+        "tenant.frozen" if frozen else "tenant.unfrozen",
+        tenant_id=tenant.id,
+        actor=actor,
+        target=tenant.id,
+        ip=ip,
+    )
     # Live widgets learn it at once (a localised "service paused" banner), instead of a
     # silent failure on their next send.
     service = Service(state="paused" if frozen else "live")
     await svc.bus.publish(tenant_topic(tenant.id), BusEvent(kind="frozen", frame=service))
-    await svc.bus.publish(customers_topic(tenant.id),
-                          BusEvent(kind="frame", frame=service, audience="customer"))
+    await svc.bus.publish(
+        customers_topic(tenant.id), BusEvent(kind="frame", frame=service, audience="customer")
+    )

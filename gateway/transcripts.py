@@ -93,8 +93,9 @@ _SEALED_ID_PREFIX = "s1:"
 
 def seal_msg_id(key: bytes, chat_id: str, msg_id: str) -> str:
     """The stored form of a client's message id: ``s1:`` + base64url(deterministic seal)."""
-    blob = seal_deterministic(key, msg_id.encode("utf-8", "surrogatepass"),
-                              _aad("msgid", chat_id, ""))
+    blob = seal_deterministic(
+        key, msg_id.encode("utf-8", "surrogatepass"), _aad("msgid", chat_id, "")
+    )
     return _SEALED_ID_PREFIX + base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
 
 
@@ -102,11 +103,12 @@ def open_msg_id(key: bytes, chat_id: str, stored: str) -> str:
     """The client's id from its stored form (a legacy clear id is returned as it is)."""
     if not stored.startswith(_SEALED_ID_PREFIX):
         return stored
-    body = stored[len(_SEALED_ID_PREFIX):]
+    body = stored[len(_SEALED_ID_PREFIX) :]
     try:
         blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         return open_deterministic(key, blob, _aad("msgid", chat_id, "")).decode(
-            "utf-8", "surrogatepass")
+            "utf-8", "surrogatepass"
+        )
     except (ValueError, EnvelopeError):
         return stored  # a legacy clear id that happens to start with "s1:"
 
@@ -114,5 +116,6 @@ def open_msg_id(key: bytes, chat_id: str, stored: str) -> str:
 def message_ref(key: bytes, chat_id: str, stored_id: str) -> str:
     """A short keyed hash of a message's stored id: the stable, opaque part of outbox
     idempotency keys (plugins see it as ``event_id``; it names no client input)."""
-    return hashlib.blake2b(f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/msgref",
-                           digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/msgref", digest_size=16
+    ).hexdigest()

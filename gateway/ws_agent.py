@@ -266,8 +266,11 @@ class AgentSession:
             self.conn.send(await chats.queue_snapshot(p))
         elif isinstance(frame, History):
             known = await self.svc.store.get_chat(frame.chat) if len(frame.chat) <= 128 else None
-            if known is not None and known.tenant_id == p.tenant_id \
-                    and known.assigned_agent_id != p.agent_id:
+            if (
+                known is not None
+                and known.tenant_id == p.tenant_id
+                and known.assigned_agent_id != p.agent_id
+            ):
                 await self._approved("transcript.read", frame.chat)
             # An explicit request re-sends history even if this socket saw it before.
             # A long transcript is sent at the reader's pace, not all into the send queue

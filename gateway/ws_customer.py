@@ -81,7 +81,8 @@ class CustomerSession:
                 verified=chat.verified,
                 agents_online=await self.svc.presence.online(chat.tenant_id),
                 agent=await self.svc.chats.agent_name(chat.assigned_agent_id)
-                if chat.state == "active" else None,
+                if chat.state == "active"
+                else None,
             )
         )
         await self.feed.replay(chat.id)

@@ -95,8 +95,9 @@ def error_for_status(
     return PermanentError(f"{vendor}: HTTP {status} {hint}{suffix}")
 
 
-def plugin_session(*, allow_private: bool = False, total_timeout: float = 30.0
-                   ) -> aiohttp.ClientSession:
+def plugin_session(
+    *, allow_private: bool = False, total_timeout: float = 30.0
+) -> aiohttp.ClientSession:
     """The HTTP session plugins get: no cookie jar (a cookie one vendor sets for tenant A
     must never ride along on tenant B's request), and — unless the operator allowed private
     targets — a socket factory that refuses every non-public address at connect time

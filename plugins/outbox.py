@@ -238,7 +238,8 @@ def redacted_traceback(exc: BaseException, *, frames: int = 3) -> str:
 
     own = __file__.replace("\\", "/")
     summary = [
-        f for f in traceback.extract_tb(exc.__traceback__)
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
         if f.filename.replace("\\", "/") != own  # the dispatcher's own frames say nothing
     ][-frames:]
     parts = [
@@ -666,8 +667,7 @@ class Dispatcher:
         error = safe_error(exc)
         if not isinstance(exc, PluginError | TimeoutError):
             # A crash in plugin code: one log line with where it happened (no message).
-            log.warning("outbox.plugin_crashed", item_id=item.id, plugin=item.plugin,
-                        error=error)
+            log.warning("outbox.plugin_crashed", item_id=item.id, plugin=item.plugin, error=error)
         if self.max_attempts is not None and attempts >= self.max_attempts:
             return await self._dead(item, attempts, f"gave up after {attempts} attempts: {error}")
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None

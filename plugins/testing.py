@@ -130,8 +130,9 @@ class MemoryOutbox:
             )
 
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxRow]:
-        pending = sorted((i for i in self.items.values() if i.state == "pending"),
-                         key=lambda i: i.id)
+        pending = sorted(
+            (i for i in self.items.values() if i.state == "pending"), key=lambda i: i.id
+        )
         heads: set[tuple[str, str]] = set()
         out: list[OutboxRow] = []
         for item in pending:
@@ -272,8 +273,7 @@ async def dispatch(
     store = store if store is not None else MemoryOutbox()
     await store.enqueue_events([outbox_row(plugin.info.name, e) for e in events])
     dispatcher_options.setdefault("rng", lambda: 0.0)
-    dispatcher = Dispatcher(store, decode, plugin_table(plugin), clock=clock,
-                            **dispatcher_options)
+    dispatcher = Dispatcher(store, decode, plugin_table(plugin), clock=clock, **dispatcher_options)
     results: list[Any] = []
     for _ in range(rounds):
         results += await dispatcher.run_once()
@@ -288,8 +288,9 @@ _seq = itertools.count(1)
 def customer(
     name: str = "Ann Lee", email: str | None = "ann@example.com", *, verified: bool = True
 ) -> CustomerIdentity:
-    return CustomerIdentity(user_id="u-" + (email or name).split("@")[0], name=name,
-                            email=email, verified=verified)
+    return CustomerIdentity(
+        user_id="u-" + (email or name).split("@")[0], name=name, email=email, verified=verified
+    )
 
 
 def _base(kw: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -120,7 +120,9 @@ class ZendeskPlugin(TicketingPlugin):
         body = (
             f"Chat {event.chat_id} started in cipherdesk (queue {event.queue})."
             if isinstance(event, ChatOpened)
-            else self.comment_body(event) if isinstance(event, ChatClosed) else ""
+            else self.comment_body(event)
+            if isinstance(event, ChatClosed)
+            else ""
         )
         ticket: dict[str, Any] = {
             "subject": ticket_subject(event),
@@ -172,7 +174,8 @@ class ZendeskPlugin(TicketingPlugin):
                 raise
             # Closed tickets cannot be updated: continue in a follow-up ticket.
             follow = await self.create_ticket(
-                event, event.customer.email if event.customer else None,
+                event,
+                event.customer.email if event.customer else None,
                 key_suffix=":followup",
                 via_followup_source_id=int(ticket_id),
                 comment={"body": body, "public": False},

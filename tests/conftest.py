@@ -15,9 +15,7 @@ from tests.services import IN_CI, PostgresServer, RedisServer, postgres_server, 
 
 # Property tests here are CPU-bound (policy engine, crypto): on a loaded 2-core machine a
 # per-example deadline measures the machine, not the code. No deadlines, no "too slow".
-settings.register_profile(
-    "cipherdesk", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("cipherdesk", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("cipherdesk")
 
 
@@ -55,7 +53,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write("\n")
         reporter.write_line(
             f"stopped {len(leaked)} SQLite connection(s) a test left open "
-            "(a gateway that was never cleaned up)", yellow=True)
+            "(a gateway that was never cleaned up)",
+            yellow=True,
+        )
 
 
 @pytest.fixture(scope="session")

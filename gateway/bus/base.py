@@ -21,8 +21,9 @@ from msgspec import Struct
 from gateway.protocol import Outbound
 
 Audience = Literal["all", "customer", "agents", "supervisors"]
-EventKind = Literal["frame", "queue_changed", "join_chat", "leave_chat", "revoke", "frozen",
-                    "alert"]
+EventKind = Literal[
+    "frame", "queue_changed", "join_chat", "leave_chat", "revoke", "frozen", "alert"
+]
 
 
 class BusEvent(Struct, kw_only=True):

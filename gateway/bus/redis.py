@@ -388,9 +388,7 @@ class RedisBus:
                     raise
                 except Exception as exc:
                     if not self._closed:
-                        log.warning(
-                            "redis_bus_disconnected", error=str(exc) or type(exc).__name__
-                        )
+                        log.warning("redis_bus_disconnected", error=str(exc) or type(exc).__name__)
                 finally:
                     self._disconnected(established)
                     with contextlib.suppress(Exception):

@@ -81,8 +81,7 @@ class TargetPolicy:
             raise ValueError("the URL must be at most 2048 characters")
         parts = urlsplit(url.strip())
         host = (parts.hostname or "").lower()
-        if parts.scheme not in ("https", "http") or not host or parts.username \
-                or parts.password:
+        if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
             raise ValueError("use an https:// URL without credentials")
         allowed = host in self.allow_hosts
         if pinned_host is not None and host != pinned_host and not allowed:

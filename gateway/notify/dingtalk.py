@@ -32,16 +32,18 @@ RETRYABLE = frozenset({-1, 130101, 90030})
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
     """The ``sign`` query value (already URL-encoded, as the documentation shows)."""
-    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(),
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
+    ).digest()
     return quote_plus(base64.b64encode(digest).decode("ascii"))
 
 
 class DingTalkChannel:
     name = "dingtalk"
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, secret: str,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Callable[[], float]
+    ) -> None:
         self._session = session
         self._url = url
         self._secret = secret
@@ -51,9 +53,13 @@ class DingTalkChannel:
         ts = int(self._clock() * 1000)
         joiner = "&" if "?" in self._url else "?"
         url = f"{self._url}{joiner}timestamp={ts}&sign={dingtalk_sign(self._secret, ts)}"
-        body = {"msgtype": "markdown",
-                "markdown": {"title": text.title[:64],
-                             "text": f"### {text.title}\n\n" + text.body.replace("\n", "\n\n")}}
+        body = {
+            "msgtype": "markdown",
+            "markdown": {
+                "title": text.title[:64],
+                "text": f"### {text.title}\n\n" + text.body.replace("\n", "\n\n"),
+            },
+        }
         try:
             async with self._session.post(url, json=body, allow_redirects=False) as resp:
                 if resp.status != 200:

@@ -13,9 +13,18 @@ from gateway.store.base import Alert
 class EmailChannel:
     name = "email"
 
-    def __init__(self, *, host: str, port: int, sender: str, recipients: list[str],
-                 starttls: bool = False, username: str = "", password: str = "",
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        starttls: bool = False,
+        username: str = "",
+        password: str = "",
+        timeout: float = 10.0,
+    ) -> None:
         self._host, self._port, self._sender = host, port, sender
         self._recipients = recipients
         self._starttls = starttls
@@ -31,9 +40,14 @@ class EmailChannel:
         message.set_content(text.body, charset="utf-8")
         try:
             await aiosmtplib.send(
-                message, hostname=self._host, port=self._port, start_tls=self._starttls,
-                username=self._username or None, password=self._password or None,
-                timeout=self._timeout)
+                message,
+                hostname=self._host,
+                port=self._port,
+                start_tls=self._starttls,
+                username=self._username or None,
+                password=self._password or None,
+                timeout=self._timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused:
             raise ChannelError("recipients_refused") from None
         except aiosmtplib.SMTPResponseException as exc:

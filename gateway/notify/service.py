@@ -37,8 +37,14 @@ def _aad(tenant_id: str, channel: str) -> bytes:
 class Notifier:
     """Delivers alerts; also validates and seals the tenant's channel settings."""
 
-    def __init__(self, store: Store, keyring: Keyring, auditor: Auditor, config: NotifyConfig,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        auditor: Auditor,
+        config: NotifyConfig,
+        clock: Callable[[], float],
+    ) -> None:
         self._store = store
         self._keyring = keyring
         self._auditor = auditor
@@ -50,8 +56,9 @@ class Notifier:
         self._tasks: set[asyncio.Task[dict[str, str]]] = set()
 
     # -- settings -----------------------------------------------------------------
-    def build_settings(self, tenant_id: str, current: dict[str, Any],
-                       body: dict[str, Any]) -> dict[str, Any]:
+    def build_settings(
+        self, tenant_id: str, current: dict[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
         """New ``settings["notify"]`` from an admin's request; ValueError names the field.
 
         Each key present replaces that channel; ``null`` removes it; absent keys stay."""
@@ -66,8 +73,12 @@ class Notifier:
                 raise ValueError(f"{channel} must be an object")
             if channel == "email":
                 to = value.get("to")
-                if set(value) != {"to"} or not isinstance(to, list) or not 1 <= len(to) <= \
-                        MAX_RECIPIENTS or not all(isinstance(a, str) for a in to):
+                if (
+                    set(value) != {"to"}
+                    or not isinstance(to, list)
+                    or not 1 <= len(to) <= MAX_RECIPIENTS
+                    or not all(isinstance(a, str) for a in to)
+                ):
                     raise ValueError(f"email.to is a list of 1-{MAX_RECIPIENTS} addresses")
                 if not self._config.smtp_host:
                     raise ValueError("e-mail alerts need an SMTP relay: ask the operator")
@@ -80,13 +91,18 @@ class Notifier:
                 out["email"] = {"to": addresses}
                 continue
             url, secret = value.get("url"), value.get("secret")
-            if set(value) != {"url", "secret"} or not isinstance(secret, str) \
-                    or not 16 <= len(secret) <= 256:
+            if (
+                set(value) != {"url", "secret"}
+                or not isinstance(secret, str)
+                or not 16 <= len(secret) <= 256
+            ):
                 raise ValueError(f"{channel} needs url and a secret of 16-256 characters")
-            url = self.policy.check(str(url), pinned_host=DINGTALK_HOST
-                                    if channel == "dingtalk" else None)
-            sealed = self._keyring.seal(json.dumps({"url": url, "secret": secret}).encode(),
-                                        _aad(tenant_id, channel))
+            url = self.policy.check(
+                str(url), pinned_host=DINGTALK_HOST if channel == "dingtalk" else None
+            )
+            sealed = self._keyring.seal(
+                json.dumps({"url": url, "secret": secret}).encode(), _aad(tenant_id, channel)
+            )
             out[channel] = {"sealed": b64encode(sealed)}
         return out
 
@@ -95,13 +111,16 @@ class Notifier:
         """What the admin page may see: recipients, and which robots are set (no secrets)."""
         found = settings.get("notify")
         notify: dict[str, Any] = found if isinstance(found, dict) else {}
-        return {"email": notify.get("email"),
-                **{c: {"configured": c in notify} for c in SECRET_CHANNELS}}
+        return {
+            "email": notify.get("email"),
+            **{c: {"configured": c in notify} for c in SECRET_CHANNELS},
+        }
 
     def _open(self, tenant_id: str, channel: str, entry: Any) -> tuple[str, str] | None:
         try:
-            data = json.loads(self._keyring.open(b64decode(entry["sealed"]),
-                                                 _aad(tenant_id, channel)))
+            data = json.loads(
+                self._keyring.open(b64decode(entry["sealed"]), _aad(tenant_id, channel))
+            )
             return str(data["url"]), str(data["secret"])
         except (EnvelopeError, KeyError, TypeError, ValueError):
             log.warning("notify_channel_unreadable", tenant=tenant_id, channel=channel)
@@ -140,10 +159,18 @@ class Notifier:
         email = notify.get("email")
         if isinstance(email, dict) and email.get("to") and self._config.smtp_host:
             c = self._config
-            out.append(EmailChannel(host=c.smtp_host, port=c.smtp_port, sender=c.smtp_from,
-                                    recipients=list(email["to"]), starttls=c.smtp_starttls,
-                                    username=c.smtp_username, password=c.smtp_password,
-                                    timeout=c.timeout))
+            out.append(
+                EmailChannel(
+                    host=c.smtp_host,
+                    port=c.smtp_port,
+                    sender=c.smtp_from,
+                    recipients=list(email["to"]),
+                    starttls=c.smtp_starttls,
+                    username=c.smtp_username,
+                    password=c.smtp_password,
+                    timeout=c.timeout,
+                )
+            )
         for name, cls in (("webhook", WebhookChannel), ("dingtalk", DingTalkChannel)):
             if name in notify:
                 opened = self._open(tenant_id, name, notify[name])
@@ -161,7 +188,8 @@ class Notifier:
         session = self._sessions.get(allowed)
         if session is None or session.closed:
             session = self._sessions[allowed] = plugin_session(
-                allow_private=allowed, total_timeout=self._config.timeout)
+                allow_private=allowed, total_timeout=self._config.timeout
+            )
         return session
 
     def schedule(self, alert: Alert) -> None:
@@ -180,8 +208,13 @@ class Notifier:
         for channel in self.channels(tenant.id, tenant.settings):
             outcomes[channel.name] = await self._send(channel, text, alert)
         if outcomes:
-            await self._auditor.record("alert.notified", tenant_id=alert.tenant_id,
-                                       actor="system", target=str(alert.id), **outcomes)
+            await self._auditor.record(
+                "alert.notified",
+                tenant_id=alert.tenant_id,
+                actor="system",
+                target=str(alert.id),
+                **outcomes,
+            )
         return outcomes
 
     async def _send(self, channel: Channel, text: Any, alert: Alert) -> str:

@@ -20,24 +20,40 @@ from plugins.webhook import SIGNATURE_HEADER, signature_header
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, secret: str,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Callable[[], float]
+    ) -> None:
         self._session = session
         self._url = url
         self._secret = secret
         self._clock = clock
 
     async def send(self, text: NotificationText, alert: Alert) -> None:
-        body = json.dumps({
-            "type": "alert", "id": alert.id, "tenant": alert.tenant_id, "rule": alert.rule,
-            "severity": alert.severity, "subject": alert.subject, "count": alert.count,
-            "ts": alert.ts, "details": alert.details, "title": text.title, "text": text.body,
-        }, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: signature_header([self._secret], int(self._clock()), body)}
+        body = json.dumps(
+            {
+                "type": "alert",
+                "id": alert.id,
+                "tenant": alert.tenant_id,
+                "rule": alert.rule,
+                "severity": alert.severity,
+                "subject": alert.subject,
+                "count": alert.count,
+                "ts": alert.ts,
+                "details": alert.details,
+                "title": text.title,
+                "text": text.body,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature_header([self._secret], int(self._clock()), body),
+        }
         try:
-            async with self._session.post(self._url, data=body, headers=headers,
-                                          allow_redirects=False) as resp:
+            async with self._session.post(
+                self._url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise ChannelError(f"http_{resp.status}", retryable=True)
                 if resp.status >= 300:

@@ -104,11 +104,12 @@ _AUDIENCE_DEFAULTS: dict[str, tuple[AudienceRule, AudienceRule, str]] = {
     "iban": ("mask", "mask", "last4"),
     "bank_account": ("mask", "mask", "last4"),
 }
-DEFAULT_AUDIENCES: Mapping[str, Mapping[str, AudienceRule]] = MappingProxyType({
-    k: MappingProxyType({"plugin": p, "export": e}) for k, (p, e, _) in _AUDIENCE_DEFAULTS.items()
-})
+DEFAULT_AUDIENCES: Mapping[str, Mapping[str, AudienceRule]] = MappingProxyType(
+    {k: MappingProxyType({"plugin": p, "export": e}) for k, (p, e, _) in _AUDIENCE_DEFAULTS.items()}
+)
 AUDIENCE_MASKS: Mapping[str, str] = MappingProxyType(
-    {k: s for k, (_, _, s) in _AUDIENCE_DEFAULTS.items()})
+    {k: s for k, (_, _, s) in _AUDIENCE_DEFAULTS.items()}
+)
 """The mask style used for an audience when the recipient's own style shows everything
 (e.g. an agent sees a phone number; the helpdesk gets ``138****5678``)."""
 
@@ -132,8 +133,7 @@ def _parse_actions(raw: object) -> dict[str, dict[Direction, Action]]:
         per: dict[Direction, Action] = {}
         for direction, action in value.items():
             if direction not in DIRECTIONS:
-                raise PolicyConfigError(
-                    f"{where}: unknown direction {schema.shown(direction)}")
+                raise PolicyConfigError(f"{where}: unknown direction {schema.shown(direction)}")
             if action not in ACTIONS:
                 raise PolicyConfigError(
                     f"{where}.{direction}: unknown action {schema.shown(action)} "
@@ -154,7 +154,8 @@ def _parse_masks(raw: object) -> dict[str, str]:
     for key, style in raw.items():
         if not isinstance(key, str) or not schema.CATEGORY.fullmatch(key.lower()):
             raise PolicyConfigError(
-                f"policy.mask.{str(key)[:40]}: a kind is a lower-case name of 1-32 characters")
+                f"policy.mask.{str(key)[:40]}: a kind is a lower-case name of 1-32 characters"
+            )
         if not isinstance(style, str) or not is_valid_style(style):
             raise PolicyConfigError(
                 f"policy.mask.{key}: unknown style {schema.shown(style)} "
@@ -193,11 +194,13 @@ def _parse_audiences(raw: object) -> dict[str, dict[str, AudienceRule]]:
         for audience, rule in value.items():
             if audience not in AUDIENCES:
                 raise PolicyConfigError(
-                    f"{where}: unknown audience {schema.shown(audience)} (use plugin, export)")
+                    f"{where}: unknown audience {schema.shown(audience)} (use plugin, export)"
+                )
             if rule not in AUDIENCE_RULES:
                 raise PolicyConfigError(
                     f"{where}.{audience}: unknown rule {schema.shown(rule)} "
-                    f"(use {', '.join(AUDIENCE_RULES)})")
+                    f"(use {', '.join(AUDIENCE_RULES)})"
+                )
             per[audience] = rule
         for kind in _expand(key):
             out.setdefault(kind, {}).update(per)
@@ -215,10 +218,12 @@ class PolicyConfig:
     """Everything that shapes a tenant's ``PolicyEngine``; immutable and fingerprintable."""
 
     actions: Mapping[str, Mapping[Direction, Action]] = field(
-        default_factory=lambda: DEFAULT_ACTIONS)
+        default_factory=lambda: DEFAULT_ACTIONS
+    )
     masks: Mapping[str, str] = field(default_factory=lambda: DEFAULT_MASKS)
     audiences: Mapping[str, Mapping[str, AudienceRule]] = field(
-        default_factory=lambda: DEFAULT_AUDIENCES)
+        default_factory=lambda: DEFAULT_AUDIENCES
+    )
     keywords: tuple[KeywordRule, ...] = ()
     builtin_keywords: bool = True
     builtin_categories: tuple[str, ...] = ()
@@ -227,9 +232,13 @@ class PolicyConfig:
     cross_message: bool = True
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None,
-                  allowed_link_domains: Iterable[str] = (), *,
-                  strict: bool = True) -> PolicyConfig:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any] | None,
+        allowed_link_domains: Iterable[str] = (),
+        *,
+        strict: bool = True,
+    ) -> PolicyConfig:
         """Validate ``tenant_settings["policy"]``; every error names the offending setting.
 
         ``strict`` (every write) refuses unknown keys; the read path passes ``strict=False``
@@ -258,25 +267,31 @@ class PolicyConfig:
         if len(keywords) > schema.MAX_INLINE_KEYWORDS:
             raise PolicyConfigError(
                 f"policy.keywords: at most {schema.MAX_INLINE_KEYWORDS} inline terms; "
-                "upload bigger lists as keyword lists")
-        domains = _str_list(data.get("allowed_link_domains"), "policy.allowed_link_domains",
-                            schema.MAX_LINK_DOMAINS)
-        regions = _str_list(data.get("phone_regions", ["CN"]), "policy.phone_regions",
-                            schema.MAX_PHONE_REGIONS, 2)
-        categories = _str_list(data.get("builtin_categories", []), "policy.builtin_categories",
-                               len(schema.OPTIONAL_CATEGORIES))
+                "upload bigger lists as keyword lists"
+            )
+        domains = _str_list(
+            data.get("allowed_link_domains"), "policy.allowed_link_domains", schema.MAX_LINK_DOMAINS
+        )
+        regions = _str_list(
+            data.get("phone_regions", ["CN"]), "policy.phone_regions", schema.MAX_PHONE_REGIONS, 2
+        )
+        categories = _str_list(
+            data.get("builtin_categories", []),
+            "policy.builtin_categories",
+            len(schema.OPTIONAL_CATEGORIES),
+        )
         for category in categories:
             if category not in schema.OPTIONAL_CATEGORIES:
                 raise PolicyConfigError(
                     f"policy.builtin_categories: unknown category {schema.shown(category)} "
-                    f"(use {', '.join(schema.OPTIONAL_CATEGORIES)})")
+                    f"(use {', '.join(schema.OPTIONAL_CATEGORIES)})"
+                )
         return cls(
             actions=MappingProxyType({k: MappingProxyType(v) for k, v in actions.items()}),
             masks=MappingProxyType(masks),
             audiences=MappingProxyType({k: MappingProxyType(v) for k, v in audiences.items()}),
             keywords=tuple(rules_from_settings(keywords)),
-            builtin_keywords=_bool(data.get("builtin_keywords", True),
-                                   "policy.builtin_keywords"),
+            builtin_keywords=_bool(data.get("builtin_keywords", True), "policy.builtin_keywords"),
             builtin_categories=categories,
             allowed_link_domains=tuple(dict.fromkeys([*domains, *allowed_link_domains])),
             phone_regions=tuple(r.upper() for r in regions) or ("CN",),

@@ -12,8 +12,21 @@ from typing import Any
 from .config import AUDIENCE_MASKS, PolicyConfig
 
 DETECTOR_KINDS = (
-    "card", "cn_id", "iban", "bank_account", "phone", "email", "name", "address", "otp",
-    "password", "api_key", "private_key", "link", "link_external", "link_homoglyph",
+    "card",
+    "cn_id",
+    "iban",
+    "bank_account",
+    "phone",
+    "email",
+    "name",
+    "address",
+    "otp",
+    "password",
+    "api_key",
+    "private_key",
+    "link",
+    "link_external",
+    "link_homoglyph",
 )
 
 
@@ -24,14 +37,16 @@ def effective_table(config: PolicyConfig) -> list[dict[str, Any]]:
     kinds += sorted(k for k in config.actions if k not in DETECTOR_KINDS)
     rows = []
     for kind in kinds:
-        rows.append({
-            "kind": kind,
-            "customer": config.action_for(kind, "customer"),
-            "agent": config.action_for(kind, "agent"),
-            "mask": config.mask_for(kind),
-            "plugin": config.audience_rule(kind, "plugin"),
-            "export": config.audience_rule(kind, "export"),
-            "audience_mask": AUDIENCE_MASKS.get(kind, config.mask_for(kind)),
-            "log": "never",
-        })
+        rows.append(
+            {
+                "kind": kind,
+                "customer": config.action_for(kind, "customer"),
+                "agent": config.action_for(kind, "agent"),
+                "mask": config.mask_for(kind),
+                "plugin": config.audience_rule(kind, "plugin"),
+                "export": config.audience_rule(kind, "export"),
+                "audience_mask": AUDIENCE_MASKS.get(kind, config.mask_for(kind)),
+                "log": "never",
+            }
+        )
     return rows

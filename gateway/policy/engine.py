@@ -71,9 +71,12 @@ def _contained(claimed: list[tuple[int, int]], start: int, end: int) -> bool:
 class PolicyEngine:
     """A tenant's compiled policy. Build once (cheap to share), call ``evaluate`` per message."""
 
-    def __init__(self, config: PolicyConfig | None = None,
-                 detectors: Iterable[Detector] | None = None,
-                 extra_rules: Iterable[KeywordRule] = ()) -> None:
+    def __init__(
+        self,
+        config: PolicyConfig | None = None,
+        detectors: Iterable[Detector] | None = None,
+        extra_rules: Iterable[KeywordRule] = (),
+    ) -> None:
         """``extra_rules``: operator-file and uploaded-list terms (read by the registry; the
         engine itself never opens a file a tenant could name)."""
         self.config = config or PolicyConfig()
@@ -84,10 +87,15 @@ class PolicyEngine:
         rules.extend(extra_rules)
         rules.extend(self.config.keywords)
         self.keywords = KeywordMatcher(rules)
-        base = tuple(detectors) if detectors is not None else default_detectors(
-            self.config.phone_regions)
+        base = (
+            tuple(detectors)
+            if detectors is not None
+            else default_detectors(self.config.phone_regions)
+        )
         self.detectors: tuple[Detector, ...] = (
-            *base, LinkDetector(self.config.allowed_link_domains))
+            *base,
+            LinkDetector(self.config.allowed_link_domains),
+        )
         self._compile_gates()
         # Per-direction action of every known kind/category, so a finding costs a dict lookup.
         kinds = {k for d in self.detectors for k in d.kinds} | set(self.config.actions)
@@ -125,8 +133,9 @@ class PolicyEngine:
             automaton.make_automaton()
             self._gate_automaton = automaton
         self._gate_patterns = tuple((re.compile(p), bits) for p, bits in patterns.items())
-        self._gated = tuple((1 << i, d, tuple(d.triggers), d.exclusive)
-                            for i, d in enumerate(self.detectors))
+        self._gated = tuple(
+            (1 << i, d, tuple(d.triggers), d.exclusive) for i, d in enumerate(self.detectors)
+        )
 
     def _gate(self, view: str) -> int:
         """Bitmask of the detectors (by index) worth running on ``view``."""
@@ -147,9 +156,13 @@ class PolicyEngine:
             raise TypeError("text must be str")
         if len(text) > MAX_TEXT:
             finding = Finding("oversize", 0, len(text), "size.max_text", "block")
-            return Decision("block", None, (finding,), notice_for("block", "oversize",
-                                                                   direction, text[:200]),
-                            ("oversize",))
+            return Decision(
+                "block",
+                None,
+                (finding,),
+                notice_for("block", "oversize", direction, text[:200]),
+                ("oversize",),
+            )
         normalized = NormalizedText(text)
         candidates = self._candidates(normalized)
         if not candidates:
@@ -158,8 +171,11 @@ class PolicyEngine:
         findings = []
         for cand in candidates:
             hit = cand.hit
-            action = cand.fixed_action or actions.get(hit.kind) or self.config.action_for(
-                hit.kind, direction)
+            action = (
+                cand.fixed_action
+                or actions.get(hit.kind)
+                or self.config.action_for(hit.kind, direction)
+            )
             findings.append(Finding(hit.kind, cand.start, cand.end, hit.rule, action))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
         worst = max(findings, key=lambda f: SEVERITY[f.action])
@@ -174,9 +190,15 @@ class PolicyEngine:
         masked in their kind's style; ``.split`` findings -- the part of a number completed
         across messages -- hidden completely)."""
         bidi = _has_bidi(text)
-        masks = [Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
-                      self._style(text, f, bidi=bidi))
-                 for f in findings if f.action in ("mask", "flag")]
+        masks = [
+            Mask(
+                f.start,
+                f.end,
+                "full" if f.rule.endswith(".split") else self._style(text, f, bidi=bidi),
+            )
+            for f in findings
+            if f.action in ("mask", "flag")
+        ]
         return render(text, masks) if masks else text
 
     def for_audience(self, original: str, decision: Decision, audience: str) -> str | None:
@@ -194,8 +216,15 @@ class PolicyEngine:
                 masks.append(Mask(f.start, f.end, "redact"))
             elif f.action in ("mask", "flag") and self.config.mask_for(f.kind) != "keep":
                 # already masked for the recipient: that mask stays (never less hidden)
-                masks.append(Mask(f.start, f.end, "full" if f.rule.endswith(".split") else
-                                  self._style(original, f, bidi=bidi)))
+                masks.append(
+                    Mask(
+                        f.start,
+                        f.end,
+                        "full"
+                        if f.rule.endswith(".split")
+                        else self._style(original, f, bidi=bidi),
+                    )
+                )
             elif rule == "mask":
                 masks.append(Mask(f.start, f.end, self._style(original, f, audience, bidi)))
         return render(original, masks) if masks else decision.text
@@ -211,8 +240,9 @@ class PolicyEngine:
             return render(value, [Mask(0, len(value), AUDIENCE_MASKS.get(kind, "full"))])
         return value
 
-    def _style(self, text: str, finding: Finding, audience: str | None = None,
-               bidi: bool = False) -> str:
+    def _style(
+        self, text: str, finding: Finding, audience: str | None = None, bidi: bool = False
+    ) -> str:
         """The finding's mask style; a number spelt to dodge the filter (words, numerals,
         homoglyphs, escapes) is hidden completely -- its "last 4" would be words or
         escapes that give the number away."""
@@ -221,8 +251,11 @@ class PolicyEngine:
             style = AUDIENCE_MASKS.get(finding.kind, style)
             if style == "keep":
                 style = "full"
-        if finding.kind in _NUMERIC_KINDS and style != "keep" and (
-                bidi or _obfuscated(text[finding.start : finding.end])):
+        if (
+            finding.kind in _NUMERIC_KINDS
+            and style != "keep"
+            and (bidi or _obfuscated(text[finding.start : finding.end]))
+        ):
             return "full"
         return style
 
@@ -265,8 +298,7 @@ class PolicyEngine:
             "action": decision.action,
             "text": decision.text,
             "findings": [
-                {"kind": f.kind, "start": f.start, "end": f.end, "rule": f.rule,
-                 "action": f.action}
+                {"kind": f.kind, "start": f.start, "end": f.end, "rule": f.rule, "action": f.action}
                 for f in decision.findings
             ],
         }

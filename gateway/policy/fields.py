@@ -15,8 +15,9 @@ REMOVED = "[removed]"
 """What a blocked field becomes (the field stays, so the record keeps its shape)."""
 
 
-def screen_text(engine: PolicyEngine, value: str, direction: Direction,
-                audience: str | None = None) -> str:
+def screen_text(
+    engine: PolicyEngine, value: str, direction: Direction, audience: str | None = None
+) -> str:
     """``value`` masked by ``engine`` for ``direction`` -- and further for ``audience``
     (``export``: records kept outside the chat) when given; :data:`REMOVED` if blocked."""
     if not value:

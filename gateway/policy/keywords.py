@@ -90,7 +90,8 @@ def parse_keyword_lines(lines: Iterable[str], source: str) -> list[KeywordRule]:
         if not schema.CATEGORY.fullmatch(category):
             raise PolicyConfigError(
                 f"{source}:{lineno}: the category must be a lower-case name of 1-32 characters"
-                " (a-z, 0-9, _)")
+                " (a-z, 0-9, _)"
+            )
         action = parse_action(cols[2] if len(cols) == 3 else "", f"{source}:{lineno}")
         rules.append(_checked(KeywordRule(term, category, action, source), f"{source}:{lineno}"))
     return rules
@@ -158,8 +159,9 @@ def builtin_rules(optional: Iterable[str] = ()) -> list[KeywordRule]:
     """The built-in lexicon: every default category plus the opt-in ones named in
     ``optional`` (``political``). Read once per process."""
     enabled = set(optional)
-    return [r for r in _builtin_all()
-            if r.category not in OPTIONAL_BUILTIN or r.category in enabled]
+    return [
+        r for r in _builtin_all() if r.category not in OPTIONAL_BUILTIN or r.category in enabled
+    ]
 
 
 def rules_from_settings(items: Iterable[object]) -> list[KeywordRule]:
@@ -173,10 +175,10 @@ def rules_from_settings(items: Iterable[object]) -> list[KeywordRule]:
         if extra:
             raise PolicyConfigError(
                 f"{where}: unknown key {schema.shown(sorted(map(str, extra))[0])} "
-                "(use term, category, action)")
+                "(use term, category, action)"
+            )
         category = item.get("category") or "custom"
-        if not isinstance(category, str) or not schema.CATEGORY.fullmatch(
-                category.strip().lower()):
+        if not isinstance(category, str) or not schema.CATEGORY.fullmatch(category.strip().lower()):
             raise PolicyConfigError(f"{where}.category: a lower-case name of 1-32 characters")
         category = category.strip().lower()
         raw_action = item.get("action") or ""
@@ -212,8 +214,9 @@ class KeywordMatcher:
             grouped.setdefault(_compact_term(rule.term), []).append(rule)
         self._automaton = ahocorasick.Automaton()
         for key, group in grouped.items():
-            entry = _Entry(tuple(group), len(key), _edge_needs_boundary(key[0]),
-                           _edge_needs_boundary(key[-1]))
+            entry = _Entry(
+                tuple(group), len(key), _edge_needs_boundary(key[0]), _edge_needs_boundary(key[-1])
+            )
             self._automaton.add_word(key, entry)
         self.size = len(grouped)
         if self.size:
@@ -242,8 +245,9 @@ class KeywordMatcher:
         yield from self._checked(text, self._automaton.iter(compact))
 
     @staticmethod
-    def _checked(text: NormalizedText,
-                 matches: Iterable[tuple[int, _Entry]]) -> Iterator[KeywordHit]:
+    def _checked(
+        text: NormalizedText, matches: Iterable[tuple[int, _Entry]]
+    ) -> Iterator[KeywordHit]:
         view = text.view
         for end_idx, entry in matches:
             start = text.compact_to_view(end_idx - entry.length + 1)

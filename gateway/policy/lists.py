@@ -42,7 +42,8 @@ def check_name(name: str) -> str:
     if not LIST_NAME.fullmatch(name):
         raise PolicyConfigError(
             "keyword list name: 1-40 characters of a-z, 0-9, '_' and '-', starting with a "
-            "letter or digit")
+            "letter or digit"
+        )
     return name
 
 
@@ -74,7 +75,8 @@ def check_tenant_totals(lists: Iterable[KeywordList]) -> None:
     total = sum(len(k.rules) for k in lists)
     if total > MAX_TENANT_TERMS:
         raise PolicyConfigError(
-            f"keyword lists: at most {MAX_TENANT_TERMS} terms per tenant (these hold {total})")
+            f"keyword lists: at most {MAX_TENANT_TERMS} terms per tenant (these hold {total})"
+        )
 
 
 def lists_revision(digests: Iterable[tuple[str, str]]) -> str:

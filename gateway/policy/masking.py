@@ -34,7 +34,8 @@ from .normalize import fold
 _LAST = re.compile(r"last([0-9])")
 _FIRST_LAST = re.compile(r"first([0-9])last([0-9])")
 _ADMIN_SUFFIX = re.compile(
-    r"^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)")
+    r"^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)"
+)
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]")
 STAR_STYLES = ("full", "email", "keep", "phone", "name", "address")
 SPAN_STYLES = ("redact", "defang")
@@ -42,8 +43,12 @@ SPAN_STYLES = ("redact", "defang")
 
 def is_valid_style(style: str) -> bool:
     """``lastN`` with N in 0..9, or one of the named styles."""
-    return (style in STAR_STYLES or style in SPAN_STYLES or bool(_LAST.fullmatch(style))
-            or bool(_FIRST_LAST.fullmatch(style)))
+    return (
+        style in STAR_STYLES
+        or style in SPAN_STYLES
+        or bool(_LAST.fullmatch(style))
+        or bool(_FIRST_LAST.fullmatch(style))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +87,9 @@ def _star(chars: list[str], mask: Mask) -> None:
         _star_address(chars, mask, weights)
         return
     elif mask.style == "phone" or (m := _FIRST_LAST.fullmatch(mask.style)) is not None:
-        head, tail = ((3, 4) if mask.style == "phone" or m is None
-                      else (int(m.group(1)), int(m.group(2))))
+        head, tail = (
+            (3, 4) if mask.style == "phone" or m is None else (int(m.group(1)), int(m.group(2)))
+        )
         if sum(weights) < head + tail + 3:  # short number: never show most of it
             head, tail = 0, min(tail, 2)
         _star_ends(chars, mask, weights, head, tail)

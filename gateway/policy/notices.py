@@ -53,12 +53,18 @@ _ADVICE: dict[tuple[str, Direction], tuple[str, str]] = {
 }
 
 _LEAD: dict[Action, tuple[str, str]] = {
-    "block": ("Your message was not sent because it contained {what}.",
-              "您的消息未发送，因为其中包含{what}。"),
-    "mask": ("For your security, {what} in your message was hidden.",
-             "为了您的安全，消息中的{what}已被隐藏。"),
-    "flag": ("Your message was delivered; it contained {what} and was marked for review.",
-             "您的消息已发送；其中包含{what}，已标记待审核。"),
+    "block": (
+        "Your message was not sent because it contained {what}.",
+        "您的消息未发送，因为其中包含{what}。",
+    ),
+    "mask": (
+        "For your security, {what} in your message was hidden.",
+        "为了您的安全，消息中的{what}已被隐藏。",
+    ),
+    "flag": (
+        "Your message was delivered; it contained {what} and was marked for review.",
+        "您的消息已发送；其中包含{what}，已标记待审核。",
+    ),
 }
 
 _LINKS_SHOWN_AS_TEXT = (

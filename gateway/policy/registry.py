@@ -68,9 +68,14 @@ class _Entry:
 class PolicyRegistry:
     """Hands out the right ``PolicyEngine`` for a tenant; thread-safe."""
 
-    def __init__(self, link_domains: Callable[[Mapping[str, Any]], Iterable[str]]
-                 = _default_domains, *, operator_files: Sequence[str] = (),
-                 lists_loader: ListsLoader | None = None, build_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        link_domains: Callable[[Mapping[str, Any]], Iterable[str]] = _default_domains,
+        *,
+        operator_files: Sequence[str] = (),
+        lists_loader: ListsLoader | None = None,
+        build_timeout: float = 10.0,
+    ) -> None:
         """``link_domains`` extracts a tenant's allowed link domains from its settings (by
         default ``tenant_settings["allowed_link_domains"]``, merged with
         ``policy.allowed_link_domains``); ``operator_files`` are the installation's keyword
@@ -92,13 +97,16 @@ class PolicyRegistry:
 
     # ------------------------------------------------------------------ inputs
 
-    def config_for(self, tenant_settings: Mapping[str, Any], *,
-                   strict: bool = False) -> PolicyConfig:
+    def config_for(
+        self, tenant_settings: Mapping[str, Any], *, strict: bool = False
+    ) -> PolicyConfig:
         """The tenant's ``PolicyConfig``: ``strict`` for writes (the admin API); the lenient
         read keeps rows written before the schema became strict working."""
-        return PolicyConfig.from_dict(tenant_settings.get("policy") or {},
-                                      allowed_link_domains=self._link_domains(tenant_settings),
-                                      strict=strict)
+        return PolicyConfig.from_dict(
+            tenant_settings.get("policy") or {},
+            allowed_link_domains=self._link_domains(tenant_settings),
+            strict=strict,
+        )
 
     _config = config_for
 
@@ -114,8 +122,7 @@ class PolicyRegistry:
         return self._operator[1]
 
     def _fingerprint(self, config: PolicyConfig, lists_rev: str) -> str:
-        blob = "|".join((config.fingerprint(), lists_rev,
-                         repr(_stamp(self._operator_files))))
+        blob = "|".join((config.fingerprint(), lists_rev, repr(_stamp(self._operator_files))))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _make(self, config: PolicyConfig, lists: Sequence[KeywordList]) -> PolicyEngine:
@@ -125,8 +132,9 @@ class PolicyRegistry:
 
     # ------------------------------------------------------------------ sync (threads, CLI)
 
-    def engine_for(self, tenant_id: str, tenant_settings: Mapping[str, Any],
-                   lists: Sequence[KeywordList] = ()) -> PolicyEngine:
+    def engine_for(
+        self, tenant_id: str, tenant_settings: Mapping[str, Any], lists: Sequence[KeywordList] = ()
+    ) -> PolicyEngine:
         """The tenant's engine, built synchronously (worker threads, CLI, tests).
 
         Raises ``PolicyConfigError`` for invalid settings; the old engine stays cached.
@@ -162,8 +170,13 @@ class PolicyRegistry:
             entry = self._entries.get(tenant_id)
             return entry.engine if entry is not None else await self.default_engine()
 
-    async def build(self, tenant_id: str, tenant_settings: Mapping[str, Any], *,
-                    config: PolicyConfig | None = None) -> PolicyEngine:
+    async def build(
+        self,
+        tenant_id: str,
+        tenant_settings: Mapping[str, Any],
+        *,
+        config: PolicyConfig | None = None,
+    ) -> PolicyEngine:
         """Build (or reuse) the tenant's engine off-loop; raises ``PolicyConfigError`` on
         invalid inputs and ``PolicyBuildTimeout`` when the budget runs out. The admin API
         calls this before storing new settings, so what is stored is known to build."""
@@ -177,8 +190,7 @@ class PolicyRegistry:
         key = (tenant_id, fingerprint)
         pending = self._pending.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._build_entry(tenant_id, config, rev,
-                                                              fingerprint))
+            pending = asyncio.ensure_future(self._build_entry(tenant_id, config, rev, fingerprint))
             self._pending[key] = pending
             pending.add_done_callback(lambda _f: self._pending.pop(key, None))
         try:
@@ -190,8 +202,9 @@ class PolicyRegistry:
         self._by_identity[tenant_id] = (tenant_settings, engine)
         return engine
 
-    async def _build_entry(self, tenant_id: str, config: PolicyConfig, rev: str,
-                           fingerprint: str) -> PolicyEngine:
+    async def _build_entry(
+        self, tenant_id: str, config: PolicyConfig, rev: str, fingerprint: str
+    ) -> PolicyEngine:
         raw: Sequence[tuple[str, str]] = ()
         if rev and self._lists_loader is not None:
             raw = await self._lists_loader(tenant_id)

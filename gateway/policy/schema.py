@@ -38,34 +38,69 @@ class SettingSpec:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("actions", "object: kind -> action | {customer, agent}", {},
-                "Action per finding kind and sender: allow, mask, flag or block.",
-                "按发现类型和发送方设置处理动作：allow / mask / flag / block。"),
-    SettingSpec("mask", "object: kind -> style", {},
-                "Mask style per kind: lastN, full, email, phone, keep, redact, defang.",
-                "按类型设置遮盖样式：lastN、full、email、phone、keep、redact、defang。"),
-    SettingSpec("audiences", "object: kind -> {plugin, export}", {},
-                "What plugins/helpdesks and exports see per kind: show, mask or drop.",
-                "按类型设置插件/工单系统和导出可见内容：show（原文）、mask（遮盖）、drop（删除）。"),
-    SettingSpec("keywords", f"list (max {MAX_INLINE_KEYWORDS}) of {{term, category, action}}",
-                [],
-                "A few inline terms; upload larger lists under Keyword lists.",
-                "少量内联关键词；较大的词表请在“关键词列表”中上传。"),
-    SettingSpec("builtin_keywords", "boolean", True,
-                "Use the built-in fraud / phishing / social-engineering / abuse lexicon.",
-                "启用内置的诈骗、钓鱼、社会工程和辱骂词库。"),
-    SettingSpec("builtin_categories", "list of optional built-in categories", [],
-                "Opt-in built-in categories, e.g. \"political\" (politically sensitive terms).",
-                "可选的内置类别，例如 \"political\"（政治敏感词），默认关闭。"),
-    SettingSpec("allowed_link_domains", f"list (max {MAX_LINK_DOMAINS}) of domains", [],
-                "Domains agents may link to (subdomains included).",
-                "坐席可以发送链接的域名（含子域名）。"),
-    SettingSpec("phone_regions", f"list (max {MAX_PHONE_REGIONS}) of region codes", ["CN"],
-                "Regions whose national phone formats are recognised.",
-                "识别本地电话号码格式的地区代码。"),
-    SettingSpec("cross_message", "boolean", True,
-                "Find numbers split over consecutive messages of one sender.",
-                "检测被拆分到同一发送方连续多条消息中的号码。"),
+    SettingSpec(
+        "actions",
+        "object: kind -> action | {customer, agent}",
+        {},
+        "Action per finding kind and sender: allow, mask, flag or block.",
+        "按发现类型和发送方设置处理动作：allow / mask / flag / block。",
+    ),
+    SettingSpec(
+        "mask",
+        "object: kind -> style",
+        {},
+        "Mask style per kind: lastN, full, email, phone, keep, redact, defang.",
+        "按类型设置遮盖样式：lastN、full、email、phone、keep、redact、defang。",
+    ),
+    SettingSpec(
+        "audiences",
+        "object: kind -> {plugin, export}",
+        {},
+        "What plugins/helpdesks and exports see per kind: show, mask or drop.",
+        "按类型设置插件/工单系统和导出可见内容：show（原文）、mask（遮盖）、drop（删除）。",
+    ),
+    SettingSpec(
+        "keywords",
+        f"list (max {MAX_INLINE_KEYWORDS}) of {{term, category, action}}",
+        [],
+        "A few inline terms; upload larger lists under Keyword lists.",
+        "少量内联关键词；较大的词表请在“关键词列表”中上传。",
+    ),
+    SettingSpec(
+        "builtin_keywords",
+        "boolean",
+        True,
+        "Use the built-in fraud / phishing / social-engineering / abuse lexicon.",
+        "启用内置的诈骗、钓鱼、社会工程和辱骂词库。",
+    ),
+    SettingSpec(
+        "builtin_categories",
+        "list of optional built-in categories",
+        [],
+        'Opt-in built-in categories, e.g. "political" (politically sensitive terms).',
+        '可选的内置类别，例如 "political"（政治敏感词），默认关闭。',
+    ),
+    SettingSpec(
+        "allowed_link_domains",
+        f"list (max {MAX_LINK_DOMAINS}) of domains",
+        [],
+        "Domains agents may link to (subdomains included).",
+        "坐席可以发送链接的域名（含子域名）。",
+    ),
+    SettingSpec(
+        "phone_regions",
+        f"list (max {MAX_PHONE_REGIONS}) of region codes",
+        ["CN"],
+        "Regions whose national phone formats are recognised.",
+        "识别本地电话号码格式的地区代码。",
+    ),
+    SettingSpec(
+        "cross_message",
+        "boolean",
+        True,
+        "Find numbers split over consecutive messages of one sender.",
+        "检测被拆分到同一发送方连续多条消息中的号码。",
+    ),
 )
 KNOWN_KEYS = frozenset(s.key for s in SETTINGS)
 OPTIONAL_CATEGORIES = ("political",)
@@ -103,5 +138,7 @@ def shown(value: object) -> str:
 
 def describe() -> list[dict[str, Any]]:
     """The schema as JSON for the admin page (``GET /api/policy/schema``)."""
-    return [{"key": s.key, "type": s.type, "default": s.default, "en": s.en, "zh": s.zh}
-            for s in SETTINGS]
+    return [
+        {"key": s.key, "type": s.type, "default": s.default, "en": s.en, "zh": s.zh}
+        for s in SETTINGS
+    ]

@@ -36,8 +36,9 @@ _JOIN = "\n"
 class SplitWindow:
     """The rolling per-(chat, sender) window; thread-safe, bounded in chats and bytes."""
 
-    def __init__(self, *, max_chats: int = 10_000, ttl: float = 120.0,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, max_chats: int = 10_000, ttl: float = 120.0, clock: Callable[[], float]
+    ) -> None:
         self.max_chats = max_chats
         self.ttl = ttl
         self.clock = clock
@@ -47,8 +48,14 @@ class SplitWindow:
     def __len__(self) -> int:
         return len(self._tails)
 
-    def check(self, engine: PolicyEngine, chat_id: str, direction: Direction, text: str,
-              decision: Decision) -> Decision:
+    def check(
+        self,
+        engine: PolicyEngine,
+        chat_id: str,
+        direction: Direction,
+        text: str,
+        decision: Decision,
+    ) -> Decision:
         """``decision`` for ``text``, extended by numbers completed across messages; then
         remembers the new message's tail (unless it was blocked)."""
         key = (chat_id, direction)
@@ -69,8 +76,9 @@ class SplitWindow:
             for direction in ("customer", "agent"):
                 self._tails.pop((chat_id, direction), None)
 
-    def _remember(self, key: tuple[str, str], now: float, parts: tuple[str, ...],
-                  text: str) -> None:
+    def _remember(
+        self, key: tuple[str, str], now: float, parts: tuple[str, ...], text: str
+    ) -> None:
         tail = text[-TAIL_CHARS:]
         if _NUMBERISH.search(tail) is None:
             return  # nothing number-like at the end: nothing to continue, nothing kept
@@ -81,8 +89,13 @@ class SplitWindow:
                 self._tails.popitem(last=False)
 
     @staticmethod
-    def _combined(engine: PolicyEngine, parts: tuple[str, ...], direction: Direction,
-                  text: str, decision: Decision) -> Decision:
+    def _combined(
+        engine: PolicyEngine,
+        parts: tuple[str, ...],
+        direction: Direction,
+        text: str,
+        decision: Decision,
+    ) -> Decision:
         prefix = _JOIN.join(parts) + _JOIN
         offset = len(prefix)
         combined = engine.evaluate(prefix + text, direction)
@@ -101,6 +114,12 @@ class SplitWindow:
         action = worst.action
         shown = None if action == "block" else engine.render(text, findings)
         kinds = tuple(sorted({*decision.kinds, *(f.kind for f in split if f.action != "allow")}))
-        return replace(decision, action=action, text=shown, findings=findings, kinds=kinds,
-                       notice=notice_for(action, worst.kind, direction, text),
-                       split_kinds=tuple(sorted({f.kind for f in split})))
+        return replace(
+            decision,
+            action=action,
+            text=shown,
+            findings=findings,
+            kinds=kinds,
+            notice=notice_for(action, worst.kind, direction, text),
+            split_kinds=tuple(sorted({f.kind for f in split})),
+        )

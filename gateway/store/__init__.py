@@ -80,8 +80,7 @@ def sqlite_path(url: str, data_dir: Path) -> Path:
         path = Path(data_dir) / rest
     if path.name in ("", ":memory:") or rest.endswith("/"):
         raise ValueError(
-            f"sqlite URL must name a database file (in-memory databases are not supported): "
-            f"{url!r}"
+            f"sqlite URL must name a database file (in-memory databases are not supported): {url!r}"
         )
     return path
 

@@ -13,10 +13,16 @@ from typing import Any
 from gateway.store.base import PurgeCutoffs
 
 STATEMENTS: tuple[tuple[str, str], ...] = (
-    ("sessions", "DELETE FROM agent_sessions WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
-                 " OR last_seen_at < {} OR created_at < {}"),
-    ("api_tokens", "DELETE FROM api_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
-                   " OR expires_at < {}"),
+    (
+        "sessions",
+        "DELETE FROM agent_sessions WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
+        " OR last_seen_at < {} OR created_at < {}",
+    ),
+    (
+        "api_tokens",
+        "DELETE FROM api_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
+        " OR expires_at < {}",
+    ),
     ("lockouts", "DELETE FROM lockouts WHERE last_failure_at < {} AND locked_until < {}"),
 )
 

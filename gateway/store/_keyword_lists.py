@@ -34,18 +34,29 @@ def params(r: KeywordListRecord) -> tuple[Any, ...]:
 def record(row: Any) -> KeywordListRecord:
     """A row (sqlite3.Row / asyncpg.Record) as a record."""
     return KeywordListRecord(
-        tenant_id=row["tenant_id"], name=row["name"], body=row["body"], terms=int(row["terms"]),
-        digest=row["digest"], updated_at=float(row["updated_at"]), updated_by=row["updated_by"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        body=row["body"],
+        terms=int(row["terms"]),
+        digest=row["digest"],
+        updated_at=float(row["updated_at"]),
+        updated_by=row["updated_by"],
     )
 
 
 def sqlite_sql() -> tuple[str, str, str]:
     """(upsert, select, delete) with ``?`` placeholders."""
-    return (_INSERT + " VALUES (?, ?, ?, ?, ?, ?, ?)" + _UPSERT_TAIL,
-            _SELECT + "? ORDER BY name", _DELETE + "? AND name = ?")
+    return (
+        _INSERT + " VALUES (?, ?, ?, ?, ?, ?, ?)" + _UPSERT_TAIL,
+        _SELECT + "? ORDER BY name",
+        _DELETE + "? AND name = ?",
+    )
 
 
 def postgres_sql() -> tuple[str, str, str]:
     """(upsert, select, delete) with ``$n`` placeholders."""
-    return (_INSERT + " VALUES ($1, $2, $3, $4, $5, $6, $7)" + _UPSERT_TAIL,
-            _SELECT + "$1 ORDER BY name", _DELETE + "$1 AND name = $2")
+    return (
+        _INSERT + " VALUES ($1, $2, $3, $4, $5, $6, $7)" + _UPSERT_TAIL,
+        _SELECT + "$1 ORDER BY name",
+        _DELETE + "$1 AND name = $2",
+    )

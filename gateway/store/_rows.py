@@ -165,33 +165,58 @@ def audit(r: Row, js: Json) -> AuditEvent:
 
 def checkpoint(r: Row) -> AuditCheckpoint:
     return AuditCheckpoint(
-        id=int(r["id"]), chain=r["chain"], seq=int(r["seq"]), mac=bytes(r["mac"]),
-        ts=r["ts"], signer=r["signer"], signature=bytes(r["signature"]), reason=r["reason"],
+        id=int(r["id"]),
+        chain=r["chain"],
+        seq=int(r["seq"]),
+        mac=bytes(r["mac"]),
+        ts=r["ts"],
+        signer=r["signer"],
+        signature=bytes(r["signature"]),
+        reason=r["reason"],
     )
 
 
 def alert(r: Row, js: Json) -> Alert:
     return Alert(
-        id=int(r["id"]), tenant_id=r["tenant_id"], rule=r["rule"], subject=r["subject"],
-        dedup_key=r["dedup_key"], severity=r["severity"], ts=r["ts"], count=int(r["count"]),
-        details=dict(js(r["details"])), state=r["state"], acked_by=r["acked_by"],
-        acked_at=r["acked_at"], resolved_by=r["resolved_by"], resolved_at=r["resolved_at"],
+        id=int(r["id"]),
+        tenant_id=r["tenant_id"],
+        rule=r["rule"],
+        subject=r["subject"],
+        dedup_key=r["dedup_key"],
+        severity=r["severity"],
+        ts=r["ts"],
+        count=int(r["count"]),
+        details=dict(js(r["details"])),
+        state=r["state"],
+        acked_by=r["acked_by"],
+        acked_at=r["acked_at"],
+        resolved_by=r["resolved_by"],
+        resolved_at=r["resolved_at"],
         incident_id=None if r["incident_id"] is None else int(r["incident_id"]),
     )
 
 
 def incident(r: Row) -> Incident:
     return Incident(
-        id=int(r["id"]), tenant_id=r["tenant_id"], severity=r["severity"], title=r["title"],
-        state=r["state"], opened_by=r["opened_by"], opened_at=r["opened_at"],
+        id=int(r["id"]),
+        tenant_id=r["tenant_id"],
+        severity=r["severity"],
+        title=r["title"],
+        state=r["state"],
+        opened_by=r["opened_by"],
+        opened_at=r["opened_at"],
         closed_at=r["closed_at"],
     )
 
 
 def incident_event(r: Row, js: Json) -> IncidentEvent:
     return IncidentEvent(
-        id=int(r["id"]), incident_id=int(r["incident_id"]), ts=r["ts"], actor=r["actor"],
-        action=r["action"], details=dict(js(r["details"])),
+        id=int(r["id"]),
+        incident_id=int(r["incident_id"]),
+        ts=r["ts"],
+        actor=r["actor"],
+        action=r["action"],
+        details=dict(js(r["details"])),
     )
 
 
@@ -273,8 +298,15 @@ def plugin_config(r: Row, js: Json) -> PluginConfig:
 
 def grant(r: Row) -> AccessGrant:
     return AccessGrant(
-        id=int(r["id"]), tenant_id=r["tenant_id"], requester=r["requester"],
-        action=r["action"], target=r["target"], reason=r["reason"], state=r["state"],
-        approver=r["approver"], created_at=r["created_at"], decided_at=r["decided_at"],
+        id=int(r["id"]),
+        tenant_id=r["tenant_id"],
+        requester=r["requester"],
+        action=r["action"],
+        target=r["target"],
+        reason=r["reason"],
+        state=r["state"],
+        approver=r["approver"],
+        created_at=r["created_at"],
+        decided_at=r["decided_at"],
         expires_at=r["expires_at"],
     )

@@ -584,9 +584,7 @@ class Store(Protocol):
         """Ids of closed, not yet erased chats closed before ``cutoff`` (retention)."""
 
     # -- messages ---------------------------------------------------------------------
-    async def append_message(
-        self, message: NewMessage, events: EventsArg = None
-    ) -> AppendResult:
+    async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
         """Persist a message, assign the chat's next ``seq`` and enqueue outbox events.
 
         ``events`` is a list, or a function called inside the transaction with the stored
@@ -699,6 +697,7 @@ class Store(Protocol):
     async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
         """Remove a list; False when it did not exist."""
         ...
+
     # -- per-plugin key-value store ------------------------------------------------------
     async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
         """A plugin's stored value (sealed bytes); None when absent or expired."""
@@ -774,7 +773,11 @@ class Store(Protocol):
     async def get_alert(self, alert_id: int) -> Alert | None: ...
 
     async def set_alert_state(
-        self, alert_id: int, state: str, actor: str, now: float,
+        self,
+        alert_id: int,
+        state: str,
+        actor: str,
+        now: float,
         incident_id: int | None = None,
     ) -> Alert | None:
         """Acknowledge or resolve; returns the updated alert, None when unknown."""
@@ -806,17 +809,21 @@ class Store(Protocol):
 
     async def get_grant(self, grant_id: int) -> AccessGrant | None: ...
 
-    async def decide_grant(self, grant_id: int, *, approved: bool, approver: str, now: float,
-                           expires_at: float | None) -> bool:
+    async def decide_grant(
+        self, grant_id: int, *, approved: bool, approver: str, now: float, expires_at: float | None
+    ) -> bool:
         """Approve or deny a *pending* grant; False when it was no longer pending."""
 
-    async def list_grants(self, tenant_id: str, *, state: str | None = None,
-                          limit: int = 100) -> list[AccessGrant]:
+    async def list_grants(
+        self, tenant_id: str, *, state: str | None = None, limit: int = 100
+    ) -> list[AccessGrant]:
         """Newest first."""
 
-    async def live_grant(self, tenant_id: str, requester: str, action: str, target: str,
-                         now: float) -> AccessGrant | None:
+    async def live_grant(
+        self, tenant_id: str, requester: str, action: str, target: str, now: float
+    ) -> AccessGrant | None:
         """An approved grant for exactly this access that has not expired."""
+
     # -- scoped API tokens (migration 0006) ---------------------------------------------
     async def create_api_token(self, token: ApiToken) -> None:
         """Store a new token (its hash, never the token)."""

@@ -193,8 +193,12 @@ def migrate_sqlite(conn: sqlite3.Connection, target: int | None = None) -> int:
             conn.execute(
                 "INSERT INTO schema_version (version, name, applied_at, compatible_with_previous)"
                 " VALUES (?, ?, ?, ?)",
-                (migration.version, migration.name, time.time(),
-                 int(migration.compatible_with_previous)),
+                (
+                    migration.version,
+                    migration.name,
+                    time.time(),
+                    int(migration.compatible_with_previous),
+                ),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -121,8 +121,13 @@ _SQL_INSERT_EVENT = (
 
 def _event_params(e: OutboxEvent) -> tuple[Any, ...]:
     return (
-        e.tenant_id, e.plugin, e.event_type, e.idempotency_key, blob(e.payload_sealed),
-        e.chat_id, e.created_at,
+        e.tenant_id,
+        e.plugin,
+        e.event_type,
+        e.idempotency_key,
+        blob(e.payload_sealed),
+        e.chat_id,
+        e.created_at,
     )
 
 
@@ -135,8 +140,13 @@ _PUT_LOCKOUT = (
 
 
 def _lockout_args(record: LockoutRecord) -> tuple[Any, ...]:
-    return (record.key, record.failures, record.last_failure_at, record.locked_until,
-            record.alerted_at)
+    return (
+        record.key,
+        record.failures,
+        record.last_failure_at,
+        record.locked_until,
+        record.alerted_at,
+    )
 
 
 class PostgresStore(PostgresGovernance):
@@ -194,8 +204,13 @@ class PostgresStore(PostgresGovernance):
     async def create_tenant(self, tenant: Tenant) -> None:
         await self.pool.execute(
             f"INSERT INTO tenants ({TENANT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            tenant.id, tenant.name, list(tenant.allowed_origins), tenant.identity_mode,
-            blob(tenant.identity_secrets_sealed), dict(tenant.settings), tenant.frozen,
+            tenant.id,
+            tenant.name,
+            list(tenant.allowed_origins),
+            tenant.identity_mode,
+            blob(tenant.identity_secrets_sealed),
+            dict(tenant.settings),
+            tenant.frozen,
             tenant.created_at,
         )
 
@@ -214,8 +229,13 @@ class PostgresStore(PostgresGovernance):
         status = await self.pool.execute(
             "UPDATE tenants SET name = $2, allowed_origins = $3, identity_mode = $4,"
             " identity_secrets_sealed = $5, settings = $6, frozen = $7 WHERE id = $1",
-            tenant.id, tenant.name, list(tenant.allowed_origins), tenant.identity_mode,
-            blob(tenant.identity_secrets_sealed), dict(tenant.settings), tenant.frozen,
+            tenant.id,
+            tenant.name,
+            list(tenant.allowed_origins),
+            tenant.identity_mode,
+            blob(tenant.identity_secrets_sealed),
+            dict(tenant.settings),
+            tenant.frozen,
         )
         if status.endswith(" 0"):
             raise NotFound(f"tenant {tenant.id!r}")
@@ -226,9 +246,18 @@ class PostgresStore(PostgresGovernance):
         await self.pool.execute(
             f"INSERT INTO agents ({AGENT_COLS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            agent.id, agent.tenant_id, agent.email, agent.display_name, agent.role,
-            agent.password_hash, blob(agent.totp_secret_sealed), agent.totp_confirmed,
-            agent.totp_last_step, agent.disabled, agent.created_at, agent.password_changed_at,
+            agent.id,
+            agent.tenant_id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            agent.password_hash,
+            blob(agent.totp_secret_sealed),
+            agent.totp_confirmed,
+            agent.totp_last_step,
+            agent.disabled,
+            agent.created_at,
+            agent.password_changed_at,
         )
 
     async def get_agent(self, agent_id: str) -> Agent | None:
@@ -256,9 +285,16 @@ class PostgresStore(PostgresGovernance):
             " totp_secret_sealed = $6, totp_confirmed = $7,"
             " totp_last_step = GREATEST(totp_last_step, $8), disabled = $9,"
             " password_changed_at = $10 WHERE id = $1",
-            agent.id, agent.email, agent.display_name, agent.role, agent.password_hash,
-            blob(agent.totp_secret_sealed), agent.totp_confirmed, agent.totp_last_step,
-            agent.disabled, agent.password_changed_at,
+            agent.id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            agent.password_hash,
+            blob(agent.totp_secret_sealed),
+            agent.totp_confirmed,
+            agent.totp_last_step,
+            agent.disabled,
+            agent.password_changed_at,
         )
         if status.endswith(" 0"):
             raise NotFound(f"agent {agent.id!r}")
@@ -268,7 +304,8 @@ class PostgresStore(PostgresGovernance):
         # against the committed value, so exactly one of them wins a given step.
         status = await self.pool.execute(
             "UPDATE agents SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
-            agent_id, step,
+            agent_id,
+            step,
         )
         return status == "UPDATE 1"
 
@@ -291,7 +328,9 @@ class PostgresStore(PostgresGovernance):
         status = await self.pool.execute(
             "UPDATE recovery_codes SET used_at = $3"
             " WHERE agent_id = $1 AND code_hash = $2 AND used_at IS NULL",
-            agent_id, code_hash, now,
+            agent_id,
+            code_hash,
+            now,
         )
         return status == "UPDATE 1"
 
@@ -309,8 +348,14 @@ class PostgresStore(PostgresGovernance):
         await self.pool.execute(
             f"INSERT INTO agent_sessions ({SESSION_COLS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            session.token_hash, session.agent_id, session.tenant_id, session.created_at,
-            session.last_seen_at, session.revoked_at, session.ip, session.user_agent,
+            session.token_hash,
+            session.agent_id,
+            session.tenant_id,
+            session.created_at,
+            session.last_seen_at,
+            session.revoked_at,
+            session.ip,
+            session.user_agent,
             session.reauth_at,
         )
 
@@ -324,14 +369,16 @@ class PostgresStore(PostgresGovernance):
         await self.pool.execute(
             "UPDATE agent_sessions SET last_seen_at = GREATEST(last_seen_at, $2)"
             " WHERE token_hash = $1 AND revoked_at IS NULL",
-            token_hash, now,
+            token_hash,
+            now,
         )
 
     async def revoke_session(self, token_hash: str, now: float) -> bool:
         status = await self.pool.execute(
             "UPDATE agent_sessions SET revoked_at = $2"
             " WHERE token_hash = $1 AND revoked_at IS NULL",
-            token_hash, now,
+            token_hash,
+            now,
         )
         return status == "UPDATE 1"
 
@@ -339,7 +386,8 @@ class PostgresStore(PostgresGovernance):
         rows = await self.pool.fetch(
             "UPDATE agent_sessions SET revoked_at = $2"
             " WHERE agent_id = $1 AND revoked_at IS NULL RETURNING token_hash, created_at",
-            agent_id, now,
+            agent_id,
+            now,
         )
         return [r["token_hash"] for r in sorted(rows, key=lambda r: r["created_at"])]
 
@@ -355,7 +403,8 @@ class PostgresStore(PostgresGovernance):
         status = await self.pool.execute(
             "UPDATE agent_sessions SET reauth_at = GREATEST(reauth_at, $2)"
             " WHERE token_hash = $1 AND revoked_at IS NULL",
-            token_hash, now,
+            token_hash,
+            now,
         )
         return status == "UPDATE 1"
 
@@ -440,14 +489,26 @@ class PostgresStore(PostgresGovernance):
             await conn.execute(
                 f"INSERT INTO chats ({CHAT_COLS}) VALUES"
                 " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                chat.id, chat.tenant_id, chat.state, chat.created_at, chat.queue,
-                chat.assigned_agent_id, chat.resume_token_hash, blob(chat.identity_sealed),
-                chat.verified, blob(chat.profile_sealed), chat.last_seq, chat.closed_at,
-                chat.close_reason, chat.csat, chat.accepted_at,
+                chat.id,
+                chat.tenant_id,
+                chat.state,
+                chat.created_at,
+                chat.queue,
+                chat.assigned_agent_id,
+                chat.resume_token_hash,
+                blob(chat.identity_sealed),
+                chat.verified,
+                blob(chat.profile_sealed),
+                chat.last_seq,
+                chat.closed_at,
+                chat.close_reason,
+                chat.csat,
+                chat.accepted_at,
             )
             await conn.execute(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES ($1, $2)",
-                chat.id, blob(wrapped_key),
+                chat.id,
+                blob(wrapped_key),
             )
 
     async def get_chat(self, chat_id: str) -> Chat | None:
@@ -464,7 +525,8 @@ class PostgresStore(PostgresGovernance):
         rows = await self.pool.fetch(
             "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > $1"
             " ORDER BY chat_id LIMIT $2",
-            after_chat_id, max(0, int(limit)),
+            after_chat_id,
+            max(0, int(limit)),
         )
         return [(r["chat_id"], bytes(r["wrapped_key"])) for r in rows]
 
@@ -481,9 +543,18 @@ class PostgresStore(PostgresGovernance):
             " resume_token_hash = $5, identity_sealed = $6, verified = $7, profile_sealed = $8,"
             " closed_at = $9, close_reason = $10, csat = $11, accepted_at = $12"
             " WHERE id = $1 AND NOT erased",
-            chat.id, chat.state, chat.queue, chat.assigned_agent_id, chat.resume_token_hash,
-            blob(chat.identity_sealed), chat.verified, blob(chat.profile_sealed),
-            chat.closed_at, chat.close_reason, chat.csat, chat.accepted_at,
+            chat.id,
+            chat.state,
+            chat.queue,
+            chat.assigned_agent_id,
+            chat.resume_token_hash,
+            blob(chat.identity_sealed),
+            chat.verified,
+            blob(chat.profile_sealed),
+            chat.closed_at,
+            chat.close_reason,
+            chat.csat,
+            chat.accepted_at,
         )
         if status.endswith(" 0"):
             raise NotFound(f"chat {chat.id!r}")
@@ -515,7 +586,13 @@ class PostgresStore(PostgresGovernance):
             f" RETURNING {CHAT_COLS}"
         )
         row = await self.pool.fetchrow(
-            sql, chat_id, agent_id, queue, now, list(from_states), check_agent,
+            sql,
+            chat_id,
+            agent_id,
+            queue,
+            now,
+            list(from_states),
+            check_agent,
             expected_agent_id,
         )
         return None if row is None else _rows.chat(row)
@@ -546,7 +623,10 @@ class PostgresStore(PostgresGovernance):
             "UPDATE chats SET state = 'closed', closed_at = $2, close_reason = $3,"
             " csat = COALESCE($4, csat) WHERE id = $1 AND NOT erased AND state <> 'closed'"
             f" RETURNING {CHAT_COLS}",
-            chat_id, closed_at, reason, csat,
+            chat_id,
+            closed_at,
+            reason,
+            csat,
         )
         return None if row is None else _rows.chat(row)
 
@@ -572,15 +652,14 @@ class PostgresStore(PostgresGovernance):
         rows = await self.pool.fetch(
             "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < $1"
             " ORDER BY closed_at, id LIMIT $2",
-            cutoff, max(0, limit),
+            cutoff,
+            max(0, limit),
         )
         return [r["id"] for r in rows]
 
     # -- messages -------------------------------------------------------------------
     @_translated
-    async def append_message(
-        self, message: NewMessage, events: EventsArg = None
-    ) -> AppendResult:
+    async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
         body = blob(message.body_sealed)
         async with self.pool.acquire() as conn:
             try:
@@ -604,25 +683,35 @@ class PostgresStore(PostgresGovernance):
                         f"INSERT INTO messages ({MESSAGE_COLS})"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                         " ON CONFLICT (chat_id, msg_id) DO NOTHING RETURNING seq",
-                        message.chat_id, seq, message.msg_id, message.sender, message.ts, body,
-                        message.sender_agent_id, dict(message.policy),
+                        message.chat_id,
+                        seq,
+                        message.msg_id,
+                        message.sender,
+                        message.ts,
+                        body,
+                        message.sender_agent_id,
+                        dict(message.policy),
                     )
                     if inserted is None:
                         raise _Duplicate  # rolls the last_seq increment back
                     stored = StoredMessage(
-                        chat_id=message.chat_id, seq=int(seq), msg_id=message.msg_id,
-                        sender=message.sender, ts=message.ts, body_sealed=body or b"",
-                        sender_agent_id=message.sender_agent_id, policy=dict(message.policy),
+                        chat_id=message.chat_id,
+                        seq=int(seq),
+                        msg_id=message.msg_id,
+                        sender=message.sender,
+                        ts=message.ts,
+                        body_sealed=body or b"",
+                        sender_agent_id=message.sender_agent_id,
+                        policy=dict(message.policy),
                     )
                     batch = events(stored) if callable(events) else (events or [])
                     if batch:
-                        await conn.executemany(
-                            _SQL_INSERT_EVENT, [_event_params(e) for e in batch]
-                        )
+                        await conn.executemany(_SQL_INSERT_EVENT, [_event_params(e) for e in batch])
             except _Duplicate:
                 row = await conn.fetchrow(
                     f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = $1 AND msg_id = $2",
-                    message.chat_id, message.msg_id,
+                    message.chat_id,
+                    message.msg_id,
                 )
                 if row is None:
                     erased = await conn.fetchval(
@@ -640,7 +729,9 @@ class PostgresStore(PostgresGovernance):
         rows = await self.pool.fetch(
             f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = $1 AND seq > $2"
             " ORDER BY seq LIMIT $3",
-            chat_id, after_seq, max(0, limit),
+            chat_id,
+            after_seq,
+            max(0, limit),
         )
         return [_rows.message(r, _ident) for r in rows]
 
@@ -651,8 +742,13 @@ class PostgresStore(PostgresGovernance):
                 "INSERT INTO policy_flags"
                 " (chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                flag.chat_id, flag.tenant_id, flag.seq, list(flag.kinds),
-                blob(flag.original_sealed), flag.created_at, flag.reviewed_by,
+                flag.chat_id,
+                flag.tenant_id,
+                flag.seq,
+                list(flag.kinds),
+                blob(flag.original_sealed),
+                flag.created_at,
+                flag.reviewed_by,
             )
         )
 
@@ -687,8 +783,7 @@ class PostgresStore(PostgresGovernance):
             if chat_ids:
                 # Same lock as append_message: per-chat outbox ids follow commit order.
                 await conn.execute(
-                    "SELECT 1 FROM chats WHERE id = ANY($1::text[]) ORDER BY id"
-                    " FOR NO KEY UPDATE",
+                    "SELECT 1 FROM chats WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE",
                     chat_ids,
                 )
             await conn.executemany(_SQL_INSERT_EVENT, rows)
@@ -706,7 +801,9 @@ class PostgresStore(PostgresGovernance):
             " UPDATE outbox u SET leased_until = $2, lease_token = u.lease_token + 1"
             " FROM heads WHERE u.id = heads.id"
             f" RETURNING {', '.join('u.' + c.strip() for c in OUTBOX_COLS.split(','))}",
-            now, now + self.lease_seconds, max(0, limit),
+            now,
+            now + self.lease_seconds,
+            max(0, limit),
         )
         return sorted((_rows.outbox(r) for r in rows), key=lambda item: item.id)
 
@@ -761,8 +858,11 @@ class PostgresStore(PostgresGovernance):
     ) -> list[OutboxItem]:
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("tenant_id = ", tenant_id), ("plugin = ", plugin),
-                              ("state = ", state)):
+        for clause, value in (
+            ("tenant_id = ", tenant_id),
+            ("plugin = ", plugin),
+            ("state = ", state),
+        ):
             if value is not None:
                 params.append(value)
                 where.append(f"{clause}${len(params)}")
@@ -777,7 +877,8 @@ class PostgresStore(PostgresGovernance):
         status = await self.pool.execute(
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,"
             " leased_until = NULL WHERE id = $1 AND state = 'dead'",
-            item_id, now,
+            item_id,
+            now,
         )
         return status == "UPDATE 1"
 
@@ -789,14 +890,19 @@ class PostgresStore(PostgresGovernance):
             " ON CONFLICT (tenant_id, plugin) DO UPDATE SET enabled = excluded.enabled,"
             " config = excluded.config, secrets_sealed = excluded.secrets_sealed,"
             " updated_at = excluded.updated_at",
-            config.tenant_id, config.plugin, config.enabled, dict(config.config),
-            blob(config.secrets_sealed), config.updated_at,
+            config.tenant_id,
+            config.plugin,
+            config.enabled,
+            dict(config.config),
+            blob(config.secrets_sealed),
+            config.updated_at,
         )
 
     async def get_plugin_config(self, tenant_id: str, plugin: str) -> PluginConfig | None:
         row = await self.pool.fetchrow(
             f"SELECT {PLUGIN_COLS} FROM plugin_configs WHERE tenant_id = $1 AND plugin = $2",
-            tenant_id, plugin,
+            tenant_id,
+            plugin,
         )
         return None if row is None else _rows.plugin_config(row, _ident)
 
@@ -817,7 +923,10 @@ class PostgresStore(PostgresGovernance):
         value = await self.pool.fetchval(
             "SELECT value FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3"
             " AND (expires_at IS NULL OR expires_at > $4)",
-            tenant_id, plugin, key, now,
+            tenant_id,
+            plugin,
+            key,
+            now,
         )
         return None if value is None else bytes(value)
 
@@ -847,7 +956,9 @@ class PostgresStore(PostgresGovernance):
     async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
         status = await self.pool.execute(
             "DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3",
-            tenant_id, plugin, key,
+            tenant_id,
+            plugin,
+            key,
         )
         return status == "DELETE 1"
 
@@ -864,7 +975,10 @@ class PostgresStore(PostgresGovernance):
             "INSERT INTO nonces (tenant_id, nonce, expires_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (tenant_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
             " WHERE nonces.expires_at <= $4 RETURNING 1",
-            tenant_id, nonce, expires_at, now,
+            tenant_id,
+            nonce,
+            expires_at,
+            now,
         )
         return inserted is not None
 
@@ -895,16 +1009,18 @@ class PostgresStore(PostgresGovernance):
         return [_api_tokens.record(r) for r in rows]
 
     async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
-        status = await self.pool.execute(_api_tokens.sql("revoke", "postgres"), now, tenant_id,
-                                         token_id)
+        status = await self.pool.execute(
+            _api_tokens.sql("revoke", "postgres"), now, tenant_id, token_id
+        )
         return status == "UPDATE 1"
 
     async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
         counts: dict[str, int] = {}
         async with self.pool.acquire() as conn, conn.transaction():
             for name, template in _housekeeping.STATEMENTS:
-                status = await conn.execute(_api_tokens.render(template, "postgres"),
-                                            *_housekeeping.params(name, cutoffs))
+                status = await conn.execute(
+                    _api_tokens.render(template, "postgres"), *_housekeeping.params(name, cutoffs)
+                )
                 counts[name] = int(status.split()[-1])
         return counts
 

@@ -124,8 +124,13 @@ def _put_lockout(conn: sqlite3.Connection, record: LockoutRecord) -> None:
         " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
         " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until,"
         " alerted_at = excluded.alerted_at",
-        (record.key, record.failures, record.last_failure_at, record.locked_until,
-         record.alerted_at),
+        (
+            record.key,
+            record.failures,
+            record.last_failure_at,
+            record.locked_until,
+            record.alerted_at,
+        ),
     )
 
 
@@ -290,14 +295,17 @@ class SqliteStore(SqliteGovernance):
     # -- tenants --------------------------------------------------------------------
     async def create_tenant(self, tenant: Tenant) -> None:
         params = (
-            tenant.id, tenant.name, _dumps(tenant.allowed_origins), tenant.identity_mode,
-            blob(tenant.identity_secrets_sealed), _dumps(tenant.settings), int(tenant.frozen),
+            tenant.id,
+            tenant.name,
+            _dumps(tenant.allowed_origins),
+            tenant.identity_mode,
+            blob(tenant.identity_secrets_sealed),
+            _dumps(tenant.settings),
+            int(tenant.frozen),
             tenant.created_at,
         )
         await self._write(
-            _exec(
-                f"INSERT INTO tenants ({TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params
-            )
+            _exec(f"INSERT INTO tenants ({TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
         )
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
@@ -310,8 +318,12 @@ class SqliteStore(SqliteGovernance):
 
     async def update_tenant(self, tenant: Tenant) -> None:
         params = (
-            tenant.name, _dumps(tenant.allowed_origins), tenant.identity_mode,
-            blob(tenant.identity_secrets_sealed), _dumps(tenant.settings), int(tenant.frozen),
+            tenant.name,
+            _dumps(tenant.allowed_origins),
+            tenant.identity_mode,
+            blob(tenant.identity_secrets_sealed),
+            _dumps(tenant.settings),
+            int(tenant.frozen),
             tenant.id,
         )
 
@@ -329,9 +341,17 @@ class SqliteStore(SqliteGovernance):
     # -- agents ---------------------------------------------------------------------
     async def create_agent(self, agent: Agent) -> None:
         params = (
-            agent.id, agent.tenant_id, agent.email, agent.display_name, agent.role,
-            agent.password_hash, blob(agent.totp_secret_sealed), int(agent.totp_confirmed),
-            agent.totp_last_step, int(agent.disabled), agent.created_at,
+            agent.id,
+            agent.tenant_id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            agent.password_hash,
+            blob(agent.totp_secret_sealed),
+            int(agent.totp_confirmed),
+            agent.totp_last_step,
+            int(agent.disabled),
+            agent.created_at,
             agent.password_changed_at,
         )
         await self._write(
@@ -361,9 +381,16 @@ class SqliteStore(SqliteGovernance):
 
     async def update_agent(self, agent: Agent) -> None:
         params = (
-            agent.email, agent.display_name, agent.role, agent.password_hash,
-            blob(agent.totp_secret_sealed), int(agent.totp_confirmed), agent.totp_last_step,
-            int(agent.disabled), agent.password_changed_at, agent.id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            agent.password_hash,
+            blob(agent.totp_secret_sealed),
+            int(agent.totp_confirmed),
+            agent.totp_last_step,
+            int(agent.disabled),
+            agent.password_changed_at,
+            agent.id,
         )
 
         def fn(c: sqlite3.Connection) -> None:
@@ -421,8 +448,14 @@ class SqliteStore(SqliteGovernance):
     # -- agent sessions -------------------------------------------------------------
     async def create_session(self, session: AgentSession) -> None:
         params = (
-            session.token_hash, session.agent_id, session.tenant_id, session.created_at,
-            session.last_seen_at, session.revoked_at, session.ip, session.user_agent,
+            session.token_hash,
+            session.agent_id,
+            session.tenant_id,
+            session.created_at,
+            session.last_seen_at,
+            session.revoked_at,
+            session.ip,
+            session.user_agent,
             session.reauth_at,
         )
         await self._write(
@@ -513,8 +546,7 @@ class SqliteStore(SqliteGovernance):
         # Runs on the single writer connection inside BEGIN IMMEDIATE: no other write
         # can interleave between the read and the write.
         def fn(c: sqlite3.Connection) -> tuple[LockoutRecord | None, LockoutRecord | None]:
-            row = c.execute(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?",
-                            (key,)).fetchone()
+            row = c.execute(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?", (key,)).fetchone()
             before = None if row is None else _rows.lockout(row)
             after = change(before)
             if after is None:
@@ -531,8 +563,9 @@ class SqliteStore(SqliteGovernance):
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
         def fn(c: sqlite3.Connection) -> int:
-            return c.execute("DELETE FROM lockouts WHERE key LIKE ? ESCAPE '\\'",
-                             (pattern,)).rowcount
+            return c.execute(
+                "DELETE FROM lockouts WHERE key LIKE ? ESCAPE '\\'", (pattern,)
+            ).rowcount
 
         return await self._write(fn)
 
@@ -574,10 +607,21 @@ class SqliteStore(SqliteGovernance):
     # -- chats ----------------------------------------------------------------------
     async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
         params = (
-            chat.id, chat.tenant_id, chat.state, chat.created_at, chat.queue,
-            chat.assigned_agent_id, chat.resume_token_hash, blob(chat.identity_sealed),
-            int(chat.verified), blob(chat.profile_sealed), chat.last_seq, chat.closed_at,
-            chat.close_reason, chat.csat, chat.accepted_at,
+            chat.id,
+            chat.tenant_id,
+            chat.state,
+            chat.created_at,
+            chat.queue,
+            chat.assigned_agent_id,
+            chat.resume_token_hash,
+            blob(chat.identity_sealed),
+            int(chat.verified),
+            blob(chat.profile_sealed),
+            chat.last_seq,
+            chat.closed_at,
+            chat.close_reason,
+            chat.csat,
+            chat.accepted_at,
         )
         key = blob(wrapped_key)
 
@@ -601,8 +645,7 @@ class SqliteStore(SqliteGovernance):
 
     async def list_chat_keys(self, after_chat_id: str, limit: int) -> list[tuple[str, bytes]]:
         rows = await self._all(
-            "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > ?"
-            " ORDER BY chat_id LIMIT ?",
+            "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > ? ORDER BY chat_id LIMIT ?",
             (after_chat_id, max(0, int(limit))),
         )
         return [(str(r[0]), bytes(r[1])) for r in rows]
@@ -620,9 +663,18 @@ class SqliteStore(SqliteGovernance):
 
     async def update_chat(self, chat: Chat) -> None:
         params = (
-            chat.state, chat.queue, chat.assigned_agent_id, chat.resume_token_hash,
-            blob(chat.identity_sealed), int(chat.verified), blob(chat.profile_sealed),
-            chat.closed_at, chat.close_reason, chat.csat, chat.accepted_at, chat.id,
+            chat.state,
+            chat.queue,
+            chat.assigned_agent_id,
+            chat.resume_token_hash,
+            blob(chat.identity_sealed),
+            int(chat.verified),
+            blob(chat.profile_sealed),
+            chat.closed_at,
+            chat.close_reason,
+            chat.csat,
+            chat.accepted_at,
+            chat.id,
         )
 
         def fn(c: sqlite3.Connection) -> None:
@@ -752,11 +804,10 @@ class SqliteStore(SqliteGovernance):
         return [r[0] for r in rows]
 
     # -- messages -------------------------------------------------------------------
-    async def append_message(
-        self, message: NewMessage, events: EventsArg = None
-    ) -> AppendResult:
+    async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
         body = blob(message.body_sealed)
         policy = _dumps(message.policy)
+
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
                 "SELECT last_seq, erased, state FROM chats WHERE id = ?", (message.chat_id,)
@@ -775,14 +826,25 @@ class SqliteStore(SqliteGovernance):
             c.execute(
                 f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    message.chat_id, seq, message.msg_id, message.sender, message.ts, body,
-                    message.sender_agent_id, policy,
+                    message.chat_id,
+                    seq,
+                    message.msg_id,
+                    message.sender,
+                    message.ts,
+                    body,
+                    message.sender_agent_id,
+                    policy,
                 ),
             )
             c.execute("UPDATE chats SET last_seq = ? WHERE id = ?", (seq, message.chat_id))
             stored = StoredMessage(
-                chat_id=message.chat_id, seq=seq, msg_id=message.msg_id, sender=message.sender,
-                ts=message.ts, body_sealed=body or b"", sender_agent_id=message.sender_agent_id,
+                chat_id=message.chat_id,
+                seq=seq,
+                msg_id=message.msg_id,
+                sender=message.sender,
+                ts=message.ts,
+                body_sealed=body or b"",
+                sender_agent_id=message.sender_agent_id,
                 policy=json.loads(policy),
             )
             batch = events(stored) if callable(events) else (events or [])
@@ -804,8 +866,13 @@ class SqliteStore(SqliteGovernance):
 
     async def add_flag(self, flag: PolicyFlag) -> int:
         params = (
-            flag.chat_id, flag.tenant_id, flag.seq, _dumps(flag.kinds),
-            blob(flag.original_sealed), flag.created_at, flag.reviewed_by,
+            flag.chat_id,
+            flag.tenant_id,
+            flag.seq,
+            _dumps(flag.kinds),
+            blob(flag.original_sealed),
+            flag.created_at,
+            flag.reviewed_by,
         )
 
         def fn(c: sqlite3.Connection) -> int:
@@ -932,8 +999,11 @@ class SqliteStore(SqliteGovernance):
     ) -> list[OutboxItem]:
         where: list[str] = []
         params: list[Any] = []
-        for clause, value in (("tenant_id = ?", tenant_id), ("plugin = ?", plugin),
-                              ("state = ?", state)):
+        for clause, value in (
+            ("tenant_id = ?", tenant_id),
+            ("plugin = ?", plugin),
+            ("state = ?", state),
+        ):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -958,8 +1028,12 @@ class SqliteStore(SqliteGovernance):
     # -- plugin configuration -------------------------------------------------------
     async def put_plugin_config(self, config: PluginConfig) -> None:
         params = (
-            config.tenant_id, config.plugin, int(config.enabled), _dumps(config.config),
-            blob(config.secrets_sealed), config.updated_at,
+            config.tenant_id,
+            config.plugin,
+            int(config.enabled),
+            _dumps(config.config),
+            blob(config.secrets_sealed),
+            config.updated_at,
         )
         await self._write(
             _exec(
@@ -1018,7 +1092,7 @@ class SqliteStore(SqliteGovernance):
         )
         params: tuple[Any, ...] = (tenant_id, plugin, key, blob(value), expires_at, now)
         if only_if_absent:
-            sql += (" WHERE plugin_kv.expires_at IS NOT NULL AND plugin_kv.expires_at <= ?")
+            sql += " WHERE plugin_kv.expires_at IS NOT NULL AND plugin_kv.expires_at <= ?"
             params = (*params, now)
 
         def fn(c: sqlite3.Connection) -> bool:
@@ -1031,10 +1105,13 @@ class SqliteStore(SqliteGovernance):
 
     async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
         def fn(c: sqlite3.Connection) -> bool:
-            return c.execute(
-                "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?",
-                (tenant_id, plugin, key),
-            ).rowcount == 1
+            return (
+                c.execute(
+                    "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?",
+                    (tenant_id, plugin, key),
+                ).rowcount
+                == 1
+            )
 
         return await self._write(fn)
 
@@ -1078,7 +1155,6 @@ class SqliteStore(SqliteGovernance):
 
         return await self._write(fn)
 
-
     # -- scoped API tokens (migration 0006) ---------------------------------------------
     async def create_api_token(self, token: ApiToken) -> None:
         await self._write(_exec(_api_tokens.sql("insert", "sqlite"), _api_tokens.params(token)))
@@ -1100,9 +1176,10 @@ class SqliteStore(SqliteGovernance):
         return await self._write(fn)
 
     async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
-        statements = [(name, _api_tokens.render(template, "sqlite"),
-                       _housekeeping.params(name, cutoffs))
-                      for name, template in _housekeeping.STATEMENTS]
+        statements = [
+            (name, _api_tokens.render(template, "sqlite"), _housekeeping.params(name, cutoffs))
+            for name, template in _housekeeping.STATEMENTS
+        ]
 
         def fn(c: sqlite3.Connection) -> dict[str, int]:
             return {name: c.execute(sql, values).rowcount for name, sql, values in statements}
@@ -1118,6 +1195,7 @@ class SqliteStore(SqliteGovernance):
     async def last_logins(self, tenant_id: str) -> dict[str, float]:
         rows = await self._all(_api_tokens.sql("logins_of_tenant", "sqlite"), (tenant_id,))
         return {r["agent_id"]: float(r["at"]) for r in rows}
+
 
 def _exec(sql: str, params: Any, *, many: bool = False) -> Callable[[sqlite3.Connection], None]:
     """A write function running one statement (no cursor escapes the writer thread)."""
@@ -1140,6 +1218,12 @@ _SQL_INSERT_EVENT = (
 
 def _event_params(e: OutboxEvent) -> tuple[Any, ...]:
     return (
-        e.tenant_id, e.plugin, e.event_type, e.idempotency_key, blob(e.payload_sealed),
-        e.chat_id, e.created_at, e.created_at,
+        e.tenant_id,
+        e.plugin,
+        e.event_type,
+        e.idempotency_key,
+        blob(e.payload_sealed),
+        e.chat_id,
+        e.created_at,
+        e.created_at,
     )

@@ -136,8 +136,9 @@ def test_too_long() -> None:
     with pytest.raises(WeakPassword) as info:
         check_password_strength("ab" * 513)
     assert info.value.code == "too_long"
-    check_password_strength("qv7 Lmx2 zorp Wend 9k", policy=PasswordPolicy(min_length=8,
-                                                                         max_length=21))
+    check_password_strength(
+        "qv7 Lmx2 zorp Wend 9k", policy=PasswordPolicy(min_length=8, max_length=21)
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,8 +175,7 @@ def test_policy_validation() -> None:
         ("wangxiaoming2024", "wxm@example.com", "Wang Xiaoming"),  # the user's own name
     ],
 )
-def test_guessable_passwords_refused_by_the_estimator(password: str, email: str,
-                                                      name: str) -> None:
+def test_guessable_passwords_refused_by_the_estimator(password: str, email: str, name: str) -> None:
     """Issue 11.12: these passed the list-based rules before zxcvbn was added."""
     with pytest.raises(WeakPassword) as info:
         check_password_strength(password, email=email, user_inputs=(name,) if name else ())

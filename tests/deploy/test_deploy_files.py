@@ -61,19 +61,33 @@ def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     nginx = need("nginx")
     openssl = need("openssl")
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=chat.example.test", "-keyout", str(tmp_path / "privkey.pem"),
-         "-out", str(tmp_path / "fullchain.pem")],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=chat.example.test",
+            "-keyout",
+            str(tmp_path / "privkey.pem"),
+            "-out",
+            str(tmp_path / "fullchain.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     conf = nginx_text().replace("/etc/nginx/tls/", f"{tmp_path}/")
     # compose service names do not resolve here; nginx -t resolves upstream hosts.
     conf = re.sub(r"\bgateway(\d+):8080", r"127.0.0.1:1808\1", conf)
     (tmp_path / "nginx.conf").write_text(conf)
     result = subprocess.run(
-        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-         "-e", "/dev/stderr"],
-        capture_output=True, text=True,
+        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-e", "/dev/stderr"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -155,8 +169,14 @@ def test_compose_services_and_structure() -> None:
         assert "<<: *gateway" in block
         assert f"{name}-data:/var/lib/cipherdesk" in block
     anchor = text.split("x-gateway: &gateway\n", 1)[1].split("\nservices:", 1)[0]
-    for needle in ("healthcheck:", "CIPHERDESK_BUS_URL: redis://", "read_only: true",
-                   "no-new-privileges:true", "cap_drop: [ALL]", "condition: service_healthy"):
+    for needle in (
+        "healthcheck:",
+        "CIPHERDESK_BUS_URL: redis://",
+        "read_only: true",
+        "no-new-privileges:true",
+        "cap_drop: [ALL]",
+        "condition: service_healthy",
+    ):
         assert needle in anchor, needle
     for service in ("postgres", "redis", "nginx"):
         block = text.split(f"\n  {service}:\n", 1)[1]
@@ -264,7 +284,10 @@ def test_entrypoint_loads_file_secrets(tmp_path: Path) -> None:
     }
     out = subprocess.run(
         ["sh", str(DEPLOY / "docker-entrypoint.sh"), "env"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     assert values["CIPHERDESK_MASTER_KEY"] == ",".join(keys)
@@ -276,8 +299,12 @@ def test_entrypoint_loads_file_secrets(tmp_path: Path) -> None:
     assert stat.S_IMODE(identity.stat().st_mode) == 0o600
 
     env["CIPHERDESK_MASTER_KEY_FILE"] = str(tmp_path / "missing")
-    failed = subprocess.run(["sh", str(DEPLOY / "docker-entrypoint.sh"), "true"],
-                            env=env, capture_output=True, text=True)
+    failed = subprocess.run(
+        ["sh", str(DEPLOY / "docker-entrypoint.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert failed.returncode == 2 and "cannot read" in failed.stderr
 
 
@@ -313,10 +340,18 @@ def unit_text() -> str:
 def test_systemd_unit_is_hardened() -> None:
     unit = unit_text()
     for directive in (
-        "User=cipherdesk", "NoNewPrivileges=yes", "ProtectSystem=strict",
-        "ReadWritePaths=/var/lib/cipherdesk", "ProtectHome=yes", "PrivateTmp=yes",
-        "PrivateDevices=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=",
-        "SystemCallFilter=@system-service", "UMask=0077", "EnvironmentFile=",
+        "User=cipherdesk",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/cipherdesk",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "CapabilityBoundingSet=",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "UMask=0077",
+        "EnvironmentFile=",
     ):
         assert re.search(rf"^{re.escape(directive)}", unit, re.M), directive
     assert "CIPHERDESK_MASTER_KEY=" not in unit.split("[Service]", 1)[1].replace("#", "\n#")
@@ -329,7 +364,8 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         unavailable("the cipherdesk console script is not installed (pip install -e .)")
     unit = unit_text().replace("/opt/cipherdesk/bin/cipherdesk", executable)
     (tmp_path / "cipherdesk.service").write_text(unit)
-    result = subprocess.run([analyze, "verify", str(tmp_path / "cipherdesk.service")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / "cipherdesk.service")], capture_output=True, text=True
+    )
     problems = [line for line in result.stderr.splitlines() if "cipherdesk.service" in line]
     assert result.returncode == 0 and not problems, result.stderr

@@ -59,11 +59,22 @@ def skip_reason() -> str | None:
 
 # The screenshots README.md shows; `make screenshots` (CIPHERDESK_SCREENSHOTS=docs/screenshots)
 # rewrites these, every other one goes to artifacts/screenshots/ (ignored by git).
-DOC_SHOTS = frozenset({
-    "widget-desktop", "widget-phone", "console", "admin",
-    "widget-zh-CN", "widget-zh-CN-phone", "console-zh-CN", "console-transfer-zh-CN",
-    "console-long-zh-CN-phone", "admin-agents-zh-CN", "widget-paused-zh-CN", "widget-zh-TW",
-})
+DOC_SHOTS = frozenset(
+    {
+        "widget-desktop",
+        "widget-phone",
+        "console",
+        "admin",
+        "widget-zh-CN",
+        "widget-zh-CN-phone",
+        "console-zh-CN",
+        "console-transfer-zh-CN",
+        "console-long-zh-CN-phone",
+        "admin-agents-zh-CN",
+        "widget-paused-zh-CN",
+        "widget-zh-TW",
+    }
+)
 
 
 def screenshot_dir(name: str = "") -> Path:
@@ -130,8 +141,9 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         await runner.cleanup()
 
 
-async def new_page(browser: Browser, viewport: dict[str, int] = DESKTOP,
-                   locale: str | None = None) -> tuple[BrowserContext, Page]:
+async def new_page(
+    browser: Browser, viewport: dict[str, int] = DESKTOP, locale: str | None = None
+) -> tuple[BrowserContext, Page]:
     """A fresh context; ``locale`` sets both ``navigator.languages`` and Accept-Language."""
     context = await browser.new_context(viewport=viewport, locale=locale)
     context.set_default_timeout(TIMEOUT_MS)
@@ -159,8 +171,9 @@ async def login_console(page: Page, gw: Gateway, email: str, path: str = "/conso
     await expect(page.locator(".topbar")).to_be_visible()
 
 
-async def open_widget_form(page: Page, gw: Gateway, name: str = "Ada",
-                           topic: str | None = "Billing") -> None:
+async def open_widget_form(
+    page: Page, gw: Gateway, name: str = "Ada", topic: str | None = "Billing"
+) -> None:
     """Open /demo, open the widget, submit the pre-chat form (topic None: the default)."""
     await page.goto(gw.base_url + "/demo")
     await page.click("#cipherdesk-widget >> .launcher")

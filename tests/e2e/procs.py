@@ -54,6 +54,7 @@ def serves_identity_of(base: str, data_dir: Path) -> bool:
         return False
     return served == GatewayIdentity.load_or_create(path).verify_key_b64
 
+
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "http://chat.cipherdesk.test"
 
@@ -98,9 +99,17 @@ class Node:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "gateway.cli", "serve",
-                    "--host", "127.0.0.1", "--port", str(self.port),
-                    "--data-dir", str(self.data_dir), *self.args,
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    *self.args,
                 ],
                 cwd=ROOT,
                 env=self.env,
@@ -144,8 +153,7 @@ class Node:
             if await asyncio.to_thread(self.healthy):
                 return
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"gateway node {self.name} not healthy in {within}s:\n"
-                           f"{self.log_tail()}")
+        raise RuntimeError(f"gateway node {self.name} not healthy in {within}s:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: the node vanishes mid-whatever, like a crashed machine."""
@@ -203,8 +211,7 @@ class Cluster:
 
     def add_node(self, name: str | None = None, port: int | None = None) -> Node:
         name = name or f"node{len(self.nodes)}"
-        node = Node(name, port or free_port(), self.workdir / name, self.env(),
-                    self.config_args)
+        node = Node(name, port or free_port(), self.workdir / name, self.env(), self.config_args)
         node.data_dir.mkdir(parents=True, exist_ok=True)
         if self.nodes:  # share the first node's signing identity
             source = self.nodes[0].data_dir / IDENTITY_FILE
@@ -239,9 +246,7 @@ class Cluster:
         """The gateway verify key (base64) every node signs its hello with."""
         from crypto.identity import GatewayIdentity
 
-        return GatewayIdentity.load_or_create(
-            self.nodes[0].data_dir / IDENTITY_FILE
-        ).verify_key_b64
+        return GatewayIdentity.load_or_create(self.nodes[0].data_dir / IDENTITY_FILE).verify_key_b64
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
         """Run ``cipherdesk <args>`` against the shared store (no bus: offline command)."""
@@ -251,8 +256,15 @@ class Cluster:
         admin_dir = self.workdir / "cli"
         admin_dir.mkdir(exist_ok=True)
         result = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args, "--data-dir", str(admin_dir),
-             *self.config_args],
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                *args,
+                "--data-dir",
+                str(admin_dir),
+                *self.config_args,
+            ],
             cwd=ROOT,
             env=env,
             input=stdin,
@@ -261,15 +273,27 @@ class Cluster:
             timeout=timeout,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"cipherdesk {' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stdout}\n{result.stderr}")
+            raise RuntimeError(
+                f"cipherdesk {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result.stdout
 
-    def add_agent(self, email: str, password: str, *, tenant: str = "demo",
-                  role: str = "agent") -> str:
+    def add_agent(
+        self, email: str, password: str, *, tenant: str = "demo", role: str = "agent"
+    ) -> str:
         """Create an agent through the CLI; returns its TOTP secret."""
-        out = self.cli("agent", "add", email, "--tenant", tenant, "--role", role,
-                       "--password-stdin", stdin=password + "\n")
+        out = self.cli(
+            "agent",
+            "add",
+            email,
+            "--tenant",
+            tenant,
+            "--role",
+            role,
+            "--password-stdin",
+            stdin=password + "\n",
+        )
         found = re.search(r"[?&]secret=([A-Z2-7]+)", out)
         if found is None:
             raise RuntimeError(f"no TOTP secret in the CLI output:\n{out}")

@@ -123,10 +123,14 @@ class Gateway:
     def ws_base(self) -> str:
         return self.base.replace("http://", "ws://")
 
-    def customer(self, source_ip: str | None = None, *, origin: str | None = None
-                 ) -> BoundCustomer:
-        return BoundCustomer(self.base, "demo", origin=self.base if origin is None else origin,
-                             gateway_key=self.svc.identity.verify_key_b64, source_ip=source_ip)
+    def customer(self, source_ip: str | None = None, *, origin: str | None = None) -> BoundCustomer:
+        return BoundCustomer(
+            self.base,
+            "demo",
+            origin=self.base if origin is None else origin,
+            gateway_key=self.svc.identity.verify_key_b64,
+            source_ip=source_ip,
+        )
 
     async def agent_token(self, email: str) -> str:
         _, secret, password = await make_agent(self.svc, email)
@@ -134,8 +138,11 @@ class Gateway:
             return await login(http, self.base, email, password, secret, time.time())
 
     async def agent(self, email: str) -> AgentClient:
-        client = AgentClient(self.base, token=await self.agent_token(email),
-                             gateway_key=self.svc.identity.verify_key_b64)
+        client = AgentClient(
+            self.base,
+            token=await self.agent_token(email),
+            gateway_key=self.svc.identity.verify_key_b64,
+        )
         await client.connect()
         return client
 
@@ -144,8 +151,10 @@ class Gateway:
 
     async def scrape(self, token: str | None = None) -> tuple[int, str]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"{self.base}/metrics", headers=headers) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.base}/metrics", headers=headers) as resp,
+        ):
             return resp.status, await resp.text()
 
 
@@ -236,11 +245,13 @@ async def test_flood_from_one_ip_is_limited_while_another_ip_chats(tmp_path: Pat
             for i in range(4):  # as many as the flood's whole budget: a budget of its own
                 got.append(await customer.send_text(f"question {i}"))
                 msg = await agent.wait_for(
-                    lambda f, i=i: isinstance(f, Msg) and f.text == f"question {i}")
+                    lambda f, i=i: isinstance(f, Msg) and f.text == f"question {i}"
+                )
                 assert msg.chat == welcome.chat
                 await agent.send_text(welcome.chat, f"answer {i}")
                 reply = await customer.wait_for(
-                    lambda f, i=i: isinstance(f, Msg) and f.text == f"answer {i}")
+                    lambda f, i=i: isinstance(f, Msg) and f.text == f"answer {i}"
+                )
                 assert reply.sender == "agent"
             closed = await customer.close(csat=5)
             assert closed is not None and closed.event == "closed"
@@ -311,9 +322,9 @@ async def test_wrong_or_missing_origin_is_refused(tmp_path: Path) -> None:
         token = await gw.agent_token("alice@example.com")
         key = gw.svc.identity.verify_key_b64
         for kwargs in (
-            {"token": token, "origin": "https://evil.example"},    # bearer + foreign origin
-            {"cookie": token, "origin": "https://evil.example"},   # CSWSH with the cookie
-            {"cookie": token},                                     # cookie without Origin
+            {"token": token, "origin": "https://evil.example"},  # bearer + foreign origin
+            {"cookie": token, "origin": "https://evil.example"},  # CSWSH with the cookie
+            {"cookie": token},  # cookie without Origin
         ):
             with pytest.raises(ClosedError) as refused:
                 await AgentClient(gw.base, gateway_key=key, **kwargs).connect()
@@ -326,8 +337,9 @@ async def test_wrong_or_missing_origin_is_refused(tmp_path: Path) -> None:
         agent = AgentClient(gw.base, cookie=token, origin=gw.base, gateway_key=key)
         assert (await agent.connect()).agent
         await agent.aclose()
-        assert gw.svc.metrics.value("cipherdesk_connections_refused_total",
-                                    {"reason": "origin"}) == 7
+        assert (
+            gw.svc.metrics.value("cipherdesk_connections_refused_total", {"reason": "origin"}) == 7
+        )
 
 
 # -------------------------------------------------------------------- 3. oversized frames
@@ -410,8 +422,10 @@ async def test_global_connection_cap_refuses_cleanly(tmp_path: Path) -> None:
         again = gw.customer()
         await again.connect()
         assert gw.limited("global_connections") == 3
-        assert gw.svc.metrics.value("cipherdesk_connections_refused_total",
-                                    {"reason": "capacity"}) == 3
+        assert (
+            gw.svc.metrics.value("cipherdesk_connections_refused_total", {"reason": "capacity"})
+            == 3
+        )
         for client in (again, held[0], held[2]):
             await client.aclose()
         await _until(lambda: gw.svc.guard.concurrency.count("global") == 0)
@@ -448,8 +462,7 @@ async def test_handshake_timeout_holds_against_pings(tmp_path: Path) -> None:
     every ping it answers itself; the gateway's deadline must not."""
     async with gateway(tmp_path, websocket={"handshake_timeout": 0.5}) as gw:
         url = f"{gw.ws_base}/ws/customer?tenant=demo"
-        async with raw_connect(url, origin=gw.base, compression=None,
-                               ping_interval=None) as ws:
+        async with raw_connect(url, origin=gw.base, compression=None, ping_interval=None) as ws:
             await ws.recv()
 
             async def keep_pinging() -> None:
@@ -501,8 +514,7 @@ async def test_idle_timeout_holds_with_heartbeat_on(tmp_path: Path) -> None:
         try:
             code, reason = await customer.wait_closed(3)
         except TimeoutError:
-            raise AssertionError("idle socket still open 3 s after a 0.6 s idle timeout"
-                                 ) from None
+            raise AssertionError("idle socket still open 3 s after a 0.6 s idle timeout") from None
         finally:
             await customer.aclose()
         assert code == CloseCode.GOING_AWAY and reason == "idle timeout"
@@ -555,8 +567,10 @@ async def test_metrics_without_token_are_loopback_only(tmp_path: Path) -> None:
     async with gateway(tmp_path) as gw:
         status, _ = await gw.scrape()
         assert status == 200
-        async with aiohttp.ClientSession(headers={"X-Forwarded-For": "203.0.113.9"}) as http, \
-                http.get(f"{gw.base}/metrics") as resp:
+        async with (
+            aiohttp.ClientSession(headers={"X-Forwarded-For": "203.0.113.9"}) as http,
+            http.get(f"{gw.base}/metrics") as resp,
+        ):
             assert resp.status == 200  # XFF from an untrusted peer is ignored
 
 
@@ -596,10 +610,26 @@ def serve(data_dir: Path, config: Path) -> Iterator[ServeProcess]:
         port = free_port()  # a subprocess must be told its port: retried on a collision
         with (data_dir / "serve.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(port), "--data-dir", str(data_dir), "--config", str(config),
-                 "--log-level", "warning"],
-                cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(data_dir),
+                    "--config",
+                    str(config),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return ServeProcess(proc, f"http://127.0.0.1:{port}", data_dir, "")
 
@@ -616,8 +646,9 @@ def serve(data_dir: Path, config: Path) -> Iterator[ServeProcess]:
                 raise RuntimeError(f"cipherdesk serve did not start:\n{node.log}")
             # Answering with our own identity: not whoever else may hold the port.
             if serves_identity_of(node.base, data_dir):
-                with urllib.request.urlopen(f"{node.base}/.well-known/cipherdesk.json",
-                                            timeout=1) as resp:
+                with urllib.request.urlopen(
+                    f"{node.base}/.well-known/cipherdesk.json", timeout=1
+                ) as resp:
                     node.verify_key = json.loads(resp.read())["verify_key"]
             else:
                 time.sleep(0.1)
@@ -644,11 +675,30 @@ def _env() -> dict[str, str]:
 def _cli_add_agent(data_dir: Path, config: Path, email: str, password: str) -> str:
     """Create an agent with ``cipherdesk agent add``; returns its TOTP secret."""
     out = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "agent", "add", email, "--tenant", "demo",
-         "--role", "agent", "--password-stdin", "--data-dir", str(data_dir),
-         "--config", str(config)],
-        cwd=ROOT, env=_env(), input=password + "\n", capture_output=True, text=True,
-        timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "agent",
+            "add",
+            email,
+            "--tenant",
+            "demo",
+            "--role",
+            "agent",
+            "--password-stdin",
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     found = re.search(r"[?&]secret=([A-Z2-7]+)", out)
     assert found, out
@@ -731,8 +781,9 @@ async def slow_reader_setup(tmp_path: Path, grace: float) -> AsyncIterator[SlowS
     secret = await asyncio.to_thread(_cli_add_agent, data_dir, config, email, password)
     with serve(data_dir, config) as node:
         key = node.verify_key
-        agent = AgentClient(node.base, token=await totp_login(node.base, email, password, secret),
-                            gateway_key=key)
+        agent = AgentClient(
+            node.base, token=await totp_login(node.base, email, password, secret), gateway_key=key
+        )
         await agent.connect()
         reader = CustomerClient(node.base, "demo", origin=node.base, gateway_key=key)
         honest = CustomerClient(node.base, "demo", origin=node.base, gateway_key=key)
@@ -786,10 +837,12 @@ async def test_slow_reader_is_cut_off_and_memory_stays_bounded(tmp_path: Path) -
         rss_after = _vm_rss_kib(s.node.proc.pid)
         flooded_mib = (cut_at + AFTER_CUTOFF) * len(SLOW_TEXT) / 2**20
         growth_mib = (rss_after - rss_before) / 1024
-        print(f"\nslow reader: send_queue={SLOW_QUEUE}, cut off after {cut_at} messages "
-              f"({cut_at * len(SLOW_TEXT) / 2**20:.1f} MiB); flood {flooded_mib:.1f} MiB in "
-              f"total; server RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB "
-              f"(+{growth_mib:.1f})")
+        print(
+            f"\nslow reader: send_queue={SLOW_QUEUE}, cut off after {cut_at} messages "
+            f"({cut_at * len(SLOW_TEXT) / 2**20:.1f} MiB); flood {flooded_mib:.1f} MiB in "
+            f"total; server RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB "
+            f"(+{growth_mib:.1f})"
+        )
         assert flooded_mib > RSS_BOUND_MIB
         assert growth_mib < RSS_BOUND_MIB
 

@@ -61,8 +61,9 @@ async def cluster(tmp_path: Path, ratelimit_url: str, nodes: int = 2) -> AsyncIt
 
 
 def customer(c: Cluster, node: Node, ip: str) -> BoundCustomer:
-    return BoundCustomer(node.url, "demo", origin=PUBLIC_URL, gateway_key=c.verify_key,
-                         source_ip=ip)
+    return BoundCustomer(
+        node.url, "demo", origin=PUBLIC_URL, gateway_key=c.verify_key, source_ip=ip
+    )
 
 
 async def try_connect(c: Cluster, node: Node, ip: str) -> ClosedError | None:
@@ -135,9 +136,19 @@ def throwaway_redis() -> Iterator[RedisServer]:
 
 def start_redis_on(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -33,8 +33,9 @@ class Gw:
 
 @pytest.fixture
 async def gw(tmp_path) -> AsyncIterator[Gw]:
-    runner, base, svc = await start_gateway(tmp_path, websocket={"max_frame_bytes": 8192,
-                                                                 "handshake_timeout": 1.0})
+    runner, base, svc = await start_gateway(
+        tmp_path, websocket={"max_frame_bytes": 8192, "handshake_timeout": 1.0}
+    )
     try:
         yield Gw(base, svc)
     finally:
@@ -62,16 +63,23 @@ class Raw:
         await self.ws.send_str(json.dumps({"t": "key", "client_pk": mine.public_b64}))
         self.channel = Channel.client(mine.shared_key(self.hello["server_pk"]))
 
-    async def sealed(self, inner: dict | bytes, counter: int | None = None,
-                     tamper: bool = False) -> None:
+    async def sealed(
+        self, inner: dict | bytes, counter: int | None = None, tamper: bool = False
+    ) -> None:
         assert self.channel is not None
         raw = inner if isinstance(inner, bytes) else json.dumps(inner).encode()
         n, c = self.channel.seal(raw)
         if tamper:
             c = bytes([c[0] ^ 1]) + c[1:]
-        await self.ws.send_str(json.dumps(
-            {"t": "sealed", "n": n if counter is None else counter,
-             "c": base64.b64encode(c).decode()}))
+        await self.ws.send_str(
+            json.dumps(
+                {
+                    "t": "sealed",
+                    "n": n if counter is None else counter,
+                    "c": base64.b64encode(c).decode(),
+                }
+            )
+        )
 
     async def close_code(self) -> tuple[int | None, str]:
         """Read until the server closes; return its close code and reason."""
@@ -85,18 +93,20 @@ class Raw:
                 assert "Traceback" not in msg.data
 
 
-async def _connect(gw: Gw, http: aiohttp.ClientSession, *, tenant: str = "demo",
-                   origin: str | None = "self") -> Raw:
+async def _connect(
+    gw: Gw, http: aiohttp.ClientSession, *, tenant: str = "demo", origin: str | None = "self"
+) -> Raw:
     headers = {} if origin is None else {"Origin": gw.base if origin == "self" else origin}
-    ws = await http.ws_connect(f"{gw.ws}/ws/customer?tenant={tenant}", headers=headers,
-                               autoclose=False, max_msg_size=0)
+    ws = await http.ws_connect(
+        f"{gw.ws}/ws/customer?tenant={tenant}", headers=headers, autoclose=False, max_msg_size=0
+    )
     return Raw(ws)
 
 
 async def _expect_close(raw: Raw, code: int) -> str:
     got, reason = await raw.close_code()
     assert got == code, (got, reason)
-    assert "Traceback" not in reason and "File \"" not in reason
+    assert "Traceback" not in reason and 'File "' not in reason
     return reason
 
 
@@ -112,18 +122,27 @@ async def test_unknown_tenant_is_forbidden(gw: Gw, http: aiohttp.ClientSession) 
 
 
 @pytest.mark.parametrize("origin", [None, "https://evil.example", "null", "http://127.0.0.1:1"])
-async def test_missing_or_foreign_origin_is_forbidden(gw: Gw, http: aiohttp.ClientSession,
-                                                      origin: str | None) -> None:
+async def test_missing_or_foreign_origin_is_forbidden(
+    gw: Gw, http: aiohttp.ClientSession, origin: str | None
+) -> None:
     raw = await _connect(gw, http, origin=origin)
     assert "origin" in await _expect_close(raw, CloseCode.FORBIDDEN)
 
 
-@pytest.mark.parametrize("first", [
-    "{not json", "[]", '{"t":"bogus"}', '{"t":"key"}', '{"t":"key","client_pk":"short"}',
-    '{"t":"sealed","n":1,"c":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}',
-])
+@pytest.mark.parametrize(
+    "first",
+    [
+        "{not json",
+        "[]",
+        '{"t":"bogus"}',
+        '{"t":"key"}',
+        '{"t":"key","client_pk":"short"}',
+        '{"t":"sealed","n":1,"c":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}',
+    ],
+)
 async def test_malformed_or_out_of_order_handshake_closes_1008(
-        gw: Gw, http: aiohttp.ClientSession, first: str) -> None:
+    gw: Gw, http: aiohttp.ClientSession, first: str
+) -> None:
     raw = await _connect(gw, http)
     await raw.read_hello()
     await raw.ws.send_str(first)
@@ -139,7 +158,8 @@ async def test_wrong_size_client_key_closes_1008(gw: Gw, http: aiohttp.ClientSes
 
 
 async def test_silence_after_hello_hits_the_handshake_timeout(
-        gw: Gw, http: aiohttp.ClientSession) -> None:
+    gw: Gw, http: aiohttp.ClientSession
+) -> None:
     raw = await _connect(gw, http)
     await raw.read_hello()
     assert "handshake" in await _expect_close(raw, CloseCode.POLICY)
@@ -153,10 +173,20 @@ async def test_binary_frame_closes_1008(gw: Gw, http: aiohttp.ClientSession) -> 
     await _expect_close(raw, CloseCode.POLICY)
 
 
-@pytest.mark.parametrize("case", ["replay", "reorder", "zero", "tamper", "plain_after_key",
-                                  "inner_not_json", "inner_unknown_type", "inner_bad_field"])
-async def test_bad_sealed_frames_close_1008(gw: Gw, http: aiohttp.ClientSession,
-                                            case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "replay",
+        "reorder",
+        "zero",
+        "tamper",
+        "plain_after_key",
+        "inner_not_json",
+        "inner_unknown_type",
+        "inner_bad_field",
+    ],
+)
+async def test_bad_sealed_frames_close_1008(gw: Gw, http: aiohttp.ClientSession, case: str) -> None:
     raw = await _connect(gw, http)
     await raw.read_hello()
     await raw.key()
@@ -189,8 +219,9 @@ async def test_oversized_frame_closes_1009(gw: Gw, http: aiohttp.ClientSession) 
     await _expect_close(raw, CloseCode.TOO_BIG)
 
 
-async def test_frame_before_open_is_a_recoverable_error(gw: Gw,
-                                                        http: aiohttp.ClientSession) -> None:
+async def test_frame_before_open_is_a_recoverable_error(
+    gw: Gw, http: aiohttp.ClientSession
+) -> None:
     """Protocol misuse that is not an attack gets an ``error`` frame, not a close."""
     raw = await _connect(gw, http)
     await raw.read_hello()
@@ -201,14 +232,20 @@ async def test_frame_before_open_is_a_recoverable_error(gw: Gw,
     assert frame["t"] == "sealed"
     assert raw.channel is not None
     inner = json.loads(raw.channel.open(frame["n"], base64.b64decode(frame["c"])))
-    assert inner == {"t": "error", "code": "no_chat", "message": "send open (or key.resume) first",
-                     "ref": "m1"}
+    assert inner == {
+        "t": "error",
+        "code": "no_chat",
+        "message": "send open (or key.resume) first",
+        "ref": "m1",
+    }
 
 
 async def test_abuse_on_one_connection_never_costs_another_chat_its_messages(
-        gw: Gw, http: aiohttp.ClientSession) -> None:
-    good = CustomerClient(gw.base, "demo", origin=gw.base,
-                          gateway_key=gw.svc.identity.verify_key_b64)
+    gw: Gw, http: aiohttp.ClientSession
+) -> None:
+    good = CustomerClient(
+        gw.base, "demo", origin=gw.base, gateway_key=gw.svc.identity.verify_key_b64
+    )
     await good.connect()
     await good.open()
     acked = [await good.send_text(f"before {i}") for i in range(3)]
@@ -222,7 +259,8 @@ async def test_abuse_on_one_connection_never_costs_another_chat_its_messages(
     chat = await gw.svc.store.get_chat(good.chat)
     history = await gw.svc.chats.history(chat, 0)
     assert [m.text for m in history] == [f"before {i}" for i in range(3)] + [
-        f"after {i}" for i in range(3)]
+        f"after {i}" for i in range(3)
+    ]
     closes = gw.svc.metrics.value("cipherdesk_ws_closed_total", {"code": "1008"})
     assert closes >= 2
     await good.aclose()

@@ -38,8 +38,7 @@ async def a11y_page(browser: Any, locale: str, viewport: dict[str, int] | None =
     if not HAVE_AXE:
         pytest.skip("axe-core is not installed (npm ci)")
     # axe is injected as a script: the pages' strict CSP would refuse it.
-    ctx = await browser.new_context(locale=locale, bypass_csp=True,
-                                    viewport=viewport or bx.DESKTOP)
+    ctx = await browser.new_context(locale=locale, bypass_csp=True, viewport=viewport or bx.DESKTOP)
     ctx.set_default_timeout(bx.TIMEOUT_MS)
     return ctx, await ctx.new_page()
 

@@ -24,8 +24,7 @@ gateway = bx.gateway
 CARD = "4111 1111 1111 1111"
 
 
-@pytest.mark.parametrize(("locale", "blocked"), [("en-US", "Not delivered"),
-                                                 ("zh-CN", "不会送达")])
+@pytest.mark.parametrize(("locale", "blocked"), [("en-US", "Not delivered"), ("zh-CN", "不会送达")])
 async def test_policy_test_shows_the_delivered_text(browser, gateway, locale, blocked):
     await gateway.agent("root@example.com", role="admin", name="Root")
     ctx, admin = await new_page(browser, locale=locale)
@@ -78,10 +77,13 @@ async def test_audit_shows_names_and_filters_by_name_or_email(browser, gateway):
         await ctx_b.close()
 
 
-@pytest.mark.parametrize(("locale", "banner", "back"), [
-    ("en-US", "temporarily paused", "available again"),
-    ("zh-CN", "在线客服暂时暂停服务", "已恢复服务"),
-])
+@pytest.mark.parametrize(
+    ("locale", "banner", "back"),
+    [
+        ("en-US", "temporarily paused", "available again"),
+        ("zh-CN", "在线客服暂时暂停服务", "已恢复服务"),
+    ],
+)
 async def test_freezing_shows_live_customers_a_banner(browser, gateway, locale, banner, back):
     await gateway.agent("root@example.com", role="admin", name="Root")
     ctx, admin = await new_page(browser, locale=locale)

@@ -51,8 +51,16 @@ async def test_widget_bundle_matches_the_snippet_integrity(gw):
 
 async def test_static_files_and_embed_info(gw):
     http, base, svc = gw
-    for path in ("/console", "/admin", "/", "/static/core.js", "/static/console.js",
-                 "/static/admin.js", "/static/app.css", "/favicon.ico"):
+    for path in (
+        "/console",
+        "/admin",
+        "/",
+        "/static/core.js",
+        "/static/console.js",
+        "/static/admin.js",
+        "/static/app.css",
+        "/favicon.ico",
+    ):
         async with http.get(base + path) as resp:
             assert resp.status == 200, path
     async with http.get(base + "/static/../http_web.py") as resp:
@@ -84,5 +92,7 @@ def test_missing_tweetnacl_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_vendor_override(tmp_path):
     (tmp_path / "nacl-fast.min.js").write_text("/* nacl */")
-    assert http_web.find_nacl({"CIPHERDESK_WEB_VENDOR": str(tmp_path)}) == \
-        tmp_path / "nacl-fast.min.js"
+    assert (
+        http_web.find_nacl({"CIPHERDESK_WEB_VENDOR": str(tmp_path)})
+        == tmp_path / "nacl-fast.min.js"
+    )

@@ -34,7 +34,8 @@ async def test_team_canned_responses_with_shortcuts(browser, gateway):
         await form.locator(".canned-text").nth(1).fill("卡号 4111 1111 1111 1111")
         await form.locator("button[type=submit]").click()
         await expect(form.locator(".form-error")).to_have_text(
-            "第 2 条：该文本会被安全策略拦截（银行卡号）。")
+            "第 2 条：该文本会被安全策略拦截（银行卡号）。"
+        )
         await expect(form.locator(".canned-row").nth(1)).to_have_class("canned-row bad")
         await form.locator(".canned-row").nth(1).locator("button").click()  # remove it
         await form.locator("button[type=submit]").click()
@@ -48,7 +49,8 @@ async def test_team_canned_responses_with_shortcuts(browser, gateway):
         await expect(box).to_have_value("李雷您好，退款将在 3 个工作日内到账。")
         await box.press("Enter")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
-            ["李雷您好，退款将在 3 个工作日内到账。"])
+            ["李雷您好，退款将在 3 个工作日内到账。"]
+        )
         # The team's responses are also in the picker, above the tab's own.
         picker = ana.locator(".chat-pane:not([hidden]) select.canned")
         team = picker.locator("optgroup").first

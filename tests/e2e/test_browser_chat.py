@@ -59,7 +59,8 @@ async def test_chat_both_ways_transfer_close(browser, gateway):
 
         await agent_says(ana, "Let me check that for you.")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
-            ["Let me check that for you."])
+            ["Let me check that for you."]
+        )
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "stored")
 
         # Transfer to Bob, picked from the list of online agents.
@@ -74,13 +75,16 @@ async def test_chat_both_ways_transfer_close(browser, gateway):
         bob_pane = bob.locator(".chat-pane:not([hidden])")
         # Bob sees the history of the chat he took over.
         await expect(bob_pane.locator(".msg.them .text")).to_have_text(
-            ["Hello, where is my order?"])
+            ["Hello, where is my order?"]
+        )
         await agent_says(bob, "Hi, Bob here. It ships tomorrow.")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
-            ["Let me check that for you.", "Hi, Bob here. It ships tomorrow."])
+            ["Let me check that for you.", "Hi, Bob here. It ships tomorrow."]
+        )
         await customer_says(customer, "Great, thanks!")
         await expect(bob_pane.locator(".msg.them .text")).to_have_text(
-            ["Hello, where is my order?", "Great, thanks!"])
+            ["Hello, where is my order?", "Great, thanks!"]
+        )
 
         await screenshot(bob, "console")
         await bob_pane.locator("button", has_text="Close chat").click()
@@ -132,10 +136,12 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
         await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "stored")
         await agent_says(ana, "still here")
         await expect(customer.locator(".msg .text")).to_have_text(
-            ["first", "second", "third", "after reload", "still here"])
+            ["first", "second", "third", "after reload", "still here"]
+        )
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg .text")).to_have_text(
-            ["first", "second", "third", "after reload", "still here"])
+            ["first", "second", "third", "after reload", "still here"]
+        )
         # Connection drops: the message waits (unacked), is re-sent after the automatic
         # reconnect + resume, and arrives exactly once.
         network["down"] = True
@@ -148,11 +154,14 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
         await customer.wait_for_timeout(600)  # a reconnect attempt or two fail meanwhile
         network["down"] = False
         await expect(customer.locator(".msg.me").last).to_have_attribute(
-            "data-state", "stored", timeout=20_000)
+            "data-state", "stored", timeout=20_000
+        )
         await expect(pane.locator(".msg .text")).to_have_text(
-            ["first", "second", "third", "after reload", "still here", "while offline"])
+            ["first", "second", "third", "after reload", "still here", "while offline"]
+        )
         await expect(customer.locator(".msg .text")).to_have_text(
-            ["first", "second", "third", "after reload", "still here", "while offline"])
+            ["first", "second", "third", "after reload", "still here", "while offline"]
+        )
         # localStorage holds only the resume credentials.
         stored = await customer.evaluate("Object.assign({}, localStorage)")
         assert list(stored) == ["cipherdesk:demo"]

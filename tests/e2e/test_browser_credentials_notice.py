@@ -38,7 +38,8 @@ async def test_console_shows_the_credentials_changed_notice(browser, gateway, lo
         # The agent's recovery codes are regenerated from elsewhere (the API path needs a
         # step-up; the service call is the same change): every session is revoked.
         codes = await gateway.svc.logins.regenerate_recovery_codes(
-            await gateway.svc.store.get_agent_by_email(email), actor="test")
+            await gateway.svc.store.get_agent_by_email(email), actor="test"
+        )
         assert len(codes) == 10
         notice = console.locator("form.login .form-error")
         await expect(notice).to_be_visible()

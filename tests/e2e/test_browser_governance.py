@@ -21,13 +21,19 @@ gateway = bx.gateway
 async def _supervisor_token(gateway) -> str:
     await gateway.agent("sup@example.com", role="supervisor", name="Sam Super")
     async with aiohttp.ClientSession() as http:
-        return await login(http, gateway.base_url, "sup@example.com",
-                           gateway.passwords["sup@example.com"],
-                           gateway.secrets["sup@example.com"], gateway.svc.clock())
+        return await login(
+            http,
+            gateway.base_url,
+            "sup@example.com",
+            gateway.passwords["sup@example.com"],
+            gateway.secrets["sup@example.com"],
+            gateway.svc.clock(),
+        )
 
 
 async def test_admin_sees_bulk_access_alert_live_acknowledges_it_and_incident_shows_it(
-        browser, gateway):
+    browser, gateway
+):
     await gateway.agent("root@example.com", role="admin", name="Rita Root")
     sup_token = await _supervisor_token(gateway)
     chats = [(await gateway.svc.chats.open_chat("demo")).chat.id for _ in range(20)]
@@ -111,10 +117,16 @@ async def test_admin_approves_a_supervisors_request_in_the_browser(browser, gate
     svc = gateway.svc
     chat = Chat(id="chat-approval", tenant_id="demo", state="closed", created_at=svc.clock())
     await svc.store.create_chat(chat, svc.keyring.wrap(key))
-    flag_id = await svc.store.add_flag(PolicyFlag(
-        chat_id=chat.id, tenant_id="demo", seq=1, kinds=["fraud"],
-        original_sealed=seal_json(key, chat.id, "flag:1", {"text": "send me the code"}),
-        created_at=svc.clock()))
+    flag_id = await svc.store.add_flag(
+        PolicyFlag(
+            chat_id=chat.id,
+            tenant_id="demo",
+            seq=1,
+            kinds=["fraud"],
+            original_sealed=seal_json(key, chat.id, "flag:1", {"text": "send me the code"}),
+            created_at=svc.clock(),
+        )
+    )
     ctx, admin = await new_page(browser)
     try:
         await login_console(admin, gateway, "approver@example.com", path="/admin#approvals")
@@ -122,23 +134,35 @@ async def test_admin_approves_a_supervisors_request_in_the_browser(browser, gate
         await admin.click("#approval-settings button[type=submit]")
         await expect(admin.locator("#toasts")).to_contain_text("Saved.")
         async with aiohttp.ClientSession() as http:
-            token = await login(http, gateway.base_url, "sue2@example.com",
-                                gateway.passwords["sue2@example.com"],
-                                gateway.secrets["sue2@example.com"], svc.clock())
+            token = await login(
+                http,
+                gateway.base_url,
+                "sue2@example.com",
+                gateway.passwords["sue2@example.com"],
+                gateway.secrets["sue2@example.com"],
+                svc.clock(),
+            )
             auth = {"Authorization": f"Bearer {token}"}
             original = f"{gateway.base_url}/api/flags/{flag_id}/original"
             async with http.get(original, headers=auth) as r:
                 assert r.status == 403
-            async with http.post(f"{gateway.base_url}/api/approvals", headers=auth, json={
-                    "action": "flag.view_original", "target": str(flag_id),
-                    "reason": "customer reported a scam attempt"}) as r:
+            async with http.post(
+                f"{gateway.base_url}/api/approvals",
+                headers=auth,
+                json={
+                    "action": "flag.view_original",
+                    "target": str(flag_id),
+                    "reason": "customer reported a scam attempt",
+                },
+            ) as r:
                 assert r.status == 202
             await admin.reload()
             row = admin.locator("#approvals-table tbody tr[data-grant]")
             await expect(row).to_contain_text("customer reported a scam attempt")
             await row.locator("button[data-action=approve]").click()
             await expect(admin.locator("#approvals-table tbody")).to_contain_text(
-                "No pending requests.")
+                "No pending requests."
+            )
             async with http.get(original, headers=auth) as r:
                 assert r.status == 200 and (await r.json())["original"] == "send me the code"
         assert admin.js_errors == []

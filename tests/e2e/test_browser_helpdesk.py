@@ -27,10 +27,16 @@ async def test_helpdesk_reply_appears_in_the_widget(browser, gateway):
     # Configured without outbound events reaching anything: the webhook plugin points at a
     # closed loopback port under the operator's allowance; only its inbound API matters.
     await svc.plugins.configure(
-        "demo", "webhook",
-        {"url": "http://127.0.0.1:9/unused", "secret": "outbound-secret-123",
-         "events": ["chat.closed"], "inbound_secret": SECRET},
-        allow_private=True)
+        "demo",
+        "webhook",
+        {
+            "url": "http://127.0.0.1:9/unused",
+            "secret": "outbound-secret-123",
+            "events": ["chat.closed"],
+            "inbound_secret": SECRET,
+        },
+        allow_private=True,
+    )
     tenant = await svc.store.get_tenant("demo")
     tenant.settings = {**tenant.settings, "policy": {"actions": {"email": "mask"}}}
     await svc.store.update_tenant(tenant)
@@ -41,14 +47,25 @@ async def test_helpdesk_reply_appears_in_the_widget(browser, gateway):
         await open_widget_form(page, gateway, name="Mei")
         await expect(page.locator(".status")).to_have_text("No agent online right now")
         [chat] = [c for c in await svc.store.list_chats("demo") if c.state != "closed"]
-        raw = json.dumps({"action": "reply", "chat": chat.id, "id": "fd-note-1",
-                          "agent_name": "Wang Fang",
-                          "text": "Hello Mei, write to refunds@example.com please."}).encode()
-        headers = {"Content-Type": "application/json",
-                   "X-Cipherdesk-Signature": signature_header([SECRET], int(time.time()), raw)}
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{gateway.base_url}/api/inbound/demo/webhook", data=raw, headers=headers
-        ) as r:
+        raw = json.dumps(
+            {
+                "action": "reply",
+                "chat": chat.id,
+                "id": "fd-note-1",
+                "agent_name": "Wang Fang",
+                "text": "Hello Mei, write to refunds@example.com please.",
+            }
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Cipherdesk-Signature": signature_header([SECRET], int(time.time()), raw),
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{gateway.base_url}/api/inbound/demo/webhook", data=raw, headers=headers
+            ) as r,
+        ):
             assert r.status == 200, await r.text()
         bubble = page.locator(".msg.agent .text")
         await expect(bubble).to_have_count(1)

@@ -97,7 +97,8 @@ async def test_widget_language_from_the_embed_snippet(browser, gateway):
         # i18next and the catalogues stay inside the widget's scope: nothing on the host page.
         leaked = await page.evaluate(
             "() => [typeof window.i18next, typeof window.CipherdeskI18n,"
-            " typeof window.CIPHERDESK_CATALOGUES, typeof window.nacl]")
+            " typeof window.CIPHERDESK_CATALOGUES, typeof window.nacl]"
+        )
         assert leaked == ["undefined"] * 4
         await launcher.click()
         await expect(page.locator(".prechat button[type=submit]")).to_have_text("開始聊天")
@@ -107,8 +108,19 @@ async def test_widget_language_from_the_embed_snippet(browser, gateway):
         await ctx.close()
 
 
-ADMIN_SECTIONS = ["agents", "tenant", "policy", "canned", "plugins", "audit", "alerts",
-                  "incidents", "approvals", "emergency", "embed"]
+ADMIN_SECTIONS = [
+    "agents",
+    "tenant",
+    "policy",
+    "canned",
+    "plugins",
+    "audit",
+    "alerts",
+    "incidents",
+    "approvals",
+    "emergency",
+    "embed",
+]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE_390], ids=["desktop", "phone"])

@@ -62,7 +62,8 @@ async def test_console_reply_box_stays_in_view(browser, gateway, viewport, size,
         assert m["tall"] <= m["viewH"] + 1, m  # the page does not grow
         assert m["page"] <= m["view"] and m["wide"] == [], m
         log_scrolls = await pane.locator(".log").evaluate(
-            "(el) => el.scrollHeight > el.clientHeight && el.scrollTop > 0")
+            "(el) => el.scrollHeight > el.clientHeight && el.scrollTop > 0"
+        )
         assert log_scrolls
         await screenshot(ana, f"console-long-{locale}-{size}")
     finally:

@@ -50,7 +50,8 @@ async def _submit_login(page: Any, gw: bx.Gateway, email: str, otp: str) -> None
 
 async def _me_status(page: Any) -> int:
     return await page.evaluate(
-        "async () => (await fetch('/api/me', {credentials: 'same-origin'})).status")
+        "async () => (await fetch('/api/me', {credentials: 'same-origin'})).status"
+    )
 
 
 async def test_recovery_code_login_is_single_use(browser, gateway):
@@ -79,8 +80,7 @@ async def test_recovery_code_login_is_single_use(browser, gateway):
         assert await _me_status(second) == 401
         assert not [c for c in await ctx2.cookies() if c["value"]], "no session cookie"
 
-        used = await gateway.svc.store.query_audit(tenant_id="demo",
-                                                   action="recovery_code.used")
+        used = await gateway.svc.store.query_audit(tenant_id="demo", action="recovery_code.used")
         assert [e.actor for e in used] == [agent_id]
         assert await gateway.svc.store.count_recovery_codes(agent_id) == len(codes) - 1
         assert first.js_errors == []
@@ -94,8 +94,9 @@ async def test_recovery_code_login_is_single_use(browser, gateway):
 async def test_supervisor_flag_original_is_audited(browser, gateway):
     svc = gateway.svc
     tenant = await svc.store.get_tenant("demo")
-    tenant.settings["policy"] = {"keywords": [
-        {"term": "wire the money", "category": "fraud", "action": "flag"}]}
+    tenant.settings["policy"] = {
+        "keywords": [{"term": "wire the money", "category": "fraud", "action": "flag"}]
+    }
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate("demo")
 
@@ -119,15 +120,13 @@ async def test_supervisor_flag_original_is_audited(browser, gateway):
         await expect(item).to_have_count(1)
         original = item.locator(".original")
         await expect(original).to_be_hidden()
-        assert await svc.store.query_audit(tenant_id="demo",
-                                           action="flag.original_viewed") == []
+        assert await svc.store.query_audit(tenant_id="demo", action="flag.original_viewed") == []
         await item.locator("button", has_text="Show original").click()
         await expect(original).to_be_visible()
         await expect(original).to_have_text(FRAUD)
         await expect(item.locator("button")).to_have_text("Shown (audited)")
 
-        viewed = await svc.store.query_audit(tenant_id="demo",
-                                             action="flag.original_viewed")
+        viewed = await svc.store.query_audit(tenant_id="demo", action="flag.original_viewed")
         assert len(viewed) == 1
         assert viewed[0].actor == sue_id
         assert viewed[0].details["flag_id"] == int(await item.get_attribute("data-flag"))
@@ -139,12 +138,14 @@ async def test_supervisor_flag_original_is_audited(browser, gateway):
         await expect(ana.locator(".flag-item, .original")).to_have_count(0)
         status = await ana.evaluate(
             "async (id) => (await fetch('/api/flags/' + id + '/original')).status",
-            await item.get_attribute("data-flag"))
+            await item.get_attribute("data-flag"),
+        )
         assert status == 403
         status = await ana.evaluate("async () => (await fetch('/api/flags')).status")
         assert status == 403
-        assert len(await svc.store.query_audit(tenant_id="demo",
-                                               action="flag.original_viewed")) == 1
+        assert (
+            len(await svc.store.query_audit(tenant_id="demo", action="flag.original_viewed")) == 1
+        )
         assert sue.js_errors == []
         # Ana's page logged exactly the two refused fetches made above.
         assert all("403" in e for e in ana.js_errors), ana.js_errors
@@ -168,8 +169,9 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        valid = verify_signature(WEBHOOK_SECRET,
-                                 request.headers.get("X-Cipherdesk-Signature", ""), body)
+        valid = verify_signature(
+            WEBHOOK_SECRET, request.headers.get("X-Cipherdesk-Signature", ""), body
+        )
         self.seen.append((self.status, valid, json.loads(body)))
         return web.Response(status=self.status)
 
@@ -200,8 +202,7 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
         await login_console(admin, gateway, "root@example.com", path="/admin#plugins")
         form = admin.locator("form.plugin-form[data-plugin='webhook']")
         await expect(form.locator(".plugin-state")).to_have_text("not configured")
-        await expect(form.locator(".secret-state[data-secret='secret']")).to_have_text(
-            "Not set.")
+        await expect(form.locator(".secret-state[data-secret='secret']")).to_have_text("Not set.")
 
         # Not configured means not enabled: the box is not ticked (it used to be).
         await expect(admin.locator("#plugin-webhook-enabled")).not_to_be_checked()
@@ -213,8 +214,7 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
         await expect(admin.locator("#toasts")).to_contain_text("Plugin webhook saved")
         form = admin.locator("form.plugin-form[data-plugin='webhook']")
         await expect(form.locator(".plugin-state")).to_have_text("enabled")
-        await expect(form.locator(".secret-state[data-secret='secret']")).to_contain_text(
-            "is set")
+        await expect(form.locator(".secret-state[data-secret='secret']")).to_contain_text("is set")
         await expect(admin.locator("#plugin-webhook-url")).to_have_value(receiver.url)
 
         # The secret is never displayed: not in an input, not in the page, not after reload.
@@ -222,11 +222,13 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
             await expect(admin.locator("#plugin-webhook-secret")).to_have_value("")
             assert WEBHOOK_SECRET not in await admin.content()
             values = await admin.eval_on_selector_all(
-                "input, textarea", "els => els.map(e => e.value)")
+                "input, textarea", "els => els.map(e => e.value)"
+            )
             assert WEBHOOK_SECRET not in values
             await admin.reload()
-            await expect(admin.locator(
-                "form.plugin-form[data-plugin='webhook'] .plugin-state")).to_have_text("enabled")
+            await expect(
+                admin.locator("form.plugin-form[data-plugin='webhook'] .plugin-state")
+            ).to_have_text("enabled")
         stored = await svc.store.get_plugin_config("demo", "webhook")
         assert stored is not None and stored.enabled
         assert stored.config["url"] == receiver.url
@@ -235,8 +237,12 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
         assert len(audit) == 1 and WEBHOOK_SECRET not in json.dumps(audit[0].details)
 
         # A customer opens a chat; the receiver answers 400 → permanent error → dead letter.
-        customer = CustomerClient(gateway.base_url, "demo", origin=gateway.base_url,
-                                  gateway_key=svc.identity.verify_key_b64)
+        customer = CustomerClient(
+            gateway.base_url,
+            "demo",
+            origin=gateway.base_url,
+            gateway_key=svc.identity.verify_key_b64,
+        )
         await customer.connect()
         chat = (await customer.open(profile={"name": "Dee"})).chat
 
@@ -260,13 +266,14 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
         await expect(admin.locator("#dead-table tbody")).to_contain_text("No dead letters.")
 
         async def arrived() -> bool:
-            return any(e.get("type") == item.event_type and e.get("chat_id") == chat
-                       for e in receiver.accepted())
+            return any(
+                e.get("type") == item.event_type and e.get("chat_id") == chat
+                for e in receiver.accepted()
+            )
 
         await _eventually(arrived, what="the replayed event at the receiver")
         assert await dead() == []
-        replayed = await svc.store.query_audit(tenant_id="demo",
-                                               action="plugin.dead_replayed")
+        replayed = await svc.store.query_audit(tenant_id="demo", action="plugin.dead_replayed")
         assert [e.target for e in replayed] == [str(item.id)]
         assert admin.js_errors == []
     finally:

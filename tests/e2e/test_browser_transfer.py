@@ -15,14 +15,26 @@ browser = bx.browser
 gateway = bx.gateway
 
 TEXT = {
-    "en-US": {"accept": "Accept", "transfer": "Transfer…", "online": "Online",
-              "bob": "Bob — online · 0 chats", "offline": "That agent is not online.",
-              "carol": "Carol — offline", "queue": "Queue default · 0 waiting",
-              "moved": "Chat transferred"},
-    "zh-CN": {"accept": "接入", "transfer": "转接…", "online": "在线",
-              "bob": "Bob — 在线 · 0 个会话", "offline": "这位客服不在线。",
-              "carol": "Carol — 离线", "queue": "队列 default · 0 人等待",
-              "moved": "会话已转接"},
+    "en-US": {
+        "accept": "Accept",
+        "transfer": "Transfer…",
+        "online": "Online",
+        "bob": "Bob — online · 0 chats",
+        "offline": "That agent is not online.",
+        "carol": "Carol — offline",
+        "queue": "Queue default · 0 waiting",
+        "moved": "Chat transferred",
+    },
+    "zh-CN": {
+        "accept": "接入",
+        "transfer": "转接…",
+        "online": "在线",
+        "bob": "Bob — 在线 · 0 个会话",
+        "offline": "这位客服不在线。",
+        "carol": "Carol — 离线",
+        "queue": "队列 default · 0 人等待",
+        "moved": "会话已转接",
+    },
 }
 
 

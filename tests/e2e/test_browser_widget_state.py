@@ -24,14 +24,26 @@ browser = bx.browser
 gateway = bx.gateway
 
 TEXT = {
-    "en-US": {"with_bob": "Chatting with Bob", "ana_joined": "Ana joined the chat",
-              "ana_left": "Ana left the chat", "bob_joined": "Bob joined the chat",
-              "hidden": "was hidden", "waiting": "Sent, waiting for an agent",
-              "delivered": "Delivered", "unread": "(1 new message)"},
-    "zh-CN": {"with_bob": "正在与 Bob 聊天", "ana_joined": "Ana 加入了会话",
-              "ana_left": "Ana 离开了会话", "bob_joined": "Bob 加入了会话",
-              "hidden": "已被隐藏", "waiting": "已发送，等待客服接入",
-              "delivered": "已送达", "unread": "（1 条新消息）"},
+    "en-US": {
+        "with_bob": "Chatting with Bob",
+        "ana_joined": "Ana joined the chat",
+        "ana_left": "Ana left the chat",
+        "bob_joined": "Bob joined the chat",
+        "hidden": "was hidden",
+        "waiting": "Sent, waiting for an agent",
+        "delivered": "Delivered",
+        "unread": "(1 new message)",
+    },
+    "zh-CN": {
+        "with_bob": "正在与 Bob 聊天",
+        "ana_joined": "Ana 加入了会话",
+        "ana_left": "Ana 离开了会话",
+        "bob_joined": "Bob 加入了会话",
+        "hidden": "已被隐藏",
+        "waiting": "已发送，等待客服接入",
+        "delivered": "已送达",
+        "unread": "（1 条新消息）",
+    },
 }
 
 
@@ -86,7 +98,8 @@ async def test_widget_state_survives_transfer_and_reload(browser, gateway, local
         assert joined < order.index("msg:anyone there?") or joined < last_ana
         assert left > last_ana  # the transfer came after Ana's last line
         at_bottom = await log.evaluate(
-            "(el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 2")
+            "(el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 2"
+        )
         assert at_bottom
         await screenshot(customer, f"widget-after-reload-{locale}")
 

@@ -17,9 +17,11 @@ async def gw(tmp_path: Path):
     runner, base, svc = await start_gateway(tmp_path)
     tokens = {}
     async with aiohttp.ClientSession() as http:
-        for email, role, tenant in [("root@example.com", "admin", "demo"),
-                                    ("ana@example.com", "agent", "demo"),
-                                    ("eve@example.com", "admin", "other")]:
+        for email, role, tenant in [
+            ("root@example.com", "admin", "demo"),
+            ("ana@example.com", "agent", "demo"),
+            ("eve@example.com", "admin", "other"),
+        ]:
             if tenant == "other" and await svc.store.get_tenant("other") is None:
                 await svc.store.create_tenant(Tenant(id="other", name="Other"))
             _, secret, password = await make_agent(svc, email, role=role, tenant=tenant)
@@ -29,8 +31,9 @@ async def gw(tmp_path: Path):
 
 
 async def _put(http, base, token, responses):
-    async with http.put(base + "/api/canned", json={"responses": responses},
-                        headers=bearer(token)) as resp:
+    async with http.put(
+        base + "/api/canned", json={"responses": responses}, headers=bearer(token)
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -57,17 +60,30 @@ async def test_admin_saves_agents_read_other_tenants_do_not_see(gw):
     assert "refund is on its way" not in str(audit[0].details)
 
 
-@pytest.mark.parametrize(("responses", "code", "index"), [
-    ([{"shortcut": "/ok", "text": "fine"},
-      {"shortcut": "/card", "text": "Use card 4111 1111 1111 1111"}], "canned_blocked", 1),
-    ([{"shortcut": "/a", "text": "x"}, {"shortcut": "/a", "text": "y"}], "duplicate_shortcut", 1),
-    ([{"shortcut": "/v", "text": "Dear {customer_email}"}], "unknown_variable", 0),
-    ([{"shortcut": "refund", "text": "no slash"}], "bad_request", None),
-    ([{"shortcut": "/x", "text": ""}], "bad_request", None),
-    ([{"shortcut": "/x", "text": "t", "queue": "bad queue"}], "bad_request", None),
-    ([{"shortcut": "/x", "text": "t", "extra": 1}], "bad_request", None),
-    ([{"shortcut": f"/s{i}", "text": "t"} for i in range(201)], "bad_request", None),
-])
+@pytest.mark.parametrize(
+    ("responses", "code", "index"),
+    [
+        (
+            [
+                {"shortcut": "/ok", "text": "fine"},
+                {"shortcut": "/card", "text": "Use card 4111 1111 1111 1111"},
+            ],
+            "canned_blocked",
+            1,
+        ),
+        (
+            [{"shortcut": "/a", "text": "x"}, {"shortcut": "/a", "text": "y"}],
+            "duplicate_shortcut",
+            1,
+        ),
+        ([{"shortcut": "/v", "text": "Dear {customer_email}"}], "unknown_variable", 0),
+        ([{"shortcut": "refund", "text": "no slash"}], "bad_request", None),
+        ([{"shortcut": "/x", "text": ""}], "bad_request", None),
+        ([{"shortcut": "/x", "text": "t", "queue": "bad queue"}], "bad_request", None),
+        ([{"shortcut": "/x", "text": "t", "extra": 1}], "bad_request", None),
+        ([{"shortcut": f"/s{i}", "text": "t"} for i in range(201)], "bad_request", None),
+    ],
+)
 async def test_invalid_lists_are_refused_and_nothing_is_saved(gw, responses, code, index):
     http, base, _svc, tokens = gw
     status, err = await _put(http, base, tokens["root@example.com"], responses)

@@ -31,8 +31,9 @@ class Gateway:
     tmp: Path
 
     def customer(self, **kw: object) -> CustomerClient:
-        return CustomerClient(self.base, "demo", origin=self.base,
-                              gateway_key=self.svc.identity.verify_key_b64, **kw)
+        return CustomerClient(
+            self.base, "demo", origin=self.base, gateway_key=self.svc.identity.verify_key_b64, **kw
+        )
 
     async def agent(self, email: str, role: str = "agent") -> AgentClient:
         _, secret, password = await make_agent(self.svc, email, role=role)
@@ -157,8 +158,10 @@ async def test_policy_masks_card_for_agent_and_notifies_customer(gw: Gateway) ->
 
 async def test_supervisor_watches_and_sees_flags(gw: Gateway) -> None:
     tenant = await gw.svc.store.get_tenant("demo")
-    tenant.settings = {**tenant.settings, "policy": {"keywords": [
-        {"term": "wire the money", "category": "fraud", "action": "flag"}]}}
+    tenant.settings = {
+        **tenant.settings,
+        "policy": {"keywords": [{"term": "wire the money", "category": "fraud", "action": "flag"}]},
+    }
     await gw.svc.store.update_tenant(tenant)
     gw.svc.tenants.invalidate("demo")
     supervisor = await gw.agent("sue@example.com", role="supervisor")
@@ -218,12 +221,12 @@ async def test_sqlite_file_contains_no_message_plaintext(gw: Gateway) -> None:
 
 
 async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor(
-        gw: Gateway) -> None:
+    gw: Gateway,
+) -> None:
     """Policy action ``flag``: delivered masked, the supervisor is alerted and may read the
     original through the audited API; the stored transcript holds only the masked form."""
     tenant = await gw.svc.store.get_tenant("demo")
-    tenant.settings = {**tenant.settings,
-                       "policy": {"actions": {"card": {"customer": "flag"}}}}
+    tenant.settings = {**tenant.settings, "policy": {"actions": {"card": {"customer": "flag"}}}}
     await gw.svc.store.update_tenant(tenant)
     gw.svc.tenants.invalidate("demo")
     supervisor = await gw.agent("sue@example.com", role="supervisor")
@@ -248,15 +251,20 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
     sue = await gw.svc.store.get_agent_by_email("sue@example.com")
     async with aiohttp.ClientSession() as http:
         _, carl_secret, password = await make_agent(gw.svc, "carl2@example.com")
-        carl_token = await login(http, gw.base, "carl2@example.com", password, carl_secret,
-                                 time.time())
-        async with http.get(f"{gw.base}/api/flags/{flag.flag_id}/original",
-                            headers={"Authorization": f"Bearer {carl_token}"}) as refused:
+        carl_token = await login(
+            http, gw.base, "carl2@example.com", password, carl_secret, time.time()
+        )
+        async with http.get(
+            f"{gw.base}/api/flags/{flag.flag_id}/original",
+            headers={"Authorization": f"Bearer {carl_token}"},
+        ) as refused:
             assert refused.status == 403
             assert CARD not in await refused.text()
     original = await gw.svc.chats.flag_original(
         Principal(agent_id=sue.id, tenant_id="demo", role=Role.SUPERVISOR),
-        flag.flag_id, "127.0.0.1")
+        flag.flag_id,
+        "127.0.0.1",
+    )
     assert original["original"] == f"charge {CARD} please"
     audit = await gw.svc.store.query_audit(tenant_id="demo", action="flag.original_viewed")
     assert [e.actor for e in audit] == [sue.id]
@@ -288,8 +296,7 @@ async def test_shutdown_tells_clients_to_go_away_promptly(tmp_path: Path) -> Non
     """On shutdown live sockets get 1001 (resume elsewhere / after restart) at once,
     not after aiohttp's whole shutdown timeout."""
     runner, base, svc = await start_gateway(tmp_path, server={"shutdown_timeout": 30.0})
-    customer = CustomerClient(base, "demo", origin=base,
-                              gateway_key=svc.identity.verify_key_b64)
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     await customer.connect()
     await customer.open()
     acked = await customer.send_text("before the restart")

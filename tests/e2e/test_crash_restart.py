@@ -34,8 +34,9 @@ async def test_sigkill_mid_conversation_loses_no_acked_message(tmp_path: Path) -
         token = await login(node.url, "kim@example.com", PASSWORD, secret)
         agent = AgentClient(node.url, token=token, gateway_key=cluster.verify_key)
         await agent.connect()
-        customer = CustomerClient(node.url, "demo", origin=cluster.public_url,
-                                  gateway_key=cluster.verify_key)
+        customer = CustomerClient(
+            node.url, "demo", origin=cluster.public_url, gateway_key=cluster.verify_key
+        )
         await customer.connect()
         welcome = await customer.open()
         await agent.accept(welcome.chat)

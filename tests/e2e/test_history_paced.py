@@ -21,8 +21,7 @@ MESSAGES = 5 * QUEUE
 
 async def test_history_longer_than_the_send_queue_is_delivered_whole(tmp_path: Path) -> None:
     clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock,
-                                            websocket={"send_queue": QUEUE})
+    runner, base, svc = await start_gateway(tmp_path, clock=clock, websocket={"send_queue": QUEUE})
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     reader: AgentClient | None = None
     try:
@@ -49,8 +48,7 @@ async def test_watching_a_chat_longer_than_the_send_queue_gets_it_whole(tmp_path
     """The same for a supervisor's ``watch``: the transcript went through the feed into the
     send queue at once and dropped the supervisor (1008 slow consumer)."""
     clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock,
-                                            websocket={"send_queue": QUEUE})
+    runner, base, svc = await start_gateway(tmp_path, clock=clock, websocket={"send_queue": QUEUE})
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     watcher: AgentClient | None = None
     try:

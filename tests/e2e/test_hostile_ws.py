@@ -27,7 +27,8 @@ from tests.gateway.helpers import login, make_agent, start_gateway
 @pytest.fixture
 async def gw(tmp_path) -> AsyncIterator[Gw]:
     runner, base, svc = await start_gateway(
-        tmp_path, ratelimit={"limits": {"concurrent_per_tenant": 2}})
+        tmp_path, ratelimit={"limits": {"concurrent_per_tenant": 2}}
+    )
     try:
         yield Gw(base, svc)
     finally:
@@ -41,16 +42,21 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def _customer(gw: Gw, http: aiohttp.ClientSession, tenant: str = "demo") -> Raw:
-    ws = await http.ws_connect(f"{gw.ws}/ws/customer?tenant={tenant}",
-                               headers={"Origin": gw.base}, autoclose=False, max_msg_size=0)
+    ws = await http.ws_connect(
+        f"{gw.ws}/ws/customer?tenant={tenant}",
+        headers={"Origin": gw.base},
+        autoclose=False,
+        max_msg_size=0,
+    )
     return Raw(ws)
 
 
 async def _round_trip(gw: Gw) -> None:
     """A barrier: a fresh customer completes a handshake and a ping/pong, so everything the
     server did for earlier connections has been processed (no sleeps)."""
-    client = CustomerClient(gw.base, "demo", origin=gw.base,
-                            gateway_key=gw.svc.identity.verify_key_b64)
+    client = CustomerClient(
+        gw.base, "demo", origin=gw.base, gateway_key=gw.svc.identity.verify_key_b64
+    )
     await client.connect()
     await client.ping()
     await client.aclose()
@@ -66,12 +72,15 @@ def _nested(levels: int) -> str:
     return "[" * levels + "]" * levels
 
 
-@pytest.mark.parametrize("frame", [
-    '{"t":"key","x":' + _nested(5000) + "}",
-    '{"t":"key","client_pk":' + _nested(5000) + "}",
-    "[" * 8000,
-    '{"t":"key","resume":' + '{"a":' * 2000 + "1" + "}" * 2000 + "}",
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"t":"key","x":' + _nested(5000) + "}",
+        '{"t":"key","client_pk":' + _nested(5000) + "}",
+        "[" * 8000,
+        '{"t":"key","resume":' + '{"a":' * 2000 + "1" + "}" * 2000 + "}",
+    ],
+)
 async def test_deeply_nested_handshake_frame_closes_1008(gw: Gw, http, frame: str) -> None:
     with capture_logs() as logs:
         raw = await _customer(gw, http)
@@ -82,11 +91,14 @@ async def test_deeply_nested_handshake_frame_closes_1008(gw: Gw, http, frame: st
     assert [e for e in logs if e["event"] == "ws_violation"]
 
 
-@pytest.mark.parametrize("inner", [
-    b'{"t":"ping","x":' + _nested(3000).encode() + b"}",
-    b'{"t":"open","profile":' + b'{"name":' * 2000 + b'"x"' + b"}" * 2000 + b"}",
-    b"[" * (MAX_FRAME_DEPTH + 1) + b"]" * (MAX_FRAME_DEPTH + 1),
-])
+@pytest.mark.parametrize(
+    "inner",
+    [
+        b'{"t":"ping","x":' + _nested(3000).encode() + b"}",
+        b'{"t":"open","profile":' + b'{"name":' * 2000 + b'"x"' + b"}" * 2000 + b"}",
+        b"[" * (MAX_FRAME_DEPTH + 1) + b"]" * (MAX_FRAME_DEPTH + 1),
+    ],
+)
 async def test_deeply_nested_sealed_frame_closes_1008(gw: Gw, http, inner: bytes) -> None:
     with capture_logs() as logs:
         raw = await _customer(gw, http)
@@ -116,9 +128,12 @@ async def test_deeply_nested_agent_frame_closes_1008(gw: Gw, http) -> None:
     _agent, secret, password = await make_agent(gw.svc, "deep@example.com")
     token = await login(http, gw.base, "deep@example.com", password, secret, gw.svc.clock())
     with capture_logs() as logs:
-        ws = await http.ws_connect(f"{gw.ws}/ws/agent",
-                                   headers={"Authorization": f"Bearer {token}"},
-                                   autoclose=False, max_msg_size=0)
+        ws = await http.ws_connect(
+            f"{gw.ws}/ws/agent",
+            headers={"Authorization": f"Bearer {token}"},
+            autoclose=False,
+            max_msg_size=0,
+        )
         raw = Raw(ws)
         await raw.read_hello()
         await raw.key()
@@ -129,10 +144,12 @@ async def test_deeply_nested_agent_frame_closes_1008(gw: Gw, http) -> None:
 
 def _upgrade_request(port: int, origin: str) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    return (f"GET /ws/customer?tenant=demo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: {origin}\r\n\r\n").encode()
+    return (
+        f"GET /ws/customer?tenant=demo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {origin}\r\n\r\n"
+    ).encode()
 
 
 async def _reset_after_upgrade(gw: Gw, read_bytes: int) -> None:
@@ -165,8 +182,9 @@ async def test_reset_right_after_the_upgrade_is_quiet(gw: Gw, read_bytes: int) -
 
 
 async def _handshaken(gw: Gw, tenant: str = "demo") -> CustomerClient:
-    client = CustomerClient(gw.base, tenant, origin=gw.base,
-                            gateway_key=gw.svc.identity.verify_key_b64)
+    client = CustomerClient(
+        gw.base, tenant, origin=gw.base, gateway_key=gw.svc.identity.verify_key_b64
+    )
     await client.connect()
     await client.ping()
     return client
@@ -178,12 +196,14 @@ async def test_tenant_cap_refuses_customers_with_1013(gw: Gw, http) -> None:
     raw = await _customer(gw, http)
     reason = await _expect_close(raw, CloseCode.TRY_AGAIN_LATER)
     assert "tenant" in reason and "retry-after=" in reason
-    assert gw.svc.metrics.value("cipherdesk_connections_refused_total",
-                                {"reason": "tenant_capacity"}) == 1
+    assert (
+        gw.svc.metrics.value("cipherdesk_connections_refused_total", {"reason": "tenant_capacity"})
+        == 1
+    )
     # another tenant is not affected by demo's crowd
-    await gw.svc.store.create_tenant(Tenant(id="other", name="Other",
-                                            allowed_origins=[gw.base],
-                                            created_at=gw.svc.clock()))
+    await gw.svc.store.create_tenant(
+        Tenant(id="other", name="Other", allowed_origins=[gw.base], created_at=gw.svc.clock())
+    )
     other = await _handshaken(gw, "other")
     # a slot freed is a slot usable again
     await first.aclose()
@@ -210,9 +230,12 @@ async def test_tenant_cap_counts_agents_and_refuses_them_too(gw: Gw, http) -> No
     agent = AgentClient(gw.base, token=token, gateway_key=gw.svc.identity.verify_key_b64)
     await agent.connect()
     customer = await _handshaken(gw)
-    ws = await http.ws_connect(f"{gw.ws}/ws/agent",
-                               headers={"Authorization": f"Bearer {token}"},
-                               autoclose=False, max_msg_size=0)
+    ws = await http.ws_connect(
+        f"{gw.ws}/ws/agent",
+        headers={"Authorization": f"Bearer {token}"},
+        autoclose=False,
+        max_msg_size=0,
+    )
     reason = await _expect_close(Raw(ws), CloseCode.TRY_AGAIN_LATER)
     assert "tenant" in reason
     await agent.aclose()

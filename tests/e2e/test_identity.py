@@ -65,8 +65,9 @@ class Gateway:
         body: dict[str, Any] = {"identity_mode": mode}
         if secrets is not None:
             body["identity_secrets"] = secrets
-        async with self.http.patch(f"{self.base}/api/tenant", json=body,
-                                   headers=bearer(self.admin_token)) as resp:
+        async with self.http.patch(
+            f"{self.base}/api/tenant", json=body, headers=bearer(self.admin_token)
+        ) as resp:
             text = await resp.text()
             assert resp.status == 200, text
         for secret in secrets or ():
@@ -85,12 +86,14 @@ class Gateway:
         return sign_identity(secret, payload)
 
     async def open(self, identity: str | None) -> tuple[CustomerClient, Welcome]:
-        customer = CustomerClient(self.base, TENANT, origin=ORIGIN,
-                                  gateway_key=self.svc.identity.verify_key_b64)
+        customer = CustomerClient(
+            self.base, TENANT, origin=ORIGIN, gateway_key=self.svc.identity.verify_key_b64
+        )
         await customer.connect()
         try:
-            welcome = await customer.open(profile={"name": "Form Name", "topic": "billing"},
-                                          identity=identity)
+            welcome = await customer.open(
+                profile={"name": "Form Name", "topic": "billing"}, identity=identity
+            )
         except BaseException:
             await customer.aclose()
             raise
@@ -99,8 +102,9 @@ class Gateway:
     async def refused(self, identity: str | None) -> ClosedError:
         """Open must end with close 4403 and leave no chat row behind."""
         before = await self.chat_count()
-        customer = CustomerClient(self.base, TENANT, origin=ORIGIN,
-                                  gateway_key=self.svc.identity.verify_key_b64)
+        customer = CustomerClient(
+            self.base, TENANT, origin=ORIGIN, gateway_key=self.svc.identity.verify_key_b64
+        )
         await customer.connect()
         try:
             with pytest.raises(ClosedError) as closed:
@@ -130,20 +134,20 @@ class Gateway:
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
     clock = FakeClock()
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock,
-        ratelimit={"limits": {"ws_connect_per_ip": "10000/m", "concurrent_per_ip": 1000}})
+        tmp_path,
+        clock=clock,
+        ratelimit={"limits": {"ws_connect_per_ip": "10000/m", "concurrent_per_ip": 1000}},
+    )
     try:
         await make_tenant(svc, TENANT, [ORIGIN])
         async with aiohttp.ClientSession() as http:
-            _, admin_secret, pw = await make_agent(svc, "admin@shop.example", tenant=TENANT,
-                                                   role="admin")
-            admin_token = await login(http, base, "admin@shop.example", pw, admin_secret,
-                                      clock.now)
+            _, admin_secret, pw = await make_agent(
+                svc, "admin@shop.example", tenant=TENANT, role="admin"
+            )
+            admin_token = await login(http, base, "admin@shop.example", pw, admin_secret, clock.now)
             _, agent_secret, pw = await make_agent(svc, "agent@shop.example", tenant=TENANT)
-            agent_token = await login(http, base, "agent@shop.example", pw, agent_secret,
-                                      clock.now)
-            agent = AgentClient(base, token=agent_token,
-                                gateway_key=svc.identity.verify_key_b64)
+            agent_token = await login(http, base, "agent@shop.example", pw, agent_secret, clock.now)
+            agent = AgentClient(base, token=agent_token, gateway_key=svc.identity.verify_key_b64)
             await agent.connect()
             try:
                 yield Gateway(base, svc, clock, http, admin_token, agent)
@@ -184,8 +188,12 @@ def _bad_token(gw: Gateway, kind: str) -> str:
         gw.clock.advance(60 + 31)  # past exp + the verifier's 30 s leeway
         return token
     if kind == "alg_none":
-        claims = {"sub": "user-1042", "name": "Ada Lovelace", "exp": int(gw.clock.now) + 300,
-                  "nonce": uuid.uuid4().hex}
+        claims = {
+            "sub": "user-1042",
+            "name": "Ada Lovelace",
+            "exp": int(gw.clock.now) + 300,
+            "nonce": uuid.uuid4().hex,
+        }
         return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
     if kind == "unknown_secret":
         return gw.token(secret=UNKNOWN_SECRET)
@@ -200,8 +208,7 @@ def _bad_token(gw: Gateway, kind: str) -> str:
 
 
 @pytest.mark.parametrize("mode", ["optional", "enforced"])
-async def test_valid_token_verifies_the_chat_and_the_agent_sees_who(gw: Gateway,
-                                                                    mode: str) -> None:
+async def test_valid_token_verifies_the_chat_and_the_agent_sees_who(gw: Gateway, mode: str) -> None:
     await gw.configure(mode, [SECRET])
     customer, welcome = await gw.open(gw.token())
     assert welcome.verified is True and welcome.state == "queued"
@@ -221,8 +228,9 @@ async def test_valid_token_verifies_the_chat_and_the_agent_sees_who(gw: Gateway,
 
 async def test_token_without_name_shows_the_user_id(gw: Gateway) -> None:
     await gw.configure("enforced", [SECRET])
-    token = sign_identity(SECRET, {"sub": "user-77", "exp": int(gw.clock.now) + 60,
-                                   "nonce": uuid.uuid4().hex})
+    token = sign_identity(
+        SECRET, {"sub": "user-77", "exp": int(gw.clock.now) + 60, "nonce": uuid.uuid4().hex}
+    )
     customer, welcome = await gw.open(token)
     entry = await gw.queue_entry(welcome.chat)
     assert welcome.verified and entry.verified and entry.name == "user-77"
@@ -245,8 +253,18 @@ async def test_enforced_without_token_gets_no_chat(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("mode", ["optional", "enforced"])
-@pytest.mark.parametrize("kind", ["forged", "bad_signature_bytes", "expired", "alg_none",
-                                  "unknown_secret", "too_long_lived", "garbage"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "forged",
+        "bad_signature_bytes",
+        "expired",
+        "alg_none",
+        "unknown_secret",
+        "too_long_lived",
+        "garbage",
+    ],
+)
 async def test_bad_token_is_refused_4403(gw: Gateway, mode: str, kind: str) -> None:
     await gw.configure(mode, [SECRET])
     closed = await gw.refused(_bad_token(gw, kind))
@@ -380,8 +398,9 @@ async def test_optional_mode_without_any_secret_refuses_a_token_cleanly(gw: Gate
 
 
 async def test_enforced_needs_a_secret(gw: Gateway) -> None:
-    async with gw.http.patch(f"{gw.base}/api/tenant", json={"identity_mode": "enforced"},
-                             headers=bearer(gw.admin_token)) as resp:
+    async with gw.http.patch(
+        f"{gw.base}/api/tenant", json={"identity_mode": "enforced"}, headers=bearer(gw.admin_token)
+    ) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "invalid_secret"
     customer, welcome = await gw.open(None)  # still off

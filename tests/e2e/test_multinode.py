@@ -91,9 +91,7 @@ async def wait_until(predicate: Any, within: float = 10.0, what: str = "conditio
 
 
 @pytest.fixture
-async def cluster(
-    tmp_path: Path, postgres_dsn: str, redis_url: str, redis_prefix: str
-) -> Any:
+async def cluster(tmp_path: Path, postgres_dsn: str, redis_url: str, redis_prefix: str) -> Any:
     c = Cluster(
         tmp_path,
         store_url=postgres_dsn,

@@ -55,8 +55,18 @@ EMAIL_1 = "jane.roe@example.com"
 EMAIL_2 = "max.muster@example.org"
 ACME_EMAIL = "buyer@acme-shop.example"
 # what must never reach the demo receiver, in any spelling we sent it
-DEMO_FORBIDDEN = [CARD_1, CARD_1.replace(" ", ""), CARD_2, CARD_2.replace(" ", ""),
-                  "415 555 0123", "7946 0958", EMAIL_1, EMAIL_2, "Jane Roe", "Max Muster"]
+DEMO_FORBIDDEN = [
+    CARD_1,
+    CARD_1.replace(" ", ""),
+    CARD_2,
+    CARD_2.replace(" ", ""),
+    "415 555 0123",
+    "7946 0958",
+    EMAIL_1,
+    EMAIL_2,
+    "Jane Roe",
+    "Max Muster",
+]
 
 
 @dataclass
@@ -116,10 +126,12 @@ class Receiver:
         return {s.headers["Idempotency-Key"] for s in self.accepted(path)}
 
 
-async def _api(http: aiohttp.ClientSession, method: str, url: str, token: str,
-               body: Any = None) -> Any:
-    async with http.request(method, url, json=body,
-                            headers={"Authorization": f"Bearer {token}"}) as resp:
+async def _api(
+    http: aiohttp.ClientSession, method: str, url: str, token: str, body: Any = None
+) -> Any:
+    async with http.request(
+        method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
         data = await resp.json()
         assert resp.status == 200, (method, url, resp.status, data)
         return data
@@ -158,40 +170,69 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
     receiver = Receiver({"/demo": DEMO_SECRET, "/acme": ACME_SECRET})
     await receiver.start()
     # Receivers listen on 127.0.0.1: the operator allows private plugin targets.
-    cluster = Cluster(tmp_path, store_url=f"sqlite:///{tmp_path / 'shared' / 'gw.db'}",
-                      config_toml="[plugins]\nallow_private_targets = true\n")
+    cluster = Cluster(
+        tmp_path,
+        store_url=f"sqlite:///{tmp_path / 'shared' / 'gw.db'}",
+        config_toml="[plugins]\nallow_private_targets = true\n",
+    )
     customers: list[CustomerClient] = []
     agents: list[AgentClient] = []
     http: aiohttp.ClientSession | None = None
     try:
         # Tenant acme: webhook via the CLI, without chat.message, with identity.
         cluster.cli("tenant", "add", "acme", "--name", "Acme", "--origin", cluster.public_url)
-        out = cluster.cli("plugins", "enable", "webhook", "--tenant", "acme",
-                          "--set", f"url={receiver.url('/acme')}",
-                          "--set", "events=" + ",".join(ACME_EVENTS),
-                          "--set", "include_identity=true",
-                          "--secret-stdin", "secret", stdin=ACME_SECRET + "\n")
+        out = cluster.cli(
+            "plugins",
+            "enable",
+            "webhook",
+            "--tenant",
+            "acme",
+            "--set",
+            f"url={receiver.url('/acme')}",
+            "--set",
+            "events=" + ",".join(ACME_EVENTS),
+            "--set",
+            "include_identity=true",
+            "--secret-stdin",
+            "secret",
+            stdin=ACME_SECRET + "\n",
+        )
         assert ACME_SECRET not in out and "secret = ***" in out
         (node,) = await cluster.start(1)
-        secrets = await asyncio.gather(*(
-            asyncio.to_thread(cluster.add_agent, email, PASSWORD, tenant=tenant, role=role)
-            for email, tenant, role in (("kim@example.com", "demo", "agent"),
-                                        ("root@example.com", "demo", "admin"),
-                                        ("ann@acme.example", "acme", "agent"))))
+        secrets = await asyncio.gather(
+            *(
+                asyncio.to_thread(cluster.add_agent, email, PASSWORD, tenant=tenant, role=role)
+                for email, tenant, role in (
+                    ("kim@example.com", "demo", "agent"),
+                    ("root@example.com", "demo", "admin"),
+                    ("ann@acme.example", "acme", "agent"),
+                )
+            )
+        )
         kim_token, admin, ann_token = await asyncio.gather(
             login(node.url, "kim@example.com", PASSWORD, secrets[0]),
             login(node.url, "root@example.com", PASSWORD, secrets[1]),
-            login(node.url, "ann@acme.example", PASSWORD, secrets[2]))
+            login(node.url, "ann@acme.example", PASSWORD, secrets[2]),
+        )
         key = cluster.verify_key
         http = aiohttp.ClientSession()
 
         # Tenant demo: webhook via the admin API (all events, no identity) and a policy
         # that masks phones and e-mails in customer text too.
-        await _api(http, "PATCH", f"{node.url}/api/tenant", admin,
-                   {"policy": {"actions": {"phone": "mask", "email": "mask"}}})
-        configured = await _api(http, "PUT", f"{node.url}/api/plugins/webhook", admin,
-                                {"enabled": True, "config": {"url": receiver.url("/demo"),
-                                                             "secret": DEMO_SECRET}})
+        await _api(
+            http,
+            "PATCH",
+            f"{node.url}/api/tenant",
+            admin,
+            {"policy": {"actions": {"phone": "mask", "email": "mask"}}},
+        )
+        configured = await _api(
+            http,
+            "PUT",
+            f"{node.url}/api/plugins/webhook",
+            admin,
+            {"enabled": True, "config": {"url": receiver.url("/demo"), "secret": DEMO_SECRET}},
+        )
         assert configured["plugin"]["secrets_set"] == ["secret"]
 
         def customer() -> CustomerClient:
@@ -241,6 +282,7 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
             return len(receiver.unique_keys("/demo")) >= exp.count()
 
         await _until(demo_caught_up, 15, "phase A deliveries")
+
         async def acme_caught_up() -> bool:  # opened, assigned, closed
             return len(receiver.unique_keys("/acme")) >= 3
 
@@ -356,15 +398,17 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
         assert {"chat.opened", "chat.assigned", "chat.closed"} <= set(acme_types)
         for s in receiver.seen:
             if s.path == "/acme":
-                assert CARD_1 not in s.body.decode() and CARD_1.replace(" ", "") not in \
-                    s.body.decode()
+                assert (
+                    CARD_1 not in s.body.decode() and CARD_1.replace(" ", "") not in s.body.decode()
+                )
                 # e-mails reach plugins masked by default (policy audiences, issue 12)
                 assert s.event["customer"]["email"] == "b****@acme-shop.example"
                 assert s.event["customer"]["name"] == "A** B****"
                 assert s.event["tenant_id"] == "acme" and s.event["chat_id"] == acme_chat
                 # a demo secret does not verify acme's requests (per-tenant secrets)
-                assert not verify_signature(DEMO_SECRET, s.headers["X-Cipherdesk-Signature"],
-                                            s.body)
+                assert not verify_signature(
+                    DEMO_SECRET, s.headers["X-Cipherdesk-Signature"], s.body
+                )
         closed = next(s.event for s in acme if s.event["type"] == "chat.closed")
         assert closed["csat"] == 4 and len(closed["transcript"]) == 2
 

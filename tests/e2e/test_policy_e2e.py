@@ -28,8 +28,11 @@ async def setup(tmp_path: Path):
     runner, base, svc = await start_gateway(tmp_path)
     # the receiver listens on loopback: the operator's private-network allowance
     await svc.plugins.configure(
-        "demo", "webhook", {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"},
-        allow_private=True)
+        "demo",
+        "webhook",
+        {"url": receiver.url + "/hook", "secret": "whsec-policy-e2e"},
+        allow_private=True,
+    )
     _, secret, password = await make_agent(svc, "pia@example.com")
     async with aiohttp.ClientSession() as http:
         token = await login(http, base, "pia@example.com", password, secret, time.time())
@@ -63,8 +66,13 @@ def _events(receiver: WebhookReceiver, kind: str) -> list[dict]:
 
 async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhook(setup):
     svc, agent, customer, receiver, tmp, _ = setup
-    welcome = await customer.open(profile={"name": f"card {CARD}", "topic": "ID 11010519491231002X",
-                                           "email": "zhang.san@example.com"})
+    welcome = await customer.open(
+        profile={
+            "name": f"card {CARD}",
+            "topic": "ID 11010519491231002X",
+            "email": "zhang.san@example.com",
+        }
+    )
     # Agent's queue (what the console header shows): the card in the name is masked.
     entry = await _queued(agent, welcome.chat)
     assert CARD not in entry.name and entry.name.endswith("1111") and "*" in entry.name
@@ -115,8 +123,7 @@ async def test_card_split_across_messages_is_masked_and_flagged(setup):
     _, secret, password = await make_agent(svc, "sam@example.com", role="supervisor")
     async with aiohttp.ClientSession() as http:
         token = await login(http, base, "sam@example.com", password, secret, time.time())
-    supervisor = AgentClient(base, token=token,
-                             gateway_key=svc.identity.verify_key_b64)
+    supervisor = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
     await supervisor.connect()
     try:
         welcome = await customer.open()

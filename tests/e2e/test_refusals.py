@@ -30,8 +30,13 @@ class Gateway:
     clock: FakeClock
 
     def customer(self, tenant: str = "demo", resume: ResumeInfo | None = None) -> CustomerClient:
-        return CustomerClient(self.base, tenant, origin=self.base, resume=resume,
-                              gateway_key=self.svc.identity.verify_key_b64)
+        return CustomerClient(
+            self.base,
+            tenant,
+            origin=self.base,
+            resume=resume,
+            gateway_key=self.svc.identity.verify_key_b64,
+        )
 
     async def agent(self, email: str, role: str = "agent") -> tuple[AgentClient, str]:
         agent, secret, password = await make_agent(self.svc, email, role=role)

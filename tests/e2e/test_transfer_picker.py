@@ -29,23 +29,25 @@ class Gateway:
     tokens: dict[str, str]
 
     def customer(self, tenant: str = "demo") -> CustomerClient:
-        return CustomerClient(self.base, tenant, origin=self.base,
-                              gateway_key=self.svc.identity.verify_key_b64)
+        return CustomerClient(
+            self.base, tenant, origin=self.base, gateway_key=self.svc.identity.verify_key_b64
+        )
 
-    async def login(self, email: str, role: str = "agent", tenant: str = "demo",
-                    name: str | None = None) -> str:
+    async def login(
+        self, email: str, role: str = "agent", tenant: str = "demo", name: str | None = None
+    ) -> str:
         agent, secret, password = await make_agent(self.svc, email, role=role, tenant=tenant)
         if name:
             agent.display_name = name
             await self.svc.store.update_agent(agent)
         async with aiohttp.ClientSession() as http:
-            self.tokens[email] = await login(http, self.base, email, password, secret,
-                                             time.time())
+            self.tokens[email] = await login(http, self.base, email, password, secret, time.time())
         return agent.id
 
     async def connect(self, email: str) -> AgentClient:
-        client = AgentClient(self.base, token=self.tokens[email],
-                             gateway_key=self.svc.identity.verify_key_b64)
+        client = AgentClient(
+            self.base, token=self.tokens[email], gateway_key=self.svc.identity.verify_key_b64
+        )
         await client.connect()
         return client
 
@@ -67,12 +69,15 @@ async def _active_chat(gw: Gateway, agent: AgentClient) -> str:
     return welcome.chat
 
 
-@pytest.mark.parametrize(("target", "code"), [
-    ({"to_agent": "bob@example.com"}, "unknown_agent"),       # an e-mail, not an id
-    ({"to_agent": "agt_does_not_exist"}, "unknown_agent"),
-    ({"to_agent": "x" * 150}, "unknown_agent"),
-    ({"to_queue": "billing desk!"}, "unknown_queue"),
-])
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [
+        ({"to_agent": "bob@example.com"}, "unknown_agent"),  # an e-mail, not an id
+        ({"to_agent": "agt_does_not_exist"}, "unknown_agent"),
+        ({"to_agent": "x" * 150}, "unknown_agent"),
+        ({"to_queue": "billing desk!"}, "unknown_queue"),
+    ],
+)
 async def test_invalid_transfer_target_is_an_error_frame_not_a_close(gw, target, code):
     await gw.login("alice@example.com")
     alice = await gw.connect("alice@example.com")
@@ -123,8 +128,9 @@ async def test_team_lists_online_agents_and_queues_with_load(gw):
     await waiting.open(profile={"name": "Bo"})
 
     async with aiohttp.ClientSession() as http:
-        async with http.get(gw.base + "/api/team",
-                            headers=bearer(gw.tokens["alice@example.com"])) as resp:
+        async with http.get(
+            gw.base + "/api/team", headers=bearer(gw.tokens["alice@example.com"])
+        ) as resp:
             assert resp.status == 200
             team = await resp.json()
         async with http.get(gw.base + "/api/team") as resp:
@@ -133,8 +139,14 @@ async def test_team_lists_online_agents_and_queues_with_load(gw):
     by_id = {a["id"]: a for a in team["agents"]}
     assert alice_id not in by_id  # not yourself
     assert set(by_id) == {bob_id, carol_id}  # not another tenant's agents
-    assert by_id[bob_id] == {"id": bob_id, "name": "Bob", "role": "agent", "online": True,
-                             "consoles": 1, "active_chats": 1}
+    assert by_id[bob_id] == {
+        "id": bob_id,
+        "name": "Bob",
+        "role": "agent",
+        "online": True,
+        "consoles": 1,
+        "active_chats": 1,
+    }
     assert by_id[carol_id]["online"] is False and by_id[carol_id]["active_chats"] == 0
     assert [a["id"] for a in team["agents"]] == [bob_id, carol_id]  # online first
     assert "email" not in by_id[bob_id]

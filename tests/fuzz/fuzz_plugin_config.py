@@ -17,8 +17,22 @@ from plugins.api import ConfigError
 from plugins.registry import builtin_factories, validate_config
 
 _FACTORIES = builtin_factories()
-_SPECIAL = (float("inf"), float("nan"), -0.0, 10**30, -1, 0, True, None, "", " ", "http://[::1",
-            "https://hooks.example.com/x", "a@b.co", "chat.opened,chat.closed")
+_SPECIAL = (
+    float("inf"),
+    float("nan"),
+    -0.0,
+    10**30,
+    -1,
+    0,
+    True,
+    None,
+    "",
+    " ",
+    "http://[::1",
+    "https://hooks.example.com/x",
+    "a@b.co",
+    "chat.opened,chat.closed",
+)
 
 
 class _Bytes:
@@ -35,7 +49,7 @@ class _Bytes:
 
     def text(self) -> str:
         n = self.byte() % 64
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk.decode("utf-8", "replace")
 

@@ -40,11 +40,20 @@ def test_short_fuzz_run_finds_nothing(name: str, tmp_path: Path) -> None:
     pytest.importorskip("atheris")
     work = tmp_path / "corpus"
     work.mkdir()
-    cmd = [sys.executable, "-m", "tests.fuzz.run", name, f"-runs={SMOKE_RUNS}", "-seed=1",
-           "-max_len=2048", "-timeout=20", f"-artifact_prefix={tmp_path}/",
-           str(work), str(HERE / "corpus" / name)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=170,
-                          check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.fuzz.run",
+        name,
+        f"-runs={SMOKE_RUNS}",
+        "-seed=1",
+        "-max_len=2048",
+        "-timeout=20",
+        f"-artifact_prefix={tmp_path}/",
+        str(work),
+        str(HERE / "corpus" / name),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=170, check=False)
     tail = proc.stderr[-3000:]
     assert proc.returncode == 0, tail
     assert f"Done {SMOKE_RUNS} runs" in proc.stderr, tail

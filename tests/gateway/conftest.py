@@ -36,8 +36,9 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-async def _build(count: int, data_dir: Path, store_url: str, clock: FakeClock
-                 ) -> AsyncIterator[list[Services]]:
+async def _build(
+    count: int, data_dir: Path, store_url: str, clock: FakeClock
+) -> AsyncIterator[list[Services]]:
     built: list[Services] = []
     try:
         for _ in range(count):

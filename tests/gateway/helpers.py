@@ -68,8 +68,9 @@ def free_port() -> int:
 _FAST_AUTH = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 
 
-async def start_gateway(tmp_path: Path, **config_overrides: Any
-                        ) -> tuple[web.AppRunner, str, Services]:
+async def start_gateway(
+    tmp_path: Path, **config_overrides: Any
+) -> tuple[web.AppRunner, str, Services]:
     """Run the gateway on 127.0.0.1:<port picked by the kernel, socket handed to the
     server>; returns (runner, base_url, services).
 
@@ -87,8 +88,7 @@ async def start_gateway(tmp_path: Path, **config_overrides: Any
     }
     for section, values in config_overrides.items():
         if section == "ratelimit" and "limits" in values:
-            values = {**values, "limits": {**overrides["ratelimit"]["limits"],
-                                           **values["limits"]}}
+            values = {**values, "limits": {**overrides["ratelimit"]["limits"], **values["limits"]}}
         overrides.setdefault(section, {}).update(values)
     try:
         config = load_config(None, environ={}, overrides=overrides)
@@ -104,18 +104,26 @@ async def start_gateway(tmp_path: Path, **config_overrides: Any
 
 
 async def make_tenant(svc: Services, tenant_id: str, origins: list[str] | None = None) -> Tenant:
-    tenant = Tenant(id=tenant_id, name=tenant_id.title(), allowed_origins=origins or [],
-                    created_at=svc.clock())
+    tenant = Tenant(
+        id=tenant_id, name=tenant_id.title(), allowed_origins=origins or [], created_at=svc.clock()
+    )
     await svc.store.create_tenant(tenant)
     return tenant
 
 
-async def make_agent(svc: Services, email: str, *, tenant: str = "demo", role: str = "agent",
-                     password: str = DEFAULT_PASSWORD, confirmed: bool = True
-                     ) -> tuple[Agent, str, str]:
+async def make_agent(
+    svc: Services,
+    email: str,
+    *,
+    tenant: str = "demo",
+    role: str = "agent",
+    password: str = DEFAULT_PASSWORD,
+    confirmed: bool = True,
+) -> tuple[Agent, str, str]:
     """Create an agent through LoginService; returns (agent, totp_secret, password)."""
-    creds = await svc.logins.create_agent(email, tenant, role, password, None, actor="test",
-                                          confirmed=confirmed)
+    creds = await svc.logins.create_agent(
+        email, tenant, role, password, None, actor="test", confirmed=confirmed
+    )
     return creds.agent, creds.totp_secret, password
 
 
@@ -123,12 +131,23 @@ def totp_code(secret: str, at: float) -> str:
     return TotpVerifier().current_code(secret, at)
 
 
-async def login(session: aiohttp.ClientSession, base_url: str, email: str, password: str,
-                secret: str, clock_time: float) -> str:
+async def login(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    email: str,
+    password: str,
+    secret: str,
+    clock_time: float,
+) -> str:
     """Log in with the TOTP code of ``clock_time``; returns the session token."""
-    async with session.post(f"{base_url}/api/login", json={
-        "email": email, "password": password, "otp": totp_code(secret, clock_time),
-    }) as resp:
+    async with session.post(
+        f"{base_url}/api/login",
+        json={
+            "email": email,
+            "password": password,
+            "otp": totp_code(secret, clock_time),
+        },
+    ) as resp:
         body = await resp.json()
         assert resp.status == 200, body
         return body["token"]

@@ -56,29 +56,71 @@ def example_lines() -> list[str]:
     def sealed(direction: str, channel: Channel, frame: object) -> None:
         inner = encode(frame).decode()  # type: ignore[arg-type]
         counter, c = channel.seal_b64(inner.encode())
-        lines.append(f"{direction} {{\"t\":\"sealed\",\"n\":{counter},\"c\":\"{c}\"}}")
+        lines.append(f'{direction} {{"t":"sealed","n":{counter},"c":"{c}"}}')
         lines.append(f"     inner: {inner}")
 
-    plain("S→C", Hello(v=1, sid=sid, server_pk=server.public_b64,
-                       sig=identity.sign_hello(sid, server.public_b64), mode="inspect",
-                       limits={"max_frame_bytes": 65536, "max_text_chars": 4000}))
+    plain(
+        "S→C",
+        Hello(
+            v=1,
+            sid=sid,
+            server_pk=server.public_b64,
+            sig=identity.sign_hello(sid, server.public_b64),
+            mode="inspect",
+            limits={"max_frame_bytes": 65536, "max_text_chars": 4000},
+        ),
+    )
     plain("C→S", Key(client_pk=client.public_b64))
     sealed("C→S", client_channel, Open(profile=Profile(name="Ada", topic="billing")))
-    sealed("S→C", server_channel, Welcome(chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
-                                          token="r3sUm3-t0k3n-3xampl3-Vq8wJx2LmN0pQ7sT",
-                                          state="queued", last_seq=0))
-    sealed("C→S", client_channel, CustomerMsg(id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
-                                             text="Hi, my card is 4111 1111 1111 1111"))
-    sealed("S→C", server_channel, Ack(id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b", seq=1,
-                                      chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60"))
-    sealed("S→C", server_channel, Notice(
-        id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b", action="masked", kinds=["card"],
-        message="Please don't share card numbers in chat; use the secure payment page.",
-        chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60"))
-    sealed("S→C", server_channel, Msg(seq=1, sender="customer",
-                                      text="Hi, my card is **** **** **** 1111",
-                                      ts=1795420800.0, id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
-                                      chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60"))
+    sealed(
+        "S→C",
+        server_channel,
+        Welcome(
+            chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
+            token="r3sUm3-t0k3n-3xampl3-Vq8wJx2LmN0pQ7sT",
+            state="queued",
+            last_seq=0,
+        ),
+    )
+    sealed(
+        "C→S",
+        client_channel,
+        CustomerMsg(
+            id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b", text="Hi, my card is 4111 1111 1111 1111"
+        ),
+    )
+    sealed(
+        "S→C",
+        server_channel,
+        Ack(
+            id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
+            seq=1,
+            chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
+        ),
+    )
+    sealed(
+        "S→C",
+        server_channel,
+        Notice(
+            id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
+            action="masked",
+            kinds=["card"],
+            message="Please don't share card numbers in chat; use the secure payment page.",
+            chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
+        ),
+    )
+    sealed(
+        "S→C",
+        server_channel,
+        Msg(
+            seq=1,
+            sender="customer",
+            text="Hi, my card is **** **** **** 1111",
+            ts=1795420800.0,
+            id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
+            chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
+        ),
+    )
     return lines
 
 

@@ -39,9 +39,16 @@ async def _token(http, base, svc, clock, email, *, tenant="demo", role="agent"):
 async def _demo_chat_and_flag(svc, clock):
     chat = Chat(id="chat-demo-1", tenant_id="demo", state="closed", created_at=clock.now)
     await svc.store.create_chat(chat, svc.keyring.wrap(new_data_key()))
-    flag_id = await svc.store.add_flag(PolicyFlag(chat_id=chat.id, tenant_id="demo", seq=1,
-                                                  kinds=["card"], original_sealed=b"x" * 40,
-                                                  created_at=clock.now))
+    flag_id = await svc.store.add_flag(
+        PolicyFlag(
+            chat_id=chat.id,
+            tenant_id="demo",
+            seq=1,
+            kinds=["card"],
+            original_sealed=b"x" * 40,
+            created_at=clock.now,
+        )
+    )
     return chat, flag_id
 
 
@@ -49,8 +56,9 @@ async def test_cross_tenant_refused_on_every_admin_endpoint(gw):
     http, base, svc, clock = gw
     await make_tenant(svc, "acme", ["https://acme.example"])
     demo_agent, _ = await _token(http, base, svc, clock, "demo.agent@example.com")
-    _, acme_admin = await _token(http, base, svc, clock, "root@acme.example", tenant="acme",
-                                 role="admin")
+    _, acme_admin = await _token(
+        http, base, svc, clock, "root@acme.example", tenant="acme", role="admin"
+    )
     chat, flag_id = await _demo_chat_and_flag(svc, clock)
     h = bearer(acme_admin)
     did = demo_agent.id
@@ -62,11 +70,23 @@ async def test_cross_tenant_refused_on_every_admin_endpoint(gw):
         ("POST", f"/api/agents/{did}/unlock", None, NOT_FOUND),
         ("POST", f"/api/agents/{did}/revoke-sessions", None, NOT_FOUND),
         ("POST", f"/api/agents/{did}/reset-mfa", None, NOT_FOUND),
-        ("POST", "/api/agents", {"email": "mole@example.com", "role": "admin",
-                                 "password": "a long enough passphrase 1", "tenant": "demo"},
-         FORBIDDEN),
-        ("POST", "/api/policy/test", {"text": "hi", "direction": "customer", "tenant": "demo"},
-         FORBIDDEN),
+        (
+            "POST",
+            "/api/agents",
+            {
+                "email": "mole@example.com",
+                "role": "admin",
+                "password": "a long enough passphrase 1",
+                "tenant": "demo",
+            },
+            FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/policy/test",
+            {"text": "hi", "direction": "customer", "tenant": "demo"},
+            FORBIDDEN,
+        ),
         ("GET", f"/api/flags/{flag_id}/original", None, NOT_FOUND),
         ("POST", f"/api/chats/{chat.id}/erase", None, NOT_FOUND),
     ]
@@ -101,11 +121,13 @@ async def test_roles_are_enforced(gw):
     _, agent = await _token(http, base, svc, clock, "plain@example.com")
     _, sup = await _token(http, base, svc, clock, "sup@example.com", role="supervisor")
     for token in (agent, sup):
-        for method, path, body in [("GET", "/api/agents", None),
-                                   ("GET", "/api/audit", None),
-                                   ("GET", "/api/tenant", None),
-                                   ("PATCH", "/api/tenant", {"name": "x"}),
-                                   ("POST", "/api/emergency/freeze", {"frozen": True})]:
+        for method, path, body in [
+            ("GET", "/api/agents", None),
+            ("GET", "/api/audit", None),
+            ("GET", "/api/tenant", None),
+            ("PATCH", "/api/tenant", {"name": "x"}),
+            ("POST", "/api/emergency/freeze", {"frozen": True}),
+        ]:
             async with http.request(method, base + path, json=body, headers=bearer(token)) as r:
                 assert r.status == 403, (path, await r.text())
                 assert (await r.json())["error"]["code"] == "forbidden"
@@ -130,8 +152,9 @@ async def test_policy_test_supervisor_yes_agent_no(gw):
         assert any(f["kind"] for f in data["findings"])
     async with http.post(f"{base}/api/policy/test", json=body, headers=bearer(agent)) as r:
         assert r.status == 403
-    async with http.post(f"{base}/api/policy/test", headers=bearer(sup),
-                         json={"text": "x", "direction": "sideways"}) as r:
+    async with http.post(
+        f"{base}/api/policy/test", headers=bearer(sup), json={"text": "x", "direction": "sideways"}
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "direction"
 
 
@@ -139,9 +162,16 @@ async def test_agent_management_flow(gw):
     http, base, svc, clock = gw
     admin_agent, admin = await _token(http, base, svc, clock, "admin@example.com", role="admin")
     h = bearer(admin)
-    async with http.post(f"{base}/api/agents", headers=h, json={
-            "email": "New.Hire@Example.com", "role": "agent",
-            "password": "a long enough passphrase 1", "display_name": "New Hire"}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=h,
+        json={
+            "email": "New.Hire@Example.com",
+            "role": "agent",
+            "password": "a long enough passphrase 1",
+            "display_name": "New Hire",
+        },
+    ) as r:
         assert r.status == 201, await r.text()
         created = await r.json()
     assert created["agent"]["email"] == "new.hire@example.com"
@@ -149,22 +179,31 @@ async def test_agent_management_flow(gw):
     assert len(created["recovery_codes"]) == 10
     assert "password_hash" not in created["agent"]
     nid = created["agent"]["id"]
-    async with http.post(f"{base}/api/agents", headers=h, json={
-            "email": "new.hire@example.com", "role": "agent",
-            "password": "a long enough passphrase 1"}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=h,
+        json={
+            "email": "new.hire@example.com",
+            "role": "agent",
+            "password": "a long enough passphrase 1",
+        },
+    ) as r:
         assert r.status == 409 and (await r.json())["error"]["code"] == "email_taken"
-    async with http.post(f"{base}/api/agents", headers=h, json={
-            "email": "x@example.com", "role": "agent", "password": "password1"}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=h,
+        json={"email": "x@example.com", "role": "agent", "password": "password1"},
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "weak_password"
-    async with http.patch(f"{base}/api/agents/{nid}", headers=h,
-                          json={"role": "supervisor"}) as r:
+    async with http.patch(f"{base}/api/agents/{nid}", headers=h, json={"role": "supervisor"}) as r:
         assert r.status == 200 and (await r.json())["agent"]["role"] == "supervisor"
     changed = await svc.store.query_audit(action="role.changed")
     assert changed[0].details == {"old_role": "agent", "new_role": "supervisor"}
     async with http.patch(f"{base}/api/agents/{nid}", headers=h, json={"disabled": True}) as r:
         assert r.status == 200 and (await r.json())["agent"]["disabled"] is True
-    async with http.patch(f"{base}/api/agents/{admin_agent.id}", headers=h,
-                          json={"role": "agent"}) as r:
+    async with http.patch(
+        f"{base}/api/agents/{admin_agent.id}", headers=h, json={"role": "agent"}
+    ) as r:
         assert r.status == 409 and (await r.json())["error"]["code"] == "last_admin"
     async with http.patch(f"{base}/api/agents/{nid}", headers=h, json={"role": "god"}) as r:
         assert r.status == 400
@@ -181,8 +220,9 @@ async def test_agent_management_flow(gw):
         assert r.status == 400
     async with http.get(f"{base}/api/audit?limit=2", headers=h) as r:
         page = await r.json()
-    async with http.get(f"{base}/api/audit?limit=2&before_id={page['next_before_id']}",
-                        headers=h) as r:
+    async with http.get(
+        f"{base}/api/audit?limit=2&before_id={page['next_before_id']}", headers=h
+    ) as r:
         page2 = await r.json()
     assert page2["events"][0]["id"] < page["events"][-1]["id"]
 
@@ -191,9 +231,15 @@ async def test_tenant_settings_never_return_secrets(gw):
     http, base, svc, clock = gw
     _, admin = await _token(http, base, svc, clock, "admin@example.com", role="admin")
     h = bearer(admin)
-    async with http.patch(f"{base}/api/tenant", headers=h, json={
-            "allowed_origins": ["https://Shop.Example.com/"], "identity_mode": "enforced",
-            "identity_secrets": [SECRET_32]}) as r:
+    async with http.patch(
+        f"{base}/api/tenant",
+        headers=h,
+        json={
+            "allowed_origins": ["https://Shop.Example.com/"],
+            "identity_mode": "enforced",
+            "identity_secrets": [SECRET_32],
+        },
+    ) as r:
         text = await r.text()
         assert r.status == 200, text
     assert SECRET_32 not in text
@@ -202,11 +248,13 @@ async def test_tenant_settings_never_return_secrets(gw):
     assert len(tenant["identity_secrets"][0]["fingerprint"]) == 16
     stored = await svc.store.get_tenant("demo")
     assert svc.tenants.identity_secrets(stored) == [SECRET_32]
-    async with http.patch(f"{base}/api/tenant", headers=h,
-                          json={"identity_secrets": ["short"]}) as r:
+    async with http.patch(
+        f"{base}/api/tenant", headers=h, json={"identity_secrets": ["short"]}
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_secret"
-    async with http.patch(f"{base}/api/tenant", headers=h,
-                          json={"allowed_origins": ["javascript:alert(1)"]}) as r:
+    async with http.patch(
+        f"{base}/api/tenant", headers=h, json={"allowed_origins": ["javascript:alert(1)"]}
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_origin"
     async with http.patch(f"{base}/api/tenant", headers=h, json={"bogus": 1}) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "bogus"

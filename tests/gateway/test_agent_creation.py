@@ -25,8 +25,11 @@ async def _admin(http, base, svc, clock, email, tenant):
 
 
 async def _create(http, base, token, email, password=STRONG):
-    async with http.post(f"{base}/api/agents", headers=bearer(token),
-                         json={"email": email, "role": "agent", "password": password}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=bearer(token),
+        json={"email": email, "role": "agent", "password": password},
+    ) as r:
         return r.status, await r.json()
 
 
@@ -83,8 +86,15 @@ async def test_guessable_passwords_refused_with_a_clear_code(gw, password):
 async def test_own_name_in_the_password_is_guessable(gw):
     http, base, svc, clock = gw
     token = await _admin(http, base, svc, clock, "admin@demo.example", "demo")
-    async with http.post(f"{base}/api/agents", headers=bearer(token), json={
-            "email": "wxm@demo.example", "role": "agent", "display_name": "Wang Xiaoming",
-            "password": "wangxiaoming2024"}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=bearer(token),
+        json={
+            "email": "wxm@demo.example",
+            "role": "agent",
+            "display_name": "Wang Xiaoming",
+            "password": "wangxiaoming2024",
+        },
+    ) as r:
         body = await r.json()
     assert r.status == 400 and body["error"]["reason"] == "guessable"

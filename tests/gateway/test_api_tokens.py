@@ -40,9 +40,13 @@ def _token_routes() -> list[tuple[str, str, object]]:
 
 def _session_only_routes() -> list[tuple[str, str]]:
     app = create_app(load_config(None, environ={}, overrides={}))
-    return sorted((r.method, r.resource.canonical) for r in app.router.routes()
-                  if hasattr(r.handler, "accepts_api_tokens") and r.method != "HEAD"
-                  and not r.handler.accepts_api_tokens)
+    return sorted(
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if hasattr(r.handler, "accepts_api_tokens")
+        and r.method != "HEAD"
+        and not r.handler.accepts_api_tokens
+    )
 
 
 TOKEN_ROUTES = _token_routes()
@@ -66,15 +70,15 @@ async def gw(tmp_path):
 
 async def _mint(svc, owner, scope, *, days=30):
     principal = Principal(owner.id, owner.tenant_id, Role(owner.role))
-    issued = await api_tokens(svc).create(owner, principal, "test", sorted(scope), days,
-                                          ip="127.0.0.1")
+    issued = await api_tokens(svc).create(
+        owner, principal, "test", sorted(scope), days, ip="127.0.0.1"
+    )
     return issued.secret
 
 
 async def _call(http, base, method, path, token):
     body = {} if method in ("POST", "PUT", "PATCH") else None
-    async with http.request(method, base + _concrete(path), headers=bearer(token),
-                            json=body) as r:
+    async with http.request(method, base + _concrete(path), headers=bearer(token), json=body) as r:
         data = await r.json(content_type=None)
         code = data.get("error", {}).get("code") if isinstance(data, dict) else None
         return r.status, code
@@ -86,8 +90,9 @@ def test_the_route_table_is_covered() -> None:
     assert ("GET", "/api/me") in SESSION_ONLY and ("POST", "/api/tokens") in SESSION_ONLY
 
 
-@pytest.mark.parametrize(("method", "path", "permission"), TENANT_ROUTES,
-                         ids=[f"{m} {p}" for m, p, _ in TENANT_ROUTES])
+@pytest.mark.parametrize(
+    ("method", "path", "permission"), TENANT_ROUTES, ids=[f"{m} {p}" for m, p, _ in TENANT_ROUTES]
+)
 async def test_tenant_token_scope_is_enforced_on_route(gw, method, path, permission):
     http, base, svc, _clock = gw
     admin, _, _ = await make_agent(svc, "root@example.com", role="admin")
@@ -100,14 +105,16 @@ async def test_tenant_token_scope_is_enforced_on_route(gw, method, path, permiss
     assert status != 401 and code not in ("forbidden", "token_not_allowed"), (status, code)
 
 
-@pytest.mark.parametrize(("method", "path", "permission"), INSTALLATION_ROUTES,
-                         ids=[f"{m} {p}" for m, p, _ in INSTALLATION_ROUTES])
+@pytest.mark.parametrize(
+    ("method", "path", "permission"),
+    INSTALLATION_ROUTES,
+    ids=[f"{m} {p}" for m, p, _ in INSTALLATION_ROUTES],
+)
 async def test_operator_token_scope_is_enforced_on_route(gw, method, path, permission):
     http, base, svc, _clock = gw
     creds = await svc.logins.create_operator("ops@example.com", DEFAULT_PASSWORD)
     ops = creds.agent
-    without = await _mint(svc, ops, {p.value for p in InstallationPermission}
-                          - {permission.value})
+    without = await _mint(svc, ops, {p.value for p in InstallationPermission} - {permission.value})
     with_it = await _mint(svc, ops, {permission.value})
     assert await _call(http, base, method, path, without) == (403, "forbidden")
     status, code = await _call(http, base, method, path, with_it)
@@ -128,9 +135,15 @@ async def test_token_is_shown_once_hashed_at_rest_and_audited_on_every_use(gw, t
     http, base, svc, clock = gw
     _, secret, pw = await make_agent(svc, "root@example.com", role="admin")
     session = await login(http, base, "root@example.com", pw, secret, clock.now)
-    async with http.post(f"{base}/api/tokens", headers=bearer(session), json={
-            "name": "nightly export 夜间导出", "permissions": ["audit_read"],
-            "expires_in_days": 7}) as r:
+    async with http.post(
+        f"{base}/api/tokens",
+        headers=bearer(session),
+        json={
+            "name": "nightly export 夜间导出",
+            "permissions": ["audit_read"],
+            "expires_in_days": 7,
+        },
+    ) as r:
         created = await r.json()
         assert r.status == 201, created
     token, record = created["token"], created["api_token"]
@@ -141,7 +154,8 @@ async def test_token_is_shown_once_hashed_at_rest_and_audited_on_every_use(gw, t
     assert stored is not None and stored.id == record["id"]
     # neither the token nor anything that contains it is on disk
     on_disk = await asyncio.to_thread(
-        lambda: [db.read_bytes() for db in Path(tmp_path / "data").rglob("*.db*")])
+        lambda: [db.read_bytes() for db in Path(tmp_path / "data").rglob("*.db*")]
+    )
     assert on_disk and all(token.encode() not in blob for blob in on_disk)
     async with http.get(f"{base}/api/tokens", headers=bearer(session)) as r:
         listed = await r.json()
@@ -149,20 +163,35 @@ async def test_token_is_shown_once_hashed_at_rest_and_audited_on_every_use(gw, t
     assert [t["id"] for t in listed["tokens"]] == [record["id"]]
 
     for _ in range(2):
-        async with http.get(f"{base}/api/audit?action=api_token.used",
-                            headers=bearer(token)) as r:
+        async with http.get(f"{base}/api/audit?action=api_token.used", headers=bearer(token)) as r:
             assert r.status == 200
-    events = await svc.store.query_audit(tenant_id="demo", action="api_token.used",
-                                         actor=None, since=None, until=None,
-                                         before_id=None, limit=10)
+    events = await svc.store.query_audit(
+        tenant_id="demo",
+        action="api_token.used",
+        actor=None,
+        since=None,
+        until=None,
+        before_id=None,
+        limit=10,
+    )
     assert len(events) == 2
-    assert all(e.target == record["id"] and e.details["route"] == "/api/audit"
-               and e.details["method"] == "GET" for e in events)
+    assert all(
+        e.target == record["id"]
+        and e.details["route"] == "/api/audit"
+        and e.details["method"] == "GET"
+        for e in events
+    )
     assert all(token not in str(e.details) for e in events)
     assert (await svc.store.get_api_token(hash_token(token))).last_used_at == clock.now
-    created_events = await svc.store.query_audit(tenant_id="demo", action="api_token.created",
-                                                 actor=None, since=None, until=None,
-                                                 before_id=None, limit=10)
+    created_events = await svc.store.query_audit(
+        tenant_id="demo",
+        action="api_token.created",
+        actor=None,
+        since=None,
+        until=None,
+        before_id=None,
+        limit=10,
+    )
     assert [e.target for e in created_events] == [record["id"]]
 
 
@@ -229,8 +258,9 @@ async def test_creation_rules(gw):
     # another tenant's admin neither sees nor revokes it
     async with http.get(f"{base}/api/tokens", headers=bearer(acme)) as r:
         assert (await r.json())["tokens"] == []
-    async with http.delete(f"{base}/api/tokens/{data['api_token']['id']}",
-                           headers=bearer(acme)) as r:
+    async with http.delete(
+        f"{base}/api/tokens/{data['api_token']['id']}", headers=bearer(acme)
+    ) as r:
         assert r.status == 404
     # creating a credential needs a fresh step-up (the login counted for 5 minutes)
     clock.advance(svc.config.auth.reauth_window + 1)
@@ -240,7 +270,8 @@ async def test_creation_rules(gw):
 async def test_api_tokens_are_rate_limited_per_token(tmp_path):
     clock = FakeClock()
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock, ratelimit={"limits": {"api_per_token": "3/m"}})
+        tmp_path, clock=clock, ratelimit={"limits": {"api_per_token": "3/m"}}
+    )
     try:
         admin, _, _ = await make_agent(svc, "root@example.com", role="admin")
         one = await _mint(svc, admin, {"audit_read"})
@@ -276,27 +307,49 @@ async def test_operator_token_cli_create_use_list_revoke(tmp_path):
     from tests.gateway.test_cli_admin import PASSWORD, cli
 
     data = tmp_path / "data"
-    out = await asyncio.to_thread(cli, data, "operator", "add", "ops@example.com",
-                                  "--password-stdin", stdin=PASSWORD + "\n")
+    out = await asyncio.to_thread(
+        cli, data, "operator", "add", "ops@example.com", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert out.returncode == 0, out.stderr
-    out = await asyncio.to_thread(cli, data, "operator", "token", "create", "ops@example.com",
-                                  "--name", "backup bot", "--permission", "settings")
+    out = await asyncio.to_thread(
+        cli,
+        data,
+        "operator",
+        "token",
+        "create",
+        "ops@example.com",
+        "--name",
+        "backup bot",
+        "--permission",
+        "settings",
+    )
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip().splitlines()[-1]
     assert token.startswith("cdt_")
     # a tenant account cannot own an installation token
-    out = await asyncio.to_thread(cli, data, "operator", "token", "create", "nobody@example.com",
-                                  "--name", "x", "--permission", "settings")
+    out = await asyncio.to_thread(
+        cli,
+        data,
+        "operator",
+        "token",
+        "create",
+        "nobody@example.com",
+        "--name",
+        "x",
+        "--permission",
+        "settings",
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
     runner, base, _svc = await start_gateway(tmp_path)
     try:
         async with aiohttp.ClientSession() as http:
             assert (await _call(http, base, "GET", "/api/operator/settings", token))[0] == 200
-            assert await _call(http, base, "GET", "/api/operator/tenants", token) == (
-                200, None)
+            assert await _call(http, base, "GET", "/api/operator/tenants", token) == (200, None)
             assert await _call(http, base, "POST", "/api/operator/tenants", token) == (
-                403, "forbidden")
+                403,
+                "forbidden",
+            )
     finally:
         await runner.cleanup()
     out = await asyncio.to_thread(cli, data, "operator", "token", "list")

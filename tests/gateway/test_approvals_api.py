@@ -31,10 +31,16 @@ async def _flag(svc, clock):
     key = new_data_key()
     chat = Chat(id="chat-1", tenant_id="demo", state="closed", created_at=clock.now)
     await svc.store.create_chat(chat, svc.keyring.wrap(key))
-    flag_id = await svc.store.add_flag(PolicyFlag(
-        chat_id=chat.id, tenant_id="demo", seq=1, kinds=["fraud"],
-        original_sealed=seal_json(key, chat.id, "flag:1", {"text": "wire the money now"}),
-        created_at=clock.now))
+    flag_id = await svc.store.add_flag(
+        PolicyFlag(
+            chat_id=chat.id,
+            tenant_id="demo",
+            seq=1,
+            kinds=["fraud"],
+            original_sealed=seal_json(key, chat.id, "flag:1", {"text": "wire the money now"}),
+            created_at=clock.now,
+        )
+    )
     return chat, flag_id
 
 
@@ -44,8 +50,13 @@ async def _call(http, method, url, token, body=None):
 
 
 async def _set_mode(http, base, admin, mode, ttl=30):
-    status, _ = await _call(http, "PUT", f"{base}/api/governance/settings", admin,
-                            {"approvals": {"mode": mode, "ttl_minutes": ttl}})
+    status, _ = await _call(
+        http,
+        "PUT",
+        f"{base}/api/governance/settings",
+        admin,
+        {"approvals": {"mode": mode, "ttl_minutes": ttl}},
+    )
     assert status == 200
 
 
@@ -63,12 +74,25 @@ async def test_two_person_approval_for_a_flagged_original(gw):
     assert status == 403 and body["error"]["code"] == "approval_required"
     assert body["error"]["mode"] == "two_person"
     req = f"{base}/api/approvals"
-    status, body = await _call(http, "POST", req, sup_t, {
-        "action": "flag.view_original", "target": str(flag_id), "reason": "short"})
+    status, body = await _call(
+        http,
+        "POST",
+        req,
+        sup_t,
+        {"action": "flag.view_original", "target": str(flag_id), "reason": "short"},
+    )
     assert status == 400 and body["error"]["code"] == "invalid_request"
-    status, body = await _call(http, "POST", req, sup_t, {
-        "action": "flag.view_original", "target": str(flag_id),
-        "reason": "customer complaint 4471, checking the agent's claim"})
+    status, body = await _call(
+        http,
+        "POST",
+        req,
+        sup_t,
+        {
+            "action": "flag.view_original",
+            "target": str(flag_id),
+            "reason": "customer complaint 4471, checking the agent's claim",
+        },
+    )
     assert status == 202 and body["grant"]["state"] == "pending"
     grant_id = body["grant"]["id"]
     assert (await _call(http, "GET", url, sup_t))[0] == 403  # still pending
@@ -106,11 +130,20 @@ async def test_denied_request_keeps_access_closed(gw):
     _, sup_t = await _token(http, base, svc, clock, "sue@example.com", "supervisor")
     _, flag_id = await _flag(svc, clock)
     await _set_mode(http, base, admin_t, "two_person")
-    status, body = await _call(http, "POST", f"{base}/api/approvals", sup_t, {
-        "action": "flag.view_original", "target": str(flag_id),
-        "reason": "just curious about this one"})
-    status, body = await _call(http, "POST", f"{base}/api/approvals/{body['grant']['id']}/deny",
-                               admin_t)
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/approvals",
+        sup_t,
+        {
+            "action": "flag.view_original",
+            "target": str(flag_id),
+            "reason": "just curious about this one",
+        },
+    )
+    status, body = await _call(
+        http, "POST", f"{base}/api/approvals/{body['grant']['id']}/deny", admin_t
+    )
     assert status == 200 and body["grant"]["state"] == "denied"
     assert (await _call(http, "GET", f"{base}/api/flags/{flag_id}/original", sup_t))[0] == 403
     assert await svc.store.query_audit(action="approval.denied")
@@ -124,14 +157,24 @@ async def test_reason_mode_for_erasure(gw):
     erase = f"{base}/api/chats/{chat.id}/erase"
     status, body = await _call(http, "POST", erase, admin_t)
     assert status == 403 and body["error"]["code"] == "approval_required"
-    status, body = await _call(http, "POST", f"{base}/api/approvals", admin_t, {
-        "action": "chat.erase", "target": chat.id, "reason": "customer asked for erasure"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/approvals",
+        admin_t,
+        {"action": "chat.erase", "target": chat.id, "reason": "customer asked for erasure"},
+    )
     assert status == 201 and body["grant"]["state"] == "approved"
     assert body["grant"]["expires_at"] == clock.now + 300
     status, body = await _call(http, "POST", erase, admin_t)
     assert status == 200 and body["erased"] is True
-    status, body = await _call(http, "PUT", f"{base}/api/governance/settings", admin_t,
-                               {"approvals": {"mode": "sometimes"}})
+    status, body = await _call(
+        http,
+        "PUT",
+        f"{base}/api/governance/settings",
+        admin_t,
+        {"approvals": {"mode": "sometimes"}},
+    )
     assert status == 400 and body["error"]["field"] == "approvals"
 
 
@@ -147,12 +190,21 @@ async def test_watching_another_agents_chat_needs_an_approved_request(gw):
         with pytest.raises(ServerError) as refused:
             await sup.watch(chat_id)
         assert refused.value.code == "approval_required"
-        status, body = await _call(http, "POST", f"{base}/api/approvals", sup_t, {
-            "action": "transcript.read", "target": chat_id,
-            "reason": "quality review requested by the customer"})
+        status, body = await _call(
+            http,
+            "POST",
+            f"{base}/api/approvals",
+            sup_t,
+            {
+                "action": "transcript.read",
+                "target": chat_id,
+                "reason": "quality review requested by the customer",
+            },
+        )
         assert status == 202
-        status, _ = await _call(http, "POST",
-                                f"{base}/api/approvals/{body['grant']['id']}/approve", admin_t)
+        status, _ = await _call(
+            http, "POST", f"{base}/api/approvals/{body['grant']['id']}/approve", admin_t
+        )
         assert status == 200
         await sup.watch(chat_id)  # now allowed (and audited)
     opened = await svc.store.query_audit(action="transcript.opened")

@@ -175,8 +175,9 @@ async def test_a_burst_of_publishes_shares_a_bounded_set_of_connections(
         await b.close()
 
 
-async def test_every_node_sees_one_order_per_topic(redis_url: str, redis_prefix: str,
-                                                   keyring: Keyring) -> None:
+async def test_every_node_sees_one_order_per_topic(
+    redis_url: str, redis_prefix: str, keyring: Keyring
+) -> None:
     """Single path: concurrent publishers on two nodes, yet both nodes' handlers see the
     events of a topic in the same order (Redis' order)."""
     a = RedisBus(redis_url, keyring=keyring, prefix=redis_prefix)
@@ -187,6 +188,7 @@ async def test_every_node_sees_one_order_per_topic(redis_url: str, redis_prefix:
         on_a, on_b = Recorder(), Recorder()
         await a.subscribe(chat_topic("order"), on_a)
         await b.subscribe(chat_topic("order"), on_b)
+
         async def publish_from(node: RedisBus, seqs: range) -> None:
             for i in seqs:
                 await node.publish(chat_topic("order"), msg("order", i))
@@ -195,9 +197,7 @@ async def test_every_node_sees_one_order_per_topic(redis_url: str, redis_prefix:
         # 200 simultaneous publishes: each opened its own connection, and on a loaded
         # machine some connects timed out after 2 s and the events were dropped — the
         # bus is at-most-once; see the report on the unbounded publish pool.)
-        await asyncio.gather(
-            publish_from(a, range(0, 200, 2)), publish_from(b, range(1, 200, 2))
-        )
+        await asyncio.gather(publish_from(a, range(0, 200, 2)), publish_from(b, range(1, 200, 2)))
         await on_a.wait(200)
         await on_b.wait(200)
         assert on_a.seqs == on_b.seqs and sorted(on_a.seqs) == list(range(200))
@@ -444,9 +444,19 @@ def restart_on_same_port(server: RedisServer) -> None:
     binary = shutil.which("redis-server")
     assert binary is not None
     proc = subprocess.Popen(
-        [binary, "--port", str(server.port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(server.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server.procs.append(proc)  # type: ignore[attr-defined]
     _wait_for_port(server.port, proc, "Redis")
@@ -524,9 +534,7 @@ async def test_subscribe_during_outage_completes_once_redis_is_back(
         await b.close()
 
 
-async def test_silent_redis_is_detected_by_ping(
-    throwaway: RedisServer, keyring: Keyring
-) -> None:
+async def test_silent_redis_is_detected_by_ping(throwaway: RedisServer, keyring: Keyring) -> None:
     """A Redis that stops answering (SIGSTOP: no FIN, no RST) is noticed by the PINGs."""
     import signal
 

@@ -54,11 +54,7 @@ def _record(events: list[BusEvent]) -> Callable[[BusEvent], None]:
 
 
 def _closed_events(events: list[BusEvent]) -> list[ChatEvent]:
-    return [
-        e.frame
-        for e in events
-        if isinstance(e.frame, ChatEvent) and e.frame.event == "closed"
-    ]
+    return [e.frame for e in events if isinstance(e.frame, ChatEvent) and e.frame.event == "closed"]
 
 
 async def _plugin_rows(svc: Services, event_type: str, chat_id: str) -> list[str]:
@@ -165,7 +161,8 @@ async def test_posts_racing_a_close_ack_exactly_what_is_stored(
         return outcome.ack.seq
 
     results = await asyncio.gather(
-        *(post(i) for i in range(10)), b.chats.close(view.id, "demo", by="customer"),
+        *(post(i) for i in range(10)),
+        b.chats.close(view.id, "demo", by="customer"),
         *(post(i) for i in range(10, 20)),
     )
     acked = {s for s in results[:10] + results[11:] if isinstance(s, int)}
@@ -179,8 +176,9 @@ async def test_store_refuses_appends_to_closed_chats(svc: Services) -> None:
 
     opened = await svc.chats.open_chat("demo")
     await svc.store.close_chat(opened.chat.id, closed_at=1.0, reason="resolved")
-    new = NewMessage(chat_id=opened.chat.id, msg_id="x", sender="customer", ts=1.0,
-                     body_sealed=b"sealed")
+    new = NewMessage(
+        chat_id=opened.chat.id, msg_id="x", sender="customer", ts=1.0, body_sealed=b"sealed"
+    )
     with pytest.raises(ChatClosed):
         await svc.store.append_message(new)
     await svc.chats.erase(opened.chat.id, actor="test")
@@ -260,8 +258,10 @@ async def test_transfer_refusals_unknown_agent_and_bad_transfer(svc: Services) -
     agent = await _agent(svc)
     outsider = await _agent(svc, tenant="other")
     chat = await _active_chat(svc, agent)
-    for kwargs in ({"to_agent": None, "to_queue": None},
-                   {"to_agent": agent.agent_id, "to_queue": "billing"}):
+    for kwargs in (
+        {"to_agent": None, "to_queue": None},
+        {"to_agent": agent.agent_id, "to_queue": "billing"},
+    ):
         with pytest.raises(ChatError) as bad:
             await svc.chats.transfer(agent, chat.id, **kwargs)
         assert bad.value.code == "bad_transfer"
@@ -304,7 +304,6 @@ async def test_erased_chat_refuses_every_call_with_not_found(svc: Services) -> N
         with pytest.raises(ChatError) as refused:
             await call
         assert refused.value.code == "not_found"
-
 
 
 # ---------------------------------------------------------------- lifecycle (issue 19.6)

@@ -21,9 +21,19 @@ def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
     return subprocess.run(
         # not "-m gateway.cli": that loads the module twice (__main__ and gateway.cli),
         # so CliError raised by subcommand modules would not be the one main() catches.
-        [sys.executable, "-c", "import sys; from gateway.cli import main; main(sys.argv[1:])",
-         *args, "--data-dir", str(data_dir)],
-        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            *args,
+            "--data-dir",
+            str(data_dir),
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -34,8 +44,18 @@ def _secret(stdout: str) -> str:
 
 async def test_agent_add_then_login_over_http(tmp_path):
     data = tmp_path / "data"
-    out = cli(data, "agent", "add", "Admin@Example.com", "--tenant", "demo", "--role", "admin",
-              "--password-stdin", stdin=PASSWORD + "\n")
+    out = cli(
+        data,
+        "agent",
+        "add",
+        "Admin@Example.com",
+        "--tenant",
+        "demo",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert out.returncode == 0, out.stderr
     assert "▀" in out.stdout or "▄" in out.stdout  # terminal QR
     codes = re.findall(r"^\s+([0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4})$", out.stdout, re.M)
@@ -46,15 +66,21 @@ async def test_agent_add_then_login_over_http(tmp_path):
     runner, base, svc = await start_gateway(tmp_path)
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{base}/api/login", json={
-                    "email": "admin@example.com", "password": PASSWORD,
-                    "otp": totp_code(secret, time.time())}) as r:
+            async with http.post(
+                f"{base}/api/login",
+                json={
+                    "email": "admin@example.com",
+                    "password": PASSWORD,
+                    "otp": totp_code(secret, time.time()),
+                },
+            ) as r:
                 assert r.status == 200, await r.text()
                 body = await r.json()
             assert body["agent"]["role"] == "admin" and body["agent"]["totp_confirmed"]
-            async with http.post(f"{base}/api/login", json={
-                    "email": "admin@example.com", "password": PASSWORD,
-                    "otp": codes[0]}) as r:
+            async with http.post(
+                f"{base}/api/login",
+                json={"email": "admin@example.com", "password": PASSWORD, "otp": codes[0]},
+            ) as r:
                 assert r.status == 200
         # CLI hashes with production argon2 parameters; the test gateway uses cheaper
         # ones, so the first login rehashed transparently.
@@ -67,14 +93,36 @@ async def test_agent_add_then_login_over_http(tmp_path):
 
 def test_tenant_and_agent_commands(tmp_path):
     data = tmp_path / "data"
-    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "agent",
-              "--password-stdin", stdin=PASSWORD + "\n")
+    out = cli(
+        data,
+        "agent",
+        "add",
+        "x@acme.example",
+        "--tenant",
+        "acme",
+        "--role",
+        "agent",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert out.returncode == 2 and "no tenant 'acme'" in out.stderr
     assert "Traceback" not in out.stderr
 
-    out = cli(data, "tenant", "add", "acme", "--name", "Acme", "--origin",
-              "https://acme.example", "https://www.acme.example", "--identity-mode", "enforced",
-              "--identity-secret-stdin", stdin="k" * 40 + "\n")
+    out = cli(
+        data,
+        "tenant",
+        "add",
+        "acme",
+        "--name",
+        "Acme",
+        "--origin",
+        "https://acme.example",
+        "https://www.acme.example",
+        "--identity-mode",
+        "enforced",
+        "--identity-secret-stdin",
+        stdin="k" * 40 + "\n",
+    )
     assert out.returncode == 0, out.stderr
     out = cli(data, "tenant", "add", "acme", "--name", "Acme")
     assert out.returncode == 2 and "already exists" in out.stderr
@@ -83,11 +131,33 @@ def test_tenant_and_agent_commands(tmp_path):
     out = cli(data, "tenant", "list")
     assert "acme" in out.stdout and "enforced" in out.stdout and "k" * 40 not in out.stdout
 
-    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "agent",
-              "--password-stdin", stdin="password\n")
+    out = cli(
+        data,
+        "agent",
+        "add",
+        "x@acme.example",
+        "--tenant",
+        "acme",
+        "--role",
+        "agent",
+        "--password-stdin",
+        stdin="password\n",
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    out = cli(data, "agent", "add", "x@acme.example", "--tenant", "acme", "--role", "supervisor",
-              "--name", "Xavier", "--password-stdin", stdin=PASSWORD + "\n")
+    out = cli(
+        data,
+        "agent",
+        "add",
+        "x@acme.example",
+        "--tenant",
+        "acme",
+        "--role",
+        "supervisor",
+        "--name",
+        "Xavier",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert out.returncode == 0, out.stderr
     out = cli(data, "agent", "list", "--tenant", "acme")
     assert "x@acme.example" in out.stdout and "supervisor" in out.stdout
@@ -99,7 +169,12 @@ def test_tenant_and_agent_commands(tmp_path):
     assert out.returncode == 2 and "no agent" in out.stderr
     out = cli(data, "audit", "--tenant", "acme", "--limit", "50")
     assert out.returncode == 0
-    for action in ("tenant.created", "agent.created", "agent.disabled", "login.unlocked",
-                   "mfa.reset"):
+    for action in (
+        "tenant.created",
+        "agent.created",
+        "agent.disabled",
+        "login.unlocked",
+        "mfa.reset",
+    ):
         assert action in out.stdout, action
     assert PASSWORD not in out.stdout and "k" * 40 not in out.stdout

@@ -22,8 +22,11 @@ def test_every_module_with_subcommands_is_registered() -> None:
         if not re.search(r"^def register\w*\(", text, re.M):
             continue
         name = f"gateway.{stem}"
-        via = [m for m in registered if re.search(rf"from {re.escape(name)} import register",
-                                                  sources[m.split(".")[1]])]
+        via = [
+            m
+            for m in registered
+            if re.search(rf"from {re.escape(name)} import register", sources[m.split(".")[1]])
+        ]
         assert name in registered or via, f"{name} defines register() but is never registered"
 
 

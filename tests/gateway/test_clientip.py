@@ -51,8 +51,18 @@ def test_all_hops_trusted_returns_the_origin(resolver: ClientIPResolver) -> None
 
 @pytest.mark.parametrize(
     "xff",
-    ["garbage", "198.51.100.7, not-an-ip", "198.51.100.7,,10.0.0.5", "unknown",
-     "999.1.1.1", "1.2.3.4.5", "[2001:db8::1", "[2001:db8::1]x", ",", "_hidden, 10.0.0.5"],
+    [
+        "garbage",
+        "198.51.100.7, not-an-ip",
+        "198.51.100.7,,10.0.0.5",
+        "unknown",
+        "999.1.1.1",
+        "1.2.3.4.5",
+        "[2001:db8::1",
+        "[2001:db8::1]x",
+        ",",
+        "_hidden, 10.0.0.5",
+    ],
 )
 def test_malformed_chain_falls_back_to_the_peer(resolver: ClientIPResolver, xff: str) -> None:
     assert resolver.resolve("10.0.0.1", xff) == "10.0.0.1"

@@ -258,8 +258,9 @@ async def test_paced_transcript_holds_live_messages_until_it_is_sent() -> None:
         paced.append(m.seq)
         return True
 
-    task = asyncio.create_task(h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)],
-                                                    send_paced))
+    task = asyncio.create_task(
+        h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)], send_paced)
+    )
     await asyncio.sleep(0)
     for s in (5, 6, 7):  # live: 5 is also in the transcript, 6 and 7 come after it
         h.feed.offer(msg(s))
@@ -276,8 +277,9 @@ async def test_paced_transcript_stops_when_the_socket_gives_up() -> None:
     async def refuse_after_two(m: Msg) -> bool:
         return m.seq < 3
 
-    assert await h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)],
-                                      refuse_after_two) is False
+    assert (
+        await h.feed.deliver_paced(CHAT, [msg(s) for s in range(1, 6)], refuse_after_two) is False
+    )
     # The socket is being dropped; the feed is no longer replaying, so a later live message
     # takes the normal gap path (fetch, give up, resume) instead of being held forever.
     h.feed.offer(msg(6))

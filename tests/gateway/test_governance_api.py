@@ -30,8 +30,9 @@ from tests.gateway.helpers import (
 async def gw(tmp_path):
     clock = FakeClock()
     # the kill-switch test's webhook receiver listens on loopback: operator allowance
-    runner, base, svc = await start_gateway(tmp_path, clock=clock,
-                                            plugins={"allow_private_targets": True})
+    runner, base, svc = await start_gateway(
+        tmp_path, clock=clock, plugins={"allow_private_targets": True}
+    )
     async with aiohttp.ClientSession() as http:
         admin, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
         token = await login(http, base, "boss@example.com", pw, secret, clock.now)
@@ -64,7 +65,10 @@ async def test_audit_verify_api_then_sql_edit_is_reported(gw, tmp_path):
     status, body = await _get(http, f"{base}/api/audit/verify", token)
     report = body["report"]
     assert (report["ok"], report["problem"], report["first_broken_id"]) == (
-        False, "mac_mismatch", row_id)
+        False,
+        "mac_mismatch",
+        row_id,
+    )
 
 
 async def test_cli_verify_and_export(tmp_path, capsys):
@@ -78,8 +82,10 @@ async def test_cli_verify_and_export(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "demo: ok" in out
     out_file = tmp_path / "siem.jsonl"
-    await asyncio.to_thread(cli_main, ["audit", "export", "--tenant", "demo",
-                                       "--data-dir", data, "--out", str(out_file)])
+    await asyncio.to_thread(
+        cli_main,
+        ["audit", "export", "--tenant", "demo", "--data-dir", data, "--out", str(out_file)],
+    )
     lines = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert {"agent.created", "policy.tested"} <= {line["action"] for line in lines}
     assert all(len(line["mac"]) == 64 and line["seq"] >= 1 for line in lines)
@@ -90,8 +96,9 @@ async def test_cli_verify_and_export(tmp_path, capsys):
     finally:
         db.close()
     with pytest.raises(SystemExit) as exited:
-        await asyncio.to_thread(cli_main, ["audit", "verify", "--tenant", "demo",
-                                           "--data-dir", data])
+        await asyncio.to_thread(
+            cli_main, ["audit", "verify", "--tenant", "demo", "--data-dir", data]
+        )
     assert exited.value.code == 1
     assert "demo: BROKEN at row id" in capsys.readouterr().out
 
@@ -112,8 +119,9 @@ async def test_audit_reads_and_policy_tests_are_audited_without_text(gw):
 
 async def _bulk_open(svc, actor: str, n: int) -> None:
     for i in range(n):
-        await svc.auditor.record("transcript.opened", tenant_id="demo", actor=actor,
-                                 target=f"chat{i}", via="watch")
+        await svc.auditor.record(
+            "transcript.opened", tenant_id="demo", actor=actor, target=f"chat{i}", via="watch"
+        )
 
 
 async def test_alert_is_streamed_acknowledged_and_recorded_in_an_incident(gw):
@@ -137,7 +145,10 @@ async def test_alert_is_streamed_acknowledged_and_recorded_in_an_incident(gw):
         update = await next_event()
     [alert] = update["alerts"]
     assert (alert["rule"], alert["subject"], alert["state"]) == (
-        "bulk_transcript_access", sup.id, "open")
+        "bulk_transcript_access",
+        sup.id,
+        "open",
+    )
     status, body = await _post(http, f"{base}/api/alerts/{alert['id']}/ack", token)
     assert status == 200 and body["alert"]["state"] == "acknowledged"
     status, again = await _post(http, f"{base}/api/alerts/{alert['id']}/ack", token)
@@ -174,27 +185,34 @@ async def test_settings_validation(gw):
         async with http.put(url, headers=bearer(token), json=body) as r:
             return r.status, await r.json()
 
-    status, body = await put({"alert_rules": {"bulk_transcript_access": {"threshold": 5,
-                                                                         "window": 120}}})
+    status, body = await put(
+        {"alert_rules": {"bulk_transcript_access": {"threshold": 5, "window": 120}}}
+    )
     assert status == 200
     assert body["settings"]["alert_rules"]["bulk_transcript_access"]["threshold"] == 5
-    for bad in ({"alert_rules": {"nope": {}}},
-                {"alert_rules": {"mass_erasure": {"threshold": 0}}},
-                {"alert_rules": {"mass_erasure": {"window": 5}}},
-                {"working_hours": {"start": "25:00", "end": "18:00", "days": [1], "tz": "UTC"}},
-                {"notify": {"webhook": {"url": "http://127.0.0.1:9/x", "secret": "s" * 20}}},
-                {"notify": {"webhook": {"url": "https://10.1.2.3/x", "secret": "s" * 20}}},
-                {"notify": {"webhook": {"url": "https://localhost/x", "secret": "s" * 20}}},
-                {"notify": {"dingtalk": {"url": "https://evil.example/robot/send",
-                                         "secret": "SEC" + "x" * 20}}},
-                {"notify": {"email": {"to": ["sec@example.com"]}}}):  # no SMTP relay set
+    for bad in (
+        {"alert_rules": {"nope": {}}},
+        {"alert_rules": {"mass_erasure": {"threshold": 0}}},
+        {"alert_rules": {"mass_erasure": {"window": 5}}},
+        {"working_hours": {"start": "25:00", "end": "18:00", "days": [1], "tz": "UTC"}},
+        {"notify": {"webhook": {"url": "http://127.0.0.1:9/x", "secret": "s" * 20}}},
+        {"notify": {"webhook": {"url": "https://10.1.2.3/x", "secret": "s" * 20}}},
+        {"notify": {"webhook": {"url": "https://localhost/x", "secret": "s" * 20}}},
+        {
+            "notify": {
+                "dingtalk": {"url": "https://evil.example/robot/send", "secret": "SEC" + "x" * 20}
+            }
+        },
+        {"notify": {"email": {"to": ["sec@example.com"]}}},
+    ):  # no SMTP relay set
         status, body = await put(bad)
         assert status == 400 and body["error"]["code"] == "invalid_settings", bad
         assert "127.0.0.1" not in body["error"]["message"]
     status, body = await put({"audit_retention_days": 90})
     assert status == 400
-    status, body = await put({"notify": {"webhook": {"url": "https://hooks.example.com/a",
-                                                     "secret": "s" * 20}}})
+    status, body = await put(
+        {"notify": {"webhook": {"url": "https://hooks.example.com/a", "secret": "s" * 20}}}
+    )
     assert status == 200 and body["settings"]["notify"]["webhook"] == {"configured": True}
     assert "hooks.example.com" not in json.dumps(body)
 
@@ -236,8 +254,10 @@ async def test_emergency_revoke_all_sessions_closes_live_sockets(gw):
     status, incidents = await _get(http, f"{base}/api/incidents", token)
     [incident] = incidents["incidents"]
     status, detail = await _get(http, f"{base}/api/incidents/{incident['id']}", token)
-    assert [e["action"] for e in detail["timeline"]] == ["incident.opened",
-                                                         "emergency.sessions_revoked"]
+    assert [e["action"] for e in detail["timeline"]] == [
+        "incident.opened",
+        "emergency.sessions_revoked",
+    ]
     assert detail["timeline"][1]["details"] == {"sessions": 2}
 
 
@@ -256,8 +276,12 @@ async def test_forced_password_reset(gw):
         assert await _close_code(ws) == 4403
     finally:
         await ws.close()
-    status, _ = await _post(http, f"{base}/api/me/password", t1,
-                            {"current": DEFAULT_PASSWORD, "new": "a brand new passphrase 77"})
+    status, _ = await _post(
+        http,
+        f"{base}/api/me/password",
+        t1,
+        {"current": DEFAULT_PASSWORD, "new": "a brand new passphrase 77"},
+    )
     assert status == 200
     status, me = await _get(http, f"{base}/api/me", t1)
     assert me["password_change_required"] is False
@@ -267,25 +291,41 @@ async def test_forced_password_reset(gw):
 async def test_plugin_kill_switch_keeps_events_for_later(gw):
     http, base, svc, clock, _admin, token = gw
     dispatcher = svc.dispatcher
-    status, _ = await _post(http, f"{base}/api/emergency/pause-plugins", token,
-                            {"paused": True})
+    status, _ = await _post(http, f"{base}/api/emergency/pause-plugins", token, {"paused": True})
     assert status == 200
     gov = svc.governance
     assert await gov.plugins_paused("demo") is True
-    item = type("Item", (), {"id": 0, "tenant_id": "demo", "plugin": "webhook",
-                             "event_type": "chat.opened", "attempts": 0, "last_error": None})
-    await svc.store.enqueue_events([OutboxEvent(tenant_id="demo", plugin="webhook",
-                                                event_type="chat.opened",
-                                                idempotency_key="k1", payload_sealed=b"x",
-                                                created_at=clock.now)])
+    item = type(
+        "Item",
+        (),
+        {
+            "id": 0,
+            "tenant_id": "demo",
+            "plugin": "webhook",
+            "event_type": "chat.opened",
+            "attempts": 0,
+            "last_error": None,
+        },
+    )
+    await svc.store.enqueue_events(
+        [
+            OutboxEvent(
+                tenant_id="demo",
+                plugin="webhook",
+                event_type="chat.opened",
+                idempotency_key="k1",
+                payload_sealed=b"x",
+                created_at=clock.now,
+            )
+        ]
+    )
     [pending] = await svc.store.list_events(tenant_id="demo")
     item.id = pending.id
     result = await dispatcher._deliver_one(item)
     assert result.outcome == "deferred" and result.error == "paused"
     [still] = await svc.store.list_events(tenant_id="demo")
     assert still.state == "pending" and still.next_attempt_at >= clock.now + 30
-    status, _ = await _post(http, f"{base}/api/emergency/pause-plugins", token,
-                            {"paused": False})
+    status, _ = await _post(http, f"{base}/api/emergency/pause-plugins", token, {"paused": False})
     assert await gov.plugins_paused("demo") is False
     actions = [e.action for e in await svc.store.query_audit(tenant_id="demo")]
     assert "emergency.plugins_paused" in actions and "emergency.plugins_resumed" in actions
@@ -320,8 +360,9 @@ async def test_kill_switch_end_to_end_with_the_webhook_plugin(gw):
     try:
         status, _ = await _put_plugin(http, base, token, receiver.url, SECRET)
         assert status == 200
-        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token,
-                            {"paused": True}))[0] == 200
+        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token, {"paused": True}))[
+            0
+        ] == 200
         await svc.chats.open_chat("demo")
 
         async def deferred():
@@ -330,8 +371,9 @@ async def test_kill_switch_end_to_end_with_the_webhook_plugin(gw):
 
         [item] = await _wait(deferred)
         assert item.state == "pending" and receiver.requests == []
-        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token,
-                            {"paused": False}))[0] == 200
+        assert (await _post(http, f"{base}/api/emergency/pause-plugins", token, {"paused": False}))[
+            0
+        ] == 200
         clock.advance(31)  # the deferred item is due again
         svc.dispatcher.notify()
         await _wait(lambda: _true(len(receiver.requests) == 1))
@@ -347,7 +389,9 @@ async def _true(value: bool) -> bool:
 
 
 async def _put_plugin(http, base, token, url, secret):
-    async with http.put(f"{base}/api/plugins/webhook", headers=bearer(token), json={
-            "enabled": True, "config": {"url": url, "secret": secret,
-                                        "events": ["chat.opened"]}}) as r:
+    async with http.put(
+        f"{base}/api/plugins/webhook",
+        headers=bearer(token),
+        json={"enabled": True, "config": {"url": url, "secret": secret, "events": ["chat.opened"]}},
+    ) as r:
         return r.status, await r.text()

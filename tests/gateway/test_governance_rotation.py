@@ -19,8 +19,10 @@ async def test_rotation_then_retiring_the_old_key(tmp_path):
         await make_agent(svc, "ann@example.com")
         tenant = await svc.store.get_tenant("demo")
         notify = governance_of(svc).notifier.build_settings(
-            "demo", {}, {"webhook": {"url": "https://hooks.example.com/x",
-                                     "secret": "s3cret-s3cret-s3cret"}})
+            "demo",
+            {},
+            {"webhook": {"url": "https://hooks.example.com/x", "secret": "s3cret-s3cret-s3cret"}},
+        )
         tenant.settings = {**tenant.settings, "notify": notify}
         await svc.store.update_tenant(tenant)
         report = await rotate(svc)

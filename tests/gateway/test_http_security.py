@@ -23,8 +23,7 @@ REQUIRED = security_headers("'none'")
 
 @pytest.fixture
 async def gw(tmp_path) -> AsyncIterator[tuple[aiohttp.ClientSession, str, Services]]:
-    runner, base, svc = await start_gateway(
-        tmp_path, ratelimit={"limits": {"login_per_ip": "3/m"}})
+    runner, base, svc = await start_gateway(tmp_path, ratelimit={"limits": {"login_per_ip": "3/m"}})
     try:
         async with aiohttp.ClientSession() as http:
             yield http, base, svc
@@ -46,21 +45,43 @@ JSON = {"Content-Type": "application/json"}
 # (name, method, path, request kwargs, expected status, expected error code or None)
 ERROR_CASES: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
     ("401 api", "GET", "/api/me", {}, 401, "unauthenticated"),
-    ("401 forged bearer", "GET", "/api/me", {"headers": bearer("forged")}, 401,
-     "unauthenticated"),
+    ("401 forged bearer", "GET", "/api/me", {"headers": bearer("forged")}, 401, "unauthenticated"),
     ("404 api", "GET", "/api/nope", {}, 404, "not_found"),
     ("404 page", "GET", "/no-such-page", {}, 404, None),
     ("404 static", "GET", "/static/../../etc/passwd", {}, 404, None),
     ("405 api", "DELETE", "/api/login", {}, 405, "method_not_allowed"),
-    ("415 api", "POST", "/api/login", {"data": "a=b",
-                                       "headers": {"Content-Type": "text/plain"}}, 415,
-     "unsupported_media_type"),
-    ("413 api", "POST", "/api/login", {"data": b'{"email":"' + b"a" * 70_000 + b'"}',
-                                       "headers": JSON}, 413, "too_large"),
-    ("400 malformed", "POST", "/api/login", {"data": b"{nope", "headers": JSON}, 400,
-     "bad_request"),
-    ("400 deep json", "POST", "/api/login", {"data": _deep(5000), "headers": JSON}, 400,
-     "bad_request"),
+    (
+        "415 api",
+        "POST",
+        "/api/login",
+        {"data": "a=b", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "413 api",
+        "POST",
+        "/api/login",
+        {"data": b'{"email":"' + b"a" * 70_000 + b'"}', "headers": JSON},
+        413,
+        "too_large",
+    ),
+    (
+        "400 malformed",
+        "POST",
+        "/api/login",
+        {"data": b"{nope", "headers": JSON},
+        400,
+        "bad_request",
+    ),
+    (
+        "400 deep json",
+        "POST",
+        "/api/login",
+        {"data": _deep(5000), "headers": JSON},
+        400,
+        "bad_request",
+    ),
     ("400 ws without upgrade", "GET", "/ws/customer?tenant=demo", {}, 400, None),
 ]
 
@@ -82,8 +103,9 @@ async def test_rate_limited_answer_carries_the_headers(gw) -> None:
     http, base, _svc = gw
     statuses = []
     for _ in range(5):
-        async with http.post(f"{base}/api/login",
-                             json={"email": "x@example.com", "password": "p", "otp": "1"}) as r:
+        async with http.post(
+            f"{base}/api/login", json={"email": "x@example.com", "password": "p", "otp": "1"}
+        ) as r:
             statuses.append(r.status)
             if r.status == 429:
                 _assert_secured(r)
@@ -109,11 +131,13 @@ async def test_nested_admin_json_is_a_400_not_a_500(gw) -> None:
     http, base, svc = gw
     _agent, secret, password = await make_agent(svc, "admin@example.com", role="admin")
     from tests.gateway.helpers import login
+
     token = await login(http, base, "admin@example.com", password, secret, svc.clock())
     deep = b'{"policy":' + b'{"a":' * 3000 + b"1" + b"}" * 3000 + b"}"
     with capture_logs() as logs:
-        async with http.patch(f"{base}/api/tenant", data=deep,
-                              headers={**JSON, **bearer(token)}) as r:
+        async with http.patch(
+            f"{base}/api/tenant", data=deep, headers={**JSON, **bearer(token)}
+        ) as r:
             body = await r.json()
             assert r.status == 400, body
             assert body["error"]["code"] == "bad_request"
@@ -146,16 +170,27 @@ async def test_unexpected_exception_is_a_json_500_with_one_log_line(gw, caplog) 
         assert event["where"].startswith("test_http_security.py:")
         assert "secret detail" not in repr(event)
     # aiohttp itself logged nothing (its handler would print the traceback)
-    assert not [r for r in caplog.records if r.name.startswith("aiohttp")
-                and r.levelno >= logging.ERROR]
+    assert not [
+        r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.ERROR
+    ]
 
 
-@pytest.mark.parametrize(("doc", "limit", "deeper"), [
-    (b"[]", 1, False), (b"[[]]", 1, True), (b'{"a":{"b":[1]}}', 3, False),
-    (b'{"a":{"b":[1]}}', 2, True), (b'["[[[[[[["]', 1, False), (b'["\\"[[["]', 1, False),
-    (b"[" * 40, 32, True), (b"[[][[][[]]]]", 3, True), (b"[[][[][[]]]]", 4, False),
-    (b"]]]]][", 1, False), (b"[]" * 1000, 1, False),
-])
+@pytest.mark.parametrize(
+    ("doc", "limit", "deeper"),
+    [
+        (b"[]", 1, False),
+        (b"[[]]", 1, True),
+        (b'{"a":{"b":[1]}}', 3, False),
+        (b'{"a":{"b":[1]}}', 2, True),
+        (b'["[[[[[[["]', 1, False),
+        (b'["\\"[[["]', 1, False),
+        (b"[" * 40, 32, True),
+        (b"[[][[][[]]]]", 3, True),
+        (b"[[][[][[]]]]", 4, False),
+        (b"]]]]][", 1, False),
+        (b"[]" * 1000, 1, False),
+    ],
+)
 def test_depth_scan(doc: bytes, limit: int, deeper: bool) -> None:
     assert exceeds_depth(doc, limit) is deeper
     assert exceeds_depth(doc.decode(), limit) is deeper

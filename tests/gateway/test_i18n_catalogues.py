@@ -21,8 +21,17 @@ from gateway.i18n import flatten, load_catalogues, pick_language, translate
 from tests.gateway.helpers import start_gateway
 
 WEB = Path(http_web.__file__).parent / "web"
-JS_FILES = ["widget.js", "console.js", "admin.js", "governance.js", "common.js", "notify.js",
-            "i18n.js", "ui.js", "protocol.js"]
+JS_FILES = [
+    "widget.js",
+    "console.js",
+    "admin.js",
+    "governance.js",
+    "common.js",
+    "notify.js",
+    "i18n.js",
+    "ui.js",
+    "protocol.js",
+]
 HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html"]
 PLURAL = re.compile(r"_(zero|one|two|few|many|other)$")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -35,9 +44,15 @@ DYNAMIC = {
     "console.canned_default.c": ["1", "2", "3", "4", "5"],
     "server.lead.": ["block", "mask", "flag"],
     "admin.policy.actions.": ["allow", "mask", "flag", "block"],
-    "admin.gov.rules.": ["bulk_transcript_access", "new_login_context", "off_hours_access",
-                         "mass_erasure", "login_spraying", "blocked_messages",
-                         "plugin_dead_letters"],
+    "admin.gov.rules.": [
+        "bulk_transcript_access",
+        "new_login_context",
+        "off_hours_access",
+        "mass_erasure",
+        "login_spraying",
+        "blocked_messages",
+        "plugin_dead_letters",
+    ],
     "admin.gov.severities.": ["critical", "high", "medium", "low"],
     "admin.gov.alert_state.": ["open", "acknowledged", "resolved"],
     # open sets (codes sent by the gateway); every entry must still be under the prefix
@@ -48,8 +63,16 @@ DYNAMIC = {
     "server.api.": None,
 }
 # Literal strings that are not language (brand, code names shown as code).
-ALLOWED_LITERALS = {"cipherdesk", "cipherdesk --help", "data-gateway-key", "integrity",
-                    "data-lang", "English", "简体中文", "繁體中文"}
+ALLOWED_LITERALS = {
+    "cipherdesk",
+    "cipherdesk --help",
+    "data-gateway-key",
+    "integrity",
+    "data-lang",
+    "English",
+    "简体中文",
+    "繁體中文",
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +125,9 @@ def test_chinese_catalogues_are_chinese(cats):
     english_only = {k for k, v in cats["zh-CN"].items() if v.strip() and not han.search(v)}
     # Only values without words to translate (names, placeholders, codes) stay Latin.
     allowed = {"server.close.other", "server.sentence_gap", "admin.audit.ip"}
-    assert english_only <= allowed | {k for k in english_only
-                                      if not re.search(r"[A-Za-z]{3,}", cats["zh-CN"][k])}
+    assert english_only <= allowed | {
+        k for k in english_only if not re.search(r"[A-Za-z]{3,}", cats["zh-CN"][k])
+    }
     assert cats["zh-TW"]["widget.busy_text"].startswith("請在這裡留言")  # OpenCC s2twp
     assert cats["zh-TW"]["common.log_in"] == "登入"  # Taiwan phrasing, not just characters
 
@@ -125,17 +149,20 @@ def test_every_used_key_exists_and_every_key_is_used(cats):
                 assert prefix + s in en, prefix + s
     # keys also count as used when they appear as a quoted literal (t(cond ? 'a' : 'b'))
     literals = set(re.findall(r"'([a-z_]+(?:\.[A-Za-z0-9_]+)+)'", web_sources()))
-    unused = {k for k in en if k not in used | literals
-              and not any(k.startswith(p) for p in DYNAMIC)}
+    unused = {
+        k for k in en if k not in used | literals and not any(k.startswith(p) for p in DYNAMIC)
+    }
     assert not unused, f"catalogue keys nothing uses: {sorted(unused)}"
 
 
 _VISIBLE_ATTR = re.compile(
-    r"""(?:\btext|placeholder|title|alt|'aria-label'|label):\s*(['"`])((?:(?!\1).)*)\1""")
+    r"""(?:\btext|placeholder|title|alt|'aria-label'|label):\s*(['"`])((?:(?!\1).)*)\1"""
+)
 _CHILD_LITERAL = re.compile(r"""\}\s*,\s*'((?:[^'\\]|\\.)*)'\s*[,)]""")
 _CALL_LITERAL = re.compile(
     r"""\b(?:toast|confirm|alert|Error|systemLine|line|setStatus|setConn)\("""
-    r"""\s*(?:chat,\s*)?(['"`])((?:(?!\1).)+)\1""")
+    r"""\s*(?:chat,\s*)?(['"`])((?:(?!\1).)+)\1"""
+)
 
 
 def _language(text: str) -> bool:
@@ -143,8 +170,9 @@ def _language(text: str) -> bool:
     return bool(re.search(r"[A-Za-z]{2,}", text)) and text not in ALLOWED_LITERALS
 
 
-@pytest.mark.parametrize("name", ["widget.js", "console.js", "admin.js", "governance.js",
-                                  "common.js", "notify.js"])
+@pytest.mark.parametrize(
+    "name", ["widget.js", "console.js", "admin.js", "governance.js", "common.js", "notify.js"]
+)
 def test_no_hard_coded_user_visible_strings_in_js(name):
     src = (WEB / name).read_text("utf-8")
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
@@ -162,24 +190,31 @@ def test_no_hard_coded_text_in_html(name):
     src = re.sub(r"<(script|style|pre)\b.*?</\1>", "", src, flags=re.S)
     texts = [t.strip() for t in re.findall(r">([^<]+)<", src)]
     attrs = re.findall(r"""(?:aria-label|title|alt|placeholder)="([^"]*)\"""", src)
-    bad = [t for t in texts + attrs
-           if t and _language(re.sub(r"\{\{[^}]*\}\}", "", t))
-           and t not in {"cipherdesk", "Northwind Outfitters"}]
+    bad = [
+        t
+        for t in texts + attrs
+        if t
+        and _language(re.sub(r"\{\{[^}]*\}\}", "", t))
+        and t not in {"cipherdesk", "Northwind Outfitters"}
+    ]
     assert not bad, f"{name}: {bad}"
 
 
-@pytest.mark.parametrize(("wanted", "lang"), [
-    (("zh-CN,zh;q=0.9,en;q=0.8",), "zh-CN"),
-    (("zh-TW",), "zh-TW"),
-    (("zh-Hant-HK",), "zh-TW"),
-    (("zh_hk",), "zh-TW"),
-    (("zh",), "zh-CN"),
-    (("zh-Hans-SG",), "zh-CN"),
-    (("fr-FR,en-GB;q=0.5",), "en"),
-    (("fr",), "en"),
-    ((None, "", "de, zh-CN"), "zh-CN"),
-    (("en-US,zh-CN",), "en"),
-])
+@pytest.mark.parametrize(
+    ("wanted", "lang"),
+    [
+        (("zh-CN,zh;q=0.9,en;q=0.8",), "zh-CN"),
+        (("zh-TW",), "zh-TW"),
+        (("zh-Hant-HK",), "zh-TW"),
+        (("zh_hk",), "zh-TW"),
+        (("zh",), "zh-CN"),
+        (("zh-Hans-SG",), "zh-CN"),
+        (("fr-FR,en-GB;q=0.5",), "en"),
+        (("fr",), "en"),
+        ((None, "", "de, zh-CN"), "zh-CN"),
+        (("en-US,zh-CN",), "en"),
+    ],
+)
 def test_pick_language(wanted, lang):
     assert pick_language(*wanted) == lang
 
@@ -205,8 +240,7 @@ async def test_pages_are_rendered_in_the_negotiated_language(gw):
         assert r.headers["Content-Language"] == "zh-CN"
         assert "Accept-Language" in r.headers["Vary"]
     assert '<html lang="zh-CN">' in body and "<title>cipherdesk — 管理后台</title>" in body
-    async with http.get(base + "/console?lang=zh-TW",
-                        headers={"Accept-Language": "en"}) as r:
+    async with http.get(base + "/console?lang=zh-TW", headers={"Accept-Language": "en"}) as r:
         body = await r.text()
     assert '<html lang="zh-TW">' in body and "<title>cipherdesk — 客服工作臺</title>" in body
     http.cookie_jar.update_cookies({"cd_lang": "zh-CN"})

@@ -10,12 +10,20 @@ from hypothesis import strategies as st
 
 from gateway.jsonlimits import exceeds_depth
 
-scalars = st.none() | st.booleans() | st.integers() | st.text(
-    alphabet=st.sampled_from('ab[]{}"\\,:\u4e2d'), max_size=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet=st.sampled_from('ab[]{}"\\,:\u4e2d'), max_size=8)
+)
 documents = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.text(alphabet=st.sampled_from('k[]{}"\\'), max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(alphabet=st.sampled_from('k[]{}"\\'), max_size=4), inner, max_size=3
+        )
+    ),
     max_leaves=40,
 )
 

@@ -55,8 +55,11 @@ def _key_texts(ring: Keyring) -> list[str]:
 async def _seed_secrets(svc: Services) -> None:
     """A plugin with a secret and a tenant identity secret, sealed by the current key."""
     await svc.plugins.configure(
-        "demo", "webhook", {"url": "http://127.0.0.1:9/hook", "secret": PLUGIN_SECRET,
-                            "events": ["chat.closed"]}, allow_private=True)
+        "demo",
+        "webhook",
+        {"url": "http://127.0.0.1:9/hook", "secret": PLUGIN_SECRET, "events": ["chat.closed"]},
+        allow_private=True,
+    )
     tenant = await svc.store.get_tenant("demo")
     assert tenant is not None
     tenant.identity_secrets_sealed = svc.tenants.seal_identity_secrets("demo", [IDENTITY_SECRET])
@@ -98,8 +101,10 @@ async def _history(svc: Services, chat_id: str) -> list[str]:
     keys.forget(chat_id)
     key = await keys.get(chat_id)
     assert key is not None
-    return [open_text(key, chat_id, m.msg_id, m.body_sealed)
-            for m in await svc.store.messages_after(chat_id, 0)]
+    return [
+        open_text(key, chat_id, m.msg_id, m.body_sealed)
+        for m in await svc.store.messages_after(chat_id, 0)
+    ]
 
 
 @pytest.fixture
@@ -114,8 +119,9 @@ async def gw(tmp_path):
 async def _operator(http, base, svc, clock) -> str:
     """An installation operator (CLI-only role) logged in; returns the bearer token."""
     creds = await svc.logins.create_operator("ops@example.com", DEFAULT_PASSWORD)
-    return await login(http, base, "ops@example.com", DEFAULT_PASSWORD, creds.totp_secret,
-                       clock.now)
+    return await login(
+        http, base, "ops@example.com", DEFAULT_PASSWORD, creds.totp_secret, clock.now
+    )
 
 
 async def test_rotate_via_operator_api_on_a_running_gateway(gw, tmp_path):
@@ -149,12 +155,16 @@ async def test_rotate_via_operator_api_on_a_running_gateway(gw, tmp_path):
         async with http.post(base + ROTATE, headers=bearer(token)) as r:
             assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
     clock.advance(30)  # next TOTP step: a second login of the operator, by cookie
-    ops_secret = svc.logins.open_totp_secret(await svc.store.get_agent_by_email(
-        "ops@example.com"))
+    ops_secret = svc.logins.open_totp_secret(await svc.store.get_agent_by_email("ops@example.com"))
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as cookie_http:
-        async with cookie_http.post(base + "/api/login", json={
-                "email": "ops@example.com", "password": DEFAULT_PASSWORD,
-                "otp": totp_code(ops_secret, clock.now)}) as r:
+        async with cookie_http.post(
+            base + "/api/login",
+            json={
+                "email": "ops@example.com",
+                "password": DEFAULT_PASSWORD,
+                "otp": totp_code(ops_secret, clock.now),
+            },
+        ) as r:
             assert r.status == 200, await r.text()
         async with cookie_http.post(base + ROTATE) as r:
             assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
@@ -260,10 +270,14 @@ async def test_rotate_refused_for_env_keys_and_shared_bus(gw, tmp_path):
 
 def _config(data: Path, env_value: str | None):
     environ = {"CIPHERDESK_MASTER_KEY": env_value} if env_value else {}
-    return load_config(None, environ=environ, overrides={
-        "server": {"data_dir": str(data)},
-        "auth": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
-    })
+    return load_config(
+        None,
+        environ=environ,
+        overrides={
+            "server": {"data_dir": str(data)},
+            "auth": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
+        },
+    )
 
 
 def cli(data: Path, *args: str, env_value: str | None, port: int) -> subprocess.CompletedProcess:
@@ -273,9 +287,21 @@ def cli(data: Path, *args: str, env_value: str | None, port: int) -> subprocess.
     if env_value:
         env["CIPHERDESK_MASTER_KEY"] = env_value
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from gateway.cli import main; main(sys.argv[1:])",
-         *args, "--data-dir", str(data), "--config", str(conf)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, env=env,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            *args,
+            "--data-dir",
+            str(data),
+            "--config",
+            str(conf),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env,
     )
 
 
@@ -290,9 +316,15 @@ async def _seed_offline(data: Path, env_value: str | None) -> dict[str, Any]:
             key, wrapped = keys.new_key()
             chat = Chat(id=f"chat-{n}", tenant_id="demo", state="queued", created_at=1.0)
             await svc.store.create_chat(chat, wrapped)
-            await svc.store.append_message(NewMessage(
-                chat_id=chat.id, msg_id="m1", sender="customer", ts=2.0,
-                body_sealed=seal_text(key, chat.id, "m1", f"hello {n}")))
+            await svc.store.append_message(
+                NewMessage(
+                    chat_id=chat.id,
+                    msg_id="m1",
+                    sender="customer",
+                    ts=2.0,
+                    body_sealed=seal_text(key, chat.id, "m1", f"hello {n}"),
+                )
+            )
             chats.append(chat.id)
         return {"secret": secret, "chats": chats, "key_ids": svc.keyring.key_ids}
     finally:

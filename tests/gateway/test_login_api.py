@@ -27,9 +27,15 @@ from tests.gateway.helpers import (
 async def gw(tmp_path):
     clock = FakeClock()
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock,
-        auth={"free_failures": 2, "lock_after": 4, "lock_duration": 300.0,
-              "idle_timeout": 600.0, "absolute_lifetime": 3600.0},
+        tmp_path,
+        clock=clock,
+        auth={
+            "free_failures": 2,
+            "lock_after": 4,
+            "lock_duration": 300.0,
+            "idle_timeout": 600.0,
+            "absolute_lifetime": 3600.0,
+        },
     )
     async with aiohttp.ClientSession() as http:
         yield http, base, svc, clock
@@ -37,8 +43,9 @@ async def gw(tmp_path):
 
 
 async def _post_login(http, base, email, password, otp):
-    async with http.post(f"{base}/api/login",
-                         json={"email": email, "password": password, "otp": otp}) as resp:
+    async with http.post(
+        f"{base}/api/login", json={"email": email, "password": password, "otp": otp}
+    ) as resp:
         return resp.status, await resp.text(), dict(resp.headers)
 
 
@@ -56,9 +63,10 @@ async def test_login_needs_both_factors_and_hides_which_failed(gw):
     assert json.loads(body_wrong_otp)["error"]["code"] == "login_failed"
 
     clock.advance(30)  # let the progressive delay (2 free failures) pass
-    async with http.post(f"{base}/api/login", json={
-            "email": "ANN@Example.com", "password": pw,
-            "otp": totp_code(secret, clock.now)}) as resp:
+    async with http.post(
+        f"{base}/api/login",
+        json={"email": "ANN@Example.com", "password": pw, "otp": totp_code(secret, clock.now)},
+    ) as resp:
         assert resp.status == 200
         body = await resp.json()
         cookie = resp.headers["Set-Cookie"]
@@ -83,8 +91,9 @@ async def test_reused_totp_code_refused(gw):
     status, body, _ = await _post_login(http, base, "bob@example.com", pw, code)
     assert status == 401 and json.loads(body)["error"]["code"] == "login_failed"
     clock.advance(30)
-    assert (await _post_login(http, base, "bob@example.com", pw,
-                              totp_code(secret, clock.now)))[0] == 200
+    assert (await _post_login(http, base, "bob@example.com", pw, totp_code(secret, clock.now)))[
+        0
+    ] == 200
 
 
 async def test_recovery_code_works_once(gw):
@@ -113,8 +122,9 @@ async def test_lockout_engages_and_lifts_with_clock(gw):
         assert status == 401
         clock.advance(5)
     clock.advance(30)
-    status, body, headers = await _post_login(http, base, "dan@example.com", pw,
-                                              totp_code(secret, clock.now))
+    status, body, headers = await _post_login(
+        http, base, "dan@example.com", pw, totp_code(secret, clock.now)
+    )
     assert status == 429 and json.loads(body)["error"]["code"] == "rate_limited"
     assert int(headers["Retry-After"]) > 200
     locked = await svc.store.query_audit(action="login.locked")
@@ -122,8 +132,9 @@ async def test_lockout_engages_and_lifts_with_clock(gw):
     assert locked and locked[0].target == agent.id
     assert "dan@example.com" not in json.dumps(locked[0].details)
     clock.advance(300)
-    assert (await _post_login(http, base, "dan@example.com", pw,
-                              totp_code(secret, clock.now)))[0] == 200
+    assert (await _post_login(http, base, "dan@example.com", pw, totp_code(secret, clock.now)))[
+        0
+    ] == 200
 
 
 async def test_progressive_delay_answers_retry_after(gw):
@@ -149,14 +160,16 @@ async def test_unlock_by_admin_api_lifts_lock(gw):
     token = await login(http, base, "adm@example.com", apw, asecret, clock.now)
     async with http.post(f"{base}/api/agents/{victim.id}/unlock", headers=bearer(token)) as r:
         assert r.status == 200 and (await r.json())["was_locked"] is True
-    assert (await _post_login(http, base, "vic@example.com", vpw,
-                              totp_code(vsecret, clock.now)))[0] == 200
+    assert (await _post_login(http, base, "vic@example.com", vpw, totp_code(vsecret, clock.now)))[
+        0
+    ] == 200
     assert await svc.store.query_audit(action="login.unlocked")
 
 
 async def test_login_rate_limit_per_account(tmp_path):
     runner, base, _svc = await start_gateway(
-        tmp_path, ratelimit={"limits": {"login_per_account": "2/m"}})
+        tmp_path, ratelimit={"limits": {"login_per_account": "2/m"}}
+    )
     try:
         async with aiohttp.ClientSession() as http:
             statuses = []
@@ -197,9 +210,10 @@ async def test_logout_revokes_session_and_cookie_auth(gw):
     _, secret, pw = await make_agent(svc, "gus@example.com")
     jar_http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     async with jar_http:
-        async with jar_http.post(f"{base}/api/login", json={
-                "email": "gus@example.com", "password": pw,
-                "otp": totp_code(secret, clock.now)}) as r:
+        async with jar_http.post(
+            f"{base}/api/login",
+            json={"email": "gus@example.com", "password": pw, "otp": totp_code(secret, clock.now)},
+        ) as r:
             body = await r.json()
         async with jar_http.get(f"{base}/api/me") as r:  # cookie only
             assert r.status == 200
@@ -207,14 +221,16 @@ async def test_logout_revokes_session_and_cookie_auth(gw):
         async with jar_http.post(f"{base}/api/logout") as r:
             assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
         # with the token but from a foreign origin → 403
-        async with jar_http.post(f"{base}/api/logout", headers={
-                "X-CSRF-Token": body["csrf"], "Origin": "https://evil.example"}) as r:
+        async with jar_http.post(
+            f"{base}/api/logout",
+            headers={"X-CSRF-Token": body["csrf"], "Origin": "https://evil.example"},
+        ) as r:
             assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
-        async with jar_http.post(f"{base}/api/logout", headers={
-                "X-CSRF-Token": "x" * 43}) as r:
+        async with jar_http.post(f"{base}/api/logout", headers={"X-CSRF-Token": "x" * 43}) as r:
             assert r.status == 403
-        async with jar_http.post(f"{base}/api/logout", headers={
-                "X-CSRF-Token": body["csrf"], "Origin": base}) as r:
+        async with jar_http.post(
+            f"{base}/api/logout", headers={"X-CSRF-Token": body["csrf"], "Origin": base}
+        ) as r:
             assert r.status == 200
         async with http.get(f"{base}/api/me", headers=bearer(body["token"])) as r:
             assert r.status == 401
@@ -224,17 +240,24 @@ async def test_bad_input_gets_json_errors(gw):
     http, base, _svc, _clock = gw
     url = f"{base}/api/login"
     cases = [
-        (dict(data=b"{not json", headers={"Content-Type": "application/json"}), 400,
-         "bad_request"),
+        (dict(data=b"{not json", headers={"Content-Type": "application/json"}), 400, "bad_request"),
         (dict(json={"email": "a@b.co", "password": 5, "otp": "1"}), 400, "bad_request"),
         (dict(json={"email": "a@b.co", "password": "x"}), 400, "bad_request"),
         (dict(json=["a"]), 400, "bad_request"),
-        (dict(data="email=a", headers={"Content-Type": "application/x-www-form-urlencoded"}),
-         415, "unsupported_media_type"),
-        (dict(data=b'{"email":"' + b"a" * 70_000 + b'"}',
-              headers={"Content-Type": "application/json"}), 413, "too_large"),
-        (dict(json={"email": "a\u200b@b.co", "password": "x", "otp": "1"}), 401,
-         "login_failed"),
+        (
+            dict(data="email=a", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            dict(
+                data=b'{"email":"' + b"a" * 70_000 + b'"}',
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+            "too_large",
+        ),
+        (dict(json={"email": "a\u200b@b.co", "password": "x", "otp": "1"}), 401, "login_failed"),
     ]
     for kwargs, status, code in cases:
         async with http.post(url, **kwargs) as r:
@@ -258,14 +281,21 @@ async def test_change_password_revokes_other_sessions(gw):
     t1 = await login(http, base, "hal@example.com", pw, secret, clock.now)
     clock.advance(30)
     t2 = await login(http, base, "hal@example.com", pw, secret, clock.now)
-    async with http.post(f"{base}/api/me/password", headers=bearer(t2),
-                         json={"current": pw, "new": "password"}) as r:
+    async with http.post(
+        f"{base}/api/me/password", headers=bearer(t2), json={"current": pw, "new": "password"}
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "weak_password"
-    async with http.post(f"{base}/api/me/password", headers=bearer(t2),
-                         json={"current": "not it at all", "new": "a much better phrase 9"}) as r:
+    async with http.post(
+        f"{base}/api/me/password",
+        headers=bearer(t2),
+        json={"current": "not it at all", "new": "a much better phrase 9"},
+    ) as r:
         assert r.status == 403 and (await r.json())["error"]["code"] == "wrong_password"
-    async with http.post(f"{base}/api/me/password", headers=bearer(t2),
-                         json={"current": pw, "new": "a much better phrase 9"}) as r:
+    async with http.post(
+        f"{base}/api/me/password",
+        headers=bearer(t2),
+        json={"current": pw, "new": "a much better phrase 9"},
+    ) as r:
         assert r.status == 200 and (await r.json())["sessions_revoked"] == 1
     async with http.get(f"{base}/api/me", headers=bearer(t1)) as r:
         assert r.status == 401
@@ -286,24 +316,30 @@ async def test_totp_enrollment_needs_confirmation(gw):
     new_secret = data["otpauth_uri"].split("secret=")[1].split("&")[0]
     # not active yet: the old secret still logs in, the new one does not
     clock.advance(30)
-    assert (await _post_login(http, base, "ida@example.com", pw,
-                              totp_code(new_secret, clock.now)))[0] == 401
+    assert (await _post_login(http, base, "ida@example.com", pw, totp_code(new_secret, clock.now)))[
+        0
+    ] == 401
     clock.advance(30)
     token = await login(http, base, "ida@example.com", pw, old_secret, clock.now)
     async with http.post(f"{base}/api/me/totp", headers=bearer(token)) as r:
         data = await r.json()
     new_secret = data["otpauth_uri"].split("secret=")[1].split("&")[0]
-    async with http.post(f"{base}/api/me/totp/confirm", headers=bearer(token),
-                         json={"otp": "000000" if totp_code(new_secret, clock.now) != "000000"
-                               else "111111"}) as r:
+    async with http.post(
+        f"{base}/api/me/totp/confirm",
+        headers=bearer(token),
+        json={"otp": "000000" if totp_code(new_secret, clock.now) != "000000" else "111111"},
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_otp"
-    async with http.post(f"{base}/api/me/totp/confirm", headers=bearer(token),
-                         json={"otp": totp_code(new_secret, clock.now),
-                               "enrollment": data["enrollment"]}) as r:
+    async with http.post(
+        f"{base}/api/me/totp/confirm",
+        headers=bearer(token),
+        json={"otp": totp_code(new_secret, clock.now), "enrollment": data["enrollment"]},
+    ) as r:
         assert r.status == 200
     clock.advance(30)
-    assert (await _post_login(http, base, "ida@example.com", pw,
-                              totp_code(old_secret, clock.now)))[0] == 401
+    assert (await _post_login(http, base, "ida@example.com", pw, totp_code(old_secret, clock.now)))[
+        0
+    ] == 401
     clock.advance(30)
     await login(http, base, "ida@example.com", pw, new_secret, clock.now)
 
@@ -334,8 +370,9 @@ async def test_revoke_sessions_closes_agent_websocket(gw):
         await ws.send_str(json.dumps({"t": "key", "client_pk": client_pk}))
         first = await asyncio.wait_for(ws.receive(), 5)
         assert first.type == aiohttp.WSMsgType.TEXT and json.loads(first.data)["t"] == "sealed"
-        async with http.post(f"{base}/api/agents/{agent.id}/revoke-sessions",
-                             headers=bearer(admin)) as r:
+        async with http.post(
+            f"{base}/api/agents/{agent.id}/revoke-sessions", headers=bearer(admin)
+        ) as r:
             assert r.status == 200 and (await r.json())["sessions_revoked"] == 1
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -355,13 +392,20 @@ async def test_revoke_sessions_closes_agent_websocket(gw):
 async def test_api_rate_limit_per_token_and_login_origin(tmp_path):
     clock = FakeClock()
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock, ratelimit={"limits": {"api_per_token": "3/m"}})
+        tmp_path, clock=clock, ratelimit={"limits": {"api_per_token": "3/m"}}
+    )
     try:
         async with aiohttp.ClientSession() as http:
             _, secret, pw = await make_agent(svc, "lou@example.com")
-            async with http.post(f"{base}/api/login", headers={"Origin": "https://evil.example"},
-                                 json={"email": "lou@example.com", "password": pw,
-                                       "otp": totp_code(secret, clock.now)}) as r:
+            async with http.post(
+                f"{base}/api/login",
+                headers={"Origin": "https://evil.example"},
+                json={
+                    "email": "lou@example.com",
+                    "password": pw,
+                    "otp": totp_code(secret, clock.now),
+                },
+            ) as r:
                 assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
             token = await login(http, base, "lou@example.com", pw, secret, clock.now)
             statuses = []

@@ -27,7 +27,10 @@ def _lines(stream: io.StringIO) -> list[dict]:
 def test_content_and_secret_keys_are_redacted_at_any_depth() -> None:
     stream = _capture()
     structlog.get_logger("t").info(
-        "frame", text=f"my card {CARD}", password="hunter2hunter2", otp="123456",
+        "frame",
+        text=f"my card {CARD}",
+        password="hunter2hunter2",
+        otp="123456",
         nested={"body": "secret body", "ok": "visible", "deeper": {"token": TOKEN}},
         cookie="cd_session=abc",
     )
@@ -43,7 +46,8 @@ def test_content_and_secret_keys_are_redacted_at_any_depth() -> None:
 def test_free_text_values_lose_long_digit_runs_and_token_like_strings() -> None:
     stream = _capture()
     structlog.get_logger("t").warning(
-        "weird", reason=f"could not parse {CARD} near {TOKEN}", chat="5f1c2a9e")
+        "weird", reason=f"could not parse {CARD} near {TOKEN}", chat="5f1c2a9e"
+    )
     raw = stream.getvalue()
     assert CARD not in raw and TOKEN not in raw
     assert _lines(stream)[0]["chat"] == "5f1c2a9e"  # short ids stay useful
@@ -83,8 +87,15 @@ def test_identifiers_with_long_digit_runs_are_kept_whole() -> None:
     outside identifiers are still removed."""
     agent_id = "agt_308539226338409d9e53c33f5ee8d0bc"
     chat_id = "6cb5aea904b146f0b6d81b94fcaae9e5"
-    out = redact(None, "info", {"requester": agent_id, "chat": chat_id,
-                                "note": f"{agent_id} paid with 4111 1111 1111 1111"})
+    out = redact(
+        None,
+        "info",
+        {
+            "requester": agent_id,
+            "chat": chat_id,
+            "note": f"{agent_id} paid with 4111 1111 1111 1111",
+        },
+    )
     assert out["requester"] == agent_id and out["chat"] == chat_id
     assert out["note"] == f"{agent_id} paid with [redacted]"
     # 32 digits with no hex letter are digits, not an identifier

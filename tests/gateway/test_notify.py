@@ -47,12 +47,18 @@ class DingTalkFake:
         except (KeyError, ValueError):
             return web.json_response({"errcode": 310000, "errmsg": "sign not match"})
         string_to_sign = f"{ts}\n{ROBOT_SECRET}".encode()
-        expected = base64.b64encode(hmac.new(ROBOT_SECRET.encode(), string_to_sign,
-                                             hashlib.sha256).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(ROBOT_SECRET.encode(), string_to_sign, hashlib.sha256).digest()
+        ).decode()
         # aiohttp already URL-decoded the query once, as DingTalk's server does.
         if abs(ts - self.clock() * 1000) > 3600_000 or q.get("sign") != expected:
-            return web.json_response({"errcode": 310000, "errmsg": "sign not match, more: "
-                                      "[https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"})
+            return web.json_response(
+                {
+                    "errcode": 310000,
+                    "errmsg": "sign not match, more: "
+                    "[https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]",
+                }
+            )
         body = await request.json()
         if body.get("msgtype") != "markdown" or not body["markdown"].get("text"):
             return web.json_response({"errcode": 40035, "errmsg": "缺少参数 json"})
@@ -106,26 +112,44 @@ async def receivers():
 async def test_alert_reaches_webhook_dingtalk_and_email(tmp_path, receivers):
     clock, port, hooks, hook_got, ding, mailbox, smtp = receivers
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock,
-        notify={"allow_hosts": ["127.0.0.1"], "smtp_host": "127.0.0.1",
-                "smtp_port": smtp.port, "smtp_from": "cipherdesk@example.com"})
+        tmp_path,
+        clock=clock,
+        notify={
+            "allow_hosts": ["127.0.0.1"],
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_from": "cipherdesk@example.com",
+        },
+    )
     try:
         async with aiohttp.ClientSession() as http:
             _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
             token = await login(http, base, "boss@example.com", pw, secret, clock.now)
-            async with http.put(f"{base}/api/governance/settings", headers=bearer(token), json={
-                "notify": {
-                    "webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret": WEBHOOK_SECRET},
-                    "dingtalk": {"url": f"http://127.0.0.1:{port}/robot/send?access_token="
-                                        f"{ROBOT_TOKEN}", "secret": ROBOT_SECRET},
-                    "email": {"to": ["SecOps@Example.com"]}},
-            }) as r:
+            async with http.put(
+                f"{base}/api/governance/settings",
+                headers=bearer(token),
+                json={
+                    "notify": {
+                        "webhook": {
+                            "url": f"http://127.0.0.1:{port}/hook",
+                            "secret": WEBHOOK_SECRET,
+                        },
+                        "dingtalk": {
+                            "url": f"http://127.0.0.1:{port}/robot/send?access_token={ROBOT_TOKEN}",
+                            "secret": ROBOT_SECRET,
+                        },
+                        "email": {"to": ["SecOps@Example.com"]},
+                    },
+                },
+            ) as r:
                 assert r.status == 200, await r.text()
             for i in range(20):
-                await svc.auditor.record("transcript.opened", tenant_id="demo", actor="sup1",
-                                         target=f"c{i}")
-            await asyncio.wait_for(asyncio.gather(hook_got.wait(), ding.got.wait(),
-                                                  mailbox.got.wait()), 10)
+                await svc.auditor.record(
+                    "transcript.opened", tenant_id="demo", actor="sup1", target=f"c{i}"
+                )
+            await asyncio.wait_for(
+                asyncio.gather(hook_got.wait(), ding.got.wait(), mailbox.got.wait()), 10
+            )
             notified = []
             for _ in range(100):  # the audit row follows the last send
                 notified = await svc.store.query_audit(action="alert.notified")
@@ -152,8 +176,16 @@ async def test_dingtalk_wrong_secret_is_reported_not_retried_forever(receivers):
     from gateway.store.base import Alert
 
     clock, port, *_ = receivers
-    alert = Alert(tenant_id="t", rule="mass_erasure", subject="a", dedup_key="k",
-                  severity="high", ts=clock.now, count=10, id=1)
+    alert = Alert(
+        tenant_id="t",
+        rule="mass_erasure",
+        subject="a",
+        dedup_key="k",
+        severity="high",
+        ts=clock.now,
+        count=10,
+        id=1,
+    )
     text = NotificationText("t", "b")
     async with aiohttp.ClientSession() as http:
         url = f"http://127.0.0.1:{port}/robot/send?access_token={ROBOT_TOKEN}"
@@ -175,7 +207,8 @@ def test_dingtalk_sign_matches_the_documented_algorithm() -> None:
 
 
 async def test_a_channel_host_that_resolves_inward_is_refused_at_connect_time(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """The URL check at configuration time sees only a public-looking name; where it points
     is decided when the alert is sent (DNS rebinding, a record changed later). The webhook
     host here resolves to 127.0.0.1: the netguard socket factory refuses the connection, so
@@ -204,14 +237,23 @@ async def test_a_channel_host_that_resolves_inward_is_refused_at_connect_time(
         async with aiohttp.ClientSession() as http:
             _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
             token = await login(http, base, "boss@example.com", pw, secret, clock.now)
-            async with http.put(f"{base}/api/governance/settings", headers=bearer(token), json={
-                "notify": {"webhook": {"url": f"https://alerts.example.com:{port}/hook",
-                                       "secret": WEBHOOK_SECRET}},
-            }) as r:
+            async with http.put(
+                f"{base}/api/governance/settings",
+                headers=bearer(token),
+                json={
+                    "notify": {
+                        "webhook": {
+                            "url": f"https://alerts.example.com:{port}/hook",
+                            "secret": WEBHOOK_SECRET,
+                        }
+                    },
+                },
+            ) as r:
                 assert r.status == 200, await r.text()
         for i in range(20):
-            await svc.auditor.record("transcript.opened", tenant_id="demo", actor="sup1",
-                                     target=f"c{i}")
+            await svc.auditor.record(
+                "transcript.opened", tenant_id="demo", actor="sup1", target=f"c{i}"
+            )
         notified = []
         for _ in range(200):  # the audit row follows the send attempt
             notified = await svc.store.query_audit(action="alert.notified")

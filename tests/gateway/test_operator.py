@@ -30,8 +30,7 @@ from tests.gateway.test_cli_admin import PASSWORD, _secret, cli
 
 async def test_cli_creates_an_operator_who_logs_in_and_runs_the_installation(tmp_path):
     data = tmp_path / "data"
-    out = cli(data, "operator", "add", "Ops@Example.com", "--password-stdin",
-              stdin=PASSWORD + "\n")
+    out = cli(data, "operator", "add", "Ops@Example.com", "--password-stdin", stdin=PASSWORD + "\n")
     assert out.returncode == 0, out.stderr
     assert PASSWORD not in out.stdout + out.stderr
     secret = _secret(out.stdout)
@@ -43,9 +42,14 @@ async def test_cli_creates_an_operator_who_logs_in_and_runs_the_installation(tmp
     runner, base, svc = await start_gateway(tmp_path)
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{base}/api/login", json={
-                    "email": "ops@example.com", "password": PASSWORD,
-                    "otp": totp_code(secret, time.time())}) as r:
+            async with http.post(
+                f"{base}/api/login",
+                json={
+                    "email": "ops@example.com",
+                    "password": PASSWORD,
+                    "otp": totp_code(secret, time.time()),
+                },
+            ) as r:
                 assert r.status == 200, await r.text()
                 ops = (await r.json())["token"]
             async with http.get(f"{base}/api/me", headers=bearer(ops)) as r:
@@ -53,17 +57,29 @@ async def test_cli_creates_an_operator_who_logs_in_and_runs_the_installation(tmp
             assert me["role"] == "operator" and me["tenant"] is None
             assert me["permissions"] == []
             assert set(me["installation_permissions"]) == {
-                "keys_rotate", "tenant_create", "tenant_freeze", "settings"}
-            async with http.post(f"{base}/api/operator/tenants", headers=bearer(ops), json={
-                    "id": "acme", "name": "ACME", "allowed_origins": ["https://ACME.example"]
-            }) as r:
+                "keys_rotate",
+                "tenant_create",
+                "tenant_freeze",
+                "settings",
+            }
+            async with http.post(
+                f"{base}/api/operator/tenants",
+                headers=bearer(ops),
+                json={"id": "acme", "name": "ACME", "allowed_origins": ["https://ACME.example"]},
+            ) as r:
                 assert r.status == 201, await r.text()
                 assert (await r.json())["tenant"]["allowed_origins"] == ["https://acme.example"]
-            async with http.post(f"{base}/api/operator/tenants", headers=bearer(ops),
-                                 json={"id": "acme", "name": "again"}) as r:
+            async with http.post(
+                f"{base}/api/operator/tenants",
+                headers=bearer(ops),
+                json={"id": "acme", "name": "again"},
+            ) as r:
                 assert r.status == 409 and (await r.json())["error"]["code"] == "tenant_exists"
-            async with http.post(f"{base}/api/operator/tenants", headers=bearer(ops),
-                                 json={"id": "Bad Id!", "name": "x"}) as r:
+            async with http.post(
+                f"{base}/api/operator/tenants",
+                headers=bearer(ops),
+                json={"id": "Bad Id!", "name": "x"},
+            ) as r:
                 assert r.status == 400 and (await r.json())["error"]["field"] == "id"
             async with http.get(f"{base}/api/operator/tenants", headers=bearer(ops)) as r:
                 ids = [t["id"] for t in (await r.json())["tenants"]]
@@ -129,24 +145,38 @@ async def test_tenant_admin_gets_403_on_every_installation_action(gw):
 async def test_operator_freezes_any_tenant_but_has_no_tenant_powers(gw):
     http, base, svc = gw
     ops, _ = await _tokens(http, base, svc)
-    async with http.post(f"{base}/api/operator/tenants/acme/freeze", headers=bearer(ops),
-                         json={"frozen": True}) as r:
+    async with http.post(
+        f"{base}/api/operator/tenants/acme/freeze", headers=bearer(ops), json={"frozen": True}
+    ) as r:
         assert r.status == 200
     assert (await svc.store.get_tenant("acme")).frozen
     events = await svc.store.query_audit(action="tenant.frozen")
     assert events and events[0].tenant_id == "acme"
-    for path in (f"/api/operator/tenants/{OPERATOR_SCOPE}/freeze",
-                 "/api/operator/tenants/nope/freeze"):
+    for path in (
+        f"/api/operator/tenants/{OPERATOR_SCOPE}/freeze",
+        "/api/operator/tenants/nope/freeze",
+    ):
         async with http.post(base + path, headers=bearer(ops), json={"frozen": True}) as r:
             assert r.status == 404
     # Tenant-scoped endpoints: the operator holds none of their permissions.
-    for method, path in (("GET", "/api/agents"), ("GET", "/api/tenant"),
-                         ("GET", "/api/audit"), ("GET", "/api/flags")):
+    for method, path in (
+        ("GET", "/api/agents"),
+        ("GET", "/api/tenant"),
+        ("GET", "/api/audit"),
+        ("GET", "/api/flags"),
+    ):
         async with http.request(method, base + path, headers=bearer(ops)) as r:
             assert r.status == 403, path
-    async with http.post(f"{base}/api/agents", headers=bearer(ops), json={
-            "email": "x@acme.example", "role": "admin", "password": DEFAULT_PASSWORD,
-            "tenant": "acme"}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=bearer(ops),
+        json={
+            "email": "x@acme.example",
+            "role": "admin",
+            "password": DEFAULT_PASSWORD,
+            "tenant": "acme",
+        },
+    ) as r:
         assert r.status == 403
     # No chat console either.
     ws = await http.ws_connect(f"{base}/ws/agent", headers=bearer(ops))
@@ -163,16 +193,18 @@ async def test_operator_freezes_any_tenant_but_has_no_tenant_powers(gw):
 async def test_no_api_or_agent_path_creates_an_operator(gw):
     http, base, svc = gw
     _, admin = await _tokens(http, base, svc)
-    async with http.post(f"{base}/api/agents", headers=bearer(admin), json={
-            "email": "sneaky@demo.example", "role": "operator",
-            "password": DEFAULT_PASSWORD}) as r:
+    async with http.post(
+        f"{base}/api/agents",
+        headers=bearer(admin),
+        json={"email": "sneaky@demo.example", "role": "operator", "password": DEFAULT_PASSWORD},
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "role"
     with pytest.raises(CredentialError) as info:
-        await svc.logins.create_agent("sneaky@demo.example", "demo", "operator",
-                                      DEFAULT_PASSWORD)
+        await svc.logins.create_agent("sneaky@demo.example", "demo", "operator", DEFAULT_PASSWORD)
     assert info.value.code == "invalid_role"
     with pytest.raises(CredentialError) as info:
-        await svc.logins.create_agent("sneaky@demo.example", OPERATOR_SCOPE, "admin",
-                                      DEFAULT_PASSWORD)
+        await svc.logins.create_agent(
+            "sneaky@demo.example", OPERATOR_SCOPE, "admin", DEFAULT_PASSWORD
+        )
     assert info.value.code == "not_found"
     assert json.dumps([a.email for a in await svc.store.list_agents()]).count("sneaky") == 0

@@ -58,8 +58,9 @@ class Receiver:
 async def gw(tmp_path):
     clock = FakeClock()
     # The receiver listens on 127.0.0.1: the operator's private-target allowance is on.
-    runner, base, svc = await start_gateway(tmp_path, clock=clock,
-                                            plugins={"allow_private_targets": True})
+    runner, base, svc = await start_gateway(
+        tmp_path, clock=clock, plugins={"allow_private_targets": True}
+    )
     receiver = Receiver()
     await receiver.start()
     async with aiohttp.ClientSession() as http:
@@ -112,8 +113,10 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
     assert not fields["url"]["secret"] and fields["url"]["type"] == "url"
     assert isinstance(listing["problems"], list)
 
-    body = {"enabled": True, "config": {"url": receiver.url, "secret": SECRET,
-                                        "events": ["chat.opened", "chat.closed"]}}
+    body = {
+        "enabled": True,
+        "config": {"url": receiver.url, "secret": SECRET, "events": ["chat.opened", "chat.closed"]},
+    }
     status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin, body)
     assert status == 200, text
     assert SECRET not in text
@@ -142,23 +145,30 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
         ({"url": "ftp://example.com/x", "secret": NEW_SECRET}, "url"),
         ({"secret": NEW_SECRET}, "url"),
         ({"url": receiver.url, "secret": NEW_SECRET, "bogus": "1"}, "bogus"),
-        ({"url": receiver.url, "secret": NEW_SECRET, "include_identity": "maybe"},
-         "include_identity"),
+        (
+            {"url": receiver.url, "secret": NEW_SECRET, "include_identity": "maybe"},
+            "include_identity",
+        ),
         ({"url": receiver.url, "secret": NEW_SECRET, "events": ["chat.secrets"]}, "events"),
         ({"url": receiver.url, "previous_secret": 12345678901234}, "previous_secret"),
     ]
     for config, field in bad:
-        status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin,
-                                   {"config": config})
+        status, text = await _call(
+            http, "PUT", f"{base}/api/plugins/webhook", admin, {"config": config}
+        )
         assert status == 400, (config, text)
         err = json.loads(text)["error"]
         assert err["code"] == "invalid_config" and err["field"] == field, text
         assert NEW_SECRET not in text and "12345678901234" not in text
-    status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin,
-                               {"config": {"url": receiver.url}, "surprise": 1})
+    status, text = await _call(
+        http,
+        "PUT",
+        f"{base}/api/plugins/webhook",
+        admin,
+        {"config": {"url": receiver.url}, "surprise": 1},
+    )
     assert status == 400 and json.loads(text)["error"]["field"] == "surprise"
-    status, text = await _call(http, "PUT", f"{base}/api/plugins/nope", admin,
-                               {"config": {}})
+    status, text = await _call(http, "PUT", f"{base}/api/plugins/nope", admin, {"config": {}})
     assert status == 404 and json.loads(text)["error"]["code"] == "not_installed"
     # a failed validation changed nothing
     cfg = await svc.store.get_plugin_config("demo", "webhook")
@@ -177,11 +187,9 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
     status, text = await _call(http, "POST", f"{base}/api/plugins/zendesk/disable", admin)
     assert status == 404
     # re-enable without resending the config
-    status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin,
-                               {"enabled": True})
+    status, text = await _call(http, "PUT", f"{base}/api/plugins/webhook", admin, {"enabled": True})
     assert status == 200 and json.loads(text)["plugin"]["enabled"] is True
-    status, text = await _call(http, "PUT", f"{base}/api/plugins/zendesk", admin,
-                               {"enabled": True})
+    status, text = await _call(http, "PUT", f"{base}/api/plugins/zendesk", admin, {"enabled": True})
     assert status == 400 and json.loads(text)["error"]["field"] == "config"
 
     # Audited, without secret values.
@@ -190,8 +198,12 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
     actions = [e["action"] for e in events]
     assert actions.count("plugin.configured") == 4 and "plugin.disabled" in actions
     assert SECRET not in text and NEW_SECRET not in text
-    rotated = next(e for e in events if e["action"] == "plugin.configured"
-                   and "previous_secret" in e["details"]["secret_fields_changed"])
+    rotated = next(
+        e
+        for e in events
+        if e["action"] == "plugin.configured"
+        and "previous_secret" in e["details"]["secret_fields_changed"]
+    )
     assert rotated["target"] == "webhook"
     assert rotated["details"]["secret_fields_set"] == ["previous_secret", "secret"]
     # ...and nowhere on disk in clear (sealed with the master key).
@@ -203,9 +215,10 @@ async def test_list_configure_disable_secrets_never_leak(gw, tmp_path):
 async def test_cookie_writes_need_csrf(gw):
     http, base, svc, clock, receiver = gw
     _, secret, pw = await make_agent(svc, "root@example.com", role="admin")
-    async with http.post(f"{base}/api/login", json={
-            "email": "root@example.com", "password": pw,
-            "otp": totp_code(secret, clock.now)}) as r:
+    async with http.post(
+        f"{base}/api/login",
+        json={"email": "root@example.com", "password": pw, "otp": totp_code(secret, clock.now)},
+    ) as r:
         assert r.status == 200
         body = await r.json()
     cookie = {"Cookie": f"cd_session={body['token']}"}
@@ -215,8 +228,9 @@ async def test_cookie_writes_need_csrf(gw):
     async with http.get(f"{base}/api/plugins", headers=cookie) as r:
         assert r.status == 200  # reads need no CSRF token
     assert await svc.store.get_plugin_config("demo", "webhook") is None
-    async with http.put(f"{base}/api/plugins/webhook", json=config,
-                        headers={**cookie, "X-CSRF-Token": body["csrf"]}) as r:
+    async with http.put(
+        f"{base}/api/plugins/webhook", json=config, headers={**cookie, "X-CSRF-Token": body["csrf"]}
+    ) as r:
         assert r.status == 200, await r.text()
     async with http.post(f"{base}/api/plugins/webhook/disable", headers=cookie) as r:
         assert r.status == 403
@@ -265,8 +279,15 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
     dead = await _wait(dead_listed)
     assert len(dead) == 1
     item = dead[0]
-    assert set(item) == {"id", "plugin", "event_type", "chat_id", "attempts", "last_error",
-                         "created_at"}
+    assert set(item) == {
+        "id",
+        "plugin",
+        "event_type",
+        "chat_id",
+        "attempts",
+        "last_error",
+        "created_at",
+    }
     assert item["plugin"] == "webhook" and item["event_type"] == "chat.opened"
     assert item["chat_id"] == opened.chat.id and item["attempts"] == 1
     assert "401" in item["last_error"]
@@ -279,8 +300,7 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
     # Tenant acme's admin sees none of it and cannot replay it.
     status, text = await _call(http, "GET", f"{base}/api/plugins/dead", acme)
     assert status == 200 and json.loads(text)["dead"] == []
-    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{item['id']}/replay",
-                               acme)
+    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{item['id']}/replay", acme)
     assert status == 404 and json.loads(text)["error"]["code"] == "not_found"
     status, text = await _call(http, "GET", f"{base}/api/plugins/outbox", acme)
     assert json.loads(text)["counts"] == {"pending": 0, "delivered": 0, "dead": 0}
@@ -302,8 +322,7 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
 
     # demo's admin replays it: delivered once the vendor is back.
     receiver.status = 200
-    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{item['id']}/replay",
-                               demo)
+    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{item['id']}/replay", demo)
     assert status == 200, text
 
     async def delivered():
@@ -316,12 +335,10 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
     assert len(keys) == 1  # the same event, the same idempotency key
     status, text = await _call(http, "GET", f"{base}/api/plugins/dead", demo)
     assert json.loads(text)["dead"] == []
-    status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed",
-                               demo)
+    status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed", demo)
     (event,) = json.loads(text)["events"]
     assert event["target"] == str(item["id"]) and event["details"]["plugin"] == "webhook"
-    status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed",
-                               acme)
+    status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed", acme)
     assert json.loads(text)["events"] == []
 
 
@@ -329,9 +346,20 @@ def _cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPHERDESK_")}
     env["CIPHERDESK_PLUGINS_ALLOW_PRIVATE_TARGETS"] = "true"  # receiver on 127.0.0.1
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from gateway.cli import main; main(sys.argv[1:])",
-         *args, "--data-dir", str(data_dir)],
-        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60, env=env,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            *args,
+            "--data-dir",
+            str(data_dir),
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=env,
     )
 
 
@@ -339,9 +367,21 @@ async def test_cli_enable_then_api_and_cli_list_show_it(gw, tmp_path):
     http, base, svc, clock, receiver = gw
     data = tmp_path / "data"
     out = await asyncio.to_thread(
-        _cli, data, "plugins", "enable", "webhook", "--tenant", "demo",
-        "--set", f"url={receiver.url}", "--set", "events=chat.opened,chat.closed",
-        "--secret-stdin", "secret", stdin=SECRET + "\n")
+        _cli,
+        data,
+        "plugins",
+        "enable",
+        "webhook",
+        "--tenant",
+        "demo",
+        "--set",
+        f"url={receiver.url}",
+        "--set",
+        "events=chat.opened,chat.closed",
+        "--secret-stdin",
+        "secret",
+        stdin=SECRET + "\n",
+    )
     assert out.returncode == 0, out.stderr
     assert SECRET not in out.stdout + out.stderr
     assert "secret = ***" in out.stdout and f"url = {receiver.url}" in out.stdout
@@ -354,8 +394,7 @@ async def test_cli_enable_then_api_and_cli_list_show_it(gw, tmp_path):
     assert cfg["enabled"] and cfg["secrets_set"] == ["secret"]
     assert cfg["config"]["events"] == ["chat.opened", "chat.closed"]
 
-    listed = await asyncio.to_thread(_cli, data, "plugins", "list", "--tenant", "demo",
-                                     "--health")
+    listed = await asyncio.to_thread(_cli, data, "plugins", "list", "--tenant", "demo", "--health")
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith("demo "))
     assert "webhook" in row and "enabled" in row and "secret=***" in row and "ok" in row
@@ -364,18 +403,37 @@ async def test_cli_enable_then_api_and_cli_list_show_it(gw, tmp_path):
 
     # Secret via --set works but warns; errors name the field and exit 2.
     out = await asyncio.to_thread(
-        _cli, data, "plugins", "enable", "webhook", "--tenant", "demo",
-        "--set", f"url={receiver.url}", "--set", f"secret={NEW_SECRET}")
+        _cli,
+        data,
+        "plugins",
+        "enable",
+        "webhook",
+        "--tenant",
+        "demo",
+        "--set",
+        f"url={receiver.url}",
+        "--set",
+        f"secret={NEW_SECRET}",
+    )
     assert out.returncode == 0 and "warning" in out.stderr and NEW_SECRET not in out.stdout
-    out = await asyncio.to_thread(_cli, data, "plugins", "enable", "webhook", "--tenant",
-                                  "demo", "--set", "url=notaurl")
+    out = await asyncio.to_thread(
+        _cli, data, "plugins", "enable", "webhook", "--tenant", "demo", "--set", "url=notaurl"
+    )
     assert out.returncode == 2 and "'url'" in out.stderr and "Traceback" not in out.stderr
-    out = await asyncio.to_thread(_cli, data, "plugins", "enable", "webhook", "--tenant",
-                                  "nosuch", "--set", f"url={receiver.url}")
+    out = await asyncio.to_thread(
+        _cli,
+        data,
+        "plugins",
+        "enable",
+        "webhook",
+        "--tenant",
+        "nosuch",
+        "--set",
+        f"url={receiver.url}",
+    )
     assert out.returncode == 2 and "no tenant" in out.stderr
 
-    out = await asyncio.to_thread(_cli, data, "plugins", "disable", "webhook", "--tenant",
-                                  "demo")
+    out = await asyncio.to_thread(_cli, data, "plugins", "disable", "webhook", "--tenant", "demo")
     assert out.returncode == 0, out.stderr
     assert not (await svc.store.get_plugin_config("demo", "webhook")).enabled
     out = await asyncio.to_thread(_cli, data, "plugins", "dead", "--tenant", "demo")

@@ -25,8 +25,9 @@ async def gw(tmp_path):
 
 async def _mint(svc, owner, scope: set[Permission]) -> str:
     principal = Principal(owner.id, owner.tenant_id, Role(owner.role))
-    issued = await api_tokens(svc).create(owner, principal, "scoped", sorted(scope), 30,
-                                          ip="127.0.0.1")
+    issued = await api_tokens(svc).create(
+        owner, principal, "scoped", sorted(scope), 30, ip="127.0.0.1"
+    )
     return issued.secret
 
 
@@ -43,17 +44,17 @@ LIST = {"text": "refund scam\tfraud\tflag\n"}
 async def test_tenant_manage_alone_cannot_change_the_policy(gw):
     http, base, svc, admin = gw
     token = await _mint(svc, admin, {Permission.TENANT_MANAGE})
-    assert await _call(http, "PATCH", f"{base}/api/tenant", token, POLICY_OFF) == (
-        403, "forbidden")
-    assert await _call(http, "PATCH", f"{base}/api/tenant", token,
-                       {"allowed_link_domains": ["evil.example"]}) == (403, "forbidden")
-    assert await _call(http, "PUT", f"{base}/api/policy/keyword-lists/scams", token,
-                       LIST) == (403, "forbidden")
-    assert await _call(http, "GET", f"{base}/api/policy/keyword-lists", token) == (
-        403, "forbidden")
+    assert await _call(http, "PATCH", f"{base}/api/tenant", token, POLICY_OFF) == (403, "forbidden")
+    assert await _call(
+        http, "PATCH", f"{base}/api/tenant", token, {"allowed_link_domains": ["evil.example"]}
+    ) == (403, "forbidden")
+    assert await _call(http, "PUT", f"{base}/api/policy/keyword-lists/scams", token, LIST) == (
+        403,
+        "forbidden",
+    )
+    assert await _call(http, "GET", f"{base}/api/policy/keyword-lists", token) == (403, "forbidden")
     # the rest of the tenant settings stay manageable with tenant_manage
-    assert (await _call(http, "PATCH", f"{base}/api/tenant", token, {"name": "Demo Ltd"}))[0] \
-        == 200
+    assert (await _call(http, "PATCH", f"{base}/api/tenant", token, {"name": "Demo Ltd"}))[0] == 200
     tenant = await svc.store.get_tenant("demo")
     assert "policy" not in tenant.settings and tenant.name == "Demo Ltd"
     assert await svc.store.list_keyword_lists("demo") == []
@@ -63,8 +64,9 @@ async def test_policy_manage_changes_the_policy(gw):
     http, base, svc, admin = gw
     token = await _mint(svc, admin, {Permission.TENANT_MANAGE, Permission.POLICY_MANAGE})
     assert (await _call(http, "PATCH", f"{base}/api/tenant", token, POLICY_OFF))[0] == 200
-    assert (await _call(http, "PUT", f"{base}/api/policy/keyword-lists/scams", token,
-                        LIST))[0] == 200
+    assert (await _call(http, "PUT", f"{base}/api/policy/keyword-lists/scams", token, LIST))[
+        0
+    ] == 200
     tenant = await svc.store.get_tenant("demo")
     assert tenant.settings["policy"] == POLICY_OFF["policy"]
     assert [k.name for k in await svc.store.list_keyword_lists("demo")] == ["scams"]

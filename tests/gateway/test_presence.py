@@ -23,8 +23,9 @@ async def test_memory_presence_counts_connections_per_tenant() -> None:
     assert await presence.online("nobody") == 0
 
 
-async def test_redis_presence_is_shared_and_dead_nodes_age_out(redis_url: str,
-                                                                redis_prefix: str) -> None:
+async def test_redis_presence_is_shared_and_dead_nodes_age_out(
+    redis_url: str, redis_prefix: str
+) -> None:
     clock = Clock()
     node_a = RedisPresence(redis_url, prefix=redis_prefix, ttl=30, clock=clock)
     node_b = RedisPresence(redis_url, prefix=redis_prefix, ttl=30, clock=clock)
@@ -65,8 +66,9 @@ async def test_memory_presence_names_online_agents() -> None:
     assert await presence.agents("nobody") == {}
 
 
-async def test_redis_presence_names_online_agents_across_nodes(redis_url: str,
-                                                                redis_prefix: str) -> None:
+async def test_redis_presence_names_online_agents_across_nodes(
+    redis_url: str, redis_prefix: str
+) -> None:
     clock = Clock()
     node_a = RedisPresence(redis_url, prefix=redis_prefix, ttl=30, clock=clock)
     node_b = RedisPresence(redis_url, prefix=redis_prefix, ttl=30, clock=clock)

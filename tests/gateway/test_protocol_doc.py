@@ -30,11 +30,13 @@ def test_example_hello_signature_verifies_and_frames_open() -> None:
     assert verify_hello(verify_key, hello.sid, hello.server_pk, hello.sig)
     assert not verify_hello(verify_key, hello.sid + "x", hello.server_pk, hello.sig)
     shared = bytes.fromhex(
-        next(x for x in lines if x.startswith("shared key")).split(":", 1)[1].strip())
+        next(x for x in lines if x.startswith("shared key")).split(":", 1)[1].strip()
+    )
     server = Channel.server(shared)
     client_frames = [json.loads(line.split(" ", 1)[1]) for line in lines if line.startswith("C→S")]
-    opened = [server.open(f["n"], base64.b64decode(f["c"]))
-              for f in client_frames if f["t"] == "sealed"]
+    opened = [
+        server.open(f["n"], base64.b64decode(f["c"])) for f in client_frames if f["t"] == "sealed"
+    ]
     assert json.loads(opened[0])["t"] == "open"
     assert json.loads(opened[1])["text"].endswith("1111 1111")
 

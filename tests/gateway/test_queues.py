@@ -13,8 +13,7 @@ from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 async def test_unknown_queues_are_refused_until_the_admin_configures_them(tmp_path) -> None:
     runner, base, svc = await start_gateway(tmp_path)
     try:
-        client = CustomerClient(base, "demo", origin=base,
-                                gateway_key=svc.identity.verify_key_b64)
+        client = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
         await client.connect()
         with pytest.raises(ServerError) as err:
             await client.open(queue="vip")
@@ -24,13 +23,17 @@ async def test_unknown_queues_are_refused_until_the_admin_configures_them(tmp_pa
         _agent, secret, password = await make_agent(svc, "boss@example.com", role="admin")
         async with aiohttp.ClientSession() as http:
             token = await login(http, base, "boss@example.com", password, secret, svc.clock())
-            async with http.patch(f"{base}/api/tenant", headers=bearer(token),
-                                  json={"queues": ["vip", "billing", "vip"]}) as r:
+            async with http.patch(
+                f"{base}/api/tenant",
+                headers=bearer(token),
+                json={"queues": ["vip", "billing", "vip"]},
+            ) as r:
                 body = await r.json()
                 assert r.status == 200, body
                 assert body["tenant"]["settings"]["queues"] == ["billing", "vip"]
-            async with http.patch(f"{base}/api/tenant", headers=bearer(token),
-                                  json={"queues": ["bad queue!"]}) as r:
+            async with http.patch(
+                f"{base}/api/tenant", headers=bearer(token), json={"queues": ["bad queue!"]}
+            ) as r:
                 assert r.status == 400 and (await r.json())["error"]["field"] == "queues"
             svc.tenants.invalidate("demo")
             welcome = await client.open(queue="vip")

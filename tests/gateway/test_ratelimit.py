@@ -63,8 +63,23 @@ def test_rate_parse(text: str, limit: int, period: float, burst: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "abc", "20", "20/", "/10s", "20/10", "20/10x", "-1/s", "0/s", "20/0s", "1.5/s",
-     "20/10s burst=0", "20/10s burst=x", "20/10s 30", "20 per minute"],
+    [
+        "",
+        "abc",
+        "20",
+        "20/",
+        "/10s",
+        "20/10",
+        "20/10x",
+        "-1/s",
+        "0/s",
+        "20/0s",
+        "1.5/s",
+        "20/10s burst=0",
+        "20/10s burst=x",
+        "20/10s 30",
+        "20 per minute",
+    ],
 )
 def test_rate_parse_rejects_garbage_clearly(text: str) -> None:
     with pytest.raises(ValueError, match="rate"):
@@ -267,13 +282,25 @@ def test_concurrency_acquire_all_is_all_or_nothing() -> None:
     assert conc.try_acquire_all(claims) is None
     assert conc.try_acquire_all(claims) == "ip"  # ip full: global and tenant rolled back
     assert (conc.count("global"), conc.count("tenant:t1")) == (1, 1)
-    assert conc.try_acquire_all([("global", 3, "global"), ("tenant:t1", 2, "tenant"),
-                                 ("ip:b", 1, "ip")]) is None
-    assert conc.try_acquire_all([("global", 3, "global"), ("tenant:t1", 2, "tenant"),
-                                 ("ip:c", 1, "ip")]) == "tenant"
+    assert (
+        conc.try_acquire_all(
+            [("global", 3, "global"), ("tenant:t1", 2, "tenant"), ("ip:b", 1, "ip")]
+        )
+        is None
+    )
+    assert (
+        conc.try_acquire_all(
+            [("global", 3, "global"), ("tenant:t1", 2, "tenant"), ("ip:c", 1, "ip")]
+        )
+        == "tenant"
+    )
     conc.release_all(["global", "tenant:t1", "ip:a"])
-    assert conc.try_acquire_all([("global", 3, "global"), ("tenant:t1", 2, "tenant"),
-                                 ("ip:c", 1, "ip")]) is None
+    assert (
+        conc.try_acquire_all(
+            [("global", 3, "global"), ("tenant:t1", 2, "tenant"), ("ip:c", 1, "ip")]
+        )
+        is None
+    )
     assert conc.count("global") == 2
 
 
@@ -286,7 +313,7 @@ def test_strikes_notice_first_close_on_sustained_abuse(clock: FakeClock) -> None
     clock.advance(4)
     assert strikes.strike("conn") is False  # notice
     clock.advance(6)
-    assert strikes.strike("conn") is True   # third within 10 s: close
+    assert strikes.strike("conn") is True  # third within 10 s: close
 
     strikes.clear("conn")
     assert strikes.strike("conn") is False
@@ -313,9 +340,16 @@ def test_strikes_memory_is_bounded(clock: FakeClock) -> None:
 
 def test_limits_defaults_cover_every_scope() -> None:
     limits = Limits()
-    for name in ["ws_connect_per_ip", "messages_per_chat", "messages_per_customer",
-                 "bytes_per_connection", "messages_per_agent", "login_per_ip",
-                 "login_per_account", "api_per_token"]:
+    for name in [
+        "ws_connect_per_ip",
+        "messages_per_chat",
+        "messages_per_customer",
+        "bytes_per_connection",
+        "messages_per_agent",
+        "login_per_ip",
+        "login_per_account",
+        "api_per_token",
+    ]:
         assert isinstance(getattr(limits, name), Rate)
     for name in ["concurrent_per_ip", "concurrent_per_tenant", "global_connections"]:
         assert isinstance(getattr(limits, name), int)
@@ -325,13 +359,15 @@ def test_limits_defaults_cover_every_scope() -> None:
 
 
 def test_limits_from_dict_and_tenant_overrides() -> None:
-    base = Limits.from_dict({
-        "messages_per_chat": "10/5s",
-        "login_per_account": {"limit": 3, "period": "15m"},
-        "bytes_per_connection": "8192/s burst=32768",
-        "concurrent_per_ip": 5,
-        "strike_window": 60,
-    })
+    base = Limits.from_dict(
+        {
+            "messages_per_chat": "10/5s",
+            "login_per_account": {"limit": 3, "period": "15m"},
+            "bytes_per_connection": "8192/s burst=32768",
+            "concurrent_per_ip": 5,
+            "strike_window": 60,
+        }
+    )
     assert base.messages_per_chat == Rate(10, 5.0)
     assert base.login_per_account == Rate(3, 900.0)
     assert base.bytes_per_connection == Rate(8192, 1.0, 32768)

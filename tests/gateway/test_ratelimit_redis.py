@@ -72,9 +72,19 @@ def restart_on_same_port(server: RedisServer) -> None:
     binary = shutil.which("redis-server")
     assert binary is not None
     proc = subprocess.Popen(
-        [binary, "--port", str(server.port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(server.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server.procs.append(proc)  # type: ignore[attr-defined]
     _wait_for_port(server.port, proc, "Redis")
@@ -143,14 +153,11 @@ async def test_redis_limiter_key_isolation_and_cost(
     assert await limiter.hit("conn:a", bytes_rate, cost=0) == Decision(True, 0.0, 1024)
 
 
-async def test_redis_server_clock_is_the_default(
-    client: aioredis.Redis, redis_prefix: str
-) -> None:
+async def test_redis_server_clock_is_the_default(client: aioredis.Redis, redis_prefix: str) -> None:
     """Without a test clock the script reads Redis TIME: node clocks play no part."""
     limiter = RedisRateLimiter(client, prefix=redis_prefix)
     rate = Rate(3, 3600.0)
-    assert [(await limiter.hit("k", rate)).allowed for _ in range(4)] == [
-        True, True, True, False]
+    assert [(await limiter.hit("k", rate)).allowed for _ in range(4)] == [True, True, True, False]
     refused = await limiter.hit("k", rate)
     assert not refused.allowed
     assert 1199.0 < refused.retry_after <= 1200.0  # 3600/3 s minus the elapsed instant
@@ -201,7 +208,10 @@ def test_two_processes_share_one_budget(redis_url: str, redis_prefix: str) -> No
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, redis_url, redis_prefix],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
@@ -240,7 +250,8 @@ async def test_redis_down_degrades_to_local_limits_and_recovers(
     clock = FakeClock()
     metrics = Metrics()
     limiter = RedisRateLimiter.from_url(
-        throwaway.url, prefix="cd:rl:", clock=clock, retry_interval=5.0, metrics=metrics)
+        throwaway.url, prefix="cd:rl:", clock=clock, retry_interval=5.0, metrics=metrics
+    )
     admin = aioredis.Redis.from_url(throwaway.url)
     rate = Rate(5, 10.0)
     errors = "cipherdesk_ratelimit_backend_errors_total"
@@ -295,7 +306,8 @@ async def test_unreachable_redis_from_the_start_never_raises() -> None:
 
     metrics = Metrics()
     limiter = RedisRateLimiter.from_url(
-        f"redis://127.0.0.1:{free_port()}/0", clock=FakeClock(), metrics=metrics)
+        f"redis://127.0.0.1:{free_port()}/0", clock=FakeClock(), metrics=metrics
+    )
     rate = Rate(2, 60.0)
     with capture_logs():
         got = [(await limiter.hit("k", rate)).allowed for _ in range(3)]
@@ -331,12 +343,17 @@ async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
         limiter = RedisRateLimiter(client)
         chat, cust = Rate(3, 60.0), Rate(2, 60.0)
         await limiter.hit_many([("warm", chat, "c")])  # loads the script once
-        before = (await client.info("commandstats"))
-        results = [await limiter.hit_many([("chat:x", chat, "c"), ("cust:y", cust, "u")])
-                   for _ in range(4)]
-        after = (await client.info("commandstats"))
+        before = await client.info("commandstats")
+        results = [
+            await limiter.hit_many([("chat:x", chat, "c"), ("cust:y", cust, "u")]) for _ in range(4)
+        ]
+        after = await client.info("commandstats")
         assert [[d.allowed for d in r] for r in results] == [
-            [True, True], [True, True], [True, False], [False, False]]
+            [True, True],
+            [True, True],
+            [True, False],
+            [False, False],
+        ]
         calls = after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"]
         assert calls == 8  # two script calls per batch and nothing else per key
         assert set(after) - {"cmdstat_info"} <= set(before) | {"cmdstat_info"}

@@ -24,8 +24,9 @@ WINDOW = 300.0
 @pytest.fixture
 async def gw(tmp_path):
     clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock,
-                                            auth={"free_failures": 2, "lock_after": 4})
+    runner, base, svc = await start_gateway(
+        tmp_path, clock=clock, auth={"free_failures": 2, "lock_after": 4}
+    )
     async with aiohttp.ClientSession() as http:
         yield http, base, svc, clock
     await runner.cleanup()
@@ -72,8 +73,12 @@ async def test_token_alone_cannot_change_credentials(gw, path, body):
     assert status == 403, data
     assert data["error"]["code"] == "reauth_required"
     assert data["error"]["reauth"] == "/api/me/reauth"
-    assert await svc.store.count_recovery_codes((await svc.store.get_agent_by_email(
-        "mfa@example.com")).id) == 10
+    assert (
+        await svc.store.count_recovery_codes(
+            (await svc.store.get_agent_by_email("mfa@example.com")).id
+        )
+        == 10
+    )
 
 
 async def test_admin_mfa_reset_of_someone_else_needs_step_up(gw):
@@ -85,8 +90,9 @@ async def test_admin_mfa_reset_of_someone_else_needs_step_up(gw):
     status, data = await _post(http, base, f"/api/agents/{victim.id}/reset-mfa", admin)
     assert status == 403 and data["error"]["code"] == "reauth_required"
     clock.advance(30)
-    status, _ = await _post(http, base, "/api/me/reauth", admin,
-                            {"password": apw, "otp": totp_code(asecret, clock.now)})
+    status, _ = await _post(
+        http, base, "/api/me/reauth", admin, {"password": apw, "otp": totp_code(asecret, clock.now)}
+    )
     assert status == 200
     status, data = await _post(http, base, f"/api/agents/{victim.id}/reset-mfa", admin)
     assert status == 200 and len(data["recovery_codes"]) == 10
@@ -102,15 +108,22 @@ async def test_step_up_then_change_revokes_other_sessions_and_tells_them(gw):
     try:
         clock.advance(WINDOW + 1)
         # Wrong password, or right password with a wrong code: refused, counted.
-        status, data = await _post(http, base, "/api/me/reauth", token,
-                                   {"password": "not the password", "otp": "123456"})
+        status, data = await _post(
+            http, base, "/api/me/reauth", token, {"password": "not the password", "otp": "123456"}
+        )
         assert status == 403 and data["error"]["code"] == "reauth_failed"
-        status, data = await _post(http, base, "/api/me/reauth", token,
-                                   {"password": pw, "otp": "000000"})
+        status, data = await _post(
+            http, base, "/api/me/reauth", token, {"password": pw, "otp": "000000"}
+        )
         assert status == 403 and data["error"]["code"] == "reauth_failed"
         clock.advance(30)
-        status, data = await _post(http, base, "/api/me/reauth", token,
-                                   {"password": pw, "otp": totp_code(secret, clock.now)})
+        status, data = await _post(
+            http,
+            base,
+            "/api/me/reauth",
+            token,
+            {"password": pw, "otp": totp_code(secret, clock.now)},
+        )
         assert status == 200 and data["reauth_until"] == clock.now + WINDOW
         status, data = await _post(http, base, "/api/me/recovery-codes", token)
         assert status == 200 and len(data["recovery_codes"]) == 10
@@ -127,8 +140,10 @@ async def test_step_up_then_change_revokes_other_sessions_and_tells_them(gw):
     assert changed and changed[0].target == agent.id
     assert changed[0].details["what"] == "recovery_codes"
     assert changed[0].details["sessions_revoked"] == 1
-    assert [e.details["reason"] for e in await svc.store.query_audit(
-        action="reauth.failed")] == ["wrong_otp", "wrong_password"]
+    assert [e.details["reason"] for e in await svc.store.query_audit(action="reauth.failed")] == [
+        "wrong_otp",
+        "wrong_password",
+    ]
     # The step-up expires with its window.
     clock.advance(WINDOW)
     status, data = await _post(http, base, "/api/me/recovery-codes", token)
@@ -144,9 +159,13 @@ async def test_totp_reenrolment_revokes_other_sessions(gw):
     status, data = await _post(http, base, "/api/me/totp", token)
     assert status == 200
     new_secret = data["otpauth_uri"].split("secret=")[1].split("&")[0]
-    status, _ = await _post(http, base, "/api/me/totp/confirm", token,
-                            {"otp": totp_code(new_secret, clock.now),
-                             "enrollment": data["enrollment"]})
+    status, _ = await _post(
+        http,
+        base,
+        "/api/me/totp/confirm",
+        token,
+        {"otp": totp_code(new_secret, clock.now), "enrollment": data["enrollment"]},
+    )
     assert status == 200
     async with http.get(f"{base}/api/me", headers=bearer(other)) as r:
         assert r.status == 401
@@ -160,8 +179,9 @@ async def test_step_up_failures_are_throttled_like_logins(gw):
     token = await login(http, base, "thr@example.com", pw, secret, clock.now)
     codes = []
     for _ in range(3):
-        _status, data = await _post(http, base, "/api/me/reauth", token,
-                                   {"password": "guessing guessing", "otp": "123456"})
+        _status, data = await _post(
+            http, base, "/api/me/reauth", token, {"password": "guessing guessing", "otp": "123456"}
+        )
         codes.append(data["error"]["code"])
     # 2 free failures, then the (account, address) pair must wait.
     assert codes == ["reauth_failed", "reauth_failed", "rate_limited"]
@@ -180,6 +200,5 @@ async def test_recovery_code_is_a_valid_second_factor_for_step_up(gw):
     status, _ = await _post(http, base, "/api/me/reauth", token, {"password": pw, "otp": code})
     assert status == 200
     assert await svc.store.count_recovery_codes(agent.id) == 9
-    status, data = await _post(http, base, "/api/me/reauth", token,
-                               {"password": pw, "otp": code})
+    status, data = await _post(http, base, "/api/me/reauth", token, {"password": pw, "otp": code})
     assert status == 403 and data["error"]["code"] == "reauth_failed"

@@ -43,7 +43,8 @@ async def gw(tmp_path, monkeypatch):
     monkeypatch.setattr(ws_agent, "SESSION_POLL", 0.05)
     clock = FakeClock()
     runner, base, svc = await start_gateway(
-        tmp_path, clock=clock, auth={"idle_timeout": IDLE, "absolute_lifetime": 3600.0})
+        tmp_path, clock=clock, auth={"idle_timeout": IDLE, "absolute_lifetime": 3600.0}
+    )
     async with aiohttp.ClientSession() as http:
         yield http, base, svc, clock
     await runner.cleanup()
@@ -125,8 +126,10 @@ async def test_cookie_from_a_foreign_origin_is_still_4403(gw):
     http, base, svc, clock = gw
     _, secret, pw = await make_agent(svc, "csw@example.com")
     token = await login(http, base, "csw@example.com", pw, secret, clock.now)
-    ws = await http.ws_connect(f"{base}/ws/agent", headers={
-        "Origin": "https://evil.example", "Cookie": f"{COOKIE}={token}"})
+    ws = await http.ws_connect(
+        f"{base}/ws/agent",
+        headers={"Origin": "https://evil.example", "Cookie": f"{COOKIE}={token}"},
+    )
     msg = await _close_of(ws)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4403
     await ws.close()
@@ -140,17 +143,19 @@ async def test_master_key_rotation_rotates_the_csrf_secret(gw):
     _, secret, pw = await make_agent(svc, "csrf@example.com")
     jar = aiohttp.CookieJar(unsafe=True)  # keep the cookie for 127.0.0.1
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.post(f"{base}/api/login", json={
-                "email": "csrf@example.com", "password": pw,
-                "otp": totp_code(secret, clock.now)}) as r:
+        async with http.post(
+            f"{base}/api/login",
+            json={"email": "csrf@example.com", "password": pw, "otp": totp_code(secret, clock.now)},
+        ) as r:
             assert r.status == 200
             before = (await r.json())["csrf"]
 
         async def probe(csrf: str) -> tuple[int, str]:
             # A cookie-authenticated POST: CSRF is checked before the (empty) body, so
             # 400 bad_request means the token passed and 403 csrf means it did not.
-            async with http.post(f"{base}/api/me/reauth", json={},
-                                 headers={"X-CSRF-Token": csrf}) as resp:
+            async with http.post(
+                f"{base}/api/me/reauth", json={}, headers={"X-CSRF-Token": csrf}
+            ) as resp:
                 return resp.status, (await resp.json())["error"]["code"]
 
         assert await probe(before) == (400, "bad_request")

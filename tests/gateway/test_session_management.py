@@ -16,8 +16,10 @@ from gateway.dormancy import DormancySweep
 from tests.gateway.helpers import FakeClock, bearer, make_agent, start_gateway, totp_code
 
 DAY = 86400.0
-CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-              "Gecko) Chrome/120.0 Safari/537.36")
+CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0 Safari/537.36"
+)
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 
 
@@ -31,8 +33,11 @@ async def gw(tmp_path):
 
 
 async def _login(http, base, email, pw, secret, clock, ua=CHROME_WIN):
-    async with http.post(f"{base}/api/login", headers={"User-Agent": ua}, json={
-            "email": email, "password": pw, "otp": totp_code(secret, clock.now)}) as r:
+    async with http.post(
+        f"{base}/api/login",
+        headers={"User-Agent": ua},
+        json={"email": email, "password": pw, "otp": totp_code(secret, clock.now)},
+    ) as r:
         body = await r.json()
         return r.status, body.get("token")
 
@@ -68,14 +73,15 @@ async def test_agent_ends_another_of_their_sessions_and_its_socket_closes_4401(g
         first = await asyncio.wait_for(ws.receive(), 5)
         assert json.loads(first.data)["t"] == "sealed"
         # another agent cannot end it (looks missing), and nobody ends their current one
-        async with http.delete(f"{base}/api/me/sessions/{theirs['id']}",
-                               headers=bearer(other)) as r:
+        async with http.delete(
+            f"{base}/api/me/sessions/{theirs['id']}", headers=bearer(other)
+        ) as r:
             assert r.status == 404
-        async with http.delete(f"{base}/api/me/sessions/{mine['id']}",
-                               headers=bearer(laptop)) as r:
+        async with http.delete(f"{base}/api/me/sessions/{mine['id']}", headers=bearer(laptop)) as r:
             assert r.status == 409 and (await r.json())["error"]["code"] == "current_session"
-        async with http.delete(f"{base}/api/me/sessions/{theirs['id']}",
-                               headers=bearer(laptop)) as r:
+        async with http.delete(
+            f"{base}/api/me/sessions/{theirs['id']}", headers=bearer(laptop)
+        ) as r:
             assert r.status == 200
         while True:
             msg = await asyncio.wait_for(ws.receive(), 5)
@@ -87,12 +93,17 @@ async def test_agent_ends_another_of_their_sessions_and_its_socket_closes_4401(g
     async with http.get(f"{base}/api/me", headers=bearer(phone)) as r:
         assert r.status == 401
     assert [s["current"] for s in await _sessions(http, base, laptop)] == [True]
-    async with http.delete(f"{base}/api/me/sessions/{theirs['id']}",
-                           headers=bearer(laptop)) as r:
+    async with http.delete(f"{base}/api/me/sessions/{theirs['id']}", headers=bearer(laptop)) as r:
         assert r.status == 404
-    events = await svc.store.query_audit(tenant_id="demo", action="session.revoked",
-                                         actor=None, since=None, until=None, before_id=None,
-                                         limit=5)
+    events = await svc.store.query_audit(
+        tenant_id="demo",
+        action="session.revoked",
+        actor=None,
+        since=None,
+        until=None,
+        before_id=None,
+        limit=5,
+    )
     assert [e.details["handle"] for e in events] == [theirs["id"]]
 
 
@@ -107,11 +118,13 @@ async def test_dormant_accounts_are_disabled_at_login_and_by_the_sweep(gw):
     idle, isecret, ipw = await make_agent(svc, "idle@example.com")
     never, _, _ = await make_agent(svc, "never@example.com", role="supervisor")
     _, boss = await _login(http, base, "boss@example.com", apw, asecret, clock)
-    async with http.put(f"{base}/api/tenant/dormancy", headers=bearer(boss),
-                        json={"disable_after_days": 3}) as r:
+    async with http.put(
+        f"{base}/api/tenant/dormancy", headers=bearer(boss), json={"disable_after_days": 3}
+    ) as r:
         assert r.status == 400  # below the minimum of 7 days
-    async with http.put(f"{base}/api/tenant/dormancy", headers=bearer(boss),
-                        json={"disable_after_days": 30}) as r:
+    async with http.put(
+        f"{base}/api/tenant/dormancy", headers=bearer(boss), json={"disable_after_days": 30}
+    ) as r:
         assert r.status == 200
     await _login(http, base, "idle@example.com", ipw, isecret, clock)
 
@@ -128,9 +141,15 @@ async def test_dormant_accounts_are_disabled_at_login_and_by_the_sweep(gw):
     assert (await svc.store.get_agent(never.id)).disabled
     assert not (await svc.store.get_agent(active.id)).disabled
     assert not (await svc.store.get_agent(admin.id)).disabled
-    disabled = await svc.store.query_audit(tenant_id="demo", action="agent.disabled",
-                                           actor="system", since=None, until=None,
-                                           before_id=None, limit=10)
+    disabled = await svc.store.query_audit(
+        tenant_id="demo",
+        action="agent.disabled",
+        actor="system",
+        since=None,
+        until=None,
+        before_id=None,
+        limit=10,
+    )
     assert sorted(e.target for e in disabled) == sorted([idle.id, never.id])
     assert all(e.details["reason"] == "dormant" for e in disabled)
 
@@ -148,8 +167,9 @@ async def test_dormant_accounts_are_disabled_at_login_and_by_the_sweep(gw):
     assert not rows["boss@example.com"]["dormant"]  # just logged in
 
     # clearing the rule stops it
-    async with http.put(f"{base}/api/tenant/dormancy", headers=bearer(boss),
-                        json={"disable_after_days": None}) as r:
+    async with http.put(
+        f"{base}/api/tenant/dormancy", headers=bearer(boss), json={"disable_after_days": None}
+    ) as r:
         assert r.status == 200
     clock.advance(400 * DAY)
     assert await _sweep(svc).run_once() == 0

@@ -30,9 +30,15 @@ async def test_siem_sink_writes_json_lines_without_secrets(store, tmp_path):
     stream = io.StringIO()
     auditor = Auditor(store, ManualClock(1_700_000_000.0))
     auditor.listeners.append(SiemSink(str(path), stream=stream))
-    await auditor.record("login.failed", tenant_id="t1", actor="a1", ip="203.0.113.5",
-                         reason="bad_password", password="hunter2-hunter2",
-                         note="card 4111111111111111")
+    await auditor.record(
+        "login.failed",
+        tenant_id="t1",
+        actor="a1",
+        ip="203.0.113.5",
+        reason="bad_password",
+        password="hunter2-hunter2",
+        note="card 4111111111111111",
+    )
     [line] = path.read_text().splitlines()
     record = json.loads(line)
     assert record["action"] == "login.failed" and record["time"] == "2023-11-14T22:13:20Z"
@@ -45,13 +51,24 @@ async def test_siem_sink_writes_json_lines_without_secrets(store, tmp_path):
 async def test_plugin_deliveries_are_counted_and_dead_letters_audited(store):
     auditor = Auditor(store, ManualClock(1_700_000_000.0))
     ledger = PluginDataLedger(auditor)
-    gov = Governance(alerts=None, notifier=None, incidents=None, emergency=None,  # type: ignore[arg-type]
-                     ledger=ledger, tenants=None, auditor=auditor,  # type: ignore[arg-type]
-                     approvals=None)  # type: ignore[arg-type]
+    gov = Governance(
+        alerts=None,
+        notifier=None,
+        incidents=None,
+        emergency=None,  # type: ignore[arg-type]
+        ledger=ledger,
+        tenants=None,
+        auditor=auditor,  # type: ignore[arg-type]
+        approvals=None,
+    )  # type: ignore[arg-type]
 
     def result(outcome: str, event_type: str = "chat.message"):
-        return SimpleNamespace(outcome=outcome, tenant_id="t1", event_type=event_type,
-                               error="PermanentError: 422" if outcome == "dead" else None)
+        return SimpleNamespace(
+            outcome=outcome,
+            tenant_id="t1",
+            event_type=event_type,
+            error="PermanentError: 422" if outcome == "dead" else None,
+        )
 
     for _ in range(3):
         await gov.on_delivery("zendesk", result("delivered"))
@@ -60,8 +77,10 @@ async def test_plugin_deliveries_are_counted_and_dead_letters_audited(store):
     await gov.on_delivery("zendesk", result("dead"))
     assert await ledger.flush() == 1
     [sent] = await store.query_audit(action="plugin.data_sent")
-    assert sent.target == "zendesk" and sent.details["events"] == {"chat.message": 3,
-                                                                     "chat.closed": 1}
+    assert sent.target == "zendesk" and sent.details["events"] == {
+        "chat.message": 3,
+        "chat.closed": 1,
+    }
     assert sent.details["total"] == 4
     [dead] = await store.query_audit(action="plugin.dead_lettered")
     assert dead.details["plugin"] == "zendesk" and dead.details["event_type"] == "chat.message"

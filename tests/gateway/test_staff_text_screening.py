@@ -40,8 +40,7 @@ def _database_text(tmp_path) -> str:
     db = sqlite3.connect(tmp_path / "data" / "cipherdesk.db")
     try:
         rows = []
-        for table in ("audit_log", "incidents", "incident_events", "approval_grants",
-                      "api_tokens"):
+        for table in ("audit_log", "incidents", "incident_events", "approval_grants", "api_tokens"):
             exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,))
             if exists.fetchone():
                 rows += [repr(r) for r in db.execute(f"SELECT * FROM {table}")]
@@ -52,19 +51,36 @@ def _database_text(tmp_path) -> str:
 
 async def test_incident_title_and_summary_are_masked_or_refused(gw, tmp_path):
     http, base, _svc, token = gw
-    status, body = await _call(http, "POST", f"{base}/api/incidents", token,
-                               {"title": f"customer card {CARD} leaked in chat",
-                                "severity": "high"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/incidents",
+        token,
+        {"title": f"customer card {CARD} leaked in chat", "severity": "high"},
+    )
     assert (status, body["error"]["code"], body["error"]["field"]) == (
-        400, "policy_blocked", "title")
+        400,
+        "policy_blocked",
+        "title",
+    )
     assert CARD not in json.dumps(body)
-    status, body = await _call(http, "POST", f"{base}/api/incidents", token,
-                               {"title": f"customer {PHONE} reports a leak", "severity": "high"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/incidents",
+        token,
+        {"title": f"customer {PHONE} reports a leak", "severity": "high"},
+    )
     assert status == 201, body
     assert body["incident"]["title"] == "customer 138****8000 reports a leak"
     incident_id = body["incident"]["id"]
-    status, body = await _call(http, "POST", f"{base}/api/incidents/{incident_id}/close",
-                               token, {"summary": f"called the customer on {PHONE}"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/incidents/{incident_id}/close",
+        token,
+        {"summary": f"called the customer on {PHONE}"},
+    )
     assert status == 200, body
     status, detail = await _call(http, "GET", f"{base}/api/incidents/{incident_id}", token)
     assert status == 200
@@ -76,14 +92,33 @@ async def test_incident_title_and_summary_are_masked_or_refused(gw, tmp_path):
 
 async def test_approval_reason_is_masked(gw, tmp_path):
     http, base, _svc, token = gw
-    status, body = await _call(http, "POST", f"{base}/api/approvals", token, {
-        "action": "chat.erase", "target": "chat-1",
-        "reason": f"customer {PHONE} asked for erasure of card {CARD}"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/approvals",
+        token,
+        {
+            "action": "chat.erase",
+            "target": "chat-1",
+            "reason": f"customer {PHONE} asked for erasure of card {CARD}",
+        },
+    )
     assert (status, body["error"]["code"], body["error"]["field"]) == (
-        400, "policy_blocked", "reason")
-    status, body = await _call(http, "POST", f"{base}/api/approvals", token, {
-        "action": "chat.erase", "target": "chat-1",
-        "reason": f"customer {PHONE} asked for erasure"})
+        400,
+        "policy_blocked",
+        "reason",
+    )
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/approvals",
+        token,
+        {
+            "action": "chat.erase",
+            "target": "chat-1",
+            "reason": f"customer {PHONE} asked for erasure",
+        },
+    )
     assert status == 201, body  # mode "off" (the default): granted at once
     assert body["grant"]["reason"] == "customer 138****8000 asked for erasure"
     status, listed = await _call(http, "GET", f"{base}/api/approvals", token)
@@ -94,8 +129,13 @@ async def test_approval_reason_is_masked(gw, tmp_path):
 
 async def test_api_token_name_is_masked(gw, tmp_path):
     http, base, _svc, token = gw
-    status, body = await _call(http, "POST", f"{base}/api/tokens", token, {
-        "name": f"export for {PHONE}", "permissions": ["audit_read"], "expires_in_days": 1})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/tokens",
+        token,
+        {"name": f"export for {PHONE}", "permissions": ["audit_read"], "expires_in_days": 1},
+    )
     assert status == 201, body
     assert body["api_token"]["name"] == "export for 138****8000"
     status, listed = await _call(http, "GET", f"{base}/api/tokens", token)
@@ -105,6 +145,11 @@ async def test_api_token_name_is_masked(gw, tmp_path):
 
 async def test_plain_staff_text_is_kept_as_typed(gw):
     http, base, _svc, token = gw
-    status, body = await _call(http, "POST", f"{base}/api/incidents", token,
-                               {"title": "登录异常：可疑的批量访问", "severity": "medium"})
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/incidents",
+        token,
+        {"title": "登录异常：可疑的批量访问", "severity": "medium"},
+    )
     assert status == 201 and body["incident"]["title"] == "登录异常：可疑的批量访问"

@@ -72,30 +72,50 @@ async def seed_chat(svc: Services, tenant: str, text: str) -> str:
 async def _seed(svc: Services) -> tuple[str, str, list[str]]:
     now = svc.clock()
     for tid, name in (("acme", "Acme Shop"), ("globex", "Globex Hidden Holdings")):
-        await svc.store.create_tenant(Tenant(id=tid, name=name, created_at=now,
-                                             allowed_origins=[f"https://{tid}.test"]))
-    admin = await svc.logins.create_agent(ADMIN_EMAIL, "acme", "admin", DEFAULT_PASSWORD,
-                                          "Ana Admin", actor="test", confirmed=True)
-    acme_agent = await svc.logins.create_agent("bo@acme.test", "acme", "agent",
-                                               DEFAULT_PASSWORD, "Bo", confirmed=True)
-    await _seed_chat(svc, "acme", Principal(acme_agent.agent.id, "acme", Role.AGENT),
-                     "my card 4111 1111 1111 1111")
+        await svc.store.create_tenant(
+            Tenant(id=tid, name=name, created_at=now, allowed_origins=[f"https://{tid}.test"])
+        )
+    admin = await svc.logins.create_agent(
+        ADMIN_EMAIL, "acme", "admin", DEFAULT_PASSWORD, "Ana Admin", actor="test", confirmed=True
+    )
+    acme_agent = await svc.logins.create_agent(
+        "bo@acme.test", "acme", "agent", DEFAULT_PASSWORD, "Bo", confirmed=True
+    )
+    await _seed_chat(
+        svc,
+        "acme",
+        Principal(acme_agent.agent.id, "acme", Role.AGENT),
+        "my card 4111 1111 1111 1111",
+    )
     # one open alert per tenant: acme's for ack/resolve (reached through the contract's
     # links from GET /api/alerts); globex's (ids are small integers a fuzzer guesses)
     # names its tenant in its details, so an answer carrying it trips the leak check
     for tid in ("acme", "globex"):
-        await svc.store.add_alert(Alert(tenant_id=tid, rule="mass_erasure", subject="tenant",
-                                        dedup_key=f"{tid}-seed", severity="high", ts=now,
-                                        count=5, details={"seeded_for": tid}))
+        await svc.store.add_alert(
+            Alert(
+                tenant_id=tid,
+                rule="mass_erasure",
+                subject="tenant",
+                dedup_key=f"{tid}-seed",
+                severity="high",
+                ts=now,
+                count=5,
+                details={"seeded_for": tid},
+            )
+        )
     sentinels = ["globex", "Globex Hidden Holdings", "globex.test"]
     for email, role in (("gina@globex.test", "admin"), ("gus@globex.test", "agent")):
-        creds = await svc.logins.create_agent(email, "globex", role, DEFAULT_PASSWORD,
-                                              f"Globexian {role}", confirmed=True)
+        creds = await svc.logins.create_agent(
+            email, "globex", role, DEFAULT_PASSWORD, f"Globexian {role}", confirmed=True
+        )
         sentinels += [creds.agent.id, email]
-    gus = (await svc.store.get_agent_by_email("gus@globex.test"))
+    gus = await svc.store.get_agent_by_email("gus@globex.test")
     assert gus is not None
-    sentinels.append(await _seed_chat(svc, "globex", Principal(gus.id, "globex", Role.AGENT),
-                                      "globex secret order 42"))
+    sentinels.append(
+        await _seed_chat(
+            svc, "globex", Principal(gus.id, "globex", Role.AGENT), "globex secret order 42"
+        )
+    )
     return admin.agent.id, admin.totp_secret, sentinels
 
 
@@ -109,13 +129,18 @@ class Admin:
     def login(self) -> None:
         self.gw.clock.advance(30)  # a TOTP code is accepted once per time step
         otp = TotpVerifier().current_code(self.gw.admin_totp, self.gw.clock())
-        resp = requests.post(f"{self.gw.base}/api/login", json={
-            "email": ADMIN_EMAIL, "password": DEFAULT_PASSWORD, "otp": otp}, timeout=30)
+        resp = requests.post(
+            f"{self.gw.base}/api/login",
+            json={"email": ADMIN_EMAIL, "password": DEFAULT_PASSWORD, "otp": otp},
+            timeout=30,
+        )
         if resp.status_code != 200:
-            why = self.gw.run(self.gw.svc.store.query_audit(tenant_id="acme",
-                                                            action="login.failed", limit=1))
-            raise AssertionError(f"the fuzzed admin cannot log in again: {resp.text} "
-                                 f"{why[0].details if why else ''}")
+            why = self.gw.run(
+                self.gw.svc.store.query_audit(tenant_id="acme", action="login.failed", limit=1)
+            )
+            raise AssertionError(
+                f"the fuzzed admin cannot log in again: {resp.text} {why[0].details if why else ''}"
+            )
         self.token = resp.json()["token"]
 
     def headers(self) -> dict[str, str]:
@@ -142,8 +167,9 @@ def no_cross_tenant_leak(gw: FuzzGateway) -> Any:
     def check(ctx: Any, response: Any, case: Any) -> bool:
         text = response.text or ""
         leaked = [s for s in gw.sentinels if s in text]
-        assert not leaked, (f"{case.method} {case.formatted_path} answered data of another "
-                            f"tenant: {leaked}")
+        assert not leaked, (
+            f"{case.method} {case.formatted_path} answered data of another tenant: {leaked}"
+        )
         return True
 
     check.__name__ = "no_cross_tenant_leak"
@@ -159,10 +185,12 @@ def start(tmp_path: Path) -> Iterator[FuzzGateway]:
 
     async def boot() -> tuple[Any, str, Services]:
         return await start_gateway(
-            tmp_path, clock=clock,
+            tmp_path,
+            clock=clock,
             # generous budgets: this run is about the contract, not the limiters
             auth={"lock_after": 1_000_000, "free_failures": 999_999},
-            ratelimit={"limits": {"api_per_token": "100000/m"}})
+            ratelimit={"limits": {"api_per_token": "100000/m"}},
+        )
 
     runner, base, svc = asyncio.run_coroutine_threadsafe(boot(), loop).result(120)
     gw = FuzzGateway(base, svc, clock, loop, "", "")

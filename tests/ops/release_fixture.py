@@ -44,8 +44,10 @@ def _build_sqlite(path: Path) -> None:
             for row in rows:
                 cols = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
-                conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
-                             [_raw(v) for v in row.values()])
+                conn.execute(
+                    f"INSERT INTO {table} ({cols}) VALUES ({marks})",
+                    [_raw(v) for v in row.values()],
+                )
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -70,25 +72,34 @@ async def _build_postgres(dsn: str) -> None:
         assert await migrate_postgres(conn, target=1) == 1
         async with conn.transaction():
             for table, rows in release1()["tables"].items():
-                kinds = dict(await conn.fetch(
-                    "SELECT column_name, data_type FROM information_schema.columns"
-                    " WHERE table_schema = current_schema() AND table_name = $1", table))
+                kinds = dict(
+                    await conn.fetch(
+                        "SELECT column_name, data_type FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND table_name = $1",
+                        table,
+                    )
+                )
                 identity = await conn.fetchval(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema ="
-                    " current_schema() AND table_name = $1 AND is_identity = 'YES'", table)
+                    " current_schema() AND table_name = $1 AND is_identity = 'YES'",
+                    table,
+                )
                 for row in rows:
                     cols = ", ".join(row)
                     marks = ", ".join(
                         f"${i}::{'jsonb' if kinds[c] == 'jsonb' else kinds[c]}"
-                        for i, c in enumerate(row, start=1))
+                        for i, c in enumerate(row, start=1)
+                    )
                     overriding = " OVERRIDING SYSTEM VALUE" if identity else ""
                     await conn.execute(
                         f"INSERT INTO {table} ({cols}){overriding} VALUES ({marks})",
-                        *(_pg_value(kinds[c], v) for c, v in row.items()))
+                        *(_pg_value(kinds[c], v) for c, v in row.items()),
+                    )
                 if identity and rows:
                     await conn.execute(
                         f"SELECT setval(pg_get_serial_sequence('{table}', '{identity}'),"
-                        f" (SELECT max({identity}) FROM {table}))")
+                        f" (SELECT max({identity}) FROM {table}))"
+                    )
     finally:
         await conn.close()
 

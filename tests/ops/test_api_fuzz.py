@@ -46,8 +46,8 @@ from tests.ops.api_fuzz import (
 #: that checks it instead.
 NOT_FUZZED = {
     "GET /api/alerts/stream": "Server-Sent Events: the answer never ends (a keep-alive every "
-                              "15 s), so no case would complete; "
-                              "test_alert_stream_speaks_the_documented_schema reads it",
+    "15 s), so no case would complete; "
+    "test_alert_stream_speaks_the_documented_schema reads it",
 }
 
 #: Operations the fuzzed tenant admin can only be refused by (they stay in the loop, where
@@ -55,13 +55,20 @@ NOT_FUZZED = {
 #: covered elsewhere: operator routes in tests/gateway/test_operator.py, the signed
 #: inbound webhook in test_signed_inbound_calls below.
 ONLY_REFUSED = {
-    "GET /api/operator/tenants": 403, "POST /api/operator/tenants": 403,
-    "POST /api/operator/tenants/{tenant_id}/freeze": 403, "GET /api/operator/settings": 403,
+    "GET /api/operator/tenants": 403,
+    "POST /api/operator/tenants": 403,
+    "POST /api/operator/tenants/{tenant_id}/freeze": 403,
+    "GET /api/operator/settings": 403,
     "POST /api/inbound/{tenant}/{plugin}": 401,
 }
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +93,16 @@ def api_schema(gateway: FuzzGateway) -> schemathesis.BaseSchema:
     return schema
 
 
-def _fuzz_operation(operation: Any, mode: GenerationMode, gateway: FuzzGateway,
-                    admin: Admin) -> None:
+def _fuzz_operation(
+    operation: Any, mode: GenerationMode, gateway: FuzzGateway, admin: Admin
+) -> None:
     checks = CHECKS if mode is GenerationMode.NEGATIVE else CHECKS[:4]
     leak = no_cross_tenant_leak(gateway)
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def run(case: schemathesis.Case) -> None:
         if mode is GenerationMode.NEGATIVE and _query_valid_on_the_wire(case):
             reject()
@@ -123,14 +132,19 @@ def _query_valid_on_the_wire(case: schemathesis.Case) -> bool:
 
     from gateway.openapi import registry
 
-    negative = {str(getattr(loc, "value", loc)) for loc, info in case.meta.components.items()
-                if info.mode is GenerationMode.NEGATIVE}
+    negative = {
+        str(getattr(loc, "value", loc))
+        for loc, info in case.meta.components.items()
+        if info.mode is GenerationMode.NEGATIVE
+    }
     op = registry().get((case.method.upper(), case.operation.path))
     if op is None or op.query is None or negative - _REPLACED != {"query"}:
         return False
     kwargs = case.as_transport_kwargs(base_url="http://fuzz.invalid")
-    url = requests.Request(kwargs["method"], kwargs["url"], params=kwargs.get("params")
-                           ).prepare().url or ""
+    url = (
+        requests.Request(kwargs["method"], kwargs["url"], params=kwargs.get("params")).prepare().url
+        or ""
+    )
     pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)
     if any(n > 1 for n in Counter(name for name, _ in pairs).values()):
         return False
@@ -150,14 +164,16 @@ def _describe(exc: BaseException, depth: int = 0) -> str:
     return "\n".join(parts)[:4000]
 
 
-def test_every_operation(api_schema: schemathesis.BaseSchema, gateway: FuzzGateway,
-                         admin: Admin) -> None:
+def test_every_operation(
+    api_schema: schemathesis.BaseSchema, gateway: FuzzGateway, admin: Admin
+) -> None:
     """Positive and negative cases for every operation; all failures are collected and
     reported together, each under its operation."""
     failures: list[str] = []
     operations = [r.ok() for r in api_schema.get_all_operations()]
-    documented = {f"{m.upper()} {p}" for p, ms in api_schema.raw_schema["paths"].items()
-                  for m in ms}
+    documented = {
+        f"{m.upper()} {p}" for p, ms in api_schema.raw_schema["paths"].items() for m in ms
+    }
     # schemathesis leaves out the operation that serves the schema it loaded
     assert documented - {o.label for o in operations} == {f"GET {OPENAPI_PATH}", *NOT_FUZZED}
     for operation in operations:
@@ -171,8 +187,9 @@ def test_every_operation(api_schema: schemathesis.BaseSchema, gateway: FuzzGatew
     assert not failures, "\n\n".join(failures)
 
 
-def test_stateful_sequences(api_schema: schemathesis.BaseSchema, gateway: FuzzGateway,
-                            admin: Admin) -> None:
+def test_stateful_sequences(
+    api_schema: schemathesis.BaseSchema, gateway: FuzzGateway, admin: Admin
+) -> None:
     """Sequences that follow the contract's links (create an agent, then patch, unlock,
     revoke, reset it). Failures are collected rather than raised inside the machine:
     hypothesis cannot replay a scenario against a server whose state moved on."""
@@ -187,15 +204,18 @@ def test_stateful_sequences(api_schema: schemathesis.BaseSchema, gateway: FuzzGa
                 failures.append(str(exc))
                 return {"timeout": 30}
 
-        def after_call(self, response: schemathesis.Response,
-                       case: schemathesis.Case) -> None:
+        def after_call(self, response: schemathesis.Response, case: schemathesis.Case) -> None:
             super().after_call(response, case)
             admin.after(response)
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             try:
-                case.validate_response(response, checks=CHECKS[:4], additional_checks=[leak],
-                                       transport_kwargs=kwargs or None)
+                case.validate_response(
+                    response,
+                    checks=CHECKS[:4],
+                    additional_checks=[leak],
+                    transport_kwargs=kwargs or None,
+                )
             except (Exception, BaseExceptionGroup) as exc:
                 failures.append(f"{case.method} {case.formatted_path}: {_describe(exc)}")
 
@@ -210,10 +230,16 @@ def test_stateful_sequences(api_schema: schemathesis.BaseSchema, gateway: FuzzGa
             break
         try:
             # generate only (schemathesis' own default for stateful runs)
-            Machine.run(settings=settings(
-                max_examples=STATEFUL_EXAMPLES - len(scenarios), deadline=None,
-                stateful_step_count=8, phases=[Phase.generate], database=None,
-                suppress_health_check=list(HealthCheck)))
+            Machine.run(
+                settings=settings(
+                    max_examples=STATEFUL_EXAMPLES - len(scenarios),
+                    deadline=None,
+                    stateful_step_count=8,
+                    phases=[Phase.generate],
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                )
+            )
         except Flaky:
             # hypothesis re-drew a scenario and the server (rightly) answered differently
             # the second time; schemathesis' own runner treats this the same way: go on
@@ -235,9 +261,9 @@ def test_fuzzed_admin_still_works_and_case_count(gateway: FuzzGateway, admin: Ad
     assert gateway.calls >= 100
 
 
-def test_alert_stream_speaks_the_documented_schema(api_schema: schemathesis.BaseSchema,
-                                                    gateway: FuzzGateway,
-                                                    admin: Admin) -> None:
+def test_alert_stream_speaks_the_documented_schema(
+    api_schema: schemathesis.BaseSchema, gateway: FuzzGateway, admin: Admin
+) -> None:
     """The operation the loop cannot call: its content type is the documented one and the
     first event's data decodes as the documented ``AlertList`` (unknown fields refused)."""
     import msgspec
@@ -250,8 +276,10 @@ def test_alert_stream_speaks_the_documented_schema(api_schema: schemathesis.Base
 
     async def first_event() -> tuple[int, str, list[str]]:
         # read on the gateway's own loop with aiohttp: the stream never ends by itself
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"{gateway.base}/api/alerts/stream", headers=headers) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{gateway.base}/api/alerts/stream", headers=headers) as resp,
+        ):
             lines = []
             while not lines or lines[-1] != "":
                 raw = await asyncio.wait_for(resp.content.readline(), 10)
@@ -269,9 +297,9 @@ def test_alert_stream_speaks_the_documented_schema(api_schema: schemathesis.Base
     assert not [s for s in gateway.sentinels if s in data]
 
 
-def test_installation_routes_refuse_the_tenant_admin(api_schema: schemathesis.BaseSchema,
-                                                    gateway: FuzzGateway,
-                                                    admin: Admin) -> None:
+def test_installation_routes_refuse_the_tenant_admin(
+    api_schema: schemathesis.BaseSchema, gateway: FuzzGateway, admin: Admin
+) -> None:
     """A tenant admin holds no installation permission and no vendor signature: a valid
     call to each of these operations gets exactly the documented refusal."""
     for label, expected in ONLY_REFUSED.items():
@@ -281,8 +309,7 @@ def test_installation_routes_refuse_the_tenant_admin(api_schema: schemathesis.Ba
 
 def _expect_refusal(operation: Any, label: str, expected: int, admin: Admin) -> None:
     @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
-    @settings(max_examples=3, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def refused(case: schemathesis.Case) -> None:
         response = case.call(headers=admin.headers(), timeout=30)
         admin.after(response)
@@ -304,8 +331,7 @@ async def _unfreeze(svc: Any, tenant_id: str) -> None:
 INBOUND_SECRET = "fuzz-inbound-9Qm2Lx7Tv4Rk"
 
 
-def test_signed_inbound_calls(api_schema: schemathesis.BaseSchema,
-                              gateway: FuzzGateway) -> None:
+def test_signed_inbound_calls(api_schema: schemathesis.BaseSchema, gateway: FuzzGateway) -> None:
     """The inbound webhook past its signature check. The loop above can only reach its
     refusals (no session helps; an unsigned call is 401 ``bad_signature``); here acme's
     webhook plugin has an inbound secret and every generated body is signed with it, aimed
@@ -320,10 +346,19 @@ def test_signed_inbound_calls(api_schema: schemathesis.BaseSchema,
 
     svc = gateway.svc
     gateway.run(_unfreeze(svc, "acme"))  # the loop may have left acme frozen (a valid call)
-    gateway.run(svc.plugins.configure(
-        "acme", "webhook", {"url": "http://127.0.0.1:9/in", "secret": "s" * 24,
-                            "inbound_secret": INBOUND_SECRET, "events": ["chat.closed"]},
-        allow_private=True))
+    gateway.run(
+        svc.plugins.configure(
+            "acme",
+            "webhook",
+            {
+                "url": "http://127.0.0.1:9/in",
+                "secret": "s" * 24,
+                "inbound_secret": INBOUND_SECRET,
+                "events": ["chat.closed"],
+            },
+            allow_private=True,
+        )
+    )
     chats = [gateway.run(seed_chat(svc, "acme", f"inbound {n}")) for n in range(2)]
     operation = api_schema["/api/inbound/{tenant}/{plugin}"]["POST"]
     leak = no_cross_tenant_leak(gateway)
@@ -331,15 +366,24 @@ def test_signed_inbound_calls(api_schema: schemathesis.BaseSchema,
 
     def call(case: schemathesis.Case, tenant: str) -> requests.Response:
         raw = json.dumps(case.body).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER:
-                   signature_header([INBOUND_SECRET], int(gateway.clock()), raw)}
-        return requests.post(f"{gateway.base}/api/inbound/{tenant}/webhook", data=raw,
-                             headers=headers, timeout=30)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature_header([INBOUND_SECRET], int(gateway.clock()), raw),
+        }
+        return requests.post(
+            f"{gateway.base}/api/inbound/{tenant}/webhook", data=raw, headers=headers, timeout=30
+        )
 
-    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-           chat=st.sampled_from([*chats, None]))
-    @settings(max_examples=max(EXAMPLES * 4, 20), deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @given(
+        case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        chat=st.sampled_from([*chats, None]),
+    )
+    @settings(
+        max_examples=max(EXAMPLES * 4, 20),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case: schemathesis.Case, chat: str | None) -> None:
         if chat is not None:
             case.body = {**case.body, "chat": chat}

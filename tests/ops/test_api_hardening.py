@@ -25,11 +25,14 @@ async def admin_api(tmp_path: Path):
     await runner.cleanup()
 
 
-@pytest.mark.parametrize("query", [
-    "/api/plugins/outbox?plugin=a&plugin=b",
-    "/api/audit?action=x&action=y",
-    "/api/plugins/dead?limit=1&limit=2",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/plugins/outbox?plugin=a&plugin=b",
+        "/api/audit?action=x&action=y",
+        "/api/plugins/dead?limit=1&limit=2",
+    ],
+)
 async def test_a_repeated_query_parameter_is_refused(admin_api, query: str) -> None:
     http, base, headers = admin_api
     async with http.get(base + query, headers=headers) as resp:
@@ -39,10 +42,13 @@ async def test_a_repeated_query_parameter_is_refused(admin_api, query: str) -> N
         assert body["error"]["field"] == query.split("?")[1].split("=")[0]
 
 
-@pytest.mark.parametrize(("path", "field"), [
-    ("/api/flags?all=247", "all"),
-    ("/api/plugins?health=maybe", "health"),
-])
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/flags?all=247", "all"),
+        ("/api/plugins?health=maybe", "health"),
+    ],
+)
 async def test_an_unknown_switch_value_is_refused(admin_api, path: str, field: str) -> None:
     http, base, headers = admin_api
     async with http.get(base + path, headers=headers) as resp:
@@ -51,8 +57,16 @@ async def test_an_unknown_switch_value_is_refused(admin_api, path: str, field: s
         assert body["error"]["field"] == field
 
 
-@pytest.mark.parametrize("path", ["/api/flags?all=1", "/api/flags?all=", "/api/flags",
-                                  "/api/plugins?health=0", "/api/plugins/outbox?plugin=x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/flags?all=1",
+        "/api/flags?all=",
+        "/api/flags",
+        "/api/plugins?health=0",
+        "/api/plugins/outbox?plugin=x",
+    ],
+)
 async def test_documented_values_still_work(admin_api, path: str) -> None:
     http, base, headers = admin_api
     async with http.get(base + path, headers=headers) as resp:

@@ -46,8 +46,11 @@ async def data_dir(tmp_path: Path) -> Path:
 
 
 async def _kept_messages(data: Path) -> list[str]:
-    config = load_config(None, environ={"CIPHERDESK_MASTER_KEY": release1()["master_key"]},
-                         overrides={"server": {"data_dir": str(data)}})
+    config = load_config(
+        None,
+        environ={"CIPHERDESK_MASTER_KEY": release1()["master_key"]},
+        overrides={"server": {"data_dir": str(data)}},
+    )
     svc = await build_services(config)
     try:
         kept = release1()["expected"]["chats"]["kept"]["id"]
@@ -56,11 +59,11 @@ async def _kept_messages(data: Path) -> list[str]:
         await close_services(svc)
 
 
-async def test_backup_manifest_checksums_and_no_master_key(data_dir: Path,
-                                                           tmp_path: Path) -> None:
+async def test_backup_manifest_checksums_and_no_master_key(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bk"
-    manifest = await backup.create_backup(data_dir / "cipherdesk.db", out,
-                                          gateway_version="9.9.9", identity_key_id="abcd")
+    manifest = await backup.create_backup(
+        data_dir / "cipherdesk.db", out, gateway_version="9.9.9", identity_key_id="abcd"
+    )
     assert sorted(p.name for p in out.iterdir()) == ["cipherdesk.db", "manifest.json"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
@@ -80,18 +83,19 @@ async def test_backup_manifest_checksums_and_no_master_key(data_dir: Path,
     assert (await backup.verify_backup(out, _keyring())).key_ids == manifest.key_ids
 
 
-async def test_verify_refuses_foreign_keyring_and_tampering(data_dir: Path,
-                                                            tmp_path: Path) -> None:
+async def test_verify_refuses_foreign_keyring_and_tampering(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bk"
-    await backup.create_backup(data_dir / "cipherdesk.db", out, gateway_version="1",
-                               identity_key_id=None)
+    await backup.create_backup(
+        data_dir / "cipherdesk.db", out, gateway_version="1", identity_key_id=None
+    )
     stranger = Keyring.generate()
     with pytest.raises(backup.BackupError, match="cannot open this data") as refused:
         await backup.verify_backup(out, stranger)
     assert _keyring().key_ids[0] in str(refused.value)
     # a keyring holding the old key among others opens it (after a rotation)
-    rotated = Keyring.from_env_value(f"{Keyring.generate().current.to_b64()},"
-                                     f"{release1()['master_key']}")
+    rotated = Keyring.from_env_value(
+        f"{Keyring.generate().current.to_b64()},{release1()['master_key']}"
+    )
     await backup.verify_backup(out, rotated)
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -113,16 +117,19 @@ async def test_backup_refuses_a_non_empty_target(data_dir: Path, tmp_path: Path)
     out.mkdir()
     (out / "something").write_text("x")
     with pytest.raises(backup.BackupError, match="not empty"):
-        await backup.create_backup(data_dir / "cipherdesk.db", out, gateway_version="1",
-                                   identity_key_id=None)
+        await backup.create_backup(
+            data_dir / "cipherdesk.db", out, gateway_version="1", identity_key_id=None
+        )
     assert sorted(p.name for p in out.iterdir()) == ["something"]
 
 
 async def test_restore_replaces_only_with_force_and_keeps_the_old_files(
-        data_dir: Path, tmp_path: Path) -> None:
+    data_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "bk"
-    await backup.create_backup(data_dir / "cipherdesk.db", out, gateway_version="1",
-                               identity_key_id=None)
+    await backup.create_backup(
+        data_dir / "cipherdesk.db", out, gateway_version="1", identity_key_id=None
+    )
     target = tmp_path / "other"
     await _upgraded_release1(f"sqlite:///{target}/cipherdesk.db", target)
     before = (target / "cipherdesk.db").read_bytes()
@@ -141,8 +148,15 @@ async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("CIPHERDESK_")}
     full.update(env)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", *args, cwd=ROOT, env=full,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        *args,
+        cwd=ROOT,
+        env=full,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -153,14 +167,20 @@ async def test_cli_backup_restore_round_trip(data_dir: Path, tmp_path: Path) -> 
     code, stdout, err = await _cli("backup", "--data-dir", str(data_dir), str(out), env={})
     assert code == 0, err
     assert "holds no master key" in stdout
-    code, stdout, err = await _cli("backup", "verify", str(out), "--data-dir", str(data_dir),
-                                   env=key)
+    code, stdout, err = await _cli(
+        "backup", "verify", str(out), "--data-dir", str(data_dir), env=key
+    )
     assert code == 0, err
     assert "intact" in stdout
 
     fresh = tmp_path / "fresh"
-    code, _, err = await _cli("restore", str(out), "--data-dir", str(fresh),
-                              env={"CIPHERDESK_MASTER_KEY": Keyring.generate().current.to_b64()})
+    code, _, err = await _cli(
+        "restore",
+        str(out),
+        "--data-dir",
+        str(fresh),
+        env={"CIPHERDESK_MASTER_KEY": Keyring.generate().current.to_b64()},
+    )
     assert code == 2 and err.count("\n") == 1 and "cannot open this data" in err
     assert not (fresh / "cipherdesk.db").exists()
     code, _, err = await _cli("restore", str(out), "--data-dir", str(fresh), env={})
@@ -178,14 +198,12 @@ async def test_cli_backup_restore_round_trip(data_dir: Path, tmp_path: Path) -> 
 @pytest.mark.services
 async def test_backup_verify_checks_a_postgres_store(postgres_dsn: str, tmp_path: Path) -> None:
     await _upgraded_release1(postgres_dsn, tmp_path)
-    env = {"CIPHERDESK_STORE_URL": postgres_dsn,
-           "CIPHERDESK_MASTER_KEY": release1()["master_key"]}
+    env = {"CIPHERDESK_STORE_URL": postgres_dsn, "CIPHERDESK_MASTER_KEY": release1()["master_key"]}
     code, stdout, err = await _cli("backup", "verify", "--data-dir", str(tmp_path), env=env)
     assert code == 0, err
     assert _keyring().key_ids[0] in stdout and "schema" in stdout
     env["CIPHERDESK_MASTER_KEY"] = Keyring.generate().current.to_b64()
     code, _, err = await _cli("backup", "verify", "--data-dir", str(tmp_path), env=env)
     assert code == 2 and "cannot open this data" in err
-    code, _, err = await _cli("backup", "--data-dir", str(tmp_path), str(tmp_path / "x"),
-                              env=env)
+    code, _, err = await _cli("backup", "--data-dir", str(tmp_path), str(tmp_path / "x"), env=env)
     assert code == 2 and "pg_dump" in err

@@ -46,8 +46,11 @@ async def test_store_down_is_not_ready_but_still_alive(tmp_path: Path) -> None:
         status, body = await _get(base, "/readyz")
         assert status == 503
         assert body["ready"] is False
-        assert body["checks"]["store"] == {"ok": False, "ms": body["checks"]["store"]["ms"],
-                                           "reason": "unavailable"}
+        assert body["checks"]["store"] == {
+            "ok": False,
+            "ms": body["checks"]["store"]["ms"],
+            "reason": "unavailable",
+        }
         assert body["checks"]["migrations"]["reason"] == "store_unavailable"
         assert body["checks"]["keyring"]["ok"] is True
         assert str(tmp_path) not in str(body)  # never a server path
@@ -63,8 +66,9 @@ async def test_pending_migration_is_not_ready(tmp_path: Path) -> None:
     try:
         conn = sqlite3.connect(tmp_path / "data" / "cipherdesk.db", isolation_level=None)
         try:
-            conn.execute("DELETE FROM schema_version WHERE version = ?",
-                         (latest_version("sqlite"),))
+            conn.execute(
+                "DELETE FROM schema_version WHERE version = ?", (latest_version("sqlite"),)
+            )
         finally:
             conn.close()
         status, body = await _get(base, "/readyz")
@@ -130,8 +134,9 @@ async def redis_proxy(redis_url: str) -> AsyncIterator[_TcpProxy]:
 
 
 @pytest.mark.services
-async def test_bus_loss_is_not_ready(tmp_path: Path, redis_proxy: _TcpProxy,
-                                     redis_prefix: str) -> None:
+async def test_bus_loss_is_not_ready(
+    tmp_path: Path, redis_proxy: _TcpProxy, redis_prefix: str
+) -> None:
     bus_url = f"redis://127.0.0.1:{redis_proxy.port}/0?prefix={redis_prefix}"
     runner, base, _svc = await start_gateway(tmp_path, bus={"url": bus_url})
     try:
@@ -155,8 +160,15 @@ async def test_cli_health_probe_exit_status(tmp_path: Path) -> None:
 
     async def cli(*args: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "health", *args, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "health",
+            *args,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode()
 

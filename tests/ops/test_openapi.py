@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app(tmp_path: Path) -> web.Application:
-    return create_app(load_config(None, environ={},
-                                  overrides={"server": {"data_dir": str(tmp_path)}}))
+    return create_app(
+        load_config(None, environ={}, overrides={"server": {"data_dir": str(tmp_path)}})
+    )
 
 
 def test_every_registered_route_is_documented(tmp_path: Path) -> None:
@@ -65,8 +66,10 @@ def test_document_is_openapi_3_1_and_request_bodies_are_the_handlers_structs() -
 async def test_served_at_api_openapi_json(tmp_path: Path) -> None:
     runner, base, _svc = await start_gateway(tmp_path)
     try:
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"{base}{openapi.OPENAPI_PATH}") as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}{openapi.OPENAPI_PATH}") as resp,
+        ):
             assert resp.status == 200
             assert resp.content_type == "application/json"
             served = await resp.json()
@@ -80,7 +83,8 @@ def test_docs_api_md_is_current() -> None:
     current = (ROOT / "docs" / "API.md").read_text(encoding="utf-8")
     assert current == expected, (
         "docs/API.md is stale: run  .venv/bin/python -m gateway.openapi --markdown > "
-        f"docs/API.md  ({sys.executable})")
+        f"docs/API.md  ({sys.executable})"
+    )
 
 
 def test_two_structs_with_one_name_are_refused() -> None:

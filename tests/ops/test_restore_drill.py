@@ -30,20 +30,28 @@ PASSWORD = "correct horse battery staple 42"
 async def _run_cli(cluster: Cluster, *args: str) -> str:
     env = cluster.env()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     return out.decode()
 
 
-async def test_restore_drill_keeps_every_message_acked_before_the_backup(
-        tmp_path: Path) -> None:
+async def test_restore_drill_keeps_every_message_acked_before_the_backup(tmp_path: Path) -> None:
     node_dir = tmp_path / "node0"
     cluster = Cluster(
-        tmp_path, store_url=f"sqlite:///{node_dir / 'cipherdesk.db'}",
+        tmp_path,
+        store_url=f"sqlite:///{node_dir / 'cipherdesk.db'}",
         config_toml='[ratelimit]\nlimits = {messages_per_chat = "10000/s", '
-        'messages_per_customer = "10000/s"}\n')
+        'messages_per_customer = "10000/s"}\n',
+    )
     (node,) = await cluster.start(1)
     secrets_backup = tmp_path / "secrets"
     secrets_backup.mkdir()
@@ -56,22 +64,28 @@ async def test_restore_drill_keeps_every_message_acked_before_the_backup(
         await agent.connect()
 
         # chat B: one exchange, then crypto-shredded through the admin API
-        doomed = CustomerClient(node.url, "demo", origin=cluster.public_url,
-                                gateway_key=cluster.verify_key)
+        doomed = CustomerClient(
+            node.url, "demo", origin=cluster.public_url, gateway_key=cluster.verify_key
+        )
         await doomed.connect()
         doomed_chat = (await doomed.open()).chat
         await agent.accept(doomed_chat)
         assert isinstance(await doomed.send_text("my card is 4111 1111 1111 1111"), Ack)
-        async with aiohttp.ClientSession() as http, http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{node.url}/api/chats/{doomed_chat}/erase",
-                headers={"Authorization": f"Bearer {token}"}) as resp:
+                headers={"Authorization": f"Bearer {token}"},
+            ) as resp,
+        ):
             assert resp.status == 200, await resp.text()
         with contextlib.suppress(Exception):
             await doomed.aclose()
 
         # chat A: the customer streams without pause while the backup is taken
-        customer = CustomerClient(node.url, "demo", origin=cluster.public_url,
-                                  gateway_key=cluster.verify_key)
+        customer = CustomerClient(
+            node.url, "demo", origin=cluster.public_url, gateway_key=cluster.verify_key
+        )
         await customer.connect()
         chat = (await customer.open()).chat
         await agent.accept(chat)
@@ -136,10 +150,18 @@ async def test_restore_drill_keeps_every_message_acked_before_the_backup(
             await reader.history(doomed_chat, 0)
         db = sqlite3.connect(node_dir / "cipherdesk.db")
         try:
-            assert db.execute("SELECT count(*) FROM chat_keys WHERE chat_id = ?",
-                              (doomed_chat,)).fetchone()[0] == 0
-            assert db.execute("SELECT count(*) FROM messages WHERE chat_id = ?",
-                              (doomed_chat,)).fetchone()[0] == 0
+            assert (
+                db.execute(
+                    "SELECT count(*) FROM chat_keys WHERE chat_id = ?", (doomed_chat,)
+                ).fetchone()[0]
+                == 0
+            )
+            assert (
+                db.execute(
+                    "SELECT count(*) FROM messages WHERE chat_id = ?", (doomed_chat,)
+                ).fetchone()[0]
+                == 0
+            )
         finally:
             db.close()
         refused = False

@@ -31,10 +31,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(store_url: str, data_dir: Path):
-    return load_config(None, environ={"CIPHERDESK_MASTER_KEY": release1()["master_key"]},
-                       overrides={"server": {"data_dir": str(data_dir)},
-                                  "store": {"url": store_url},
-                                  "auth": {"argon2_memory_kib": 1024, "argon2_time_cost": 1}})
+    return load_config(
+        None,
+        environ={"CIPHERDESK_MASTER_KEY": release1()["master_key"]},
+        overrides={
+            "server": {"data_dir": str(data_dir)},
+            "store": {"url": store_url},
+            "auth": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
+        },
+    )
 
 
 async def _versions(store_url: str, data_dir: Path) -> list[int]:
@@ -63,7 +68,8 @@ async def test_release1_database_upgrades_with_its_data(store_url: str, tmp_path
         # every migration present was applied, in order, once
         assert await svc.store.schema_version() == latest_version("sqlite")
         assert await _versions(store_url, data_dir) == [
-            m.version for m in load_migrations("sqlite")]
+            m.version for m in load_migrations("sqlite")
+        ]
 
         tenant = await svc.tenants.get("acme")
         assert tenant is not None and tenant.name == "Acme 商城"
@@ -74,7 +80,8 @@ async def test_release1_database_upgrades_with_its_data(store_url: str, tmp_path
         kept = expected["chats"]["kept"]
         messages = await svc.chats.messages(kept["id"], 0)
         assert [(m.seq, m.id, m.sender, m.text) for m in messages] == [
-            (m["seq"], m["id"], m["sender"], m["text"]) for m in kept["messages"]]
+            (m["seq"], m["id"], m["sender"], m["text"]) for m in kept["messages"]
+        ]
         # the profile sealed by the first release still opens
         chat = await svc.store.get_chat(kept["id"])
         assert chat is not None
@@ -91,8 +98,7 @@ async def test_release1_database_upgrades_with_its_data(store_url: str, tmp_path
         # credentials written by the first release still work (argon2 hash, sealed TOTP)
         ana = expected["agents"]["ana@acme.test"]
         otp = TotpVerifier().current_code(ana["totp_secret"], clock[0])
-        result = await svc.logins.login("ana@acme.test", fixture["password"], otp,
-                                        ip="192.0.2.20")
+        result = await svc.logins.login("ana@acme.test", fixture["password"], otp, ip="192.0.2.20")
         assert result.agent.id == ana["id"]
 
         # and the upgraded database takes new writes: the chat continues gap-free
@@ -106,8 +112,10 @@ async def test_release1_database_upgrades_with_its_data(store_url: str, tmp_path
 
 
 async def _pretend_newer(store_url: str, data_dir: Path, version: int, compatible: bool) -> None:
-    sql = ("INSERT INTO schema_version (version, name, applied_at, compatible_with_previous)"
-           " VALUES ({v}, 'from_the_future', 0, {c})")
+    sql = (
+        "INSERT INTO schema_version (version, name, applied_at, compatible_with_previous)"
+        " VALUES ({v}, 'from_the_future', 0, {c})"
+    )
     if store_url.startswith("sqlite:"):
         conn = sqlite3.connect(sqlite_path(store_url, data_dir), isolation_level=None)
         try:
@@ -129,7 +137,8 @@ async def _open_close(store_url: str, data_dir: Path) -> None:
 
 
 async def test_newer_schema_is_refused_unless_declared_compatible(
-        store_url: str, tmp_path: Path) -> None:
+    store_url: str, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     await _open_close(store_url, data_dir)  # current schema
     latest = latest_version("sqlite")
@@ -160,8 +169,17 @@ async def test_cli_refuses_a_newer_database_with_one_line(tmp_path: Path) -> Non
     await _open_close(url, data_dir)
     await _pretend_newer(url, data_dir, latest_version("sqlite") + 1, compatible=False)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "tenant", "list", "--data-dir", str(data_dir),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "tenant",
+        "list",
+        "--data-dir",
+        str(data_dir),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 2, (out, err)
     lines = err.decode().strip().splitlines()

@@ -62,14 +62,19 @@ async def real_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[
     from gateway.store import open_store
     from gateway.store.base import Chat, Tenant
 
-    url = (f"sqlite:///{tmp_path}/cd.db" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_dsn"))
+    url = (
+        f"sqlite:///{tmp_path}/cd.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_dsn")
+    )
     store = open_store(url, tmp_path)
     await store.open()
     await store.create_tenant(Tenant(id="acme", name="Acme"))
     for n in (1, 2, 3):
-        await store.create_chat(Chat(id=f"chat-{n}", tenant_id="acme", state="active",
-                                     created_at=1_700_000_000.0), wrapped_key=b"k" * 32)
+        await store.create_chat(
+            Chat(id=f"chat-{n}", tenant_id="acme", state="active", created_at=1_700_000_000.0),
+            wrapped_key=b"k" * 32,
+        )
     try:
         yield store
     finally:

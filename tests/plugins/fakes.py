@@ -173,8 +173,6 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-
-
 @dataclass
 class ZendeskServer(FakeServer):
     """Zendesk Support API v2 subset, answering like the real API (each behaviour cites
@@ -212,13 +210,25 @@ class ZendeskServer(FakeServer):
     stall_seconds: float = 1.0
     IDEMPOTENCY_TTL: float = 2 * 3600.0
 
-    def add_ticket(self, requester: str, status: str, subject: str = "Earlier issue",
-                   external_id: str | None = None, indexed: bool = True) -> int:
+    def add_ticket(
+        self,
+        requester: str,
+        status: str,
+        subject: str = "Earlier issue",
+        external_id: str | None = None,
+        indexed: bool = True,
+    ) -> int:
         tid = 100 + len(self.tickets) + 1
         created = self.clock() - (self.index_lag + 1 if indexed else 0)
-        self.tickets[tid] = {"id": tid, "subject": subject, "status": status,
-                             "requester_email": requester, "external_id": external_id,
-                             "created": created, "comments": []}
+        self.tickets[tid] = {
+            "id": tid,
+            "subject": subject,
+            "status": status,
+            "requester_email": requester,
+            "external_id": external_id,
+            "created": created,
+            "comments": [],
+        }
         return tid
 
     def _authed(self, request: web.Request) -> bool:
@@ -227,13 +237,22 @@ class ZendeskServer(FakeServer):
     def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
         # 429: text/plain body and Retry-After (https://developer.zendesk.com/api-reference/introduction/rate-limits/).
         if status == 429:
-            return web.Response(text="Number of allowed API requests per minute exceeded",
-                                status=429, headers=headers, content_type="text/plain")
+            return web.Response(
+                text="Number of allowed API requests per minute exceeded",
+                status=429,
+                headers=headers,
+                content_type="text/plain",
+            )
         if status >= 500:
-            return web.Response(text="Service Unavailable", status=status, headers=headers,
-                                content_type="text/plain")
-        return web.json_response({"error": "InvalidEndpoint", "description": "Not found"},
-                                 status=status, headers=headers)
+            return web.Response(
+                text="Service Unavailable",
+                status=status,
+                headers=headers,
+                content_type="text/plain",
+            )
+        return web.json_response(
+            {"error": "InvalidEndpoint", "description": "Not found"}, status=status, headers=headers
+        )
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/search.json", self.search)
@@ -252,8 +271,12 @@ class ZendeskServer(FakeServer):
             await asyncio.sleep(self.stall_seconds)
 
     def _view(self, t: dict[str, Any]) -> dict[str, Any]:
-        return {"id": t["id"], "subject": t["subject"], "status": t["status"],
-                "external_id": t["external_id"]}
+        return {
+            "id": t["id"],
+            "subject": t["subject"],
+            "status": t["status"],
+            "external_id": t["external_id"],
+        }
 
     async def me(self, request: web.Request) -> web.Response:
         if not self._authed(request):
@@ -264,10 +287,14 @@ class ZendeskServer(FakeServer):
         if not self._authed(request):
             return self._deny()
         ext = request.query.get("external_id")
-        rows = [self._view(t) for t in sorted(self.tickets.values(), key=lambda t: t["id"])
-                if ext is None or t["external_id"] == ext]
-        return web.json_response({"tickets": rows, "count": len(rows), "next_page": None,
-                                  "previous_page": None})
+        rows = [
+            self._view(t)
+            for t in sorted(self.tickets.values(), key=lambda t: t["id"])
+            if ext is None or t["external_id"] == ext
+        ]
+        return web.json_response(
+            {"tickets": rows, "count": len(rows), "next_page": None, "previous_page": None}
+        )
 
     async def search(self, request: web.Request) -> web.Response:
         if not self._authed(request):
@@ -275,8 +302,9 @@ class ZendeskServer(FakeServer):
         q = request.query.get("query", "")
         m = re.fullmatch(r"type:ticket status<solved requester:(\S+)", q)
         if not m:
-            return web.json_response({"error": "InvalidValue",
-                                      "description": "unsupported query in fake"}, status=400)
+            return web.json_response(
+                {"error": "InvalidValue", "description": "unsupported query in fake"}, status=400
+            )
         indexed_before = self.clock() - self.index_lag
         found = [
             {**self._view(t), "result_type": "ticket"}
@@ -302,28 +330,44 @@ class ZendeskServer(FakeServer):
             tid, _, first = self.idem[key]
             if first != raw:
                 return web.json_response(
-                    {"error": "IdempotentRequestError",
-                     "description": "Request parameters do not match the original request"},
-                    status=400)
-            return web.json_response({"ticket": self._view(self.tickets[tid])}, status=201,
-                                     headers={"x-idempotency-lookup": "hit"})
+                    {
+                        "error": "IdempotentRequestError",
+                        "description": "Request parameters do not match the original request",
+                    },
+                    status=400,
+                )
+            return web.json_response(
+                {"ticket": self._view(self.tickets[tid])},
+                status=201,
+                headers={"x-idempotency-lookup": "hit"},
+            )
         data = json.loads(raw or b"{}")
         ticket = data.get("ticket") or {}
         if not isinstance(ticket.get("comment"), dict) or not ticket["comment"].get("body"):
             return web.json_response(
-                {"error": "RecordInvalid", "description": "Record validation errors",
-                 "details": {"base": [{"description": "Description: cannot be blank"}]}},
-                status=422)
+                {
+                    "error": "RecordInvalid",
+                    "description": "Record validation errors",
+                    "details": {"base": [{"description": "Description: cannot be blank"}]},
+                },
+                status=422,
+            )
         req = ticket.get("requester") or {}
-        tid = self.add_ticket(req.get("email", self.email), "new", ticket.get("subject", ""),
-                              external_id=ticket.get("external_id"), indexed=False)
+        tid = self.add_ticket(
+            req.get("email", self.email),
+            "new",
+            ticket.get("subject", ""),
+            external_id=ticket.get("external_id"),
+            indexed=False,
+        )
         self.tickets[tid]["comments"].append(ticket["comment"])
         self.tickets[tid]["followup_of"] = ticket.get("via_followup_source_id")
         if key:
             self.idem[key] = (tid, now, raw)
         await self._stall()
         return web.json_response(
-            {"ticket": self._view(self.tickets[tid])}, status=201,
+            {"ticket": self._view(self.tickets[tid])},
+            status=201,
             headers={"Location": f"{self.url}/api/v2/tickets/{tid}.json"},
         )
 
@@ -332,13 +376,20 @@ class ZendeskServer(FakeServer):
             return self._deny()
         tid = int(request.match_info["id"])
         if tid not in self.tickets:
-            return web.json_response({"error": "RecordNotFound", "description": "Not found"},
-                                     status=404)
+            return web.json_response(
+                {"error": "RecordNotFound", "description": "Not found"}, status=404
+            )
         if self.tickets[tid]["status"] == "closed":
             return web.json_response(
-                {"error": "RecordInvalid", "description": "Record validation errors",
-                 "details": {"status": [{"description": "Status: closed prevents ticket "
-                                         "update"}]}}, status=422)
+                {
+                    "error": "RecordInvalid",
+                    "description": "Record validation errors",
+                    "details": {
+                        "status": [{"description": "Status: closed prevents ticket update"}]
+                    },
+                },
+                status=422,
+            )
         data = await request.json()
         comment = (data.get("ticket") or {}).get("comment")
         if comment:
@@ -351,10 +402,13 @@ class ZendeskServer(FakeServer):
             return self._deny()
         tid = int(request.match_info["id"])
         if tid not in self.tickets:
-            return web.json_response({"error": "RecordNotFound", "description": "Not found"},
-                                     status=404)
-        rows = [{"id": i + 1, "body": c.get("body"), "public": c.get("public", True)}
-                for i, c in enumerate(self.tickets[tid]["comments"])]
+            return web.json_response(
+                {"error": "RecordNotFound", "description": "Not found"}, status=404
+            )
+        rows = [
+            {"id": i + 1, "body": c.get("body"), "public": c.get("public", True)}
+            for i, c in enumerate(self.tickets[tid]["comments"])
+        ]
         return web.json_response({"comments": rows, "count": len(rows)})
 
 
@@ -389,13 +443,20 @@ class FreshdeskServer(FakeServer):
     stall_writes: int = 0
     stall_seconds: float = 1.0
 
-    def add_ticket(self, email: str, status: int, subject: str = "Earlier issue",
-                   **extra: Any) -> int:
+    def add_ticket(
+        self, email: str, status: int, subject: str = "Earlier issue", **extra: Any
+    ) -> int:
         tid = 500 + len(self.tickets) + 1
         self.contacts.add(email)
-        self.tickets[tid] = {"id": tid, "subject": subject, "status": status, "email": email,
-                             "source": extra.pop("source", 2), "custom_fields":
-                             extra.pop("custom_fields", {}), **extra}
+        self.tickets[tid] = {
+            "id": tid,
+            "subject": subject,
+            "status": status,
+            "email": email,
+            "source": extra.pop("source", 2),
+            "custom_fields": extra.pop("custom_fields", {}),
+            **extra,
+        }
         return tid
 
     def _authed(self, request: web.Request) -> bool:
@@ -403,19 +464,35 @@ class FreshdeskServer(FakeServer):
 
     def _deny(self) -> web.Response:
         return web.json_response(
-            {"code": "invalid_credentials",
-             "message": "You have to be logged in to perform this action."}, status=401)
+            {
+                "code": "invalid_credentials",
+                "message": "You have to be logged in to perform this action.",
+            },
+            status=401,
+        )
 
     def _invalid(self, *errors: tuple[str, str, str]) -> web.Response:
         return web.json_response(
-            {"description": "Validation failed",
-             "errors": [{"field": f, "message": m, "code": c} for f, m, c in errors]},
-            status=400)
+            {
+                "description": "Validation failed",
+                "errors": [{"field": f, "message": m, "code": c} for f, m, c in errors],
+            },
+            status=400,
+        )
 
     def error_response(self, status: int, headers: dict[str, str]) -> web.Response:
-        return web.json_response({"code": "service_unavailable" if status >= 500 else
-                                  "rate_limit" if status == 429 else "invalid_value",
-                                  "message": "canned"}, status=status, headers=headers)
+        return web.json_response(
+            {
+                "code": "service_unavailable"
+                if status >= 500
+                else "rate_limit"
+                if status == 429
+                else "invalid_value",
+                "message": "canned",
+            },
+            status=status,
+            headers=headers,
+        )
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/tickets", self.list_tickets)
@@ -434,12 +511,19 @@ class FreshdeskServer(FakeServer):
             return self._deny()
         email = request.query.get("email")
         if email is not None and email not in self.contacts:
-            return self._invalid(("email", "There is no contact matching the given email",
-                                  "invalid_value"))
+            return self._invalid(
+                ("email", "There is no contact matching the given email", "invalid_value")
+            )
         order = request.query.get("order_by", "created_at")
         rows = [
-            {"id": t["id"], "subject": t["subject"], "status": t["status"],
-             "source": t["source"], "requester_id": 77, "custom_fields": t["custom_fields"]}
+            {
+                "id": t["id"],
+                "subject": t["subject"],
+                "status": t["status"],
+                "source": t["source"],
+                "requester_id": 77,
+                "custom_fields": t["custom_fields"],
+            }
             for t in sorted(self.tickets.values(), key=lambda t: -t["id"])
             if email is None or t["email"] == email
         ]
@@ -452,29 +536,43 @@ class FreshdeskServer(FakeServer):
         data = await request.json()
         errors = []
         if not data.get("email"):
-            errors.append(("requester_id", "Please fill at least 1 of email, mobile, phone, "
-                           "twitter_id, requester_id attributes", "missing_field"))
+            errors.append(
+                (
+                    "requester_id",
+                    "Please fill at least 1 of email, mobile, phone, "
+                    "twitter_id, requester_id attributes",
+                    "missing_field",
+                )
+            )
         if not data.get("subject"):
             errors.append(("subject", "It should not be blank", "missing_field"))
         if data.get("priority", 1) not in (1, 2, 3, 4):
-            errors.append(("priority", "It should be one of these values: '1,2,3,4'",
-                           "invalid_value"))
+            errors.append(
+                ("priority", "It should be one of these values: '1,2,3,4'", "invalid_value")
+            )
         if data.get("source", 2) not in (1, 2, 3, 5, 6, 7, 9, 10):
-            errors.append(("source", "It should be one of these values: "
-                           "'1,2,3,5,6,7,9,10'", "invalid_value"))
+            errors.append(
+                ("source", "It should be one of these values: '1,2,3,5,6,7,9,10'", "invalid_value")
+            )
         for name in data.get("custom_fields") or {}:
             if name not in self.custom_fields:
                 errors.append((name, "Unexpected/invalid field in request", "invalid_field"))
         if errors:
             return self._invalid(*errors)
-        tid = self.add_ticket(data["email"], data.get("status", 2), data["subject"],
-                              source=data.get("source", 2),
-                              custom_fields=data.get("custom_fields") or {},
-                              priority=data.get("priority", 1),
-                              description=data.get("description"))
+        tid = self.add_ticket(
+            data["email"],
+            data.get("status", 2),
+            data["subject"],
+            source=data.get("source", 2),
+            custom_fields=data.get("custom_fields") or {},
+            priority=data.get("priority", 1),
+            description=data.get("description"),
+        )
         await self._stall()
-        return web.json_response({"id": tid, "status": data.get("status", 2),
-                                  "source": data.get("source", 2)}, status=201)
+        return web.json_response(
+            {"id": tid, "status": data.get("status", 2), "source": data.get("source", 2)},
+            status=201,
+        )
 
     async def _stall(self) -> None:
         if self.stall_writes > 0:
@@ -486,8 +584,7 @@ class FreshdeskServer(FakeServer):
             return self._deny()
         tid = int(request.match_info["id"])
         if tid not in self.tickets:
-            return web.json_response({"code": "access_denied", "message": "not found"},
-                                     status=404)
+            return web.json_response({"code": "access_denied", "message": "not found"}, status=404)
         data = await request.json()
         note = {"id": 9000 + len(self.notes), "ticket_id": tid, **data}
         self.notes.append(note)
@@ -548,5 +645,12 @@ def msg_event(chat: str = "chat-1", n: int = 1) -> Event:
     """A masked chat.message event for transport tests."""
     from plugins.api import MessagePosted
 
-    return MessagePosted(tenant_id="acme", chat_id=chat, occurred_at=1_700_000_000.0 + n,
-                         event_id=f"{chat}-{n}", seq=n, sender="customer", text="masked")
+    return MessagePosted(
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=1_700_000_000.0 + n,
+        event_id=f"{chat}-{n}",
+        seq=n,
+        sender="customer",
+        text="masked",
+    )

@@ -27,8 +27,15 @@ T0 = 1_700_000_000.0
 
 
 def msg(chat: str = "chat-1", n: int = 1) -> MessagePosted:
-    return MessagePosted(tenant_id="acme", chat_id=chat, occurred_at=T0 + n,
-                         event_id=f"{chat}-{n}", seq=n, sender="customer", text="masked")
+    return MessagePosted(
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=T0 + n,
+        event_id=f"{chat}-{n}",
+        seq=n,
+        sender="customer",
+        text="masked",
+    )
 
 
 async def test_stale_lease_token_cannot_settle(real_store):
@@ -40,8 +47,12 @@ async def test_stale_lease_token_cannot_settle(real_store):
     assert second.id == first.id and second.lease_token == first.lease_token + 1
     stale = first.lease_token
     assert await store.mark_delivered(first.id, T0 + 80, lease=stale) is False
-    assert await store.reschedule_event(first.id, attempts=1, next_attempt_at=T0,
-                                        error="x", lease=stale) is False
+    assert (
+        await store.reschedule_event(
+            first.id, attempts=1, next_attempt_at=T0, error="x", lease=stale
+        )
+        is False
+    )
     assert await store.dead_letter(first.id, attempts=1, error="x", lease=stale) is False
     [row] = await store.list_events(state="pending")
     assert row.attempts == 0 and row.last_error is None  # the stale calls wrote nothing
@@ -85,8 +96,15 @@ async def test_delivery_is_cut_before_its_lease_ends(real_store):
     store = real_store
     store.lease_seconds = 1.5
     hang = RecordingPlugin("p", ALL_EVENTS, ["hang"])
-    d = Dispatcher(store, decode, plugin_table(hang), clock=time.time, rng=lambda: 0.0,
-                   delivery_timeout=1.0, lease_margin=0.3)
+    d = Dispatcher(
+        store,
+        decode,
+        plugin_table(hang),
+        clock=time.time,
+        rng=lambda: 0.0,
+        delivery_timeout=1.0,
+        lease_margin=0.3,
+    )
     await store.enqueue_events([outbox_event("p", msg())])
     claimed_at = time.time()
     [r] = await d.run_once()
@@ -123,21 +141,28 @@ async def test_dispatcher_on_real_store_orders_retries_and_dead_letters(real_sto
 
     store = real_store
     clock = Clock(T0 + 100)
-    p = RecordingPlugin("p", ALL_EVENTS, [RetryableError("busy", retry_after=50),
-                                          PermanentError("rejected")])
+    p = RecordingPlugin(
+        "p", ALL_EVENTS, [RetryableError("busy", retry_after=50), PermanentError("rejected")]
+    )
     d = Dispatcher(store, decode, plugin_table(p), clock=clock, rng=lambda: 0.0)
-    await store.enqueue_events([outbox_event("p", msg("chat-1", 1)),
-                                outbox_event("p", msg("chat-1", 2)),
-                                outbox_event("p", msg("chat-2", 1))])
+    await store.enqueue_events(
+        [
+            outbox_event("p", msg("chat-1", 1)),
+            outbox_event("p", msg("chat-1", 2)),
+            outbox_event("p", msg("chat-2", 1)),
+        ]
+    )
     first = {(r.item_id, r.outcome) for r in await d.run_once()}
     ids = {row.idempotency_key: row.id for row in await store.list_events()}
     assert first == {(ids["p:chat-1-1"], "retry"), (ids["p:chat-2-1"], "dead")}
     assert await d.run_once() == []  # chat-1's second row waits behind the first
     clock.advance(50)
-    assert [(r.item_id, r.outcome) for r in await d.run_once()] == [(ids["p:chat-1-1"],
-                                                                     "delivered")]
-    assert [(r.item_id, r.outcome) for r in await d.run_once()] == [(ids["p:chat-1-2"],
-                                                                     "delivered")]
+    assert [(r.item_id, r.outcome) for r in await d.run_once()] == [
+        (ids["p:chat-1-1"], "delivered")
+    ]
+    assert [(r.item_id, r.outcome) for r in await d.run_once()] == [
+        (ids["p:chat-1-2"], "delivered")
+    ]
     [dead] = await store.list_events(state="dead")
     assert dead.last_error == "PermanentError: rejected"
     assert await store.replay_dead(dead.id, clock())
@@ -152,8 +177,16 @@ async def test_retry_window_turns_into_a_dead_letter(real_store):
     from plugins.api import RetryableError
 
     p = RecordingPlugin("p", ALL_EVENTS, [RetryableError("down")] * 50)
-    d = Dispatcher(store, decode, plugin_table(p), clock=clock, rng=lambda: 1.0,
-                   max_attempts=None, retry_window=3 * 3600, max_delay=1800)
+    d = Dispatcher(
+        store,
+        decode,
+        plugin_table(p),
+        clock=clock,
+        rng=lambda: 1.0,
+        max_attempts=None,
+        retry_window=3 * 3600,
+        max_delay=1800,
+    )
     await store.enqueue_events([outbox_event("p", msg())])
     outcomes = []
     while True:

@@ -29,15 +29,25 @@ ANN = CustomerIdentity(user_id="u1", name="Ann Lee", email="ann@example.com", ve
 
 
 def opened(customer=ANN, chat="chat-7"):
-    return ChatOpened(tenant_id="acme", chat_id=chat, occurred_at=T0, event_id=f"fo:{chat}",
-                      queue="billing", customer=customer)
+    return ChatOpened(
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=T0,
+        event_id=f"fo:{chat}",
+        queue="billing",
+        customer=customer,
+    )
 
 
 def closed(customer=ANN, chat="chat-7"):
     return ChatClosed(
-        tenant_id="acme", chat_id=chat, occurred_at=T0 + 60, event_id=f"fc:{chat}",
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=T0 + 60,
+        event_id=f"fc:{chat}",
         transcript=((1, "customer", T0, "id is [national_id] <b>"), (2, "agent", T0 + 3, "ok")),
-        close_reason="resolved", customer=customer,
+        close_reason="resolved",
+        customer=customer,
     )
 
 
@@ -54,7 +64,10 @@ async def test_first_time_customer_gets_exactly_one_chat_ticket(freshdesk, http)
     await plugin.deliver(opened())
     listing, post = freshdesk.requests
     assert listing.path == "/api/v2/tickets" and listing.query == {
-        "email": "ann@example.com", "order_by": "created_at", "order_type": "desc"}
+        "email": "ann@example.com",
+        "order_by": "created_at",
+        "order_type": "desc",
+    }
     assert listing.headers["Authorization"] == auth(freshdesk)
     assert post.method == "POST" and post.path == "/api/v2/tickets"
     assert post.json["source"] == 7  # Chat
@@ -72,8 +85,11 @@ async def test_first_time_customer_gets_exactly_one_chat_ticket(freshdesk, http)
 
 async def test_unknown_contact_is_not_a_dead_letter(freshdesk, http):
     """The list call answers 400 for a new customer, exactly like Freshdesk."""
-    async with http.get(f"{freshdesk.url}/api/v2/tickets", params={"email": "new@x.test"},
-                        headers={"Authorization": auth(freshdesk)}) as r:
+    async with http.get(
+        f"{freshdesk.url}/api/v2/tickets",
+        params={"email": "new@x.test"},
+        headers={"Authorization": auth(freshdesk)},
+    ) as r:
         assert r.status == 400
         body = await r.json()
     assert body["errors"][0]["message"] == "There is no contact matching the given email"
@@ -155,8 +171,14 @@ async def test_health_and_enrich(freshdesk, http):
     freshdesk.add_ticket("ann@example.com", 5)
     plugin = make(freshdesk, http)
     assert (await plugin.health()).ok
-    assert await run_enrich(plugin, ANN) == {"open_tickets": [
-        {"id": tid, "subject": "Late parcel", "status": 3,
-         "url": f"{freshdesk.url}/a/tickets/{tid}"}]}
-    assert await run_enrich(plugin, CustomerIdentity(email="nobody@x.test")) == {
-        "open_tickets": []}
+    assert await run_enrich(plugin, ANN) == {
+        "open_tickets": [
+            {
+                "id": tid,
+                "subject": "Late parcel",
+                "status": 3,
+                "url": f"{freshdesk.url}/a/tickets/{tid}",
+            }
+        ]
+    }
+    assert await run_enrich(plugin, CustomerIdentity(email="nobody@x.test")) == {"open_tickets": []}

@@ -15,7 +15,8 @@ async def test_first_time_customer_one_ticket_each_despite_timeouts(tmp_path):
     zendesk = await ZendeskServer(stall_writes=1, stall_seconds=1.5).start()
     freshdesk = await FreshdeskServer(stall_writes=1, stall_seconds=1.5).start()
     runner, base, svc = await start_gateway(
-        tmp_path, plugins={"allow_private_targets": True, "delivery_timeout": 5.0})
+        tmp_path, plugins={"allow_private_targets": True, "delivery_timeout": 5.0}
+    )
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     try:
         # A helpdesk needs the customer's real address to file the ticket under: the tenant
@@ -27,12 +28,26 @@ async def test_first_time_customer_one_ticket_each_despite_timeouts(tmp_path):
         await svc.store.update_tenant(tenant)
         svc.tenants.invalidate("demo")
         host = svc.plugins
-        await host.configure("demo", "zendesk", {
-            "base_url": zendesk.url, "email": zendesk.email, "api_token": zendesk.token,
-            "timeout": "0.5"})
-        await host.configure("demo", "freshdesk", {
-            "base_url": freshdesk.url, "api_key": freshdesk.api_key, "timeout": "0.5",
-            "priority": "2"})
+        await host.configure(
+            "demo",
+            "zendesk",
+            {
+                "base_url": zendesk.url,
+                "email": zendesk.email,
+                "api_token": zendesk.token,
+                "timeout": "0.5",
+            },
+        )
+        await host.configure(
+            "demo",
+            "freshdesk",
+            {
+                "base_url": freshdesk.url,
+                "api_key": freshdesk.api_key,
+                "timeout": "0.5",
+                "priority": "2",
+            },
+        )
         await customer.connect()
         welcome = await customer.open(profile={"name": "Mei Chen", "email": "mei@example.com"})
 
@@ -49,16 +64,18 @@ async def test_first_time_customer_one_ticket_each_despite_timeouts(tmp_path):
         # the first answers timed out, so each delivery ran twice: the second found the
         # ticket (Zendesk by external_id, Freshdesk by requester + chat) instead of creating
         assert sum(r.method == "POST" for r in zendesk.requests) == 1
-        assert sum(r.path == "/api/v2/tickets.json" and r.method == "GET"
-                   for r in zendesk.requests) == 2
-        assert sum(r.path == "/api/v2/tickets" and r.method == "GET"
-                   for r in freshdesk.requests) == 2
+        assert (
+            sum(r.path == "/api/v2/tickets.json" and r.method == "GET" for r in zendesk.requests)
+            == 2
+        )
+        assert (
+            sum(r.path == "/api/v2/tickets" and r.method == "GET" for r in freshdesk.requests) == 2
+        )
         delivered = await svc.store.list_events(tenant_id="demo", state="delivered")
         assert sorted(i.plugin for i in delivered) == ["freshdesk", "zendesk"]
         assert await svc.store.list_events(tenant_id="demo", state="dead") == []
         # the mapping is in the plugin's key-value store, sealed at rest
-        raw = await svc.store.kv_get("demo", "zendesk", f"chat-ticket:{welcome.chat}",
-                                     svc.clock())
+        raw = await svc.store.kv_get("demo", "zendesk", f"chat-ticket:{welcome.chat}", svc.clock())
         assert raw is not None and str(zt["id"]).encode() not in raw
     finally:
         await customer.aclose()

@@ -17,11 +17,15 @@ from gateway.plugin_host import OPERATOR_PRIVATE_KEY, check_instance
 from plugins.api import ConfigError, ConfigField, Factory, Health, PluginInfo
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 
-INFO = PluginInfo(name="fragile", version="1", scopes=frozenset({"chat.opened",
-                                                                  "chat.message"}),
-                  config_schema=(ConfigField(name="mode", default="ok"),
-                                 ConfigField(name="level", type="int", minimum=1, maximum=4,
-                                             default=1)))
+INFO = PluginInfo(
+    name="fragile",
+    version="1",
+    scopes=frozenset({"chat.opened", "chat.message"}),
+    config_schema=(
+        ConfigField(name="mode", default="ok"),
+        ConfigField(name="level", type="int", minimum=1, maximum=4, default=1),
+    ),
+)
 
 
 class Fine:
@@ -108,8 +112,10 @@ async def test_unhealthy_plugin_is_shown_by_the_admin_api(gw):
         assert r.status == 200
         listing = await r.json()
     entry = {p["name"]: p for p in listing["plugins"]}["fragile"]
-    assert entry["health"] == {"ok": False,
-                               "detail": "plugin unhealthy: create() failed: RuntimeError"}
+    assert entry["health"] == {
+        "ok": False,
+        "detail": "plugin unhealthy: create() failed: RuntimeError",
+    }
     assert entry["tenant_config"]["unhealthy"] == "create() failed: RuntimeError"
 
 
@@ -131,14 +137,19 @@ async def test_validate_hook_and_constraints_run_before_storing(gw):
 async def test_patch_keeps_other_settings_and_clear_removes_secrets(gw):
     base, svc, http = gw  # noqa: RUF059
     host = svc.plugins
-    await host.configure("demo", "webhook", {"url": "https://hooks.example.com/a",
-                                             "secret": "new-secret",
-                                             "previous_secret": "old-secret",
-                                             "events": ["chat.closed"]})
+    await host.configure(
+        "demo",
+        "webhook",
+        {
+            "url": "https://hooks.example.com/a",
+            "secret": "new-secret",
+            "previous_secret": "old-secret",
+            "events": ["chat.closed"],
+        },
+    )
     stored = await host.configure("demo", "webhook", {"timeout": "5"}, patch=True)
     assert stored.config["events"] == ["chat.closed"] and stored.config["timeout"] == 5.0
-    assert host.open_secrets(stored) == {"secret": "new-secret",
-                                         "previous_secret": "old-secret"}
+    assert host.open_secrets(stored) == {"secret": "new-secret", "previous_secret": "old-secret"}
     stored = await host.configure("demo", "webhook", {}, patch=True, clear=["previous_secret"])
     assert host.open_secrets(stored) == {"secret": "new-secret"}  # the rotation finished
     with pytest.raises(ConfigError, match="is required"):
@@ -149,23 +160,33 @@ async def test_tenant_admin_cannot_target_private_networks(gw):
     base, svc, http = gw
     _, secret, pw = await make_agent(svc, "root@example.com", role="admin")
     token = await login(http, base, "root@example.com", pw, secret, svc.clock())
-    for url in ("http://127.0.0.1:9/x", "https://169.254.169.254/latest/meta-data/",
-                "https://[::ffff:10.0.0.1]/", "https://localhost/", "http://hooks.example.com/"):
+    for url in (
+        "http://127.0.0.1:9/x",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://localhost/",
+        "http://hooks.example.com/",
+    ):
         body = {"enabled": True, "config": {"url": url, "secret": "s3cret-value-123"}}
-        async with http.put(f"{base}/api/plugins/webhook", json=body,
-                            headers=bearer(token)) as r:
+        async with http.put(f"{base}/api/plugins/webhook", json=body, headers=bearer(token)) as r:
             assert r.status == 400, url
             error = (await r.json())["error"]
             assert error["code"] == "invalid_config" and error["field"] == "url"
     # the operator's allowance cannot be smuggled in through the admin API
-    body = {"config": {"url": "https://hooks.example.com/", "secret": "s3cret-value-123",
-                       OPERATOR_PRIVATE_KEY: True}}
+    body = {
+        "config": {
+            "url": "https://hooks.example.com/",
+            "secret": "s3cret-value-123",
+            OPERATOR_PRIVATE_KEY: True,
+        }
+    }
     async with http.put(f"{base}/api/plugins/webhook", json=body, headers=bearer(token)) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == OPERATOR_PRIVATE_KEY
     # ...and an allowance the operator gave survives a tenant's later edit, unseen by it
     host = svc.plugins
-    await host.configure("demo", "webhook", {"url": "http://127.0.0.1:9/x", "secret": "s"},
-                         allow_private=True)
+    await host.configure(
+        "demo", "webhook", {"url": "http://127.0.0.1:9/x", "secret": "s"}, allow_private=True
+    )
     body = {"config": {"url": "http://127.0.0.1:10/y"}}
     async with http.put(f"{base}/api/plugins/webhook", json=body, headers=bearer(token)) as r:
         text = await r.text()

@@ -29,9 +29,16 @@ EMAIL = "li.wei@example.com"
 async def gw(tmp_path):
     zendesk = await ZendeskServer().start()  # the outbound side stays on loopback
     runner, base, svc = await start_gateway(tmp_path, plugins={"allow_private_targets": True})
-    await svc.plugins.configure("demo", "zendesk", {
-        "base_url": zendesk.url, "email": zendesk.email, "api_token": zendesk.token,
-        "inbound_secret": SECRET})
+    await svc.plugins.configure(
+        "demo",
+        "zendesk",
+        {
+            "base_url": zendesk.url,
+            "email": zendesk.email,
+            "api_token": zendesk.token,
+            "inbound_secret": SECRET,
+        },
+    )
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
     await customer.connect()
     welcome = await customer.open()
@@ -45,13 +52,14 @@ async def gw(tmp_path):
 def signed(body: dict, *, secret: str = SECRET, at: float | None = None) -> tuple[bytes, dict]:
     raw = json.dumps(body).encode()
     ts = int(time.time() if at is None else at)
-    return raw, {"Content-Type": "application/json",
-                 "X-Cipherdesk-Signature": signature_header([secret], ts, raw)}
+    return raw, {
+        "Content-Type": "application/json",
+        "X-Cipherdesk-Signature": signature_header([secret], ts, raw),
+    }
 
 
 async def post(http, base, raw, headers, plugin="zendesk", tenant="demo"):
-    async with http.post(f"{base}/api/inbound/{tenant}/{plugin}", data=raw,
-                         headers=headers) as r:
+    async with http.post(f"{base}/api/inbound/{tenant}/{plugin}", data=raw, headers=headers) as r:
         return r.status, await r.json()
 
 
@@ -61,17 +69,24 @@ async def test_helpdesk_reply_reaches_the_customer_masked_and_audited(gw):
     tenant.settings = {**tenant.settings, "policy": {"actions": {"email": "mask"}}}
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate("demo")  # as PATCH /api/tenant does
-    raw, headers = signed({"action": "reply", "chat": chat, "id": "zd-comment-1",
-                           "text": f"Write to {EMAIL}, we will answer soon.",
-                           "agent_name": "Li Wei"})
+    raw, headers = signed(
+        {
+            "action": "reply",
+            "chat": chat,
+            "id": "zd-comment-1",
+            "text": f"Write to {EMAIL}, we will answer soon.",
+            "agent_name": "Li Wei",
+        }
+    )
     status, body = await post(http, base, raw, headers)
     assert status == 200, body
     assert body["policy"] == "masked"
     msg = await customer.wait_for(Msg, timeout=5)
     assert msg.sender == "agent" and msg.agent == "Li Wei"
     assert EMAIL not in msg.text and "we will answer soon" in msg.text  # the policy ran
-    [entry] = [a for a in await svc.store.query_audit(tenant_id="demo")
-               if a.action == "plugin.inbound"]
+    [entry] = [
+        a for a in await svc.store.query_audit(tenant_id="demo") if a.action == "plugin.inbound"
+    ]
     assert entry.actor == "plugin:zendesk" and entry.target == chat
     assert EMAIL not in json.dumps(entry.details) and "answer" not in json.dumps(entry.details)
     # a replay of the same signed request is refused and posts nothing
@@ -86,13 +101,17 @@ async def test_helpdesk_reply_reaches_the_customer_masked_and_audited(gw):
     assert [f for f in customer.drain() if isinstance(f, Msg)] == []
 
 
-@pytest.mark.parametrize("case", ["bad_secret", "stale", "tampered", "unsigned",
-                                  "other_plugin", "other_tenant"])
+@pytest.mark.parametrize(
+    "case", ["bad_secret", "stale", "tampered", "unsigned", "other_plugin", "other_tenant"]
+)
 async def test_bad_or_misplaced_signatures_are_refused(gw, case):
     base, _svc, http, customer, chat = gw
     body = {"action": "reply", "chat": chat, "text": "hello", "agent_name": "Li Wei"}
-    raw, headers = signed(body, secret="wrong" if case == "bad_secret" else SECRET,
-                          at=time.time() - 400 if case == "stale" else None)
+    raw, headers = signed(
+        body,
+        secret="wrong" if case == "bad_secret" else SECRET,
+        at=time.time() - 400 if case == "stale" else None,
+    )
     plugin, tenant = "zendesk", "demo"
     if case == "tampered":
         raw = raw.replace(b"hello", b"hallo")
@@ -110,8 +129,15 @@ async def test_bad_or_misplaced_signatures_are_refused(gw, case):
 
 async def test_blocked_reply_never_reaches_the_customer(gw):
     base, _svc, http, customer, chat = gw
-    raw, headers = signed({"action": "reply", "chat": chat, "id": "c9",
-                           "text": f"card {CARD}", "agent_name": "Li Wei"})
+    raw, headers = signed(
+        {
+            "action": "reply",
+            "chat": chat,
+            "id": "c9",
+            "text": f"card {CARD}",
+            "agent_name": "Li Wei",
+        }
+    )
     status, body = await post(http, base, raw, headers)
     assert (status, body["policy"], body["seq"]) == (200, "blocked", None)
     await customer.ping()
@@ -120,14 +146,24 @@ async def test_blocked_reply_never_reaches_the_customer(gw):
 
 async def test_zendesk_native_signature_and_policy_checked_name(gw):
     base, _svc, http, customer, chat = gw
-    raw = json.dumps({"action": "reply", "chat": chat, "id": "77",
-                      "text": "Thanks for waiting!",
-                      "agent_name": "call me on 13812345678"}).encode()
+    raw = json.dumps(
+        {
+            "action": "reply",
+            "chat": chat,
+            "id": "77",
+            "text": "Thanks for waiting!",
+            "agent_name": "call me on 13812345678",
+        }
+    ).encode()
     stamp = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sig = base64.b64encode(hmac.new(SECRET.encode(), stamp.encode() + raw,
-                                    hashlib.sha256).digest()).decode()
-    headers = {"Content-Type": "application/json", "X-Zendesk-Webhook-Signature": sig,
-               "X-Zendesk-Webhook-Signature-Timestamp": stamp}
+    sig = base64.b64encode(
+        hmac.new(SECRET.encode(), stamp.encode() + raw, hashlib.sha256).digest()
+    ).decode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Zendesk-Webhook-Signature": sig,
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+    }
     status, body = await post(http, base, raw, headers)
     assert status == 200, body
     msg = await customer.wait_for(Msg, timeout=5)

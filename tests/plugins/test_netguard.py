@@ -63,9 +63,19 @@ BLOCKED = {
     "2002:7f00:1::": "loopback (embedded in IPv6)",  # 6to4 of 127.0.0.1
     "2002:c0a8:101::": "private (RFC 1918) (embedded in IPv6)",  # 6to4 of 192.168.1.1
 }
-PUBLIC = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "100.63.255.255", "100.128.0.1",
-          "172.15.255.255", "172.32.0.1", "169.253.255.255", "2606:4700:4700::1111",
-          "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8"]
+PUBLIC = [
+    "1.1.1.1",
+    "8.8.8.8",
+    "93.184.216.34",
+    "100.63.255.255",
+    "100.128.0.1",
+    "172.15.255.255",
+    "172.32.0.1",
+    "169.253.255.255",
+    "2606:4700:4700::1111",
+    "2a00:1450:4001:80b::200e",
+    "::ffff:8.8.8.8",
+]
 
 
 @pytest.mark.parametrize(("address", "label"), sorted(BLOCKED.items()))
@@ -93,22 +103,25 @@ def test_socket_factory_refuses_before_a_socket_exists():
         guarded_socket_factory(info6)
 
 
-@pytest.mark.parametrize(("url", "allowed", "problem"), [
-    ("https://hooks.example.com/x", False, None),
-    ("https://93.184.216.34/x", False, None),
-    ("http://hooks.example.com/x", False, "must be an https URL"),
-    ("https://127.0.0.1/x", False, "target address not allowed: loopback"),
-    ("https://[::1]/x", False, "target address not allowed: loopback"),
-    ("https://169.254.169.254/latest", False, "link-local"),
-    ("https://10.0.0.5/x", False, "private (RFC 1918)"),
-    ("https://[::ffff:192.168.0.1]/x", False, "embedded in IPv6"),
-    ("https://localhost/x", False, "loopback targets need the operator's allowance"),
-    ("https://api.localhost./x", False, "loopback targets"),
-    ("https://user:pw@hooks.example.com/x", False, "credentials in the URL"),
-    ("ftp://hooks.example.com/x", False, "expected an http(s) URL"),
-    ("http://127.0.0.1:8080/x", True, None),
-    ("http://user:pw@127.0.0.1/x", True, "credentials in the URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "allowed", "problem"),
+    [
+        ("https://hooks.example.com/x", False, None),
+        ("https://93.184.216.34/x", False, None),
+        ("http://hooks.example.com/x", False, "must be an https URL"),
+        ("https://127.0.0.1/x", False, "target address not allowed: loopback"),
+        ("https://[::1]/x", False, "target address not allowed: loopback"),
+        ("https://169.254.169.254/latest", False, "link-local"),
+        ("https://10.0.0.5/x", False, "private (RFC 1918)"),
+        ("https://[::ffff:192.168.0.1]/x", False, "embedded in IPv6"),
+        ("https://localhost/x", False, "loopback targets need the operator's allowance"),
+        ("https://api.localhost./x", False, "loopback targets"),
+        ("https://user:pw@hooks.example.com/x", False, "credentials in the URL"),
+        ("ftp://hooks.example.com/x", False, "expected an http(s) URL"),
+        ("http://127.0.0.1:8080/x", True, None),
+        ("http://user:pw@127.0.0.1/x", True, "credentials in the URL"),
+    ],
+)
 def test_config_time_url_check(url, allowed, problem):
     found = check_target_url(url, allow_private=allowed)
     assert (found is None) if problem is None else (problem in (found or ""))
@@ -120,8 +133,9 @@ def test_registry_refuses_private_targets_without_the_allowance():
         with pytest.raises(ConfigError) as info:
             reg.validate("webhook", {"url": url, "secret": "s3cret-value"})
         assert info.value.field == "url"
-    config, _ = reg.validate("webhook", {"url": "http://127.0.0.1:9/hook", "secret": "s"},
-                             allow_private=True)
+    config, _ = reg.validate(
+        "webhook", {"url": "http://127.0.0.1:9/hook", "secret": "s"}, allow_private=True
+    )
     assert config["url"] == "http://127.0.0.1:9/hook"
 
 
@@ -137,16 +151,18 @@ async def test_guarded_session_refuses_loopback_at_connect_time(host):
     port = receiver.url.rsplit(":", 1)[1]
     try:
         async with plugin_session(allow_private=False) as http:
-            plugin = WebhookPlugin({"url": f"http://{host}:{port}/hook"},
-                                   {"secret": receiver.secret}, http)
+            plugin = WebhookPlugin(
+                {"url": f"http://{host}:{port}/hook"}, {"secret": receiver.secret}, http
+            )
             with pytest.raises(PermanentError) as info:
                 await plugin.deliver(msg_event())
         assert str(info.value).startswith("webhook: target address not allowed: loopback")
         assert receiver.requests == []
         # the same plugin with the operator's allowance reaches it
         async with plugin_session(allow_private=True) as http:
-            plugin = WebhookPlugin({"url": f"http://{host}:{port}/hook"},
-                                   {"secret": receiver.secret}, http)
+            plugin = WebhookPlugin(
+                {"url": f"http://{host}:{port}/hook"}, {"secret": receiver.secret}, http
+            )
             await plugin.deliver(msg_event())
         assert len(receiver.requests) == 1
     finally:
@@ -172,12 +188,14 @@ async def test_closed_and_open_ports_look_the_same():
 async def test_redirects_are_not_followed_and_bodies_never_surface():
     """A target answering 302 to an internal address, or an error whose body echoes
     secrets, gives a status-only error (plus an identifier-shaped vendor code)."""
+
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
 
     async def leaky(request: web.Request) -> web.Response:
-        return web.json_response({"code": "bad_thing", "message": "internal host db-7 says "
-                                  "password=hunter2"}, status=400)
+        return web.json_response(
+            {"code": "bad_thing", "message": "internal host db-7 says password=hunter2"}, status=400
+        )
 
     async def leaky_code(request: web.Request) -> web.Response:
         return web.json_response({"code": "password=hunter2 at db-7"}, status=400)

@@ -27,21 +27,34 @@ ANN = CustomerIdentity(user_id="u1", name="Ann Lee", email="ann@example.com", ve
 
 
 def opened(customer=ANN, chat="chat-7"):
-    return ChatOpened(tenant_id="acme", chat_id=chat, occurred_at=T0, event_id=f"zo:{chat}",
-                      queue="billing", customer=customer)
+    return ChatOpened(
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=T0,
+        event_id=f"zo:{chat}",
+        queue="billing",
+        customer=customer,
+    )
 
 
 def closed(customer=ANN, chat="chat-7"):
     return ChatClosed(
-        tenant_id="acme", chat_id=chat, occurred_at=T0 + 60, event_id=f"zc:{chat}",
+        tenant_id="acme",
+        chat_id=chat,
+        occurred_at=T0 + 60,
+        event_id=f"zc:{chat}",
         transcript=((1, "customer", T0, "my card is [card]"), (2, "agent", T0 + 3, "ok")),
-        close_reason="resolved", customer=customer,
+        close_reason="resolved",
+        customer=customer,
     )
 
 
 def make(server, http, kv=None, timeout=10.0):
-    plugin = create({"base_url": server.url, "email": server.email, "timeout": timeout},
-                    {"api_token": server.token}, http)
+    plugin = create(
+        {"base_url": server.url, "email": server.email, "timeout": timeout},
+        {"api_token": server.token},
+        http,
+    )
     if kv is not None:
         plugin.kv = kv
     return plugin
@@ -56,8 +69,11 @@ async def test_first_time_customer_gets_exactly_one_ticket(zendesk, http):
     plugin = make(zendesk, http)
     await plugin.deliver(opened())
     lookup, post = zendesk.requests
-    assert (lookup.method, lookup.path, lookup.query) == ("GET", "/api/v2/tickets.json",
-                                                          {"external_id": "chat-7"})
+    assert (lookup.method, lookup.path, lookup.query) == (
+        "GET",
+        "/api/v2/tickets.json",
+        {"external_id": "chat-7"},
+    )
     assert post.method == "POST" and post.path == "/api/v2/tickets.json"
     assert post.headers["Authorization"] == auth(zendesk)
     assert post.headers["Idempotency-Key"] == "zo:chat-7"
@@ -150,8 +166,7 @@ async def test_client_errors_are_permanent_and_safe(zendesk, http, status):
 
 
 async def test_bad_token_is_a_real_401(zendesk, http):
-    plugin = create({"base_url": zendesk.url, "email": zendesk.email}, {"api_token": "wrong"},
-                    http)
+    plugin = create({"base_url": zendesk.url, "email": zendesk.email}, {"api_token": "wrong"}, http)
     with pytest.raises(PermanentError, match="HTTP 401 authentication failed"):
         await plugin.deliver(closed())
     health = await plugin.health()
@@ -167,8 +182,7 @@ async def test_transient_errors_are_retryable(zendesk, http, status, headers, re
     with pytest.raises(RetryableError) as exc:
         await make(zendesk, http).deliver(closed())
     assert exc.value.retry_after == retry_after
-    assert str(exc.value) == f"zendesk: HTTP {status}" + (" rate limited" if status == 429
-                                                          else "")
+    assert str(exc.value) == f"zendesk: HTTP {status}" + (" rate limited" if status == 429 else "")
 
 
 async def test_health_and_enrich(zendesk, http):
@@ -176,8 +190,16 @@ async def test_health_and_enrich(zendesk, http):
     plugin = make(zendesk, http)
     assert (await plugin.health()).ok
     data = await run_enrich(plugin, ANN)
-    assert data == {"open_tickets": [{"id": tid, "subject": "Refund", "status": "pending",
-                                      "url": f"{zendesk.url}/agent/tickets/{tid}"}]}
+    assert data == {
+        "open_tickets": [
+            {
+                "id": tid,
+                "subject": "Refund",
+                "status": "pending",
+                "url": f"{zendesk.url}/agent/tickets/{tid}",
+            }
+        ]
+    }
 
 
 def test_base_url_from_subdomain(http):

@@ -47,8 +47,11 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "订单号 2024031212345678901，运单号 SF1234567890123", "customer"),
     ({}, "价格 ¥1,299.00 x 3，日期 2024/05/01", "customer"),
     ({}, "你好，我叫张三，收货地址：北京市朝阳区建国路88号", "customer"),
-    ({"actions": {"name": "mask", "address": "mask"}},
-     "收件人：欧阳娜娜，地址：上海市浦东新区张江路123弄4号楼501室", "customer"),
+    (
+        {"actions": {"name": "mask", "address": "mask"}},
+        "收件人：欧阳娜娜，地址：上海市浦东新区张江路123弄4号楼501室",
+        "customer",
+    ),
     ({}, "My name is John Smith, I live at 12 Baker Street.", "customer"),
     ({}, "你的验证码是多少？把验证码发给我", "agent"),
     ({}, "我们这里兼職刷單返利，日结", "customer"),
@@ -69,13 +72,27 @@ def build() -> list[dict]:
         key = json.dumps(policy, sort_keys=True)
         engine = engines.setdefault(key, PolicyEngine(PolicyConfig.from_dict(policy)))
         d = engine.evaluate(text, direction)  # type: ignore[arg-type]
-        rows.append({
-            "policy": policy, "text": text, "direction": direction, "action": d.action,
-            "findings": [{"kind": f.kind, "start": f.start, "end": f.end, "action": f.action,
-                          "start_utf16": _utf16(text, f.start), "end_utf16": _utf16(text, f.end)}
-                         for f in d.findings],
-            "masked": d.text, "plugin": engine.for_audience(text, d, "plugin"),
-        })
+        rows.append(
+            {
+                "policy": policy,
+                "text": text,
+                "direction": direction,
+                "action": d.action,
+                "findings": [
+                    {
+                        "kind": f.kind,
+                        "start": f.start,
+                        "end": f.end,
+                        "action": f.action,
+                        "start_utf16": _utf16(text, f.start),
+                        "end_utf16": _utf16(text, f.end),
+                    }
+                    for f in d.findings
+                ],
+                "masked": d.text,
+                "plugin": engine.for_audience(text, d, "plugin"),
+            }
+        )
     return rows
 
 

@@ -53,7 +53,7 @@ def score(engine: PolicyEngine) -> tuple[dict[str, Score], int, list[str]]:
                 hit = next((g for g in unmatched if _match(kind, p, g)), None)
                 if hit is None:
                     scores[kind].fp += 1
-                    errors.append(f"FP {kind}: {row['text']} -> {row['text'][p[0]:p[1]]}")
+                    errors.append(f"FP {kind}: {row['text']} -> {row['text'][p[0] : p[1]]}")
                 else:
                     scores[kind].tp += 1
                     unmatched.remove(hit)

@@ -9,8 +9,10 @@ import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
 
-VECTORS = [json.loads(line) for line in
-           Path(__file__).with_name("vectors.jsonl").read_text("utf-8").splitlines()]
+VECTORS = [
+    json.loads(line)
+    for line in Path(__file__).with_name("vectors.jsonl").read_text("utf-8").splitlines()
+]
 _ENGINES: dict[str, PolicyEngine] = {}
 
 
@@ -27,9 +29,9 @@ def test_vector(vector: dict) -> None:
     text = vector["text"]
     d = engine.evaluate(text, vector["direction"])
     assert d.action == vector["action"]
-    assert [{"kind": f.kind, "start": f.start, "end": f.end, "action": f.action}
-            for f in d.findings] == [
-        {k: f[k] for k in ("kind", "start", "end", "action")} for f in vector["findings"]]
+    assert [
+        {"kind": f.kind, "start": f.start, "end": f.end, "action": f.action} for f in d.findings
+    ] == [{k: f[k] for k in ("kind", "start", "end", "action")} for f in vector["findings"]]
     for f in vector["findings"]:  # the UTF-16 offsets a JavaScript engine uses
         assert len(text[: f["start"]].encode("utf-16-le")) // 2 == f["start_utf16"]
     assert d.text == vector["masked"]
@@ -38,6 +40,16 @@ def test_vector(vector: dict) -> None:
 
 def test_vectors_cover_every_evasion_class_and_kind() -> None:
     kinds = {f["kind"] for v in VECTORS for f in v["findings"]}
-    assert {"card", "cn_id", "phone", "email", "name", "address", "password",
-            "social_engineering", "fraud", "link_external"} <= kinds
+    assert {
+        "card",
+        "cn_id",
+        "phone",
+        "email",
+        "name",
+        "address",
+        "password",
+        "social_engineering",
+        "fraud",
+        "link_external",
+    } <= kinds
     assert len(VECTORS) >= 30

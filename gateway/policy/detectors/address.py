@@ -23,8 +23,10 @@ from .base import Hit, ScanContext
 
 _NUM = r"[0-9一二三四五六七八九十百零〇两]{1,5}+"
 _UNIT = r"(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户|门)"
-_ROAD = (r"(?:大街|大道|路|街|道|巷|胡同|弄|里|村|组|镇|乡|小区|花园|公寓|大厦|广场|园区|家园"
-         r"|新村|苑|院)")
+_ROAD = (
+    r"(?:大街|大道|路|街|道|巷|胡同|弄|里|村|组|镇|乡|小区|花园|公寓|大厦|广场|园区|家园"
+    r"|新村|苑|院)"
+)
 _HAN = r"\u4e00-\u9fff"
 _DETAIL = re.compile(
     rf"(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
@@ -40,8 +42,27 @@ _EN = re.compile(
     r"|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|crescent)\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
 )
-_EN_GATE = ("street", "st", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr",
-            "boulevard", "blvd", "way", "court", "ct", "place", "pl", "terrace", "crescent")
+_EN_GATE = (
+    "street",
+    "st",
+    "road",
+    "rd",
+    "avenue",
+    "ave",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "boulevard",
+    "blvd",
+    "way",
+    "court",
+    "ct",
+    "place",
+    "pl",
+    "terrace",
+    "crescent",
+)
 _NUM_UNIT = re.compile(rf"{_NUM}{_UNIT}")
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
@@ -75,8 +96,10 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_pattern = (r"[0-9一二三四五六七八九十百零〇两](?:号|栋|幢|座|单元|楼|层|室|户|门"
-                    r"|[a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b)")
+    gate_pattern = (
+        r"[0-9一二三四五六七八九十百零〇两](?:号|栋|幢|座|单元|楼|层|室|户|门"
+        r"|[a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b)"
+    )
     """Inside every match: a number with a building/house unit, or an English house number
     and street type."""
     exclusive = True

@@ -12,9 +12,24 @@ from .base import Hit, ScanContext
 from .context import context_rule
 
 _RULE = context_rule(
-    "bank_account", "bank_account.context",
-    ("account number", "account no", "acct no", "acct", "a/c", "bank account", "账号", "帐号",
-     "账户", "帐户", "银行账户", "收款账户", "卡号", "银行卡号"),
+    "bank_account",
+    "bank_account.context",
+    (
+        "account number",
+        "account no",
+        "acct no",
+        "acct",
+        "a/c",
+        "bank account",
+        "账号",
+        "帐号",
+        "账户",
+        "帐户",
+        "银行账户",
+        "收款账户",
+        "卡号",
+        "银行卡号",
+    ),
     r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
     r"(?<![0-9])[0-9](?:[ \-]?+[0-9]){7,33}+(?![0-9])",
 )

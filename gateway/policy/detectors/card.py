@@ -35,8 +35,10 @@ _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
 
 _ALLOWED: frozenset[tuple[str, int]] = frozenset(
     (f"{p}{rest:0{4 - len(str(p))}d}" if len(str(p)) < 4 else str(p), n)
-    for lo, hi, lengths in _ISSUERS for p in range(lo, hi + 1)
-    for rest in range(10 ** (4 - len(str(p)))) for n in lengths
+    for lo, hi, lengths in _ISSUERS
+    for p in range(lo, hi + 1)
+    for rest in range(10 ** (4 - len(str(p))))
+    for n in lengths
 )
 """(first four digits, length) of every issuer range, expanded: one set lookup per window
 instead of a loop over the issuers (about 20k entries)."""
@@ -50,8 +52,9 @@ def luhn_valid(digits: str) -> bool:
     """The Luhn check (same result as ``stdnum.luhn.is_valid``, a test compares them),
     written out with ``str.translate`` because it runs for every card-shaped window of
     a message: about five times faster than stdnum's generic-alphabet version."""
-    return (sum(map(int, digits[-1::-2]))
-            + sum(map(int, digits[-2::-2].translate(_DOUBLED)))) % 10 == 0
+    return (
+        sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))
+    ) % 10 == 0
 
 
 def is_card_number(digits: str) -> bool:
@@ -77,4 +80,3 @@ class CardDetector:
                 continue
             for w in run.claim(13, 19, "23456", is_card_number):
                 yield Hit("card", w.start, w.end, "card.luhn")
-

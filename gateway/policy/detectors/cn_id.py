@@ -54,4 +54,3 @@ class CnIdDetector:
                 continue
             for w in run.claim(18, 18, "123456789", is_cn_id):
                 yield Hit("cn_id", w.start, w.end, "cn_id.mod11_2")
-

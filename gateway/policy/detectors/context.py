@@ -33,8 +33,14 @@ class ContextRule:
             yield Hit(self.kind, m.start("value"), m.end("value"), self.rule)
 
 
-def context_rule(kind: str, rule: str, phrases: tuple[str, ...], filler: str, value: str,
-                 needs_non_letter: bool = False) -> ContextRule:
+def context_rule(
+    kind: str,
+    rule: str,
+    phrases: tuple[str, ...],
+    filler: str,
+    value: str,
+    needs_non_letter: bool = False,
+) -> ContextRule:
     """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
     alternation = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
     pattern = re.compile(rf"(?<![a-z])(?:{alternation}){filler}(?P<value>{value})")

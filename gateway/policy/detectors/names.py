@@ -29,9 +29,39 @@ SURNAMES_1 = (
     "亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由"
 )
 SURNAMES_2 = (
-    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文",
-    "司徒", "夏侯", "轩辕", "令狐", "端木", "独孤", "南宫", "西门", "百里", "呼延", "申屠",
-    "太史", "闻人", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于", "钟离", "赫连", "万俟",
+    "欧阳",
+    "司马",
+    "诸葛",
+    "上官",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+    "轩辕",
+    "令狐",
+    "端木",
+    "独孤",
+    "南宫",
+    "西门",
+    "百里",
+    "呼延",
+    "申屠",
+    "太史",
+    "闻人",
+    "澹台",
+    "公冶",
+    "宗政",
+    "濮阳",
+    "淳于",
+    "单于",
+    "钟离",
+    "赫连",
+    "万俟",
 )
 # Characters that end a name: particles, pronouns, verbs and nouns that follow names in chat.
 _STOP = (
@@ -39,13 +69,46 @@ _STOP = (
     "师经理师傅同学总电手机号码地址住订单收件货快递客服，。、！？：；,.!?:; \n\t（）()【】"
 )
 _CUES_ZH = (
-    "我叫", "我的名字是", "我的名字叫", "名字是", "名字叫", "姓名", "真实姓名", "客户姓名",
-    "收件人", "收货人", "寄件人", "签收人", "联系人", "持卡人", "开户名", "户名", "本人",
-    "我是", "叫做", "称呼", "乘机人", "入住人", "申请人", "投保人", "被保险人", "法人",
+    "我叫",
+    "我的名字是",
+    "我的名字叫",
+    "名字是",
+    "名字叫",
+    "姓名",
+    "真实姓名",
+    "客户姓名",
+    "收件人",
+    "收货人",
+    "寄件人",
+    "签收人",
+    "联系人",
+    "持卡人",
+    "开户名",
+    "户名",
+    "本人",
+    "我是",
+    "叫做",
+    "称呼",
+    "乘机人",
+    "入住人",
+    "申请人",
+    "投保人",
+    "被保险人",
+    "法人",
 )
 _HONORIFICS = ("先生", "女士", "小姐")
-_CUES_EN = ("my name is", "name is", "name", "this is", "i am", "i'm", "called",
-            "cardholder", "recipient", "addressee")
+_CUES_EN = (
+    "my name is",
+    "name is",
+    "name",
+    "this is",
+    "i am",
+    "i'm",
+    "called",
+    "cardholder",
+    "recipient",
+    "addressee",
+)
 
 _S1 = "".join(sorted(set(SURNAMES_1)))
 _S2 = "|".join(SURNAMES_2)
@@ -58,8 +121,19 @@ _ZH_CUED = re.compile(
     rf"(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?){_NAME_END}"
 )
 _VERBS = ("查下", "查一下", "查询", "联系", "通知", "转告")
-_POSSESSED = ("的订单", "的账户", "的账号", "的包裹", "的快递", "的手机", "的电话", "的地址",
-              "的会员", "的退款", "的发票")
+_POSSESSED = (
+    "的订单",
+    "的账户",
+    "的账号",
+    "的包裹",
+    "的快递",
+    "的手机",
+    "的电话",
+    "的地址",
+    "的会员",
+    "的退款",
+    "的发票",
+)
 _ZH_POSSESSIVE = re.compile(
     rf"(?:{'|'.join(_VERBS)})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
     rf"(?:{'|'.join(_POSSESSED)})"
@@ -96,8 +170,11 @@ class NameDetector:
         view = ctx.view
         seen: set[int] = set()
         if not view.isascii():
-            for pattern, rule in ((_ZH_CUED, "name.cue"), (_ZH_HONORIFIC, "name.honorific"),
-                                  (_ZH_POSSESSIVE, "name.possessive")):
+            for pattern, rule in (
+                (_ZH_CUED, "name.cue"),
+                (_ZH_HONORIFIC, "name.honorific"),
+                (_ZH_POSSESSIVE, "name.possessive"),
+            ):
                 for m in pattern.finditer(view):
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
@@ -117,5 +194,6 @@ def _capitalised(ctx: ScanContext, start: int, words: list[str]) -> bool:
     """After a weak cue ("this is", "i am") a name is written capitalised in the original."""
     text = ctx.text
     pos = text.to_original(start)
-    return text.original[pos : pos + 1].isupper() or (len(words) >= 2 and words[0] not in (
-        _EN_NOT_NAMES))
+    return text.original[pos : pos + 1].isupper() or (
+        len(words) >= 2 and words[0] not in (_EN_NOT_NAMES)
+    )

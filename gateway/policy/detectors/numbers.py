@@ -32,15 +32,53 @@ MAX_SEPARATOR = 12
 """Longest separator run inside a number ("4111    1111", "4111\n1111", "4111 / 1111")."""
 
 _CJK_DIGITS = {
-    "〇": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6",
-    "七": "7", "八": "8", "九": "9", "两": "2", "幺": "1", "壹": "1", "贰": "2", "叁": "3",
-    "参": "3", "肆": "4", "伍": "5", "陆": "6", "柒": "7", "捌": "8", "玖": "9",
+    "〇": "0",
+    "零": "0",
+    "一": "1",
+    "二": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+    "两": "2",
+    "幺": "1",
+    "壹": "1",
+    "贰": "2",
+    "叁": "3",
+    "参": "3",
+    "肆": "4",
+    "伍": "5",
+    "陆": "6",
+    "柒": "7",
+    "捌": "8",
+    "玖": "9",
 }
 _WORDS = {
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9",
-    "ling": "0", "yi": "1", "yao": "1", "er": "2", "liang": "2", "san": "3", "si": "4",
-    "wu": "5", "liu": "6", "qi": "7", "ba": "8", "jiu": "9",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ling": "0",
+    "yi": "1",
+    "yao": "1",
+    "er": "2",
+    "liang": "2",
+    "san": "3",
+    "si": "4",
+    "wu": "5",
+    "liu": "6",
+    "qi": "7",
+    "ba": "8",
+    "jiu": "9",
 }
 _HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
 _CJK_CLASS = "".join(_CJK_DIGITS)
@@ -96,9 +134,13 @@ class NumberRun:
     def reversed(self) -> NumberRun:
         """The run read backwards (what a right-to-left override displays)."""
         n = len(self.groups)
-        return NumberRun(self.start, self.end, False,
-                         tuple((s, e, d[::-1]) for s, e, d in reversed(self.groups)),
-                         tuple(sorted(n - k for k in self.hard)))
+        return NumberRun(
+            self.start,
+            self.end,
+            False,
+            tuple((s, e, d[::-1]) for s, e, d in reversed(self.groups)),
+            tuple(sorted(n - k for k in self.hard)),
+        )
 
     def segments(self, min_digits: int = MIN_RUN_DIGITS) -> Iterator[NumberRun]:
         """The parts of the run between hard separators holding at least ``min_digits``
@@ -135,8 +177,12 @@ class NumberRun:
                 total += len(group[2])
                 if total >= lo and len(picked) > 1:
                     first, last = min(picked), max(picked)
-                    yield Window("".join(g[2] for g in sorted(picked)), first[0], last[1],
-                                 self.plus and first is self.groups[0])
+                    yield Window(
+                        "".join(g[2] for g in sorted(picked)),
+                        first[0],
+                        last[1],
+                        self.plus and first is self.groups[0],
+                    )
 
     def _layout(self) -> tuple[str, list[int]]:
         joined = "".join(g[2] for g in self.groups)
@@ -150,8 +196,9 @@ class NumberRun:
         only windows whose first digit is in ``first`` (a cheap issuer/region prefilter)."""
         return self.claim(lo, hi, first, lambda digits: True, claim_all=True)
 
-    def claim(self, lo: int, hi: int, first: str, accept: Callable[[str], bool],
-              claim_all: bool = False) -> Iterator[Window]:
+    def claim(
+        self, lo: int, hi: int, first: str, accept: Callable[[str], bool], claim_all: bool = False
+    ) -> Iterator[Window]:
         """Accepted windows, left to right, longest first per start, never overlapping an
         earlier accepted one (``claim_all``: every window, overlapping or not).
 
@@ -168,8 +215,12 @@ class NumberRun:
             # Spelt digit by digit ("四 一 一 …", "four one …"): the run is ONE number; a
             # window inside it is a coincidence (a wrong ID holds a Luhn-valid 16 digits).
             if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
-                yield Window(joined, min(groups[0][0], groups[-1][0]),
-                             max(groups[0][1], groups[-1][1]), self.plus)
+                yield Window(
+                    joined,
+                    min(groups[0][0], groups[-1][0]),
+                    max(groups[0][1], groups[-1][1]),
+                    self.plus,
+                )
             return
         if len(joined) == n:  # one digit per group (spaced digit by digit): no bisecting
             yield from self._claim_single(joined, lo, hi, first, accept, claim_all, forward)
@@ -177,7 +228,8 @@ class NumberRun:
         for i in range(n):
             g_start, g_end, g_digits = groups[i]
             if g_digits[0] not in first or (
-                    not claim_all and g_start < taken[1] and g_end > taken[0]):
+                not claim_all and g_start < taken[1] and g_end > taken[0]
+            ):
                 continue
             base = offsets[i]
             j_lo = bisect.bisect_left(offsets, base + lo, i + 1) - 1
@@ -199,9 +251,16 @@ class NumberRun:
                         taken = (start, end)
                         break
 
-    def _claim_single(self, joined: str, lo: int, hi: int, first: str,
-                      accept: Callable[[str], bool], claim_all: bool,
-                      forward: bool) -> Iterator[Window]:
+    def _claim_single(
+        self,
+        joined: str,
+        lo: int,
+        hi: int,
+        first: str,
+        accept: Callable[[str], bool],
+        claim_all: bool,
+        forward: bool,
+    ) -> Iterator[Window]:
         """``claim`` for runs of one-digit groups: window ``[i, i + n)`` is a plain slice."""
         groups = self.groups
         n = len(joined)
@@ -260,7 +319,8 @@ def _tokens(view: str) -> list[tuple[int, int, str, str]]:
                 out.append((m.start(), m.end(), _WORDS[m.group()], "w"))
         for m in _LONE.finditer(view):
             if not _is_letter(view, m.start() - 1) and not (
-                    m.start() > 0 and view[m.start() - 1].isdigit()):
+                m.start() > 0 and view[m.start() - 1].isdigit()
+            ):
                 text = m.group()
                 kind = "x" if text == "x" else "h"
                 if "x" in text and kind == "h":

@@ -36,8 +36,9 @@ class PhoneDetector:
         for run in ctx.number_runs:
             if run.digit_count < 7:
                 continue
-            candidates = itertools.chain(run.blocks(7, 15), run.ends(7, 15),
-                                         *(seg.blocks(7, 15) for seg in run.segments()))
+            candidates = itertools.chain(
+                run.blocks(7, 15), run.ends(7, 15), *(seg.blocks(7, 15) for seg in run.segments())
+            )
             for w in claim(sorted(candidates, key=_longest_first), self._accept):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")
 
@@ -48,8 +49,9 @@ class PhoneDetector:
             return _valid("+" + w.digits, None)
         if w.digits.startswith("00"):
             return _valid("+" + w.digits[2:], None)
-        return any(_plausible(w.digits, region) and _valid(w.digits, region)
-                   for region in self.regions)
+        return any(
+            _plausible(w.digits, region) and _valid(w.digits, region) for region in self.regions
+        )
 
 
 def _longest_first(w: Window) -> tuple[int, int]:

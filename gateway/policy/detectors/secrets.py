@@ -15,28 +15,75 @@ from .base import Hit, ScanContext
 from .context import ContextRule, context_rule
 
 _OTP_PHRASES = (
-    "verification code", "security code", "login code", "sms code", "one-time code",
-    "one time code", "one-time password", "otp", "passcode", "auth code", "code is", "pin",
-    "验证码", "校验码", "动态码", "动态密码", "短信码", "确认码", "安全码",
+    "verification code",
+    "security code",
+    "login code",
+    "sms code",
+    "one-time code",
+    "one time code",
+    "one-time password",
+    "otp",
+    "passcode",
+    "auth code",
+    "code is",
+    "pin",
+    "验证码",
+    "校验码",
+    "动态码",
+    "动态密码",
+    "短信码",
+    "确认码",
+    "安全码",
 )
 _PASSWORD_PHRASES = (
-    "password", "passwd", "pwd", "pass word", "密码", "口令", "登录密码", "支付密码",
+    "password",
+    "passwd",
+    "pwd",
+    "pass word",
+    "密码",
+    "口令",
+    "登录密码",
+    "支付密码",
 )
 _KEY_PHRASES = (
-    "api key", "api_key", "apikey", "api-key", "secret key", "secret_key", "access token",
-    "access_token", "auth token", "client secret", "client_secret", "密钥", "令牌",
+    "api key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "secret key",
+    "secret_key",
+    "access token",
+    "access_token",
+    "auth token",
+    "client secret",
+    "client_secret",
+    "密钥",
+    "令牌",
 )
 
 CONTEXT_RULES: tuple[ContextRule, ...] = (
-    context_rule("otp", "otp.context", _OTP_PHRASES,
-             r"[^0-9a-z\n]{0,12}+(?:(?:is|was|are)[^0-9a-z\n]{0,4}+)?+",
-             r"(?<![0-9])[0-9]{4,8}+(?![0-9])"),
-    context_rule("password", "password.context", _PASSWORD_PHRASES,
-             r"(?:\s{0,3}+(?:is|was|=|:|：|是|为|為)){1,2}+\s{0,3}+",
-             r"[^\s,，。;；!！?？\"'“”]{4,}+", needs_non_letter=True),
-    context_rule("api_key", "api_key.context", _KEY_PHRASES,
-             r"\s{0,3}+(?:is|=|:|：|是|为)\s{0,3}+[\"']?+",
-             r"[0-9a-z_\-./+=]{16,256}+"),
+    context_rule(
+        "otp",
+        "otp.context",
+        _OTP_PHRASES,
+        r"[^0-9a-z\n]{0,12}+(?:(?:is|was|are)[^0-9a-z\n]{0,4}+)?+",
+        r"(?<![0-9])[0-9]{4,8}+(?![0-9])",
+    ),
+    context_rule(
+        "password",
+        "password.context",
+        _PASSWORD_PHRASES,
+        r"(?:\s{0,3}+(?:is|was|=|:|：|是|为|為)){1,2}+\s{0,3}+",
+        r"[^\s,，。;；!！?？\"'“”]{4,}+",
+        needs_non_letter=True,
+    ),
+    context_rule(
+        "api_key",
+        "api_key.context",
+        _KEY_PHRASES,
+        r"\s{0,3}+(?:is|=|:|：|是|为)\s{0,3}+[\"']?+",
+        r"[0-9a-z_\-./+=]{16,256}+",
+    ),
 )
 
 _KEY_SHAPES = re.compile(
@@ -51,8 +98,24 @@ _KEY_SHAPES = re.compile(
     r")(?![0-9a-z])"
 )
 _KEY_TRIGGERS = ("akia", "gh", "xox", "k_live_", "k_test_", "aiza", "sk-", "eyj")
-_KEY_LITERALS = ("akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-", "xoxb-", "xoxp-",
-                 "xoxr-", "xoxs-", "k_live_", "k_test_", "aiza", "sk-", "eyj")
+_KEY_LITERALS = (
+    "akia",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxr-",
+    "xoxs-",
+    "k_live_",
+    "k_test_",
+    "aiza",
+    "sk-",
+    "eyj",
+)
 """A literal inside every ``_KEY_SHAPES`` match (tighter than the triggers: "gh" is in
 "night")."""
 
@@ -65,8 +128,11 @@ class SecretsDetector:
 
     kinds = ("otp", "password", "api_key", "private_key")
     triggers = ()
-    gate_phrases = (*(t for rule in CONTEXT_RULES for t in rule.triggers), *_KEY_LITERALS,
-                    "-----begin")
+    gate_phrases = (
+        *(t for rule in CONTEXT_RULES for t in rule.triggers),
+        *_KEY_LITERALS,
+        "-----begin",
+    )
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

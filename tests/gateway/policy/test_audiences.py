@@ -16,17 +16,29 @@ def test_defaults_mask_phone_and_email_for_plugins_and_exports_only() -> None:
     assert d.text == "call 13812345678 or zhang.san@example.com; card **** **** **** 1111"
     for audience in ("plugin", "export"):
         assert engine.for_audience(TEXT, d, audience) == (
-            "call 138****5678 or z****.***@example.com; card **** **** **** 1111")
+            "call 138****5678 or z****.***@example.com; card **** **** **** 1111"
+        )
 
 
 def test_tenant_overrides_per_kind_and_audience() -> None:
-    engine = PolicyEngine(PolicyConfig.from_dict({"audiences": {
-        "phone": {"plugin": "show"}, "email": "drop", "card": {"export": "drop"}}}))
+    engine = PolicyEngine(
+        PolicyConfig.from_dict(
+            {
+                "audiences": {
+                    "phone": {"plugin": "show"},
+                    "email": "drop",
+                    "card": {"export": "drop"},
+                }
+            }
+        )
+    )
     d = engine.evaluate(TEXT, "customer")
     assert engine.for_audience(TEXT, d, "plugin") == (
-        "call 13812345678 or [redacted]; card **** **** **** 1111")
+        "call 13812345678 or [redacted]; card **** **** **** 1111"
+    )
     assert engine.for_audience(TEXT, d, "export") == (
-        "call 138****5678 or [redacted]; card [redacted]")
+        "call 138****5678 or [redacted]; card [redacted]"
+    )
     table = {row["kind"]: row for row in effective_table(engine.config)}
     assert table["phone"]["plugin"] == "show" and table["phone"]["export"] == "mask"
     assert table["email"]["plugin"] == "drop" and table["card"]["log"] == "never"
@@ -48,8 +60,14 @@ def test_typed_fields_and_blocked_messages() -> None:
     assert engine.for_audience("card 4111 1111 1111 1111", blocked, "plugin") is None
 
 
-@pytest.mark.parametrize("bad", [{"audiences": {"phone": {"logs": "show"}}},
-                                 {"audiences": {"phone": "reveal"}}, {"audiences": []}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"audiences": {"phone": {"logs": "show"}}},
+        {"audiences": {"phone": "reveal"}},
+        {"audiences": []},
+    ],
+)
 def test_bad_audience_settings_are_refused(bad: dict) -> None:
     with pytest.raises(PolicyConfigError, match=r"policy\.audiences"):
         PolicyConfig.from_dict(bad)

@@ -9,26 +9,32 @@ def kinds(engine: PolicyEngine, text: str, direction: str = "customer") -> list[
     return [f.kind for f in engine.evaluate(text, direction).findings]  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("text", [
-    "card 4111111111111111",
-    "card 4111 1111 1111 1111 cvv 123",
-    "card 4111-1111-1111-1111",
-    "card ４１１１ １１１１ １１１１ １１１１",
-    "card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
-    "card 4111\u200b1111\u200b1111\u200b1111",
-    "amex 3782 822463 10005",
-    "银联卡号6222021234567890128",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111111111111111",
+        "card 4111 1111 1111 1111 cvv 123",
+        "card 4111-1111-1111-1111",
+        "card ４１１１ １１１１ １１１１ １１１１",
+        "card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "card 4111\u200b1111\u200b1111\u200b1111",
+        "amex 3782 822463 10005",
+        "银联卡号6222021234567890128",
+    ],
+)
 def test_cards_are_found_through_evasions(engine: PolicyEngine, text: str) -> None:
     assert kinds(engine, text) == ["card"]
 
 
-@pytest.mark.parametrize("text", [
-    "card 4111 1111 1111 1112",       # Luhn fails
-    "order 2023112300123456",          # no issuer range
-    "ref 1234567890123452",            # Luhn ok, prefix 1 is no issuer
-    "price 3.14159265358979",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # Luhn fails
+        "order 2023112300123456",  # no issuer range
+        "ref 1234567890123452",  # Luhn ok, prefix 1 is no issuer
+        "price 3.14159265358979",
+    ],
+)
 def test_checksum_invalid_numbers_are_not_cards(engine: PolicyEngine, text: str) -> None:
     assert "card" not in kinds(engine, text)
 
@@ -36,8 +42,8 @@ def test_checksum_invalid_numbers_are_not_cards(engine: PolicyEngine, text: str)
 def test_cn_id_checksum_and_birth_date(engine: PolicyEngine) -> None:
     assert kinds(engine, "身份证11010519491231002X") == ["cn_id"]
     assert kinds(engine, "身份證 110105 19491231 002x") == ["cn_id"]
-    assert kinds(engine, "身份证110105194912310021") == []      # bad check digit
-    assert kinds(engine, "身份证110105194913310029") == []      # month 13
+    assert kinds(engine, "身份证110105194912310021") == []  # bad check digit
+    assert kinds(engine, "身份证110105194913310029") == []  # month 13
 
 
 def test_phones(engine: PolicyEngine) -> None:

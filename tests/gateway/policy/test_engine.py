@@ -33,7 +33,10 @@ def test_links_by_direction(engine: PolicyEngine) -> None:
     assert engine.evaluate("go https://www.example.com/a", "agent").action == "allow"
     h = engine.evaluate("go https://pаypal.com/a", "customer")
     assert h.action == "flag" and "xn--" in (h.text or "")
-    assert engine.evaluate("go https://bank.com@evil.com/", "customer").text == "go hxxps://evil[.]com/"
+    assert (
+        engine.evaluate("go https://bank.com@evil.com/", "customer").text
+        == "go hxxps://evil[.]com/"
+    )
 
 
 def test_keywords_catch_evasions(engine: PolicyEngine) -> None:
@@ -45,12 +48,14 @@ def test_keywords_catch_evasions(engine: PolicyEngine) -> None:
 
 
 def test_configured_actions_masks_and_keywords() -> None:
-    config = PolicyConfig.from_dict({
-        "actions": {"email": {"customer": "mask"}, "secret": "flag", "vip": "block"},
-        "mask": {"card": "last2", "email": "full"},
-        "keywords": [{"term": "Project Falcon", "category": "vip"}],
-        "builtin_keywords": False,
-    })
+    config = PolicyConfig.from_dict(
+        {
+            "actions": {"email": {"customer": "mask"}, "secret": "flag", "vip": "block"},
+            "mask": {"card": "last2", "email": "full"},
+            "keywords": [{"term": "Project Falcon", "category": "vip"}],
+            "builtin_keywords": False,
+        }
+    )
     e = PolicyEngine(config)
     assert e.evaluate("a@b.com", "customer").text == "*@*.***"
     assert e.evaluate("4111111111111111", "customer").text == "**************11"
@@ -59,13 +64,16 @@ def test_configured_actions_masks_and_keywords() -> None:
     assert e.evaluate("安全账户", "agent").action == "allow"
 
 
-@pytest.mark.parametrize("settings", [
-    {"actions": {"card": "explode"}},
-    {"actions": {"card": {"robot": "mask"}}},
-    {"mask": {"card": "last42"}},
-    {"keywords": [{"term": "..."}]},
-    {"keywords": "nope"},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"actions": {"card": "explode"}},
+        {"actions": {"card": {"robot": "mask"}}},
+        {"mask": {"card": "last42"}},
+        {"keywords": [{"term": "..."}]},
+        {"keywords": "nope"},
+    ],
+)
 def test_bad_settings_raise_clear_errors(settings: dict) -> None:
     with pytest.raises(PolicyConfigError, match="policy"):
         PolicyConfig.from_dict(settings)
@@ -73,15 +81,33 @@ def test_bad_settings_raise_clear_errors(settings: dict) -> None:
 
 def test_as_dict_matches_the_endpoint_contract(engine: PolicyEngine) -> None:
     body = PolicyEngine.as_dict(engine.evaluate("card 4111111111111111", "agent"))
-    assert body == {"action": "block", "text": None, "findings": [
-        {"kind": "card", "start": 5, "end": 21, "rule": "card.luhn", "action": "block"}]}
+    assert body == {
+        "action": "block",
+        "text": None,
+        "findings": [
+            {"kind": "card", "start": 5, "end": 21, "rule": "card.luhn", "action": "block"}
+        ],
+    }
 
 
-@pytest.mark.parametrize("text", [
-    "", " ", "....----____", "\u200b" * 1000, "a\ud800b\udfff", "\ud800" * 100,
-    "9" * 100_000, "4111 " * 20_000, "x" * 200_000, "-----BEGIN PRIVATE KEY-----",
-    "a@" * 5000, "a." * 50_000 + "com", "http://" + "a" * 100_000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "....----____",
+        "\u200b" * 1000,
+        "a\ud800b\udfff",
+        "\ud800" * 100,
+        "9" * 100_000,
+        "4111 " * 20_000,
+        "x" * 200_000,
+        "-----BEGIN PRIVATE KEY-----",
+        "a@" * 5000,
+        "a." * 50_000 + "com",
+        "http://" + "a" * 100_000,
+    ],
+)
 def test_bad_input_never_crashes(engine: PolicyEngine, text: str) -> None:
     for direction in ("customer", "agent"):
         d = engine.evaluate(text, direction)

@@ -20,11 +20,29 @@ def eng() -> PolicyEngine:
 
 
 def _spaced(number: str, sep: str, size: int = 4) -> str:
-    return sep.join(number[i:i + size] for i in range(0, len(number), size))
+    return sep.join(number[i : i + size] for i in range(0, len(number), size))
 
 
-SEPARATORS = ["\n", "\t", "/", ",", "_", "    ", "      ", "\u2212", "\u2013", "\u2014",
-              "\u2015", "\u2012", "\ufe63", "\uff0d", " / ", ",\n", "\u3000", "\u00a0"]
+SEPARATORS = [
+    "\n",
+    "\t",
+    "/",
+    ",",
+    "_",
+    "    ",
+    "      ",
+    "\u2212",
+    "\u2013",
+    "\u2014",
+    "\u2015",
+    "\u2012",
+    "\ufe63",
+    "\uff0d",
+    " / ",
+    ",\n",
+    "\u3000",
+    "\u00a0",
+]
 
 
 @pytest.mark.parametrize("sep", SEPARATORS)
@@ -35,19 +53,21 @@ def test_separators_inside_numbers(eng: PolicyEngine, sep: str) -> None:
         found = [f for f in d.findings if f.kind == kind]
         assert found, (repr(sep), kind)
         f = found[0]
-        assert text[f.start:f.end].replace(sep, "") == number
+        assert text[f.start : f.end].replace(sep, "") == number
         assert number[:4] not in d.text.replace(sep, "")
 
 
 CJK = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 CAPS = dict(zip("0123456789", "零壹贰叁肆伍陆柒捌玖", strict=True))
-WORDS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split(),
-                 strict=True))
+WORDS = dict(
+    zip("0123456789", "zero one two three four five six seven eight nine".split(), strict=True)
+)
 PINYIN = dict(zip("0123456789", "ling yao er san si wu liu qi ba jiu".split(), strict=True))
 
 
-@pytest.mark.parametrize(("table", "sep"), [(CJK, ""), (CAPS, ""), (CJK, " "), (WORDS, " "),
-                                            (PINYIN, " "), (WORDS, "-")])
+@pytest.mark.parametrize(
+    ("table", "sep"), [(CJK, ""), (CAPS, ""), (CJK, " "), (WORDS, " "), (PINYIN, " "), (WORDS, "-")]
+)
 def test_spelt_digits(eng: PolicyEngine, table: dict[str, str], sep: str) -> None:
     for number, kind in ((CARD, "card"), (ID, "cn_id"), (MOBILE, "phone")):
         spelt = sep.join(table.get(c, c) for c in number)
@@ -68,9 +88,16 @@ def test_traditional_and_variant_numerals(eng: PolicyEngine) -> None:
     assert eng.evaluate("幺三八零零幺三八零零零", "customer").kinds == ("phone",)
 
 
-@pytest.mark.parametrize("spelt", ["4111 l111 1111 1111", "4lll 1111 1111 1111",
-                                   "4111 1111 1111 111l", "4111-IIII-1111-1111",
-                                   "411|-1111-1111-1111"])
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "4111 l111 1111 1111",
+        "4lll 1111 1111 1111",
+        "4111 1111 1111 111l",
+        "4111-IIII-1111-1111",
+        "411|-1111-1111-1111",
+    ],
+)
 def test_homoglyph_digits_inside_runs(eng: PolicyEngine, spelt: str) -> None:
     d = eng.evaluate(f"card {spelt} thanks", "customer")
     assert d.kinds == ("card",)
@@ -82,22 +109,27 @@ def test_homoglyphs_only_count_next_to_digits(eng: PolicyEngine) -> None:
     assert eng.evaluate("hello1 oil 41 lol 11 ill 1111 1111 1111", "customer").findings == ()
 
 
-@pytest.mark.parametrize("encode", [
-    lambda s: "".join(f"&#{ord(c)};" for c in s),
-    lambda s: "".join(f"&#x{ord(c):x};" for c in s),
-    lambda s: "".join(f"%{ord(c):02X}" for c in s),
-    lambda s: s[:4] + "".join(f"&#{ord(c)};" for c in s[4:8]) + s[8:],
-    lambda s: s[:6] + "%3" + s[6] + s[7:],
-])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: "".join(f"&#{ord(c)};" for c in s),
+        lambda s: "".join(f"&#x{ord(c):x};" for c in s),
+        lambda s: "".join(f"%{ord(c):02X}" for c in s),
+        lambda s: s[:4] + "".join(f"&#{ord(c)};" for c in s[4:8]) + s[8:],
+        lambda s: s[:6] + "%3" + s[6] + s[7:],
+    ],
+)
 def test_html_entities_and_percent_escapes(eng: PolicyEngine, encode) -> None:
     for number, kind in ((CARD, "card"), (MOBILE, "phone")):
         encoded = encode(number)
         text = f"x {encoded} y"
         d = eng.evaluate(text, "customer")
         found = [f for f in d.findings if f.kind == kind]
-        assert found and text[found[0].start:found[0].end] == encoded
-        assert not any(ch.isdigit() for ch in d.text[2:-2].replace("&#x", "").replace(
-            "&#", "")) or "*" in d.text
+        assert found and text[found[0].start : found[0].end] == encoded
+        assert (
+            not any(ch.isdigit() for ch in d.text[2:-2].replace("&#x", "").replace("&#", ""))
+            or "*" in d.text
+        )
 
 
 def test_bidi_override_with_reversed_digits(eng: PolicyEngine) -> None:
@@ -118,7 +150,7 @@ def test_no_length_cliff(eng: PolicyEngine, prefix_digits: int) -> None:
     text = filler + " " + _spaced(CARD, " ") + " " + filler
     d = eng.evaluate(text[:4000] if len(text) <= 4000 else text, "customer")
     cards = [f for f in d.findings if f.kind == "card"]
-    assert any(text[f.start:f.end].replace(" ", "") == CARD for f in cards)
+    assert any(text[f.start : f.end].replace(" ", "") == CARD for f in cards)
 
 
 def test_number_anywhere_in_a_4000_char_message(eng: PolicyEngine) -> None:
@@ -131,14 +163,27 @@ def test_number_anywhere_in_a_4000_char_message(eng: PolicyEngine) -> None:
 DECOYS = [
     "4111 1111 1111 1112",  # Luhn-invalid
     "4111\n1111\n1111\n1112",
-    "11010519491231002Y", "110105194912310021",  # wrong ID check character
+    "11010519491231002Y",
+    "110105194912310021",  # wrong ID check character
     "四一一一一一一一一一一一一一一二",  # spelt, Luhn-invalid
-    "订单号 2024031212345678901", "订单号：E20240312000123", "order #100234567",
-    "tracking SF1234567890123", "运单号 YT2024031212345678", "快递单号 773012345678901",
-    "价格 ¥1,299.00 x 3 = ¥3,897.00", "total $12,500.00", "日期 2024/05/01 12:30:45",
-    "2024-05-01, 2024-06-01, 2024-07-01", "共 1 2 3 件", "房间号 1203，楼层 12",
-    "一二三四五六七八九十", "one two three four five six seven", "发票号码 04403180011",
-    "ISBN 978-7-111-54742-6", "版本 10.0.19045.3693", "IP 192.168.100.200",
+    "订单号 2024031212345678901",
+    "订单号：E20240312000123",
+    "order #100234567",
+    "tracking SF1234567890123",
+    "运单号 YT2024031212345678",
+    "快递单号 773012345678901",
+    "价格 ¥1,299.00 x 3 = ¥3,897.00",
+    "total $12,500.00",
+    "日期 2024/05/01 12:30:45",
+    "2024-05-01, 2024-06-01, 2024-07-01",
+    "共 1 2 3 件",
+    "房间号 1203，楼层 12",
+    "一二三四五六七八九十",
+    "one two three four five six seven",
+    "发票号码 04403180011",
+    "ISBN 978-7-111-54742-6",
+    "版本 10.0.19045.3693",
+    "IP 192.168.100.200",
 ]
 
 
@@ -149,9 +194,20 @@ def test_decoys_are_not_reported(eng: PolicyEngine, decoy: str) -> None:
 
 
 ADVERSARIAL = [
-    "4 " * 2000, "1\n" * 2000, "one " * 1000, "一" * 4000, "一 " * 2000, "1l" * 2000,
-    "&#52;" * 800, "%34" * 1333, "\u202e" + "4 1" * 1333, "4111111111111111" * 250,
-    ("4" + " " * 12) * 300, "1x" * 2000, "4111 1111 1111 1111 " * 200, "138 0013 8000, " * 300,
+    "4 " * 2000,
+    "1\n" * 2000,
+    "one " * 1000,
+    "一" * 4000,
+    "一 " * 2000,
+    "1l" * 2000,
+    "&#52;" * 800,
+    "%34" * 1333,
+    "\u202e" + "4 1" * 1333,
+    "4111111111111111" * 250,
+    ("4" + " " * 12) * 300,
+    "1x" * 2000,
+    "4111 1111 1111 1111 " * 200,
+    "138 0013 8000, " * 300,
 ]
 
 

@@ -19,9 +19,13 @@ from gateway.policy.normalize import (
     tables,
 )
 
-_CONFIG = PolicyConfig.from_dict({"actions": {"phone": "mask", "email": "mask"},
-                                  "keywords": [{"term": "刷单", "category": "fraud"}]},
-                                 allowed_link_domains=["example.com"])
+_CONFIG = PolicyConfig.from_dict(
+    {
+        "actions": {"phone": "mask", "email": "mask"},
+        "keywords": [{"term": "刷单", "category": "fraud"}],
+    },
+    allowed_link_domains=["example.com"],
+)
 GATED = PolicyEngine(_CONFIG)
 UNGATED = PolicyEngine(_CONFIG)
 UNGATED._gate_always = (1 << len(UNGATED.detectors)) - 1  # every detector runs on every text
@@ -29,13 +33,46 @@ UNGATED._gate_automaton = None
 UNGATED._gate_patterns = ()
 
 _PIECES = [
-    "4111 1111 1111 1111", "４１１１-1111-1111-1111", "11010519491231002X", "138 0013 8000",
-    "+44 20 7946 0958", "li.wei@qq.com", "li(at)qq(dot)com", "DE89 3704 0044 0532 0130 00",
-    "https://evil.com/x", "pаypal.com", "example.com", "your code is 123456", "验证码：4821",
-    "password: hunter2!", "密碼是abc123", "api key: abcdefghijklmnop1234", "ghp_" + "a" * 36,
-    "sk-" + "b" * 24, "-----BEGIN PRIVATE KEY-----", "账号 6222 0000 1234 5678", "刷 单",
-    "order 20240312123456", "2024-03-12", "¥12.50", "ＩＢＡＮ", "銀行卡", "\u200b", "\u3002", " ",
-    ".", "-", "x", "Σ", "İ", "ß", "\t", "\x00", "\ud800", "😀", "e\u0301",
+    "4111 1111 1111 1111",
+    "４１１１-1111-1111-1111",
+    "11010519491231002X",
+    "138 0013 8000",
+    "+44 20 7946 0958",
+    "li.wei@qq.com",
+    "li(at)qq(dot)com",
+    "DE89 3704 0044 0532 0130 00",
+    "https://evil.com/x",
+    "pаypal.com",
+    "example.com",
+    "your code is 123456",
+    "验证码：4821",
+    "password: hunter2!",
+    "密碼是abc123",
+    "api key: abcdefghijklmnop1234",
+    "ghp_" + "a" * 36,
+    "sk-" + "b" * 24,
+    "-----BEGIN PRIVATE KEY-----",
+    "账号 6222 0000 1234 5678",
+    "刷 单",
+    "order 20240312123456",
+    "2024-03-12",
+    "¥12.50",
+    "ＩＢＡＮ",
+    "銀行卡",
+    "\u200b",
+    "\u3002",
+    " ",
+    ".",
+    "-",
+    "x",
+    "Σ",
+    "İ",
+    "ß",
+    "\t",
+    "\x00",
+    "\ud800",
+    "😀",
+    "e\u0301",
 ]
 _TEXTS = st.lists(st.sampled_from(_PIECES) | st.text(max_size=6), max_size=12).map("".join)
 
@@ -67,8 +104,12 @@ def test_printable_ascii_view_is_lower() -> None:
 def test_iban_checksum_lengths_match_stdnum() -> None:
     rng = random.Random(5)
     for _ in range(3000):
-        chars = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789")
-                        for _ in range(rng.randint(10, 40)))
-        want = [n for n in range(min(len(chars), 34), 14, -1)
-                if mod_97_10.is_valid(chars[4:n] + chars[:4])]
+        chars = "".join(
+            rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(10, 40))
+        )
+        want = [
+            n
+            for n in range(min(len(chars), 34), 14, -1)
+            if mod_97_10.is_valid(chars[4:n] + chars[:4])
+        ]
         assert _checksum_lengths(chars, 15, min(len(chars), 34)) == want

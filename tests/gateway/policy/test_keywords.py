@@ -26,7 +26,9 @@ def test_file_format_and_errors(tmp_path: Path) -> None:
     good.write_text("# comment\n\n禁词\tvip\tblock\nfoo bar\tvip\n", encoding="utf-8")
     rules = load_keyword_file(good)
     assert [(r.term, r.category, r.action) for r in rules] == [
-        ("禁词", "vip", "block"), ("foo bar", "vip", None)]
+        ("禁词", "vip", "block"),
+        ("foo bar", "vip", None),
+    ]
     bad = tmp_path / "gbk.tsv"
     bad.write_bytes(b"ok\tvip\tblock\n" + "禁词\tvip\tblock\n".encode("gbk"))
     with pytest.raises(PolicyConfigError, match=r"gbk\.tsv:2: not valid UTF-8"):
@@ -65,8 +67,12 @@ def test_registry_caches_and_reloads_changed_operator_files(tmp_path: Path) -> N
     with pytest.raises(PolicyConfigError, match="not valid UTF-8"):
         registry.reload()
 
-    changed = {"policy": {"builtin_keywords": False, "keywords": [
-        {"term": "gamma", "category": "vip", "action": "block"}]}}
+    changed = {
+        "policy": {
+            "builtin_keywords": False,
+            "keywords": [{"term": "gamma", "category": "vip", "action": "block"}],
+        }
+    }
     assert PolicyRegistry().engine_for("t1", changed).evaluate("gamma", "agent").action == "block"
 
 

@@ -36,10 +36,25 @@ def test_lone_surrogates_are_plain_text() -> None:
     assert n.to_original(3) == 3
 
 
-_ALPHABET = st.sampled_from([
-    *"ab1２３ .-_", "\u200b", "\u200d", "ﬁ", "ß", "帳", "戶", "e\u0301", "\ud800", "①",
-    "\U0001d41a", "\U000e0041", "\U0001f600", "\ufe0f", "。",
-])
+_ALPHABET = st.sampled_from(
+    [
+        *"ab1２３ .-_",
+        "\u200b",
+        "\u200d",
+        "ﬁ",
+        "ß",
+        "帳",
+        "戶",
+        "e\u0301",
+        "\ud800",
+        "①",
+        "\U0001d41a",
+        "\U000e0041",
+        "\U0001f600",
+        "\ufe0f",
+        "。",
+    ]
+)
 
 
 @given(st.lists(_ALPHABET, max_size=40).map("".join))

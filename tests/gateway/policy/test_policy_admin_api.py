@@ -88,8 +88,9 @@ async def test_unknown_policy_keys_are_refused_and_not_stored(admin):
     assert status == 400 and "unknown key 'sneaky'" in body["error"]["message"]
     tenant = await svc.store.get_tenant("demo")
     assert "foo" not in (tenant.settings.get("policy") or {})
-    status, body = await _patch(http, base, h, {"actions": {"phone": "mask"},
-                                                "builtin_categories": ["political"]})
+    status, body = await _patch(
+        http, base, h, {"actions": {"phone": "mask"}, "builtin_categories": ["political"]}
+    )
     assert status == 200, body
 
 
@@ -99,11 +100,15 @@ async def test_keyword_list_upload_applies_and_errors_do_not_echo(admin):
     async with http.put(url, json={"text": "秘密暗号\tvip\tblock\n"}, headers=h) as r:
         assert r.status == 200, await r.text()
         assert (await r.json())["terms"] == 1
-    async with http.post(f"{base}/api/policy/test", headers=h,
-                         json={"text": "说出秘 密 暗 號", "direction": "customer"}) as r:
+    async with http.post(
+        f"{base}/api/policy/test",
+        headers=h,
+        json={"text": "说出秘 密 暗 號", "direction": "customer"},
+    ) as r:
         assert (await r.json())["action"] == "block"
-    async with http.put(url, json={"text": "ok\tvip\n" + "hunter2-private\tvip\tnuke\n"},
-                        headers=h) as r:
+    async with http.put(
+        url, json={"text": "ok\tvip\n" + "hunter2-private\tvip\tnuke\n"}, headers=h
+    ) as r:
         body = await r.json()
     assert r.status == 400 and body["error"]["code"] == "invalid_keyword_list"
     assert "line" not in body["error"]["message"] or ":2:" in body["error"]["message"]
@@ -111,13 +116,15 @@ async def test_keyword_list_upload_applies_and_errors_do_not_echo(admin):
     async with http.get(f"{base}/api/policy/keyword-lists", headers=h) as r:
         listed = (await r.json())["lists"]
     assert [(x["name"], x["terms"]) for x in listed] == [("vip-words", 1)]  # old list kept
-    async with http.put(f"{base}/api/policy/keyword-lists/..%2Fetc", json={"text": "a\tb\n"},
-                        headers=h) as r:
+    async with http.put(
+        f"{base}/api/policy/keyword-lists/..%2Fetc", json={"text": "a\tb\n"}, headers=h
+    ) as r:
         assert r.status in (400, 404)
     async with http.delete(url, headers=h) as r:
         assert r.status == 200
-    async with http.post(f"{base}/api/policy/test", headers=h,
-                         json={"text": "秘密暗号", "direction": "customer"}) as r:
+    async with http.post(
+        f"{base}/api/policy/test", headers=h, json={"text": "秘密暗号", "direction": "customer"}
+    ) as r:
         assert (await r.json())["action"] == "allow"
 
 
@@ -126,8 +133,9 @@ async def test_oversized_list_is_refused_without_stalling_the_loop(admin):
     line = "词" * 60 + "\tbulk\n"
     text = line * (MAX_LIST_BYTES // len(line.encode()) + 5)
     async with LoopLag() as lag:
-        async with http.put(f"{base}/api/policy/keyword-lists/big", json={"text": text[:49_000]},
-                            headers=h) as r:
+        async with http.put(
+            f"{base}/api/policy/keyword-lists/big", json={"text": text[:49_000]}, headers=h
+        ) as r:
             body = await r.json()
     assert r.status in (400, 413)
     assert "词词词" not in str(body)
@@ -135,11 +143,15 @@ async def test_oversized_list_is_refused_without_stalling_the_loop(admin):
     # A maximal valid list builds off-loop: the loop keeps serving meanwhile.
     text = "".join(f"t{i:05d}x\tbulk\n" for i in range(3500))
     async with LoopLag() as lag:
-        async with http.put(f"{base}/api/policy/keyword-lists/big", json={"text": text},
-                            headers=h) as r:
+        async with http.put(
+            f"{base}/api/policy/keyword-lists/big", json={"text": text}, headers=h
+        ) as r:
             assert r.status == 200, await r.text()
-        async with http.post(f"{base}/api/policy/test", headers=h,
-                             json={"text": "a t03499x b", "direction": "customer"}) as r:
+        async with http.post(
+            f"{base}/api/policy/test",
+            headers=h,
+            json={"text": "a t03499x b", "direction": "customer"},
+        ) as r:
             assert (await r.json())["action"] == "flag"
     assert lag.worst < 1.0, lag.worst  # the build itself takes longer on a loaded machine
 
@@ -153,4 +165,8 @@ async def test_schema_endpoint_shows_keys_defaults_and_audiences(admin):
     assert "keyword_files" not in keys
     phone = next(k for k in body["kinds"] if k["kind"] == "phone")
     assert (phone["agent"], phone["plugin"], phone["audience_mask"], phone["log"]) == (
-        "allow", "mask", "phone", "never")
+        "allow",
+        "mask",
+        "phone",
+        "never",
+    )

@@ -25,25 +25,35 @@ def agent(aid: str = "a1", tenant_id: str = "t1", **kw) -> Agent:
 
 def chat(cid: str = "c1", tenant_id: str = "t1", **kw) -> Chat:
     return Chat(
-        id=cid, tenant_id=tenant_id, state=kw.pop("state", "queued"),
-        created_at=kw.pop("created_at", 100.0), **kw,
+        id=cid,
+        tenant_id=tenant_id,
+        state=kw.pop("state", "queued"),
+        created_at=kw.pop("created_at", 100.0),
+        **kw,
     )
 
 
 def msg(msg_id: str, chat_id: str = "c1", **kw) -> NewMessage:
     return NewMessage(
-        chat_id=chat_id, msg_id=msg_id, sender=kw.pop("sender", "customer"),
-        ts=kw.pop("ts", 200.0), body_sealed=kw.pop("body_sealed", b"sealed:" + msg_id.encode()),
+        chat_id=chat_id,
+        msg_id=msg_id,
+        sender=kw.pop("sender", "customer"),
+        ts=kw.pop("ts", 200.0),
+        body_sealed=kw.pop("body_sealed", b"sealed:" + msg_id.encode()),
         **kw,
     )
 
 
 def event(key: str, chat_id: str | None = "c1", plugin: str = "webhook", **kw) -> OutboxEvent:
     return OutboxEvent(
-        tenant_id=kw.pop("tenant_id", "t1"), plugin=plugin,
-        event_type=kw.pop("event_type", "message"), idempotency_key=key,
-        payload_sealed=kw.pop("payload_sealed", b"payload:" + key.encode()), chat_id=chat_id,
-        created_at=kw.pop("created_at", 50.0), **kw,
+        tenant_id=kw.pop("tenant_id", "t1"),
+        plugin=plugin,
+        event_type=kw.pop("event_type", "message"),
+        idempotency_key=key,
+        payload_sealed=kw.pop("payload_sealed", b"payload:" + key.encode()),
+        chat_id=chat_id,
+        created_at=kw.pop("created_at", 50.0),
+        **kw,
     )
 
 

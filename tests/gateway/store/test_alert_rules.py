@@ -15,8 +15,10 @@ from gateway.store import Agent, AgentSession, Store, Tenant
 
 # Wednesday 2023-11-15 10:00 Asia/Shanghai (02:00 UTC)
 T0 = dt.datetime(2023, 11, 15, 2, 0, tzinfo=dt.UTC).timestamp()
-CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-              "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
+CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 
 
@@ -31,8 +33,9 @@ class Harness:
         async def settings_of(_: str) -> dict:
             return self.settings
 
-        self.engine = AlertEngine(store, self.auditor, clock, settings_of=settings_of,
-                                  on_alert=[self.fired.append])
+        self.engine = AlertEngine(
+            store, self.auditor, clock, settings_of=settings_of, on_alert=[self.fired.append]
+        )
         self.auditor.listeners.append(self.engine)
 
     async def emit(self, action: str, n: int = 1, *, step: float = 1.0, **kw) -> None:
@@ -48,9 +51,17 @@ class Harness:
 async def h(store: Store) -> Harness:
     await store.create_tenant(Tenant(id="t1", name="T1", created_at=T0))
     for agent_id in ("sup", "a2"):
-        await store.create_agent(Agent(id=agent_id, tenant_id="t1", email=f"{agent_id}@x.cn",
-                                       display_name=agent_id, role="supervisor",
-                                       password_hash="x", created_at=T0))
+        await store.create_agent(
+            Agent(
+                id=agent_id,
+                tenant_id="t1",
+                email=f"{agent_id}@x.cn",
+                display_name=agent_id,
+                role="supervisor",
+                password_hash="x",
+                created_at=T0,
+            )
+        )
     return Harness(store, ManualClock(T0))
 
 
@@ -122,8 +133,9 @@ async def test_blocked_messages(h: Harness) -> None:
 
 
 async def test_plugin_dead_letters(h: Harness) -> None:
-    await h.emit("plugin.dead_lettered", 9, step=10, actor="system", target="zendesk",
-                 plugin="zendesk")
+    await h.emit(
+        "plugin.dead_lettered", 9, step=10, actor="system", target="zendesk", plugin="zendesk"
+    )
     assert h.fired == []
     await h.emit("plugin.dead_lettered", actor="system", target="zendesk", plugin="zendesk")
     assert h.rules() == ["plugin_dead_letters"]
@@ -132,8 +144,14 @@ async def test_plugin_dead_letters(h: Harness) -> None:
 
 async def test_off_hours_only_with_working_hours_set(h: Harness) -> None:
     await h.emit("transcript.opened", actor="sup", target="c")  # no hours configured
-    h.settings = {"working_hours": {"start": "09:00", "end": "18:00", "days": [1, 2, 3, 4, 5],
-                                    "tz": "Asia/Shanghai"}}
+    h.settings = {
+        "working_hours": {
+            "start": "09:00",
+            "end": "18:00",
+            "days": [1, 2, 3, 4, 5],
+            "tz": "Asia/Shanghai",
+        }
+    }
     await h.emit("transcript.opened", actor="sup", target="c")  # Wed 10:00: inside
     assert h.fired == []
     h.clock.advance(10 * 3600)  # Wed 20:00 Shanghai
@@ -148,9 +166,17 @@ async def test_off_hours_only_with_working_hours_set(h: Harness) -> None:
 
 
 async def _login(h: Harness, token: str, ip: str, ua: str) -> None:
-    await h.store.create_session(AgentSession(token_hash=token, agent_id="sup", tenant_id="t1",
-                                              created_at=h.clock(), last_seen_at=h.clock(),
-                                              ip=ip, user_agent=ua))
+    await h.store.create_session(
+        AgentSession(
+            token_hash=token,
+            agent_id="sup",
+            tenant_id="t1",
+            created_at=h.clock(),
+            last_seen_at=h.clock(),
+            ip=ip,
+            user_agent=ua,
+        )
+    )
     await h.emit("login.ok", actor="sup", target="sup", ip=ip)
 
 
@@ -175,8 +201,7 @@ def test_helpers() -> None:
     assert network_of("not an ip") is None
     assert browser_of(CHROME_WIN) == "Chrome/Windows"
     assert browser_of(FIREFOX_LINUX) == "Firefox/Linux"
-    night = WorkingHours.parse({"start": "22:00", "end": "06:00", "days": [1],
-                                "tz": "UTC"})
+    night = WorkingHours.parse({"start": "22:00", "end": "06:00", "days": [1], "tz": "UTC"})
     monday_23 = dt.datetime(2023, 11, 13, 23, 0, tzinfo=dt.UTC).timestamp()
     assert night.contains(monday_23)
     assert night.contains(monday_23 + 4 * 3600)  # Tuesday 03:00 belongs to Monday's shift

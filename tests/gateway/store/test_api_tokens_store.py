@@ -7,11 +7,17 @@ from tests.gateway.store.helpers import agent, tenant
 
 
 def _token(tid: str, tenant_id: str = "t1", owner: str = "a1", **kw) -> ApiToken:
-    return ApiToken(id=tid, tenant_id=tenant_id, owner_id=owner, name=kw.pop("name", tid),
-                    token_hash=kw.pop("token_hash", "h-" + tid),
-                    permissions=kw.pop("permissions", ["audit_read", "agent_manage"]),
-                    created_at=kw.pop("created_at", 100.0),
-                    expires_at=kw.pop("expires_at", 1000.0), **kw)
+    return ApiToken(
+        id=tid,
+        tenant_id=tenant_id,
+        owner_id=owner,
+        name=kw.pop("name", tid),
+        token_hash=kw.pop("token_hash", "h-" + tid),
+        permissions=kw.pop("permissions", ["audit_read", "agent_manage"]),
+        created_at=kw.pop("created_at", 100.0),
+        expires_at=kw.pop("expires_at", 1000.0),
+        **kw,
+    )
 
 
 async def test_api_tokens_round_trip_revoke_and_touch(store) -> None:

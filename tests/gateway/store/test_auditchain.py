@@ -18,18 +18,23 @@ from gateway.store import Store, Tenant
 T0 = 1_700_000_000.0
 
 DROP_TRIGGERS = {
-    "sqlite": ["DROP TRIGGER audit_log_no_update",
-               "DROP TRIGGER audit_log_delete_only_checkpointed"],
-    "postgresql": ["DROP TRIGGER audit_log_no_update ON audit_log",
-                   "DROP TRIGGER audit_log_delete_only_checkpointed ON audit_log"],
+    "sqlite": [
+        "DROP TRIGGER audit_log_no_update",
+        "DROP TRIGGER audit_log_delete_only_checkpointed",
+    ],
+    "postgresql": [
+        "DROP TRIGGER audit_log_no_update ON audit_log",
+        "DROP TRIGGER audit_log_delete_only_checkpointed ON audit_log",
+    ],
 }
 
 
 class Chain:
     """An auditor, keys and checkpointer over one store, like a gateway node has."""
 
-    def __init__(self, store: Store, keyring: Keyring, identity: GatewayIdentity,
-                 clock: ManualClock) -> None:
+    def __init__(
+        self, store: Store, keyring: Keyring, identity: GatewayIdentity, clock: ManualClock
+    ) -> None:
         self.store = store
         self.keys = AuditKeys(store, keyring, clock)
         self.auditor = Auditor(store, clock, seal=self.keys.seal)
@@ -65,15 +70,24 @@ async def chain(store: Store, keyring, identity, clock) -> Chain:
 
 async def _fill(chain: Chain, clock: ManualClock, n: int = 5) -> None:
     for i in range(n):
-        await chain.auditor.record("transcript.opened", tenant_id="t1", actor="a1",
-                                   target=f"chat{i}", ip="10.0.0.1", via="watch",
-                                   ratio=0.1 * i, count=i, 中文="键")
+        await chain.auditor.record(
+            "transcript.opened",
+            tenant_id="t1",
+            actor="a1",
+            target=f"chat{i}",
+            ip="10.0.0.1",
+            via="watch",
+            ratio=0.1 * i,
+            count=i,
+            中文="键",
+        )
         clock.advance(1)
 
 
 async def _ids(raw) -> list[int]:
-    return [r[0] for r in await raw.fetch("SELECT id FROM audit_log WHERE chain = 't1' "
-                                          "ORDER BY id")]
+    return [
+        r[0] for r in await raw.fetch("SELECT id FROM audit_log WHERE chain = 't1' ORDER BY id")
+    ]
 
 
 async def test_intact_chain_verifies_and_round_trips_floats_and_unicode(chain, clock) -> None:
@@ -102,11 +116,9 @@ async def test_edited_details_are_detected(chain, clock, raw, backend) -> None:
     ids = await _ids(raw)
     for sql in DROP_TRIGGERS[backend]:
         await raw.execute(sql)
-    await raw.execute("UPDATE audit_log SET details = '{\"via\": \"api\"}' "
-                      f"WHERE id = {ids[1]}")
+    await raw.execute(f'UPDATE audit_log SET details = \'{{"via": "api"}}\' WHERE id = {ids[1]}')
     report = await chain.verify()
-    assert (report.ok, report.problem, report.first_broken_id) == (False, "mac_mismatch",
-                                                                   ids[1])
+    assert (report.ok, report.problem, report.first_broken_id) == (False, "mac_mismatch", ids[1])
 
 
 async def test_deleted_row_is_detected(chain, clock, raw, backend) -> None:
@@ -126,12 +138,10 @@ async def test_deleted_first_row_is_detected(chain, clock, raw, backend) -> None
         await raw.execute(sql)
     await raw.execute(f"DELETE FROM audit_log WHERE id = {ids[0]}")
     report = await chain.verify()
-    assert (report.ok, report.problem, report.first_broken_id) == (False, "missing_anchor",
-                                                                   ids[1])
+    assert (report.ok, report.problem, report.first_broken_id) == (False, "missing_anchor", ids[1])
 
 
-async def test_deleted_tail_is_detected_by_head_or_checkpoint(chain, clock, raw,
-                                                              backend) -> None:
+async def test_deleted_tail_is_detected_by_head_or_checkpoint(chain, clock, raw, backend) -> None:
     await _fill(chain, clock)
     await chain.checkpointer.checkpoint_all()
     ids = await _ids(raw)
@@ -150,8 +160,10 @@ async def test_deleted_tail_is_detected_by_head_or_checkpoint(chain, clock, raw,
 
 async def test_inserted_row_without_mac_is_detected(chain, clock, raw) -> None:
     await _fill(chain, clock)
-    await raw.execute("INSERT INTO audit_log (ts, action, tenant_id, actor, details) "
-                      "VALUES (1700000002.5, 'login.ok', 't1', 'intruder', '{}')")
+    await raw.execute(
+        "INSERT INTO audit_log (ts, action, tenant_id, actor, details) "
+        "VALUES (1700000002.5, 'login.ok', 't1', 'intruder', '{}')"
+    )
     ids = await _ids(raw)
     report = await chain.verify()
     assert not report.ok and report.problem == "unchained_row"
@@ -166,13 +178,15 @@ async def test_inserted_row_with_copied_mac_is_detected(chain, clock, raw, backe
     await raw.execute(
         "INSERT INTO audit_log (ts, action, tenant_id, actor, target, ip, details, chain, seq,"
         " key_id, mac) SELECT ts, action, tenant_id, actor, target, ip, details, chain, 6,"
-        " key_id, mac FROM audit_log WHERE chain = 't1' AND seq = 3")
+        " key_id, mac FROM audit_log WHERE chain = 't1' AND seq = 3"
+    )
     report = await chain.verify()
     assert (report.ok, report.problem, report.first_broken_seq) == (False, "mac_mismatch", 6)
 
 
-async def test_concurrent_appends_from_two_nodes_never_fork(store, second_store, keyring,
-                                                            identity, clock, chain) -> None:
+async def test_concurrent_appends_from_two_nodes_never_fork(
+    store, second_store, keyring, identity, clock, chain
+) -> None:
     other = Chain(second_store, keyring, identity, clock)
     await other.keys.load()
     assert other.keys.current_id == chain.keys.current_id  # first node's root is shared
@@ -181,8 +195,9 @@ async def test_concurrent_appends_from_two_nodes_never_fork(store, second_store,
         for i in range(15):
             await c.auditor.record("chat.assigned", tenant_id="t1", actor=who, target=str(i))
 
-    await asyncio.gather(burst(chain, "n1"), burst(other, "n2"), burst(chain, "n1b"),
-                         burst(other, "n2b"))
+    await asyncio.gather(
+        burst(chain, "n1"), burst(other, "n2"), burst(chain, "n1b"), burst(other, "n2b")
+    )
     report = await chain.verify()
     assert report.ok, report.as_dict()
     assert report.rows == 60 and report.head_seq == 60
@@ -211,8 +226,9 @@ async def test_forged_checkpoint_is_detected(chain, clock) -> None:
     assert (report.ok, report.problem) == (False, "bad_checkpoint")
 
 
-async def test_master_key_rotation_keeps_rows_verifiable(store, chain, clock, identity,
-                                                         keyring) -> None:
+async def test_master_key_rotation_keeps_rows_verifiable(
+    store, chain, clock, identity, keyring
+) -> None:
     await _fill(chain, clock)
     rotated = Keyring([MasterKey.generate(), keyring.current])  # new key first
     after_rotation = AuditKeys(store, rotated, clock)

@@ -14,15 +14,28 @@ KEEP = KEEP_DAYS * DAY
 
 
 def _session(name: str, **kw) -> AgentSession:
-    return AgentSession(token_hash=name, agent_id="a1", tenant_id="t1",
-                        created_at=kw.pop("created_at", NOW - DAY),
-                        last_seen_at=kw.pop("last_seen_at", NOW - 60), **kw)
+    return AgentSession(
+        token_hash=name,
+        agent_id="a1",
+        tenant_id="t1",
+        created_at=kw.pop("created_at", NOW - DAY),
+        last_seen_at=kw.pop("last_seen_at", NOW - 60),
+        **kw,
+    )
 
 
 def _token(tid: str, **kw) -> ApiToken:
-    return ApiToken(id=tid, tenant_id="t1", owner_id="a1", name=tid, token_hash="h-" + tid,
-                    permissions=["audit_read"], created_at=NOW - 400 * DAY,
-                    expires_at=kw.pop("expires_at", NOW + DAY), **kw)
+    return ApiToken(
+        id=tid,
+        tenant_id="t1",
+        owner_id="a1",
+        name=tid,
+        token_hash="h-" + tid,
+        permissions=["audit_read"],
+        created_at=NOW - 400 * DAY,
+        expires_at=kw.pop("expires_at", NOW + DAY),
+        **kw,
+    )
 
 
 async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> None:
@@ -33,10 +46,12 @@ async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> Non
         "live": _session("live"),
         "revoked-recently": _session("revoked-recently", revoked_at=NOW - KEEP + 60),
         "revoked-long-ago": _session("revoked-long-ago", revoked_at=NOW - KEEP - 60),
-        "idle-long-ago": _session("idle-long-ago",
-                                  last_seen_at=NOW - auth.idle_timeout - KEEP - 60),
-        "too-old": _session("too-old", created_at=NOW - auth.absolute_lifetime - KEEP - 60,
-                            last_seen_at=NOW - 60),
+        "idle-long-ago": _session(
+            "idle-long-ago", last_seen_at=NOW - auth.idle_timeout - KEEP - 60
+        ),
+        "too-old": _session(
+            "too-old", created_at=NOW - auth.absolute_lifetime - KEEP - 60, last_seen_at=NOW - 60
+        ),
     }
     for s in sessions.values():
         await store.create_session(s)
@@ -66,7 +81,10 @@ async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> Non
     assert await store.get_lockout("idle") is None
     # a second run finds nothing more
     assert await Housekeeping(store, auth, lambda: NOW).run_once() == {
-        "sessions": 0, "api_tokens": 0, "lockouts": 0}
+        "sessions": 0,
+        "api_tokens": 0,
+        "lockouts": 0,
+    }
 
 
 async def test_the_retention_worker_runs_housekeeping_on_its_interval(store) -> None:
@@ -83,9 +101,16 @@ async def test_the_retention_worker_runs_housekeeping_on_its_interval(store) -> 
             ran.set()
             return counts
 
-    job = RetentionJob(store, chats=None, config=RetentionConfig(closed_chat_days=0,  # type: ignore[arg-type]
-                                                                   interval_seconds=0.05),
-                       clock=lambda: NOW, housekeeping=Recorder(store, AuthConfig(), lambda: NOW))
+    job = RetentionJob(
+        store,
+        chats=None,
+        config=RetentionConfig(
+            closed_chat_days=0,  # type: ignore[arg-type]
+            interval_seconds=0.05,
+        ),
+        clock=lambda: NOW,
+        housekeeping=Recorder(store, AuthConfig(), lambda: NOW),
+    )
     await job.start()
     try:
         await asyncio.wait_for(ran.wait(), 10)

@@ -22,8 +22,11 @@ def _plus_one(now: float):
 
 async def test_parallel_increments_are_all_counted(store: Store, second_store: Store) -> None:
     # 40 concurrent failures from two "nodes" sharing the database: none may be lost.
-    calls = [s.update_lockout("p:k1", _plus_one(float(i)))
-             for i in range(20) for s in (store, second_store)]
+    calls = [
+        s.update_lockout("p:k1", _plus_one(float(i)))
+        for i in range(20)
+        for s in (store, second_store)
+    ]
     results = await asyncio.gather(*calls)
     record = await store.get_lockout("p:k1")
     assert record is not None and record.failures == 40.0
@@ -46,8 +49,9 @@ async def test_update_returns_before_after_and_can_delete(store: Store) -> None:
 
 
 async def test_fractional_failures_and_alert_time_round_trip(store: Store) -> None:
-    rec = LockoutRecord("a:y", failures=2.75, last_failure_at=1.5, locked_until=9.0,
-                        alerted_at=7.25)
+    rec = LockoutRecord(
+        "a:y", failures=2.75, last_failure_at=1.5, locked_until=9.0, alerted_at=7.25
+    )
     await store.put_lockout(rec)
     assert await store.get_lockout("a:y") == rec
 

@@ -59,15 +59,27 @@ async def test_jsonb_and_bytea_types(postgres_dsn: str) -> None:
         finally:
             await conn.close()
         types = {(r["table_name"], r["column_name"]): r["data_type"] for r in rows}
-        for col in [("tenants", "settings"), ("tenants", "allowed_origins"),
-                    ("audit_log", "details"), ("plugin_configs", "config"),
-                    ("messages", "policy"), ("policy_flags", "kinds")]:
+        for col in [
+            ("tenants", "settings"),
+            ("tenants", "allowed_origins"),
+            ("audit_log", "details"),
+            ("plugin_configs", "config"),
+            ("messages", "policy"),
+            ("policy_flags", "kinds"),
+        ]:
             assert types[col] == "jsonb", col
-        for col in [("messages", "body_sealed"), ("chat_keys", "wrapped_key"),
-                    ("outbox", "payload_sealed")]:
+        for col in [
+            ("messages", "body_sealed"),
+            ("chat_keys", "wrapped_key"),
+            ("outbox", "payload_sealed"),
+        ]:
             assert types[col] == "bytea", col
-        for col in [("tenants", "frozen"), ("agents", "disabled"), ("chats", "verified"),
-                    ("plugin_configs", "enabled")]:
+        for col in [
+            ("tenants", "frozen"),
+            ("agents", "disabled"),
+            ("chats", "verified"),
+            ("plugin_configs", "enabled"),
+        ]:
             assert types[col] == "boolean", col
     finally:
         await store.close()

@@ -16,17 +16,20 @@ from tests.gateway.store.conftest import RawSQL
 SECRET_ID = "cust-4111111111111111-acct-991"
 
 
-async def test_client_ids_are_sealed_and_still_deduplicated(store_url: str, raw: RawSQL,
-                                                            tmp_path: Path) -> None:
+async def test_client_ids_are_sealed_and_still_deduplicated(
+    store_url: str, raw: RawSQL, tmp_path: Path
+) -> None:
     runner, base, svc = await start_gateway(tmp_path, store={"url": store_url})
     try:
         # a plugin that wants chat.message, so outbox rows (with idempotency keys) exist;
         # its target is a closed loopback port: nothing leaves the machine
         await svc.plugins.configure(
-            "demo", "webhook", {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32},
-            allow_private=True)
-        client = CustomerClient(base, "demo", origin=base,
-                                gateway_key=svc.identity.verify_key_b64)
+            "demo",
+            "webhook",
+            {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32},
+            allow_private=True,
+        )
+        client = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
         await client.connect()
         await client.open()
         first = await client.send_text("hello", msg_id=SECRET_ID)

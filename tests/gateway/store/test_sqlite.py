@@ -40,8 +40,10 @@ async def test_pragmas_and_file_mode(tmp_path: Path) -> None:
     try:
         writer = store._writer
         assert writer is not None
+
         async def pragma(name: str):
             return (await (await writer.execute(f"PRAGMA {name}")).fetchone())[0]
+
         assert await pragma("journal_mode") == "wal"
         assert await pragma("synchronous") == 2  # FULL
         assert await pragma("foreign_keys") == 1
@@ -63,15 +65,25 @@ async def test_no_plaintext_on_disk(tmp_path: Path) -> None:
     try:
         await store.create_tenant(tenant())
         await store.create_agent(agent(email="ann@example.com"))
-        await store.create_chat(chat(profile_sealed=bytes(box.encrypt(b"Ann, ann@shop"))),
-                                b"wrapped-by-master")
-        ev = OutboxEvent("t1", "webhook", "message", "m1:webhook",
-                         bytes(box.encrypt(PLAINTEXT.encode())), "c1", 1.0)
+        await store.create_chat(
+            chat(profile_sealed=bytes(box.encrypt(b"Ann, ann@shop"))), b"wrapped-by-master"
+        )
+        ev = OutboxEvent(
+            "t1",
+            "webhook",
+            "message",
+            "m1:webhook",
+            bytes(box.encrypt(PLAINTEXT.encode())),
+            "c1",
+            1.0,
+        )
         await store.append_message(msg("m1", body_sealed=sealed), [ev])
-        await store.add_flag(PolicyFlag("c1", "t1", 1, ["card"],
-                                        bytes(box.encrypt(PLAINTEXT.encode())), 1.0))
-        await store.append_audit(AuditEvent(ts=1.0, action="flag.open", actor="a1",
-                                            details={"kinds": ["card"]}))
+        await store.add_flag(
+            PolicyFlag("c1", "t1", 1, ["card"], bytes(box.encrypt(PLAINTEXT.encode())), 1.0)
+        )
+        await store.append_audit(
+            AuditEvent(ts=1.0, action="flag.open", actor="a1", details={"kinds": ["card"]})
+        )
         assert (await store.messages_after("c1", 0))[0].body_sealed == sealed
     finally:
         await store.close()
@@ -79,8 +91,12 @@ async def test_no_plaintext_on_disk(tmp_path: Path) -> None:
     assert sealed in data  # stored as given, byte for byte
     assert b"ann@example.com" in data  # metadata is not sealed, by design
     for needle in (PLAINTEXT, "4111 1111", "refund order", "ann@shop"):
-        for encoded in (needle.encode(), needle.encode("utf-16-le"),
-                        base64.b64encode(needle.encode())[:16], needle.encode().hex().encode()):
+        for encoded in (
+            needle.encode(),
+            needle.encode("utf-16-le"),
+            base64.b64encode(needle.encode())[:16],
+            needle.encode().hex().encode(),
+        ):
             assert encoded not in data, needle
 
 
@@ -152,7 +168,10 @@ def test_acked_messages_survive_sigkill(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3]
     proc = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(db)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     acked: dict[str, int] = {}

@@ -95,8 +95,13 @@ async def test_tenant_conflict_and_not_found(store: Store) -> None:
 async def test_agent_crud_and_email_lookup(store: Store) -> None:
     await store.create_tenant(tenant("t1"))
     await store.create_tenant(tenant("t2"))
-    a = agent("a1", totp_secret_sealed=b"sealed-totp", totp_confirmed=True, role="admin",
-              password_changed_at=9.0)
+    a = agent(
+        "a1",
+        totp_secret_sealed=b"sealed-totp",
+        totp_confirmed=True,
+        role="admin",
+        password_changed_at=9.0,
+    )
     await store.create_agent(a)
     await store.create_agent(agent("a2", created_at=11.0))
     await store.create_agent(agent("b1", "t2", created_at=12.0))
@@ -194,8 +199,9 @@ async def test_sessions(store: Store) -> None:
     await store.create_tenant(tenant())
     await store.create_agent(agent("a1"))
     await store.create_agent(agent("a2"))
-    s1 = AgentSession("h1", "a1", "t1", created_at=100.0, last_seen_at=100.0, ip="10.0.0.1",
-                      user_agent="Firefox")
+    s1 = AgentSession(
+        "h1", "a1", "t1", created_at=100.0, last_seen_at=100.0, ip="10.0.0.1", user_agent="Firefox"
+    )
     s2 = AgentSession("h2", "a1", "t1", created_at=200.0, last_seen_at=200.0)
     s3 = AgentSession("h3", "a1", "t1", created_at=300.0, last_seen_at=300.0)
     other = AgentSession("o1", "a2", "t1", created_at=150.0, last_seen_at=150.0)
@@ -270,18 +276,29 @@ async def test_audit_append_and_query(store: Store) -> None:
     everything = await store.query_audit()
     assert [e.id for e in everything] == ids[::-1]
     first = everything[-1]
-    assert first == AuditEvent(ts=1000.0, action="login", tenant_id="t1", actor="a0",
-                               target="x0", ip="10.0.0.1", details={"i": 0, "nested": {"ok": True}},
-                               id=ids[0])
+    assert first == AuditEvent(
+        ts=1000.0,
+        action="login",
+        tenant_id="t1",
+        actor="a0",
+        target="x0",
+        ip="10.0.0.1",
+        details={"i": 0, "nested": {"ok": True}},
+        id=ids[0],
+    )
 
     assert {e.action for e in await store.query_audit(action="login")} == {"login"}
     assert len(await store.query_audit(action="login")) == 5
     assert [e.target for e in await store.query_audit(tenant_id="t2")] == ["x9", "x8", "x7"]
     assert [e.target for e in await store.query_audit(actor="a1")] == ["x7", "x4", "x1"]
     assert [e.target for e in await store.query_audit(since=1003.0, until=1006.0)] == [
-        "x5", "x4", "x3"]
-    assert [e.target for e in await store.query_audit(tenant_id="t1", action="chat.open",
-                                                      actor="a0")] == ["x3"]
+        "x5",
+        "x4",
+        "x3",
+    ]
+    assert [
+        e.target for e in await store.query_audit(tenant_id="t1", action="chat.open", actor="a0")
+    ] == ["x3"]
     assert await store.query_audit(action="nothing") == []
 
     # paging: newest first, before_id = last id of the previous page
@@ -298,9 +315,7 @@ async def test_audit_append_and_query(store: Store) -> None:
 async def test_audit_is_append_only_at_sql_level(store: Store, raw, backend: str) -> None:
     event_id = await store.append_audit(AuditEvent(ts=1.0, action="login", actor="a1"))
     # The trigger's own error: RAISE(ABORT) in SQLite, insufficient_privilege in PostgreSQL.
-    refused = (
-        sqlite3.IntegrityError if backend == "sqlite" else asyncpg.InsufficientPrivilegeError
-    )
+    refused = sqlite3.IntegrityError if backend == "sqlite" else asyncpg.InsufficientPrivilegeError
     with pytest.raises(refused, match="append-only"):
         await raw.execute(f"UPDATE audit_log SET action = 'tampered' WHERE id = {event_id}")
     with pytest.raises(refused, match="append-only"):
@@ -316,8 +331,13 @@ async def test_audit_is_append_only_at_sql_level(store: Store, raw, backend: str
 
 async def test_chat_create_get_key(store: Store) -> None:
     await store.create_tenant(tenant())
-    c = chat(identity_sealed=b"\x01id", profile_sealed=b"\x02profile", verified=True,
-             resume_token_hash="rth", queue="billing")
+    c = chat(
+        identity_sealed=b"\x01id",
+        profile_sealed=b"\x02profile",
+        verified=True,
+        resume_token_hash="rth",
+        queue="billing",
+    )
     await store.create_chat(c, b"\x00wrapped\xff")
     assert await store.get_chat("c1") == c
     assert await store.get_chat_key("c1") == b"\x00wrapped\xff"
@@ -336,8 +356,9 @@ async def test_list_chats_order_and_filters(store: Store) -> None:
     await store.create_tenant(tenant("t2"))
     await store.create_chat(chat("c3", created_at=300.0), b"k")
     await store.create_chat(chat("c1", created_at=100.0), b"k")
-    await store.create_chat(chat("c2", created_at=200.0, state="active",
-                                 assigned_agent_id="a1"), b"k")
+    await store.create_chat(
+        chat("c2", created_at=200.0, state="active", assigned_agent_id="a1"), b"k"
+    )
     await store.create_chat(chat("c4", created_at=50.0, state="closed", closed_at=60.0), b"k")
     await store.create_chat(chat("x1", "t2", created_at=10.0), b"k")
     assert [c.id for c in await store.list_chats("t1")] == ["c1", "c2", "c3"]
@@ -412,7 +433,9 @@ async def test_append_writes_outbox_in_same_transaction(store: Store) -> None:
     )
     items = await store.list_events()
     assert [(i.plugin, i.idempotency_key, i.chat_id, i.state) for i in items] == [
-        ("webhook", "m1:webhook", "c1", "pending"), ("zendesk", "m1:zendesk", "c1", "pending")]
+        ("webhook", "m1:webhook", "c1", "pending"),
+        ("zendesk", "m1:zendesk", "c1", "pending"),
+    ]
     assert items[0].payload_sealed == b"payload:m1:webhook"
     assert items[0].created_at == 50.0 and items[0].attempts == 0
 
@@ -425,7 +448,10 @@ async def test_append_writes_outbox_in_same_transaction(store: Store) -> None:
     r2 = await store.append_message(msg("m2"), [event("m1:webhook"), event("m2:webhook")])
     assert r2.message.seq == 2
     assert [i.idempotency_key for i in await store.list_events()] == [
-        "m1:webhook", "m1:zendesk", "m2:webhook"]
+        "m1:webhook",
+        "m1:zendesk",
+        "m2:webhook",
+    ]
 
 
 async def test_failing_event_rolls_back_message(store: Store) -> None:
@@ -480,8 +506,15 @@ async def test_concurrent_duplicate_appends(store: Store, second_store: Store) -
 
 
 async def test_erase_chat(store: Store) -> None:
-    await setup_chat(store, identity_sealed=b"who", profile_sealed=b"form", verified=True,
-                     resume_token_hash="rth", assigned_agent_id="a1", state="active")
+    await setup_chat(
+        store,
+        identity_sealed=b"who",
+        profile_sealed=b"form",
+        verified=True,
+        resume_token_hash="rth",
+        assigned_agent_id="a1",
+        state="active",
+    )
     await setup_chat(store, "keep")
     await store.append_message(msg("m1"), [event("e1")])
     await store.append_message(msg("m2"), [event("e2")])
@@ -552,8 +585,10 @@ async def test_flags(store: Store) -> None:
     assert [f.id for f in await store.list_flags("t1")] == [f1, f2]
     await store.mark_flag_reviewed(f1, "sup1")
     assert [f.id for f in await store.list_flags("t1")] == [f2]
-    assert [(f.id, f.reviewed_by) for f in await store.list_flags("t1", unreviewed_only=False)
-            ] == [(f1, "sup1"), (f2, None)]
+    assert [(f.id, f.reviewed_by) for f in await store.list_flags("t1", unreviewed_only=False)] == [
+        (f1, "sup1"),
+        (f2, None),
+    ]
     with pytest.raises(NotFound):
         await store.mark_flag_reviewed(99999, "sup1")
     with pytest.raises(NotFound):
@@ -567,11 +602,13 @@ async def test_enqueue_and_list_events(store: Store) -> None:
     await setup_chat(store)
     await store.create_tenant(tenant("t2"))
     await store.enqueue_events([])
-    await store.enqueue_events([
-        event("a", event_type="chat.opened"),
-        event("b", chat_id=None, plugin="zendesk"),
-        event("c", chat_id=None, tenant_id="t2"),
-    ])
+    await store.enqueue_events(
+        [
+            event("a", event_type="chat.opened"),
+            event("b", chat_id=None, plugin="zendesk"),
+            event("c", chat_id=None, tenant_id="t2"),
+        ]
+    )
     await store.enqueue_events([event("a"), event("d", plugin="zendesk")])  # "a" ignored
     items = await store.list_events()
     assert [i.idempotency_key for i in items] == ["a", "b", "c", "d"]
@@ -582,8 +619,9 @@ async def test_enqueue_and_list_events(store: Store) -> None:
     await store.mark_delivered(items[1].id, 99.0)
     delivered = await store.list_events(state="delivered")
     assert [(i.idempotency_key, i.delivered_at) for i in delivered] == [("b", 99.0)]
-    assert [i.idempotency_key for i in await store.list_events(plugin="zendesk",
-                                                                state="pending")] == ["d"]
+    assert [
+        i.idempotency_key for i in await store.list_events(plugin="zendesk", state="pending")
+    ] == ["d"]
     with pytest.raises(NotFound):
         await store.enqueue_events([event("z", tenant_id="ghost")])
     with pytest.raises(NotFound):
@@ -594,15 +632,17 @@ async def test_enqueue_and_list_events(store: Store) -> None:
 async def test_claim_groups_and_order(store: Store) -> None:
     await setup_chat(store, "c1")
     await setup_chat(store, "c2")
-    await store.enqueue_events([
-        event("c1-1", "c1"),             # head of (webhook, c1)
-        event("c2-1", "c2"),             # head of (webhook, c2)
-        event("c1-2", "c1"),             # behind c1-1
-        event("z-c1-1", "c1", "zendesk"),  # other plugin: own group
-        event("n1", None),               # chat-less: each its own group
-        event("n2", None),
-        event("c2-2", "c2"),
-    ])
+    await store.enqueue_events(
+        [
+            event("c1-1", "c1"),  # head of (webhook, c1)
+            event("c2-1", "c2"),  # head of (webhook, c2)
+            event("c1-2", "c1"),  # behind c1-1
+            event("z-c1-1", "c1", "zendesk"),  # other plugin: own group
+            event("n1", None),  # chat-less: each its own group
+            event("n2", None),
+            event("c2-2", "c2"),
+        ]
+    )
     claimed = await store.claim_due_events(now=100.0)
     assert [i.idempotency_key for i in claimed] == ["c1-1", "c2-1", "z-c1-1", "n1", "n2"]
     assert [i.id for i in claimed] == sorted(i.id for i in claimed)
@@ -611,7 +651,9 @@ async def test_claim_groups_and_order(store: Store) -> None:
     # limit takes the oldest heads
     await _release(store, claimed)
     assert [i.idempotency_key for i in await store.claim_due_events(100.0, limit=2)] == [
-        "c1-1", "c2-1"]
+        "c1-1",
+        "c2-1",
+    ]
 
 
 async def _release(store: Store, items) -> None:
@@ -636,7 +678,8 @@ async def test_claim_lease_and_lifecycle(store: Store) -> None:
     assert await store.claim_due_events(now=400.0) == []
     again = await store.claim_due_events(now=500.0)
     assert [(i.idempotency_key, i.attempts, i.last_error, i.next_attempt_at) for i in again] == [
-        ("e1", 1, "HTTP 503", 500.0)]
+        ("e1", 1, "HTTP 503", 500.0)
+    ]
 
     # dead-lettering the head lets the next one through
     await store.dead_letter(again[0].id, attempts=8, error="gave up")
@@ -685,8 +728,9 @@ async def test_claim_is_exclusive_across_nodes(store: Store, second_store: Store
 async def test_plugin_configs(store: Store) -> None:
     await store.create_tenant(tenant("t1"))
     await store.create_tenant(tenant("t2"))
-    cfg = PluginConfig("t1", "zendesk", True, {"subdomain": "acme", "tags": ["cd"]},
-                       b"\x00sealed", 10.0)
+    cfg = PluginConfig(
+        "t1", "zendesk", True, {"subdomain": "acme", "tags": ["cd"]}, b"\x00sealed", 10.0
+    )
     await store.put_plugin_config(cfg)
     await store.put_plugin_config(PluginConfig("t1", "webhook", False))
     await store.put_plugin_config(PluginConfig("t2", "webhook", True, {"url": "https://x"}))
@@ -699,7 +743,10 @@ async def test_plugin_configs(store: Store) -> None:
     await store.put_plugin_config(cfg)
     assert await store.get_plugin_config("t1", "zendesk") == cfg
     assert [(c.tenant_id, c.plugin) for c in await store.list_plugin_configs()] == [
-        ("t1", "webhook"), ("t1", "zendesk"), ("t2", "webhook")]
+        ("t1", "webhook"),
+        ("t1", "zendesk"),
+        ("t2", "webhook"),
+    ]
     assert [c.plugin for c in await store.list_plugin_configs("t1")] == ["webhook", "zendesk"]
     with pytest.raises(NotFound):
         await store.put_plugin_config(PluginConfig("ghost", "webhook", True))
@@ -755,7 +802,8 @@ async def test_failure_is_isolated_among_concurrent_writes(store: Store) -> None
     seqs = sorted(r.message.seq for r in results if not isinstance(r, BaseException))
     assert seqs == list(range(1, 12))
     assert {m.msg_id for m in await store.messages_after("c1", 0)} == {
-        f"m{i}" for i in range(12) if i != 5}
+        f"m{i}" for i in range(12) if i != 5
+    }
     assert len(await store.list_events()) == 11
 
 
@@ -765,8 +813,10 @@ async def test_failure_is_isolated_among_concurrent_writes(store: Store) -> None
 async def test_assign_chat_accept_race(store: Store, second_store: Store) -> None:
     await setup_chat(store)
     results = await asyncio.gather(
-        *((store, second_store)[i % 2].assign_chat("c1", agent_id=f"a{i}", now=150.0 + i)
-          for i in range(10))
+        *(
+            (store, second_store)[i % 2].assign_chat("c1", agent_id=f"a{i}", now=150.0 + i)
+            for i in range(10)
+        )
     )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
@@ -780,26 +830,44 @@ async def test_assign_chat_transfer_requeue(store: Store) -> None:
     await setup_chat(store, queue="sales")
     accepted = await store.assign_chat("c1", agent_id="a1", now=150.0)
     assert (accepted.state, accepted.assigned_agent_id, accepted.accepted_at, accepted.queue) == (
-        "active", "a1", 150.0, "sales")
+        "active",
+        "a1",
+        150.0,
+        "sales",
+    )
     # accept only works on queued chats
     assert await store.assign_chat("c1", agent_id="a2", now=151.0) is None
 
     # transfer: active → another agent, only if a1 still holds it
     transfer = dict(from_states=("active",), check_agent=True, expected_agent_id="a1")
-    assert await store.assign_chat("c1", agent_id="a2", now=160.0,
-                                   **{**transfer, "expected_agent_id": "a9"}) is None
+    assert (
+        await store.assign_chat(
+            "c1", agent_id="a2", now=160.0, **{**transfer, "expected_agent_id": "a9"}
+        )
+        is None
+    )
     moved = await store.assign_chat("c1", agent_id="a2", queue="billing", now=160.0, **transfer)
     assert (moved.assigned_agent_id, moved.queue, moved.accepted_at) == ("a2", "billing", 150.0)
     assert await store.assign_chat("c1", agent_id="a3", now=161.0, **transfer) is None  # stale
 
     # back to the queue
-    requeued = await store.assign_chat("c1", agent_id=None, from_states=("active",),
-                                       check_agent=True, expected_agent_id="a2", now=170.0)
+    requeued = await store.assign_chat(
+        "c1",
+        agent_id=None,
+        from_states=("active",),
+        check_agent=True,
+        expected_agent_id="a2",
+        now=170.0,
+    )
     assert (requeued.state, requeued.assigned_agent_id, requeued.queue) == (
-        "queued", None, "billing")
+        "queued",
+        None,
+        "billing",
+    )
     # check_agent with expected None matches an unassigned chat
-    again = await store.assign_chat("c1", agent_id="a4", check_agent=True,
-                                    expected_agent_id=None, now=180.0)
+    again = await store.assign_chat(
+        "c1", agent_id="a4", check_agent=True, expected_agent_id=None, now=180.0
+    )
     assert again.assigned_agent_id == "a4" and again.accepted_at == 150.0
     assert (await store.get_chat("c1")).last_seq == 0
 

@@ -50,7 +50,8 @@ async def ticketbox() -> AsyncIterator[Ticketbox]:
 async def test_passes_the_plugin_contract(ticketbox):
     async with aiohttp.ClientSession() as http:
         problems = await check_plugin_contract(
-            factory, {"url": ticketbox.url}, {"token": ticketbox.token}, http)
+            factory, {"url": ticketbox.url}, {"token": ticketbox.token}, http
+        )
     assert problems == []
 
 
@@ -59,8 +60,9 @@ async def test_retries_then_delivers_with_a_stable_idempotency_key(ticketbox):
     ticketbox.fail = [503]
     event = chat_closed(chat_id="c1", csat=3, customer=customer(email="ann@example.com"))
     async with aiohttp.ClientSession() as http:
-        instance = factory.create({"url": ticketbox.url, "queue": "support"},
-                                  {"token": ticketbox.token}, http)
+        instance = factory.create(
+            {"url": ticketbox.url, "queue": "support"}, {"token": ticketbox.token}, http
+        )
         store, results = await dispatch(instance, event, clock=clock, rounds=2)
     assert [r.outcome for r in results] == ["retry", "delivered"]
     first, second = ticketbox.requests
@@ -71,8 +73,9 @@ async def test_retries_then_delivers_with_a_stable_idempotency_key(ticketbox):
 
 async def test_wrong_token_is_a_dead_letter(ticketbox):
     async with aiohttp.ClientSession() as http:
-        instance = factory.create({"url": ticketbox.url, "queue": "support"},
-                                  {"token": "wrong"}, http)
+        instance = factory.create(
+            {"url": ticketbox.url, "queue": "support"}, {"token": "wrong"}, http
+        )
         store, results = await dispatch(instance, chat_closed(), clock=Clock())
     assert [r.outcome for r in results] == ["dead"]
     [dead] = store.by_state("dead")
