@@ -59,10 +59,12 @@ run: setup
 MYPY_PATHS := gateway crypto auth plugins
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_PATHS)
 
 test: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_PATHS)
 	$(BIN)/python -m pytest
 
