@@ -66,11 +66,40 @@ def config_from(args: argparse.Namespace, **server: Any) -> Config:
         raise CliError(str(exc)) from None
 
 
+def missing_installation(config: Config) -> str | None:
+    """Why ``config`` names no existing installation (None when it does): no master key
+    (neither the key file in the data directory nor ``CIPHERDESK_MASTER_KEY``), or, on
+    SQLite, no database file."""
+    from gateway.datadir import MASTER_KEY_FILE
+    from gateway.store import sqlite_path
+
+    if not config.master_key.strip() and not (config.data_dir / MASTER_KEY_FILE).is_file():
+        return "no master key"
+    url = config.store_url
+    if (url == "" or url.startswith("sqlite:")) and not sqlite_path(url, config.data_dir).is_file():
+        return "no database"
+    return None
+
+
+def require_installation(config: Config) -> None:
+    """Administrative commands work on an existing installation only: a mistyped
+    ``--data-dir`` must not silently create a new one (a new master key and an empty
+    database, with the new agent in it instead of in the real installation)."""
+    reason = missing_installation(config)
+    if reason is not None:
+        raise CliError(
+            f"{config.data_dir} holds no cipherdesk installation ({reason}); check --data-dir "
+            "(or $CIPHERDESK_DATA_DIR, --config), or create one with 'cipherdesk serve'"
+        )
+
+
 @contextlib.asynccontextmanager
 async def offline_services(config: Config) -> AsyncIterator[Any]:
-    """The gateway's services without the HTTP server, for administrative commands."""
+    """The gateway's services without the HTTP server, for administrative commands (on an
+    existing installation only, see :func:`require_installation`)."""
     from gateway.app import build_services, close_services
 
+    require_installation(config)
     svc = await build_services(config)
     try:
         yield svc
@@ -124,6 +153,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     config = config_from(args, host=args.host, port=args.port)
     configure_logging(args.log_level)
     _check_port(config.server.host, config.server.port)
+    if missing_installation(config) is not None:
+        print(
+            f"cipherdesk: creating a new installation in {config.data_dir} "
+            "(new master key, empty database)",
+            file=sys.stderr,
+            flush=True,
+        )
     app = create_app(config)
     print(_banner(config), file=sys.stderr, flush=True)
     web.run_app(
@@ -134,6 +170,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
         access_log=None,
         shutdown_timeout=config.server.shutdown_timeout,
     )
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    """Create an installation without serving (scripted set-ups, containers, tests): the
+    data directory, master key, signing key and database schema."""
+    from gateway.app import build_services, close_services
+
+    config = config_from(args)
+    if missing_installation(config) is None:
+        print(f"{config.data_dir} already holds a cipherdesk installation (nothing changed)")
+        return
+
+    async def create() -> None:
+        await close_services(await build_services(config))
+
+    asyncio.run(create())
+    print(f"created a new cipherdesk installation in {config.data_dir}")
 
 
 def cmd_chat_erase(args: argparse.Namespace) -> None:
@@ -160,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
 
+    init = sub.add_parser(
+        "init", parents=[common], help="create an installation (key, database) without serving"
+    )
+    init.set_defaults(func=cmd_init)
+
     chat = sub.add_parser("chat", help="chat administration")
     chat_sub = chat.add_subparsers(dest="chat_command", metavar="ACTION", required=True)
     erase = chat_sub.add_parser(
@@ -184,6 +242,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except EOFError:  # standard input closed at a prompt
+        print("cipherdesk: no input (standard input is closed)", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # e.g. the data directory is a file, or not writable
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"cipherdesk: {exc.strerror or exc}{where}", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:  # config/key-file problems surface here with their own text
         from crypto.envelope import EnvelopeError
         from crypto.identity import IdentityFileError

@@ -50,8 +50,14 @@ def _read_secret_stdin(what: str) -> str:
 
 
 def _prompt_password() -> str:
-    first = getpass.getpass("Password for the new agent: ")
-    second = getpass.getpass("Repeat the password: ")
+    try:
+        first = getpass.getpass("Password for the new agent: ")
+        second = getpass.getpass("Repeat the password: ")
+    except EOFError:
+        print(file=sys.stderr)  # end the prompt's line
+        raise CliError(
+            "no password given: standard input is closed (pipe one with --password-stdin)"
+        ) from None
     if first != second:
         raise CliError("the two passwords differ")
     return first

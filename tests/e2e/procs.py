@@ -187,6 +187,7 @@ class Cluster:
     #: TOML written to ``<workdir>/config.toml`` and passed with ``--config`` to every node.
     config_toml: str = ""
     nodes: list[Node] = field(default_factory=list)
+    initialised: bool = False  # an installation exists in the shared store (cli "init" ran)
 
     @property
     def config_args(self) -> list[str]:
@@ -249,7 +250,12 @@ class Cluster:
         return GatewayIdentity.load_or_create(self.nodes[0].data_dir / IDENTITY_FILE).verify_key_b64
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
-        """Run ``cipherdesk <args>`` against the shared store (no bus: offline command)."""
+        """Run ``cipherdesk <args>`` against the shared store (no bus: offline command).
+        The first call creates the installation (``cipherdesk init``) if no node has yet:
+        administrative commands refuse to create one themselves."""
+        if args[:1] != ("init",) and not self.initialised:
+            self.initialised = True
+            self.cli("init", timeout=timeout)
         env = self.env()
         env["CIPHERDESK_BUS_URL"] = "memory://"
         env["CIPHERDESK_RATELIMIT_URL"] = "memory://"

@@ -307,6 +307,7 @@ async def test_operator_token_cli_create_use_list_revoke(tmp_path):
     from tests.gateway.test_cli_admin import PASSWORD, cli
 
     data = tmp_path / "data"
+    assert (await asyncio.to_thread(cli, data, "init")).returncode == 0
     out = await asyncio.to_thread(
         cli, data, "operator", "add", "ops@example.com", "--password-stdin", stdin=PASSWORD + "\n"
     )

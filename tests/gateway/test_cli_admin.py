@@ -44,6 +44,7 @@ def _secret(stdout: str) -> str:
 
 async def test_agent_add_then_login_over_http(tmp_path):
     data = tmp_path / "data"
+    assert cli(data, "init").returncode == 0
     out = cli(
         data,
         "agent",
@@ -93,6 +94,7 @@ async def test_agent_add_then_login_over_http(tmp_path):
 
 def test_tenant_and_agent_commands(tmp_path):
     data = tmp_path / "data"
+    assert cli(data, "init").returncode == 0
     out = cli(
         data,
         "agent",
@@ -178,3 +180,48 @@ def test_tenant_and_agent_commands(tmp_path):
     ):
         assert action in out.stdout, action
     assert PASSWORD not in out.stdout and "k" * 40 not in out.stdout
+
+
+def test_commands_refuse_a_data_dir_without_an_installation(tmp_path):
+    """A mistyped --data-dir used to create a new installation (new master key, empty
+    database) and put the new agent there."""
+    typo = tmp_path / "dta"
+    out = cli(typo, "agent", "list", "--tenant", "demo")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"cipherdesk: {typo} holds no cipherdesk installation (no master key); check "
+        "--data-dir (or $CIPHERDESK_DATA_DIR, --config), or create one with 'cipherdesk serve'"
+    ]
+    assert not typo.exists()  # nothing was created
+    created = cli(typo, "init")
+    assert (created.returncode, created.stdout.strip()) == (
+        0,
+        f"created a new cipherdesk installation in {typo}",
+    )
+    again = cli(typo, "init")
+    assert "already holds a cipherdesk installation" in again.stdout
+    assert cli(typo, "agent", "list", "--tenant", "demo").returncode == 0
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_not_a_traceback(tmp_path):
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("oops")
+    out = cli(not_a_dir, "init")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("cipherdesk: ") and str(not_a_dir) in out.stderr
+
+
+def test_end_of_input_at_the_password_prompt_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    assert cli(data, "init").returncode == 0
+    # no --password-stdin: the interactive prompt meets a closed standard input
+    out = cli(
+        data, "agent", "add", "p@example.com", "--tenant", "demo", "--role", "agent", stdin=""
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "cipherdesk: no password given: standard input is closed (pipe one with --password-stdin)"
+    )

@@ -30,6 +30,7 @@ from tests.gateway.test_cli_admin import PASSWORD, _secret, cli
 
 async def test_cli_creates_an_operator_who_logs_in_and_runs_the_installation(tmp_path):
     data = tmp_path / "data"
+    assert cli(data, "init").returncode == 0
     out = cli(data, "operator", "add", "Ops@Example.com", "--password-stdin", stdin=PASSWORD + "\n")
     assert out.returncode == 0, out.stderr
     assert PASSWORD not in out.stdout + out.stderr

@@ -41,6 +41,7 @@ async def run(*args: str, stdin: str | None = None, data: Path) -> subprocess.Co
 
 async def test_enable_patch_secrets_private_network_describe_and_test(tmp_path):
     data = tmp_path / "data"
+    assert (await run("init", data=data)).returncode == 0
     receiver = await WebhookReceiver(secret="whsec-new-123456").start()
     try:
         url = receiver.url + "/hook"
