@@ -673,7 +673,17 @@ def _env() -> dict[str, str]:
 
 
 def _cli_add_agent(data_dir: Path, config: Path, email: str, password: str) -> str:
-    """Create an agent with ``cipherdesk agent add``; returns its TOTP secret."""
+    """Create an agent with ``cipherdesk agent add`` (after ``cipherdesk init``, which does
+    nothing when the installation exists); returns its TOTP secret."""
+    where = ["--data-dir", str(data_dir), "--config", str(config)]
+    subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "init", *where],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     out = subprocess.run(
         [
             sys.executable,

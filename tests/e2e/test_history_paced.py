@@ -3,13 +3,17 @@
 Regression: ``history`` put every message into the bounded send queue at once, so an agent
 asking for a chat of more than ``websocket.send_queue`` messages was dropped as a "slow
 consumer" (close 1008) although it was reading (found by the restore drill under load).
+A supervisor's ``watch`` had the same flaw (the transcript went through the feed at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import Ack
@@ -19,11 +23,21 @@ QUEUE = 16  # a small send queue stands for the production 256
 MESSAGES = 5 * QUEUE
 
 
-async def test_history_longer_than_the_send_queue_is_delivered_whole(tmp_path: Path) -> None:
+@dataclass
+class LongChat:
+    chat: str
+    customer: CustomerClient
+    supervisor: AgentClient
+
+
+@pytest.fixture
+async def long_chat(tmp_path: Path) -> AsyncIterator[LongChat]:
+    """A chat of ``MESSAGES`` messages and a connected supervisor, on a gateway whose send
+    queue holds ``QUEUE`` frames."""
     clock = FakeClock()
     runner, base, svc = await start_gateway(tmp_path, clock=clock, websocket={"send_queue": QUEUE})
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
-    reader: AgentClient | None = None
+    supervisor: AgentClient | None = None
     try:
         await customer.connect()
         chat = (await customer.open()).chat
@@ -33,43 +47,27 @@ async def test_history_longer_than_the_send_queue_is_delivered_whole(tmp_path: P
         _agent, secret, password = await make_agent(svc, "sup@example.com", role="supervisor")
         async with aiohttp.ClientSession() as http:
             token = await login(http, base, "sup@example.com", password, secret, clock.now)
-        reader = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
-        await reader.connect()
-        history = await reader.history(chat, 0)
-        assert [m.text for m in history] == [f"line {i}" for i in range(MESSAGES)]
+        supervisor = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
+        await supervisor.connect()
+        yield LongChat(chat, customer, supervisor)
     finally:
-        if reader is not None:
-            await reader.aclose()
+        if supervisor is not None:
+            await supervisor.aclose()
         await customer.aclose()
         await runner.cleanup()
 
 
-async def test_watching_a_chat_longer_than_the_send_queue_gets_it_whole(tmp_path: Path) -> None:
-    """The same for a supervisor's ``watch``: the transcript went through the feed into the
-    send queue at once and dropped the supervisor (1008 slow consumer)."""
-    clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock, websocket={"send_queue": QUEUE})
-    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
-    watcher: AgentClient | None = None
-    try:
-        await customer.connect()
-        chat = (await customer.open()).chat
-        for i in range(MESSAGES):
-            posted = await svc.chats.post_customer_message("demo", chat, f"m-{i:04d}", f"line {i}")
-            assert isinstance(posted.ack, Ack)
-        _agent, secret, password = await make_agent(svc, "sup@example.com", role="supervisor")
-        async with aiohttp.ClientSession() as http:
-            token = await login(http, base, "sup@example.com", password, secret, clock.now)
-        watcher = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
-        await watcher.connect()
-        transcript = await watcher.watch(chat)
-        assert [m.text for m in transcript] == [f"line {i}" for i in range(MESSAGES)]
-        # still connected and following live
-        await customer.send_text("one more")
-        live = await watcher.wait_for(lambda f: getattr(f, "text", None) == "one more")
-        assert live.seq == MESSAGES + 1
-    finally:
-        if watcher is not None:
-            await watcher.aclose()
-        await customer.aclose()
-        await runner.cleanup()
+async def test_history_longer_than_the_send_queue_is_delivered_whole(long_chat: LongChat) -> None:
+    history = await long_chat.supervisor.history(long_chat.chat, 0)
+    assert [m.text for m in history] == [f"line {i}" for i in range(MESSAGES)]
+
+
+async def test_watching_a_chat_longer_than_the_send_queue_gets_it_whole(
+    long_chat: LongChat,
+) -> None:
+    transcript = await long_chat.supervisor.watch(long_chat.chat)
+    assert [m.text for m in transcript] == [f"line {i}" for i in range(MESSAGES)]
+    # still connected and following live
+    await long_chat.customer.send_text("one more")
+    live = await long_chat.supervisor.wait_for(lambda f: getattr(f, "text", None) == "one more")
+    assert live.seq == MESSAGES + 1

@@ -109,6 +109,35 @@ async def receivers():
         await runner.cleanup()
 
 
+async def _configure_channels(svc, base, clock, notify: dict) -> None:
+    """An admin stores ``notify`` channel settings through the API."""
+    async with aiohttp.ClientSession() as http:
+        _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
+        token = await login(http, base, "boss@example.com", pw, secret, clock.now)
+        async with http.put(
+            f"{base}/api/governance/settings", headers=bearer(token), json={"notify": notify}
+        ) as r:
+            assert r.status == 200, await r.text()
+
+
+async def _open_twenty_transcripts(svc) -> None:
+    """Trips the bulk-transcript-access rule (20 in a minute by default)."""
+    for i in range(20):
+        await svc.auditor.record(
+            "transcript.opened", tenant_id="demo", actor="sup1", target=f"c{i}"
+        )
+
+
+async def _notified(svc) -> list:
+    """The ``alert.notified`` audit rows, once the first appears (it follows the sends)."""
+    for _ in range(200):
+        notified = await svc.store.query_audit(action="alert.notified")
+        if notified:
+            return notified
+        await asyncio.sleep(0.05)
+    return []
+
+
 async def test_alert_reaches_webhook_dingtalk_and_email(tmp_path, receivers):
     clock, port, hooks, hook_got, ding, mailbox, smtp = receivers
     runner, base, svc = await start_gateway(
@@ -122,40 +151,24 @@ async def test_alert_reaches_webhook_dingtalk_and_email(tmp_path, receivers):
         },
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
-            token = await login(http, base, "boss@example.com", pw, secret, clock.now)
-            async with http.put(
-                f"{base}/api/governance/settings",
-                headers=bearer(token),
-                json={
-                    "notify": {
-                        "webhook": {
-                            "url": f"http://127.0.0.1:{port}/hook",
-                            "secret": WEBHOOK_SECRET,
-                        },
-                        "dingtalk": {
-                            "url": f"http://127.0.0.1:{port}/robot/send?access_token={ROBOT_TOKEN}",
-                            "secret": ROBOT_SECRET,
-                        },
-                        "email": {"to": ["SecOps@Example.com"]},
-                    },
+        await _configure_channels(
+            svc,
+            base,
+            clock,
+            {
+                "webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret": WEBHOOK_SECRET},
+                "dingtalk": {
+                    "url": f"http://127.0.0.1:{port}/robot/send?access_token={ROBOT_TOKEN}",
+                    "secret": ROBOT_SECRET,
                 },
-            ) as r:
-                assert r.status == 200, await r.text()
-            for i in range(20):
-                await svc.auditor.record(
-                    "transcript.opened", tenant_id="demo", actor="sup1", target=f"c{i}"
-                )
-            await asyncio.wait_for(
-                asyncio.gather(hook_got.wait(), ding.got.wait(), mailbox.got.wait()), 10
-            )
-            notified = []
-            for _ in range(100):  # the audit row follows the last send
-                notified = await svc.store.query_audit(action="alert.notified")
-                if notified:
-                    break
-                await asyncio.sleep(0.05)
+                "email": {"to": ["SecOps@Example.com"]},
+            },
+        )
+        await _open_twenty_transcripts(svc)
+        await asyncio.wait_for(
+            asyncio.gather(hook_got.wait(), ding.got.wait(), mailbox.got.wait()), 10
+        )
+        notified = await _notified(svc)
     finally:
         await runner.cleanup()
     body, header = hooks[0]
@@ -234,32 +247,19 @@ async def test_a_channel_host_that_resolves_inward_is_refused_at_connect_time(
     clock = FakeClock()
     runner, base, svc = await start_gateway(tmp_path, clock=clock)
     try:
-        async with aiohttp.ClientSession() as http:
-            _, secret, pw = await make_agent(svc, "boss@example.com", role="admin")
-            token = await login(http, base, "boss@example.com", pw, secret, clock.now)
-            async with http.put(
-                f"{base}/api/governance/settings",
-                headers=bearer(token),
-                json={
-                    "notify": {
-                        "webhook": {
-                            "url": f"https://alerts.example.com:{port}/hook",
-                            "secret": WEBHOOK_SECRET,
-                        }
-                    },
-                },
-            ) as r:
-                assert r.status == 200, await r.text()
-        for i in range(20):
-            await svc.auditor.record(
-                "transcript.opened", tenant_id="demo", actor="sup1", target=f"c{i}"
-            )
-        notified = []
-        for _ in range(200):  # the audit row follows the send attempt
-            notified = await svc.store.query_audit(action="alert.notified")
-            if notified:
-                break
-            await asyncio.sleep(0.05)
+        await _configure_channels(
+            svc,
+            base,
+            clock,
+            {
+                "webhook": {
+                    "url": f"https://alerts.example.com:{port}/hook",
+                    "secret": WEBHOOK_SECRET,
+                }
+            },
+        )
+        await _open_twenty_transcripts(svc)
+        notified = await _notified(svc)
     finally:
         await runner.cleanup()
         inside.close()
