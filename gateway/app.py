@@ -29,6 +29,7 @@ from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
+from gateway.derived_keys import address_hasher
 from gateway.dormancy import DormancySweep
 from gateway.governance import build_governance
 from gateway.guard import Guard
@@ -122,7 +123,15 @@ async def _wire(
     # Limits run on a monotonic clock unless a test injects one.
     limit_clock = time.monotonic if clock is time.time else clock
     limiter = _limiter(config, metrics, limit_clock)
-    guard = Guard(limits, limiter, metrics, tenants, config.websocket, limit_clock)
+    guard = Guard(
+        limits,
+        limiter,
+        metrics,
+        tenants,
+        config.websocket,
+        limit_clock,
+        address_key=address_hasher(keyring),
+    )
     presence = open_presence(config.bus.url)
     keys = ChatKeys(store, keyring)
     policies = PolicyRegistry(

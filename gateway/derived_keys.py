@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from crypto.envelope import Keyring
+from gateway.clientip import rate_limit_key
 
 CSRF_LABEL = "cipherdesk/csrf-secret/v1"
 """Label of the CSRF secret (kept from the previous derivation: tokens stay valid)."""
@@ -22,7 +24,24 @@ LOGIN_THROTTLE_LABEL = "cipherdesk/login-throttle-key/v1"
 """Label of the key that hashes login throttle keys (e-mail, address)."""
 
 
+RATE_LIMIT_ADDRESS_LABEL = "cipherdesk/rate-limit-address/v1"
+"""Label of the key that hashes client addresses in rate-limit keys (kept in Redis)."""
+
+
 def derived_secret(keyring: Keyring, label: str) -> bytes:
     """32 bytes bound to ``label`` and the keyring's *current* master key."""
     master = base64.b64decode(keyring.current.to_b64())
     return hmac.new(master, label.encode("utf-8"), hashlib.sha256).digest()
+
+
+def address_hasher(keyring: Keyring) -> Callable[[str], str]:
+    """Rate-limit key of a client address: its /64 for IPv6 (``rate_limit_key``), as a
+    keyed hash. The limiter's keys live in Redis on a multi-node installation; an address
+    is personal data and has no business there in plain text. Every node derives the same
+    key from the shared master key; a master-key rotation starts fresh budgets."""
+
+    def key(ip: str) -> str:
+        secret = derived_secret(keyring, RATE_LIMIT_ADDRESS_LABEL)
+        return hmac.new(secret, rate_limit_key(ip).encode(), hashlib.sha256).hexdigest()[:32]
+
+    return key

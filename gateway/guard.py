@@ -40,7 +40,11 @@ class Guard:
         tenants: TenantDirectory,
         ws: WebSocketConfig,
         clock: Callable[[], float],
+        address_key: Callable[[str], str] = rate_limit_key,
     ) -> None:
+        # How a client address appears in limiter keys (the app passes a keyed hash, see
+        # gateway.derived_keys.address_hasher; tests may keep the readable default).
+        self.address_key = address_key
         self.limits = limits
         self.limiter = limiter
         self.metrics = metrics
@@ -83,14 +87,14 @@ class Guard:
         """A refusal ``(close code, reason)`` or None; on None a slot is held until
         :meth:`release` of the returned key set (see :meth:`connection_opened`)."""
         decision = await self.limiter.hit(
-            f"wsc:{rate_limit_key(ip)}", self.limits.ws_connect_per_ip, scope="ws_connect"
+            f"wsc:{self.address_key(ip)}", self.limits.ws_connect_per_ip, scope="ws_connect"
         )
         if not decision.allowed:
             return CloseCode.RATE_LIMITED, retry_reason(decision.retry_after)
         full = self.concurrency.try_acquire_all(
             [
                 ("global", self.limits.global_connections, "global_connections"),
-                (f"ip:{rate_limit_key(ip)}", self.limits.concurrent_per_ip, "concurrent_per_ip"),
+                (f"ip:{self.address_key(ip)}", self.limits.concurrent_per_ip, "concurrent_per_ip"),
             ]
         )
         if full == "global_connections":
@@ -103,7 +107,7 @@ class Guard:
     def connection_opened(self, kind: str, ip: str) -> Callable[[], None]:
         gauge = self.metrics.connections.labels(kind=kind)
         gauge.inc()
-        keys = ["global", f"ip:{rate_limit_key(ip)}"]
+        keys = ["global", f"ip:{self.address_key(ip)}"]
 
         def release() -> None:
             gauge.dec()
@@ -155,7 +159,7 @@ class Guard:
             [
                 (f"chat:{chat_id}", limits.messages_per_chat, "messages_per_chat"),
                 (
-                    f"cust:{rate_limit_key(ip)}",
+                    f"cust:{self.address_key(ip)}",
                     limits.messages_per_customer,
                     "messages_per_customer",
                 ),

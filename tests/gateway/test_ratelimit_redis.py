@@ -362,3 +362,31 @@ async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
         assert server.proc is not None
         server.proc.terminate()
         server.proc.wait(10)
+
+
+async def test_gateway_limiter_keys_in_redis_hold_no_client_address(
+    tmp_path, redis_url: str, redis_prefix: str
+) -> None:
+    """The gateway's per-address budgets (WebSocket connects, customer messages) are keyed
+    by a keyed hash of the address: before, ``wsc:127.0.0.1`` and ``cust:127.0.0.1`` sat in
+    Redis in plain text (the login budget was fixed the same way)."""
+    from gateway.client import CustomerClient
+    from tests.gateway.helpers import start_gateway
+
+    runner, base, svc = await start_gateway(
+        tmp_path, ratelimit={"url": redis_url, "prefix": redis_prefix}
+    )
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        await customer.connect()
+        await customer.open()
+        await customer.send_text("hello")
+        keys = [k.decode() for k in await raw.keys(f"{redis_prefix}*")]
+    finally:
+        await raw.aclose()
+        await customer.aclose()
+        await runner.cleanup()
+    kinds = {k[len(redis_prefix) :].split(":", 1)[0] for k in keys}
+    assert {"wsc", "cust"} <= kinds, keys
+    assert not [k for k in keys if "127.0.0.1" in k], keys
