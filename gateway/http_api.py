@@ -653,9 +653,6 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
         actor=ctx.agent.id,
         ip=peer_ip(request, svc),
     )
-    # Issue 16.9: a password an admin chose is known to the admin, so the agent must
-    # replace it before doing anything else (enforced by the password_change_required gate).
-    await svc.store.force_password_resets([creds.agent.id], ctx.agent.id, svc.clock())
     return web.json_response(
         {
             "agent": agent_json(creds.agent),
