@@ -64,8 +64,14 @@ function route() {
     nav.appendChild(h('a', { href: '#' + id, 'aria-current': id === name ? 'page' : null, text: label }));
   }
   clear(main);
+  // aria-busy until the section has rendered all its panels (tests and assistive
+  // technology wait for it); data-section names what is shown.
+  const gen = routeGen;
+  main.dataset.section = name;
+  main.setAttribute('aria-busy', 'true');
   const render = { agents, tenant, policy, canned, plugins, audit, alerts, incidents, approvals, tokens, activity, sessions, emergency, embed }[name];
-  render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })));
+  render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
+    .finally(() => { if (gen === routeGen) main.setAttribute('aria-busy', 'false'); });
 }
 
 function title(text, intro) {
@@ -284,10 +290,11 @@ async function policySchemaPanel() {
     h('tbody', {}, ...schema.kinds.map((k) => h('tr', { 'data-kind': k.kind }, ...cols.map((c) => h('td', { class: c === 'kind' ? 'mono' : null, text: k[c] }))))));
   main.append(h('section', { class: 'panel' },
     h('h2', { text: t('admin.policy_schema.title') }),
-    h('p', { class: 'hint', text: t('admin.policy_schema.hint') }), keys,
+    h('p', { class: 'hint', text: t('admin.policy_schema.hint') }),
+    h('div', { class: 'table-wrap', tabindex: '0' }, keys),
     h('h2', { text: t('admin.policy_schema.effective_title') }),
     h('p', { class: 'hint', text: t('admin.policy_schema.effective_hint') }),
-    table));
+    h('div', { class: 'table-wrap', tabindex: '0' }, table)));
 }
 
 async function keywordListsPanel() {

@@ -79,8 +79,11 @@ async def test_admin_fits_a_phone(browser, gateway, locale):
         await login_console(page, gateway, "root@example.com", path="/admin")
         for section in ["agents", "tenant", "policy", "plugins", "audit", "emergency", "embed"]:
             await page.goto(gateway.base_url + "/admin#" + section)
+            # Measure the section once all its panels are rendered (the policy tables
+            # arrive after a fetch; measuring earlier missed their overflow at 390 px).
+            done = page.locator(f'main[data-section="{section}"][aria-busy="false"]')
+            await expect(done).to_have_count(1)
             await expect(page.locator("main h1")).not_to_be_empty()
-            await page.wait_for_load_state("networkidle")
             m = await page.evaluate(OVERFLOW_JS)
             assert m["page"] <= m["view"] and m["wide"] == [], (section, m)
         await screenshot(page, f"admin-embed-{locale}-phone")
