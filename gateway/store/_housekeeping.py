@@ -1,6 +1,6 @@
 """SQL of the housekeeping purge (ended sessions, dead API tokens, idle lockout rows),
-shared by both store backends: written once with ``{}`` markers and rendered per dialect
-by :func:`gateway.store._api_tokens.render`.
+shared by both store backends: written once and rendered per engine by
+:mod:`gateway.store.sql`.
 
 Each statement deletes rows that can no longer authenticate or throttle anything and that
 have been dead for the keep period the caller chose (see :mod:`gateway.housekeeping`).
@@ -15,15 +15,15 @@ from gateway.store.base import PurgeCutoffs
 STATEMENTS: tuple[tuple[str, str], ...] = (
     (
         "sessions",
-        "DELETE FROM agent_sessions WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
-        " OR last_seen_at < {} OR created_at < {}",
+        "DELETE FROM agent_sessions WHERE (revoked_at IS NOT NULL AND revoked_at < ?)"
+        " OR last_seen_at < ? OR created_at < ?",
     ),
     (
         "api_tokens",
-        "DELETE FROM api_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < {})"
-        " OR expires_at < {}",
+        "DELETE FROM api_tokens WHERE (revoked_at IS NOT NULL AND revoked_at < ?)"
+        " OR expires_at < ?",
     ),
-    ("lockouts", "DELETE FROM lockouts WHERE last_failure_at < {} AND locked_until < {}"),
+    ("lockouts", "DELETE FROM lockouts WHERE last_failure_at < ? AND locked_until < ?"),
 )
 
 

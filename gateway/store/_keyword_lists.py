@@ -1,7 +1,7 @@
 """SQL and row conversion for tenant keyword lists, shared by both store backends.
 
-Kept apart from ``_rows`` so the policy's table is one small module (written once, used by
-``sqlite.py`` and ``postgres.py`` with their own placeholder styles).
+Kept apart from ``_rows`` so the policy's table is one small module (written once in SQLite's
+spelling and rendered per engine by :mod:`gateway.store.sql`).
 """
 
 from __future__ import annotations
@@ -10,20 +10,19 @@ from typing import Any
 
 from gateway.store.base import KeywordListRecord
 
-_UPSERT_TAIL = (
+UPSERT = (
+    "INSERT INTO policy_keyword_lists"
+    " (tenant_id, name, body, terms, digest, updated_at, updated_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (tenant_id, name) DO UPDATE SET body = excluded.body,"
     " terms = excluded.terms, digest = excluded.digest, updated_at = excluded.updated_at,"
     " updated_by = excluded.updated_by"
 )
-_INSERT = (
-    "INSERT INTO policy_keyword_lists"
-    " (tenant_id, name, body, terms, digest, updated_at, updated_by)"
-)
-_SELECT = (
+SELECT = (
     "SELECT tenant_id, name, body, terms, digest, updated_at, updated_by"
-    " FROM policy_keyword_lists WHERE tenant_id = "
+    " FROM policy_keyword_lists WHERE tenant_id = ? ORDER BY name"
 )
-_DELETE = "DELETE FROM policy_keyword_lists WHERE tenant_id = "
+DELETE = "DELETE FROM policy_keyword_lists WHERE tenant_id = ? AND name = ?"
 
 
 def params(r: KeywordListRecord) -> tuple[Any, ...]:
@@ -41,22 +40,4 @@ def record(row: Any) -> KeywordListRecord:
         digest=row["digest"],
         updated_at=float(row["updated_at"]),
         updated_by=row["updated_by"],
-    )
-
-
-def sqlite_sql() -> tuple[str, str, str]:
-    """(upsert, select, delete) with ``?`` placeholders."""
-    return (
-        _INSERT + " VALUES (?, ?, ?, ?, ?, ?, ?)" + _UPSERT_TAIL,
-        _SELECT + "? ORDER BY name",
-        _DELETE + "? AND name = ?",
-    )
-
-
-def postgres_sql() -> tuple[str, str, str]:
-    """(upsert, select, delete) with ``$n`` placeholders."""
-    return (
-        _INSERT + " VALUES ($1, $2, $3, $4, $5, $6, $7)" + _UPSERT_TAIL,
-        _SELECT + "$1 ORDER BY name",
-        _DELETE + "$1 AND name = $2",
     )

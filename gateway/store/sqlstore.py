@@ -1,0 +1,952 @@
+# ruff: noqa: S608
+# (S608: SQL text here is built only from constant column lists and placeholders; every
+# value is a bound parameter.)
+"""The store's methods, written once for SQLite and PostgreSQL.
+
+:class:`SqlStore` implements :class:`gateway.store.base.Store` on top of two primitives
+that each backend provides: run one :class:`~gateway.store.sql.Query`, or run a
+:data:`~gateway.store.sql.Program` as one transaction. Statements are written in SQLite's
+spelling and rendered per engine by :mod:`gateway.store.sql`.
+
+What stays in the backends is only what truly differs between the engines: connecting,
+migrations, SQLite's group commit, the hot ``append_message`` path and outbox claiming
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one writer on SQLite), and the audit chain
+append that runs inside those transactions.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, TypeVar
+
+from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store._rows import (
+    AGENT_COLS,
+    AUDIT_COLS,
+    CHAT_COLS,
+    FLAG_COLS,
+    LOCKOUT_COLS,
+    MESSAGE_COLS,
+    OUTBOX_COLS,
+    PLUGIN_COLS,
+    SESSION_COLS,
+    TENANT_COLS,
+    blob,
+)
+from gateway.store.base import (
+    Agent,
+    AgentSession,
+    ApiToken,
+    AuditEvent,
+    AuditSeal,
+    Chat,
+    ChatState,
+    KeywordListRecord,
+    LockoutChange,
+    LockoutRecord,
+    NotFound,
+    OutboxEvent,
+    OutboxItem,
+    OutboxState,
+    PluginConfig,
+    PolicyFlag,
+    PurgeCutoffs,
+    StoredMessage,
+    Tenant,
+)
+from gateway.store.governance import SqlGovernance, append_chained
+from gateway.store.sql import (
+    Dialect,
+    Json,
+    Program,
+    Query,
+    placeholders,
+    read_row,
+    read_rows,
+    write,
+    write_many,
+    write_row,
+    write_rows,
+)
+
+T = TypeVar("T")
+
+NONCE_PURGE_INTERVAL = 60.0
+
+INSERT_EVENT = (
+    "INSERT INTO outbox (tenant_id, plugin, event_type, idempotency_key, payload_sealed,"
+    " chat_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (plugin, idempotency_key) DO NOTHING"
+)
+DUE_HEADS = (
+    "SELECT o.id FROM outbox o"
+    " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+    " AND (o.leased_until IS NULL OR o.leased_until <= ?)"
+    " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'"
+    " AND p.plugin = o.plugin AND p.chat_id = o.chat_id AND p.id < o.id)"
+    " ORDER BY o.id LIMIT ?"
+)
+"""Due outbox rows at the head of their (plugin, chat) line: args now, now, limit."""
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+SELECT_MESSAGE = f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = ? AND msg_id = ?"
+_PUT_LOCKOUT = (
+    f"INSERT INTO lockouts ({LOCKOUT_COLS}) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
+    " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until,"
+    " alerted_at = excluded.alerted_at"
+)
+_FOR_AUDIT = (
+    ("tenant_id = ?", "tenant_id"),
+    ("action = ?", "action"),
+    ("actor = ?", "actor"),
+    ("ts >= ?", "since"),
+    ("ts < ?", "until"),
+    ("id < ?", "before_id"),
+)
+
+
+def event_params(e: OutboxEvent) -> tuple[Any, ...]:
+    """Arguments of :data:`INSERT_EVENT` (first attempt due at creation)."""
+    return (
+        e.tenant_id,
+        e.plugin,
+        e.event_type,
+        e.idempotency_key,
+        blob(e.payload_sealed),
+        e.chat_id,
+        e.created_at,
+        e.created_at,
+    )
+
+
+def message_params(m: StoredMessage) -> tuple[Any, ...]:
+    """Arguments of :data:`INSERT_MESSAGE`."""
+    return (
+        m.chat_id,
+        m.seq,
+        m.msg_id,
+        m.sender,
+        m.ts,
+        blob(m.body_sealed),
+        m.sender_agent_id,
+        Json(dict(m.policy)),
+    )
+
+
+def _lockout_args(record: LockoutRecord) -> tuple[Any, ...]:
+    return (
+        record.key,
+        record.failures,
+        record.last_failure_at,
+        record.locked_until,
+        record.alerted_at,
+    )
+
+
+def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND ...`` over the clauses whose value is not None."""
+    used = [(clause, value) for clause, value in clauses if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
+
+
+class SqlStore(SqlGovernance):
+    """:class:`gateway.store.base.Store` over a SQL engine (see the module docstring)."""
+
+    dialect: Dialect
+    _next_nonce_purge: float = float("-inf")
+
+    # -- what a backend provides ------------------------------------------------------
+    @abc.abstractmethod
+    async def _query(self, query: Query) -> Any:
+        """Run one statement on its own (reads on a reader where the engine has one)."""
+
+    @abc.abstractmethod
+    async def _transaction(self, program: Program[T]) -> T:
+        """Run a program as one transaction; an exception inside rolls it back."""
+
+    def _sql(self, template: str) -> str:
+        return self.dialect.render(template)
+
+    # -- tenants ----------------------------------------------------------------------
+    async def create_tenant(self, tenant: Tenant) -> None:
+        await self._query(
+            write(
+                f"INSERT INTO tenants ({TENANT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                tenant.id,
+                tenant.name,
+                Json(list(tenant.allowed_origins)),
+                tenant.identity_mode,
+                blob(tenant.identity_secrets_sealed),
+                Json(dict(tenant.settings)),
+                tenant.frozen,
+                tenant.created_at,
+            )
+        )
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = await self._query(
+            read_row(f"SELECT {TENANT_COLS} FROM tenants WHERE id = ?", tenant_id)
+        )
+        return None if row is None else _rows.tenant(row, self.dialect.load_json)
+
+    async def list_tenants(self) -> list[Tenant]:
+        rows = await self._query(
+            read_rows(f"SELECT {TENANT_COLS} FROM tenants ORDER BY created_at, id")
+        )
+        return [_rows.tenant(r, self.dialect.load_json) for r in rows]
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        changed = await self._query(
+            write(
+                "UPDATE tenants SET name = ?, allowed_origins = ?, identity_mode = ?,"
+                " identity_secrets_sealed = ?, settings = ?, frozen = ? WHERE id = ?",
+                tenant.name,
+                Json(list(tenant.allowed_origins)),
+                tenant.identity_mode,
+                blob(tenant.identity_secrets_sealed),
+                Json(dict(tenant.settings)),
+                tenant.frozen,
+                tenant.id,
+            )
+        )
+        if changed == 0:
+            raise NotFound(f"tenant {tenant.id!r}")
+
+    # -- agents -----------------------------------------------------------------------
+    async def create_agent(self, agent: Agent) -> None:
+        await self._query(
+            write(
+                f"INSERT INTO agents ({AGENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                agent.id,
+                agent.tenant_id,
+                agent.email,
+                agent.display_name,
+                agent.role,
+                agent.password_hash,
+                blob(agent.totp_secret_sealed),
+                agent.totp_confirmed,
+                agent.totp_last_step,
+                agent.disabled,
+                agent.created_at,
+                agent.password_changed_at,
+            )
+        )
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        row = await self._query(read_row(f"SELECT {AGENT_COLS} FROM agents WHERE id = ?", agent_id))
+        return None if row is None else _rows.agent(row)
+
+    async def get_agent_by_email(self, email: str) -> Agent | None:
+        row = await self._query(read_row(f"SELECT {AGENT_COLS} FROM agents WHERE email = ?", email))
+        return None if row is None else _rows.agent(row)
+
+    async def list_agents(self, tenant_id: str | None = None) -> list[Agent]:
+        where, args = _where([("tenant_id = ?", tenant_id)])
+        rows = await self._query(
+            read_rows(f"SELECT {AGENT_COLS} FROM agents{where} ORDER BY created_at, id", *args)
+        )
+        return [_rows.agent(r) for r in rows]
+
+    async def update_agent(self, agent: Agent) -> None:
+        changed = await self._query(
+            write(
+                "UPDATE agents SET email = ?, display_name = ?, role = ?, password_hash = ?,"
+                " totp_secret_sealed = ?, totp_confirmed = ?,"
+                " totp_last_step = {greatest}(totp_last_step, ?), disabled = ?,"
+                " password_changed_at = ? WHERE id = ?",
+                agent.email,
+                agent.display_name,
+                agent.role,
+                agent.password_hash,
+                blob(agent.totp_secret_sealed),
+                agent.totp_confirmed,
+                agent.totp_last_step,
+                agent.disabled,
+                agent.password_changed_at,
+                agent.id,
+            )
+        )
+        if changed == 0:
+            raise NotFound(f"agent {agent.id!r}")
+
+    async def advance_totp_step(self, agent_id: str, step: int) -> bool:
+        # One statement: concurrent callers queue on the row (PostgreSQL) or the single
+        # writer (SQLite) and re-check the WHERE, so exactly one of them wins a step.
+        changed = await self._query(
+            write(
+                "UPDATE agents SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?",
+                step,
+                agent_id,
+                step,
+            )
+        )
+        return bool(changed == 1)
+
+    async def set_recovery_codes(self, agent_id: str, code_hashes: list[str]) -> None:
+        codes = [(agent_id, h) for h in dict.fromkeys(code_hashes)]
+
+        def program() -> Program[None]:
+            found = yield read_row("SELECT 1 FROM agents WHERE id = ?{lock_shared_key}", agent_id)
+            if found is None:
+                raise NotFound(f"agent {agent_id!r}")
+            yield write("DELETE FROM recovery_codes WHERE agent_id = ?", agent_id)
+            if codes:
+                yield write_many(
+                    "INSERT INTO recovery_codes (agent_id, code_hash) VALUES (?, ?)", codes
+                )
+
+        await self._transaction(program())
+
+    async def use_recovery_code(self, agent_id: str, code_hash: str, now: float) -> bool:
+        changed = await self._query(
+            write(
+                "UPDATE recovery_codes SET used_at = ?"
+                " WHERE agent_id = ? AND code_hash = ? AND used_at IS NULL",
+                now,
+                agent_id,
+                code_hash,
+            )
+        )
+        return bool(changed == 1)
+
+    async def count_recovery_codes(self, agent_id: str) -> int:
+        row = await self._query(
+            read_row(
+                "SELECT COUNT(*) AS n FROM recovery_codes WHERE agent_id = ? AND used_at IS NULL",
+                agent_id,
+            )
+        )
+        return 0 if row is None else int(row["n"])
+
+    # -- agent sessions ---------------------------------------------------------------
+    async def create_session(self, session: AgentSession) -> None:
+        await self._query(
+            write(
+                f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                session.token_hash,
+                session.agent_id,
+                session.tenant_id,
+                session.created_at,
+                session.last_seen_at,
+                session.revoked_at,
+                session.ip,
+                session.user_agent,
+                session.reauth_at,
+            )
+        )
+
+    async def get_session(self, token_hash: str) -> AgentSession | None:
+        row = await self._query(
+            read_row(f"SELECT {SESSION_COLS} FROM agent_sessions WHERE token_hash = ?", token_hash)
+        )
+        return None if row is None else _rows.session(row)
+
+    async def touch_session(self, token_hash: str, now: float) -> None:
+        await self._query(
+            write(
+                "UPDATE agent_sessions SET last_seen_at = {greatest}(last_seen_at, ?)"
+                " WHERE token_hash = ? AND revoked_at IS NULL",
+                now,
+                token_hash,
+            )
+        )
+
+    async def revoke_session(self, token_hash: str, now: float) -> bool:
+        changed = await self._query(
+            write(
+                "UPDATE agent_sessions SET revoked_at = ?"
+                " WHERE token_hash = ? AND revoked_at IS NULL",
+                now,
+                token_hash,
+            )
+        )
+        return bool(changed == 1)
+
+    async def revoke_agent_sessions(self, agent_id: str, now: float) -> list[str]:
+        rows = await self._query(
+            write_rows(
+                "UPDATE agent_sessions SET revoked_at = ?"
+                " WHERE agent_id = ? AND revoked_at IS NULL RETURNING token_hash, created_at",
+                now,
+                agent_id,
+            )
+        )
+        return [r["token_hash"] for r in sorted(rows, key=lambda r: r["created_at"])]
+
+    async def list_sessions(self, agent_id: str) -> list[AgentSession]:
+        rows = await self._query(
+            read_rows(
+                f"SELECT {SESSION_COLS} FROM agent_sessions WHERE agent_id = ?"
+                " ORDER BY created_at DESC, token_hash",
+                agent_id,
+            )
+        )
+        return [_rows.session(r) for r in rows]
+
+    async def mark_session_reauth(self, token_hash: str, now: float) -> bool:
+        changed = await self._query(
+            write(
+                "UPDATE agent_sessions SET reauth_at = {greatest}(reauth_at, ?)"
+                " WHERE token_hash = ? AND revoked_at IS NULL",
+                now,
+                token_hash,
+            )
+        )
+        return bool(changed == 1)
+
+    # -- brute-force state ------------------------------------------------------------
+    async def get_lockout(self, key: str) -> LockoutRecord | None:
+        row = await self._query(read_row(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?", key))
+        return None if row is None else _rows.lockout(row)
+
+    async def put_lockout(self, record: LockoutRecord) -> None:
+        await self._query(write(_PUT_LOCKOUT, *_lockout_args(record)))
+
+    async def clear_lockout(self, key: str) -> None:
+        await self._query(write("DELETE FROM lockouts WHERE key = ?", key))
+
+    async def update_lockout(
+        self, key: str, change: LockoutChange
+    ) -> tuple[LockoutRecord | None, LockoutRecord | None]:
+        def program() -> Program[tuple[LockoutRecord | None, LockoutRecord | None]]:
+            # Make sure a row exists to lock (a concurrent first insert waits on the
+            # unique index, then finds the row), then hold its lock until commit. On
+            # SQLite the single writer already excludes every other write.
+            yield write("INSERT INTO lockouts (key) VALUES (?) ON CONFLICT (key) DO NOTHING", key)
+            row = yield read_row(f"SELECT {LOCKOUT_COLS} FROM lockouts WHERE key = ?{{lock}}", key)
+            stored = _rows.lockout(row)
+            before = None if stored == LockoutRecord(key) else stored
+            after = change(before)
+            if after is None:
+                yield write("DELETE FROM lockouts WHERE key = ?", key)
+            else:
+                after.key = key
+                yield write(_PUT_LOCKOUT, *_lockout_args(after))
+            return before, after
+
+        return await self._transaction(program())
+
+    async def clear_lockouts(self, prefix: str) -> int:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return int(
+            await self._query(write("DELETE FROM lockouts WHERE key LIKE ? ESCAPE '\\'", pattern))
+        )
+
+    # -- audit ------------------------------------------------------------------------
+    async def append_audit(self, event: AuditEvent, seal: AuditSeal | None = None) -> int:
+        return await self._transaction(append_chained(event, seal))
+
+    async def query_audit(
+        self,
+        *,
+        tenant_id: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        values = {
+            "tenant_id": tenant_id,
+            "action": action,
+            "actor": actor,
+            "since": since,
+            "until": until,
+            "before_id": before_id,
+        }
+        where, args = _where([(clause, values[name]) for clause, name in _FOR_AUDIT])
+        rows = await self._query(
+            read_rows(
+                f"SELECT {AUDIT_COLS} FROM audit_log{where} ORDER BY id DESC LIMIT ?",
+                *args,
+                max(0, limit),
+            )
+        )
+        return [_rows.audit(r, self.dialect.load_json) for r in rows]
+
+    # -- chats ------------------------------------------------------------------------
+    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
+        def program() -> Program[None]:
+            yield write(
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(15)})",
+                chat.id,
+                chat.tenant_id,
+                chat.state,
+                chat.created_at,
+                chat.queue,
+                chat.assigned_agent_id,
+                chat.resume_token_hash,
+                blob(chat.identity_sealed),
+                chat.verified,
+                blob(chat.profile_sealed),
+                chat.last_seq,
+                chat.closed_at,
+                chat.close_reason,
+                chat.csat,
+                chat.accepted_at,
+            )
+            yield write(
+                "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
+                chat.id,
+                blob(wrapped_key),
+            )
+
+        await self._transaction(program())
+
+    async def get_chat(self, chat_id: str) -> Chat | None:
+        row = await self._query(read_row(f"SELECT {CHAT_COLS} FROM chats WHERE id = ?", chat_id))
+        return None if row is None else _rows.chat(row)
+
+    async def get_chat_key(self, chat_id: str) -> bytes | None:
+        row = await self._query(
+            read_row("SELECT wrapped_key FROM chat_keys WHERE chat_id = ?", chat_id)
+        )
+        return None if row is None else bytes(row["wrapped_key"])
+
+    async def list_chat_keys(self, after_chat_id: str, limit: int) -> list[tuple[str, bytes]]:
+        rows = await self._query(
+            read_rows(
+                "SELECT chat_id, wrapped_key FROM chat_keys WHERE chat_id > ?"
+                " ORDER BY chat_id LIMIT ?",
+                after_chat_id,
+                max(0, int(limit)),
+            )
+        )
+        return [(str(r["chat_id"]), bytes(r["wrapped_key"])) for r in rows]
+
+    async def replace_chat_key(self, chat_id: str, wrapped: bytes) -> bool:
+        changed = await self._query(
+            write("UPDATE chat_keys SET wrapped_key = ? WHERE chat_id = ?", blob(wrapped), chat_id)
+        )
+        return bool(changed == 1)
+
+    async def update_chat(self, chat: Chat) -> None:
+        changed = await self._query(
+            write(
+                "UPDATE chats SET state = ?, queue = ?, assigned_agent_id = ?,"
+                " resume_token_hash = ?, identity_sealed = ?, verified = ?, profile_sealed = ?,"
+                " closed_at = ?, close_reason = ?, csat = ?, accepted_at = ?"
+                " WHERE id = ? AND NOT erased",
+                chat.state,
+                chat.queue,
+                chat.assigned_agent_id,
+                chat.resume_token_hash,
+                blob(chat.identity_sealed),
+                chat.verified,
+                blob(chat.profile_sealed),
+                chat.closed_at,
+                chat.close_reason,
+                chat.csat,
+                chat.accepted_at,
+                chat.id,
+            )
+        )
+        if changed == 0:
+            raise NotFound(f"chat {chat.id!r}")
+
+    async def assign_chat(
+        self,
+        chat_id: str,
+        *,
+        agent_id: str | None,
+        queue: str | None = None,
+        from_states: tuple[ChatState, ...] = ("queued",),
+        expected_agent_id: str | None = None,
+        check_agent: bool = False,
+        now: float,
+    ) -> Chat | None:
+        # One conditional UPDATE: concurrent callers queue on the row lock (or SQLite's
+        # single writer) and the loser re-checks the condition against the winner's
+        # committed row. agent_id None → back to the queue; otherwise active with that agent.
+        if not from_states:
+            return None
+        if agent_id is None:
+            sets = "state = 'queued', assigned_agent_id = NULL, queue = COALESCE(?, queue)"
+            args: list[Any] = [queue]
+        else:
+            sets = (
+                "state = 'active', assigned_agent_id = ?, queue = COALESCE(?, queue),"
+                " accepted_at = COALESCE(accepted_at, ?)"
+            )
+            args = [agent_id, queue, now]
+        sql = (
+            f"UPDATE chats SET {sets} WHERE id = ? AND NOT erased"
+            f" AND state IN ({placeholders(len(from_states))})"
+        )
+        args += [chat_id, *from_states]
+        if check_agent:
+            sql += " AND assigned_agent_id {same_as} ?"
+            args.append(expected_agent_id)
+        row = await self._query(write_row(sql + f" RETURNING {CHAT_COLS}", *args))
+        return None if row is None else _rows.chat(row)
+
+    async def list_chats(
+        self,
+        tenant_id: str,
+        *,
+        states: tuple[ChatState, ...] = ("queued", "active"),
+        agent_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Chat]:
+        if not states:
+            return []
+        sql = (
+            f"SELECT {CHAT_COLS} FROM chats WHERE tenant_id = ?"
+            f" AND state IN ({placeholders(len(states))})"
+        )
+        args: list[Any] = [tenant_id, *states]
+        if agent_id is not None:
+            sql += " AND assigned_agent_id = ?"
+            args.append(agent_id)
+        rows = await self._query(
+            read_rows(sql + " ORDER BY created_at, id LIMIT ?", *args, max(0, limit))
+        )
+        return [_rows.chat(r) for r in rows]
+
+    async def close_chat(
+        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
+    ) -> Chat | None:
+        # One conditional UPDATE: a concurrent close waits on the row lock, then re-checks
+        # ``state`` against the winner's committed row and matches nothing.
+        row = await self._query(
+            write_row(
+                "UPDATE chats SET state = 'closed', closed_at = ?, close_reason = ?,"
+                " csat = COALESCE(?, csat) WHERE id = ? AND NOT erased AND state <> 'closed'"
+                f" RETURNING {CHAT_COLS}",
+                closed_at,
+                reason,
+                csat,
+                chat_id,
+            )
+        )
+        return None if row is None else _rows.chat(row)
+
+    async def erase_chat(self, chat_id: str) -> bool:
+        def program() -> Program[bool]:
+            found = yield write(
+                "UPDATE chats SET state = 'closed', close_reason = 'erased', erased = TRUE,"
+                " identity_sealed = NULL, profile_sealed = NULL, resume_token_hash = ''"
+                " WHERE id = ?",
+                chat_id,
+            )
+            if found == 0:
+                return False
+            yield write("DELETE FROM messages WHERE chat_id = ?", chat_id)
+            yield write("DELETE FROM policy_flags WHERE chat_id = ?", chat_id)
+            yield write(
+                "DELETE FROM outbox WHERE chat_id = ? AND state IN ('pending', 'dead')", chat_id
+            )
+            yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
+            return True
+
+        return await self._transaction(program())
+
+    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
+        rows = await self._query(
+            read_rows(
+                "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
+                " ORDER BY closed_at, id LIMIT ?",
+                cutoff,
+                max(0, limit),
+            )
+        )
+        return [r["id"] for r in rows]
+
+    # -- messages ---------------------------------------------------------------------
+    async def messages_after(
+        self, chat_id: str, after_seq: int, limit: int = 1000
+    ) -> list[StoredMessage]:
+        rows = await self._query(
+            read_rows(
+                f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                chat_id,
+                after_seq,
+                max(0, limit),
+            )
+        )
+        return [_rows.message(r, self.dialect.load_json) for r in rows]
+
+    async def add_flag(self, flag: PolicyFlag) -> int:
+        row = await self._query(
+            write_row(
+                "INSERT INTO policy_flags"
+                " (chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                flag.chat_id,
+                flag.tenant_id,
+                flag.seq,
+                Json(list(flag.kinds)),
+                blob(flag.original_sealed),
+                flag.created_at,
+                flag.reviewed_by,
+            )
+        )
+        return int(row["id"])
+
+    async def list_flags(self, tenant_id: str, *, unreviewed_only: bool = True) -> list[PolicyFlag]:
+        sql = f"SELECT {FLAG_COLS} FROM policy_flags WHERE tenant_id = ?"
+        if unreviewed_only:
+            sql += " AND reviewed_by IS NULL"
+        rows = await self._query(read_rows(sql + " ORDER BY id", tenant_id))
+        return [_rows.flag(r, self.dialect.load_json) for r in rows]
+
+    async def get_flag(self, flag_id: int) -> PolicyFlag | None:
+        row = await self._query(
+            read_row(f"SELECT {FLAG_COLS} FROM policy_flags WHERE id = ?", flag_id)
+        )
+        return None if row is None else _rows.flag(row, self.dialect.load_json)
+
+    async def mark_flag_reviewed(self, flag_id: int, reviewer: str) -> None:
+        changed = await self._query(
+            write("UPDATE policy_flags SET reviewed_by = ? WHERE id = ?", reviewer, flag_id)
+        )
+        if changed == 0:
+            raise NotFound(f"flag {flag_id}")
+
+    # -- plugin outbox ----------------------------------------------------------------
+    async def enqueue_events(self, events: list[OutboxEvent]) -> None:
+        if not events:
+            return
+        chat_ids = sorted({e.chat_id for e in events if e.chat_id is not None})
+
+        def program() -> Program[None]:
+            if chat_ids and self.dialect.name == "postgres":
+                # Same row lock as append_message: per-chat outbox ids follow commit order
+                # across nodes (SQLite's single writer gives that order already).
+                yield read_rows(
+                    f"SELECT 1 FROM chats WHERE id IN ({placeholders(len(chat_ids))})"
+                    " ORDER BY id{lock_shared_key}",
+                    *chat_ids,
+                )
+            yield write_many(INSERT_EVENT, [event_params(e) for e in events])
+
+        await self._transaction(program())
+
+    async def _settle(self, sql: str, args: tuple[Any, ...], lease: int | None) -> bool:
+        if lease is not None:
+            sql += " AND lease_token = ?"
+            args = (*args, lease)
+        return bool(await self._query(write(sql, *args)) == 1)
+
+    async def mark_delivered(self, item_id: int, now: float, *, lease: int | None = None) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL"
+            " WHERE id = ? AND state = 'pending'",
+            (now, item_id),
+            lease,
+        )
+
+    async def reschedule_event(
+        self,
+        item_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        lease: int | None = None,
+    ) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+            " leased_until = NULL WHERE id = ? AND state = 'pending'",
+            (attempts, next_attempt_at, error, item_id),
+            lease,
+        )
+
+    async def dead_letter(
+        self, item_id: int, *, attempts: int, error: str, lease: int | None = None
+    ) -> bool:
+        return await self._settle(
+            "UPDATE outbox SET state = 'dead', attempts = ?, last_error = ?,"
+            " leased_until = NULL WHERE id = ? AND state = 'pending'",
+            (attempts, error, item_id),
+            lease,
+        )
+
+    async def list_events(
+        self,
+        *,
+        tenant_id: str | None = None,
+        plugin: str | None = None,
+        state: OutboxState | None = None,
+        limit: int = 100,
+    ) -> list[OutboxItem]:
+        where, args = _where(
+            [("tenant_id = ?", tenant_id), ("plugin = ?", plugin), ("state = ?", state)]
+        )
+        rows = await self._query(
+            read_rows(
+                f"SELECT {OUTBOX_COLS} FROM outbox{where} ORDER BY id LIMIT ?", *args, max(0, limit)
+            )
+        )
+        return [_rows.outbox(r) for r in rows]
+
+    async def replay_dead(self, item_id: int, now: float) -> bool:
+        changed = await self._query(
+            write(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " leased_until = NULL WHERE id = ? AND state = 'dead'",
+                now,
+                item_id,
+            )
+        )
+        return bool(changed == 1)
+
+    # -- plugin configuration ---------------------------------------------------------
+    async def put_plugin_config(self, config: PluginConfig) -> None:
+        await self._query(
+            write(
+                f"INSERT INTO plugin_configs ({PLUGIN_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant_id, plugin) DO UPDATE SET enabled = excluded.enabled,"
+                " config = excluded.config, secrets_sealed = excluded.secrets_sealed,"
+                " updated_at = excluded.updated_at",
+                config.tenant_id,
+                config.plugin,
+                config.enabled,
+                Json(dict(config.config)),
+                blob(config.secrets_sealed),
+                config.updated_at,
+            )
+        )
+
+    async def get_plugin_config(self, tenant_id: str, plugin: str) -> PluginConfig | None:
+        row = await self._query(
+            read_row(
+                f"SELECT {PLUGIN_COLS} FROM plugin_configs WHERE tenant_id = ? AND plugin = ?",
+                tenant_id,
+                plugin,
+            )
+        )
+        return None if row is None else _rows.plugin_config(row, self.dialect.load_json)
+
+    async def list_plugin_configs(self, tenant_id: str | None = None) -> list[PluginConfig]:
+        where, args = _where([("tenant_id = ?", tenant_id)])
+        rows = await self._query(
+            read_rows(
+                f"SELECT {PLUGIN_COLS} FROM plugin_configs{where} ORDER BY tenant_id, plugin", *args
+            )
+        )
+        return [_rows.plugin_config(r, self.dialect.load_json) for r in rows]
+
+    # -- per-plugin key-value store ---------------------------------------------------
+    async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
+        row = await self._query(
+            read_row(
+                "SELECT value FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?"
+                " AND (expires_at IS NULL OR expires_at > ?)",
+                tenant_id,
+                plugin,
+                key,
+                now,
+            )
+        )
+        return None if row is None else bytes(row["value"])
+
+    async def kv_put(
+        self,
+        tenant_id: str,
+        plugin: str,
+        key: str,
+        value: bytes,
+        *,
+        now: float,
+        expires_at: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        sql = (
+            "INSERT INTO plugin_kv (tenant_id, plugin, key, value, expires_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, plugin, key) DO UPDATE SET"
+            " value = excluded.value, expires_at = excluded.expires_at,"
+            " updated_at = excluded.updated_at"
+        )
+        args: tuple[Any, ...] = (tenant_id, plugin, key, blob(value), expires_at, now)
+        if only_if_absent:
+            # Only an expired entry may be taken over.
+            sql += " WHERE plugin_kv.expires_at IS NOT NULL AND plugin_kv.expires_at <= ?"
+            args = (*args, now)
+        return bool(await self._query(write(sql, *args)) == 1)
+
+    async def kv_delete(self, tenant_id: str, plugin: str, key: str) -> bool:
+        changed = await self._query(
+            write(
+                "DELETE FROM plugin_kv WHERE tenant_id = ? AND plugin = ? AND key = ?",
+                tenant_id,
+                plugin,
+                key,
+            )
+        )
+        return bool(changed == 1)
+
+    # -- widget identity replay protection --------------------------------------------
+    async def remember_nonce(
+        self, tenant_id: str, nonce: str, expires_at: float, now: float
+    ) -> bool:
+        purge = now >= self._next_nonce_purge
+        if purge:
+            self._next_nonce_purge = now + NONCE_PURGE_INTERVAL
+
+        def program() -> Program[bool]:
+            if purge:
+                yield write("DELETE FROM nonces WHERE expires_at <= ?", now)
+            # Insert, or take over a row that exists but has expired; atomic under the
+            # unique index, so two concurrent uses of one nonce cannot both succeed.
+            taken = yield write(
+                "INSERT INTO nonces (tenant_id, nonce, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+                " WHERE nonces.expires_at <= ?",
+                tenant_id,
+                nonce,
+                expires_at,
+                now,
+            )
+            return bool(taken == 1)
+
+        return await self._transaction(program())
+
+    # -- tenant keyword lists (policy) ------------------------------------------------
+    async def put_keyword_list(self, record: KeywordListRecord) -> None:
+        await self._query(write(_keyword_lists.UPSERT, *_keyword_lists.params(record)))
+
+    async def list_keyword_lists(self, tenant_id: str) -> list[KeywordListRecord]:
+        rows = await self._query(read_rows(_keyword_lists.SELECT, tenant_id))
+        return [_keyword_lists.record(r) for r in rows]
+
+    async def delete_keyword_list(self, tenant_id: str, name: str) -> bool:
+        return bool(await self._query(write(_keyword_lists.DELETE, tenant_id, name)) == 1)
+
+    # -- scoped API tokens and last logins --------------------------------------------
+    async def create_api_token(self, token: ApiToken) -> None:
+        await self._query(write(_api_tokens.INSERT, *_api_tokens.params(token)))
+
+    async def get_api_token(self, token_hash: str) -> ApiToken | None:
+        row = await self._query(read_row(_api_tokens.BY_HASH, token_hash))
+        return None if row is None else _api_tokens.record(row)
+
+    async def list_api_tokens(self, tenant_id: str) -> list[ApiToken]:
+        rows = await self._query(read_rows(_api_tokens.BY_TENANT, tenant_id))
+        return [_api_tokens.record(r) for r in rows]
+
+    async def revoke_api_token(self, tenant_id: str, token_id: str, now: float) -> bool:
+        return bool(await self._query(write(_api_tokens.REVOKE, now, tenant_id, token_id)) == 1)
+
+    async def touch_api_token(self, token_id: str, now: float) -> None:
+        await self._query(write(_api_tokens.TOUCH, now, token_id, now))
+
+    async def record_login(self, agent_id: str, at: float) -> None:
+        await self._query(write(_api_tokens.LOGIN_UPSERT, agent_id, at))
+
+    async def last_logins(self, tenant_id: str) -> dict[str, float]:
+        rows = await self._query(read_rows(_api_tokens.LOGINS_OF_TENANT, tenant_id))
+        return {r["agent_id"]: float(r["at"]) for r in rows}
+
+    async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
+        def program() -> Program[dict[str, int]]:
+            counts: dict[str, int] = {}
+            for name, template in _housekeeping.STATEMENTS:
+                counts[name] = int((yield write(template, *_housekeeping.params(name, cutoffs))))
+            return counts
+
+        return await self._transaction(program())
