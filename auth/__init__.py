@@ -49,7 +49,7 @@ from auth.tokens import (
     hash_token,
     new_session_token,
 )
-from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri, qr_png, qr_terminal
+from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri
 
 __all__ = [
     "OPERATOR_SCOPE",
@@ -86,8 +86,6 @@ __all__ = [
     "normalize_email",
     "normalize_recovery_code",
     "provisioning_uri",
-    "qr_png",
-    "qr_terminal",
     "require",
     "require_operator",
     "role_permissions",

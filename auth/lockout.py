@@ -3,7 +3,7 @@
 Modelled on OWASP ASVS 5.0 §6.3 (throttle guessing without enabling malicious lockout)
 and Keycloak's *temporary* lockout. The gateway keeps one :class:`LockoutState` per key
 it chooses and calls these pure functions; which keys and which policy per key is the
-gateway's business (``gateway/login_throttle.py``):
+gateway's business (``gateway/ratelimit/login.py``):
 
 * per (account, source address): progressive delays, then a temporary lock of *that
   pair* only; an attacker guessing from one address never blocks the owner elsewhere;

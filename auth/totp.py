@@ -1,7 +1,7 @@
 """Time-based one-time passwords (RFC 6238) for the agents' second factor.
 
 Enrolment: :func:`new_totp_secret`, then show :func:`provisioning_uri` as a QR code
-(:func:`qr_png` for the web console, :func:`qr_terminal` for the CLI) and confirm
+(rendered by :mod:`gateway.qr` for the web console and the CLI) and confirm
 with a first code. Login: :meth:`TotpVerifier.verify` with the last step the agent
 used, and store the step it returns.
 
@@ -16,14 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
 import secrets
 import time
 from dataclasses import dataclass, field
 
 import pyotp
-import qrcode
-import qrcode.image.pure
 
 from auth.clock import Clock
 
@@ -31,8 +28,6 @@ __all__ = [
     "TotpVerifier",
     "new_totp_secret",
     "provisioning_uri",
-    "qr_png",
-    "qr_terminal",
 ]
 
 SECRET_BYTES = 20
@@ -56,37 +51,6 @@ def provisioning_uri(secret: str, email: str, issuer: str = "cipherdesk") -> str
     """
     _secret_bytes(secret)
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
-
-
-def qr_png(uri: str) -> bytes:
-    """Render ``uri`` as a PNG QR code (pure Python via pypng; no Pillow needed)."""
-    image = qrcode.make(uri, image_factory=qrcode.image.pure.PyPNGImage)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue()
-
-
-def qr_terminal(uri: str, *, invert: bool = False) -> str:
-    """Render ``uri`` as a QR code made of Unicode half blocks, for a CLI.
-
-    Each text line holds two module rows (``▀``, ``▄``, ``█``, space), so the code
-    stays roughly square in a terminal. By default *light* modules (and the quiet
-    zone) are drawn, which yields dark-on-light on the usual dark-background
-    terminal, the polarity scanners expect; pass ``invert=True`` on a light
-    background.
-    """
-    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
-    qr.add_data(uri)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
-    ink = [[bool(cell) == invert for cell in row] for row in matrix]
-    if len(ink) % 2:
-        ink.append([not invert] * len(ink[0]))  # a light row below the quiet zone
-    glyphs = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
-    lines = []
-    for top, bottom in zip(ink[::2], ink[1::2], strict=True):
-        lines.append("".join(glyphs[(a, b)] for a, b in zip(top, bottom, strict=True)))
-    return "\n".join(lines) + "\n"
 
 
 def _secret_bytes(secret: str) -> bytes:

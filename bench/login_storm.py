@@ -66,8 +66,8 @@ import aiohttp
 
 from auth.totp import TotpVerifier
 from bench.relay import NO_LIMITS, agent_session, free_port, quiet_logs, start_site
-from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import CustomerMsg, Msg
+from gateway.sdk.client import AgentClient, CustomerClient
 
 TEXT = "Hello, I would like to know when my parcel will arrive. Thank you!"
 

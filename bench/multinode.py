@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from relay import NO_LIMITS, Figures, _gateway_pair, agent_session, drive, quiet_logs
 
-from gateway.client import AgentClient, CustomerClient
+from gateway.sdk.client import AgentClient, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
 from tests.services import postgres_server, redis_server
 
@@ -61,7 +61,7 @@ def limits_toml() -> str:
 
 async def make_tokens(dsn: str, master_key: str, workdir: Path, n: int) -> list[str]:
     """N confirmed agents of the demo tenant with live sessions, via offline services."""
-    from gateway.cli import offline_services
+    from gateway.cli.main import offline_services
     from gateway.config import load_config
 
     config = load_config(

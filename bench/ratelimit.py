@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.metrics import Metrics
-from gateway.ratelimit import MemoryRateLimiter, Rate, RedisRateLimiter
+from gateway.ratelimit.limits import MemoryRateLimiter, Rate, RedisRateLimiter
 
 
 def _per_op(seconds: float, n: int) -> float:

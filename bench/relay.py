@@ -48,8 +48,8 @@ from aiohttp import WSMsgType, web
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import CustomerMsg, Msg
+from gateway.sdk.client import AgentClient, CustomerClient
 
 REPO = str(Path(__file__).resolve().parents[1])
 TEXT = "Hello, I would like to know when my parcel will arrive. Thank you!"
@@ -153,7 +153,7 @@ def relay_app() -> web.Application:
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         pair, role = request.match_info["pair"], request.match_info["role"]
-        # Same socket settings as the gateway (gateway/connection.py new_websocket).
+        # Same socket settings as the gateway (gateway/ws/connection.py new_websocket).
         ws = web.WebSocketResponse(compress=False, max_msg_size=64 * 1024, autoping=True)
         await ws.prepare(request)
         slot = sockets.setdefault(pair, {})
@@ -438,7 +438,7 @@ def serve_command() -> list[str]:
     script = Path(sys.executable).with_name("cipherdesk")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from gateway.cli import main; main()"]
+    return [sys.executable, "-c", "from gateway.cli.main import main; main()"]
 
 
 async def wait_healthy(base: str, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:

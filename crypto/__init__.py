@@ -29,7 +29,7 @@ from crypto.envelope import (
     open_record,
     seal_record,
 )
-from crypto.identity import GatewayIdentity, IdentityFileError, hello_transcript, verify_hello
+from crypto.identity import GatewayIdentity, hello_transcript, verify_hello
 
 __all__ = [
     "CLIENT_TO_SERVER",
@@ -42,7 +42,6 @@ __all__ = [
     "EnvelopeError",
     "EphemeralKey",
     "GatewayIdentity",
-    "IdentityFileError",
     "KeyFormatError",
     "Keyring",
     "KeyringError",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Final
 
 import nacl.bindings
@@ -33,7 +32,6 @@ import nacl.exceptions
 import nacl.utils
 
 from crypto.encoding import EncodingError, b64decode, b64encode
-from crypto.keyfile import SecretFileError, read_or_create_secret_file, replace_secret_file
 
 __all__ = [
     "DATA_KEY_SIZE",
@@ -248,37 +246,10 @@ class Keyring:
             raise KeyringError(f"{source} holds no keys")
         return cls(keys)
 
-    @classmethod
-    def load_or_create(cls, path: Path, env_value: str | None = None) -> Keyring:
-        """The deployment's keyring: from ``env_value`` if set, else from the key file.
-
-        ``env_value`` is the value of ``CIPHERDESK_MASTER_KEY``; ``None``, empty or
-        blank means "not set" (compose files often pass an empty default). The key
-        file is created (0600, one new key) when missing, and refused when
-        group/other-accessible.
-        """
-        if env_value is not None and env_value.strip():
-            return cls.from_env_value(env_value)
-        try:
-            content = read_or_create_secret_file(path, lambda: cls.generate()._dump())
-        except SecretFileError as exc:
-            raise KeyringError(str(exc)) from exc
-        return cls.from_file_content(content, source=str(path))
-
-    def rotate(self, path: Path) -> Keyring:
-        """Add a new current key and persist the whole ring to ``path`` (atomic, 0600).
-
-        Returns the new keyring; this one is left unchanged. Older keys stay so
-        existing blobs still open. The file is rewritten from this keyring's keys
-        (comments are dropped). When keys come from the env var, update the env var
-        instead: it takes precedence over the file.
-        """
-        rotated = Keyring([MasterKey.generate(), *self._keys])
-        try:
-            replace_secret_file(path, rotated._dump())
-        except OSError as exc:
-            raise KeyringError(f"cannot write {path}: {exc}") from exc
-        return rotated
+    def with_new_key(self) -> Keyring:
+        """A new keyring whose current key is freshly generated, keeping every older key
+        so existing blobs still open; this one is left unchanged (see :meth:`adopt`)."""
+        return Keyring([MasterKey.generate(), *self._keys])
 
     def adopt(self, other: Keyring) -> None:
         """Take over ``other``'s keys in place (after :meth:`rotate`), so every component
@@ -294,7 +265,8 @@ class Keyring:
         self._by_id = dict(other._by_id)
         self._keys = other._keys
 
-    def _dump(self) -> bytes:
+    def dump(self) -> bytes:
+        """The key file's content: one key per line, current first."""
         return "".join(f"{key.to_b64()}\n" for key in self._keys).encode("ascii")
 
     # inspection

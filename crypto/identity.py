@@ -1,47 +1,32 @@
-"""The gateway's long-term Ed25519 identity, and owner-only secret files.
+"""The gateway's long-term Ed25519 identity.
 
 The identity signs every ``hello`` so that a widget pinning the gateway's verify
-key notices a middlebox that swaps the per-connection X25519 key. Its seed lives
-in a file that must never be readable by anyone but the service user; the same
-file discipline (:mod:`crypto.keyfile`) is used for the master keyring.
+key notices a middlebox that swaps the per-connection X25519 key. Its seed lives in an
+owner-only file that :mod:`gateway.keyfiles` reads and creates; this module does no I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
 
 from crypto.auditchain import checkpoint_transcript
 from crypto.encoding import b64decode, b64encode
-from crypto.keyfile import (
-    SecretFileError,
-    create_secret_file,
-    read_or_create_secret_file,
-    read_secret_file,
-    replace_secret_file,
-)
 
 __all__ = [
     "HELLO_CONTEXT",
+    "SEED_SIZE",
     "GatewayIdentity",
-    "IdentityFileError",
-    "SecretFileError",
-    "create_secret_file",
     "hello_transcript",
-    "read_or_create_secret_file",
-    "read_secret_file",
-    "replace_secret_file",
     "verify_hello",
 ]
 
 HELLO_CONTEXT = "cipherdesk/v1/hello"
 """Domain-separation prefix: a hello signature can never be replayed as anything else."""
 
-_SEED_SIZE = 32
+SEED_SIZE = 32
 _SIGNATURE_SIZE = 64
 _PUBLIC_KEY_SIZE = 32
 
@@ -77,10 +62,6 @@ def verify_hello(verify_key_b64: str, sid: str, server_pk_b64: str, sig_b64: str
 # --- the identity ------------------------------------------------------------------
 
 
-class IdentityFileError(SecretFileError):
-    """The identity file is unsafe or corrupt; the message says how to fix it."""
-
-
 class GatewayIdentity:
     """The gateway's long-term Ed25519 signing key.
 
@@ -102,29 +83,9 @@ class GatewayIdentity:
     @classmethod
     def from_seed(cls, seed: bytes) -> GatewayIdentity:
         """Rebuild an identity from its 32-byte seed (RFC 8032 private key)."""
-        if len(seed) != _SEED_SIZE:
-            raise ValueError(f"seed must be {_SEED_SIZE} bytes")
+        if len(seed) != SEED_SIZE:
+            raise ValueError(f"seed must be {SEED_SIZE} bytes")
         return cls(nacl.signing.SigningKey(seed))
-
-    @classmethod
-    def load_or_create(cls, path: Path) -> GatewayIdentity:
-        """Load the seed file at ``path``, creating it (0600) with a new identity if absent.
-
-        :raises IdentityFileError: the file is readable by group/others (fix with
-            ``chmod 600``), is not 32 bytes, or cannot be written.
-        """
-        try:
-            seed = read_or_create_secret_file(path, lambda: os.urandom(_SEED_SIZE))
-        except SecretFileError as exc:
-            raise IdentityFileError(str(exc)) from exc
-        if len(seed) != _SEED_SIZE:
-            raise IdentityFileError(
-                f"{path} holds {len(seed)} bytes, expected a {_SEED_SIZE}-byte Ed25519 "
-                "seed; restore it from backup, or delete it to generate a new identity "
-                "(widgets pinning the old verify key will then need the new one)"
-            )
-        return cls.from_seed(seed)
-        raise IdentityFileError(f"identity file {path} keeps disappearing")  # pragma: no cover
 
     @property
     def verify_key_bytes(self) -> bytes:

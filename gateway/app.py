@@ -20,20 +20,22 @@ from aiohttp import web
 from auth.tokens import SessionLifetime
 from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
-from gateway import http_public, http_security
 from gateway.api_tokens import ApiTokenService
 from gateway.audit import Auditor
-from gateway.auditchain import AuditKeys, Checkpointer
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
-from gateway.dormancy import DormancySweep
-from gateway.governance import build_governance
-from gateway.guard import Guard
+from gateway.governance.auditchain import AuditKeys, Checkpointer
+from gateway.governance.dormancy import DormancySweep
+from gateway.governance.wiring import build_governance
 from gateway.housekeeping import Housekeeping
+from gateway.http import public as http_public
+from gateway.http import security as http_security
+from gateway.http.routes import setup_routes
+from gateway.keyfiles import load_or_create_identity, load_or_create_keyring
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
@@ -41,7 +43,8 @@ from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
 from gateway.presence import open_presence
 from gateway.protocol import CloseCode
-from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.ratelimit.guard import Guard
+from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
@@ -49,8 +52,8 @@ from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origin
 from gateway.transcripts import ChatKeys
-from gateway.ws_agent import agent_ws
-from gateway.ws_customer import customer_ws
+from gateway.ws.agent import agent_ws
+from gateway.ws.customer import customer_ws
 from plugins.outbox import Dispatcher
 from plugins.registry import default_registry
 
@@ -84,8 +87,8 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     limits = Limits.from_dict(config.ratelimit.limits)
     data_dir = config.data_dir
     prepare_data_dir(data_dir)
-    identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
-    keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
+    identity = load_or_create_identity(data_dir / IDENTITY_FILE)
+    keyring = load_or_create_keyring(data_dir / MASTER_KEY_FILE, config.master_key or None)
     store = open_store(config.store_url, data_dir)
     bus = open_bus(config.bus.url, keyring=keyring)
     await store.open()
@@ -315,7 +318,7 @@ def create_app(
     app.router.add_get("/ws/customer", customer_ws)
     app.router.add_get("/ws/agent", agent_ws)
     http_public.setup_routes(app)
-    _setup_optional_routes(app)
+    setup_routes(app)
     return app
 
 
@@ -323,32 +326,3 @@ async def _stop_workers(workers: list[BackgroundWorker]) -> None:
     for worker in workers:
         with contextlib.suppress(Exception):
             await worker.stop()
-
-
-def _setup_optional_routes(app: web.Application) -> None:
-    """HTTP API modules register themselves here (auth, admin, web pages)."""
-    from gateway import (
-        http_api,
-        http_governance,
-        http_inbound,
-        http_keys,
-        http_operator,
-        http_ops,
-        http_plugins,
-        http_sessions,
-        http_team,
-        http_tokens,
-        http_web,
-    )
-
-    http_api.setup_routes(app)
-    http_governance.setup_routes(app)
-    http_keys.setup_routes(app)
-    http_operator.setup_routes(app)
-    http_team.setup_routes(app)
-    http_plugins.setup_routes(app)
-    http_tokens.setup_routes(app)
-    http_sessions.setup_routes(app)
-    http_web.setup_routes(app)
-    http_ops.setup(app)
-    http_inbound.setup_routes(app)

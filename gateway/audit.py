@@ -2,12 +2,12 @@
 
 The audit table is append-only at the SQL level (triggers refuse UPDATE, and DELETE of
 rows not covered by a signed checkpoint), and every row is MAC-chained per tenant
-(:mod:`gateway.auditchain`), so a row edited, deleted or inserted behind the gateway's
+(:mod:`gateway.governance.auditchain`), so a row edited, deleted or inserted behind the gateway's
 back is detected by ``cipherdesk audit verify``. Details pass through the same
 redaction as logs, so a careless caller cannot store a secret.
 
-Listeners (the anomaly rules of :mod:`gateway.alerts`, the SIEM export of
-:mod:`gateway.siem`) see every event after it is stored; a failing listener is logged
+Listeners (the anomaly rules of :mod:`gateway.governance.alerts`, the SIEM export of
+:mod:`gateway.governance.siem`) see every event after it is stored; a failing listener is logged
 and never undoes or blocks the action being audited.
 """
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import structlog
 
 from auth.identity import IdentityError, IdentityVerifier, VerifiedIdentity
-from auth.roles import Permission, Principal
+from auth.roles import Permission, Principal, Role
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
@@ -388,7 +388,7 @@ class ChatService:
         )
         if result.duplicate:
             # Publish again: the node that stored it may have died before publishing.
-            # Receivers de-duplicate by seq (gateway/feed.py).
+            # Receivers de-duplicate by seq (gateway/ws/feed.py).
             await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
             return PostOutcome(ack=ack, notice=None, duplicate=True)
         if decision.action == "flag" or decision.split_kinds:
@@ -934,6 +934,4 @@ def _profile_dict(profile: Profile | None) -> dict[str, str]:
 
 
 def agent_principal(agent: Agent) -> Principal:
-    from auth.roles import Role
-
     return Principal(agent_id=agent.id, tenant_id=agent.tenant_id, role=Role(agent.role))

@@ -62,7 +62,7 @@ class RateLimitConfig:
     url: str = "memory://"
     # Key prefix in Redis (several installations may share one Redis).
     prefix: str = "cd:rl:"
-    # Scope overrides, e.g. {"messages_per_chat" = "30/10s"}; see gateway/ratelimit.py.
+    # Scope overrides, e.g. {"messages_per_chat" = "30/10s"}; see gateway/ratelimit/limits.py.
     limits: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +88,7 @@ class AuthConfig:
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
     # Per (account, source address): free failures, then delays, then a temporary lock
-    # of that pair only (auth/lockout.py, gateway/login_throttle.py).
+    # of that pair only (auth/lockout.py, gateway/ratelimit/login.py).
     lock_after: int = 10
     lock_duration: float = 900.0
     free_failures: int = 3
@@ -130,7 +130,7 @@ class PolicyFilesConfig:
 
 @dataclass(slots=True)
 class AuditConfig:
-    # Signed checkpoints of every audit chain that moved (gateway/auditchain.py).
+    # Signed checkpoints of every audit chain that moved (gateway/governance/auditchain.py).
     checkpoint_interval: float = 3600.0
     # Audit rows older than this are purged (after a signed checkpoint). China's
     # Cybersecurity Law keeps network logs at least six months: never below 180.

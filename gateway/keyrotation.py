@@ -36,9 +36,10 @@ from typing import Any
 import structlog
 
 from crypto.envelope import EnvelopeError, Keyring, KeyringError
-from crypto.keyfile import replace_secret_file
 from gateway.aad import plugin_secrets_aad, tenant_identity_aad, totp_aad
 from gateway.datadir import MASTER_KEY_FILE
+from gateway.governance.wiring import rewrap_governance
+from gateway.keyfiles import replace_secret_file, rotate_keyring
 from gateway.store.base import NotFound
 
 log = structlog.get_logger("cipherdesk.keyrotation")
@@ -71,7 +72,7 @@ class Report:
     identity_secrets: int = 0
     plugin_secrets: int = 0
     audit_keys: int = 0
-    """Audit roots (gateway/auditchain.py) and tenants' sealed alert-channel secrets."""
+    """Audit roots (gateway/governance/auditchain.py) and tenants' sealed alert-channel secrets."""
     notify_secrets: int = 0
     already_current: int = 0
     skipped: int = 0
@@ -139,8 +140,6 @@ async def rewrap_all(svc: Any, *, batch: int = BATCH) -> Report:
     await _totp_secrets(svc.store, keyring, report)
     await _identity_secrets(svc, keyring, report)
     await _plugin_secrets(svc.store, keyring, report)
-    from gateway.governance import rewrap_governance  # governance imports this module's peers
-
     report.audit_keys, report.notify_secrets = await rewrap_governance(svc)
     log.info("rewrap_done", **{k: v for k, v in report.as_dict().items() if k != "failures"})
     return report
@@ -259,7 +258,7 @@ async def rotate(
     previous = keyring.current.key_id
     # The file is written first: if the process dies after this, the next start simply
     # loads the longer ring and a 'cipherdesk keys rewrap' finishes the job.
-    keyring.adopt(keyring.rotate(key_file_path(svc)))
+    keyring.adopt(rotate_keyring(keyring, key_file_path(svc)))
     log.info("master_key_rotated", key_id=keyring.current.key_id, previous=previous)
     report = await rewrap_all(svc)
     report.keys_in_file = len(keyring.key_ids)

@@ -60,7 +60,7 @@ class Metrics:
             registry=reg,
         )
 
-        # governance (gateway/alerts.py): label values are rule names and severities only
+        # governance (gateway/governance/alerts.py): label values are rule names and severities only
         self.alerts_total = Counter(
             "alerts_total",
             "Anomaly alerts fired, by rule and severity.",

@@ -25,29 +25,29 @@ from gateway.bus.base import Bus
 from gateway.chats import ChatError, ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
-from gateway.connection import (
+from gateway.logs import error_location
+from gateway.metrics import Metrics
+from gateway.presence import Presence
+from gateway.protocol import CloseCode
+from gateway.ratelimit.guard import TENANT_FULL
+from gateway.sessions import SessionAuthenticator
+from gateway.store.base import Store
+from gateway.tenants import TenantDirectory
+from gateway.ws.connection import (
     ConnectionClosed,
     ProtocolViolation,
     SecureConnection,
     new_websocket,
 )
-from gateway.guard import TENANT_FULL
-from gateway.logs import error_location
-from gateway.metrics import Metrics
-from gateway.presence import Presence
-from gateway.protocol import CloseCode
-from gateway.sessions import SessionAuthenticator
-from gateway.store.base import Store
-from gateway.tenants import TenantDirectory
 
 if TYPE_CHECKING:
     from gateway.api_tokens import ApiTokenService
-    from gateway.auditchain import AuditKeys, Checkpointer
-    from gateway.governance import Governance
-    from gateway.guard import Guard
+    from gateway.governance.auditchain import AuditKeys, Checkpointer
+    from gateway.governance.wiring import Governance
     from gateway.logins import LoginService
     from gateway.plugin_host import PluginHost
     from gateway.policy import PolicyRegistry
+    from gateway.ratelimit.guard import Guard
     from gateway.retention import RetentionJob
     from gateway.transcripts import ChatKeys
     from plugins.outbox import Dispatcher

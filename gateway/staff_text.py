@@ -11,7 +11,7 @@ default). Text the policy blocks (a card number, for agents) is refused with
 
 from __future__ import annotations
 
-from gateway.http_public import ApiError
+from gateway.http.public import ApiError
 from gateway.policy.fields import REMOVED, screen_text
 from gateway.services import Services
 

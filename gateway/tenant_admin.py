@@ -1,7 +1,7 @@
 """Creating and freezing tenants: installation-wide actions of the operator.
 
 One implementation behind ``cipherdesk tenant add`` and the operator API
-(``gateway/http_operator.py``), so both validate ids and origins the same way and audit
+(``gateway/http/operator.py``), so both validate ids and origins the same way and audit
 the same events. Tenant admins never reach these (issue 11.4); a tenant admin may still
 freeze *their own* tenant from the emergency panel (``/api/emergency/freeze``).
 """

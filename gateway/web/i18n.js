@@ -1,5 +1,5 @@
 /* Localisation for the widget, the console and the admin pages, on i18next (npm,
- * pinned in package-lock.json, bundled by gateway/http_web.py). The catalogues
+ * pinned in package-lock.json, bundled by gateway/http/web.py). The catalogues
  * (gateway/web/i18n/*.json) are bundled too, as CIPHERDESK_CATALOGUES, so the widget
  * needs no extra request and Subresource Integrity covers the texts as well.
  * Dates, times and numbers go through Intl in the chosen language. */

@@ -9,7 +9,7 @@ import pyotp
 import pytest
 
 from auth.clock import ManualClock
-from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri, qr_png, qr_terminal
+from auth.totp import TotpVerifier, new_totp_secret, provisioning_uri
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 T0 = 1_700_000_010.0  # inside step 56_666_667
@@ -132,23 +132,3 @@ def test_provisioning_uri_round_trips(secret: str) -> None:
     # parsed URI yields the codes our verifier accepts.
     assert pyotp.parse_uri(uri).at(T0) == pyotp.TOTP(secret).at(T0)
     assert pyotp.parse_uri(uri).at(T0) == TotpVerifier(clock=lambda: T0).current_code(secret)
-
-
-def test_qr_png_is_png() -> None:
-    data = qr_png("otpauth://totp/cipherdesk:a@b.c?secret=JBSWY3DPEHPK3PXP")
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 100
-
-
-def test_qr_terminal_is_square_block_art() -> None:
-    text = qr_terminal("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP")
-    lines = text.splitlines()
-    assert len({len(line) for line in lines}) == 1
-    width = len(lines[0])
-    assert width // 2 <= len(lines) <= width // 2 + 1  # two module rows per line
-    assert set(text) <= set(" ▀▄█\n")
-    # Quiet zone drawn as light modules (blocks) by default, blank when inverted.
-    assert lines[0] == "█" * width
-    assert qr_terminal("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP", invert=True).splitlines()[0] == (
-        " " * width
-    )

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +10,6 @@ from crypto.channel import EphemeralKey
 from crypto.encoding import EncodingError, b64decode, b64encode
 from crypto.identity import (
     GatewayIdentity,
-    IdentityFileError,
     hello_transcript,
     verify_hello,
 )
@@ -28,20 +23,6 @@ def identity() -> GatewayIdentity:
 @pytest.fixture
 def server_pk() -> str:
     return EphemeralKey.generate().public_b64
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """Run with umask 0, so only the explicit creation mode can keep a file private."""
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 # --- transcript and signatures -----------------------------------------------------
@@ -133,50 +114,3 @@ def test_from_seed_requires_32_bytes() -> None:
 
 
 # --- the seed file -----------------------------------------------------------------
-
-
-def test_load_or_create_writes_private_seed_and_reloads_it(
-    tmp_path: Path, open_umask: None
-) -> None:
-    path = tmp_path / "keys" / "nested" / "identity.key"
-    created = GatewayIdentity.load_or_create(path)
-    assert _mode(path) == 0o600  # even with umask 0
-    assert path.stat().st_size == 32
-    assert _mode(path.parent) == 0o700
-    reloaded = GatewayIdentity.load_or_create(path)
-    assert reloaded.verify_key_b64 == created.verify_key_b64
-    assert reloaded.key_id == created.key_id
-    assert os.listdir(path.parent) == ["identity.key"]  # no temporary files left behind
-
-
-def test_reloaded_identity_signs_verifiably(tmp_path: Path, server_pk: str) -> None:
-    path = tmp_path / "identity.key"
-    verify_key = GatewayIdentity.load_or_create(path).verify_key_b64
-    sig = GatewayIdentity.load_or_create(path).sign_hello("s", server_pk)
-    assert verify_hello(verify_key, "s", server_pk, sig)
-
-
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
-def test_group_or_other_accessible_file_is_refused(tmp_path: Path, mode: int) -> None:
-    path = tmp_path / "identity.key"
-    GatewayIdentity.load_or_create(path)
-    path.chmod(mode)
-    with pytest.raises(IdentityFileError, match="chmod 600"):
-        GatewayIdentity.load_or_create(path)
-
-
-def test_wrong_size_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "identity.key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, b"x" * 31)
-    os.close(fd)
-    with pytest.raises(IdentityFileError, match="31 bytes"):
-        GatewayIdentity.load_or_create(path)
-    assert path.read_bytes() == b"x" * 31  # never overwritten
-
-
-def test_directory_in_place_of_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "identity.key"
-    path.mkdir(mode=0o700)
-    with pytest.raises(IdentityFileError):
-        GatewayIdentity.load_or_create(path)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.keyfiles import load_or_create_identity
 from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,14 +311,13 @@ def test_entrypoint_loads_file_secrets(tmp_path: Path) -> None:
 
 def test_make_secrets_creates_keys_the_gateway_accepts(tmp_path: Path) -> None:
     from crypto.envelope import MasterKey
-    from crypto.identity import GatewayIdentity
 
     shutil.copy(DEPLOY / "make-secrets.sh", tmp_path)
     subprocess.run(["sh", str(tmp_path / "make-secrets.sh")], check=True, capture_output=True)
     secrets = tmp_path / "secrets"
     MasterKey.from_b64((secrets / "master_key").read_text().strip())
     os.chmod(secrets / "gateway_ed25519.key", 0o600)
-    assert GatewayIdentity.load_or_create(secrets / "gateway_ed25519.key").verify_key_b64
+    assert load_or_create_identity(secrets / "gateway_ed25519.key").verify_key_b64
     password = (secrets / "db_password").read_text()
     assert len(password) >= 24 and (secrets / "store_url").read_text().startswith(
         f"postgresql://cipherdesk:{password}@postgres:5432/cipherdesk"

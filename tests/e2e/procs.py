@@ -33,11 +33,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crypto.identity import GatewayIdentity
 from gateway.app import IDENTITY_FILE
+from gateway.keyfiles import load_or_create_identity
 from tests.services import free_port
 
-#: What ``cipherdesk serve`` says when its port is taken (gateway/cli.py ``_check_port``).
+#: What ``cipherdesk serve`` says when its port is taken (gateway/cli/main.py ``_check_port``).
 PORT_TAKEN = "is already in use; pick another with --port"
 
 
@@ -52,7 +52,7 @@ def serves_identity_of(base: str, data_dir: Path) -> bool:
             served = json.loads(resp.read())["verify_key"]
     except (OSError, urllib.error.URLError, ValueError, KeyError):
         return False
-    return served == GatewayIdentity.load_or_create(path).verify_key_b64
+    return served == load_or_create_identity(path).verify_key_b64
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,9 +245,8 @@ class Cluster:
     @property
     def verify_key(self) -> str:
         """The gateway verify key (base64) every node signs its hello with."""
-        from crypto.identity import GatewayIdentity
 
-        return GatewayIdentity.load_or_create(self.nodes[0].data_dir / IDENTITY_FILE).verify_key_b64
+        return load_or_create_identity(self.nodes[0].data_dir / IDENTITY_FILE).verify_key_b64
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
         """Run ``cipherdesk <args>`` against the shared store (no bus: offline command).

@@ -1,7 +1,7 @@
 """Abuse protection over real sockets, one gateway node (issue 5).
 
 Every test runs the real gateway (``start_gateway``: ``create_app`` on a free loopback
-port) and talks to it with the SDK (``gateway/client.py``) or raw ``websockets``. Limits are
+port) and talks to it with the SDK (``gateway/sdk/client.py``) or raw ``websockets``. Limits are
 configured tight ("N per hour") instead of sleeping: a refill never happens within a test,
 so every decision is exact.
 
@@ -33,8 +33,7 @@ import pytest
 from websockets.asyncio.client import connect as raw_connect
 from websockets.exceptions import ConnectionClosed
 
-import gateway.client as sdk
-from gateway.client import AgentClient, ClosedError, CustomerClient
+import gateway.sdk.client as sdk
 from gateway.protocol import (
     Ack,
     AgentMsg,
@@ -44,6 +43,7 @@ from gateway.protocol import (
     Notice,
     Pong,
 )
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from gateway.services import Services
 from tests.gateway.helpers import login, make_agent, start_gateway
 from tests.services import unavailable

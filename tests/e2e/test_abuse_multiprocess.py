@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.client import ClosedError
 from gateway.protocol import Ack, CloseCode
+from gateway.sdk.client import ClosedError
 from tests.e2e.procs import PUBLIC_URL, Cluster, Node
 from tests.e2e.test_abuse import (  # noqa: F401 - _bindable_sdk, loopback_aliases: fixtures
     BoundCustomer,
@@ -43,7 +43,7 @@ CONFIG = """
 ws_connect_per_ip = "5/h"
 concurrent_per_ip = 50
 """
-KEY_PREFIX = "cd:rl:"  # RedisRateLimiter's default prefix (gateway/ratelimit.py)
+KEY_PREFIX = "cd:rl:"  # RedisRateLimiter's default prefix (gateway/ratelimit/limits.py)
 
 
 def random_loopback() -> str:

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from crypto.channel import Channel, EphemeralKey
-from gateway.client import CustomerClient
 from gateway.protocol import Ack, CloseCode
+from gateway.sdk.client import CustomerClient
 from gateway.services import Services
 from tests.gateway.helpers import start_gateway
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from gateway import http_web
+from gateway.http import web as http_web
 from tests.gateway.helpers import start_gateway
 
-WEB = Path(http_web.__file__).parent / "web"
+WEB = http_web.WEB_DIR
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient
+from gateway.sdk.client import AgentClient
 from tests.e2e import browser as bx
 from tests.e2e.browser import expect, login_console, new_page, screenshot
 from tests.gateway.helpers import login

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.client import CustomerClient
+from gateway.sdk.client import CustomerClient
 from plugins.webhook import verify_signature
 from tests.e2e import browser as bx
 from tests.e2e.browser import (

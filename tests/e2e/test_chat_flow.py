@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from auth.roles import Principal, Role
-from gateway.client import AgentClient, CustomerClient, ServerError
 from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, QueueSnapshot, Typing
+from gateway.sdk.client import AgentClient, CustomerClient, ServerError
 from gateway.services import Services
 from tests.gateway.helpers import login, make_agent, start_gateway
 

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from gateway.client import AgentClient, ClosedError, CustomerClient
 from gateway.protocol import Ack, Msg
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from tests.e2e.procs import Cluster, login
 
 PASSWORD = "correct horse battery staple 42"

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import Ack
+from gateway.sdk.client import AgentClient, CustomerClient
 from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway
 
 QUEUE = 16  # a small send queue stands for the production 256

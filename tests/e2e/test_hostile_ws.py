@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.client import AgentClient, CustomerClient
 from gateway.jsonlimits import MAX_FRAME_DEPTH
 from gateway.protocol import CloseCode
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.store.base import Tenant
 from tests.e2e.test_bad_input import Gw, Raw, _expect_close
 from tests.gateway.helpers import login, make_agent, start_gateway

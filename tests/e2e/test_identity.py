@@ -30,8 +30,8 @@ import aiohttp
 import pytest
 
 from auth.identity import sign_identity
-from gateway.client import AgentClient, ClosedError, CustomerClient
 from gateway.protocol import QueueEntry, Welcome
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from gateway.services import Services
 from tests.gateway.helpers import (
     FakeClock,

@@ -14,7 +14,7 @@ Asserted, per chat, against a fresh connection's history (the store is the truth
 - every message a customer sent (acked before the kill or re-sent after it) is there once;
 - the chats carry on in both directions after the failover;
 - no live view (customers', agent's) ever showed a message twice, and each customer and
-  the agent saw every message of its chats (live, or replayed on resume; gateway/feed.py
+  the agent saw every message of its chats (live, or replayed on resume; gateway/ws/feed.py
   fills cross-node seq gaps from the store).
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from gateway.client import AgentClient, ClosedError, CustomerClient
 from gateway.protocol import Ack, ChatEvent, Msg
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, Node, login
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]

@@ -36,8 +36,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import Ack
+from gateway.sdk.client import AgentClient, CustomerClient
 from plugins.webhook import verify_signature
 from tests.e2e.procs import Cluster, login
 from tests.services import free_port

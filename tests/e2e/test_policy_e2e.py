@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient
 from gateway.protocol import ChatEvent, Flag, Msg
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.transcripts import open_text
 from tests.gateway.helpers import login, make_agent, start_gateway
 from tests.plugins.fakes import WebhookReceiver, eventually

@@ -17,8 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, ClosedError, CustomerClient, ResumeInfo, ServerError
 from gateway.protocol import Ack, ChatEvent, Pong
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient, ResumeInfo, ServerError
 from gateway.services import Services
 from tests.gateway.helpers import FakeClock, login, make_agent, make_tenant, start_gateway
 

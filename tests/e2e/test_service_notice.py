@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient, ServerError
 from gateway.protocol import Service
+from gateway.sdk.client import AgentClient, CustomerClient, ServerError
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient, ServerError
 from gateway.protocol import ChatEvent
+from gateway.sdk.client import AgentClient, CustomerClient, ServerError
 from gateway.services import Services
 from gateway.store.base import Tenant
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway

@@ -9,7 +9,7 @@ config that loads also yields its derived values or a ``ValueError`` naming the 
 from __future__ import annotations
 
 from gateway.config import ConfigError, parse_config
-from gateway.ratelimit import Limits
+from gateway.ratelimit.limits import Limits
 
 
 def test_one_input(data: bytes) -> None:

@@ -1,7 +1,7 @@
 """Fuzz target: the websocket frame decoders and the server's handshake step.
 
 Outside bytes → :func:`gateway.protocol.decode_plain` / ``decode_customer`` /
-``decode_agent`` (client → server frames) and :func:`gateway.connection.accept_key` (the
+``decode_agent`` (client → server frames) and :func:`gateway.ws.connection.accept_key` (the
 ``key`` frame → channel). Contract: a decoded frame or :class:`FrameError` /
 :class:`ProtocolViolation` (close 1008), nothing else, for any input.
 """
@@ -9,7 +9,6 @@ Outside bytes → :func:`gateway.protocol.decode_plain` / ``decode_customer`` /
 from __future__ import annotations
 
 from crypto.channel import EphemeralKey
-from gateway.connection import ProtocolViolation, accept_key
 from gateway.protocol import (
     CloseCode,
     FrameError,
@@ -19,6 +18,7 @@ from gateway.protocol import (
     decode_plain,
     encode,
 )
+from gateway.ws.connection import ProtocolViolation, accept_key
 
 _SERVER_KEY = EphemeralKey.generate()
 _DECODERS = (decode_plain, decode_customer, decode_agent, decode_hello)

@@ -2,7 +2,7 @@
 
 Two shapes of input, chosen by the first byte:
 
-* a whole websocket text frame → :func:`gateway.connection.open_sealed` (decode, strict
+* a whole websocket text frame → :func:`gateway.ws.connection.open_sealed` (decode, strict
   base64, replay window, XSalsa20-Poly1305);
 * ``counter ‖ raw ciphertext`` → :meth:`crypto.channel.Channel.open` directly, with one
   in five inputs *validly sealed* by a client channel, so the fuzzer also drives the
@@ -15,8 +15,8 @@ the client really sealed opens to exactly its plaintext, and never a second time
 from __future__ import annotations
 
 from crypto.channel import Channel, ChannelError
-from gateway.connection import ProtocolViolation, open_sealed
 from gateway.protocol import CloseCode
+from gateway.ws.connection import ProtocolViolation, open_sealed
 
 _SHARED = bytes(range(32))
 

@@ -179,7 +179,7 @@ async def test_reason_mode_for_erasure(gw):
 
 
 async def test_watching_another_agents_chat_needs_an_approved_request(gw):
-    from gateway.client import AgentClient, ServerError
+    from gateway.sdk.client import AgentClient, ServerError
 
     http, base, svc, clock = gw
     _, admin_t = await _token(http, base, svc, clock, "boss@example.com", "admin")

@@ -19,12 +19,12 @@ PASSWORD = "a very decent passphrase 77"
 
 def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        # not "-m gateway.cli": that loads the module twice (__main__ and gateway.cli),
+        # not "-m gateway.cli.main": that loads the module twice (__main__ and gateway.cli.main),
         # so CliError raised by subcommand modules would not be the one main() catches.
         [
             sys.executable,
             "-c",
-            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            "import sys; from gateway.cli.main import main; main(sys.argv[1:])",
             *args,
             "--data-dir",
             str(data_dir),

@@ -20,19 +20,6 @@ from websockets.asyncio.server import ServerConnection, serve
 from crypto.channel import Channel, EphemeralKey
 from crypto.encoding import b64decode, b64encode
 from crypto.identity import GatewayIdentity
-from gateway.client import (
-    AgentClient,
-    ClosedError,
-    CustomerClient,
-    GatewayKeyMismatch,
-    ProtocolError,
-    ResumeInfo,
-    ServerError,
-    check_hello,
-    client_channel,
-    open_sealed,
-    seal_frame,
-)
 from gateway.protocol import (
     Ack,
     CustomerMsg,
@@ -51,6 +38,19 @@ from gateway.protocol import (
     decode_customer,
     decode_plain,
     encode,
+)
+from gateway.sdk.client import (
+    AgentClient,
+    ClosedError,
+    CustomerClient,
+    GatewayKeyMismatch,
+    ProtocolError,
+    ResumeInfo,
+    ServerError,
+    check_hello,
+    client_channel,
+    open_sealed,
+    seal_frame,
 )
 
 IDENTITY = GatewayIdentity.generate()
@@ -72,7 +72,7 @@ def make_hello(identity: GatewayIdentity = IDENTITY) -> tuple[Hello, EphemeralKe
 
 
 def server_seal(channel: Channel, frame: msgspec.Struct) -> bytes:
-    """Exactly what gateway/connection.py writes."""
+    """Exactly what gateway/ws/connection.py writes."""
     counter, ciphertext = channel.seal(encode(frame))
     return b'{"t":"sealed","n":%d,"c":"%s"}' % (counter, b64encode(ciphertext).encode())
 

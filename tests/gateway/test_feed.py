@@ -14,8 +14,8 @@ import gc
 
 import pytest
 
-from gateway.feed import RETRY_DELAYS, ChatFeed
 from gateway.protocol import Msg
+from gateway.ws.feed import RETRY_DELAYS, ChatFeed
 
 CHAT = "c1"
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from nacl.public import PrivateKey
 
-from gateway.cli import main as cli_main
+from gateway.cli.main import main as cli_main
 from gateway.store.base import OutboxEvent
 from tests.gateway.helpers import (
     DEFAULT_PASSWORD,

@@ -5,9 +5,9 @@ key still verifies every audit row and still opens the webhook secret."""
 from __future__ import annotations
 
 from crypto.envelope import Keyring
-from gateway.auditchain import verify_chain
 from gateway.datadir import MASTER_KEY_FILE
-from gateway.governance import governance_of
+from gateway.governance.auditchain import verify_chain
+from gateway.governance.wiring import governance_of
 from gateway.keyrotation import rotate
 from tests.gateway.helpers import FakeClock, make_agent, start_gateway
 

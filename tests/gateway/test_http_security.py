@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.http_security import security_headers
+from gateway.http.security import security_headers
 from gateway.jsonlimits import MAX_BODY_DEPTH, exceeds_depth
 from gateway.services import Services
 from tests.gateway.helpers import bearer, make_agent, start_gateway

@@ -11,16 +11,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from gateway import http_web
+from gateway.http import web as http_web
 from gateway.i18n import flatten, load_catalogues, pick_language, translate
 from tests.gateway.helpers import start_gateway
 
-WEB = Path(http_web.__file__).parent / "web"
+WEB = http_web.WEB_DIR
 JS_FILES = [
     "widget.js",
     "console.js",

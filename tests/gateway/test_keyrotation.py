@@ -15,10 +15,11 @@ import pytest
 
 from crypto.envelope import Keyring, MasterKey
 from gateway.app import build_services, close_services
-from gateway.client import CustomerClient
 from gateway.config import load_config
 from gateway.datadir import MASTER_KEY_FILE
+from gateway.keyfiles import rotate_keyring
 from gateway.protocol import Ack
+from gateway.sdk.client import CustomerClient
 from gateway.services import Services
 from gateway.store.base import Chat, NewMessage
 from gateway.transcripts import open_text, seal_text
@@ -290,7 +291,7 @@ def cli(data: Path, *args: str, env_value: str | None, port: int) -> subprocess.
         [
             sys.executable,
             "-c",
-            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            "import sys; from gateway.cli.main import main; main(sys.argv[1:])",
             *args,
             "--data-dir",
             str(data),
@@ -399,7 +400,7 @@ def test_keyring_adopt_swaps_in_place_and_never_drops_keys(tmp_path):
     ring = Keyring.generate()
     holder = ring  # what every component keeps
     sealed = ring.seal(b"totp", b"aad")
-    rotated = ring.rotate(tmp_path / "master.key")
+    rotated = rotate_keyring(ring, tmp_path / "master.key")
     assert ring.key_ids != rotated.key_ids  # rotate() leaves the original alone
     ring.adopt(rotated)
     assert holder.key_ids == rotated.key_ids and holder.current.key_id == rotated.key_ids[0]

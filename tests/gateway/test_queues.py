@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient, ServerError
+from gateway.sdk.client import AgentClient, CustomerClient, ServerError
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 
 

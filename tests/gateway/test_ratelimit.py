@@ -10,7 +10,7 @@ import math
 import pytest
 
 from gateway.metrics import Metrics
-from gateway.ratelimit import (
+from gateway.ratelimit.limits import (
     ConcurrencyLimiter,
     Decision,
     Limits,

@@ -22,7 +22,13 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from gateway.metrics import Metrics
-from gateway.ratelimit import Decision, MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from gateway.ratelimit.limits import (
+    Decision,
+    MemoryRateLimiter,
+    Rate,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from tests.services import RedisServer, _wait_for_port, start_throwaway_redis
 
 pytestmark = pytest.mark.services
@@ -186,7 +192,7 @@ async def test_one_evalsha_round_trip_per_decision(throwaway: RedisServer) -> No
 
 _WORKER = """
 import asyncio, json, sys
-from gateway.ratelimit import Rate, RedisRateLimiter
+from gateway.ratelimit.limits import Rate, RedisRateLimiter
 
 async def main(url, prefix):
     limiter = RedisRateLimiter.from_url(url, prefix=prefix)
@@ -334,7 +340,7 @@ async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
     A private Redis so that its command counter sees only this test."""
     import redis.asyncio as aioredis
 
-    from gateway.ratelimit import Rate, RedisRateLimiter
+    from gateway.ratelimit.limits import Rate, RedisRateLimiter
     from tests.services import start_throwaway_redis
 
     server = start_throwaway_redis()
@@ -370,7 +376,7 @@ async def test_gateway_limiter_keys_in_redis_hold_no_client_address(
     """The gateway's per-address budgets (WebSocket connects, customer messages) are keyed
     by a keyed hash of the address: before, ``wsc:127.0.0.1`` and ``cust:127.0.0.1`` sat in
     Redis in plain text (the login budget was fixed the same way)."""
-    from gateway.client import CustomerClient
+    from gateway.sdk.client import CustomerClient
     from tests.gateway.helpers import start_gateway
 
     runner, base, svc = await start_gateway(

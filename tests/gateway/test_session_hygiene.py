@@ -22,8 +22,9 @@ import aiohttp
 import pytest
 from nacl.public import PrivateKey
 
-from gateway import keyrotation, ws_agent
+from gateway import keyrotation
 from gateway.sessions import COOKIE
+from gateway.ws import agent as ws_agent
 from tests.gateway.helpers import (
     FakeClock,
     bearer,

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from nacl.public import PrivateKey
 
-from gateway.dormancy import DormancySweep
+from gateway.governance.dormancy import DormancySweep
 from tests.gateway.helpers import FakeClock, bearer, make_agent, start_gateway, totp_code
 
 DAY = 86400.0

@@ -12,8 +12,8 @@ import pytest
 
 from auth.clock import ManualClock
 from gateway.audit import Auditor
-from gateway.governance import Governance, PluginDataLedger
-from gateway.siem import SiemSink
+from gateway.governance.siem import SiemSink
+from gateway.governance.wiring import Governance, PluginDataLedger
 from gateway.store import open_store
 
 

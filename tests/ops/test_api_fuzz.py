@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.openapi import OPENAPI_PATH
+from gateway.http.openapi import OPENAPI_PATH
 from tests.ops.api_fuzz import (
     EXAMPLES,
     STATEFUL_EXAMPLES,
@@ -130,7 +130,7 @@ def _query_valid_on_the_wire(case: schemathesis.Case) -> bool:
 
     import msgspec
 
-    from gateway.openapi import registry
+    from gateway.http.openapi import registry
 
     negative = {
         str(getattr(loc, "value", loc))
@@ -268,7 +268,7 @@ def test_alert_stream_speaks_the_documented_schema(
     first event's data decodes as the documented ``AlertList`` (unknown fields refused)."""
     import msgspec
 
-    from gateway.api_contract import AlertList
+    from gateway.http.contract import AlertList
 
     op = api_schema.raw_schema["paths"]["/api/alerts/stream"]["get"]
     assert set(op["responses"]["200"]["content"]) == {"text/event-stream"}

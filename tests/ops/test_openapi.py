@@ -9,9 +9,9 @@ import aiohttp
 import schemathesis
 from aiohttp import web
 
-from gateway import openapi
 from gateway.app import create_app
 from gateway.config import load_config
+from gateway.http import openapi
 from tests.gateway.helpers import start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def test_an_undocumented_route_is_named_with_the_line_to_add(tmp_path: Path) -> 
     assert message.startswith("POST /api/brand-new/{thing_id} (handler ")
     assert "brand_new" in message
     assert 'document("POST", "/api/brand-new/{thing_id}"' in message
-    assert "gateway/api_contract.py" in message
+    assert "gateway/http/contract.py" in message
 
 
 def test_document_is_openapi_3_1_and_request_bodies_are_the_handlers_structs() -> None:
@@ -82,7 +82,7 @@ def test_docs_api_md_is_current() -> None:
     expected = openapi.markdown(openapi.build_document("see /api/openapi.json"))
     current = (ROOT / "docs" / "API.md").read_text(encoding="utf-8")
     assert current == expected, (
-        "docs/API.md is stale: run  .venv/bin/python -m gateway.openapi --markdown > "
+        "docs/API.md is stale: run  .venv/bin/python -m gateway.http.openapi --markdown > "
         f"docs/API.md  ({sys.executable})"
     )
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, ClosedError, CustomerClient, ProtocolError, ServerError
 from gateway.protocol import Ack, Msg
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient, ProtocolError, ServerError
 from tests.e2e.procs import IDENTITY_FILE, ROOT, Cluster, login
 
 PASSWORD = "correct horse battery staple 42"

@@ -21,10 +21,10 @@ import asyncpg
 import pytest
 
 from auth.totp import TotpVerifier
-from crypto.envelope import Keyring
 from gateway.app import build_services, close_services
 from gateway.config import load_config
 from gateway.datadir import MASTER_KEY_FILE
+from gateway.keyfiles import load_or_create_keyring
 from gateway.store import open_store, sqlite_path
 from gateway.store.migrate import SchemaTooNew, latest_version, load_migrations
 from tests.ops.release_fixture import build_release1, release1
@@ -170,7 +170,7 @@ async def test_cli_refuses_a_newer_database_with_one_line(tmp_path: Path) -> Non
     url = f"sqlite:///{data_dir}/cipherdesk.db"
     await _open_close(url, data_dir)
     await _pretend_newer(url, data_dir, latest_version("sqlite") + 1, compatible=False)
-    Keyring.load_or_create(data_dir / MASTER_KEY_FILE, None)  # an installation, newer schema
+    load_or_create_keyring(data_dir / MASTER_KEY_FILE, None)  # an installation, newer schema
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -8,7 +8,7 @@ import time
 
 import aiohttp
 
-from gateway.client import AgentClient, CustomerClient
+from gateway.sdk.client import AgentClient, CustomerClient
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 from tests.plugins.fakes import ZendeskServer
 

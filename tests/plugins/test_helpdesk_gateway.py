@@ -6,7 +6,7 @@ key-value store (migration 0004), sealed."""
 
 from __future__ import annotations
 
-from gateway.client import CustomerClient
+from gateway.sdk.client import CustomerClient
 from tests.gateway.helpers import start_gateway
 from tests.plugins.fakes import FreshdeskServer, ZendeskServer, eventually
 

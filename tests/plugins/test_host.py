@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.client import Ack, CustomerClient
 from gateway.plugin_host import OPERATOR_PRIVATE_KEY, check_instance
+from gateway.sdk.client import Ack, CustomerClient
 from plugins.api import ConfigError, ConfigField, Factory, Health, PluginInfo
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from gateway.client import CustomerClient
 from gateway.protocol import ChatEvent, Msg
+from gateway.sdk.client import CustomerClient
 from plugins.webhook import signature_header
 from tests.gateway.helpers import start_gateway
 from tests.plugins.fakes import ZendeskServer

@@ -9,8 +9,8 @@ import datetime as dt
 import pytest
 
 from auth.clock import ManualClock
-from gateway.alerts import AlertEngine, WorkingHours, browser_of, network_of
 from gateway.audit import Auditor
+from gateway.governance.alerts import AlertEngine, WorkingHours, browser_of, network_of
 from gateway.store import Agent, AgentSession, Store, Tenant
 
 # Wednesday 2023-11-15 10:00 Asia/Shanghai (02:00 UTC)

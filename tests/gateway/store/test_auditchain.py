@@ -12,7 +12,7 @@ from auth.clock import ManualClock
 from crypto.envelope import Keyring, MasterKey
 from crypto.identity import GatewayIdentity
 from gateway.audit import Auditor
-from gateway.auditchain import AuditKeys, Checkpointer, purge_expired, verify_chain
+from gateway.governance.auditchain import AuditKeys, Checkpointer, purge_expired, verify_chain
 from gateway.store import Store, Tenant
 
 T0 = 1_700_000_000.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.client import CustomerClient
 from gateway.protocol import Ack
+from gateway.sdk.client import CustomerClient
 from gateway.store import sqlite_path
 from gateway.transcripts import open_msg_id, seal_msg_id
 from tests.gateway.helpers import start_gateway

@@ -1,0 +1,182 @@
+"""Administration of a tenant's agents: list, create, change, unlock, revoke, reset MFA."""
+
+from typing import Annotated
+
+import structlog
+from aiohttp import web
+from msgspec import Meta, Struct
+
+from auth.roles import (
+    Permission,
+    Role,
+    require,
+)
+from gateway.http.plumbing import (
+    Email,
+    Name,
+    Password,
+    RoleName,
+    agent_json,
+    authed,
+    ok,
+    qr_data_url,
+    read_json,
+    services_of,
+)
+from gateway.http.public import ApiError
+from gateway.services import Services, peer_ip
+from gateway.sessions import AgentContext
+from gateway.store.base import Agent
+
+log = structlog.get_logger("cipherdesk.api")
+
+
+class CreateAgentBody(Struct, forbid_unknown_fields=True):
+    email: Email
+    role: RoleName
+    password: Password
+    display_name: Name | None = None
+    tenant: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class PatchAgentBody(Struct, forbid_unknown_fields=True):
+    role: RoleName | None = None
+    display_name: Name | None = None
+    disabled: bool | None = None
+
+
+async def _target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
+    """The agent named in the path, in the caller's tenant; 404 otherwise (also for an
+    agent of another tenant, so ids of other tenants cannot be probed)."""
+    svc = services_of(request)
+    agent_id = request.match_info["agent_id"]
+    agent = await svc.store.get_agent(agent_id) if len(agent_id) <= 64 else None
+    if agent is None or agent.tenant_id != ctx.principal.tenant_id:
+        raise ApiError(404, "not_found", "no such agent")
+    require(ctx.principal, permission, agent.tenant_id)
+    return agent
+
+
+@authed(Permission.AGENT_MANAGE)
+async def list_agents(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    tenant_id = ctx.principal.tenant_id
+    require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    agents = await svc.store.list_agents(tenant_id)
+    return web.json_response({"agents": [agent_json(a) for a in agents]})
+
+
+@authed(Permission.AGENT_MANAGE)
+async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    body = await read_json(request, CreateAgentBody)
+    tenant_id = body.tenant or ctx.principal.tenant_id
+    require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    creds = await svc.logins.create_agent(
+        body.email,
+        tenant_id,
+        body.role,
+        body.password,
+        body.display_name,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+    )
+    return web.json_response(
+        {
+            "agent": agent_json(creds.agent),
+            "otpauth_uri": creds.otpauth_uri,
+            "qr_png": await qr_data_url(creds.otpauth_uri),
+            "recovery_codes": creds.recovery_codes,
+        },
+        status=201,
+    )
+
+
+async def _enabled_admins(svc: Services, tenant_id: str) -> int:
+    return sum(
+        1
+        for a in await svc.store.list_agents(tenant_id)
+        if a.role == Role.ADMIN.value and not a.disabled
+    )
+
+
+@authed(Permission.AGENT_MANAGE)
+async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    body = await read_json(request, PatchAgentBody)
+    ip = peer_ip(request, svc)
+    actor = ctx.agent.id
+    losing_admin = (
+        agent.role == Role.ADMIN.value
+        and not agent.disabled
+        and ((body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
+    )
+    if losing_admin and await _enabled_admins(svc, agent.tenant_id) <= 1:
+        raise ApiError(409, "last_admin", "the tenant would be left without an enabled admin")
+    if body.display_name is not None and body.display_name != agent.display_name:
+        agent.display_name = body.display_name.strip()[:120] or agent.display_name
+        await svc.store.update_agent(agent)
+        await svc.auditor.record(
+            "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
+        )
+    if body.role is not None and body.role != agent.role:
+        old = agent.role
+        agent.role = body.role
+        await svc.store.update_agent(agent)
+        await svc.auditor.record(
+            "role.changed",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            old_role=old,
+            new_role=body.role,
+        )
+        # Open sockets hold the old principal: make them log in again.
+        await svc.logins.revoke_all(agent.id, actor, ip=ip, reason="role_changed")
+    if body.disabled is not None and body.disabled != agent.disabled:
+        await svc.logins.set_disabled(agent, body.disabled, actor=actor, ip=ip)
+    return web.json_response({"agent": agent_json(agent)})
+
+
+@authed(Permission.AGENT_MANAGE)
+async def unlock_agent(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    had = await svc.logins.unlock(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
+    return ok(was_locked=had)
+
+
+@authed(Permission.AGENT_MANAGE)
+async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    count = await svc.logins.revoke_all(agent.id, ctx.agent.id, ip=peer_ip(request, svc))
+    return ok(sessions_revoked=count)
+
+
+@authed(Permission.AGENT_MANAGE)
+async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    svc.logins.require_reauth(ctx.session)
+    creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
+    return web.json_response(
+        {
+            "agent": agent_json(creds.agent),
+            "otpauth_uri": creds.otpauth_uri,
+            "qr_png": await qr_data_url(creds.otpauth_uri),
+            "recovery_codes": creds.recovery_codes,
+        }
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/agents", list_agents)
+    r.add_post("/api/agents", create_agent)
+    r.add_patch("/api/agents/{agent_id}", patch_agent)
+    r.add_post("/api/agents/{agent_id}/unlock", unlock_agent)
+    r.add_post("/api/agents/{agent_id}/revoke-sessions", revoke_sessions)
+    r.add_post("/api/agents/{agent_id}/reset-mfa", reset_mfa)

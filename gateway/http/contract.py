@@ -1,0 +1,1562 @@
+"""The registry of every HTTP operation and the Structs of their answers.
+
+Adding a route? Add one :func:`gateway.http.operations.document` call below (the test that
+checks coverage prints the exact line). Request bodies are the handlers' own Structs,
+imported from their modules; the answers are described here with Structs that forbid
+unknown fields, so schemathesis (``tests/ops/test_api_fuzz.py``) fails when a handler
+answers something this file does not say.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct
+
+from gateway.canned import CannedList, CannedResponse
+from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
+from gateway.http.agents import CreateAgentBody, PatchAgentBody
+from gateway.http.governance import (
+    ApprovalRequestBody,
+    CloseIncidentBody,
+    GovernanceSettingsBody,
+    IncidentBody,
+    KeepBody,
+    PauseBody,
+)
+from gateway.http.health import Liveness, Readiness
+from gateway.http.inbound import InboundRequest
+from gateway.http.operations import document
+from gateway.http.operator import CreateTenantBody
+from gateway.http.plugins import ConfigureBody
+from gateway.http.policy import KeywordListBody, PolicyTestBody
+from gateway.http.sessions import DormancyBody
+from gateway.http.tenant import FreezeBody, PatchTenantBody
+from gateway.http.tokens import CreateTokenBody
+
+
+class Strict(Struct, forbid_unknown_fields=True):
+    """Base of the answer Structs: an undocumented field is a contract violation."""
+
+
+# ---------------------------------------------------------------------- answers
+
+
+class Ok(Strict):
+    ok: bool
+
+
+class AgentOut(Strict):
+    id: str
+    email: str
+    display_name: str
+    role: str
+    tenant: str
+    disabled: bool
+    totp_confirmed: bool
+    created_at: float
+    password_changed_at: float
+
+
+class LoginOut(Strict):
+    token: str
+    csrf: str
+    agent: AgentOut
+    expires_at: float
+
+
+class MeTenant(Strict):
+    id: str
+    name: str | None
+    frozen: bool
+
+
+class SessionInfo(Strict):
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+
+
+class MeOut(Strict):
+    """``tenant`` is null for an installation operator (who belongs to no tenant);
+    ``reauth_until`` is set while a step-up (``POST /api/me/reauth``) is fresh."""
+
+    agent: AgentOut
+    tenant: MeTenant | None
+    role: str
+    permissions: list[str]
+    installation_permissions: list[str]
+    reauth_until: float | None
+    csrf: str
+    session: SessionInfo
+    recovery_codes_left: int
+    password_change_required: bool
+
+
+class Reauthenticated(Strict):
+    ok: bool
+    reauth_until: float
+
+
+class PasswordChanged(Strict):
+    ok: bool
+    sessions_revoked: int
+
+
+class TotpEnrollment(Strict):
+    otpauth_uri: str
+    qr_png: str
+    enrollment: str
+    confirm: str
+
+
+class RecoveryCodes(Strict):
+    recovery_codes: list[str]
+
+
+class AgentList(Strict):
+    agents: list[AgentOut]
+
+
+class AgentWrap(Strict):
+    agent: AgentOut
+
+
+class NewCredentials(Strict):
+    """Shown once: the TOTP secret (as URI and QR) and the recovery codes."""
+
+    agent: AgentOut
+    otpauth_uri: str
+    qr_png: str
+    recovery_codes: list[str]
+
+
+class Unlocked(Strict):
+    ok: bool
+    was_locked: bool
+
+
+class SessionsRevoked(Strict):
+    ok: bool
+    sessions_revoked: int
+
+
+class AuditEventOut(Strict):
+    """``actor_name``/``target_name``: display name or e-mail of an own-tenant agent id."""
+
+    id: int
+    ts: float
+    action: str
+    tenant: str | None
+    actor: str | None
+    target: str | None
+    ip: str | None
+    details: dict[str, Any]
+    actor_name: str | None
+    target_name: str | None
+
+
+class AuditPage(Strict):
+    events: list[AuditEventOut]
+    next_before_id: int | None
+
+
+#: An empty query value means "not given" (what an HTML form sends for an empty field).
+Empty = Literal[""]
+
+
+class AuditQuery(Struct):
+    action: Annotated[str, Meta(max_length=128)] | None = None
+    actor: Annotated[str, Meta(max_length=128)] | None = None
+    since: float | Empty | None = None
+    until: float | Empty | None = None
+    before_id: Annotated[int, Meta(ge=1, le=2**63 - 1)] | Empty | None = None
+    limit: Annotated[int, Meta(ge=1, le=500)] | Empty | None = None
+
+
+class SecretFingerprint(Strict):
+    fingerprint: str
+
+
+class TenantOut(Strict):
+    id: str
+    name: str
+    allowed_origins: list[str]
+    identity_mode: str
+    identity_secrets: list[SecretFingerprint]
+    settings: dict[str, Any]
+    frozen: bool
+    created_at: float
+
+
+class TenantWrap(Strict):
+    tenant: TenantOut
+
+
+class Frozen(Strict):
+    ok: bool
+    frozen: bool
+
+
+class PolicyFinding(Strict):
+    kind: str
+    start: int
+    end: int
+    rule: str
+    action: str
+
+
+class PolicyDecision(Strict):
+    action: str
+    text: str
+    findings: list[PolicyFinding]
+
+
+class FlagOut(Strict):
+    id: int
+    chat: str
+    seq: int
+    kinds: list[str]
+    created_at: float
+    reviewed_by: str | None
+
+
+class FlagList(Strict):
+    flags: list[FlagOut]
+
+
+class FlagsQuery(Struct):
+    all: Literal["", "1", "true", "0", "false"] | None = None
+
+
+class FlagOriginal(Strict):
+    flag_id: int
+    chat: str
+    seq: int
+    kinds: list[str]
+    original: str
+
+
+class Erased(Strict):
+    ok: bool
+    erased: bool
+
+
+class KeysRotated(Strict):
+    """Counts only, never key material."""
+
+    ok: bool
+    previous_key_id: str
+    keys_in_ring: int
+    key_id: str
+    chat_keys: int
+    totp_secrets: int
+    identity_secrets: int
+    plugin_secrets: int
+    already_current: int
+    skipped: int
+    moved: int
+
+
+class PluginField(Strict):
+    name: str
+    type: str
+    required: bool
+    secret: bool
+    default: Any
+    help: str
+    choices: list[Any] | None
+
+
+class PluginConfigOut(Strict):
+    plugin: str
+    enabled: bool
+    config: dict[str, Any]
+    secrets_set: list[str]
+    updated_at: float
+    secrets_unreadable: bool = False
+
+
+class PluginHealth(Strict):
+    ok: bool
+    detail: str
+
+
+class PluginEntry(Strict):
+    """An installed plugin (all fields), or one configured but no longer installed
+    (``installed`` false, only ``name`` and ``tenant_config``)."""
+
+    name: str
+    installed: bool
+    tenant_config: PluginConfigOut | None
+    version: str | None = None
+    api_version: int | None = None
+    description: str | None = None
+    scopes: list[str] | None = None
+    source: str | None = None
+    config_schema: list[PluginField] | None = None
+    health: PluginHealth | None = None
+
+
+class PluginProblem(Strict):
+    name: str
+    source: str
+    reason: str
+
+
+class PluginList(Strict):
+    tenant: str
+    plugins: list[PluginEntry]
+    problems: list[PluginProblem]
+
+
+class PluginsQuery(Struct):
+    health: Literal["", "1", "true", "yes", "0", "false", "no"] | None = None
+
+
+class PluginWrap(Strict):
+    plugin: PluginConfigOut
+
+
+class PluginDisabled(Strict):
+    plugin: PluginConfigOut
+    was_enabled: bool
+
+
+class DeadLetter(Strict):
+    id: int
+    plugin: str
+    event_type: str
+    chat_id: str | None
+    attempts: int
+    last_error: str | None
+    created_at: float
+
+
+class DeadList(Strict):
+    dead: list[DeadLetter]
+
+
+class DeadQuery(Struct):
+    plugin: Annotated[str, Meta(max_length=64)] | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] | Empty | None = None
+
+
+class Replayed(Strict):
+    ok: bool
+    replayed: int
+
+
+class OutboxCounts(Strict):
+    counts: dict[str, int]
+    by_plugin: dict[str, dict[str, int]]
+    capped: bool
+
+
+class OutboxQuery(Struct):
+    state: Literal["", "pending", "delivered", "dead"] | None = None
+    plugin: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class WellKnown(Strict):
+    protocol: int
+    verify_key: str
+    key_id: str
+    modes: list[str]
+    endpoints: dict[str, str]
+
+
+class EmbedInfo(Strict):
+    src: str
+    integrity: str
+    gateway_key: str
+    tenant: str
+    snippet: str
+
+
+class EmbedQuery(Struct):
+    """``tenant`` (default ``demo``) is only echoed into the snippet, cut to 64 characters."""
+
+    tenant: str | None = None
+
+
+class OpenApiDocument(Struct):
+    """This document (OpenAPI 3.1)."""
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
+class WebsocketQuery(Struct):
+    tenant: Annotated[str, Meta(max_length=64)] | None = None
+
+
+# policy schema and keyword lists
+
+
+class PolicySettingOut(Strict):
+    """One tenant policy setting: its key, type, default and meaning (English, Chinese)."""
+
+    key: str
+    type: str
+    default: Any
+    en: str
+    zh: str
+
+
+class PolicyKindRow(Strict):
+    """The effective treatment of one finding kind per audience (``log`` is always
+    ``never``: findings never reach logs)."""
+
+    kind: str
+    customer: str
+    agent: str
+    mask: str
+    plugin: str
+    export: str
+    audience_mask: str
+    log: Literal["never"]
+
+
+class PolicySchemaOut(Strict):
+    settings: list[PolicySettingOut]
+    kinds: list[PolicyKindRow]
+
+
+class KeywordListSummary(Strict):
+    name: str
+    terms: int
+    bytes: int
+    digest: str
+    updated_at: float
+
+
+class KeywordListLimits(Strict):
+    lists: int
+    bytes_per_list: int
+    terms_per_tenant: int
+
+
+class KeywordLists(Strict):
+    lists: list[KeywordListSummary]
+    limits: KeywordListLimits
+
+
+class KeywordListOut(Strict):
+    name: str
+    text: str
+    terms: int
+
+
+class KeywordListSaved(Strict):
+    ok: bool
+    name: str
+    terms: int
+    digest: str
+
+
+class KeywordListDeleted(Strict):
+    ok: bool
+    name: str
+
+
+# governance: audit chain, alerts, settings, incidents, emergency, approvals
+
+
+class ChainReportOut(Strict):
+    """The audit hash chain check; ``first_broken_*`` and ``problem`` name the first bad
+    row when ``ok`` is false."""
+
+    chain: str
+    ok: bool
+    rows: int
+    legacy_rows: int
+    checkpoints: int
+    head_seq: int
+    first_broken_id: int | None
+    first_broken_seq: int | None
+    problem: str | None
+    detail: str
+
+
+class AuditVerified(Strict):
+    report: ChainReportOut
+
+
+class AlertOut(Strict):
+    id: int
+    rule: str
+    subject: str
+    severity: str
+    ts: float
+    count: int
+    details: dict[str, Any]
+    state: Literal["open", "acknowledged", "resolved"]
+    acked_by: str | None
+    acked_at: float | None
+    resolved_by: str | None
+    resolved_at: float | None
+    incident: int | None
+
+
+class AlertList(Strict):
+    """Also the ``data:`` of every ``alerts`` event of ``GET /api/alerts/stream``."""
+
+    alerts: list[AlertOut]
+
+
+class AlertsQuery(Struct):
+    state: Literal["", "open", "acknowledged", "resolved"] | None = None
+
+
+class AlertChanged(Strict):
+    """The alert after the change, and the incident it was filed under (opened if none)."""
+
+    alert: AlertOut
+    incident: int
+
+
+class AlertRuleOut(Strict):
+    threshold: int
+    window: float
+    enabled: bool
+    severity: str
+    description: str
+
+
+class EmailChannelOut(Strict):
+    to: list[str]
+
+
+class SecretChannelOut(Strict):
+    """A robot channel: only whether it is set (URL and secret are write-only)."""
+
+    configured: bool
+
+
+class NotifyOut(Strict):
+    email: EmailChannelOut | None
+    webhook: SecretChannelOut
+    dingtalk: SecretChannelOut
+
+
+class ApprovalPolicyOut(Strict):
+    mode: str
+    ttl_minutes: int
+
+
+class GovernanceSettingsOut(Strict):
+    alert_rules: dict[str, AlertRuleOut]
+    working_hours: dict[str, Any] | None
+    audit_retention_days: int
+    notify: NotifyOut
+    plugins_paused: bool
+    approvals: ApprovalPolicyOut
+
+
+class GovernanceSettingsWrap(Strict):
+    settings: GovernanceSettingsOut
+
+
+class IncidentOut(Strict):
+    id: int
+    severity: str
+    title: str
+    state: Literal["open", "closed"]
+    opened_by: str
+    opened_at: float
+    closed_at: float | None
+
+
+class IncidentList(Strict):
+    incidents: list[IncidentOut]
+
+
+class IncidentWrap(Strict):
+    incident: IncidentOut
+
+
+class TimelineEntry(Strict):
+    ts: float
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+
+class IncidentDetail(Strict):
+    incident: IncidentOut
+    timeline: list[TimelineEntry]
+
+
+class PasswordResetsForced(Strict):
+    ok: bool
+    agents: int
+
+
+class PluginsPaused(Strict):
+    ok: bool
+    paused: bool
+
+
+class GrantOut(Strict):
+    id: int
+    requester: str
+    action: str
+    target: str
+    reason: str
+    state: Literal["pending", "approved", "denied"]
+    approver: str | None
+    created_at: float
+    decided_at: float | None
+    expires_at: float | None
+
+
+class GrantWrap(Strict):
+    grant: GrantOut
+
+
+class GrantList(Strict):
+    grants: list[GrantOut]
+
+
+class GrantsQuery(Struct):
+    state: Literal["", "pending", "approved", "denied"] | None = None
+
+
+# installation operator
+
+
+class OperatorTenant(Strict):
+    id: str
+    name: str
+    allowed_origins: list[str]
+    identity_mode: str
+    frozen: bool
+    created_at: float
+
+
+class OperatorTenantList(Strict):
+    tenants: list[OperatorTenant]
+
+
+class OperatorTenantWrap(Strict):
+    tenant: OperatorTenant
+
+
+class OperatorTenantFrozen(Strict):
+    ok: bool
+    tenant: OperatorTenant
+
+
+class InstallationSettings(Strict):
+    """Installation state without secrets: key ids, store and bus kinds, counts."""
+
+    key_ids: list[str]
+    store: str
+    bus: str
+    operators: int
+    tenants: int
+
+
+# team, canned responses, helpdesk records, inbound webhook
+
+
+class TeamAgentOut(Strict):
+    """``online`` is null when presence cannot be asked (no e-mail addresses here)."""
+
+    id: str
+    name: str
+    role: str
+    online: bool | None
+    consoles: int
+    active_chats: int
+
+
+class TeamQueueOut(Strict):
+    name: str
+    waiting: int
+    active: int
+
+
+class TeamOut(Strict):
+    agents: list[TeamAgentOut]
+    queues: list[TeamQueueOut]
+    presence_known: bool
+
+
+class CannedOut(Strict):
+    responses: list[CannedResponse]
+    variables: list[str]
+
+
+class HelpdeskTicket(Strict):
+    id: str
+    subject: str
+    status: str
+    url: str | None
+
+
+class HelpdeskRecords(Strict):
+    plugin: str
+    open_tickets: list[HelpdeskTicket]
+
+
+class ChatHelpdesk(Strict):
+    chat: str
+    helpdesk: list[HelpdeskRecords]
+
+
+class InboundResult(Strict):
+    """``seq`` (null when the message was not stored) and ``policy`` only for ``reply``."""
+
+    ok: bool
+    action: Literal["reply", "close"]
+    seq: int | None = None
+    policy: str | None = None
+
+
+# ---------------------------------------------------------------------- operations
+
+_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+_INT_ID = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+
+# public
+document(
+    "GET",
+    "/healthz",
+    "Liveness: the process runs (no store or bus check)",
+    tag="health",
+    ok=Liveness,
+    auth=False,
+    extra_ok={503: Liveness},
+)
+document(
+    "GET",
+    "/readyz",
+    "Readiness: store, migrations, bus, keyring, not draining",
+    tag="health",
+    ok=Readiness,
+    auth=False,
+    extra_ok={503: Readiness},
+)
+document(
+    "GET",
+    "/.well-known/cipherdesk.json",
+    "The gateway's verify key for pinning",
+    tag="public",
+    ok=WellKnown,
+    auth=False,
+)
+document(
+    "GET",
+    "/api/openapi.json",
+    "This contract (OpenAPI 3.1)",
+    tag="public",
+    ok=OpenApiDocument,
+    auth=False,
+)
+document(
+    "GET",
+    "/metrics",
+    "Prometheus metrics (bearer token, or loopback when none set)",
+    tag="public",
+    auth=False,
+    content_type="text/plain",
+    errors=(403, 404),
+)
+document(
+    "GET",
+    "/embed.json",
+    "The embed snippet, widget SRI hash and verify key",
+    tag="web",
+    ok=EmbedInfo,
+    auth=False,
+    query=EmbedQuery,
+)
+for _page, _what in (
+    ("/", "Start page"),
+    ("/demo", "Widget demo page"),
+    ("/console", "Agent console"),
+    ("/admin", "Admin pages"),
+):
+    document("GET", _page, _what, tag="web", auth=False, content_type="text/html")
+document(
+    "GET",
+    "/widget.js",
+    "The widget script (tweetnacl + widget, one SRI hash)",
+    tag="web",
+    auth=False,
+    content_type="text/javascript",
+)
+document(
+    "GET", "/widget.css", "The widget's styles", tag="web", auth=False, content_type="text/css"
+)
+document(
+    "GET",
+    "/static/{name}",
+    "Console/admin assets",
+    tag="web",
+    auth=False,
+    content_type="application/octet-stream",
+    errors=(404,),
+    error_content_type="text/plain",
+    path_params={"name": {"type": "string", "maxLength": 128}},
+)
+document("GET", "/favicon.ico", "Icon", tag="web", auth=False, content_type="image/svg+xml")
+_WS = (
+    "Websocket endpoint (wire protocol v1, docs/PROTOCOL.md). A request without a "
+    "websocket upgrade answers 400 text/plain; refusals after the upgrade are close "
+    "codes (4401, 4403, 4429), not HTTP statuses."
+)
+document(
+    "GET",
+    "/ws/customer",
+    "Customer websocket",
+    tag="websocket",
+    auth=False,
+    content_type="text/plain",
+    ok_status=101,
+    errors=(400,),
+    description=_WS,
+    query=WebsocketQuery,
+    extra_ok={400: None},
+)
+document(
+    "GET",
+    "/ws/agent",
+    "Agent websocket (session token as cookie or Bearer)",
+    tag="websocket",
+    auth=False,
+    content_type="text/plain",
+    ok_status=101,
+    description=_WS,
+    extra_ok={400: None},
+)
+
+# login and own account
+document(
+    "POST",
+    "/api/login",
+    "Log in with e-mail, password and TOTP (or recovery) code",
+    tag="session",
+    ok=LoginOut,
+    body=LoginBody,
+    auth=False,
+    errors=(401, 403, 429),
+)
+document("POST", "/api/logout", "End this session", tag="session", ok=Ok, errors=(403,))
+document(
+    "GET",
+    "/api/me",
+    "Own account, permissions, CSRF token, session expiry",
+    tag="session",
+    ok=MeOut,
+)
+document(
+    "POST",
+    "/api/me/password",
+    "Change own password (other sessions are revoked)",
+    tag="session",
+    ok=PasswordChanged,
+    body=PasswordBody,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/me/totp",
+    "Start TOTP re-enrolment",
+    tag="session",
+    ok=TotpEnrollment,
+    errors=(403, 409),
+)
+document(
+    "POST",
+    "/api/me/totp/confirm",
+    "Confirm TOTP re-enrolment with a code",
+    tag="session",
+    ok=Ok,
+    body=ConfirmTotpBody,
+    errors=(403, 409),
+)
+document(
+    "POST",
+    "/api/me/recovery-codes",
+    "Replace own recovery codes",
+    tag="session",
+    ok=RecoveryCodes,
+    errors=(403,),
+)
+
+# agents
+_AGENT = {"agent_id": _ID}
+document("GET", "/api/agents", "Agents of own tenant", tag="agents", ok=AgentList, errors=(403,))
+_NEW_AGENT = {"agent_id": "$response.body#/agent/id"}
+document(
+    "POST",
+    "/api/agents",
+    "Create an agent (answers its TOTP URI and recovery codes)",
+    tag="agents",
+    ok=NewCredentials,
+    ok_status=201,
+    body=CreateAgentBody,
+    errors=(403, 404, 409),
+    links={
+        name: {"operationId": op_id, "parameters": _NEW_AGENT}
+        for name, op_id in (
+            ("PatchAgent", "patch_api_agents_agent_id"),
+            ("UnlockAgent", "post_api_agents_agent_id_unlock"),
+            ("RevokeSessions", "post_api_agents_agent_id_revoke_sessions"),
+            ("ResetMfa", "post_api_agents_agent_id_reset_mfa"),
+        )
+    },
+)
+document(
+    "PATCH",
+    "/api/agents/{agent_id}",
+    "Rename, change role, disable/enable",
+    tag="agents",
+    ok=AgentWrap,
+    body=PatchAgentBody,
+    errors=(403, 404, 409),
+    path_params=_AGENT,
+)
+document(
+    "POST",
+    "/api/agents/{agent_id}/unlock",
+    "Clear a login lockout",
+    tag="agents",
+    ok=Unlocked,
+    errors=(403, 404),
+    path_params=_AGENT,
+)
+document(
+    "POST",
+    "/api/agents/{agent_id}/revoke-sessions",
+    "Log the agent out everywhere",
+    tag="agents",
+    ok=SessionsRevoked,
+    errors=(403, 404),
+    path_params=_AGENT,
+)
+document(
+    "POST",
+    "/api/agents/{agent_id}/reset-mfa",
+    "New TOTP secret and recovery codes",
+    tag="agents",
+    ok=NewCredentials,
+    errors=(403, 404),
+    path_params=_AGENT,
+)
+
+# tenant, audit, policy, flags, chats, emergency
+document(
+    "GET",
+    "/api/audit",
+    "Audit log of own tenant (newest first, paged)",
+    tag="audit",
+    ok=AuditPage,
+    query=AuditQuery,
+    errors=(403,),
+)
+document(
+    "GET", "/api/tenant", "Own tenant's settings", tag="tenant", ok=TenantWrap, errors=(403, 404)
+)
+document(
+    "PATCH",
+    "/api/tenant",
+    "Change own tenant's settings",
+    tag="tenant",
+    ok=TenantWrap,
+    body=PatchTenantBody,
+    errors=(403, 404),
+)
+document(
+    "POST",
+    "/api/policy/test",
+    "Run the tenant's policy on a text (nothing stored)",
+    tag="policy",
+    ok=PolicyDecision,
+    body=PolicyTestBody,
+    errors=(403, 404, 409),
+)
+document(
+    "GET",
+    "/api/flags",
+    "Flagged messages (unreviewed unless all=1)",
+    tag="policy",
+    ok=FlagList,
+    query=FlagsQuery,
+    errors=(403,),
+)
+document(
+    "GET",
+    "/api/flags/{flag_id}/original",
+    "Read a flagged original (audited)",
+    tag="policy",
+    ok=FlagOriginal,
+    errors=(403, 404),
+    path_params={"flag_id": _INT_ID},
+)
+document(
+    "POST",
+    "/api/chats/{chat_id}/erase",
+    "Crypto-shred a chat",
+    tag="chats",
+    ok=Erased,
+    errors=(403, 404),
+    path_params={"chat_id": _ID},
+)
+document(
+    "POST",
+    "/api/emergency/freeze",
+    "Freeze or unfreeze own tenant",
+    tag="emergency",
+    ok=Frozen,
+    body=FreezeBody,
+    errors=(403, 404),
+)
+document(
+    "POST",
+    "/api/emergency/rotate-keys",
+    "Rotate the master key (single node, key file)",
+    tag="emergency",
+    ok=KeysRotated,
+    errors=(403, 409),
+)
+
+# plugins
+_PLUGIN = {"name": {"type": "string", "minLength": 1, "maxLength": 64}}
+document(
+    "GET",
+    "/api/plugins",
+    "Installed plugins and own tenant's configurations",
+    tag="plugins",
+    ok=PluginList,
+    query=PluginsQuery,
+    errors=(403,),
+)
+document(
+    "GET",
+    "/api/plugins/dead",
+    "Dead letters of own tenant",
+    tag="plugins",
+    ok=DeadList,
+    query=DeadQuery,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/plugins/dead/{item_id}/replay",
+    "Replay a dead letter",
+    tag="plugins",
+    ok=Replayed,
+    errors=(403, 404),
+    path_params={"item_id": _INT_ID},
+)
+document(
+    "GET",
+    "/api/plugins/outbox",
+    "Outbox counts per state and plugin",
+    tag="plugins",
+    ok=OutboxCounts,
+    query=OutboxQuery,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/plugins/{name}",
+    "Configure a plugin for own tenant",
+    tag="plugins",
+    ok=PluginWrap,
+    body=ConfigureBody,
+    errors=(403, 404),
+    path_params=_PLUGIN,
+)
+document(
+    "POST",
+    "/api/plugins/{name}/disable",
+    "Stop delivering to a plugin",
+    tag="plugins",
+    ok=PluginDisabled,
+    errors=(403, 404),
+    path_params=_PLUGIN,
+)
+
+
+# ------------------------------------------------- API tokens and sessions (issue 20)
+
+
+class TokenOwner(Strict):
+    id: str
+    email: str | None
+
+
+class ApiTokenOut(Strict):
+    id: str
+    name: str
+    permissions: list[str]
+    effective_permissions: list[str]
+    created_by: TokenOwner
+    created_at: float
+    expires_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    state: Literal["live", "expired", "revoked"]
+
+
+class TokenList(Strict):
+    tokens: list[ApiTokenOut]
+    grantable: list[str]
+
+
+class TokenIssued(Strict):
+    token: str
+    api_token: ApiTokenOut
+
+
+class OwnSession(Strict):
+    id: str
+    device: str
+    place: str
+    created_at: float
+    last_seen_at: float
+    current: bool
+
+
+class OwnSessions(Strict):
+    sessions: list[OwnSession]
+
+
+class AgentActivity(Strict):
+    id: str
+    email: str
+    disabled: bool
+    last_login_at: float | None
+    idle_days: int
+    dormant: bool
+
+
+class ActivityList(Strict):
+    dormant_disable_days: int | None
+    agents: list[AgentActivity]
+
+
+class DormancySet(Strict):
+    ok: bool
+    dormant_disable_days: int | None
+
+
+_TOKEN = {"token_id": _ID}
+document(
+    "GET",
+    "/api/tokens",
+    "Scoped API tokens of own tenant (session only)",
+    tag="tokens",
+    ok=TokenList,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/tokens",
+    "Create a scoped API token (shown once; needs step-up)",
+    tag="tokens",
+    ok=TokenIssued,
+    ok_status=201,
+    body=CreateTokenBody,
+    errors=(400, 403, 409),
+)
+document(
+    "DELETE",
+    "/api/tokens/{token_id}",
+    "Revoke an API token",
+    tag="tokens",
+    ok=Ok,
+    errors=(403, 404),
+    path_params=_TOKEN,
+)
+document(
+    "GET",
+    "/api/me/sessions",
+    "Own live sessions (device, network prefix)",
+    tag="me",
+    ok=OwnSessions,
+    errors=(403,),
+)
+document(
+    "DELETE",
+    "/api/me/sessions/{session_id}",
+    "End another of own sessions",
+    tag="me",
+    ok=Ok,
+    errors=(403, 404, 409),
+    path_params={"session_id": _ID},
+)
+document(
+    "GET",
+    "/api/agents/activity",
+    "Last logins and dormant accounts",
+    tag="agents",
+    ok=ActivityList,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/tenant/dormancy",
+    "Disable accounts after N days dormant",
+    tag="tenant",
+    ok=DormancySet,
+    body=DormancyBody,
+    errors=(403, 404),
+)
+# step-up, policy schema and keyword lists
+document(
+    "POST",
+    "/api/me/reauth",
+    "Step up with password and TOTP before credential changes",
+    tag="session",
+    ok=Reauthenticated,
+    body=ReauthBody,
+    errors=(403,),
+)
+document(
+    "GET",
+    "/api/policy/schema",
+    "Policy settings (with meanings) and the effective per-audience table",
+    tag="policy",
+    ok=PolicySchemaOut,
+    errors=(403, 404),
+)
+_LIST = {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"}}
+document(
+    "GET",
+    "/api/policy/keyword-lists",
+    "Own tenant's keyword lists and their limits",
+    tag="policy",
+    ok=KeywordLists,
+    errors=(403, 404),
+)
+document(
+    "GET",
+    "/api/policy/keyword-lists/{name}",
+    "One keyword list's text",
+    tag="policy",
+    ok=KeywordListOut,
+    errors=(400, 403, 404),
+    path_params=_LIST,
+)
+document(
+    "PUT",
+    "/api/policy/keyword-lists/{name}",
+    "Upload or replace a keyword list (term<TAB>category<TAB>action lines)",
+    tag="policy",
+    ok=KeywordListSaved,
+    body=KeywordListBody,
+    errors=(403, 404),
+    path_params=_LIST,
+)
+document(
+    "DELETE",
+    "/api/policy/keyword-lists/{name}",
+    "Delete a keyword list",
+    tag="policy",
+    ok=KeywordListDeleted,
+    errors=(400, 403, 404),
+    path_params=_LIST,
+)
+
+# governance
+document(
+    "GET",
+    "/api/audit/verify",
+    "Verify own tenant's audit hash chain (audited)",
+    tag="audit",
+    ok=AuditVerified,
+    errors=(403,),
+)
+_FIRST_ALERT = {"alert_id": "$response.body#/alerts/0/id"}
+document(
+    "GET",
+    "/api/alerts",
+    "Alerts of own tenant",
+    tag="alerts",
+    ok=AlertList,
+    query=AlertsQuery,
+    errors=(403,),
+    links={
+        name: {"operationId": op_id, "parameters": _FIRST_ALERT}
+        for name, op_id in (
+            ("AckAlert", "post_api_alerts_alert_id_ack"),
+            ("ResolveAlert", "post_api_alerts_alert_id_resolve"),
+        )
+    },
+)
+document(
+    "GET",
+    "/api/alerts/stream",
+    "Live alert list (Server-Sent Events)",
+    tag="alerts",
+    content_type="text/event-stream",
+    errors=(403,),
+    description="`event: alerts` with `data:` an `AlertList` now and whenever an alert "
+    "fires or changes; `: keep-alive` comments every 15 s. Ends when the "
+    "session is revoked or expires; never extends the session.",
+)
+_ALERT = {"alert_id": _INT_ID}
+document(
+    "POST",
+    "/api/alerts/{alert_id}/ack",
+    "Acknowledge an alert (files it under the open incident, or opens one)",
+    tag="alerts",
+    ok=AlertChanged,
+    errors=(403, 404, 409),
+    path_params=_ALERT,
+)
+document(
+    "POST",
+    "/api/alerts/{alert_id}/resolve",
+    "Resolve an alert",
+    tag="alerts",
+    ok=AlertChanged,
+    errors=(403, 404, 409),
+    path_params=_ALERT,
+)
+document(
+    "GET",
+    "/api/governance/settings",
+    "Alert rules, working hours, audit retention, notification channels, approvals",
+    tag="governance",
+    ok=GovernanceSettingsWrap,
+    errors=(403, 404),
+)
+document(
+    "PUT",
+    "/api/governance/settings",
+    "Change governance settings (channel secrets are write-only)",
+    tag="governance",
+    ok=GovernanceSettingsWrap,
+    body=GovernanceSettingsBody,
+    errors=(403, 404),
+)
+_INCIDENT = {"incident_id": _INT_ID}
+_NEW_INCIDENT = {"incident_id": "$response.body#/incident/id"}
+document(
+    "GET",
+    "/api/incidents",
+    "Incidents of own tenant",
+    tag="incidents",
+    ok=IncidentList,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/incidents",
+    "Open an incident (one open at a time)",
+    tag="incidents",
+    ok=IncidentWrap,
+    ok_status=201,
+    body=IncidentBody,
+    errors=(403, 409),
+    links={
+        "GetIncident": {
+            "operationId": "get_api_incidents_incident_id",
+            "parameters": _NEW_INCIDENT,
+        },
+        "CloseIncident": {
+            "operationId": "post_api_incidents_incident_id_close",
+            "parameters": _NEW_INCIDENT,
+        },
+    },
+)
+document(
+    "GET",
+    "/api/incidents/{incident_id}",
+    "An incident with its timeline (audited)",
+    tag="incidents",
+    ok=IncidentDetail,
+    errors=(403, 404),
+    path_params=_INCIDENT,
+)
+document(
+    "POST",
+    "/api/incidents/{incident_id}/close",
+    "Close an incident with a summary",
+    tag="incidents",
+    ok=Ok,
+    body=CloseIncidentBody,
+    errors=(403, 404, 409),
+    path_params=_INCIDENT,
+)
+document(
+    "POST",
+    "/api/emergency/revoke-sessions",
+    "Log every agent of own tenant out "
+    "(keeps the caller's session unless keep_own_session is false)",
+    tag="emergency",
+    ok=SessionsRevoked,
+    body=KeepBody,
+    errors=(403,),
+    description="The body may be left out (then the caller's session is kept).",
+)
+document(
+    "POST",
+    "/api/emergency/force-password-reset",
+    "Every other agent must choose a new password (their sessions end)",
+    tag="emergency",
+    ok=PasswordResetsForced,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/emergency/pause-plugins",
+    "Pause or resume deliveries to all plugins of own tenant",
+    tag="emergency",
+    ok=PluginsPaused,
+    body=PauseBody,
+    errors=(403,),
+)
+_GRANT = {"grant_id": _INT_ID}
+_NEW_GRANT = {"grant_id": "$response.body#/grant/id"}
+document(
+    "POST",
+    "/api/approvals",
+    "Ask for access to something sensitive (201 granted at once, 202 waiting for a second person)",
+    tag="approvals",
+    ok=GrantWrap,
+    ok_status=201,
+    extra_ok={202: GrantWrap},
+    body=ApprovalRequestBody,
+    errors=(403,),
+    links={
+        name: {"operationId": op_id, "parameters": _NEW_GRANT}
+        for name, op_id in (
+            ("Approve", "post_api_approvals_grant_id_approve"),
+            ("Deny", "post_api_approvals_grant_id_deny"),
+        )
+    },
+)
+document(
+    "GET",
+    "/api/approvals",
+    "Access requests of own tenant",
+    tag="approvals",
+    ok=GrantList,
+    query=GrantsQuery,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/approvals/{grant_id}/approve",
+    "Approve a request (not one's own)",
+    tag="approvals",
+    ok=GrantWrap,
+    errors=(403, 404, 409),
+    path_params=_GRANT,
+)
+document(
+    "POST",
+    "/api/approvals/{grant_id}/deny",
+    "Deny a request",
+    tag="approvals",
+    ok=GrantWrap,
+    errors=(403, 404, 409),
+    path_params=_GRANT,
+)
+
+# installation operator (403 `forbidden` to everyone else, tenant admins included)
+_OPERATOR = "Installation operators only; anyone else gets 403 `forbidden`."
+document(
+    "GET",
+    "/api/operator/tenants",
+    "Every tenant of the installation",
+    tag="operator",
+    ok=OperatorTenantList,
+    errors=(403,),
+    description=_OPERATOR,
+)
+document(
+    "POST",
+    "/api/operator/tenants",
+    "Create a tenant",
+    tag="operator",
+    ok=OperatorTenantWrap,
+    ok_status=201,
+    body=CreateTenantBody,
+    errors=(403, 409),
+    description=_OPERATOR,
+)
+document(
+    "POST",
+    "/api/operator/tenants/{tenant_id}/freeze",
+    "Freeze or unfreeze any tenant",
+    tag="operator",
+    ok=OperatorTenantFrozen,
+    body=FreezeBody,
+    errors=(403, 404),
+    path_params={"tenant_id": _ID},
+    description=_OPERATOR,
+)
+document(
+    "GET",
+    "/api/operator/settings",
+    "Installation state (no key material)",
+    tag="operator",
+    ok=InstallationSettings,
+    errors=(403,),
+    description=_OPERATOR,
+)
+
+# console helpers
+document(
+    "GET",
+    "/api/team",
+    "Colleagues with presence and load, and queues (transfer picker)",
+    tag="team",
+    ok=TeamOut,
+    errors=(403,),
+)
+document(
+    "GET",
+    "/api/canned",
+    "Own tenant's canned responses",
+    tag="team",
+    ok=CannedOut,
+    errors=(403, 404),
+)
+document(
+    "PUT",
+    "/api/canned",
+    "Replace the canned responses (policy-checked)",
+    tag="team",
+    ok=CannedOut,
+    body=CannedList,
+    errors=(403, 404),
+)
+document(
+    "GET",
+    "/api/chats/{chat_id}/helpdesk",
+    "The chat customer's open helpdesk tickets (chat's own agent or takeover)",
+    tag="chats",
+    ok=ChatHelpdesk,
+    errors=(403, 404),
+    path_params={"chat_id": _ID},
+)
+document(
+    "POST",
+    "/api/inbound/{tenant}/{plugin}",
+    "A helpdesk replies to or closes a chat (vendor-signed webhook)",
+    tag="plugins",
+    ok=InboundResult,
+    body=InboundRequest,
+    auth=False,
+    errors=(401, 404, 409),
+    path_params={
+        "tenant": {"type": "string", "minLength": 1, "maxLength": 64},
+        "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
+    description="Signed with `X-Cipherdesk-Signature: t=<unix>,v1=<hex HMAC-SHA256>` "
+    "or Zendesk's `X-Zendesk-Webhook-Signature` (+ `-Timestamp`) using the "
+    "tenant plugin's `inbound_secret`; no session. 401 `bad_signature` also "
+    "for an unknown tenant or plugin; 409 `replayed` or `chat_closed`.",
+)

@@ -1,0 +1,34 @@
+"""Every HTTP route of the gateway, registered once (the middlewares live in
+:mod:`gateway.http.public` and :mod:`gateway.http.security`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.http import (
+    account,
+    agents,
+    audit,
+    chats,
+    governance,
+    inbound,
+    keys,
+    operator,
+    ops,
+    plugins,
+    policy,
+    sessions,
+    team,
+    tenant,
+    tokens,
+)
+from gateway.http import web as pages
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the JSON API, the operator API, the inbound plugin API and the web pages."""
+    for module in (account, agents, audit, tenant, policy, chats, governance, keys, operator):
+        module.setup_routes(app)
+    for module in (team, plugins, tokens, sessions, pages, inbound):
+        module.setup_routes(app)
+    ops.setup(app)

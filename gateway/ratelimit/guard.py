@@ -1,0 +1,201 @@
+"""Abuse protection at the edges of every connection (issue: rate limits, connection caps).
+
+The limiter library (gateway/ratelimit/limits.py) decides; this module decides *where* to ask
+and what the client sees: a refused connect gets close 4429 with ``retry-after=N`` in the
+reason, a fast typist gets a ``notice`` (action "limited") and the message stays unacked
+(the widget resends it later, nothing is lost), and only sustained abuse (strikes) is
+disconnected. Concurrent-socket caps are node-local on purpose: sockets are a resource of
+the node that holds them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from gateway.clientip import rate_limit_key
+from gateway.config import WebSocketConfig
+from gateway.metrics import Metrics
+from gateway.protocol import CloseCode, Notice
+from gateway.ratelimit.limits import ConcurrencyLimiter, Limits, MemoryRateLimiter, RateLimiter
+from gateway.tenants import TenantDirectory
+from gateway.ws.connection import ProtocolViolation, SecureConnection
+
+#: Close (1013) when a tenant's sockets on this node are all taken.
+TENANT_FULL = (CloseCode.TRY_AGAIN_LATER, "tenant at its connection cap; retry-after=5")
+SLOW_DOWN = "You're sending messages faster than we can take them. Please wait a moment."
+
+
+def retry_reason(retry_after: float) -> str:
+    return f"rate limited; retry-after={max(1, math.ceil(retry_after))}"
+
+
+class Guard:
+    def __init__(
+        self,
+        limits: Limits,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        tenants: TenantDirectory,
+        ws: WebSocketConfig,
+        clock: Callable[[], float],
+        address_key: Callable[[str], str] = rate_limit_key,
+    ) -> None:
+        # How a client address appears in limiter keys (the app passes a keyed hash, see
+        # gateway.derived_keys.address_hasher; tests may keep the readable default).
+        self.address_key = address_key
+        self.limits = limits
+        self.limiter = limiter
+        self.metrics = metrics
+        self.tenants = tenants
+        self.ws = ws
+        self.concurrency = ConcurrencyLimiter(metrics)
+        # Per-connection budgets (bytes/s) belong to the node holding the socket: sharing
+        # them through Redis would cost a round trip per frame and buy nothing.
+        self.local = MemoryRateLimiter(clock=clock, metrics=metrics)
+        self.strikes = limits.strikes(clock)
+        self._tenant_limits: dict[str, tuple[int, Limits]] = {}
+
+    def advertised_limits(self) -> dict[str, Any]:
+        """What the ``hello`` frame tells clients, so well-behaved ones pace themselves."""
+        return {
+            "max_frame_bytes": self.ws.max_frame_bytes,
+            "max_text_chars": self.ws.max_text_chars,
+            "messages_per_chat": str(self.limits.messages_per_chat),
+            "idle_timeout": self.ws.idle_timeout,
+        }
+
+    async def _limits_for(self, tenant_id: str) -> Limits:
+        tenant = await self.tenants.get(tenant_id)
+        overrides = (tenant.settings.get("limits") if tenant else None) or {}
+        if not overrides:
+            return self.limits
+        fingerprint = hash(repr(sorted(overrides.items())))
+        cached = self._tenant_limits.get(tenant_id)
+        if cached is None or cached[0] != fingerprint:
+            try:
+                cached = (fingerprint, self.limits.for_tenant(overrides))
+            except ValueError:
+                cached = (fingerprint, self.limits)  # a bad override never lifts limits
+            self._tenant_limits[tenant_id] = cached
+        return cached[1]
+
+    # ------------------------------------------------------------------ connections
+
+    async def admit_connection(self, kind: str, ip: str) -> tuple[int, str] | None:
+        """A refusal ``(close code, reason)`` or None; on None a slot is held until
+        :meth:`release` of the returned key set (see :meth:`connection_opened`)."""
+        decision = await self.limiter.hit(
+            f"wsc:{self.address_key(ip)}", self.limits.ws_connect_per_ip, scope="ws_connect"
+        )
+        if not decision.allowed:
+            return CloseCode.RATE_LIMITED, retry_reason(decision.retry_after)
+        full = self.concurrency.try_acquire_all(
+            [
+                ("global", self.limits.global_connections, "global_connections"),
+                (f"ip:{self.address_key(ip)}", self.limits.concurrent_per_ip, "concurrent_per_ip"),
+            ]
+        )
+        if full == "global_connections":
+            self.metrics.connections_refused_total.labels(reason="capacity").inc()
+            return CloseCode.TRY_AGAIN_LATER, "server at capacity; retry-after=5"
+        if full is not None:
+            return CloseCode.RATE_LIMITED, "too many connections from your address; retry-after=30"
+        return None
+
+    def connection_opened(self, kind: str, ip: str) -> Callable[[], None]:
+        gauge = self.metrics.connections.labels(kind=kind)
+        gauge.inc()
+        keys = ["global", f"ip:{self.address_key(ip)}"]
+
+        def release() -> None:
+            gauge.dec()
+            self.concurrency.release_all(keys)
+
+        return release
+
+    async def tenant_slot(self, tenant_id: str) -> Callable[[], None] | None:
+        """Hold one of the tenant's ``concurrent_per_tenant`` sockets on this node (its own
+        ``limits`` override applies) for an admitted connection; None when all are taken
+        (the caller refuses with :data:`TENANT_FULL`). One tenant's crowd — or a script
+        opening sockets against it — cannot take every socket of the node from the others.
+        """
+        limits = await self._limits_for(tenant_id)
+        key = f"tenant:{tenant_id}"
+        if not self.concurrency.try_acquire(
+            key, limits.concurrent_per_tenant, scope="concurrent_per_tenant"
+        ):
+            self.metrics.connections_refused_total.labels(reason="tenant_capacity").inc()
+            return None
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:  # idempotent: a double release must not open a hole
+                released = True
+                self.concurrency.release(key)
+
+        return release
+
+    # ------------------------------------------------------------------ frames
+
+    async def inbound_bytes(self, conn: SecureConnection, size: int) -> None:
+        """Byte-rate per connection: a flood of big frames is abuse, not typing → 4429."""
+        decision = self.local.hit_now(
+            f"bytes:{conn.conn_id}",
+            self.limits.bytes_per_connection,
+            cost=size,
+            scope="bytes_per_connection",
+        )
+        if not decision.allowed:
+            raise ProtocolViolation(CloseCode.RATE_LIMITED, retry_reason(decision.retry_after))
+
+    async def customer_message(
+        self, conn: SecureConnection, tenant_id: str, chat_id: str, ip: str, msg_id: str
+    ) -> bool:
+        limits = await self._limits_for(tenant_id)
+        decisions = await self.limiter.hit_many(
+            [
+                (f"chat:{chat_id}", limits.messages_per_chat, "messages_per_chat"),
+                (
+                    f"cust:{self.address_key(ip)}",
+                    limits.messages_per_customer,
+                    "messages_per_customer",
+                ),
+            ]
+        )
+        for decision in decisions:
+            if not decision.allowed:
+                return self._limited(conn, msg_id, chat_id, decision.retry_after)
+        return True
+
+    async def agent_message(
+        self, conn: SecureConnection, agent_id: str, msg_id: str, chat_id: str
+    ) -> bool:
+        decision = await self.limiter.hit(
+            f"agent:{agent_id}", self.limits.messages_per_agent, scope="messages_per_agent"
+        )
+        if not decision.allowed:
+            return self._limited(conn, msg_id, chat_id, decision.retry_after)
+        return True
+
+    def _limited(
+        self, conn: SecureConnection, msg_id: str, chat_id: str, retry_after: float
+    ) -> bool:
+        if self.strikes.strike(conn.conn_id):
+            raise ProtocolViolation(CloseCode.RATE_LIMITED, retry_reason(retry_after))
+        conn.send(
+            Notice(
+                id=msg_id,
+                action="limited",
+                kinds=[],
+                message=SLOW_DOWN,
+                chat=chat_id,
+                retry_after=round(retry_after, 3),
+            )
+        )
+        return False
+
+    def forget(self, conn: SecureConnection) -> None:
+        self.strikes.clear(conn.conn_id)

@@ -1,0 +1,328 @@
+"""``GET /ws/agent``: the console's end of protocol v1 (MFA session required)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from auth.roles import Permission, Principal
+from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.chats import ChatError
+from gateway.governance.approvals import ApprovalError
+from gateway.governance.wiring import governance_of
+from gateway.protocol import (
+    Accept,
+    AgentClose,
+    AgentMsg,
+    AgentTyping,
+    ChatEvent,
+    CloseCode,
+    FrameError,
+    History,
+    Msg,
+    Ping,
+    Pong,
+    QueueRequest,
+    Ready,
+    Transfer,
+    Unwatch,
+    Watch,
+    decode_agent,
+)
+from gateway.services import SERVICES, Services, serve_connection
+from gateway.sessions import AgentContext, token_from_request
+from gateway.ws.connection import ProtocolViolation, SecureConnection
+from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
+
+log = structlog.get_logger("cipherdesk.ws.agent")
+
+RECHECK_EVERY = 5.0  # seconds between re-validations of the session on agent actions
+SESSION_POLL = 30.0
+"""Longest real-time wait of the session watchdog between two store re-reads: it wakes
+at the session's own deadline, and at least this often to catch a revocation whose bus
+event was missed or an agent disabled directly in the store."""
+
+
+class AgentSession:
+    """One agent connection: several chats, the tenant queue, supervisor extras."""
+
+    def __init__(self, conn: SecureConnection, svc: Services, ctx: AgentContext, ip: str) -> None:
+        self.conn = conn
+        self.svc = svc
+        self.ctx = ctx
+        self.ip = ip
+        self.chats: set[str] = set()  # assigned to this agent
+        self.watching: set[str] = set()
+        # A gap the store cannot fill ends the connection; the client resumes (feed.py).
+        self.feed = ChatFeed(
+            conn.send,
+            svc.chats.messages,
+            on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
+        )
+        self._snapshot_pending = False
+        self._checked_at = svc.clock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def principal(self) -> Principal:
+        return self.ctx.principal
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ bus events
+
+    def _on_event(self, event: BusEvent) -> None:
+        if event.skip_conn == self.conn.conn_id:
+            return
+        kind = event.kind
+        if kind == "frame" and event.frame is not None:
+            if event.audience == "customer":
+                return
+            if event.audience == "supervisors" and not self.principal.can(
+                Permission.FLAG_VIEW_ORIGINAL, self.principal.tenant_id
+            ):
+                return
+            frame = event.frame
+            if isinstance(frame, Msg) and frame.chat is not None:
+                self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
+                return
+            self.conn.send(frame)
+        elif kind == "queue_changed":
+            self._schedule_snapshot()
+        elif kind == "join_chat" and event.chat:
+            self._spawn(self._join(event.chat, event.frame))
+        elif kind == "leave_chat" and event.chat:
+            self.chats.discard(event.chat)
+            if event.chat not in self.watching:
+                self.conn.unsubscribe(chat_topic(event.chat))
+            if event.frame is not None:
+                self.conn.send(event.frame)
+        elif kind == "frozen" and event.frame is not None:
+            self.conn.send(event.frame)  # the console shows "service paused"
+        elif kind == "revoke":
+            if event.sessions is None or self.ctx.session.token_hash in event.sessions:
+                self.conn.abort(CloseCode.UNAUTHENTICATED, event.reason or "session revoked")
+
+    async def _join(self, chat_id: str, frame: Any) -> None:
+        self.chats.add(chat_id)
+        await self.conn.subscribe(chat_topic(chat_id), self._on_event)
+        if frame is not None:
+            self.conn.send(frame)
+        await self.feed.replay(chat_id)  # the history the new owner has not seen yet
+
+    def _schedule_snapshot(self) -> None:
+        if self._snapshot_pending:
+            return
+        self._snapshot_pending = True
+
+        async def send_later() -> None:
+            await asyncio.sleep(0.05)  # coalesce bursts of queue changes
+            self._snapshot_pending = False
+            self.conn.send(await self.svc.chats.queue_snapshot(self.principal))
+
+        self._spawn(send_later())
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self) -> None:
+        p, agent = self.principal, self.ctx.agent
+        await self.svc.presence.connected(p.tenant_id, self.conn.conn_id, agent_id=p.agent_id)
+        try:
+            await self._run(p, agent)
+        finally:
+            await self.svc.presence.disconnected(p.tenant_id, self.conn.conn_id)
+
+    async def _run(self, p: Principal, agent: Any) -> None:
+        await self.conn.subscribe(agent_topic(p.agent_id), self._on_event)
+        await self.conn.subscribe(tenant_topic(p.tenant_id), self._on_event)
+        self.conn.send(
+            Ready(agent=agent.id, name=agent.display_name, role=agent.role, tenant=agent.tenant_id)
+        )
+        snapshot = await self.svc.chats.queue_snapshot(p)
+        for entry in snapshot.mine:
+            self.chats.add(entry.chat)
+            chat = await self.svc.store.get_chat(entry.chat)
+            # The console asks for history explicitly after (re)connecting; live messages
+            # continue from what is stored now.
+            self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
+            await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
+        self.conn.send(snapshot)
+        self._spawn(self._watch_session())
+        try:
+            async for raw in self.conn.frames():
+                await self.svc.guard.inbound_bytes(self.conn, len(raw))
+                try:
+                    frame = decode_agent(raw)
+                except FrameError as exc:
+                    raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+                await self._recheck()
+                try:
+                    await self._handle(frame)
+                except ChatError as exc:
+                    self.conn.send_error(
+                        exc.code,
+                        exc.message,
+                        getattr(frame, "id", None) or getattr(frame, "chat", None),
+                    )
+        finally:
+            self.feed.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _watch_session(self) -> None:
+        """Close with 4401 once the session expires or is revoked, even if the agent
+        never sends another frame (issue 11.7): sleep until the session's deadline (at
+        most :data:`SESSION_POLL`), then re-read it from the store without touching it."""
+        sessions, clock = self.svc.sessions, self.svc.clock
+        while True:
+            session = await sessions.recheck(self.ctx.session.token_hash)
+            if session is None:
+                log.info("agent_session_ended", agent=self.principal.agent_id)
+                self.conn.abort(CloseCode.UNAUTHENTICATED, "session expired")
+                return
+            wait = sessions.expires_at(session) - clock()
+            await asyncio.sleep(min(max(wait, 0.05), SESSION_POLL))
+
+    async def _require_online(self, p: Principal, agent_id: str) -> None:
+        """A transfer to a colleague of this tenant who has no console open would leave the
+        customer waiting on nobody: refuse it (``agent_offline``). Unknown ids, other
+        tenants' agents and an unknown presence (Redis down) are left to ChatService,
+        which answers ``unknown_agent`` alike, so no other tenant's ids can be probed."""
+        online = await self.svc.presence.agents(p.tenant_id)
+        if online is None or agent_id in online:
+            return
+        target = await self.svc.store.get_agent(agent_id[:64])
+        if target is not None and target.tenant_id == p.tenant_id and not target.disabled:
+            raise ChatError("agent_offline", "that agent is not online")
+
+    async def _recheck(self) -> None:
+        """Per-message authorisation: the session and the agent row are re-read at most
+        every few seconds, so revocation, disabling or a role change bite promptly even
+        if the bus event was missed."""
+        now = self.svc.clock()
+        if now - self._checked_at < RECHECK_EVERY:
+            return
+        self._checked_at = now
+        ctx = await self.svc.sessions.authenticate(self.ctx.token)
+        if ctx is None:
+            raise ProtocolViolation(CloseCode.UNAUTHENTICATED, "session expired")
+        self.ctx = ctx
+
+    async def _approved(self, action: str, target: str) -> None:
+        """Approvals for sensitive access (gateway/governance/approvals.py): refuse with the error
+        ``approval_required`` until a live grant exists (when the tenant requires one)."""
+
+        try:
+            await governance_of(self.svc).approvals.require(self.principal, action, target)
+        except ApprovalError as exc:
+            raise ChatError(exc.code, exc.message) from None
+
+    async def _handle(self, frame: Any) -> None:
+        chats, p = self.svc.chats, self.principal
+        if isinstance(frame, AgentMsg):
+            if len(frame.text) > self.svc.config.websocket.max_text_chars:
+                raise ChatError("too_long", "message too long")
+            if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
+                return
+            outcome = await chats.post_agent_message(p, frame.chat, frame.id, frame.text)
+            if outcome.ack is not None:
+                self.conn.send(outcome.ack)
+            if outcome.notice is not None:
+                self.conn.send(outcome.notice)
+        elif isinstance(frame, AgentTyping):
+            await chats.typing(
+                frame.chat, p.tenant_id, "agent", frame.on, self.conn.conn_id, principal=p
+            )
+        elif isinstance(frame, Accept):
+            chat = await chats.accept(p, frame.chat)
+            if chat.id not in self.chats:
+                await self._join(chat.id, None)
+        elif isinstance(frame, Transfer):
+            if frame.to_agent is not None:
+                await self._require_online(p, frame.to_agent)
+            await chats.transfer(p, frame.chat, to_agent=frame.to_agent, to_queue=frame.to_queue)
+        elif isinstance(frame, AgentClose):
+            await chats.close(frame.chat, p.tenant_id, by="agent", principal=p, reason=frame.reason)
+        elif isinstance(frame, Watch):
+            await self._approved("transcript.read", frame.chat)
+            chat, history = await chats.watch(p, frame.chat, self.ip)
+            self.watching.add(chat.id)
+            await self.conn.subscribe(chat_topic(chat.id), self._on_event)
+            self.conn.send(ChatEvent(chat=chat.id, event="joined", agent=None, reason="watch"))
+            self.feed.forget(chat.id)  # watching is an explicit request for the transcript
+            await self.feed.deliver_paced(chat.id, history, self.conn.send_paced)
+        elif isinstance(frame, Unwatch):
+            self.watching.discard(frame.chat)
+            if frame.chat not in self.chats:
+                self.conn.unsubscribe(chat_topic(frame.chat))
+        elif isinstance(frame, QueueRequest):
+            self.conn.send(await chats.queue_snapshot(p))
+        elif isinstance(frame, History):
+            known = await self.svc.store.get_chat(frame.chat) if len(frame.chat) <= 128 else None
+            if (
+                known is not None
+                and known.tenant_id == p.tenant_id
+                and known.assigned_agent_id != p.agent_id
+            ):
+                await self._approved("transcript.read", frame.chat)
+            # An explicit request re-sends history even if this socket saw it before.
+            # A long transcript is sent at the reader's pace, not all into the send queue
+            # at once (that dropped agents reading > send_queue messages as slow consumers).
+            for msg in await chats.agent_history(p, frame.chat, frame.after_seq, self.ip):
+                self.feed.start_at(frame.chat, msg.seq)
+                if not await self.conn.send_paced(msg):
+                    return
+        elif isinstance(frame, Ping):
+            self.conn.send(Pong())
+
+
+async def agent_ws(request: web.Request) -> web.StreamResponse:
+    svc: Services = request.app[SERVICES]
+
+    async def admit(conn: SecureConnection, ip: str) -> AgentContext | None:
+        token = token_from_request(request)
+        origin = request.headers.get("Origin")
+        from_cookie = "Authorization" not in request.headers
+        if token is None:
+            # No credentials at all: nothing to protect against hijacking, the answer is
+            # "log in" (4401, as docs/PROTOCOL.md says), with or without Origin.
+            svc.metrics.connections_refused_total.labels(reason="unauthenticated").inc()
+            await conn.refuse(CloseCode.UNAUTHENTICATED, "login required")
+            return None
+        # Browsers always send Origin on websockets; a cookie-authenticated socket must
+        # come from the console's own origin (Cross-Site WebSocket Hijacking).
+        if (origin is not None or from_cookie) and not svc.console_origin_allowed(origin):
+            svc.metrics.connections_refused_total.labels(reason="origin").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, "origin not allowed")
+            return None
+        ctx = await svc.sessions.authenticate(token)
+        if ctx is None:
+            svc.metrics.connections_refused_total.labels(reason="unauthenticated").inc()
+            await conn.refuse(CloseCode.UNAUTHENTICATED, "login required")
+            return None
+        if ctx.principal.is_operator:
+            # Operators run the installation, not chats: they have no console socket.
+            svc.metrics.connections_refused_total.labels(reason="role").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, "operators have no chat console")
+            return None
+        if await svc.store.password_reset_forced(ctx.agent.id):
+            await conn.refuse(CloseCode.FORBIDDEN, "password change required")
+            return None
+        return ctx
+
+    async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:
+        await conn.handshake(svc.guard.advertised_limits())
+        session = AgentSession(conn, svc, ctx, ip)
+        with contextlib.suppress(asyncio.CancelledError):
+            await session.run()
+
+    return await serve_connection(
+        request, svc, "agent", admit, body, tenant_of=lambda ctx: ctx.principal.tenant_id
+    )

@@ -1,0 +1,179 @@
+"""``GET /ws/customer?tenant=<id>``: the widget's end of protocol v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.bus.base import BusEvent, chat_topic, customers_topic
+from gateway.chats import ChatError, OpenedChat
+from gateway.protocol import (
+    ChatEvent,
+    CloseCode,
+    CustomerClose,
+    CustomerMsg,
+    CustomerTyping,
+    FrameError,
+    Key,
+    Msg,
+    Open,
+    Ping,
+    Pong,
+    Service,
+    Welcome,
+    decode_customer,
+)
+from gateway.services import SERVICES, Services, serve_connection
+from gateway.store.base import Chat
+from gateway.ws.connection import ProtocolViolation, SecureConnection
+from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
+
+log = structlog.get_logger("cipherdesk.ws.customer")
+
+
+class CustomerSession:
+    """One customer connection bound to at most one chat."""
+
+    def __init__(self, conn: SecureConnection, svc: Services, tenant_id: str, ip: str) -> None:
+        self.conn = conn
+        self.svc = svc
+        self.tenant_id = tenant_id
+        self.ip = ip
+        self.chat: Chat | None = None  # this connection's view, updated by bus events
+        # A gap the store cannot fill ends the connection; the client resumes (feed.py).
+        self.feed = ChatFeed(
+            conn.send,
+            svc.chats.messages,
+            on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
+        )
+
+    def _on_event(self, event: BusEvent) -> None:
+        if event.kind != "frame" or event.frame is None or event.skip_conn == self.conn.conn_id:
+            return
+        if event.audience not in ("all", "customer"):
+            return
+        frame = event.frame
+        if isinstance(frame, Service):
+            # Frozen/unfrozen on another node: this node's 2-second tenant cache is stale.
+            self.svc.tenants.invalidate(self.tenant_id)
+        if isinstance(frame, ChatEvent) and frame.event == "closed" and self.chat is not None:
+            self.chat.state = "closed"
+        if isinstance(frame, Msg):
+            self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
+            return
+        self.conn.send(frame)
+
+    async def _attach(self, opened: OpenedChat, known_seq: int = 0) -> None:
+        chat = opened.chat
+        self.chat = chat
+        # Subscribe before replaying so nothing published in between is missed; the feed
+        # holds live messages while the replay runs and drops what it already sent.
+        self.feed.start_at(chat.id, known_seq)
+        await self.conn.subscribe(chat_topic(chat.id), self._on_event)
+        self.conn.send(
+            Welcome(
+                chat=chat.id,
+                token=opened.token,
+                state=chat.state,
+                last_seq=chat.last_seq,
+                verified=chat.verified,
+                agents_online=await self.svc.presence.online(chat.tenant_id),
+                agent=await self.svc.chats.agent_name(chat.assigned_agent_id)
+                if chat.state == "active"
+                else None,
+            )
+        )
+        await self.feed.replay(chat.id)
+
+    async def run(self, key: Key) -> None:
+        # Service notices (tenant frozen / live again) reach every live customer socket.
+        await self.conn.subscribe(customers_topic(self.tenant_id), self._on_event)
+        if key.resume is not None:
+            try:
+                opened = await self.svc.chats.resume_chat(
+                    self.tenant_id, key.resume.chat, key.resume.token, key.resume.last_seq
+                )
+                await self._attach(opened, known_seq=key.resume.last_seq)
+            except ChatError as exc:
+                self.conn.send_error(exc.code, exc.message)
+        async for raw in self.conn.frames():
+            try:
+                frame = decode_customer(raw)
+            except FrameError as exc:
+                raise ProtocolViolation(CloseCode.POLICY, str(exc)[:120]) from None
+            await self.svc.guard.inbound_bytes(self.conn, len(raw))
+            try:
+                await self._handle(frame)
+            except ChatError as exc:
+                if exc.close is not None:
+                    raise ProtocolViolation(exc.close, exc.message) from None
+                self.conn.send_error(exc.code, exc.message, getattr(frame, "id", None))
+
+    async def _handle(self, frame: Any) -> None:
+        chats = self.svc.chats
+        if isinstance(frame, Ping):
+            self.conn.send(Pong())
+            return
+        if isinstance(frame, Open):
+            if self.chat is not None:
+                raise ChatError("already_open", "this connection already has a chat")
+            opened = await chats.open_chat(
+                self.tenant_id,
+                queue=frame.queue,
+                identity_token=frame.identity,
+                profile=frame.profile,
+            )
+            await self._attach(opened)
+            return
+        if self.chat is None:
+            raise ChatError("no_chat", "send open (or key.resume) first")
+        chat_id = self.chat.id
+        if isinstance(frame, CustomerMsg):
+            if len(frame.text) > self.svc.config.websocket.max_text_chars:
+                raise ChatError("too_long", "message too long")
+            if not await self.svc.guard.customer_message(
+                self.conn, self.tenant_id, chat_id, self.ip, frame.id
+            ):
+                return
+            outcome = await chats.post_customer_message(
+                self.tenant_id, chat_id, frame.id, frame.text, self.chat
+            )
+            if outcome.ack is not None:
+                self.conn.send(outcome.ack)
+            if outcome.notice is not None:
+                self.conn.send(outcome.notice)
+        elif isinstance(frame, CustomerTyping):
+            await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)
+        elif isinstance(frame, CustomerClose):
+            await chats.close(chat_id, self.tenant_id, by="customer", csat=frame.csat)
+
+
+async def customer_ws(request: web.Request) -> web.StreamResponse:
+    svc: Services = request.app[SERVICES]
+
+    async def admit(conn: SecureConnection, ip: str) -> str | None:
+        tenant_id = request.query.get("tenant", "")
+        tenant = await svc.tenants.get(tenant_id) if tenant_id else None
+        if tenant is None:
+            await conn.refuse(CloseCode.FORBIDDEN, "unknown tenant")
+            return None
+        if not svc.tenants.origin_allowed(tenant, request.headers.get("Origin")):
+            svc.metrics.connections_refused_total.labels(reason="origin").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, "origin not allowed")
+            return None
+        if tenant.frozen:
+            await conn.refuse(CloseCode.FORBIDDEN, "chat is temporarily unavailable")
+            return None
+        return tenant.id
+
+    async def body(conn: SecureConnection, tenant_id: str, ip: str) -> None:
+        key = await conn.handshake(svc.guard.advertised_limits())
+        session = CustomerSession(conn, svc, tenant_id, ip)
+        try:
+            await session.run(key)
+        finally:
+            session.feed.cancel()
+
+    return await serve_connection(request, svc, "customer", admit, body, tenant_of=str)
