@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
+import secrets
 from typing import Any, Final
 
 import nacl.exceptions
@@ -59,7 +59,7 @@ _FORMAT: Final = 1
 
 def new_audit_root() -> bytes:
     """A fresh random audit root secret (stored only wrapped by the master keyring)."""
-    return os.urandom(ROOT_SIZE)
+    return secrets.token_bytes(ROOT_SIZE)
 
 
 def root_key_id(root: bytes) -> str:
