@@ -252,11 +252,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # config/key-file problems surface here with their own text
         from crypto.envelope import EnvelopeError
         from crypto.identity import IdentityFileError
+        from gateway.http_web import WebAssetsError
         from gateway.store.migrate import SchemaTooNew
 
-        if isinstance(
-            exc, EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
-        ):
+        known = EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
+        if isinstance(exc, known | WebAssetsError):
             print(f"cipherdesk: {exc}", file=sys.stderr)
             sys.exit(2)
         raise
