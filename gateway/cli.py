@@ -23,11 +23,11 @@ from gateway.config import Config, ConfigError, load_config
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
 COMMAND_MODULES = (
-    "gateway.cli_admin",  # also registers cli_tokens and cli_audit under its groups
-    "gateway.cli_plugins",
-    "gateway.cli_keys",
-    "gateway.cli_health",
-    "gateway.cli_backup",
+    "gateway.cli.admin",  # also registers cli_tokens and cli_audit under its groups
+    "gateway.cli.plugins",
+    "gateway.cli.keys",
+    "gateway.cli.health",
+    "gateway.cli.backup",
 )
 """Modules whose ``register(sub, common)`` adds their subcommands. They import
 :class:`CliError` from here, so they are loaded when the parser is built; an import error
@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # config/key-file problems surface here with their own text
         from crypto.envelope import EnvelopeError
         from crypto.identity import IdentityFileError
-        from gateway.http_web import WebAssetsError
+        from gateway.http.web import WebAssetsError
         from gateway.store.migrate import SchemaTooNew
 
         known = EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
@@ -265,6 +265,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 if __name__ == "__main__":
     # Run the module's canonical copy: as __main__ this file is a second module object,
     # whose CliError would not be the class the subcommand modules raise.
-    from gateway.cli import main as canonical_main
+    from gateway.cli.main import main as canonical_main
 
     canonical_main()

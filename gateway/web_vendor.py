@@ -13,7 +13,7 @@ The manifest is checked at both ends:
   ``gateway/web/vendor/<package>/<file>`` with :func:`vendor_into`, which refuses a
   missing ``node_modules`` or a file whose hash differs: no wheel that cannot serve,
   and ``pip install cipherdesk`` + ``cipherdesk serve`` needs no Node;
-* at start-up :mod:`gateway.http_web` reads each library with :func:`read_checked`,
+* at start-up :mod:`gateway.http.web` reads each library with :func:`read_checked`,
   whatever the source (the vendored copy, ``$CIPHERDESK_WEB_VENDOR`` or ``node_modules``
   in a source checkout), and a mismatch stops the server with a one-line error.
 

@@ -235,7 +235,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 def test_serve_from_the_wheel_without_node(installed, served):
     where = _run(
-        [str(installed.python), "-c", "import gateway.http_web as m; print(m.__file__)"],
+        [str(installed.python), "-c", "import gateway.http.web as m; print(m.__file__)"],
         cwd=installed.home,
         env=installed.env(),
     ).stdout.strip()
