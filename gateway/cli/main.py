@@ -28,6 +28,7 @@ from gateway.cli.common import (
     offline_services,
 )
 from gateway.config import Config, ConfigError
+from gateway.http.web import WebAssetsError
 from gateway.keyfiles import IdentityFileError
 from gateway.logs import configure_logging
 from gateway.store.migrate import SchemaTooNew
@@ -184,9 +185,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"cipherdesk: {exc.strerror or exc}{where}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # config/key-file problems surface here with their own text
-        if isinstance(
-            exc, EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
-        ):
+        known = EnvelopeError | IdentityFileError | ConfigError | ValueError | SchemaTooNew
+        if isinstance(exc, known | WebAssetsError):
             print(f"cipherdesk: {exc}", file=sys.stderr)
             sys.exit(2)
         raise

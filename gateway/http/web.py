@@ -1,5 +1,10 @@
 """The web pages the gateway serves: customer widget, demo host page, console, admin.
 
+The two npm libraries come from the copy an installed wheel carries
+(``gateway/web/vendor/``), else ``node_modules`` of a source checkout (or
+``$CIPHERDESK_WEB_VENDOR``), and must match the sha384 listed for the pinned versions in
+``gateway/web_vendor.json`` (:mod:`gateway.web_vendor`); otherwise start-up fails.
+
 Everything under ``gateway/web/`` is read once at start-up and served from memory with
 an ETag. Two bundles are built at start-up:
 
@@ -26,6 +31,7 @@ inline script or style: the strict CSP set by :mod:`gateway.http.public` applies
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import html
@@ -47,6 +53,14 @@ from gateway.i18n import (
 )
 from gateway.services import SERVICES, Services
 from gateway.tenants import DEMO_TENANT
+from gateway.web_vendor import (
+    VENDOR_DIR,
+    Manifest,
+    PinnedFile,
+    VendorError,
+    load_manifest,
+    read_checked,
+)
 
 GATEWAY_DIR = Path(__file__).resolve().parent.parent
 WEB_DIR = GATEWAY_DIR / "web"
@@ -70,7 +84,8 @@ PAGE_CACHE = "no-cache"
 
 
 class WebAssetsError(RuntimeError):
-    """The web assets cannot be built (tweetnacl missing): a clear start-up error."""
+    """The web assets cannot be built (tweetnacl or i18next missing, or not the pinned
+    bytes): a clear one-line start-up error, printed by the CLI without a traceback."""
 
 
 @dataclass(slots=True)
@@ -92,43 +107,56 @@ def sri(body: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode("ascii")
 
 
-def find_nacl(environ: dict[str, str] | None = None) -> Path:
-    """``nacl-fast.min.js``: ``$CIPHERDESK_WEB_VENDOR`` (a directory or the file itself),
-    else ``<repo>/node_modules/tweetnacl/``."""
+def _find(entry: PinnedFile, environ: dict[str, str] | None, hint: str) -> Path:
+    """Where ``entry``'s file is: ``$CIPHERDESK_WEB_VENDOR`` (the file itself, a directory
+    holding it, or ``<package>/`` below that directory) when set, else the copy the wheel
+    carries (``gateway/web/vendor/``), else ``node_modules`` of a source checkout."""
     env = os.environ if environ is None else environ
     candidates: list[Path] = []
     override = env.get(VENDOR_ENV)
     if override:
         path = Path(override).expanduser()
-        candidates += [path, path / NACL_FILE, path / "tweetnacl" / NACL_FILE]
-    candidates.append(REPO_ROOT / "node_modules" / "tweetnacl" / NACL_FILE)
+        if path.name == entry.path:
+            candidates.append(path)
+        candidates += [path / entry.path, path / entry.rel]
+    candidates += [VENDOR_DIR / entry.rel, REPO_ROOT / "node_modules" / entry.rel]
     for path in candidates:
         if path.is_file():
             return path
     raise WebAssetsError(
-        f"tweetnacl ({NACL_FILE}) not found in {', '.join(str(c) for c in candidates)}: "
-        "run `make run` (or `npm ci` in the project root), or point "
-        f"${VENDOR_ENV} at a directory containing {NACL_FILE}"
+        f"{entry.package} ({entry.path}) not found in {', '.join(str(c) for c in candidates)}: "
+        "reinstall cipherdesk from its wheel, or in a source checkout run `make run` "
+        f"(or `npm ci` in the project root){hint}"
     )
+
+
+def find_nacl(environ: dict[str, str] | None = None) -> Path:
+    """``nacl-fast.min.js`` (see :func:`_find` for the places searched)."""
+    hint = f", or point ${VENDOR_ENV} at a directory containing {NACL_FILE}"
+    return _find(pinned().get("tweetnacl", NACL_FILE), environ, hint)
 
 
 def find_i18next(environ: dict[str, str] | None = None) -> Path:
-    """``i18next.min.js``: ``$CIPHERDESK_WEB_VENDOR`` (a directory holding it, or
-    ``i18next/`` below it), else ``<repo>/node_modules/i18next/``."""
-    env = os.environ if environ is None else environ
-    candidates: list[Path] = []
-    override = env.get(VENDOR_ENV)
-    if override:
-        path = Path(override).expanduser()
-        candidates += [path / I18NEXT_FILE, path / "i18next" / I18NEXT_FILE]
-    candidates.append(REPO_ROOT / "node_modules" / "i18next" / I18NEXT_FILE)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise WebAssetsError(
-        f"i18next ({I18NEXT_FILE}) not found in {', '.join(str(c) for c in candidates)}: "
-        "run `make run` (or `npm ci` in the project root)"
-    )
+    """``i18next.min.js`` (see :func:`_find` for the places searched)."""
+    return _find(pinned().get("i18next", I18NEXT_FILE), environ, "")
+
+
+@functools.cache
+def pinned() -> Manifest:
+    """The checked-in manifest of the browser library files (read once)."""
+    try:
+        return load_manifest()
+    except VendorError as exc:
+        raise WebAssetsError(str(exc)) from None
+
+
+def load_library(package: str, path: Path) -> bytes:
+    """The bytes of ``package``'s pinned file at ``path``, which must match the hash in
+    ``gateway/web_vendor.json``: the server refuses to start on any other tweetnacl."""
+    try:
+        return read_checked(pinned().get(package, path.name), path)
+    except VendorError as exc:
+        raise WebAssetsError(str(exc)) from None
 
 
 def _umd(code: bytes, name: bytes) -> bytes:
@@ -164,8 +192,8 @@ class WebAssets:
 
     @classmethod
     def build(cls, web_dir: Path = WEB_DIR, nacl_path: Path | None = None) -> WebAssets:
-        nacl = (nacl_path or find_nacl()).read_bytes()
-        i18next = _umd(find_i18next().read_bytes(), b"i18next")
+        nacl = load_library("tweetnacl", nacl_path or find_nacl())
+        i18next = _umd(load_library("i18next", find_i18next()), b"i18next")
         assets = cls()
         assets.catalogues = load_catalogues(web_dir / "i18n")
         read = {p.name: p.read_bytes() for p in sorted(web_dir.iterdir()) if p.is_file()}

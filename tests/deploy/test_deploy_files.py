@@ -236,12 +236,16 @@ def test_dockerfile_final_stage_is_slim_and_non_root() -> None:
 
 
 def test_dockerfile_builds_tweetnacl_with_npm_ci() -> None:
+    """npm ci in a build stage; node_modules reaches the Python build (setup.py packs the
+    checked tweetnacl and i18next into the package) before `pip install .` runs."""
     text = dockerfile()
     assert re.search(r"^FROM node:\S+ AS web$", text, re.M)
     assert "npm ci" in text and "package-lock.json" in text
-    assert "nacl-fast.min.js" in final_stage()
-    assert "i18next/i18next.min.js" in final_stage()  # the bundles need both
-    assert "CIPHERDESK_WEB_VENDOR" in final_stage()
+    build = text.split("AS build", 1)[1].split("\nFROM ", 1)[0]
+    copy_modules = build.index("COPY --from=web /src/node_modules ./node_modules")
+    assert re.search(r"^COPY .*\bsetup\.py\b", build, re.M)
+    assert copy_modules < build.index("pip install --no-compile .")
+    assert "--from=web" not in final_stage()  # the package carries them
 
 
 def test_dockerfile_bakes_in_no_secret() -> None:
