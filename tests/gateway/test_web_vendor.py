@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import http_web, web_vendor
+from gateway import web_vendor
+from gateway.http import web as http_web
 from gateway.web_vendor import (
     Manifest,
     VendorError,
