@@ -73,6 +73,7 @@ from auth.roles import (
 from auth.tokens import SessionLifetime, csrf_token_for
 from gateway.api_tokens import api_tokens
 from gateway.derived_keys import CSRF_LABEL, derived_secret
+from gateway.governance.siem import siem_record
 from gateway.http.public import ApiError
 from gateway.jsonlimits import MAX_BODY_DEPTH, JsonTooDeep, check_depth
 from gateway.logins import CredentialError
@@ -183,16 +184,7 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
     ctx = await svc.sessions.authenticate(token)
     if ctx is None:
         raise ApiError(401, "unauthenticated", "log in first (session missing or expired)")
-    decision = await svc.guard.limiter.hit(
-        f"api:{ctx.session.token_hash}", svc.guard.limits.api_per_token, scope="api_per_token"
-    )
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many requests; slow down",
-            headers=retry_headers(decision.retry_after),
-        )
+    await _spend_api_budget(svc, ctx)
     if request.path not in _RESET_ALLOWED and await svc.store.password_reset_forced(ctx.agent.id):
         # Emergency panel: "force password reset at next login" (gateway/governance/emergency.py).
         raise ApiError(
@@ -208,6 +200,20 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
     return ctx
 
 
+async def _spend_api_budget(svc: Services, ctx: AgentContext) -> None:
+    """One call of the session's or token's ``api_per_token`` budget (429 when spent)."""
+    decision = await svc.guard.limiter.hit(
+        f"api:{ctx.session.token_hash}", svc.guard.limits.api_per_token, scope="api_per_token"
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests; slow down",
+            headers=retry_headers(decision.retry_after),
+        )
+
+
 async def _authenticate_api_token(
     request: web.Request, svc: Services, token: str, allowed: bool
 ) -> AgentContext:
@@ -221,16 +227,7 @@ async def _authenticate_api_token(
     ctx = await service.authenticate(token)
     if ctx is None or ctx.api_token is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
-    decision = await svc.guard.limiter.hit(
-        f"api:{ctx.session.token_hash}", svc.guard.limits.api_per_token, scope="api_per_token"
-    )
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many requests; slow down",
-            headers=retry_headers(decision.retry_after),
-        )
+    await _spend_api_budget(svc, ctx)
     route = request.match_info.route.resource
     await service.record_use(
         ctx,
@@ -349,18 +346,15 @@ def tenant_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
     }
 
 
+#: The fields of an audit row the admin API shows (the SIEM export adds the chain fields).
+_AUDIT_FIELDS = ("id", "ts", "action", "tenant", "actor", "target", "ip", "details")
+
+
 def audit_json(event: AuditEvent, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """One audit record; ``actor_name``/``target_name`` label agent ids of the tenant."""
     labels = labels or {}
-    return {
-        "id": event.id,
-        "ts": event.ts,
-        "action": event.action,
-        "tenant": event.tenant_id,
-        "actor": event.actor,
-        "target": event.target,
-        "ip": event.ip,
-        "details": event.details,
+    record = {key: value for key, value in siem_record(event).items() if key in _AUDIT_FIELDS}
+    return record | {
         "actor_name": labels.get(event.actor or ""),
         "target_name": labels.get(event.target or ""),
     }
