@@ -24,7 +24,6 @@ interval short and ship the export off the host.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ from crypto import auditchain as ac
 from crypto.encoding import b64decode
 from crypto.envelope import EnvelopeError, Keyring, KeyringError
 from crypto.identity import GatewayIdentity
+from gateway.periodic import Periodic
 from gateway.store.base import AuditCheckpoint, AuditEvent, Store
 
 log = structlog.get_logger("cipherdesk.auditchain")
@@ -307,8 +307,13 @@ class Checkpointer:
         self.retention_days = retention_days
         self._identity = identity
         self._clock = clock
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            "audit-checkpoints",
+            interval,
+            self._round,
+            failure_event="audit_checkpoint_failed",
+            delay_first=True,
+        )
 
     async def sign(self, chain: str, seq: int, mac: bytes, reason: str) -> AuditCheckpoint:
         ts = self._clock()
@@ -337,27 +342,21 @@ class Checkpointer:
             signed += 1
         return signed
 
+    @property
+    def interval(self) -> float:
+        return self._periodic.interval
+
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="audit-checkpoints")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.checkpoint_all()
-                purged = await purge_expired(self._store, self, self._clock(), self.retention_days)
-                if purged:
-                    log.info("audit_purged", chains=len(purged), rows=sum(purged.values()))
-            except Exception:
-                log.exception("audit_checkpoint_failed")
+    async def _round(self) -> None:
+        await self.checkpoint_all()
+        purged = await purge_expired(self._store, self, self._clock(), self.retention_days)
+        if purged:
+            log.info("audit_purged", chains=len(purged), rows=sum(purged.values()))
 
 
 async def purge_chain(store: Store, checkpointer: Checkpointer, chain: str, cutoff: float) -> int:

@@ -17,8 +17,6 @@ Every disabling is audited as ``agent.disabled`` by ``system`` with reason ``dor
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from auth.roles import Role
+from gateway.periodic import Periodic
 from gateway.store.base import Agent, Store, Tenant
 
 if TYPE_CHECKING:
@@ -96,9 +95,10 @@ class DormancySweep:
 
     def __init__(self, logins: LoginService, interval: float, clock: Callable[[], float]) -> None:
         self._logins = logins
-        self._interval = interval
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            "dormancy-sweep", interval, self.run_once, failure_event="dormancy_sweep_failed"
+        )
 
     async def run_once(self) -> int:
         """Disable every dormant account now; returns how many were disabled."""
@@ -124,19 +124,8 @@ class DormancySweep:
             log.info("dormant_accounts_disabled", count=disabled)
         return disabled
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("dormancy_sweep_failed")
-            await asyncio.sleep(self._interval)
-
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()

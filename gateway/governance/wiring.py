@@ -9,7 +9,6 @@ and the plugin hooks (kill switch, data-sent accounting). Handlers reach it with
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from gateway.governance.incidents import Incidents
 from gateway.governance.siem import SiemSink
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
+from gateway.periodic import Periodic
 from gateway.store.base import Alert, Store
 from gateway.tenants import TenantDirectory
 
@@ -51,7 +51,7 @@ class PluginDataLedger:
     auditor: Auditor
     interval: float = DATA_SENT_FLUSH
     counts: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
-    _task: asyncio.Task[None] | None = None
+    _periodic: Periodic | None = None
 
     def delivered(self, tenant_id: str, plugin: str, event_type: str) -> None:
         self.counts.setdefault((tenant_id, plugin), Counter())[event_type] += 1
@@ -71,25 +71,22 @@ class PluginDataLedger:
         return len(pending)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="plugin-data-ledger")
+        if self._periodic is None:
+            self._periodic = Periodic(
+                "plugin-data-ledger",
+                self.interval,
+                self.flush,
+                failure_event="plugin_data_flush_failed",
+                delay_first=True,
+            )
+            await self._periodic.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        periodic, self._periodic = self._periodic, None
+        if periodic is not None:
+            await periodic.stop()
         with contextlib.suppress(Exception):
             await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("plugin_data_flush_failed")
 
 
 @dataclass(slots=True)
