@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
+from plugins._inbound import InboundDialect
 from plugins._ticketing import ATTEMPT_TTL, DONE_KEY, TicketingPlugin, comment_marker
 from plugins.api import (
     ChatClosed,
@@ -80,8 +81,11 @@ INFO = PluginInfo(
         ConfigField(
             name="inbound_secret",
             secret=True,
-            help="Signing secret of the inbound API (helpdesk replies into chats); "
-            "unset: no inbound API.",
+            help="Token of the inbound API (replies, private notes, resolved → handled): "
+            "a long random value (e.g. `openssl rand -hex 32`) that the Freshdesk "
+            "automation rule's Trigger Webhook sends as the password of Basic "
+            "authentication or in an X-Cipherdesk-Token header; body template in "
+            "docs/PLUGINS.md §8. Unset: no inbound API.",
         ),
         ConfigField(
             name="chat_field",
@@ -93,6 +97,23 @@ INFO = PluginInfo(
     ),
     description="One Freshdesk ticket per chat (source Chat); the transcript as a private note.",
 )
+
+
+INBOUND = InboundDialect(
+    vendor=VENDOR,
+    # Freshdesk status numbers (2 open, 3 pending, 4 resolved, 5 closed — REST API v2,
+    # https://developers.freshdesk.com/api/#tickets) or the names ``{{ticket.status}}``
+    # prints. Pending, resolved and closed tickets need nothing more from the chat's agents.
+    handled_statuses=frozenset({"3", "4", "5", "pending", "resolved", "closed"}),
+    # Freshdesk automation rules' "Trigger Webhook" action cannot compute an HMAC; it can
+    # send Basic authentication ("Requires authentication": username/password or API key)
+    # and custom headers, with a JSON body built from placeholders
+    # (https://support.freshdesk.com/support/solutions/articles/132589-using-webhooks-in-
+    # automation-rules). So the inbound secret is accepted as a bearer token, and the
+    # body's own event id + timestamp make each call single-use.
+    token_auth=True,
+)
+"""Inbound vocabulary of Freshdesk automation rules (docs/PLUGINS.md §8)."""
 
 
 def _base_url(config: dict[str, Any]) -> str:
