@@ -86,6 +86,9 @@ INFO = PluginInfo(
             "automation rule's Trigger Webhook sends as the password of Basic "
             "authentication or in an X-Cipherdesk-Token header; body template in "
             "docs/PLUGINS.md §8. Unset: no inbound API.",
+            # A bearer token is only as strong as its length: at least 32 characters.
+            pattern=r"[A-Za-z0-9_\-.~+/=]{32,256}",
+            max_length=256,
         ),
         ConfigField(
             name="chat_field",
