@@ -37,15 +37,18 @@ class InboundDialect:
     ``handled_statuses`` / ``close_statuses``: ticket statuses (lower-cased names or
     numbers as the vendor's placeholders print them) that mark the chat handled or close
     it; any other status is ``ignored`` (answered 200 so the vendor does not retry).
-    ``token_auth``: the vendor cannot compute an HMAC (Freshdesk automation webhooks), so
-    the inbound secret may arrive as a bearer token — then the body must carry its own
-    event id and timestamp for replay protection (see gateway/http_inbound.py).
+    ``setup``: the wiring instructions and body templates shown by ``cipherdesk plugins
+    describe``. ``token_auth``: the vendor cannot compute an HMAC (Freshdesk automation
+    webhooks), so the inbound secret may arrive as a bearer token — then the body must
+    carry its own event id and timestamp for replay protection (gateway/http_inbound.py).
     """
 
     vendor: str
     handled_statuses: frozenset[str] = field(default_factory=frozenset)
     close_statuses: frozenset[str] = field(default_factory=frozenset)
     token_auth: bool = False
+    #: How an admin wires the helpdesk to the inbound API (``cipherdesk plugins describe``).
+    setup: str = ""
 
     def command(self, action: Action, public: bool | str | None, status: str | None) -> Command:
         """The command a body asks for; raises :class:`DialectError` when it is unclear."""

@@ -115,6 +115,20 @@ INBOUND = InboundDialect(
     # automation-rules). So the inbound secret is accepted as a bearer token, and the
     # body's own event id + timestamp make each call single-use.
     token_auth=True,
+    setup="""Inbound API (helpdesk -> chat), docs/PLUGINS.md section 8:
+  URL      POST https://<gateway>/api/inbound/<tenant>/freshdesk
+  Auth     "Requires authentication": any user name, password = inbound_secret
+           (or custom header X-Cipherdesk-Token: <inbound_secret>)
+  Encoding JSON, content advanced. Rule "Note is added (private)":
+  {"action": "note", "chat": "{{ticket.cf_cipherdesk_chat}}",
+   "text": "{{ticket.latest_private_comment}}", "agent_name": "{{ticket.agent.name}}",
+   "event": "note-{{ticket.id}}-{{ticket.updated_at}}", "ts": "{{ticket.updated_at}}"}
+  Rule "Reply is sent": the same with "action": "reply" and
+   {{ticket.latest_public_comment}}, event prefix "reply-".
+  Rule "Status is changed": {"action": "status", "status": "{{ticket.status}}",
+   "chat": ..., "agent_name": ..., "event": "status-{{ticket.id}}-{{ticket.updated_at}}",
+   "ts": "{{ticket.updated_at}}"}   (Pending/Resolved/Closed -> handled)
+  event must be unique per call and ts within 300 s; chat needs chat_field set.""",
 )
 """Inbound vocabulary of Freshdesk automation rules (docs/PLUGINS.md §8)."""
 

@@ -80,6 +80,17 @@ INBOUND = InboundDialect(
     # ``{{ticket.status}}`` prints the status name; solved and pending tickets need
     # nothing more from the chat's agents (the customer's chat itself stays open).
     handled_statuses=frozenset({"solved", "pending", "closed"}),
+    setup="""Inbound API (helpdesk -> chat), docs/PLUGINS.md section 8:
+  Webhook  POST https://<gateway>/api/inbound/<tenant>/zendesk, JSON,
+           signing secret = inbound_secret (Zendesk signs every request)
+  Trigger "Comment is Private" / "Comment is Public":
+  {"action": "comment", "public": "{{ticket.latest_comment.is_public}}",
+   "chat": "{{ticket.external_id}}", "text": "{{ticket.latest_comment}}",
+   "agent_name": "{{current_user.name}}",
+   "id": "{{ticket.id}}-{{ticket.latest_comment.id}}"}
+  Trigger "Status changed to Solved/Pending":
+  {"action": "status", "status": "{{ticket.status}}", "chat": "{{ticket.external_id}}",
+   "agent_name": "{{current_user.name}}"}""",
 )
 """Inbound vocabulary: ``{"action": "comment", "public": "{{ticket.latest_comment.is_public}}"}``
 maps public comments to replies and private ones to agent-only notes; ``{"action":
