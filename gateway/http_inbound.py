@@ -66,6 +66,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -162,12 +163,10 @@ def zendesk_signature_ok(
     return hmac.compare_digest(expected, signature.strip())
 
 
-def presented_token(headers: web.BaseRequest | object) -> str | None:
+def presented_token(headers: Mapping[str, str]) -> str | None:
     """The token a token-mode caller sent (see the module docstring), or None. Never
     logged; bounded before anything is decoded."""
-    get = getattr(headers, "get", None)
-    if get is None:
-        return None
+    get = headers.get
     direct = get(TOKEN_HEADER)
     if direct:
         return direct.strip() if len(direct) <= MAX_TOKEN else None
