@@ -308,3 +308,19 @@ async def test_freshdesk_token_must_be_long(gw):
             allow_private=True,
         )
     assert "short-token" not in str(refused.value)
+
+
+async def test_supervisor_watching_gets_stored_and_live_notes(gw):
+    base, svc, http, customer, _agent, chat = gw
+    raw, headers = signed({"action": "note", "chat": chat, "id": "n1", "text": "first note"})
+    assert (await post(http, base, raw, headers))[0] == 200
+    sup_row, totp, password = await make_agent(svc, "sue@example.com", role="supervisor")
+    token = await login(http, base, sup_row.email, password, totp, time.time())
+    async with AgentClient(base, token=token, origin=base) as sup:
+        await sup.watch(chat)
+        assert [n.text for n in sup.drain() if isinstance(n, HelpdeskNote)] == ["first note"]
+        raw, headers = signed({"action": "note", "chat": chat, "id": "n2", "text": "second"})
+        assert (await post(http, base, raw, headers))[0] == 200
+        live = await sup.wait_for(HelpdeskNote, timeout=5)
+        assert live.text == "second"
+    assert await customer_got_nothing(customer) == []
