@@ -6,6 +6,7 @@ timestamp. Real sockets: a customer widget connection and an agent console conne
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 
@@ -25,9 +26,13 @@ EMAIL = "li.wei@example.com"
 CARD = "4111 1111 1111 1111"
 
 
-@pytest.fixture
-async def gw(tmp_path):
-    runner, base, svc = await start_gateway(tmp_path, plugins={"allow_private_targets": True})
+@contextlib.asynccontextmanager
+async def running(tmp_path, store: dict | None = None):
+    """A gateway with both helpdesk plugins, a customer in a chat and an agent on it."""
+    extra = {"store": store} if store else {}
+    runner, base, svc = await start_gateway(
+        tmp_path, plugins={"allow_private_targets": True}, **extra
+    )
     await svc.plugins.configure(
         "demo",
         "zendesk",
@@ -50,20 +55,32 @@ async def gw(tmp_path):
     await svc.store.update_tenant(tenant)
     svc.tenants.invalidate("demo")
     customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
-    await customer.connect()
-    welcome = await customer.open()
-    async with aiohttp.ClientSession() as http:
-        agent_row, totp, password = await make_agent(svc, "ana@example.com")
-        token = await login(http, base, agent_row.email, password, totp, time.time())
-        agent = AgentClient(base, token=token, origin=base)
-        await agent.connect()
-        await agent.accept(welcome.chat)
-        await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
-        customer.drain()
-        yield base, svc, http, customer, agent, welcome.chat
-        await agent.aclose()
-    await customer.aclose()
-    await runner.cleanup()
+    try:
+        await customer.connect()
+        welcome = await customer.open()
+        async with aiohttp.ClientSession() as http:
+            agent_row, totp, password = await make_agent(svc, "ana@example.com")
+            token = await login(http, base, agent_row.email, password, totp, time.time())
+            async with AgentClient(base, token=token, origin=base) as agent:
+                await agent.accept(welcome.chat)
+                await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+                customer.drain()
+                yield base, svc, http, customer, agent, welcome.chat
+    finally:
+        await customer.aclose()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    async with running(tmp_path) as env:
+        yield env
+
+
+@pytest.fixture
+async def gw_pg(tmp_path, postgres_dsn):
+    async with running(tmp_path, {"url": postgres_dsn}) as env:
+        yield env
 
 
 def signed(body: dict, *, at: float | None = None) -> tuple[bytes, dict]:
@@ -323,4 +340,21 @@ async def test_supervisor_watching_gets_stored_and_live_notes(gw):
         assert (await post(http, base, raw, headers))[0] == 200
         live = await sup.wait_for(HelpdeskNote, timeout=5)
         assert live.text == "second"
+    assert await customer_got_nothing(customer) == []
+
+
+async def test_notes_on_postgresql(gw_pg):
+    """Slots claimed with insert-if-absent and the retry check work on PostgreSQL too."""
+    base, svc, http, customer, agent, chat = gw_pg
+    for n, text in enumerate(["one", "two", "one"]):  # the third is a retry of the first
+        raw, headers = signed(
+            {"action": "note", "chat": chat, "id": f"pg-{text}", "text": text}, at=time.time() + n
+        )
+        assert (await post(http, base, raw, headers))[0] == 200
+    stored = await svc.store.get_chat(chat)
+    notes = await HelpdeskInbox(svc.store, svc.chats.keys, svc.clock).notes(stored)
+    assert [x.text for x in notes] == ["one", "two"]
+    agent.drain()
+    await agent.history(chat)
+    assert [f.text for f in agent.drain() if isinstance(f, HelpdeskNote)] == ["one", "two"]
     assert await customer_got_nothing(customer) == []
