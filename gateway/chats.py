@@ -389,7 +389,7 @@ class ChatService:
         )
         if result.duplicate:
             # Publish again: the node that stored it may have died before publishing.
-            # Receivers de-duplicate by seq (gateway/feed.py).
+            # Receivers de-duplicate by seq (gateway/ws/feed.py).
             await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
             return PostOutcome(ack=ack, notice=None, duplicate=True)
         if decision.action == "flag" or decision.split_kinds:

@@ -34,8 +34,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.cli import CliError, config_from, offline_services
-from gateway.http_inbound import DIALECTS
+from gateway.cli.main import CliError, config_from, offline_services
+from gateway.http.inbound import DIALECTS
 from gateway.plugin_host import PluginUnavailable
 from plugins.api import ConfigError
 

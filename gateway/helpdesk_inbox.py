@@ -2,7 +2,7 @@
 "handled" mark (inbound plugin API, issue 17).
 
 Why not messages: a chat's messages form one gap-free sequence that the customer's widget
-replays and gap-fills from the store (gateway/feed.py). A note in that sequence would
+replays and gap-fills from the store (gateway/ws/feed.py). A note in that sequence would
 either reach the customer or leave a hole the customer's feed could never fill. Notes
 therefore live *beside* the chat — in the gateway's key-value table under a namespace no
 plugin can be called (``_inbound``; plugin names start with a letter or digit) — and are

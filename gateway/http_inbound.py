@@ -80,7 +80,7 @@ from msgspec import Meta, Struct
 from gateway.bus.base import BusEvent, chat_topic, tenant_topic
 from gateway.chats import NOTICE_ACTION, ChatError
 from gateway.helpdesk_inbox import HelpdeskInbox, InboxFull
-from gateway.http_public import ApiError
+from gateway.http.public import ApiError
 from gateway.protocol import ChatEvent
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.store.base import Chat, Tenant

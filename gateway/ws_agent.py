@@ -12,8 +12,8 @@ from aiohttp import web
 from auth.roles import Permission, Principal
 from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.chats import ChatError
-from gateway.connection import ProtocolViolation, SecureConnection
-from gateway.feed import STUCK_CLOSE_REASON, ChatFeed
+from gateway.ws.connection import ProtocolViolation, SecureConnection
+from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.protocol import (
     Accept,
@@ -216,10 +216,10 @@ class AgentSession:
         self.ctx = ctx
 
     async def _approved(self, action: str, target: str) -> None:
-        """Approvals for sensitive access (gateway/approvals.py): refuse with the error
+        """Approvals for sensitive access (gateway/governance/approvals.py): refuse with the error
         ``approval_required`` until a live grant exists (when the tenant requires one)."""
-        from gateway.approvals import ApprovalError
-        from gateway.governance import governance_of
+        from gateway.governance.approvals import ApprovalError
+        from gateway.governance.wiring import governance_of
 
         try:
             await governance_of(self.svc).approvals.require(self.principal, action, target)

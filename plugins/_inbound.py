@@ -40,7 +40,7 @@ class InboundDialect:
     ``setup``: the wiring instructions and body templates shown by ``cipherdesk plugins
     describe``. ``token_auth``: the vendor cannot compute an HMAC (Freshdesk automation
     webhooks), so the inbound secret may arrive as a bearer token — then the body must
-    carry its own event id and timestamp for replay protection (gateway/http_inbound.py).
+    carry its own event id and timestamp for replay protection (gateway/http/inbound.py).
     """
 
     vendor: str

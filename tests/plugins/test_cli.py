@@ -21,7 +21,7 @@ def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
         [
             sys.executable,
             "-c",
-            "import sys; from gateway.cli import main; main(sys.argv[1:])",
+            "import sys; from gateway.cli.main import main; main(sys.argv[1:])",
             *args,
             "--data-dir",
             str(data_dir),

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from gateway.http_inbound import event_time, presented_token, token_ok
+from gateway.http.inbound import event_time, presented_token, token_ok
 from plugins import freshdesk, zendesk
 from plugins._inbound import GENERIC, DialectError
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.client import AgentClient, CustomerClient
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.protocol import ChatEvent, HelpdeskNote, Msg
 from plugins.webhook import signature_header
