@@ -29,6 +29,7 @@ from auth.roles import Permission, Principal, Role
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
@@ -741,6 +742,9 @@ class ChatService:
     async def queue_snapshot(self, principal: Principal) -> QueueSnapshot:
         chats = await self.store.list_chats(principal.tenant_id, states=("queued", "active"))
         supervisor = principal.can(Permission.CHAT_WATCH, principal.tenant_id)
+        handled = await HelpdeskInbox(self.store, self.keys, self.clock).handled(
+            principal.tenant_id, [c.id for c in chats]
+        )
         visible, mine = [], []
         for chat in chats:
             entry = QueueEntry(
@@ -750,6 +754,7 @@ class ChatService:
                 verified=chat.verified,
                 state=chat.state,
                 agent=await self.agent_name(chat.assigned_agent_id),
+                handled=chat.id in handled,
                 **await self._profile_summary(chat),
             )
             if chat.assigned_agent_id == principal.agent_id:

@@ -255,10 +255,12 @@ class Typing(Frame, tag_field="t", tag="typing"):
 
 class ChatEvent(Frame, tag_field="t", tag="chat"):
     """Something happened to a chat: ``joined``/``left`` (agents), ``transferred``,
-    ``closed``, ``assigned`` (to you), ``removed`` (no longer yours)."""
+    ``closed``, ``assigned`` (to you), ``removed`` (no longer yours), ``handled`` (agents
+    only: the tenant's helpdesk marked it dealt with — ``agent`` is the helpdesk agent,
+    ``reason`` the ticket status; the customer's chat stays open)."""
 
     chat: str
-    event: Literal["joined", "left", "assigned", "transferred", "closed", "removed"]
+    event: Literal["joined", "left", "assigned", "transferred", "closed", "removed", "handled"]
     agent: str | None = None
     reason: str | None = None
 
@@ -272,11 +274,26 @@ class QueueEntry(Frame):
     agent: str | None = None
     name: str | None = None
     topic: str | None = None
+    handled: bool = False  # the tenant's helpdesk marked the chat handled (inbound API)
 
 
 class QueueSnapshot(Frame, tag_field="t", tag="queue"):
     chats: list[QueueEntry]
     mine: list[QueueEntry]
+
+
+class HelpdeskNote(Frame, tag_field="t", tag="note"):
+    """Agents only: an internal note written in the tenant's helpdesk (inbound API). Never
+    sent on a customer socket and outside the chat's message sequence (no ``seq``), so a
+    customer's history and gap-filling cannot reach it; ``text`` has passed the tenant's
+    policy as an agent message would."""
+
+    chat: str
+    id: str
+    text: str
+    ts: float
+    agent: str  # the helpdesk agent's display name (policy-checked, else "Helpdesk")
+    plugin: str
 
 
 class Flag(Frame, tag_field="t", tag="flag"):
@@ -309,6 +326,7 @@ Outbound = (
     | ChatEvent
     | QueueSnapshot
     | Flag
+    | HelpdeskNote
     | Pong
     | Error
     | Service

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
+from plugins._inbound import InboundDialect
 from plugins._ticketing import ATTEMPT_TTL, DONE_KEY, TicketingPlugin, comment_marker
 from plugins.api import (
     ChatClosed,
@@ -80,8 +81,14 @@ INFO = PluginInfo(
         ConfigField(
             name="inbound_secret",
             secret=True,
-            help="Signing secret of the inbound API (helpdesk replies into chats); "
-            "unset: no inbound API.",
+            help="Token of the inbound API (replies, private notes, resolved → handled): "
+            "a long random value (e.g. `openssl rand -hex 32`) that the Freshdesk "
+            "automation rule's Trigger Webhook sends as the password of Basic "
+            "authentication or in an X-Cipherdesk-Token header; body template in "
+            "docs/PLUGINS.md §8. Unset: no inbound API.",
+            # A bearer token is only as strong as its length: at least 32 characters.
+            pattern=r"[A-Za-z0-9_\-.~+/=]{32,256}",
+            max_length=256,
         ),
         ConfigField(
             name="chat_field",
@@ -93,6 +100,37 @@ INFO = PluginInfo(
     ),
     description="One Freshdesk ticket per chat (source Chat); the transcript as a private note.",
 )
+
+
+INBOUND = InboundDialect(
+    vendor=VENDOR,
+    # Freshdesk status numbers (2 open, 3 pending, 4 resolved, 5 closed — REST API v2,
+    # https://developers.freshdesk.com/api/#tickets) or the names ``{{ticket.status}}``
+    # prints. Pending, resolved and closed tickets need nothing more from the chat's agents.
+    handled_statuses=frozenset({"3", "4", "5", "pending", "resolved", "closed"}),
+    # Freshdesk automation rules' "Trigger Webhook" action cannot compute an HMAC; it can
+    # send Basic authentication ("Requires authentication": username/password or API key)
+    # and custom headers, with a JSON body built from placeholders
+    # (https://support.freshdesk.com/support/solutions/articles/132589-using-webhooks-in-
+    # automation-rules). So the inbound secret is accepted as a bearer token, and the
+    # body's own event id + timestamp make each call single-use.
+    token_auth=True,
+    setup="""Inbound API (helpdesk -> chat), docs/PLUGINS.md section 8:
+  URL      POST https://<gateway>/api/inbound/<tenant>/freshdesk
+  Auth     "Requires authentication": any user name, password = inbound_secret
+           (or custom header X-Cipherdesk-Token: <inbound_secret>)
+  Encoding JSON, content advanced. Rule "Note is added (private)":
+  {"action": "note", "chat": "{{ticket.cf_cipherdesk_chat}}",
+   "text": "{{ticket.latest_private_comment}}", "agent_name": "{{ticket.agent.name}}",
+   "event": "note-{{ticket.id}}-{{ticket.updated_at}}", "ts": "{{ticket.updated_at}}"}
+  Rule "Reply is sent": the same with "action": "reply" and
+   {{ticket.latest_public_comment}}, event prefix "reply-".
+  Rule "Status is changed": {"action": "status", "status": "{{ticket.status}}",
+   "chat": ..., "agent_name": ..., "event": "status-{{ticket.id}}-{{ticket.updated_at}}",
+   "ts": "{{ticket.updated_at}}"}   (Pending/Resolved/Closed -> handled)
+  event must be unique per call and ts within 300 s; chat needs chat_field set.""",
+)
+"""Inbound vocabulary of Freshdesk automation rules (docs/PLUGINS.md §8)."""
 
 
 def _base_url(config: dict[str, Any]) -> str:

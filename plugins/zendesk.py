@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from plugins import __version__
+from plugins._inbound import InboundDialect
 from plugins._ticketing import ATTEMPT_TTL, DONE_KEY, TicketingPlugin, comment_marker
 from plugins.api import (
     ChatClosed,
@@ -64,13 +65,37 @@ INFO = PluginInfo(
         ConfigField(
             name="inbound_secret",
             secret=True,
-            help="Signing secret of the inbound API (helpdesk replies into chats); "
+            help="Signing secret of the Zendesk webhook that calls the inbound API "
+            "(replies, internal notes, solved → handled; docs/PLUGINS.md §8); "
             "unset: no inbound API.",
         ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
     description="One Zendesk Support ticket per chat; the transcript as a private comment.",
 )
+
+
+INBOUND = InboundDialect(
+    vendor=VENDOR,
+    # ``{{ticket.status}}`` prints the status name; solved and pending tickets need
+    # nothing more from the chat's agents (the customer's chat itself stays open).
+    handled_statuses=frozenset({"solved", "pending", "closed"}),
+    setup="""Inbound API (helpdesk -> chat), docs/PLUGINS.md section 8:
+  Webhook  POST https://<gateway>/api/inbound/<tenant>/zendesk, JSON,
+           signing secret = inbound_secret (Zendesk signs every request)
+  Trigger "Comment is Private" / "Comment is Public":
+  {"action": "comment", "public": "{{ticket.latest_comment.is_public}}",
+   "chat": "{{ticket.external_id}}", "text": "{{ticket.latest_comment}}",
+   "agent_name": "{{current_user.name}}",
+   "id": "{{ticket.id}}-{{ticket.latest_comment.id}}"}
+  Trigger "Status changed to Solved/Pending":
+  {"action": "status", "status": "{{ticket.status}}", "chat": "{{ticket.external_id}}",
+   "agent_name": "{{current_user.name}}"}""",
+)
+"""Inbound vocabulary: ``{"action": "comment", "public": "{{ticket.latest_comment.is_public}}"}``
+maps public comments to replies and private ones to agent-only notes; ``{"action":
+"status", "status": "{{ticket.status}}"}`` marks the chat handled. Zendesk signs its
+webhooks, so no token authentication."""
 
 
 def _base_url(config: dict[str, Any]) -> str:

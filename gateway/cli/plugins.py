@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.cli.common import CliError, config_from, offline_services
+from gateway.http.inbound import DIALECTS
 from gateway.plugin_host import PluginUnavailable
 from plugins.api import ConfigError
 from plugins.outbox import safe_error
@@ -293,6 +294,9 @@ def cmd_describe(args: argparse.Namespace) -> None:
                     ],
                 )
             )
+            dialect = DIALECTS.get(info.name)
+            if dialect is not None and dialect.setup:
+                out.extend(["", dialect.setup])
             return "\n".join(out)
 
     print(asyncio.run(run()))

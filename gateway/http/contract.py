@@ -709,10 +709,12 @@ class ChatHelpdesk(Strict):
 
 
 class InboundResult(Strict):
-    """``seq`` (null when the message was not stored) and ``policy`` only for ``reply``."""
+    """``action`` is the command carried out (a vendor ``comment``/``status`` translated;
+    ``ignored``: a status that means nothing to the chat). ``seq`` (null when the message
+    was not stored) only for ``reply``; ``policy`` for ``reply`` and ``note``."""
 
     ok: bool
-    action: Literal["reply", "close"]
+    action: Literal["reply", "note", "handled", "close", "ignored"]
     seq: int | None = None
     policy: str | None = None
 
@@ -1545,7 +1547,7 @@ document(
 document(
     "POST",
     "/api/inbound/{tenant}/{plugin}",
-    "A helpdesk replies to or closes a chat (vendor-signed webhook)",
+    "A helpdesk replies to, notes on, marks handled or closes a chat (signed or token webhook)",
     tag="plugins",
     ok=InboundResult,
     body=InboundRequest,
@@ -1557,6 +1559,11 @@ document(
     },
     description="Signed with `X-Cipherdesk-Signature: t=<unix>,v1=<hex HMAC-SHA256>` "
     "or Zendesk's `X-Zendesk-Webhook-Signature` (+ `-Timestamp`) using the "
-    "tenant plugin's `inbound_secret`; no session. 401 `bad_signature` also "
-    "for an unknown tenant or plugin; 409 `replayed` or `chat_closed`.",
+    "tenant plugin's `inbound_secret`; no session. Freshdesk (token mode): the "
+    "`inbound_secret` as `X-Cipherdesk-Token` or as the password of Basic "
+    "authentication, with `event` and `ts` required in the body. `note` reaches "
+    "the chat's agents only, `handled` marks the chat for the console (the "
+    "customer's chat stays open). 401 `bad_signature` also for an unknown tenant "
+    "or plugin; 400 `stale_event` (token mode, `ts` off by more than 300 s); 409 "
+    "`replayed`, `chat_closed` or `too_many_notes`.",
 )

@@ -174,6 +174,7 @@ function onFrame(f) {
     case 'typing': onTyping(f); break;
     case 'chat': onChatEvent(f); break;
     case 'flag': onFlag(f); break;
+    case 'note': onNote(f); break;
     case 'error': onError(f); break;
     case 'service': onService(f); break;
     default: break;
@@ -226,15 +227,17 @@ function verifiedBadge(verified) {
 function renderQueue() {
   const d = S.dom;
   if (!d.queueList) return;
-  const waiting = S.queue.chats.filter((e) => e.state === 'queued')
+  const queued = S.queue.chats.filter((e) => e.state === 'queued')
     .sort((a, b) => a.waiting_since - b.waiting_since);
+  // Chats the helpdesk marked handled no longer count as waiting: listed after the rest.
+  const waiting = queued.filter((e) => !e.handled);
   d.queueCount.textContent = I18N.number(waiting.length);
   clear(d.queueList);
   if (!waiting.length) d.queueList.appendChild(h('li', { class: 'none', text: t('console.nobody_waiting') }));
-  for (const e of waiting) {
-    d.queueList.appendChild(h('li', { class: 'queue-item', 'data-chat': e.chat },
+  for (const e of waiting.concat(queued.filter((x) => x.handled))) {
+    d.queueList.appendChild(h('li', { class: 'queue-item' + (e.handled ? ' handled' : ''), 'data-chat': e.chat },
       h('div', { class: 'qi-main' },
-        h('strong', { text: customerName(e) }), ' ', verifiedBadge(e.verified),
+        h('strong', { text: customerName(e) }), ' ', verifiedBadge(e.verified), handledBadge(e.handled),
         h('div', { class: 'muted small' }, e.topic ? e.topic + ' · ' : '', e.queue, ' · ' + t('console.waiting') + ' ',
           h('span', { class: 'since', 'data-since': String(e.waiting_since), text: duration(Date.now() / 1000 - e.waiting_since) }))),
       h('button', { class: 'btn small primary', type: 'button', 'aria-label': t('console.accept_with', { name: customerName(e) }),
@@ -265,7 +268,8 @@ function renderMine() {
   for (const id of ids) {
     const chat = S.chats.get(id);
     const label = customerName(chat.info) + (chat.mode === 'watch' ? ' ' + t('console.watching') : '');
-    const state = chat.closed ? t('console.state_closed') : (chat.removed ? t('console.state_transferred') : '');
+    const state = chat.closed ? t('console.state_closed') : (chat.removed ? t('console.state_transferred')
+      : (chat.handled || (chat.info && chat.info.handled) ? t('console.state_handled') : ''));
     d.mineList.appendChild(h('li', {},
       h('button', { class: 'tab' + (S.current === id ? ' current' : ''), type: 'button', 'data-chat': id,
         'aria-current': S.current === id ? 'true' : null, onclick: () => select(id) },
@@ -502,6 +506,23 @@ function offerFix(el) {
     h('button', { type: 'button', class: 'link-btn fix-retry', onclick: () => { take(); sendReply(chat); } }, t('common.retry'))));
 }
 
+/* An internal note from the tenant's helpdesk: agents only, never sent to the customer. */
+function onNote(f) {
+  const chat = S.chats.get(f.chat);
+  if (!chat) return;
+  chat.notes = chat.notes || new Set();
+  const key = f.plugin + '|' + f.id;
+  if (chat.notes.has(key)) return; // history re-sends notes already shown
+  chat.notes.add(key);
+  const el = bubble(chat, 'note', f.text, f.ts, t('console.note_from', { name: f.agent }));
+  el.setAttribute('aria-label', t('console.note_label'));
+  el.insertBefore(h('span', { class: 'tag note-tag', text: t('console.note_tag') }), el.firstChild);
+}
+
+function handledBadge(handled) {
+  return handled ? h('span', { class: 'tag handled-tag', title: t('console.handled_title'), text: t('console.state_handled') }) : null;
+}
+
 function onMsg(f) {
   const chat = S.chats.get(f.chat) || ensureChat(f.chat, 'mine');
   if (chat.seqs.has(f.seq)) return;
@@ -572,9 +593,16 @@ function onChatEvent(f) {
     select(chat.id);
     return;
   }
+  if (f.event === 'handled') {
+    for (const e of S.queue.chats.concat(S.queue.mine)) if (e.chat === f.chat) e.handled = true;
+    renderQueue();
+  }
   const chat = S.chats.get(f.chat);
   if (!chat) return;
-  if (f.event === 'removed') {
+  if (f.event === 'handled') {
+    chat.handled = true;
+    line(chat, t('console.handled_by', { name: f.agent || t('common.agent'), status: f.reason || '' }), 'handled');
+  } else if (f.event === 'removed') {
     chat.removed = true;
     line(chat, f.reason === 'transferred' ? t('console.transferred_away') : t('console.no_longer_assigned'));
   } else if (f.event === 'joined' && f.reason !== 'watch') {

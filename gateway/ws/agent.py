@@ -14,6 +14,7 @@ from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.chats import ChatError
 from gateway.governance.approvals import ApprovalError
 from gateway.governance.wiring import governance_of
+from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.protocol import (
     Accept,
     AgentClose,
@@ -35,6 +36,7 @@ from gateway.protocol import (
 )
 from gateway.services import SERVICES, Services, serve_connection
 from gateway.sessions import AgentContext, token_from_request
+from gateway.store.base import Chat
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
@@ -257,7 +259,8 @@ class AgentSession:
             await self.conn.subscribe(chat_topic(chat.id), self._on_event)
             self.conn.send(ChatEvent(chat=chat.id, event="joined", agent=None, reason="watch"))
             self.feed.forget(chat.id)  # watching is an explicit request for the transcript
-            await self.feed.deliver_paced(chat.id, history, self.conn.send_paced)
+            if await self.feed.deliver_paced(chat.id, history, self.conn.send_paced):
+                await self._send_notes(chat)
         elif isinstance(frame, Unwatch):
             self.watching.discard(frame.chat)
             if frame.chat not in self.chats:
@@ -279,8 +282,18 @@ class AgentSession:
                 self.feed.start_at(frame.chat, msg.seq)
                 if not await self.conn.send_paced(msg):
                     return
+            if frame.after_seq == 0 and known is not None:
+                # The full history includes the helpdesk's internal notes (agents only;
+                # agent_history above has checked this agent may read the chat).
+                await self._send_notes(known)
         elif isinstance(frame, Ping):
             self.conn.send(Pong())
+
+    async def _send_notes(self, chat: Chat) -> None:
+        inbox = HelpdeskInbox(self.svc.store, self.svc.chats.keys, self.svc.clock)
+        for note in await inbox.notes(chat):
+            if not await self.conn.send_paced(note):
+                return
 
 
 async def agent_ws(request: web.Request) -> web.StreamResponse:

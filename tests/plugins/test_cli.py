@@ -104,6 +104,10 @@ async def test_enable_patch_secrets_private_network_describe_and_test(tmp_path):
         assert out.returncode == 0, out.stderr
         assert "priority" in out.stdout and ">= 1, <= 4" in out.stdout
         assert "chat.opened" in out.stdout
+        # the Freshdesk automation wiring (token auth, body template) is in the help
+        assert "X-Cipherdesk-Token" in out.stdout and "{{ticket.latest_private_comment}}" in (
+            out.stdout
+        )
 
         out = await run("plugins", "test", "webhook", "--tenant", "demo", data=data)
         assert out.returncode == 0, out.stderr
