@@ -34,11 +34,10 @@ from tests.gateway.helpers import FakeClock
 TENANT = "acme"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/cipherdesk.db"
-    return str(request.getfixturevalue("postgres_dsn"))
+@pytest.fixture
+def store_url(service_store_url: str) -> str:
+    """SQLite in tmp_path, then PostgreSQL (the gateway suite's parametrized URL)."""
+    return service_store_url
 
 
 @pytest.fixture
