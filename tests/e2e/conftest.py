@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from gateway.client import AgentClient, CustomerClient
-from gateway.protocol import QueueSnapshot
+from gateway.protocol import QueueSnapshot, Welcome
 from gateway.services import Services
 from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway
 
@@ -69,6 +69,18 @@ class SocketGateway:
         """:meth:`login` then :meth:`connect`."""
         await self.login(email, role=role, tenant=tenant)
         return await self.connect(email)
+
+    async def accepted_chat(
+        self, agent: AgentClient, **open_kw: Any
+    ) -> tuple[CustomerClient, Welcome]:
+        """A customer connects and opens a chat (``open_kw`` as ``CustomerClient.open``);
+        ``agent`` waits until it is queued and accepts it."""
+        customer = self.customer()
+        await customer.connect()
+        welcome = await customer.open(**open_kw)
+        await queue_with(agent, welcome.chat)
+        await agent.accept(welcome.chat)
+        return customer, welcome
 
     async def update_tenant_settings(self, tenant_id: str = "demo", **settings: Any) -> None:
         """Merge ``settings`` into the tenant's and make every lookup see them at once."""

@@ -44,8 +44,8 @@ from gateway.protocol import (
     Notice,
     Pong,
 )
-from gateway.services import Services
-from tests.gateway.helpers import login, make_agent, start_gateway
+from tests.e2e.conftest import SocketGateway, queue_with
+from tests.gateway.helpers import start_gateway
 from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,15 +115,16 @@ class BoundCustomer(_Bound, CustomerClient):
 
 
 @dataclass
-class Gateway:
-    base: str
-    svc: Services
+class Gateway(SocketGateway):
+    """The shared in-process gateway, with customers bound to a chosen source address."""
 
     @property
     def ws_base(self) -> str:
         return self.base.replace("http://", "ws://")
 
-    def customer(self, source_ip: str | None = None, *, origin: str | None = None) -> BoundCustomer:
+    def customer(  # type: ignore[override]
+        self, source_ip: str | None = None, *, origin: str | None = None
+    ) -> BoundCustomer:
         return BoundCustomer(
             self.base,
             "demo",
@@ -133,18 +134,8 @@ class Gateway:
         )
 
     async def agent_token(self, email: str) -> str:
-        _, secret, password = await make_agent(self.svc, email)
-        async with aiohttp.ClientSession() as http:
-            return await login(http, self.base, email, password, secret, time.time())
-
-    async def agent(self, email: str) -> AgentClient:
-        client = AgentClient(
-            self.base,
-            token=await self.agent_token(email),
-            gateway_key=self.svc.identity.verify_key_b64,
-        )
-        await client.connect()
-        return client
+        await self.login(email)
+        return self.tokens[email]
 
     def limited(self, scope: str) -> float:
         return self.svc.metrics.value("cipherdesk_rate_limited_total", {"scope": scope})
@@ -162,19 +153,14 @@ class Gateway:
 async def gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[Gateway]:
     runner, base, svc = await start_gateway(tmp_path, **overrides)
     try:
-        yield Gateway(base, svc)
+        yield Gateway(base, svc, tmp_path)
     finally:
         await runner.cleanup()
 
 
 async def _queued(agent: AgentClient, chat: str) -> None:
-    """Wait until ``chat`` is in the queue the agent sees (snapshots are coalesced)."""
-    deadline = time.monotonic() + 20  # generous: a loaded machine
-    while time.monotonic() < deadline:
-        if any(e.chat == chat for e in (await agent.queue()).chats):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"chat {chat} never reached the queue")
+    """Wait until ``chat`` is in the queue the agent sees (generous: a loaded machine)."""
+    await queue_with(agent, chat, within=20)
 
 
 def _retry_after(reason: str | None) -> int:

@@ -84,11 +84,7 @@ async def test_full_conversation_handshake_queue_accept_transfer_close(gw: Socke
 async def test_policy_masks_card_for_agent_and_notifies_customer(gw: SocketGateway) -> None:
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
 
     result = await customer.send_text(f"my card is {CARD}, charge it")
     notice = result if isinstance(result, Notice) else await customer.wait_for(Notice)
@@ -120,11 +116,7 @@ async def test_supervisor_watches_and_sees_flags(gw: SocketGateway) -> None:
     )
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
     await supervisor.watch(welcome.chat)
 
     await customer.send_text("please wire the money to my new account")
@@ -155,11 +147,9 @@ async def test_duplicate_message_ids_are_stored_once(gw: SocketGateway) -> None:
 
 async def test_sqlite_file_contains_no_message_plaintext(gw: SocketGateway) -> None:
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open(profile={"name": "Zebulon Quartermaine", "topic": "refund"})
-    await queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(
+        agent, profile={"name": "Zebulon Quartermaine", "topic": "refund"}
+    )
     secrets = ["xylophone-marmalade-42", "Quartermaine", "the parcel never arrived"]
     await customer.send_text(f"{secrets[0]}: {secrets[2]}")
     await agent.send_text(welcome.chat, "zanzibar-velvet-reply")
@@ -182,11 +172,7 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
     await gw.update_tenant_settings(policy={"actions": {"card": {"customer": "flag"}}})
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
 
     await customer.send_text(f"charge {CARD} please")
     notice = await customer.wait_for(Notice)

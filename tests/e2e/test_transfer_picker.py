@@ -18,10 +18,7 @@ from tests.gateway.helpers import bearer
 
 
 async def _active_chat(gw: SocketGateway, agent: AgentClient) -> str:
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open(profile={"name": "Ada"})
-    await agent.accept(welcome.chat)
+    _customer, welcome = await gw.accepted_chat(agent, profile={"name": "Ada"})
     return welcome.chat
 
 

@@ -24,12 +24,13 @@ from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
 from gateway.protocol import Notice
 from gateway.ratelimit import Limits, MemoryRateLimiter
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.base import AuditEvent, Tenant
 from gateway.tenants import TenantDirectory
 from gateway.transcripts import ChatKeys
 from plugins.registry import Registry, default_registry
 from tests.gateway.helpers import FakeClock
+from tests.gateway.store.conftest import store as store  # the store on ``store_url``
 
 TENANT = "acme"
 
@@ -43,16 +44,6 @@ def store_url(service_store_url: str) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-async def store(store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(store_url, tmp_path)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture
