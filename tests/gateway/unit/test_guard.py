@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.connection import ProtocolViolation
-from gateway.guard import SLOW_DOWN, TENANT_FULL
+from gateway.guard import SLOW_DOWN
 from gateway.protocol import CloseCode
 from gateway.store import Store
 from gateway.store.base import Tenant
@@ -26,6 +26,7 @@ async def test_connects_per_address_are_budgeted_and_refill_with_the_clock(
     code, reason = refused
     assert code == CloseCode.RATE_LIMITED
     assert reason == "rate limited; retry-after=30"
+    assert guard.metrics.value("cipherdesk_rate_limited_total", {"scope": "ws_connect"}) == 1
     # Another address has its own budget.
     assert await guard.admit_connection("customer", "198.51.100.1") is None
     clock.advance(30)
@@ -71,7 +72,8 @@ async def test_tenant_slots_use_the_tenants_override_and_release_once(
     second = await guard.tenant_slot(TENANT)
     assert second is not None
     assert await guard.tenant_slot(TENANT) is None
-    assert TENANT_FULL[0] == CloseCode.TRY_AGAIN_LATER
+    refused = {"reason": "tenant_capacity"}
+    assert guard.metrics.value("cipherdesk_connections_refused_total", refused) == 2
 
 
 async def test_a_bad_tenant_override_keeps_the_installation_limits(
