@@ -109,7 +109,7 @@ def tenants(store: Store, keyring: Keyring, clock: FakeClock) -> TenantDirectory
 
 @pytest.fixture
 async def tenant(store: Store, clock: FakeClock) -> Tenant:
-    """The tenant every test works in (no origins, no identity mode, default queue)."""
+    """The tenant every test works in (one allowed origin, no identity mode, default queue)."""
     t = Tenant(id=TENANT, name="Acme", allowed_origins=["https://shop.example"], created_at=clock())
     await store.create_tenant(t)
     return t

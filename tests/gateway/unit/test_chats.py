@@ -44,7 +44,7 @@ def make_agent(store: Store, clock: FakeClock, tenant: Tenant) -> AgentFactory:
     return make
 
 
-async def _codes_of(call: Awaitable[object]) -> str:
+async def _refusal_code(call: Awaitable[object]) -> str:
     with pytest.raises(ChatError) as refused:
         await call
     return refused.value.code
@@ -56,12 +56,12 @@ async def test_open_refuses_unknown_tenant_frozen_tenant_and_unknown_queue(
     with pytest.raises(ChatError) as unknown:
         await chats.open_chat("nope")
     assert (unknown.value.code, unknown.value.close) == ("unknown_tenant", 4403)
-    assert await _codes_of(chats.open_chat(TENANT, queue="billing")) == "unknown_queue"
+    assert await _refusal_code(chats.open_chat(TENANT, queue="billing")) == "unknown_queue"
     tenant.settings = {"queues": ["billing"]}
     tenant.frozen = True
     await store.update_tenant(tenant)
     tenants.invalidate(TENANT)
-    assert await _codes_of(chats.open_chat(TENANT, queue="billing")) == "tenant_frozen"
+    assert await _refusal_code(chats.open_chat(TENANT, queue="billing")) == "tenant_frozen"
     tenant.frozen = False
     await store.update_tenant(tenant)
     tenants.invalidate(TENANT)
@@ -74,8 +74,10 @@ async def test_enforced_identity_needs_a_token(
 ) -> None:
     tenant.identity_mode = "enforced"
     await store.update_tenant(tenant)
-    assert await _codes_of(chats.open_chat(TENANT)) == "identity_required"
-    assert await _codes_of(chats.open_chat(TENANT, identity_token="x.y.z")) == "identity_invalid"
+    assert await _refusal_code(chats.open_chat(TENANT)) == "identity_required"
+    assert (
+        await _refusal_code(chats.open_chat(TENANT, identity_token="x.y.z")) == "identity_invalid"
+    )
 
 
 async def test_opened_chat_is_queued_announced_and_resumable_with_its_token(
@@ -88,7 +90,7 @@ async def test_opened_chat_is_queued_announced_and_resumable_with_its_token(
     assert [e.kind for e in events] == ["queue_changed"]
     resumed = await chats.resume_chat(TENANT, opened.chat.id, opened.token, 0)
     assert resumed.chat.id == opened.chat.id and resumed.token is None
-    assert await _codes_of(chats.resume_chat(TENANT, opened.chat.id, "guess", 0)) == (
+    assert await _refusal_code(chats.resume_chat(TENANT, opened.chat.id, "guess", 0)) == (
         "resume_refused"
     )
 
@@ -101,7 +103,9 @@ async def test_claimed_chat_carries_messages_both_ways_in_order(
     chat_id = opened.chat.id
     published: list[BusEvent] = []
     await bus.subscribe(chat_topic(chat_id), published.append)  # type: ignore[arg-type]
-    assert await _codes_of(chats.post_agent_message(agent, chat_id, "a0", "hi")) == ("not_assigned")
+    assert await _refusal_code(chats.post_agent_message(agent, chat_id, "a0", "hi")) == (
+        "not_assigned"
+    )
     claimed = await chats.accept(agent, chat_id)
     assert (claimed.state, claimed.assigned_agent_id) == ("active", agent.agent_id)
     first = await chats.post_customer_message(TENANT, chat_id, "c1", "my order is late")
@@ -121,7 +125,7 @@ async def test_a_claimed_chat_is_taken_for_other_agents(
     ana, bob = await make_agent(name="Ana"), await make_agent(name="Bob")
     opened = await chats.open_chat(TENANT)
     await chats.accept(ana, opened.chat.id)
-    assert await _codes_of(chats.accept(bob, opened.chat.id)) == "already_taken"
+    assert await _refusal_code(chats.accept(bob, opened.chat.id)) == "already_taken"
     again = await chats.accept(ana, opened.chat.id)  # accepting one's own chat is harmless
     assert again.assigned_agent_id == ana.agent_id
 
@@ -134,7 +138,7 @@ async def test_transfer_moves_the_chat_and_the_right_to_write(
     await chats.accept(ana, opened.chat.id)
     moved = await chats.transfer(ana, opened.chat.id, to_agent=bob.agent_id, to_queue=None)
     assert moved.assigned_agent_id == bob.agent_id
-    assert await _codes_of(chats.post_agent_message(ana, opened.chat.id, "a1", "x")) == (
+    assert await _refusal_code(chats.post_agent_message(ana, opened.chat.id, "a1", "x")) == (
         "not_assigned"
     )
     outcome = await chats.post_agent_message(bob, opened.chat.id, "b1", "Bob here")
@@ -165,10 +169,10 @@ async def test_closed_chat_refuses_messages_and_keeps_the_rating(
     await chats.accept(agent, opened.chat.id)
     closed = await chats.close(opened.chat.id, TENANT, by="customer", csat=4)
     assert (closed.state, closed.csat) == ("closed", 4)
-    assert await _codes_of(chats.post_customer_message(TENANT, opened.chat.id, "c", "hi")) == (
+    assert await _refusal_code(chats.post_customer_message(TENANT, opened.chat.id, "c", "hi")) == (
         "chat_closed"
     )
-    assert await _codes_of(chats.post_agent_message(agent, opened.chat.id, "a", "hi")) == (
+    assert await _refusal_code(chats.post_agent_message(agent, opened.chat.id, "a", "hi")) == (
         "not_assigned"
     )
 
@@ -183,7 +187,7 @@ async def test_erase_shreds_the_chat_for_everyone(
     assert await chats.erase(opened.chat.id, actor="admin", tenant_id=TENANT)
     assert not await chats.erase(opened.chat.id, actor="admin", tenant_id="other")
     assert await chats.messages(opened.chat.id, 0) == []
-    assert await _codes_of(chats.resume_chat(TENANT, opened.chat.id, opened.token, 0)) == (
+    assert await _refusal_code(chats.resume_chat(TENANT, opened.chat.id, opened.token, 0)) == (
         "resume_refused"
     )
-    assert await _codes_of(chats.accept(agent, opened.chat.id)) == "not_found"
+    assert await _refusal_code(chats.accept(agent, opened.chat.id)) == "not_found"
