@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, CustomerClient
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.protocol import QueueSnapshot, Welcome
 from gateway.services import Services
 from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway

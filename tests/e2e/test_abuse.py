@@ -1,7 +1,7 @@
 """Abuse protection over real sockets, one gateway node (issue 5).
 
 Every test runs the real gateway (``start_gateway``: ``create_app`` on a free loopback
-port) and talks to it with the SDK (``gateway/client.py``) or raw ``websockets``. Limits are
+port) and talks to it with the SDK (``gateway/sdk/client.py``) or raw ``websockets``. Limits are
 configured tight ("N per hour") instead of sleeping: a refill never happens within a test,
 so every decision is exact.
 
@@ -32,8 +32,8 @@ import pytest
 from websockets.asyncio.client import connect as raw_connect
 from websockets.exceptions import ConnectionClosed
 
-import gateway.client as sdk
-from gateway.client import AgentClient, ClosedError, CustomerClient
+import gateway.sdk.client as sdk
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from gateway.protocol import (
     Ack,
     AgentMsg,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from crypto.channel import Channel, EphemeralKey
-from gateway.client import CustomerClient
+from gateway.sdk.client import CustomerClient
 from gateway.protocol import Ack, CloseCode
 from tests.e2e.conftest import SocketGateway
 from tests.gateway.helpers import start_gateway

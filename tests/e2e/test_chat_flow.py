@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from auth.roles import Principal, Role
-from gateway.client import CustomerClient, ServerError
+from gateway.sdk.client import CustomerClient, ServerError
 from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, Typing
 from tests.e2e.conftest import SocketGateway, queue_with
 from tests.gateway.helpers import start_gateway

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client import AgentClient, CustomerClient
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.protocol import Ack
 from tests.e2e.conftest import running_gateway
 from tests.gateway.helpers import FakeClock

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.client import CustomerClient
+from gateway.sdk.client import CustomerClient
 from gateway.jsonlimits import MAX_FRAME_DEPTH
 from gateway.protocol import CloseCode
 from gateway.store.base import Tenant

@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 
 from auth.identity import sign_identity
-from gateway.client import AgentClient, ClosedError, CustomerClient
+from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from gateway.protocol import QueueEntry, Welcome
 from gateway.services import Services
 from tests.e2e.conftest import queue_with, running_gateway

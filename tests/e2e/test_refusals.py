@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client import ClosedError, CustomerClient, ResumeInfo, ServerError
+from gateway.sdk.client import ClosedError, CustomerClient, ResumeInfo, ServerError
 from gateway.protocol import Ack, ChatEvent, Pong
 from tests.e2e.conftest import SocketGateway, running_gateway
 from tests.gateway.helpers import FakeClock, make_agent, make_tenant

@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.client import AgentClient, ServerError
+from gateway.sdk.client import AgentClient, ServerError
 from gateway.protocol import ChatEvent
 from gateway.store.base import Tenant
 from tests.e2e.conftest import SocketGateway

@@ -14,7 +14,7 @@ import gc
 
 import pytest
 
-from gateway.feed import RETRY_DELAYS, ChatFeed
+from gateway.ws.feed import RETRY_DELAYS, ChatFeed
 from gateway.protocol import Msg
 
 CHAT = "c1"

@@ -16,14 +16,14 @@ from gateway.audit import Auditor
 from gateway.bus import MemoryBus
 from gateway.chats import ChatService
 from gateway.config import Config, load_config
-from gateway.guard import Guard
+from gateway.ratelimit.guard import Guard
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
 from gateway.protocol import Notice
-from gateway.ratelimit import Limits, MemoryRateLimiter
+from gateway.ratelimit.limits import Limits, MemoryRateLimiter
 from gateway.store import Store
 from gateway.store.base import AuditEvent, Tenant
 from gateway.tenants import TenantDirectory
@@ -150,7 +150,7 @@ def logins(
 
 
 class FakeConnection:
-    """What :class:`gateway.guard.Guard` uses of a socket: its id and ``send``."""
+    """What :class:`gateway.ratelimit.guard.Guard` uses of a socket: its id and ``send``."""
 
     def __init__(self, conn_id: str = "conn-1") -> None:
         self.conn_id = conn_id

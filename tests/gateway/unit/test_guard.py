@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.connection import ProtocolViolation
-from gateway.guard import SLOW_DOWN
+from gateway.ws.connection import ProtocolViolation
+from gateway.ratelimit.guard import SLOW_DOWN
 from gateway.protocol import CloseCode
 from gateway.store import Store
 from gateway.store.base import Tenant
