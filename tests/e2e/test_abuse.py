@@ -20,10 +20,9 @@ import contextlib
 import contextvars
 import re
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +43,9 @@ from gateway.protocol import (
     Pong,
 )
 from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
-from gateway.services import Services
-from tests.gateway.helpers import login, make_agent, start_gateway
+from tests.e2e.conftest import SocketGateway, queue_with
+from tests.e2e.procs import Cluster, Node
+from tests.gateway.helpers import start_gateway
 from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,15 +115,16 @@ class BoundCustomer(_Bound, CustomerClient):
 
 
 @dataclass
-class Gateway:
-    base: str
-    svc: Services
+class Gateway(SocketGateway):
+    """The shared in-process gateway, with customers bound to a chosen source address."""
 
     @property
     def ws_base(self) -> str:
         return self.base.replace("http://", "ws://")
 
-    def customer(self, source_ip: str | None = None, *, origin: str | None = None) -> BoundCustomer:
+    def customer(  # type: ignore[override]
+        self, source_ip: str | None = None, *, origin: str | None = None
+    ) -> BoundCustomer:
         return BoundCustomer(
             self.base,
             "demo",
@@ -133,18 +134,8 @@ class Gateway:
         )
 
     async def agent_token(self, email: str) -> str:
-        _, secret, password = await make_agent(self.svc, email)
-        async with aiohttp.ClientSession() as http:
-            return await login(http, self.base, email, password, secret, time.time())
-
-    async def agent(self, email: str) -> AgentClient:
-        client = AgentClient(
-            self.base,
-            token=await self.agent_token(email),
-            gateway_key=self.svc.identity.verify_key_b64,
-        )
-        await client.connect()
-        return client
+        await self.login(email)
+        return self.tokens[email]
 
     def limited(self, scope: str) -> float:
         return self.svc.metrics.value("cipherdesk_rate_limited_total", {"scope": scope})
@@ -162,19 +153,14 @@ class Gateway:
 async def gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[Gateway]:
     runner, base, svc = await start_gateway(tmp_path, **overrides)
     try:
-        yield Gateway(base, svc)
+        yield Gateway(base, svc, tmp_path)
     finally:
         await runner.cleanup()
 
 
 async def _queued(agent: AgentClient, chat: str) -> None:
-    """Wait until ``chat`` is in the queue the agent sees (snapshots are coalesced)."""
-    deadline = time.monotonic() + 20  # generous: a loaded machine
-    while time.monotonic() < deadline:
-        if any(e.chat == chat for e in (await agent.queue()).chats):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"chat {chat} never reached the queue")
+    """Wait until ``chat`` is in the queue the agent sees (generous: a loaded machine)."""
+    await queue_with(agent, chat, within=20)
 
 
 def _retry_after(reason: str | None) -> int:
@@ -584,137 +570,6 @@ def _vm_rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-@dataclass
-class ServeProcess:
-    proc: subprocess.Popen[bytes]
-    base: str
-    data_dir: Path
-    verify_key: str
-
-    @property
-    def log(self) -> str:
-        path = self.data_dir / "serve.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-
-@contextlib.contextmanager
-def serve(data_dir: Path, config: Path) -> Iterator[ServeProcess]:
-    """``python -m gateway.cli serve`` in a subprocess, waited for until it answers."""
-    import json
-    import urllib.request
-
-    from tests.e2e.procs import PORT_TAKEN, serves_identity_of
-    from tests.services import free_port
-
-    def launch() -> ServeProcess:
-        port = free_port()  # a subprocess must be told its port: retried on a collision
-        with (data_dir / "serve.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(data_dir),
-                    "--config",
-                    str(config),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return ServeProcess(proc, f"http://127.0.0.1:{port}", data_dir, "")
-
-    node = launch()
-    retries = 3
-    try:
-        deadline = time.monotonic() + 60
-        while not node.verify_key:
-            if node.proc.poll() is not None and retries and PORT_TAKEN in node.log:
-                retries -= 1  # another process took the probed port first: a new one
-                node = launch()
-                continue
-            if node.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cipherdesk serve did not start:\n{node.log}")
-            # Answering with our own identity: not whoever else may hold the port.
-            if serves_identity_of(node.base, data_dir):
-                with urllib.request.urlopen(
-                    f"{node.base}/.well-known/cipherdesk.json", timeout=1
-                ) as resp:
-                    node.verify_key = json.loads(resp.read())["verify_key"]
-            else:
-                time.sleep(0.1)
-        yield node
-    finally:
-        proc = node.proc
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIPHERDESK_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _cli_add_agent(data_dir: Path, config: Path, email: str, password: str) -> str:
-    """Create an agent with ``cipherdesk agent add`` (after ``cipherdesk init``, which does
-    nothing when the installation exists); returns its TOTP secret."""
-    where = ["--data-dir", str(data_dir), "--config", str(config)]
-    subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "init", *where],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "agent",
-            "add",
-            email,
-            "--tenant",
-            "demo",
-            "--role",
-            "agent",
-            "--password-stdin",
-            "--data-dir",
-            str(data_dir),
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        env=_env(),
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    found = re.search(r"[?&]secret=([A-Z2-7]+)", out)
-    assert found, out
-    return found.group(1)
-
-
 async def _scrape(base: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as resp:
         assert resp.status == 200
@@ -722,6 +577,8 @@ async def _scrape(base: str) -> str:
 
 
 SLOW_QUEUE = 8
+#: How much of the server's log the slow-reader tests search (the whole log, in practice).
+SERVER_LOG_LINES = 100_000
 SLOW_TEXT = "x" * 3900  # ~5.3 KB sealed: fills the socket buffers with few messages
 RSS_BOUND_MIB = 8
 AFTER_CUTOFF = 2500  # ~9.3 MiB more into the chat once the slow socket is gone
@@ -764,7 +621,7 @@ def _read_again(transport: Any) -> None:
 
 @dataclass
 class SlowSetup:
-    node: ServeProcess
+    node: Node
     agent: AgentClient
     reader: CustomerClient  # stops reading
     honest: CustomerClient  # keeps reading
@@ -778,25 +635,28 @@ async def slow_reader_setup(tmp_path: Path, grace: float) -> AsyncIterator[SlowS
     long the server waits for a cut-off reader to make read progress before aborting it."""
     from tests.e2e.procs import login as totp_login
 
-    data_dir, config = tmp_path / "serve", tmp_path / "serve.toml"
-    data_dir.mkdir()
-    config.write_text(
-        f"[websocket]\nsend_queue = {SLOW_QUEUE}\nslow_consumer_grace = {grace}\n"
-        '[ratelimit.limits]\nmessages_per_agent = "100000/s"\n'
-        'bytes_per_connection = "100000/s burst=1000000000"\n',
-        encoding="utf-8",
+    cluster = Cluster(
+        tmp_path / "serve",
+        store_url=f"sqlite:///{tmp_path / 'serve' / 'cipherdesk.db'}",
+        config_toml=(
+            f"[websocket]\nsend_queue = {SLOW_QUEUE}\nslow_consumer_grace = {grace}\n"
+            '[ratelimit.limits]\nmessages_per_agent = "100000/s"\n'
+            'bytes_per_connection = "100000/s burst=1000000000"\n'
+        ),
     )
+    cluster.workdir.mkdir()
     email, password = "flood@example.com", "slow reader test passphrase 42"
     # the agent exists before the server starts: one SQLite writer at a time
-    secret = await asyncio.to_thread(_cli_add_agent, data_dir, config, email, password)
-    with serve(data_dir, config) as node:
-        key = node.verify_key
+    secret = await asyncio.to_thread(cluster.add_agent, email, password)
+    (node,) = await cluster.start(1, within=60)
+    try:
+        key = cluster.verify_key
         agent = AgentClient(
-            node.base, token=await totp_login(node.base, email, password, secret), gateway_key=key
+            node.url, token=await totp_login(node.url, email, password, secret), gateway_key=key
         )
         await agent.connect()
-        reader = CustomerClient(node.base, "demo", origin=node.base, gateway_key=key)
-        honest = CustomerClient(node.base, "demo", origin=node.base, gateway_key=key)
+        reader = CustomerClient(node.url, "demo", origin=node.url, gateway_key=key)
+        honest = CustomerClient(node.url, "demo", origin=node.url, gateway_key=key)
         try:
             await reader.connect()
             welcome = await reader.open()
@@ -813,6 +673,8 @@ async def slow_reader_setup(tmp_path: Path, grace: float) -> AsyncIterator[SlowS
         finally:
             for client in (agent, reader, honest):
                 await client.aclose()
+    finally:
+        cluster.stop()
 
 
 async def _flood(s: SlowSetup, count: int | None, tag: str) -> int:
@@ -823,10 +685,10 @@ async def _flood(s: SlowSetup, count: int | None, tag: str) -> int:
         if i % 25 == 24:
             await s.agent.ping()  # the server has handled everything before it
             s.agent.drain()
-            if count is None and "slow_consumer" in s.node.log:
+            if count is None and "slow_consumer" in s.node.log_tail(SERVER_LOG_LINES):
                 return i + 1
     if count is None:
-        raise AssertionError(f"never cut off:\n{s.node.log}")
+        raise AssertionError(f"never cut off:\n{s.node.log_tail(SERVER_LOG_LINES)}")
     await s.agent.ping()
     return count
 
@@ -862,9 +724,9 @@ async def test_slow_reader_is_cut_off_and_memory_stays_bounded(tmp_path: Path) -
         assert (code, reason) == (CloseCode.POLICY, "slow consumer")
         got = sum(isinstance(f, Msg) for f in s.reader.drain())
         assert 0 < got < cut_at  # what was in the socket buffers and the bounded queue
-        metrics = await _scrape(s.node.base)
+        metrics = await _scrape(s.node.url)
         assert _sample(metrics, "cipherdesk_ws_closed_total", code="1008") == 1
-        await _until_async(lambda: _connections(s.node.base, "customer"), 1.0, within=5)
+        await _until_async(lambda: _connections(s.node.url, "customer"), 1.0, within=5)
 
 
 # ~15 s idle, over 100 s on a 2-core machine under heavy load (measured: load 16).
@@ -877,4 +739,4 @@ async def test_slow_reader_socket_is_released_without_its_cooperation(tmp_path: 
         await _flood(s, None, "flood")
         # never reads again: the server must still free the connection (slot, socket)
         # within 4 x grace (+ 0.5 s checks); the margin is for a loaded machine
-        await _until_async(lambda: _connections(s.node.base, "customer"), 1.0, within=30)
+        await _until_async(lambda: _connections(s.node.url, "customer"), 1.0, within=30)

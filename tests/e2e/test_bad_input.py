@@ -17,14 +17,13 @@ import pytest
 from crypto.channel import Channel, EphemeralKey
 from gateway.protocol import Ack, CloseCode
 from gateway.sdk.client import CustomerClient
-from gateway.services import Services
+from tests.e2e.conftest import SocketGateway
 from tests.gateway.helpers import start_gateway
 
 
 @dataclass
-class Gw:
-    base: str
-    svc: Services
+class Gw(SocketGateway):
+    """The shared in-process gateway, plus its websocket base URL."""
 
     @property
     def ws(self) -> str:
@@ -37,7 +36,7 @@ async def gw(tmp_path) -> AsyncIterator[Gw]:
         tmp_path, websocket={"max_frame_bytes": 8192, "handshake_timeout": 1.0}
     )
     try:
-        yield Gw(base, svc)
+        yield Gw(base, svc, tmp_path)
     finally:
         await runner.cleanup()
 

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from gateway.store.base import Tenant
-from tests.gateway.helpers import bearer, login, make_agent, start_gateway
+from tests.e2e.conftest import running_gateway
+from tests.gateway.helpers import bearer
 
 
 @pytest.fixture
 async def gw(tmp_path: Path):
-    runner, base, svc = await start_gateway(tmp_path)
-    tokens = {}
-    async with aiohttp.ClientSession() as http:
+    async with running_gateway(tmp_path) as gateway, aiohttp.ClientSession() as http:
+        await gateway.svc.store.create_tenant(Tenant(id="other", name="Other"))
         for email, role, tenant in [
             ("root@example.com", "admin", "demo"),
             ("ana@example.com", "agent", "demo"),
             ("eve@example.com", "admin", "other"),
         ]:
-            if tenant == "other" and await svc.store.get_tenant("other") is None:
-                await svc.store.create_tenant(Tenant(id="other", name="Other"))
-            _, secret, password = await make_agent(svc, email, role=role, tenant=tenant)
-            tokens[email] = await login(http, base, email, password, secret, time.time())
-        yield http, base, svc, tokens
-    await runner.cleanup()
+            await gateway.login(email, role=role, tenant=tenant)
+        yield http, gateway.base, gateway.svc, gateway.tokens
 
 
 async def _put(http, base, token, responses):

@@ -8,63 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from auth.roles import Principal, Role
-from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, QueueSnapshot, Typing
-from gateway.sdk.client import AgentClient, CustomerClient, ServerError
-from gateway.services import Services
-from tests.gateway.helpers import login, make_agent, start_gateway
+from gateway.protocol import Ack, ChatEvent, Flag, Msg, Notice, Typing
+from gateway.sdk.client import CustomerClient, ServerError
+from tests.e2e.conftest import SocketGateway, queue_with
+from tests.gateway.helpers import start_gateway
 
 CARD = "4111 1111 1111 1111"
 
 
-@dataclass
-class Gateway:
-    base: str
-    svc: Services
-    tmp: Path
-
-    def customer(self, **kw: object) -> CustomerClient:
-        return CustomerClient(
-            self.base, "demo", origin=self.base, gateway_key=self.svc.identity.verify_key_b64, **kw
-        )
-
-    async def agent(self, email: str, role: str = "agent") -> AgentClient:
-        _, secret, password = await make_agent(self.svc, email, role=role)
-        async with aiohttp.ClientSession() as http:
-            token = await login(http, self.base, email, password, secret, time.time())
-        client = AgentClient(self.base, token=token, gateway_key=self.svc.identity.verify_key_b64)
-        await client.connect()
-        return client
-
-
-@pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    runner, base, svc = await start_gateway(tmp_path)
-    try:
-        yield Gateway(base, svc, tmp_path)
-    finally:
-        await runner.cleanup()
-
-
-async def _queue_with(agent: AgentClient, chat: str) -> QueueSnapshot:
-    """The first queue snapshot that lists ``chat`` as waiting (snapshots are coalesced)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        snap = await agent.queue()
-        if any(e.chat == chat for e in snap.chats):
-            return snap
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"chat {chat} never appeared in the queue")
-
-
-async def test_full_conversation_handshake_queue_accept_transfer_close(gw: Gateway) -> None:
+async def test_full_conversation_handshake_queue_accept_transfer_close(gw: SocketGateway) -> None:
     alice = await gw.agent("alice@example.com")
     bob = await gw.agent("bob@example.com")
     customer = gw.customer()
@@ -72,7 +30,7 @@ async def test_full_conversation_handshake_queue_accept_transfer_close(gw: Gatew
     welcome = await customer.open(profile={"name": "Ada", "topic": "billing"})
     assert welcome.state == "queued" and welcome.token
 
-    snap = await _queue_with(alice, welcome.chat)
+    snap = await queue_with(alice, welcome.chat)
     entry = next(e for e in snap.chats if e.chat == welcome.chat)
     assert entry.name == "Ada" and entry.topic == "billing" and entry.verified is False
 
@@ -123,14 +81,10 @@ async def test_full_conversation_handshake_queue_accept_transfer_close(gw: Gatew
         await client.aclose()
 
 
-async def test_policy_masks_card_for_agent_and_notifies_customer(gw: Gateway) -> None:
+async def test_policy_masks_card_for_agent_and_notifies_customer(gw: SocketGateway) -> None:
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await _queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
 
     result = await customer.send_text(f"my card is {CARD}, charge it")
     notice = result if isinstance(result, Notice) else await customer.wait_for(Notice)
@@ -156,21 +110,13 @@ async def test_policy_masks_card_for_agent_and_notifies_customer(gw: Gateway) ->
         await client.aclose()
 
 
-async def test_supervisor_watches_and_sees_flags(gw: Gateway) -> None:
-    tenant = await gw.svc.store.get_tenant("demo")
-    tenant.settings = {
-        **tenant.settings,
-        "policy": {"keywords": [{"term": "wire the money", "category": "fraud", "action": "flag"}]},
-    }
-    await gw.svc.store.update_tenant(tenant)
-    gw.svc.tenants.invalidate("demo")
+async def test_supervisor_watches_and_sees_flags(gw: SocketGateway) -> None:
+    await gw.update_tenant_settings(
+        policy={"keywords": [{"term": "wire the money", "category": "fraud", "action": "flag"}]}
+    )
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await _queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
     await supervisor.watch(welcome.chat)
 
     await customer.send_text("please wire the money to my new account")
@@ -187,7 +133,7 @@ async def test_supervisor_watches_and_sees_flags(gw: Gateway) -> None:
         await client.aclose()
 
 
-async def test_duplicate_message_ids_are_stored_once(gw: Gateway) -> None:
+async def test_duplicate_message_ids_are_stored_once(gw: SocketGateway) -> None:
     customer = gw.customer()
     await customer.connect()
     await customer.open()
@@ -199,13 +145,11 @@ async def test_duplicate_message_ids_are_stored_once(gw: Gateway) -> None:
     await customer.aclose()
 
 
-async def test_sqlite_file_contains_no_message_plaintext(gw: Gateway) -> None:
+async def test_sqlite_file_contains_no_message_plaintext(gw: SocketGateway) -> None:
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open(profile={"name": "Zebulon Quartermaine", "topic": "refund"})
-    await _queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(
+        agent, profile={"name": "Zebulon Quartermaine", "topic": "refund"}
+    )
     secrets = ["xylophone-marmalade-42", "Quartermaine", "the parcel never arrived"]
     await customer.send_text(f"{secrets[0]}: {secrets[2]}")
     await agent.send_text(welcome.chat, "zanzibar-velvet-reply")
@@ -221,21 +165,14 @@ async def test_sqlite_file_contains_no_message_plaintext(gw: Gateway) -> None:
 
 
 async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor(
-    gw: Gateway,
+    gw: SocketGateway,
 ) -> None:
     """Policy action ``flag``: delivered masked, the supervisor is alerted and may read the
     original through the audited API; the stored transcript holds only the masked form."""
-    tenant = await gw.svc.store.get_tenant("demo")
-    tenant.settings = {**tenant.settings, "policy": {"actions": {"card": {"customer": "flag"}}}}
-    await gw.svc.store.update_tenant(tenant)
-    gw.svc.tenants.invalidate("demo")
+    await gw.update_tenant_settings(policy={"actions": {"card": {"customer": "flag"}}})
     supervisor = await gw.agent("sue@example.com", role="supervisor")
     agent = await gw.agent("carl@example.com")
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open()
-    await _queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    customer, welcome = await gw.accepted_chat(agent)
 
     await customer.send_text(f"charge {CARD} please")
     notice = await customer.wait_for(Notice)
@@ -249,14 +186,11 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
     assert [m.text for m in stored] == [delivered.text]
 
     sue = await gw.svc.store.get_agent_by_email("sue@example.com")
+    await gw.login("carl2@example.com")
     async with aiohttp.ClientSession() as http:
-        _, carl_secret, password = await make_agent(gw.svc, "carl2@example.com")
-        carl_token = await login(
-            http, gw.base, "carl2@example.com", password, carl_secret, time.time()
-        )
         async with http.get(
             f"{gw.base}/api/flags/{flag.flag_id}/original",
-            headers={"Authorization": f"Bearer {carl_token}"},
+            headers={"Authorization": f"Bearer {gw.tokens['carl2@example.com']}"},
         ) as refused:
             assert refused.status == 403
             assert CARD not in await refused.text()
@@ -272,7 +206,7 @@ async def test_flagged_card_is_masked_for_agent_and_original_only_for_supervisor
         await client.aclose()
 
 
-async def test_welcome_tells_the_customer_whether_an_agent_is_online(gw: Gateway) -> None:
+async def test_welcome_tells_the_customer_whether_an_agent_is_online(gw: SocketGateway) -> None:
     lonely = gw.customer()
     await lonely.connect()
     assert (await lonely.open()).agents_online == 0  # the widget offers its offline form

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gateway.protocol import Ack
 from gateway.sdk.client import AgentClient, CustomerClient
-from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway
+from tests.e2e.conftest import running_gateway
+from tests.gateway.helpers import FakeClock
 
 QUEUE = 16  # a small send queue stands for the production 256
 MESSAGES = 5 * QUEUE
@@ -34,27 +34,23 @@ class LongChat:
 async def long_chat(tmp_path: Path) -> AsyncIterator[LongChat]:
     """A chat of ``MESSAGES`` messages and a connected supervisor, on a gateway whose send
     queue holds ``QUEUE`` frames."""
-    clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock, websocket={"send_queue": QUEUE})
-    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
-    supervisor: AgentClient | None = None
-    try:
-        await customer.connect()
-        chat = (await customer.open()).chat
-        for i in range(MESSAGES):  # stored through the service (no customer rate limit)
-            posted = await svc.chats.post_customer_message("demo", chat, f"m-{i:04d}", f"line {i}")
-            assert isinstance(posted.ack, Ack)
-        _agent, secret, password = await make_agent(svc, "sup@example.com", role="supervisor")
-        async with aiohttp.ClientSession() as http:
-            token = await login(http, base, "sup@example.com", password, secret, clock.now)
-        supervisor = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
-        await supervisor.connect()
-        yield LongChat(chat, customer, supervisor)
-    finally:
-        if supervisor is not None:
-            await supervisor.aclose()
-        await customer.aclose()
-        await runner.cleanup()
+    async with running_gateway(tmp_path, clock=FakeClock(), websocket={"send_queue": QUEUE}) as gw:
+        customer = gw.customer()
+        supervisor: AgentClient | None = None
+        try:
+            await customer.connect()
+            chat = (await customer.open()).chat
+            for i in range(MESSAGES):  # stored through the service (no customer rate limit)
+                posted = await gw.svc.chats.post_customer_message(
+                    "demo", chat, f"m-{i:04d}", f"line {i}"
+                )
+                assert isinstance(posted.ack, Ack)
+            supervisor = await gw.agent("sup@example.com", role="supervisor")
+            yield LongChat(chat, customer, supervisor)
+        finally:
+            if supervisor is not None:
+                await supervisor.aclose()
+            await customer.aclose()
 
 
 async def test_history_longer_than_the_send_queue_is_delivered_whole(long_chat: LongChat) -> None:

@@ -18,10 +18,10 @@ from structlog.testing import capture_logs
 
 from gateway.jsonlimits import MAX_FRAME_DEPTH
 from gateway.protocol import CloseCode
-from gateway.sdk.client import AgentClient, CustomerClient
+from gateway.sdk.client import CustomerClient
 from gateway.store.base import Tenant
 from tests.e2e.test_bad_input import Gw, Raw, _expect_close
-from tests.gateway.helpers import login, make_agent, start_gateway
+from tests.gateway.helpers import start_gateway
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def gw(tmp_path) -> AsyncIterator[Gw]:
         tmp_path, ratelimit={"limits": {"concurrent_per_tenant": 2}}
     )
     try:
-        yield Gw(base, svc)
+        yield Gw(base, svc, tmp_path)
     finally:
         await runner.cleanup()
 
@@ -125,8 +125,8 @@ async def test_nesting_within_the_limit_is_still_accepted(gw: Gw, http) -> None:
 
 
 async def test_deeply_nested_agent_frame_closes_1008(gw: Gw, http) -> None:
-    _agent, secret, password = await make_agent(gw.svc, "deep@example.com")
-    token = await login(http, gw.base, "deep@example.com", password, secret, gw.svc.clock())
+    await gw.login("deep@example.com")
+    token = gw.tokens["deep@example.com"]
     with capture_logs() as logs:
         ws = await http.ws_connect(
             f"{gw.ws}/ws/agent",
@@ -225,10 +225,9 @@ async def _round_trip_until_free(gw: Gw) -> None:
 
 
 async def test_tenant_cap_counts_agents_and_refuses_them_too(gw: Gw, http) -> None:
-    _agent, secret, password = await make_agent(gw.svc, "cap@example.com")
-    token = await login(http, gw.base, "cap@example.com", password, secret, gw.svc.clock())
-    agent = AgentClient(gw.base, token=token, gateway_key=gw.svc.identity.verify_key_b64)
-    await agent.connect()
+    await gw.login("cap@example.com")
+    token = gw.tokens["cap@example.com"]
+    agent = await gw.connect("cap@example.com")
     customer = await _handshaken(gw)
     ws = await http.ws_connect(
         f"{gw.ws}/ws/agent",

@@ -16,10 +16,8 @@ secrets; optional without a token opens unverified; off ignores tokens entirely.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,14 +31,8 @@ from auth.identity import sign_identity
 from gateway.protocol import QueueEntry, Welcome
 from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from gateway.services import Services
-from tests.gateway.helpers import (
-    FakeClock,
-    bearer,
-    login,
-    make_agent,
-    make_tenant,
-    start_gateway,
-)
+from tests.e2e.conftest import queue_with, running_gateway
+from tests.gateway.helpers import FakeClock, bearer, make_tenant
 
 TENANT = "shop"
 ORIGIN = "https://shop.example"
@@ -120,41 +112,26 @@ class Gateway:
         return len(await self.svc.store.list_chats(TENANT, states=ALL_STATES))
 
     async def queue_entry(self, chat: str) -> QueueEntry:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            snap = await self.agent.queue()
-            for entry in snap.chats:
-                if entry.chat == chat:
-                    return entry
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"chat {chat} never appeared in the agent's queue")
+        snap = await queue_with(self.agent, chat)
+        return next(entry for entry in snap.chats if entry.chat == chat)
 
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
     clock = FakeClock()
-    runner, base, svc = await start_gateway(
-        tmp_path,
-        clock=clock,
-        ratelimit={"limits": {"ws_connect_per_ip": "10000/m", "concurrent_per_ip": 1000}},
-    )
-    try:
-        await make_tenant(svc, TENANT, [ORIGIN])
-        async with aiohttp.ClientSession() as http:
-            _, admin_secret, pw = await make_agent(
-                svc, "admin@shop.example", tenant=TENANT, role="admin"
-            )
-            admin_token = await login(http, base, "admin@shop.example", pw, admin_secret, clock.now)
-            _, agent_secret, pw = await make_agent(svc, "agent@shop.example", tenant=TENANT)
-            agent_token = await login(http, base, "agent@shop.example", pw, agent_secret, clock.now)
-            agent = AgentClient(base, token=agent_token, gateway_key=svc.identity.verify_key_b64)
-            await agent.connect()
-            try:
-                yield Gateway(base, svc, clock, http, admin_token, agent)
-            finally:
-                await agent.aclose()
-    finally:
-        await runner.cleanup()
+    limits = {"ws_connect_per_ip": "10000/m", "concurrent_per_ip": 1000}
+    async with (
+        running_gateway(tmp_path, clock=clock, ratelimit={"limits": limits}) as shared,
+        aiohttp.ClientSession() as http,
+    ):
+        await make_tenant(shared.svc, TENANT, [ORIGIN])
+        await shared.login("admin@shop.example", role="admin", tenant=TENANT)
+        agent = await shared.agent("agent@shop.example", tenant=TENANT)
+        try:
+            admin_token = shared.tokens["admin@shop.example"]
+            yield Gateway(shared.base, shared.svc, clock, http, admin_token, agent)
+        finally:
+            await agent.aclose()
 
 
 def _b64(data: dict[str, Any]) -> str:

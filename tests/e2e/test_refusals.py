@@ -11,54 +11,24 @@ the socket has not heard of yet, is pinned in tests/gateway/test_chat_service.py
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from gateway.protocol import Ack, ChatEvent, Pong
-from gateway.sdk.client import AgentClient, ClosedError, CustomerClient, ResumeInfo, ServerError
-from gateway.services import Services
-from tests.gateway.helpers import FakeClock, login, make_agent, make_tenant, start_gateway
-
-
-@dataclass
-class Gateway:
-    base: str
-    svc: Services
-    clock: FakeClock
-
-    def customer(self, tenant: str = "demo", resume: ResumeInfo | None = None) -> CustomerClient:
-        return CustomerClient(
-            self.base,
-            tenant,
-            origin=self.base,
-            resume=resume,
-            gateway_key=self.svc.identity.verify_key_b64,
-        )
-
-    async def agent(self, email: str, role: str = "agent") -> tuple[AgentClient, str]:
-        agent, secret, password = await make_agent(self.svc, email, role=role)
-        async with aiohttp.ClientSession() as http:
-            token = await login(http, self.base, email, password, secret, self.clock.now)
-        client = AgentClient(self.base, token=token, gateway_key=self.svc.identity.verify_key_b64)
-        await client.connect()
-        return client, agent.id
+from gateway.sdk.client import ClosedError, CustomerClient, ResumeInfo, ServerError
+from tests.e2e.conftest import SocketGateway, running_gateway
+from tests.gateway.helpers import FakeClock, make_agent, make_tenant
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    clock = FakeClock()
-    runner, base, svc = await start_gateway(tmp_path, clock=clock)
-    try:
-        await make_tenant(svc, "other", origins=[base])
-        yield Gateway(base, svc, clock)
-    finally:
-        await runner.cleanup()
+async def gw(tmp_path: Path) -> AsyncIterator[SocketGateway]:
+    async with running_gateway(tmp_path, clock=FakeClock()) as gateway:
+        await make_tenant(gateway.svc, "other", origins=[gateway.base])
+        yield gateway
 
 
-async def _open(gw: Gateway) -> tuple[CustomerClient, ResumeInfo]:
+async def _open(gw: SocketGateway) -> tuple[CustomerClient, ResumeInfo]:
     customer = gw.customer()
     await customer.connect()
     await customer.open()
@@ -69,7 +39,7 @@ async def _open(gw: Gateway) -> tuple[CustomerClient, ResumeInfo]:
     return customer, info
 
 
-async def _refused_resume(gw: Gateway, info: ResumeInfo, tenant: str = "demo") -> None:
+async def _refused_resume(gw: SocketGateway, info: ResumeInfo, tenant: str = "demo") -> None:
     client = gw.customer(tenant, resume=info)
     try:
         with pytest.raises(ServerError) as refused:
@@ -82,7 +52,7 @@ async def _refused_resume(gw: Gateway, info: ResumeInfo, tenant: str = "demo") -
         await client.aclose()
 
 
-async def test_resume_with_a_wrong_token_is_refused(gw: Gateway) -> None:
+async def test_resume_with_a_wrong_token_is_refused(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
     await customer.aclose()
     wrong = info.token[:-2] + ("AA" if not info.token.endswith("AA") else "BB")
@@ -95,24 +65,28 @@ async def test_resume_with_a_wrong_token_is_refused(gw: Gateway) -> None:
         await good.aclose()
 
 
-async def test_resume_of_another_tenants_chat_is_refused(gw: Gateway) -> None:
+async def test_resume_of_another_tenants_chat_is_refused(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
     await customer.aclose()
     await _refused_resume(gw, info, tenant="other")
 
 
-async def test_resume_of_an_erased_chat_is_refused(gw: Gateway) -> None:
+async def test_resume_of_an_erased_chat_is_refused(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
     await customer.aclose()
     assert await gw.svc.chats.erase(info.chat, actor="test") is True
     await _refused_resume(gw, info)
 
 
-async def test_takeover_is_refused_without_permission_and_audited_with_it(gw: Gateway) -> None:
+async def test_takeover_is_refused_without_permission_and_audited_with_it(
+    gw: SocketGateway,
+) -> None:
     customer, info = await _open(gw)
-    first, first_id = await gw.agent("first@example.test")
-    peer, _ = await gw.agent("peer@example.test")
-    boss, boss_id = await gw.agent("boss@example.test", role="supervisor")
+    first = await gw.agent("first@example.test")
+    first_id = gw.ids["first@example.test"]
+    peer = await gw.agent("peer@example.test")
+    boss = await gw.agent("boss@example.test", role="supervisor")
+    boss_id = gw.ids["boss@example.test"]
     try:
         await first.accept(info.chat)
         with pytest.raises(ServerError) as refused:
@@ -140,9 +114,10 @@ async def test_takeover_is_refused_without_permission_and_audited_with_it(gw: Ga
             await client.aclose()
 
 
-async def test_transfer_to_unknown_agent_and_bad_transfer_are_refused(gw: Gateway) -> None:
+async def test_transfer_to_unknown_agent_and_bad_transfer_are_refused(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
-    agent, agent_id = await gw.agent("owner@example.test")
+    agent = await gw.agent("owner@example.test")
+    agent_id = gw.ids["owner@example.test"]
     outsider, _, _ = await make_agent(gw.svc, "outsider@example.test", tenant="other")
     try:
         await agent.accept(info.chat)
@@ -162,7 +137,7 @@ async def test_transfer_to_unknown_agent_and_bad_transfer_are_refused(gw: Gatewa
         await customer.aclose()
 
 
-async def test_frozen_tenant_refuses_posts_on_live_sockets(gw: Gateway) -> None:
+async def test_frozen_tenant_refuses_posts_on_live_sockets(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
     try:
         tenant = await gw.svc.store.get_tenant("demo")
@@ -192,7 +167,7 @@ async def _closed_on_connect(client: CustomerClient) -> tuple[int | None, str | 
         await client.aclose()
 
 
-async def test_post_to_a_chat_closed_elsewhere_is_refused_not_acked(gw: Gateway) -> None:
+async def test_post_to_a_chat_closed_elsewhere_is_refused_not_acked(gw: SocketGateway) -> None:
     customer, info = await _open(gw)
     try:
         # Closed through the service (another node, the admin API): this socket's view

@@ -7,65 +7,18 @@ socket stays usable.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import aiohttp
 import pytest
 
 from gateway.protocol import ChatEvent
-from gateway.sdk.client import AgentClient, CustomerClient, ServerError
-from gateway.services import Services
+from gateway.sdk.client import AgentClient, ServerError
 from gateway.store.base import Tenant
-from tests.gateway.helpers import bearer, login, make_agent, start_gateway
+from tests.e2e.conftest import SocketGateway
+from tests.gateway.helpers import bearer
 
 
-@dataclass
-class Gateway:
-    base: str
-    svc: Services
-    tokens: dict[str, str]
-
-    def customer(self, tenant: str = "demo") -> CustomerClient:
-        return CustomerClient(
-            self.base, tenant, origin=self.base, gateway_key=self.svc.identity.verify_key_b64
-        )
-
-    async def login(
-        self, email: str, role: str = "agent", tenant: str = "demo", name: str | None = None
-    ) -> str:
-        agent, secret, password = await make_agent(self.svc, email, role=role, tenant=tenant)
-        if name:
-            agent.display_name = name
-            await self.svc.store.update_agent(agent)
-        async with aiohttp.ClientSession() as http:
-            self.tokens[email] = await login(http, self.base, email, password, secret, time.time())
-        return agent.id
-
-    async def connect(self, email: str) -> AgentClient:
-        client = AgentClient(
-            self.base, token=self.tokens[email], gateway_key=self.svc.identity.verify_key_b64
-        )
-        await client.connect()
-        return client
-
-
-@pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    runner, base, svc = await start_gateway(tmp_path)
-    try:
-        yield Gateway(base, svc, {})
-    finally:
-        await runner.cleanup()
-
-
-async def _active_chat(gw: Gateway, agent: AgentClient) -> str:
-    customer = gw.customer()
-    await customer.connect()
-    welcome = await customer.open(profile={"name": "Ada"})
-    await agent.accept(welcome.chat)
+async def _active_chat(gw: SocketGateway, agent: AgentClient) -> str:
+    _customer, welcome = await gw.accepted_chat(agent, profile={"name": "Ada"})
     return welcome.chat
 
 

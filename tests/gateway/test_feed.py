@@ -285,3 +285,26 @@ async def test_paced_transcript_stops_when_the_socket_gives_up() -> None:
     h.feed.offer(msg(6))
     await h.settle()
     assert h.feed.held(CHAT) == [] and h.stuck == [CHAT] and h.sent == []
+
+
+async def test_replay_after_a_given_seq_sends_from_there_and_start_at_never_goes_back() -> None:
+    h = Harness(FakeStore(range(1, 6)))
+    h.feed.start_at(CHAT, 4)
+    h.feed.start_at(CHAT, 2)  # an older position does not rewind the feed
+    assert h.feed.last_seq(CHAT) == 4
+    await h.feed.replay(CHAT, after=2)  # an explicit position does (a client's resume)
+    assert h.sent == [3, 4, 5]
+    assert h.feed.last_seq(CHAT) == 5
+
+
+async def test_forget_drops_the_position_and_what_was_held() -> None:
+    h = Harness(FakeStore())
+    h.store.failures = 100  # the gap cannot fill while the chat is forgotten
+    h.feed.start_at(CHAT, 3)
+    h.feed.offer(msg(6))
+    assert h.feed.held(CHAT) == [6]
+    h.feed.forget(CHAT)
+    assert h.feed.held(CHAT) == [] and h.feed.last_seq(CHAT) == 0
+    h.feed.cancel()
+    await h.settle()
+    assert h.sent == []
