@@ -16,6 +16,7 @@ from gateway.audit import Auditor
 from gateway.bus import MemoryBus
 from gateway.chats import ChatService
 from gateway.config import Config, load_config
+from gateway.keyfiles import load_or_create_keyring
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.plugin_host import PluginHost
@@ -48,7 +49,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def keyring(tmp_path: Path) -> Keyring:
-    return Keyring.load_or_create(tmp_path / "master.key", None)
+    return load_or_create_keyring(tmp_path / "master.key", None)
 
 
 @pytest.fixture
