@@ -331,6 +331,7 @@ def _setup_optional_routes(app: web.Application) -> None:
         http_api,
         http_governance,
         http_inbound,
+        http_invites,
         http_keys,
         http_operator,
         http_ops,
@@ -348,6 +349,7 @@ def _setup_optional_routes(app: web.Application) -> None:
     http_team.setup_routes(app)
     http_plugins.setup_routes(app)
     http_tokens.setup_routes(app)
+    http_invites.setup_routes(app)
     http_sessions.setup_routes(app)
     http_web.setup_routes(app)
     http_ops.setup(app)

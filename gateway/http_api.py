@@ -75,8 +75,10 @@ from gateway.api_tokens import api_tokens
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.http_public import ApiError
+from gateway.invites import MAX_TTL_HOURS, MIN_TTL_HOURS
+from gateway.invites import TTL_SETTING as INVITE_TTL_SETTING
 from gateway.jsonlimits import MAX_BODY_DEPTH, JsonTooDeep, check_depth
-from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed
+from gateway.logins import GENERIC_FAILURE, CredentialError, LoginFailed, LoginResult
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import COOKIE, AgentContext, token_from_request
 from gateway.store.base import Agent, AuditEvent, Tenant
@@ -87,7 +89,9 @@ log = structlog.get_logger("cipherdesk.api")
 MAX_BODY = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_RESET_ALLOWED = frozenset({"/api/me", "/api/me/password", "/api/logout"})
+# What a forced password change still allows: reading the own account, the step-up that
+# /api/me/password may need (it only proves password + code), the change, logging out.
+_RESET_ALLOWED = frozenset({"/api/me", "/api/me/reauth", "/api/me/password", "/api/logout"})
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]
@@ -152,6 +156,7 @@ class PatchTenantBody(Struct, forbid_unknown_fields=True):
     ) = None
     frozen: bool | None = None
     queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES)] | None = None
+    invite_ttl_hours: Annotated[int, Meta(ge=MIN_TTL_HOURS, le=MAX_TTL_HOURS)] | None = None
 
 
 class PolicyTestBody(Struct, forbid_unknown_fields=True):
@@ -230,7 +235,9 @@ def _is_bearer(request: web.Request) -> bool:
     return request.headers.get("Authorization", "")[:7].lower() == "bearer "
 
 
-def _check_origin(request: web.Request, svc: Services) -> None:
+def check_origin(request: web.Request, svc: Services) -> None:
+    """403 ``csrf`` unless the request's ``Origin`` (when sent) is one of the console's:
+    the CSRF defence of the calls made before there is a session (login, invites)."""
     origin = request.headers.get("Origin")
     if origin is not None and not svc.console_origin_allowed(origin):
         raise ApiError(403, "csrf", "request origin is not allowed")
@@ -266,7 +273,7 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
             403, "password_change_required", "choose a new password first (POST /api/me/password)"
         )
     if request.method in _MUTATING and not _is_bearer(request):
-        _check_origin(request, svc)
+        check_origin(request, svc)
         presented = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(
             csrf_for(svc, ctx.token).encode(), presented.encode("utf-8", "replace")
@@ -433,7 +440,8 @@ def _audit_json(event: AuditEvent, labels: dict[str, str] | None = None) -> dict
     }
 
 
-async def _qr_data_url(uri: str) -> str:
+async def qr_data_url(uri: str) -> str:
+    """``uri`` as a QR code in a ``data:`` URL (rendered off the event loop)."""
     png = await asyncio.to_thread(qr_png, uri)
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -448,7 +456,7 @@ def _ok(**data: Any) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """``POST /api/login {"email","password","otp"}`` → session token + cookie."""
     svc = _svc(request)
-    _check_origin(request, svc)
+    check_origin(request, svc)
     body = await read_json(request, LoginBody)
     ip = peer_ip(request, svc)
     try:
@@ -469,6 +477,15 @@ async def login(request: web.Request) -> web.Response:
                 retry_after=math.ceil(exc.retry_after),
             ) from None
         raise ApiError(401, "login_failed", GENERIC_FAILURE) from None
+    return session_response(svc, result)
+
+
+def session_response(
+    svc: Services, result: LoginResult, status: int = 200, **extra: Any
+) -> web.Response:
+    """The answer that starts a browser session: token, CSRF token, the agent, expiry
+    (plus ``extra``) and the HttpOnly ``cd_session`` cookie. Login and invite
+    redemption answer alike, so the console treats both the same."""
     session = result.session
     response = web.json_response(
         {
@@ -476,7 +493,9 @@ async def login(request: web.Request) -> web.Response:
             "csrf": csrf_for(svc, result.token),
             "agent": agent_json(result.agent),
             "expires_at": _lifetime(svc).expires_at(session.created_at, session.last_seen_at),
-        }
+            **extra,
+        },
+        status=status,
     )
     response.set_cookie(
         COOKIE,
@@ -586,7 +605,7 @@ async def start_totp(request: web.Request, ctx: AgentContext) -> web.Response:
     return web.json_response(
         {
             "otpauth_uri": enrollment.otpauth_uri,
-            "qr_png": await _qr_data_url(enrollment.otpauth_uri),
+            "qr_png": await qr_data_url(enrollment.otpauth_uri),
             "enrollment": enrollment.token,
             "confirm": "/api/me/totp/confirm",
         }
@@ -653,11 +672,15 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
         actor=ctx.agent.id,
         ip=peer_ip(request, svc),
     )
+    # Issue 16.9: a password an admin chose is known to the admin, so the agent must
+    # replace it before doing anything else (the password_change_required gate; the
+    # console shows its change-password form). Invites avoid this altogether.
+    await svc.store.force_password_resets([creds.agent.id], ctx.agent.id, svc.clock())
     return web.json_response(
         {
             "agent": agent_json(creds.agent),
             "otpauth_uri": creds.otpauth_uri,
-            "qr_png": await _qr_data_url(creds.otpauth_uri),
+            "qr_png": await qr_data_url(creds.otpauth_uri),
             "recovery_codes": creds.recovery_codes,
         },
         status=201,
@@ -738,7 +761,7 @@ async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
         {
             "agent": agent_json(creds.agent),
             "otpauth_uri": creds.otpauth_uri,
-            "qr_png": await _qr_data_url(creds.otpauth_uri),
+            "qr_png": await qr_data_url(creds.otpauth_uri),
             "recovery_codes": creds.recovery_codes,
         }
     )
@@ -919,6 +942,10 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
         settings["queues"] = sorted(set(body.queues) - {DEFAULT_QUEUE})
         tenant.settings = settings
         changed.append("queues")
+    if body.invite_ttl_hours is not None:
+        settings[INVITE_TTL_SETTING] = body.invite_ttl_hours
+        tenant.settings = settings
+        changed.append(INVITE_TTL_SETTING)
     if body.policy is not None or body.allowed_link_domains is not None:
         await _check_policy(svc, tenant.id, settings)
         settings.pop("managed_demo", None)

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -52,6 +52,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    Invite,
     KeywordListRecord,
     LockoutChange,
     LockoutRecord,
@@ -1033,3 +1034,27 @@ class PostgresStore(PostgresGovernance):
     async def last_logins(self, tenant_id: str) -> dict[str, float]:
         rows = await self.pool.fetch(_api_tokens.sql("logins_of_tenant", "postgres"), tenant_id)
         return {r["agent_id"]: float(r["at"]) for r in rows}
+
+    # -- agent invitations (migration 0007; SQL in _invites) ----------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        await self.pool.execute(_invites.sql("insert", "postgres"), *_invites.params(invite))
+
+    async def get_invite(self, token_hash: str) -> Invite | None:
+        row = await self.pool.fetchrow(_invites.sql("by_hash", "postgres"), token_hash)
+        return None if row is None else _invites.record(row)
+
+    async def list_invites(self, tenant_id: str) -> list[Invite]:
+        rows = await self.pool.fetch(_invites.sql("by_tenant", "postgres"), tenant_id)
+        return [_invites.record(r) for r in rows]
+
+    async def revoke_invite(self, tenant_id: str, invite_id: str, actor: str, now: float) -> bool:
+        status = await self.pool.execute(
+            _invites.sql("revoke", "postgres"), now, actor, tenant_id, invite_id
+        )
+        return status == "UPDATE 1"
+
+    async def claim_invite(self, invite_id: str, agent_id: str, now: float) -> bool:
+        status = await self.pool.execute(
+            _invites.sql("claim", "postgres"), now, agent_id, invite_id, now
+        )
+        return status == "UPDATE 1"

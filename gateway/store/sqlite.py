@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -76,6 +76,7 @@ from gateway.store.base import (
     ChatState,
     Conflict,
     EventsArg,
+    Invite,
     KeywordListRecord,
     LockoutChange,
     LockoutRecord,
@@ -1195,6 +1196,36 @@ class SqliteStore(SqliteGovernance):
     async def last_logins(self, tenant_id: str) -> dict[str, float]:
         rows = await self._all(_api_tokens.sql("logins_of_tenant", "sqlite"), (tenant_id,))
         return {r["agent_id"]: float(r["at"]) for r in rows}
+
+    # -- agent invitations (migration 0007; SQL in _invites) ----------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        await self._write(_exec(_invites.sql("insert", "sqlite"), _invites.params(invite)))
+
+    async def get_invite(self, token_hash: str) -> Invite | None:
+        row = await self._one(_invites.sql("by_hash", "sqlite"), (token_hash,))
+        return None if row is None else _invites.record(row)
+
+    async def list_invites(self, tenant_id: str) -> list[Invite]:
+        rows = await self._all(_invites.sql("by_tenant", "sqlite"), (tenant_id,))
+        return [_invites.record(r) for r in rows]
+
+    async def revoke_invite(self, tenant_id: str, invite_id: str, actor: str, now: float) -> bool:
+        return await self._write_count(
+            _invites.sql("revoke", "sqlite"), (now, actor, tenant_id, invite_id)
+        )
+
+    async def claim_invite(self, invite_id: str, agent_id: str, now: float) -> bool:
+        return await self._write_count(
+            _invites.sql("claim", "sqlite"), (now, agent_id, invite_id, now)
+        )
+
+    async def _write_count(self, statement: str, values: tuple[Any, ...]) -> bool:
+        """Run one UPDATE in the writer; True if it changed exactly one row."""
+
+        def fn(c: sqlite3.Connection) -> bool:
+            return c.execute(statement, values).rowcount == 1
+
+        return await self._write(fn)
 
 
 def _exec(sql: str, params: Any, *, many: bool = False) -> Callable[[sqlite3.Connection], None]:
