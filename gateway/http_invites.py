@@ -260,10 +260,9 @@ async def redeem_invite(request: web.Request) -> web.Response:
 
 
 async def invite_page(request: web.Request) -> web.Response:
-    """``GET /invite``: the page; the token stays in the fragment, never sent here."""
-    response = page(request, "invite.html")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    """``GET /invite``: the page; the token stays in the fragment, never sent here (and
+    every response already carries ``Referrer-Policy: no-referrer``)."""
+    return page(request, "invite.html")
 
 
 def setup_routes(app: web.Application) -> None:

@@ -41,6 +41,7 @@ from crypto.envelope import EnvelopeError, Keyring
 from gateway.audit import Auditor
 from gateway.derived_keys import derived_secret
 from gateway.logins import (
+    EMAIL_UNAVAILABLE,
     ISSUER,
     ConfirmedTotp,
     CredentialError,
@@ -169,10 +170,7 @@ class InviteService:
             raise CredentialError("invalid_role", "Role must be agent, supervisor or admin.")
         if await self._store.get_agent_by_email(canonical) is not None:
             # The same refusal as creating the agent directly: never says where it is used.
-            raise CredentialError(
-                "email_taken",
-                "This e-mail address cannot be used for a new agent; use another address.",
-            )
+            raise CredentialError("email_taken", EMAIL_UNAVAILABLE)
         now = self._clock()
         pending = [
             i for i in await self._store.list_invites(tenant_id) if i.status(now) == "pending"
@@ -305,6 +303,10 @@ class InviteService:
         except CredentialError:
             await self._failed(invite, "weak_password", ip)
             raise
+        if await self._store.get_agent_by_email(invite.email) is not None:
+            # Taken since the invite was made: refuse without using the invite up.
+            await self._failed(invite, "email_taken", ip)
+            raise CredentialError("email_taken", EMAIL_UNAVAILABLE)
         agent_id = new_agent_id()
         if not await self._store.claim_invite(invite.id, agent_id, self._clock()):
             # Used, revoked or expired since the check above: say which.

@@ -81,6 +81,8 @@ log = structlog.get_logger("cipherdesk.logins")
 GENERIC_FAILURE = "Login failed: check your e-mail, password and one-time code."
 RECOVERY_CODES = 10
 ENROLLMENT_TTL = 600.0
+EMAIL_UNAVAILABLE = "This e-mail address cannot be used for a new agent; use another address."
+"""The one answer for an address already in use, whichever tenant uses it (issue 11.12)."""
 ISSUER = "cipherdesk"
 
 
@@ -837,10 +839,7 @@ class LoginService:
                 ip=ip,
                 requested_in=tenant,
             )
-        return CredentialError(
-            "email_taken",
-            "This e-mail address cannot be used for a new agent; use another address.",
-        )
+        return CredentialError("email_taken", EMAIL_UNAVAILABLE)
 
     async def reset_mfa(self, agent: Agent, *, actor: str, ip: str | None = None) -> NewCredentials:
         """New unconfirmed TOTP secret + new recovery codes; every session revoked.

@@ -322,3 +322,20 @@ async def test_admin_chosen_password_forces_a_change_before_any_work(gw) -> None
         assert (await r.json())["password_change_required"] is False
     async with http.get(f"{base}/api/canned", headers=h) as r:
         assert r.status == 200, await r.text()
+
+
+async def test_address_taken_meanwhile_is_refused_without_using_the_invite(gw) -> None:
+    http, base, svc, clock = gw
+    admin = await _admin(http, base, svc, clock)
+    created = await _invite(http, base, admin)
+    token = _token(created["link"])
+    status, opened = await _open(http, base, token)
+    assert status == 200
+    # someone else gets the address first (another tenant's admin, the CLI...)
+    await make_agent(svc, "hire@example.com")
+    code = totp_code(opened["secret"], clock.now)
+    status, body, _ = await _redeem(http, base, token, opened, OWN, code)
+    assert (status, body["error"]["code"]) == (409, "email_taken")
+    invite = (await svc.store.list_invites("demo"))[0]
+    assert invite.status(clock.now) == "pending" and invite.agent_id is None
+    assert "invite.redeem_failed" in await _actions(svc)
