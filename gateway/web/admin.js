@@ -148,11 +148,24 @@ async function invites(slot) {
   const list = h('div', { class: 'panel' }, h('h2', { text: t('admin.invites.list') }), h('div', { class: 'table-wrap', tabindex: '0' },
     h('table', { id: 'invites-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.invites.created_by'),
       t('admin.invites.expires'), t('admin.agents.status'), ''].map((x) => h('th', { text: x })))), tbody)));
+  // The tenant's link lifetime (1-720 hours), for those who may change tenant settings.
+  const hours = h('input', { type: 'number', min: '1', max: '720', required: true });
+  const saveTtl = h('button', { class: 'btn', type: 'submit' }, t('common.save'));
+  const ttlForm = can('tenant_manage') ? h('form', { class: 'panel', id: 'invite-ttl-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(saveTtl, async () => {
+      await api('PATCH', '/api/tenant', { invite_ttl_hours: Number(hours.value) });
+      toast(t('admin.invites.ttl_saved', { count: Number(hours.value) }));
+      await load();
+    });
+  } }, h('div', { class: 'grid2' }, h('div', {}, field('invite-ttl-hours', t('admin.invites.ttl_label'), hours))), h('p', {}, saveTtl)) : null;
   clear(slot).append(form, link, list);
+  if (ttlForm) slot.append(ttlForm);
 
   async function load() {
     const data = await api('GET', '/api/invites');
     ttl.textContent = t('admin.invites.expires_in', { count: data.ttl_hours });
+    hours.value = String(data.ttl_hours);
     clear(tbody);
     if (!data.invites.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted', text: t('admin.invites.none') })));
     for (const inv of data.invites) {

@@ -64,6 +64,11 @@ async def test_invitee_sets_own_password_and_totp_then_lands_in_the_console(
     ctx_new, invitee = await new_page(browser, locale=locale)
     try:
         await login_console(admin, gateway, "root@example.com", path="/admin")
+        # the tenant's link lifetime, from the same section
+        await expect(admin.locator("#invite-ttl-hours")).to_have_value("72")
+        await admin.fill("#invite-ttl-hours", "48")
+        await admin.click("#invite-ttl-form button[type=submit]")
+        await expect(admin.locator("#invite-ttl")).to_contain_text("48")
         await admin.fill("#invite-email", "nina@example.com")
         await admin.fill("#invite-name", "Nina New")
         await admin.select_option("#invite-role", "supervisor")
@@ -72,11 +77,24 @@ async def test_invitee_sets_own_password_and_totp_then_lands_in_the_console(
         assert link.startswith(gateway.base_url + "/invite#cdi_")
         row = admin.locator("#invites-table tbody tr")
         await expect(row).to_have_count(1)
+        stored = (await gateway.svc.store.list_invites("demo"))[0]
+        assert stored.expires_at - stored.created_at == 48 * 3600
+        assert link.split("#", 1)[1] not in repr(stored)
         await expect(row).to_contain_text(text["pending"])
         if locale == "zh-CN":
             assert await english_left(admin, ("cipherdesk", "Nina New", "Rita Root")) == []
 
-        # the invitee, in a browser that shares nothing with the admin's
+        # the invitee, in a browser that shares nothing with the admin's; the token never
+        # travels in a URL or a Referer (only in the page's POST bodies)
+        token = link.split("#", 1)[1]
+        leaks: list[str] = []
+
+        def watch(request) -> None:
+            headers = request.headers
+            if token in request.url or token in headers.get("referer", ""):
+                leaks.append(request.url)
+
+        invitee.on("request", watch)
         await invitee.goto(link)
         await expect(invitee.locator("#invite-form")).to_be_visible()
         await expect(invitee.locator("#invite-form")).to_contain_text("nina@example.com")
@@ -111,6 +129,7 @@ async def test_invitee_sets_own_password_and_totp_then_lands_in_the_console(
         await expect(invitee.locator(".topbar .who")).to_contain_text("Nina New")
         await expect(invitee.locator(".pill[role=status]")).to_have_text(text["online"])
 
+        assert leaks == []
         # the link is spent; the admin sees it used and the new supervisor
         await invitee.goto(link)
         await expect(invitee.locator("#invite-error")).to_be_visible()
