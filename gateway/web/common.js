@@ -163,8 +163,8 @@ export function passwordForm(root, { forced }) {
     const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
     const submit = h('button', { class: 'btn primary wide', type: 'submit' }, t('common.pw.submit'));
     const leave = forced
-      ? h('button', { class: 'btn ghost wide', type: 'button', onclick: async () => { await logout(); location.reload(); } }, t('common.log_out'))
-      : h('button', { class: 'btn ghost wide', type: 'button', onclick: () => resolve(false) }, t('common.cancel'));
+      ? h('button', { class: 'btn wide', type: 'button', onclick: async () => { await logout(); location.reload(); } }, t('common.log_out'))
+      : h('button', { class: 'btn wide', type: 'button', id: 'pw-cancel', onclick: () => resolve(false) }, t('common.cancel'));
     const form = h('form', { class: 'login card', id: 'password-form', 'aria-labelledby': 'pw-title' },
       h('h1', { id: 'pw-title', class: 'brand-title', text: forced ? t('common.pw.title_forced') : t('common.pw.title') }),
       forced ? h('p', { class: 'muted', text: t('common.pw.forced_intro') }) : null,

@@ -22,7 +22,16 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e import browser as bx
-from tests.e2e.browser import Gateway, english_left, expect, login_console, new_page, screenshot
+from tests.e2e.browser import (
+    PHONE_390,
+    Gateway,
+    english_left,
+    expect,
+    login_console,
+    new_page,
+    screenshot,
+)
+from tests.e2e.test_browser_layout import OVERFLOW_JS
 from tests.gateway.helpers import FakeClock, start_gateway, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -95,6 +104,15 @@ async def test_invitee_sets_own_password_and_totp_then_lands_in_the_console(
                 leaks.append(request.url)
 
         invitee.on("request", watch)
+        # the page fits a phone (opening does not use the invite up)
+        ctx_phone, phone = await new_page(browser, viewport=PHONE_390, locale=locale)
+        try:
+            await phone.goto(link)
+            await expect(phone.locator("#invite-secret")).not_to_be_empty()
+            m = await phone.evaluate(OVERFLOW_JS)
+            assert m["page"] <= m["view"] and m["wide"] == [], m
+        finally:
+            await ctx_phone.close()
         await invitee.goto(link)
         await expect(invitee.locator("#invite-form")).to_be_visible()
         await expect(invitee.locator("#invite-form")).to_contain_text("nina@example.com")
@@ -206,6 +224,10 @@ async def test_console_change_password_asks_for_the_code_when_step_up_is_stale(b
     ctx, page = await new_page(browser, locale="zh-CN")
     try:
         await login_console(page, gw, "ana@example.com")
+        # the form can be left without changing anything
+        await page.click("#change-password")
+        await page.click("#pw-cancel")
+        await expect(page.locator(".topbar")).to_be_visible()
         await page.click("#change-password")
         form = page.locator("#password-form")
         await expect(form).to_be_visible()
