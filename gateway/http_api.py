@@ -243,7 +243,8 @@ def check_origin(request: web.Request, svc: Services) -> None:
         raise ApiError(403, "csrf", "request origin is not allowed")
 
 
-def _retry_headers(retry_after: float) -> dict[str, str]:
+def retry_headers(retry_after: float) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (at least 1) for a 429 answer."""
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
@@ -265,7 +266,7 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
             429,
             "rate_limited",
             "too many requests; slow down",
-            headers=_retry_headers(decision.retry_after),
+            headers=retry_headers(decision.retry_after),
         )
     if request.path not in _RESET_ALLOWED and await svc.store.password_reset_forced(ctx.agent.id):
         # Emergency panel: "force password reset at next login" (gateway/emergency.py).
@@ -303,7 +304,7 @@ async def _authenticate_api_token(
             429,
             "rate_limited",
             "too many requests; slow down",
-            headers=_retry_headers(decision.retry_after),
+            headers=retry_headers(decision.retry_after),
         )
     route = request.match_info.route.resource
     await service.record_use(
@@ -344,7 +345,7 @@ def authed(
             except Forbidden:
                 raise ApiError(403, "forbidden", "your role does not allow this") from None
             except CredentialError as exc:
-                raise _credential_error(exc) from None
+                raise credential_error(exc) from None
 
         inner.__name__ = handler.__name__
         inner.__doc__ = handler.__doc__
@@ -370,11 +371,12 @@ _CREDENTIAL_STATUS = {
 }
 
 
-def _credential_error(exc: CredentialError) -> ApiError:
+def credential_error(exc: CredentialError) -> ApiError:
+    """The API answer for a refused credential operation (status per documented code)."""
     extra = dict(exc.extra)
     headers = None
     if "retry_after" in extra:
-        headers = _retry_headers(extra["retry_after"])
+        headers = retry_headers(extra["retry_after"])
         extra["retry_after"] = math.ceil(extra["retry_after"])
     return ApiError(
         _CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message, headers=headers, **extra
@@ -473,7 +475,7 @@ async def login(request: web.Request) -> web.Response:
                 429,
                 "rate_limited",
                 GENERIC_FAILURE,
-                headers=_retry_headers(exc.retry_after),
+                headers=retry_headers(exc.retry_after),
                 retry_after=math.ceil(exc.retry_after),
             ) from None
         raise ApiError(401, "login_failed", GENERIC_FAILURE) from None
@@ -582,7 +584,7 @@ async def change_password(request: web.Request, ctx: AgentContext) -> web.Respon
             429,
             "rate_limited",
             "too many attempts; try again later",
-            headers=_retry_headers(decision.retry_after),
+            headers=retry_headers(decision.retry_after),
         )
     revoked = await svc.logins.change_password(
         ctx.agent,

@@ -21,7 +21,8 @@ fragment and POSTs it; ``Origin``, when sent, must be the console's, else 403 ``
 
 Errors of both: 404 ``invite_invalid`` (unknown or malformed token), 410 ``invite_used``
 / ``invite_expired`` / ``invite_revoked``, 400 ``weak_password`` (with ``reason``:
-``too_short``, ``common``...), ``invalid_otp``, ``no_enrollment``, 409 ``email_taken``, 429
+``too_short``, ``common``...) / ``invalid_otp``, 409 ``no_enrollment`` (the TOTP set-up
+of the page expired: reload) / ``email_taken``, 429
 ``rate_limited`` (per client address — ``login_per_ip`` — and, for redemption, per invite
 token — ``login_per_account``).
 """
@@ -43,8 +44,10 @@ from gateway.http_api import (
     RoleName,
     authed,
     check_origin,
+    credential_error,
     qr_data_url,
     read_json,
+    retry_headers,
     session_response,
 )
 from gateway.http_public import ApiError
@@ -92,13 +95,6 @@ def invites_of(svc: Services) -> InviteService:
 
 def _invite_error(exc: InviteError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
-
-
-_CREDENTIAL_STATUS = {"email_taken": 409}
-
-
-def _credential_error(exc: CredentialError) -> ApiError:
-    return ApiError(_CREDENTIAL_STATUS.get(exc.code, 400), exc.code, exc.message, **exc.extra)
 
 
 async def _invite_json(svc: Services, invite: Invite, now: float) -> dict[str, Any]:
@@ -153,7 +149,7 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
     except InviteError as exc:
         raise _invite_error(exc) from None
     except CredentialError as exc:
-        raise _credential_error(exc) from None
+        raise credential_error(exc) from None
     return web.json_response(
         {
             "link": f"{public_base(request, svc)}/invite#{issued.token}",
@@ -193,7 +189,7 @@ async def _limit(svc: Services, key: str, per_token: bool) -> None:
             429,
             "rate_limited",
             "too many attempts; try again later",
-            headers={"Retry-After": str(max(1, math.ceil(decision.retry_after)))},
+            headers=retry_headers(decision.retry_after),
             retry_after=max(1, math.ceil(decision.retry_after)),
         )
 
@@ -251,7 +247,7 @@ async def redeem_invite(request: web.Request) -> web.Response:
     except InviteError as exc:
         raise _invite_error(exc) from None
     except CredentialError as exc:
-        raise _credential_error(exc) from None
+        raise credential_error(exc) from None
     response = session_response(
         svc, done.login, status=201, recovery_codes=done.credentials.recovery_codes
     )

@@ -71,7 +71,7 @@ HOUR = 3600.0
 class InviteError(Exception):
     """A refused invite operation; ``code`` is the documented API error code
     (``invite_invalid``, ``invite_used``, ``invite_expired``, ``invite_revoked``,
-    ``too_many_invites``, ``no_enrollment``) and ``status`` its HTTP status."""
+    ``too_many_invites``) and ``status`` its HTTP status."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -291,8 +291,8 @@ class InviteService:
         invite = await self._pending(token)
         secret = self._enrolled_secret(invite, enrollment)
         if secret is None:
-            raise InviteError(
-                400, "no_enrollment", "The authenticator set-up expired; reload the page."
+            raise CredentialError(
+                "no_enrollment", "The authenticator set-up expired; reload the page."
             )
         step = self._logins.totp.match_step(secret, otp)
         if step is None:

@@ -339,3 +339,26 @@ async def test_address_taken_meanwhile_is_refused_without_using_the_invite(gw) -
     invite = (await svc.store.list_invites("demo"))[0]
     assert invite.status(clock.now) == "pending" and invite.agent_id is None
     assert "invite.redeem_failed" in await _actions(svc)
+
+
+async def test_enrollment_is_bound_to_its_invite_and_expires(gw) -> None:
+    """The sealed TOTP set-up of one invite cannot be replayed on another, nor after
+    its hour is over (the page must be reloaded for a fresh secret)."""
+    http, base, svc, clock = gw
+    admin = await _admin(http, base, svc, clock)
+    first = _token((await _invite(http, base, admin, email="a@example.com"))["link"])
+    second = _token((await _invite(http, base, admin, email="b@example.com"))["link"])
+    _, opened_first = await _open(http, base, first)
+    code = totp_code(opened_first["secret"], clock.now)
+    status, body, _ = await _redeem(http, base, second, opened_first, OWN, code)
+    assert (status, body["error"]["code"]) == (409, "no_enrollment")
+    status, body, _ = await _redeem(http, base, first, {"enrollment": "not-base64!"}, OWN, code)
+    assert (status, body["error"]["code"]) == (409, "no_enrollment")
+    clock.advance(3601)
+    code = totp_code(opened_first["secret"], clock.now)
+    status, body, _ = await _redeem(http, base, first, opened_first, OWN, code)
+    assert (status, body["error"]["code"]) == (409, "no_enrollment")
+    _, reopened = await _open(http, base, first)
+    code = totp_code(reopened["secret"], clock.now)
+    status, body, _ = await _redeem(http, base, first, reopened, OWN, code)
+    assert status == 201, body
