@@ -875,8 +875,9 @@ class Store(Protocol):
         ...
 
     async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
-        """Delete ended sessions, dead API tokens and idle lockout rows past ``cutoffs``;
-        returns the count per table (``sessions``, ``api_tokens``, ``lockouts``)."""
+        """Delete ended sessions, dead API tokens, dead invites and idle lockout rows past
+        ``cutoffs``; returns the count per table (``sessions``, ``api_tokens``,
+        ``lockouts``, ``invites``)."""
         ...
 
     async def touch_api_token(self, token_id: str, now: float) -> None:
