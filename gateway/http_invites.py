@@ -97,14 +97,14 @@ def _invite_error(exc: InviteError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
 
 
-async def _invite_json(svc: Services, invite: Invite, now: float) -> dict[str, Any]:
+async def _invite_json(svc: Services, invite: Invite) -> dict[str, Any]:
     creator = await svc.store.get_agent(invite.created_by)
     return {
         "id": invite.id,
         "email": invite.email,
         "display_name": invite.display_name,
         "role": invite.role,
-        "status": invite.status(now),
+        "status": await invites_of(svc).status_of(invite),
         "created_by": {"id": invite.created_by, "email": creator.email if creator else None},
         "created_at": invite.created_at,
         "expires_at": invite.expires_at,
@@ -120,11 +120,10 @@ async def list_invites(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
-    now = svc.clock()
     found = await invites_of(svc).list_invites(tenant_id)
     return web.json_response(
         {
-            "invites": [await _invite_json(svc, i, now) for i in found],
+            "invites": [await _invite_json(svc, i) for i in found],
             "ttl_hours": ttl_hours(await svc.store.get_tenant(tenant_id)),
         }
     )
@@ -153,7 +152,7 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response(
         {
             "link": f"{public_base(request, svc)}/invite#{issued.token}",
-            "invite": await _invite_json(svc, issued.invite, svc.clock()),
+            "invite": await _invite_json(svc, issued.invite),
         },
         status=201,
     )

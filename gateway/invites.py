@@ -14,7 +14,8 @@ database dump alone cannot even be used to test guesses. Consequence: a master-k
 rotation invalidates pending invites (they must be sent again), like every other
 derived secret. An invite is single use (claimed by one conditional ``UPDATE``), expires
 (tenant setting :data:`TTL_SETTING`, :data:`MIN_TTL_HOURS` to :data:`MAX_TTL_HOURS`,
-default :data:`DEFAULT_TTL_HOURS`) and can be revoked while pending. Audit:
+default :data:`DEFAULT_TTL_HOURS`), can be revoked while pending, and dies with its
+creator's authority (creator deleted, disabled, moved or demoted: answered as revoked). Audit:
 ``invite.created``, ``invite.revoked``, ``invite.redeemed`` (with the new agent's
 ``agent.created``) and ``invite.redeem_failed`` for a known invite (wrong code, weak
 password, taken address). Redemption attempts are rate-limited by the HTTP layer.
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth.emails import InvalidEmail, normalize_email
-from auth.roles import TENANT_ROLES
+from auth.roles import TENANT_ROLES, Permission, Role, role_permissions
 from auth.totp import new_totp_secret, provisioning_uri
 from crypto.envelope import EnvelopeError, Keyring
 from gateway.audit import Auditor
@@ -229,7 +230,7 @@ class InviteService:
             invite = await self._store.get_invite(self.token_hash(token))
         if invite is None:
             raise InviteError(404, "invite_invalid", "This invitation link is not valid.")
-        status = invite.status(self._clock())
+        status = await self.status_of(invite)
         if status != "pending":
             messages = {
                 "used": "This invitation has already been used.",
@@ -238,6 +239,25 @@ class InviteService:
             }
             raise InviteError(410, f"invite_{status}", messages[status])
         return invite
+
+    async def status_of(self, invite: Invite) -> str:
+        """``pending``, ``used``, ``expired`` or ``revoked`` now, a pending invite whose
+        creator lost the authority to invite counting as revoked."""
+        status = invite.status(self._clock())
+        if status == "pending" and not await self._inviter_may_still_invite(invite):
+            return "revoked"
+        return status
+
+    async def _inviter_may_still_invite(self, invite: Invite) -> bool:
+        """An invite lives on its creator's authority (like an API token): once they are
+        gone, disabled, moved or no longer allowed to manage agents, it is void."""
+        inviter = await self._store.get_agent(invite.created_by)
+        if inviter is None or inviter.disabled or inviter.tenant_id != invite.tenant_id:
+            return False
+        try:
+            return Permission.AGENT_MANAGE in role_permissions(Role(inviter.role))
+        except ValueError:
+            return False
 
     async def open(self, token: str) -> InviteEnrollment:
         """Check the token and start a TOTP enrolment for the invitee (a new secret on

@@ -362,3 +362,36 @@ async def test_enrollment_is_bound_to_its_invite_and_expires(gw) -> None:
     code = totp_code(reopened["secret"], clock.now)
     status, body, _ = await _redeem(http, base, first, reopened, OWN, code)
     assert status == 201, body
+
+
+async def test_invite_dies_with_its_creators_authority(gw) -> None:
+    """Like an API token, an invite acts on its creator's authority: an admin who is
+    demoted or disabled leaves no working invitations behind."""
+    http, base, svc, clock = gw
+    admin = await _admin(http, base, svc, clock)
+    _, s2, p2 = await make_agent(svc, "second@example.com", role="admin")
+    second = bearer(await login(http, base, "second@example.com", p2, s2, clock.now))
+    token = _token((await _invite(http, base, admin))["link"])
+    status, _ = await _open(http, base, token)
+    assert status == 200
+    boss = await svc.store.get_agent_by_email("boss@example.com")
+    async with http.patch(
+        f"{base}/api/agents/{boss.id}", headers=second, json={"role": "agent"}
+    ) as r:
+        assert r.status == 200, await r.text()
+    status, body = await _open(http, base, token)
+    assert (status, body["error"]["code"]) == (410, "invite_revoked")
+    async with http.get(f"{base}/api/invites", headers=second) as r:
+        assert (await r.json())["invites"][0]["status"] == "revoked"
+    async with http.patch(
+        f"{base}/api/agents/{boss.id}", headers=second, json={"role": "admin"}
+    ) as r:
+        assert r.status == 200
+    status, _ = await _open(http, base, token)
+    assert status == 200
+    async with http.patch(
+        f"{base}/api/agents/{boss.id}", headers=second, json={"disabled": True}
+    ) as r:
+        assert r.status == 200
+    status, body = await _open(http, base, token)
+    assert (status, body["error"]["code"]) == (410, "invite_revoked")
