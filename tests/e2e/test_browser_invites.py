@@ -21,6 +21,7 @@ import pyotp
 import pytest
 import pytest_asyncio
 
+from gateway.http_invites import invites_of
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
     PHONE_390,
@@ -31,6 +32,7 @@ from tests.e2e.browser import (
     new_page,
     screenshot,
 )
+from tests.e2e.test_browser_a11y import a11y_page, axe_problems
 from tests.e2e.test_browser_layout import OVERFLOW_JS
 from tests.gateway.helpers import FakeClock, start_gateway, totp_code
 
@@ -248,5 +250,32 @@ async def test_console_change_password_asks_for_the_code_when_step_up_is_stale(b
         actions = [e.action for e in await gw.svc.store.query_audit(tenant_id="demo")]
         assert "password.changed" in actions
         assert not [e for e in page.js_errors if "Failed to load resource" not in e]
+    finally:
+        await ctx.close()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+async def test_axe_invite_page_and_password_form(browser, gateway, locale):
+    """No serious or critical axe-core violation on the invite page and on the forced
+    change-password form."""
+    root = await gateway.agent("root@example.com", role="admin")
+    await gateway.agent("ana@example.com", name="Ana")
+    issued = await invites_of(gateway.svc).create(
+        "demo", "nina@example.com", "agent", None, actor=root, ip="127.0.0.1"
+    )
+    ctx, page = await a11y_page(browser, locale)
+    try:
+        await page.goto(f"{gateway.base_url}/invite#{issued.token}")
+        await expect(page.locator("#invite-secret")).not_to_be_empty()
+        assert await axe_problems(page) == []
+
+        await gateway.svc.governance.emergency.force_password_reset("demo", root, ip=None)
+        await page.goto(gateway.base_url + "/console")
+        await page.fill("#login-email", "ana@example.com")
+        await page.fill("#login-password", gateway.passwords["ana@example.com"])
+        await page.fill("#login-otp", gateway.otp("ana@example.com"))
+        await page.click("form.login button[type=submit]")
+        await expect(page.locator("#password-form")).to_be_visible()
+        assert await axe_problems(page) == []
     finally:
         await ctx.close()
