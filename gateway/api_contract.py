@@ -1,6 +1,6 @@
 """The registry of every HTTP operation and the Structs of their answers.
 
-Adding a route? Add one :func:`gateway.openapi.document` call below (the test that
+Adding a route? Add one :func:`gateway.http.openapi.document` call below (the test that
 checks coverage prints the exact line). Request bodies are the handlers' own Structs,
 imported from their modules; the answers are described here with Structs that forbid
 unknown fields, so schemathesis (``tests/ops/test_api_fuzz.py``) fails when a handler
@@ -26,7 +26,7 @@ from gateway.http_api import (
     PolicyTestBody,
     ReauthBody,
 )
-from gateway.http_governance import (
+from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
     GovernanceSettingsBody,
@@ -34,14 +34,14 @@ from gateway.http_governance import (
     KeepBody,
     PauseBody,
 )
-from gateway.http_health import Liveness, Readiness
-from gateway.http_inbound import InboundRequest
+from gateway.http.health import Liveness, Readiness
+from gateway.http.inbound import InboundRequest
 from gateway.http_invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
-from gateway.http_operator import CreateTenantBody
-from gateway.http_plugins import ConfigureBody
-from gateway.http_sessions import DormancyBody
-from gateway.http_tokens import CreateTokenBody
-from gateway.openapi import document
+from gateway.http.operator import CreateTenantBody
+from gateway.http.plugins import ConfigureBody
+from gateway.http.sessions import DormancyBody
+from gateway.http.tokens import CreateTokenBody
+from gateway.http.openapi import document
 
 
 class Strict(Struct, forbid_unknown_fields=True):

@@ -23,16 +23,16 @@ from crypto.identity import GatewayIdentity
 from gateway import http_public, http_security
 from gateway.api_tokens import ApiTokenService
 from gateway.audit import Auditor
-from gateway.auditchain import AuditKeys, Checkpointer
+from gateway.governance.auditchain import AuditKeys, Checkpointer
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
-from gateway.dormancy import DormancySweep
-from gateway.governance import build_governance
-from gateway.guard import Guard
+from gateway.governance.dormancy import DormancySweep
+from gateway.governance.wiring import build_governance
+from gateway.ratelimit.guard import Guard
 from gateway.housekeeping import Housekeeping
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
@@ -41,7 +41,7 @@ from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
 from gateway.presence import open_presence
 from gateway.protocol import CloseCode
-from gateway.ratelimit import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
@@ -49,8 +49,8 @@ from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origin
 from gateway.transcripts import ChatKeys
-from gateway.ws_agent import agent_ws
-from gateway.ws_customer import customer_ws
+from gateway.ws.agent import agent_ws
+from gateway.ws.customer import customer_ws
 from plugins.outbox import Dispatcher
 from plugins.registry import default_registry
 
@@ -84,8 +84,8 @@ async def build_services(config: Config, clock: Callable[[], float] = time.time)
     limits = Limits.from_dict(config.ratelimit.limits)
     data_dir = config.data_dir
     prepare_data_dir(data_dir)
-    identity = GatewayIdentity.load_or_create(data_dir / IDENTITY_FILE)
-    keyring = Keyring.load_or_create(data_dir / MASTER_KEY_FILE, config.master_key or None)
+    identity = load_or_create_identity(data_dir / IDENTITY_FILE)
+    keyring = load_or_create_keyring(data_dir / MASTER_KEY_FILE, config.master_key or None)
     store = open_store(config.store_url, data_dir)
     bus = open_bus(config.bus.url, keyring=keyring)
     await store.open()

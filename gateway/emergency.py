@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic
-from gateway.incidents import Incidents
+from gateway.governance.incidents import Incidents
 from gateway.store.base import Store
 
 PLUGINS_PAUSED = "plugins_paused"

@@ -36,7 +36,7 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``unauthenticated``, ``login_failed``, ``rate_limited``, ``csrf``, ``forbidden``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
 ``reauth_required``, ``reauth_failed``, ``token_not_allowed`` (a scoped API token on a
-route for interactive sessions only, see ``gateway/http_tokens.py``),
+route for interactive sessions only, see ``gateway/http/tokens.py``),
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
 ``internal``.
@@ -69,12 +69,12 @@ from auth.roles import (
     require_operator,
 )
 from auth.tokens import SessionLifetime, csrf_token_for
-from auth.totp import qr_png
+from gateway.qr import qr_png
 from gateway.agent_lookup import agent_label, match_agents, tenant_agents
 from gateway.api_tokens import api_tokens
 from gateway.chats import ChatError
 from gateway.derived_keys import CSRF_LABEL, derived_secret
-from gateway.http_public import ApiError
+from gateway.http.public import ApiError
 from gateway.invites import MAX_TTL_HOURS, MIN_TTL_HOURS
 from gateway.invites import TTL_SETTING as INVITE_TTL_SETTING
 from gateway.jsonlimits import MAX_BODY_DEPTH, JsonTooDeep, check_depth
@@ -269,7 +269,7 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
             headers=retry_headers(decision.retry_after),
         )
     if request.path not in _RESET_ALLOWED and await svc.store.password_reset_forced(ctx.agent.id):
-        # Emergency panel: "force password reset at next login" (gateway/emergency.py).
+        # Emergency panel: "force password reset at next login" (gateway/governance/emergency.py).
         raise ApiError(
             403, "password_change_required", "choose a new password first (POST /api/me/password)"
         )
@@ -978,7 +978,7 @@ async def freeze(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.EMERGENCY, tenant.id)
     body = await read_json(request, FreezeBody)
     await _set_frozen(svc, tenant, body.frozen, ctx.agent.id, peer_ip(request, svc))
-    from gateway.governance import governance_of
+    from gateway.governance.wiring import governance_of
 
     await governance_of(svc).incidents.note(  # the emergency panel keeps the record
         tenant.id, ctx.agent.id, "tenant.frozen" if body.frozen else "tenant.unfrozen"
@@ -1186,7 +1186,7 @@ def _chat_error(exc: ChatError) -> ApiError:
 async def flag_original(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = _svc(request)
     flag_id = _int_path(request, "flag_id")
-    from gateway.http_governance import require_approval  # (http_governance imports us)
+    from gateway.http.governance import require_approval  # (http_governance imports us)
 
     await require_approval(svc, ctx, "flag.view_original", str(flag_id))
     try:
@@ -1204,7 +1204,7 @@ async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
     if chat is None or chat.tenant_id != ctx.principal.tenant_id:
         raise ApiError(404, "not_found", "no such chat")
     require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
-    from gateway.http_governance import require_approval  # (http_governance imports us)
+    from gateway.http.governance import require_approval  # (http_governance imports us)
 
     await require_approval(svc, ctx, "chat.erase", chat_id)
     erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)

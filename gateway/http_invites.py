@@ -50,8 +50,8 @@ from gateway.http_api import (
     retry_headers,
     session_response,
 )
-from gateway.http_public import ApiError
-from gateway.http_web import page, public_base
+from gateway.http.public import ApiError
+from gateway.http.web import page, public_base
 from gateway.invites import InviteError, InviteService, ttl_hours
 from gateway.logins import CredentialError
 from gateway.services import SERVICES, Services, peer_ip

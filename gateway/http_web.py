@@ -20,7 +20,7 @@ language tag the page scripts read from ``<html lang>``.
 
 The embed snippet (``embed_snippet``) carries ``data-tenant``, ``data-gateway-key`` (the
 gateway's Ed25519 verify key, which the widget pins) and ``integrity``. Pages contain no
-inline script or style: the strict CSP set by :mod:`gateway.http_public` applies as is.
+inline script or style: the strict CSP set by :mod:`gateway.http.public` applies as is.
 """
 
 from __future__ import annotations

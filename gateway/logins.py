@@ -3,7 +3,7 @@
 :class:`LoginService` owns every security-relevant step of an agent's credentials:
 password + TOTP (or recovery code) login, brute-force lockout, sessions, password
 change, TOTP enrolment, recovery codes, agent creation, MFA reset and revocation.
-The HTTP API (:mod:`gateway.http_api`) and the CLI (:mod:`gateway.cli_admin`) are thin
+The HTTP API (:mod:`gateway.http_api`) and the CLI (:mod:`gateway.cli.admin`) are thin
 shells around it, so both enforce the same rules.
 
 Rules worth knowing:
@@ -13,7 +13,7 @@ Rules worth knowing:
   locked). An unknown account still spends the time of an argon2 verification
   (``verify_dummy``). argon2 runs in a worker thread so a login storm never stalls
   the event loop that carries chats.
-* Brute force (:mod:`gateway.login_throttle`): per (account, source address) progressive
+* Brute force (:mod:`gateway.ratelimit.login`): per (account, source address) progressive
   delays and a temporary lock of that pair only; per address a budget scaled for offices
   behind NAT; per account a ceiling that only *slows* attempts and audits an alert —
   an attacker can never lock the owner out from another address. OTP failures count like
@@ -68,10 +68,10 @@ from gateway.aad import totp_aad, totp_enrollment_aad
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic
 from gateway.config import Config
-from gateway.dormancy import refuse_if_dormant
-from gateway.login_throttle import LoginThrottle, ThrottleKeys
+from gateway.governance.dormancy import refuse_if_dormant
+from gateway.ratelimit.login import LoginThrottle, ThrottleKeys
 from gateway.metrics import Metrics
-from gateway.ratelimit import Limits, RateLimiter
+from gateway.ratelimit.limits import Limits, RateLimiter
 from gateway.store.base import Agent, AgentSession, Conflict, Store, Tenant
 
 T = TypeVar("T")

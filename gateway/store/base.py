@@ -91,7 +91,7 @@ class AgentSession:
 @dataclass(slots=True)
 class LockoutRecord:
     """Brute-force state of one key: an opaque keyed hash chosen by
-    ``gateway/login_throttle.py`` (never a plaintext e-mail address or IP)."""
+    ``gateway/ratelimit/login.py`` (never a plaintext e-mail address or IP)."""
 
     key: str
     failures: float = 0.0  # decays over time, hence a float
@@ -116,7 +116,7 @@ class AuditEvent:
     ip: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     id: int = 0  # assigned by the store
-    # Tamper evidence (gateway/auditchain.py), assigned by the store on append: the
+    # Tamper evidence (gateway/governance/auditchain.py), assigned by the store on append: the
     # chain (tenant id, "" for installation events), position, audit-root id and MAC.
     # None on rows written before the chain existed (or inserted behind our back).
     chain: str | None = None
@@ -146,7 +146,7 @@ class AuditCheckpoint:
 
 @dataclass(slots=True)
 class Alert:
-    """An anomaly a rule found in the audit stream (gateway/alerts.py)."""
+    """An anomaly a rule found in the audit stream (gateway/governance/alerts.py)."""
 
     tenant_id: str
     rule: str
@@ -761,7 +761,7 @@ class Store(Protocol):
         Expired nonces are purged opportunistically.
         """
 
-    # -- governance: audit chain, checkpoints, keys (gateway/auditchain.py) ----------------
+    # -- governance: audit chain, checkpoints, keys (gateway/governance/auditchain.py) ----------------
     async def audit_chain_rows(
         self, chain: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[AuditEvent]:
