@@ -1,8 +1,7 @@
 """SQL and row conversion for agent invitations (migration 0007), shared by both store
 backends.
 
-Written once with ``{}`` markers, rendered by :func:`gateway.store._api_tokens.render` as
-``?`` (SQLite) or ``$n`` (PostgreSQL). Claiming an invite is one conditional ``UPDATE``
+Written once in SQLite's spelling and rendered per engine by :mod:`gateway.store.sql`. Claiming an invite is one conditional ``UPDATE``
 (unused, unrevoked, unexpired at ``now``): two redemptions racing on two nodes cannot
 both win, whatever the engine.
 """
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.store._api_tokens import render
 from gateway.store.base import Invite
 
 COLS = (
@@ -20,22 +18,23 @@ COLS = (
 )
 
 # COLS is a constant of this module; values always travel as bound parameters.
-_TEMPLATES = {
-    "insert": "INSERT INTO agent_invites (" + COLS + ") VALUES ({}, {}, {}, {}, {}, {}, {},"  # noqa: S608
-    " {}, {}, {}, {}, {}, {})",
-    "by_hash": "SELECT " + COLS + " FROM agent_invites WHERE token_hash = {}",  # noqa: S608
-    "by_tenant": "SELECT " + COLS + " FROM agent_invites WHERE tenant_id = {}"  # noqa: S608
-    " ORDER BY created_at DESC, id",
-    "revoke": "UPDATE agent_invites SET revoked_at = {}, revoked_by = {}"
-    " WHERE tenant_id = {} AND id = {} AND revoked_at IS NULL AND used_at IS NULL",
-    "claim": "UPDATE agent_invites SET used_at = {}, agent_id = {} WHERE id = {}"
-    " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > {}",
-}
-
-
-def sql(name: str, style: str) -> str:
-    """Statement ``name`` with ``?`` (style "sqlite") or ``$1..$n`` ("postgres")."""
-    return render(_TEMPLATES[name], style)
+INSERT = (
+    "INSERT INTO agent_invites (" + COLS + ")"  # noqa: S608
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+BY_HASH = "SELECT " + COLS + " FROM agent_invites WHERE token_hash = ?"  # noqa: S608
+BY_TENANT = (
+    "SELECT " + COLS + " FROM agent_invites WHERE tenant_id = ?"  # noqa: S608
+    " ORDER BY created_at DESC, id"
+)
+REVOKE = (
+    "UPDATE agent_invites SET revoked_at = ?, revoked_by = ?"
+    " WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL AND used_at IS NULL"
+)
+CLAIM = (
+    "UPDATE agent_invites SET used_at = ?, agent_id = ? WHERE id = ?"
+    " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
+)
 
 
 def params(i: Invite) -> tuple[Any, ...]:

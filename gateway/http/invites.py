@@ -36,7 +36,8 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
-from gateway.http_api import (
+from gateway.http.account import session_response
+from gateway.http.plumbing import (
     Email,
     Name,
     Otp,
@@ -48,7 +49,6 @@ from gateway.http_api import (
     qr_data_url,
     read_json,
     retry_headers,
-    session_response,
 )
 from gateway.http.public import ApiError
 from gateway.http.web import page, public_base
