@@ -1,7 +1,9 @@
 """Housekeeping: delete login state that can no longer be used, after a keep period.
 
 Ended agent sessions (revoked, idle past the idle timeout, older than the absolute
-lifetime), revoked or expired API tokens, and lockout rows with no failure for a week were
+lifetime), revoked or expired API tokens and agent invites (used ones too: the new
+account is in the agents table, the event in the audit log), and lockout rows with no
+failure for a week were
 kept forever: every login from a garbage e-mail address left a row, and every session's
 address and browser stayed in the database. They are deleted once dead for
 ``KEEP_DAYS`` (long enough for "your sessions", the token list and an incident review to
@@ -22,7 +24,7 @@ log = structlog.get_logger("cipherdesk.housekeeping")
 
 DAY = 86_400.0
 KEEP_DAYS = 30
-"""Days a dead session or API token is kept before it is deleted."""
+"""Days a dead session, API token or invite is kept before it is deleted."""
 LOCKOUT_IDLE_DAYS = 7
 """Days without a failure after which a lockout row is deleted (its count has decayed)."""
 

@@ -81,6 +81,8 @@ log = structlog.get_logger("cipherdesk.logins")
 GENERIC_FAILURE = "Login failed: check your e-mail, password and one-time code."
 RECOVERY_CODES = 10
 ENROLLMENT_TTL = 600.0
+EMAIL_UNAVAILABLE = "This e-mail address cannot be used for a new agent; use another address."
+"""The one answer for an address already in use, whichever tenant uses it (issue 11.12)."""
 ISSUER = "cipherdesk"
 
 
@@ -123,6 +125,15 @@ class NewCredentials:
 
 
 @dataclass(slots=True, frozen=True)
+class ConfirmedTotp:
+    """A TOTP secret its owner already proved to hold, and the step of the code that
+    proved it (used up: the next login needs a later code)."""
+
+    secret: str
+    step: int
+
+
+@dataclass(slots=True, frozen=True)
 class Enrollment:
     secret: str
     otpauth_uri: str
@@ -132,6 +143,11 @@ class Enrollment:
 CREDENTIALS_CHANGED = "credentials changed"
 """Close reason (with 4401) of the agent's other sockets after a credential change; the
 console shows a bilingual notice for it."""
+
+
+def new_agent_id() -> str:
+    """A fresh agent id (random, so ids reveal nothing about order or count)."""
+    return "agt_" + uuid.uuid4().hex
 
 
 def _canonical_or_raw(email: str) -> tuple[str | None, str]:
@@ -337,6 +353,14 @@ class LoginService:
             await self.auditor.record(
                 "password.rehashed", tenant_id=agent.tenant_id, actor="system", target=agent.id
             )
+        return await self.open_session(agent, ip=ip, user_agent=user_agent, factor=factor)
+
+    async def open_session(
+        self, agent: Agent, *, ip: str, user_agent: str, factor: str
+    ) -> LoginResult:
+        """A new session for an agent who just proved password + second factor (a login,
+        or the redemption of an invite where both were set and the code confirmed)."""
+        now = self.clock()
         token = new_session_token()
         session = AgentSession(
             token_hash=hash_token(token),
@@ -563,6 +587,12 @@ class LoginService:
         return revoked
 
     @staticmethod
+    def check_new_password(password: str, email: str, name: str | None = None) -> None:
+        """Refuse (``weak_password``) a password that may not be set for this account;
+        for callers that must know before committing to anything (invite redemption)."""
+        LoginService._check_strength(password, email, name)
+
+    @staticmethod
     def _check_strength(password: str, email: str, name: str | None = None) -> None:
         try:
             check_password_strength(password, email=email, user_inputs=(name or "",))
@@ -672,7 +702,12 @@ class LoginService:
         actor: str = "cli",
         ip: str | None = None,
         confirmed: bool = False,
+        totp: ConfirmedTotp | None = None,
+        agent_id: str | None = None,
     ) -> NewCredentials:
+        """A tenant agent. ``totp``: a secret the agent already enrolled and confirmed
+        (invite redemption) instead of a fresh, unconfirmed one; ``agent_id``: the id to
+        use (an invite is claimed for it before the account exists)."""
         try:
             canonical = normalize_email(email)
         except InvalidEmail as exc:
@@ -694,6 +729,8 @@ class LoginService:
             actor=actor,
             ip=ip,
             confirmed=confirmed,
+            totp=totp,
+            agent_id=agent_id,
         )
 
     async def create_operator(
@@ -741,12 +778,14 @@ class LoginService:
         actor: str,
         ip: str | None,
         confirmed: bool,
+        totp: ConfirmedTotp | None = None,
+        agent_id: str | None = None,
     ) -> NewCredentials:
         name = (display_name or canonical.partition("@")[0]).strip()[:120]
         self._check_strength(password, canonical, name)
         now = self.clock()
-        agent_id = "agt_" + uuid.uuid4().hex
-        secret = new_totp_secret()
+        agent_id = agent_id or new_agent_id()
+        secret = totp.secret if totp else new_totp_secret()
         # The hash is computed before the uniqueness is known, so a taken address and a
         # free one take the same time to answer.
         agent = Agent(
@@ -757,8 +796,8 @@ class LoginService:
             role=role_value,
             password_hash=await self._hash(password),
             totp_secret_sealed=self._seal_totp(agent_id, secret),
-            totp_confirmed=confirmed,
-            totp_last_step=-1,
+            totp_confirmed=confirmed or totp is not None,
+            totp_last_step=totp.step if totp else -1,
             created_at=now,
             password_changed_at=now,
         )
@@ -800,10 +839,7 @@ class LoginService:
                 ip=ip,
                 requested_in=tenant,
             )
-        return CredentialError(
-            "email_taken",
-            "This e-mail address cannot be used for a new agent; use another address.",
-        )
+        return CredentialError("email_taken", EMAIL_UNAVAILABLE)
 
     async def reset_mfa(self, agent: Agent, *, actor: str, ip: str | None = None) -> NewCredentials:
         """New unconfirmed TOTP secret + new recovery codes; every session revoked.

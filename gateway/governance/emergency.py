@@ -7,7 +7,8 @@ changes, record) — each audited and written into the tenant's incident record.
   revocation uses, on every node.
 * :meth:`Emergency.force_password_reset` marks agents so that, after their next login,
   the API answers ``403 password_change_required`` to everything but changing the
-  password (and the console socket is refused) until they choose a new one; it also
+  password (with the step-up it may need; the console and admin page show their
+  change-password form, and the console socket is refused) until they choose one; it also
   revokes their sessions so the rule applies at once.
 * :meth:`Emergency.pause_plugins` is the plugin kill switch: the outbox dispatcher defers
   the tenant's events instead of delivering them (nothing is dropped; they go out after

@@ -1,7 +1,7 @@
 """The agent's own account over JSON: login, logout, ``/api/me``, step-up, password, TOTP."""
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from aiohttp import web
@@ -23,8 +23,8 @@ from gateway.http.plumbing import (
     session_lifetime,
 )
 from gateway.http.public import ApiError
-from gateway.logins import GENERIC_FAILURE, LoginFailed
-from gateway.services import peer_ip
+from gateway.logins import GENERIC_FAILURE, LoginFailed, LoginResult
+from gateway.services import Services, peer_ip
 from gateway.sessions import COOKIE, AgentContext
 
 log = structlog.get_logger("cipherdesk.api")
@@ -75,6 +75,15 @@ async def login(request: web.Request) -> web.Response:
                 retry_after=math.ceil(exc.retry_after),
             ) from None
         raise ApiError(401, "login_failed", GENERIC_FAILURE) from None
+    return session_response(svc, result)
+
+
+def session_response(
+    svc: Services, result: LoginResult, status: int = 200, **extra: Any
+) -> web.Response:
+    """The answer that starts a browser session: token, CSRF token, the agent, expiry
+    (plus ``extra``) and the HttpOnly ``cd_session`` cookie. Login and invite
+    redemption answer alike, so the console treats both the same."""
     session = result.session
     response = web.json_response(
         {
@@ -84,7 +93,9 @@ async def login(request: web.Request) -> web.Response:
             "expires_at": session_lifetime(svc).expires_at(
                 session.created_at, session.last_seen_at
             ),
-        }
+            **extra,
+        },
+        status=status,
     )
     response.set_cookie(
         COOKIE,

@@ -81,6 +81,10 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
         actor=ctx.agent.id,
         ip=peer_ip(request, svc),
     )
+    # Issue 16.9: a password an admin chose is known to the admin, so the agent must
+    # replace it before doing anything else (the password_change_required gate; the
+    # console shows its change-password form). Invites avoid this altogether.
+    await svc.store.force_password_resets([creds.agent.id], ctx.agent.id, svc.clock())
     return web.json_response(
         {
             "agent": agent_json(creds.agent),

@@ -26,6 +26,7 @@ from gateway.http.governance import (
 )
 from gateway.http.health import Liveness, Readiness
 from gateway.http.inbound import InboundRequest
+from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
 from gateway.http.plugins import ConfigureBody
@@ -782,6 +783,7 @@ for _page, _what in (
     ("/demo", "Widget demo page"),
     ("/console", "Agent console"),
     ("/admin", "Admin pages"),
+    ("/invite", "Invite page: set a password and enrol TOTP (token in the URL fragment)"),
 ):
     document("GET", _page, _what, tag="web", auth=False, content_type="text/html")
 document(
@@ -1118,6 +1120,56 @@ class TokenIssued(Strict):
     api_token: ApiTokenOut
 
 
+class InviteOut(Strict):
+    id: str
+    email: str
+    display_name: str
+    role: str
+    status: Literal["pending", "used", "expired", "revoked"]
+    created_by: TokenOwner
+    created_at: float
+    expires_at: float
+    used_at: float | None
+    agent_id: str | None
+    revoked_at: float | None
+
+
+class InviteList(Strict):
+    invites: list[InviteOut]
+    ttl_hours: int
+
+
+class InviteIssued(Strict):
+    """``link`` carries the token in its fragment; it is shown this once."""
+
+    link: str
+    invite: InviteOut
+
+
+class InviteOpened(Strict):
+    """For the invitee only: who the invite is for and a TOTP secret to enrol."""
+
+    email: str
+    display_name: str
+    role: str
+    tenant: str
+    expires_at: float
+    secret: str
+    otpauth_uri: str
+    qr_png: str
+    enrollment: str
+
+
+class InviteRedeemed(Strict):
+    """Like the login answer (plus the session cookie), with the new recovery codes."""
+
+    token: str
+    csrf: str
+    agent: AgentOut
+    expires_at: float
+    recovery_codes: list[str]
+
+
 class OwnSession(Strict):
     id: str
     device: str
@@ -1177,6 +1229,55 @@ document(
     ok=Ok,
     errors=(403, 404),
     path_params=_TOKEN,
+)
+_INVITE = {"invite_id": _ID}
+document(
+    "GET",
+    "/api/invites",
+    "Agent invites of own tenant, with status (pending, used, expired, revoked)",
+    tag="agents",
+    ok=InviteList,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/invites",
+    "Invite an agent: one-time link, the invitee sets password and TOTP (shown once)",
+    tag="agents",
+    ok=InviteIssued,
+    ok_status=201,
+    body=CreateInviteBody,
+    errors=(400, 403, 409),
+)
+document(
+    "DELETE",
+    "/api/invites/{invite_id}",
+    "Revoke a pending invite",
+    tag="agents",
+    ok=Ok,
+    errors=(403, 404),
+    path_params=_INVITE,
+)
+document(
+    "POST",
+    "/api/invite/open",
+    "Invitee: check an invite token and start TOTP enrolment",
+    tag="session",
+    ok=InviteOpened,
+    body=OpenInviteBody,
+    auth=False,
+    errors=(403, 404, 410, 429),
+)
+document(
+    "POST",
+    "/api/invite/redeem",
+    "Invitee: set own password, confirm TOTP, create the account and log in",
+    tag="session",
+    ok=InviteRedeemed,
+    ok_status=201,
+    body=RedeemInviteBody,
+    auth=False,
+    errors=(400, 403, 404, 409, 410, 429),
 )
 document(
     "GET",

@@ -88,7 +88,9 @@ log = structlog.get_logger("cipherdesk.api")
 MAX_BODY = 64 * 1024
 CSRF_HEADER = "X-CSRF-Token"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_RESET_ALLOWED = frozenset({"/api/me", "/api/me/password", "/api/logout"})
+# What a forced password change still allows: reading the own account, the step-up that
+# /api/me/password may need (it only proves password + code), the change, logging out.
+_RESET_ALLOWED = frozenset({"/api/me", "/api/me/reauth", "/api/me/password", "/api/logout"})
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]

@@ -24,6 +24,8 @@ from gateway.http.plumbing import (
 )
 from gateway.http.policy import check_policy
 from gateway.http.public import ApiError
+from gateway.invites import MAX_TTL_HOURS, MIN_TTL_HOURS
+from gateway.invites import TTL_SETTING as INVITE_TTL_SETTING
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import Tenant
@@ -48,6 +50,7 @@ class PatchTenantBody(Struct, forbid_unknown_fields=True):
     ) = None
     frozen: bool | None = None
     queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES)] | None = None
+    invite_ttl_hours: Annotated[int, Meta(ge=MIN_TTL_HOURS, le=MAX_TTL_HOURS)] | None = None
 
 
 class FreezeBody(Struct, forbid_unknown_fields=True):
@@ -131,6 +134,10 @@ async def patch_tenant(request: web.Request, ctx: AgentContext) -> web.Response:
         settings["queues"] = sorted(set(body.queues) - {DEFAULT_QUEUE})
         tenant.settings = settings
         changed.append("queues")
+    if body.invite_ttl_hours is not None:
+        settings[INVITE_TTL_SETTING] = body.invite_ttl_hours
+        tenant.settings = settings
+        changed.append(INVITE_TTL_SETTING)
     if body.policy is not None or body.allowed_link_domains is not None:
         await check_policy(svc, tenant.id, settings)
         settings.pop("managed_demo", None)

@@ -289,7 +289,8 @@ def page_language(request: web.Request) -> str:
     return pick_language(request.headers.get("Accept-Language", "")[:512])
 
 
-def _page(request: web.Request, name: str, **values: str) -> web.Response:
+def page(request: web.Request, name: str, **values: str) -> web.Response:
+    """Page ``name`` of ``gateway/web/`` in the negotiated language (placeholders filled)."""
     assets = request.app[ASSETS]
     lang = page_language(request)
     text = assets.pages[name]
@@ -359,19 +360,19 @@ async def demo(request: web.Request) -> web.Response:
         assets.widget_integrity,
         lang=asked if (asked := request.query.get("lang")) in LANGUAGES else None,
     )
-    return _page(request, "demo.html", SNIPPET=snippet, SNIPPET_TEXT=html.escape(snippet))
+    return page(request, "demo.html", SNIPPET=snippet, SNIPPET_TEXT=html.escape(snippet))
 
 
 async def console(request: web.Request) -> web.Response:
-    return _page(request, "console.html")
+    return page(request, "console.html")
 
 
 async def admin(request: web.Request) -> web.Response:
-    return _page(request, "admin.html")
+    return page(request, "admin.html")
 
 
 async def root(request: web.Request) -> web.Response:
-    return _page(request, "index.html")
+    return page(request, "index.html")
 
 
 def setup_routes(app: web.Application, assets: WebAssets | None = None) -> None:

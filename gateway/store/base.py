@@ -339,6 +339,39 @@ class PurgeCutoffs:
 
 
 @dataclass(slots=True)
+class Invite:
+    """An invitation for a new agent (migration 0007, ``gateway/invites.py``).
+
+    The admin fixes the address, name and role; the invitee picks the password and
+    enrols TOTP, so the admin never knows either. ``token_hash`` is an HMAC of the link's
+    token under a key derived from the master key (the token itself is never stored).
+    ``used_at``/``agent_id`` are set once, when the invite is redeemed.
+    """
+
+    id: str
+    tenant_id: str
+    email: str
+    display_name: str
+    role: str
+    token_hash: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+    agent_id: str | None = None
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    def status(self, now: float) -> str:
+        """``used``, ``revoked``, ``expired`` or ``pending`` at ``now`` (in that order)."""
+        if self.used_at is not None:
+            return "used"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if now >= self.expires_at else "pending"
+
+
+@dataclass(slots=True)
 class ApiToken:
     """A scoped API token for automation (migration 0006, ``gateway/api_tokens.py``).
 
@@ -842,8 +875,9 @@ class Store(Protocol):
         ...
 
     async def purge_dead_rows(self, cutoffs: PurgeCutoffs) -> dict[str, int]:
-        """Delete ended sessions, dead API tokens and idle lockout rows past ``cutoffs``;
-        returns the count per table (``sessions``, ``api_tokens``, ``lockouts``)."""
+        """Delete ended sessions, dead API tokens, dead invites and idle lockout rows past
+        ``cutoffs``; returns the count per table (``sessions``, ``api_tokens``,
+        ``lockouts``, ``invites``)."""
         ...
 
     async def touch_api_token(self, token_id: str, now: float) -> None:
@@ -856,4 +890,26 @@ class Store(Protocol):
 
     async def last_logins(self, tenant_id: str) -> dict[str, float]:
         """Agent id -> last login time, for the agents of a tenant that ever logged in."""
+        ...
+
+    # -- agent invitations (migration 0007) ---------------------------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        """Store a new invitation (the keyed hash of its token, never the token)."""
+        ...
+
+    async def get_invite(self, token_hash: str) -> Invite | None:
+        """The invitation with this token hash, in any state."""
+        ...
+
+    async def list_invites(self, tenant_id: str) -> list[Invite]:
+        """Every invitation of a tenant, newest first."""
+        ...
+
+    async def revoke_invite(self, tenant_id: str, invite_id: str, actor: str, now: float) -> bool:
+        """Revoke an unused, unrevoked invitation of ``tenant_id``; False otherwise."""
+        ...
+
+    async def claim_invite(self, invite_id: str, agent_id: str, now: float) -> bool:
+        """Mark the invitation used by ``agent_id`` if it is still pending at ``now``
+        (atomic: of two concurrent claims exactly one is True)."""
         ...

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from typing import Any, TypeVar
 
-from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -41,6 +41,7 @@ from gateway.store.base import (
     AuditSeal,
     Chat,
     ChatState,
+    Invite,
     KeywordListRecord,
     LockoutChange,
     LockoutRecord,
@@ -950,3 +951,24 @@ class SqlStore(SqlGovernance):
             return counts
 
         return await self._transaction(program())
+
+    # -- agent invitations (migration 0007; SQL in _invites) --------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        await self._query(write(_invites.INSERT, *_invites.params(invite)))
+
+    async def get_invite(self, token_hash: str) -> Invite | None:
+        row = await self._query(read_row(_invites.BY_HASH, token_hash))
+        return None if row is None else _invites.record(row)
+
+    async def list_invites(self, tenant_id: str) -> list[Invite]:
+        rows = await self._query(read_rows(_invites.BY_TENANT, tenant_id))
+        return [_invites.record(r) for r in rows]
+
+    async def revoke_invite(self, tenant_id: str, invite_id: str, actor: str, now: float) -> bool:
+        changed = await self._query(write(_invites.REVOKE, now, actor, tenant_id, invite_id))
+        return bool(changed == 1)
+
+    async def claim_invite(self, invite_id: str, agent_id: str, now: float) -> bool:
+        # One conditional UPDATE: of two redemptions racing (on two nodes), one wins.
+        changed = await self._query(write(_invites.CLAIM, now, agent_id, invite_id, now))
+        return bool(changed == 1)

@@ -1,6 +1,6 @@
 /* cipherdesk admin pages: agents and roles, tenant settings, policy, plugins, audit log,
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
-import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 import * as governance from './governance.js';
 
 const { h, clear } = window.CipherdeskUI;
@@ -32,6 +32,11 @@ const can = (p) => !p || me.permissions.includes(p);
 async function boot(message) {
   me = message ? null : await whoami().catch(() => null);
   if (!me) me = await loginForm(root, { title: t('admin.login_title'), message });
+  while (me.password_change_required) {
+    await passwordForm(root, { forced: true });
+    me = await whoami();
+    if (!me) me = await loginForm(root, { title: t('admin.login_title'), message: t('common.session_ended') });
+  }
   const top = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '/admin', text: 'cipherdesk' }),
     h('span', { class: 'muted', text: t('admin.header', { tenant: me.tenant.id }) }),
@@ -48,6 +53,7 @@ async function boot(message) {
 }
 
 setUnauthenticatedHandler((msg) => boot(msg));
+setPasswordChangeHandler(() => boot());
 window.addEventListener('hashchange', () => { if (me && main) route(); });
 
 /* Bumped on every navigation: a section's late async panels check it, so they never land
@@ -105,39 +111,87 @@ function secretBox(data, heading) {
 async function agents() {
   title(t('admin.nav.agents'), t('admin.agents.intro'));
   const output = h('div', { id: 'agent-secret' });
-  const email = h('input', { type: 'email', required: true, autocomplete: 'off' });
-  const name = h('input', { maxlength: '120' });
-  const role = h('select', {}, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r) })));
-  const password = h('input', { type: 'password', required: true, autocomplete: 'new-password', minlength: '12' });
-  const submit = h('button', { class: 'btn primary', type: 'submit' }, t('admin.agents.create'));
-  const form = h('form', { class: 'panel', id: 'create-agent', onsubmit: (ev) => {
-    ev.preventDefault();
-    guarded(submit, async () => {
-      const data = await api('POST', '/api/agents', {
-        email: email.value.trim(), role: role.value, password: password.value,
-        display_name: name.value.trim() || null,
-      });
-      password.value = '';
-      clear(output).appendChild(secretBox(data, t('admin.agents.new_agent_secret', { email: data.agent.email })));
-      email.value = ''; name.value = '';
-      await loadTable();
-    });
-  } }, h('h2', { text: t('admin.agents.new_agent') }),
-  h('div', { class: 'grid2' },
-    h('div', {}, field('new-email', t('common.email'), email)), h('div', {}, field('new-name', t('admin.agents.display_name'), name)),
-    h('div', {}, field('new-role', t('admin.agents.role'), role)), h('div', {}, field('new-password', t('admin.agents.initial_password'), password))),
-  h('p', {}, submit));
   const tbody = h('tbody');
   const table = h('div', { class: 'panel' }, h('h2', { text: t('admin.agents.agents') }), h('div', { class: 'table-wrap', tabindex: '0' },
     h('table', { id: 'agents-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.agents.mfa'), t('admin.agents.status'), t('admin.agents.actions')].map((x) => h('th', { text: x })))), tbody)));
-  main.append(form, output, table);
+  const invitesPanel = h('div', { id: 'invites' });
+  main.append(invitesPanel, output, table);
 
   async function loadTable() {
     const data = await api('GET', '/api/agents');
     clear(tbody);
     for (const a of data.agents) tbody.appendChild(agentRow(a, output, loadTable));
   }
-  await loadTable();
+  await Promise.all([loadTable(), invites(invitesPanel)]);
+}
+
+/* Invitations (issue 16.9): the admin names the address and role; the invitee opens a
+ * one-time link, chooses their own password and enrols their authenticator. The admin
+ * sees the link once and never any credential. */
+async function invites(slot) {
+  const email = h('input', { type: 'email', required: true, autocomplete: 'off' });
+  const name = h('input', { maxlength: '120' });
+  const role = h('select', {}, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r) })));
+  const submit = h('button', { class: 'btn primary', type: 'submit' }, t('admin.invites.create'));
+  const ttl = h('p', { class: 'small muted', id: 'invite-ttl' });
+  const link = h('div', { id: 'invite-link' });
+  const form = h('form', { class: 'panel', id: 'create-invite', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(submit, async () => {
+      const data = await api('POST', '/api/invites', { email: email.value.trim(), role: role.value, display_name: name.value.trim() || null });
+      clear(link).appendChild(h('div', { class: 'secret-box', role: 'region', 'aria-label': t('admin.invites.link_heading', { email: data.invite.email }) },
+        h('div', {}, h('h3', { text: t('admin.invites.link_heading', { email: data.invite.email }) }),
+          h('p', { class: 'small', text: t('admin.invites.link_once') }),
+          h('p', { class: 'mono', id: 'new-invite-link', text: data.link }))));
+      email.value = ''; name.value = '';
+      await load();
+    });
+  } }, h('h2', { text: t('admin.invites.title') }), h('p', { class: 'small muted', text: t('admin.invites.intro') }),
+  h('div', { class: 'grid2' },
+    h('div', {}, field('invite-email', t('common.email'), email)), h('div', {}, field('invite-name', t('admin.agents.display_name'), name)),
+    h('div', {}, field('invite-role', t('admin.agents.role'), role))), ttl, h('p', {}, submit));
+  const tbody = h('tbody');
+  const list = h('div', { class: 'panel' }, h('h2', { text: t('admin.invites.list') }), h('div', { class: 'table-wrap', tabindex: '0' },
+    h('table', { id: 'invites-table' }, h('thead', {}, h('tr', {}, [t('common.agent'), t('admin.agents.role'), t('admin.invites.created_by'),
+      t('admin.invites.expires'), t('admin.agents.status'), ''].map((x) => h('th', { text: x })))), tbody)));
+  // The tenant's link lifetime (1-720 hours), for those who may change tenant settings.
+  const hours = h('input', { type: 'number', min: '1', max: '720', required: true });
+  const saveTtl = h('button', { class: 'btn', type: 'submit' }, t('common.save'));
+  const ttlForm = can('tenant_manage') ? h('form', { class: 'panel', id: 'invite-ttl-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(saveTtl, async () => {
+      await api('PATCH', '/api/tenant', { invite_ttl_hours: Number(hours.value) });
+      toast(t('admin.invites.ttl_saved', { count: Number(hours.value) }));
+      await load();
+    });
+  } }, h('div', { class: 'grid2' }, h('div', {}, field('invite-ttl-hours', t('admin.invites.ttl_label'), hours))), h('p', {}, saveTtl)) : null;
+  clear(slot).append(form, link, list);
+  if (ttlForm) slot.append(ttlForm);
+
+  async function load() {
+    const data = await api('GET', '/api/invites');
+    ttl.textContent = t('admin.invites.expires_in', { count: data.ttl_hours });
+    hours.value = String(data.ttl_hours);
+    clear(tbody);
+    if (!data.invites.length) tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted', text: t('admin.invites.none') })));
+    for (const inv of data.invites) {
+      const revoke = h('button', { class: 'btn small danger', type: 'button', hidden: inv.status !== 'pending' }, t('admin.invites.revoke'));
+      revoke.addEventListener('click', () => guarded(revoke, async () => {
+        if (!window.confirm(t('admin.invites.revoke_confirm', { email: inv.email }))) return;
+        await api('DELETE', `/api/invites/${encodeURIComponent(inv.id)}`);
+        toast(t('admin.invites.revoked', { email: inv.email }));
+        await load();
+      }));
+      tbody.appendChild(h('tr', { 'data-invite': inv.id },
+        h('td', {}, h('strong', { text: inv.display_name }), h('div', { class: 'muted small', text: inv.email })),
+        h('td', { text: t('common.roles.' + inv.role, { defaultValue: inv.role }) }),
+        h('td', { class: 'small', text: inv.created_by.email || inv.created_by.id }),
+        h('td', { class: 'small', text: fmtDate(inv.expires_at) }),
+        h('td', {}, h('span', { class: 'pill invite-status', text: t('admin.invites.status_' + inv.status) })),
+        h('td', {}, revoke)));
+    }
+  }
+  await load();
 }
 
 function agentRow(a, output, reload) {

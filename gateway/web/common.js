@@ -23,6 +23,7 @@ export function languageMenu() {
 
 let csrf = null;
 let onUnauthenticated = null;
+let onPasswordChangeRequired = null;
 
 export class ApiError extends Error {
   constructor(status, code, message, extra) {
@@ -35,6 +36,13 @@ export class ApiError extends Error {
 
 /* Called with a message when any API call answers 401 (session expired/revoked). */
 export function setUnauthenticatedHandler(fn) { onUnauthenticated = fn; }
+
+/* Called when any API call answers 403 password_change_required (an admin set the
+ * password, or the emergency panel forced a reset): the page shows passwordForm(). */
+export function setPasswordChangeHandler(fn) { onPasswordChangeRequired = fn; }
+
+/* Adopt the CSRF token of a session the page just started (login, invite redemption). */
+export function useCsrf(token) { csrf = token; }
 
 export async function api(method, path, body) {
   const headers = { Accept: 'application/json' };
@@ -58,6 +66,9 @@ export async function api(method, path, body) {
     const error = new ApiError(resp.status, err.code || 'error', text, err);
     if (resp.status === 401 && path !== '/api/login' && onUnauthenticated) {
       onUnauthenticated(t('common.session_ended'));
+    }
+    if (resp.status === 403 && err.code === 'password_change_required' && onPasswordChangeRequired) {
+      onPasswordChangeRequired();
     }
     throw error;
   }
@@ -124,6 +135,67 @@ export function loginForm(root, { title, message }) {
     });
     clear(root).appendChild(h('main', { class: 'center' }, form));
     email.focus();
+  });
+}
+
+/* The message for a refused new password: the server's reason code, localised. */
+export function passwordError(e) {
+  if (e.code === 'weak_password' && e.extra.reason && I18N.has('common.pw.weak.' + e.extra.reason)) {
+    return t('common.pw.weak.' + e.extra.reason);
+  }
+  return e.message;
+}
+
+/* Change-password form (current, new, repeat) rendered into `root`; resolves true once
+ * the server accepted the new password (the session continues, other sessions end),
+ * false on cancel. `forced`: the server refuses everything else until then, so there is
+ * no cancel, only log out. The server wants a recent proof of password + code for
+ * credential changes (reauth_required): the form then also asks for the code and
+ * re-authenticates with the current password before retrying. */
+export function passwordForm(root, { forced }) {
+  return new Promise((resolve) => {
+    const current = h('input', { id: 'pw-current', type: 'password', autocomplete: 'current-password', required: true });
+    const fresh = h('input', { id: 'pw-new', type: 'password', autocomplete: 'new-password', required: true, minlength: '12' });
+    const again = h('input', { id: 'pw-confirm', type: 'password', autocomplete: 'new-password', required: true });
+    const otp = h('input', { id: 'pw-otp', autocomplete: 'one-time-code', spellcheck: 'false', inputmode: 'numeric' });
+    const otpRow = h('div', { hidden: true }, h('p', { class: 'hint', text: t('common.pw.code_needed') }),
+      h('label', { for: 'pw-otp' }, t('common.otp')), otp);
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const submit = h('button', { class: 'btn primary wide', type: 'submit' }, t('common.pw.submit'));
+    const leave = forced
+      ? h('button', { class: 'btn wide', type: 'button', onclick: async () => { await logout(); location.reload(); } }, t('common.log_out'))
+      : h('button', { class: 'btn wide', type: 'button', id: 'pw-cancel', onclick: () => resolve(false) }, t('common.cancel'));
+    const form = h('form', { class: 'login card', id: 'password-form', 'aria-labelledby': 'pw-title' },
+      h('h1', { id: 'pw-title', class: 'brand-title', text: forced ? t('common.pw.title_forced') : t('common.pw.title') }),
+      forced ? h('p', { class: 'muted', text: t('common.pw.forced_intro') }) : null,
+      error,
+      h('label', { for: 'pw-current' }, t('common.pw.current')), current,
+      h('label', { for: 'pw-new' }, t('common.pw.new')), fresh,
+      h('p', { class: 'hint', text: t('common.pw.hint') }),
+      h('label', { for: 'pw-confirm' }, t('common.pw.confirm')), again,
+      otpRow, submit, leave);
+    const fail = (text, focus) => { error.textContent = text; error.hidden = false; submit.disabled = false; (focus || current).focus(); };
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      error.hidden = true;
+      if (fresh.value !== again.value) { fail(t('common.pw.mismatch'), again); return; }
+      submit.disabled = true;
+      const body = { current: current.value, new: fresh.value };
+      try {
+        if (!otpRow.hidden) await api('POST', '/api/me/reauth', { password: current.value, otp: otp.value.trim() });
+        await api('POST', '/api/me/password', body);
+      } catch (e) {
+        if (e.code === 'reauth_required') { otpRow.hidden = false; fail(t('common.pw.code_needed'), otp); return; }
+        if (e.code === 'reauth_failed') { otp.value = ''; fail(e.message, otp); return; }
+        fail(e.code === 'weak_password' ? passwordError(e) : e.message, e.code === 'weak_password' ? fresh : current);
+        return;
+      }
+      current.value = ''; fresh.value = ''; again.value = ''; otp.value = '';
+      toast(t('common.pw.changed'));
+      resolve(true);
+    });
+    clear(root).appendChild(h('main', { class: 'center' }, form));
+    current.focus();
   });
 }
 

@@ -1,7 +1,7 @@
 /* cipherdesk agent console: queue, several chats at once, transfer/close, canned
  * responses, supervisor view (all chats, watch, flags). Talks protocol v1 over
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
-import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 import { alert as notify, setUnread, settingsPanel } from './notify.js';
 
 const P = window.CipherdeskProtocol;
@@ -38,6 +38,13 @@ async function boot(message) {
   stop();
   let me = message ? null : await whoami().catch(() => null);
   if (!me) me = await loginForm(root, { title: t('console.login_title'), message });
+  // An admin set this password, or the emergency panel forced a reset: the server
+  // refuses everything else (403 / socket 4403) until the agent picks a new one.
+  while (me.password_change_required) {
+    await passwordForm(root, { forced: true });
+    me = await whoami();
+    if (!me) me = await loginForm(root, { title: t('console.login_title'), message: t('common.session_ended') });
+  }
   S.me = me;
   S.stopped = false;
   renderShell();
@@ -59,6 +66,14 @@ function stop() {
 }
 
 setUnauthenticatedHandler((msg) => { if (!S.stopped) boot(msg); });
+setPasswordChangeHandler(() => { if (!S.stopped) boot(); });
+
+/* The agent's own change-password form in place of the console; back to it afterwards. */
+async function changePassword() {
+  stop();
+  await passwordForm(root, { forced: false });
+  boot();
+}
 
 /* ------------------------------------------------------------------ layout */
 
@@ -109,6 +124,7 @@ function renderShell() {
     languageMenu(),
     can('agent_manage') || can('audit_read') ? h('a', { class: 'btn ghost', href: '/admin', text: t('common.admin') }) : null,
     h('a', { class: 'btn ghost', href: '/admin#sessions', id: 'my-sessions-link', text: t('admin.nav.sessions') }),
+    h('button', { class: 'btn ghost', type: 'button', id: 'change-password', onclick: changePassword }, t('common.pw.title')),
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));
@@ -137,7 +153,12 @@ function connect() {
       // Another session of this agent changed its password, authenticator or recovery codes.
       if (info.code === 4401 && info.reason === 'credentials changed') { boot(t('console.credentials_changed')); return; }
       if (info.code === 4401) { boot(t('common.session_ended')); return; }
-      if (info.code === 4403) { setConn(t('console.conn.refused'), 'bad'); toast(t('console.refused'), 'bad'); return; }
+      if (info.code === 4403) {
+        setConn(t('console.conn.refused'), 'bad');
+        // Refused because a password change is now required: show the form.
+        whoami().then((me) => { if (me && me.password_change_required) boot(); else toast(t('console.refused'), 'bad'); }, () => toast(t('console.refused'), 'bad'));
+        return;
+      }
       setConn(t('common.reconnecting'), 'warn');
       for (const chat of S.chats.values()) chat.resync = true;
       let delay = S.backoff.next();

@@ -31,20 +31,16 @@ async def test_admin_pages_and_revocation(browser, gateway):
         await expect(eve.locator(".pill[role=status]")).to_have_text("Online")
 
         await login_console(admin, gateway, "root@example.com", path="/admin")
-        # Agents: create one; the one-time otpauth URI and QR code are shown.
+        # Agents: invite one (issue 16.9); the one-time link is shown, no credential.
         await expect(admin.locator("#agents-table tbody tr")).to_have_count(2)
-        await admin.fill("#new-email", "new.agent@example.com")
-        await admin.fill("#new-name", "Nina New")
-        await admin.select_option("#new-role", "supervisor")
-        await admin.fill("#new-password", "a much longer passphrase 123")
-        await admin.click("#create-agent button[type=submit]")
-        box = admin.locator("#agent-secret .secret-box")
-        await expect(box.locator(".otpauth")).to_contain_text("otpauth://totp/")
-        qr = box.locator("img.qr")
-        assert (await qr.get_attribute("src")).startswith("data:image/png;base64,")
-        assert await qr.evaluate("img => img.complete && img.naturalWidth > 0")
-        await expect(box.locator(".codes li")).to_have_count(10)
-        await expect(admin.locator("#agents-table tbody tr")).to_have_count(3)
+        await admin.fill("#invite-email", "new.agent@example.com")
+        await admin.fill("#invite-name", "Nina New")
+        await admin.select_option("#invite-role", "supervisor")
+        await admin.click("#create-invite button[type=submit]")
+        await expect(admin.locator("#new-invite-link")).to_contain_text("/invite#cdi_")
+        await expect(admin.locator("#invites-table tbody tr")).to_have_count(1)
+        await expect(admin.locator("#invites-table tbody tr")).to_contain_text("Pending")
+        await expect(admin.locator("#agent-secret .otpauth")).to_have_count(0)
         await screenshot(admin, "admin")
 
         # Tenant settings round trip (CSRF header on the PATCH).

@@ -27,11 +27,12 @@ JS_FILES = [
     "governance.js",
     "common.js",
     "notify.js",
+    "invite.js",
     "i18n.js",
     "ui.js",
     "protocol.js",
 ]
-HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html"]
+HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html", "invite.html"]
 PLURAL = re.compile(r"_(zero|one|two|few|many|other)$")
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -39,6 +40,15 @@ PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 DYNAMIC = {
     "widget.topic.": ["general", "orders", "billing", "technical"],
     "common.roles.": ["agent", "supervisor", "admin"],
+    "common.pw.weak.": [
+        "too_short",
+        "too_long",
+        "common",
+        "contains_email",
+        "one_char",
+        "guessable",
+    ],
+    "admin.invites.status_": ["pending", "used", "expired", "revoked"],
     "admin.tenant.mode_": ["off", "optional", "enforced"],
     "console.canned_default.c": ["1", "2", "3", "4", "5"],
     "server.lead.": ["block", "mask", "flag"],
@@ -170,7 +180,8 @@ def _language(text: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "name", ["widget.js", "console.js", "admin.js", "governance.js", "common.js", "notify.js"]
+    "name",
+    ["widget.js", "console.js", "admin.js", "governance.js", "common.js", "notify.js", "invite.js"],
 )
 def test_no_hard_coded_user_visible_strings_in_js(name):
     src = (WEB / name).read_text("utf-8")

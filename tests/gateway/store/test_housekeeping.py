@@ -1,12 +1,12 @@
 """Housekeeping purge on SQLite and PostgreSQL, with an injected clock: ended sessions,
-dead API tokens and idle lockout rows go after their keep period, live ones stay.
+dead API tokens, dead invites and idle lockout rows go after their keep period, live ones stay.
 Before, none of these tables was ever purged."""
 
 from __future__ import annotations
 
 from gateway.config import AuthConfig
 from gateway.housekeeping import DAY, KEEP_DAYS, LOCKOUT_IDLE_DAYS, Housekeeping
-from gateway.store.base import AgentSession, ApiToken, LockoutRecord
+from gateway.store.base import AgentSession, ApiToken, Invite, LockoutRecord
 from tests.gateway.store.helpers import agent, tenant
 
 NOW = 1_800_000_000.0
@@ -38,6 +38,21 @@ def _token(tid: str, **kw) -> ApiToken:
     )
 
 
+def _invite(iid: str, **kw) -> Invite:
+    return Invite(
+        id=iid,
+        tenant_id="t1",
+        email=f"{iid}@example.com",
+        display_name=iid,
+        role="agent",
+        token_hash="h-" + iid,
+        created_by="a1",
+        created_at=NOW - 400 * DAY,
+        expires_at=kw.pop("expires_at", NOW + DAY),
+        **kw,
+    )
+
+
 async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> None:
     auth = AuthConfig()
     await store.create_tenant(tenant("t1"))
@@ -63,6 +78,16 @@ async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> Non
     }
     for t in tokens.values():
         await store.create_api_token(t)
+    invites = {
+        "pending": _invite("pending"),
+        "used-recently": _invite("used-recently", used_at=NOW - KEEP + 60),
+        "used-long-ago": _invite("used-long-ago", used_at=NOW - KEEP - 60),
+        "revoked-long-ago": _invite("revoked-long-ago", revoked_at=NOW - KEEP - 60),
+        "expired-recently": _invite("expired-recently", expires_at=NOW - KEEP + 60),
+        "expired-long-ago": _invite("expired-long-ago", expires_at=NOW - KEEP - 60),
+    }
+    for i in invites.values():
+        await store.create_invite(i)
     idle = NOW - LOCKOUT_IDLE_DAYS * DAY
     await store.put_lockout(LockoutRecord("recent", 3, NOW - 3600, 0.0))
     await store.put_lockout(LockoutRecord("idle", 5, idle - 60, 0.0))
@@ -70,7 +95,12 @@ async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> Non
 
     counts = await Housekeeping(store, auth, lambda: NOW).run_once()
 
-    assert counts == {"sessions": 3, "api_tokens": 2, "lockouts": 1}
+    assert counts == {"sessions": 3, "api_tokens": 2, "lockouts": 1, "invites": 3}
+    assert {i.id for i in await store.list_invites("t1")} == {
+        "pending",
+        "used-recently",
+        "expired-recently",
+    }
     for name in ("live", "revoked-recently"):
         assert await store.get_session(name) is not None, name
     for name in ("revoked-long-ago", "idle-long-ago", "too-old"):
@@ -84,6 +114,7 @@ async def test_dead_rows_go_after_their_keep_period_live_ones_stay(store) -> Non
         "sessions": 0,
         "api_tokens": 0,
         "lockouts": 0,
+        "invites": 0,
     }
 
 
