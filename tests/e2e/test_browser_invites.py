@@ -21,7 +21,7 @@ import pyotp
 import pytest
 import pytest_asyncio
 
-from gateway.http_invites import invites_of
+from gateway.http.invites import invites_of
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
     PHONE_390,
