@@ -45,6 +45,7 @@ from gateway.presence import open_presence
 from gateway.protocol import CloseCode
 from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.reports import ReportBook
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
@@ -170,6 +171,7 @@ async def _wire(
         metrics=metrics,
         clock=clock,
     )
+    reports = ReportBook(store, identity, clock)
     chats = ChatService(
         store=store,
         bus=bus,
@@ -180,6 +182,7 @@ async def _wire(
         clock=clock,
         on_policy=count_policy,
         plugins=plugin_host,
+        reports=reports,
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:
@@ -198,7 +201,14 @@ async def _wire(
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(
-        store, chats, config.retention, clock, housekeeping=Housekeeping(store, config.auth, clock)
+        store,
+        chats,
+        config.retention,
+        clock,
+        housekeeping=Housekeeping(store, config.auth, clock),
+        audit_default_days=config.audit.retention_days,
+        checkpointer=checkpointer,
+        reports=reports,
     )
     logins = LoginService(
         store=store,
@@ -234,6 +244,7 @@ async def _wire(
         plugins=plugin_host,
         dispatcher=dispatcher,
         retention=retention,
+        reports=reports,
         audit_keys=audit_keys,
         checkpointer=checkpointer,
         governance=gov,

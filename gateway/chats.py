@@ -44,6 +44,7 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
+from gateway.reports import ReportBook, SignedReport
 from gateway.store.base import (
     Agent,
     Chat,
@@ -86,6 +87,9 @@ NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
 }
 """What replaces a profile field or close reason the policy blocks."""
 
+IDLE_NOTICE = "This conversation was closed after {minutes} minutes without activity."
+"""The system message both sides see when the retention job closes an idle chat."""
+
 
 class ChatError(Exception):
     """A refused chat action. ``code`` is the documented error code sent to the client;
@@ -126,6 +130,7 @@ class ChatService:
         clock: Callable[[], float],
         plugins: PluginHost | None = None,
         on_policy: Callable[[str, str], None] | None = None,
+        reports: ReportBook | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -135,6 +140,7 @@ class ChatService:
         self.auditor = auditor
         self.clock = clock
         self.plugins = plugins
+        self.reports = reports
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
@@ -689,6 +695,53 @@ class ChatService:
             await self.store.update_chat(chat)
         return chat
 
+    async def close_idle(self, chat_id: str, tenant_id: str, idle_minutes: float) -> Chat | None:
+        """Close an open chat nobody wrote in for ``idle_minutes`` (retention job).
+
+        A system message tells both sides why (stored like any message, so it reaches
+        every connection in order and stays in the transcript), then the normal close
+        runs with reason ``idle``: plugins get ``chat.closed``. Returns None when the
+        chat was closed meanwhile (by a person or another node)."""
+        chat = await self._chat(chat_id, tenant_id)
+        key = await self.keys.get(chat.id)
+        if chat.state == "closed" or key is None:
+            return None
+        text = IDLE_NOTICE.format(minutes=int(idle_minutes))
+        msg_id = uuid.uuid4().hex
+        stored_id = seal_msg_id(key, chat.id, msg_id)
+        try:
+            result = await self.store.append_message(
+                NewMessage(
+                    chat_id=chat.id,
+                    msg_id=stored_id,
+                    sender="system",
+                    ts=self.clock(),
+                    body_sealed=seal_text(key, chat.id, stored_id, text),
+                    policy={"action": "allow", "kinds": []},
+                )
+            )
+        except (ChatClosed, NotFound):
+            return None
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(
+                kind="frame",
+                frame=Msg(
+                    seq=result.message.seq,
+                    sender="system",
+                    text=text,
+                    ts=result.message.ts,
+                    id=msg_id,
+                    chat=chat.id,
+                ),
+            ),
+        )
+        closed = await self.store.close_chat(chat.id, closed_at=self.clock(), reason="idle")
+        if closed is None:
+            return None
+        self.split_window.forget(chat.id)
+        return await self._after_close(closed, tenant_id)
+
     async def _after_close(self, chat: Chat, tenant_id: str) -> Chat:
         """The steps of a close, run once by the caller whose compare-and-set won."""
         await self.bus.publish(
@@ -911,6 +964,20 @@ class ChatService:
                 ),
             )
         return erased
+
+    async def erase_reported(
+        self, chat_id: str, *, actor: str, tenant_id: str | None = None
+    ) -> SignedReport | None:
+        """Erase one chat (admin API, CLI) and sign a destruction report of it; None when
+        there was no such chat (nothing destroyed, nothing reported)."""
+        chat = await self.store.get_chat(chat_id)
+        if chat is None or not await self.erase(chat_id, actor=actor, tenant_id=tenant_id):
+            return None
+        if self.reports is None:
+            raise RuntimeError("erase_reported needs a ReportBook")
+        return await self.reports.issue(
+            "erase", tenant_id=chat.tenant_id, actor=actor, counts={"chats": 1}, chats=[chat_id]
+        )
 
 
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:

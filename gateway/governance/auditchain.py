@@ -292,8 +292,9 @@ async def chains_of(store: Store, tenant_id: str | None) -> list[str]:
 
 
 class Checkpointer:
-    """Signs chain heads every ``interval`` seconds (and before each purge), then applies
-    audit retention (:func:`purge_expired`)."""
+    """Signs chain heads every ``interval`` seconds and before each purge. Audit retention
+    itself (:func:`purge_expired`) runs in the retention job with every other data
+    class (:mod:`gateway.retention`), so one run reports everything destroyed."""
 
     def __init__(
         self,
@@ -353,9 +354,6 @@ class Checkpointer:
             await asyncio.sleep(self.interval)
             try:
                 await self.checkpoint_all()
-                purged = await purge_expired(self._store, self, self._clock(), self.retention_days)
-                if purged:
-                    log.info("audit_purged", chains=len(purged), rows=sum(purged.values()))
             except Exception:
                 log.exception("audit_checkpoint_failed")
 

@@ -75,8 +75,8 @@ async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
 
     await require_approval(svc, ctx, "chat.erase", chat_id)
-    erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
-    return ok(erased=erased)
+    report = await svc.chats.erase_reported(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
+    return ok(erased=report is not None, report=None if report is None else report.document())
 
 
 def setup_routes(app: web.Application) -> None:

@@ -237,9 +237,42 @@ class FlagOriginal(Strict):
     original: str
 
 
+class DestructionReportOut(Strict):
+    """The signed content of a destruction report (gateway/reports.py): counts per data
+    class, hashed chat ids, the actor's id; never personal data."""
+
+    v: int
+    id: str
+    kind: Literal["erase", "retention"]
+    tenant: str
+    actor: str
+    at: float
+    counts: dict[str, int]
+    chats: list[str]
+
+
+class ReportFileOut(Strict):
+    """A report as exported: verify offline with ``cipherdesk report verify``."""
+
+    report: DestructionReportOut
+    signature: str
+    signer: str
+
+
+class ReportList(Strict):
+    reports: list[ReportFileOut]
+    next_before: float | None
+
+
+class ReportsQuery(Struct):
+    before: Annotated[float, Meta(ge=0, le=1e12)] | Empty | None = None
+    limit: Annotated[int, Meta(ge=1, le=200)] | Empty | None = None
+
+
 class Erased(Strict):
     ok: bool
     erased: bool
+    report: ReportFileOut | None
 
 
 class KeysRotated(Strict):
@@ -547,6 +580,17 @@ class ApprovalPolicyOut(Strict):
     ttl_minutes: int
 
 
+class RetentionOut(Strict):
+    """A tenant's effective retention per data class (0 = keep / never auto-close)."""
+
+    closed_chat_days: float
+    idle_close_minutes: float
+    flag_days: float
+    delivered_outbox_days: float
+    dead_letter_days: float
+    audit_days: float
+
+
 class GovernanceSettingsOut(Strict):
     alert_rules: dict[str, AlertRuleOut]
     working_hours: dict[str, Any] | None
@@ -554,6 +598,7 @@ class GovernanceSettingsOut(Strict):
     notify: NotifyOut
     plugins_paused: bool
     approvals: ApprovalPolicyOut
+    retention: RetentionOut
 
 
 class GovernanceSettingsWrap(Strict):
@@ -1009,6 +1054,24 @@ document(
     path_params={"chat_id": _ID},
 )
 document(
+    "GET",
+    "/api/reports",
+    "Signed destruction reports of own tenant, newest first",
+    tag="chats",
+    ok=ReportList,
+    query=ReportsQuery,
+    errors=(400, 403),
+)
+document(
+    "GET",
+    "/api/reports/{report_id}",
+    "One signed destruction report (the file `cipherdesk report verify` checks)",
+    tag="chats",
+    ok=ReportFileOut,
+    errors=(403, 404),
+    path_params={"report_id": _ID},
+)
+document(
     "POST",
     "/api/emergency/freeze",
     "Freeze or unfreeze own tenant",
@@ -1325,7 +1388,7 @@ document(
 document(
     "GET",
     "/api/governance/settings",
-    "Alert rules, working hours, audit retention, notification channels, approvals",
+    "Alert rules, working hours, audit and data retention, notification channels, approvals",
     tag="governance",
     ok=GovernanceSettingsWrap,
     errors=(403, 404),

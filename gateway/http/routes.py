@@ -17,6 +17,7 @@ from gateway.http import (
     ops,
     plugins,
     policy,
+    reports,
     sessions,
     team,
     tenant,
@@ -29,6 +30,6 @@ def setup_routes(app: web.Application) -> None:
     """Register the JSON API, the operator API, the inbound plugin API and the web pages."""
     for module in (account, agents, audit, tenant, policy, chats, governance, keys, operator):
         module.setup_routes(app)
-    for module in (team, plugins, tokens, sessions, pages, inbound):
+    for module in (team, plugins, tokens, sessions, reports, pages, inbound):
         module.setup_routes(app)
     ops.setup(app)

@@ -338,6 +338,38 @@ class PurgeCutoffs:
     lockouts_idle_before: float
 
 
+@dataclass(frozen=True, slots=True)
+class LifecycleCutoffs:
+    """Retention of one tenant's secondary data (see :mod:`gateway.retention`): rows
+    older than these times are deleted; ``None`` keeps that class forever."""
+
+    flags_before: float | None = None
+    """Policy flags (the sealed original of a flagged message) created before this."""
+    delivered_before: float | None = None
+    """Outbox rows delivered before this."""
+    dead_before: float | None = None
+    """Dead letters whose event was created before this."""
+
+
+ReportKind = Literal["erase", "retention"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """A signed destruction report as stored (migration 0008, :mod:`gateway.reports`).
+
+    ``body`` is the canonical JSON exactly as signed, so verification never depends on
+    re-encoding; ``tenant_id`` is ``""`` for the installation-wide part of a run."""
+
+    id: str
+    tenant_id: str
+    kind: ReportKind
+    created_at: float
+    body: str
+    signature: str
+    signer: str
+
+
 @dataclass(slots=True)
 class ApiToken:
     """A scoped API token for automation (migration 0006, ``gateway/api_tokens.py``).
@@ -580,8 +612,38 @@ class Store(Protocol):
         not exist (True again for an already erased chat).
         """
 
-    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
-        """Ids of closed, not yet erased chats closed before ``cutoff`` (retention)."""
+    async def chats_closed_before(
+        self, cutoff: float, limit: int = 500, tenant_id: str | None = None
+    ) -> list[str]:
+        """Ids of closed, not yet erased chats closed before ``cutoff`` (retention), of
+        one tenant or of all."""
+        ...
+
+    async def chats_idle_before(self, tenant_id: str, cutoff: float, limit: int = 500) -> list[str]:
+        """Ids of a tenant's open (queued or active) chats with no message since
+        ``cutoff`` (their creation counts when they have none): idle auto-close."""
+        ...
+
+    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+        """Delete a tenant's flags, delivered outbox rows and dead letters past
+        ``cutoffs`` in one transaction; returns the count per class (``flags``,
+        ``delivered_outbox``, ``dead_letters``; 0 for a class kept forever)."""
+        ...
+
+    # -- destruction reports ------------------------------------------------------------
+    async def add_report(self, report: StoredReport) -> None:
+        """Store a signed destruction report (never updated or deleted by the gateway)."""
+        ...
+
+    async def list_reports(
+        self, tenant_id: str, *, before: float | None = None, limit: int = 50
+    ) -> list[StoredReport]:
+        """A tenant's reports, newest first, optionally created before ``before``."""
+        ...
+
+    async def get_report(self, report_id: str) -> StoredReport | None:
+        """One report by id, or None."""
+        ...
 
     # -- messages ---------------------------------------------------------------------
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:

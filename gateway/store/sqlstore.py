@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from typing import Any, TypeVar
 
-from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _lifecycle, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -42,6 +42,7 @@ from gateway.store.base import (
     Chat,
     ChatState,
     KeywordListRecord,
+    LifecycleCutoffs,
     LockoutChange,
     LockoutRecord,
     NotFound,
@@ -52,6 +53,7 @@ from gateway.store.base import (
     PolicyFlag,
     PurgeCutoffs,
     StoredMessage,
+    StoredReport,
     Tenant,
 )
 from gateway.store.governance import SqlGovernance, append_chained
@@ -644,16 +646,54 @@ class SqlStore(SqlGovernance):
 
         return await self._transaction(program())
 
-    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
+    async def chats_closed_before(
+        self, cutoff: float, limit: int = 500, tenant_id: str | None = None
+    ) -> list[str]:
+        where, args = _where([("tenant_id = ?", tenant_id)])
+        where = where.replace(" WHERE ", " AND ", 1)
         rows = await self._query(
             read_rows(
                 "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
-                " ORDER BY closed_at, id LIMIT ?",
+                f"{where} ORDER BY closed_at, id LIMIT ?",
                 cutoff,
+                *args,
                 max(0, limit),
             )
         )
         return [r["id"] for r in rows]
+
+    async def chats_idle_before(self, tenant_id: str, cutoff: float, limit: int = 500) -> list[str]:
+        rows = await self._query(read_rows(_lifecycle.IDLE_CHATS, tenant_id, cutoff, max(0, limit)))
+        return [r["id"] for r in rows]
+
+    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+        def program() -> Program[dict[str, int]]:
+            counts: dict[str, int] = {}
+            for name, template in _lifecycle.PURGE:
+                cutoff = _lifecycle.cutoff(name, cutoffs)
+                counts[name] = (
+                    0 if cutoff is None else int((yield write(template, tenant_id, cutoff)))
+                )
+            return counts
+
+        return await self._transaction(program())
+
+    # -- destruction reports ----------------------------------------------------------
+    async def add_report(self, report: StoredReport) -> None:
+        await self._query(write(_lifecycle.INSERT_REPORT, *_lifecycle.report_params(report)))
+
+    async def list_reports(
+        self, tenant_id: str, *, before: float | None = None, limit: int = 50
+    ) -> list[StoredReport]:
+        bound = float("inf") if before is None else before
+        rows = await self._query(
+            read_rows(_lifecycle.REPORTS_OF_TENANT, tenant_id, bound, max(0, limit))
+        )
+        return [_lifecycle.report(r) for r in rows]
+
+    async def get_report(self, report_id: str) -> StoredReport | None:
+        row = await self._query(read_row(_lifecycle.REPORT_BY_ID, report_id))
+        return None if row is None else _lifecycle.report(row)
 
     # -- messages ---------------------------------------------------------------------
     async def messages_after(
