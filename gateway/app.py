@@ -26,6 +26,7 @@ from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
+from gateway.customers import CustomerKeys
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
 from gateway.governance.auditchain import AuditKeys, Checkpointer
@@ -183,6 +184,7 @@ async def _wire(
         on_policy=count_policy,
         plugins=plugin_host,
         reports=reports,
+        customer_keys=CustomerKeys(keyring),
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:

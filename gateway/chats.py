@@ -29,6 +29,7 @@ from auth.roles import Permission, Principal, Role
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.customers import CustomerKeys, CustomerKind
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
@@ -79,6 +80,8 @@ log = structlog.get_logger("cipherdesk.chats")
 HELPDESK_SENDER = "helpdesk:"
 
 Direction = Literal["customer", "agent"]
+CustomerIdKind = Literal["sub", "email", "chat_token"]
+"""How an erase request names a customer (``POST /api/customers/erase``)."""
 
 NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
     "mask": "masked",
@@ -131,6 +134,7 @@ class ChatService:
         plugins: PluginHost | None = None,
         on_policy: Callable[[str, str], None] | None = None,
         reports: ReportBook | None = None,
+        customer_keys: CustomerKeys | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -141,6 +145,7 @@ class ChatService:
         self.clock = clock
         self.plugins = plugins
         self.reports = reports
+        self.customer_keys = customer_keys
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
@@ -221,13 +226,31 @@ class ChatService:
         profile_dict = await self._screen_fields(tenant, _profile_dict(profile))
         if profile_dict:
             chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
-        await self.store.create_chat(chat, wrapped)
+        await self.store.create_chat(
+            chat, wrapped, self._customer_keys_of(tenant.id, identity, profile)
+        )
         self.keys.remember(chat_id, key)
         await self._emit(
             tenant, "chat.opened", chat, key, {"queue": queue, "verified": chat.verified}
         )
         await self._publish_queue_changed(tenant.id)
         return OpenedChat(chat=chat, token=token)
+
+    def _customer_keys_of(
+        self, tenant_id: str, identity: VerifiedIdentity | None, profile: Profile | None
+    ) -> list[str]:
+        """Lookup keys of the chat's customer (:mod:`gateway.customers`): the verified
+        ``sub`` and e-mail, and the e-mail typed in the form."""
+        if self.customer_keys is None:
+            return []
+        found: list[tuple[CustomerKind, str]] = []
+        if identity is not None:
+            found.append(("sub", identity.user_id))
+            if identity.email:
+                found.append(("email", identity.email))
+        if profile is not None and profile.email:
+            found.append(("email", profile.email))
+        return [self.customer_keys.current(tenant_id, kind, v) for kind, v in found if v.strip()]
 
     async def _verify_identity(self, tenant: Tenant, token: str | None) -> VerifiedIdentity | None:
         mode = tenant.identity_mode
@@ -977,6 +1000,45 @@ class ChatService:
             raise RuntimeError("erase_reported needs a ReportBook")
         return await self.reports.issue(
             "erase", tenant_id=chat.tenant_id, actor=actor, counts={"chats": 1}, chats=[chat_id]
+        )
+
+    async def customer_chats(self, tenant_id: str, kind: CustomerIdKind, value: str) -> list[str]:
+        """Ids of every not yet erased chat of one customer of a tenant, named by the
+        verified ``sub``, an ``email`` (verified or typed in the form) or the
+        ``chat_token`` of one of their chats (that chat plus every chat sharing its
+        customer keys)."""
+        if kind == "chat_token":
+            found = await self.store.chat_by_resume_hash(tenant_id, hash_token(value))
+            if found is None:
+                return []
+            keys = await self.store.customer_keys_of(found)
+            return sorted({found, *await self.store.chats_of_customer(tenant_id, keys)})
+        if self.customer_keys is None:
+            raise RuntimeError("customer lookups need CustomerKeys")
+        keys = self.customer_keys.candidates(tenant_id, kind, value)
+        return await self.store.chats_of_customer(tenant_id, keys)
+
+    async def erase_customer(
+        self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str
+    ) -> SignedReport:
+        """Crypto-shred every chat of one customer (right to erasure) and sign one report.
+
+        Each chat goes through :meth:`erase` (audited ``chat.erased``; its pending and dead
+        plugin events are dropped with it); the request itself is audited
+        ``customer.erased`` with the count, never the identifier. A chat whose erase
+        fails raises: the caller retries, and chats already erased stay erased."""
+        if self.reports is None:
+            raise RuntimeError("erase_customer needs a ReportBook")
+        erased = [
+            chat_id
+            for chat_id in await self.customer_chats(tenant_id, kind, value)
+            if await self.erase(chat_id, actor=actor, tenant_id=tenant_id)
+        ]
+        await self.auditor.record(
+            "customer.erased", tenant_id=tenant_id, actor=actor, by=kind, chats=len(erased)
+        )
+        return await self.reports.issue(
+            "erase", tenant_id=tenant_id, actor=actor, counts={"chats": len(erased)}, chats=erased
         )
 
 

@@ -16,6 +16,7 @@ from msgspec import Meta, Struct
 from gateway.canned import CannedList, CannedResponse
 from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
 from gateway.http.agents import CreateAgentBody, PatchAgentBody
+from gateway.http.chats import CustomerEraseBody
 from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
@@ -267,6 +268,13 @@ class ReportList(Strict):
 class ReportsQuery(Struct):
     before: Annotated[float, Meta(ge=0, le=1e12)] | Empty | None = None
     limit: Annotated[int, Meta(ge=1, le=200)] | Empty | None = None
+
+
+class CustomerErased(Strict):
+    ok: bool
+    erased: int
+    """How many chats were crypto-shredded (0 when none were found)."""
+    report: ReportFileOut
 
 
 class Erased(Strict):
@@ -1052,6 +1060,15 @@ document(
     ok=Erased,
     errors=(403, 404),
     path_params={"chat_id": _ID},
+)
+document(
+    "POST",
+    "/api/customers/erase",
+    "Crypto-shred every chat of one customer (exactly one of sub, email, chat_token)",
+    tag="chats",
+    ok=CustomerErased,
+    body=CustomerEraseBody,
+    errors=(400, 403),
 )
 document(
     "GET",

@@ -65,3 +65,23 @@ def report(row: Any) -> StoredReport:
         signature=str(row["signature"]),
         signer=str(row["signer"]),
     )
+
+
+INSERT_CUSTOMER_KEY = (
+    "INSERT INTO customer_keys (tenant_id, key, chat_id) VALUES (?, ?, ?)"
+    " ON CONFLICT (tenant_id, key, chat_id) DO NOTHING"
+)
+CUSTOMER_KEYS_OF_CHAT = "SELECT key FROM customer_keys WHERE chat_id = ? ORDER BY key"
+CHAT_BY_RESUME_HASH = (
+    "SELECT id FROM chats WHERE tenant_id = ? AND resume_token_hash = ? AND NOT erased"
+)
+DELETE_CUSTOMER_KEYS = "DELETE FROM customer_keys WHERE chat_id = ?"
+
+
+def chats_of_customer(n: int) -> str:
+    """A tenant's chats stored under any of ``n`` customer keys (n > 0)."""
+    return (
+        "SELECT DISTINCT k.chat_id FROM customer_keys k JOIN chats c ON c.id = k.chat_id"
+        f" WHERE k.tenant_id = ? AND k.key IN ({', '.join('?' * n)}) AND NOT c.erased"
+        " ORDER BY k.chat_id"
+    )

@@ -16,7 +16,7 @@ the store never reads the wall clock itself, except ``created`` defaults documen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -531,8 +531,11 @@ class Store(Protocol):
         """
 
     # -- chats ------------------------------------------------------------------------
-    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
-        """Create a chat together with its wrapped data key (one transaction).
+    async def create_chat(
+        self, chat: Chat, wrapped_key: bytes, customer_keys: Sequence[str] = ()
+    ) -> None:
+        """Create a chat together with its wrapped data key and its customer keys
+        (:mod:`gateway.customers`), in one transaction.
 
         Raises :class:`Conflict` for a known id, :class:`NotFound` for an unknown tenant.
         """
@@ -605,7 +608,8 @@ class Store(Protocol):
 
         The chat row stays as a tombstone (state "closed", close_reason "erased") so audit
         references resolve; its sealed identity/profile and resume token are cleared.
-        Dead outbox rows of the chat go too (a replay could no longer be opened);
+        Dead outbox rows of the chat go too (a replay could no longer be opened), and so
+        do its customer keys (:meth:`chats_of_customer` no longer finds it);
         delivered ones stay as history (their payload is unreadable without the key).
         Afterwards :meth:`get_chat_key` is None, :meth:`messages_after` is empty and
         :meth:`append_message` raises :class:`NotFound`. Returns False when the chat does
@@ -628,6 +632,20 @@ class Store(Protocol):
         """Delete a tenant's flags, delivered outbox rows and dead letters past
         ``cutoffs`` in one transaction; returns the count per class (``flags``,
         ``delivered_outbox``, ``dead_letters``; 0 for a class kept forever)."""
+        ...
+
+    # -- customers (issue 15.3) -------------------------------------------------------
+    async def chats_of_customer(self, tenant_id: str, keys: Sequence[str]) -> list[str]:
+        """Ids of the tenant's not yet erased chats stored under any of the customer
+        ``keys`` (:mod:`gateway.customers`)."""
+        ...
+
+    async def customer_keys_of(self, chat_id: str) -> list[str]:
+        """The customer keys stored for a chat (empty once it is erased)."""
+        ...
+
+    async def chat_by_resume_hash(self, tenant_id: str, token_hash: str) -> str | None:
+        """The tenant's not yet erased chat whose resume token hashes to ``token_hash``."""
         ...
 
     # -- destruction reports ------------------------------------------------------------

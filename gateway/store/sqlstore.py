@@ -17,6 +17,7 @@ append that runs inside those transactions.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _lifecycle, _rows
@@ -470,7 +471,9 @@ class SqlStore(SqlGovernance):
         return [_rows.audit(r, self.dialect.load_json) for r in rows]
 
     # -- chats ------------------------------------------------------------------------
-    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
+    async def create_chat(
+        self, chat: Chat, wrapped_key: bytes, customer_keys: Sequence[str] = ()
+    ) -> None:
         def program() -> Program[None]:
             yield write(
                 f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(15)})",
@@ -495,6 +498,11 @@ class SqlStore(SqlGovernance):
                 chat.id,
                 blob(wrapped_key),
             )
+            if customer_keys:
+                yield write_many(
+                    _lifecycle.INSERT_CUSTOMER_KEY,
+                    [(chat.tenant_id, key, chat.id) for key in dict.fromkeys(customer_keys)],
+                )
 
         await self._transaction(program())
 
@@ -642,6 +650,7 @@ class SqlStore(SqlGovernance):
                 "DELETE FROM outbox WHERE chat_id = ? AND state IN ('pending', 'dead')", chat_id
             )
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
+            yield write(_lifecycle.DELETE_CUSTOMER_KEYS, chat_id)
             return True
 
         return await self._transaction(program())
@@ -677,6 +686,23 @@ class SqlStore(SqlGovernance):
             return counts
 
         return await self._transaction(program())
+
+    # -- customers ----------------------------------------------------------------------
+    async def chats_of_customer(self, tenant_id: str, keys: Sequence[str]) -> list[str]:
+        if not keys:
+            return []
+        rows = await self._query(
+            read_rows(_lifecycle.chats_of_customer(len(keys)), tenant_id, *keys)
+        )
+        return [str(r["chat_id"]) for r in rows]
+
+    async def customer_keys_of(self, chat_id: str) -> list[str]:
+        rows = await self._query(read_rows(_lifecycle.CUSTOMER_KEYS_OF_CHAT, chat_id))
+        return [str(r["key"]) for r in rows]
+
+    async def chat_by_resume_hash(self, tenant_id: str, token_hash: str) -> str | None:
+        row = await self._query(read_row(_lifecycle.CHAT_BY_RESUME_HASH, tenant_id, token_hash))
+        return None if row is None else str(row["id"])
 
     # -- destruction reports ----------------------------------------------------------
     async def add_report(self, report: StoredReport) -> None:

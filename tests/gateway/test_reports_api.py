@@ -51,9 +51,7 @@ async def test_retention_settings_are_bounded_and_shown(gw):
         assert r.status == 403
 
 
-async def test_erase_answers_a_signed_report_listed_exported_and_verified(
-    gw, tmp_path, capsys
-):
+async def test_erase_answers_a_signed_report_listed_exported_and_verified(gw, tmp_path, capsys):
     http, base, svc, token, agent_token = gw
     opened = await svc.chats.open_chat("demo")
     async with http.post(f"{base}/api/chats/{opened.chat.id}/erase", headers=bearer(token)) as r:

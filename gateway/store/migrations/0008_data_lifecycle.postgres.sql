@@ -1,5 +1,5 @@
 -- cipherdesk: compatible-with-previous
--- (a new table only: the previous release never reads it)
+-- (new tables only: the previous release never reads them)
 -- Signed destruction reports (issue 15.2). See the SQLite twin for the comments.
 CREATE TABLE destruction_reports (
     id         TEXT PRIMARY KEY,
@@ -11,3 +11,12 @@ CREATE TABLE destruction_reports (
     signer     TEXT NOT NULL
 );
 CREATE INDEX destruction_reports_by_tenant ON destruction_reports (tenant_id, created_at);
+
+-- Customer keys (issue 15.3). See the SQLite twin for the comments.
+CREATE TABLE customer_keys (
+    tenant_id TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    chat_id   TEXT NOT NULL REFERENCES chats (id),
+    PRIMARY KEY (tenant_id, key, chat_id)
+);
+CREATE INDEX customer_keys_by_chat ON customer_keys (chat_id);
