@@ -82,9 +82,11 @@ class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True):
 
 def validate_retention(raw: Any) -> dict[str, int]:
     """Checked overrides to store in ``settings["retention"]`` (unset fields dropped);
-    ValueError names the offending field."""
+    ValueError names the offending field. Takes the decoded body's struct or plain data."""
     try:
-        parsed = msgspec.convert(raw, RetentionSettings)
+        parsed = (
+            raw if isinstance(raw, RetentionSettings) else msgspec.convert(raw, RetentionSettings)
+        )
     except msgspec.ValidationError as exc:
         raise ValueError(f"retention: {exc}") from None
     return {

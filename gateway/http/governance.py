@@ -10,8 +10,8 @@ Routes (all JSON, same conventions and error codes as :mod:`gateway.http.plumbin
   emergency to act).
 * ``GET/PUT /api/governance/settings`` (tenant_manage) — alert rule tuning, working hours,
   audit retention, per-class data retention (``retention``: closed/idle chats, flags,
-  outbox, dead letters; 400 ``invalid_settings`` with ``field: "retention"`` when out of
-  bounds), notification channels (secrets write-only).
+  outbox, dead letters; 400 ``bad_request`` with ``field: "retention"`` when out
+  of bounds), notification channels (secrets write-only).
 * ``GET /api/incidents`` · ``GET /api/incidents/{id}`` · ``POST /api/incidents`` ·
   ``POST /api/incidents/{id}/close`` (emergency).
 * ``POST /api/emergency/revoke-sessions`` · ``POST /api/emergency/force-password-reset`` ·
@@ -38,7 +38,7 @@ from gateway.governance.wiring import alerts_topic, governance_of
 from gateway.http.plumbing import authed, int_path, own_tenant, read_json, services_of
 from gateway.http.public import ApiError
 from gateway.retention import SETTING as RETENTION_SETTING
-from gateway.retention import validate_retention
+from gateway.retention import RetentionSettings, validate_retention
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.staff_text import screen_staff_text
@@ -55,8 +55,8 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     audit_retention_days: Annotated[int, Meta(ge=180, le=3650)] | None = None
     notify: dict[str, Any] | None = None
     approvals: dict[str, Any] | None = None
-    retention: dict[str, Any] | None = None
-    """Per-class retention overrides (:class:`gateway.retention.RetentionSettings`)."""
+    retention: RetentionSettings | None = None
+    """Per-class retention overrides; replaces the tenant's previous overrides."""
 
 
 class ApprovalRequestBody(Struct, forbid_unknown_fields=True):

@@ -33,14 +33,15 @@ async def gw(tmp_path):
 async def test_retention_settings_are_bounded_and_shown(gw):
     http, base, _svc, token, agent_token = gw
     url = f"{base}/api/governance/settings"
-    for bad in ({"flag_days": -1}, {"idle_close_minutes": 50_000}, {"unknown": 1}):
+    for bad, field in (
+        ({"flag_days": -1}, "retention"),
+        ({"idle_close_minutes": 50_000}, "retention"),
+        ({"unknown": 1}, "unknown"),
+    ):
         async with http.put(url, headers=bearer(token), json={"retention": bad}) as r:
             body = await r.json()
             assert r.status == 400, body
-            assert (body["error"]["code"], body["error"]["field"]) == (
-                "invalid_settings",
-                "retention",
-            )
+            assert (body["error"]["code"], body["error"]["field"]) == ("bad_request", field)
     body = {"retention": {"idle_close_minutes": 45, "flag_days": 14}}
     async with http.put(url, headers=bearer(token), json=body) as r:
         assert r.status == 200
