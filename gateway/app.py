@@ -118,9 +118,7 @@ async def _wire(
     audit_keys = AuditKeys(store, keyring, clock)
     await audit_keys.load()
     auditor = Auditor(store, clock, seal=audit_keys.seal)
-    checkpointer = Checkpointer(
-        store, identity, clock, config.audit.checkpoint_interval, config.audit.retention_days
-    )
+    checkpointer = Checkpointer(store, identity, clock, config.audit.checkpoint_interval)
     lifetime = SessionLifetime(
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )

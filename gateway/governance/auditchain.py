@@ -302,10 +302,8 @@ class Checkpointer:
         identity: GatewayIdentity,
         clock: Callable[[], float],
         interval: float = 3600.0,
-        retention_days: float = 180.0,
     ) -> None:
         self._store = store
-        self.retention_days = retention_days
         self._identity = identity
         self._clock = clock
         self.interval = interval

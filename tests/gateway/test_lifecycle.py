@@ -223,7 +223,8 @@ async def test_each_run_yields_a_signed_report_that_detects_tampering(
     svc: Services, clock: FakeClock
 ) -> None:
     old = [await _closed_chat(svc, clock() - 40 * DAY) for _ in range(2)]
-    run = await _job(svc, clock, closed_chat_days=30).run_once()
+    await _set_retention(svc, closed_chat_days=30)
+    run = await svc.retention.run_once()  # the job as the application wires it
     [report] = run.reports
     stored = await svc.store.list_reports("demo")
     assert [r.id for r in stored] == [report.stored.id]
