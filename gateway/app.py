@@ -170,7 +170,12 @@ async def _wire(
         metrics=metrics,
         clock=clock,
     )
-    reports = ReportBook(store, identity, clock)
+    reports = ReportBook(
+        store,
+        identity,
+        clock,
+        on_issued=lambda kind: metrics.destruction_reports_total.labels(kind=kind).inc(),
+    )
     chats = ChatService(
         store=store,
         bus=bus,
@@ -209,6 +214,9 @@ async def _wire(
         audit_default_days=config.audit.retention_days,
         checkpointer=checkpointer,
         reports=reports,
+        on_counted=lambda data_class, n: metrics.retention_total.labels(data_class=data_class).inc(
+            n
+        ),
     )
     logins = LoginService(
         store=store,

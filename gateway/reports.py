@@ -89,10 +89,17 @@ class SignedReport:
 class ReportBook:
     """Signs and stores destruction reports (one per erase or retention run)."""
 
-    def __init__(self, store: Store, identity: GatewayIdentity, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        identity: GatewayIdentity,
+        clock: Callable[[], float],
+        on_issued: Callable[[ReportKind], None] | None = None,
+    ) -> None:
         self._store = store
         self._identity = identity
         self._clock = clock
+        self._on_issued = on_issued or (lambda kind: None)
 
     async def issue(
         self,
@@ -124,6 +131,7 @@ class ReportBook:
             signer=self._identity.verify_key_b64,
         )
         await self._store.add_report(stored)
+        self._on_issued(kind)
         return SignedReport(stored)
 
 

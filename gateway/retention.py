@@ -187,6 +187,7 @@ class RetentionJob:
         audit_default_days: float = 180.0,
         checkpointer: Checkpointer | None = None,
         reports: ReportBook | None = None,
+        on_counted: Callable[[DataClass, int], None] | None = None,
     ) -> None:
         self._housekeeping = housekeeping
         self._store = store
@@ -196,6 +197,7 @@ class RetentionJob:
         self._audit_default = audit_default_days
         self._checkpointer = checkpointer
         self._reports = reports
+        self._on_counted = on_counted or (lambda data_class, n: None)
         self._task: asyncio.Task[None] | None = None
 
     def policy(self, tenant: Tenant) -> RetentionPolicy:
@@ -225,6 +227,9 @@ class RetentionJob:
             for chain, n in purged_audit.items():
                 run.add(chain, "audit_log", n)
         await self._report(run, erased)
+        for data_class in (*DESTROYED, "idle_chats"):
+            if n := run.total(data_class):
+                self._on_counted(data_class, n)
         if run.counts:
             log.info("retention_run", **{c: run.total(c) for c in (*DESTROYED, "idle_chats")})
         return run

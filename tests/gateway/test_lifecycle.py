@@ -226,6 +226,15 @@ async def test_each_run_yields_a_signed_report_that_detects_tampering(
     await _set_retention(svc, closed_chat_days=30)
     run = await svc.retention.run_once()  # the job as the application wires it
     [report] = run.reports
+    metrics = svc.metrics.registry
+    assert (
+        metrics.get_sample_value("cipherdesk_retention_total", {"data_class": "closed_chats"})
+        == 2.0
+    )
+    assert (
+        metrics.get_sample_value("cipherdesk_destruction_reports_total", {"kind": "retention"})
+        == 1.0
+    )
     stored = await svc.store.list_reports("demo")
     assert [r.id for r in stored] == [report.stored.id]
     assert await svc.store.get_report(report.stored.id) == report.stored
