@@ -1041,6 +1041,94 @@ class ChatService:
             "erase", tenant_id=tenant_id, actor=actor, counts={"chats": len(erased)}, chats=erased
         )
 
+    async def export_customer(
+        self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str
+    ) -> CustomerExport:
+        """Everything the gateway holds about one customer's chats, decrypted (right of
+        access): per chat its times, state, the identity or form data and the messages
+        as stored (after the policy's masking). Staff appear by role only, never by name.
+        At most :data:`MAX_EXPORT_CHATS` chats (``truncated`` says when there were more).
+        Audited ``customer.exported`` with the count, never the identifier."""
+        ids = await self.customer_chats(tenant_id, kind, value)
+        chats: list[ExportedChat] = []
+        for chat_id in ids[:MAX_EXPORT_CHATS]:
+            chat = await self.store.get_chat(chat_id)
+            if chat is None or chat.tenant_id != tenant_id:
+                continue
+            chats.append(
+                ExportedChat(
+                    id=chat.id,
+                    created_at=chat.created_at,
+                    closed_at=chat.closed_at,
+                    state=chat.state,
+                    close_reason=chat.close_reason,
+                    customer=await self.customer_of(chat),
+                    messages=[
+                        ExportedMessage(seq=m.seq, sender=m.sender, ts=m.ts, text=m.text)
+                        for m in await self.messages(chat.id, 0)
+                    ],
+                )
+            )
+        await self.auditor.record(
+            "customer.exported", tenant_id=tenant_id, actor=actor, by=kind, chats=len(chats)
+        )
+        return CustomerExport(chats=chats, truncated=len(ids) > MAX_EXPORT_CHATS)
+
+
+MAX_EXPORT_CHATS = 200
+"""Chats in one customer export (a larger history is exported oldest ids first, truncated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedMessage:
+    """One message of a customer export."""
+
+    seq: int
+    sender: str
+    ts: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedChat:
+    """One chat of a customer export."""
+
+    id: str
+    created_at: float
+    closed_at: float | None
+    state: str
+    close_reason: str | None
+    customer: dict[str, Any] | None
+    messages: list[ExportedMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerExport:
+    """What :meth:`ChatService.export_customer` returns (``POST /api/customers/export``)."""
+
+    chats: list[ExportedChat]
+    truncated: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chats": [
+                {
+                    "id": c.id,
+                    "created_at": c.created_at,
+                    "closed_at": c.closed_at,
+                    "state": c.state,
+                    "close_reason": c.close_reason,
+                    "customer": c.customer,
+                    "messages": [
+                        {"seq": m.seq, "from": m.sender, "ts": m.ts, "text": m.text}
+                        for m in c.messages
+                    ],
+                }
+                for c in self.chats
+            ],
+            "truncated": self.truncated,
+        }
+
 
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:
     if not principal.can(permission, tenant_id):

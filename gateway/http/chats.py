@@ -1,5 +1,5 @@
 """Flagged messages (list, view an original under approval), erasing a chat, and erasing
-every chat of one customer.
+every chat of one customer, or exporting them.
 
 ``POST /api/customers/erase`` (tenant_manage, approval-gated as ``customer.erase``) takes
 exactly one of ``sub`` (verified identity), ``email`` or ``chat_token`` (the resume token
@@ -7,6 +7,10 @@ of one of the customer's chats); every chat found is crypto-shredded through
 :meth:`ChatService.erase` and the answer carries the signed destruction report. Errors:
 400 ``invalid_request`` (not exactly one identifier), 403 ``approval_required`` (with
 ``target``: the customer ref to request approval for).
+
+``POST /api/customers/export`` (same body, rules and errors; approval action
+``customer.export``) answers every chat of the customer decrypted (right of access):
+times, state, identity or form data, messages as stored; staff by role only.
 """
 
 import hashlib
@@ -105,8 +109,11 @@ def customer_ref(kind: CustomerIdKind, value: str, keyed: str) -> str:
     return f"{kind}:{digest[:32]}"
 
 
-@authed(Permission.TENANT_MANAGE)
-async def erase_customer(request: web.Request, ctx: AgentContext) -> web.Response:
+async def _customer_request(
+    request: web.Request, ctx: AgentContext, action: str
+) -> tuple[CustomerIdKind, str]:
+    """The one customer identifier of an erase/export request, after the permission and
+    approval checks (``action`` is the approval action)."""
     svc = services_of(request)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.TENANT_MANAGE, tenant_id)
@@ -123,10 +130,29 @@ async def erase_customer(request: web.Request, ctx: AgentContext) -> web.Respons
     keyed = ""
     if kind != "chat_token" and svc.chats.customer_keys is not None:
         keyed = svc.chats.customer_keys.current(tenant_id, kind, value)
-    await require_approval(svc, ctx, "customer.erase", customer_ref(kind, value, keyed))
-    report = await svc.chats.erase_customer(tenant_id, kind, value, actor=ctx.agent.id)
+    await require_approval(svc, ctx, action, customer_ref(kind, value, keyed))
+    return kind, value
+
+
+@authed(Permission.TENANT_MANAGE)
+async def erase_customer(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    kind, value = await _customer_request(request, ctx, "customer.erase")
+    report = await svc.chats.erase_customer(
+        ctx.principal.tenant_id, kind, value, actor=ctx.agent.id
+    )
     document = report.document()
     return ok(erased=document["report"]["counts"]["chats"], report=document)
+
+
+@authed(Permission.TENANT_MANAGE)
+async def export_customer(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    kind, value = await _customer_request(request, ctx, "customer.export")
+    export = await svc.chats.export_customer(
+        ctx.principal.tenant_id, kind, value, actor=ctx.agent.id
+    )
+    return web.json_response(export.as_json(), headers={"Cache-Control": "no-store"})
 
 
 def setup_routes(app: web.Application) -> None:
@@ -135,3 +161,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/flags/{flag_id}/original", flag_original)
     r.add_post("/api/chats/{chat_id}/erase", erase_chat)
     r.add_post("/api/customers/erase", erase_customer)
+    r.add_post("/api/customers/export", export_customer)

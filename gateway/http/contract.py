@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 from gateway.canned import CannedList, CannedResponse
 from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
@@ -275,6 +275,30 @@ class CustomerErased(Strict):
     erased: int
     """How many chats were crypto-shredded (0 when none were found)."""
     report: ReportFileOut
+
+
+class ExportedMessageOut(Strict):
+    seq: int
+    from_: str = field(name="from")
+    ts: float
+    text: str
+
+
+class ExportedChatOut(Strict):
+    id: str
+    created_at: float
+    closed_at: float | None
+    state: str
+    close_reason: str | None
+    customer: dict[str, Any] | None
+    messages: list[ExportedMessageOut]
+
+
+class CustomerExportOut(Strict):
+    """Every chat of one customer, decrypted (at most 200; ``truncated`` when more)."""
+
+    chats: list[ExportedChatOut]
+    truncated: bool
 
 
 class Erased(Strict):
@@ -1067,6 +1091,15 @@ document(
     "Crypto-shred every chat of one customer (exactly one of sub, email, chat_token)",
     tag="chats",
     ok=CustomerErased,
+    body=CustomerEraseBody,
+    errors=(400, 403),
+)
+document(
+    "POST",
+    "/api/customers/export",
+    "Every chat of one customer, decrypted (exactly one of sub, email, chat_token)",
+    tag="chats",
+    ok=CustomerExportOut,
     body=CustomerEraseBody,
     errors=(400, 403),
 )

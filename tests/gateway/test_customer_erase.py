@@ -137,3 +137,33 @@ async def test_erase_by_customer_over_http(gw):
     assert await svc.store.get_chat_key(other.chat.id) is not None
     async with http.get(f"{base}/api/reports", headers=bearer(admin)) as r:
         assert [x["report"]["id"] for x in (await r.json())["reports"]] == [report["id"]]
+
+
+async def test_export_by_customer_over_http(gw):
+    http, base, svc, admin, supervisor = gw
+    url = f"{base}/api/customers/export"
+    first = await svc.chats.open_chat("demo", profile=Profile(name="Ann", email="ann@example.com"))
+    await svc.chats.post_customer_message("demo", first.chat.id, "m1", "my order 77", first.chat)
+    await svc.chats.close(first.chat.id, "demo", by="customer")
+    second = await svc.chats.open_chat("demo", profile=Profile(email="ANN@example.com"))
+    await svc.chats.open_chat("demo", profile=Profile(email="bob@example.com"))
+
+    async with http.post(url, headers=bearer(supervisor), json={"email": "ann@example.com"}) as r:
+        assert r.status == 403
+    async with http.post(url, headers=bearer(admin), json={"email": "ann@example.com"}) as r:
+        assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+        export = await r.json()
+    assert export["truncated"] is False
+    by_id = {c["id"]: c for c in export["chats"]}
+    assert sorted(by_id) == sorted([first.chat.id, second.chat.id])
+    chat = by_id[first.chat.id]
+    assert (chat["state"], chat["close_reason"]) == ("closed", "customer_left")
+    assert chat["customer"] == {"name": "Ann", "email": "ann@example.com", "verified": False}
+    assert [(m["from"], m["text"]) for m in chat["messages"]] == [("customer", "my order 77")]
+    [audit] = await svc.store.query_audit(action="customer.exported")
+    assert (audit.details.get("chats"), audit.details.get("by")) == (2, "email")
+    assert "ann" not in repr(audit)
+
+    await svc.chats.erase_customer("demo", "email", "ann@example.com", actor="t")
+    async with http.post(url, headers=bearer(admin), json={"chat_token": first.token}) as r:
+        assert r.status == 200 and (await r.json())["chats"] == []  # erased: nothing left
