@@ -201,38 +201,58 @@ class RetentionJob:
         self._task: asyncio.Task[None] | None = None
 
     def policy(self, tenant: Tenant) -> RetentionPolicy:
+        """The tenant's effective retention (also shown in its governance settings)."""
         return RetentionPolicy.of(tenant.settings, self._config, self._audit_default)
 
     async def run_once(self) -> RetentionRun:
-        """Apply every tenant's retention to every class; see the module docstring."""
+        """Apply every tenant's retention to every class; see the module docstring.
+
+        A tenant whose step fails is logged and retried on the next run; the other
+        tenants go on, and what was destroyed before the failure is still reported."""
         now = self._clock()
         run = RetentionRun(at=now)
         erased: dict[str, list[str]] = {}
-        for tenant in await self._store.list_tenants():
-            policy = self.policy(tenant)
-            if policy.idle_close_minutes > 0:
-                cutoff = now - policy.idle_close_minutes * MINUTE
-                run.add(tenant.id, "idle_chats", await self._close_idle(tenant.id, policy, cutoff))
-            if policy.closed_chat_days > 0:
-                ids = await self._erase_closed(tenant.id, now - policy.closed_chat_days * DAY)
-                erased[tenant.id] = ids
-                run.add(tenant.id, "closed_chats", len(ids))
-            purged = await self._store.purge_lifecycle(tenant.id, policy.cutoffs(now))
-            for name in PURGED:
-                run.add(tenant.id, name, purged.get(name, 0))
-        if self._checkpointer is not None:
-            purged_audit = await purge_expired(
-                self._store, self._checkpointer, now, self._audit_default
-            )
-            for chain, n in purged_audit.items():
-                run.add(chain, "audit_log", n)
+        try:
+            for tenant in await self._store.list_tenants():
+                try:
+                    await self._tenant(run, erased, tenant, now)
+                except Exception as exc:  # one line per tenant; the next run retries it
+                    log.warning(
+                        "retention_tenant_failed", tenant=tenant.id, error=type(exc).__name__
+                    )
+            if self._checkpointer is not None:
+                purged_audit = await purge_expired(
+                    self._store, self._checkpointer, now, self._audit_default
+                )
+                for chain, n in purged_audit.items():
+                    run.add(chain, "audit_log", n)
+        finally:
+            await self._finish(run, erased)
+        return run
+
+    async def _tenant(
+        self, run: RetentionRun, erased: dict[str, list[str]], tenant: Tenant, now: float
+    ) -> None:
+        policy = self.policy(tenant)
+        if policy.idle_close_minutes > 0:
+            cutoff = now - policy.idle_close_minutes * MINUTE
+            run.add(tenant.id, "idle_chats", await self._close_idle(tenant.id, policy, cutoff))
+        if policy.closed_chat_days > 0:
+            ids = await self._erase_closed(tenant.id, now - policy.closed_chat_days * DAY)
+            erased[tenant.id] = ids
+            run.add(tenant.id, "closed_chats", len(ids))
+        purged = await self._store.purge_lifecycle(tenant.id, policy.cutoffs(now))
+        for name in PURGED:
+            run.add(tenant.id, name, purged.get(name, 0))
+
+    async def _finish(self, run: RetentionRun, erased: dict[str, list[str]]) -> None:
+        """Report, count and log what the run did (also after a failure midway)."""
         await self._report(run, erased)
         for data_class in (*DESTROYED, "idle_chats"):
             if n := run.total(data_class):
                 self._on_counted(data_class, n)
         if run.counts:
             log.info("retention_run", **{c: run.total(c) for c in (*DESTROYED, "idle_chats")})
-        return run
 
     async def _report(self, run: RetentionRun, erased: dict[str, list[str]]) -> None:
         if self._reports is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import structlog
 
 from crypto.identity import GatewayIdentity
 from gateway.bus.base import BusEvent, chat_topic
@@ -18,7 +19,7 @@ from gateway.protocol import ChatEvent, Msg
 from gateway.reports import ReportInvalid, SignedReport, chat_hash, verify_file
 from gateway.retention import DAY, MINUTE, RetentionJob, RetentionPolicy, validate_retention
 from gateway.services import Services
-from gateway.store.base import OutboxEvent, PolicyFlag
+from gateway.store.base import LifecycleCutoffs, OutboxEvent, PolicyFlag, Tenant
 from tests.gateway.helpers import FakeClock
 
 
@@ -277,3 +278,30 @@ async def test_an_erase_yields_a_signed_report(svc: Services, clock: FakeClock) 
     assert await svc.chats.erase_reported("no-such-chat", actor="x") is None
     assert await svc.chats.erase_reported(chat, actor="x", tenant_id="other") is None
     assert len(await svc.store.list_reports("demo")) == 1
+
+
+async def test_a_failing_tenant_neither_stops_the_others_nor_loses_its_report(
+    svc: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await svc.store.create_tenant(
+        Tenant(id="acme", name="acme", allowed_origins=[], created_at=clock())
+    )
+    old = clock() - 100 * DAY
+    demo_chat = await _closed_chat(svc, old)
+    acme = await svc.chats.open_chat("acme")
+    assert await svc.store.close_chat(acme.chat.id, closed_at=old, reason="resolved")
+    real_purge = svc.store.purge_lifecycle
+
+    async def failing_purge(tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+        if tenant_id == "demo":
+            raise ConnectionError("disk on fire")
+        return await real_purge(tenant_id, cutoffs)
+
+    monkeypatch.setattr(svc.store, "purge_lifecycle", failing_purge)
+    with structlog.testing.capture_logs() as logs:
+        run = await svc.retention.run_once()
+    assert run.counts == {"demo": {"closed_chats": 1}, "acme": {"closed_chats": 1}}
+    assert [r.stored.tenant_id for r in run.reports] == ["acme", "demo"]
+    assert await _erased(svc, demo_chat) and await _erased(svc, acme.chat.id)
+    [failed] = [e for e in logs if e["event"] == "retention_tenant_failed"]
+    assert (failed["tenant"], failed["error"]) == ("demo", "ConnectionError")

@@ -124,15 +124,13 @@ async def test_the_job_loop_keeps_running_after_a_failed_run(
     runs: list[int] = []
     ran_twice = asyncio.Event()
 
-    async def failing_query(
-        cutoff: float, limit: int = 500, tenant_id: str | None = None
-    ) -> list[str]:
-        runs.append(limit)
+    async def failing_query() -> list[str]:
+        runs.append(1)
         if len(runs) >= 2:
             ran_twice.set()
         raise ConnectionError("store unavailable")
 
-    monkeypatch.setattr(svc.store, "chats_closed_before", failing_query)
+    monkeypatch.setattr(svc.store, "list_tenants", failing_query)
     job = RetentionJob(
         svc.store, svc.chats, RetentionConfig(closed_chat_days=DAYS, interval_seconds=0.01), clock
     )
