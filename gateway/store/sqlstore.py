@@ -658,16 +658,13 @@ class SqlStore(SqlGovernance):
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None
     ) -> list[str]:
-        where, args = _where([("tenant_id = ?", tenant_id)])
-        where = where.replace(" WHERE ", " AND ", 1)
+        sql = "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
+        args: list[Any] = [cutoff]
+        if tenant_id is not None:
+            sql += " AND tenant_id = ?"
+            args.append(tenant_id)
         rows = await self._query(
-            read_rows(
-                "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
-                f"{where} ORDER BY closed_at, id LIMIT ?",
-                cutoff,
-                *args,
-                max(0, limit),
-            )
+            read_rows(sql + " ORDER BY closed_at, id LIMIT ?", *args, max(0, limit))
         )
         return [r["id"] for r in rows]
 
