@@ -95,3 +95,24 @@ async def test_erase_answers_a_signed_report_listed_exported_and_verified(gw, tm
         await asyncio.to_thread(cli_main, ["report", "verify", str(bad), "--key", key])
     assert exited.value.code == 1
     assert "INVALID" in capsys.readouterr().out
+
+
+async def test_cli_chat_erase_signs_a_report(gw, tmp_path, capsys):
+    _http, _base, svc, _token, _agent_token = gw
+    opened = await svc.chats.open_chat("demo")
+    data = str(tmp_path / "data")
+    capsys.readouterr()
+    await asyncio.to_thread(cli_main, ["chat", "erase", opened.chat.id, "--data-dir", data])
+    out = capsys.readouterr().out
+    [stored] = await svc.store.list_reports("demo")
+    assert f"signed destruction report {stored.id}" in out
+    body = json.loads(stored.body)
+    assert (body["kind"], body["actor"], body["chats"]) == (
+        "erase",
+        "cli",
+        [chat_hash(opened.chat.id)],
+    )
+    with pytest.raises(SystemExit) as exited:
+        await asyncio.to_thread(cli_main, ["chat", "erase", "no-such-chat", "--data-dir", data])
+    assert exited.value.code == 2
+    assert len(await svc.store.list_reports("demo")) == 1
