@@ -81,7 +81,7 @@ HELPDESK_SENDER = "helpdesk:"
 
 Direction = Literal["customer", "agent"]
 CustomerIdKind = Literal["sub", "email", "chat_token"]
-"""How an erase request names a customer (``POST /api/customers/erase``)."""
+"""How an erase or export request names a customer (``POST /api/customers/...``)."""
 
 NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
     "mask": "masked",
