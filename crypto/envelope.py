@@ -277,6 +277,12 @@ class Keyring:
         return self._keys[0]
 
     @property
+    def keys(self) -> tuple[MasterKey, ...]:
+        """All keys, newest (current) first: lookups of values keyed under an older key
+        (derived secrets) try each."""
+        return self._keys
+
+    @property
     def key_ids(self) -> tuple[str, ...]:
         """Ids of all keys, newest first (for status pages and rotation jobs)."""
         return tuple(key.key_id for key in self._keys)

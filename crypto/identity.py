@@ -17,14 +17,21 @@ from crypto.encoding import b64decode, b64encode
 
 __all__ = [
     "HELLO_CONTEXT",
+    "REPORT_CONTEXT",
     "SEED_SIZE",
     "GatewayIdentity",
     "hello_transcript",
+    "report_transcript",
     "verify_hello",
+    "verify_report",
 ]
 
 HELLO_CONTEXT = "cipherdesk/v1/hello"
 """Domain-separation prefix: a hello signature can never be replayed as anything else."""
+
+REPORT_CONTEXT = "cipherdesk/v1/report"
+"""Domain-separation prefix of destruction reports: a report signature is never a valid
+hello or checkpoint signature, and the reverse."""
 
 SEED_SIZE = 32
 _SIGNATURE_SIZE = 64
@@ -55,6 +62,29 @@ def verify_hello(verify_key_b64: str, sid: str, server_pk_b64: str, sig_b64: str
         signature = b64decode(sig_b64, expected_len=_SIGNATURE_SIZE)
         verify_key.verify(hello_transcript(sid, server_pk_b64), signature)
     except (nacl.exceptions.CryptoError, TypeError, ValueError):  # ValueError: bad b64/UTF-8
+        return False
+    return True
+
+
+# --- destruction reports ---------------------------------------------------------
+
+
+def report_transcript(body: bytes) -> bytes:
+    """The exact bytes signed for a destruction report: ``cipherdesk/v1/report|`` + body.
+
+    ``body`` is the report's canonical JSON (the caller fixes the encoding); the prefix
+    keeps report signatures apart from every other signature of the gateway's key.
+    """
+    return REPORT_CONTEXT.encode() + b"|" + body
+
+
+def verify_report(verify_key_b64: str, body: bytes, sig_b64: str) -> bool:
+    """Check a report signature offline; ``False`` for any invalid input, never raises."""
+    try:
+        key_bytes = b64decode(verify_key_b64, expected_len=_PUBLIC_KEY_SIZE)
+        signature = b64decode(sig_b64, expected_len=_SIGNATURE_SIZE)
+        nacl.signing.VerifyKey(key_bytes).verify(report_transcript(body), signature)
+    except (nacl.exceptions.CryptoError, TypeError, ValueError):
         return False
     return True
 
@@ -120,6 +150,11 @@ class GatewayIdentity:
         returns the raw 64-byte signature. The transcript's own prefix keeps it apart
         from hello signatures."""
         return self._signing_key.sign(checkpoint_transcript(chain, seq, mac, ts)).signature
+
+    def sign_report(self, body: bytes) -> str:
+        """Sign a destruction report's canonical bytes (:func:`report_transcript`);
+        returns the base64 64-byte detached signature, checked by :func:`verify_report`."""
+        return b64encode(self._signing_key.sign(report_transcript(body)).signature)
 
     def __repr__(self) -> str:
         return f"GatewayIdentity(key_id={self.key_id!r})"

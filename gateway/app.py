@@ -26,6 +26,7 @@ from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
+from gateway.customers import CustomerKeys
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
 from gateway.governance.auditchain import AuditKeys, Checkpointer
@@ -45,6 +46,7 @@ from gateway.presence import open_presence
 from gateway.protocol import CloseCode
 from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.reports import ReportBook
 from gateway.retention import RetentionJob
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
@@ -116,9 +118,7 @@ async def _wire(
     audit_keys = AuditKeys(store, keyring, clock)
     await audit_keys.load()
     auditor = Auditor(store, clock, seal=audit_keys.seal)
-    checkpointer = Checkpointer(
-        store, identity, clock, config.audit.checkpoint_interval, config.audit.retention_days
-    )
+    checkpointer = Checkpointer(store, identity, clock, config.audit.checkpoint_interval)
     lifetime = SessionLifetime(
         idle_timeout=config.auth.idle_timeout, absolute_lifetime=config.auth.absolute_lifetime
     )
@@ -170,6 +170,12 @@ async def _wire(
         metrics=metrics,
         clock=clock,
     )
+    reports = ReportBook(
+        store,
+        identity,
+        clock,
+        on_issued=lambda kind: metrics.destruction_reports_total.labels(kind=kind).inc(),
+    )
     chats = ChatService(
         store=store,
         bus=bus,
@@ -180,6 +186,8 @@ async def _wire(
         clock=clock,
         on_policy=count_policy,
         plugins=plugin_host,
+        reports=reports,
+        customer_keys=CustomerKeys(keyring),
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:
@@ -198,7 +206,17 @@ async def _wire(
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(
-        store, chats, config.retention, clock, housekeeping=Housekeeping(store, config.auth, clock)
+        store,
+        chats,
+        config.retention,
+        clock,
+        housekeeping=Housekeeping(store, config.auth, clock),
+        audit_default_days=config.audit.retention_days,
+        checkpointer=checkpointer,
+        reports=reports,
+        on_counted=lambda data_class, n: metrics.retention_total.labels(data_class=data_class).inc(
+            n
+        ),
     )
     logins = LoginService(
         store=store,
@@ -234,6 +252,7 @@ async def _wire(
         plugins=plugin_host,
         dispatcher=dispatcher,
         retention=retention,
+        reports=reports,
         audit_keys=audit_keys,
         checkpointer=checkpointer,
         governance=gov,

@@ -29,6 +29,7 @@ from auth.roles import Permission, Principal, Role
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
+from gateway.customers import CustomerKeys, CustomerKind
 from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
@@ -45,6 +46,7 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
+from gateway.reports import ReportBook, SignedReport
 from gateway.store.base import (
     Agent,
     Chat,
@@ -79,6 +81,8 @@ log = structlog.get_logger("cipherdesk.chats")
 HELPDESK_SENDER = "helpdesk:"
 
 Direction = Literal["customer", "agent"]
+CustomerIdKind = Literal["sub", "email", "chat_token"]
+"""How an erase or export request names a customer (``POST /api/customers/...``)."""
 
 NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
     "mask": "masked",
@@ -86,6 +90,9 @@ NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
     "flag": "flagged",
 }
 """What replaces a profile field or close reason the policy blocks."""
+
+IDLE_NOTICE = "This conversation was closed after {minutes} minutes without activity."
+"""The system message both sides see when the retention job closes an idle chat."""
 
 
 class ChatError(Exception):
@@ -127,6 +134,8 @@ class ChatService:
         clock: Callable[[], float],
         plugins: PluginHost | None = None,
         on_policy: Callable[[str, str], None] | None = None,
+        reports: ReportBook | None = None,
+        customer_keys: CustomerKeys | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -136,6 +145,8 @@ class ChatService:
         self.auditor = auditor
         self.clock = clock
         self.plugins = plugins
+        self.reports = reports
+        self.customer_keys = customer_keys
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
@@ -216,13 +227,31 @@ class ChatService:
         profile_dict = await self._screen_fields(tenant, _profile_dict(profile))
         if profile_dict:
             chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
-        await self.store.create_chat(chat, wrapped)
+        await self.store.create_chat(
+            chat, wrapped, self._customer_keys_of(tenant.id, identity, profile)
+        )
         self.keys.remember(chat_id, key)
         await self._emit(
             tenant, "chat.opened", chat, key, {"queue": queue, "verified": chat.verified}
         )
         await self._publish_queue_changed(tenant.id)
         return OpenedChat(chat=chat, token=token)
+
+    def _customer_keys_of(
+        self, tenant_id: str, identity: VerifiedIdentity | None, profile: Profile | None
+    ) -> list[str]:
+        """Lookup keys of the chat's customer (:mod:`gateway.customers`): the verified
+        ``sub`` and e-mail, and the e-mail typed in the form."""
+        if self.customer_keys is None:
+            return []
+        found: list[tuple[CustomerKind, str]] = []
+        if identity is not None:
+            found.append(("sub", identity.user_id))
+            if identity.email:
+                found.append(("email", identity.email))
+        if profile is not None and profile.email:
+            found.append(("email", profile.email))
+        return [self.customer_keys.current(tenant_id, kind, v) for kind, v in found if v.strip()]
 
     async def _verify_identity(self, tenant: Tenant, token: str | None) -> VerifiedIdentity | None:
         mode = tenant.identity_mode
@@ -690,6 +719,53 @@ class ChatService:
             await self.store.update_chat(chat)
         return chat
 
+    async def close_idle(self, chat_id: str, tenant_id: str, idle_minutes: float) -> Chat | None:
+        """Close an open chat nobody wrote in for ``idle_minutes`` (retention job).
+
+        A system message tells both sides why (stored like any message, so it reaches
+        every connection in order and stays in the transcript), then the normal close
+        runs with reason ``idle``: plugins get ``chat.closed``. Returns None when the
+        chat was closed meanwhile (by a person or another node)."""
+        chat = await self._chat(chat_id, tenant_id)
+        key = await self.keys.get(chat.id)
+        if chat.state == "closed" or key is None:
+            return None
+        text = IDLE_NOTICE.format(minutes=int(idle_minutes))
+        msg_id = uuid.uuid4().hex
+        stored_id = seal_msg_id(key, chat.id, msg_id)
+        try:
+            result = await self.store.append_message(
+                NewMessage(
+                    chat_id=chat.id,
+                    msg_id=stored_id,
+                    sender="system",
+                    ts=self.clock(),
+                    body_sealed=seal_text(key, chat.id, stored_id, text),
+                    policy={"action": "allow", "kinds": []},
+                )
+            )
+        except (ChatClosed, NotFound):
+            return None
+        await self.bus.publish(
+            chat_topic(chat.id),
+            BusEvent(
+                kind="frame",
+                frame=Msg(
+                    seq=result.message.seq,
+                    sender="system",
+                    text=text,
+                    ts=result.message.ts,
+                    id=msg_id,
+                    chat=chat.id,
+                ),
+            ),
+        )
+        closed = await self.store.close_chat(chat.id, closed_at=self.clock(), reason="idle")
+        if closed is None:
+            return None
+        self.split_window.forget(chat.id)
+        return await self._after_close(closed, tenant_id)
+
     async def _after_close(self, chat: Chat, tenant_id: str) -> Chat:
         """The steps of a close, run once by the caller whose compare-and-set won."""
         await self.bus.publish(
@@ -916,6 +992,147 @@ class ChatService:
                 ),
             )
         return erased
+
+    async def erase_reported(
+        self, chat_id: str, *, actor: str, tenant_id: str | None = None
+    ) -> SignedReport | None:
+        """Erase one chat (admin API, CLI) and sign a destruction report of it; None when
+        there was no such chat (nothing destroyed, nothing reported)."""
+        chat = await self.store.get_chat(chat_id)
+        if chat is None or not await self.erase(chat_id, actor=actor, tenant_id=tenant_id):
+            return None
+        if self.reports is None:
+            raise RuntimeError("erase_reported needs a ReportBook")
+        return await self.reports.issue(
+            "erase", tenant_id=chat.tenant_id, actor=actor, counts={"chats": 1}, chats=[chat_id]
+        )
+
+    async def customer_chats(self, tenant_id: str, kind: CustomerIdKind, value: str) -> list[str]:
+        """Ids of every not yet erased chat of one customer of a tenant, named by the
+        verified ``sub``, an ``email`` (verified or typed in the form) or the
+        ``chat_token`` of one of their chats (that chat plus every chat sharing its
+        customer keys)."""
+        if kind == "chat_token":
+            found = await self.store.chat_by_resume_hash(tenant_id, hash_token(value))
+            if found is None:
+                return []
+            keys = await self.store.customer_keys_of(found)
+            return sorted({found, *await self.store.chats_of_customer(tenant_id, keys)})
+        if self.customer_keys is None:
+            raise RuntimeError("customer lookups need CustomerKeys")
+        keys = self.customer_keys.candidates(tenant_id, kind, value)
+        return await self.store.chats_of_customer(tenant_id, keys)
+
+    async def erase_customer(
+        self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str
+    ) -> SignedReport:
+        """Crypto-shred every chat of one customer (right to erasure) and sign one report.
+
+        Each chat goes through :meth:`erase` (audited ``chat.erased``; its pending and dead
+        plugin events are dropped with it); the request itself is audited
+        ``customer.erased`` with the count, never the identifier. A chat whose erase
+        fails raises: the caller retries, and chats already erased stay erased."""
+        if self.reports is None:
+            raise RuntimeError("erase_customer needs a ReportBook")
+        erased = [
+            chat_id
+            for chat_id in await self.customer_chats(tenant_id, kind, value)
+            if await self.erase(chat_id, actor=actor, tenant_id=tenant_id)
+        ]
+        await self.auditor.record(
+            "customer.erased", tenant_id=tenant_id, actor=actor, by=kind, chats=len(erased)
+        )
+        return await self.reports.issue(
+            "erase", tenant_id=tenant_id, actor=actor, counts={"chats": len(erased)}, chats=erased
+        )
+
+    async def export_customer(
+        self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str
+    ) -> CustomerExport:
+        """Everything the gateway holds about one customer's chats, decrypted (right of
+        access): per chat its times, state, the identity or form data and the messages
+        as stored (after the policy's masking). Staff appear by role only, never by name.
+        At most :data:`MAX_EXPORT_CHATS` chats (``truncated`` says when there were more).
+        Audited ``customer.exported`` with the count, never the identifier."""
+        ids = await self.customer_chats(tenant_id, kind, value)
+        chats: list[ExportedChat] = []
+        for chat_id in ids[:MAX_EXPORT_CHATS]:
+            chat = await self.store.get_chat(chat_id)
+            if chat is None or chat.tenant_id != tenant_id:
+                continue
+            chats.append(
+                ExportedChat(
+                    id=chat.id,
+                    created_at=chat.created_at,
+                    closed_at=chat.closed_at,
+                    state=chat.state,
+                    close_reason=chat.close_reason,
+                    customer=await self.customer_of(chat),
+                    messages=[
+                        ExportedMessage(seq=m.seq, sender=m.sender, ts=m.ts, text=m.text)
+                        for m in await self.messages(chat.id, 0)
+                    ],
+                )
+            )
+        await self.auditor.record(
+            "customer.exported", tenant_id=tenant_id, actor=actor, by=kind, chats=len(chats)
+        )
+        return CustomerExport(chats=chats, truncated=len(ids) > MAX_EXPORT_CHATS)
+
+
+MAX_EXPORT_CHATS = 200
+"""Chats in one customer export (a larger history is exported oldest ids first, truncated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedMessage:
+    """One message of a customer export."""
+
+    seq: int
+    sender: str
+    ts: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedChat:
+    """One chat of a customer export."""
+
+    id: str
+    created_at: float
+    closed_at: float | None
+    state: str
+    close_reason: str | None
+    customer: dict[str, Any] | None
+    messages: list[ExportedMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerExport:
+    """What :meth:`ChatService.export_customer` returns (``POST /api/customers/export``)."""
+
+    chats: list[ExportedChat]
+    truncated: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chats": [
+                {
+                    "id": c.id,
+                    "created_at": c.created_at,
+                    "closed_at": c.closed_at,
+                    "state": c.state,
+                    "close_reason": c.close_reason,
+                    "customer": c.customer,
+                    "messages": [
+                        {"seq": m.seq, "from": m.sender, "ts": m.ts, "text": m.text}
+                        for m in c.messages
+                    ],
+                }
+                for c in self.chats
+            ],
+            "truncated": self.truncated,
+        }
 
 
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:

@@ -113,8 +113,20 @@ class MetricsConfig:
 
 @dataclass(slots=True)
 class RetentionConfig:
-    # Closed chats older than this are crypto-shredded by the retention job (0 = keep).
+    """Installation defaults of the retention job (gateway/retention.py); each tenant may
+    override every class in its governance settings (``retention``). 0 = keep forever
+    (for idle chats: never auto-close). The audit log's default is ``audit.retention_days``."""
+
+    # Closed chats older than this are crypto-shredded.
     closed_chat_days: float = 90.0
+    # Open chats without a message for this long are closed (reason "idle").
+    idle_close_minutes: float = 0.0
+    # Policy flags (the sealed original of a flagged message) older than this are deleted.
+    flag_days: float = 90.0
+    # Delivered plugin events older than this are deleted from the outbox.
+    delivered_outbox_days: float = 7.0
+    # Dead letters (events that exhausted their retries) older than this are deleted.
+    dead_letter_days: float = 30.0
     interval_seconds: float = 3600.0
 
 
@@ -289,6 +301,7 @@ def parse_config(
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
     config.master_key = environ.get("CIPHERDESK_MASTER_KEY", "")
+    _check_retention(config.retention)
     if config.audit.retention_days < 180:
         raise ConfigError("audit.retention_days must be at least 180 (six months)")
     if not 0 < config.server.port < 65536:
@@ -300,3 +313,22 @@ def parse_config(
     if not config.websocket.slow_consumer_grace > 0:
         raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
     return config
+
+
+RETENTION_BOUNDS: dict[str, float] = {
+    "closed_chat_days": 3650.0,
+    "idle_close_minutes": 43200.0,
+    "flag_days": 3650.0,
+    "delivered_outbox_days": 3650.0,
+    "dead_letter_days": 3650.0,
+}
+"""Upper bound of each retention setting (the same bounds apply to tenant overrides)."""
+
+
+def _check_retention(retention: RetentionConfig) -> None:
+    for name, upper in RETENTION_BOUNDS.items():
+        value = getattr(retention, name)
+        if not 0 <= value <= upper:
+            raise ConfigError(f"retention.{name} must be between 0 and {upper:g}")
+    if not retention.interval_seconds > 0:
+        raise ConfigError("retention.interval_seconds must be a positive number of seconds")

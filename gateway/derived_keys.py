@@ -28,10 +28,22 @@ RATE_LIMIT_ADDRESS_LABEL = "cipherdesk/rate-limit-address/v1"
 """Label of the key that hashes client addresses in rate-limit keys (kept in Redis)."""
 
 
+CUSTOMER_KEY_LABEL = "cipherdesk/customer-key/v1"
+"""Label of the key that hashes customer identifiers (sub, e-mail) into lookup keys."""
+
+
 def derived_secret(keyring: Keyring, label: str) -> bytes:
     """32 bytes bound to ``label`` and the keyring's *current* master key."""
-    master = base64.b64decode(keyring.current.to_b64())
-    return hmac.new(master, label.encode("utf-8"), hashlib.sha256).digest()
+    return derived_secrets(keyring, label)[0]
+
+
+def derived_secrets(keyring: Keyring, label: str) -> list[bytes]:
+    """The secret of ``label`` under every master key of the ring, current first: a value
+    stored keyed under an older key is still found while that key is in the ring."""
+    return [
+        hmac.new(base64.b64decode(key.to_b64()), label.encode("utf-8"), hashlib.sha256).digest()
+        for key in keyring.keys
+    ]
 
 
 def address_hasher(keyring: Keyring) -> Callable[[str], str]:

@@ -114,6 +114,22 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        # data lifecycle (issue 15)
+        self.retention_total = Counter(
+            "retention_total",
+            "Rows the retention job handled by data class (chats closed for idle_chats,"
+            " destroyed otherwise).",
+            ["data_class"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.destruction_reports_total = Counter(
+            "destruction_reports_total",
+            "Signed destruction reports by kind (erase, retention).",
+            ["kind"],
+            namespace=ns,
+            registry=reg,
+        )
         self.outbox_pending = Gauge(
             "outbox_pending",
             "Events waiting in the durable plugin outbox.",

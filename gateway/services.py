@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from gateway.plugin_host import PluginHost
     from gateway.policy import PolicyRegistry
     from gateway.ratelimit.guard import Guard
+    from gateway.reports import ReportBook
     from gateway.retention import RetentionJob
     from gateway.transcripts import ChatKeys
     from plugins.outbox import Dispatcher
@@ -88,6 +89,7 @@ class Services:
     plugins: PluginHost
     dispatcher: Dispatcher
     retention: RetentionJob
+    reports: ReportBook
     audit_keys: AuditKeys
     checkpointer: Checkpointer
     governance: Governance

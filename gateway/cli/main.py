@@ -31,6 +31,7 @@ from gateway.config import Config, ConfigError
 from gateway.http.web import WebAssetsError
 from gateway.keyfiles import IdentityFileError
 from gateway.logs import configure_logging
+from gateway.reports import SignedReport
 from gateway.store.migrate import SchemaTooNew
 from gateway.version import package_version
 
@@ -41,6 +42,7 @@ COMMAND_MODULES = (
     "gateway.cli.keys",
     "gateway.cli.health",
     "gateway.cli.backup",
+    "gateway.cli.report",
 )
 
 """Modules whose ``register(sub, common)`` adds their subcommands. They are loaded when
@@ -127,13 +129,15 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_chat_erase(args: argparse.Namespace) -> None:
     config = config_from(args)
 
-    async def run() -> bool:
+    async def run() -> SignedReport | None:
         async with offline_services(config) as svc:
-            return await svc.chats.erase(args.chat_id, actor="cli")
+            return await svc.chats.erase_reported(args.chat_id, actor="cli")
 
-    if not asyncio.run(run()):
+    report = asyncio.run(run())
+    if report is None:
         raise CliError(f"no chat {args.chat_id!r}")
     print(f"chat {args.chat_id} erased: its data key is destroyed and its transcript is unreadable")
+    print(f"signed destruction report {report.stored.id} (cipherdesk report export)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,10 @@ decisions and reasons are audited, so "who looked at what, why, and who agreed" 
 the tamper-evident log.
 
 Covered actions: reading a flagged original (``flag.view_original``, target = flag id),
-erasing a chat (``chat.erase``, target = chat id) and opening another agent's transcript
+erasing a chat (``chat.erase``, target = chat id), erasing every chat of a customer
+(``customer.erase``, target = the ``customer_ref`` the 403 answer names: a keyed hash,
+never the customer's identifier), exporting them (``customer.export``, the same target)
+and opening another agent's transcript
 over the console socket — ``watch``, or ``history`` of a chat not assigned to oneself
 (``transcript.read``, target = chat id; refused with the error frame
 ``approval_required``).
@@ -29,7 +32,9 @@ from auth.roles import Permission, Principal
 from gateway.audit import Auditor
 from gateway.store.base import AccessGrant, Store
 
-ACTIONS = frozenset({"flag.view_original", "chat.erase", "transcript.read"})
+ACTIONS = frozenset(
+    {"flag.view_original", "chat.erase", "customer.erase", "customer.export", "transcript.read"}
+)
 MODES = ("off", "reason", "two_person")
 DEFAULT_TTL_MINUTES = 30
 MIN_REASON, MAX_REASON = 10, 500

@@ -292,8 +292,9 @@ async def chains_of(store: Store, tenant_id: str | None) -> list[str]:
 
 
 class Checkpointer:
-    """Signs chain heads every ``interval`` seconds (and before each purge), then applies
-    audit retention (:func:`purge_expired`)."""
+    """Signs chain heads every ``interval`` seconds and before each purge. Audit retention
+    itself (:func:`purge_expired`) runs in the retention job with every other data
+    class (:mod:`gateway.retention`), so one run reports everything destroyed."""
 
     def __init__(
         self,
@@ -301,10 +302,8 @@ class Checkpointer:
         identity: GatewayIdentity,
         clock: Callable[[], float],
         interval: float = 3600.0,
-        retention_days: float = 180.0,
     ) -> None:
         self._store = store
-        self.retention_days = retention_days
         self._identity = identity
         self._clock = clock
         self._periodic = Periodic(
@@ -354,9 +353,6 @@ class Checkpointer:
 
     async def _round(self) -> None:
         await self.checkpoint_all()
-        purged = await purge_expired(self._store, self, self._clock(), self.retention_days)
-        if purged:
-            log.info("audit_purged", chains=len(purged), rows=sum(purged.values()))
 
 
 async def purge_chain(store: Store, checkpointer: Checkpointer, chain: str, cutoff: float) -> int:

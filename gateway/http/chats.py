@@ -1,15 +1,32 @@
-"""Flagged messages (list, view an original under approval) and erasing a chat."""
+"""Flagged messages (list, view an original under approval), erasing a chat, and erasing
+every chat of one customer, or exporting them.
+
+``POST /api/customers/erase`` (tenant_manage, approval-gated as ``customer.erase``) takes
+exactly one of ``sub`` (verified identity), ``email`` or ``chat_token`` (the resume token
+of one of the customer's chats); every chat found is crypto-shredded through
+:meth:`ChatService.erase` and the answer carries the signed destruction report. Errors:
+400 ``invalid_request`` (not exactly one identifier), 403 ``approval_required`` (with
+``target``: the customer ref to request approval for).
+
+``POST /api/customers/export`` (same body, rules and errors; approval action
+``customer.export``) answers every chat of the customer decrypted (right of access):
+times, state, identity or form data, messages as stored; staff by role only.
+"""
+
+import hashlib
+from typing import Annotated
 
 import structlog
 from aiohttp import web
+from msgspec import Meta, Struct
 
 from auth.roles import (
     Permission,
     require,
 )
-from gateway.chats import ChatError
+from gateway.chats import ChatError, CustomerIdKind
 from gateway.http.governance import require_approval
-from gateway.http.plumbing import authed, int_path, ok, services_of
+from gateway.http.plumbing import authed, int_path, ok, read_json, services_of
 from gateway.http.public import ApiError
 from gateway.services import peer_ip
 from gateway.sessions import AgentContext
@@ -75,8 +92,67 @@ async def erase_chat(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.TENANT_MANAGE, chat.tenant_id)
 
     await require_approval(svc, ctx, "chat.erase", chat_id)
-    erased = await svc.chats.erase(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
-    return ok(erased=erased)
+    report = await svc.chats.erase_reported(chat_id, actor=ctx.agent.id, tenant_id=chat.tenant_id)
+    return ok(erased=report is not None, report=None if report is None else report.document())
+
+
+class CustomerEraseBody(Struct, forbid_unknown_fields=True):
+    sub: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    email: Annotated[str, Meta(min_length=3, max_length=320)] | None = None
+    chat_token: Annotated[str, Meta(min_length=16, max_length=128)] | None = None
+
+
+def customer_ref(kind: CustomerIdKind, value: str, keyed: str) -> str:
+    """The approval target of a customer erase: derived from the keyed customer key (or
+    the token's hash), so the approvals table and audit log never hold the identifier."""
+    digest = keyed if kind != "chat_token" else hashlib.sha256(value.encode()).hexdigest()
+    return f"{kind}:{digest[:32]}"
+
+
+async def _customer_request(
+    request: web.Request, ctx: AgentContext, action: str
+) -> tuple[CustomerIdKind, str]:
+    """The one customer identifier of an erase/export request, after the permission and
+    approval checks (``action`` is the approval action)."""
+    svc = services_of(request)
+    tenant_id = ctx.principal.tenant_id
+    require(ctx.principal, Permission.TENANT_MANAGE, tenant_id)
+    body = await read_json(request, CustomerEraseBody)
+    named: tuple[tuple[CustomerIdKind, str | None], ...] = (
+        ("sub", body.sub),
+        ("email", body.email),
+        ("chat_token", body.chat_token),
+    )
+    given = [(kind, value) for kind, value in named if value is not None]
+    if len(given) != 1 or not given[0][1].strip():
+        raise ApiError(400, "invalid_request", "give exactly one of sub, email or chat_token")
+    kind, value = given[0]
+    keyed = ""
+    if kind != "chat_token" and svc.chats.customer_keys is not None:
+        keyed = svc.chats.customer_keys.current(tenant_id, kind, value)
+    await require_approval(svc, ctx, action, customer_ref(kind, value, keyed))
+    return kind, value
+
+
+@authed(Permission.TENANT_MANAGE)
+async def erase_customer(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    kind, value = await _customer_request(request, ctx, "customer.erase")
+    report = await svc.chats.erase_customer(
+        ctx.principal.tenant_id, kind, value, actor=ctx.agent.id
+    )
+    document = report.document()
+    return ok(erased=document["report"]["counts"]["chats"], report=document)
+
+
+@authed(Permission.TENANT_MANAGE)
+async def export_customer(request: web.Request, ctx: AgentContext) -> web.Response:
+    svc = services_of(request)
+    kind, value = await _customer_request(request, ctx, "customer.export")
+    export = await svc.chats.export_customer(
+        ctx.principal.tenant_id, kind, value, actor=ctx.agent.id
+    )
+    return web.json_response(export.as_json(), headers={"Cache-Control": "no-store"})
 
 
 def setup_routes(app: web.Application) -> None:
@@ -84,3 +160,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/flags", list_flags)
     r.add_get("/api/flags/{flag_id}/original", flag_original)
     r.add_post("/api/chats/{chat_id}/erase", erase_chat)
+    r.add_post("/api/customers/erase", erase_customer)
+    r.add_post("/api/customers/export", export_customer)

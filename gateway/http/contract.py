@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 from gateway.canned import CannedList, CannedResponse
 from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
 from gateway.http.agents import CreateAgentBody, PatchAgentBody
+from gateway.http.chats import CustomerEraseBody
 from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
@@ -238,9 +239,73 @@ class FlagOriginal(Strict):
     original: str
 
 
+class DestructionReportOut(Strict):
+    """The signed content of a destruction report (gateway/reports.py): counts per data
+    class, hashed chat ids, the actor's id; never personal data."""
+
+    v: int
+    id: str
+    kind: Literal["erase", "retention"]
+    tenant: str
+    actor: str
+    at: float
+    counts: dict[str, int]
+    chats: list[str]
+
+
+class ReportFileOut(Strict):
+    """A report as exported: verify offline with ``cipherdesk report verify``."""
+
+    report: DestructionReportOut
+    signature: str
+    signer: str
+
+
+class ReportList(Strict):
+    reports: list[ReportFileOut]
+    next_before: float | None
+
+
+class ReportsQuery(Struct):
+    before: Annotated[float, Meta(ge=0, le=1e12)] | Empty | None = None
+    limit: Annotated[int, Meta(ge=1, le=200)] | Empty | None = None
+
+
+class CustomerErased(Strict):
+    ok: bool
+    erased: int
+    """How many chats were crypto-shredded (0 when none were found)."""
+    report: ReportFileOut
+
+
+class ExportedMessageOut(Strict):
+    seq: int
+    from_: str = field(name="from")
+    ts: float
+    text: str
+
+
+class ExportedChatOut(Strict):
+    id: str
+    created_at: float
+    closed_at: float | None
+    state: str
+    close_reason: str | None
+    customer: dict[str, Any] | None
+    messages: list[ExportedMessageOut]
+
+
+class CustomerExportOut(Strict):
+    """Every chat of one customer, decrypted (at most 200; ``truncated`` when more)."""
+
+    chats: list[ExportedChatOut]
+    truncated: bool
+
+
 class Erased(Strict):
     ok: bool
     erased: bool
+    report: ReportFileOut | None
 
 
 class KeysRotated(Strict):
@@ -548,6 +613,17 @@ class ApprovalPolicyOut(Strict):
     ttl_minutes: int
 
 
+class RetentionOut(Strict):
+    """A tenant's effective retention per data class (0 = keep / never auto-close)."""
+
+    closed_chat_days: float
+    idle_close_minutes: float
+    flag_days: float
+    delivered_outbox_days: float
+    dead_letter_days: float
+    audit_days: float
+
+
 class GovernanceSettingsOut(Strict):
     alert_rules: dict[str, AlertRuleOut]
     working_hours: dict[str, Any] | None
@@ -555,6 +631,7 @@ class GovernanceSettingsOut(Strict):
     notify: NotifyOut
     plugins_paused: bool
     approvals: ApprovalPolicyOut
+    retention: RetentionOut
 
 
 class GovernanceSettingsWrap(Strict):
@@ -1014,6 +1091,42 @@ document(
 )
 document(
     "POST",
+    "/api/customers/erase",
+    "Crypto-shred every chat of one customer (exactly one of sub, email, chat_token)",
+    tag="chats",
+    ok=CustomerErased,
+    body=CustomerEraseBody,
+    errors=(400, 403),
+)
+document(
+    "POST",
+    "/api/customers/export",
+    "Every chat of one customer, decrypted (exactly one of sub, email, chat_token)",
+    tag="chats",
+    ok=CustomerExportOut,
+    body=CustomerEraseBody,
+    errors=(400, 403),
+)
+document(
+    "GET",
+    "/api/reports",
+    "Signed destruction reports of own tenant, newest first",
+    tag="chats",
+    ok=ReportList,
+    query=ReportsQuery,
+    errors=(400, 403),
+)
+document(
+    "GET",
+    "/api/reports/{report_id}",
+    "One signed destruction report (the file `cipherdesk report verify` checks)",
+    tag="chats",
+    ok=ReportFileOut,
+    errors=(403, 404),
+    path_params={"report_id": _ID},
+)
+document(
+    "POST",
     "/api/emergency/freeze",
     "Freeze or unfreeze own tenant",
     tag="emergency",
@@ -1428,7 +1541,7 @@ document(
 document(
     "GET",
     "/api/governance/settings",
-    "Alert rules, working hours, audit retention, notification channels, approvals",
+    "Alert rules, working hours, audit and data retention, notification channels, approvals",
     tag="governance",
     ok=GovernanceSettingsWrap,
     errors=(403, 404),

@@ -9,7 +9,9 @@ Routes (all JSON, same conventions and error codes as :mod:`gateway.http.plumbin
   ``POST /api/alerts/{id}/ack`` · ``POST /api/alerts/{id}/resolve`` (audit_read to see,
   emergency to act).
 * ``GET/PUT /api/governance/settings`` (tenant_manage) — alert rule tuning, working hours,
-  audit retention, notification channels (secrets write-only).
+  audit retention, per-class data retention (``retention``: closed/idle chats, flags,
+  outbox, dead letters; 400 ``bad_request`` with ``field: "retention"`` when out
+  of bounds), notification channels (secrets write-only).
 * ``GET /api/incidents`` · ``GET /api/incidents/{id}`` · ``POST /api/incidents`` ·
   ``POST /api/incidents/{id}/close`` (emergency).
 * ``POST /api/emergency/revoke-sessions`` · ``POST /api/emergency/force-password-reset`` ·
@@ -35,6 +37,8 @@ from gateway.governance.incidents import worse
 from gateway.governance.wiring import alerts_topic, governance_of
 from gateway.http.plumbing import authed, int_path, own_tenant, read_json, services_of
 from gateway.http.public import ApiError
+from gateway.retention import SETTING as RETENTION_SETTING
+from gateway.retention import RetentionSettings, validate_retention
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.staff_text import screen_staff_text
@@ -51,6 +55,8 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     audit_retention_days: Annotated[int, Meta(ge=180, le=3650)] | None = None
     notify: dict[str, Any] | None = None
     approvals: dict[str, Any] | None = None
+    retention: RetentionSettings | None = None
+    """Per-class retention overrides; replaces the tenant's previous overrides."""
 
 
 class ApprovalRequestBody(Struct, forbid_unknown_fields=True):
@@ -279,6 +285,7 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
         "notify": gov.notifier.describe(s),
         "plugins_paused": s.get("plugins_paused") is True,
         "approvals": {"mode": (p := Policy.of(s)).mode, "ttl_minutes": int(p.ttl // 60)},
+        "retention": svc.retention.policy(tenant).as_json(),
     }
 
 
@@ -318,6 +325,10 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
                 int(MIN_RETENTION_DAYS), body.audit_retention_days
             )
             changed.append("audit_retention_days")
+        current_field = "retention"
+        if body.retention is not None:
+            settings[RETENTION_SETTING] = validate_retention(body.retention)
+            changed.append("retention")
         current_field = "approvals"
         if body.approvals is not None:
             settings["approvals"] = validate_policy(body.approvals)

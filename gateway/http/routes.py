@@ -18,6 +18,7 @@ from gateway.http import (
     ops,
     plugins,
     policy,
+    reports,
     sessions,
     team,
     tenant,
@@ -30,6 +31,6 @@ def setup_routes(app: web.Application) -> None:
     """Register the JSON API, the operator API, the inbound plugin API and the web pages."""
     for module in (account, agents, audit, tenant, policy, chats, governance, keys, operator):
         module.setup_routes(app)
-    for module in (team, plugins, tokens, invites, sessions, pages, inbound):
+    for module in (team, plugins, tokens, invites, sessions, reports, pages, inbound):
         module.setup_routes(app)
     ops.setup(app)

@@ -16,7 +16,7 @@ the store never reads the wall clock itself, except ``created`` defaults documen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -338,6 +338,38 @@ class PurgeCutoffs:
     lockouts_idle_before: float
 
 
+@dataclass(frozen=True, slots=True)
+class LifecycleCutoffs:
+    """Retention of one tenant's secondary data (see :mod:`gateway.retention`): rows
+    older than these times are deleted; ``None`` keeps that class forever."""
+
+    flags_before: float | None = None
+    """Policy flags (the sealed original of a flagged message) created before this."""
+    delivered_before: float | None = None
+    """Outbox rows delivered before this."""
+    dead_before: float | None = None
+    """Dead letters whose event was created before this."""
+
+
+ReportKind = Literal["erase", "retention"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """A signed destruction report as stored (migration 0008, :mod:`gateway.reports`).
+
+    ``body`` is the canonical JSON exactly as signed, so verification never depends on
+    re-encoding; ``tenant_id`` is ``""`` for the installation-wide part of a run."""
+
+    id: str
+    tenant_id: str
+    kind: ReportKind
+    created_at: float
+    body: str
+    signature: str
+    signer: str
+
+
 @dataclass(slots=True)
 class Invite:
     """An invitation for a new agent (migration 0007, ``gateway/invites.py``).
@@ -532,8 +564,11 @@ class Store(Protocol):
         """
 
     # -- chats ------------------------------------------------------------------------
-    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
-        """Create a chat together with its wrapped data key (one transaction).
+    async def create_chat(
+        self, chat: Chat, wrapped_key: bytes, customer_keys: Sequence[str] = ()
+    ) -> None:
+        """Create a chat together with its wrapped data key and its customer keys
+        (:mod:`gateway.customers`), in one transaction.
 
         Raises :class:`Conflict` for a known id, :class:`NotFound` for an unknown tenant.
         """
@@ -606,15 +641,60 @@ class Store(Protocol):
 
         The chat row stays as a tombstone (state "closed", close_reason "erased") so audit
         references resolve; its sealed identity/profile and resume token are cleared.
-        Dead outbox rows of the chat go too (a replay could no longer be opened);
+        Dead outbox rows of the chat go too (a replay could no longer be opened), and so
+        do its customer keys (:meth:`chats_of_customer` no longer finds it);
         delivered ones stay as history (their payload is unreadable without the key).
         Afterwards :meth:`get_chat_key` is None, :meth:`messages_after` is empty and
         :meth:`append_message` raises :class:`NotFound`. Returns False when the chat does
         not exist (True again for an already erased chat).
         """
 
-    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
-        """Ids of closed, not yet erased chats closed before ``cutoff`` (retention)."""
+    async def chats_closed_before(
+        self, cutoff: float, limit: int = 500, tenant_id: str | None = None
+    ) -> list[str]:
+        """Ids of closed, not yet erased chats closed before ``cutoff`` (retention), of
+        one tenant or of all."""
+        ...
+
+    async def chats_idle_before(self, tenant_id: str, cutoff: float, limit: int = 500) -> list[str]:
+        """Ids of a tenant's open (queued or active) chats with no message since
+        ``cutoff`` (their creation counts when they have none): idle auto-close."""
+        ...
+
+    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+        """Delete a tenant's flags, delivered outbox rows and dead letters past
+        ``cutoffs`` in one transaction; returns the count per class (``flags``,
+        ``delivered_outbox``, ``dead_letters``; 0 for a class kept forever)."""
+        ...
+
+    # -- customers (issue 15.3) -------------------------------------------------------
+    async def chats_of_customer(self, tenant_id: str, keys: Sequence[str]) -> list[str]:
+        """Ids of the tenant's not yet erased chats stored under any of the customer
+        ``keys`` (:mod:`gateway.customers`)."""
+        ...
+
+    async def customer_keys_of(self, chat_id: str) -> list[str]:
+        """The customer keys stored for a chat (empty once it is erased)."""
+        ...
+
+    async def chat_by_resume_hash(self, tenant_id: str, token_hash: str) -> str | None:
+        """The tenant's not yet erased chat whose resume token hashes to ``token_hash``."""
+        ...
+
+    # -- destruction reports ------------------------------------------------------------
+    async def add_report(self, report: StoredReport) -> None:
+        """Store a signed destruction report (never updated or deleted by the gateway)."""
+        ...
+
+    async def list_reports(
+        self, tenant_id: str, *, before: float | None = None, limit: int = 50
+    ) -> list[StoredReport]:
+        """A tenant's reports, newest first, optionally created before ``before``."""
+        ...
+
+    async def get_report(self, report_id: str) -> StoredReport | None:
+        """One report by id, or None."""
+        ...
 
     # -- messages ---------------------------------------------------------------------
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:

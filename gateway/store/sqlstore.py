@@ -17,9 +17,10 @@ append that runs inside those transactions.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _rows
+from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _lifecycle, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -43,6 +44,7 @@ from gateway.store.base import (
     ChatState,
     Invite,
     KeywordListRecord,
+    LifecycleCutoffs,
     LockoutChange,
     LockoutRecord,
     NotFound,
@@ -53,6 +55,7 @@ from gateway.store.base import (
     PolicyFlag,
     PurgeCutoffs,
     StoredMessage,
+    StoredReport,
     Tenant,
 )
 from gateway.store.governance import SqlGovernance, append_chained
@@ -469,7 +472,9 @@ class SqlStore(SqlGovernance):
         return [_rows.audit(r, self.dialect.load_json) for r in rows]
 
     # -- chats ------------------------------------------------------------------------
-    async def create_chat(self, chat: Chat, wrapped_key: bytes) -> None:
+    async def create_chat(
+        self, chat: Chat, wrapped_key: bytes, customer_keys: Sequence[str] = ()
+    ) -> None:
         def program() -> Program[None]:
             yield write(
                 f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(15)})",
@@ -494,6 +499,11 @@ class SqlStore(SqlGovernance):
                 chat.id,
                 blob(wrapped_key),
             )
+            if customer_keys:
+                yield write_many(
+                    _lifecycle.INSERT_CUSTOMER_KEY,
+                    [(chat.tenant_id, key, chat.id) for key in dict.fromkeys(customer_keys)],
+                )
 
         await self._transaction(program())
 
@@ -641,20 +651,73 @@ class SqlStore(SqlGovernance):
                 "DELETE FROM outbox WHERE chat_id = ? AND state IN ('pending', 'dead')", chat_id
             )
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
+            yield write(_lifecycle.DELETE_CUSTOMER_KEYS, chat_id)
             return True
 
         return await self._transaction(program())
 
-    async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
+    async def chats_closed_before(
+        self, cutoff: float, limit: int = 500, tenant_id: str | None = None
+    ) -> list[str]:
+        sql = "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
+        args: list[Any] = [cutoff]
+        if tenant_id is not None:
+            sql += " AND tenant_id = ?"
+            args.append(tenant_id)
         rows = await self._query(
-            read_rows(
-                "SELECT id FROM chats WHERE state = 'closed' AND NOT erased AND closed_at < ?"
-                " ORDER BY closed_at, id LIMIT ?",
-                cutoff,
-                max(0, limit),
-            )
+            read_rows(sql + " ORDER BY closed_at, id LIMIT ?", *args, max(0, limit))
         )
         return [r["id"] for r in rows]
+
+    async def chats_idle_before(self, tenant_id: str, cutoff: float, limit: int = 500) -> list[str]:
+        rows = await self._query(read_rows(_lifecycle.IDLE_CHATS, tenant_id, cutoff, max(0, limit)))
+        return [r["id"] for r in rows]
+
+    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+        def program() -> Program[dict[str, int]]:
+            counts: dict[str, int] = {}
+            for name, template in _lifecycle.PURGE:
+                cutoff = _lifecycle.cutoff(name, cutoffs)
+                counts[name] = (
+                    0 if cutoff is None else int((yield write(template, tenant_id, cutoff)))
+                )
+            return counts
+
+        return await self._transaction(program())
+
+    # -- customers ----------------------------------------------------------------------
+    async def chats_of_customer(self, tenant_id: str, keys: Sequence[str]) -> list[str]:
+        if not keys:
+            return []
+        rows = await self._query(
+            read_rows(_lifecycle.chats_of_customer(len(keys)), tenant_id, *keys)
+        )
+        return [str(r["chat_id"]) for r in rows]
+
+    async def customer_keys_of(self, chat_id: str) -> list[str]:
+        rows = await self._query(read_rows(_lifecycle.CUSTOMER_KEYS_OF_CHAT, chat_id))
+        return [str(r["key"]) for r in rows]
+
+    async def chat_by_resume_hash(self, tenant_id: str, token_hash: str) -> str | None:
+        row = await self._query(read_row(_lifecycle.CHAT_BY_RESUME_HASH, tenant_id, token_hash))
+        return None if row is None else str(row["id"])
+
+    # -- destruction reports ----------------------------------------------------------
+    async def add_report(self, report: StoredReport) -> None:
+        await self._query(write(_lifecycle.INSERT_REPORT, *_lifecycle.report_params(report)))
+
+    async def list_reports(
+        self, tenant_id: str, *, before: float | None = None, limit: int = 50
+    ) -> list[StoredReport]:
+        bound = float("inf") if before is None else before
+        rows = await self._query(
+            read_rows(_lifecycle.REPORTS_OF_TENANT, tenant_id, bound, max(0, limit))
+        )
+        return [_lifecycle.report(r) for r in rows]
+
+    async def get_report(self, report_id: str) -> StoredReport | None:
+        row = await self._query(read_row(_lifecycle.REPORT_BY_ID, report_id))
+        return None if row is None else _lifecycle.report(row)
 
     # -- messages ---------------------------------------------------------------------
     async def messages_after(

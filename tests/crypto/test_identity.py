@@ -114,3 +114,19 @@ def test_from_seed_requires_32_bytes() -> None:
 
 
 # --- the seed file -----------------------------------------------------------------
+
+
+def test_report_signatures_are_domain_separated(identity: GatewayIdentity) -> None:
+    from crypto.identity import report_transcript, verify_report
+
+    body = b'{"counts":{"chats":1}}'
+    sig = identity.sign_report(body)
+    assert report_transcript(body) == b"cipherdesk/v1/report|" + body
+    assert verify_report(identity.verify_key_b64, body, sig)
+    assert not verify_report(identity.verify_key_b64, body.replace(b"1", b"2"), sig)
+    assert not verify_report(GatewayIdentity.generate().verify_key_b64, body, sig)
+    assert not verify_report(identity.verify_key_b64, body, "not base64!")
+    # The same bytes signed as a hello never pass as a report, nor the reverse.
+    hello_sig = identity.sign_hello("|" + body.decode(), identity.verify_key_b64)
+    assert not verify_report(identity.verify_key_b64, body, hello_sig)
+    assert not verify_hello(identity.verify_key_b64, "s", identity.verify_key_b64, sig)
