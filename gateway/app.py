@@ -46,6 +46,7 @@ from gateway.protocol import CloseCode
 from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.retention import RetentionJob
+from gateway.search_index import KeyedHasher
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
@@ -180,6 +181,7 @@ async def _wire(
         clock=clock,
         on_policy=count_policy,
         plugins=plugin_host,
+        search=KeyedHasher(keyring),
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:

@@ -44,6 +44,7 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
+from gateway.search_index import KeyedHasher
 from gateway.store.base import (
     Agent,
     Chat,
@@ -126,6 +127,7 @@ class ChatService:
         clock: Callable[[], float],
         plugins: PluginHost | None = None,
         on_policy: Callable[[str, str], None] | None = None,
+        search: KeyedHasher | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -138,6 +140,8 @@ class ChatService:
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
+        # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext.
+        self.search = search
 
     # ------------------------------------------------------------------ helpers
 
@@ -217,6 +221,10 @@ class ChatService:
             chat.profile_sealed = seal_json(key, chat_id, "profile", profile_dict)
         await self.store.create_chat(chat, wrapped)
         self.keys.remember(chat_id, key)
+        if identity is not None and self.search is not None:
+            customer = self.search.customer(tenant.id, identity.user_id, identity.email)
+            if customer is not None:
+                await self.store.set_customer_key(tenant.id, chat_id, customer)
         await self._emit(
             tenant, "chat.opened", chat, key, {"queue": queue, "verified": chat.verified}
         )
@@ -395,6 +403,11 @@ class ChatService:
             # A number completed across messages always alerts supervisors.
             kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
             await self._raise_flag(tenant, chat, stored.seq, text, kinds, key)
+        if self.search is not None:
+            # The masked text only: what the policy hid is never searchable.
+            await self.store.index_chat_tokens(
+                chat.tenant_id, chat.id, self.search.text(chat.tenant_id, decision.text)
+            )
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=notice)
 

@@ -25,6 +25,7 @@ from gateway.http.governance import (
     PauseBody,
 )
 from gateway.http.health import Liveness, Readiness
+from gateway.http.history import HistoryList, HistoryQueryParams, Transcript
 from gateway.http.inbound import InboundRequest
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
@@ -1559,4 +1560,24 @@ document(
     "or Zendesk's `X-Zendesk-Webhook-Signature` (+ `-Timestamp`) using the "
     "tenant plugin's `inbound_secret`; no session. 401 `bad_signature` also "
     "for an unknown tenant or plugin; 409 `replayed` or `chat_closed`.",
+)
+
+# chat history (issue 16 item 5)
+document(
+    "GET",
+    "/api/history/chats",
+    "Closed chats: filter, keyed-hash text search, a customer's previous chats, CSAT per agent",
+    tag="chats",
+    ok=HistoryList,
+    query=HistoryQueryParams,
+    errors=(400, 403, 404),
+)
+document(
+    "GET",
+    "/api/history/chats/{chat_id}",
+    "Read a closed chat's transcript (read-only, audited; another agent's needs approval)",
+    tag="chats",
+    ok=Transcript,
+    errors=(403, 404),
+    path_params={"chat_id": _ID},
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from typing import Any, TypeVar
 
-from gateway.store import _api_tokens, _housekeeping, _keyword_lists, _rows
+from gateway.store import _api_tokens, _history, _housekeeping, _keyword_lists, _rows
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -35,12 +35,14 @@ from gateway.store._rows import (
 )
 from gateway.store.base import (
     Agent,
+    AgentCsat,
     AgentSession,
     ApiToken,
     AuditEvent,
     AuditSeal,
     Chat,
     ChatState,
+    HistoryQuery,
     KeywordListRecord,
     LockoutChange,
     LockoutRecord,
@@ -639,10 +641,37 @@ class SqlStore(SqlGovernance):
             yield write(
                 "DELETE FROM outbox WHERE chat_id = ? AND state IN ('pending', 'dead')", chat_id
             )
+            for statement in _history.ERASE:  # the search index goes with the chat
+                yield write(statement, chat_id)
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
             return True
 
         return await self._transaction(program())
+
+    async def list_history(self, query: HistoryQuery) -> list[Chat]:
+        sql, args = _history.list_query(query)
+        return [_rows.chat(r) for r in await self._query(read_rows(sql, *args))]
+
+    async def csat_by_agent(self, query: HistoryQuery) -> list[AgentCsat]:
+        sql, args = _history.csat_query(query)
+        rows = await self._query(read_rows(sql, *args))
+        return [
+            AgentCsat(agent_id=r["agent_id"], rated=int(r["rated"]), average=float(r["average"]))
+            for r in rows
+        ]
+
+    async def index_chat_tokens(self, tenant_id: str, chat_id: str, hashes: list[str]) -> None:
+        if hashes:
+            await self._query(
+                write_many(_history.INSERT_INDEX_ROW, [(tenant_id, chat_id, h) for h in hashes])
+            )
+
+    async def set_customer_key(self, tenant_id: str, chat_id: str, customer_key: str) -> None:
+        await self._query(write(_history.UPSERT_CUSTOMER, chat_id, tenant_id, customer_key))
+
+    async def get_customer_key(self, chat_id: str) -> str | None:
+        row = await self._query(read_row(_history.CUSTOMER_OF, chat_id))
+        return None if row is None else str(row["customer_key"])
 
     async def chats_closed_before(self, cutoff: float, limit: int = 500) -> list[str]:
         rows = await self._query(
