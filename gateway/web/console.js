@@ -5,7 +5,7 @@ import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDa
 import { alert as notify, setUnread, settingsPanel } from './notify.js';
 
 const P = window.CipherdeskProtocol;
-const { h, clear, clock, duration } = window.CipherdeskUI;
+const { h, clear, clock, duration, rich } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
 const DEFAULT_CANNED = [1, 2, 3, 4, 5].map((n) => t('console.canned_default.c' + n));
@@ -472,7 +472,7 @@ function line(chat, text, kind) {
 
 function bubble(chat, side, text, ts, who) {
   const el = h('div', { class: 'msg ' + side },
-    h('span', { class: 'text', text }),
+    rich(h('span', { class: 'text' }), text),
     h('span', { class: 'meta' }, who ? h('span', { class: 'who', text: who }) : null, h('span', { class: 'time', text: ts ? clock(ts) : '' })));
   chat.dom.log.appendChild(el);
   chat.dom.log.scrollTop = chat.dom.log.scrollHeight;
@@ -513,7 +513,7 @@ function onMsg(f) {
   } else if (f.from === 'agent') {
     const own = f.id && chat.bubbles.get(f.id);
     if (own) {
-      own.querySelector('.text').textContent = f.text;
+      rich(own.querySelector('.text'), f.text);
       chat.pending.delete(f.id);
       tick(own, 'stored');
     } else {
