@@ -3,6 +3,8 @@
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
 import { api, whoami, loginForm, logout, toast, setUnauthenticatedHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 import { alert as notify, setUnread, settingsPanel } from './notify.js';
+// --- chat history (issue 16 item 5): the view lives in history.js ---
+import { mountHistory, previousChats } from './history.js';
 
 const P = window.CipherdeskProtocol;
 const { h, clear, clock, duration, rich } = window.CipherdeskUI;
@@ -112,6 +114,7 @@ function renderShell() {
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));
+  mountHistory(top, d.workspace, can('transcript_read'));  // chat history (history.js)
   renderCanned();
   renderQueue();
 }
@@ -332,6 +335,7 @@ function buildPane(chat) {
   fillCanned(c.canned, chat);
   renderChatHeader(chat);
   if (chat.mode === 'mine') loadHelpdesk(chat);
+  if (chat.mode === 'mine') previousChats(chat.id, c.meta);  // chat history (history.js)
 }
 
 /* The customer's records in the tenant's helpdesk (plugins' enrich hooks), shown under
