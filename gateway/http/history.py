@@ -17,10 +17,11 @@ Error codes: ``bad_request`` (400, a malformed filter, ``field`` names it), ``fo
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from gateway.http.governance import require_approval
@@ -70,18 +71,25 @@ class HistoryList(Struct, forbid_unknown_fields=True):
     csat: list[CsatRow]
 
 
-class HistoryQueryParams(Struct):
-    """Query parameters of ``GET /api/history/chats`` (all optional)."""
+_Seconds = Annotated[float, Meta(ge=0, lt=1e11)]
+_Name = Annotated[str, Meta(max_length=128)]
 
-    closed_from: float | None = None
-    closed_to: float | None = None
-    queue: str | None = None
-    agent: str | None = None
-    csat: int | None = None
-    q: str | None = None
-    customer_of: str | None = None
-    before: str | None = None
-    limit: int | None = None
+
+class HistoryQueryParams(Struct):
+    """Query parameters of ``GET /api/history/chats`` (all optional): ``closed_from`` <=
+    closed_at < ``closed_to`` (seconds since 1970), ``q`` search words (all must occur),
+    ``customer_of`` a chat whose verified customer's other chats are wanted, ``before``
+    the ``next`` cursor of the previous page."""
+
+    closed_from: _Seconds | None = None
+    closed_to: _Seconds | None = None
+    queue: _Name | None = None
+    agent: _Name | None = None
+    csat: Annotated[int, Meta(ge=1, le=5)] | None = None
+    q: Annotated[str, Meta(max_length=MAX_QUERY_CHARS)] | None = None
+    customer_of: _Name | None = None
+    before: Annotated[str, Meta(max_length=200)] | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE)] | None = None
 
 
 class TranscriptMessage(Struct, forbid_unknown_fields=True):
