@@ -48,6 +48,7 @@ from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.reports import ReportBook
 from gateway.retention import RetentionJob
+from gateway.search_index import KeyedHasher
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
@@ -188,6 +189,7 @@ async def _wire(
         plugins=plugin_host,
         reports=reports,
         customer_keys=CustomerKeys(keyring),
+        search=KeyedHasher(keyring),
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:

@@ -47,6 +47,7 @@ from gateway.protocol import (
     Typing,
 )
 from gateway.reports import ReportBook, SignedReport
+from gateway.search_index import KeyedHasher
 from gateway.store.base import (
     Agent,
     Chat,
@@ -136,6 +137,7 @@ class ChatService:
         on_policy: Callable[[str, str], None] | None = None,
         reports: ReportBook | None = None,
         customer_keys: CustomerKeys | None = None,
+        search: KeyedHasher | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -150,6 +152,8 @@ class ChatService:
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self._agent_names: dict[str, str] = {}
+        # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext.
+        self.search = search
 
     # ------------------------------------------------------------------ helpers
 
@@ -425,6 +429,11 @@ class ChatService:
             # A number completed across messages always alerts supervisors.
             kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
             await self._raise_flag(tenant, chat, stored.seq, text, kinds, key)
+        if self.search is not None:
+            # The masked text only: what the policy hid is never searchable.
+            await self.store.index_chat_tokens(
+                chat.tenant_id, chat.id, self.search.text(chat.tenant_id, decision.text)
+            )
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=notice)
 

@@ -26,6 +26,7 @@ from gateway.http.governance import (
     PauseBody,
 )
 from gateway.http.health import Liveness, Readiness
+from gateway.http.history import HistoryList, HistoryQueryParams, Transcript
 from gateway.http.inbound import InboundRequest
 from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
 from gateway.http.operations import document
@@ -1780,4 +1781,24 @@ document(
     "customer's chat stays open). 401 `bad_signature` also for an unknown tenant "
     "or plugin; 400 `stale_event` (token mode, `ts` off by more than 300 s); 409 "
     "`replayed`, `chat_closed` or `too_many_notes`.",
+)
+
+# chat history (issue 16 item 5)
+document(
+    "GET",
+    "/api/history/chats",
+    "Closed chats: filter, keyed-hash text search, a customer's previous chats, CSAT per agent",
+    tag="chats",
+    ok=HistoryList,
+    query=HistoryQueryParams,
+    errors=(400, 403, 404),
+)
+document(
+    "GET",
+    "/api/history/chats/{chat_id}",
+    "Read a closed chat's transcript (read-only, audited; another agent's needs approval)",
+    tag="chats",
+    ok=Transcript,
+    errors=(403, 404),
+    path_params={"chat_id": _ID},
 )

@@ -11,6 +11,7 @@ from gateway.http import (
     audit,
     chats,
     governance,
+    history,
     inbound,
     invites,
     keys,
@@ -31,6 +32,6 @@ def setup_routes(app: web.Application) -> None:
     """Register the JSON API, the operator API, the inbound plugin API and the web pages."""
     for module in (account, agents, audit, tenant, policy, chats, governance, keys, operator):
         module.setup_routes(app)
-    for module in (team, plugins, tokens, invites, sessions, reports, pages, inbound):
+    for module in (team, plugins, tokens, invites, sessions, reports, pages, inbound, history):
         module.setup_routes(app)
     ops.setup(app)

@@ -423,6 +423,36 @@ class ApiToken:
     last_used_at: float | None = None
 
 
+@dataclass(slots=True)
+class HistoryQuery:
+    """Which closed chats a history listing or search wants (issue 16 item 5).
+
+    Every filter is optional except the tenant. ``token_hashes`` are keyed hashes of the
+    search words (gateway/search_index.py): a chat matches when it holds all of them.
+    ``before`` is the keyset cursor (closed_at, id) of the last row of the previous page."""
+
+    tenant_id: str
+    closed_from: float | None = None
+    closed_to: float | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+    csat: int | None = None
+    token_hashes: list[str] = field(default_factory=list)
+    customer_of: str | None = None
+    exclude_chat: str | None = None
+    before: tuple[float, str] | None = None
+    limit: int = 50
+
+
+@dataclass(slots=True)
+class AgentCsat:
+    """How one agent's closed chats in a history range were rated (count and mean 1..5)."""
+
+    agent_id: str
+    rated: int
+    average: float
+
+
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
@@ -648,6 +678,18 @@ class Store(Protocol):
         :meth:`append_message` raises :class:`NotFound`. Returns False when the chat does
         not exist (True again for an already erased chat).
         """
+
+    async def list_history(self, query: HistoryQuery) -> list[Chat]:
+        """Closed, not erased chats matching ``query``, newest close first."""
+        ...
+
+    async def csat_by_agent(self, query: HistoryQuery) -> list[AgentCsat]:
+        """CSAT count and average per agent over every chat matching ``query`` (no paging)."""
+        ...
+
+    async def index_chat_tokens(self, tenant_id: str, chat_id: str, hashes: list[str]) -> None:
+        """Remember that the chat holds these keyed-hash search tokens (idempotent)."""
+        ...
 
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None

@@ -20,7 +20,15 @@ import abc
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from gateway.store import _api_tokens, _housekeeping, _invites, _keyword_lists, _lifecycle, _rows
+from gateway.store import (
+    _api_tokens,
+    _history,
+    _housekeeping,
+    _invites,
+    _keyword_lists,
+    _lifecycle,
+    _rows,
+)
 from gateway.store._rows import (
     AGENT_COLS,
     AUDIT_COLS,
@@ -36,12 +44,14 @@ from gateway.store._rows import (
 )
 from gateway.store.base import (
     Agent,
+    AgentCsat,
     AgentSession,
     ApiToken,
     AuditEvent,
     AuditSeal,
     Chat,
     ChatState,
+    HistoryQuery,
     Invite,
     KeywordListRecord,
     LifecycleCutoffs,
@@ -650,11 +660,31 @@ class SqlStore(SqlGovernance):
             yield write(
                 "DELETE FROM outbox WHERE chat_id = ? AND state IN ('pending', 'dead')", chat_id
             )
+            for statement in _history.ERASE:  # the search index goes with the chat
+                yield write(statement, chat_id)
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
             yield write(_lifecycle.DELETE_CUSTOMER_KEYS, chat_id)
             return True
 
         return await self._transaction(program())
+
+    async def list_history(self, query: HistoryQuery) -> list[Chat]:
+        sql, args = _history.list_query(query)
+        return [_rows.chat(r) for r in await self._query(read_rows(sql, *args))]
+
+    async def csat_by_agent(self, query: HistoryQuery) -> list[AgentCsat]:
+        sql, args = _history.csat_query(query)
+        rows = await self._query(read_rows(sql, *args))
+        return [
+            AgentCsat(agent_id=r["agent_id"], rated=int(r["rated"]), average=float(r["average"]))
+            for r in rows
+        ]
+
+    async def index_chat_tokens(self, tenant_id: str, chat_id: str, hashes: list[str]) -> None:
+        if hashes:
+            await self._query(
+                write_many(_history.INSERT_INDEX_ROW, [(tenant_id, chat_id, h) for h in hashes])
+            )
 
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None

@@ -3,9 +3,11 @@
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
 import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 import { alert as notify, setUnread, settingsPanel } from './notify.js';
+// --- chat history (issue 16 item 5): the view lives in history.js ---
+import { mountHistory, previousChats } from './history.js';
 
 const P = window.CipherdeskProtocol;
-const { h, clear, clock, duration } = window.CipherdeskUI;
+const { h, clear, clock, duration, rich } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
 const DEFAULT_CANNED = [1, 2, 3, 4, 5].map((n) => t('console.canned_default.c' + n));
@@ -128,6 +130,7 @@ function renderShell() {
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));
+  mountHistory(top, d.workspace, can('transcript_read'));  // chat history (history.js)
   renderCanned();
   renderQueue();
 }
@@ -357,6 +360,7 @@ function buildPane(chat) {
   fillCanned(c.canned, chat);
   renderChatHeader(chat);
   if (chat.mode === 'mine') loadHelpdesk(chat);
+  if (chat.mode === 'mine') previousChats(chat.id, c.meta);  // chat history (history.js)
 }
 
 /* The customer's records in the tenant's helpdesk (plugins' enrich hooks), shown under
@@ -497,7 +501,7 @@ function line(chat, text, kind) {
 
 function bubble(chat, side, text, ts, who) {
   const el = h('div', { class: 'msg ' + side },
-    h('span', { class: 'text', text }),
+    rich(h('span', { class: 'text' }), text),
     h('span', { class: 'meta' }, who ? h('span', { class: 'who', text: who }) : null, h('span', { class: 'time', text: ts ? clock(ts) : '' })));
   chat.dom.log.appendChild(el);
   chat.dom.log.scrollTop = chat.dom.log.scrollHeight;
@@ -555,7 +559,7 @@ function onMsg(f) {
   } else if (f.from === 'agent') {
     const own = f.id && chat.bubbles.get(f.id);
     if (own) {
-      own.querySelector('.text').textContent = f.text;
+      rich(own.querySelector('.text'), f.text);
       chat.pending.delete(f.id);
       tick(own, 'stored');
     } else {

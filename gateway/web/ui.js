@@ -44,5 +44,45 @@ var CipherdeskUI = (function () {
     return hh ? hh + ':' + two(mm) + ':' + two(ss) : mm + ':' + two(ss);
   }
 
-  return { h: h, append: append, clear: clear, clock: clock, duration: duration };
+  /* A message body into ``el`` (issue 16 item 11): text nodes, with http(s) links the
+   * policy left intact as real anchors built with DOM APIs. Line breaks are kept by the
+   * bubbles' ``white-space: pre-wrap``. A defanged link (``hxxps://x[.]com``), a
+   * ``javascript:`` text or markup stays plain text: only a string that parses as an
+   * http(s) URL without credentials becomes an <a>, and its text is the exact substring,
+   * so ``el.textContent`` is always the message as sent. */
+  var LINK = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  var TRAILING = /[.,;:!?)\]}'"\u3002\uff0c\uff1b\uff1a\uff01\uff1f\uff09\u300d\u300f]+$/;
+  function safeUrl(raw) {
+    var url;
+    try { url = new URL(raw); } catch (e) { return null; }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+    if (url.username || url.password || url.hostname.indexOf('[.]') !== -1) return null;
+    return url.href;
+  }
+  function rich(el, text) {
+    clear(el);
+    text = String(text == null ? '' : text);
+    var at = 0, m;
+    LINK.lastIndex = 0;
+    while ((m = LINK.exec(text)) !== null) {
+      var raw = m[0].replace(TRAILING, '');
+      var href = raw ? safeUrl(raw) : null;
+      if (!href) continue;
+      if (m.index > at) el.appendChild(document.createTextNode(text.slice(at, m.index)));
+      var a = document.createElement('a');
+      a.href = href;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      a.referrerPolicy = 'no-referrer';
+      a.className = 'msg-link';
+      a.textContent = raw;
+      el.appendChild(a);
+      at = m.index + raw.length;
+      LINK.lastIndex = at;
+    }
+    if (at < text.length) el.appendChild(document.createTextNode(text.slice(at)));
+    return el;
+  }
+
+  return { h: h, append: append, clear: clear, clock: clock, duration: duration, rich: rich };
 })();

@@ -224,7 +224,7 @@
     }
   }
   function bubble(from, text, ts, who) {
-    var body = h('span', { class: 'text', text: text });
+    var body = CipherdeskUI.rich(h('span', { class: 'text' }), text);
     var meta = h('span', { class: 'meta' }, who ? h('span', { class: 'who', text: who }) : null,
       h('span', { class: 'time', text: ts ? CipherdeskUI.clock(ts) : '' }));
     var el = h('div', { class: 'msg ' + from }, body, meta);
@@ -380,7 +380,7 @@
     if (f.from === 'customer') {
       var own = f.id ? bubbles.get(f.id) : null;
       if (own) {
-        own.querySelector('.text').textContent = f.text;  // what was delivered (masked)
+        CipherdeskUI.rich(own.querySelector('.text'), f.text);  // what was delivered (masked)
         own.querySelector('.time').textContent = CipherdeskUI.clock(f.ts);
         pending.delete(f.id);
         setTick(own, 'stored');

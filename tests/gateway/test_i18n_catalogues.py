@@ -28,6 +28,7 @@ JS_FILES = [
     "common.js",
     "notify.js",
     "invite.js",
+    "history.js",
     "i18n.js",
     "ui.js",
     "protocol.js",
@@ -181,7 +182,16 @@ def _language(text: str) -> bool:
 
 @pytest.mark.parametrize(
     "name",
-    ["widget.js", "console.js", "admin.js", "governance.js", "common.js", "notify.js", "invite.js"],
+    [
+        "widget.js",
+        "console.js",
+        "admin.js",
+        "governance.js",
+        "common.js",
+        "notify.js",
+        "invite.js",
+        "history.js",
+    ],
 )
 def test_no_hard_coded_user_visible_strings_in_js(name):
     src = (WEB / name).read_text("utf-8")

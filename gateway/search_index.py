@@ -1,0 +1,109 @@
+"""Keyed-hash search tokens for chat history (issue 16 item 5).
+
+Why keyed hashes and not a plaintext index: the store must never hold chat text in clear
+(DESIGN.md), yet agents need to find a past chat by a word it contained. Each stored
+message (inspect mode, the text *after* policy masking, so a masked card number is never
+indexed) is split into tokens; the store keeps only ``HMAC(tenant search key, token)`` per
+(chat, token). A query is tokenised and hashed the same way and matches chats holding all
+of its tokens. Without the master key the rows reveal neither words nor which tenant's
+words two rows share. (A customer's previous chats are found through the customer keys of
+:mod:`gateway.customers`, the same keyed hashes an erase request uses.)
+
+Tokens: lowercase words of letters/digits (2..64 characters); runs of CJK characters give
+overlapping character bigrams (a single CJK character is its own token), since Chinese has
+no spaces and jieba is not a dependency. A query's tokens are produced by the same code,
+so "退款" finds a chat that said "我要退款".
+
+Limit to know: the per-tenant key is derived from the *current* master key
+(:mod:`gateway.derived_keys`), so after a master-key rotation older rows no longer match
+new queries until they are re-indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterable
+
+from crypto.envelope import Keyring
+from gateway.derived_keys import derived_secret
+
+SEARCH_LABEL = "cipherdesk/history-search-key/v1"
+"""Label of the secret from which each tenant's search-token key is derived."""
+
+
+MAX_TOKENS_PER_MESSAGE = 256
+"""Bound on the rows one message can add (a long message indexes its first distinct tokens)."""
+
+MAX_QUERY_TOKENS = 16
+"""Bound on the tokens of one search query (each one is a join condition)."""
+
+_WORD = re.compile(r"[^\W_]{2,64}", re.UNICODE)
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x3400 <= code <= 0x4DBF
+        or 0x4E00 <= code <= 0x9FFF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x3040 <= code <= 0x30FF  # kana: no spaces either
+        or 0xAC00 <= code <= 0xD7AF  # hangul syllables
+    )
+
+
+def tokenize(text: str, limit: int = MAX_TOKENS_PER_MESSAGE) -> list[str]:
+    """Distinct search tokens of ``text`` in first-seen order, at most ``limit``."""
+    seen: dict[str, None] = {}
+    lowered = text.casefold()
+    # Non-CJK words: split the CJK runs out first so "abc退款" gives "abc" and "退款".
+    plain = "".join(" " if _is_cjk(ch) else ch for ch in lowered)
+    for word in _WORD.findall(plain):
+        seen.setdefault(word, None)
+    run: list[str] = []
+    for ch in [*lowered, " "]:
+        if _is_cjk(ch):
+            run.append(ch)
+            continue
+        if len(run) == 1:
+            seen.setdefault(run[0], None)
+        for i in range(len(run) - 1):
+            seen.setdefault(run[i] + run[i + 1], None)
+        run = []
+    return list(seen)[:limit]
+
+
+class KeyedHasher:
+    """Keyed hashes of search tokens for one installation.
+
+    The key is recomputed on every use from the keyring (never cached), per tenant: two
+    tenants' rows for the same word differ."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+
+    def _tenant_key(self, label: str, tenant_id: str) -> bytes:
+        secret = derived_secret(self._keyring, label)
+        return hmac.new(secret, tenant_id.encode("utf-8"), hashlib.sha256).digest()
+
+    def _hasher(self, label: str, tenant_id: str) -> Callable[[str], str]:
+        key = self._tenant_key(label, tenant_id)
+
+        def digest(value: str) -> str:
+            return hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+        return digest
+
+    def tokens(self, tenant_id: str, tokens: Iterable[str]) -> list[str]:
+        """The stored form of each token (hex HMAC-SHA256)."""
+        digest = self._hasher(SEARCH_LABEL, tenant_id)
+        return [digest(t) for t in tokens]
+
+    def text(self, tenant_id: str, text: str) -> list[str]:
+        """The stored forms of every token of a message body."""
+        return self.tokens(tenant_id, tokenize(text))
+
+    def query(self, tenant_id: str, query: str) -> list[str]:
+        """The stored forms of a search query's tokens (empty when it has none)."""
+        return self.tokens(tenant_id, tokenize(query, MAX_QUERY_TOKENS))
