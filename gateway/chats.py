@@ -35,6 +35,7 @@ from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
 from gateway.policy.split import SplitWindow
+from gateway.policy.types import Audience
 from gateway.protocol import (
     Ack,
     ChatEvent,
@@ -790,7 +791,7 @@ class ChatService:
             )
         tenant = await self._tenant(tenant_id)
         key = await self.keys.get(chat.id)
-        transcript = await self._transcript_for_plugins(tenant, await self.history(chat, 0))
+        transcript = await self._transcript_for(tenant, await self.history(chat, 0), "plugin")
         queue_seconds = (chat.accepted_at - chat.created_at) if chat.accepted_at else None
         await self._emit(
             tenant,
@@ -873,20 +874,27 @@ class ChatService:
 
     # ------------------------------------------------------------------ plugins
 
-    async def _customer_for_plugins(self, chat: Chat) -> dict[str, Any] | None:
-        """The customer as plugins may see them: name and e-mail masked per the tenant's
-        audience table (``张**``, ``z***@example.com`` by default)."""
+    async def _customer_for(self, chat: Chat, audience: Audience) -> dict[str, Any] | None:
+        """The customer as ``audience`` may see them: name and e-mail masked per the
+        tenant's audience table (``张**``, ``z***@example.com`` by default)."""
         customer = await self.customer_of(chat)
         if customer is None:
             return None
         tenant = await self._tenant(chat.tenant_id)
         engine = await self.policies.engine(tenant.id, tenant.settings)
-        out = {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
+        out = dict(customer)
         for kind in ("name", "email"):
-            value = out[kind]
+            value = out.get(kind)
             if isinstance(value, str):
-                out[kind] = engine.mask_field(kind, value, "plugin")
+                out[kind] = engine.mask_field(kind, value, audience)
         return out
+
+    async def _customer_for_plugins(self, chat: Chat) -> dict[str, Any] | None:
+        """What plugins get of the customer: the identifiers only, masked for ``plugin``."""
+        customer = await self._customer_for(chat, "plugin")
+        if customer is None:
+            return None
+        return {k: customer.get(k) for k in ("user_id", "name", "email", "verified")}
 
     # ------------------------------------------------------------------ policy on fields
 
@@ -902,11 +910,12 @@ class ChatService:
             for name, value in fields.items()
         }
 
-    async def _transcript_for_plugins(
-        self, tenant: Tenant, messages: list[Msg]
+    async def _transcript_for(
+        self, tenant: Tenant, messages: list[Msg], audience: Audience
     ) -> list[dict[str, Any]]:
-        """A closed chat's transcript as plugins get it (per-audience masking, computed in a
-        worker thread: a long chat is many policy passes)."""
+        """A chat's transcript as ``audience`` (plugins, a customer export) gets it:
+        per-audience masking, computed in a worker thread (a long chat is many policy
+        passes)."""
         engine = await self.policies.engine(tenant.id, tenant.settings)
 
         def mask_all() -> list[dict[str, Any]]:
@@ -914,7 +923,7 @@ class ChatService:
             for m in messages:
                 direction: Direction = "agent" if m.sender == "agent" else "customer"
                 decision = engine.evaluate(m.text, direction)
-                shown = engine.for_audience(m.text, decision, "plugin")
+                shown = engine.for_audience(m.text, decision, audience)
                 rows.append(
                     {
                         "seq": m.seq,
@@ -1059,16 +1068,22 @@ class ChatService:
         self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str
     ) -> CustomerExport:
         """Everything the gateway holds about one customer's chats, decrypted (right of
-        access): per chat its times, state, the identity or form data and the messages
-        as stored (after the policy's masking). Staff appear by role only, never by name.
-        At most :data:`MAX_EXPORT_CHATS` chats (``truncated`` says when there were more).
-        Audited ``customer.exported`` with the count, never the identifier."""
+        access): per chat its times, state, the identity or form data and the messages,
+        masked for the ``export`` audience (the tenant's audience table: phones
+        ``138****5678``, e-mails, names and addresses by default). Staff appear by role
+        only, never by name. At most :data:`MAX_EXPORT_CHATS` chats (``truncated`` says
+        when there were more). Audited ``customer.exported`` with the count, never the
+        identifier."""
         ids = await self.customer_chats(tenant_id, kind, value)
+        tenant = await self._tenant(tenant_id)
         chats: list[ExportedChat] = []
         for chat_id in ids[:MAX_EXPORT_CHATS]:
             chat = await self.store.get_chat(chat_id)
             if chat is None or chat.tenant_id != tenant_id:
                 continue
+            transcript = await self._transcript_for(
+                tenant, await self.messages(chat.id, 0), "export"
+            )
             chats.append(
                 ExportedChat(
                     id=chat.id,
@@ -1076,10 +1091,12 @@ class ChatService:
                     closed_at=chat.closed_at,
                     state=chat.state,
                     close_reason=chat.close_reason,
-                    customer=await self.customer_of(chat),
+                    customer=await self._customer_for(chat, "export"),
                     messages=[
-                        ExportedMessage(seq=m.seq, sender=m.sender, ts=m.ts, text=m.text)
-                        for m in await self.messages(chat.id, 0)
+                        ExportedMessage(
+                            seq=m["seq"], sender=m["sender"], ts=m["ts"], text=m["text"]
+                        )
+                        for m in transcript
                     ],
                 )
             )

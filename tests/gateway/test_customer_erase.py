@@ -144,6 +144,9 @@ async def test_export_by_customer_over_http(gw):
     url = f"{base}/api/customers/export"
     first = await svc.chats.open_chat("demo", profile=Profile(name="Ann", email="ann@example.com"))
     await svc.chats.post_customer_message("demo", first.chat.id, "m1", "my order 77", first.chat)
+    await svc.chats.post_customer_message(
+        "demo", first.chat.id, "m2", "call me on 13800138000", first.chat
+    )
     await svc.chats.close(first.chat.id, "demo", by="customer")
     second = await svc.chats.open_chat("demo", profile=Profile(email="ANN@example.com"))
     await svc.chats.open_chat("demo", profile=Profile(email="bob@example.com"))
@@ -158,8 +161,15 @@ async def test_export_by_customer_over_http(gw):
     assert sorted(by_id) == sorted([first.chat.id, second.chat.id])
     chat = by_id[first.chat.id]
     assert (chat["state"], chat["close_reason"]) == ("closed", "customer_left")
-    assert chat["customer"] == {"name": "Ann", "email": "ann@example.com", "verified": False}
-    assert [(m["from"], m["text"]) for m in chat["messages"]] == [("customer", "my order 77")]
+    # Masked for the export audience (the tenant's default audience table), like what a
+    # helpdesk plugin gets: the e-mail and the phone number are not returned in clear.
+    assert chat["customer"]["verified"] is False
+    assert chat["customer"]["email"] == "a**@example.com"
+    assert [(m["from"], m["text"]) for m in chat["messages"]] == [
+        ("customer", "my order 77"),
+        ("customer", "call me on 138****8000"),
+    ]
+    assert "13800138000" not in json.dumps(export)
     [audit] = await svc.store.query_audit(action="customer.exported")
     assert (audit.details.get("chats"), audit.details.get("by")) == (2, "email")
     assert "ann" not in repr(audit)
