@@ -26,13 +26,12 @@ import asyncio
 import getpass
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from auth.emails import InvalidEmail, normalize_email
 from auth.roles import OPERATOR_SCOPE
 from gateway.cli.audit import register_audit_actions
-from gateway.cli.common import CliError, config_from, offline_services
+from gateway.cli.common import CliError, config_from, offline_services, table
 from gateway.cli.tokens import register as register_token_commands
 from gateway.logins import CredentialError, NewCredentials
 from gateway.qr import qr_terminal
@@ -92,14 +91,6 @@ async def _agent_by_email(svc: Any, email: str) -> Agent:
     return agent
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
@@ -150,7 +141,7 @@ def cmd_agent_list(args: argparse.Namespace) -> None:
         )
         for a in agents
     ]
-    print(_table(("EMAIL", "TENANT", "ROLE", "NAME", "STATE", "TOTP", "ID"), rows))
+    print(table(("EMAIL", "TENANT", "ROLE", "NAME", "STATE", "TOTP", "ID"), rows))
 
 
 def cmd_agent_disable(args: argparse.Namespace) -> None:
@@ -223,7 +214,7 @@ def cmd_tenant_list(args: argparse.Namespace) -> None:
         (t.id, t.name, t.identity_mode, "yes" if t.frozen else "no", " ".join(t.allowed_origins))
         for t in _run(run())
     ]
-    print(_table(("ID", "NAME", "IDENTITY", "FROZEN", "ORIGINS"), rows))
+    print(table(("ID", "NAME", "IDENTITY", "FROZEN", "ORIGINS"), rows))
 
 
 # ---------------------------------------------------------------------- operator
@@ -265,7 +256,7 @@ def cmd_operator_list(args: argparse.Namespace) -> None:
         )
         for a in _run(run())
     ]
-    print(_table(("EMAIL", "NAME", "STATE", "TOTP", "ID"), rows))
+    print(table(("EMAIL", "NAME", "STATE", "TOTP", "ID"), rows))
 
 
 # ---------------------------------------------------------------------- audit
@@ -295,9 +286,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         )
         for e in _run(run())
     ]
-    print(
-        _table(("ID", "TIME (UTC)", "ACTION", "TENANT", "ACTOR", "TARGET", "IP", "DETAILS"), rows)
-    )
+    print(table(("ID", "TIME (UTC)", "ACTION", "TENANT", "ACTOR", "TARGET", "IP", "DETAILS"), rows))
 
 
 # ---------------------------------------------------------------------- parsers

@@ -31,10 +31,9 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from gateway.cli.common import CliError, config_from, offline_services
+from gateway.cli.common import CliError, config_from, offline_services, table
 from gateway.http.inbound import DIALECTS
 from gateway.plugin_host import PluginUnavailable
 from plugins.api import ConfigError
@@ -50,14 +49,6 @@ def _read_secret_stdin(what: str) -> str:
     if not value:
         raise CliError(f"no {what} on standard input")
     return value
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _when(ts: float | None) -> str:
@@ -114,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> None:
             reg = host.registry
             out = ["Installed plugins:"]
             out.append(
-                _table(
+                table(
                     ("NAME", "VERSION", "SOURCE", "SCOPES", "SECRET FIELDS"),
                     [
                         (
@@ -150,12 +141,12 @@ def cmd_list(args: argparse.Namespace) -> None:
             out.append("")
             scope = f" of tenant {args.tenant}" if args.tenant else ""
             out.append(f"Configured plugins{scope}:")
-            out.append(_table(headers, rows) if rows else "  (none)")
+            out.append(table(headers, rows) if rows else "  (none)")
             out.append("")
             if reg.problems:
                 out.append("Problems:")
                 out.append(
-                    _table(
+                    table(
                         ("NAME", "SOURCE", "REASON"),
                         [(p.name, p.source, p.reason) for p in reg.problems],
                     )
@@ -278,7 +269,7 @@ def cmd_describe(args: argparse.Namespace) -> None:
             out.append("scopes: " + ", ".join(sorted(info.scopes)))
             out.append("")
             out.append(
-                _table(
+                table(
                     ("SETTING", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "ALLOWED", "HELP"),
                     [
                         (
@@ -400,7 +391,7 @@ def cmd_dead(args: argparse.Namespace) -> None:
         return
     # Never payloads: ids, types, counts and the dispatcher's (safe) error note.
     print(
-        _table(
+        table(
             ("ID", "TENANT", "PLUGIN", "EVENT", "CHAT", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"),
             [
                 (

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
+
+import aiohttp
 
 from gateway.store.base import Alert
 
@@ -99,3 +102,16 @@ class TargetPolicy:
         if not addr.is_global:
             raise ValueError("the URL must point at a public host")
         return url.strip()
+
+
+class SignedHttpChannel:
+    """A channel that POSTs to one URL and signs each request with a shared secret
+    (the signed webhook, DingTalk's 加签): what both keep between sends."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Callable[[], float]
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._secret = secret
+        self._clock = clock

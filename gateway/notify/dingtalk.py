@@ -18,12 +18,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable
 from urllib.parse import quote_plus
 
 import aiohttp
 
-from gateway.notify.base import ChannelError, NotificationText
+from gateway.notify.base import ChannelError, NotificationText, SignedHttpChannel
 from gateway.store.base import Alert
 
 DINGTALK_HOST = "oapi.dingtalk.com"
@@ -38,16 +37,8 @@ def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
     return quote_plus(base64.b64encode(digest).decode("ascii"))
 
 
-class DingTalkChannel:
+class DingTalkChannel(SignedHttpChannel):
     name = "dingtalk"
-
-    def __init__(
-        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Callable[[], float]
-    ) -> None:
-        self._session = session
-        self._url = url
-        self._secret = secret
-        self._clock = clock
 
     async def send(self, text: NotificationText, alert: Alert) -> None:
         ts = int(self._clock() * 1000)

@@ -8,25 +8,16 @@ receiver handles plugin events and alerts alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import aiohttp
 
-from gateway.notify.base import ChannelError, NotificationText
+from gateway.notify.base import ChannelError, NotificationText, SignedHttpChannel
 from gateway.store.base import Alert
 from plugins.webhook import SIGNATURE_HEADER, signature_header
 
 
-class WebhookChannel:
+class WebhookChannel(SignedHttpChannel):
     name = "webhook"
-
-    def __init__(
-        self, session: aiohttp.ClientSession, url: str, secret: str, clock: Callable[[], float]
-    ) -> None:
-        self._session = session
-        self._url = url
-        self._secret = secret
-        self._clock = clock
 
     async def send(self, text: NotificationText, alert: Alert) -> None:
         body = json.dumps(
