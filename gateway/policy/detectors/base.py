@@ -8,12 +8,12 @@ computed at most once per message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..normalize import NormalizedText
-from .numbers import BIDI_OVERRIDES, NumberRun, find_number_runs
+from .numbers import BIDI_OVERRIDES, DIGIT_WORDS, SEVEN_DIGITS, NumberRun, find_number_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,33 @@ class Detector(Protocol):
     def scan(self, ctx: ScanContext) -> Iterable[Hit]:
         """Yield validated hits in view coordinates."""
         ...
+
+
+class ValidatedNumberDetector:
+    """Numbers of one kind found in the message's digit runs: a length range, the digits a
+    number may start with, and a checksum validator (card numbers, ID numbers). Subclasses
+    only declare them; the run walking and claiming is written once here."""
+
+    kinds: tuple[str] = ("",)
+    rule = ""
+    min_digits = 0
+    max_digits = 0
+    leading = ""
+    triggers = ()
+    gate_pattern = SEVEN_DIGITS
+    gate_phrases = DIGIT_WORDS
+    exclusive = True
+
+    @staticmethod
+    def valid(digits: str, /) -> bool:
+        """Whether ``digits`` (exactly the number's digits) is a real number of the kind."""
+        raise NotImplementedError
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the validated numbers, longest first, never overlapping."""
+        kind = self.kinds[0]
+        for run in ctx.number_runs:
+            if run.digit_count < self.min_digits:
+                continue
+            for w in run.claim(self.min_digits, self.max_digits, self.leading, self.valid):
+                yield Hit(kind, w.start, w.end, self.rule)

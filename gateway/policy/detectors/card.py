@@ -6,10 +6,7 @@ real issuer range with its lengths keeps precision high without losing real card
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from .base import Hit, ScanContext
-from .numbers import DIGIT_WORDS, SEVEN_DIGITS
+from .base import ValidatedNumberDetector
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.
@@ -64,19 +61,11 @@ def is_card_number(digits: str) -> bool:
     return (digits[:4], len(digits)) in _ALLOWED and luhn_valid(digits)
 
 
-class CardDetector:
-    """Card numbers, including spaced, dashed, dotted and full-width forms."""
+class CardDetector(ValidatedNumberDetector):
+    """Card numbers, including spaced, dashed, dotted and full-width forms: Luhn-valid in a
+    real issuer range with a length that issuer uses."""
 
     kinds = ("card",)
-    triggers = ()
-    gate_pattern = SEVEN_DIGITS
-    gate_phrases = DIGIT_WORDS
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield Luhn- and issuer-validated card numbers."""
-        for run in ctx.number_runs:
-            if run.digit_count < 13:
-                continue
-            for w in run.claim(13, 19, "23456", is_card_number):
-                yield Hit("card", w.start, w.end, "card.luhn")
+    rule = "card.luhn"
+    min_digits, max_digits, leading = 13, 19, "23456"
+    valid = staticmethod(is_card_number)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import datetime
 import operator
-from collections.abc import Iterator
 
 from stdnum.cn import ric
 
-from .base import Hit, ScanContext
-from .numbers import DIGIT_WORDS, SEVEN_DIGITS
+from .base import ValidatedNumberDetector
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -38,19 +36,11 @@ def is_cn_id(value: str) -> bool:
     return 1900 <= born.year and born <= datetime.date.today()
 
 
-class CnIdDetector:
-    """Resident ID numbers, with separators or full-width digits."""
+class CnIdDetector(ValidatedNumberDetector):
+    """Resident ID numbers, with separators or full-width digits (GB 11643 mod 11-2 check
+    digit and a real birth date)."""
 
     kinds = ("cn_id",)
-    triggers = ()
-    gate_pattern = SEVEN_DIGITS
-    gate_phrases = DIGIT_WORDS
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield validated ID numbers."""
-        for run in ctx.number_runs:
-            if run.digit_count < 18:
-                continue
-            for w in run.claim(18, 18, "123456789", is_cn_id):
-                yield Hit("cn_id", w.start, w.end, "cn_id.mod11_2")
+    rule = "cn_id.mod11_2"
+    min_digits, max_digits, leading = 18, 18, "123456789"
+    valid = staticmethod(is_cn_id)
