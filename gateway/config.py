@@ -21,6 +21,9 @@ from typing import Any, cast
 
 import msgspec
 
+MAX_WORKERS = 64
+"""Upper bound of ``server.workers`` (a typo of 1000 must not fork a thousand processes)."""
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the offending key."""
@@ -42,6 +45,9 @@ class ServerConfig:
     frame_ancestors: str = "'none'"
     # Seconds to wait for in-flight work on shutdown.
     shutdown_timeout: float = 5.0
+    # Worker processes sharing the port (SO_REUSEPORT); more than one needs PostgreSQL
+    # and Redis for the bus and rate limits (gateway/workers.py says why, at start-up).
+    workers: int = 1
 
 
 @dataclass(slots=True)
@@ -304,6 +310,8 @@ def parse_config(
     _check_retention(config.retention)
     if config.audit.retention_days < 180:
         raise ConfigError("audit.retention_days must be at least 180 (six months)")
+    if not 1 <= config.server.workers <= MAX_WORKERS:
+        raise ConfigError(f"server.workers must be 1-{MAX_WORKERS}, got {config.server.workers}")
     if not 0 < config.server.port < 65536:
         raise ConfigError(f"server.port must be 1-65535, got {config.server.port}")
     try:

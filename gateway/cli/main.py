@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 
+import structlog
 from aiohttp import web
 
 from crypto.envelope import EnvelopeError
@@ -34,6 +35,7 @@ from gateway.logs import configure_logging
 from gateway.reports import SignedReport
 from gateway.store.migrate import SchemaTooNew
 from gateway.version import package_version
+from gateway.workers import Supervisor, plan_workers, tag_responses
 
 #: Modules adding subcommands: each exposes ``register(subparsers, common)``.
 COMMAND_MODULES = (
@@ -90,7 +92,18 @@ def _banner(config: Config) -> str:
 def cmd_serve(args: argparse.Namespace) -> None:
     config = config_from(args, host=args.host, port=args.port)
     configure_logging(args.log_level)
+    if args.worker_index is not None:
+        _serve_worker(config, args.worker_index)
+        return
     _check_port(config.server.host, config.server.port)
+    plan = plan_workers(config)
+    if plan.reason is not None:
+        print(
+            f"cipherdesk: server.workers = {config.server.workers}, running one process: "
+            f"{plan.reason}",
+            file=sys.stderr,
+            flush=True,
+        )
     if missing_installation(config) is not None:
         print(
             f"cipherdesk: creating a new installation in {config.data_dir} "
@@ -98,6 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             file=sys.stderr,
             flush=True,
         )
+    if plan.count > 1:
+        _supervise(config, plan.count, args.raw_argv)
+        return
     app = create_app(config)
     print(_banner(config), file=sys.stderr, flush=True)
     web.run_app(
@@ -110,6 +126,50 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _supervise(config: Config, count: int, argv: Sequence[str]) -> None:
+    """Prepare the installation once (keys, migrations: workers must not race to create
+    them), then run ``count`` copies of this command as workers (gateway/workers.py)."""
+    _create_installation(config)
+    print(_banner(config), file=sys.stderr, flush=True)
+    print(f"  {count} worker processes share port {config.server.port}\n", file=sys.stderr)
+    command = [sys.executable, "-m", "gateway.cli", *argv]
+    supervisor = Supervisor(
+        lambda index: [*command, "--worker-index", str(index)],
+        count,
+        stop_timeout=config.server.shutdown_timeout + 5.0,
+    )
+    status = supervisor.run()
+    if status:
+        raise CliError("workers crashed repeatedly; the node stopped (see the log above)")
+
+
+def _serve_worker(config: Config, index: int) -> None:
+    """One worker of a multi-worker node: the same app on a ``SO_REUSEPORT`` socket;
+    only worker 0 runs the background jobs."""
+    structlog.contextvars.bind_contextvars(worker=index)
+    app = create_app(config, with_workers=index == 0)
+    tag_responses(app, index)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        print=None,
+        access_log=None,
+        reuse_port=True,
+        shutdown_timeout=config.server.shutdown_timeout,
+    )
+
+
+def _create_installation(config: Config) -> None:
+    """Open and close the services once: creates the data dir, keys and schema if new,
+    migrates an existing database."""
+
+    async def create() -> None:
+        await close_services(await build_services(config))
+
+    asyncio.run(create())
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     """Create an installation without serving (scripted set-ups, containers, tests): the
     data directory, master key, signing key and database schema."""
@@ -118,11 +178,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     if missing_installation(config) is None:
         print(f"{config.data_dir} already holds a cipherdesk installation (nothing changed)")
         return
-
-    async def create() -> None:
-        await close_services(await build_services(config))
-
-    asyncio.run(create())
+    _create_installation(config)
     print(f"created a new cipherdesk installation in {config.data_dir}")
 
 
@@ -150,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8080)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    # Set by the supervisor of a multi-worker node on each worker it starts.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     init = sub.add_parser(
@@ -173,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)

@@ -247,6 +247,8 @@ class _SecureClient:
         self._buffer: deque[Any] = deque(maxlen=max_buffer)
         self._arrived = asyncio.Event()
         self._failure: Exception | None = None
+        #: Headers of the last upgrade response (e.g. which worker of a node answered).
+        self.upgrade_headers: dict[str, str] = {}
 
     # ------------------------------------------------------------------ connection
 
@@ -274,6 +276,8 @@ class _SecureClient:
         except InvalidStatus as exc:
             raise ProtocolError(f"upgrade refused: HTTP {exc.response.status_code}") from None
         self._ws = ws
+        if ws.response is not None:
+            self.upgrade_headers = dict(ws.response.headers.raw_items())
         try:
             await self._handshake(ws)
         except BaseException:
