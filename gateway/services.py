@@ -31,7 +31,7 @@ from gateway.presence import Presence
 from gateway.protocol import CloseCode
 from gateway.ratelimit.guard import TENANT_FULL
 from gateway.sessions import SessionAuthenticator
-from gateway.store.base import Store
+from gateway.store.base import Store, StoreUnavailable
 from gateway.tenants import TenantDirectory
 from gateway.ws.connection import (
     ConnectionClosed,
@@ -117,6 +117,10 @@ Admit = Callable[[SecureConnection, str], Awaitable[Any]]
 Body = Callable[[SecureConnection, Any, str], Awaitable[None]]
 
 
+STORE_UNAVAILABLE_REASON = "service temporarily unavailable, reconnect shortly"
+"""Close reason (code 1013) when the database cannot be reached or written."""
+
+
 async def serve_connection(
     request: web.Request,
     svc: Services,
@@ -169,6 +173,10 @@ async def serve_connection(
         await conn.close(exc.code, exc.reason, force=exc.code != CloseCode.NORMAL)
     except ChatError as exc:
         await conn.close(exc.close or CloseCode.POLICY, exc.message)
+    except StoreUnavailable as exc:
+        # Nothing unacknowledged was committed; the client reconnects and resends.
+        log.warning("ws_store_unavailable", kind=kind, error=str(exc))
+        await conn.close(CloseCode.TRY_AGAIN_LATER, STORE_UNAVAILABLE_REASON, force=True)
     except (ConnectionError, ConnectionClosed):
         # The peer left or reset the connection (e.g. right after the upgrade, before its
         # key frame): nothing to tell it, nothing wrong with the server.

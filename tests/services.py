@@ -60,9 +60,7 @@ def _unavailable(what: str) -> NoReturn:
     unavailable(f"{what} is not available: no local server and no binaries to start one")
 
 
-def _wait_for_port(
-    port: int, proc: subprocess.Popen | None, what: str, seconds: float = 20
-) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen | None, what: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if port_open("127.0.0.1", port):
@@ -86,17 +84,22 @@ class RedisServer:
         return self.proc is not None
 
 
-def start_throwaway_redis() -> RedisServer:
+def run_redis(port: int) -> subprocess.Popen:
+    """A Redis server on ``port`` keeping nothing on disk (also a drill's restart)."""
     binary = shutil.which("redis-server")
     if binary is None:
         _unavailable("Redis")
-    port = free_port()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for_port(port, proc, "Redis")
+
+
+def start_throwaway_redis() -> RedisServer:
+    port = free_port()
+    proc = run_redis(port)
+    wait_for_port(port, proc, "Redis")
     return RedisServer(port, proc)
 
 
@@ -165,6 +168,33 @@ def _pg_bin(name: str) -> str | None:
     return str(candidates[-1]) if candidates else None
 
 
+def run_postgres(workdir: Path, port: int) -> subprocess.Popen:
+    """Start the throwaway server of ``workdir`` (made by :func:`start_throwaway_postgres`)
+    on ``port``: also how a drill restarts it on the same data and port."""
+    postgres = _pg_bin("postgres")
+    assert postgres is not None
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.Popen(
+        [
+            *run_as,
+            postgres,
+            "-D",
+            str(workdir / "data"),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(workdir),
+            "-F",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def start_throwaway_postgres() -> tuple[PostgresServer, subprocess.Popen, Path]:
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
     if initdb is None or postgres is None or shutil.which("psql") is None:
@@ -181,26 +211,8 @@ def start_throwaway_postgres() -> tuple[PostgresServer, subprocess.Popen, Path]:
         capture_output=True,
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            *run_as,
-            postgres,
-            "-D",
-            str(datadir),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(workdir),
-            "-F",
-            "-c",
-            "fsync=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for_port(port, proc, "PostgreSQL", seconds=30)
+    proc = run_postgres(workdir, port)
+    wait_for_port(port, proc, "PostgreSQL", seconds=30)
     time.sleep(0.3)
     return PostgresServer(port, "postgres", []), proc, workdir
 

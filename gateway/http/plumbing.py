@@ -45,7 +45,8 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 route for interactive sessions only, see ``gateway/http/tokens.py``),
 ``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
-``internal``.
+``internal``, ``unavailable`` (503 with ``Retry-After``: the database cannot be reached or
+written right now; nothing was changed, retry).
 """
 
 import asyncio

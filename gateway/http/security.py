@@ -33,6 +33,7 @@ from aiohttp import web
 from gateway.http.public import ApiError
 from gateway.logs import error_location
 from gateway.services import SERVICES, Services
+from gateway.store.base import StoreUnavailable
 
 log = structlog.get_logger("cipherdesk.http")
 
@@ -80,6 +81,10 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers.setdefault(name, value)
 
 
+STORE_RETRY_AFTER = 2
+"""Seconds a client is told to wait when the database is unavailable (HTTP 503)."""
+
+
 @web.middleware
 async def catch_all(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost middleware: documented JSON errors, one log line, no traceback."""
@@ -92,6 +97,16 @@ async def catch_all(request: web.Request, handler: Handler) -> web.StreamRespons
             raise
         code = STATUS_CODES.get(exc.status, "error")
         raise ApiError(exc.status, code, exc.reason or code, headers=_kept_headers(exc)) from None
+    except StoreUnavailable as exc:
+        log.warning(
+            "http_store_unavailable", method=request.method, path=request.path, error=str(exc)
+        )
+        raise ApiError(
+            503,
+            "unavailable",
+            "the service is temporarily unavailable; retry shortly",
+            headers={"Retry-After": str(STORE_RETRY_AFTER)},
+        ) from None
     except ConnectionError:
         # The client went away mid-request: nothing to answer, nothing to alarm anyone.
         log.info("http_client_gone", method=request.method, path=request.path)

@@ -29,6 +29,14 @@ class StoreError(Exception):
     """Base class of store failures the caller can act on."""
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or cannot write right now (PostgreSQL down or
+    restarting, a SQLite disk full or failing). Nothing was committed by the failed call,
+    so the caller refuses with a retry code (1013 / HTTP 503) and loses nothing that was
+    acknowledged; the next call tries again. Not a :class:`StoreError`: those are answers
+    about the data, this is about the service."""
+
+
 class NotFound(StoreError):
     """The addressed row does not exist (or was erased)."""
 

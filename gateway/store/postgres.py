@@ -38,6 +38,7 @@ from gateway.store.base import (
     OutboxItem,
     StoredMessage,
     StoreError,
+    StoreUnavailable,
 )
 from gateway.store.migrate import migrate_postgres, pg_current_version
 from gateway.store.sql import POSTGRES, Program, Query, write_rows
@@ -55,9 +56,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused / reset / unreachable while connecting or mid-query
+    TimeoutError,  # connect timeout
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.OperatorInterventionError,  # class 57: admin/crash shutdown, starting up
+    asyncpg.InsufficientResourcesError,  # class 53: disk full, too many connections
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # the server closed our connection
+)
+"""Failures that mean "PostgreSQL is not available now", not "this query is wrong"."""
+
+
 def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Map constraint violations to the store's errors (still a coroutine function, so the
-    methods satisfy the ``Store`` protocol's ``async def``s)."""
+    """Map constraint violations and lost connections to the store's errors (still a
+    coroutine function, so the methods satisfy the ``Store`` protocol's ``async def``s)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -69,6 +81,12 @@ def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
             raise NotFound(f"a referenced row does not exist ({exc.detail or exc})") from exc
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise StoreError(str(exc)) from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+        except asyncpg.InternalClientError as exc:
+            # A pooled connection whose server went away while it was idle fails its next
+            # use with a protocol-state error; the pool discards it on release.
+            raise StoreUnavailable(type(exc).__name__) from exc
 
     return wrapper
 
@@ -135,6 +153,7 @@ class PostgresStore(SqlStore):
             raise StoreError("store is not open")
         return self._pool
 
+    @_translated
     async def schema_version(self) -> int:
         async with self.pool.acquire() as conn:
             return await pg_current_version(conn)
@@ -208,6 +227,7 @@ class PostgresStore(SqlStore):
         return AppendResult(stored, duplicate=False)
 
     # -- plugin outbox --------------------------------------------------------------
+    @_translated
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
         # SKIP LOCKED lets several nodes claim side by side without waiting on each other.
         rows = await self._query(

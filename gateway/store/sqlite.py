@@ -62,6 +62,7 @@ from gateway.store.base import (
     OutboxItem,
     StoredMessage,
     StoreError,
+    StoreUnavailable,
 )
 from gateway.store.migrate import migrate_sqlite, sqlite_current_version
 from gateway.store.sql import SQLITE, Program, Query, drive, placeholders
@@ -87,10 +88,13 @@ def _dumps(value: Any) -> str:
 
 
 def _translate(exc: sqlite3.Error) -> Exception:
-    """Map constraint failures to the store's errors (other errors pass unchanged)."""
+    """Map constraint failures and a full or failing disk to the store's errors (other
+    errors pass unchanged)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        return StoreUnavailable(name)
     if not isinstance(exc, sqlite3.IntegrityError):
         return exc
-    name = getattr(exc, "sqlite_errorname", "")
     if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
         return Conflict(str(exc))
     if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
@@ -261,7 +265,10 @@ class SqliteStore(SqlStore):
     async def _query(self, query: Query) -> Any:
         if query.write:
             return await self._write(functools.partial(_run, query=query))
-        return await _on_thread(self._r, functools.partial(_run, query=query))
+        try:
+            return await _on_thread(self._r, functools.partial(_run, query=query))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     async def _transaction(self, program: Program[T]) -> T:
         return await self._write(functools.partial(_drive, program=program))

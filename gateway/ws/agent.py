@@ -15,6 +15,7 @@ from gateway.chats import ChatError
 from gateway.governance.approvals import ApprovalError
 from gateway.governance.wiring import governance_of
 from gateway.helpdesk_inbox import HelpdeskInbox
+from gateway.logs import error_location
 from gateway.protocol import (
     Accept,
     AgentClose,
@@ -34,9 +35,9 @@ from gateway.protocol import (
     Watch,
     decode_agent,
 )
-from gateway.services import SERVICES, Services, serve_connection
+from gateway.services import SERVICES, STORE_UNAVAILABLE_REASON, Services, serve_connection
 from gateway.sessions import AgentContext, token_from_request
-from gateway.store.base import Chat
+from gateway.store.base import Chat, StoreUnavailable
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
@@ -76,7 +77,23 @@ class AgentSession:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        """A background step (queue snapshot, join replay) failed: the console's view would
+        silently go stale, so close the socket; the console reconnects to fresh state."""
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, StoreUnavailable):
+            log.warning("ws_store_unavailable", kind="agent", step="background")
+            self.conn.abort(CloseCode.TRY_AGAIN_LATER, STORE_UNAVAILABLE_REASON)
+        else:
+            log.error("ws_background_failed", error=type(exc).__name__, where=error_location(exc))
+            self.conn.abort(CloseCode.INTERNAL, "internal error")
 
     # ------------------------------------------------------------------ bus events
 

@@ -13,8 +13,6 @@ gateway nodes.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -25,7 +23,7 @@ from gateway.bus import open_bus
 from gateway.bus.base import Bus, BusEvent, chat_topic, tenant_topic
 from gateway.bus.redis import BusConfigError, BusUnavailable, RedisBus, split_bus_url
 from gateway.protocol import ChatEvent, Msg
-from tests.services import RedisServer, _wait_for_port, start_throwaway_redis
+from tests.services import RedisServer, run_redis, start_throwaway_redis, wait_for_port
 
 pytestmark = pytest.mark.services
 
@@ -441,25 +439,9 @@ def stop(server: RedisServer) -> None:
 
 
 def restart_on_same_port(server: RedisServer) -> None:
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(server.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = run_redis(server.port)
     server.procs.append(proc)  # type: ignore[attr-defined]
-    _wait_for_port(server.port, proc, "Redis")
+    wait_for_port(server.port, proc, "Redis")
 
 
 async def test_reconnects_and_resubscribes_after_redis_restart(

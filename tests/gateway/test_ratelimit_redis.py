@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,7 @@ from gateway.ratelimit.limits import (
     RateLimiter,
     RedisRateLimiter,
 )
-from tests.services import RedisServer, _wait_for_port, start_throwaway_redis
+from tests.services import RedisServer, run_redis, start_throwaway_redis, wait_for_port
 
 pytestmark = pytest.mark.services
 
@@ -75,25 +74,9 @@ def throwaway() -> Iterator[RedisServer]:
 
 
 def restart_on_same_port(server: RedisServer) -> None:
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(server.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = run_redis(server.port)
     server.procs.append(proc)  # type: ignore[attr-defined]
-    _wait_for_port(server.port, proc, "Redis")
+    wait_for_port(server.port, proc, "Redis")
 
 
 # --------------------------------------------------------------------------- decisions
