@@ -47,6 +47,7 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
+from gateway.queue_view import QueueRow, SharedQueueReads
 from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
 from gateway.store.base import (
@@ -152,6 +153,7 @@ class ChatService:
         self.customer_keys = customer_keys
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
+        self.queue_reads = SharedQueueReads(self._queue_rows)  # one read per tenant burst
         self._agent_names: dict[str, str] = {}
         # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext.
         self.search = search
@@ -825,13 +827,32 @@ class ChatService:
         )
         return chat, await self.history(chat, 0)
 
-    async def queue_snapshot(self, principal: Principal) -> QueueSnapshot:
-        chats = await self.store.list_chats(principal.tenant_id, states=("queued", "active"))
+    async def queue_snapshot(
+        self, principal: Principal, not_before: float | None = None
+    ) -> QueueSnapshot:
+        """The queue as ``principal`` sees it: their own chats, plus the waiting ones (every
+        open one for supervisors). ``not_before`` (``queue_reads.clock``): the last queue
+        change the caller was told of; a read started since then is shared (None: a new
+        read)."""
+        since = self.queue_reads.clock() if not_before is None else not_before
+        rows = await self.queue_reads.rows(principal.tenant_id, since)
         supervisor = principal.can(Permission.CHAT_WATCH, principal.tenant_id)
-        handled = await HelpdeskInbox(self.store, self.keys, self.clock).handled(
-            principal.tenant_id, [c.id for c in chats]
-        )
         visible, mine = [], []
+        for row in rows:
+            if row.assigned_agent_id == principal.agent_id:
+                mine.append(row.entry)
+            elif row.state == "queued" or supervisor:
+                visible.append(row.entry)
+        return QueueSnapshot(chats=visible, mine=mine)
+
+    async def _queue_rows(self, tenant_id: str) -> list[QueueRow]:
+        """Every open chat of the tenant as a queue entry (one store read, one profile
+        decryption per chat), shared by the consoles through ``queue_reads``."""
+        chats = await self.store.list_chats(tenant_id, states=("queued", "active"))
+        handled = await HelpdeskInbox(self.store, self.keys, self.clock).handled(
+            tenant_id, [c.id for c in chats]
+        )
+        rows = []
         for chat in chats:
             entry = QueueEntry(
                 chat=chat.id,
@@ -843,11 +864,8 @@ class ChatService:
                 handled=chat.id in handled,
                 **await self._profile_summary(chat),
             )
-            if chat.assigned_agent_id == principal.agent_id:
-                mine.append(entry)
-            elif chat.state == "queued" or supervisor:
-                visible.append(entry)
-        return QueueSnapshot(chats=visible, mine=mine)
+            rows.append(QueueRow(entry, chat.state, chat.assigned_agent_id))
+        return rows
 
     async def _profile_summary(self, chat: Chat) -> dict[str, str | None]:
         """Name and topic for the queue; the verified identity wins over the form."""

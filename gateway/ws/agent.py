@@ -67,6 +67,7 @@ class AgentSession:
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
         self._snapshot_pending = False
+        self._queue_changed_at = 0.0  # when the last queue change was heard (queue_reads clock)
         self._checked_at = svc.clock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -114,6 +115,7 @@ class AgentSession:
                 return
             self.conn.send(frame)
         elif kind == "queue_changed":
+            self._queue_changed_at = self.svc.chats.queue_reads.clock()
             self._schedule_snapshot()
         elif kind == "join_chat" and event.chat:
             self._spawn(self._join(event.chat, event.frame))
@@ -144,7 +146,8 @@ class AgentSession:
         async def send_later() -> None:
             await asyncio.sleep(0.05)  # coalesce bursts of queue changes
             self._snapshot_pending = False
-            self.conn.send(await self.svc.chats.queue_snapshot(self.principal))
+            snapshot = await self.svc.chats.queue_snapshot(self.principal, self._queue_changed_at)
+            self.conn.send(snapshot)
 
         self._spawn(send_later())
 
