@@ -173,6 +173,13 @@ class Principal:
     scope: frozenset[str] | None = None
     """For a scoped API token: the permission names it carries. The principal may do only
     what both its role *and* the scope allow; None (an interactive session) is the role."""
+    queues: frozenset[str] | None = None
+    """The queues whose waiting chats this agent sees and may accept (queue scoping);
+    None: every queue of the tenant."""
+
+    def sees_queue(self, queue: str) -> bool:
+        """May this principal see (and take) chats waiting in ``queue``?"""
+        return self.queues is None or queue in self.queues
 
     @property
     def permissions(self) -> frozenset[Permission]:

@@ -12,6 +12,9 @@ per pair; latency from the customer's send to the agent's receipt):
     1node-rlf      same with ``local_first=1``: local delivery, Redis only for other nodes
     2nodes-redis   customers on node A, agents on node B
     2nodes-rlf     same with ``local_first=1``
+    1node-2workers one node running ``server.workers = 2`` (gateway/workers.py: two
+                   processes on one port, Redis bus and Redis rate limits); connections
+                   spread over both workers by the kernel
 
 Same store everywhere, so 1node-redis minus 1node-mem is the cost of the Redis hop (seal +
 PUBLISH + subscriber read + open), and the 2-node rows add the second process
@@ -41,12 +44,13 @@ from gateway.sdk.client import AgentClient, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
 from tests.services import postgres_server, redis_server
 
-SETUPS = (
-    ("1node-mem", 1, ""),
-    ("1node-redis", 1, "redis"),
-    ("1node-rlf", 1, "redis&local_first=1"),
-    ("2nodes-redis", 2, "redis"),
-    ("2nodes-rlf", 2, "redis&local_first=1"),
+SETUPS = (  # name, nodes, bus, worker processes per node
+    ("1node-mem", 1, "", 1),
+    ("1node-redis", 1, "redis", 1),
+    ("1node-rlf", 1, "redis&local_first=1", 1),
+    ("2nodes-redis", 2, "redis", 1),
+    ("2nodes-rlf", 2, "redis&local_first=1", 1),
+    ("1node-2workers", 1, "redis", 2),
 )
 
 
@@ -118,7 +122,9 @@ async def run(args: argparse.Namespace) -> None:
         dsn = pg.create_database()
         try:
             tokens: list[str] | None = None
-            for index, (name, nodes, bus_kind) in enumerate(SETUPS):
+            for index, (name, nodes, bus_kind, workers) in enumerate(SETUPS):
+                if args.only and name not in args.only:
+                    continue
                 workdir = Path(tmp) / f"setup{index}"
                 workdir.mkdir()
                 bus = "memory://"
@@ -128,8 +134,11 @@ async def run(args: argparse.Namespace) -> None:
                     workdir,
                     store_url=dsn,
                     bus_url=bus,
+                    # Workers need shared budgets (gateway/workers.py): Redis limits.
+                    ratelimit_url=redis.url if workers > 1 else "memory://",
                     master_key=master_key,
                     config_toml=limits_toml(),
+                    extra_env={"CIPHERDESK_SERVER_WORKERS": str(workers)},
                 )
                 try:
                     await cluster.start(nodes)
@@ -142,11 +151,15 @@ async def run(args: argparse.Namespace) -> None:
                 print(figures.line(name), flush=True)
         finally:
             pg.drop_database(dsn)
-    memory = results["1node-mem"]
-    for name in ("1node-redis", "1node-rlf"):
-        print(f"Redis hop ({name} vs 1node-mem): {compare(results[name], memory)}")
-    for name, one in (("2nodes-redis", "1node-redis"), ("2nodes-rlf", "1node-rlf")):
-        print(f"{name} vs {one}: {compare(results[name], results[one])}")
+    for name, base in (
+        ("1node-redis", "1node-mem"),
+        ("1node-rlf", "1node-mem"),
+        ("2nodes-redis", "1node-redis"),
+        ("2nodes-rlf", "1node-rlf"),
+        ("1node-2workers", "1node-redis"),
+    ):
+        if name in results and base in results:
+            print(f"{name} vs {base}: {compare(results[name], results[base])}")
 
 
 def compare(a: Figures, b: Figures) -> str:
@@ -162,6 +175,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=300, help="messages per pair")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per pair")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up messages per pair")
+    parser.add_argument(
+        "--only", type=lambda v: set(v.split(",")), default=set(), help="comma-separated set-ups"
+    )
     args = parser.parse_args()
     quiet_logs()
     asyncio.run(run(args))

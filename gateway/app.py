@@ -39,6 +39,7 @@ from gateway.http.routes import setup_routes
 from gateway.keyfiles import load_or_create_identity, load_or_create_keyring
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
+from gateway.notices import NoticeBook
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
@@ -190,6 +191,7 @@ async def _wire(
         reports=reports,
         customer_keys=CustomerKeys(keyring),
         search=KeyedHasher(keyring),
+        notices=NoticeBook(store, auditor, clock),
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:

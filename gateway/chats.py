@@ -31,6 +31,7 @@ from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.customers import CustomerKeys, CustomerKind
 from gateway.helpdesk_inbox import HelpdeskInbox
+from gateway.notices import Consent, NoticeBook
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
@@ -140,6 +141,7 @@ class ChatService:
         reports: ReportBook | None = None,
         customer_keys: CustomerKeys | None = None,
         search: KeyedHasher | None = None,
+        notices: NoticeBook | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -157,6 +159,8 @@ class ChatService:
         self._agent_names: dict[str, str] = {}
         # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext.
         self.search = search
+        # The tenant's privacy notice: consent, when required, comes before any message.
+        self.notices = notices
 
     # ------------------------------------------------------------------ helpers
 
@@ -187,6 +191,11 @@ class ChatService:
 
     async def _publish_queue_changed(self, tenant_id: str) -> None:
         await self.bus.publish(tenant_topic(tenant_id), BusEvent(kind="queue_changed"))
+
+    async def queue_changed(self, tenant_id: str) -> None:
+        """Tell every console of the tenant to refresh its queue (e.g. an agent's queue
+        scope changed)."""
+        await self._publish_queue_changed(tenant_id)
 
     # ------------------------------------------------------------------ customers
 
@@ -316,7 +325,41 @@ class ChatService:
             chat = await self._chat(chat_id, tenant_id)
         if chat.state == "closed":
             raise ChatError("chat_closed", "this conversation is closed")
+        if chat.consent_sealed is None and self.notices is not None:
+            notice = await self.notices.current(tenant_id)
+            if notice is not None and notice.required:
+                # Not stored, not acked: the widget shows the notice and re-sends.
+                raise ChatError("consent_required", "accept the privacy notice before writing")
         return await self._post(chat, "customer", msg_id, text, agent=None)
+
+    async def record_consent(self, tenant_id: str, chat: Chat, version: int) -> Consent:
+        """The customer accepted notice ``version`` (it must be the current one): stored
+        sealed with the chat, so it is erased with it and exported with it."""
+        notice = None
+        if self.notices is not None:
+            notice = await self.notices.current(tenant_id)
+            if notice is None or notice.version != version:
+                self.notices.forget(tenant_id)  # published a moment ago, on another node?
+                notice = await self.notices.current(tenant_id)
+        if notice is None or notice.version != version:
+            raise ChatError("notice_outdated", "the privacy notice changed; read it again")
+        key = await self.keys.get(chat.id)
+        if key is None or chat.tenant_id != tenant_id:
+            raise ChatError("not_found", "no such chat")
+        consent = Consent(version=version, at=self.clock())
+        sealed = seal_json(key, chat.id, CONSENT_PURPOSE, {"version": version, "at": consent.at})
+        if not await self.store.set_chat_consent(chat.id, sealed):
+            raise ChatError("not_found", "no such chat")
+        chat.consent_sealed = sealed
+        return consent
+
+    async def consent_of(self, chat: Chat) -> Consent | None:
+        """The consent recorded with ``chat`` (None when none, or the chat is erased)."""
+        key = await self.keys.get(chat.id) if chat.consent_sealed else None
+        if key is None or chat.consent_sealed is None:
+            return None
+        data = open_json(key, chat.id, CONSENT_PURPOSE, chat.consent_sealed)
+        return Consent(version=int(data["version"]), at=float(data["at"]))
 
     async def post_agent_message(
         self, principal: Principal, chat_id: str, msg_id: str, text: str
@@ -563,6 +606,8 @@ class ChatService:
         """Take a queued chat; supervisors may take over an active one (audited)."""
         _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
         chat = await self._chat(chat_id, principal.tenant_id)
+        if chat.assigned_agent_id != principal.agent_id and not principal.sees_queue(chat.queue):
+            raise ChatError("not_your_queue", "this chat waits in a queue you are not assigned to")
         takeover = chat.state == "active" and chat.assigned_agent_id != principal.agent_id
         if takeover and not principal.can(Permission.CHAT_TAKEOVER, chat.tenant_id):
             # Same answer whether the other agent won a race a moment ago or long before.
@@ -806,6 +851,7 @@ class ChatService:
                 "close_reason": chat.close_reason,
                 "queue_seconds": queue_seconds,
                 "agent_id": chat.assigned_agent_id,
+                "consent": consent_json(await self.consent_of(chat)),
             },
         )
         await self._publish_queue_changed(tenant_id)
@@ -817,6 +863,8 @@ class ChatService:
         """Supervisor follows a chat; opening a transcript is an audited access."""
         _require(principal, Permission.CHAT_WATCH, principal.tenant_id)
         chat = await self._chat(chat_id, principal.tenant_id)
+        if not principal.sees_queue(chat.queue):
+            raise ChatError("not_your_queue", "this chat waits in a queue you are not assigned to")
         await self.auditor.record(
             "transcript.opened",
             tenant_id=chat.tenant_id,
@@ -841,6 +889,8 @@ class ChatService:
         for row in rows:
             if row.assigned_agent_id == principal.agent_id:
                 mine.append(row.entry)
+            elif not principal.sees_queue(row.entry.queue):
+                continue  # queue scoping: not even the customer's name or topic
             elif row.state == "queued" or supervisor:
                 visible.append(row.entry)
         return QueueSnapshot(chats=visible, mine=mine)
@@ -1109,6 +1159,7 @@ class ChatService:
                     closed_at=chat.closed_at,
                     state=chat.state,
                     close_reason=chat.close_reason,
+                    consent=await self.consent_of(chat),
                     customer=await self._customer_for(chat, "export"),
                     messages=[
                         ExportedMessage(
@@ -1122,6 +1173,15 @@ class ChatService:
             "customer.exported", tenant_id=tenant_id, actor=actor, by=kind, chats=len(chats)
         )
         return CustomerExport(chats=chats, truncated=len(ids) > MAX_EXPORT_CHATS)
+
+
+CONSENT_PURPOSE = "consent"
+"""Associated-data purpose of the sealed consent record of a chat."""
+
+
+def consent_json(consent: Consent | None) -> dict[str, Any] | None:
+    """The consent as exports and plugin events carry it."""
+    return None if consent is None else {"notice_version": consent.version, "at": consent.at}
 
 
 MAX_EXPORT_CHATS = 200
@@ -1147,6 +1207,7 @@ class ExportedChat:
     closed_at: float | None
     state: str
     close_reason: str | None
+    consent: Consent | None
     customer: dict[str, Any] | None
     messages: list[ExportedMessage]
 
@@ -1167,6 +1228,7 @@ class CustomerExport:
                     "closed_at": c.closed_at,
                     "state": c.state,
                     "close_reason": c.close_reason,
+                    "consent": consent_json(c.consent),
                     "customer": c.customer,
                     "messages": [
                         {"seq": m.seq, "from": m.sender, "ts": m.ts, "text": m.text}
@@ -1200,4 +1262,10 @@ def _profile_dict(profile: Profile | None) -> dict[str, str]:
 
 
 def agent_principal(agent: Agent) -> Principal:
-    return Principal(agent_id=agent.id, tenant_id=agent.tenant_id, role=Role(agent.role))
+    """An agent's interactive principal: their role, and their queues when scoped."""
+    return Principal(
+        agent_id=agent.id,
+        tenant_id=agent.tenant_id,
+        role=Role(agent.role),
+        queues=frozenset(agent.queues) if agent.queues else None,
+    )

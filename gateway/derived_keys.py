@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from crypto.envelope import Keyring
+from crypto.envelope import Keyring, MasterKey
 from gateway.clientip import rate_limit_key
 
 CSRF_LABEL = "cipherdesk/csrf-secret/v1"
@@ -33,17 +33,19 @@ CUSTOMER_KEY_LABEL = "cipherdesk/customer-key/v1"
 
 
 def derived_secret(keyring: Keyring, label: str) -> bytes:
-    """32 bytes bound to ``label`` and the keyring's *current* master key."""
-    return derived_secrets(keyring, label)[0]
+    """32 bytes bound to ``label`` and the keyring's *current* master key (on the message
+    path: only the current key is derived, not every key of the ring)."""
+    return _derive(keyring.keys[0], label)
 
 
 def derived_secrets(keyring: Keyring, label: str) -> list[bytes]:
     """The secret of ``label`` under every master key of the ring, current first: a value
     stored keyed under an older key is still found while that key is in the ring."""
-    return [
-        hmac.new(base64.b64decode(key.to_b64()), label.encode("utf-8"), hashlib.sha256).digest()
-        for key in keyring.keys
-    ]
+    return [_derive(key, label) for key in keyring.keys]
+
+
+def _derive(key: MasterKey, label: str) -> bytes:
+    return hmac.digest(base64.b64decode(key.to_b64()), label.encode("utf-8"), "sha256")
 
 
 def address_hasher(keyring: Keyring) -> Callable[[str], str]:

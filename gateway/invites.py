@@ -51,7 +51,7 @@ from gateway.logins import (
     NewCredentials,
     new_agent_id,
 )
-from gateway.store.base import Invite, Store, Tenant
+from gateway.store.base import Agent, Invite, Store, Tenant
 
 INVITE_LABEL = "cipherdesk/invite-token/v1"
 """Label of the key that hashes invite tokens (:func:`gateway.derived_keys.derived_secret`)."""
@@ -67,6 +67,12 @@ MAX_PENDING = 200
 ENROLLMENT_TTL = 3600.0
 """How long a TOTP secret shown on the invite page may be confirmed."""
 HOUR = 3600.0
+
+CLI_ACTOR = "cli"
+"""Creator of invites made with ``cipherdesk agent invite`` (the installation operator)."""
+
+MFA_RESET = "mfa_reset"
+"""Purpose of a re-enrolment link (an admin reset the agent's second factor)."""
 
 
 class InviteError(Exception):
@@ -180,19 +186,62 @@ class InviteService:
             raise InviteError(
                 409, "too_many_invites", f"at most {MAX_PENDING} pending invites; revoke some"
             )
+        name = (display_name or canonical.partition("@")[0]).strip()[:120]
+        return await self._issue(
+            tenant_id, canonical, name or canonical.partition("@")[0], role, actor=actor, ip=ip
+        )
+
+    async def create_reenrolment(self, agent: Agent, *, actor: str, ip: str) -> IssuedInvite:
+        """A one-time link for ``agent`` to enrol a new second factor after an admin reset
+        it: the admin passes the link on and never sees the secret. Earlier pending links
+        for the same agent are revoked (one way back in at a time)."""
+        now = self._clock()
+        for old in await self._store.list_invites(agent.tenant_id):
+            if (
+                old.purpose == MFA_RESET
+                and old.agent_id == agent.id
+                and old.status(now) == "pending"
+            ):
+                await self._store.revoke_invite(agent.tenant_id, old.id, actor, now)
+        return await self._issue(
+            agent.tenant_id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            actor=actor,
+            ip=ip,
+            agent_id=agent.id,
+            purpose=MFA_RESET,
+        )
+
+    async def _issue(
+        self,
+        tenant_id: str,
+        email: str,
+        display_name: str,
+        role: str,
+        *,
+        actor: str,
+        ip: str,
+        agent_id: str | None = None,
+        purpose: str = "join",
+    ) -> IssuedInvite:
+        """Store a new invite with a fresh token (only its keyed hash) and audit it."""
+        now = self._clock()
         tenant = await self._store.get_tenant(tenant_id)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        name = (display_name or canonical.partition("@")[0]).strip()[:120]
         invite = Invite(
             id="inv_" + uuid.uuid4().hex,
             tenant_id=tenant_id,
-            email=canonical,
-            display_name=name or canonical.partition("@")[0],
+            email=email,
+            display_name=display_name,
             role=role,
             token_hash=self.token_hash(token),
             created_by=actor,
             created_at=now,
             expires_at=now + ttl_hours(tenant) * HOUR,
+            agent_id=agent_id,
+            purpose=purpose,
         )
         await self._store.create_invite(invite)
         await self._auditor.record(
@@ -202,6 +251,7 @@ class InviteService:
             target=invite.id,
             ip=ip,
             role=role,
+            purpose=purpose,
             expires_at=invite.expires_at,
         )
         return IssuedInvite(invite=invite, token=token)
@@ -250,7 +300,10 @@ class InviteService:
 
     async def _inviter_may_still_invite(self, invite: Invite) -> bool:
         """An invite lives on its creator's authority (like an API token): once they are
-        gone, disabled, moved or no longer allowed to manage agents, it is void."""
+        gone, disabled, moved or no longer allowed to manage agents, it is void. The
+        installation operator's CLI (:data:`CLI_ACTOR`) keeps its authority."""
+        if invite.created_by == CLI_ACTOR:
+            return True
         inviter = await self._store.get_agent(invite.created_by)
         if inviter is None or inviter.disabled or inviter.tenant_id != invite.tenant_id:
             return False
@@ -285,6 +338,43 @@ class InviteService:
             return None
         return None
 
+    async def _reenrol(
+        self,
+        invite: Invite,
+        token: str,
+        password: str,
+        totp: ConfirmedTotp,
+        ip: str,
+        user_agent: str,
+    ) -> Redeemed:
+        """Redeem an ``mfa_reset`` link: the agent's current password, then the new
+        second factor; the link is used up only when both check out."""
+        agent = await self._store.get_agent(invite.agent_id or "")
+        if agent is None or agent.tenant_id != invite.tenant_id or agent.disabled:
+            await self._failed(invite, "agent_gone", ip)
+            raise InviteError(410, "invite_revoked", "This invitation was withdrawn.")
+        try:
+            creds = await self._logins.reenrol(agent, password, totp, ip=ip)
+        except CredentialError:
+            await self._failed(invite, "wrong_password", ip)
+            raise
+        if not await self._store.claim_invite(invite.id, agent.id, self._clock()):
+            await self._pending(token)
+            raise InviteError(410, "invite_used", "This invitation has already been used.")
+        await self._auditor.record(
+            "invite.redeemed",
+            tenant_id=invite.tenant_id,
+            actor=agent.id,
+            target=invite.id,
+            ip=ip,
+            agent=agent.id,
+            purpose=MFA_RESET,
+        )
+        login = await self._logins.open_session(
+            creds.agent, ip=ip, user_agent=user_agent, factor="totp"
+        )
+        return Redeemed(credentials=creds, login=login)
+
     async def _failed(self, invite: Invite, reason: str, ip: str) -> None:
         await self._auditor.record(
             "invite.redeem_failed",
@@ -318,6 +408,10 @@ class InviteService:
         if step is None:
             await self._failed(invite, "wrong_otp", ip)
             raise CredentialError("invalid_otp", "That code does not match; try the next one.")
+        if invite.purpose == MFA_RESET:
+            return await self._reenrol(
+                invite, token, password, ConfirmedTotp(secret=secret, step=step), ip, user_agent
+            )
         try:
             self._logins.check_new_password(password, invite.email, invite.display_name)
         except CredentialError:

@@ -866,6 +866,32 @@ class LoginService:
             recovery_codes=codes,
         )
 
+    async def reenrol(
+        self, agent: Agent, password: str, totp: ConfirmedTotp, *, ip: str | None = None
+    ) -> NewCredentials:
+        """An agent whose second factor an admin reset proves their password and enrols a
+        TOTP secret only they hold (``mfa_reset`` link, gateway/invites.py); new recovery
+        codes. :class:`CredentialError` ``wrong_password`` otherwise (nothing changed)."""
+        if agent.disabled or not await self._verify(agent.password_hash, password):
+            raise CredentialError("wrong_password", "That password is not right.")
+        fresh = await self.store.get_agent(agent.id) or agent
+        fresh.totp_secret_sealed = self._seal_totp(agent.id, totp.secret)
+        fresh.totp_confirmed = True
+        fresh.totp_last_step = totp.step  # the code that proved it is used up
+        await self.store.update_agent(fresh)
+        self._pending.pop(agent.id, None)
+        codes = generate_recovery_codes(RECOVERY_CODES)
+        await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
+        await self.auditor.record(
+            "totp.enrolled", tenant_id=agent.tenant_id, actor=agent.id, target=agent.id, ip=ip
+        )
+        return NewCredentials(
+            agent=fresh,
+            totp_secret=totp.secret,
+            otpauth_uri=provisioning_uri(totp.secret, fresh.email, ISSUER),
+            recovery_codes=codes,
+        )
+
     async def unlock(self, agent: Agent, *, actor: str, ip: str | None = None) -> bool:
         """Lift the account's lockout. Returns whether there was anything to clear."""
         had = await self.throttle.unlock(agent.email)

@@ -127,11 +127,17 @@ class CustomerClose(Frame, tag_field="t", tag="close"):
     csat: Annotated[int, Meta(ge=1, le=5)] | None = None
 
 
+class CustomerConsent(Frame, tag_field="t", tag="consent"):
+    """The customer accepted the tenant's privacy notice ``version`` (the current one)."""
+
+    version: Annotated[int, Meta(ge=1, le=1_000_000)]
+
+
 class Ping(Frame, tag_field="t", tag="ping"):
     """Application-level keepalive; answered with ``pong`` (sealed)."""
 
 
-CustomerInbound = Open | CustomerMsg | CustomerTyping | CustomerClose | Ping
+CustomerInbound = Open | CustomerMsg | CustomerTyping | CustomerClose | CustomerConsent | Ping
 
 
 class AgentMsg(Frame, tag_field="t", tag="msg"):
@@ -211,6 +217,8 @@ class Welcome(Frame, tag_field="t", tag="welcome"):
     agents_online: int = -1
     # Display name of the agent the chat is assigned to now (after a transfer too).
     agent: str | None = None
+    # The privacy-notice version the customer accepted in this chat (omitted: none yet).
+    consent: int | None = None
 
 
 class Ready(Frame, tag_field="t", tag="ready"):
@@ -364,7 +372,7 @@ def decode_plain(data: bytes | str) -> Key | Sealed:
     return _decode(_plain_decoder, data)
 
 
-def decode_customer(data: bytes) -> Open | CustomerMsg | CustomerTyping | CustomerClose | Ping:
+def decode_customer(data: bytes) -> CustomerInbound:
     return _decode(_customer_decoder, data)
 
 

@@ -68,7 +68,12 @@ class SessionAuthenticator:
         if now - session.last_seen_at >= TOUCH_EVERY:
             await self._store.touch_session(token_hash, now)
             session.last_seen_at = now
-        principal = Principal(agent_id=agent.id, tenant_id=agent.tenant_id, role=Role(agent.role))
+        principal = Principal(
+            agent_id=agent.id,
+            tenant_id=agent.tenant_id,
+            role=Role(agent.role),
+            queues=frozenset(agent.queues) if agent.queues else None,
+        )
         return AgentContext(agent=agent, session=session, principal=principal, token=token)
 
     async def recheck(self, token_hash: str) -> AgentSession | None:

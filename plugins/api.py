@@ -176,6 +176,15 @@ class ChatTransferred(Event):
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeConsent:
+    """The customer accepted version ``notice_version`` of the tenant's privacy notice at
+    ``at`` (Unix time): the record a helpdesk may need to show the processing was lawful."""
+
+    notice_version: int
+    at: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatClosed(Event):
     type: ClassVar[str] = Scope.CHAT_CLOSED.value
@@ -185,6 +194,7 @@ class ChatClosed(Event):
     queue_seconds: float | None = None
     close_reason: str | None = None
     agent_id: str | None = None
+    consent: NoticeConsent | None = None  # None: no privacy notice was accepted in the chat
 
     def __post_init__(self) -> None:
         # Accept plain (seq, sender, ts, text) tuples or dicts for convenience.
@@ -219,7 +229,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"type": event.type, "api_version": API_VERSION}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if f.name == "customer":
+        if f.name in ("customer", "consent"):
             value = None if value is None else dataclasses.asdict(value)
         elif f.name == "transcript":
             value = [dataclasses.asdict(line) for line in value]
@@ -254,6 +264,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         value = data[f.name]
         if f.name == "customer":
             value = None if value is None else CustomerIdentity(**dict(value))
+        elif f.name == "consent":
+            value = None if value is None else NoticeConsent(**dict(value))
         elif f.name == "transcript":
             value = tuple(_transcript_line(line) for line in value)
         elif f.name in ("policy_kinds", "kinds"):
@@ -446,6 +458,7 @@ __all__ = [
     "Health",
     "KeyValueStore",
     "MessagePosted",
+    "NoticeConsent",
     "PermanentError",
     "Plugin",
     "PluginContext",

@@ -34,6 +34,9 @@ def format_transcript(event: ChatClosed, *, max_chars: int = 60_000) -> str:
         head.append(f"CSAT: {event.csat}/5")
     if event.queue_seconds is not None:
         head.append(f"Queue time: {round(event.queue_seconds)} s")
+    if event.consent is not None:
+        when = _ts(event.consent.at)
+        head.append(f"Privacy notice: version {event.consent.notice_version} accepted {when}")
     head.append("")
     lines = [
         f"[{_ts(line.ts)}] {_SENDER.get(line.sender, line.sender)} #{line.seq}: {line.text}"

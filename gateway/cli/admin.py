@@ -33,6 +33,7 @@ from auth.roles import OPERATOR_SCOPE
 from gateway.cli.audit import register_audit_actions
 from gateway.cli.common import CliError, config_from, offline_services, table
 from gateway.cli.tokens import register as register_token_commands
+from gateway.invites import CLI_ACTOR, InviteError, InviteService, IssuedInvite
 from gateway.logins import CredentialError, NewCredentials
 from gateway.qr import qr_terminal
 from gateway.store.base import Agent, Tenant
@@ -119,6 +120,38 @@ def cmd_agent_add(args: argparse.Namespace) -> None:
         creds,
         f"Agent {agent.email} ({agent.role}, tenant {agent.tenant_id}) created with id {agent.id}.",
     )
+
+
+def cmd_agent_invite(args: argparse.Namespace) -> None:
+    """A one-time invitation link: the invitee chooses their own password and enrols their
+    own authenticator, so nobody else ever knows either (the operator passes the link on)."""
+    config = config_from(args)
+
+    async def run() -> IssuedInvite:
+        async with offline_services(config) as svc:
+            if args.tenant != DEMO_TENANT and await svc.store.get_tenant(args.tenant) is None:
+                raise CliError(f"no tenant {args.tenant!r}; create it with 'cipherdesk tenant add'")
+            service = InviteService(
+                store=svc.store,
+                auditor=svc.auditor,
+                logins=svc.logins,
+                keyring=svc.keyring,
+                clock=svc.clock,
+            )
+            try:
+                return await service.create(
+                    args.tenant, args.email, args.role, args.name, actor=CLI_ACTOR, ip="cli"
+                )
+            except (CredentialError, InviteError) as exc:
+                raise CliError(exc.message) from None
+
+    issued = _run(run())
+    invite = issued.invite
+    expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(invite.expires_at))
+    print(f"Invitation for {invite.email} ({invite.role}, tenant {invite.tenant_id}).")
+    print("Send this link to the invitee over a channel you trust; it is shown only now,")
+    print(f"works once and expires {expires}:")
+    print(f"  {config.base_url}/invite#{issued.token}")
 
 
 def cmd_agent_list(args: argparse.Namespace) -> None:
@@ -307,6 +340,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="read the password from the first line of standard input",
     )
     add.set_defaults(func=cmd_agent_add)
+
+    invite = agent_sub.add_parser(
+        "invite",
+        parents=[common],
+        help="a one-time link: the invitee sets their own password and authenticator",
+    )
+    invite.add_argument("email")
+    invite.add_argument("--tenant", required=True)
+    invite.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    invite.add_argument("--name", help="display name (default: the e-mail's local part)")
+    invite.set_defaults(func=cmd_agent_invite)
 
     lst = agent_sub.add_parser("list", parents=[common], help="list agents")
     lst.add_argument("--tenant")

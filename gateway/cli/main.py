@@ -116,14 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         return
     app = create_app(config)
     print(_banner(config), file=sys.stderr, flush=True)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=config.server.shutdown_timeout,
-    )
+    _run(app, config)
 
 
 def _supervise(config: Config, count: int, argv: Sequence[str]) -> None:
@@ -149,13 +142,18 @@ def _serve_worker(config: Config, index: int) -> None:
     structlog.contextvars.bind_contextvars(worker=index)
     app = create_app(config, with_workers=index == 0)
     tag_responses(app, index)
+    _run(app, config, reuse_port=True)
+
+
+def _run(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT (aiohttp drains within the shutdown timeout)."""
     web.run_app(
         app,
         host=config.server.host,
         port=config.server.port,
         print=None,
         access_log=None,
-        reuse_port=True,
+        reuse_port=reuse_port,
         shutdown_timeout=config.server.shutdown_timeout,
     )
 

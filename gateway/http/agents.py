@@ -11,10 +11,12 @@ from auth.roles import (
     Role,
     require,
 )
+from gateway.http.invites import invites_of
 from gateway.http.plumbing import (
     Email,
     Name,
     Password,
+    QueueName,
     RoleName,
     agent_json,
     authed,
@@ -24,9 +26,11 @@ from gateway.http.plumbing import (
     services_of,
 )
 from gateway.http.public import ApiError
+from gateway.http.web import public_base
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import Agent
+from gateway.tenants import MAX_QUEUES, tenant_queues
 
 log = structlog.get_logger("cipherdesk.api")
 
@@ -43,6 +47,8 @@ class PatchAgentBody(Struct, forbid_unknown_fields=True):
     role: RoleName | None = None
     display_name: Name | None = None
     disabled: bool | None = None
+    # Queue scoping: the tenant queues whose waiting chats the agent sees; [] = all.
+    queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES + 1)] | None = None
 
 
 async def _target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
@@ -141,7 +147,35 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
         await svc.logins.revoke_all(agent.id, actor, ip=ip, reason="role_changed")
     if body.disabled is not None and body.disabled != agent.disabled:
         await svc.logins.set_disabled(agent, body.disabled, actor=actor, ip=ip)
+    if body.queues is not None:
+        await _scope_to_queues(svc, agent, body.queues, actor, ip)
     return web.json_response({"agent": agent_json(agent)})
+
+
+async def _scope_to_queues(
+    svc: Services, agent: Agent, queues: list[str], actor: str, ip: str
+) -> None:
+    """Scope ``agent`` to tenant queues (issue 14.3); live consoles follow within seconds
+    (their principal is re-read per message) and every queue view is refreshed now."""
+    tenant = await svc.tenants.get(agent.tenant_id)
+    known = tenant_queues(tenant) if tenant is not None else frozenset()
+    unknown = sorted(set(queues) - known)
+    if unknown:
+        raise ApiError(400, "unknown_queue", f"no queue {unknown[0]!r}", field="queues")
+    scoped = tuple(sorted(set(queues)))
+    if scoped == agent.queues:
+        return
+    await svc.store.set_agent_queues(agent.id, scoped)
+    agent.queues = scoped
+    await svc.auditor.record(
+        "agent.queues_changed",
+        tenant_id=agent.tenant_id,
+        actor=actor,
+        target=agent.id,
+        ip=ip,
+        queues=list(scoped),
+    )
+    await svc.chats.queue_changed(agent.tenant_id)
 
 
 @authed(Permission.AGENT_MANAGE)
@@ -165,13 +199,16 @@ async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
     agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
     svc.logins.require_reauth(ctx.session)
-    creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
+    ip = peer_ip(request, svc)
+    # The new secret and codes are never shown: nobody knows them, so the old factor is
+    # dead and the agent enrols their own through the link (issue 16.9).
+    creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=ip)
+    issued = await invites_of(svc).create_reenrolment(creds.agent, actor=ctx.agent.id, ip=ip)
     return web.json_response(
         {
             "agent": agent_json(creds.agent),
-            "otpauth_uri": creds.otpauth_uri,
-            "qr_png": await qr_data_url(creds.otpauth_uri),
-            "recovery_codes": creds.recovery_codes,
+            "link": f"{public_base(request, svc)}/invite#{issued.token}",
+            "expires_at": issued.invite.expires_at,
         }
     )
 

@@ -29,6 +29,7 @@ from gateway.http.health import Liveness, Readiness
 from gateway.http.history import HistoryList, HistoryQueryParams, Transcript
 from gateway.http.inbound import InboundRequest
 from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
+from gateway.http.notices import NoticeAdminView, NoticeView, PublicNotice, PublishNoticeBody
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
 from gateway.http.plugins import ConfigureBody
@@ -59,6 +60,8 @@ class AgentOut(Strict):
     totp_confirmed: bool
     created_at: float
     password_changed_at: float
+    # Queue scoping: the queues whose waiting chats the agent sees; [] = all of them.
+    queues: list[str] = []
 
 
 class LoginOut(Strict):
@@ -132,6 +135,15 @@ class NewCredentials(Strict):
     otpauth_uri: str
     qr_png: str
     recovery_codes: list[str]
+
+
+class MfaResetLink(Strict):
+    """The agent's second factor was reset; ``link`` (shown once) lets them enrol a new
+    one after proving their password: the admin never sees the secret."""
+
+    agent: AgentOut
+    link: str
+    expires_at: float
 
 
 class Unlocked(Strict):
@@ -1025,9 +1037,9 @@ document(
 document(
     "POST",
     "/api/agents/{agent_id}/reset-mfa",
-    "New TOTP secret and recovery codes",
+    "Reset the agent's second factor; a one-time re-enrolment link for the agent",
     tag="agents",
-    ok=NewCredentials,
+    ok=MfaResetLink,
     errors=(403, 404),
     path_params=_AGENT,
 )
@@ -1272,6 +1284,8 @@ class InviteOpened(Strict):
     otpauth_uri: str
     qr_png: str
     enrollment: str
+    # "join" (choose a password) or "mfa_reset" (prove the current one, re-enrol TOTP).
+    purpose: Literal["join", "mfa_reset"] = "join"
 
 
 class InviteRedeemed(Strict):
@@ -1801,4 +1815,31 @@ document(
     ok=Transcript,
     errors=(403, 404),
     path_params={"chat_id": _ID},
+)
+document(
+    "GET",
+    "/api/public/notice/{tenant_id}",
+    "The tenant's current privacy notice, for its widget (public, CORS *)",
+    tag="public",
+    ok=PublicNotice,
+    auth=False,
+    errors=(404,),
+    path_params={"tenant_id": {"type": "string", "maxLength": 64}},
+)
+document(
+    "GET",
+    "/api/tenant/privacy-notice",
+    "Own tenant's privacy notice and its versions",
+    tag="tenant",
+    ok=NoticeAdminView,
+    errors=(403, 404),
+)
+document(
+    "PUT",
+    "/api/tenant/privacy-notice",
+    "Publish a new version of the privacy notice",
+    tag="tenant",
+    ok=NoticeView,
+    body=PublishNoticeBody,
+    errors=(400, 403, 404, 409),
 )

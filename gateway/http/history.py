@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-import msgspec
 from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from gateway.http.governance import require_approval
-from gateway.http.plumbing import authed, services_of
+from gateway.http.plumbing import authed, services_of, struct_json
 from gateway.http.public import ApiError
 from gateway.search_index import MAX_QUERY_TOKENS
 from gateway.services import Services, peer_ip
@@ -212,7 +211,7 @@ async def list_history(request: web.Request, ctx: AgentContext) -> web.Response:
         if source is not None and source.tenant_id == p.tenant_id:
             keys = await svc.store.customer_keys_of(source.id)
         if source is None or not keys:  # unknown, or a customer who gave no identifier
-            return _json(HistoryList(chats=[], next=None, csat=[]))
+            return struct_json(HistoryList(chats=[], next=None, csat=[]))
         query.customer_of, query.exclude_chat = source.id, source.id
     rows = await svc.store.list_history(query)
     page, more = rows[: query.limit - 1], len(rows) >= query.limit
@@ -233,7 +232,9 @@ async def list_history(request: web.Request, ctx: AgentContext) -> web.Response:
         await svc.auditor.record(
             "history.searched", tenant_id=p.tenant_id, actor=p.agent_id, results=len(page)
         )
-    return _json(HistoryList(chats=[await _summary(svc, c) for c in page], next=cursor, csat=csat))
+    return struct_json(
+        HistoryList(chats=[await _summary(svc, c) for c in page], next=cursor, csat=csat)
+    )
 
 
 @authed(Permission.CHAT_HANDLE)
@@ -261,11 +262,7 @@ async def read_transcript(request: web.Request, ctx: AgentContext) -> web.Respon
         TranscriptMessage(seq=m.seq, sender=m.sender, text=m.text, ts=m.ts, agent=m.agent)
         for m in history
     ]
-    return _json(Transcript(chat=await _summary(svc, chat), messages=messages))
-
-
-def _json(value: Struct) -> web.Response:
-    return web.Response(body=msgspec.json.encode(value), content_type="application/json")
+    return struct_json(Transcript(chat=await _summary(svc, chat), messages=messages))
 
 
 def setup_routes(app: web.Application) -> None:

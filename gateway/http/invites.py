@@ -17,7 +17,9 @@ fragment and POSTs it; ``Origin``, when sent, must be the console's, else 403 ``
   (``secret``, ``otpauth_uri``, ``qr_png``, sealed ``enrollment``).
 * ``POST /api/invite/redeem {"token", "password", "enrollment", "otp"}`` — creates the
   account, uses the invite up and answers like ``POST /api/login`` (session cookie,
-  ``csrf``) plus the ``recovery_codes`` (shown once).
+  ``csrf``) plus the ``recovery_codes`` (shown once). A re-enrolment link (``purpose``
+  ``mfa_reset``, made by an admin's ``POST /api/agents/{id}/reset-mfa``) takes the agent's
+  *current* password instead (403 ``wrong_password``) and enrols the new second factor.
 
 Errors of both: 404 ``invite_invalid`` (unknown or malformed token), 410 ``invite_used``
 / ``invite_expired`` / ``invite_revoked``, 400 ``weak_password`` (with ``reason``:
@@ -218,6 +220,7 @@ async def open_invite(request: web.Request) -> web.Response:
             "otpauth_uri": opened.otpauth_uri,
             "qr_png": await qr_data_url(opened.otpauth_uri),
             "enrollment": opened.enrollment,
+            "purpose": invite.purpose,
         },
         headers={"Cache-Control": "no-store"},
     )

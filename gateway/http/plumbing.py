@@ -325,6 +325,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "totp_confirmed": agent.totp_confirmed,
         "created_at": agent.created_at,
         "password_changed_at": agent.password_changed_at,
+        "queues": list(agent.queues),
     }
 
 
@@ -385,3 +386,10 @@ async def own_tenant(svc: Services, ctx: AgentContext) -> Tenant:
     if tenant is None:
         raise ApiError(404, "not_found", "no such tenant")
     return tenant
+
+
+def struct_json(value: msgspec.Struct, headers: dict[str, str] | None = None) -> web.Response:
+    """A typed answer: the Struct the API contract documents, encoded once by msgspec."""
+    return web.Response(
+        body=msgspec.json.encode(value), content_type="application/json", headers=headers
+    )

@@ -15,6 +15,7 @@ from gateway.http import (
     inbound,
     invites,
     keys,
+    notices,
     operator,
     ops,
     plugins,
@@ -34,4 +35,5 @@ def setup_routes(app: web.Application) -> None:
         module.setup_routes(app)
     for module in (team, plugins, tokens, invites, sessions, reports, pages, inbound, history):
         module.setup_routes(app)
+    notices.setup_routes(app)
     ops.setup(app)

@@ -41,8 +41,7 @@ from gateway.http.plumbing import authed, read_json
 from gateway.http.public import ApiError
 from gateway.services import SERVICES, Services, peer_ip
 from gateway.sessions import AgentContext
-
-DEFAULT_QUEUE = "default"
+from gateway.tenants import DEFAULT_QUEUE, tenant_queues
 
 
 class TeamAgent(Struct):
@@ -87,7 +86,10 @@ async def team_of(svc: Services, tenant_id: str, exclude_agent: str | None) -> T
         if a.id != exclude_agent
     ]
     team.sort(key=lambda x: (not x.online, x.active_chats, x.name.casefold()))
-    names = sorted(set(waiting) | set(active) | {DEFAULT_QUEUE})
+    # Every configured queue, even an empty one (a transfer or a scope may name it).
+    tenant = await svc.tenants.get(tenant_id)
+    configured = tenant_queues(tenant) if tenant is not None else frozenset({DEFAULT_QUEUE})
+    names = sorted(set(waiting) | set(active) | configured)
     queues = [TeamQueue(name=n, waiting=waiting.get(n, 0), active=active.get(n, 0)) for n in names]
     return Team(agents=team, queues=queues, presence_known=online is not None)
 

@@ -63,6 +63,7 @@ from gateway.protocol import (
     ChatEvent,
     CloseCode,
     CustomerClose,
+    CustomerConsent,
     CustomerMsg,
     CustomerTyping,
     Error,
@@ -703,6 +704,11 @@ class CustomerClient(_SecureClient):
 
     async def typing(self, on: bool = True) -> None:
         await self.send(CustomerTyping(on=on))
+
+    async def consent(self, version: int) -> None:
+        """Accept the tenant's privacy notice ``version`` (no answer: frames are handled
+        in order, so a ``msg`` sent after it is judged with the consent recorded)."""
+        await self.send(CustomerConsent(version=version))
 
     async def close(
         self, csat: int | None = None, *, timeout: float | None = DEFAULT_TIMEOUT

@@ -15,13 +15,13 @@ from gateway.store.base import Invite
 
 COLS = (
     "id, tenant_id, email, display_name, role, token_hash, created_by, created_at,"
-    " expires_at, used_at, agent_id, revoked_at, revoked_by"
+    " expires_at, used_at, agent_id, revoked_at, revoked_by, purpose"
 )
 
 # COLS is a constant of this module; values always travel as bound parameters.
 INSERT = (
     "INSERT INTO agent_invites (" + COLS + ")"  # noqa: S608
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 BY_HASH = "SELECT " + COLS + " FROM agent_invites WHERE token_hash = ?"  # noqa: S608
 BY_TENANT = (
@@ -54,6 +54,7 @@ def params(i: Invite) -> tuple[Any, ...]:
         i.agent_id,
         i.revoked_at,
         i.revoked_by,
+        i.purpose,
     )
 
 
@@ -77,4 +78,5 @@ def record(row: Any) -> Invite:
         agent_id=row["agent_id"],
         revoked_at=_opt(row["revoked_at"]),
         revoked_by=row["revoked_by"],
+        purpose=row["purpose"],
     )

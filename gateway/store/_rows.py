@@ -37,7 +37,7 @@ TENANT_COLS = (
 )
 AGENT_COLS = (
     "id, tenant_id, email, display_name, role, password_hash, totp_secret_sealed,"
-    " totp_confirmed, totp_last_step, disabled, created_at, password_changed_at"
+    " totp_confirmed, totp_last_step, disabled, created_at, password_changed_at, queues"
 )
 SESSION_COLS = (
     "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent,"
@@ -60,7 +60,7 @@ GRANT_COLS = (
 CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
-    " accepted_at"
+    " accepted_at, consent_sealed"
 )
 MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, policy"
 FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
@@ -119,6 +119,7 @@ def agent(r: Row) -> Agent:
         disabled=bool(r["disabled"]),
         created_at=r["created_at"],
         password_changed_at=r["password_changed_at"],
+        queues=tuple(q for q in (r["queues"] or "").split(",") if q),
     )
 
 
@@ -237,6 +238,7 @@ def chat(r: Row) -> Chat:
         close_reason=r["close_reason"],
         csat=r["csat"],
         accepted_at=r["accepted_at"],
+        consent_sealed=_b(r["consent_sealed"]),
     )
 
 

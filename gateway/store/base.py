@@ -79,6 +79,9 @@ class Agent:
     disabled: bool = False
     created_at: float = 0.0
     password_changed_at: float = 0.0
+    # The queues whose waiting chats this agent sees and may accept; () = all of them.
+    # Set only by ``set_agent_queues`` (migration 0012).
+    queues: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -233,6 +236,9 @@ class Chat:
     close_reason: str | None = None
     csat: int | None = None
     accepted_at: float | None = None  # first agent accept (queue time = accepted - created)
+    # The customer's consent to the privacy notice ({"version", "at"}), sealed with the
+    # chat key; set only by ``set_chat_consent`` (never by ``update_chat``).
+    consent_sealed: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -379,6 +385,22 @@ class StoredReport:
 
 
 @dataclass(slots=True)
+class PrivacyNotice:
+    """One version of a tenant's privacy notice (migration 0010, ``gateway/notices.py``).
+
+    Versions are never edited: a change is a new version, so the version recorded with a
+    chat's consent keeps naming the text the customer was shown. ``texts`` maps a
+    language tag (``zh-CN``, ``en``, ``zh-TW``) to the notice in that language."""
+
+    tenant_id: str
+    version: int
+    required: bool
+    texts: dict[str, str]
+    created_by: str
+    created_at: float
+
+
+@dataclass(slots=True)
 class Invite:
     """An invitation for a new agent (migration 0007, ``gateway/invites.py``).
 
@@ -401,6 +423,9 @@ class Invite:
     agent_id: str | None = None
     revoked_at: float | None = None
     revoked_by: str | None = None
+    # "join": a new agent; "mfa_reset": the existing agent ``agent_id`` re-enrols their
+    # second factor after an admin reset it (migration 0011).
+    purpose: str = "join"
 
     def status(self, now: float) -> str:
         """``used``, ``revoked``, ``expired`` or ``pending`` at ``now`` (in that order)."""
@@ -1020,6 +1045,23 @@ class Store(Protocol):
 
     async def last_logins(self, tenant_id: str) -> dict[str, float]:
         """Agent id -> last login time, for the agents of a tenant that ever logged in."""
+        ...
+
+    async def set_agent_queues(self, agent_id: str, queues: Sequence[str]) -> bool:
+        """Scope an agent to these queues (empty: all); False for an unknown agent."""
+        ...
+
+    # -- privacy notices and consent (migration 0010) ---------------------------------
+    async def add_privacy_notice(self, notice: PrivacyNotice) -> None:
+        """Store a new version; :class:`Conflict` if that version number exists."""
+        ...
+
+    async def privacy_notices(self, tenant_id: str, limit: int = 50) -> list[PrivacyNotice]:
+        """A tenant's notice versions, newest first."""
+        ...
+
+    async def set_chat_consent(self, chat_id: str, consent_sealed: bytes) -> bool:
+        """Record the customer's (sealed) consent on an unerased chat; False otherwise."""
         ...
 
     # -- agent invitations (migration 0007) ---------------------------------------------

@@ -27,6 +27,7 @@ from gateway.store import (
     _invites,
     _keyword_lists,
     _lifecycle,
+    _notices,
     _rows,
 )
 from gateway.store._rows import (
@@ -63,6 +64,7 @@ from gateway.store.base import (
     OutboxState,
     PluginConfig,
     PolicyFlag,
+    PrivacyNotice,
     PurgeCutoffs,
     StoredMessage,
     StoredReport,
@@ -232,7 +234,7 @@ class SqlStore(SqlGovernance):
     async def create_agent(self, agent: Agent) -> None:
         await self._query(
             write(
-                f"INSERT INTO agents ({AGENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO agents ({AGENT_COLS}) VALUES ({placeholders(13)})",
                 agent.id,
                 agent.tenant_id,
                 agent.email,
@@ -245,8 +247,15 @@ class SqlStore(SqlGovernance):
                 agent.disabled,
                 agent.created_at,
                 agent.password_changed_at,
+                ",".join(agent.queues),
             )
         )
+
+    async def set_agent_queues(self, agent_id: str, queues: Sequence[str]) -> bool:
+        changed = await self._query(
+            write("UPDATE agents SET queues = ? WHERE id = ?", ",".join(queues), agent_id)
+        )
+        return bool(changed == 1)
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         row = await self._query(read_row(f"SELECT {AGENT_COLS} FROM agents WHERE id = ?", agent_id))
@@ -487,7 +496,7 @@ class SqlStore(SqlGovernance):
     ) -> None:
         def program() -> Program[None]:
             yield write(
-                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(15)})",
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(16)})",
                 chat.id,
                 chat.tenant_id,
                 chat.state,
@@ -503,6 +512,7 @@ class SqlStore(SqlGovernance):
                 chat.close_reason,
                 chat.csat,
                 chat.accepted_at,
+                blob(chat.consent_sealed),
             )
             yield write(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
@@ -649,7 +659,8 @@ class SqlStore(SqlGovernance):
         def program() -> Program[bool]:
             found = yield write(
                 "UPDATE chats SET state = 'closed', close_reason = 'erased', erased = TRUE,"
-                " identity_sealed = NULL, profile_sealed = NULL, resume_token_hash = ''"
+                " identity_sealed = NULL, profile_sealed = NULL, consent_sealed = NULL,"
+                " resume_token_hash = ''"
                 " WHERE id = ?",
                 chat_id,
             )
@@ -1044,6 +1055,18 @@ class SqlStore(SqlGovernance):
             return counts
 
         return await self._transaction(program())
+
+    # -- privacy notices and consent (migration 0010; SQL in _notices) -----------------
+    async def add_privacy_notice(self, notice: PrivacyNotice) -> None:
+        await self._query(write(_notices.INSERT, *_notices.params(notice)))
+
+    async def privacy_notices(self, tenant_id: str, limit: int = 50) -> list[PrivacyNotice]:
+        rows = await self._query(read_rows(_notices.BY_TENANT, tenant_id, max(1, int(limit))))
+        return [_notices.record(r, self.dialect.load_json) for r in rows]
+
+    async def set_chat_consent(self, chat_id: str, consent_sealed: bytes) -> bool:
+        changed = await self._query(write(_notices.SET_CONSENT, blob(consent_sealed), chat_id))
+        return bool(changed == 1)
 
     # -- agent invitations (migration 0007; SQL in _invites) --------------------------
     async def create_invite(self, invite: Invite) -> None:

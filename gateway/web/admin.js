@@ -94,18 +94,6 @@ async function guarded(button, fn) {
   try { return await fn(); } catch (e) { toast(e.message, 'bad'); return null; } finally { button.disabled = false; }
 }
 
-/* Shows a one-time secret (otpauth URI, QR, recovery codes) — never stored anywhere. */
-function secretBox(data, heading) {
-  return h('div', { class: 'secret-box', role: 'region', 'aria-label': heading },
-    data.qr_png ? h('img', { src: data.qr_png, alt: t('admin.qr_alt'), class: 'qr' }) : null,
-    h('div', {},
-      h('h3', { text: heading }),
-      h('p', { class: 'small', text: t('admin.secret_once') }),
-      h('p', { class: 'mono otpauth', text: data.otpauth_uri }),
-      data.recovery_codes ? [h('p', { class: 'small', text: t('admin.recovery_codes') }),
-        h('ul', { class: 'codes' }, data.recovery_codes.map((c) => h('li', { text: c })))] : null));
-}
-
 /* ------------------------------------------------------------------ agents */
 
 async function agents() {
@@ -118,9 +106,10 @@ async function agents() {
   main.append(invitesPanel, output, table);
 
   async function loadTable() {
-    const data = await api('GET', '/api/agents');
+    const [data, team] = await Promise.all([api('GET', '/api/agents'), api('GET', '/api/team').catch(() => null)]);
+    const queues = team ? team.queues.map((q) => q.name) : [];
     clear(tbody);
-    for (const a of data.agents) tbody.appendChild(agentRow(a, output, loadTable));
+    for (const a of data.agents) tbody.appendChild(agentRow(a, output, loadTable, queues));
   }
   await Promise.all([loadTable(), invites(invitesPanel)]);
 }
@@ -194,7 +183,24 @@ async function invites(slot) {
   await load();
 }
 
-function agentRow(a, output, reload) {
+/* Queue scoping (issue 14.3): the queues whose waiting chats the agent sees; none
+ * selected = every queue. Only offered when the tenant has queues beyond "default". */
+function queueScope(a, queues, reload) {
+  if (queues.length < 2) return null;
+  const sel = h('select', { multiple: true, class: 'queue-scope', size: String(Math.min(queues.length, 4)),
+    'aria-label': t('admin.agents.queues_of', { email: a.email }) },
+  queues.map((q) => h('option', { value: q, text: q, selected: a.queues.includes(q) })));
+  sel.addEventListener('change', () => guarded(sel, async () => {
+    const chosen = [...sel.selectedOptions].map((o) => o.value);
+    await api('PATCH', `/api/agents/${encodeURIComponent(a.id)}`, { queues: chosen });
+    toast(chosen.length ? t('admin.agents.queues_set', { email: a.email, queues: I18N.list(chosen) })
+      : t('admin.agents.queues_all', { email: a.email }));
+    await reload();
+  }));
+  return h('div', { class: 'small' }, h('div', { class: 'muted', text: a.queues.length ? t('admin.agents.queues_label') : t('admin.agents.queues_none') }), sel);
+}
+
+function agentRow(a, output, reload, queues) {
   const roleSel = h('select', { 'aria-label': t('admin.agents.role_of', { email: a.email }) }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r), selected: r === a.role })));
   roleSel.addEventListener('change', () => guarded(roleSel, async () => {
     await api('PATCH', `/api/agents/${encodeURIComponent(a.id)}`, { role: roleSel.value });
@@ -209,7 +215,7 @@ function agentRow(a, output, reload) {
   const path = `/api/agents/${encodeURIComponent(a.id)}`;
   return h('tr', { 'data-agent': a.id },
     h('td', {}, h('strong', { text: a.display_name || a.email }), h('div', { class: 'muted small', text: a.email }), h('div', { class: 'mono muted', text: a.id })),
-    h('td', {}, roleSel),
+    h('td', {}, roleSel, queueScope(a, queues || [], reload)),
     h('td', { text: a.totp_confirmed ? t('admin.agents.mfa_confirmed') : t('admin.agents.mfa_pending') }),
     h('td', { text: a.disabled ? t('admin.agents.disabled') : t('admin.agents.active') }),
     h('td', {},
@@ -218,7 +224,12 @@ function agentRow(a, output, reload) {
       act(t('admin.agents.reset_mfa'), async () => {
         if (!window.confirm(t('admin.agents.reset_mfa_confirm', { email: a.email }))) return;
         const data = await api('POST', path + '/reset-mfa');
-        clear(output).appendChild(secretBox(data, t('admin.agents.new_mfa_for', { email: a.email })));
+        // A one-time link for the agent: the admin never sees their new second factor.
+        const heading = t('admin.agents.mfa_link_heading', { email: a.email });
+        clear(output).appendChild(h('div', { class: 'secret-box', role: 'region', 'aria-label': heading },
+          h('div', {}, h('h3', { text: heading }),
+            h('p', { class: 'small', text: t('admin.agents.mfa_link_once', { when: I18N.dateTime(data.expires_at) }) }),
+            h('p', { class: 'mono', id: 'mfa-reset-link', text: data.link }))));
         await reload();
       }),
       act(a.disabled ? t('admin.agents.enable') : t('admin.agents.disable'), async () => {
@@ -269,6 +280,46 @@ async function tenant() {
     h('div', {}, field('tenant-secret', tr('admin.tenant.new_secret'), secret), fingerprints)),
   h('p', {}, save));
   main.append(form);
+  await privacyNoticePanel();
+}
+
+/* The privacy notice the widget shows before the first message (issue 15.3): each save
+ * publishes a new version; "required" makes the gateway refuse messages until accepted. */
+async function privacyNoticePanel() {
+  const tr = I18N.t;
+  const { current, versions } = await api('GET', '/api/tenant/privacy-notice');
+  const texts = (current && current.texts) || {};
+  const zh = h('textarea', { rows: '5', maxlength: '8000', value: texts['zh-CN'] || '' });
+  const en = h('textarea', { rows: '5', maxlength: '8000', value: texts.en || '' });
+  const required = h('input', { type: 'checkbox', id: 'notice-required', checked: !!(current && current.required) });
+  const publish = h('button', { class: 'btn primary', type: 'submit' }, tr('admin.notice.publish'));
+  const status = h('p', { class: 'small muted', id: 'notice-status' });
+  const list = h('ul', { class: 'small', id: 'notice-versions' });
+  const show = (rows) => {
+    status.textContent = rows.length
+      ? tr('admin.notice.current', { version: rows[0].version, when: I18N.dateTime(rows[0].created_at) })
+      : tr('admin.notice.none');
+    clear(list);
+    rows.forEach((v) => list.append(h('li', { text: tr(v.required ? 'admin.notice.version_required' : 'admin.notice.version_optional',
+      { version: v.version, when: I18N.dateTime(v.created_at), languages: v.languages.join(', ') }) })));
+  };
+  show(versions);
+  main.append(h('form', { class: 'panel', id: 'notice-form', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(publish, async () => {
+      const body = { texts: {}, required: required.checked };
+      if (zh.value.trim()) body.texts['zh-CN'] = zh.value;
+      if (en.value.trim()) body.texts.en = en.value;
+      await api('PUT', '/api/tenant/privacy-notice', body);
+      show((await api('GET', '/api/tenant/privacy-notice')).versions);
+      toast(tr('admin.notice.published'));
+    });
+  } }, h('h2', { text: tr('admin.notice.title') }),
+  h('p', { class: 'hint', text: tr('admin.notice.hint') }),
+  field('notice-zh', tr('admin.notice.text_zh'), zh),
+  field('notice-en', tr('admin.notice.text_en'), en),
+  h('p', {}, h('label', { for: 'notice-required' }, required, ' ' + tr('admin.notice.required'))),
+  h('p', {}, publish), status, list));
 }
 
 /* ------------------------------------------------------------------ policy */

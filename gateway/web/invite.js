@@ -33,22 +33,26 @@ async function start() {
     refused(e.message);
     return;
   }
-  const password = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: '12' });
-  const confirm = h('input', { type: 'password', autocomplete: 'new-password', required: true });
+  // A re-enrolment link (an admin reset this agent's second factor): the agent proves
+  // their current password instead of choosing one.
+  const reset = invite.purpose === 'mfa_reset';
+  const password = h('input', { type: 'password', autocomplete: reset ? 'current-password' : 'new-password', required: true, minlength: reset ? null : '12' });
+  const confirm = h('input', { type: 'password', autocomplete: 'new-password', required: !reset });
   const otp = h('input', { autocomplete: 'one-time-code', inputmode: 'numeric', required: true, spellcheck: 'false' });
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const submit = h('button', { class: 'btn primary wide', type: 'submit' }, t('invite.submit'));
   const role = t('common.roles.' + invite.role, { defaultValue: invite.role });
   const fail = (text, focus) => { error.textContent = text; error.hidden = false; submit.disabled = false; focus.focus(); };
   const form = h('form', { id: 'invite-form', 'aria-labelledby': 'invite-title' },
-    h('h1', { id: 'invite-title', class: 'brand-title', text: t('invite.heading') }),
-    h('p', { class: 'muted', text: t('invite.intro', { tenant: invite.tenant, role, email: invite.email }) }),
+    h('h1', { id: 'invite-title', class: 'brand-title', text: t(reset ? 'invite.reset_heading' : 'invite.heading') }),
+    h('p', { class: 'muted', text: reset ? t('invite.reset_intro', { tenant: invite.tenant, email: invite.email })
+      : t('invite.intro', { tenant: invite.tenant, role, email: invite.email }) }),
     h('p', { class: 'small muted', text: t('invite.expires', { when: fmtDate(invite.expires_at) }) }),
     error,
-    h('h2', { text: t('invite.step_password') }),
-    ...field('invite-password', t('common.pw.new'), password),
-    h('p', { class: 'hint', text: t('common.pw.hint') }),
-    ...field('invite-confirm', t('common.pw.confirm'), confirm),
+    h('h2', { text: t(reset ? 'invite.step_current_password' : 'invite.step_password') }),
+    ...field('invite-password', t(reset ? 'invite.current_password' : 'common.pw.new'), password),
+    reset ? null : h('p', { class: 'hint', text: t('common.pw.hint') }),
+    ...(reset ? [] : field('invite-confirm', t('common.pw.confirm'), confirm)),
     h('h2', { text: t('invite.step_totp') }),
     h('p', { class: 'small', text: t('invite.totp_intro') }),
     h('img', { src: invite.qr_png, alt: t('invite.qr_alt'), class: 'qr' }),
@@ -59,7 +63,7 @@ async function start() {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.hidden = true;
-    if (password.value !== confirm.value) { fail(t('common.pw.mismatch'), confirm); return; }
+    if (!reset && password.value !== confirm.value) { fail(t('common.pw.mismatch'), confirm); return; }
     submit.disabled = true;
     let done;
     try {

@@ -58,6 +58,9 @@
   var typingTimer = null, typingOn = false, agentTypingTimer = null;
   var offlineTimer = null;
   var agentName = null;
+  var notice = null;               // the tenant's privacy notice {version, required, texts}
+  var agreed = 0;                  // notice version the customer accepted on this page
+  var consented = 0;               // notice version recorded with this chat (welcome/consent)
   var chatState = null;
   var unread = 0;
   var isOpen = false;
@@ -137,11 +140,17 @@
   var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': t('widget.send') }, h('span', { 'aria-hidden': 'true', text: '➤' }));
   var composer = h('form', { class: 'composer', hidden: true, onsubmit: function (ev) { ev.preventDefault(); sendText(); } }, input, sendBtn);
 
+  var noticeText = h('div', { class: 'notice-text', tabindex: '0' });
+  var agreeBtn = h('button', { class: 'primary agree', type: 'button', onclick: agreeToNotice }, t('widget.notice.agree'));
+  var noticeHint = h('p', { class: 'fine', text: t('widget.notice.required_hint') });
+  var noticeEl = h('section', { class: 'privacy', hidden: true, 'aria-labelledby': 'cdw-notice-title' },
+    h('h3', { id: 'cdw-notice-title', text: t('widget.notice.title') }), noticeText, noticeHint, agreeBtn);
+
   var rating = h('div', { class: 'rating', hidden: true });
   var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
   var panel = h('section', { id: 'cdw-panel', class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cdw-title', hidden: true },
-    header, pausedEl, h('div', { class: 'body' }, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
+    header, pausedEl, h('div', { class: 'body' }, noticeEl, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
   panel.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape') { ev.preventDefault(); closePanel(); }
   });
@@ -191,6 +200,54 @@
     if (!cfg.prechat && !started && !closedChat && !fatal) {
       prechatForm.hidden = true;
       composer.hidden = false;
+    }
+    renderNotice();
+  }
+
+  /* ------------------------------------------------------------------ privacy notice */
+  /* The tenant's notice comes from the gateway's public endpoint. When consent is required
+   * nothing can be written until the customer agrees (the gateway enforces it too:
+   * `consent_required`), and the accepted version is sent with the chat (`consent`). */
+  function fetchNotice(fresh) {
+    var opts = { credentials: 'omit', cache: fresh ? 'no-cache' : 'default' };
+    return fetch(gateway + '/api/public/notice/' + encodeURIComponent(cfg.tenant), opts)
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (n) { notice = n && n.version ? n : null; showStage(); })
+      .catch(function () { /* no notice shown; the gateway still refuses unconsented messages */ });
+  }
+  function noticeTextFor(texts) {
+    var lang = I.lang();
+    var order = [lang, lang.indexOf('zh') === 0 ? 'zh-CN' : 'en', 'zh-CN', 'en', 'zh-TW'];
+    for (var i = 0; i < order.length; i++) if (texts[order[i]]) return texts[order[i]];
+    return '';
+  }
+  function needsConsent() {
+    return !!(notice && notice.required && !closedChat && consented !== notice.version && agreed !== notice.version);
+  }
+  function renderNotice() {
+    var show = !!notice && !closedChat && !fatal && (needsConsent() || (!chatId && !opening));
+    noticeEl.hidden = !show;
+    if (show) noticeText.textContent = noticeTextFor(notice.texts);
+    var blocking = needsConsent();
+    agreeBtn.hidden = noticeHint.hidden = !blocking;
+    noticeEl.classList.toggle('required', blocking);
+    prechatForm.querySelector('button[type=submit]').disabled = blocking;
+    input.disabled = sendBtn.disabled = blocking || !pausedEl.hidden;
+  }
+  function agreeToNotice() {
+    if (!notice) return;
+    agreed = notice.version;
+    sendConsent();
+    showAlert('');
+    showStage();
+    if (!composer.hidden) input.focus(); else if (!prechatForm.hidden) nameIn.focus();
+  }
+  /* Frames are handled in order: a message sent after this is judged with the consent. */
+  function sendConsent() {
+    if (!agreed || consented === agreed || !sock || !welcomed) return;
+    if (sock.send({ t: 'consent', version: agreed })) {
+      consented = agreed;
+      flushPending();
     }
   }
   function renderBadge() {
@@ -343,6 +400,7 @@
     chatId = f.chat;
     chatState = f.state;
     if (f.agent) agentName = f.agent;  // the agent who has the chat NOW (after a transfer too)
+    consented = f.consent || 0;
     if (f.token) { saved = { chat: f.chat, token: f.token, last_seq: 0 }; save(); }
     replayUntil = f.last_seq || 0;
     flushNotes(lastSeq);
@@ -354,6 +412,7 @@
       setStatus(agentName ? t('widget.status.chatting_with', { name: agentName }) : t('widget.status.connected'));
     }
     showAlert('');
+    sendConsent();  // accepted before the chat existed: recorded before any message
     showStage();
     flushPending();
   }
@@ -478,6 +537,14 @@
       return;
     }
     if (f.code === 'chat_closed') { chatEnded(t('widget.chat_has_ended')); return; }
+    if (f.code === 'consent_required' || f.code === 'notice_outdated') {
+      // Not stored: the message stays pending and is sent again once the customer agrees.
+      consented = 0; agreed = 0;
+      if (f.ref && bubbles.get(f.ref)) setTick(bubbles.get(f.ref), 'sending');
+      showAlert(t('widget.notice.needed'));
+      fetchNotice(true);  // the notice changed (or became required) since this page read it
+      return;
+    }
     if (f.ref && bubbles.get(f.ref)) {
       pending.delete(f.ref);
       setTick(bubbles.get(f.ref), 'failed');
@@ -574,6 +641,7 @@
   function newChat() {
     if (sock) { sock.close('new chat'); sock = null; }
     chatId = null; lastSeq = 0; agentName = null; closedChat = false; opening = false;
+    consented = 0;
     chatState = null; ui.notes = []; replayNotes = []; saveUi();
     rendered.clear(); bubbles.clear(); pending.clear();
     CipherdeskUI.clear(log);
@@ -584,6 +652,8 @@
   }
 
   document.addEventListener('visibilitychange', function () { if (!document.hidden && isOpen) markSeen(); });
+
+  fetchNotice();
 
   /* A stored chat: reconnect at once so replies arrive (and count as unread). */
   if (!chatId) { ui.notes = []; replayNotes = []; }

@@ -13,6 +13,7 @@ from gateway.protocol import (
     ChatEvent,
     CloseCode,
     CustomerClose,
+    CustomerConsent,
     CustomerMsg,
     CustomerTyping,
     FrameError,
@@ -72,6 +73,7 @@ class CustomerSession:
         # holds live messages while the replay runs and drops what it already sent.
         self.feed.start_at(chat.id, known_seq)
         await self.conn.subscribe(chat_topic(chat.id), self._on_event)
+        consent = await self.svc.chats.consent_of(chat)
         self.conn.send(
             Welcome(
                 chat=chat.id,
@@ -83,6 +85,7 @@ class CustomerSession:
                 agent=await self.svc.chats.agent_name(chat.assigned_agent_id)
                 if chat.state == "active"
                 else None,
+                consent=consent.version if consent is not None else None,
             )
         )
         await self.feed.replay(chat.id)
@@ -146,6 +149,8 @@ class CustomerSession:
                 self.conn.send(outcome.notice)
         elif isinstance(frame, CustomerTyping):
             await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)
+        elif isinstance(frame, CustomerConsent):
+            await chats.record_consent(self.tenant_id, self.chat, frame.version)
         elif isinstance(frame, CustomerClose):
             await chats.close(chat_id, self.tenant_id, by="customer", csat=frame.csat)
 

@@ -279,3 +279,55 @@ async def test_axe_invite_page_and_password_form(browser, gateway, locale):
         assert await axe_problems(page) == []
     finally:
         await ctx.close()
+
+
+RESET_TEXT = {
+    "en": {"heading": "Set up your authenticator again", "link": "Re-enrolment link for"},
+    "zh-CN": {"heading": "重新绑定身份验证器", "link": "的重新绑定链接"},
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+async def test_mfa_reset_sends_the_agent_a_link_and_shows_the_admin_no_secret(
+    browser, gateway, locale
+):
+    text = RESET_TEXT[locale]
+    admin_email = f"reset-admin-{locale.lower()}@example.com"
+    agent_email = f"reset-agent-{locale.lower()}@example.com"
+    await gateway.agent(admin_email, role="admin")
+    agent_id = await gateway.agent(agent_email, name="Resa Reset")
+    ctx_admin, admin = await new_page(browser, locale=locale)
+    ctx_agent, agent = await new_page(browser, locale=locale)
+    try:
+        await login_console(admin, gateway, admin_email, path="/admin")
+        admin.on("dialog", lambda dialog: dialog.accept())
+        row = admin.locator(f"#agents-table tr[data-agent='{agent_id}']")
+        await row.locator("button", has_text=TEXT_RESET_BUTTON[locale]).click()
+        box = admin.locator(".secret-box")
+        await expect(box.locator("h3")).to_contain_text(text["link"])
+        link = (await admin.locator("#mfa-reset-link").text_content()).strip()
+        assert link.startswith(gateway.base_url + "/invite#cdi_")
+        await expect(admin.locator("img.qr")).to_have_count(0)  # no secret for the admin
+        await expect(admin.locator(".otpauth")).to_have_count(0)
+
+        await agent.goto(link)
+        await expect(agent.locator("#invite-title")).to_have_text(text["heading"])
+        await expect(agent.locator("#invite-confirm")).to_have_count(0)
+        assert await agent.locator("#invite-password").get_attribute("autocomplete") == (
+            "current-password"
+        )
+        secret = (await agent.locator("#invite-secret").text_content()).strip()
+        await screenshot(agent, f"mfa-reenrol-{locale}")
+        await agent.fill("#invite-password", gateway.passwords[agent_email])
+        await agent.fill("#invite-otp", pyotp.TOTP(secret).now())
+        await agent.click("#invite-form button[type=submit]")
+        await expect(agent.locator("#recovery-codes li")).to_have_count(10)
+        await agent.click("#invite-continue")
+        await expect(agent.locator(".topbar .who")).to_contain_text("Resa Reset")
+        assert not admin.js_errors and not agent.js_errors, (admin.js_errors, agent.js_errors)
+    finally:
+        await ctx_admin.close()
+        await ctx_agent.close()
+
+
+TEXT_RESET_BUTTON = {"en": "Reset MFA", "zh-CN": "重置多因素认证"}

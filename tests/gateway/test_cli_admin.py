@@ -225,3 +225,41 @@ def test_end_of_input_at_the_password_prompt_is_one_line(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == (
         "cipherdesk: no password given: standard input is closed (pipe one with --password-stdin)"
     )
+
+
+async def test_agent_invite_prints_a_link_the_invitee_redeems_over_http(tmp_path):
+    """``cipherdesk agent invite``: the operator never learns the password or the second
+    factor; the invitee chooses both through the link."""
+    data = tmp_path / "data"
+    assert cli(data, "init").returncode == 0
+    out = cli(data, "agent", "invite", "Nina@Example.com", "--tenant", "demo", "--role", "agent")
+    assert out.returncode == 0, out.stderr
+    token = re.search(r"/invite#(cdi_[A-Za-z0-9_-]{43})\s*$", out.stdout, re.M).group(1)
+    assert "otpauth" not in out.stdout and "secret" not in out.stdout.lower()
+    refused = cli(data, "agent", "invite", "x@example.com", "--tenant", "nope", "--role", "agent")
+    assert refused.returncode == 2 and "no tenant 'nope'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    runner, base, svc = await start_gateway(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/api/invite/open", json={"token": token}) as r:
+                assert r.status == 200, await r.text()
+                opened = await r.json()
+            assert (opened["email"], opened["role"]) == ("nina@example.com", "agent")
+            async with http.post(
+                f"{base}/api/invite/redeem",
+                json={
+                    "token": token,
+                    "password": PASSWORD,
+                    "enrollment": opened["enrollment"],
+                    "otp": totp_code(opened["secret"], time.time()),
+                },
+            ) as r:
+                assert r.status == 201, await r.text()
+        agent = await svc.store.get_agent_by_email("nina@example.com")
+        assert agent is not None and agent.totp_confirmed and agent.role == "agent"
+        created = await svc.store.query_audit(action="invite.created")
+        assert created[0].actor == "cli"
+    finally:
+        await runner.cleanup()

@@ -395,3 +395,66 @@ async def test_invite_dies_with_its_creators_authority(gw) -> None:
         assert r.status == 200
     status, body = await _open(http, base, token)
     assert (status, body["error"]["code"]) == (410, "invite_revoked")
+
+
+async def test_mfa_reset_gives_the_agent_a_link_and_the_admin_no_secret(gw) -> None:
+    """Issue 16.9: an admin's reset kills the old factor and answers a one-time link; the
+    agent proves their *current* password and enrols a secret only they have seen."""
+    http, base, svc, clock = gw
+    admin = await _admin(http, base, svc, clock)
+    agent, old_secret, password = await make_agent(svc, "kai@example.com")
+    with capture_logs() as logs:
+        async with http.post(f"{base}/api/agents/{agent.id}/reset-mfa", headers=admin) as r:
+            assert r.status == 200, await r.text()
+            reset = await r.json()
+        assert set(reset) == {"agent", "link", "expires_at"}  # no secret, QR or codes
+        token = _token(reset["link"])
+        clock.advance(30)
+        async with http.post(
+            f"{base}/api/login",
+            json={
+                "email": "kai@example.com",
+                "password": password,
+                "otp": totp_code(old_secret, clock.now),
+            },
+        ) as r:
+            assert r.status == 401  # the old authenticator is dead
+
+        status, opened = await _open(http, base, token)
+        assert status == 200 and opened["purpose"] == "mfa_reset"
+        assert opened["email"] == "kai@example.com"
+        code = totp_code(opened["secret"], clock.now)
+        status, body, _ = await _redeem(http, base, token, opened, "not my password at all", code)
+        assert (status, body["error"]["code"]) == (403, "wrong_password")
+        status, done, cookies = await _redeem(http, base, token, opened, password, code)
+        assert status == 201, done
+        assert len(done["recovery_codes"]) == 10 and "cd_session" in cookies
+    async with http.get(f"{base}/api/me", headers=bearer(done["token"])) as r:
+        assert (await r.json())["agent"]["id"] == agent.id
+    fresh = await svc.store.get_agent(agent.id)
+    assert fresh is not None and fresh.totp_confirmed
+    assert fresh.password_hash == agent.password_hash  # the password stays the agent's own
+    clock.advance(30)
+    await login(http, base, "kai@example.com", password, opened["secret"], clock.now)
+
+    status, body = await _open(http, base, token)
+    assert (status, body["error"]["code"]) == (410, "invite_used")
+    events = await svc.store.query_audit(tenant_id="demo", limit=500)
+    dumped = repr(logs) + repr([e.details for e in events])
+    for secret_value in (token, opened["secret"], password):
+        assert secret_value not in dumped
+
+
+async def test_a_second_mfa_reset_revokes_the_first_link(gw) -> None:
+    http, base, svc, clock = gw
+    admin = await _admin(http, base, svc, clock)
+    agent, _, _ = await make_agent(svc, "lee@example.com")
+    links = []
+    for _ in range(2):
+        async with http.post(f"{base}/api/agents/{agent.id}/reset-mfa", headers=admin) as r:
+            assert r.status == 200
+            links.append(_token((await r.json())["link"]))
+    status, body = await _open(http, base, links[0])
+    assert (status, body["error"]["code"]) == (410, "invite_revoked")
+    status, opened = await _open(http, base, links[1])
+    assert status == 200 and opened["purpose"] == "mfa_reset"

@@ -95,7 +95,8 @@ async def test_admin_mfa_reset_of_someone_else_needs_step_up(gw):
     )
     assert status == 200
     status, data = await _post(http, base, f"/api/agents/{victim.id}/reset-mfa", admin)
-    assert status == 200 and len(data["recovery_codes"]) == 10
+    assert status == 200 and "/invite#cdi_" in data["link"]
+    assert "recovery_codes" not in data and "otpauth_uri" not in data  # the admin sees no secret
 
 
 async def test_step_up_then_change_revokes_other_sessions_and_tells_them(gw):

@@ -168,3 +168,21 @@ def test_required_secret_may_come_from_existing_secrets():
     )
     assert secrets["secret"] == "kept"
     assert redacted_config(WEBHOOK_INFO, {**config, **secrets})["secret"] == "***"
+
+
+def test_chat_closed_carries_the_privacy_notice_consent_both_ways() -> None:
+    from plugins.api import ChatClosed, NoticeConsent, event_from_dict, event_to_dict
+    from plugins.transcript import format_transcript
+
+    event = ChatClosed(
+        tenant_id="t",
+        chat_id="c1",
+        event_id="e1",
+        occurred_at=1_700_000_100.0,
+        consent=NoticeConsent(notice_version=3, at=1_700_000_000.0),
+    )
+    data = event_to_dict(event)
+    assert data["consent"] == {"notice_version": 3, "at": 1_700_000_000.0}
+    assert event_from_dict(data) == event
+    assert event_from_dict({**data, "consent": None}).consent is None
+    assert "Privacy notice: version 3 accepted" in format_transcript(event)
