@@ -109,6 +109,8 @@ class Permission(StrEnum):
     """Use the emergency panel: cut connections, revoke sessions, force resets."""
     TRANSCRIPT_READ = "transcript_read"
     """Read transcripts of closed chats."""
+    QUALITY_READ = "quality_read"
+    """See the service-quality report (per agent, queue and day; no text)."""
 
 
 _AGENT = frozenset({Permission.CHAT_HANDLE})
@@ -118,6 +120,7 @@ _SUPERVISOR = _AGENT | {
     Permission.FLAG_VIEW_ORIGINAL,
     Permission.POLICY_TEST,
     Permission.TRANSCRIPT_READ,
+    Permission.QUALITY_READ,
 }
 _ADMIN = frozenset(Permission)
 _GRANTS: dict[Role, frozenset[Permission]] = {

@@ -45,6 +45,7 @@ from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
 from gateway.presence import open_presence
 from gateway.protocol import CloseCode
+from gateway.quality import QualityMetrics, SlaWatch
 from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.reports import ReportBook
@@ -162,6 +163,7 @@ async def _wire(
         clock,
         allow_private_targets=config.plugins.allow_private_targets,
     )
+    quality = QualityMetrics(metrics)
     gov = build_governance(
         config=config,
         store=store,
@@ -192,6 +194,7 @@ async def _wire(
         customer_keys=CustomerKeys(keyring),
         search=KeyedHasher(keyring),
         notices=NoticeBook(store, auditor, clock),
+        quality=quality,
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:
@@ -267,6 +270,7 @@ async def _wire(
             checkpointer,
             gov.ledger,
             DormancySweep(logins, config.retention.interval_seconds, clock),
+            SlaWatch(store, gov.alerts, clock, on_breach=quality.breached),
         ],
         closers=[plugin_host.aclose, gov.notifier.aclose],
     )

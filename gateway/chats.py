@@ -48,6 +48,7 @@ from gateway.protocol import (
     QueueSnapshot,
     Typing,
 )
+from gateway.quality import COMMENT_PURPOSE, QualityMetrics
 from gateway.queue_view import QueueRow, SharedQueueReads
 from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
@@ -142,6 +143,7 @@ class ChatService:
         customer_keys: CustomerKeys | None = None,
         search: KeyedHasher | None = None,
         notices: NoticeBook | None = None,
+        quality: QualityMetrics | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -161,6 +163,8 @@ class ChatService:
         self.search = search
         # The tenant's privacy notice: consent, when required, comes before any message.
         self.notices = notices
+        # Service-quality figures as chats move (Prometheus); the facts live in the store.
+        self.quality = quality
 
     # ------------------------------------------------------------------ helpers
 
@@ -454,6 +458,8 @@ class ChatService:
         stored = result.message
         if builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
+        if sender == "agent" and chat.first_response_at is None and not result.duplicate:
+            await self._first_response(chat, stored.ts)
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
         frame = Msg(
             seq=stored.seq,
@@ -624,6 +630,8 @@ class ChatService:
         )
         if updated is None:
             raise ChatError("already_taken", "another agent took this chat")
+        if chat.accepted_at is None and updated.accepted_at is not None and self.quality:
+            self.quality.accepted(updated.accepted_at - updated.created_at)
         if takeover:
             await self.auditor.record(
                 "chat.takeover",
@@ -679,6 +687,7 @@ class ChatService:
         )
         if updated is None:
             raise ChatError("conflict", "the chat changed meanwhile; try again")
+        await self.store.count_transfer(chat.id)
         await self._leave(chat, chat.assigned_agent_id, event="transferred")
         if to_agent is not None:
             await self._join(updated, to_agent)
@@ -746,7 +755,11 @@ class ChatService:
         principal: Principal | None = None,
         reason: str = "resolved",
         csat: int | None = None,
+        comment: str | None = None,
     ) -> Chat:
+        """Close a chat (once, whoever closes first). A customer's ``csat`` (1-5, with an
+        optional ``comment``) is recorded with their close, or later when the agent
+        closed first: see :meth:`rate`."""
         chat = await self._chat(chat_id, tenant_id)
         if principal is not None:
             _require(principal, Permission.CHAT_HANDLE, tenant_id)
@@ -763,18 +776,67 @@ class ChatService:
             # Compare-and-set: of concurrent closes (two nodes, double clicks) exactly one
             # gets the chat back and runs the close steps once; the others see it closed.
             closed = await self.store.close_chat(
-                chat.id, closed_at=self.clock(), reason=close_reason, csat=csat
+                chat.id, closed_at=self.clock(), reason=close_reason
             )
             if closed is None:
                 chat = await self._chat(chat_id, tenant_id)
             else:
                 chat = closed
                 self.split_window.forget(chat.id)
+                if by == "customer" and csat is not None:
+                    await self.rate(chat, csat, comment, with_close=True)
                 return await self._after_close(chat, tenant_id)
-        if by == "customer" and csat is not None and chat.csat is None:
-            chat.csat = csat
-            await self.store.update_chat(chat)
+        if by == "customer" and csat is not None:
+            await self.rate(chat, csat, comment, with_close=False)
         return chat
+
+    async def rate(self, chat: Chat, csat: int, comment: str | None, *, with_close: bool) -> bool:
+        """Record the customer's rating of closed ``chat`` once (a second rating is
+        ignored): the comment goes through the policy like a message and is stored sealed
+        with the chat key; plugins get ``chat.rated`` (the comment masked for them).
+        ``with_close``: given with the customer's own close (``chat.closed`` carries
+        it too). Returns False when the chat was rated already."""
+        tenant = await self._tenant(chat.tenant_id)
+        key = await self.keys.get(chat.id)
+        if key is None:
+            return False
+        engine = await self.policies.engine(tenant.id, tenant.settings)
+        text = (comment or "").strip()
+        stored = screen_text(engine, text, "customer") if text else ""
+        sealed = seal_json(key, chat.id, COMMENT_PURPOSE, {"text": stored}) if stored else None
+        now = self.clock()
+        if not await self.store.rate_chat(chat.id, csat, now, sealed):
+            return False
+        chat.csat, chat.rated_at, chat.csat_comment_sealed = csat, now, sealed
+        if self.quality is not None:
+            self.quality.rated(csat)
+        await self._emit(
+            tenant,
+            "chat.rated",
+            chat,
+            key,
+            {
+                "csat": csat,
+                "comment": screen_text(engine, text, "customer", "plugin") if text else None,
+                "agent_id": chat.assigned_agent_id,
+                "with_close": with_close,
+            },
+        )
+        return True
+
+    def rating_comment(self, chat: Chat, key: bytes | None) -> str | None:
+        """The stored (policy-screened) comment of the chat's rating, if any."""
+        if key is None or chat.csat_comment_sealed is None:
+            return None
+        return str(open_json(key, chat.id, COMMENT_PURPOSE, chat.csat_comment_sealed)["text"])
+
+    async def _first_response(self, chat: Chat, at: float) -> None:
+        """The chat's first agent reply: recorded once (across nodes) for the report."""
+        if not await self.store.mark_first_response(chat.id, at):
+            return
+        chat.first_response_at = at
+        if self.quality is not None and chat.accepted_at is not None:
+            self.quality.first_response(at - chat.accepted_at)
 
     async def close_idle(self, chat_id: str, tenant_id: str, idle_minutes: float) -> Chat | None:
         """Close an open chat nobody wrote in for ``idle_minutes`` (retention job).
@@ -825,6 +887,8 @@ class ChatService:
 
     async def _after_close(self, chat: Chat, tenant_id: str) -> Chat:
         """The steps of a close, run once by the caller whose compare-and-set won."""
+        if self.quality is not None and chat.accepted_at is not None and chat.closed_at:
+            self.quality.closed(chat.closed_at - chat.accepted_at)
         await self.bus.publish(
             chat_topic(chat.id),
             BusEvent(

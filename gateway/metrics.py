@@ -19,10 +19,15 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 
-__all__ = ["Metrics"]
+__all__ = ["SERVICE_BUCKETS", "Metrics"]
+
+#: Histogram buckets (seconds) for queue wait, first response and handle time: from a
+#: quick pick-up to a long support conversation.
+SERVICE_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 
 
 class Metrics:
@@ -126,6 +131,42 @@ class Metrics:
         self.destruction_reports_total = Counter(
             "destruction_reports_total",
             "Signed destruction reports by kind (erase, retention).",
+            ["kind"],
+            namespace=ns,
+            registry=reg,
+        )
+        # service quality (issue 15.4): no labels, so no tenant or agent becomes a series
+        self.queue_wait_seconds = Histogram(
+            "queue_wait_seconds",
+            "Seconds a chat waited in the queue until its first accept.",
+            namespace=ns,
+            registry=reg,
+            buckets=SERVICE_BUCKETS,
+        )
+        self.first_response_seconds = Histogram(
+            "first_response_seconds",
+            "Seconds from a chat's first accept to the first agent reply.",
+            namespace=ns,
+            registry=reg,
+            buckets=SERVICE_BUCKETS,
+        )
+        self.handle_seconds = Histogram(
+            "handle_seconds",
+            "Seconds from a chat's first accept to its close.",
+            namespace=ns,
+            registry=reg,
+            buckets=SERVICE_BUCKETS,
+        )
+        self.csat_total = Counter(
+            "csat_total",
+            "Customer ratings recorded, by stars (1-5).",
+            ["rating"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.sla_breaches_total = Counter(
+            "sla_breaches_total",
+            "Chats that passed an SLA target (queue_wait, first_response), counted once each.",
             ["kind"],
             namespace=ns,
             registry=reg,

@@ -124,7 +124,11 @@ class CustomerTyping(Frame, tag_field="t", tag="typing"):
 
 
 class CustomerClose(Frame, tag_field="t", tag="close"):
+    """Customer: end the chat, or rate it after the agent closed it (``csat`` 1-5 and an
+    optional ``comment``, policy-screened like a message; recorded once per chat)."""
+
     csat: Annotated[int, Meta(ge=1, le=5)] | None = None
+    comment: Annotated[str, Meta(max_length=1000)] | None = None
 
 
 class CustomerConsent(Frame, tag_field="t", tag="consent"):

@@ -1,4 +1,4 @@
-"""The browser libraries the web bundles embed (tweetnacl, i18next), pinned by hash.
+"""The browser libraries the web bundles embed (tweetnacl, i18next, Chart.js), pinned by hash.
 
 The widget's end-to-end encryption is only as good as the tweetnacl bytes served with
 it, so those bytes are pinned twice over: ``package-lock.json`` pins the npm versions
@@ -43,7 +43,9 @@ VENDOR_SUBPATH = ("gateway", "web", "vendor")
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A file at the package root or one directory down (``dist/chart.umd.min.js``); no
+# part starts with a dot, so ``..`` cannot climb out of the package directory.
+_FILE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _SRI = re.compile(r"^sha384-[A-Za-z0-9+/]{64}$")
 
@@ -156,7 +158,7 @@ def vendor_into(manifest: Manifest, source: Path, dest: Path) -> list[Path]:
     written paths. The build calls this, so a wheel never carries other bytes."""
     if not source.is_dir():
         raise VendorError(
-            f"{source} is missing: the wheel embeds tweetnacl and i18next from it; "
+            f"{source} is missing: the wheel embeds tweetnacl, i18next and Chart.js from it; "
             "run `npm ci` (or `make web-deps`) in the project root first"
         )
     bodies = [(entry, read_checked(entry, source / entry.rel)) for entry in manifest.files]

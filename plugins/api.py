@@ -48,6 +48,7 @@ class Scope(enum.StrEnum):
     CHAT_ASSIGNED = "chat.assigned"
     CHAT_TRANSFERRED = "chat.transferred"
     CHAT_CLOSED = "chat.closed"
+    CHAT_RATED = "chat.rated"
     POLICY_FLAG = "policy.flag"
     CUSTOMER_IDENTITY = "customer.identity"
 
@@ -203,6 +204,20 @@ class ChatClosed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRated(Event):
+    """The customer rated a closed chat (once per chat): with their own close (then
+    ``with_close`` and ``chat.closed`` carries ``csat`` too) or afterwards, when the
+    agent had closed first."""
+
+    type: ClassVar[str] = Scope.CHAT_RATED.value
+
+    csat: int  # 1..5
+    comment: str | None = None  # masked for plugins, like message text
+    agent_id: str | None = None
+    with_close: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyFlagRaised(Event):
     type: ClassVar[str] = Scope.POLICY_FLAG.value
 
@@ -219,6 +234,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AgentAssigned,
         ChatTransferred,
         ChatClosed,
+        ChatRated,
         PolicyFlagRaised,
     )
 }
@@ -449,6 +465,7 @@ __all__ = [
     "AgentAssigned",
     "ChatClosed",
     "ChatOpened",
+    "ChatRated",
     "ChatTransferred",
     "ConfigError",
     "ConfigField",

@@ -37,6 +37,7 @@ from plugins.api import (
     AgentAssigned,
     ChatClosed,
     ChatOpened,
+    ChatRated,
     ChatTransferred,
     CustomerIdentity,
     Event,
@@ -327,6 +328,11 @@ def chat_closed(**kw: Any) -> ChatClosed:
     return ChatClosed(**_base(kw, "chat.closed"))
 
 
+def chat_rated(**kw: Any) -> ChatRated:
+    kw.setdefault("csat", 5)
+    return ChatRated(**_base(kw, "chat.rated"))
+
+
 def policy_flag(**kw: Any) -> PolicyFlagRaised:
     kw.setdefault("seq", 1)
     kw.setdefault("kinds", ("card",))
@@ -339,6 +345,7 @@ EVENT_FACTORIES: dict[str, Callable[..., Event]] = {
     "chat.assigned": agent_assigned,
     "chat.transferred": chat_transferred,
     "chat.closed": chat_closed,
+    "chat.rated": chat_rated,
     "policy.flag": policy_flag,
 }
 
@@ -416,6 +423,7 @@ __all__ = [
     "agent_assigned",
     "chat_closed",
     "chat_opened",
+    "chat_rated",
     "chat_transferred",
     "check_plugin_contract",
     "customer",

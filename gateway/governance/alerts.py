@@ -47,7 +47,7 @@ class Rule:
     threshold: int
     window: float  # seconds
     severity: str
-    subject: str  # "actor" | "ip" | "plugin" — what is counted per
+    subject: str  # "actor" | "ip" | "plugin" | "chat" (SLA rules) — what is counted per
     distinct: bool = False  # count distinct targets (spraying) instead of events
     description: str = ""
     cooldown: float | None = None  # once per this many seconds (default: the window)
@@ -410,6 +410,15 @@ class AlertEngine:
             "browser": browser_of(current.user_agent),
             "lookback_days": round(lookback / 86400),
         }
+
+    async def fire(
+        self, rule: Rule, tenant_id: str, subject: str, count: int, details: dict[str, Any]
+    ) -> None:
+        """Raise ``rule`` for ``subject`` from outside the audit stream (the SLA watch of
+        :mod:`gateway.quality`): the same once-per-cooldown guard, audit event, metrics,
+        live stream and notifications as a rule the audit stream fires."""
+        window = rule.cooldown or rule.window
+        await self._fire(rule, Tuning(True, 1, window), tenant_id, subject, count, details)
 
     async def _fire(
         self,

@@ -34,6 +34,12 @@ from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
 from gateway.http.plugins import ConfigureBody
 from gateway.http.policy import KeywordListBody, PolicyTestBody
+from gateway.http.quality import (
+    QualityCsvQueryParams,
+    QualityOut,
+    QualityQueryParams,
+    QualityTargets,
+)
 from gateway.http.sessions import DormancyBody
 from gateway.http.tenant import FreezeBody, PatchTenantBody
 from gateway.http.tokens import CreateTokenBody
@@ -645,6 +651,7 @@ class GovernanceSettingsOut(Strict):
     plugins_paused: bool
     approvals: ApprovalPolicyOut
     retention: RetentionOut
+    quality: QualityTargets
 
 
 class GovernanceSettingsWrap(Strict):
@@ -1795,6 +1802,27 @@ document(
     "customer's chat stays open). 401 `bad_signature` also for an unknown tenant "
     "or plugin; 400 `stale_event` (token mode, `ts` off by more than 300 s); 409 "
     "`replayed`, `chat_closed` or `too_many_notes`.",
+)
+
+# service quality (issue 15.4)
+document(
+    "GET",
+    "/api/quality",
+    "Service-quality report by agent, queue or day: queue wait, first response, handle "
+    "time, transfers, CSAT, reopen rate, SLA breaches",
+    tag="governance",
+    ok=QualityOut,
+    query=QualityQueryParams,
+    errors=(400, 403),
+)
+document(
+    "GET",
+    "/api/quality.csv",
+    "The quality report as CSV (UTF-8 with BOM, one row per group and a total)",
+    tag="governance",
+    query=QualityCsvQueryParams,
+    content_type="text/csv",
+    errors=(400, 403),
 )
 
 # chat history (issue 16 item 5)

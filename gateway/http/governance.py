@@ -11,7 +11,8 @@ Routes (all JSON, same conventions and error codes as :mod:`gateway.http.plumbin
 * ``GET/PUT /api/governance/settings`` (tenant_manage) — alert rule tuning, working hours,
   audit retention, per-class data retention (``retention``: closed/idle chats, flags,
   outbox, dead letters; 400 ``bad_request`` with ``field: "retention"`` when out
-  of bounds), notification channels (secrets write-only).
+  of bounds), service-quality targets (``quality``: SLA seconds, reopen days),
+  notification channels (secrets write-only).
 * ``GET /api/incidents`` · ``GET /api/incidents/{id}`` · ``POST /api/incidents`` ·
   ``POST /api/incidents/{id}/close`` (emergency).
 * ``POST /api/emergency/revoke-sessions`` · ``POST /api/emergency/force-password-reset`` ·
@@ -37,6 +38,8 @@ from gateway.governance.incidents import worse
 from gateway.governance.wiring import alerts_topic, governance_of
 from gateway.http.plumbing import authed, int_path, own_tenant, read_json, services_of
 from gateway.http.public import ApiError
+from gateway.quality import SETTING as QUALITY_SETTING
+from gateway.quality import QualityPolicy, QualitySettings, validate_quality
 from gateway.retention import SETTING as RETENTION_SETTING
 from gateway.retention import RetentionSettings, validate_retention
 from gateway.services import Services, peer_ip
@@ -57,6 +60,8 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     approvals: dict[str, Any] | None = None
     retention: RetentionSettings | None = None
     """Per-class retention overrides; replaces the tenant's previous overrides."""
+    quality: QualitySettings | None = None
+    """SLA targets and the reopen window (gateway/quality.py); replaces the previous ones."""
 
 
 class ApprovalRequestBody(Struct, forbid_unknown_fields=True):
@@ -286,6 +291,7 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
         "plugins_paused": s.get("plugins_paused") is True,
         "approvals": {"mode": (p := Policy.of(s)).mode, "ttl_minutes": int(p.ttl // 60)},
         "retention": svc.retention.policy(tenant).as_json(),
+        "quality": QualityPolicy.of(s).as_json(),
     }
 
 
@@ -329,6 +335,10 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
         if body.retention is not None:
             settings[RETENTION_SETTING] = validate_retention(body.retention)
             changed.append("retention")
+        current_field = "quality"
+        if body.quality is not None:
+            settings[QUALITY_SETTING] = validate_quality(body.quality)
+            changed.append("quality")
         current_field = "approvals"
         if body.approvals is not None:
             settings["approvals"] = validate_policy(body.approvals)

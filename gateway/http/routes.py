@@ -20,6 +20,7 @@ from gateway.http import (
     ops,
     plugins,
     policy,
+    quality,
     reports,
     sessions,
     team,
@@ -36,4 +37,5 @@ def setup_routes(app: web.Application) -> None:
     for module in (team, plugins, tokens, invites, sessions, reports, pages, inbound, history):
         module.setup_routes(app)
     notices.setup_routes(app)
+    quality.setup_routes(app)
     ops.setup(app)

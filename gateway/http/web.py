@@ -1,6 +1,6 @@
 """The web pages the gateway serves: customer widget, demo host page, console, admin.
 
-The two npm libraries come from the copy an installed wheel carries
+The npm libraries (tweetnacl, i18next, Chart.js) come from the copy an installed wheel carries
 (``gateway/web/vendor/``), else ``node_modules`` of a source checkout (or
 ``$CIPHERDESK_WEB_VENDOR``), and must match the sha384 listed for the pinned versions in
 ``gateway/web_vendor.json`` (:mod:`gateway.web_vendor`); otherwise start-up fails.
@@ -15,6 +15,10 @@ an ETag. Two bundles are built at start-up:
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
 * ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
   ``protocol.js`` + ``ui.js`` for the console and admin pages.
+
+Chart.js (``dist/chart.umd.min.js``, pinned the same way) is served alone as
+``/static/chart.js``: only the admin's quality report draws charts, so neither bundle
+carries it.
 
 Both bundles carry i18next (``i18next.min.js`` from npm, pinned like tweetnacl) and the
 message catalogues (:mod:`gateway.i18n`); the widget only the sections it uses
@@ -68,6 +72,7 @@ REPO_ROOT = GATEWAY_DIR.parent
 VENDOR_ENV = "CIPHERDESK_WEB_VENDOR"
 NACL_FILE = "nacl-fast.min.js"
 I18NEXT_FILE = "i18next.min.js"
+CHART_FILE = "dist/chart.umd.min.js"
 WIDGET_SECTIONS = ("common", "tick", "widget", "server")
 _PLACEHOLDER = re.compile(r"\{\{t:([A-Za-z0-9_.]+)\}\}")
 
@@ -150,11 +155,17 @@ def pinned() -> Manifest:
         raise WebAssetsError(str(exc)) from None
 
 
-def load_library(package: str, path: Path) -> bytes:
-    """The bytes of ``package``'s pinned file at ``path``, which must match the hash in
-    ``gateway/web_vendor.json``: the server refuses to start on any other tweetnacl."""
+def find_chart(environ: dict[str, str] | None = None) -> Path:
+    """Chart.js's UMD build (see :func:`_find` for the places searched)."""
+    return _find(pinned().get("chart.js", CHART_FILE), environ, "")
+
+
+def load_library(package: str, path: Path, file: str | None = None) -> bytes:
+    """The bytes of ``package``'s pinned ``file`` (default: ``path``'s name) at ``path``,
+    which must match the hash in ``gateway/web_vendor.json``: the server refuses to
+    start on any other tweetnacl."""
     try:
-        return read_checked(pinned().get(package, path.name), path)
+        return read_checked(pinned().get(package, file or path.name), path)
     except VendorError as exc:
         raise WebAssetsError(str(exc)) from None
 
@@ -234,6 +245,8 @@ class WebAssets:
         assets.widget_gzip_bytes = len(gzip.compress(bundle, 9))
         core = nacl + b"\n" + i18n_all + shared
         assets.files["core.js"] = _asset(core, "text/javascript")
+        chart = load_library("chart.js", find_chart(), CHART_FILE)
+        assets.files["chart.js"] = _asset(chart, "text/javascript")
         return assets
 
 

@@ -60,7 +60,8 @@ GRANT_COLS = (
 CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
-    " accepted_at, consent_sealed"
+    " accepted_at, consent_sealed, first_response_at, transfers, rated_at,"
+    " csat_comment_sealed, sla_alerted"
 )
 MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, policy"
 FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
@@ -239,6 +240,11 @@ def chat(r: Row) -> Chat:
         csat=r["csat"],
         accepted_at=r["accepted_at"],
         consent_sealed=_b(r["consent_sealed"]),
+        first_response_at=r["first_response_at"],
+        transfers=int(r["transfers"]),
+        rated_at=r["rated_at"],
+        csat_comment_sealed=_b(r["csat_comment_sealed"]),
+        sla_alerted=int(r["sla_alerted"]),
     )
 
 

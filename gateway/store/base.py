@@ -239,6 +239,12 @@ class Chat:
     # The customer's consent to the privacy notice ({"version", "at"}), sealed with the
     # chat key; set only by ``set_chat_consent`` (never by ``update_chat``).
     consent_sealed: bytes | None = None
+    # Service-quality facts (issue 15.4), each written only by its own store method:
+    first_response_at: float | None = None  # first agent reply (``mark_first_response``)
+    transfers: int = 0  # hand-overs to another agent or queue (``count_transfer``)
+    rated_at: float | None = None  # when ``csat`` was given (``rate_chat``)
+    csat_comment_sealed: bytes | None = None  # the rating's comment, sealed with the chat key
+    sla_alerted: int = 0  # SLA alerts raised (``mark_sla_alerted``): bit 1 queue, 2 reply
 
 
 @dataclass(slots=True)
@@ -486,6 +492,24 @@ class AgentCsat:
     average: float
 
 
+@dataclass(frozen=True, slots=True)
+class QualityFacts:
+    """The service-quality facts of one chat (issue 15.4): no text, no customer data, so
+    they outlive the chat's crypto-shredding and feed the quality report and SLA watch."""
+
+    chat_id: str
+    queue: str
+    state: ChatState
+    agent_id: str | None  # the agent holding the chat last (at close: who handled it)
+    created_at: float
+    accepted_at: float | None
+    first_response_at: float | None
+    closed_at: float | None
+    transfers: int
+    csat: int | None
+    sla_alerted: int
+
+
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
@@ -714,6 +738,50 @@ class Store(Protocol):
 
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         """Closed, not erased chats matching ``query``, newest close first."""
+        ...
+
+    # -- service quality (issue 15.4) ----------------------------------------------------
+    async def mark_first_response(self, chat_id: str, at: float) -> bool:
+        """Record the chat's first agent reply at ``at``; False when one was recorded
+        already (so exactly one node's reply counts) or the chat is erased."""
+        ...
+
+    async def count_transfer(self, chat_id: str) -> None:
+        """One more hand-over of the chat to another agent or queue."""
+        ...
+
+    async def rate_chat(
+        self, chat_id: str, csat: int, at: float, comment_sealed: bytes | None
+    ) -> bool:
+        """Record the customer's rating of a closed chat, once: False when it was rated
+        already, is not closed, is erased or unknown."""
+        ...
+
+    async def mark_sla_alerted(self, chat_id: str, bit: int) -> bool:
+        """Set SLA alert ``bit`` (1 queue wait, 2 first response) on the chat; True only
+        for the one caller that set it (the alert is raised once across nodes)."""
+        ...
+
+    async def quality_facts(
+        self, tenant_id: str, since: float, until: float, limit: int
+    ) -> list[QualityFacts]:
+        """Facts of the tenant's chats created in [since, until), oldest first, at most
+        ``limit`` (erased chats included: their facts hold no personal data)."""
+        ...
+
+    async def reopened_chats(
+        self, tenant_id: str, since: float, until: float, within: float
+    ) -> set[str]:
+        """Ids of closed chats created in [since, until) whose customer (same customer
+        key) opened another chat within ``within`` seconds after the close."""
+        ...
+
+    async def sla_due(
+        self, tenant_id: str, queue_cutoff: float, reply_cutoff: float, limit: int
+    ) -> list[QualityFacts]:
+        """Open chats without their SLA alert yet: never accepted and created at or
+        before ``queue_cutoff``, or accepted at or before ``reply_cutoff`` and not yet
+        answered (a cutoff of -1 disables that check)."""
         ...
 
     async def csat_by_agent(self, query: HistoryQuery) -> list[AgentCsat]:

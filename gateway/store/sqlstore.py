@@ -28,6 +28,7 @@ from gateway.store import (
     _keyword_lists,
     _lifecycle,
     _notices,
+    _quality,
     _rows,
 )
 from gateway.store._rows import (
@@ -66,6 +67,7 @@ from gateway.store.base import (
     PolicyFlag,
     PrivacyNotice,
     PurgeCutoffs,
+    QualityFacts,
     StoredMessage,
     StoredReport,
     Tenant,
@@ -496,7 +498,7 @@ class SqlStore(SqlGovernance):
     ) -> None:
         def program() -> Program[None]:
             yield write(
-                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(16)})",
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(21)})",
                 chat.id,
                 chat.tenant_id,
                 chat.state,
@@ -513,6 +515,11 @@ class SqlStore(SqlGovernance):
                 chat.csat,
                 chat.accepted_at,
                 blob(chat.consent_sealed),
+                chat.first_response_at,
+                chat.transfers,
+                chat.rated_at,
+                blob(chat.csat_comment_sealed),
+                chat.sla_alerted,
             )
             yield write(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
@@ -660,7 +667,7 @@ class SqlStore(SqlGovernance):
             found = yield write(
                 "UPDATE chats SET state = 'closed', close_reason = 'erased', erased = TRUE,"
                 " identity_sealed = NULL, profile_sealed = NULL, consent_sealed = NULL,"
-                " resume_token_hash = ''"
+                " csat_comment_sealed = NULL, resume_token_hash = ''"
                 " WHERE id = ?",
                 chat_id,
             )
@@ -682,6 +689,45 @@ class SqlStore(SqlGovernance):
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         sql, args = _history.list_query(query)
         return [_rows.chat(r) for r in await self._query(read_rows(sql, *args))]
+
+    async def mark_first_response(self, chat_id: str, at: float) -> bool:
+        changed = await self._query(write(_quality.MARK_FIRST_RESPONSE, at, chat_id))
+        return bool(changed == 1)
+
+    async def count_transfer(self, chat_id: str) -> None:
+        await self._query(write(_quality.COUNT_TRANSFER, chat_id))
+
+    async def rate_chat(
+        self, chat_id: str, csat: int, at: float, comment_sealed: bytes | None
+    ) -> bool:
+        changed = await self._query(write(_quality.RATE, csat, at, blob(comment_sealed), chat_id))
+        return bool(changed == 1)
+
+    async def mark_sla_alerted(self, chat_id: str, bit: int) -> bool:
+        changed = await self._query(write(_quality.MARK_SLA, bit, chat_id, bit))
+        return bool(changed == 1)
+
+    async def quality_facts(
+        self, tenant_id: str, since: float, until: float, limit: int
+    ) -> list[QualityFacts]:
+        rows = await self._query(
+            read_rows(_quality.FACTS, tenant_id, since, until, max(0, int(limit)))
+        )
+        return [_quality.facts(r) for r in rows]
+
+    async def reopened_chats(
+        self, tenant_id: str, since: float, until: float, within: float
+    ) -> set[str]:
+        rows = await self._query(read_rows(_quality.REOPENED, tenant_id, since, until, within))
+        return {str(r["chat_id"]) for r in rows}
+
+    async def sla_due(
+        self, tenant_id: str, queue_cutoff: float, reply_cutoff: float, limit: int
+    ) -> list[QualityFacts]:
+        rows = await self._query(
+            read_rows(_quality.SLA_DUE, tenant_id, queue_cutoff, reply_cutoff, max(0, int(limit)))
+        )
+        return [_quality.facts(r) for r in rows]
 
     async def csat_by_agent(self, query: HistoryQuery) -> list[AgentCsat]:
         sql, args = _history.csat_query(query)

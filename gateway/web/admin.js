@@ -2,6 +2,7 @@
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
 import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
 import * as governance from './governance.js';
+import { qualitySection } from './quality.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -12,6 +13,7 @@ const SECTIONS = [
   ['policy', t('admin.nav.policy'), 'policy_test'],
   ['canned', t('admin.nav.canned'), 'tenant_manage'],
   ['plugins', t('admin.nav.plugins'), 'plugin_manage'],
+  ['quality', t('admin.nav.quality'), 'quality_read'],
   ['audit', t('admin.nav.audit'), 'audit_read'],
   ['alerts', t('admin.gov.alerts'), 'audit_read'],
   ['incidents', t('admin.gov.incidents'), 'emergency'],
@@ -75,7 +77,7 @@ function route() {
   const gen = routeGen;
   main.dataset.section = name;
   main.setAttribute('aria-busy', 'true');
-  const render = { agents, tenant, policy, canned, plugins, audit, alerts, incidents, approvals, tokens, activity, sessions, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
     .finally(() => { if (gen === routeGen) main.setAttribute('aria-busy', 'false'); });
 }
@@ -645,6 +647,10 @@ async function audit() {
 }
 
 /* ------------------------------------------------------------------ governance */
+
+function quality() {
+  return qualitySection(main, { canTune: can('tenant_manage') });
+}
 
 function alerts() {
   return governance.alertsSection(main, { canAct: can('emergency'), canTune: can('tenant_manage') });

@@ -623,19 +623,40 @@
     newChatBtn.hidden = false;
   }
 
+  /* Stars first, then an optional comment: one `close` frame with both. The gateway
+     records the first rating of a chat, also after the agent closed it. */
   function renderRating() {
     CipherdeskUI.clear(rating);
     rating.hidden = false;
     rating.appendChild(h('p', { id: 'cdw-rate', text: t('widget.rate_question') }));
+    var chosen = 0;
+    var stars = [];
     var row = h('div', { class: 'stars', role: 'group', 'aria-labelledby': 'cdw-rate' });
+    var comment = h('textarea', { class: 'rate-comment', rows: '2', maxlength: '1000', hidden: true,
+      placeholder: t('widget.rate_comment'), 'aria-label': t('widget.rate_comment') });
+    var send = h('button', { type: 'button', class: 'primary rate-send', hidden: true, onclick: function () {
+      var frame = { t: 'close', csat: chosen };
+      var text = comment.value.trim();
+      if (text) frame.comment = text.slice(0, 1000);
+      if (sock && welcomed) sock.send(frame);
+      CipherdeskUI.clear(rating).appendChild(h('p', { text: t('widget.thanks') }));
+      setTimeout(function () { if (sock) { sock.close('done'); sock = null; } }, 300);
+    } }, t('widget.rate_send'));
     [1, 2, 3, 4, 5].forEach(function (n) {
-      row.appendChild(h('button', { type: 'button', class: 'star', 'aria-label': t('widget.stars', { count: n }), onclick: function () {
-        if (sock && welcomed) sock.send({ t: 'close', csat: n });
-        CipherdeskUI.clear(rating).appendChild(h('p', { text: t('widget.thanks') }));
-        setTimeout(function () { if (sock) { sock.close('done'); sock = null; } }, 300);
-      } }, '★'));
+      var star = h('button', { type: 'button', class: 'star', 'aria-pressed': 'false', 'aria-label': t('widget.stars', { count: n }), onclick: function () {
+        chosen = n;
+        stars.forEach(function (s, i) {
+          s.setAttribute('aria-pressed', String(i + 1 === n));
+          s.classList.toggle('on', i < n);
+        });
+        comment.hidden = false; send.hidden = false;
+      } }, '★');
+      stars.push(star);
+      row.appendChild(star);
     });
     rating.appendChild(row);
+    rating.appendChild(comment);
+    rating.appendChild(send);
   }
 
   function newChat() {

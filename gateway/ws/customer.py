@@ -152,7 +152,9 @@ class CustomerSession:
         elif isinstance(frame, CustomerConsent):
             await chats.record_consent(self.tenant_id, self.chat, frame.version)
         elif isinstance(frame, CustomerClose):
-            await chats.close(chat_id, self.tenant_id, by="customer", csat=frame.csat)
+            await chats.close(
+                chat_id, self.tenant_id, by="customer", csat=frame.csat, comment=frame.comment
+            )
 
 
 async def customer_ws(request: web.Request) -> web.StreamResponse:

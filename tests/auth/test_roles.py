@@ -24,6 +24,7 @@ SUPERVISOR_GRANTS = {
     P.FLAG_VIEW_ORIGINAL,
     P.POLICY_TEST,
     P.TRANSCRIPT_READ,
+    P.QUALITY_READ,
 }
 
 
@@ -31,7 +32,7 @@ def test_permission_matrix() -> None:
     assert role_permissions(Role.AGENT) == {P.CHAT_HANDLE}
     assert role_permissions(Role.SUPERVISOR) == SUPERVISOR_GRANTS
     assert role_permissions(Role.ADMIN) == set(Permission)
-    assert len(Permission) == 12
+    assert len(Permission) == 13
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -46,7 +46,7 @@ def test_node_modules_matches_the_manifest():
 
 def _copy_modules(dest: Path, manifest: Manifest) -> Path:
     for entry in manifest.files:
-        (dest / entry.package).mkdir(parents=True, exist_ok=True)
+        (dest / entry.rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(NODE_MODULES / entry.rel, dest / entry.rel)
     return dest
 
@@ -84,6 +84,9 @@ def test_vendor_into_without_node_modules_says_npm_ci(tmp_path):
     [
         ("sha384", "sha256-abc"),
         ("path", "../../etc/passwd"),
+        ("path", "dist/../../x.js"),
+        ("path", "a/b/c.js"),
+        ("path", ".hidden/x.js"),
         ("package", "Tweet Nacl"),
         ("version", "latest"),
     ],

@@ -1,0 +1,75 @@
+# ruff: noqa: S608
+# (S608: SQL text here is built only from constant fragments and placeholders; every value
+# is a bound parameter.)
+"""SQL for service-quality facts (issue 15.4): the per-chat timestamps and counters the
+report and the SLA watch read, written once in SQLite's spelling for both engines."""
+
+from __future__ import annotations
+
+from gateway.store._rows import Row
+from gateway.store.base import QualityFacts
+
+MARK_FIRST_RESPONSE = (
+    "UPDATE chats SET first_response_at = ?"
+    " WHERE id = ? AND first_response_at IS NULL AND NOT erased"
+)
+COUNT_TRANSFER = "UPDATE chats SET transfers = transfers + 1 WHERE id = ? AND NOT erased"
+# Once per chat: a rating recorded by the close itself (older rows) or earlier wins.
+RATE = (
+    "UPDATE chats SET csat = ?, rated_at = ?, csat_comment_sealed = ?"
+    " WHERE id = ? AND state = 'closed' AND NOT erased AND rated_at IS NULL AND csat IS NULL"
+)
+MARK_SLA = "UPDATE chats SET sla_alerted = sla_alerted | ? WHERE id = ? AND (sla_alerted & ?) = 0"
+
+_FACT_COLS = (
+    "id, queue, state, assigned_agent_id, created_at, accepted_at, first_response_at,"
+    " closed_at, transfers, csat, sla_alerted"
+)
+FACTS = (
+    f"SELECT {_FACT_COLS} FROM chats"
+    " WHERE tenant_id = ? AND created_at >= ? AND created_at < ?"
+    " ORDER BY created_at, id LIMIT ?"
+)
+"""A tenant's chats created in [since, until), erased ones included (their facts hold no
+personal data)."""
+
+SLA_DUE = (
+    f"SELECT {_FACT_COLS} FROM chats"
+    " WHERE tenant_id = ? AND state IN ('queued', 'active') AND NOT erased AND ("
+    "(accepted_at IS NULL AND created_at <= ? AND (sla_alerted & 1) = 0)"
+    " OR (accepted_at IS NOT NULL AND first_response_at IS NULL AND accepted_at <= ?"
+    " AND (sla_alerted & 2) = 0))"
+    " ORDER BY created_at, id LIMIT ?"
+)
+"""Open chats past an SLA cutoff without its alert: still waiting for a first accept since
+before the queue cutoff, or accepted before the reply cutoff and not yet answered."""
+
+REOPENED = (
+    "SELECT DISTINCT a.chat_id AS chat_id FROM customer_keys a"
+    " JOIN chats ca ON ca.id = a.chat_id"
+    " JOIN customer_keys b ON b.tenant_id = a.tenant_id AND b.key = a.key"
+    " AND b.chat_id <> a.chat_id"
+    " JOIN chats cb ON cb.id = b.chat_id"
+    " WHERE a.tenant_id = ? AND ca.created_at >= ? AND ca.created_at < ?"
+    " AND ca.closed_at IS NOT NULL AND cb.created_at > ca.closed_at"
+    " AND cb.created_at <= ca.closed_at + ?"
+)
+"""Closed chats created in [since, until) whose customer (same customer key: verified
+sub or e-mail, 0008) opened another chat within the window after the close."""
+
+
+def facts(r: Row) -> QualityFacts:
+    """A row of :data:`FACTS` or :data:`SLA_DUE`."""
+    return QualityFacts(
+        chat_id=r["id"],
+        queue=r["queue"],
+        state=r["state"],
+        agent_id=r["assigned_agent_id"],
+        created_at=r["created_at"],
+        accepted_at=r["accepted_at"],
+        first_response_at=r["first_response_at"],
+        closed_at=r["closed_at"],
+        transfers=int(r["transfers"]),
+        csat=r["csat"],
+        sla_alerted=int(r["sla_alerted"]),
+    )
