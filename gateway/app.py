@@ -40,6 +40,7 @@ from gateway.keyfiles import load_or_create_identity, load_or_create_keyring
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.notices import NoticeBook
+from gateway.passkeys import PasskeyService, relying_party
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy_lists import keyword_lists_loader
@@ -264,6 +265,9 @@ async def _wire(
         checkpointer=checkpointer,
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
+        passkeys=PasskeyService(
+            store, logins, auditor, clock, relying_party(config.base_url, origins), tenants
+        ),
         workers=[
             dispatcher,
             retention,

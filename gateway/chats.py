@@ -783,9 +783,14 @@ class ChatService:
             else:
                 chat = closed
                 self.split_window.forget(chat.id)
+                rating = None
                 if by == "customer" and csat is not None:
-                    await self.rate(chat, csat, comment, with_close=True)
-                return await self._after_close(chat, tenant_id)
+                    # recorded before chat.closed (which carries csat), emitted after it
+                    rating = await self._record_rating(chat, csat, comment, with_close=True)
+                chat = await self._after_close(chat, tenant_id)
+                if rating is not None:
+                    await self._emit_rating(chat, rating)
+                return chat
         if by == "customer" and csat is not None:
             await self.rate(chat, csat, comment, with_close=False)
         return chat
@@ -796,33 +801,41 @@ class ChatService:
         with the chat key; plugins get ``chat.rated`` (the comment masked for them).
         ``with_close``: given with the customer's own close (``chat.closed`` carries
         it too). Returns False when the chat was rated already."""
+        rating = await self._record_rating(chat, csat, comment, with_close=with_close)
+        if rating is None:
+            return False
+        await self._emit_rating(chat, rating)
+        return True
+
+    async def _record_rating(
+        self, chat: Chat, csat: int, comment: str | None, *, with_close: bool
+    ) -> dict[str, Any] | None:
+        """Store the rating (once); returns the ``chat.rated`` payload, None when the
+        chat was rated already or is erased."""
         tenant = await self._tenant(chat.tenant_id)
         key = await self.keys.get(chat.id)
         if key is None:
-            return False
+            return None
         engine = await self.policies.engine(tenant.id, tenant.settings)
         text = (comment or "").strip()
         stored = screen_text(engine, text, "customer") if text else ""
         sealed = seal_json(key, chat.id, COMMENT_PURPOSE, {"text": stored}) if stored else None
         now = self.clock()
         if not await self.store.rate_chat(chat.id, csat, now, sealed):
-            return False
+            return None
         chat.csat, chat.rated_at, chat.csat_comment_sealed = csat, now, sealed
         if self.quality is not None:
             self.quality.rated(csat)
-        await self._emit(
-            tenant,
-            "chat.rated",
-            chat,
-            key,
-            {
-                "csat": csat,
-                "comment": screen_text(engine, text, "customer", "plugin") if text else None,
-                "agent_id": chat.assigned_agent_id,
-                "with_close": with_close,
-            },
-        )
-        return True
+        return {
+            "csat": csat,
+            "comment": screen_text(engine, text, "customer", "plugin") if text else None,
+            "agent_id": chat.assigned_agent_id,
+            "with_close": with_close,
+        }
+
+    async def _emit_rating(self, chat: Chat, rating: dict[str, Any]) -> None:
+        tenant = await self._tenant(chat.tenant_id)
+        await self._emit(tenant, "chat.rated", chat, await self.keys.get(chat.id), rating)
 
     def rating_comment(self, chat: Chat, key: bytes | None) -> str | None:
         """The stored (policy-screened) comment of the chat's rating, if any."""

@@ -268,6 +268,11 @@ class LoginService:
             if not decision.allowed:
                 raise LoginFailed(max(decision.retry_after, 1.0))
 
+    async def shed_flood(self, account: str, ip: str) -> None:
+        """The flood limits of a login attempt without a password (passkey ceremonies):
+        :class:`LoginFailed` with a retry time when spent."""
+        await self._rate_limit(self.throttle.keys(account, ip))
+
     # ------------------------------------------------------------------ login
 
     async def login(
@@ -371,6 +376,7 @@ class LoginService:
             ip=ip,
             user_agent=(user_agent or "")[:256],
             reauth_at=now,
+            factor=factor,
         )
         await self.store.create_session(session)
         await self.store.record_login(agent.id, now)
@@ -853,8 +859,17 @@ class LoginService:
         codes = generate_recovery_codes(RECOVERY_CODES)
         await self.store.set_recovery_codes(agent.id, [hash_recovery_code(c) for c in codes])
         self._pending.pop(agent.id, None)
+        # Passkeys are a second factor too: a reset (lost phone, lost security key) ends them.
+        passkeys = await self.store.list_passkeys(agent.id)
+        for passkey in passkeys:
+            await self.store.delete_passkey(passkey.credential_id, agent.id)
         await self.auditor.record(
-            "mfa.reset", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
+            "mfa.reset",
+            tenant_id=agent.tenant_id,
+            actor=actor,
+            target=agent.id,
+            ip=ip,
+            passkeys_removed=len(passkeys),
         )
         await self.revoke_all(
             agent.id, actor, ip=ip, reason="mfa_reset", close_reason=CREDENTIALS_CHANGED

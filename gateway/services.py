@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from gateway.governance.auditchain import AuditKeys, Checkpointer
     from gateway.governance.wiring import Governance
     from gateway.logins import LoginService
+    from gateway.passkeys import PasskeyService
     from gateway.plugin_host import PluginHost
     from gateway.policy import PolicyRegistry
     from gateway.ratelimit.guard import Guard
@@ -94,6 +95,7 @@ class Services:
     checkpointer: Checkpointer
     governance: Governance
     api_tokens: ApiTokenService
+    passkeys: PasskeyService
     workers: list[BackgroundWorker]
     closers: list[Callable[[], Awaitable[None]]]
     """Closed (errors suppressed) before presence, bus and store in ``close_services``."""

@@ -154,6 +154,8 @@ async def me(request: web.Request, ctx: AgentContext) -> web.Response:
             },
             "recovery_codes_left": await svc.store.count_recovery_codes(ctx.agent.id),
             "password_change_required": await svc.store.password_reset_forced(ctx.agent.id),
+            "passkey_gate": await svc.passkeys.gate(ctx),
+            "session_factor": session.factor,
         }
     )
 

@@ -32,6 +32,13 @@ from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteB
 from gateway.http.notices import NoticeAdminView, NoticeView, PublicNotice, PublishNoticeBody
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
+from gateway.http.passkeys import (
+    CeremonyOut,
+    PasskeyBody,
+    PasskeyList,
+    PasskeyLoginBody,
+    PasskeyWrap,
+)
 from gateway.http.plugins import ConfigureBody
 from gateway.http.policy import KeywordListBody, PolicyTestBody
 from gateway.http.quality import (
@@ -103,6 +110,10 @@ class MeOut(Strict):
     session: SessionInfo
     recovery_codes_left: int
     password_change_required: bool
+    passkey_gate: Literal["passkey_enrollment_required", "passkey_required"] | None
+    """Set when the tenant requires a passkey session and this one is not (see
+    gateway/passkeys.py): the page offers enrolment or a passkey login."""
+    session_factor: str
 
 
 class Reauthenticated(Strict):
@@ -652,6 +663,7 @@ class GovernanceSettingsOut(Strict):
     approvals: ApprovalPolicyOut
     retention: RetentionOut
     quality: QualityTargets
+    phishing_resistant_mfa: Literal["off", "admins", "staff", "all"]
 
 
 class GovernanceSettingsWrap(Strict):
@@ -946,6 +958,61 @@ document(
     body=LoginBody,
     auth=False,
     errors=(401, 403, 429),
+)
+document(
+    "POST",
+    "/api/login/passkey/options",
+    "Start a passkey login: options for navigator.credentials.get() (issue 20.1)",
+    tag="session",
+    ok=CeremonyOut,
+    auth=False,
+    errors=(403, 429),
+)
+document(
+    "POST",
+    "/api/login/passkey",
+    "Log in with a passkey (user verification required); answers like /api/login",
+    tag="session",
+    ok=LoginOut,
+    body=PasskeyLoginBody,
+    auth=False,
+    errors=(401, 403, 429),
+)
+document(
+    "GET",
+    "/api/me/passkeys",
+    "Own passkeys (names, dates; no key material)",
+    tag="session",
+    ok=PasskeyList,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/me/passkeys/options",
+    "Start registering a passkey (fresh step-up needed): options for "
+    "navigator.credentials.create()",
+    tag="session",
+    ok=CeremonyOut,
+    errors=(403, 409),
+)
+document(
+    "POST",
+    "/api/me/passkeys",
+    "Finish registering a passkey",
+    tag="session",
+    ok=PasskeyWrap,
+    ok_status=201,
+    body=PasskeyBody,
+    errors=(400, 403, 409),
+)
+document(
+    "DELETE",
+    "/api/me/passkeys/{credential_id}",
+    "Remove one of the own passkeys (fresh step-up needed)",
+    tag="session",
+    ok=Ok,
+    errors=(400, 403, 404),
+    path_params={"credential_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1366}$"}},
 )
 document("POST", "/api/logout", "End this session", tag="session", ok=Ok, errors=(403,))
 document(

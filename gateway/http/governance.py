@@ -11,7 +11,8 @@ Routes (all JSON, same conventions and error codes as :mod:`gateway.http.plumbin
 * ``GET/PUT /api/governance/settings`` (tenant_manage) — alert rule tuning, working hours,
   audit retention, per-class data retention (``retention``: closed/idle chats, flags,
   outbox, dead letters; 400 ``bad_request`` with ``field: "retention"`` when out
-  of bounds), service-quality targets (``quality``: SLA seconds, reopen days),
+  of bounds), service-quality targets (``quality``: SLA seconds, reopen days), who must
+  sign in with a passkey (``phishing_resistant_mfa``: off, admins, staff, all),
   notification channels (secrets write-only).
 * ``GET /api/incidents`` · ``GET /api/incidents/{id}`` · ``POST /api/incidents`` ·
   ``POST /api/incidents/{id}/close`` (emergency).
@@ -38,6 +39,8 @@ from gateway.governance.incidents import worse
 from gateway.governance.wiring import alerts_topic, governance_of
 from gateway.http.plumbing import authed, int_path, own_tenant, read_json, services_of
 from gateway.http.public import ApiError
+from gateway.passkeys import SETTING as PASSKEY_SETTING
+from gateway.passkeys import requirement as passkey_requirement
 from gateway.quality import SETTING as QUALITY_SETTING
 from gateway.quality import QualityPolicy, QualitySettings, validate_quality
 from gateway.retention import SETTING as RETENTION_SETTING
@@ -60,6 +63,8 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     approvals: dict[str, Any] | None = None
     retention: RetentionSettings | None = None
     """Per-class retention overrides; replaces the tenant's previous overrides."""
+    phishing_resistant_mfa: Literal["off", "admins", "staff", "all"] | None = None
+    """Who must sign in with a passkey (gateway/passkeys.py)."""
     quality: QualitySettings | None = None
     """SLA targets and the reopen window (gateway/quality.py); replaces the previous ones."""
 
@@ -292,6 +297,7 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
         "approvals": {"mode": (p := Policy.of(s)).mode, "ttl_minutes": int(p.ttl // 60)},
         "retention": svc.retention.policy(tenant).as_json(),
         "quality": QualityPolicy.of(s).as_json(),
+        "phishing_resistant_mfa": passkey_requirement(tenant),
     }
 
 
@@ -335,6 +341,9 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
         if body.retention is not None:
             settings[RETENTION_SETTING] = validate_retention(body.retention)
             changed.append("retention")
+        if body.phishing_resistant_mfa is not None:
+            settings[PASSKEY_SETTING] = body.phishing_resistant_mfa
+            changed.append("phishing_resistant_mfa")
         current_field = "quality"
         if body.quality is not None:
             settings[QUALITY_SETTING] = validate_quality(body.quality)

@@ -92,6 +92,25 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What a forced password change still allows: reading the own account, the step-up that
 # /api/me/password may need (it only proves password + code), the change, logging out.
 _RESET_ALLOWED = frozenset({"/api/me", "/api/me/reauth", "/api/me/password", "/api/logout"})
+# The tenant's phishing-resistant MFA rule (gateway/passkeys.py): what a session opened
+# without a passkey may still do.
+_PASSKEY_GATE_ALLOWED: dict[str, frozenset[str]] = {
+    "passkey_enrollment_required": frozenset(
+        {
+            "/api/me",
+            "/api/me/reauth",
+            "/api/logout",
+            "/api/me/passkeys",
+            "/api/me/passkeys/options",
+        }
+    ),
+    "passkey_required": frozenset({"/api/me", "/api/logout"}),
+}
+_PASSKEY_GATE_TEXT = {
+    "passkey_enrollment_required": "your tenant requires a passkey: register one first"
+    " (POST /api/me/passkeys/options)",
+    "passkey_required": "your tenant requires signing in with your passkey",
+}
 
 Email = Annotated[str, Meta(min_length=1, max_length=1024)]
 Password = Annotated[str, Meta(max_length=1024)]
@@ -193,6 +212,9 @@ async def authenticate(request: web.Request, *, api_tokens_allowed: bool = False
         raise ApiError(
             403, "password_change_required", "choose a new password first (POST /api/me/password)"
         )
+    refusal = await svc.passkeys.gate(ctx)
+    if refusal is not None and request.path not in _PASSKEY_GATE_ALLOWED.get(refusal, ()):
+        raise ApiError(403, refusal, _PASSKEY_GATE_TEXT[refusal])
     if request.method in _MUTATING and not _is_bearer(request):
         check_origin(request, svc)
         presented = request.headers.get(CSRF_HEADER, "")

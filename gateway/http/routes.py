@@ -18,6 +18,7 @@ from gateway.http import (
     notices,
     operator,
     ops,
+    passkeys,
     plugins,
     policy,
     quality,
@@ -38,4 +39,5 @@ def setup_routes(app: web.Application) -> None:
         module.setup_routes(app)
     notices.setup_routes(app)
     quality.setup_routes(app)
+    passkeys.setup_routes(app)
     ops.setup(app)

@@ -41,7 +41,7 @@ AGENT_COLS = (
 )
 SESSION_COLS = (
     "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent,"
-    " reauth_at"
+    " reauth_at, factor"
 )
 LOCKOUT_COLS = "key, failures, last_failure_at, locked_until, alerted_at"
 AUDIT_COLS = "id, ts, action, tenant_id, actor, target, ip, details"
@@ -135,6 +135,7 @@ def session(r: Row) -> AgentSession:
         ip=r["ip"],
         user_agent=r["user_agent"],
         reauth_at=r["reauth_at"],
+        factor=r["factor"],
     )
 
 

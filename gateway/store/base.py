@@ -97,6 +97,8 @@ class AgentSession:
     # When the session last proved password + second factor (login or step-up
     # re-authentication); credential changes need it to be recent.
     reauth_at: float = 0.0
+    # How it was opened: "totp", "recovery_code", "passkey", "invite" ("" before 0014).
+    factor: str = ""
 
 
 @dataclass(slots=True)
@@ -492,6 +494,30 @@ class AgentCsat:
     average: float
 
 
+@dataclass(slots=True)
+class Passkey:
+    """A registered WebAuthn credential of an agent (issue 20.1): the public key and the
+    authenticator's signature counter; nothing secret."""
+
+    credential_id: str  # base64url, from the authenticator
+    agent_id: str
+    tenant_id: str
+    name: str
+    public_key: bytes  # COSE
+    sign_count: int
+    transports: tuple[str, ...]
+    created_at: float
+    last_used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChallenge:
+    """A WebAuthn challenge in flight, as the answer takes it back (single use)."""
+
+    agent_id: str | None
+    challenge: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class QualityFacts:
     """The service-quality facts of one chat (issue 15.4): no text, no customer data, so
@@ -738,6 +764,43 @@ class Store(Protocol):
 
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         """Closed, not erased chats matching ``query``, newest close first."""
+        ...
+
+    # -- passkeys (issue 20.1) ------------------------------------------------------------
+    async def add_passkey(self, passkey: Passkey) -> bool:
+        """Store a new credential; False when its id is registered already (anyone's)."""
+        ...
+
+    async def list_passkeys(self, agent_id: str) -> list[Passkey]:
+        """An agent's passkeys, oldest first."""
+        ...
+
+    async def get_passkey(self, credential_id: str) -> Passkey | None: ...
+
+    async def delete_passkey(self, credential_id: str, agent_id: str) -> bool:
+        """Remove one of the agent's passkeys; False when it is not theirs or unknown."""
+        ...
+
+    async def passkey_used(self, credential_id: str, sign_count: int, at: float) -> bool:
+        """Record a login: the counter only moves forward (False: another login with the
+        same or a later count won, a cloned authenticator's replay)."""
+        ...
+
+    async def add_challenge(
+        self,
+        challenge_id: str,
+        purpose: str,
+        agent_id: str | None,
+        challenge: bytes,
+        expires_at: float,
+    ) -> None:
+        """Remember a ceremony's challenge until ``expires_at`` (expired ones are purged)."""
+        ...
+
+    async def take_challenge(
+        self, challenge_id: str, purpose: str, now: float
+    ) -> PendingChallenge | None:
+        """Remove and return a live challenge: each is answered at most once."""
         ...
 
     # -- service quality (issue 15.4) ----------------------------------------------------

@@ -28,6 +28,7 @@ from gateway.store import (
     _keyword_lists,
     _lifecycle,
     _notices,
+    _passkeys,
     _quality,
     _rows,
 )
@@ -63,6 +64,8 @@ from gateway.store.base import (
     OutboxEvent,
     OutboxItem,
     OutboxState,
+    Passkey,
+    PendingChallenge,
     PluginConfig,
     PolicyFlag,
     PrivacyNotice,
@@ -349,7 +352,7 @@ class SqlStore(SqlGovernance):
     async def create_session(self, session: AgentSession) -> None:
         await self._query(
             write(
-                f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO agent_sessions ({SESSION_COLS}) VALUES ({placeholders(10)})",
                 session.token_hash,
                 session.agent_id,
                 session.tenant_id,
@@ -359,6 +362,7 @@ class SqlStore(SqlGovernance):
                 session.ip,
                 session.user_agent,
                 session.reauth_at,
+                session.factor,
             )
         )
 
@@ -689,6 +693,51 @@ class SqlStore(SqlGovernance):
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         sql, args = _history.list_query(query)
         return [_rows.chat(r) for r in await self._query(read_rows(sql, *args))]
+
+    async def add_passkey(self, passkey: Passkey) -> bool:
+        changed = await self._query(write(_passkeys.INSERT, *_passkeys.params(passkey)))
+        return bool(changed == 1)
+
+    async def list_passkeys(self, agent_id: str) -> list[Passkey]:
+        rows = await self._query(read_rows(_passkeys.BY_AGENT, agent_id))
+        return [_passkeys.passkey(r) for r in rows]
+
+    async def get_passkey(self, credential_id: str) -> Passkey | None:
+        row = await self._query(read_row(_passkeys.BY_ID, credential_id))
+        return None if row is None else _passkeys.passkey(row)
+
+    async def delete_passkey(self, credential_id: str, agent_id: str) -> bool:
+        return bool(await self._query(write(_passkeys.DELETE, credential_id, agent_id)) == 1)
+
+    async def passkey_used(self, credential_id: str, sign_count: int, at: float) -> bool:
+        changed = await self._query(
+            write(_passkeys.USED, sign_count, at, credential_id, sign_count)
+        )
+        return bool(changed == 1)
+
+    async def add_challenge(
+        self,
+        challenge_id: str,
+        purpose: str,
+        agent_id: str | None,
+        challenge: bytes,
+        expires_at: float,
+    ) -> None:
+        def program() -> Program[None]:
+            yield write(_passkeys.PURGE_CHALLENGES, expires_at - 3600.0)
+            yield write(
+                _passkeys.INSERT_CHALLENGE, challenge_id, purpose, agent_id, challenge, expires_at
+            )
+
+        await self._transaction(program())
+
+    async def take_challenge(
+        self, challenge_id: str, purpose: str, now: float
+    ) -> PendingChallenge | None:
+        row = await self._query(write_row(_passkeys.TAKE_CHALLENGE, challenge_id, purpose, now))
+        if row is None:
+            return None
+        return PendingChallenge(agent_id=row["agent_id"], challenge=bytes(row["challenge"]))
 
     async def mark_first_response(self, chat_id: str, at: float) -> bool:
         changed = await self._query(write(_quality.MARK_FIRST_RESPONSE, at, chat_id))

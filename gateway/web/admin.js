@@ -1,6 +1,6 @@
 /* cipherdesk admin pages: agents and roles, tenant settings, policy, plugins, audit log,
  * emergency panel, embed snippet. Every write goes through api() (X-CSRF-Token). */
-import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu, passkeyGate, passkeysSupported, registerPasskey, passkeyError } from './common.js';
 import * as governance from './governance.js';
 import { qualitySection } from './quality.js';
 
@@ -39,6 +39,7 @@ async function boot(message) {
     me = await whoami();
     if (!me) me = await loginForm(root, { title: t('admin.login_title'), message: t('common.session_ended') });
   }
+  while (me.passkey_gate) me = await passkeyGate(root, me, t('admin.login_title'));
   const top = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '/admin', text: 'cipherdesk' }),
     h('span', { class: 'muted', text: t('admin.header', { tenant: me.tenant.id }) }),
@@ -772,6 +773,54 @@ async function sessions() {
         h('td', {}, s.current ? h('span', { class: 'pill', text: t('admin.sessions.current') }) : end)));
     }
   };
+  await load();
+  await passkeysPanel();
+}
+
+/* The agent's passkeys (issue 20.1): add one (after a step-up), see when each was last
+ * used, remove one. */
+async function passkeysPanel() {
+  const slot = h('div');
+  const list = h('tbody');
+  const name = h('input', { maxlength: '64', autocomplete: 'off', value: t('common.passkey_default_name') });
+  const add = h('button', { class: 'btn primary', type: 'submit', id: 'add-passkey', disabled: !passkeysSupported() }, t('common.passkey_register'));
+  const form = h('form', { class: 'panel', id: 'passkeys', onsubmit: (ev) => {
+    ev.preventDefault();
+    guarded(add, () => withStepUp(slot, async () => {
+      try {
+        await registerPasskey(name.value.trim());
+      } catch (e) {
+        if (e.code === 'reauth_required') throw e;
+        toast(passkeyError(e, false), 'bad');
+        return;
+      }
+      toast(t('admin.passkeys.added'));
+      await load();
+    }));
+  } }, h('h2', { text: t('admin.passkeys.title') }),
+  h('p', { class: 'small', text: t(passkeysSupported() ? 'admin.passkeys.intro' : 'common.passkey_unsupported') }),
+  h('div', { class: 'table-wrap' }, h('table', { id: 'passkeys-table' }, h('thead', {}, h('tr', {},
+    [t('common.passkey_name'), t('admin.sessions.created'), t('admin.sessions.last_use'), ''].map((x) => h('th', { text: x })))), list)),
+  h('div', { class: 'grid2' }, h('div', {}, field('passkey-name', t('common.passkey_name'), name))), h('p', {}, add));
+  main.append(form, slot);
+
+  async function load() {
+    const data = await api('GET', '/api/me/passkeys');
+    clear(list);
+    if (!data.passkeys.length) list.appendChild(h('tr', {}, h('td', { colspan: '4', class: 'muted', text: t('admin.passkeys.none') })));
+    for (const p of data.passkeys) {
+      const remove = h('button', { class: 'btn small danger', type: 'button' }, t('admin.passkeys.remove'));
+      remove.addEventListener('click', () => guarded(remove, () => withStepUp(slot, async () => {
+        await api('DELETE', `/api/me/passkeys/${encodeURIComponent(p.id)}`);
+        toast(t('admin.passkeys.removed', { name: p.name }));
+        await load();
+      })));
+      list.appendChild(h('tr', { 'data-passkey': p.id },
+        h('td', { text: p.name }), h('td', { class: 'small', text: fmtDate(p.created_at) }),
+        h('td', { class: 'small', text: p.last_used_at ? fmtDate(p.last_used_at) : t('admin.tokens.never') }),
+        h('td', {}, remove)));
+    }
+  }
   await load();
 }
 

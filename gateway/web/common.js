@@ -109,7 +109,22 @@ export function loginForm(root, { title, message }) {
       h('label', { for: 'login-password' }, t('common.password')), password,
       h('label', { for: 'login-otp' }, t('common.otp')), otp,
       h('p', { class: 'hint', text: t('common.lost_phone') }),
-      submit);
+      submit,
+      passkeysSupported() ? h('div', { class: 'login-alt' },
+        h('span', { class: 'muted small', text: t('common.or') }),
+        h('button', { class: 'btn wide', id: 'login-passkey', type: 'button', onclick: async (ev) => {
+          const button = ev.currentTarget;
+          button.disabled = true;
+          error.hidden = true;
+          try {
+            await loginWithPasskey();
+            resolve(await whoami());
+          } catch (e) {
+            error.textContent = passkeyError(e, true);
+            error.hidden = false;
+            button.disabled = false;
+          }
+        } }, t('common.passkey_login'))) : null);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       submit.disabled = true;
@@ -136,6 +151,82 @@ export function loginForm(root, { title, message }) {
     clear(root).appendChild(h('main', { class: 'center' }, form));
     email.focus();
   });
+}
+
+/* ------------------------------------------------------------------ passkeys (WebAuthn) */
+
+/* The browser speaks WebAuthn with the JSON helpers (Chrome/Edge 129+, Firefox 119+,
+ * Safari 18.4+); elsewhere the passkey buttons are not shown and TOTP remains. */
+export function passkeysSupported() {
+  return !!(window.PublicKeyCredential && PublicKeyCredential.parseRequestOptionsFromJSON
+    && PublicKeyCredential.parseCreationOptionsFromJSON && navigator.credentials);
+}
+
+/* A passkey login (the authenticator's PIN or biometric is the second factor): the
+ * gateway answers like /api/login. */
+export async function loginWithPasskey() {
+  const started = await api('POST', '/api/login/passkey/options');
+  const credential = await navigator.credentials.get({
+    publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(started.options),
+  });
+  const res = await api('POST', '/api/login/passkey', { challenge_id: started.challenge_id, credential: credential.toJSON() });
+  csrf = res.csrf;
+  return res;
+}
+
+/* Registers a passkey for the logged-in agent (the session needs a fresh step-up). */
+export async function registerPasskey(name) {
+  const started = await api('POST', '/api/me/passkeys/options');
+  const credential = await navigator.credentials.create({
+    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(started.options),
+  });
+  return api('POST', '/api/me/passkeys', { challenge_id: started.challenge_id, credential: credential.toJSON(), name: name || '' });
+}
+
+/* A refused or cancelled ceremony in the reader's language. */
+export function passkeyError(e, login) {
+  if (e && (e.name === 'NotAllowedError' || e.name === 'AbortError')) return t('common.passkey_cancelled');
+  if (e && e.name === 'InvalidStateError') return t('common.passkey_exists');
+  if (e instanceof ApiError && e.status === 401 && login) return t('common.passkey_failed');
+  return (e && e.message) || String(e);
+}
+
+/* The tenant requires a passkey session (403 passkey_enrollment_required /
+ * passkey_required, see gateway/passkeys.py): enrol one now, or log in with it. */
+export async function passkeyGate(root, me, title) {
+  if (me.passkey_gate === 'passkey_required' || !passkeysSupported()) {
+    await logout();
+    return loginForm(root, { title, message: t(passkeysSupported() ? 'common.passkey_required' : 'common.passkey_unsupported') });
+  }
+  await new Promise((resolve) => {
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const name = h('input', { id: 'enrol-passkey-name', maxlength: '64', autocomplete: 'off', value: t('common.passkey_default_name') });
+    const go = h('button', { class: 'btn primary wide', id: 'enrol-passkey', type: 'submit' }, t('common.passkey_register'));
+    const form = h('form', { class: 'login card', id: 'passkey-enrolment', 'aria-labelledby': 'enrol-title' },
+      h('h1', { id: 'enrol-title', class: 'brand-title', text: t('common.passkey_enrol_title') }),
+      h('p', { class: 'muted', text: t('common.passkey_enrol_intro') }),
+      error,
+      h('label', { for: 'enrol-passkey-name' }, t('common.passkey_name')), name,
+      go);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      go.disabled = true;
+      error.hidden = true;
+      try {
+        await registerPasskey(name.value.trim());
+        resolve();
+      } catch (e) {
+        error.textContent = e.code === 'reauth_required' ? t('common.passkey_relogin') : passkeyError(e, false);
+        error.hidden = false;
+        go.disabled = false;
+      }
+    });
+    clear(root).appendChild(h('main', { class: 'center' }, form));
+    name.focus();
+  });
+  // This session was opened with TOTP: the rule now wants a passkey session.
+  await logout();
+  return loginForm(root, { title, message: t('common.passkey_saved_login') });
 }
 
 /* The message for a refused new password: the server's reason code, localised. */

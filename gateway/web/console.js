@@ -1,7 +1,7 @@
 /* cipherdesk agent console: queue, several chats at once, transfer/close, canned
  * responses, supervisor view (all chats, watch, flags). Talks protocol v1 over
  * /ws/agent (same origin, HttpOnly session cookie) through the shared SecureSocket. */
-import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu } from './common.js';
+import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu, passkeyGate } from './common.js';
 import { alert as notify, setUnread, settingsPanel } from './notify.js';
 // --- chat history (issue 16 item 5): the view lives in history.js ---
 import { mountHistory, previousChats } from './history.js';
@@ -47,6 +47,8 @@ async function boot(message) {
     me = await whoami();
     if (!me) me = await loginForm(root, { title: t('console.login_title'), message: t('common.session_ended') });
   }
+  // The tenant requires a passkey session (gateway/passkeys.py): enrol, then log in with it.
+  while (me.passkey_gate) me = await passkeyGate(root, me, t('console.login_title'));
   S.me = me;
   S.stopped = false;
   renderShell();
@@ -159,7 +161,7 @@ function connect() {
       if (info.code === 4403) {
         setConn(t('console.conn.refused'), 'bad');
         // Refused because a password change is now required: show the form.
-        whoami().then((me) => { if (me && me.password_change_required) boot(); else toast(t('console.refused'), 'bad'); }, () => toast(t('console.refused'), 'bad'));
+        whoami().then((me) => { if (me && (me.password_change_required || me.passkey_gate)) boot(); else toast(t('console.refused'), 'bad'); }, () => toast(t('console.refused'), 'bad'));
         return;
       }
       setConn(t('common.reconnecting'), 'warn');

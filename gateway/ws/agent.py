@@ -348,6 +348,11 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         if await svc.store.password_reset_forced(ctx.agent.id):
             await conn.refuse(CloseCode.FORBIDDEN, "password change required")
             return None
+        refusal = await svc.passkeys.gate(ctx)
+        if refusal is not None:  # the tenant requires a passkey session (gateway/passkeys.py)
+            svc.metrics.connections_refused_total.labels(reason="passkey").inc()
+            await conn.refuse(CloseCode.FORBIDDEN, refusal.replace("_", " "))
+            return None
         return ctx
 
     async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:

@@ -152,6 +152,7 @@ class Expected:
         self.messages: dict[str, list[int]] = defaultdict(list)
         self.chats: list[str] = []
         self.closed: set[str] = set()
+        self.rated: set[str] = set()  # chat.rated follows chat.closed (issue 15.4)
 
     def opened(self, chat: str) -> None:
         self.chats.append(chat)
@@ -161,8 +162,10 @@ class Expected:
         self.messages[chat].append(result.seq)
 
     def count(self) -> int:
-        # opened + assigned + messages (+ closed)
-        return sum(2 + len(self.messages[c]) + (c in self.closed) for c in self.chats)
+        # opened + assigned + messages (+ closed) (+ rated)
+        return sum(
+            2 + len(self.messages[c]) + (c in self.closed) + (c in self.rated) for c in self.chats
+        )
 
 
 async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> None:
@@ -333,6 +336,7 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
         exp.closed.add(chat2)
         await c3.close(csat=5)
         exp.closed.add(chat3)
+        exp.rated.add(chat3)
 
         async def all_delivered() -> bool:
             c = (await _api(http, "GET", f"{node.url}/api/plugins/outbox", admin))["counts"]
@@ -370,12 +374,16 @@ async def test_webhook_delivery_survives_outage_and_restart(tmp_path: Path) -> N
         for chat in exp.chats:
             events = first[chat]
             types = [e["type"] for e in events]
+            if chat in exp.rated:  # the customer's rating comes with their close, after it
+                assert types[-2:] == ["chat.closed", "chat.rated"], types
+                types = types[:-1]
             assert types[0] == "chat.opened" and types[-1] == "chat.closed", types
             assert types.count("chat.opened") == 1 and types.count("chat.closed") == 1
             assert types.index("chat.assigned") < types.index("chat.message")
             seqs = [e["seq"] for e in events if e["type"] == "chat.message"]
             assert seqs == sorted(exp.messages[chat]), (chat, seqs)
-        closed3 = first[chat3][-1]
+        closed3, rated3 = first[chat3][-2:]
+        assert (rated3["csat"], rated3["with_close"], rated3["comment"]) == (5, True, None)
         assert closed3["csat"] == 5 and [line["seq"] for line in closed3["transcript"]] == [1, 2]
 
         # masked data only, no identity without include_identity

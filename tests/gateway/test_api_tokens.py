@@ -79,7 +79,8 @@ async def _mint(svc, owner, scope, *, days=30):
 async def _call(http, base, method, path, token):
     body = {} if method in ("POST", "PUT", "PATCH") else None
     async with http.request(method, base + _concrete(path), headers=bearer(token), json=body) as r:
-        data = await r.json(content_type=None)
+        # a success may be a file (the quality report's CSV); refusals are always JSON
+        data = await r.json() if r.content_type == "application/json" else None
         code = data.get("error", {}).get("code") if isinstance(data, dict) else None
         return r.status, code
 

@@ -119,6 +119,14 @@ async def _seed(svc: Services) -> tuple[str, str, list[str]]:
     return admin.agent.id, admin.totp_secret, sentinels
 
 
+async def lift_passkey_rule(svc: Any) -> None:
+    """Switch acme's passkey rule off: the scripted admin has no authenticator to enrol."""
+    tenant = await svc.store.get_tenant("acme")
+    if tenant is not None and tenant.settings.pop("phishing_resistant_mfa", None) is not None:
+        await svc.store.update_tenant(tenant)
+        svc.tenants.invalidate("acme")
+
+
 @dataclass
 class Admin:
     """The fuzzed admin's bearer token, renewed when a call ended the session."""
@@ -152,6 +160,10 @@ class Admin:
         self.gw.calls += 1
         if response.status_code == 401:
             self.token = ""  # logged out by the call itself: log in before the next one
+        elif response.status_code == 403 and '"code":"passkey_' in response.text.replace(" ", ""):
+            # the fuzzer switched on acme's passkey rule (a valid call); this scripted admin
+            # has no authenticator to enrol, so the rule is lifted and the loop goes on
+            self.gw.run(lift_passkey_rule(self.gw.svc))
         elif response.status_code == 200 and "otpauth_uri" in response.text:
             # a reset-mfa the fuzzer aimed at this admin (links infer its id from /api/me):
             # the answer carries the new secret, as it would for a real admin
