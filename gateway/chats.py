@@ -1251,6 +1251,20 @@ class ChatService:
         )
         return CustomerExport(chats=chats, truncated=len(ids) > MAX_EXPORT_CHATS)
 
+    async def export_for_customer(self, tenant_id: str, identity_token: str) -> CustomerExport:
+        """The right of access from the widget: the customer proves who they are with a
+        fresh signed identity token from the company's site (single use, like at chat
+        open) and gets their own chats, masked for the ``export`` audience. Refused
+        (:class:`ChatError`) when the tenant has no widget identity or the token is
+        forged, expired or replayed."""
+        tenant = await self._tenant(tenant_id)
+        if tenant.identity_mode == "off":
+            raise ChatError("identity_off", "this site does not sign in its customers")
+        identity = await self._verify_identity(tenant, identity_token)
+        if identity is None:  # pragma: no cover - a token was given and the mode is on
+            raise ChatError("identity_invalid", "identity token refused")
+        return await self.export_customer(tenant_id, "sub", identity.user_id, actor="customer")
+
 
 CONSENT_PURPOSE = "consent"
 """Associated-data purpose of the sealed consent record of a chat."""

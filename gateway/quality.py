@@ -38,6 +38,7 @@ from msgspec import Meta
 
 from gateway.governance.alerts import AlertEngine, Rule
 from gateway.metrics import Metrics
+from gateway.overrides import set_fields
 from gateway.periodic import Periodic
 from gateway.store.base import QualityFacts, Store, Tenant
 
@@ -101,15 +102,7 @@ class QualitySettings(msgspec.Struct, forbid_unknown_fields=True):
 def validate_quality(raw: Any) -> dict[str, int]:
     """Checked targets to store in ``settings["quality"]`` (unset fields dropped);
     ValueError names the offending field."""
-    try:
-        parsed = raw if isinstance(raw, QualitySettings) else msgspec.convert(raw, QualitySettings)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"quality: {exc}") from None
-    return {
-        name: value
-        for name in QualitySettings.__struct_fields__
-        if (value := getattr(parsed, name)) is not None
-    }
+    return set_fields(raw, QualitySettings, "quality")
 
 
 @dataclass(frozen=True, slots=True)

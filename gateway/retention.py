@@ -40,6 +40,7 @@ from gateway.chats import ChatService
 from gateway.config import RETENTION_BOUNDS, RetentionConfig
 from gateway.governance.auditchain import Checkpointer, purge_expired, retention_days
 from gateway.housekeeping import Housekeeping
+from gateway.overrides import set_fields
 from gateway.periodic import Periodic
 from gateway.reports import ReportBook, SignedReport
 from gateway.store.base import LifecycleCutoffs, Store, Tenant
@@ -82,17 +83,7 @@ class RetentionSettings(msgspec.Struct, forbid_unknown_fields=True):
 def validate_retention(raw: Any) -> dict[str, int]:
     """Checked overrides to store in ``settings["retention"]`` (unset fields dropped);
     ValueError names the offending field. Takes the decoded body's struct or plain data."""
-    try:
-        parsed = (
-            raw if isinstance(raw, RetentionSettings) else msgspec.convert(raw, RetentionSettings)
-        )
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"retention: {exc}") from None
-    return {
-        name: value
-        for name in RetentionSettings.__struct_fields__
-        if (value := getattr(parsed, name)) is not None
-    }
+    return set_fields(raw, RetentionSettings, "retention")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from gateway.canned import CannedList, CannedResponse
 from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
 from gateway.http.agents import CreateAgentBody, PatchAgentBody
 from gateway.http.chats import CustomerEraseBody
+from gateway.http.customer_access import CustomerExportRequest
 from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
@@ -1869,6 +1870,20 @@ document(
     "customer's chat stays open). 401 `bad_signature` also for an unknown tenant "
     "or plugin; 400 `stale_event` (token mode, `ts` off by more than 300 s); 409 "
     "`replayed`, `chat_closed` or `too_many_notes`.",
+)
+
+# a signed-in customer's own chats, from the widget (issue 15.2)
+document(
+    "POST",
+    "/api/public/export/{tenant_id}",
+    "The signed-in customer's own chats (a fresh widget identity token; CORS for the "
+    "tenant's allowed origins only)",
+    tag="public",
+    ok=CustomerExportOut,
+    body=CustomerExportRequest,
+    auth=False,
+    errors=(401, 403, 404, 429),
+    path_params={"tenant_id": {"type": "string", "maxLength": 64}},
 )
 
 # service quality (issue 15.4)

@@ -10,6 +10,7 @@ from gateway.http import (
     agents,
     audit,
     chats,
+    customer_access,
     governance,
     history,
     inbound,
@@ -40,4 +41,5 @@ def setup_routes(app: web.Application) -> None:
     notices.setup_routes(app)
     quality.setup_routes(app)
     passkeys.setup_routes(app)
+    customer_access.setup_routes(app)
     ops.setup(app)

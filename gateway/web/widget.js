@@ -147,10 +147,16 @@
     h('h3', { id: 'cdw-notice-title', text: t('widget.notice.title') }), noticeText, noticeHint, agreeBtn);
 
   var rating = h('div', { class: 'rating', hidden: true });
+  var toolsMsg = h('p', { class: 'fine', role: 'status' });
+  var tools = h('div', { class: 'tools', hidden: true, role: 'group', 'aria-labelledby': 'cdw-tools-title' },
+    h('p', { id: 'cdw-tools-title', class: 'fine', text: t('widget.export.title') }),
+    h('button', { type: 'button', class: 'export-html', onclick: function () { exportChats('html'); } }, t('widget.export.html')),
+    h('button', { type: 'button', class: 'export-json', onclick: function () { exportChats('json'); } }, t('widget.export.json')),
+    toolsMsg);
   var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
   var panel = h('section', { id: 'cdw-panel', class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'cdw-title', hidden: true },
-    header, pausedEl, h('div', { class: 'body' }, noticeEl, prechatForm, log, typingEl, alertEl, rating, newChatBtn), composer);
+    header, pausedEl, h('div', { class: 'body' }, noticeEl, prechatForm, log, typingEl, alertEl, rating, newChatBtn, tools), composer);
   panel.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape') { ev.preventDefault(); closePanel(); }
   });
@@ -202,6 +208,81 @@
       composer.hidden = false;
     }
     renderNotice();
+    renderTools();
+  }
+
+  /* ------------------------------------------------------------------ signed-in customer */
+  /* The company's page says who its logged-in customer is with a function returning a
+   * fresh signed identity token (or a promise of one) from its backend — each token is good
+   * once: `window.cipherdesk = { identity: fn }` before the widget loads, or
+   * `cipherdesk.identify(fn)` later. The token verifies the chat for agents (`open`) and
+   * proves the customer when they download their own chats (right of access). */
+  var identityProvider = null;
+  var pageApi = window.cipherdesk = window.cipherdesk || {};
+  if (typeof pageApi.identity === 'function') identityProvider = pageApi.identity;
+  pageApi.identify = function (fn) { identityProvider = typeof fn === 'function' ? fn : null; renderTools(); };
+
+  function freshIdentity() {
+    if (!identityProvider) return Promise.resolve(null);
+    return Promise.resolve().then(identityProvider)
+      .then(function (token) { return typeof token === 'string' && token.trim() ? token.trim() : null; },
+        function () { return null; });
+  }
+
+  function renderTools() { tools.hidden = !identityProvider || !!fatal; }
+
+  function exportChats(format) {
+    toolsMsg.textContent = t('widget.export.working');
+    freshIdentity().then(function (token) {
+      if (!token) throw new TypeError();  // no token from the page: the failure line below
+      return fetch(gateway + '/api/public/export/' + encodeURIComponent(cfg.tenant), {
+        method: 'POST', credentials: 'omit', cache: 'no-store',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: token })
+      });
+    }).then(function (r) {
+      if (!r.ok) throw new TypeError();
+      return r.json();
+    }).then(function (data) {
+      var day = new Date().toISOString().slice(0, 10);
+      if (format === 'json') download(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }), 'my-chats-' + day + '.json');
+      else download(new Blob([exportPage(data)], { type: 'text/html' }), 'my-chats-' + day + '.html');
+      toolsMsg.textContent = t('widget.export.done', { count: data.chats.length });
+    }).catch(function () { toolsMsg.textContent = t('widget.export.failed'); });
+  }
+
+  function download(blob, name) {
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    a.style.display = 'none';
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  /* A readable page of the export, built with DOM APIs (every text is textContent). */
+  function exportPage(data) {
+    var doc = document.implementation.createHTMLDocument(t('widget.export.doc_title'));
+    doc.documentElement.lang = I.lang();
+    var charset = doc.createElement('meta');
+    charset.setAttribute('charset', 'utf-8');
+    doc.head.insertBefore(charset, doc.head.firstChild);
+    function el(tag, text) { var e = doc.createElement(tag); if (text !== undefined) e.textContent = text; return e; }
+    doc.body.appendChild(el('h1', t('widget.export.doc_title')));
+    doc.body.appendChild(el('p', t('widget.export.doc_intro', { count: data.chats.length })));
+    data.chats.forEach(function (c) {
+      var section = el('section');
+      section.appendChild(el('h2', t('widget.export.chat_heading', { date: I.dateTime(c.created_at) })));
+      c.messages.forEach(function (m) {
+        var line = el('p');
+        line.appendChild(el('strong', t('widget.export.sender.' + m.sender, { defaultValue: m.sender }) + ' · ' + I.dateTime(m.ts)));
+        line.appendChild(doc.createElement('br'));
+        line.appendChild(doc.createTextNode(m.text));
+        section.appendChild(line);
+      });
+      doc.body.appendChild(section);
+    });
+    return '<!doctype html>\n' + doc.documentElement.outerHTML;
   }
 
   /* ------------------------------------------------------------------ privacy notice */
@@ -333,8 +414,13 @@
       onready: function () {
         if (!resuming && opening) {
           var open = { t: 'open', queue: cfg.queue };
+          var opener = sock;
           if (profile) open.profile = profile;
-          sock.send(open);
+          // A signed-in customer: a fresh identity token from the company's page verifies the chat.
+          freshIdentity().then(function (token) {
+            if (token) open.identity = token;
+            if (sock === opener) opener.send(open);
+          });
         }
       },
       onframe: onFrame,

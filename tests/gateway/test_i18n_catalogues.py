@@ -67,6 +67,7 @@ DYNAMIC = {
         "sla_first_response",
     ],
     "admin.quality.group.": ["day", "agent", "queue"],
+    "widget.export.sender.": ["customer", "agent", "system"],
     "admin.quality.target.": [
         "queue_wait_sla_seconds",
         "first_response_sla_seconds",
