@@ -44,8 +44,12 @@ def _svc(request: web.Request) -> Services:
 
 
 def session_handle(token_hash: str) -> str:
-    """A stable public id for a session: reveals neither the token nor the stored hash."""
-    return hashlib.sha256(b"cipherdesk/session-handle|" + token_hash.encode()).hexdigest()[:24]
+    """A stable public id for a session: reveals neither the token nor the stored hash.
+
+    32 hex characters, the shape of our other identifiers: the log and audit scrubber
+    (gateway/logs.py) keeps such an id whole, where a shorter one holding a 12+ digit run
+    by chance was redacted as a possible card number (about 2 handles in 100)."""
+    return hashlib.sha256(b"cipherdesk/session-handle|" + token_hash.encode()).hexdigest()[:32]
 
 
 async def _live_sessions(svc: Services, ctx: AgentContext) -> list[AgentSession]:

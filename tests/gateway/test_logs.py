@@ -100,3 +100,17 @@ def test_identifiers_with_long_digit_runs_are_kept_whole() -> None:
     assert out["note"] == f"{agent_id} paid with [redacted]"
     # 32 digits with no hex letter are digits, not an identifier
     assert redact(None, "info", {"n": "1" * 32})["n"] == "[redacted]"
+
+
+def test_session_handles_survive_the_scrubber_whole() -> None:
+    # 24-hex handles held a 12+ digit run 2 % of the time and were redacted in the audit
+    # record of a revoked session (a flaky test); 32-hex ones are identifiers to it.
+    import secrets
+
+    from gateway.http.sessions import session_handle
+    from gateway.logs import _scrub_string
+
+    handles = [session_handle(secrets.token_hex(32)) for _ in range(3000)]
+    assert all(len(h) == 32 for h in handles)
+    assert [h for h in handles if _scrub_string(h) != h] == []
+    assert "4111" not in _scrub_string("card 4111111111111111 here")  # digits still go

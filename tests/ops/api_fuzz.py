@@ -15,9 +15,9 @@ contains one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +135,8 @@ class Admin:
     token: str = ""
 
     def login(self) -> None:
+        if not self.gw.admin_totp:
+            self._repair_second_factor()
         self.gw.clock.advance(30)  # a TOTP code is accepted once per time step
         otp = TotpVerifier().current_code(self.gw.admin_totp, self.gw.clock())
         resp = requests.post(
@@ -164,13 +166,30 @@ class Admin:
             # the fuzzer switched on acme's passkey rule (a valid call); this scripted admin
             # has no authenticator to enrol, so the rule is lifted and the loop goes on
             self.gw.run(lift_passkey_rule(self.gw.svc))
-        elif response.status_code == 200 and "otpauth_uri" in response.text:
+        elif response.status_code == 200 and '"link"' in (response.text or ""):
             # a reset-mfa the fuzzer aimed at this admin (links infer its id from /api/me):
-            # the answer carries the new secret, as it would for a real admin
-            body = response.json()
-            if body.get("agent", {}).get("id") == self.gw.admin_id:
-                query = urllib.parse.urlparse(body["otpauth_uri"]).query
-                self.gw.admin_totp = urllib.parse.parse_qs(query)["secret"][0]
+            # the answer is a re-enrolment link for a person; the next login repairs it
+            # (pages and scripts also hold the word: only JSON answers are looked at)
+            try:
+                body = json.loads(response.text)
+            except ValueError:
+                return
+            agent = body.get("agent") if isinstance(body, dict) else None
+            if "link" in body and isinstance(agent, dict) and agent.get("id") == self.gw.admin_id:
+                self.token = ""
+                self.gw.admin_totp = ""
+
+    def _repair_second_factor(self) -> None:
+        """After the fuzzer reset this admin's MFA (a valid call), give the scripted admin
+        a second factor it knows again, as the CLI would (``cipherdesk agent reset-mfa``)."""
+
+        async def reset() -> str:
+            agent = await self.gw.svc.store.get_agent(self.gw.admin_id)
+            assert agent is not None
+            creds = await self.gw.svc.logins.reset_mfa(agent, actor="cli")
+            return creds.totp_secret
+
+        self.gw.admin_totp = self.gw.run(reset())
 
 
 def no_cross_tenant_leak(gw: FuzzGateway) -> Any:

@@ -250,6 +250,28 @@ def test_stateful_sequences(
     assert len(scenarios) >= STATEFUL_EXAMPLES // 2
 
 
+def test_the_harness_recovers_when_its_admin_mfa_is_reset(
+    gateway: FuzzGateway, admin: Admin
+) -> None:
+    """The loop may reset the scripted admin's own MFA (a valid call whose answer is a
+    re-enrolment link for a person): the harness then gives it a known factor again."""
+    url = f"{gateway.base}/api/agents/{gateway.admin_id}/reset-mfa"
+    headers = admin.headers()
+    reauth = requests.get(f"{gateway.base}/api/me", headers=headers, timeout=30)
+    assert reauth.status_code == 200, reauth.text
+    resp = requests.post(url, headers=headers, timeout=30)
+    if resp.status_code == 403 and resp.json()["error"]["code"] == "reauth_required":
+        admin.token = ""  # a fresh login is a fresh step-up
+        resp = requests.post(url, headers=admin.headers(), timeout=30)
+    admin.after(resp)
+    assert resp.status_code == 200 and "link" in resp.json(), resp.text
+    again = requests.get(f"{gateway.base}/api/me", headers=admin.headers(), timeout=30)
+    if again.status_code == 401:
+        admin.after(again)
+        again = requests.get(f"{gateway.base}/api/me", headers=admin.headers(), timeout=30)
+    assert again.status_code == 200, again.text
+
+
 def test_fuzzed_admin_still_works_and_case_count(gateway: FuzzGateway, admin: Admin) -> None:
     """After the run: the admin can still act (nothing broke the server), and the number
     of generated cases is reported."""
