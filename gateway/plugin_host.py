@@ -30,7 +30,7 @@ import contextlib
 import inspect
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,19 @@ from gateway.aad import plugin_secrets_aad
 from gateway.store.base import OutboxEvent, PluginConfig, Store, StoredMessage, Tenant
 from gateway.transcripts import ChatKeys, open_json, seal_json
 from plugins._http import plugin_session
-from plugins.api import API_VERSION, ConfigError, PluginContext, PluginInfo, RetryableError
+from plugins.api import (
+    API_VERSION,
+    ConfigError,
+    PluginContext,
+    PluginInfo,
+    RetryableError,
+    Scope,
+)
 from plugins.kv import check_kv
 from plugins.outbox import may_see_identity, wants
 from plugins.registry import Registry
+
+IDENTITY_SCOPE = Scope.CUSTOMER_IDENTITY.value
 
 log = structlog.get_logger("cipherdesk.plugins.host")
 
@@ -375,6 +384,7 @@ class PluginHost:
         patch: bool = False,
         clear: tuple[str, ...] | list[str] = (),
         allow_private: bool | None = None,
+        before_store: Callable[[PluginConfig, PluginConfig | None], Awaitable[None]] | None = None,
     ) -> PluginConfig:
         """Validate against the plugin's schema (and its ``validate`` hook) and store;
         secret fields are sealed and a secret left out keeps its previous value.
@@ -384,7 +394,9 @@ class PluginHost:
         replaced (admin API form). ``clear`` names settings (secrets included) to remove —
         how a finished webhook-secret rotation drops ``previous_secret``.
         ``allow_private`` is the operator's private-network allowance for this plugin
-        (CLI only); None keeps what is stored.
+        (CLI only); None keeps what is stored. ``before_store(candidate, existing)`` runs
+        after validation and before anything is stored: a gate (the admin API's approval
+        for granting customer identities) refuses by raising.
         """
         if name not in self.registry:
             raise KeyError(f"plugin {name!r} is not installed")
@@ -425,9 +437,28 @@ class PluginHost:
             else None,
             updated_at=self.clock(),
         )
+        if before_store is not None:
+            await before_store(stored, existing)
         await self.store.put_plugin_config(stored)
         self._configs.pop(tenant_id, None)
         return stored
+
+    async def grants_identity(self, config: PluginConfig | None) -> bool:
+        """Would this enabled configuration receive customers' identities (the
+        ``customer.identity`` scope of the instance it builds, which may narrow the
+        factory's)? A configuration whose instance cannot be built is judged by the
+        factory's declared scopes."""
+        if config is None or not config.enabled or config.plugin not in self.registry:
+            return False
+        try:
+            instance = await self._build(config)
+        except Exception:
+            return IDENTITY_SCOPE in self.registry.info(config.plugin).scopes
+        try:
+            return IDENTITY_SCOPE in instance.info.scopes
+        finally:
+            with contextlib.suppress(Exception):
+                await instance.aclose()
 
     async def _plugin_validate(
         self, name: str, config: dict[str, Any], secrets: dict[str, Any]

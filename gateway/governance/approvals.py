@@ -19,7 +19,9 @@ never the customer's identifier), exporting them (``customer.export``, the same 
 and opening another agent's transcript
 over the console socket — ``watch``, or ``history`` of a chat not assigned to oneself
 (``transcript.read``, target = chat id; refused with the error frame
-``approval_required``).
+``approval_required``), and granting a plugin customers' identities — configuring or
+enabling a plugin whose instance would hold the ``customer.identity`` scope when the
+current configuration does not (``plugin.identity``, target = the plugin's name).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from gateway.audit import Auditor
 from gateway.store.base import AccessGrant, Store
 
 ACTIONS = frozenset(
-    {"flag.view_original", "chat.erase", "customer.erase", "customer.export", "transcript.read"}
+    {
+        "flag.view_original",
+        "chat.erase",
+        "customer.erase",
+        "customer.export",
+        "transcript.read",
+        "plugin.identity",
+    }
 )
 MODES = ("off", "reason", "two_person")
 DEFAULT_TTL_MINUTES = 30

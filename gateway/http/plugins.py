@@ -35,12 +35,14 @@ Error codes (besides the common ones): ``invalid_config``, ``not_installed``.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
+from gateway.http.governance import require_approval
 from gateway.http.plumbing import authed, read_json
 from gateway.http.public import ApiError
 from gateway.plugin_host import PluginHost, PluginUnavailable
@@ -238,7 +240,17 @@ async def configure_plugin(request: web.Request, ctx: AgentContext) -> web.Respo
     body = await read_json(request, ConfigureBody)
     info = host.registry.info(name)
     ip = peer_ip(request, svc)
+
+    async def identity_gate(candidate: PluginConfig, existing: PluginConfig | None) -> None:
+        # Granting a plugin customers' identities is sensitive access (governance
+        # approvals, action ``plugin.identity``, target = the plugin's name).
+        if await host.grants_identity(candidate) and not await host.grants_identity(existing):
+            await require_approval(svc, ctx, "plugin.identity", name)
+
     if body.config is None:
+        existing = await svc.store.get_plugin_config(tenant_id, name)
+        if existing is not None and body.enabled and not existing.enabled:
+            await identity_gate(replace(existing, enabled=True), existing)
         if not await host.set_enabled(tenant_id, name, body.enabled):
             raise ApiError(
                 400,
@@ -248,7 +260,9 @@ async def configure_plugin(request: web.Request, ctx: AgentContext) -> web.Respo
             )
     else:
         try:
-            await host.configure(tenant_id, name, dict(body.config), enabled=body.enabled)
+            await host.configure(
+                tenant_id, name, dict(body.config), enabled=body.enabled, before_store=identity_gate
+            )
         except ConfigError as exc:
             # ConfigError messages never carry a secret's value (plugins.registry).
             raise ApiError(400, "invalid_config", str(exc)[:MAX_ERROR], field=exc.field) from None

@@ -209,3 +209,60 @@ async def test_watching_another_agents_chat_needs_an_approved_request(gw):
         await sup.watch(chat_id)  # now allowed (and audited)
     opened = await svc.store.query_audit(action="transcript.opened")
     assert [e.target for e in opened] == [chat_id]
+
+
+async def test_granting_a_plugin_customer_identities_needs_approval(gw):
+    http, base, svc, clock = gw
+    _, admin_t = await _token(http, base, svc, clock, "boss@example.com", "admin")
+    _, other_t = await _token(http, base, svc, clock, "ops@example.com", "admin")
+    await _set_mode(http, base, admin_t, "two_person")
+    url = f"{base}/api/plugins/webhook"
+    plain = {"url": "https://hooks.example.test/cd", "secret": "s" * 32}
+    with_identity = {**plain, "include_identity": True}
+
+    # no identities: configured without any approval
+    status, body = await _call(http, "PUT", url, admin_t, {"enabled": True, "config": plain})
+    assert status == 200, body
+    # identities: refused until a second person approves
+    status, body = await _call(
+        http, "PUT", url, admin_t, {"enabled": True, "config": with_identity}
+    )
+    assert status == 403 and body["error"]["code"] == "approval_required"
+    stored = await svc.store.get_plugin_config("demo", "webhook")
+    assert stored is not None and stored.config["include_identity"] is False  # nothing stored
+    status, body = await _call(
+        http,
+        "POST",
+        f"{base}/api/approvals",
+        admin_t,
+        {
+            "action": "plugin.identity",
+            "target": "webhook",
+            "reason": "the helpdesk needs the customer's account id for refunds",
+        },
+    )
+    assert status == 202, body
+    grant = body["grant"]["id"]
+    status, _ = await _call(http, "POST", f"{base}/api/approvals/{grant}/approve", other_t)
+    assert status == 200
+    status, body = await _call(
+        http, "PUT", url, admin_t, {"enabled": True, "config": with_identity}
+    )
+    assert status == 200, body
+    # keeping identities on (another setting changed) is not a new grant
+    changed = {**with_identity, "timeout": 5}
+    status, body = await _call(http, "PUT", url, admin_t, {"enabled": True, "config": changed})
+    assert status == 200, body
+
+    # Zendesk always holds customer.identity: the same gate, and a grant is per plugin
+    zendesk = {
+        "subdomain": "acme",
+        "email": "bot@acme.example",
+        "api_token": "z" * 40,
+    }
+    status, body = await _call(
+        http, "PUT", f"{base}/api/plugins/zendesk", admin_t, {"enabled": True, "config": zendesk}
+    )
+    assert status == 403 and body["error"]["code"] == "approval_required", body
+    audit = await svc.store.query_audit(action="approval.requested", limit=5)
+    assert audit and audit[0].details["access"] == "plugin.identity"
