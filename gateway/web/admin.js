@@ -541,6 +541,7 @@ function pluginForm(p) {
   // Ticked only when the plugin really is enabled for this tenant (not when unconfigured).
   const enabled = h('input', { type: 'checkbox', id: id('enabled'), checked: !!(tc && tc.enabled) });
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
+  const approvalSlot = h('div', { class: 'approval-slot' });
   const form = h('form', { class: 'panel plugin-form', id: 'plugin-' + p.name, 'data-plugin': p.name, onsubmit: (ev) => {
     ev.preventDefault();
     guarded(save, async () => {
@@ -553,7 +554,9 @@ function pluginForm(p) {
         else if ((f.type === 'int' || f.type === 'float') && !f.secret) config[f.name] = Number(v);
         else config[f.name] = v;
       }
-      await api('PUT', `/api/plugins/${encodeURIComponent(p.name)}`, { enabled: enabled.checked, config });
+      const saved = await withApproval(approvalSlot, 'plugin.identity', p.name,
+        () => api('PUT', `/api/plugins/${encodeURIComponent(p.name)}`, { enabled: enabled.checked, config }));
+      if (!saved) return;  // waiting for a second person's approval
       toast(t('admin.plugins.saved', { name: p.name }));
       route();
     });
@@ -562,7 +565,7 @@ function pluginForm(p) {
     ` · ${t('admin.plugins.version', { version: p.version })} · ${p.source}`),
   rows,
   h('label', { class: 'check' }, enabled, ' ' + t('admin.plugins.enabled')),
-  h('p', {}, save));
+  h('p', {}, save), approvalSlot);
   return form;
 }
 
@@ -666,6 +669,37 @@ function approvals() {
 }
 
 /* ------------------------------------------------------------------ API tokens */
+
+/* Runs fn; if the tenant's approvals gate it (403 approval_required), asks for a reason,
+ * requests the grant and runs fn again once it is approved (at once in "reason" mode).
+ * Resolves with fn's result, or null while a second person still has to approve. */
+async function withApproval(slot, action, target, fn) {
+  try { return await fn(); } catch (e) {
+    if (e.code !== 'approval_required') throw e;
+  }
+  const reason = h('textarea', { rows: '2', maxlength: '500' });
+  const go = h('button', { class: 'btn primary', type: 'submit' }, t('admin.approval_needed.request'));
+  return new Promise((resolve) => {
+    const form = h('div', { class: 'step-up', role: 'group', 'aria-labelledby': 'approval-title-' + target },
+      h('h3', { id: 'approval-title-' + target, text: t('admin.approval_needed.title') }),
+      h('p', { class: 'small', text: t('admin.approval_needed.intro') }),
+      field('approval-reason-' + target, t('admin.approval_needed.reason'), reason),
+      h('p', {}, go));
+    go.type = 'button';
+    go.addEventListener('click', () => guarded(go, async () => {
+      const { grant } = await api('POST', '/api/approvals', { action, target, reason: reason.value.trim() });
+      clear(slot);
+      if (grant.state !== 'approved') {
+        toast(t('admin.approval_needed.pending'));
+        resolve(null);
+        return;
+      }
+      resolve(await fn());
+    }));
+    clear(slot).appendChild(form);
+    reason.focus();
+  });
+}
 
 /* Runs fn; if the gateway wants a fresh step-up (403 reauth_required), asks for password
  * and code inline, proves them at /api/me/reauth and runs fn once more. */
