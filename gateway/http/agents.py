@@ -69,7 +69,10 @@ async def list_agents(request: web.Request, ctx: AgentContext) -> web.Response:
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     agents = await svc.store.list_agents(tenant_id)
-    return web.json_response({"agents": [agent_json(a) for a in agents]})
+    passkeys = await svc.store.passkey_counts(tenant_id)
+    return web.json_response(
+        {"agents": [{**agent_json(a), "passkeys": passkeys.get(a.id, 0)} for a in agents]}
+    )
 
 
 @authed(Permission.AGENT_MANAGE)

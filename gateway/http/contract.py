@@ -76,6 +76,8 @@ class AgentOut(Strict):
     password_changed_at: float
     # Queue scoping: the queues whose waiting chats the agent sees; [] = all of them.
     queues: list[str] = []
+    # In the agent list only: how many passkeys the agent registered (issue 20.1).
+    passkeys: int | None = None
 
 
 class LoginOut(Strict):

@@ -19,6 +19,7 @@ INSERT = (
 )
 BY_AGENT = f"SELECT {COLS} FROM passkeys WHERE agent_id = ? ORDER BY created_at, credential_id"
 BY_ID = f"SELECT {COLS} FROM passkeys WHERE credential_id = ?"
+COUNTS = "SELECT agent_id, COUNT(*) AS n FROM passkeys WHERE tenant_id = ? GROUP BY agent_id"
 DELETE = "DELETE FROM passkeys WHERE credential_id = ? AND agent_id = ?"
 # The counter only moves forward: a concurrent login that read an older count loses.
 USED = (

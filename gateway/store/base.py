@@ -777,6 +777,10 @@ class Store(Protocol):
 
     async def get_passkey(self, credential_id: str) -> Passkey | None: ...
 
+    async def passkey_counts(self, tenant_id: str) -> dict[str, int]:
+        """How many passkeys each agent of a tenant has (agents with none are absent)."""
+        ...
+
     async def delete_passkey(self, credential_id: str, agent_id: str) -> bool:
         """Remove one of the agent's passkeys; False when it is not theirs or unknown."""
         ...

@@ -706,6 +706,10 @@ class SqlStore(SqlGovernance):
         row = await self._query(read_row(_passkeys.BY_ID, credential_id))
         return None if row is None else _passkeys.passkey(row)
 
+    async def passkey_counts(self, tenant_id: str) -> dict[str, int]:
+        rows = await self._query(read_rows(_passkeys.COUNTS, tenant_id))
+        return {str(r["agent_id"]): int(r["n"]) for r in rows}
+
     async def delete_passkey(self, credential_id: str, agent_id: str) -> bool:
         return bool(await self._query(write(_passkeys.DELETE, credential_id, agent_id)) == 1)
 

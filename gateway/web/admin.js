@@ -219,7 +219,8 @@ function agentRow(a, output, reload, queues) {
   return h('tr', { 'data-agent': a.id },
     h('td', {}, h('strong', { text: a.display_name || a.email }), h('div', { class: 'muted small', text: a.email }), h('div', { class: 'mono muted', text: a.id })),
     h('td', {}, roleSel, queueScope(a, queues || [], reload)),
-    h('td', { text: a.totp_confirmed ? t('admin.agents.mfa_confirmed') : t('admin.agents.mfa_pending') }),
+    h('td', { text: (a.totp_confirmed ? t('admin.agents.mfa_confirmed') : t('admin.agents.mfa_pending'))
+      + (a.passkeys ? ' · ' + t('admin.agents.passkeys', { count: a.passkeys }) : '') }),
     h('td', { text: a.disabled ? t('admin.agents.disabled') : t('admin.agents.active') }),
     h('td', {},
       act(t('admin.agents.unlock'), async () => { const r = await api('POST', path + '/unlock'); toast(r.was_locked ? t('admin.agents.unlocked') : t('admin.agents.not_locked')); }),

@@ -86,6 +86,9 @@ async def test_register_then_log_in_with_the_passkey_alone(gw) -> None:
         listed = (await r.json())["passkeys"]
     assert [p["id"] for p in listed] == [body["passkey"]["id"]]
     assert "public_key" not in listed[0]
+    async with http.get(f"{base}/api/agents", headers=headers) as r:  # the admin's view
+        counts = {a["id"]: a["passkeys"] for a in (await r.json())["agents"]}
+    assert counts[agent.id] == 1 and set(counts.values()) <= {0, 1}
 
     status, session = await _passkey_login(http, base, device)
     assert status == 200, session
