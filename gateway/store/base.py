@@ -738,15 +738,14 @@ class Store(Protocol):
     ) -> list[Chat]:
         """Oldest first (queue order)."""
 
-    async def close_chat(
-        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
-    ) -> Chat | None:
+    async def close_chat(self, chat_id: str, *, closed_at: float, reason: str) -> Chat | None:
         """Compare-and-set a chat to ``closed``: the race-free way to close.
 
         Succeeds only when the chat exists, is not erased and is not closed yet; sets
-        ``closed_at``, ``close_reason`` and (when given) ``csat`` and returns the closed
-        chat. Returns None when the chat was already closed (another caller won), erased
-        or is unknown — exactly one of any number of concurrent closes gets the chat.
+        ``closed_at`` and ``close_reason`` and returns the closed chat (a rating is
+        recorded apart, by :meth:`rate_chat`). Returns None when the chat was already
+        closed (another caller won), erased or is unknown — exactly one of any number of
+        concurrent closes gets the chat.
         """
 
     async def erase_chat(self, chat_id: str) -> bool:

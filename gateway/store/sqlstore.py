@@ -648,19 +648,16 @@ class SqlStore(SqlGovernance):
         )
         return [_rows.chat(r) for r in rows]
 
-    async def close_chat(
-        self, chat_id: str, *, closed_at: float, reason: str, csat: int | None = None
-    ) -> Chat | None:
+    async def close_chat(self, chat_id: str, *, closed_at: float, reason: str) -> Chat | None:
         # One conditional UPDATE: a concurrent close waits on the row lock, then re-checks
         # ``state`` against the winner's committed row and matches nothing.
         row = await self._query(
             write_row(
-                "UPDATE chats SET state = 'closed', closed_at = ?, close_reason = ?,"
-                " csat = COALESCE(?, csat) WHERE id = ? AND NOT erased AND state <> 'closed'"
+                "UPDATE chats SET state = 'closed', closed_at = ?, close_reason = ?"
+                " WHERE id = ? AND NOT erased AND state <> 'closed'"
                 f" RETURNING {CHAT_COLS}",
                 closed_at,
                 reason,
-                csat,
                 chat_id,
             )
         )
