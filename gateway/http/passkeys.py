@@ -34,6 +34,7 @@ from gateway.logins import GENERIC_FAILURE, LoginFailed
 from gateway.passkeys import PasskeyRefused, Started
 from gateway.services import peer_ip
 from gateway.sessions import AgentContext
+from gateway.staff_text import screen_staff_text
 from gateway.store.base import Passkey
 
 ChallengeId = Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^wac_[A-Za-z0-9_\-]+$")]
@@ -134,12 +135,15 @@ async def registration_options(request: web.Request, ctx: AgentContext) -> web.R
 async def add_passkey(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
     body = await read_json(request, PasskeyBody)
+    # Shown to admins in the agent list and kept in the audit log: screened like any
+    # other staff text (a phone number typed as a device label is masked).
+    name = await screen_staff_text(svc, ctx.principal.tenant_id, _clean_name(body.name), "name")
     try:
         passkey = await svc.passkeys.finish_registration(
             ctx.agent,
             body.challenge_id,
             json.dumps(body.credential),
-            _clean_name(body.name),
+            name,
             peer_ip(request, svc),
         )
     except PasskeyRefused as exc:

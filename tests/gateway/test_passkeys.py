@@ -43,7 +43,9 @@ async def _post(http, url: str, headers: dict[str, str] | None = None, **body: A
         return r.status, await r.json()
 
 
-async def _register(http, base, headers, device: SoftAuthenticator, **create: Any):
+async def _register(
+    http, base, headers, device: SoftAuthenticator, name: str = "Laptop", **create: Any
+):
     status, started = await _post(http, f"{base}/api/me/passkeys/options", headers)
     assert status == 200, started
     credential = device.create(started["options"], **create)
@@ -53,7 +55,7 @@ async def _register(http, base, headers, device: SoftAuthenticator, **create: An
         headers,
         challenge_id=started["challenge_id"],
         credential=credential,
-        name="Laptop",
+        name=name,
     )
 
 
@@ -129,6 +131,21 @@ async def test_forged_logins_are_refused(gw, forgery: dict[str, Any]) -> None:
     assert failed[0]["factor"] == "passkey"
     # the real page still works
     assert (await _passkey_login(http, base, device))[0] == 200
+
+
+async def test_a_passkey_name_is_screened_by_the_policy(gw) -> None:
+    """The label is shown to admins and kept in the audit log: a phone number typed as a
+    device name is masked like any staff text; a card number is refused, naming the field."""
+    http, base, svc, clock = gw
+    _agent, headers = await _staff(http, base, svc, clock)
+    device = SoftAuthenticator(origin=_origin(svc))
+    status, body = await _register(http, base, headers, device, name="Phone 13800138000")
+    assert status == 201, body
+    assert "13800138000" not in body["passkey"]["name"]
+    assert body["passkey"]["name"].startswith("Phone 138")
+    status, body = await _register(http, base, headers, device, name="card 4111111111111111")
+    assert status == 400, body
+    assert body["error"]["code"] == "policy_blocked" and body["error"]["field"] == "name"
 
 
 async def test_challenges_are_single_use_short_lived_and_counters_must_grow(gw) -> None:
