@@ -10,8 +10,11 @@ of a customer socket to its paired agent socket (no crypto, no policy, no storag
 bus). N customer/agent pairs then push M messages each, customer → agent, with at most
 ``--window`` messages in flight per pair. Figures: delivered messages/s and p50/p99
 latency from the customer's send to the agent's receipt, for both, and the ratio
-pipeline/baseline. Clients run in the same process and event loop as the servers, so
-both figures include client-side costs (for the gateway: sealing and opening frames).
+pipeline/baseline. A third run (``e2e``) switches the demo tenant to end-to-end mode
+(issue 13: certified agent devices, the customer's end sealing and the agent's end opening
+every message) and reports e2e/inspect. Clients run in the same process and event loop as
+the servers, so all figures include client-side costs (for the gateway: sealing and
+opening frames; for e2e also the ends' message sealing and opening).
 
 Idle mode (``--idle N``) starts ``cipherdesk serve`` in a subprocess (so server and
 client memory are separate), opens a warm-up batch of customer sockets, reads the
@@ -334,6 +337,146 @@ async def _drive_gateway(
                 await c.aclose()
 
 
+async def setup_e2e(svc: Any, n: int) -> dict[str, Any]:
+    """Switch the demo tenant to e2e mode (chats opened from now on are e2e) with a tenant
+    key made here, and give ``n`` new agents a certified device each. Returns what the
+    load generator needs: the verify key and (token, device id, device secret) per agent."""
+    import nacl.public
+
+    from crypto.e2e import DeviceCertificate, TenantSigningKey
+    from crypto.encoding import b64encode
+
+    signing = TenantSigningKey.generate()
+    tenant = await svc.store.get_tenant("demo")
+    tenant.settings = {**tenant.settings, "mode": "e2e", "e2e_verify_key": signing.verify_key}
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate("demo")
+    agents = []
+    now = int(time.time())
+    for i in range(n):
+        token = await agent_session(svc, 10_000 + i)
+        ctx = await svc.sessions.authenticate(token)
+        device = nacl.public.PrivateKey.generate()
+        registered = await svc.e2e.register_device(
+            ctx.agent, b64encode(bytes(device.public_key)), "bench"
+        )
+        signed = signing.certify(
+            DeviceCertificate(
+                tenant="demo",
+                agent=ctx.agent.id,
+                name=ctx.agent.display_name,
+                role=ctx.agent.role,
+                device=registered.id,
+                public_key=registered.public_key,
+                issued_at=now,
+                expires_at=now + 86_400,
+            )
+        )
+        await svc.store.certify_e2e_device(
+            registered.id, "demo", signed.body, signed.sig, now + 86_400.0
+        )
+        agents.append((token, registered.id, bytes(device).hex()))
+    return {"verify_key": signing.verify_key, "agents": agents}
+
+
+async def bench_gateway_e2e(
+    n: int,
+    messages: int,
+    window: int,
+    warmup: int,
+    server: dict[str, Any] | None = None,
+    ask: Callable[[str], Awaitable[Any]] | None = None,
+) -> Figures:
+    """The same load in end-to-end mode (issue 13): the demo tenant in ``e2e`` mode, each
+    agent with a certified device; the customer's end seals each message (client cost, as
+    in the widget) and the agent's end opens and checks it, so the figure is what e2e
+    costs end to end, next to inspect mode. ``server``/``ask``: a gateway in the server
+    process (``--split``), asked over the pipe to set up e2e."""
+    if server is not None and ask is not None:
+        base = f"http://127.0.0.1:{server['gateway_port']}"
+        return await _drive_e2e(base, server["key"], await ask("e2e"), messages, window, warmup)
+    from gateway.app import create_app
+    from gateway.services import SERVICES
+
+    with tempfile.TemporaryDirectory(prefix="cipherdesk-bench-") as data_dir:
+        port = free_port()
+        runner = await start_site(create_app(gateway_config(data_dir, port)), port)
+        try:
+            svc = runner.app[SERVICES]
+            setup = await setup_e2e(svc, n)
+            base = f"http://127.0.0.1:{port}"
+            return await _drive_e2e(
+                base, svc.identity.verify_key_b64, setup, messages, window, warmup
+            )
+        finally:
+            await runner.cleanup()
+
+
+async def _drive_e2e(
+    base: str, key: str, setup: dict[str, Any], messages: int, window: int, warmup: int
+) -> Figures:
+    import nacl.public
+
+    from gateway.sdk.e2e import E2EAgentClient, E2ECustomerClient
+
+    clients: list[Any] = []
+    try:
+        pairs = []
+        for token, device_id, secret in setup["agents"]:
+            customer = E2ECustomerClient(
+                base, "demo", origin=base, tenant_key=setup["verify_key"], gateway_key=key
+            )
+            agent = E2EAgentClient(
+                base,
+                token=token,
+                origin=base,
+                gateway_key=key,
+                device=nacl.public.PrivateKey(bytes.fromhex(secret)),
+                device_id=device_id,
+            )
+            clients += [customer, agent]
+            await customer.connect()
+            welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
+            await agent.connect()
+            await agent.accept(welcome.chat)
+            await agent.keys_ready(welcome.chat)
+            pairs.append(_e2e_pair(customer, agent, welcome.chat))
+        if warmup:
+            await drive(pairs, warmup, window, "warm")
+        figures = await drive(pairs, messages, window, "run")
+        for c in clients:
+            c.drain()
+        return figures
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.aclose()
+
+
+def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:
+    from crypto.e2e import seal_message
+    from gateway.protocol import CustomerSealedMsg
+
+    async def send(tag: str) -> None:
+        epoch = customer.secrets.epoch
+        sealed = seal_message(
+            customer.secrets.keys[epoch],
+            chat=chat,
+            sender="customer",
+            msg_id=tag,
+            epoch=epoch,
+            text=TEXT,
+        )
+        await customer.send(CustomerSealedMsg(id=tag, c=sealed.c, fc=sealed.fc, e=epoch))
+
+    async def recv() -> str:
+        frame = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
+        agent.read(frame)  # the agent's end opens and checks it, as the console would
+        return str(frame.id)
+
+    return Pair(send, recv)
+
+
 def _server_process(conn: Any, pairs: int) -> None:
     """``--split``: both servers (gateway and bare relay) in their own process and core,
     the load generator in the parent — as in production, where clients are elsewhere."""
@@ -357,8 +500,10 @@ def _server_process(conn: Any, pairs: int) -> None:
                     "tokens": tokens,
                 }
             )
-            await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
-            await relay.cleanup()
+            loop = asyncio.get_running_loop()
+            while await loop.run_in_executor(None, conn.recv) == "e2e":
+                conn.send(await setup_e2e(svc, pairs))
+            await relay.cleanup()  # "stop"
             await gateway.cleanup()
 
     asyncio.run(main())
@@ -406,6 +551,16 @@ async def run_relay(args: argparse.Namespace) -> None:
             args.pairs, args.messages, args.window, args.warmup, server=server
         )
         print(pipe.line("gateway"), flush=True)
+
+        async def ask(request: str) -> Any:
+            assert parent is not None
+            parent.send(request)
+            return await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+
+        e2e = await bench_gateway_e2e(
+            args.pairs, args.messages, args.window, args.warmup, server=server, ask=ask
+        )
+        print(e2e.line("e2e"), flush=True)
     finally:
         if proc is not None and parent is not None:
             parent.send("stop")
@@ -413,6 +568,10 @@ async def run_relay(args: argparse.Namespace) -> None:
     print(
         f"ratio gateway/baseline: throughput {pipe.rate / base.rate:.3f}   "
         f"p50 {pipe.pct(0.5) / base.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / base.pct(0.99):.2f}x"
+    )
+    print(
+        f"ratio e2e/inspect: throughput {e2e.rate / pipe.rate:.3f}   "
+        f"p50 {e2e.pct(0.5) / pipe.pct(0.5):.2f}x   p99 {e2e.pct(0.99) / pipe.pct(0.99):.2f}x"
     )
 
 

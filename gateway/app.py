@@ -29,6 +29,7 @@ from gateway.config import Config
 from gateway.customers import CustomerKeys
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
+from gateway.e2e import E2EService
 from gateway.governance.auditchain import AuditKeys, Checkpointer
 from gateway.governance.dormancy import DormancySweep
 from gateway.governance.wiring import build_governance
@@ -181,6 +182,7 @@ async def _wire(
         clock,
         on_issued=lambda kind: metrics.destruction_reports_total.labels(kind=kind).inc(),
     )
+    e2e = E2EService(store=store, keyring=keyring, auditor=auditor, clock=clock)
     chats = ChatService(
         store=store,
         bus=bus,
@@ -196,6 +198,7 @@ async def _wire(
         search=KeyedHasher(keyring),
         notices=NoticeBook(store, auditor, clock),
         quality=quality,
+        e2e=e2e,
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:
@@ -265,6 +268,7 @@ async def _wire(
         checkpointer=checkpointer,
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
+        e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants
         ),

@@ -30,6 +30,7 @@ from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.customers import CustomerKeys, CustomerKind
+from gateway.e2e import E2E_POLICY, E2ERefused, E2EService, SealedBody, e2e_config, franking_sender
 from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.notices import Consent, NoticeBook
 from gateway.plugin_host import EventBuilder, PluginHost
@@ -41,12 +42,16 @@ from gateway.protocol import (
     Ack,
     ChatEvent,
     Flag,
+    Members,
     Msg,
     Notice,
     Profile,
     QueueEntry,
     QueueSnapshot,
+    Reported,
+    ReportMsg,
     Typing,
+    WrapKeys,
 )
 from gateway.quality import COMMENT_PURPOSE, QualityMetrics
 from gateway.queue_view import QueueRow, SharedQueueReads
@@ -144,6 +149,7 @@ class ChatService:
         search: KeyedHasher | None = None,
         notices: NoticeBook | None = None,
         quality: QualityMetrics | None = None,
+        e2e: E2EService | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -165,6 +171,8 @@ class ChatService:
         self.notices = notices
         # Service-quality figures as chats move (Prometheus); the facts live in the store.
         self.quality = quality
+        # End-to-end mode (issue 13): devices, members, wrapped keys, franking.
+        self.e2e = e2e
 
     # ------------------------------------------------------------------ helpers
 
@@ -180,6 +188,11 @@ class ChatService:
             # Same answer for "absent" and "other tenant": nothing leaks across tenants.
             raise ChatError("not_found", "no such chat")
         return chat
+
+    async def chat_of(self, tenant_id: str, chat_id: str) -> Chat:
+        """The tenant's chat ``chat_id`` (``not_found`` for absent, erased, or another
+        tenant's alike)."""
+        return await self._chat(chat_id, tenant_id)
 
     async def agent_name(self, agent_id: str | None) -> str | None:
         if agent_id is None:
@@ -219,6 +232,7 @@ class ChatService:
         identity = await self._verify_identity(tenant, identity_token)
         now = self.clock()
         key, wrapped = self.keys.new_key()
+        e2e = self.e2e is not None and e2e_config(tenant).mode == "e2e"
         chat_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(32)
         chat = Chat(
@@ -229,6 +243,8 @@ class ChatService:
             queue=queue,
             resume_token_hash=hash_token(token),
             verified=identity is not None,
+            mode="e2e" if e2e else "inspect",
+            e2e_epoch=1 if e2e else 0,  # the customer's end made epoch 1's key at open
         )
         if identity is not None:
             chat.identity_sealed = seal_json(
@@ -334,6 +350,7 @@ class ChatService:
             if notice is not None and notice.required:
                 # Not stored, not acked: the widget shows the notice and re-sends.
                 raise ChatError("consent_required", "accept the privacy notice before writing")
+        _check_plain(chat)
         return await self._post(chat, "customer", msg_id, text, agent=None)
 
     async def record_consent(self, tenant_id: str, chat: Chat, version: int) -> Consent:
@@ -372,6 +389,7 @@ class ChatService:
         chat = await self._chat(chat_id, principal.tenant_id)
         if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
             raise ChatError("not_assigned", "accept the chat before writing to it")
+        _check_plain(chat)
         return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
 
     async def post_helpdesk_reply(
@@ -383,9 +401,194 @@ class ChatService:
         chat = await self._chat(chat_id, tenant_id)
         if chat.state == "closed":
             raise ChatError("chat_closed", "this conversation is closed")
+        _check_plain(chat)  # a helpdesk holds no chat key: it cannot write into an e2e chat
         return await self._post(
             chat, "agent", msg_id, text, agent=f"{HELPDESK_SENDER}{plugin}:{name}"
         )
+
+    # ------------------------------------------------------------------ e2e messages
+
+    async def post_customer_sealed(
+        self, tenant_id: str, chat_id: str, msg_id: str, body: SealedBody, chat: Chat | None
+    ) -> PostOutcome:
+        """An e2e message from the customer's end (``emsg``): stored and relayed as is."""
+        if chat is None or chat.state == "closed" or chat.tenant_id != tenant_id:
+            chat = await self._chat(chat_id, tenant_id)
+        if chat.state == "closed":
+            raise ChatError("chat_closed", "this conversation is closed")
+        if chat.consent_sealed is None and self.notices is not None:
+            notice = await self.notices.current(tenant_id)
+            if notice is not None and notice.required:
+                raise ChatError("consent_required", "accept the privacy notice before writing")
+        return await self._post_sealed(chat, "customer", msg_id, body, agent=None)
+
+    async def post_agent_sealed(
+        self, principal: Principal, chat_id: str, msg_id: str, body: SealedBody
+    ) -> PostOutcome:
+        """An e2e message from an agent's console; ``body.dev`` is the socket's certified
+        device (checked by the caller)."""
+        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
+        chat = await self._chat(chat_id, principal.tenant_id)
+        if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        return await self._post_sealed(chat, "agent", msg_id, body, agent=principal.agent_id)
+
+    async def _post_sealed(
+        self, chat: Chat, sender: Direction, msg_id: str, body: SealedBody, agent: str | None
+    ) -> PostOutcome:
+        """The e2e twin of :meth:`_post`: no policy (it runs at the ends), no plugin message
+        event, no search tokens, no flags -- the gateway cannot read the text. Sizes, rates,
+        consent and freezes were enforced before; seq, ack-after-commit, de-duplication and
+        resume are the same as in inspect mode."""
+        if chat.mode != "e2e":
+            raise ChatError("not_e2e", "this chat is not end-to-end encrypted: send msg")
+        if body.e > chat.e2e_epoch:  # re-keyed a moment ago (on another socket or node)?
+            chat = await self._chat(chat.id, chat.tenant_id)
+        if not 1 <= body.e <= chat.e2e_epoch:
+            raise ChatError("bad_epoch", "no chat key of that epoch")
+        tenant = await self._tenant(chat.tenant_id)
+        if tenant.frozen:
+            raise ChatError("tenant_frozen", "chat is temporarily unavailable")
+        key = await self.keys.get(chat.id)
+        if key is None:
+            raise ChatError("not_found", "no such chat")
+        stored_id = seal_msg_id(key, chat.id, msg_id)
+        try:
+            result = await self.store.append_message(
+                NewMessage(
+                    chat_id=chat.id,
+                    msg_id=stored_id,
+                    sender=sender,
+                    ts=self.clock(),
+                    body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
+                    sender_agent_id=agent,
+                    policy=dict(E2E_POLICY),
+                ),
+                None,
+            )
+        except ChatClosed:
+            raise ChatError("chat_closed", "this conversation is closed") from None
+        except NotFound:
+            raise ChatError("not_found", "no such chat") from None
+        stored = result.message
+        if sender == "agent" and chat.first_response_at is None and not result.duplicate:
+            await self._first_response(chat, stored.ts)
+        frame = await self._frame(key, chat.id, stored)
+        # Published again for a duplicate too: the storing node may have died first.
+        await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
+        return PostOutcome(
+            ack=Ack(id=msg_id, seq=stored.seq, chat=chat.id),
+            notice=None,
+            duplicate=result.duplicate,
+        )
+
+    async def _frame(self, key: bytes, chat_id: str, m: StoredMessage) -> Msg:
+        """A stored message as the ``msg`` frame readers get (e2e: ciphertext fields and
+        the gateway's franking tag, computed from what was stored)."""
+        msg_id = open_msg_id(key, chat_id, m.msg_id)
+        text = open_text(key, chat_id, m.msg_id, m.body_sealed)
+        agent = await self.agent_name(m.sender_agent_id)
+        if m.policy.get("action") != E2E_POLICY["action"] or self.e2e is None:
+            return Msg(
+                seq=m.seq, sender=m.sender, text=text, ts=m.ts, id=msg_id, chat=chat_id, agent=agent
+            )
+        body = SealedBody.loads(text)
+        gt = self.e2e.tag(
+            chat=chat_id,
+            sender=franking_sender(m.sender, body.dev),
+            msg_id=msg_id,
+            seq=m.seq,
+            ts=m.ts,
+            fc=body.fc,
+        )
+        return Msg(
+            seq=m.seq,
+            sender=m.sender,
+            text="",
+            ts=m.ts,
+            id=msg_id,
+            chat=chat_id,
+            agent=agent,
+            c=body.c,
+            fc=body.fc,
+            gt=gt,
+            e=body.e,
+            dev=body.dev,
+        )
+
+    async def report(
+        self, chat: Chat, frame: ReportMsg, *, reporter: str, ip: str | None = None
+    ) -> Reported:
+        """A recipient reports an e2e message by revealing its text and franking key. The
+        gateway checks the commitment it relayed and its own tag; a genuine report is
+        raised to supervisors as a flag (the verified text sealed with it, read through
+        the audited flag API); every report is audited, verified or not."""
+        if chat.mode != "e2e" or self.e2e is None:
+            raise ChatError("not_e2e", "reports by franking are for end-to-end chats")
+        key = await self.keys.get(chat.id)
+        batch = await self.store.messages_after(chat.id, frame.seq - 1) if frame.seq else []
+        stored = batch[0] if batch and batch[0].seq == frame.seq else None
+        if key is None or stored is None or stored.policy.get("action") != "e2e":
+            raise ChatError("not_found", "no such message")
+        msg_id = open_msg_id(key, chat.id, stored.msg_id)
+        body = SealedBody.loads(open_text(key, chat.id, stored.msg_id, stored.body_sealed))
+        verified = self.e2e.verify_report(
+            chat=chat.id,
+            sender=franking_sender(stored.sender, body.dev),
+            msg_id=msg_id,
+            seq=stored.seq,
+            ts=stored.ts,
+            body=body,
+            gt=frame.gt,
+            text=frame.text,
+            franking_key=frame.fk,
+        )
+        await self.auditor.record(
+            "message.reported",
+            tenant_id=chat.tenant_id,
+            actor=reporter,
+            target=chat.id,
+            ip=ip,
+            seq=stored.seq,
+            reason=frame.reason,
+            verified=verified,
+            author=stored.sender_agent_id or stored.sender,
+        )
+        if verified:
+            tenant = await self._tenant(chat.tenant_id)
+            kinds = [f"report:{frame.reason}"]
+            await self._raise_flag(tenant, chat, stored.seq, frame.text, kinds, key)
+        return Reported(seq=stored.seq, verified=verified, chat=chat.id)
+
+    async def members(self, chat: Chat) -> Members | None:
+        """The e2e member list for the customer's end (None for inspect chats)."""
+        if chat.mode != "e2e" or self.e2e is None:
+            return None
+        return await self.e2e.members(chat)
+
+    async def _announce_members(self, chat: Chat) -> None:
+        """Tell the customer's end who takes part now, so it wraps keys (or re-keys)."""
+        fresh = await self.store.get_chat(chat.id)
+        members = await self.members(fresh) if fresh is not None else None
+        if members is not None:
+            await self.bus.publish(
+                chat_topic(chat.id), BusEvent(kind="frame", frame=members, audience="customer")
+            )
+
+    async def wrap_keys(self, chat: Chat, frame: WrapKeys) -> None:
+        """Store the customer's wrapped chat keys and hand them to the devices' consoles."""
+        if chat.mode != "e2e" or self.e2e is None:
+            raise ChatError("not_e2e", "this chat is not end-to-end encrypted")
+        fresh = await self._chat(chat.id, chat.tenant_id)
+        try:
+            frames = await self.e2e.accept_wraps(fresh, frame)
+        except E2ERefused as exc:
+            raise ChatError(exc.code, exc.message) from None
+        chat.e2e_epoch = max(chat.e2e_epoch, frame.epoch)
+        for keys in frames:
+            await self.bus.publish(
+                chat_topic(chat.id), BusEvent(kind="frame", frame=keys, audience="agents")
+            )
 
     async def _post(
         self, chat: Chat, sender: Direction, msg_id: str, text: str, agent: str | None
@@ -576,17 +779,7 @@ class ChatService:
         while True:
             batch = await self.store.messages_after(chat_id, after_seq)
             for m in batch:
-                frames.append(
-                    Msg(
-                        seq=m.seq,
-                        sender=m.sender,
-                        text=open_text(key, chat_id, m.msg_id, m.body_sealed),
-                        ts=m.ts,
-                        id=open_msg_id(key, chat_id, m.msg_id),
-                        chat=chat_id,
-                        agent=await self.agent_name(m.sender_agent_id),
-                    )
-                )
+                frames.append(await self._frame(key, chat_id, m))
             if len(batch) < 1000:
                 return frames
             after_seq = batch[-1].seq
@@ -656,6 +849,7 @@ class ChatService:
             },
         )
         await self._publish_queue_changed(chat.tenant_id)
+        await self._announce_members(updated)
         return updated
 
     async def transfer(
@@ -676,6 +870,12 @@ class ChatService:
             target = await self.store.get_agent(to_agent) if _AGENT_ID.fullmatch(to_agent) else None
             if target is None or target.tenant_id != chat.tenant_id or target.disabled:
                 raise ChatError("unknown_agent", "no such agent")
+            if chat.mode == "e2e" and self.e2e is not None:
+                if not await self.e2e.certified_devices(chat.tenant_id, target.id):
+                    raise ChatError(
+                        "e2e_device_required",
+                        "that agent has no certified device for end-to-end chats",
+                    )
         updated = await self.store.assign_chat(
             chat.id,
             agent_id=to_agent,
@@ -712,6 +912,7 @@ class ChatService:
             to_queue=to_queue,
         )
         await self._publish_queue_changed(chat.tenant_id)
+        await self._announce_members(updated)
         return updated
 
     async def _join(self, chat: Chat, agent_id: str) -> None:
@@ -950,7 +1151,20 @@ class ChatService:
             ip=ip,
             via="watch",
         )
+        if chat.mode == "e2e" and chat.state != "closed":
+            # The customer sees that a supervisor joined (their end wraps the key to them).
+            if await self.store.add_e2e_member(chat.id, principal.agent_id, "watch", self.clock()):
+                await self._announce_members(chat)
         return chat, await self.history(chat, 0)
+
+    async def unwatch(self, principal: Principal, chat_id: str) -> None:
+        """Stop following a chat; in an e2e chat the supervisor stops being a member (the
+        customer's end re-keys, so what follows is not readable with the key they had)."""
+        chat = await self.store.get_chat(chat_id)
+        if chat is None or chat.tenant_id != principal.tenant_id or chat.mode != "e2e":
+            return
+        if await self.store.remove_e2e_member(chat.id, principal.agent_id):
+            await self._announce_members(chat)
 
     async def queue_snapshot(
         self, principal: Principal, not_before: float | None = None
@@ -1066,6 +1280,17 @@ class ChatService:
         def mask_all() -> list[dict[str, Any]]:
             rows = []
             for m in messages:
+                if m.c is not None:  # e2e: the gateway has no text to give (metadata only)
+                    rows.append(
+                        {
+                            "seq": m.seq,
+                            "sender": m.sender,
+                            "ts": m.ts,
+                            "e2e": True,
+                            "agent": m.agent,
+                        }
+                    )
+                    continue
                 direction: Direction = "agent" if m.sender == "agent" else "customer"
                 decision = engine.evaluate(m.text, direction)
                 shown = engine.for_audience(m.text, decision, audience)
@@ -1335,6 +1560,12 @@ class CustomerExport:
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:
     if not principal.can(permission, tenant_id):
         raise ChatError("forbidden", "your role does not allow this")
+
+
+def _check_plain(chat: Chat) -> None:
+    """Plain ``msg`` frames carry text the gateway reads; an e2e chat takes ``emsg`` only."""
+    if chat.mode == "e2e":
+        raise ChatError("e2e_required", "this chat is end-to-end encrypted: send emsg")
 
 
 def _check_queue(tenant: Tenant, queue: str) -> None:

@@ -34,6 +34,11 @@ Seq = Annotated[int, Meta(ge=0, le=2**53)]
 # The channel rejects counters past 2**64-1; JSON decoding caps at int64 (msgspec), which
 # a client would need 292 years at a billion frames per second to exhaust.
 Counter = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+# End-to-end mode (issue 13): ciphertext and commitments the gateway relays, never opens.
+Ciphertext = Annotated[str, Meta(min_length=40, max_length=32_000, pattern=r"^[A-Za-z0-9+/=]+$")]
+Mac = Annotated[str, Meta(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/=]+$")]
+Epoch = Annotated[int, Meta(ge=1, le=1_000_000)]
+WrappedKeyText = Annotated[str, Meta(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9+/=]+$")]
 
 
 class Frame(Struct, kw_only=True, omit_defaults=True):
@@ -141,13 +146,79 @@ class Ping(Frame, tag_field="t", tag="ping"):
     """Application-level keepalive; answered with ``pong`` (sealed)."""
 
 
-CustomerInbound = Open | CustomerMsg | CustomerTyping | CustomerClose | CustomerConsent | Ping
+class CustomerSealedMsg(Frame, tag_field="t", tag="emsg"):
+    """Customer, e2e chats: a message encrypted under the chat key of epoch ``e``
+    (``c``), with its franking commitment ``fc`` (crypto/e2e.py)."""
+
+    id: Id
+    c: Ciphertext
+    fc: Mac
+    e: Epoch
+
+
+class WrappedKey(Frame, forbid_unknown_fields=True):
+    device: Id
+    k: WrappedKeyText
+
+
+class WrapKeys(Frame, tag_field="t", tag="wrap"):
+    """Customer, e2e chats: chat keys wrapped to member devices. Without ``rekey``,
+    ``epoch`` is the current epoch (keys for devices that lack it); with it, the next one
+    (a fresh key, so a device that left cannot read on) -- of two ends re-keying at once
+    one wins, the other gets ``stale_epoch``. ``older`` carries earlier epochs' keys for
+    devices that joined later, so they can read the history. With an ``id`` the gateway
+    answers ``wrapped`` once stored (an end adopts a new epoch only then)."""
+
+    epoch: Epoch
+    keys: Annotated[list[WrappedKey], Meta(max_length=64)]
+    older: Annotated[
+        dict[str, Annotated[list[WrappedKey], Meta(max_length=64)]], Meta(max_length=64)
+    ] = {}
+    id: Id | None = None
+    rekey: bool = False
+
+
+class ReportMsg(Frame, tag_field="t", tag="report"):
+    """Either end, e2e chats: report message ``seq`` by revealing its text and franking
+    key (and the gateway's tag ``gt`` as relayed); verified by the gateway, sent to
+    supervisors. Agents name the ``chat``."""
+
+    seq: Seq
+    text: Text
+    fk: B64Key
+    gt: Mac
+    reason: Literal["abuse", "spam", "fraud", "personal_data", "other"] = "abuse"
+    chat: Id | None = None
+
+
+CustomerInbound = (
+    Open
+    | CustomerMsg
+    | CustomerSealedMsg
+    | WrapKeys
+    | ReportMsg
+    | CustomerTyping
+    | CustomerClose
+    | CustomerConsent
+    | Ping
+)
 
 
 class AgentMsg(Frame, tag_field="t", tag="msg"):
     chat: Id
     id: Id
     text: Text
+
+
+class AgentSealedMsg(Frame, tag_field="t", tag="emsg"):
+    """Agent, e2e chats: like :class:`CustomerSealedMsg`; the sender device is the one the
+    socket was opened with (``/ws/agent?device=``)."""
+
+    chat: Id
+    id: Id
+    c: Ciphertext
+    fc: Mac
+    e: Epoch
 
 
 class AgentTyping(Frame, tag_field="t", tag="typing"):
@@ -197,6 +268,8 @@ class History(Frame, tag_field="t", tag="history"):
 
 AgentInbound = (
     AgentMsg
+    | AgentSealedMsg
+    | ReportMsg
     | AgentTyping
     | Accept
     | Transfer
@@ -232,6 +305,9 @@ class Ready(Frame, tag_field="t", tag="ready"):
     name: str
     role: str
     tenant: str
+    # The certified e2e device this socket speaks for (``/ws/agent?device=``); omitted
+    # when none was named or it is not certified (e2e chats then refuse this socket).
+    device: str | None = None
 
 
 class Ack(Frame, tag_field="t", tag="ack"):
@@ -248,6 +324,63 @@ class Msg(Frame, tag_field="t", tag="msg"):
     id: str | None = None
     chat: str | None = None  # set on agent connections (several chats per socket)
     agent: str | None = None  # display name of the sending agent
+    # e2e chats (``text`` is empty): ciphertext, franking commitment, the gateway's
+    # franking tag, the key epoch and the sending device (agents) -- crypto/e2e.py.
+    c: str | None = None
+    fc: str | None = None
+    gt: str | None = None
+    e: int | None = None
+    dev: str | None = None
+
+
+class MemberDevice(Frame):
+    """A device the customer's end must wrap the chat key to, with its certificate."""
+
+    device: str
+    agent: str
+    reason: str  # "assigned" or "watch" (a supervisor following the chat)
+    cert: str  # the signed certificate text (crypto/e2e.py)
+    sig: str
+
+
+class Members(Frame, tag_field="t", tag="members"):
+    """Customer, e2e chats: who takes part now. ``holders`` are the devices holding the
+    current ``epoch``'s key; a holder that is no longer a member means the customer's end
+    re-keys (epoch + 1) so it cannot read what follows."""
+
+    chat: str
+    epoch: int
+    devices: list[MemberDevice]
+    holders: list[str]
+
+
+class KeyForEpoch(Frame):
+    e: int
+    k: str
+
+
+class ChatKeys(Frame, tag_field="t", tag="ckeys"):
+    """Agent, e2e chats: the chat keys wrapped to this socket's device."""
+
+    chat: str
+    device: str
+    keys: list[KeyForEpoch]
+
+
+class Wrapped(Frame, tag_field="t", tag="wrapped"):
+    """Answer to a ``wrap`` with an ``id``: the keys are stored; ``epoch`` is now current."""
+
+    id: str
+    epoch: int
+
+
+class Reported(Frame, tag_field="t", tag="reported"):
+    """Answer to ``report``: ``verified`` true when the franking checks passed (the report
+    went to supervisors); false when the text or key does not match what was relayed."""
+
+    seq: int
+    verified: bool
+    chat: str | None = None
 
 
 class Notice(Frame, tag_field="t", tag="notice"):
@@ -342,6 +475,10 @@ Outbound = (
     | Pong
     | Error
     | Service
+    | Members
+    | ChatKeys
+    | Reported
+    | Wrapped
 )
 
 # ------------------------------------------------------------------------------ codecs

@@ -25,6 +25,7 @@ from gateway.bus.base import Bus
 from gateway.chats import ChatError, ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
+from gateway.e2e import E2EService
 from gateway.logs import error_location
 from gateway.metrics import Metrics
 from gateway.presence import Presence
@@ -95,6 +96,7 @@ class Services:
     checkpointer: Checkpointer
     governance: Governance
     api_tokens: ApiTokenService
+    e2e: E2EService
     passkeys: PasskeyService
     workers: list[BackgroundWorker]
     closers: list[Callable[[], Awaitable[None]]]

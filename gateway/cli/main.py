@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "gateway.cli.health",
     "gateway.cli.backup",
     "gateway.cli.report",
+    "gateway.cli.e2e",
 )
 
 """Modules whose ``register(sub, common)`` adds their subcommands. They are loaded when

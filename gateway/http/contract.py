@@ -18,6 +18,14 @@ from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, Reaut
 from gateway.http.agents import CreateAgentBody, PatchAgentBody
 from gateway.http.chats import CustomerEraseBody
 from gateway.http.customer_access import CustomerExportRequest
+from gateway.http.e2e import (
+    CertificateBody,
+    DeviceBody,
+    DeviceList,
+    DeviceWrap,
+    E2ESettingsBody,
+    E2ESettingsOut,
+)
 from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
@@ -1016,6 +1024,80 @@ document(
     ok=Ok,
     errors=(400, 403, 404),
     path_params={"credential_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1366}$"}},
+)
+# end-to-end mode (issue 13)
+_DEVICE = {"device_id": {"type": "string", "pattern": "^dev_[0-9a-f]{32}$"}}
+document(
+    "GET",
+    "/api/e2e",
+    "Own tenant's end-to-end mode and certificate verify key",
+    tag="e2e",
+    ok=E2ESettingsOut,
+    errors=(403, 404),
+)
+document(
+    "PUT",
+    "/api/e2e",
+    "Set the mode and the tenant's certificate verify key (admin, fresh step-up)",
+    tag="e2e",
+    ok=E2ESettingsOut,
+    body=E2ESettingsBody,
+    errors=(400, 403, 404, 409),
+)
+document(
+    "GET",
+    "/api/me/e2e/devices",
+    "Own end-to-end device keys and their certificates",
+    tag="e2e",
+    ok=DeviceList,
+    errors=(403,),
+)
+document(
+    "POST",
+    "/api/me/e2e/devices",
+    "Register this console's X25519 device key (public half only)",
+    tag="e2e",
+    ok=DeviceWrap,
+    ok_status=201,
+    body=DeviceBody,
+    errors=(400, 403, 409),
+)
+document(
+    "GET",
+    "/api/e2e/devices",
+    "Every device key of the tenant, with fingerprints, to certify offline (admin)",
+    tag="e2e",
+    ok=DeviceList,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/e2e/devices/{device_id}/certificate",
+    "Store a device certificate signed by the tenant key (admin; verified first)",
+    tag="e2e",
+    ok=DeviceWrap,
+    body=CertificateBody,
+    errors=(400, 403, 404, 409),
+    path_params=_DEVICE,
+)
+document(
+    "DELETE",
+    "/api/e2e/devices/{device_id}",
+    "Revoke a device key (own, or any as agent manager)",
+    tag="e2e",
+    ok=Ok,
+    errors=(403, 404),
+    path_params=_DEVICE,
+)
+document(
+    "GET",
+    "/api/public/e2e/{tenant}",
+    "A tenant's end-to-end mode and verify key, for widgets that do not pin one (public)",
+    tag="public",
+    ok=E2ESettingsOut,
+    auth=False,
+    errors=(404,),
+    path_params={"tenant": {"type": "string", "maxLength": 64}},
 )
 document("POST", "/api/logout", "End this session", tag="session", ok=Ok, errors=(403,))
 document(

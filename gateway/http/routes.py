@@ -11,6 +11,7 @@ from gateway.http import (
     audit,
     chats,
     customer_access,
+    e2e,
     governance,
     history,
     inbound,
@@ -41,5 +42,6 @@ def setup_routes(app: web.Application) -> None:
     notices.setup_routes(app)
     quality.setup_routes(app)
     passkeys.setup_routes(app)
+    e2e.setup_routes(app)
     customer_access.setup_routes(app)
     ops.setup(app)

@@ -9,12 +9,12 @@ Everything under ``gateway/web/`` is read once at start-up and served from memor
 an ETag. Two bundles are built at start-up:
 
 * ``/widget.js`` — tweetnacl (``nacl-fast.min.js`` from npm, pinned in
-  ``package-lock.json``) + ``protocol.js`` + ``ui.js`` + ``widget.js``, wrapped in one
+  ``package-lock.json``) + ``protocol.js`` + ``e2e.js`` + ``ui.js`` + ``widget.js``, wrapped in one
   function scope so nothing leaks into the host page's globals. Being ONE file, one
   Subresource Integrity hash (``sha384``) covers the crypto library and the widget; the
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
 * ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
-  ``protocol.js`` + ``ui.js`` for the console and admin pages.
+  ``protocol.js`` + ``e2e.js`` + ``ui.js`` for the console and admin pages.
 
 Chart.js (``dist/chart.umd.min.js``, pinned the same way) is served alone as
 ``/static/chart.js``: only the admin's quality report draws charts, so neither bundle
@@ -47,6 +47,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.e2e import e2e_config
 from gateway.i18n import (
     LANG_COOKIE,
     LANGUAGES,
@@ -220,7 +221,7 @@ class WebAssets:
         css = read["widget.css"]
         assets.widget_css = _asset(css, "text/css", cors=True)
         widget_code = read["widget.js"].replace(b"__CSS_INTEGRITY__", sri(css).encode())
-        shared = read["protocol.js"] + b"\n" + read["ui.js"] + b"\n"
+        shared = read["protocol.js"] + b"\n" + read["e2e.js"] + b"\n" + read["ui.js"] + b"\n"
         i18n_widget = (
             i18next
             + _catalogue_script(assets.catalogues, WIDGET_SECTIONS)
@@ -251,18 +252,34 @@ class WebAssets:
 
 
 def embed_snippet(
-    base_url: str, tenant: str, gateway_key: str, integrity: str, lang: str | None = None
+    base_url: str,
+    tenant: str,
+    gateway_key: str,
+    integrity: str,
+    lang: str | None = None,
+    tenant_key: str | None = None,
 ) -> str:
     """The ``<script>`` tag a company pastes into its site (values HTML-escaped).
-    ``lang`` adds ``data-lang`` (otherwise the widget follows the browser's language)."""
+    ``lang`` adds ``data-lang`` (otherwise the widget follows the browser's language);
+    ``tenant_key`` adds ``data-tenant-key`` (end-to-end mode: the pin that makes it hold,
+    together with ``integrity``)."""
     q = lambda s: html.escape(s, quote=True)  # noqa: E731
     lang_attr = f' data-lang="{q(lang)}"' if lang else ""
+    pin = f'        data-tenant-key="{q(tenant_key)}"\n' if tenant_key else ""
     return (
         f'<script src="{q(base_url)}/widget.js" data-tenant="{q(tenant)}"{lang_attr}\n'
         f'        data-gateway-key="{q(gateway_key)}"\n'
+        f"{pin}"
         f'        integrity="{q(integrity)}"\n'
         '        crossorigin="anonymous" async></script>'
     )
+
+
+async def _tenant_key(svc: Services, tenant_id: str) -> str | None:
+    """The verify key to pin for a tenant in e2e mode (None in inspect mode)."""
+    tenant = await svc.tenants.get(tenant_id)
+    config = e2e_config(tenant) if tenant is not None else None
+    return config.verify_key if config is not None and config.mode == "e2e" else None
 
 
 ASSETS: web.AppKey[WebAssets] = web.AppKey("cipherdesk_web_assets", WebAssets)
@@ -356,7 +373,11 @@ async def embed_info(request: web.Request) -> web.Response:
             "gateway_key": svc.identity.verify_key_b64,
             "tenant": tenant,
             "snippet": embed_snippet(
-                base, tenant, svc.identity.verify_key_b64, assets.widget_integrity
+                base,
+                tenant,
+                svc.identity.verify_key_b64,
+                assets.widget_integrity,
+                tenant_key=await _tenant_key(svc, tenant),
             ),
         },
         headers={"Cache-Control": "no-cache"},
@@ -372,6 +393,7 @@ async def demo(request: web.Request) -> web.Response:
         svc.identity.verify_key_b64,
         assets.widget_integrity,
         lang=asked if (asked := request.query.get("lang")) in LANGUAGES else None,
+        tenant_key=await _tenant_key(svc, DEMO_TENANT),
     )
     return page(request, "demo.html", SNIPPET=snippet, SNIPPET_TEXT=html.escape(snippet))
 

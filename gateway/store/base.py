@@ -247,6 +247,9 @@ class Chat:
     rated_at: float | None = None  # when ``csat`` was given (``rate_chat``)
     csat_comment_sealed: bytes | None = None  # the rating's comment, sealed with the chat key
     sla_alerted: int = 0  # SLA alerts raised (``mark_sla_alerted``): bit 1 queue, 2 reply
+    # "inspect" or "e2e" (issue 13), fixed at open; e2e chats store ciphertext only.
+    mode: str = "inspect"
+    e2e_epoch: int = 0  # current chat-key epoch (``add_e2e_wraps``), 0 before any key
 
 
 @dataclass(slots=True)
@@ -510,6 +513,25 @@ class Passkey:
     last_used_at: float | None = None
 
 
+@dataclass(slots=True)
+class E2EDevice:
+    """An agent's device key for end-to-end mode (issue 13): the X25519 public key the
+    console generated, and -- once a tenant admin signed it offline -- the certificate.
+    Nothing secret: the private key never leaves the browser, the signing key never
+    reaches the gateway."""
+
+    id: str
+    agent_id: str
+    tenant_id: str
+    public_key: str  # base64, 32 bytes
+    name: str
+    created_at: float
+    certificate: str | None = None  # the signed JSON text (crypto/e2e.py)
+    signature: str | None = None  # base64 Ed25519 signature by the tenant key
+    expires_at: float | None = None  # the certificate's expiry, copied for queries
+    revoked_at: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class PendingChallenge:
     """A WebAuthn challenge in flight, as the answer takes it back (single use)."""
@@ -764,6 +786,66 @@ class Store(Protocol):
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         """Closed, not erased chats matching ``query``, newest close first."""
         ...
+
+    # -- end-to-end mode (issue 13) -------------------------------------------------------
+    async def add_e2e_device(self, device: E2EDevice) -> None:
+        """Register a console's device key (uncertified)."""
+        ...
+
+    async def get_e2e_device(self, device_id: str) -> E2EDevice | None: ...
+
+    async def list_e2e_devices(
+        self, tenant_id: str, agent_id: str | None = None
+    ) -> list[E2EDevice]:
+        """The tenant's device keys (one agent's when ``agent_id``), oldest first."""
+        ...
+
+    async def certify_e2e_device(
+        self, device_id: str, tenant_id: str, certificate: str, signature: str, expires_at: float
+    ) -> bool:
+        """Attach a verified certificate; False when the device is unknown, of another
+        tenant or revoked."""
+        ...
+
+    async def revoke_e2e_device(self, device_id: str, tenant_id: str, at: float) -> bool: ...
+
+    async def count_pending_e2e_devices(self, agent_id: str) -> int:
+        """How many of the agent's live devices still wait for a certificate."""
+        ...
+
+    async def add_e2e_member(self, chat_id: str, agent_id: str, reason: str, at: float) -> bool:
+        """An agent besides the assigned one takes part (a supervisor watching); False when
+        already a member."""
+        ...
+
+    async def remove_e2e_member(self, chat_id: str, agent_id: str) -> bool: ...
+
+    async def list_e2e_members(self, chat_id: str) -> list[tuple[str, str]]:
+        """``(agent_id, reason)`` of the members, in joining order."""
+        ...
+
+    async def add_e2e_wraps(
+        self,
+        chat_id: str,
+        epoch: int,
+        wraps: Sequence[tuple[str, str]],
+        at: float,
+        older: Sequence[tuple[int, str, str]] = (),
+        *,
+        rekey: bool = False,
+    ) -> bool:
+        """Store ``(device_id, wrapped key)`` pairs for ``epoch`` -- the current epoch, or
+        with ``rekey`` the next one (the chat's epoch moves to it in the same transaction)
+        -- and ``(epoch, device_id, wrapped key)`` of earlier epochs (history for a device
+        that joined later). False, storing nothing, when ``epoch`` is not the one expected
+        (another end re-keyed first) or the chat is not e2e or erased."""
+        ...
+
+    async def e2e_wraps_for(self, chat_id: str, device_id: str) -> list[tuple[int, str]]:
+        """``(epoch, wrapped key)`` of every epoch wrapped to the device, oldest first."""
+        ...
+
+    async def e2e_wrapped_devices(self, chat_id: str, epoch: int) -> set[str]: ...
 
     # -- passkeys (issue 20.1) ------------------------------------------------------------
     async def add_passkey(self, passkey: Passkey) -> bool:

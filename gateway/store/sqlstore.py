@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from gateway.store import (
     _api_tokens,
+    _e2e,
     _history,
     _housekeeping,
     _invites,
@@ -54,6 +55,7 @@ from gateway.store.base import (
     AuditSeal,
     Chat,
     ChatState,
+    E2EDevice,
     HistoryQuery,
     Invite,
     KeywordListRecord,
@@ -502,7 +504,7 @@ class SqlStore(SqlGovernance):
     ) -> None:
         def program() -> Program[None]:
             yield write(
-                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(21)})",
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(23)})",
                 chat.id,
                 chat.tenant_id,
                 chat.state,
@@ -524,6 +526,8 @@ class SqlStore(SqlGovernance):
                 chat.rated_at,
                 blob(chat.csat_comment_sealed),
                 chat.sla_alerted,
+                chat.mode,
+                chat.e2e_epoch,
             )
             yield write(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
@@ -682,6 +686,8 @@ class SqlStore(SqlGovernance):
             for statement in _history.ERASE:  # the search index goes with the chat
                 yield write(statement, chat_id)
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
+            for statement in _e2e.ERASE:  # wrapped chat keys and members go with the chat
+                yield write(statement, chat_id)
             yield write(_lifecycle.DELETE_CUSTOMER_KEYS, chat_id)
             return True
 
@@ -690,6 +696,87 @@ class SqlStore(SqlGovernance):
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         sql, args = _history.list_query(query)
         return [_rows.chat(r) for r in await self._query(read_rows(sql, *args))]
+
+    # -- end-to-end mode (issue 13) -------------------------------------------------------
+    async def add_e2e_device(self, device: E2EDevice) -> None:
+        await self._query(write(_e2e.INSERT_DEVICE, *_e2e.device_params(device)))
+
+    async def get_e2e_device(self, device_id: str) -> E2EDevice | None:
+        row = await self._query(read_row(_e2e.DEVICE_BY_ID, device_id))
+        return None if row is None else _e2e.device(row)
+
+    async def list_e2e_devices(
+        self, tenant_id: str, agent_id: str | None = None
+    ) -> list[E2EDevice]:
+        if agent_id is None:
+            rows = await self._query(read_rows(_e2e.DEVICES_OF_TENANT, tenant_id))
+        else:
+            rows = await self._query(read_rows(_e2e.DEVICES_OF_AGENT, agent_id))
+        return [d for d in map(_e2e.device, rows) if d.tenant_id == tenant_id]
+
+    async def certify_e2e_device(
+        self, device_id: str, tenant_id: str, certificate: str, signature: str, expires_at: float
+    ) -> bool:
+        changed = await self._query(
+            write(_e2e.CERTIFY, certificate, signature, expires_at, device_id, tenant_id)
+        )
+        return bool(changed == 1)
+
+    async def revoke_e2e_device(self, device_id: str, tenant_id: str, at: float) -> bool:
+        return bool(await self._query(write(_e2e.REVOKE, at, device_id, tenant_id)) == 1)
+
+    async def count_pending_e2e_devices(self, agent_id: str) -> int:
+        row = await self._query(read_row(_e2e.COUNT_PENDING_OF_AGENT, agent_id))
+        return 0 if row is None else int(row["n"])
+
+    async def add_e2e_member(self, chat_id: str, agent_id: str, reason: str, at: float) -> bool:
+        changed = await self._query(write(_e2e.ADD_MEMBER, chat_id, agent_id, reason, at))
+        return bool(changed == 1)
+
+    async def remove_e2e_member(self, chat_id: str, agent_id: str) -> bool:
+        return bool(await self._query(write(_e2e.REMOVE_MEMBER, chat_id, agent_id)) == 1)
+
+    async def list_e2e_members(self, chat_id: str) -> list[tuple[str, str]]:
+        rows = await self._query(read_rows(_e2e.MEMBERS, chat_id))
+        return [(r["agent_id"], r["reason"]) for r in rows]
+
+    async def add_e2e_wraps(
+        self,
+        chat_id: str,
+        epoch: int,
+        wraps: Sequence[tuple[str, str]],
+        at: float,
+        older: Sequence[tuple[int, str, str]] = (),
+        *,
+        rekey: bool = False,
+    ) -> bool:
+        def program() -> Program[bool]:
+            current = yield read_row(_e2e.CURRENT_EPOCH, chat_id)
+            if current is None:
+                return False
+            if rekey:
+                if epoch != int(current["e2e_epoch"]) + 1:
+                    return False
+                moved = yield write(_e2e.NEXT_EPOCH, epoch, chat_id, epoch - 1)
+                if moved != 1:
+                    return False
+            elif epoch != int(current["e2e_epoch"]):
+                return False
+            rows = [(chat_id, d, epoch, w, at) for d, w in wraps]
+            rows += [(chat_id, d, e, w, at) for e, d, w in older if 1 <= e < epoch]
+            if rows:
+                yield write_many(_e2e.ADD_WRAP, rows)
+            return True
+
+        return await self._transaction(program())
+
+    async def e2e_wraps_for(self, chat_id: str, device_id: str) -> list[tuple[int, str]]:
+        rows = await self._query(read_rows(_e2e.WRAPS_FOR_DEVICE, chat_id, device_id))
+        return [(int(r["epoch"]), r["wrapped"]) for r in rows]
+
+    async def e2e_wrapped_devices(self, chat_id: str, epoch: int) -> set[str]:
+        rows = await self._query(read_rows(_e2e.WRAPPED_DEVICES, chat_id, epoch))
+        return {r["device_id"] for r in rows}
 
     async def add_passkey(self, passkey: Passkey) -> bool:
         changed = await self._query(write(_passkeys.INSERT, *_passkeys.params(passkey)))

@@ -3,6 +3,7 @@
 import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticatedHandler, setPasswordChangeHandler, fmtDate, t, I18N, languageMenu, passkeyGate, passkeysSupported, registerPasskey, passkeyError } from './common.js';
 import * as governance from './governance.js';
 import { qualitySection } from './quality.js';
+import { e2eSection } from './e2e_admin.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -19,6 +20,7 @@ const SECTIONS = [
   ['incidents', t('admin.gov.incidents'), 'emergency'],
   ['approvals', t('admin.gov.approvals'), 'chat_watch'],
   ['tokens', t('admin.nav.tokens'), 'tenant_manage'],
+  ['e2e', t('admin.nav.e2e'), 'tenant_manage'],
   ['activity', t('admin.nav.activity'), 'agent_manage'],
   ['sessions', t('admin.nav.sessions'), null],
   ['emergency', t('admin.nav.emergency'), 'emergency'],
@@ -78,7 +80,7 @@ function route() {
   const gen = routeGen;
   main.dataset.section = name;
   main.setAttribute('aria-busy', 'true');
-  const render = { agents, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, activity, sessions, emergency, embed }[name];
+  const render = { agents, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
     .finally(() => { if (gen === routeGen) main.setAttribute('aria-busy', 'false'); });
 }
@@ -783,6 +785,13 @@ async function tokens() {
     }
   }
   await load();
+}
+
+/* ------------------------------------------------------------------ end-to-end (issue 13) */
+
+async function e2e() {
+  title(t('admin.nav.e2e'), t('admin.e2e.intro'));
+  return e2eSection(main, { field, guarded, withStepUp });
 }
 
 /* ------------------------------------------------------------------ sessions, activity */

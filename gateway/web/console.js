@@ -7,6 +7,7 @@ import { alert as notify, setUnread, settingsPanel } from './notify.js';
 import { mountHistory, previousChats } from './history.js';
 
 const P = window.CipherdeskProtocol;
+const E = window.CipherdeskE2E;
 const { h, clear, clock, duration, rich } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
@@ -29,6 +30,8 @@ const S = {
   stopped: false,
   liveSince: Infinity,
   knownQueued: null,
+  device: null,  // the certified e2e device key of this browser (issue 13), or null
+  e2e: new Map(),  // chat id -> {keys: {epoch: key}, waiting: [msg], chain}; keys may come first
 };
 
 function can(permission) { return !!(S.me && S.me.permissions.includes(permission)); }
@@ -52,6 +55,7 @@ async function boot(message) {
   S.me = me;
   S.stopped = false;
   renderShell();
+  await setupDevice().catch(() => { S.device = null; });  // inspect chats work regardless
   connect();
   if (isSupervisor()) loadFlags();
   loadShared();
@@ -62,6 +66,7 @@ function stop() {
   clearTimeout(S.reconnect);
   if (S.sock) { S.sock.close('logout'); S.sock = null; }
   S.chats.clear();
+  S.e2e.clear();
   S.order = [];
   S.current = null;
   S.flags.clear();
@@ -85,6 +90,7 @@ function renderShell() {
   const d = S.dom;
   d.conn = h('span', { class: 'pill', role: 'status', text: t('common.connecting') });
   d.service = h('span', { class: 'pill bad', hidden: true, text: t('console.service_paused_pill') });
+  d.e2e = h('span', { class: 'pill', id: 'e2e-device', hidden: true });
   d.queueList = h('ul', { class: 'list', 'aria-label': t('console.waiting_chats') });
   d.queueCount = h('span', { class: 'count', text: '0' });
   d.mineList = h('ul', { class: 'list tabs', 'aria-label': t('console.my_chats') });
@@ -123,6 +129,7 @@ function renderShell() {
     h('span', { class: 'spacer' }),
     d.conn,
     d.service,
+    d.e2e,
     h('span', { class: 'who', title: t('console.your_id', { id: me.id }) }, me.display_name || me.email,
       h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
     languageMenu(),
@@ -146,7 +153,8 @@ function setConn(text, kind) {
 
 function connect() {
   if (S.stopped || S.sock) return;
-  const url = location.origin.replace(/^http/, 'ws') + '/ws/agent';
+  const device = S.device ? '?device=' + encodeURIComponent(S.device.id) : '';
+  const url = location.origin.replace(/^http/, 'ws') + '/ws/agent' + device;
   S.ready = false;
   S.sock = new P.SecureSocket(url, {
     onready: () => setConn(t('console.conn.connected'), 'ok'),
@@ -203,6 +211,7 @@ function onFrame(f) {
     case 'note': onNote(f); break;
     case 'error': onError(f); break;
     case 'service': onService(f); break;
+    case 'ckeys': onChatKeys(f); break;
     default: break;
   }
 }
@@ -230,7 +239,10 @@ function onQueue(f) {
     if (!existed || chat.resync) {
       chat.resync = false;
       S.sock.send({ t: 'history', chat: chat.id, after_seq: chat.lastSeq });
-      for (const p of chat.pending.values()) S.sock.send({ t: 'msg', chat: chat.id, id: p.id, text: p.text });
+      for (const p of chat.pending.values()) {
+        if (p.sealing && !p.frame) continue;  // an e2e reply still being sealed: sent when ready
+        S.sock.send(p.frame || { t: 'msg', chat: chat.id, id: p.id, text: p.text });
+      }
     }
   }
   for (const entry of [...S.queue.chats, ...S.queue.mine]) {
@@ -552,6 +564,7 @@ function handledBadge(handled) {
 
 function onMsg(f) {
   const chat = S.chats.get(f.chat) || ensureChat(f.chat, 'mine');
+  if (f.c && !f.opened) { openSealed(chat, f); return; }
   if (chat.seqs.has(f.seq)) return;
   chat.seqs.add(f.seq);
   chat.lastSeq = Math.max(chat.lastSeq, f.seq);
@@ -701,6 +714,21 @@ function sendReply(chat) {
   tick(el, 'sending');
   c.input.value = '';
   stopAgentTyping(chat);
+  const state = e2eOf(chat);
+  if (Object.keys(state.keys).length && S.device) {
+    // An e2e chat: sealed here under the newest chat key, in order with the reading; the
+    // same ciphertext is re-sent after a reconnect (same id: stored once).
+    const entry = chat.pending.get(id);
+    entry.sealing = true;
+    const epoch = Math.max(...Object.keys(state.keys).map(Number));
+    state.chain = state.chain.then(() => E.sealMessage(state.keys[epoch], chat.id, 'agent:' + S.device.id, id, epoch, text))
+      .then((sealed) => {
+        entry.frame = { t: 'emsg', chat: chat.id, id, c: sealed.c, fc: sealed.fc, e: epoch };
+        if (S.sock && S.ready) S.sock.send(entry.frame);
+      })
+      .catch(() => tick(el, 'failed'));
+    return;
+  }
   if (S.sock && S.ready) S.sock.send({ t: 'msg', chat: chat.id, id, text });
 }
 
@@ -715,6 +743,77 @@ function stopAgentTyping(chat) {
   clearTimeout(chat.typingOff);
   if (chat.typingOn && S.sock && S.ready) S.sock.send({ t: 'typing', chat: chat.id, on: false });
   chat.typingOn = false;
+}
+
+/* ------------------------------------------------------------------ end-to-end (issue 13) */
+
+/* This browser's device key: made on first use in an e2e tenant (private half kept in
+ * IndexedDB, non-extractable where WebCrypto X25519 exists), registered with the gateway
+ * and used once an admin certified it (cipherdesk e2e certify). */
+async function setupDevice() {
+  S.device = null;
+  if (!E || !E.supported() || !window.indexedDB) return;
+  const slot = S.me.agent.id;
+  let mode = 'inspect';
+  try { mode = (await api('GET', '/api/e2e')).mode; } catch (e) { return; }
+  let key = await E.DeviceKey.load(slot).catch(() => null);
+  if (!key && mode !== 'e2e') return;
+  const mine = (await api('GET', '/api/me/e2e/devices')).devices;
+  let row = key && mine.find((d) => d.id === key.id && d.public_key === key.publicKey);
+  if (!row || row.state === 'revoked') {
+    key = await E.DeviceKey.generate();
+    const name = (navigator.userAgentData && navigator.userAgentData.platform) || 'browser';
+    row = (await api('POST', '/api/me/e2e/devices', { public_key: key.publicKey, name })).device;
+    key.id = row.id;
+    await key.save(slot);
+  }
+  const pill = S.dom.e2e;
+  pill.hidden = false;
+  if (row.state === 'certified') {
+    S.device = key;
+    pill.className = 'pill ok';
+    pill.textContent = t('console.e2e.device_ready');
+    pill.title = t('console.e2e.device_ready_hint', { fingerprint: row.fingerprint });
+  } else {
+    pill.className = 'pill warn';
+    pill.textContent = t('console.e2e.device_pending');
+    pill.title = t('console.e2e.device_pending_hint', { fingerprint: row.fingerprint });
+    toast(t('console.e2e.device_pending_hint', { fingerprint: row.fingerprint }), 'warn');
+  }
+}
+
+function e2eOf(chat) {
+  const id = typeof chat === 'string' ? chat : chat.id;
+  if (!S.e2e.has(id)) S.e2e.set(id, { keys: {}, waiting: [], chain: Promise.resolve() });
+  return S.e2e.get(id);
+}
+
+function onChatKeys(f) {
+  if (!S.device || f.device !== S.device.id) return;
+  // Keys may arrive before the chat's pane exists (reconnect): kept by chat id.
+  const state = e2eOf(f.chat);
+  Promise.all(f.keys.map((k) => E.unwrapChatKey(k.k, S.device, f.chat, k.e)
+    .then((key) => { state.keys[k.e] = key; }, () => {
+      const chat = S.chats.get(f.chat);
+      if (chat) line(chat, t('console.e2e.bad_key'), 'notice blocked'); else toast(t('console.e2e.bad_key'), 'bad');
+    })))
+    .then(() => {
+      const waiting = state.waiting.splice(0);
+      waiting.sort((a, b) => a.seq - b.seq).forEach((m) => onMsg(m));
+    });
+}
+
+/* Open an e2e message in order; one whose key has not arrived yet waits for it. */
+function openSealed(chat, f) {
+  const state = e2eOf(chat);
+  if (!state.keys[f.e]) {
+    if (!state.waiting.some((m) => m.seq === f.seq)) state.waiting.push(f);
+    return;
+  }
+  state.chain = state.chain
+    .then(() => E.openMessage(state.keys[f.e], f, chat.id, E.senderOf(f)))
+    .then((opened) => { f.text = opened.text; }, () => { f.text = t('console.e2e.unreadable'); })
+    .then(() => { f.opened = true; onMsg(f); });
 }
 
 /* ------------------------------------------------------------------ canned */

@@ -2,9 +2,13 @@
  *   <script src="https://chat.example.com/widget.js" data-tenant="acme"
  *           data-gateway-key="<verify key>" integrity="sha384-…" crossorigin="anonymous" async>
  * Optional: data-title, data-prechat="off", data-queue, data-offline-after (seconds),
- *           data-lang (en, zh-CN, zh-TW; default: the browser's language).
+ *           data-lang (en, zh-CN, zh-TW; default: the browser's language),
+ *           data-tenant-key (end-to-end mode: the tenant's certificate verify key; with it
+ *           the widget wraps chat keys only to agents the tenant certified, and never sends
+ *           a readable message -- pin widget.js with integrity= too).
  *
- * localStorage holds ONLY {chat, token, last_seq} (the resume credentials); unsent
+ * localStorage holds ONLY {chat, token, last_seq} (the resume credentials) and, for an
+ * end-to-end chat, its chat keys and the verified agents' names; unsent
  * messages live in memory and are re-sent with the same id after a reconnect.
  * sessionStorage (this tab only) keeps the panel's open/closed state and the system
  * notices shown in the chat (joined/left, policy notices: never message text), so a
@@ -17,6 +21,7 @@
   window.__cipherdeskWidget = true;
 
   var P = CipherdeskProtocol;
+  var E = CipherdeskE2E;
   var h = CipherdeskUI.h;
   var CSS_INTEGRITY = '__CSS_INTEGRITY__';
 
@@ -32,7 +37,8 @@
     title: script.getAttribute('data-title') || t('widget.title'),
     prechat: script.getAttribute('data-prechat') !== 'off',
     queue: script.getAttribute('data-queue') || 'default',
-    offlineAfter: parseFloat(script.getAttribute('data-offline-after') || '45')
+    offlineAfter: parseFloat(script.getAttribute('data-offline-after') || '45'),
+    tenantKey: script.getAttribute('data-tenant-key') || ''
   };
   var wsUrl = gateway.replace(/^http/, 'ws') + '/ws/customer?tenant=' + encodeURIComponent(cfg.tenant);
   var STORE = 'cipherdesk:' + cfg.tenant;
@@ -67,6 +73,13 @@
   var ui = loadUi();               // {open, notes: [{after, text, kind}]}
   var replayNotes = ui.notes.slice();  // notes of this chat still to be re-shown after a reload
   var replayUntil = 0;             // last_seq of the welcome: the replay is complete there
+  // End-to-end chat state (issue 13): {tenantKey, keys: {epoch: Uint8Array}, known: {device:
+  // name}, pending: keys of a re-key the gateway has not confirmed} -- null for an inspect
+  // chat. Sealing and opening are asynchronous (WebCrypto HMAC): each runs in its own
+  // promise chain, so messages keep their order and a slow re-key never holds up reading.
+  var e2e = saved && saved.e2e ? e2eFromSaved(saved.e2e) : null;
+  var sealChain = Promise.resolve();
+  var openChain = Promise.resolve();
 
   function load() {
     try {
@@ -78,10 +91,13 @@
   function save() {
     if (!chatId || !saved) return;
     saved = { chat: chatId, token: saved.token, last_seq: seenSeq };
+    if (e2e) saved.e2e = e2eToSaved(e2e);
     try { localStorage.setItem(STORE, JSON.stringify(saved)); } catch (e) { /* ignore */ }
   }
   function forget() {
     saved = null;
+    e2e = null;
+    renderE2E();
     try { localStorage.removeItem(STORE); } catch (e) { /* ignore */ }
     ui.notes = []; replayNotes = []; saveUi();
   }
@@ -94,6 +110,19 @@
   }
   function saveUi() {
     try { sessionStorage.setItem(UI_STORE, JSON.stringify(ui)); } catch (e) { /* ignore */ }
+  }
+
+  function e2eToSaved(state) {
+    var keys = {};
+    Object.keys(state.keys).forEach(function (e) { keys[e] = P.b64encode(state.keys[e]); });
+    return { tk: state.tenantKey, keys: keys, known: state.known };
+  }
+  function e2eFromSaved(v) {
+    try {
+      var keys = {};
+      Object.keys(v.keys || {}).forEach(function (e) { keys[e] = P.b64decode(v.keys[e]); });
+      return { tenantKey: String(v.tk), keys: keys, known: v.known || {} };
+    } catch (e) { return null; }
   }
 
   /* ------------------------------------------------------------------ DOM */
@@ -112,10 +141,11 @@
   }, h('span', { class: 'launcher-icon', 'aria-hidden': 'true' }), h('span', { class: 'launcher-label', text: cfg.title }), badge);
 
   var statusEl = h('p', { class: 'status', role: 'status' }, t('widget.status.secure'));
+  var e2eBadge = h('p', { class: 'e2e-badge', hidden: true, title: t('widget.e2e.badge_hint') }, t('widget.e2e.badge'));
   var closeBtn = h('button', { class: 'icon-btn', type: 'button', 'aria-label': t('widget.close_window'), onclick: function () { closePanel(); } }, '×');
   var endBtn = h('button', { class: 'text-btn', type: 'button', hidden: true, onclick: endChat }, t('widget.end_chat'));
   var header = h('header', { class: 'head' },
-    h('div', { class: 'head-text' }, h('h2', { id: 'cdw-title', text: cfg.title }), statusEl),
+    h('div', { class: 'head-text' }, h('h2', { id: 'cdw-title', text: cfg.title }), statusEl, e2eBadge),
     endBtn, closeBtn);
 
   var log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('common.conversation'), tabindex: '0' });
@@ -411,15 +441,16 @@
       keyExtra: function () {
         return resuming ? { resume: { chat: chatId, token: saved.token, last_seq: lastSeq } } : null;
       },
-      onready: function () {
+      onready: function (hello) {
         if (!resuming && opening) {
           var open = { t: 'open', queue: cfg.queue };
           var opener = sock;
           if (profile) open.profile = profile;
           // A signed-in customer: a fresh identity token from the company's page verifies the chat.
-          freshIdentity().then(function (token) {
-            if (token) open.identity = token;
-            if (sock === opener) opener.send(open);
+          Promise.all([tenantKeyFor(hello), freshIdentity()]).then(function (got) {
+            if (sock !== opener || !e2eReady(hello, got[0])) return;
+            if (got[1]) open.identity = got[1];
+            opener.send(open);
           });
         }
       },
@@ -428,8 +459,43 @@
     });
   }
 
+  /* A new chat: in an e2e tenant make epoch 1's key before anything is written. A page that
+   * pins the tenant key never chats in the clear: a gateway saying "inspect" is refused. */
+  function e2eReady(hello, key) {
+    if (hello.mode === 'e2e') {
+      if (!key || !E.supported()) { e2eUnavailable(); return false; }
+      e2e = { tenantKey: key, keys: { 1: nacl.randomBytes(32) }, known: {} };
+      renderE2E();
+      return true;
+    }
+    if (cfg.tenantKey) { e2eUnavailable(); return false; }
+    e2e = null;
+    renderE2E();
+    return true;
+  }
+  function e2eUnavailable() {
+    fatal = 'e2e';
+    opening = false;
+    setStatus(t('widget.status.unavailable'));
+    showAlert(t('widget.e2e.unavailable'));
+    if (sock) { sock.close('e2e unavailable'); sock = null; }
+    showStage();
+  }
+  function renderE2E() { e2eBadge.hidden = !e2e; }
+  // Unpinned pages (no data-tenant-key) fall back to the key the gateway publishes; that
+  // trusts the gateway (README, threat model): pinning is what makes e2e mode hold.
+  function tenantKeyFor(hello) {
+    if (cfg.tenantKey || hello.mode !== 'e2e') return Promise.resolve(cfg.tenantKey);
+    return fetch(gateway + '/api/public/e2e/' + encodeURIComponent(cfg.tenant), { credentials: 'omit' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (v) { return v && v.mode === 'e2e' && v.verify_key ? v.verify_key : ''; })
+      .catch(function () { return ''; });
+  }
+
   function onClose(info) {
     sock = null;
+    wrapWaiters.forEach(function (w) { w.reject(new E.E2EError('offline')); });
+    wrapWaiters.clear();
     welcomed = false;
     typingEl.hidden = true;
     if (info.error === 'signature') {
@@ -459,9 +525,25 @@
     pending.forEach(function (p) { setTick(p.el, 'sending'); });
   }
 
+  /* Seal once, in order, under the newest key; the same ciphertext is re-sent after a
+   * reconnect (same id: stored once). */
+  function sealAndSend(entry) {
+    if (entry.sealing) return;
+    entry.sealing = true;
+    var state = e2e, chat = chatId;
+    sealChain = sealChain.then(function () {
+      var epoch = Math.max.apply(null, Object.keys(state.keys).map(Number));
+      return E.sealMessage(state.keys[epoch], chat, 'customer', entry.id, epoch, entry.text).then(function (s) {
+        entry.frame = { t: 'emsg', id: entry.id, c: s.c, fc: s.fc, e: epoch };
+        if (sock && welcomed && sock.send(entry.frame)) setTick(entry.el, 'sent');
+      });
+    }).catch(function () { setTick(entry.el, 'failed'); });
+  }
+
   function flushPending() {
     pending.forEach(function (p) {
-      if (sock && sock.send({ t: 'msg', id: p.id, text: p.text })) setTick(p.el, 'sent');
+      if (e2e && !p.frame) { if (chatId && welcomed) sealAndSend(p); return; }
+      if (sock && sock.send(p.frame || { t: 'msg', id: p.id, text: p.text })) setTick(p.el, 'sent');
     });
   }
 
@@ -475,12 +557,15 @@
       case 'chat': return onChatEvent(f);
       case 'error': return onError(f);
       case 'service': return onService(f);
+      case 'members': return onMembers(f);
+      case 'wrapped': return onWrapped(f);
       default: return undefined;
     }
   }
 
   function onWelcome(f) {
     welcomed = true;
+    renderE2E();
     backoff.reset();
     opening = false;
     chatId = f.chat;
@@ -519,6 +604,15 @@
   }
 
   function onMsg(f) {
+    if (f.c && !f.opened) {
+      // Opened in order, after any sealing queued before it (its key may be one we make).
+      openChain = openChain.then(function () { return openRelayed(f); }).then(function (text) {
+        f.text = text; f.opened = true; onMsg(f);
+      }, function () {
+        f.text = t('widget.e2e.unreadable'); f.opened = true; onMsg(f);
+      });
+      return;
+    }
     if (rendered.has(f.seq)) return;
     rendered.add(f.seq);
     if (f.seq > lastSeq) lastSeq = f.seq;
@@ -549,6 +643,80 @@
     if (f.seq >= replayUntil) flushNotes(Infinity);
     if (isOpen && !document.hidden) markSeen();
     else if (f.seq > seenSeq && f.from !== 'customer') { unread++; renderBadge(); }
+  }
+
+  function openRelayed(f) {
+    if (!e2e) return Promise.reject(new E.E2EError('no_keys'));
+    if (f.from === 'agent' && !e2e.known[f.dev]) return Promise.reject(new E.E2EError('unverified'));
+    var key = e2e.keys[f.e] || (e2e.pending && e2e.pending[f.e]);
+    if (!key) return Promise.reject(new E.E2EError('no_key'));
+    return E.openMessage(key, f, chatId, E.senderOf(f)).then(function (opened) { return opened.text; });
+  }
+
+  /* Who takes part now: verify each certificate against the pinned tenant key, wrap the
+   * chat key to members that lack it (with earlier epochs: they read the history), and
+   * re-key when a device that held the key is no longer a member. */
+  function onMembers(f) {
+    if (!e2e || f.chat !== chatId) return;
+    var now = Date.now() / 1000, ok = {}, refused = 0;
+    f.devices.forEach(function (d) {
+      try {
+        var c = E.verifyCertificate(e2e.tenantKey, d.cert, d.sig, now, cfg.tenant);
+        if (c.device !== d.device || c.agent !== d.agent) throw new E.E2EError('mismatch');
+        ok[d.device] = { cert: c, reason: d.reason };
+      } catch (e) { refused++; }
+    });
+    Object.keys(ok).forEach(function (dev) {
+      if (e2e.known[dev]) return;
+      e2e.known[dev] = ok[dev].cert.name;
+      systemLine(ok[dev].reason === 'watch'
+        ? t('widget.e2e.supervisor_joined', { name: ok[dev].cert.name })
+        : t('widget.e2e.verified_agent', { name: ok[dev].cert.name }), 'e2e-member');
+    });
+    showAlert(refused ? t('widget.e2e.refused_key') : '');
+    if (!e2e.keys[f.epoch]) { showAlert(t('widget.e2e.lost_key')); return; }
+    var holders = new Set(f.holders);
+    var removed = f.holders.some(function (d) { return !ok[d]; });
+    var epoch = f.epoch, keys = Object.assign({}, e2e.keys);
+    var members = Object.keys(ok);
+    var needing = members;
+    if (removed) { epoch = f.epoch + 1; keys[epoch] = nacl.randomBytes(32); }
+    else needing = members.filter(function (d) { return !holders.has(d); });
+    if (!needing.length && !removed) { save(); return; }
+    var joining = needing.filter(function (d) { return !holders.has(d); });
+    var wrap = { t: 'wrap', id: P.newId(), rekey: removed, epoch: epoch, keys: needing.map(function (d) {
+      return { device: d, k: E.wrapChatKey(keys[epoch], ok[d].cert.pk, chatId, epoch) };
+    }) };
+    if (joining.length) {
+      wrap.older = {};
+      Object.keys(keys).map(Number).filter(function (e) { return e < epoch; }).forEach(function (e) {
+        wrap.older[String(e)] = joining.map(function (d) {
+          return { device: d, k: E.wrapChatKey(keys[e], ok[d].cert.pk, chatId, e) };
+        });
+      });
+    }
+    // In the chain: a message sealed before this goes under the epoch the gateway knows;
+    // a new epoch is adopted once the gateway stored it (`wrapped`). Refused or lost (the
+    // socket dropped): the next member list, after the reconnect, decides again.
+    var state = e2e;  // this chat's state, even if the customer starts a new chat meanwhile
+    sealChain = sealChain.then(function () { state.pending = keys; return sendWrap(wrap); })
+      .then(function () { state.keys = keys; state.pending = null; if (state === e2e) save(); },
+        function () { state.pending = null; /* see above */ });
+  }
+
+  var wrapWaiters = new Map();  // wrap id -> {resolve, reject}
+  function sendWrap(wrap) {
+    return new Promise(function (resolve, reject) {
+      if (!sock || !sock.send(wrap)) { reject(new E.E2EError('offline')); return; }
+      wrapWaiters.set(wrap.id, { resolve: resolve, reject: reject });
+      setTimeout(function () {
+        if (wrapWaiters.delete(wrap.id)) reject(new E.E2EError('timeout'));
+      }, 15000);
+    });
+  }
+  function onWrapped(f) {
+    var waiter = wrapWaiters.get(f.id);
+    if (waiter) { wrapWaiters.delete(f.id); waiter.resolve(f); }
   }
 
   function onAck(f) {
@@ -613,6 +781,12 @@
   }
 
   function onError(f) {
+    if (f.ref && wrapWaiters.has(f.ref)) {  // a wrap the gateway refused (stale member list)
+      var waiter = wrapWaiters.get(f.ref);
+      wrapWaiters.delete(f.ref);
+      waiter.reject(new E.E2EError(f.code));
+      return;
+    }
     if (f.code === 'resume_refused') {
       forget();
       chatId = null;
@@ -669,8 +843,14 @@
     var id = P.newId();
     var el = bubble('me', text, Date.now() / 1000, null);
     bubbles.set(id, el);
-    pending.set(id, { id: id, text: text, el: el });
+    var entry = { id: id, text: text, el: el, frame: null };
+    pending.set(id, entry);
     setTick(el, 'sending');
+    if (e2e) {
+      if (chatId && welcomed) sealAndSend(entry);  // else sealed once the chat exists
+      else if (!sock) connect();
+      return;
+    }
     if (sock && welcomed) {
       if (sock.send({ t: 'msg', id: id, text: text })) setTick(el, 'sent');
     } else if (!sock) {

@@ -12,6 +12,7 @@ from aiohttp import web
 from auth.roles import Permission, Principal
 from gateway.bus.base import BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.chats import ChatError
+from gateway.e2e import SealedBody
 from gateway.governance.approvals import ApprovalError
 from gateway.governance.wiring import governance_of
 from gateway.helpdesk_inbox import HelpdeskInbox
@@ -20,8 +21,10 @@ from gateway.protocol import (
     Accept,
     AgentClose,
     AgentMsg,
+    AgentSealedMsg,
     AgentTyping,
     ChatEvent,
+    ChatKeys,
     CloseCode,
     FrameError,
     History,
@@ -30,6 +33,7 @@ from gateway.protocol import (
     Pong,
     QueueRequest,
     Ready,
+    ReportMsg,
     Transfer,
     Unwatch,
     Watch,
@@ -37,7 +41,7 @@ from gateway.protocol import (
 )
 from gateway.services import SERVICES, STORE_UNAVAILABLE_REASON, Services, serve_connection
 from gateway.sessions import AgentContext, token_from_request
-from gateway.store.base import Chat, StoreUnavailable
+from gateway.store.base import Chat, E2EDevice, StoreUnavailable
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
@@ -53,8 +57,18 @@ event was missed or an agent disabled directly in the store."""
 class AgentSession:
     """One agent connection: several chats, the tenant queue, supervisor extras."""
 
-    def __init__(self, conn: SecureConnection, svc: Services, ctx: AgentContext, ip: str) -> None:
+    def __init__(
+        self,
+        conn: SecureConnection,
+        svc: Services,
+        ctx: AgentContext,
+        ip: str,
+        device: E2EDevice | None = None,
+    ) -> None:
         self.conn = conn
+        # The certified e2e device this socket speaks for: it receives that device's
+        # wrapped chat keys and writes e2e messages as that device (issue 13).
+        self.device = device
         self.svc = svc
         self.ctx = ctx
         self.ip = ip
@@ -110,6 +124,10 @@ class AgentSession:
             ):
                 return
             frame = event.frame
+            if isinstance(frame, ChatKeys) and (
+                self.device is None or frame.device != self.device.id
+            ):
+                return  # another device's keys (useless here, but none of this socket's business)
             if isinstance(frame, Msg) and frame.chat is not None:
                 self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
                 return
@@ -136,7 +154,16 @@ class AgentSession:
         await self.conn.subscribe(chat_topic(chat_id), self._on_event)
         if frame is not None:
             self.conn.send(frame)
+        await self._send_keys(chat_id)
         await self.feed.replay(chat_id)  # the history the new owner has not seen yet
+
+    async def _send_keys(self, chat_id: str) -> None:
+        """e2e: the chat keys already wrapped to this socket's device (before the history
+        they open); keys wrapped later arrive as ``ckeys`` on the chat topic."""
+        if self.device is not None:
+            keys = await self.svc.e2e.keys_for(chat_id, self.device.id)
+            if keys is not None:
+                self.conn.send(keys)
 
     def _schedule_snapshot(self) -> None:
         if self._snapshot_pending:
@@ -165,7 +192,13 @@ class AgentSession:
         await self.conn.subscribe(agent_topic(p.agent_id), self._on_event)
         await self.conn.subscribe(tenant_topic(p.tenant_id), self._on_event)
         self.conn.send(
-            Ready(agent=agent.id, name=agent.display_name, role=agent.role, tenant=agent.tenant_id)
+            Ready(
+                agent=agent.id,
+                name=agent.display_name,
+                role=agent.role,
+                tenant=agent.tenant_id,
+                device=self.device.id if self.device is not None else None,
+            )
         )
         snapshot = await self.svc.chats.queue_snapshot(p)
         for entry in snapshot.mine:
@@ -175,6 +208,7 @@ class AgentSession:
             # continue from what is stored now.
             self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
+            await self._send_keys(entry.chat)
         self.conn.send(snapshot)
         self._spawn(self._watch_session())
         try:
@@ -258,11 +292,27 @@ class AgentSession:
                 self.conn.send(outcome.ack)
             if outcome.notice is not None:
                 self.conn.send(outcome.notice)
+        elif isinstance(frame, AgentSealedMsg):
+            device = self._require_device()
+            if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
+                return
+            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device.id)
+            sealed = await chats.post_agent_sealed(p, frame.chat, frame.id, body)
+            if sealed.ack is not None:
+                self.conn.send(sealed.ack)
+        elif isinstance(frame, ReportMsg):
+            if frame.chat is None or (
+                frame.chat not in self.chats and frame.chat not in self.watching
+            ):
+                raise ChatError("not_found", "report a message of a chat you take part in")
+            chat = await chats.chat_of(p.tenant_id, frame.chat)
+            self.conn.send(await chats.report(chat, frame, reporter=p.agent_id, ip=self.ip))
         elif isinstance(frame, AgentTyping):
             await chats.typing(
                 frame.chat, p.tenant_id, "agent", frame.on, self.conn.conn_id, principal=p
             )
         elif isinstance(frame, Accept):
+            await self._e2e_ready(frame.chat)
             chat = await chats.accept(p, frame.chat)
             if chat.id not in self.chats:
                 await self._join(chat.id, None)
@@ -273,6 +323,7 @@ class AgentSession:
         elif isinstance(frame, AgentClose):
             await chats.close(frame.chat, p.tenant_id, by="agent", principal=p, reason=frame.reason)
         elif isinstance(frame, Watch):
+            await self._e2e_ready(frame.chat)
             await self._approved("transcript.read", frame.chat)
             chat, history = await chats.watch(p, frame.chat, self.ip)
             self.watching.add(chat.id)
@@ -285,6 +336,7 @@ class AgentSession:
             self.watching.discard(frame.chat)
             if frame.chat not in self.chats:
                 self.conn.unsubscribe(chat_topic(frame.chat))
+            await chats.unwatch(p, frame.chat)
         elif isinstance(frame, QueueRequest):
             self.conn.send(await chats.queue_snapshot(p))
         elif isinstance(frame, History):
@@ -308,6 +360,23 @@ class AgentSession:
                 await self._send_notes(known)
         elif isinstance(frame, Ping):
             self.conn.send(Pong())
+
+    def _require_device(self) -> E2EDevice:
+        if self.device is None:
+            raise ChatError(
+                "e2e_device_required",
+                "end-to-end chats need a certified device (open the console on one)",
+            )
+        return self.device
+
+    async def _e2e_ready(self, chat_id: str) -> None:
+        """An e2e chat is taken or watched only from a socket with a certified device:
+        without one the agent could read nothing and the customer would wait."""
+        if self.device is None and len(chat_id) <= 128:
+            chat = await self.svc.store.get_chat(chat_id)
+            if chat is not None and chat.tenant_id == self.principal.tenant_id:
+                if chat.mode == "e2e":
+                    self._require_device()
 
     async def _send_notes(self, chat: Chat) -> None:
         inbox = HelpdeskInbox(self.svc.store, self.svc.chats.keys, self.svc.clock)
@@ -357,7 +426,11 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
 
     async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:
         await conn.handshake(svc.guard.advertised_limits())
-        session = AgentSession(conn, svc, ctx, ip)
+        device_id = request.query.get("device", "")
+        device = None
+        if 0 < len(device_id) <= 64:  # an uncertified or foreign device is simply none
+            device = await svc.e2e.usable_device(ctx.agent.id, device_id)
+        session = AgentSession(conn, svc, ctx, ip, device)
         with contextlib.suppress(asyncio.CancelledError):
             await session.run()
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -132,9 +132,11 @@ class SecureConnection:
 
     # ------------------------------------------------------------------ handshake
 
-    async def handshake(self, limits: dict[str, Any]) -> Key:
+    async def handshake(
+        self, limits: dict[str, Any], mode: Literal["inspect", "e2e"] = "inspect"
+    ) -> Key:
         """Send the signed hello, wait for ``key``, derive the channel. Returns the key frame
-        (it may carry ``resume``)."""
+        (it may carry ``resume``). ``mode``: the tenant's mode for new chats (customers)."""
         sid = secrets.token_urlsafe(12)
         ephemeral = EphemeralKey.generate()
         hello = Hello(
@@ -142,7 +144,7 @@ class SecureConnection:
             sid=sid,
             server_pk=ephemeral.public_b64,
             sig=self._identity.sign_hello(sid, ephemeral.public_b64),
-            mode="inspect",
+            mode=mode,
             limits=limits,
         )
         await self.ws.send_frame(encode(hello), WSMsgType.TEXT)

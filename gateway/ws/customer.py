@@ -9,12 +9,14 @@ from aiohttp import web
 
 from gateway.bus.base import BusEvent, chat_topic, customers_topic
 from gateway.chats import ChatError, OpenedChat
+from gateway.e2e import SealedBody, e2e_config
 from gateway.protocol import (
     ChatEvent,
     CloseCode,
     CustomerClose,
     CustomerConsent,
     CustomerMsg,
+    CustomerSealedMsg,
     CustomerTyping,
     FrameError,
     Key,
@@ -22,8 +24,11 @@ from gateway.protocol import (
     Open,
     Ping,
     Pong,
+    ReportMsg,
     Service,
     Welcome,
+    WrapKeys,
+    Wrapped,
     decode_customer,
 )
 from gateway.services import SERVICES, Services, serve_connection
@@ -88,6 +93,9 @@ class CustomerSession:
                 consent=consent.version if consent is not None else None,
             )
         )
+        members = await self.svc.chats.members(chat)
+        if members is not None:  # e2e: who to wrap the chat key to, before the history
+            self.conn.send(members)
         await self.feed.replay(chat.id)
 
     async def run(self, key: Key) -> None:
@@ -147,6 +155,23 @@ class CustomerSession:
                 self.conn.send(outcome.ack)
             if outcome.notice is not None:
                 self.conn.send(outcome.notice)
+        elif isinstance(frame, CustomerSealedMsg):
+            if not await self.svc.guard.customer_message(
+                self.conn, self.tenant_id, chat_id, self.ip, frame.id
+            ):
+                return
+            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e)
+            sealed = await chats.post_customer_sealed(
+                self.tenant_id, chat_id, frame.id, body, self.chat
+            )
+            if sealed.ack is not None:
+                self.conn.send(sealed.ack)
+        elif isinstance(frame, WrapKeys):
+            await chats.wrap_keys(self.chat, frame)
+            if frame.id is not None:
+                self.conn.send(Wrapped(id=frame.id, epoch=frame.epoch))
+        elif isinstance(frame, ReportMsg):
+            self.conn.send(await chats.report(self.chat, frame, reporter="customer", ip=self.ip))
         elif isinstance(frame, CustomerTyping):
             await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)
         elif isinstance(frame, CustomerConsent):
@@ -176,7 +201,9 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
         return tenant.id
 
     async def body(conn: SecureConnection, tenant_id: str, ip: str) -> None:
-        key = await conn.handshake(svc.guard.advertised_limits())
+        tenant = await svc.tenants.get(tenant_id)
+        mode = e2e_config(tenant).mode if tenant is not None else "inspect"
+        key = await conn.handshake(svc.guard.advertised_limits(), mode)
         session = CustomerSession(conn, svc, tenant_id, ip)
         try:
             await session.run(key)

@@ -33,6 +33,8 @@ JS_FILES = [
     "i18n.js",
     "ui.js",
     "protocol.js",
+    "e2e.js",
+    "e2e_admin.js",
 ]
 HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html", "invite.html"]
 PLURAL = re.compile(r"_(zero|one|two|few|many|other)$")
@@ -217,6 +219,7 @@ def _language(text: str) -> bool:
         "notify.js",
         "invite.js",
         "history.js",
+        "e2e_admin.js",
     ],
 )
 def test_no_hard_coded_user_visible_strings_in_js(name):
