@@ -325,16 +325,27 @@ async def _drive_gateway(
             await agent.connect()
             await agent.accept(welcome.chat)
             pairs.append(_gateway_pair(customer, agent))
-        if warmup:
-            await drive(pairs, warmup, window, "warm")
-        figures = await drive(pairs, messages, window, "run")
-        for c in clients:
-            c.drain()
-        return figures
+        return await _measure(pairs, clients, messages, window, warmup)
     finally:
-        for c in clients:
-            with contextlib.suppress(Exception):
-                await c.aclose()
+        await _close_all(clients)
+
+
+async def _measure(
+    pairs: list[Pair], clients: list[Any], messages: int, window: int, warmup: int
+) -> Figures:
+    """Warm up, then the measured run; the clients' unread frames are dropped after."""
+    if warmup:
+        await drive(pairs, warmup, window, "warm")
+    figures = await drive(pairs, messages, window, "run")
+    for c in clients:
+        c.drain()
+    return figures
+
+
+async def _close_all(clients: list[Any]) -> None:
+    for c in clients:
+        with contextlib.suppress(Exception):
+            await c.aclose()
 
 
 async def setup_e2e(svc: Any, n: int) -> dict[str, Any]:
@@ -441,16 +452,9 @@ async def _drive_e2e(
             await agent.accept(welcome.chat)
             await agent.keys_ready(welcome.chat)
             pairs.append(_e2e_pair(customer, agent, welcome.chat))
-        if warmup:
-            await drive(pairs, warmup, window, "warm")
-        figures = await drive(pairs, messages, window, "run")
-        for c in clients:
-            c.drain()
-        return figures
+        return await _measure(pairs, clients, messages, window, warmup)
     finally:
-        for c in clients:
-            with contextlib.suppress(Exception):
-                await c.aclose()
+        await _close_all(clients)
 
 
 def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:

@@ -59,6 +59,7 @@ from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
 from gateway.store.base import (
     Agent,
+    AppendResult,
     Chat,
     ChatClosed,
     NewMessage,
@@ -341,6 +342,13 @@ class ChatService:
         """``chat`` is the connection's view of its chat (kept current by bus events); it
         saves a read per message. A chat it believes closed is re-read to be sure, and the
         store refuses appends to erased chats regardless."""
+        chat = await self._customer_writable(tenant_id, chat_id, chat)
+        _check_plain(chat)
+        return await self._post(chat, "customer", msg_id, text, agent=None)
+
+    async def _customer_writable(self, tenant_id: str, chat_id: str, chat: Chat | None) -> Chat:
+        """The chat a customer writes to, if they may: open, and consented when the
+        tenant's notice requires it (``chat_closed``, ``consent_required``)."""
         if chat is None or chat.state == "closed" or chat.tenant_id != tenant_id:
             chat = await self._chat(chat_id, tenant_id)
         if chat.state == "closed":
@@ -350,8 +358,15 @@ class ChatService:
             if notice is not None and notice.required:
                 # Not stored, not acked: the widget shows the notice and re-sends.
                 raise ChatError("consent_required", "accept the privacy notice before writing")
-        _check_plain(chat)
-        return await self._post(chat, "customer", msg_id, text, agent=None)
+        return chat
+
+    async def _agent_writable(self, principal: Principal, chat_id: str) -> Chat:
+        """The chat an agent writes to, if it is active and assigned to them."""
+        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
+        chat = await self._chat(chat_id, principal.tenant_id)
+        if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        return chat
 
     async def record_consent(self, tenant_id: str, chat: Chat, version: int) -> Consent:
         """The customer accepted notice ``version`` (it must be the current one): stored
@@ -385,10 +400,7 @@ class ChatService:
     async def post_agent_message(
         self, principal: Principal, chat_id: str, msg_id: str, text: str
     ) -> PostOutcome:
-        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
-        chat = await self._chat(chat_id, principal.tenant_id)
-        if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
-            raise ChatError("not_assigned", "accept the chat before writing to it")
+        chat = await self._agent_writable(principal, chat_id)
         _check_plain(chat)
         return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
 
@@ -412,14 +424,7 @@ class ChatService:
         self, tenant_id: str, chat_id: str, msg_id: str, body: SealedBody, chat: Chat | None
     ) -> PostOutcome:
         """An e2e message from the customer's end (``emsg``): stored and relayed as is."""
-        if chat is None or chat.state == "closed" or chat.tenant_id != tenant_id:
-            chat = await self._chat(chat_id, tenant_id)
-        if chat.state == "closed":
-            raise ChatError("chat_closed", "this conversation is closed")
-        if chat.consent_sealed is None and self.notices is not None:
-            notice = await self.notices.current(tenant_id)
-            if notice is not None and notice.required:
-                raise ChatError("consent_required", "accept the privacy notice before writing")
+        chat = await self._customer_writable(tenant_id, chat_id, chat)
         return await self._post_sealed(chat, "customer", msg_id, body, agent=None)
 
     async def post_agent_sealed(
@@ -427,10 +432,7 @@ class ChatService:
     ) -> PostOutcome:
         """An e2e message from an agent's console; ``body.dev`` is the socket's certified
         device (checked by the caller)."""
-        _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
-        chat = await self._chat(chat_id, principal.tenant_id)
-        if chat.state != "active" or chat.assigned_agent_id != principal.agent_id:
-            raise ChatError("not_assigned", "accept the chat before writing to it")
+        chat = await self._agent_writable(principal, chat_id)
         return await self._post_sealed(chat, "agent", msg_id, body, agent=principal.agent_id)
 
     async def _post_sealed(
@@ -453,26 +455,20 @@ class ChatService:
         if key is None:
             raise ChatError("not_found", "no such chat")
         stored_id = seal_msg_id(key, chat.id, msg_id)
-        try:
-            result = await self.store.append_message(
-                NewMessage(
-                    chat_id=chat.id,
-                    msg_id=stored_id,
-                    sender=sender,
-                    ts=self.clock(),
-                    body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
-                    sender_agent_id=agent,
-                    policy=dict(E2E_POLICY),
-                ),
-                None,
-            )
-        except ChatClosed:
-            raise ChatError("chat_closed", "this conversation is closed") from None
-        except NotFound:
-            raise ChatError("not_found", "no such chat") from None
+        result = await self._append(
+            chat,
+            NewMessage(
+                chat_id=chat.id,
+                msg_id=stored_id,
+                sender=sender,
+                ts=self.clock(),
+                body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
+                sender_agent_id=agent,
+                policy=dict(E2E_POLICY),
+            ),
+            None,
+        )
         stored = result.message
-        if sender == "agent" and chat.first_response_at is None and not result.duplicate:
-            await self._first_response(chat, stored.ts)
         frame = await self._frame(key, chat.id, stored)
         # Published again for a duplicate too: the storing node may have died first.
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
@@ -481,6 +477,23 @@ class ChatService:
             notice=None,
             duplicate=result.duplicate,
         )
+
+    async def _append(
+        self, chat: Chat, message: NewMessage, builder: EventBuilder | None
+    ) -> AppendResult:
+        """Store a message (both modes) and note an agent's first reply."""
+        try:
+            result = await self.store.append_message(message, builder)
+        except ChatClosed:
+            # The service's view was stale (closed on another node or a moment ago): the
+            # store checked the state in the append's own transaction and wrote nothing.
+            raise ChatError("chat_closed", "this conversation is closed") from None
+        except NotFound:
+            raise ChatError("not_found", "no such chat") from None
+        first = chat.first_response_at is None and not result.duplicate
+        if message.sender == "agent" and first:
+            await self._first_response(chat, result.message.ts)
+        return result
 
     async def _frame(self, key: bytes, chat_id: str, m: StoredMessage) -> Msg:
         """A stored message as the ``msg`` frame readers get (e2e: ciphertext fields and
@@ -639,30 +652,22 @@ class ChatService:
             engine.for_audience(text, decision, "plugin") or "",
             policy_meta,
         )
-        try:
-            result = await self.store.append_message(
-                NewMessage(
-                    chat_id=chat.id,
-                    msg_id=stored_id,
-                    sender=sender,
-                    ts=now,
-                    body_sealed=seal_text(key, chat.id, stored_id, decision.text),
-                    sender_agent_id=agent,
-                    policy=policy_meta,
-                ),
-                builder,
-            )
-        except ChatClosed:
-            # The service's view was stale (closed on another node or a moment ago): the
-            # store checked the state in the append's own transaction and wrote nothing.
-            raise ChatError("chat_closed", "this conversation is closed") from None
-        except NotFound:
-            raise ChatError("not_found", "no such chat") from None
+        result = await self._append(
+            chat,
+            NewMessage(
+                chat_id=chat.id,
+                msg_id=stored_id,
+                sender=sender,
+                ts=now,
+                body_sealed=seal_text(key, chat.id, stored_id, decision.text),
+                sender_agent_id=agent,
+                policy=policy_meta,
+            ),
+            builder,
+        )
         stored = result.message
         if builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
-        if sender == "agent" and chat.first_response_at is None and not result.duplicate:
-            await self._first_response(chat, stored.ts)
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
         frame = Msg(
             seq=stored.seq,

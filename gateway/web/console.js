@@ -212,6 +212,7 @@ function onFrame(f) {
     case 'error': onError(f); break;
     case 'service': onService(f); break;
     case 'ckeys': onChatKeys(f); break;
+    case 'reported': onReported(f); break;
     default: break;
   }
 }
@@ -570,7 +571,9 @@ function onMsg(f) {
   chat.lastSeq = Math.max(chat.lastSeq, f.seq);
   if (f.from === 'customer') {
     chat.dom.typing.hidden = true;
-    bubble(chat, 'them', f.text, f.ts, customerName(chat.info)).querySelector('.who').classList.add('cust');
+    const el = bubble(chat, 'them', f.text, f.ts, customerName(chat.info));
+    el.querySelector('.who').classList.add('cust');
+    if (f.fk) el.querySelector('.meta').appendChild(reportButton(chat, f));
   } else if (f.from === 'agent') {
     const own = f.id && chat.bubbles.get(f.id);
     if (own) {
@@ -812,8 +815,26 @@ function openSealed(chat, f) {
   }
   state.chain = state.chain
     .then(() => E.openMessage(state.keys[f.e], f, chat.id, E.senderOf(f)))
-    .then((opened) => { f.text = opened.text; }, () => { f.text = t('console.e2e.unreadable'); })
+    .then((opened) => { f.text = opened.text; f.fk = opened.fk; }, () => { f.text = t('console.e2e.unreadable'); })
     .then(() => { f.opened = true; onMsg(f); });
+}
+
+/* Report an e2e message to the supervisors: revealing its text and franking key lets the
+ * gateway verify that exactly this was sent, without having read it before. */
+function reportButton(chat, f) {
+  const button = h('button', { class: 'link-btn report', type: 'button', title: t('console.e2e.report_hint') }, t('console.e2e.report'));
+  button.addEventListener('click', () => {
+    if (!window.confirm(t('console.e2e.report_confirm'))) return;
+    button.disabled = true;
+    send({ t: 'report', chat: chat.id, seq: f.seq, text: f.text, fk: f.fk, gt: f.gt, reason: 'abuse' });
+  });
+  return button;
+}
+
+function onReported(f) {
+  const chat = S.chats.get(f.chat);
+  const text = f.verified ? t('console.e2e.reported') : t('console.e2e.report_failed');
+  if (chat) line(chat, text, f.verified ? 'notice' : 'notice blocked'); else toast(text);
 }
 
 /* ------------------------------------------------------------------ canned */

@@ -559,6 +559,7 @@
       case 'service': return onService(f);
       case 'members': return onMembers(f);
       case 'wrapped': return onWrapped(f);
+      case 'reported': return onReported(f);
       default: return undefined;
     }
   }
@@ -606,8 +607,8 @@
   function onMsg(f) {
     if (f.c && !f.opened) {
       // Opened in order, after any sealing queued before it (its key may be one we make).
-      openChain = openChain.then(function () { return openRelayed(f); }).then(function (text) {
-        f.text = text; f.opened = true; onMsg(f);
+      openChain = openChain.then(function () { return openRelayed(f); }).then(function (opened) {
+        f.text = opened.text; f.fk = opened.fk; f.opened = true; onMsg(f);
       }, function () {
         f.text = t('widget.e2e.unreadable'); f.opened = true; onMsg(f);
       });
@@ -635,7 +636,8 @@
         clearTimeout(offlineTimer);
         setStatus(t('widget.status.chatting_with', { name: agentName }));
       }
-      bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
+      var said = bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
+      if (f.fk) said.querySelector('.meta').appendChild(reportButton(f));
     } else {
       systemLine(f.text, null, true);  // stored server-side: it comes back by itself
     }
@@ -650,7 +652,7 @@
     if (f.from === 'agent' && !e2e.known[f.dev]) return Promise.reject(new E.E2EError('unverified'));
     var key = e2e.keys[f.e] || (e2e.pending && e2e.pending[f.e]);
     if (!key) return Promise.reject(new E.E2EError('no_key'));
-    return E.openMessage(key, f, chatId, E.senderOf(f)).then(function (opened) { return opened.text; });
+    return E.openMessage(key, f, chatId, E.senderOf(f));
   }
 
   /* Who takes part now: verify each certificate against the pinned tenant key, wrap the
@@ -717,6 +719,21 @@
   function onWrapped(f) {
     var waiter = wrapWaiters.get(f.id);
     if (waiter) { wrapWaiters.delete(f.id); waiter.resolve(f); }
+  }
+
+  /* Report an agent's e2e message: its text and franking key go to the gateway, which
+   * checks them against what it relayed and alerts the company's supervisors. */
+  function reportButton(f) {
+    var button = h('button', { type: 'button', class: 'link-btn report', title: t('widget.e2e.report_hint') }, t('widget.e2e.report'));
+    button.addEventListener('click', function () {
+      if (!window.confirm(t('widget.e2e.report_confirm'))) return;
+      button.disabled = true;
+      if (sock) sock.send({ t: 'report', seq: f.seq, text: f.text, fk: f.fk, gt: f.gt, reason: 'abuse' });
+    });
+    return button;
+  }
+  function onReported(f) {
+    systemLine(f.verified ? t('widget.e2e.reported') : t('widget.e2e.report_failed'), 'notice');
   }
 
   function onAck(f) {

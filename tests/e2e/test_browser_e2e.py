@@ -111,6 +111,20 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "stored")
         await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "stored")
 
+        # Message franking: either end reports a message; the gateway verifies it.
+        ana.once("dialog", lambda d: d.accept())
+        await pane.locator(".msg.them .report").first.click()
+        await expect(pane.locator(".log")).to_contain_text(
+            "Reported: the supervisors received the verified message."
+        )
+        customer.once("dialog", lambda d: d.accept())
+        await customer.locator(".msg.agent .report").first.click()
+        await expect(customer.locator(".log")).to_contain_text("Report sent")
+        flags = await gateway.svc.store.list_flags("demo")
+        assert sorted(f.seq for f in flags) == [1, 3] and all(
+            f.kinds == ["report:abuse"] for f in flags
+        )
+
         # A supervisor watching is shown to the customer and reads the whole chat.
         active = sue.locator(".queue-item", has_text="Ana")
         await active.locator("button", has_text="Watch").click()
