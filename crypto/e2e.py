@@ -158,8 +158,11 @@ class TenantSigningKey:
 
     def certify(self, cert: DeviceCertificate) -> SignedCertificate:
         body = cert.body()
-        sig = self._key.sign(CERT_CONTEXT + body.encode("utf-8")).signature
-        return SignedCertificate(body=body, sig=b64encode(sig))
+        return SignedCertificate(body=body, sig=self.sign_body(body))
+
+    def sign_body(self, body: str) -> str:
+        """The base64 signature of a certificate text as sent (any JSON the signer wrote)."""
+        return b64encode(self._key.sign(CERT_CONTEXT + body.encode("utf-8")).signature)
 
 
 def verify_certificate(

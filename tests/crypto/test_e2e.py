@@ -126,10 +126,7 @@ def test_certificates_refuse_another_key_a_changed_body_expiry_and_another_tenan
     assert code(verify_key=tenant.verify_key, signed=junk, now=NOW) == "malformed"
     not_a_cert = tenant.certify(_cert(pk))  # re-signed body that is not a v1 certificate
     body = not_a_cert.body.replace('"v":1', '"v":2')
-    resigned = SignedCertificate(
-        body,
-        b64encode(tenant._key.sign(b"cipherdesk/v1/device-cert|" + body.encode()).signature),
-    )
+    resigned = SignedCertificate(body, tenant.sign_body(body))
     assert code(verify_key=tenant.verify_key, signed=resigned, now=NOW) == "malformed"
 
 

@@ -23,7 +23,15 @@ SMOKE_RUNS = int(os.environ.get("CIPHERDESK_FUZZ_SMOKE_RUNS", "3000"))
 
 
 def test_every_parser_of_outside_bytes_has_a_harness() -> None:
-    assert HARNESSES == ["config", "frames", "identity", "plugin_config", "policy", "sealed"]
+    assert HARNESSES == [
+        "config",
+        "e2e",
+        "frames",
+        "identity",
+        "plugin_config",
+        "policy",
+        "sealed",
+    ]
 
 
 @pytest.mark.parametrize("name", HARNESSES)
