@@ -1208,6 +1208,7 @@ class ChatService:
                 state=chat.state,
                 agent=await self.agent_name(chat.assigned_agent_id),
                 handled=chat.id in handled,
+                e2e=chat.mode == "e2e",
                 **await self._profile_summary(chat),
             )
             rows.append(QueueRow(entry, chat.state, chat.assigned_agent_id))

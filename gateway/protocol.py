@@ -420,6 +420,7 @@ class QueueEntry(Frame):
     name: str | None = None
     topic: str | None = None
     handled: bool = False  # the tenant's helpdesk marked the chat handled (inbound API)
+    e2e: bool = False  # end-to-end encrypted: the console needs a certified device
 
 
 class QueueSnapshot(Frame, tag_field="t", tag="queue"):

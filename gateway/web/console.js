@@ -460,7 +460,8 @@ function toggleTransfer(chat) {
 function renderChatHeader(chat) {
   const c = chat.dom;
   const info = chat.info || {};
-  clear(c.title).append(customerName(info), ' ', verifiedBadge(!!info.verified));
+  clear(c.title).append(customerName(info), ' ', verifiedBadge(!!info.verified),
+    info.e2e ? h('span', { class: 'tag e2e-tag', title: t('console.e2e.chat_hint'), text: t('console.e2e.chat_tag') }) : null);
   c.log.querySelectorAll('.who.cust').forEach((el) => { el.textContent = customerName(info); });
   clear(c.meta).append(
     info.topic ? t('console.meta_topic', { topic: info.topic }) + ' · ' : '',

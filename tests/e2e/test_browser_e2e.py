@@ -105,6 +105,7 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
         await expect(pane.locator(".msg.them .text")).to_have_text(
             ["My card is 4111 1111 1111 1111, before anyone joined"]
         )
+        await expect(pane.locator(".e2e-tag")).to_have_text("End-to-end")
         await customer_says(customer, "我的地址是上海市浦东新区世纪大道100号")
         await agent_says(ana, "收到，马上处理")
         await expect(customer.locator(".msg.agent .text")).to_have_text(["收到，马上处理"])
