@@ -588,6 +588,13 @@ class ChatService:
                 chat_topic(chat.id), BusEvent(kind="frame", frame=members, audience="customer")
             )
 
+    async def member_devices_changed(self, tenant_id: str, agent_id: str) -> None:
+        """An agent's devices changed (one revoked): the customers of their open e2e chats
+        get a fresh member list, so their ends re-key without the revoked device."""
+        for chat in await self.store.list_chats(tenant_id, states=("active",), agent_id=agent_id):
+            if chat.mode == "e2e":
+                await self._announce_members(chat)
+
     async def wrap_keys(self, chat: Chat, frame: WrapKeys) -> None:
         """Store the customer's wrapped chat keys and hand them to the devices' consoles."""
         if chat.mode != "e2e" or self.e2e is None:

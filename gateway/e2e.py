@@ -246,25 +246,26 @@ class E2EService:
         )
         return await self.store.get_e2e_device(device.id) or device
 
-    async def revoke(self, principal: Principal, device_id: str) -> bool:
-        """An admin revokes any device of the tenant; an agent their own."""
+    async def revoke(self, principal: Principal, device_id: str) -> E2EDevice | None:
+        """An admin revokes any device of the tenant; an agent their own. Returns the
+        revoked device (None: unknown, not theirs, or revoked already)."""
         device = await self.store.get_e2e_device(device_id)
         if device is None or device.tenant_id != principal.tenant_id:
-            return False
+            return None
         if device.agent_id != principal.agent_id and not principal.can(
             Permission.AGENT_MANAGE, principal.tenant_id
         ):
-            return False
-        done = await self.store.revoke_e2e_device(device.id, device.tenant_id, self.clock())
-        if done:
-            await self.auditor.record(
-                "e2e.device_revoked",
-                tenant_id=device.tenant_id,
-                actor=principal.agent_id,
-                target=device.id,
-                agent=device.agent_id,
-            )
-        return done
+            return None
+        if not await self.store.revoke_e2e_device(device.id, device.tenant_id, self.clock()):
+            return None
+        await self.auditor.record(
+            "e2e.device_revoked",
+            tenant_id=device.tenant_id,
+            actor=principal.agent_id,
+            target=device.id,
+            agent=device.agent_id,
+        )
+        return device
 
     async def usable_device(self, agent_id: str, device_id: str) -> E2EDevice | None:
         """The agent's device if it is certified, current and not revoked."""

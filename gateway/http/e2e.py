@@ -238,8 +238,11 @@ async def certify_device(request: web.Request, ctx: AgentContext) -> web.Respons
 async def revoke_device(request: web.Request, ctx: AgentContext) -> web.Response:
     """``DELETE /api/e2e/devices/{device_id}``."""
     svc = services_of(request)
-    if not await svc.e2e.revoke(ctx.principal, _device_id(request)):
+    device = await svc.e2e.revoke(ctx.principal, _device_id(request))
+    if device is None:
         raise ApiError(404, "not_found", "no such device")
+    # The agent's open e2e chats: their customers' ends re-key without this device.
+    await svc.chats.member_devices_changed(device.tenant_id, device.agent_id)
     return web.json_response({"ok": True})
 
 

@@ -604,3 +604,31 @@ async def test_redis_and_postgres_carry_only_ciphertext(
         assert b"4111 1111" not in raw and "世纪大道".encode() not in raw
         for client in (customer, agent):
             await client.aclose()
+
+
+async def test_a_revoked_device_is_keyed_out_of_open_chats(e2e: E2ETenant) -> None:
+    """An admin revokes an agent's device mid-chat: the customer's end gets a member list
+    without it and re-keys, so what follows is not readable with the keys it held."""
+    ana = await e2e.staff("ana@example.com")
+    customer, chat = await e2e.chat_with(ana)
+    await customer.send_text("before the revocation")
+    assert ana.read(await _msg(ana, 1, chat)).text == "before the revocation"
+    device_id = e2e.devices["ana@example.com"][0]
+    customer.drain()
+    async with e2e.http.delete(
+        f"{e2e.gw.base}/api/e2e/devices/{device_id}", headers=e2e.admin
+    ) as r:
+        assert r.status == 200
+    await customer.wait_for(lambda f: isinstance(f, Members) and not f.devices)
+    await customer.members_settled()
+    assert customer.secrets.epoch == 2
+    assert (await e2e.gw.svc.store.get_chat(chat)).e2e_epoch == 2
+    await customer.send_text("after the revocation")
+    after = await _msg(ana, 2, chat)
+    assert after.e == 2
+    with pytest.raises(E2EError, match="no chat key"):
+        ana.read(after)
+    audit = await e2e.gw.svc.store.query_audit(action="e2e.device_revoked", limit=5)
+    assert [a.target for a in audit] == [device_id]
+    for client in (customer, ana):
+        await client.aclose()
