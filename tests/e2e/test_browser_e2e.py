@@ -357,3 +357,33 @@ async def test_admin_page_sets_the_mode_and_lists_device_keys(browser, gateway, 
     finally:
         for c in (ctx, ctx_a):
             await c.close()
+
+
+async def test_a_pinned_widget_never_chats_in_the_clear(browser, gateway):
+    """A page pins a tenant key but the gateway says the tenant is in inspect mode (a
+    downgrade): the widget refuses to open a chat, says so, and sends nothing."""
+    pin = TenantSigningKey.generate().verify_key
+    # The company's markup pins the key: the attribute is set on the embed tag as the
+    # parser inserts it, before the (async) widget script runs. (A page served through a
+    # route would be a "public" page to Chromium's local-network checks.)
+    pin_markup = (
+        "new MutationObserver((_, obs) => {"
+        "  const tag = document.querySelector('script[data-tenant]');"
+        f"  if (tag) {{ tag.setAttribute('data-tenant-key', '{pin}'); obs.disconnect(); }}"
+        "}).observe(document, { childList: true, subtree: true });"
+    )
+    ctx, page = await new_page(browser)
+    try:
+        await page.add_init_script(pin_markup)
+        await page.goto(gateway.base_url + "/demo")
+        assert await page.get_attribute("script[data-tenant]", "data-tenant-key") == pin
+        await page.click("#cipherdesk-widget >> .launcher")
+        await page.fill("#cdw-name", "Ada")
+        await page.click(".prechat button[type=submit]")
+        await expect(page.locator(".alert")).to_contain_text(
+            "this page requires end-to-end encryption"
+        )
+        assert await gateway.svc.store.list_chats("demo") == []
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
