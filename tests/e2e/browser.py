@@ -73,6 +73,10 @@ DOC_SHOTS = frozenset(
         "admin-agents-zh-CN",
         "widget-paused-zh-CN",
         "widget-zh-TW",
+        "widget-e2e",
+        "console-e2e",
+        "widget-e2e-refused-zh",
+        "admin-e2e-zh-cn",
     }
 )
 
