@@ -1478,7 +1478,11 @@ class ChatService:
                     customer=await self._customer_for(chat, "export"),
                     messages=[
                         ExportedMessage(
-                            seq=m["seq"], sender=m["sender"], ts=m["ts"], text=m["text"]
+                            seq=m["seq"],
+                            sender=m["sender"],
+                            ts=m["ts"],
+                            text=m.get("text", ""),
+                            e2e=bool(m.get("e2e")),
                         )
                         for m in transcript
                     ],
@@ -1525,6 +1529,8 @@ class ExportedMessage:
     sender: str
     ts: float
     text: str
+    # End-to-end encrypted: the gateway holds no key, so ``text`` is empty.
+    e2e: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1561,6 +1567,7 @@ class CustomerExport:
                     "customer": c.customer,
                     "messages": [
                         {"seq": m.seq, "from": m.sender, "ts": m.ts, "text": m.text}
+                        | ({"e2e": True} if m.e2e else {})
                         for m in c.messages
                     ],
                 }

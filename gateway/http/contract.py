@@ -324,6 +324,8 @@ class ExportedMessageOut(Strict):
     from_: str = field(name="from")
     ts: float
     text: str
+    e2e: bool = False
+    """End-to-end encrypted: the gateway cannot read it, ``text`` is empty."""
 
 
 class ExportedChatOut(Strict):

@@ -307,7 +307,7 @@
         var line = el('p');
         line.appendChild(el('strong', t('widget.export.sender.' + m.sender, { defaultValue: m.sender }) + ' · ' + I.dateTime(m.ts)));
         line.appendChild(doc.createElement('br'));
-        line.appendChild(doc.createTextNode(m.text));
+        line.appendChild(doc.createTextNode(m.e2e ? t('widget.export.e2e_message') : m.text));
         section.appendChild(line);
       });
       doc.body.appendChild(section);

@@ -632,3 +632,25 @@ async def test_a_revoked_device_is_keyed_out_of_open_chats(e2e: E2ETenant) -> No
     assert [a.target for a in audit] == [device_id]
     for client in (customer, ana):
         await client.aclose()
+
+
+async def test_a_customer_export_lists_e2e_messages_without_text(e2e: E2ETenant) -> None:
+    """Right of access: the gateway exports what it holds -- for an e2e chat, that the
+    messages exist and when, never text it cannot read (and no error)."""
+    agent = await e2e.staff("ana@example.com")
+    customer, chat = await e2e.chat_with(agent)
+    await customer.send_text(SECRET)
+    await agent.send_text(chat, "好的")
+    token = customer.resume_info.token
+    async with e2e.http.post(
+        f"{e2e.gw.base}/api/customers/export", json={"chat_token": token}, headers=e2e.admin
+    ) as r:
+        assert r.status == 200, await r.text()
+        export = await r.json()
+    (exported,) = export["chats"]
+    assert [(m["from"], m["text"], m["e2e"]) for m in exported["messages"]] == [
+        ("customer", "", True),
+        ("agent", "", True),
+    ]
+    for client in (customer, agent):
+        await client.aclose()
