@@ -99,6 +99,8 @@ class TranscriptMessage(Struct, forbid_unknown_fields=True):
     text: str
     ts: float
     agent: str | None
+    e2e: bool = False
+    """End-to-end encrypted: the gateway cannot read it, ``text`` is empty."""
 
 
 class Transcript(Struct, forbid_unknown_fields=True):
@@ -259,7 +261,9 @@ async def read_transcript(request: web.Request, ctx: AgentContext) -> web.Respon
             "transcript.opened", tenant_id=p.tenant_id, actor=p.agent_id, target=chat.id, ip=ip
         )
     messages = [
-        TranscriptMessage(seq=m.seq, sender=m.sender, text=m.text, ts=m.ts, agent=m.agent)
+        TranscriptMessage(
+            seq=m.seq, sender=m.sender, text=m.text, ts=m.ts, agent=m.agent, e2e=m.c is not None
+        )
         for m in history
     ]
     return struct_json(Transcript(chat=await _summary(svc, chat), messages=messages))

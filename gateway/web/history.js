@@ -97,7 +97,7 @@ async function openTranscript(chatId) {
     if (m.sender === 'system') { log.append(h('p', { class: 'sys', text: m.text })); continue; }
     const who = m.sender === 'customer' ? (c.customer || t('history.anonymous')) : (m.agent || t('common.agent'));
     log.append(h('div', { class: 'msg ' + (m.sender === 'customer' ? 'them' : 'agent') },
-      rich(h('span', { class: 'text' }), m.text),
+      rich(h('span', { class: 'text' }), m.e2e ? t('console.e2e.history_message') : m.text),
       h('span', { class: 'meta' }, h('span', { class: 'who', text: who }), h('span', { class: 'time', text: clock(m.ts) }))));
   }
   if (!data.messages.length) log.append(h('p', { class: 'sys', text: t('history.no_messages') }));

@@ -654,3 +654,18 @@ async def test_a_customer_export_lists_e2e_messages_without_text(e2e: E2ETenant)
     ]
     for client in (customer, agent):
         await client.aclose()
+
+
+async def test_the_history_transcript_marks_e2e_messages(e2e: E2ETenant) -> None:
+    """The read-only history of a closed e2e chat lists its messages as e2e, without text."""
+    agent = await e2e.staff("ana@example.com")
+    customer, chat = await e2e.chat_with(agent)
+    await customer.send_text(SECRET)
+    await agent.close_chat(chat)
+    headers = bearer(e2e.gw.tokens["ana@example.com"])
+    async with e2e.http.get(f"{e2e.gw.base}/api/history/chats/{chat}", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        transcript = await r.json()
+    assert [(m["text"], m["e2e"]) for m in transcript["messages"]] == [("", True)]
+    for client in (customer, agent):
+        await client.aclose()
