@@ -55,7 +55,8 @@ Errors (JSON ``{"error": {"code", "message"}}``): 401 ``bad_signature`` (missing
 wrong signature or token; also unknown tenant/plugin), 409 ``replayed`` (signature or
 event id already used), 400 ``stale_event`` (token mode: ``ts`` outside the window),
 400 ``bad_request``, 404 ``not_found`` (chat), 409 ``chat_closed``, 409 ``too_many_notes``,
-413 ``too_large``, 415 ``unsupported_media_type``.
+409 ``e2e_required`` (a reply into an end-to-end chat: the helpdesk holds no chat key;
+internal notes are still accepted), 413 ``too_large``, 415 ``unsupported_media_type``.
 """
 
 from __future__ import annotations
