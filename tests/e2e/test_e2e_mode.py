@@ -29,6 +29,7 @@ from auth.roles import Permission, Principal, Role
 from crypto.e2e import DeviceCertificate, E2EError, TenantSigningKey
 from crypto.encoding import b64encode
 from gateway.api_tokens import api_tokens
+from gateway.chats import ChatError
 from gateway.protocol import (
     Accept,
     Ack,
@@ -391,6 +392,12 @@ async def test_what_an_e2e_chat_refuses(e2e: E2ETenant) -> None:
             5,
         )
     assert plain_agent.value.code == "e2e_required"
+    # A helpdesk holds no chat key either: its replies are refused the same way.
+    with pytest.raises(ChatError) as helpdesk:
+        await e2e.gw.svc.chats.post_helpdesk_reply(
+            "demo", chat, "h-1", "hello from the helpdesk", plugin="zendesk", name="Zoe"
+        )
+    assert helpdesk.value.code == "e2e_required"
     # An agent without a certified device can neither take nor be given the chat.
     with pytest.raises(ServerError) as no_device:
         await ana.transfer(chat, to_agent=e2e.gw.ids["pat@example.com"])
