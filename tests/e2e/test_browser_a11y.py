@@ -69,7 +69,16 @@ async def test_axe_widget_console_admin(browser, gateway, locale):
         await expect(customer.locator(".msg.agent")).to_have_count(1)
         problems["console chat"] = await axe_problems(admin)
         problems["widget chat"] = await axe_problems(customer)
-        for section in ["agents", "tenant", "policy", "plugins", "audit", "emergency", "embed"]:
+        for section in [
+            "agents",
+            "tenant",
+            "policy",
+            "plugins",
+            "audit",
+            "emergency",
+            "embed",
+            "e2e",
+        ]:
             await admin.goto(gateway.base_url + "/admin#" + section)
             await expect(admin.locator("main h1")).not_to_be_empty()
             await admin.wait_for_load_state("networkidle")

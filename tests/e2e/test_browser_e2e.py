@@ -22,6 +22,7 @@ from tests.e2e.browser import (
     open_widget,
     screenshot,
 )
+from tests.e2e.test_browser_a11y import a11y_page, axe_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -387,3 +388,35 @@ async def test_a_pinned_widget_never_chats_in_the_clear(browser, gateway):
         assert page.js_errors == [], page.js_errors
     finally:
         await ctx.close()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+async def test_axe_on_an_e2e_chat(browser, gateway, locale):
+    """axe-core finds no serious/critical problem in the widget and the console of an e2e
+    chat (badge, verified-agent lines, report buttons, the device pill and chat tag)."""
+    signing = await _e2e_tenant(gateway)
+    email = f"axe-{locale.lower()}@example.com"
+    await gateway.agent(email, name="Ana")
+    ctx_a, ana = await a11y_page(browser, locale)
+    ctx_c, customer = await a11y_page(browser, locale)
+    try:
+        await login_console(ana, gateway, email)
+        await _certify_console(gateway, ana, email, signing)
+        await customer.goto(gateway.base_url + "/demo")
+        await customer.click("#cipherdesk-widget >> .launcher")
+        await customer.fill("#cdw-name", "Ada")
+        await customer.click(".prechat button[type=submit]")
+        await customer_says(customer, "hello")
+        await ana.locator(".queue-item button.primary").click()
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .report")).to_have_count(1)
+        await agent_says(ana, "hi")
+        await expect(customer.locator(".msg.agent .report")).to_have_count(1)
+        problems = {
+            "widget e2e": await axe_problems(customer),
+            "console e2e": await axe_problems(ana),
+        }
+    finally:
+        for ctx in (ctx_a, ctx_c):
+            await ctx.close()
+    assert {k: v for k, v in problems.items() if v} == {}
