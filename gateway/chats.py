@@ -244,6 +244,7 @@ class ChatService:
             queue=queue,
             resume_token_hash=hash_token(token),
             verified=identity is not None,
+            queued_at=now,
             mode="e2e" if e2e else "inspect",
             e2e_epoch=1 if e2e else 0,  # the customer's end made epoch 1's key at open
         )
@@ -1210,7 +1211,7 @@ class ChatService:
             entry = QueueEntry(
                 chat=chat.id,
                 queue=chat.queue,
-                waiting_since=chat.created_at,
+                waiting_since=chat.queued_at if chat.queued_at is not None else chat.created_at,
                 verified=chat.verified,
                 state=chat.state,
                 agent=await self.agent_name(chat.assigned_agent_id),

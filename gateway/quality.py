@@ -410,12 +410,12 @@ class SlaWatch:
         raised = 0
         due = await self._store.sla_due(tenant.id, queue_cutoff, reply_cutoff, SLA_BATCH)
         for f in due:
-            if f.accepted_at is None:
+            if f.state == "queued":  # waiting since the open or since sent back to a queue
                 rule, bit, kind = SLA_RULES["sla_queue_wait"], SLA_QUEUE_BIT, "queue_wait"
-                waited, target = now - f.created_at, policy.queue_wait_sla
+                waited, target = now - f.waiting_since, policy.queue_wait_sla
             else:
                 rule, bit, kind = SLA_RULES["sla_first_response"], SLA_REPLY_BIT, "first_response"
-                waited, target = now - f.accepted_at, policy.first_response_sla
+                waited, target = now - (f.accepted_at or now), policy.first_response_sla
             if not await self._store.mark_sla_alerted(f.chat_id, bit):
                 continue  # another node raised it
             self._on_breach(kind)

@@ -23,7 +23,7 @@ MARK_SLA = "UPDATE chats SET sla_alerted = sla_alerted | ? WHERE id = ? AND (sla
 
 _FACT_COLS = (
     "id, queue, state, assigned_agent_id, created_at, accepted_at, first_response_at,"
-    " closed_at, transfers, csat, sla_alerted"
+    " closed_at, transfers, csat, sla_alerted, queued_at"
 )
 FACTS = (
     f"SELECT {_FACT_COLS} FROM chats"
@@ -36,13 +36,14 @@ personal data)."""
 SLA_DUE = (
     f"SELECT {_FACT_COLS} FROM chats"
     " WHERE tenant_id = ? AND state IN ('queued', 'active') AND NOT erased AND ("
-    "(accepted_at IS NULL AND created_at <= ? AND (sla_alerted & 1) = 0)"
-    " OR (accepted_at IS NOT NULL AND first_response_at IS NULL AND accepted_at <= ?"
+    "(state = 'queued' AND COALESCE(queued_at, created_at) <= ? AND (sla_alerted & 1) = 0)"
+    " OR (state = 'active' AND first_response_at IS NULL AND accepted_at <= ?"
     " AND (sla_alerted & 2) = 0))"
     " ORDER BY created_at, id LIMIT ?"
 )
-"""Open chats past an SLA cutoff without its alert: still waiting for a first accept since
-before the queue cutoff, or accepted before the reply cutoff and not yet answered."""
+"""Open chats past an SLA cutoff without its alert: waiting in a queue since before the
+queue cutoff (since the open, or since a transfer sent it back: the queue bit is re-armed
+then), or taken before the reply cutoff and not yet answered."""
 
 REOPENED = (
     "SELECT DISTINCT a.chat_id AS chat_id FROM customer_keys a"
@@ -72,4 +73,5 @@ def facts(r: Row) -> QualityFacts:
         transfers=int(r["transfers"]),
         csat=r["csat"],
         sla_alerted=int(r["sla_alerted"]),
+        queued_at=r["queued_at"],
     )

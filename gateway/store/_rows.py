@@ -61,7 +61,7 @@ CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
     " accepted_at, consent_sealed, first_response_at, transfers, rated_at,"
-    " csat_comment_sealed, sla_alerted, mode, e2e_epoch"
+    " csat_comment_sealed, sla_alerted, mode, e2e_epoch, queued_at"
 )
 MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, policy"
 FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
@@ -248,6 +248,7 @@ def chat(r: Row) -> Chat:
         sla_alerted=int(r["sla_alerted"]),
         mode=r["mode"],
         e2e_epoch=int(r["e2e_epoch"]),
+        queued_at=r["queued_at"],
     )
 
 

@@ -250,6 +250,9 @@ class Chat:
     # "inspect" or "e2e" (issue 13), fixed at open; e2e chats store ciphertext only.
     mode: str = "inspect"
     e2e_epoch: int = 0  # current chat-key epoch (``add_e2e_wraps``), 0 before any key
+    # When it last started waiting in a queue (open, or sent back by a transfer); None in
+    # rows before migration 0016 (= created_at). Moved only by ``assign_chat``.
+    queued_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -556,6 +559,11 @@ class QualityFacts:
     transfers: int
     csat: int | None
     sla_alerted: int
+    queued_at: float | None = None  # last (re)queued; None before 0016 (= created_at)
+
+    @property
+    def waiting_since(self) -> float:
+        return self.queued_at if self.queued_at is not None else self.created_at
 
 
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None

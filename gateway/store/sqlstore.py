@@ -504,7 +504,7 @@ class SqlStore(SqlGovernance):
     ) -> None:
         def program() -> Program[None]:
             yield write(
-                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(23)})",
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(24)})",
                 chat.id,
                 chat.tenant_id,
                 chat.state,
@@ -528,6 +528,7 @@ class SqlStore(SqlGovernance):
                 chat.sla_alerted,
                 chat.mode,
                 chat.e2e_epoch,
+                chat.queued_at,
             )
             yield write(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
@@ -610,8 +611,13 @@ class SqlStore(SqlGovernance):
         if not from_states:
             return None
         if agent_id is None:
-            sets = "state = 'queued', assigned_agent_id = NULL, queue = COALESCE(?, queue)"
-            args: list[Any] = [queue]
+            # Back in a queue: the queue wait is timed anew and its SLA alert (bit 1 of
+            # sla_alerted) armed again.
+            sets = (
+                "state = 'queued', assigned_agent_id = NULL, queue = COALESCE(?, queue),"
+                " queued_at = ?, sla_alerted = sla_alerted & ~1"
+            )
+            args: list[Any] = [queue, now]
         else:
             sets = (
                 "state = 'active', assigned_agent_id = ?, queue = COALESCE(?, queue),"

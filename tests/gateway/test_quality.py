@@ -352,3 +352,43 @@ async def test_quality_settings_are_bounded(gw) -> None:
             assert r.status == 400, bad
     async with http.get(f"{base}/api/governance/settings", headers=admin) as r:
         assert (await r.json())["settings"]["quality"]["queue_wait_sla_seconds"] == 180
+
+
+async def test_a_chat_sent_back_to_the_queue_is_timed_again(gw) -> None:
+    """A transfer back to a queue re-arms the queue-wait SLA: the wait is timed from the
+    moment it was re-queued (also the console's 'waiting since'), and alerts once more."""
+    http, base, svc, clock = gw
+    admin = await _token(http, base, svc, clock, "admin")
+    async with http.put(
+        f"{base}/api/governance/settings",
+        json={"quality": {"queue_wait_sla_seconds": 120, "first_response_sla_seconds": 0}},
+        headers=admin,
+    ) as r:
+        assert r.status == 200
+    for worker in svc.workers:
+        if isinstance(worker, SlaWatch):
+            await worker.stop()
+    breaches: list[str] = []
+    watch = SlaWatch(svc.store, svc.governance.alerts, svc.clock, on_breach=breaches.append)
+    ana = await _staff(svc, "Ana")
+    chat = (await svc.chats.open_chat("demo")).chat
+    assert chat.queued_at == chat.created_at
+    clock.advance(130)
+    assert await watch.run_once() == 1  # the first wait
+    await svc.chats.accept(ana, chat.id)
+    clock.advance(300)
+    await svc.chats.transfer(ana, chat.id, to_agent=None, to_queue="default")
+    requeued = await svc.store.get_chat(chat.id)
+    assert requeued is not None and requeued.queued_at == clock.now
+    snapshot = await svc.chats.queue_snapshot(ana)
+    (entry,) = [e for e in snapshot.chats if e.chat == chat.id]
+    assert entry.waiting_since == clock.now  # not the open: the console shows this wait
+    clock.advance(119)
+    assert await watch.run_once() == 0  # timed from the re-queue, not from the open
+    clock.advance(2)
+    assert await watch.run_once() == 1
+    assert await watch.run_once() == 0
+    assert breaches == ["queue_wait", "queue_wait"]  # counted twice (Prometheus)
+    # The alert list keeps one alert per rule, chat and window (the engine's de-duplication).
+    alerts = [a for a in await svc.store.list_alerts("demo") if a.rule == "sla_queue_wait"]
+    assert [a.subject for a in alerts] == [chat.id]
