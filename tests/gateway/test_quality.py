@@ -244,20 +244,30 @@ async def test_reopen_within_the_window_counts_the_same_customer_only(gw) -> Non
     assert body["total"]["reopened"] == 2
 
 
-async def test_sla_alerts_fire_once_per_chat_and_target(gw) -> None:
+async def _sla_watch(
+    gw, *, queue_wait: int, first_response: int
+) -> tuple[dict[str, str], SlaWatch, list[str]]:
+    """The tenant's SLA targets set over HTTP by an admin, and a watch of the test's own
+    (the node's would race the test's rounds); returns the admin's headers, the watch and
+    the list its breaches are counted into."""
     http, base, svc, clock = gw
     admin = await _token(http, base, svc, clock, "admin")
+    targets = {"queue_wait_sla_seconds": queue_wait, "first_response_sla_seconds": first_response}
     async with http.put(
-        f"{base}/api/governance/settings",
-        json={"quality": {"queue_wait_sla_seconds": 120, "first_response_sla_seconds": 60}},
-        headers=admin,
+        f"{base}/api/governance/settings", json={"quality": targets}, headers=admin
     ) as r:
         assert r.status == 200
-    for worker in svc.workers:  # the node's own watch would race this test's rounds
+    for worker in svc.workers:
         if isinstance(worker, SlaWatch):
             await worker.stop()
     breaches: list[str] = []
     watch = SlaWatch(svc.store, svc.governance.alerts, svc.clock, on_breach=breaches.append)
+    return admin, watch, breaches
+
+
+async def test_sla_alerts_fire_once_per_chat_and_target(gw) -> None:
+    http, base, svc, clock = gw
+    admin, watch, breaches = await _sla_watch(gw, queue_wait=120, first_response=60)
     ana = await _staff(svc, "Ana")
     chat = (await svc.chats.open_chat("demo")).chat
 
@@ -357,19 +367,8 @@ async def test_quality_settings_are_bounded(gw) -> None:
 async def test_a_chat_sent_back_to_the_queue_is_timed_again(gw) -> None:
     """A transfer back to a queue re-arms the queue-wait SLA: the wait is timed from the
     moment it was re-queued (also the console's 'waiting since'), and alerts once more."""
-    http, base, svc, clock = gw
-    admin = await _token(http, base, svc, clock, "admin")
-    async with http.put(
-        f"{base}/api/governance/settings",
-        json={"quality": {"queue_wait_sla_seconds": 120, "first_response_sla_seconds": 0}},
-        headers=admin,
-    ) as r:
-        assert r.status == 200
-    for worker in svc.workers:
-        if isinstance(worker, SlaWatch):
-            await worker.stop()
-    breaches: list[str] = []
-    watch = SlaWatch(svc.store, svc.governance.alerts, svc.clock, on_breach=breaches.append)
+    _http, _base, svc, clock = gw
+    _admin, watch, breaches = await _sla_watch(gw, queue_wait=120, first_response=0)
     ana = await _staff(svc, "Ana")
     chat = (await svc.chats.open_chat("demo")).chat
     assert chat.queued_at == chat.created_at
