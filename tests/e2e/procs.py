@@ -30,11 +30,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.app import IDENTITY_FILE
 from gateway.keyfiles import load_or_create_identity
+from gateway.protocol import Ack
+from gateway.sdk.client import ClosedError
 from tests.services import free_port
 
 #: What ``cipherdesk serve`` says when its port is taken (gateway/cli/main.py ``_check_port``).
@@ -323,3 +327,34 @@ async def login(node_url: str, email: str, password: str, totp_secret: str) -> s
             # A code is accepted once per time step: wait for the next one and retry.
             await asyncio.sleep(30 - time.time() % 30 + 0.2)
         raise RuntimeError(f"login failed: {resp.status} {body}")
+
+
+async def stream_then_kill(
+    customer: Any, node: Node, text: Callable[[int], str], *, count: int, min_acks: int
+) -> tuple[dict[str, int], list[str]]:
+    """The customer sends ``count`` messages (ids ``c-0000``…) without pausing; once at
+    least ``min_acks`` are acked the node is SIGKILLed mid-stream. Returns the acks received
+    before the kill (id -> seq) and every id the customer tried to send."""
+    acks: dict[str, int] = {}
+    sent: list[str] = []
+
+    async def stream() -> None:
+        for i in range(count):
+            msg_id = f"c-{i:04d}"
+            sent.append(msg_id)
+            try:
+                result = await customer.send_text(text(i), msg_id=msg_id, timeout=10)
+            except (ClosedError, ConnectionError, TimeoutError):
+                return
+            if isinstance(result, Ack):
+                acks[result.id] = result.seq
+
+    streamer = asyncio.create_task(stream())
+    for _ in range(2000):
+        if len(acks) >= min_acks or streamer.done():
+            break
+        await asyncio.sleep(0.01)
+    node.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(streamer, 15)
+    return dict(acks), sent

@@ -9,13 +9,11 @@ order, with its acked sequence number.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from gateway.protocol import Ack, Msg
-from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
-from tests.e2e.procs import Cluster, login
+from gateway.sdk.client import AgentClient, CustomerClient
+from tests.e2e.procs import Cluster, login, stream_then_kill
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -42,29 +40,9 @@ async def test_sigkill_mid_conversation_loses_no_acked_message(tmp_path: Path) -
         await agent.accept(welcome.chat)
         await agent.send_text(welcome.chat, "hi, how can I help?")
 
-        acks: dict[str, int] = {}
-        sent: list[str] = []
-
-        async def stream() -> None:
-            for i in range(400):
-                msg_id = f"c-{i:04d}"
-                sent.append(msg_id)
-                try:
-                    result = await customer.send_text(f"line {i}", msg_id=msg_id, timeout=10)
-                except (ClosedError, ConnectionError, TimeoutError):
-                    return
-                if isinstance(result, Ack):
-                    acks[result.id] = result.seq
-
-        streamer = asyncio.create_task(stream())
-        for _ in range(2000):  # mid-conversation: some acked, more in flight
-            if len(acks) >= 40 or streamer.done():
-                break
-            await asyncio.sleep(0.01)
-        node.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(streamer, 15)
-        acked_before_kill = dict(acks)
+        acked_before_kill, sent = await stream_then_kill(
+            customer, node, lambda i: f"line {i}", count=400, min_acks=40
+        )
         assert len(acked_before_kill) >= 40
         await agent.aclose()
 

@@ -4,8 +4,6 @@ survives, once, with its seq, and still opens at the agent's end after the resta
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from pathlib import Path
 
@@ -15,9 +13,8 @@ import nacl.public
 from crypto.e2e import DeviceCertificate, TenantSigningKey
 from crypto.encoding import b64encode
 from gateway.protocol import Ack
-from gateway.sdk.client import ClosedError
 from gateway.sdk.e2e import E2EAgentClient, E2ECustomerClient
-from tests.e2e.procs import Cluster, login
+from tests.e2e.procs import Cluster, login, stream_then_kill
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -98,29 +95,9 @@ async def test_sigkill_mid_e2e_chat_loses_no_acked_message(tmp_path: Path) -> No
         await agent.accept(welcome.chat)
         await agent.keys_ready(welcome.chat)
 
-        acks: dict[str, int] = {}
-        sent: list[str] = []
-
-        async def stream() -> None:
-            for i in range(300):
-                msg_id = f"c-{i:04d}"
-                sent.append(msg_id)
-                try:
-                    result = await customer.send_text(f"密文 {i}", msg_id=msg_id, timeout=10)
-                except (ClosedError, ConnectionError, TimeoutError):
-                    return
-                if isinstance(result, Ack):
-                    acks[result.id] = result.seq
-
-        streamer = asyncio.create_task(stream())
-        for _ in range(2000):
-            if len(acks) >= 30 or streamer.done():
-                break
-            await asyncio.sleep(0.01)
-        node.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(streamer, 15)
-        acked_before_kill = dict(acks)
+        acked_before_kill, _sent = await stream_then_kill(
+            customer, node, lambda i: f"密文 {i}", count=300, min_acks=30
+        )
         assert len(acked_before_kill) >= 30
         await agent.aclose()
 
