@@ -30,7 +30,15 @@ from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.customers import CustomerKeys, CustomerKind
-from gateway.e2e import E2E_POLICY, E2ERefused, E2EService, SealedBody, e2e_config, franking_sender
+from gateway.e2e import (
+    E2E_POLICY,
+    E2ERefused,
+    E2EService,
+    SealedBody,
+    e2e_config,
+    franking_sender,
+    is_sealed,
+)
 from gateway.helpdesk_inbox import HelpdeskInbox
 from gateway.notices import Consent, NoticeBook
 from gateway.plugin_host import EventBuilder, PluginHost
@@ -502,7 +510,7 @@ class ChatService:
         msg_id = open_msg_id(key, chat_id, m.msg_id)
         text = open_text(key, chat_id, m.msg_id, m.body_sealed)
         agent = await self.agent_name(m.sender_agent_id)
-        if m.policy.get("action") != E2E_POLICY["action"] or self.e2e is None:
+        if not is_sealed(m) or self.e2e is None:
             return Msg(
                 seq=m.seq, sender=m.sender, text=text, ts=m.ts, id=msg_id, chat=chat_id, agent=agent
             )
@@ -542,7 +550,7 @@ class ChatService:
         key = await self.keys.get(chat.id)
         batch = await self.store.messages_after(chat.id, frame.seq - 1) if frame.seq else []
         stored = batch[0] if batch and batch[0].seq == frame.seq else None
-        if key is None or stored is None or stored.policy.get("action") != "e2e":
+        if key is None or stored is None or not is_sealed(stored):
             raise ChatError("not_found", "no such message")
         msg_id = open_msg_id(key, chat.id, stored.msg_id)
         body = SealedBody.loads(open_text(key, chat.id, stored.msg_id, stored.body_sealed))
@@ -581,9 +589,9 @@ class ChatService:
         return await self.e2e.members(chat)
 
     async def _announce_members(self, chat: Chat) -> None:
-        """Tell the customer's end who takes part now, so it wraps keys (or re-keys)."""
-        fresh = await self.store.get_chat(chat.id)
-        members = await self.members(fresh) if fresh is not None else None
+        """Tell the customer's end who takes part now, so it wraps keys (or re-keys).
+        ``chat`` is as the caller just read or updated it (nothing for inspect chats)."""
+        members = await self.members(chat)
         if members is not None:
             await self.bus.publish(
                 chat_topic(chat.id), BusEvent(kind="frame", frame=members, audience="customer")
@@ -1211,7 +1219,7 @@ class ChatService:
             entry = QueueEntry(
                 chat=chat.id,
                 queue=chat.queue,
-                waiting_since=chat.queued_at if chat.queued_at is not None else chat.created_at,
+                waiting_since=chat.waiting_since,
                 verified=chat.verified,
                 state=chat.state,
                 agent=await self.agent_name(chat.assigned_agent_id),

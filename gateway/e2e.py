@@ -29,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
 from auth.roles import Permission, Principal
 from crypto.e2e import (
     CertificateError,
@@ -45,9 +43,7 @@ from crypto.envelope import Keyring
 from gateway.audit import Auditor
 from gateway.derived_keys import derived_secret, derived_secrets
 from gateway.protocol import ChatKeys, KeyForEpoch, MemberDevice, Members, WrapKeys
-from gateway.store.base import Agent, Chat, E2EDevice, Store, Tenant
-
-log = structlog.get_logger("cipherdesk.e2e")
+from gateway.store.base import Agent, Chat, E2EDevice, Store, StoredMessage, Tenant
 
 MODE_SETTING = "mode"
 VERIFY_KEY_SETTING = "e2e_verify_key"
@@ -117,6 +113,11 @@ class SealedBody:
     def loads(cls, text: str) -> SealedBody:
         data = json.loads(text)
         return cls(c=data["c"], fc=data["fc"], e=int(data["e"]), dev=data.get("dev"))
+
+
+def is_sealed(message: StoredMessage) -> bool:
+    """Whether a stored message is an e2e one (its body is a :class:`SealedBody`)."""
+    return message.policy.get("action") == E2E_POLICY["action"]
 
 
 def franking_sender(sender: str, device: str | None) -> str:
@@ -290,6 +291,13 @@ class E2EService:
 
     async def members(self, chat: Chat) -> Members:
         """Who takes part in ``chat`` now, with certified devices, for the customer's end."""
+        devices = await self.member_devices(chat)
+        holders = await self.store.e2e_wrapped_devices(chat.id, chat.e2e_epoch)
+        return Members(chat=chat.id, epoch=chat.e2e_epoch, devices=devices, holders=sorted(holders))
+
+    async def member_devices(self, chat: Chat) -> list[MemberDevice]:
+        """The certified devices of the agents taking part in ``chat`` now: the assigned
+        agent's and those of supervisors watching."""
         agents: list[tuple[str, str]] = []
         if chat.state == "active" and chat.assigned_agent_id is not None:
             agents.append((chat.assigned_agent_id, "assigned"))
@@ -308,16 +316,14 @@ class E2EService:
                         sig=d.signature or "",
                     )
                 )
-        holders = await self.store.e2e_wrapped_devices(chat.id, chat.e2e_epoch)
-        return Members(chat=chat.id, epoch=chat.e2e_epoch, devices=devices, holders=sorted(holders))
+        return devices
 
     async def accept_wraps(self, chat: Chat, frame: WrapKeys) -> list[ChatKeys]:
         """Store the customer's wrapped keys for member devices; returns one ``ckeys`` frame
         per device for the bus. Wraps for devices that are not members now are refused
         (``not_member``): the customer's end acts on a stale member list and will get a
         fresh one."""
-        members = await self.members(chat)
-        allowed = {d.device for d in members.devices}
+        allowed = {d.device for d in await self.member_devices(chat)}
         named = {w.device for w in frame.keys}
         for earlier in frame.older.values():
             named |= {w.device for w in earlier}
@@ -325,8 +331,8 @@ class E2EService:
             raise E2ERefused("not_member", "a wrapped key names a device that is not a member")
         older: list[tuple[int, str, str]] = []
         for epoch_text, wraps in frame.older.items():
-            epoch = _epoch(epoch_text)
-            if epoch is None or not 1 <= epoch < frame.epoch:
+            epoch = int(epoch_text)  # ASCII digits: the frame decoder checked
+            if not 1 <= epoch < frame.epoch:
                 raise E2ERefused("bad_epoch", "older keys must name earlier epochs")
             older += [(epoch, w.device, w.k) for w in wraps]
         if not await self.store.add_e2e_wraps(
@@ -352,10 +358,6 @@ class E2EService:
         return ChatKeys(
             chat=chat_id, device=device_id, keys=[KeyForEpoch(e=e, k=k) for e, k in wraps]
         )
-
-
-def _epoch(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 7 else None
 
 
 def _mismatch(cert: DeviceCertificate, device: E2EDevice, agent: Agent) -> str | None:

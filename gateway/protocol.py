@@ -39,6 +39,7 @@ Ciphertext = Annotated[str, Meta(min_length=40, max_length=32_000, pattern=r"^[A
 Mac = Annotated[str, Meta(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/=]+$")]
 Epoch = Annotated[int, Meta(ge=1, le=1_000_000)]
 WrappedKeyText = Annotated[str, Meta(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9+/=]+$")]
+EpochKey = Annotated[str, Meta(min_length=1, max_length=7, pattern=r"^[0-9]+$")]
 
 
 class Frame(Struct, kw_only=True, omit_defaults=True):
@@ -172,7 +173,7 @@ class WrapKeys(Frame, tag_field="t", tag="wrap"):
     epoch: Epoch
     keys: Annotated[list[WrappedKey], Meta(max_length=64)]
     older: Annotated[
-        dict[str, Annotated[list[WrappedKey], Meta(max_length=64)]], Meta(max_length=64)
+        dict[EpochKey, Annotated[list[WrappedKey], Meta(max_length=64)]], Meta(max_length=64)
     ] = {}
     id: Id | None = None
     rekey: bool = False

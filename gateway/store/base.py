@@ -254,6 +254,11 @@ class Chat:
     # rows before migration 0016 (= created_at). Moved only by ``assign_chat``.
     queued_at: float | None = None
 
+    @property
+    def waiting_since(self) -> float:
+        """When the current (or last) wait in a queue began."""
+        return self.queued_at if self.queued_at is not None else self.created_at
+
 
 @dataclass(slots=True)
 class StoredMessage:

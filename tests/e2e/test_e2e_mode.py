@@ -412,6 +412,17 @@ async def test_what_an_e2e_chat_refuses(e2e: E2ETenant) -> None:
     )
     stranger = await customer.wait_for(lambda f: isinstance(f, Error))
     assert stranger.code == "not_member"
+    # An epoch key that is not ASCII digits ("²" passes str.isdigit but not int()) is a
+    # malformed frame: close 1008 with the reason, not an internal error.
+    await customer.send(
+        WrapKeys(
+            epoch=2,
+            keys=[],
+            older={"²": []},  # type: ignore[dict-item]
+        )
+    )
+    code, reason = await customer.wait_closed(5)
+    assert code == 1008 and "key" in (reason or ""), (code, reason)
     for client in (customer, ana, plain):
         await client.aclose()
 
