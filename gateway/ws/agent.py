@@ -305,6 +305,10 @@ class AgentSession:
                 frame.chat not in self.chats and frame.chat not in self.watching
             ):
                 raise ChatError("not_found", "report a message of a chat you take part in")
+            # Audit row and flag per report: the message budget bounds them.
+            report_id = f"report-{frame.seq}"
+            if not await self.svc.guard.agent_message(self.conn, p.agent_id, report_id, frame.chat):
+                return
             chat = await chats.chat_of(p.tenant_id, frame.chat)
             self.conn.send(await chats.report(chat, frame, reporter=p.agent_id, ip=self.ip))
         elif isinstance(frame, AgentTyping):

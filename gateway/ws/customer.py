@@ -171,6 +171,13 @@ class CustomerSession:
             if frame.id is not None:
                 self.conn.send(Wrapped(id=frame.id, epoch=frame.epoch))
         elif isinstance(frame, ReportMsg):
+            # Each report writes an audit row (and a flag when verified): it spends the
+            # same budget as a message, so reports cannot flood supervisors.
+            report_id = f"report-{frame.seq}"
+            if not await self.svc.guard.customer_message(
+                self.conn, self.tenant_id, chat_id, self.ip, report_id
+            ):
+                return
             self.conn.send(await chats.report(self.chat, frame, reporter="customer", ip=self.ip))
         elif isinstance(frame, CustomerTyping):
             await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)

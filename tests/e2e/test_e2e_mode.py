@@ -40,6 +40,8 @@ from gateway.protocol import (
     Error,
     Members,
     Msg,
+    Notice,
+    ReportMsg,
     WrapKeys,
     WrappedKey,
 )
@@ -687,3 +689,41 @@ async def test_the_history_transcript_marks_e2e_messages(e2e: E2ETenant) -> None
     assert [(m["text"], m["e2e"]) for m in transcript["messages"]] == [("", True)]
     for client in (customer, agent):
         await client.aclose()
+
+
+async def test_reports_spend_the_message_budget(tmp_path: Path) -> None:
+    """Each report writes an audit row and, verified, a supervisor flag: reports spend the
+    chat's message budget, so a customer cannot flood the supervisors with them."""
+    limits = {"limits": {"messages_per_chat": "3/60s"}}
+    async with (
+        running_gateway(tmp_path, ratelimit=limits) as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        await gw.login("admin@example.com", role="admin")
+        admin = bearer(gw.tokens["admin@example.com"])
+        signing = TenantSigningKey.generate()
+        body = {"mode": "e2e", "verify_key": signing.verify_key}
+        async with http.put(f"{gw.base}/api/e2e", json=body, headers=admin) as r:
+            assert r.status == 200
+        tenant = E2ETenant(gw, http, signing, admin)
+        agent = await tenant.staff("ana@example.com")
+        customer, chat = await tenant.chat_with(agent)
+        await agent.send_text(chat, "a rude reply")
+        rude = await _msg(customer, 1)
+        await customer.send_text("hello")  # 1 of 3
+        assert (await customer.report(rude)).verified  # 2 of 3
+        assert (await customer.report(rude)).verified  # 3 of 3
+        await customer.send(
+            ReportMsg(
+                seq=rude.seq,
+                text="a rude reply",
+                fk=customer.read(rude).franking_key,
+                gt=rude.gt or "",
+            )
+        )
+        limited = await customer.wait_for(Notice)
+        assert (limited.action, limited.id) == ("limited", "report-1")
+        flags = [f for f in await gw.svc.store.list_flags("demo") if f.chat_id == chat]
+        assert len(flags) == 2
+        for client in (customer, agent):
+            await client.aclose()
