@@ -44,6 +44,7 @@ from crypto.encoding import EncodingError, b64decode, b64encode
 __all__ = [
     "CERT_CONTEXT",
     "KEY_FILE_KIND",
+    "POLICY_CONTEXT",
     "CertificateError",
     "DeviceCertificate",
     "E2EError",
@@ -61,6 +62,7 @@ __all__ = [
     "unwrap_chat_key",
     "verify_certificate",
     "verify_franking",
+    "verify_policy",
     "wrap_chat_key",
 ]
 
@@ -68,6 +70,10 @@ CERT_CONTEXT = b"cipherdesk/v1/device-cert|"
 WRAP_CONTEXT = b"cipherdesk/v1/chat-key|"
 FRANK_CONTEXT = b"cipherdesk/v1/frank|"
 GATEWAY_TAG_CONTEXT = b"cipherdesk/v1/frank-gateway|"
+POLICY_CONTEXT = b"cipherdesk/v1/end-policy|"
+"""Signature context of the end policy (gateway/policy/end.py): a certificate signature can
+never pass for a policy one, or the other way round."""
+MAX_POLICY_CHARS = 300_000
 CERT_VERSION = 1
 MESSAGE_VERSION = 1
 MAX_CERT_CHARS = 2048
@@ -164,6 +170,10 @@ class TenantSigningKey:
         """The base64 signature of a certificate text as sent (any JSON the signer wrote)."""
         return b64encode(self._key.sign(CERT_CONTEXT + body.encode("utf-8")).signature)
 
+    def sign_policy(self, body: str) -> str:
+        """The base64 signature of an end policy document's text, as sent."""
+        return b64encode(self._key.sign(POLICY_CONTEXT + body.encode("utf-8")).signature)
+
 
 def verify_certificate(
     verify_key: str, signed: SignedCertificate, *, now: float, tenant: str | None = None
@@ -188,6 +198,33 @@ def verify_certificate(
     if not cert.issued_at - 300 <= now < cert.expires_at:
         raise CertificateError("expired", "certificate not valid now")
     return cert
+
+
+def verify_policy(verify_key: str, body: str, sig: str, *, tenant: str) -> dict[str, Any]:
+    """The end policy document ``body`` if ``verify_key`` signed it for ``tenant``; else
+    :class:`CertificateError` (``malformed``, ``bad_signature``, ``wrong_tenant``). The
+    browser twin is ``CipherdeskE2E.verifyPolicy``; the widget runs only a document that
+    passes it against the key its page pins."""
+    if len(body) > MAX_POLICY_CHARS:
+        raise CertificateError("malformed", "policy document too long")
+    try:
+        key = nacl.signing.VerifyKey(b64decode(verify_key, expected_len=32))
+        raw_sig = b64decode(sig, expected_len=64)
+    except EncodingError as exc:
+        raise CertificateError("malformed", f"policy key or signature: {exc}") from None
+    try:
+        key.verify(POLICY_CONTEXT + body.encode("utf-8"), raw_sig)
+    except nacl.exceptions.BadSignatureError:
+        raise CertificateError("bad_signature", "not signed by the tenant key") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise CertificateError("malformed", "not a v1 end policy document")
+    if data.get("tenant") != tenant:
+        raise CertificateError("wrong_tenant", "policy of another tenant")
+    return data
 
 
 def _parse_certificate(body: str) -> DeviceCertificate:

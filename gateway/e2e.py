@@ -37,6 +37,7 @@ from crypto.e2e import (
     gateway_tag,
     verify_certificate,
     verify_franking,
+    verify_policy,
 )
 from crypto.encoding import EncodingError, b64decode
 from crypto.envelope import Keyring
@@ -47,6 +48,9 @@ from gateway.store.base import Agent, Chat, E2EDevice, Store, StoredMessage, Ten
 
 MODE_SETTING = "mode"
 VERIFY_KEY_SETTING = "e2e_verify_key"
+POLICY_SETTING = "e2e_policy"
+"""The end policy document the tenant's admins signed (``{"body", "sig"}``), which widgets
+pinning the tenant key run before sealing (gateway/policy/end.py)."""
 FRANKING_LABEL = "cipherdesk/e2e-franking/v1"
 """Label of the gateway's franking key (derived from the master key: every node agrees;
 tags made under a retired master key still verify while it is in the ring)."""
@@ -69,20 +73,52 @@ class E2ERefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class SignedPolicy:
+    """An end policy document as signed by the tenant key (``issued``: when it was made)."""
+
+    body: str
+    sig: str
+    issued: int
+
+
+@dataclass(frozen=True, slots=True)
 class E2EConfig:
     """A tenant's end-to-end settings."""
 
     mode: Mode
     verify_key: str | None
+    policy: SignedPolicy | None = None
 
 
 def e2e_config(tenant: Tenant) -> E2EConfig:
     mode = tenant.settings.get(MODE_SETTING, "inspect")
     key = tenant.settings.get(VERIFY_KEY_SETTING)
+    stored = tenant.settings.get(POLICY_SETTING)
+    policy = None
+    if isinstance(stored, dict) and isinstance(key, str):
+        # checked when uploaded; a new verify key removes it (see the PUT /api/e2e handler)
+        policy = SignedPolicy(str(stored["body"]), str(stored["sig"]), int(stored["issued"]))
     return E2EConfig(
         mode="e2e" if mode == "e2e" else "inspect",
         verify_key=key if isinstance(key, str) else None,
+        policy=policy,
     )
+
+
+def check_signed_policy(tenant: Tenant, body: str, sig: str) -> SignedPolicy:
+    """A signed end policy as uploaded, checked against the tenant's verify key; refused
+    with ``no_tenant_key`` (409) or ``policy_<code>`` (400) otherwise."""
+    key = e2e_config(tenant).verify_key
+    if key is None:
+        raise E2ERefused("no_tenant_key", "set the tenant's verify key first", status=409)
+    try:
+        doc = verify_policy(key, body, sig, tenant=tenant.id)
+    except CertificateError as exc:
+        raise E2ERefused(f"policy_{exc.code}", str(exc)) from None
+    issued = doc.get("issued")
+    if not isinstance(issued, int) or isinstance(issued, bool):
+        raise E2ERefused("policy_malformed", "the document has no issue time")
+    return SignedPolicy(body, sig, issued)
 
 
 def check_verify_key(value: str) -> str:

@@ -12,6 +12,12 @@ these commands never send it anywhere:
   fingerprint: compare it with the one the agent's console shows), asks for each, signs
   locally and uploads the certificate. ``--device`` picks one; ``--yes`` skips the
   questions (scripts); ``--days`` sets the validity (default 90).
+* ``cipherdesk e2e sign-policy --key acme-signing.json --url https://chat.acme.cn --token
+  cdt_…`` fetches the end policy the tenant's policy compiles to (what widgets and consoles
+  run before sealing, gateway/policy/end.py), prints what it does -- the action per kind
+  and direction, the keyword terms per category, the phone regions -- asks, signs it
+  locally and uploads it. Review the summary: the gateway compiled the document, the
+  signature is what makes widgets trust it.
 
 Standard library HTTP (urllib) so it runs wherever the package is installed.
 """
@@ -101,7 +107,8 @@ def _call(url: str, token: str, method: str = "GET", body: Any = None) -> Any:
         raise CliError(f"{method} {url}: {type(exc).__name__}") from None
 
 
-def cmd_certify(args: argparse.Namespace) -> None:
+def _tenant_key_on(args: argparse.Namespace) -> tuple[str, TenantSigningKey, str]:
+    """(base URL, key, tenant) once the gateway confirms the key is the tenant's current one."""
     base = args.url.rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise CliError("--url must start with http:// or https://")
@@ -112,6 +119,11 @@ def cmd_certify(args: argparse.Namespace) -> None:
             "this key is not the tenant's current verify key on that gateway"
             " (set it first: admin page, End-to-end)"
         )
+    return base, key, tenant
+
+
+def cmd_certify(args: argparse.Namespace) -> None:
+    base, key, tenant = _tenant_key_on(args)
     devices = _call(f"{base}/api/e2e/devices", args.token)["devices"]
     chosen = [
         d
@@ -142,6 +154,38 @@ def cmd_certify(args: argparse.Namespace) -> None:
         print(f"    certified until {time.strftime('%Y-%m-%d', time.gmtime(cert.expires_at))}")
 
 
+def policy_summary(document: dict[str, Any]) -> list[str]:
+    """What an end policy document does, in lines an admin reads before signing it."""
+    lines = ["action per kind (customer -> agent / agent -> customer):"]
+    for kind, (customer, agent) in sorted(document["actions"].items()):
+        lines.append(f"    {kind:<20} {customer:<6} / {agent:<6}  mask: {document['masks'][kind]}")
+    counts: dict[str, int] = {}
+    for _term, _left, _right, rules in document["keywords"]:
+        for category, _action in rules:
+            counts[category] = counts.get(category, 0) + 1
+    lines.append("keyword terms: " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
+    lines.append("phone regions: " + ", ".join(sorted(document["phone"]["regions"])))
+    return lines
+
+
+def cmd_sign_policy(args: argparse.Namespace) -> None:
+    base, key, tenant = _tenant_key_on(args)
+    answer = _call(f"{base}/api/e2e/policy", args.token)
+    text = answer["document"]
+    document = json.loads(text)
+    if document.get("v") != 1 or document.get("tenant") != tenant:
+        raise CliError("the gateway sent a document for another tenant or version")
+    if answer.get("current") and not args.force:
+        print("the signed end policy is current (use --force to sign again)")
+        return
+    for line in policy_summary(document):
+        print(line)
+    if not args.yes and input("sign this end policy? [y/N] ").strip().lower() != "y":
+        return
+    _call(f"{base}/api/e2e/policy", args.token, "PUT", {"body": text, "sig": key.sign_policy(text)})
+    print("signed; widgets pinning the tenant key run it from their next chat")
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     e2e = sub.add_parser("e2e", help="end-to-end mode: tenant signing key, device certificates")
     e2e_sub = e2e.add_subparsers(dest="e2e_command", metavar="ACTION", required=True)
@@ -165,3 +209,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     certify.add_argument("--days", type=int, default=90, help="validity in days (90)")
     certify.add_argument("--yes", action="store_true", help="do not ask for each device")
     certify.set_defaults(func=cmd_certify)
+    sign = e2e_sub.add_parser("sign-policy", help="sign the end policy widgets run")
+    sign.add_argument("--key", required=True, help="the key file from keygen")
+    sign.add_argument("--url", required=True, help="the gateway's base URL")
+    sign.add_argument("--token", required=True, help="an API token with tenant_manage")
+    sign.add_argument("--yes", action="store_true", help="do not ask")
+    sign.add_argument("--force", action="store_true", help="sign even if nothing changed")
+    sign.set_defaults(func=cmd_sign_policy)

@@ -25,6 +25,9 @@ from gateway.http.e2e import (
     DeviceWrap,
     E2ESettingsBody,
     E2ESettingsOut,
+    EndPolicyOut,
+    SignedPolicyBody,
+    SignedPolicyOut,
 )
 from gateway.http.governance import (
     ApprovalRequestBody,
@@ -1093,8 +1096,25 @@ document(
 )
 document(
     "GET",
+    "/api/e2e/policy",
+    "The end policy the tenant's policy compiles to now, and the signed one widgets run (admin)",
+    tag="e2e",
+    ok=EndPolicyOut,
+    errors=(403, 404),
+)
+document(
+    "PUT",
+    "/api/e2e/policy",
+    "Store an end policy signed by the tenant key (admin or tenant_manage token; verified)",
+    tag="e2e",
+    ok=SignedPolicyOut,
+    body=SignedPolicyBody,
+    errors=(400, 403, 404, 409, 413),
+)
+document(
+    "GET",
     "/api/public/e2e/{tenant}",
-    "A tenant's end-to-end mode and verify key, for widgets that do not pin one (public)",
+    "A tenant's end-to-end mode, verify key and signed end policy, for widgets (public)",
     tag="public",
     ok=E2ESettingsOut,
     auth=False,

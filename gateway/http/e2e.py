@@ -15,12 +15,20 @@
   (400 ``certificate_bad_signature`` / ``certificate_expired`` / ``certificate_malformed``
   / ``certificate_wrong_tenant`` / ``certificate_mismatch``, 404, 409 ``revoked``).
 * ``DELETE /api/e2e/devices/{device_id}`` — revoke (own device, or any as agent manager).
-* ``GET /api/public/e2e/{tenant}`` — no login: the mode and verify key the widget uses
-  when the page does not pin one (``data-tenant-key``; pinning is what makes it safe).
+* ``GET /api/e2e/policy`` — tenant admins: the end policy document the tenant's policy
+  compiles to now (``document``, the text to sign), the signed one widgets get
+  (``signed``) and whether they are the same (``current``).
+* ``PUT /api/e2e/policy {"body", "sig"}`` — tenant admins (an API token with
+  ``tenant_manage`` too, for ``cipherdesk e2e sign-policy``): a document signed by the
+  tenant key for this tenant (400 ``policy_bad_signature`` / ``policy_malformed`` /
+  ``policy_wrong_tenant``, 409 ``no_tenant_key``). Audit: ``e2e.policy_signed``.
+* ``GET /api/public/e2e/{tenant}`` — no login: the mode, verify key and signed end policy
+  the widget uses; a page that pins the key (``data-tenant-key``) checks both.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 
@@ -28,16 +36,19 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission
-from crypto.e2e import SignedCertificate, fingerprint
+from crypto.e2e import MAX_POLICY_CHARS, SignedCertificate, fingerprint
 from gateway.e2e import (
     MODE_SETTING,
+    POLICY_SETTING,
     VERIFY_KEY_SETTING,
     E2ERefused,
+    check_signed_policy,
     check_verify_key,
     e2e_config,
 )
 from gateway.http.plumbing import authed, own_tenant, read_json, services_of, struct_json
 from gateway.http.public import ApiError
+from gateway.policy.end import end_document
 from gateway.services import peer_ip
 from gateway.sessions import AgentContext
 from gateway.staff_text import screen_staff_text
@@ -52,11 +63,37 @@ class E2ESettingsBody(Struct, forbid_unknown_fields=True):
     verify_key: Annotated[str, Meta(min_length=44, max_length=44)] | None = None
 
 
+class SignedPolicyBody(Struct, forbid_unknown_fields=True):
+    """An end policy document's text and the tenant key's signature over it."""
+
+    body: Annotated[str, Meta(min_length=2, max_length=MAX_POLICY_CHARS)]
+    sig: Annotated[str, Meta(min_length=88, max_length=88)]
+
+
+class SignedPolicyOut(Struct, forbid_unknown_fields=True):
+    """The signed end policy widgets run (``issued``: Unix seconds it was compiled)."""
+
+    body: str
+    sig: str
+    issued: int
+
+
 class E2ESettingsOut(Struct, forbid_unknown_fields=True):
-    """A tenant's end-to-end settings (``verify_key``: base64 Ed25519 public key)."""
+    """A tenant's end-to-end settings (``verify_key``: base64 Ed25519 public key;
+    ``policy``: the signed end policy, if the admins signed one)."""
 
     mode: Literal["inspect", "e2e"]
     verify_key: str | None
+    policy: SignedPolicyOut | None = None
+
+
+class EndPolicyOut(Struct, forbid_unknown_fields=True):
+    """What an admin signs: ``document`` (the tenant's policy compiled now), the ``signed``
+    one widgets get, and ``current``: whether the signed one says the same."""
+
+    document: str
+    signed: SignedPolicyOut | None
+    current: bool
 
 
 class DeviceBody(Struct, forbid_unknown_fields=True):
@@ -127,7 +164,12 @@ def _device(device: E2EDevice, now: float, agent: tuple[str, str] | None = None)
 
 def _settings(tenant: Tenant) -> E2ESettingsOut:
     config = e2e_config(tenant)
-    return E2ESettingsOut(mode=config.mode, verify_key=config.verify_key)
+    policy = config.policy
+    return E2ESettingsOut(
+        mode=config.mode,
+        verify_key=config.verify_key,
+        policy=SignedPolicyOut(policy.body, policy.sig, policy.issued) if policy else None,
+    )
 
 
 @authed()
@@ -150,6 +192,7 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     try:
         if body.verify_key is not None and body.verify_key != settings.get(VERIFY_KEY_SETTING):
             settings[VERIFY_KEY_SETTING] = check_verify_key(body.verify_key)
+            settings.pop(POLICY_SETTING, None)  # signed by the old key: sign it again
             changed.append("verify_key")
     except E2ERefused as exc:
         raise ApiError(400, exc.code, exc.message, field="verify_key") from None
@@ -246,6 +289,60 @@ async def revoke_device(request: web.Request, ctx: AgentContext) -> web.Response
     return web.json_response({"ok": True})
 
 
+def _same_policy(signed_body: str, document: dict[str, object]) -> bool:
+    try:
+        signed = json.loads(signed_body)
+    except ValueError:
+        return False
+    if not isinstance(signed, dict):
+        return False
+    signed.pop("issued", None)
+    return signed == {k: v for k, v in document.items() if k != "issued"}
+
+
+@authed(Permission.TENANT_MANAGE)
+async def get_end_policy(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``GET /api/e2e/policy``."""
+    svc = services_of(request)
+    tenant = await own_tenant(svc, ctx)
+    engine = await svc.policies.engine(tenant.id, tenant.settings)
+    document = end_document(engine, tenant.id, int(svc.clock()))
+    signed = e2e_config(tenant).policy
+    return struct_json(
+        EndPolicyOut(
+            document=json.dumps(document, ensure_ascii=False, separators=(",", ":")),
+            signed=SignedPolicyOut(signed.body, signed.sig, signed.issued) if signed else None,
+            current=signed is not None and _same_policy(signed.body, document),
+        )
+    )
+
+
+@authed(Permission.TENANT_MANAGE)
+async def put_end_policy(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``PUT /api/e2e/policy``: the signature is the tenant key's, which the gateway never
+    holds, so the gateway can store a policy but never write or weaken one."""
+    svc = services_of(request)
+    body = await read_json(request, SignedPolicyBody, max_body=4 * MAX_POLICY_CHARS)
+    tenant = await own_tenant(svc, ctx)
+    try:
+        signed = check_signed_policy(tenant, body.body, body.sig)
+    except E2ERefused as exc:
+        raise _refused(exc) from None
+    settings = dict(tenant.settings)
+    settings[POLICY_SETTING] = {"body": signed.body, "sig": signed.sig, "issued": signed.issued}
+    tenant.settings = settings
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+    await svc.auditor.record(
+        "e2e.policy_signed",
+        tenant_id=tenant.id,
+        actor=ctx.agent.id,
+        ip=peer_ip(request, svc),
+        issued=signed.issued,
+    )
+    return struct_json(SignedPolicyOut(signed.body, signed.sig, signed.issued))
+
+
 async def public_settings(request: web.Request) -> web.Response:
     """``GET /api/public/e2e/{tenant}``: unauthenticated, like the widget's other public
     reads (an unknown tenant is 404, as for ``/api/public/notice``)."""
@@ -270,4 +367,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/e2e/devices", tenant_devices)
     r.add_put("/api/e2e/devices/{device_id}/certificate", certify_device)
     r.add_delete("/api/e2e/devices/{device_id}", revoke_device)
+    r.add_get("/api/e2e/policy", get_end_policy)
+    r.add_put("/api/e2e/policy", put_end_policy)
     r.add_get("/api/public/e2e/{tenant}", public_settings)

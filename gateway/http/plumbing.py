@@ -140,12 +140,12 @@ def _field_of(message: str) -> str | None:
     return None
 
 
-async def _read_body(request: web.Request) -> bytes:
+async def _read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     ctype = request.content_type
     if ctype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body must be at most {MAX_BODY} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"the body must be at most {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -153,15 +153,16 @@ async def _read_body(request: web.Request) -> bytes:
         if not chunk:
             break
         size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, "too_large", f"the body must be at most {MAX_BODY} bytes")
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body must be at most {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def read_json(request: web.Request, kind: type[S]) -> S:
-    """Decode the JSON body as ``kind`` or answer 415/413/400."""
-    body = await _read_body(request)
+async def read_json(request: web.Request, kind: type[S], *, max_body: int = MAX_BODY) -> S:
+    """Decode the JSON body as ``kind`` or answer 415/413/400 (``max_body``: a route that
+    takes a larger document, like a signed end policy, says so)."""
+    body = await _read_body(request, max_body)
     try:
         check_depth(body, MAX_BODY_DEPTH)
         return msgspec.json.decode(body, type=kind)

@@ -9,12 +9,14 @@ Everything under ``gateway/web/`` is read once at start-up and served from memor
 an ETag. Two bundles are built at start-up:
 
 * ``/widget.js`` — tweetnacl (``nacl-fast.min.js`` from npm, pinned in
-  ``package-lock.json``) + ``protocol.js`` + ``e2e.js`` + ``ui.js`` + ``widget.js``, wrapped in one
+  ``package-lock.json``) + ``protocol.js`` + ``e2e.js`` + the default end policy +
+  ``policy.js`` + ``ui.js`` + ``widget.js``, wrapped in one
   function scope so nothing leaks into the host page's globals. Being ONE file, one
   Subresource Integrity hash (``sha384``) covers the crypto library and the widget; the
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
 * ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
-  ``protocol.js`` + ``e2e.js`` + ``ui.js`` for the console and admin pages.
+  ``protocol.js`` + ``e2e.js`` + the default end policy + ``policy.js`` + ``ui.js`` for the
+  console and admin pages.
 
 Chart.js (``dist/chart.umd.min.js``, pinned the same way) is served alone as
 ``/static/chart.js``: only the admin's quality report draws charts, so neither bundle
@@ -56,6 +58,8 @@ from gateway.i18n import (
     pick_language,
     translate,
 )
+from gateway.policy.end import end_document
+from gateway.policy.engine import PolicyEngine
 from gateway.services import SERVICES, Services
 from gateway.tenants import DEMO_TENANT
 from gateway.web_vendor import (
@@ -221,7 +225,17 @@ class WebAssets:
         css = read["widget.css"]
         assets.widget_css = _asset(css, "text/css", cors=True)
         widget_code = read["widget.js"].replace(b"__CSS_INTEGRITY__", sri(css).encode())
-        shared = read["protocol.js"] + b"\n" + read["e2e.js"] + b"\n" + read["ui.js"] + b"\n"
+        shared = (
+            read["protocol.js"]
+            + b"\n"
+            + read["e2e.js"]
+            + b"\n"
+            + default_end_policy_script()
+            + read["policy.js"]
+            + b"\n"
+            + read["ui.js"]
+            + b"\n"
+        )
         i18n_widget = (
             i18next
             + _catalogue_script(assets.catalogues, WIDGET_SECTIONS)
@@ -249,6 +263,16 @@ class WebAssets:
         chart = load_library("chart.js", find_chart(), CHART_FILE)
         assets.files["chart.js"] = _asset(chart, "text/javascript")
         return assets
+
+
+@functools.cache
+def default_end_policy_script() -> bytes:
+    """``CipherdeskPolicyDefault``: the default policy compiled for the end engines
+    (gateway/policy/end.py), what a widget runs when its tenant signed none. Compiled with
+    ``issued = 0`` so the bundle -- and its SRI hash -- is the same on every start."""
+    document = end_document(PolicyEngine(), None, 0)
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return b"var CipherdeskPolicyDefault = " + text.encode("utf-8") + b";\n"
 
 
 def embed_snippet(

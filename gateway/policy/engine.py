@@ -86,6 +86,8 @@ class PolicyEngine:
             rules.extend(builtin_rules(self.config.builtin_categories))
         rules.extend(extra_rules)
         rules.extend(self.config.keywords)
+        self.rules: tuple[KeywordRule, ...] = tuple(rules)
+        """Every keyword rule the engine matches (built-in, lists, inline), in order."""
         self.keywords = KeywordMatcher(rules)
         base = (
             tuple(detectors)

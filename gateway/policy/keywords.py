@@ -59,7 +59,7 @@ class KeywordHit:
     end: int
 
 
-def _compact_term(term: str) -> str:
+def compact_term(term: str) -> str:
     return "".join(c for c in fold(term) if c.isalnum())
 
 
@@ -100,7 +100,7 @@ def parse_keyword_lines(lines: Iterable[str], source: str) -> list[KeywordRule]:
 def _checked(rule: KeywordRule, where: str) -> KeywordRule:
     if len(rule.term) > schema.MAX_TERM_CHARS:
         raise PolicyConfigError(f"{where}: a term has at most {schema.MAX_TERM_CHARS} characters")
-    if not _compact_term(rule.term):
+    if not compact_term(rule.term):
         raise PolicyConfigError(f"{where}: the term has no letters or digits")
     return rule
 
@@ -189,7 +189,7 @@ def rules_from_settings(items: Iterable[object]) -> list[KeywordRule]:
     return rules
 
 
-def _edge_needs_boundary(ch: str) -> bool:
+def edge_needs_boundary(ch: str) -> bool:
     """Latin-like letters/digits need word boundaries; CJK/kana/hangul never have them."""
     if not ch.isalnum():
         return False
@@ -211,11 +211,11 @@ class KeywordMatcher:
     def __init__(self, rules: Iterable[KeywordRule]) -> None:
         grouped: dict[str, list[KeywordRule]] = {}
         for rule in rules:
-            grouped.setdefault(_compact_term(rule.term), []).append(rule)
+            grouped.setdefault(compact_term(rule.term), []).append(rule)
         self._automaton = ahocorasick.Automaton()
         for key, group in grouped.items():
             entry = _Entry(
-                tuple(group), len(key), _edge_needs_boundary(key[0]), _edge_needs_boundary(key[-1])
+                tuple(group), len(key), edge_needs_boundary(key[0]), edge_needs_boundary(key[-1])
             )
             self._automaton.add_word(key, entry)
         self.size = len(grouped)
@@ -252,9 +252,9 @@ class KeywordMatcher:
         for end_idx, entry in matches:
             start = text.compact_to_view(end_idx - entry.length + 1)
             end = text.compact_to_view(end_idx) + 1
-            if entry.left and start > 0 and _edge_needs_boundary(view[start - 1]):
+            if entry.left and start > 0 and edge_needs_boundary(view[start - 1]):
                 continue
-            if entry.right and end < len(view) and _edge_needs_boundary(view[end]):
+            if entry.right and end < len(view) and edge_needs_boundary(view[end]):
                 continue
             for rule in entry.rules:
                 yield KeywordHit(rule, start, end)

@@ -26,6 +26,7 @@ const S = {
   flags: new Map(),
   canned: DEFAULT_CANNED.slice(),
   shared: [],
+  endPolicy: null,    // the tenant's end policy engine (e2e chats): see setupDevice
   dom: {},
   stopped: false,
   liveSince: Infinity,
@@ -720,12 +721,27 @@ function sendReply(chat) {
   stopAgentTyping(chat);
   const state = e2eOf(chat);
   if (Object.keys(state.keys).length && S.device) {
-    // An e2e chat: sealed here under the newest chat key, in order with the reading; the
-    // same ciphertext is re-sent after a reconnect (same id: stored once).
+    // An e2e chat: checked by the tenant's end policy, then sealed here under the newest
+    // chat key, in order with the reading; the same ciphertext is re-sent after a reconnect
+    // (same id: stored once).
     const entry = chat.pending.get(id);
     entry.sealing = true;
+    const decision = (S.endPolicy || CipherdeskPolicy.forTenant(null)).evaluate(text, 'agent');
+    const shown = CipherdeskPolicy.notice(decision);
+    if (decision.action === 'block') {
+      chat.pending.delete(id);
+      tick(el, 'failed');
+      line(chat, CipherdeskNotices.text(shown, 'agent') + ' [' + decision.kinds.join(', ') + ']', 'notice blocked');
+      return;
+    }
+    if (decision.text !== text) {
+      entry.text = decision.text;
+      el.replaceChild(rich(h('span', { class: 'text' }), decision.text), el.querySelector('.text'));
+      line(chat, CipherdeskNotices.text(shown, 'agent') + ' [' + decision.kinds.join(', ') + ']', 'notice ' + shown.action);
+    }
+    const sealedText = decision.text;
     const epoch = Math.max(...Object.keys(state.keys).map(Number));
-    state.chain = state.chain.then(() => E.sealMessage(state.keys[epoch], chat.id, 'agent:' + S.device.id, id, epoch, text))
+    state.chain = state.chain.then(() => E.sealMessage(state.keys[epoch], chat.id, 'agent:' + S.device.id, id, epoch, sealedText))
       .then((sealed) => {
         entry.frame = { t: 'emsg', chat: chat.id, id, c: sealed.c, fc: sealed.fc, e: epoch };
         if (S.sock && S.ready) S.sock.send(entry.frame);
@@ -759,7 +775,13 @@ async function setupDevice() {
   if (!E || !E.supported() || !window.indexedDB) return;
   const slot = S.me.agent.id;
   let mode = 'inspect';
-  try { mode = (await api('GET', '/api/e2e')).mode; } catch (e) { return; }
+  try {
+    const settings = await api('GET', '/api/e2e');
+    mode = settings.mode;
+    // The tenant's end policy checks this console's replies in e2e chats (the gateway
+    // cannot read them): the signed one if the tenant key verifies it, else the default.
+    S.endPolicy = CipherdeskPolicy.forTenant(settings.policy, settings.verify_key, S.me.tenant && S.me.tenant.id);
+  } catch (e) { return; }
   let key = await E.DeviceKey.load(slot).catch(() => null);
   if (!key && mode !== 'e2e') return;
   const mine = (await api('GET', '/api/me/e2e/devices')).devices;

@@ -4,6 +4,7 @@
  * https, or localhost). tests/crypto/e2e_vectors.json binds this file and the Python.
  *
  *   CipherdeskE2E.verifyCertificate(tenantKey, body, sig, nowSeconds, tenant) -> cert
+ *   CipherdeskE2E.verifyPolicy(tenantKey, body, sig, tenant) -> end policy document
  *   CipherdeskE2E.wrapChatKey(key, devicePkB64, chat, epoch) -> b64
  *   CipherdeskE2E.unwrapChatKey(wrappedB64, device, chat, epoch) -> Promise<key>
  *   CipherdeskE2E.sealMessage(key, chat, sender, id, epoch, text) -> Promise<{c, fc}>
@@ -16,6 +17,7 @@ var CipherdeskE2E = (function (nacl, P) {
   var CERT_CONTEXT = 'cipherdesk/v1/device-cert|';
   var WRAP_CONTEXT = 'cipherdesk/v1/chat-key|';
   var FRANK_CONTEXT = 'cipherdesk/v1/frank|';
+  var POLICY_CONTEXT = 'cipherdesk/v1/end-policy|';
   var encoder = new TextEncoder();
   var decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -62,6 +64,21 @@ var CipherdeskE2E = (function (nacl, P) {
     if (tenant && c.tenant !== tenant) throw new E2EError('wrong_tenant');
     if (!(c.iat - 300 <= now && now < c.exp)) throw new E2EError('expired');
     return c;
+  }
+
+  /** The tenant's end policy document if `tenantKey` signed it for `tenant`
+   * (crypto/e2e.py verify_policy). */
+  function verifyPolicy(tenantKey, body, sig, tenant) {
+    if (typeof body !== 'string' || body.length > 300000) throw new E2EError('malformed');
+    var key = b64(tenantKey, 32), signature = b64(sig, 64);
+    if (!nacl.sign.detached.verify(encoder.encode(POLICY_CONTEXT + body), signature, key)) {
+      throw new E2EError('bad_signature', 'not signed by the tenant key');
+    }
+    var doc;
+    try { doc = JSON.parse(body); } catch (e) { throw new E2EError('malformed'); }
+    if (!doc || doc.v !== 1) throw new E2EError('malformed', 'not a v1 end policy document');
+    if (doc.tenant !== tenant) throw new E2EError('wrong_tenant');
+    return doc;
   }
 
   /* ------------------------------------------------------------ chat keys */
@@ -224,6 +241,7 @@ var CipherdeskE2E = (function (nacl, P) {
     E2EError: E2EError,
     supported: supported,
     verifyCertificate: verifyCertificate,
+    verifyPolicy: verifyPolicy,
     wrapChatKey: wrapChatKey,
     unwrapChatKey: unwrapChatKey,
     sealMessage: sealMessage,

@@ -532,12 +532,49 @@
     entry.sealing = true;
     var state = e2e, chat = chatId;
     sealChain = sealChain.then(function () {
+      return endPolicyFor(state);
+    }).then(function (policy) {
+      if (!passesEndPolicy(entry, policy)) return;
       var epoch = Math.max.apply(null, Object.keys(state.keys).map(Number));
       return E.sealMessage(state.keys[epoch], chat, 'customer', entry.id, epoch, entry.text).then(function (s) {
         entry.frame = { t: 'emsg', id: entry.id, c: s.c, fc: s.fc, e: epoch };
         if (sock && welcomed && sock.send(entry.frame)) setTick(entry.el, 'sent');
       });
     }).catch(function () { setTick(entry.el, 'failed'); });
+  }
+
+  /* The tenant's policy runs here, before sealing (the gateway cannot read e2e chats): the
+   * policy its admins signed with the key this page pins, else the bundled default. */
+  var endPolicy = null;
+  function endPolicyFor(state) {
+    if (!endPolicy) {
+      endPolicy = fetch(gateway + '/api/public/e2e/' + encodeURIComponent(cfg.tenant), { credentials: 'omit' })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .catch(function () { return null; })
+        .then(function (v) { return CipherdeskPolicy.forTenant(v && v.policy, state.tenantKey, cfg.tenant); });
+    }
+    return endPolicy;
+  }
+
+  /* A blocked message never leaves the page; a masked one leaves masked, and the customer's
+   * own bubble shows what was sent. Checked once per message (a re-send is the same text). */
+  function passesEndPolicy(entry, policy) {
+    if (entry.checked) return true;
+    entry.checked = true;
+    var d = policy.evaluate(entry.text, 'customer');
+    var shown = CipherdeskPolicy.notice(d);
+    if (d.action === 'block') {
+      pending.delete(entry.id);
+      setTick(entry.el, 'failed');
+      systemLine(CipherdeskNotices.text(shown, 'customer'), 'notice blocked');
+      return false;
+    }
+    if (d.text !== entry.text) {
+      entry.text = d.text;
+      entry.el.replaceChild(CipherdeskUI.rich(h('span', { class: 'text' }), d.text), entry.el.querySelector('.text'));
+    }
+    if (d.action === 'mask') systemLine(CipherdeskNotices.text(shown, 'customer'), 'notice masked');
+    return true;
   }
 
   function flushPending() {
@@ -754,7 +791,10 @@
       systemLine(CipherdeskNotices.text(f, 'customer'), 'notice');
       setTimeout(function () {
         var p = pending.get(f.id);
-        if (p && sock && welcomed) sock.send({ t: 'msg', id: p.id, text: p.text });
+        // an e2e message is re-sent as the same ciphertext, never as plaintext
+        if (!p || !sock || !welcomed) return;
+        if (p.frame) sock.send(p.frame);
+        else if (!e2e) sock.send({ t: 'msg', id: p.id, text: p.text });
       }, wait * 1000);
     } else {
       systemLine(CipherdeskNotices.text(f, 'customer'), 'notice ' + f.action);

@@ -77,6 +77,11 @@ async def _certify_console(
     return device.id
 
 
+MASKED_CARD = "My card is **** **** **** 1111, before anyone joined"
+"""What the widget sends of the first message: the default end policy masks the card
+before the message is sealed (the gateway could not mask it)."""
+
+
 async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
     signing = await _e2e_tenant(gateway)
     await gateway.agent("ana@example.com", name="Ana")
@@ -103,9 +108,7 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
             "Ana can read this chat (verified by the company)"
         )
         pane = ana.locator(".chat-pane:not([hidden])")
-        await expect(pane.locator(".msg.them .text")).to_have_text(
-            ["My card is 4111 1111 1111 1111, before anyone joined"]
-        )
+        await expect(pane.locator(".msg.them .text")).to_have_text([MASKED_CARD])
         await expect(pane.locator(".e2e-tag")).to_have_text("End-to-end")
         await customer_says(customer, "我的地址是上海市浦东新区世纪大道100号")
         await agent_says(ana, "收到，马上处理")
@@ -136,7 +139,7 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
         watch_pane = sue.locator(".chat-pane:not([hidden])")
         await expect(watch_pane.locator(".msg .text")).to_have_text(
             [
-                "My card is 4111 1111 1111 1111, before anyone joined",
+                MASKED_CARD,
                 "我的地址是上海市浦东新区世纪大道100号",
                 "收到，马上处理",
             ]
@@ -149,7 +152,7 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
         bob_pane = bob.locator(".chat-pane:not([hidden])")
         await expect(bob_pane.locator(".msg.them .text")).to_have_text(
             [
-                "My card is 4111 1111 1111 1111, before anyone joined",
+                MASKED_CARD,
                 "我的地址是上海市浦东新区世纪大道100号",
             ]
         )
@@ -165,7 +168,7 @@ async def test_widget_and_consoles_chat_end_to_end(browser, gateway):
         await expect(customer.locator(".e2e-badge")).to_be_visible()
         await expect(customer.locator(".msg .text")).to_have_text(
             [
-                "My card is 4111 1111 1111 1111, before anyone joined",
+                MASKED_CARD,
                 "我的地址是上海市浦东新区世纪大道100号",
                 "收到，马上处理",
                 "after the transfer",

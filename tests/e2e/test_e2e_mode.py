@@ -166,7 +166,11 @@ async def e2e(tmp_path: Path) -> AsyncIterator[E2ETenant]:
             headers=admin,
         ) as r:
             assert r.status == 200, await r.text()
-            assert (await r.json()) == {"mode": "e2e", "verify_key": signing.verify_key}
+            assert (await r.json()) == {
+                "mode": "e2e",
+                "verify_key": signing.verify_key,
+                "policy": None,
+            }
         yield E2ETenant(gw, http, signing, admin)
 
 

@@ -35,6 +35,7 @@ JS_FILES = [
     "protocol.js",
     "e2e.js",
     "e2e_admin.js",
+    "policy.js",
 ]
 HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html", "invite.html"]
 PLURAL = re.compile(r"_(zero|one|two|few|many|other)$")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from .base import Hit, ScanContext
 from .context import context_rule
 
-_RULE = context_rule(
+CONTEXT_RULE = context_rule(
     "bank_account",
     "bank_account.context",
     (
@@ -39,10 +39,10 @@ class BankAccountDetector:
     """Account numbers announced as such."""
 
     kinds = ("bank_account",)
-    triggers = _RULE.triggers
-    gate_phrases = _RULE.triggers
+    triggers = CONTEXT_RULE.triggers
+    gate_phrases = CONTEXT_RULE.triggers
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield account-number values."""
-        return _RULE.scan(ctx.view)
+        return CONTEXT_RULE.scan(ctx.view)

@@ -1,0 +1,169 @@
+"""The policy document the END engines run (end-to-end mode, issue 13).
+
+In an e2e chat the gateway cannot read a message, so the policy runs where the text is: the
+customer's widget masks before it seals, the agent's console checks before it seals
+(``gateway/web/policy.js``, the browser twin of this package for the kinds listed in
+:data:`END_KINDS`). This module compiles a tenant's :class:`PolicyEngine` into the JSON
+document that engine reads. Everything the browser would otherwise need a library for is
+*data taken from the libraries the Python engine uses*, so the two engines agree:
+
+* ``keywords`` -- every term of the built-in lexicon, the tenant's uploaded lists and inline
+  terms, already folded and compacted exactly as :class:`KeywordMatcher` keys them, with the
+  word-boundary flags of their edges;
+* ``fold`` -- the Traditional -> Simplified entries of the normalisation table for every
+  character a term or a context phrase uses (the browser has no OpenCC);
+* ``phone`` -- libphonenumber's patterns: full validation data for the tenant's regions, the
+  general "possible number" pattern of every calling code for international numbers;
+* ``iban`` -- python-stdnum's BBAN structure per country.
+
+The tenant's admins sign the document's text *as sent* with the tenant key
+(``cipherdesk e2e sign-policy``; :func:`crypto.e2e.verify_policy`), so a gateway cannot weaken
+it for a widget that pins that key; a page without a signed document uses the default one
+compiled into the SRI-pinned widget bundle. ``tests/policy/vectors.jsonl`` binds both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from phonenumbers import PhoneMetadata
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+from stdnum import numdb
+
+from .detectors.bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
+from .detectors.secrets import CONTEXT_RULES
+from .engine import PolicyEngine
+from .keywords import compact_term, edge_needs_boundary
+from .normalize import fold, tables
+from .types import DIRECTIONS
+
+END_VERSION = 1
+END_KINDS = (
+    "card",
+    "cn_id",
+    "iban",
+    "bank_account",
+    "phone",
+    "email",
+    "otp",
+    "password",
+    "api_key",
+    "private_key",
+)
+"""Detector kinds the end engine implements (keyword categories come on top). Names,
+addresses and links are found by the gateway only (docs/PROTOCOL.md says so)."""
+
+_PHONE_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+_IBAN_STRUCT = re.compile(r"([1-9][0-9]*)!([nac])")
+
+
+def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[str, Any]:
+    """The end policy of ``engine`` for ``tenant`` (``None``: the default bundled one)."""
+    config = engine.config
+    kinds = set(END_KINDS) | set(config.actions) | {r.category for r in engine.rules}
+    actions = {kind: [config.action_for(kind, d) for d in DIRECTIONS] for kind in sorted(kinds)}
+    masks = {kind: config.mask_for(kind) for kind in sorted(kinds)}
+    grouped: dict[str, list[list[str | None]]] = {}
+    for rule in engine.rules:
+        grouped.setdefault(compact_term(rule.term), []).append([rule.category, rule.action])
+    keywords = [
+        [key, int(edge_needs_boundary(key[0])), int(edge_needs_boundary(key[-1])), rules]
+        for key, rules in sorted(grouped.items())
+    ]
+    phrases = [p for r in (*CONTEXT_RULES, BANK_ACCOUNT_RULE) for p in r.triggers]
+    return {
+        "v": END_VERSION,
+        "tenant": tenant,
+        "issued": issued,
+        "actions": actions,
+        "masks": masks,
+        "keywords": keywords,
+        "fold": _fold_entries([*grouped, *phrases]),
+        "phone": {
+            "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
+            "cc": _calling_codes(),
+        },
+        "iban": _iban_formats(),
+    }
+
+
+def end_document_text(engine: PolicyEngine, tenant: str | None, issued: int) -> str:
+    """The document as the text an admin signs (compact JSON, UTF-8 kept readable)."""
+    return json.dumps(
+        end_document(engine, tenant, issued), ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def _fold_entries(texts: Iterable[str]) -> dict[str, str]:
+    """Traditional -> Simplified for the characters that matter to ``texts``."""
+    wanted = {c for text in texts for c in fold(text)}
+    return {
+        chr(trad): simp
+        for trad, simp in sorted(tables().t2s.items())
+        if simp in wanted and trad < 0x10000
+    }
+
+
+@cache
+def _region(region: str) -> list[Any] | None:
+    """[calling code, national prefix for parsing, general [pattern, lengths], types]."""
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None:
+        return None
+    types = []
+    for name in _PHONE_TYPES:
+        desc = getattr(meta, name)
+        if desc is not None and desc.national_number_pattern:
+            types.append([desc.national_number_pattern, list(desc.possible_length or ())])
+    return [
+        str(meta.country_code),
+        meta.national_prefix_for_parsing or "",
+        [meta.general_desc.national_number_pattern, list(meta.general_desc.possible_length)],
+        types,
+    ]
+
+
+@cache
+def _calling_codes() -> dict[str, list[list[Any]]]:
+    """Calling code -> the general pattern and lengths of each of its regions."""
+    out: dict[str, list[list[Any]]] = {}
+    for code, regions in sorted(COUNTRY_CODE_TO_REGION_CODE.items()):
+        patterns = []
+        for region in regions:
+            meta = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            if meta is not None and meta.general_desc is not None:
+                desc = meta.general_desc
+                patterns.append([desc.national_number_pattern, list(desc.possible_length)])
+        if patterns:
+            out[str(code)] = patterns
+    return out
+
+
+@cache
+def _iban_formats() -> dict[str, list[Any]]:
+    """Country -> [IBAN length, BBAN regex] from stdnum's IBAN registry."""
+    classes = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+    out: dict[str, list[Any]] = {}
+    for _, low, _high, props, _children in numdb.get("iban").prefixes:
+        bban = props.get("bban")
+        if not bban or len(low) != 2:
+            continue
+        parts = _IBAN_STRUCT.findall(bban)
+        length = 4 + sum(int(n) for n, _ in parts)
+        out[low] = [length, "".join(f"{classes[c]}{{{n}}}" for n, c in parts)]
+    return out

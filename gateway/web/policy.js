@@ -1,0 +1,1007 @@
+/* cipherdesk policy at the ends (end-to-end mode, issue 13): the browser twin of
+ * gateway/policy for the kinds an end can check -- cards, PRC IDs, IBANs, bank accounts,
+ * phones, e-mails, one-time codes, passwords, API keys, private keys -- and every keyword
+ * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
+ * personal data BEFORE it seals (cards never leave the device in clear) and the console
+ * checks agents' messages. Names, addresses and links are found by the gateway only.
+ *
+ * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
+ * terms, Traditional -> Simplified entries, libphonenumber's and stdnum's data), signed by
+ * the tenant key; tests/policy/vectors.jsonl is run through both engines in Chromium.
+ * The structure follows the Python modules one to one (normalize, numbers, detectors,
+ * engine, masking): a difference is a bug in one of them.
+ *
+ *   CipherdeskPolicy.engine(doc) -> {evaluate(text, direction) -> decision}
+ *   CipherdeskPolicy.forTenant(signed, tenantKey, tenant) -> the tenant's signed engine or
+ *     the bundled default (CipherdeskPolicyDefault)
+ *   CipherdeskPolicy.notice(decision) -> {action, kinds} for CipherdeskNotices.text
+ *   decision = {action, text (null when blocked), findings: [{kind, start, end, start_utf16,
+ *               end_utf16, action, rule}], kinds: [kinds that changed something]}
+ *
+ * Offsets are code points like Python's (plus UTF-16 ones for the page). Every pattern is
+ * bounded; possessive quantifiers of the Python patterns are spelt as atomic lookahead
+ * captures, so no input makes them backtrack more than the Python ones do.
+ */
+var CipherdeskPolicy = (function () {
+  'use strict';
+
+  var SEVERITY = { allow: 0, mask: 1, flag: 2, block: 3 };
+  var DIRECTIONS = ['customer', 'agent'];
+  var NUMERIC = { card: 1, cn_id: 1, phone: 1, bank_account: 1 };
+  var BIDI_OVERRIDES = '\u202a\u202b\u202d\u202e\u2066\u2067\u2068';
+
+  /* ------------------------------------------------------------------ atoms */
+
+  var atomicId = 0;
+  /** A possessive/atomic group: `(?=(X))\N` matches what X matches greedily, never less. */
+  function atomic(x) {
+    atomicId += 1;
+    var name = 'a' + atomicId;
+    return '(?=(?<' + name + '>' + x + '))\\k<' + name + '>';
+  }
+
+  function escapeRe(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+
+  var RE_FORMAT = /\p{Cf}/u;
+  var RE_MARK = /[\p{Mn}\p{Me}]/u;
+  var RE_MARKS = /[\p{Mn}\p{Me}]/gu;
+  var RE_CONTROL = /\p{Cc}/u;
+  var RE_SURROGATE = /^[\ud800-\udfff]$/;
+  var RE_ND = /\p{Nd}/u;
+  var RE_ALNUM = /[\p{L}\p{N}]/u;
+  var RE_EAST_ASIAN = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+  var INVISIBLE = '\u115f\u1160\u3164\uffa0\u2800\u180e';
+  var DOTS = { '\u3002': '.', '\uff61': '.' };
+  var ASTRAL_LETTER = '\u3400';   // stands in for an astral letter in the view (one unit)
+  var ASTRAL_OTHER = '\ufffc';    // ... and for any other astral character
+
+  function isAlnum(ch) { return RE_ALNUM.test(ch); }
+
+  /** Latin-like letters/digits need word boundaries; CJK/kana/hangul never have them. */
+  function needsBoundary(ch) { return isAlnum(ch) && !RE_EAST_ASIAN.test(ch); }
+
+  var digitCache = Object.create(null);
+  /** The value of a decimal digit: Unicode keeps each script's 0-9 contiguous. */
+  function digitValue(c) {
+    if (c in digitCache) return digitCache[c];
+    var cp = c.codePointAt(0), start = cp;
+    while (RE_ND.test(String.fromCodePoint(start - 1))) start -= 1;
+    return (digitCache[c] = String((cp - start) % 10));
+  }
+
+  var foldCache = new Map();
+  /** The matching view of one code point (normalize.py _fold_char): may be '' or several. */
+  function foldChar(ch) {
+    var hit = foldCache.get(ch);
+    if (hit !== undefined) return hit;
+    var out;
+    if (DOTS[ch]) out = DOTS[ch];
+    else if (RE_SURROGATE.test(ch)) out = ch;
+    else if (RE_FORMAT.test(ch) || RE_MARK.test(ch) || INVISIBLE.indexOf(ch) >= 0 ||
+             (RE_CONTROL.test(ch) && ch !== '\t' && ch !== '\n' && ch !== '\r')) out = '';
+    else {
+      var s = ch.normalize('NFKD').replace(RE_MARKS, '');
+      s = s.normalize('NFKC').toLowerCase().normalize('NFKC');
+      out = '';
+      for (var c of s) {
+        if (INVISIBLE.indexOf(c) >= 0 || RE_FORMAT.test(c) || RE_MARK.test(c)) continue;
+        out += RE_ND.test(c) ? digitValue(c) : c;
+      }
+    }
+    if (foldCache.size < 20000) foldCache.set(ch, out);
+    return out;
+  }
+
+  /** Letters/digits one original character contributes once normalised (masking.py). */
+  function weight(ch) {
+    var n = 0;
+    for (var c of foldChar(ch)) if (isAlnum(c)) n += 1;
+    return n;
+  }
+
+  /* ------------------------------------------------------------------ escapes */
+
+  var ESCAPES = /&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});|(?:%[0-9a-fA-F]{2})+/g;
+  var NAMED = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
+
+  function unescapeEntity(raw) {
+    var body = raw.slice(1, -1), cp;
+    if (body[0] === '#') {
+      cp = body[1] === 'x' || body[1] === 'X' ? parseInt(body.slice(2), 16) : parseInt(body.slice(1), 10);
+      if (!(cp > 0 && cp <= 0x10ffff) || (cp >= 0xd800 && cp <= 0xdfff)) return '\ufffd';
+      return String.fromCodePoint(cp);
+    }
+    if (typeof DOMParser === 'function') {  // every named reference, as the browser renders it
+      var doc = new DOMParser().parseFromString('<p>' + raw + '</p>', 'text/html');
+      return doc.body ? doc.body.textContent : raw;
+    }
+    return NAMED[body] || raw;
+  }
+
+  /** [decoded code points, starts]: starts[i] = original code point index of decoded char i
+   * (plus one entry: the length); starts = null when nothing was decoded. */
+  function decodeEscapes(chars, text) {
+    if (text.indexOf('&') < 0 && text.indexOf('%') < 0) return [chars, null];
+    var u16ToCp = utf16ToCp(chars), out = [], starts = [], last = 0, any = false, m;
+    ESCAPES.lastIndex = 0;
+    while ((m = ESCAPES.exec(text)) !== null) {
+      var raw = m[0], decoded;
+      if (raw[0] === '&') decoded = unescapeEntity(raw);
+      else {
+        try { decoded = decodeURIComponent(raw); } catch (e) { decoded = raw; }
+      }
+      if (decoded === raw || !decoded) continue;
+      var s = u16ToCp[m.index], e2 = u16ToCp[m.index + raw.length];
+      for (var i = last; i < s; i++) { out.push(chars[i]); starts.push(i); }
+      for (var c of decoded) { out.push(c); starts.push(s); }
+      last = e2;
+      any = true;
+    }
+    if (!any) return [chars, null];
+    for (var j = last; j < chars.length; j++) { out.push(chars[j]); starts.push(j); }
+    starts.push(chars.length);
+    return [out, starts];
+  }
+
+  function utf16ToCp(chars) {
+    var map = [], at = 0;
+    for (var i = 0; i < chars.length; i++) {
+      map[at] = i;
+      if (chars[i].length === 2) map[at + 1] = i;
+      at += chars[i].length;
+    }
+    map[at] = chars.length;
+    return map;
+  }
+
+  /* ------------------------------------------------------------------ normalised text */
+
+  /** A message with its matching views and the maps back to the original (normalize.py
+   * NormalizedText). The view holds one UTF-16 unit per code point (astral characters are
+   * stood in for), so regex indices on it are code point indices. */
+  function Normalized(text, t2s) {
+    this.original = Array.from(text);
+    var decoded = decodeEscapes(this.original, text);
+    var source = decoded[0];
+    this.pre = decoded[1];
+    var view = [], toSource = [];
+    for (var i = 0; i < source.length; i++) {
+      var f = foldChar(source[i]);
+      for (var c of f) {
+        if (t2s[c]) c = t2s[c];
+        if (c.length === 2) c = isAlnum(c) ? ASTRAL_LETTER : ASTRAL_OTHER;
+        view.push(c);
+        toSource.push(i);
+      }
+    }
+    this.view = view.join('');
+    this.toSource = toSource;
+    this._compact = null;
+  }
+
+  Normalized.prototype.toOriginal = function (pos) {
+    var s = this.toSource[pos];
+    return this.pre === null ? s : this.pre[s];
+  };
+
+  /** The original span covering view span [start, end) (normalize.py span_to_original). */
+  Normalized.prototype.span = function (start, end) {
+    var first = this.toSource[start], last = this.toSource[end - 1];
+    if (this.pre === null) return [first, last + 1];
+    var stop = last + 1, pre = this.pre;
+    while (stop < pre.length - 1 && pre[stop] === pre[last]) stop += 1;
+    return [pre[first], pre[stop]];
+  };
+
+  /** The view without separators, and each compact character's view index. */
+  Normalized.prototype.compact = function () {
+    if (this._compact) return this._compact;
+    var chars = [], at = [];
+    for (var i = 0; i < this.view.length; i++) {
+      if (isAlnum(this.view[i])) { chars.push(this.view[i]); at.push(i); }
+    }
+    this._compact = { text: chars.join(''), at: at };
+    return this._compact;
+  };
+
+  /* ------------------------------------------------------------------ digit runs */
+
+  var CJK_DIGITS = {
+    '〇': '0', '零': '0', '一': '1', '二': '2', '三': '3', '四': '4', '五': '5', '六': '6',
+    '七': '7', '八': '8', '九': '9', '两': '2', '幺': '1', '壹': '1', '贰': '2', '叁': '3',
+    '参': '3', '肆': '4', '伍': '5', '陆': '6', '柒': '7', '捌': '8', '玖': '9'
+  };
+  var WORDS = {
+    zero: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7',
+    eight: '8', nine: '9', ling: '0', yi: '1', yao: '1', er: '2', liang: '2', san: '3',
+    si: '4', wu: '5', liu: '6', qi: '7', ba: '8', jiu: '9'
+  };
+  var HOMOGLYPHS = { o: '0', l: '1', i: '1', '|': '1' };
+  var CJK_CLASS = Object.keys(CJK_DIGITS).join('');
+  var WORD_ALT = Object.keys(WORDS).sort(function (a, b) { return b.length - a.length; }).join('|');
+  var MAX_SEPARATOR = 12, LONG_RUN = 24, MIN_RUN_DIGITS = 7;
+  var DIGITISH = new RegExp('[0-9' + CJK_CLASS + '][0-9' + CJK_CLASS + 'oil|x]*', 'g');
+  var WORD_TOKEN = new RegExp('(?:' + WORD_ALT + ')(?![a-z])', 'g');
+  var LONE = new RegExp(atomic('[oil|x]{1,4}') + '(?![a-z0-9])', 'g');
+  var SEPARATOR = new RegExp('^[^\\p{L}\\p{N}]{1,' + MAX_SEPARATOR + '}$', 'u');
+  var SOFT = /^[ \-.]{1,3}$/;
+  var GLUE = 'oil|x';
+
+  function toDigits(s) {
+    var out = '';
+    for (var c of s) out += CJK_DIGITS[c] || HOMOGLYPHS[c] || c;
+    return out;
+  }
+
+  function isLetter(view, pos) {
+    if (pos < 0 || pos >= view.length) return false;
+    var c = view.charCodeAt(pos);
+    return c >= 97 && c <= 122;
+  }
+
+  function cmpTuple(a, b) {
+    for (var i = 0; i < a.length; i++) {
+      if (a[i] < b[i]) return -1;
+      if (a[i] > b[i]) return 1;
+    }
+    return 0;
+  }
+
+  /** [start, end, digits, kind] of every digit token (numbers.py _tokens). */
+  function tokens(view) {
+    var out = [], m;
+    DIGITISH.lastIndex = 0;
+    while ((m = DIGITISH.exec(view)) !== null) {
+      var start = m.index, end = start + m[0].length, chunk = m[0];
+      while (GLUE.indexOf(chunk[chunk.length - 1]) >= 0 && isLetter(view, end)) {
+        chunk = chunk.slice(0, -1);
+        end -= 1;
+      }
+      var lead = start;
+      while (lead > 0 && GLUE.indexOf(view[lead - 1]) >= 0) lead -= 1;
+      if (lead < start && !isLetter(view, lead - 1)) {
+        chunk = view.slice(lead, start) + chunk;
+        start = lead;
+      }
+      out.push([start, end, toDigits(chunk), 'd']);
+    }
+    WORD_TOKEN.lastIndex = 0;
+    if (out.length || WORD_TOKEN.test(view)) {
+      WORD_TOKEN.lastIndex = 0;
+      while ((m = WORD_TOKEN.exec(view)) !== null) {
+        if (!isLetter(view, m.index - 1)) {
+          out.push([m.index, m.index + m[0].length, WORDS[m[0]], 'w']);
+        }
+      }
+      LONE.lastIndex = 0;
+      while ((m = LONE.exec(view)) !== null) {
+        var s = m.index;
+        if (isLetter(view, s - 1) || (s > 0 && RE_ND.test(view[s - 1]))) continue;
+        var text = m[0], kind = text === 'x' ? 'x' : 'h';
+        if (kind === 'h' && text.indexOf('x') >= 0) continue;
+        out.push([s, s + text.length, toDigits(text), kind]);
+      }
+      out.sort(cmpTuple);
+    }
+    return out;
+  }
+
+  function Window(digits, start, end, plus) {
+    this.digits = digits; this.start = start; this.end = end; this.plus = plus;
+  }
+
+  function digitCount(groups) {
+    var n = 0;
+    for (var i = 0; i < groups.length; i++) n += groups[i][2].length;
+    return n;
+  }
+
+  function joinDigits(groups) {
+    return groups.map(function (g) { return g[2]; }).join('');
+  }
+
+  function bisectLeft(a, x, lo) {
+    var hi = a.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (a[mid] < x) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+
+  function bisectRight(a, x, lo) {
+    var hi = a.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (x < a[mid]) hi = mid; else lo = mid + 1; }
+    return lo;
+  }
+
+  /** One run of digit groups (numbers.py NumberRun); groups are [start, end, digits]. */
+  function NumberRun(start, end, plus, groups, hard) {
+    this.start = start; this.end = end; this.plus = plus;
+    this.groups = groups; this.hard = hard || [];
+    this.digitCount = digitCount(groups);
+  }
+
+  NumberRun.prototype.reversed = function () {
+    var n = this.groups.length;
+    var groups = this.groups.slice().reverse().map(function (g) {
+      return [g[0], g[1], g[2].split('').reverse().join('')];
+    });
+    var hard = this.hard.map(function (k) { return n - k; }).sort(function (a, b) { return a - b; });
+    return new NumberRun(this.start, this.end, false, groups, hard);
+  };
+
+  NumberRun.prototype.segments = function (minDigits) {
+    var out = [];
+    if (!this.hard.length) return out;
+    var bounds = [0].concat(this.hard, [this.groups.length]);
+    for (var i = 0; i + 1 < bounds.length; i++) {
+      var part = this.groups.slice(bounds[i], bounds[i + 1]);
+      if (digitCount(part) >= (minDigits || MIN_RUN_DIGITS)) {
+        out.push(new NumberRun(part[0][0], part[part.length - 1][1], this.plus && bounds[i] === 0, part));
+      }
+    }
+    return out;
+  };
+
+  NumberRun.prototype.blocks = function (lo, hi) {
+    var out = [];
+    if (lo <= this.digitCount && this.digitCount <= hi) {
+      out.push(new Window(joinDigits(this.groups), this.start, this.end, this.plus));
+    }
+    if (this.groups.length > 1) {
+      for (var k = 0; k < this.groups.length; k++) {
+        var g = this.groups[k];
+        if (lo <= g[2].length && g[2].length <= hi) out.push(new Window(g[2], g[0], g[1], this.plus && k === 0));
+      }
+    }
+    return out;
+  };
+
+  NumberRun.prototype.ends = function (lo, hi) {
+    var out = [];
+    if (this.digitCount <= LONG_RUN || this.groups.length < 2) return out;
+    var orders = [this.groups.slice().reverse(), this.groups];
+    for (var o = 0; o < 2; o++) {
+      var picked = [], total = 0;
+      for (var i = 0; i < orders[o].length; i++) {
+        var group = orders[o][i];
+        if (total + group[2].length > hi) break;
+        picked.push(group);
+        total += group[2].length;
+        if (total >= lo && picked.length > 1) {
+          var sorted = picked.slice().sort(cmpTuple);
+          var first = sorted[0], last = sorted[sorted.length - 1];
+          out.push(new Window(joinDigits(sorted), first[0], last[1], this.plus && first === this.groups[0]));
+        }
+      }
+    }
+    return out;
+  };
+
+  /** Accepted windows, left to right, longest first per start, never overlapping an earlier
+   * accepted one (numbers.py NumberRun.claim). */
+  NumberRun.prototype.claim = function (lo, hi, first, accept) {
+    var groups = this.groups, n = groups.length, out = [];
+    var joined = joinDigits(groups), offsets = [0];
+    for (var g = 0; g < n; g++) offsets.push(offsets[g] + groups[g][2].length);
+    var forward = groups[0][0] <= groups[n - 1][0];
+    var i, j;
+    if (n > 1 && this.digitCount <= LONG_RUN && groups.every(function (x) { return x[2].length === 1; })) {
+      if (lo <= joined.length && joined.length <= hi && first.indexOf(joined[0]) >= 0 && accept(joined)) {
+        out.push(new Window(joined, Math.min(groups[0][0], groups[n - 1][0]),
+          Math.max(groups[0][1], groups[n - 1][1]), this.plus));
+      }
+      return out;
+    }
+    if (joined.length === n) {
+      var takenUntil = -1;
+      for (i = 0; i < n; i++) {
+        if (i < takenUntil || first.indexOf(joined[i]) < 0) continue;
+        for (var length = Math.min(hi, n); length >= lo; length--) {
+          if (i + length > n) continue;
+          var digits = joined.slice(i, i + length);
+          if (accept(digits)) {
+            var a = groups[i], b = groups[i + length - 1];
+            out.push(forward ? new Window(digits, a[0], b[1], this.plus && i === 0)
+              : new Window(digits, b[0], a[1], this.plus && i === 0));
+            takenUntil = i + length;
+            break;
+          }
+        }
+      }
+      return out;
+    }
+    var taken = [-1, -1];
+    for (i = 0; i < n; i++) {
+      var gs = groups[i][0], ge = groups[i][1];
+      if (first.indexOf(groups[i][2][0]) < 0 || (gs < taken[1] && ge > taken[0])) continue;
+      var base = offsets[i];
+      var jLo = bisectLeft(offsets, base + lo, i + 1) - 1;
+      var jHi = bisectRight(offsets, base + hi, i + 1) - 2;
+      for (j = Math.min(jHi, n - 1); j >= Math.max(jLo, i); j--) {
+        var total = offsets[j + 1] - base;
+        if (total < lo || total > hi) continue;
+        var start = forward ? gs : groups[j][0], end = forward ? groups[j][1] : ge;
+        if (start < taken[1] && end > taken[0]) continue;
+        var d = joined.slice(base, offsets[j + 1]);
+        if (accept(d)) {
+          out.push(new Window(d, start, end, this.plus && i === 0));
+          taken = [start, end];
+          break;
+        }
+      }
+    }
+    return out;
+  };
+
+  /** Every digit run of at least MIN_RUN_DIGITS digits (numbers.py find_number_runs). */
+  function findNumberRuns(view, reversedToo) {
+    var runs = [], groups = [], hard = [], weak = new Set(), loneX = new Set();
+    var plus = false, lastEnd = -1, lastStart = -1;
+
+    function flush() {
+      var lo = 0, hi = groups.length;
+      while (lo < hi && (weak.has(lo) || loneX.has(lo))) lo += 1;
+      while (hi > lo && weak.has(hi - 1)) hi -= 1;
+      var kept = groups.slice(lo, hi);
+      if (digitCount(kept) >= MIN_RUN_DIGITS) {
+        var cuts = hard.filter(function (k) { return lo < k && k < hi; }).map(function (k) { return k - lo; });
+        var run = new NumberRun(kept[0][0], kept[kept.length - 1][1], plus && lo === 0, kept, cuts);
+        runs.push(run);
+        if (reversedToo) runs.push(run.reversed());
+      }
+    }
+
+    var toks = tokens(view);
+    for (var t = 0; t < toks.length; t++) {
+      var start = toks[t][0], end = toks[t][1], digits = toks[t][2], kind = toks[t][3];
+      if (start < lastEnd || start === lastStart) continue;
+      lastStart = start;
+      var isWeak = kind === 'h', isX = kind === 'x';
+      if (groups.length && start === lastEnd) {
+        var last = groups[groups.length - 1];
+        groups[groups.length - 1] = [last[0], end, last[2] + digits];
+        if (!isWeak) weak.delete(groups.length - 1);
+        if (!isX) loneX.delete(groups.length - 1);
+      } else if (groups.length && SEPARATOR.test(view.slice(lastEnd, start))) {
+        if (!SOFT.test(view.slice(lastEnd, start))) hard.push(groups.length);
+        groups.push([start, end, digits]);
+        if (isWeak) weak.add(groups.length - 1);
+        if (isX) loneX.add(groups.length - 1);
+      } else {
+        if (groups.length) flush();
+        groups = [[start, end, digits]];
+        hard = [];
+        weak = new Set(isWeak ? [0] : []);
+        loneX = new Set(isX ? [0] : []);
+        plus = start > 0 && view[start - 1] === '+';
+      }
+      lastEnd = end;
+    }
+    if (groups.length) flush();
+    return runs;
+  }
+
+  /** Accepted windows that do not overlap an earlier accepted one. */
+  function claimWindows(windows, accept) {
+    var out = [], takenUntil = -1;
+    for (var i = 0; i < windows.length; i++) {
+      var w = windows[i];
+      if (w.start >= takenUntil && accept(w)) { takenUntil = w.end; out.push(w); }
+    }
+    return out;
+  }
+
+  /* ------------------------------------------------------------------ validators */
+
+  var ISSUERS = [
+    [4, 4, [13, 16, 19]], [51, 55, [16]], [2221, 2720, [16]], [34, 34, [15]], [37, 37, [15]],
+    [300, 305, [14, 15, 16, 17, 18, 19]], [36, 36, [14, 15, 16, 17, 18, 19]],
+    [38, 39, [14, 15, 16, 17, 18, 19]], [3528, 3589, [16, 17, 18, 19]],
+    [6011, 6011, [16, 17, 18, 19]], [644, 649, [16, 17, 18, 19]], [65, 65, [16, 17, 18, 19]],
+    [62, 62, [16, 17, 18, 19]], [50, 50, [16, 17, 18, 19]], [56, 58, [16, 17, 18, 19]],
+    [2200, 2204, [16, 17, 18, 19]]
+  ];
+
+  function luhnValid(digits) {
+    var sum = 0, dbl = false;
+    for (var i = digits.length - 1; i >= 0; i--) {
+      var d = digits.charCodeAt(i) - 48;
+      if (dbl) { d *= 2; if (d > 9) d -= 9; }
+      sum += d;
+      dbl = !dbl;
+    }
+    return sum % 10 === 0;
+  }
+
+  /** card.py is_card_number: Luhn-valid, in a real issuer range, with its lengths. */
+  function isCard(digits) {
+    if (!/^[0-9]{13,19}$/.test(digits)) return false;
+    var ok = ISSUERS.some(function (r) {
+      var p = parseInt(digits.slice(0, String(r[0]).length), 10);
+      return p >= r[0] && p <= r[1] && r[2].indexOf(digits.length) >= 0;
+    });
+    return ok && luhnValid(digits);
+  }
+
+  var PROVINCES = '11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 ' +
+    '61 62 63 64 65 71 81 82 83 91';
+
+  /** cn_id.py is_cn_id: mod 11-2 check, a province, a real birth date since 1900. */
+  function isCnId(value, today) {
+    if (value.length !== 18 || !/^[0-9]{17}/.test(value)) return false;
+    if (PROVINCES.split(' ').indexOf(value.slice(0, 2)) < 0) return false;
+    var total = 0;
+    for (var i = 0; i < 17; i++) total += (value.charCodeAt(i) - 48) * (Math.pow(2, 17 - i) % 11);
+    if ('10x98765432'[total % 11] !== value[17].toLowerCase()) return false;
+    var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
+    var born = new Date(Date.UTC(y, m - 1, d));
+    if (born.getUTCFullYear() !== y || born.getUTCMonth() !== m - 1 || born.getUTCDate() !== d) return false;
+    return y >= 1900 && born.getTime() <= today;
+  }
+
+  /* ------------------------------------------------------------------ detectors */
+
+  function Hit(kind, start, end, rule) {
+    this.kind = kind; this.start = start; this.end = end; this.rule = rule;
+  }
+
+  function numberDetector(kind, rule, lo, hi, leading, valid) {
+    return function (ctx) {
+      var hits = [];
+      ctx.runs().forEach(function (run) {
+        if (run.digitCount < lo) return;
+        run.claim(lo, hi, leading, valid).forEach(function (w) {
+          hits.push(new Hit(kind, w.start, w.end, rule));
+        });
+      });
+      return hits;
+    };
+  }
+
+  /** A value recognised by a context phrase, filler, then the value (context.py). */
+  function contextRule(kind, rule, phrases, filler, value, needsNonLetter) {
+    var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
+    var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + filler + '(?<value>' + value + ')', 'gdu');
+    return {
+      triggers: phrases,
+      scan: function (view) {
+        var hits = [], m;
+        pattern.lastIndex = 0;
+        while ((m = pattern.exec(view)) !== null) {
+          var v = m.groups.value, at = m.indices.groups.value;
+          if (needsNonLetter && /^\p{L}+$/u.test(v)) continue;
+          hits.push(new Hit(kind, at[0], at[1], rule));
+          if (m[0].length === 0) pattern.lastIndex += 1;
+        }
+        return hits;
+      }
+    };
+  }
+
+  var S = '[^0-9a-z\\n]';
+  var CONTEXT_RULES = [
+    contextRule('otp', 'otp.context', ['verification code', 'security code', 'login code',
+      'sms code', 'one-time code', 'one time code', 'one-time password', 'otp', 'passcode',
+      'auth code', 'code is', 'pin', '验证码', '校验码', '动态码', '动态密码', '短信码', '确认码', '安全码'],
+      atomic(S + '{0,12}') + atomic('(?:(?:is|was|are)' + atomic(S + '{0,4}') + ')?'),
+      '(?<![0-9])' + atomic('[0-9]{4,8}') + '(?![0-9])'),
+    contextRule('password', 'password.context', ['password', 'passwd', 'pwd', 'pass word', '密码',
+      '口令', '登录密码', '支付密码'],
+      atomic('(?:' + atomic('\\s{0,3}') + '(?:is|was|=|:|：|是|为|為)){1,2}') + atomic('\\s{0,3}'),
+      atomic('[^\\s,，。;；!！?？"\'“”]{4,}'), true),
+    contextRule('api_key', 'api_key.context', ['api key', 'api_key', 'apikey', 'api-key',
+      'secret key', 'secret_key', 'access token', 'access_token', 'auth token', 'client secret',
+      'client_secret', '密钥', '令牌'],
+      atomic('\\s{0,3}') + '(?:is|=|:|：|是|为)' + atomic('\\s{0,3}') + atomic('["\']?'),
+      atomic('[0-9a-z_\\-./+=]{16,256}'))
+  ];
+  var BANK_ACCOUNT_RULE = contextRule('bank_account', 'bank_account.context', ['account number',
+    'account no', 'acct no', 'acct', 'a/c', 'bank account', '账号', '帐号', '账户', '帐户', '银行账户',
+    '收款账户', '卡号', '银行卡号'],
+    atomic(S + '{0,12}') + atomic('(?:(?:is|was)' + atomic(S + '{0,4}') + ')?'),
+    '(?<![0-9])[0-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){7,33}') + '(?![0-9])');
+
+  var KEY_SHAPES = new RegExp('(?<![0-9a-z])(?:akia[0-9a-z]{16}|gh[pousr]_' + atomic('[0-9a-z]{36,251}') +
+    '|xox[abprs]-' + atomic('[0-9a-z\\-]{10,200}') + '|[sr]k_(?:live|test)_' + atomic('[0-9a-z]{16,200}') +
+    '|aiza[0-9a-z_\\-]{35}|sk-' + atomic('[0-9a-z_\\-]{20,200}') + '|eyj' + atomic('[0-9a-z_\\-]{8,2000}') +
+    '\\.eyj' + atomic('[0-9a-z_\\-]{8,4000}') + '\\.' + atomic('[0-9a-z_\\-]{8,2000}') + ')(?![0-9a-z])', 'g');
+  var KEY_TRIGGERS = ['akia', 'gh', 'xox', 'k_live_', 'k_test_', 'aiza', 'sk-', 'eyj'];
+  var PEM_BEGIN = new RegExp('-----begin (?:' + atomic('[a-z0-9]{1,12}') + ' ){0,3}?private key' + atomic('(?: block)?') + '-----', 'g');
+  var PEM_END = new RegExp('-----end (?:' + atomic('[a-z0-9]{1,12}') + ' ){0,3}?private key' + atomic('(?: block)?') + '-----', 'g');
+
+  function contains(view, list) {
+    return list.some(function (t) { return view.indexOf(t) >= 0; });
+  }
+
+  function secrets(ctx) {
+    var view = ctx.view, hits = [], m;
+    CONTEXT_RULES.forEach(function (rule) {
+      if (contains(view, rule.triggers)) hits = hits.concat(rule.scan(view));
+    });
+    if (contains(view, KEY_TRIGGERS)) {
+      KEY_SHAPES.lastIndex = 0;
+      while ((m = KEY_SHAPES.exec(view)) !== null) hits.push(new Hit('api_key', m.index, m.index + m[0].length, 'api_key.shape'));
+    }
+    if (view.indexOf('-----begin') >= 0) {
+      var pos = 0;
+      for (;;) {
+        PEM_BEGIN.lastIndex = pos;
+        var begin = PEM_BEGIN.exec(view);
+        if (begin === null) break;
+        PEM_END.lastIndex = begin.index + begin[0].length;
+        var end = PEM_END.exec(view);
+        var stop = end !== null ? end.index + end[0].length : view.length;
+        hits.push(new Hit('private_key', begin.index, stop, 'private_key.pem'));
+        pos = stop;
+      }
+    }
+    return hits;
+  }
+
+  function bankAccounts(ctx) {
+    return contains(ctx.view, BANK_ACCOUNT_RULE.triggers) ? BANK_ACCOUNT_RULE.scan(ctx.view) : [];
+  }
+
+  var IBAN_START = new RegExp('(?<![a-z0-9])[a-z]{2}[0-9]{2}' + atomic('(?:' + atomic('[ \\-]?') + '[a-z0-9]){10,32}'), 'g');
+
+  function ibanLengths(chars, lo, hi) {
+    var found = [];
+    if (hi < lo) return found;
+    var head = '';
+    for (var i = 0; i < 4; i++) head += String(parseInt(chars[i], 36));
+    var headRem = Number(BigInt(head) % 97n);
+    var shift = Number((10n ** BigInt(head.length)) % 97n), rem = 0;
+    for (var n = 5; n <= hi; n++) {
+      var value = parseInt(chars[n - 1], 36);
+      rem = (rem * (value > 9 ? 100 : 10) + value) % 97;
+      if (n >= lo && (rem * shift + headRem) % 97 === 1) found.push(n);
+    }
+    return found.reverse();
+  }
+
+  function ibanDetector(formats) {
+    var compiled = {};
+    Object.keys(formats).forEach(function (cc) {
+      compiled[cc] = [formats[cc][0], new RegExp('^' + formats[cc][1] + '$')];
+    });
+    return function (ctx) {
+      var hits = [], m;
+      if (!ctx.runs().length) return hits;
+      var view = ctx.view;
+      IBAN_START.lastIndex = 0;
+      while ((m = IBAN_START.exec(view)) !== null) {
+        var positions = [];
+        for (var k = 0; k < m[0].length; k++) if (/[a-z0-9]/.test(m[0][k])) positions.push(m.index + k);
+        var chars = positions.map(function (p) { return view[p]; }).join('');
+        var lengths = ibanLengths(chars, 15, Math.min(chars.length, 34));
+        for (var i = 0; i < lengths.length; i++) {
+          var value = chars.slice(0, lengths[i]).toUpperCase(), format = compiled[value.slice(0, 2)];
+          if (format && format[0] === value.length && format[1].test(value.slice(4))) {
+            hits.push(new Hit('iban', positions[0], positions[lengths[i] - 1] + 1, 'iban.mod97'));
+            break;
+          }
+        }
+      }
+      return hits;
+    };
+  }
+
+  function fullMatch(pattern) { return new RegExp('^(?:' + pattern + ')$'); }
+
+  function phoneDetector(data) {
+    var regions = {}, codes = {};
+    Object.keys(data.regions || {}).forEach(function (r) {
+      var d = data.regions[r];
+      regions[r] = {
+        cc: d[0],
+        prefix: d[1] ? new RegExp('^(?:' + d[1] + ')') : null,
+        general: [fullMatch(d[2][0]), d[2][1]],
+        types: d[3].map(function (t) { return [fullMatch(t[0]), t[1]]; })
+      };
+    });
+    Object.keys(data.cc || {}).forEach(function (cc) {
+      codes[cc] = data.cc[cc].map(function (p) { return [fullMatch(p[0]), p[1]]; });
+    });
+    var CN_SHAPE = /^(?:(?:86)?1[3-9][0-9]{9}|0[1-9][0-9]{8,10})$/;
+
+    function matches(desc, national) {
+      return desc[0].test(national) && (!desc[1].length || desc[1].indexOf(national.length) >= 0);
+    }
+
+    function validNational(national, region) {
+      if (!matches(region.general, national)) return false;
+      return region.types.some(function (t) {
+        return matches([t[0], t[1].length ? t[1] : region.general[1]], national);
+      });
+    }
+
+    /** libphonenumber's parse + is_valid_number for a number without '+' in `region`. */
+    function validIn(digits, region) {
+      var candidates = [digits];
+      if (digits.indexOf(region.cc) === 0) candidates.push(digits.slice(region.cc.length));
+      return candidates.some(function (c) {
+        if (validNational(c, region)) return true;
+        var m = region.prefix && region.prefix.exec(c);
+        return !!(m && m[0].length && validNational(c.slice(m[0].length), region));
+      });
+    }
+
+    /** An international number: its calling code's regions (their full data when the
+     * tenant's regions include one, else the general "possible number" pattern). */
+    function validIntl(digits) {
+      for (var k = 1; k <= 3; k++) {
+        var cc = digits.slice(0, k), national = digits.slice(k);
+        var full = Object.keys(regions).filter(function (r) { return regions[r].cc === cc; });
+        if (full.length) return full.some(function (r) { return validNational(national, regions[r]); });
+        if (codes[cc]) return codes[cc].some(function (p) { return matches(p, national); });
+      }
+      return false;
+    }
+
+    function accept(w) {
+      if (!/^[0-9]+$/.test(w.digits)) return false;
+      if (w.plus) return validIntl(w.digits);
+      if (w.digits.indexOf('00') === 0) return validIntl(w.digits.slice(2));
+      return Object.keys(regions).some(function (r) {
+        return (r !== 'CN' || CN_SHAPE.test(w.digits)) && validIn(w.digits, regions[r]);
+      });
+    }
+
+    return function (ctx) {
+      var hits = [];
+      ctx.runs().forEach(function (run) {
+        if (run.digitCount < 7) return;
+        var candidates = run.blocks(7, 15).concat(run.ends(7, 15));
+        run.segments().forEach(function (seg) { candidates = candidates.concat(seg.blocks(7, 15)); });
+        candidates.sort(function (a, b) { return a.start - b.start || (b.end - b.start) - (a.end - a.start); });
+        claimWindows(candidates, accept).forEach(function (w) {
+          hits.push(new Hit('phone', w.start, w.end, 'phone.libphonenumber'));
+        });
+      });
+      return hits;
+    };
+  }
+
+  var AT = '(?:@|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'at' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
+  var DOT = '(?:\\.|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'dot' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
+  var EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + AT +
+    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + DOT + ')+' + atomic('[a-z]{2,24}') + '(?![a-z0-9\\-])', 'g');
+  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }'];
+
+  function emails(ctx) {
+    var hits = [], m;
+    if (!contains(ctx.view, EMAIL_TRIGGERS)) return hits;
+    EMAIL.lastIndex = 0;
+    while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+    return hits;
+  }
+
+  /* ------------------------------------------------------------------ masking */
+
+  var ADMIN_SUFFIX = /^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)/;
+  var BRACKET_AT = /\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]/;
+
+  function star(chars, mask) {
+    var weights = [], i, m;
+    for (i = mask.start; i < mask.end; i++) weights.push(weight(chars[i]));
+    var style = mask.style, visible = 0;
+    if ((m = /^last([0-9])$/.exec(style))) visible = +m[1];
+    else if (style === 'email') {
+      var text = chars.slice(mask.start, mask.end).join(''), at = text.indexOf('@');
+      if (at < 0 && (m = BRACKET_AT.exec(text))) at = Array.from(text.slice(0, m.index)).length;
+      var keptFirst = false;
+      for (i = 0; i < (at > 0 ? at : weights.length); i++) {
+        if (!weights[i]) continue;
+        if (keptFirst) chars[mask.start + i] = '*';
+        keptFirst = true;
+      }
+      return;
+    } else if (style === 'name') {
+      var wordStart = true;
+      for (i = 0; i < weights.length; i++) {
+        if (!weights[i]) { wordStart = true; continue; }
+        if (!wordStart) chars[mask.start + i] = '*';
+        wordStart = false;
+      }
+      return;
+    } else if (style === 'address') {
+      var am = ADMIN_SUFFIX.exec(chars.slice(mask.start, mask.end).join(''));
+      for (i = am ? Array.from(am[0]).length : 0; i < weights.length; i++) if (weights[i]) chars[mask.start + i] = '*';
+      return;
+    } else if (style === 'phone' || (m = /^first([0-9])last([0-9])$/.exec(style))) {
+      var head = style === 'phone' ? 3 : +m[1], tail = style === 'phone' ? 4 : +m[2];
+      var total = weights.reduce(function (a, b) { return a + b; }, 0), seen = 0;
+      if (total < head + tail + 3) { head = 0; tail = Math.min(tail, 2); }
+      for (i = 0; i < weights.length; i++) {
+        if (!weights[i]) continue;
+        seen += weights[i];
+        if (seen <= head || seen > total - tail) continue;
+        chars[mask.start + i] = '*';
+      }
+      return;
+    }
+    var shown = 0;
+    for (i = weights.length - 1; i >= 0; i--) {
+      if (!weights[i]) continue;
+      if (shown + weights[i] <= visible) shown += weights[i];
+      else { visible = shown; chars[mask.start + i] = '*'; }
+    }
+  }
+
+  /** Apply masks (possibly overlapping) to the original's code points (masking.py render).
+   * Links are not found at the ends, so ``defang`` hides like ``full``. */
+  function render(chars, masks) {
+    chars = chars.slice();
+    var spans = [];
+    masks.forEach(function (mask) {
+      if (mask.style === 'redact') spans.push(mask);
+      else if (mask.style === 'defang') star(chars, { start: mask.start, end: mask.end, style: 'full' });
+      else if (mask.style !== 'keep') star(chars, mask);
+    });
+    spans.sort(function (a, b) { return a.start - b.start || b.end - a.end; });
+    var merged = [];
+    spans.forEach(function (s) {
+      var last = merged[merged.length - 1];
+      if (last && s.start < last.end) last.end = Math.max(last.end, s.end);
+      else merged.push({ start: s.start, end: s.end });
+    });
+    for (var k = merged.length - 1; k >= 0; k--) {
+      chars.splice(merged[k].start, merged[k].end - merged[k].start, '[redacted]');
+    }
+    return chars.join('');
+  }
+
+  /* ------------------------------------------------------------------ engine */
+
+  function isStyle(style) {
+    return /^(?:last[0-9]|first[0-9]last[0-9]|full|email|keep|phone|name|address|redact|defang)$/.test(style);
+  }
+
+  /** Check a document's shape (it came over the network, signed or not). */
+  function checkDocument(doc) {
+    var bad = !doc || doc.v !== 1 || typeof doc.actions !== 'object' || typeof doc.masks !== 'object' ||
+      !Array.isArray(doc.keywords) || typeof doc.fold !== 'object' || typeof doc.phone !== 'object' ||
+      typeof doc.iban !== 'object';
+    if (!bad) {
+      bad = Object.keys(doc.actions).some(function (k) {
+        var a = doc.actions[k];
+        return !Array.isArray(a) || a.length !== 2 || !(a[0] in SEVERITY) || !(a[1] in SEVERITY);
+      }) || Object.keys(doc.masks).some(function (k) { return !isStyle(doc.masks[k]); });
+    }
+    if (bad) throw new Error('policy_document_invalid');
+  }
+
+  function engine(doc) {
+    checkDocument(doc);
+    var t2s = doc.fold || {};
+    var keywords = doc.keywords.map(function (k) { return { key: k[0], left: !!k[1], right: !!k[2], rules: k[3] }; });
+    var detectors = [
+      [secrets, true],
+      [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
+      [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
+      [ibanDetector(doc.iban), true],
+      [bankAccounts, true],
+      [phoneDetector(doc.phone), true],
+      [emails, true]
+    ];
+
+    function actionFor(kind, direction) {
+      var per = doc.actions[kind];
+      return per ? per[DIRECTIONS.indexOf(direction)] : 'flag';
+    }
+
+    function keywordHits(norm) {
+      var found = [];
+      if (!keywords.length) return found;
+      var compact = norm.compact(), view = norm.view;
+      if (!compact.text) return found;
+      keywords.forEach(function (entry) {
+        var from = 0, at;
+        while ((at = compact.text.indexOf(entry.key, from)) >= 0) {
+          from = at + 1;
+          var start = compact.at[at], end = compact.at[at + entry.key.length - 1] + 1;
+          if (entry.left && start > 0 && needsBoundary(view[start - 1])) continue;
+          if (entry.right && end < view.length && needsBoundary(view[end])) continue;
+          entry.rules.forEach(function (rule) {
+            found.push({ hit: new Hit(rule[0], start, end, 'keyword:' + entry.key), fixed: rule[1] || null });
+          });
+        }
+      });
+      return found;
+    }
+
+    function candidates(norm, bidi) {
+      var found = [], runs = null;
+      keywordHits(norm).forEach(function (k) {
+        var span = norm.span(k.hit.start, k.hit.end);
+        found.push({ hit: k.hit, start: span[0], end: span[1], fixed: k.fixed });
+      });
+      var ctx = {
+        view: norm.view,
+        runs: function () { return runs || (runs = findNumberRuns(norm.view, bidi)); }
+      };
+      var claimed = [];
+      detectors.forEach(function (d) {
+        d[0](ctx).forEach(function (hit) {
+          var span = norm.span(hit.start, hit.end);
+          var inside = claimed.some(function (c) { return c[0] <= span[0] && c[1] >= span[1]; });
+          if (inside) return;
+          if (d[1]) claimed.push(span);
+          found.push({ hit: hit, start: span[0], end: span[1], fixed: null });
+        });
+      });
+      return found;
+    }
+
+    function styleFor(chars, f, bidi) {
+      var style = doc.masks[f.kind] || 'full';
+      if (NUMERIC[f.kind] && style !== 'keep') {
+        if (bidi) return 'full';
+        for (var i = f.start; i < f.end; i++) {
+          var c = chars[i];
+          if ((/^\p{L}$/u.test(c) && c !== 'x' && c !== 'X') || c === '&' || c === '%' || c === '|') return 'full';
+        }
+      }
+      return style;
+    }
+
+    /** What happens to `text` sent by `direction` (engine.py evaluate). */
+    function evaluate(text, direction) {
+      if (DIRECTIONS.indexOf(direction) < 0) throw new Error('direction must be customer or agent');
+      var bidi = false;
+      for (var b = 0; b < BIDI_OVERRIDES.length; b++) if (text.indexOf(BIDI_OVERRIDES[b]) >= 0) bidi = true;
+      var norm = new Normalized(text, t2s);
+      var found = candidates(norm, bidi);
+      if (!found.length) return { action: 'allow', text: text, findings: [], kinds: [] };
+      var u16 = [0];
+      norm.original.forEach(function (c, i) { u16.push(u16[i] + c.length); });
+      var findings = found.map(function (c) {
+        return {
+          kind: c.hit.kind, start: c.start, end: c.end, rule: c.hit.rule,
+          action: c.fixed || actionFor(c.hit.kind, direction),
+          start_utf16: u16[c.start], end_utf16: u16[c.end]
+        };
+      });
+      findings.sort(function (a, b) {
+        return a.start - b.start || a.end - b.end || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0);
+      });
+      var worst = findings[0];
+      findings.forEach(function (f) { if (SEVERITY[f.action] > SEVERITY[worst.action]) worst = f; });
+      var shown = null;
+      if (worst.action !== 'block') {
+        var masks = findings.filter(function (f) { return f.action === 'mask' || f.action === 'flag'; })
+          .map(function (f) { return { start: f.start, end: f.end, style: styleFor(norm.original, f, bidi) }; });
+        shown = masks.length ? render(norm.original, masks) : text;
+      }
+      var kinds = [];
+      findings.forEach(function (f) { if (f.action !== 'allow' && kinds.indexOf(f.kind) < 0) kinds.push(f.kind); });
+      kinds.sort();
+      return { action: worst.action, text: shown, findings: findings, kinds: kinds, worst: worst.kind };
+    }
+
+    return { evaluate: evaluate, document: doc };
+  }
+
+  var defaultEngine = null;
+
+  /** The engine an end runs for its tenant: the document its admins signed if `tenantKey`
+   * verifies it for `tenant` (CipherdeskE2E.verifyPolicy), else the default compiled into
+   * this SRI-pinned bundle. A gateway can withhold a signed policy, never forge one. */
+  function forTenant(signed, tenantKey, tenant) {
+    if (signed && tenantKey) {
+      try {
+        return engine(CipherdeskE2E.verifyPolicy(tenantKey, signed.body, signed.sig, tenant));
+      } catch (e) { /* not signed by this tenant's key: the default applies */ }
+    }
+    return defaultEngine || (defaultEngine = engine(CipherdeskPolicyDefault));
+  }
+
+  /** The notice frame shape the pages already localise (CipherdeskNotices.text). */
+  function notice(decision) {
+    var names = { block: 'blocked', mask: 'masked', flag: 'flagged' };
+    return { action: names[decision.action] || 'allowed', kinds: decision.kinds };
+  }
+
+  return { engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice };
+})();

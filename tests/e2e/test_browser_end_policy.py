@@ -1,0 +1,226 @@
+"""Policy at the ends (issue 13) in real Chromium: the JavaScript engine
+(gateway/web/policy.js) passes the shared vectors and agrees with the Python engine on an
+evasion corpus, and in an e2e chat the widget masks or blocks with the tenant's signed
+policy BEFORE it seals, the console blocks an agent's card number, and the gateway stores
+neither in clear."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from crypto.e2e import TenantSigningKey
+from gateway.policy.config import PolicyConfig
+from gateway.policy.end import END_KINDS, end_document, end_document_text
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.types import SEVERITY
+from tests.e2e import browser as bx
+from tests.e2e.browser import (
+    agent_says,
+    customer_says,
+    expect,
+    login_console,
+    new_page,
+    open_widget,
+)
+from tests.e2e.test_browser_e2e import _certify_console, _database_bytes, _e2e_tenant
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+browser = bx.browser
+gateway = bx.gateway
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = [
+    json.loads(line)
+    for line in (ROOT / "tests" / "policy" / "vectors.jsonl").read_text("utf-8").splitlines()
+    if line.strip()
+]
+_EVALUATE = """([doc, cases]) => {
+  const engine = CipherdeskPolicy.engine(doc);
+  return cases.map(([text, direction]) => {
+    const d = engine.evaluate(text, direction);
+    const findings = d.findings.map(
+      (f) => [f.kind, f.start, f.end, f.action, f.start_utf16, f.end_utf16]);
+    return { action: d.action, text: d.text, findings };
+  });
+}"""
+
+
+def _bench_filter() -> ModuleType:
+    """bench/filter.py's corpus builders (evasions of every class, look-alike decoys,
+    ordinary chat lines): the same corpus the Python engine's recall is measured on."""
+    spec = importlib.util.spec_from_file_location("bench_filter", ROOT / "bench" / "filter.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_filter", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _end_kinds(engine: PolicyEngine) -> set[str]:
+    return set(END_KINDS) | {r.category for r in engine.rules}
+
+
+async def test_the_browser_engine_passes_the_policy_vectors(browser, gateway):
+    """tests/policy/vectors.jsonl: every finding of a kind the end engine implements, at
+    the same code point and UTF-16 offsets with the same action; where every finding is
+    such a kind, the same decision and the same masked text."""
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        checked = 0
+        for vector in VECTORS:
+            engine = PolicyEngine(PolicyConfig.from_dict(vector["policy"]))
+            kinds = _end_kinds(engine)
+            doc = end_document(engine, None, 0)
+            (got,) = await page.evaluate(_EVALUATE, [doc, [[vector["text"], vector["direction"]]]])
+            want = [
+                [f["kind"], f["start"], f["end"], f["action"], f["start_utf16"], f["end_utf16"]]
+                for f in vector["findings"]
+                if f["kind"] in kinds
+            ]
+            assert got["findings"] == want, vector["text"]
+            if all(f["kind"] in kinds for f in vector["findings"]):
+                assert (got["action"], got["text"]) == (vector["action"], vector["masked"])
+                checked += 1
+        assert checked >= 30  # all but the name/address/link vectors
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+
+
+async def test_the_browser_engine_agrees_with_the_python_engine(browser, gateway):
+    """bench/filter.py's evasion corpus (every class of the policy issue, numbers written
+    with separators, numerals, digit words, homoglyphs, escapes, bidi, long runs), its
+    look-alike decoys and ordinary lines, both directions. The ends may find MORE than the
+    gateway (international numbers are checked against each country's general pattern,
+    libphonenumber's full per-type data being too large for a widget), never less: every
+    Python finding is covered by a JavaScript finding of the same kind and action, and the
+    JavaScript decision is never milder. Nearly every line agrees exactly."""
+    bench = _bench_filter()
+    positives, decoys = bench.build_evasions(400, 11)
+    lines = [p[0] for p in positives] + decoys + [line for line, _ in bench.build_corpus(800, 5)]
+    engine = PolicyEngine()
+    kinds = _end_kinds(engine)
+    cases = [[text, d] for text in lines for d in ("customer", "agent")]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = await page.evaluate(_EVALUATE, [end_document(engine, None, 0), cases])
+    finally:
+        await ctx.close()
+    exact = 0
+    for (text, direction), js in zip(cases, got, strict=True):
+        decision = engine.evaluate(text, direction)
+        want = [[f.kind, f.start, f.end, f.action] for f in decision.findings if f.kind in kinds]
+        found = [f[:4] for f in js["findings"]]
+        if found == want:
+            exact += 1
+            if all(f.kind in kinds for f in decision.findings):
+                assert (js["action"], js["text"]) == (decision.action, decision.text), text
+            continue
+        for kind, start, end, action in want:
+            assert any(
+                f[0] == kind and f[1] <= start and f[2] >= end and f[3] == action for f in found
+            ), (text, want, found)
+        assert SEVERITY[js["action"]] >= SEVERITY[decision.action], text
+    assert exact / len(cases) >= 0.99, exact / len(cases)
+
+
+async def _sign_policy(gateway: bx.Gateway, signing: TenantSigningKey, policy: dict) -> None:
+    """What `cipherdesk e2e sign-policy` leaves in the tenant's settings."""
+    tenant = await gateway.svc.store.get_tenant("demo")
+    assert tenant is not None
+    tenant.settings = {**tenant.settings, "policy": policy}
+    engine = PolicyEngine(PolicyConfig.from_dict(policy))
+    text = end_document_text(engine, "demo", 1_700_000_000)
+    tenant.settings["e2e_policy"] = {
+        "body": text,
+        "sig": signing.sign_policy(text),
+        "issued": 1_700_000_000,
+    }
+    await gateway.svc.store.update_tenant(tenant)
+    gateway.svc.tenants.invalidate("demo")
+
+
+async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
+    """The tenant masks phones and blocks fraud scripts from customers (signed policy):
+    the widget sends a card and a phone masked and never sends the fraud line; the
+    console refuses an agent's card number; the gateway stores none of it in clear."""
+    signing = await _e2e_tenant(gateway)
+    await _sign_policy(
+        gateway, signing, {"actions": {"phone": "mask", "fraud": {"customer": "block"}}}
+    )
+    await gateway.agent("ana@example.com", name="Ana")
+    pages = [await new_page(browser) for _ in range(2)]
+    (_, ana), (_, customer) = pages
+    try:
+        await login_console(ana, gateway, "ana@example.com")
+        await _certify_console(gateway, ana, "ana@example.com", signing)
+        await open_widget(customer, gateway, name="Ada")
+        await expect(customer.locator(".e2e-badge")).to_be_visible()
+        await ana.locator(".queue-item button", has_text="Accept").click()
+        await expect(customer.locator(".log")).to_contain_text("Ana can read this chat")
+
+        await customer_says(customer, "card 4111 1111 1111 1111, phone 13812345678")
+        masked = "card **** **** **** 1111, phone *******5678"
+        await expect(customer.locator(".msg.me .text")).to_have_text([masked])
+        await expect(customer.locator(".sys.notice.masked")).to_have_count(1)
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text([masked])
+
+        await customer_says(customer, "兼职刷单，日结返利")
+        await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "failed")
+        await expect(customer.locator(".sys.notice.blocked")).to_have_count(1)
+
+        await agent_says(ana, "the card on file is 5555 5555 5555 4444")
+        await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")
+        await expect(pane.locator(".notice.blocked")).to_have_count(1)
+        await agent_says(ana, "好的，已处理")
+        await expect(customer.locator(".msg.agent .text")).to_have_text(["好的，已处理"])
+
+        chat = (await gateway.svc.store.list_chats("demo"))[0]
+        stored = await gateway.svc.store.messages_after(chat.id, 0)
+        assert [m.sender for m in stored] == ["customer", "agent"]  # nothing blocked got out
+        data = _database_bytes(Path(gateway.svc.config.server.data_dir))
+        for needle in (
+            "4111 1111 1111 1111",
+            "13812345678",
+            "兼职刷单，日结返利",
+            "5555 5555 5555 4444",
+        ):
+            assert needle.encode() not in data, needle
+        for page in (ana, customer):
+            assert page.js_errors == [], page.js_errors
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()
+
+
+async def test_a_policy_the_tenant_did_not_sign_is_not_run(browser, gateway):
+    """A gateway serving a policy signed by another key (say, one that allows cards)
+    gets the bundled default instead: the card is still masked."""
+    signing = await _e2e_tenant(gateway)
+    await _sign_policy(gateway, TenantSigningKey.generate(), {"actions": {"card": "allow"}})
+    await gateway.agent("ana@example.com", name="Ana")
+    pages = [await new_page(browser) for _ in range(2)]
+    (_, ana), (_, customer) = pages
+    try:
+        await login_console(ana, gateway, "ana@example.com")
+        await _certify_console(gateway, ana, "ana@example.com", signing)
+        await open_widget(customer, gateway, name="Ada")
+        await ana.locator(".queue-item button", has_text="Accept").click()
+        await expect(customer.locator(".log")).to_contain_text("Ana can read this chat")
+        await customer_says(customer, "我的卡号 4111 1111 1111 1111")
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])
+        assert customer.js_errors == [], customer.js_errors
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()

@@ -1,0 +1,140 @@
+"""The signed end policy (issue 13, policy at the ends): the gateway compiles the tenant's
+policy for the widget and console engines, the tenant's admins sign it offline, and the
+gateway serves only a document the tenant key signed for this tenant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from auth.roles import Permission, Principal, Role
+from crypto.e2e import TenantSigningKey, verify_policy
+from gateway.api_tokens import api_tokens
+from gateway.policy.end import END_KINDS
+from tests.e2e.test_e2e_mode import E2ETenant, _cli
+from tests.e2e.test_e2e_mode import e2e as e2e
+from tests.gateway.helpers import bearer
+
+
+async def _end_policy(e2e: E2ETenant) -> dict:
+    async with e2e.http.get(f"{e2e.gw.base}/api/e2e/policy", headers=e2e.admin) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def _put(e2e: E2ETenant, body: str, sig: str) -> tuple[int, dict]:
+    async with e2e.http.put(
+        f"{e2e.gw.base}/api/e2e/policy", json={"body": body, "sig": sig}, headers=e2e.admin
+    ) as r:
+        return r.status, await r.json()
+
+
+async def test_the_tenant_signs_the_end_policy_and_widgets_get_it(e2e: E2ETenant) -> None:
+    async with e2e.http.patch(
+        f"{e2e.gw.base}/api/tenant",
+        json={"policy": {"actions": {"phone": "mask", "fraud": {"customer": "block"}}}},
+        headers=e2e.admin,
+    ) as r:
+        assert r.status == 200, await r.text()
+    answer = await _end_policy(e2e)
+    assert answer["signed"] is None and answer["current"] is False
+    document = json.loads(answer["document"])
+    assert document["tenant"] == "demo" and document["v"] == 1
+    assert document["actions"]["phone"] == ["mask", "mask"]
+    assert document["actions"]["fraud"] == ["block", "block"]
+    assert set(END_KINDS) <= set(document["actions"])
+    assert "CN" in document["phone"]["regions"] and "DE" in document["iban"]
+    terms = {k[0] for k in document["keywords"]}
+    assert "刷单" in terms  # the built-in lexicon, folded as the Python matcher keys it
+
+    # Refused: another key's signature, a document of another tenant, a forged body.
+    text = answer["document"]
+    stranger = TenantSigningKey.generate()
+    status, body = await _put(e2e, text, stranger.sign_policy(text))
+    assert (status, body["error"]["code"]) == (400, "policy_bad_signature")
+    other = text.replace('"tenant":"demo"', '"tenant":"acme"')
+    status, body = await _put(e2e, other, e2e.signing.sign_policy(other))
+    assert (status, body["error"]["code"]) == (400, "policy_wrong_tenant")
+    status, body = await _put(e2e, "[1]", e2e.signing.sign_policy("[1]"))
+    assert (status, body["error"]["code"]) == (400, "policy_malformed")
+    # A certificate signature never passes for a policy one (separate contexts).
+    status, body = await _put(e2e, text, e2e.signing.sign_body(text))
+    assert (status, body["error"]["code"]) == (400, "policy_bad_signature")
+    # Agents cannot store one.
+    await e2e.gw.login("ana@example.com")
+    async with e2e.http.put(
+        f"{e2e.gw.base}/api/e2e/policy",
+        json={"body": text, "sig": e2e.signing.sign_policy(text)},
+        headers=bearer(e2e.gw.tokens["ana@example.com"]),
+    ) as r:
+        assert r.status == 403
+
+    sig = e2e.signing.sign_policy(text)
+    status, body = await _put(e2e, text, sig)
+    assert status == 200 and body == {"body": text, "sig": sig, "issued": document["issued"]}
+    assert (await _end_policy(e2e))["current"] is True
+    async with e2e.http.get(f"{e2e.gw.base}/api/public/e2e/demo") as r:
+        public = await r.json()
+    assert public["policy"]["body"] == text
+    assert verify_policy(e2e.signing.verify_key, text, public["policy"]["sig"], tenant="demo")
+    audit = await e2e.gw.svc.store.query_audit(tenant_id="demo", action="e2e.policy_signed")
+    assert len(audit) == 1
+
+    # The tenant's policy changes: the signed one is no longer current until signed again.
+    async with e2e.http.patch(
+        f"{e2e.gw.base}/api/tenant",
+        json={"policy": {"actions": {"phone": "allow"}}},
+        headers=e2e.admin,
+    ) as r:
+        assert r.status == 200
+    assert (await _end_policy(e2e))["current"] is False
+
+    # A new verify key voids the policy signed with the old one.
+    async with e2e.http.put(
+        f"{e2e.gw.base}/api/e2e",
+        json={"verify_key": stranger.verify_key},
+        headers=e2e.admin,
+    ) as r:
+        assert r.status == 200 and (await r.json())["policy"] is None
+
+
+async def test_the_cli_signs_the_end_policy(tmp_path: Path, e2e: E2ETenant) -> None:
+    """``cipherdesk e2e sign-policy`` shows what the document does, signs it on the
+    admin's machine and uploads it; a second run finds it current."""
+    key_file = tmp_path / "demo-signing.json"
+    env = {"CIPHERDESK_E2E_PASSPHRASE": "correct horse battery staple"}
+    rc, out, err = await _cli(
+        "e2e", "keygen", "--tenant", "demo", "--out", str(key_file), "--strength",
+        "interactive", **env,
+    )  # fmt: skip
+    assert rc == 0, err
+    verify_key = out.split("verify key: ")[1].split()[0]
+    async with e2e.http.put(
+        f"{e2e.gw.base}/api/e2e", json={"verify_key": verify_key}, headers=e2e.admin
+    ) as r:
+        assert r.status == 200
+    admin = await e2e.gw.svc.store.get_agent(e2e.gw.ids["admin@example.com"])
+    assert admin is not None
+    issued = await api_tokens(e2e.gw.svc).create(
+        admin,
+        Principal(admin.id, "demo", Role.ADMIN),
+        "e2e sign-policy",
+        [Permission.TENANT_MANAGE.value],
+        30,
+        ip="127.0.0.1",
+    )
+    sign = ("e2e", "sign-policy", "--key", str(key_file), "--url", e2e.gw.base)
+    rc, out, err = await _cli(*sign, "--token", issued.secret, stdin="n\n", **env)
+    assert rc == 0, err
+    assert "card" in out and "mask   / block" in out and "phone regions: CN" in out
+    assert (await _end_policy(e2e))["signed"] is None  # answered "n": nothing uploaded
+    rc, out, err = await _cli(*sign, "--token", issued.secret, "--yes", **env)
+    assert rc == 0, err
+    assert "signed;" in out
+    answer = await _end_policy(e2e)
+    assert answer["current"] is True
+    assert verify_policy(
+        verify_key, answer["signed"]["body"], answer["signed"]["sig"], tenant="demo"
+    )
+    rc, out, err = await _cli(*sign, "--token", issued.secret, "--yes", **env)
+    assert rc == 0 and "is current" in out
