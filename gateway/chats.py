@@ -18,7 +18,7 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,8 +32,10 @@ from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topi
 from gateway.customers import CustomerKeys, CustomerKind
 from gateway.e2e import (
     E2E_POLICY,
+    RELEASE_SETTING,
     E2ERefused,
     E2EService,
+    ReleasedLine,
     SealedBody,
     e2e_config,
     franking_sender,
@@ -978,10 +980,13 @@ class ChatService:
         reason: str = "resolved",
         csat: int | None = None,
         comment: str | None = None,
+        release: Sequence[ReleasedLine] = (),
     ) -> Chat:
         """Close a chat (once, whoever closes first). A customer's ``csat`` (1-5, with an
         optional ``comment``) is recorded with their close, or later when the agent
-        closed first: see :meth:`rate`."""
+        closed first: see :meth:`rate`. ``release``: in an end-to-end chat, the masked
+        transcript the agent's console releases to the helpdesk with this close (see
+        :meth:`_released_lines`)."""
         chat = await self._chat(chat_id, tenant_id)
         if principal is not None:
             _require(principal, Permission.CHAT_HANDLE, tenant_id)
@@ -989,6 +994,11 @@ class ChatService:
                 Permission.CHAT_TAKEOVER, tenant_id
             ):
                 raise ChatError("not_assigned", "only the assigned agent can close this chat")
+        released: dict[int, str] = {}
+        if release:
+            if chat.state == "closed":
+                raise ChatError("chat_closed", "this conversation is closed")
+            released = await self._released_lines(chat, principal, release)
         if chat.state != "closed":
             close_reason = "customer_left"
             if by == "agent":
@@ -1001,6 +1011,8 @@ class ChatService:
                 chat.id, closed_at=self.clock(), reason=close_reason
             )
             if closed is None:
+                if released:
+                    raise ChatError("chat_closed", "closed meanwhile: nothing was released")
                 chat = await self._chat(chat_id, tenant_id)
             else:
                 chat = closed
@@ -1009,7 +1021,15 @@ class ChatService:
                 if by == "customer" and csat is not None:
                     # recorded before chat.closed (which carries csat), emitted after it
                     rating = await self._record_rating(chat, csat, comment, with_close=True)
-                chat = await self._after_close(chat, tenant_id)
+                if released:
+                    await self.auditor.record(
+                        "e2e.transcript_released",
+                        tenant_id=tenant_id,
+                        actor=principal.agent_id if principal else None,
+                        target=chat.id,
+                        lines=len(released),
+                    )
+                chat = await self._after_close(chat, tenant_id, released)
                 if rating is not None:
                     await self._emit_rating(chat, rating)
                 return chat
@@ -1120,7 +1140,37 @@ class ChatService:
         self.split_window.forget(chat.id)
         return await self._after_close(closed, tenant_id)
 
-    async def _after_close(self, chat: Chat, tenant_id: str) -> Chat:
+    async def _released_lines(
+        self, chat: Chat, principal: Principal | None, release: Sequence[ReleasedLine]
+    ) -> dict[int, str]:
+        """seq -> the plugin-audience text of a transcript an agent's console releases at
+        the close of an end-to-end chat (``e2e_release_transcripts``, a per-tenant option).
+
+        The console masked each text with the tenant's end policy; the gateway, which sees
+        the released text anyway, runs its own policy over it once more (names, addresses
+        and links are found here only) and masks it for the plugin audience. Each line
+        must name an e2e message of the chat with its sender's direction. What the text
+        says cannot be checked against the ciphertext (that would need the plaintext):
+        the release is audited with who made it."""
+        tenant = await self._tenant(chat.tenant_id)
+        if principal is None or chat.mode != "e2e":
+            raise ChatError("not_e2e", "only an end-to-end chat's console releases a transcript")
+        if tenant.settings.get(RELEASE_SETTING) is not True:
+            raise ChatError("release_disabled", "the tenant does not release e2e transcripts")
+        senders = {m.seq: m.sender for m in await self.history(chat, 0) if m.c is not None}
+        engine = await self.policies.engine(tenant.id, tenant.settings)
+        out: dict[int, str] = {}
+        for line in release:
+            sender = senders.get(line.seq)
+            if sender is None:
+                raise ChatError("bad_release", f"no end-to-end message {line.seq} in this chat")
+            direction: Direction = "agent" if sender == "agent" else "customer"
+            out[line.seq] = screen_text(engine, line.text, direction, "plugin")
+        return out
+
+    async def _after_close(
+        self, chat: Chat, tenant_id: str, released: Mapping[int, str] | None = None
+    ) -> Chat:
         """The steps of a close, run once by the caller whose compare-and-set won."""
         if self.quality is not None and chat.accepted_at is not None and chat.closed_at:
             self.quality.closed(chat.closed_at - chat.accepted_at)
@@ -1137,7 +1187,9 @@ class ChatService:
             )
         tenant = await self._tenant(tenant_id)
         key = await self.keys.get(chat.id)
-        transcript = await self._transcript_for(tenant, await self.history(chat, 0), "plugin")
+        transcript = await self._transcript_for(
+            tenant, await self.history(chat, 0), "plugin", released
+        )
         queue_seconds = (chat.accepted_at - chat.created_at) if chat.accepted_at else None
         await self._emit(
             tenant,
@@ -1292,11 +1344,16 @@ class ChatService:
         }
 
     async def _transcript_for(
-        self, tenant: Tenant, messages: list[Msg], audience: Audience
+        self,
+        tenant: Tenant,
+        messages: list[Msg],
+        audience: Audience,
+        released: Mapping[int, str] | None = None,
     ) -> list[dict[str, Any]]:
         """A chat's transcript as ``audience`` (plugins, a customer export) gets it:
         per-audience masking, computed in a worker thread (a long chat is many policy
-        passes)."""
+        passes). ``released``: the masked texts of e2e messages an agent released."""
+        released = released or {}
         engine = await self.policies.engine(tenant.id, tenant.settings)
 
         def mask_all() -> list[dict[str, Any]]:
@@ -1309,8 +1366,10 @@ class ChatService:
                             "sender": m.sender,
                             "ts": m.ts,
                             "e2e": True,
+                            "size": len(m.c) * 3 // 4 - m.c.count("="),  # sealed bytes
                             "agent": m.agent,
                         }
+                        | ({"text": released[m.seq], "released": True} if m.seq in released else {})
                     )
                     continue
                 direction: Direction = "agent" if m.sender == "agent" else "customer"

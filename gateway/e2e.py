@@ -48,6 +48,9 @@ from gateway.store.base import Agent, Chat, E2EDevice, Store, StoredMessage, Ten
 
 MODE_SETTING = "mode"
 VERIFY_KEY_SETTING = "e2e_verify_key"
+RELEASE_SETTING = "e2e_release_transcripts"
+"""Whether agents' consoles may release a masked transcript of an e2e chat to the tenant's
+helpdesk plugins when they close it (off by default; every release is audited)."""
 POLICY_SETTING = "e2e_policy"
 """The end policy document the tenant's admins signed (``{"body", "sig"}``), which widgets
 pinning the tenant key run before sealing (gateway/policy/end.py)."""
@@ -73,6 +76,15 @@ class E2ERefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ReleasedLine:
+    """One message of an e2e chat as an agent's console releases it to the helpdesk at
+    close: its ``seq`` and its text, masked at the end."""
+
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class SignedPolicy:
     """An end policy document as signed by the tenant key (``issued``: when it was made)."""
 
@@ -88,6 +100,7 @@ class E2EConfig:
     mode: Mode
     verify_key: str | None
     policy: SignedPolicy | None = None
+    release_transcripts: bool = False
 
 
 def e2e_config(tenant: Tenant) -> E2EConfig:
@@ -102,6 +115,7 @@ def e2e_config(tenant: Tenant) -> E2EConfig:
         mode="e2e" if mode == "e2e" else "inspect",
         verify_key=key if isinstance(key, str) else None,
         policy=policy,
+        release_transcripts=tenant.settings.get(RELEASE_SETTING) is True,
     )
 
 

@@ -116,10 +116,19 @@ class CustomerIdentity:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscriptLine:
+    """One message of a closed chat as plugins get it: ``text`` is policy-masked for the
+    plugin audience. In an end-to-end chat the gateway has no text: ``e2e`` is True,
+    ``text`` is empty and ``size`` is the sealed message's length in bytes -- unless the
+    agent's console released a masked transcript at close, then ``text`` is that masked
+    text (screened once more by the gateway's policy) and ``released`` is True."""
+
     seq: int
     sender: Sender
     ts: float
     text: str  # masked
+    e2e: bool = False
+    size: int | None = None
+    released: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,10 +257,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if f.name in ("customer", "consent"):
             value = None if value is None else dataclasses.asdict(value)
         elif f.name == "transcript":
-            value = [dataclasses.asdict(line) for line in value]
+            value = [_line_dict(line) for line in value]
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value
+    return out
+
+
+def _line_dict(line: TranscriptLine) -> dict[str, Any]:
+    """A transcript line as JSON: the e2e fields only on e2e lines (an inspect chat's lines
+    look as they always did)."""
+    out = dataclasses.asdict(line)
+    if not line.e2e:
+        for name in ("e2e", "size", "released"):
+            del out[name]
     return out
 
 
@@ -259,8 +278,15 @@ def _transcript_line(raw: Any) -> TranscriptLine:
     if isinstance(raw, TranscriptLine):
         return raw
     if isinstance(raw, Mapping):
+        size = raw.get("size")
         return TranscriptLine(
-            seq=int(raw["seq"]), sender=raw["sender"], ts=float(raw["ts"]), text=str(raw["text"])
+            seq=int(raw["seq"]),
+            sender=raw["sender"],
+            ts=float(raw["ts"]),
+            text=str(raw.get("text") or ""),
+            e2e=bool(raw.get("e2e", False)),
+            size=None if size is None else int(size),
+            released=bool(raw.get("released", False)),
         )
     seq, sender, ts, text = raw  # (seq, sender, ts, text)
     return TranscriptLine(seq=int(seq), sender=sender, ts=float(ts), text=str(text))

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from plugins.api import ChatClosed, Event
+from plugins.api import ChatClosed, Event, TranscriptLine
 
 _SENDER = {"customer": "Customer", "agent": "Agent", "system": "System"}
 
 
 def _ts(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _text(line: TranscriptLine) -> str:
+    """The masked text; an end-to-end message the gateway could not read is named as such
+    (with its size), so the helpdesk shows that a message was there."""
+    if line.e2e and not line.released:
+        size = f", {line.size} bytes" if line.size is not None else ""
+        return f"[end-to-end encrypted{size}]"
+    return line.text
 
 
 def ticket_subject(event: Event, *, prefix: str = "Chat") -> str:
@@ -39,7 +48,7 @@ def format_transcript(event: ChatClosed, *, max_chars: int = 60_000) -> str:
         head.append(f"Privacy notice: version {event.consent.notice_version} accepted {when}")
     head.append("")
     lines = [
-        f"[{_ts(line.ts)}] {_SENDER.get(line.sender, line.sender)} #{line.seq}: {line.text}"
+        f"[{_ts(line.ts)}] {_SENDER.get(line.sender, line.sender)} #{line.seq}: {_text(line)}"
         for line in sorted(event.transcript, key=lambda x: x.seq)
     ]
     if not lines:

@@ -20,12 +20,14 @@ from gateway.http.chats import CustomerEraseBody
 from gateway.http.customer_access import CustomerExportRequest
 from gateway.http.e2e import (
     CertificateBody,
+    ClosedOut,
     DeviceBody,
     DeviceList,
     DeviceWrap,
     E2ESettingsBody,
     E2ESettingsOut,
     EndPolicyOut,
+    ReleaseCloseBody,
     SignedPolicyBody,
     SignedPolicyOut,
 )
@@ -1110,6 +1112,16 @@ document(
     ok=SignedPolicyOut,
     body=SignedPolicyBody,
     errors=(400, 403, 404, 409, 413),
+)
+document(
+    "POST",
+    "/api/e2e/chats/{chat_id}/close",
+    "Close an e2e chat releasing the transcript the console masked to the helpdesk (audited)",
+    tag="e2e",
+    ok=ClosedOut,
+    body=ReleaseCloseBody,
+    errors=(400, 403, 404, 409, 413),
+    path_params={"chat_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
 )
 document(
     "GET",

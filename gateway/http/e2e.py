@@ -22,6 +22,12 @@
   ``tenant_manage`` too, for ``cipherdesk e2e sign-policy``): a document signed by the
   tenant key for this tenant (400 ``policy_bad_signature`` / ``policy_malformed`` /
   ``policy_wrong_tenant``, 409 ``no_tenant_key``). Audit: ``e2e.policy_signed``.
+* ``POST /api/e2e/chats/{chat_id}/close {"reason"?, "release": [{"seq", "text"}]}`` — the
+  assigned agent closes an e2e chat and releases the transcript their console masked to
+  the helpdesk plugins (tenant option ``release_transcripts``, set with ``PUT /api/e2e``;
+  audited ``e2e.transcript_released``). Errors: 400 ``bad_release`` (a seq that is not an
+  e2e message of the chat), 403 ``release_disabled`` / ``not_assigned``, 409
+  ``chat_closed`` / ``not_e2e``.
 * ``GET /api/public/e2e/{tenant}`` — no login: the mode, verify key and signed end policy
   the widget uses; a page that pins the key (``data-tenant-key``) checks both.
 """
@@ -37,15 +43,19 @@ from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from crypto.e2e import MAX_POLICY_CHARS, SignedCertificate, fingerprint
+from gateway.chats import ChatError
 from gateway.e2e import (
     MODE_SETTING,
     POLICY_SETTING,
+    RELEASE_SETTING,
     VERIFY_KEY_SETTING,
     E2ERefused,
+    ReleasedLine,
     check_signed_policy,
     check_verify_key,
     e2e_config,
 )
+from gateway.http.chats import chat_error
 from gateway.http.plumbing import authed, own_tenant, read_json, services_of, struct_json
 from gateway.http.public import ApiError
 from gateway.policy.end import end_document
@@ -55,12 +65,40 @@ from gateway.staff_text import screen_staff_text
 from gateway.store.base import E2EDevice, Tenant
 
 _DEVICE_ID = re.compile(r"dev_[0-9a-f]{32}")
+_CHAT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+MAX_RELEASED = 5_000
+"""Lines one release may carry (a chat longer than that is cut by the console, oldest
+first, and says so)."""
+_RELEASE_STATUS = {"bad_release": 400, "release_disabled": 403, "not_assigned": 403}
 _TENANT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 class E2ESettingsBody(Struct, forbid_unknown_fields=True):
     mode: Literal["inspect", "e2e"] | None = None
     verify_key: Annotated[str, Meta(min_length=44, max_length=44)] | None = None
+    release_transcripts: bool | None = None
+
+
+class ReleasedLineBody(Struct, forbid_unknown_fields=True):
+    """One message of the released transcript: its seq and its text masked at the end."""
+
+    seq: Annotated[int, Meta(ge=1)]
+    text: Annotated[str, Meta(max_length=16_000)]
+
+
+class ReleaseCloseBody(Struct, forbid_unknown_fields=True):
+    """Close an e2e chat, releasing a masked transcript to the helpdesk plugins."""
+
+    release: Annotated[list[ReleasedLineBody], Meta(min_length=1, max_length=MAX_RELEASED)]
+    reason: Annotated[str, Meta(max_length=200)] = "resolved"
+
+
+class ClosedOut(Struct, forbid_unknown_fields=True):
+    """The chat after the close, and how many lines went to the helpdesk."""
+
+    chat: str
+    state: str
+    released: int
 
 
 class SignedPolicyBody(Struct, forbid_unknown_fields=True):
@@ -85,6 +123,7 @@ class E2ESettingsOut(Struct, forbid_unknown_fields=True):
     mode: Literal["inspect", "e2e"]
     verify_key: str | None
     policy: SignedPolicyOut | None = None
+    release_transcripts: bool = False
 
 
 class EndPolicyOut(Struct, forbid_unknown_fields=True):
@@ -169,6 +208,7 @@ def _settings(tenant: Tenant) -> E2ESettingsOut:
         mode=config.mode,
         verify_key=config.verify_key,
         policy=SignedPolicyOut(policy.body, policy.sig, policy.issued) if policy else None,
+        release_transcripts=config.release_transcripts,
     )
 
 
@@ -201,6 +241,12 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             raise ApiError(409, "no_tenant_key", "set the tenant's verify key first")
         settings[MODE_SETTING] = body.mode
         changed.append("mode")
+    if (
+        body.release_transcripts is not None
+        and body.release_transcripts != e2e_config(tenant).release_transcripts
+    ):
+        settings[RELEASE_SETTING] = body.release_transcripts
+        changed.append("release_transcripts")
     if changed:
         tenant.settings = settings
         await svc.store.update_tenant(tenant)
@@ -212,6 +258,7 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             ip=peer_ip(request, svc),
             fields=changed,
             mode=settings.get(MODE_SETTING, "inspect"),
+            release_transcripts=settings.get(RELEASE_SETTING) is True,
         )
     return struct_json(_settings(tenant))
 
@@ -343,6 +390,31 @@ async def put_end_policy(request: web.Request, ctx: AgentContext) -> web.Respons
     return struct_json(SignedPolicyOut(signed.body, signed.sig, signed.issued))
 
 
+@authed(Permission.CHAT_HANDLE, api_tokens=False)
+async def close_releasing(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``POST /api/e2e/chats/{chat_id}/close``: an HTTP body, not a frame, because a long
+    transcript outgrows the 64 KiB frame limit."""
+    svc = services_of(request)
+    chat_id = request.match_info["chat_id"]
+    if not _CHAT_ID.fullmatch(chat_id):
+        raise ApiError(404, "not_found", "no such chat")
+    body = await read_json(request, ReleaseCloseBody, max_body=4 * 1024 * 1024)
+    lines = [ReleasedLine(seq=line.seq, text=line.text) for line in body.release]
+    try:
+        chat = await svc.chats.close(
+            chat_id,
+            ctx.principal.tenant_id,
+            by="agent",
+            principal=ctx.principal,
+            reason=body.reason,
+            release=lines,
+        )
+    except ChatError as exc:
+        status = _RELEASE_STATUS.get(exc.code)
+        raise (ApiError(status, exc.code, exc.message) if status else chat_error(exc)) from None
+    return struct_json(ClosedOut(chat=chat.id, state=chat.state, released=len(lines)))
+
+
 async def public_settings(request: web.Request) -> web.Response:
     """``GET /api/public/e2e/{tenant}``: unauthenticated, like the widget's other public
     reads (an unknown tenant is 404, as for ``/api/public/notice``)."""
@@ -369,4 +441,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_delete("/api/e2e/devices/{device_id}", revoke_device)
     r.add_get("/api/e2e/policy", get_end_policy)
     r.add_put("/api/e2e/policy", put_end_policy)
+    r.add_post("/api/e2e/chats/{chat_id}/close", close_releasing)
     r.add_get("/api/public/e2e/{tenant}", public_settings)

@@ -27,6 +27,7 @@ const S = {
   canned: DEFAULT_CANNED.slice(),
   shared: [],
   endPolicy: null,    // the tenant's end policy engine (e2e chats): see setupDevice
+  releaseTranscripts: false,  // the tenant lets agents release masked e2e transcripts
   dom: {},
   stopped: false,
   liveSince: Infinity,
@@ -333,6 +334,7 @@ function ensureChat(id, mode, info) {
   if (chat) { if (info) chat.info = info; return chat; }
   chat = { id, mode, info: info || S.queue.chats.concat(S.queue.mine).find((e) => e.chat === id) || null,
     lastSeq: 0, seqs: new Set(), bubbles: new Map(), pending: new Map(), unread: 0,
+    opened: new Map(),  // e2e: seq -> {from, text} this console decrypted (for a release)
     closed: false, removed: false, resync: false, typingTimer: null, dom: {} };
   S.chats.set(id, chat);
   S.order.push(id);
@@ -472,6 +474,11 @@ function renderChatHeader(chat) {
   clear(c.actions);
   const live = !chat.closed && !chat.removed;
   if (chat.mode === 'mine' && live) {
+    if (info.e2e && S.releaseTranscripts) {
+      c.release = c.release || h('input', { type: 'checkbox', class: 'release-transcript' });
+      c.actions.append(h('label', { class: 'small release check', title: t('console.e2e.release_hint') },
+        c.release, ' ', t('console.e2e.release')));
+    }
     c.actions.append(
       h('button', { class: 'btn small', type: 'button', onclick: () => toggleTransfer(chat) }, t('console.transfer_button')),
       h('button', { class: 'btn small danger', type: 'button', onclick: () => closeChat(chat) }, t('console.close_chat')));
@@ -571,6 +578,7 @@ function onMsg(f) {
   if (chat.seqs.has(f.seq)) return;
   chat.seqs.add(f.seq);
   chat.lastSeq = Math.max(chat.lastSeq, f.seq);
+  if (f.c && f.fk) chat.opened.set(f.seq, { from: f.from, text: f.text });
   if (f.from === 'customer') {
     chat.dom.typing.hidden = true;
     const el = bubble(chat, 'them', f.text, f.ts, customerName(chat.info));
@@ -705,7 +713,29 @@ function unwatch(chat) {
 }
 
 function closeChat(chat) {
+  const release = chat.dom.release;
+  if (release && release.checked && chat.opened.size) { releaseAndClose(chat); return; }
   send({ t: 'close', chat: chat.id, reason: 'resolved' });
+}
+
+/* Close an e2e chat releasing a masked transcript to the helpdesk (a tenant option; the
+ * agent ticks it per chat). Each text is masked here by the tenant's end policy, a blocked
+ * one is left out; the gateway screens the rest once more for the helpdesk and audits the
+ * release. An HTTP body, not a frame: a long transcript outgrows the frame limit. */
+async function releaseAndClose(chat) {
+  const policy = S.endPolicy || CipherdeskPolicy.forTenant(null);
+  const lines = [];
+  [...chat.opened.entries()].sort((a, b) => a[0] - b[0]).slice(-5000).forEach(([seq, m]) => {
+    const d = policy.evaluate(m.text, m.from === 'agent' ? 'agent' : 'customer');
+    if (d.text !== null) lines.push({ seq, text: d.text });
+  });
+  try {
+    const out = await api('POST', '/api/e2e/chats/' + encodeURIComponent(chat.id) + '/close',
+      { reason: 'resolved', release: lines });
+    line(chat, t('console.e2e.released', { count: out.released }));
+  } catch (e) {
+    toast(t('console.e2e.release_failed', { reason: e.message || '' }), 'warn');
+  }
 }
 
 function sendReply(chat) {
@@ -781,6 +811,7 @@ async function setupDevice() {
     // The tenant's end policy checks this console's replies in e2e chats (the gateway
     // cannot read them): the signed one if the tenant key verifies it, else the default.
     S.endPolicy = CipherdeskPolicy.forTenant(settings.policy, settings.verify_key, S.me.tenant && S.me.tenant.id);
+    S.releaseTranscripts = !!settings.release_transcripts;
   } catch (e) { return; }
   let key = await E.DeviceKey.load(slot).catch(() => null);
   if (!key && mode !== 'e2e') return;

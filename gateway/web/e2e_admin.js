@@ -19,6 +19,18 @@ function certifyCommand() {
   return ['cipherdesk', 'e2e', 'certify', '--key', '<key.json>', '--url', location.origin, '--token', '<cdt_…>'].join(' ');
 }
 
+function signPolicyCommand() {
+  return ['cipherdesk', 'e2e', 'sign-policy', '--key', '<key.json>', '--url', location.origin, '--token', '<cdt_…>'].join(' ');
+}
+
+/* Whether widgets run the tenant's current policy (signed), an older one, or the defaults. */
+async function policyState() {
+  const state = await api('GET', '/api/e2e/policy');
+  if (!state.signed) return t('admin.e2e.policy_unsigned');
+  const date = fmtDate(state.signed.issued);
+  return state.current ? t('admin.e2e.policy_current', { date }) : t('admin.e2e.policy_stale', { date });
+}
+
 export async function e2eSection(main, { field, guarded, withStepUp }) {
   const settings = await api('GET', '/api/e2e');
   const mode = h('select', {},
@@ -26,11 +38,13 @@ export async function e2eSection(main, { field, guarded, withStepUp }) {
     h('option', { value: 'e2e', text: t('admin.e2e.mode_e2e') }));
   mode.value = settings.mode;
   const key = h('input', { class: 'mono', maxlength: '44', autocomplete: 'off', spellcheck: 'false', value: settings.verify_key || '' });
+  const release = h('input', { type: 'checkbox', id: 'e2e-release' });
+  release.checked = !!settings.release_transcripts;
   const slot = h('div', { id: 'e2e-stepup' });
   const save = h('button', { class: 'btn primary', type: 'submit' }, t('common.save'));
   const form = h('form', { class: 'panel', id: 'e2e-settings', onsubmit: (ev) => {
     ev.preventDefault();
-    const body = { mode: mode.value };
+    const body = { mode: mode.value, release_transcripts: release.checked };
     if (key.value.trim()) body.verify_key = key.value.trim();
     guarded(save, () => withStepUp(slot, async () => {
       const saved = await api('PUT', '/api/e2e', body);
@@ -43,7 +57,15 @@ export async function e2eSection(main, { field, guarded, withStepUp }) {
   h('div', { class: 'grid2' }, h('div', {}, field('e2e-mode', t('admin.e2e.mode'), mode)),
     h('div', {}, field('e2e-key', t('admin.e2e.verify_key'), key))),
   h('p', { class: 'small muted', text: t('admin.e2e.key_warning') }),
+  h('p', {}, h('label', { class: 'check', for: 'e2e-release' }, release, ' ', t('admin.e2e.release'))),
+  h('p', { class: 'small muted', text: t('admin.e2e.release_hint') }),
   h('p', {}, save));
+
+  const policy = h('div', { class: 'panel', id: 'e2e-policy' },
+    h('h2', { text: t('admin.e2e.policy') }),
+    h('p', { class: 'small muted', text: t('admin.e2e.policy_hint') }),
+    h('p', { class: 'policy-state', text: await policyState() }),
+    h('pre', { class: 'mono small', text: signPolicyCommand() }));
 
   const tbody = h('tbody');
   const devices = h('div', { class: 'panel' },
@@ -53,7 +75,7 @@ export async function e2eSection(main, { field, guarded, withStepUp }) {
     h('div', { class: 'table-wrap' }, h('table', { id: 'e2e-devices' },
       h('thead', {}, h('tr', {}, [t('admin.e2e.agent'), t('admin.e2e.device'), t('admin.e2e.fingerprint'),
         t('admin.agents.status'), t('admin.e2e.expires'), ''].map((x) => h('th', { text: x })))), tbody)));
-  main.append(form, slot, devices);
+  main.append(form, slot, policy, devices);
 
   async function load() {
     const data = await api('GET', '/api/e2e/devices');

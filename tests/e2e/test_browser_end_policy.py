@@ -224,3 +224,53 @@ async def test_a_policy_the_tenant_did_not_sign_is_not_run(browser, gateway):
     finally:
         for ctx, _ in pages:
             await ctx.close()
+
+
+async def test_the_console_releases_a_masked_transcript_at_close(browser, gateway):
+    """The tenant lets agents release e2e transcripts: the agent ticks "Send masked
+    transcript to helpdesk" and closes; the helpdesk event carries the texts the console
+    masked (the console in zh-CN)."""
+    signing = await _e2e_tenant(gateway)
+    tenant = await gateway.svc.store.get_tenant("demo")
+    assert tenant is not None
+    tenant.settings = {**tenant.settings, "e2e_release_transcripts": True}
+    await gateway.svc.store.update_tenant(tenant)
+    gateway.svc.tenants.invalidate("demo")
+    await gateway.svc.plugins.configure(
+        "demo",
+        "webhook",
+        {"url": "https://hooks.example.test/e2e", "secret": "s" * 32, "events": ["chat.closed"]},
+    )
+    await gateway.agent("ana@example.com", name="Ana")
+    pages = [await new_page(browser, locale="zh-CN"), await new_page(browser)]
+    (_, ana), (_, customer) = pages
+    try:
+        await login_console(ana, gateway, "ana@example.com")
+        await _certify_console(gateway, ana, "ana@example.com", signing)
+        await open_widget(customer, gateway, name="Ada")
+        await ana.locator(".queue-item button").first.click()
+        await customer_says(customer, "我的卡号 4111 1111 1111 1111")
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])
+        await agent_says(ana, "好的")
+        await expect(customer.locator(".msg.agent .text")).to_have_text(["好的"])
+        release = pane.locator("label.release")
+        await expect(release).to_have_text("将脱敏聊天记录发送到工单系统")
+        await release.locator("input").check()
+        await pane.locator("button.btn.danger").click()
+        await expect(pane.locator(".log")).to_contain_text(
+            "已将脱敏聊天记录发送到工单系统（2 条消息）"
+        )
+        items = [
+            i
+            for i in await gateway.svc.store.list_events(tenant_id="demo")
+            if i.event_type == "chat.closed"
+        ]
+        (closed,) = [await gateway.svc.plugins.decode(i) for i in items]
+        texts = {row["seq"]: row.get("text") for row in closed["transcript"]}
+        assert texts == {1: "我的卡号 **** **** **** 1111", 2: "好的"}
+        assert all(row["released"] for row in closed["transcript"])
+        assert ana.js_errors == [], ana.js_errors
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()

@@ -156,7 +156,14 @@ class E2ETenant:
 
 @pytest.fixture
 async def e2e(tmp_path: Path) -> AsyncIterator[E2ETenant]:
-    async with running_gateway(tmp_path) as gw, aiohttp.ClientSession() as http:
+    async with e2e_tenant(tmp_path) as tenant:
+        yield tenant
+
+
+@contextlib.asynccontextmanager
+async def e2e_tenant(tmp_path: Path, **config: Any) -> AsyncIterator[E2ETenant]:
+    """A gateway (``config``: overrides) whose demo tenant is in e2e mode."""
+    async with running_gateway(tmp_path, **config) as gw, aiohttp.ClientSession() as http:
         await gw.login("admin@example.com", role="admin")
         admin = bearer(gw.tokens["admin@example.com"])
         signing = TenantSigningKey.generate()
@@ -170,6 +177,7 @@ async def e2e(tmp_path: Path) -> AsyncIterator[E2ETenant]:
                 "mode": "e2e",
                 "verify_key": signing.verify_key,
                 "policy": None,
+                "release_transcripts": False,
             }
         yield E2ETenant(gw, http, signing, admin)
 
