@@ -432,27 +432,46 @@ class ChatService:
     # ------------------------------------------------------------------ e2e messages
 
     async def post_customer_sealed(
-        self, tenant_id: str, chat_id: str, msg_id: str, body: SealedBody, chat: Chat | None
+        self,
+        tenant_id: str,
+        chat_id: str,
+        msg_id: str,
+        body: SealedBody,
+        chat: Chat | None,
+        flags: Sequence[str] = (),
     ) -> PostOutcome:
         """An e2e message from the customer's end (``emsg``): stored and relayed as is."""
         chat = await self._customer_writable(tenant_id, chat_id, chat)
-        return await self._post_sealed(chat, "customer", msg_id, body, agent=None)
+        return await self._post_sealed(chat, "customer", msg_id, body, None, flags)
 
     async def post_agent_sealed(
-        self, principal: Principal, chat_id: str, msg_id: str, body: SealedBody
+        self,
+        principal: Principal,
+        chat_id: str,
+        msg_id: str,
+        body: SealedBody,
+        flags: Sequence[str] = (),
     ) -> PostOutcome:
         """An e2e message from an agent's console; ``body.dev`` is the socket's certified
         device (checked by the caller)."""
         chat = await self._agent_writable(principal, chat_id)
-        return await self._post_sealed(chat, "agent", msg_id, body, agent=principal.agent_id)
+        return await self._post_sealed(chat, "agent", msg_id, body, principal.agent_id, flags)
 
     async def _post_sealed(
-        self, chat: Chat, sender: Direction, msg_id: str, body: SealedBody, agent: str | None
+        self,
+        chat: Chat,
+        sender: Direction,
+        msg_id: str,
+        body: SealedBody,
+        agent: str | None,
+        flags: Sequence[str] = (),
     ) -> PostOutcome:
         """The e2e twin of :meth:`_post`: no policy (it runs at the ends), no plugin message
-        event, no search tokens, no flags -- the gateway cannot read the text. Sizes, rates,
-        consent and freezes were enforced before; seq, ack-after-commit, de-duplication and
-        resume are the same as in inspect mode."""
+        event, no search tokens -- the gateway cannot read the text. What the end's policy
+        flagged (``flags``: finding kinds the tenant's policy knows) alerts supervisors
+        like an inspect-mode flag, without an original. Sizes, rates, consent and freezes
+        were enforced before; seq, ack-after-commit, de-duplication and resume are the
+        same as in inspect mode."""
         if chat.mode != "e2e":
             raise ChatError("not_e2e", "this chat is not end-to-end encrypted: send msg")
         if body.e > chat.e2e_epoch:  # re-keyed a moment ago (on another socket or node)?
@@ -462,6 +481,10 @@ class ChatService:
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
+        if flags:
+            engine = await self.policies.engine(tenant.id, tenant.settings)
+            if not set(flags) <= engine.known_kinds:
+                raise ChatError("bad_flags", "flags name kinds the tenant's policy does not have")
         key = await self.keys.get(chat.id)
         if key is None:
             raise ChatError("not_found", "no such chat")
@@ -481,6 +504,8 @@ class ChatService:
         )
         stored = result.message
         frame = await self._frame(key, chat.id, stored)
+        if flags and not result.duplicate:
+            await self._raise_flag(tenant, chat, stored.seq, None, sorted(set(flags)), key)
         # Published again for a duplicate too: the storing node may have died first.
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(
@@ -716,8 +741,16 @@ class ChatService:
         return PostOutcome(ack=ack, notice=notice)
 
     async def _raise_flag(
-        self, tenant: Tenant, chat: Chat, seq: int, original: str, kinds: list[str], key: bytes
+        self,
+        tenant: Tenant,
+        chat: Chat,
+        seq: int,
+        original: str | None,
+        kinds: list[str],
+        key: bytes,
     ) -> None:
+        """A supervisor flag on message ``seq``; ``original`` is None for an e2e message
+        (the gateway has no text: a supervisor watches the chat to read it)."""
         flag = PolicyFlag(
             chat_id=chat.id,
             tenant_id=tenant.id,
@@ -767,6 +800,7 @@ class ChatService:
             "seq": flag.seq,
             "kinds": flag.kinds,
             "original": original["text"],
+            "e2e": original["text"] is None,
         }
 
     async def typing(

@@ -38,6 +38,12 @@ Counter = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Ciphertext = Annotated[str, Meta(min_length=40, max_length=32_000, pattern=r"^[A-Za-z0-9+/=]+$")]
 Mac = Annotated[str, Meta(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/=]+$")]
 Epoch = Annotated[int, Meta(ge=1, le=1_000_000)]
+PolicyKinds = Annotated[
+    list[Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")]],
+    Meta(max_length=8),
+]
+"""Finding kinds an end's policy flagged in the message it seals (``flag`` action): the
+gateway alerts supervisors with the kinds, never with text it does not have."""
 WrappedKeyText = Annotated[str, Meta(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9+/=]+$")]
 EpochKey = Annotated[str, Meta(min_length=1, max_length=7, pattern=r"^[0-9]+$")]
 
@@ -149,12 +155,14 @@ class Ping(Frame, tag_field="t", tag="ping"):
 
 class CustomerSealedMsg(Frame, tag_field="t", tag="emsg"):
     """Customer, e2e chats: a message encrypted under the chat key of epoch ``e``
-    (``c``), with its franking commitment ``fc`` (crypto/e2e.py)."""
+    (``c``), with its franking commitment ``fc`` (crypto/e2e.py); ``flags``: what the end's
+    policy flagged in it."""
 
     id: Id
     c: Ciphertext
     fc: Mac
     e: Epoch
+    flags: PolicyKinds = []
 
 
 class WrappedKey(Frame, forbid_unknown_fields=True):
@@ -220,6 +228,7 @@ class AgentSealedMsg(Frame, tag_field="t", tag="emsg"):
     c: Ciphertext
     fc: Mac
     e: Epoch
+    flags: PolicyKinds = []
 
 
 class AgentTyping(Frame, tag_field="t", tag="typing"):

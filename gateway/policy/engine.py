@@ -106,6 +106,8 @@ class PolicyEngine:
             direction: {k: self.config.action_for(k, direction) for k in kinds}
             for direction in DIRECTIONS
         }
+        self.known_kinds: frozenset[str] = frozenset(kinds)
+        """Every finding kind and keyword category this policy can report."""
 
     def _compile_gates(self) -> None:
         """One Aho-Corasick automaton over every detector's ``gate_phrases`` and one regex per

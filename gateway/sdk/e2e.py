@@ -243,9 +243,15 @@ class E2ECustomerClient(CustomerClient):
     # ------------------------------------------------------------------ messages
 
     async def send_text(
-        self, text: str, msg_id: str | None = None, *, timeout: float | None = DEFAULT_TIMEOUT
+        self,
+        text: str,
+        msg_id: str | None = None,
+        *,
+        flags: list[str] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> Any:
-        """Seal ``text`` under the current chat key and wait for its ``ack``."""
+        """Seal ``text`` under the current chat key and wait for its ``ack``. ``flags``: the
+        finding kinds this end's policy flagged in ``text`` (supervisors are alerted)."""
         if self.chat is None or not self.secrets.keys:
             raise E2EError("open the chat first")
         msg_id = msg_id or _new_id()
@@ -258,7 +264,7 @@ class E2ECustomerClient(CustomerClient):
             epoch=epoch,
             text=text,
         )
-        frame = CustomerSealedMsg(id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch)
+        frame = CustomerSealedMsg(id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags or [])
         self._sealed_outbox[msg_id] = frame
         self.outbox[msg_id] = ""  # the base class's bookkeeping: acked ids leave it
         return await self._request(frame, msg_id, timeout)
@@ -368,9 +374,11 @@ class E2EAgentClient(AgentClient):
         text: str,
         msg_id: str | None = None,
         *,
+        flags: list[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> Any:
-        """Seal ``text`` under the newest chat key this device holds and wait for the ack."""
+        """Seal ``text`` under the newest chat key this device holds and wait for the ack
+        (``flags``: as for the customer's end)."""
         keys = self.chat_keys.get(chat)
         if not keys:
             raise E2EError("no chat key for this chat yet (keys_ready)")
@@ -384,7 +392,9 @@ class E2EAgentClient(AgentClient):
             epoch=epoch,
             text=text,
         )
-        frame = AgentSealedMsg(chat=chat, id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch)
+        frame = AgentSealedMsg(
+            chat=chat, id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags or []
+        )
         return await self._request(frame, msg_id, timeout)
 
     def read(self, msg: Msg) -> OpenedMessage:

@@ -774,6 +774,8 @@ function sendReply(chat) {
     state.chain = state.chain.then(() => E.sealMessage(state.keys[epoch], chat.id, 'agent:' + S.device.id, id, epoch, sealedText))
       .then((sealed) => {
         entry.frame = { t: 'emsg', chat: chat.id, id, c: sealed.c, fc: sealed.fc, e: epoch };
+        const flagged = CipherdeskPolicy.flags(decision);
+        if (flagged.length) entry.frame.flags = flagged;
         if (S.sock && S.ready) S.sock.send(entry.frame);
       })
       .catch(() => tick(el, 'failed'));
@@ -984,7 +986,7 @@ function renderFlags() {
       btn.disabled = true;
       try {
         const data = await api('GET', `/api/flags/${encodeURIComponent(f.id)}/original`);
-        original.textContent = data.original;
+        original.textContent = data.e2e ? t('console.e2e.flag_no_original') : data.original;
         original.hidden = false;
         btn.textContent = t('console.shown_audited');
       } catch (e) { btn.disabled = false; toast(e.message, 'bad'); }

@@ -15,6 +15,7 @@
  *   CipherdeskPolicy.forTenant(signed, tenantKey, tenant) -> the tenant's signed engine or
  *     the bundled default (CipherdeskPolicyDefault)
  *   CipherdeskPolicy.notice(decision) -> {action, kinds} for CipherdeskNotices.text
+ *   CipherdeskPolicy.flags(decision) -> the kinds to send as `emsg.flags`
  *   decision = {action, text (null when blocked), findings: [{kind, start, end, start_utf16,
  *               end_utf16, action, rule}], kinds: [kinds that changed something]}
  *
@@ -997,11 +998,21 @@ var CipherdeskPolicy = (function () {
     return defaultEngine || (defaultEngine = engine(CipherdeskPolicyDefault));
   }
 
+  /** The kinds the decision flags for supervisors (`emsg.flags`): the gateway alerts them
+   * with the kinds only (it never sees the text). */
+  function flags(decision) {
+    var out = [];
+    decision.findings.forEach(function (f) {
+      if (f.action === 'flag' && out.indexOf(f.kind) < 0) out.push(f.kind);
+    });
+    return out.sort().slice(0, 8);
+  }
+
   /** The notice frame shape the pages already localise (CipherdeskNotices.text). */
   function notice(decision) {
     var names = { block: 'blocked', mask: 'masked', flag: 'flagged' };
     return { action: names[decision.action] || 'allowed', kinds: decision.kinds };
   }
 
-  return { engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice };
+  return { engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags };
 })();

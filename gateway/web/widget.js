@@ -538,6 +538,7 @@
       var epoch = Math.max.apply(null, Object.keys(state.keys).map(Number));
       return E.sealMessage(state.keys[epoch], chat, 'customer', entry.id, epoch, entry.text).then(function (s) {
         entry.frame = { t: 'emsg', id: entry.id, c: s.c, fc: s.fc, e: epoch };
+        if (entry.flags && entry.flags.length) entry.frame.flags = entry.flags;
         if (sock && welcomed && sock.send(entry.frame)) setTick(entry.el, 'sent');
       });
     }).catch(function () { setTick(entry.el, 'failed'); });
@@ -563,6 +564,7 @@
     entry.checked = true;
     var d = policy.evaluate(entry.text, 'customer');
     var shown = CipherdeskPolicy.notice(d);
+    entry.flags = CipherdeskPolicy.flags(d);
     if (d.action === 'block') {
       pending.delete(entry.id);
       setTick(entry.el, 'failed');

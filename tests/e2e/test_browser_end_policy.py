@@ -179,6 +179,14 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
         await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "failed")
         await expect(customer.locator(".sys.notice.blocked")).to_have_count(1)
 
+        # A flagged line is sent, and supervisors get the kinds (no text).
+        await customer_says(customer, "they said your account has been suspended")
+        await expect(pane.locator(".msg.them .text").last).to_have_text(
+            "they said your account has been suspended"
+        )
+        (flag,) = await gateway.svc.store.list_flags("demo")
+        assert flag.kinds == ["phishing"]
+
         await agent_says(ana, "the card on file is 5555 5555 5555 4444")
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")
         await expect(pane.locator(".notice.blocked")).to_have_count(1)
@@ -187,7 +195,7 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
 
         chat = (await gateway.svc.store.list_chats("demo"))[0]
         stored = await gateway.svc.store.messages_after(chat.id, 0)
-        assert [m.sender for m in stored] == ["customer", "agent"]  # nothing blocked got out
+        assert [m.sender for m in stored] == ["customer", "customer", "agent"]  # none blocked
         data = _database_bytes(Path(gateway.svc.config.server.data_dir))
         for needle in (
             "4111 1111 1111 1111",

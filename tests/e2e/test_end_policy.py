@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from auth.roles import Permission, Principal, Role
 from crypto.e2e import TenantSigningKey, verify_policy
 from gateway.api_tokens import api_tokens
 from gateway.policy.end import END_KINDS
+from gateway.sdk.client import ServerError
 from tests.e2e.test_e2e_mode import E2ETenant, _cli
 from tests.e2e.test_e2e_mode import e2e as e2e
 from tests.gateway.helpers import bearer
@@ -138,3 +141,25 @@ async def test_the_cli_signs_the_end_policy(tmp_path: Path, e2e: E2ETenant) -> N
     )
     rc, out, err = await _cli(*sign, "--token", issued.secret, "--yes", **env)
     assert rc == 0 and "is current" in out
+
+
+async def test_what_an_end_flags_alerts_supervisors_without_text(e2e: E2ETenant) -> None:
+    """An end's policy flagged a message (``emsg.flags``): supervisors get a flag with the
+    kinds; its "original" is end-to-end encrypted (no text at the gateway). A kind the
+    tenant's policy does not have is refused and nothing is stored."""
+    agent = await e2e.staff("ana@example.com")
+    customer, chat = await e2e.chat_with(agent)
+    ack = await customer.send_text("兼职刷单，日结", flags=["fraud"])
+    (flag,) = await e2e.gw.svc.store.list_flags("demo")
+    assert (flag.chat_id, flag.seq, flag.kinds) == (chat, ack.seq, ["fraud"])
+    await e2e.gw.login("sue@example.com", role="supervisor")
+    async with e2e.http.get(
+        f"{e2e.gw.base}/api/flags/{flag.id}/original",
+        headers=bearer(e2e.gw.tokens["sue@example.com"]),
+    ) as r:
+        body = await r.json()
+    assert r.status == 200 and body["original"] is None and body["e2e"] is True
+    with pytest.raises(ServerError) as refused:
+        await customer.send_text("hello", flags=["no_such_kind"])
+    assert refused.value.code == "bad_flags"
+    assert len(await e2e.gw.svc.store.list_flags("demo", unreviewed_only=False)) == 1
