@@ -504,6 +504,22 @@ var CipherdeskPolicy = (function () {
     [2200, 2204, [16, 17, 18, 19]]
   ];
 
+  /* (first four digits) -> lengths that issuer uses, expanded once like card.py _ALLOWED:
+   * one lookup per window instead of a loop over the issuers. */
+  var ALLOWED = (function () {
+    var table = Object.create(null);
+    ISSUERS.forEach(function (r) {
+      var width = String(r[0]).length, span = Math.pow(10, 4 - width);
+      for (var p = r[0]; p <= r[1]; p++) {
+        for (var rest = 0; rest < span; rest++) {
+          var head = String(p * span + rest);
+          table[head] = (table[head] || []).concat(r[2]);
+        }
+      }
+    });
+    return table;
+  })();
+
   function luhnValid(digits) {
     var sum = 0, dbl = false;
     for (var i = digits.length - 1; i >= 0; i--) {
@@ -517,21 +533,19 @@ var CipherdeskPolicy = (function () {
 
   /** card.py is_card_number: Luhn-valid, in a real issuer range, with its lengths. */
   function isCard(digits) {
-    if (!/^[0-9]{13,19}$/.test(digits)) return false;
-    var ok = ISSUERS.some(function (r) {
-      var p = parseInt(digits.slice(0, String(r[0]).length), 10);
-      return p >= r[0] && p <= r[1] && r[2].indexOf(digits.length) >= 0;
-    });
-    return ok && luhnValid(digits);
+    if (digits.length < 13 || digits.length > 19) return false;
+    var lengths = ALLOWED[digits.slice(0, 4)];
+    return !!lengths && lengths.indexOf(digits.length) >= 0 && /^[0-9]+$/.test(digits) &&
+      luhnValid(digits);
   }
 
-  var PROVINCES = '11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 ' +
-    '61 62 63 64 65 71 81 82 83 91';
+  var PROVINCES = new Set(('11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 ' +
+    '53 54 61 62 63 64 65 71 81 82 83 91').split(' '));
 
   /** cn_id.py is_cn_id: mod 11-2 check, a province, a real birth date since 1900. */
   function isCnId(value, today) {
     if (value.length !== 18 || !/^[0-9]{17}/.test(value)) return false;
-    if (PROVINCES.split(' ').indexOf(value.slice(0, 2)) < 0) return false;
+    if (!PROVINCES.has(value.slice(0, 2))) return false;
     var total = 0;
     for (var i = 0; i < 17; i++) total += (value.charCodeAt(i) - 48) * (Math.pow(2, 17 - i) % 11);
     if ('10x98765432'[total % 11] !== value[17].toLowerCase()) return false;
