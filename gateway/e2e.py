@@ -110,7 +110,9 @@ def e2e_config(tenant: Tenant) -> E2EConfig:
     policy = None
     if isinstance(stored, dict) and isinstance(key, str):
         # checked when uploaded; a new verify key removes it (see the PUT /api/e2e handler)
-        policy = SignedPolicy(str(stored["body"]), str(stored["sig"]), int(stored["issued"]))
+        body, sig, issued = stored.get("body"), stored.get("sig"), stored.get("issued")
+        if isinstance(body, str) and isinstance(sig, str) and isinstance(issued, int):
+            policy = SignedPolicy(body, sig, issued)
     return E2EConfig(
         mode="e2e" if mode == "e2e" else "inspect",
         verify_key=key if isinstance(key, str) else None,

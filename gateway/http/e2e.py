@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from msgspec import Meta, Struct
@@ -59,7 +59,7 @@ from gateway.http.chats import chat_error
 from gateway.http.plumbing import authed, own_tenant, read_json, services_of, struct_json
 from gateway.http.public import ApiError
 from gateway.policy.end import end_document
-from gateway.services import peer_ip
+from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.staff_text import screen_staff_text
 from gateway.store.base import E2EDevice, Tenant
@@ -201,6 +201,13 @@ def _device(device: E2EDevice, now: float, agent: tuple[str, str] | None = None)
     )
 
 
+async def _save_settings(svc: Services, tenant: Tenant, settings: dict[str, Any]) -> None:
+    """Store the tenant's new settings; every node re-reads them (tenant cache)."""
+    tenant.settings = settings
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+
+
 def _settings(tenant: Tenant) -> E2ESettingsOut:
     config = e2e_config(tenant)
     policy = config.policy
@@ -248,9 +255,7 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
         settings[RELEASE_SETTING] = body.release_transcripts
         changed.append("release_transcripts")
     if changed:
-        tenant.settings = settings
-        await svc.store.update_tenant(tenant)
-        svc.tenants.invalidate(tenant.id)
+        await _save_settings(svc, tenant, settings)
         await svc.auditor.record(
             "e2e.settings_changed",
             tenant_id=tenant.id,
@@ -375,11 +380,14 @@ async def put_end_policy(request: web.Request, ctx: AgentContext) -> web.Respons
         signed = check_signed_policy(tenant, body.body, body.sig)
     except E2ERefused as exc:
         raise _refused(exc) from None
-    settings = dict(tenant.settings)
-    settings[POLICY_SETTING] = {"body": signed.body, "sig": signed.sig, "issued": signed.issued}
-    tenant.settings = settings
-    await svc.store.update_tenant(tenant)
-    svc.tenants.invalidate(tenant.id)
+    await _save_settings(
+        svc,
+        tenant,
+        {
+            **tenant.settings,
+            POLICY_SETTING: {"body": signed.body, "sig": signed.sig, "issued": signed.issued},
+        },
+    )
     await svc.auditor.record(
         "e2e.policy_signed",
         tenant_id=tenant.id,

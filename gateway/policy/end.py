@@ -34,6 +34,7 @@ from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
+from .describe import DETECTOR_KINDS
 from .detectors.bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
 from .detectors.secrets import CONTEXT_RULES
 from .engine import PolicyEngine
@@ -42,18 +43,8 @@ from .normalize import fold, tables
 from .types import DIRECTIONS
 
 END_VERSION = 1
-END_KINDS = (
-    "card",
-    "cn_id",
-    "iban",
-    "bank_account",
-    "phone",
-    "email",
-    "otp",
-    "password",
-    "api_key",
-    "private_key",
-)
+GATEWAY_ONLY_KINDS = frozenset({"name", "address", "link", "link_external", "link_homoglyph"})
+END_KINDS = tuple(k for k in DETECTOR_KINDS if k not in GATEWAY_ONLY_KINDS)
 """Detector kinds the end engine implements (keyword categories come on top). Names,
 addresses and links are found by the gateway only (docs/PROTOCOL.md says so)."""
 

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -149,6 +150,23 @@ async def _sign_policy(gateway: bx.Gateway, signing: TenantSigningKey, policy: d
     gateway.svc.tenants.invalidate("demo")
 
 
+async def _ana_and_a_customer(
+    browser: Any, gateway: bx.Gateway, signing: TenantSigningKey, console_locale: str | None = None
+) -> list[tuple[Any, Any]]:
+    """Agent Ana's console with a certified device, and a customer's widget in an e2e chat
+    she accepted: [(context, console page), (context, widget page)]."""
+    await gateway.agent("ana@example.com", name="Ana")
+    pages = [await new_page(browser, locale=console_locale), await new_page(browser)]
+    (_, ana), (_, customer) = pages
+    await login_console(ana, gateway, "ana@example.com")
+    await _certify_console(gateway, ana, "ana@example.com", signing)
+    await open_widget(customer, gateway, name="Ada")
+    await expect(customer.locator(".e2e-badge")).to_be_visible()
+    await ana.locator(".queue-item button").first.click()
+    await expect(customer.locator(".log")).to_contain_text("Ana can read this chat")
+    return pages
+
+
 async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
     """The tenant masks phones and blocks fraud scripts from customers (signed policy):
     the widget sends a card and a phone masked and never sends the fraud line; the
@@ -157,17 +175,9 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
     await _sign_policy(
         gateway, signing, {"actions": {"phone": "mask", "fraud": {"customer": "block"}}}
     )
-    await gateway.agent("ana@example.com", name="Ana")
-    pages = [await new_page(browser) for _ in range(2)]
+    pages = await _ana_and_a_customer(browser, gateway, signing)
     (_, ana), (_, customer) = pages
     try:
-        await login_console(ana, gateway, "ana@example.com")
-        await _certify_console(gateway, ana, "ana@example.com", signing)
-        await open_widget(customer, gateway, name="Ada")
-        await expect(customer.locator(".e2e-badge")).to_be_visible()
-        await ana.locator(".queue-item button", has_text="Accept").click()
-        await expect(customer.locator(".log")).to_contain_text("Ana can read this chat")
-
         await customer_says(customer, "card 4111 1111 1111 1111, phone 13812345678")
         masked = "card **** **** **** 1111, phone *******5678"
         await expect(customer.locator(".msg.me .text")).to_have_text([masked])
@@ -216,15 +226,9 @@ async def test_a_policy_the_tenant_did_not_sign_is_not_run(browser, gateway):
     gets the bundled default instead: the card is still masked."""
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, TenantSigningKey.generate(), {"actions": {"card": "allow"}})
-    await gateway.agent("ana@example.com", name="Ana")
-    pages = [await new_page(browser) for _ in range(2)]
+    pages = await _ana_and_a_customer(browser, gateway, signing)
     (_, ana), (_, customer) = pages
     try:
-        await login_console(ana, gateway, "ana@example.com")
-        await _certify_console(gateway, ana, "ana@example.com", signing)
-        await open_widget(customer, gateway, name="Ada")
-        await ana.locator(".queue-item button", has_text="Accept").click()
-        await expect(customer.locator(".log")).to_contain_text("Ana can read this chat")
         await customer_says(customer, "我的卡号 4111 1111 1111 1111")
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])
@@ -249,14 +253,9 @@ async def test_the_console_releases_a_masked_transcript_at_close(browser, gatewa
         "webhook",
         {"url": "https://hooks.example.test/e2e", "secret": "s" * 32, "events": ["chat.closed"]},
     )
-    await gateway.agent("ana@example.com", name="Ana")
-    pages = [await new_page(browser, locale="zh-CN"), await new_page(browser)]
+    pages = await _ana_and_a_customer(browser, gateway, signing, console_locale="zh-CN")
     (_, ana), (_, customer) = pages
     try:
-        await login_console(ana, gateway, "ana@example.com")
-        await _certify_console(gateway, ana, "ana@example.com", signing)
-        await open_widget(customer, gateway, name="Ada")
-        await ana.locator(".queue-item button").first.click()
         await customer_says(customer, "我的卡号 4111 1111 1111 1111")
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])

@@ -133,6 +133,20 @@ class E2ETenant:
         ) as r:
             return r.status, await r.json()
 
+    async def admin_token(self, name: str) -> str:
+        """An API token with ``tenant_manage`` for the admin's offline tools (the CLI)."""
+        admin = await self.gw.svc.store.get_agent(self.gw.ids["admin@example.com"])
+        assert admin is not None
+        issued = await api_tokens(self.gw.svc).create(
+            admin,
+            Principal(admin.id, "demo", Role.ADMIN),
+            name,
+            [Permission.TENANT_MANAGE.value],
+            30,
+            ip="127.0.0.1",
+        )
+        return issued.secret
+
     def customer(self, **kw: Any) -> E2ECustomerClient:
         return E2ECustomerClient(
             self.gw.base,
@@ -544,24 +558,15 @@ async def test_the_cli_makes_the_key_and_certifies_pending_devices(
 
     await e2e.staff("ana@example.com", certify=False)
     device_id = e2e.devices["ana@example.com"][0]
-    admin = await e2e.gw.svc.store.get_agent(e2e.gw.ids["admin@example.com"])
-    assert admin is not None
-    issued = await api_tokens(e2e.gw.svc).create(
-        admin,
-        Principal(admin.id, "demo", Role.ADMIN),
-        "e2e certify",
-        [Permission.TENANT_MANAGE.value],
-        30,
-        ip="127.0.0.1",
-    )
+    token = await e2e.admin_token("e2e certify")
     certify = ("e2e", "certify", "--key", str(key_file), "--url", e2e.gw.base)
-    rc, out, err = await _cli(*certify, "--token", issued.secret, "--yes", **env)
+    rc, out, err = await _cli(*certify, "--token", token, "--yes", **env)
     assert rc == 0, err
     assert device_id in out and "certified until" in out
     usable = await e2e.gw.svc.e2e.usable_device(e2e.gw.ids["ana@example.com"], device_id)
     assert usable is not None
     rc, out, err = await _cli(
-        *certify, "--token", issued.secret, CIPHERDESK_E2E_PASSPHRASE="wrong passphrase!"
+        *certify, "--token", token, CIPHERDESK_E2E_PASSPHRASE="wrong passphrase!"
     )
     assert rc != 0 and "wrong passphrase" in err and "Traceback" not in err
 

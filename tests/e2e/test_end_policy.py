@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from auth.roles import Permission, Principal, Role
 from crypto.e2e import TenantSigningKey, verify_policy
-from gateway.api_tokens import api_tokens
 from gateway.policy.end import END_KINDS
 from gateway.sdk.client import ServerError
 from tests.e2e.test_e2e_mode import E2ETenant, _cli
@@ -116,22 +114,13 @@ async def test_the_cli_signs_the_end_policy(tmp_path: Path, e2e: E2ETenant) -> N
         f"{e2e.gw.base}/api/e2e", json={"verify_key": verify_key}, headers=e2e.admin
     ) as r:
         assert r.status == 200
-    admin = await e2e.gw.svc.store.get_agent(e2e.gw.ids["admin@example.com"])
-    assert admin is not None
-    issued = await api_tokens(e2e.gw.svc).create(
-        admin,
-        Principal(admin.id, "demo", Role.ADMIN),
-        "e2e sign-policy",
-        [Permission.TENANT_MANAGE.value],
-        30,
-        ip="127.0.0.1",
-    )
+    token = await e2e.admin_token("e2e sign-policy")
     sign = ("e2e", "sign-policy", "--key", str(key_file), "--url", e2e.gw.base)
-    rc, out, err = await _cli(*sign, "--token", issued.secret, stdin="n\n", **env)
+    rc, out, err = await _cli(*sign, "--token", token, stdin="n\n", **env)
     assert rc == 0, err
     assert "card" in out and "mask   / block" in out and "phone regions: CN" in out
     assert (await _end_policy(e2e))["signed"] is None  # answered "n": nothing uploaded
-    rc, out, err = await _cli(*sign, "--token", issued.secret, "--yes", **env)
+    rc, out, err = await _cli(*sign, "--token", token, "--yes", **env)
     assert rc == 0, err
     assert "signed;" in out
     answer = await _end_policy(e2e)
@@ -139,7 +128,7 @@ async def test_the_cli_signs_the_end_policy(tmp_path: Path, e2e: E2ETenant) -> N
     assert verify_policy(
         verify_key, answer["signed"]["body"], answer["signed"]["sig"], tenant="demo"
     )
-    rc, out, err = await _cli(*sign, "--token", issued.secret, "--yes", **env)
+    rc, out, err = await _cli(*sign, "--token", token, "--yes", **env)
     assert rc == 0 and "is current" in out
 
 
