@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.e2e import (
+    MAX_POLICY_CHARS,
     DeviceCertificate,
     E2EError,
     TenantSigningKey,
@@ -172,6 +173,11 @@ def cmd_sign_policy(args: argparse.Namespace) -> None:
     base, key, tenant = _tenant_key_on(args)
     answer = _call(f"{base}/api/e2e/policy", args.token)
     text = answer["document"]
+    if len(text) > MAX_POLICY_CHARS:
+        raise CliError(
+            f"the compiled end policy has {len(text):,} characters, more than the "
+            f"{MAX_POLICY_CHARS:,} a widget downloads: upload fewer keyword terms"
+        )
     document = json.loads(text)
     if document.get("v") != 1 or document.get("tenant") != tenant:
         raise CliError("the gateway sent a document for another tenant or version")

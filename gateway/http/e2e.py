@@ -56,7 +56,14 @@ from gateway.e2e import (
     e2e_config,
 )
 from gateway.http.chats import chat_error
-from gateway.http.plumbing import authed, own_tenant, read_json, services_of, struct_json
+from gateway.http.plumbing import (
+    authed,
+    own_tenant,
+    public_tenant,
+    read_json,
+    services_of,
+    struct_json,
+)
 from gateway.http.public import ApiError
 from gateway.policy.end import end_document
 from gateway.services import Services, peer_ip
@@ -70,7 +77,6 @@ MAX_RELEASED = 5_000
 """Lines one release may carry (a chat longer than that is cut by the console, oldest
 first, and says so)."""
 _RELEASE_STATUS = {"bad_release": 400, "release_disabled": 403, "not_assigned": 403}
-_TENANT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 class E2ESettingsBody(Struct, forbid_unknown_fields=True):
@@ -427,10 +433,7 @@ async def public_settings(request: web.Request) -> web.Response:
     """``GET /api/public/e2e/{tenant}``: unauthenticated, like the widget's other public
     reads (an unknown tenant is 404, as for ``/api/public/notice``)."""
     svc = services_of(request)
-    tenant_id = request.match_info["tenant"]
-    tenant = await svc.tenants.get(tenant_id) if _TENANT_ID.fullmatch(tenant_id) else None
-    if tenant is None:
-        raise ApiError(404, "not_found", "no such tenant")
+    tenant = await public_tenant(svc, request.match_info["tenant"])
     return struct_json(
         _settings(tenant),
         headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"},

@@ -10,14 +10,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
-from gateway.http.plumbing import authed, own_tenant, read_json, services_of, struct_json
+from gateway.http.plumbing import (
+    authed,
+    own_tenant,
+    public_tenant,
+    read_json,
+    services_of,
+    struct_json,
+)
 from gateway.http.public import ApiError
 from gateway.notices import LANGUAGES, MAX_TEXT_CHARS, NoticeError
 from gateway.services import peer_ip
@@ -27,7 +33,6 @@ from gateway.store.base import PrivacyNotice
 PUBLIC_CACHE_SECONDS = 30
 """How long browsers and proxies may keep the public notice."""
 
-_TENANT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 NoticeText = Annotated[str, Meta(max_length=MAX_TEXT_CHARS + 1000)]
 
@@ -78,9 +83,7 @@ def _view(notice: PrivacyNotice) -> NoticeView:
 async def public_notice(request: web.Request) -> web.Response:
     """The tenant's current notice for its widget (see the module docstring)."""
     svc = services_of(request)
-    tenant_id = request.match_info["tenant_id"]
-    if not _TENANT_ID.match(tenant_id) or await svc.tenants.get(tenant_id) is None:
-        raise ApiError(404, "not_found", "unknown tenant")
+    tenant_id = (await public_tenant(svc, request.match_info["tenant_id"])).id
     notice = await svc.chats.notices.current(tenant_id) if svc.chats.notices else None
     body = (
         PublicNotice(notice.version, notice.required, dict(notice.texts))

@@ -411,6 +411,18 @@ async def own_tenant(svc: Services, ctx: AgentContext) -> Tenant:
     return tenant
 
 
+_PUBLIC_TENANT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+async def public_tenant(svc: Services, tenant_id: str) -> Tenant:
+    """The tenant a public (widget) route names in its path: 404 ``not_found`` for an id of
+    the wrong shape and for an unknown one alike (the answer tells nothing more)."""
+    tenant = await svc.tenants.get(tenant_id) if _PUBLIC_TENANT_ID.fullmatch(tenant_id) else None
+    if tenant is None:
+        raise ApiError(404, "not_found", "unknown tenant")
+    return tenant
+
+
 def struct_json(value: msgspec.Struct, headers: dict[str, str] | None = None) -> web.Response:
     """A typed answer: the Struct the API contract documents, encoded once by msgspec."""
     return web.Response(
