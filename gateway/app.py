@@ -32,6 +32,7 @@ from gateway.derived_keys import address_hasher
 from gateway.e2e import E2EService
 from gateway.governance.auditchain import AuditKeys, Checkpointer
 from gateway.governance.dormancy import DormancySweep
+from gateway.governance.siem import SiemOutbox
 from gateway.governance.wiring import build_governance
 from gateway.housekeeping import Housekeeping
 from gateway.http import public as http_public
@@ -165,6 +166,7 @@ async def _wire(
         clock,
         allow_private_targets=config.plugins.allow_private_targets,
     )
+    auditor.listeners.append(SiemOutbox(store, plugin_host, tenants))
     quality = QualityMetrics(metrics)
     gov = build_governance(
         config=config,

@@ -37,8 +37,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from crypto.envelope import Keyring
+from crypto.envelope import EnvelopeError, Keyring
 from gateway.aad import plugin_secrets_aad
+from gateway.derived_keys import derived_secret, derived_secrets
 from gateway.store.base import OutboxEvent, PluginConfig, Store, StoredMessage, Tenant
 from gateway.transcripts import ChatKeys, open_json, seal_json
 from plugins._http import plugin_session
@@ -155,6 +156,15 @@ class Target:
 
 
 EventBuilder = Callable[[StoredMessage], list[OutboxEvent]]
+
+
+TENANT_EVENT_LABEL = "cipherdesk/outbox-tenant-events/v1"
+"""Label of the key that seals outbox rows belonging to a tenant rather than a chat."""
+
+
+def _tenant_context(tenant_id: str) -> str:
+    """What a tenant event's seal is bound to in place of a chat id."""
+    return f"tenant:{tenant_id}"
 
 
 class PluginHost:
@@ -279,9 +289,59 @@ class PluginHost:
             )
         return rows
 
+    def build_tenant_events(
+        self,
+        targets: list[Target],
+        tenant_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        event_key: str,
+    ) -> list[OutboxEvent]:
+        """Outbox rows for an event that belongs to no chat (an audit row for a SIEM).
+        Sealed under a key derived from the master keyring for this purpose (a chat's key
+        would be shredded with the chat; these rows are purged by retention instead)."""
+        rows = []
+        for target in targets:
+            idempotency_key = f"{event_type}:{tenant_id}:{event_key}"
+            payload = {
+                "type": event_type,
+                "api_version": API_VERSION,
+                "tenant_id": tenant_id,
+                "event_id": idempotency_key,
+                "chat_id": "",
+                **data,
+            }
+            rows.append(
+                OutboxEvent(
+                    tenant_id=tenant_id,
+                    plugin=target.plugin,
+                    event_type=event_type,
+                    idempotency_key=idempotency_key,
+                    chat_id=None,
+                    created_at=self.clock(),
+                    payload_sealed=seal_json(
+                        derived_secret(self.keyring, TENANT_EVENT_LABEL),
+                        _tenant_context(tenant_id),
+                        f"outbox:{target.plugin}:{idempotency_key}",
+                        payload,
+                    ),
+                )
+            )
+        return rows
+
     async def decode(self, item: Any) -> dict[str, Any] | None:
-        """Open an outbox row for the dispatcher; None when the chat was crypto-shredded."""
+        """Open an outbox row for the dispatcher; None when the chat was crypto-shredded
+        (or, for a tenant event, when no master key of the ring opens it)."""
         if item.chat_id is None:
+            purpose = f"outbox:{item.plugin}:{item.idempotency_key}"
+            for secret in derived_secrets(self.keyring, TENANT_EVENT_LABEL):
+                try:
+                    opened: dict[str, Any] = open_json(
+                        secret, _tenant_context(item.tenant_id), purpose, item.payload_sealed
+                    )
+                except EnvelopeError:
+                    continue
+                return opened
             return None
         key = await self.keys.get(item.chat_id)
         if key is None:

@@ -50,10 +50,14 @@ class Scope(enum.StrEnum):
     CHAT_CLOSED = "chat.closed"
     CHAT_RATED = "chat.rated"
     POLICY_FLAG = "policy.flag"
+    AUDIT_RECORDED = "audit.recorded"
     CUSTOMER_IDENTITY = "customer.identity"
 
 
 EVENT_SCOPES: frozenset[str] = frozenset(s.value for s in Scope if s is not Scope.CUSTOMER_IDENTITY)
+CHAT_EVENT_SCOPES: frozenset[str] = EVENT_SCOPES - {Scope.AUDIT_RECORDED.value}
+"""The events of chats; ``audit.recorded`` (the tenant's audit log, for a SIEM) is asked
+for explicitly, never part of a default."""
 ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
 
 Sender = Literal["customer", "agent", "system"]
@@ -235,6 +239,28 @@ class PolicyFlagRaised(Event):
     action: str = "flag"  # the original text is never part of the event
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecorded(Event):
+    """One row of the tenant's audit log, for a SIEM through the durable outbox (signed,
+    retried, dead-lettered like every event). ``chat_id`` is empty: the row belongs to the
+    tenant. ``details`` are the audit row's, already redacted (never message text);
+    ``chain``/``seq``/``mac`` place the row in the tamper-evident chain, so a copy kept in
+    the SIEM is evidence against later edits."""
+
+    type: ClassVar[str] = Scope.AUDIT_RECORDED.value
+
+    audit_id: int
+    action: str
+    actor: str | None = None
+    target: str | None = None
+    ip: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    chain: str | None = None
+    seq: int | None = None
+    key_id: str | None = None
+    mac: str | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -245,6 +271,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChatClosed,
         ChatRated,
         PolicyFlagRaised,
+        AuditRecorded,
     )
 }
 
@@ -484,11 +511,13 @@ class Factory:
 __all__ = [
     "ALL_SCOPES",
     "API_VERSION",
+    "CHAT_EVENT_SCOPES",
     "ENTRY_POINT_GROUP",
     "EVENT_SCOPES",
     "EVENT_TYPES",
     "SUPPORTED_API_VERSIONS",
     "AgentAssigned",
+    "AuditRecorded",
     "ChatClosed",
     "ChatOpened",
     "ChatRated",

@@ -32,6 +32,7 @@ import aiohttp
 from plugins import __version__
 from plugins._http import request_json
 from plugins.api import (
+    CHAT_EVENT_SCOPES,
     EVENT_SCOPES,
     ConfigField,
     Event,
@@ -72,9 +73,10 @@ INFO = PluginInfo(
         ConfigField(
             name="events",
             type="list",
-            default=sorted(EVENT_SCOPES),
+            default=sorted(CHAT_EVENT_SCOPES),
             choices=tuple(sorted(EVENT_SCOPES)),
-            help="Event types to send (default: all).",
+            help="Event types to send (default: every chat event; add audit.recorded to "
+            "send the tenant's audit log to a SIEM).",
         ),
         ConfigField(
             name="include_identity",
@@ -158,7 +160,7 @@ class WebhookPlugin:
         self._timeout = float(config.get("timeout", 10.0))
         self._http = http
         self._clock = clock
-        scopes = set(config.get("events") or EVENT_SCOPES) & EVENT_SCOPES
+        scopes = set(config.get("events") or CHAT_EVENT_SCOPES) & EVENT_SCOPES
         if config.get("include_identity"):
             scopes.add(Scope.CUSTOMER_IDENTITY.value)
         # The instance's info narrows the factory's scopes to what this tenant configured.

@@ -1,4 +1,5 @@
-"""Audit events for a SIEM: one JSON object per line (stdout, a file, ``audit export``).
+"""Audit events for a SIEM: one JSON object per line (stdout, a file, ``audit export``), or
+one signed webhook delivery per row through the durable plugin outbox (:class:`SiemOutbox`).
 
 Why JSON lines: every SIEM (Splunk, Elastic, QRadar, Graylog, 日志易) ingests them with
 no custom parser, and a file appended line by line survives a crash with at most one
@@ -22,7 +23,9 @@ from typing import Any, TextIO
 
 import structlog
 
-from gateway.store.base import AuditEvent
+from gateway.plugin_host import PluginHost
+from gateway.store.base import AuditEvent, Store
+from gateway.tenants import TenantDirectory
 
 log = structlog.get_logger("cipherdesk.siem")
 
@@ -82,3 +85,47 @@ class SiemSink:
             os.write(fd, line.encode("utf-8"))
         finally:
             os.close(fd)
+
+
+AUDIT_EVENT = "audit.recorded"
+
+
+def _about_audit_deliveries(event: AuditEvent) -> bool:
+    """Rows the delivery of audit events itself causes: forwarding them would feed back
+    (a dead-lettered audit event audited, forwarded, dead-lettered...)."""
+    return bool(event.details) and event.details.get("event_type") == AUDIT_EVENT
+
+
+class SiemOutbox:
+    """An :class:`~gateway.audit.Auditor` listener that queues every tenant audit row as an
+    ``audit.recorded`` event for the tenant's plugins that asked for it (the webhook plugin
+    with ``audit.recorded`` in its ``events``): signed, retried and dead-lettered by the
+    outbox like any event, and enqueued after the row is written, so a SIEM gets what the
+    chain holds. Installation-wide rows (no tenant) stay in the file/stdout export."""
+
+    def __init__(self, store: Store, plugins: PluginHost, tenants: TenantDirectory) -> None:
+        self._store = store
+        self._plugins = plugins
+        self._tenants = tenants
+
+    async def __call__(self, event: AuditEvent) -> None:
+        if event.tenant_id is None or _about_audit_deliveries(event):
+            return
+        tenant = await self._tenants.get(event.tenant_id)
+        if tenant is None:
+            return
+        targets = await self._plugins.targets(tenant, AUDIT_EVENT)
+        if not targets:
+            return
+        record = siem_record(event)
+        data = {
+            "occurred_at": event.ts,
+            "audit_id": event.id,
+            **{k: record[k] for k in ("action", "actor", "target", "ip", "details", "chain")},
+            **{k: record[k] for k in ("seq", "key_id", "mac")},
+        }
+        rows = self._plugins.build_tenant_events(
+            targets, tenant.id, AUDIT_EVENT, data, event_key=str(event.id)
+        )
+        await self._store.enqueue_events(rows)
+        self._plugins.enqueued()

@@ -25,7 +25,7 @@ from gateway.governance.alerts import AlertEngine
 from gateway.governance.approvals import Approvals
 from gateway.governance.emergency import Emergency, plugins_paused
 from gateway.governance.incidents import Incidents
-from gateway.governance.siem import SiemSink
+from gateway.governance.siem import AUDIT_EVENT, SiemSink
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.periodic import Periodic
@@ -108,7 +108,8 @@ class Governance:
     async def on_delivery(self, plugin: str, result: Any) -> None:
         """The dispatcher's result hook: count deliveries, audit dead letters."""
         if result.outcome == "delivered":
-            self.ledger.delivered(result.tenant_id, plugin, result.event_type)
+            if result.event_type != AUDIT_EVENT:  # audit rows to a SIEM: no feedback loop
+                self.ledger.delivered(result.tenant_id, plugin, result.event_type)
         elif result.outcome == "dead":
             await self.auditor.record(
                 "plugin.dead_lettered",

@@ -65,6 +65,8 @@ def append_chained(event: AuditEvent, seal: AuditSeal | None) -> Program[int]:
         seq = int(head["seq"]) + 1
         event.chain, event.seq = chain, seq
         key_id, mac = seal(event, seq, bytes(head["mac"]))
+        # The listeners (SIEM file and webhook) export the row as stored, MAC included.
+        event.key_id, event.mac = key_id, mac
     row = yield write_row(
         "INSERT INTO audit_log (ts, action, tenant_id, actor, target, ip, details, chain, seq,"
         " key_id, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
