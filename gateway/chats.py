@@ -1192,15 +1192,26 @@ class ChatService:
         if tenant.settings.get(RELEASE_SETTING) is not True:
             raise ChatError("release_disabled", "the tenant does not release e2e transcripts")
         senders = {m.seq: m.sender for m in await self.history(chat, 0) if m.c is not None}
+        seqs = [line.seq for line in release]
+        if len(set(seqs)) != len(seqs):
+            raise ChatError("bad_release", "each message is released once")
+        for seq in seqs:
+            if seq not in senders:
+                raise ChatError("bad_release", f"no end-to-end message {seq} in this chat")
         engine = await self.policies.engine(tenant.id, tenant.settings)
-        out: dict[int, str] = {}
-        for line in release:
-            sender = senders.get(line.seq)
-            if sender is None:
-                raise ChatError("bad_release", f"no end-to-end message {line.seq} in this chat")
-            direction: Direction = "agent" if sender == "agent" else "customer"
-            out[line.seq] = screen_text(engine, line.text, direction, "plugin")
-        return out
+
+        def screen_all() -> dict[int, str]:  # many policy passes: off the event loop
+            return {
+                line.seq: screen_text(
+                    engine,
+                    line.text,
+                    "agent" if senders[line.seq] == "agent" else "customer",
+                    "plugin",
+                )
+                for line in release
+            }
+
+        return await asyncio.to_thread(screen_all)
 
     async def _after_close(
         self, chat: Chat, tenant_id: str, released: Mapping[int, str] | None = None

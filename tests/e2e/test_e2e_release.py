@@ -79,9 +79,12 @@ async def test_an_agent_releases_a_masked_transcript_at_close(e2e: E2ETenant) ->
             assert r.status == 200 and (await r.json())["release_transcripts"] is True
 
         # Only e2e messages of this chat, only by the assigned agent.
-        bad = {"release": [{"seq": 99, "text": "x"}]}
-        status, body = await _close(e2e, "ana@example.com", chat, bad)
-        assert (status, body["error"]["code"]) == (400, "bad_release")
+        for bad in (
+            [{"seq": 99, "text": "x"}],  # not a message of this chat
+            [{"seq": 1, "text": "x"}, {"seq": 1, "text": "y"}],  # the same message twice
+        ):
+            status, body = await _close(e2e, "ana@example.com", chat, {"release": bad})
+            assert (status, body["error"]["code"]) == (400, "bad_release")
         await e2e.staff("bob@example.com")
         status, body = await _close(e2e, "bob@example.com", chat, release)
         assert (status, body["error"]["code"]) == (403, "not_assigned")
