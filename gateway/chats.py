@@ -1548,17 +1548,57 @@ class ChatService:
         fails raises: the caller retries, and chats already erased stay erased."""
         if self.reports is None:
             raise RuntimeError("erase_customer needs a ReportBook")
+        chat_ids = await self.customer_chats(tenant_id, kind, value)
+        people = await self._identities_for_plugins(chat_ids)  # read before the keys go
         erased = [
             chat_id
-            for chat_id in await self.customer_chats(tenant_id, kind, value)
+            for chat_id in chat_ids
             if await self.erase(chat_id, actor=actor, tenant_id=tenant_id)
         ]
         await self.auditor.record(
             "customer.erased", tenant_id=tenant_id, actor=actor, by=kind, chats=len(erased)
         )
+        if erased:
+            await self._request_helpdesk_erasure(tenant_id, people, erased)
         return await self.reports.issue(
             "erase", tenant_id=tenant_id, actor=actor, counts={"chats": len(erased)}, chats=erased
         )
+
+    async def _identities_for_plugins(self, chat_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The distinct identities of these chats as plugins may see them (masked per the
+        tenant's plugin audience), for the helpdesk deletion request."""
+        people: list[dict[str, Any]] = []
+        for chat_id in chat_ids:
+            chat = await self.store.get_chat(chat_id)
+            person = await self._customer_for_plugins(chat) if chat is not None else None
+            if person and (person.get("email") or person.get("user_id")) and person not in people:
+                people.append(person)
+        return people
+
+    async def _request_helpdesk_erasure(
+        self, tenant_id: str, people: list[dict[str, Any]], erased: list[str]
+    ) -> None:
+        """``customer.erased`` for the tenant's plugins that delete customers in the
+        helpdesk (PIPL Art. 47 / GDPR Art. 17: the request reaches every copy), one per
+        identity. The event belongs to no chat -- the chats are gone -- so it is sealed
+        under the tenant-event key and survives their shredding."""
+        if self.plugins is None or not people:
+            return
+        tenant = await self._tenant(tenant_id)
+        targets = await self.plugins.targets(tenant, "customer.erased")
+        if not targets:
+            return
+        rows = []
+        for person in people:
+            rows += self.plugins.build_tenant_events(
+                targets,
+                tenant_id,
+                "customer.erased",
+                {"occurred_at": self.clock(), "customer": person, "chats": erased},
+                event_key=uuid.uuid4().hex,
+            )
+        await self.store.enqueue_events(rows)
+        self.plugins.enqueued()
 
     async def export_customer(
         self, tenant_id: str, kind: CustomerIdKind, value: str, *, actor: str

@@ -27,6 +27,7 @@ bodies, add a comment, the URL of a ticket for agents, open tickets of a request
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +35,17 @@ from typing import Any
 import aiohttp
 
 from plugins._http import request_json
-from plugins.api import ChatClosed, ChatOpened, CustomerIdentity, Event, KeyValueStore
+from plugins.api import (
+    ChatClosed,
+    ChatOpened,
+    CustomerErased,
+    CustomerIdentity,
+    Event,
+    KeyValueStore,
+    PermanentError,
+    PluginInfo,
+    Scope,
+)
 from plugins.kv import MemoryKV
 
 Ticket = dict[str, Any]
@@ -76,6 +87,14 @@ class TicketingPlugin(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._base}>"
 
+    @staticmethod
+    def scoped(info: PluginInfo, config: dict[str, Any]) -> PluginInfo:
+        """The instance's scopes: deletion requests only where the tenant enabled them
+        (``delete_customers``)."""
+        if not config.get("delete_customers"):
+            return info
+        return dataclasses.replace(info, scopes=info.scopes | {Scope.CUSTOMER_ERASED.value})
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": self._auth, **kwargs.pop("headers", {})}
         return await request_json(
@@ -112,6 +131,15 @@ class TicketingPlugin(abc.ABC):
         """The requester's open tickets, most recently updated first (for ``enrich``)."""
 
     @abc.abstractmethod
+    async def find_people(self, email: str) -> list[Any]:
+        """Ids of the helpdesk's *customer* records (end users, contacts -- never agents)
+        with this e-mail address."""
+
+    @abc.abstractmethod
+    async def delete_person(self, person_id: Any) -> None:
+        """Delete one customer record permanently; one already gone is not an error."""
+
+    @abc.abstractmethod
     def ticket_url(self, ticket_id: Any) -> str:
         """Where an agent opens the ticket in the helpdesk."""
 
@@ -126,7 +154,23 @@ class TicketingPlugin(abc.ABC):
         elif isinstance(event, ChatClosed):
             ticket_id = await self.ticket_for(event)
             await self._comment_once(ticket_id, event)
+        elif isinstance(event, CustomerErased):
+            await self.erase_customer(event)
         # other types are outside the declared scopes; the dispatcher never sends them
+
+    async def erase_customer(self, event: CustomerErased) -> None:
+        """A deletion request: every customer record with the customer's e-mail is
+        deleted permanently (idempotent: a retry finds nothing left). Without a usable
+        e-mail -- the tenant masks e-mails for plugins, or the customer gave none -- there
+        is nobody to find: a permanent error, so the dead letter says so."""
+        email = event.customer.email if event.customer else None
+        if not email or "*" in email or "@" not in email:
+            raise PermanentError(
+                f"{self.vendor}: no usable e-mail to find the customer (show e-mails to "
+                "plugins in the tenant's audience table)"
+            )
+        for person in await self.find_people(email):
+            await self.delete_person(person)
 
     async def ticket_for(self, event: Event) -> Any:
         """The chat's ticket id: from the mapping, else from the vendor, else created —

@@ -51,13 +51,17 @@ class Scope(enum.StrEnum):
     CHAT_RATED = "chat.rated"
     POLICY_FLAG = "policy.flag"
     AUDIT_RECORDED = "audit.recorded"
+    CUSTOMER_ERASED = "customer.erased"
     CUSTOMER_IDENTITY = "customer.identity"
 
 
 EVENT_SCOPES: frozenset[str] = frozenset(s.value for s in Scope if s is not Scope.CUSTOMER_IDENTITY)
-CHAT_EVENT_SCOPES: frozenset[str] = EVENT_SCOPES - {Scope.AUDIT_RECORDED.value}
-"""The events of chats; ``audit.recorded`` (the tenant's audit log, for a SIEM) is asked
-for explicitly, never part of a default."""
+CHAT_EVENT_SCOPES: frozenset[str] = EVENT_SCOPES - {
+    Scope.AUDIT_RECORDED.value,
+    Scope.CUSTOMER_ERASED.value,
+}
+"""The events of chats; ``audit.recorded`` (the tenant's audit log, for a SIEM) and
+``customer.erased`` (deletion requests) are asked for explicitly, never part of a default."""
 ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
 
 Sender = Literal["customer", "agent", "system"]
@@ -261,6 +265,19 @@ class AuditRecorded(Event):
     mac: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerErased(Event):
+    """A customer's erasure request (right to erasure): the gateway crypto-shredded
+    ``chats`` and asks the helpdesk to delete the customer too. ``customer`` (needs the
+    ``customer.identity`` scope, masked per the tenant's plugin audience like every
+    identity) names whom; ``chat_id`` is empty. A helpdesk plugin deletes only when its
+    tenant configuration enables it."""
+
+    type: ClassVar[str] = Scope.CUSTOMER_ERASED.value
+
+    chats: tuple[str, ...] = ()
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -272,6 +289,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChatRated,
         PolicyFlagRaised,
         AuditRecorded,
+        CustomerErased,
     )
 }
 
@@ -337,7 +355,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             value = None if value is None else NoticeConsent(**dict(value))
         elif f.name == "transcript":
             value = tuple(_transcript_line(line) for line in value)
-        elif f.name in ("policy_kinds", "kinds"):
+        elif f.name in ("policy_kinds", "kinds", "chats"):
             value = tuple(value)
         kwargs[f.name] = value
     try:
@@ -524,6 +542,7 @@ __all__ = [
     "ChatTransferred",
     "ConfigError",
     "ConfigField",
+    "CustomerErased",
     "CustomerIdentity",
     "Event",
     "Factory",

@@ -96,6 +96,14 @@ INFO = PluginInfo(
             help="Optional custom ticket field (single-line text, e.g. cf_cipherdesk_chat) "
             "that records the chat id; without it the ticket subject identifies the chat.",
         ),
+        ConfigField(
+            name="delete_customers",
+            type="bool",
+            default=False,
+            help="When a customer's erasure is requested in cipherdesk, delete them "
+            "permanently in Freshdesk too (contacts with the customer's e-mail, "
+            "hard-deleted with their tickets).",
+        ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
     description="One Freshdesk ticket per chat (source Chat); the transcript as a private note.",
@@ -164,9 +172,27 @@ class FreshdeskPlugin(TicketingPlugin):
             kv=context.kv if context else None,
             clock=context.clock if context else time.time,
         )
+        self.info = self.scoped(INFO, config)
         self._fallback = config.get("fallback_email")
         self._priority = int(config.get("priority", 1))
         self._chat_field = config.get("chat_field") or None
+
+    async def find_people(self, email: str) -> list[Any]:
+        """Contacts with the e-mail (List All Contacts, ``?email=``)."""
+        data = await self._call("GET", "/api/v2/contacts", params={"email": email})
+        contacts = [c for c in data or [] if isinstance(c, dict)]
+        return [int(c["id"]) for c in contacts if "id" in c]
+
+    async def delete_person(self, person_id: Any) -> None:
+        """Permanently Delete a Contact with ``force=true`` (no soft delete first); their
+        tickets go with them. A 404 means an earlier attempt did it."""
+        try:
+            await self._call(
+                "DELETE", f"/api/v2/contacts/{person_id}/hard_delete", params={"force": "true"}
+            )
+        except PluginError as exc:
+            if exc.status != 404:
+                raise
 
     async def _tickets_of(self, email: str, order_by: str) -> list[dict[str, Any]]:
         try:

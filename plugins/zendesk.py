@@ -69,6 +69,14 @@ INFO = PluginInfo(
             "(replies, internal notes, solved → handled; docs/PLUGINS.md §8); "
             "unset: no inbound API.",
         ),
+        ConfigField(
+            name="delete_customers",
+            type="bool",
+            default=False,
+            help="When a customer's erasure is requested in cipherdesk, delete them "
+            "permanently in Zendesk too (end users with the customer's e-mail: deleted, "
+            "then permanently deleted).",
+        ),
         ConfigField(name="timeout", type="float", default=10.0, help="Request timeout, s."),
     ),
     description="One Zendesk Support ticket per chat; the transcript as a private comment.",
@@ -128,6 +136,26 @@ class ZendeskPlugin(TicketingPlugin):
             kv=context.kv if context else None,
             clock=context.clock if context else time.time,
         )
+        self.info = self.scoped(INFO, config)
+
+    async def find_people(self, email: str) -> list[Any]:
+        """End users with the e-mail (Search Users, ``query=email:``); agents and admins are
+        never deleted by a customer's request."""
+        data = await self._call(
+            "GET", "/api/v2/users/search.json", params={"query": f"email:{email}"}
+        )
+        users = [u for u in (data or {}).get("users") or [] if isinstance(u, dict)]
+        return [int(u["id"]) for u in users if u.get("role") == "end-user" and "id" in u]
+
+    async def delete_person(self, person_id: Any) -> None:
+        """Delete User, then Permanently Delete User (which needs the first): a 404 means
+        that step was done by an earlier attempt."""
+        for path in (f"/api/v2/users/{person_id}.json", f"/api/v2/deleted_users/{person_id}.json"):
+            try:
+                await self._call("DELETE", path)
+            except PluginError as exc:
+                if exc.status != 404:
+                    raise
 
     async def find_chat_ticket(self, event: Event, email: str | None) -> Any | None:
         data = await self._call(

@@ -196,11 +196,21 @@ class ZendeskServer(FakeServer):
     * ``GET /api/v2/tickets/{id}/comments.json`` (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/).
     * 429 answers are text/plain "Number of allowed API requests per minute exceeded" with
       ``Retry-After`` (https://developer.zendesk.com/api-reference/introduction/rate-limits/).
+    * Users: every ticket requester is an end user. ``GET /api/v2/users/search.json?query=
+      email:E`` lists active users with that e-mail (agents too: their ``role`` says so)
+      (https://developer.zendesk.com/api-reference/ticketing/users/users/#search-users);
+      ``DELETE /api/v2/users/{id}.json`` soft-deletes and answers 200 ``{"user": {...,
+      "active": false}}`` (#delete-user); ``DELETE /api/v2/deleted_users/{id}.json``
+      permanently deletes a *soft-deleted* user, 200 ``{"deleted_user": {...}}``; a user
+      that was not deleted first, or is gone, is 404 ``RecordNotFound``
+      (#permanently-delete-user: "Before permanently deleting a user, you must delete the
+      user first").
     * ``stall_writes``: the next N writes are *committed* and then answered only after
       ``stall_seconds`` — a client timeout that hides a success.
     """
 
     email: str = "agent@acme.test"
+    users: dict[int, dict[str, Any]] = field(default_factory=dict)
     token: str = "zd-token-123"
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     idem: dict[str, tuple[int, float, bytes]] = field(default_factory=dict)
@@ -220,6 +230,8 @@ class ZendeskServer(FakeServer):
     ) -> int:
         tid = 100 + len(self.tickets) + 1
         created = self.clock() - (self.index_lag + 1 if indexed else 0)
+        if requester and requester != self.email:  # the API agent is no end user
+            self.add_user(requester)
         self.tickets[tid] = {
             "id": tid,
             "subject": subject,
@@ -261,6 +273,60 @@ class ZendeskServer(FakeServer):
         app.router.add_put(r"/api/v2/tickets/{id:\d+}.json", self.update)
         app.router.add_get(r"/api/v2/tickets/{id:\d+}/comments.json", self.comments)
         app.router.add_get("/api/v2/users/me.json", self.me)
+        app.router.add_get("/api/v2/users/search.json", self.search_users)
+        app.router.add_delete(r"/api/v2/users/{id:\d+}.json", self.delete_user)
+        app.router.add_delete(r"/api/v2/deleted_users/{id:\d+}.json", self.purge_user)
+
+    def add_user(self, email: str, role: str = "end-user") -> int:
+        """A user (ticket requesters become end users; an agent shares no e-mail with them
+        unless a test says so)."""
+        for uid, user in self.users.items():
+            if user["email"] == email and user["state"] != "purged":
+                return uid
+        uid = 9000 + len(self.users) + 1
+        self.users[uid] = {"id": uid, "email": email, "role": role, "state": "active"}
+        return uid
+
+    async def search_users(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        query = request.query.get("query", "")
+        email = query[len("email:") :] if query.startswith("email:") else None
+        rows = [
+            {"id": u["id"], "email": u["email"], "role": u["role"], "active": True}
+            for u in self.users.values()
+            if u["state"] == "active" and email is not None and u["email"] == email
+        ]
+        return web.json_response({"users": rows, "count": len(rows), "next_page": None})
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        user = self.users.get(int(request.match_info["id"]))
+        if user is None or user["state"] != "active":
+            return web.json_response(
+                {"error": "RecordNotFound", "description": "Not found"}, status=404
+            )
+        user["state"] = "deleted"
+        return web.json_response(
+            {"user": {"id": user["id"], "email": user["email"], "active": False}}
+        )
+
+    async def purge_user(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        user = self.users.get(int(request.match_info["id"]))
+        if user is None or user["state"] != "deleted":
+            return web.json_response(
+                {"error": "RecordNotFound", "description": "Not found"}, status=404
+            )
+        user["state"] = "purged"
+        for ticket in self.tickets.values():
+            if ticket["requester_email"] == user["email"]:
+                ticket["requester_email"] = None
+        return web.json_response(
+            {"deleted_user": {"id": user["id"], "email": None, "name": "Permanently Deleted User"}}
+        )
 
     def _deny(self) -> web.Response:
         return web.json_response({"error": "Couldn't authenticate you"}, status=401)
@@ -432,6 +498,12 @@ class FreshdeskServer(FakeServer):
     * ``POST /api/v2/tickets/{id}/notes``, ``GET /api/v2/tickets/{id}/conversations``
       (https://developers.freshdesk.com/api/#add_note_to_a_ticket, https://developers.freshdesk.com/api/#list_all_ticket_notes).
     * 429 with ``Retry-After`` (https://developers.freshdesk.com/api/#ratelimit).
+    * Contacts: ``GET /api/v2/contacts?email=E`` lists the contacts with that e-mail
+      (https://developers.freshdesk.com/api/#list_all_contacts); ``DELETE
+      /api/v2/contacts/{id}/hard_delete?force=true`` answers 204 and removes the contact
+      *with its tickets*; without ``force`` a contact that was not soft-deleted first is
+      refused (400, ``invalid_value`` on ``force``); an unknown id is 404
+      (https://developers.freshdesk.com/api/#hard_delete_contact).
     * ``stall_writes`` as in :class:`ZendeskServer`.
     """
 
@@ -439,6 +511,8 @@ class FreshdeskServer(FakeServer):
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)
     contacts: set[str] = field(default_factory=set)
+    deleted_contacts: list[str] = field(default_factory=list)
+    contact_ids: dict[str, int] = field(default_factory=dict)
     custom_fields: tuple[str, ...] = ("cf_cipherdesk_chat",)
     stall_writes: int = 0
     stall_seconds: float = 1.0
@@ -461,6 +535,38 @@ class FreshdeskServer(FakeServer):
 
     def _authed(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == _basic(self.api_key, "X")
+
+    def contact_id(self, email: str) -> int:
+        """The stable id of the contact with this e-mail (contacts are made with a ticket)."""
+        return self.contact_ids.setdefault(email, 7000 + len(self.contact_ids) + 1)
+
+    async def list_contacts(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        email = request.query.get("email")
+        rows = [
+            {"id": self.contact_id(e), "email": e, "active": True}
+            for e in sorted(self.contacts)
+            if email is None or e == email
+        ]
+        return web.json_response(rows)
+
+    async def hard_delete(self, request: web.Request) -> web.Response:
+        if not self._authed(request):
+            return self._deny()
+        wanted = int(request.match_info["id"])
+        email = next((e for e in self.contacts if self.contact_id(e) == wanted), None)
+        if email is None:
+            return web.json_response({"code": "access_denied", "message": "not found"}, status=404)
+        if request.query.get("force") != "true":
+            return self._invalid(
+                ("force", "The contact must be soft deleted first, or use force", "invalid_value")
+            )
+        for tid in [t for t, row in self.tickets.items() if row["email"] == email]:
+            del self.tickets[tid]
+        self.contacts.discard(email)
+        self.deleted_contacts.append(email)
+        return web.Response(status=204)
 
     def _deny(self) -> web.Response:
         return web.json_response(
@@ -495,6 +601,8 @@ class FreshdeskServer(FakeServer):
         )
 
     def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v2/contacts", self.list_contacts)
+        app.router.add_delete(r"/api/v2/contacts/{id:\d+}/hard_delete", self.hard_delete)
         app.router.add_get("/api/v2/tickets", self.list_tickets)
         app.router.add_post("/api/v2/tickets", self.create)
         app.router.add_post(r"/api/v2/tickets/{id:\d+}/notes", self.note)
