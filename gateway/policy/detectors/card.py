@@ -47,16 +47,18 @@ _DOUBLED = str.maketrans("0123456789", "0246813579")
 
 def luhn_valid(digits: str) -> bool:
     """The Luhn check (same result as ``stdnum.luhn.is_valid``, a test compares them),
-    written out with ``str.translate`` because it runs for every card-shaped window of
-    a message: about five times faster than stdnum's generic-alphabet version."""
-    return (
-        sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))
-    ) % 10 == 0
+    written out with ``str.translate`` and a byte sum because it runs for every
+    card-shaped window of a message: several times faster than stdnum's generic-alphabet
+    version. ``digits`` are ASCII digits (the caller checked)."""
+    odd = digits[-1::-2].encode("ascii")
+    doubled = digits[-2::-2].translate(_DOUBLED).encode("ascii")
+    # sum() over bytes runs in C; each ASCII digit is its value + 48
+    return (sum(odd) + sum(doubled) - 48 * (len(odd) + len(doubled))) % 10 == 0
 
 
 def is_card_number(digits: str) -> bool:
     """True for a Luhn-valid number in a real issuer range with a length that issuer uses."""
-    if not digits.isdigit() or not 13 <= len(digits) <= 19:
+    if not (digits.isascii() and digits.isdigit()) or not 13 <= len(digits) <= 19:
         return False
     return (digits[:4], len(digits)) in _ALLOWED and luhn_valid(digits)
 
