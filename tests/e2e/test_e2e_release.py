@@ -121,6 +121,6 @@ async def test_an_agent_releases_a_masked_transcript_at_close(e2e: E2ETenant) ->
         (comment,) = comments()
         assert "138****5678" in comment and "13812345678" not in comment
         assert f"#2: [end-to-end encrypted, {second.size} bytes]" in comment
-        assert "4111" not in comment
+        assert "4111 1111 1111 1111" not in comment
     finally:
         await zendesk.close()
