@@ -29,7 +29,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import nacl.public
 
@@ -131,6 +131,40 @@ def verified_members(
     return ok, refused
 
 
+class EndPolicy(Protocol):
+    """What an end runs before sealing: ``gateway.policy.PolicyEngine`` fits (a bot built
+    on the SDK passes the tenant's engine, as the widget and the console run theirs)."""
+
+    def evaluate(self, text: str, direction: Literal["customer", "agent"]) -> Any:
+        """A decision with ``action``, ``text`` (masked; None when blocked), ``kinds`` and
+        ``findings`` (each with ``kind`` and ``action``)."""
+        ...
+
+
+class PolicyBlocked(E2EError):
+    """The end's policy blocked the text: nothing was sealed or sent."""
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        super().__init__(f"blocked by the policy: {', '.join(kinds) or 'policy'}")
+        self.kinds = kinds
+
+
+def _through_policy(
+    policy: EndPolicy | None,
+    text: str,
+    direction: Literal["customer", "agent"],
+    flags: list[str] | None,
+) -> tuple[str, list[str]]:
+    """(the text to seal, the kinds to flag) after the end's policy, if there is one."""
+    if policy is None:
+        return text, list(flags or [])
+    decision = policy.evaluate(text, direction)
+    if decision.action == "block" or decision.text is None:
+        raise PolicyBlocked(tuple(decision.kinds))
+    flagged = {f.kind for f in decision.findings if f.action == "flag"}
+    return decision.text, sorted(flagged | set(flags or []))[:8]
+
+
 class E2ECustomerClient(CustomerClient):
     """The widget's end of an e2e chat; see the module docstring."""
 
@@ -146,7 +180,10 @@ class E2ECustomerClient(CustomerClient):
         secrets: ChatSecrets | None = None,
         clock: Callable[[], float] = time.time,
         open_timeout: float = DEFAULT_TIMEOUT,
+        policy: EndPolicy | None = None,
     ) -> None:
+        """``policy``: run on every text before it is sealed (masks, blocks, flags)."""
+        self.policy = policy
         super().__init__(
             url_base,
             tenant,
@@ -254,6 +291,7 @@ class E2ECustomerClient(CustomerClient):
         finding kinds this end's policy flagged in ``text`` (supervisors are alerted)."""
         if self.chat is None or not self.secrets.keys:
             raise E2EError("open the chat first")
+        text, flags = _through_policy(self.policy, text, "customer", flags)
         msg_id = msg_id or _new_id()
         epoch = self.secrets.epoch
         sealed = seal_message(
@@ -264,7 +302,7 @@ class E2ECustomerClient(CustomerClient):
             epoch=epoch,
             text=text,
         )
-        frame = CustomerSealedMsg(id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags or [])
+        frame = CustomerSealedMsg(id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags)
         self._sealed_outbox[msg_id] = frame
         self.outbox[msg_id] = ""  # the base class's bookkeeping: acked ids leave it
         return await self._request(frame, msg_id, timeout)
@@ -325,7 +363,10 @@ class E2EAgentClient(AgentClient):
         origin: str | None = None,
         gateway_key: str | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
+        policy: EndPolicy | None = None,
     ) -> None:
+        """``policy``: run on every reply before it is sealed (masks, blocks, flags)."""
+        self.policy = policy
         super().__init__(
             url_base,
             token=token,
@@ -382,6 +423,7 @@ class E2EAgentClient(AgentClient):
         keys = self.chat_keys.get(chat)
         if not keys:
             raise E2EError("no chat key for this chat yet (keys_ready)")
+        text, flags = _through_policy(self.policy, text, "agent", flags)
         msg_id = msg_id or _new_id()
         epoch = max(keys)
         sealed = seal_message(
@@ -392,9 +434,7 @@ class E2EAgentClient(AgentClient):
             epoch=epoch,
             text=text,
         )
-        frame = AgentSealedMsg(
-            chat=chat, id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags or []
-        )
+        frame = AgentSealedMsg(chat=chat, id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags)
         return await self._request(frame, msg_id, timeout)
 
     def read(self, msg: Msg) -> OpenedMessage:

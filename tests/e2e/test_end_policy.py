@@ -11,7 +11,11 @@ import pytest
 
 from crypto.e2e import TenantSigningKey, verify_policy
 from gateway.policy.end import END_KINDS
+from gateway.policy.engine import PolicyEngine
+from gateway.protocol import Msg
 from gateway.sdk.client import ServerError
+from gateway.sdk.e2e import PolicyBlocked
+from tests.e2e.conftest import queue_with
 from tests.e2e.test_e2e_mode import E2ETenant, _cli
 from tests.e2e.test_e2e_mode import e2e as e2e
 from tests.gateway.helpers import bearer
@@ -152,3 +156,30 @@ async def test_what_an_end_flags_alerts_supervisors_without_text(e2e: E2ETenant)
         await customer.send_text("hello", flags=["no_such_kind"])
     assert refused.value.code == "bad_flags"
     assert len(await e2e.gw.svc.store.list_flags("demo", unreviewed_only=False)) == 1
+
+
+async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
+    """A bot or third-party end built on the SDK passes the tenant's engine: the card is
+    sealed masked, a fraud script is flagged for supervisors, an agent's card number is
+    blocked before anything is sent."""
+    engine = PolicyEngine()
+    agent = await e2e.staff("ana@example.com")
+    agent.policy = engine
+    customer = e2e.customer(policy=engine)
+    await customer.connect()
+    welcome = await customer.open()
+    await queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await agent.keys_ready(welcome.chat)
+
+    ack = await customer.send_text("card 4111 1111 1111 1111 please")
+    relayed = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == ack.seq)
+    assert agent.read(relayed).text == "card **** **** **** 1111 please"
+    flagged = await customer.send_text("兼职刷单返利，日结")
+    (flag,) = await e2e.gw.svc.store.list_flags("demo")
+    assert flag.seq == flagged.seq and flag.kinds == ["fraud"]
+    with pytest.raises(PolicyBlocked) as blocked:
+        await agent.send_text(welcome.chat, "the card is 5555 5555 5555 4444")
+    assert blocked.value.kinds == ("card",)
+    chat = await e2e.gw.svc.store.get_chat(welcome.chat)
+    assert chat is not None and chat.last_seq == flagged.seq  # nothing was sent
