@@ -75,13 +75,17 @@ async def test_sigkill_mid_e2e_chat_loses_no_acked_message(tmp_path: Path) -> No
         token = await login(node.url, "kim@example.com", PASSWORD, kim_secret)
         signing, device_id, device = await _e2e_setup(node.url, admin, token, "Kim")
 
-        agent = E2EAgentClient(
-            node.url,
-            token=token,
-            device=device,
-            device_id=device_id,
-            gateway_key=cluster.verify_key,
-        )
+        def agent_end() -> E2EAgentClient:
+            """Kim's console end on her certified device (before and after the kill)."""
+            return E2EAgentClient(
+                node.url,
+                token=token,
+                device=device,
+                device_id=device_id,
+                gateway_key=cluster.verify_key,
+            )
+
+        agent = agent_end()
         await agent.connect()
         customer = E2ECustomerClient(
             node.url,
@@ -108,13 +112,7 @@ async def test_sigkill_mid_e2e_chat_loses_no_acked_message(tmp_path: Path) -> No
         assert all(isinstance(s, Ack) for s in settled)
         assert not customer.outbox
 
-        reader = E2EAgentClient(
-            node.url,
-            token=token,
-            device=device,
-            device_id=device_id,
-            gateway_key=cluster.verify_key,
-        )
+        reader = agent_end()
         await reader.connect()
         await reader.keys_ready(welcome.chat)
         history = await reader.history(welcome.chat, 0)

@@ -157,15 +157,18 @@ class E2ETenant:
             **kw,
         )
 
-    async def chat_with(self, agent: E2EAgentClient) -> tuple[E2ECustomerClient, str]:
-        """A customer opens a chat, ``agent`` accepts it and receives the chat key."""
-        customer = self.customer()
-        await customer.connect()
-        welcome = await customer.open()
+    async def chat_with(
+        self, agent: E2EAgentClient, **customer: Any
+    ) -> tuple[E2ECustomerClient, str]:
+        """A customer (``customer``: client options) opens a chat, ``agent`` accepts it and
+        receives the chat key."""
+        customer_end = self.customer(**customer)
+        await customer_end.connect()
+        welcome = await customer_end.open()
         await queue_with(agent, welcome.chat)
         await agent.accept(welcome.chat)
         await agent.keys_ready(welcome.chat)
-        return customer, welcome.chat
+        return customer_end, welcome.chat
 
 
 @pytest.fixture
@@ -608,21 +611,12 @@ async def test_redis_and_postgres_carry_only_ciphertext(
 ) -> None:
     """The multi-node set-up: PostgreSQL store, Redis bus. Redis traffic (MONITOR) and
     the messages table see no plaintext of an e2e chat."""
-    async with (
-        running_gateway(
-            tmp_path,
-            store={"url": postgres_dsn},
-            bus={"url": f"{redis_url}?prefix={redis_prefix}bus:"},
-        ) as gw,
-        aiohttp.ClientSession() as http,
-    ):
-        await gw.login("admin@example.com", role="admin")
-        admin = bearer(gw.tokens["admin@example.com"])
-        signing = TenantSigningKey.generate()
-        body = {"mode": "e2e", "verify_key": signing.verify_key}
-        async with http.put(f"{gw.base}/api/e2e", json=body, headers=admin) as r:
-            assert r.status == 200
-        tenant = E2ETenant(gw, http, signing, admin)
+    async with e2e_tenant(
+        tmp_path,
+        store={"url": postgres_dsn},
+        bus={"url": f"{redis_url}?prefix={redis_prefix}bus:"},
+    ) as tenant:
+        gw = tenant.gw
         async with RedisMonitor(redis_url) as monitor:
             agent = await tenant.staff("ana@example.com")
             customer, chat = await tenant.chat_with(agent)
@@ -712,17 +706,8 @@ async def test_reports_spend_the_message_budget(tmp_path: Path) -> None:
     """Each report writes an audit row and, verified, a supervisor flag: reports spend the
     chat's message budget, so a customer cannot flood the supervisors with them."""
     limits = {"limits": {"messages_per_chat": "3/60s"}}
-    async with (
-        running_gateway(tmp_path, ratelimit=limits) as gw,
-        aiohttp.ClientSession() as http,
-    ):
-        await gw.login("admin@example.com", role="admin")
-        admin = bearer(gw.tokens["admin@example.com"])
-        signing = TenantSigningKey.generate()
-        body = {"mode": "e2e", "verify_key": signing.verify_key}
-        async with http.put(f"{gw.base}/api/e2e", json=body, headers=admin) as r:
-            assert r.status == 200
-        tenant = E2ETenant(gw, http, signing, admin)
+    async with e2e_tenant(tmp_path, ratelimit=limits) as tenant:
+        gw = tenant.gw
         agent = await tenant.staff("ana@example.com")
         customer, chat = await tenant.chat_with(agent)
         await agent.send_text(chat, "a rude reply")

@@ -15,7 +15,6 @@ from gateway.policy.engine import PolicyEngine
 from gateway.protocol import Msg
 from gateway.sdk.client import ServerError
 from gateway.sdk.e2e import PolicyBlocked
-from tests.e2e.conftest import queue_with
 from tests.e2e.test_e2e_mode import E2ETenant, _cli
 from tests.e2e.test_e2e_mode import e2e as e2e
 from tests.gateway.helpers import bearer
@@ -165,12 +164,7 @@ async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
     engine = PolicyEngine()
     agent = await e2e.staff("ana@example.com")
     agent.policy = engine
-    customer = e2e.customer(policy=engine)
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(agent, welcome.chat)
-    await agent.accept(welcome.chat)
-    await agent.keys_ready(welcome.chat)
+    customer, chat_id = await e2e.chat_with(agent, policy=engine)
 
     ack = await customer.send_text("card 4111 1111 1111 1111 please")
     relayed = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == ack.seq)
@@ -179,7 +173,7 @@ async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
     (flag,) = await e2e.gw.svc.store.list_flags("demo")
     assert flag.seq == flagged.seq and flag.kinds == ["fraud"]
     with pytest.raises(PolicyBlocked) as blocked:
-        await agent.send_text(welcome.chat, "the card is 5555 5555 5555 4444")
+        await agent.send_text(chat_id, "the card is 5555 5555 5555 4444")
     assert blocked.value.kinds == ("card",)
-    chat = await e2e.gw.svc.store.get_chat(welcome.chat)
+    chat = await e2e.gw.svc.store.get_chat(chat_id)
     assert chat is not None and chat.last_seq == flagged.seq  # nothing was sent

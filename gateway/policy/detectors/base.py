@@ -8,6 +8,7 @@ computed at most once per message.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -81,7 +82,7 @@ class Detector(Protocol):
         ...
 
 
-class ValidatedNumberDetector:
+class ValidatedNumberDetector(abc.ABC):
     """Numbers of one kind found in the message's digit runs: a length range, the digits a
     number may start with, and a checksum validator (card numbers, ID numbers). Subclasses
     only declare them; the run walking and claiming is written once here."""
@@ -97,9 +98,10 @@ class ValidatedNumberDetector:
     exclusive = True
 
     @staticmethod
+    @abc.abstractmethod
     def valid(digits: str, /) -> bool:
-        """Whether ``digits`` (exactly the number's digits) is a real number of the kind."""
-        raise NotImplementedError
+        """Whether ``digits`` (exactly the number's digits) is a real number of the kind
+        (a subclass declares it: ``valid = staticmethod(is_card_number)``)."""
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the validated numbers, longest first, never overlapping."""
