@@ -13,6 +13,7 @@ all, checked with :func:`require_operator`. Tenant admins can never reach them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,6 +24,8 @@ __all__ = [
     "Permission",
     "Principal",
     "Role",
+    "may_grant",
+    "parse_permissions",
     "require",
     "require_operator",
     "role_permissions",
@@ -179,6 +182,9 @@ class Principal:
     queues: frozenset[str] | None = None
     """The queues whose waiting chats this agent sees and may accept (queue scoping);
     None: every queue of the tenant."""
+    granted: frozenset[Permission] | None = None
+    """For an agent holding a custom role: that role's permissions. They only ever narrow
+    the built-in role (anything outside it is ignored); None: the built-in role's."""
 
     def sees_queue(self, queue: str) -> bool:
         """May this principal see (and take) chats waiting in ``queue``?"""
@@ -188,6 +194,8 @@ class Principal:
     def permissions(self) -> frozenset[Permission]:
         """Everything this principal may do in its own tenant."""
         granted = role_permissions(self.role)
+        if self.granted is not None:
+            granted = granted & self.granted
         if self.scope is None:
             return granted
         return frozenset(p for p in granted if p.value in self.scope)
@@ -211,6 +219,22 @@ class Principal:
         if not isinstance(tenant_id, str) or not tenant_id or tenant_id != self.tenant_id:
             return False
         return permission in self.permissions
+
+
+def parse_permissions(names: Iterable[str]) -> frozenset[Permission]:
+    """The tenant permissions named in ``names``; unknown names are dropped (a stored
+    custom role naming a permission this release no longer has grants nothing by it)."""
+    known = {p.value: p for p in Permission}
+    return frozenset(known[n] for n in names if n in known)
+
+
+def may_grant(principal: Principal, permissions: Iterable[Permission]) -> bool:
+    """True if ``principal`` holds every one of ``permissions`` itself.
+
+    Nobody hands out what they do not have: an admin whose custom role lacks, say,
+    ``flag_view_original`` may not create a supervisor (who has it), define a role with
+    it, or re-role an agent who has it (that would be taking power over someone above)."""
+    return frozenset(permissions) <= principal.permissions
 
 
 def require(principal: Principal, permission: Permission, tenant_id: str) -> None:

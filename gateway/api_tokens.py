@@ -28,11 +28,11 @@ from auth.api_tokens import (
     new_api_token,
     new_token_id,
 )
-from auth.roles import OPERATOR_SCOPE, Principal, Role, role_permissions
+from auth.roles import OPERATOR_SCOPE, Principal, Role
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.services import Services
-from gateway.sessions import AgentContext
+from gateway.sessions import AgentContext, agent_principal
 from gateway.store.base import Agent, AgentSession, ApiToken, Store
 
 __all__ = [
@@ -153,12 +153,7 @@ class ApiTokenService:
         role = Role(owner.role)
         if (role is Role.OPERATOR) != (token.tenant_id == OPERATOR_SCOPE):
             return None
-        principal = Principal(
-            agent_id=owner.id,
-            tenant_id=owner.tenant_id,
-            role=role,
-            scope=frozenset(token.permissions),
-        )
+        principal = agent_principal(owner, scope=frozenset(token.permissions))
         # A stand-in session: never stored, never re-authenticated (reauth_at 0), so no
         # credential change can be made with a token.
         session = AgentSession(
@@ -190,15 +185,11 @@ class ApiTokenService:
 
 
 def effective_permissions(token: ApiToken, owner: Agent) -> list[str]:
-    """What a token can do right now: its scope cut down to the creator's current role."""
-    role = Role(owner.role)
-    if role is Role.OPERATOR:
-        granted = {
-            p.value for p in Principal(owner.id, owner.tenant_id, role).installation_permissions
-        }
-    else:
-        granted = {p.value for p in role_permissions(role)}
-    return sorted(set(token.permissions) & granted)
+    """What a token can do right now: its scope cut down to the creator's current role
+    (custom role included)."""
+    principal = agent_principal(owner)
+    granted = principal.installation_permissions if principal.is_operator else principal.permissions
+    return sorted(set(token.permissions) & {p.value for p in granted})
 
 
 def api_tokens(svc: Services) -> ApiTokenService:

@@ -26,6 +26,7 @@ from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
 from gateway.clientip import ClientIPResolver
 from gateway.config import Config
+from gateway.custom_roles import CustomRoleService
 from gateway.customers import CustomerKeys
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
@@ -270,6 +271,7 @@ async def _wire(
         checkpointer=checkpointer,
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
+        custom_roles=CustomRoleService(store, auditor, logins, clock),
         e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants

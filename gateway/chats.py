@@ -25,7 +25,7 @@ from typing import Any, Literal
 import structlog
 
 from auth.identity import IdentityError, IdentityVerifier, VerifiedIdentity
-from auth.roles import Permission, Principal, Role
+from auth.roles import Permission, Principal
 from auth.tokens import hash_token
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
@@ -68,7 +68,6 @@ from gateway.queue_view import QueueRow, SharedQueueReads
 from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
 from gateway.store.base import (
-    Agent,
     AppendResult,
     Chat,
     ChatClosed,
@@ -1754,13 +1753,3 @@ def _profile_dict(profile: Profile | None) -> dict[str, str]:
         for k, v in (("name", profile.name), ("email", profile.email), ("topic", profile.topic))
         if v
     }
-
-
-def agent_principal(agent: Agent) -> Principal:
-    """An agent's interactive principal: their role, and their queues when scoped."""
-    return Principal(
-        agent_id=agent.id,
-        tenant_id=agent.tenant_id,
-        role=Role(agent.role),
-        queues=frozenset(agent.queues) if agent.queues else None,
-    )

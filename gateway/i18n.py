@@ -108,6 +108,17 @@ def translate(lang: str, key: str, cats: dict[str, Catalogue] | None = None, **v
     return text
 
 
+def translate_count(
+    lang: str, key: str, count: int, cats: dict[str, Catalogue] | None = None, **values: str
+) -> str:
+    """:func:`translate` of a counted phrase, as i18next picks it: ``key_one`` for 1 where
+    the language has that form (English), else ``key_other``; ``{{count}}`` filled in."""
+    cats = cats or catalogues()
+    catalogue = cats.get(lang, cats[DEFAULT_LANGUAGE])
+    form = "one" if count == 1 and lookup(catalogue, f"{key}_one") is not None else "other"
+    return translate(lang, f"{key}_{form}", cats, count=str(count), **values)
+
+
 def flatten(catalogue: Catalogue, prefix: str = "") -> dict[str, str]:
     """``{"a.b": text}`` for every string in a nested catalogue."""
     out: dict[str, str] = {}

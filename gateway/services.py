@@ -43,6 +43,7 @@ from gateway.ws.connection import (
 
 if TYPE_CHECKING:
     from gateway.api_tokens import ApiTokenService
+    from gateway.custom_roles import CustomRoleService
     from gateway.governance.auditchain import AuditKeys, Checkpointer
     from gateway.governance.wiring import Governance
     from gateway.logins import LoginService
@@ -96,6 +97,7 @@ class Services:
     checkpointer: Checkpointer
     governance: Governance
     api_tokens: ApiTokenService
+    custom_roles: CustomRoleService
     e2e: E2EService
     passkeys: PasskeyService
     workers: list[BackgroundWorker]

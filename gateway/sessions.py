@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from auth.roles import Principal, Role
+from auth.roles import Principal, Role, parse_permissions
 from auth.tokens import SessionLifetime, SessionStatus, hash_token
 from gateway.store.base import Agent, AgentSession, ApiToken, Store
 
@@ -31,6 +31,19 @@ class AgentContext:
     token: str
     api_token: ApiToken | None = None
     """Set when the caller is a scoped API token (gateway/api_tokens.py), not a login."""
+
+
+def agent_principal(agent: Agent, scope: frozenset[str] | None = None) -> Principal:
+    """The principal of ``agent`` as stored now: its built-in role, narrowed by its custom
+    role (if any) and by ``scope`` (an API token's), and its queues when scoped."""
+    return Principal(
+        agent_id=agent.id,
+        tenant_id=agent.tenant_id,
+        role=Role(agent.role),
+        scope=scope,
+        queues=frozenset(agent.queues) if agent.queues else None,
+        granted=None if agent.custom_role is None else parse_permissions(agent.custom_permissions),
+    )
 
 
 def token_from_request(request: web.Request) -> str | None:
@@ -68,12 +81,7 @@ class SessionAuthenticator:
         if now - session.last_seen_at >= TOUCH_EVERY:
             await self._store.touch_session(token_hash, now)
             session.last_seen_at = now
-        principal = Principal(
-            agent_id=agent.id,
-            tenant_id=agent.tenant_id,
-            role=Role(agent.role),
-            queues=frozenset(agent.queues) if agent.queues else None,
-        )
+        principal = agent_principal(agent)
         return AgentContext(agent=agent, session=session, principal=principal, token=token)
 
     async def recheck(self, token_hash: str) -> AgentSession | None:

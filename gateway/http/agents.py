@@ -6,13 +6,10 @@ import structlog
 from aiohttp import web
 from msgspec import Meta, Struct
 
-from auth.roles import (
-    Permission,
-    Role,
-    require,
-)
+from auth.roles import Permission, require
 from gateway.http.invites import invites_of
 from gateway.http.plumbing import (
+    CustomRoleName,
     Email,
     Name,
     Password,
@@ -23,6 +20,7 @@ from gateway.http.plumbing import (
     ok,
     qr_data_url,
     read_json,
+    role_rules,
     services_of,
 )
 from gateway.http.public import ApiError
@@ -49,6 +47,9 @@ class PatchAgentBody(Struct, forbid_unknown_fields=True):
     disabled: bool | None = None
     # Queue scoping: the tenant queues whose waiting chats the agent sees; [] = all.
     queues: Annotated[list[QueueName], Meta(max_length=MAX_QUEUES + 1)] | None = None
+    # A custom role of the tenant (gateway/custom_roles.py); "" = back to the built-in
+    # role alone. Not together with ``role``.
+    custom_role: CustomRoleName | None = None
 
 
 async def _target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
@@ -81,6 +82,8 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     body = await read_json(request, CreateAgentBody)
     tenant_id = body.tenant or ctx.principal.tenant_id
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    with role_rules():
+        svc.custom_roles.check_grantable(ctx.principal, body.role)
     creds = await svc.logins.create_agent(
         body.email,
         tenant_id,
@@ -105,14 +108,6 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     )
 
 
-async def _enabled_admins(svc: Services, tenant_id: str) -> int:
-    return sum(
-        1
-        for a in await svc.store.list_agents(tenant_id)
-        if a.role == Role.ADMIN.value and not a.disabled
-    )
-
-
 @authed(Permission.AGENT_MANAGE)
 async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
@@ -120,39 +115,29 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     body = await read_json(request, PatchAgentBody)
     ip = peer_ip(request, svc)
     actor = ctx.agent.id
-    losing_admin = (
-        agent.role == Role.ADMIN.value
-        and not agent.disabled
-        and ((body.role is not None and body.role != Role.ADMIN.value) or body.disabled is True)
-    )
-    if losing_admin and await _enabled_admins(svc, agent.tenant_id) <= 1:
-        raise ApiError(409, "last_admin", "the tenant would be left without an enabled admin")
-    if body.display_name is not None and body.display_name != agent.display_name:
-        agent.display_name = body.display_name.strip()[:120] or agent.display_name
-        await svc.store.update_agent(agent)
-        await svc.auditor.record(
-            "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
-        )
-    if body.role is not None and body.role != agent.role:
-        old = agent.role
-        agent.role = body.role
-        await svc.store.update_agent(agent)
-        await svc.auditor.record(
-            "role.changed",
-            tenant_id=agent.tenant_id,
-            actor=actor,
-            target=agent.id,
-            ip=ip,
-            old_role=old,
-            new_role=body.role,
-        )
-        # Open sockets hold the old principal: make them log in again.
-        await svc.logins.revoke_all(agent.id, actor, ip=ip, reason="role_changed")
+    roles = svc.custom_roles
+    with role_rules():
+        # Every check before any write: a refused role change leaves the name alone too.
+        if body.disabled is True and not agent.disabled:
+            await roles.check_disable(ctx.principal, agent)
+        elif body.disabled is False and agent.disabled:
+            roles.check_power_over(ctx.principal, agent)
+        if body.display_name is not None and body.display_name != agent.display_name:
+            agent.display_name = body.display_name.strip()[:120] or agent.display_name
+            await svc.store.update_agent(agent)
+            await svc.auditor.record(
+                "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
+            )
+        if body.role is not None or body.custom_role is not None:
+            await roles.assign(
+                ctx.principal, agent, role=body.role, custom_role=body.custom_role, ip=ip
+            )
     if body.disabled is not None and body.disabled != agent.disabled:
         await svc.logins.set_disabled(agent, body.disabled, actor=actor, ip=ip)
     if body.queues is not None:
         await _scope_to_queues(svc, agent, body.queues, actor, ip)
-    return web.json_response({"agent": agent_json(agent)})
+    fresh = await svc.store.get_agent(agent.id)
+    return web.json_response({"agent": agent_json(fresh or agent)})
 
 
 async def _scope_to_queues(
@@ -201,6 +186,8 @@ async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Respon
 async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
     agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    with role_rules():
+        svc.custom_roles.check_power_over(ctx.principal, agent)
     svc.logins.require_reauth(ctx.session)
     ip = peer_ip(request, svc)
     # The new secret and codes are never shown: nobody knows them, so the old factor is

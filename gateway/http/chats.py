@@ -25,6 +25,7 @@ from auth.roles import (
     require,
 )
 from gateway.chats import ChatError, CustomerIdKind
+from gateway.http.export_format import export_format, export_response
 from gateway.http.governance import require_approval
 from gateway.http.plumbing import authed, int_path, ok, read_json, services_of
 from gateway.http.public import ApiError
@@ -148,11 +149,12 @@ async def erase_customer(request: web.Request, ctx: AgentContext) -> web.Respons
 @authed(Permission.TENANT_MANAGE)
 async def export_customer(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
+    wanted = export_format(request, {})
     kind, value = await _customer_request(request, ctx, "customer.export")
     export = await svc.chats.export_customer(
         ctx.principal.tenant_id, kind, value, actor=ctx.agent.id
     )
-    return web.json_response(export.as_json(), headers={"Cache-Control": "no-store"})
+    return await export_response(request, svc, export, wanted, {})
 
 
 def setup_routes(app: web.Application) -> None:

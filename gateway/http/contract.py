@@ -61,6 +61,7 @@ from gateway.http.quality import (
     QualityQueryParams,
     QualityTargets,
 )
+from gateway.http.roles import DefineRoleBody
 from gateway.http.sessions import DormancyBody
 from gateway.http.tenant import FreezeBody, PatchTenantBody
 from gateway.http.tokens import CreateTokenBody
@@ -91,6 +92,8 @@ class AgentOut(Strict):
     queues: list[str] = []
     # In the agent list only: how many passkeys the agent registered (issue 20.1).
     passkeys: int | None = None
+    # The custom role the agent holds (issue 14.3); None: the built-in role alone.
+    custom_role: str | None = None
 
 
 class LoginOut(Strict):
@@ -1202,7 +1205,7 @@ document(
 document(
     "PATCH",
     "/api/agents/{agent_id}",
-    "Rename, change role, disable/enable",
+    "Rename, change (custom) role, scope to queues, disable/enable",
     tag="agents",
     ok=AgentWrap,
     body=PatchAgentBody,
@@ -1434,6 +1437,32 @@ class TokenList(Strict):
     grantable: list[str]
 
 
+class BuiltinRoleOut(Strict):
+    name: str
+    permissions: list[str]
+
+
+class CustomRoleOut(Strict):
+    name: str
+    base: str
+    permissions: list[str]
+    description: str
+    holders: int
+    created_at: float
+    updated_at: float
+
+
+class RoleList(Strict):
+    builtin: list[BuiltinRoleOut]
+    custom: list[CustomRoleOut]
+    permissions: list[str]
+    grantable: list[str]
+
+
+class RoleWrap(Strict):
+    role: CustomRoleOut
+
+
 class TokenIssued(Strict):
     token: str
     api_token: ApiTokenOut
@@ -1550,6 +1579,34 @@ document(
     ok=Ok,
     errors=(403, 404),
     path_params=_TOKEN,
+)
+_ROLE = {"name": _ID}
+document(
+    "GET",
+    "/api/roles",
+    "Built-in and custom roles of own tenant, with the permissions the caller may grant",
+    tag="agents",
+    ok=RoleList,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/roles/{name}",
+    "Create (201) or replace a custom role: a subset of a built-in role's permissions",
+    tag="agents",
+    ok=RoleWrap,
+    body=DefineRoleBody,
+    errors=(400, 403, 409),
+    path_params=_ROLE,
+)
+document(
+    "DELETE",
+    "/api/roles/{name}",
+    "Delete a custom role nobody holds",
+    tag="agents",
+    ok=Ok,
+    errors=(403, 404, 409),
+    path_params=_ROLE,
 )
 _INVITE = {"invite_id": _ID}
 document(

@@ -9,8 +9,9 @@ proof is a fresh widget identity token the company's backend signed for this cus
 captured token cannot be replayed and nobody can ask for someone else's chats. The answer
 is the customer export of ``POST /api/customers/export`` for the token's ``sub`` (masked
 for the ``export`` audience, staff by role only), ``Cache-Control: no-store``, audited
-``customer.exported`` with actor ``customer``; the widget offers it as JSON and as a
-readable HTML page it builds itself.
+``customer.exported`` with actor ``customer``; the widget offers it as JSON, as a
+readable HTML page it builds itself, and as a PDF (``?format=pdf&lang=&tz=``, rendered by
+the gateway: ``gateway/export_pdf.py``).
 
 Errors: ``not_found`` (404, unknown tenant), ``forbidden`` (403, origin), ``identity_off``
 (403, the tenant does not sign its customers), ``identity_invalid`` /
@@ -25,6 +26,7 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from gateway.chats import ChatError
+from gateway.http.export_format import export_format, export_response
 from gateway.http.plumbing import read_json, retry_headers, services_of
 from gateway.http.public import ApiError
 from gateway.services import Services, peer_ip
@@ -83,15 +85,14 @@ async def export_for_customer(request: web.Request) -> web.Response:
             "too many requests; slow down",
             headers={**_cors(origin), **retry_headers(decision.retry_after)},
         )
+    wanted = export_format(request, _cors(origin))
     body = await read_json(request, CustomerExportRequest)
     try:
         export = await svc.chats.export_for_customer(tenant.id, body.identity)
     except ChatError as exc:
         status = _STATUS.get(exc.code, 400)
         raise ApiError(status, exc.code, exc.message, headers=_cors(origin)) from None
-    return web.json_response(
-        export.as_json(), headers={**_cors(origin), "Cache-Control": "no-store"}
-    )
+    return await export_response(request, svc, export, wanted, _cors(origin))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -51,6 +51,7 @@ from gateway.http.plumbing import (
     qr_data_url,
     read_json,
     retry_headers,
+    role_rules,
     services_of,
 )
 from gateway.http.public import ApiError
@@ -135,6 +136,8 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
     body = await read_json(request, CreateInviteBody)
     tenant_id = ctx.principal.tenant_id
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
+    with role_rules():
+        svc.custom_roles.check_grantable(ctx.principal, body.role)
     try:
         issued = await invites_of(svc).create(
             tenant_id,

@@ -43,7 +43,9 @@ Error codes: ``bad_request``, ``unsupported_media_type``, ``too_large``,
 ``not_found``, ``weak_password``, ``wrong_password``, ``invalid_otp``, ``no_enrollment``,
 ``reauth_required``, ``reauth_failed``, ``token_not_allowed`` (a scoped API token on a
 route for interactive sessions only, see ``gateway/http/tokens.py``),
-``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``invalid_policy``,
+``invalid_email``, ``email_taken``, ``invalid_role``, ``last_admin``, ``cannot_grant``,
+``invalid_role_name``, ``invalid_base``, ``invalid_permissions``, ``unknown_role``, ``role_in_use``,
+``too_many_roles``, ``invalid_policy``,
 ``invalid_origin``, ``invalid_secret``, ``password_change_required``, ``approval_required``,
 ``internal``, ``unavailable`` (503 with ``Retry-After``: the database cannot be reached or
 written right now; nothing was changed, retry).
@@ -51,11 +53,13 @@ written right now; nothing was changed, retry).
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import math
 import re
-from collections.abc import Awaitable, Callable
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -73,6 +77,7 @@ from auth.roles import (
 )
 from auth.tokens import SessionLifetime, csrf_token_for
 from gateway.api_tokens import api_tokens
+from gateway.custom_roles import RoleRefused
 from gateway.derived_keys import CSRF_LABEL, derived_secret
 from gateway.governance.siem import siem_record
 from gateway.http.public import ApiError
@@ -117,6 +122,8 @@ Password = Annotated[str, Meta(max_length=1024)]
 Otp = Annotated[str, Meta(max_length=64)]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
 RoleName = Literal["agent", "supervisor", "admin"]
+CustomRoleName = Annotated[str, Meta(max_length=32, pattern=r"^([a-z][a-z0-9_-]+)?$")]
+"""A custom role's name, or "" where the API means "none" (gateway/custom_roles.py)."""
 QueueName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 S = TypeVar("S", bound=Struct)
@@ -349,6 +356,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "created_at": agent.created_at,
         "password_changed_at": agent.password_changed_at,
         "queues": list(agent.queues),
+        "custom_role": agent.custom_role,
     }
 
 
@@ -428,3 +436,35 @@ def struct_json(value: msgspec.Struct, headers: dict[str, str] | None = None) ->
     return web.Response(
         body=msgspec.json.encode(value), content_type="application/json", headers=headers
     )
+
+
+@contextlib.contextmanager
+def role_rules() -> Iterator[None]:
+    """Answer a :class:`~gateway.custom_roles.RoleRefused` of the block as its API error
+    (status, code, message and field, as the role rules name them)."""
+    try:
+        yield
+    except RoleRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, field=exc.field) from None
+
+
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]*")
+
+
+def time_zone(
+    raw: str | None,
+    fallback: zoneinfo.ZoneInfo | None = None,
+    headers: dict[str, str] | None = None,
+) -> zoneinfo.ZoneInfo:
+    """The IANA zone a client names in ``?tz=`` (``fallback``, else UTC, when absent);
+    400 ``bad_request`` on ``tz`` for anything else. Names only -- letters, digits,
+    ``_+-/`` and no dot -- so a value can never name a file outside the zone database."""
+    if not raw:
+        return fallback or zoneinfo.ZoneInfo("UTC")
+    message = "tz must be an IANA time zone such as Asia/Shanghai"
+    if len(raw) > 64 or not _ZONE_NAME.fullmatch(raw):
+        raise ApiError(400, "bad_request", message, headers=headers, field="tz")
+    try:
+        return zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ApiError(400, "bad_request", message, headers=headers, field="tz") from None

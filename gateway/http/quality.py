@@ -23,7 +23,7 @@ from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from gateway.governance.alerts import working_hours_of
-from gateway.http.plumbing import authed, own_tenant, services_of, struct_json
+from gateway.http.plumbing import authed, own_tenant, services_of, struct_json, time_zone
 from gateway.http.public import ApiError
 from gateway.quality import (
     MAX_CHATS,
@@ -103,18 +103,6 @@ def _bad(field: str, message: str) -> ApiError:
     return ApiError(400, "bad_request", message, field=field)
 
 
-def _zone(raw: str | None, fallback: zoneinfo.ZoneInfo | None) -> zoneinfo.ZoneInfo:
-    if not raw:
-        return fallback or zoneinfo.ZoneInfo("UTC")
-    # IANA names only: letters, digits, "_+-/" (no dot, so no ".." either)
-    if len(raw) > 64 or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-/]*", raw):
-        raise _bad("tz", "tz must be an IANA time zone such as Asia/Shanghai")
-    try:
-        return zoneinfo.ZoneInfo(raw)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise _bad("tz", "tz must be an IANA time zone such as Asia/Shanghai") from None
-
-
 def _day(request: web.Request, name: str) -> dt.date | None:
     raw = request.query.get(name, "")
     if not raw:
@@ -145,7 +133,7 @@ async def _report(request: web.Request, ctx: AgentContext) -> tuple[QualityRepor
     if group not in ("agent", "queue", "day"):
         raise _bad("group", "group must be agent, queue or day")
     hours = working_hours_of(tenant.settings)
-    tz = _zone(request.query.get("tz"), hours.tz if hours else None)
+    tz = time_zone(request.query.get("tz"), hours.tz if hours else None)
     now = svc.clock()
     today = dt.datetime.fromtimestamp(now, tz).date()
     end = _day(request, "end") or today

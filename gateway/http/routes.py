@@ -25,6 +25,7 @@ from gateway.http import (
     policy,
     quality,
     reports,
+    roles,
     sessions,
     team,
     tenant,
@@ -42,6 +43,7 @@ def setup_routes(app: web.Application) -> None:
     notices.setup_routes(app)
     quality.setup_routes(app)
     passkeys.setup_routes(app)
+    roles.setup_routes(app)
     e2e.setup_routes(app)
     customer_access.setup_routes(app)
     ops.setup(app)

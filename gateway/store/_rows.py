@@ -39,6 +39,15 @@ AGENT_COLS = (
     "id, tenant_id, email, display_name, role, password_hash, totp_secret_sealed,"
     " totp_confirmed, totp_last_step, disabled, created_at, password_changed_at, queues"
 )
+AGENT_SELECT = (
+    "SELECT a.id, a.tenant_id, a.email, a.display_name, a.role, a.password_hash,"
+    " a.totp_secret_sealed, a.totp_confirmed, a.totp_last_step, a.disabled, a.created_at,"
+    " a.password_changed_at, a.queues, a.custom_role, r.permissions AS custom_permissions"
+    " FROM agents a LEFT JOIN custom_roles r"
+    " ON r.tenant_id = a.tenant_id AND r.name = a.custom_role"
+)
+"""Agents with their custom role's permissions (migration 0017), so an edit of a role
+reaches every holder on their next request; table alias ``a`` in WHERE/ORDER BY."""
 SESSION_COLS = (
     "token_hash, agent_id, tenant_id, created_at, last_seen_at, revoked_at, ip, user_agent,"
     " reauth_at, factor"
@@ -121,6 +130,8 @@ def agent(r: Row) -> Agent:
         created_at=r["created_at"],
         password_changed_at=r["password_changed_at"],
         queues=tuple(q for q in (r["queues"] or "").split(",") if q),
+        custom_role=r["custom_role"],
+        custom_permissions=tuple(p for p in (r["custom_permissions"] or "").split(",") if p),
     )
 
 

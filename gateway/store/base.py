@@ -82,6 +82,12 @@ class Agent:
     # The queues whose waiting chats this agent sees and may accept; () = all of them.
     # Set only by ``set_agent_queues`` (migration 0012).
     queues: tuple[str, ...] = ()
+    # The custom role the agent holds (migration 0017), None for the built-in ``role``
+    # alone; set only by ``set_agent_role``. ``custom_permissions`` is that role's
+    # permission names as read (joined) with the row: () for a role that has vanished,
+    # so a dangling reference grants nothing.
+    custom_role: str | None = None
+    custom_permissions: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -453,6 +459,20 @@ class Invite:
         if self.revoked_at is not None:
             return "revoked"
         return "expired" if now >= self.expires_at else "pending"
+
+
+@dataclass(slots=True)
+class CustomRole:
+    """A tenant's own role (migration 0017, ``gateway/custom_roles.py``): a named subset
+    of a built-in role's permissions, for staff who need less than that role gives."""
+
+    tenant_id: str
+    name: str
+    base: str  # "agent" | "supervisor" | "admin"
+    permissions: tuple[str, ...]
+    description: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -1278,6 +1298,26 @@ class Store(Protocol):
 
     async def set_agent_queues(self, agent_id: str, queues: Sequence[str]) -> bool:
         """Scope an agent to these queues (empty: all); False for an unknown agent."""
+        ...
+
+    # -- custom roles (migration 0017) ----------------------------------------------------
+    async def list_custom_roles(self, tenant_id: str) -> list[CustomRole]:
+        """A tenant's custom roles, by name."""
+        ...
+
+    async def save_custom_role(self, role: CustomRole) -> None:
+        """Create the role or replace its base, permissions and description (the
+        creation time of an existing role is kept)."""
+        ...
+
+    async def delete_custom_role(self, tenant_id: str, name: str) -> bool:
+        """Delete a role no agent holds; False if unknown *or still held* (one statement,
+        so an assignment racing the deletion cannot leave a dangling reference)."""
+        ...
+
+    async def set_agent_role(self, agent_id: str, role: str, custom_role: str | None) -> bool:
+        """Give an agent a built-in role and optionally a custom role of that base;
+        False for an unknown agent."""
         ...
 
     # -- privacy notices and consent (migration 0010) ---------------------------------

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from gateway.store import (
     _api_tokens,
+    _custom_roles,
     _e2e,
     _history,
     _housekeeping,
@@ -35,6 +36,7 @@ from gateway.store import (
 )
 from gateway.store._rows import (
     AGENT_COLS,
+    AGENT_SELECT,
     AUDIT_COLS,
     CHAT_COLS,
     FLAG_COLS,
@@ -55,6 +57,7 @@ from gateway.store.base import (
     AuditSeal,
     Chat,
     ChatState,
+    CustomRole,
     E2EDevice,
     HistoryQuery,
     Invite,
@@ -264,18 +267,34 @@ class SqlStore(SqlGovernance):
         )
         return bool(changed == 1)
 
+    # -- custom roles ---------------------------------------------------------------
+    async def list_custom_roles(self, tenant_id: str) -> list[CustomRole]:
+        rows = await self._query(read_rows(_custom_roles.BY_TENANT, tenant_id))
+        return [_custom_roles.custom_role(r) for r in rows]
+
+    async def save_custom_role(self, role: CustomRole) -> None:
+        await self._query(write(_custom_roles.UPSERT, *_custom_roles.params(role)))
+
+    async def delete_custom_role(self, tenant_id: str, name: str) -> bool:
+        changed = await self._query(write(_custom_roles.DELETE_UNHELD, tenant_id, name, name))
+        return bool(changed == 1)
+
+    async def set_agent_role(self, agent_id: str, role: str, custom_role: str | None) -> bool:
+        changed = await self._query(write(_custom_roles.ASSIGN, role, custom_role, agent_id))
+        return bool(changed == 1)
+
     async def get_agent(self, agent_id: str) -> Agent | None:
-        row = await self._query(read_row(f"SELECT {AGENT_COLS} FROM agents WHERE id = ?", agent_id))
+        row = await self._query(read_row(f"{AGENT_SELECT} WHERE a.id = ?", agent_id))
         return None if row is None else _rows.agent(row)
 
     async def get_agent_by_email(self, email: str) -> Agent | None:
-        row = await self._query(read_row(f"SELECT {AGENT_COLS} FROM agents WHERE email = ?", email))
+        row = await self._query(read_row(f"{AGENT_SELECT} WHERE a.email = ?", email))
         return None if row is None else _rows.agent(row)
 
     async def list_agents(self, tenant_id: str | None = None) -> list[Agent]:
-        where, args = _where([("tenant_id = ?", tenant_id)])
+        where, args = _where([("a.tenant_id = ?", tenant_id)])
         rows = await self._query(
-            read_rows(f"SELECT {AGENT_COLS} FROM agents{where} ORDER BY created_at, id", *args)
+            read_rows(f"{AGENT_SELECT}{where} ORDER BY a.created_at, a.id", *args)
         )
         return [_rows.agent(r) for r in rows]
 

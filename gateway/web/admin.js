@@ -4,12 +4,14 @@ import { api, whoami, loginForm, passwordForm, logout, toast, setUnauthenticated
 import * as governance from './governance.js';
 import { qualitySection } from './quality.js';
 import { e2eSection } from './e2e_admin.js';
+import { rolesSection, rolePicker } from './roles.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
 
 const SECTIONS = [
   ['agents', t('admin.nav.agents'), 'agent_manage'],
+  ['roles', t('admin.nav.roles'), 'agent_manage'],
   ['tenant', t('admin.nav.tenant'), 'tenant_manage'],
   ['policy', t('admin.nav.policy'), 'policy_test'],
   ['canned', t('admin.nav.canned'), 'tenant_manage'],
@@ -47,7 +49,7 @@ async function boot(message) {
     h('span', { class: 'muted', text: t('admin.header', { tenant: me.tenant.id }) }),
     me.tenant.frozen ? h('span', { class: 'pill bad', text: t('admin.tenant_frozen') }) : null,
     h('span', { class: 'spacer' }),
-    h('span', { class: 'who' }, me.agent.display_name || me.agent.email, h('span', { class: 'role', text: t('common.roles.' + me.role, { defaultValue: me.role }) })),
+    h('span', { class: 'who' }, me.agent.display_name || me.agent.email, h('span', { class: 'role', text: me.agent.custom_role || t('common.roles.' + me.role, { defaultValue: me.role }) })),
     languageMenu(),
     h('a', { class: 'btn ghost', href: '/console', text: t('console.console') }),
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
@@ -80,7 +82,8 @@ function route() {
   const gen = routeGen;
   main.dataset.section = name;
   main.setAttribute('aria-busy', 'true');
-  const render = { agents, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
+  const roles = () => rolesSection(main, { field, guarded });
+  const render = { agents, roles, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
     .finally(() => { if (gen === routeGen) main.setAttribute('aria-busy', 'false'); });
 }
@@ -111,10 +114,12 @@ async function agents() {
   main.append(invitesPanel, output, table);
 
   async function loadTable() {
-    const [data, team] = await Promise.all([api('GET', '/api/agents'), api('GET', '/api/team').catch(() => null)]);
+    const [data, team, roles] = await Promise.all([api('GET', '/api/agents'), api('GET', '/api/team').catch(() => null),
+      api('GET', '/api/roles').catch(() => null)]);
     const queues = team ? team.queues.map((q) => q.name) : [];
+    const custom = roles ? roles.custom : [];
     clear(tbody);
-    for (const a of data.agents) tbody.appendChild(agentRow(a, output, loadTable, queues));
+    for (const a of data.agents) tbody.appendChild(agentRow(a, output, loadTable, queues, custom));
   }
   await Promise.all([loadTable(), invites(invitesPanel)]);
 }
@@ -205,12 +210,15 @@ function queueScope(a, queues, reload) {
   return h('div', { class: 'small' }, h('div', { class: 'muted', text: a.queues.length ? t('admin.agents.queues_label') : t('admin.agents.queues_none') }), sel);
 }
 
-function agentRow(a, output, reload, queues) {
-  const roleSel = h('select', { 'aria-label': t('admin.agents.role_of', { email: a.email }) }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r), selected: r === a.role })));
-  roleSel.addEventListener('change', () => guarded(roleSel, async () => {
-    await api('PATCH', `/api/agents/${encodeURIComponent(a.id)}`, { role: roleSel.value });
-    toast(t('admin.agents.role_changed', { email: a.email, role: t('common.roles.' + roleSel.value) }));
-    await reload();
+function agentRow(a, output, reload, queues, custom) {
+  const roleSel = rolePicker(a, custom || [], (body, select) => guarded(select, async () => {
+    try {
+      await api('PATCH', `/api/agents/${encodeURIComponent(a.id)}`, body);
+    } finally {
+      await reload();  // a refused change shows the agent's real role again
+    }
+    const role = body.custom_role || t('common.roles.' + body.role);
+    toast(t('admin.agents.role_changed', { email: a.email, role }));
   }));
   const act = (label, fn, cls) => {
     const b = h('button', { class: 'btn small ' + (cls || ''), type: 'button' }, label);

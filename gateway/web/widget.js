@@ -182,6 +182,7 @@
     h('p', { id: 'cdw-tools-title', class: 'fine', text: t('widget.export.title') }),
     h('button', { type: 'button', class: 'export-html', onclick: function () { exportChats('html'); } }, t('widget.export.html')),
     h('button', { type: 'button', class: 'export-json', onclick: function () { exportChats('json'); } }, t('widget.export.json')),
+    h('button', { type: 'button', class: 'export-pdf', onclick: function () { exportChats('pdf'); } }, t('widget.export.pdf')),
     toolsMsg);
   var newChatBtn = h('button', { class: 'primary', type: 'button', hidden: true, onclick: newChat }, t('widget.new_chat'));
 
@@ -261,23 +262,35 @@
 
   function renderTools() { tools.hidden = !identityProvider || !!fatal; }
 
+  /* The PDF is rendered by the gateway (in the customer's language and time zone); the
+   * readable page and the JSON are built here from the JSON answer. */
   function exportChats(format) {
     toolsMsg.textContent = t('widget.export.working');
+    var query = format === 'pdf' ? '?' + new URLSearchParams({ format: 'pdf', lang: I.lang(), tz: timeZone() }).toString() : '';
     freshIdentity().then(function (token) {
       if (!token) throw new TypeError();  // no token from the page: the failure line below
-      return fetch(gateway + '/api/public/export/' + encodeURIComponent(cfg.tenant), {
+      return fetch(gateway + '/api/public/export/' + encodeURIComponent(cfg.tenant) + query, {
         method: 'POST', credentials: 'omit', cache: 'no-store',
         headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ identity: token })
       });
     }).then(function (r) {
       if (!r.ok) throw new TypeError();
-      return r.json();
+      return format === 'pdf' ? r.blob() : r.json();
     }).then(function (data) {
       var day = new Date().toISOString().slice(0, 10);
+      if (format === 'pdf') {
+        download(data, 'my-chats-' + day + '.pdf');
+        toolsMsg.textContent = t('widget.export.done_pdf');
+        return;
+      }
       if (format === 'json') download(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }), 'my-chats-' + day + '.json');
       else download(new Blob([exportPage(data)], { type: 'text/html' }), 'my-chats-' + day + '.html');
       toolsMsg.textContent = t('widget.export.done', { count: data.chats.length });
     }).catch(function () { toolsMsg.textContent = t('widget.export.failed'); });
+  }
+
+  function timeZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; }
   }
 
   function download(blob, name) {
@@ -305,7 +318,7 @@
       section.appendChild(el('h2', t('widget.export.chat_heading', { date: I.dateTime(c.created_at) })));
       c.messages.forEach(function (m) {
         var line = el('p');
-        line.appendChild(el('strong', t('widget.export.sender.' + m.sender, { defaultValue: m.sender }) + ' · ' + I.dateTime(m.ts)));
+        line.appendChild(el('strong', t('widget.export.sender.' + m.from, { defaultValue: m.from }) + ' · ' + I.dateTime(m.ts)));
         line.appendChild(doc.createElement('br'));
         line.appendChild(doc.createTextNode(m.e2e ? t('widget.export.e2e_message') : m.text));
         section.appendChild(line);

@@ -77,6 +77,7 @@ DOC_SHOTS = frozenset(
         "console-e2e",
         "widget-e2e-refused-zh",
         "admin-e2e-zh-cn",
+        "admin-custom-roles",
     }
 )
 

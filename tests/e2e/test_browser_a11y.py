@@ -78,6 +78,7 @@ async def test_axe_widget_console_admin(browser, gateway, locale):
             "emergency",
             "embed",
             "e2e",
+            "roles",
         ]:
             await admin.goto(gateway.base_url + "/admin#" + section)
             await expect(admin.locator("main h1")).not_to_be_empty()

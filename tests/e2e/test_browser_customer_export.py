@@ -1,7 +1,8 @@
 """A signed-in customer in real Chromium, English and Chinese (issues 15.2 and the widget
 identity): the host page hands the widget fresh identity tokens, the chat is verified
 for agents, and after it the customer downloads their own conversations as a readable
-page and as JSON — masked, built by the widget with DOM APIs."""
+page and as JSON — masked, built by the widget with DOM APIs — and as a PDF the gateway
+renders in the customer's language."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 
 import aiohttp
 import pytest
+from pypdf import PdfReader
 
 from auth.identity import sign_identity
 from auth.roles import Principal, Role
@@ -27,6 +29,7 @@ gateway = bx.gateway
 SECRET = "shop-identity-secret-" + "w" * 24
 CARD = "4111 1111 1111 1111"
 TITLE = {"en-US": "My conversations", "zh-CN": "我的会话记录"}
+YOU = {"en-US": "You", "zh-CN": "您"}
 
 
 def _token(sub: str) -> str:
@@ -60,7 +63,7 @@ async def test_signed_in_customer_downloads_their_chats(browser, gateway, locale
     try:
         await page.goto(gateway.base_url + "/demo")
         await page.wait_for_function("() => window.cipherdesk && window.cipherdesk.identify")
-        tokens = [_token(sub) for _ in range(3)]
+        tokens = [_token(sub) for _ in range(4)]
         await page.evaluate("toks => window.cipherdesk.identify(() => toks.shift())", tokens)
         await page.click("#cipherdesk-widget >> .launcher")
         await page.fill("#cdw-name", "Ada")
@@ -88,11 +91,22 @@ async def test_signed_in_customer_downloads_their_chats(browser, gateway, locale
         assert html.startswith("<!doctype html>") and TITLE[locale] in html
         assert "**** **** **** 1111" in html and CARD not in html
         assert "&lt;b&gt;noted&lt;/b&gt;" in html and "<b>noted</b>" not in html  # text, not markup
+        assert f"<strong>{YOU[locale]} · " in html and "undefined" not in html
 
         async with page.expect_download() as info:
             await page.click("#cipherdesk-widget >> .export-json")
         data = json.loads((await (await info.value).path()).read_text("utf-8"))
         assert [c["id"] for c in data["chats"]] == [chat.id]
+
+        # The PDF is rendered by the gateway in the page's language.
+        async with page.expect_download() as info:
+            await page.click("#cipherdesk-widget >> .export-pdf")
+        download = await info.value
+        assert download.suggested_filename.endswith(".pdf")
+        reader = PdfReader(await download.path())
+        text = "\n".join(p.extract_text() for p in reader.pages)
+        assert TITLE[locale] in text and f"{YOU[locale]} · " in text
+        assert "**** **** **** 1111" in text and CARD not in text
         assert page.js_errors == []  # type: ignore[attr-defined]
     finally:
         await ctx.close()
