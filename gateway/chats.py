@@ -525,9 +525,8 @@ class ChatService:
             raise ChatError("chat_closed", "this conversation is closed") from None
         except NotFound:
             raise ChatError("not_found", "no such chat") from None
-        first = chat.first_response_at is None and not result.duplicate
-        if message.sender == "agent" and first:
-            await self._first_response(chat, result.message.ts)
+        if message.sender == "agent" and chat.answered_at is None and not result.duplicate:
+            await self._answered(chat, result.message.ts)
         return result
 
     async def _frame(self, key: bytes, chat_id: str, m: StoredMessage) -> Msg:
@@ -1118,9 +1117,12 @@ class ChatService:
             return None
         return str(open_json(key, chat.id, COMMENT_PURPOSE, chat.csat_comment_sealed)["text"])
 
-    async def _first_response(self, chat: Chat, at: float) -> None:
-        """The chat's first agent reply: recorded once (across nodes) for the report."""
-        if not await self.store.mark_first_response(chat.id, at):
+    async def _answered(self, chat: Chat, at: float) -> None:
+        """The first agent reply of the chat's current assignment: recorded once (across
+        nodes) for the reply SLA; the chat's very first one also for the report."""
+        first_response_at = await self.store.mark_answered(chat.id, at)
+        chat.answered_at = at  # answered now or by another node: no second write
+        if first_response_at is None or first_response_at != at:
             return
         chat.first_response_at = at
         if self.quality is not None and chat.accepted_at is not None:

@@ -415,7 +415,9 @@ class SlaWatch:
                 waited, target = now - f.waiting_since, policy.queue_wait_sla
             else:
                 rule, bit, kind = SLA_RULES["sla_first_response"], SLA_REPLY_BIT, "first_response"
-                waited, target = now - (f.accepted_at or now), policy.first_response_sla
+                # timed from the current assignment: a chat handed to another agent, or
+                # taken again from a queue, gives that agent the whole target
+                waited, target = now - (f.assigned_since or now), policy.first_response_sla
             if not await self._store.mark_sla_alerted(f.chat_id, bit):
                 continue  # another node raised it
             self._on_breach(kind)

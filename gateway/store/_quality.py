@@ -9,9 +9,10 @@ from __future__ import annotations
 from gateway.store._rows import Row
 from gateway.store.base import QualityFacts
 
-MARK_FIRST_RESPONSE = (
-    "UPDATE chats SET first_response_at = ?"
-    " WHERE id = ? AND first_response_at IS NULL AND NOT erased"
+# The answer of the current assignment, and the chat's first response if it had none.
+MARK_ANSWERED = (
+    "UPDATE chats SET answered_at = ?, first_response_at = COALESCE(first_response_at, ?)"
+    " WHERE id = ? AND answered_at IS NULL AND NOT erased RETURNING first_response_at"
 )
 COUNT_TRANSFER = "UPDATE chats SET transfers = transfers + 1 WHERE id = ? AND NOT erased"
 # Once per chat: a rating recorded by the close itself (older rows) or earlier wins.
@@ -23,7 +24,7 @@ MARK_SLA = "UPDATE chats SET sla_alerted = sla_alerted | ? WHERE id = ? AND (sla
 
 _FACT_COLS = (
     "id, queue, state, assigned_agent_id, created_at, accepted_at, first_response_at,"
-    " closed_at, transfers, csat, sla_alerted, queued_at"
+    " closed_at, transfers, csat, sla_alerted, queued_at, assigned_at, answered_at"
 )
 FACTS = (
     f"SELECT {_FACT_COLS} FROM chats"
@@ -37,13 +38,19 @@ SLA_DUE = (
     f"SELECT {_FACT_COLS} FROM chats"
     " WHERE tenant_id = ? AND state IN ('queued', 'active') AND NOT erased AND ("
     "(state = 'queued' AND COALESCE(queued_at, created_at) <= ? AND (sla_alerted & 1) = 0)"
-    " OR (state = 'active' AND first_response_at IS NULL AND accepted_at <= ?"
-    " AND (sla_alerted & 2) = 0))"
+    " OR (state = 'active' AND (sla_alerted & 2) = 0 AND ("
+    "(assigned_at IS NULL AND first_response_at IS NULL AND accepted_at <= ?)"
+    " OR (assigned_at IS NOT NULL AND assigned_at <= ? AND answered_at IS NULL"
+    " AND NOT COALESCE(first_response_at >= assigned_at, FALSE)))))"
     " ORDER BY created_at, id LIMIT ?"
 )
 """Open chats past an SLA cutoff without its alert: waiting in a queue since before the
 queue cutoff (since the open, or since a transfer sent it back: the queue bit is re-armed
-then), or taken before the reply cutoff and not yet answered."""
+then), or held by an agent since before the reply cutoff without an answer in that
+assignment (each new assignment re-arms the reply bit). Rows no 0018 release assigned
+(``assigned_at`` NULL) are timed from the first accept as before; a reply a previous
+release recorded only as ``first_response_at`` still counts as the answer. Takes the
+reply cutoff twice."""
 
 REOPENED = (
     "SELECT DISTINCT a.chat_id AS chat_id FROM customer_keys a"
@@ -74,4 +81,6 @@ def facts(r: Row) -> QualityFacts:
         csat=r["csat"],
         sla_alerted=int(r["sla_alerted"]),
         queued_at=r["queued_at"],
+        assigned_at=r["assigned_at"],
+        answered_at=r["answered_at"],
     )

@@ -70,7 +70,7 @@ CHAT_COLS = (
     "id, tenant_id, state, created_at, queue, assigned_agent_id, resume_token_hash,"
     " identity_sealed, verified, profile_sealed, last_seq, closed_at, close_reason, csat,"
     " accepted_at, consent_sealed, first_response_at, transfers, rated_at,"
-    " csat_comment_sealed, sla_alerted, mode, e2e_epoch, queued_at"
+    " csat_comment_sealed, sla_alerted, mode, e2e_epoch, queued_at, assigned_at, answered_at"
 )
 MESSAGE_COLS = "chat_id, seq, msg_id, sender, ts, body_sealed, sender_agent_id, policy"
 FLAG_COLS = "id, chat_id, tenant_id, seq, kinds, original_sealed, created_at, reviewed_by"
@@ -260,6 +260,8 @@ def chat(r: Row) -> Chat:
         mode=r["mode"],
         e2e_epoch=int(r["e2e_epoch"]),
         queued_at=r["queued_at"],
+        assigned_at=r["assigned_at"],
+        answered_at=r["answered_at"],
     )
 
 

@@ -259,6 +259,11 @@ class Chat:
     # When it last started waiting in a queue (open, or sent back by a transfer); None in
     # rows before migration 0016 (= created_at). Moved only by ``assign_chat``.
     queued_at: float | None = None
+    # When the current assignment began, and the first agent reply since (migration 0018):
+    # the first-response SLA is timed per assignment. Moved only by ``assign_chat`` and
+    # ``mark_answered``; None in rows before 0018.
+    assigned_at: float | None = None
+    answered_at: float | None = None
 
     @property
     def waiting_since(self) -> float:
@@ -585,10 +590,17 @@ class QualityFacts:
     csat: int | None
     sla_alerted: int
     queued_at: float | None = None  # last (re)queued; None before 0016 (= created_at)
+    assigned_at: float | None = None  # current assignment began; None before 0018
+    answered_at: float | None = None  # first agent reply of the current assignment
 
     @property
     def waiting_since(self) -> float:
         return self.queued_at if self.queued_at is not None else self.created_at
+
+    @property
+    def assigned_since(self) -> float | None:
+        """When the agent now holding the chat got it (the reply SLA's start)."""
+        return self.assigned_at if self.assigned_at is not None else self.accepted_at
 
 
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
@@ -922,9 +934,11 @@ class Store(Protocol):
         ...
 
     # -- service quality (issue 15.4) ----------------------------------------------------
-    async def mark_first_response(self, chat_id: str, at: float) -> bool:
-        """Record the chat's first agent reply at ``at``; False when one was recorded
-        already (so exactly one node's reply counts) or the chat is erased."""
+    async def mark_answered(self, chat_id: str, at: float) -> float | None:
+        """Record an agent reply at ``at`` as the answer of the chat's current assignment
+        (and as the chat's first response when it has none). Returns the chat's
+        first-response time when this call recorded the answer; None when the assignment
+        was answered already (so exactly one node's reply counts) or the chat is erased."""
         ...
 
     async def count_transfer(self, chat_id: str) -> None:

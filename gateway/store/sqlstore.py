@@ -523,7 +523,7 @@ class SqlStore(SqlGovernance):
     ) -> None:
         def program() -> Program[None]:
             yield write(
-                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(24)})",
+                f"INSERT INTO chats ({CHAT_COLS}) VALUES ({placeholders(26)})",
                 chat.id,
                 chat.tenant_id,
                 chat.state,
@@ -548,6 +548,8 @@ class SqlStore(SqlGovernance):
                 chat.mode,
                 chat.e2e_epoch,
                 chat.queued_at,
+                chat.assigned_at,
+                chat.answered_at,
             )
             yield write(
                 "INSERT INTO chat_keys (chat_id, wrapped_key) VALUES (?, ?)",
@@ -638,11 +640,14 @@ class SqlStore(SqlGovernance):
             )
             args: list[Any] = [queue, now]
         else:
+            # A new assignment: its first reply is timed anew from now, and the reply SLA
+            # alert (bit 2 of sla_alerted) armed again.
             sets = (
                 "state = 'active', assigned_agent_id = ?, queue = COALESCE(?, queue),"
-                " accepted_at = COALESCE(accepted_at, ?)"
+                " accepted_at = COALESCE(accepted_at, ?), assigned_at = ?, answered_at = NULL,"
+                " sla_alerted = sla_alerted & ~2"
             )
-            args = [agent_id, queue, now]
+            args = [agent_id, queue, now, now]
         sql = (
             f"UPDATE chats SET {sets} WHERE id = ? AND NOT erased"
             f" AND state IN ({placeholders(len(from_states))})"
@@ -852,9 +857,9 @@ class SqlStore(SqlGovernance):
             return None
         return PendingChallenge(agent_id=row["agent_id"], challenge=bytes(row["challenge"]))
 
-    async def mark_first_response(self, chat_id: str, at: float) -> bool:
-        changed = await self._query(write(_quality.MARK_FIRST_RESPONSE, at, chat_id))
-        return bool(changed == 1)
+    async def mark_answered(self, chat_id: str, at: float) -> float | None:
+        row = await self._query(write_row(_quality.MARK_ANSWERED, at, at, chat_id))
+        return None if row is None else float(row["first_response_at"])
 
     async def count_transfer(self, chat_id: str) -> None:
         await self._query(write(_quality.COUNT_TRANSFER, chat_id))
@@ -887,7 +892,14 @@ class SqlStore(SqlGovernance):
         self, tenant_id: str, queue_cutoff: float, reply_cutoff: float, limit: int
     ) -> list[QualityFacts]:
         rows = await self._query(
-            read_rows(_quality.SLA_DUE, tenant_id, queue_cutoff, reply_cutoff, max(0, int(limit)))
+            read_rows(
+                _quality.SLA_DUE,
+                tenant_id,
+                queue_cutoff,
+                reply_cutoff,
+                reply_cutoff,
+                max(0, int(limit)),
+            )
         )
         return [_quality.facts(r) for r in rows]
 

@@ -391,3 +391,47 @@ async def test_a_chat_sent_back_to_the_queue_is_timed_again(gw) -> None:
     # The alert list keeps one alert per rule, chat and window (the engine's de-duplication).
     alerts = [a for a in await svc.store.list_alerts("demo") if a.rule == "sla_queue_wait"]
     assert [a.subject for a in alerts] == [chat.id]
+
+
+async def test_the_reply_sla_is_timed_per_assignment(gw) -> None:
+    """Each new holder of a chat gets the whole first-response target from the moment they
+    got it: a transfer to another agent, or a chat sent back to the queue and taken again,
+    re-arms the reply SLA; the report's first response stays the chat's first one."""
+    _http, _base, svc, clock = gw
+    _admin, watch, breaches = await _sla_watch(gw, queue_wait=0, first_response=60)
+    ana, bo, cy = [await _staff(svc, n) for n in ("Ana", "Bo", "Cy")]
+    chat = (await svc.chats.open_chat("demo")).chat
+    start = clock.now
+    await svc.chats.accept(ana, chat.id)
+    clock.advance(5)
+    await svc.chats.post_agent_message(ana, chat.id, "a1", "hello, looking")
+    clock.advance(100)
+    assert await watch.run_once() == 0  # Ana answered in time
+
+    # Ana hands it to Bo, who says nothing: Bo is timed from the hand-over.
+    await svc.chats.transfer(ana, chat.id, to_agent=bo.agent_id, to_queue=None)
+    handed = await svc.store.get_chat(chat.id)
+    assert handed is not None and handed.assigned_at == clock.now and handed.answered_at is None
+    clock.advance(59)
+    assert await watch.run_once() == 0
+    clock.advance(2)
+    assert await watch.run_once() == 1
+    assert await watch.run_once() == 0  # once per assignment
+    (alert,) = [a for a in await svc.store.list_alerts("demo") if a.rule == "sla_first_response"]
+    assert alert.details["waited_seconds"] == 61 and alert.details["agent"] == bo.agent_id
+
+    # Back to the queue, taken by Cy long after the first accept: Cy gets the full minute.
+    await svc.chats.transfer(bo, chat.id, to_agent=None, to_queue="default")
+    clock.advance(600)
+    await svc.chats.accept(cy, chat.id)
+    clock.advance(59)
+    assert await watch.run_once() == 0
+    await svc.chats.post_agent_message(cy, chat.id, "c1", "I can help with that")
+    clock.advance(600)
+    assert await watch.run_once() == 0  # answered within this assignment
+    assert breaches == ["first_response"]
+
+    stored = await svc.store.get_chat(chat.id)
+    assert stored is not None
+    assert stored.first_response_at == pytest.approx(start + 5)  # the report's figure
+    assert stored.answered_at == pytest.approx(start + 5 + 100 + 61 + 600 + 59)
