@@ -5,6 +5,7 @@ import * as governance from './governance.js';
 import { qualitySection } from './quality.js';
 import { e2eSection } from './e2e_admin.js';
 import { rolesSection, rolePicker } from './roles.js';
+import { customersSection } from './customers_admin.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -21,6 +22,7 @@ const SECTIONS = [
   ['alerts', t('admin.gov.alerts'), 'audit_read'],
   ['incidents', t('admin.gov.incidents'), 'emergency'],
   ['approvals', t('admin.gov.approvals'), 'chat_watch'],
+  ['customers', t('admin.nav.customers'), 'tenant_manage'],
   ['tokens', t('admin.nav.tokens'), 'tenant_manage'],
   ['e2e', t('admin.nav.e2e'), 'tenant_manage'],
   ['activity', t('admin.nav.activity'), 'agent_manage'],
@@ -83,7 +85,8 @@ function route() {
   main.dataset.section = name;
   main.setAttribute('aria-busy', 'true');
   const roles = () => rolesSection(main, { field, guarded });
-  const render = { agents, roles, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
+  const customers = () => customersSection(main, { field, guarded, withApproval, lang: () => I18N.lang() });
+  const render = { agents, roles, customers, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
     .finally(() => { if (gen === routeGen) main.setAttribute('aria-busy', 'false'); });
 }
@@ -683,25 +686,29 @@ function approvals() {
 
 /* Runs fn; if the tenant's approvals gate it (403 approval_required), asks for a reason,
  * requests the grant and runs fn again once it is approved (at once in "reason" mode).
- * Resolves with fn's result, or null while a second person still has to approve. */
-async function withApproval(slot, action, target, fn) {
+ * Resolves with fn's result, or null while a second person still has to approve. A null
+ * target is the one the refusal names (a customer's, derived by the gateway). */
+async function withApproval(slot, action, given, fn, { intro = 'admin.approval_needed.intro', pending = 'admin.approval_needed.pending' } = {}) {
+  let target = given;
   try { return await fn(); } catch (e) {
     if (e.code !== 'approval_required') throw e;
+    target = given || e.extra.target;
   }
   const reason = h('textarea', { rows: '2', maxlength: '500' });
   const go = h('button', { class: 'btn primary', type: 'submit' }, t('admin.approval_needed.request'));
+  const key = String(target).replace(/[^A-Za-z0-9_-]/g, '-');
   return new Promise((resolve) => {
-    const form = h('div', { class: 'step-up', role: 'group', 'aria-labelledby': 'approval-title-' + target },
-      h('h3', { id: 'approval-title-' + target, text: t('admin.approval_needed.title') }),
-      h('p', { class: 'small', text: t('admin.approval_needed.intro') }),
-      field('approval-reason-' + target, t('admin.approval_needed.reason'), reason),
+    const form = h('div', { class: 'step-up', role: 'group', 'aria-labelledby': 'approval-title-' + key },
+      h('h3', { id: 'approval-title-' + key, text: t('admin.approval_needed.title') }),
+      h('p', { class: 'small', text: t(intro) }),
+      field('approval-reason-' + key, t('admin.approval_needed.reason'), reason),
       h('p', {}, go));
     go.type = 'button';
     go.addEventListener('click', () => guarded(go, async () => {
       const { grant } = await api('POST', '/api/approvals', { action, target, reason: reason.value.trim() });
       clear(slot);
       if (grant.state !== 'approved') {
-        toast(t('admin.approval_needed.pending'));
+        toast(t(pending));
         resolve(null);
         return;
       }

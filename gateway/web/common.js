@@ -45,34 +45,49 @@ export function setPasswordChangeHandler(fn) { onPasswordChangeRequired = fn; }
 export function useCsrf(token) { csrf = token; }
 
 export async function api(method, path, body) {
+  const resp = await send(method, path, body);
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  if (!resp.ok) throw failure(resp, path, data);
+  return data;
+}
+
+/* Like api(), for an answer that is a file (a PDF export): resolves with its Blob. */
+export async function apiFile(method, path, body) {
+  const resp = await send(method, path, body);
+  if (resp.ok) return resp.blob();
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  throw failure(resp, path, data);
+}
+
+async function send(method, path, body) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
-  let resp;
   try {
-    resp = await fetch(path, {
+    return await fetch(path, {
       method, headers, credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, 'network', t('common.network_error'));
   }
-  let data = null;
-  try { data = await resp.json(); } catch (e) { data = null; }
-  if (!resp.ok) {
-    const err = (data && data.error) || {};
-    const key = 'server.api.' + (err.code || '');
-    const text = I18N.has(key) ? t(key) : (err.message || `HTTP ${resp.status}`);
-    const error = new ApiError(resp.status, err.code || 'error', text, err);
-    if (resp.status === 401 && path !== '/api/login' && onUnauthenticated) {
-      onUnauthenticated(t('common.session_ended'));
-    }
-    if (resp.status === 403 && err.code === 'password_change_required' && onPasswordChangeRequired) {
-      onPasswordChangeRequired();
-    }
-    throw error;
+}
+
+/* The ApiError of a refused call (localised by its code), after telling the page about a
+ * lost session or a required password change. */
+function failure(resp, path, data) {
+  const err = (data && data.error) || {};
+  const key = 'server.api.' + (err.code || '');
+  const text = I18N.has(key) ? t(key) : (err.message || `HTTP ${resp.status}`);
+  if (resp.status === 401 && path !== '/api/login' && onUnauthenticated) {
+    onUnauthenticated(t('common.session_ended'));
   }
-  return data;
+  if (resp.status === 403 && err.code === 'password_change_required' && onPasswordChangeRequired) {
+    onPasswordChangeRequired();
+  }
+  return new ApiError(resp.status, err.code || 'error', text, err);
 }
 
 /* The current session (agent, role, permissions, csrf) or null when logged out. */

@@ -78,6 +78,7 @@ DOC_SHOTS = frozenset(
         "widget-e2e-refused-zh",
         "admin-e2e-zh-cn",
         "admin-custom-roles",
+        "admin-customer-requests",
     }
 )
 
