@@ -67,6 +67,10 @@ async def test_rich_safe_messages(browser, gateway, lang):
         await expect(item).to_have_count(1)
         await item.locator("button", has_text=ACCEPT[lang]).click()
         pane = ana.locator(".chat-pane:not([hidden])")
+        # "You joined this chat" is drawn from the frame the gateway sends once the console
+        # is subscribed to the chat: typing before it would go to nobody (indicators are
+        # live only, never replayed), which is what made this step flaky under load.
+        await expect(pane.locator(".log .sys").first).to_be_visible()
 
         # typing indicator still works
         await customer.locator("#cdw-input").press_sequentially("hi")
