@@ -54,6 +54,7 @@ from gateway.ratelimit.guard import Guard
 from gateway.ratelimit.limits import Limits, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.reports import ReportBook
 from gateway.retention import RetentionJob
+from gateway.scim import ScimService
 from gateway.search_index import KeyedHasher
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
@@ -244,6 +245,7 @@ async def _wire(
         clock=clock,
     )
     origins = console_origins(config)
+    roles = CustomRoleService(store, auditor, logins, clock)
     svc = Services(
         config=config,
         clock=clock,
@@ -271,7 +273,8 @@ async def _wire(
         checkpointer=checkpointer,
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
-        custom_roles=CustomRoleService(store, auditor, logins, clock),
+        custom_roles=roles,
+        scim=ScimService(store, logins, roles, auditor, clock),
         e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants

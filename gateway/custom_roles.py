@@ -180,27 +180,10 @@ class CustomRoleService:
     ) -> bool:
         """Give ``agent`` a built-in ``role`` or a ``custom_role`` ("" clears one, keeping
         the base); False when nothing changes. Ends the agent's sessions on a change."""
-        if role is not None and custom_role is not None:
-            raise RoleRefused(
-                400, "bad_request", "give either a role or a custom role, not both", "custom_role"
-            )
-        if custom_role:
-            chosen = await self.get(agent.tenant_id, custom_role)
-            if chosen is None:
-                raise RoleRefused(400, "unknown_role", "no such custom role", "custom_role")
-            base, new_custom = Role(chosen.base), chosen.name
-            granted = parse_permissions(chosen.permissions)
-        else:
-            base, new_custom = Role(role or agent.role), None
-            granted = role_permissions(base)
-        if base not in TENANT_ROLES:
-            raise RoleRefused(400, "bad_request", "not a tenant role", "role")
-        if base.value == agent.role and new_custom == agent.custom_role:
+        planned = await self.check_assignment(actor, agent, role=role, custom_role=custom_role)
+        if planned is None:
             return False
-        self.check_power_over(actor, agent)
-        if not may_grant(actor, granted):
-            raise _cannot_grant(granted, actor)
-        await self._keep_an_admin(agent.tenant_id, {agent.id: (base, granted)})
+        base, new_custom = planned
         await self._store.set_agent_role(agent.id, base.value, new_custom)
         custom = (
             {"old_custom_role": agent.custom_role, "new_custom_role": new_custom}
@@ -221,6 +204,43 @@ class CustomRoleService:
         # Open sockets hold the old principal: make them log in again.
         await self._logins.revoke_all(agent.id, actor.agent_id, ip=ip, reason="role_changed")
         return True
+
+    async def check_assignment(
+        self,
+        actor: Principal,
+        agent: Agent,
+        *,
+        role: str | None = None,
+        custom_role: str | None = None,
+    ) -> tuple[Role, str | None] | None:
+        """Every rule of :meth:`assign` without writing: the new base role and custom role,
+        None when nothing would change, :class:`RoleRefused` when it is not allowed."""
+        if role is not None and custom_role is not None:
+            raise RoleRefused(
+                400, "bad_request", "give either a role or a custom role, not both", "custom_role"
+            )
+        if custom_role:
+            chosen = await self.get(agent.tenant_id, custom_role)
+            if chosen is None:
+                raise RoleRefused(400, "unknown_role", "no such custom role", "custom_role")
+            base, new_custom = Role(chosen.base), chosen.name
+            granted = parse_permissions(chosen.permissions)
+        else:
+            try:
+                base = Role(role or agent.role)
+            except ValueError:
+                raise RoleRefused(400, "bad_request", "not a tenant role", "role") from None
+            new_custom = None
+            granted = role_permissions(base)
+        if base not in TENANT_ROLES:
+            raise RoleRefused(400, "bad_request", "not a tenant role", "role")
+        if base.value == agent.role and new_custom == agent.custom_role:
+            return None
+        self.check_power_over(actor, agent)
+        if not may_grant(actor, granted):
+            raise _cannot_grant(granted, actor)
+        await self._keep_an_admin(agent.tenant_id, {agent.id: (base, granted)})
+        return base, new_custom
 
     @staticmethod
     def check_power_over(actor: Principal, agent: Agent) -> None:

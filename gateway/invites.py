@@ -73,6 +73,9 @@ CLI_ACTOR = "cli"
 
 MFA_RESET = "mfa_reset"
 """Purpose of a re-enrolment link (an admin reset the agent's second factor)."""
+ACTIVATE = "activate"
+"""Purpose of an activation link: an account the identity provider created (SCIM, issue
+20.3) gets the password and second factor only its person chooses."""
 
 
 class InviteError(Exception):
@@ -195,14 +198,7 @@ class InviteService:
         """A one-time link for ``agent`` to enrol a new second factor after an admin reset
         it: the admin passes the link on and never sees the secret. Earlier pending links
         for the same agent are revoked (one way back in at a time)."""
-        now = self._clock()
-        for old in await self._store.list_invites(agent.tenant_id):
-            if (
-                old.purpose == MFA_RESET
-                and old.agent_id == agent.id
-                and old.status(now) == "pending"
-            ):
-                await self._store.revoke_invite(agent.tenant_id, old.id, actor, now)
+        await self._revoke_pending(agent, MFA_RESET, actor)
         return await self._issue(
             agent.tenant_id,
             agent.email,
@@ -213,6 +209,29 @@ class InviteService:
             agent_id=agent.id,
             purpose=MFA_RESET,
         )
+
+    async def create_activation(self, agent: Agent, *, actor: str, ip: str) -> IssuedInvite:
+        """A one-time link for a provisioned ``agent`` that never had credentials of its
+        own: it chooses a password and enrols a second factor (like a new invitee, but the
+        account exists already). Earlier pending links for it are revoked."""
+        await self._revoke_pending(agent, ACTIVATE, actor)
+        return await self._issue(
+            agent.tenant_id,
+            agent.email,
+            agent.display_name,
+            agent.role,
+            actor=actor,
+            ip=ip,
+            agent_id=agent.id,
+            purpose=ACTIVATE,
+        )
+
+    async def _revoke_pending(self, agent: Agent, purpose: str, actor: str) -> None:
+        """Revoke the agent's pending links of ``purpose``: one way in at a time."""
+        now = self._clock()
+        for old in await self._store.list_invites(agent.tenant_id):
+            if old.purpose == purpose and old.agent_id == agent.id and old.status(now) == "pending":
+                await self._store.revoke_invite(agent.tenant_id, old.id, actor, now)
 
     async def _issue(
         self,
@@ -375,6 +394,44 @@ class InviteService:
         )
         return Redeemed(credentials=creds, login=login)
 
+    async def _activate(
+        self,
+        invite: Invite,
+        token: str,
+        password: str,
+        totp: ConfirmedTotp,
+        ip: str,
+        user_agent: str,
+    ) -> Redeemed:
+        """Redeem an ``activate`` link: a strong new password and the new second factor
+        for the provisioned account; the link is used up only when both check out."""
+        agent = await self._store.get_agent(invite.agent_id or "")
+        if agent is None or agent.tenant_id != invite.tenant_id or agent.disabled:
+            await self._failed(invite, "agent_gone", ip)
+            raise InviteError(410, "invite_revoked", "This invitation was withdrawn.")
+        try:
+            self._logins.check_new_password(password, agent.email, agent.display_name)
+        except CredentialError:
+            await self._failed(invite, "weak_password", ip)
+            raise
+        if not await self._store.claim_invite(invite.id, agent.id, self._clock()):
+            await self._pending(token)
+            raise InviteError(410, "invite_used", "This invitation has already been used.")
+        creds = await self._logins.activate(agent, password, totp, ip=ip)
+        await self._auditor.record(
+            "invite.redeemed",
+            tenant_id=invite.tenant_id,
+            actor=agent.id,
+            target=invite.id,
+            ip=ip,
+            agent=agent.id,
+            purpose=ACTIVATE,
+        )
+        login = await self._logins.open_session(
+            creds.agent, ip=ip, user_agent=user_agent, factor="totp"
+        )
+        return Redeemed(credentials=creds, login=login)
+
     async def _failed(self, invite: Invite, reason: str, ip: str) -> None:
         await self._auditor.record(
             "invite.redeem_failed",
@@ -410,6 +467,10 @@ class InviteService:
             raise CredentialError("invalid_otp", "That code does not match; try the next one.")
         if invite.purpose == MFA_RESET:
             return await self._reenrol(
+                invite, token, password, ConfirmedTotp(secret=secret, step=step), ip, user_agent
+            )
+        if invite.purpose == ACTIVATE:
+            return await self._activate(
                 invite, token, password, ConfirmedTotp(secret=secret, step=step), ip, user_agent
             )
         try:

@@ -881,6 +881,21 @@ class LoginService:
             recovery_codes=codes,
         )
 
+    async def activate(
+        self, agent: Agent, password: str, totp: ConfirmedTotp, *, ip: str | None = None
+    ) -> NewCredentials:
+        """A provisioned account (SCIM) gets its first password and second factor from its
+        activation link (gateway/invites.py); the caller checked the password's strength.
+        New recovery codes; audited ``agent.activated``."""
+        fresh = await self.store.get_agent(agent.id) or agent
+        fresh.password_hash = await self._hash(password)
+        fresh.password_changed_at = self.clock()
+        await self.store.update_agent(fresh)
+        await self.auditor.record(
+            "agent.activated", tenant_id=agent.tenant_id, actor=agent.id, target=agent.id, ip=ip
+        )
+        return await self.reenrol(fresh, password, totp, ip=ip)
+
     async def reenrol(
         self, agent: Agent, password: str, totp: ConfirmedTotp, *, ip: str | None = None
     ) -> NewCredentials:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from gateway.ratelimit.guard import Guard
     from gateway.reports import ReportBook
     from gateway.retention import RetentionJob
+    from gateway.scim import ScimService
     from gateway.transcripts import ChatKeys
     from plugins.outbox import Dispatcher
 
@@ -98,6 +99,7 @@ class Services:
     governance: Governance
     api_tokens: ApiTokenService
     custom_roles: CustomRoleService
+    scim: ScimService
     e2e: E2EService
     passkeys: PasskeyService
     workers: list[BackgroundWorker]

@@ -71,8 +71,18 @@ async def list_agents(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     agents = await svc.store.list_agents(tenant_id)
     passkeys = await svc.store.passkey_counts(tenant_id)
+    provisioned = {u.agent_id for u in await svc.store.scim_users(tenant_id)}
     return web.json_response(
-        {"agents": [{**agent_json(a), "passkeys": passkeys.get(a.id, 0)} for a in agents]}
+        {
+            "agents": [
+                {
+                    **agent_json(a),
+                    "passkeys": passkeys.get(a.id, 0),
+                    "provisioned": a.id in provisioned,
+                }
+                for a in agents
+            ]
+        }
     )
 
 

@@ -44,6 +44,7 @@ from gateway.http.history import HistoryList, HistoryQueryParams, Transcript
 from gateway.http.inbound import InboundRequest
 from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
 from gateway.http.notices import NoticeAdminView, NoticeView, PublicNotice, PublishNoticeBody
+from gateway.http.operations import JSON as JSON_TYPE
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
 from gateway.http.passkeys import (
@@ -62,9 +63,26 @@ from gateway.http.quality import (
     QualityTargets,
 )
 from gateway.http.roles import DefineRoleBody
+from gateway.http.scim import (
+    SCIM_TYPE,
+    ActivationLink,
+    ScimSettingsBody,
+    ScimSettingsOut,
+    ServiceProviderConfig,
+)
 from gateway.http.sessions import DormancyBody
 from gateway.http.tenant import FreezeBody, PatchTenantBody
 from gateway.http.tokens import CreateTokenBody
+from gateway.scim import (
+    ScimErrorOut,
+    ScimGroupIn,
+    ScimGroupList,
+    ScimGroupOut,
+    ScimPatch,
+    ScimUserIn,
+    ScimUserList,
+    ScimUserOut,
+)
 
 
 class Strict(Struct, forbid_unknown_fields=True):
@@ -94,6 +112,8 @@ class AgentOut(Strict):
     passkeys: int | None = None
     # The custom role the agent holds (issue 14.3); None: the built-in role alone.
     custom_role: str | None = None
+    # In the agent list only: created by the identity provider over SCIM (issue 20.3).
+    provisioned: bool | None = None
 
 
 class LoginOut(Strict):
@@ -1607,6 +1627,159 @@ document(
     ok=Ok,
     errors=(403, 404, 409),
     path_params=_ROLE,
+)
+# SCIM 2.0 (RFC 7644): SCIM documents in and out, SCIM error documents
+_SCIM_ID = {"id": {"type": "string", "minLength": 1, "maxLength": 64}}
+
+
+def _scim(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    ok: type | None = None,
+    ok_status: int = 200,
+    body: type | None = None,
+    errors: tuple[int, ...],
+    path_params: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """A SCIM operation: SCIM documents in and out, SCIM error documents."""
+    document(
+        method,
+        path,
+        summary,
+        tag="scim",
+        ok=ok,
+        ok_status=ok_status,
+        body=body,
+        content_type=SCIM_TYPE if ok is not None else JSON_TYPE,
+        errors=errors,
+        path_params=path_params,
+        error_content_type=SCIM_TYPE,
+        error_kind=ScimErrorOut,
+    )
+
+
+_scim(
+    "GET",
+    "/scim/v2/ServiceProviderConfig",
+    "SCIM: what is supported",
+    ok=ServiceProviderConfig,
+    errors=(403,),
+)
+_scim(
+    "GET",
+    "/scim/v2/Users",
+    "SCIM: list users (filter userName/externalId/emails eq)",
+    ok=ScimUserList,
+    errors=(400, 403),
+)
+_scim(
+    "POST",
+    "/scim/v2/Users",
+    "SCIM: provision an agent",
+    ok=ScimUserOut,
+    ok_status=201,
+    body=ScimUserIn,
+    errors=(403, 409),
+)
+for _method, _summary, _body, _status in (
+    ("GET", "SCIM: one user", None, 200),
+    ("PUT", "SCIM: replace a user", ScimUserIn, 200),
+    ("PATCH", "SCIM: change a user (active false = leaver)", ScimPatch, 200),
+):
+    _scim(
+        _method,
+        "/scim/v2/Users/{id}",
+        _summary,
+        ok=ScimUserOut,
+        body=_body,
+        errors=(400, 403, 404, 409),
+        path_params=_SCIM_ID,
+    )
+_scim(
+    "DELETE",
+    "/scim/v2/Users/{id}",
+    "SCIM: deprovision (disable, forget the record)",
+    ok_status=204,
+    errors=(403, 404),
+    path_params=_SCIM_ID,
+)
+_scim(
+    "GET",
+    "/scim/v2/Groups",
+    "SCIM: list groups (filter displayName eq)",
+    ok=ScimGroupList,
+    errors=(400, 403),
+)
+_scim(
+    "POST",
+    "/scim/v2/Groups",
+    "SCIM: create a group",
+    ok=ScimGroupOut,
+    ok_status=201,
+    body=ScimGroupIn,
+    errors=(403, 409),
+)
+_scim(
+    "GET",
+    "/scim/v2/Groups/{id}",
+    "SCIM: one group",
+    ok=ScimGroupOut,
+    errors=(403, 404),
+    path_params=_SCIM_ID,
+)
+_scim(
+    "PUT",
+    "/scim/v2/Groups/{id}",
+    "SCIM: replace a group and its members",
+    ok=ScimGroupOut,
+    body=ScimGroupIn,
+    errors=(400, 403, 404, 409),
+    path_params=_SCIM_ID,
+)
+_scim(
+    "PATCH",
+    "/scim/v2/Groups/{id}",
+    "SCIM: rename a group, add or remove members (roles follow)",
+    ok_status=204,
+    body=ScimPatch,
+    errors=(400, 403, 404, 409),
+    path_params=_SCIM_ID,
+)
+_scim(
+    "DELETE",
+    "/scim/v2/Groups/{id}",
+    "SCIM: delete a group (its members' roles are worked out again)",
+    ok_status=204,
+    errors=(403, 404, 409),
+    path_params=_SCIM_ID,
+)
+document(
+    "GET",
+    "/api/scim/settings",
+    "Which role each identity-provider group gives",
+    tag="agents",
+    ok=ScimSettingsOut,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/scim/settings",
+    "Map identity-provider groups to roles",
+    tag="agents",
+    ok=ScimSettingsOut,
+    body=ScimSettingsBody,
+    errors=(400, 403, 404),
+)
+document(
+    "POST",
+    "/api/agents/{agent_id}/activation-link",
+    "A one-time link on which a provisioned agent sets a password and second factor",
+    tag="agents",
+    ok=ActivationLink,
+    errors=(403, 404, 409),
+    path_params=_AGENT,
 )
 _INVITE = {"invite_id": _ID}
 document(

@@ -204,13 +204,9 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         responses[str(op.ok_status)]["links"] = op.links
     for status, kind in op.extra_ok.items():
         responses[str(status)] = _response(status, kind, op.content_type if kind is None else JSON)
+    error_kind = op.error_kind or (ErrorBody if op.error_content_type == JSON else None)
     for status in _statuses(op):
-        responses.setdefault(
-            str(status),
-            _response(
-                status, ErrorBody if op.error_content_type == JSON else None, op.error_content_type
-            ),
-        )
+        responses.setdefault(str(status), _response(status, error_kind, op.error_content_type))
     out["responses"] = responses
     out["security"] = [{"bearer": []}, {"session_cookie": []}] if op.auth else []
     return out
@@ -222,7 +218,7 @@ def build_document(version: str = "0") -> dict[str, Any]:
     ops = sorted(registry().values(), key=lambda o: (o.path, o.method))
     types: list[type] = [ErrorBody]
     for op in ops:
-        types += [t for t in (op.ok, op.body, op.query, *op.extra_ok.values()) if t]
+        types += [t for t in (op.ok, op.body, op.query, op.error_kind, *op.extra_ok.values()) if t]
     _check_unique_names(list(dict.fromkeys(types)))
     _, components = _schema_of(list(dict.fromkeys(types)))
     paths: dict[str, dict[str, Any]] = {}

@@ -33,6 +33,8 @@ class Operation:
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_content_type: str = JSON
+    error_kind: type | None = None
+    """The Struct of error answers when it is not the API's own (SCIM's error document)."""
 
     @property
     def operation_id(self) -> str:
@@ -61,6 +63,7 @@ def document(
     path_params: dict[str, dict[str, Any]] | None = None,
     links: dict[str, dict[str, Any]] | None = None,
     error_content_type: str = JSON,
+    error_kind: type | None = None,
 ) -> Operation:
     """Declare one operation. ``path`` is the aiohttp route path (``/api/agents/{agent_id}``).
 
@@ -70,7 +73,8 @@ def document(
     per path parameter (default: a string); ``links``: OpenAPI links of the success answer
     (``{"name": {"operationId": ..., "parameters": {...}}}``), which schemathesis follows
     in stateful sequences; ``error_content_type``: ``text/plain`` for pages whose errors
-    are aiohttp's plain ones (only ``/api/`` and ``/.well-known/`` answer JSON errors).
+    are aiohttp's plain ones (only ``/api/`` and ``/.well-known/`` answer JSON errors);
+    ``error_kind``: the error Struct when it is not :class:`ErrorBody` (SCIM's).
     """
     op = Operation(
         method.upper(),
@@ -89,6 +93,7 @@ def document(
         dict(path_params or {}),
         dict(links or {}),
         error_content_type,
+        error_kind,
     )
     key = (op.method, op.path)
     if key in REGISTRY:

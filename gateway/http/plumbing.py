@@ -147,10 +147,14 @@ def _field_of(message: str) -> str | None:
     return None
 
 
-async def _read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+async def _read_body(
+    request: web.Request,
+    limit: int = MAX_BODY,
+    media_types: tuple[str, ...] = ("application/json",),
+) -> bytes:
     ctype = request.content_type
-    if ctype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if ctype not in media_types:
+        raise ApiError(415, "unsupported_media_type", f"send the body as {media_types[0]}")
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"the body must be at most {limit} bytes")
     chunks: list[bytes] = []
@@ -166,10 +170,17 @@ async def _read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: web.Request, kind: type[S], *, max_body: int = MAX_BODY) -> S:
+async def read_json(
+    request: web.Request,
+    kind: type[S],
+    *,
+    max_body: int = MAX_BODY,
+    media_types: tuple[str, ...] = ("application/json",),
+) -> S:
     """Decode the JSON body as ``kind`` or answer 415/413/400 (``max_body``: a route that
-    takes a larger document, like a signed end policy, says so)."""
-    body = await _read_body(request, max_body)
+    takes a larger document, like a signed end policy, says so; ``media_types``: the
+    content types it takes, such as SCIM's ``application/scim+json``)."""
+    body = await _read_body(request, max_body, media_types)
     try:
         check_depth(body, MAX_BODY_DEPTH)
         return msgspec.json.decode(body, type=kind)

@@ -26,6 +26,7 @@ from gateway.http import (
     quality,
     reports,
     roles,
+    scim,
     sessions,
     team,
     tenant,
@@ -44,6 +45,7 @@ def setup_routes(app: web.Application) -> None:
     quality.setup_routes(app)
     passkeys.setup_routes(app)
     roles.setup_routes(app)
+    scim.setup_routes(app)
     e2e.setup_routes(app)
     customer_access.setup_routes(app)
     ops.setup(app)

@@ -481,6 +481,33 @@ class CustomRole:
 
 
 @dataclass(slots=True)
+class ScimUser:
+    """The identity provider's view of an agent (migration 0019, ``gateway/scim.py``):
+    its SCIM ``userName`` and ``externalId``; the agent row holds everything else."""
+
+    agent_id: str
+    tenant_id: str
+    user_name: str
+    external_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(slots=True)
+class ScimGroup:
+    """A group the identity provider pushes (migration 0019); its display name may map to
+    a role (tenant setting ``scim.group_roles``). ``members``: agent ids."""
+
+    id: str
+    tenant_id: str
+    display_name: str
+    external_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    members: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
 class ApiToken:
     """A scoped API token for automation (migration 0006, ``gateway/api_tokens.py``).
 
@@ -1312,6 +1339,56 @@ class Store(Protocol):
 
     async def set_agent_queues(self, agent_id: str, queues: Sequence[str]) -> bool:
         """Scope an agent to these queues (empty: all); False for an unknown agent."""
+        ...
+
+    # -- SCIM provisioning (migration 0019) -----------------------------------------------
+    async def scim_users(
+        self, tenant_id: str, *, user_name: str | None = None, external_id: str | None = None
+    ) -> list[ScimUser]:
+        """A tenant's provisioned agents, oldest first; ``user_name`` compares without
+        case (SCIM's ``userName`` is case-insensitive), ``external_id`` exactly."""
+        ...
+
+    async def scim_user(self, tenant_id: str, agent_id: str) -> ScimUser | None:
+        """The SCIM record of one agent of the tenant, or None."""
+        ...
+
+    async def save_scim_user(self, user: ScimUser, *, new: bool) -> None:
+        """Insert (``new``) or update a record; :class:`Conflict` for a ``userName`` the
+        tenant already has."""
+        ...
+
+    async def delete_scim_user(self, tenant_id: str, agent_id: str) -> bool:
+        """Forget the SCIM record (the agent row stays, for the audit trail)."""
+        ...
+
+    async def scim_groups(self, tenant_id: str) -> list[ScimGroup]:
+        """A tenant's groups with their members, by display name."""
+        ...
+
+    async def save_scim_group(self, group: ScimGroup, *, new: bool) -> None:
+        """Insert (``new``) or rename a group (members apart); :class:`Conflict` for a
+        display name the tenant already has."""
+        ...
+
+    async def delete_scim_group(self, tenant_id: str, group_id: str) -> bool:
+        """Delete a group and its memberships."""
+        ...
+
+    async def change_scim_members(
+        self,
+        group_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        replace: bool = False,
+    ) -> None:
+        """Change a group's members in one transaction (``replace``: drop the others
+        first)."""
+        ...
+
+    async def scim_group_names(self, tenant_id: str, agent_id: str) -> list[str]:
+        """The display names of the groups an agent is in."""
         ...
 
     # -- custom roles (migration 0017) ----------------------------------------------------

@@ -33,6 +33,7 @@ from gateway.store import (
     _passkeys,
     _quality,
     _rows,
+    _scim,
 )
 from gateway.store._rows import (
     AGENT_COLS,
@@ -57,6 +58,7 @@ from gateway.store.base import (
     AuditSeal,
     Chat,
     ChatState,
+    Conflict,
     CustomRole,
     E2EDevice,
     HistoryQuery,
@@ -76,6 +78,8 @@ from gateway.store.base import (
     PrivacyNotice,
     PurgeCutoffs,
     QualityFacts,
+    ScimGroup,
+    ScimUser,
     StoredMessage,
     StoredReport,
     Tenant,
@@ -266,6 +270,101 @@ class SqlStore(SqlGovernance):
             write("UPDATE agents SET queues = ? WHERE id = ?", ",".join(queues), agent_id)
         )
         return bool(changed == 1)
+
+    # -- SCIM provisioning ------------------------------------------------------------
+    async def scim_users(
+        self, tenant_id: str, *, user_name: str | None = None, external_id: str | None = None
+    ) -> list[ScimUser]:
+        sql, args = _scim.USERS, [tenant_id]
+        if user_name is not None:
+            sql += " AND LOWER(user_name) = LOWER(?)"
+            args.append(user_name)
+        if external_id is not None:
+            sql += " AND external_id = ?"
+            args.append(external_id)
+        rows = await self._query(read_rows(sql + " ORDER BY created_at, agent_id", *args))
+        return [_scim.user(r) for r in rows]
+
+    async def scim_user(self, tenant_id: str, agent_id: str) -> ScimUser | None:
+        row = await self._query(read_row(_scim.USER, tenant_id, agent_id))
+        return None if row is None else _scim.user(row)
+
+    async def save_scim_user(self, user: ScimUser, *, new: bool) -> None:
+        taken = [
+            u
+            for u in await self.scim_users(user.tenant_id, user_name=user.user_name)
+            if u.agent_id != user.agent_id
+        ]
+        if taken:
+            raise Conflict(f"userName {user.user_name!r} exists")
+        if new:
+            await self._query(write(_scim.INSERT_USER, *_scim.user_params(user)))
+            return
+        await self._query(
+            write(
+                _scim.UPDATE_USER,
+                user.user_name,
+                user.external_id,
+                user.updated_at,
+                user.agent_id,
+                user.tenant_id,
+            )
+        )
+
+    async def delete_scim_user(self, tenant_id: str, agent_id: str) -> bool:
+        return bool(await self._query(write(_scim.DELETE_USER, tenant_id, agent_id)) == 1)
+
+    async def scim_groups(self, tenant_id: str) -> list[ScimGroup]:
+        rows = await self._query(read_rows(_scim.GROUPS + " ORDER BY display_name, id", tenant_id))
+        members: dict[str, list[str]] = {}
+        for r in await self._query(read_rows(_scim.MEMBERS, tenant_id)):
+            members.setdefault(r["group_id"], []).append(r["agent_id"])
+        return [_scim.group(r, tuple(members.get(r["id"], ()))) for r in rows]
+
+    async def save_scim_group(self, group: ScimGroup, *, new: bool) -> None:
+        if any(
+            g.display_name == group.display_name and g.id != group.id
+            for g in await self.scim_groups(group.tenant_id)
+        ):
+            raise Conflict(f"group {group.display_name!r} exists")
+        if new:
+            await self._query(write(_scim.INSERT_GROUP, *_scim.group_params(group)))
+            return
+        await self._query(
+            write(
+                _scim.UPDATE_GROUP,
+                group.display_name,
+                group.external_id,
+                group.updated_at,
+                group.id,
+                group.tenant_id,
+            )
+        )
+
+    async def delete_scim_group(self, tenant_id: str, group_id: str) -> bool:
+        return bool(await self._query(write(_scim.DELETE_GROUP, tenant_id, group_id)) == 1)
+
+    async def change_scim_members(
+        self,
+        group_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        replace: bool = False,
+    ) -> None:
+        def program() -> Program[None]:
+            if replace:
+                yield write(_scim.CLEAR_MEMBERS, group_id)
+            if remove:
+                yield write_many(_scim.REMOVE_MEMBER, [(group_id, a) for a in remove])
+            if add:
+                yield write_many(_scim.ADD_MEMBER, [(group_id, a) for a in dict.fromkeys(add)])
+
+        await self._transaction(program())
+
+    async def scim_group_names(self, tenant_id: str, agent_id: str) -> list[str]:
+        rows = await self._query(read_rows(_scim.GROUP_NAMES_OF, tenant_id, agent_id))
+        return [str(r["display_name"]) for r in rows]
 
     # -- custom roles ---------------------------------------------------------------
     async def list_custom_roles(self, tenant_id: str) -> list[CustomRole]:

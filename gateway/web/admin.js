@@ -234,7 +234,7 @@ function agentRow(a, output, reload, queues, custom) {
     h('td', {}, roleSel, queueScope(a, queues || [], reload)),
     h('td', { text: (a.totp_confirmed ? t('admin.agents.mfa_confirmed') : t('admin.agents.mfa_pending'))
       + (a.passkeys ? ' · ' + t('admin.agents.passkeys', { count: a.passkeys }) : '') }),
-    h('td', { text: a.disabled ? t('admin.agents.disabled') : t('admin.agents.active') }),
+    h('td', { text: (a.disabled ? t('admin.agents.disabled') : t('admin.agents.active')) + (a.provisioned ? ' · ' + t('admin.agents.provisioned') : '') }),
     h('td', {},
       act(t('admin.agents.unlock'), async () => { const r = await api('POST', path + '/unlock'); toast(r.was_locked ? t('admin.agents.unlocked') : t('admin.agents.not_locked')); }),
       act(t('admin.agents.revoke_sessions'), async () => { const r = await api('POST', path + '/revoke-sessions'); toast(t('admin.agents.sessions_revoked', { count: r.sessions_revoked })); }),
@@ -249,6 +249,14 @@ function agentRow(a, output, reload, queues, custom) {
             h('p', { class: 'mono', id: 'mfa-reset-link', text: data.link }))));
         await reload();
       }),
+      a.provisioned && !a.totp_confirmed && !a.disabled ? act(t('admin.agents.activation_link'), async () => {
+        const data = await api('POST', path + '/activation-link');
+        const heading = t('admin.agents.activation_heading', { email: a.email });
+        clear(output).appendChild(h('div', { class: 'secret-box', role: 'region', 'aria-label': heading },
+          h('div', {}, h('h3', { text: heading }),
+            h('p', { class: 'small', text: t('admin.agents.mfa_link_once', { when: I18N.dateTime(data.expires_at) }) }),
+            h('p', { class: 'mono', id: 'activation-link', text: data.link }))));
+      }) : null,
       act(a.disabled ? t('admin.agents.enable') : t('admin.agents.disable'), async () => {
         await api('PATCH', path, { disabled: !a.disabled });
         await reload();

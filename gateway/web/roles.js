@@ -60,7 +60,8 @@ export async function rolesSection(main, { field, guarded }) {
         box, ' ', permissionLabel(p), ' ', h('code', { class: 'muted small', text: p })));
     }
   }
-  base.addEventListener('change', renderPermissions);
+  // The list arrives after the form is drawn: a base chosen before it is shown once it is.
+  base.addEventListener('change', () => { if (data) renderPermissions(); });
 
   function edit(role) {
     name.value = role.name;
@@ -95,6 +96,8 @@ export async function rolesSection(main, { field, guarded }) {
     }
   }
 
+  main.appendChild(await scimPanel(field, guarded));
+
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     guarded(submit, async () => {
@@ -109,4 +112,34 @@ export async function rolesSection(main, { field, guarded }) {
     });
   });
   await load();
+}
+
+/* Which role each group of the company's identity provider gives (SCIM, issue 20.3):
+ * one "group name = role" per line; the gateway checks every role exists and is the
+ * admin's to give. */
+async function scimPanel(field, guarded) {
+  const settings = await api('GET', '/api/scim/settings');
+  const lines = h('textarea', { rows: '5', spellcheck: 'false',
+    value: Object.entries(settings.group_roles).map(([g, r]) => `${g} = ${r}`).join('\n') });
+  const fallback = h('input', { value: settings.default_role, maxlength: '32', autocomplete: 'off' });
+  const save = h('button', { class: 'btn primary', type: 'submit' }, t('admin.scim.save'));
+  const form = h('form', { class: 'panel', id: 'scim-form' },
+    h('h2', { text: t('admin.scim.title') }), h('p', { class: 'small muted', text: t('admin.scim.intro') }),
+    h('div', {}, field('scim-groups', t('admin.scim.groups'), lines)),
+    h('div', {}, field('scim-default', t('admin.scim.default_role'), fallback)), h('p', {}, save));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(save, async () => {
+      const mapping = {};
+      for (const raw of lines.value.split('\n')) {
+        const at = raw.lastIndexOf('=');
+        if (!raw.trim()) continue;
+        if (at < 1) throw new Error(t('admin.scim.bad_line', { line: raw.trim().slice(0, 60) }));
+        mapping[raw.slice(0, at).trim()] = raw.slice(at + 1).trim();
+      }
+      await api('PUT', '/api/scim/settings', { group_roles: mapping, default_role: fallback.value.trim() || 'agent' });
+      toast(t('admin.scim.saved'));
+    });
+  });
+  return form;
 }

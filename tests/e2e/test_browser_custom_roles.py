@@ -49,6 +49,10 @@ async def test_admin_defines_assigns_and_keeps_a_custom_role(browser, gateway, l
         await login_console(page, gateway, admin_email, path="/admin")
         await page.click("nav a[href='#roles']")
         await expect(page.locator("main h1")).to_have_text(text["title"])
+        # every panel of the section drawn (its data loaded) before the form is used
+        await expect(
+            page.locator("#admin-main[data-section='roles'][aria-busy='false']")
+        ).to_be_visible()
         # Only a supervisor's permissions are offered for a supervisor-based role.
         await page.select_option("#role-base", "supervisor")
         boxes = page.locator("#role-permissions input[type=checkbox]")
@@ -66,6 +70,9 @@ async def test_admin_defines_assigns_and_keeps_a_custom_role(browser, gateway, l
             assert await english_left(page, ("cipherdesk", role, "_")) == []
 
         await page.click("nav a[href='#agents']")
+        await expect(
+            page.locator("#admin-main[data-section='agents'][aria-busy='false']")
+        ).to_be_visible()
         picker = page.locator(f"#agents-table tr[data-agent='{agent_id}'] select").first
         await expect(picker.locator(f"option[value='custom:{role}']")).to_contain_text(
             text["option"]
@@ -79,6 +86,9 @@ async def test_admin_defines_assigns_and_keeps_a_custom_role(browser, gateway, l
 
         # Held, so it cannot be deleted: the refusal is shown in the page's language.
         await page.click("nav a[href='#roles']")
+        await expect(
+            page.locator("#admin-main[data-section='roles'][aria-busy='false']")
+        ).to_be_visible()
         await page.locator(f"#roles-table tr[data-role='{role}'] button.danger").click()
         await expect(page.locator("#toasts")).to_contain_text(text["in_use"])
         assert [r.name for r in await gateway.svc.store.list_custom_roles("demo")].count(role) == 1

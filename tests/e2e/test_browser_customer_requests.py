@@ -62,6 +62,9 @@ async def test_admin_exports_and_erases_a_customer(browser, gateway, locale):
         await login_console(page, gateway, admin_email, path="/admin")
         await page.click("nav a[href='#customers']")
         await expect(page.locator("main h1")).to_have_text(text["title"])
+        await expect(
+            page.locator("#admin-main[data-section='customers'][aria-busy='false']")
+        ).to_be_visible()
         await page.select_option("#customer-kind", "email")
         await page.fill("#customer-value", email)
 

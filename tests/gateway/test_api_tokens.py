@@ -79,7 +79,11 @@ async def _mint(svc, owner, scope, *, days=30):
 async def _call(http, base, method, path, token):
     body = {} if method in ("POST", "PUT", "PATCH") else None
     async with http.request(method, base + _concrete(path), headers=bearer(token), json=body) as r:
-        # a success may be a file (the quality report's CSV); refusals are always JSON
+        # a success may be a file (the quality report's CSV); refusals are always JSON --
+        # SCIM's own error documents on /scim/v2, whose only 403 is the scope refusal
+        if r.content_type == "application/scim+json":
+            scim = await r.json(content_type=None)
+            return r.status, "forbidden" if r.status == 403 else scim.get("scimType")
         data = await r.json() if r.content_type == "application/json" else None
         code = data.get("error", {}).get("code") if isinstance(data, dict) else None
         return r.status, code
