@@ -357,7 +357,7 @@ class InviteService:
             return None
         return None
 
-    async def _reenrol(
+    async def _redeem_existing(
         self,
         invite: Invite,
         token: str,
@@ -366,20 +366,29 @@ class InviteService:
         ip: str,
         user_agent: str,
     ) -> Redeemed:
-        """Redeem an ``mfa_reset`` link: the agent's current password, then the new
-        second factor; the link is used up only when both check out."""
+        """Redeem a link for an account that exists: ``mfa_reset`` proves the agent's
+        current password, ``activate`` (a provisioned account) sets a strong new one; both
+        enrol the new second factor, and the link is used up only when everything checks
+        out."""
         agent = await self._store.get_agent(invite.agent_id or "")
         if agent is None or agent.tenant_id != invite.tenant_id or agent.disabled:
             await self._failed(invite, "agent_gone", ip)
             raise InviteError(410, "invite_revoked", "This invitation was withdrawn.")
-        try:
-            creds = await self._logins.reenrol(agent, password, totp, ip=ip)
-        except CredentialError:
-            await self._failed(invite, "wrong_password", ip)
-            raise
-        if not await self._store.claim_invite(invite.id, agent.id, self._clock()):
-            await self._pending(token)
-            raise InviteError(410, "invite_used", "This invitation has already been used.")
+        if invite.purpose == MFA_RESET:
+            try:
+                creds = await self._logins.reenrol(agent, password, totp, ip=ip)
+            except CredentialError:
+                await self._failed(invite, "wrong_password", ip)
+                raise
+            await self._claim(invite, agent.id, token)
+        else:
+            try:
+                self._logins.check_new_password(password, agent.email, agent.display_name)
+            except CredentialError:
+                await self._failed(invite, "weak_password", ip)
+                raise
+            await self._claim(invite, agent.id, token)
+            creds = await self._logins.activate(agent, password, totp, ip=ip)
         await self._auditor.record(
             "invite.redeemed",
             tenant_id=invite.tenant_id,
@@ -387,50 +396,19 @@ class InviteService:
             target=invite.id,
             ip=ip,
             agent=agent.id,
-            purpose=MFA_RESET,
+            purpose=invite.purpose,
         )
         login = await self._logins.open_session(
             creds.agent, ip=ip, user_agent=user_agent, factor="totp"
         )
         return Redeemed(credentials=creds, login=login)
 
-    async def _activate(
-        self,
-        invite: Invite,
-        token: str,
-        password: str,
-        totp: ConfirmedTotp,
-        ip: str,
-        user_agent: str,
-    ) -> Redeemed:
-        """Redeem an ``activate`` link: a strong new password and the new second factor
-        for the provisioned account; the link is used up only when both check out."""
-        agent = await self._store.get_agent(invite.agent_id or "")
-        if agent is None or agent.tenant_id != invite.tenant_id or agent.disabled:
-            await self._failed(invite, "agent_gone", ip)
-            raise InviteError(410, "invite_revoked", "This invitation was withdrawn.")
-        try:
-            self._logins.check_new_password(password, agent.email, agent.display_name)
-        except CredentialError:
-            await self._failed(invite, "weak_password", ip)
-            raise
-        if not await self._store.claim_invite(invite.id, agent.id, self._clock()):
+    async def _claim(self, invite: Invite, agent_id: str, token: str) -> None:
+        """Use the invite up for ``agent_id``, or say why it cannot be (used, revoked or
+        expired since it was checked)."""
+        if not await self._store.claim_invite(invite.id, agent_id, self._clock()):
             await self._pending(token)
             raise InviteError(410, "invite_used", "This invitation has already been used.")
-        creds = await self._logins.activate(agent, password, totp, ip=ip)
-        await self._auditor.record(
-            "invite.redeemed",
-            tenant_id=invite.tenant_id,
-            actor=agent.id,
-            target=invite.id,
-            ip=ip,
-            agent=agent.id,
-            purpose=ACTIVATE,
-        )
-        login = await self._logins.open_session(
-            creds.agent, ip=ip, user_agent=user_agent, factor="totp"
-        )
-        return Redeemed(credentials=creds, login=login)
 
     async def _failed(self, invite: Invite, reason: str, ip: str) -> None:
         await self._auditor.record(
@@ -465,12 +443,8 @@ class InviteService:
         if step is None:
             await self._failed(invite, "wrong_otp", ip)
             raise CredentialError("invalid_otp", "That code does not match; try the next one.")
-        if invite.purpose == MFA_RESET:
-            return await self._reenrol(
-                invite, token, password, ConfirmedTotp(secret=secret, step=step), ip, user_agent
-            )
-        if invite.purpose == ACTIVATE:
-            return await self._activate(
+        if invite.purpose in (MFA_RESET, ACTIVATE):
+            return await self._redeem_existing(
                 invite, token, password, ConfirmedTotp(secret=secret, step=step), ip, user_agent
             )
         try:
@@ -483,10 +457,7 @@ class InviteService:
             await self._failed(invite, "email_taken", ip)
             raise CredentialError("email_taken", EMAIL_UNAVAILABLE)
         agent_id = new_agent_id()
-        if not await self._store.claim_invite(invite.id, agent_id, self._clock()):
-            # Used, revoked or expired since the check above: say which.
-            await self._pending(token)
-            raise InviteError(410, "invite_used", "This invitation has already been used.")
+        await self._claim(invite, agent_id, token)
         try:
             creds = await self._logins.create_agent(
                 invite.email,

@@ -304,18 +304,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path) -> Path:
-    """Write zeros until the disk is full; returns the filler file."""
+    """Write zeros until the disk is full; returns the filler file.
+
+    Unbuffered: a buffered file keeps the bytes of the write that failed and tries them
+    again when it is closed, outside the suppression (ENOSPC from ``close``, now and then)."""
     filler = disk / "filler"
-    chunk = b"\0" * (64 * 1024)
-    with filler.open("wb") as out:
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(chunk)
-                out.flush()
-    with contextlib.suppress(OSError), filler.open("ab") as out:  # the last partial block
-        while True:
-            out.write(b"\0" * 512)
-            out.flush()
+    with filler.open("wb", buffering=0) as out:
+        for size in (64 * 1024, 512):  # then the last partial blocks
+            with contextlib.suppress(OSError):
+                while out.write(b"\0" * size):
+                    pass
     return filler
 
 
