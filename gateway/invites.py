@@ -194,11 +194,18 @@ class InviteService:
             tenant_id, canonical, name or canonical.partition("@")[0], role, actor=actor, ip=ip
         )
 
-    async def create_reenrolment(self, agent: Agent, *, actor: str, ip: str) -> IssuedInvite:
-        """A one-time link for ``agent`` to enrol a new second factor after an admin reset
-        it: the admin passes the link on and never sees the secret. Earlier pending links
-        for the same agent are revoked (one way back in at a time)."""
-        await self._revoke_pending(agent, MFA_RESET, actor)
+    async def create_agent_link(
+        self, agent: Agent, purpose: str, *, actor: str, ip: str
+    ) -> IssuedInvite:
+        """A one-time link for an existing ``agent``: ``mfa_reset`` after an admin reset
+        its second factor (the agent proves its password and enrols a new one), or
+        ``activate`` for a provisioned account that never had credentials of its own
+        (it chooses a password and enrols a second factor). The admin passes the link on
+        and never sees a secret; earlier pending links of the same purpose are revoked
+        (one way in at a time)."""
+        if purpose not in (MFA_RESET, ACTIVATE):
+            raise ValueError(f"not a link for an existing agent: {purpose!r}")
+        await self._revoke_pending(agent, purpose, actor)
         return await self._issue(
             agent.tenant_id,
             agent.email,
@@ -207,23 +214,7 @@ class InviteService:
             actor=actor,
             ip=ip,
             agent_id=agent.id,
-            purpose=MFA_RESET,
-        )
-
-    async def create_activation(self, agent: Agent, *, actor: str, ip: str) -> IssuedInvite:
-        """A one-time link for a provisioned ``agent`` that never had credentials of its
-        own: it chooses a password and enrols a second factor (like a new invitee, but the
-        account exists already). Earlier pending links for it are revoked."""
-        await self._revoke_pending(agent, ACTIVATE, actor)
-        return await self._issue(
-            agent.tenant_id,
-            agent.email,
-            agent.display_name,
-            agent.role,
-            actor=actor,
-            ip=ip,
-            agent_id=agent.id,
-            purpose=ACTIVATE,
+            purpose=purpose,
         )
 
     async def _revoke_pending(self, agent: Agent, purpose: str, actor: str) -> None:

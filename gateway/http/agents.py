@@ -7,7 +7,7 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
-from gateway.http.invites import invites_of
+from gateway.http.invites import invite_link, invites_of
 from gateway.http.plumbing import (
     CustomRoleName,
     Email,
@@ -24,7 +24,7 @@ from gateway.http.plumbing import (
     services_of,
 )
 from gateway.http.public import ApiError
-from gateway.http.web import public_base
+from gateway.invites import MFA_RESET
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
 from gateway.store.base import Agent
@@ -203,11 +203,13 @@ async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     # The new secret and codes are never shown: nobody knows them, so the old factor is
     # dead and the agent enrols their own through the link (issue 16.9).
     creds = await svc.logins.reset_mfa(agent, actor=ctx.agent.id, ip=ip)
-    issued = await invites_of(svc).create_reenrolment(creds.agent, actor=ctx.agent.id, ip=ip)
+    issued = await invites_of(svc).create_agent_link(
+        creds.agent, MFA_RESET, actor=ctx.agent.id, ip=ip
+    )
     return web.json_response(
         {
             "agent": agent_json(creds.agent),
-            "link": f"{public_base(request, svc)}/invite#{issued.token}",
+            "link": invite_link(request, svc, issued),
             "expires_at": issued.invite.expires_at,
         }
     )

@@ -56,7 +56,7 @@ from gateway.http.plumbing import (
 )
 from gateway.http.public import ApiError
 from gateway.http.web import page, public_base
-from gateway.invites import InviteError, InviteService, ttl_hours
+from gateway.invites import InviteError, InviteService, IssuedInvite, ttl_hours
 from gateway.logins import CredentialError
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
@@ -80,6 +80,12 @@ class RedeemInviteBody(Struct, forbid_unknown_fields=True):
     password: Password
     enrollment: Annotated[str, Meta(max_length=4096)]
     otp: Otp
+
+
+def invite_link(request: web.Request, svc: Services, issued: IssuedInvite) -> str:
+    """The page an invitee opens: the token rides in the fragment, never sent to a server
+    log or a referrer."""
+    return f"{public_base(request, svc)}/invite#{issued.token}"
 
 
 def invites_of(svc: Services) -> InviteService:
@@ -153,7 +159,7 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
         raise credential_error(exc) from None
     return web.json_response(
         {
-            "link": f"{public_base(request, svc)}/invite#{issued.token}",
+            "link": invite_link(request, svc, issued),
             "invite": await _invite_json(svc, issued.invite),
         },
         status=201,

@@ -31,10 +31,10 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import TENANT_ROLES, Permission
-from gateway.http.invites import invites_of
+from gateway.http.invites import invite_link, invites_of
 from gateway.http.plumbing import authed, read_json, role_rules, services_of
 from gateway.http.public import ApiError
-from gateway.http.web import public_base
+from gateway.invites import ACTIVATE
 from gateway.scim import (
     SCHEMA_ERROR,
     SCHEMA_LIST,
@@ -343,15 +343,11 @@ async def activation_link(request: web.Request, ctx: AgentContext) -> web.Respon
         )
     if agent.disabled:
         raise ApiError(409, "agent_disabled", "the identity provider disabled this agent")
-    issued = await invites_of(svc).create_activation(
-        agent, actor=ctx.agent.id, ip=peer_ip(request, svc)
+    issued = await invites_of(svc).create_agent_link(
+        agent, ACTIVATE, actor=ctx.agent.id, ip=peer_ip(request, svc)
     )
-    return web.json_response(
-        {
-            "link": f"{public_base(request, svc)}/invite#{issued.token}",
-            "expires_at": issued.invite.expires_at,
-        }
-    )
+    link = invite_link(request, svc, issued)
+    return web.json_response({"link": link, "expires_at": issued.invite.expires_at})
 
 
 def setup_routes(app: web.Application) -> None:

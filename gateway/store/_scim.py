@@ -43,8 +43,11 @@ GROUP_NAMES_OF = (
 )
 
 
-def user_params(u: ScimUser) -> tuple[object, ...]:
-    return (u.agent_id, u.tenant_id, u.user_name, u.external_id, u.created_at, u.updated_at)
+def user_params(u: ScimUser, *, new: bool) -> tuple[object, ...]:
+    """The arguments of :data:`INSERT_USER` (``new``) or :data:`UPDATE_USER`."""
+    if new:
+        return (u.agent_id, u.tenant_id, u.user_name, u.external_id, u.created_at, u.updated_at)
+    return (u.user_name, u.external_id, u.updated_at, u.agent_id, u.tenant_id)
 
 
 def user(r: Row) -> ScimUser:
@@ -58,8 +61,11 @@ def user(r: Row) -> ScimUser:
     )
 
 
-def group_params(g: ScimGroup) -> tuple[object, ...]:
-    return (g.id, g.tenant_id, g.display_name, g.external_id, g.created_at, g.updated_at)
+def group_params(g: ScimGroup, *, new: bool) -> tuple[object, ...]:
+    """The arguments of :data:`INSERT_GROUP` (``new``) or :data:`UPDATE_GROUP`."""
+    if new:
+        return (g.id, g.tenant_id, g.display_name, g.external_id, g.created_at, g.updated_at)
+    return (g.display_name, g.external_id, g.updated_at, g.id, g.tenant_id)
 
 
 def group(r: Row, members: tuple[str, ...]) -> ScimGroup:

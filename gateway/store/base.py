@@ -1355,7 +1355,7 @@ class Store(Protocol):
 
     async def save_scim_user(self, user: ScimUser, *, new: bool) -> None:
         """Insert (``new``) or update a record; :class:`Conflict` for a ``userName`` the
-        tenant already has."""
+        tenant already has (compared without case)."""
         ...
 
     async def delete_scim_user(self, tenant_id: str, agent_id: str) -> bool:

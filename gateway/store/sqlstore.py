@@ -58,7 +58,6 @@ from gateway.store.base import (
     AuditSeal,
     Chat,
     ChatState,
-    Conflict,
     CustomRole,
     E2EDevice,
     HistoryQuery,
@@ -290,26 +289,9 @@ class SqlStore(SqlGovernance):
         return None if row is None else _scim.user(row)
 
     async def save_scim_user(self, user: ScimUser, *, new: bool) -> None:
-        taken = [
-            u
-            for u in await self.scim_users(user.tenant_id, user_name=user.user_name)
-            if u.agent_id != user.agent_id
-        ]
-        if taken:
-            raise Conflict(f"userName {user.user_name!r} exists")
-        if new:
-            await self._query(write(_scim.INSERT_USER, *_scim.user_params(user)))
-            return
-        await self._query(
-            write(
-                _scim.UPDATE_USER,
-                user.user_name,
-                user.external_id,
-                user.updated_at,
-                user.agent_id,
-                user.tenant_id,
-            )
-        )
+        # The unique index (tenant, LOWER(userName)) answers a taken name with Conflict.
+        statement = _scim.INSERT_USER if new else _scim.UPDATE_USER
+        await self._query(write(statement, *_scim.user_params(user, new=new)))
 
     async def delete_scim_user(self, tenant_id: str, agent_id: str) -> bool:
         return bool(await self._query(write(_scim.DELETE_USER, tenant_id, agent_id)) == 1)
@@ -322,24 +304,9 @@ class SqlStore(SqlGovernance):
         return [_scim.group(r, tuple(members.get(r["id"], ()))) for r in rows]
 
     async def save_scim_group(self, group: ScimGroup, *, new: bool) -> None:
-        if any(
-            g.display_name == group.display_name and g.id != group.id
-            for g in await self.scim_groups(group.tenant_id)
-        ):
-            raise Conflict(f"group {group.display_name!r} exists")
-        if new:
-            await self._query(write(_scim.INSERT_GROUP, *_scim.group_params(group)))
-            return
-        await self._query(
-            write(
-                _scim.UPDATE_GROUP,
-                group.display_name,
-                group.external_id,
-                group.updated_at,
-                group.id,
-                group.tenant_id,
-            )
-        )
+        # The unique index (tenant, displayName) answers a taken name with Conflict.
+        statement = _scim.INSERT_GROUP if new else _scim.UPDATE_GROUP
+        await self._query(write(statement, *_scim.group_params(group, new=new)))
 
     async def delete_scim_group(self, tenant_id: str, group_id: str) -> bool:
         return bool(await self._query(write(_scim.DELETE_GROUP, tenant_id, group_id)) == 1)

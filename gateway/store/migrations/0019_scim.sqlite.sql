@@ -11,7 +11,8 @@ CREATE TABLE scim_users (
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL
 );
-CREATE UNIQUE INDEX scim_users_name ON scim_users (tenant_id, user_name);
+-- userName is case-insensitive in SCIM (RFC 7643 §4.1.1): unique without case.
+CREATE UNIQUE INDEX scim_users_name ON scim_users (tenant_id, LOWER(user_name));
 -- The identity provider's groups; their display names map to roles (tenant setting).
 CREATE TABLE scim_groups (
     id           TEXT PRIMARY KEY,
