@@ -32,7 +32,7 @@ from gateway.protocol import (
     decode_customer,
 )
 from gateway.services import SERVICES, Services, serve_connection
-from gateway.store.base import Chat
+from gateway.store.base import Chat, Tenant
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
@@ -192,7 +192,7 @@ class CustomerSession:
 async def customer_ws(request: web.Request) -> web.StreamResponse:
     svc: Services = request.app[SERVICES]
 
-    async def admit(conn: SecureConnection, ip: str) -> str | None:
+    async def admit(conn: SecureConnection, ip: str) -> Tenant | None:
         tenant_id = request.query.get("tenant", "")
         tenant = await svc.tenants.get(tenant_id) if tenant_id else None
         if tenant is None:
@@ -205,16 +205,17 @@ async def customer_ws(request: web.Request) -> web.StreamResponse:
         if tenant.frozen:
             await conn.refuse(CloseCode.FORBIDDEN, "chat is temporarily unavailable")
             return None
-        return tenant.id
+        return tenant
 
-    async def body(conn: SecureConnection, tenant_id: str, ip: str) -> None:
-        tenant = await svc.tenants.get(tenant_id)
-        mode = e2e_config(tenant).mode if tenant is not None else "inspect"
-        key = await conn.handshake(svc.guard.advertised_limits(), mode)
-        session = CustomerSession(conn, svc, tenant_id, ip)
+    async def body(conn: SecureConnection, tenant: Tenant, ip: str) -> None:
+        # The tenant admit() read: its mode decides the handshake, with no second lookup.
+        key = await conn.handshake(svc.guard.advertised_limits(), e2e_config(tenant).mode)
+        session = CustomerSession(conn, svc, tenant.id, ip)
         try:
             await session.run(key)
         finally:
             session.feed.cancel()
 
-    return await serve_connection(request, svc, "customer", admit, body, tenant_of=str)
+    return await serve_connection(
+        request, svc, "customer", admit, body, tenant_of=lambda tenant: tenant.id
+    )

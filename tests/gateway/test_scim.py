@@ -352,7 +352,9 @@ async def test_a_leavers_live_console_closes_within_a_minute(gw) -> None:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
-        assert time.monotonic() - started < 60
+        closed_after = time.monotonic() - started
+        assert closed_after < 60
+        print(f"\nSCIM deactivation -> console closed 4401 after {closed_after * 1000:.0f} ms")
     finally:
         await ws.close()
     async with http.get(f"{base}/api/me", headers=bearer(session)) as r:
