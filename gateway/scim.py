@@ -212,6 +212,137 @@ class ScimErrorOut(Struct, omit_defaults=True):
     scim_type: str | None = field(name="scimType", default=None)
 
 
+class ScimAttribute(Struct, rename="camel", omit_defaults=True):
+    """One attribute of a schema (RFC 7643 §7), as this service keeps it."""
+
+    name: str
+    type: str
+    multi_valued: bool = False
+    required: bool = False
+    case_exact: bool = False
+    mutability: str = "readWrite"
+    returned: str = "default"
+    uniqueness: str = "none"
+    sub_attributes: list[ScimAttribute] | None = None
+
+
+class ScimSchema(Struct):
+    """A schema definition (RFC 7643 §7): what ``/Schemas`` lists."""
+
+    schemas: list[str]
+    id: str
+    name: str
+    description: str
+    attributes: list[ScimAttribute]
+    meta: dict[str, str]
+
+
+class ScimSchemaList(Struct, rename="camel"):
+    schemas: list[str]
+    total_results: int
+    start_index: int
+    items_per_page: int
+    resources: list[ScimSchema] = field(name="Resources")
+
+
+class ScimResourceType(Struct):
+    """A resource type (RFC 7643 §6): what ``/ResourceTypes`` lists."""
+
+    schemas: list[str]
+    id: str
+    name: str
+    endpoint: str
+    description: str
+    schema: str
+    meta: dict[str, str]
+
+
+class ScimResourceTypeList(Struct, rename="camel"):
+    schemas: list[str]
+    total_results: int
+    start_index: int
+    items_per_page: int
+    resources: list[ScimResourceType] = field(name="Resources")
+
+
+def _attr(name: str, kind: str = "string", **extra: Any) -> ScimAttribute:
+    return ScimAttribute(name=name, type=kind, **extra)
+
+
+_USER_ATTRIBUTES = [
+    _attr("userName", required=True, uniqueness="server"),
+    _attr("externalId", case_exact=True),
+    _attr("displayName"),
+    _attr(
+        "name",
+        "complex",
+        sub_attributes=[_attr("formatted"), _attr("givenName"), _attr("familyName")],
+    ),
+    _attr("active", "boolean"),
+    _attr(
+        "emails",
+        "complex",
+        multi_valued=True,
+        sub_attributes=[_attr("value"), _attr("type"), _attr("primary", "boolean")],
+    ),
+]
+_GROUP_ATTRIBUTES = [
+    _attr("displayName", required=True, uniqueness="server"),
+    _attr("externalId", case_exact=True),
+    _attr(
+        "members",
+        "complex",
+        multi_valued=True,
+        sub_attributes=[
+            _attr("value", mutability="immutable"),
+            _attr("$ref", "reference", mutability="immutable"),
+        ],
+    ),
+]
+SCHEMA_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+SCHEMA_RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+
+
+def schema_list() -> ScimSchemaList:
+    """``GET /Schemas``: the User and Group attributes cipherdesk keeps (others sent are
+    accepted and ignored)."""
+    found = [
+        ScimSchema(
+            [SCHEMA_SCHEMA],
+            schema_id,
+            name,
+            description,
+            attributes,
+            {"resourceType": "Schema", "location": f"/scim/v2/Schemas/{schema_id}"},
+        )
+        for schema_id, name, description, attributes in (
+            (SCHEMA_USER, "User", "A cipherdesk agent", _USER_ATTRIBUTES),
+            (SCHEMA_GROUP, "Group", "A group whose name may map to a role", _GROUP_ATTRIBUTES),
+        )
+    ]
+    return ScimSchemaList([SCHEMA_LIST], len(found), 1, len(found), found)
+
+
+def resource_type_list() -> ScimResourceTypeList:
+    """``GET /ResourceTypes``: Users and Groups."""
+    found = [
+        ScimResourceType(
+            [SCHEMA_RESOURCE_TYPE],
+            name,
+            name,
+            f"/{name}s",
+            description,
+            schema_id,
+            {"resourceType": "ResourceType", "location": f"/scim/v2/ResourceTypes/{name}"},
+        )
+        for name, description, schema_id in (
+            ("User", "Agents", SCHEMA_USER),
+            ("Group", "Groups mapped to roles", SCHEMA_GROUP),
+        )
+    ]
+    return ScimResourceTypeList([SCHEMA_LIST], len(found), 1, len(found), found)
+
+
 @dataclass(frozen=True, slots=True)
 class ScimSettings:
     """A tenant's provisioning settings (``settings["scim"]``)."""

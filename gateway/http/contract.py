@@ -79,6 +79,8 @@ from gateway.scim import (
     ScimGroupList,
     ScimGroupOut,
     ScimPatch,
+    ScimResourceTypeList,
+    ScimSchemaList,
     ScimUserIn,
     ScimUserList,
     ScimUserOut,
@@ -1665,6 +1667,14 @@ _scim(
     "/scim/v2/ServiceProviderConfig",
     "SCIM: what is supported",
     ok=ServiceProviderConfig,
+    errors=(403,),
+)
+_scim("GET", "/scim/v2/Schemas", "SCIM: the attributes kept", ok=ScimSchemaList, errors=(403,))
+_scim(
+    "GET",
+    "/scim/v2/ResourceTypes",
+    "SCIM: Users and Groups",
+    ok=ScimResourceTypeList,
     errors=(403,),
 )
 _scim(

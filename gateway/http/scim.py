@@ -9,7 +9,8 @@ in SCIM's shapes (RFC 7644 §3.12 errors with ``scimType``), because identity pr
 parse them.
 
 * ``GET /scim/v2/ServiceProviderConfig`` -- what is supported (PATCH yes, bulk, sort,
-  change password and ETags no, filter ``eq``/``and`` up to 100 results).
+  change password and ETags no, filter ``eq``/``and`` up to 100 results);
+  ``GET /scim/v2/Schemas`` and ``/ResourceTypes`` -- the attributes kept, the two types.
 * ``GET|POST /scim/v2/Users``, ``GET|PUT|PATCH|DELETE /scim/v2/Users/{id}``.
 * ``GET|POST /scim/v2/Groups``, ``GET|PUT|PATCH|DELETE /scim/v2/Groups/{id}`` (PATCH
   answers 204, as Entra expects).
@@ -47,6 +48,8 @@ from gateway.scim import (
     ScimSettings,
     ScimUserIn,
     ScimUserList,
+    resource_type_list,
+    schema_list,
 )
 from gateway.services import peer_ip
 from gateway.sessions import AgentContext
@@ -151,6 +154,18 @@ async def service_provider_config(request: web.Request, ctx: AgentContext) -> we
             ],
         )
     )
+
+
+@scim_route
+async def schemas(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``GET /scim/v2/Schemas``."""
+    return scim_answer(schema_list())
+
+
+@scim_route
+async def resource_types(request: web.Request, ctx: AgentContext) -> web.Response:
+    """``GET /scim/v2/ResourceTypes``."""
+    return scim_answer(resource_type_list())
 
 
 @scim_route
@@ -353,6 +368,8 @@ async def activation_link(request: web.Request, ctx: AgentContext) -> web.Respon
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/scim/v2/ServiceProviderConfig", service_provider_config)
+    r.add_get("/scim/v2/Schemas", schemas)
+    r.add_get("/scim/v2/ResourceTypes", resource_types)
     r.add_get("/scim/v2/Users", list_users)
     r.add_post("/scim/v2/Users", create_user)
     r.add_get("/scim/v2/Users/{id}", get_user)

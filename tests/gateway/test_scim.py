@@ -133,6 +133,26 @@ async def test_the_entra_id_sequence(gw) -> None:
     assert actions.count("api_token.used") >= 20  # every call is an audited token use
 
 
+async def test_discovery_names_what_is_kept(gw) -> None:
+    http, base, svc, _clock = gw
+    token = await _token(svc, ["agent_manage"])
+    status, schemas = await _scim(http, base, token, "GET", "/scim/v2/Schemas")
+    assert status == 200
+    by_id = {s["id"]: s for s in schemas["Resources"]}
+    user = {a["name"]: a for a in by_id["urn:ietf:params:scim:schemas:core:2.0:User"]["attributes"]}
+    assert user["userName"]["required"] is True and user["userName"]["uniqueness"] == "server"
+    assert {"emails", "active", "name", "externalId", "displayName"} <= set(user)
+    status, types = await _scim(http, base, token, "GET", "/scim/v2/ResourceTypes")
+    assert status == 200
+    assert [(t["id"], t["endpoint"]) for t in types["Resources"]] == [
+        ("User", "/Users"),
+        ("Group", "/Groups"),
+    ]
+    status, config = await _scim(http, base, token, "GET", "/scim/v2/ServiceProviderConfig")
+    assert status == 200 and config["patch"]["supported"] is True
+    assert config["bulk"]["supported"] is False
+
+
 async def test_the_okta_sequence_with_a_custom_role(gw) -> None:
     http, base, svc, _clock = gw
     token = await _token(svc, [p.value for p in Permission])
