@@ -20,6 +20,7 @@ from aiohttp import web
 from auth.tokens import SessionLifetime
 from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
+from gateway.activation import ActivationMail
 from gateway.api_tokens import ApiTokenService
 from gateway.audit import Auditor
 from gateway.bus import Bus, open_bus
@@ -39,10 +40,12 @@ from gateway.housekeeping import Housekeeping
 from gateway.http import public as http_public
 from gateway.http import security as http_security
 from gateway.http.routes import setup_routes
+from gateway.invites import InviteService
 from gateway.keyfiles import load_or_create_identity, load_or_create_keyring
 from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.notices import NoticeBook
+from gateway.notify.mailer import Mailer
 from gateway.passkeys import PasskeyService, relying_party
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
@@ -274,7 +277,22 @@ async def _wire(
         governance=gov,
         api_tokens=ApiTokenService(store, auditor, clock),
         custom_roles=roles,
-        scim=ScimService(store, logins, roles, auditor, clock),
+        scim=ScimService(
+            store,
+            logins,
+            roles,
+            auditor,
+            ActivationMail(
+                InviteService(
+                    store=store, auditor=auditor, logins=logins, keyring=keyring, clock=clock
+                ),
+                Mailer(config.notify),
+                auditor,
+                config.base_url,
+                clock,
+            ),
+            clock,
+        ),
         e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants

@@ -23,9 +23,10 @@ otherwise. Role changes go through :class:`~gateway.custom_roles.CustomRoleServi
 the provisioning token obeys the same rules as an admin: it can hand out only the
 permissions it holds itself.
 
-A provisioned agent has no password anyone knows; an admin gives it an activation link
-(``POST /api/agents/{id}/activation-link``) on which the person chooses a password and
-enrols a second factor.
+A provisioned agent has no password anyone knows; its person gets an activation link on
+which they choose one and enrol a second factor: by e-mail when the operator set an SMTP
+relay (``gateway/activation.py``), else from the admin
+(``POST /api/agents/{id}/activation-link``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from msgspec import Meta, Struct, field
 
 from auth.emails import InvalidEmail, normalize_email
 from auth.roles import TENANT_ROLES, Principal, Role
+from gateway.activation import ActivationMail
 from gateway.audit import Auditor
 from gateway.custom_roles import CustomRoleService, RoleRefused
 from gateway.logins import CredentialError, LoginService
@@ -429,12 +431,14 @@ class ScimService:
         logins: LoginService,
         roles: CustomRoleService,
         auditor: Auditor,
+        activation: ActivationMail,
         clock: Callable[[], float],
     ) -> None:
         self._store = store
         self._logins = logins
         self._roles = roles
         self._auditor = auditor
+        self._activation = activation
         self._clock = clock
 
     # -- users ----------------------------------------------------------------------
@@ -487,6 +491,8 @@ class ScimService:
             await self._assign(actor, agent, role, custom, ip)
         if not draft.active:
             await self._logins.set_disabled(agent, True, actor=actor.agent_id, ip=ip, reason="scim")
+        else:  # the activation link by e-mail, where the operator set a relay
+            await self._activation.offer(agent, actor=actor.agent_id, ip=ip)
         await self._auditor.record(
             "scim.user_created", tenant_id=tenant_id, actor=actor.agent_id, target=agent.id, ip=ip
         )

@@ -19,6 +19,7 @@ from gateway.config import NotifyConfig
 from gateway.notify.base import Channel, ChannelError, TargetPolicy, render
 from gateway.notify.dingtalk import DINGTALK_HOST, DingTalkChannel
 from gateway.notify.email import EmailChannel
+from gateway.notify.mailer import Mailer
 from gateway.notify.webhook import WebhookChannel
 from gateway.store.base import Alert, Store
 from plugins._http import plugin_session
@@ -51,6 +52,7 @@ class Notifier:
         self._config = config
         self._clock = clock
         self.policy = TargetPolicy(frozenset(h.lower() for h in config.allow_hosts))
+        self._mailer = Mailer(config)
         # allowed host (operator's notify.allow_hosts) -> unguarded session; else guarded
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._tasks: set[asyncio.Task[dict[str, str]]] = set()
@@ -157,20 +159,8 @@ class Notifier:
             return []
         out: list[Channel] = []
         email = notify.get("email")
-        if isinstance(email, dict) and email.get("to") and self._config.smtp_host:
-            c = self._config
-            out.append(
-                EmailChannel(
-                    host=c.smtp_host,
-                    port=c.smtp_port,
-                    sender=c.smtp_from,
-                    recipients=list(email["to"]),
-                    starttls=c.smtp_starttls,
-                    username=c.smtp_username,
-                    password=c.smtp_password,
-                    timeout=c.timeout,
-                )
-            )
+        if isinstance(email, dict) and email.get("to") and self._mailer.configured:
+            out.append(EmailChannel(self._mailer, list(email["to"])))
         for name, cls in (("webhook", WebhookChannel), ("dingtalk", DingTalkChannel)):
             if name in notify:
                 opened = self._open(tenant_id, name, notify[name])

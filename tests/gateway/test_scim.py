@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
 import json
+import re
 import time
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiosmtpd.controller import Controller
 from nacl.public import PrivateKey
 
 from auth.roles import Permission
@@ -26,7 +30,15 @@ from gateway.custom_roles import RoleDefinition
 from gateway.services import Services
 from gateway.sessions import agent_principal
 from gateway.store.base import ScimUser, Tenant
-from tests.gateway.helpers import FakeClock, bearer, login, make_agent, start_gateway, totp_code
+from tests.gateway.helpers import (
+    FakeClock,
+    bearer,
+    free_port,
+    login,
+    make_agent,
+    start_gateway,
+    totp_code,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCIM = "application/scim+json"
@@ -379,3 +391,59 @@ async def test_a_leavers_live_console_closes_within_a_minute(gw) -> None:
         await ws.close()
     async with http.get(f"{base}/api/me", headers=bearer(session)) as r:
         assert r.status == 401
+
+
+class _Mailbox:
+    """An SMTP server's inbox (aiosmtpd runs it on its own thread)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.got = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
+        self.loop.call_soon_threadsafe(self.got.set)
+        return "250 OK"
+
+
+async def test_the_activation_link_is_mailed_when_there_is_a_relay(
+    service_store_url: str, tmp_path: Path
+) -> None:
+    mailbox = _Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    clock = FakeClock()
+    runner, base, svc = await start_gateway(
+        tmp_path,
+        clock=clock,
+        store={"url": service_store_url},
+        notify={"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_from": "cd@example.com"},
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            token = await _token(svc, [p.value for p in Permission])
+            status, user = await _scim(http, base, token, "POST", "/scim/v2/Users", USER)
+            assert status == 201
+            await asyncio.wait_for(mailbox.got.wait(), 10)
+            [mail] = mailbox.messages
+            assert mail["To"] == "li.lei@example.com" and mail["From"] == "cd@example.com"
+            assert mail["Subject"] == "您的 cipherdesk 客服账号 / Your cipherdesk agent account"
+            body = mail.get_content()
+            assert "请在 72 小时内打开" in body and "within 72 hours" in body
+            link = re.search(r"/invite#(cdi_[A-Za-z0-9_-]{43})", body)
+            assert link is not None
+            # The mailed link is the one way in: it opens for this agent and works once.
+            async with http.post(f"{base}/api/invite/open", json={"token": link.group(1)}) as r:
+                opened = await r.json()
+                assert r.status == 200 and opened["email"] == "li.lei@example.com"
+            actions = [e.action for e in await svc.store.query_audit(tenant_id="demo", limit=50)]
+            assert "invite.mailed" in actions
+            assert link.group(1) not in json.dumps(
+                [e.details for e in await svc.store.query_audit(tenant_id="demo", limit=50)]
+            )
+            agent = await svc.store.get_agent(user["id"])
+            assert agent is not None and not agent.totp_confirmed
+    finally:
+        await runner.cleanup()
+        smtp.stop()
