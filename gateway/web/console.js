@@ -38,6 +38,9 @@ const S = {
 
 function can(permission) { return !!(S.me && S.me.permissions.includes(permission)); }
 const isSupervisor = () => can('chat_watch');
+/* Any of these opens a section of the admin page (a custom role may hold only one, such as
+ * a quality analyst's quality_read): then the header links there. */
+const ADMIN_PERMISSIONS = ['agent_manage', 'tenant_manage', 'policy_test', 'plugin_manage', 'quality_read', 'audit_read', 'emergency'];
 
 /* ------------------------------------------------------------------ boot */
 
@@ -133,9 +136,9 @@ function renderShell() {
     d.service,
     d.e2e,
     h('span', { class: 'who', title: t('console.your_id', { id: me.id }) }, me.display_name || me.email,
-      h('span', { class: 'role', text: t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
+      h('span', { class: 'role', text: me.custom_role || t('common.roles.' + S.me.role, { defaultValue: S.me.role }) })),
     languageMenu(),
-    can('agent_manage') || can('audit_read') ? h('a', { class: 'btn ghost', href: '/admin', text: t('common.admin') }) : null,
+    ADMIN_PERMISSIONS.some(can) ? h('a', { class: 'btn ghost', href: '/admin', text: t('common.admin') }) : null,
     h('a', { class: 'btn ghost', href: '/admin#sessions', id: 'my-sessions-link', text: t('admin.nav.sessions') }),
     h('button', { class: 'btn ghost', type: 'button', id: 'change-password', onclick: changePassword }, t('common.pw.title')),
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));

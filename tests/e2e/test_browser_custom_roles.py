@@ -84,6 +84,19 @@ async def test_admin_defines_assigns_and_keeps_a_custom_role(browser, gateway, l
         assert stored is not None and stored.custom_role == role and stored.role == "supervisor"
         assert {p.value for p in agent_principal(stored).permissions} == {"quality_read"}
 
+        # The analyst's console names the custom role and links the one admin section
+        # the role opens (the quality report), and nothing else of the admin page.
+        actx, analyst = await new_page(browser, locale=locale)
+        try:
+            await login_console(analyst, gateway, f"analyst-{suffix}@example.com")
+            await expect(analyst.locator(".topbar .who .role")).to_have_text(role)
+            await analyst.locator(".topbar a[href='/admin']").click()
+            await expect(analyst.locator(".admin-nav a[href='#quality']")).to_be_visible()
+            assert await analyst.locator(".admin-nav a[href='#agents']").count() == 0
+            assert await analyst.locator(".admin-nav a[href='#audit']").count() == 0
+        finally:
+            await actx.close()
+
         # Held, so it cannot be deleted: the refusal is shown in the page's language.
         await page.click("nav a[href='#roles']")
         await expect(
