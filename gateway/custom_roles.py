@@ -258,6 +258,20 @@ class CustomRoleService:
         if not may_grant(actor, wanted):
             raise _cannot_grant(wanted, actor)
 
+    async def check_named(self, actor: Principal, name: str) -> None:
+        """A role named by a setting (built-in or custom, e.g. an identity-provider group's):
+        400 ``unknown_role`` if there is none, 403 ``cannot_grant`` unless ``actor`` holds
+        all it grants -- nobody configures a way to hand out what they do not hold."""
+        if name in {r.value for r in TENANT_ROLES}:
+            self.check_grantable(actor, name)
+            return
+        role = await self.get(actor.tenant_id, name) if ROLE_NAME.match(name) else None
+        if role is None:
+            raise RoleRefused(400, "unknown_role", f"no role {name[:32]!r}", "group_roles")
+        granted = parse_permissions(role.permissions)
+        if not may_grant(actor, granted):
+            raise _cannot_grant(granted, actor)
+
     async def check_disable(self, actor: Principal, agent: Agent) -> None:
         """Disabling ``agent`` needs power over them and must leave an admin."""
         self.check_power_over(actor, agent)

@@ -31,7 +31,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta, Struct
 
-from auth.roles import TENANT_ROLES, Permission
+from auth.roles import Permission
 from gateway.http.invites import invite_link, invites_of
 from gateway.http.plumbing import authed, read_json, role_rules, services_of
 from gateway.http.public import ApiError
@@ -318,13 +318,9 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
     body = await read_json(request, ScimSettingsBody)
     tenant_id = ctx.principal.tenant_id
-    custom = {r.name for r in await svc.custom_roles.roles(tenant_id)}
-    for role in {*body.group_roles.values(), body.default_role}:
-        if role not in custom and role not in {r.value for r in TENANT_ROLES}:
-            raise ApiError(400, "unknown_role", f"no role {role!r}", field="group_roles")
-        if role in {r.value for r in TENANT_ROLES}:
-            with role_rules():
-                svc.custom_roles.check_grantable(ctx.principal, role)
+    with role_rules():
+        for role in sorted({*body.group_roles.values(), body.default_role}):
+            await svc.custom_roles.check_named(ctx.principal, role)
     tenant = await svc.store.get_tenant(tenant_id)
     if tenant is None:
         raise ApiError(404, "not_found", "no such tenant")

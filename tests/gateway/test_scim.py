@@ -447,3 +447,40 @@ async def test_the_activation_link_is_mailed_when_there_is_a_relay(
     finally:
         await runner.cleanup()
         smtp.stop()
+
+
+async def test_group_mappings_name_only_roles_the_admin_may_give(gw) -> None:
+    http, base, svc, clock = gw
+    await _token(svc, ["agent_manage"])  # creates the tenant admin
+    admin = await svc.store.get_agent_by_email(ROOT)
+    assert admin is not None
+    people = RoleDefinition("people", "admin", ("agent_manage", "chat_handle"))
+    qa = RoleDefinition("qa-analyst", "supervisor", ("quality_read",))
+    for definition in (people, qa):
+        await svc.custom_roles.define(agent_principal(admin), definition)
+    password, secret = _ROOT_CREDENTIALS[svc.config.server.data_dir]
+    root = bearer(await login(http, base, ROOT, password, secret, clock.now))
+    url = f"{base}/api/scim/settings"
+
+    async def put(headers: dict[str, str], body: dict) -> tuple[int, dict]:
+        async with http.put(url, headers=headers, json=body) as r:
+            return r.status, await r.json()
+
+    status, saved = await put(root, {"group_roles": {"QA": "qa-analyst", "Leads": "supervisor"}})
+    assert status == 200 and saved == {
+        "group_roles": {"QA": "qa-analyst", "Leads": "supervisor"},
+        "default_role": "agent",
+    }
+    status, body = await put(root, {"group_roles": {"X": "ghost"}})
+    assert (status, body["error"]["code"]) == (400, "unknown_role")
+    # A people manager may map groups to plain agents, not to roles stronger than theirs.
+    hr, hr_secret, hr_password = await make_agent(svc, "hr@example.com")
+    await svc.custom_roles.assign(agent_principal(admin), hr, custom_role="people")
+    clock.advance(31)
+    hr_token = bearer(await login(http, base, "hr@example.com", hr_password, hr_secret, clock.now))
+    for role in ("supervisor", "qa-analyst"):
+        status, body = await put(hr_token, {"group_roles": {"G": role}})
+        assert (status, body["error"]["code"]) == (403, "cannot_grant"), role
+    assert (await put(hr_token, {"group_roles": {"G": "agent"}}))[0] == 200
+    audit = await svc.store.query_audit(action="scim.settings_changed")
+    assert [e.actor for e in audit] == [hr.id, admin.id]
