@@ -28,3 +28,13 @@ def tenant_identity_aad(tenant_id: str) -> bytes:
 def plugin_secrets_aad(tenant_id: str, plugin: str) -> bytes:
     """A tenant's sealed secrets of one plugin (API keys, webhook secrets)."""
     return f"plugin-secrets|{tenant_id}|{plugin}".encode()
+
+
+def oidc_secret_aad(tenant_id: str) -> bytes:
+    """A tenant's OpenID Connect client secret (single sign-on, issue 20.2)."""
+    return f"oidc-secret|{tenant_id}".encode()
+
+
+def oidc_refresh_aad(token_hash: str) -> bytes:
+    """The identity provider's refresh token of one single sign-on session."""
+    return f"oidc-refresh|{token_hash}".encode()

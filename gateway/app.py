@@ -46,6 +46,7 @@ from gateway.logins import LoginService
 from gateway.metrics import Metrics
 from gateway.notices import NoticeBook
 from gateway.notify.mailer import Mailer
+from gateway.oidc import OidcService, OidcSessionCheck
 from gateway.passkeys import PasskeyService, relying_party
 from gateway.plugin_host import PluginHost
 from gateway.policy import PolicyRegistry
@@ -249,6 +250,9 @@ async def _wire(
     )
     origins = console_origins(config)
     roles = CustomRoleService(store, auditor, logins, clock)
+    oidc = OidcService(
+        store, keyring, logins, roles, auditor, config.oidc, lambda: config.base_url, clock
+    )
     svc = Services(
         config=config,
         clock=clock,
@@ -293,6 +297,7 @@ async def _wire(
             ),
             clock,
         ),
+        oidc=oidc,
         e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants
@@ -304,8 +309,9 @@ async def _wire(
             gov.ledger,
             DormancySweep(logins, config.retention.interval_seconds, clock),
             SlaWatch(store, gov.alerts, clock, on_breach=quality.breached),
+            OidcSessionCheck(oidc, config.oidc.check_interval),
         ],
-        closers=[plugin_host.aclose, gov.notifier.aclose],
+        closers=[plugin_host.aclose, gov.notifier.aclose, oidc.aclose],
     )
     await presence.start()
     await ensure_demo_tenant(store, origins, clock())

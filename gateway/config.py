@@ -186,6 +186,19 @@ class PluginsConfig:
 
 
 @dataclass(slots=True)
+class OidcConfig:
+    """Single sign-on (issue 20.2), installation side: tenants may only use identity
+    providers the operator lists here (exact issuer URLs), because the gateway fetches
+    their metadata and keys -- a tenant admin must not make it call anything else."""
+
+    allowed_issuers: list[str] = field(default_factory=list)
+    # How often a single sign-on session's refresh token is used, to learn that the
+    # account was disabled at the identity provider.
+    check_interval: float = 60.0
+    timeout: float = 10.0
+
+
+@dataclass(slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -199,6 +212,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    oidc: OidcConfig = field(default_factory=OidcConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""
@@ -318,6 +332,11 @@ def parse_config(
         _ = config.data_dir  # "~nosuchuser/x" cannot be expanded (RuntimeError)
     except (RuntimeError, OSError, ValueError) as exc:
         raise ConfigError(f"server.data_dir {config.server.data_dir!r}: {exc}") from None
+    if config.oidc.check_interval < 0 or not config.oidc.timeout > 0:
+        raise ConfigError("oidc.check_interval must be >= 0 and oidc.timeout > 0 seconds")
+    for issuer in config.oidc.allowed_issuers:
+        if not issuer.startswith(("https://", "http://")) or len(issuer) > 512:
+            raise ConfigError(f"oidc.allowed_issuers: not an http(s) URL: {issuer[:80]!r}")
     if not config.websocket.slow_consumer_grace > 0:
         raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
     return config

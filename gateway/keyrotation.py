@@ -6,7 +6,9 @@ What lives under the master keyring (``svc.keyring``) and is moved by :func:`rew
   :data:`BATCH`; a chat erased meanwhile stays erased (``replace_chat_key`` only updates);
 * agents' TOTP secrets (aad :func:`gateway.aad.totp_aad`);
 * tenants' identity secrets (aad :func:`gateway.aad.tenant_identity_aad`);
-* plugin configurations' secret fields (aad :func:`gateway.aad.plugin_secrets_aad`).
+* plugin configurations' secret fields (aad :func:`gateway.aad.plugin_secrets_aad`);
+* tenants' single sign-on client secrets and the sessions' refresh tokens (aad
+  :func:`gateway.aad.oidc_secret_aad`, :func:`gateway.aad.oidc_refresh_aad`).
 
 Everything sealed *under a chat data key* (messages, identities, outbox payloads) does not
 change: only the data key's wrapping does. Short-lived values (pending TOTP enrolment
@@ -29,6 +31,7 @@ then run ``cipherdesk keys rewrap``.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,23 @@ from typing import Any
 import structlog
 
 from crypto.envelope import EnvelopeError, Keyring, KeyringError
-from gateway.aad import plugin_secrets_aad, tenant_identity_aad, totp_aad
+from gateway.aad import (
+    oidc_refresh_aad,
+    oidc_secret_aad,
+    plugin_secrets_aad,
+    tenant_identity_aad,
+    totp_aad,
+)
 from gateway.datadir import MASTER_KEY_FILE
 from gateway.governance.wiring import rewrap_governance
 from gateway.keyfiles import replace_secret_file, rotate_keyring
 from gateway.store.base import NotFound
+
+OIDC_SETTING = "oidc"
+"""Where a tenant's single sign-on settings live (``gateway.oidc.SETTING``; not imported:
+``gateway.oidc`` depends on the services this module must not pull in)."""
+EVERY_SESSION = 1e18
+"""A check time later than any: every single sign-on session is due."""
 
 log = structlog.get_logger("cipherdesk.keyrotation")
 
@@ -74,6 +89,8 @@ class Report:
     audit_keys: int = 0
     """Audit roots (gateway/governance/auditchain.py) and tenants' sealed alert-channel secrets."""
     notify_secrets: int = 0
+    oidc_secrets: int = 0
+    """Single sign-on client secrets and refresh tokens (gateway/oidc.py)."""
     already_current: int = 0
     skipped: int = 0
     """Values that could not be opened (unknown key, tampered) or vanished meanwhile."""
@@ -91,6 +108,7 @@ class Report:
             + self.plugin_secrets
             + self.audit_keys
             + self.notify_secrets
+            + self.oidc_secrets
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,9 +158,44 @@ async def rewrap_all(svc: Any, *, batch: int = BATCH) -> Report:
     await _totp_secrets(svc.store, keyring, report)
     await _identity_secrets(svc, keyring, report)
     await _plugin_secrets(svc.store, keyring, report)
+    await _oidc_secrets(svc.store, keyring, report)
     report.audit_keys, report.notify_secrets = await rewrap_governance(svc)
     log.info("rewrap_done", **{k: v for k, v in report.as_dict().items() if k != "failures"})
     return report
+
+
+async def _oidc_secrets(store: Any, keyring: Keyring, report: Report) -> None:
+    for listed in await store.list_tenants():
+        tenant = await store.get_tenant(listed.id)
+        raw = tenant.settings.get(OIDC_SETTING) if tenant is not None else None
+        if not isinstance(raw, dict) or not raw.get("secret_sealed"):
+            continue
+        try:
+            sealed = base64.b64decode(str(raw["secret_sealed"]))
+            if not keyring.needs_rewrap(sealed):
+                report.already_current += 1
+                continue
+            fresh = keyring.reseal(sealed, oidc_secret_aad(tenant.id))
+        except (EnvelopeError, ValueError) as exc:
+            report._skip("oidc_secret", tenant.id, exc)
+            continue
+        moved = {**raw, "secret_sealed": base64.b64encode(fresh).decode()}
+        tenant.settings = {**tenant.settings, OIDC_SETTING: moved}
+        await store.update_tenant(tenant)
+        report.oidc_secrets += 1
+    for session in await store.oidc_sessions_due(EVERY_SESSION, 1_000_000):
+        try:
+            if not keyring.needs_rewrap(session.refresh_sealed):
+                report.already_current += 1
+                continue
+            session.refresh_sealed = keyring.reseal(
+                session.refresh_sealed, oidc_refresh_aad(session.token_hash)
+            )
+        except EnvelopeError as exc:
+            report._skip("oidc_refresh", session.agent_id, exc)
+            continue
+        await store.save_oidc_session(session)
+        report.oidc_secrets += 1
 
 
 async def _chat_keys(store: Any, keyring: Keyring, report: Report, batch: int) -> None:

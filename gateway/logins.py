@@ -513,6 +513,24 @@ class LoginService:
             "logout", tenant_id=agent.tenant_id, actor=agent.id, target=agent.id, ip=ip
         )
 
+    async def end_session(
+        self, agent_id: str, tenant_id: str, token_hash: str, *, reason: str
+    ) -> None:
+        """End one session from outside (its identity provider refused it): revoked, its
+        live sockets closed 4401, audited ``sessions.revoked`` with ``reason``."""
+        await self.store.revoke_session(token_hash, self.clock())
+        await self.bus.publish(
+            agent_topic(agent_id), BusEvent(kind="revoke", sessions=[token_hash])
+        )
+        await self.auditor.record(
+            "sessions.revoked",
+            tenant_id=tenant_id,
+            actor="system",
+            target=agent_id,
+            count=1,
+            reason=reason,
+        )
+
     async def revoke_all(
         self,
         agent_id: str,

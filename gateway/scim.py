@@ -821,7 +821,7 @@ class ScimService:
             names.discard(old_name or "")  # display names are unique: only this group
             if agent_id in after:
                 names.add(group.display_name)
-            role, custom = _strongest(settings, names, custom_roles)
+            role, custom = strongest_role(settings, names, custom_roles)
             await self._check_role(actor, agent, role, custom)
             plan.append((agent, role, custom))
         return plan
@@ -834,7 +834,9 @@ class ScimService:
 
     async def _wanted_role(self, tenant_id: str, names: Iterable[str]) -> tuple[Role, str | None]:
         tenant = await self._store.get_tenant(tenant_id)
-        return _strongest(ScimSettings.of(tenant), set(names), await self._roles.roles(tenant_id))
+        return strongest_role(
+            ScimSettings.of(tenant), set(names), await self._roles.roles(tenant_id)
+        )
 
     async def _check_role(
         self, actor: Principal, agent: Agent, role: Role, custom: str | None
@@ -867,7 +869,7 @@ class ScimService:
             raise ScimError(403 if exc.status == 403 else 409, exc.message) from None
 
 
-def _strongest(
+def strongest_role(
     settings: ScimSettings, group_names: set[str], custom_roles: Iterable[Any]
 ) -> tuple[Role, str | None]:
     """The strongest role the groups map to (built-in rank, a built-in role before a

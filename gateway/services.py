@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from gateway.governance.auditchain import AuditKeys, Checkpointer
     from gateway.governance.wiring import Governance
     from gateway.logins import LoginService
+    from gateway.oidc import OidcService
     from gateway.passkeys import PasskeyService
     from gateway.plugin_host import PluginHost
     from gateway.policy import PolicyRegistry
@@ -100,6 +101,7 @@ class Services:
     api_tokens: ApiTokenService
     custom_roles: CustomRoleService
     scim: ScimService
+    oidc: OidcService
     e2e: E2EService
     passkeys: PasskeyService
     workers: list[BackgroundWorker]

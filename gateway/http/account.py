@@ -97,16 +97,21 @@ def session_response(
         },
         status=status,
     )
+    set_session_cookie(response, svc, result.token)
+    return response
+
+
+def set_session_cookie(response: web.StreamResponse, svc: Services, token: str) -> None:
+    """The HttpOnly, SameSite=Strict ``cd_session`` cookie of a new browser session."""
     response.set_cookie(
         COOKIE,
-        result.token,
+        token,
         httponly=True,
         samesite="Strict",
         path="/",
         secure=svc.config.server.behind_tls or None,
         max_age=int(svc.config.auth.absolute_lifetime),
     )
-    return response
 
 
 @authed()

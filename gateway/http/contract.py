@@ -44,6 +44,7 @@ from gateway.http.history import HistoryList, HistoryQueryParams, Transcript
 from gateway.http.inbound import InboundRequest
 from gateway.http.invites import CreateInviteBody, OpenInviteBody, RedeemInviteBody
 from gateway.http.notices import NoticeAdminView, NoticeView, PublicNotice, PublishNoticeBody
+from gateway.http.oidc import OidcSettingsBody, OidcSettingsOut
 from gateway.http.operations import JSON as JSON_TYPE
 from gateway.http.operations import document
 from gateway.http.operator import CreateTenantBody
@@ -938,6 +939,28 @@ for _page, _what in (
     ("/invite", "Invite page: set a password and enrol TOTP (token in the URL fragment)"),
 ):
     document("GET", _page, _what, tag="web", auth=False, content_type="text/html")
+# single sign-on: browser navigations answered with redirects (issue 20.2)
+_TENANT = {"tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}}
+document(
+    "GET",
+    "/oidc/{tenant}/login",
+    "Single sign-on: 302 to the company's identity provider (or back to /console?sso_error=)",
+    tag="web",
+    auth=False,
+    ok_status=302,
+    errors=(404,),
+    path_params=_TENANT,
+    error_content_type="text/plain",
+)
+document(
+    "GET",
+    "/oidc/callback",
+    "Single sign-on callback: session cookie and 302 to /console (or /console?sso_error=)",
+    tag="web",
+    auth=False,
+    ok_status=302,
+    error_content_type="text/plain",
+)
 document(
     "GET",
     "/widget.js",
@@ -1790,6 +1813,31 @@ document(
     ok=ActivationLink,
     errors=(403, 404, 409),
     path_params=_AGENT,
+)
+document(
+    "GET",
+    "/api/oidc/settings",
+    "Single sign-on settings of own tenant (never the client secret)",
+    tag="tenant",
+    ok=OidcSettingsOut,
+    errors=(403,),
+)
+document(
+    "PUT",
+    "/api/oidc/settings",
+    "Set up single sign-on with an identity provider the operator allowed",
+    tag="tenant",
+    ok=OidcSettingsOut,
+    body=OidcSettingsBody,
+    errors=(400, 403, 404),
+)
+document(
+    "DELETE",
+    "/api/oidc/settings",
+    "Turn single sign-on off",
+    tag="tenant",
+    ok=OidcSettingsOut,
+    errors=(403, 404),
 )
 _INVITE = {"invite_id": _ID}
 document(

@@ -18,6 +18,7 @@ from gateway.http import (
     invites,
     keys,
     notices,
+    oidc,
     operator,
     ops,
     passkeys,
@@ -46,6 +47,7 @@ def setup_routes(app: web.Application) -> None:
     passkeys.setup_routes(app)
     roles.setup_routes(app)
     scim.setup_routes(app)
+    oidc.setup_routes(app)
     e2e.setup_routes(app)
     customer_access.setup_routes(app)
     ops.setup(app)

@@ -481,6 +481,18 @@ class CustomRole:
 
 
 @dataclass(slots=True)
+class OidcSession:
+    """A session opened by single sign-on (migration 0020, ``gateway/oidc.py``) and the
+    identity provider's refresh token, sealed, checked on a schedule."""
+
+    token_hash: str
+    agent_id: str
+    tenant_id: str
+    refresh_sealed: bytes
+    checked_at: float
+
+
+@dataclass(slots=True)
 class ScimUser:
     """The identity provider's view of an agent (migration 0019, ``gateway/scim.py``):
     its SCIM ``userName`` and ``externalId``; the agent row holds everything else."""
@@ -1339,6 +1351,30 @@ class Store(Protocol):
 
     async def set_agent_queues(self, agent_id: str, queues: Sequence[str]) -> bool:
         """Scope an agent to these queues (empty: all); False for an unknown agent."""
+        ...
+
+    # -- single sign-on (migration 0020) ------------------------------------------------
+    async def add_oidc_state(
+        self, state_hash: str, tenant_id: str, nonce: str, verifier: str, expires_at: float
+    ) -> None:
+        """Store a login in flight (and drop expired ones)."""
+        ...
+
+    async def take_oidc_state(self, state_hash: str, now: float) -> tuple[str, str, str] | None:
+        """(tenant, nonce, verifier) of a live state, deleted in the same statement: the
+        first callback wins, on any node; None for an unknown, used or expired state."""
+        ...
+
+    async def save_oidc_session(self, session: OidcSession) -> None:
+        """Create or update (rotated refresh token, check time) a single sign-on session."""
+        ...
+
+    async def oidc_sessions_due(self, checked_before: float, limit: int) -> list[OidcSession]:
+        """Sessions last checked before ``checked_before``, oldest first."""
+        ...
+
+    async def delete_oidc_session(self, token_hash: str) -> None:
+        """Forget a single sign-on session's refresh token."""
         ...
 
     # -- SCIM provisioning (migration 0019) -----------------------------------------------

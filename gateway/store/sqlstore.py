@@ -30,6 +30,7 @@ from gateway.store import (
     _keyword_lists,
     _lifecycle,
     _notices,
+    _oidc,
     _passkeys,
     _quality,
     _rows,
@@ -67,6 +68,7 @@ from gateway.store.base import (
     LockoutChange,
     LockoutRecord,
     NotFound,
+    OidcSession,
     OutboxEvent,
     OutboxItem,
     OutboxState,
@@ -269,6 +271,39 @@ class SqlStore(SqlGovernance):
             write("UPDATE agents SET queues = ? WHERE id = ?", ",".join(queues), agent_id)
         )
         return bool(changed == 1)
+
+    # -- single sign-on ---------------------------------------------------------------
+    async def add_oidc_state(
+        self, state_hash: str, tenant_id: str, nonce: str, verifier: str, expires_at: float
+    ) -> None:
+        def program() -> Program[None]:
+            yield write(_oidc.PURGE_STATES, expires_at - 3600.0)
+            yield write(_oidc.INSERT_STATE, state_hash, tenant_id, nonce, verifier, expires_at)
+
+        await self._transaction(program())
+
+    async def take_oidc_state(self, state_hash: str, now: float) -> tuple[str, str, str] | None:
+        row = await self._query(write_row(_oidc.TAKE_STATE, state_hash, now))
+        return None if row is None else (row["tenant_id"], row["nonce"], row["verifier"])
+
+    async def save_oidc_session(self, session: OidcSession) -> None:
+        await self._query(
+            write(
+                _oidc.SAVE_SESSION,
+                session.token_hash,
+                session.agent_id,
+                session.tenant_id,
+                blob(session.refresh_sealed),
+                session.checked_at,
+            )
+        )
+
+    async def oidc_sessions_due(self, checked_before: float, limit: int) -> list[OidcSession]:
+        rows = await self._query(read_rows(_oidc.DUE, checked_before, max(0, int(limit))))
+        return [_oidc.session(r) for r in rows]
+
+    async def delete_oidc_session(self, token_hash: str) -> None:
+        await self._query(write(_oidc.DELETE_SESSION, token_hash))
 
     # -- SCIM provisioning ------------------------------------------------------------
     async def scim_users(

@@ -6,6 +6,7 @@ import { qualitySection } from './quality.js';
 import { e2eSection } from './e2e_admin.js';
 import { rolesSection, rolePicker } from './roles.js';
 import { customersSection } from './customers_admin.js';
+import { ssoPanel } from './sso_admin.js';
 
 const { h, clear } = window.CipherdeskUI;
 const root = document.getElementById('app');
@@ -306,6 +307,7 @@ async function tenant() {
   h('p', {}, save));
   main.append(form);
   await privacyNoticePanel();
+  await ssoPanel(main, { field, guarded });
 }
 
 /* The privacy notice the widget shows before the first message (issue 15.3): each save

@@ -113,7 +113,9 @@ export function loginForm(root, { title, message }) {
     const email = h('input', { id: 'login-email', type: 'email', autocomplete: 'username', required: true });
     const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
     const otp = h('input', { id: 'login-otp', autocomplete: 'one-time-code', required: true, spellcheck: 'false' });
-    const error = h('p', { class: 'form-error', role: 'alert', hidden: !message, text: message || '' });
+    const ssoError = takeSsoError();
+    const shown = message || ssoError;
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: !shown, text: shown || '' });
     const submit = h('button', { class: 'btn primary wide', type: 'submit' }, t('common.log_in'));
     const form = h('form', { class: 'login card', 'aria-labelledby': 'login-title' },
       h('div', { class: 'login-lang' }, languageMenu()),
@@ -139,7 +141,8 @@ export function loginForm(root, { title, message }) {
             error.hidden = false;
             button.disabled = false;
           }
-        } }, t('common.passkey_login'))) : null);
+        } }, t('common.passkey_login'))) : null,
+      ssoBlock());
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       submit.disabled = true;
@@ -166,6 +169,39 @@ export function loginForm(root, { title, message }) {
     clear(root).appendChild(h('main', { class: 'center' }, form));
     email.focus();
   });
+}
+
+/* ------------------------------------------------------------------ single sign-on */
+
+const SSO_CODE_KEY = 'cd_sso_company';
+
+/* The reason a single sign-on came back refused (``/console?sso_error=...``), localised;
+ * the query is removed so a reload does not show it again. */
+function takeSsoError() {
+  const params = new URLSearchParams(location.search);
+  const code = params.get('sso_error');
+  if (!code) return null;
+  params.delete('sso_error');
+  history.replaceState(null, '', location.pathname + (params.toString() ? '?' + params : '') + location.hash);
+  const key = 'common.sso_errors.' + code;
+  return I18N.has(key) ? t(key) : t('common.sso_errors.other');
+}
+
+/* "Sign in with your company's single sign-on": the company code (tenant id) names the
+ * identity provider; the gateway redirects there. Remembered in this browser. */
+function ssoBlock() {
+  let saved = '';
+  try { saved = localStorage.getItem(SSO_CODE_KEY) || ''; } catch (e) { saved = ''; }
+  const code = h('input', { id: 'sso-company', value: saved, maxlength: '64', autocomplete: 'organization', spellcheck: 'false' });
+  const go = h('button', { class: 'btn wide', id: 'sso-go', type: 'button', onclick: () => {
+    const value = code.value.trim().toLowerCase();
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(value)) { code.focus(); return; }
+    try { localStorage.setItem(SSO_CODE_KEY, value); } catch (e) { /* private mode */ }
+    location.assign('/oidc/' + encodeURIComponent(value) + '/login');
+  } }, t('common.sso_go'));
+  return h('details', { class: 'login-alt sso', open: saved ? true : null },
+    h('summary', { text: t('common.sso_title') }),
+    h('label', { for: 'sso-company' }, t('common.sso_company')), code, go);
 }
 
 /* ------------------------------------------------------------------ passkeys (WebAuthn) */

@@ -40,6 +40,7 @@ JS_FILES = [
     "policy.js",
     "roles.js",
     "customers_admin.js",
+    "sso_admin.js",
 ]
 HTML_FILES = ["admin.html", "console.html", "index.html", "demo.html", "invite.html"]
 PLURAL = re.compile(r"_(zero|one|two|few|many|other)$")
@@ -51,6 +52,7 @@ DYNAMIC = {
     "common.roles.": ["agent", "supervisor", "admin"],
     "admin.permissions.": [p.value for p in Permission],
     "admin.customers.kind_": ["email", "sub", "chat_token"],
+    "common.sso_errors.": [],
     "common.pw.weak.": [
         "too_short",
         "too_long",
@@ -233,6 +235,7 @@ def _language(text: str) -> bool:
         "e2e_admin.js",
         "roles.js",
         "customers_admin.js",
+        "sso_admin.js",
     ],
 )
 def test_no_hard_coded_user_visible_strings_in_js(name):
