@@ -242,6 +242,8 @@ class OidcService:
             raise OidcError("invalid_state", "unknown, used or expired login")
         tenant_id, nonce, verifier = taken
         tenant = await tenants(tenant_id)
+        if tenant is not None and tenant.frozen:
+            raise OidcError("sso_off", "the company's chat is paused")
         settings = self._settings(tenant)
         provider = await self._provider(settings.issuer)
         tokens = await self._token(
@@ -256,7 +258,9 @@ class OidcService:
             },
         )
         claims = self._id_claims(provider, settings, str(tokens.get("id_token", "")), nonce)
-        if settings.require_mfa and not set(claims.get("amr") or []) & set(settings.mfa_values):
+        amr = claims.get("amr")
+        methods = {str(m) for m in amr} if isinstance(amr, list) else set()
+        if settings.require_mfa and not methods & set(settings.mfa_values):
             await self._refused(tenant.id, "mfa_required", ip)
             raise OidcError("mfa_required", "the identity provider did not report a second factor")
         if claims.get("email_verified") is not True or not isinstance(claims.get("email"), str):
@@ -282,6 +286,10 @@ class OidcService:
         for session in await self._store.oidc_sessions_due(
             now - self._config.check_interval, limit
         ):
+            live = await self._store.get_session(session.token_hash)
+            if live is None or live.revoked_at is not None:
+                await self._store.delete_oidc_session(session.token_hash)  # logged out
+                continue
             tenant = await self._store.get_tenant(session.tenant_id)
             settings = OidcSettings.of(tenant)
             try:

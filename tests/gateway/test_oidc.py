@@ -199,3 +199,19 @@ async def _admin_again(http, base: str, svc: Services) -> dict[str, str]:
     """A second admin session (the first one's cookie was cleared with the jar)."""
     _, secret, password = await make_agent(svc, "root2@example.com", role="admin")
     return bearer(await login(http, base, "root2@example.com", password, secret, svc.clock()))
+
+
+async def test_a_logged_out_session_forgets_its_refresh_token(sso) -> None:
+    http, base, svc, idp = sso
+    admin = await _admin(http, base, svc)
+    assert (await _configure(http, base, admin, idp))[0] == 200
+    await make_agent(svc, "ann@example.com")
+    http.cookie_jar.clear()
+    assert (await _sign_in(http, base, "ann"))[0] == "/console"
+    status, me = await _me(http, base)
+    assert status == 200 and len(await svc.store.oidc_sessions_due(1e18, 10)) == 1
+    async with http.post(f"{base}/api/logout", headers={"X-CSRF-Token": me["csrf"]}) as r:
+        assert r.status == 200
+    assert await svc.oidc.check_sessions() == 0  # nothing to end: it was logged out
+    assert await svc.store.oidc_sessions_due(1e18, 10) == []
+    assert await svc.store.query_audit(action="sessions.revoked") == []
