@@ -84,6 +84,16 @@ async def test_agent_signs_in_with_the_company_sso(browser, gateway, locale, tmp
                     assert page.url.startswith(gateway.base_url + "/console")
                     if locale == "zh-CN":
                         await screenshot(page, "console-after-sso-zh-CN")
+                    # Disabled at the provider: the next check ends the session and the
+                    # open console drops back to the login form.
+                    disabled = {**accounts[f"ann-{suffix}"], "disabled": True}
+                    idp.set_accounts({**accounts, f"ann-{suffix}": disabled})
+                    svc.config.oidc.check_interval = 0.0  # due now
+                    try:
+                        assert await svc.oidc.check_sessions() == 1
+                    finally:
+                        svc.config.oidc.check_interval = 60.0
+                    await expect(page.locator("#login-email")).to_be_visible()
                 else:
                     await expect(page.locator(".login .form-error")).to_contain_text(text["mfa"])
                     assert "sso_error" not in page.url  # the reason is shown once, then gone
