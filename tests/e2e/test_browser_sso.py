@@ -5,22 +5,13 @@ without a second factor comes back with the reason in the agent's language."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.e2e import browser as bx
 from tests.e2e.browser import expect, login_console, new_page, screenshot
 from tests.oidc.provider import local_provider
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(
-        not (Path(__file__).resolve().parents[2] / "node_modules" / "oidc-provider").is_dir(),
-        reason="node_modules/oidc-provider missing (make setup-dev runs npm ci)",
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 browser = bx.browser
 gateway = bx.gateway

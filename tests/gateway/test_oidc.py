@@ -19,11 +19,6 @@ from gateway.services import Services
 from tests.gateway.helpers import bearer, login, make_agent, start_gateway
 from tests.oidc.provider import LocalProvider, local_provider
 
-pytestmark = pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[2] / "node_modules" / "oidc-provider").is_dir(),
-    reason="node_modules/oidc-provider missing (make setup-dev runs npm ci)",
-)
-
 ACCOUNTS = {
     "u-ann": {"login": "ann", "email": "ann@example.com", "name": "Ann", "amr": ["pwd", "mfa"]},
     "u-bob": {"login": "bob", "email": "bob@example.com", "name": "Bob", "amr": ["pwd"]},

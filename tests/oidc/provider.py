@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.gateway.helpers import free_port
+from tests.services import unavailable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -34,7 +36,10 @@ class LocalProvider:
 
 @contextmanager
 def local_provider(tmp: Path, redirect_uri: str, accounts: dict) -> Iterator[LocalProvider]:
-    """Start ``provider.mjs`` on a free loopback port; stopped on exit."""
+    """Start ``provider.mjs`` on a free loopback port; stopped on exit. Without Node or
+    the npm package (``make setup-dev`` runs ``npm ci``): skipped locally, failed in CI."""
+    if shutil.which("node") is None or not (REPO / "node_modules" / "oidc-provider").is_dir():
+        unavailable("the local OpenID provider needs node and node_modules/oidc-provider")
     port = free_port()
     secret = secrets.token_urlsafe(24)
     provider = LocalProvider(f"http://127.0.0.1:{port}", "cipherdesk", secret, tmp / "idp.json")
