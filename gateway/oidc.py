@@ -48,7 +48,7 @@ from crypto.envelope import EnvelopeError, Keyring
 from gateway.aad import oidc_refresh_aad, oidc_secret_aad
 from gateway.audit import Auditor
 from gateway.config import OidcConfig
-from gateway.custom_roles import CustomRoleService
+from gateway.custom_roles import CustomRoleService, RoleRefused
 from gateway.logins import CredentialError, LoginResult, LoginService
 from gateway.periodic import Periodic
 from gateway.scim import ScimSettings, strongest_role
@@ -420,21 +420,18 @@ class OidcService:
     async def _agent(
         self, tenant: Tenant, settings: OidcSettings, claims: dict[str, Any], ip: str
     ) -> Any:
+        """The tenant's enabled agent with the token's e-mail -- created when ``jit`` is on
+        -- with the role its mapped groups give (see :meth:`_follow_groups`)."""
         email = str(claims["email"]).strip().lower()
         agent = await self._store.get_agent_by_email(email)
         if agent is not None and agent.tenant_id != tenant.id:
             agent = None  # another tenant's address: looks unknown, like a missing one
         if agent is None and settings.jit:
-            groups = claims.get("groups")
-            names = {str(g) for g in groups} if isinstance(groups, list) else set()
-            role, custom = strongest_role(
-                ScimSettings.of(tenant), names, await self._roles.roles(tenant.id)
-            )
             try:
                 created = await self._logins.create_agent(
                     email,
                     tenant.id,
-                    role.value,
+                    Role.AGENT.value,
                     secrets.token_urlsafe(32),  # never used: this agent signs in by SSO
                     str(claims.get("name") or "")[:120] or None,
                     actor="oidc",
@@ -443,15 +440,34 @@ class OidcService:
             except CredentialError:
                 raise OidcError("unknown_agent") from None
             agent = created.agent
-            if custom is not None:
-                # The mapping was checked against its admin's permissions when it was set.
-                system = Principal(agent_id="oidc", tenant_id=tenant.id, role=Role.ADMIN)
-                await self._roles.assign(system, agent, custom_role=custom, ip=ip)
-                agent = await self._store.get_agent(agent.id) or agent
         if agent is None or agent.disabled:
             await self._refused(tenant.id, "unknown_agent", ip)
             raise OidcError("unknown_agent", "no enabled agent with this e-mail")
-        return agent
+        return await self._follow_groups(tenant, agent, claims, ip)
+
+    async def _follow_groups(
+        self, tenant: Tenant, agent: Any, claims: dict[str, Any], ip: str
+    ) -> Any:
+        """Roles from the provider's ``groups`` claim, through the tenant's group mapping
+        (the one SCIM uses): an agent in at least one mapped group gets the strongest role
+        those groups give, at every sign-in; an agent in none keeps the role admins gave.
+        The mapping was checked against its admin's permissions when it was set, so the
+        change is made in the gateway's name; one that would leave the tenant without an
+        admin is skipped (and logged), the sign-in goes on."""
+        groups = claims.get("groups")
+        names = {str(g) for g in groups} if isinstance(groups, list) else set()
+        mapping = ScimSettings.of(tenant)
+        if not names & set(mapping.group_roles):
+            return agent
+        role, custom = strongest_role(mapping, names, await self._roles.roles(tenant.id))
+        system = Principal(agent_id="oidc", tenant_id=tenant.id, role=Role.ADMIN)
+        try:
+            await self._roles.assign(
+                system, agent, role=None if custom else role.value, custom_role=custom, ip=ip
+            )
+        except RoleRefused as exc:
+            log.warning("sso_role_not_changed", agent=agent.id, reason=exc.code)
+        return await self._store.get_agent(agent.id) or agent
 
     async def _refused(self, tenant_id: str, reason: str, ip: str) -> None:
         await self._auditor.record(

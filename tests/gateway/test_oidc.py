@@ -210,3 +210,31 @@ async def test_a_logged_out_session_forgets_its_refresh_token(sso) -> None:
     assert await svc.oidc.check_sessions() == 0  # nothing to end: it was logged out
     assert await svc.store.oidc_sessions_due(1e18, 10) == []
     assert await svc.store.query_audit(action="sessions.revoked") == []
+
+
+async def test_mapped_groups_set_the_role_at_each_sign_in(sso) -> None:
+    http, base, svc, idp = sso
+    admin = await _admin(http, base, svc)
+    assert (await _configure(http, base, admin, idp))[0] == 200
+    tenant = await svc.store.get_tenant("demo")
+    assert tenant is not None
+    tenant.settings = {**tenant.settings, "scim": {"group_roles": {"CS Supervisors": "supervisor"}}}
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate("demo")
+    cy, _, _ = await make_agent(svc, "cy@example.com")  # an agent, in a mapped group at the IdP
+    ann, _, _ = await make_agent(svc, "ann@example.com", role="supervisor")  # in no group
+    for who, agent_id in (("cy", cy.id), ("ann", ann.id)):
+        http.cookie_jar.clear()
+        assert (await _sign_in(http, base, who))[0] == "/console"
+        # the sign-in stands even where it changed the role (its session came after)
+        status, me = await _me(http, base)
+        assert status == 200 and me["agent"]["id"] == agent_id
+    cy_now, ann_now = await svc.store.get_agent(cy.id), await svc.store.get_agent(ann.id)
+    assert cy_now is not None and cy_now.role == "supervisor"
+    assert ann_now is not None and ann_now.role == "supervisor"  # kept what the admin gave
+    [changed] = await svc.store.query_audit(action="role.changed")
+    assert (changed.actor, changed.target, changed.details["new_role"]) == (
+        "oidc",
+        cy.id,
+        "supervisor",
+    )
