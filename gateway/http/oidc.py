@@ -29,7 +29,7 @@ from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from gateway.http.account import set_session_cookie
-from gateway.http.plumbing import authed, read_json, services_of
+from gateway.http.plumbing import authed, own_tenant, read_json, services_of, store_setting
 from gateway.http.public import ApiError
 from gateway.oidc import SETTING, OidcError, OidcSettings
 from gateway.services import Services, peer_ip
@@ -136,9 +136,7 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     """``PUT /api/oidc/settings``."""
     svc = services_of(request)
     body = await read_json(request, OidcSettingsBody)
-    tenant = await svc.store.get_tenant(ctx.principal.tenant_id)
-    if tenant is None:
-        raise ApiError(404, "not_found", "no such tenant")
+    tenant = await own_tenant(svc, ctx)
     try:
         settings = await svc.oidc.configure(
             tenant,
@@ -150,9 +148,7 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
         )
     except OidcError as exc:
         raise ApiError(400, exc.code, str(exc), field="issuer") from None
-    tenant.settings = {**tenant.settings, SETTING: settings.as_json()}
-    await svc.store.update_tenant(tenant)
-    svc.tenants.invalidate(tenant.id)
+    await store_setting(svc, tenant, SETTING, settings.as_json())
     await svc.auditor.record(
         "sso.configured",
         tenant_id=tenant.id,
@@ -169,12 +165,8 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
 async def delete_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     """``DELETE /api/oidc/settings``: single sign-on off (open sessions keep their limits)."""
     svc = services_of(request)
-    tenant = await svc.store.get_tenant(ctx.principal.tenant_id)
-    if tenant is None:
-        raise ApiError(404, "not_found", "no such tenant")
-    tenant.settings = {k: v for k, v in tenant.settings.items() if k != SETTING}
-    await svc.store.update_tenant(tenant)
-    svc.tenants.invalidate(tenant.id)
+    tenant = await own_tenant(svc, ctx)
+    await store_setting(svc, tenant, SETTING, None)
     await svc.auditor.record(
         "sso.removed", tenant_id=tenant.id, actor=ctx.agent.id, ip=peer_ip(request, svc)
     )

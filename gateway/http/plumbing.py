@@ -430,6 +430,15 @@ async def own_tenant(svc: Services, ctx: AgentContext) -> Tenant:
     return tenant
 
 
+async def store_setting(svc: Services, tenant: Tenant, key: str, value: Any) -> None:
+    """Write one key of ``tenant``'s settings (``None`` removes it) and drop the cached
+    copy, so this node sees it at once and the others within the cache's lifetime."""
+    rest = {k: v for k, v in tenant.settings.items() if k != key}
+    tenant.settings = rest if value is None else {**rest, key: value}
+    await svc.store.update_tenant(tenant)
+    svc.tenants.invalidate(tenant.id)
+
+
 _PUBLIC_TENANT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 

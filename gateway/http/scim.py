@@ -33,7 +33,14 @@ from msgspec import Meta, Struct
 
 from auth.roles import Permission
 from gateway.http.invites import invite_link, invites_of
-from gateway.http.plumbing import authed, read_json, role_rules, services_of
+from gateway.http.plumbing import (
+    authed,
+    own_tenant,
+    read_json,
+    role_rules,
+    services_of,
+    store_setting,
+)
 from gateway.http.public import ApiError
 from gateway.invites import ACTIVATE
 from gateway.scim import (
@@ -321,13 +328,9 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
     with role_rules():
         for role in sorted({*body.group_roles.values(), body.default_role}):
             await svc.custom_roles.check_named(ctx.principal, role)
-    tenant = await svc.store.get_tenant(tenant_id)
-    if tenant is None:
-        raise ApiError(404, "not_found", "no such tenant")
+    tenant = await own_tenant(svc, ctx)
     settings = ScimSettings(dict(body.group_roles), body.default_role)
-    tenant.settings = {**tenant.settings, SETTING: settings.as_json()}
-    await svc.store.update_tenant(tenant)
-    svc.tenants.invalidate(tenant_id)
+    await store_setting(svc, tenant, SETTING, settings.as_json())
     await svc.auditor.record(
         "scim.settings_changed",
         tenant_id=tenant_id,
