@@ -42,6 +42,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from auth.emails import InvalidEmail, normalize_email
 from auth.roles import Principal, Role
 from auth.tokens import hash_token
 from crypto.envelope import EnvelopeError, Keyring
@@ -422,7 +423,10 @@ class OidcService:
     ) -> Any:
         """The tenant's enabled agent with the token's e-mail -- created when ``jit`` is on
         -- with the role its mapped groups give (see :meth:`_follow_groups`)."""
-        email = str(claims["email"]).strip().lower()
+        try:
+            email = normalize_email(str(claims["email"]))  # as login e-mails are stored
+        except InvalidEmail:
+            raise OidcError("email_unverified", "not an e-mail address") from None
         agent = await self._store.get_agent_by_email(email)
         if agent is not None and agent.tenant_id != tenant.id:
             agent = None  # another tenant's address: looks unknown, like a missing one
