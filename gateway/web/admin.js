@@ -85,7 +85,7 @@ function route() {
   const gen = routeGen;
   main.dataset.section = name;
   main.setAttribute('aria-busy', 'true');
-  const roles = () => rolesSection(main, { field, guarded });
+  const roles = () => rolesSection(main, { field, guarded, current: () => gen === routeGen });
   const customers = () => customersSection(main, { field, guarded, withApproval, lang: () => I18N.lang() });
   const render = { agents, roles, customers, tenant, policy, canned, plugins, quality, audit, alerts, incidents, approvals, tokens, e2e, activity, sessions, emergency, embed }[name];
   render().catch((e) => main.appendChild(h('p', { class: 'form-error', text: e.message })))
@@ -306,8 +306,9 @@ async function tenant() {
     h('div', {}, field('tenant-secret', tr('admin.tenant.new_secret'), secret), fingerprints)),
   h('p', {}, save));
   main.append(form);
+  const gen = routeGen;
   await privacyNoticePanel();
-  await ssoPanel(main, { field, guarded });
+  await ssoPanel(main, { field, guarded, current: () => gen === routeGen });
 }
 
 /* The privacy notice the widget shows before the first message (issue 15.3): each save

@@ -30,7 +30,7 @@ export function rolePicker(agent, custom, onPick) {
   return select;
 }
 
-export async function rolesSection(main, { field, guarded }) {
+export async function rolesSection(main, { field, guarded, current }) {
   main.append(h('h1', { text: t('admin.nav.roles') }), h('p', { class: 'muted', text: t('admin.roles.intro') }));
   const name = h('input', { required: true, maxlength: '32', pattern: '[a-z][a-z0-9_\\-]{1,31}', autocomplete: 'off', spellcheck: 'false' });
   const base = h('select', {}, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, text: t('common.roles.' + r) })));
@@ -96,7 +96,8 @@ export async function rolesSection(main, { field, guarded }) {
     }
   }
 
-  main.appendChild(await scimPanel(field, guarded));
+  const scim = await scimPanel(field, guarded);
+  if (current()) main.appendChild(scim);  // unless the admin moved on meanwhile
 
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();

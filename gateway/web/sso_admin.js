@@ -7,8 +7,9 @@ import { api, toast, t } from './common.js';
 
 const { h } = window.CipherdeskUI;
 
-export async function ssoPanel(main, { field, guarded }) {
+export async function ssoPanel(main, { field, guarded, current: stillHere }) {
   const data = await api('GET', '/api/oidc/settings');
+  if (!stillHere()) return;  // the admin moved on to another section meanwhile
   const current = data.settings || {};
   const issuer = h('select', {}, data.allowed_issuers.length
     ? data.allowed_issuers.map((i) => h('option', { value: i, text: i, selected: i === current.issuer }))
