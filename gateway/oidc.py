@@ -92,6 +92,10 @@ class OidcSettings:
     secret_sealed: str
     require_mfa: bool = True
     mfa_values: tuple[str, ...] = DEFAULT_MFA_VALUES
+    acr_values: tuple[str, ...] = ()
+    """Authentication context classes that mean a second factor too (asked for in the
+    request, accepted in the ID token's ``acr``), for providers that state assurance
+    levels rather than methods."""
     jit: bool = False
 
     @classmethod
@@ -100,6 +104,7 @@ class OidcSettings:
         if not isinstance(raw, dict) or not raw.get("issuer") or not raw.get("client_id"):
             return None
         values = raw.get("mfa_values")
+        acr = raw.get("acr_values")
         return cls(
             issuer=str(raw["issuer"]),
             client_id=str(raw["client_id"]),
@@ -108,6 +113,7 @@ class OidcSettings:
             mfa_values=tuple(str(v) for v in values)
             if isinstance(values, list)
             else DEFAULT_MFA_VALUES,
+            acr_values=tuple(str(v) for v in acr) if isinstance(acr, list) else (),
             jit=bool(raw.get("jit", False)),
         )
 
@@ -119,6 +125,7 @@ class OidcSettings:
             "secret_sealed": self.secret_sealed,
             "require_mfa": self.require_mfa,
             "mfa_values": list(self.mfa_values),
+            "acr_values": list(self.acr_values),
             "jit": self.jit,
         }
 
@@ -184,6 +191,7 @@ class OidcService:
         require_mfa: bool,
         jit: bool,
         mfa_values: tuple[str, ...] | None = None,
+        acr_values: tuple[str, ...] = (),
     ) -> OidcSettings:
         """Validate and seal a tenant's settings; the provider is contacted once, so a
         wrong issuer is said now, not at the first login. :class:`OidcError`
@@ -205,6 +213,7 @@ class OidcService:
             secret_sealed=sealed,
             require_mfa=require_mfa,
             mfa_values=mfa_values or DEFAULT_MFA_VALUES,
+            acr_values=acr_values,
             jit=jit,
         )
 
@@ -231,6 +240,8 @@ class OidcService:
             "code_challenge_method": "S256",
             "prompt": "login consent",  # a fresh login; consent lets offline_access through
         }
+        if settings.acr_values:
+            query["acr_values"] = " ".join(settings.acr_values)
         return f"{provider.authorization_endpoint}?{urlencode(query)}"
 
     async def finish(
@@ -259,9 +270,7 @@ class OidcService:
             },
         )
         claims = self._id_claims(provider, settings, str(tokens.get("id_token", "")), nonce)
-        amr = claims.get("amr")
-        methods = {str(m) for m in amr} if isinstance(amr, list) else set()
-        if settings.require_mfa and not methods & set(settings.mfa_values):
+        if settings.require_mfa and not second_factor(claims, settings):
             await self._refused(tenant.id, "mfa_required", ip)
             raise OidcError("mfa_required", "the identity provider did not report a second factor")
         if claims.get("email_verified") is not True or not isinstance(claims.get("email"), str):
@@ -477,6 +486,18 @@ class OidcService:
         await self._auditor.record(
             "login.failed", tenant_id=tenant_id, ip=ip, reason=f"sso_{reason}"
         )
+
+
+def second_factor(claims: dict[str, Any], settings: OidcSettings) -> bool:
+    """Did the provider say a second factor was used: an ``amr`` method the tenant
+    accepts, or an ``acr`` class it listed? (An ``amr`` that is not a list counts as
+    none.)"""
+    amr = claims.get("amr")
+    methods = {str(m) for m in amr} if isinstance(amr, list) else set()
+    acr = claims.get("acr")
+    return bool(methods & set(settings.mfa_values)) or (
+        isinstance(acr, str) and acr in settings.acr_values
+    )
 
 
 class OidcSessionCheck:

@@ -42,11 +42,17 @@ Url = Annotated[str, Meta(min_length=8, max_length=512)]
 Short = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
+Value = Annotated[str, Meta(min_length=1, max_length=128)]
+
+
 class OidcSettingsBody(Struct, forbid_unknown_fields=True):
     issuer: Url
     client_id: Short
     client_secret: Annotated[str, Meta(max_length=1024)] | None = None
     require_mfa: bool = True
+    # amr methods (RFC 8176) and acr classes that mean a second factor; None: the defaults
+    mfa_values: Annotated[list[Value], Meta(min_length=1, max_length=20)] | None = None
+    acr_values: Annotated[list[Value], Meta(max_length=20)] = []
     jit: bool = False
 
 
@@ -57,6 +63,7 @@ class OidcSettingsView(Struct):
     client_id: str
     require_mfa: bool
     mfa_values: list[str]
+    acr_values: list[str]
     jit: bool
     has_secret: bool
 
@@ -145,6 +152,8 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
             client_secret=body.client_secret,
             require_mfa=body.require_mfa,
             jit=body.jit,
+            mfa_values=tuple(body.mfa_values) if body.mfa_values else None,
+            acr_values=tuple(body.acr_values),
         )
     except OidcError as exc:
         raise ApiError(400, exc.code, str(exc), field="issuer") from None

@@ -19,6 +19,7 @@ export async function ssoPanel(main, { field, guarded, current: stillHere }) {
     placeholder: current.has_secret ? t('admin.sso.secret_kept') : '' });
   const mfa = h('input', { type: 'checkbox', checked: current.require_mfa !== false });
   const jit = h('input', { type: 'checkbox', checked: !!current.jit });
+  const acr = h('input', { value: (current.acr_values || []).join(' '), maxlength: '1000', autocomplete: 'off', spellcheck: 'false' });
   const save = h('button', { class: 'btn primary', type: 'submit', disabled: !data.allowed_issuers.length }, t('admin.sso.save'));
   const state = h('p', { class: 'small', id: 'sso-state', text: data.settings ? t('admin.sso.on', { issuer: current.issuer }) : t('admin.sso.off') });
   const form = h('form', { class: 'panel', id: 'sso-form' },
@@ -28,12 +29,14 @@ export async function ssoPanel(main, { field, guarded, current: stillHere }) {
       h('div', {}, field('sso-client', t('admin.sso.client_id'), clientId))),
     h('div', {}, field('sso-secret', t('admin.sso.secret'), secret)),
     h('label', { class: 'check' }, mfa, ' ', t('admin.sso.require_mfa')),
+    h('div', {}, field('sso-acr', t('admin.sso.acr_values'), acr)),
     h('label', { class: 'check' }, jit, ' ', t('admin.sso.jit')),
     h('p', {}, save));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     guarded(save, async () => {
-      const body = { issuer: issuer.value, client_id: clientId.value.trim(), require_mfa: mfa.checked, jit: jit.checked };
+      const body = { issuer: issuer.value, client_id: clientId.value.trim(), require_mfa: mfa.checked, jit: jit.checked,
+        acr_values: acr.value.split(/\s+/).filter(Boolean) };
       if (secret.value) body.client_secret = secret.value;
       const res = await api('PUT', '/api/oidc/settings', body);
       secret.value = '';

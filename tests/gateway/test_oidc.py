@@ -22,6 +22,13 @@ from tests.oidc.provider import LocalProvider, local_provider
 ACCOUNTS = {
     "u-ann": {"login": "ann", "email": "ann@example.com", "name": "Ann", "amr": ["pwd", "mfa"]},
     "u-bob": {"login": "bob", "email": "bob@example.com", "name": "Bob", "amr": ["pwd"]},
+    "u-dee": {
+        "login": "dee",
+        "email": "dee@example.com",
+        "name": "Dee",
+        "amr": ["pwd"],
+        "acr": "urn:example:loa:mfa",
+    },
     "u-cy": {
         "login": "cy",
         "email": "cy@example.com",
@@ -238,3 +245,23 @@ async def test_mapped_groups_set_the_role_at_each_sign_in(sso) -> None:
         cy.id,
         "supervisor",
     )
+
+
+async def test_an_assurance_class_can_stand_for_the_second_factor(sso) -> None:
+    """Providers that state assurance levels (acr) rather than methods (amr)."""
+    http, base, svc, idp = sso
+    admin = await _admin(http, base, svc)
+    dee, _, _ = await make_agent(svc, "dee@example.com")
+    assert (await _configure(http, base, admin, idp))[0] == 200
+    http.cookie_jar.clear()
+    assert (await _sign_in(http, base, "dee"))[0] == "/console?sso_error=mfa_required"
+    admin = await _admin_again(http, base, svc)
+    status, body = await _configure(
+        http, base, admin, idp, acr_values=["urn:example:loa:mfa"], mfa_values=["hwk"]
+    )
+    assert status == 200 and body["settings"]["acr_values"] == ["urn:example:loa:mfa"]
+    assert body["settings"]["mfa_values"] == ["hwk"]
+    http.cookie_jar.clear()
+    assert (await _sign_in(http, base, "dee"))[0] == "/console"
+    status, me = await _me(http, base)
+    assert status == 200 and me["agent"]["id"] == dee.id
