@@ -447,9 +447,10 @@ class ScimService:
     ) -> tuple[list[ScimUserOut], int]:
         """One page of users matching the filter, and how many match in all."""
         conditions = parse_filter(raw_filter)
+        agents = {a.id: a for a in await self._store.list_agents(tenant_id)}
         found = []
         for record in await self._store.scim_users(tenant_id):
-            agent = await self._store.get_agent(record.agent_id)
+            agent = agents.get(record.agent_id)
             if agent is None or not _user_matches(conditions, record, agent):
                 continue
             found.append((record, agent))
@@ -465,11 +466,11 @@ class ScimService:
         draft = _draft(body, fallback_email=None)
         if await self._store.scim_users(tenant_id, user_name=draft.user_name):
             raise ScimError(409, "a user with this userName exists", "uniqueness")
-        role, custom = await self._wanted_role(tenant_id, [])
-        probe = Agent(
-            id="", tenant_id=tenant_id, email="", display_name="", role="agent", password_hash=""
-        )
-        await self._check_role(actor, probe, role, custom)
+        role, custom = await self._default_role(tenant_id)
+        try:  # created with the base role first, so the base is what must be grantable
+            self._roles.check_grantable(actor, role.value)
+        except RoleRefused as exc:
+            raise ScimError(403 if exc.status == 403 else 409, exc.message) from None
         try:
             # A password nobody knows: the person chooses theirs on the activation link.
             created = await self._logins.create_agent(
@@ -832,22 +833,18 @@ class ScimService:
         for agent, role, custom in plan:
             await self._assign(actor, agent, role, custom, ip)
 
-    async def _wanted_role(self, tenant_id: str, names: Iterable[str]) -> tuple[Role, str | None]:
+    async def _default_role(self, tenant_id: str) -> tuple[Role, str | None]:
+        """The role of a user in no mapped group (``scim.default_role``)."""
         tenant = await self._store.get_tenant(tenant_id)
-        return strongest_role(
-            ScimSettings.of(tenant), set(names), await self._roles.roles(tenant_id)
-        )
+        return strongest_role(ScimSettings.of(tenant), set(), await self._roles.roles(tenant_id))
 
     async def _check_role(
         self, actor: Principal, agent: Agent, role: Role, custom: str | None
     ) -> None:
         try:
-            if agent.id:
-                await self._roles.check_assignment(
-                    actor, agent, role=None if custom else role.value, custom_role=custom
-                )
-            else:  # a user being created: only what the role grants matters
-                self._roles.check_grantable(actor, role.value)
+            await self._roles.check_assignment(
+                actor, agent, role=None if custom else role.value, custom_role=custom
+            )
         except RoleRefused as exc:
             raise ScimError(403 if exc.status == 403 else 409, exc.message) from None
 
@@ -1007,11 +1004,19 @@ def _user_matches(conditions: list[tuple[str, str]], record: ScimUser, agent: Ag
             return False
         if attr == "id" and agent.id != value:
             return False
-        if attr == "emails" and agent.email != value.strip().lower():
+        if attr == "emails" and agent.email != _normalized(value):
             return False
         if attr == "displayname" and agent.display_name != value:
             return False
     return True
+
+
+def _normalized(address: str) -> str | None:
+    """An address as login e-mails are stored (None: not an address, matches nothing)."""
+    try:
+        return normalize_email(address)
+    except InvalidEmail:
+        return None
 
 
 def _group_matches(conditions: list[tuple[str, str]], group: ScimGroup) -> bool:
