@@ -52,7 +52,7 @@ class PatchAgentBody(Struct, forbid_unknown_fields=True):
     custom_role: CustomRoleName | None = None
 
 
-async def _target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
+async def target_agent(request: web.Request, ctx: AgentContext, permission: Permission) -> Agent:
     """The agent named in the path, in the caller's tenant; 404 otherwise (also for an
     agent of another tenant, so ids of other tenants cannot be probed)."""
     svc = services_of(request)
@@ -121,7 +121,7 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
 @authed(Permission.AGENT_MANAGE)
 async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
-    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    agent = await target_agent(request, ctx, Permission.AGENT_MANAGE)
     body = await read_json(request, PatchAgentBody)
     ip = peer_ip(request, svc)
     actor = ctx.agent.id
@@ -179,7 +179,7 @@ async def _scope_to_queues(
 @authed(Permission.AGENT_MANAGE)
 async def unlock_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
-    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    agent = await target_agent(request, ctx, Permission.AGENT_MANAGE)
     had = await svc.logins.unlock(agent, actor=ctx.agent.id, ip=peer_ip(request, svc))
     return ok(was_locked=had)
 
@@ -187,7 +187,7 @@ async def unlock_agent(request: web.Request, ctx: AgentContext) -> web.Response:
 @authed(Permission.AGENT_MANAGE)
 async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
-    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    agent = await target_agent(request, ctx, Permission.AGENT_MANAGE)
     count = await svc.logins.revoke_all(agent.id, ctx.agent.id, ip=peer_ip(request, svc))
     return ok(sessions_revoked=count)
 
@@ -195,7 +195,7 @@ async def revoke_sessions(request: web.Request, ctx: AgentContext) -> web.Respon
 @authed(Permission.AGENT_MANAGE)
 async def reset_mfa(request: web.Request, ctx: AgentContext) -> web.Response:
     svc = services_of(request)
-    agent = await _target_agent(request, ctx, Permission.AGENT_MANAGE)
+    agent = await target_agent(request, ctx, Permission.AGENT_MANAGE)
     with role_rules():
         svc.custom_roles.check_power_over(ctx.principal, agent)
     svc.logins.require_reauth(ctx.session)

@@ -32,6 +32,7 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission
+from gateway.http.agents import target_agent
 from gateway.http.invites import invite_link, invites_of
 from gateway.http.plumbing import (
     authed,
@@ -345,12 +346,14 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
 @authed(Permission.AGENT_MANAGE)
 async def activation_link(request: web.Request, ctx: AgentContext) -> web.Response:
     """``POST /api/agents/{agent_id}/activation-link``: only for a provisioned agent that
-    has not activated (409 ``already_active`` otherwise); earlier links are revoked."""
+    has not activated (409 ``already_active`` otherwise) and has no permission the caller
+    lacks (403 ``cannot_grant``); earlier links are revoked."""
     svc = services_of(request)
-    agent_id = request.match_info["agent_id"]
-    agent = await svc.store.get_agent(agent_id) if len(agent_id) <= 64 else None
-    if agent is None or agent.tenant_id != ctx.principal.tenant_id:
-        raise ApiError(404, "not_found", "no such agent")
+    agent = await target_agent(request, ctx, Permission.AGENT_MANAGE)
+    # The link's holder takes the account over: only for someone with no more power than
+    # the caller, as for an MFA reset (403 cannot_grant).
+    with role_rules():
+        svc.custom_roles.check_power_over(ctx.principal, agent)
     if await svc.store.scim_user(agent.tenant_id, agent.id) is None or agent.totp_confirmed:
         raise ApiError(
             409, "already_active", "only a provisioned agent that never signed in needs one"

@@ -484,3 +484,33 @@ async def test_group_mappings_name_only_roles_the_admin_may_give(gw) -> None:
     assert (await put(hr_token, {"group_roles": {"G": "agent"}}))[0] == 200
     audit = await svc.store.query_audit(action="scim.settings_changed")
     assert [e.actor for e in audit] == [hr.id, admin.id]
+
+
+async def test_an_activation_link_needs_power_over_the_agent(gw) -> None:
+    """The link's holder takes the account over: a people manager cannot make one for a
+    provisioned admin (as for an MFA reset)."""
+    http, base, svc, clock = gw
+    token = await _token(svc, [p.value for p in Permission])
+    admin = await svc.store.get_agent_by_email(ROOT)
+    assert admin is not None
+    await _map_groups(svc, {"Admins": "admin"})
+    status, user = await _scim(http, base, token, "POST", "/scim/v2/Users", USER)
+    assert status == 201
+    group = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Admins",
+        "members": [{"value": user["id"]}],
+    }
+    assert (await _scim(http, base, token, "POST", "/scim/v2/Groups", group))[0] == 201
+    people = RoleDefinition("people", "admin", ("agent_manage", "chat_handle"))
+    await svc.custom_roles.define(agent_principal(admin), people)
+    hr, hr_secret, hr_password = await make_agent(svc, "hr@example.com")
+    await svc.custom_roles.assign(agent_principal(admin), hr, custom_role="people")
+    hr_token = await login(http, base, "hr@example.com", hr_password, hr_secret, clock.now)
+    url = f"{base}/api/agents/{user['id']}/activation-link"
+    async with http.post(url, headers=bearer(hr_token)) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (403, "cannot_grant")
+    password, secret = _ROOT_CREDENTIALS[svc.config.server.data_dir]
+    root = await login(http, base, ROOT, password, secret, clock.now)
+    async with http.post(url, headers=bearer(root)) as r:
+        assert r.status == 200 and "/invite#cdi_" in (await r.json())["link"]
