@@ -22,6 +22,8 @@ from crypto.envelope import Keyring
 from crypto.identity import GatewayIdentity
 from gateway.activation import ActivationMail
 from gateway.api_tokens import ApiTokenService
+from gateway.attachments.service import AttachmentService
+from gateway.attachments.tickets import TicketBox
 from gateway.audit import Auditor
 from gateway.bus import Bus, open_bus
 from gateway.chats import ChatService
@@ -68,6 +70,7 @@ from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origi
 from gateway.transcripts import ChatKeys
 from gateway.ws.agent import agent_ws
 from gateway.ws.customer import customer_ws
+from plugins.clamd import ClamdScanner
 from plugins.outbox import Dispatcher
 from plugins.registry import default_registry
 
@@ -301,6 +304,13 @@ async def _wire(
         e2e=e2e,
         passkeys=PasskeyService(
             store, logins, auditor, clock, relying_party(config.base_url, origins), tenants
+        ),
+        attachments=AttachmentService(
+            config.attachments,
+            TicketBox(keyring, clock, config.attachments.ticket_seconds),
+            chats,
+            auditor,
+            ClamdScanner(config.attachments.clamd) if config.attachments.clamd else None,
         ),
         workers=[
             dispatcher,

@@ -27,6 +27,7 @@ import structlog
 from auth.identity import IdentityError, IdentityVerifier, VerifiedIdentity
 from auth.roles import Permission, Principal
 from auth.tokens import hash_token
+from gateway.attachments.files import CleanFile
 from gateway.audit import Auditor
 from gateway.bus.base import Bus, BusEvent, agent_topic, chat_topic, tenant_topic
 from gateway.customers import CustomerKeys, CustomerKind
@@ -51,6 +52,7 @@ from gateway.policy.types import Audience
 from gateway.protocol import (
     Ack,
     ChatEvent,
+    FileRef,
     Flag,
     Members,
     Msg,
@@ -82,10 +84,13 @@ from gateway.store.base import (
 from gateway.tenants import TenantDirectory, tenant_queues
 from gateway.transcripts import (
     ChatKeys,
+    file_id,
     message_ref,
+    open_file,
     open_json,
     open_msg_id,
     open_text,
+    seal_file,
     seal_json,
     seal_msg_id,
     seal_text,
@@ -352,11 +357,11 @@ class ChatService:
         """``chat`` is the connection's view of its chat (kept current by bus events); it
         saves a read per message. A chat it believes closed is re-read to be sure, and the
         store refuses appends to erased chats regardless."""
-        chat = await self._customer_writable(tenant_id, chat_id, chat)
+        chat = await self.customer_writable(tenant_id, chat_id, chat)
         _check_plain(chat)
         return await self._post(chat, "customer", msg_id, text, agent=None)
 
-    async def _customer_writable(self, tenant_id: str, chat_id: str, chat: Chat | None) -> Chat:
+    async def customer_writable(self, tenant_id: str, chat_id: str, chat: Chat | None) -> Chat:
         """The chat a customer writes to, if they may: open, and consented when the
         tenant's notice requires it (``chat_closed``, ``consent_required``)."""
         if chat is None or chat.state == "closed" or chat.tenant_id != tenant_id:
@@ -370,7 +375,7 @@ class ChatService:
                 raise ChatError("consent_required", "accept the privacy notice before writing")
         return chat
 
-    async def _agent_writable(self, principal: Principal, chat_id: str) -> Chat:
+    async def agent_writable(self, principal: Principal, chat_id: str) -> Chat:
         """The chat an agent writes to, if it is active and assigned to them."""
         _require(principal, Permission.CHAT_HANDLE, principal.tenant_id)
         chat = await self._chat(chat_id, principal.tenant_id)
@@ -410,7 +415,7 @@ class ChatService:
     async def post_agent_message(
         self, principal: Principal, chat_id: str, msg_id: str, text: str
     ) -> PostOutcome:
-        chat = await self._agent_writable(principal, chat_id)
+        chat = await self.agent_writable(principal, chat_id)
         _check_plain(chat)
         return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
 
@@ -428,6 +433,57 @@ class ChatService:
             chat, "agent", msg_id, text, agent=f"{HELPDESK_SENDER}{plugin}:{name}"
         )
 
+    # ------------------------------------------------------------------ attachments
+
+    async def post_attachment(
+        self,
+        tenant_id: str,
+        chat_id: str,
+        sender: Direction,
+        agent: str | None,
+        msg_id: str,
+        name: str,
+        file: CleanFile,
+    ) -> PostOutcome:
+        """A file as message ``msg_id`` (issue 16.6): the bytes sealed at rest under the
+        chat key, then the message that names it through the normal path -- the name
+        passes the policy like text, a blocked name stores nothing. The caller checked
+        the upload ticket; the chat's state and the agent's assignment are checked again
+        here (they may have changed since the ticket was issued)."""
+        chat = await self._chat(chat_id, tenant_id)
+        if sender == "customer":
+            chat = await self.customer_writable(tenant_id, chat_id, chat)
+        elif chat.state != "active" or chat.assigned_agent_id != agent:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        _check_plain(chat)
+        key = await self.keys.get(chat.id)
+        if key is None:
+            raise ChatError("not_found", "no such chat")
+        fid = file_id(key, chat.id, seal_msg_id(key, chat.id, msg_id))
+        await self.store.put_attachment(
+            chat.id, fid, seal_file(key, chat.id, fid, file.data), self.clock()
+        )
+        meta: dict[str, Any] = {"id": fid, "type": file.content_type, "size": len(file.data)}
+        if file.width is not None and file.height is not None:
+            meta.update(w=file.width, h=file.height)
+        stored = False
+        try:
+            outcome = await self._post(chat, sender, msg_id, name, agent, attachment=meta)
+            stored = outcome.ack is not None
+        finally:
+            if not stored:  # blocked name, closed chat: no message names the bytes
+                await self.store.delete_attachment(chat.id, fid)
+        return outcome
+
+    async def read_attachment(self, chat: Chat, file: str) -> bytes | None:
+        """A file's bytes (no authorisation: callers check who reads); None when the chat
+        or file is gone (erased, or never stored)."""
+        key = await self.keys.get(chat.id)
+        blob = await self.store.get_attachment(chat.id, file) if key is not None else None
+        if key is None or blob is None:
+            return None
+        return open_file(key, chat.id, file, blob)
+
     # ------------------------------------------------------------------ e2e messages
 
     async def post_customer_sealed(
@@ -440,7 +496,7 @@ class ChatService:
         flags: Sequence[str] = (),
     ) -> PostOutcome:
         """An e2e message from the customer's end (``emsg``): stored and relayed as is."""
-        chat = await self._customer_writable(tenant_id, chat_id, chat)
+        chat = await self.customer_writable(tenant_id, chat_id, chat)
         return await self._post_sealed(chat, "customer", msg_id, body, None, flags)
 
     async def post_agent_sealed(
@@ -453,7 +509,7 @@ class ChatService:
     ) -> PostOutcome:
         """An e2e message from an agent's console; ``body.dev`` is the socket's certified
         device (checked by the caller)."""
-        chat = await self._agent_writable(principal, chat_id)
+        chat = await self.agent_writable(principal, chat_id)
         return await self._post_sealed(chat, "agent", msg_id, body, principal.agent_id, flags)
 
     async def _post_sealed(
@@ -537,7 +593,14 @@ class ChatService:
         agent = await self.agent_name(m.sender_agent_id)
         if not is_sealed(m) or self.e2e is None:
             return Msg(
-                seq=m.seq, sender=m.sender, text=text, ts=m.ts, id=msg_id, chat=chat_id, agent=agent
+                seq=m.seq,
+                sender=m.sender,
+                text=text,
+                ts=m.ts,
+                id=msg_id,
+                chat=chat_id,
+                agent=agent,
+                file=file_ref(m, text),
             )
         body = SealedBody.loads(text)
         gt = self.e2e.tag(
@@ -645,8 +708,16 @@ class ChatService:
             )
 
     async def _post(
-        self, chat: Chat, sender: Direction, msg_id: str, text: str, agent: str | None
+        self,
+        chat: Chat,
+        sender: Direction,
+        msg_id: str,
+        text: str,
+        agent: str | None,
+        attachment: dict[str, Any] | None = None,
     ) -> PostOutcome:
+        """Policy, storage, events and relay of one message. With ``attachment`` (the
+        stored file's ``file_meta``) the message carries a file and ``text`` is its name."""
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
@@ -680,7 +751,9 @@ class ChatService:
         if key is None:
             raise ChatError("not_found", "no such chat")
         now = self.clock()
-        policy_meta = {"action": decision.action, "kinds": list(decision.kinds)}
+        policy_meta: dict[str, Any] = {"action": decision.action, "kinds": list(decision.kinds)}
+        if attachment is not None:
+            policy_meta["file"] = attachment
         # The client's id is stored sealed (deterministically, so a resend still finds it).
         stored_id = seal_msg_id(key, chat.id, msg_id)
         builder = await self._message_events(
@@ -721,6 +794,7 @@ class ChatService:
             chat=chat.id,
             agent=await self.agent_name(stored.sender_agent_id),
         )
+        frame.file = file_ref(stored, frame.text)
         if result.duplicate:
             # Publish again: the node that stored it may have died before publishing.
             # Receivers de-duplicate by seq (gateway/ws/feed.py).
@@ -842,6 +916,11 @@ class ChatService:
     async def agent_history(
         self, principal: Principal, chat_id: str, after_seq: int, ip: str | None
     ) -> list[Msg]:
+        return await self.history(await self.readable(principal, chat_id, ip), after_seq)
+
+    async def readable(self, principal: Principal, chat_id: str, ip: str | None) -> Chat:
+        """A chat an agent may read: their own, or any of the tenant's with
+        ``transcript_read`` (audited ``transcript.opened``)."""
         chat = await self._chat(chat_id, principal.tenant_id)
         if chat.assigned_agent_id != principal.agent_id:
             _require(principal, Permission.TRANSCRIPT_READ, chat.tenant_id)
@@ -852,7 +931,7 @@ class ChatService:
                 target=chat.id,
                 ip=ip,
             )
-        return await self.history(chat, after_seq)
+        return chat
 
     # ------------------------------------------------------------------ agents
 
@@ -1734,6 +1813,21 @@ class CustomerExport:
 def _require(principal: Principal, permission: Permission, tenant_id: str) -> None:
     if not principal.can(permission, tenant_id):
         raise ChatError("forbidden", "your role does not allow this")
+
+
+def file_ref(stored: StoredMessage, name: str) -> FileRef | None:
+    """The ``file`` of a stored message's frame, from its metadata (None: a text message)."""
+    meta = stored.policy.get("file")
+    if not isinstance(meta, dict):
+        return None
+    return FileRef(
+        id=str(meta["id"]),
+        name=name,
+        type=str(meta["type"]),
+        size=int(meta["size"]),
+        w=meta.get("w"),
+        h=meta.get("h"),
+    )
 
 
 def _check_plain(chat: Chat) -> None:

@@ -21,6 +21,9 @@ from typing import Any, cast
 
 import msgspec
 
+from gateway.attachments.files import ALL_TYPES
+from plugins.clamd import parse_clamd_address
+
 MAX_WORKERS = 64
 """Upper bound of ``server.workers`` (a typo of 1000 must not fork a thousand processes)."""
 
@@ -199,6 +202,33 @@ class OidcConfig:
 
 
 @dataclass(slots=True)
+class AttachmentsConfig:
+    """Files in chats (issue 16.6), installation side. Tenants may switch attachments off
+    or lower the size; the scanner address is the operator's alone (a tenant must never
+    make the gateway connect anywhere)."""
+
+    enabled: bool = True
+    # Largest file a sender may upload (after sealing for transport: +40 bytes).
+    max_bytes: int = 5 * 1024 * 1024
+    # Of gateway.attachments.files.ALL_TYPES, the ones accepted.
+    types: list[str] = field(
+        default_factory=lambda: [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+        ]
+    )
+    # ClamAV's clamd, when present: "tcp:127.0.0.1:3310" or "unix:/run/clamav/clamd.ctl".
+    clamd: str = ""
+    # With a scanner set: refuse uploads while it cannot answer (false: accept unscanned).
+    scan_required: bool = True
+    # How long an upload or download ticket is good for after it is issued.
+    ticket_seconds: float = 120.0
+
+
+@dataclass(slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -213,6 +243,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     oidc: OidcConfig = field(default_factory=OidcConfig)
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
     # Master key material (comma-separated base64 keys, newest first); normally from the
     # environment or the key file in data_dir, never from the config file on disk.
     master_key: str = ""
@@ -339,7 +370,27 @@ def parse_config(
             raise ConfigError(f"oidc.allowed_issuers: not an http(s) URL: {issuer[:80]!r}")
     if not config.websocket.slow_consumer_grace > 0:
         raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
+    _check_attachments(config.attachments)
     return config
+
+
+MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+"""The most ``attachments.max_bytes`` may be: uploads are read into memory once."""
+
+
+def _check_attachments(cfg: AttachmentsConfig) -> None:
+    if not 1024 <= cfg.max_bytes <= MAX_ATTACHMENT_BYTES:
+        raise ConfigError(f"attachments.max_bytes must be 1024-{MAX_ATTACHMENT_BYTES}")
+    unknown = sorted(set(cfg.types) - ALL_TYPES)
+    if unknown:
+        raise ConfigError(f"attachments.types: unknown {unknown!r}; known: {sorted(ALL_TYPES)}")
+    if not 10 <= cfg.ticket_seconds <= 3600:
+        raise ConfigError("attachments.ticket_seconds must be 10-3600")
+    if cfg.clamd:
+        try:
+            parse_clamd_address(cfg.clamd)
+        except ValueError as exc:
+            raise ConfigError(f"attachments.clamd: {exc}") from None
 
 
 RETENTION_BOUNDS: dict[str, float] = {

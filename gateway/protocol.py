@@ -46,6 +46,10 @@ PolicyKinds = Annotated[
 gateway alerts supervisors with the kinds, never with text it does not have."""
 WrappedKeyText = Annotated[str, Meta(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9+/=]+$")]
 EpochKey = Annotated[str, Meta(min_length=1, max_length=7, pattern=r"^[0-9]+$")]
+# Attachments (issue 16.6): the size is checked against the installation's and tenant's
+# limits (at most 50 MiB anywhere).
+FileSize = Annotated[int, Meta(ge=1, le=50 * 1024 * 1024)]
+FileId = Annotated[str, Meta(min_length=8, max_length=32, pattern=r"^f[A-Za-z0-9_\-]+$")]
 
 
 class Frame(Struct, kw_only=True, omit_defaults=True):
@@ -131,6 +135,21 @@ class CustomerMsg(Frame, tag_field="t", tag="msg"):
     text: Text
 
 
+class CustomerUpload(Frame, tag_field="t", tag="upload"):
+    """Customer: ask to send a file of ``size`` bytes as message ``id``; answered with an
+    ``upload`` ticket (the name and bytes then go over HTTP, sealed with the ticket's key:
+    docs/PROTOCOL.md "Attachments")."""
+
+    id: Id
+    size: FileSize
+
+
+class CustomerFetch(Frame, tag_field="t", tag="fetch"):
+    """Customer: ask to read a file of the chat; answered with a ``file`` ticket."""
+
+    file: FileId
+
+
 class CustomerTyping(Frame, tag_field="t", tag="typing"):
     on: bool = True
 
@@ -203,6 +222,8 @@ class ReportMsg(Frame, tag_field="t", tag="report"):
 CustomerInbound = (
     Open
     | CustomerMsg
+    | CustomerUpload
+    | CustomerFetch
     | CustomerSealedMsg
     | WrapKeys
     | ReportMsg
@@ -229,6 +250,21 @@ class AgentSealedMsg(Frame, tag_field="t", tag="emsg"):
     fc: Mac
     e: Epoch
     flags: PolicyKinds = []
+
+
+class AgentUpload(Frame, tag_field="t", tag="upload"):
+    """Agent: like :class:`CustomerUpload`, into an assigned chat."""
+
+    chat: Id
+    id: Id
+    size: FileSize
+
+
+class AgentFetch(Frame, tag_field="t", tag="fetch"):
+    """Agent: like :class:`CustomerFetch`, for a chat the agent may read."""
+
+    chat: Id
+    file: FileId
 
 
 class AgentTyping(Frame, tag_field="t", tag="typing"):
@@ -279,6 +315,8 @@ class History(Frame, tag_field="t", tag="history"):
 AgentInbound = (
     AgentMsg
     | AgentSealedMsg
+    | AgentUpload
+    | AgentFetch
     | ReportMsg
     | AgentTyping
     | Accept
@@ -326,6 +364,40 @@ class Ack(Frame, tag_field="t", tag="ack"):
     chat: str | None = None
 
 
+class FileRef(Frame):
+    """The file a message carries: its ``id`` (for ``fetch``), the ``name`` as the policy
+    left it, the sniffed ``type``, the stored ``size`` and, for images, their pixels."""
+
+    id: str
+    name: str
+    type: str
+    size: int
+    w: int | None = None
+    h: int | None = None
+
+
+class UploadTicket(Frame, tag_field="t", tag="upload"):
+    """Answer to ``upload``: ``POST`` the file, sealed with ``key``
+    (``nonce ‖ secretbox``), to ``url`` before ``expires``."""
+
+    id: str
+    url: str
+    key: str
+    expires: float
+    chat: str | None = None
+
+
+class FileTicket(Frame, tag_field="t", tag="file"):
+    """Answer to ``fetch``: ``GET`` ``url`` before ``expires`` and open the body with
+    ``key``."""
+
+    file: str
+    url: str
+    key: str
+    expires: float
+    chat: str | None = None
+
+
 class Msg(Frame, tag_field="t", tag="msg"):
     seq: int
     sender: Literal["agent", "customer", "system"] = msgspec.field(name="from")
@@ -341,6 +413,8 @@ class Msg(Frame, tag_field="t", tag="msg"):
     gt: str | None = None
     e: int | None = None
     dev: str | None = None
+    # An attachment (``text`` is its name, for readers that do not know files).
+    file: FileRef | None = None
 
 
 class MemberDevice(Frame):
@@ -490,6 +564,8 @@ Outbound = (
     | ChatKeys
     | Reported
     | Wrapped
+    | UploadTicket
+    | FileTicket
 )
 
 # ------------------------------------------------------------------------------ codecs

@@ -43,6 +43,7 @@ from gateway.ws.connection import (
 
 if TYPE_CHECKING:
     from gateway.api_tokens import ApiTokenService
+    from gateway.attachments.service import AttachmentService
     from gateway.custom_roles import CustomRoleService
     from gateway.governance.auditchain import AuditKeys, Checkpointer
     from gateway.governance.wiring import Governance
@@ -104,6 +105,7 @@ class Services:
     oidc: OidcService
     e2e: E2EService
     passkeys: PasskeyService
+    attachments: AttachmentService
     workers: list[BackgroundWorker]
     closers: list[Callable[[], Awaitable[None]]]
     """Closed (errors suppressed) before presence, bus and store in ``close_services``."""

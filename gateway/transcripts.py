@@ -119,3 +119,25 @@ def message_ref(key: bytes, chat_id: str, stored_id: str) -> str:
     return hashlib.blake2b(
         f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/msgref", digest_size=16
     ).hexdigest()
+
+
+# -- attachments (issue 16.6) -------------------------------------------------------------
+
+
+def file_id(key: bytes, chat_id: str, stored_id: str) -> str:
+    """The id of the file a message carries: a keyed hash of the message's stored id, so
+    a re-sent upload (same message id) lands on the same file, and the id names nothing
+    the sender typed."""
+    digest = hashlib.blake2b(
+        f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/fileid", digest_size=15
+    )
+    return "f" + base64.urlsafe_b64encode(digest.digest()).decode("ascii")
+
+
+def seal_file(key: bytes, chat_id: str, file: str, data: bytes) -> bytes:
+    """A file's bytes sealed at rest under the chat's data key, bound to chat and file."""
+    return seal_record(key, data, _aad("file", chat_id, file))
+
+
+def open_file(key: bytes, chat_id: str, file: str, blob: bytes) -> bytes:
+    return open_record(key, blob, _aad("file", chat_id, file))

@@ -463,6 +463,35 @@ class Plugin(Protocol):
     async def aclose(self) -> None: ...
 
 
+# --------------------------------------------------------------------------- file scanning
+
+
+@dataclass(frozen=True, slots=True)
+class ScanVerdict:
+    """What a malware scanner said about one file: ``clean``, or the ``signature`` found."""
+
+    clean: bool
+    signature: str | None = None
+
+
+class ScanUnavailable(PluginError):
+    """The scanner could not give a verdict (down, timed out, refused the size); the
+    gateway then refuses the upload unless the operator allowed unscanned files."""
+
+
+@runtime_checkable
+class FileScanner(Protocol):
+    """Optional hook for inspect-mode attachments: scan a file's bytes before it is stored.
+
+    The operator names the scanner (``[attachments] clamd`` selects
+    :class:`plugins.clamd.ClamdScanner`); tenants cannot, because a scanner receives the
+    file as the customer sent it (images already without metadata). End-to-end chats are
+    never scanned: the gateway does not have their bytes.
+    """
+
+    async def scan(self, data: bytes) -> ScanVerdict: ...
+
+
 PluginCreate = Callable[..., Any]  # (config, secrets, http[, context]) -> Plugin | Awaitable
 
 

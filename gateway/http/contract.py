@@ -31,6 +31,7 @@ from gateway.http.e2e import (
     SignedPolicyBody,
     SignedPolicyOut,
 )
+from gateway.http.files import FileUploadedOut
 from gateway.http.governance import (
     ApprovalRequestBody,
     CloseIncidentBody,
@@ -698,6 +699,14 @@ class RetentionOut(Strict):
     audit_days: float
 
 
+class AttachmentLimitsOut(Strict):
+    """What the tenant accepts in chats now (the installation's limits, narrowed)."""
+
+    enabled: bool
+    max_bytes: int
+    types: list[str]
+
+
 class GovernanceSettingsOut(Strict):
     alert_rules: dict[str, AlertRuleOut]
     working_hours: dict[str, Any] | None
@@ -708,6 +717,7 @@ class GovernanceSettingsOut(Strict):
     retention: RetentionOut
     quality: QualityTargets
     phishing_resistant_mfa: Literal["off", "admins", "staff", "all"]
+    attachments: AttachmentLimitsOut
 
 
 class GovernanceSettingsWrap(Strict):
@@ -2290,6 +2300,39 @@ document(
     auth=False,
     errors=(401, 403, 404, 429),
     path_params={"tenant_id": {"type": "string", "maxLength": 64}},
+)
+
+# attachments (issue 16.6)
+_FILE_TICKET = {"ticket": {"type": "string", "maxLength": 512}}
+document(
+    "POST",
+    "/api/files/{ticket}",
+    "Upload one attachment with the ticket an `upload` frame returned (the body is the "
+    "file's name and bytes sealed with the ticket's key, application/octet-stream)",
+    tag="public",
+    ok=FileUploadedOut,
+    ok_status=201,
+    auth=False,
+    errors=(400, 403, 404, 409, 410, 413, 415, 422, 503),
+    path_params=_FILE_TICKET,
+    description="The ticket is the credential (no session, no cookie); a customer's ticket "
+    "answers the tenant's allowed origins only (CORS), an agent's the console's. The body: "
+    "`nonce(24) ‖ secretbox(len(name) as 2 bytes ‖ name in UTF-8 ‖ file)`. 400 "
+    "`bad_body`/`bad_name`, 403 `ticket_invalid`/`forbidden`/`files_off`, 410 "
+    "`ticket_expired`, 413 `payload_too_large`, 415 `file_type`, 422 "
+    "`file_unreadable`/`file_too_big`/`file_infected`/`blocked` (the policy refused the "
+    "file name; `kinds`), 409 "
+    "`chat_closed`/`not_assigned`/`consent_required`, 503 `scan_unavailable`.",
+)
+document(
+    "GET",
+    "/api/files/{ticket}",
+    "Read one attachment with the ticket a `fetch` frame returned (sealed with its key)",
+    tag="public",
+    auth=False,
+    content_type="application/octet-stream",
+    errors=(403, 404, 410),
+    path_params=_FILE_TICKET,
 )
 
 # service quality (issue 15.4)

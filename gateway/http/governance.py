@@ -31,6 +31,9 @@ from aiohttp import web
 from msgspec import Meta, Struct
 
 from auth.roles import Permission, require
+from gateway.attachments.service import SETTING as ATTACHMENTS_SETTING
+from gateway.attachments.service import AttachmentSettings
+from gateway.attachments.service import validate_settings as validate_attachments
 from gateway.bus.base import BusEvent, agent_topic
 from gateway.governance.alerts import RULES, WorkingHours, tuning, validate_rules
 from gateway.governance.approvals import ApprovalError, Policy, validate_policy
@@ -67,6 +70,8 @@ class GovernanceSettingsBody(Struct, forbid_unknown_fields=True):
     """Who must sign in with a passkey (gateway/passkeys.py)."""
     quality: QualitySettings | None = None
     """SLA targets and the reopen window (gateway/quality.py); replaces the previous ones."""
+    attachments: AttachmentSettings | None = None
+    """Files in chats off, or a lower size limit (gateway/attachments/service.py)."""
 
 
 class ApprovalRequestBody(Struct, forbid_unknown_fields=True):
@@ -297,6 +302,7 @@ def _settings_json(svc: Services, tenant: Tenant) -> dict[str, Any]:
         "approvals": {"mode": (p := Policy.of(s)).mode, "ttl_minutes": int(p.ttl // 60)},
         "retention": svc.retention.policy(tenant).as_json(),
         "quality": QualityPolicy.of(s).as_json(),
+        "attachments": svc.attachments.limits(tenant).as_json(),
         "phishing_resistant_mfa": passkey_requirement(tenant),
     }
 
@@ -348,6 +354,10 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
         if body.quality is not None:
             settings[QUALITY_SETTING] = validate_quality(body.quality)
             changed.append("quality")
+        current_field = "attachments"
+        if body.attachments is not None:
+            settings[ATTACHMENTS_SETTING] = validate_attachments(body.attachments)
+            changed.append("attachments")
         current_field = "approvals"
         if body.approvals is not None:
             settings["approvals"] = validate_policy(body.approvals)

@@ -12,6 +12,7 @@ from gateway.http import (
     chats,
     customer_access,
     e2e,
+    files,
     governance,
     history,
     inbound,
@@ -50,4 +51,5 @@ def setup_routes(app: web.Application) -> None:
     oidc.setup_routes(app)
     e2e.setup_routes(app)
     customer_access.setup_routes(app)
+    files.setup_routes(app)
     ops.setup(app)

@@ -10,12 +10,13 @@ an ETag. Two bundles are built at start-up:
 
 * ``/widget.js`` — tweetnacl (``nacl-fast.min.js`` from npm, pinned in
   ``package-lock.json``) + ``protocol.js`` + ``e2e.js`` + the default end policy +
-  ``policy.js`` + ``ui.js`` + ``widget.js``, wrapped in one
+  ``policy.js`` + ``ui.js`` + ``files.js`` + ``widget.js``, wrapped in one
   function scope so nothing leaks into the host page's globals. Being ONE file, one
   Subresource Integrity hash (``sha384``) covers the crypto library and the widget; the
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
 * ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
-  ``protocol.js`` + ``e2e.js`` + the default end policy + ``policy.js`` + ``ui.js`` for the
+  ``protocol.js`` + ``e2e.js`` + the default end policy + ``policy.js`` + ``ui.js`` +
+  ``files.js`` for the
   console and admin pages.
 
 Chart.js (``dist/chart.umd.min.js``, pinned the same way) is served alone as
@@ -234,6 +235,8 @@ class WebAssets:
             + read["policy.js"]
             + b"\n"
             + read["ui.js"]
+            + b"\n"
+            + read["files.js"]
             + b"\n"
         )
         i18n_widget = (

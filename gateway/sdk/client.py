@@ -58,15 +58,20 @@ from gateway.protocol import (
     Accept,
     Ack,
     AgentClose,
+    AgentFetch,
     AgentMsg,
     AgentTyping,
+    AgentUpload,
     ChatEvent,
     CloseCode,
     CustomerClose,
     CustomerConsent,
+    CustomerFetch,
     CustomerMsg,
     CustomerTyping,
+    CustomerUpload,
     Error,
+    FileTicket,
     FrameError,
     Hello,
     History,
@@ -85,11 +90,13 @@ from gateway.protocol import (
     Sealed,
     Transfer,
     Unwatch,
+    UploadTicket,
     Watch,
     Welcome,
     decode_hello,
     encode,
 )
+from gateway.sdk.files import FileSent, get_file, http_base, post_file
 
 __all__ = [
     "AgentClient",
@@ -465,7 +472,27 @@ class _SecureClient:
             return frame.id
         if isinstance(frame, Error):
             return frame.ref
+        if isinstance(frame, UploadTicket):
+            return frame.id
+        if isinstance(frame, FileTicket):
+            return frame.file
         return None
+
+    async def _send_file(
+        self, frame: msgspec.Struct, msg_id: str, name: str, data: bytes, timeout: float | None
+    ) -> FileSent:
+        """Ask for an upload ticket over the socket, then upload ``data`` with it.
+
+        :raises ServerError: the ticket was refused (``file_too_big``, ``files_off``...).
+        :raises gateway.sdk.files.FileError: the upload was (``file_type``, ``blocked``...).
+        """
+        ticket = await self._request(frame, msg_id, timeout)
+        return await post_file(http_base(self.url), ticket, name, data, self.origin)
+
+    async def _fetch_file(self, frame: msgspec.Struct, file: str, timeout: float | None) -> bytes:
+        """Ask for a read ticket over the socket, then download and open the file."""
+        ticket = await self._request(frame, file, timeout)
+        return await get_file(http_base(self.url), ticket, self.origin)
 
     def _observe(self, frame: Any) -> None:
         """Hook: update client state from every frame before it is dispatched."""
@@ -676,6 +703,23 @@ class CustomerClient(_SecureClient):
         self.outbox[msg_id] = text
         return await self._request(CustomerMsg(id=msg_id, text=text), msg_id, timeout)
 
+    async def send_file(
+        self,
+        name: str,
+        data: bytes,
+        msg_id: str | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> FileSent:
+        """Send a file (an image or PDF) as a message; returns once it is stored."""
+        msg_id = msg_id or _new_id()
+        frame = CustomerUpload(id=msg_id, size=len(data))
+        return await self._send_file(frame, msg_id, name, data, timeout)
+
+    async def fetch_file(self, file: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+        """The bytes of a file of this chat (``Msg.file.id``), as the gateway stored them."""
+        return await self._fetch_file(CustomerFetch(file=file), file, timeout)
+
     async def resend_unacked(self) -> list[str]:
         """Re-send every outbox message (same ids, in order); returns their ids. Their acks
         are awaited with :meth:`flush`."""
@@ -794,6 +838,26 @@ class AgentClient(_SecureClient):
         """Write to an accepted chat; settled like :meth:`CustomerClient.send_text`."""
         msg_id = msg_id or _new_id()
         return await self._request(AgentMsg(chat=chat, id=msg_id, text=text), msg_id, timeout)
+
+    async def send_file(
+        self,
+        chat: str,
+        name: str,
+        data: bytes,
+        msg_id: str | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> FileSent:
+        """Send a file into an accepted chat; like :meth:`CustomerClient.send_file`."""
+        msg_id = msg_id or _new_id()
+        frame = AgentUpload(chat=chat, id=msg_id, size=len(data))
+        return await self._send_file(frame, msg_id, name, data, timeout)
+
+    async def fetch_file(
+        self, chat: str, file: str, *, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> bytes:
+        """The bytes of a file of a chat this agent may read."""
+        return await self._fetch_file(AgentFetch(chat=chat, file=file), file, timeout)
 
     async def transfer(
         self,

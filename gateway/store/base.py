@@ -867,6 +867,18 @@ class Store(Protocol):
         not exist (True again for an already erased chat).
         """
 
+    async def put_attachment(
+        self, chat_id: str, file_id: str, blob_sealed: bytes, created_at: float
+    ) -> None:
+        """Store a file's sealed bytes; a second put of the same ``(chat_id, file_id)`` (a
+        re-sent upload) keeps the first. Erasing the chat deletes them."""
+
+    async def get_attachment(self, chat_id: str, file_id: str) -> bytes | None:
+        """The sealed bytes of a file, or None (unknown, deleted, chat erased)."""
+
+    async def delete_attachment(self, chat_id: str, file_id: str) -> None:
+        """Forget a file no message names (its upload was refused after storing)."""
+
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         """Closed, not erased chats matching ``query``, newest close first."""
         ...

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from gateway.store import (
     _api_tokens,
+    _attachments,
     _custom_roles,
     _e2e,
     _history,
@@ -819,6 +820,7 @@ class SqlStore(SqlGovernance):
             yield write("DELETE FROM chat_keys WHERE chat_id = ?", chat_id)
             for statement in _e2e.ERASE:  # wrapped chat keys and members go with the chat
                 yield write(statement, chat_id)
+            yield write(_attachments.ERASE, chat_id)
             yield write(_lifecycle.DELETE_CUSTOMER_KEYS, chat_id)
             return True
 
@@ -831,6 +833,28 @@ class SqlStore(SqlGovernance):
     # -- end-to-end mode (issue 13) -------------------------------------------------------
     async def add_e2e_device(self, device: E2EDevice) -> None:
         await self._query(write(_e2e.INSERT_DEVICE, *_e2e.device_params(device)))
+
+    # -- attachments ------------------------------------------------------------------
+    async def put_attachment(
+        self, chat_id: str, file_id: str, blob_sealed: bytes, created_at: float
+    ) -> None:
+        await self._query(
+            write(
+                _attachments.INSERT,
+                chat_id,
+                file_id,
+                blob(blob_sealed),
+                len(blob_sealed),
+                created_at,
+            )
+        )
+
+    async def get_attachment(self, chat_id: str, file_id: str) -> bytes | None:
+        row = await self._query(read_row(_attachments.BLOB, chat_id, file_id))
+        return None if row is None else bytes(row["blob_sealed"])
+
+    async def delete_attachment(self, chat_id: str, file_id: str) -> None:
+        await self._query(write(_attachments.DELETE, chat_id, file_id))
 
     async def get_e2e_device(self, device_id: str) -> E2EDevice | None:
         row = await self._query(read_row(_e2e.DEVICE_BY_ID, device_id))

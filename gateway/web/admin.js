@@ -93,7 +93,7 @@ function route() {
 }
 
 function title(text, intro) {
-  main.append(h('h1', { text }), intro ? h('p', { class: 'muted', text: intro }) : null);
+  window.CipherdeskUI.append(main, [h('h1', { text }), intro ? h('p', { class: 'muted', text: intro }) : null]);
 }
 
 function field(id, label, input) {

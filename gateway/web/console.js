@@ -9,6 +9,8 @@ import { mountHistory, previousChats } from './history.js';
 const P = window.CipherdeskProtocol;
 const E = window.CipherdeskE2E;
 const { h, clear, clock, duration, rich } = window.CipherdeskUI;
+const Files = window.CipherdeskFiles;
+const tickets = new Files.Tickets();  // upload/fetch tickets asked over the socket
 const root = document.getElementById('app');
 
 const DEFAULT_CANNED = [1, 2, 3, 4, 5].map((n) => t('console.canned_default.c' + n));
@@ -167,6 +169,7 @@ function connect() {
     onclose: (info) => {
       S.sock = null;
       S.ready = false;
+      tickets.failAll();
       if (S.stopped) return;
       // Another session of this agent changed its password, authenticator or recovery codes.
       if (info.code === 4401 && info.reason === 'credentials changed') { boot(t('console.credentials_changed')); return; }
@@ -196,6 +199,7 @@ function send(frame) {
 setInterval(() => { if (S.sock && S.ready) S.sock.send({ t: 'ping' }); }, 30000);
 
 function onFrame(f) {
+  if ((f.t === 'upload' || f.t === 'file' || f.t === 'error') && tickets.settle(f)) return;
   switch (f.t) {
     case 'ready':
       S.ready = true;
@@ -357,8 +361,16 @@ function buildPane(chat) {
   c.input = h('textarea', { class: 'chat-input', rows: '2', maxlength: '4000', placeholder: t('console.reply_placeholder'), 'aria-label': t('console.reply') });
   c.canned = h('select', { class: 'canned', 'aria-label': t('console.insert_canned') });
   c.send = h('button', { class: 'btn primary', type: 'submit' }, t('common.send'));
+  c.file = h('input', { type: 'file', accept: Files.ACCEPT, class: 'file-input', tabindex: '-1', 'aria-hidden': 'true',
+    onchange: () => { const f = c.file.files && c.file.files[0]; c.file.value = ''; if (f) sendFile(chat, f); } });
+  c.attach = h('button', { class: 'btn attach', type: 'button', title: t('common.file_attach'), 'aria-label': t('common.file_attach'),
+    onclick: () => c.file.click() }, Files.icon('clip'));
   c.composer = h('form', { class: 'composer', onsubmit: (ev) => { ev.preventDefault(); sendReply(chat); } },
-    c.canned, c.input, c.send);
+    c.canned, c.file, c.attach, c.input, c.send);
+  c.input.addEventListener('paste', (ev) => {
+    const pasted = ev.clipboardData && ev.clipboardData.files;
+    if (pasted && pasted.length) { ev.preventDefault(); sendFile(chat, pasted[0]); }
+  });
   c.input.addEventListener('keydown', (ev) => {
     // Tab after a shortcut ("/refund") expands it; otherwise Tab moves focus as usual.
     if (ev.key === 'Tab' && !ev.shiftKey && expandShortcut(chat, false)) { ev.preventDefault(); return; }
@@ -466,8 +478,9 @@ function toggleTransfer(chat) {
 function renderChatHeader(chat) {
   const c = chat.dom;
   const info = chat.info || {};
-  clear(c.title).append(customerName(info), ' ', verifiedBadge(!!info.verified),
-    info.e2e ? h('span', { class: 'tag e2e-tag', title: t('console.e2e.chat_hint'), text: t('console.e2e.chat_tag') }) : null);
+  // CipherdeskUI.append skips nulls (Element.append would print "null").
+  window.CipherdeskUI.append(clear(c.title), [customerName(info), ' ', verifiedBadge(!!info.verified),
+    info.e2e ? h('span', { class: 'tag e2e-tag', title: t('console.e2e.chat_hint'), text: t('console.e2e.chat_tag') }) : null]);
   c.log.querySelectorAll('.who.cust').forEach((el) => { el.textContent = customerName(info); });
   clear(c.meta).append(
     info.topic ? t('console.meta_topic', { topic: info.topic }) + ' · ' : '',
@@ -526,13 +539,51 @@ function line(chat, text, kind) {
   chat.dom.log.scrollTop = chat.dom.log.scrollHeight;
 }
 
-function bubble(chat, side, text, ts, who) {
+function bubble(chat, side, text, ts, who, file) {
   const el = h('div', { class: 'msg ' + side },
-    rich(h('span', { class: 'text' }), text),
+    file ? fileBody(chat, file) : rich(h('span', { class: 'text' }), text),
     h('span', { class: 'meta' }, who ? h('span', { class: 'who', text: who }) : null, h('span', { class: 'time', text: ts ? clock(ts) : '' })));
   chat.dom.log.appendChild(el);
   chat.dom.log.scrollTop = chat.dom.log.scrollHeight;
   return el;
+}
+
+/* A file message's body; its bytes come with a ticket asked over the socket. */
+function fileBody(chat, file) {
+  const body = Files.card(file, t, () => tickets
+    .ask(file.id, () => !!(S.sock && S.ready && S.sock.send({ t: 'fetch', chat: chat.id, file: file.id })))
+    .then((ticket) => Files.download('', ticket, file.type, 'same-origin')));
+  body.classList.add('text');
+  return body;
+}
+
+/* Send a file into a chat: a ticket over the sealed socket, the sealed bytes over HTTP;
+ * the stored message comes back through the socket like a reply. */
+function sendFile(chat, file) {
+  if (chat.closed || chat.removed || chat.mode !== 'mine') return;
+  if (Object.keys(e2eOf(chat).keys).length) { toast(t('server.error.e2e_file'), 'warn'); return; }
+  const id = P.newId();
+  const el = bubble(chat, 'me', '', Date.now() / 1000, t('console.you'));
+  el.cdFile = file;
+  el.replaceChild(h('span', { class: 'text file pending' },
+    h('span', { class: 'file-name', text: file.name }),
+    h('span', { class: 'file-size', text: ' · ' + Files.size(file.size) }),
+    h('span', { class: 'file-status', role: 'status', text: t('common.file_uploading') })), el.querySelector('.text'));
+  chat.bubbles.set(id, el);
+  tick(el, 'sending');
+  file.arrayBuffer()
+    .then((buf) => tickets.ask(id, () => !!(S.sock && S.ready && S.sock.send({ t: 'upload', chat: chat.id, id, size: buf.byteLength })))
+      .then((ticket) => Files.upload('', ticket, (file.name || 'file').slice(0, 255), new Uint8Array(buf), 'same-origin')))
+    .then((answer) => {
+      if (el.getAttribute('data-state') !== 'stored') tick(el, 'stored');
+      if (answer.notice) line(chat, CipherdeskNotices.text(answer.notice, 'agent') + ' [' + answer.notice.kinds.join(', ') + ']', 'notice masked');
+    }, (err) => {
+      const status = el.querySelector('.file-status');
+      if (status) status.textContent = '';
+      tick(el, 'failed');
+      line(chat, CipherdeskNotices.error({ code: err.code, message: err.message }) +
+        (err.kinds && err.kinds.length ? ' [' + err.kinds.join(', ') + ']' : ''), 'notice blocked');
+    });
 }
 
 function tick(el, state) {
@@ -551,6 +602,11 @@ function offerFix(el) {
   const pane = el.closest('.chat-pane');
   if (el.querySelector('.fix') || !pane) return;
   const chat = S.chats.get(pane.getAttribute('data-chat'));
+  if (el.cdFile) {  // a file that did not go: try it again
+    el.appendChild(h('span', { class: 'fix' },
+      h('button', { type: 'button', class: 'link-btn fix-retry', onclick: () => { el.remove(); sendFile(chat, el.cdFile); } }, t('common.retry'))));
+    return;
+  }
   const text = el.querySelector('.text').textContent;
   const take = () => { el.remove(); chat.dom.input.value = text; };
   el.appendChild(h('span', { class: 'fix' },
@@ -584,18 +640,19 @@ function onMsg(f) {
   if (f.c && f.fk) chat.opened.set(f.seq, { from: f.from, text: f.text });
   if (f.from === 'customer') {
     chat.dom.typing.hidden = true;
-    const el = bubble(chat, 'them', f.text, f.ts, customerName(chat.info));
+    const el = bubble(chat, 'them', f.text, f.ts, customerName(chat.info), f.file);
     el.querySelector('.who').classList.add('cust');
     if (f.fk) el.querySelector('.meta').appendChild(reportButton(chat, f));
   } else if (f.from === 'agent') {
     const own = f.id && chat.bubbles.get(f.id);
     if (own) {
-      rich(own.querySelector('.text'), f.text);
+      if (f.file) own.replaceChild(fileBody(chat, f.file), own.querySelector('.text'));
+      else rich(own.querySelector('.text'), f.text);
       chat.pending.delete(f.id);
       tick(own, 'stored');
     } else {
       const mineText = f.agent && S.me && f.agent === (S.me.agent.display_name || S.me.agent.email);
-      const el = bubble(chat, mineText && chat.mode === 'mine' ? 'me' : 'agent', f.text, f.ts, f.agent || t('common.agent'));
+      const el = bubble(chat, mineText && chat.mode === 'mine' ? 'me' : 'agent', f.text, f.ts, f.agent || t('common.agent'), f.file);
       if (f.id) chat.bubbles.set(f.id, el);
     }
   } else {

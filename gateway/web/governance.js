@@ -13,7 +13,7 @@ const alertStateName = (state) => t('admin.gov.alert_state.' + state, { defaultV
 const headers = (keys) => h('thead', {}, h('tr', {}, keys.map((k) => h('th', { text: t(k) }))));
 
 function heading(main, text, intro) {
-  main.append(h('h1', { text }), intro ? h('p', { class: 'muted', text: intro }) : null);
+  window.CipherdeskUI.append(main, [h('h1', { text }), intro ? h('p', { class: 'muted', text: intro }) : null]);
 }
 
 async function guarded(button, fn) {

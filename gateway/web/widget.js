@@ -21,6 +21,7 @@
   window.__cipherdeskWidget = true;
 
   var P = CipherdeskProtocol;
+  var Files = CipherdeskFiles;
   var E = CipherdeskE2E;
   var h = CipherdeskUI.h;
   var CSS_INTEGRITY = '__CSS_INTEGRITY__';
@@ -168,7 +169,13 @@
 
   var input = h('textarea', { id: 'cdw-input', rows: '1', placeholder: t('widget.placeholder'), 'aria-label': t('common.message'), maxlength: '4000' });
   var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': t('widget.send') }, h('span', { 'aria-hidden': 'true', text: '➤' }));
-  var composer = h('form', { class: 'composer', hidden: true, onsubmit: function (ev) { ev.preventDefault(); sendText(); } }, input, sendBtn);
+  // Attachments (issue 16.6): a hidden file input behind a labelled button; pasted images too.
+  var fileIn = h('input', { type: 'file', accept: Files.ACCEPT, class: 'file-input', tabindex: '-1', 'aria-hidden': 'true',
+    onchange: function () { var f = fileIn.files && fileIn.files[0]; fileIn.value = ''; if (f) sendFile(f); } });
+  var attachBtn = h('button', { class: 'attach', type: 'button', 'aria-label': t('common.file_attach'), title: t('common.file_attach'),
+    onclick: function () { fileIn.click(); } }, Files.icon('clip'));
+  var composer = h('form', { class: 'composer', hidden: true, onsubmit: function (ev) { ev.preventDefault(); sendText(); } }, fileIn, attachBtn, input, sendBtn);
+  var tickets = new Files.Tickets();
 
   var noticeText = h('div', { class: 'notice-text', tabindex: '0' });
   var agreeBtn = h('button', { class: 'primary agree', type: 'button', onclick: agreeToNotice }, t('widget.notice.agree'));
@@ -195,6 +202,10 @@
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); sendText(); }
   });
   input.addEventListener('input', onTyping);
+  input.addEventListener('paste', function (ev) {
+    var files = ev.clipboardData && ev.clipboardData.files;
+    if (files && files.length) { ev.preventDefault(); sendFile(files[0]); }
+  });
 
   root.appendChild(css);
   root.appendChild(panel);
@@ -404,14 +415,23 @@
       systemLine(n.text, n.kind, true);
     }
   }
-  function bubble(from, text, ts, who) {
-    var body = CipherdeskUI.rich(h('span', { class: 'text' }), text);
+  function bubble(from, text, ts, who, file) {
+    var body = file ? fileBody(file) : CipherdeskUI.rich(h('span', { class: 'text' }), text);
     var meta = h('span', { class: 'meta' }, who ? h('span', { class: 'who', text: who }) : null,
       h('span', { class: 'time', text: ts ? CipherdeskUI.clock(ts) : '' }));
     var el = h('div', { class: 'msg ' + from }, body, meta);
     log.appendChild(el);
     scrollDown();
     return el;
+  }
+  /* A file message's body; the bytes are fetched with a ticket from the socket. */
+  function fileBody(file) {
+    var body = Files.card(file, t, function () {
+      return tickets.ask(file.id, function () { return sock && welcomed && sock.send({ t: 'fetch', file: file.id }); })
+        .then(function (ticket) { return Files.download(gateway, ticket, file.type, 'omit'); });
+    });
+    body.classList.add('text');
+    return body;
   }
   function setTick(el, state) {
     var tick = el.querySelector('.tick');
@@ -435,6 +455,11 @@
   }
   function offerFix(el) {
     if (el.querySelector('.fix')) return;
+    if (el.cdFile) {  // a file that did not go: try it again
+      el.appendChild(h('span', { class: 'fix' },
+        h('button', { type: 'button', class: 'link-btn fix-retry', onclick: function () { el.remove(); sendFile(el.cdFile); } }, t('common.retry'))));
+      return;
+    }
     var text = el.querySelector('.text').textContent;
     var take = function () { el.remove(); input.value = text; };
     el.appendChild(h('span', { class: 'fix' },
@@ -494,7 +519,7 @@
     if (sock) { sock.close('e2e unavailable'); sock = null; }
     showStage();
   }
-  function renderE2E() { e2eBadge.hidden = !e2e; }
+  function renderE2E() { e2eBadge.hidden = !e2e; attachBtn.hidden = !!e2e; }
   // Unpinned pages (no data-tenant-key) fall back to the key the gateway publishes; that
   // trusts the gateway (README, threat model): pinning is what makes e2e mode hold.
   function tenantKeyFor(hello) {
@@ -507,6 +532,7 @@
 
   function onClose(info) {
     sock = null;
+    tickets.failAll();
     wrapWaiters.forEach(function (w) { w.reject(new E.E2EError('offline')); });
     wrapWaiters.clear();
     welcomed = false;
@@ -600,6 +626,7 @@
   }
 
   function onFrame(f) {
+    if ((f.t === 'upload' || f.t === 'file' || f.t === 'error') && tickets.settle(f)) return undefined;
     switch (f.t) {
       case 'welcome': return onWelcome(f);
       case 'msg': return onMsg(f);
@@ -672,12 +699,13 @@
     if (f.from === 'customer') {
       var own = f.id ? bubbles.get(f.id) : null;
       if (own) {
-        CipherdeskUI.rich(own.querySelector('.text'), f.text);  // what was delivered (masked)
+        if (f.file) own.replaceChild(fileBody(f.file), own.querySelector('.text'));
+        else CipherdeskUI.rich(own.querySelector('.text'), f.text);  // what was delivered (masked)
         own.querySelector('.time').textContent = CipherdeskUI.clock(f.ts);
         pending.delete(f.id);
         setTick(own, 'stored');
       } else {
-        var el = bubble('me', f.text, f.ts, null);
+        var el = bubble('me', f.text, f.ts, null, f.file);
         if (f.id) bubbles.set(f.id, el);
         setTick(el, 'stored');
       }
@@ -688,7 +716,7 @@
         clearTimeout(offlineTimer);
         setStatus(t('widget.status.chatting_with', { name: agentName }));
       }
-      var said = bubble('agent', f.text, f.ts, f.agent || t('common.agent'));
+      var said = bubble('agent', f.text, f.ts, f.agent || t('common.agent'), f.file);
       if (f.fk) said.querySelector('.meta').appendChild(reportButton(f));
     } else {
       systemLine(f.text, null, true);  // stored server-side: it comes back by itself
@@ -928,6 +956,37 @@
     } else if (!sock) {
       connect();
     }
+  }
+
+  /* Send a file: a ticket over the sealed socket, then the sealed bytes over HTTP. The
+   * message comes back through the socket like any other (seq, resume, both ends). */
+  function sendFile(file) {
+    if (closedChat || fatal) return;
+    if (!chatId || !sock || !welcomed) { showAlert(t('common.file_start_first')); return; }
+    if (e2e) { showAlert(t('server.error.e2e_file')); return; }
+    var id = P.newId();
+    var el = bubble('me', '', Date.now() / 1000, null);
+    el.cdFile = file;
+    el.classList.add('has-file');
+    el.replaceChild(h('span', { class: 'text file pending' },
+      h('span', { class: 'file-name', text: file.name }),
+      h('span', { class: 'file-size', text: ' · ' + Files.size(file.size) }),
+      h('span', { class: 'file-status', role: 'status', text: t('common.file_uploading') })), el.querySelector('.text'));
+    bubbles.set(id, el);
+    setTick(el, 'sending');
+    file.arrayBuffer().then(function (buf) {
+      return tickets.ask(id, function () {
+        return sock && sock.send({ t: 'upload', id: id, size: buf.byteLength });
+      }).then(function (ticket) { return Files.upload(gateway, ticket, (file.name || 'file').slice(0, 255), new Uint8Array(buf), 'omit'); });
+    }).then(function (answer) {
+      if (el.getAttribute('data-state') !== 'stored') setTick(el, 'stored');
+      if (answer.notice) systemLine(CipherdeskNotices.text(answer.notice, 'customer'), 'notice masked');
+    }, function (err) {
+      var status = el.querySelector('.file-status');
+      if (status) status.textContent = '';
+      setTick(el, 'failed');
+      systemLine(CipherdeskNotices.error({ code: err.code, message: err.message }), 'notice');
+    });
   }
 
   function onTyping() {

@@ -20,9 +20,11 @@ from gateway.logs import error_location
 from gateway.protocol import (
     Accept,
     AgentClose,
+    AgentFetch,
     AgentMsg,
     AgentSealedMsg,
     AgentTyping,
+    AgentUpload,
     ChatEvent,
     ChatKeys,
     CloseCode,
@@ -225,7 +227,9 @@ class AgentSession:
                     self.conn.send_error(
                         exc.code,
                         exc.message,
-                        getattr(frame, "id", None) or getattr(frame, "chat", None),
+                        getattr(frame, "id", None)
+                        or getattr(frame, "file", None)
+                        or getattr(frame, "chat", None),
                     )
         finally:
             self.feed.cancel()
@@ -311,6 +315,24 @@ class AgentSession:
                 return
             chat = await chats.chat_of(p.tenant_id, frame.chat)
             self.conn.send(await chats.report(chat, frame, reporter=p.agent_id, ip=self.ip))
+        elif isinstance(frame, AgentUpload):
+            if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
+                return
+            chat = await chats.agent_writable(p, frame.chat)
+            self.conn.send(
+                await self.svc.attachments.grant_upload(
+                    chat, "agent", p.agent_id, frame.id, frame.size
+                )
+            )
+        elif isinstance(frame, AgentFetch):
+            if frame.chat in self.chats or frame.chat in self.watching:
+                chat = await chats.chat_of(p.tenant_id, frame.chat)
+            else:  # a past chat opened from history: the transcript rules apply
+                known = await self.svc.store.get_chat(frame.chat)
+                if known is not None and known.assigned_agent_id != p.agent_id:
+                    await self._approved("transcript.read", frame.chat)
+                chat = await chats.readable(p, frame.chat, self.ip)
+            self.conn.send(self.svc.attachments.grant_download(chat, frame.file, p.agent_id))
         elif isinstance(frame, AgentTyping):
             await chats.typing(
                 frame.chat, p.tenant_id, "agent", frame.on, self.conn.conn_id, principal=p

@@ -15,9 +15,11 @@ from gateway.protocol import (
     CloseCode,
     CustomerClose,
     CustomerConsent,
+    CustomerFetch,
     CustomerMsg,
     CustomerSealedMsg,
     CustomerTyping,
+    CustomerUpload,
     FrameError,
     Key,
     Msg,
@@ -120,7 +122,8 @@ class CustomerSession:
             except ChatError as exc:
                 if exc.close is not None:
                     raise ProtocolViolation(exc.close, exc.message) from None
-                self.conn.send_error(exc.code, exc.message, getattr(frame, "id", None))
+                ref = getattr(frame, "id", None) or getattr(frame, "file", None)
+                self.conn.send_error(exc.code, exc.message, ref)
 
     async def _handle(self, frame: Any) -> None:
         chats = self.svc.chats
@@ -166,6 +169,19 @@ class CustomerSession:
             )
             if sealed.ack is not None:
                 self.conn.send(sealed.ack)
+        elif isinstance(frame, CustomerUpload):
+            if not await self.svc.guard.customer_message(
+                self.conn, self.tenant_id, chat_id, self.ip, frame.id
+            ):
+                return
+            chat = await chats.customer_writable(self.tenant_id, chat_id, self.chat)
+            self.conn.send(
+                await self.svc.attachments.grant_upload(
+                    chat, "customer", None, frame.id, frame.size
+                )
+            )
+        elif isinstance(frame, CustomerFetch):
+            self.conn.send(self.svc.attachments.grant_download(self.chat, frame.file, "customer"))
         elif isinstance(frame, WrapKeys):
             await chats.wrap_keys(self.chat, frame)
             if frame.id is not None:

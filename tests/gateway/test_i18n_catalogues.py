@@ -34,6 +34,7 @@ JS_FILES = [
     "quality.js",
     "i18n.js",
     "ui.js",
+    "files.js",
     "protocol.js",
     "e2e.js",
     "e2e_admin.js",
