@@ -48,15 +48,20 @@ __all__ = [
     "CertificateError",
     "DeviceCertificate",
     "E2EError",
+    "FileRecord",
     "OpenedMessage",
     "SealedMessage",
     "SignedCertificate",
     "TenantSigningKey",
     "commitment",
+    "file_text",
     "gateway_tag",
     "new_chat_key",
+    "open_file_content",
     "open_message",
     "open_signing_key",
+    "parse_file_text",
+    "seal_file_content",
     "seal_message",
     "seal_signing_key",
     "unwrap_chat_key",
@@ -408,6 +413,79 @@ def verify_commitment(
         return False
     expected = commitment(fk, chat=chat, sender=sender, msg_id=msg_id, text=text)
     return hmac.compare_digest(expected, fc)
+
+
+# ------------------------------------------------------------------------ files
+#
+# A file in an e2e chat is two things: its bytes, sealed by the sender's end under the chat
+# key (``seal_file_content``) and kept by the gateway as an opaque blob, and an ordinary
+# sealed message whose text is a *file record* -- name, type, size and SHA-256 of the bytes
+# behind FILE_TEXT_PREFIX. The record is franked like any text, so a report of a file
+# message commits to the file's hash; a reader opens the bytes and checks them against it.
+
+FILE_TEXT_PREFIX = "\u0000cipherdesk-file:"
+"""Starts the text of a file message (a NUL: no keyboard types it)."""
+MAX_FILE_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """What a file message says about its file (only the ends read it)."""
+
+    name: str
+    type: str
+    size: int
+    sha256: str  # base64 of the SHA-256 of the plain bytes
+
+
+def file_text(record: FileRecord) -> str:
+    """The message text that carries ``record``."""
+    body = {"name": record.name, "sha256": record.sha256, "size": record.size, "type": record.type}
+    return FILE_TEXT_PREFIX + json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_file_text(text: str) -> FileRecord | None:
+    """The file record of a message text; None for an ordinary text; :class:`E2EError`
+    for a malformed record."""
+    if not text.startswith(FILE_TEXT_PREFIX):
+        return None
+    try:
+        body: Any = json.loads(text[len(FILE_TEXT_PREFIX) :])
+    except ValueError:
+        raise E2EError("file record is not JSON") from None
+    if not isinstance(body, dict):
+        raise E2EError("file record is not an object")
+    name, kind, size, digest = (body.get(k) for k in ("name", "type", "size", "sha256"))
+    if not (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_FILE_NAME
+        and isinstance(kind, str)
+        and 0 < len(kind) <= 100
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size >= 0
+        and isinstance(digest, str)
+        and len(digest) == 44
+    ):
+        raise E2EError("file record has a bad field")
+    return FileRecord(name=name, type=kind, size=size, sha256=digest)
+
+
+def seal_file_content(key: bytes, data: bytes) -> bytes:
+    """A file's bytes under the chat key: ``nonce ‖ secretbox`` (tweetnacl's layout)."""
+    return bytes(nacl.secret.SecretBox(key).encrypt(data))
+
+
+def open_file_content(key: bytes, body: bytes, record: FileRecord) -> bytes:
+    """The plain bytes, checked against the franked record (size and SHA-256)."""
+    try:
+        data = nacl.secret.SecretBox(key).decrypt(body)
+    except (nacl.exceptions.CryptoError, ValueError):
+        raise E2EError("file does not open with the chat key") from None
+    digest = b64encode(hashlib.sha256(data).digest())
+    if len(data) != record.size or not hmac.compare_digest(digest, record.sha256):
+        raise E2EError("file does not match its record")
+    return data
 
 
 # ------------------------------------------------------------------------ franking

@@ -116,6 +116,10 @@ NOTICE_ACTION: dict[str, Literal["masked", "blocked", "flagged"]] = {
 }
 """What replaces a profile field or close reason the policy blocks."""
 
+SEALED_FILE_TYPE = "application/vnd.cipherdesk.sealed"
+"""The ``type`` of a file in an end-to-end chat: its real type travels inside the sealed
+message, where only the ends read it."""
+
 IDLE_NOTICE = "This conversation was closed after {minutes} minutes without activity."
 """The system message both sides see when the retention job closes an idle chat."""
 
@@ -450,19 +454,9 @@ class ChatService:
         passes the policy like text, a blocked name stores nothing. The caller checked
         the upload ticket; the chat's state and the agent's assignment are checked again
         here (they may have changed since the ticket was issued)."""
-        chat = await self._chat(chat_id, tenant_id)
-        if sender == "customer":
-            chat = await self.customer_writable(tenant_id, chat_id, chat)
-        elif chat.state != "active" or chat.assigned_agent_id != agent:
-            raise ChatError("not_assigned", "accept the chat before writing to it")
+        chat = await self._uploader_writable(tenant_id, chat_id, sender, agent)
         _check_plain(chat)
-        key = await self.keys.get(chat.id)
-        if key is None:
-            raise ChatError("not_found", "no such chat")
-        fid = file_id(key, chat.id, seal_msg_id(key, chat.id, msg_id))
-        await self.store.put_attachment(
-            chat.id, fid, seal_file(key, chat.id, fid, file.data), self.clock()
-        )
+        fid = await self._store_file(chat, sender, msg_id, file.data)
         meta: dict[str, Any] = {"id": fid, "type": file.content_type, "size": len(file.data)}
         if file.width is not None and file.height is not None:
             meta.update(w=file.width, h=file.height)
@@ -474,6 +468,57 @@ class ChatService:
             if not stored:  # blocked name, closed chat: no message names the bytes
                 await self.store.delete_attachment(chat.id, fid)
         return outcome
+
+    async def post_sealed_file(
+        self,
+        tenant_id: str,
+        chat_id: str,
+        sender: Direction,
+        agent: str | None,
+        msg_id: str,
+        data: bytes,
+    ) -> str:
+        """The bytes of a file for an end-to-end chat, encrypted by the sender's end under
+        the chat key (the gateway cannot read, sniff or scan them): stored sealed at rest
+        like any file, under the id the ``emsg`` with the same ``msg_id`` names next."""
+        chat = await self._uploader_writable(tenant_id, chat_id, sender, agent)
+        if chat.mode != "e2e":
+            raise ChatError("not_e2e", "this chat is not end-to-end encrypted")
+        return await self._store_file(chat, sender, msg_id, data)
+
+    async def _uploader_writable(
+        self, tenant_id: str, chat_id: str, sender: Direction, agent: str | None
+    ) -> Chat:
+        """The chat an upload's ticket names, if its sender may still write there (the
+        ticket holds no principal: an agent must still be the assigned one)."""
+        chat = await self._chat(chat_id, tenant_id)
+        if sender == "customer":
+            return await self.customer_writable(tenant_id, chat_id, chat)
+        if chat.state != "active" or chat.assigned_agent_id != agent:
+            raise ChatError("not_assigned", "accept the chat before writing to it")
+        return chat
+
+    async def _store_file(self, chat: Chat, sender: Direction, msg_id: str, data: bytes) -> str:
+        """Seal a file's bytes under the chat key and store them; returns the file id."""
+        key = await self.keys.get(chat.id)
+        if key is None:
+            raise ChatError("not_found", "no such chat")
+        fid = file_id(key, chat.id, sender, seal_msg_id(key, chat.id, msg_id))
+        sealed = seal_file(key, chat.id, fid, data)
+        await self.store.put_attachment(chat.id, fid, sealed, self.clock())
+        return fid
+
+    async def _sealed_file_meta(
+        self, key: bytes, chat: Chat, sender: Direction, msg_id: str, file: str
+    ) -> dict[str, Any]:
+        """The ``file`` metadata of an e2e message: the file must be the one its sender
+        uploaded as this message (``bad_file`` otherwise). Its type is the ends' secret."""
+        expected = file_id(key, chat.id, sender, seal_msg_id(key, chat.id, msg_id))
+        blob = await self.store.get_attachment(chat.id, file) if file == expected else None
+        if blob is None:
+            raise ChatError("bad_file", "upload the file as this message first")
+        size = len(open_file(key, chat.id, file, blob))
+        return {"id": file, "type": SEALED_FILE_TYPE, "size": size}
 
     async def read_attachment(self, chat: Chat, file: str) -> bytes | None:
         """A file's bytes (no authorisation: callers check who reads); None when the chat
@@ -494,10 +539,12 @@ class ChatService:
         body: SealedBody,
         chat: Chat | None,
         flags: Sequence[str] = (),
+        file: str | None = None,
     ) -> PostOutcome:
-        """An e2e message from the customer's end (``emsg``): stored and relayed as is."""
+        """An e2e message from the customer's end (``emsg``): stored and relayed as is;
+        ``file``: the id of the sealed file it carries (uploaded before, as this message)."""
         chat = await self.customer_writable(tenant_id, chat_id, chat)
-        return await self._post_sealed(chat, "customer", msg_id, body, None, flags)
+        return await self._post_sealed(chat, "customer", msg_id, body, None, flags, file)
 
     async def post_agent_sealed(
         self,
@@ -506,11 +553,12 @@ class ChatService:
         msg_id: str,
         body: SealedBody,
         flags: Sequence[str] = (),
+        file: str | None = None,
     ) -> PostOutcome:
         """An e2e message from an agent's console; ``body.dev`` is the socket's certified
         device (checked by the caller)."""
         chat = await self.agent_writable(principal, chat_id)
-        return await self._post_sealed(chat, "agent", msg_id, body, principal.agent_id, flags)
+        return await self._post_sealed(chat, "agent", msg_id, body, principal.agent_id, flags, file)
 
     async def _post_sealed(
         self,
@@ -520,6 +568,7 @@ class ChatService:
         body: SealedBody,
         agent: str | None,
         flags: Sequence[str] = (),
+        file: str | None = None,
     ) -> PostOutcome:
         """The e2e twin of :meth:`_post`: no policy (it runs at the ends), no plugin message
         event, no search tokens -- the gateway cannot read the text. What the end's policy
@@ -544,6 +593,9 @@ class ChatService:
         if key is None:
             raise ChatError("not_found", "no such chat")
         stored_id = seal_msg_id(key, chat.id, msg_id)
+        policy: dict[str, Any] = dict(E2E_POLICY)
+        if file is not None:
+            policy["file"] = await self._sealed_file_meta(key, chat, sender, msg_id, file)
         result = await self._append(
             chat,
             NewMessage(
@@ -553,7 +605,7 @@ class ChatService:
                 ts=self.clock(),
                 body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
                 sender_agent_id=agent,
-                policy=dict(E2E_POLICY),
+                policy=policy,
             ),
             None,
         )
@@ -624,6 +676,7 @@ class ChatService:
             gt=gt,
             e=body.e,
             dev=body.dev,
+            file=file_ref(m, ""),
         )
 
     async def report(
@@ -1540,6 +1593,9 @@ class ChatService:
             "policy_kinds": policy_meta["kinds"],
             "customer": await self._customer_for_plugins(chat),
         }
+        file = policy_meta.get("file")
+        if file is not None:  # the name is the text; type and size, never the bytes
+            base.update(attachment_type=file["type"], attachment_size=file["size"])
         host = self.plugins
 
         def build(stored: StoredMessage) -> list[OutboxEvent]:

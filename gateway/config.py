@@ -226,6 +226,9 @@ class AttachmentsConfig:
     scan_required: bool = True
     # How long an upload or download ticket is good for after it is issued.
     ticket_seconds: float = 120.0
+    # Uploads one node reads at once (each up to max_bytes in memory); more wait their
+    # turn with 503 busy + Retry-After instead of growing memory without bound.
+    concurrent_uploads: int = 16
 
 
 @dataclass(slots=True)
@@ -386,6 +389,8 @@ def _check_attachments(cfg: AttachmentsConfig) -> None:
         raise ConfigError(f"attachments.types: unknown {unknown!r}; known: {sorted(ALL_TYPES)}")
     if not 10 <= cfg.ticket_seconds <= 3600:
         raise ConfigError("attachments.ticket_seconds must be 10-3600")
+    if not 1 <= cfg.concurrent_uploads <= 1024:
+        raise ConfigError("attachments.concurrent_uploads must be 1-1024")
     if cfg.clamd:
         try:
             parse_clamd_address(cfg.clamd)

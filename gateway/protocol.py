@@ -182,6 +182,7 @@ class CustomerSealedMsg(Frame, tag_field="t", tag="emsg"):
     fc: Mac
     e: Epoch
     flags: PolicyKinds = []
+    file: FileId | None = None  # a file uploaded as this message (docs: "Attachments")
 
 
 class WrappedKey(Frame, forbid_unknown_fields=True):
@@ -250,6 +251,7 @@ class AgentSealedMsg(Frame, tag_field="t", tag="emsg"):
     fc: Mac
     e: Epoch
     flags: PolicyKinds = []
+    file: FileId | None = None
 
 
 class AgentUpload(Frame, tag_field="t", tag="upload"):

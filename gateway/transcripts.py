@@ -124,12 +124,12 @@ def message_ref(key: bytes, chat_id: str, stored_id: str) -> str:
 # -- attachments (issue 16.6) -------------------------------------------------------------
 
 
-def file_id(key: bytes, chat_id: str, stored_id: str) -> str:
-    """The id of the file a message carries: a keyed hash of the message's stored id, so
-    a re-sent upload (same message id) lands on the same file, and the id names nothing
-    the sender typed."""
+def file_id(key: bytes, chat_id: str, sender: str, stored_id: str) -> str:
+    """The id of the file a message carries: a keyed hash of its sender and the message's
+    stored id, so a re-sent upload (same message id) lands on the same file, one side
+    cannot pass off the other's upload as its own, and the id names nothing typed."""
     digest = hashlib.blake2b(
-        f"{chat_id}|{stored_id}".encode(), key=key, person=b"cd/fileid", digest_size=15
+        f"{chat_id}|{sender}|{stored_id}".encode(), key=key, person=b"cd/fileid", digest_size=15
     )
     return "f" + base64.urlsafe_b64encode(digest.digest()).decode("ascii")
 

@@ -173,6 +173,9 @@ class MessagePosted(Event):
     text: str  # masked by policy; never the original
     policy_action: str | None = None  # "mask" | "flag" | None
     policy_kinds: tuple[str, ...] = ()
+    # A file message: ``text`` is the file's (masked) name; the bytes never reach plugins.
+    attachment_type: str | None = None
+    attachment_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

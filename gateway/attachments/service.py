@@ -11,7 +11,8 @@ authentication); the HTTP routes (``gateway/http/files.py``) call :meth:`receive
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -74,10 +75,12 @@ class AttachmentLimits:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A stored upload: the message's outcome (ack and maybe a masked-name notice)."""
+    """A stored upload: the message's outcome (ack and maybe a masked-name notice); for
+    an end-to-end chat no message yet (``outcome`` None), the ``file`` its ``emsg`` names."""
 
     grant: UploadGrant
-    outcome: PostOutcome
+    outcome: PostOutcome | None
+    file: str | None = None
 
 
 class AttachmentService:
@@ -98,6 +101,20 @@ class AttachmentService:
         self.auditor = auditor
         self.scanner = scanner
         self._clean = clean
+        self._uploads = 0  # bodies being read or processed on this node
+
+    @contextlib.contextmanager
+    def upload_slot(self) -> Iterator[None]:
+        """Hold one of the node's ``concurrent_uploads`` while a body is read and
+        processed; :class:`FileRefused` ``busy`` when all are taken (memory stays bounded
+        by slots × ``max_bytes``)."""
+        if self._uploads >= self.config.concurrent_uploads:
+            raise FileRefused("busy", "too many files are being sent right now; try again")
+        self._uploads += 1
+        try:
+            yield
+        finally:
+            self._uploads -= 1
 
     def limits(self, tenant: Tenant) -> AttachmentLimits:
         own = tenant.settings.get(SETTING)
@@ -107,6 +124,16 @@ class AttachmentService:
             max_bytes=min(self.config.max_bytes, int(own.get("max_bytes") or 1 << 62)),
             types=frozenset(self.config.types),
         )
+
+    async def _open_limits(self, tenant_id: str) -> AttachmentLimits:
+        """The tenant's limits when it accepts files at all (``files_off`` otherwise)."""
+        tenant = await self.chats.tenants.get(tenant_id)
+        if tenant is None:
+            raise ChatError("not_found", "no such chat")
+        limits = self.limits(tenant)
+        if not limits.enabled:
+            raise ChatError("files_off", "files cannot be sent in this chat")
+        return limits
 
     # ------------------------------------------------------------------ upload
 
@@ -120,14 +147,7 @@ class AttachmentService:
     ) -> UploadTicket:
         """A ticket for one file into ``chat``; the caller checked that the sender may
         write there (and spent a message of its rate budget)."""
-        if chat.mode == "e2e":
-            raise ChatError("e2e_file", "files are not available in end-to-end chats yet")
-        tenant = await self.chats.tenants.get(chat.tenant_id)
-        if tenant is None:
-            raise ChatError("not_found", "no such chat")
-        limits = self.limits(tenant)
-        if not limits.enabled:
-            raise ChatError("files_off", "files cannot be sent in this chat")
+        limits = await self._open_limits(chat.tenant_id)
         if size > limits.max_bytes:
             raise ChatError(
                 "file_too_big", f"files may be at most {limits.max_bytes // 1024} KiB here"
@@ -142,6 +162,7 @@ class AttachmentService:
             size=size,
             expires=self.tickets.expiry(),
             key=key,
+            e2e=chat.mode == "e2e",
         )
         return UploadTicket(
             id=msg_id,
@@ -164,13 +185,15 @@ class AttachmentService:
             raise FileRefused("bad_body", "the upload does not open with its key") from None
         if len(data) != grant.size:
             raise FileRefused("bad_body", "the upload is not the size that was announced")
+        limits = await self._open_limits(grant.tenant)  # switched off since the ticket?
+        if grant.e2e:  # ciphertext of the ends: nothing to sniff, clean or scan here
+            if raw_name:
+                raise FileRefused("bad_name", "end-to-end chats send the name sealed")
+            fid = await self.chats.post_sealed_file(
+                grant.tenant, grant.chat, grant.sender, grant.agent, grant.msg_id, data
+            )
+            return Received(grant=grant, outcome=None, file=fid)
         name = clean_name(raw_name)
-        tenant = await self.chats.tenants.get(grant.tenant)
-        if tenant is None:
-            raise ChatError("not_found", "no such chat")
-        limits = self.limits(tenant)
-        if not limits.enabled:
-            raise ChatError("files_off", "files cannot be sent in this chat")
         clean = await asyncio.to_thread(self._clean, data, limits.types)
         await self._scan(grant, clean)
         outcome = await self.chats.post_attachment(

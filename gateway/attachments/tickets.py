@@ -52,6 +52,7 @@ class UploadGrant(msgspec.Struct, tag="up", array_like=True, frozen=True):
     size: int
     expires: float
     key: bytes
+    e2e: bool = False  # the body is ciphertext of the ends: stored as is, no message yet
 
 
 class DownloadGrant(msgspec.Struct, tag="down", array_like=True, frozen=True):

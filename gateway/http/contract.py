@@ -2321,7 +2321,7 @@ document(
     "`bad_body`/`bad_name`, 403 `ticket_invalid`/`forbidden`/`files_off`, 410 "
     "`ticket_expired`, 413 `payload_too_large`, 415 `file_type`, 422 "
     "`file_unreadable`/`file_too_big`/`file_infected`/`blocked` (the policy refused the "
-    "file name; `kinds`), 409 "
+    "file name; `kinds`), 503 `busy` (with Retry-After), 409 "
     "`chat_closed`/`not_assigned`/`consent_required`, 503 `scan_unavailable`.",
 )
 document(

@@ -27,7 +27,7 @@ from msgspec import Meta, Struct
 
 from gateway.chats import ChatError
 from gateway.http.export_format import export_format, export_response
-from gateway.http.plumbing import read_json, retry_headers, services_of
+from gateway.http.plumbing import preflight_answer, read_json, retry_headers, services_of
 from gateway.http.public import ApiError
 from gateway.services import Services, peer_ip
 from gateway.store.base import Tenant
@@ -60,15 +60,7 @@ async def preflight(request: web.Request) -> web.Response:
     """The browser's CORS preflight for the JSON ``POST``."""
     svc = services_of(request)
     _, origin = await _allowed(request, svc)
-    return web.Response(
-        status=204,
-        headers={
-            **_cors(origin),
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": "600",
-        },
-    )
+    return preflight_answer(_cors(origin), "POST")
 
 
 async def export_for_customer(request: web.Request) -> web.Response:

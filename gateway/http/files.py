@@ -15,7 +15,8 @@ origin), ``payload_too_large`` (413), ``bad_body`` (400), ``file_type`` (415),
 ``blocked`` (422,
 the policy refused the file name; ``kinds``), ``scan_unavailable`` (503),
 ``chat_closed`` / ``not_assigned`` (409), ``consent_required`` (409), ``files_off``
-(403), ``not_found`` (404).
+(403), ``not_found`` (404), ``busy`` (503 with ``Retry-After``: the node's
+``concurrent_uploads`` are all taken).
 """
 
 from __future__ import annotations
@@ -28,20 +29,22 @@ from aiohttp import web
 from gateway.attachments.files import FileRefused
 from gateway.attachments.tickets import DownloadGrant, TicketError, UploadGrant
 from gateway.chats import ChatError
-from gateway.http.plumbing import services_of
+from gateway.http.plumbing import preflight_answer, retry_headers, services_of
 from gateway.http.public import ApiError
 from gateway.protocol import encode
 from gateway.services import Services
 
 
 class FileUploadedOut(msgspec.Struct, omit_defaults=True):
-    """A stored upload: the message it became (``notice``: the policy masked its name)."""
+    """A stored upload: the message it became (``notice``: the policy masked its name).
+    End-to-end chats: no ``seq`` yet, the ``file`` id the sender's ``emsg`` names."""
 
     id: str
-    seq: int
     chat: str
+    seq: int | None = None
     duplicate: bool = False
     notice: dict[str, Any] | None = None
+    file: str | None = None
 
 
 _FILE_STATUS = {
@@ -88,6 +91,19 @@ async def _grant(
     return grant, {}
 
 
+async def _read_body(request: web.Request, most: int, cors: dict[str, str]) -> bytes:
+    """The request body, refused (413) as soon as it passes ``most`` bytes."""
+    body = await request.content.read(most + 1)
+    while len(body) <= most and not request.content.at_eof():
+        more = await request.content.read(most + 1 - len(body))
+        if not more:
+            break
+        body += more
+    if len(body) > most:
+        raise _too_large(cors)
+    return body
+
+
 def _too_large(cors: dict[str, str]) -> ApiError:
     return ApiError(413, "payload_too_large", "the upload is bigger than announced", headers=cors)
 
@@ -102,15 +118,7 @@ async def preflight(request: web.Request) -> web.Response:
     """The browser's CORS preflight for the widget's upload (a binary ``POST``)."""
     svc = services_of(request)
     _, cors = await _grant(request, svc)
-    return web.Response(
-        status=204,
-        headers={
-            **cors,
-            "Access-Control-Allow-Methods": "GET, POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": "600",
-        },
-    )
+    return preflight_answer(cors, "GET, POST")
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -122,21 +130,20 @@ async def upload(request: web.Request) -> web.Response:
     expected = svc.attachments.max_body(grant)
     if request.content_length is not None and request.content_length > expected:
         raise _too_large(cors)
-    body = await request.content.read(expected + 1)
-    while len(body) <= expected and not request.content.at_eof():
-        more = await request.content.read(expected + 1 - len(body))
-        if not more:
-            break
-        body += more
-    if len(body) > expected:
-        raise _too_large(cors)
     try:
-        received = await svc.attachments.receive(grant, body)
+        with svc.attachments.upload_slot():
+            body = await _read_body(request, expected, cors)
+            received = await svc.attachments.receive(grant, body)
     except FileRefused as exc:
+        if exc.code == "busy":
+            raise ApiError(503, "busy", exc.message, headers={**cors, **retry_headers(5)}) from None
         raise _refused(exc, _FILE_STATUS, cors) from None
     except ChatError as exc:
         raise _refused(exc, _CHAT_STATUS, cors) from None
     outcome = received.outcome
+    if outcome is None:  # an end-to-end chat's file: its emsg comes next, over the socket
+        e2e_answer = FileUploadedOut(id=grant.msg_id, chat=grant.chat, file=received.file)
+        return _created(e2e_answer, cors)
     if outcome.ack is None:  # the policy blocked the file's name: nothing was stored
         notice = outcome.notice
         raise ApiError(
@@ -153,6 +160,10 @@ async def upload(request: web.Request) -> web.Response:
         duplicate=outcome.duplicate,
         notice=None if outcome.notice is None else msgspec.json.decode(encode(outcome.notice)),
     )
+    return _created(answer, cors)
+
+
+def _created(answer: FileUploadedOut, cors: dict[str, str]) -> web.Response:
     return web.Response(
         body=msgspec.json.encode(answer),
         status=201,

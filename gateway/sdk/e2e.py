@@ -26,6 +26,7 @@ its franking commitment, and that its id was not seen at another seq (a replay).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,19 +38,27 @@ from crypto.e2e import (
     CertificateError,
     DeviceCertificate,
     E2EError,
+    FileRecord,
     OpenedMessage,
     SignedCertificate,
+    file_text,
     new_chat_key,
+    open_file_content,
     open_message,
+    parse_file_text,
+    seal_file_content,
     seal_message,
     unwrap_chat_key,
     verify_certificate,
     wrap_chat_key,
 )
+from crypto.encoding import b64encode
 from gateway.protocol import (
     AgentSealedMsg,
+    AgentUpload,
     ChatKeys,
     CustomerSealedMsg,
+    CustomerUpload,
     Members,
     Msg,
     Reported,
@@ -65,6 +74,20 @@ from gateway.sdk.client import (
     ResumeInfo,
     _new_id,
 )
+
+
+def _file_parts(key: bytes, name: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    """The sealed bytes to upload and the file-record text of the message naming them."""
+    digest = b64encode(hashlib.sha256(data).digest())
+    record = FileRecord(name=name, type=content_type, size=len(data), sha256=digest)
+    return seal_file_content(key, data), file_text(record)
+
+
+def _file_of(opened: OpenedMessage, msg: Msg) -> tuple[FileRecord, str]:
+    record = parse_file_text(opened.text)
+    if record is None or msg.file is None:
+        raise E2EError("not a file message")
+    return record, msg.file.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +338,48 @@ class E2ECustomerClient(CustomerClient):
             await self.send(self._sealed_outbox[msg_id])
         return ids
 
+    async def send_file(
+        self,
+        name: str,
+        data: bytes,
+        msg_id: str | None = None,
+        *,
+        content_type: str = "application/octet-stream",
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> Any:
+        """Seal a file under the current chat key, upload it, then send the message that
+        names it (its record -- name after the end's policy, type, size, SHA-256 -- sealed
+        and franked like a text); returns the ``ack``."""
+        if self.chat is None or not self.secrets.keys:
+            raise E2EError("open the chat first")
+        name, flags = _through_policy(self.policy, name, "customer", None)
+        msg_id = msg_id or _new_id()
+        epoch = self.secrets.epoch
+        body, text = _file_parts(self.secrets.keys[epoch], name, data, content_type)
+        upload = CustomerUpload(id=msg_id, size=len(body))
+        uploaded = await self._send_file(upload, msg_id, "", body, timeout)  # no name: sealed
+        sealed = seal_message(
+            self.secrets.keys[epoch],
+            chat=self.chat,
+            sender="customer",
+            msg_id=msg_id,
+            epoch=epoch,
+            text=text,
+        )
+        frame = CustomerSealedMsg(
+            id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags, file=uploaded.file
+        )
+        self._sealed_outbox[msg_id] = frame
+        self.outbox[msg_id] = ""
+        return await self._request(frame, msg_id, timeout)
+
+    async def read_file(self, msg: Msg) -> tuple[FileRecord, bytes]:
+        """The record and plain bytes of a relayed file message, checked against each
+        other (:class:`E2EError` otherwise)."""
+        record, file = _file_of(self.read(msg), msg)
+        body = await self.fetch_file(file)
+        return record, open_file_content(self.secrets.keys[msg.e or 0], body, record)
+
     def read(self, msg: Msg) -> OpenedMessage:
         """The text of a relayed message (:class:`E2EError` if it does not verify; an
         agent's message must come from a device whose certificate verified)."""
@@ -440,6 +505,46 @@ class E2EAgentClient(AgentClient):
     def read(self, msg: Msg) -> OpenedMessage:
         chat = msg.chat or ""
         return self._opener.open(self.chat_keys.get(chat, {}).get(msg.e or 0), chat, msg)
+
+    async def send_file(
+        self,
+        chat: str,
+        name: str,
+        data: bytes,
+        msg_id: str | None = None,
+        *,
+        content_type: str = "application/octet-stream",
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> Any:
+        """Like :meth:`E2ECustomerClient.send_file`, into an accepted chat."""
+        keys = self.chat_keys.get(chat)
+        if not keys:
+            raise E2EError("no chat key for this chat yet (keys_ready)")
+        name, flags = _through_policy(self.policy, name, "agent", None)
+        msg_id = msg_id or _new_id()
+        epoch = max(keys)
+        body, text = _file_parts(keys[epoch], name, data, content_type)
+        upload = AgentUpload(chat=chat, id=msg_id, size=len(body))
+        uploaded = await self._send_file(upload, msg_id, "", body, timeout)  # no name: sealed
+        sealed = seal_message(
+            keys[epoch],
+            chat=chat,
+            sender=f"agent:{self.device_id}",
+            msg_id=msg_id,
+            epoch=epoch,
+            text=text,
+        )
+        message = AgentSealedMsg(
+            chat=chat, id=msg_id, c=sealed.c, fc=sealed.fc, e=epoch, flags=flags, file=uploaded.file
+        )
+        return await self._request(message, msg_id, timeout)
+
+    async def read_file(self, msg: Msg) -> tuple[FileRecord, bytes]:
+        """The record and plain bytes of a relayed file message of an agent's chat."""
+        record, file = _file_of(self.read(msg), msg)
+        chat = msg.chat or ""
+        body = await self.fetch_file(chat, file)
+        return record, open_file_content(self.chat_keys[chat][msg.e or 0], body, record)
 
     async def report(
         self,

@@ -33,13 +33,15 @@ class FileError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FileSent:
-    """A stored upload: the message's ``seq`` (and the policy's notice on its name)."""
+    """A stored upload: the message's ``seq`` (and the policy's notice on its name); for
+    an end-to-end chat the ``file`` id its sealed message must name."""
 
     id: str
-    seq: int
+    seq: int | None  # None for an end-to-end chat's file: its message is sent next
     chat: str
     duplicate: bool = False
     notice: dict[str, Any] | None = field(default=None)
+    file: str | None = None
 
 
 def http_base(ws_url: str) -> str:
@@ -65,10 +67,11 @@ async def post_file(
             raise _error(resp.status, answer)
     return FileSent(
         id=answer["id"],
-        seq=int(answer["seq"]),
+        seq=int(answer["seq"]) if "seq" in answer else None,
         chat=answer["chat"],
         duplicate=bool(answer.get("duplicate")),
         notice=answer.get("notice"),
+        file=answer.get("file"),
     )
 
 

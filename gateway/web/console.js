@@ -552,7 +552,12 @@ function bubble(chat, side, text, ts, who, file) {
 function fileBody(chat, file) {
   const body = Files.card(file, t, () => tickets
     .ask(file.id, () => !!(S.sock && S.ready && S.sock.send({ t: 'fetch', chat: chat.id, file: file.id })))
-    .then((ticket) => Files.download('', ticket, file.type, 'same-origin')));
+    .then((ticket) => {
+      if (!file.record) return Files.download('', ticket, file.type, 'same-origin');
+      const key = e2eOf(chat).keys[file.epoch];
+      if (!key) throw new Files.FileError(0, 'no_key');
+      return Files.downloadSealed('', ticket, key, file, 'same-origin');
+    }));
   body.classList.add('text');
   return body;
 }
@@ -561,7 +566,8 @@ function fileBody(chat, file) {
  * the stored message comes back through the socket like a reply. */
 function sendFile(chat, file) {
   if (chat.closed || chat.removed || chat.mode !== 'mine') return;
-  if (Object.keys(e2eOf(chat).keys).length) { toast(t('server.error.e2e_file'), 'warn'); return; }
+  const sealed = Object.keys(e2eOf(chat).keys).length > 0;
+  if (sealed && !S.device) { toast(t('server.error.e2e_device_required'), 'warn'); return; }
   const id = P.newId();
   const el = bubble(chat, 'me', '', Date.now() / 1000, t('console.you'));
   el.cdFile = file;
@@ -571,12 +577,14 @@ function sendFile(chat, file) {
     h('span', { class: 'file-status', role: 'status', text: t('common.file_uploading') })), el.querySelector('.text'));
   chat.bubbles.set(id, el);
   tick(el, 'sending');
+  const name = (file.name || 'file').slice(0, 255);
   file.arrayBuffer()
-    .then((buf) => tickets.ask(id, () => !!(S.sock && S.ready && S.sock.send({ t: 'upload', chat: chat.id, id, size: buf.byteLength })))
-      .then((ticket) => Files.upload('', ticket, (file.name || 'file').slice(0, 255), new Uint8Array(buf), 'same-origin')))
+    .then((buf) => (sealed ? sendSealedFile(chat, id, el, name, new Uint8Array(buf)) : tickets
+      .ask(id, () => !!(S.sock && S.ready && S.sock.send({ t: 'upload', chat: chat.id, id, size: buf.byteLength })))
+      .then((ticket) => Files.upload('', ticket, name, new Uint8Array(buf), 'same-origin'))))
     .then((answer) => {
-      if (el.getAttribute('data-state') !== 'stored') tick(el, 'stored');
-      if (answer.notice) line(chat, CipherdeskNotices.text(answer.notice, 'agent') + ' [' + answer.notice.kinds.join(', ') + ']', 'notice masked');
+      if (!answer.e2e && el.getAttribute('data-state') !== 'stored') tick(el, 'stored');
+      if (answer.notice) line(chat, CipherdeskNotices.text(answer.notice, 'agent') + ' [' + (answer.notice.kinds || []).join(', ') + ']', 'notice masked');
     }, (err) => {
       const status = el.querySelector('.file-status');
       if (status) status.textContent = '';
@@ -584,6 +592,36 @@ function sendFile(chat, file) {
       line(chat, CipherdeskNotices.error({ code: err.code, message: err.message }) +
         (err.kinds && err.kinds.length ? ' [' + err.kinds.join(', ') + ']' : ''), 'notice blocked');
     });
+}
+
+/* End-to-end: this console sniffs the type, runs the tenant's end policy on the name,
+ * draws images again without their metadata, seals the bytes under the newest chat key,
+ * uploads them, then sends the sealed message naming them (pending until its ack). */
+function sendSealedFile(chat, id, el, name, bytes) {
+  const state = e2eOf(chat);
+  const type = Files.sniff(bytes);
+  if (!type) return Promise.reject(new Files.FileError(0, 'file_type'));
+  const decision = (S.endPolicy || CipherdeskPolicy.forTenant(null)).evaluate(name, 'agent');
+  if (decision.action === 'block') return Promise.reject(new Files.FileError(0, 'blocked', '', decision.kinds));
+  const epoch = Math.max(...Object.keys(state.keys).map(Number));
+  const key = state.keys[epoch];
+  return Files.withoutMetadata(bytes, type).then((clean) => {
+    const body = E.sealFile(key, clean);
+    return tickets.ask(id, () => !!(S.sock && S.ready && S.sock.send({ t: 'upload', chat: chat.id, id, size: body.length })))
+      .then((ticket) => Files.upload('', ticket, '', body, 'same-origin'))
+      .then((answer) => E.fileText(decision.text, type, clean).then((text) => {
+        state.chain = state.chain
+          .then(() => E.sealMessage(key, chat.id, 'agent:' + S.device.id, id, epoch, text))
+          .then((s) => {
+            const frame = { t: 'emsg', chat: chat.id, id, c: s.c, fc: s.fc, e: epoch, file: answer.file };
+            const flagged = CipherdeskPolicy.flags(decision);
+            if (flagged.length) frame.flags = flagged;
+            chat.pending.set(id, { id, text: '', frame });
+            if (S.sock && S.ready) S.sock.send(frame);
+          });
+        return state.chain.then(() => ({ e2e: true, notice: decision.action === 'mask' ? CipherdeskPolicy.notice(decision) : null }));
+      }));
+  });
 }
 
 function tick(el, state) {
@@ -634,6 +672,8 @@ function handledBadge(handled) {
 function onMsg(f) {
   const chat = S.chats.get(f.chat) || ensureChat(f.chat, 'mine');
   if (f.c && !f.opened) { openSealed(chat, f); return; }
+  // An end-to-end file: its record is the (franked) text; the card shows the name.
+  if (f.c && f.file && !f.file.record) f.file = Files.sealedFile(f);
   if (chat.seqs.has(f.seq)) return;
   chat.seqs.add(f.seq);
   chat.lastSeq = Math.max(chat.lastSeq, f.seq);

@@ -151,6 +151,42 @@ var CipherdeskE2E = (function (nacl, P) {
     });
   }
 
+  /* ------------------------------------------------------------ files (crypto/e2e.py) */
+  /* A file is its bytes sealed under the chat key (an opaque blob for the gateway) and a
+   * message whose franked text is the file record: name, type, size, SHA-256. */
+  var FILE_PREFIX = '\u0000cipherdesk-file:';
+
+  function sha256b64(bytes) {
+    return crypto.subtle.digest('SHA-256', bytes).then(function (d) { return P.b64encode(new Uint8Array(d)); });
+  }
+  function fileText(name, type, bytes) {
+    return sha256b64(bytes).then(function (digest) {
+      return FILE_PREFIX + JSON.stringify({ name: name, sha256: digest, size: bytes.length, type: type });
+    });
+  }
+  /* The record of a message text, or null for an ordinary text (or a malformed record). */
+  function parseFileText(text) {
+    if (typeof text !== 'string' || text.indexOf(FILE_PREFIX) !== 0) return null;
+    var r;
+    try { r = JSON.parse(text.slice(FILE_PREFIX.length)); } catch (e) { return null; }
+    if (!r || typeof r.name !== 'string' || !r.name || r.name.length > 255 || typeof r.type !== 'string' ||
+        typeof r.size !== 'number' || r.size < 0 || typeof r.sha256 !== 'string' || r.sha256.length !== 44) return null;
+    return { name: r.name, type: r.type, size: r.size, sha256: r.sha256 };
+  }
+  function sealFile(key, bytes) {
+    var nonce = nacl.randomBytes(24);
+    return concat(nonce, nacl.secretbox(bytes, nonce, key));
+  }
+  /* The plain bytes of a sealed file, checked against its franked record. */
+  function openFile(key, body, record) {
+    var plain = body.length > 24 ? nacl.secretbox.open(body.subarray(24), body.subarray(0, 24), key) : null;
+    if (!plain) return Promise.reject(new E2EError('no_open', 'file does not open with the chat key'));
+    return sha256b64(plain).then(function (digest) {
+      if (plain.length !== record.size || digest !== record.sha256) throw new E2EError('mismatch', 'file does not match its record');
+      return plain;
+    });
+  }
+
   function senderOf(f) {
     return f.from === 'customer' ? 'customer' : 'agent:' + (f.dev || '');
   }
@@ -246,6 +282,10 @@ var CipherdeskE2E = (function (nacl, P) {
     unwrapChatKey: unwrapChatKey,
     sealMessage: sealMessage,
     openMessage: openMessage,
+    fileText: fileText,
+    parseFileText: parseFileText,
+    sealFile: sealFile,
+    openFile: openFile,
     commitment: commitment,
     senderOf: senderOf,
     fingerprint: fingerprint,

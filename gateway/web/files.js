@@ -6,7 +6,7 @@
  * nonce ‖ secretbox(key, file) -- what a TLS-terminating proxy sees is ciphertext and
  * an opaque ticket. A downloaded file is shown only as what its bytes are (checked
  * against the type the gateway sniffed), from a blob: URL, never from the network. */
-var CipherdeskFiles = (function (nacl, P, UI) {
+var CipherdeskFiles = (function (nacl, P, UI, E) {
   'use strict';
   var h = UI.h;
   var ACCEPT = 'image/png,image/jpeg,image/gif,image/webp,application/pdf';
@@ -78,8 +78,9 @@ var CipherdeskFiles = (function (nacl, P, UI) {
     });
   }
 
-  /* GET the sealed file, open it, check it is what the gateway said; resolves a Blob. */
-  function download(base, ticket, type, credentials) {
+  /* GET a file with a `file` ticket and open the transfer seal: the stored bytes (for an
+   * end-to-end chat, still sealed under the chat key). */
+  function fetchBytes(base, ticket, credentials) {
     return fetch(base + ticket.url, { credentials: credentials, cache: 'no-store' })
       .then(function (r) { return r.ok ? r.arrayBuffer() : refusal(r); })
       .then(function (buf) {
@@ -87,9 +88,65 @@ var CipherdeskFiles = (function (nacl, P, UI) {
         var plain = raw.length > 24 ?
           nacl.secretbox.open(raw.subarray(24), raw.subarray(0, 24), P.b64decode(ticket.key)) : null;
         if (!plain) throw new FileError(0, 'bad_body');
-        if (!looksLike(plain, type)) throw new FileError(0, 'file_type');
-        return new Blob([plain], { type: type });
+        return plain;
       });
+  }
+
+  /* Bytes shown only as what they are: a Blob of `type` when the bytes look like it. */
+  function asBlob(bytes, type) {
+    if (!looksLike(bytes, type)) throw new FileError(0, 'file_type');
+    return new Blob([bytes], { type: type });
+  }
+
+  /* GET the sealed file, open it, check it is what the gateway said; resolves a Blob. */
+  function download(base, ticket, type, credentials) {
+    return fetchBytes(base, ticket, credentials).then(function (bytes) { return asBlob(bytes, type); });
+  }
+
+  /* The type of a file from its first bytes (null: not one the gateway accepts). */
+  function sniff(bytes) {
+    for (var type in MAGIC) {
+      if (Object.prototype.hasOwnProperty.call(MAGIC, type) && looksLike(bytes, type)) {
+        if (type !== 'image/webp' || String.fromCharCode.apply(null, bytes.subarray(8, 12)) === 'WEBP') return type;
+      }
+    }
+    return null;
+  }
+
+  /* An image drawn again from its pixels (the end-to-end widget and console cannot rely
+   * on the gateway to drop EXIF): resolves the new bytes; GIFs and PDFs pass unchanged
+   * (a canvas would flatten an animation; neither carries EXIF). */
+  function withoutMetadata(bytes, type) {
+    if (!/^image\/(png|jpeg|webp)$/.test(type) || typeof createImageBitmap !== 'function') {
+      return Promise.resolve(bytes);
+    }
+    return createImageBitmap(new Blob([bytes], { type: type }), { imageOrientation: 'from-image' })
+      .then(function (bitmap) {
+        var canvas = document.createElement('canvas');
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+        canvas.getContext('2d').drawImage(bitmap, 0, 0);
+        return new Promise(function (resolve, reject) {
+          canvas.toBlob(function (blob) { blob ? resolve(blob) : reject(new FileError(0, 'file_unreadable')); }, type, 0.9);
+        });
+      }, function () { throw new FileError(0, 'file_unreadable'); })
+      .then(function (blob) { return blob.arrayBuffer(); })
+      .then(function (buf) { return new Uint8Array(buf); });
+  }
+
+  /* The `file` of an opened end-to-end message in the shape cards use, with the record
+   * its bytes are checked against; null when the message names no file. */
+  function sealedFile(f) {
+    var record = f.file ? E.parseFileText(f.text) : null;
+    if (!record) return null;
+    return { id: f.file.id, name: record.name, type: record.type, size: record.size, record: record, epoch: f.e };
+  }
+
+  /* Download an end-to-end chat's file and open it with the chat key. */
+  function downloadSealed(base, ticket, key, file, credentials) {
+    return fetchBytes(base, ticket, credentials)
+      .then(function (bytes) { return E.openFile(key, bytes, file.record); })
+      .then(function (plain) { return asBlob(plain, file.type); });
   }
 
   /* "12 KB" / "1.5 MB" in the page's language. */
@@ -175,5 +232,6 @@ var CipherdeskFiles = (function (nacl, P, UI) {
   };
 
   return { ACCEPT: ACCEPT, icon: icon, FileError: FileError, upload: upload, download: download, card: card,
-    size: size, isImage: isImage, Tickets: Tickets };
-})(nacl, CipherdeskProtocol, CipherdeskUI);
+    size: size, isImage: isImage, Tickets: Tickets, sniff: sniff, withoutMetadata: withoutMetadata,
+    sealedFile: sealedFile, downloadSealed: downloadSealed };
+})(nacl, CipherdeskProtocol, CipherdeskUI, CipherdeskE2E);

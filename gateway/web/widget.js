@@ -428,7 +428,12 @@
   function fileBody(file) {
     var body = Files.card(file, t, function () {
       return tickets.ask(file.id, function () { return sock && welcomed && sock.send({ t: 'fetch', file: file.id }); })
-        .then(function (ticket) { return Files.download(gateway, ticket, file.type, 'omit'); });
+        .then(function (ticket) {
+          if (!file.record) return Files.download(gateway, ticket, file.type, 'omit');
+          var key = e2e && (e2e.keys[file.epoch] || (e2e.pending && e2e.pending[file.epoch]));
+          if (!key) throw new Files.FileError(0, 'no_key');
+          return Files.downloadSealed(gateway, ticket, key, file, 'omit');
+        });
     });
     body.classList.add('text');
     return body;
@@ -519,7 +524,7 @@
     if (sock) { sock.close('e2e unavailable'); sock = null; }
     showStage();
   }
-  function renderE2E() { e2eBadge.hidden = !e2e; attachBtn.hidden = !!e2e; }
+  function renderE2E() { e2eBadge.hidden = !e2e; }
   // Unpinned pages (no data-tenant-key) fall back to the key the gateway publishes; that
   // trusts the gateway (README, threat model): pinning is what makes e2e mode hold.
   function tenantKeyFor(hello) {
@@ -692,6 +697,10 @@
         f.text = t('widget.e2e.unreadable'); f.opened = true; onMsg(f);
       });
       return;
+    }
+    if (f.c && f.file && !f.file.record) {  // an end-to-end file: its record is the text
+      var sealed = Files.sealedFile(f);
+      f.file = sealed;  // the text stays the franked record (reports reveal exactly it)
     }
     if (rendered.has(f.seq)) return;
     rendered.add(f.seq);
@@ -963,7 +972,6 @@
   function sendFile(file) {
     if (closedChat || fatal) return;
     if (!chatId || !sock || !welcomed) { showAlert(t('common.file_start_first')); return; }
-    if (e2e) { showAlert(t('server.error.e2e_file')); return; }
     var id = P.newId();
     var el = bubble('me', '', Date.now() / 1000, null);
     el.cdFile = file;
@@ -974,18 +982,54 @@
       h('span', { class: 'file-status', role: 'status', text: t('common.file_uploading') })), el.querySelector('.text'));
     bubbles.set(id, el);
     setTick(el, 'sending');
+    var name = (file.name || 'file').slice(0, 255);
     file.arrayBuffer().then(function (buf) {
+      if (e2e) return sendSealedFile(id, el, name, new Uint8Array(buf));
       return tickets.ask(id, function () {
         return sock && sock.send({ t: 'upload', id: id, size: buf.byteLength });
-      }).then(function (ticket) { return Files.upload(gateway, ticket, (file.name || 'file').slice(0, 255), new Uint8Array(buf), 'omit'); });
+      }).then(function (ticket) { return Files.upload(gateway, ticket, name, new Uint8Array(buf), 'omit'); });
     }).then(function (answer) {
-      if (el.getAttribute('data-state') !== 'stored') setTick(el, 'stored');
+      if (answer.e2e) { if (el.getAttribute('data-state') === 'sending') setTick(el, 'sent'); }  // stored at its ack
+      else if (el.getAttribute('data-state') !== 'stored') setTick(el, 'stored');
       if (answer.notice) systemLine(CipherdeskNotices.text(answer.notice, 'customer'), 'notice masked');
     }, function (err) {
       var status = el.querySelector('.file-status');
       if (status) status.textContent = '';
       setTick(el, 'failed');
       systemLine(CipherdeskNotices.error({ code: err.code, message: err.message }), 'notice');
+    });
+  }
+
+  /* End-to-end: the gateway cannot sniff, clean or read the file, so this end does --
+   * type from the bytes, the tenant's end policy on the name, the image drawn again
+   * without its metadata -- then seals the bytes under the chat key, uploads them and
+   * sends the sealed message naming them (kept pending, re-sent after a reconnect). */
+  function sendSealedFile(id, el, name, bytes) {
+    var state = e2e, chat = chatId;
+    var type = Files.sniff(bytes);
+    if (!type) return Promise.reject(new Files.FileError(0, 'file_type'));
+    var decision;
+    return endPolicyFor(state).then(function (policy) {
+      decision = policy.evaluate(name, 'customer');
+      if (decision.action === 'block') throw new Files.FileError(0, 'blocked', '', decision.kinds);
+      return Files.withoutMetadata(bytes, type);
+    }).then(function (clean) {
+      var epoch = Math.max.apply(null, Object.keys(state.keys).map(Number));
+      var key = state.keys[epoch];
+      var body = E.sealFile(key, clean);
+      return tickets.ask(id, function () { return sock && sock.send({ t: 'upload', id: id, size: body.length }); })
+        .then(function (ticket) { return Files.upload(gateway, ticket, '', body, 'omit'); })
+        .then(function (answer) { return E.fileText(decision.text, type, clean).then(function (text) {
+          return E.sealMessage(key, chat, 'customer', id, epoch, text).then(function (s) {
+            var frame = { t: 'emsg', id: id, c: s.c, fc: s.fc, e: epoch, file: answer.file };
+            var flags = CipherdeskPolicy.flags(decision);
+            if (flags.length) frame.flags = flags;
+            pending.set(id, { id: id, text: '', el: el, frame: frame, checked: true, sealing: true });
+            if (sock && welcomed) sock.send(frame);
+            var shown = CipherdeskPolicy.notice(decision);
+            return { e2e: true, notice: decision.action === 'mask' ? shown : null };
+          });
+        }); });
     });
   }
 

@@ -301,7 +301,9 @@ class AgentSession:
             if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
                 return
             body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device.id)
-            sealed = await chats.post_agent_sealed(p, frame.chat, frame.id, body, frame.flags)
+            sealed = await chats.post_agent_sealed(
+                p, frame.chat, frame.id, body, frame.flags, frame.file
+            )
             if sealed.ack is not None:
                 self.conn.send(sealed.ack)
         elif isinstance(frame, ReportMsg):

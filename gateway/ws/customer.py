@@ -165,7 +165,7 @@ class CustomerSession:
                 return
             body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e)
             sealed = await chats.post_customer_sealed(
-                self.tenant_id, chat_id, frame.id, body, self.chat, frame.flags
+                self.tenant_id, chat_id, frame.id, body, self.chat, frame.flags, frame.file
             )
             if sealed.ack is not None:
                 self.conn.send(sealed.ack)

@@ -79,6 +79,8 @@ DOC_SHOTS = frozenset(
         "admin-e2e-zh-cn",
         "admin-custom-roles",
         "admin-customer-requests",
+        "widget-attachments-zh-CN",
+        "console-attachments-en",
     }
 )
 

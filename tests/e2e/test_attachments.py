@@ -43,6 +43,11 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 async def test_photo_reaches_the_agent_without_its_metadata(gw: SocketGateway) -> None:
+    await gw.svc.plugins.configure(
+        "demo",
+        "webhook",
+        {"url": "https://hooks.example.test/f", "secret": "s" * 32, "events": ["chat.message"]},
+    )
     agent = await gw.agent("alice@example.com")
     customer, welcome = await gw.accepted_chat(agent)
     photo = photo_with_gps()
@@ -76,6 +81,17 @@ async def test_photo_reaches_the_agent_without_its_metadata(gw: SocketGateway) -
     # a resume replays the file message with its reference
     history = await gw.svc.chats.history(await gw.svc.store.get_chat(welcome.chat), 0)
     assert [m.file.type if m.file else None for m in history] == ["image/jpeg", "application/pdf"]
+
+    # plugins learn that a file was sent (name, type, size), never its bytes
+    events = [
+        await gw.svc.plugins.decode(i) for i in await gw.svc.store.list_events(tenant_id="demo")
+    ]
+    posted = [e for e in events if e and e.get("attachment_type")]
+    assert [(e["text"], e["attachment_type"]) for e in posted] == [
+        ("收据 receipt.jpg", "image/jpeg"),
+        ("退款说明.pdf", "application/pdf"),
+    ]
+    assert posted[0]["attachment_size"] == len(stored)
 
     # at rest: neither the name nor the bytes in the database file
     raw = b"".join(p.read_bytes() for p in (gw.tmp / "data").glob("cipherdesk.db*"))
@@ -257,4 +273,20 @@ async def test_tenant_admin_narrows_the_limits(gw: SocketGateway) -> None:
         await customer.send_file("a.pdf", b"%PDF-" + b"x" * 3000 + b"%%EOF")
     assert too_big.value.code == "file_too_big"
     assert (await customer.send_file("small.pdf", PDF)).seq == 1
+    await asyncio.gather(customer.aclose(), agent.aclose())
+
+
+async def test_uploads_in_flight_are_bounded_per_node(gw: SocketGateway) -> None:
+    agent = await gw.agent("alice@example.com")
+    customer, _ = await gw.accepted_chat(agent)
+    slots = gw.svc.config.attachments.concurrent_uploads
+    with contextlib.ExitStack() as taken:
+        for _ in range(slots):  # every slot held, as by slow uploads
+            taken.enter_context(gw.svc.attachments.upload_slot())
+        with pytest.raises(FileError) as busy:
+            await customer.send_file("a.pdf", PDF, msg_id="m-busy")
+        assert (busy.value.status, busy.value.code) == (503, "busy")
+    # nothing was lost: the same message goes through once a slot is free
+    sent = await customer.send_file("a.pdf", PDF, msg_id="m-busy")
+    assert sent.seq == 1 and not sent.duplicate
     await asyncio.gather(customer.aclose(), agent.aclose())

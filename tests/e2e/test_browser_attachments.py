@@ -12,6 +12,7 @@ from gateway.protocol import Msg
 from tests.e2e import browser as bx
 from tests.e2e.browser import expect, login_console, new_page, screenshot
 from tests.e2e.test_attachments import PDF, photo_with_gps
+from tests.e2e.test_browser_a11y import HAVE_AXE, a11y_page, axe_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -89,6 +90,39 @@ async def test_photo_and_pdf_both_ways(browser, gateway, lang, viewport, tmp_pat
         # The browser logs the refused upload's HTTP status; nothing else went wrong.
         assert [e for e in customer.js_errors if "status of 415" not in e] == []  # type: ignore[attr-defined]
         assert len(customer.js_errors) == 1  # type: ignore[attr-defined]
+    finally:
+        await ctx_a.close()
+        await ctx_c.close()
+
+
+async def test_axe_on_file_messages(browser, gateway, tmp_path):
+    """axe-core: no serious/critical violation once photos and PDFs are in the chat, in
+    the widget and the console (zh-CN)."""
+    if not HAVE_AXE:
+        pytest.skip("axe-core is not installed (npm ci)")
+    await gateway.agent("axe@example.com", name="Ana")
+    ctx_a, ana = await a11y_page(browser, "zh-CN")
+    ctx_c, customer = await a11y_page(browser, "zh-CN")
+    photo = tmp_path / "收据.jpg"
+    photo.write_bytes(photo_with_gps())
+    pdf = tmp_path / "refund.pdf"
+    pdf.write_bytes(PDF)
+    try:
+        await login_console(ana, gateway, "axe@example.com")
+        await customer.goto(gateway.base_url + "/demo")
+        await customer.click("#cipherdesk-widget >> .launcher")
+        await customer.click(".prechat button[type=submit]")
+        await ana.locator(".queue-item button", has_text=ACCEPT["zh-CN"]).last.click()
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".log .sys").first).to_be_visible()
+        await customer.set_input_files("#cipherdesk-widget >> .file-input", str(photo))
+        await expect(pane.locator(".msg.them img.file-preview")).to_have_js_property(
+            "naturalWidth", 120
+        )
+        await ana.set_input_files(".chat-pane:not([hidden]) .file-input", str(pdf))
+        await expect(customer.locator(".msg.agent .file-name")).to_have_text("refund.pdf")
+        problems = {"widget": await axe_problems(customer), "console": await axe_problems(ana)}
+        assert problems == {"widget": [], "console": []}
     finally:
         await ctx_a.close()
         await ctx_c.close()

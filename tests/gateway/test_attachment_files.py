@@ -10,6 +10,7 @@ import os
 import pytest
 from PIL import Image, PngImagePlugin
 
+from crypto.e2e import E2EError, FileRecord, file_text, parse_file_text
 from crypto.envelope import Keyring, MasterKey
 from gateway.attachments.files import ALL_TYPES, FileRefused, clean_file, clean_name
 from gateway.attachments.tickets import (
@@ -185,3 +186,19 @@ async def test_clamd_scanner_against_the_protocol() -> None:
         await clamd.stop()
         with pytest.raises(ScanUnavailable):
             await scanner.scan(b"anything")
+
+
+def test_e2e_file_records_round_trip_and_refuse_bad_ones() -> None:
+    record = FileRecord(name="收据.jpg", type="image/jpeg", size=3, sha256="A" * 44)
+    assert parse_file_text(file_text(record)) == record
+    assert parse_file_text("an ordinary message") is None
+    prefix = "\u0000cipherdesk-file:"
+    for bad in (
+        "{",
+        "[]",
+        '{"name":"","type":"x","size":1,"sha256":"' + "A" * 44 + '"}',
+        '{"name":"a","type":"x","size":true,"sha256":"' + "A" * 44 + '"}',
+        '{"name":"a","type":"x","size":1,"sha256":"short"}',
+    ):
+        with pytest.raises(E2EError):
+            parse_file_text(prefix + bad)
