@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Final
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 IMAGE_TYPES: Final = {
     "PNG": "image/png",
@@ -119,12 +119,24 @@ def _reencode(image: Image.Image, fmt: str) -> CleanFile:
         if fmt == "JPEG" and clean.mode not in ("RGB", "L", "CMYK"):
             clean = clean.convert("RGB")
         clean.info = _drawing_info(clean.info)
-        options: dict[str, object] = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
-        clean.save(buffer, fmt, **options)
+        clean.save(buffer, fmt, **_quality(image, fmt))
         width, height = clean.size
     return CleanFile(
         data=buffer.getvalue(), content_type=IMAGE_TYPES[fmt], width=width, height=height
     )
+
+
+def _quality(original: Image.Image, fmt: str) -> dict[str, Any]:
+    """Encoder options that keep a photo's size and look: a JPEG is written with its own
+    quantisation tables and chroma subsampling (a fixed quality could double a phone
+    photo's bytes); WebP at quality 90."""
+    if fmt == "JPEG":
+        tables = getattr(original, "quantization", None)
+        sampling = JpegImagePlugin.get_sampling(original)
+        if tables and sampling >= 0:
+            return {"qtables": tables, "subsampling": sampling}
+        return {"quality": 90}
+    return {"quality": 90} if fmt == "WEBP" else {}
 
 
 _DRAWING_KEYS: Final = frozenset({"transparency", "background", "loop", "duration", "disposal"})

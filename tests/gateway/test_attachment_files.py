@@ -202,3 +202,15 @@ def test_e2e_file_records_round_trip_and_refuse_bad_ones() -> None:
     ):
         with pytest.raises(E2EError):
             parse_file_text(prefix + bad)
+
+
+def test_a_photo_keeps_its_size_and_quality_tables() -> None:
+    """Re-encoding with the photo's own tables: a fixed quality once grew a q85 phone
+    photo by 17% (and could push it past the size limit a second time)."""
+    out = io.BytesIO()
+    photo = Image.effect_noise((640, 480), 40).convert("RGB")
+    photo.save(out, "JPEG", quality=85, exif=Image.Exif())
+    clean = clean_file(out.getvalue(), ALL_TYPES)
+    assert len(clean.data) <= len(out.getvalue()) * 1.02
+    original = Image.open(io.BytesIO(out.getvalue()))
+    assert Image.open(io.BytesIO(clean.data)).quantization == original.quantization
