@@ -91,6 +91,15 @@ class HistoryQueryParams(Struct):
     limit: Annotated[int, Meta(ge=1, le=MAX_PAGE)] | None = None
 
 
+class TranscriptFile(Struct, forbid_unknown_fields=True):
+    """The file a transcript message carries (its bytes: ``fetch`` over the socket)."""
+
+    id: str
+    name: str
+    type: str
+    size: int
+
+
 class TranscriptMessage(Struct, forbid_unknown_fields=True):
     """One message of a read-only transcript (the stored, policy-masked text)."""
 
@@ -101,6 +110,8 @@ class TranscriptMessage(Struct, forbid_unknown_fields=True):
     agent: str | None
     e2e: bool = False
     """End-to-end encrypted: the gateway cannot read it, ``text`` is empty."""
+    file: TranscriptFile | None = None
+    """An attachment (inspect chats: ``text`` is its name)."""
 
 
 class Transcript(Struct, forbid_unknown_fields=True):
@@ -262,7 +273,15 @@ async def read_transcript(request: web.Request, ctx: AgentContext) -> web.Respon
         )
     messages = [
         TranscriptMessage(
-            seq=m.seq, sender=m.sender, text=m.text, ts=m.ts, agent=m.agent, e2e=m.c is not None
+            seq=m.seq,
+            sender=m.sender,
+            text=m.text,
+            ts=m.ts,
+            agent=m.agent,
+            e2e=m.c is not None,
+            file=None
+            if m.file is None or m.c is not None
+            else TranscriptFile(id=m.file.id, name=m.file.name, type=m.file.type, size=m.file.size),
         )
         for m in history
     ]

@@ -146,7 +146,7 @@ function renderShell() {
     h('button', { class: 'btn ghost', type: 'button', onclick: async () => { stop(); await logout(); boot(t('common.logged_out')); } }, t('common.log_out')));
 
   clear(root).append(top, h('div', { class: 'layout' }, sidebar, d.workspace));
-  mountHistory(top, d.workspace, can('transcript_read'));  // chat history (history.js)
+  mountHistory(top, d.workspace, can('transcript_read'), (chatId, file) => fileBody({ id: chatId }, file));  // chat history (history.js)
   renderCanned();
   renderQueue();
 }

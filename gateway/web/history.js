@@ -9,7 +9,7 @@ import { api, fmtDate, t, I18N } from './common.js';
 const { h, clear, clock, rich } = window.CipherdeskUI;
 
 const H = { view: null, workspace: null, results: null, csat: null, transcript: null,
-  form: null, next: null, more: null, status: null, can: () => false };
+  form: null, next: null, more: null, status: null, can: () => false, fileBody: null };
 
 /* "★★★★☆" plus the number, with a label screen readers read. */
 function stars(csat) {
@@ -97,7 +97,8 @@ async function openTranscript(chatId) {
     if (m.sender === 'system') { log.append(h('p', { class: 'sys', text: m.text })); continue; }
     const who = m.sender === 'customer' ? (c.customer || t('history.anonymous')) : (m.agent || t('common.agent'));
     log.append(h('div', { class: 'msg ' + (m.sender === 'customer' ? 'them' : 'agent') },
-      rich(h('span', { class: 'text' }), m.e2e ? t('console.e2e.history_message') : m.text),
+      m.file && H.fileBody ? H.fileBody(chatId, m.file) :
+        rich(h('span', { class: 'text' }), m.e2e ? t('console.e2e.history_message') : m.text),
       h('span', { class: 'meta' }, h('span', { class: 'who', text: who }), h('span', { class: 'time', text: clock(m.ts) }))));
   }
   if (!data.messages.length) log.append(h('p', { class: 'sys', text: t('history.no_messages') }));
@@ -118,9 +119,12 @@ async function fillSelects() {
   if (f.agent) for (const a of team.agents) f.agent.append(h('option', { value: a.id, text: a.name }));
 }
 
-/* Once per console shell: a "History" button in the top bar and the view in the workspace. */
-export function mountHistory(topbar, workspace, canAll) {
+/* Once per console shell: a "History" button in the top bar and the view in the workspace.
+ * `fileBody(chatId, file)` draws a transcript's attachment (the console fetches its bytes
+ * over the socket, as for an open chat). */
+export function mountHistory(topbar, workspace, canAll, fileBody) {
   H.workspace = workspace;
+  H.fileBody = fileBody || null;
   H.toggle = h('button', { class: 'btn ghost', type: 'button', id: 'history-toggle', 'aria-pressed': 'false',
     onclick: () => { const on = H.view.hidden; show(on); if (on && !H.loaded) { H.loaded = true; search(false); } } }, t('history.title'));
   topbar.insertBefore(H.toggle, topbar.querySelector('.spacer').nextSibling);

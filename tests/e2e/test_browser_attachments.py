@@ -86,6 +86,17 @@ async def test_photo_and_pdf_both_ways(browser, gateway, lang, viewport, tmp_pat
         await expect(failed.locator(".fix-retry")).to_be_visible()
         await screenshot(customer, f"widget-attachments-{lang}")
         await screenshot(ana, f"console-attachments-{lang}")
+
+        # once closed, the chat's history shows the photo again (fetched over the socket)
+        await pane.locator(".chat-actions button.danger").click()
+        await ana.locator("#history-toggle").click()
+        view = ana.locator(".history-view")
+        await view.locator(".history-item button").first.click()
+        again = view.locator(".history-transcript img.file-preview")
+        await expect(again).to_have_js_property("naturalWidth", 120)
+        await expect(view.locator(".history-transcript .file-name")).to_have_text(
+            ["收据.jpg", "refund.pdf"]
+        )
         assert ana.js_errors == []  # type: ignore[attr-defined]
         # The browser logs the refused upload's HTTP status; nothing else went wrong.
         assert [e for e in customer.js_errors if "status of 415" not in e] == []  # type: ignore[attr-defined]
