@@ -5,9 +5,15 @@ the file in chunks, each ``<length><data>`` with the length a 4-byte unsigned in
 network byte order, and a zero-length chunk to end. clamd answers one NUL-terminated line
 (the ``z`` prefix): ``stream: OK``, ``stream: <signature> FOUND``, or ``... ERROR`` --
 among them ``INSTREAM size limit exceeded. ERROR`` when the file passes clamd's
-``StreamMaxLength`` (clamd then closes the connection). Written by hand: the two client
-libraries on PyPI (``clamd``, ``pyclamd``) are synchronous and unmaintained since 2014/2017;
-the exchange is twenty lines of asyncio.
+``StreamMaxLength`` (clamd then closes the connection).
+
+Written by hand, after looking at the clients on the package index: ``clamd`` (1.0.2, 2014)
+and its maintained fork ``clamdpy`` use blocking sockets (a thread per scan here) and call
+their NUL-terminated mode untested; ``aioclamd`` is asyncio but, in its public source,
+connects over TCP only, while Debian's and Ubuntu's clamd listen on a unix socket
+(``/run/clamav/clamd.ctl``) by default; ``pyvalve`` is a young single-author package. The
+exchange itself is twenty lines of asyncio, and this module maps every clamd answer to a
+verdict or :class:`ScanUnavailable` for the gateway's fail-closed rule.
 """
 
 from __future__ import annotations
