@@ -566,7 +566,9 @@ function fileBody(chat, file) {
  * the stored message comes back through the socket like a reply. */
 function sendFile(chat, file) {
   if (chat.closed || chat.removed || chat.mode !== 'mine') return;
-  const sealed = Object.keys(e2eOf(chat).keys).length > 0;
+  // An e2e chat is sealed here even before its keys arrive (then refused: no_key), so its
+  // file's name never reaches the gateway.
+  const sealed = !!(chat.info && chat.info.e2e) || Object.keys(e2eOf(chat).keys).length > 0;
   if (sealed && !S.device) { toast(t('server.error.e2e_device_required'), 'warn'); return; }
   const id = P.newId();
   const el = bubble(chat, 'me', '', Date.now() / 1000, t('console.you'));
@@ -601,6 +603,7 @@ function sendSealedFile(chat, id, el, name, bytes) {
   const state = e2eOf(chat);
   const type = Files.sniff(bytes);
   if (!type) return Promise.reject(new Files.FileError(0, 'file_type'));
+  if (!Object.keys(state.keys).length) return Promise.reject(new Files.FileError(0, 'no_key'));
   const decision = (S.endPolicy || CipherdeskPolicy.forTenant(null)).evaluate(name, 'agent');
   if (decision.action === 'block') return Promise.reject(new Files.FileError(0, 'blocked', '', decision.kinds));
   const epoch = Math.max(...Object.keys(state.keys).map(Number));

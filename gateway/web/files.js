@@ -212,10 +212,16 @@ var CipherdeskFiles = (function (nacl, P, UI, E) {
   function Tickets() { this.waiting = new Map(); }
   Tickets.prototype.ask = function (id, send) {
     var self = this;
-    return new Promise(function (resolve, reject) {
-      self.waiting.set(id, { resolve: resolve, reject: reject });
-      if (!send()) { self.waiting.delete(id); reject(new FileError(0, 'offline')); }
+    var asked = this.waiting.get(id);
+    if (asked) return asked.promise;  // the same file asked twice (two cards): one answer
+    var entry = {};
+    entry.promise = new Promise(function (resolve, reject) {
+      entry.resolve = resolve;
+      entry.reject = reject;
     });
+    this.waiting.set(id, entry);
+    if (!send()) { this.waiting.delete(id); entry.reject(new FileError(0, 'offline')); }
+    return entry.promise;
   };
   /* Settle from a frame; true when the frame answered a request. */
   Tickets.prototype.settle = function (f) {

@@ -1008,6 +1008,7 @@
     var state = e2e, chat = chatId;
     var type = Files.sniff(bytes);
     if (!type) return Promise.reject(new Files.FileError(0, 'file_type'));
+    if (!Object.keys(state.keys).length) return Promise.reject(new Files.FileError(0, 'no_key'));
     var decision;
     return endPolicyFor(state).then(function (policy) {
       decision = policy.evaluate(name, 'customer');
