@@ -505,7 +505,7 @@ class ChatService:
             raise ChatError("not_found", "no such chat")
         fid = file_id(key, chat.id, sender, seal_msg_id(key, chat.id, msg_id))
         sealed = seal_file(key, chat.id, fid, data)
-        await self.store.put_attachment(chat.id, fid, sealed, self.clock())
+        await self.store.put_attachment(chat.id, fid, sealed, len(data), self.clock())
         return fid
 
     async def _sealed_file_meta(
@@ -514,10 +514,9 @@ class ChatService:
         """The ``file`` metadata of an e2e message: the file must be the one its sender
         uploaded as this message (``bad_file`` otherwise). Its type is the ends' secret."""
         expected = file_id(key, chat.id, sender, seal_msg_id(key, chat.id, msg_id))
-        blob = await self.store.get_attachment(chat.id, file) if file == expected else None
-        if blob is None:
+        size = await self.store.attachment_size(chat.id, file) if file == expected else None
+        if size is None:
             raise ChatError("bad_file", "upload the file as this message first")
-        size = len(open_file(key, chat.id, file, blob))
         return {"id": file, "type": SEALED_FILE_TYPE, "size": size}
 
     async def read_attachment(self, chat: Chat, file: str) -> bytes | None:

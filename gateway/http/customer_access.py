@@ -27,7 +27,13 @@ from msgspec import Meta, Struct
 
 from gateway.chats import ChatError
 from gateway.http.export_format import export_format, export_response
-from gateway.http.plumbing import preflight_answer, read_json, retry_headers, services_of
+from gateway.http.plumbing import (
+    allow_origin,
+    preflight_answer,
+    read_json,
+    retry_headers,
+    services_of,
+)
 from gateway.http.public import ApiError
 from gateway.services import Services, peer_ip
 from gateway.store.base import Tenant
@@ -52,15 +58,11 @@ async def _allowed(request: web.Request, svc: Services) -> tuple[Tenant, str]:
     return tenant, origin
 
 
-def _cors(origin: str) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-
-
 async def preflight(request: web.Request) -> web.Response:
     """The browser's CORS preflight for the JSON ``POST``."""
     svc = services_of(request)
     _, origin = await _allowed(request, svc)
-    return preflight_answer(_cors(origin), "POST")
+    return preflight_answer(allow_origin(origin), "POST")
 
 
 async def export_for_customer(request: web.Request) -> web.Response:
@@ -75,16 +77,16 @@ async def export_for_customer(request: web.Request) -> web.Response:
             429,
             "rate_limited",
             "too many requests; slow down",
-            headers={**_cors(origin), **retry_headers(decision.retry_after)},
+            headers={**allow_origin(origin), **retry_headers(decision.retry_after)},
         )
-    wanted = export_format(request, _cors(origin))
+    wanted = export_format(request, allow_origin(origin))
     body = await read_json(request, CustomerExportRequest)
     try:
         export = await svc.chats.export_for_customer(tenant.id, body.identity)
     except ChatError as exc:
         status = _STATUS.get(exc.code, 400)
-        raise ApiError(status, exc.code, exc.message, headers=_cors(origin)) from None
-    return await export_response(request, svc, export, wanted, _cors(origin))
+        raise ApiError(status, exc.code, exc.message, headers=allow_origin(origin)) from None
+    return await export_response(request, svc, export, wanted, allow_origin(origin))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -29,7 +29,7 @@ from aiohttp import web
 from gateway.attachments.files import FileRefused
 from gateway.attachments.tickets import DownloadGrant, TicketError, UploadGrant
 from gateway.chats import ChatError
-from gateway.http.plumbing import preflight_answer, retry_headers, services_of
+from gateway.http.plumbing import allow_origin, preflight_answer, retry_headers, services_of
 from gateway.http.public import ApiError
 from gateway.protocol import encode
 from gateway.services import Services
@@ -85,7 +85,7 @@ async def _grant(
             origin is not None and not svc.tenants.origin_allowed(tenant, origin)
         ):
             raise ApiError(403, "forbidden", "this site may not use this file link")
-        return grant, ({"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {})
+        return grant, (allow_origin(origin) if origin else {})
     if origin is not None and not svc.console_origin_allowed(origin):
         raise ApiError(403, "forbidden", "this site may not use this file link")
     return grant, {}

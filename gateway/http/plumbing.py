@@ -490,6 +490,11 @@ def time_zone(
         raise ApiError(400, "bad_request", message, headers=headers, field="tz") from None
 
 
+def allow_origin(origin: str) -> dict[str, str]:
+    """CORS headers letting ``origin`` (one the caller checked) read this answer."""
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
 def preflight_answer(cors: dict[str, str], methods: str) -> web.Response:
     """A CORS preflight's answer for an origin the caller allowed (``cors`` carries its
     ``Access-Control-Allow-Origin``): the ``methods`` and ``Content-Type``, cached 10 min."""

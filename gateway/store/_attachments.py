@@ -9,5 +9,6 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, file_id) DO NOTHING"
 )
 BLOB = "SELECT blob_sealed FROM attachments WHERE chat_id = ? AND file_id = ?"
+SIZE = "SELECT size FROM attachments WHERE chat_id = ? AND file_id = ?"
 DELETE = "DELETE FROM attachments WHERE chat_id = ? AND file_id = ?"
 ERASE = "DELETE FROM attachments WHERE chat_id = ?"

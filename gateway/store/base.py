@@ -868,13 +868,17 @@ class Store(Protocol):
         """
 
     async def put_attachment(
-        self, chat_id: str, file_id: str, blob_sealed: bytes, created_at: float
+        self, chat_id: str, file_id: str, blob_sealed: bytes, size: int, created_at: float
     ) -> None:
-        """Store a file's sealed bytes; a second put of the same ``(chat_id, file_id)`` (a
-        re-sent upload) keeps the first. Erasing the chat deletes them."""
+        """Store a file's sealed bytes and its plain ``size``; a second put of the same
+        ``(chat_id, file_id)`` (a re-sent upload) keeps the first. Erasing the chat deletes
+        them."""
 
     async def get_attachment(self, chat_id: str, file_id: str) -> bytes | None:
         """The sealed bytes of a file, or None (unknown, deleted, chat erased)."""
+
+    async def attachment_size(self, chat_id: str, file_id: str) -> int | None:
+        """A stored file's plain size without reading its bytes, or None (not stored)."""
 
     async def delete_attachment(self, chat_id: str, file_id: str) -> None:
         """Forget a file no message names (its upload was refused after storing)."""

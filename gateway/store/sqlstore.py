@@ -836,22 +836,19 @@ class SqlStore(SqlGovernance):
 
     # -- attachments ------------------------------------------------------------------
     async def put_attachment(
-        self, chat_id: str, file_id: str, blob_sealed: bytes, created_at: float
+        self, chat_id: str, file_id: str, blob_sealed: bytes, size: int, created_at: float
     ) -> None:
         await self._query(
-            write(
-                _attachments.INSERT,
-                chat_id,
-                file_id,
-                blob(blob_sealed),
-                len(blob_sealed),
-                created_at,
-            )
+            write(_attachments.INSERT, chat_id, file_id, blob(blob_sealed), size, created_at)
         )
 
     async def get_attachment(self, chat_id: str, file_id: str) -> bytes | None:
         row = await self._query(read_row(_attachments.BLOB, chat_id, file_id))
         return None if row is None else bytes(row["blob_sealed"])
+
+    async def attachment_size(self, chat_id: str, file_id: str) -> int | None:
+        row = await self._query(read_row(_attachments.SIZE, chat_id, file_id))
+        return None if row is None else int(row["size"])
 
     async def delete_attachment(self, chat_id: str, file_id: str) -> None:
         await self._query(write(_attachments.DELETE, chat_id, file_id))
