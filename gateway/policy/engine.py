@@ -9,6 +9,8 @@ the same ``evaluate``, so what admins see is what traffic gets.
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -129,6 +131,7 @@ class PolicyEngine:
             if gate_pattern:
                 patterns[gate_pattern] = patterns.get(gate_pattern, 0) | bit
         self._gate_always = always
+        self._gate_phrase_bits = functools.reduce(operator.or_, phrases.values(), 0)
         self._gate_automaton: Any = None
         if phrases:
             automaton = ahocorasick.Automaton()
@@ -144,12 +147,15 @@ class PolicyEngine:
     def _gate(self, view: str) -> int:
         """Bitmask of the detectors (by index) worth running on ``view``."""
         mask = self._gate_always
-        if self._gate_automaton is not None:
-            for _, bits in self._gate_automaton.iter(view):
-                mask |= bits
         for pattern, bits in self._gate_patterns:
             if mask & bits != bits and pattern.search(view) is not None:
                 mask |= bits
+        wanted = self._gate_phrase_bits
+        if self._gate_automaton is not None and mask & wanted != wanted:
+            for _, bits in self._gate_automaton.iter(view):
+                mask |= bits
+                if mask & wanted == wanted:
+                    break
         return mask
 
     def evaluate(self, text: str, direction: Direction) -> Decision:

@@ -38,10 +38,13 @@ _ROAD_NUMBER = re.compile(
     rf"(?:[\-\s]?+(?:{_NUM}|[a-z]{{1,2}})?{_UNIT}){{0,5}}+"
 )
 _EN = re.compile(
-    r"(?<![0-9a-z])[0-9]{1,5}[a-z]?(?:\s[a-z]+){1,3}?\s(?:street|st|road|rd|avenue|ave|lane|ln"
+    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s[a-z]+){1,3}?\s"
+    r"(?:street|st|road|rd|avenue|ave|lane|ln"
     r"|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|crescent)\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
 )
+"""A house number (nothing alphanumeric before it: the look-behind follows the first digit so
+the pattern starts with a character class), one to three words, a street type."""
 _EN_GATE = (
     "street",
     "st",
@@ -63,7 +66,9 @@ _EN_GATE = (
     "terrace",
     "crescent",
 )
-_NUM_UNIT = re.compile(rf"{_NUM}{_UNIT}")
+_UNIT_WORD = re.compile(_UNIT)
+_NUMERALS = frozenset("0123456789一二三四五六七八九十百零〇两")
+"""The characters of ``_NUM``."""
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
 _SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
@@ -123,8 +128,8 @@ class AddressDetector:
     def _chinese(view: str) -> Iterator[tuple[int, int]]:
         # Only the text shortly before a number with a unit can hold an address: look there.
         windows: list[tuple[int, int]] = []
-        for m in _NUM_UNIT.finditer(view):
-            lo, hi = max(0, m.start() - 48), min(len(view), m.end() + 24)
+        for start, end in _numbered_units(view):
+            lo, hi = max(0, start - 48), min(len(view), end + 24)
             if windows and lo <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], hi)
             else:
@@ -142,6 +147,18 @@ class AddressDetector:
                 if start >= covered:
                     covered = m.end()
                     yield start, m.end()
+
+
+def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
+    """Spans of a number (one to five numerals) and a unit (``88号``, ``3栋``), as
+    ``re.finditer(_NUM + _UNIT)`` finds them, searched from the unit: units are rare, digits
+    are not, and a pattern starting with ``_NUM`` tries every digit of every order number."""
+    for m in _UNIT_WORD.finditer(view):
+        start = unit = m.start()
+        while start > 0 and unit - start < 5 and view[start - 1] in _NUMERALS:
+            start -= 1
+        if start < unit:
+            yield start, m.end()
 
 
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 
 from .base import Hit, ScanContext
+from .context import not_after_letter
 
 # The common single-character surnames (about 97% of the population) and compound surnames.
 SURNAMES_1 = (
@@ -143,11 +144,18 @@ _ZH_HONORIFIC = re.compile(
 )
 _EN_WORD = r"[a-z][a-z'\-]{1,20}+"
 _EN_CUED = re.compile(
-    rf"(?<![a-z])(?:{'|'.join(re.escape(c) for c in _CUES_EN)})[:\s]{{1,3}}+"
+    rf"{not_after_letter(_CUES_EN)}[:\s]{{1,3}}+"
     rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{0,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|from|here|"
     r"speaking|calling|again|too|today|here|i|my|please|thanks|thank)\b))"
 )
-_EN_TITLE = re.compile(r"(?<![a-z])(?:mr|mrs|ms|miss|dr)\.?\s(?P<name>[a-z][a-z'\-]{1,20}+)")
+_EN_TITLE = re.compile(
+    r"[md](?<![a-z].)(?:(?<=m)(?:rs?|s|iss)|(?<=d)r)\.?\s(?P<name>[a-z][a-z'\-]{1,20}+)"
+)
+"""Mr/Mrs/Ms/Miss/Dr and a word. The look-behinds follow the first letter, so the pattern
+starts with a character class and the regex engine skips ahead in C."""
+_EN_CUE_WORDS = ("name", "this is", "i am", "i'm", "called", "cardholder", "recipient", "addressee")
+"""A substring of every ``_CUES_EN`` cue: a view holding none of them skips ``_EN_CUED`` (a
+regex that must test every position, it starts with a look-behind)."""
 _EN_NOT_NAMES = frozenset(
     "a an the here there happy sorry not so very just still also fine good ok okay sure new "
     "calling writing back looking trying going waiting afraid glad unable interested customer "
@@ -175,11 +183,15 @@ class NameDetector:
                 (_ZH_HONORIFIC, "name.honorific"),
                 (_ZH_POSSESSIVE, "name.possessive"),
             ):
+                if pattern is _ZH_HONORIFIC and not _mentions(view, _HONORIFICS):
+                    continue  # the one pattern that starts with a look-behind: skip cheaply
                 for m in pattern.finditer(view):
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
                         yield Hit("name", m.start("name"), m.end("name"), rule)
         for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
+            if pattern is _EN_CUED and not _mentions(view, _EN_CUE_WORDS):
+                continue
             for m in pattern.finditer(view):
                 words = m.group("name").split()
                 if words[0] in _EN_NOT_NAMES or m.start("name") in seen:
@@ -188,6 +200,11 @@ class NameDetector:
                     continue
                 seen.add(m.start("name"))
                 yield Hit("name", m.start("name"), m.end("name"), rule)
+
+
+def _mentions(view: str, words: tuple[str, ...]) -> bool:
+    """Whether any of ``words`` occurs in ``view`` (substring searches run in C)."""
+    return any(word in view for word in words)
 
 
 def _capitalised(ctx: ScanContext, start: int, words: list[str]) -> bool:

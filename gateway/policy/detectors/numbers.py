@@ -287,7 +287,9 @@ _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
 tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
 (one alternation with lookbehinds in front made it test every position: 3x slower)."""
 _WORD_TOKEN = re.compile(rf"(?:{_WORD_ALT})(?![a-z])")
-_LONE = re.compile(r"[oil|x]{1,4}+(?![a-z0-9])")
+_LONE = re.compile(r"[oil|x](?<![a-z0-9|].)[oil|x]{0,3}+(?![a-z0-9])")
+"""Homoglyphs alone: neither a letter nor a digit touches them. The look-behind sits after the
+first character (testing the one before it) so the pattern still starts with a class."""
 _TO_DIGIT = str.maketrans({**_CJK_DIGITS, **_HOMOGLYPHS})
 _LETTER = re.compile(r"[a-z]")
 
@@ -312,20 +314,17 @@ def _tokens(view: str) -> list[tuple[int, int, str, str]]:
             lead -= 1
         if lead < start and not _is_letter(view, lead - 1):
             chunk, start = view[lead:start] + chunk, lead
-        out.append((start, end, chunk.translate(_TO_DIGIT), "d"))
+        out.append((start, end, chunk if chunk.isdigit() else chunk.translate(_TO_DIGIT), "d"))
     if out or _WORD_TOKEN.search(view) is not None:
         for m in _WORD_TOKEN.finditer(view):
             if not _is_letter(view, m.start() - 1):
                 out.append((m.start(), m.end(), _WORDS[m.group()], "w"))
         for m in _LONE.finditer(view):
-            if not _is_letter(view, m.start() - 1) and not (
-                m.start() > 0 and view[m.start() - 1].isdigit()
-            ):
-                text = m.group()
-                kind = "x" if text == "x" else "h"
-                if "x" in text and kind == "h":
-                    continue
-                out.append((m.start(), m.end(), text.translate(_TO_DIGIT), kind))
+            text = m.group()
+            if text == "x":
+                out.append((m.start(), m.end(), text, "x"))
+            elif "x" not in text:
+                out.append((m.start(), m.end(), text.translate(_TO_DIGIT), "h"))
         out.sort()
     return out
 
@@ -345,6 +344,8 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
     last_end = -1
 
     def flush() -> None:
+        if count < MIN_RUN_DIGITS:  # most runs: a date, a price, a lone "i" (weak ones included)
+            return
         # A group of homoglyphs alone ("I", "oil") or a lone "x" only counts between digits.
         lo, hi = 0, len(groups)
         while lo < hi and (lo in weak or lo in lone_x):

@@ -4,12 +4,15 @@ and the engine's per-message detector gate only skips detectors that could not h
 from __future__ import annotations
 
 import random
+import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.detectors import address, names
+from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _checksum_lengths
 from gateway.policy.normalize import (
     _SEPARATORS,
@@ -58,6 +61,15 @@ _PIECES = [
     "2024-03-12",
     "¥12.50",
     "ＩＢＡＮ",
+    "GB82WEST12345698765432",
+    "王先生",
+    "my name is Li Wei",
+    "This is Anna.",
+    "Mr. Smith",
+    "12 Baker Street",
+    "北京市朝阳区建国路88号3栋2单元501室",
+    "5号楼",
+    "密码：abc123",
     "銀行卡",
     "\u200b",
     "\u3002",
@@ -113,3 +125,32 @@ def test_iban_checksum_lengths_match_stdnum() -> None:
             if mod_97_10.is_valid(chars[4:n] + chars[:4])
         ]
         assert _checksum_lengths(chars, 15, min(len(chars), 34)) == want
+
+
+def test_units_searched_from_the_unit_equal_the_number_first_regex() -> None:
+    number_first = re.compile(address._NUM + address._UNIT)
+    rng = random.Random(11)
+    alphabet = "0123456789一二十百两号院楼栋幢座单元层室户门a 路"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        want = [m.span() for m in number_first.finditer(text)]
+        assert list(address._numbered_units(text)) == want, text
+
+
+def test_phrases_after_a_non_letter_equal_a_leading_lookbehind() -> None:
+    phrases = ("code", "pin", "pin code", "i'm", "a.b", "密码", "x")
+    alternation = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+    leading = re.compile(rf"(?<![a-z])(?:{alternation})")
+    moved = re.compile(not_after_letter(phrases))
+    rng = random.Random(12)
+    alphabet = "codepinm'a.bx密码 1_-"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert [m.span() for m in moved.finditer(text)] == [
+            m.span() for m in leading.finditer(text)
+        ], text
+
+
+def test_every_english_name_cue_holds_a_precheck_word() -> None:
+    for cue in names._CUES_EN:
+        assert any(word in cue for word in names._EN_CUE_WORDS), cue
