@@ -9,14 +9,10 @@ the same ``evaluate``, so what admins see is what traffic gets.
 from __future__ import annotations
 
 import bisect
-import functools
-import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import ahocorasick
 
 from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
@@ -27,6 +23,7 @@ from .links import LinkDetector
 from .masking import Mask, render
 from .normalize import NormalizedText, tables
 from .notices import notice_for
+from .phrases import Phrases
 from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
 
 MAX_TEXT = 1_000_000
@@ -131,31 +128,22 @@ class PolicyEngine:
             if gate_pattern:
                 patterns[gate_pattern] = patterns.get(gate_pattern, 0) | bit
         self._gate_always = always
-        self._gate_phrase_bits = functools.reduce(operator.or_, phrases.values(), 0)
-        self._gate_automaton: Any = None
-        if phrases:
-            automaton = ahocorasick.Automaton()
-            for phrase, bits in phrases.items():
-                automaton.add_word(phrase, bits)
-            automaton.make_automaton()
-            self._gate_automaton = automaton
+        self._gate_phrases = Phrases(phrases.items())
         self._gate_patterns = tuple((re.compile(p), bits) for p, bits in patterns.items())
         self._gated = tuple(
             (1 << i, d, tuple(d.triggers), d.exclusive) for i, d in enumerate(self.detectors)
         )
 
     def _gate(self, view: str) -> int:
-        """Bitmask of the detectors (by index) worth running on ``view``."""
+        """Bitmask of the detectors (by index) worth running on ``view``: the phrases first
+        (one automaton pass), then only the patterns of detectors still closed."""
         mask = self._gate_always
+        values = self._gate_phrases.values
+        for index in {match[0] for match in self._gate_phrases.find(view)}:
+            mask |= values[index]
         for pattern, bits in self._gate_patterns:
             if mask & bits != bits and pattern.search(view) is not None:
                 mask |= bits
-        wanted = self._gate_phrase_bits
-        if self._gate_automaton is not None and mask & wanted != wanted:
-            for _, bits in self._gate_automaton.iter(view):
-                mask |= bits
-                if mask & wanted == wanted:
-                    break
         return mask
 
     def evaluate(self, text: str, direction: Direction) -> Decision:

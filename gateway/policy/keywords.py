@@ -17,7 +17,6 @@ and its content must not travel back in an error.
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import stat
 import unicodedata
@@ -25,11 +24,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import ahocorasick
-
 from . import schema
 from .errors import PolicyConfigError
 from .normalize import NormalizedText, fold
+from .phrases import Match, Phrases
 from .types import ACTIONS, Action
 
 BUILTIN_PATH = Path(__file__).with_name("data") / "default_keywords.txt"
@@ -200,7 +198,6 @@ def edge_needs_boundary(ch: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     rules: tuple[KeywordRule, ...]
-    length: int
     left: bool
     right: bool
 
@@ -212,46 +209,35 @@ class KeywordMatcher:
         grouped: dict[str, list[KeywordRule]] = {}
         for rule in rules:
             grouped.setdefault(compact_term(rule.term), []).append(rule)
-        self._automaton = ahocorasick.Automaton()
-        for key, group in grouped.items():
-            entry = _Entry(
-                tuple(group), len(key), edge_needs_boundary(key[0]), edge_needs_boundary(key[-1])
-            )
-            self._automaton.add_word(key, entry)
-        self.size = len(grouped)
-        if self.size:
-            self._automaton.make_automaton()
+        self._phrases = Phrases(
+            (key, _Entry(tuple(group), edge_needs_boundary(key[0]), edge_needs_boundary(key[-1])))
+            for key, group in grouped.items()
+            if key
+        )
+        self.size = len(self._phrases)
 
     def find(self, text: NormalizedText) -> list[KeywordHit]:
-        """``scan`` as a list; the common no-match case costs one automaton pass."""
+        """Every term occurrence, with view offsets, boundary-checked; the common no-match
+        case costs one automaton pass."""
         if not self.size:
             return []
         compact = text.compact
         if not compact:
             return []
-        hits = self._automaton.iter(compact)
-        first = next(hits, None)
-        if first is None:
+        matches = self._phrases.find(compact)
+        if not matches:
             return []
-        return list(self._checked(text, itertools.chain((first,), hits)))
-
-    def scan(self, text: NormalizedText) -> Iterator[KeywordHit]:
-        """Every term occurrence, with view offsets, boundary-checked."""
-        if not self.size:
-            return
-        compact = text.compact
-        if not compact:
-            return
-        yield from self._checked(text, self._automaton.iter(compact))
+        return list(self._checked(text, matches, self._phrases.values))
 
     @staticmethod
     def _checked(
-        text: NormalizedText, matches: Iterable[tuple[int, _Entry]]
+        text: NormalizedText, matches: Iterable[Match], entries: tuple[_Entry, ...]
     ) -> Iterator[KeywordHit]:
         view = text.view
-        for end_idx, entry in matches:
-            start = text.compact_to_view(end_idx - entry.length + 1)
-            end = text.compact_to_view(end_idx) + 1
+        for index, compact_start, compact_end in matches:
+            entry = entries[index]
+            start = text.compact_to_view(compact_start)
+            end = text.compact_to_view(compact_end - 1) + 1
             if entry.left and start > 0 and edge_needs_boundary(view[start - 1]):
                 continue
             if entry.right and end < len(view) and edge_needs_boundary(view[end]):

@@ -34,7 +34,7 @@ _URL = re.compile(
     rf"(?::[0-9]{{1,5}}+)?+(?:[/?#][^{_STOP}]{{0,4096}}+)?+"
 )
 _TRIGGERS = ("://", ".")
-_GATE = rf"://|\.(?:{_TLDS})(?![{_LABEL_CHARS}\-])"
+_GATE_PHRASES = ("://", *("." + tld for tld in _TLDS.split("|")))
 """Inside every ``_URL`` match: the scheme separator or the dot before a known TLD."""
 _TRAILING = ".,;:!?)]}'\"*"
 
@@ -105,7 +105,7 @@ class LinkDetector:
 
     kinds = ("link", "link_external", "link_homoglyph")
     triggers = _TRIGGERS
-    gate_pattern = _GATE
+    gate_phrases = _GATE_PHRASES
     exclusive = False
 
     def __init__(self, allowed_domains: Iterable[str] = ()) -> None:

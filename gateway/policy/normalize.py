@@ -42,6 +42,9 @@ _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
 # Ideographic full stops act as dots in host names (IDNA), so treat them as dots.
 _DOTS = {"\u3002": ".", "\uff61": "."}
 _KEEP_CONTROLS = frozenset("\t\n\r")
+VIEW_WHITESPACE = ("\t", "\n", "\r", " ", "\u1680", "\u2028", "\u2029")
+"""Every character of a view that ``\\s`` matches: the rest of Unicode's whitespace folds to a
+space or vanishes (a test derives this from the table). Gate phrases spell ``\\s`` with it."""
 # Simplified variants OpenCC keeps apart but people use interchangeably (帳戶 -> 帐户 vs 账户).
 _VARIANTS = {ord("帐"): "账"}
 _VARIANT_CHARS = re.compile("[" + "".join(map(chr, _VARIANTS)) + "]")

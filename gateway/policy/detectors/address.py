@@ -17,8 +17,7 @@ import re
 from collections.abc import Iterator
 from importlib import resources
 
-import ahocorasick
-
+from ..phrases import Phrases
 from .base import Hit, ScanContext
 
 _NUM = r"[0-9一二三四五六七八九十百零〇两]{1,5}+"
@@ -88,12 +87,8 @@ def division_names() -> tuple[str, ...]:
 
 
 @functools.cache
-def _divisions() -> ahocorasick.Automaton:
-    automaton = ahocorasick.Automaton()
-    for name in division_names():
-        automaton.add_word(name, len(name))
-    automaton.make_automaton()
-    return automaton
+def _divisions() -> Phrases[None]:
+    return Phrases((name, None) for name in division_names())
 
 
 class AddressDetector:
@@ -101,12 +96,10 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_pattern = (
-        r"[0-9一二三四五六七八九十百零〇两](?:号|栋|幢|座|单元|楼|层|室|户|门"
-        r"|[a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b)"
-    )
-    """Inside every match: a number with a building/house unit, or an English house number
-    and street type."""
+    gate_phrases = tuple(n + u for n in _NUMERALS for u in "号栋幢座单楼层室户门")
+    gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b"
+    """Inside every match: a numeral and a building/house unit (phrases: the engine's
+    automaton finds them at once), or an English house number and street type."""
     exclusive = True
 
     def __init__(self) -> None:
@@ -164,8 +157,7 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Division name(s) followed by street-level detail, inside ``view[lo:hi]``."""
     anchors: list[tuple[int, int]] = []
-    for end_idx, length in _divisions().iter(view, lo, hi):
-        start, end = end_idx - length + 1, end_idx + 1
+    for _, start, end in _divisions().find(view, lo, hi):
         if anchors and start < anchors[-1][1]:
             if end > anchors[-1][1] and start >= anchors[-1][0]:
                 anchors[-1] = (anchors[-1][0], end)  # overlapping names: keep the longer

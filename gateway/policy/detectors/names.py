@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..normalize import VIEW_WHITESPACE
 from .base import Hit, ScanContext
 from .context import not_after_letter
 
@@ -148,6 +149,7 @@ _EN_CUED = re.compile(
     rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{0,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|from|here|"
     r"speaking|calling|again|too|today|here|i|my|please|thanks|thank)\b))"
 )
+_TITLES = ("mr", "mrs", "ms", "miss", "dr")
 _EN_TITLE = re.compile(
     r"[md](?<![a-z].)(?:(?<=m)(?:rs?|s|iss)|(?<=d)r)\.?\s(?P<name>[a-z][a-z'\-]{1,20}+)"
 )
@@ -169,8 +171,13 @@ class NameDetector:
 
     kinds = ("name",)
     triggers = ()
-    gate_phrases = (*_CUES_ZH, *_HONORIFICS, *_CUES_EN, *_VERBS)
-    gate_pattern = r"(?:mr|mrs|ms|miss|dr)\.?\s"
+    gate_phrases = (
+        *_CUES_ZH,
+        *_HONORIFICS,
+        *_CUES_EN,
+        *_VERBS,
+        *(title + end for title in _TITLES for end in (".", *VIEW_WHITESPACE)),
+    )
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:

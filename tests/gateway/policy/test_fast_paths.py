@@ -16,11 +16,13 @@ from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _checksum_lengths
 from gateway.policy.normalize import (
     _SEPARATORS,
+    VIEW_WHITESPACE,
     NormalizedText,
     _view_of,
     decode_escapes,
     tables,
 )
+from gateway.policy.phrases import Phrases
 
 _CONFIG = PolicyConfig.from_dict(
     {
@@ -32,7 +34,7 @@ _CONFIG = PolicyConfig.from_dict(
 GATED = PolicyEngine(_CONFIG)
 UNGATED = PolicyEngine(_CONFIG)
 UNGATED._gate_always = (1 << len(UNGATED.detectors)) - 1  # every detector runs on every text
-UNGATED._gate_automaton = None
+UNGATED._gate_phrases = Phrases(())
 UNGATED._gate_patterns = ()
 
 _PIECES = [
@@ -154,3 +156,14 @@ def test_phrases_after_a_non_letter_equal_a_leading_lookbehind() -> None:
 def test_every_english_name_cue_holds_a_precheck_word() -> None:
     for cue in names._CUES_EN:
         assert any(word in cue for word in names._EN_CUE_WORDS), cue
+
+
+def test_view_whitespace_lists_every_space_a_view_can_hold() -> None:
+    """Gate phrases spell ``\\s`` with VIEW_WHITESPACE: no other space may reach a view."""
+    spaces: set[str] = set()
+    for out in tables().translate:  # what every character below the table limit becomes
+        text = chr(out) if isinstance(out, int) else out or ""
+        spaces.update(ch for ch in text if ch.isspace())
+    assert spaces == set(VIEW_WHITESPACE)
+    # above the table's limit characters are kept as they are: none of them is a space
+    assert not any(chr(cp).isspace() for cp in range(0x30000, 0x110000))
