@@ -28,6 +28,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..phrases import Phrases
+
 MAX_SEPARATOR = 12
 """Longest separator run inside a number ("4111    1111", "4111\n1111", "4111 / 1111")."""
 
@@ -82,7 +84,6 @@ _WORDS = {
 }
 _HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
 _CJK_CLASS = "".join(_CJK_DIGITS)
-_WORD_ALT = "|".join(sorted(_WORDS, key=len, reverse=True))
 _SOFT = re.compile(r"[ \-.]{1,3}+")
 _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
 
@@ -286,7 +287,7 @@ _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
 """A chunk of digits/numerals with glued homoglyphs and check characters. Every pattern of the
 tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
 (one alternation with lookbehinds in front made it test every position: 3x slower)."""
-_WORD_TOKEN = re.compile(rf"(?:{_WORD_ALT})(?![a-z])")
+_WORD_PHRASES = Phrases(_WORDS.items())
 _LONE = re.compile(r"[oil|x](?<![a-z0-9|].)[oil|x]{0,3}+(?![a-z0-9])")
 """Homoglyphs alone: neither a letter nor a digit touches them. The look-behind sits after the
 first character (testing the one before it) so the pattern still starts with a class."""
@@ -296,6 +297,20 @@ _LETTER = re.compile(r"[a-z]")
 
 def _is_letter(view: str, pos: int) -> bool:
     return 0 <= pos < len(view) and _LETTER.match(view, pos) is not None
+
+
+def _digit_words(view: str) -> list[tuple[int, int, str, str]]:
+    """The digit-word tokens: a word of ``_WORDS`` with no letter on either side. Found with
+    the phrase automaton, not a regex: a regex over the alternation would stop at every
+    letter that can start a word (half the letters of English text)."""
+    values = _WORD_PHRASES.values
+    size = len(view)
+    return [
+        (start, end, values[index], "w")
+        for index, start, end in _WORD_PHRASES.find(view)
+        if (start == 0 or not "a" <= view[start - 1] <= "z")
+        and (end == size or not "a" <= view[end] <= "z")
+    ]
 
 
 def _tokens(view: str) -> list[tuple[int, int, str, str]]:
@@ -315,10 +330,9 @@ def _tokens(view: str) -> list[tuple[int, int, str, str]]:
         if lead < start and not _is_letter(view, lead - 1):
             chunk, start = view[lead:start] + chunk, lead
         out.append((start, end, chunk if chunk.isdigit() else chunk.translate(_TO_DIGIT), "d"))
-    if out or _WORD_TOKEN.search(view) is not None:
-        for m in _WORD_TOKEN.finditer(view):
-            if not _is_letter(view, m.start() - 1):
-                out.append((m.start(), m.end(), _WORDS[m.group()], "w"))
+    words = _digit_words(view)
+    if out or words:
+        out.extend(words)
         for m in _LONE.finditer(view):
             text = m.group()
             if text == "x":
@@ -337,67 +351,74 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
     ``reversed_too`` adds each run read backwards (a bidi override was present).
     """
     runs: list[NumberRun] = []
+    separator = _SEPARATOR.fullmatch
+    soft = _SOFT.fullmatch
     groups: list[tuple[int, int, str]] = []
     hard: list[int] = []
-    count = 0
+    weak = lone_x = 0  # bit k: group k is homoglyphs alone / a lone "x"
+    count = 0  # digits of the run so far, weak groups included
     plus = False
-    last_end = -1
-
-    def flush() -> None:
-        if count < MIN_RUN_DIGITS:  # most runs: a date, a price, a lone "i" (weak ones included)
-            return
-        # A group of homoglyphs alone ("I", "oil") or a lone "x" only counts between digits.
-        lo, hi = 0, len(groups)
-        while lo < hi and (lo in weak or lo in lone_x):
-            lo += 1
-        while hi > lo and hi - 1 in weak:  # a trailing "x" is an ID's check character
-            hi -= 1
-        kept = groups[lo:hi]
-        if sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
-            cuts = tuple(k - lo for k in hard if lo < k < hi)
-            run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts)
-            runs.append(run)
-            if reversed_too:
-                runs.append(run.reversed())
-
-    weak: set[int] = set()
-    lone_x: set[int] = set()
-    last_start = -1
+    last_end = last_start = -1
     for start, end, digits, kind in _tokens(view):
         if start < last_end or start == last_start:
             continue  # overlapping token (a word inside a digit chunk cannot happen; belt)
         last_start = start
-        is_weak = kind == "h"
-        is_x = kind == "x"
         if groups and start == last_end:
             s0, _, d0 = groups[-1]
             groups[-1] = (s0, end, d0 + digits)
-            if not is_weak:
-                weak.discard(len(groups) - 1)
-            if not is_x:
-                lone_x.discard(len(groups) - 1)
-        elif groups and _SEPARATOR.fullmatch(view, last_end, start) is not None:
-            if _SOFT.fullmatch(view, last_end, start) is None:
+            top = 1 << (len(groups) - 1)
+            if kind != "h":
+                weak &= ~top
+            if kind != "x":
+                lone_x &= ~top
+        elif groups and start - last_end <= MAX_SEPARATOR and separator(view, last_end, start):
+            if soft(view, last_end, start) is None:
                 hard.append(len(groups))
+            if kind == "h":
+                weak |= 1 << len(groups)
+            elif kind == "x":
+                lone_x |= 1 << len(groups)
             groups.append((start, end, digits))
-            if is_weak:
-                weak.add(len(groups) - 1)
-            if is_x:
-                lone_x.add(len(groups) - 1)
         else:
-            if groups:
-                flush()
+            if count >= MIN_RUN_DIGITS:
+                _flush(runs, groups, hard, weak, lone_x, plus, reversed_too)
             groups = [(start, end, digits)]
             hard = []
-            weak = {0} if is_weak else set()
-            lone_x = {0} if is_x else set()
+            weak = 1 if kind == "h" else 0
+            lone_x = 1 if kind == "x" else 0
             count = 0
             plus = start > 0 and view[start - 1] == "+"
         count += len(digits)
         last_end = end
-    if groups:
-        flush()
+    if count >= MIN_RUN_DIGITS:
+        _flush(runs, groups, hard, weak, lone_x, plus, reversed_too)
     return tuple(runs)
+
+
+def _flush(
+    runs: list[NumberRun],
+    groups: list[tuple[int, int, str]],
+    hard: list[int],
+    weak: int,
+    lone_x: int,
+    plus: bool,
+    reversed_too: bool,
+) -> None:
+    """Add the run of ``groups`` to ``runs`` if it holds enough digits once the groups of
+    homoglyphs alone ("I", "oil") or a lone "x" at its ends are dropped: they only count
+    between digits (a trailing "x" is an ID's check character, so it stays)."""
+    lo, hi = 0, len(groups)
+    while lo < hi and (weak | lone_x) >> lo & 1:
+        lo += 1
+    while hi > lo and weak >> (hi - 1) & 1:
+        hi -= 1
+    kept = groups[lo:hi]
+    if sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
+        cuts = tuple(k - lo for k in hard if lo < k < hi)
+        run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts)
+        runs.append(run)
+        if reversed_too:
+            runs.append(run.reversed())
 
 
 def claim(windows: Iterable[Window], accept: Callable[[Window], bool]) -> Iterator[Window]:

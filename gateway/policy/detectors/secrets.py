@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..phrases import Phrases
 from .base import Hit, ScanContext
 from .context import ContextRule, context_rule
 
@@ -138,16 +139,40 @@ class SecretsDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield secret values (the value only, never the context phrase)."""
         view = ctx.view
-        for rule in CONTEXT_RULES:
-            if any(t in view for t in rule.triggers):
+        values = _TRIGGERS.values
+        found = 0
+        for index in {match[0] for match in _TRIGGERS.find(view)}:
+            found |= values[index]
+        for bit, rule in enumerate(CONTEXT_RULES):
+            if found >> bit & 1:
                 yield from rule.scan(view)
-        if any(t in view for t in _KEY_TRIGGERS):
+        if found & _KEY_BIT:
             for m in _KEY_SHAPES.finditer(view):
                 yield Hit("api_key", m.start(), m.end(), "api_key.shape")
-        if "-----begin" in view:
+        if found & _PEM_BIT:
             pos = 0
             while (begin := _PEM_BEGIN.search(view, pos)) is not None:
                 end = _PEM_END.search(view, begin.end())
                 stop = end.end() if end is not None else len(view)
                 yield Hit("private_key", begin.start(), stop, "private_key.pem")
                 pos = stop
+
+
+def _trigger_bits() -> dict[str, int]:
+    """Each trigger phrase -> the parts of ``scan`` it opens: bit k for ``CONTEXT_RULES[k]``,
+    then API keys, then private keys."""
+    bits: dict[str, int] = {}
+    for k, rule in enumerate(CONTEXT_RULES):
+        for phrase in rule.triggers:
+            bits[phrase] = bits.get(phrase, 0) | 1 << k
+    for phrase in _KEY_TRIGGERS:
+        bits[phrase] = bits.get(phrase, 0) | _KEY_BIT
+    bits["-----begin"] = bits.get("-----begin", 0) | _PEM_BIT
+    return bits
+
+
+_KEY_BIT = 1 << len(CONTEXT_RULES)
+_PEM_BIT = _KEY_BIT << 1
+_TRIGGERS = Phrases(_trigger_bits().items())
+"""Every trigger in one automaton: one pass says which rules can match (instead of an ``in``
+test per phrase, about 40 per message)."""
