@@ -50,7 +50,9 @@ class PhoneDetector:
         if w.digits.startswith("00"):
             return _valid("+" + w.digits[2:], None)
         return any(
-            _plausible(w.digits, region) and _valid(w.digits, region) for region in self.regions
+            _plausible(w.digits, region)
+            and (valid_cn(w.digits) if region == "CN" else _valid(w.digits, region))
+            for region in self.regions
         )
 
 
@@ -72,3 +74,18 @@ def _valid(number: str, region: str | None) -> bool:
     except phonenumbers.NumberParseException:
         return False
     return phonenumbers.is_valid_number(parsed)
+
+
+def valid_cn(digits: str) -> bool:
+    """``_valid(digits, "CN")`` for digits of ``_CN_SHAPE``, without ``phonenumbers.parse``
+    (20 of its ~30 us): for those shapes parsing only drops the trunk prefix ``0`` or the
+    country code ``86``, so the number is built directly and libphonenumber's metadata
+    still decides. A test compares both on random numbers of every shape."""
+    if digits[0] == "0":
+        national = digits[1:]
+    elif len(digits) == 13:  # 86 + an 11-digit mobile
+        national = digits[2:]
+    else:
+        national = digits
+    number = phonenumbers.PhoneNumber(country_code=86, national_number=int(national))
+    return bool(phonenumbers.is_valid_number(number))
