@@ -156,10 +156,23 @@ def _star_email(chars: list[str], mask: Mask, weights: list[int]) -> None:
 
 
 def render(original: str, masks: Iterable[Mask]) -> str:
-    """Apply ``masks`` (possibly overlapping) to ``original``."""
-    chars = list(original)
+    """Apply ``masks`` (possibly overlapping) to ``original``.
+
+    Only the stretch the masks cover is taken apart into characters (a card number in a
+    500-character message costs its own length, not the message's)."""
+    todo = list(masks)
+    if not todo:
+        return original
+    lo = min(mask.start for mask in todo)
+    hi = max(mask.end for mask in todo)
+    return original[:lo] + _render_part(original[lo:hi], todo, lo) + original[hi:]
+
+
+def _render_part(part: str, masks: list[Mask], offset: int) -> str:
+    """``render`` of ``part``, the original from ``offset`` on, that every mask lies in."""
+    chars = list(part)
     spans: list[Mask] = []
-    for mask in masks:
+    for mask in (Mask(m.start - offset, m.end - offset, m.style) for m in masks):
         if mask.style in SPAN_STYLES:
             spans.append(mask)
         elif mask.style != "keep":

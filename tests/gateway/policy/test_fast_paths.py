@@ -16,6 +16,7 @@ from gateway.policy.detectors import address, names, phone
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _checksum_lengths
 from gateway.policy.detectors.phone import valid_cn
+from gateway.policy.masking import Mask, _render_part, render
 from gateway.policy.normalize import (
     _SEPARATORS,
     VIEW_WHITESPACE,
@@ -194,3 +195,23 @@ def test_chinese_numbers_are_judged_as_parsing_would() -> None:
         assert valid_cn(number) == parsed(number), number
         valid += parsed(number)
     assert 1_000 < valid < 5_000  # both answers occur often
+
+
+def test_rendering_the_masked_stretch_equals_rendering_the_whole_text() -> None:
+    rng = random.Random(14)
+    styles = ["full", "last4", "email", "phone", "name", "address", "keep", "redact", "defang"]
+    pieces = [
+        "4111 1111 1111 1111",
+        "li.wei@qq.com",
+        "北京市朝阳区建国路88号",
+        " ",
+        "https://x.com/a",
+        "张三",
+    ]
+    for _ in range(3_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        masks = []
+        for _ in range(rng.randint(1, 4)):
+            start = rng.randrange(len(text))
+            masks.append(Mask(start, rng.randint(start + 1, len(text)), rng.choice(styles)))
+        assert render(text, masks) == _render_part(text, masks, 0), (text, masks)
