@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
-from .detectors.numbers import BIDI_OVERRIDES
+from .detectors.numbers import has_bidi_override
 from .errors import PolicyConfigError
 from .keywords import KeywordMatcher, KeywordRule, builtin_rules
 from .links import LinkDetector
@@ -38,14 +38,6 @@ def _obfuscated(span: str) -> bool:
     """Whether a numeric finding was written with anything but digits and separators (an ID's
     check character ``X`` aside)."""
     return any((c.isalpha() and c not in "xX") or c in "&%|" for c in span)
-
-
-_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
-
-
-def _has_bidi(text: str) -> bool:
-    """A bidi override reorders what is displayed: "last 4" could show the first 4."""
-    return not text.isascii() and _BIDI.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +179,7 @@ class PolicyEngine:
         """What the recipient sees of ``text`` given its findings (mask and flag findings
         masked in their kind's style; ``.split`` findings -- the part of a number completed
         across messages -- hidden completely)."""
-        bidi = _has_bidi(text)
+        bidi = has_bidi_override(text)
         masks = [
             Mask(
                 f.start,
@@ -207,7 +199,7 @@ class PolicyEngine:
         if decision.text is None:
             return None
         masks: list[Mask] = []
-        bidi = _has_bidi(original)
+        bidi = has_bidi_override(original)
         for f in decision.findings:
             rule = self.config.audience_rule(f.kind, audience)
             if rule == "drop":

@@ -380,7 +380,8 @@ var CipherdeskPolicy = (function () {
   };
 
   /** Accepted windows, left to right, longest first per start, never overlapping an earlier
-   * accepted one (numbers.py NumberRun.claim). */
+   * accepted one; a window ending in a spelt word yields to a shorter accepted one from the
+   * same start that does not (numbers.py NumberRun.claim). */
   NumberRun.prototype.claim = function (lo, hi, first, accept) {
     var groups = this.groups, n = groups.length, out = [];
     var joined = joinDigits(groups), offsets = [0];
@@ -398,16 +399,18 @@ var CipherdeskPolicy = (function () {
       var takenUntil = -1;
       for (i = 0; i < n; i++) {
         if (i < takenUntil || first.indexOf(joined[i]) < 0) continue;
+        var chosenLength = 0;  // a window ending in a spelt word yields (see below)
         for (var length = Math.min(hi, n); length >= lo; length--) {
-          if (i + length > n) continue;
-          var digits = joined.slice(i, i + length);
-          if (accept(digits)) {
-            var a = groups[i], b = groups[i + length - 1];
-            out.push(forward ? new Window(digits, a[0], b[1], this.plus && i === 0)
-              : new Window(digits, b[0], a[1], this.plus && i === 0));
-            takenUntil = i + length;
-            break;
-          }
+          if (i + length > n || !accept(joined.slice(i, i + length))) continue;
+          chosenLength = chosenLength || length;
+          if (!spelt(groups[i + length - 1])) { chosenLength = length; break; }
+        }
+        if (chosenLength) {
+          var a = groups[i], b = groups[i + chosenLength - 1];
+          var digits = joined.slice(i, i + chosenLength);
+          out.push(forward ? new Window(digits, a[0], b[1], this.plus && i === 0)
+            : new Window(digits, b[0], a[1], this.plus && i === 0));
+          takenUntil = i + chosenLength;
         }
       }
       return out;
@@ -416,7 +419,7 @@ var CipherdeskPolicy = (function () {
     for (i = 0; i < n; i++) {
       var gs = groups[i][0], ge = groups[i][1];
       if (first.indexOf(groups[i][2][0]) < 0 || (gs < taken[1] && ge > taken[0])) continue;
-      var base = offsets[i];
+      var base = offsets[i], chosen = null;  // longest accepted; one not ending in a word wins
       var jLo = bisectLeft(offsets, base + lo, i + 1) - 1;
       var jHi = bisectRight(offsets, base + hi, i + 1) - 2;
       for (j = Math.min(jHi, n - 1); j >= Math.max(jLo, i); j--) {
@@ -425,15 +428,24 @@ var CipherdeskPolicy = (function () {
         var start = forward ? gs : groups[j][0], end = forward ? groups[j][1] : ge;
         if (start < taken[1] && end > taken[0]) continue;
         var d = joined.slice(base, offsets[j + 1]);
-        if (accept(d)) {
-          out.push(new Window(d, start, end, this.plus && i === 0));
-          taken = [start, end];
-          break;
-        }
+        if (!accept(d)) continue;
+        var window = new Window(d, start, end, this.plus && i === 0);
+        chosen = chosen || window;
+        if (!spelt(groups[j])) { chosen = window; break; }
+      }
+      if (chosen) {
+        out.push(chosen);
+        taken = [chosen.start, chosen.end];
       }
     }
     return out;
   };
+
+  /** Whether a group was written as a word ("ba", "four"): longer in the view than its
+   * digits (numbers.py _spelt). */
+  function spelt(group) {
+    return group[1] - group[0] > group[2].length;
+  }
 
   /** Every digit run of at least MIN_RUN_DIGITS digits (numbers.py find_number_runs). */
   function findNumberRuns(view, reversedToo) {

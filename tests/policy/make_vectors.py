@@ -38,6 +38,7 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "four one one one one one one one one one one one one one one one", "customer"),
     (PHONE_MASK, "yao san ba ling ling yao san ba ling ling ling", "customer"),
     ({}, "card 4111 l111 1111 1111 thanks", "customer"),
+    ({}, "卡号 6011050040404849 ba", "customer"),
     ({}, "card &#52;111 1111 1111 1111", "customer"),
     ({}, "%34%31%31%31%31%31%31%31%31%31%31%31%31%31%31%31", "customer"),
     ({}, "号码\u202e1111111111111114\u202c。", "customer"),

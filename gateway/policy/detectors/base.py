@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..normalize import NormalizedText
-from .numbers import BIDI_OVERRIDES, DIGIT_WORDS, SEVEN_DIGITS, NumberRun, find_number_runs
+from .numbers import (
+    DIGIT_WORDS,
+    SEVEN_DIGITS,
+    NumberRun,
+    find_number_runs,
+    has_bidi_override,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +51,7 @@ class ScanContext:
     def number_runs(self) -> tuple[NumberRun, ...]:
         """Digit runs (with separators) in the view, found once for all numeric detectors."""
         if self._runs is None:
-            original = self.text.original
-            bidi = not original.isascii() and any(c in original for c in BIDI_OVERRIDES)
+            bidi = has_bidi_override(self.text.original)
             self._runs = find_number_runs(self.text.view, reversed_too=bidi)
         return self._runs
 

@@ -103,6 +103,13 @@ MIN_RUN_DIGITS = 7
 
 BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
 """Characters that can make a browser show digits in another order than they are stored."""
+_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
+
+
+def has_bidi_override(text: str) -> bool:
+    """Whether ``text`` holds a bidi override: "last 4" could then show the first 4, and a
+    reversed run of digits renders as the real number (one regex scan, none for ASCII)."""
+    return not text.isascii() and _BIDI.search(text) is not None
 
 
 class Window(NamedTuple):
@@ -201,7 +208,9 @@ class NumberRun(NamedTuple):
         self, lo: int, hi: int, first: str, accept: Callable[[str], bool], claim_all: bool = False
     ) -> Iterator[Window]:
         """Accepted windows, left to right, longest first per start, never overlapping an
-        earlier accepted one (``claim_all``: every window, overlapping or not).
+        earlier accepted one (``claim_all``: every window, overlapping or not). A window that
+        ends in a spelt word yields to a shorter accepted one from the same start that does
+        not: "6011 0500 4040 4849 ba" is a 16-digit card and a word, not a 17-digit card.
 
         Only the group ends whose digit total falls in ``lo..hi`` are visited (bisected), and
         ``accept`` sees the digits before any object is built, so a long run costs a few
@@ -233,6 +242,7 @@ class NumberRun(NamedTuple):
             ):
                 continue
             base = offsets[i]
+            chosen: Window | None = None  # longest accepted; one not ending in a word wins
             j_lo = bisect.bisect_left(offsets, base + lo, i + 1) - 1
             j_hi = bisect.bisect_right(offsets, base + hi, i + 1) - 2
             for j in range(min(j_hi, n - 1), max(j_lo, i) - 1, -1):
@@ -246,11 +256,20 @@ class NumberRun(NamedTuple):
                 if not claim_all and start < taken[1] and end > taken[0]:
                     continue
                 digits = joined[base : offsets[j + 1]]
-                if accept(digits):
-                    yield Window(digits, start, end, self.plus and i == 0)
-                    if not claim_all:
-                        taken = (start, end)
-                        break
+                if not accept(digits):
+                    continue
+                window = Window(digits, start, end, self.plus and i == 0)
+                if claim_all:
+                    yield window
+                    continue
+                chosen = chosen or window
+                if not _spelt(groups[j]):
+                    chosen = window
+                    break
+            if chosen is not None:
+                yield chosen
+                taken = (chosen.start, chosen.end)
+                chosen = None
 
     def _claim_single(
         self,
@@ -270,17 +289,32 @@ class NumberRun(NamedTuple):
         for i in range(n):
             if i < taken_until or joined[i] not in first:
                 continue
+            chosen = 0  # the length claimed from i (see ``claim``: words yield)
             for length in lengths:
-                if i + length > n:
+                if i + length > n or not accept(joined[i : i + length]):
                     continue
-                digits = joined[i : i + length]
-                if accept(digits):
-                    a, b = groups[i], groups[i + length - 1]
-                    start, end = (a[0], b[1]) if forward else (b[0], a[1])
-                    yield Window(digits, start, end, self.plus and i == 0)
-                    if not claim_all:
-                        taken_until = i + length
-                        break
+                if claim_all:
+                    yield self._single(joined, i, length, forward)
+                    continue
+                chosen = chosen or length
+                if not _spelt(groups[i + length - 1]):
+                    chosen = length
+                    break
+            if chosen:
+                yield self._single(joined, i, chosen, forward)
+                taken_until = i + chosen
+
+    def _single(self, joined: str, i: int, length: int, forward: bool) -> Window:
+        """The window of one-digit groups ``[i, i + length)``."""
+        a, b = self.groups[i], self.groups[i + length - 1]
+        start, end = (a[0], b[1]) if forward else (b[0], a[1])
+        return Window(joined[i : i + length], start, end, self.plus and i == 0)
+
+
+def _spelt(group: tuple[int, int, str]) -> bool:
+    """Whether a group was written as a word ("ba", "four"): in the view a word is longer than
+    its digits, digits and numerals are one character each."""
+    return group[1] - group[0] > len(group[2])
 
 
 def number_run(
