@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 browser = bx.browser
 gateway = bx.gateway
 
+ACCEPT = {"en": "Accept", "zh-CN": "接入"}
+
 
 async def test_admin_uploads_keyword_list_and_sees_effective_table(browser, gateway):
     await gateway.agent("policy.admin@example.com", role="admin", name="Pat Policy")
@@ -53,3 +55,32 @@ async def test_admin_uploads_keyword_list_and_sees_effective_table(browser, gate
         assert [e for e in admin.js_errors if "400" not in e] == []
     finally:
         await ctx.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+async def test_card_number_as_profile_name_is_masked_in_queue_and_header(browser, gateway, lang):
+    """Issue 12: a chat whose profile name is a card number shows it masked in the agent's
+    queue and in the console's chat header (the webhook payload: test_policy_e2e.py)."""
+    card = "4111 1111 1111 1111"
+    await gateway.agent(f"ana-{lang}@example.com", name="Ana")
+    ctx_a, ana = await new_page(browser, locale=lang)
+    ctx_c, customer = await new_page(browser, locale=lang)
+    try:
+        await login_console(ana, gateway, f"ana-{lang}@example.com")
+        await customer.goto(gateway.base_url + "/demo")
+        await customer.click("#cipherdesk-widget >> .launcher")
+        await customer.fill("#cdw-name", card)
+        await customer.click(".prechat button[type=submit]")
+        item = ana.locator(".queue-item")
+        await expect(item).to_have_count(1)
+        await expect(item).to_contain_text("**** **** **** 1111")
+        assert card not in (await item.text_content() or "")
+        await item.locator("button", has_text=ACCEPT[lang]).click()
+        pane = ana.locator(".chat-pane:not([hidden])")
+        title = pane.locator(".chat-title")
+        await expect(title).to_contain_text("**** **** **** 1111")
+        assert card not in (await title.text_content() or "")
+        assert card not in (await ana.content())
+    finally:
+        await ctx_a.close()
+        await ctx_c.close()
