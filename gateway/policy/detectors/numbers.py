@@ -269,7 +269,6 @@ class NumberRun(NamedTuple):
             if chosen is not None:
                 yield chosen
                 taken = (chosen.start, chosen.end)
-                chosen = None
 
     def _claim_single(
         self,
