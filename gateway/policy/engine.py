@@ -23,7 +23,7 @@ from .links import LinkDetector
 from .masking import Mask, render
 from .normalize import NormalizedText, tables
 from .notices import notice_for
-from .phrases import Phrases
+from .phrases import Phrases, union_of
 from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
 
 MAX_TEXT = 1_000_000
@@ -129,10 +129,7 @@ class PolicyEngine:
     def _gate(self, view: str) -> int:
         """Bitmask of the detectors (by index) worth running on ``view``: the phrases first
         (one automaton pass), then only the patterns of detectors still closed."""
-        mask = self._gate_always
-        values = self._gate_phrases.values
-        for index in {match[0] for match in self._gate_phrases.find(view)}:
-            mask |= values[index]
+        mask = self._gate_always | union_of(self._gate_phrases, view)
         for pattern, bits in self._gate_patterns:
             if mask & bits != bits and pattern.search(view) is not None:
                 mask |= bits

@@ -58,3 +58,13 @@ class Phrases(Generic[V]):
             return self._automaton.find_matches_as_indexes(
                 _SURROGATES.sub("\ufffd", text), overlapping=True
             )
+
+
+def union_of(phrases: Phrases[int], text: str) -> int:
+    """The OR of the values of the phrases occurring in ``text`` (each phrase once): with
+    bit-flag values, which of several things the text can hold, in one automaton pass."""
+    values = phrases.values
+    found = 0
+    for index in {match[0] for match in phrases.find(text)}:
+        found |= values[index]
+    return found

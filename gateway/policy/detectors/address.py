@@ -20,8 +20,12 @@ from importlib import resources
 from ..phrases import Phrases
 from .base import Hit, ScanContext
 
-_NUM = r"[0-9一二三四五六七八九十百零〇两]{1,5}+"
-_UNIT = r"(?:号院|号楼|号|栋|幢|座|单元|楼|层|室|户|门)"
+_NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
+_NUMERALS = frozenset(_NUMERAL_CHARS)
+_NUM = rf"[{_NUMERAL_CHARS}]{{1,5}}+"
+_UNITS = ("号院", "号楼", "号", "栋", "幢", "座", "单元", "楼", "层", "室", "户", "门")
+"""Building and house units, longer first where one begins another (号院 before 号)."""
+_UNIT = "(?:" + "|".join(_UNITS) + ")"
 _ROAD = (
     r"(?:大街|大道|路|街|道|巷|胡同|弄|里|村|组|镇|乡|小区|花园|公寓|大厦|广场|园区|家园"
     r"|新村|苑|院)"
@@ -66,8 +70,6 @@ _EN_GATE = (
     "crescent",
 )
 _UNIT_WORD = re.compile(_UNIT)
-_NUMERALS = frozenset("0123456789一二三四五六七八九十百零〇两")
-"""The characters of ``_NUM``."""
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
 _SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
@@ -96,7 +98,7 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_phrases = tuple(n + u for n in _NUMERALS for u in "号栋幢座单楼层室户门")
+    gate_phrases = tuple({n + u[0] for n in _NUMERAL_CHARS for u in _UNITS})
     gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b"
     """Inside every match: a numeral and a building/house unit (phrases: the engine's
     automaton finds them at once), or an English house number and street type."""

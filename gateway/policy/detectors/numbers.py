@@ -336,11 +336,11 @@ _LONE = re.compile(r"[oil|x](?<![a-z0-9|].)[oil|x]{0,3}+(?![a-z0-9])")
 """Homoglyphs alone: neither a letter nor a digit touches them. The look-behind sits after the
 first character (testing the one before it) so the pattern still starts with a class."""
 _TO_DIGIT = str.maketrans({**_CJK_DIGITS, **_HOMOGLYPHS})
-_LETTER = re.compile(r"[a-z]")
 
 
 def _is_letter(view: str, pos: int) -> bool:
-    return 0 <= pos < len(view) and _LETTER.match(view, pos) is not None
+    """Whether ``view[pos]`` exists and is a letter a-z (the view is lower-cased)."""
+    return 0 <= pos < len(view) and "a" <= view[pos] <= "z"
 
 
 def _digit_words(view: str) -> list[tuple[int, int, str, str]]:
@@ -348,12 +348,10 @@ def _digit_words(view: str) -> list[tuple[int, int, str, str]]:
     the phrase automaton, not a regex: a regex over the alternation would stop at every
     letter that can start a word (half the letters of English text)."""
     values = _WORD_PHRASES.values
-    size = len(view)
     return [
         (start, end, values[index], "w")
         for index, start, end in _WORD_PHRASES.find(view)
-        if (start == 0 or not "a" <= view[start - 1] <= "z")
-        and (end == size or not "a" <= view[end] <= "z")
+        if not _is_letter(view, start - 1) and not _is_letter(view, end)
     ]
 
 

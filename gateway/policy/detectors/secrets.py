@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ..phrases import Phrases
+from ..phrases import Phrases, union_of
 from .base import Hit, ScanContext
 from .context import ContextRule, context_rule
 
@@ -139,10 +139,7 @@ class SecretsDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield secret values (the value only, never the context phrase)."""
         view = ctx.view
-        values = _TRIGGERS.values
-        found = 0
-        for index in {match[0] for match in _TRIGGERS.find(view)}:
-            found |= values[index]
+        found = union_of(_TRIGGERS, view)
         for bit, rule in enumerate(CONTEXT_RULES):
             if found >> bit & 1:
                 yield from rule.scan(view)
