@@ -102,6 +102,8 @@ class Figures:
     delivered: int
     seconds: float
     latencies: list[float]
+    # CPU seconds (user, system) the server process spent in the run (--split only).
+    server_cpu: tuple[float, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -112,15 +114,31 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
 
     def line(self, name: str) -> str:
-        return (
+        text = (
             f"{name:<10} {self.delivered:>7} msgs in {self.seconds:6.2f} s "
             f"{self.rate:>9.0f} msg/s   p50 {self.pct(0.50):7.2f} ms   "
             f"p99 {self.pct(0.99):7.2f} ms"
         )
+        if self.server_cpu is not None:
+            user, system = (1e6 * t / self.delivered for t in self.server_cpu)
+            busy = sum(self.server_cpu) / self.seconds
+            text += f"   server CPU {user + system:5.0f} µs/msg (sys {system:.0f}), {busy:.0%}"
+        return text
 
 
-async def drive(pairs: list[Pair], messages: int, window: int, phase: str) -> Figures:
-    """Every pair sends ``messages`` with at most ``window`` in flight; returns figures."""
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid``, all its threads (/proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+async def drive(
+    pairs: list[Pair], messages: int, window: int, phase: str, server_pid: int | None = None
+) -> Figures:
+    """Every pair sends ``messages`` with at most ``window`` in flight; returns figures
+    (with the CPU time of process ``server_pid`` over the run, when given)."""
     latencies: list[float] = []
 
     async def one(index: int, pair: Pair) -> None:
@@ -142,9 +160,15 @@ async def drive(pairs: list[Pair], messages: int, window: int, phase: str) -> Fi
 
         await asyncio.gather(sender(), receiver())
 
+    cpu_before = process_cpu(server_pid) if server_pid else None
     start = time.perf_counter()
     await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
-    return Figures(len(latencies), time.perf_counter() - start, latencies)
+    seconds = time.perf_counter() - start
+    figures = Figures(len(latencies), seconds, latencies)
+    if server_pid and cpu_before:
+        after = process_cpu(server_pid)
+        figures.server_cpu = (after[0] - cpu_before[0], after[1] - cpu_before[1])
+    return figures
 
 
 # -------------------------------------------------------------------------- baseline
@@ -184,9 +208,10 @@ async def start_site(app: web.Application, port: int) -> web.AppRunner:
 
 
 async def bench_baseline(
-    n: int, messages: int, window: int, warmup: int, port: int | None = None
+    n: int, messages: int, window: int, warmup: int, server: dict[str, Any] | None = None
 ) -> Figures:
-    """``port``: a relay already running in the server process (``--split``)."""
+    """``server``: a relay already running in the server process (``--split``)."""
+    port = server["relay_port"] if server else None
     runner = None
     if port is None:
         port = free_port()
@@ -203,7 +228,7 @@ async def bench_baseline(
         await asyncio.sleep(0.05)  # both ends registered on the relay
         if warmup:
             await drive(pairs, warmup, window, "warm")
-        return await drive(pairs, messages, window, "run")
+        return await drive(pairs, messages, window, "run", server and server["pid"])
     finally:
         for ws in conns:
             with contextlib.suppress(Exception):
@@ -288,7 +313,10 @@ async def bench_gateway(
     server process (``--split``); otherwise the gateway runs in this process."""
     if server is not None:
         base = f"http://127.0.0.1:{server['gateway_port']}"
-        return await _drive_gateway(base, server["key"], server["tokens"], messages, window, warmup)
+        tokens = server["tokens"]
+        return await _drive_gateway(
+            base, server["key"], tokens, messages, window, warmup, server["pid"]
+        )
     from gateway.app import create_app
     from gateway.services import SERVICES
 
@@ -311,7 +339,13 @@ async def bench_gateway(
 
 
 async def _drive_gateway(
-    base: str, key: str, tokens: list[str], messages: int, window: int, warmup: int
+    base: str,
+    key: str,
+    tokens: list[str],
+    messages: int,
+    window: int,
+    warmup: int,
+    server_pid: int | None = None,
 ) -> Figures:
     clients: list[Any] = []
     try:
@@ -325,18 +359,23 @@ async def _drive_gateway(
             await agent.connect()
             await agent.accept(welcome.chat)
             pairs.append(_gateway_pair(customer, agent))
-        return await _measure(pairs, clients, messages, window, warmup)
+        return await _measure(pairs, clients, messages, window, warmup, server_pid)
     finally:
         await _close_all(clients)
 
 
 async def _measure(
-    pairs: list[Pair], clients: list[Any], messages: int, window: int, warmup: int
+    pairs: list[Pair],
+    clients: list[Any],
+    messages: int,
+    window: int,
+    warmup: int,
+    server_pid: int | None,
 ) -> Figures:
     """Warm up, then the measured run; the clients' unread frames are dropped after."""
     if warmup:
         await drive(pairs, warmup, window, "warm")
-    figures = await drive(pairs, messages, window, "run")
+    figures = await drive(pairs, messages, window, "run", server_pid)
     for c in clients:
         c.drain()
     return figures
@@ -405,7 +444,8 @@ async def bench_gateway_e2e(
     process (``--split``), asked over the pipe to set up e2e."""
     if server is not None and ask is not None:
         base = f"http://127.0.0.1:{server['gateway_port']}"
-        return await _drive_e2e(base, server["key"], await ask("e2e"), messages, window, warmup)
+        setup = await ask("e2e")
+        return await _drive_e2e(base, server["key"], setup, messages, window, warmup, server["pid"])
     from gateway.app import create_app
     from gateway.services import SERVICES
 
@@ -424,7 +464,13 @@ async def bench_gateway_e2e(
 
 
 async def _drive_e2e(
-    base: str, key: str, setup: dict[str, Any], messages: int, window: int, warmup: int
+    base: str,
+    key: str,
+    setup: dict[str, Any],
+    messages: int,
+    window: int,
+    warmup: int,
+    server_pid: int | None = None,
 ) -> Figures:
     import nacl.public
 
@@ -452,7 +498,7 @@ async def _drive_e2e(
             await agent.accept(welcome.chat)
             await agent.keys_ready(welcome.chat)
             pairs.append(_e2e_pair(customer, agent, welcome.chat))
-        return await _measure(pairs, clients, messages, window, warmup)
+        return await _measure(pairs, clients, messages, window, warmup, server_pid)
     finally:
         await _close_all(clients)
 
@@ -502,6 +548,7 @@ def _server_process(conn: Any, pairs: int) -> None:
                     "relay_port": bport,
                     "key": svc.identity.verify_key_b64,
                     "tokens": tokens,
+                    "pid": os.getpid(),
                 }
             )
             loop = asyncio.get_running_loop()
@@ -548,7 +595,7 @@ async def run_relay(args: argparse.Namespace) -> None:
             args.messages,
             args.window,
             args.warmup,
-            port=server["relay_port"] if server else None,
+            server=server,
         )
         print(base.line("baseline"), flush=True)
         pipe = await bench_gateway(

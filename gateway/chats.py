@@ -828,6 +828,10 @@ class ChatService:
                 body_sealed=seal_text(key, chat.id, stored_id, decision.text),
                 sender_agent_id=agent,
                 policy=policy_meta,
+                # The masked text only: what the policy hid is never searchable.
+                search_tokens=tuple(self.search.text(chat.tenant_id, decision.text))
+                if self.search is not None
+                else (),
             ),
             builder,
         )
@@ -856,11 +860,6 @@ class ChatService:
             # A number completed across messages always alerts supervisors.
             kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
             await self._raise_flag(tenant, chat, stored.seq, text, kinds, key)
-        if self.search is not None:
-            # The masked text only: what the policy hid is never searchable.
-            await self.store.index_chat_tokens(
-                chat.tenant_id, chat.id, self.search.text(chat.tenant_id, decision.text)
-            )
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=notice)
 

@@ -121,6 +121,7 @@ DUE_HEADS = (
 """Due outbox rows at the head of their (plugin, chat) line: args now, now, limit."""
 INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_MESSAGE = f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = ? AND msg_id = ?"
+INSERT_SEARCH_TOKEN = _history.INSERT_INDEX_ROW
 _PUT_LOCKOUT = (
     f"INSERT INTO lockouts ({LOCKOUT_COLS}) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
@@ -1032,12 +1033,6 @@ class SqlStore(SqlGovernance):
             AgentCsat(agent_id=r["agent_id"], rated=int(r["rated"]), average=float(r["average"]))
             for r in rows
         ]
-
-    async def index_chat_tokens(self, tenant_id: str, chat_id: str, hashes: list[str]) -> None:
-        if hashes:
-            await self._query(
-                write_many(_history.INSERT_INDEX_ROW, [(tenant_id, chat_id, h) for h in hashes])
-            )
 
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None

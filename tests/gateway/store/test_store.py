@@ -20,6 +20,7 @@ from gateway.store import (
     Store,
     StoreError,
 )
+from gateway.store.base import HistoryQuery
 from gateway.store.migrate import latest_version
 from tests.gateway.store.helpers import agent, chat, event, msg, setup_chat, tenant
 
@@ -452,6 +453,35 @@ async def test_append_writes_outbox_in_same_transaction(store: Store) -> None:
         "m1:zendesk",
         "m2:webhook",
     ]
+
+
+async def test_search_tokens_land_with_the_message_and_only_with_it(store: Store) -> None:
+    await setup_chat(store)
+    await store.append_message(msg("m1", search_tokens=("h-parcel", "h-late")))
+    # a duplicate writes nothing, its tokens included; a failed append neither
+    await store.append_message(msg("m1", search_tokens=("h-dup",)))
+    with pytest.raises(StoreError):
+        await store.append_message(
+            msg("m2", search_tokens=("h-failed",)), [event("m2:x", payload_sealed=None)]
+        )
+    await store.append_message(msg("m3", search_tokens=("h-late", "h-refund")))
+    await store.close_chat("c1", closed_at=300.0, reason="done")
+
+    async def found(*hashes: str) -> list[str]:
+        chats = await store.list_history(HistoryQuery(tenant_id="t1", token_hashes=list(hashes)))
+        return [c.id for c in chats]
+
+    assert await found("h-parcel") == ["c1"]
+    assert await found("h-parcel", "h-refund") == ["c1"]
+    assert await found("h-dup") == []
+    assert await found("h-failed") == []
+    # each row carries its chat's tenant (read by the store, not given by the caller)
+    await setup_chat(store, "c2", tenant_id="t2")
+    await store.append_message(msg("n1", chat_id="c2", search_tokens=("h-late",)))
+    await store.close_chat("c2", closed_at=300.0, reason="done")
+    assert await found("h-late") == ["c1"]
+    other = await store.list_history(HistoryQuery(tenant_id="t2", token_hashes=["h-late"]))
+    assert [c.id for c in other] == ["c2"]
 
 
 async def test_failing_event_rolls_back_message(store: Store) -> None:
