@@ -24,6 +24,7 @@ Formats (byte strings, stored as-is in BLOB/BYTEA columns)::
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 from typing import Final
 
@@ -142,12 +143,13 @@ class MasterKey:
     without extra configuration, and it reveals nothing usable about the key.
     """
 
-    __slots__ = ("_key", "key_id", "key_id_bytes")
+    __slots__ = ("_derived", "_key", "key_id", "key_id_bytes")
 
     def __init__(self, key: bytes) -> None:
         """Wrap raw key bytes; see :meth:`generate` and :meth:`from_b64`."""
         _check_key(key)
         self._key = key
+        self._derived: dict[str, bytes] = {}
         self.key_id_bytes: bytes = hashlib.blake2b(
             key, digest_size=_KEY_ID_SIZE, person=b"cipherdesk-mkid"
         ).digest()
@@ -172,6 +174,20 @@ class MasterKey:
     def to_b64(self) -> str:
         """Export for the key file or env var. The only way the key leaves this object."""
         return b64encode(self._key)
+
+    def derive(self, label: str) -> bytes:
+        """32 bytes bound to this key and ``label``: HMAC-SHA256(key, label), the "expand"
+        step of HKDF with one block; distinct labels give independent secrets.
+
+        Remembered per label on this object: a derivation is asked for on every relayed
+        message (rate-limit and search keys), and a rotated-out key takes its derivations
+        with it when it is dropped, so nothing outlives a rotation.
+        """
+        secret = self._derived.get(label)
+        if secret is None:
+            secret = hmac.digest(self._key, label.encode("utf-8"), "sha256")
+            self._derived[label] = secret
+        return secret
 
     def _seal(self, plaintext: bytes, aad: bytes) -> bytes:
         return _VERSION_BYTE + self.key_id_bytes + _encrypt(self._key, plaintext, aad)

@@ -1,15 +1,18 @@
-"""Secrets derived from the current master key, recomputed on use (never cached).
+"""Secrets derived from the current master key, looked up on every use.
 
 Why a derivation and not a stored secret: every node that shares the keyring agrees on
 the value without extra files, and a master-key rotation changes it at once (a value
 cached at first use would survive the rotation, which is what issue 11.13 found for the
 CSRF secret). HMAC-SHA256 over a fixed label is a standard PRF-based KDF step (the
 "expand" of HKDF with one block); the labels keep the derived secrets independent.
+
+Every lookup starts from the keyring's *current* key object; the key remembers its own
+derivations (:meth:`crypto.envelope.MasterKey.derive`) and :class:`PreparedHmacs` its
+prepared HMACs only while that key is current, so a rotation takes effect on the next use.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -45,7 +48,43 @@ def derived_secrets(keyring: Keyring, label: str) -> list[bytes]:
 
 
 def _derive(key: MasterKey, label: str) -> bytes:
-    return hmac.digest(base64.b64decode(key.to_b64()), label.encode("utf-8"), "sha256")
+    return key.derive(label)
+
+
+class PreparedHmacs:
+    """HMAC-SHA256 under the secret of ``label`` (optionally narrowed to a context, e.g. a
+    tenant: ``HMAC(secret, context)``), prepared once per context and current master key.
+
+    Why: starting an HMAC (key schedule, OpenSSL's digest lookup) costs more than hashing
+    a short value, and the relay hashes several values per message (a client address, a
+    message's search tokens). A prepared object is copied instead (about 1 µs against
+    2.5). Prepared objects are dropped as soon as the keyring's current key is another
+    one, and all of them when ``max_contexts`` is reached (a bound, not an eviction order).
+    """
+
+    def __init__(self, keyring: Keyring, label: str, *, max_contexts: int = 4096) -> None:
+        self._keyring = keyring
+        self._label = label
+        self._max_contexts = max_contexts
+        self._key: MasterKey | None = None
+        self._prepared: dict[str | None, hmac.HMAC] = {}
+
+    def new(self, context: str | None = None) -> hmac.HMAC:
+        """A fresh HMAC to ``update`` and ``digest``; the key is the label's secret, or
+        ``HMAC(secret, context)`` when a context is given."""
+        current = self._keyring.keys[0]
+        if current is not self._key:
+            self._prepared.clear()
+            self._key = current
+        prepared = self._prepared.get(context)
+        if prepared is None:
+            secret = current.derive(self._label)
+            if context is not None:
+                secret = hmac.digest(secret, context.encode("utf-8"), "sha256")
+            if len(self._prepared) >= self._max_contexts:
+                self._prepared.clear()
+            prepared = self._prepared[context] = hmac.new(secret, digestmod=hashlib.sha256)
+        return prepared.copy()
 
 
 def address_hasher(keyring: Keyring) -> Callable[[str], str]:
@@ -53,9 +92,11 @@ def address_hasher(keyring: Keyring) -> Callable[[str], str]:
     keyed hash. The limiter's keys live in Redis on a multi-node installation; an address
     is personal data and has no business there in plain text. Every node derives the same
     key from the shared master key; a master-key rotation starts fresh budgets."""
+    hmacs = PreparedHmacs(keyring, RATE_LIMIT_ADDRESS_LABEL)
 
     def key(ip: str) -> str:
-        secret = derived_secret(keyring, RATE_LIMIT_ADDRESS_LABEL)
-        return hmac.new(secret, rate_limit_key(ip).encode(), hashlib.sha256).hexdigest()[:32]
+        mac = hmacs.new()
+        mac.update(rate_limit_key(ip).encode())
+        return mac.hexdigest()[:32]
 
     return key

@@ -21,13 +21,11 @@ new queries until they are re-indexed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from crypto.envelope import Keyring
-from gateway.derived_keys import derived_secret
+from gateway.derived_keys import PreparedHmacs
 
 SEARCH_LABEL = "cipherdesk/history-search-key/v1"
 """Label of the secret from which each tenant's search-token key is derived."""
@@ -71,28 +69,22 @@ def tokenize(text: str, limit: int = MAX_TOKENS_PER_MESSAGE) -> list[str]:
 class KeyedHasher:
     """Keyed hashes of search tokens for one installation.
 
-    The key is recomputed on every use from the keyring (never cached), per tenant: two
-    tenants' rows for the same word differ."""
+    The key is ``HMAC(search secret, tenant id)``, from the keyring's current master key
+    (:class:`gateway.derived_keys.PreparedHmacs`): two tenants' rows for the same word
+    differ."""
 
     def __init__(self, keyring: Keyring) -> None:
-        self._keyring = keyring
-
-    def _tenant_key(self, label: str, tenant_id: str) -> bytes:
-        secret = derived_secret(self._keyring, label)
-        return hmac.new(secret, tenant_id.encode("utf-8"), hashlib.sha256).digest()
-
-    def _hasher(self, label: str, tenant_id: str) -> Callable[[str], str]:
-        key = self._tenant_key(label, tenant_id)
-
-        def digest(value: str) -> str:
-            return hmac.digest(key, value.encode("utf-8", "surrogatepass"), "sha256").hex()
-
-        return digest
+        self._hmacs = PreparedHmacs(keyring, SEARCH_LABEL)
 
     def tokens(self, tenant_id: str, tokens: Iterable[str]) -> list[str]:
         """The stored form of each token (hex HMAC-SHA256)."""
-        digest = self._hasher(SEARCH_LABEL, tenant_id)
-        return [digest(t) for t in tokens]
+        tenant_mac = self._hmacs.new(tenant_id)
+        hashed = []
+        for token in tokens:
+            mac = tenant_mac.copy()
+            mac.update(token.encode("utf-8", "surrogatepass"))
+            hashed.append(mac.hexdigest())
+        return hashed
 
     def text(self, tenant_id: str, text: str) -> list[str]:
         """The stored forms of every token of a message body."""
