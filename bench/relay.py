@@ -527,9 +527,12 @@ def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:
     return Pair(send, recv)
 
 
-def _server_process(conn: Any, pairs: int) -> None:
+def _server_process(conn: Any, pairs: int, event_loop: str) -> None:
     """``--split``: both servers (gateway and bare relay) in their own process and core,
-    the load generator in the parent — as in production, where clients are elsewhere."""
+    on ``event_loop`` (as ``server.event_loop``), the load generator in the parent — as in
+    production, where clients are elsewhere."""
+    from gateway.event_loop import new_event_loop
+
     quiet_logs()
 
     async def main() -> None:
@@ -557,7 +560,8 @@ def _server_process(conn: Any, pairs: int) -> None:
             await relay.cleanup()  # "stop"
             await gateway.cleanup()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(event_loop)) as runner:
+        runner.run(main())
 
 
 def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
@@ -585,10 +589,15 @@ async def run_relay(args: argparse.Namespace) -> None:
 
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_server_process, args=(child, args.pairs), daemon=True)
+        proc = ctx.Process(
+            target=_server_process, args=(child, args.pairs, args.event_loop), daemon=True
+        )
         proc.start()
         server = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
-        print("servers in a separate process; load generator in this one")
+        print(
+            f"servers in a separate process on the {args.event_loop} event loop; "
+            "load generator in this one"
+        )
     try:
         base = await bench_baseline(
             args.pairs,
@@ -758,6 +767,12 @@ def main() -> None:
         default=True,
         help="run both servers in a separate process from the load generator "
         "(default; --no-split runs everything in one event loop)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the servers' event loop with --split (server.event_loop; default uvloop)",
     )
     parser.add_argument(
         "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import msgspec
 
@@ -51,6 +51,9 @@ class ServerConfig:
     # Worker processes sharing the port (SO_REUSEPORT); more than one needs PostgreSQL
     # and Redis for the bus and rate limits (gateway/workers.py says why, at start-up).
     workers: int = 1
+    # The event loop `cipherdesk serve` runs on: "uvloop" (libuv; the relay's messages
+    # cost less CPU on it) or "asyncio" (the standard library's loop).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 @dataclass(slots=True)

@@ -29,6 +29,7 @@ from gateway.cli.common import (
     offline_services,
 )
 from gateway.config import Config, ConfigError
+from gateway.event_loop import new_event_loop
 from gateway.http.web import WebAssetsError
 from gateway.keyfiles import IdentityFileError
 from gateway.logs import configure_logging
@@ -147,9 +148,15 @@ def _serve_worker(config: Config, index: int) -> None:
 
 
 def _run(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
-    """Serve ``app`` until SIGTERM/SIGINT (aiohttp drains within the shutdown timeout)."""
+    """Serve ``app`` until SIGTERM/SIGINT (aiohttp drains within the shutdown timeout),
+    on the configured event loop."""
+    try:
+        loop = new_event_loop(config.server.event_loop)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     web.run_app(
         app,
+        loop=loop,
         host=config.server.host,
         port=config.server.port,
         print=None,

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -259,8 +259,11 @@ class SecureConnection:
         if transport is None or transport.is_closing():
             return
         payload = code.to_bytes(2, "big") + reason.encode()[:120]
-        assert isinstance(transport, asyncio.WriteTransport)  # aiohttp's TCP transport
-        transport.write(bytes([0x88, len(payload)]) + payload)  # FIN + close, unmasked
+        # aiohttp's TCP transport: asyncio's, or uvloop's, which does not subclass
+        # asyncio.WriteTransport (an isinstance check here failed under uvloop and left
+        # the stalled socket in place).
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(bytes([0x88, len(payload)]) + payload)  # FIN + close, unmasked
         _abort_when_stalled(transport, grace)
 
     def abort(self, code: int, reason: str) -> None:
