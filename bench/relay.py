@@ -56,6 +56,15 @@ from gateway.sdk.client import AgentClient, CustomerClient
 
 REPO = str(Path(__file__).resolve().parents[1])
 TEXT = "Hello, I would like to know when my parcel will arrive. Thank you!"
+TEXTS = [TEXT]
+"""What the customers send, in turn: the one line above (``--texts fixed``), or the
+policy bench's corpus of realistic Chinese and English chat lines (``--texts varied``:
+new words in most messages, as in real chats, which the search index and the policy see)."""
+
+
+def text_for(pair: int, i: int) -> str:
+    return TEXTS[(pair * 7919 + i) % len(TEXTS)]
+
 
 NO_LIMITS: dict[str, Any] = {
     # 100000/s is the finest rate the limiter accepts (one unit per 10 µs).
@@ -93,7 +102,7 @@ def quiet_logs() -> None:
 class Pair:
     """One customer→agent path: ``send(tag)`` on one end, ``recv() -> tag`` on the other."""
 
-    send: Callable[[str], Awaitable[None]]
+    send: Callable[[str, str], Awaitable[None]]  # (tag, text)
     recv: Callable[[], Awaitable[str]]
 
 
@@ -150,7 +159,7 @@ async def drive(
                 await slots.acquire()
                 tag = f"{phase}-{index}-{i}"
                 sent_at[tag] = time.perf_counter()
-                await pair.send(tag)
+                await pair.send(tag, text_for(index, i))
 
         async def receiver() -> None:
             for _ in range(messages):
@@ -238,8 +247,8 @@ async def bench_baseline(
 
 
 def _baseline_pair(customer: ClientConnection, agent: ClientConnection) -> Pair:
-    async def send(tag: str) -> None:
-        await customer.send(json.dumps({"t": "msg", "id": tag, "text": TEXT}))
+    async def send(tag: str, text: str) -> None:
+        await customer.send(json.dumps({"t": "msg", "id": tag, "text": text}))
 
     async def recv() -> str:
         return str(json.loads(await agent.recv())["id"])
@@ -507,7 +516,7 @@ def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:
     from crypto.e2e import seal_message
     from gateway.protocol import CustomerSealedMsg
 
-    async def send(tag: str) -> None:
+    async def send(tag: str, text: str) -> None:
         epoch = customer.secrets.epoch
         sealed = seal_message(
             customer.secrets.keys[epoch],
@@ -515,7 +524,7 @@ def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:
             sender="customer",
             msg_id=tag,
             epoch=epoch,
-            text=TEXT,
+            text=text,
         )
         await customer.send(CustomerSealedMsg(id=tag, c=sealed.c, fc=sealed.fc, e=epoch))
 
@@ -565,10 +574,10 @@ def _server_process(conn: Any, pairs: int, event_loop: str) -> None:
 
 
 def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
-    async def send(tag: str) -> None:
+    async def send(tag: str, text: str) -> None:
         # Fire and go on, as the widget does: acks come back on their own (and are
         # buffered, unread); the outbox/await-ack path is what send_text adds.
-        await customer.send(CustomerMsg(id=tag, text=TEXT))
+        await customer.send(CustomerMsg(id=tag, text=text))
 
     async def recv() -> str:
         frame = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
@@ -579,7 +588,8 @@ def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
 
 async def run_relay(args: argparse.Namespace) -> None:
     print(
-        f"relay: {args.pairs} pairs x {args.messages} msgs, window {args.window}, "
+        f"relay: {args.pairs} pairs x {args.messages} msgs ({args.texts} texts), "
+        f"window {args.window}, "
         f"warm-up {args.warmup}/pair, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     )
     server: dict[str, Any] | None = None
@@ -769,6 +779,13 @@ def main() -> None:
         "(default; --no-split runs everything in one event loop)",
     )
     parser.add_argument(
+        "--texts",
+        choices=["fixed", "varied"],
+        default="fixed",
+        help="one line for every message (default, comparable with earlier figures) or "
+        "realistic lines from bench/filter.py's corpus",
+    )
+    parser.add_argument(
         "--event-loop",
         choices=["uvloop", "asyncio"],
         default="uvloop",
@@ -781,6 +798,10 @@ def main() -> None:
         "--idle-warmup", type=int, default=50, help="sockets opened before the RSS baseline"
     )
     args = parser.parse_args()
+    if args.texts == "varied":
+        from bench.filter import build_corpus
+
+        TEXTS[:] = [line for line, _ in build_corpus(5000, seed=7)]
     quiet_logs()
     if args.idle:
         asyncio.run(run_idle(args))

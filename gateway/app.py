@@ -62,6 +62,7 @@ from gateway.reports import ReportBook
 from gateway.retention import RetentionJob
 from gateway.scim import ScimService
 from gateway.search_index import KeyedHasher
+from gateway.search_indexer import SearchIndexer
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
 from gateway.store import open_store
@@ -194,6 +195,8 @@ async def _wire(
         on_issued=lambda kind: metrics.destruction_reports_total.labels(kind=kind).inc(),
     )
     e2e = E2EService(store=store, keyring=keyring, auditor=auditor, clock=clock)
+    search = KeyedHasher(keyring)
+    search_indexer = SearchIndexer(store, keys, search)
     chats = ChatService(
         store=store,
         bus=bus,
@@ -206,7 +209,8 @@ async def _wire(
         plugins=plugin_host,
         reports=reports,
         customer_keys=CustomerKeys(keyring),
-        search=KeyedHasher(keyring),
+        search=search,
+        search_indexer=search_indexer,
         notices=NoticeBook(store, auditor, clock),
         quality=quality,
         e2e=e2e,
@@ -315,6 +319,7 @@ async def _wire(
         workers=[
             dispatcher,
             retention,
+            search_indexer,
             checkpointer,
             gov.ledger,
             DormancySweep(logins, config.retention.interval_seconds, clock),

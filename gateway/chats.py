@@ -69,6 +69,7 @@ from gateway.quality import COMMENT_PURPOSE, QualityMetrics
 from gateway.queue_view import QueueRow, SharedQueueReads
 from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
+from gateway.search_indexer import SearchIndexer
 from gateway.store.base import (
     AppendResult,
     Chat,
@@ -166,6 +167,7 @@ class ChatService:
         reports: ReportBook | None = None,
         customer_keys: CustomerKeys | None = None,
         search: KeyedHasher | None = None,
+        search_indexer: SearchIndexer | None = None,
         notices: NoticeBook | None = None,
         quality: QualityMetrics | None = None,
         e2e: E2EService | None = None,
@@ -184,8 +186,10 @@ class ChatService:
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
         self.queue_reads = SharedQueueReads(self._queue_rows)  # one read per tenant burst
         self._agent_names: dict[str, str] = {}
-        # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext.
+        # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext;
+        # a chat's words are indexed once it closes (gateway/search_indexer.py).
         self.search = search
+        self.search_indexer = search_indexer
         # The tenant's privacy notice: consent, when required, comes before any message.
         self.notices = notices
         # Service-quality figures as chats move (Prometheus); the facts live in the store.
@@ -828,10 +832,6 @@ class ChatService:
                 body_sealed=seal_text(key, chat.id, stored_id, decision.text),
                 sender_agent_id=agent,
                 policy=policy_meta,
-                # The masked text only: what the policy hid is never searchable.
-                search_tokens=tuple(self.search.text(chat.tenant_id, decision.text))
-                if self.search is not None
-                else (),
             ),
             builder,
         )
@@ -1348,6 +1348,8 @@ class ChatService:
         self, chat: Chat, tenant_id: str, released: Mapping[int, str] | None = None
     ) -> Chat:
         """The steps of a close, run once by the caller whose compare-and-set won."""
+        if self.search_indexer is not None:
+            self.search_indexer.kick()
         if self.quality is not None and chat.accepted_at is not None and chat.closed_at:
             self.quality.closed(chat.closed_at - chat.accepted_at)
         await self.bus.publish(

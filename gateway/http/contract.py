@@ -2360,7 +2360,8 @@ document(
 document(
     "GET",
     "/api/history/chats",
-    "Closed chats: filter, keyed-hash text search, a customer's previous chats, CSAT per agent",
+    "Closed chats: filter, keyed-hash text search (a chat is searchable seconds after its"
+    " close), a customer's previous chats, CSAT per agent",
     tag="chats",
     ok=HistoryList,
     query=HistoryQueryParams,

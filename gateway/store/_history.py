@@ -17,6 +17,15 @@ INSERT_INDEX_ROW = (
     " ON CONFLICT (chat_id, token_hash) DO NOTHING"
 )
 ERASE = ("DELETE FROM chat_search_tokens WHERE chat_id = ?",)
+PENDING_INDEX = (
+    f"SELECT {CHAT_COLS} FROM chats"
+    " WHERE state = 'closed' AND NOT search_indexed AND NOT erased"
+    " ORDER BY closed_at, id LIMIT ?"
+)
+MARK_INDEXED = (
+    "UPDATE chats SET search_indexed = TRUE"
+    " WHERE id = ? AND state = 'closed' AND NOT erased RETURNING tenant_id"
+)
 
 
 def _filters(q: HistoryQuery) -> tuple[str, list[Any]]:

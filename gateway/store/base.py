@@ -295,10 +295,6 @@ class NewMessage:
     body_sealed: bytes
     sender_agent_id: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
-    # Keyed-hash search tokens the chat gains with this message (gateway/search_index.py).
-    # Written in the append's own transaction, so the index never names a message that
-    # was not stored and a relayed message costs one commit, not two.
-    search_tokens: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -1042,6 +1038,17 @@ class Store(Protocol):
         """CSAT count and average per agent over every chat matching ``query`` (no paging)."""
         ...
 
+    async def chats_to_index(self, limit: int = 50) -> list[Chat]:
+        """Closed, not erased chats whose words are not in the history search index yet,
+        earliest close first (gateway/search_indexer.py)."""
+        ...
+
+    async def index_closed_chat(self, chat_id: str, token_hashes: Sequence[str]) -> bool:
+        """Add a closed chat's keyed-hash search tokens and mark it indexed, in one
+        transaction (idempotent: tokens already there are kept). False, and nothing
+        written, when the chat is not closed or was erased meanwhile."""
+        ...
+
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None
     ) -> list[str]:
@@ -1096,13 +1103,12 @@ class Store(Protocol):
         ``events`` is a list, or a function called inside the transaction with the stored
         message (its ``seq`` is only known there) that returns the events to enqueue.
 
-        One transaction: the message, ``chats.last_seq``, the events and the message's
-        ``search_tokens`` land together or not at all. If ``(chat_id, msg_id)`` exists,
-        nothing is written and the stored message is returned with ``duplicate=True`` (also
-        in a closed chat: a re-send of a message stored before the close). Raises
-        :class:`NotFound` for an unknown or erased chat and :class:`ChatClosed` for a closed
-        one — the state is read in the append's transaction, under the same lock as
-        :meth:`close_chat`.
+        One transaction: the message, ``chats.last_seq`` and the events land together or
+        not at all. If ``(chat_id, msg_id)`` exists, nothing is written and the stored
+        message is returned with ``duplicate=True`` (also in a closed chat: a re-send of a
+        message stored before the close). Raises :class:`NotFound` for an unknown or erased
+        chat and :class:`ChatClosed` for a closed one — the state is read in the append's
+        transaction, under the same lock as :meth:`close_chat`.
         """
 
     async def messages_after(

@@ -46,7 +46,6 @@ from gateway.store.sqlstore import (
     DUE_HEADS,
     INSERT_EVENT,
     INSERT_MESSAGE,
-    INSERT_SEARCH_TOKEN,
     SELECT_MESSAGE,
     SqlStore,
     event_params,
@@ -178,12 +177,12 @@ class PostgresStore(SqlStore):
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    head = await conn.fetchrow(
-                        "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1"
-                        " AND NOT erased AND state <> 'closed' RETURNING last_seq, tenant_id",
+                    seq = await conn.fetchval(
+                        "UPDATE chats SET last_seq = last_seq + 1"
+                        " WHERE id = $1 AND NOT erased AND state <> 'closed' RETURNING last_seq",
                         message.chat_id,
                     )
-                    if head is None:
+                    if seq is None:
                         # Unknown, erased or closed (a close holds the same row lock).
                         state = await conn.fetchval(
                             "SELECT state FROM chats WHERE id = $1 AND NOT erased",
@@ -194,7 +193,7 @@ class PostgresStore(SqlStore):
                         raise _Duplicate  # closed: a re-send of a stored message, or refused
                     stored = StoredMessage(
                         chat_id=message.chat_id,
-                        seq=int(head[0]),
+                        seq=int(seq),
                         msg_id=message.msg_id,
                         sender=message.sender,
                         ts=message.ts,
@@ -212,11 +211,6 @@ class PostgresStore(SqlStore):
                     if batch:
                         await conn.executemany(
                             POSTGRES.render(INSERT_EVENT), [event_params(e) for e in batch]
-                        )
-                    if message.search_tokens:
-                        await conn.executemany(
-                            POSTGRES.render(INSERT_SEARCH_TOKEN),
-                            [(head[1], message.chat_id, h) for h in message.search_tokens],
                         )
             except _Duplicate:
                 row = await conn.fetchrow(

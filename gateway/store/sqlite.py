@@ -70,7 +70,6 @@ from gateway.store.sqlstore import (
     DUE_HEADS,
     INSERT_EVENT,
     INSERT_MESSAGE,
-    INSERT_SEARCH_TOKEN,
     SELECT_MESSAGE,
     SqlStore,
     event_params,
@@ -295,8 +294,7 @@ class SqliteStore(SqlStore):
 
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
-                "SELECT last_seq, erased, state, tenant_id FROM chats WHERE id = ?",
-                (message.chat_id,),
+                "SELECT last_seq, erased, state FROM chats WHERE id = ?", (message.chat_id,)
             ).fetchone()
             if chat is None or chat[1]:
                 raise NotFound(f"chat {message.chat_id!r}")
@@ -321,9 +319,6 @@ class SqliteStore(SqlStore):
             batch = events(stored) if callable(events) else (events or [])
             if batch:
                 c.executemany(INSERT_EVENT, [event_params(e) for e in batch])
-            if message.search_tokens:
-                rows = [(chat[3], message.chat_id, h) for h in message.search_tokens]
-                c.executemany(INSERT_SEARCH_TOKEN, rows)
             return AppendResult(stored, duplicate=False)
 
         return await self._write(fn)

@@ -121,7 +121,6 @@ DUE_HEADS = (
 """Due outbox rows at the head of their (plugin, chat) line: args now, now, limit."""
 INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_MESSAGE = f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = ? AND msg_id = ?"
-INSERT_SEARCH_TOKEN = _history.INSERT_INDEX_ROW
 _PUT_LOCKOUT = (
     f"INSERT INTO lockouts ({LOCKOUT_COLS}) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
@@ -1033,6 +1032,22 @@ class SqlStore(SqlGovernance):
             AgentCsat(agent_id=r["agent_id"], rated=int(r["rated"]), average=float(r["average"]))
             for r in rows
         ]
+
+    async def chats_to_index(self, limit: int = 50) -> list[Chat]:
+        rows = await self._query(read_rows(_history.PENDING_INDEX, max(0, limit)))
+        return [_rows.chat(r) for r in rows]
+
+    async def index_closed_chat(self, chat_id: str, token_hashes: Sequence[str]) -> bool:
+        def program() -> Program[bool]:
+            row = yield write_row(_history.MARK_INDEXED, chat_id)
+            if row is None:
+                return False
+            rows = [(row["tenant_id"], chat_id, h) for h in dict.fromkeys(token_hashes)]
+            if rows:
+                yield write_many(_history.INSERT_INDEX_ROW, rows)
+            return True
+
+        return await self._transaction(program())
 
     async def chats_closed_before(
         self, cutoff: float, limit: int = 500, tenant_id: str | None = None

@@ -59,6 +59,7 @@ async def _chat(gw: bx.Gateway, agent_id: str, lines: list[str], csat: int | Non
         await svc.chats.post_customer_message("demo", chat.id, f"m{i}", line, chat)
     if csat is not None:
         await svc.chats.close(chat.id, "demo", by="customer", csat=csat)
+        await svc.chats.search_indexer.run_once()  # the node's indexer, without its interval
     return chat.id
 
 

@@ -56,6 +56,9 @@ async def _chat(svc, clock, agent, lines, *, csat=None, sub=None, tenant="demo")
         await svc.chats.post_customer_message(tenant, chat.id, f"m{i}", line, chat)
     clock.advance(60)
     await svc.chats.close(chat.id, tenant, by="customer", csat=csat)
+    # the node's indexer adds a closed chat's words (gateway/search_indexer.py); run it
+    # here rather than waiting for its interval
+    await svc.chats.search_indexer.run_once()
     return chat.id
 
 

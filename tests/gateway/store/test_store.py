@@ -455,33 +455,41 @@ async def test_append_writes_outbox_in_same_transaction(store: Store) -> None:
     ]
 
 
-async def test_search_tokens_land_with_the_message_and_only_with_it(store: Store) -> None:
-    await setup_chat(store)
-    await store.append_message(msg("m1", search_tokens=("h-parcel", "h-late")))
-    # a duplicate writes nothing, its tokens included; a failed append neither
-    await store.append_message(msg("m1", search_tokens=("h-dup",)))
-    with pytest.raises(StoreError):
-        await store.append_message(
-            msg("m2", search_tokens=("h-failed",)), [event("m2:x", payload_sealed=None)]
-        )
-    await store.append_message(msg("m3", search_tokens=("h-late", "h-refund")))
-    await store.close_chat("c1", closed_at=300.0, reason="done")
-
-    async def found(*hashes: str) -> list[str]:
-        chats = await store.list_history(HistoryQuery(tenant_id="t1", token_hashes=list(hashes)))
-        return [c.id for c in chats]
-
-    assert await found("h-parcel") == ["c1"]
-    assert await found("h-parcel", "h-refund") == ["c1"]
-    assert await found("h-dup") == []
-    assert await found("h-failed") == []
-    # each row carries its chat's tenant (read by the store, not given by the caller)
+async def test_closed_chats_are_indexed_once_with_their_tenant(store: Store) -> None:
+    await setup_chat(store, "c1")
     await setup_chat(store, "c2", tenant_id="t2")
-    await store.append_message(msg("n1", chat_id="c2", search_tokens=("h-late",)))
+    await setup_chat(store, "open")
     await store.close_chat("c2", closed_at=300.0, reason="done")
-    assert await found("h-late") == ["c1"]
-    other = await store.list_history(HistoryQuery(tenant_id="t2", token_hashes=["h-late"]))
-    assert [c.id for c in other] == ["c2"]
+    await store.close_chat("c1", closed_at=200.0, reason="done")
+    # closed and not yet indexed, earliest close first; an open chat waits for its close
+    assert [c.id for c in await store.chats_to_index()] == ["c1", "c2"]
+    assert [c.id for c in await store.chats_to_index(limit=1)] == ["c1"]
+
+    assert await store.index_closed_chat("c1", ["h-parcel", "h-late", "h-late"])
+    assert await store.index_closed_chat("c2", ["h-late"])
+    assert not await store.index_closed_chat("open", ["h-open"])  # not closed: nothing
+    assert [c.id for c in await store.chats_to_index()] == []
+    assert await store.index_closed_chat("c1", ["h-parcel", "h-refund"])  # idempotent
+
+    async def found(tenant: str, *hashes: str) -> list[str]:
+        query = HistoryQuery(tenant_id=tenant, token_hashes=list(hashes))
+        return [c.id for c in await store.list_history(query)]
+
+    assert await found("t1", "h-parcel", "h-refund") == ["c1"]
+    # each row carries its chat's tenant (read by the store, not given by the caller)
+    assert await found("t1", "h-late") == ["c1"]
+    assert await found("t2", "h-late") == ["c2"]
+    assert await found("t1", "h-open") == []
+
+    # an erased chat is never indexed again, and its rows went with it
+    await setup_chat(store, "c3")
+    await store.close_chat("c3", closed_at=400.0, reason="done")
+    assert await store.erase_chat("c3")
+    assert await store.chats_to_index() == []
+    assert not await store.index_closed_chat("c3", ["h-ghost"])
+    assert await found("t1", "h-ghost") == []
+    assert await store.erase_chat("c1")
+    assert await found("t1", "h-parcel") == []
 
 
 async def test_failing_event_rolls_back_message(store: Store) -> None:
