@@ -19,7 +19,8 @@ log = structlog.get_logger("cipherdesk.periodic")
 
 class Periodic:
     """Runs ``round_`` every ``interval`` seconds (first right away, or after one interval
-    with ``delay_first``) on a task named ``name``; failures log ``failure_event``."""
+    with ``delay_first``) on a task named ``name``; failures log ``failure_event``.
+    :meth:`wake` starts the next round without waiting for the rest of the interval."""
 
     def __init__(
         self,
@@ -36,6 +37,11 @@ class Periodic:
         self._failure_event = failure_event
         self._delay_first = delay_first
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run a round now (once the current one, if any, has finished)."""
+        self._wake.set()
 
     @property
     def running(self) -> bool:
@@ -56,8 +62,10 @@ class Periodic:
         if self._delay_first:
             await asyncio.sleep(self.interval)
         while True:
+            self._wake.clear()  # a wake during the round asks for one more
             try:
                 await self._round()
             except Exception:
                 log.exception(self._failure_event)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)

@@ -23,13 +23,11 @@ the read and the write writes nothing (the store checks in the write's transacti
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 
 from crypto.envelope import EnvelopeError
 from gateway.e2e import is_sealed
+from gateway.periodic import Periodic
 from gateway.search_index import KeyedHasher, tokenize
 from gateway.store.base import Chat, Store
 from gateway.transcripts import ChatKeys, open_text
@@ -57,14 +55,14 @@ class SearchIndexer:
         self._store = store
         self._keys = keys
         self._hasher = hasher
-        self._interval = interval
         self._batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            "search-indexer", interval, self.run_once, failure_event="search_index_failed"
+        )
 
     def kick(self) -> None:
         """A chat closed on this node: index it now rather than at the next interval."""
-        self._wake.set()
+        self._periodic.wake()
 
     async def run_once(self) -> int:
         """Index every chat waiting for it; returns how many were indexed."""
@@ -101,25 +99,7 @@ class SearchIndexer:
 
     # -- background worker ----------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="search-indexer")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                indexed = await self.run_once()
-            except Exception:
-                log.exception("search_index_failed")
-            else:
-                if indexed:
-                    log.debug("search_indexed", chats=indexed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+        await self._periodic.stop()
