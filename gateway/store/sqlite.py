@@ -83,10 +83,6 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_BATCH = 512
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _translate(exc: sqlite3.Error) -> Exception:
     """Map constraint failures and a full or failing disk to the store's errors (other
     errors pass unchanged)."""
@@ -290,7 +286,7 @@ class SqliteStore(SqlStore):
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
         # The single writer serialises appends, so the next seq is read, not locked.
         body = blob(message.body_sealed)
-        policy = _dumps(message.policy)
+        policy = dict(message.policy)  # a snapshot: the write runs later, on another thread
 
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
@@ -312,7 +308,7 @@ class SqliteStore(SqlStore):
                 ts=message.ts,
                 body_sealed=body or b"",
                 sender_agent_id=message.sender_agent_id,
-                policy=json.loads(policy),
+                policy=policy,
             )
             c.execute(INSERT_MESSAGE, SQLITE.bind(message_params(stored)))
             c.execute("UPDATE chats SET last_seq = ? WHERE id = ?", (seq, message.chat_id))
