@@ -603,7 +603,11 @@ async def run_relay(args: argparse.Namespace) -> None:
             target=_server_process, args=(child, args.pairs, args.event_loop), daemon=True
         )
         proc.start()
-        server = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        while not parent.poll(0.2):  # a server that failed to start must not hang the bench
+            if not proc.is_alive():
+                raise SystemExit(f"the server process exited ({proc.exitcode}); see above")
+            await asyncio.sleep(0)
+        server = parent.recv()
         print(
             f"servers in a separate process on the {args.event_loop} event loop; "
             "load generator in this one"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import uvloop
+from aiohttp import web
 
 from gateway.config import ConfigError, load_config
 from gateway.event_loop import new_event_loop
@@ -53,3 +54,18 @@ def test_uvloop_missing_is_a_config_error_naming_the_fix(monkeypatch: pytest.Mon
         new_event_loop("uvloop")
     with pytest.raises(ConfigError, match="must be one of uvloop, asyncio"):
         new_event_loop("trio")
+
+
+async def test_serving_freezes_what_start_up_built() -> None:
+    """``cipherdesk serve`` moves start-up objects out of the collector's way (gc.freeze),
+    so full collections walk only what lives and dies while serving."""
+    import gc
+
+    from gateway.cli.main import _freeze_startup_objects
+
+    gc.unfreeze()
+    try:
+        await _freeze_startup_objects(web.Application())
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
