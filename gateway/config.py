@@ -52,8 +52,9 @@ class ServerConfig:
     # and Redis for the bus and rate limits (gateway/workers.py says why, at start-up).
     workers: int = 1
     # The event loop `cipherdesk serve` runs on: "uvloop" (libuv; the relay's messages
-    # cost less CPU on it) or "asyncio" (the standard library's loop).
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # cost less CPU on it), "asyncio" (the standard library's loop), or "auto": uvloop
+    # where it is installed (every platform with its wheels), asyncio elsewhere.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 @dataclass(slots=True)

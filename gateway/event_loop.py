@@ -13,23 +13,25 @@ import asyncio
 
 from gateway.config import ConfigError
 
-EVENT_LOOPS = ("uvloop", "asyncio")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 """The values ``server.event_loop`` accepts."""
 
 
 def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
-    """A new loop of the kind ``name`` names.
+    """A new loop of the kind ``name`` names (``auto``: uvloop if installed, else asyncio).
 
-    :raises ConfigError: an unknown name, or uvloop asked for where it is not installed
-        (the message says how to go on: install it or choose ``asyncio``).
+    :raises ConfigError: an unknown name, or uvloop asked for by name where it is not
+        installed (the message says how to go on: install it or choose ``asyncio``).
     """
     if name == "asyncio":
         return asyncio.new_event_loop()
-    if name != "uvloop":
+    if name not in EVENT_LOOPS:
         raise ConfigError(f"server.event_loop must be one of {', '.join(EVENT_LOOPS)}")
     try:
         import uvloop
     except ImportError:
+        if name == "auto":  # uvloop has no wheels here (Windows): the standard loop
+            return asyncio.new_event_loop()
         raise ConfigError(
             'server.event_loop = "uvloop" but uvloop is not installed here '
             '(pip install uvloop, or set server.event_loop = "asyncio")'

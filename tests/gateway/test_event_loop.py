@@ -15,8 +15,8 @@ from gateway.config import ConfigError, load_config
 from gateway.event_loop import new_event_loop
 
 
-def test_the_default_is_uvloop_and_asyncio_can_be_chosen() -> None:
-    assert load_config(environ={}).server.event_loop == "uvloop"
+def test_the_default_is_auto_and_asyncio_can_be_chosen() -> None:
+    assert load_config(environ={}).server.event_loop == "auto"
     chosen = load_config(environ={}, overrides={"server": {"event_loop": "asyncio"}})
     assert chosen.server.event_loop == "asyncio"
 
@@ -26,7 +26,9 @@ def test_an_unknown_loop_is_refused_at_load() -> None:
         load_config(environ={}, overrides={"server": {"event_loop": "trio"}})
 
 
-@pytest.mark.parametrize(("name", "kind"), [("uvloop", uvloop.Loop), ("asyncio", None)])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("auto", uvloop.Loop), ("uvloop", uvloop.Loop), ("asyncio", None)]
+)
 def test_each_name_gives_its_loop(name: str, kind: type | None) -> None:
     loop = new_event_loop(name)
     try:
@@ -48,11 +50,17 @@ def test_uvloop_missing_is_a_config_error_naming_the_fix(monkeypatch: pytest.Mon
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_uvloop)
+    loop = new_event_loop("auto")  # without uvloop, auto is the standard loop
+    try:
+        assert not isinstance(loop, uvloop.Loop)
+        assert type(loop).__module__.startswith("asyncio")
+    finally:
+        loop.close()
     with pytest.raises(
         ConfigError, match=re.escape('pip install uvloop, or set server.event_loop = "asyncio"')
     ):
         new_event_loop("uvloop")
-    with pytest.raises(ConfigError, match="must be one of uvloop, asyncio"):
+    with pytest.raises(ConfigError, match="must be one of auto, uvloop, asyncio"):
         new_event_loop("trio")
 
 
