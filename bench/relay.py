@@ -51,6 +51,7 @@ from aiohttp import WSMsgType, web
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from gateway.event_loop import EVENT_LOOPS
 from gateway.protocol import CustomerMsg, Msg
 from gateway.sdk.client import AgentClient, CustomerClient
 
@@ -791,7 +792,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--event-loop",
-        choices=["uvloop", "asyncio"],
+        choices=EVENT_LOOPS,
         default="uvloop",
         help="the servers' event loop with --split (server.event_loop; default uvloop)",
     )

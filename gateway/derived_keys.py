@@ -38,17 +38,13 @@ CUSTOMER_KEY_LABEL = "cipherdesk/customer-key/v1"
 def derived_secret(keyring: Keyring, label: str) -> bytes:
     """32 bytes bound to ``label`` and the keyring's *current* master key (on the message
     path: only the current key is derived, not every key of the ring)."""
-    return _derive(keyring.keys[0], label)
+    return keyring.keys[0].derive(label)
 
 
 def derived_secrets(keyring: Keyring, label: str) -> list[bytes]:
     """The secret of ``label`` under every master key of the ring, current first: a value
     stored keyed under an older key is still found while that key is in the ring."""
-    return [_derive(key, label) for key in keyring.keys]
-
-
-def _derive(key: MasterKey, label: str) -> bytes:
-    return key.derive(label)
+    return [key.derive(label) for key in keyring.keys]
 
 
 class PreparedHmacs:

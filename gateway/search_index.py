@@ -86,10 +86,6 @@ class KeyedHasher:
             hashed.append(mac.hexdigest())
         return hashed
 
-    def text(self, tenant_id: str, text: str) -> list[str]:
-        """The stored forms of every token of a message body."""
-        return self.tokens(tenant_id, tokenize(text))
-
     def query(self, tenant_id: str, query: str) -> list[str]:
         """The stored forms of a search query's tokens (empty when it has none)."""
         return self.tokens(tenant_id, tokenize(query, MAX_QUERY_TOKENS))
