@@ -14,11 +14,12 @@ pairs, ``--window`` messages in flight) and runs it in interleaved rounds:
   refuse (``bench/relay.py``'s ``NO_LIMITS``); the decisions themselves — what costs — run
   exactly as in production: 3 per customer message (bytes, chat, customer), 1 per agent
   message, 1 + concurrency caps per connect;
-* **on (redis)**: the same decisions on ``RedisRateLimiter`` (one EVALSHA round trip each),
-  when a Redis answers at ``--redis-url``.
+* **on (redis)**: the same decisions on ``RedisRateLimiter`` (decisions asked for while a
+  call is on the wire share the next ``EVALSHA``), when a Redis answers at ``--redis-url``.
 
 Figures are the median of the rounds; the ratio on/off is taken per round (same round,
-same machine load) and its median reported. Target (issue 5): on ≥ 95 % of off. Then the
+same machine load) and its median reported. Targets: memory on ≥ 95 % of off (issue 5),
+Redis on ≥ 80 % of off (issue 18). Then the
 per-decision costs from ``bench/ratelimit.py`` (memory: < 5 µs; Redis: ≈ one PING).
 """
 
@@ -98,6 +99,10 @@ async def _redis_ok(url: str) -> bool:
         await client.aclose()
 
 
+#: Least ratio on/off per mode: issue 5 (memory) and issue 18 (Redis, one shared budget).
+TARGETS = {"on": 0.95, "redis": 0.8}
+
+
 async def _run(mode: str, args: argparse.Namespace) -> relay.Figures:
     _MODE["mode"] = mode
     return await relay.bench_gateway(args.pairs, args.messages, args.window, args.warmup)
@@ -134,10 +139,10 @@ async def run_relay(args: argparse.Namespace) -> None:
     for mode in modes[1:]:
         ratios = [on.rate / off.rate for on, off in zip(figures[mode], figures["off"], strict=True)]
         med = statistics.median(ratios)
-        verdict = "meets" if med >= 0.95 else "MISSES"
+        verdict = "meets" if med >= TARGETS[mode] else "MISSES"
         print(
             f"  ratio {names[mode]}/off: {med:.3f} (rounds: "
-            f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= 0.95 target"
+            f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= {TARGETS[mode]} target"
         )
 
 

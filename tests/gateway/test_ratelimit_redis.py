@@ -170,6 +170,79 @@ async def test_one_evalsha_round_trip_per_decision(throwaway: RedisServer) -> No
         await limiter.aclose()
 
 
+async def test_concurrent_decisions_share_one_call_and_spend_in_order(
+    throwaway: RedisServer,
+) -> None:
+    """Decisions asked for while a call is on the wire leave together in the next one (group
+    commit): 60 connections asking at once cost one EVALSHA, not 60, and the budget is spent
+    in the order they asked, exactly as one-by-one calls would."""
+    limiter = RedisRateLimiter.from_url(throwaway.url, prefix="cd:rl:")
+    admin = aioredis.Redis.from_url(throwaway.url, decode_responses=True)
+    try:
+        await limiter.hit("warm", Rate(5, 1.0))  # first call loads the script
+        await admin.config_resetstat()
+        rate = Rate(5, 3600.0)
+        decisions = await asyncio.gather(*(limiter.hit("shared", rate) for _ in range(60)))
+        stats = await admin.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 1
+        assert [d.allowed for d in decisions] == [True] * 5 + [False] * 55
+        assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
+        # Past MAX_HITS_PER_CALL the queue leaves in several calls; one caller's hits
+        # (a hit_many) are never split between two calls.
+        await admin.config_resetstat()
+        many = await asyncio.gather(
+            *(limiter.hit_many([(f"a{i}", rate, "x"), (f"b{i}", rate, "y")]) for i in range(200))
+        )
+        stats = await admin.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 2  # 128 callers (256 hits), then 72
+        assert all(d.allowed and d.remaining == 4 for pair in many for d in pair)
+    finally:
+        await admin.aclose()
+        await limiter.aclose()
+
+
+async def test_a_caller_that_goes_away_does_not_stall_the_others(
+    throwaway: RedisServer,
+) -> None:
+    """A connection closed while its decision is on the wire (its task cancelled) leaves the
+    batch's other callers their answers, and the limiter keeps deciding."""
+    limiter = RedisRateLimiter.from_url(throwaway.url, prefix="cd:rl:")
+    try:
+        rate = Rate(100, 60.0)
+        gone = asyncio.ensure_future(limiter.hit("gone", rate))
+        staying = asyncio.ensure_future(limiter.hit("staying", rate))
+        await asyncio.sleep(0)  # both queued, the call not answered yet
+        gone.cancel()
+        assert (await staying).allowed
+        assert gone.cancelled()
+        assert (await limiter.hit("after", rate)).allowed
+        assert not limiter.degraded
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_failed_call_decides_every_waiting_caller_locally() -> None:
+    """Redis dying with decisions queued: each caller gets a local decision (never an error,
+    never "allowed" for free), the outage counts once per failed call."""
+    server = start_throwaway_redis()
+    metrics = Metrics()
+    limiter = RedisRateLimiter.from_url(server.url, metrics=metrics, retry_interval=60.0)
+    try:
+        await limiter.hit("warm", Rate(5, 1.0))
+        assert server.proc is not None
+        server.proc.terminate()
+        server.proc.wait(10)
+        rate = Rate(2, 60.0)
+        with capture_logs() as logs:
+            decisions = await asyncio.gather(*(limiter.hit("k", rate) for _ in range(5)))
+        assert [d.allowed for d in decisions] == [True, True, False, False, False]
+        assert limiter.degraded
+        assert metrics.value("cipherdesk_ratelimit_backend_errors_total") == 1
+        assert [e["event"] for e in logs] == ["ratelimit.redis_unavailable"]
+    finally:
+        await limiter.aclose()
+
+
 # --------------------------------------------------------------------------- two processes
 
 
@@ -318,7 +391,7 @@ async def test_clients_decoding_responses_work_too(redis_url: str, redis_prefix:
 
 
 async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
-    """Several scopes per message cost one pipelined round trip, decided like hit().
+    """Several scopes per message cost one script call, decided like hit().
 
     A private Redis so that its command counter sees only this test."""
     import redis.asyncio as aioredis
@@ -344,7 +417,7 @@ async def test_hit_many_is_one_round_trip_and_matches_single_hits() -> None:
             [False, False],
         ]
         calls = after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"]
-        assert calls == 8  # two script calls per batch and nothing else per key
+        assert calls == 4  # one script call per batch and nothing else per key
         assert set(after) - {"cmdstat_info"} <= set(before) | {"cmdstat_info"}
     finally:
         await client.aclose()
