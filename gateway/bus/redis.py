@@ -19,7 +19,9 @@ How it works
   handlers share it (refcount). The channel is UNSUBSCRIBEd when the last local handler
   cancels. ``subscribe()`` returns only after Redis confirmed the SUBSCRIBE, so an event
   published afterwards on any node reaches the handler (the Bus contract).
-* **One path, one order.** ``publish()`` only PUBLISHes; every node — the publishing one
+* **One path, one order.** ``publish()`` only PUBLISHes (events published while a PUBLISH
+  is on the wire leave together, in order, in the next pipelined round trip:
+  ``gateway/group_commit.py``); every node — the publishing one
   included — delivers what its subscriber connection receives. So all nodes see a topic's
   events in the same order (Redis' order for the channel) and nothing is delivered twice.
   The price is one Redis round trip for parties on the same node (see bench/multinode.py).
@@ -74,12 +76,15 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from gateway.bus.base import BusEvent, Handler
+from gateway.group_commit import GroupCommit
 
 log = structlog.get_logger("cipherdesk.bus.redis")
 
 DEFAULT_PREFIX = "cd:bus:"
 BUS_AAD = b"bus"
 NODE_ID_BYTES = 8
+#: Most events one pipelined round trip carries (more wait for the next).
+MAX_PUBLISHES_PER_CALL = 256
 
 Sealer = Callable[[bytes], bytes]
 Opener = Callable[[bytes], bytes]
@@ -197,6 +202,11 @@ class RedisBus:
         self._pub: Redis | None = None
         self._gap_listeners: list[GapListener] = []
         self._publish_down_until = 0.0
+        # Events published while a PUBLISH is on the wire leave together in the next
+        # round trip (gateway/group_commit.py): one pipeline per round trip, in order.
+        self._publishes: GroupCommit[tuple[bytes, bytes], int] = GroupCommit(
+            self._publish_batch, max_weight=MAX_PUBLISHES_PER_CALL
+        )
         self._gap_pending = False
         self.stats: dict[str, int] = defaultdict(int)
 
@@ -324,13 +334,22 @@ class RedisBus:
         assert self._seal is not None
         payload = self.node_id + self._seal(_encoder.encode(_Sealed(topic, event)))
         try:
-            await self._pub.publish(self.channel(topic), payload)
+            await self._publishes.submit((self.channel(topic), payload))
             self.stats["published"] += 1
         except (RedisError, OSError) as exc:
             # Back off for a moment so that a dead Redis does not add a connect timeout
             # to every message.
             self._publish_down_until = now + 1.0
             self._publish_failed(topic, event, exc)
+
+    async def _publish_batch(self, messages: list[tuple[bytes, bytes]]) -> list[int]:
+        """The PUBLISHes queued meanwhile, in order, in one pipelined round trip."""
+        assert self._pub is not None
+        self.stats["publish_calls"] += 1
+        async with self._pub.pipeline(transaction=False) as pipe:
+            for channel, payload in messages:
+                pipe.publish(channel, payload)
+            return list(await pipe.execute())
 
     def _publish_failed(self, topic: str, event: BusEvent, exc: Exception | None) -> None:
         """The event is persisted (or ephemeral, like typing); remote clients catch up on

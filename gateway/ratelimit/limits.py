@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
+from gateway.group_commit import GroupCommit
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -402,14 +404,6 @@ MAX_HITS_PER_CALL = 256
 _Hit = tuple[str, Rate, int]
 
 
-@dataclass(slots=True)
-class _Waiting:
-    """Hits one caller queued, and the future its decisions are given to."""
-
-    hits: Sequence[_Hit]
-    decided: asyncio.Future[list[Decision]]
-
-
 class RedisRateLimiter:
     """GCRA on Redis: several gateway nodes share one budget per key.
 
@@ -473,8 +467,10 @@ class RedisRateLimiter:
         self._script = redis_client.register_script(_LUA_GCRA)
         self._degraded = False
         self._retry_at = 0.0
-        self._queue: deque[_Waiting] = deque()
-        self._sender: asyncio.Task[None] | None = None
+        # One caller's hits (a hit_many) always travel in one call.
+        self._calls: GroupCommit[Sequence[_Hit], list[Decision]] = GroupCommit(
+            self._decide_batch, max_weight=MAX_HITS_PER_CALL, weight=len
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisRateLimiter:
@@ -523,51 +519,28 @@ class RedisRateLimiter:
         """Queue ``hits`` for the next call to Redis (or decide locally while degraded)."""
         if self._degraded and self._monotonic() < self._retry_at:
             return self._decide_locally(hits)
-        waiting = _Waiting(hits, asyncio.get_running_loop().create_future())
-        self._queue.append(waiting)
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_queued())
-        return await waiting.decided
+        return await self._calls.submit(hits)
 
     def _decide_locally(self, hits: Sequence[_Hit]) -> list[Decision]:
         return [self._fallback.decide(key, rate, cost) for key, rate, cost in hits]
 
-    async def _send_queued(self) -> None:
-        """Send what is queued, one call at a time, until the queue is empty (the task
-        that :meth:`_decide` starts when none is running)."""
-        batch: list[_Waiting] = []
+    async def _decide_batch(self, callers: list[Sequence[_Hit]]) -> list[list[Decision]]:
+        """One call deciding every queued caller's hits (locally if Redis fails)."""
+        hits = [hit for caller in callers for hit in caller]
         try:
-            while self._queue:
-                batch = self._take_batch()
-                hits = [hit for waiting in batch for hit in waiting.hits]
-                try:
-                    decisions = await self._remote(hits)
-                except Exception as exc:  # any backend failure degrades, none reaches a caller
-                    self._failed(exc)
-                    decisions = self._decide_locally(hits)
-                else:
-                    if self._degraded:
-                        self._recovered()
-                start = 0
-                for waiting in batch:
-                    end = start + len(waiting.hits)
-                    if not waiting.decided.done():  # its caller may have gone meanwhile
-                        waiting.decided.set_result(decisions[start:end])
-                    start = end
-                batch = []
-        finally:
-            self._sender = None
-            for waiting in batch:  # only when this task itself is cancelled (shutdown)
-                waiting.decided.cancel()
-
-    def _take_batch(self) -> list[_Waiting]:
-        batch = [self._queue.popleft()]  # one caller's hits always travel together
-        size = len(batch[0].hits)
-        while self._queue and size + len(self._queue[0].hits) <= MAX_HITS_PER_CALL:
-            waiting = self._queue.popleft()
-            batch.append(waiting)
-            size += len(waiting.hits)
-        return batch
+            decisions = await self._remote(hits)
+        except Exception as exc:  # any backend failure degrades, none reaches a caller
+            self._failed(exc)
+            decisions = self._decide_locally(hits)
+        else:
+            if self._degraded:
+                self._recovered()
+        per_caller = []
+        start = 0
+        for caller in callers:
+            per_caller.append(decisions[start : start + len(caller)])
+            start += len(caller)
+        return per_caller
 
     async def _remote(self, hits: Sequence[_Hit]) -> list[Decision]:
         """One ``EVALSHA`` deciding ``hits`` in order."""

@@ -1,0 +1,106 @@
+"""GroupCommit: batches of what was submitted while the previous call was on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.group_commit import GroupCommit
+
+
+class Wire:
+    """A ``send`` that records each batch and answers only when the test releases it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.fail: Exception | None = None
+        self.short = False
+
+    async def send(self, items: list[str]) -> list[str]:
+        self.batches.append(items)
+        await self.release.wait()
+        if self.fail is not None:
+            raise self.fail
+        answers = [item.upper() for item in items]
+        return answers[:-1] if self.short else answers
+
+
+async def test_what_is_submitted_together_leaves_together_in_order() -> None:
+    wire = Wire()
+    wire.release.set()
+    group = GroupCommit(wire.send, max_weight=100)
+    assert await asyncio.gather(*(group.submit(c) for c in "abc")) == ["A", "B", "C"]
+    assert wire.batches == [["a", "b", "c"]]
+    assert group.calls == 1
+    assert await group.submit("d") == "D"  # an idle group sends at once, alone
+    assert wire.batches[-1] == ["d"]
+
+
+async def test_submissions_during_a_call_wait_and_share_the_next_one() -> None:
+    wire = Wire()
+    group = GroupCommit(wire.send, max_weight=100)
+    first = asyncio.ensure_future(group.submit("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert wire.batches == [["a"]]  # on the wire
+    later = [asyncio.ensure_future(group.submit(c)) for c in "bcd"]
+    await asyncio.sleep(0)
+    assert wire.batches == [["a"]]  # nothing more leaves while a call is on the wire
+    wire.release.set()
+    assert await first == "A"
+    assert await asyncio.gather(*later) == ["B", "C", "D"]
+    assert wire.batches == [["a"], ["b", "c", "d"]]
+
+
+async def test_a_batch_holds_at_most_max_weight_and_a_heavy_item_goes_alone() -> None:
+    wire = Wire()
+    wire.release.set()
+    group = GroupCommit(wire.send, max_weight=4, weight=len)
+    got = await asyncio.gather(*(group.submit(s) for s in ["ab", "cd", "e", "fghijk", "l"]))
+    assert got == ["AB", "CD", "E", "FGHIJK", "L"]
+    assert wire.batches == [["ab", "cd"], ["e"], ["fghijk"], ["l"]]
+
+
+async def test_a_failed_call_fails_its_own_submitters_only() -> None:
+    wire = Wire()
+    group = GroupCommit(wire.send, max_weight=100)
+    doomed = [asyncio.ensure_future(group.submit(c)) for c in "ab"]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    wire.fail = ConnectionError("gone")
+    wire.release.set()
+    for task in doomed:
+        with pytest.raises(ConnectionError):
+            await task
+    wire.fail = None
+    assert await group.submit("c") == "C"
+
+
+async def test_a_wrong_number_of_results_is_an_error_not_a_misattribution() -> None:
+    wire = Wire()
+    wire.release.set()
+    wire.short = True
+    group = GroupCommit(wire.send, max_weight=100)
+    results = await asyncio.gather(group.submit("a"), group.submit("b"), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_a_submitter_that_goes_away_leaves_the_others_their_results() -> None:
+    wire = Wire()
+    group = GroupCommit(wire.send, max_weight=100)
+    gone = asyncio.ensure_future(group.submit("a"))
+    staying = asyncio.ensure_future(group.submit("b"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    gone.cancel()
+    wire.release.set()
+    assert await staying == "B"
+    assert gone.cancelled()
+    assert await group.submit("c") == "C"
+
+
+def test_max_weight_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(Wire().send, max_weight=0)
