@@ -14,7 +14,9 @@ Then, for ``--seconds``, each customer sends one message every 2–10 s (uniform
 and each agent answers every customer message at once. The message id carries the
 sender's ``time.monotonic_ns()`` (CLOCK_MONOTONIC is one clock for all processes of a
 machine), so the agents process measures customer→agent latency exactly, without
-trusting a second clock. Reported: p50 / p99 / p99.9 latency, messages, set-up time and
+trusting a second clock. The load processes stop their own garbage collector for the
+measured window (``--keep-load-gc`` leaves it on): its pauses are the harness's, not the
+gateway's. Reported: p50 / p99 / p99.9 latency, messages, set-up time and
 the server's CPU (user+system of the server process and its workers over the run, from
 /proc) as a share of one core.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -95,7 +98,22 @@ async def create_agents(count: int) -> list[str]:
 # ---------------------------------------------------------------------------- load
 
 
-def customers_process(base: str, key: str, count: int, seconds: float, conn: Any) -> None:
+def quiet_load_gc(keep: bool) -> None:
+    """Stop the load process's own garbage collections for the measured window (unless
+    ``keep``): with hundreds of client connections alive, a full collection of the *load
+    generator* pauses it for tens of milliseconds, and a pause between stamping a message
+    and sending it (customers) or between receiving and stamping it (agents) was counted
+    as the gateway's latency. The window is a minute; what cycles it leaves are freed when
+    the process ends. The server keeps its collector (``cipherdesk serve`` as deployed)."""
+    if not keep:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+
+
+def customers_process(
+    base: str, key: str, count: int, seconds: float, keep_gc: bool, conn: Any
+) -> None:
     """Open ``count`` chats, report their ids, then talk at the customers' pace."""
     quiet_logs()
     raise_fd_limit(count * 2 + 256)
@@ -118,6 +136,7 @@ def customers_process(base: str, key: str, count: int, seconds: float, conn: Any
         conn.send([c.chat for c in clients])
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "go"
+        quiet_load_gc(keep_gc)
         end = time.monotonic() + seconds
         sent = 0
 
@@ -142,7 +161,7 @@ def customers_process(base: str, key: str, count: int, seconds: float, conn: Any
     asyncio.run(main())
 
 
-def agents_process(base: str, key: str, tokens: list[str], conn: Any) -> None:
+def agents_process(base: str, key: str, tokens: list[str], keep_gc: bool, conn: Any) -> None:
     """Accept the chats handed over, answer every customer message, measure latency."""
     quiet_logs()
     raise_fd_limit(len(tokens) * 2 + 256)
@@ -167,6 +186,7 @@ def agents_process(base: str, key: str, tokens: list[str], conn: Any) -> None:
                 await agent.accept(chat)
 
         await asyncio.gather(*(accept(a, chats[i :: len(agents)]) for i, a in enumerate(agents)))
+        quiet_load_gc(keep_gc)
         conn.send("accepted")
         latencies: list[float] = []
         answered = 0
@@ -242,7 +262,9 @@ async def run(args: argparse.Namespace) -> None:
             key = (await wait_healthy(base, server, time.monotonic() + 60))["verify_key"]
             setup_start = time.monotonic()
             agent_end, agent_child = ctx.Pipe()
-            agents = ctx.Process(target=agents_process, args=(base, key, tokens, agent_child))
+            agents = ctx.Process(
+                target=agents_process, args=(base, key, tokens, args.keep_load_gc, agent_child)
+            )
             agents.start()
             procs.append(agents)
             shares = [args.chats // args.customer_procs] * args.customer_procs
@@ -251,7 +273,8 @@ async def run(args: argparse.Namespace) -> None:
             for share in shares:
                 end, child = ctx.Pipe()
                 proc = ctx.Process(
-                    target=customers_process, args=(base, key, share, args.seconds, child)
+                    target=customers_process,
+                    args=(base, key, share, args.seconds, args.keep_load_gc, child),
                 )
                 proc.start()
                 procs.append(proc)
@@ -266,7 +289,8 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"latency: {len(chats)} chats, {args.agents} agents, set-up {setup:.1f} s "
                 f"(batches of {BATCH}), {os.cpu_count()} CPUs, workers {args.workers}, "
-                f"store {'PostgreSQL' if args.store else 'SQLite'}",
+                f"store {'PostgreSQL' if args.store else 'SQLite'}, load processes' GC "
+                f"{'on' if args.keep_load_gc else 'off'}",
                 flush=True,
             )
             cpu_start, wall_start = cpu_seconds(server.pid), time.monotonic()
@@ -314,6 +338,12 @@ def main() -> None:
     parser.add_argument("--store", default="", help="postgresql://… (default SQLite)")
     parser.add_argument("--redis", default="", help="redis://… for the bus and limits")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--keep-load-gc",
+        action="store_true",
+        help="leave the load processes' garbage collector on while measuring (their pauses "
+        "then count as latency; see quiet_load_gc)",
+    )
     args = parser.parse_args()
     if args.workers > 1 and not (args.store and args.redis):
         parser.error("--workers needs --store postgresql://… and --redis redis://…")

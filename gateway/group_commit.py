@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 __all__ = ["GroupCommit"]
 
@@ -25,12 +25,17 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Item, Result]):
-    """Submit items one by one; ``send`` receives them in batches, one batch at a time.
+    """Submit items one by one; ``send`` receives them in batches.
 
     ``send(items)`` returns one result per item, in order; if it raises, every submitter of
     that batch gets the exception. A batch holds items up to ``max_weight`` (``weight`` of
     each item, 1 by default) — one item heavier than that travels alone, never split. A
     submitter that goes away (its task cancelled) leaves the others their results.
+
+    ``max_in_flight`` calls may be on the wire at once (1: strictly one after the other,
+    batches leave in submission order). More than one keeps a caller that waits on its
+    call from also waiting for someone else's; items then batch only once that many calls
+    are out, and batches may complete out of order.
     """
 
     def __init__(
@@ -39,14 +44,16 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_weight: int,
         weight: Callable[[Item], int] | None = None,
+        max_in_flight: int = 1,
     ) -> None:
-        if max_weight < 1:
-            raise ValueError("max_weight must be positive")
+        if max_weight < 1 or max_in_flight < 1:
+            raise ValueError("max_weight and max_in_flight must be positive")
         self._send = send
         self._max_weight = max_weight
         self._weight = weight or (lambda _item: 1)
+        self._max_in_flight = max_in_flight
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
-        self._sender: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
         self.calls = 0
         """How many batches were sent (for tests and benchmarks)."""
 
@@ -55,12 +62,13 @@ class GroupCommit(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._queue.append((item, future))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_queued())
+        if len(self._senders) < self._max_in_flight:
+            self._senders.add(loop.create_task(self._send_queued()))
         return await future
 
     async def _send_queued(self) -> None:
-        """Send batches until the queue is empty (started by :meth:`submit` when idle)."""
+        """Send batches until the queue is empty (started by :meth:`submit` while fewer
+        than ``max_in_flight`` run)."""
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._queue:
@@ -80,7 +88,9 @@ class GroupCommit(Generic[Item, Result]):
                             future.set_result(result)
                 batch = []
         finally:
-            self._sender = None
+            # Synchronously, in the same step as the last look at the queue: a submit
+            # that comes after it sees this task gone and starts another.
+            self._senders.discard(cast("asyncio.Task[None]", asyncio.current_task()))
             for _, future in batch:  # only when this task itself is cancelled (shutdown)
                 future.cancel()
 

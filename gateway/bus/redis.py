@@ -85,6 +85,9 @@ BUS_AAD = b"bus"
 NODE_ID_BYTES = 8
 #: Most events one pipelined round trip carries (more wait for the next).
 MAX_PUBLISHES_PER_CALL = 256
+#: Pipelines on the wire at once: a message's ack waits for its PUBLISH, so one call at
+#: a time would make it wait for another's round trip too (bench/multinode.py).
+PUBLISH_CALLS_IN_FLIGHT = 4
 
 Sealer = Callable[[bytes], bytes]
 Opener = Callable[[bytes], bytes]
@@ -205,7 +208,9 @@ class RedisBus:
         # Events published while a PUBLISH is on the wire leave together in the next
         # round trip (gateway/group_commit.py): one pipeline per round trip, in order.
         self._publishes: GroupCommit[tuple[bytes, bytes], int] = GroupCommit(
-            self._publish_batch, max_weight=MAX_PUBLISHES_PER_CALL
+            self._publish_batch,
+            max_weight=MAX_PUBLISHES_PER_CALL,
+            max_in_flight=PUBLISH_CALLS_IN_FLIGHT,
         )
         self._gap_pending = False
         self.stats: dict[str, int] = defaultdict(int)
@@ -331,10 +336,8 @@ class RedisBus:
         if now < self._publish_down_until:
             self._publish_failed(topic, event, None)
             return
-        assert self._seal is not None
-        payload = self.node_id + self._seal(_encoder.encode(_Sealed(topic, event)))
         try:
-            await self._publishes.submit((self.channel(topic), payload))
+            await self._publishes.submit((self.channel(topic), self.payload(topic, event)))
             self.stats["published"] += 1
         except (RedisError, OSError) as exc:
             # Back off for a moment so that a dead Redis does not add a connect timeout
@@ -350,6 +353,12 @@ class RedisBus:
             for channel, payload in messages:
                 pipe.publish(channel, payload)
             return list(await pipe.execute())
+
+    def payload(self, topic: str, event: BusEvent) -> bytes:
+        """What goes on the wire for ``event``: this node's id, then the sealed topic and
+        event (Redis sees neither)."""
+        assert self._seal is not None
+        return self.node_id + self._seal(_encoder.encode(_Sealed(topic, event)))
 
     def _publish_failed(self, topic: str, event: BusEvent, exc: Exception | None) -> None:
         """The event is persisted (or ephemeral, like typing); remote clients catch up on

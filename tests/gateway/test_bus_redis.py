@@ -140,10 +140,10 @@ async def test_events_fan_out_across_nodes_exactly_once(
 async def test_a_burst_of_publishes_shares_a_bounded_set_of_connections(
     redis_url: str, redis_prefix: str, keyring: Keyring, raw: aioredis.Redis
 ) -> None:
-    """300 concurrent publishes: every event arrives exactly once and in publish order, the
-    publisher never holds more than its pool's connections (redis-py's default pool opened
-    one per concurrent publish), and they leave in two pipelined round trips (256 + 44,
-    gateway/group_commit.py), not 300."""
+    """300 concurrent publishes: every event arrives exactly once, the publisher never holds
+    more than its pool's connections (redis-py's default pool opened one per concurrent
+    publish), and they leave in two pipelined calls (256 + 44, gateway/group_commit.py),
+    not 300. (The two calls run side by side: their events may interleave.)"""
     a = RedisBus(redis_url, keyring=keyring, prefix=redis_prefix, max_publish_connections=4)
     b = RedisBus(redis_url, keyring=keyring, prefix=redis_prefix)
     await a.start()
@@ -166,7 +166,7 @@ async def test_a_burst_of_publishes_shares_a_bounded_set_of_connections(
         await asyncio.gather(*(a.publish(topic, msg("burst", i, "x")) for i in range(1, 301)))
         await until(lambda: len(rec.seqs) >= 300)
         watcher.cancel()
-        assert rec.seqs == list(range(1, 301))
+        assert sorted(rec.seqs) == list(range(1, 301))
         assert a.stats["published"] == 300 and a.stats["publish_failed"] == 0
         assert a.stats["publish_calls"] == 2
         assert 1 <= peak <= 4

@@ -101,6 +101,26 @@ async def test_a_submitter_that_goes_away_leaves_the_others_their_results() -> N
     assert await group.submit("c") == "C"
 
 
-def test_max_weight_must_be_positive() -> None:
+async def test_up_to_max_in_flight_calls_run_side_by_side_then_items_batch() -> None:
+    wire = Wire()
+    group = GroupCommit(wire.send, max_weight=100, max_in_flight=2)
+    first = asyncio.ensure_future(group.submit("a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(group.submit("b"))  # a second call, not a wait
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert wire.batches == [["a"], ["b"]]
+    rest = [asyncio.ensure_future(group.submit(c)) for c in "cd"]
+    await asyncio.sleep(0)
+    assert wire.batches == [["a"], ["b"]]  # both calls out: these wait, together
+    wire.release.set()
+    assert [await first, await second, *await asyncio.gather(*rest)] == ["A", "B", "C", "D"]
+    assert wire.batches == [["a"], ["b"], ["c", "d"]]
+    assert await group.submit("e") == "E"  # the finished senders left room for a new one
+
+
+@pytest.mark.parametrize("bad", [{"max_weight": 0}, {"max_weight": 1, "max_in_flight": 0}])
+def test_limits_must_be_positive(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        GroupCommit(Wire().send, max_weight=0)
+        GroupCommit(Wire().send, **bad)
