@@ -98,7 +98,7 @@ async def run(args: argparse.Namespace) -> None:
                     f"  {concurrency:2} publisher(s)  {label:<32} CPU {cpu:7.1f} µs/event  "
                     f"wall {wall:7.1f} µs/event   x{cpu / base_cpu:.2f}"
                 )
-        print(f"  pipelined calls made by the bus: {bus.stats['publish_calls']}")
+        print(f"  pipelined calls made by the bus: {bus.publish_calls}")
     finally:
         await plain.aclose()
         await bus.close()

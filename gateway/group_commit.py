@@ -7,8 +7,9 @@ Redis spends running it. A node asks Redis for something on every message (a rat
 decision, a bus event to publish), from every connection at once; sent one by one, those
 commands were a large share of a message's CPU (issue 18). Batched the way a database
 batches commits, a busy node pays one command per round trip, however many connections
-ask, while an idle one still pays exactly one round trip per request. Order is kept: items
-leave in the order they were submitted, and a batch is one call.
+ask, while an idle one still pays exactly one round trip per request. Items leave in the
+order they were submitted, a batch is one call, and with one call in flight (the default)
+batches also complete in that order.
 """
 
 from __future__ import annotations
