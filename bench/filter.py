@@ -23,6 +23,7 @@ What is measured, in one run and one process:
   100k characters and scale linearly;
 * the evasion corpus (issue 12): cards, PRC IDs and mobiles written with every evasion class
   (separators, dashes, Chinese numerals and capitals, English/pinyin digit words, homoglyphs,
+  homoglyphs mixed with Chinese numerals,
   HTML entities, percent escapes, bidi override + reversed digits, long digit prefixes) --
   recall, target >= 0.99 -- and look-alike decoys written the same ways (Luhn-invalid cards,
   wrong ID check characters, order and tracking numbers, prices, dates) -- precision, target
@@ -274,6 +275,7 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
             "words",
             "pinyin",
             "homoglyph",
+            "mixed",
             "entity",
             "percent",
             "bidi",
@@ -294,6 +296,8 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
         for i in rng.sample(range(1, len(chars) - 1), 2):
             chars[i] = {"0": "O", "1": "l"}.get(chars[i], chars[i])
         return cls, " ".join("".join(chars[i : i + 4]) for i in range(0, len(chars), 4))
+    if cls == "mixed":  # homoglyphs for 0 and 1, Chinese numerals for the rest: "l三八OO…"
+        return cls, "".join({"0": "O", "1": "l"}.get(c) or _CJK.get(c, c) for c in number)
     if cls == "entity":
         return cls, "".join(f"&#{ord(c)};" if rng.random() < 0.5 else c for c in number)
     if cls == "percent":

@@ -225,7 +225,9 @@ var CipherdeskPolicy = (function () {
   var MAX_SEPARATOR = 12, LONG_RUN = 24, MIN_RUN_DIGITS = 7;
   var DIGITISH = new RegExp('[0-9' + CJK_CLASS + '][0-9' + CJK_CLASS + 'oil|x]*', 'g');
   var WORD_TOKEN = new RegExp('(?:' + WORD_ALT + ')(?![a-z])', 'g');
-  var LONE = new RegExp(atomic('[oil|x]{1,4}') + '(?![a-z0-9])', 'g');
+  var LONE_AFTER = new RegExp(
+    '[^\\p{L}\\p{N}]{1,' + MAX_SEPARATOR + '}?((?<![a-z0-9|])' + atomic('[oil|x]{1,4}') +
+    ')(?![a-z0-9])', 'uy');
   var SEPARATOR = new RegExp('^[^\\p{L}\\p{N}]{1,' + MAX_SEPARATOR + '}$', 'u');
   var SOFT = /^[ \-.]{1,3}$/;
   var GLUE = 'oil|x';
@@ -276,17 +278,30 @@ var CipherdeskPolicy = (function () {
           out.push([m.index, m.index + m[0].length, WORDS[m[0]], 'w']);
         }
       }
-      LONE.lastIndex = 0;
-      while ((m = LONE.exec(view)) !== null) {
-        var s = m.index;
-        if (isLetter(view, s - 1) || (s > 0 && RE_ND.test(view[s - 1]))) continue;
-        var text = m[0], kind = text === 'x' ? 'x' : 'h';
-        if (kind === 'h' && text.indexOf('x') >= 0) continue;
-        out.push([s, s + text.length, toDigits(text), kind]);
-      }
+      out.push.apply(out, loneTokens(view, out));
       out.sort(cmpTuple);
     }
     return out;
+  }
+
+  /** Lone homoglyphs and x's a short separator run after a token or after each other: only
+   * there can they join a run (numbers.py _lone_tokens). */
+  function loneTokens(view, anchors) {
+    var found = [], seen = new Set(), m;
+    for (var a = 0; a < anchors.length; a++) seen.add(anchors[a][0]);
+    for (var k = 0; k < anchors.length; k++) {
+      LONE_AFTER.lastIndex = anchors[k][1];
+      while ((m = LONE_AFTER.exec(view)) !== null) {
+        var text = m[1], stop = LONE_AFTER.lastIndex, start = stop - text.length;
+        if (seen.has(start)) break;
+        seen.add(start);
+        var x = text.indexOf('x');
+        if (x < 0) found.push([start, stop, toDigits(text), 'h']);
+        else if (x === text.length - 1) found.push([start, stop, toDigits(text.slice(0, -1)) + 'x', 'x']);
+        else break;
+      }
+    }
+    return found;
   }
 
   function Window(digits, start, end, plus) {

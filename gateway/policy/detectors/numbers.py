@@ -332,10 +332,17 @@ _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
 tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
 (one alternation with lookbehinds in front made it test every position: 3x slower)."""
 _WORD_PHRASES = Phrases(_WORDS.items())
-_LONE = re.compile(r"[oil|x](?<![a-z0-9|].)[oil|x]{0,3}+(?![a-z0-9])")
-"""Homoglyphs alone: neither a letter nor a digit touches them. The look-behind sits after the
-first character (testing the one before it) so the pattern still starts with a class."""
+_LONE_AFTER = re.compile(
+    rf"[\W_]{{1,{MAX_SEPARATOR}}}?([oil|x](?<![a-z0-9|].)[oil|x]{{0,3}}+)(?![a-z0-9])"
+)
+"""Homoglyphs alone (neither a letter nor a digit touches them) a short separator run after a
+token. Only there can they join a run: ``_flush`` drops such groups at a run's start, so the
+view is never scanned for them at large (every o, i and l of English text would stop it)."""
 _TO_DIGIT = str.maketrans({**_CJK_DIGITS, **_HOMOGLYPHS})
+
+
+Token = tuple[int, int, str, str]
+"""(start, end, digits, kind) of one digit token in the view (see ``_tokens``)."""
 
 
 def _is_letter(view: str, pos: int) -> bool:
@@ -343,7 +350,7 @@ def _is_letter(view: str, pos: int) -> bool:
     return 0 <= pos < len(view) and "a" <= view[pos] <= "z"
 
 
-def _digit_words(view: str) -> list[tuple[int, int, str, str]]:
+def _digit_words(view: str) -> list[Token]:
     """The digit-word tokens: a word of ``_WORDS`` with no letter on either side. Found with
     the phrase automaton, not a regex: a regex over the alternation would stop at every
     letter that can start a word (half the letters of English text)."""
@@ -355,10 +362,10 @@ def _digit_words(view: str) -> list[tuple[int, int, str, str]]:
     ]
 
 
-def _tokens(view: str) -> list[tuple[int, int, str, str]]:
+def _tokens(view: str) -> list[Token]:
     """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits or
     numerals), ``w`` (a digit word), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
-    out: list[tuple[int, int, str, str]] = []
+    out: list[Token] = []
     homoglyphs = "oil|x"
     for m in _DIGITISH.finditer(view):
         start, end = m.span()
@@ -378,14 +385,36 @@ def _tokens(view: str) -> list[tuple[int, int, str, str]]:
     words = _digit_words(view)
     if out or words:
         out.extend(words)
-        for m in _LONE.finditer(view):
-            text = m.group()
-            if text == "x":
-                out.append((m.start(), m.end(), text, "x"))
-            elif "x" not in text:
-                out.append((m.start(), m.end(), text.translate(_TO_DIGIT), "h"))
+        out.extend(_lone_tokens(view, out))
         out.sort()
     return out
+
+
+def _lone_tokens(view: str, anchors: list[Token]) -> list[Token]:
+    """The lone homoglyph tokens (kind ``h``) and lone check characters (kind ``x``: "x",
+    or homoglyphs ending in one, "lx") that follow one of ``anchors`` or each other, each
+    after at most ``MAX_SEPARATOR`` separators."""
+    found: list[Token] = []
+    seen: set[int] | None = None  # starts of tokens; built on the first match (rare)
+    match = _LONE_AFTER.match
+    for _, end, _, _ in anchors:
+        m = match(view, end)
+        while m is not None:
+            if seen is None:
+                seen = {start for start, _, _, _ in anchors}
+            start, stop = m.span(1)
+            if start in seen:  # a glued lead-in ("o四…") belongs to its token; or seen already
+                break
+            seen.add(start)
+            text = m[1]
+            if "x" not in text:
+                found.append((start, stop, text.translate(_TO_DIGIT), "h"))
+            elif "x" not in text[:-1]:  # an ID's check character, alone or after "1" ("lX")
+                found.append((start, stop, text[:-1].translate(_TO_DIGIT) + "x", "x"))
+            else:
+                break  # an x inside: not a digit token, so nothing after it joins the run
+            m = match(view, stop)
+    return found
 
 
 def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, ...]:

@@ -104,6 +104,32 @@ def test_homoglyph_digits_inside_runs(eng: PolicyEngine, spelt: str) -> None:
     assert d.text == "card " + "".join("*" if c.isalnum() else c for c in spelt) + " thanks"
 
 
+@pytest.mark.parametrize(
+    ("spelt", "kind"),
+    [
+        ("l三八〇〇一三八〇〇〇", "phone"),
+        ("I一〇一〇五一九四九一二三一〇〇二X", "cn_id"),
+        ("o 四一一一一一一一一一一一一一一一 l", "card"),
+    ],
+)
+def test_homoglyph_glued_in_front_of_chinese_numerals(
+    eng: PolicyEngine, spelt: str, kind: str
+) -> None:
+    # The glued homoglyph was also read as one standing alone, which hid the numerals after
+    # it: "l三八〇〇一三八〇〇〇" (13800138000) reached the agent unmasked.
+    d = eng.evaluate(f"号码 {spelt} 谢谢", "customer")
+    assert d.kinds == (kind,)
+    assert spelt.strip("ol ")[1:] not in (d.text or "")
+
+
+def test_homoglyph_before_an_id_check_character(eng: PolicyEngine) -> None:
+    # "lX" standing alone is the ID's last digit (1) and its check character: it was read
+    # as neither, so "4403 0519 8503 1294 lX" kept the ID whole.
+    d = eng.evaluate("number: 4403 0519 8503 1294 lX thanks", "customer")
+    assert d.kinds == ("cn_id",)
+    assert d.text == "number: **** **** **** **** ** thanks"
+
+
 def test_homoglyphs_only_count_next_to_digits(eng: PolicyEngine) -> None:
     # "hello1" must not become "he1101": letters glued to letters are words.
     assert eng.evaluate("hello1 oil 41 lol 11 ill 1111 1111 1111", "customer").findings == ()
