@@ -65,6 +65,7 @@ from gateway.search_index import KeyedHasher
 from gateway.search_indexer import SearchIndexer
 from gateway.services import SERVICES, BackgroundWorker, Services
 from gateway.sessions import SessionAuthenticator
+from gateway.staff_screen import StaffTextScreen
 from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.tenants import TenantDirectory, ensure_demo_tenant, normalize_origin
@@ -257,8 +258,17 @@ async def _wire(
     )
     origins = console_origins(config)
     roles = CustomRoleService(store, auditor, logins, clock)
+    staff_screen = StaffTextScreen(tenants, policies)
     oidc = OidcService(
-        store, keyring, logins, roles, auditor, config.oidc, lambda: config.base_url, clock
+        store,
+        keyring,
+        logins,
+        roles,
+        auditor,
+        staff_screen,
+        config.oidc,
+        lambda: config.base_url,
+        clock,
     )
     svc = Services(
         config=config,
@@ -302,8 +312,10 @@ async def _wire(
                 config.base_url,
                 clock,
             ),
+            staff_screen,
             clock,
         ),
+        staff_screen=staff_screen,
         oidc=oidc,
         e2e=e2e,
         passkeys=PasskeyService(

@@ -53,6 +53,7 @@ from gateway.custom_roles import CustomRoleService, RoleRefused
 from gateway.logins import CredentialError, LoginResult, LoginService
 from gateway.periodic import Periodic
 from gateway.scim import ScimSettings, strongest_role
+from gateway.staff_screen import StaffTextScreen
 from gateway.store.base import OidcSession, Store, Tenant
 
 __all__ = [
@@ -155,6 +156,7 @@ class OidcService:
         logins: LoginService,
         roles: CustomRoleService,
         auditor: Auditor,
+        names: StaffTextScreen,
         config: OidcConfig,
         base_url: Callable[[], str],
         clock: Callable[[], float],
@@ -164,6 +166,7 @@ class OidcService:
         self._logins = logins
         self._roles = roles
         self._auditor = auditor
+        self._names = names
         self._config = config
         self._base_url = base_url
         self._clock = clock
@@ -440,13 +443,17 @@ class OidcService:
         if agent is not None and agent.tenant_id != tenant.id:
             agent = None  # another tenant's address: looks unknown, like a missing one
         if agent is None and settings.jit:
+            # The provider's name claim through the tenant's policy; a name it would block
+            # is not used (the account takes the e-mail's local part, as without a claim).
+            claimed = str(claims.get("name") or "").strip()[:120]
+            name = await self._names.display_name(tenant.id, claimed) if claimed else None
             try:
                 created = await self._logins.create_agent(
                     email,
                     tenant.id,
                     Role.AGENT.value,
                     secrets.token_urlsafe(32),  # never used: this agent signs in by SSO
-                    str(claims.get("name") or "")[:120] or None,
+                    name or None,
                     actor="oidc",
                     ip=ip,
                 )

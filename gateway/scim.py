@@ -47,6 +47,7 @@ from gateway.activation import ActivationMail
 from gateway.audit import Auditor
 from gateway.custom_roles import CustomRoleService, RoleRefused
 from gateway.logins import CredentialError, LoginService
+from gateway.staff_screen import StaffTextScreen
 from gateway.store.base import Agent, Conflict, ScimGroup, ScimUser, Store, Tenant
 
 __all__ = [
@@ -432,6 +433,7 @@ class ScimService:
         roles: CustomRoleService,
         auditor: Auditor,
         activation: ActivationMail,
+        names: StaffTextScreen,
         clock: Callable[[], float],
     ) -> None:
         self._store = store
@@ -439,6 +441,7 @@ class ScimService:
         self._roles = roles
         self._auditor = auditor
         self._activation = activation
+        self._names = names
         self._clock = clock
 
     # -- users ----------------------------------------------------------------------
@@ -464,6 +467,7 @@ class ScimService:
     async def create_user(self, actor: Principal, body: ScimUserIn, ip: str) -> ScimUserOut:
         tenant_id = actor.tenant_id
         draft = _draft(body, fallback_email=None)
+        await self._screen_name(tenant_id, draft)
         if await self._store.scim_users(tenant_id, user_name=draft.user_name):
             raise ScimError(409, "a user with this userName exists", "uniqueness")
         role, custom = await self._default_role(tenant_id)
@@ -555,6 +559,16 @@ class ScimService:
             external_id=record.external_id,
         )
 
+    async def _screen_name(self, tenant_id: str, draft: _UserDraft) -> None:
+        """The directory's display name through the tenant's policy, as an admin's would
+        go (gateway/staff_screen.py): customers and plugins see it."""
+        screened = await self._names.display_name(tenant_id, draft.display_name)
+        if screened is None:
+            raise ScimError(
+                400, "displayName: the policy does not allow what it contains", "invalidValue"
+            )
+        draft.display_name = screened
+
     async def _user(self, tenant_id: str, agent_id: str) -> tuple[ScimUser, Agent]:
         record = await self._store.scim_user(tenant_id, agent_id) if len(agent_id) <= 64 else None
         agent = await self._store.get_agent(agent_id) if record is not None else None
@@ -567,6 +581,8 @@ class ScimService:
     ) -> None:
         """Write a changed User: checks first (name and e-mail free, power over the
         agent), then the SCIM record, the agent row, and the active flag."""
+        if draft.display_name != agent.display_name:
+            await self._screen_name(agent.tenant_id, draft)
         if draft.user_name.lower() != record.user_name.lower() and any(
             u.agent_id != agent.id
             for u in await self._store.scim_users(agent.tenant_id, user_name=draft.user_name)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from gateway.reports import ReportBook
     from gateway.retention import RetentionJob
     from gateway.scim import ScimService
+    from gateway.staff_screen import StaffTextScreen
     from gateway.transcripts import ChatKeys
     from plugins.outbox import Dispatcher
 
@@ -102,6 +103,7 @@ class Services:
     api_tokens: ApiTokenService
     custom_roles: CustomRoleService
     scim: ScimService
+    staff_screen: StaffTextScreen
     oidc: OidcService
     e2e: E2EService
     passkeys: PasskeyService

@@ -1,31 +1,35 @@
 """Free text typed by staff (incident titles and summaries, approval reasons, API-token
-names) screened by the tenant's policy before it is stored.
+names, agents' display names) screened by the tenant's policy before it is stored.
 
 These texts are shown to other admins, kept in the audit log and exported to a SIEM; a
 customer's phone number pasted into an approval reason would otherwise stay there as typed.
 They are screened as an agent's message would be and masked for the ``export`` audience
 (records kept outside the chat: phones ``138****5678``, e-mails, names, addresses by
-default). Text the policy blocks (a card number, for agents) is refused with
-``400 policy_blocked`` naming the field -- a record that reads ``[removed]`` helps nobody.
+default; display names keep the person's name) by ``gateway/staff_screen.py``. Text the
+policy blocks (a card number, for agents) is refused with ``400 policy_blocked`` naming
+the field -- a record that reads ``[removed]`` helps nobody.
 """
 
 from __future__ import annotations
 
 from gateway.http.public import ApiError
-from gateway.policy.fields import REMOVED, screen_text
 from gateway.services import Services
 
 
 async def screen_staff_text(svc: Services, tenant_id: str, value: str, field: str) -> str:
-    """``value`` masked by ``tenant_id``'s policy (the default policy for the installation
-    operator, who belongs to no tenant); ``ApiError`` 400 ``policy_blocked`` if blocked."""
-    tenant = await svc.tenants.get(tenant_id)
-    if tenant is None:
-        engine = await svc.policies.default_engine()
-    else:
-        engine = await svc.policies.engine(tenant.id, tenant.settings)
-    screened = screen_text(engine, value, "agent", audience="export")
-    if screened == REMOVED and value != REMOVED:
+    """``value`` masked by ``tenant_id``'s policy (gateway/staff_screen.py); ``ApiError``
+    400 ``policy_blocked`` naming ``field`` if blocked."""
+    return _allowed(await svc.staff_screen.screen(tenant_id, value), field)
+
+
+async def screen_display_name(svc: Services, tenant_id: str, value: str, field: str) -> str:
+    """A display name through the policy, a person's name in it left alone; ``ApiError``
+    400 ``policy_blocked`` if blocked."""
+    return _allowed(await svc.staff_screen.display_name(tenant_id, value), field)
+
+
+def _allowed(screened: str | None, field: str) -> str:
+    if screened is None:
         raise ApiError(
             400,
             "policy_blocked",

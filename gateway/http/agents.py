@@ -27,6 +27,7 @@ from gateway.http.public import ApiError
 from gateway.invites import MFA_RESET
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
+from gateway.staff_text import screen_display_name
 from gateway.store.base import Agent
 from gateway.tenants import MAX_QUEUES, tenant_queues
 
@@ -94,12 +95,15 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     with role_rules():
         svc.custom_roles.check_grantable(ctx.principal, body.role)
+    name = body.display_name and body.display_name.strip()
+    if name:  # customers see it when the agent joins, plugins with every message
+        name = await screen_display_name(svc, tenant_id, name, "display_name")
     creds = await svc.logins.create_agent(
         body.email,
         tenant_id,
         body.role,
         body.password,
-        body.display_name,
+        name or None,
         actor=ctx.agent.id,
         ip=peer_ip(request, svc),
     )
@@ -126,14 +130,17 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     ip = peer_ip(request, svc)
     actor = ctx.agent.id
     roles = svc.custom_roles
+    name = (body.display_name or "").strip()[:120]
+    if name:  # a name the policy blocks changes nothing at all
+        name = await screen_display_name(svc, agent.tenant_id, name, "display_name")
     with role_rules():
         # Every check before any write: a refused role change leaves the name alone too.
         if body.disabled is True and not agent.disabled:
             await roles.check_disable(ctx.principal, agent)
         elif body.disabled is False and agent.disabled:
             roles.check_power_over(ctx.principal, agent)
-        if body.display_name is not None and body.display_name != agent.display_name:
-            agent.display_name = body.display_name.strip()[:120] or agent.display_name
+        if name and name != agent.display_name:
+            agent.display_name = name
             await svc.store.update_agent(agent)
             await svc.auditor.record(
                 "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip

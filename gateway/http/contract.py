@@ -1835,7 +1835,7 @@ document(
 document(
     "PUT",
     "/api/oidc/settings",
-    "Set up single sign-on with an identity provider the operator allowed",
+    "Set up single sign-on with an identity provider the operator allowed (fresh step-up)",
     tag="tenant",
     ok=OidcSettingsOut,
     body=OidcSettingsBody,
@@ -1844,7 +1844,7 @@ document(
 document(
     "DELETE",
     "/api/oidc/settings",
-    "Turn single sign-on off",
+    "Turn single sign-on off (fresh step-up)",
     tag="tenant",
     ok=OidcSettingsOut,
     errors=(403, 404),

@@ -60,6 +60,7 @@ from gateway.invites import InviteError, InviteService, IssuedInvite, ttl_hours
 from gateway.logins import CredentialError
 from gateway.services import Services, peer_ip
 from gateway.sessions import AgentContext
+from gateway.staff_text import screen_display_name
 from gateway.store.base import Invite
 
 InviteToken = Annotated[str, Meta(max_length=128)]
@@ -144,12 +145,15 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     with role_rules():
         svc.custom_roles.check_grantable(ctx.principal, body.role)
+    name = body.display_name and body.display_name.strip()
+    if name:  # shown to customers and plugins once the invitee joins
+        name = await screen_display_name(svc, tenant_id, name, "display_name")
     try:
         issued = await invites_of(svc).create(
             tenant_id,
             body.email,
             body.role,
-            body.display_name,
+            name or None,
             actor=ctx.agent.id,
             ip=peer_ip(request, svc),
         )

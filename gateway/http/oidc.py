@@ -14,8 +14,9 @@ Browser navigations (no JSON, no session yet):
 Admin API (``tenant_manage``): ``GET|PUT|DELETE /api/oidc/settings`` -- the issuer (one the
 installation operator allowed), client id and secret (write-only), whether the provider
 must report a second factor (default yes) and just-in-time creation; the answer names
-the callback address to register at the provider. Errors: 400 ``issuer_not_allowed`` /
-``provider_unreachable`` / ``no_secret``.
+the callback address to register at the provider. Changing or removing them needs a
+fresh step-up (403 ``reauth_required``: ``POST /api/me/reauth`` first). Errors: 400
+``issuer_not_allowed`` / ``provider_unreachable`` / ``no_secret``.
 """
 
 from __future__ import annotations
@@ -140,8 +141,11 @@ async def get_settings(request: web.Request, ctx: AgentContext) -> web.Response:
 
 @authed(Permission.TENANT_MANAGE)
 async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
-    """``PUT /api/oidc/settings``."""
+    """``PUT /api/oidc/settings``: whom the tenant trusts to sign its agents in (and
+    whether it must vouch for a second factor) is a credential of every agent, so changing
+    it takes a freshly re-authenticated admin, as ``PUT /api/e2e`` does."""
     svc = services_of(request)
+    svc.logins.require_reauth(ctx.session)
     body = await read_json(request, OidcSettingsBody)
     tenant = await own_tenant(svc, ctx)
     try:
@@ -172,8 +176,10 @@ async def put_settings(request: web.Request, ctx: AgentContext) -> web.Response:
 
 @authed(Permission.TENANT_MANAGE)
 async def delete_settings(request: web.Request, ctx: AgentContext) -> web.Response:
-    """``DELETE /api/oidc/settings``: single sign-on off (open sessions keep their limits)."""
+    """``DELETE /api/oidc/settings``: single sign-on off (open sessions keep their limits);
+    it locks out agents who only sign in that way, so it takes a fresh step-up too."""
     svc = services_of(request)
+    svc.logins.require_reauth(ctx.session)
     tenant = await own_tenant(svc, ctx)
     await store_setting(svc, tenant, SETTING, None)
     await svc.auditor.record(

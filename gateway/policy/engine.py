@@ -165,6 +165,22 @@ class PolicyEngine:
             )
             findings.append(Finding(hit.kind, cand.start, cand.end, hit.rule, action))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
+        return self._decide(text, findings, direction)
+
+    def without(
+        self, text: str, decision: Decision, kinds: frozenset[str], direction: Direction
+    ) -> Decision:
+        """``decision`` as if findings of ``kinds`` had not been made: for fields where a
+        kind is what the field is for (a person's own name in a display-name field)."""
+        kept = [f for f in decision.findings if f.kind not in kinds]
+        if len(kept) == len(decision.findings):
+            return decision
+        return self._decide(text, kept, direction)
+
+    def _decide(self, text: str, findings: list[Finding], direction: Direction) -> Decision:
+        """The decision ``findings`` (sorted) make: the worst action wins."""
+        if not findings:
+            return Decision("allow", text)
         worst = max(findings, key=lambda f: SEVERITY[f.action])
         action = worst.action
         shown = None if action == "block" else self.render(text, findings)

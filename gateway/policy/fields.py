@@ -16,13 +16,21 @@ REMOVED = "[removed]"
 
 
 def screen_text(
-    engine: PolicyEngine, value: str, direction: Direction, audience: str | None = None
+    engine: PolicyEngine,
+    value: str,
+    direction: Direction,
+    audience: str | None = None,
+    *,
+    expected: frozenset[str] = frozenset(),
 ) -> str:
     """``value`` masked by ``engine`` for ``direction`` -- and further for ``audience``
-    (``export``: records kept outside the chat) when given; :data:`REMOVED` if blocked."""
+    (``export``: records kept outside the chat) when given; :data:`REMOVED` if blocked.
+    Findings of the ``expected`` kinds are what the field is for and are left alone."""
     if not value:
         return value
     decision = engine.evaluate(value, direction)
+    if expected:
+        decision = engine.without(value, decision, expected, direction)
     if decision.text is None:
         return REMOVED
     if audience is None:

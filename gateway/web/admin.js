@@ -308,7 +308,7 @@ async function tenant() {
   main.append(form);
   const gen = routeGen;
   await privacyNoticePanel();
-  await ssoPanel(main, { field, guarded, current: () => gen === routeGen });
+  await ssoPanel(main, { field, guarded, withStepUp, current: () => gen === routeGen });
 }
 
 /* The privacy notice the widget shows before the first message (issue 15.3): each save

@@ -7,7 +7,7 @@ import { api, toast, t } from './common.js';
 
 const { h } = window.CipherdeskUI;
 
-export async function ssoPanel(main, { field, guarded, current: stillHere }) {
+export async function ssoPanel(main, { field, guarded, withStepUp, current: stillHere }) {
   const data = await api('GET', '/api/oidc/settings');
   if (!stillHere()) return;  // the admin moved on to another section meanwhile
   const current = data.settings || {};
@@ -21,6 +21,7 @@ export async function ssoPanel(main, { field, guarded, current: stillHere }) {
   const jit = h('input', { type: 'checkbox', checked: !!current.jit });
   const acr = h('input', { value: (current.acr_values || []).join(' '), maxlength: '1000', autocomplete: 'off', spellcheck: 'false' });
   const save = h('button', { class: 'btn primary', type: 'submit', disabled: !data.allowed_issuers.length }, t('admin.sso.save'));
+  const stepUp = h('div', { id: 'sso-step-up' });
   const state = h('p', { class: 'small', id: 'sso-state', text: data.settings ? t('admin.sso.on', { issuer: current.issuer }) : t('admin.sso.off') });
   const form = h('form', { class: 'panel', id: 'sso-form' },
     h('h2', { text: t('admin.sso.title') }), h('p', { class: 'small muted', text: t('admin.sso.intro') }), state,
@@ -31,19 +32,20 @@ export async function ssoPanel(main, { field, guarded, current: stillHere }) {
     h('label', { class: 'check' }, mfa, ' ', t('admin.sso.require_mfa')),
     h('div', {}, field('sso-acr', t('admin.sso.acr_values'), acr)),
     h('label', { class: 'check' }, jit, ' ', t('admin.sso.jit')),
-    h('p', {}, save));
+    h('p', {}, save), stepUp);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    guarded(save, async () => {
-      const body = { issuer: issuer.value, client_id: clientId.value.trim(), require_mfa: mfa.checked, jit: jit.checked,
-        acr_values: acr.value.split(/\s+/).filter(Boolean) };
-      if (secret.value) body.client_secret = secret.value;
+    const body = { issuer: issuer.value, client_id: clientId.value.trim(), require_mfa: mfa.checked, jit: jit.checked,
+      acr_values: acr.value.split(/\s+/).filter(Boolean) };
+    if (secret.value) body.client_secret = secret.value;
+    // who may sign agents in is a credential: a stale session proves itself again first
+    guarded(save, () => withStepUp(stepUp, async () => {
       const res = await api('PUT', '/api/oidc/settings', body);
       secret.value = '';
       secret.placeholder = t('admin.sso.secret_kept');
       state.textContent = t('admin.sso.on', { issuer: res.settings.issuer });
       toast(t('admin.sso.saved'));
-    });
+    }));
   });
   main.append(form);
 }

@@ -151,6 +151,36 @@ async def test_unknown_agents_are_refused_or_created_just_in_time(sso) -> None:
     assert cy is not None and cy.role == "supervisor" and cy.display_name == "Cy Lead"
 
 
+async def test_a_name_claim_goes_through_the_policy(sso) -> None:
+    """A just-in-time agent's name comes from the provider: a phone in it is masked, and a
+    name the policy blocks (a card number) is not used -- the e-mail's local part is."""
+    http, base, svc, idp = sso
+    idp.set_accounts(
+        {
+            **ACCOUNTS,
+            "u-eve": {
+                **ACCOUNTS["u-ann"],
+                "login": "eve",
+                "email": "eve@example.com",
+                "name": "Eve 4111 1111 1111 1111",
+            },
+            "u-fay": {
+                **ACCOUNTS["u-ann"],
+                "login": "fay",
+                "email": "fay@example.com",
+                "name": "Fay 13800138000",
+            },
+        }
+    )
+    admin = await _admin(http, base, svc)
+    assert (await _configure(http, base, admin, idp, jit=True))[0] == 200
+    for who, name in (("eve", "eve"), ("fay", "Fay 138****8000")):
+        http.cookie_jar.clear()
+        assert (await _sign_in(http, base, who))[0] == "/console"
+        agent = await svc.store.get_agent_by_email(f"{who}@example.com")
+        assert agent is not None and agent.display_name == name
+
+
 async def test_disabled_at_the_provider_ends_the_session(sso) -> None:
     http, base, svc, idp = sso
     admin = await _admin(http, base, svc)

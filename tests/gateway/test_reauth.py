@@ -203,3 +203,27 @@ async def test_recovery_code_is_a_valid_second_factor_for_step_up(gw):
     assert await svc.store.count_recovery_codes(agent.id) == 9
     status, data = await _post(http, base, "/api/me/reauth", token, {"password": pw, "otp": code})
     assert status == 403 and data["error"]["code"] == "reauth_failed"
+
+
+async def test_single_sign_on_settings_need_step_up(gw):
+    """Whom the tenant trusts to sign its agents in is every agent's credential: a session
+    whose proof is stale can neither point single sign-on elsewhere nor turn it off."""
+    http, base, svc, clock = gw
+    _, asecret, apw = await make_agent(svc, "root@example.com", role="admin")
+    admin = await login(http, base, "root@example.com", apw, asecret, clock.now)
+    clock.advance(WINDOW + 1)
+    body = {"issuer": "https://idp.example.com", "client_id": "x", "client_secret": "y"}
+    async with http.put(f"{base}/api/oidc/settings", headers=bearer(admin), json=body) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (403, "reauth_required")
+    async with http.delete(f"{base}/api/oidc/settings", headers=bearer(admin)) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (403, "reauth_required")
+    assert await svc.store.query_audit(action="sso.removed") == []
+    clock.advance(30)
+    proof = {"password": apw, "otp": totp_code(asecret, clock.now)}
+    assert (await _post(http, base, "/api/me/reauth", admin, proof))[0] == 200
+    async with http.put(f"{base}/api/oidc/settings", headers=bearer(admin), json=body) as r:
+        # past the step-up: now the operator's allow-list decides (nothing is allowed here)
+        assert (r.status, (await r.json())["error"]["code"]) == (400, "issuer_not_allowed")
+    async with http.delete(f"{base}/api/oidc/settings", headers=bearer(admin)) as r:
+        assert r.status == 200
+    assert len(await svc.store.query_audit(action="sso.removed")) == 1

@@ -514,3 +514,32 @@ async def test_an_activation_link_needs_power_over_the_agent(gw) -> None:
     root = await login(http, base, ROOT, password, secret, clock.now)
     async with http.post(url, headers=bearer(root)) as r:
         assert r.status == 200 and "/invite#cdi_" in (await r.json())["link"]
+
+
+async def test_display_names_from_the_directory_go_through_the_policy(gw) -> None:
+    """Customers see an agent's display name when the agent joins and plugins receive it
+    with every message: a directory's name holding a card number is refused, a phone in it
+    masked -- and the person's own name ("张伟先生") kept, which a plain screen would mask."""
+    http, base, svc, _clock = gw
+    token = await _token(svc, [p.value for p in Permission])
+    carded = {**USER, "displayName": "Li Lei 4111 1111 1111 1111"}
+    status, answer = await _scim(http, base, token, "POST", "/scim/v2/Users", carded)
+    assert (status, answer.get("scimType")) == (400, "invalidValue"), answer
+    assert "4111" not in json.dumps(answer)
+    assert await svc.store.get_agent_by_email("li.lei@example.com") is None
+    status, created = await _scim(
+        http, base, token, "POST", "/scim/v2/Users", {**USER, "displayName": "张伟先生"}
+    )
+    assert (status, created["displayName"]) == (201, "张伟先生")
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "张伟 13800138000"}],
+    }
+    path = f"/scim/v2/Users/{created['id']}"
+    status, patched = await _scim(http, base, token, "PATCH", path, patch)
+    assert (status, patched["displayName"]) == (200, "张伟 138****8000")
+    patch["Operations"][0]["value"] = "4111111111111111"
+    status, answer = await _scim(http, base, token, "PATCH", path, patch)
+    assert (status, answer.get("scimType")) == (400, "invalidValue")
+    agent = await svc.store.get_agent(created["id"])
+    assert agent is not None and agent.display_name == "张伟 138****8000"

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.policy import PolicyConfig, PolicyConfigError, PolicyEngine
 from gateway.policy.describe import effective_table
+from gateway.policy.fields import REMOVED, screen_text
 
 TEXT = "call 13812345678 or zhang.san@example.com; card 4111 1111 1111 1111"
 
@@ -71,3 +72,20 @@ def test_typed_fields_and_blocked_messages() -> None:
 def test_bad_audience_settings_are_refused(bad: dict) -> None:
     with pytest.raises(PolicyConfigError, match=r"policy\.audiences"):
         PolicyConfig.from_dict(bad)
+
+
+def test_a_field_meant_for_a_name_keeps_it_and_nothing_else() -> None:
+    engine = PolicyEngine()
+    name = frozenset({"name"})
+    # free text: the name is masked for exports; a display name keeps it
+    assert screen_text(engine, "Mr. John Smith", "agent", "export") == "Mr. J*** Smith"
+    assert screen_text(engine, "Mr. John Smith", "agent", "export", expected=name) == (
+        "Mr. John Smith"
+    )
+    assert screen_text(engine, "张伟先生 13800138000", "agent", "export", expected=name) == (
+        "张伟先生 138****8000"
+    )
+    assert screen_text(engine, "张伟 4111 1111 1111 1111", "agent", expected=name) == REMOVED
+    decision = engine.evaluate("我叫张伟", "agent")
+    assert engine.without("我叫张伟", decision, name, "agent").action == "allow"
+    assert engine.without("我叫张伟", decision, frozenset({"card"}), "agent") is decision
