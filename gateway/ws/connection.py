@@ -5,9 +5,10 @@ other end (customer or agent):
 
 * the handshake (signed ``hello``, ``key``, channel keys) with a timeout;
 * opening inbound ``sealed`` frames through the strict replay window;
-* a *bounded* outbound queue drained by one writer task that seals in order. A client
-  that cannot keep up is disconnected (close 1008 "slow consumer") instead of making the
-  gateway buffer without limit;
+* a *bounded* outbound queue drained by one writer task that seals in order. Frames that
+  queued up while the writer was busy leave in one socket write (one syscall instead of
+  one each); a client that cannot keep up is disconnected (close 1008 "slow consumer")
+  instead of making the gateway buffer without limit;
 * bus subscriptions, cancelled when the connection ends;
 * mapping every failure to its documented close code — never a traceback to the client.
 """
@@ -17,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import struct
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -44,6 +46,36 @@ from gateway.protocol import (
 log = structlog.get_logger("cipherdesk.ws")
 
 _CLOSE = object()  # sentinel in the outbound queue
+
+MAX_FRAMES_PER_WRITE = 64
+"""Most queued frames the writer hands to the socket in one write."""
+
+BATCH_BYTES = 64 * 1024
+"""Batching stops adding frames at this size, and is used only while the socket's write
+buffer holds less than this: above it every frame goes through aiohttp's writer, which
+waits for the client to drain (flow control), so a slow reader's buffer stays bounded."""
+
+
+class _Transport(Protocol):
+    """The transport methods the batched write uses (asyncio's and uvloop's TCP transports
+    both have them; uvloop's does not subclass ``asyncio.WriteTransport``)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one final, unmasked websocket text frame (RFC 6455 section 5.2:
+    servers never mask), byte for byte what aiohttp's writer sends for it."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 class ProtocolViolation(Exception):
@@ -213,6 +245,9 @@ class SecureConnection:
         room within ``slow_consumer_grace`` is dropped as a slow consumer."""
         if self._closing:
             return False
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(frame)  # room already: no timer, no task
+            return True
         try:
             await asyncio.wait_for(self._queue.put(frame), self._cfg.slow_consumer_grace)
         except TimeoutError:
@@ -225,21 +260,50 @@ class SecureConnection:
         self.send(Error(code=code, message=message, ref=ref))
 
     async def _write_loop(self) -> None:
+        """Seal and send queued frames in order until ``_CLOSE`` or the socket ends.
+
+        One frame waiting: aiohttp's writer sends it. Several waiting (a burst: an ack, the
+        echo and a queue update at once): they are sealed in order and written to the
+        transport together, a syscall for all instead of one each -- as long as the socket's
+        buffer is small (``BATCH_BYTES``); a backed-up socket goes one frame at a time
+        through aiohttp's flow control. A websocket aiohttp has closed gets nothing more."""
         assert self._channel is not None
-        channel, ws = self._channel, self.ws
+        channel, ws, queue = self._channel, self.ws, self._queue
         try:
             while True:
-                item = await self._queue.get()
+                item = await queue.get()
                 if item is _CLOSE:
                     return
-                counter, ciphertext = channel.seal(encode(item))
-                payload = b'{"t":"sealed","n":%d,"c":"%s"}' % (
-                    counter,
-                    b64encode(ciphertext).encode(),
-                )
-                await ws.send_frame(payload, WSMsgType.TEXT)
+                transport = cast("_Transport | None", self._transport)
+                if (
+                    queue.empty()
+                    or transport is None
+                    or transport.get_write_buffer_size() >= BATCH_BYTES
+                ):
+                    await ws.send_frame(self._sealed(channel, item), WSMsgType.TEXT)
+                    continue
+                batch = [text_frame(self._sealed(channel, item))]
+                size, done = len(batch[0]), False
+                while len(batch) < MAX_FRAMES_PER_WRITE and size < BATCH_BYTES and queue.qsize():
+                    item = queue.get_nowait()
+                    if item is _CLOSE:
+                        done = True
+                        break
+                    batch.append(text_frame(self._sealed(channel, item)))
+                    size += len(batch[-1])
+                if ws.closed or transport.is_closing():
+                    return
+                transport.write(b"".join(batch))
+                if done:
+                    return
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             return
+
+    @staticmethod
+    def _sealed(channel: Channel, frame: Outbound) -> bytes:
+        """``frame`` sealed as the outer ``sealed`` frame's bytes."""
+        counter, ciphertext = channel.seal(encode(frame))
+        return b'{"t":"sealed","n":%d,"c":"%s"}' % (counter, b64encode(ciphertext).encode())
 
     def drop(self, code: int, reason: str = "slow consumer", grace: float = 7.0) -> None:
         """Cut a client that stopped reading, without ever waiting on it.
