@@ -134,40 +134,52 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     if name:  # a name the policy blocks changes nothing at all
         name = await screen_display_name(svc, agent.tenant_id, name, "display_name")
     with role_rules():
-        # Every check before any write: a refused role change leaves the name alone too.
+        # Every check before any write: a refused role, disable or queue change leaves the
+        # name alone too, so a request does all it asks or nothing.
         if body.disabled is True and not agent.disabled:
             await roles.check_disable(ctx.principal, agent)
         elif body.disabled is False and agent.disabled:
             roles.check_power_over(ctx.principal, agent)
+        re_roled = body.role is not None or body.custom_role is not None
+        if re_roled:
+            await roles.check_assignment(
+                ctx.principal, agent, role=body.role, custom_role=body.custom_role
+            )
+        queues = None if body.queues is None else await _known_queues(svc, agent, body.queues)
         if name and name != agent.display_name:
             agent.display_name = name
             await svc.store.update_agent(agent)
             await svc.auditor.record(
                 "agent.renamed", tenant_id=agent.tenant_id, actor=actor, target=agent.id, ip=ip
             )
-        if body.role is not None or body.custom_role is not None:
+        if re_roled:
             await roles.assign(
                 ctx.principal, agent, role=body.role, custom_role=body.custom_role, ip=ip
             )
     if body.disabled is not None and body.disabled != agent.disabled:
         await svc.logins.set_disabled(agent, body.disabled, actor=actor, ip=ip)
-    if body.queues is not None:
-        await _scope_to_queues(svc, agent, body.queues, actor, ip)
+    if queues is not None:
+        await _scope_to_queues(svc, agent, queues, actor, ip)
     fresh = await svc.store.get_agent(agent.id)
     return web.json_response({"agent": agent_json(fresh or agent)})
 
 
-async def _scope_to_queues(
-    svc: Services, agent: Agent, queues: list[str], actor: str, ip: str
-) -> None:
-    """Scope ``agent`` to tenant queues (issue 14.3); live consoles follow within seconds
-    (their principal is re-read per message) and every queue view is refreshed now."""
+async def _known_queues(svc: Services, agent: Agent, queues: list[str]) -> tuple[str, ...]:
+    """``queues`` as the sorted set to store, each one of the tenant's configured queues
+    (``400 unknown_queue`` otherwise) -- checked before :func:`patch_agent` writes anything."""
     tenant = await svc.tenants.get(agent.tenant_id)
     known = tenant_queues(tenant) if tenant is not None else frozenset()
     unknown = sorted(set(queues) - known)
     if unknown:
         raise ApiError(400, "unknown_queue", f"no queue {unknown[0]!r}", field="queues")
-    scoped = tuple(sorted(set(queues)))
+    return tuple(sorted(set(queues)))
+
+
+async def _scope_to_queues(
+    svc: Services, agent: Agent, scoped: tuple[str, ...], actor: str, ip: str
+) -> None:
+    """Scope ``agent`` to tenant queues (issue 14.3); live consoles follow within seconds
+    (their principal is re-read per message) and every queue view is refreshed now."""
     if scoped == agent.queues:
         return
     await svc.store.set_agent_queues(agent.id, scoped)

@@ -317,3 +317,35 @@ async def test_a_vanished_role_grants_nothing(gw) -> None:
         c.strip().removeprefix("a.")
         for c in AGENT_SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(",")
     ][:13]
+
+
+async def test_a_refused_change_in_a_patch_changes_nothing_else(gw) -> None:
+    # A rename sent with a role change, a disable or queues the actor may not set used to
+    # be stored before the refusal: the request now does all it asks or nothing.
+    http, base, svc = gw
+    _, boss = await _token(http, base, svc, "boss@example.com", "admin")
+    assert (await _define(http, base, boss, "people", "admin", ["agent_manage"]))[0] == 201
+    hr_id, _ = await _token(http, base, svc, "hr@example.com", "agent")
+    patch = f"{base}/api/agents/{hr_id}"
+    assert (await _call(http, "PATCH", patch, boss, {"custom_role": "people"}))[0] == 200
+    hr = await _relogin(http, base, svc, "hr@example.com")
+    amy_id, _ = await _token(http, base, svc, "amy@example.com", "agent")
+    sup_id, _ = await _token(http, base, svc, "sue@example.com", "supervisor")
+    amy, sup = f"{base}/api/agents/{amy_id}", f"{base}/api/agents/{sup_id}"
+    for url, token, body, refusal in (
+        (amy, hr, {"display_name": "Amy B", "role": "supervisor"}, (403, "cannot_grant")),
+        (sup, hr, {"display_name": "Sue B", "disabled": True}, (403, "cannot_grant")),
+        (amy, boss, {"display_name": "Amy C", "queues": ["nowhere"]}, (400, "unknown_queue")),
+        (amy, boss, {"display_name": "Amy D", "custom_role": "ghost"}, (400, "unknown_role")),
+    ):
+        assert _code(await _call(http, "PATCH", url, token, body)) == refusal, body
+    for agent_id, role in ((amy_id, "agent"), (sup_id, "supervisor")):
+        kept = await svc.store.get_agent(agent_id)
+        assert kept is not None and kept.role == role and not kept.disabled
+        assert kept.display_name not in {"Amy B", "Sue B", "Amy C", "Amy D"}
+        assert kept.queues == ()
+    assert await svc.store.query_audit(action="agent.renamed") == []
+    # Allowed as a whole, the same request does all of it.
+    status, body = await _call(http, "PATCH", amy, boss, {"display_name": "Amy E", "queues": []})
+    assert status == 200 and body["agent"]["display_name"] == "Amy E"
+    assert len(await svc.store.query_audit(action="agent.renamed")) == 1
