@@ -10,7 +10,9 @@ of a customer socket to its paired agent socket (no crypto, no policy, no storag
 bus). N customer/agent pairs then push M messages each, customer → agent, with at most
 ``--window`` messages in flight per pair. Figures: delivered messages/s and p50/p99
 latency from the customer's send to the agent's receipt, for both, and the ratio
-pipeline/baseline. A third run (``e2e``) switches the demo tenant to end-to-end mode
+pipeline/baseline. The gateway runs twice: ``gateway+echo`` with customers that ask for
+their own messages back (``key.echo``, the protocol's default) and ``gateway`` without,
+as the widget connects. A further run (``e2e``) switches the demo tenant to end-to-end mode
 (issue 13: certified agent devices, the customer's end sealing and the agent's end opening
 every message) and reports e2e/inspect. Clients run in the same process and event loop as
 the servers, so all figures include client-side costs (for the gateway: sealing and
@@ -125,7 +127,7 @@ class Figures:
 
     def line(self, name: str) -> str:
         text = (
-            f"{name:<10} {self.delivered:>7} msgs in {self.seconds:6.2f} s "
+            f"{name:<12} {self.delivered:>7} msgs in {self.seconds:6.2f} s "
             f"{self.rate:>9.0f} msg/s   p50 {self.pct(0.50):7.2f} ms   "
             f"p99 {self.pct(0.99):7.2f} ms"
         )
@@ -317,15 +319,22 @@ async def agent_session(svc: Any, index: int) -> str:
 
 
 async def bench_gateway(
-    n: int, messages: int, window: int, warmup: int, server: dict[str, Any] | None = None
+    n: int,
+    messages: int,
+    window: int,
+    warmup: int,
+    server: dict[str, Any] | None = None,
+    *,
+    echo: bool = False,
 ) -> Figures:
     """``server``: ports, verify key and agent tokens of a gateway already running in the
-    server process (``--split``); otherwise the gateway runs in this process."""
+    server process (``--split``); otherwise the gateway runs in this process. ``echo``:
+    customers ask for their own messages back (``key.echo``; the widget does not)."""
     if server is not None:
         base = f"http://127.0.0.1:{server['gateway_port']}"
         tokens = server["tokens"]
         return await _drive_gateway(
-            base, server["key"], tokens, messages, window, warmup, server["pid"]
+            base, server["key"], tokens, messages, window, warmup, server["pid"], echo=echo
         )
     from gateway.app import create_app
     from gateway.services import SERVICES
@@ -343,6 +352,7 @@ async def bench_gateway(
                 messages,
                 window,
                 warmup,
+                echo=echo,
             )
         finally:
             await runner.cleanup()
@@ -356,12 +366,14 @@ async def _drive_gateway(
     window: int,
     warmup: int,
     server_pid: int | None = None,
+    *,
+    echo: bool = False,
 ) -> Figures:
     clients: list[Any] = []
     try:
         pairs = []
         for token in tokens:
-            customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+            customer = CustomerClient(base, "demo", origin=base, gateway_key=key, echo=echo)
             agent = AgentClient(base, token=token, origin=base, gateway_key=key)
             clients += [customer, agent]
             await customer.connect()
@@ -622,6 +634,10 @@ async def run_relay(args: argparse.Namespace) -> None:
             server=server,
         )
         print(base.line("baseline"), flush=True)
+        echoed = await bench_gateway(
+            args.pairs, args.messages, args.window, args.warmup, server=server, echo=True
+        )
+        print(echoed.line("gateway+echo"), flush=True)
         pipe = await bench_gateway(
             args.pairs, args.messages, args.window, args.warmup, server=server
         )
@@ -643,6 +659,10 @@ async def run_relay(args: argparse.Namespace) -> None:
     print(
         f"ratio gateway/baseline: throughput {pipe.rate / base.rate:.3f}   "
         f"p50 {pipe.pct(0.5) / base.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / base.pct(0.99):.2f}x"
+    )
+    print(
+        f"ratio gateway/gateway+echo: throughput {pipe.rate / echoed.rate:.3f}   "
+        f"p50 {pipe.pct(0.5) / echoed.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / echoed.pct(0.99):.2f}x"
     )
     print(
         f"ratio e2e/inspect: throughput {e2e.rate / pipe.rate:.3f}   "

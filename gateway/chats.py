@@ -619,7 +619,7 @@ class ChatService:
         # Published again for a duplicate too: the storing node may have died first.
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(
-            ack=Ack(id=msg_id, seq=stored.seq, chat=chat.id),
+            ack=Ack(id=msg_id, seq=stored.seq, chat=chat.id, ts=stored.ts),
             notice=None,
             duplicate=result.duplicate,
         )
@@ -838,7 +838,7 @@ class ChatService:
         stored = result.message
         if builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
-        ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id)
+        ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id, ts=stored.ts)
         frame = Msg(
             seq=stored.seq,
             sender=stored.sender,

@@ -96,6 +96,10 @@ class Resume(Frame):
 class Key(Frame, tag_field="t", tag="key"):
     client_pk: B64Key
     resume: Resume | None = None
+    # False: the client shows its own messages as it sends them, so a customer's message
+    # stored exactly as written is not sent back to this connection (its ``ack`` carries
+    # ``ts``); a changed (masked) one still is, as are all messages on other connections.
+    echo: bool = True
 
 
 class Error(Frame, tag_field="t", tag="error"):
@@ -364,6 +368,7 @@ class Ack(Frame, tag_field="t", tag="ack"):
     id: str
     seq: int
     chat: str | None = None
+    ts: float | None = None  # when it was stored (the time to show without an echo)
 
 
 class FileRef(Frame):

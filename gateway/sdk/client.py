@@ -327,13 +327,20 @@ class _SecureClient:
             raise
         private = nacl.public.PrivateKey.generate()
         channel = client_channel(hello, private)
-        key = Key(client_pk=b64encode(bytes(private.public_key)), resume=self._resume_frame())
+        key = Key(
+            client_pk=b64encode(bytes(private.public_key)),
+            resume=self._resume_frame(),
+            echo=self._wants_echo(),
+        )
         await ws.send(encode(key), text=True)
         self.hello = hello
         self._channel = channel
 
     def _resume_frame(self) -> Resume | None:
         return None
+
+    def _wants_echo(self) -> bool:
+        return True
 
     async def _after_handshake(self) -> Any:
         return None
@@ -616,7 +623,10 @@ class CustomerClient(_SecureClient):
         gateway_key: str | None = None,
         resume: ResumeInfo | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
+        echo: bool = True,
     ) -> None:
+        """``echo=False``: messages stored exactly as sent are not sent back to this
+        connection (as the widget asks); the ``ack`` then carries their time."""
         super().__init__(
             _ws_url(url_base, "/ws/customer", f"tenant={quote(tenant, safe='')}"),
             origin=origin,
@@ -631,12 +641,16 @@ class CustomerClient(_SecureClient):
         self.welcome: Welcome | None = None
         self.outbox: OrderedDict[str, str] = OrderedDict()
         self._resuming = resume is not None
+        self._echo = echo
 
     @property
     def resume_info(self) -> ResumeInfo | None:
         if self.chat is None or self.token is None:
             return None
         return ResumeInfo(self.chat, self.token, self.last_seq)
+
+    def _wants_echo(self) -> bool:
+        return self._echo
 
     def _resume_frame(self) -> Resume | None:
         info = self.resume_info if self._resuming else None

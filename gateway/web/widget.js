@@ -50,7 +50,8 @@
   var saved = load();
   var sock = null;
   var chatId = saved ? saved.chat : null;
-  var lastSeq = 0;                 // highest seq rendered on this page
+  var lastSeq = 0;                 // highest seq rendered on this page (the resume point)
+  var ackedSeq = 0;                // highest seq of our own messages acked on this page
   var seenSeq = saved ? saved.last_seq || 0 : 0;  // highest seq the customer has seen
   var pending = new Map();         // id -> {id, text, el}: unacked, re-sent after reconnect
   var bubbles = new Map();         // id -> element (own messages)
@@ -402,7 +403,7 @@
     log.appendChild(h('p', { class: 'sys' + (kind ? ' ' + kind : ''), text: text }));
     scrollDown();
     if (!restoring && (chatId || opening)) {
-      ui.notes.push({ after: lastSeq, text: text, kind: kind || '' });
+      ui.notes.push({ after: Math.max(lastSeq, ackedSeq), text: text, kind: kind || '' });
       ui.notes = ui.notes.slice(-MAX_NOTES);
       saveUi();
     }
@@ -482,7 +483,11 @@
     sock = new P.SecureSocket(wsUrl, {
       gatewayKey: cfg.gatewayKey,
       keyExtra: function () {
-        return resuming ? { resume: { chat: chatId, token: saved.token, last_seq: lastSeq } } : null;
+        // echo: false -- our own messages are on the page already; the ack carries their
+        // seq and time, and only a message the policy changed comes back (masked).
+        var extra = { echo: false };
+        if (resuming) extra.resume = { chat: chatId, token: saved.token, last_seq: lastSeq };
+        return extra;
       },
       onready: function (hello) {
         if (!resuming && opening) {
@@ -829,7 +834,13 @@
     var p = pending.get(f.id);
     pending.delete(f.id);
     var el = bubbles.get(f.id) || (p && p.el);
-    if (el) setTick(el, 'stored');
+    // lastSeq stays: a message ordered before this one may still be on its way, and a
+    // resume from lastSeq replays it (our own come back too, matched by id).
+    if (f.seq > ackedSeq) ackedSeq = f.seq;
+    if (el) {
+      if (f.ts) el.querySelector('.time').textContent = CipherdeskUI.clock(f.ts);
+      setTick(el, 'stored');
+    }
   }
 
   function onNotice(f) {
@@ -899,7 +910,7 @@
     if (f.code === 'resume_refused') {
       forget();
       chatId = null;
-      lastSeq = 0;
+      lastSeq = 0; ackedSeq = 0;
       systemLine(t('widget.resume_refused'));
       if (sock) { sock.close('resume refused'); sock = null; }
       showStage();
@@ -1103,7 +1114,7 @@
 
   function newChat() {
     if (sock) { sock.close('new chat'); sock = null; }
-    chatId = null; lastSeq = 0; agentName = null; closedChat = false; opening = false;
+    chatId = null; lastSeq = 0; ackedSeq = 0; agentName = null; closedChat = false; opening = false;
     consented = 0;
     chatState = null; ui.notes = []; replayNotes = []; saveUi();
     rendered.clear(); bubbles.clear(); pending.clear();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import structlog
@@ -40,6 +41,37 @@ from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
 log = structlog.get_logger("cipherdesk.ws.customer")
 
+#: Messages a connection without echoes may have in flight; older ones age out.
+MAX_AWAITED_ECHOES = 256
+
+
+class EchoFilter:
+    """For a client that said ``key.echo: false``: the messages it wrote on this connection
+    whose echo is still due, with the text it wrote. Their echo is one seal and one frame
+    per message the client does not need -- it shows its own text already and the ``ack``
+    carries seq and time. An echo is swallowed only when it carries exactly the text
+    written (nothing masked), so the client still learns what was delivered when the policy
+    changed it; files, e2e messages and every message on other connections pass. An echo
+    that never comes (blocked, limited, or a duplicate the feed had passed) ages out."""
+
+    def __init__(self, limit: int = MAX_AWAITED_ECHOES) -> None:
+        self._limit = limit
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def expect(self, msg_id: str, text: str) -> None:
+        """``msg_id`` is about to be posted with ``text``."""
+        self._texts[msg_id] = text
+        self._texts.move_to_end(msg_id)
+        if len(self._texts) > self._limit:
+            self._texts.popitem(last=False)
+
+    def swallows(self, msg: Msg) -> bool:
+        """True when ``msg`` is the unchanged echo of an expected message (forgotten then)."""
+        if msg.sender != "customer" or msg.id is None or msg.file is not None or msg.c:
+            return False
+        text = self._texts.pop(msg.id, None)
+        return text is not None and text == msg.text
+
 
 class CustomerSession:
     """One customer connection bound to at most one chat."""
@@ -50,12 +82,18 @@ class CustomerSession:
         self.tenant_id = tenant_id
         self.ip = ip
         self.chat: Chat | None = None  # this connection's view, updated by bus events
+        self.echoes: EchoFilter | None = None  # set by ``run`` when the client wants none
         # A gap the store cannot fill ends the connection; the client resumes (feed.py).
         self.feed = ChatFeed(
-            conn.send,
+            self._show,
             svc.chats.messages,
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
+
+    def _show(self, msg: Msg) -> None:
+        """The feed's output: every message in seq order, but an unneeded echo."""
+        if self.echoes is None or not self.echoes.swallows(msg):
+            self.conn.send(msg)
 
     def _on_event(self, event: BusEvent) -> None:
         if event.kind != "frame" or event.frame is None or event.skip_conn == self.conn.conn_id:
@@ -101,6 +139,8 @@ class CustomerSession:
         await self.feed.replay(chat.id)
 
     async def run(self, key: Key) -> None:
+        if not key.echo:
+            self.echoes = EchoFilter()
         # Service notices (tenant frozen / live again) reach every live customer socket.
         await self.conn.subscribe(customers_topic(self.tenant_id), self._on_event)
         if key.resume is not None:
@@ -151,6 +191,8 @@ class CustomerSession:
                 self.conn, self.tenant_id, chat_id, self.ip, frame.id
             ):
                 return
+            if self.echoes is not None:  # before posting: the echo may overtake the ack
+                self.echoes.expect(frame.id, frame.text)
             outcome = await chats.post_customer_message(
                 self.tenant_id, chat_id, frame.id, frame.text, self.chat
             )

@@ -105,7 +105,18 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
     ctx_c, customer = await new_page(browser, PHONE)
     try:
         await login_console(ana, gateway, "ana@example.com")
+        # The handshake's key frame is the one frame sent in the clear: the widget asks
+        # for no echo of its own messages (it shows them; resumes replay them).
+        keys: list[dict] = []
+        customer.on(
+            "websocket",
+            lambda ws: ws.on(
+                "framesent",
+                lambda sent: keys.append(json.loads(sent)) if '"t":"key"' in str(sent) else None,
+            ),
+        )
         await open_widget(customer, gateway, name="Grace")
+        assert [(k["echo"], "resume" in k) for k in keys] == [(False, False)]
         await ana.locator(".queue-item button", has_text="Accept").click()
         await expect(customer.locator(".status")).to_have_text("Chatting with Ana")
         await customer_says(customer, "first")
@@ -162,6 +173,8 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
         await expect(customer.locator(".msg .text")).to_have_text(
             ["first", "second", "third", "after reload", "still here", "while offline"]
         )
+        assert len(keys) >= 2 and all(k["echo"] is False for k in keys), keys
+        assert all("resume" in k for k in keys[1:])
         # localStorage holds only the resume credentials.
         stored = await customer.evaluate("Object.assign({}, localStorage)")
         assert list(stored) == ["cipherdesk:demo"]

@@ -96,6 +96,7 @@ def example_lines() -> list[str]:
             id="6a1e0c9b-0d2c-4f1e-9a3b-2c4d5e6f7a8b",
             seq=1,
             chat="5f1c2a9e0b7d4c3e8a6f1d2b3c4e5f60",
+            ts=1795420800.0,
         ),
     )
     sealed(

@@ -1,0 +1,84 @@
+"""A customer that shows its own messages asks for no echo (``key.echo: false``, issue 18).
+
+The echo is one seal and one frame per message the widget does not need. Without it the
+ack carries seq and time; a message the policy changed still comes back with the masked
+text; other connections and a resume still get every message.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.protocol import Ack, ChatEvent, Msg
+from gateway.sdk.client import ResumeInfo
+from gateway.ws.customer import EchoFilter
+from tests.e2e.conftest import SocketGateway, queue_with
+
+CARD = "4111 1111 1111 1111"
+
+
+async def test_only_a_changed_message_comes_back_and_the_ack_has_its_time(
+    gw: SocketGateway,
+) -> None:
+    alice = await gw.agent("alice@example.com")
+    customer = gw.customer(echo=False)
+    await customer.connect()
+    welcome = await customer.open()
+    await queue_with(alice, welcome.chat)
+    await alice.accept(welcome.chat)
+    await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+
+    before = time.time()
+    ack = await customer.send_text("my parcel is late")
+    assert isinstance(ack, Ack) and ack.seq == 1
+    assert ack.ts is not None and before - 1 <= ack.ts <= time.time() + 1
+    got = await alice.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == "my parcel is late" and got.ts == ack.ts
+
+    await customer.send_text(f"card {CARD}")  # masked: the customer learns what was sent
+    await alice.send_text(welcome.chat, "Looking into it")
+    await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 3)
+    await customer.ping()
+    # Delivery is in seq order: an echo of 1 would have come before 3.
+    left = [f for f in customer.drain() if isinstance(f, Msg)]
+    assert [(f.seq, f.sender) for f in left] == [(2, "customer")]
+    assert CARD not in left[0].text and left[0].text.endswith("1111")
+
+    # A second connection to the chat (another tab) asked for echoes: it gets them all.
+    assert customer.token is not None
+    other = gw.customer(resume=ResumeInfo(welcome.chat, customer.token, 3))
+    await other.connect()
+    await customer.send_text("are you there?")
+    mine = await other.wait_for(lambda f: isinstance(f, Msg) and f.seq == 4)
+    assert mine.sender == "customer" and mine.text == "are you there?"
+
+    # A resume replays from last_seq, own messages included: nothing is missing.
+    back = gw.customer(resume=ResumeInfo(welcome.chat, customer.token, 0), echo=False)
+    await back.connect()
+    replayed = [
+        await back.wait_for(lambda f, s=s: isinstance(f, Msg) and f.seq == s) for s in (1, 4)
+    ]
+    assert [m.text for m in replayed] == ["my parcel is late", "are you there?"]
+    for client in (customer, other, back, alice):
+        await client.aclose()
+
+
+def _msg(msg_id: str, text: str, **kw: object) -> Msg:
+    return Msg(seq=1, sender="customer", text=text, ts=0.0, id=msg_id, **kw)  # type: ignore[arg-type]
+
+
+def test_the_filter_swallows_only_an_unchanged_echo_once_and_stays_bounded() -> None:
+    echoes = EchoFilter(limit=2)
+    echoes.expect("a", "hello")
+    echoes.expect("b", "card 4111 1111 1111 1111")
+    assert echoes.swallows(_msg("a", "hello"))
+    assert not echoes.swallows(_msg("a", "hello"))  # once
+    assert not echoes.swallows(_msg("b", "card **** **** **** 1111"))  # masked: shown
+    assert not echoes.swallows(_msg("b", "card 4111 1111 1111 1111"))  # and forgotten
+    echoes.expect("c", "x")
+    assert not echoes.swallows(Msg(seq=2, sender="agent", text="x", ts=0.0, id="c"))
+    assert not echoes.swallows(_msg("c", "", c="ciphertext"))  # e2e: never
+    for i in range(3):
+        echoes.expect(f"m{i}", "y")
+    assert not echoes.swallows(_msg("m0", "y"))  # aged out past the limit
+    assert echoes.swallows(_msg("m1", "y")) and echoes.swallows(_msg("m2", "y"))
