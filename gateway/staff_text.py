@@ -22,10 +22,16 @@ async def screen_staff_text(svc: Services, tenant_id: str, value: str, field: st
     return _allowed(await svc.staff_screen.screen(tenant_id, value), field)
 
 
-async def screen_display_name(svc: Services, tenant_id: str, value: str, field: str) -> str:
-    """A display name through the policy, a person's name in it left alone; ``ApiError``
-    400 ``policy_blocked`` if blocked."""
-    return _allowed(await svc.staff_screen.display_name(tenant_id, value), field)
+async def screen_display_name(
+    svc: Services, tenant_id: str, value: str | None, field: str
+) -> str | None:
+    """A display name as given (stripped) through the policy, a person's name in it left
+    alone; None when none or blank was given; ``ApiError`` 400 ``policy_blocked`` if
+    blocked."""
+    name = (value or "").strip()
+    if not name:
+        return None
+    return _allowed(await svc.staff_screen.display_name(tenant_id, name), field)
 
 
 def _allowed(screened: str | None, field: str) -> str:

@@ -95,15 +95,14 @@ async def create_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     with role_rules():
         svc.custom_roles.check_grantable(ctx.principal, body.role)
-    name = body.display_name and body.display_name.strip()
-    if name:  # customers see it when the agent joins, plugins with every message
-        name = await screen_display_name(svc, tenant_id, name, "display_name")
+    # customers see it when the agent joins, plugins with every message
+    name = await screen_display_name(svc, tenant_id, body.display_name, "display_name")
     creds = await svc.logins.create_agent(
         body.email,
         tenant_id,
         body.role,
         body.password,
-        name or None,
+        name,
         actor=ctx.agent.id,
         ip=peer_ip(request, svc),
     )
@@ -130,9 +129,8 @@ async def patch_agent(request: web.Request, ctx: AgentContext) -> web.Response:
     ip = peer_ip(request, svc)
     actor = ctx.agent.id
     roles = svc.custom_roles
-    name = (body.display_name or "").strip()[:120]
-    if name:  # a name the policy blocks changes nothing at all
-        name = await screen_display_name(svc, agent.tenant_id, name, "display_name")
+    # a name the policy blocks changes nothing at all
+    name = await screen_display_name(svc, agent.tenant_id, body.display_name, "display_name")
     with role_rules():
         # Every check before any write: a refused role, disable or queue change leaves the
         # name alone too, so a request does all it asks or nothing.

@@ -145,15 +145,14 @@ async def create_invite(request: web.Request, ctx: AgentContext) -> web.Response
     require(ctx.principal, Permission.AGENT_MANAGE, tenant_id)
     with role_rules():
         svc.custom_roles.check_grantable(ctx.principal, body.role)
-    name = body.display_name and body.display_name.strip()
-    if name:  # shown to customers and plugins once the invitee joins
-        name = await screen_display_name(svc, tenant_id, name, "display_name")
+    # shown to customers and plugins once the invitee joins
+    name = await screen_display_name(svc, tenant_id, body.display_name, "display_name")
     try:
         issued = await invites_of(svc).create(
             tenant_id,
             body.email,
             body.role,
-            name or None,
+            name,
             actor=ctx.agent.id,
             ip=peer_ip(request, svc),
         )
