@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import Any
 
@@ -41,36 +42,43 @@ from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
 log = structlog.get_logger("cipherdesk.ws.customer")
 
-#: Messages a connection without echoes may have in flight; older ones age out.
-MAX_AWAITED_ECHOES = 256
+#: Messages a connection without echoes may have in flight; older ones age out (their echo
+#: is then sent: one frame the client did not need, nothing lost).
+MAX_AWAITED_ECHOES = 32
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class EchoFilter:
     """For a client that said ``key.echo: false``: the messages it wrote on this connection
-    whose echo is still due, with the text it wrote. Their echo is one seal and one frame
-    per message the client does not need -- it shows its own text already and the ``ack``
-    carries seq and time. An echo is swallowed only when it carries exactly the text
+    whose echo is still due, with a digest of the text it wrote. Their echo is one seal and
+    one frame per message the client does not need -- it shows its own text already and the
+    ``ack`` carries seq and time. An echo is swallowed only when it carries exactly the text
     written (nothing masked), so the client still learns what was delivered when the policy
     changed it; files, e2e messages and every message on other connections pass. An echo
-    that never comes (blocked, limited, or a duplicate the feed had passed) ages out."""
+    that never comes (blocked, limited, or a duplicate the feed had passed) ages out. Kept
+    as 16-byte digests, so a connection holds at most ``limit`` of them however long its
+    messages were."""
 
     def __init__(self, limit: int = MAX_AWAITED_ECHOES) -> None:
         self._limit = limit
-        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._digests: OrderedDict[str, bytes] = OrderedDict()
 
     def expect(self, msg_id: str, text: str) -> None:
         """``msg_id`` is about to be posted with ``text``."""
-        self._texts[msg_id] = text
-        self._texts.move_to_end(msg_id)
-        if len(self._texts) > self._limit:
-            self._texts.popitem(last=False)
+        self._digests[msg_id] = _digest(text)
+        self._digests.move_to_end(msg_id)
+        if len(self._digests) > self._limit:
+            self._digests.popitem(last=False)
 
     def swallows(self, msg: Msg) -> bool:
         """True when ``msg`` is the unchanged echo of an expected message (forgotten then)."""
         if msg.sender != "customer" or msg.id is None or msg.file is not None or msg.c:
             return False
-        text = self._texts.pop(msg.id, None)
-        return text is not None and text == msg.text
+        digest = self._digests.pop(msg.id, None)
+        return digest is not None and digest == _digest(msg.text)
 
 
 class CustomerSession:
