@@ -460,6 +460,19 @@ class OidcService:
             except CredentialError:
                 raise OidcError("unknown_agent") from None
             agent = created.agent
+            if claimed and name is None:
+                # Left silent, a security officer could not tell why an account is named
+                # after its e-mail; the refused claim itself is not recorded (the policy
+                # refused to store what it holds).
+                await self._auditor.record(
+                    "agent.name_refused",
+                    tenant_id=tenant.id,
+                    actor="oidc",
+                    target=agent.id,
+                    ip=ip,
+                    field="name",
+                    reason="policy_blocked",
+                )
         if agent is None or agent.disabled:
             await self._refused(tenant.id, "unknown_agent", ip)
             raise OidcError("unknown_agent", "no enabled agent with this e-mail")

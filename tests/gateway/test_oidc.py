@@ -179,6 +179,12 @@ async def test_a_name_claim_goes_through_the_policy(sso) -> None:
         assert (await _sign_in(http, base, who))[0] == "/console"
         agent = await svc.store.get_agent_by_email(f"{who}@example.com")
         assert agent is not None and agent.display_name == name
+    # the replaced name is audited (without the refused claim), the masked one is not
+    eve = await svc.store.get_agent_by_email("eve@example.com")
+    [refused] = await svc.store.query_audit(action="agent.name_refused")
+    assert eve is not None and refused.target == eve.id and refused.actor == "oidc"
+    assert refused.details == {"field": "name", "reason": "policy_blocked"}
+    assert "4111" not in repr(await svc.store.query_audit(tenant_id="demo"))
 
 
 async def test_disabled_at_the_provider_ends_the_session(sso) -> None:
