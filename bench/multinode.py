@@ -30,15 +30,25 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from relay import NO_LIMITS, Figures, _gateway_pair, agent_session, drive, quiet_logs
+from relay import (
+    NO_LIMITS,
+    Figures,
+    _gateway_pair,
+    agent_session,
+    drive,
+    process_cpu,
+    quiet_logs,
+)
 
 from gateway.sdk.client import AgentClient, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
@@ -80,7 +90,61 @@ async def make_tokens(dsn: str, master_key: str, workdir: Path, n: int) -> list[
         return [await agent_session(svc, i) for i in range(n)]
 
 
-async def measure(cluster: Cluster, tokens: list[str], args: argparse.Namespace) -> Figures:
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all CPUs (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:8]) - idle) / ticks, idle / ticks
+
+
+def session_cpu(session: int) -> float:
+    """CPU seconds (user + system) of the live processes of ``session``: a node started in
+    its own session (tests/e2e/procs.py) with its worker processes."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text()
+        except OSError:  # the process ended while /proc was listed
+            continue
+        if int(fields[fields.rindex(")") + 2 :].split()[3]) == session:
+            total += sum(process_cpu(int(stat.parent.name)))
+    return total
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the load generator), all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuShares:
+    """Where the machine's CPUs went during one measured run, as shares of one CPU: what
+    says whether a set-up was short of CPU (a second worker cannot speed up a node whose
+    machine is already busy with PostgreSQL, Redis and the load generator)."""
+
+    seconds: float
+    messages: int
+    gateway: float
+    load: float
+    busy: float
+    idle: float
+
+    def line(self) -> str:
+        rest = self.busy - self.gateway - self.load
+        return (
+            f"{'':12} CPU of {os.cpu_count()} CPUs over the run: gateway "
+            f"{self.gateway / self.seconds:.0%} ({1e6 * self.gateway / self.messages:.0f} µs/msg), "
+            f"load generator {self.load / self.seconds:.0%}, "
+            f"PostgreSQL + Redis + the rest {rest / self.seconds:.0%}, "
+            f"idle {self.idle / self.seconds:.0%}"
+        )
+
+
+async def measure(
+    cluster: Cluster, tokens: list[str], args: argparse.Namespace
+) -> tuple[Figures, CpuShares]:
     customer_node = cluster.nodes[0]
     agent_node = cluster.nodes[-1]
     key = cluster.verify_key
@@ -98,7 +162,20 @@ async def measure(cluster: Cluster, tokens: list[str], args: argparse.Namespace)
             pairs.append(_gateway_pair(customer, agent))
         if args.warmup:
             await drive(pairs, args.warmup, args.window, "warm")
-        return await drive(pairs, args.messages, args.window, "run")
+        sessions = [node.proc.pid for node in cluster.nodes if node.proc is not None]
+        gateway0 = sum(map(session_cpu, sessions))
+        load0, (busy0, idle0) = own_cpu(), machine_cpu()
+        figures = await drive(pairs, args.messages, args.window, "run")
+        busy1, idle1 = machine_cpu()
+        shares = CpuShares(
+            seconds=figures.seconds,
+            messages=figures.delivered,
+            gateway=sum(map(session_cpu, sessions)) - gateway0,
+            load=own_cpu() - load0,
+            busy=busy1 - busy0,
+            idle=idle1 - idle0,
+        )
+        return figures, shares
     finally:
         for client in clients:
             with contextlib.suppress(Exception):
@@ -144,11 +221,12 @@ async def run(args: argparse.Namespace) -> None:
                     await cluster.start(nodes)
                     if tokens is None:
                         tokens = await make_tokens(dsn, master_key, Path(tmp), args.pairs)
-                    figures = await measure(cluster, tokens, args)
+                    figures, shares = await measure(cluster, tokens, args)
                 finally:
                     cluster.stop()
                 results[name] = figures
                 print(figures.line(name), flush=True)
+                print(shares.line(), flush=True)
         finally:
             pg.drop_database(dsn)
     for name, base in (
