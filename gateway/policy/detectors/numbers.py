@@ -126,7 +126,8 @@ class Window(NamedTuple):
 
 class NumberRun(NamedTuple):
     """One run of digit groups; ``groups`` are (start, end, digits) in view coordinates.
-    Made with ``number_run`` (which counts the digits)."""
+    Made with ``number_run`` (which lays the digits out once: every numeric detector walks
+    the same runs)."""
 
     start: int
     end: int
@@ -135,19 +136,28 @@ class NumberRun(NamedTuple):
     hard: tuple[int, ...]
     """Indices of groups preceded by a *hard* separator (anything but one to three spaces,
     dashes or dots): a run split there is also tried piecewise by the phone detector."""
-    digit_count: int
-    """How many digits (and trailing x) the run holds."""
+    joined: str
+    """The run's digits (and trailing x), group after group."""
+    offsets: tuple[int, ...]
+    """Where each group's digits start in ``joined``, and ``len(joined)`` last."""
+
+    @property
+    def digit_count(self) -> int:
+        """How many digits (and trailing x) the run holds."""
+        return len(self.joined)
 
     def reversed(self) -> NumberRun:
         """The run read backwards (what a right-to-left override displays)."""
         n = len(self.groups)
+        total = len(self.joined)
         return NumberRun(
             self.start,
             self.end,
             False,
             tuple((s, e, d[::-1]) for s, e, d in reversed(self.groups)),
             tuple(sorted(n - k for k in self.hard)),
-            self.digit_count,
+            self.joined[::-1],  # each group reversed, in reverse order
+            tuple(total - o for o in reversed(self.offsets)),
         )
 
     def segments(self, min_digits: int = MIN_RUN_DIGITS) -> Iterator[NumberRun]:
@@ -157,14 +167,14 @@ class NumberRun(NamedTuple):
             return
         bounds = [0, *self.hard, len(self.groups)]
         for a, b in itertools.pairwise(bounds):
-            part = self.groups[a:b]
-            if sum(len(g[2]) for g in part) >= min_digits:
+            if self.offsets[b] - self.offsets[a] >= min_digits:
+                part = self.groups[a:b]
                 yield number_run(part[0][0], part[-1][1], self.plus and a == 0, part)
 
     def blocks(self, lo: int, hi: int) -> Iterator[Window]:
         """The whole run and each unbroken digit block, if they hold ``lo``..``hi`` digits."""
-        if lo <= self.digit_count <= hi:
-            yield Window("".join(g[2] for g in self.groups), self.start, self.end, self.plus)
+        if lo <= len(self.joined) <= hi:
+            yield Window(self.joined, self.start, self.end, self.plus)
         if len(self.groups) > 1:
             for k, (start, end, digits) in enumerate(self.groups):
                 if lo <= len(digits) <= hi:
@@ -192,13 +202,6 @@ class NumberRun(NamedTuple):
                         self.plus and first is self.groups[0],
                     )
 
-    def _layout(self) -> tuple[str, list[int]]:
-        joined = "".join(g[2] for g in self.groups)
-        offsets = [0]
-        for g in self.groups:
-            offsets.append(offsets[-1] + len(g[2]))
-        return joined, offsets
-
     def windows(self, lo: int, hi: int, first: str = "0123456789") -> Iterator[Window]:
         """Windows of consecutive groups holding ``lo``..``hi`` digits, longest first per start;
         only windows whose first digit is in ``first`` (a cheap issuer/region prefilter)."""
@@ -216,12 +219,12 @@ class NumberRun(NamedTuple):
         ``accept`` sees the digits before any object is built, so a long run costs a few
         string slices per group.
         """
-        groups = self.groups
-        joined, offsets = self._layout()
+        groups, joined, offsets = self.groups, self.joined, self.offsets
         taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
         n = len(groups)
         forward = groups[0][0] <= groups[-1][0]
-        if n > 1 and self.digit_count <= LONG_RUN and all(len(g[2]) == 1 for g in groups):
+        single = len(joined) == n  # every group one digit (no group is empty)
+        if n > 1 and single and n <= LONG_RUN:
             # Spelt digit by digit ("四 一 一 …", "four one …"): the run is ONE number; a
             # window inside it is a coincidence (a wrong ID holds a Luhn-valid 16 digits).
             if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
@@ -232,7 +235,7 @@ class NumberRun(NamedTuple):
                     self.plus,
                 )
             return
-        if len(joined) == n:  # one digit per group (spaced digit by digit): no bisecting
+        if single:  # one digit per group (spaced digit by digit): no bisecting
             yield from self._claim_single(joined, lo, hi, first, accept, claim_all, forward)
             return
         for i in range(n):
@@ -323,8 +326,9 @@ def number_run(
     groups: tuple[tuple[int, int, str], ...],
     hard: tuple[int, ...] = (),
 ) -> NumberRun:
-    """A ``NumberRun`` with its digits counted."""
-    return NumberRun(start, end, plus, groups, hard, sum(len(g[2]) for g in groups))
+    """A ``NumberRun`` with its digits laid out."""
+    offsets = tuple(itertools.accumulate((len(g[2]) for g in groups), initial=0))
+    return NumberRun(start, end, plus, groups, hard, "".join(g[2] for g in groups), offsets)
 
 
 _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
@@ -486,11 +490,10 @@ def _flush(
         lo += 1
     while hi > lo and weak >> (hi - 1) & 1:
         hi -= 1
-    kept = groups[lo:hi]
-    digits = sum(len(g[2]) for g in kept)
-    if digits >= MIN_RUN_DIGITS:
-        cuts = tuple(k - lo for k in hard if lo < k < hi)
-        run = NumberRun(kept[0][0], kept[-1][1], plus and lo == 0, tuple(kept), cuts, digits)
+    kept = tuple(groups[lo:hi])
+    if kept and sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
+        cuts = tuple(k - lo for k in hard if lo < k < hi) if hard else ()
+        run = number_run(kept[0][0], kept[-1][1], plus and lo == 0, kept, cuts)
         runs.append(run)
         if reversed_too:
             runs.append(run.reversed())
