@@ -7,9 +7,17 @@ Concurrency rules, all under READ COMMITTED:
 
 - ``append_message`` increments ``chats.last_seq`` with ``UPDATE ... RETURNING`` first:
   the row lock serialises appends to one chat across nodes, so seqs are distinct and
-  gap-free (a rolled-back append also rolls back its increment). ``erase_chat`` takes the
-  same row lock, and the ``erased`` flag lives on that row, so an append waiting behind
-  an erase re-checks it and fails with :class:`NotFound`.
+  gap-free (a rolled-back append also rolls back its increment; a duplicate gives its
+  increment back under the same lock). ``erase_chat`` takes the same row lock, and the
+  ``erased`` flag lives on that row, so an append waiting behind an erase re-checks it
+  and fails with :class:`NotFound`.
+- Appends are group-committed (``gateway/group_commit.py``): appends that arrive while
+  ``APPENDS_IN_FLIGHT`` transactions are out share the next transaction, so a busy node
+  pays one BEGIN, COMMIT (and WAL flush) and one pooled connection per batch instead of
+  per message; an idle node still sends each append at once. A batch takes its chats'
+  row locks in chat-id order (batches in flight never wait on each other in a cycle), and
+  one that fails as a whole (a lost connection, a deadlock with another transaction) is
+  retried append by append, so one bad append fails alone.
 - ``enqueue_events`` locks the chat rows of its events the same way before inserting,
   so outbox ids of one chat are assigned in commit order (the dispatcher relies on
   "per (plugin, chat), id order is delivery order").
@@ -26,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from gateway.group_commit import GroupCommit
 from gateway.store import _rows
 from gateway.store._rows import OUTBOX_COLS, blob
 from gateway.store.base import (
@@ -54,6 +63,14 @@ from gateway.store.sqlstore import (
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+APPENDS_IN_FLIGHT = 4
+"""Append transactions one store runs at once (each on its own pooled connection):
+appends beyond them wait for the next batch (see the module text)."""
+MAX_APPEND_BATCH = 64
+"""Appends one transaction holds at most (row locks held until its COMMIT)."""
+
+_Append = tuple[NewMessage, EventsArg]
 
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -101,10 +118,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-class _Duplicate(Exception):  # internal control flow: rolls the append back
-    pass
-
-
 class PostgresStore(SqlStore):
     """:class:`gateway.store.base.Store` on PostgreSQL."""
 
@@ -124,6 +137,9 @@ class PostgresStore(SqlStore):
         self.lease_seconds = lease_seconds
         self._pool: asyncpg.Pool | None = None
         self._next_nonce_purge = float("-inf")
+        self._appends: GroupCommit[_Append, AppendResult | Exception] = GroupCommit(
+            self._append_batch, max_weight=MAX_APPEND_BATCH, max_in_flight=APPENDS_IN_FLIGHT
+        )
 
     # -- lifecycle ------------------------------------------------------------------
     async def open(self) -> None:
@@ -171,60 +187,40 @@ class PostgresStore(SqlStore):
     # -- messages -------------------------------------------------------------------
     @_translated
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
-        # The seq is taken by incrementing under the chat's row lock first, so appends to
-        # one chat serialise on every node; a duplicate rolls that increment back.
-        body = blob(message.body_sealed)
-        async with self.pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    seq = await conn.fetchval(
-                        "UPDATE chats SET last_seq = last_seq + 1"
-                        " WHERE id = $1 AND NOT erased AND state <> 'closed' RETURNING last_seq",
-                        message.chat_id,
-                    )
-                    if seq is None:
-                        # Unknown, erased or closed (a close holds the same row lock).
-                        state = await conn.fetchval(
-                            "SELECT state FROM chats WHERE id = $1 AND NOT erased",
-                            message.chat_id,
-                        )
-                        if state is None:
-                            raise NotFound(f"chat {message.chat_id!r}")
-                        raise _Duplicate  # closed: a re-send of a stored message, or refused
-                    stored = StoredMessage(
-                        chat_id=message.chat_id,
-                        seq=int(seq),
-                        msg_id=message.msg_id,
-                        sender=message.sender,
-                        ts=message.ts,
-                        body_sealed=body or b"",
-                        sender_agent_id=message.sender_agent_id,
-                        policy=dict(message.policy),
-                    )
-                    inserted = await conn.fetchval(
-                        POSTGRES.render(INSERT_MESSAGE + _ON_DUPLICATE_MESSAGE),
-                        *POSTGRES.bind(message_params(stored)),
-                    )
-                    if inserted is None:
-                        raise _Duplicate  # rolls the last_seq increment back
-                    batch = events(stored) if callable(events) else (events or [])
-                    if batch:
-                        await conn.executemany(
-                            POSTGRES.render(INSERT_EVENT), [event_params(e) for e in batch]
-                        )
-            except _Duplicate:
-                row = await conn.fetchrow(
-                    POSTGRES.render(SELECT_MESSAGE), message.chat_id, message.msg_id
-                )
-                if row is None:
-                    erased = await conn.fetchval(
-                        "SELECT erased FROM chats WHERE id = $1", message.chat_id
-                    )
-                    if erased is None or erased:
-                        raise NotFound(f"chat {message.chat_id!r}") from None
-                    raise ChatClosed(f"chat {message.chat_id!r}") from None
-                return AppendResult(_rows.message(row, POSTGRES.load_json), duplicate=True)
-        return AppendResult(stored, duplicate=False)
+        outcome = await self._appends.submit((message, events))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _append_batch(self, batch: list[_Append]) -> list[AppendResult | Exception]:
+        """One transaction for ``batch`` (see the module text); each append's outcome, an
+        exception for one that was refused."""
+        order = sorted(range(len(batch)), key=lambda k: batch[k][0].chat_id)  # lock order
+        outcomes: list[AppendResult | Exception] = [StoreError("not appended")] * len(batch)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for k in order:
+                    outcomes[k] = await _append_in(conn, *batch[k])
+        except Exception:
+            if len(batch) == 1:
+                raise  # append_message translates it
+            for k in order:
+                outcomes[k] = await self._append_alone(*batch[k])
+        return outcomes
+
+    async def _append_alone(
+        self, message: NewMessage, events: EventsArg
+    ) -> AppendResult | Exception:
+        """One append in its own transaction: a batch that failed, retried one by one."""
+        try:
+            return await self._append_one(message, events)
+        except Exception as exc:
+            return exc
+
+    @_translated
+    async def _append_one(self, message: NewMessage, events: EventsArg) -> AppendResult | Exception:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await _append_in(conn, message, events)
 
     # -- plugin outbox --------------------------------------------------------------
     @_translated
@@ -237,6 +233,57 @@ class PostgresStore(SqlStore):
 
 
 _ON_DUPLICATE_MESSAGE = " ON CONFLICT (chat_id, msg_id) DO NOTHING RETURNING seq"
+_NEXT_SEQ = (
+    "UPDATE chats SET last_seq = last_seq + 1"
+    " WHERE id = $1 AND NOT erased AND state <> 'closed' RETURNING last_seq"
+)
+_GIVE_SEQ_BACK = "UPDATE chats SET last_seq = last_seq - 1 WHERE id = $1"
+
+
+async def _append_in(
+    conn: asyncpg.Connection, message: NewMessage, events: EventsArg
+) -> AppendResult | Exception:
+    """Append ``message`` inside the caller's transaction. A refusal is returned, never
+    raised, so the rest of the transaction's batch stands; an exception raised here
+    (lost connection, constraint) fails the whole transaction."""
+    seq = await conn.fetchval(_NEXT_SEQ, message.chat_id)
+    if seq is None:  # unknown, erased or closed (a close holds the same row lock)
+        return await _not_appended(conn, message)
+    stored = StoredMessage(
+        chat_id=message.chat_id,
+        seq=int(seq),
+        msg_id=message.msg_id,
+        sender=message.sender,
+        ts=message.ts,
+        body_sealed=blob(message.body_sealed) or b"",
+        sender_agent_id=message.sender_agent_id,
+        policy=dict(message.policy),
+    )
+    inserted = await conn.fetchval(
+        POSTGRES.render(INSERT_MESSAGE + _ON_DUPLICATE_MESSAGE),
+        *POSTGRES.bind(message_params(stored)),
+    )
+    if inserted is None:  # a resend: the seq goes back (the row lock is still ours)
+        await conn.execute(_GIVE_SEQ_BACK, message.chat_id)
+        return await _not_appended(conn, message)
+    batch = events(stored) if callable(events) else (events or [])
+    if batch:
+        await conn.executemany(POSTGRES.render(INSERT_EVENT), [event_params(e) for e in batch])
+    return AppendResult(stored, duplicate=False)
+
+
+async def _not_appended(conn: asyncpg.Connection, message: NewMessage) -> AppendResult | Exception:
+    """Why ``message`` was not appended: a stored message with its id (a resend), or the
+    chat is unknown or erased (:class:`NotFound`) or closed (:class:`ChatClosed`)."""
+    row = await conn.fetchrow(POSTGRES.render(SELECT_MESSAGE), message.chat_id, message.msg_id)
+    if row is not None:
+        return AppendResult(_rows.message(row, POSTGRES.load_json), duplicate=True)
+    erased = await conn.fetchval("SELECT erased FROM chats WHERE id = $1", message.chat_id)
+    if erased is None or erased:
+        return NotFound(f"chat {message.chat_id!r}")
+    return ChatClosed(f"chat {message.chat_id!r}")
+
+
 _CLAIM = (
     "WITH heads AS (" + DUE_HEADS + " FOR UPDATE OF o SKIP LOCKED)"
     " UPDATE outbox u SET leased_until = ?, lease_token = u.lease_token + 1"

@@ -20,7 +20,7 @@ from gateway.store import (
     Store,
     StoreError,
 )
-from gateway.store.base import HistoryQuery
+from gateway.store.base import ChatClosed, HistoryQuery
 from gateway.store.migrate import latest_version
 from tests.gateway.store.helpers import agent, chat, event, msg, setup_chat, tenant
 
@@ -538,6 +538,37 @@ async def test_concurrent_duplicate_appends(store: Store, second_store: Store) -
     assert sum(not r.duplicate for r in results) == 1
     assert {r.message.seq for r in results} == {1}
     assert (await store.get_chat("c1")).last_seq == 1
+
+
+async def test_appends_committed_together_fail_alone(store: Store) -> None:
+    """Appends that arrive together share a transaction (group commit on both engines);
+    each still gets its own outcome, and only a failing one is undone."""
+    await setup_chat(store)
+    await setup_chat(store, "shut", state="closed")
+    first = await store.append_message(msg("m0"))
+
+    def broken(_stored: object) -> list:
+        raise RuntimeError("event builder failed")
+
+    outcomes = await asyncio.gather(
+        store.append_message(msg("m1"), [event("e1")]),
+        store.append_message(msg("m0", body_sealed=b"resent")),  # a resend
+        store.append_message(msg("s1", chat_id="shut")),
+        store.append_message(msg("g1", chat_id="ghost")),
+        store.append_message(msg("m2"), broken),
+        store.append_message(msg("m3"), [event("e3")]),
+        return_exceptions=True,
+    )
+    m1, resent, shut, ghost, failed, m3 = outcomes
+    assert resent.duplicate and resent.message == first.message
+    assert isinstance(shut, ChatClosed) and isinstance(ghost, NotFound)
+    assert isinstance(failed, RuntimeError)
+    assert (m1.message.seq, m3.message.seq) == (2, 3)  # the resend gave its seq back
+    assert [m.msg_id for m in await store.messages_after("c1", 0)] == ["m0", "m1", "m3"]
+    assert (await store.get_chat("c1")).last_seq == 3
+    assert (await store.get_chat("shut")).last_seq == 0
+    assert sorted(i.idempotency_key for i in await store.list_events()) == ["e1", "e3"]
+    assert (await store.append_message(msg("m2"))).message.seq == 4  # gap-free after all
 
 
 # -- erase -----------------------------------------------------------------------------
