@@ -645,6 +645,14 @@ class QualityFacts:
 EventsArg = list[OutboxEvent] | Callable[[StoredMessage], list[OutboxEvent]] | None
 
 
+def events_for(stored: StoredMessage, events: EventsArg) -> list[OutboxEvent]:
+    """The outbox events to write with ``stored``. A caller may pass a builder instead of a
+    list because an event often needs the seq, which only the store assigns."""
+    if callable(events):
+        return events(stored)
+    return events or []
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistent state of one cipherdesk installation.

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
+import structlog
 
 from gateway.group_commit import GroupCommit
 from gateway.store import _rows
@@ -51,6 +52,7 @@ from gateway.store.base import (
     StoredMessage,
     StoreError,
     StoreUnavailable,
+    events_for,
 )
 from gateway.store.migrate import migrate_postgres, pg_current_version
 from gateway.store.sql import POSTGRES, Program, Query, write_rows
@@ -63,6 +65,8 @@ from gateway.store.sqlstore import (
     event_params,
     message_params,
 )
+
+log = structlog.get_logger("cipherdesk.store")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -203,7 +207,9 @@ class PostgresStore(SqlStore):
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 return await _append_together(conn, batch)
-        except Exception:
+        except Exception as exc:
+            # One line per failed batch: the per-append retries say what each append met.
+            log.warning("store.append_batch_failed", size=len(batch), error=type(exc).__name__)
             return [await self._append_alone(message, events) for message, events in batch]
 
     async def _append_alone(
@@ -241,9 +247,10 @@ _GIVE_SEQ_BACK = "UPDATE chats SET last_seq = last_seq - 1 WHERE id = $1"
 async def _append_in(
     conn: asyncpg.Connection, message: NewMessage, events: EventsArg
 ) -> AppendResult | Exception:
-    """Append ``message`` inside the caller's transaction. A refusal is returned, never
-    raised, so the rest of the transaction's batch stands; an exception raised here
-    (lost connection, constraint) fails the whole transaction."""
+    """Append ``message`` alone inside the caller's transaction, in the fewest round trips
+    for one append (an idle node, or a failed batch retried one by one). A refusal is
+    returned, never raised, so the caller can tell it from a failure; an exception raised
+    here (lost connection, constraint) fails the transaction."""
     seq = await conn.fetchval(_NEXT_SEQ, message.chat_id)
     if seq is None:  # unknown, erased or closed (a close holds the same row lock)
         return await _not_appended(conn, message)
@@ -255,8 +262,7 @@ async def _append_in(
     if inserted is None:  # a resend: the seq goes back (the row lock is still ours)
         await conn.execute(_GIVE_SEQ_BACK, message.chat_id)
         return await _not_appended(conn, message)
-    batch = events(stored) if callable(events) else (events or [])
-    if batch:
+    if batch := events_for(stored, events):
         await conn.executemany(POSTGRES.render(INSERT_EVENT), [event_params(e) for e in batch])
     return AppendResult(stored, duplicate=False)
 
@@ -305,8 +311,7 @@ async def _append_together(
             stored = _stored(message, last_seq[message.chat_id])
             known[(message.chat_id, message.msg_id)] = stored
             new_messages.append(POSTGRES.bind(message_params(stored)))
-            batch_events = events(stored) if callable(events) else (events or [])
-            new_events.extend(event_params(e) for e in batch_events)
+            new_events.extend(event_params(e) for e in events_for(stored, events))
             outcomes.append(AppendResult(stored, duplicate=False))
     if new_messages:
         await conn.executemany(POSTGRES.render(INSERT_MESSAGE), new_messages)

@@ -63,6 +63,7 @@ from gateway.store.base import (
     StoredMessage,
     StoreError,
     StoreUnavailable,
+    events_for,
 )
 from gateway.store.migrate import migrate_sqlite, sqlite_current_version
 from gateway.store.sql import SQLITE, Program, Query, drive, placeholders
@@ -312,8 +313,7 @@ class SqliteStore(SqlStore):
             )
             c.execute(INSERT_MESSAGE, SQLITE.bind(message_params(stored)))
             c.execute("UPDATE chats SET last_seq = ? WHERE id = ?", (seq, message.chat_id))
-            batch = events(stored) if callable(events) else (events or [])
-            if batch:
+            if batch := events_for(stored, events):
                 c.executemany(INSERT_EVENT, [event_params(e) for e in batch])
             return AppendResult(stored, duplicate=False)
 

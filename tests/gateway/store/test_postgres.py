@@ -7,6 +7,7 @@ import asyncio
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.store import AuditEvent
 from gateway.store.migrate import latest_version
@@ -106,5 +107,37 @@ async def test_appends_arriving_together_share_a_transaction(postgres_dsn: str) 
         calls = store._appends.calls
         assert (await store.append_message(msg("late", chat_id="c1"))).message.seq == 11
         assert store._appends.calls == calls + 1
+    finally:
+        await store.close()
+
+
+async def test_failed_batch_logs_one_line_and_retries_each_append(postgres_dsn: str) -> None:
+    """A batch that fails as a whole is named in one log line (its size and the error's
+    type, never a message's content) and then each append is tried on its own."""
+    store = PostgresStore(postgres_dsn)
+    await store.open()
+    try:
+        await setup_chat(store)
+
+        def broken(_stored: object) -> list:
+            raise RuntimeError("secret 4111111111111111")
+
+        with capture_logs() as logs:
+            good, bad = await asyncio.gather(
+                store.append_message(msg("m1")),
+                store.append_message(msg("m2"), broken),
+                return_exceptions=True,
+            )
+        failed = [entry for entry in logs if entry["event"] == "store.append_batch_failed"]
+        assert failed == [
+            {
+                "event": "store.append_batch_failed",
+                "size": 2,
+                "error": "RuntimeError",
+                "log_level": "warning",
+            }
+        ]
+        assert "4111" not in repr(logs)
+        assert good.message.seq == 1 and isinstance(bad, RuntimeError)
     finally:
         await store.close()
