@@ -58,8 +58,10 @@ from gateway.store.migrate import migrate_postgres, pg_current_version
 from gateway.store.sql import POSTGRES, Program, Query, write_rows
 from gateway.store.sqlstore import (
     DUE_HEADS,
+    EVENT_INSERT_COLS,
     INSERT_EVENT,
     INSERT_MESSAGE,
+    ON_DUPLICATE_EVENT,
     SELECT_MESSAGE,
     SqlStore,
     event_params,
@@ -125,6 +127,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool. asyncpg's default sends
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` — one more round trip
+    after every store call — to undo session state this store never creates (it takes
+    advisory locks only per transaction, and never LISTENs, SETs or keeps a cursor
+    outside its transaction). asyncpg still rolls back a transaction left open."""
+
+
 class PostgresStore(SqlStore):
     """:class:`gateway.store.base.Store` on PostgreSQL."""
 
@@ -153,7 +163,11 @@ class PostgresStore(SqlStore):
         if self._pool is not None:
             return
         pool = await asyncpg.create_pool(
-            self.dsn, min_size=self.min_size, max_size=self.max_size, init=_init_connection
+            self.dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            init=_init_connection,
+            reset=_keep_session,
         )
         try:
             async with pool.acquire() as conn:
@@ -314,17 +328,45 @@ async def _append_together(
             new_events.extend(event_params(e) for e in events_for(stored, events))
             outcomes.append(AppendResult(stored, duplicate=False))
     if new_messages:
-        await conn.executemany(POSTGRES.render(INSERT_MESSAGE), new_messages)
         grown = [cid for cid, seq in last_seq.items() if seq != chats[cid]["last_seq"]]
         await conn.execute(
-            "UPDATE chats SET last_seq = v.seq FROM unnest($1::text[], $2::bigint[]) AS v(id, seq)"
-            " WHERE chats.id = v.id",
+            _WRITE_BATCH,
+            *_columns(new_messages, len(_MESSAGE_TYPES)),
             grown,
             [last_seq[cid] for cid in grown],
+            *_columns(new_events, len(_EVENT_TYPES)),
         )
-    if new_events:
-        await conn.executemany(POSTGRES.render(INSERT_EVENT), new_events)
     return outcomes
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """``rows`` as one list per column (the arrays a set-based statement unnests)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _unnest(types: tuple[str, ...], first: int) -> str:
+    """``unnest`` of one array parameter per type, numbered from ``first``, in order."""
+    arrays = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(types))
+    names = ", ".join(f"c{i}" for i in range(len(types)))
+    return f"SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n"
+
+
+_MESSAGE_TYPES = ("text", "bigint", "text", "text", "float8", "bytea", "text", "jsonb")
+"""PostgreSQL types of ``MESSAGE_COLS``, in order."""
+_EVENT_TYPES = ("text", "text", "text", "text", "bytea", "text", "float8", "float8")
+"""PostgreSQL types of ``EVENT_INSERT_COLS``, in order."""
+_WRITE_BATCH = (
+    f"WITH new_messages AS (INSERT INTO messages ({MESSAGE_COLS})"
+    f" {_unnest(_MESSAGE_TYPES, 1)}),"
+    " grown AS (UPDATE chats SET last_seq = g.seq"
+    " FROM unnest($9::text[], $10::bigint[]) AS g(id, seq) WHERE chats.id = g.id),"
+    f" new_events AS (INSERT INTO outbox ({EVENT_INSERT_COLS})"
+    f" {_unnest(_EVENT_TYPES, 11)}{ON_DUPLICATE_EVENT})"
+    " SELECT 1"
+)
+"""A batch's writes in one statement: its messages, its chats' new ``last_seq`` and its
+outbox events, each from arrays (one per column), rows in array order so outbox ids
+follow the order of the appends."""
 
 
 def _stored(message: NewMessage, seq: int) -> StoredMessage:

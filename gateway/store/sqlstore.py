@@ -105,10 +105,14 @@ T = TypeVar("T")
 
 NONCE_PURGE_INTERVAL = 60.0
 
+EVENT_INSERT_COLS = (
+    "tenant_id, plugin, event_type, idempotency_key, payload_sealed, chat_id, created_at,"
+    " next_attempt_at"
+)
+"""The outbox columns an event is written with (:func:`event_params` gives their values)."""
+ON_DUPLICATE_EVENT = " ON CONFLICT (plugin, idempotency_key) DO NOTHING"
 INSERT_EVENT = (
-    "INSERT INTO outbox (tenant_id, plugin, event_type, idempotency_key, payload_sealed,"
-    " chat_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (plugin, idempotency_key) DO NOTHING"
+    f"INSERT INTO outbox ({EVENT_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + ON_DUPLICATE_EVENT
 )
 DUE_HEADS = (
     "SELECT o.id FROM outbox o"

@@ -141,3 +141,32 @@ async def test_failed_batch_logs_one_line_and_retries_each_append(postgres_dsn: 
         assert good.message.seq == 1 and isinstance(bad, RuntimeError)
     finally:
         await store.close()
+
+
+async def test_pooled_connection_goes_back_without_a_reset_round_trip(
+    postgres_dsn: str,
+) -> None:
+    """The pool does not send asyncpg's reset statement after every store call (the store
+    leaves no session state), and a transaction left open is still rolled back."""
+    store = PostgresStore(postgres_dsn, max_size=2)
+    await store.open()
+    watcher = await asyncpg.connect(postgres_dsn)
+    try:
+        await setup_chat(store)
+        assert (await store.get_chat("c1")) is not None
+        last_statements = await watcher.fetch(
+            "SELECT query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert last_statements
+        assert not any("RESET ALL" in row["query"] for row in last_statements)
+        async with store.pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("UPDATE chats SET last_seq = 99 WHERE id = 'c1'")
+        async with store.pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+        assert (await store.get_chat("c1")).last_seq == 0
+    finally:
+        await watcher.close()
+        await store.close()
