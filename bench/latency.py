@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/latency.py [--chats 1000] [--agents 50] [--seconds 60]
         [--customer-procs 2] [--store postgresql://…] [--redis redis://…] [--workers 2]
+        [--echoes]
 
 The gateway runs as ``cipherdesk serve`` in its own process (or a supervisor with
 ``--workers`` worker processes, which needs ``--store`` PostgreSQL and ``--redis``).
@@ -19,6 +20,9 @@ measured window (``--keep-load-gc`` leaves it on): its pauses are the harness's,
 gateway's. Reported: p50 / p99 / p99.9 latency, messages, set-up time and
 the server's CPU (user+system of the server process and its workers over the run, from
 /proc) as a share of one core.
+
+Customers and agents connect as the widget and the console do, without the echo of their
+own messages (``key.echo: false``); ``--echoes`` asks for it, to measure what it costs.
 
 Rate limits are lifted (one loopback address plays every customer); agents and their
 sessions are created in the store before the server starts (login is not measured).
@@ -112,7 +116,7 @@ def quiet_load_gc(keep: bool) -> None:
 
 
 def customers_process(
-    base: str, key: str, count: int, seconds: float, keep_gc: bool, conn: Any
+    base: str, key: str, count: int, seconds: float, keep_gc: bool, echo: bool, conn: Any
 ) -> None:
     """Open ``count`` chats, report their ids, then talk at the customers' pace."""
     quiet_logs()
@@ -127,7 +131,7 @@ def customers_process(
 
         async def open_one(i: int) -> None:
             async with gate:
-                client = CustomerClient(base, "demo", origin=base, gateway_key=key)
+                client = CustomerClient(base, "demo", origin=base, gateway_key=key, echo=echo)
                 await client.connect()
                 await client.open(profile={"name": f"Customer {i}", "topic": "parcel"})
                 clients.append(client)
@@ -161,7 +165,9 @@ def customers_process(
     asyncio.run(main())
 
 
-def agents_process(base: str, key: str, tokens: list[str], keep_gc: bool, conn: Any) -> None:
+def agents_process(
+    base: str, key: str, tokens: list[str], keep_gc: bool, echo: bool, conn: Any
+) -> None:
     """Accept the chats handed over, answer every customer message, measure latency."""
     quiet_logs()
     raise_fd_limit(len(tokens) * 2 + 256)
@@ -170,7 +176,9 @@ def agents_process(base: str, key: str, tokens: list[str], keep_gc: bool, conn: 
         from gateway.protocol import AgentMsg, Msg
         from gateway.sdk.client import AgentClient
 
-        agents = [AgentClient(base, token=t, origin=base, gateway_key=key) for t in tokens]
+        agents = [
+            AgentClient(base, token=t, origin=base, gateway_key=key, echo=echo) for t in tokens
+        ]
         gate = asyncio.Semaphore(BATCH)
 
         async def connect(agent: AgentClient) -> None:
@@ -263,7 +271,8 @@ async def run(args: argparse.Namespace) -> None:
             setup_start = time.monotonic()
             agent_end, agent_child = ctx.Pipe()
             agents = ctx.Process(
-                target=agents_process, args=(base, key, tokens, args.keep_load_gc, agent_child)
+                target=agents_process,
+                args=(base, key, tokens, args.keep_load_gc, args.echoes, agent_child),
             )
             agents.start()
             procs.append(agents)
@@ -274,7 +283,7 @@ async def run(args: argparse.Namespace) -> None:
                 end, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=customers_process,
-                    args=(base, key, share, args.seconds, args.keep_load_gc, child),
+                    args=(base, key, share, args.seconds, args.keep_load_gc, args.echoes, child),
                 )
                 proc.start()
                 procs.append(proc)
@@ -290,7 +299,8 @@ async def run(args: argparse.Namespace) -> None:
                 f"latency: {len(chats)} chats, {args.agents} agents, set-up {setup:.1f} s "
                 f"(batches of {BATCH}), {os.cpu_count()} CPUs, workers {args.workers}, "
                 f"store {'PostgreSQL' if args.store else 'SQLite'}, load processes' GC "
-                f"{'on' if args.keep_load_gc else 'off'}",
+                f"{'on' if args.keep_load_gc else 'off'}, echoes of own messages "
+                f"{'on' if args.echoes else 'off (as the widget and console connect)'}",
                 flush=True,
             )
             cpu_start, wall_start = cpu_seconds(server.pid), time.monotonic()
@@ -326,7 +336,10 @@ async def run(args: argparse.Namespace) -> None:
         f"customer→agent latency: p50 {pct(ordered, 0.5):.1f} ms   p99 {pct(ordered, 0.99):.1f} ms"
         f"   p99.9 {pct(ordered, 0.999):.1f} ms   max {ordered[-1] if ordered else 0:.1f} ms"
     )
-    print(f"server CPU: {cpu:.1f} s over {wall:.1f} s = {100 * cpu / wall:.0f}% of one core")
+    print(
+        f"server CPU: {cpu:.1f} s over {wall:.1f} s = {100 * cpu / wall:.0f}% of one core,"
+        f" {cpu / max(1, sent + answered) * 1e6:.0f} µs per message (customers' and answers)"
+    )
 
 
 def main() -> None:
@@ -343,6 +356,12 @@ def main() -> None:
         action="store_true",
         help="leave the load processes' garbage collector on while measuring (their pauses "
         "then count as latency; see quiet_load_gc)",
+    )
+    parser.add_argument(
+        "--echoes",
+        action="store_true",
+        help="customers and agents ask for the echo of their own messages (the SDK's "
+        "default); without it they connect as the widget and the console do",
     )
     args = parser.parse_args()
     if args.workers > 1 and not (args.store and args.redis):

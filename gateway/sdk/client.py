@@ -238,8 +238,12 @@ class _SecureClient:
         gateway_key: str | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
         max_buffer: int = 10_000,
+        echo: bool = True,
     ) -> None:
         self.url = url
+        self.echo = echo
+        """False: messages this connection stores exactly as sent are not sent back to it
+        (as the widget and the console ask); their ``ack`` carries seq and time."""
         self.origin = origin
         self.headers = dict(headers or {})
         self.gateway_key = gateway_key
@@ -330,7 +334,7 @@ class _SecureClient:
         key = Key(
             client_pk=b64encode(bytes(private.public_key)),
             resume=self._resume_frame(),
-            echo=self._wants_echo(),
+            echo=self.echo,
         )
         await ws.send(encode(key), text=True)
         self.hello = hello
@@ -338,9 +342,6 @@ class _SecureClient:
 
     def _resume_frame(self) -> Resume | None:
         return None
-
-    def _wants_echo(self) -> bool:
-        return True
 
     async def _after_handshake(self) -> Any:
         return None
@@ -632,6 +633,7 @@ class CustomerClient(_SecureClient):
             origin=origin,
             gateway_key=gateway_key,
             open_timeout=open_timeout,
+            echo=echo,
         )
         self.tenant = tenant
         self.chat: str | None = resume.chat if resume else None
@@ -641,16 +643,12 @@ class CustomerClient(_SecureClient):
         self.welcome: Welcome | None = None
         self.outbox: OrderedDict[str, str] = OrderedDict()
         self._resuming = resume is not None
-        self._echo = echo
 
     @property
     def resume_info(self) -> ResumeInfo | None:
         if self.chat is None or self.token is None:
             return None
         return ResumeInfo(self.chat, self.token, self.last_seq)
-
-    def _wants_echo(self) -> bool:
-        return self._echo
 
     def _resume_frame(self) -> Resume | None:
         info = self.resume_info if self._resuming else None
@@ -798,7 +796,10 @@ class AgentClient(_SecureClient):
         origin: str | None = None,
         gateway_key: str | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
+        echo: bool = True,
     ) -> None:
+        """``echo=False``: replies stored exactly as sent are not sent back to this
+        connection (as the console asks); the ``ack`` then carries their time."""
         if (token is None) == (cookie is None):
             raise ValueError("give exactly one of token (Bearer) or cookie")
         headers = (
@@ -810,6 +811,7 @@ class AgentClient(_SecureClient):
             headers=headers,
             gateway_key=gateway_key,
             open_timeout=open_timeout,
+            echo=echo,
         )
         self.ready: Ready | None = None
         self.chats: set[str] = set()  # chats assigned to this agent, as far as we know

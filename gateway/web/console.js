@@ -164,6 +164,9 @@ function connect() {
   const url = location.origin.replace(/^http/, 'ws') + '/ws/agent' + device;
   S.ready = false;
   S.sock = new P.SecureSocket(url, {
+    // echo: false -- our own replies are on the page already (sendReply); the ack carries
+    // their seq and time, and only a reply the policy changed comes back (masked).
+    keyExtra: () => ({ echo: false }),
     onready: () => setConn(t('console.conn.connected'), 'ok'),
     onframe: onFrame,
     onclose: (info) => {

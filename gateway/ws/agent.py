@@ -45,6 +45,7 @@ from gateway.services import SERVICES, STORE_UNAVAILABLE_REASON, Services, serve
 from gateway.sessions import AgentContext, token_from_request
 from gateway.store.base import Chat, E2EDevice, StoreUnavailable
 from gateway.ws.connection import ProtocolViolation, SecureConnection
+from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
 log = structlog.get_logger("cipherdesk.ws.agent")
@@ -66,6 +67,8 @@ class AgentSession:
         ctx: AgentContext,
         ip: str,
         device: E2EDevice | None = None,
+        *,
+        echo: bool = True,
     ) -> None:
         self.conn = conn
         # The certified e2e device this socket speaks for: it receives that device's
@@ -76,9 +79,11 @@ class AgentSession:
         self.ip = ip
         self.chats: set[str] = set()  # assigned to this agent
         self.watching: set[str] = set()
+        # ``key.echo: false``: the console shows its own replies as it sends them.
+        self.echoes = None if echo else EchoFilter("agent")
         # A gap the store cannot fill ends the connection; the client resumes (feed.py).
         self.feed = ChatFeed(
-            conn.send,
+            self._show,
             svc.chats.messages,
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
@@ -111,6 +116,11 @@ class AgentSession:
         else:
             log.error("ws_background_failed", error=type(exc).__name__, where=error_location(exc))
             self.conn.abort(CloseCode.INTERNAL, "internal error")
+
+    def _show(self, msg: Msg) -> None:
+        """The feed's output: every message in seq order, but an unneeded echo."""
+        if self.echoes is None or not self.echoes.swallows(msg):
+            self.conn.send(msg)
 
     # ------------------------------------------------------------------ bus events
 
@@ -291,6 +301,8 @@ class AgentSession:
                 raise ChatError("too_long", "message too long")
             if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
                 return
+            if self.echoes is not None:  # before posting: the echo may overtake the ack
+                self.echoes.expect(frame.chat, frame.id, frame.text)
             outcome = await chats.post_agent_message(p, frame.chat, frame.id, frame.text)
             if outcome.ack is not None:
                 self.conn.send(outcome.ack)
@@ -453,12 +465,12 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         return ctx
 
     async def body(conn: SecureConnection, ctx: AgentContext, ip: str) -> None:
-        await conn.handshake(svc.guard.advertised_limits())
+        key = await conn.handshake(svc.guard.advertised_limits())
         device_id = request.query.get("device", "")
         device = None
         if 0 < len(device_id) <= 64:  # an uncertified or foreign device is simply none
             device = await svc.e2e.usable_device(ctx.agent.id, device_id)
-        session = AgentSession(conn, svc, ctx, ip, device)
+        session = AgentSession(conn, svc, ctx, ip, device, echo=key.echo)
         with contextlib.suppress(asyncio.CancelledError):
             await session.run()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from typing import Any
 
 import structlog
@@ -38,47 +36,10 @@ from gateway.protocol import (
 from gateway.services import SERVICES, Services, serve_connection
 from gateway.store.base import Chat, Tenant
 from gateway.ws.connection import ProtocolViolation, SecureConnection
+from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 
 log = structlog.get_logger("cipherdesk.ws.customer")
-
-#: Messages a connection without echoes may have in flight; older ones age out (their echo
-#: is then sent: one frame the client did not need, nothing lost).
-MAX_AWAITED_ECHOES = 32
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-class EchoFilter:
-    """For a client that said ``key.echo: false``: the messages it wrote on this connection
-    whose echo is still due, with a digest of the text it wrote. Their echo is one seal and
-    one frame per message the client does not need -- it shows its own text already and the
-    ``ack`` carries seq and time. An echo is swallowed only when it carries exactly the text
-    written (nothing masked), so the client still learns what was delivered when the policy
-    changed it; files, e2e messages and every message on other connections pass. An echo
-    that never comes (blocked, limited, or a duplicate the feed had passed) ages out. Kept
-    as 16-byte digests, so a connection holds at most ``limit`` of them however long its
-    messages were."""
-
-    def __init__(self, limit: int = MAX_AWAITED_ECHOES) -> None:
-        self._limit = limit
-        self._digests: OrderedDict[str, bytes] = OrderedDict()
-
-    def expect(self, msg_id: str, text: str) -> None:
-        """``msg_id`` is about to be posted with ``text``."""
-        self._digests[msg_id] = _digest(text)
-        self._digests.move_to_end(msg_id)
-        if len(self._digests) > self._limit:
-            self._digests.popitem(last=False)
-
-    def swallows(self, msg: Msg) -> bool:
-        """True when ``msg`` is the unchanged echo of an expected message (forgotten then)."""
-        if msg.sender != "customer" or msg.id is None or msg.file is not None or msg.c:
-            return False
-        digest = self._digests.pop(msg.id, None)
-        return digest is not None and digest == _digest(msg.text)
 
 
 class CustomerSession:
@@ -148,7 +109,7 @@ class CustomerSession:
 
     async def run(self, key: Key) -> None:
         if not key.echo:
-            self.echoes = EchoFilter()
+            self.echoes = EchoFilter("customer")
         # Service notices (tenant frozen / live again) reach every live customer socket.
         await self.conn.subscribe(customers_topic(self.tenant_id), self._on_event)
         if key.resume is not None:
@@ -200,7 +161,7 @@ class CustomerSession:
             ):
                 return
             if self.echoes is not None:  # before posting: the echo may overtake the ack
-                self.echoes.expect(frame.id, frame.text)
+                self.echoes.expect(chat_id, frame.id, frame.text)
             outcome = await chats.post_customer_message(
                 self.tenant_id, chat_id, frame.id, frame.text, self.chat
             )

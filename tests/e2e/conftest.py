@@ -57,10 +57,11 @@ class SocketGateway:
         self.ids[email] = agent.id
         return agent.id
 
-    async def connect(self, email: str) -> AgentClient:
-        """A console socket for an agent logged in with :meth:`login`."""
+    async def connect(self, email: str, **kw: Any) -> AgentClient:
+        """A console socket for an agent logged in with :meth:`login` (``kw`` as
+        ``AgentClient``'s, e.g. ``echo=False``)."""
         client = AgentClient(
-            self.base, token=self.tokens[email], gateway_key=self.svc.identity.verify_key_b64
+            self.base, token=self.tokens[email], gateway_key=self.svc.identity.verify_key_b64, **kw
         )
         await client.connect()
         return client

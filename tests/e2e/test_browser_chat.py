@@ -225,3 +225,48 @@ async def test_masked_card_and_xss_rendered_as_text(browser, gateway):
     finally:
         await ctx_a.close()
         await ctx_c.close()
+
+
+async def test_console_shows_each_reply_once_without_echoes(browser, gateway):
+    """The console asks for no echo of its own replies (issue 18): an unchanged reply is
+    ticked stored by its ack, a reply the policy masked is rewritten by the one echo that
+    still comes, and no reply is shown twice."""
+    tenant = await gateway.svc.store.get_tenant("demo")
+    tenant.settings = {**tenant.settings, "policy": {"actions": {"phone": {"agent": "mask"}}}}
+    await gateway.svc.store.update_tenant(tenant)
+    gateway.svc.tenants.invalidate("demo")
+    await gateway.agent("ana@example.com", name="Ana")
+    ctx_a, ana = await new_page(browser)
+    ctx_c, customer = await new_page(browser)
+    keys: list[dict] = []
+    ana.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framesent",
+            lambda sent: keys.append(json.loads(sent)) if '"t":"key"' in str(sent) else None,
+        ),
+    )
+    try:
+        await login_console(ana, gateway, "ana@example.com")
+        await open_widget(customer, gateway, name="Ada")
+        await ana.locator(".queue-item button", has_text="Accept").click()
+        await expect(customer.locator(".status")).to_have_text("Chatting with Ana")
+        assert keys and all(k["echo"] is False for k in keys)
+
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await agent_says(ana, "On it.")
+        await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "stored")
+        await agent_says(ana, "Call us on 13812345678")
+        await expect(customer.locator(".msg.agent .text")).to_have_count(2)
+        masked = await customer.locator(".msg.agent .text").nth(1).text_content()
+        assert "13812345678" not in masked and masked.endswith("5678")
+        await expect(pane.locator(".msg.me .text")).to_have_text(["On it.", masked])
+        await customer_says(customer, "thanks")  # after both replies in seq order
+        await expect(pane.locator(".msg.them .text")).to_have_text(["thanks"])
+        await expect(pane.locator(".msg.me .text")).to_have_text(["On it.", masked])
+        await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "stored")
+        for page in (ana, customer):
+            assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx_a.close()
+        await ctx_c.close()
