@@ -7,6 +7,7 @@ browser is shared per module, every test gets a fresh gateway and fresh contexts
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -167,6 +168,19 @@ async def new_page(
     page.on("console", on_console)
     page.js_errors = errors  # type: ignore[attr-defined]
     return context, page
+
+
+def key_frames(page: Page) -> list[dict[str, Any]]:
+    """The handshake ``key`` frames ``page`` sends from now on (the one frame sent in the
+    clear), as they arrive: what a client asks of the gateway (echo, resume)."""
+    keys: list[dict[str, Any]] = []
+
+    def on_sent(sent: Any) -> None:
+        if '"t":"key"' in str(sent):
+            keys.append(json.loads(sent))
+
+    page.on("websocket", lambda ws: ws.on("framesent", on_sent))
+    return keys
 
 
 async def login_console(page: Page, gw: Gateway, email: str, path: str = "/console") -> None:

@@ -13,6 +13,7 @@ from tests.e2e.browser import (
     agent_says,
     customer_says,
     expect,
+    key_frames,
     login_console,
     new_page,
     open_widget,
@@ -107,14 +108,7 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
         await login_console(ana, gateway, "ana@example.com")
         # The handshake's key frame is the one frame sent in the clear: the widget asks
         # for no echo of its own messages (it shows them; resumes replay them).
-        keys: list[dict] = []
-        customer.on(
-            "websocket",
-            lambda ws: ws.on(
-                "framesent",
-                lambda sent: keys.append(json.loads(sent)) if '"t":"key"' in str(sent) else None,
-            ),
-        )
+        keys = key_frames(customer)
         await open_widget(customer, gateway, name="Grace")
         assert [(k["echo"], "resume" in k) for k in keys] == [(False, False)]
         await ana.locator(".queue-item button", has_text="Accept").click()
@@ -238,14 +232,7 @@ async def test_console_shows_each_reply_once_without_echoes(browser, gateway):
     await gateway.agent("ana@example.com", name="Ana")
     ctx_a, ana = await new_page(browser)
     ctx_c, customer = await new_page(browser)
-    keys: list[dict] = []
-    ana.on(
-        "websocket",
-        lambda ws: ws.on(
-            "framesent",
-            lambda sent: keys.append(json.loads(sent)) if '"t":"key"' in str(sent) else None,
-        ),
-    )
+    keys = key_frames(ana)
     try:
         await login_console(ana, gateway, "ana@example.com")
         await open_widget(customer, gateway, name="Ada")
