@@ -13,13 +13,14 @@ Concurrency rules, all under READ COMMITTED:
   and fails with :class:`NotFound`.
 - Appends are group-committed (``gateway/group_commit.py``): appends that arrive while
   ``APPENDS_IN_FLIGHT`` transactions are out share the next transaction, written in a
-  fixed number of statements however many it holds (lock and read the chats, look the
-  message ids up, then insert the messages, set the seqs, insert the events), so a busy
-  node pays a handful of round trips, one COMMIT (and WAL flush) and one pooled
-  connection per batch instead of five round trips per message; an idle node still sends
-  each append at once, on its own. A batch locks its chats in id order (batches in flight
-  never wait on each other in a cycle), and one that fails as a whole (a lost
-  connection, a deadlock with another transaction, an event builder that raised) is
+  fixed number of statements however many it holds (look the message ids up, lock and
+  read the chats, then one statement inserts the messages, sets the seqs and inserts the
+  events), so a busy node pays a handful of round trips, one COMMIT (and WAL flush) and
+  one pooled connection per batch instead of five round trips per message; an idle node
+  still sends each append at once, on its own. A batch locks its chats in id order
+  (batches in flight never wait on each other in a cycle) and holds the locks for two
+  round trips, and one that fails as a whole (a lost connection, a deadlock with another
+  transaction, an event builder that raised, a resend that raced its first copy) is
   retried append by append, so one bad append fails alone.
 - ``enqueue_events`` locks the chat rows of its events the same way before inserting,
   so outbox ids of one chat are assigned in commit order (the dispatcher relies on
@@ -284,20 +285,18 @@ async def _append_in(
 async def _append_together(
     conn: asyncpg.Connection, batch: list[_Append]
 ) -> list[AppendResult | Exception]:
-    """Append ``batch`` inside the caller's transaction in a fixed number of round trips,
-    however many appends it holds: lock the chats (in id order, as every batch does) and
-    read their state, look the message ids up, decide in order here, then write messages,
-    seqs and events with one statement each. A refusal is returned, never raised; an
-    exception raised here fails the whole transaction."""
-    chat_ids = sorted({message.chat_id for message, _ in batch})
-    chats = {
-        row["id"]: row
-        for row in await conn.fetch(
-            "SELECT id, last_seq, erased, state FROM chats WHERE id = ANY($1::text[])"
-            " ORDER BY id FOR NO KEY UPDATE",
-            chat_ids,
-        )
-    }
+    """Append ``batch`` inside the caller's transaction in three round trips, however many
+    appends it holds: look the message ids up, lock the chats (in id order, as every batch
+    does) and read their state, decide in order here, then write messages, seqs and events
+    in one statement. A refusal is returned, never raised; an exception raised here fails
+    the whole transaction.
+
+    The lookup comes before the lock so that the locks are held for two round trips (the
+    write and the COMMIT), not three: appends to the same chats wait for each other there.
+    A resend whose first copy commits between the lookup and the lock is then missed, and
+    the write meets the unique key on ``(chat_id, msg_id)``: the batch fails and is retried
+    append by append, where the resend is found (rare: it needs the first copy still in
+    another transaction when the resend arrives)."""
     known: dict[tuple[str, str], StoredMessage] = {
         (row["chat_id"], row["msg_id"]): _rows.message(row, POSTGRES.load_json)
         for row in await conn.fetch(
@@ -305,6 +304,15 @@ async def _append_together(
             " WHERE (chat_id, msg_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
             [message.chat_id for message, _ in batch],
             [message.msg_id for message, _ in batch],
+        )
+    }
+    chat_ids = sorted({message.chat_id for message, _ in batch})
+    chats = {
+        row["id"]: row
+        for row in await conn.fetch(
+            "SELECT id, last_seq, erased, state FROM chats WHERE id = ANY($1::text[])"
+            " ORDER BY id FOR NO KEY UPDATE",
+            chat_ids,
         )
     }
     last_seq = {chat_id: int(row["last_seq"]) for chat_id, row in chats.items()}

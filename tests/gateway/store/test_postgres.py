@@ -170,3 +170,44 @@ async def test_pooled_connection_goes_back_without_a_reset_round_trip(
     finally:
         await watcher.close()
         await store.close()
+
+
+async def test_a_resend_racing_its_first_copy_is_found_on_the_retry(postgres_dsn: str) -> None:
+    """A batch looks its message ids up before it locks its chats. A resend whose first
+    copy commits in between is missed by the lookup; the write then meets the unique key,
+    and the retry append by append returns the stored message: nothing is stored twice."""
+    store = PostgresStore(postgres_dsn)
+    await store.open()
+    first_copy = await asyncpg.connect(postgres_dsn)
+    try:
+        await setup_chat(store)
+        tx = first_copy.transaction()
+        await tx.start()
+        await first_copy.execute("UPDATE chats SET last_seq = 1 WHERE id = 'c1'")
+        await first_copy.execute(
+            "INSERT INTO messages (chat_id, seq, msg_id, sender, ts, body_sealed)"
+            " VALUES ('c1', 1, 'm1', 'customer', 1.0, '\\x01')"
+        )
+        with capture_logs() as logs:
+            appends = asyncio.gather(
+                store.append_message(msg("m1")), store.append_message(msg("m2"))
+            )
+            for _ in range(500):  # until the batch waits for the chat's row lock
+                waiting = await first_copy.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting, "the batch never waited for the lock"
+            await tx.commit()
+            resent, second = await appends
+        assert resent.duplicate and resent.message.seq == 1
+        assert resent.message.body_sealed == b"\x01"
+        assert not second.duplicate and second.message.seq == 2
+        assert [entry["event"] for entry in logs].count("store.append_batch_failed") == 1
+        assert [m.msg_id for m in await store.messages_after("c1", 0)] == ["m1", "m2"]
+    finally:
+        await first_copy.close()
+        await store.close()
