@@ -15,6 +15,8 @@ per pair; latency from the customer's send to the agent's receipt):
     1node-2workers one node running ``server.workers = 2`` (gateway/workers.py: two
                    processes on one port, Redis bus and Redis rate limits); connections
                    spread over both workers by the kernel
+    1node-redisrl  one worker with what each of those two uses: Redis bus and Redis rate
+                   limits -- the fair baseline of 1node-2workers
 
 Same store everywhere, so 1node-redis minus 1node-mem is the cost of the Redis hop (seal +
 PUBLISH + subscriber read + open), and the 2-node rows add the second process
@@ -54,13 +56,14 @@ from gateway.sdk.client import AgentClient, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
 from tests.services import postgres_server, redis_server
 
-SETUPS = (  # name, nodes, bus, worker processes per node
+SETUPS = (  # name, nodes, bus, worker processes per node (Redis rate limits: see run)
     ("1node-mem", 1, "", 1),
     ("1node-redis", 1, "redis", 1),
     ("1node-rlf", 1, "redis&local_first=1", 1),
     ("2nodes-redis", 2, "redis", 1),
     ("2nodes-rlf", 2, "redis&local_first=1", 1),
     ("1node-2workers", 1, "redis", 2),
+    ("1node-redisrl", 1, "redis", 1),
 )
 
 
@@ -212,7 +215,9 @@ async def run(args: argparse.Namespace) -> None:
                     store_url=dsn,
                     bus_url=bus,
                     # Workers need shared budgets (gateway/workers.py): Redis limits.
-                    ratelimit_url=redis.url if workers > 1 else "memory://",
+                    ratelimit_url=redis.url
+                    if workers > 1 or name == "1node-redisrl"
+                    else "memory://",
                     master_key=master_key,
                     config_toml=limits_toml(),
                     extra_env={"CIPHERDESK_SERVER_WORKERS": str(workers)},
@@ -235,6 +240,8 @@ async def run(args: argparse.Namespace) -> None:
         ("2nodes-redis", "1node-redis"),
         ("2nodes-rlf", "1node-rlf"),
         ("1node-2workers", "1node-redis"),
+        ("1node-redisrl", "1node-redis"),
+        ("1node-2workers", "1node-redisrl"),
     ):
         if name in results and base in results:
             print(f"{name} vs {base}: {compare(results[name], results[base])}")
