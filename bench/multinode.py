@@ -56,14 +56,15 @@ from gateway.sdk.client import AgentClient, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, new_master_key
 from tests.services import postgres_server, redis_server
 
-SETUPS = (  # name, nodes, bus, worker processes per node (Redis rate limits: see run)
-    ("1node-mem", 1, "", 1),
-    ("1node-redis", 1, "redis", 1),
-    ("1node-rlf", 1, "redis&local_first=1", 1),
-    ("2nodes-redis", 2, "redis", 1),
-    ("2nodes-rlf", 2, "redis&local_first=1", 1),
-    ("1node-2workers", 1, "redis", 2),
-    ("1node-redisrl", 1, "redis", 1),
+SETUPS = (  # name, nodes, bus, worker processes per node, Redis rate limits
+    ("1node-mem", 1, "", 1, False),
+    ("1node-redis", 1, "redis", 1, False),
+    ("1node-rlf", 1, "redis&local_first=1", 1, False),
+    ("2nodes-redis", 2, "redis", 1, False),
+    ("2nodes-rlf", 2, "redis&local_first=1", 1, False),
+    # Workers need shared budgets (gateway/workers.py): Redis limits.
+    ("1node-2workers", 1, "redis", 2, True),
+    ("1node-redisrl", 1, "redis", 1, True),
 )
 
 
@@ -202,7 +203,7 @@ async def run(args: argparse.Namespace) -> None:
         dsn = pg.create_database()
         try:
             tokens: list[str] | None = None
-            for index, (name, nodes, bus_kind, workers) in enumerate(SETUPS):
+            for index, (name, nodes, bus_kind, workers, redis_limits) in enumerate(SETUPS):
                 if args.only and name not in args.only:
                     continue
                 workdir = Path(tmp) / f"setup{index}"
@@ -214,10 +215,7 @@ async def run(args: argparse.Namespace) -> None:
                     workdir,
                     store_url=dsn,
                     bus_url=bus,
-                    # Workers need shared budgets (gateway/workers.py): Redis limits.
-                    ratelimit_url=redis.url
-                    if workers > 1 or name == "1node-redisrl"
-                    else "memory://",
+                    ratelimit_url=redis.url if redis_limits else "memory://",
                     master_key=master_key,
                     config_toml=limits_toml(),
                     extra_env={"CIPHERDESK_SERVER_WORKERS": str(workers)},

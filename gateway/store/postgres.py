@@ -363,13 +363,17 @@ _MESSAGE_TYPES = ("text", "bigint", "text", "text", "float8", "bytea", "text", "
 """PostgreSQL types of ``MESSAGE_COLS``, in order."""
 _EVENT_TYPES = ("text", "text", "text", "text", "bytea", "text", "float8", "float8")
 """PostgreSQL types of ``EVENT_INSERT_COLS``, in order."""
+_GROWN = len(_MESSAGE_TYPES) + 1
+"""Number of the first parameter after the message arrays: the grown chats' ids, then
+their seqs, then the event arrays."""
 _WRITE_BATCH = (
     f"WITH new_messages AS (INSERT INTO messages ({MESSAGE_COLS})"
     f" {_unnest(_MESSAGE_TYPES, 1)}),"
     " grown AS (UPDATE chats SET last_seq = g.seq"
-    " FROM unnest($9::text[], $10::bigint[]) AS g(id, seq) WHERE chats.id = g.id),"
+    f" FROM unnest(${_GROWN}::text[], ${_GROWN + 1}::bigint[]) AS g(id, seq)"
+    " WHERE chats.id = g.id),"
     f" new_events AS (INSERT INTO outbox ({EVENT_INSERT_COLS})"
-    f" {_unnest(_EVENT_TYPES, 11)}{ON_DUPLICATE_EVENT})"
+    f" {_unnest(_EVENT_TYPES, _GROWN + 2)}{ON_DUPLICATE_EVENT})"
     " SELECT 1"
 )
 """A batch's writes in one statement: its messages, its chats' new ``last_seq`` and its
