@@ -18,7 +18,7 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,7 +48,7 @@ from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
 from gateway.policy.split import SplitWindow
-from gateway.policy.types import Audience
+from gateway.policy.types import Audience, Decision
 from gateway.protocol import (
     Ack,
     ChatEvent,
@@ -141,6 +141,26 @@ class PostOutcome:
     ack: Ack | None
     notice: Notice | None
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedPost:
+    """A message whose append is queued: what relaying it needs once it is stored."""
+
+    tenant: Tenant
+    chat: Chat
+    key: bytes
+    msg_id: str
+    text: str  # as sent (for a supervisor flag's sealed original)
+    shown: str  # as the policy lets it through (what readers get)
+    decision: Decision
+    notice: Notice | None
+    builder: EventBuilder | None
+
+
+async def _settled(outcome: PostOutcome) -> PostOutcome:
+    """An outcome known before any storing (a blocked message), as a queued post's."""
+    return outcome
 
 
 @dataclass(slots=True)
@@ -365,9 +385,18 @@ class ChatService:
         """``chat`` is the connection's view of its chat (kept current by bus events); it
         saves a read per message. A chat it believes closed is re-read to be sure, and the
         store refuses appends to erased chats regardless."""
+        return await (await self.queue_customer_message(tenant_id, chat_id, msg_id, text, chat))
+
+    async def queue_customer_message(
+        self, tenant_id: str, chat_id: str, msg_id: str, text: str, chat: Chat | None = None
+    ) -> Awaitable[PostOutcome]:
+        """:meth:`post_customer_message` in two steps: returns once the message is checked
+        and its append queued (refusals raise here), with what gives its outcome once it
+        is stored and relayed. Messages queued one after the other are stored in that
+        order, so a connection reads its next frame meanwhile (gateway/ws/pipeline.py)."""
         chat = await self.customer_writable(tenant_id, chat_id, chat)
         _check_plain(chat)
-        return await self._post(chat, "customer", msg_id, text, agent=None)
+        return await self._queue_post(chat, "customer", msg_id, text, agent=None)
 
     async def customer_writable(self, tenant_id: str, chat_id: str, chat: Chat | None) -> Chat:
         """The chat a customer writes to, if they may: open, and consented when the
@@ -423,9 +452,15 @@ class ChatService:
     async def post_agent_message(
         self, principal: Principal, chat_id: str, msg_id: str, text: str
     ) -> PostOutcome:
+        return await (await self.queue_agent_message(principal, chat_id, msg_id, text))
+
+    async def queue_agent_message(
+        self, principal: Principal, chat_id: str, msg_id: str, text: str
+    ) -> Awaitable[PostOutcome]:
+        """:meth:`post_agent_message` in two steps (see :meth:`queue_customer_message`)."""
         chat = await self.agent_writable(principal, chat_id)
         _check_plain(chat)
-        return await self._post(chat, "agent", msg_id, text, agent=principal.agent_id)
+        return await self._queue_post(chat, "agent", msg_id, text, agent=principal.agent_id)
 
     async def post_helpdesk_reply(
         self, tenant_id: str, chat_id: str, msg_id: str, text: str, *, plugin: str, name: str
@@ -628,16 +663,22 @@ class ChatService:
         self, chat: Chat, message: NewMessage, builder: EventBuilder | None
     ) -> AppendResult:
         """Store a message (both modes) and note an agent's first reply."""
+        return await self._stored(chat, self.store.queue_append(message, builder))
+
+    async def _stored(self, chat: Chat, appended: Awaitable[AppendResult]) -> AppendResult:
+        """The result of an append (queued with ``Store.queue_append``), as the chat's
+        rules see it: a refusal as a ``ChatError``, an agent's first reply noted."""
         try:
-            result = await self.store.append_message(message, builder)
+            result = await appended
         except ChatClosed:
             # The service's view was stale (closed on another node or a moment ago): the
             # store checked the state in the append's own transaction and wrote nothing.
             raise ChatError("chat_closed", "this conversation is closed") from None
         except NotFound:
             raise ChatError("not_found", "no such chat") from None
-        if message.sender == "agent" and chat.answered_at is None and not result.duplicate:
-            await self._answered(chat, result.message.ts)
+        stored = result.message
+        if stored.sender == "agent" and chat.answered_at is None and not result.duplicate:
+            await self._answered(chat, stored.ts)
         return result
 
     async def _frame(self, key: bytes, chat_id: str, m: StoredMessage) -> Msg:
@@ -774,6 +815,20 @@ class ChatService:
     ) -> PostOutcome:
         """Policy, storage, events and relay of one message. With ``attachment`` (the
         stored file's ``file_meta``) the message carries a file and ``text`` is its name."""
+        return await (await self._queue_post(chat, sender, msg_id, text, agent, attachment))
+
+    async def _queue_post(
+        self,
+        chat: Chat,
+        sender: Direction,
+        msg_id: str,
+        text: str,
+        agent: str | None,
+        attachment: dict[str, Any] | None = None,
+    ) -> Awaitable[PostOutcome]:
+        """``_post`` up to the store: policy, sealing and events, then the append queued
+        (``Store.queue_append``). Returns what finishes it: the outcome once stored, after
+        the relay. Messages queued one after the other are stored in that order."""
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
@@ -802,7 +857,7 @@ class ChatService:
                     target=chat.id,
                     kinds=sorted(decision.kinds),
                 )
-            return PostOutcome(ack=None, notice=notice)
+            return _settled(PostOutcome(ack=None, notice=notice))
         key = await self.keys.get(chat.id)
         if key is None:
             raise ChatError("not_found", "no such chat")
@@ -822,21 +877,30 @@ class ChatService:
             engine.for_audience(text, decision, "plugin") or "",
             policy_meta,
         )
-        result = await self._append(
-            chat,
-            NewMessage(
-                chat_id=chat.id,
-                msg_id=stored_id,
-                sender=sender,
-                ts=now,
-                body_sealed=seal_text(key, chat.id, stored_id, decision.text),
-                sender_agent_id=agent,
-                policy=policy_meta,
-            ),
-            builder,
+        message = NewMessage(
+            chat_id=chat.id,
+            msg_id=stored_id,
+            sender=sender,
+            ts=now,
+            body_sealed=seal_text(key, chat.id, stored_id, decision.text),
+            sender_agent_id=agent,
+            policy=policy_meta,
         )
+        appended = self.store.queue_append(message, builder)
+        return self._relay_post(
+            _QueuedPost(tenant, chat, key, msg_id, text, decision.text, decision, notice, builder),
+            appended,
+        )
+
+    async def _relay_post(
+        self, post: _QueuedPost, appended: Awaitable[AppendResult]
+    ) -> PostOutcome:
+        """The rest of ``_post`` once the append is stored: the ack, the relay to the
+        chat's readers and a supervisor flag."""
+        chat, key, msg_id, decision = post.chat, post.key, post.msg_id, post.decision
+        result = await self._stored(chat, appended)
         stored = result.message
-        if builder is not None and self.plugins is not None and not result.duplicate:
+        if post.builder is not None and self.plugins is not None and not result.duplicate:
             self.plugins.enqueued()
         ack = Ack(id=msg_id, seq=stored.seq, chat=chat.id, ts=stored.ts)
         frame = Msg(
@@ -844,7 +908,7 @@ class ChatService:
             sender=stored.sender,
             text=open_text(key, chat.id, stored.msg_id, stored.body_sealed)
             if result.duplicate
-            else decision.text,
+            else post.shown,
             ts=stored.ts,
             id=msg_id,
             chat=chat.id,
@@ -859,9 +923,9 @@ class ChatService:
         if decision.action == "flag" or decision.split_kinds:
             # A number completed across messages always alerts supervisors.
             kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
-            await self._raise_flag(tenant, chat, stored.seq, text, kinds, key)
+            await self._raise_flag(post.tenant, chat, stored.seq, post.text, kinds, key)
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
-        return PostOutcome(ack=ack, notice=notice)
+        return PostOutcome(ack=ack, notice=post.notice)
 
     async def _raise_flag(
         self,

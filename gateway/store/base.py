@@ -16,7 +16,7 @@ the store never reads the wall clock itself, except ``created`` defaults documen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -1118,6 +1118,20 @@ class Store(Protocol):
         chat and :class:`ChatClosed` for a closed one — the state is read in the append's
         transaction, under the same lock as :meth:`close_chat`.
         """
+
+    def queue_append(
+        self, message: NewMessage, events: EventsArg = None
+    ) -> Awaitable[AppendResult]:
+        """:meth:`append_message` in two steps: the append is queued by this call, and the
+        awaitable returned gives its result (or raises what ``append_message`` raises).
+
+        Appends queued one after the other to the same chat are stored in that order
+        (consecutive seqs), whether or not the caller waited for one before queueing the
+        next. So a connection can queue a message and read its next frame while the first
+        is being committed, and its messages still share commits in their order (issue
+        18). The append happens even if the result is never awaited.
+        """
+        ...
 
     async def messages_after(
         self, chat_id: str, after_seq: int, limit: int = 1000

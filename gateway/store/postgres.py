@@ -156,7 +156,10 @@ class PostgresStore(SqlStore):
         self._pool: asyncpg.Pool | None = None
         self._next_nonce_purge = float("-inf")
         self._appends: GroupCommit[_Append, AppendResult | Exception] = GroupCommit(
-            self._append_batch, max_weight=MAX_APPEND_BATCH, max_in_flight=APPENDS_IN_FLIGHT
+            self._append_batch,
+            max_weight=MAX_APPEND_BATCH,
+            max_in_flight=APPENDS_IN_FLIGHT,
+            key=lambda append: append[0].chat_id,
         )
 
     # -- lifecycle ------------------------------------------------------------------
@@ -207,12 +210,23 @@ class PostgresStore(SqlStore):
             return await _drive(conn, program)
 
     # -- messages -------------------------------------------------------------------
-    @_translated
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
-        outcome = await self._appends.submit((message, events))
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return await self.queue_append(message, events)
+
+    def queue_append(
+        self, message: NewMessage, events: EventsArg = None
+    ) -> Awaitable[AppendResult]:
+        # Keyed by chat: a chat's appends are never in two transactions at once, so a
+        # later one cannot lock the chat first and take an earlier seq.
+        return self._appended(self._appends.enqueue((message, events)))
+
+    @staticmethod
+    @_translated
+    async def _appended(outcome: Awaitable[AppendResult | Exception]) -> AppendResult:
+        result = await outcome
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def _append_batch(self, batch: list[_Append]) -> list[AppendResult | Exception]:
         """One transaction for ``batch`` (see the module text); each append's outcome, an

@@ -44,7 +44,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -242,11 +242,20 @@ class SqliteStore(SqlStore):
                     fut.set_exception(value)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closing or self._task is None or self._task.done():
-            raise StoreError("store is not open")
+        return await self._written(self._queue_write(fn))
+
+    def _queue_write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the writer now (the single writer runs writes in this order)."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if self._closing or self._task is None or self._task.done():
+            fut.set_exception(StoreError("store is not open"))
+            return fut
         self._queue.append((fn, fut))
         self._wake.set()
+        return fut
+
+    @staticmethod
+    async def _written(fut: asyncio.Future[T]) -> T:
         try:
             return await fut
         except sqlite3.Error as exc:
@@ -285,7 +294,13 @@ class SqliteStore(SqlStore):
 
     # -- messages -------------------------------------------------------------------
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:
-        # The single writer serialises appends, so the next seq is read, not locked.
+        return await self.queue_append(message, events)
+
+    def queue_append(
+        self, message: NewMessage, events: EventsArg = None
+    ) -> Awaitable[AppendResult]:
+        # The single writer serialises appends, so the next seq is read, not locked, and
+        # appends are stored in the order they were queued.
         body = blob(message.body_sealed)
         policy = dict(message.policy)  # a snapshot: the write runs later, on another thread
 
@@ -317,7 +332,7 @@ class SqliteStore(SqlStore):
                 c.executemany(INSERT_EVENT, [event_params(e) for e in batch])
             return AppendResult(stored, duplicate=False)
 
-        return await self._write(fn)
+        return self._written(self._queue_write(fn))
 
     # -- plugin outbox --------------------------------------------------------------
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:

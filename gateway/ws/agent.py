@@ -16,7 +16,6 @@ from gateway.e2e import SealedBody
 from gateway.governance.approvals import ApprovalError
 from gateway.governance.wiring import governance_of
 from gateway.helpdesk_inbox import HelpdeskInbox
-from gateway.logs import error_location
 from gateway.protocol import (
     Accept,
     AgentClose,
@@ -41,12 +40,13 @@ from gateway.protocol import (
     Watch,
     decode_agent,
 )
-from gateway.services import SERVICES, STORE_UNAVAILABLE_REASON, Services, serve_connection
+from gateway.services import SERVICES, Services, serve_connection
 from gateway.sessions import AgentContext, token_from_request
-from gateway.store.base import Chat, E2EDevice, StoreUnavailable
+from gateway.store.base import Chat, E2EDevice
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
+from gateway.ws.pipeline import PostPipeline, abort_after_failure
 
 log = structlog.get_logger("cipherdesk.ws.agent")
 
@@ -87,6 +87,7 @@ class AgentSession:
             svc.chats.messages,
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
+        self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
         self._snapshot_pending = False
         self._queue_changed_at = 0.0  # when the last queue change was heard (queue_reads clock)
         self._checked_at = svc.clock()
@@ -108,14 +109,8 @@ class AgentSession:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is None:
-            return
-        if isinstance(exc, StoreUnavailable):
-            log.warning("ws_store_unavailable", kind="agent", step="background")
-            self.conn.abort(CloseCode.TRY_AGAIN_LATER, STORE_UNAVAILABLE_REASON)
-        else:
-            log.error("ws_background_failed", error=type(exc).__name__, where=error_location(exc))
-            self.conn.abort(CloseCode.INTERNAL, "internal error")
+        if exc is not None:
+            abort_after_failure(self.conn, exc)
 
     def _show(self, msg: Msg) -> None:
         """The feed's output: every message in seq order, but an unneeded echo."""
@@ -242,6 +237,7 @@ class AgentSession:
                         or getattr(frame, "chat", None),
                     )
         finally:
+            await self.posts.drain()  # the agent left: what it sent is still relayed
             self.feed.cancel()
             for task in list(self._tasks):
                 task.cancel()
@@ -303,12 +299,11 @@ class AgentSession:
                 return
             if self.echoes is not None:  # before posting: the echo may overtake the ack
                 self.echoes.expect(frame.chat, frame.id, frame.text)
-            outcome = await chats.post_agent_message(p, frame.chat, frame.id, frame.text)
-            if outcome.ack is not None:
-                self.conn.send(outcome.ack)
-            if outcome.notice is not None:
-                self.conn.send(outcome.notice)
-        elif isinstance(frame, AgentSealedMsg):
+            outcome = await chats.queue_agent_message(p, frame.chat, frame.id, frame.text)
+            await self.posts.add(frame.id, outcome)
+            return
+        await self.posts.drain()  # what follows comes after the messages before it
+        if isinstance(frame, AgentSealedMsg):
             device = self._require_device()
             if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
                 return

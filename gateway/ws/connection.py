@@ -393,6 +393,12 @@ class SecureConnection:
     def closing(self) -> bool:
         return self._closing
 
+    @property
+    def send_capacity(self) -> int:
+        """Frames that may wait to be sent before the client counts as a slow consumer
+        (``websocket.send_queue``)."""
+        return self._queue.maxsize
+
 
 def _abort_when_stalled(transport: Any, grace: float) -> None:
     """Abort ``transport`` once its write buffer has not shrunk for ``grace`` seconds."""

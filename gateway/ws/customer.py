@@ -38,6 +38,7 @@ from gateway.store.base import Chat, Tenant
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
+from gateway.ws.pipeline import PostPipeline
 
 log = structlog.get_logger("cipherdesk.ws.customer")
 
@@ -58,6 +59,7 @@ class CustomerSession:
             svc.chats.messages,
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
+        self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
 
     def _show(self, msg: Msg) -> None:
         """The feed's output: every message in seq order, but an unneeded echo."""
@@ -120,6 +122,12 @@ class CustomerSession:
                 await self._attach(opened, known_seq=key.resume.last_seq)
             except ChatError as exc:
                 self.conn.send_error(exc.code, exc.message)
+        try:
+            await self._read_frames()
+        finally:
+            await self.posts.drain()  # the client left: what it sent is still relayed
+
+    async def _read_frames(self) -> None:
         async for raw in self.conn.frames():
             try:
                 frame = decode_customer(raw)
@@ -162,14 +170,13 @@ class CustomerSession:
                 return
             if self.echoes is not None:  # before posting: the echo may overtake the ack
                 self.echoes.expect(chat_id, frame.id, frame.text)
-            outcome = await chats.post_customer_message(
+            outcome = await chats.queue_customer_message(
                 self.tenant_id, chat_id, frame.id, frame.text, self.chat
             )
-            if outcome.ack is not None:
-                self.conn.send(outcome.ack)
-            if outcome.notice is not None:
-                self.conn.send(outcome.notice)
-        elif isinstance(frame, CustomerSealedMsg):
+            await self.posts.add(frame.id, outcome)
+            return
+        await self.posts.drain()  # what follows comes after the messages before it
+        if isinstance(frame, CustomerSealedMsg):
             if not await self.svc.guard.customer_message(
                 self.conn, self.tenant_id, chat_id, self.ip, frame.id
             ):

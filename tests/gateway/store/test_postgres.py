@@ -211,3 +211,42 @@ async def test_a_resend_racing_its_first_copy_is_found_on_the_retry(postgres_dsn
     finally:
         await first_copy.close()
         await store.close()
+
+
+async def test_a_chats_later_append_waits_for_the_batch_holding_its_earlier_one(
+    postgres_dsn: str,
+) -> None:
+    """Several append transactions run at once. Without a rule, a chat's second append in
+    a second transaction could lock the chat first and take the earlier seq: here the
+    first transaction waits for another chat's row lock (c0, locked before c1 in id order)
+    while holding c1's append. The second append must wait for it instead of overtaking."""
+    store = PostgresStore(postgres_dsn)
+    await store.open()
+    holder = await asyncpg.connect(postgres_dsn)
+    try:
+        for cid in ("c0", "c1"):
+            await setup_chat(store, cid)
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM chats WHERE id = 'c0' FOR UPDATE")
+        first = store.queue_append(msg("x", chat_id="c0")), store.queue_append(msg("a"))
+        batch = asyncio.gather(*first)
+        for _ in range(500):  # until the first transaction waits for c0's lock
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting, "the first transaction never waited for the lock"
+        later = asyncio.ensure_future(store.queue_append(msg("b")))
+        done, _ = await asyncio.wait([later], timeout=0.5)
+        assert not done, "the later append was stored before the earlier one"
+        await tx.commit()
+        (_, a), b = await batch, await later
+        assert (a.message.seq, b.message.seq) == (1, 2)
+        assert [m.msg_id for m in await store.messages_after("c1", 0)] == ["a", "b"]
+    finally:
+        await holder.close()
+        await store.close()

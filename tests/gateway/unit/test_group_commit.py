@@ -124,3 +124,92 @@ async def test_up_to_max_in_flight_calls_run_side_by_side_then_items_batch() -> 
 def test_limits_must_be_positive(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         GroupCommit(Wire().send, **bad)
+
+
+class PerCallWire:
+    """A ``send`` whose calls each wait for their own release (``release(n)``: the n-th)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.done: list[list[str]] = []
+        self._gates: list[asyncio.Event] = []
+
+    async def send(self, items: list[str]) -> list[str]:
+        self.batches.append(items)
+        gate = asyncio.Event()
+        self._gates.append(gate)
+        await gate.wait()
+        self.done.append(items)
+        return [item.upper() for item in items]
+
+    def release(self, call: int) -> None:
+        self._gates[call].set()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_items_of_one_key_wait_for_the_call_holding_it_and_keep_their_order() -> None:
+    # Keys are the first letter: "a1", "a2" are one chat's messages, "b1" another's.
+    wire = PerCallWire()
+    group = GroupCommit(wire.send, max_weight=100, max_in_flight=2, key=lambda item: item[0])
+    a1 = group.enqueue("a1")
+    await settle()
+    assert wire.batches == [["a1"]]
+    a2, b1, a3 = group.enqueue("a2"), group.enqueue("b1"), group.enqueue("a3")
+    await settle()
+    # The second call takes b1 and passes over a2 and a3: "a" is on the wire.
+    assert wire.batches == [["a1"], ["b1"]]
+    wire.release(1)
+    await settle()
+    assert await b1 == "B1"
+    assert not a2.done() and wire.batches == [["a1"], ["b1"]]  # still behind a1
+    wire.release(0)
+    await settle()
+    assert await a1 == "A1"
+    assert wire.batches == [["a1"], ["b1"], ["a2", "a3"]]  # together, in order
+    wire.release(2)
+    assert [await a2, await a3] == ["A2", "A3"]
+    assert wire.done == [["b1"], ["a1"], ["a2", "a3"]]
+
+
+async def test_without_a_key_a_later_item_may_overtake_on_another_call() -> None:
+    # The contrast that makes the key necessary: two calls, no key, "a2" completes first.
+    wire = PerCallWire()
+    group = GroupCommit(wire.send, max_weight=100, max_in_flight=2)
+    a1 = group.enqueue("a1")
+    await settle()
+    a2 = group.enqueue("a2")
+    await settle()
+    assert wire.batches == [["a1"], ["a2"]]
+    wire.release(1)
+    assert await a2 == "A2"
+    assert not a1.done()
+    wire.release(0)
+    assert await a1 == "A1"
+
+
+async def test_a_failed_call_releases_its_keys() -> None:
+    calls: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[str]) -> list[str]:
+        calls.append(items)
+        if items == ["a1"]:
+            await gate.wait()
+            raise ConnectionError("lost")
+        return [item.upper() for item in items]
+
+    group = GroupCommit(send, max_weight=100, max_in_flight=2, key=lambda item: item[0])
+    first = group.enqueue("a1")
+    await settle()
+    second = group.enqueue("a2")  # behind a1's call, though a second call could start
+    await settle()
+    assert calls == [["a1"]]
+    gate.set()
+    with pytest.raises(ConnectionError):
+        await first
+    assert await second == "A2"  # the failed call let its key go
+    assert calls == [["a1"], ["a2"]]

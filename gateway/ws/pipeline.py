@@ -1,0 +1,108 @@
+"""A connection's messages in flight: stored in the order they came, acked in that order,
+while the connection reads on.
+
+Why: a session used to handle its frames strictly one after the other, and a message's
+turn included its commit. Timed step by step under load (bench/multinode.py, 20 sockets,
+4 messages in flight each), a message spent 12.7 ms (p50) waiting for the ones ahead of it
+on its own socket, then 5.1 ms being stored: each socket relayed one message per commit,
+whatever it had waiting, and the node stayed a third idle (issue 18). Now a session queues
+each message's append (``ChatService.queue_*_message`` → ``Store.queue_append``, which
+keeps a chat's appends in order) and reads its next frame at once; the messages a socket
+sent meanwhile share the next commit. :class:`PostPipeline` finishes them in the order
+they came: the ack and notice to the sender (an error for a refused one), the relay to the
+chat's readers. Frames that must come after the messages before them (a close, a file, a
+transfer) wait for :meth:`PostPipeline.drain` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable
+
+import structlog
+
+from gateway.chats import ChatError, PostOutcome
+from gateway.logs import error_location
+from gateway.protocol import CloseCode
+from gateway.services import STORE_UNAVAILABLE_REASON
+from gateway.store.base import StoreUnavailable
+from gateway.ws.connection import SecureConnection
+
+__all__ = ["PIPELINE_DEPTH", "PostPipeline", "abort_after_failure"]
+
+log = structlog.get_logger("cipherdesk.ws")
+
+PIPELINE_DEPTH = 16
+"""Messages of one connection in flight at most: the next one waits for room, and the
+socket's unread frames wait in the kernel (the client's own flow control)."""
+
+FRAMES_PER_MESSAGE = 4
+"""Frames one finished message may put in its sender's send queue at once (ack, notice,
+the echo, a queue or typing update beside them). Messages that share a commit finish
+together, so a connection's depth is also bounded by its send queue divided by this: a
+client that reads its acks is never cut off as a slow consumer for sending fast."""
+
+
+def abort_after_failure(conn: SecureConnection, exc: BaseException) -> None:
+    """Close a connection whose work in the background failed (a message being finished, a
+    queue snapshot): the client's view would silently go stale, so it reconnects to fresh
+    state. One log line; the store being unavailable is a 1013 "try again later", anything
+    else 1011 (the session's own steps close the same way, ``serve_connection``)."""
+    if isinstance(exc, StoreUnavailable):
+        log.warning("ws_store_unavailable", kind=conn.kind, step="background")
+        conn.abort(CloseCode.TRY_AGAIN_LATER, STORE_UNAVAILABLE_REASON)
+    else:
+        log.error("ws_background_failed", error=type(exc).__name__, where=error_location(exc))
+        conn.abort(CloseCode.INTERNAL, "internal error")
+
+
+class PostPipeline:
+    """The messages one connection has queued and not yet finished (see the module text)."""
+
+    def __init__(self, conn: SecureConnection, depth: int = PIPELINE_DEPTH) -> None:
+        self._conn = conn
+        self._depth = max(1, min(depth, conn.send_capacity // FRAMES_PER_MESSAGE))
+        self._pending: deque[tuple[str, Awaitable[PostOutcome]]] = deque()
+        self._finisher: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def add(self, ref: str, outcome: Awaitable[PostOutcome]) -> None:
+        """Finish ``outcome`` (a queued message, ``ref`` its client id) after the ones
+        added before it; waits while ``depth`` messages are in flight."""
+        while len(self._pending) >= self._depth:
+            self._room.clear()
+            await self._room.wait()
+        self._pending.append((ref, outcome))
+        if self._finisher is None or self._finisher.done():
+            self._finisher = asyncio.get_running_loop().create_task(self._finish())
+
+    async def drain(self) -> None:
+        """Wait until every message added so far is finished."""
+        while self._finisher is not None and not self._finisher.done():
+            await asyncio.shield(self._finisher)
+
+    async def _finish(self) -> None:
+        conn, pending = self._conn, self._pending
+        while pending:
+            ref, outcome = pending[0]
+            try:
+                result = await outcome
+            except ChatError as exc:
+                if exc.close is not None:
+                    conn.abort(exc.close, exc.message)
+                else:
+                    conn.send_error(exc.code, exc.message, ref)
+            except Exception as exc:  # the rest still finish: stored messages get relayed
+                abort_after_failure(conn, exc)
+            else:
+                if result.ack is not None:
+                    conn.send(result.ack)
+                if result.notice is not None:
+                    conn.send(result.notice)
+            finally:
+                pending.popleft()
+                self._room.set()
