@@ -12,7 +12,7 @@ Concurrency rules, all under READ COMMITTED:
   ``erased`` flag lives on that row, so an append waiting behind an erase re-checks it
   and fails with :class:`NotFound`.
 - Appends are group-committed (``gateway/group_commit.py``): appends that arrive while
-  ``APPENDS_IN_FLIGHT`` transactions are out share the next transaction, written in a
+  ``APPENDS_IN_FLIGHT`` transactions (one) are out share the next transaction, written in a
   fixed number of statements however many it holds (look the message ids up, lock and
   read the chats, then one statement inserts the messages, sets the seqs and inserts the
   events), so a busy node pays a handful of round trips, one COMMIT (and WAL flush) and
@@ -74,9 +74,16 @@ log = structlog.get_logger("cipherdesk.store")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-APPENDS_IN_FLIGHT = 4
-"""Append transactions one store runs at once (each on its own pooled connection):
-appends beyond them wait for the next batch (see the module text)."""
+APPENDS_IN_FLIGHT = 1
+"""Append transactions one store runs at once: appends that arrive while one is out wait
+and share the next (see the module text). It was 4 while each connection waited for its
+commit before reading its next message (spreading a wave of single appends over four
+transactions cut the wait). Once connections read on (gateway/ws/pipeline.py), four in
+flight split the traffic into many small transactions (7.4 appends each against 14.6, and
+a quarter of them alone, in bench/multinode.py with the Redis bus), costing PostgreSQL and
+the node more CPU per message; one at a time was as fast or faster in every set-up of
+that bench (see the closing note of issue 18). A chat's appends never share the wire
+with each other either way (``key``), so raising it stays safe."""
 MAX_APPEND_BATCH = 64
 """Appends one transaction holds at most (row locks held until its COMMIT)."""
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.store import AuditEvent
+from gateway.store import AuditEvent, postgres
 from gateway.store.migrate import latest_version
 from gateway.store.postgres import APPENDS_IN_FLIGHT, PostgresStore
 from tests.gateway.store.helpers import msg, setup_chat
@@ -214,12 +214,14 @@ async def test_a_resend_racing_its_first_copy_is_found_on_the_retry(postgres_dsn
 
 
 async def test_a_chats_later_append_waits_for_the_batch_holding_its_earlier_one(
-    postgres_dsn: str,
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Several append transactions run at once. Without a rule, a chat's second append in
-    a second transaction could lock the chat first and take the earlier seq: here the
-    first transaction waits for another chat's row lock (c0, locked before c1 in id order)
-    while holding c1's append. The second append must wait for it instead of overtaking."""
+    """With several append transactions at once (``APPENDS_IN_FLIGHT`` > 1, as it was),
+    a chat's second append in a second transaction could lock the chat first and take the
+    earlier seq: here the first transaction waits for another chat's row lock (c0, locked
+    before c1 in id order) while holding c1's append. The second append must wait for it
+    instead of overtaking (the group commit's ``key``)."""
+    monkeypatch.setattr(postgres, "APPENDS_IN_FLIGHT", 4)
     store = PostgresStore(postgres_dsn)
     await store.open()
     holder = await asyncpg.connect(postgres_dsn)
