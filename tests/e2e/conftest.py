@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.protocol import QueueSnapshot, Welcome
+from gateway.protocol import ChatEvent, QueueSnapshot, Welcome
 from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.services import Services
 from tests.gateway.helpers import FakeClock, login, make_agent, start_gateway
@@ -123,3 +123,17 @@ async def queue_with(agent: AgentClient, chat: str, within: float = 5.0) -> Queu
             return snap
         await asyncio.sleep(0.05)
     raise AssertionError(f"chat {chat} never appeared in the queue")
+
+
+async def accepted_chat(
+    gw: SocketGateway, agent: AgentClient, **customer_kw: Any
+) -> tuple[CustomerClient, Welcome]:
+    """A connected customer (``customer_kw`` as ``CustomerClient``'s) whose new chat
+    ``agent`` has accepted; returns once the customer has seen the agent join."""
+    customer = gw.customer(**customer_kw)
+    await customer.connect()
+    welcome = await customer.open()
+    await queue_with(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+    return customer, welcome

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from gateway.protocol import Ack, ChatEvent, Msg
+from gateway.protocol import Ack, Msg
 from gateway.sdk.client import ResumeInfo
 from gateway.ws.echo import EchoFilter
-from tests.e2e.conftest import SocketGateway, queue_with
+from tests.e2e.conftest import SocketGateway, accepted_chat
 
 CARD = "4111 1111 1111 1111"
 PHONE = "13812345678"
@@ -23,12 +23,7 @@ async def test_only_a_changed_message_comes_back_and_the_ack_has_its_time(
     gw: SocketGateway,
 ) -> None:
     alice = await gw.agent("alice@example.com")
-    customer = gw.customer(echo=False)
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(alice, welcome.chat)
-    await alice.accept(welcome.chat)
-    await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+    customer, welcome = await accepted_chat(gw, alice, echo=False)
 
     before = time.time()
     ack = await customer.send_text("my parcel is late")

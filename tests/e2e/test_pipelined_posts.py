@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.protocol import Ack, AgentMsg, ChatEvent, CustomerMsg, Msg
+from gateway.protocol import Ack, AgentMsg, CustomerMsg, Msg
 from gateway.store.base import AppendResult, NewMessage
-from tests.e2e.conftest import SocketGateway, queue_with
+from tests.e2e.conftest import SocketGateway, accepted_chat
 
 
 def hold_first_commit(monkeypatch: pytest.MonkeyPatch, gw: SocketGateway) -> list[NewMessage]:
@@ -45,12 +45,7 @@ async def test_a_customers_messages_are_read_while_the_first_is_stored_and_keep_
     gw: SocketGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = await gw.agent("alice@example.com")
-    customer = gw.customer(echo=False)
-    await customer.connect()
-    welcome = await customer.open()
-    await queue_with(alice, welcome.chat)
-    await alice.accept(welcome.chat)
-    await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+    customer, welcome = await accepted_chat(gw, alice, echo=False)
     queued = hold_first_commit(monkeypatch, gw)
 
     for i in range(1, 6):  # back to back, as the widget sends what was typed offline
@@ -77,12 +72,7 @@ async def test_an_agents_replies_in_several_chats_are_pipelined_too(
     alice = await gw.agent("alice@example.com")
     customers, chats = [], []
     for _ in range(2):
-        customer = gw.customer(echo=False)
-        await customer.connect()
-        welcome = await customer.open()
-        await queue_with(alice, welcome.chat)
-        await alice.accept(welcome.chat)
-        await customer.wait_for(lambda f: isinstance(f, ChatEvent) and f.event == "joined")
+        customer, welcome = await accepted_chat(gw, alice, echo=False)
         customers.append(customer)
         chats.append(welcome.chat)
     queued = hold_first_commit(monkeypatch, gw)
