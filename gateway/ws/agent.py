@@ -237,10 +237,12 @@ class AgentSession:
                         or getattr(frame, "chat", None),
                     )
         finally:
-            await self.posts.drain()  # the agent left: what it sent is still relayed
-            self.feed.cancel()
-            for task in list(self._tasks):
-                task.cancel()
+            try:
+                await self.posts.drain()  # the agent left: what it sent is still relayed
+            finally:  # also when the drain itself is cancelled (shutdown)
+                self.feed.cancel()
+                for task in list(self._tasks):
+                    task.cancel()
 
     async def _watch_session(self) -> None:
         """Close with 4401 once the session expires or is revoked, even if the agent
