@@ -581,8 +581,23 @@ class ChatService:
     ) -> PostOutcome:
         """An e2e message from the customer's end (``emsg``): stored and relayed as is;
         ``file``: the id of the sealed file it carries (uploaded before, as this message)."""
+        return await (
+            await self.queue_customer_sealed(tenant_id, chat_id, msg_id, body, chat, flags, file)
+        )
+
+    async def queue_customer_sealed(
+        self,
+        tenant_id: str,
+        chat_id: str,
+        msg_id: str,
+        body: SealedBody,
+        chat: Chat | None,
+        flags: Sequence[str] = (),
+        file: str | None = None,
+    ) -> Awaitable[PostOutcome]:
+        """:meth:`post_customer_sealed` in two steps (see :meth:`queue_customer_message`)."""
         chat = await self.customer_writable(tenant_id, chat_id, chat)
-        return await self._post_sealed(chat, "customer", msg_id, body, None, flags, file)
+        return await self._queue_sealed(chat, "customer", msg_id, body, None, flags, file)
 
     async def post_agent_sealed(
         self,
@@ -595,10 +610,24 @@ class ChatService:
     ) -> PostOutcome:
         """An e2e message from an agent's console; ``body.dev`` is the socket's certified
         device (checked by the caller)."""
-        chat = await self.agent_writable(principal, chat_id)
-        return await self._post_sealed(chat, "agent", msg_id, body, principal.agent_id, flags, file)
+        return await (await self.queue_agent_sealed(principal, chat_id, msg_id, body, flags, file))
 
-    async def _post_sealed(
+    async def queue_agent_sealed(
+        self,
+        principal: Principal,
+        chat_id: str,
+        msg_id: str,
+        body: SealedBody,
+        flags: Sequence[str] = (),
+        file: str | None = None,
+    ) -> Awaitable[PostOutcome]:
+        """:meth:`post_agent_sealed` in two steps (see :meth:`queue_customer_message`)."""
+        chat = await self.agent_writable(principal, chat_id)
+        return await self._queue_sealed(
+            chat, "agent", msg_id, body, principal.agent_id, flags, file
+        )
+
+    async def _queue_sealed(
         self,
         chat: Chat,
         sender: Direction,
@@ -607,8 +636,8 @@ class ChatService:
         agent: str | None,
         flags: Sequence[str] = (),
         file: str | None = None,
-    ) -> PostOutcome:
-        """The e2e twin of :meth:`_post`: no policy (it runs at the ends), no plugin message
+    ) -> Awaitable[PostOutcome]:
+        """The e2e twin of :meth:`_queue_post`: no policy (it runs at the ends), no plugin message
         event, no search tokens -- the gateway cannot read the text. What the end's policy
         flagged (``flags``: finding kinds the tenant's policy knows) alerts supervisors
         like an inspect-mode flag, without an original. Sizes, rates, consent and freezes
@@ -634,8 +663,7 @@ class ChatService:
         policy: dict[str, Any] = dict(E2E_POLICY)
         if file is not None:
             policy["file"] = await self._sealed_file_meta(key, chat, sender, msg_id, file)
-        result = await self._append(
-            chat,
+        appended = self.store.queue_append(
             NewMessage(
                 chat_id=chat.id,
                 msg_id=stored_id,
@@ -644,9 +672,21 @@ class ChatService:
                 body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
                 sender_agent_id=agent,
                 policy=policy,
-            ),
-            None,
+            )
         )
+        return self._relay_sealed(tenant, chat, key, msg_id, flags, appended)
+
+    async def _relay_sealed(
+        self,
+        tenant: Tenant,
+        chat: Chat,
+        key: bytes,
+        msg_id: str,
+        flags: Sequence[str],
+        appended: Awaitable[AppendResult],
+    ) -> PostOutcome:
+        """The rest of :meth:`_queue_sealed` once the append is stored."""
+        result = await self._stored(chat, appended)
         stored = result.message
         frame = await self._frame(key, chat.id, stored)
         if flags and not result.duplicate:
@@ -659,15 +699,10 @@ class ChatService:
             duplicate=result.duplicate,
         )
 
-    async def _append(
-        self, chat: Chat, message: NewMessage, builder: EventBuilder | None
-    ) -> AppendResult:
-        """Store a message (both modes) and note an agent's first reply."""
-        return await self._stored(chat, self.store.queue_append(message, builder))
-
     async def _stored(self, chat: Chat, appended: Awaitable[AppendResult]) -> AppendResult:
-        """The result of an append (queued with ``Store.queue_append``), as the chat's
-        rules see it: a refusal as a ``ChatError``, an agent's first reply noted."""
+        """The result of a message's append (queued with ``Store.queue_append``, both
+        modes), as the chat's rules see it: a refusal as a ``ChatError``, an agent's first
+        reply noted."""
         try:
             result = await appended
         except ChatClosed:

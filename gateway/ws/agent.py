@@ -304,18 +304,18 @@ class AgentSession:
             outcome = await chats.queue_agent_message(p, frame.chat, frame.id, frame.text)
             await self.posts.add(frame.id, outcome)
             return
-        await self.posts.drain()  # what follows comes after the messages before it
         if isinstance(frame, AgentSealedMsg):
             device = self._require_device()
             if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
                 return
             body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device.id)
-            sealed = await chats.post_agent_sealed(
+            outcome = await chats.queue_agent_sealed(
                 p, frame.chat, frame.id, body, frame.flags, frame.file
             )
-            if sealed.ack is not None:
-                self.conn.send(sealed.ack)
-        elif isinstance(frame, ReportMsg):
+            await self.posts.add(frame.id, outcome)
+            return
+        await self.posts.drain()  # what follows comes after the messages before it
+        if isinstance(frame, ReportMsg):
             if frame.chat is None or (
                 frame.chat not in self.chats and frame.chat not in self.watching
             ):

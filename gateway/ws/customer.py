@@ -175,19 +175,19 @@ class CustomerSession:
             )
             await self.posts.add(frame.id, outcome)
             return
-        await self.posts.drain()  # what follows comes after the messages before it
         if isinstance(frame, CustomerSealedMsg):
             if not await self.svc.guard.customer_message(
                 self.conn, self.tenant_id, chat_id, self.ip, frame.id
             ):
                 return
             body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e)
-            sealed = await chats.post_customer_sealed(
+            outcome = await chats.queue_customer_sealed(
                 self.tenant_id, chat_id, frame.id, body, self.chat, frame.flags, frame.file
             )
-            if sealed.ack is not None:
-                self.conn.send(sealed.ack)
-        elif isinstance(frame, CustomerUpload):
+            await self.posts.add(frame.id, outcome)
+            return
+        await self.posts.drain()  # what follows comes after the messages before it
+        if isinstance(frame, CustomerUpload):
             if not await self.svc.guard.customer_message(
                 self.conn, self.tenant_id, chat_id, self.ip, frame.id
             ):

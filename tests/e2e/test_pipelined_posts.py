@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +100,28 @@ async def test_an_agents_replies_in_several_chats_are_pipelined_too(
         assert all(m.chat == chat and m.sender == "agent" for m in replies)
         await customer.aclose()
     await alice.aclose()
+
+
+async def test_sealed_messages_are_read_ahead_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End-to-end mode: the gateway stores ciphertext it cannot read, in the same order."""
+    from tests.e2e.test_e2e_mode import e2e_tenant
+
+    async with e2e_tenant(tmp_path) as e2e:
+        agent = await e2e.staff("ana@example.com")
+        customer, chat = await e2e.chat_with(agent)
+        queued = hold_first_commit(monkeypatch, e2e.gw)
+        acks = await asyncio.gather(
+            *(customer.send_text(f"sealed {i}", msg_id=f"m{i}") for i in range(1, 5))
+        )
+        assert [(a.id, a.seq) for a in acks] == [(f"m{i}", i) for i in range(1, 5)]
+        assert len(queued) == 4
+        got = [
+            await agent.wait_for(lambda f, s=s: isinstance(f, Msg) and f.seq == s)
+            for s in range(1, 5)
+        ]
+        assert [agent.read(m).text for m in got] == [f"sealed {i}" for i in range(1, 5)]
+        assert all(m.chat == chat and m.text == "" for m in got)  # ciphertext relayed
+        await customer.aclose()
+        await agent.aclose()
