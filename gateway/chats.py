@@ -48,7 +48,7 @@ from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
 from gateway.policy.split import SplitWindow
-from gateway.policy.types import Audience, Decision
+from gateway.policy.types import Audience
 from gateway.protocol import (
     Ack,
     ChatEvent,
@@ -153,7 +153,7 @@ class _QueuedPost:
     msg_id: str
     text: str  # as sent (for a supervisor flag's sealed original)
     shown: str  # as the policy lets it through (what readers get)
-    decision: Decision
+    flag_kinds: list[str] | None  # a supervisor flag's kinds, None when nothing flags it
     notice: Notice | None
     builder: EventBuilder | None
 
@@ -569,22 +569,6 @@ class ChatService:
 
     # ------------------------------------------------------------------ e2e messages
 
-    async def post_customer_sealed(
-        self,
-        tenant_id: str,
-        chat_id: str,
-        msg_id: str,
-        body: SealedBody,
-        chat: Chat | None,
-        flags: Sequence[str] = (),
-        file: str | None = None,
-    ) -> PostOutcome:
-        """An e2e message from the customer's end (``emsg``): stored and relayed as is;
-        ``file``: the id of the sealed file it carries (uploaded before, as this message)."""
-        return await (
-            await self.queue_customer_sealed(tenant_id, chat_id, msg_id, body, chat, flags, file)
-        )
-
     async def queue_customer_sealed(
         self,
         tenant_id: str,
@@ -595,22 +579,11 @@ class ChatService:
         flags: Sequence[str] = (),
         file: str | None = None,
     ) -> Awaitable[PostOutcome]:
-        """:meth:`post_customer_sealed` in two steps (see :meth:`queue_customer_message`)."""
+        """An e2e message from the customer's end (``emsg``), stored and relayed as is, in
+        two steps like :meth:`queue_customer_message`; ``file``: the id of the sealed file
+        it carries (uploaded before, as this message)."""
         chat = await self.customer_writable(tenant_id, chat_id, chat)
         return await self._queue_sealed(chat, "customer", msg_id, body, None, flags, file)
-
-    async def post_agent_sealed(
-        self,
-        principal: Principal,
-        chat_id: str,
-        msg_id: str,
-        body: SealedBody,
-        flags: Sequence[str] = (),
-        file: str | None = None,
-    ) -> PostOutcome:
-        """An e2e message from an agent's console; ``body.dev`` is the socket's certified
-        device (checked by the caller)."""
-        return await (await self.queue_agent_sealed(principal, chat_id, msg_id, body, flags, file))
 
     async def queue_agent_sealed(
         self,
@@ -621,7 +594,9 @@ class ChatService:
         flags: Sequence[str] = (),
         file: str | None = None,
     ) -> Awaitable[PostOutcome]:
-        """:meth:`post_agent_sealed` in two steps (see :meth:`queue_customer_message`)."""
+        """An e2e message from an agent's console, in two steps like
+        :meth:`queue_customer_message`; ``body.dev`` is the socket's certified device
+        (checked by the caller)."""
         chat = await self.agent_writable(principal, chat_id)
         return await self._queue_sealed(
             chat, "agent", msg_id, body, principal.agent_id, flags, file
@@ -921,18 +896,22 @@ class ChatService:
             sender_agent_id=agent,
             policy=policy_meta,
         )
+        flag_kinds = None
+        if decision.action == "flag" or decision.split_kinds:
+            # A number completed across messages always alerts supervisors.
+            flag_kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
         appended = self.store.queue_append(message, builder)
-        return self._relay_post(
-            _QueuedPost(tenant, chat, key, msg_id, text, decision.text, decision, notice, builder),
-            appended,
+        post = _QueuedPost(
+            tenant, chat, key, msg_id, text, decision.text, flag_kinds, notice, builder
         )
+        return self._relay_post(post, appended)
 
     async def _relay_post(
         self, post: _QueuedPost, appended: Awaitable[AppendResult]
     ) -> PostOutcome:
         """The rest of ``_post`` once the append is stored: the ack, the relay to the
         chat's readers and a supervisor flag."""
-        chat, key, msg_id, decision = post.chat, post.key, post.msg_id, post.decision
+        chat, key, msg_id = post.chat, post.key, post.msg_id
         result = await self._stored(chat, appended)
         stored = result.message
         if post.builder is not None and self.plugins is not None and not result.duplicate:
@@ -955,10 +934,8 @@ class ChatService:
             # Receivers de-duplicate by seq (gateway/ws/feed.py).
             await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
             return PostOutcome(ack=ack, notice=None, duplicate=True)
-        if decision.action == "flag" or decision.split_kinds:
-            # A number completed across messages always alerts supervisors.
-            kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
-            await self._raise_flag(post.tenant, chat, stored.seq, post.text, kinds, key)
+        if post.flag_kinds is not None:
+            await self._raise_flag(post.tenant, chat, stored.seq, post.text, post.flag_kinds, key)
         await self.bus.publish(chat_topic(chat.id), BusEvent(kind="frame", frame=frame))
         return PostOutcome(ack=ack, notice=post.notice)
 
