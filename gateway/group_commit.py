@@ -81,8 +81,8 @@ class GroupCommit(Generic[Item, Result]):
         return future
 
     async def _send_queued(self) -> None:
-        """Send batches until the queue is empty (started by :meth:`submit` while fewer
-        than ``max_in_flight`` run)."""
+        """Send batches until the queue is empty (started by :meth:`enqueue`, which
+        :meth:`submit` calls, while fewer than ``max_in_flight`` run)."""
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._queue:

@@ -49,6 +49,10 @@ class _Candidate:
     fixed_action: Action | None = None  # a keyword term's own action
 
 
+_Gated = tuple[int, Detector, tuple[str, ...], bool]
+"""(gate bit, detector, triggers, exclusive) of one detector, in the order they run."""
+
+
 def _contained(claimed: list[tuple[int, int]], start: int, end: int) -> bool:
     """Whether [start, end) lies inside a claimed span. Claimed spans barely overlap, so the
     few spans starting at or before ``start`` are all that need looking at (bounded work)."""
@@ -122,9 +126,10 @@ class PolicyEngine:
         self._gate_always = always
         self._gate_phrases = Phrases(phrases.items())
         self._gate_patterns = tuple((re.compile(p), bits) for p, bits in patterns.items())
-        self._gated = tuple(
+        self._gated: tuple[_Gated, ...] = tuple(
             (1 << i, d, tuple(d.triggers), d.exclusive) for i, d in enumerate(self.detectors)
         )
+        self._gated_for: dict[frozenset[str], tuple[_Gated, ...]] = {}  # see findings_of
 
     def _gate(self, view: str) -> int:
         """Bitmask of the detectors (by index) worth running on ``view``: the phrases first
@@ -151,9 +156,41 @@ class PolicyEngine:
                 ("oversize",),
             )
         normalized = NormalizedText(text)
-        candidates = self._candidates(normalized)
+        candidates = self._keyword_candidates(normalized)
+        candidates.extend(self._detector_candidates(normalized, self._gated))
         if not candidates:
             return Decision("allow", text)
+        findings = self._findings(candidates, direction)
+        return self._decide(text, findings, direction)
+
+    def findings_of(self, text: str, direction: Direction, kinds: frozenset[str]) -> list[Finding]:
+        """The findings of the detector ``kinds`` that :meth:`evaluate` makes in ``text``
+        (sorted), found without the keyword scan and without the detectors that can neither
+        make one nor hide one: for a second look that asks about some kinds only (numbers
+        split across messages, ``split.py``), at a fraction of a full pass.
+
+        Exact: a finding is dropped only inside an earlier *exclusive* detector's hit, so
+        the detectors emitting ``kinds`` plus the exclusive ones before them decide them."""
+        if len(text) > MAX_TEXT:
+            return []
+        gated = self._gated_for.get(kinds)
+        if gated is None:
+            last = max(
+                (k for k, d in enumerate(self.detectors) if set(d.kinds) & kinds), default=-1
+            )
+            gated = tuple(
+                g
+                for k, g in enumerate(self._gated)
+                if k <= last and (set(g[1].kinds) & kinds or g[3])
+            )
+            self._gated_for[kinds] = gated  # the same value whichever thread stores it
+        candidates = [
+            c for c in self._detector_candidates(NormalizedText(text), gated) if c.hit.kind in kinds
+        ]
+        return self._findings(candidates, direction)
+
+    def _findings(self, candidates: list[_Candidate], direction: Direction) -> list[Finding]:
+        """The candidates as findings with ``direction``'s actions, in text order."""
         actions = self._actions[direction]
         findings = []
         for cand in candidates:
@@ -165,7 +202,7 @@ class PolicyEngine:
             )
             findings.append(Finding(hit.kind, cand.start, cand.end, hit.rule, action))
         findings.sort(key=lambda f: (f.start, f.end, f.kind))
-        return self._decide(text, findings, direction)
+        return findings
 
     def without(
         self, text: str, decision: Decision, kinds: frozenset[str], direction: Direction
@@ -262,20 +299,29 @@ class PolicyEngine:
             return "full"
         return style
 
-    def _candidates(self, normalized: NormalizedText) -> list[_Candidate]:
+    def _keyword_candidates(self, normalized: NormalizedText) -> list[_Candidate]:
         found: list[_Candidate] = []
         span = normalized.span_to_original
         for kw in self.keywords.find(normalized):
             start, end = span(kw.start, kw.end)
             hit = Hit(kw.rule.category, kw.start, kw.end, f"keyword:{kw.rule.term}")
             found.append(_Candidate(hit, start, end, False, kw.rule.action))
+        return found
+
+    def _detector_candidates(
+        self, normalized: NormalizedText, gated: tuple[_Gated, ...]
+    ) -> list[_Candidate]:
+        """The hits of the ``gated`` detectors, in order; a hit inside an earlier exclusive
+        detector's hit is dropped (that detector validated something more specific)."""
+        found: list[_Candidate] = []
         view = normalized.view
         gate = self._gate(view)
         if not gate:
             return found
+        span = normalized.span_to_original
         ctx = ScanContext(normalized)
         claimed: list[tuple[int, int]] = []  # sorted (start, end) of exclusive hits
-        for bit, detector, triggers, exclusive in self._gated:
+        for bit, detector, triggers, exclusive in gated:
             if not gate & bit:
                 continue
             if triggers and not any(t in view for t in triggers):
@@ -288,11 +334,6 @@ class PolicyEngine:
                     bisect.insort(claimed, (start, end))
                 found.append(_Candidate(hit, start, end, exclusive))
         return found
-
-    def _finding(self, cand: _Candidate, direction: Direction) -> Finding:
-        hit = cand.hit
-        action = cand.fixed_action or self.config.action_for(hit.kind, direction)
-        return Finding(hit.kind, cand.start, cand.end, hit.rule, action)
 
     @staticmethod
     def as_dict(decision: Decision) -> dict[str, Any]:

@@ -98,11 +98,10 @@ class SplitWindow:
     ) -> Decision:
         prefix = _JOIN.join(parts) + _JOIN
         offset = len(prefix)
-        combined = engine.evaluate(prefix + text, direction)
         own = {(f.kind, f.start, f.end) for f in decision.findings}
         split: list[Finding] = []
-        for f in combined.findings:
-            if f.kind not in SPLIT_KINDS or not (f.start < offset < f.end):
+        for f in engine.findings_of(prefix + text, direction, SPLIT_KINDS):
+            if not f.start < offset < f.end:
                 continue
             finding = Finding(f.kind, 0, f.end - offset, f.rule + ".split", f.action)
             if (finding.kind, finding.start, finding.end) not in own:
