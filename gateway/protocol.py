@@ -515,8 +515,24 @@ class QueueEntry(Frame):
 
 
 class QueueSnapshot(Frame, tag_field="t", tag="queue"):
+    """The whole queue as this agent sees it (on connect and when asked for)."""
+
     chats: list[QueueEntry]
     mine: list[QueueEntry]
+
+
+class QueueUpdate(Frame, tag_field="t", tag="queue_update"):
+    """What changed in this agent's queue since the ``queue`` or ``queue_update`` before.
+
+    Why: every queue change reached every console as the whole queue; with 1,000 waiting
+    chats and 50 consoles a burst of accepts sent each console a full list every 50 ms,
+    megabytes a second the node sealed and the consoles parsed for a few changed rows.
+    An entry in ``chats`` or ``mine`` is new or changed and now listed there (it leaves the
+    other list if it was in it); a chat in ``gone`` is listed no more."""
+
+    chats: list[QueueEntry]
+    mine: list[QueueEntry]
+    gone: list[str]
 
 
 class HelpdeskNote(Frame, tag_field="t", tag="note"):
@@ -562,6 +578,7 @@ Outbound = (
     | Typing
     | ChatEvent
     | QueueSnapshot
+    | QueueUpdate
     | Flag
     | HelpdeskNote
     | Pong

@@ -85,6 +85,7 @@ from gateway.protocol import (
     Profile,
     QueueRequest,
     QueueSnapshot,
+    QueueUpdate,
     Ready,
     Resume,
     Sealed,
@@ -828,6 +829,10 @@ class AgentClient(_SecureClient):
                 self.chats.discard(frame.chat)
         elif isinstance(frame, QueueSnapshot):
             self.chats = {entry.chat for entry in frame.mine}
+        elif isinstance(frame, QueueUpdate):
+            self.chats -= {entry.chat for entry in frame.chats}
+            self.chats -= set(frame.gone)
+            self.chats |= {entry.chat for entry in frame.mine}
 
     async def accept(
         self, chat: str, *, timeout: float | None = DEFAULT_TIMEOUT

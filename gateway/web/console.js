@@ -214,6 +214,7 @@ function onFrame(f) {
       }
       break;
     case 'queue': onQueue(f); break;
+    case 'queue_update': onQueueUpdate(f); break;
     case 'msg': onMsg(f); break;
     case 'ack': onAck(f); break;
     case 'notice': onNotice(f); break;
@@ -263,6 +264,14 @@ function onQueue(f) {
     if (chat) { chat.info = entry; renderChatHeader(chat); }
   }
   renderQueue();
+}
+
+/* A queue_update carries only what changed: an entry takes its (new) list, a chat in
+   "gone" leaves both; the result is handled as a whole snapshot would be. */
+function onQueueUpdate(f) {
+  const changed = new Set((f.chats || []).concat(f.mine || []).map((e) => e.chat).concat(f.gone || []));
+  const kept = (list) => list.filter((e) => !changed.has(e.chat));
+  onQueue({ chats: kept(S.queue.chats).concat(f.chats || []), mine: kept(S.queue.mine).concat(f.mine || []) });
 }
 
 function customerName(info) {

@@ -47,6 +47,7 @@ from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
 from gateway.ws.pipeline import PostPipeline, abort_after_failure
+from gateway.ws.queue_updates import QueueView
 
 log = structlog.get_logger("cipherdesk.ws.agent")
 
@@ -89,6 +90,7 @@ class AgentSession:
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
         self._snapshot_pending = False
+        self.queue_view = QueueView()  # what the console was shown: changes go as updates
         self._queue_changed_at = 0.0  # when the last queue change was heard (queue_reads clock)
         self._checked_at = svc.clock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -181,7 +183,9 @@ class AgentSession:
             await asyncio.sleep(0.05)  # coalesce bursts of queue changes
             self._snapshot_pending = False
             snapshot = await self.svc.chats.queue_snapshot(self.principal, self._queue_changed_at)
-            self.conn.send(snapshot)
+            update = self.queue_view.changes(snapshot)
+            if update is not None:
+                self.conn.send(update)
 
         self._spawn(send_later())
 
@@ -216,7 +220,7 @@ class AgentSession:
             self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
             await self._send_keys(entry.chat)
-        self.conn.send(snapshot)
+        self.conn.send(self.queue_view.shown(snapshot))
         self._spawn(self._watch_session())
         try:
             async for raw in self.conn.frames():
@@ -375,7 +379,7 @@ class AgentSession:
                 self.conn.unsubscribe(chat_topic(frame.chat))
             await chats.unwatch(p, frame.chat)
         elif isinstance(frame, QueueRequest):
-            self.conn.send(await chats.queue_snapshot(p))
+            self.conn.send(self.queue_view.shown(await chats.queue_snapshot(p)))
         elif isinstance(frame, History):
             known = await self.svc.store.get_chat(frame.chat) if len(frame.chat) <= 128 else None
             if (
