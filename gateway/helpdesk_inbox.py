@@ -143,9 +143,6 @@ class HelpdeskInbox:
 
     async def handled(self, tenant_id: str, chat_ids: Iterable[str]) -> set[str]:
         """Which of ``chat_ids`` (one tenant's) carry a handled mark."""
-        now = self._clock()
-        return {
-            chat_id
-            for chat_id in chat_ids
-            if await self._store.kv_get(tenant_id, NAMESPACE, f"handled:{chat_id}", now) is not None
-        }
+        keys = [f"handled:{chat_id}" for chat_id in chat_ids]
+        live = await self._store.kv_live_keys(tenant_id, NAMESPACE, keys, self._clock())
+        return {key.removeprefix("handled:") for key in live}

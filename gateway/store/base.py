@@ -1237,6 +1237,12 @@ class Store(Protocol):
     async def kv_get(self, tenant_id: str, plugin: str, key: str, now: float) -> bytes | None:
         """A plugin's stored value (sealed bytes); None when absent or expired."""
 
+    async def kv_live_keys(
+        self, tenant_id: str, plugin: str, keys: Sequence[str], now: float
+    ) -> set[str]:
+        """Which of ``keys`` hold a live value: ``kv_get`` for many keys in a few round
+        trips (the queue asks for every open chat's mark on each change)."""
+
     async def kv_put(
         self,
         tenant_id: str,

@@ -104,6 +104,8 @@ from gateway.store.sql import (
 T = TypeVar("T")
 
 NONCE_PURGE_INTERVAL = 60.0
+KV_KEYS_PER_QUERY = 500
+"""Keys one ``kv_live_keys`` query asks about (well under SQLite's bound on parameters)."""
 
 EVENT_INSERT_COLS = (
     "tenant_id, plugin, event_type, idempotency_key, payload_sealed, chat_id, created_at,"
@@ -1305,6 +1307,26 @@ class SqlStore(SqlGovernance):
             )
         )
         return None if row is None else bytes(row["value"])
+
+    async def kv_live_keys(
+        self, tenant_id: str, plugin: str, keys: Sequence[str], now: float
+    ) -> set[str]:
+        live: set[str] = set()
+        for at in range(0, len(keys), KV_KEYS_PER_QUERY):
+            chunk = keys[at : at + KV_KEYS_PER_QUERY]
+            rows = await self._query(
+                read_rows(
+                    "SELECT key FROM plugin_kv WHERE tenant_id = ? AND plugin = ?"
+                    f" AND key IN ({placeholders(len(chunk))})"
+                    " AND (expires_at IS NULL OR expires_at > ?)",
+                    tenant_id,
+                    plugin,
+                    *chunk,
+                    now,
+                )
+            )
+            live.update(row["key"] for row in rows)
+        return live
 
     async def kv_put(
         self,
