@@ -303,6 +303,7 @@ async def run(args: argparse.Namespace) -> None:
                 args=(base, key, tokens, args.keep_load_gc, args.echoes, agent_child),
             )
             agents.start()
+            agent_child.close()  # the child's end lives in the child: its death is EOF here
             procs.append(agents)
             shares = [args.chats // args.customer_procs] * args.customer_procs
             shares[0] += args.chats - sum(shares)
@@ -314,6 +315,7 @@ async def run(args: argparse.Namespace) -> None:
                     args=(base, key, share, args.seconds, args.keep_load_gc, args.echoes, child),
                 )
                 proc.start()
+                child.close()
                 procs.append(proc)
                 customer_ends.append(end)
             loop = asyncio.get_running_loop()

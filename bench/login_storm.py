@@ -411,6 +411,7 @@ async def main(args: argparse.Namespace) -> int:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_server_process, args=(child, args.pairs, valid_needed), daemon=True)
     proc.start()
+    child.close()  # the child's end lives in the child: its death is EOF here
     loop = asyncio.get_running_loop()
     t_setup = time.perf_counter()
     server = await loop.run_in_executor(None, parent.recv)

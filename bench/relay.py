@@ -616,6 +616,7 @@ async def run_relay(args: argparse.Namespace) -> None:
             target=_server_process, args=(child, args.pairs, args.event_loop), daemon=True
         )
         proc.start()
+        child.close()  # the child's end lives in the child: its death is EOF here
         while not parent.poll(0.2):  # a server that failed to start must not hang the bench
             if not proc.is_alive():
                 raise SystemExit(f"the server process exited ({proc.exitcode}); see above")
