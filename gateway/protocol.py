@@ -100,6 +100,10 @@ class Key(Frame, tag_field="t", tag="key"):
     # stored exactly as written is not sent back to this connection (its ``ack`` carries
     # ``ts``); a changed (masked) one still is, as are all messages on other connections.
     echo: bool = True
+    # Agents: queue changes come as ``queue_update`` frames (only what changed). Without
+    # it every change sends the whole ``queue``, as to consoles from before the frame
+    # existed (a page left open across an upgrade keeps a live queue).
+    queue_updates: bool = False
 
 
 class Error(Frame, tag_field="t", tag="error"):

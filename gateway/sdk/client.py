@@ -243,6 +243,8 @@ class _SecureClient:
     ) -> None:
         self.url = url
         self.echo = echo
+        self.queue_updates = False
+        """Agents: ask for ``queue_update`` frames instead of the whole queue per change."""
         """False: messages this connection stores exactly as sent are not sent back to it
         (as the widget and the console ask); their ``ack`` carries seq and time."""
         self.origin = origin
@@ -336,6 +338,7 @@ class _SecureClient:
             client_pk=b64encode(bytes(private.public_key)),
             resume=self._resume_frame(),
             echo=self.echo,
+            queue_updates=self.queue_updates,
         )
         await ws.send(encode(key), text=True)
         self.hello = hello
@@ -798,9 +801,12 @@ class AgentClient(_SecureClient):
         gateway_key: str | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
         echo: bool = True,
+        queue_updates: bool = True,
     ) -> None:
         """``echo=False``: replies stored exactly as sent are not sent back to this
-        connection (as the console asks); the ``ack`` then carries their time."""
+        connection (as the console asks); the ``ack`` then carries their time.
+        ``queue_updates=False``: every queue change sends the whole ``queue`` (as to
+        consoles from before ``queue_update``) instead of only what changed."""
         if (token is None) == (cookie is None):
             raise ValueError("give exactly one of token (Bearer) or cookie")
         headers = (
@@ -814,6 +820,7 @@ class AgentClient(_SecureClient):
             open_timeout=open_timeout,
             echo=echo,
         )
+        self.queue_updates = queue_updates
         self.ready: Ready | None = None
         self.chats: set[str] = set()  # chats assigned to this agent, as far as we know
 

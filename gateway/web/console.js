@@ -166,7 +166,7 @@ function connect() {
   S.sock = new P.SecureSocket(url, {
     // echo: false -- our own replies are on the page already (sendReply); the ack carries
     // their seq and time, and only a reply the policy changed comes back (masked).
-    keyExtra: () => ({ echo: false }),
+    keyExtra: () => ({ echo: false, queue_updates: true }),
     onready: () => setConn(t('console.conn.connected'), 'ok'),
     onframe: onFrame,
     onclose: (info) => {

@@ -33,6 +33,7 @@ from gateway.protocol import (
     Ping,
     Pong,
     QueueRequest,
+    QueueSnapshot,
     Ready,
     ReportMsg,
     Transfer,
@@ -70,6 +71,7 @@ class AgentSession:
         device: E2EDevice | None = None,
         *,
         echo: bool = True,
+        queue_updates: bool = False,
     ) -> None:
         self.conn = conn
         # The certified e2e device this socket speaks for: it receives that device's
@@ -90,7 +92,9 @@ class AgentSession:
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
         self._snapshot_pending = False
-        self.queue_view = QueueView()  # what the console was shown: changes go as updates
+        # What the console was shown, so changes go as ``queue_update``s; None for a client
+        # that did not ask for them (it gets the whole queue on every change).
+        self.queue_view = QueueView() if queue_updates else None
         self._queue_changed_at = 0.0  # when the last queue change was heard (queue_reads clock)
         self._checked_at = svc.clock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -174,6 +178,10 @@ class AgentSession:
             if keys is not None:
                 self.conn.send(keys)
 
+    def _send_queue(self, snapshot: QueueSnapshot) -> None:
+        """The whole queue (on connect, on request): from now on what the console has."""
+        self.conn.send(snapshot if self.queue_view is None else self.queue_view.shown(snapshot))
+
     def _schedule_snapshot(self) -> None:
         if self._snapshot_pending:
             return
@@ -183,8 +191,9 @@ class AgentSession:
             await asyncio.sleep(0.05)  # coalesce bursts of queue changes
             self._snapshot_pending = False
             snapshot = await self.svc.chats.queue_snapshot(self.principal, self._queue_changed_at)
-            update = self.queue_view.changes(snapshot)
-            if update is not None:
+            if self.queue_view is None:
+                self.conn.send(snapshot)
+            elif (update := self.queue_view.changes(snapshot)) is not None:
                 self.conn.send(update)
 
         self._spawn(send_later())
@@ -220,7 +229,7 @@ class AgentSession:
             self.feed.start_at(entry.chat, chat.last_seq if chat else 0)
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
             await self._send_keys(entry.chat)
-        self.conn.send(self.queue_view.shown(snapshot))
+        self._send_queue(snapshot)
         self._spawn(self._watch_session())
         try:
             async for raw in self.conn.frames():
@@ -379,7 +388,7 @@ class AgentSession:
                 self.conn.unsubscribe(chat_topic(frame.chat))
             await chats.unwatch(p, frame.chat)
         elif isinstance(frame, QueueRequest):
-            self.conn.send(self.queue_view.shown(await chats.queue_snapshot(p)))
+            self._send_queue(await chats.queue_snapshot(p))
         elif isinstance(frame, History):
             known = await self.svc.store.get_chat(frame.chat) if len(frame.chat) <= 128 else None
             if (
@@ -471,7 +480,9 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
         device = None
         if 0 < len(device_id) <= 64:  # an uncertified or foreign device is simply none
             device = await svc.e2e.usable_device(ctx.agent.id, device_id)
-        session = AgentSession(conn, svc, ctx, ip, device, echo=key.echo)
+        session = AgentSession(
+            conn, svc, ctx, ip, device, echo=key.echo, queue_updates=key.queue_updates
+        )
         with contextlib.suppress(asyncio.CancelledError):
             await session.run()
 

@@ -172,3 +172,26 @@ async def test_consoles_follow_the_queue_from_updates_alone(gw) -> None:
     finally:
         for client in (amy, bob, bea, *customers):
             await client.aclose()
+
+
+async def test_a_console_that_did_not_ask_for_updates_gets_the_whole_queue(gw) -> None:
+    """A console page from before ``queue_update`` (no ``queue_updates`` in ``key``) still
+    sees every change, as whole ``queue`` frames: left open across an upgrade it keeps a
+    live queue."""
+    http, base, svc = gw
+    _, secret, password = await make_agent(svc, "old@example.com")
+    token = await login(http, base, "old@example.com", password, secret, svc.clock())
+    key = svc.identity.verify_key_b64
+    old = AgentClient(base, token=token, gateway_key=key, queue_updates=False)
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+    try:
+        await old.connect()
+        assert (await old.wait_for(QueueSnapshot)).chats == []
+        await customer.connect()
+        chat = (await customer.open()).chat
+        snapshot = await old.wait_for(QueueSnapshot, timeout=10)
+        assert [e.chat for e in snapshot.chats] == [chat]
+        assert not [f for f in old.drain() if isinstance(f, QueueUpdate)]
+    finally:
+        await old.aclose()
+        await customer.aclose()
