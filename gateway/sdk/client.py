@@ -243,10 +243,10 @@ class _SecureClient:
     ) -> None:
         self.url = url
         self.echo = echo
-        self.queue_updates = False
-        """Agents: ask for ``queue_update`` frames instead of the whole queue per change."""
         """False: messages this connection stores exactly as sent are not sent back to it
         (as the widget and the console ask); their ``ack`` carries seq and time."""
+        self.queue_updates = False
+        """Agents: ask for ``queue_update`` frames instead of the whole queue per change."""
         self.origin = origin
         self.headers = dict(headers or {})
         self.gateway_key = gateway_key
