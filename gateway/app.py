@@ -34,6 +34,7 @@ from gateway.customers import CustomerKeys
 from gateway.datadir import IDENTITY_FILE, MASTER_KEY_FILE, prepare_data_dir
 from gateway.derived_keys import address_hasher
 from gateway.e2e import E2EService
+from gateway.gc_pauses import CollectorPauses
 from gateway.governance.auditchain import AuditKeys, Checkpointer
 from gateway.governance.dormancy import DormancySweep
 from gateway.governance.siem import SiemOutbox
@@ -380,6 +381,8 @@ def create_app(
         workers = list(svc.workers) if with_workers else []
         for worker in workers:
             await worker.start()
+        pauses = CollectorPauses(svc.metrics.gc_pause_seconds)
+        pauses.start()
         log.info(
             "gateway_started",
             base_url=config.base_url,
@@ -388,6 +391,7 @@ def create_app(
             key_id=svc.identity.key_id,
         )
         yield
+        pauses.stop()
         await _stop_workers(workers)
         if services is None:
             await close_services(svc)

@@ -135,6 +135,16 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        # the process's garbage collector (gateway/gc_pauses.py)
+        self.gc_pause_seconds = Histogram(
+            "gc_pause_seconds",
+            "Seconds the garbage collector stopped the process, by generation (1, 2: a "
+            "full collection); young collections are not timed.",
+            ["generation"],
+            namespace=ns,
+            registry=reg,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
         # service quality (issue 15.4): no labels, so no tenant or agent becomes a series
         self.queue_wait_seconds = Histogram(
             "queue_wait_seconds",
