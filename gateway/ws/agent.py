@@ -91,7 +91,9 @@ class AgentSession:
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
-        self._snapshot_pending = False
+        # True until the first whole queue is sent: a change heard while it is read waits
+        # and follows it (an update before any ``queue`` would have nothing to apply to).
+        self._snapshot_pending = True
         # What the console was shown, so changes go as ``queue_update``s; None for a client
         # that did not ask for them (it gets the whole queue on every change).
         self.queue_view = QueueView() if queue_updates else None
@@ -230,6 +232,9 @@ class AgentSession:
             await self.conn.subscribe(chat_topic(entry.chat), self._on_event)
             await self._send_keys(entry.chat)
         self._send_queue(snapshot)
+        self._snapshot_pending = False
+        if self._queue_changed_at:  # a change heard while the first queue was read
+            self._schedule_snapshot()
         self._spawn(self._watch_session())
         try:
             async for raw in self.conn.frames():

@@ -8,6 +8,7 @@ serve never appears in its updates.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -194,4 +195,46 @@ async def test_a_console_that_did_not_ask_for_updates_gets_the_whole_queue(gw) -
         assert not [f for f in old.drain() if isinstance(f, QueueUpdate)]
     finally:
         await old.aclose()
+        await customer.aclose()
+
+
+async def test_a_change_heard_while_the_first_queue_is_read_comes_after_it(
+    gw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first word about the queue is the whole ``queue``: a change heard while it was
+    being read follows it as an update (an update before any ``queue`` would have nothing
+    to apply to, and the older whole queue after it would undo it)."""
+    http, base, svc = gw
+    _, secret, password = await make_agent(svc, "ann@example.com")
+    token = await login(http, base, "ann@example.com", password, secret, svc.clock())
+    key = svc.identity.verify_key_b64
+    real = svc.chats.queue_snapshot
+    first_read, release = asyncio.Event(), asyncio.Event()
+    reads = 0
+
+    async def first_read_held(principal, not_before=None):
+        nonlocal reads
+        reads += 1
+        snapshot = await real(principal, not_before)
+        if reads == 1:  # read before the customer opens, sent after
+            first_read.set()
+            await release.wait()
+        return snapshot
+
+    monkeypatch.setattr(svc.chats, "queue_snapshot", first_read_held)
+    agent = AgentClient(base, token=token, gateway_key=key)
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+    try:
+        await agent.connect()
+        await first_read.wait()
+        await customer.connect()
+        chat = (await customer.open()).chat
+        await asyncio.sleep(0.3)  # the change's 50 ms coalescing window has long passed
+        release.set()
+        first = await agent.wait_for((QueueSnapshot, QueueUpdate), timeout=10)
+        assert isinstance(first, QueueSnapshot) and first.chats == []
+        update = await agent.wait_for(QueueUpdate, timeout=10)
+        assert [e.chat for e in update.chats] == [chat]
+    finally:
+        await agent.aclose()
         await customer.aclose()
