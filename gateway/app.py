@@ -216,6 +216,7 @@ async def _wire(
         notices=NoticeBook(store, auditor, clock),
         quality=quality,
         e2e=e2e,
+        queue_listed=config.websocket.queue_listed,
     )
 
     async def count_delivery(plugin: str, result: Any) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import re
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,7 +67,7 @@ from gateway.protocol import (
     WrapKeys,
 )
 from gateway.quality import COMMENT_PURPOSE, QualityMetrics
-from gateway.queue_view import QueueRow, SharedQueueReads
+from gateway.queue_view import QueueRead, QueueRow, SharedQueueReads
 from gateway.reports import ReportBook, SignedReport
 from gateway.search_index import KeyedHasher
 from gateway.search_indexer import SearchIndexer
@@ -191,6 +192,7 @@ class ChatService:
         notices: NoticeBook | None = None,
         quality: QualityMetrics | None = None,
         e2e: E2EService | None = None,
+        queue_listed: int = 500,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -204,7 +206,13 @@ class ChatService:
         self.customer_keys = customer_keys
         self._on_policy = on_policy or (lambda direction, action: None)
         self.split_window = SplitWindow(clock=clock)  # numbers split across messages
-        self.queue_reads = SharedQueueReads(self._queue_rows)  # one read per tenant burst
+        self.queue_listed = queue_listed  # waiting chats listed per queue (the rest counted)
+        self.queue_reads = SharedQueueReads(self._queue_read)  # one read per tenant burst
+        # tenant -> chat id -> (what the entry was made from, the entry): a queue read
+        # decrypts only the profiles of chats that are new or changed since the last read
+        # (1,000 open chats: 44 -> ~15 ms a read on SQLite), and an unchanged chat keeps
+        # the same entry object, which the consoles' QueueViews compare by identity first.
+        self._queue_entries: dict[str, dict[str, tuple[tuple[object, ...], QueueEntry]]] = {}
         self._agent_names: dict[str, str] = {}
         # History search (issue 16 item 5): keyed-hash tokens and customer keys, no plaintext;
         # a chat's words are indexed once it closes (gateway/search_indexer.py).
@@ -1501,40 +1509,70 @@ class ChatService:
         change the caller was told of; a read started since then is shared (None: a new
         read)."""
         since = self.queue_reads.clock() if not_before is None else not_before
-        rows = await self.queue_reads.rows(principal.tenant_id, since)
+        read = await self.queue_reads.rows(principal.tenant_id, since)
         supervisor = principal.can(Permission.CHAT_WATCH, principal.tenant_id)
         visible, mine = [], []
-        for row in rows:
+        for row in read.rows:
             if row.assigned_agent_id == principal.agent_id:
                 mine.append(row.entry)
             elif not principal.sees_queue(row.entry.queue):
                 continue  # queue scoping: not even the customer's name or topic
             elif row.state == "queued" or supervisor:
                 visible.append(row.entry)
-        return QueueSnapshot(chats=visible, mine=mine)
+        unlisted = sum(n for queue, n in read.unlisted.items() if principal.sees_queue(queue))
+        return QueueSnapshot(chats=visible, mine=mine, waiting_unlisted=unlisted)
 
-    async def _queue_rows(self, tenant_id: str) -> list[QueueRow]:
-        """Every open chat of the tenant as a queue entry (one store read, one profile
-        decryption per chat), shared by the consoles through ``queue_reads``."""
-        chats = await self.store.list_chats(tenant_id, states=("queued", "active"))
+    async def _queue_read(self, tenant_id: str) -> QueueRead:
+        """The tenant's open chats as queue entries (one store read; a profile decryption
+        per chat new or changed since the last read), shared by the consoles through
+        ``queue_reads``: every active chat, and the ``queue_listed`` longest-waiting chats
+        of each queue with a count of the rest."""
+        listing = await self.store.list_queue(tenant_id, waiting_per_queue=self.queue_listed)
+        chats = listing.chats
         handled = await HelpdeskInbox(self.store, self.keys, self.clock).handled(
             tenant_id, [c.id for c in chats]
         )
+        listed = Counter(chat.queue for chat in chats if chat.state == "queued")
+        unlisted = {
+            queue: total - listed[queue]
+            for queue, total in listing.waiting.items()
+            if total > listed[queue]
+        }
         rows = []
+        known = self._queue_entries.get(tenant_id, {})
+        entries: dict[str, tuple[tuple[object, ...], QueueEntry]] = {}
         for chat in chats:
-            entry = QueueEntry(
-                chat=chat.id,
-                queue=chat.queue,
-                waiting_since=chat.waiting_since,
-                verified=chat.verified,
-                state=chat.state,
-                agent=await self.agent_name(chat.assigned_agent_id),
-                handled=chat.id in handled,
-                e2e=chat.mode == "e2e",
-                **await self._profile_summary(chat),
+            agent = await self.agent_name(chat.assigned_agent_id)
+            facts = (
+                chat.queue,
+                chat.waiting_since,
+                chat.verified,
+                chat.state,
+                agent,
+                chat.id in handled,
+                chat.mode,
+                chat.profile_sealed,
+                chat.identity_sealed,
             )
+            cached = known.get(chat.id)
+            if cached is not None and cached[0] == facts:
+                entry = cached[1]
+            else:
+                entry = QueueEntry(
+                    chat=chat.id,
+                    queue=chat.queue,
+                    waiting_since=chat.waiting_since,
+                    verified=chat.verified,
+                    state=chat.state,
+                    agent=agent,
+                    handled=chat.id in handled,
+                    e2e=chat.mode == "e2e",
+                    **await self._profile_summary(chat),
+                )
+            entries[chat.id] = (facts, entry)
             rows.append(QueueRow(entry, chat.state, chat.assigned_agent_id))
-        return rows
+        self._queue_entries[tenant_id] = entries
+        return QueueRead(rows, unlisted)
 
     async def _profile_summary(self, chat: Chat) -> dict[str, str | None]:
         """Name and topic for the queue; the verified identity wins over the form."""

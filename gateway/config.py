@@ -91,6 +91,10 @@ class WebSocketConfig:
     # A cut-off slow client gets this long without read progress to take its close frame
     # before its socket is aborted (at most 4x this in all).
     slow_consumer_grace: float = 7.0
+    # Waiting chats each queue lists in a console's queue, longest-waiting first; the rest
+    # are counted, not listed (``waiting_unlisted``), so a flood of openings cannot make
+    # every console's queue frame unbounded.
+    queue_listed: int = 500
 
 
 @dataclass(slots=True)
@@ -377,9 +381,15 @@ def parse_config(
             raise ConfigError(f"oidc.allowed_issuers: not an http(s) URL: {issuer[:80]!r}")
     if not config.websocket.slow_consumer_grace > 0:
         raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
+    if not 1 <= config.websocket.queue_listed <= MAX_QUEUE_LISTED:
+        raise ConfigError(f"websocket.queue_listed must be 1-{MAX_QUEUE_LISTED}")
     _check_attachments(config.attachments)
     return config
 
+
+MAX_QUEUE_LISTED = 5000
+"""The most ``websocket.queue_listed`` may be: every queue change re-reads that many rows
+per queue and sends changes of them to every console of the tenant."""
 
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 """The most ``attachments.max_bytes`` may be: uploads are read into memory once."""

@@ -523,6 +523,10 @@ class QueueSnapshot(Frame, tag_field="t", tag="queue"):
 
     chats: list[QueueEntry]
     mine: list[QueueEntry]
+    waiting_unlisted: int = 0
+    """Waiting chats of this agent's queues that ``chats`` leaves out: each queue lists its
+    longest-waiting chats only (``websocket.queue_listed``), so a flood of customers cannot
+    make every console's queue unbounded; the console shows the number."""
 
 
 class QueueUpdate(Frame, tag_field="t", tag="queue_update"):
@@ -537,6 +541,8 @@ class QueueUpdate(Frame, tag_field="t", tag="queue_update"):
     chats: list[QueueEntry]
     mine: list[QueueEntry]
     gone: list[str]
+    waiting_unlisted: int = 0
+    """As in ``queue``: the current number, sent with every update."""
 
 
 class HelpdeskNote(Frame, tag_field="t", tag="note"):

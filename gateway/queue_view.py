@@ -35,10 +35,19 @@ class QueueRow:
     assigned_agent_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRead:
+    """One read of a tenant's queue: the rows consoles list, and per queue how many
+    waiting chats the rows leave out (each queue lists its longest-waiting chats only)."""
+
+    rows: list[QueueRow]
+    unlisted: dict[str, int]
+
+
 @dataclass(slots=True)
 class _Read:
     started: float
-    rows: asyncio.Future[list[QueueRow]]
+    rows: asyncio.Future[QueueRead]
 
 
 class SharedQueueReads:
@@ -46,14 +55,14 @@ class SharedQueueReads:
 
     def __init__(
         self,
-        load: Callable[[str], Awaitable[list[QueueRow]]],
+        load: Callable[[str], Awaitable[QueueRead]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self.clock = clock
         self._latest: dict[str, _Read] = {}
 
-    async def rows(self, tenant_id: str, not_before: float) -> list[QueueRow]:
+    async def rows(self, tenant_id: str, not_before: float) -> QueueRead:
         """The tenant's queue from a read that started at or after ``not_before``."""
         latest = self._latest.get(tenant_id)
         if latest is None or latest.started < not_before:
@@ -62,7 +71,7 @@ class SharedQueueReads:
             latest.rows.add_done_callback(lambda fut: self._forget_failed(tenant_id, fut))
         return await asyncio.shield(latest.rows)
 
-    def _forget_failed(self, tenant_id: str, fut: asyncio.Future[list[QueueRow]]) -> None:
+    def _forget_failed(self, tenant_id: str, fut: asyncio.Future[QueueRead]) -> None:
         """A failed read is never reused (the next console asking starts a new one)."""
         if fut.cancelled() or fut.exception() is not None:
             latest = self._latest.get(tenant_id)

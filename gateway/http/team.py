@@ -69,10 +69,15 @@ async def team_of(svc: Services, tenant_id: str, exclude_agent: str | None) -> T
     """Agents (with presence and active chats) and queues (with load) of one tenant."""
     agents = [a for a in await svc.store.list_agents(tenant_id) if not a.disabled]
     online = await svc.presence.agents(tenant_id)
-    chats = await svc.store.list_chats(tenant_id, states=("queued", "active"))
-    active_by_agent = Counter(c.assigned_agent_id for c in chats if c.state == "active")
-    waiting = Counter(c.queue for c in chats if c.state == "queued")
-    active = Counter(c.queue for c in chats if c.state == "active")
+    active_by_agent: Counter[str | None] = Counter()
+    waiting: Counter[str] = Counter()
+    active: Counter[str] = Counter()
+    for group in await svc.store.count_open_chats(tenant_id):  # counted, however many
+        if group.state == "active":
+            active_by_agent[group.assigned_agent_id] += group.count
+            active[group.queue] += group.count
+        else:
+            waiting[group.queue] += group.count
     team = [
         TeamAgent(
             id=a.id,

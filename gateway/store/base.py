@@ -271,6 +271,27 @@ class Chat:
         return self.queued_at if self.queued_at is not None else self.created_at
 
 
+@dataclass(frozen=True, slots=True)
+class OpenQueue:
+    """What consoles list of a tenant's open chats (``Store.list_queue``): every active
+    chat, the longest-waiting queued chats of each queue, and how many wait in each queue
+    in all (so a console can say how many it does not list)."""
+
+    chats: list[Chat]
+    waiting: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChatCount:
+    """How many open chats share a queue, a state and an assigned agent
+    (``Store.count_open_chats``): the team view's load figures, whatever their number."""
+
+    queue: str
+    state: ChatState
+    assigned_agent_id: str | None
+    count: int
+
+
 @dataclass(slots=True)
 class StoredMessage:
     chat_id: str
@@ -851,6 +872,15 @@ class Store(Protocol):
         limit: int = 500,
     ) -> list[Chat]:
         """Oldest first (queue order)."""
+
+    async def list_queue(self, tenant_id: str, *, waiting_per_queue: int) -> OpenQueue:
+        """Every active chat of the tenant and the ``waiting_per_queue`` longest-waiting
+        queued chats of each of its queues, oldest first, with the number of queued chats
+        per queue: one read that stays bounded however many customers wait, and in which
+        an agent's own chats are never cut off (``list_chats`` stops at its ``limit``)."""
+
+    async def count_open_chats(self, tenant_id: str) -> list[OpenChatCount]:
+        """The tenant's open chats counted by queue, state and assigned agent."""
 
     async def close_chat(self, chat_id: str, *, closed_at: float, reason: str) -> Chat | None:
         """Compare-and-set a chat to ``closed``: the race-free way to close.

@@ -70,6 +70,8 @@ from gateway.store.base import (
     LockoutRecord,
     NotFound,
     OidcSession,
+    OpenChatCount,
+    OpenQueue,
     OutboxEvent,
     OutboxItem,
     OutboxState,
@@ -113,6 +115,24 @@ EVENT_INSERT_COLS = (
 )
 """The outbox columns an event is written with (:func:`event_params` gives their values)."""
 ON_DUPLICATE_EVENT = " ON CONFLICT (plugin, idempotency_key) DO NOTHING"
+LIST_QUEUE = (
+    f"SELECT {CHAT_COLS}, waiting FROM ("
+    f" SELECT {CHAT_COLS}, COUNT(*) OVER (PARTITION BY queue) AS waiting,"
+    "  ROW_NUMBER() OVER (PARTITION BY queue ORDER BY COALESCE(queued_at, created_at), id)"
+    "  AS place"
+    " FROM chats WHERE tenant_id = ? AND state = 'queued'"
+    ") AS waiting_chats WHERE place <= ?"
+    f" UNION ALL SELECT {CHAT_COLS}, 0 AS waiting FROM chats"
+    " WHERE tenant_id = ? AND state = 'active'"
+    " ORDER BY created_at, id"
+)
+"""The queue consoles list (``Store.list_queue``): the longest-waiting queued chats of each
+queue with their queue's total, and every active chat."""
+COUNT_OPEN_CHATS = (
+    "SELECT queue, state, assigned_agent_id, COUNT(*) AS n FROM chats"
+    " WHERE tenant_id = ? AND state IN ('queued', 'active')"
+    " GROUP BY queue, state, assigned_agent_id"
+)
 INSERT_EVENT = (
     f"INSERT INTO outbox ({EVENT_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + ON_DUPLICATE_EVENT
 )
@@ -789,6 +809,19 @@ class SqlStore(SqlGovernance):
             read_rows(sql + " ORDER BY created_at, id LIMIT ?", *args, max(0, limit))
         )
         return [_rows.chat(r) for r in rows]
+
+    async def list_queue(self, tenant_id: str, *, waiting_per_queue: int) -> OpenQueue:
+        rows = await self._query(
+            read_rows(LIST_QUEUE, tenant_id, max(0, waiting_per_queue), tenant_id)
+        )
+        waiting = {r["queue"]: int(r["waiting"]) for r in rows if r["state"] == "queued"}
+        return OpenQueue([_rows.chat(r) for r in rows], waiting)
+
+    async def count_open_chats(self, tenant_id: str) -> list[OpenChatCount]:
+        rows = await self._query(read_rows(COUNT_OPEN_CHATS, tenant_id))
+        return [
+            OpenChatCount(r["queue"], r["state"], r["assigned_agent_id"], int(r["n"])) for r in rows
+        ]
 
     async def close_chat(self, chat_id: str, *, closed_at: float, reason: str) -> Chat | None:
         # One conditional UPDATE: a concurrent close waits on the row lock, then re-checks

@@ -244,7 +244,7 @@ function alertNewChats() {
 }
 
 function onQueue(f) {
-  S.queue = { chats: f.chats || [], mine: f.mine || [] };
+  S.queue = { chats: f.chats || [], mine: f.mine || [], unlisted: f.waiting_unlisted || 0 };
   alertNewChats();
   for (const entry of S.queue.mine) {
     const existed = S.chats.has(entry.chat);
@@ -271,7 +271,8 @@ function onQueue(f) {
 function onQueueUpdate(f) {
   const changed = new Set((f.chats || []).concat(f.mine || []).map((e) => e.chat).concat(f.gone || []));
   const kept = (list) => list.filter((e) => !changed.has(e.chat));
-  onQueue({ chats: kept(S.queue.chats).concat(f.chats || []), mine: kept(S.queue.mine).concat(f.mine || []) });
+  onQueue({ chats: kept(S.queue.chats).concat(f.chats || []), mine: kept(S.queue.mine).concat(f.mine || []),
+    waiting_unlisted: f.waiting_unlisted });
 }
 
 function customerName(info) {
@@ -291,9 +292,11 @@ function renderQueue() {
     .sort((a, b) => a.waiting_since - b.waiting_since);
   // Chats the helpdesk marked handled no longer count as waiting: listed after the rest.
   const waiting = queued.filter((e) => !e.handled);
-  d.queueCount.textContent = I18N.number(waiting.length);
+  // Each queue lists its longest-waiting customers only; the gateway counts the rest.
+  const unlisted = S.queue.unlisted || 0;
+  d.queueCount.textContent = I18N.number(waiting.length + unlisted);
   clear(d.queueList);
-  if (!waiting.length) d.queueList.appendChild(h('li', { class: 'none', text: t('console.nobody_waiting') }));
+  if (!waiting.length && !unlisted) d.queueList.appendChild(h('li', { class: 'none', text: t('console.nobody_waiting') }));
   for (const e of waiting.concat(queued.filter((x) => x.handled))) {
     d.queueList.appendChild(h('li', { class: 'queue-item' + (e.handled ? ' handled' : ''), 'data-chat': e.chat },
       h('div', { class: 'qi-main' },
@@ -303,6 +306,7 @@ function renderQueue() {
       h('button', { class: 'btn small primary', type: 'button', 'aria-label': t('console.accept_with', { name: customerName(e) }),
         onclick: () => accept(e.chat) }, t('console.accept'))));
   }
+  if (unlisted) d.queueList.appendChild(h('li', { class: 'none unlisted', text: t('console.waiting_unlisted', { count: unlisted }) }));
   renderMine();
   if (isSupervisor()) {
     const active = S.queue.chats.filter((e) => e.state === 'active');

@@ -27,10 +27,12 @@ class QueueView:
     def __init__(self) -> None:
         # chat id -> (listed in ``mine``, the entry as last sent)
         self._shown: dict[str, tuple[bool, QueueEntry]] = {}
+        self._unlisted = 0
 
     def shown(self, snapshot: QueueSnapshot) -> QueueSnapshot:
         """``snapshot`` is about to be sent whole: it replaces what the console has."""
         self._shown = self._index(snapshot)
+        self._unlisted = snapshot.waiting_unlisted
         return snapshot
 
     def changes(self, snapshot: QueueSnapshot) -> QueueUpdate | None:
@@ -44,10 +46,13 @@ class QueueView:
             if before.get(chat_id) != placed:
                 (mine if placed[0] else chats).append(placed[1])
         gone = [chat_id for chat_id in before if chat_id not in now]
+        unlisted_before, self._unlisted = self._unlisted, snapshot.waiting_unlisted
         self._shown = now
-        if not chats and not mine and not gone:
+        if not chats and not mine and not gone and unlisted_before == self._unlisted:
             return None
-        return QueueUpdate(chats=chats, mine=mine, gone=gone)
+        return QueueUpdate(
+            chats=chats, mine=mine, gone=gone, waiting_unlisted=snapshot.waiting_unlisted
+        )
 
     @staticmethod
     def _index(snapshot: QueueSnapshot) -> dict[str, tuple[bool, QueueEntry]]:

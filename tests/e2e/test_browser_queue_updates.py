@@ -53,3 +53,50 @@ async def test_consoles_follow_the_queue_through_updates(browser, gateway):
             await customer.aclose()
         await ctx_a.close()
         await ctx_b.close()
+
+
+async def test_consoles_count_the_customers_their_queue_does_not_list(browser, gateway):
+    """Each queue lists its longest-waiting customers only (``websocket.queue_listed``);
+    the consoles say how many more wait, and the next one moves up when one is taken."""
+    chats = gateway.svc.chats
+    for chat in await gateway.svc.store.list_chats("demo"):  # an earlier test's customers
+        await chats.close(chat.id, "demo", by="customer")
+    await gateway.agent("cleo@example.com", name="Cleo")
+    await gateway.agent("dan@example.com", name="Dan")
+    ctx_a, cleo = await new_page(browser, locale="zh-CN")
+    ctx_b, dan = await new_page(browser, locale="en-US")
+    key = gateway.svc.identity.verify_key_b64
+    base = gateway.base_url
+    customers = [CustomerClient(base, "demo", origin=base, gateway_key=key) for _ in range(3)]
+    listed, chats.queue_listed = chats.queue_listed, 1
+    try:
+        await login_console(cleo, gateway, "cleo@example.com")
+        await login_console(dan, gateway, "dan@example.com")
+        for customer, name in zip(customers, ("Eve", "Finn", "Gus"), strict=True):
+            await customer.connect()
+            await customer.open(profile={"name": name})
+        await expect(cleo.locator(".queue-item strong")).to_have_text(["Eve"])
+        await expect(cleo.locator("li.unlisted")).to_have_text(
+            "另有 2 位客户在等待（列表只显示等待最久的客户）。"
+        )
+        await expect(dan.locator(".queue-item strong")).to_have_text(["Eve"])
+        await expect(dan.locator("li.unlisted")).to_have_text(
+            "2 more customers are waiting (the list shows those who have waited longest)."
+        )
+        await expect(dan.locator("h2 .count").first).to_have_text("3")
+
+        await dan.locator(".queue-item button", has_text="Accept").click()
+        await expect(cleo.locator(".queue-item strong")).to_have_text(["Finn"])
+        await expect(cleo.locator("li.unlisted")).to_have_text(
+            "另有 1 位客户在等待（列表只显示等待最久的客户）。"
+        )
+        await expect(dan.locator("li.unlisted")).to_have_text(
+            "1 more customer is waiting (the list shows those who have waited longest)."
+        )
+        await expect(dan.locator(".tab-name", has_text="Eve")).to_be_visible()
+    finally:
+        chats.queue_listed = listed
+        for customer in customers:
+            await customer.aclose()
+        await ctx_a.close()
+        await ctx_b.close()

@@ -74,6 +74,17 @@ def test_a_whole_snapshot_resets_what_the_console_has() -> None:
     assert view.changes(QueueSnapshot(chats=[_entry("b")], mine=[])) is None
 
 
+def test_a_changed_count_of_unlisted_customers_is_an_update_of_its_own() -> None:
+    view = QueueView()
+    listed = [_entry("a")]
+    view.shown(QueueSnapshot(chats=listed, mine=[], waiting_unlisted=3))
+    assert view.changes(QueueSnapshot(chats=listed, mine=[], waiting_unlisted=3)) is None
+    update = view.changes(QueueSnapshot(chats=listed, mine=[], waiting_unlisted=4))
+    assert update == QueueUpdate(chats=[], mine=[], gone=[], waiting_unlisted=4)
+    update = view.changes(QueueSnapshot(chats=[], mine=[], waiting_unlisted=4))
+    assert update == QueueUpdate(chats=[], mine=[], gone=["a"], waiting_unlisted=4)
+
+
 def test_updates_applied_in_order_rebuild_every_snapshot() -> None:
     rng = random.Random(18)
     view = QueueView()

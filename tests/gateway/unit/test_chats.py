@@ -4,6 +4,7 @@ issue-21 regressions live in tests/gateway/test_chat_service.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -13,10 +14,11 @@ from auth.roles import Principal, Role
 from gateway.bus import MemoryBus
 from gateway.bus.base import BusEvent, chat_topic, tenant_topic
 from gateway.chats import ChatError, ChatService
-from gateway.protocol import Msg
+from gateway.protocol import Msg, Profile
 from gateway.store import Store
 from gateway.store.base import Agent, Tenant
 from gateway.tenants import TenantDirectory
+from gateway.transcripts import seal_json
 from tests.gateway.helpers import FakeClock
 from tests.gateway.unit.conftest import TENANT
 
@@ -159,6 +161,65 @@ async def test_queue_snapshot_shows_queued_chats_and_the_agents_own(
     for_bob = await chats.queue_snapshot(bob)
     assert [e.chat for e in for_bob.chats] == [waiting.chat.id]  # not Ana's active chat
     assert for_bob.mine == []
+
+
+async def test_queue_lists_the_longest_waiting_per_queue_counts_the_rest_and_all_own_chats(
+    chats: ChatService,
+    store: Store,
+    tenant: Tenant,
+    tenants: TenantDirectory,
+    clock: FakeClock,
+    make_agent: AgentFactory,
+) -> None:
+    """Before, the queue was the first 500 open chats of the tenant: with more, the newest
+    customers and an agent's own chats opened after them were silently left out."""
+    tenant.settings = {"queues": ["billing"]}
+    await store.update_tenant(tenant)
+    tenants.invalidate(TENANT)
+    ana = await make_agent(name="Ana")
+    biller = dataclasses.replace(await make_agent(name="Bo"), queues=frozenset({"billing"}))
+    waiting = []
+    for _ in range(5):
+        waiting.append((await chats.open_chat(TENANT)).chat.id)
+        clock.advance(1)
+    billing = (await chats.open_chat(TENANT, queue="billing")).chat.id
+    await chats.accept(ana, waiting[-1])  # the newest: beyond what the queue lists
+    chats.queue_listed = 2
+
+    for_ana = await chats.queue_snapshot(ana)
+    assert [e.chat for e in for_ana.chats] == [*waiting[:2], billing]
+    assert [e.chat for e in for_ana.mine] == [waiting[-1]]
+    assert for_ana.waiting_unlisted == 2  # waiting[2] and waiting[3]
+    for_biller = await chats.queue_snapshot(biller)
+    assert ([e.chat for e in for_biller.chats], for_biller.waiting_unlisted) == ([billing], 0)
+
+    await chats.accept(ana, waiting[0])  # the next in line moves up into the list
+    for_ana = await chats.queue_snapshot(ana)
+    assert [e.chat for e in for_ana.chats] == [waiting[1], waiting[2], billing]
+    assert {e.chat for e in for_ana.mine} == {waiting[0], waiting[-1]}
+    assert for_ana.waiting_unlisted == 1
+
+
+async def test_a_queue_read_reuses_unchanged_entries_and_remakes_changed_ones(
+    chats: ChatService, store: Store, make_agent: AgentFactory
+) -> None:
+    ana = await make_agent(name="Ana")
+    first = await chats.open_chat(TENANT, profile=Profile(name="Carl", topic="refund"))
+    second = await chats.open_chat(TENANT, profile=Profile(name="Dora"))
+    before = {e.chat: e for e in (await chats.queue_snapshot(ana)).chats}
+    await chats.accept(ana, second.chat.id)
+
+    after = await chats.queue_snapshot(ana)
+    assert after.chats[0] is before[first.chat.id]  # unchanged: no new entry, no decryption
+    assert [(e.name, e.state, e.agent) for e in after.mine] == [("Dora", "active", "Ana")]
+
+    chat = await store.get_chat(first.chat.id)
+    key = await chats.keys.get(first.chat.id)
+    assert chat is not None and key is not None
+    chat.profile_sealed = seal_json(key, chat.id, "profile", {"name": "Carla"})
+    await store.update_chat(chat)
+    again = await chats.queue_snapshot(ana)
+    assert [(e.name, e.topic) for e in again.chats] == [("Carla", None)]
 
 
 async def test_closed_chat_refuses_messages_and_keeps_the_rating(

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from gateway.protocol import QueueEntry
-from gateway.queue_view import QueueRow, SharedQueueReads
+from gateway.queue_view import QueueRead, QueueRow, SharedQueueReads
 
 
 class Clock:
@@ -27,7 +27,7 @@ class Loader:
         self.release = asyncio.Event()
         self.fail_next = False
 
-    async def __call__(self, tenant_id: str) -> list[QueueRow]:
+    async def __call__(self, tenant_id: str) -> QueueRead:
         self.reads.append(tenant_id)
         number = len(self.reads)
         await self.release.wait()
@@ -41,7 +41,7 @@ class Loader:
             verified=False,
             state="queued",
         )
-        return [QueueRow(entry, "queued", None)]
+        return QueueRead([QueueRow(entry, "queued", None)], {})
 
 
 async def test_consoles_asking_during_one_read_share_it() -> None:
@@ -76,8 +76,8 @@ async def test_a_change_during_a_read_is_not_served_the_older_read() -> None:
     late = asyncio.create_task(reads.rows("t", not_before=100.5))
     await asyncio.sleep(0)
     load.release.set()
-    assert (await early)[0].entry.chat == "c1"
-    assert (await late)[0].entry.chat == "c2"
+    assert (await early).rows[0].entry.chat == "c1"
+    assert (await late).rows[0].entry.chat == "c2"
 
 
 async def test_tenants_do_not_share_reads() -> None:
@@ -99,5 +99,5 @@ async def test_a_failed_read_fails_its_waiters_and_is_never_reused() -> None:
     for task in waiting:
         with pytest.raises(RuntimeError, match="store down"):
             await task
-    rows = await reads.rows("t", not_before=0.0)
-    assert rows[0].entry.chat == "c2" and load.reads == ["t", "t"]
+    read = await reads.rows("t", not_before=0.0)
+    assert read.rows[0].entry.chat == "c2" and load.reads == ["t", "t"]
