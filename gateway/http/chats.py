@@ -25,6 +25,7 @@ from auth.roles import (
     require,
 )
 from gateway.chats import ChatError, CustomerIdKind
+from gateway.http.audit import query_number
 from gateway.http.export_format import export_format, export_response
 from gateway.http.governance import require_approval
 from gateway.http.plumbing import authed, int_path, ok, read_json, services_of
@@ -33,6 +34,10 @@ from gateway.services import peer_ip
 from gateway.sessions import AgentContext
 
 log = structlog.get_logger("cipherdesk.api")
+
+FLAGS_PAGE = 100
+"""Flags per ``GET /api/flags`` page unless ``limit`` says otherwise (newest first)."""
+MAX_FLAGS_PAGE = 500
 
 
 @authed(Permission.FLAG_VIEW_ORIGINAL)
@@ -46,9 +51,14 @@ async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
             400, "bad_request", "query parameter all must be 1, true, 0 or false", field="all"
         )
     every = raw_all in ("1", "true")
-    flags = await svc.store.list_flags(tenant_id, unreviewed_only=not every)
+    before = query_number(request, "before", int, low=1, high=2**62)
+    limit = query_number(request, "limit", int, low=1, high=MAX_FLAGS_PAGE) or FLAGS_PAGE
+    flags = await svc.store.list_flags(
+        tenant_id, unreviewed_only=not every, before_id=before, limit=limit
+    )
     return web.json_response(
         {
+            "next_before": flags[-1].id if len(flags) == limit else None,
             "flags": [
                 {
                     "id": f.id,
@@ -60,7 +70,7 @@ async def list_flags(request: web.Request, ctx: AgentContext) -> web.Response:
                 }
                 for f in flags
                 if f.tenant_id == tenant_id
-            ]
+            ],
         }
     )
 

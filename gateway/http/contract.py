@@ -298,10 +298,15 @@ class FlagOut(Strict):
 
 class FlagList(Strict):
     flags: list[FlagOut]
+    """Newest first."""
+    next_before: int | None
+    """The ``before`` of the next (older) page; null on the last page."""
 
 
 class FlagsQuery(Struct):
     all: Literal["", "1", "true", "0", "false"] | None = None
+    before: Annotated[int, Meta(ge=1)] | Empty | None = None
+    limit: Annotated[int, Meta(ge=1, le=500)] | Empty | None = None
 
 
 class FlagOriginal(Strict):
@@ -1329,7 +1334,7 @@ document(
 document(
     "GET",
     "/api/flags",
-    "Flagged messages (unreviewed unless all=1)",
+    "Flagged messages (unreviewed unless all=1), newest first, paged by before/limit",
     tag="policy",
     ok=FlagList,
     query=FlagsQuery,

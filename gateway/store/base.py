@@ -1172,8 +1172,16 @@ class Store(Protocol):
         """Returns the new flag id. Raises :class:`NotFound` for an unknown/erased chat."""
 
     async def list_flags(
-        self, tenant_id: str, *, unreviewed_only: bool = True
-    ) -> list[PolicyFlag]: ...
+        self,
+        tenant_id: str,
+        *,
+        unreviewed_only: bool = True,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[PolicyFlag]:
+        """Newest first, at most ``limit``; page with ``before_id`` = the last id of the
+        previous page. Customers make flags (every message the policy flags), so a tenant
+        can hold millions: never all at once."""
 
     async def get_flag(self, flag_id: int) -> PolicyFlag | None: ...
 

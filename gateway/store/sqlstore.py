@@ -1183,11 +1183,22 @@ class SqlStore(SqlGovernance):
         )
         return int(row["id"])
 
-    async def list_flags(self, tenant_id: str, *, unreviewed_only: bool = True) -> list[PolicyFlag]:
+    async def list_flags(
+        self,
+        tenant_id: str,
+        *,
+        unreviewed_only: bool = True,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[PolicyFlag]:
         sql = f"SELECT {FLAG_COLS} FROM policy_flags WHERE tenant_id = ?"
+        args: list[Any] = [tenant_id]
         if unreviewed_only:
             sql += " AND reviewed_by IS NULL"
-        rows = await self._query(read_rows(sql + " ORDER BY id", tenant_id))
+        if before_id is not None:
+            sql += " AND id < ?"
+            args.append(before_id)
+        rows = await self._query(read_rows(sql + " ORDER BY id DESC LIMIT ?", *args, max(0, limit)))
         return [_rows.flag(r, self.dialect.load_json) for r in rows]
 
     async def get_flag(self, flag_id: int) -> PolicyFlag | None:

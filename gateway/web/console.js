@@ -26,6 +26,7 @@ const S = {
   order: [],
   current: null,
   flags: new Map(),
+  flagsBefore: null,
   canned: DEFAULT_CANNED.slice(),
   shared: [],
   endPolicy: null,    // the tenant's end policy engine (e2e chats): see setupDevice
@@ -77,6 +78,7 @@ function stop() {
   S.order = [];
   S.current = null;
   S.flags.clear();
+  S.flagsBefore = null;
   S.queue = { chats: [], mine: [] };
   S.knownQueued = null;
 }
@@ -1079,10 +1081,13 @@ function renderCanned() {
 
 /* ------------------------------------------------------------------ supervisor */
 
-async function loadFlags() {
+/* Flags come a page at a time, newest first: customers make them, so a tenant may hold
+   more than a console can list. S.flagsBefore: where the next (older) page starts. */
+async function loadFlags(before) {
   try {
-    const data = await api('GET', '/api/flags');
+    const data = await api('GET', '/api/flags' + (before ? '?before=' + encodeURIComponent(before) : ''));
     for (const f of data.flags) S.flags.set(f.id, f);
+    S.flagsBefore = data.next_before || null;
     renderFlags();
   } catch (e) { if (e.status !== 401) toast(t('console.flags') + ': ' + e.message, 'bad'); }
 }
@@ -1114,6 +1119,13 @@ function renderFlags() {
       h('div', {}, h('strong', { text: (f.kinds || []).join(', ') || t('console.flag') }),
         h('span', { class: 'muted small', text: ' · ' + t('console.chat_ref', { chat: f.chat.slice(0, 8), seq: f.seq }) + (f.created_at ? ' · ' + fmtDate(f.created_at) : '') })),
       h('p', { class: 'hint', text: t('console.original_audited') }), btn, original));
+  }
+  if (S.flagsBefore) {
+    const older = h('button', { class: 'btn small', type: 'button', onclick: () => {
+      older.disabled = true;
+      loadFlags(S.flagsBefore);
+    } }, t('console.older_flags'));
+    list.appendChild(h('li', { class: 'more' }, older));
   }
 }
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from gateway.sdk.client import CustomerClient
+from gateway.store.base import PolicyFlag
 from plugins.webhook import verify_signature
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
@@ -285,3 +286,32 @@ async def test_admin_plugin_settings_and_dead_letter_replay(browser, gateway):
 
 async def _nonempty(coro: Any) -> bool:
     return bool(await coro)
+
+
+async def test_supervisors_page_through_older_flags(browser, gateway):
+    """A console lists the newest 100 flags and loads older ones on request: customers
+    make flags, so a console that asked for all of them could be made to freeze."""
+    svc = gateway.svc
+    opened = await svc.chats.open_chat("demo")
+    for seq in range(1, 106):
+        await svc.store.add_flag(PolicyFlag(opened.chat.id, "demo", seq, ["card"], b"o", 1.0))
+    total = len(await svc.store.list_flags("demo", limit=10_000))
+    await gateway.agent("sia@example.com", role="supervisor", name="Sia")
+    await gateway.agent("sol@example.com", role="supervisor", name="Sol")
+    ctx_zh, sia = await new_page(browser, locale="zh-CN")
+    ctx_en, sol = await new_page(browser, locale="en-US")
+    try:
+        await login_console(sia, gateway, "sia@example.com")
+        await login_console(sol, gateway, "sol@example.com")
+        await expect(sol.locator(".flag-item")).to_have_count(100)
+        await expect(sol.locator("li.more button")).to_have_text("Show older flagged messages")
+        await expect(sia.locator(".flag-item")).to_have_count(100)
+        older = sia.locator("li.more button")
+        await expect(older).to_have_text("显示更早的被标记消息")
+        await older.click()
+        await expect(sia.locator(".flag-item")).to_have_count(total)
+        await expect(sia.locator("li.more")).to_have_count(0)
+        assert sia.js_errors == [] and sol.js_errors == []
+    finally:
+        await ctx_zh.close()
+        await ctx_en.close()

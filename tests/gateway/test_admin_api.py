@@ -139,6 +139,34 @@ async def test_roles_are_enforced(gw):
         assert r.status == 401
 
 
+async def test_flags_come_a_page_at_a_time_newest_first(gw):
+    """Customers make flags, so a tenant may hold millions: never all in one answer."""
+    http, base, svc, clock = gw
+    _, sup = await _token(http, base, svc, clock, "sup@example.com", role="supervisor")
+    opened = await svc.chats.open_chat("demo")
+    ids = [
+        await svc.store.add_flag(PolicyFlag(opened.chat.id, "demo", seq, ["card"], b"o", 1.0))
+        for seq in range(1, 6)
+    ]
+    pages, query = [], "?limit=2"
+    while query is not None:
+        async with http.get(f"{base}/api/flags{query}", headers=bearer(sup)) as r:
+            assert r.status == 200
+            body = await r.json()
+        pages.append([f["id"] for f in body["flags"]])
+        after = body["next_before"]
+        query = None if after is None else f"?limit=2&before={after}"
+    assert pages == [[ids[4], ids[3]], [ids[2], ids[1]], [ids[0]]]
+    async with http.get(f"{base}/api/flags", headers=bearer(sup)) as r:
+        body = await r.json()
+        assert (len(body["flags"]), body["next_before"]) == (5, None)  # one page of 100
+    for query, field in (("limit=0", "limit"), ("limit=501", "limit"), ("before=x", "before")):
+        async with http.get(f"{base}/api/flags?{query}", headers=bearer(sup)) as r:
+            assert r.status == 400
+            error = (await r.json())["error"]
+            assert (error["code"], error["field"]) == ("bad_request", field)
+
+
 async def test_policy_test_supervisor_yes_agent_no(gw):
     http, base, svc, clock = gw
     _, agent = await _token(http, base, svc, clock, "plain@example.com")

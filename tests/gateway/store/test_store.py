@@ -651,17 +651,37 @@ async def test_flags(store: Store) -> None:
     got = await store.get_flag(f1)
     assert got == PolicyFlag("c1", "t1", 1, ["card", "phone"], b"orig1", 10.0, id=f1)
     assert await store.get_flag(99999) is None
-    assert [f.id for f in await store.list_flags("t1")] == [f1, f2]
+    assert [f.id for f in await store.list_flags("t1")] == [f2, f1]  # newest first
     await store.mark_flag_reviewed(f1, "sup1")
     assert [f.id for f in await store.list_flags("t1")] == [f2]
     assert [(f.id, f.reviewed_by) for f in await store.list_flags("t1", unreviewed_only=False)] == [
-        (f1, "sup1"),
         (f2, None),
+        (f1, "sup1"),
     ]
     with pytest.raises(NotFound):
         await store.mark_flag_reviewed(99999, "sup1")
     with pytest.raises(NotFound):
         await store.add_flag(PolicyFlag("ghost", "t1", 1, [], b"o", 1.0))
+
+
+async def test_flags_come_a_page_at_a_time_newest_first(store: Store) -> None:
+    await setup_chat(store)
+    ids = [
+        await store.add_flag(PolicyFlag("c1", "t1", seq, ["card"], b"o", float(seq)))
+        for seq in range(1, 8)
+    ]
+    await store.mark_flag_reviewed(ids[5], "sup1")
+    pages, before = [], None
+    while True:
+        page = await store.list_flags("t1", before_id=before, limit=3)
+        pages.append([f.id for f in page])
+        if len(page) < 3:
+            break
+        before = page[-1].id
+    unreviewed = [i for i in reversed(ids) if i != ids[5]]
+    assert pages == [unreviewed[:3], unreviewed[3:6], []]
+    every = await store.list_flags("t1", unreviewed_only=False, before_id=ids[6], limit=2)
+    assert [f.id for f in every] == [ids[5], ids[4]]
 
 
 # -- outbox ----------------------------------------------------------------------------
