@@ -89,10 +89,29 @@ def address_hasher(keyring: Keyring) -> Callable[[str], str]:
     is personal data and has no business there in plain text. Every node derives the same
     key from the shared master key; a master-key rotation starts fresh budgets."""
     hmacs = PreparedHmacs(keyring, RATE_LIMIT_ADDRESS_LABEL)
+    # The relay asks for the key of the same few addresses on every message: remembered
+    # per current master key (a rotation starts afresh), at most ``MAX_REMEMBERED_ADDRESSES``
+    # (then forgotten all at once, as PreparedHmacs does).
+    remembered: dict[str, str] = {}
+    remembered_under: list[MasterKey | None] = [None]
 
     def key(ip: str) -> str:
-        mac = hmacs.new()
-        mac.update(rate_limit_key(ip).encode())
-        return mac.hexdigest()[:32]
+        current = keyring.keys[0]
+        if current is not remembered_under[0]:
+            remembered.clear()
+            remembered_under[0] = current
+        found = remembered.get(ip)
+        if found is None:
+            mac = hmacs.new()
+            mac.update(rate_limit_key(ip).encode())
+            found = mac.hexdigest()[:32]
+            if len(remembered) >= MAX_REMEMBERED_ADDRESSES:
+                remembered.clear()
+            remembered[ip] = found
+        return found
 
     return key
+
+
+MAX_REMEMBERED_ADDRESSES = 65_536
+"""Client addresses whose rate-limit key ``address_hasher`` keeps (about 10 MiB at most)."""

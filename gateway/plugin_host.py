@@ -209,6 +209,13 @@ class PluginHost:
         for config in await self._enabled(tenant.id):
             if config.plugin not in self.registry:
                 continue
+            cached = self._instances.get((config.tenant_id, config.plugin))
+            if cached is not None and cached[0] == config.updated_at:
+                # Built already (every message after the first): no task, no timer, no
+                # trip through the event loop on the chat's path.
+                if wants(cached[1].info, event_type):
+                    found.append(Target(config.plugin, cached[1].info))
+                continue
             build = self._build_task(config)
             try:
                 # A slow (async) create() must not hold the chat up: wait a little, then

@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import pytest
+
 from crypto.envelope import Keyring, MasterKey
+from gateway import derived_keys
 from gateway.clientip import rate_limit_key
 from gateway.derived_keys import (
     RATE_LIMIT_ADDRESS_LABEL,
@@ -44,6 +47,20 @@ def test_address_keys_are_the_keyed_hash_and_follow_a_rotation() -> None:
     secret = rotated.keys[0].derive(RATE_LIMIT_ADDRESS_LABEL)
     assert key("2001:db8::1") == _hmac(secret, rate_limit_key("2001:db8::1")).hex()[:32]
     assert key("2001:db8::1") != expected
+
+
+def test_address_keys_stay_right_past_the_bound_of_remembered_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(derived_keys, "MAX_REMEMBERED_ADDRESSES", 4)
+    ring = Keyring([MasterKey(RAW)])
+    key, fresh = address_hasher(ring), address_hasher(ring)
+    secret = _hmac(RAW, RATE_LIMIT_ADDRESS_LABEL)
+    addresses = [f"203.0.113.{i}" for i in range(10)] * 2
+    assert [key(a) for a in addresses] == [
+        _hmac(secret, rate_limit_key(a)).hex()[:32] for a in addresses
+    ]
+    assert [key(a) for a in addresses] == [fresh(a) for a in addresses]
 
 
 def test_search_tokens_are_keyed_per_tenant_and_follow_a_rotation() -> None:

@@ -111,6 +111,18 @@ async def test_configure_seals_secrets_and_describe_never_shows_them(
     assert cleared is not None and cleared.secrets_sealed is None
 
 
+async def test_targets_of_a_built_plugin_never_wait_on_the_event_loop(
+    plugins: PluginHost, enabled: Tenant
+) -> None:
+    """Every message asks for its targets: once the plugin is built (and the tenant's
+    configurations cached), the answer comes without suspending the chat's path."""
+    assert [t.plugin for t in await plugins.targets(enabled, "chat.closed")] == ["recorder"]
+    asking = plugins.targets(enabled, "chat.closed").__await__()
+    with pytest.raises(StopIteration) as answered:
+        asking.send(None)  # one step: no task, no timer, no await that suspends
+    assert [t.plugin for t in answered.value.value] == ["recorder"]
+
+
 async def test_configure_refuses_unknown_plugins_and_invalid_settings(
     plugins: PluginHost, tenant: Tenant, behaviour: Behaviour, store: Store
 ) -> None:
