@@ -18,6 +18,9 @@ every message) and reports e2e/inspect. Clients run in the same process and even
 the servers, so all figures include client-side costs (for the gateway: sealing and
 opening frames; for e2e also the ends' message sealing and opening).
 
+``--webhook`` adds a ``gateway+webhook`` pass with the demo tenant's webhook plugin
+delivering every message to a loopback sink in a third process (bench/README.md).
+
 Idle mode (``--idle N``) starts ``cipherdesk serve`` in a subprocess (so server and
 client memory are separate), opens a warm-up batch of customer sockets, reads the
 server's VmRSS, opens N more idle customer sockets (handshake done, chat open), reads
@@ -577,13 +580,106 @@ def _server_process(conn: Any, pairs: int, event_loop: str) -> None:
                 }
             )
             loop = asyncio.get_running_loop()
-            while await loop.run_in_executor(None, conn.recv) == "e2e":
-                conn.send(await setup_e2e(svc, pairs))
-            await relay.cleanup()  # "stop"
+            while (request := await loop.run_in_executor(None, conn.recv)) != "stop":
+                if request == "e2e":
+                    conn.send(await setup_e2e(svc, pairs))
+                else:  # ("webhook", url or None)
+                    conn.send(await set_webhook(svc, request[1]))
+            await relay.cleanup()
             await gateway.cleanup()
 
     with asyncio.Runner(loop_factory=lambda: new_event_loop(event_loop)) as runner:
         runner.run(main())
+
+
+WEBHOOK_SECRET = "bench-webhook-secret-" + "x" * 24
+
+
+async def set_webhook(svc: Any, url: str | None) -> bool:
+    """``--webhook``: the demo tenant's webhook plugin on (delivering every message to
+    ``url``, a loopback sink: the operator's private-network allowance, as the CLI gives
+    it) or off (``None``). Runs in the server process."""
+    if url is None:
+        return bool(await svc.plugins.set_enabled("demo", "webhook", False))
+    await svc.plugins.configure(
+        "demo", "webhook", {"url": url, "secret": WEBHOOK_SECRET}, allow_private=True
+    )
+    return True
+
+
+def _sink_process(conn: Any) -> None:
+    """``--webhook``: a helpdesk stand-in in its own process, so neither the gateway's CPU
+    figure nor the load generator pays for it: answers every POST with 200 and counts
+    them; the pipe asks for the count ("count") or ends it ("stop")."""
+
+    async def main() -> None:
+        received = 0
+
+        async def accept(request: web.Request) -> web.Response:
+            nonlocal received
+            await request.read()
+            received += 1
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/hook", accept)
+        port = free_port()
+        runner = await start_site(app, port)
+        conn.send(f"http://127.0.0.1:{port}/hook")
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, conn.recv) == "count":
+            conn.send(received)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+async def bench_webhook(
+    args: argparse.Namespace, server: dict[str, Any], ask: Callable[[Any], Awaitable[Any]]
+) -> Figures:
+    """The gateway with the demo tenant's webhook plugin on: every message is also an
+    outbox row written in its commit and a signed POST the dispatcher makes (the path
+    every deployment with a helpdesk plugin takes). Prints how many deliveries the sink
+    had when the load ended and how long the dispatcher took to catch up."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    sink = ctx.Process(target=_sink_process, args=(child,), daemon=True)
+    sink.start()
+    child.close()
+    loop = asyncio.get_running_loop()
+
+    async def sink_says(request: str) -> Any:
+        parent.send(request)
+        return await loop.run_in_executor(None, parent.recv)
+
+    try:
+        url = await loop.run_in_executor(None, parent.recv)
+        await ask(("webhook", url))
+        before = await sink_says("count")
+        figures = await bench_gateway(
+            args.pairs, args.messages, args.window, args.warmup, server=server
+        )
+        ended = time.perf_counter()
+        at_end = delivered = await sink_says("count") - before
+        caught_up = ended
+        while time.perf_counter() - caught_up < 2.0 and time.perf_counter() - ended < 120:
+            await asyncio.sleep(0.1)  # until nothing arrived for 2 s
+            now = await sink_says("count") - before
+            if now != delivered:
+                delivered, caught_up = now, time.perf_counter()
+        messages = args.pairs * (args.messages + args.warmup)
+        print(
+            f"  webhook: {messages} messages sent; the sink had {at_end} deliveries when the "
+            f"load ended and {delivered} (messages and chat events) {caught_up - ended:.1f} s "
+            "later"
+        )
+        await ask(("webhook", None))
+        return figures
+    finally:
+        parent.send("stop")
+        sink.join(10)
 
 
 def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
@@ -626,6 +722,13 @@ async def run_relay(args: argparse.Namespace) -> None:
             f"servers in a separate process on the {args.event_loop} event loop; "
             "load generator in this one"
         )
+
+    async def ask(request: Any) -> Any:
+        assert parent is not None
+        parent.send(request)
+        return await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+
+    webhook: Figures | None = None
     try:
         base = await bench_baseline(
             args.pairs,
@@ -643,11 +746,9 @@ async def run_relay(args: argparse.Namespace) -> None:
             args.pairs, args.messages, args.window, args.warmup, server=server
         )
         print(pipe.line("gateway"), flush=True)
-
-        async def ask(request: str) -> Any:
-            assert parent is not None
-            parent.send(request)
-            return await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+        if args.webhook and server is not None:
+            webhook = await bench_webhook(args, server, ask)
+            print(webhook.line("gateway+webhook"), flush=True)
 
         e2e = await bench_gateway_e2e(
             args.pairs, args.messages, args.window, args.warmup, server=server, ask=ask
@@ -665,6 +766,12 @@ async def run_relay(args: argparse.Namespace) -> None:
         f"ratio gateway/gateway+echo: throughput {pipe.rate / echoed.rate:.3f}   "
         f"p50 {pipe.pct(0.5) / echoed.pct(0.5):.2f}x   p99 {pipe.pct(0.99) / echoed.pct(0.99):.2f}x"
     )
+    if webhook is not None:
+        print(
+            f"ratio gateway+webhook/gateway: throughput {webhook.rate / pipe.rate:.3f}   "
+            f"p50 {webhook.pct(0.5) / pipe.pct(0.5):.2f}x   "
+            f"p99 {webhook.pct(0.99) / pipe.pct(0.99):.2f}x"
+        )
     print(
         f"ratio e2e/inspect: throughput {e2e.rate / pipe.rate:.3f}   "
         f"p50 {e2e.pct(0.5) / pipe.pct(0.5):.2f}x   p99 {e2e.pct(0.99) / pipe.pct(0.99):.2f}x"
@@ -816,6 +923,12 @@ def main() -> None:
         choices=EVENT_LOOPS,
         default="uvloop",
         help="the servers' event loop with --split (server.event_loop; default uvloop)",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="also run the gateway with the demo tenant's webhook plugin delivering every "
+        "message to a loopback sink in its own process (with --split)",
     )
     parser.add_argument(
         "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"

@@ -430,6 +430,10 @@ class Dispatcher:
     # -- loop ---------------------------------------------------------------------------
     async def _loop(self) -> None:
         while not self._stopping:
+            # Cleared *before* the claim: a notify or a settled delivery during the claim
+            # (rows its snapshot may not hold) then makes the next claim start at once
+            # instead of after a poll interval.
+            self._wake.clear()
             try:
                 # Shielded: cancelling the loop mid-claim would leave rows leased (for a
                 # whole lease) with nobody delivering them; stop() awaits the claim.
@@ -441,7 +445,6 @@ class Dispatcher:
                 log.warning("outbox.claim_failed", error=type(exc).__name__)
             if self._stopping:
                 break
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
@@ -506,6 +509,10 @@ class Dispatcher:
             self._lease_ends.pop(item.id, None)
             if counted:
                 self._running[key] -= 1
+                # A slot is free and the chat's next event (ordered behind this one) may
+                # be due now: claim again at once. Before, it waited for the next poll,
+                # so a chat's events reached the helpdesk two a second at most.
+                self._wake.set()
 
         task = asyncio.create_task(run())
         self._tasks[task] = item

@@ -234,6 +234,20 @@ async def test_slow_plugin_does_not_block_another_in_the_worker_loop(store, cloc
     assert store.items[1].state == "pending"  # cancelled mid-delivery: delivered after restart
 
 
+async def test_a_chats_next_event_goes_out_once_the_one_before_it_is_delivered(store, clock):
+    """Events of one chat go out in order, one at a time: each delivery wakes the loop
+    for the next, instead of leaving it to the next poll (60 s here)."""
+    p = RecordingPlugin("p", ALL_EVENTS)
+    await store.enqueue_events([outbox_event("p", msg(n=n)) for n in range(1, 6)])
+    d = dispatcher(store, clock, p, poll_interval=60.0)
+    await d.start()
+    try:
+        await eventually(lambda: len(p.received) == 5, seconds=3.0)
+        assert [e.seq for e in p.received] == [1, 2, 3, 4, 5]
+    finally:
+        await d.stop(grace=0.05)
+
+
 async def test_delivery_timeout_is_retryable(store, clock):
     p = RecordingPlugin("p", ALL_EVENTS, ["hang"])
     await store.enqueue_events([outbox_event("p", msg())])
