@@ -265,17 +265,18 @@ def _baseline_pair(customer: ClientConnection, agent: ClientConnection) -> Pair:
 # --------------------------------------------------------------------------- gateway
 
 
-def gateway_config(data_dir: str, port: int) -> Any:
+def gateway_config(data_dir: str, port: int, deliveries: int | None = None) -> Any:
+    """``deliveries``: ``plugins.deliveries_per_plugin`` (None: the default)."""
     from gateway.config import load_config
 
-    return load_config(
-        environ={},
-        overrides={
-            "server": {"data_dir": data_dir, "port": port, "host": "127.0.0.1"},
-            "ratelimit": {"limits": NO_LIMITS},
-            "auth": {"argon2_memory_kib": 8192, "argon2_time_cost": 1},
-        },
-    )
+    overrides: dict[str, Any] = {
+        "server": {"data_dir": data_dir, "port": port, "host": "127.0.0.1"},
+        "ratelimit": {"limits": NO_LIMITS},
+        "auth": {"argon2_memory_kib": 8192, "argon2_time_cost": 1},
+    }
+    if deliveries is not None:
+        overrides["plugins"] = {"deliveries_per_plugin": deliveries}
+    return load_config(environ={}, overrides=overrides)
 
 
 async def agent_session(svc: Any, index: int) -> str:
@@ -552,7 +553,7 @@ def _e2e_pair(customer: Any, agent: Any, chat: str) -> Pair:
     return Pair(send, recv)
 
 
-def _server_process(conn: Any, pairs: int, event_loop: str) -> None:
+def _server_process(conn: Any, pairs: int, event_loop: str, deliveries: int | None) -> None:
     """``--split``: both servers (gateway and bare relay) in their own process and core,
     on ``event_loop`` (as ``server.event_loop``), the load generator in the parent — as in
     production, where clients are elsewhere."""
@@ -566,7 +567,9 @@ def _server_process(conn: Any, pairs: int, event_loop: str) -> None:
 
         with tempfile.TemporaryDirectory(prefix="cipherdesk-bench-") as data_dir:
             gport, bport = free_port(), free_port()
-            gateway = await start_site(create_app(gateway_config(data_dir, gport)), gport)
+            gateway = await start_site(
+                create_app(gateway_config(data_dir, gport, deliveries)), gport
+            )
             relay = await start_site(relay_app(), bport)
             svc = gateway.app[SERVICES]
             tokens = [await agent_session(svc, i) for i in range(pairs)]
@@ -709,7 +712,9 @@ async def run_relay(args: argparse.Namespace) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(
-            target=_server_process, args=(child, args.pairs, args.event_loop), daemon=True
+            target=_server_process,
+            args=(child, args.pairs, args.event_loop, args.webhook_deliveries),
+            daemon=True,
         )
         proc.start()
         child.close()  # the child's end lives in the child: its death is EOF here
@@ -929,6 +934,12 @@ def main() -> None:
         action="store_true",
         help="also run the gateway with the demo tenant's webhook plugin delivering every "
         "message to a loopback sink in its own process (with --split)",
+    )
+    parser.add_argument(
+        "--webhook-deliveries",
+        type=int,
+        default=None,
+        help="plugins.deliveries_per_plugin for the gateway (default: the config's, 4)",
     )
     parser.add_argument(
         "--idle", type=int, default=0, help="idle mode: open N idle customer sockets"

@@ -232,6 +232,7 @@ async def _wire(
         paused=gov.plugins_paused,
         delivery_timeout=config.plugins.delivery_timeout,
         retry_window=config.plugins.retry_window_hours * 3600.0,
+        concurrency_per_plugin=config.plugins.deliveries_per_plugin,
     )
     plugin_host.on_enqueued = dispatcher.notify
     retention = RetentionJob(

@@ -194,6 +194,10 @@ class PluginsConfig:
     retry_window_hours: float = 72.0
     # One delivery's time limit; must stay below the outbox lease (60 s).
     delivery_timeout: float = 30.0
+    # Deliveries in flight at once per (tenant, plugin); further due rows wait. Each one
+    # is a request to the vendor and a commit, so this bounds one plugin's throughput
+    # (about 240 events/s at 4 on the development machine, bench/relay.py --webhook).
+    deliveries_per_plugin: int = 4
 
 
 @dataclass(slots=True)
@@ -381,12 +385,17 @@ def parse_config(
             raise ConfigError(f"oidc.allowed_issuers: not an http(s) URL: {issuer[:80]!r}")
     if not config.websocket.slow_consumer_grace > 0:
         raise ConfigError("websocket.slow_consumer_grace must be a positive number of seconds")
+    if not 1 <= config.plugins.deliveries_per_plugin <= MAX_DELIVERIES_PER_PLUGIN:
+        raise ConfigError(f"plugins.deliveries_per_plugin must be 1-{MAX_DELIVERIES_PER_PLUGIN}")
     if not 1 <= config.websocket.queue_listed <= MAX_QUEUE_LISTED:
         raise ConfigError(f"websocket.queue_listed must be 1-{MAX_QUEUE_LISTED}")
     _check_attachments(config.attachments)
     return config
 
 
+MAX_DELIVERIES_PER_PLUGIN = 64
+"""The most ``plugins.deliveries_per_plugin`` may be: each is a task, a connection to the
+vendor and a lease held at once."""
 MAX_QUEUE_LISTED = 5000
 """The most ``websocket.queue_listed`` may be: every queue change re-reads that many rows
 per queue and sends changes of them to every console of the tenant."""
