@@ -18,7 +18,6 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -1527,29 +1526,26 @@ class ChatService:
         per chat new or changed since the last read), shared by the consoles through
         ``queue_reads``: every active chat, and the ``queue_listed`` longest-waiting chats
         of each queue with a count of the rest."""
-        listing = await self.store.list_queue(tenant_id, waiting_per_queue=self.queue_listed)
+        cap = self.queue_listed  # the read lists min(total, cap) chats of each queue
+        listing = await self.store.list_queue(tenant_id, waiting_per_queue=cap)
         chats = listing.chats
         handled = await HelpdeskInbox(self.store, self.keys, self.clock).handled(
             tenant_id, [c.id for c in chats]
         )
-        listed = Counter(chat.queue for chat in chats if chat.state == "queued")
-        unlisted = {
-            queue: total - listed[queue]
-            for queue, total in listing.waiting.items()
-            if total > listed[queue]
-        }
+        unlisted = {queue: total - cap for queue, total in listing.waiting.items() if total > cap}
         rows = []
         known = self._queue_entries.get(tenant_id, {})
         entries: dict[str, tuple[tuple[object, ...], QueueEntry]] = {}
         for chat in chats:
             agent = await self.agent_name(chat.assigned_agent_id)
+            is_handled = chat.id in handled
             facts = (
                 chat.queue,
                 chat.waiting_since,
                 chat.verified,
                 chat.state,
                 agent,
-                chat.id in handled,
+                is_handled,
                 chat.mode,
                 chat.profile_sealed,
                 chat.identity_sealed,
@@ -1565,7 +1561,7 @@ class ChatService:
                     verified=chat.verified,
                     state=chat.state,
                     agent=agent,
-                    handled=chat.id in handled,
+                    handled=is_handled,
                     e2e=chat.mode == "e2e",
                     **await self._profile_summary(chat),
                 )

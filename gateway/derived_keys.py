@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from crypto.envelope import Keyring, MasterKey
 from gateway.clientip import rate_limit_key
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 CSRF_LABEL = "cipherdesk/csrf-secret/v1"
 """Label of the CSRF secret (kept from the previous derivation: tokens stay valid)."""
@@ -47,6 +51,33 @@ def derived_secrets(keyring: Keyring, label: str) -> list[bytes]:
     return [key.derive(label) for key in keyring.keys]
 
 
+class UnderCurrentKey(Generic[K, V]):
+    """Values worked out under the keyring's current master key: all forgotten as soon as
+    the current key is another one, and all at once when ``bound`` are held (a bound, not
+    an eviction order). What :class:`PreparedHmacs` and :func:`address_hasher` keep."""
+
+    def __init__(self, keyring: Keyring, bound: int) -> None:
+        self._keyring = keyring
+        self._bound = bound
+        self._key: MasterKey | None = None
+        self._values: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key`` under the current master key, if any."""
+        current = self._keyring.keys[0]
+        if current is not self._key:
+            self._values.clear()
+            self._key = current
+        return self._values.get(key)
+
+    def put(self, key: K, value: V) -> V:
+        """Keep ``value`` (worked out under the key :meth:`get` just checked)."""
+        if len(self._values) >= self._bound:
+            self._values.clear()
+        self._values[key] = value
+        return value
+
+
 class PreparedHmacs:
     """HMAC-SHA256 under the secret of ``label`` (optionally narrowed to a context, e.g. a
     tenant: ``HMAC(secret, context)``), prepared once per context and current master key.
@@ -61,25 +92,19 @@ class PreparedHmacs:
     def __init__(self, keyring: Keyring, label: str, *, max_contexts: int = 4096) -> None:
         self._keyring = keyring
         self._label = label
-        self._max_contexts = max_contexts
-        self._key: MasterKey | None = None
-        self._prepared: dict[str | None, hmac.HMAC] = {}
+        self._prepared: UnderCurrentKey[str | None, hmac.HMAC] = UnderCurrentKey(
+            keyring, max_contexts
+        )
 
     def new(self, context: str | None = None) -> hmac.HMAC:
         """A fresh HMAC to ``update`` and ``digest``; the key is the label's secret, or
         ``HMAC(secret, context)`` when a context is given."""
-        current = self._keyring.keys[0]
-        if current is not self._key:
-            self._prepared.clear()
-            self._key = current
         prepared = self._prepared.get(context)
         if prepared is None:
-            secret = current.derive(self._label)
+            secret = self._keyring.keys[0].derive(self._label)
             if context is not None:
                 secret = hmac.digest(secret, context.encode("utf-8"), "sha256")
-            if len(self._prepared) >= self._max_contexts:
-                self._prepared.clear()
-            prepared = self._prepared[context] = hmac.new(secret, digestmod=hashlib.sha256)
+            prepared = self._prepared.put(context, hmac.new(secret, digestmod=hashlib.sha256))
         return prepared.copy()
 
 
@@ -90,24 +115,15 @@ def address_hasher(keyring: Keyring) -> Callable[[str], str]:
     key from the shared master key; a master-key rotation starts fresh budgets."""
     hmacs = PreparedHmacs(keyring, RATE_LIMIT_ADDRESS_LABEL)
     # The relay asks for the key of the same few addresses on every message: remembered
-    # per current master key (a rotation starts afresh), at most ``MAX_REMEMBERED_ADDRESSES``
-    # (then forgotten all at once, as PreparedHmacs does).
-    remembered: dict[str, str] = {}
-    remembered_under: list[MasterKey | None] = [None]
+    # per current master key (a rotation starts afresh).
+    remembered: UnderCurrentKey[str, str] = UnderCurrentKey(keyring, MAX_REMEMBERED_ADDRESSES)
 
     def key(ip: str) -> str:
-        current = keyring.keys[0]
-        if current is not remembered_under[0]:
-            remembered.clear()
-            remembered_under[0] = current
         found = remembered.get(ip)
         if found is None:
             mac = hmacs.new()
             mac.update(rate_limit_key(ip).encode())
-            found = mac.hexdigest()[:32]
-            if len(remembered) >= MAX_REMEMBERED_ADDRESSES:
-                remembered.clear()
-            remembered[ip] = found
+            found = remembered.put(ip, mac.hexdigest()[:32])
         return found
 
     return key

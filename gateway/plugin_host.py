@@ -209,12 +209,12 @@ class PluginHost:
         for config in await self._enabled(tenant.id):
             if config.plugin not in self.registry:
                 continue
-            cached = self._instances.get((config.tenant_id, config.plugin))
-            if cached is not None and cached[0] == config.updated_at:
+            built = self._built(config)
+            if built is not None:
                 # Built already (every message after the first): no task, no timer, no
                 # trip through the event loop on the chat's path.
-                if wants(cached[1].info, event_type):
-                    found.append(Target(config.plugin, cached[1].info))
+                if wants(built.info, event_type):
+                    found.append(Target(config.plugin, built.info))
                 continue
             build = self._build_task(config)
             try:
@@ -367,6 +367,11 @@ class PluginHost:
             return None
         return await self._build_task(config)
 
+    def _built(self, config: PluginConfig) -> Any | None:
+        """The instance already built for exactly this configuration, if there is one."""
+        cached = self._instances.get((config.tenant_id, config.plugin))
+        return cached[1] if cached is not None and cached[0] == config.updated_at else None
+
     async def _instance(self, config: PluginConfig) -> Any | None:
         """The cached instance for ``config``; None when the plugin is not installed.
         Raises :class:`PluginUnavailable` (never anything else) when it cannot be built."""
@@ -374,9 +379,10 @@ class PluginHost:
         if name not in self.registry:
             return None
         key = (tenant_id, name)
+        built = self._built(config)
+        if built is not None:
+            return built
         cached = self._instances.get(key)
-        if cached is not None and cached[0] == config.updated_at:
-            return cached[1]
         broken = self._broken.get(key)
         if broken is not None and broken[0] == config.updated_at:
             raise PluginUnavailable(f"plugin unhealthy: {broken[1]}")
