@@ -219,8 +219,7 @@ class NumberRun(NamedTuple):
         ``accept`` sees the digits before any object is built, so a long run costs a few
         string slices per group.
         """
-        groups, joined, offsets = self.groups, self.joined, self.offsets
-        taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
+        groups, joined = self.groups, self.joined
         n = len(groups)
         forward = groups[0][0] <= groups[-1][0]
         single = len(joined) == n  # every group one digit (no group is empty)
@@ -238,6 +237,26 @@ class NumberRun(NamedTuple):
         if single:  # one digit per group (spaced digit by digit): no bisecting
             yield from self._claim_single(joined, lo, hi, first, accept, claim_all, forward)
             return
+        if n == 1:  # most runs: the only window is the run itself
+            if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
+                yield Window(joined, self.start, self.end, self.plus)
+            return
+        yield from self._claim_groups(lo, hi, first, accept, claim_all, forward)
+
+    def _claim_groups(
+        self,
+        lo: int,
+        hi: int,
+        first: str,
+        accept: Callable[[str], bool],
+        claim_all: bool,
+        forward: bool,
+    ) -> Iterator[Window]:
+        """``claim`` walking every group's windows (bisected). ``claim`` takes a shortcut for
+        a run of one group; a test holds the two equal."""
+        groups, joined, offsets = self.groups, self.joined, self.offsets
+        taken = (-1, -1)  # the last accepted span (reversed runs go right to left)
+        n = len(groups)
         for i in range(n):
             g_start, g_end, g_digits = groups[i]
             if g_digits[0] not in first or (
@@ -327,8 +346,12 @@ def number_run(
     hard: tuple[int, ...] = (),
 ) -> NumberRun:
     """A ``NumberRun`` with its digits laid out."""
-    offsets = tuple(itertools.accumulate((len(g[2]) for g in groups), initial=0))
-    return NumberRun(start, end, plus, groups, hard, "".join(g[2] for g in groups), offsets)
+    if len(groups) == 1:  # most runs (an order number, a phone written without spaces)
+        joined = groups[0][2]
+        return NumberRun(start, end, plus, groups, hard, joined, (0, len(joined)))
+    digits = [g[2] for g in groups]
+    offsets = tuple(itertools.accumulate(map(len, digits), initial=0))
+    return NumberRun(start, end, plus, groups, hard, "".join(digits), offsets)
 
 
 _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
@@ -459,7 +482,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
             groups.append((start, end, digits))
         else:
             if count >= MIN_RUN_DIGITS:
-                _flush(runs, groups, hard, weak, lone_x, plus, reversed_too)
+                _flush(runs, groups, hard, weak, lone_x, plus, reversed_too, count)
             groups = [(start, end, digits)]
             hard = []
             weak = 1 if kind == "h" else 0
@@ -469,7 +492,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
         count += len(digits)
         last_end = end
     if count >= MIN_RUN_DIGITS:
-        _flush(runs, groups, hard, weak, lone_x, plus, reversed_too)
+        _flush(runs, groups, hard, weak, lone_x, plus, reversed_too, count)
     return tuple(runs)
 
 
@@ -481,17 +504,23 @@ def _flush(
     lone_x: int,
     plus: bool,
     reversed_too: bool,
+    count: int,
 ) -> None:
-    """Add the run of ``groups`` to ``runs`` if it holds enough digits once the groups of
-    homoglyphs alone ("I", "oil") or a lone "x" at its ends are dropped: they only count
-    between digits (a trailing "x" is an ID's check character, so it stays)."""
+    """Add the run of ``groups`` (``count`` digits) to ``runs`` if it holds enough digits
+    once the groups of homoglyphs alone ("I", "oil") or a lone "x" at its ends are dropped:
+    they only count between digits (a trailing "x" is an ID's check character, so it
+    stays)."""
     lo, hi = 0, len(groups)
-    while lo < hi and (weak | lone_x) >> lo & 1:
-        lo += 1
-    while hi > lo and weak >> (hi - 1) & 1:
-        hi -= 1
-    kept = tuple(groups[lo:hi])
-    if kept and sum(len(g[2]) for g in kept) >= MIN_RUN_DIGITS:
+    if weak | lone_x:
+        while lo < hi and (weak | lone_x) >> lo & 1:
+            lo += 1
+        while hi > lo and weak >> (hi - 1) & 1:
+            hi -= 1
+        kept = tuple(groups[lo:hi])
+        count = sum(len(g[2]) for g in kept)
+    else:
+        kept = tuple(groups)
+    if kept and count >= MIN_RUN_DIGITS:
         cuts = tuple(k - lo for k in hard if lo < k < hi) if hard else ()
         run = number_run(kept[0][0], kept[-1][1], plus and lo == 0, kept, cuts)
         runs.append(run)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from .base import Hit, ScanContext
-from .numbers import DIGIT_WORDS, SEVEN_DIGITS, Window, claim
+from .numbers import DIGIT_WORDS, SEVEN_DIGITS, NumberRun, Window, claim
 
 
 class PhoneDetector:
@@ -36,24 +36,42 @@ class PhoneDetector:
         for run in ctx.number_runs:
             if run.digit_count < 7:
                 continue
-            candidates = itertools.chain(
-                run.blocks(7, 15), run.ends(7, 15), *(seg.blocks(7, 15) for seg in run.segments())
-            )
-            for w in claim(sorted(candidates, key=_longest_first), self._accept):
+            if len(run.groups) == 1:
+                # Most runs: the run itself is the only candidate (a test holds this equal
+                # to ``_claimed``, which builds, sorts and claims the candidates).
+                if run.digit_count <= 15 and self._accept_digits(run.joined, run.plus):
+                    yield Hit("phone", run.start, run.end, "phone.libphonenumber")
+                continue
+            for w in self._claimed(run):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")
 
-    def _accept(self, w: Window) -> bool:
-        if not w.digits.isdigit():
-            return False
-        if w.plus:
-            return _valid("+" + w.digits, None)
-        if w.digits.startswith("00"):
-            return _valid("+" + w.digits[2:], None)
-        return any(
-            _plausible(w.digits, region)
-            and (valid_cn(w.digits) if region == "CN" else _valid(w.digits, region))
-            for region in self.regions
+    def _claimed(self, run: NumberRun) -> Iterator[Window]:
+        """The valid numbers among a run's candidates: the whole run, each unbroken block,
+        the ends of a run too long to be one number and the blocks of each part between
+        hard separators; longest first, never overlapping."""
+        candidates = itertools.chain(
+            run.blocks(7, 15), run.ends(7, 15), *(seg.blocks(7, 15) for seg in run.segments())
         )
+        return claim(sorted(candidates, key=_longest_first), self._accept)
+
+    def _accept(self, w: Window) -> bool:
+        return self._accept_digits(w.digits, w.plus)
+
+    def _accept_digits(self, digits: str, plus: bool) -> bool:
+        """Whether ``digits`` (written after a ``+`` when ``plus``) is a valid number."""
+        if not digits.isdigit():
+            return False
+        if plus:
+            return _valid("+" + digits, None)
+        if digits.startswith("00"):
+            return _valid("+" + digits[2:], None)
+        for region in self.regions:
+            if region == "CN":
+                if _CN_SHAPE.fullmatch(digits) is not None and valid_cn(digits):
+                    return True
+            elif _valid(digits, region):
+                return True
+        return False
 
 
 def _longest_first(w: Window) -> tuple[int, int]:
@@ -61,11 +79,8 @@ def _longest_first(w: Window) -> tuple[int, int]:
 
 
 _CN_SHAPE = re.compile(r"(?:86)?1[3-9][0-9]{9}|0[1-9][0-9]{8,10}")
-
-
-def _plausible(digits: str, region: str) -> bool:
-    """A cheap shape check before libphonenumber (which costs ~50 us a call)."""
-    return region != "CN" or _CN_SHAPE.fullmatch(digits) is not None
+"""The shapes of Chinese mobiles and landlines: a cheap check before libphonenumber (which
+costs ~50 us a call)."""
 
 
 def _valid(number: str, region: str | None) -> bool:

@@ -9,12 +9,15 @@ import re
 import phonenumbers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine
-from gateway.policy.detectors import address, names, phone
+from gateway.policy.detectors import ScanContext, address, names, phone
+from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _checksum_lengths
+from gateway.policy.detectors.numbers import number_run
 from gateway.policy.detectors.phone import valid_cn
 from gateway.policy.masking import Mask, _render_part, render
 from gateway.policy.normalize import (
@@ -211,7 +214,7 @@ def test_chinese_numbers_are_judged_as_parsing_would() -> None:
             number = "861" + rng.choice("3456789") + digits(9)
         else:
             number = "0" + rng.choice("123456789") + digits(rng.randint(8, 10))
-        assert phone._plausible(number, "CN")
+        assert phone._CN_SHAPE.fullmatch(number)
         assert valid_cn(number) == parsed(number), number
         valid += parsed(number)
     assert 1_000 < valid < 5_000  # both answers occur often
@@ -235,3 +238,59 @@ def test_rendering_the_masked_stretch_equals_rendering_the_whole_text() -> None:
             start = rng.randrange(len(text))
             masks.append(Mask(start, rng.randint(start + 1, len(text)), rng.choice(styles)))
         assert render(text, masks) == _render_part(text, masks, 0), (text, masks)
+
+
+def _numberish(rng: random.Random) -> str:
+    """Digits that are often a valid card, ID or phone number, and often nearly one."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        body = "4" + "".join(rng.choice("0123456789") for _ in range(rng.randint(11, 17)))
+        return body + luhn.calc_check_digit(body)
+    if kind == 1:
+        return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
+    if kind == 2:
+        return (
+            "110105"
+            + str(rng.randint(1950, 2005))
+            + "0101"
+            + "".join(rng.choice("0123456789") for _ in range(4))
+        )
+    return "".join(rng.choice("0123456789") for _ in range(rng.randint(2, 26)))
+
+
+def test_a_run_of_one_group_is_claimed_as_the_general_walk_claims_it() -> None:
+    """``NumberRun.claim`` answers a run of one group without walking; the walk agrees."""
+    rng = random.Random(15)
+    checks = (luhn.is_valid, is_cn_id, lambda digits: True, lambda digits: digits[-1] in "37")
+    accepted = 0
+    for _ in range(4_000):
+        digits = _numberish(rng)
+        run = number_run(3, 3 + len(digits), rng.random() < 0.2, ((3, 3 + len(digits), digits),))
+        lo = rng.randint(2, 19)
+        hi = lo + rng.randint(0, 8)
+        first = rng.choice(("0123456789", "123456789", "4", "1"))
+        accept = rng.choice(checks)
+        for claim_all in (False, True):
+            shortcut = list(run.claim(lo, hi, first, accept, claim_all))
+            walked = list(run._claim_groups(lo, hi, first, accept, claim_all, True))
+            assert shortcut == walked, (digits, lo, hi, first)
+            accepted += bool(shortcut)
+    assert accepted > 400  # the shortcut's answer is often a window, not only nothing
+
+
+def test_a_phone_run_of_one_group_is_judged_as_its_candidates_are() -> None:
+    """The phone detector judges a run of one group directly; building, sorting and
+    claiming the run's candidates (``_claimed``) gives the same numbers."""
+    rng = random.Random(16)
+    detector = phone.PhoneDetector(("CN", "DE"))
+    found = 0
+    for _ in range(3_000):
+        digits = _numberish(rng)
+        prefix = rng.choice(("", "", "+", "+86", "00", "0", "86"))
+        ctx = ScanContext(NormalizedText(f"call {prefix}{digits} now"))
+        runs = [run for run in ctx.number_runs if len(run.groups) == 1]
+        fast = [(hit.start, hit.end) for hit in detector.scan(ctx)]
+        general = [(w.start, w.end) for run in runs for w in detector._claimed(run)]
+        assert fast == general, (prefix, digits)
+        found += bool(fast)
+    assert found > 300
