@@ -134,22 +134,24 @@ class MemoryOutbox:
         pending = sorted(
             (i for i in self.items.values() if i.state == "pending"), key=lambda i: i.id
         )
-        heads: set[tuple[str, str]] = set()
-        out: list[OutboxRow] = []
+        lines: set[tuple[str, str]] = set()
+        due: list[OutboxRow] = []
         for item in pending:
-            group = None if item.chat_id is None else (item.plugin, item.chat_id)
-            is_head = group is None or group not in heads
-            if group is not None:
-                heads.add(group)
-            if not is_head or item.next_attempt_at > now:
+            line = None if item.chat_id is None else (item.plugin, item.chat_id)
+            heads = line is None or line not in lines
+            if line is not None:
+                lines.add(line)
+            if not heads or item.next_attempt_at > now:
                 continue
             if item.leased_until is not None and item.leased_until > now:
                 continue
+            due.append(item)
+        due.sort(key=lambda i: (i.next_attempt_at, i.id))  # longest overdue first
+        out: list[OutboxRow] = []
+        for item in sorted(due[: max(0, limit)], key=lambda i: i.id):
             item.leased_until = now + self.lease_seconds
             item.lease_token += 1
             out.append(dataclasses.replace(item))
-            if len(out) >= limit:
-                break
         return out
 
     def _settle(self, item_id: int, lease: int | None) -> OutboxRow | None:

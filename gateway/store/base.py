@@ -1196,7 +1196,8 @@ class Store(Protocol):
         does not exist."""
 
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
-        """Pending items with ``next_attempt_at <= now``, by ascending id.
+        """Pending items with ``next_attempt_at <= now``, at most ``limit``, returned by
+        ascending id; when more are due, the longest overdue (then the oldest) are taken.
 
         Only the *oldest* pending item of each (plugin, chat_id) is returned, so per-chat
         order holds even while an earlier event is backing off (items with no chat are

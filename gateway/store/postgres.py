@@ -41,7 +41,7 @@ import structlog
 
 from gateway.group_commit import GroupCommit
 from gateway.store import _rows
-from gateway.store._rows import MESSAGE_COLS, OUTBOX_COLS, blob
+from gateway.store._rows import MESSAGE_COLS, blob
 from gateway.store.base import (
     AppendResult,
     ChatClosed,
@@ -49,16 +49,14 @@ from gateway.store.base import (
     EventsArg,
     NewMessage,
     NotFound,
-    OutboxItem,
     StoredMessage,
     StoreError,
     StoreUnavailable,
     events_for,
 )
 from gateway.store.migrate import migrate_postgres, pg_current_version
-from gateway.store.sql import POSTGRES, Program, Query, write_rows
+from gateway.store.sql import POSTGRES, Program, Query
 from gateway.store.sqlstore import (
-    DUE_HEADS,
     EVENT_INSERT_COLS,
     INSERT_EVENT,
     INSERT_MESSAGE,
@@ -262,15 +260,6 @@ class PostgresStore(SqlStore):
         async with self.pool.acquire() as conn, conn.transaction():
             return await _append_in(conn, message, events)
 
-    # -- plugin outbox --------------------------------------------------------------
-    @_translated
-    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
-        # SKIP LOCKED lets several nodes claim side by side without waiting on each other.
-        rows = await self._query(
-            write_rows(_CLAIM, now, now, max(0, limit), now + self.lease_seconds)
-        )
-        return sorted((_rows.outbox(r) for r in rows), key=lambda item: item.id)
-
 
 _ON_DUPLICATE_MESSAGE = " ON CONFLICT (chat_id, msg_id) DO NOTHING RETURNING seq"
 _NEXT_SEQ = (
@@ -426,14 +415,6 @@ async def _not_appended(conn: asyncpg.Connection, message: NewMessage) -> Append
     if erased is None or erased:
         return NotFound(f"chat {message.chat_id!r}")
     return ChatClosed(f"chat {message.chat_id!r}")
-
-
-_CLAIM = (
-    "WITH heads AS (" + DUE_HEADS + " FOR UPDATE OF o SKIP LOCKED)"
-    " UPDATE outbox u SET leased_until = ?, lease_token = u.lease_token + 1"
-    " FROM heads WHERE u.id = heads.id"
-    f" RETURNING {', '.join('u.' + c.strip() for c in OUTBOX_COLS.split(','))}"
-)
 
 
 def _changed(status: str) -> int:

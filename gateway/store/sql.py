@@ -148,7 +148,13 @@ class Dialect:
 
 SQLITE = Dialect(
     name="sqlite",
-    words={"greatest": "MAX", "same_as": "IS", "lock": "", "lock_shared_key": ""},
+    words={
+        "greatest": "MAX",
+        "same_as": "IS",
+        "lock": "",
+        "lock_shared_key": "",
+        "lock_skip_locked": "",
+    },
     numbered=False,
     dump_json=_dumps,
     load_json=json.loads,
@@ -163,6 +169,7 @@ POSTGRES = Dialect(
         "same_as": "IS NOT DISTINCT FROM",
         "lock": " FOR UPDATE",
         "lock_shared_key": " FOR NO KEY UPDATE",
+        "lock_skip_locked": " FOR UPDATE SKIP LOCKED",
     },
     numbered=True,
     dump_json=_ident,

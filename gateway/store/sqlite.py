@@ -1,6 +1,3 @@
-# ruff: noqa: S608
-# (S608: SQL text here is built only from constant column lists and placeholders; every
-# value is a bound parameter.)
 """SQLite store: the embedded default (one file, WAL, zero set-up).
 
 Connections
@@ -51,7 +48,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.store import _rows
-from gateway.store._rows import OUTBOX_COLS, blob
+from gateway.store._rows import blob
 from gateway.store.base import (
     AppendResult,
     ChatClosed,
@@ -59,16 +56,14 @@ from gateway.store.base import (
     EventsArg,
     NewMessage,
     NotFound,
-    OutboxItem,
     StoredMessage,
     StoreError,
     StoreUnavailable,
     events_for,
 )
 from gateway.store.migrate import migrate_sqlite, sqlite_current_version
-from gateway.store.sql import SQLITE, Program, Query, drive, placeholders
+from gateway.store.sql import SQLITE, Program, Query, drive
 from gateway.store.sqlstore import (
-    DUE_HEADS,
     INSERT_EVENT,
     INSERT_MESSAGE,
     SELECT_MESSAGE,
@@ -333,28 +328,6 @@ class SqliteStore(SqlStore):
             return AppendResult(stored, duplicate=False)
 
         return self._written(self._queue_write(fn))
-
-    # -- plugin outbox --------------------------------------------------------------
-    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
-        # The single writer makes select-then-lease atomic (PostgreSQL needs SKIP LOCKED).
-        lease = now + self.lease_seconds
-
-        def fn(c: sqlite3.Connection) -> list[OutboxItem]:
-            ids = [(lease, r[0]) for r in c.execute(DUE_HEADS, (now, now, max(0, limit)))]
-            if not ids:
-                return []
-            c.executemany(
-                "UPDATE outbox SET leased_until = ?, lease_token = lease_token + 1 WHERE id = ?",
-                ids,
-            )
-            rows = c.execute(
-                f"SELECT {OUTBOX_COLS} FROM outbox WHERE id IN ({placeholders(len(ids))})"
-                " ORDER BY id",
-                [i for _, i in ids],
-            ).fetchall()
-            return [_rows.outbox(r) for r in rows]
-
-        return await self._write(fn)
 
 
 def _run(conn: sqlite3.Connection, query: Query) -> Any:

@@ -9,8 +9,7 @@ that each backend provides: run one :class:`~gateway.store.sql.Query`, or run a
 spelling and rendered per engine by :mod:`gateway.store.sql`.
 
 What stays in the backends is only what truly differs between the engines: connecting,
-migrations, SQLite's group commit, the hot ``append_message`` path and outbox claiming
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one writer on SQLite), and the audit chain
+migrations, SQLite's group commit, the hot ``append_message`` path, and the audit chain
 append that runs inside those transactions.
 """
 
@@ -32,6 +31,7 @@ from gateway.store import (
     _lifecycle,
     _notices,
     _oidc,
+    _outbox_claim,
     _passkeys,
     _quality,
     _rows,
@@ -136,15 +136,6 @@ COUNT_OPEN_CHATS = (
 INSERT_EVENT = (
     f"INSERT INTO outbox ({EVENT_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + ON_DUPLICATE_EVENT
 )
-DUE_HEADS = (
-    "SELECT o.id FROM outbox o"
-    " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
-    " AND (o.leased_until IS NULL OR o.leased_until <= ?)"
-    " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'"
-    " AND p.plugin = o.plugin AND p.chat_id = o.chat_id AND p.id < o.id)"
-    " ORDER BY o.id LIMIT ?"
-)
-"""Due outbox rows at the head of their (plugin, chat) line: args now, now, limit."""
 INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_MESSAGE = f"SELECT {MESSAGE_COLS} FROM messages WHERE chat_id = ? AND msg_id = ?"
 _PUT_LOCKOUT = (
@@ -213,6 +204,7 @@ class SqlStore(SqlGovernance):
     """:class:`gateway.store.base.Store` over a SQL engine (see the module docstring)."""
 
     dialect: Dialect
+    lease_seconds: float
     _next_nonce_purge: float = float("-inf")
 
     # -- what a backend provides ------------------------------------------------------
@@ -1290,6 +1282,14 @@ class SqlStore(SqlGovernance):
             )
         )
         return [_rows.outbox(r) for r in rows]
+
+    async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
+        # Several PostgreSQL nodes claim side by side: look beyond the first ``limit`` heads.
+        spare = limit * _outbox_claim.SPARE_PER_ROW if self.dialect.name == "postgres" else 0
+        rows = await self._transaction(
+            _outbox_claim.claim(now, limit, now + self.lease_seconds, spare)
+        )
+        return sorted((_rows.outbox(r) for r in rows), key=lambda item: item.id)
 
     async def replay_dead(self, item_id: int, now: float) -> bool:
         changed = await self._query(
