@@ -103,6 +103,16 @@ async def _shape(store: SqlStore, label: str, rows: int, chats: int) -> None:
         )
 
 
+async def _on_fresh_store(url: str, data_dir: Path, label: str, rows: int, chats: int) -> None:
+    store = open_store(url, data_dir)
+    await store.open()
+    try:
+        assert isinstance(store, SqlStore)
+        await _shape(store, label, rows, chats)
+    finally:
+        await store.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -112,13 +122,7 @@ async def main() -> None:
     shapes = [int(c) for c in args.chats.split(",")]
     for chats in shapes:
         with tempfile.TemporaryDirectory() as tmp:
-            store = open_store("sqlite://bench.db", Path(tmp))
-            await store.open()
-            try:
-                assert isinstance(store, SqlStore)
-                await _shape(store, "sqlite", args.rows, chats)
-            finally:
-                await store.close()
+            await _on_fresh_store("sqlite://bench.db", Path(tmp), "sqlite", args.rows, chats)
     if args.postgres:
         import asyncpg
 
@@ -128,13 +132,9 @@ async def main() -> None:
             await admin.execute(f'CREATE DATABASE "{name}"')
             try:
                 url = args.postgres.rsplit("/", 1)[0] + "/" + name
-                store = open_store(url, Path(tempfile.gettempdir()))
-                await store.open()
-                try:
-                    assert isinstance(store, SqlStore)
-                    await _shape(store, "postgresql", args.rows, chats)
-                finally:
-                    await store.close()
+                await _on_fresh_store(
+                    url, Path(tempfile.gettempdir()), "postgresql", args.rows, chats
+                )
             finally:
                 await admin.execute(f'DROP DATABASE "{name}"')
                 await admin.close()
