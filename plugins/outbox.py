@@ -29,7 +29,13 @@ those rows:
 * **isolation**: every row is delivered in its own task, with its own timeout, and at
   most ``concurrency_per_plugin`` rows per (tenant, plugin) run at once, so a slow or
   crashing plugin never delays another plugin (or chat traffic: nothing here runs on the
-  chat path).
+  chat path);
+* **turns**: rows claimed while their plugin's deliveries are all taken wait in memory,
+  leased, and take the next free delivery in the order they were claimed (up to
+  ``held_per_plugin`` rows; beyond, a row is deferred ``busy_delay`` seconds). Chats take
+  turns: before, such rows were deferred 2 s each time, while the few chats whose
+  deliveries were running had their next events claimed at once, so those chats drained
+  first and the others waited behind them.
 
 Special outcomes (the row goes to the dead-letter list with a note, replayable):
 
@@ -49,6 +55,7 @@ This module imports nothing from the gateway: the store is typed by :class:`Outb
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import inspect
@@ -290,6 +297,7 @@ class Dispatcher:
         batch_size: int = 100,
         max_scan: int = 5000,
         busy_delay: float = 2.0,
+        held_per_plugin: int = 64,
         breaker: BreakerPolicy | None = None,
         on_result: Callable[[str, DeliveryResult], Any] | None = None,
         paused: Callable[[str], Awaitable[bool]] | None = None,
@@ -326,10 +334,15 @@ class Dispatcher:
         self.batch_size = batch_size
         self.max_scan = max_scan
         self.busy_delay = busy_delay
+        self.held_per_plugin = held_per_plugin
         self.breaker_policy = breaker or BreakerPolicy()
         self._on_result = on_result
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._running: dict[tuple[str, str], int] = {}
+        # Rows claimed while their plugin's deliveries were all taken, in claim order.
+        self._held: dict[tuple[str, str], collections.deque[Any]] = {}
+        # While ``run_once`` runs: the deliveries started from ``_held``, for it to await.
+        self._collected: list[asyncio.Task[DeliveryResult | None]] | None = None
         self._inflight: set[int] = set()
         self._lease_ends: dict[int, float] = {}
         self._tasks: dict[asyncio.Task[DeliveryResult | None], Any] = {}
@@ -357,11 +370,17 @@ class Dispatcher:
         return delay
 
     async def run_once(self) -> list[DeliveryResult]:
-        """Claim the due rows once, deliver them all, and wait for the results."""
-        tasks = await self._claim_and_spawn()
-        if not tasks:
-            return []
-        results = await asyncio.gather(*tasks)
+        """Claim the due rows once, deliver them all (those waiting for a free delivery
+        too), and wait for the results."""
+        self._collected = []
+        try:
+            tasks = await self._claim_and_spawn()
+            results: list[DeliveryResult | None] = []
+            while tasks:
+                results.extend(await asyncio.gather(*tasks))
+                tasks, self._collected = self._collected, []
+        finally:
+            self._collected = None
         return [r for r in results if r is not None]
 
     def notify(self) -> None:
@@ -392,6 +411,11 @@ class Dispatcher:
             # A claim the store is still answering: its rows are leased to us, so let
             # it finish and hand them back below with the other running deliveries.
             await asyncio.gather(claiming, return_exceptions=True)
+        held = [item for queue in self._held.values() for item in queue]
+        self._held.clear()  # no delivery that ends from now on starts one of them
+        for item in held:
+            self._forget(item.id)
+            await self._release(item)
         tasks = dict(self._tasks)
         if not tasks:
             return
@@ -471,6 +495,11 @@ class Dispatcher:
                 spawned.append(self._spawn(item, key, self._defer_open))
                 continue
             if self._running.get(key, 0) >= self.concurrency:
+                held = self._held.setdefault(key, collections.deque())
+                if len(held) < self.held_per_plugin:
+                    held.append(item)  # leased; starts when a delivery of its plugin ends
+                    self._inflight.add(item.id)
+                    continue
                 busy += 1
                 spawned.append(self._spawn(item, key, self._defer_busy))
                 continue
@@ -505,10 +534,10 @@ class Dispatcher:
             # A done-callback, not ``finally``: it also runs for a task cancelled
             # before it ever started.
             self._tasks.pop(task, None)
-            self._inflight.discard(item.id)
-            self._lease_ends.pop(item.id, None)
+            self._forget(item.id)
             if counted:
                 self._running[key] -= 1
+                self._start_held(key)
                 # A slot is free and the chat's next event (ordered behind this one) may
                 # be due now: claim again at once. Before, it waited for the next poll,
                 # so a chat's events reached the helpdesk two a second at most.
@@ -518,6 +547,29 @@ class Dispatcher:
         self._tasks[task] = item
         task.add_done_callback(done)
         return task
+
+    def _forget(self, item_id: int) -> None:
+        self._inflight.discard(item_id)
+        self._lease_ends.pop(item_id, None)
+
+    def _start_held(self, key: tuple[str, str]) -> None:
+        """Give the free deliveries of ``key`` to the rows waiting longest. A row whose
+        lease would end before a delivery could finish is handed back to the store
+        instead (no attempt counted): the next claim leases it afresh."""
+        held = self._held.get(key)
+        while held and self._running.get(key, 0) < self.concurrency:
+            item = held.popleft()
+            lease_end = self._lease_ends.get(item.id)
+            if lease_end is not None and (
+                lease_end - self._clock() < self.delivery_timeout + self.lease_margin
+            ):
+                task = self._spawn(item, key, self._defer_lease_short)
+            else:
+                task = self._spawn(item, key, self._deliver_one, counted=True)
+            if self._collected is not None:
+                self._collected.append(task)
+        if not held:
+            self._held.pop(key, None)
 
     async def _report(self, result: DeliveryResult) -> None:
         log.info(
@@ -577,6 +629,9 @@ class Dispatcher:
 
     async def _defer_busy(self, item: Any) -> DeliveryResult | None:
         return await self._defer(item, self._clock() + self.busy_delay, "plugin busy")
+
+    async def _defer_lease_short(self, item: Any) -> DeliveryResult | None:
+        return await self._defer(item, self._clock(), "lease ran short while waiting")
 
     async def _prepare(self, item: Any, plugin: Plugin) -> Event:
         """Decode and check the payload; raises _Dead for rows that can never succeed."""

@@ -345,10 +345,85 @@ async def test_per_chat_order_while_earlier_event_backs_off(store, clock):
     assert [e.event_id for e in p.received] == ["p:c2-1", "p:c1-1", "p:c1-2", "p:c1-3"]
 
 
-async def test_busy_plugin_rows_are_deferred_not_counted(store, clock):
+async def test_a_row_claimed_while_its_plugin_is_busy_waits_for_a_free_delivery(store, clock):
+    """Held in memory, leased: no store write, no attempt, delivered once c1's ends."""
     p = RecordingPlugin("p", ALL_EVENTS, ["hang"])
     await store.enqueue_events([outbox_event("p", msg("c1")), outbox_event("p", msg("c2"))])
-    d = dispatcher(store, clock, p, concurrency_per_plugin=1, busy_delay=2.0)
+    d = dispatcher(store, clock, p, concurrency_per_plugin=1)
+    run = asyncio.create_task(d.run_once())
+    await asyncio.sleep(0.05)
+    assert p.attempted == ["p:c1-1"]
+    assert store.items[2].leased_until is not None and store.items[2].last_error is None
+    p.release.set()
+    results = await run
+    assert [(r.item_id, r.outcome) for r in results] == [(1, "delivered"), (2, "delivered")]
+    assert [e.event_id for e in p.received] == ["p:c1-1", "p:c2-1"]
+    assert store.items[2].state == "delivered" and store.items[2].attempts == 0
+
+
+async def test_chats_take_turns_while_their_plugin_is_busy(store, clock):
+    """One delivery at a time, three chats of three events: the chats alternate. Before,
+    the rows of c2 and c3 were deferred 2 s each time c1's delivery was running, and c1's
+    next event was claimed at once, so c1 drained first."""
+    p = RecordingPlugin("p", ALL_EVENTS)
+    await store.enqueue_events(
+        [outbox_event("p", msg(chat, n)) for n in (1, 2, 3) for chat in ("c1", "c2", "c3")]
+    )
+    outcomes = []
+    d = dispatcher(
+        store,
+        clock,
+        p,
+        concurrency_per_plugin=1,
+        poll_interval=60.0,
+        on_result=lambda plugin, result: outcomes.append(result.outcome),
+    )
+    await d.start()
+    try:
+        await eventually(lambda: len(p.received) == 9, seconds=3.0)
+    finally:
+        await d.stop(grace=0.05)
+    chats = [e.chat_id for e in p.received]
+    assert chats[:3] == ["c1", "c2", "c3"] and chats[3:6] == ["c1", "c2", "c3"]
+    assert [e.seq for e in p.received if e.chat_id == "c1"] == [1, 2, 3]
+    assert set(outcomes) == {"delivered"}  # nothing deferred
+
+
+async def test_a_held_row_whose_lease_ran_short_goes_back_to_the_store(store, clock):
+    p = RecordingPlugin("p", ALL_EVENTS, ["hang"])
+    await store.enqueue_events([outbox_event("p", msg("c1")), outbox_event("p", msg("c2"))])
+    d = dispatcher(store, clock, p, concurrency_per_plugin=1, delivery_timeout=30.0)
+    run = asyncio.create_task(d.run_once())
+    await asyncio.sleep(0.05)
+    clock.advance(store.lease_seconds - 30.0)  # c2's lease now ends within a delivery
+    p.release.set()
+    results = {r.item_id: r for r in await run}
+    assert results[1].outcome == "delivered"
+    assert results[2].outcome == "deferred"
+    assert results[2].error == "lease ran short while waiting"
+    assert p.attempted == ["p:c1-1"]  # c2 was not sent on a lease that could end mid-way
+    assert store.items[2].attempts == 0 and store.items[2].next_attempt_at == clock()
+    [again] = await d.run_once()  # claimed afresh, delivered
+    assert (again.item_id, again.outcome) == (2, "delivered")
+
+
+async def test_stop_hands_held_rows_back_at_once(store, clock):
+    p = RecordingPlugin("p", ALL_EVENTS, ["hang"])
+    await store.enqueue_events([outbox_event("p", msg("c1")), outbox_event("p", msg("c2"))])
+    d = dispatcher(store, clock, p, concurrency_per_plugin=1, poll_interval=60.0)
+    await d.start()
+    await eventually(lambda: p.attempted == ["p:c1-1"] and store.items[2].leased_until)
+    await d.stop(grace=0.05)
+    for item in (store.items[1], store.items[2]):  # not left leased for a whole lease
+        assert item.state == "pending" and item.leased_until is None
+        assert item.attempts == 0 and item.next_attempt_at == clock()
+    assert p.attempted == ["p:c1-1"]
+
+
+async def test_rows_beyond_the_held_ones_are_deferred_not_counted(store, clock):
+    p = RecordingPlugin("p", ALL_EVENTS, ["hang"])
+    await store.enqueue_events([outbox_event("p", msg("c1")), outbox_event("p", msg("c2"))])
+    d = dispatcher(store, clock, p, concurrency_per_plugin=1, busy_delay=2.0, held_per_plugin=0)
     run = asyncio.create_task(d.run_once())
     await asyncio.sleep(0.05)
     p.release.set()
