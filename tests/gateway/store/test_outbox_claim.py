@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from gateway.store import Store
 from gateway.store._outbox_claim import SPARE_PER_ROW, WINDOW_FACTOR
+from plugins.testing import MemoryOutbox
 from tests.gateway.store.helpers import event, setup_chat
 
 NOW = 50.0
@@ -46,13 +47,14 @@ def _rule(rows: list[_Row], limit: int, wanted: int) -> tuple[list[int], bool]:
     return sorted(leased), in_window >= wanted or len(window) < wanted * WINDOW_FACTOR
 
 
-async def _scenario(store: Store, rng: random.Random, n: int) -> list[_Row]:
+async def _scenario(store: Store | MemoryOutbox, rng: random.Random, n: int) -> list[_Row]:
     """Pending rows of several chats and plugins (some without a chat), some settled,
     rescheduled or leased; returns the pending ones as the claim will see them."""
     tenant = f"t{n}"
     chats = [f"s{n}-c{k}" for k in range(rng.randint(1, 12))]
-    for chat_id in chats:
-        await setup_chat(store, chat_id, tenant_id=tenant)
+    if not isinstance(store, MemoryOutbox):  # the plugin kit's outbox has no chats to make
+        for chat_id in chats:
+            await setup_chat(store, chat_id, tenant_id=tenant)
     plugins = ("webhook", "zendesk", "freshdesk")[: rng.randint(1, 3)]
     crowded = rng.random() < 0.5  # most rows in one line: the window fills with its tail
 
@@ -89,7 +91,7 @@ async def _scenario(store: Store, rng: random.Random, n: int) -> list[_Row]:
     ]
 
 
-async def _clear(store: Store, rows: list[_Row]) -> None:
+async def _clear(store: Store | MemoryOutbox, rows: list[_Row]) -> None:
     """Settle every row of a scenario, so the next starts from an empty outbox."""
     for row in rows:
         await store.mark_delivered(row.id, 2.0)
@@ -114,6 +116,18 @@ async def test_a_claim_leases_the_due_heads_whichever_way_it_finds_them(
         paths[window_tells] += 1
         await _clear(store, rows)
     assert paths[True] >= 5 and paths[False] >= 5, paths  # both ways were taken
+
+
+async def test_the_plugin_kits_memory_outbox_claims_by_the_same_rule() -> None:
+    """``plugins.testing.MemoryOutbox`` promises plugin authors the stores' rules."""
+    store = MemoryOutbox()
+    rng = random.Random(29)
+    for n in range(36):
+        rows = await _scenario(store, rng, n)
+        limit = rng.choice([1, 2, 3, 5, 50])
+        expected, _ = _rule(rows, limit, limit)
+        assert [i.id for i in await store.claim_due_events(NOW, limit)] == expected, n
+        await _clear(store, rows)
 
 
 async def test_a_long_line_does_not_hide_the_lines_behind_it(store: Store) -> None:
