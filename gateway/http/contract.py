@@ -16,7 +16,7 @@ from msgspec import Meta, Struct, field
 from gateway.canned import CannedList, CannedResponse
 from gateway.http.account import ConfirmTotpBody, LoginBody, PasswordBody, ReauthBody
 from gateway.http.agents import CreateAgentBody, PatchAgentBody
-from gateway.http.chats import CustomerEraseBody
+from gateway.http.chats import MAX_FLAGS_PAGE, CustomerEraseBody
 from gateway.http.customer_access import CustomerExportRequest
 from gateway.http.e2e import (
     CertificateBody,
@@ -306,7 +306,7 @@ class FlagList(Strict):
 class FlagsQuery(Struct):
     all: Literal["", "1", "true", "0", "false"] | None = None
     before: Annotated[int, Meta(ge=1)] | Empty | None = None
-    limit: Annotated[int, Meta(ge=1, le=500)] | Empty | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_FLAGS_PAGE)] | Empty | None = None
 
 
 class FlagOriginal(Strict):
