@@ -17,18 +17,24 @@ IDLE_CHATS = (
 )
 """Open chats of a tenant whose last message (or creation) is before the cutoff."""
 
+
+def _some(table: str, where: str) -> str:
+    """Delete at most ``?`` rows of ``table`` matching ``where`` (args: those of ``where``,
+    then the bound)."""
+    return f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)"
+
+
 PURGE: tuple[tuple[str, str], ...] = (
-    ("flags", "DELETE FROM policy_flags WHERE tenant_id = ? AND created_at < ?"),
+    # each found through its own index (0001 and 0023), not by reading the tenant's rows
+    ("flags", _some("policy_flags", "tenant_id = ? AND created_at < ?")),
     (
         "delivered_outbox",
-        "DELETE FROM outbox WHERE tenant_id = ? AND state = 'delivered' AND delivered_at < ?",
+        _some("outbox", "tenant_id = ? AND state = 'delivered' AND delivered_at < ?"),
     ),
-    (
-        "dead_letters",
-        "DELETE FROM outbox WHERE tenant_id = ? AND state = 'dead' AND created_at < ?",
-    ),
+    ("dead_letters", _some("outbox", "tenant_id = ? AND state = 'dead' AND created_at < ?")),
 )
-"""Per class: the statement deleting a tenant's rows older than its cutoff."""
+"""Per class: the statement deleting at most a batch of a tenant's rows older than its
+cutoff (args: tenant, cutoff, batch)."""
 
 
 def cutoff(name: str, c: LifecycleCutoffs) -> float | None:

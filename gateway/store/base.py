@@ -1099,10 +1099,15 @@ class Store(Protocol):
         ``cutoff`` (their creation counts when they have none): idle auto-close."""
         ...
 
-    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
-        """Delete a tenant's flags, delivered outbox rows and dead letters past
-        ``cutoffs`` in one transaction; returns the count per class (``flags``,
-        ``delivered_outbox``, ``dead_letters``; 0 for a class kept forever)."""
+    async def purge_lifecycle(
+        self, tenant_id: str, cutoffs: LifecycleCutoffs, batch: int
+    ) -> dict[str, int]:
+        """Delete at most ``batch`` of each of a tenant's flags, delivered outbox rows and
+        dead letters past ``cutoffs``, in one short transaction; returns the count per
+        class (``flags``, ``delivered_outbox``, ``dead_letters``; 0 for a class kept
+        forever). Callers repeat while a count equals ``batch``: a day of a busy tenant's
+        rows deleted at once held SQLite's only writer (every message append) for
+        seconds."""
         ...
 
     # -- customers (issue 15.3) -------------------------------------------------------

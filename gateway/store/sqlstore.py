@@ -1097,13 +1097,17 @@ class SqlStore(SqlGovernance):
         rows = await self._query(read_rows(_lifecycle.IDLE_CHATS, tenant_id, cutoff, max(0, limit)))
         return [r["id"] for r in rows]
 
-    async def purge_lifecycle(self, tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+    async def purge_lifecycle(
+        self, tenant_id: str, cutoffs: LifecycleCutoffs, batch: int
+    ) -> dict[str, int]:
         def program() -> Program[dict[str, int]]:
             counts: dict[str, int] = {}
             for name, template in _lifecycle.PURGE:
                 cutoff = _lifecycle.cutoff(name, cutoffs)
                 counts[name] = (
-                    0 if cutoff is None else int((yield write(template, tenant_id, cutoff)))
+                    0
+                    if cutoff is None
+                    else int((yield write(template, tenant_id, cutoff, max(1, batch))))
                 )
             return counts
 

@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from crypto.identity import GatewayIdentity
+from gateway import retention
 from gateway.bus.base import BusEvent, chat_topic
 from gateway.chats import IDLE_NOTICE
 from gateway.config import ConfigError, RetentionConfig, load_config
@@ -199,6 +200,43 @@ async def test_flags_outbox_rows_and_dead_letters_age_out_per_class(
     assert (await _job(svc, clock).run_once()).counts == {}
 
 
+async def test_secondary_data_is_purged_in_batches_and_every_row_is_counted(
+    svc: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store call deletes at most a batch of each class (one short transaction: SQLite's
+    writer is not held for a whole day's rows); the job repeats until all are gone and
+    its report counts every row."""
+    now = clock()
+    chat = (await svc.chats.open_chat("demo")).chat.id
+    for i in range(5):
+        await svc.store.add_flag(
+            PolicyFlag(chat, "demo", i + 1, ["card"], b"sealed", created_at=now - 20 * DAY)
+        )
+    await svc.store.enqueue_events(
+        [
+            OutboxEvent("demo", "webhook", "chat.message", f"k{i}", b"x", None, now - 40 * DAY)
+            for i in range(10)
+        ]
+    )
+    ids = [e.id for e in await svc.store.list_events(tenant_id="demo", limit=20)]
+    for item_id in ids[:5]:
+        assert await svc.store.mark_delivered(item_id, now - 5 * DAY)
+    for item_id in ids[5:]:
+        assert await svc.store.dead_letter(item_id, attempts=9, error="gone")
+    cutoffs = LifecycleCutoffs(now - 10 * DAY, now - 3 * DAY, now - 30 * DAY)
+    assert await svc.store.purge_lifecycle("demo", cutoffs, 2) == {
+        "flags": 2,
+        "delivered_outbox": 2,
+        "dead_letters": 2,
+    }
+    monkeypatch.setattr(retention, "PURGE_BATCH", 2)
+    await _set_retention(svc, flag_days=10, delivered_outbox_days=3, dead_letter_days=30)
+    run = await _job(svc, clock).run_once()
+    assert run.counts == {"demo": {"flags": 3, "delivered_outbox": 3, "dead_letters": 3}}
+    assert await svc.store.list_flags("demo", unreviewed_only=False) == []
+    assert await svc.store.list_events(tenant_id="demo", limit=20) == []
+
+
 async def test_audit_log_ages_out_behind_a_checkpoint_never_before_180_days(
     svc: Services, clock: FakeClock
 ) -> None:
@@ -292,10 +330,12 @@ async def test_a_failing_tenant_neither_stops_the_others_nor_loses_its_report(
     assert await svc.store.close_chat(acme.chat.id, closed_at=old, reason="resolved")
     real_purge = svc.store.purge_lifecycle
 
-    async def failing_purge(tenant_id: str, cutoffs: LifecycleCutoffs) -> dict[str, int]:
+    async def failing_purge(
+        tenant_id: str, cutoffs: LifecycleCutoffs, batch: int
+    ) -> dict[str, int]:
         if tenant_id == "demo":
             raise ConnectionError("disk on fire")
-        return await real_purge(tenant_id, cutoffs)
+        return await real_purge(tenant_id, cutoffs, batch)
 
     monkeypatch.setattr(svc.store, "purge_lifecycle", failing_purge)
     with structlog.testing.capture_logs() as logs:
