@@ -48,6 +48,8 @@ from gateway.store.sql import (
 )
 
 GENESIS = bytes(32)
+AUDIT_PURGE_BATCH = 1000
+"""Audit rows a retention purge deletes per transaction (see ``purge_audit``)."""
 
 
 def append_chained(event: AuditEvent, seal: AuditSeal | None) -> Program[int]:
@@ -133,11 +135,25 @@ class SqlGovernance(abc.ABC):
         return None if row is None else _rows.audit(row, self.dialect.load_json)
 
     async def purge_audit(self, chain: str, upto_seq: int) -> int:
-        return int(
-            await self._query(
-                write("DELETE FROM audit_log WHERE chain = ? AND seq <= ?", chain, upto_seq)
+        # In batches, each its own transaction: months of a chain deleted at once (the first
+        # run once retention is on) would hold SQLite's only writer -- every message
+        # append -- for as long as it took.
+        deleted = 0
+        while True:
+            n = int(
+                await self._query(
+                    write(
+                        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
+                        " WHERE chain = ? AND seq <= ? ORDER BY seq LIMIT ?)",
+                        chain,
+                        upto_seq,
+                        AUDIT_PURGE_BATCH,
+                    )
+                )
             )
-        )
+            deleted += n
+            if n < AUDIT_PURGE_BATCH:
+                return deleted
 
     async def add_audit_checkpoint(self, checkpoint: AuditCheckpoint) -> bool:
         cp = checkpoint
