@@ -8,8 +8,8 @@ of its own. Finding the heads used to be one query that tested every due pending
 older pending row of its line, until it had found ``limit`` heads. With many chats holding a
 few rows each that ends early; with a helpdesk's backlog sitting in a few busy chats it
 reads every pending row, on every claim -- and a dispatcher claims twice a second and after
-every delivery. At 100,000 rows in 20 chats a claim took 65 ms of SQLite's only writer
-(every message append waits behind it) and 516 ms of PostgreSQL (``bench/outbox_claim.py``).
+every delivery. At 100,000 rows in 20 chats a claim took 61 ms of SQLite's only writer
+(every message append waits behind it) and 518 ms of PostgreSQL (``bench/outbox_claim.py``).
 
 Now a claim reads the heads from a bounded *window* when it can, and walks otherwise:
 
