@@ -18,7 +18,14 @@ from gateway.clientip import rate_limit_key
 from gateway.config import WebSocketConfig
 from gateway.metrics import Metrics
 from gateway.protocol import CloseCode, Notice
-from gateway.ratelimit.limits import ConcurrencyLimiter, Limits, MemoryRateLimiter, RateLimiter
+from gateway.ratelimit.limits import (
+    ConcurrencyLimiter,
+    Decision,
+    Limits,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from gateway.tenants import TenantDirectory
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 
@@ -151,9 +158,24 @@ class Guard:
         if not decision.allowed:
             raise ProtocolViolation(CloseCode.RATE_LIMITED, retry_reason(decision.retry_after))
 
+    @property
+    def decides_remotely(self) -> bool:
+        """Whether a message's decision is a round trip away (the Redis limiter): a session
+        then asks for it and reads on (``gateway/ws/pipeline.py``, ``Admissions``) instead
+        of waiting before its next frame."""
+        return isinstance(self.limiter, RedisRateLimiter)
+
     async def customer_message(
         self, conn: SecureConnection, tenant_id: str, chat_id: str, ip: str, msg_id: str
     ) -> bool:
+        refusal = await self.customer_message_refusal(tenant_id, chat_id, ip)
+        return refusal is None or self.refuse(conn, msg_id, chat_id, refusal)
+
+    async def customer_message_refusal(
+        self, tenant_id: str, chat_id: str, ip: str
+    ) -> Decision | None:
+        """The decision refusing a customer message (chat and customer budgets spent), or
+        None when it may go. No side effect on the connection: see :meth:`refuse`."""
         limits = await self._limits_for(tenant_id)
         decisions = await self.limiter.hit_many(
             [
@@ -165,10 +187,12 @@ class Guard:
                 ),
             ]
         )
-        for decision in decisions:
-            if not decision.allowed:
-                return self._limited(conn, msg_id, chat_id, decision.retry_after)
-        return True
+        return next((d for d in decisions if not d.allowed), None)
+
+    def refuse(self, conn: SecureConnection, msg_id: str, chat_id: str, refusal: Decision) -> bool:
+        """Tell the sender to slow down (False), or end the connection after repeated
+        refusals (raises :class:`ProtocolViolation`)."""
+        return self._limited(conn, msg_id, chat_id, refusal.retry_after)
 
     async def agent_message(
         self, conn: SecureConnection, agent_id: str, msg_id: str, chat_id: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import structlog
@@ -38,7 +39,7 @@ from gateway.store.base import Chat, Tenant
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
-from gateway.ws.pipeline import PostPipeline
+from gateway.ws.pipeline import Admissions, PostPipeline, Refusal
 
 log = structlog.get_logger("cipherdesk.ws.customer")
 
@@ -60,6 +61,8 @@ class CustomerSession:
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
+        # decided in order while reading ahead, when a decision is a round trip away
+        self.admissions = Admissions(conn)
 
     def _show(self, msg: Msg) -> None:
         """The feed's output: every message in seq order, but an unneeded echo."""
@@ -125,7 +128,8 @@ class CustomerSession:
         try:
             await self._read_frames()
         finally:
-            await self.posts.drain()  # the client left: what it sent is still relayed
+            await self.admissions.drain()  # the client left: what it sent is still relayed
+            await self.posts.drain()
 
     async def _read_frames(self) -> None:
         async for raw in self.conn.frames():
@@ -141,6 +145,27 @@ class CustomerSession:
                     raise ProtocolViolation(exc.close, exc.message) from None
                 ref = getattr(frame, "id", None) or getattr(frame, "file", None)
                 self.conn.send_error(exc.code, exc.message, ref)
+
+    async def _post(
+        self, frame: CustomerMsg | CustomerSealedMsg, chat: Chat, refusal: Refusal
+    ) -> None:
+        """Queue a decided message for storing (or tell the sender to slow down)."""
+        if refusal is not None:
+            self.svc.guard.refuse(self.conn, frame.id, chat.id, refusal)
+            return
+        chats = self.svc.chats
+        if isinstance(frame, CustomerMsg):
+            if self.echoes is not None:  # before posting: the echo may overtake the ack
+                self.echoes.expect(chat.id, frame.id, frame.text)
+            outcome = await chats.queue_customer_message(
+                self.tenant_id, chat.id, frame.id, frame.text, chat
+            )
+        else:
+            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e)
+            outcome = await chats.queue_customer_sealed(
+                self.tenant_id, chat.id, frame.id, body, chat, frame.flags, frame.file
+            )
+        await self.posts.add(frame.id, outcome)
 
     async def _handle(self, frame: Any) -> None:
         chats = self.svc.chats
@@ -161,32 +186,21 @@ class CustomerSession:
         if self.chat is None:
             raise ChatError("no_chat", "send open (or key.resume) first")
         chat_id = self.chat.id
-        if isinstance(frame, CustomerMsg):
-            if len(frame.text) > self.svc.config.websocket.max_text_chars:
+        if isinstance(frame, CustomerMsg | CustomerSealedMsg):
+            if isinstance(frame, CustomerMsg) and (
+                len(frame.text) > self.svc.config.websocket.max_text_chars
+            ):
                 raise ChatError("too_long", "message too long")
-            if not await self.svc.guard.customer_message(
-                self.conn, self.tenant_id, chat_id, self.ip, frame.id
-            ):
-                return
-            if self.echoes is not None:  # before posting: the echo may overtake the ack
-                self.echoes.expect(chat_id, frame.id, frame.text)
-            outcome = await chats.queue_customer_message(
-                self.tenant_id, chat_id, frame.id, frame.text, self.chat
-            )
-            await self.posts.add(frame.id, outcome)
+            guard = self.svc.guard
+            refusal = guard.customer_message_refusal(self.tenant_id, chat_id, self.ip)
+            post = functools.partial(self._post, frame, self.chat)
+            if guard.decides_remotely:
+                await self.admissions.add(frame.id, refusal, post)
+            else:  # decided at once: no reason to queue the message a second time
+                await post(await refusal)
             return
-        if isinstance(frame, CustomerSealedMsg):
-            if not await self.svc.guard.customer_message(
-                self.conn, self.tenant_id, chat_id, self.ip, frame.id
-            ):
-                return
-            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e)
-            outcome = await chats.queue_customer_sealed(
-                self.tenant_id, chat_id, frame.id, body, self.chat, frame.flags, frame.file
-            )
-            await self.posts.add(frame.id, outcome)
-            return
-        await self.posts.drain()  # what follows comes after the messages before it
+        await self.admissions.drain()  # what follows comes after the messages before it
+        await self.posts.drain()
         if isinstance(frame, CustomerUpload):
             if not await self.svc.guard.customer_message(
                 self.conn, self.tenant_id, chat_id, self.ip, frame.id

@@ -452,3 +452,46 @@ async def test_gateway_limiter_keys_in_redis_hold_no_client_address(
     kinds = {k[len(redis_prefix) :].split(":", 1)[0] for k in keys}
     assert {"wsc", "cust"} <= kinds, keys
     assert not [k for k in keys if "127.0.0.1" in k], keys
+
+
+async def test_a_socket_reads_on_while_redis_decides_and_its_order_holds(
+    tmp_path, redis_url: str, redis_prefix: str
+) -> None:
+    """With the Redis limiter, a customer's messages are decided while the socket reads on
+    (each used to wait a round trip before the next frame was read): they are still stored
+    and acked in the order sent, the chat's budget is spent in that order, and the ones
+    past it are refused with a notice (sent when decided, as before: it does not wait for
+    the acks of the stored ones ahead of it)."""
+    from gateway.protocol import Ack, CustomerMsg, Notice
+    from gateway.sdk.client import CustomerClient
+    from tests.gateway.helpers import start_gateway
+
+    runner, base, svc = await start_gateway(
+        tmp_path,
+        ratelimit={
+            "url": redis_url,
+            "prefix": redis_prefix,
+            "limits": {"messages_per_chat": "6/10m", "messages_per_customer": "1000/m"},
+        },
+    )
+    assert svc.guard.decides_remotely
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=svc.identity.verify_key_b64)
+    try:
+        await customer.connect()
+        await customer.open()
+        for n in range(8):  # all sent before the first is decided
+            await customer.send(CustomerMsg(id=f"m{n}", text=f"hello {n}"))
+        answers = [
+            await customer.wait_for(
+                lambda f: isinstance(f, Ack | Notice) and (f.id or "").startswith("m")
+            )
+            for _ in range(8)
+        ]
+    finally:
+        await customer.aclose()
+        await runner.cleanup()
+    acks = [a for a in answers if isinstance(a, Ack)]
+    notices = [a for a in answers if isinstance(a, Notice)]
+    assert [a.id for a in acks] == [f"m{n}" for n in range(6)]
+    assert [a.seq for a in acks] == sorted(a.seq for a in acks)
+    assert [(n.id, n.action) for n in notices] == [("m6", "limited"), ("m7", "limited")]
