@@ -16,9 +16,11 @@ transfer) wait for :meth:`PostPipeline.drain` first.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -33,6 +35,8 @@ from gateway.ws.connection import ProtocolViolation, SecureConnection
 __all__ = ["PIPELINE_DEPTH", "Admissions", "PostPipeline", "abort_after_failure"]
 
 log = structlog.get_logger("cipherdesk.ws")
+
+T = TypeVar("T")
 
 PIPELINE_DEPTH = 16
 """Messages of one connection in flight at most: the next one waits for room, and the
@@ -58,40 +62,50 @@ def abort_after_failure(conn: SecureConnection, exc: BaseException) -> None:
         conn.abort(CloseCode.INTERNAL, "internal error")
 
 
-class PostPipeline:
-    """The messages one connection has queued and not yet finished (see the module text)."""
+class _InOrder(abc.ABC, Generic[T]):
+    """Work items of one connection, finished one after the other in the order they were
+    added while the connection reads on: the queue, its bound, its worker task and the
+    handling of a failed item, written once for :class:`PostPipeline` and
+    :class:`Admissions`. A failed item ends as the session's own steps would (an error
+    frame, or a close) and the items after it still finish."""
 
-    def __init__(self, conn: SecureConnection, depth: int = PIPELINE_DEPTH) -> None:
+    def __init__(self, conn: SecureConnection, depth: int) -> None:
         self._conn = conn
-        self._depth = max(1, min(depth, conn.send_capacity // FRAMES_PER_MESSAGE))
-        self._pending: deque[tuple[str, Awaitable[PostOutcome]]] = deque()
-        self._finisher: asyncio.Task[None] | None = None
+        self._depth = depth
+        self._pending: deque[tuple[str, T]] = deque()
+        self._worker: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    async def add(self, ref: str, outcome: Awaitable[PostOutcome]) -> None:
-        """Finish ``outcome`` (a queued message, ``ref`` its client id) after the ones
-        added before it; waits while ``depth`` messages are in flight."""
+    async def _wait_for_room(self) -> None:
         while len(self._pending) >= self._depth:
             self._room.clear()
             await self._room.wait()
-        self._pending.append((ref, outcome))
-        if self._finisher is None or self._finisher.done():
-            self._finisher = asyncio.get_running_loop().create_task(self._finish())
+
+    def _push(self, ref: str, item: T) -> None:
+        self._pending.append((ref, item))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run())
 
     async def drain(self) -> None:
-        """Wait until every message added so far is finished."""
-        while self._finisher is not None and not self._finisher.done():
-            await asyncio.shield(self._finisher)
+        """Wait until every item added so far is finished."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
 
-    async def _finish(self) -> None:
+    @abc.abstractmethod
+    async def _finish_one(self, ref: str, item: T) -> None:
+        """Finish one item (``ref``: the client's id of its message)."""
+
+    async def _run(self) -> None:
         conn, pending = self._conn, self._pending
         while pending:
-            ref, outcome = pending[0]
+            ref, item = pending[0]
             try:
-                result = await outcome
+                await self._finish_one(ref, item)
+            except ProtocolViolation as exc:
+                conn.abort(exc.code, exc.reason)
             except ChatError as exc:
                 if exc.close is not None:
                     conn.abort(exc.close, exc.message)
@@ -99,14 +113,29 @@ class PostPipeline:
                     conn.send_error(exc.code, exc.message, ref)
             except Exception as exc:  # the rest still finish: stored messages get relayed
                 abort_after_failure(conn, exc)
-            else:
-                if result.ack is not None:
-                    conn.send(result.ack)
-                if result.notice is not None:
-                    conn.send(result.notice)
             finally:
                 pending.popleft()
                 self._room.set()
+
+
+class PostPipeline(_InOrder[Awaitable[PostOutcome]]):
+    """The messages one connection has queued and not yet finished (see the module text)."""
+
+    def __init__(self, conn: SecureConnection, depth: int = PIPELINE_DEPTH) -> None:
+        super().__init__(conn, max(1, min(depth, conn.send_capacity // FRAMES_PER_MESSAGE)))
+
+    async def add(self, ref: str, outcome: Awaitable[PostOutcome]) -> None:
+        """Finish ``outcome`` (a queued message, ``ref`` its client id) after the ones
+        added before it; waits while ``depth`` messages are in flight."""
+        await self._wait_for_room()
+        self._push(ref, outcome)
+
+    async def _finish_one(self, ref: str, outcome: Awaitable[PostOutcome]) -> None:
+        result = await outcome
+        if result.ack is not None:
+            self._conn.send(result.ack)
+        if result.notice is not None:
+            self._conn.send(result.notice)
 
 
 Refusal = Decision | None
@@ -117,7 +146,7 @@ Step = Callable[[Refusal], Awaitable[None]]
 """What a session does with a decided message: refuse it, or queue it for storing."""
 
 
-class Admissions:
+class Admissions(_InOrder[tuple["asyncio.Future[Refusal]", Step]]):
     """Messages of one connection whose rate-limit decision is a round trip away (the Redis
     limiter): each decision is asked for when its frame arrives, and the messages go on to
     their next step in the order they came, each once its decision is in, while the
@@ -126,52 +155,21 @@ class Admissions:
     Why: a session used to wait for each message's decision before reading its next
     frame. With the memory limiter that wait is nothing; with Redis it is a round trip, so
     each socket relayed one message per round trip whatever it had waiting, and the relay
-    with Redis limits on did 0.45-0.49x of limits off (``bench/limits.py``). The
+    with Redis limits on did 0.44-0.53x of limits off (``bench/limits.py``). The
     decisions of a socket's waiting messages now share the limiter's calls (its group
     commit), as their appends share commits (:class:`PostPipeline`).
     """
 
     def __init__(self, conn: SecureConnection, depth: int = PIPELINE_DEPTH) -> None:
-        self._conn = conn
-        self._depth = depth
-        self._pending: deque[tuple[str, asyncio.Future[Refusal], Step]] = deque()
-        self._worker: asyncio.Task[None] | None = None
-        self._room = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._pending)
+        super().__init__(conn, depth)
 
     async def add(self, ref: str, refusal: Awaitable[Refusal], step: Step) -> None:
         """Run ``step(refusal)`` after the steps added before it; ``refusal`` is asked for
         now (so decisions are asked for in the order frames came). Waits while ``depth``
         messages are undecided or not yet handed on."""
-        while len(self._pending) >= self._depth:
-            self._room.clear()
-            await self._room.wait()
-        self._pending.append((ref, asyncio.ensure_future(refusal), step))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run())
+        await self._wait_for_room()
+        self._push(ref, (asyncio.ensure_future(refusal), step))
 
-    async def drain(self) -> None:
-        """Wait until every message added so far has been handed on (or refused)."""
-        while self._worker is not None and not self._worker.done():
-            await asyncio.shield(self._worker)
-
-    async def _run(self) -> None:
-        conn, pending = self._conn, self._pending
-        while pending:
-            ref, refusal, step = pending[0]
-            try:
-                await step(await refusal)
-            except ProtocolViolation as exc:
-                conn.abort(exc.code, exc.reason)
-            except ChatError as exc:
-                if exc.close is not None:
-                    conn.abort(exc.close, exc.message)
-                else:
-                    conn.send_error(exc.code, exc.message, ref)
-            except Exception as exc:
-                abort_after_failure(conn, exc)
-            finally:
-                pending.popleft()
-                self._room.set()
+    async def _finish_one(self, ref: str, item: tuple[asyncio.Future[Refusal], Step]) -> None:
+        refusal, step = item
+        await step(await refusal)
