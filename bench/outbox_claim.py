@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway.store import Store, open_store
+from stores import fresh_store, median_ms  # bench/stores.py
+
+from gateway.store import Store
 from gateway.store._outbox_claim import SPARE_PER_ROW, due_heads
 from gateway.store.sql import read_rows, single
 from gateway.store.sqlstore import SqlStore
@@ -68,16 +66,6 @@ async def _fill(store: Store, rows: int, chats: int) -> None:
         )
 
 
-async def _median_ms(run: Callable[[], Awaitable[object]], times: int = 7) -> float:
-    await run()
-    samples = []
-    for _ in range(times):
-        started = time.perf_counter()
-        await run()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
 async def _shape(store: SqlStore, label: str, rows: int, chats: int) -> None:
     await _fill(store, rows, chats)
     wanted = LIMIT
@@ -94,23 +82,13 @@ async def _shape(store: SqlStore, label: str, rows: int, chats: int) -> None:
         async def after(now: float = now) -> object:
             return await store._transaction(due_heads(now, wanted))
 
-        old = await _median_ms(before)
-        new = await _median_ms(after)
+        old = await median_ms(before)
+        new = await median_ms(after)
         print(
             f"{label:10s} {rows:>7,} rows in {chats:>5,} chats, {due:8s}: "
             f"before {old:8.2f} ms   now {new:7.2f} ms   x{old / new:6.1f}",
             flush=True,
         )
-
-
-async def _on_fresh_store(url: str, data_dir: Path, label: str, rows: int, chats: int) -> None:
-    store = open_store(url, data_dir)
-    await store.open()
-    try:
-        assert isinstance(store, SqlStore)
-        await _shape(store, label, rows, chats)
-    finally:
-        await store.close()
 
 
 async def main() -> None:
@@ -120,24 +98,12 @@ async def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL server URL (a fresh database is made)")
     args = parser.parse_args()
     shapes = [int(c) for c in args.chats.split(",")]
-    for chats in shapes:
-        with tempfile.TemporaryDirectory() as tmp:
-            await _on_fresh_store("sqlite://bench.db", Path(tmp), "sqlite", args.rows, chats)
-    if args.postgres:
-        import asyncpg
-
+    for server, label in ((None, "sqlite"), (args.postgres, "postgresql")):
+        if label == "postgresql" and server is None:
+            continue
         for chats in shapes:
-            name = f"bench_claim_{uuid.uuid4().hex[:8]}"
-            admin = await asyncpg.connect(args.postgres)
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            try:
-                url = args.postgres.rsplit("/", 1)[0] + "/" + name
-                await _on_fresh_store(
-                    url, Path(tempfile.gettempdir()), "postgresql", args.rows, chats
-                )
-            finally:
-                await admin.execute(f'DROP DATABASE "{name}"')
-                await admin.close()
+            async with fresh_store(server) as store:
+                await _shape(store, label, args.rows, chats)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from typing import Any
 from gateway.cli.common import CliError, config_from, offline_services, table
 from gateway.http.inbound import DIALECTS
 from gateway.plugin_host import PluginUnavailable
+from gateway.store.base import OutboxItem
 from plugins.api import ConfigError
 from plugins.outbox import safe_error
 from plugins.testing import EVENT_FACTORIES, customer
@@ -410,6 +411,12 @@ def cmd_dead(args: argparse.Namespace) -> None:
     )
 
 
+def _dead_letter(item: OutboxItem, tenant: str | None) -> bool:
+    """Whether ``item`` (a row looked up by id) is a dead letter of ``tenant`` (of any
+    tenant when None)."""
+    return item.state == "dead" and tenant in (None, item.tenant_id)
+
+
 def cmd_replay(args: argparse.Namespace) -> None:
     config = config_from(args)
     if (args.id is None) == (not args.all):
@@ -417,10 +424,13 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
     async def run() -> list[Any]:
         async with offline_services(config) as svc:
-            dead = await svc.store.list_events(
-                tenant_id=args.tenant, plugin=args.plugin, state="dead", limit=SCAN_CAP
-            )
-            chosen = dead if args.all else [i for i in dead if i.id == args.id]
+            if args.all:
+                chosen = await svc.store.list_events(
+                    tenant_id=args.tenant, plugin=args.plugin, state="dead", limit=SCAN_CAP
+                )
+            else:
+                found = await svc.store.get_event(args.id)
+                chosen = [found] if found is not None and _dead_letter(found, args.tenant) else []
             if not chosen and not args.all:
                 where = f" of tenant {args.tenant!r}" if args.tenant else ""
                 raise CliError(f"no dead letter {args.id}{where}")

@@ -1254,6 +1254,23 @@ class Store(Protocol):
     ) -> list[OutboxItem]:
         """Items by ascending id (dispatch order)."""
 
+    async def get_event(self, item_id: int) -> OutboxItem | None:
+        """One outbox item by id, whatever its state (None if there is none): an admin's
+        look-up of one dead letter to replay, found by its key instead of by listing the
+        tenant's dead letters. The caller checks the tenant and the state."""
+
+    async def count_events(
+        self,
+        *,
+        tenant_id: str,
+        state: OutboxState,
+        plugin: str | None = None,
+        cap: int,
+    ) -> dict[str, int]:
+        """How many of ``tenant_id``'s items are in ``state``, per plugin, counting at most
+        ``cap`` items in all (an admin's outbox counts: figures, without loading rows and
+        their payloads)."""
+
     async def replay_dead(self, item_id: int, now: float) -> bool:
         """Move a dead item back to pending (attempts reset). False if not dead."""
 

@@ -57,6 +57,15 @@ class Query:
     write: bool
 
 
+def where_given(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND ...`` over the clauses whose value is not None, and their values:
+    the filters a listing was given, each optional."""
+    used = [(clause, value) for clause, value in clauses if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
+
+
 def read_rows(template: str, *args: Any) -> Query:
     """A SELECT whose rows are all wanted."""
     return Query(template, args, "rows", False)

@@ -31,6 +31,7 @@ from gateway.store import (
     _lifecycle,
     _notices,
     _oidc,
+    _outbox_admin,
     _outbox_claim,
     _passkeys,
     _quality,
@@ -45,7 +46,6 @@ from gateway.store._rows import (
     FLAG_COLS,
     LOCKOUT_COLS,
     MESSAGE_COLS,
-    OUTBOX_COLS,
     PLUGIN_COLS,
     SESSION_COLS,
     TENANT_COLS,
@@ -97,6 +97,7 @@ from gateway.store.sql import (
     placeholders,
     read_row,
     read_rows,
+    where_given,
     write,
     write_many,
     write_row,
@@ -190,14 +191,6 @@ def _lockout_args(record: LockoutRecord) -> tuple[Any, ...]:
         record.locked_until,
         record.alerted_at,
     )
-
-
-def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    """`` WHERE a = ? AND ...`` over the clauses whose value is not None."""
-    used = [(clause, value) for clause, value in clauses if value is not None]
-    if not used:
-        return "", []
-    return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
 
 
 class SqlStore(SqlGovernance):
@@ -412,7 +405,7 @@ class SqlStore(SqlGovernance):
         return None if row is None else _rows.agent(row)
 
     async def list_agents(self, tenant_id: str | None = None) -> list[Agent]:
-        where, args = _where([("a.tenant_id = ?", tenant_id)])
+        where, args = where_given([("a.tenant_id = ?", tenant_id)])
         rows = await self._query(
             read_rows(f"{AGENT_SELECT}{where} ORDER BY a.created_at, a.id", *args)
         )
@@ -627,7 +620,7 @@ class SqlStore(SqlGovernance):
             "until": until,
             "before_id": before_id,
         }
-        where, args = _where([(clause, values[name]) for clause, name in _FOR_AUDIT])
+        where, args = where_given([(clause, values[name]) for clause, name in _FOR_AUDIT])
         rows = await self._query(
             read_rows(
                 f"SELECT {AUDIT_COLS} FROM audit_log{where} ORDER BY id DESC LIMIT ?",
@@ -1277,15 +1270,23 @@ class SqlStore(SqlGovernance):
         state: OutboxState | None = None,
         limit: int = 100,
     ) -> list[OutboxItem]:
-        where, args = _where(
-            [("tenant_id = ?", tenant_id), ("plugin = ?", plugin), ("state = ?", state)]
-        )
-        rows = await self._query(
-            read_rows(
-                f"SELECT {OUTBOX_COLS} FROM outbox{where} ORDER BY id LIMIT ?", *args, max(0, limit)
-            )
-        )
+        rows = await self._query(_outbox_admin.listing(tenant_id, plugin, state, limit))
         return [_rows.outbox(r) for r in rows]
+
+    async def get_event(self, item_id: int) -> OutboxItem | None:
+        row = await self._query(_outbox_admin.one(item_id))
+        return None if row is None else _rows.outbox(row)
+
+    async def count_events(
+        self,
+        *,
+        tenant_id: str,
+        state: OutboxState,
+        plugin: str | None = None,
+        cap: int,
+    ) -> dict[str, int]:
+        rows = await self._query(_outbox_admin.counting(tenant_id, state, plugin, cap))
+        return {str(r[0]): int(r[1]) for r in rows}
 
     async def claim_due_events(self, now: float, limit: int = 100) -> list[OutboxItem]:
         # Several PostgreSQL nodes claim side by side: look beyond the first ``limit`` heads.
@@ -1334,7 +1335,7 @@ class SqlStore(SqlGovernance):
         return None if row is None else _rows.plugin_config(row, self.dialect.load_json)
 
     async def list_plugin_configs(self, tenant_id: str | None = None) -> list[PluginConfig]:
-        where, args = _where([("tenant_id = ?", tenant_id)])
+        where, args = where_given([("tenant_id = ?", tenant_id)])
         rows = await self._query(
             read_rows(
                 f"SELECT {PLUGIN_COLS} FROM plugin_configs{where} ORDER BY tenant_id, plugin", *args

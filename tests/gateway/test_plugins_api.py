@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.http import plugins as plugins_http
 from tests.gateway.helpers import (
     FakeClock,
     bearer,
@@ -24,6 +25,7 @@ from tests.gateway.helpers import (
     start_gateway,
     totp_code,
 )
+from tests.gateway.store.helpers import event
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec-Zq8LrT2vN5xK9pW3mB7cY1dF6gH4jS0a"
@@ -340,6 +342,33 @@ async def test_dead_letters_and_outbox_are_per_tenant(gw):
     assert event["target"] == str(item["id"]) and event["details"]["plugin"] == "webhook"
     status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed", acme)
     assert json.loads(text)["events"] == []
+
+
+async def test_any_dead_letter_can_be_replayed_and_counts_stop_at_the_cap(gw, monkeypatch):
+    """One dead letter is found by its id, not by listing (the listing stopped at
+    COUNT_CAP rows, so a later one answered 404), and counts are bounded by the cap."""
+    http, base, svc, _clock, _receiver = gw
+    monkeypatch.setattr(plugins_http, "COUNT_CAP", 2)
+    demo = await _token(http, base, svc, _clock, "root@example.com")
+    await svc.store.enqueue_events(
+        [event(f"k{n}", None, tenant_id="demo", plugin="nosuch") for n in range(4)]
+    )
+    items = await svc.store.list_events(tenant_id="demo", plugin="nosuch", limit=10)
+    for item in items[:3]:
+        assert await svc.store.dead_letter(item.id, attempts=5, error="gave up")
+
+    status, text = await _call(http, "GET", f"{base}/api/plugins/outbox?state=dead", demo)
+    assert status == 200 and json.loads(text) == {
+        "counts": {"dead": 2},
+        "by_plugin": {"nosuch": {"dead": 2}},
+        "capped": True,
+    }
+    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{items[3].id}/replay", demo)
+    assert status == 404, text  # pending, not dead
+    status, text = await _call(http, "POST", f"{base}/api/plugins/dead/{items[2].id}/replay", demo)
+    assert status == 200 and json.loads(text)["replayed"] == items[2].id, text
+    status, text = await _call(http, "GET", f"{base}/api/audit?action=plugin.dead_replayed", demo)
+    assert [e["target"] for e in json.loads(text)["events"]] == [str(items[2].id)]
 
 
 def _cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
