@@ -17,7 +17,8 @@ pairs, ``--window`` messages in flight) and runs it in interleaved rounds:
 * **on (redis)**: the same decisions on ``RedisRateLimiter`` (decisions asked for while a
   call is on the wire share the next ``EVALSHA``), when a Redis answers at ``--redis-url``.
 
-Figures are the median of the rounds; the ratio on/off is taken per round (same round,
+``--replies``: the agents send and the customers receive (1 decision per message, the
+agent's). Figures are the median of the rounds; the ratio on/off is taken per round (same round,
 same machine load) and its median reported. Targets: memory on ≥ 95 % of off (issue 5),
 Redis on ≥ 80 % of off (issue 18). Then the
 per-decision costs from ``bench/ratelimit.py`` (memory: < 5 µs; Redis: ≈ one PING).
@@ -59,11 +60,17 @@ def _bypass_guard(app: web.Application) -> None:
     async def allowed(*args: Any) -> bool:
         return True
 
+    async def no_refusal(*args: Any) -> None:
+        return None
+
     guard.admit_connection = admit  # type: ignore[method-assign]
     guard.customer_frame = frame  # type: ignore[method-assign]
     guard.inbound_bytes = frame  # type: ignore[method-assign]
     guard.customer_message = allowed  # type: ignore[method-assign]
     guard.agent_message = allowed  # type: ignore[method-assign]
+    # what the sessions ask for a message since they read on while it is decided
+    guard.customer_message_refusal = no_refusal  # type: ignore[method-assign]
+    guard.agent_message_refusal = no_refusal  # type: ignore[method-assign]
 
 
 async def _start_site(app: web.Application, port: int) -> web.AppRunner:
@@ -105,7 +112,9 @@ TARGETS = {"on": 0.95, "redis": 0.8}
 
 async def _run(mode: str, args: argparse.Namespace) -> relay.Figures:
     _MODE["mode"] = mode
-    return await relay.bench_gateway(args.pairs, args.messages, args.window, args.warmup)
+    return await relay.bench_gateway(
+        args.pairs, args.messages, args.window, args.warmup, replies=args.replies
+    )
 
 
 async def run_relay(args: argparse.Namespace) -> None:
@@ -114,7 +123,8 @@ async def run_relay(args: argparse.Namespace) -> None:
         _MODE["redis_url"] = args.redis_url
         modes.append("redis")
     print(
-        f"relay with limits on vs off: {args.pairs} pairs x {args.messages} msgs, window "
+        f"relay with limits on vs off{' (agent replies)' if args.replies else ''}: "
+        f"{args.pairs} pairs x {args.messages} msgs, window "
         f"{args.window}, {args.rounds} interleaved rounds (median), python "
         f"{sys.version.split()[0]}"
     )
@@ -155,6 +165,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument(
+        "--replies", action="store_true", help="agents send, customers receive (agent limits)"
+    )
     parser.add_argument(
         "--no-decisions",
         action="store_true",

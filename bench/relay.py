@@ -57,7 +57,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from gateway.event_loop import EVENT_LOOPS
-from gateway.protocol import CustomerMsg, Msg
+from gateway.protocol import AgentMsg, CustomerMsg, Msg
 from gateway.sdk.client import AgentClient, CustomerClient
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -330,15 +330,26 @@ async def bench_gateway(
     server: dict[str, Any] | None = None,
     *,
     echo: bool = False,
+    replies: bool = False,
 ) -> Figures:
     """``server``: ports, verify key and agent tokens of a gateway already running in the
     server process (``--split``); otherwise the gateway runs in this process. ``echo``:
-    customers ask for their own messages back (``key.echo``; the widget does not)."""
+    customers ask for their own messages back (``key.echo``; the widget does not).
+    ``replies``: the agents send and the customers receive (an agent's replies take the
+    agent's rate limit and policy direction)."""
     if server is not None:
         base = f"http://127.0.0.1:{server['gateway_port']}"
         tokens = server["tokens"]
         return await _drive_gateway(
-            base, server["key"], tokens, messages, window, warmup, server["pid"], echo=echo
+            base,
+            server["key"],
+            tokens,
+            messages,
+            window,
+            warmup,
+            server["pid"],
+            echo=echo,
+            replies=replies,
         )
     from gateway.app import create_app
     from gateway.services import SERVICES
@@ -357,6 +368,7 @@ async def bench_gateway(
                 window,
                 warmup,
                 echo=echo,
+                replies=replies,
             )
         finally:
             await runner.cleanup()
@@ -372,6 +384,7 @@ async def _drive_gateway(
     server_pid: int | None = None,
     *,
     echo: bool = False,
+    replies: bool = False,
 ) -> Figures:
     clients: list[Any] = []
     try:
@@ -384,7 +397,11 @@ async def _drive_gateway(
             welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})
             await agent.connect()
             await agent.accept(welcome.chat)
-            pairs.append(_gateway_pair(customer, agent))
+            pairs.append(
+                _reply_pair(customer, agent, welcome.chat)
+                if replies
+                else _gateway_pair(customer, agent)
+            )
         return await _measure(pairs, clients, messages, window, warmup, server_pid)
     finally:
         await _close_all(clients)
@@ -693,6 +710,20 @@ def _gateway_pair(customer: CustomerClient, agent: AgentClient) -> Pair:
 
     async def recv() -> str:
         frame = await agent.wait_for(lambda f: isinstance(f, Msg) and f.sender == "customer")
+        return str(frame.id)
+
+    return Pair(send, recv)
+
+
+def _reply_pair(customer: CustomerClient, agent: AgentClient, chat: str) -> Pair:
+    """The agent→customer path of one chat: the agent's replies, fired and gone on from as
+    the console does."""
+
+    async def send(tag: str, text: str) -> None:
+        await agent.send(AgentMsg(id=tag, chat=chat, text=text))
+
+    async def recv() -> str:
+        frame = await customer.wait_for(lambda f: isinstance(f, Msg) and f.sender == "agent")
         return str(frame.id)
 
     return Pair(send, recv)

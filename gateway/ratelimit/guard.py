@@ -197,12 +197,16 @@ class Guard:
     async def agent_message(
         self, conn: SecureConnection, agent_id: str, msg_id: str, chat_id: str
     ) -> bool:
+        refusal = await self.agent_message_refusal(agent_id)
+        return refusal is None or self.refuse(conn, msg_id, chat_id, refusal)
+
+    async def agent_message_refusal(self, agent_id: str) -> Decision | None:
+        """The decision refusing an agent's message (the agent's budget spent), or None
+        when it may go. No side effect on the connection: see :meth:`refuse`."""
         decision = await self.limiter.hit(
             f"agent:{agent_id}", self.limits.messages_per_agent, scope="messages_per_agent"
         )
-        if not decision.allowed:
-            return self._limited(conn, msg_id, chat_id, decision.retry_after)
-        return True
+        return None if decision.allowed else decision
 
     def _limited(
         self, conn: SecureConnection, msg_id: str, chat_id: str, retry_after: float

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import structlog
@@ -47,7 +48,7 @@ from gateway.store.base import Chat, E2EDevice
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 from gateway.ws.echo import EchoFilter
 from gateway.ws.feed import STUCK_CLOSE_REASON, ChatFeed
-from gateway.ws.pipeline import PostPipeline, abort_after_failure
+from gateway.ws.pipeline import Admissions, PostPipeline, Refusal, abort_after_failure
 from gateway.ws.queue_updates import QueueView
 
 log = structlog.get_logger("cipherdesk.ws.agent")
@@ -91,6 +92,8 @@ class AgentSession:
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
+        # decided in order while reading ahead, when a decision is a round trip away
+        self.admissions = Admissions(conn)
         # True until the first whole queue is sent: a change heard while it is read waits
         # and follows it (an update before any ``queue`` would have nothing to apply to).
         self._snapshot_pending = True
@@ -255,8 +258,9 @@ class AgentSession:
                         or getattr(frame, "chat", None),
                     )
         finally:
-            try:
-                await self.posts.drain()  # the agent left: what it sent is still relayed
+            try:  # the agent left: what it sent is still relayed
+                await self.admissions.drain()
+                await self.posts.drain()
             finally:  # also when the drain itself is cancelled (shutdown)
                 self.feed.cancel()
                 for task in list(self._tasks):
@@ -310,29 +314,49 @@ class AgentSession:
         except ApprovalError as exc:
             raise ChatError(exc.code, exc.message) from None
 
-    async def _handle(self, frame: Any) -> None:
-        chats, p = self.svc.chats, self.principal
+    async def _post(
+        self,
+        p: Principal,
+        frame: AgentMsg | AgentSealedMsg,
+        device_id: str | None,
+        refusal: Refusal,
+    ) -> None:
+        """Queue a decided message for storing (or tell the agent to slow down). ``p`` is
+        the principal the frame was read under; ``device_id`` the certified device of a
+        sealed message."""
+        if refusal is not None:
+            self.svc.guard.refuse(self.conn, frame.id, frame.chat, refusal)
+            return
+        chats = self.svc.chats
         if isinstance(frame, AgentMsg):
-            if len(frame.text) > self.svc.config.websocket.max_text_chars:
-                raise ChatError("too_long", "message too long")
-            if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
-                return
             if self.echoes is not None:  # before posting: the echo may overtake the ack
                 self.echoes.expect(frame.chat, frame.id, frame.text)
             outcome = await chats.queue_agent_message(p, frame.chat, frame.id, frame.text)
-            await self.posts.add(frame.id, outcome)
-            return
-        if isinstance(frame, AgentSealedMsg):
-            device = self._require_device()
-            if not await self.svc.guard.agent_message(self.conn, p.agent_id, frame.id, frame.chat):
-                return
-            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device.id)
+        else:
+            body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device_id)
             outcome = await chats.queue_agent_sealed(
                 p, frame.chat, frame.id, body, frame.flags, frame.file
             )
-            await self.posts.add(frame.id, outcome)
+        await self.posts.add(frame.id, outcome)
+
+    async def _handle(self, frame: Any) -> None:
+        chats, p = self.svc.chats, self.principal
+        if isinstance(frame, AgentMsg | AgentSealedMsg):
+            if isinstance(frame, AgentMsg) and (
+                len(frame.text) > self.svc.config.websocket.max_text_chars
+            ):
+                raise ChatError("too_long", "message too long")
+            device = self._require_device().id if isinstance(frame, AgentSealedMsg) else None
+            guard = self.svc.guard
+            refusal = guard.agent_message_refusal(p.agent_id)
+            post = functools.partial(self._post, p, frame, device)
+            if guard.decides_remotely:
+                await self.admissions.add(frame.id, refusal, post)
+            else:  # decided at once: no reason to queue the message a second time
+                await post(await refusal)
             return
-        await self.posts.drain()  # what follows comes after the messages before it
+        await self.admissions.drain()  # what follows comes after the messages before it
+        await self.posts.drain()
         if isinstance(frame, ReportMsg):
             if frame.chat is None or (
                 frame.chat not in self.chats and frame.chat not in self.watching

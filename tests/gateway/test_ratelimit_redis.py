@@ -9,18 +9,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from gateway.metrics import Metrics
+from gateway.protocol import Ack, Notice
 from gateway.ratelimit.limits import (
     Decision,
     MemoryRateLimiter,
@@ -454,6 +457,29 @@ async def test_gateway_limiter_keys_in_redis_hold_no_client_address(
     assert not [k for k in keys if "127.0.0.1" in k], keys
 
 
+async def _answers(client: Any, prefix: str, count: int) -> tuple[list[Ack], list[Notice]]:
+    """The next ``count`` acks and notices of the messages ``prefix``0, ``prefix``1, ..."""
+    answers = [
+        await client.wait_for(
+            lambda f: isinstance(f, Ack | Notice) and (f.id or "").startswith(prefix)
+        )
+        for _ in range(count)
+    ]
+    return [a for a in answers if isinstance(a, Ack)], [a for a in answers if isinstance(a, Notice)]
+
+
+def _assert_spent_in_order(
+    acks: list[Ack], notices: list[Notice], prefix: str, *, allowed: int, sent: int
+) -> None:
+    """The first ``allowed`` messages were stored and acked in the order sent, the rest
+    refused with a notice each: the budget was spent in the order sent."""
+    assert [a.id for a in acks] == [f"{prefix}{n}" for n in range(allowed)]
+    assert [a.seq for a in acks] == sorted(a.seq for a in acks)
+    assert [(n.id, n.action) for n in notices] == [
+        (f"{prefix}{n}", "limited") for n in range(allowed, sent)
+    ]
+
+
 async def test_a_socket_reads_on_while_redis_decides_and_its_order_holds(
     tmp_path, redis_url: str, redis_prefix: str
 ) -> None:
@@ -462,7 +488,7 @@ async def test_a_socket_reads_on_while_redis_decides_and_its_order_holds(
     and acked in the order sent, the chat's budget is spent in that order, and the ones
     past it are refused with a notice (sent when decided, as before: it does not wait for
     the acks of the stored ones ahead of it)."""
-    from gateway.protocol import Ack, CustomerMsg, Notice
+    from gateway.protocol import CustomerMsg
     from gateway.sdk.client import CustomerClient
     from tests.gateway.helpers import start_gateway
 
@@ -481,17 +507,74 @@ async def test_a_socket_reads_on_while_redis_decides_and_its_order_holds(
         await customer.open()
         for n in range(8):  # all sent before the first is decided
             await customer.send(CustomerMsg(id=f"m{n}", text=f"hello {n}"))
-        answers = [
-            await customer.wait_for(
-                lambda f: isinstance(f, Ack | Notice) and (f.id or "").startswith("m")
-            )
-            for _ in range(8)
-        ]
+        acks, notices = await _answers(customer, "m", 8)
     finally:
         await customer.aclose()
         await runner.cleanup()
-    acks = [a for a in answers if isinstance(a, Ack)]
-    notices = [a for a in answers if isinstance(a, Notice)]
-    assert [a.id for a in acks] == [f"m{n}" for n in range(6)]
-    assert [a.seq for a in acks] == sorted(a.seq for a in acks)
-    assert [(n.id, n.action) for n in notices] == [("m6", "limited"), ("m7", "limited")]
+    _assert_spent_in_order(acks, notices, "m", allowed=6, sent=8)
+
+
+async def test_an_agent_socket_reads_on_while_redis_decides_and_its_order_holds(
+    tmp_path, redis_url: str, redis_prefix: str
+) -> None:
+    """The same for an agent's replies: decided while the console's socket reads on (each
+    reply used to wait a round trip for its decision before the next frame was read),
+    stored and acked in the order sent, the agent's budget spent in that order, the
+    replies past it refused with a notice."""
+    import aiohttp
+
+    from gateway.protocol import AgentMsg
+    from gateway.sdk.client import AgentClient, CustomerClient
+    from tests.gateway.helpers import login, make_agent, start_gateway
+
+    runner, base, svc = await start_gateway(
+        tmp_path,
+        ratelimit={
+            "url": redis_url,
+            "prefix": redis_prefix,
+            "limits": {"messages_per_agent": "6/10m"},
+        },
+    )
+    assert svc.guard.decides_remotely
+    key = svc.identity.verify_key_b64
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+    _agent, secret, password = await make_agent(svc, "ann@example.com")
+    try:
+        async with aiohttp.ClientSession() as http:
+            token = await login(http, base, "ann@example.com", password, secret, svc.clock())
+        await customer.connect()
+        welcome = await customer.open()
+        agent = AgentClient(base, token=token, gateway_key=key)
+        await agent.connect()
+        await agent.accept(welcome.chat)
+        # Hold every reply's decision until all eight have been asked for: a session that
+        # waits for each decision before reading on never asks for the second.
+        limiter, asked, all_asked = svc.guard.limiter, [], asyncio.Event()
+        real_hit = limiter.hit
+
+        async def held_hit(key: str, *args: Any, **kwargs: Any) -> Any:
+            if key.startswith("agent:"):
+                asked.append(key)
+                if len(asked) < 8:
+                    await all_asked.wait()
+                else:  # the last one: the seven woken before it go first, in order
+                    all_asked.set()
+                    await asyncio.sleep(0)
+            return await real_hit(key, *args, **kwargs)
+
+        limiter.hit = held_hit  # type: ignore[method-assign]
+        try:
+            for n in range(8):
+                await agent.send(AgentMsg(id=f"a{n}", chat=welcome.chat, text=f"reply {n}"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_asked.wait(), 5)
+            assert len(asked) == 8, f"{len(asked)} decision(s) asked for while reading on"
+            acks, notices = await _answers(agent, "a", 8)
+            stored = await svc.store.messages_after(welcome.chat, 0)
+        finally:
+            await agent.aclose()
+    finally:
+        await customer.aclose()
+        await runner.cleanup()
+    _assert_spent_in_order(acks, notices, "a", allowed=6, sent=8)
+    assert [m.seq for m in stored if m.sender == "agent"] == [a.seq for a in acks]
