@@ -1734,12 +1734,15 @@ class ChatService:
 
     # ------------------------------------------------------------------ erasure
 
-    async def erase(self, chat_id: str, *, actor: str, tenant_id: str | None = None) -> bool:
-        """Crypto-shred a chat (CLI, admin API, retention job)."""
+    async def erase(
+        self, chat_id: str, *, actor: str, tenant_id: str | None = None, shred: bool = True
+    ) -> bool:
+        """Crypto-shred a chat (CLI, admin API, retention job). ``shred=False``: the caller
+        erases several in a row and calls the store's ``shred_erased`` after them."""
         chat = await self.store.get_chat(chat_id)
         if chat is None or (tenant_id is not None and chat.tenant_id != tenant_id):
             return False
-        erased = await self.store.erase_chat(chat_id)
+        erased = await self.store.erase_chat(chat_id, shred=shred)
         self.keys.forget(chat_id)
         if erased:
             await self.auditor.record(
@@ -1796,11 +1799,14 @@ class ChatService:
             raise RuntimeError("erase_customer needs a ReportBook")
         chat_ids = await self.customer_chats(tenant_id, kind, value)
         people = await self._identities_for_plugins(chat_ids)  # read before the keys go
-        erased = [
-            chat_id
-            for chat_id in chat_ids
-            if await self.erase(chat_id, actor=actor, tenant_id=tenant_id)
-        ]
+        try:
+            erased = [
+                chat_id
+                for chat_id in chat_ids
+                if await self.erase(chat_id, actor=actor, tenant_id=tenant_id, shred=False)
+            ]
+        finally:  # the chats erased before a failure are shredded too
+            await self.store.shred_erased()
         await self.auditor.record(
             "customer.erased", tenant_id=tenant_id, actor=actor, by=kind, chats=len(erased)
         )

@@ -304,15 +304,20 @@ class RetentionJob:
             batch = [chat_id for chat_id in found if chat_id not in failed]
             if not batch:
                 break
-            for chat_id in batch:
-                try:
-                    if await self._chats.erase(chat_id, actor="retention"):
-                        erased.append(chat_id)
-                    else:
+            try:
+                for chat_id in batch:
+                    try:
+                        if await self._chats.erase(chat_id, actor="retention", shred=False):
+                            erased.append(chat_id)
+                        else:
+                            failed.add(chat_id)
+                    except Exception as exc:  # one line per chat; the next run retries it
                         failed.add(chat_id)
-                except Exception as exc:  # one line per chat; the next run retries it
-                    failed.add(chat_id)
-                    log.warning("retention_erase_failed", chat=chat_id, error=type(exc).__name__)
+                        log.warning(
+                            "retention_erase_failed", chat=chat_id, error=type(exc).__name__
+                        )
+            finally:  # once per batch, not per chat (see Store.erase_chat)
+                await self._store.shred_erased()
             if len(found) < limit:
                 break
         if failed:

@@ -275,17 +275,21 @@ class SqliteStore(SqlStore):
         return await self._write(functools.partial(_drive, program=program))
 
     # -- chats ----------------------------------------------------------------------
-    async def erase_chat(self, chat_id: str) -> bool:
+    async def erase_chat(self, chat_id: str, *, shred: bool = True) -> bool:
         erased = await super().erase_chat(chat_id)
-        if erased:
-            # Drop old WAL frames that still hold the key; best effort (readers may pin it).
-            writer = self._writer
-            assert writer is not None  # open: the erase above just used it
-            with contextlib.suppress(sqlite3.Error):
-                await _on_thread(
-                    writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                )
+        if erased and shred:
+            await self.shred_erased()
         return erased
+
+    async def shred_erased(self) -> None:
+        # Drop old WAL frames that still hold erased keys; best effort (readers may pin it).
+        writer = self._writer
+        if writer is None:
+            raise StoreError("store is not open")
+        with contextlib.suppress(sqlite3.Error):
+            await _on_thread(
+                writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            )
 
     # -- messages -------------------------------------------------------------------
     async def append_message(self, message: NewMessage, events: EventsArg = None) -> AppendResult:

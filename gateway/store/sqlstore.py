@@ -823,7 +823,7 @@ class SqlStore(SqlGovernance):
         )
         return None if row is None else _rows.chat(row)
 
-    async def erase_chat(self, chat_id: str) -> bool:
+    async def erase_chat(self, chat_id: str, *, shred: bool = True) -> bool:
         def program() -> Program[bool]:
             found = yield write(
                 "UPDATE chats SET state = 'closed', close_reason = 'erased', erased = TRUE,"
@@ -849,6 +849,9 @@ class SqlStore(SqlGovernance):
             return True
 
         return await self._transaction(program())
+
+    async def shred_erased(self) -> None:
+        return None  # PostgreSQL: nothing of ours outside the tables; SQLite overrides
 
     async def list_history(self, query: HistoryQuery) -> list[Chat]:
         sql, args = _history.list_query(query)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from auth.clock import ManualClock
@@ -20,7 +21,7 @@ from auth.totp import TotpVerifier
 from gateway.app import create_app
 from gateway.config import load_config
 from gateway.services import SERVICES, Services
-from gateway.store.base import Agent, Tenant
+from gateway.store.base import Agent, Store, Tenant
 
 DEFAULT_PASSWORD = "correct horse battery staple 42"
 T0 = 1_700_000_000.0
@@ -155,3 +156,25 @@ async def login(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def record_erasures(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[tuple[str, bool]], list[int]]:
+    """Record ``store``'s erasures as (chat id, shred) and, at each ``shred_erased``, how
+    many chats had been erased by then; both still do their work."""
+    erases: list[tuple[str, bool]] = []
+    shreds: list[int] = []
+    real_erase, real_shred = store.erase_chat, store.shred_erased
+
+    async def erase_chat(chat_id: str, *, shred: bool = True) -> bool:
+        erases.append((chat_id, shred))
+        return await real_erase(chat_id, shred=shred)
+
+    async def shred_erased() -> None:
+        shreds.append(len(erases))
+        await real_shred()
+
+    monkeypatch.setattr(store, "erase_chat", erase_chat)
+    monkeypatch.setattr(store, "shred_erased", shred_erased)
+    return erases, shreds

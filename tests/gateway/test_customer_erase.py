@@ -15,7 +15,14 @@ from gateway.protocol import Profile
 from gateway.reports import chat_hash, verify_file
 from gateway.services import Services
 from gateway.store.base import OutboxEvent
-from tests.gateway.helpers import FakeClock, bearer, login, make_agent, start_gateway
+from tests.gateway.helpers import (
+    FakeClock,
+    bearer,
+    login,
+    make_agent,
+    record_erasures,
+    start_gateway,
+)
 
 SECRET = "s" * 40
 
@@ -89,6 +96,18 @@ async def test_a_customers_chats_are_found_by_keyed_hash_and_erased(
     ]
     again = await svc.chats.erase_customer("demo", "sub", "cust-42", actor="a-1")
     assert verify_file(again.export(), svc.identity.verify_key_b64)["counts"] == {"chats": 0}
+
+
+async def test_a_customers_chats_are_shredded_once_after_their_erasure(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chat is erased without shredding and the run is shredded once (on SQLite a
+    WAL checkpoint per chat tripled an erase's cost)."""
+    chats = [await _chat(svc, email="ann@example.com") for _ in range(3)]
+    erases, shreds = record_erasures(svc.store, monkeypatch)
+    await svc.chats.erase_customer("demo", "email", "ann@example.com", actor="a-1")
+    assert sorted(erases) == sorted((chat_id, False) for chat_id in chats)
+    assert shreds == [3]
 
 
 @pytest.fixture

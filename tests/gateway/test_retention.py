@@ -16,7 +16,7 @@ import structlog
 from gateway.config import RetentionConfig
 from gateway.retention import BATCH, DAY, RetentionJob
 from gateway.services import Services
-from tests.gateway.helpers import FakeClock
+from tests.gateway.helpers import FakeClock, record_erasures
 
 DAYS = 30.0
 
@@ -81,6 +81,19 @@ async def test_more_chats_than_one_batch_are_all_erased_in_one_run(
     assert len(await svc.store.query_audit(action="chat.erased", limit=10_000)) == count
 
 
+async def test_a_batch_of_erasures_is_shredded_once(
+    svc: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chat is erased without shredding, and the batch is shredded once after them
+    (on SQLite a WAL checkpoint per chat tripled an erase's cost)."""
+    old = clock() - (DAYS + 1) * DAY
+    ids = [await _closed_chat(svc, old + i) for i in range(5)]
+    erases, shreds = record_erasures(svc.store, monkeypatch)
+    assert (await _job(svc, clock).run_once()).total("closed_chats") == 5
+    assert sorted(erases) == sorted((chat_id, False) for chat_id in ids)
+    assert shreds == [5]
+
+
 async def test_zero_days_keeps_everything(svc: Services, clock: FakeClock) -> None:
     ancient = await _closed_chat(svc, 0.0)
     assert (await _job(svc, clock, days=0).run_once()).total("closed_chats") == 0
@@ -97,10 +110,10 @@ async def test_erase_failures_are_logged_skipped_and_retried_next_run(
     healthy = [await _closed_chat(svc, old + i, text=None) for i in range(BATCH + 5)]
     real_erase = svc.store.erase_chat
 
-    async def flaky_erase(chat_id: str) -> bool:
+    async def flaky_erase(chat_id: str, *, shred: bool = True) -> bool:
         if chat_id in poisoned:
             raise ConnectionError("disk on fire")
-        return await real_erase(chat_id)
+        return await real_erase(chat_id, shred=shred)
 
     monkeypatch.setattr(svc.store, "erase_chat", flaky_erase)
     job = _job(svc, clock)

@@ -119,6 +119,28 @@ async def test_erase_leaves_no_key_bytes_on_disk(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_erasures_left_unshredded_are_shredded_together(tmp_path: Path) -> None:
+    """``erase_chat(shred=False)`` leaves the old key in the WAL's old frames until
+    ``shred_erased`` (a run of erasures checkpoints once); then no key byte is left."""
+    db = tmp_path / "cd.db"
+    keys = {cid: os.urandom(72) for cid in ("c1", "c2")}
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.create_tenant(tenant())
+        for cid, wrapped in keys.items():
+            await store.create_chat(chat(cid), wrapped)
+        for cid in keys:
+            assert await store.erase_chat(cid, shred=False) is True
+        data = disk_bytes(db)
+        assert all(wrapped in data for wrapped in keys.values())  # old WAL frames
+        await store.shred_erased()
+        data = disk_bytes(db)
+        assert not [cid for cid, wrapped in keys.items() if wrapped in data]
+    finally:
+        await store.close()
+
+
 async def test_queued_writes_commit_before_close(tmp_path: Path) -> None:
     db = tmp_path / "cd.db"
     store = SqliteStore(db)
