@@ -391,7 +391,8 @@ async def _drive_gateway(
         pairs = []
         for token in tokens:
             customer = CustomerClient(base, "demo", origin=base, gateway_key=key, echo=echo)
-            agent = AgentClient(base, token=token, origin=base, gateway_key=key)
+            # without its own replies echoed, as the console asks (gateway/web/console.js)
+            agent = AgentClient(base, token=token, origin=base, gateway_key=key, echo=False)
             clients += [customer, agent]
             await customer.connect()
             welcome = await customer.open(profile={"name": "Bench", "topic": "parcel"})

@@ -75,6 +75,7 @@ from gateway.store.base import (
     Chat,
     ChatClosed,
     NewMessage,
+    NotAssigned,
     NotFound,
     OutboxEvent,
     PolicyFlag,
@@ -459,15 +460,20 @@ class ChatService:
     async def post_agent_message(
         self, principal: Principal, chat_id: str, msg_id: str, text: str
     ) -> PostOutcome:
-        return await (await self.queue_agent_message(principal, chat_id, msg_id, text))
+        chat = await self.agent_writable(principal, chat_id)
+        return await (await self.queue_agent_message(principal, chat, msg_id, text))
 
     async def queue_agent_message(
-        self, principal: Principal, chat_id: str, msg_id: str, text: str
+        self, principal: Principal, writable: Chat, msg_id: str, text: str
     ) -> Awaitable[PostOutcome]:
-        """:meth:`post_agent_message` in two steps (see :meth:`queue_customer_message`)."""
-        chat = await self.agent_writable(principal, chat_id)
-        _check_plain(chat)
-        return await self._queue_post(chat, "agent", msg_id, text, agent=principal.agent_id)
+        """:meth:`post_agent_message` in two steps (see :meth:`queue_customer_message`),
+        for ``writable`` as :meth:`agent_writable` returned it: a console's session checks
+        each message when its frame arrives, while it reads on (``gateway/ws/agent.py``),
+        instead of waiting for a store read before it queues each one."""
+        _check_plain(writable)
+        return await self._queue_post(
+            writable, "agent", msg_id, text, agent=principal.agent_id, assigned_only=True
+        )
 
     async def post_helpdesk_reply(
         self, tenant_id: str, chat_id: str, msg_id: str, text: str, *, plugin: str, name: str
@@ -595,18 +601,17 @@ class ChatService:
     async def queue_agent_sealed(
         self,
         principal: Principal,
-        chat_id: str,
+        writable: Chat,
         msg_id: str,
         body: SealedBody,
         flags: Sequence[str] = (),
         file: str | None = None,
     ) -> Awaitable[PostOutcome]:
         """An e2e message from an agent's console, in two steps like
-        :meth:`queue_customer_message`; ``body.dev`` is the socket's certified device
-        (checked by the caller)."""
-        chat = await self.agent_writable(principal, chat_id)
+        :meth:`queue_customer_message`, for ``writable`` as :meth:`agent_writable` returned
+        it; ``body.dev`` is the socket's certified device (checked by the caller)."""
         return await self._queue_sealed(
-            chat, "agent", msg_id, body, principal.agent_id, flags, file
+            writable, "agent", msg_id, body, principal.agent_id, flags, file, assigned_only=True
         )
 
     async def _queue_sealed(
@@ -618,6 +623,8 @@ class ChatService:
         agent: str | None,
         flags: Sequence[str] = (),
         file: str | None = None,
+        *,
+        assigned_only: bool = False,
     ) -> Awaitable[PostOutcome]:
         """The e2e twin of :meth:`_queue_post`: no policy (it runs at the ends), no plugin message
         event, no search tokens -- the gateway cannot read the text. What the end's policy
@@ -654,6 +661,7 @@ class ChatService:
                 body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
                 sender_agent_id=agent,
                 policy=policy,
+                assigned_only=assigned_only,
             )
         )
         return self._relay_sealed(tenant, chat, key, msg_id, flags, appended)
@@ -693,6 +701,8 @@ class ChatService:
             raise ChatError("chat_closed", "this conversation is closed") from None
         except NotFound:
             raise ChatError("not_found", "no such chat") from None
+        except NotAssigned:  # transferred or unassigned since the sender's view was read
+            raise ChatError("not_assigned", "accept the chat before writing to it") from None
         stored = result.message
         if stored.sender == "agent" and chat.answered_at is None and not result.duplicate:
             await self._answered(chat, stored.ts)
@@ -842,10 +852,13 @@ class ChatService:
         text: str,
         agent: str | None,
         attachment: dict[str, Any] | None = None,
+        *,
+        assigned_only: bool = False,
     ) -> Awaitable[PostOutcome]:
         """``_post`` up to the store: policy, sealing and events, then the append queued
         (``Store.queue_append``). Returns what finishes it: the outcome once stored, after
-        the relay. Messages queued one after the other are stored in that order."""
+        the relay. Messages queued one after the other are stored in that order.
+        ``assigned_only``: an agent's own reply (``NewMessage.assigned_only``)."""
         tenant = await self._tenant(chat.tenant_id)
         if tenant.frozen:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
@@ -902,6 +915,7 @@ class ChatService:
             body_sealed=seal_text(key, chat.id, stored_id, decision.text),
             sender_agent_id=agent,
             policy=policy_meta,
+            assigned_only=assigned_only,
         )
         flag_kinds = None
         if decision.action == "flag" or decision.split_kinds:

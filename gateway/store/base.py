@@ -50,6 +50,11 @@ class ChatClosed(StoreError):
     close committed by another node a moment earlier is never missed."""
 
 
+class NotAssigned(StoreError):
+    """An agent's reply (``NewMessage.assigned_only``) to a chat that is no longer active
+    and assigned to that agent: checked in the append's own transaction."""
+
+
 @dataclass(slots=True)
 class Tenant:
     id: str
@@ -316,6 +321,18 @@ class NewMessage:
     body_sealed: bytes
     sender_agent_id: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    assigned_only: bool = False
+    """An agent's own reply: stored only while the chat is active and assigned to
+    ``sender_agent_id``, checked in the append's own transaction (else
+    :class:`NotAssigned`), so a reply sent as the chat is transferred away is never
+    stored, and the caller need not read the chat before each reply."""
+
+    def refused_by_assignment(self, state: str, assigned_agent_id: str | None) -> bool:
+        """Whether the chat's ``state`` and assignee refuse this message (an
+        ``assigned_only`` reply to a chat no longer active and assigned to its sender)."""
+        return self.assigned_only and (
+            state != "active" or assigned_agent_id != self.sender_agent_id
+        )
 
 
 @dataclass(slots=True)

@@ -48,6 +48,7 @@ from gateway.store.base import (
     Conflict,
     EventsArg,
     NewMessage,
+    NotAssigned,
     NotFound,
     StoredMessage,
     StoreError,
@@ -264,8 +265,12 @@ class PostgresStore(SqlStore):
 _ON_DUPLICATE_MESSAGE = " ON CONFLICT (chat_id, msg_id) DO NOTHING RETURNING seq"
 _NEXT_SEQ = (
     "UPDATE chats SET last_seq = last_seq + 1"
-    " WHERE id = $1 AND NOT erased AND state <> 'closed' RETURNING last_seq"
+    " WHERE id = $1 AND NOT erased AND state <> 'closed'"
+    " AND ($2::text IS NULL OR (state = 'active' AND assigned_agent_id = $2))"
+    " RETURNING last_seq"
 )
+"""The next seq of an appendable chat; ``$2``: the agent an ``assigned_only`` reply needs
+as the assignee (else NULL)."""
 _GIVE_SEQ_BACK = "UPDATE chats SET last_seq = last_seq - 1 WHERE id = $1"
 
 
@@ -276,8 +281,10 @@ async def _append_in(
     for one append (an idle node, or a failed batch retried one by one). A refusal is
     returned, never raised, so the caller can tell it from a failure; an exception raised
     here (lost connection, constraint) fails the transaction."""
-    seq = await conn.fetchval(_NEXT_SEQ, message.chat_id)
-    if seq is None:  # unknown, erased or closed (a close holds the same row lock)
+    assignee = message.sender_agent_id if message.assigned_only else None
+    seq = await conn.fetchval(_NEXT_SEQ, message.chat_id, assignee)
+    if seq is None:  # unknown, erased, closed or not the assignee's (a close or transfer
+        # holds the same row lock)
         return await _not_appended(conn, message)
     stored = _stored(message, int(seq))
     inserted = await conn.fetchval(
@@ -320,7 +327,8 @@ async def _append_together(
     chats = {
         row["id"]: row
         for row in await conn.fetch(
-            "SELECT id, last_seq, erased, state FROM chats WHERE id = ANY($1::text[])"
+            "SELECT id, last_seq, erased, state, assigned_agent_id FROM chats"
+            " WHERE id = ANY($1::text[])"
             " ORDER BY id FOR NO KEY UPDATE",
             chat_ids,
         )
@@ -338,6 +346,8 @@ async def _append_together(
             outcomes.append(AppendResult(stored, duplicate=True))
         elif chat["state"] == "closed":
             outcomes.append(ChatClosed(f"chat {message.chat_id!r}"))
+        elif message.refused_by_assignment(chat["state"], chat["assigned_agent_id"]):
+            outcomes.append(NotAssigned(f"chat {message.chat_id!r}"))
         else:
             last_seq[message.chat_id] += 1
             stored = _stored(message, last_seq[message.chat_id])
@@ -407,14 +417,17 @@ def _stored(message: NewMessage, seq: int) -> StoredMessage:
 
 async def _not_appended(conn: asyncpg.Connection, message: NewMessage) -> AppendResult | Exception:
     """Why ``message`` was not appended: a stored message with its id (a resend), or the
-    chat is unknown or erased (:class:`NotFound`) or closed (:class:`ChatClosed`)."""
+    chat is unknown or erased (:class:`NotFound`), closed (:class:`ChatClosed`) or not the
+    sender's to reply to (:class:`NotAssigned`)."""
     row = await conn.fetchrow(POSTGRES.render(SELECT_MESSAGE), message.chat_id, message.msg_id)
     if row is not None:
         return AppendResult(_rows.message(row, POSTGRES.load_json), duplicate=True)
-    erased = await conn.fetchval("SELECT erased FROM chats WHERE id = $1", message.chat_id)
-    if erased is None or erased:
+    chat = await conn.fetchrow("SELECT erased, state FROM chats WHERE id = $1", message.chat_id)
+    if chat is None or chat["erased"]:
         return NotFound(f"chat {message.chat_id!r}")
-    return ChatClosed(f"chat {message.chat_id!r}")
+    if chat["state"] == "closed":
+        return ChatClosed(f"chat {message.chat_id!r}")
+    return NotAssigned(f"chat {message.chat_id!r}")
 
 
 def _changed(status: str) -> int:

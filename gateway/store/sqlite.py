@@ -55,6 +55,7 @@ from gateway.store.base import (
     Conflict,
     EventsArg,
     NewMessage,
+    NotAssigned,
     NotFound,
     StoredMessage,
     StoreError,
@@ -305,7 +306,8 @@ class SqliteStore(SqlStore):
 
         def fn(c: sqlite3.Connection) -> AppendResult:
             chat = c.execute(
-                "SELECT last_seq, erased, state FROM chats WHERE id = ?", (message.chat_id,)
+                "SELECT last_seq, erased, state, assigned_agent_id FROM chats WHERE id = ?",
+                (message.chat_id,),
             ).fetchone()
             if chat is None or chat[1]:
                 raise NotFound(f"chat {message.chat_id!r}")
@@ -314,6 +316,8 @@ class SqliteStore(SqlStore):
                 return AppendResult(_rows.message(existing, json.loads), duplicate=True)
             if chat[2] == "closed":
                 raise ChatClosed(f"chat {message.chat_id!r}")
+            if message.refused_by_assignment(chat[2], chat[3]):
+                raise NotAssigned(f"chat {message.chat_id!r}")
             seq = int(chat[0]) + 1
             stored = StoredMessage(
                 chat_id=message.chat_id,

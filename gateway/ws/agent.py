@@ -92,6 +92,8 @@ class AgentSession:
             on_stuck=lambda _chat: conn.abort(CloseCode.INTERNAL, STUCK_CLOSE_REASON),
         )
         self.posts = PostPipeline(conn)  # messages stored and acked in order, read ahead
+        # chat id -> (the chat's writable check, when asked, for whom): _writable_chat
+        self._writable: dict[str, tuple[asyncio.Future[Chat], float, Principal]] = {}
         # decided in order while reading ahead, when a decision is a round trip away
         self.admissions = Admissions(conn)
         # True until the first whole queue is sent: a change heard while it is read waits
@@ -149,13 +151,16 @@ class AgentSession:
             if isinstance(frame, Msg) and frame.chat is not None:
                 self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
                 return
+            self._writable.pop(getattr(frame, "chat", None) or "", None)  # it changed
             self.conn.send(frame)
         elif kind == "queue_changed":
             self._queue_changed_at = self.svc.chats.queue_reads.clock()
             self._schedule_snapshot()
         elif kind == "join_chat" and event.chat:
+            self._writable.pop(event.chat, None)
             self._spawn(self._join(event.chat, event.frame))
         elif kind == "leave_chat" and event.chat:
+            self._writable.pop(event.chat, None)
             self.chats.discard(event.chat)
             if event.chat not in self.watching:
                 self.conn.unsubscribe(chat_topic(event.chat))
@@ -314,28 +319,57 @@ class AgentSession:
         except ApprovalError as exc:
             raise ChatError(exc.code, exc.message) from None
 
+    def _writable_chat(self, p: Principal, chat_id: str) -> asyncio.Future[Chat]:
+        """The chat a reply goes to, as ``ChatService.agent_writable`` found it at most
+        :data:`RECHECK_EVERY` seconds ago and before any change to the chat this socket
+        heard of; replies that arrive while it is being read share that read. Read once,
+        not before every reply: that read was one store round trip per reply, and it
+        capped a node's agent replies (``bench/limits.py --replies``). The store checks in
+        each reply's own transaction that the chat is still active and this agent's
+        (``NewMessage.assigned_only``), so a reply to a chat taken away a moment ago is
+        refused however recent this view is."""
+        seen = self._writable.get(chat_id)
+        now = self.svc.clock()
+        if seen is not None and now - seen[1] < RECHECK_EVERY and seen[2] == p:
+            return seen[0]
+        check = asyncio.ensure_future(self.svc.chats.agent_writable(p, chat_id))
+        self._writable[chat_id] = (check, now, p)
+
+        def forget_refusal(done: asyncio.Future[Chat]) -> None:
+            # a refusal (not_assigned, not_found) is not kept: the next reply asks again
+            if (done.cancelled() or done.exception() is not None) and (
+                self._writable.get(chat_id, (None,))[0] is done
+            ):
+                del self._writable[chat_id]
+
+        check.add_done_callback(forget_refusal)
+        return check
+
     async def _post(
         self,
         p: Principal,
         frame: AgentMsg | AgentSealedMsg,
         device_id: str | None,
+        writable: asyncio.Future[Chat],
         refusal: Refusal,
     ) -> None:
         """Queue a decided message for storing (or tell the agent to slow down). ``p`` is
         the principal the frame was read under; ``device_id`` the certified device of a
-        sealed message."""
-        if refusal is not None:
+        sealed message; ``writable`` the chat as ``ChatService.agent_writable`` checked
+        it when the frame arrived (its ``ChatError`` answers the message)."""
+        if refusal is not None:  # ``writable`` may be shared with other replies: left be
             self.svc.guard.refuse(self.conn, frame.id, frame.chat, refusal)
             return
+        chat = await writable
         chats = self.svc.chats
         if isinstance(frame, AgentMsg):
             if self.echoes is not None:  # before posting: the echo may overtake the ack
                 self.echoes.expect(frame.chat, frame.id, frame.text)
-            outcome = await chats.queue_agent_message(p, frame.chat, frame.id, frame.text)
+            outcome = await chats.queue_agent_message(p, chat, frame.id, frame.text)
         else:
             body = SealedBody(c=frame.c, fc=frame.fc, e=frame.e, dev=device_id)
             outcome = await chats.queue_agent_sealed(
-                p, frame.chat, frame.id, body, frame.flags, frame.file
+                p, chat, frame.id, body, frame.flags, frame.file
             )
         await self.posts.add(frame.id, outcome)
 
@@ -347,16 +381,22 @@ class AgentSession:
             ):
                 raise ChatError("too_long", "message too long")
             device = self._require_device().id if isinstance(frame, AgentSealedMsg) else None
+            # Both asked for now, answered while the socket reads on: the rate decision
+            # and the chat as the store has it.
             guard = self.svc.guard
             refusal = guard.agent_message_refusal(p.agent_id)
-            post = functools.partial(self._post, p, frame, device)
-            if guard.decides_remotely:
+            writable = self._writable_chat(p, frame.chat)
+            post = functools.partial(self._post, p, frame, device, writable)
+            if _answered(writable) and not guard.decides_remotely and not self.admissions:
+                await post(await refusal)  # nothing to wait for: no reason to queue it
+            else:
                 await self.admissions.add(frame.id, refusal, post)
-            else:  # decided at once: no reason to queue the message a second time
-                await post(await refusal)
             return
         await self.admissions.drain()  # what follows comes after the messages before it
         await self.posts.drain()
+        if isinstance(frame, Accept | Transfer | AgentClose):
+            # This socket's own changes to a chat are not heard back from the bus.
+            self._writable.pop(frame.chat, None)
         if isinstance(frame, ReportMsg):
             if frame.chat is None or (
                 frame.chat not in self.chats and frame.chat not in self.watching
@@ -462,6 +502,11 @@ class AgentSession:
         for note in await inbox.notes(chat):
             if not await self.conn.send_paced(note):
                 return
+
+
+def _answered(check: asyncio.Future[Chat]) -> bool:
+    """Whether ``check`` is in, and found the chat writable."""
+    return check.done() and not check.cancelled() and check.exception() is None
 
 
 async def agent_ws(request: web.Request) -> web.StreamResponse:

@@ -147,10 +147,11 @@ Step = Callable[[Refusal], Awaitable[None]]
 
 
 class Admissions(_InOrder[tuple["asyncio.Future[Refusal]", Step]]):
-    """Messages of one connection whose rate-limit decision is a round trip away (the Redis
-    limiter): each decision is asked for when its frame arrives, and the messages go on to
-    their next step in the order they came, each once its decision is in, while the
-    connection reads on.
+    """Messages of one connection that wait for something a round trip away -- the
+    rate-limit decision with the Redis limiter, an agent reply's chat being read (see
+    ``AgentSession._writable_chat``): each is asked for when its frame arrives, and the
+    messages go on to their next step in the order they came, each once its decision is
+    in, while the connection reads on.
 
     Why: a session used to wait for each message's decision before reading its next
     frame. With the memory limiter that wait is nothing; with Redis it is a round trip, so

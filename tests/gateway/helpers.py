@@ -9,6 +9,8 @@ the flow, not the cost); pass ``auth={...}`` to override.
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from auth.clock import ManualClock
 from auth.totp import TotpVerifier
 from gateway.app import create_app
 from gateway.config import load_config
+from gateway.sdk.client import AgentClient, CustomerClient
 from gateway.services import SERVICES, Services
 from gateway.store.base import Agent, Store, Tenant
 
@@ -178,3 +181,26 @@ def record_erasures(
     monkeypatch.setattr(store, "erase_chat", erase_chat)
     monkeypatch.setattr(store, "shred_erased", shred_erased)
     return erases, shreds
+
+
+@asynccontextmanager
+async def accepted_chat(
+    svc: Services, base: str, email: str = "ann@example.com"
+) -> AsyncIterator[tuple[CustomerClient, AgentClient, str]]:
+    """(customer, agent, chat id): a customer's chat accepted by a new agent's console
+    (replies not echoed back, as the console asks); both sockets closed after."""
+    _agent, secret, password = await make_agent(svc, email)
+    async with aiohttp.ClientSession() as http:
+        token = await login(http, base, email, password, secret, svc.clock())
+    key = svc.identity.verify_key_b64
+    customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
+    agent = AgentClient(base, token=token, gateway_key=key, echo=False)
+    try:
+        await customer.connect()
+        welcome = await customer.open()
+        await agent.connect()
+        await agent.accept(welcome.chat)
+        yield customer, agent, welcome.chat
+    finally:
+        await agent.aclose()
+        await customer.aclose()

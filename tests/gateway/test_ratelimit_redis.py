@@ -521,11 +521,8 @@ async def test_an_agent_socket_reads_on_while_redis_decides_and_its_order_holds(
     reply used to wait a round trip for its decision before the next frame was read),
     stored and acked in the order sent, the agent's budget spent in that order, the
     replies past it refused with a notice."""
-    import aiohttp
-
     from gateway.protocol import AgentMsg
-    from gateway.sdk.client import AgentClient, CustomerClient
-    from tests.gateway.helpers import login, make_agent, start_gateway
+    from tests.gateway.helpers import accepted_chat, start_gateway
 
     runner, base, svc = await start_gateway(
         tmp_path,
@@ -536,45 +533,32 @@ async def test_an_agent_socket_reads_on_while_redis_decides_and_its_order_holds(
         },
     )
     assert svc.guard.decides_remotely
-    key = svc.identity.verify_key_b64
-    customer = CustomerClient(base, "demo", origin=base, gateway_key=key)
-    _agent, secret, password = await make_agent(svc, "ann@example.com")
+    # Hold every reply's decision until all eight have been asked for: a session that
+    # waits for each decision before reading on never asks for the second.
+    limiter, asked, all_asked = svc.guard.limiter, [], asyncio.Event()
+    real_hit = limiter.hit
+
+    async def held_hit(key: str, *args: Any, **kwargs: Any) -> Any:
+        if key.startswith("agent:"):
+            asked.append(key)
+            if len(asked) < 8:
+                await all_asked.wait()
+            else:  # the last one: the seven woken before it go first, in order
+                all_asked.set()
+                await asyncio.sleep(0)
+        return await real_hit(key, *args, **kwargs)
+
     try:
-        async with aiohttp.ClientSession() as http:
-            token = await login(http, base, "ann@example.com", password, secret, svc.clock())
-        await customer.connect()
-        welcome = await customer.open()
-        agent = AgentClient(base, token=token, gateway_key=key)
-        await agent.connect()
-        await agent.accept(welcome.chat)
-        # Hold every reply's decision until all eight have been asked for: a session that
-        # waits for each decision before reading on never asks for the second.
-        limiter, asked, all_asked = svc.guard.limiter, [], asyncio.Event()
-        real_hit = limiter.hit
-
-        async def held_hit(key: str, *args: Any, **kwargs: Any) -> Any:
-            if key.startswith("agent:"):
-                asked.append(key)
-                if len(asked) < 8:
-                    await all_asked.wait()
-                else:  # the last one: the seven woken before it go first, in order
-                    all_asked.set()
-                    await asyncio.sleep(0)
-            return await real_hit(key, *args, **kwargs)
-
-        limiter.hit = held_hit  # type: ignore[method-assign]
-        try:
+        async with accepted_chat(svc, base) as (_customer, agent, chat):
+            limiter.hit = held_hit  # type: ignore[method-assign]
             for n in range(8):
-                await agent.send(AgentMsg(id=f"a{n}", chat=welcome.chat, text=f"reply {n}"))
+                await agent.send(AgentMsg(id=f"a{n}", chat=chat, text=f"reply {n}"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_asked.wait(), 5)
             assert len(asked) == 8, f"{len(asked)} decision(s) asked for while reading on"
             acks, notices = await _answers(agent, "a", 8)
-            stored = await svc.store.messages_after(welcome.chat, 0)
-        finally:
-            await agent.aclose()
+            stored = await svc.store.messages_after(chat, 0)
     finally:
-        await customer.aclose()
         await runner.cleanup()
     _assert_spent_in_order(acks, notices, "a", allowed=6, sent=8)
     assert [m.seq for m in stored if m.sender == "agent"] == [a.seq for a in acks]

@@ -20,7 +20,7 @@ from gateway.store import (
     Store,
     StoreError,
 )
-from gateway.store.base import ChatClosed, HistoryQuery
+from gateway.store.base import ChatClosed, HistoryQuery, NewMessage, NotAssigned
 from gateway.store.migrate import latest_version
 from tests.gateway.store.helpers import agent, chat, event, msg, setup_chat, tenant
 
@@ -963,3 +963,37 @@ async def test_assign_chat_transfer_requeue(store: Store) -> None:
     assert await store.assign_chat("ghost", agent_id="a1", now=1.0) is None
     await store.erase_chat("c1")
     assert await store.assign_chat("c1", agent_id="a1", from_states=("closed",), now=1.0) is None
+
+
+async def test_an_agents_reply_is_stored_only_while_the_chat_is_theirs(store: Store) -> None:
+    """``NewMessage.assigned_only``: the store checks in the append's own transaction that
+    the chat is active and assigned to the reply's sender, alone and in a batch of appends
+    committed together; a resend of a stored reply is still answered as a duplicate."""
+    await setup_chat(store, "c1", state="active", assigned_agent_id="a1")
+    await setup_chat(store, "q1")  # waiting in its queue: nobody's
+    await setup_chat(store, "shut", state="closed", assigned_agent_id="a1")
+
+    def reply(msg_id: str, chat_id: str = "c1", agent: str = "a1") -> NewMessage:
+        return msg(msg_id, chat_id, sender="agent", sender_agent_id=agent, assigned_only=True)
+
+    first = await store.append_message(reply("r1"))
+    assert first.message.seq == 1
+    for refused in (reply("x1", agent="a2"), reply("x2", chat_id="q1")):
+        with pytest.raises(NotAssigned):
+            await store.append_message(refused)
+    with pytest.raises(ChatClosed):
+        await store.append_message(reply("x3", chat_id="shut"))
+    together = await asyncio.gather(
+        store.append_message(reply("r2")),
+        store.append_message(reply("x4", agent="a2")),
+        store.append_message(reply("x5", chat_id="q1")),
+        store.append_message(reply("r1")),  # a resend
+        store.append_message(msg("m1", "q1")),  # the customer writes on
+        return_exceptions=True,
+    )
+    r2, x4, x5, resent, m1 = together
+    assert isinstance(x4, NotAssigned) and isinstance(x5, NotAssigned)
+    assert resent.duplicate and resent.message == first.message  # type: ignore[union-attr]
+    assert r2.message.seq == 2 and m1.message.seq == 1  # type: ignore[union-attr]
+    assert [m.msg_id for m in await store.messages_after("c1", 0)] == ["r1", "r2"]
+    assert [m.msg_id for m in await store.messages_after("q1", 0)] == ["m1"]
