@@ -1035,6 +1035,13 @@ class ChatService:
         chat = await self._chat(chat_id, tenant_id)
         if principal is not None and chat.assigned_agent_id != principal.agent_id:
             raise ChatError("not_assigned", "accept the chat before writing to it")
+        await self.typing_in(chat, sender, on, conn_id)
+
+    async def typing_in(self, chat: Chat, sender: Direction, on: bool, conn_id: str) -> None:
+        """Typing in ``chat`` as the caller's session knows it, without reading it again: a
+        customer's socket keeps its own chat's state from the bus, and typing is not
+        stored, so a view a moment old does no harm (a typing frame used to cost a store
+        read, and a widget sends about two per message)."""
         if chat.state == "closed":
             return
         await self.bus.publish(

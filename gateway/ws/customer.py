@@ -228,7 +228,7 @@ class CustomerSession:
                 return
             self.conn.send(await chats.report(self.chat, frame, reporter="customer", ip=self.ip))
         elif isinstance(frame, CustomerTyping):
-            await chats.typing(chat_id, self.tenant_id, "customer", frame.on, self.conn.conn_id)
+            await chats.typing_in(self.chat, "customer", frame.on, self.conn.conn_id)
         elif isinstance(frame, CustomerConsent):
             await chats.record_consent(self.tenant_id, self.chat, frame.version)
         elif isinstance(frame, CustomerClose):

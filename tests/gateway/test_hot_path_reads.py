@@ -1,7 +1,8 @@
-"""An agent's replies over a real console socket: the chat is read once, not before every
-reply (that read capped a node's replies: ``bench/limits.py --replies``), and the store
-refuses a reply to a chat taken away behind the socket's back, however recent the
-socket's view of it (``NewMessage.assigned_only``)."""
+"""Store reads on a chat's hot paths, over real sockets. An agent's replies read the chat
+once, not before every reply (that read capped a node's replies: ``bench/limits.py
+--replies``), and the store refuses a reply to a chat taken away behind the socket's back
+however recent the socket's view of it (``NewMessage.assigned_only``); a customer's typing
+reads nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.protocol import Ack, AgentMsg, Error
+from gateway.protocol import Ack, AgentMsg, Error, Typing
 from tests.gateway.helpers import accepted_chat, start_gateway
 
 
@@ -50,3 +51,30 @@ async def test_replies_read_the_chat_once_and_a_stale_view_is_refused(
     finally:
         await runner.cleanup()
     assert [m.seq for m in stored if m.sender == "agent"] == [a.seq for a in acks]
+
+
+async def test_a_customers_typing_reaches_the_agent_without_a_store_read(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A widget sends about two typing frames per message; each one used to read the chat
+    from the store. The customer's socket keeps its chat's state from the bus."""
+    runner, base, svc = await start_gateway(tmp_path)
+    reads: list[str] = []
+    real_get = svc.store.get_chat
+
+    async def get_chat(chat_id: str) -> Any:
+        reads.append(chat_id)
+        return await real_get(chat_id)
+
+    try:
+        async with accepted_chat(svc, base) as (customer, agent, chat):
+            monkeypatch.setattr(svc.store, "get_chat", get_chat)
+            for on in (True, False):
+                await customer.typing(on)
+                typing = await agent.wait_for(
+                    lambda f, on=on: isinstance(f, Typing) and f.sender == "customer" and f.on is on
+                )
+                assert typing.chat == chat
+            assert reads == []
+    finally:
+        await runner.cleanup()
