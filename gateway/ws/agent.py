@@ -30,6 +30,7 @@ from gateway.protocol import (
     CloseCode,
     FrameError,
     History,
+    Members,
     Msg,
     Ping,
     Pong,
@@ -151,7 +152,8 @@ class AgentSession:
             if isinstance(frame, Msg) and frame.chat is not None:
                 self.feed.offer(frame)  # exactly once, in seq order, gaps filled from the store
                 return
-            self._writable.pop(getattr(frame, "chat", None) or "", None)  # it changed
+            if isinstance(frame, ChatEvent | ChatKeys | Members) and frame.chat:
+                self._writable.pop(frame.chat, None)  # the chat changed: read it again
             self.conn.send(frame)
         elif kind == "queue_changed":
             self._queue_changed_at = self.svc.chats.queue_reads.clock()
