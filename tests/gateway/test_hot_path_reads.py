@@ -2,7 +2,7 @@
 once, not before every reply (that read capped a node's replies: ``bench/limits.py
 --replies``), and the store refuses a reply to a chat taken away behind the socket's back
 however recent the socket's view of it (``NewMessage.assigned_only``); a customer's typing
-reads nothing."""
+reads nothing, nor does a replying agent's."""
 
 from __future__ import annotations
 
@@ -75,6 +75,36 @@ async def test_a_customers_typing_reaches_the_agent_without_a_store_read(
                     lambda f, on=on: isinstance(f, Typing) and f.sender == "customer" and f.on is on
                 )
                 assert typing.chat == chat
+            assert reads == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_replying_agents_typing_reads_nothing_and_a_customers_typing_keeps_it_so(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a reply has read the chat, the agent's typing uses that view; the customer's
+    typing heard meanwhile does not make the next reply read the chat again (only a
+    change to the chat does)."""
+    runner, base, svc = await start_gateway(tmp_path)
+    reads: list[str] = []
+    real_get = svc.store.get_chat
+
+    async def get_chat(chat_id: str) -> Any:
+        reads.append(chat_id)
+        return await real_get(chat_id)
+
+    try:
+        async with accepted_chat(svc, base) as (customer, agent, chat):
+            await agent.send_text(chat, "hello")  # the chat is read here, once
+            monkeypatch.setattr(svc.store, "get_chat", get_chat)
+            await agent.typing(chat, True)
+            seen = await customer.wait_for(lambda f: isinstance(f, Typing) and f.sender == "agent")
+            assert seen.on is True
+            await customer.typing(True)
+            await agent.wait_for(lambda f: isinstance(f, Typing) and f.sender == "customer")
+            ack = await agent.send_text(chat, "here is your answer")
+            assert isinstance(ack, Ack)
             assert reads == []
     finally:
         await runner.cleanup()
