@@ -53,22 +53,28 @@ async def test_replies_read_the_chat_once_and_a_stale_view_is_refused(
     assert [m.seq for m in stored if m.sender == "agent"] == [a.seq for a in acks]
 
 
+def _chat_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the chats ``store`` reads from now on (the reads still happen)."""
+    reads: list[str] = []
+    real_get = store.get_chat
+
+    async def get_chat(chat_id: str) -> Any:
+        reads.append(chat_id)
+        return await real_get(chat_id)
+
+    monkeypatch.setattr(store, "get_chat", get_chat)
+    return reads
+
+
 async def test_a_customers_typing_reaches_the_agent_without_a_store_read(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A widget sends about two typing frames per message; each one used to read the chat
     from the store. The customer's socket keeps its chat's state from the bus."""
     runner, base, svc = await start_gateway(tmp_path)
-    reads: list[str] = []
-    real_get = svc.store.get_chat
-
-    async def get_chat(chat_id: str) -> Any:
-        reads.append(chat_id)
-        return await real_get(chat_id)
-
     try:
         async with accepted_chat(svc, base) as (customer, agent, chat):
-            monkeypatch.setattr(svc.store, "get_chat", get_chat)
+            reads = _chat_reads(svc.store, monkeypatch)
             for on in (True, False):
                 await customer.typing(on)
                 typing = await agent.wait_for(
@@ -87,17 +93,10 @@ async def test_a_replying_agents_typing_reads_nothing_and_a_customers_typing_kee
     typing heard meanwhile does not make the next reply read the chat again (only a
     change to the chat does)."""
     runner, base, svc = await start_gateway(tmp_path)
-    reads: list[str] = []
-    real_get = svc.store.get_chat
-
-    async def get_chat(chat_id: str) -> Any:
-        reads.append(chat_id)
-        return await real_get(chat_id)
-
     try:
         async with accepted_chat(svc, base) as (customer, agent, chat):
             await agent.send_text(chat, "hello")  # the chat is read here, once
-            monkeypatch.setattr(svc.store, "get_chat", get_chat)
+            reads = _chat_reads(svc.store, monkeypatch)
             await agent.typing(chat, True)
             seen = await customer.wait_for(lambda f: isinstance(f, Typing) and f.sender == "agent")
             assert seen.on is True
