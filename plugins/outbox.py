@@ -133,6 +133,8 @@ class OutboxStore(Protocol):
         limit: int = 100,
     ) -> list[Any]: ...
 
+    async def get_event(self, item_id: int) -> Any: ...
+
     async def replay_dead(self, item_id: int, now: float) -> bool: ...
 
 
@@ -754,6 +756,16 @@ def _lease(item: Any) -> int | None:
     """The fencing token the row was claimed with (None for stores without fencing)."""
     token = getattr(item, "lease_token", None)
     return None if token is None else int(token)
+
+
+async def find_dead_letter(store: OutboxStore, item_id: int, tenant_id: str | None) -> Any:
+    """The dead letter ``item_id`` of ``tenant_id`` (of any tenant when None), read by its
+    key: what an admin replays by id. Another tenant's row, a missing one and one not dead
+    all answer None alike, so a tenant admin cannot tell another tenant's ids apart."""
+    item = await store.get_event(item_id)
+    if item is None or item.state != "dead" or tenant_id not in (None, item.tenant_id):
+        return None
+    return item
 
 
 async def replay_dead_letters(

@@ -215,6 +215,10 @@ class MemoryOutbox:
             and (state is None or i.state == state)
         ][: max(0, limit)]
 
+    async def get_event(self, item_id: int) -> OutboxRow | None:
+        item = self.items.get(item_id)
+        return None if item is None else dataclasses.replace(item)
+
     async def replay_dead(self, item_id: int, now: float) -> bool:
         item = self.items.get(item_id)
         if item is None or item.state != "dead":

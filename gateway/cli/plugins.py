@@ -36,9 +36,8 @@ from typing import Any
 from gateway.cli.common import CliError, config_from, offline_services, table
 from gateway.http.inbound import DIALECTS
 from gateway.plugin_host import PluginUnavailable
-from gateway.store.base import OutboxItem
 from plugins.api import ConfigError
-from plugins.outbox import safe_error
+from plugins.outbox import find_dead_letter, safe_error
 from plugins.testing import EVENT_FACTORIES, customer
 
 HEALTH_TIMEOUT = 3.0
@@ -411,12 +410,6 @@ def cmd_dead(args: argparse.Namespace) -> None:
     )
 
 
-def _dead_letter(item: OutboxItem, tenant: str | None) -> bool:
-    """Whether ``item`` (a row looked up by id) is a dead letter of ``tenant`` (of any
-    tenant when None)."""
-    return item.state == "dead" and tenant in (None, item.tenant_id)
-
-
 def cmd_replay(args: argparse.Namespace) -> None:
     config = config_from(args)
     if (args.id is None) == (not args.all):
@@ -429,8 +422,8 @@ def cmd_replay(args: argparse.Namespace) -> None:
                     tenant_id=args.tenant, plugin=args.plugin, state="dead", limit=SCAN_CAP
                 )
             else:
-                found = await svc.store.get_event(args.id)
-                chosen = [found] if found is not None and _dead_letter(found, args.tenant) else []
+                found = await find_dead_letter(svc.store, args.id, args.tenant)
+                chosen = [] if found is None else [found]
             if not chosen and not args.all:
                 where = f" of tenant {args.tenant!r}" if args.tenant else ""
                 raise CliError(f"no dead letter {args.id}{where}")

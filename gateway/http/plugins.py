@@ -51,6 +51,7 @@ from gateway.sessions import AgentContext
 from gateway.store.base import OutboxItem, PluginConfig
 from plugins.api import ConfigError, CustomerIdentity, PluginInfo
 from plugins.enrich import run_enrich
+from plugins.outbox import find_dead_letter
 
 HEALTH_TIMEOUT = 2.0
 COUNT_CAP = 10_000  # rows counted at most per state for /outbox counts
@@ -187,15 +188,6 @@ def _query_plugin(request: web.Request) -> str | None:
     return plugin
 
 
-async def find_dead(svc: Services, tenant_id: str, item_id: int) -> OutboxItem | None:
-    """The dead letter ``item_id`` if it belongs to ``tenant_id`` (another tenant's, a
-    missing one and one not dead all answer None alike)."""
-    item = await svc.store.get_event(item_id)
-    if item is None or item.tenant_id != tenant_id or item.state != "dead":
-        return None
-    return item
-
-
 # ---------------------------------------------------------------------- handlers
 
 
@@ -328,7 +320,7 @@ async def replay_dead(request: web.Request, ctx: AgentContext) -> web.Response:
     raw = request.match_info["item_id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ApiError(404, "not_found", "no such dead letter")
-    item = await find_dead(svc, tenant_id, int(raw))
+    item = await find_dead_letter(svc.store, int(raw), tenant_id)
     if item is None or not await svc.store.replay_dead(item.id, svc.clock()):
         raise ApiError(404, "not_found", "no such dead letter")
     svc.dispatcher.notify()

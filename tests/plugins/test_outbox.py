@@ -17,6 +17,7 @@ from plugins.api import (
 from plugins.outbox import (
     BreakerPolicy,
     Dispatcher,
+    find_dead_letter,
     replay_dead_letters,
     strip_identity,
     wants,
@@ -136,6 +137,19 @@ async def test_dead_letter_after_max_attempts_then_replay(store, clock):
     assert await replay_dead_letters(store, clock(), tenant_id="acme") == 1
     [r] = await d.run_once()
     assert r.outcome == "delivered" and len(p.received) == 1
+
+
+async def test_find_dead_letter_answers_only_the_tenants_dead_rows(store, clock):
+    p = RecordingPlugin("p", ALL_EVENTS, [PermanentError("HTTP 422 payload rejected")])
+    await store.enqueue_events([outbox_event("p", msg()), outbox_event("p", msg(chat="c2"))])
+    d = dispatcher(store, clock, p, breaker=BreakerPolicy(failure_threshold=99))
+    [dead, delivered] = await d.run_once()
+    assert (dead.outcome, delivered.outcome) == ("dead", "delivered")
+    assert (await find_dead_letter(store, 1, "acme")).state == "dead"
+    assert (await find_dead_letter(store, 1, None)).id == 1  # the CLI: any tenant
+    assert await find_dead_letter(store, 1, "globex") is None  # another tenant's
+    assert await find_dead_letter(store, 2, "acme") is None  # delivered, not dead
+    assert await find_dead_letter(store, 99, "acme") is None  # none
 
 
 async def test_permanent_error_dead_letters_at_once(store, clock):
