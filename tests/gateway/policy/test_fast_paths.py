@@ -13,7 +13,7 @@ from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine
-from gateway.policy.detectors import ScanContext, address, names, phone
+from gateway.policy.detectors import ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _checksum_lengths
@@ -325,3 +325,28 @@ def test_phone_numbers_of_every_region_validate_without_compiling_a_pattern(monk
     monkeypatch.undo()
     assert compiled == []
     assert len(accepted) == len(numbers)
+
+
+def test_ibans_validate_without_reading_a_file_once_the_detector_is_built(monkeypatch) -> None:
+    """``IbanDetector`` reads schwifty's IBAN registry when it is built, not when the first
+    message holding an IBAN is scanned (which waited ~4 ms for its JSON files)."""
+    import pathlib
+
+    import schwifty.registry
+
+    monkeypatch.setattr(schwifty.registry, "_default_registry", schwifty.registry.Registry())
+    iban.prepare_schwifty.cache_clear()
+    detector = iban.IbanDetector()
+
+    def no_file(*args, **kwargs):
+        raise AssertionError("a file was read while a message was scanned")
+
+    monkeypatch.setattr(pathlib.Path, "open", no_file)
+    text = (
+        "DE89 3704 0044 0532 0130 00, GB82 WEST 1234 5698 7654 32, "
+        "FR14 2004 1010 0505 0001 3M02 606"
+    )
+    ctx = ScanContext(NormalizedText(text))
+    assert [h.kind for h in detector.scan(ctx)] == ["iban"] * 3
+    monkeypatch.undo()
+    iban.prepare_schwifty.cache_clear()
