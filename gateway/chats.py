@@ -652,19 +652,20 @@ class ChatService:
         policy: dict[str, Any] = dict(E2E_POLICY)
         if file is not None:
             policy["file"] = await self._sealed_file_meta(key, chat, sender, msg_id, file)
+        text = body.dumps()
         appended = self.store.queue_append(
             NewMessage(
                 chat_id=chat.id,
                 msg_id=stored_id,
                 sender=sender,
                 ts=self.clock(),
-                body_sealed=seal_text(key, chat.id, stored_id, body.dumps()),
+                body_sealed=seal_text(key, chat.id, stored_id, text),
                 sender_agent_id=agent,
                 policy=policy,
                 assigned_only=assigned_only,
             )
         )
-        return self._relay_sealed(tenant, chat, key, msg_id, flags, appended)
+        return self._relay_sealed(tenant, chat, key, msg_id, text, flags, appended)
 
     async def _relay_sealed(
         self,
@@ -672,13 +673,19 @@ class ChatService:
         chat: Chat,
         key: bytes,
         msg_id: str,
+        text: str,
         flags: Sequence[str],
         appended: Awaitable[AppendResult],
     ) -> PostOutcome:
-        """The rest of :meth:`_queue_sealed` once the append is stored."""
+        """The rest of :meth:`_queue_sealed` once the append is stored. A new message's
+        frame is made from the id and body just sealed; a duplicate's from what was stored
+        (the first send's body, which a resend may not repeat)."""
         result = await self._stored(chat, appended)
         stored = result.message
-        frame = await self._frame(key, chat.id, stored)
+        if result.duplicate:
+            frame = await self._frame(key, chat.id, stored)
+        else:
+            frame = await self._frame_of(chat.id, stored, msg_id, text)
         if flags and not result.duplicate:
             await self._raise_flag(tenant, chat, stored.seq, None, sorted(set(flags)), key)
         # Published again for a duplicate too: the storing node may have died first.
@@ -712,7 +719,14 @@ class ChatService:
         """A stored message as the ``msg`` frame readers get (e2e: ciphertext fields and
         the gateway's franking tag, computed from what was stored)."""
         msg_id = open_msg_id(key, chat_id, m.msg_id)
-        text = open_text(key, chat_id, m.msg_id, m.body_sealed)
+        return await self._frame_of(
+            chat_id, m, msg_id, open_text(key, chat_id, m.msg_id, m.body_sealed)
+        )
+
+    async def _frame_of(self, chat_id: str, m: StoredMessage, msg_id: str, text: str) -> Msg:
+        """The ``msg`` frame of stored message ``m`` whose id and text (an e2e message's
+        sealed body) are known in the clear: opened by :meth:`_frame`, or just sealed by
+        this node (opening them again cost two decryptions per relayed e2e message)."""
         agent = await self.agent_name(m.sender_agent_id)
         if not is_sealed(m) or self.e2e is None:
             return Msg(

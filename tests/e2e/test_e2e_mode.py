@@ -262,6 +262,45 @@ async def test_sdk_ends_chat_and_the_gateway_keeps_only_ciphertext(
         await client.aclose()
 
 
+async def test_a_new_message_is_relayed_without_opening_what_the_gateway_just_sealed(
+    e2e: E2ETenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relayed frame of a new e2e message is made from the id and body the gateway has
+    just sealed for storage (the code before opened both again: two decryptions per
+    message); a resend of an id already stored is relayed with the stored body."""
+    import gateway.chats
+
+    agent = await e2e.staff("ana@example.com")
+    customer, chat = await e2e.chat_with(agent)
+    opened: list[str] = []
+
+    def recording(name: str) -> Any:
+        real = getattr(gateway.chats, name)
+        return lambda *args: opened.append(name) or real(*args)
+
+    for name in ("open_text", "open_msg_id"):
+        monkeypatch.setattr(gateway.chats, name, recording(name))
+    published: list[Msg] = []
+    real_publish = e2e.gw.svc.bus.publish
+
+    async def publish(topic: str, event: Any) -> None:
+        if isinstance(event.frame, Msg):
+            published.append(event.frame)
+        await real_publish(topic, event)
+
+    monkeypatch.setattr(e2e.gw.svc.bus, "publish", publish)
+    first = await customer.send_text("first words", msg_id="m-1")
+    relayed = await _msg(agent, 1, chat)
+    assert (relayed.id, agent.read(relayed).text) == ("m-1", "first words")
+    assert opened == []
+    again = await customer.send_text("other words", msg_id="m-1")
+    assert again.seq == first.seq == 1
+    assert sorted(opened) == ["open_msg_id", "open_text"]  # the stored message, opened
+    assert [(f.id, agent.read(f).text) for f in published] == [("m-1", "first words")] * 2
+    for client in (customer, agent):
+        await client.aclose()
+
+
 async def test_a_device_key_the_tenant_did_not_certify_is_refused_by_the_customer(
     e2e: E2ETenant,
 ) -> None:
