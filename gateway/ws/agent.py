@@ -330,9 +330,9 @@ class AgentSession:
         each reply's own transaction that the chat is still active and this agent's
         (``NewMessage.assigned_only``), so a reply to a chat taken away a moment ago is
         refused however recent this view is."""
-        fresh = self._fresh_check(p, chat_id)
-        if fresh is not None:
-            return fresh
+        seen = self._writable.get(chat_id)
+        if seen is not None and self.svc.clock() - seen[1] < RECHECK_EVERY and seen[2] == p:
+            return seen[0]
         check = asyncio.ensure_future(self.svc.chats.agent_writable(p, chat_id))
         self._writable[chat_id] = (check, self.svc.clock(), p)
 
@@ -345,13 +345,6 @@ class AgentSession:
 
         check.add_done_callback(forget_refusal)
         return check
-
-    def _fresh_check(self, p: Principal, chat_id: str) -> asyncio.Future[Chat] | None:
-        """The check :meth:`_writable_chat` would reuse for ``chat_id``, if any."""
-        seen = self._writable.get(chat_id)
-        if seen is None or self.svc.clock() - seen[1] >= RECHECK_EVERY or seen[2] != p:
-            return None
-        return seen[0]
 
     async def _post(
         self,
@@ -435,13 +428,18 @@ class AgentSession:
                 chat = await chats.readable(p, frame.chat, self.ip)
             self.conn.send(self.svc.attachments.grant_download(chat, frame.file, p.agent_id))
         elif isinstance(frame, AgentTyping):
-            check = self._fresh_check(p, frame.chat)
-            if check is not None and _answered(check):  # replying: the chat is known
-                await chats.typing_in(check.result(), "agent", frame.on, self.conn.conn_id)
-            else:
+            # The chat as replies see it (read once: an agent types about twice per reply,
+            # and each typing frame read the chat until the first reply had); a chat that
+            # is not this agent's active one gets typing's own answer (not_assigned, or
+            # nothing once it is closed).
+            try:
+                chat = await self._writable_chat(p, frame.chat)
+            except ChatError:
                 await chats.typing(
                     frame.chat, p.tenant_id, "agent", frame.on, self.conn.conn_id, principal=p
                 )
+            else:
+                await chats.typing_in(chat, "agent", frame.on, self.conn.conn_id)
         elif isinstance(frame, Accept):
             await self._e2e_ready(frame.chat)
             chat = await chats.accept(p, frame.chat)

@@ -2,7 +2,7 @@
 once, not before every reply (that read capped a node's replies: ``bench/limits.py
 --replies``), and the store refuses a reply to a chat taken away behind the socket's back
 however recent the socket's view of it (``NewMessage.assigned_only``); a customer's typing
-reads nothing, nor does a replying agent's."""
+reads nothing, and an agent's typing shares its replies' read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.protocol import Ack, AgentMsg, Error, Typing
+from gateway.protocol import Ack, AgentMsg, AgentTyping, Error, Typing
 from tests.gateway.helpers import accepted_chat, start_gateway
 
 
@@ -105,5 +105,51 @@ async def test_a_replying_agents_typing_reads_nothing_and_a_customers_typing_kee
             ack = await agent.send_text(chat, "here is your answer")
             assert isinstance(ack, Ack)
             assert reads == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_agents_typing_before_its_first_reply_reads_the_chat_once(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent types about twice per reply; before the first reply each typing frame read
+    the chat. Typing now shares the replies' view: three typing frames and the reply after
+    them read the chat once (four reads on the code before)."""
+    runner, base, svc = await start_gateway(tmp_path)
+    try:
+        async with accepted_chat(svc, base) as (customer, agent, chat):
+            reads = _chat_reads(svc.store, monkeypatch)
+            for on in (True, False, True):
+                await agent.typing(chat, on)
+                seen = await customer.wait_for(
+                    lambda f, on=on: isinstance(f, Typing) and f.sender == "agent" and f.on is on
+                )
+                assert seen.chat == chat
+            assert isinstance(await agent.send_text(chat, "here is your answer"), Ack)
+            assert reads == [chat]
+    finally:
+        await runner.cleanup()
+
+
+async def test_typing_in_a_chat_not_the_agents_answers_not_assigned_and_a_closed_one_nothing(
+    tmp_path,
+) -> None:
+    runner, base, svc = await start_gateway(tmp_path)
+    try:
+        async with accepted_chat(svc, base) as (_customer, agent, chat):
+            # Put back in its queue behind this socket's back: typing is refused.
+            back = await svc.store.assign_chat(
+                chat, agent_id=None, queue="default", from_states=("active",), now=svc.clock()
+            )
+            assert back is not None and back.state == "queued"
+            await agent.send(AgentTyping(chat=chat, on=True))
+            refused = await agent.wait_for(lambda f: isinstance(f, Error))
+            assert refused.code == "not_assigned"
+        async with accepted_chat(svc, base, "bea@example.com") as (_customer, agent, chat):
+            await agent.close_chat(chat)
+            await agent.send(AgentTyping(chat=chat, on=True))
+            await agent.send(AgentMsg(id="after", chat=chat, text="still there?"))
+            answer = await agent.wait_for(lambda f: isinstance(f, Error))
+            assert (answer.ref, answer.code) == ("after", "not_assigned")  # typing said nothing
     finally:
         await runner.cleanup()
