@@ -220,6 +220,42 @@ def test_chinese_numbers_are_judged_as_parsing_would() -> None:
     assert 1_000 < valid < 5_000  # both answers occur often
 
 
+def test_numbers_written_with_a_plus_are_judged_as_parsing_would() -> None:
+    """``valid_international`` builds the number ``phonenumbers.parse`` would for "+digits"
+    (falling back to it where a national prefix may be stripped): the same answer for
+    every country code, with national numbers that start with prefixes and zeros, and for
+    every region's example numbers."""
+    rng = random.Random(15)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    leads = ["", "0", "00", "06", "8", "1", "15", "9", "011"]
+
+    def parsed(digits: str) -> bool:
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))
+        except phonenumbers.NumberParseException:
+            return False
+
+    numbers = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                numbers.append(e164[1:])
+                numbers.append(e164[1:-1])  # one digit short
+    for _ in range(12_000):
+        national = rng.choice(leads) + "".join(
+            rng.choice("0123456789") for _ in range(rng.randint(1, 12))
+        )
+        numbers.append((str(rng.choice(codes)) + national)[:15])
+    numbers += ["0044207946095", "1", "12", "999123456", "2"]
+    valid = 0
+    for digits in numbers:
+        assert phone.valid_international(digits) == parsed(digits), digits
+        valid += parsed(digits)
+    assert 500 < valid < len(numbers) - 1_000  # both answers occur often
+
+
 def test_rendering_the_masked_stretch_equals_rendering_the_whole_text() -> None:
     rng = random.Random(14)
     styles = ["full", "last4", "email", "phone", "name", "address", "keep", "redact", "defang"]
