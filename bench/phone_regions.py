@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.gateway.policy.phone_examples import example_numbers  # noqa: E402
+
 FIRST_REGIONS = ("GB", "DE", "FR", "JP", "BR", "IN", "AU", "RU")
 
 _FIRST = """
@@ -46,20 +48,6 @@ start = time.perf_counter()
 assert detector._accept_digits({digits!r}, True)
 print((time.perf_counter() - start) * 1e6, prepare * 1e3)
 """
-
-
-def example_numbers() -> list[str]:
-    """Every region's example mobile and landline, E.164 digits without the ``+``."""
-    import phonenumbers
-
-    numbers = []
-    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
-            example = phonenumbers.example_number_for_type(region, kind)
-            if example is not None:
-                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-                numbers.append(e164[1:])
-    return numbers
 
 
 def first_number_us(digits: str, prepared: bool) -> tuple[float, float]:
@@ -103,17 +91,9 @@ def main() -> int:
     numbers = example_numbers()
     print(f"{len(numbers)} numbers of {len(phonenumbers.SUPPORTED_REGIONS)} regions")
     start = time.perf_counter()
+    mobiles = example_numbers(FIRST_REGIONS, (phonenumbers.PhoneNumberType.MOBILE,))
     first = {
-        prepared: [
-            first_number_us(
-                phonenumbers.format_number(
-                    phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
-                    phonenumbers.PhoneNumberFormat.E164,
-                )[1:],
-                prepared,
-            )
-            for r in FIRST_REGIONS
-        ]
+        prepared: [first_number_us(digits, prepared) for digits in mobiles]
         for prepared in (False, True)
     }
     print(f"(fresh processes: {time.perf_counter() - start:.1f} s)")

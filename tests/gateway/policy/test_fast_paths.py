@@ -30,6 +30,7 @@ from gateway.policy.normalize import (
 )
 from gateway.policy.phrases import Phrases
 from gateway.policy.split import SPLIT_KINDS
+from tests.gateway.policy.phone_examples import example_numbers
 
 _CONFIG = PolicyConfig.from_dict(
     {
@@ -235,14 +236,8 @@ def test_numbers_written_with_a_plus_are_judged_as_parsing_would() -> None:
         except phonenumbers.NumberParseException:
             return False
 
-    numbers = []
-    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
-            example = phonenumbers.example_number_for_type(region, kind)
-            if example is not None:
-                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-                numbers.append(e164[1:])
-                numbers.append(e164[1:-1])  # one digit short
+    examples = example_numbers()
+    numbers = examples + [digits[:-1] for digits in examples]  # and each one digit short
     for _ in range(12_000):
         national = rng.choice(leads) + "".join(
             rng.choice("0123456789") for _ in range(rng.randint(1, 12))
@@ -339,14 +334,7 @@ def test_phone_numbers_of_every_region_validate_without_compiling_a_pattern(monk
     patterns again whenever numbers of many regions had pushed them out of that cache:
     220 us a number instead of 18)."""
     detector = phone.PhoneDetector(("CN",))
-    numbers = []
-    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
-            example = phonenumbers.example_number_for_type(region, kind)
-            if example is not None:
-                numbers.append(
-                    phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
-                )
+    numbers = example_numbers()
     assert len(numbers) > 400
     compiled: list[str] = []
     real_compile = re.compile
