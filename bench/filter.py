@@ -18,7 +18,9 @@ What is measured, in one run and one process:
   running only the entity recognizers for the same types: MB/s, lines/s and the ratio;
 * precision/recall per system on the labelled lines, (line, entity type) pairs, overall and
   for the types Presidio supports (it has no PRC ID recognizer);
-* p50/p99 of one policy pass on 500-character lines;
+* p50/p99 of one policy pass on 500-character lines (the first pass; the best of three in a
+  row; and each line's least over five rounds through all lines, which drops the VM's
+  scheduler noise but not the cost of running after other lines);
 * adversarial inputs (regex-backtracking bait) with a time bound: each must finish in < 1 s at
   100k characters and scale linearly;
 * the evasion corpus (issue 12): cards, PRC IDs and mobiles written with every evasion class
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import random
 import statistics
 import sys
@@ -611,6 +614,16 @@ def main() -> int:
             runs.append((time.perf_counter_ns() - start) / 1000)
         samples.append(runs[0])
         best.append(min(runs))
+    # Rounds over all lines: each line's pass follows other lines' (as in a server, not
+    # warmed by itself); its least of the rounds drops scheduler noise, which on a shared
+    # VM moves single passes by a third.
+    rounds = [math.inf] * len(long_lines)
+    for _ in range(5):
+        for k, text in enumerate(long_lines):
+            start = time.perf_counter_ns()
+            engine.evaluate(text, "customer")
+            rounds[k] = min(rounds[k], (time.perf_counter_ns() - start) / 1000)
+    rounds.sort()
     samples.sort()
     best.sort()
     p99 = samples[int(len(samples) * 0.99)]
@@ -621,6 +634,10 @@ def main() -> int:
     print(
         f"  same lines, best of 3 passes each (the line's own cost, without scheduler noise): "
         f"p50 {statistics.median(best):.0f} us, p99 {best[int(len(best) * 0.99)]:.0f} us"
+    )
+    print(
+        f"  one pass per line in each of 5 rounds over all lines, each line's least: "
+        f"p50 {statistics.median(rounds):.0f} us, p99 {rounds[int(len(rounds) * 0.99)]:.0f} us"
     )
 
     worst = 0.0
