@@ -99,11 +99,12 @@ def prepare_phonenumbers() -> int:
     Why: phonenumbers loads a region's metadata when a number of it is first seen and
     compiles its patterns with plain ``re.compile``, which relies on the ``re`` module's
     cache: 512 entries shared with the whole process. The first number of a region then
-    held its message up for 2-30 ms, and once numbers of many regions had been seen (the
-    metadata holds ~1,300 patterns) that cache thrashed and *every* validation compiled
-    again: 220 us a number instead of 18 (upstream: daviddrysdale/python-phonenumbers#108;
-    ``re_util.enable_pattern_cache`` is the library's own answer). Costs ~0.15 s and ~3 MB
-    once, like the normalisation table."""
+    held its message up 1-5 ms (more with its metadata still to read from disk), and once
+    numbers of many regions had been seen (the metadata holds ~1,300 patterns) that cache
+    thrashed and *every* validation compiled again: 200-225 us a number instead of ~20
+    (``bench/phone_regions.py``; upstream: daviddrysdale/python-phonenumbers#108, and
+    ``re_util.enable_pattern_cache`` is the library's own answer). Costs ~0.13 s and
+    ~3 MB once, like the normalisation table."""
     re_util.enable_pattern_cache()
     PhoneMetadata.load_all()
     regions = [PhoneMetadata.metadata_for_region(r) for r in phonenumbers.SUPPORTED_REGIONS]
