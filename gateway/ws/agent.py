@@ -331,10 +331,11 @@ class AgentSession:
         (``NewMessage.assigned_only``), so a reply to a chat taken away a moment ago is
         refused however recent this view is."""
         seen = self._writable.get(chat_id)
-        if seen is not None and self.svc.clock() - seen[1] < RECHECK_EVERY and seen[2] == p:
+        now = self.svc.clock()
+        if seen is not None and now - seen[1] < RECHECK_EVERY and seen[2] == p:
             return seen[0]
         check = asyncio.ensure_future(self.svc.chats.agent_writable(p, chat_id))
-        self._writable[chat_id] = (check, self.svc.clock(), p)
+        self._writable[chat_id] = (check, now, p)
 
         def forget_refusal(done: asyncio.Future[Chat]) -> None:
             # a refusal (not_assigned, not_found) is not kept: the next reply asks again
