@@ -37,12 +37,7 @@ async def test_replies_read_the_chat_once_and_a_stale_view_is_refused(
             assert [a.seq for a in acks] == sorted(a.seq for a in acks)
             assert checks == [chat]  # once, not once per reply
 
-            # Put back in its queue behind this socket's back (another node, its bus
-            # event not yet here): the socket's view still says the chat is its agent's.
-            back = await svc.store.assign_chat(
-                chat, agent_id=None, queue="default", from_states=("active",), now=svc.clock()
-            )
-            assert back is not None and back.state == "queued"
+            await _put_back_in_queue(svc, chat)
             await agent.send(AgentMsg(id="late", chat=chat, text="still there?"))
             refused = await agent.wait_for(lambda f: isinstance(f, Error) and f.ref == "late")
             assert refused.code == "not_assigned"
@@ -66,6 +61,23 @@ def _chat_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return reads
 
 
+async def _typing_seen(receiver: Any, sender: str, on: bool, chat: str) -> None:
+    """Wait until ``receiver`` gets ``sender``'s typing frame ``on`` of ``chat``."""
+    seen = await receiver.wait_for(
+        lambda f: isinstance(f, Typing) and f.sender == sender and f.on is on
+    )
+    assert seen.chat == chat
+
+
+async def _put_back_in_queue(svc: Any, chat: str) -> None:
+    """Put ``chat`` back in its queue behind the sockets' back (another node, its bus
+    event not yet here): a socket's view still says the chat is its agent's."""
+    back = await svc.store.assign_chat(
+        chat, agent_id=None, queue="default", from_states=("active",), now=svc.clock()
+    )
+    assert back is not None and back.state == "queued"
+
+
 async def test_a_customers_typing_reaches_the_agent_without_a_store_read(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,10 +89,7 @@ async def test_a_customers_typing_reaches_the_agent_without_a_store_read(
             reads = _chat_reads(svc.store, monkeypatch)
             for on in (True, False):
                 await customer.typing(on)
-                typing = await agent.wait_for(
-                    lambda f, on=on: isinstance(f, Typing) and f.sender == "customer" and f.on is on
-                )
-                assert typing.chat == chat
+                await _typing_seen(agent, "customer", on, chat)
             assert reads == []
     finally:
         await runner.cleanup()
@@ -98,10 +107,9 @@ async def test_a_replying_agents_typing_reads_nothing_and_a_customers_typing_kee
             await agent.send_text(chat, "hello")  # the chat is read here, once
             reads = _chat_reads(svc.store, monkeypatch)
             await agent.typing(chat, True)
-            seen = await customer.wait_for(lambda f: isinstance(f, Typing) and f.sender == "agent")
-            assert seen.on is True
+            await _typing_seen(customer, "agent", True, chat)
             await customer.typing(True)
-            await agent.wait_for(lambda f: isinstance(f, Typing) and f.sender == "customer")
+            await _typing_seen(agent, "customer", True, chat)
             ack = await agent.send_text(chat, "here is your answer")
             assert isinstance(ack, Ack)
             assert reads == []
@@ -121,10 +129,7 @@ async def test_an_agents_typing_before_its_first_reply_reads_the_chat_once(
             reads = _chat_reads(svc.store, monkeypatch)
             for on in (True, False, True):
                 await agent.typing(chat, on)
-                seen = await customer.wait_for(
-                    lambda f, on=on: isinstance(f, Typing) and f.sender == "agent" and f.on is on
-                )
-                assert seen.chat == chat
+                await _typing_seen(customer, "agent", on, chat)
             assert isinstance(await agent.send_text(chat, "here is your answer"), Ack)
             assert reads == [chat]
     finally:
@@ -137,11 +142,7 @@ async def test_typing_in_a_chat_not_the_agents_answers_not_assigned_and_a_closed
     runner, base, svc = await start_gateway(tmp_path)
     try:
         async with accepted_chat(svc, base) as (_customer, agent, chat):
-            # Put back in its queue behind this socket's back: typing is refused.
-            back = await svc.store.assign_chat(
-                chat, agent_id=None, queue="default", from_states=("active",), now=svc.clock()
-            )
-            assert back is not None and back.state == "queued"
+            await _put_back_in_queue(svc, chat)  # typing is refused
             await agent.send(AgentTyping(chat=chat, on=True))
             refused = await agent.wait_for(lambda f: isinstance(f, Error))
             assert refused.code == "not_assigned"
