@@ -709,7 +709,6 @@ var CipherdeskPolicy = (function () {
     });
     return function (ctx) {
       var hits = [], m;
-      if (!ctx.runs().length) return hits;
       var view = ctx.view;
       IBAN_START.lastIndex = 0;
       while ((m = IBAN_START.exec(view)) !== null) {

@@ -62,6 +62,8 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "see https://evil.example.net/login", "agent"),
     ({}, "password: hunter2!", "customer"),
     ({}, "卡号 😀4111 1111 1111 1111", "customer"),
+    ({}, "please refund to IBAN DE89 3704 0044 0532 0130 00 thanks", "customer"),
+    ({}, "IBAN: BG61 BUIN 9863 90JQ C0TD AU, 谢谢", "customer"),
 ]
 
 

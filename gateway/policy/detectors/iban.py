@@ -1,8 +1,9 @@
 """IBANs: country code, check digits, then the country's exact length and mod-97 check.
 
-The regex only finds a start (``de89``); the candidate is then cut to each possible length and
-validated with schwifty (mod 97 plus the country's length and BBAN format), so trailing words
-never glue onto the number and invalid check digits are never masked.
+The regex only finds a start (``de89``); the candidate is then cut to its country's IBAN
+length (one per country in schwifty's registry) and validated with schwifty (the BBAN format
+and the check digits), so trailing words never glue onto the number and invalid check digits
+are never masked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import string
 from collections.abc import Iterator
 
-from schwifty import IBAN
+from schwifty import IBAN, registry
 from schwifty.exceptions import SchwiftyException
 
 from .base import Hit, ScanContext
@@ -21,7 +22,6 @@ _START = re.compile(r"[a-z](?<![a-z0-9].)[a-z][0-9]{2}(?:[ \-]?+[a-z0-9]){10,32}
 """A country code (no letter or digit before it), check digits, then the account. The
 look-behind sits after the first letter so the pattern starts with a character class (the
 regex engine then skips ahead in C instead of testing every position)."""
-_ALNUM = re.compile(r"[a-z0-9]")
 
 
 class IbanDetector:
@@ -39,39 +39,52 @@ class IbanDetector:
         prepare_schwifty()  # now, not on the first IBAN a message holds
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield mod-97-valid IBANs."""
-        if not ctx.number_runs:
-            return
+        """Yield valid IBANs. (Not only in views with a run of seven digits: an IBAN's
+        account part may hold letters, "BG61 BUIN 9863 90JQ C0TD AU" holds six in a row.)"""
         for m in _START.finditer(ctx.view):
-            positions = [c.start() + m.start() for c in _ALNUM.finditer(m.group())]
-            chars = "".join(ctx.view[p] for p in positions)
-            for length in _checksum_lengths(chars, 15, min(len(chars), 34)):
-                if _valid(chars[:length]):
-                    yield Hit("iban", positions[0], positions[length - 1] + 1, "iban.mod97")
-                    break
+            text = m.group()
+            chars = text.translate(_NO_SEPARATORS)
+            length = _iban_length(chars[:2])
+            if length is None or length > len(chars) or not _mod97(chars[:length]):
+                continue
+            if _valid(chars[:length]):
+                yield Hit("iban", m.start(), m.start() + _span_of(text, length), "iban.mod97")
 
 
-def _checksum_lengths(chars: str, lo: int, hi: int) -> list[int]:
-    """The lengths ``hi`` down to ``lo`` whose prefix passes the IBAN mod-97 check.
+_NO_SEPARATORS = str.maketrans("", "", " -")
+_NUMERIC = str.maketrans({c: str(ord(c) - ord("a") + 10) for c in string.ascii_lowercase})
 
-    A valid IBAN passes that check (``chars[4:n] + chars[:4]`` in base 36 -> base 10,
-    mod 97 == 1) before anything else, so only these lengths can pass it; computing the
-    remainder incrementally costs one step per character instead of up to 20 validations.
-    """
-    if hi < lo:
-        return []
-    head = "".join(str(int(c, 36)) for c in chars[:4])
-    head_rem = int(head) % 97
-    shift = pow(10, len(head), 97)
-    rem = 0
-    found: list[int] = []
-    for n in range(5, hi + 1):
-        value = int(chars[n - 1], 36)
-        rem = (rem * (100 if value > 9 else 10) + value) % 97
-        if n >= lo and (rem * shift + head_rem) % 97 == 1:
-            found.append(n)
-    found.reverse()
-    return found
+
+@functools.cache
+def _iban_length(country: str) -> int | None:
+    """The length of ``country``'s IBANs in schwifty's registry (``None``: no IBANs there).
+
+    Each country has one length, and schwifty refuses any other, so a candidate is cut to
+    it instead of tried at every length from 15 to 34."""
+    try:
+        spec = registry.get_iban_spec(country.upper())
+    except SchwiftyException:
+        return None
+    return int(spec.iban_length)
+
+
+def _mod97(chars: str) -> bool:
+    """The ISO 7064 mod-97 check of an IBAN candidate (lower case): ``chars[4:]`` then the
+    first four, letters as 10..35, mod 97 is 1. Passed by every valid IBAN; a cheap test
+    before schwifty's validation (7-15 us, mostly its exceptions)."""
+    return int((chars[4:] + chars[:4]).translate(_NUMERIC)) % 97 == 1
+
+
+def _span_of(text: str, count: int) -> int:
+    """Length of the prefix of ``text`` (a ``_START`` match) that holds ``count`` letters
+    and digits."""
+    seen = 0
+    for i, c in enumerate(text):
+        if c != " " and c != "-":
+            seen += 1
+            if seen == count:
+                return i + 1
+    return len(text)
 
 
 @functools.cache

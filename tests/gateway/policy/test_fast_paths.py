@@ -17,7 +17,7 @@ from gateway.policy import PolicyConfig, PolicyEngine
 from gateway.policy.detectors import ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
-from gateway.policy.detectors.iban import _checksum_lengths
+from gateway.policy.detectors.iban import _mod97
 from gateway.policy.detectors.numbers import number_run
 from gateway.policy.detectors.phone import valid_cn
 from gateway.policy.masking import Mask, _render_part, render
@@ -143,18 +143,58 @@ def test_printable_ascii_view_is_lower() -> None:
             assert ch.translate(t.translate) == ch.lower()
 
 
-def test_iban_checksum_lengths_match_stdnum() -> None:
+def test_iban_mod97_matches_stdnum() -> None:
     rng = random.Random(5)
     for _ in range(3000):
         chars = "".join(
-            rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(10, 40))
+            rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(15, 34))
         )
-        want = [
-            n
-            for n in range(min(len(chars), 34), 14, -1)
-            if mod_97_10.is_valid(chars[4:n] + chars[:4])
-        ]
-        assert _checksum_lengths(chars, 15, min(len(chars), 34)) == want
+        assert _mod97(chars) == mod_97_10.is_valid(chars[4:] + chars[:4])
+
+
+def _ibans_at_every_length(view: str) -> list[tuple[int, int]]:
+    """The IBAN search before the country's length was looked up: every length from 34 down
+    to 15 whose prefix passes mod 97, validated with schwifty, the longest valid one kept."""
+    found = []
+    for m in iban._START.finditer(view):
+        positions = [c.start() + m.start() for c in re.finditer("[a-z0-9]", m.group())]
+        chars = "".join(view[p] for p in positions)
+        for n in range(min(len(chars), 34), 14, -1):
+            if mod_97_10.is_valid(chars[4:n] + chars[:4]) and iban._valid(chars[:n]):
+                found.append((positions[0], positions[n - 1] + 1))
+                break
+    return found
+
+
+def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
+    """Every country's IBANs (schwifty's random ones, grouped by four or not, with letters
+    and digits glued after them, with a check digit changed) are found exactly where trying
+    every length found them, and nothing else is."""
+    from schwifty import IBAN
+
+    rng = random.Random(12)
+    countries = sorted({*iban.registry.get_countries(), "DE", "FR", "GB", "NO"})
+    detector = iban.IbanDetector()
+    hits = 0
+    for country in countries:
+        for _ in range(8):
+            try:
+                value = str(IBAN.random(country_code=country)).lower()
+            except Exception:  # no spec or no banks for the country in schwifty
+                break
+            if rng.random() < 0.5:
+                value = " ".join(value[k : k + 4] for k in range(0, len(value), 4))
+            if rng.random() < 0.3:
+                k = rng.randrange(len(value))
+                if value[k].isdigit():
+                    value = value[:k] + str((int(value[k]) + 1) % 10) + value[k + 1 :]
+            tail = "".join(rng.choice("abc0123456789 -") for _ in range(rng.randint(0, 12)))
+            view = f"pay to {value}{tail} thanks"
+            want = _ibans_at_every_length(view)
+            got = [(h.start, h.end) for h in detector.scan(ScanContext(NormalizedText(view)))]
+            assert got == want, view
+            hits += len(got)
+    assert hits > 200  # most were valid IBANs, found
 
 
 def test_units_searched_from_the_unit_equal_the_number_first_regex() -> None:
