@@ -37,6 +37,7 @@ _ADMIN_SUFFIX = re.compile(
     r"^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)"
 )
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]")
+_ASCII_ALNUM = re.compile("[0-9A-Za-z]")
 STAR_STYLES = ("full", "email", "keep", "phone", "name", "address")
 SPAN_STYLES = ("redact", "defang")
 
@@ -73,27 +74,34 @@ def _significance(chars: list[str], start: int, end: int) -> list[int]:
 
 
 def _star(chars: list[str], mask: Mask) -> None:
+    style = mask.style
+    last = _LAST.fullmatch(style)
+    if last is not None or style == "full":
+        visible = 0 if last is None else int(last.group(1))
+        segment = "".join(chars[mask.start : mask.end])
+        if segment.isascii():  # most masked numbers: a letter or digit counts one
+            chars[mask.start : mask.end] = _all_but_last_ascii(segment, visible)
+        else:
+            _star_last(chars, mask, _significance(chars, mask.start, mask.end), visible)
+        return
     weights = _significance(chars, mask.start, mask.end)
-    visible = 0
-    if (m := _LAST.fullmatch(mask.style)) is not None:
-        visible = int(m.group(1))
-    elif mask.style == "email":
+    if style == "email":
         _star_email(chars, mask, weights)
-        return
-    elif mask.style == "name":
+    elif style == "name":
         _star_name(chars, mask, weights)
-        return
-    elif mask.style == "address":
+    elif style == "address":
         _star_address(chars, mask, weights)
-        return
-    elif mask.style == "phone" or (m := _FIRST_LAST.fullmatch(mask.style)) is not None:
-        head, tail = (
-            (3, 4) if mask.style == "phone" or m is None else (int(m.group(1)), int(m.group(2)))
-        )
+    elif (ends := _FIRST_LAST.fullmatch(style)) is not None or style == "phone":
+        head, tail = (3, 4) if ends is None else (int(ends.group(1)), int(ends.group(2)))
         if sum(weights) < head + tail + 3:  # short number: never show most of it
             head, tail = 0, min(tail, 2)
         _star_ends(chars, mask, weights, head, tail)
-        return
+    else:
+        _star_last(chars, mask, weights, 0)
+
+
+def _star_last(chars: list[str], mask: Mask, weights: list[int], visible: int) -> None:
+    """Hide every letter/digit but the last ``visible`` (counted normalised)."""
     shown = 0
     for offset in range(len(weights) - 1, -1, -1):
         w = weights[offset]
@@ -104,6 +112,24 @@ def _star(chars: list[str], mask: Mask) -> None:
         else:
             visible = shown  # once one char is hidden, hide everything before it too
             chars[mask.start + offset] = "*"
+
+
+def _all_but_last_ascii(segment: str, visible: int) -> str:
+    """``_star_last`` of an ASCII segment, where each letter or digit weighs one and nothing
+    else counts: every letter/digit before the last ``visible`` replaced in one regex pass
+    instead of a weight per character."""
+    cut = len(segment)
+    if visible:
+        seen = 0
+        for i in range(len(segment) - 1, -1, -1):
+            if segment[i].isalnum():
+                seen += 1
+                if seen == visible:
+                    cut = i
+                    break
+        else:
+            return segment  # no more than ``visible`` letters/digits: all shown
+    return _ASCII_ALNUM.sub("*", segment[:cut]) + segment[cut:]
 
 
 def _star_ends(chars: list[str], mask: Mask, weights: list[int], head: int, tail: int) -> None:

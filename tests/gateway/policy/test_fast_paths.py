@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
-from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy import PolicyConfig, PolicyEngine, masking
 from gateway.policy.detectors import ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
@@ -415,3 +415,17 @@ def test_ibans_validate_without_reading_a_file_once_the_detector_is_built(monkey
     assert [h.kind for h in detector.scan(ctx)] == ["iban"] * 3
     monkeypatch.undo()
     iban.prepare_schwifty.cache_clear()
+
+
+def test_ascii_last_n_masking_equals_counting_each_characters_weight() -> None:
+    """An ASCII stretch masked ``lastN``/``full`` in one regex pass hides exactly what
+    weighing each character (what every other stretch takes) hides."""
+    rng = random.Random(21)
+    alphabet = "0123456789abcXYZ -./*\t_+#"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        visible = rng.randint(0, 9)
+        chars = list(text)
+        mask = Mask(0, len(text), "full" if visible == 0 else f"last{visible}")
+        masking._star_last(chars, mask, masking._significance(chars, 0, len(text)), visible)
+        assert masking._all_but_last_ascii(text, visible) == "".join(chars), (text, visible)
