@@ -685,7 +685,10 @@ var CipherdeskPolicy = (function () {
     return contains(ctx.view, BANK_ACCOUNT_RULE.triggers) ? BANK_ACCOUNT_RULE.scan(ctx.view) : [];
   }
 
-  var IBAN_START = new RegExp('(?<![a-z0-9])[a-z]{2}[0-9]{2}' + atomic('(?:' + atomic('[ \\-]?') + '[a-z0-9]){10,32}'), 'g');
+  /** Separators between an IBAN's characters: those digit runs allow (iban.py _START). */
+  function ibanSeparator() { return atomic('[^\\p{L}\\p{N}]{0,' + MAX_SEPARATOR + '}'); }
+  var IBAN_START = new RegExp(
+    '(?<![a-z0-9])[a-z]{2}[0-9]{2}' + atomic('(?:' + ibanSeparator() + '[a-z0-9]){10,32}'), 'gu');
 
   function ibanLengths(chars, lo, hi) {
     var found = [];
@@ -712,16 +715,22 @@ var CipherdeskPolicy = (function () {
       var view = ctx.view;
       IBAN_START.lastIndex = 0;
       while ((m = IBAN_START.exec(view)) !== null) {
+        // A candidate that is no IBAN is searched again from its second character; the
+        // search goes on after an IBAN's last character (iban.py scan).
         var positions = [];
         for (var k = 0; k < m[0].length; k++) if (/[a-z0-9]/.test(m[0][k])) positions.push(m.index + k);
         var chars = positions.map(function (p) { return view[p]; }).join('');
         var lengths = ibanLengths(chars, 15, Math.min(chars.length, 34));
-        for (var i = 0; i < lengths.length; i++) {
+        var found = null;
+        for (var i = 0; i < lengths.length && found === null; i++) {
           var value = chars.slice(0, lengths[i]).toUpperCase(), format = compiled[value.slice(0, 2)];
-          if (format && format[0] === value.length && format[1].test(value.slice(4))) {
-            hits.push(new Hit('iban', positions[0], positions[lengths[i] - 1] + 1, 'iban.mod97'));
-            break;
-          }
+          if (format && format[0] === value.length && format[1].test(value.slice(4))) found = lengths[i];
+        }
+        if (found !== null) {
+          hits.push(new Hit('iban', positions[0], positions[found - 1] + 1, 'iban.mod97'));
+          IBAN_START.lastIndex = positions[found - 1] + 1;
+        } else {
+          IBAN_START.lastIndex = m.index + 1;
         }
       }
       return hits;

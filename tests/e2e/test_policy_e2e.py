@@ -117,6 +117,22 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
     await svc.store.open()
 
 
+async def test_an_iban_split_by_newlines_is_masked_for_agent_store_and_webhook(setup):
+    svc, agent, customer, receiver, _, _ = setup
+    welcome = await customer.open()
+    await _queued(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await customer.send_text("refund to IBAN DE89\n3704\n0044\n0532\n0130\n00 please")
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == "refund to IBAN ****\n****\n****\n****\n**30\n00 please"
+    key = await svc.keys.get(welcome.chat)
+    [stored] = await svc.store.messages_after(welcome.chat, 0)
+    assert open_text(key, welcome.chat, stored.msg_id, stored.body_sealed) == got.text
+    await eventually(lambda: _events(receiver, "chat.message"), 10)
+    [message] = _events(receiver, "chat.message")
+    assert message["text"] == got.text
+
+
 async def test_card_split_across_messages_is_masked_and_flagged(setup):
     svc, agent, customer, _, _, base = setup
 

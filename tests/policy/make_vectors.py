@@ -64,6 +64,14 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "卡号 😀4111 1111 1111 1111", "customer"),
     ({}, "please refund to IBAN DE89 3704 0044 0532 0130 00 thanks", "customer"),
     ({}, "IBAN: BG61 BUIN 9863 90JQ C0TD AU, 谢谢", "customer"),
+    ({}, "IBAN DE89\n3704\n0044\n0532\n0130\n00", "customer"),
+    (
+        {},
+        "IBAN DE89/3704/0044/0532/0130/00 或 DE89\u20133704\u20130044\u20130532\u20130130\u201300",
+        "customer",
+    ),
+    ({}, "IBAN DE89 3 7 0 4  0 0 4 4  0 5 3 2  0 1 3 0  0 0 thanks", "customer"),
+    ({}, "ab12 DE89370400440532013000 GB82WEST12345698765432", "customer"),
 ]
 
 

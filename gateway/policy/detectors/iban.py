@@ -1,6 +1,7 @@
 """IBANs: country code, check digits, then the country's exact length and mod-97 check.
 
-The regex only finds a start (``de89``); the candidate is then cut to its country's IBAN
+The regex only finds a start (``de89``, then the account with the separators digit runs
+allow between any two of its characters); the candidate is then cut to its country's IBAN
 length (one per country in schwifty's registry) and validated with schwifty (the BBAN format
 and the check digits), so trailing words never glue onto the number and invalid check digits
 are never masked.
@@ -17,11 +18,18 @@ from schwifty import IBAN, registry
 from schwifty.exceptions import SchwiftyException
 
 from .base import Hit, ScanContext
+from .numbers import MAX_SEPARATOR
 
-_START = re.compile(r"[a-z](?<![a-z0-9].)[a-z][0-9]{2}(?:[ \-]?+[a-z0-9]){10,32}+")
-"""A country code (no letter or digit before it), check digits, then the account. The
-look-behind sits after the first letter so the pattern starts with a character class (the
-regex engine then skips ahead in C instead of testing every position)."""
+_SEPARATOR = rf"[\W_]{{0,{MAX_SEPARATOR}}}+"
+_START = re.compile(rf"[a-z](?<![a-z0-9].)[a-z][0-9]{{2}}(?:{_SEPARATOR}[a-z0-9]){{10,32}}+")
+"""A country code and check digits as IBANs are written (``de89``, no letter or digit before
+it), then the account, with the separators digit runs allow between any two of its
+characters (spaces, long runs of them, newlines, ``/``, ``.``, ``_``, every dash:
+"DE89\\n3704\\n0044…" is an IBAN as much as "DE89 3704 0044…"). The look-behind sits after
+the first letter so the pattern starts with a character class (the regex engine then skips
+ahead in C instead of testing every position), and a letter must be followed by a letter
+and a digit right away, so a word start costs a step or two."""
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
 class IbanDetector:
@@ -40,18 +48,30 @@ class IbanDetector:
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield valid IBANs. (Not only in views with a run of seven digits: an IBAN's
-        account part may hold letters, "BG61 BUIN 9863 90JQ C0TD AU" holds six in a row.)"""
-        for m in _START.finditer(ctx.view):
+        account part may hold letters, "BG61 BUIN 9863 90JQ C0TD AU" holds six in a row.)
+
+        A candidate that is no IBAN is searched again from its second character, and the
+        search goes on after an IBAN's last character: a candidate may swallow the start of
+        the next one ("AB12 DE89 3704…", two IBANs written one after the other)."""
+        view = ctx.view
+        search = _START.search
+        pos = 0
+        while (m := search(view, pos)) is not None:
             text = m.group()
-            chars = text.translate(_NO_SEPARATORS)
+            chars = _NOT_ALNUM.sub("", text)
             length = _iban_length(chars[:2])
-            if length is None or length > len(chars) or not _mod97(chars[:length]):
-                continue
-            if _valid(chars[:length]):
-                yield Hit("iban", m.start(), m.start() + _span_of(text, length), "iban.mod97")
+            if (
+                length is not None
+                and length <= len(chars)
+                and _mod97(chars[:length])
+                and _valid(chars[:length])
+            ):
+                pos = m.start() + _span_of(text, length)
+                yield Hit("iban", m.start(), pos, "iban.mod97")
+            else:
+                pos = m.start() + 1
 
 
-_NO_SEPARATORS = str.maketrans("", "", " -")
 _NUMERIC = str.maketrans({c: str(ord(c) - ord("a") + 10) for c in string.ascii_lowercase})
 
 
@@ -76,11 +96,11 @@ def _mod97(chars: str) -> bool:
 
 
 def _span_of(text: str, count: int) -> int:
-    """Length of the prefix of ``text`` (a ``_START`` match) that holds ``count`` letters
-    and digits."""
+    """Length of the prefix of ``text`` (a ``_START`` match: letters a-z, digits and
+    separators) that holds ``count`` letters and digits."""
     seen = 0
     for i, c in enumerate(text):
-        if c != " " and c != "-":
+        if c.isalnum():
             seen += 1
             if seen == count:
                 return i + 1

@@ -12,6 +12,7 @@ from gateway.policy import PolicyConfig, PolicyEngine
 CARD = "4111111111111111"
 ID = "11010519491231002X"
 MOBILE = "13800138000"
+IBAN = "DE89370400440532013000"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ SEPARATORS = [
 
 @pytest.mark.parametrize("sep", SEPARATORS)
 def test_separators_inside_numbers(eng: PolicyEngine, sep: str) -> None:
-    for number, kind in ((CARD, "card"), (ID, "cn_id"), (MOBILE, "phone")):
+    for number, kind in ((CARD, "card"), (ID, "cn_id"), (MOBILE, "phone"), (IBAN, "iban")):
         text = "号码 " + _spaced(number, sep) + " 谢谢"
         d = eng.evaluate(text, "customer")
         found = [f for f in d.findings if f.kind == kind]

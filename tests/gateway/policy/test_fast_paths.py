@@ -156,24 +156,29 @@ def _ibans_at_every_length(view: str) -> list[tuple[int, int]]:
     """The IBAN search before the country's length was looked up: every length from 34 down
     to 15 whose prefix passes mod 97, validated with schwifty, the longest valid one kept."""
     found = []
-    for m in iban._START.finditer(view):
+    pos = 0
+    while (m := iban._START.search(view, pos)) is not None:
         positions = [c.start() + m.start() for c in re.finditer("[a-z0-9]", m.group())]
         chars = "".join(view[p] for p in positions)
+        pos = m.start() + 1
         for n in range(min(len(chars), 34), 14, -1):
             if mod_97_10.is_valid(chars[4:n] + chars[:4]) and iban._valid(chars[:n]):
                 found.append((positions[0], positions[n - 1] + 1))
+                pos = positions[n - 1] + 1
                 break
     return found
 
 
 def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
-    """Every country's IBANs (schwifty's random ones, grouped by four or not, with letters
-    and digits glued after them, with a check digit changed) are found exactly where trying
-    every length found them, and nothing else is."""
+    """Every country's IBANs (schwifty's random ones, grouped by four or not, with any of
+    the separators digit runs allow, with letters and digits glued after them, with a check
+    digit changed, two in a row) are found exactly where trying every length found them,
+    and nothing else is."""
     from schwifty import IBAN
 
     rng = random.Random(12)
     countries = sorted({*iban.registry.get_countries(), "DE", "FR", "GB", "NO"})
+    separators = [" ", "  ", "\n", "/", ".", "_", "\u2013", "\t", ", ", " " * 14]
     detector = iban.IbanDetector()
     hits = 0
     for country in countries:
@@ -182,13 +187,16 @@ def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
                 value = str(IBAN.random(country_code=country)).lower()
             except Exception:  # no spec or no banks for the country in schwifty
                 break
-            if rng.random() < 0.5:
-                value = " ".join(value[k : k + 4] for k in range(0, len(value), 4))
+            if rng.random() < 0.6:
+                separator = rng.choice(separators)
+                value = separator.join(value[k : k + 4] for k in range(0, len(value), 4))
             if rng.random() < 0.3:
                 k = rng.randrange(len(value))
                 if value[k].isdigit():
                     value = value[:k] + str((int(value[k]) + 1) % 10) + value[k + 1 :]
             tail = "".join(rng.choice("abc0123456789 -") for _ in range(rng.randint(0, 12)))
+            if rng.random() < 0.2:
+                tail += " " + str(IBAN.random(country_code="DE")).lower()
             view = f"pay to {value}{tail} thanks"
             want = _ibans_at_every_length(view)
             got = [(h.start, h.end) for h in detector.scan(ScanContext(NormalizedText(view)))]
