@@ -817,20 +817,36 @@ var CipherdeskPolicy = (function () {
   var DOT = '(?:\\.|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'dot' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
   var EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + DOT + ')+' + atomic('[a-z]{2,24}') + '(?![a-z0-9\\-])', 'g');
-  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }'];
+  /** Both the at and every dot of the domain spelt out, ending in a known TLD (email.py). */
+  var SPELT_TLDS = ('com net org edu gov mil int info biz name pro mobi asia xyz top site online shop ' +
+    'app dev io ai co me tv cc ws cn hk mo tw jp kr sg my th vn ph id in uk de fr es it nl ' +
+    'be ch at se no dk fi pl cz ru ua tr il ae sa us ca mx br ar au nz za eu').split(' ');
+  var SPELT_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') + '艾特' + atomic('\\s*') + ')';
+  function speltDot() {
+    return '(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') + ')';
+  }
+  var SPELT_EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
+    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
+    ')(?![a-z0-9\\-])', 'g');
+  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }', 'dot', '点'];
 
   function emails(ctx) {
     var hits = [], m;
     if (!contains(ctx.view, EMAIL_TRIGGERS)) return hits;
     EMAIL.lastIndex = 0;
     while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+    if (ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0) {
+      SPELT_EMAIL.lastIndex = 0;
+      while ((m = SPELT_EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+      hits.sort(function (a, b) { return a.start - b.start; });
+    }
     return hits;
   }
 
   /* ------------------------------------------------------------------ masking */
 
   var ADMIN_SUFFIX = /^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)/;
-  var BRACKET_AT = /\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]/;
+  var BRACKET_AT = /\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特/;
 
   function star(chars, mask) {
     var weights = [], i, m;

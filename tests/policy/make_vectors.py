@@ -72,6 +72,12 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     ({}, "IBAN DE89 3 7 0 4  0 0 4 4  0 5 3 2  0 1 3 0  0 0 thanks", "customer"),
     ({}, "ab12 DE89370400440532013000 GB82WEST12345698765432", "customer"),
+    ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),
+    (
+        {"actions": {"email": "mask"}},
+        "郵箱 zhangsan 艾特 163 點 com，look at example.com",
+        "customer",
+    ),
 ]
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.policy import PolicyEngine
+from gateway.policy import PolicyConfig, PolicyEngine
 
 
 def kinds(engine: PolicyEngine, text: str, direction: str = "customer") -> list[str]:
@@ -57,6 +57,43 @@ def test_email_and_dodges(engine: PolicyEngine) -> None:
     assert kinds(engine, "mail jo.smith+x@mail.example.co.uk.") == ["email"]
     assert kinds(engine, "mail jo(at)example.com") == ["email"]
     assert kinds(engine, "邮箱：ｊｏ＠ｅｘａｍｐｌｅ．ｃｏｍ") == ["email"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "email zhang.san at example dot com",
+        "email zhang.san AT example DOT com thanks",
+        "email zhang.san at mail dot example dot co dot uk",
+        "邮箱 zhangsan 艾特 163 点 com",
+        "邮箱zhangsan艾特163点com",
+        "郵箱 zhangsan 艾特 163 點 com",
+    ],
+)
+def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
+    assert kinds(engine, text) == ["email"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "look at example.com",  # a web site, not an address
+        "look at the shop dot now",
+        "meet at gate dot one please",  # no known ending
+        "I was at home, dot com bubble",
+        "几点到？我在门口 at 3 点",
+    ],
+)
+def test_prose_is_no_spelt_out_email(engine: PolicyEngine, text: str) -> None:
+    assert "email" not in kinds(engine, text)
+
+
+def test_a_spelt_out_email_keeps_its_domain_when_masked() -> None:
+    engine = PolicyEngine(PolicyConfig.from_dict({"actions": {"email": "mask"}}))
+    d = engine.evaluate("email zhang.san at example dot com", "customer")
+    assert d.text == "email z****.*** at example dot com"
+    d = engine.evaluate("邮箱 zhangsan 艾特 163 点 com", "customer")
+    assert d.text == "邮箱 z******* 艾特 163 点 com"
 
 
 def test_iban_mod97(engine: PolicyEngine) -> None:
