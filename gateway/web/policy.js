@@ -706,10 +706,32 @@ var CipherdeskPolicy = (function () {
   }
 
   function ibanDetector(formats) {
-    var compiled = {};
+    var compiled = {}, kinds = {};
     Object.keys(formats).forEach(function (cc) {
       compiled[cc] = [formats[cc][0], new RegExp('^' + formats[cc][1] + '$')];
+      // What each position holds: n a digit (the check digits too), x a letter or either.
+      var kind = 'xxnn', part, parts = /\[([^\]]+)\]\{(\d+)\}/g;
+      while ((part = parts.exec(formats[cc][1])) !== null) kind += (part[1] === '0-9' ? 'n' : 'x').repeat(+part[2]);
+      kinds[cc] = kind;
     });
+    /** Homoglyphs where the country's format has digits read as those digits (iban.py _is_iban). */
+    function undisguised(chars) {
+      var kind = kinds[chars.slice(0, 2).toUpperCase()], out = '';
+      if (!kind) return chars;
+      for (var q = 0; q < chars.length; q++) {
+        var c = chars[q];
+        out += q < kind.length && kind[q] === 'n' && c !== '|' && HOMOGLYPHS[c] ? HOMOGLYPHS[c] : c;
+      }
+      return out;
+    }
+    function validLength(chars) {
+      var lengths = ibanLengths(chars, 15, Math.min(chars.length, 34));
+      for (var i = 0; i < lengths.length; i++) {
+        var value = chars.slice(0, lengths[i]).toUpperCase(), format = compiled[value.slice(0, 2)];
+        if (format && format[0] === value.length && format[1].test(value.slice(4))) return lengths[i];
+      }
+      return null;
+    }
     return function (ctx) {
       var hits = [], m;
       var view = ctx.view;
@@ -720,11 +742,10 @@ var CipherdeskPolicy = (function () {
         var positions = [];
         for (var k = 0; k < m[0].length; k++) if (/[a-z0-9]/.test(m[0][k])) positions.push(m.index + k);
         var chars = positions.map(function (p) { return view[p]; }).join('');
-        var lengths = ibanLengths(chars, 15, Math.min(chars.length, 34));
-        var found = null;
-        for (var i = 0; i < lengths.length && found === null; i++) {
-          var value = chars.slice(0, lengths[i]).toUpperCase(), format = compiled[value.slice(0, 2)];
-          if (format && format[0] === value.length && format[1].test(value.slice(4))) found = lengths[i];
+        var found = validLength(chars);
+        if (found === null) {
+          var undone = undisguised(chars);
+          if (undone !== chars) found = validLength(undone);
         }
         if (found !== null) {
           hits.push(new Hit('iban', positions[0], positions[found - 1] + 1, 'iban.mod97'));

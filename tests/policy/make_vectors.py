@@ -72,6 +72,7 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     ({}, "IBAN DE89 3 7 0 4  0 0 4 4  0 5 3 2  0 1 3 0  0 0 thanks", "customer"),
     ({}, "ab12 DE89370400440532013000 GB82WEST12345698765432", "customer"),
+    ({}, "IBAN DE89 37O4 OO44 O532 Ol3O OO, GB82 WEST l234 5698 7654 32", "customer"),
     ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),
     (
         {"actions": {"email": "mask"}},

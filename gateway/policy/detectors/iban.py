@@ -60,16 +60,41 @@ class IbanDetector:
             text = m.group()
             chars = _NOT_ALNUM.sub("", text)
             length = _iban_length(chars[:2])
-            if (
-                length is not None
-                and length <= len(chars)
-                and _mod97(chars[:length])
-                and _valid(chars[:length])
-            ):
+            if length is not None and length <= len(chars) and _is_iban(chars[:length]):
                 pos = m.start() + _span_of(text, length)
                 yield Hit("iban", m.start(), pos, "iban.mod97")
             else:
                 pos = m.start() + 1
+
+
+def _is_iban(candidate: str) -> bool:
+    """Whether ``candidate`` (lower case, its country's length) is a valid IBAN as written,
+    or once homoglyphs where its country's format has digits are read as the digits they
+    stand for ("DE89 3704 0044 0532 0130 OO": o, i and l for 0, 1, 1; a letter where the
+    format allows letters stays a letter)."""
+    if _mod97(candidate) and _valid(candidate):
+        return True
+    undone = candidate.translate(_HOMOGLYPH_DIGITS)
+    if undone == candidate:
+        return False
+    undone = "".join(
+        undone[k] if kind == "n" else candidate[k]
+        for k, kind in enumerate(_position_kinds(candidate[:2]))
+    )
+    return undone != candidate and _mod97(undone) and _valid(undone)
+
+
+_HOMOGLYPH_DIGITS = str.maketrans("oil", "011")
+
+
+@functools.cache
+def _position_kinds(country: str) -> str:
+    """What each position of ``country``'s IBANs holds: ``n`` a digit, ``a`` a letter, ``c``
+    either (schwifty's BBAN format, "8!n10!n" for DE); the country code is ``a``, the check
+    digits are ``n``."""
+    spec = registry.get_iban_spec(country.upper())
+    parts = re.findall(r"(\d+)!?([a-z])", spec.bban_spec)
+    return "aann" + "".join(kind * int(count) for count, kind in parts)
 
 
 _NUMERIC = str.maketrans({c: str(ord(c) - ord("a") + 10) for c in string.ascii_lowercase})

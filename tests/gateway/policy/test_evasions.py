@@ -123,6 +123,24 @@ def test_homoglyph_glued_in_front_of_chinese_numerals(
     assert spelt.strip("ol ")[1:] not in (d.text or "")
 
 
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "DE89 3704 0044 0532 0130 OO",
+        "DE89 37O4 OO44 O532 Ol3O OO",
+        "GB82 WEST l234 5698 7654 32",  # the letters of the bank code stay letters
+    ],
+)
+def test_homoglyph_digits_inside_ibans(eng: PolicyEngine, spelt: str) -> None:
+    d = eng.evaluate(f"IBAN {spelt} thanks", "customer")
+    assert d.kinds == ("iban",)
+    assert d.findings[0].start == 5 and d.findings[0].end == 5 + len(spelt)
+
+
+def test_homoglyphs_do_not_make_an_invalid_iban_valid(eng: PolicyEngine) -> None:
+    assert eng.evaluate("IBAN DE88 3704 0044 0532 0130 OO", "customer").kinds == ()
+
+
 def test_homoglyph_before_an_id_check_character(eng: PolicyEngine) -> None:
     # "lX" standing alone is the ID's last digit (1) and its check character: it was read
     # as neither, so "4403 0519 8503 1294 lX" kept the ID whole.
