@@ -35,6 +35,20 @@ def test_card_split_over_two_messages_is_masked_and_marked(eng: PolicyEngine) ->
     assert [f.rule for f in second.findings] == ["card.luhn.split"]
 
 
+def test_iban_split_over_two_and_three_messages(eng: PolicyEngine) -> None:
+    # The window joins the parts with a newline, which IBANs did not allow inside them:
+    # an IBAN sent in two messages reached the agent whole.
+    w = SplitWindow(clock=Clock())
+    assert _send(w, eng, "c1", "IBAN DE89 3704 0044").action == "allow"
+    second = _send(w, eng, "c1", "0532 0130 00 thanks")
+    assert second.split_kinds == ("iban",) and second.text == "**** **** ** thanks"
+    w = SplitWindow(clock=Clock())
+    for part in ("IBAN DE89 3704 0044", "0532"):
+        assert _send(w, eng, "c2", part).action == "allow"
+    third = _send(w, eng, "c2", "0130 00")
+    assert third.split_kinds == ("iban",) and third.text == "**** **"
+
+
 def test_three_messages_and_chinese_numerals(eng: PolicyEngine) -> None:
     w = SplitWindow(clock=Clock())
     for part in ("手机一三八", "一二三四"):
