@@ -31,24 +31,16 @@ _ROAD = (
     r"|新村|苑|院)"
 )
 _HAN = r"\u4e00-\u9fff"
+_MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_UNIT}){{0,5}}+"
+"""Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室
+(a building's name, then its number and unit)."""
 _DETAIL = re.compile(
     rf"(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
     rf"(?:[{_HAN}a-z0-9\-]{{0,10}}?{_NUM}{_UNIT})"  # first number marker
-    rf"(?:[\-\s]?+(?:{_NUM}|[a-z]{{1,2}}|[{_HAN}]{{1,6}}?)?{_UNIT}){{0,5}}+"  # 3栋2单元501室
+    rf"{_MORE_UNITS}"
 )
-_ROAD_NUMBER = re.compile(
-    rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|弄|胡同){_NUM}号"
-    rf"(?:[\-\s]?+(?:{_NUM}|[a-z]{{1,2}})?{_UNIT}){{0,5}}+"
-)
-_EN = re.compile(
-    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s[a-z]+){1,3}?\s"
-    r"(?:street|st|road|rd|avenue|ave|lane|ln"
-    r"|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|crescent)\b\.?"
-    r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
-)
-"""A house number (nothing alphanumeric before it: the look-behind follows the first digit so
-the pattern starts with a character class), one to three words, a street type."""
-_EN_GATE = (
+_ROAD_NUMBER = re.compile(rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|弄|胡同){_NUM}号{_MORE_UNITS}")
+_STREET_TYPES = (
     "street",
     "st",
     "road",
@@ -68,7 +60,21 @@ _EN_GATE = (
     "pl",
     "terrace",
     "crescent",
+    "parkway",
+    "pkwy",
+    "highway",
+    "hwy",
+    "mews",
 )
+"""Street types of English addresses. Words prose puts after a number and a word or two
+("3 in a row", "2 kids walk", "4 feet square", "2 friends at the plaza") are left out."""
+_EN = re.compile(
+    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s[a-z]+){1,3}?\s"
+    rf"(?:{'|'.join(_STREET_TYPES)})\b\.?"
+    r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
+)
+"""A house number (nothing alphanumeric before it: the look-behind follows the first digit so
+the pattern starts with a character class), one to three words, a street type."""
 _UNIT_WORD = re.compile(_UNIT)
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
@@ -99,7 +105,7 @@ class AddressDetector:
     kinds = ("address",)
     triggers = ()
     gate_phrases = tuple({n + u[0] for n in _NUMERAL_CHARS for u in _UNITS})
-    gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_EN_GATE) + r")\b"
+    gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
     """Inside every match: a numeral and a building/house unit (phrases: the engine's
     automaton finds them at once), or an English house number and street type."""
     exclusive = True

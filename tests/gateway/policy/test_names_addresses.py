@@ -51,3 +51,29 @@ def test_tenant_actions_for_names_and_addresses() -> None:
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
     assert not [f for f in eng.evaluate(text, "customer").findings if f.kind in ("name", "address")]
+
+
+@pytest.mark.parametrize(
+    ("text", "plugin"),
+    [
+        # the building and flat after the road number are part of the address
+        (
+            "地址：浙江省杭州市西湖区文三路90号东部软件园3号楼",
+            "地址：浙江省杭州市西湖区**************",
+        ),
+        (
+            "寄到上海市徐汇区漕溪北路88号圣爱大厦1202室，谢谢",
+            "寄到上海市徐汇区****************，谢谢",
+        ),
+        ("送到建国路88号华贸中心3座1501室", "送到*****************"),
+        # what follows the address after a comma is not
+        ("北京市朝阳区建国路88号，我明天3点在家", "北京市朝阳区******，我明天3点在家"),
+        (
+            "Ship to 1600 Amphitheatre Parkway, Mountain View",
+            "Ship to **** ************ *******, Mountain View",
+        ),
+    ],
+)
+def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
+    d = eng.evaluate(text, "customer")
+    assert eng.for_audience(text, d, "plugin") == plugin
