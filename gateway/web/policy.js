@@ -252,6 +252,18 @@ var CipherdeskPolicy = (function () {
     return 0;
   }
 
+  var SCRIPT_PIECE = new RegExp('[0-9oil|x]+|[' + CJK_CLASS + ']+', 'g');
+  /** A chunk cut where it changes between ASCII digits (kind d) and Chinese numerals (kind n):
+   * runs put a group boundary there (numbers.py _script_pieces). */
+  function scriptPieces(chunk, start) {
+    var out = [], m;
+    SCRIPT_PIECE.lastIndex = 0;
+    while ((m = SCRIPT_PIECE.exec(chunk)) !== null) {
+      out.push([start + m.index, start + m.index + m[0].length, toDigits(m[0]), CJK_DIGITS[m[0][0]] ? 'n' : 'd']);
+    }
+    return out;
+  }
+
   /** [start, end, digits, kind] of every digit token (numbers.py _tokens). */
   function tokens(view) {
     var out = [], m;
@@ -268,7 +280,7 @@ var CipherdeskPolicy = (function () {
         chunk = view.slice(lead, start) + chunk;
         start = lead;
       }
-      out.push([start, end, toDigits(chunk), 'd']);
+      out.push.apply(out, scriptPieces(chunk, start));
     }
     WORD_TOKEN.lastIndex = 0;
     if (out.length || WORD_TOKEN.test(view)) {
@@ -465,7 +477,7 @@ var CipherdeskPolicy = (function () {
   /** Every digit run of at least MIN_RUN_DIGITS digits (numbers.py find_number_runs). */
   function findNumberRuns(view, reversedToo) {
     var runs = [], groups = [], hard = [], weak = new Set(), loneX = new Set();
-    var plus = false, lastEnd = -1, lastStart = -1;
+    var plus = false, lastEnd = -1, lastStart = -1, lastKind = '';
 
     function flush() {
       var lo = 0, hi = groups.length;
@@ -486,13 +498,15 @@ var CipherdeskPolicy = (function () {
       if (start < lastEnd || start === lastStart) continue;
       lastStart = start;
       var isWeak = kind === 'h', isX = kind === 'x';
-      if (groups.length && start === lastEnd) {
+      var scriptChange = (kind === 'd' && lastKind === 'n') || (kind === 'n' && lastKind === 'd');
+      if (groups.length && start === lastEnd && !scriptChange) {
         var last = groups[groups.length - 1];
         groups[groups.length - 1] = [last[0], end, last[2] + digits];
         if (!isWeak) weak.delete(groups.length - 1);
         if (!isX) loneX.delete(groups.length - 1);
-      } else if (groups.length && SEPARATOR.test(view.slice(lastEnd, start))) {
-        if (!SOFT.test(view.slice(lastEnd, start))) hard.push(groups.length);
+      } else if (groups.length && (start === lastEnd || SEPARATOR.test(view.slice(lastEnd, start)))) {
+        // digits meeting numerals (start === lastEnd): a hard group boundary
+        if (start === lastEnd || !SOFT.test(view.slice(lastEnd, start))) hard.push(groups.length);
         groups.push([start, end, digits]);
         if (isWeak) weak.add(groups.length - 1);
         if (isX) loneX.add(groups.length - 1);
@@ -505,6 +519,7 @@ var CipherdeskPolicy = (function () {
         plus = start > 0 && view[start - 1] === '+';
       }
       lastEnd = end;
+      lastKind = kind;
     }
     if (groups.length) flush();
     return runs;

@@ -390,8 +390,9 @@ def _digit_words(view: str) -> list[Token]:
 
 
 def _tokens(view: str) -> list[Token]:
-    """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits or
-    numerals), ``w`` (a digit word), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
+    """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits, with
+    glued homoglyphs), ``n`` (Chinese numerals), ``w`` (a digit word), ``h`` (homoglyphs
+    alone) or ``x`` (a lone x)."""
     out: list[Token] = []
     homoglyphs = "oil|x"
     for m in _DIGITISH.finditer(view):
@@ -408,13 +409,32 @@ def _tokens(view: str) -> list[Token]:
                 lead -= 1
             if not _is_letter(view, lead - 1):
                 chunk, start = view[lead:start] + chunk, lead
-        out.append((start, end, chunk if chunk.isdigit() else chunk.translate(_TO_DIGIT), "d"))
+        if chunk.isdigit():  # ASCII digits only (most chunks)
+            out.append((start, end, chunk, "d"))
+        else:
+            out.extend(_script_pieces(chunk, start))
     words = _digit_words(view)
     if out or words:
         out.extend(words)
         out.extend(_lone_tokens(view, out))
         out.sort()
     return out
+
+
+_SCRIPT_PIECE = re.compile(rf"[0-9oil|x]++|[{_CJK_CLASS}]++")
+
+
+def _script_pieces(chunk: str, start: int) -> Iterator[Token]:
+    """A chunk of digits and numerals cut where it changes between ASCII digits (kind ``d``)
+    and Chinese numerals (kind ``n``): runs put a group boundary there, so a number next to
+    a numeral that is a word is still a number of its own ("13800138000一直打不通": 一直 is
+    "always") while a number written half in numerals is still found whole, across its
+    groups ("138零零13八000")."""
+    for piece in _SCRIPT_PIECE.finditer(chunk):
+        text = piece[0]
+        kind = "n" if text[0] in _CJK_DIGITS else "d"
+        digits = text if text.isdigit() else text.translate(_TO_DIGIT)
+        yield (start + piece.start(), start + piece.end(), digits, kind)
 
 
 def _lone_tokens(view: str, anchors: list[Token]) -> list[Token]:
@@ -444,6 +464,10 @@ def _lone_tokens(view: str, anchors: list[Token]) -> list[Token]:
     return found
 
 
+_SCRIPT_CHANGES = frozenset({"dn", "nd"})
+"""Kinds of two adjacent tokens (the new one's first) that start a new group."""
+
+
 def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, ...]:
     """All digit runs of the view with at least ``MIN_RUN_DIGITS`` digits.
 
@@ -460,11 +484,12 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
     count = 0  # digits of the run so far, weak groups included
     plus = False
     last_end = last_start = -1
+    last_kind = ""
     for start, end, digits, kind in _tokens(view):
         if start < last_end or start == last_start:
             continue  # overlapping token (a word inside a digit chunk cannot happen; belt)
         last_start = start
-        if groups and start == last_end:
+        if groups and start == last_end and kind + last_kind not in _SCRIPT_CHANGES:
             s0, _, d0 = groups[-1]
             groups[-1] = (s0, end, d0 + digits)
             top = 1 << (len(groups) - 1)
@@ -472,8 +497,11 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
                 weak &= ~top
             if kind != "x":
                 lone_x &= ~top
-        elif groups and start - last_end <= MAX_SEPARATOR and separator(view, last_end, start):
-            if soft(view, last_end, start) is None:
+        elif groups and (
+            start == last_end  # digits meet numerals: a hard group boundary
+            or (start - last_end <= MAX_SEPARATOR and separator(view, last_end, start))
+        ):
+            if start == last_end or soft(view, last_end, start) is None:
                 hard.append(len(groups))
             if kind == "h":
                 weak |= 1 << len(groups)
@@ -491,6 +519,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
             plus = start > 0 and view[start - 1] == "+"
         count += len(digits)
         last_end = end
+        last_kind = kind
     if count >= MIN_RUN_DIGITS:
         _flush(runs, groups, hard, weak, lone_x, plus, reversed_too, count)
     return tuple(runs)

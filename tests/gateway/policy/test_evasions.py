@@ -141,6 +141,27 @@ def test_homoglyphs_do_not_make_an_invalid_iban_valid(eng: PolicyEngine) -> None
     assert eng.evaluate("IBAN DE88 3704 0044 0532 0130 OO", "customer").kinds == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "masked"),
+    [
+        # a numeral right after a number is a word there (一直 "always", 两个 "two of"):
+        # it was read as the number's last digit, and the number was no longer valid
+        ("手机13800138000一直打不通", "phone", "手机*******8000一直打不通"),
+        ("我的手机13800138000两个号码都行", "phone", "我的手机*******8000两个号码都行"),
+        ("身份证11010519491231002X两张", "cn_id", "身份证**************002X两张"),
+        ("卡号4111111111111111一张", "card", "卡号************1111一张"),
+        # a number written half in digits, half in numerals is still one number
+        ("手机138零零13八000", "phone", "手机***********"),
+        ("卡号 4111一一一一1111一一一一", "card", "卡号 ****************"),
+    ],
+)
+def test_numbers_next_to_chinese_numerals(
+    eng: PolicyEngine, text: str, kind: str, masked: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert kind in d.kinds and d.text == masked
+
+
 def test_homoglyph_before_an_id_check_character(eng: PolicyEngine) -> None:
     # "lX" standing alone is the ID's last digit (1) and its check character: it was read
     # as neither, so "4403 0519 8503 1294 lX" kept the ID whole.
