@@ -253,15 +253,17 @@ var CipherdeskPolicy = (function () {
   }
 
   var SCRIPT_PIECE = new RegExp('[0-9oil|x]+|[' + CJK_CLASS + ']+', 'g');
-  /** A chunk cut where it changes between ASCII digits (kind d) and Chinese numerals (kind n):
-   * runs put a group boundary there (numbers.py _script_pieces). */
+  /** A chunk of ASCII digits then Chinese numerals (or the other way round) as two tokens,
+   * kind d and n, a group boundary between them; a chunk that changes more often stays one
+   * token (numbers.py _script_pieces). */
   function scriptPieces(chunk, start) {
-    var out = [], m;
-    SCRIPT_PIECE.lastIndex = 0;
-    while ((m = SCRIPT_PIECE.exec(chunk)) !== null) {
-      out.push([start + m.index, start + m.index + m[0].length, toDigits(m[0]), CJK_DIGITS[m[0][0]] ? 'n' : 'd']);
-    }
-    return out;
+    var pieces = chunk.match(SCRIPT_PIECE);
+    if (pieces.length !== 2) return [[start, start + chunk.length, toDigits(chunk), 'd']];
+    return pieces.map(function (text) {
+      var token = [start, start + text.length, toDigits(text), CJK_DIGITS[text[0]] ? 'n' : 'd'];
+      start += text.length;
+      return token;
+    });
   }
 
   /** [start, end, digits, kind] of every digit token (numbers.py _tokens). */

@@ -411,8 +411,10 @@ def _tokens(view: str) -> list[Token]:
                 chunk, start = view[lead:start] + chunk, lead
         if chunk.isdigit():  # ASCII digits only (most chunks)
             out.append((start, end, chunk, "d"))
+        elif len(pieces := _SCRIPT_PIECE.findall(chunk)) == 2:
+            out.extend(_script_pieces(pieces, start))
         else:
-            out.extend(_script_pieces(chunk, start))
+            out.append((start, end, chunk.translate(_TO_DIGIT), "d"))
     words = _digit_words(view)
     if out or words:
         out.extend(words)
@@ -424,17 +426,19 @@ def _tokens(view: str) -> list[Token]:
 _SCRIPT_PIECE = re.compile(rf"[0-9oil|x]++|[{_CJK_CLASS}]++")
 
 
-def _script_pieces(chunk: str, start: int) -> Iterator[Token]:
-    """A chunk of digits and numerals cut where it changes between ASCII digits (kind ``d``)
-    and Chinese numerals (kind ``n``): runs put a group boundary there, so a number next to
-    a numeral that is a word is still a number of its own ("13800138000一直打不通": 一直 is
-    "always") while a number written half in numerals is still found whole, across its
-    groups ("138零零13八000")."""
-    for piece in _SCRIPT_PIECE.finditer(chunk):
-        text = piece[0]
+def _script_pieces(pieces: list[str], start: int) -> Iterator[Token]:
+    """A chunk of ASCII digits then Chinese numerals (or the other way round) as two tokens,
+    kind ``d`` and ``n``: runs put a group boundary between them, so a number next to a
+    numeral that is a word is still a number of its own ("13800138000一直打不通": 一直 is
+    "always"; "两个", "一张") while a number written half in numerals is still found whole,
+    across both groups ("一三八00138000"). A chunk that changes more often ("138零零13八000",
+    "四四O三O五l九…") stays one token: it is one number spelt to dodge the filter, and
+    groups inside it would offer windows that are no number."""
+    for text in pieces:
         kind = "n" if text[0] in _CJK_DIGITS else "d"
         digits = text if text.isdigit() else text.translate(_TO_DIGIT)
-        yield (start + piece.start(), start + piece.end(), digits, kind)
+        yield (start, start + len(text), digits, kind)
+        start += len(text)
 
 
 def _lone_tokens(view: str, anchors: list[Token]) -> list[Token]:

@@ -232,6 +232,7 @@ DECOYS = [
     "11010519491231002Y",
     "110105194912310021",  # wrong ID check character
     "四一一一一一一一一一一一一一一二",  # spelt, Luhn-invalid
+    "四四O三O五l九七二O三l二五O三O",  # a wrong ID spelt in numerals and homoglyphs: no card in it
     "订单号 2024031212345678901",
     "订单号：E20240312000123",
     "order #100234567",
