@@ -866,17 +866,36 @@ var CipherdeskPolicy = (function () {
   var SPELT_EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
     ')(?![a-z0-9\\-])', 'g');
-  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }', 'dot', '点'];
+  /** The at spelt out right after a word for e-mail (email.py _CUED_EMAIL). */
+  var CUED_EMAIL = new RegExp('(?:(?:邮箱|邮件)(?:地址)?' + atomic('(?:是|为|[:：\\s]){0,4}') +
+    '|e-?mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
+    '(?<address>(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
+    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
+    atomic('[a-z]{2,24}') + ')(?![a-z0-9\\-])', 'g');
+  var MAIL_CUES = ['邮箱', '邮件', 'mail'];
+  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }', 'dot', '点'].concat(MAIL_CUES);
 
   function emails(ctx) {
     var hits = [], m;
     if (!contains(ctx.view, EMAIL_TRIGGERS)) return hits;
     EMAIL.lastIndex = 0;
     while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
-    if (ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0) {
+    var spelt = ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0;
+    if (spelt) {
       SPELT_EMAIL.lastIndex = 0;
       while ((m = SPELT_EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
-      hits.sort(function (a, b) { return a.start - b.start; });
+    }
+    var cued = contains(ctx.view, MAIL_CUES);
+    if (cued) {
+      CUED_EMAIL.lastIndex = 0;
+      while ((m = CUED_EMAIL.exec(ctx.view)) !== null) {
+        var end = m.index + m[0].length;
+        hits.push(new Hit('email', end - m.groups.address.length, end, 'email.address'));
+      }
+    }
+    if (spelt || cued) {  // in text order, each span once (email.py scan)
+      hits.sort(function (a, b) { return a.start - b.start || a.end - b.end; });
+      hits = hits.filter(function (h, i) { return i === 0 || h.start !== hits[i - 1].start || h.end !== hits[i - 1].end; });
     }
     return hits;
   }

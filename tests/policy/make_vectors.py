@@ -78,6 +78,11 @@ CASES: list[tuple[dict, str, str]] = [
     ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),
     (
         {"actions": {"email": "mask"}},
+        "邮箱 zhangsan at qq.com，email me at example.com",
+        "customer",
+    ),
+    (
+        {"actions": {"email": "mask"}},
         "郵箱 zhangsan 艾特 163 點 com，look at example.com",
         "customer",
     ),

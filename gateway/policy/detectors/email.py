@@ -35,14 +35,25 @@ _SPELT_EMAIL = re.compile(
 )
 """An address with both the at and every dot of the domain spelt out: "at" and "dot" as
 words, or 艾特 and 点 (the view is Simplified: 點 too). Only the at spelt ("name at
-example.com") is left alone: "look at example.com" points at a web site."""
+example.com") is left alone here: "look at example.com" points at a web site."""
+_MAIL_CUES = ("邮箱", "邮件", "mail")
+_CUED_EMAIL = re.compile(
+    r"(?:(?:邮箱|邮件)(?:地址)?(?:是|为|[:：\s]){0,4}+"
+    r"|e-?mail(?:\s?address)?(?:\s?is|\s?[:：])\s{0,2}+)"
+    rf"(?P<address>{_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
+    r"(?![a-z0-9\-])"
+)
+"""An address with its at spelt out right after a word for e-mail ("邮箱 zhangsan at
+qq.com", "email: jo at example.com", "my email is jo at …"): the cue says it is no web
+site. English cues are nouns followed by "is" or a colon ("email me at example.com" is
+a request, not an address)."""
 
 
 class EmailDetector:
     """E-mail addresses."""
 
     kinds = ("email",)
-    triggers = ("@", "at)", "at]", "at}", "at )", "at ]", "at }", "dot", "点")
+    triggers = ("@", "at)", "at]", "at}", "at )", "at ]", "at }", "dot", "点", *_MAIL_CUES)
     gate_phrases = triggers
     exclusive = True
 
@@ -50,8 +61,13 @@ class EmailDetector:
         """Yield e-mail addresses, in text order."""
         view = ctx.view
         hits = [m.span() for m in _EMAIL.finditer(view)]
-        if "dot" in view or "点" in view:
+        spelt = "dot" in view or "点" in view
+        if spelt:
             hits.extend(m.span() for m in _SPELT_EMAIL.finditer(view))
-            hits.sort()
+        cued = any(cue in view for cue in _MAIL_CUES)
+        if cued:
+            hits.extend(m.span("address") for m in _CUED_EMAIL.finditer(view))
+        if spelt or cued:
+            hits = sorted(set(hits))
         for start, end in hits:
             yield Hit("email", start, end, "email.address")

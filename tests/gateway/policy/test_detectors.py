@@ -68,6 +68,10 @@ def test_email_and_dodges(engine: PolicyEngine) -> None:
         "邮箱 zhangsan 艾特 163 点 com",
         "邮箱zhangsan艾特163点com",
         "郵箱 zhangsan 艾特 163 點 com",
+        "邮箱 zhangsan at qq.com",  # only the at spelt: after a word for e-mail
+        "邮件地址：li.si at 126.com",
+        "my email is jo at example.co.uk thanks",
+        "email: jo.smith at example.com",
     ],
 )
 def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
@@ -78,6 +82,7 @@ def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
     "text",
     [
         "look at example.com",  # a web site, not an address
+        "email me at example.com",  # a request
         "look at the shop dot now",
         "meet at gate dot one please",  # no known ending
         "I was at home, dot com bubble",
