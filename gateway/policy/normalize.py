@@ -6,12 +6,13 @@ Rules match against a *view* of the text in which all of that is undone, while m
 applied to the ORIGINAL text, so every view offset must map back exactly.
 
 The view is built per character -- NFKD, drop combining marks, NFKC, case fold, other-script
-decimal digits to ASCII, format/invisible characters removed -- through one precomputed table
-applied with ``str.translate`` (C speed). Almost every character maps to exactly one
-character, so the offset map is piecewise identity: only the few characters that expand or
-vanish are recorded, and lookups bisect over them. Traditional -> Simplified then runs only on
-lines holding Traditional characters, with OpenCC ``t2s`` (phrase-aware) accepted only when it
-keeps every position, else a one-character table derived from the same OpenCC data.
+decimal digits (and digit-valued signs like ❶ ➀ ⓵) to ASCII, format/invisible characters
+removed -- through one precomputed table applied with ``str.translate`` (C speed). Almost
+every character maps to exactly one character, so the offset map is piecewise identity: only
+the few characters that expand or vanish are recorded, and lookups bisect over them.
+Traditional -> Simplified then runs only on lines holding Traditional characters, with
+OpenCC ``t2s`` (phrase-aware) accepted only when it keeps every position, else a
+one-character table derived from the same OpenCC data.
 
 A second, *compact* view drops everything that is not a letter or digit, for keyword matching
 across inserted separators.
@@ -70,7 +71,11 @@ def _fold_char(ch: str) -> str:
     for c in folded:
         if c in _INVISIBLE or unicodedata.category(c) in ("Cf", "Mn", "Me"):
             continue
+        # decimal digits of every script, and characters that are a digit without being a
+        # decimal one and without a compatibility mapping (❶, ➀, ⓵, Ethiopic ፩)
         digit = unicodedata.decimal(c, None)
+        if digit is None:
+            digit = unicodedata.digit(c, None)
         if digit is not None:
             c = str(digit)
         out.append(c)

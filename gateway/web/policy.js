@@ -63,6 +63,22 @@ var CipherdeskPolicy = (function () {
   /** Latin-like letters/digits need word boundaries; CJK/kana/hangul never have them. */
   function needsBoundary(ch) { return isAlnum(ch) && !RE_EAST_ASIAN.test(ch); }
 
+  /** Signs that are a digit without being a decimal digit or having a compatibility mapping
+   * (normalize.py _fold_char: unicodedata.digit): [first code point, last, value of first]. */
+  var DIGIT_SIGNS = [
+    [0x1369, 0x1371, 1], [0x19da, 0x19da, 1], [0x24f5, 0x24fd, 1], [0x24ff, 0x24ff, 0],
+    [0x2776, 0x277e, 1], [0x2780, 0x2788, 1], [0x278a, 0x2792, 1], [0x10a40, 0x10a43, 1],
+    [0x10e60, 0x10e68, 1], [0x11052, 0x1105a, 1]
+  ];
+  function digitSign(c) {
+    var cp = c.codePointAt(0);
+    for (var i = 0; i < DIGIT_SIGNS.length; i++) {
+      var r = DIGIT_SIGNS[i];
+      if (cp >= r[0] && cp <= r[1]) return String(r[2] + cp - r[0]);
+    }
+    return c;
+  }
+
   var digitCache = Object.create(null);
   /** The value of a decimal digit: Unicode keeps each script's 0-9 contiguous. */
   function digitValue(c) {
@@ -88,7 +104,7 @@ var CipherdeskPolicy = (function () {
       out = '';
       for (var c of s) {
         if (INVISIBLE.indexOf(c) >= 0 || RE_FORMAT.test(c) || RE_MARK.test(c)) continue;
-        out += RE_ND.test(c) ? digitValue(c) : c;
+        out += RE_ND.test(c) ? digitValue(c) : digitSign(c);
       }
     }
     if (foldCache.size < 20000) foldCache.set(ch, out);

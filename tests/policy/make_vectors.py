@@ -74,6 +74,7 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "ab12 DE89370400440532013000 GB82WEST12345698765432", "customer"),
     ({}, "IBAN DE89 37O4 OO44 O532 Ol3O OO, GB82 WEST l234 5698 7654 32", "customer"),
     (PHONE_MASK, "手机13800138000一直打不通，卡号4111111111111111一张", "customer"),
+    ({}, "card ❹❶❶❶ ➊➊➊➊ ⓵⓵⓵⓵ ➀➀➀➀", "customer"),
     (PHONE_MASK, "手机138零零13八000，身份证11010519491231002X两张", "customer"),
     ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),
     (

@@ -81,6 +81,16 @@ def test_spelt_digits(eng: PolicyEngine, table: dict[str, str], sep: str) -> Non
         assert d.text.startswith("my number: ") and d.text.endswith(" ok")
 
 
+@pytest.mark.parametrize(
+    "spelt",
+    ["❹❶❶❶ ❶❶❶❶ ❶❶❶❶ ❶❶❶❶", "➍➊➊➊ ➊➊➊➊ ➊➊➊➊ ➊➊➊➊", "➃➀➀➀ ➀➀➀➀ ➀➀➀➀ ➀➀➀➀", "⓸⓵⓵⓵ ⓵⓵⓵⓵ ⓵⓵⓵⓵ ⓵⓵⓵⓵"],
+)
+def test_dingbat_digits(eng: PolicyEngine, spelt: str) -> None:
+    # circled digits without a compatibility mapping (unlike ①) were no digits at all
+    d = eng.evaluate(f"card {spelt}", "customer")
+    assert d.kinds == ("card",) and d.findings[0].start == 5
+
+
 def test_traditional_and_variant_numerals(eng: PolicyEngine) -> None:
     spelt = "".join({"1": "壹", "3": "參", "8": "捌", "0": "〇"}[c] for c in MOBILE)
     d = eng.evaluate("電話" + spelt, "customer")

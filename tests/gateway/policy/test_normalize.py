@@ -67,3 +67,26 @@ def test_every_view_char_comes_from_its_mapped_original(text: str) -> None:
     for i in range(len(n.compact)):
         v = n.compact_to_view(i)
         assert n.view[v] == n.compact[i]
+
+
+def test_digit_signs_fold_to_digits() -> None:
+    """Signs that are a digit without being a decimal digit or having a compatibility
+    mapping (dingbat circled digits, Ethiopic numbers) fold to ASCII digits like ４ and ①;
+    the browser engine hard-codes their ranges, which this list pins."""
+    import sys
+    import unicodedata
+
+    signs = [
+        cp
+        for cp in range(sys.maxunicode + 1)
+        if not 0xD800 <= cp < 0xE000
+        and any(
+            unicodedata.decimal(c, None) is None and unicodedata.digit(c, None) is not None
+            for c in unicodedata.normalize("NFKC", chr(cp))
+        )
+    ]
+    ranges = [(0x1369, 0x1371), (0x19DA, 0x19DA), (0x24F5, 0x24FD), (0x24FF, 0x24FF)]
+    ranges += [(0x2776, 0x277E), (0x2780, 0x2788), (0x278A, 0x2792), (0x10A40, 0x10A43)]
+    ranges += [(0x10E60, 0x10E68), (0x11052, 0x1105A)]
+    assert signs == [cp for lo, hi in ranges for cp in range(lo, hi + 1)]
+    assert fold("❹❶➊➀⓵፩⓿") == "4111110"
