@@ -671,6 +671,12 @@ var CipherdeskPolicy = (function () {
       atomic('\\s{0,3}') + '(?:is|=|:|：|是|为)' + atomic('\\s{0,3}') + atomic('["\']?'),
       atomic('[0-9a-z_\\-./+=]{16,256}'))
   ];
+  /** Card security codes named by their cue (card.py _CVV): kind card, masked whole. */
+  var CVV_RULE = contextRule('card', 'card.cvv', ['cvv', 'cvv2', 'cvc', 'cvc2', 'cvn', 'cvn2',
+    'security code', '安全码', '卡背'],
+    atomic(S + '{0,12}') + atomic('(?:(?:is|was)' + atomic(S + '{0,4}') + ')?'),
+    '(?<![0-9])' + atomic('[0-9]{3,4}') + '(?![0-9])');
+  function cardCodes(ctx) { return contains(ctx.view, CVV_RULE.triggers) ? CVV_RULE.scan(ctx.view) : []; }
   var BANK_ACCOUNT_RULE = contextRule('bank_account', 'bank_account.context', ['account number',
     'account no', 'acct no', 'acct', 'a/c', 'bank account', '账号', '帐号', '账户', '帐户', '银行账户',
     '收款账户', '卡号', '银行卡号'],
@@ -1019,6 +1025,7 @@ var CipherdeskPolicy = (function () {
       [secrets, true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
+      [cardCodes, true],
       [ibanDetector(doc.iban), true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],
@@ -1075,6 +1082,7 @@ var CipherdeskPolicy = (function () {
 
     function styleFor(chars, f, bidi) {
       var style = doc.masks[f.kind] || 'full';
+      if (f.rule === 'card.cvv' && style !== 'keep') return 'full';  // any last N is all of it
       if (NUMERIC[f.kind] && style !== 'keep') {
         if (bidi) return 'full';
         for (var i = f.start; i < f.end; i++) {

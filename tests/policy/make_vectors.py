@@ -75,6 +75,8 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "IBAN DE89 37O4 OO44 O532 Ol3O OO, GB82 WEST l234 5698 7654 32", "customer"),
     (PHONE_MASK, "手机13800138000一直打不通，卡号4111111111111111一张", "customer"),
     ({}, "card ❹❶❶❶ ➊➊➊➊ ⓵⓵⓵⓵ ➀➀➀➀", "customer"),
+    ({}, "卡号 4111 1111 1111 1111 有效期 12/26 安全码 123", "customer"),
+    ({}, "what is the CVV 123 on the back?", "agent"),
     (PHONE_MASK, "手机138零零13八000，身份证11010519491231002X两张", "customer"),
     ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),
     (

@@ -1,12 +1,29 @@
-"""Payment card numbers: Luhn-valid AND a plausible issuer prefix and length.
+"""Payment card numbers: Luhn-valid AND a plausible issuer prefix and length; and card
+security codes (CVV/CVC) named as such.
 
 Luhn alone passes one random number in ten (order numbers, tracking numbers); requiring a
-real issuer range with its lengths keeps precision high without losing real cards.
+real issuer range with its lengths keeps precision high without losing real cards. A
+security code is three or four digits anyone could write, so only one named by its cue
+("CVV 123", "安全码：123") is one; card rules (PCI DSS) forbid keeping it after an
+authorisation, so it is card data and takes the card's actions, hidden completely.
 """
 
 from __future__ import annotations
 
-from .base import ValidatedNumberDetector
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext, ValidatedNumberDetector
+from .context import context_rule
+
+CVV_RULE = "card.cvv"
+"""The rule of a card security code finding (masked whole: its "last 4" is all of it)."""
+_CVV = context_rule(
+    "card",
+    CVV_RULE,
+    ("cvv", "cvv2", "cvc", "cvc2", "cvn", "cvn2", "security code", "安全码", "卡背"),
+    r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
+    r"(?<![0-9])[0-9]{3,4}+(?![0-9])",
+)
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.
@@ -71,3 +88,10 @@ class CardDetector(ValidatedNumberDetector):
     rule = "card.luhn"
     min_digits, max_digits, leading = 13, 19, "23456"
     valid = staticmethod(is_card_number)
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Card numbers, then security codes named by their cue."""
+        yield from super().scan(ctx)
+        view = ctx.view
+        if any(cue in view for cue in _CVV.triggers):
+            yield from _CVV.scan(view)

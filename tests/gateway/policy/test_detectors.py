@@ -13,7 +13,7 @@ def kinds(engine: PolicyEngine, text: str, direction: str = "customer") -> list[
     "text",
     [
         "card 4111111111111111",
-        "card 4111 1111 1111 1111 cvv 123",
+        "card 4111 1111 1111 1111 ref 123",  # (a security code is a finding of its own)
         "card 4111-1111-1111-1111",
         "card ４１１１ １１１１ １１１１ １１１１",
         "card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
@@ -99,6 +99,35 @@ def test_a_spelt_out_email_keeps_its_domain_when_masked() -> None:
     assert d.text == "email z****.*** at example dot com"
     d = engine.evaluate("邮箱 zhangsan 艾特 163 点 com", "customer")
     assert d.text == "邮箱 z******* 艾特 163 点 com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "card 4111 1111 1111 1111 exp 12/26 cvv 123",
+            "card **** **** **** 1111 exp 12/26 cvv ***",
+        ),
+        (
+            "卡号 4111 1111 1111 1111 有效期 12/26 安全码 123",
+            "卡号 **** **** **** 1111 有效期 12/26 安全码 ***",
+        ),
+        ("CVV2: 4321", "CVV2: ****"),
+        ("the cvc is 987, thanks", "the cvc is ***, thanks"),
+        ("卡背面的三位数是 456", "卡背面的三位数是 ***"),
+    ],
+)
+def test_card_security_codes_are_card_data_masked_whole(
+    engine: PolicyEngine, text: str, masked: str
+) -> None:
+    d = engine.evaluate(text, "customer")
+    assert "card" in d.kinds and d.text == masked
+    assert engine.evaluate(text, "agent").action == "block"  # as card numbers are
+
+
+def test_three_digits_without_a_security_code_cue_are_no_card(engine: PolicyEngine) -> None:
+    assert kinds(engine, "I have 3 cvv questions about order 123") == []
+    assert kinds(engine, "房间号 123，安全出口在左边") == []
 
 
 def test_iban_mod97(engine: PolicyEngine) -> None:
