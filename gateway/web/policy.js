@@ -246,6 +246,7 @@ var CipherdeskPolicy = (function () {
     ')(?![a-z0-9])', 'uy');
   var SEPARATOR = new RegExp('^[^\\p{L}\\p{N}]{1,' + MAX_SEPARATOR + '}$', 'u');
   var SOFT = /^[ \-.]{1,3}$/;
+  var BLANK = /^\s+$/;  // whitespace of any length between two groups (numbers.py _BLANK)
   var GLUE = 'oil|x';
 
   function toDigits(s) {
@@ -522,7 +523,8 @@ var CipherdeskPolicy = (function () {
         groups[groups.length - 1] = [last[0], end, last[2] + digits];
         if (!isWeak) weak.delete(groups.length - 1);
         if (!isX) loneX.delete(groups.length - 1);
-      } else if (groups.length && (start === lastEnd || SEPARATOR.test(view.slice(lastEnd, start)))) {
+      } else if (groups.length && (start === lastEnd || SEPARATOR.test(view.slice(lastEnd, start)) ||
+                 BLANK.test(view.slice(lastEnd, start)))) {
         // digits meeting numerals (start === lastEnd): a hard group boundary
         if (start === lastEnd || !SOFT.test(view.slice(lastEnd, start))) hard.push(groups.length);
         groups.push([start, end, digits]);
@@ -725,7 +727,9 @@ var CipherdeskPolicy = (function () {
   }
 
   /** Separators between an IBAN's characters: those digit runs allow (iban.py _START). */
-  function ibanSeparator() { return atomic('[^\\p{L}\\p{N}]{0,' + MAX_SEPARATOR + '}'); }
+  function ibanSeparator() {
+    return '(?:' + atomic('\\s+') + '|' + atomic('[^\\p{L}\\p{N}]{0,' + MAX_SEPARATOR + '}') + ')';
+  }
   var IBAN_START = new RegExp(
     '(?<![a-z0-9])[a-z]{2}[0-9]{2}' + atomic('(?:' + ibanSeparator() + '[a-z0-9]){10,32}'), 'gu');
 

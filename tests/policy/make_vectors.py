@@ -76,6 +76,11 @@ CASES: list[tuple[dict, str, str]] = [
     (PHONE_MASK, "手机13800138000一直打不通，卡号4111111111111111一张", "customer"),
     ({}, "card ❹❶❶❶ ➊➊➊➊ ⓵⓵⓵⓵ ➀➀➀➀", "customer"),
     ({}, "卡号 4111 1111 1111 1111 有效期 12/26 安全码 123", "customer"),
+    (
+        {},
+        "card 4111" + "\n" * 20 + "1111" + " " * 30 + "1111\n\n\n\n\n\n\n\n\n\n\n\n\n\n1111",
+        "customer",
+    ),
     ({}, "what is the CVV 123 on the back?", "agent"),
     (PHONE_MASK, "手机138零零13八000，身份证11010519491231002X两张", "customer"),
     ({"actions": {"email": "mask"}}, "email zhang.san at example dot com", "customer"),

@@ -20,11 +20,11 @@ from schwifty.exceptions import SchwiftyException
 from .base import Hit, ScanContext
 from .numbers import MAX_SEPARATOR
 
-_SEPARATOR = rf"[\W_]{{0,{MAX_SEPARATOR}}}+"
+_SEPARATOR = rf"(?:\s++|[\W_]{{0,{MAX_SEPARATOR}}}+)"
 _START = re.compile(rf"[a-z](?<![a-z0-9].)[a-z][0-9]{{2}}(?:{_SEPARATOR}[a-z0-9]){{10,32}}+")
 """A country code and check digits as IBANs are written (``de89``, no letter or digit before
 it), then the account, with the separators digit runs allow between any two of its
-characters (spaces, long runs of them, newlines, ``/``, ``.``, ``_``, every dash:
+characters (spaces and newlines, runs of them of any length, ``/``, ``.``, ``_``, every dash:
 "DE89\\n3704\\n0044…" is an IBAN as much as "DE89 3704 0044…"). The look-behind sits after
 the first letter so the pattern starts with a character class (the regex engine then skips
 ahead in C instead of testing every position), and a letter must be followed by a letter

@@ -10,8 +10,9 @@ view. Tokens undo the ways people spell a number so a filter misses it:
   them ("4111 l111" but not "hello1");
 * an ``x`` right after digits (the check character of a PRC ID).
 
-Separators are any run of up to ``MAX_SEPARATOR`` non-alphanumeric characters: spaces (also
-long runs), tabs, newlines, ``/``, ``,``, ``_``, every Unicode dash and minus. Detectors try
+Separators are any run of up to ``MAX_SEPARATOR`` non-alphanumeric characters: spaces, tabs,
+newlines, ``/``, ``,``, ``_``, every Unicode dash and minus; and a run of whitespace of any
+length (groups set lines or a screen apart still read as one number). Detectors try
 *windows* of consecutive digit groups, so a card followed by a CVV, or a phone next to an
 order number, is still found; validation (Luhn + issuer, ID checksum, libphonenumber) keeps
 precision. Runs are never cut into chunks: a number is found wherever it sits in a long run
@@ -86,6 +87,8 @@ _HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
 _CJK_CLASS = "".join(_CJK_DIGITS)
 _SOFT = re.compile(r"[ \-.]{1,3}+")
 _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
+_BLANK = re.compile(r"\s++")
+"""Whitespace of any length between two groups ("4111" and "1111" thirteen newlines apart)."""
 
 SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]"
 """The numeric detectors' gate pattern: a digit or numeral. With ``DIGIT_WORDS`` (their gate
@@ -481,6 +484,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
     """
     runs: list[NumberRun] = []
     separator = _SEPARATOR.fullmatch
+    blank = _BLANK.fullmatch
     soft = _SOFT.fullmatch
     groups: list[tuple[int, int, str]] = []
     hard: list[int] = []
@@ -504,6 +508,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
         elif groups and (
             start == last_end  # digits meet numerals: a hard group boundary
             or (start - last_end <= MAX_SEPARATOR and separator(view, last_end, start))
+            or blank(view, last_end, start)
         ):
             if start == last_end or soft(view, last_end, start) is None:
                 hard.append(len(groups))

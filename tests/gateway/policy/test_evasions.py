@@ -26,6 +26,9 @@ def _spaced(number: str, sep: str, size: int = 4) -> str:
 
 SEPARATORS = [
     "\n",
+    "\n" * 13,  # whitespace of any length
+    " " * 40,
+    "\n \n \n \n \n \n \n ",
     "\t",
     "/",
     ",",
