@@ -892,20 +892,21 @@ var CipherdeskPolicy = (function () {
   var SPELT_EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
     ')(?![a-z0-9\\-])', 'g');
-  /** The at spelt out right after a word for e-mail (email.py _CUED_EMAIL). */
+  /** The at spelt out right after a word for e-mail (email.py _AFTER_CUE). */
   var CUED_EMAIL = new RegExp('(?:(?:邮箱|邮件)(?:地址)?' + atomic('(?:是|为|[:：\\s]){0,4}') +
-    '|e-?mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
+    '|mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
     '(?<address>(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
     atomic('[a-z]{2,24}') + ')(?![a-z0-9\\-])', 'g');
   var MAIL_CUES = ['邮箱', '邮件', 'mail'];
-  var EMAIL_TRIGGERS = ['@', 'at)', 'at]', 'at}', 'at )', 'at ]', 'at }', 'dot', '点'].concat(MAIL_CUES);
+  var BRACKETED_AT_END = /at\s?[)\]}]/;  // in every EMAIL match but those with an @
 
   function emails(ctx) {
     var hits = [], m;
-    if (!contains(ctx.view, EMAIL_TRIGGERS)) return hits;
-    EMAIL.lastIndex = 0;
-    while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+    if (ctx.view.indexOf('@') >= 0 || BRACKETED_AT_END.test(ctx.view)) {
+      EMAIL.lastIndex = 0;
+      while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+    }
     var spelt = ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0;
     if (spelt) {
       SPELT_EMAIL.lastIndex = 0;

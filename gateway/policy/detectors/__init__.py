@@ -5,7 +5,7 @@ from __future__ import annotations
 from .address import AddressDetector
 from .bank_account import BankAccountDetector
 from .base import Detector, Hit, ScanContext
-from .card import CardDetector, is_card_number
+from .card import CardCodeDetector, CardDetector, is_card_number
 from .cn_id import CnIdDetector, is_cn_id
 from .email import EmailDetector
 from .iban import IbanDetector
@@ -22,6 +22,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         SecretsDetector(),
         CnIdDetector(),
         CardDetector(),
+        CardCodeDetector(),
         IbanDetector(),
         BankAccountDetector(),
         PhoneDetector(phone_regions),
@@ -34,6 +35,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
 __all__ = [
     "AddressDetector",
     "BankAccountDetector",
+    "CardCodeDetector",
     "CardDetector",
     "CnIdDetector",
     "Detector",

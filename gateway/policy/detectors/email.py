@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..normalize import VIEW_WHITESPACE
 from .base import Hit, ScanContext
 
 _LOCAL = r"[a-z0-9](?<![a-z0-9._%+\-/].)[a-z0-9._%+\-]{0,63}+"
@@ -37,37 +38,72 @@ _SPELT_EMAIL = re.compile(
 words, or 艾特 and 点 (the view is Simplified: 點 too). Only the at spelt ("name at
 example.com") is left alone here: "look at example.com" points at a web site."""
 _MAIL_CUES = ("邮箱", "邮件", "mail")
-_CUED_EMAIL = re.compile(
-    r"(?:(?:邮箱|邮件)(?:地址)?(?:是|为|[:：\s]){0,4}+"
-    r"|e-?mail(?:\s?address)?(?:\s?is|\s?[:：])\s{0,2}+)"
+_ADDRESS_AFTER_CUE = (
     rf"(?P<address>{_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
     r"(?![a-z0-9\-])"
 )
+_AFTER_CUE = {
+    "邮箱": re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}"),
+    "mail": re.compile(rf"(?:\s?address)?(?:\s?is|\s?[:：])\s{{0,2}}+{_ADDRESS_AFTER_CUE}"),
+}
+_AFTER_CUE["邮件"] = _AFTER_CUE["邮箱"]
 """An address with its at spelt out right after a word for e-mail ("邮箱 zhangsan at
-qq.com", "email: jo at example.com", "my email is jo at …"): the cue says it is no web
-site. English cues are nouns followed by "is" or a colon ("email me at example.com" is
-a request, not an address)."""
+qq.com", "email: jo at example.com", "my email is jo at …"), matched from where the word
+ends: the cue says it is no web site. English cues are the noun followed by "is" or a colon
+("email me at example.com" is a request, not an address). Found with ``str.find`` first:
+a pattern starting with "e-?mail" stops at every "e" of English text."""
+
+
+def _cued(view: str) -> Iterator[tuple[int, int]]:
+    """Spans of the addresses ``_AFTER_CUE`` finds after each e-mail word of ``view``."""
+    for cue, after in _AFTER_CUE.items():
+        pos = view.find(cue)
+        while pos >= 0:
+            m = after.match(view, pos + len(cue))
+            if m is not None:
+                yield m.span("address")
+            pos = view.find(cue, pos + 1)
+
+
+_AT_SIGNS = (
+    "@",
+    *("at" + space + bracket for space in ("", *VIEW_WHITESPACE) for bracket in ")]}"),
+)
+"""In every ``_EMAIL`` match: @ (the view folds ＠ to it) or a bracketed at's end, with any
+whitespace a view holds ("(at\\n)"): the engine's gate phrases."""
+_BRACKETED_AT_END = re.compile(r"at\s?[)\]}]")
+"""``_AT_SIGNS`` but @, as one search led by a literal (22 substring searches cost ~10 us on
+a 500-character line)."""
+_SPELT_AT_WORD = re.compile(r"at(?<=\sat)(?=\s)|艾特")
+"""In every spelt-out at: "at" between whitespace (led by the literal, so the regex engine
+skips ahead in C to each "at"), or 艾特."""
 
 
 class EmailDetector:
     """E-mail addresses."""
 
     kinds = ("email",)
-    triggers = ("@", "at)", "at]", "at}", "at )", "at ]", "at }", "dot", "点", *_MAIL_CUES)
-    gate_phrases = triggers
+    triggers = ()
+    gate_phrases = (*_AT_SIGNS, "dot", "点", *_MAIL_CUES)
+    """The engine's automaton finds them all in its one pass (as ``triggers`` the engine
+    would search for each of the 27 again)."""
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield e-mail addresses, in text order."""
+        """Yield e-mail addresses, in text order. Each pattern runs only where its own
+        literal is (~10 us each on a 500-character line)."""
         view = ctx.view
-        hits = [m.span() for m in _EMAIL.finditer(view)]
-        spelt = "dot" in view or "点" in view
-        if spelt:
+        hits: list[tuple[int, int]] = []
+        if "@" in view or _BRACKETED_AT_END.search(view) is not None:
+            hits.extend(m.span() for m in _EMAIL.finditer(view))
+        more = False
+        if ("dot" in view or "点" in view) and _SPELT_AT_WORD.search(view) is not None:
+            more = True
             hits.extend(m.span() for m in _SPELT_EMAIL.finditer(view))
-        cued = any(cue in view for cue in _MAIL_CUES)
-        if cued:
-            hits.extend(m.span("address") for m in _CUED_EMAIL.finditer(view))
-        if spelt or cued:
+        for span in _cued(view):
+            more = True
+            hits.append(span)
+        if more:
             hits = sorted(set(hits))
         for start, end in hits:
             yield Hit("email", start, end, "email.address")
