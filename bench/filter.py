@@ -266,6 +266,10 @@ _WORDS = dict(
 )
 _PINYIN = dict(zip("0123456789", "ling yao er san si wu liu qi ba jiu".split(), strict=True))
 _SEPS = ["\n", "\t", "/", ",", "_", "    ", "\u2212", "\u2013", "\u2014", "\u2015", " - ", "\u3000"]
+_DINGBATS = dict(zip("0123456789", "⓿❶➁➌⓸❺➅➐⓼❾", strict=True))
+"""Circled digits without a compatibility mapping (dingbats, double circled), mixed."""
+_NUMERAL_WORDS = ["一直打不通", "两个都行", "一张", "一下", "三天了"]
+"""Chinese words that start with a numeral, written right after the number."""
 
 
 def _evade(number: str, rng: random.Random) -> tuple[str, str]:
@@ -283,6 +287,9 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
             "percent",
             "bidi",
             "long-prefix",
+            "blank",
+            "numeral-word",
+            "dingbat",
         ]
     )
     groups = [number[i : i + 4] for i in range(0, len(number), 4)]
@@ -307,6 +314,12 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
         return cls, "".join(f"%{ord(c):02X}" for c in number)
     if cls == "bidi":
         return cls, "\u202e" + number[::-1] + "\u202c"
+    if cls == "blank":  # groups further apart than any separator run: whitespace only
+        return cls, "".join(g + rng.choice([" ", "\n"]) * rng.randint(13, 40) for g in groups)
+    if cls == "numeral-word":
+        return cls, number + rng.choice(_NUMERAL_WORDS)
+    if cls == "dingbat":
+        return cls, " ".join("".join(_DINGBATS[c] for c in g) if g.isdigit() else g for g in groups)
     # The issue's attack: more than 48 digits before the number (a filler run, not random
     # digits -- random digits hold real-looking cards and phones by chance).
     return cls, " ".join("0" for _ in range(rng.randint(49, 200))) + " " + " ".join(groups)
