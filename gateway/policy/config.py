@@ -10,6 +10,7 @@ card                mask        block       last4      customer told to use the 
 cn_id               mask        block       last4      ID numbers only travel verified channels
 iban                mask        block       last4      same as cards
 bank_account        mask        block       last4      (keyword-context account numbers)
+id_document         mask        block       last4      passports, permits (cue-context numbers)
 phone               allow       allow       last4      contact details customers choose to give
 email               allow       allow       email      support needs them to find accounts
 otp                 mask        block       full       staff never ask for codes: an agent doing
@@ -68,6 +69,7 @@ _DEFAULTS: dict[str, tuple[Action, Action, str]] = {
     "cn_id": ("mask", "block", "last4"),
     "iban": ("mask", "block", "last4"),
     "bank_account": ("mask", "block", "last4"),
+    "id_document": ("mask", "block", "last4"),
     "phone": ("allow", "allow", "last4"),
     "email": ("allow", "allow", "email"),
     "otp": ("mask", "block", "full"),
@@ -103,6 +105,7 @@ _AUDIENCE_DEFAULTS: dict[str, tuple[AudienceRule, AudienceRule, str]] = {
     "cn_id": ("mask", "mask", "last4"),
     "iban": ("mask", "mask", "last4"),
     "bank_account": ("mask", "mask", "last4"),
+    "id_document": ("mask", "mask", "last4"),
 }
 DEFAULT_AUDIENCES: Mapping[str, Mapping[str, AudienceRule]] = MappingProxyType(
     {k: MappingProxyType({"plugin": p, "export": e}) for k, (p, e, _) in _AUDIENCE_DEFAULTS.items()}

@@ -16,6 +16,7 @@ DETECTOR_KINDS = (
     "cn_id",
     "iban",
     "bank_account",
+    "id_document",
     "phone",
     "email",
     "name",

@@ -35,8 +35,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors.bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
-from .detectors.secrets import CONTEXT_RULES
+from .detectors import default_detectors
 from .engine import PolicyEngine
 from .keywords import compact_term, edge_needs_boundary
 from .normalize import fold, tables
@@ -76,7 +75,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         [key, int(edge_needs_boundary(key[0])), int(edge_needs_boundary(key[-1])), rules]
         for key, rules in sorted(grouped.items())
     ]
-    phrases = [p for r in (*CONTEXT_RULES, BANK_ACCOUNT_RULE) for p in r.triggers]
+    phrases = _end_phrases()
     return {
         "v": END_VERSION,
         "tenant": tenant,
@@ -97,6 +96,19 @@ def end_document_text(engine: PolicyEngine, tenant: str | None, issued: int) -> 
     """The document as the text an admin signs (compact JSON, UTF-8 kept readable)."""
     return json.dumps(
         end_document(engine, tenant, issued), ensure_ascii=False, separators=(",", ":")
+    )
+
+
+@cache
+def _end_phrases() -> tuple[str, ...]:
+    """The cue phrases of every detector the end engine runs (context rules' cues, card
+    security codes, identity documents, e-mail nouns): their Traditional forms must fold
+    in the browser as they do here."""
+    return tuple(
+        phrase
+        for detector in default_detectors()
+        if set(detector.kinds) <= set(END_KINDS)
+        for phrase in getattr(detector, "gate_phrases", ())
     )
 
 

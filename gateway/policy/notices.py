@@ -17,6 +17,7 @@ _WHAT: dict[str, tuple[str, str]] = {
     "cn_id": ("an ID number", "身份证号码"),
     "iban": ("a bank account number", "银行账号"),
     "bank_account": ("a bank account number", "银行账号"),
+    "id_document": ("an identity document number", "证件号码"),
     "phone": ("a phone number", "电话号码"),
     "email": ("an e-mail address", "邮箱地址"),
     "otp": ("a verification code", "验证码"),

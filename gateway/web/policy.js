@@ -617,6 +617,14 @@ var CipherdeskPolicy = (function () {
     return y >= 1900 && born.getTime() <= today;
   }
 
+  /** cn_id.py is_legacy_cn_id: 15 digits, a province, a real 19YYMMDD birth date. */
+  function isLegacyCnId(digits) {
+    if (!/^[0-9]{15}$/.test(digits) || !PROVINCES.has(digits.slice(0, 2))) return false;
+    var y = 1900 + +digits.slice(6, 8), m = +digits.slice(8, 10), d = +digits.slice(10, 12);
+    var born = new Date(Date.UTC(y, m - 1, d));
+    return born.getUTCFullYear() === y && born.getUTCMonth() === m - 1 && born.getUTCDate() === d;
+  }
+
   /* ------------------------------------------------------------------ detectors */
 
   function Hit(kind, start, end, rule) {
@@ -637,7 +645,7 @@ var CipherdeskPolicy = (function () {
   }
 
   /** A value recognised by a context phrase, filler, then the value (context.py). */
-  function contextRule(kind, rule, phrases, filler, value, needsNonLetter) {
+  function contextRule(kind, rule, phrases, filler, value, needsNonLetter, valid) {
     var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
     var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + filler + '(?<value>' + value + ')', 'gdu');
     return {
@@ -648,6 +656,7 @@ var CipherdeskPolicy = (function () {
         while ((m = pattern.exec(view)) !== null) {
           var v = m.groups.value, at = m.indices.groups.value;
           if (needsNonLetter && /^\p{L}+$/u.test(v)) continue;
+          if (valid && !valid(v.replace(/[ \-]/g, ''))) continue;
           hits.push(new Hit(kind, at[0], at[1], rule));
           if (m[0].length === 0) pattern.lastIndex += 1;
         }
@@ -724,6 +733,28 @@ var CipherdeskPolicy = (function () {
 
   function bankAccounts(ctx) {
     return contains(ctx.view, BANK_ACCOUNT_RULE.triggers) ? BANK_ACCOUNT_RULE.scan(ctx.view) : [];
+  }
+
+  /** What may stand between a cue and a document number (id_document.py ANNOUNCING_FILLER). */
+  var ANNOUNCING_FILLER = atomic('(?:[\\s:：,，.#=\\-]|号码|编号|号|是|为|number|num|no|is|was){0,8}');
+  /** Passports, permits and other identity documents after their cue (id_document.py). */
+  var ID_DOCUMENT_RULE = contextRule('id_document', 'id_document.context', ['护照', '通行证', '台胞证',
+    '回乡证', '居留证', '居留许可', '军官证', '士兵证', '警官证', '证件号', '签证号', '社保号', '社保卡号',
+    '社会保障号', 'passport', 'travel permit', 'travel document', 'residence permit', 'document number',
+    'document no', 'visa number', 'visa no', 'social security number', 'ssn'],
+    ANNOUNCING_FILLER,
+    '(?<![0-9a-z])' + atomic('[a-z]{0,2}') + '[0-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,11}') +
+    atomic('[a-z]?') + '(?![0-9a-z])');
+  function idDocuments(ctx) {
+    return contains(ctx.view, ID_DOCUMENT_RULE.triggers) ? ID_DOCUMENT_RULE.scan(ctx.view) : [];
+  }
+  /** First-generation 15-digit IDs after an ID cue (cn_id.py LEGACY_RULE). */
+  var LEGACY_ID_RULE = contextRule('cn_id', 'cn_id.legacy', ['身份证', '居民身份证', '证件号', 'id card',
+    'id number', 'id no'], ANNOUNCING_FILLER,
+    '(?<![0-9])' + atomic('[0-9]{6}') + atomic('[ \\-]?') + atomic('[0-9]{6}') + atomic('[ \\-]?') +
+    atomic('[0-9]{3}') + '(?![0-9a-z])', false, isLegacyCnId);
+  function legacyIds(ctx) {
+    return contains(ctx.view, LEGACY_ID_RULE.triggers) ? LEGACY_ID_RULE.scan(ctx.view) : [];
   }
 
   /** Separators between an IBAN's characters: those digit runs allow (iban.py _START). */
@@ -1029,9 +1060,11 @@ var CipherdeskPolicy = (function () {
     var detectors = [
       [secrets, true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
+      [legacyIds, true],
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
       [cardCodes, true],
       [ibanDetector(doc.iban), true],
+      [idDocuments, true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],
       [emails, true]

@@ -117,14 +117,28 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
     await svc.store.open()
 
 
-async def test_an_iban_split_by_newlines_is_masked_for_agent_store_and_webhook(setup):
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        (
+            "refund to IBAN DE89\n3704\n0044\n0532\n0130\n00 please",
+            "refund to IBAN ****\n****\n****\n****\n**30\n00 please",
+        ),
+        (
+            "護照號碼：E12345678，老身份证 110105491231002",
+            "護照號碼：*****5678，老身份证 ***********1002",
+        ),
+    ],
+    ids=["iban-newlines", "passport-legacy-id"],
+)
+async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
     svc, agent, customer, receiver, _, _ = setup
     welcome = await customer.open()
     await _queued(agent, welcome.chat)
     await agent.accept(welcome.chat)
-    await customer.send_text("refund to IBAN DE89\n3704\n0044\n0532\n0130\n00 please")
+    await customer.send_text(sent)
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
-    assert got.text == "refund to IBAN ****\n****\n****\n****\n**30\n00 please"
+    assert got.text == shown
     key = await svc.keys.get(welcome.chat)
     [stored] = await svc.store.messages_after(welcome.chat, 0)
     assert open_text(key, welcome.chat, stored.msg_id, stored.body_sealed) == got.text

@@ -94,6 +94,13 @@ CASES: list[tuple[dict, str, str]] = [
         "郵箱 zhangsan 艾特 163 點 com，look at example.com",
         "customer",
     ),
+    ({}, "我的護照號碼是：E12345678，港澳通行证 C12345678", "customer"),
+    ({}, "passport no. 123456789, SSN 123-45-6789", "customer"),
+    ({}, "護照還沒辦好，订单 12345678；passport photos 2", "customer"),
+    ({}, "老身份证号：110105 491231 002，ID card number is 110105491231002", "customer"),
+    ({}, "身份证 110105194912310，订单 110105491231002", "customer"),
+    ({}, "please send your passport number E12345678 again", "agent"),
+    ({}, "社保卡号 1234 5678 9，银行卡号 6222 0212 3456 7890", "customer"),
 ]
 
 

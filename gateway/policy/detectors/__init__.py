@@ -6,9 +6,10 @@ from .address import AddressDetector
 from .bank_account import BankAccountDetector
 from .base import Detector, Hit, ScanContext
 from .card import CardCodeDetector, CardDetector, is_card_number
-from .cn_id import CnIdDetector, is_cn_id
+from .cn_id import CnIdDetector, LegacyCnIdDetector, is_cn_id
 from .email import EmailDetector
 from .iban import IbanDetector
+from .id_document import IdDocumentDetector
 from .names import NameDetector
 from .phone import PhoneDetector
 from .secrets import SecretsDetector
@@ -21,9 +22,11 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
     return (
         SecretsDetector(),
         CnIdDetector(),
+        LegacyCnIdDetector(),
         CardDetector(),
         CardCodeDetector(),
         IbanDetector(),
+        IdDocumentDetector(),  # before accounts: a 社保卡号 is a document, not a bank card
         BankAccountDetector(),
         PhoneDetector(phone_regions),
         EmailDetector(),
@@ -42,6 +45,8 @@ __all__ = [
     "EmailDetector",
     "Hit",
     "IbanDetector",
+    "IdDocumentDetector",
+    "LegacyCnIdDetector",
     "NameDetector",
     "PhoneDetector",
     "ScanContext",

@@ -3,17 +3,22 @@ code and a real birth date (python-stdnum's ``cn.ric`` for the date).
 
 stdnum's full ``validate`` also demands that the county code existed in the birth year, which
 rejects real IDs (numbers are issued with the county codes current at issue time), so we check
-the province instead. 15-digit legacy numbers carry no checksum and are never matched.
+the province instead. 15-digit legacy numbers (issued until 2004, still in old records) carry
+no checksum: one is matched only after its cue ("身份证号：110105491231002") with a real
+province and birth date, like a passport number (``id_document.py``).
 """
 
 from __future__ import annotations
 
 import datetime
 import operator
+from collections.abc import Iterator
 
 from stdnum.cn import ric
 
-from .base import ValidatedNumberDetector
+from .base import Hit, ScanContext, ValidatedNumberDetector
+from .context import context_rule
+from .id_document import ANNOUNCING_FILLER
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
@@ -36,6 +41,28 @@ def is_cn_id(value: str) -> bool:
     return 1900 <= born.year and born <= datetime.date.today()
 
 
+def is_legacy_cn_id(digits: str) -> bool:
+    """True for 15 digits with a real province and a real 19YYMMDD birth date (positions
+    7-12); the first-generation IDs carry no check digit."""
+    if len(digits) != 15 or not digits.isdigit() or digits[:2] not in _PROVINCES:
+        return False
+    try:
+        datetime.date(1900 + int(digits[6:8]), int(digits[8:10]), int(digits[10:12]))
+    except ValueError:
+        return False
+    return True
+
+
+LEGACY_RULE = context_rule(
+    "cn_id",
+    "cn_id.legacy",
+    ("身份证", "居民身份证", "证件号", "id card", "id number", "id no"),
+    ANNOUNCING_FILLER,
+    r"(?<![0-9])[0-9]{6}+[ \-]?+[0-9]{6}+[ \-]?+[0-9]{3}+(?![0-9a-z])",
+    valid=is_legacy_cn_id,
+)
+
+
 class CnIdDetector(ValidatedNumberDetector):
     """Resident ID numbers, with separators or full-width digits (GB 11643 mod 11-2 check
     digit and a real birth date)."""
@@ -44,3 +71,17 @@ class CnIdDetector(ValidatedNumberDetector):
     rule = "cn_id.mod11_2"
     min_digits, max_digits, leading = 18, 18, "123456789"
     valid = staticmethod(is_cn_id)
+
+
+class LegacyCnIdDetector:
+    """First-generation 15-digit ID numbers after an ID cue (kind ``cn_id``): without a check
+    digit, a 15-digit order number would pass the province and date alone."""
+
+    kinds = ("cn_id",)
+    triggers = ()
+    gate_phrases = LEGACY_RULE.triggers
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the legacy ID numbers."""
+        return LEGACY_RULE.scan(ctx.view)

@@ -8,10 +8,12 @@ then the value; only the value is reported. All quantifiers are bounded or posse
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .base import Hit
+
+_SEPARATORS = re.compile(r"[ \-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +25,16 @@ class ContextRule:
     pattern: re.Pattern[str]
     triggers: tuple[str, ...]
     needs_non_letter: bool = False
+    valid: Callable[[str], bool] | None = None
+    """A check the value's digits must pass too (a legacy ID's birth date), if any."""
 
     def scan(self, view: str) -> Iterator[Hit]:
         """Yield the value group of each match."""
         for m in self.pattern.finditer(view):
             value = m.group("value")
             if self.needs_non_letter and value.isalpha():
+                continue
+            if self.valid is not None and not self.valid(_SEPARATORS.sub("", value)):
                 continue
             yield Hit(self.kind, m.start("value"), m.end("value"), self.rule)
 
@@ -40,10 +46,11 @@ def context_rule(
     filler: str,
     value: str,
     needs_non_letter: bool = False,
+    valid: Callable[[str], bool] | None = None,
 ) -> ContextRule:
     """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
     pattern = re.compile(rf"{not_after_letter(phrases)}{filler}(?P<value>{value})")
-    return ContextRule(kind, rule, pattern, phrases, needs_non_letter)
+    return ContextRule(kind, rule, pattern, phrases, needs_non_letter, valid)
 
 
 def not_after_letter(phrases: tuple[str, ...]) -> str:

@@ -1,0 +1,72 @@
+"""Identity documents other than the resident ID card: passports, travel and residence
+permits, service IDs, social-security numbers -- named by their cue.
+
+A Chinese passport is ``E12345678`` or ``EA1234567``, a Hong Kong/Macau travel permit
+``C12345678``, a Taiwan compatriot permit eight digits, a foreign passport six to nine
+characters: none carries a check digit anyone publishes, and each looks like an order or
+tracking number. So, as for account numbers, the cue is the validation ("护照号：E12345678",
+"passport no. 123456789"). The filler between cue and value is only punctuation and the words
+that announce a number (号码, 是, number, no, is), never free text: "护照还没办好，订单
+12345678" is no passport number. PIPL counts these numbers as sensitive personal information
+like the resident ID, so they take the ID's actions (kind ``id_document``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext
+from .context import context_rule
+
+ID_DOCUMENT_PHRASES = (
+    "护照",
+    "通行证",
+    "台胞证",
+    "回乡证",
+    "居留证",
+    "居留许可",
+    "军官证",
+    "士兵证",
+    "警官证",
+    "证件号",
+    "签证号",
+    "社保号",
+    "社保卡号",
+    "社会保障号",
+    "passport",
+    "travel permit",
+    "travel document",
+    "residence permit",
+    "document number",
+    "document no",
+    "visa number",
+    "visa no",
+    "social security number",
+    "ssn",
+)
+
+ANNOUNCING_FILLER = r"(?:[\s:：,，.#=\-]|号码|编号|号|是|为|number|num|no|is|was){0,8}+"
+"""What may stand between a cue and its value: punctuation and the words that announce a
+number ("号码：", "no.", "number is"), eight at most; any other word ends the match. Longer
+words first: the repetition is possessive, so "no" must not win over "number"."""
+
+RULE = context_rule(
+    "id_document",
+    "id_document.context",
+    ID_DOCUMENT_PHRASES,
+    ANNOUNCING_FILLER,
+    r"(?<![0-9a-z])[a-z]{0,2}+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
+)
+
+
+class IdDocumentDetector:
+    """Passport, permit and other identity-document numbers after their cue."""
+
+    kinds = ("id_document",)
+    triggers = ()
+    gate_phrases = RULE.triggers
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the document numbers."""
+        return RULE.scan(ctx.view)
