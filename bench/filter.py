@@ -272,6 +272,21 @@ _NUMERAL_WORDS = ["一直打不通", "两个都行", "一张", "一下", "三天
 """Chinese words that start with a numeral, written right after the number."""
 
 
+def _spoken(number: str, rng: random.Random) -> str:
+    """``number`` read aloud: zero as "oh" or "zero", repeated digits as "double"/"triple"."""
+    words = []
+    i = 0
+    while i < len(number):
+        run = len(number[i:]) - len(number[i:].lstrip(number[i]))
+        take = min(run, 3)
+        digit = (
+            "oh" if number[i] == "0" and rng.random() < 0.7 else _WORDS.get(number[i], number[i])
+        )
+        words.append({1: "", 2: "double ", 3: "triple "}[take] + digit)
+        i += take
+    return rng.choice([" ", ", "]).join(words)
+
+
 def _evade(number: str, rng: random.Random) -> tuple[str, str]:
     """(evasion class, the number written that way)."""
     cls = rng.choice(
@@ -290,6 +305,7 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
             "blank",
             "numeral-word",
             "dingbat",
+            "spoken",
         ]
     )
     groups = [number[i : i + 4] for i in range(0, len(number), 4)]
@@ -320,6 +336,8 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
         return cls, number + rng.choice(_NUMERAL_WORDS)
     if cls == "dingbat":
         return cls, " ".join("".join(_DINGBATS[c] for c in g) if g.isdigit() else g for g in groups)
+    if cls == "spoken":  # read aloud: "one three eight double oh …", "triple one"
+        return cls, _spoken(number, rng)
     # The issue's attack: more than 48 digits before the number (a filler run, not random
     # digits -- random digits hold real-looking cards and phones by chance).
     return cls, " ".join("0" for _ in range(rng.randint(49, 200))) + " " + " ".join(groups)

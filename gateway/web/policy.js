@@ -233,11 +233,15 @@ var CipherdeskPolicy = (function () {
   var WORDS = {
     zero: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7',
     eight: '8', nine: '9', ling: '0', yi: '1', yao: '1', er: '2', liang: '2', san: '3',
-    si: '4', wu: '5', liu: '6', qi: '7', ba: '8', jiu: '9'
+    si: '4', wu: '5', liu: '6', qi: '7', ba: '8', jiu: '9', oh: '0'
   };
+  /** Words that repeat the digit word after them; with "oh", digits only next to another
+   * digit word (numbers.py _REPEATS, _SPOKEN_ONLY, _SPOKEN_GAP). */
+  var REPEATS = { double: 2, triple: 3 };
+  var SPOKEN_GAP = /^[ ,\-]{1,3}$/;
   var HOMOGLYPHS = { o: '0', l: '1', i: '1', '|': '1' };
   var CJK_CLASS = Object.keys(CJK_DIGITS).join('');
-  var WORD_ALT = Object.keys(WORDS).sort(function (a, b) { return b.length - a.length; }).join('|');
+  var WORD_ALT = Object.keys(WORDS).concat(Object.keys(REPEATS)).sort(function (a, b) { return b.length - a.length; }).join('|');
   var MAX_SEPARATOR = 12, LONG_RUN = 24, MIN_RUN_DIGITS = 7;
   var DIGITISH = new RegExp('[0-9' + CJK_CLASS + '][0-9' + CJK_CLASS + 'oil|x]*', 'g');
   var WORD_TOKEN = new RegExp('(?:' + WORD_ALT + ')(?![a-z])', 'g');
@@ -304,15 +308,37 @@ var CipherdeskPolicy = (function () {
     WORD_TOKEN.lastIndex = 0;
     if (out.length || WORD_TOKEN.test(view)) {
       WORD_TOKEN.lastIndex = 0;
+      var words = [];
       while ((m = WORD_TOKEN.exec(view)) !== null) {
         if (!isLetter(view, m.index - 1)) {
-          out.push([m.index, m.index + m[0].length, WORDS[m[0]], 'w']);
+          words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
         }
       }
+      out.push.apply(out, spoken(view, words));
       out.push.apply(out, loneTokens(view, out));
       out.sort(cmpTuple);
     }
     return out;
+  }
+
+  /** Digit words as numbers are read aloud (numbers.py _spoken): "double"/"triple" and the
+   * digit word after it become one token; "oh" is a zero only next to another digit word. */
+  function spoken(view, words) {
+    function gap(a, b) { return SPOKEN_GAP.test(view.slice(a[1], b[0])); }
+    var merged = [];
+    for (var k = 0; k < words.length; k++) {
+      var times = REPEATS[words[k][2]];
+      if (!times) { merged.push(words[k]); continue; }
+      var after = words[k + 1];
+      if (after && !REPEATS[after[2]] && gap(words[k], after)) {
+        merged.push([words[k][0], after[1], after[2].repeat(times), 'w']);
+        k += 1;
+      }
+    }
+    return merged.filter(function (w, k) {
+      return view.slice(w[0], w[1]) !== 'oh' || (k > 0 && gap(merged[k - 1], w)) ||
+        (k + 1 < merged.length && gap(w, merged[k + 1]));
+    });
   }
 
   /** Lone homoglyphs and x's a short separator run after a token or after each other: only
@@ -434,7 +460,7 @@ var CipherdeskPolicy = (function () {
     for (var g = 0; g < n; g++) offsets.push(offsets[g] + groups[g][2].length);
     var forward = groups[0][0] <= groups[n - 1][0];
     var i, j;
-    if (n > 1 && this.digitCount <= LONG_RUN && groups.every(function (x) { return x[2].length === 1; })) {
+    if (n > 1 && this.digitCount <= LONG_RUN && groups.every(function (x) { return x[2].length === 1 || spelt(x); })) {
       if (lo <= joined.length && joined.length <= hi && first.indexOf(joined[0]) >= 0 && accept(joined)) {
         out.push(new Window(joined, Math.min(groups[0][0], groups[n - 1][0]),
           Math.max(groups[0][1], groups[n - 1][1]), this.plus));

@@ -128,8 +128,12 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "護照號碼：E12345678，老身份证 110105491231002",
             "護照號碼：*****5678，老身份证 ***********1002",
         ),
+        (
+            "card four triple one triple one triple one triple one triple one, thanks",
+            "card **** ****** *** ****** *** ****** *** ****** *** ****** ***, thanks",
+        ),
     ],
-    ids=["iban-newlines", "passport-legacy-id"],
+    ids=["iban-newlines", "passport-legacy-id", "card-read-aloud"],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
     svc, agent, customer, receiver, _, _ = setup

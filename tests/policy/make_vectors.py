@@ -101,6 +101,17 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "身份证 110105194912310，订单 110105491231002", "customer"),
     ({}, "please send your passport number E12345678 again", "agent"),
     ({}, "社保卡号 1234 5678 9，银行卡号 6222 0212 3456 7890", "customer"),
+    (
+        PHONE_MASK,
+        "call one three eight double oh one three eight triple oh, oh and thanks",
+        "customer",
+    ),
+    (PHONE_MASK, "Oh, 13800138000 is mine; double check it. one three eight oh oh one", "customer"),
+    (
+        {},
+        "订单号 five three four double two eight five three one seven one nine three two five two",
+        "customer",
+    ),
 ]
 
 

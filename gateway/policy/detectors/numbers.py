@@ -5,7 +5,9 @@ view. Tokens undo the ways people spell a number so a filter misses it:
 
 * ASCII digits (the view already maps full-width and other-script digits to ASCII);
 * Chinese numerals and financial capitals, one per digit (一三八, 壹叁捌, 〇/零, 两, 幺);
-* English digit words and toneless pinyin on word boundaries ("four one one", "yao san ba");
+* English digit words and toneless pinyin on word boundaries ("four one one", "yao san ba"),
+  the way numbers are read aloud too: "oh" for zero next to another digit word, "double" and
+  "triple" before one ("one three eight double oh one three eight triple oh");
 * homoglyphs glued to digits (``O``->0, ``l``/``I``/``|``->1) when no other letter touches
   them ("4111 l111" but not "hello1");
 * an ``x`` right after digits (the check character of a PRC ID).
@@ -82,7 +84,14 @@ _WORDS = {
     "qi": "7",
     "ba": "8",
     "jiu": "9",
+    "oh": "0",
 }
+_REPEATS = {"double": 2, "triple": 3}
+"""Words that repeat the digit word after them, as numbers are read aloud."""
+_SPOKEN_ONLY = frozenset({"oh", *_REPEATS})
+"""Words that are digits only next to another digit word ("oh, I see" is no zero)."""
+_SPOKEN_GAP = re.compile(r"[ ,\-]{1,3}+")
+"""What may stand between a spoken-only word and the digit word it leans on."""
 _HOMOGLYPHS = {"o": "0", "l": "1", "i": "1", "|": "1"}
 _CJK_CLASS = "".join(_CJK_DIGITS)
 _SOFT = re.compile(r"[ \-.]{1,3}+")
@@ -95,7 +104,7 @@ SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]"
 phrases) it is a necessary condition: a view with neither cannot hold a card, ID or phone
 number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards). One character class, so
 the regex engine scans in C."""
-DIGIT_WORDS = tuple(_WORDS)
+DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
 
 LONG_RUN = 24
 """Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
@@ -226,9 +235,10 @@ class NumberRun(NamedTuple):
         n = len(groups)
         forward = groups[0][0] <= groups[-1][0]
         single = len(joined) == n  # every group one digit (no group is empty)
-        if n > 1 and single and n <= LONG_RUN:
-            # Spelt digit by digit ("四 一 一 …", "four one …"): the run is ONE number; a
-            # window inside it is a coincidence (a wrong ID holds a Luhn-valid 16 digits).
+        if n > 1 and len(joined) <= LONG_RUN and (single or _read_out(groups)):
+            # Spelt digit by digit ("四 一 一 …", "four one …", "double four oh …"): the run
+            # is ONE number; a window inside it is a coincidence (a wrong ID holds a
+            # Luhn-valid 16 digits).
             if lo <= len(joined) <= hi and joined[0] in first and accept(joined):
                 yield Window(
                     joined,
@@ -335,6 +345,11 @@ class NumberRun(NamedTuple):
         return Window(joined[i : i + length], start, end, self.plus and i == 0)
 
 
+def _read_out(groups: tuple[tuple[int, int, str], ...]) -> bool:
+    """Whether every group is one digit or a spelt word ("double four" is two digits)."""
+    return all(len(digits) == 1 or end - start > len(digits) for start, end, digits in groups)
+
+
 def _spelt(group: tuple[int, int, str]) -> bool:
     """Whether a group was written as a word ("ba", "four"): in the view a word is longer than
     its digits, digits and numerals are one character each."""
@@ -361,7 +376,7 @@ _DIGITISH = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x]*+")
 """A chunk of digits/numerals with glued homoglyphs and check characters. Every pattern of the
 tokenizer starts with a character class or a literal, so the regex engine skips ahead in C
 (one alternation with lookbehinds in front made it test every position: 3x slower)."""
-_WORD_PHRASES = Phrases(_WORDS.items())
+_WORD_PHRASES = Phrases([*_WORDS.items(), *((w, w) for w in _REPEATS)])
 _LONE_AFTER = re.compile(
     rf"[\W_]{{1,{MAX_SEPARATOR}}}?([oil|x](?<![a-z0-9|].)[oil|x]{{0,3}}+)(?![a-z0-9])"
 )
@@ -385,10 +400,44 @@ def _digit_words(view: str) -> list[Token]:
     the phrase automaton, not a regex: a regex over the alternation would stop at every
     letter that can start a word (half the letters of English text)."""
     values = _WORD_PHRASES.values
-    return [
+    words = [
         (start, end, values[index], "w")
         for index, start, end in _WORD_PHRASES.find(view)
         if not _is_letter(view, start - 1) and not _is_letter(view, end)
+    ]
+    if any(view[start:end] in _SPOKEN_ONLY for start, end, _, _ in words):
+        return _spoken(view, sorted(words))
+    return words
+
+
+def _spoken(view: str, words: list[Token]) -> list[Token]:
+    """Digit words as numbers are read aloud: "double"/"triple" and the digit word right
+    after it become one token of that digit repeated; "oh" is a zero only next to another
+    digit word (within ``_SPOKEN_GAP``). A repeat word before anything else is dropped."""
+
+    def gap(a: Token, b: Token) -> bool:
+        return _SPOKEN_GAP.fullmatch(view, a[1], b[0]) is not None
+
+    merged: list[Token] = []
+    skip = False
+    for k, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        times = _REPEATS.get(word[2])
+        if times is None:
+            merged.append(word)
+            continue
+        after = words[k + 1] if k + 1 < len(words) else None
+        if after is not None and after[2] not in _REPEATS and gap(word, after):
+            merged.append((word[0], after[1], after[2] * times, "w"))
+            skip = True
+    return [
+        word
+        for k, word in enumerate(merged)
+        if view[word[0] : word[1]] != "oh"
+        or (k and gap(merged[k - 1], word))
+        or (k + 1 < len(merged) and gap(word, merged[k + 1]))
     ]
 
 

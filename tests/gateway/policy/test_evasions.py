@@ -3,6 +3,7 @@ ORIGINAL characters, and look-alike decoys stay untouched."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -82,6 +83,53 @@ def test_spelt_digits(eng: PolicyEngine, table: dict[str, str], sep: str) -> Non
         tail = sep.join(table.get(c, c) for c in number[-4:])
         assert tail not in d.text
         assert d.text.startswith("my number: ") and d.text.endswith(" ok")
+
+
+def _read_aloud(number: str) -> str:
+    """``number`` as people read it out: runs of a digit as "double"/"triple", zero as
+    "oh" ("one three eight double oh one three eight triple oh")."""
+    words = {**WORDS, "0": "oh"}
+    out = []
+    for digit, group in itertools.groupby(number):
+        count = len(list(group))
+        while count:
+            take = min(count, 3)
+            out.append({1: "", 2: "double ", 3: "triple "}[take] + words[digit])
+            count -= take
+    return " ".join(out)
+
+
+@pytest.mark.parametrize("sep", [" ", ", "])
+def test_numbers_read_aloud(eng: PolicyEngine, sep: str) -> None:
+    for number, kind in ((CARD, "card"), (MOBILE, "phone"), ("4000056655665556", "card")):
+        spoken = _read_aloud(number).replace(" ", sep).replace("double" + sep, "double ")
+        spoken = spoken.replace("triple" + sep, "triple ")
+        text = f"my number: {spoken}. oh and thanks"
+        d = eng.evaluate(text, "customer")
+        [found] = [f for f in d.findings if f.kind == kind]
+        assert text[found.start : found.end] == spoken, (spoken, kind)
+        assert (
+            d.text
+            == "my number: " + "".join(c if c in " ," else "*" for c in spoken) + ". oh and thanks"
+        )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "oh, 13800138000 is my number",  # "oh" next to digits, not digit words
+        "Oh I see, double check card 4111 1111 1111 1111 please",
+        "oh oh oh oh oh oh oh oh oh",
+    ],
+)
+def test_oh_and_double_are_words_away_from_digit_words(eng: PolicyEngine, text: str) -> None:
+    d = eng.evaluate(text, "customer")
+    for f in d.findings:
+        assert not text[f.start : f.end].lower().startswith(("oh", "double")), text
+    assert d.text is not None  # the words stay as written
+    assert [d.text.lower().count(w) for w in ("oh", "double")] == [
+        text.lower().count(w) for w in ("oh", "double")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -246,6 +294,8 @@ DECOYS = [
     "110105194912310021",  # wrong ID check character
     "四一一一一一一一一一一一一一一二",  # spelt, Luhn-invalid
     "四四O三O五l九七二O三l二五O三O",  # a wrong ID spelt in numerals and homoglyphs: no card in it
+    # Luhn-invalid, read aloud: the 15 digits after "five" are a Luhn-valid Amex number
+    "five three four double two eight five three one seven one nine three two five two",
     "订单号 2024031212345678901",
     "订单号：E20240312000123",
     "order #100234567",
