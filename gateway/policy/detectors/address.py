@@ -23,7 +23,7 @@ from .base import Hit, ScanContext
 _NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
 _NUMERALS = frozenset(_NUMERAL_CHARS)
 _NUM = rf"[{_NUMERAL_CHARS}]{{1,5}}+"
-_UNITS = ("号院", "号楼", "号", "栋", "幢", "座", "单元", "楼", "层", "室", "户", "门")
+_UNITS = ("号院", "号楼", "号", "弄", "栋", "幢", "座", "单元", "楼", "层", "室", "户", "门")
 """Building and house units, longer first where one begins another (号院 before 号)."""
 _UNIT = "(?:" + "|".join(_UNITS) + ")"
 _ROAD = (
@@ -31,15 +31,24 @@ _ROAD = (
     r"|新村|苑|院)"
 )
 _HAN = r"\u4e00-\u9fff"
-_MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_UNIT}){{0,5}}+"
+_HAN_PLAIN = r"\u4e00-\u7683\u7685-\u9fff"
+"""Chinese characters but 的 (U+7684): between a district and its first number, a 的 makes it
+prose ("朝阳区的门店3号开门": the shop opens on the 3rd), not an address."""
+_GAP = r"\s{0,2}+"
+"""Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``)."""
+_MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_GAP}{_UNIT}){{0,5}}+"
 """Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室
 (a building's name, then its number and unit)."""
 _DETAIL = re.compile(
-    rf"(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
-    rf"(?:[{_HAN}a-z0-9\-]{{0,10}}?{_NUM}{_UNIT})"  # first number marker
+    rf"{_GAP}(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
+    rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\-\s]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
     rf"{_MORE_UNITS}"
 )
-_ROAD_NUMBER = re.compile(rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|弄|胡同){_NUM}号{_MORE_UNITS}")
+_ROAD_NUMBER = re.compile(
+    rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|胡同){_GAP}{_NUM}{_GAP}[号弄]{_MORE_UNITS}"
+)
+"""A road and its house number without a division: 建国路88号, and a Shanghai lane,
+张江路123弄."""
 _STREET_TYPES = (
     "street",
     "st",
@@ -104,10 +113,13 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_phrases = tuple({n + u[0] for n in _NUMERAL_CHARS for u in _UNITS})
+    gate_phrases = tuple(
+        {n + gap + u[0] for n in _NUMERAL_CHARS for gap in ("", " ", "  ") for u in _UNITS}
+    )
     gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
-    """Inside every match: a numeral and a building/house unit (phrases: the engine's
-    automaton finds them at once), or an English house number and street type."""
+    """Inside every match: a numeral and a building/house unit, a space or two apart at most
+    (phrases: the engine's automaton finds them at once), or an English house number and
+    street type."""
     exclusive = True
 
     def __init__(self) -> None:
@@ -155,11 +167,22 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
     ``re.finditer(_NUM + _UNIT)`` finds them, searched from the unit: units are rare, digits
     are not, and a pattern starting with ``_NUM`` tries every digit of every order number."""
     for m in _UNIT_WORD.finditer(view):
-        start = unit = m.start()
-        while start > 0 and unit - start < 5 and view[start - 1] in _NUMERALS:
+        unit = m.start()
+        number_end = unit
+        while number_end > 0 and unit - number_end < 2 and view[number_end - 1] == " ":
+            number_end -= 1  # "4 号"
+        start = number_end
+        while start > 0 and number_end - start < 5 and view[start - 1] in _NUMERALS:
             start -= 1
-        if start < unit:
+        if start < number_end:
             yield start, m.end()
+
+
+def _next_to(view: str, end: int, start: int) -> bool:
+    """Whether a division name starting at ``start`` follows one ending at ``end`` directly
+    or after a space or two (``上海市 浦东新区``)."""
+    gap = view[end:start]
+    return not gap or (len(gap) <= 2 and gap.isspace())
 
 
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
@@ -173,7 +196,7 @@ def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         anchors.append((start, end))
     chained: list[tuple[int, int]] = []  # adjacent names (广东省深圳市南山区) are one anchor
     for start, end in anchors:
-        if chained and start == chained[-1][1]:
+        if chained and _next_to(view, chained[-1][1], start):
             chained[-1] = (chained[-1][0], end)
         else:
             chained.append((start, end))

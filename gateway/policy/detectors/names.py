@@ -102,6 +102,7 @@ _HONORIFICS = ("先生", "女士", "小姐")
 _CUES_EN = (
     "my name is",
     "name is",
+    "name's",
     "name",
     "this is",
     "i am",

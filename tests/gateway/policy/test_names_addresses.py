@@ -47,6 +47,8 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "Main street store is closed",
         "张先生您好",
         "3号楼的快递柜坏了",
+        "朝阳区的门店3号开门吗",  # the 3rd of the month
+        "这个东西我弄了 3 天，弄不好",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -68,6 +70,13 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
         ("送到建国路88号华贸中心3座1501室", "送到*****************"),
         # what follows the address after a comma is not
         ("北京市朝阳区建国路88号，我明天3点在家", "北京市朝阳区******，我明天3点在家"),
+        # parts set apart by spaces, a Shanghai lane
+        (
+            "上海市 浦东新区 张江路 123弄 4号楼 501室",
+            "上海市 浦东新区 *** **** *** ****",
+        ),
+        ("寄到 深圳南山区高新南一道 9 号", "寄到 深圳南山区***** * *"),
+        ("寄到张江路123弄，放门卫", "寄到*******，放门卫"),
         (
             "Ship to 1600 Amphitheatre Parkway, Mountain View",
             "Ship to **** ************ *******, Mountain View",
