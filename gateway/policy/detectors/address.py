@@ -34,14 +34,15 @@ _HAN = r"\u4e00-\u9fff"
 _HAN_PLAIN = r"\u4e00-\u7683\u7685-\u9fff"
 """Chinese characters but 的 (U+7684): between a district and its first number, a 的 makes it
 prose ("朝阳区的门店3号开门": the shop opens on the 3rd), not an address."""
-_GAP = r"\s{0,2}+"
-"""Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``)."""
+_GAP = r" {0,2}+"
+"""Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
+view folds other spaces to U+0020). The detector's gate phrases allow as many."""
 _MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_GAP}{_UNIT}){{0,5}}+"
 """Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室
 (a building's name, then its number and unit)."""
 _DETAIL = re.compile(
     rf"{_GAP}(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
-    rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\-\s]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
+    rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\- ]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
     rf"{_MORE_UNITS}"
 )
 _ROAD_NUMBER = re.compile(
@@ -163,14 +164,15 @@ class AddressDetector:
 
 
 def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
-    """Spans of a number (one to five numerals) and a unit (``88号``, ``3栋``), as
-    ``re.finditer(_NUM + _UNIT)`` finds them, searched from the unit: units are rare, digits
-    are not, and a pattern starting with ``_NUM`` tries every digit of every order number."""
+    """Spans of a number (one to five numerals), a space or two, and a unit (``88号``,
+    ``3栋``, ``4 号``), as ``re.finditer(_NUM + _GAP + _UNIT)`` finds them, searched from
+    the unit: units are rare, digits are not, and a pattern starting with ``_NUM`` tries
+    every digit of every order number."""
     for m in _UNIT_WORD.finditer(view):
         unit = m.start()
         number_end = unit
         while number_end > 0 and unit - number_end < 2 and view[number_end - 1] == " ":
-            number_end -= 1  # "4 号"
+            number_end -= 1  # "4 号" (``_GAP``)
         start = number_end
         while start > 0 and number_end - start < 5 and view[start - 1] in _NUMERALS:
             start -= 1
@@ -180,9 +182,8 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
 
 def _next_to(view: str, end: int, start: int) -> bool:
     """Whether a division name starting at ``start`` follows one ending at ``end`` directly
-    or after a space or two (``上海市 浦东新区``)."""
-    gap = view[end:start]
-    return not gap or (len(gap) <= 2 and gap.isspace())
+    or after a space or two (``上海市 浦东新区``, ``_GAP``)."""
+    return start - end <= 2 and view[end:start] == " " * (start - end)
 
 
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:

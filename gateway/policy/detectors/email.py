@@ -37,16 +37,16 @@ _SPELT_EMAIL = re.compile(
 """An address with both the at and every dot of the domain spelt out: "at" and "dot" as
 words, or 艾特 and 点 (the view is Simplified: 點 too). Only the at spelt ("name at
 example.com") is left alone here: "look at example.com" points at a web site."""
-_MAIL_CUES = ("邮箱", "邮件", "mail")
 _ADDRESS_AFTER_CUE = (
     rf"(?P<address>{_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
     r"(?![a-z0-9\-])"
 )
+_AFTER_ZH_CUE = re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}")
 _AFTER_CUE = {
-    "邮箱": re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}"),
+    "邮箱": _AFTER_ZH_CUE,
+    "邮件": _AFTER_ZH_CUE,
     "mail": re.compile(rf"(?:\s?address)?(?:\s?is|\s?[:：])\s{{0,2}}+{_ADDRESS_AFTER_CUE}"),
 }
-_AFTER_CUE["邮件"] = _AFTER_CUE["邮箱"]
 """An address with its at spelt out right after a word for e-mail ("邮箱 zhangsan at
 qq.com", "email: jo at example.com", "my email is jo at …"), matched from where the word
 ends: the cue says it is no web site. English cues are the noun followed by "is" or a colon
@@ -65,15 +65,17 @@ def _cued(view: str) -> Iterator[tuple[int, int]]:
             pos = view.find(cue, pos + 1)
 
 
+_CLOSING = ")]}"
+"""The brackets that close a bracketed at ("(at)", "[at]", "{at}")."""
 _AT_SIGNS = (
     "@",
-    *("at" + space + bracket for space in ("", *VIEW_WHITESPACE) for bracket in ")]}"),
+    *("at" + space + bracket for space in ("", *VIEW_WHITESPACE) for bracket in _CLOSING),
 )
 """In every ``_EMAIL`` match: @ (the view folds ＠ to it) or a bracketed at's end, with any
 whitespace a view holds ("(at\\n)"): the engine's gate phrases."""
-_BRACKETED_AT_END = re.compile(r"at\s?[)\]}]")
+_BRACKETED_AT_END = re.compile(rf"at\s?[{re.escape(_CLOSING)}]")
 """``_AT_SIGNS`` but @, as one search led by a literal (22 substring searches cost ~10 us on
-a 500-character line)."""
+a 500-character line); ``VIEW_WHITESPACE`` is what ``\\s`` matches in a view."""
 _SPELT_AT_WORD = re.compile(r"at(?<=\sat)(?=\s)|艾特")
 """In every spelt-out at: "at" between whitespace (led by the literal, so the regex engine
 skips ahead in C to each "at"), or 艾特."""
@@ -84,7 +86,7 @@ class EmailDetector:
 
     kinds = ("email",)
     triggers = ()
-    gate_phrases = (*_AT_SIGNS, "dot", "点", *_MAIL_CUES)
+    gate_phrases = (*_AT_SIGNS, "dot", "点", *_AFTER_CUE)
     """The engine's automaton finds them all in its one pass (as ``triggers`` the engine
     would search for each of the 27 again)."""
     exclusive = True

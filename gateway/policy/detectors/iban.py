@@ -13,6 +13,7 @@ import functools
 import re
 import string
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from schwifty import IBAN, registry
 from schwifty.exceptions import SchwiftyException
@@ -59,58 +60,61 @@ class IbanDetector:
         while (m := search(view, pos)) is not None:
             text = m.group()
             chars = _NOT_ALNUM.sub("", text)
-            length = _iban_length(chars[:2])
-            if length is not None and length <= len(chars) and _is_iban(chars[:length]):
-                pos = m.start() + _span_of(text, length)
+            country = _country_format(chars[:2])
+            if (
+                country is not None
+                and country.length <= len(chars)
+                and _is_iban(chars[: country.length], country.kinds)
+            ):
+                pos = m.start() + _span_of(text, country.length)
                 yield Hit("iban", m.start(), pos, "iban.mod97")
             else:
                 pos = m.start() + 1
 
 
-def _is_iban(candidate: str) -> bool:
-    """Whether ``candidate`` (lower case, its country's length) is a valid IBAN as written,
-    or once homoglyphs where its country's format has digits are read as the digits they
-    stand for ("DE89 3704 0044 0532 0130 OO": o, i and l for 0, 1, 1; a letter where the
-    format allows letters stays a letter)."""
+def _is_iban(candidate: str, kinds: str) -> bool:
+    """Whether ``candidate`` (lower case, its country's length, ``kinds`` its positions'
+    kinds) is a valid IBAN as written, or once homoglyphs where its country's format has
+    digits are read as the digits they stand for ("DE89 3704 0044 0532 0130 OO": o, i and l
+    for 0, 1, 1; a letter where the format allows letters stays a letter)."""
     if _mod97(candidate) and _valid(candidate):
         return True
-    undone = candidate.translate(_HOMOGLYPH_DIGITS)
-    if undone == candidate:
+    if _HOMOGLYPHS.keys().isdisjoint(candidate):
         return False
     undone = "".join(
-        undone[k] if kind == "n" else candidate[k]
-        for k, kind in enumerate(_position_kinds(candidate[:2]))
+        _HOMOGLYPHS.get(c, c) if kind == "n" else c
+        for c, kind in zip(candidate, kinds, strict=True)
     )
     return undone != candidate and _mod97(undone) and _valid(undone)
 
 
-_HOMOGLYPH_DIGITS = str.maketrans("oil", "011")
+_HOMOGLYPHS = {"o": "0", "i": "1", "l": "1"}
+
+
+class _CountryFormat(NamedTuple):
+    """A country's IBANs as schwifty's registry describes them."""
+
+    length: int
+    """Each country has one length, and schwifty refuses any other, so a candidate is cut
+    to it instead of tried at every length from 15 to 34."""
+    kinds: str
+    """What each position holds: ``n`` a digit, ``a`` a letter, ``c`` either (the BBAN
+    format, "8!n10!n" for DE); the country code is ``a``, the check digits are ``n``."""
 
 
 @functools.cache
-def _position_kinds(country: str) -> str:
-    """What each position of ``country``'s IBANs holds: ``n`` a digit, ``a`` a letter, ``c``
-    either (schwifty's BBAN format, "8!n10!n" for DE); the country code is ``a``, the check
-    digits are ``n``."""
-    spec = registry.get_iban_spec(country.upper())
-    parts = re.findall(r"(\d+)!?([a-z])", spec.bban_spec)
-    return "aann" + "".join(kind * int(count) for count, kind in parts)
-
-
-_NUMERIC = str.maketrans({c: str(ord(c) - ord("a") + 10) for c in string.ascii_lowercase})
-
-
-@functools.cache
-def _iban_length(country: str) -> int | None:
-    """The length of ``country``'s IBANs in schwifty's registry (``None``: no IBANs there).
-
-    Each country has one length, and schwifty refuses any other, so a candidate is cut to
-    it instead of tried at every length from 15 to 34."""
+def _country_format(country: str) -> _CountryFormat | None:
+    """``country``'s IBAN format (``None``: no IBANs there), read once per country."""
     try:
         spec = registry.get_iban_spec(country.upper())
     except SchwiftyException:
         return None
-    return int(spec.iban_length)
+    parts = re.findall(r"(\d+)!?([a-z])", spec.bban_spec)
+    kinds = "aann" + "".join(kind * int(count) for count, kind in parts)
+    return _CountryFormat(int(spec.iban_length), kinds)
+
+
+_NUMERIC = str.maketrans({c: str(ord(c) - ord("a") + 10) for c in string.ascii_lowercase})
 
 
 def _mod97(chars: str) -> bool:

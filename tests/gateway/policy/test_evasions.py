@@ -4,11 +4,13 @@ ORIGINAL characters, and look-alike decoys stay untouched."""
 from __future__ import annotations
 
 import itertools
+import string
 import time
 
 import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.detectors.iban import _country_format
 
 CARD = "4111111111111111"
 ID = "11010519491231002X"
@@ -199,7 +201,20 @@ def test_homoglyph_digits_inside_ibans(eng: PolicyEngine, spelt: str) -> None:
 
 
 def test_homoglyphs_do_not_make_an_invalid_iban_valid(eng: PolicyEngine) -> None:
+    assert eng.evaluate("IBAN DE89 3704 0044 0532 0130 OO", "customer").kinds == ("iban",)
     assert eng.evaluate("IBAN DE88 3704 0044 0532 0130 OO", "customer").kinds == ()
+
+
+def test_every_country_format_describes_each_position() -> None:
+    # the homoglyph reading walks the candidate and its country's position kinds together
+    formats = [
+        f
+        for a, b in itertools.product(string.ascii_lowercase, repeat=2)
+        if (f := _country_format(a + b)) is not None
+    ]
+    assert len(formats) > 80  # schwifty's registry: every IBAN country
+    for f in formats:
+        assert len(f.kinds) == f.length and set(f.kinds) <= set("anc"), f
 
 
 @pytest.mark.parametrize(

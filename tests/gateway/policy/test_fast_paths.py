@@ -206,9 +206,9 @@ def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
 
 
 def test_units_searched_from_the_unit_equal_the_number_first_regex() -> None:
-    number_first = re.compile(address._NUM + address._UNIT)
+    number_first = re.compile(address._NUM + address._GAP + address._UNIT)
     rng = random.Random(11)
-    alphabet = "0123456789一二十百两号院楼栋幢座单元层室户门a 路"
+    alphabet = "0123456789一二十百两号院楼栋幢座单元层室户门弄a 路\n  "
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
         want = [m.span() for m in number_first.finditer(text)]
