@@ -942,10 +942,14 @@ var CipherdeskPolicy = (function () {
   var SPELT_TLDS = ('com net org edu gov mil int info biz name pro mobi asia xyz top site online shop ' +
     'app dev io ai co me tv cc ws cn hk mo tw jp kr sg my th vn ph id in uk de fr es it nl ' +
     'be ch at se no dk fi pl cz ru ua tr il ae sa us ca mx br ar au nz za eu').split(' ');
-  var SPELT_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') + '艾特' + atomic('\\s*') + ')';
+  /** Spelt out, or set apart by spaces ("zhangsan @ qq . com"): email.py _SPELT_AT, _SPELT_DOT. */
+  var SPELT_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') + '艾特' + atomic('\\s*') +
+    '|' + atomic('\\s*') + '@' + atomic('\\s*') + ')';
   function speltDot() {
-    return '(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') + ')';
+    return '(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') +
+      '|' + atomic('\\s*') + '\\.' + atomic('\\s*') + ')';
   }
+  var SPACED = /\s[@.]|[@.]\s/;
   var SPELT_EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
     ')(?![a-z0-9\\-])', 'g');
@@ -964,7 +968,8 @@ var CipherdeskPolicy = (function () {
       EMAIL.lastIndex = 0;
       while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
     }
-    var spelt = ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0;
+    var at = ctx.view.indexOf('@') >= 0;
+    var spelt = ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0 || (at && SPACED.test(ctx.view));
     if (spelt) {
       SPELT_EMAIL.lastIndex = 0;
       while ((m = SPELT_EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
@@ -986,7 +991,7 @@ var CipherdeskPolicy = (function () {
 
   /* ------------------------------------------------------------------ masking */
 
-  var ADMIN_SUFFIX = /^[\u4e00-\u9fff]{0,14}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)/;
+  var ADMIN_SUFFIX = /^[\u4e00-\u9fff\s]{0,18}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)/;
   var BRACKET_AT = /\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特/;
 
   function star(chars, mask) {

@@ -112,6 +112,11 @@ CASES: list[tuple[dict, str, str]] = [
         "订单号 five three four double two eight five three one seven one nine three two five two",
         "customer",
     ),
+    (
+        {"actions": {"email": "mask"}},
+        "邮箱 zhangsan @ qq . com 或 li@126 dot com，see you @ 5pm. thanks",
+        "customer",
+    ),
 ]
 
 

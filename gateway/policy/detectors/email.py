@@ -29,14 +29,15 @@ SPELT_TLDS = (
 """Top-level domains a spelt-out address may end in. "look at the shop dot now" reads like
 an address to a pattern; a known ending keeps prose out (the spelt form is rare, every
 common ending is here)."""
-_SPELT_AT = r"(?:\s++at\s++|\s*+艾特\s*+)"
-_SPELT_DOT = r"(?:\s++dot\s++|\s*+点\s*+)"
+_SPELT_AT = r"(?:\s++at\s++|\s*+艾特\s*+|\s*+@\s*+)"
+_SPELT_DOT = r"(?:\s++dot\s++|\s*+点\s*+|\s*+\.\s*+)"
 _SPELT_EMAIL = re.compile(
     rf"{_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})(?![a-z0-9\-])"
 )
-"""An address with both the at and every dot of the domain spelt out: "at" and "dot" as
-words, or 艾特 and 点 (the view is Simplified: 點 too). Only the at spelt ("name at
-example.com") is left alone here: "look at example.com" points at a web site."""
+"""An address with the at and the dots of the domain spelt out -- "at" and "dot" as words,
+or 艾特 and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("zhangsan @ qq .
+com"), in any mix. Only the at spelt ("name at example.com") is left alone here: "look at
+example.com" points at a web site."""
 _ADDRESS_AFTER_CUE = (
     rf"(?P<address>{_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
     r"(?![a-z0-9\-])"
@@ -77,8 +78,11 @@ _BRACKETED_AT_END = re.compile(rf"at\s?[{re.escape(_CLOSING)}]")
 """``_AT_SIGNS`` but @, as one search led by a literal (22 substring searches cost ~10 us on
 a 500-character line); ``VIEW_WHITESPACE`` is what ``\\s`` matches in a view."""
 _SPELT_AT_WORD = re.compile(r"at(?<=\sat)(?=\s)|艾特")
-"""In every spelt-out at: "at" between whitespace (led by the literal, so the regex engine
-skips ahead in C to each "at"), or 艾特."""
+"""In every spelt-out at but @: "at" between whitespace (led by the literal, so the regex
+engine skips ahead in C to each "at"), or 艾特."""
+_SPACED = re.compile(r"\s[@.]|[@.]\s")
+"""An @ or a dot next to whitespace: in every ``_SPELT_EMAIL`` match with an @ but no spelt
+dot."""
 
 
 class EmailDetector:
@@ -96,10 +100,14 @@ class EmailDetector:
         literal is (~10 us each on a 500-character line)."""
         view = ctx.view
         hits: list[tuple[int, int]] = []
-        if "@" in view or _BRACKETED_AT_END.search(view) is not None:
+        at = "@" in view
+        if at or _BRACKETED_AT_END.search(view) is not None:
             hits.extend(m.span() for m in _EMAIL.finditer(view))
         more = False
-        if ("dot" in view or "点" in view) and _SPELT_AT_WORD.search(view) is not None:
+        spelt_dot = "dot" in view or "点" in view
+        if (spelt_dot and (at or _SPELT_AT_WORD.search(view) is not None)) or (
+            at and _SPACED.search(view) is not None
+        ):
             more = True
             hits.extend(m.span() for m in _SPELT_EMAIL.finditer(view))
         for span in _cued(view):

@@ -72,6 +72,11 @@ def test_email_and_dodges(engine: PolicyEngine) -> None:
         "邮件地址：li.si at 126.com",
         "my email is jo at example.co.uk thanks",
         "email: jo.smith at example.com",
+        # set apart by spaces, or the dots spelt with an @
+        "邮箱 zhangsan @ qq . com",
+        "mail zhangsan @163.com",
+        "zhangsan@qq dot com",
+        "jo @ example . co . uk",
     ],
 )
 def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
@@ -87,6 +92,9 @@ def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
         "meet at gate dot one please",  # no known ending
         "I was at home, dot com bubble",
         "几点到？我在门口 at 3 点",
+        "see you @ 5pm. thanks",
+        "thanks @ support. Could you help",
+        "ping @ team . everyone",  # no known ending
     ],
 )
 def test_prose_is_no_spelt_out_email(engine: PolicyEngine, text: str) -> None:
@@ -99,6 +107,8 @@ def test_a_spelt_out_email_keeps_its_domain_when_masked() -> None:
     assert d.text == "email z****.*** at example dot com"
     d = engine.evaluate("邮箱 zhangsan 艾特 163 点 com", "customer")
     assert d.text == "邮箱 z******* 艾特 163 点 com"
+    d = engine.evaluate("邮箱 zhangsan @ qq . com", "customer")
+    assert d.text == "邮箱 z******* @ qq . com"
 
 
 @pytest.mark.parametrize(
