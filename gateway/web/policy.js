@@ -919,12 +919,27 @@ var CipherdeskPolicy = (function () {
       });
     }
 
+    /** 3-4-4 groups starting with 1 inside a longer run: a Chinese mobile as people write
+     * one (phone.py _grouped_mobiles). */
+    function groupedMobiles(run) {
+      var out = [], g = run.groups;
+      if (!regions.CN) return out;
+      for (var i = 0; i + 2 < g.length; i++) {
+        var a = g[i], b = g[i + 1], c = g[i + 2];
+        if (a[2][0] === '1' && a[2].length === 3 && b[2].length === 4 && c[2].length === 4) {
+          out.push(new Window(a[2] + b[2] + c[2], Math.min(a[0], c[0]), Math.max(a[1], c[1]), run.plus && i === 0));
+        }
+      }
+      return out;
+    }
+
     return function (ctx) {
       var hits = [];
       ctx.runs().forEach(function (run) {
         if (run.digitCount < 7) return;
         var candidates = run.blocks(7, 15).concat(run.ends(7, 15));
         run.segments().forEach(function (seg) { candidates = candidates.concat(seg.blocks(7, 15)); });
+        candidates = candidates.concat(groupedMobiles(run));
         candidates.sort(function (a, b) { return a.start - b.start || (b.end - b.start) - (a.end - a.start); });
         claimWindows(candidates, accept).forEach(function (w) {
           hits.push(new Hit('phone', w.start, w.end, 'phone.libphonenumber'));

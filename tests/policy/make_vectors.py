@@ -117,6 +117,8 @@ CASES: list[tuple[dict, str, str]] = [
         "邮箱 zhangsan @ qq . com 或 li@126 dot com，see you @ 5pm. thanks",
         "customer",
     ),
+    (PHONE_MASK, "手机 138 0013 8000 139 0013 9000，订单 12 137 0013 7000 5", "customer"),
+    (PHONE_MASK, "卡号 6222 0212 3456 7890 123，账户 6217 0013 8000 1234", "customer"),
 ]
 
 

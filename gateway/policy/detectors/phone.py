@@ -4,7 +4,10 @@ Numbers written with ``+`` are parsed as international; others are tried in the 
 regions (default ``CN``: mobiles like 138 0013 8000 and landlines like 010-6552 9988). A bare
 10-digit run is not tried as a US number by default: too many order numbers look like one.
 Only a whole run or one unbroken block of digits is a candidate: parts of a longer spaced
-number (an account, an IBAN) too often happen to be valid phone numbers.
+number (an account, an IBAN) too often happen to be valid phone numbers. The exception is a
+Chinese mobile written as mobiles are, 3-4-4 (``138 0013 8000``): accounts, cards and IBANs
+are grouped in fours, so such a window inside a longer run is a mobile (two mobiles one after
+the other, a stray digit or an order number next to one).
 """
 
 from __future__ import annotations
@@ -53,7 +56,10 @@ class PhoneDetector:
         the ends of a run too long to be one number and the blocks of each part between
         hard separators; longest first, never overlapping."""
         candidates = itertools.chain(
-            run.blocks(7, 15), run.ends(7, 15), *(seg.blocks(7, 15) for seg in run.segments())
+            run.blocks(7, 15),
+            run.ends(7, 15),
+            *(seg.blocks(7, 15) for seg in run.segments()),
+            _grouped_mobiles(run) if "CN" in self.regions else (),
         )
         return claim(sorted(candidates, key=_longest_first), self._accept)
 
@@ -75,6 +81,16 @@ class PhoneDetector:
             elif _valid(digits, region):
                 return True
         return False
+
+
+def _grouped_mobiles(run: NumberRun) -> Iterator[Window]:
+    """Three consecutive groups of 3, 4 and 4 digits, the first starting with 1: a Chinese
+    mobile as people write one (``_claimed`` validates it)."""
+    groups = run.groups
+    for i in range(len(groups) - 2):
+        a, b, c = groups[i : i + 3]
+        if a[2][0] == "1" and (len(a[2]), len(b[2]), len(c[2])) == (3, 4, 4):
+            yield Window(a[2] + b[2] + c[2], min(a[0], c[0]), max(a[1], c[1]), run.plus and i == 0)
 
 
 def _longest_first(w: Window) -> tuple[int, int]:

@@ -135,6 +135,33 @@ def test_oh_and_double_are_words_away_from_digit_words(eng: PolicyEngine, text: 
 
 
 @pytest.mark.parametrize(
+    ("text", "phones"),
+    [
+        ("手机 138 0013 8000 139 0013 9000", ["138 0013 8000", "139 0013 9000"]),
+        ("手机 138 0013 8000 12", ["138 0013 8000"]),  # a stray group after it
+        ("订单 12 138 0013 8000", ["138 0013 8000"]),  # an order number before it
+        ("电话 一三八 零零一三 八零零零 5", ["一三八 零零一三 八零零零"]),
+    ],
+)
+def test_mobiles_grouped_3_4_4_inside_longer_runs(
+    eng: PolicyEngine, text: str, phones: list[str]
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert [text[f.start : f.end] for f in d.findings if f.kind == "phone"] == phones
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "账户 6217 0013 8000 1234",  # grouped in fours: an account, no mobile inside
+        "单号 2024 138 0013 800",  # 3-4-3
+    ],
+)
+def test_only_3_4_4_groups_are_mobiles_inside_longer_runs(eng: PolicyEngine, text: str) -> None:
+    assert "phone" not in {f.kind for f in eng.evaluate(text, "customer").findings}
+
+
+@pytest.mark.parametrize(
     "spelt",
     ["❹❶❶❶ ❶❶❶❶ ❶❶❶❶ ❶❶❶❶", "➍➊➊➊ ➊➊➊➊ ➊➊➊➊ ➊➊➊➊", "➃➀➀➀ ➀➀➀➀ ➀➀➀➀ ➀➀➀➀", "⓸⓵⓵⓵ ⓵⓵⓵⓵ ⓵⓵⓵⓵ ⓵⓵⓵⓵"],
 )
