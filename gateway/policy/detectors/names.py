@@ -11,10 +11,12 @@ title (Mr/Ms/Mrs/Dr) and a capitalised word. Hand-written on purpose; the lexico
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
 from ..normalize import VIEW_WHITESPACE
+from .address import division_names
 from .base import Hit, ScanContext
 from .context import not_after_letter
 
@@ -120,9 +122,100 @@ _CUE_ZH = "|".join(sorted(_CUES_ZH, key=len, reverse=True))
 _NAME_END = rf"(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
 """A name is not followed by a Han character that could continue a word (王者荣耀 is no name)."""
 _ZH_CUED = re.compile(
-    rf"(?:{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
+    rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
     rf"(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?){_NAME_END}"
 )
+_WEAK_CUES = frozenset({"我是", "本人"})
+"""Cues after which a word is as likely as a name: "我是房东" (the landlord), "我是苏宁的"
+(from Suning)."""
+_RELATIONS = (
+    "朋友",
+    "男朋友",
+    "女朋友",
+    "家人",
+    "家属",
+    "亲戚",
+    "爱人",
+    "妈妈",
+    "爸爸",
+    "母亲",
+    "父亲",
+    "老婆",
+    "老公",
+    "妻子",
+    "丈夫",
+    "儿子",
+    "女儿",
+    "孩子",
+    "哥哥",
+    "姐姐",
+    "弟弟",
+    "妹妹",
+    "同事",
+    "同学",
+    "邻居",
+    "室友",
+    "助理",
+    "秘书",
+)
+"""What follows "我是X的" when X is a person ("我是张三的朋友"); anything else after 的 makes
+X an organisation or a place ("我是苏宁的", "我是平安的客服")."""
+_COMMON_WORDS = frozenset(
+    "房东 房主 房客 商家 商户 车主 业主 银行 公安 公司 平台 官方 施工 班主 门店 总部 后台 "
+    "国家 农行".split()
+)
+"""Words that start with a surname character and follow a cue as often as a name does."""
+_TITLES_ZH = ("老师", "老板", "老总", "医生", "律师", "阿姨", "叔叔", "主任", "总监", "师傅")
+"""A surname and a title ("李老师", "欧阳医生") address someone without naming them (like
+"张先生")."""
+_PLACE_SUFFIXES = (
+    "特别行政区",
+    "自治区",
+    "自治州",
+    "自治县",
+    "地区",
+    "省",
+    "市",
+    "区",
+    "县",
+    "盟",
+    "旗",
+)
+
+
+@functools.cache
+def _places() -> frozenset[str]:
+    """China's division names and their stems without the division word (江苏省 -> 江苏,
+    石家庄市 -> 石家庄): after a cue they are where someone is from, not who."""
+    out: set[str] = set()
+    for name in division_names():
+        out.add(name)
+        for suffix in _PLACE_SUFFIXES:
+            if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+                out.add(name[: -len(suffix)])
+                break
+    return frozenset(out)
+
+
+def _no_name_after_cue(view: str, m: re.Match[str]) -> bool:
+    """Whether a cued candidate is a word, a place or an affiliation rather than a name."""
+    name = m.group("name")
+    if name in _COMMON_WORDS or name[:2] in _COMMON_WORDS:
+        return True
+    start = m.start("name")
+    if view.startswith(_TITLES_ZH, start + 1) or view.startswith(_TITLES_ZH, start + 2):
+        return True
+    places = _places()
+    if name in places or name[:2] in places:
+        return True
+    end = m.end("name")
+    return (
+        m.group("cue") in _WEAK_CUES
+        and view.startswith("的", end)
+        and not view.startswith(_RELATIONS, end + 1)
+    )
+
+
 _VERBS = ("查下", "查一下", "查询", "联系", "通知", "转告")
 _POSSESSED = (
     "的订单",
@@ -191,6 +284,8 @@ class NameDetector:
                 if pattern is _ZH_HONORIFIC and not _mentions(view, _HONORIFICS):
                     continue  # the one pattern that starts with a look-behind: skip cheaply
                 for m in pattern.finditer(view):
+                    if pattern is _ZH_CUED and _no_name_after_cue(view, m):
+                        continue
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
                         yield Hit("name", m.start("name"), m.end("name"), rule)

@@ -49,6 +49,14 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "3号楼的快递柜坏了",
         "朝阳区的门店3号开门吗",  # the 3rd of the month
         "这个东西我弄了 3 天，弄不好",
+        # after "我是": a role, a place, an organisation, a surname with a title
+        "我是房东",
+        "我是江苏的",
+        "我是石家庄人",
+        "我是苏宁的客服",
+        "我是公安局的",
+        "我是李老师",
+        "收件人：江苏南京",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
