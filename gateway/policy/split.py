@@ -9,6 +9,15 @@ message and ends in the new one is reported on the new message: its part in the 
 is hidden completely, the message takes the kind's action, and the ``Decision`` names the
 kinds in ``split_kinds`` so the gateway flags it for supervisors. The tails live in memory
 only (never logged or stored).
+
+The same window remembers what an agent *asked for*: a message naming a value that is found
+by the phrase before it ("请提供您的护照号码", "what is the CVV?", "验证码是多少") without the
+value itself. The customer's next message or two are read as the answer: a value right at
+their start ("E12345678", "好的，482913") is found as if the phrase stood before it, and takes
+its kind's action like any other finding (an ID number masked, a one-time code hidden from the
+agent who asked for it). Only what a customer answers is read this way, and only a value with
+nothing but a short acknowledgement before it: "验证码收不到？" followed by "我的订单号是
+12345678" is no code.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
+from .detectors import CONTEXT_RULES
+from .detectors.context import not_after_letter
 from .detectors.numbers import SEVEN_DIGITS
 from .engine import PolicyEngine
+from .normalize import fold
 from .notices import notice_for
 from .types import SEVERITY, Decision, Direction, Finding
 
@@ -31,6 +43,18 @@ MAX_PARTS = 2
 SPLIT_KINDS = frozenset({"card", "cn_id", "phone", "iban", "bank_account"})
 _NUMBERISH = re.compile(SEVEN_DIGITS)
 _JOIN = "\n"
+ANSWERS = 2
+"""Customer messages after an agent's question read as its answer."""
+_ASKED_KINDS = frozenset(rule.kind for rule in CONTEXT_RULES)
+_ASKING = tuple(
+    (rule.kind, re.compile(rf"{not_after_letter(rule.triggers)}(?![a-z])"))
+    for rule in CONTEXT_RULES
+)
+"""Each context rule's phrases, as whole words: what a question names."""
+_LEAD_IN = re.compile(
+    r"[\W_]*+(?:(?:好的|好|嗯|是|为|okay|ok|sure|it's|its|it is|is)[\W_]*+)?", re.IGNORECASE
+)
+"""What may come before the value in an answer: punctuation and a short acknowledgement."""
 
 
 class SplitWindow:
@@ -43,6 +67,8 @@ class SplitWindow:
         self.ttl = ttl
         self.clock = clock
         self._tails: OrderedDict[tuple[str, str], tuple[float, tuple[str, ...]]] = OrderedDict()
+        self._asked: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
+        """chat -> (when, the phrase an agent's question named, answers left)."""
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -66,6 +92,10 @@ class SplitWindow:
         result = decision
         if parts and _NUMBERISH.search(text[:TAIL_CHARS]) is not None:
             result = self._combined(engine, parts, direction, text, decision)
+        if direction == "customer":
+            result = self._answered(engine, chat_id, now, text, result)
+        elif result.action != "block":
+            self._remember_question(chat_id, now, text, result)
         if result.action != "block":
             self._remember(key, now, parts, text)
         return result
@@ -75,6 +105,59 @@ class SplitWindow:
         with self._lock:
             for direction in ("customer", "agent"):
                 self._tails.pop((chat_id, direction), None)
+            self._asked.pop(chat_id, None)
+
+    def _remember_question(self, chat_id: str, now: float, text: str, decision: Decision) -> None:
+        """Remember the last phrase an agent's message names without a value of its kind
+        (it stands for ``ANSWERS`` customer messages and ``ttl`` seconds)."""
+        view = fold(text)
+        found = {f.kind for f in decision.findings}
+        asked: tuple[int, str] | None = None
+        for kind, phrases in _ASKING:
+            if kind in found:
+                continue
+            for m in phrases.finditer(view):
+                if asked is None or m.start() > asked[0]:
+                    asked = (m.start(), m.group())
+        if asked is None:
+            return  # "稍等" after the question: the question still stands
+        with self._lock:
+            self._asked[chat_id] = (now, asked[1], ANSWERS)
+            self._asked.move_to_end(chat_id)
+            while len(self._asked) > self.max_chats:
+                self._asked.popitem(last=False)
+
+    def _answered(
+        self, engine: PolicyEngine, chat_id: str, now: float, text: str, decision: Decision
+    ) -> Decision:
+        """``decision`` extended by the value a customer's answer gives to the agent's
+        question (see the module's docstring)."""
+        with self._lock:
+            entry = self._asked.pop(chat_id, None)
+            if entry is None or now - entry[0] > self.ttl:
+                return decision
+            when, phrase, left = entry
+            if left > 1:
+                self._asked[chat_id] = (when, phrase, left - 1)
+        # The answer without its acknowledgement, after the phrase: a value found right
+        # there (where the rule's filler ends) is the answer's.
+        lead = _LEAD_IN.match(text)
+        cut = lead.end() if lead is not None else 0
+        prefix = phrase + "："
+        shift = cut - len(prefix)
+        own = {(f.kind, f.start, f.end) for f in decision.findings}
+        answers = []
+        for f in engine.findings_of(prefix + text[cut:], "customer", _ASKED_KINDS):
+            if f.start != len(prefix):
+                continue
+            finding = Finding(f.kind, f.start + shift, f.end + shift, f.rule, f.action)
+            if (finding.kind, finding.start, finding.end) not in own:
+                answers.append(finding)
+        if not answers:
+            return decision
+        with self._lock:
+            self._asked.pop(chat_id, None)  # answered
+        return _with(engine, decision, "customer", text, answers, split=False)
 
     def _remember(
         self, key: tuple[str, str], now: float, parts: tuple[str, ...], text: str
@@ -108,17 +191,32 @@ class SplitWindow:
                 split.append(finding)
         if not split:
             return decision
-        findings = tuple(sorted((*decision.findings, *split), key=lambda f: (f.start, f.end)))
-        worst = max(findings, key=lambda f: SEVERITY[f.action])
-        action = worst.action
-        shown = None if action == "block" else engine.render(text, findings)
-        kinds = tuple(sorted({*decision.kinds, *(f.kind for f in split if f.action != "allow")}))
-        return replace(
-            decision,
-            action=action,
-            text=shown,
-            findings=findings,
-            kinds=kinds,
-            notice=notice_for(action, worst.kind, direction, text),
-            split_kinds=tuple(sorted({f.kind for f in split})),
-        )
+        return _with(engine, decision, direction, text, split, split=True)
+
+
+def _with(
+    engine: PolicyEngine,
+    decision: Decision,
+    direction: Direction,
+    text: str,
+    more: list[Finding],
+    *,
+    split: bool,
+) -> Decision:
+    """``decision`` with the findings ``more`` added: the action, the rendered text, the
+    kinds and the notice recomputed; ``split``: ``more`` completed numbers across messages
+    (supervisors are alerted)."""
+    findings = tuple(sorted((*decision.findings, *more), key=lambda f: (f.start, f.end)))
+    worst = max(findings, key=lambda f: SEVERITY[f.action])
+    action = worst.action
+    shown = None if action == "block" else engine.render(text, findings)
+    kinds = tuple(sorted({*decision.kinds, *(f.kind for f in more if f.action != "allow")}))
+    return replace(
+        decision,
+        action=action,
+        text=shown,
+        findings=findings,
+        kinds=kinds,
+        notice=notice_for(action, worst.kind, direction, text),
+        split_kinds=tuple(sorted({f.kind for f in more})) if split else decision.split_kinds,
+    )

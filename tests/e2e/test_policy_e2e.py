@@ -171,3 +171,21 @@ async def test_card_split_across_messages_is_masked_and_flagged(setup):
         assert flag.seq == 2 and "split:card" in flag.kinds
     finally:
         await supervisor.aclose()
+
+
+async def test_an_answer_to_an_agents_question_is_masked_for_agent_store_and_webhook(setup):
+    svc, agent, customer, receiver, _, _ = setup
+    welcome = await customer.open()
+    await _queued(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await agent.send_text(welcome.chat, "请提供您的护照号码，谢谢")
+    await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    await customer.send_text("好的，E12345678")
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+    assert got.text == "好的，*****5678"
+    key = await svc.keys.get(welcome.chat)
+    stored = (await svc.store.messages_after(welcome.chat, 1))[0]
+    assert open_text(key, welcome.chat, stored.msg_id, stored.body_sealed) == got.text
+    await eventually(lambda: len(_events(receiver, "chat.message")) == 2, 10)
+    texts = [e["text"] for e in _events(receiver, "chat.message")]
+    assert got.text in texts and "E12345678" not in repr(list(receiver.accepted.values()))

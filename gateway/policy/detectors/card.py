@@ -17,7 +17,7 @@ from .context import context_rule
 
 CVV_RULE = "card.cvv"
 """The rule of a card security code finding (masked whole: its "last 4" is all of it)."""
-_CVV = context_rule(
+CVV_CONTEXT_RULE = context_rule(
     "card",
     CVV_RULE,
     ("cvv", "cvv2", "cvc", "cvc2", "cvn", "cvn2", "security code", "安全码", "卡背"),
@@ -97,9 +97,9 @@ class CardCodeDetector:
 
     kinds = ("card",)
     triggers = ()
-    gate_phrases = _CVV.triggers
+    gate_phrases = CVV_CONTEXT_RULE.triggers
     exclusive = True
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the security codes."""
-        return _CVV.scan(ctx.view)
+        return CVV_CONTEXT_RULE.scan(ctx.view)

@@ -97,3 +97,68 @@ def test_no_false_split_on_unrelated_numbers(eng: PolicyEngine) -> None:
     _send(w, eng, "c", "card 4111 1111 1111 1111")  # complete in one message
     d = _send(w, eng, "c", "1234")
     assert d.split_kinds == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "shown", "kind"),
+    [
+        ("请提供您的护照号码，谢谢", "E12345678", "*****5678", "id_document"),
+        ("請問您的驗證碼是多少？", "好的，482913", "好的，******", "otp"),
+        ("What is the CVV on the back?", "OK, 123", "OK, ***", "card"),
+        (
+            "请告诉我您的银行账号",
+            "6222 0212 3456 7890 123",
+            "**** **** **** ***0 123",
+            "bank_account",
+        ),
+        ("老身份证号是多少", "110105491231002", "***********1002", "cn_id"),
+    ],
+)
+def test_a_customer_answering_an_agents_question_is_read_with_it(
+    eng: PolicyEngine, question: str, answer: str, shown: str, kind: str
+) -> None:
+    w = SplitWindow(clock=Clock())
+    assert _send(w, eng, "c", question, "agent").action == "allow"
+    d = _send(w, eng, "c", answer)
+    assert d.text == shown and d.kinds == (kind,)
+    assert d.split_kinds == ()  # an answer is no evasion: no supervisor alert of its own
+    assert _send(w, eng, "c", answer).text == answer  # answered: the question is used up
+
+
+def test_the_answer_may_come_in_the_second_message_within_the_ttl(eng: PolicyEngine) -> None:
+    clock = Clock()
+    w = SplitWindow(clock=clock)
+    _send(w, eng, "c", "请提供护照号码", "agent")
+    _send(w, eng, "c", "好的，护照在找，稍等")
+    _send(w, eng, "c", "谢谢", "agent")  # no new question: the first one still stands
+    assert _send(w, eng, "c", "E12345678").text == "*****5678"
+    _send(w, eng, "c", "请提供护照号码", "agent")
+    for text in ("稍等", "马上"):
+        _send(w, eng, "c", text)
+    assert _send(w, eng, "c", "E12345678").text == "E12345678"  # two answers only
+    _send(w, eng, "c", "请提供护照号码", "agent")
+    clock.now += w.ttl + 1
+    assert _send(w, eng, "c", "E12345678").text == "E12345678"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("验证码收不到吗？", "我的订单号是12345678"),  # words before the number: no answer
+        ("您好，请问有什么可以帮您", "12345678"),  # no question naming a value
+        ("护照号 E12345678 对吗", "12345678"),  # the question held its value already
+    ],
+)
+def test_only_a_value_right_at_the_start_of_an_answer_to_a_question_counts(
+    eng: PolicyEngine, question: str, answer: str
+) -> None:
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", question, "agent")
+    assert _send(w, eng, "c", answer).text == answer
+
+
+def test_customers_questions_do_not_make_agents_answers_findings(eng: PolicyEngine) -> None:
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", "你们的验证码是多少位？")
+    assert _send(w, eng, "c", "6位，例如123456", "agent").kinds == ()
+    w.forget("c")
