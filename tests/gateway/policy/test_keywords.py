@@ -156,6 +156,39 @@ def test_builtin_lexicon_covers_categories_variants_and_opt_in() -> None:
     assert political.evaluate("他们要顛覆國家政權", "customer").action == "flag"
 
 
+@pytest.mark.parametrize(
+    "text", ["兼职shua单日结", "刷dan返利", "兼职 shua 单", "兼职shuadan", "点击lian接解冻"]
+)
+def test_terms_written_half_in_pinyin_are_found(text: str) -> None:
+    from gateway.policy import PolicyConfig
+
+    d = PolicyEngine(PolicyConfig()).evaluate(text, "customer")
+    assert d.action == "flag" and set(d.kinds) <= {"fraud", "phishing"}
+
+
+@pytest.mark.parametrize("text", ["dan is my name", "I use a shua brush", "lian jie"])
+def test_pinyin_without_a_han_character_of_the_term_stays_english(text: str) -> None:
+    from gateway.policy import PolicyConfig
+
+    assert PolicyEngine(PolicyConfig()).evaluate(text, "customer").action == "allow"
+
+
+def test_mixed_variants_of_a_term() -> None:
+    from gateway.policy.lexicon_pinyin import variants
+
+    assert variants("刷单", ["shua", "dan"]) == ["shua单", "刷dan"]
+    assert variants("兼职刷单", ["jian", "zhi", "shua", "dan"]) == [
+        "jian zhi shua dan",
+        "jian职刷单",
+        "兼zhi刷单",
+        "兼职shua单",
+        "兼职刷dan",
+        "jianzhi刷单",
+        "兼zhishua单",
+        "兼职shuadan",
+    ]
+
+
 def test_pinyin_file_is_up_to_date() -> None:
     pytest.importorskip("pypinyin")
     from gateway.policy.lexicon_pinyin import PINYIN_PATH, generate
