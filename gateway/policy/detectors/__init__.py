@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from .address import AddressDetector
-from .bank_account import CONTEXT_RULE as _BANK_ACCOUNT_RULE
-from .bank_account import BankAccountDetector
+from .bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
 from .base import Detector, Hit, ScanContext
-from .card import CVV_CONTEXT_RULE, CardCodeDetector, CardDetector, is_card_number
-from .cn_id import LEGACY_RULE, CnIdDetector, LegacyCnIdDetector, is_cn_id
-from .context import ContextRule
+from .card import CVV_CONTEXT_RULE, CardDetector, is_card_number
+from .cn_id import LEGACY_RULE, CnIdDetector, is_cn_id
+from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
 from .iban import IbanDetector
-from .id_document import RULE as _ID_DOCUMENT_RULE
-from .id_document import IdDocumentDetector
+from .id_document import RULE as ID_DOCUMENT_RULE
 from .names import NameDetector
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
@@ -22,26 +20,26 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     *_SECRET_RULES,
     CVV_CONTEXT_RULE,
     LEGACY_RULE,
-    _ID_DOCUMENT_RULE,
-    _BANK_ACCOUNT_RULE,
+    ID_DOCUMENT_RULE,
+    BANK_ACCOUNT_RULE,
 )
 """Every rule that finds a value by the phrase before it: a question naming one of these
-phrases makes the answer's value findable too (``split.AskedWindow``)."""
+phrases makes the answer's value findable too (``split.SplitWindow``)."""
 
 
 def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detector, ...]:
     """The built-in detectors in priority order: when two claim the same characters, the one
-    listed first wins (an 18-digit number that is a valid ID is not also reported as a card).
-    """
+    listed first wins (an 18-digit number that is a valid ID is not also reported as a card;
+    a 社保卡号 is an identity document, not a bank account)."""
     return (
         SecretsDetector(),
         CnIdDetector(),
-        LegacyCnIdDetector(),
+        ContextRuleDetector(LEGACY_RULE),
         CardDetector(),
-        CardCodeDetector(),
+        ContextRuleDetector(CVV_CONTEXT_RULE),
         IbanDetector(),
-        IdDocumentDetector(),  # before accounts: a 社保卡号 is a document, not a bank card
-        BankAccountDetector(),
+        ContextRuleDetector(ID_DOCUMENT_RULE),
+        ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
         EmailDetector(),
         AddressDetector(),
@@ -50,18 +48,19 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
 
 
 __all__ = [
+    "BANK_ACCOUNT_RULE",
     "CONTEXT_RULES",
+    "CVV_CONTEXT_RULE",
+    "ID_DOCUMENT_RULE",
+    "LEGACY_RULE",
     "AddressDetector",
-    "BankAccountDetector",
-    "CardCodeDetector",
     "CardDetector",
     "CnIdDetector",
+    "ContextRuleDetector",
     "Detector",
     "EmailDetector",
     "Hit",
     "IbanDetector",
-    "IdDocumentDetector",
-    "LegacyCnIdDetector",
     "NameDetector",
     "PhoneDetector",
     "ScanContext",

@@ -6,9 +6,6 @@ and IBAN detectors run first and claim numbers they can validate by checksum.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from .base import Hit, ScanContext
 from .context import context_rule
 
 CONTEXT_RULE = context_rule(
@@ -33,16 +30,3 @@ CONTEXT_RULE = context_rule(
     r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
     r"(?<![0-9])[0-9](?:[ \-]?+[0-9]){7,33}+(?![0-9])",
 )
-
-
-class BankAccountDetector:
-    """Account numbers announced as such."""
-
-    kinds = ("bank_account",)
-    triggers = CONTEXT_RULE.triggers
-    gate_phrases = CONTEXT_RULE.triggers
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield account-number values."""
-        return CONTEXT_RULE.scan(ctx.view)

@@ -10,9 +10,7 @@ authorisation, so it is card data and takes the card's actions, hidden completel
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from .base import Hit, ScanContext, ValidatedNumberDetector
+from .base import ValidatedNumberDetector
 from .context import context_rule
 
 CVV_RULE = "card.cvv"
@@ -88,18 +86,3 @@ class CardDetector(ValidatedNumberDetector):
     rule = "card.luhn"
     min_digits, max_digits, leading = 13, 19, "23456"
     valid = staticmethod(is_card_number)
-
-
-class CardCodeDetector:
-    """Card security codes named by their cue (kind ``card``: card data). A detector of its
-    own, after ``CardDetector``, so the engine's gate automaton opens it only when a cue is
-    there (every message with a digit reaches the card numbers)."""
-
-    kinds = ("card",)
-    triggers = ()
-    gate_phrases = CVV_CONTEXT_RULE.triggers
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield the security codes."""
-        return CVV_CONTEXT_RULE.scan(ctx.view)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime
 import operator
-from collections.abc import Iterator
 
 from stdnum.cn import ric
 
-from .base import Hit, ScanContext, ValidatedNumberDetector
+from .base import ValidatedNumberDetector
 from .context import context_rule
 from .id_document import ANNOUNCING_FILLER
 
@@ -71,17 +70,3 @@ class CnIdDetector(ValidatedNumberDetector):
     rule = "cn_id.mod11_2"
     min_digits, max_digits, leading = 18, 18, "123456789"
     valid = staticmethod(is_cn_id)
-
-
-class LegacyCnIdDetector:
-    """First-generation 15-digit ID numbers after an ID cue (kind ``cn_id``): without a check
-    digit, a 15-digit order number would pass the province and date alone."""
-
-    kinds = ("cn_id",)
-    triggers = ()
-    gate_phrases = LEGACY_RULE.triggers
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield the legacy ID numbers."""
-        return LEGACY_RULE.scan(ctx.view)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .base import Hit
+from .base import Hit, ScanContext
 
 _SEPARATORS = re.compile(r"[ \-]")
 
@@ -66,3 +66,21 @@ def not_after_letter(phrases: tuple[str, ...]) -> str:
         for p in sorted(phrases, key=len, reverse=True)
     )
     return "(?:" + "|".join(alternatives) + ")"
+
+
+class ContextRuleDetector:
+    """The detector of one context rule (card security codes, legacy IDs, identity
+    documents, account numbers): the engine's gate automaton opens it only when one of the
+    rule's phrases is in the message."""
+
+    triggers = ()
+    exclusive = True
+
+    def __init__(self, rule: ContextRule) -> None:
+        self.rule = rule
+        self.kinds = (rule.kind,)
+        self.gate_phrases = rule.triggers
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the rule's values."""
+        return self.rule.scan(ctx.view)

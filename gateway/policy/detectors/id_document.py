@@ -13,9 +13,6 @@ like the resident ID, so they take the ID's actions (kind ``id_document``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from .base import Hit, ScanContext
 from .context import context_rule
 
 ID_DOCUMENT_PHRASES = (
@@ -57,16 +54,3 @@ RULE = context_rule(
     ANNOUNCING_FILLER,
     r"(?<![0-9a-z])[a-z]{0,2}+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
 )
-
-
-class IdDocumentDetector:
-    """Passport, permit and other identity-document numbers after their cue."""
-
-    kinds = ("id_document",)
-    triggers = ()
-    gate_phrases = RULE.triggers
-    exclusive = True
-
-    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield the document numbers."""
-        return RULE.scan(ctx.view)
