@@ -769,7 +769,8 @@ var CipherdeskPolicy = (function () {
     '社会保障号', 'passport', 'travel permit', 'travel document', 'residence permit', 'document number',
     'document no', 'visa number', 'visa no', 'social security number', 'ssn'],
     ANNOUNCING_FILLER,
-    '(?<![0-9a-z])' + atomic('[a-z]{0,2}') + '[0-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,11}') +
+    '(?<![0-9a-z])' + atomic('(?:' + atomic('[a-z]{1,2}') + atomic('[ \\-]?') + ')?') + '[0-9]' +
+    atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,11}') +
     atomic('[a-z]?') + '(?![0-9a-z])');
   function idDocuments(ctx) {
     return contains(ctx.view, ID_DOCUMENT_RULE.triggers) ? ID_DOCUMENT_RULE.scan(ctx.view) : [];

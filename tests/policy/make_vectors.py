@@ -119,6 +119,7 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     (PHONE_MASK, "手机 138 0013 8000 139 0013 9000，订单 12 137 0013 7000 5", "customer"),
     (PHONE_MASK, "卡号 6222 0212 3456 7890 123，账户 6217 0013 8000 1234", "customer"),
+    ({}, "护照号码是E 1234 5678，passport number: E-1234-5678", "customer"),
 ]
 
 

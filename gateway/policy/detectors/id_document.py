@@ -52,5 +52,5 @@ RULE = context_rule(
     "id_document.context",
     ID_DOCUMENT_PHRASES,
     ANNOUNCING_FILLER,
-    r"(?<![0-9a-z])[a-z]{0,2}+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
+    r"(?<![0-9a-z])(?:[a-z]{1,2}+[ \-]?+)?+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
 )

@@ -30,6 +30,8 @@ def eng() -> PolicyEngine:
         ("Passport #: 533380006", "533380006"),
         ("residence permit 12345678", "12345678"),
         ("SSN 123-45-6789", "123-45-6789"),
+        ("护照号码是E 1234 5678", "E 1234 5678"),  # the letter set apart
+        ("passport number: E-1234-5678", "E-1234-5678"),
         ("ＰＡＳＳＰＯＲＴ ｅ１２３４５６７８", "ｅ１２３４５６７８"),  # full width
     ],
 )
