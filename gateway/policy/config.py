@@ -12,6 +12,7 @@ iban                mask        block       last4      same as cards
 bank_account        mask        block       last4      (keyword-context account numbers)
 id_document         mask        block       last4      passports, permits (cue-context numbers)
 phone               allow       allow       last4      contact details customers choose to give
+im_account          allow       allow       last4      QQ numbers and WeChat IDs (cue-context)
 email               allow       allow       email      support needs them to find accounts
 otp                 mask        block       full       staff never ask for codes: an agent doing
 password            mask        block       full       so is phishing or a compromised account
@@ -71,6 +72,7 @@ _DEFAULTS: dict[str, tuple[Action, Action, str]] = {
     "bank_account": ("mask", "block", "last4"),
     "id_document": ("mask", "block", "last4"),
     "phone": ("allow", "allow", "last4"),
+    "im_account": ("allow", "allow", "last4"),
     "email": ("allow", "allow", "email"),
     "otp": ("mask", "block", "full"),
     "password": ("mask", "block", "full"),
@@ -98,6 +100,7 @@ _AUDIENCE_DEFAULTS: dict[str, tuple[AudienceRule, AudienceRule, str]] = {
     # kind: (plugin, export, audience mask style). Whatever the recipient sees masked stays
     # masked for every audience; these rows mask MORE for audiences outside the chat.
     "phone": ("mask", "mask", "phone"),
+    "im_account": ("mask", "mask", "last4"),
     "email": ("mask", "mask", "email"),
     "name": ("mask", "mask", "name"),
     "address": ("mask", "mask", "address"),

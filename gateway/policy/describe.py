@@ -18,6 +18,7 @@ DETECTOR_KINDS = (
     "bank_account",
     "id_document",
     "phone",
+    "im_account",
     "email",
     "name",
     "address",

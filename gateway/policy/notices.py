@@ -19,6 +19,7 @@ _WHAT: dict[str, tuple[str, str]] = {
     "bank_account": ("a bank account number", "银行账号"),
     "id_document": ("an identity document number", "证件号码"),
     "phone": ("a phone number", "电话号码"),
+    "im_account": ("a QQ or WeChat account", "QQ/微信号"),
     "email": ("an e-mail address", "邮箱地址"),
     "otp": ("a verification code", "验证码"),
     "password": ("a password", "密码"),

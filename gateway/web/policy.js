@@ -762,7 +762,8 @@ var CipherdeskPolicy = (function () {
   }
 
   /** What may stand between a cue and a document number (id_document.py ANNOUNCING_FILLER). */
-  var ANNOUNCING_FILLER = atomic('(?:[\\s:：,，.#=\\-]|号码|编号|号|是|为|number|num|no|is|was){0,8}');
+  var ANNOUNCING_WORDS = '[\\s:：,，.#=\\-]|号码|编号|号|是|为|number|num|no|is|was';
+  var ANNOUNCING_FILLER = atomic('(?:' + ANNOUNCING_WORDS + '){0,8}');
   /** Passports, permits and other identity documents after their cue (id_document.py). */
   var ID_DOCUMENT_RULE = contextRule('id_document', 'id_document.context', ['护照', '通行证', '台胞证',
     '回乡证', '居留证', '居留许可', '军官证', '士兵证', '警官证', '证件号', '签证号', '社保号', '社保卡号',
@@ -780,6 +781,15 @@ var CipherdeskPolicy = (function () {
     'id number', 'id no'], ANNOUNCING_FILLER,
     '(?<![0-9])' + atomic('[0-9]{6}') + atomic('[ \\-]?') + atomic('[0-9]{6}') + atomic('[ \\-]?') +
     atomic('[0-9]{3}') + '(?![0-9a-z])', false, isLegacyCnId);
+  /** QQ numbers and WeChat IDs after their cue (im_account.py). */
+  var IM_ACCOUNT_RULE = contextRule('im_account', 'im_account.context', ['qq', 'qq号', '微信', '微信号',
+    'v信', 'vx', 'wx', '威信', 'wechat', 'weixin'],
+    atomic('(?:' + ANNOUNCING_WORDS + '|account|id){0,8}'),
+    '(?<![0-9a-z_\\-])(?:[1-9]' + atomic('[0-9]{4,10}') + '|[a-z](?=[a-z0-9_\\-]{0,18}[0-9_\\-])' +
+    atomic('[a-z0-9_\\-]{5,19}') + ')(?![0-9a-z_\\-])');
+  function imAccounts(ctx) {
+    return contains(ctx.view, IM_ACCOUNT_RULE.triggers) ? IM_ACCOUNT_RULE.scan(ctx.view) : [];
+  }
   function legacyIds(ctx) {
     return contains(ctx.view, LEGACY_ID_RULE.triggers) ? LEGACY_ID_RULE.scan(ctx.view) : [];
   }
@@ -1114,6 +1124,7 @@ var CipherdeskPolicy = (function () {
       [idDocuments, true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],
+      [imAccounts, true],
       [emails, true]
     ];
 

@@ -120,6 +120,12 @@ CASES: list[tuple[dict, str, str]] = [
     (PHONE_MASK, "手机 138 0013 8000 139 0013 9000，订单 12 137 0013 7000 5", "customer"),
     (PHONE_MASK, "卡号 6222 0212 3456 7890 123，账户 6217 0013 8000 1234", "customer"),
     ({}, "护照号码是E 1234 5678，passport number: E-1234-5678", "customer"),
+    (
+        {"actions": {"im_account": "mask"}},
+        "我的QQ是123456789，加我微信 zhang_san88；微信支付，my wechat account is zhangsan",
+        "customer",
+    ),
+    ({}, "加我vx：wxid_abc123456，邮箱 zhangsan@qq.com", "customer"),
 ]
 
 

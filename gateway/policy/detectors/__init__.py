@@ -11,6 +11,7 @@ from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
 from .iban import IbanDetector
 from .id_document import RULE as ID_DOCUMENT_RULE
+from .im_account import RULE as IM_ACCOUNT_RULE
 from .names import NameDetector
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
@@ -22,6 +23,7 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     LEGACY_RULE,
     ID_DOCUMENT_RULE,
     BANK_ACCOUNT_RULE,
+    IM_ACCOUNT_RULE,
 )
 """Every rule that finds a value by the phrase before it: a question naming one of these
 phrases makes the answer's value findable too (``split.SplitWindow``)."""
@@ -41,6 +43,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         ContextRuleDetector(ID_DOCUMENT_RULE),
         ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
+        ContextRuleDetector(IM_ACCOUNT_RULE),  # after phones: "微信 138…" is a phone number
         EmailDetector(),
         AddressDetector(),
         NameDetector(),
@@ -52,6 +55,7 @@ __all__ = [
     "CONTEXT_RULES",
     "CVV_CONTEXT_RULE",
     "ID_DOCUMENT_RULE",
+    "IM_ACCOUNT_RULE",
     "LEGACY_RULE",
     "AddressDetector",
     "CardDetector",
