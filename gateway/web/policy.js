@@ -1,6 +1,7 @@
 /* cipherdesk policy at the ends (end-to-end mode, issue 13): the browser twin of
  * gateway/policy for the kinds an end can check -- cards, PRC IDs, IBANs, bank accounts,
- * phones, e-mails, one-time codes, passwords, API keys, private keys -- and every keyword
+ * identity documents, phones, QQ/WeChat accounts, e-mails, one-time codes, passwords, API
+ * keys, private keys -- and every keyword
  * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
  * personal data BEFORE it seals (cards never leave the device in clear) and the console
  * checks agents' messages. Names, addresses and links are found by the gateway only.
