@@ -58,7 +58,8 @@ _LEAD_IN = re.compile(
 
 
 class SplitWindow:
-    """The rolling per-(chat, sender) window; thread-safe, bounded in chats and bytes."""
+    """The rolling per-(chat, sender) window and each chat's open question from an agent;
+    thread-safe, bounded in chats and bytes."""
 
     def __init__(
         self, *, max_chats: int = 10_000, ttl: float = 120.0, clock: Callable[[], float]
