@@ -99,7 +99,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "boolean",
         True,
         "Find numbers split over consecutive messages of one sender, and values a customer "
-        "gives in answer to an agent's question (护照号码? -> E12345678).",
+        "gives in answer to an agent's question (passport number? -> E12345678).",
         "检测被拆分到同一发送方连续多条消息中的号码，以及客户回答坐席提问时给出的信息"
         "（护照号码？-> E12345678）。",
     ),
