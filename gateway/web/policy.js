@@ -782,6 +782,28 @@ var CipherdeskPolicy = (function () {
     'id number', 'id no'], ANNOUNCING_FILLER,
     '(?<![0-9])' + atomic('[0-9]{6}') + atomic('[ \\-]?') + atomic('[0-9]{6}') + atomic('[ \\-]?') +
     atomic('[0-9]{3}') + '(?![0-9a-z])', false, isLegacyCnId);
+  /** Hong Kong identity card numbers with their bracketed check digit (id_document.py). */
+  var HKID = /[a-z](?<![0-9a-z].)[a-z]?[0-9]{6}\([0-9a]\)/g;
+  function isHkid(value) {
+    var letters = value.slice(0, -9), digits = value.slice(-9, -3), check = value[value.length - 2];
+    if (letters.length === 1) letters = ' ' + letters;
+    var total = 0, w = 9;
+    for (var i = 0; i < letters.length; i++) {
+      total += (letters[i] === ' ' ? 36 : letters.charCodeAt(i) - 87) * w--;
+    }
+    for (var j = 0; j < digits.length; j++) total += (digits.charCodeAt(j) - 48) * w--;
+    var expected = (11 - total % 11) % 11;
+    return check === (expected === 10 ? 'a' : String(expected));
+  }
+  function hkids(ctx) {
+    var hits = [], m;
+    if (!/[0-9a]\)/.test(ctx.view)) return hits;
+    HKID.lastIndex = 0;
+    while ((m = HKID.exec(ctx.view)) !== null) {
+      if (isHkid(m[0])) hits.push(new Hit('id_document', m.index, m.index + m[0].length, 'id_document.hkid'));
+    }
+    return hits;
+  }
   /** QQ numbers and WeChat IDs after their cue (im_account.py). */
   var IM_ACCOUNT_RULE = contextRule('im_account', 'im_account.context', ['qq', 'qq号', '微信', '微信号',
     'v信', 'vx', 'wx', '威信', 'wechat', 'weixin'],
@@ -1122,6 +1144,7 @@ var CipherdeskPolicy = (function () {
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
       [cardCodes, true],
       [ibanDetector(doc.iban), true],
+      [hkids, true],
       [idDocuments, true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],

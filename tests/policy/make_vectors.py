@@ -126,6 +126,7 @@ CASES: list[tuple[dict, str, str]] = [
         "customer",
     ),
     ({}, "加我vx：wxid_abc123456，邮箱 zhangsan@qq.com", "customer"),
+    ({}, "香港身份证 A123456(3)，另一张 AB987654（3），错的 A123456(4)", "customer"),
 ]
 
 

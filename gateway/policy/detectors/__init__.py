@@ -11,6 +11,7 @@ from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
 from .iban import IbanDetector
 from .id_document import RULE as ID_DOCUMENT_RULE
+from .id_document import HkidDetector
 from .im_account import RULE as IM_ACCOUNT_RULE
 from .names import NameDetector
 from .phone import PhoneDetector
@@ -40,6 +41,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         CardDetector(),
         ContextRuleDetector(CVV_CONTEXT_RULE),
         IbanDetector(),
+        HkidDetector(),
         ContextRuleDetector(ID_DOCUMENT_RULE),
         ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
@@ -64,6 +66,7 @@ __all__ = [
     "Detector",
     "EmailDetector",
     "Hit",
+    "HkidDetector",
     "IbanDetector",
     "NameDetector",
     "PhoneDetector",

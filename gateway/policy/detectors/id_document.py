@@ -13,6 +13,10 @@ like the resident ID, so they take the ID's actions (kind ``id_document``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext
 from .context import context_rule
 
 ID_DOCUMENT_PHRASES = (
@@ -55,3 +59,40 @@ RULE = context_rule(
     ANNOUNCING_FILLER,
     r"(?<![0-9a-z])(?:[a-z]{1,2}+[ \-]?+)?+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
 )
+
+
+_HKID = re.compile(r"[a-z](?<![0-9a-z].)[a-z]?[0-9]{6}\([0-9a]\)")
+"""A Hong Kong identity card number as printed, check digit in brackets (``A123456(3)``): one
+or two letters, six digits, the check character; nothing alphanumeric before it (the
+look-behind follows the first letter so the pattern starts with a character class)."""
+
+
+def is_hkid(value: str) -> bool:
+    """The HKID check (weights 9..2 over the letters, A=10 … Z=35, a single letter padded
+    with 36, and the six digits; the check character makes the sum 0 mod 11, A for 10).
+    Hand-written: python-stdnum has no Hong Kong module."""
+    letters, digits, check = value[:-9], value[-9:-3], value[-2]
+    if len(letters) == 1:
+        letters = " " + letters
+    values = [36 if c == " " else ord(c) - ord("a") + 10 for c in letters]
+    values += [int(d) for d in digits]
+    total = sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True))
+    expected = (11 - total % 11) % 11
+    return check == ("a" if expected == 10 else str(expected))
+
+
+class HkidDetector:
+    """Hong Kong identity card numbers written with their bracketed check digit (kind
+    ``id_document``, rule ``id_document.hkid``): checksum-valid, found without a cue."""
+
+    kinds = ("id_document",)
+    triggers = ()
+    gate_phrases = tuple(c + ")" for c in "0123456789a")
+    """In every match: the check character and its closing bracket (the view folds ） to ))."""
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the valid numbers."""
+        for m in _HKID.finditer(ctx.view):
+            if is_hkid(m.group()):
+                yield Hit("id_document", m.start(), m.end(), "id_document.hkid")

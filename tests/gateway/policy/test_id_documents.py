@@ -8,6 +8,7 @@ import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
 from gateway.policy.detectors.cn_id import is_legacy_cn_id
+from gateway.policy.detectors.id_document import is_hkid
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,38 @@ def test_legacy_ids_after_an_id_cue_are_found(eng: PolicyEngine, text: str, valu
 )
 def test_fifteen_digits_without_a_cue_or_a_date_are_no_id(eng: PolicyEngine, text: str) -> None:
     assert [f for f in eng.evaluate(text, "customer").findings if f.kind == "cn_id"] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("a123456(3)", True),  # the sample number commonly cited for the check
+        ("ab987654(3)", True),
+        ("c668668(9)", True),
+        ("a123456(4)", False),
+        ("ab987654(a)", False),
+    ],
+)
+def test_hkid_check_digit(value: str, valid: bool) -> None:
+    assert is_hkid(value) is valid
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("香港身份证 A123456(3) 谢谢", "A123456(3)"),
+        ("HKID AB987654（3）", "AB987654（3）"),  # full-width brackets
+        ("my id is Ｃ６６８６６８(9).", "Ｃ６６８６６８(9)"),
+    ],
+)
+def test_hong_kong_ids_with_their_check_digit_need_no_cue(
+    eng: PolicyEngine, text: str, value: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert [(f.kind, text[f.start : f.end]) for f in d.findings] == [("id_document", value)]
+    assert value not in (d.text or "")
+
+
+@pytest.mark.parametrize("text", ["订单 A123456(4)", "型号 XY123456(7)", "A123456 3"])
+def test_a_wrong_hkid_check_digit_is_no_id(eng: PolicyEngine, text: str) -> None:
+    assert "id_document" not in {f.kind for f in eng.evaluate(text, "customer").findings}
