@@ -16,8 +16,7 @@ import operator
 from stdnum.cn import ric
 
 from .base import ValidatedNumberDetector
-from .context import context_rule
-from .id_document import ANNOUNCING_FILLER
+from .context import ANNOUNCING_FILLER, context_rule
 
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "

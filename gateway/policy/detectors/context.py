@@ -15,6 +15,13 @@ from .base import Hit, ScanContext
 
 _SEPARATORS = re.compile(r"[ \-]")
 
+ANNOUNCING_WORDS = r"[\s:：,，.#=\-]|号码|编号|号|是|为|number|num|no|is|was"
+ANNOUNCING_FILLER = rf"(?:{ANNOUNCING_WORDS}){{0,8}}+"
+"""What may stand between a cue and the number it announces (identity documents, legacy IDs,
+QQ/WeChat accounts): punctuation and the words that announce a number ("号码：", "no.",
+"number is"), eight at most; any other word ends the match. Longer words first: the
+repetition is possessive, so "no" must not win over "number"."""
+
 
 @dataclass(frozen=True, slots=True)
 class ContextRule:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from .base import Hit, ScanContext
-from .context import context_rule
+from .context import ANNOUNCING_FILLER, context_rule
 
 ID_DOCUMENT_PHRASES = (
     "护照",
@@ -45,12 +45,6 @@ ID_DOCUMENT_PHRASES = (
     "social security number",
     "ssn",
 )
-
-ANNOUNCING_WORDS = r"[\s:：,，.#=\-]|号码|编号|号|是|为|number|num|no|is|was"
-ANNOUNCING_FILLER = rf"(?:{ANNOUNCING_WORDS}){{0,8}}+"
-"""What may stand between a cue and its value: punctuation and the words that announce a
-number ("号码：", "no.", "number is"), eight at most; any other word ends the match. Longer
-words first: the repetition is possessive, so "no" must not win over "number"."""
 
 RULE = context_rule(
     "id_document",

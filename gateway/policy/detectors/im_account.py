@@ -10,8 +10,7 @@ validation. A WeChat ID is 6-20 characters starting with a letter; one without a
 
 from __future__ import annotations
 
-from .context import context_rule
-from .id_document import ANNOUNCING_WORDS
+from .context import ANNOUNCING_WORDS, context_rule
 
 IM_PHRASES = (
     "qq",
