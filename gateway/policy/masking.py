@@ -28,14 +28,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .detectors.address import DIVISION_SUFFIXES
 from .links import defang
 from .normalize import fold
 
 _LAST = re.compile(r"last([0-9])")
 _FIRST_LAST = re.compile(r"first([0-9])last([0-9])")
-_ADMIN_SUFFIX = re.compile(
-    r"^[\u4e00-\u9fff\s]{0,18}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)"
-)
+_ADMIN_SUFFIX = re.compile(rf"^[\u4e00-\u9fff\s]{{0,18}}(?:{'|'.join(DIVISION_SUFFIXES)})")
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特")
 """Where the domain starts in an address whose ``@`` is written otherwise: "(at)", "[at]",
 " at ", "艾特" (the local part holds none of them)."""

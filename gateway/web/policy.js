@@ -762,7 +762,7 @@ var CipherdeskPolicy = (function () {
     return contains(ctx.view, BANK_ACCOUNT_RULE.triggers) ? BANK_ACCOUNT_RULE.scan(ctx.view) : [];
   }
 
-  /** What may stand between a cue and a document number (id_document.py ANNOUNCING_FILLER). */
+  /** What may stand between a cue and the number it announces (context.py ANNOUNCING_FILLER). */
   var ANNOUNCING_WORDS = '[\\s:：,，.#=\\-]|号码|编号|号|是|为|number|num|no|is|was';
   var ANNOUNCING_FILLER = atomic('(?:' + ANNOUNCING_WORDS + '){0,8}');
   /** Passports, permits and other identity documents after their cue (id_document.py). */

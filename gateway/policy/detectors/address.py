@@ -34,7 +34,8 @@ _HAN = r"\u4e00-\u9fff"
 _HAN_PLAIN = r"\u4e00-\u7683\u7685-\u9fff"
 """Chinese characters but 的 (U+7684): between a district and its first number, a 的 makes it
 prose ("朝阳区的门店3号开门": the shop opens on the 3rd), not an address."""
-_GAP = r" {0,2}+"
+_MAX_GAP = 2
+_GAP = rf" {{0,{_MAX_GAP}}}+"
 """Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
 view folds other spaces to U+0020). The detector's gate phrases allow as many."""
 _MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_GAP}{_UNIT}){{0,5}}+"
@@ -89,6 +90,21 @@ _UNIT_WORD = re.compile(_UNIT)
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
 _SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
+DIVISION_SUFFIXES = (
+    "特别行政区",
+    "自治区",
+    "自治州",
+    "自治县",
+    "地区",
+    "省",
+    "市",
+    "区",
+    "县",
+    "盟",
+    "旗",
+)
+"""The words that end a division's name (江苏省, 石家庄市, 延边朝鲜族自治州), longer first where
+one ends another (自治区 before 区)."""
 
 
 @functools.cache
@@ -115,7 +131,12 @@ class AddressDetector:
     kinds = ("address",)
     triggers = ()
     gate_phrases = tuple(
-        {n + gap + u[0] for n in _NUMERAL_CHARS for gap in ("", " ", "  ") for u in _UNITS}
+        {
+            n + " " * gap + u[0]
+            for n in _NUMERAL_CHARS
+            for gap in range(_MAX_GAP + 1)
+            for u in _UNITS
+        }
     )
     gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
     """Inside every match: a numeral and a building/house unit, a space or two apart at most
@@ -171,7 +192,7 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
     for m in _UNIT_WORD.finditer(view):
         unit = m.start()
         number_end = unit
-        while number_end > 0 and unit - number_end < 2 and view[number_end - 1] == " ":
+        while number_end > 0 and unit - number_end < _MAX_GAP and view[number_end - 1] == " ":
             number_end -= 1  # "4 号" (``_GAP``)
         start = number_end
         while start > 0 and number_end - start < 5 and view[start - 1] in _NUMERALS:
@@ -183,7 +204,7 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
 def _next_to(view: str, end: int, start: int) -> bool:
     """Whether a division name starting at ``start`` follows one ending at ``end`` directly
     or after a space or two (``上海市 浦东新区``, ``_GAP``)."""
-    return start - end <= 2 and view[end:start] == " " * (start - end)
+    return start - end <= _MAX_GAP and view[end:start] == " " * (start - end)
 
 
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:

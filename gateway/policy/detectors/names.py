@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 
 from ..normalize import VIEW_WHITESPACE
-from .address import division_names
+from .address import DIVISION_SUFFIXES, division_names
 from .base import Hit, ScanContext
 from .context import not_after_letter
 
@@ -181,19 +181,6 @@ _COMMON_WORDS = frozenset(
 _TITLES_ZH = ("老师", "老板", "老总", "医生", "律师", "阿姨", "叔叔", "主任", "总监", "师傅")
 """A surname and a title ("李老师", "欧阳医生") address someone without naming them (like
 "张先生")."""
-_PLACE_SUFFIXES = (
-    "特别行政区",
-    "自治区",
-    "自治州",
-    "自治县",
-    "地区",
-    "省",
-    "市",
-    "区",
-    "县",
-    "盟",
-    "旗",
-)
 
 
 @functools.cache
@@ -203,7 +190,7 @@ def _places() -> frozenset[str]:
     out: set[str] = set()
     for name in division_names():
         out.add(name)
-        for suffix in _PLACE_SUFFIXES:
+        for suffix in DIVISION_SUFFIXES:
             if name.endswith(suffix) and len(name) - len(suffix) >= 2:
                 out.add(name[: -len(suffix)])
                 break
