@@ -28,13 +28,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .detectors.address import DIVISION_SUFFIXES
+from .detectors.address import division_prefix
 from .links import defang
 from .normalize import fold
 
 _LAST = re.compile(r"last([0-9])")
 _FIRST_LAST = re.compile(r"first([0-9])last([0-9])")
-_ADMIN_SUFFIX = re.compile(rf"^[\u4e00-\u9fff\s]{{0,18}}(?:{'|'.join(DIVISION_SUFFIXES)})")
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特")
 """Where the domain starts in an address whose ``@`` is written otherwise: "(at)", "[at]",
 " at ", "艾特" (the local part holds none of them)."""
@@ -162,8 +161,8 @@ def _star_address(chars: list[str], mask: Mask, weights: list[int]) -> None:
     """Keep the administrative prefix (province/city/district), hide the rest; an address
     without one keeps nothing but separators."""
     text = "".join(chars[mask.start : mask.end])
-    m = _ADMIN_SUFFIX.match(text)
-    keep = m.end() if m is not None else 0
+    view = fold(text)
+    keep = division_prefix(view) if len(view) == len(text) else 0
     for offset in range(keep, len(weights)):
         if weights[offset]:
             chars[mask.start + offset] = "*"

@@ -248,6 +248,31 @@ HAND = [
     ("我们有 3 号 和 5 号两种尺码", []),
     ("这个东西我弄了 3 天，弄不好", []),
     ("朝阳区的门店 3 号开门吗", []),
+    # flats in housing estates, and what follows a road number (session 27)
+    ("送到万科城市花园3期12栋2单元801", [("address", "万科城市花园3期12栋2单元801")]),
+    ("我家在阳光小区8栋1单元502室，放门口就行", [("address", "阳光小区8栋1单元502室")]),
+    ("快递寄到碧桂园12栋3单元1101", [("address", "碧桂园12栋3单元1101")]),
+    ("住3栋2单元501室，麻烦送上楼", [("address", "3栋2单元501室")]),
+    (
+        "我住在朝阳区建国路88号SOHO现代城5号楼1201",
+        [("address", "朝阳区建国路88号SOHO现代城5号楼1201")],
+    ),
+    (
+        "地址是海淀区中关村大街27号 中关村大厦 15层 1503",
+        [("address", "海淀区中关村大街27号 中关村大厦 15层 1503")],
+    ),
+    ("会议在A座3楼开", []),
+    ("我们公司在3号楼5层", []),
+    ("5号楼3天没有来快递了", []),
+    ("快递放在阳光小区门口", []),
+    ("please send it to Mr. Zhang Wei", [("name", "Zhang Wei")]),
+    ("The card holder is Li Na", [("name", "Li Na")]),
+    ("the account is under the name of Wang Fang", [("name", "Wang Fang")]),
+    ("ship to Jane Doe at 1 Infinite Loop", [("name", "Jane Doe")]),
+    ("send to John Smith, 42 Wallaby Way", [("name", "John Smith"), ("address", "42 Wallaby Way")]),
+    ("please send it to New York", []),
+    ("send it to support team", []),
+    ("Dr. Smith said it is fine", [("name", "Smith")]),
 ]
 
 

@@ -38,9 +38,21 @@ _MAX_GAP = 2
 _GAP = rf" {{0,{_MAX_GAP}}}+"
 """Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
 view folds other spaces to U+0020). The detector's gate phrases allow as many."""
-_MORE_UNITS = rf"(?:[\-\s]?+(?:[{_HAN}]{{1,8}}?)?(?:{_NUM}|[a-z]{{1,2}})?{_GAP}{_UNIT}){{0,5}}+"
-"""Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室
-(a building's name, then its number and unit)."""
+_FLAT_UNITS = ("号楼", "栋", "幢", "座", "单元", "楼", "层")
+"""Units a bare flat number may follow (``5号楼1201``, ``2单元801``, ``15层 1503``)."""
+_ROOM = (
+    "(?:(?:" + "|".join(f"(?<={u})" for u in _FLAT_UNITS) + ")"
+    r"[\-\s]{0,2}+[0-9]{2,5}+(?![0-9]|[个元块次天年月日号点分秒岁件台人位名张只条本期]))?"
+)
+"""A flat's number without 室 after a building, unit or floor; not a count or a date that
+follows one (``3楼2个人``, ``5号楼3天``)."""
+_MORE_UNITS = (
+    rf"(?:[\-\s]{{0,2}}+(?:[a-z]{{0,8}}+[{_HAN}]{{1,10}}?)?{_GAP}(?:{_NUM}|[a-z]{{1,2}})?{_GAP}"
+    rf"{_UNIT}){{0,5}}+{_ROOM}"
+)
+"""Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室,
+SOHO现代城5号楼1201, 中关村大厦 15层 1503, 上海电影广场 B 座 12 楼 (a building's name, then its
+number and unit, and a flat's bare number)."""
 _DETAIL = re.compile(
     rf"{_GAP}(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
     rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\- ]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
@@ -51,6 +63,41 @@ _ROAD_NUMBER = re.compile(
 )
 """A road and its house number without a division: 建国路88号, and a Shanghai lane,
 张江路123弄."""
+_ESTATES = (
+    "小区",
+    "花园",
+    "公寓",
+    "家园",
+    "新村",
+    "公馆",
+    "华庭",
+    "山庄",
+    "大厦",
+    "广场",
+    "中心",
+    "苑",
+    "庭",
+    "府",
+    "城",
+    "湾",
+    "园",
+)
+"""Words that end the name of a housing estate or an office building (阳光小区, 万科城市花园,
+SOHO现代城)."""
+_ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或]))"
+"""Characters of an estate's name: not the words that lead to it (``我家在阳光小区``, ``送到``)."""
+_FLAT = re.compile(
+    rf"(?P<estate>[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,8}}?(?:{'|'.join(_ESTATES)})"
+    rf"{_GAP}(?:{_NUM}{_GAP}期{_GAP})?)?"
+    rf"(?:{_NUM}|[a-z]){_GAP}(?:号楼|栋|幢|座)(?P<flat>{_MORE_UNITS})"
+)
+"""A flat in a housing estate without a road: 万科城市花园3期12栋2单元801, 阳光小区8栋1单元502室,
+3栋2单元501室. ``_chinese`` keeps a match with the estate's name, or with a household after the
+building (``_HOUSEHOLD``): a building alone or with a floor (``3号楼的快递柜``, ``会议在A座3楼``)
+pins none."""
+_HOUSEHOLD = re.compile(r"单元|室|户|[0-9]$")
+"""In the units after a building, what pins a household: a stairway unit, a room or flat,
+or a flat's bare number (``_ROOM``, the only digits a match can end with)."""
 _STREET_TYPES = (
     "street",
     "st",
@@ -125,6 +172,20 @@ def _divisions() -> Phrases[None]:
     return Phrases((name, None) for name in division_names())
 
 
+_LEADING_PLACES = re.compile(rf"[{_HAN} ]{{1,26}}")
+
+
+def division_prefix(view: str) -> int:
+    """How many leading characters of an address (its matching view) name administrative
+    divisions: the masks for plugins keep them (``北京市朝阳区*******``), as they name a
+    district, not a household. The prefix ends where a division's name ends, so an estate
+    whose name ends like one (阳光小区, 万科城市花园) is hidden whole."""
+    m = _LEADING_PLACES.match(view)
+    if m is None:
+        return 0
+    return max((end for _, _, end in _divisions().find(view, 0, m.end())), default=0)
+
+
 class AddressDetector:
     """Postal addresses (kind ``address``)."""
 
@@ -182,6 +243,10 @@ class AddressDetector:
                 if start >= covered:
                     covered = m.end()
                     yield start, m.end()
+            for m in _FLAT.finditer(view, lo, hi):
+                if m.start() >= covered and (m["estate"] or _HOUSEHOLD.search(m["flat"])):
+                    covered = m.end()
+                    yield m.start(), m.end()
 
 
 def _numbered_units(view: str) -> Iterator[tuple[int, int]]:

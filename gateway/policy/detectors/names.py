@@ -124,8 +124,31 @@ _CUES_EN = (
     "i'm",
     "called",
     "cardholder",
+    "card holder is",
+    "account holder is",
+    "holder is",
+    "holder name",
+    "name of",
     "recipient",
     "addressee",
+)
+_DELIVERY_CUES_EN = (
+    "ship to",
+    "ship it to",
+    "send to",
+    "send it to",
+    "deliver to",
+    "deliver it to",
+    "addressed to",
+    "attn",
+    "attention",
+)
+"""Words a recipient's name follows ("ship to Jane Doe at ..."), as often as a place ("send it
+to New York", "deliver to the office"): a name here is two or three words each capitalised in
+the original, the first not a place name's first word (``_PLACE_STARTS``)."""
+_PLACE_STARTS = frozenset(
+    "new san santa los las hong kuala buenos rio tel abu sri costa puerto saudi south north "
+    "east west united great st saint fort port mount el la le de van main".split()
 )
 
 _S1 = "".join(sorted(set(SURNAMES_1)))
@@ -243,10 +266,28 @@ _EN_CUED = re.compile(
     rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{0,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|from|here|"
     r"speaking|calling|again|too|today|here|i|my|please|thanks|thank)\b))"
 )
+_EN_DELIVERY = re.compile(
+    rf"{not_after_letter(_DELIVERY_CUES_EN)}[:\s]{{1,3}}+"
+    rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{1,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|at|in|on|"
+    r"from|please|thanks|thank|c/o)\b))"
+)
 _TITLES = ("mr", "mrs", "ms", "miss", "dr")
-_EN_TITLE = re.compile(rf"{not_after_letter(_TITLES)}\.?\s(?P<name>[a-z][a-z'\-]{{1,20}}+)")
-"""Mr/Mrs/Ms/Miss/Dr (not inside a word) and a word."""
-_EN_CUE_WORDS = ("name", "this is", "i am", "i'm", "called", "cardholder", "recipient", "addressee")
+_EN_TITLE = re.compile(
+    rf"{not_after_letter(_TITLES)}\.?\s(?P<name>[a-z][a-z'\-]{{1,20}}+(?:\s[a-z][a-z'\-]{{1,20}}+)?)"
+)
+"""Mr/Mrs/Ms/Miss/Dr (not inside a word) and a word, with the next word when it is
+capitalised in the original (Mr. Zhang Wei; not "Dr. Smith said")."""
+_EN_CUE_WORDS = (
+    "name",
+    "this is",
+    "i am",
+    "i'm",
+    "called",
+    "cardholder",
+    "holder",
+    "recipient",
+    "addressee",
+)
 """A substring of every ``_CUES_EN`` cue: a view holding none of them skips ``_EN_CUED``
 (eight substring searches in C; the regex stops at every letter that can start a cue)."""
 _EN_NOT_NAMES = frozenset(
@@ -266,6 +307,7 @@ class NameDetector:
         *_CUES_ZH,
         *_HONORIFICS,
         *_CUES_EN,
+        *_DELIVERY_CUES_EN,
         *_VERBS,
         *(title + end for title in _TITLES for end in (".", *VIEW_WHITESPACE)),
     )
@@ -298,8 +340,23 @@ class NameDetector:
                     continue
                 if not _capitalised(ctx, m.start("name"), words):
                     continue
-                seen.add(m.start("name"))
-                yield Hit("name", m.start("name"), m.end("name"), rule)
+                start, end = m.span("name")
+                if pattern is _EN_TITLE and len(words) == 2:
+                    first_end = start + len(words[0])
+                    if not _upper_at(ctx, first_end + 1):  # "Dr. Smith said"
+                        end = first_end
+                seen.add(start)
+                yield Hit("name", start, end, rule)
+        if _mentions(view, _DELIVERY_CUES_EN):
+            for m in _EN_DELIVERY.finditer(view):
+                start, end = m.span("name")
+                words = m.group("name").split()
+                if start in seen or words[0] in _PLACE_STARTS or words[0] in _EN_NOT_NAMES:
+                    continue
+                starts = [start + k + 1 for k in range(end - start) if view[start + k].isspace()]
+                if all(_upper_at(ctx, pos) for pos in (start, *starts)):
+                    seen.add(start)
+                    yield Hit("name", start, end, "name.cue_en")
 
 
 def _mentions(view: str, words: tuple[str, ...]) -> bool:
@@ -307,10 +364,13 @@ def _mentions(view: str, words: tuple[str, ...]) -> bool:
     return any(word in view for word in words)
 
 
+def _upper_at(ctx: ScanContext, pos: int) -> bool:
+    """Whether the original character behind ``view[pos]`` is upper-case."""
+    text = ctx.text
+    at = text.to_original(pos)
+    return text.original[at : at + 1].isupper()
+
+
 def _capitalised(ctx: ScanContext, start: int, words: list[str]) -> bool:
     """After a weak cue ("this is", "i am") a name is written capitalised in the original."""
-    text = ctx.text
-    pos = text.to_original(start)
-    return text.original[pos : pos + 1].isupper() or (
-        len(words) >= 2 and words[0] not in (_EN_NOT_NAMES)
-    )
+    return _upper_at(ctx, start) or (len(words) >= 2 and words[0] not in (_EN_NOT_NAMES))

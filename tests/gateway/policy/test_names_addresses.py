@@ -57,6 +57,16 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "我是公安局的",
         "我是李老师",
         "收件人：江苏南京",
+        # a building alone or with a floor pins no household; an estate's name alone neither
+        "会议在A座3楼开",
+        "我们公司在3号楼5层",
+        "5号楼3天没有来快递了",
+        "快递放在阳光小区门口",
+        # after a delivery cue: places, and words that are not capitalised names
+        "please send it to New York",
+        "send it to support team",
+        "Ship to Main Street Store",
+        "send to Hong Kong",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -89,8 +99,57 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
             "Ship to 1600 Amphitheatre Parkway, Mountain View",
             "Ship to **** ************ *******, Mountain View",
         ),
+        # a flat in an estate without a road; its estate's name is hidden with it, even when
+        # it ends like a division (阳光小区, 万科城市花园)
+        ("送到万科城市花园3期12栋2单元801", "送到*****************"),
+        ("我家在阳光小区8栋1单元502室", "我家在*************"),
+        ("住3栋2单元501室", "住*********"),
+        ("北京市朝阳区阳光小区8栋1单元502室", "北京市朝阳区*************"),
+        # a building's name, floor and flat after the road number, spaced or not
+        ("我住在朝阳区建国路88号SOHO现代城5号楼1201", "我住在朝阳区********************"),
+        (
+            "地址是海淀区中关村大街27号 中关村大厦 15层 1503",
+            "地址是海淀区******** ***** *** ****",
+        ),
+        (
+            "寄到 上海市徐汇区漕溪北路 595 号 上海电影广场 B 座 12 楼",
+            "寄到 上海市徐汇区**** *** * ****** * * ** *",
+        ),
+        # a count after a floor is not a flat
+        ("建国路88号3楼2个人", "********2个人"),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
+    d = eng.evaluate(text, "customer")
+    assert eng.for_audience(text, d, "plugin") == plugin
+
+
+@pytest.mark.parametrize(
+    ("text", "plugin"),
+    [
+        # a title and the capitalised word after its name: the whole name
+        ("please send it to Mr. Zhang Wei", "please send it to Mr. Z**** W**"),
+        ("Dr. Smith said it is fine", "Dr. S**** said it is fine"),
+        # holders and "the name of"
+        ("The card holder is Li Na", "The card holder is L* N*"),
+        (
+            "the account is under the name of Wang Fang",
+            "the account is under the name of W*** F***",
+        ),
+        # a recipient after a delivery cue, written capitalised
+        (
+            "ship to Jane Doe at 1 Infinite Loop, Cupertino",
+            "ship to J*** D** at 1 Infinite Loop, Cupertino",
+        ),
+        (
+            "send to John Smith, 42 Wallaby Way, Sydney",
+            "send to J*** S****, ** ******* ***, Sydney",
+        ),
+        ("attn: Mary Jones", "attn: M*** J****"),
+    ],
+)
+def test_english_names_after_titles_holders_and_delivery_cues(
+    eng: PolicyEngine, text: str, plugin: str
+) -> None:
     d = eng.evaluate(text, "customer")
     assert eng.for_audience(text, d, "plugin") == plugin
