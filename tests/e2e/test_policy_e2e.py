@@ -189,3 +189,17 @@ async def test_an_answer_to_an_agents_question_is_masked_for_agent_store_and_web
     await eventually(lambda: len(_events(receiver, "chat.message")) == 2, 10)
     texts = [e["text"] for e in _events(receiver, "chat.message")]
     assert got.text in texts and "E12345678" not in repr(list(receiver.accepted.values()))
+
+
+async def test_a_flat_and_a_titled_name_reach_the_agent_and_are_masked_for_the_webhook(setup):
+    _, agent, customer, receiver, _, _ = setup
+    welcome = await customer.open()
+    await _queued(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    sent = "send to Mr. Zhang Wei, 阳光小区8栋1单元502室"
+    await customer.send_text(sent)
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == sent  # agents see names and addresses (the default table)
+    await eventually(lambda: _events(receiver, "chat.message"), 10)
+    [message] = _events(receiver, "chat.message")
+    assert message["text"] == "send to Mr. Z**** W**, *************"
