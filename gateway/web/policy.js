@@ -894,10 +894,14 @@ var CipherdeskPolicy = (function () {
 
   function fullMatch(pattern) { return new RegExp('^(?:' + pattern + ')$'); }
 
-  function phoneDetector(data) {
-    var regions = {}, codes = {};
-    Object.keys(data.regions || {}).forEach(function (r) {
-      var d = data.regions[r];
+  var CN_SHAPE = /^(?:(?:86)?1[3-9][0-9]{9}|0[1-9][0-9]{8,10})$/;
+
+  /** A document's phone regions (end.py _region) compiled: calling code, national prefix,
+   * general description and number types. */
+  function phoneRegions(data) {
+    var regions = {};
+    Object.keys(data || {}).forEach(function (r) {
+      var d = data[r];
       regions[r] = {
         cc: d[0],
         prefix: d[1] ? new RegExp('^(?:' + d[1] + ')') : null,
@@ -905,32 +909,57 @@ var CipherdeskPolicy = (function () {
         types: d[3].map(function (t) { return [fullMatch(t[0]), t[1]]; })
       };
     });
+    return regions;
+  }
+
+  function matchesDesc(desc, national) {
+    return desc[0].test(national) && (!desc[1].length || desc[1].indexOf(national.length) >= 0);
+  }
+
+  function validNational(national, region) {
+    if (!matchesDesc(region.general, national)) return false;
+    return region.types.some(function (t) {
+      return matchesDesc([t[0], t[1].length ? t[1] : region.general[1]], national);
+    });
+  }
+
+  /** libphonenumber's parse + is_valid_number for a number without '+' in `region`. */
+  function validIn(digits, region) {
+    var candidates = [digits];
+    if (digits.indexOf(region.cc) === 0) candidates.push(digits.slice(region.cc.length));
+    return candidates.some(function (c) {
+      if (validNational(c, region)) return true;
+      var m = region.prefix && region.prefix.exec(c);
+      return !!(m && m[0].length && validNational(c.slice(m[0].length), region));
+    });
+  }
+
+  /** Another region's number after a phone cue (phone.py CUE_RULE), validated in the
+   * document's cue regions. */
+  function phoneCueDetector(data) {
+    var regions = phoneRegions(data.cue_regions), names = Object.keys(regions);
+    var rule = contextRule('phone', 'phone.cue', ['call me at', 'call me on', 'reach me at',
+      'reach me on', 'text me at', 'text me on', 'my number', 'my phone', 'my cell', 'my mobile',
+      'phone number', 'phone no', 'phone', 'telephone', 'tel', 'mobile', 'cell', 'contact number',
+      'callback number', 'whatsapp', '电话', '手机', '手机号', '联系电话', '联系方式', '座机', '回电', '致电'],
+      atomic('(?:' + ANNOUNCING_WORDS + '|at|on|in|hk|us|uk|usa|香港|澳门|台湾|新加坡|马来西亚|美国|加拿大|英国' +
+        '|澳洲|澳大利亚|日本|韩国|的){0,8}'),
+      '(?<![0-9a-z+])' + atomic('\\(?') + atomic('[0-9]{1,5}') + atomic('\\)?') +
+        atomic('(?:' + atomic('[ \\-.]{0,2}') + atomic('[0-9]{1,5}') + '){1,5}') + '(?![0-9])',
+      false,
+      function (value) {
+        var digits = value.replace(/[^0-9]/g, '');
+        if (digits.length < 7 || digits.length > 15) return false;
+        return names.some(function (r) { return validIn(digits, regions[r]); });
+      });
+    return function (ctx) { return contains(ctx.view, rule.triggers) ? rule.scan(ctx.view) : []; };
+  }
+
+  function phoneDetector(data) {
+    var regions = phoneRegions(data.regions), codes = {};
     Object.keys(data.cc || {}).forEach(function (cc) {
       codes[cc] = data.cc[cc].map(function (p) { return [fullMatch(p[0]), p[1]]; });
     });
-    var CN_SHAPE = /^(?:(?:86)?1[3-9][0-9]{9}|0[1-9][0-9]{8,10})$/;
-
-    function matches(desc, national) {
-      return desc[0].test(national) && (!desc[1].length || desc[1].indexOf(national.length) >= 0);
-    }
-
-    function validNational(national, region) {
-      if (!matches(region.general, national)) return false;
-      return region.types.some(function (t) {
-        return matches([t[0], t[1].length ? t[1] : region.general[1]], national);
-      });
-    }
-
-    /** libphonenumber's parse + is_valid_number for a number without '+' in `region`. */
-    function validIn(digits, region) {
-      var candidates = [digits];
-      if (digits.indexOf(region.cc) === 0) candidates.push(digits.slice(region.cc.length));
-      return candidates.some(function (c) {
-        if (validNational(c, region)) return true;
-        var m = region.prefix && region.prefix.exec(c);
-        return !!(m && m[0].length && validNational(c.slice(m[0].length), region));
-      });
-    }
 
     /** An international number: its calling code's regions (their full data when the
      * tenant's regions include one, else the general "possible number" pattern). */
@@ -939,7 +968,7 @@ var CipherdeskPolicy = (function () {
         var cc = digits.slice(0, k), national = digits.slice(k);
         var full = Object.keys(regions).filter(function (r) { return regions[r].cc === cc; });
         if (full.length) return full.some(function (r) { return validNational(national, regions[r]); });
-        if (codes[cc]) return codes[cc].some(function (p) { return matches(p, national); });
+        if (codes[cc]) return codes[cc].some(function (p) { return matchesDesc(p, national); });
       }
       return false;
     }
@@ -1151,6 +1180,7 @@ var CipherdeskPolicy = (function () {
       [idDocuments, true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],
+      [phoneCueDetector(doc.phone), true],
       [imAccounts, true],
       [emails, true]
     ];

@@ -127,6 +127,13 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     ({}, "加我vx：wxid_abc123456，邮箱 zhangsan@qq.com", "customer"),
     ({}, "香港身份证 A123456(3)，另一张 AB987654（3），错的 A123456(4)", "customer"),
+    (
+        PHONE_MASK,
+        "call me at (415) 555-2671; my cell is 415.555.2671, my number in HK is 9123 4567",
+        "customer",
+    ),
+    (PHONE_MASK, "香港电话 9123 4567，台湾手机 0912 345 678，订单号 91234567", "customer"),
+    (PHONE_MASK, "phone: 12345678 is my order, call me at 5pm", "customer"),
 ]
 
 

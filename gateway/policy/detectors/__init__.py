@@ -14,6 +14,7 @@ from .id_document import RULE as ID_DOCUMENT_RULE
 from .id_document import HkidDetector
 from .im_account import RULE as IM_ACCOUNT_RULE
 from .names import NameDetector
+from .phone import CUE_RULE as PHONE_CUE_RULE
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
 from .secrets import SecretsDetector
@@ -24,6 +25,7 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     LEGACY_RULE,
     ID_DOCUMENT_RULE,
     BANK_ACCOUNT_RULE,
+    PHONE_CUE_RULE,
     IM_ACCOUNT_RULE,
 )
 """Every rule that finds a value by the phrase before it: a question naming one of these
@@ -45,6 +47,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         ContextRuleDetector(ID_DOCUMENT_RULE),
         ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
+        ContextRuleDetector(PHONE_CUE_RULE),  # another region's number after a phone cue
         ContextRuleDetector(IM_ACCOUNT_RULE),  # after phones: "微信 138…" is a phone number
         EmailDetector(),
         AddressDetector(),
@@ -59,6 +62,7 @@ __all__ = [
     "ID_DOCUMENT_RULE",
     "IM_ACCOUNT_RULE",
     "LEGACY_RULE",
+    "PHONE_CUE_RULE",
     "AddressDetector",
     "CardDetector",
     "CnIdDetector",

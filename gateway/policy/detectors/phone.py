@@ -8,6 +8,11 @@ number (an account, an IBAN) too often happen to be valid phone numbers. The exc
 Chinese mobile written as mobiles are, 3-4-4 (``138 0013 8000``): accounts, cards and IBANs
 are grouped in fours, so such a window inside a longer run is a mobile (two mobiles one after
 the other, a stray digit or an order number next to one).
+
+After a phone cue ("call me at", "my number in HK is", "香港电话"), a number of another region
+is a phone too: ``CUE_RULE`` validates it in the regions customers of Chinese service desks
+call from most (``CUE_REGIONS``), whatever the tenant's regions. The cue is what makes a bare
+``415-555-2671`` or ``9123 4567`` a phone number rather than an order number.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc, re_util
 
 from .base import Hit, ScanContext
+from .context import ANNOUNCING_WORDS, context_rule
 from .numbers import DIGIT_WORDS, SEVEN_DIGITS, NumberRun, Window, claim
 
 
@@ -199,3 +205,65 @@ def valid_cn(digits: str) -> bool:
         national = digits
     number = phonenumbers.PhoneNumber(country_code=86, national_number=int(national))
     return bool(phonenumbers.is_valid_number(number))
+
+
+CUE_REGIONS = ("HK", "MO", "TW", "SG", "MY", "US", "CA", "GB", "AU", "JP", "KR")
+"""Regions a number after a phone cue is validated in (besides the tenant's own, which the
+detector above already tried): Hong Kong, Macau, Taiwan, Singapore, Malaysia, North America,
+the UK, Australia, Japan and Korea."""
+PHONE_CUES = (
+    "call me at",
+    "call me on",
+    "reach me at",
+    "reach me on",
+    "text me at",
+    "text me on",
+    "my number",
+    "my phone",
+    "my cell",
+    "my mobile",
+    "phone number",
+    "phone no",
+    "phone",
+    "telephone",
+    "tel",
+    "mobile",
+    "cell",
+    "contact number",
+    "callback number",
+    "whatsapp",
+    "电话",
+    "手机",
+    "手机号",
+    "联系电话",
+    "联系方式",
+    "座机",
+    "回电",
+    "致电",
+)
+_CUE_FILLER = (
+    rf"(?:{ANNOUNCING_WORDS}|at|on|in|hk|us|uk|usa|香港|澳门|台湾|新加坡|马来西亚|美国|加拿大|英国"
+    r"|澳洲|澳大利亚|日本|韩国|的){0,8}+"
+)
+"""The announcing words, and where the number is from ("my number in HK is", "香港电话")."""
+
+
+def valid_after_cue(value: str) -> bool:
+    """Whether ``value`` (digits with separators and brackets) is a valid number of one of
+    ``CUE_REGIONS``, 7 to 15 digits."""
+    digits = "".join(c for c in value if c.isdigit())
+    if not 7 <= len(digits) <= 15:
+        return False
+    return any(_valid(digits, region) for region in CUE_REGIONS)
+
+
+CUE_RULE = context_rule(
+    "phone",
+    "phone.cue",
+    PHONE_CUES,
+    _CUE_FILLER,
+    r"(?<![0-9a-z+])\(?+[0-9]{1,5}+\)?+(?:[ \-.]{0,2}+[0-9]{1,5}+){1,5}+(?![0-9])",
+    valid=valid_after_cue,
+)
+"""A phone number of another region after a phone cue (kind ``phone``, rule ``phone.cue``);
+it runs after :class:`PhoneDetector`, so a number that detector found stays its hit."""
