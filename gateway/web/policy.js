@@ -1028,13 +1028,19 @@ var CipherdeskPolicy = (function () {
       '|' + atomic('\\s*') + '\\.' + atomic('\\s*') + ')';
   }
   var SPACED = /\s[@.]|[@.]\s/;
-  var SPELT_EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
+  /** The local part, its dots spelt as words too (email.py _SPELT_LOCAL). */
+  function speltLocal() {
+    return '(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') +
+      atomic('(?:(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') +
+      ')[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + '){0,3}');
+  }
+  var SPELT_EMAIL = new RegExp(speltLocal() + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
     ')(?![a-z0-9\\-])', 'g');
   /** The at spelt out right after a word for e-mail (email.py _AFTER_CUE). */
   var CUED_EMAIL = new RegExp('(?:(?:邮箱|邮件)(?:地址)?' + atomic('(?:是|为|[:：\\s]){0,4}') +
     '|mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
-    '(?<address>(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + SPELT_AT +
+    '(?<address>' + speltLocal() + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
     atomic('[a-z]{2,24}') + ')(?![a-z0-9\\-])', 'g');
   var MAIL_CUES = ['邮箱', '邮件', 'mail'];

@@ -134,6 +134,11 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     (PHONE_MASK, "香港电话 9123 4567，台湾手机 0912 345 678，订单号 91234567", "customer"),
     (PHONE_MASK, "phone: 12345678 is my order, call me at 5pm", "customer"),
+    (
+        {"actions": {"email": "mask"}},
+        "email me at john dot smith at gmail dot com，邮箱 zhang 点 san 艾特 163 点 com",
+        "customer",
+    ),
 ]
 
 

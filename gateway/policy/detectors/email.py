@@ -31,15 +31,20 @@ an address to a pattern; a known ending keeps prose out (the spelt form is rare,
 common ending is here)."""
 _SPELT_AT = r"(?:\s++at\s++|\s*+艾特\s*+|\s*+@\s*+)"
 _SPELT_DOT = r"(?:\s++dot\s++|\s*+点\s*+|\s*+\.\s*+)"
+_SPELT_LOCAL = rf"{_LOCAL}(?:(?:\s++dot\s++|\s*+点\s*+)[a-z0-9][a-z0-9._%+\-]{{0,63}}+){{0,3}}+"
+"""The local part with its dots spelt too ("john dot smith at gmail dot com": without them the
+mask started at "smith" and left "john dot" for the plugin to read). Only the words: a plain
+dot set apart by spaces would join a sentence's last word to the address."""
 _SPELT_EMAIL = re.compile(
-    rf"{_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})(?![a-z0-9\-])"
+    rf"{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})"
+    r"(?![a-z0-9\-])"
 )
 """An address with the at and the dots of the domain spelt out -- "at" and "dot" as words,
 or 艾特 and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("zhangsan @ qq .
 com"), in any mix. Only the at spelt ("name at example.com") is left alone here: "look at
 example.com" points at a web site."""
 _ADDRESS_AFTER_CUE = (
-    rf"(?P<address>{_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
+    rf"(?P<address>{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
     r"(?![a-z0-9\-])"
 )
 _AFTER_ZH_CUE = re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}")

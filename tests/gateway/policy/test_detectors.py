@@ -95,6 +95,7 @@ def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
         "see you @ 5pm. thanks",
         "thanks @ support. Could you help",
         "ping @ team . everyone",  # no known ending
+        "Thanks. see you at noon dot",  # a sentence's dot joins nothing
     ],
 )
 def test_prose_is_no_spelt_out_email(engine: PolicyEngine, text: str) -> None:
@@ -109,6 +110,13 @@ def test_a_spelt_out_email_keeps_its_domain_when_masked() -> None:
     assert d.text == "邮箱 z******* 艾特 163 点 com"
     d = engine.evaluate("邮箱 zhangsan @ qq . com", "customer")
     assert d.text == "邮箱 z******* @ qq . com"
+    # the local part's dots spelt too: all of it is hidden, not only what follows them
+    d = engine.evaluate("email me at john dot smith at gmail dot com", "customer")
+    assert d.text == "email me at j*** *** ***** at gmail dot com"
+    d = engine.evaluate("my email is john dot smith at gmail.com", "customer")
+    assert d.text == "my email is j*** *** ***** at gmail.com"
+    d = engine.evaluate("邮箱 zhang 点 san 艾特 163 点 com", "customer")
+    assert d.text == "邮箱 z**** * *** 艾特 163 点 com"
 
 
 @pytest.mark.parametrize(
