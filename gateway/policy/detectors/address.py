@@ -38,8 +38,21 @@ _MAX_GAP = 2
 _GAP = rf" {{0,{_MAX_GAP}}}+"
 """Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
 view folds other spaces to U+0020). The detector's gate phrases allow as many."""
-_FLAT_UNITS = ("号楼", "栋", "幢", "座", "单元", "楼", "层")
-"""Units a bare flat number may follow (``5号楼1201``, ``2单元801``, ``15层 1503``)."""
+_ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或]))"
+"""Characters of an estate's or building's name: not the words that lead to it (``我家在阳光小区``,
+``送到``), nor 的 (``88号附近的医院`` names no building)."""
+_FLAT_UNITS = ("号楼", "栋", "幢", "座", "单元", "楼", "层", "塔", "区")
+"""Units a bare flat number may follow (``5号楼1201``, ``2单元801``, ``15层 1503``, ``B塔 2501``,
+``E1区1208``)."""
+_SUB_UNIT = rf"(?:{_UNIT}|塔|区)"
+"""Units inside a building's address besides ``_UNITS``: a tower (``B塔``), a zone (``E1区``)."""
+_BUILDING = (
+    rf"(?:[\-\s]{{0,2}}+[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,10}}?"
+    r"(?:大厦|大楼|中心|广场|大学|学院|医院|园区|校区|公寓|花园|小区|家园|酒店|宾馆|商场)"
+    r"(?:本部|校区|分校|[a-z][0-9]?(?=[\-\s]|$))?+)?+"
+)
+"""A building's name closing an address with no unit of its own (``10号百度大厦``,
+``94号南开大学``, ``1006号诺德中心``): with the number hidden, it still tells where."""
 _ROOM = (
     "(?:(?:" + "|".join(f"(?<={u})" for u in _FLAT_UNITS) + ")"
     r"[\-\s]{0,2}+[0-9]{2,5}+(?![0-9]|[个元块次天年月日号点分秒岁件台人位名张只条本期]))?"
@@ -47,12 +60,13 @@ _ROOM = (
 """A flat's number without 室 after a building, unit or floor; not a count or a date that
 follows one (``3楼2个人``, ``5号楼3天``)."""
 _MORE_UNITS = (
-    rf"(?:[\-\s]{{0,2}}+(?:[a-z]{{0,8}}+[{_HAN}]{{1,10}}?)?{_GAP}(?:{_NUM}|[a-z]{{1,2}})?{_GAP}"
-    rf"{_UNIT}){{0,5}}+{_ROOM}"
+    rf"(?:[\-\s]{{0,2}}+(?:[a-z]{{0,8}}+[{_HAN}]{{1,10}}?)?{_GAP}"
+    rf"(?:{_NUM}|[a-z]{{1,2}}+[0-9]{{0,3}}+)?{_GAP}{_SUB_UNIT}){{0,5}}+{_BUILDING}{_ROOM}"
 )
 """Building and flat after the first number marker: 3栋2单元501室, 东部软件园3号楼, 圣爱大厦1202室,
-SOHO现代城5号楼1201, 中关村大厦 15层 1503, 上海电影广场 B 座 12 楼 (a building's name, then its
-number and unit, and a flat's bare number)."""
+SOHO现代城5号楼1201, 中关村大厦 15层 1503, 上海电影广场 B 座 12 楼, 中石化大厦B塔25楼,
+环球中心E1区1208 (a building's name, then its number and unit, and a flat's bare number), or a
+building's name alone (``_BUILDING``)."""
 _DETAIL = re.compile(
     rf"{_GAP}(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
     rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\- ]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
@@ -84,8 +98,6 @@ _ESTATES = (
 )
 """Words that end the name of a housing estate or an office building (阳光小区, 万科城市花园,
 SOHO现代城)."""
-_ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或]))"
-"""Characters of an estate's name: not the words that lead to it (``我家在阳光小区``, ``送到``)."""
 _FLAT = re.compile(
     rf"(?P<estate>[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,8}}?(?:{'|'.join(_ESTATES)})"
     rf"{_GAP}(?:{_NUM}{_GAP}期{_GAP})?)?"

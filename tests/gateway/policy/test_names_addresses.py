@@ -117,6 +117,16 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
         ),
         # a count after a floor is not a flat
         ("建国路88号3楼2个人", "********2个人"),
+        # a building's name closing the address, a tower and a zone with their flats
+        ("我的地址在北京海淀区上地十街10号百度大厦", "我的地址在北京海淀区***********"),
+        ("寄到天津市南开区卫津路94号南开大学", "寄到天津市南开区**********"),
+        ("地址：广州天河区体育西路191号中石化大厦B塔25楼", "地址：广州天河区******************"),
+        (
+            "收货地址：四川省成都市高新区天府大道北段1700号环球中心E1区1208",
+            "收货地址：四川省成都市高新区**********************",
+        ),
+        # but not what follows the number after 的
+        ("建国路88号附近的医院", "******附近的医院"),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
