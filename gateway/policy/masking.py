@@ -32,6 +32,7 @@ from .detectors.address import division_prefix
 from .links import defang
 from .normalize import fold
 
+_HAN_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LAST = re.compile(r"last([0-9])")
 _FIRST_LAST = re.compile(r"first([0-9])last([0-9])")
 _BRACKET_AT = re.compile(r"\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特")
@@ -146,14 +147,17 @@ def _star_ends(chars: list[str], mask: Mask, weights: list[int], head: int, tail
 
 
 def _star_name(chars: list[str], mask: Mask, weights: list[int]) -> None:
-    """Keep the first letter of each word (a Chinese name is one word: 张**)."""
-    word_start = True
+    """Keep the first letter of each word (J*** S****); a Chinese name is one word however it
+    is spaced (张**, 李 *): a Chinese character after a space is a given name's, not a word's."""
+    word_start = kept = False
     for offset, w in enumerate(weights):
         if not w:
             word_start = True
             continue
-        if not word_start:
+        ch = chars[mask.start + offset]
+        if kept and not (word_start and not _HAN_CHAR.match(ch)):
             chars[mask.start + offset] = "*"
+        kept = True
         word_start = False
 
 

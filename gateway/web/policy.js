@@ -1096,11 +1096,12 @@ var CipherdeskPolicy = (function () {
         keptFirst = true;
       }
       return;
-    } else if (style === 'name') {
-      var wordStart = true;
+    } else if (style === 'name') {  // masking.py _star_name: 李 * as 张**, J*** S****
+      var wordStart = false, kept = false;
       for (i = 0; i < weights.length; i++) {
         if (!weights[i]) { wordStart = true; continue; }
-        if (!wordStart) chars[mask.start + i] = '*';
+        if (kept && !(wordStart && !/[\u3400-\u9fff\uf900-\ufaff]/.test(chars[mask.start + i]))) chars[mask.start + i] = '*';
+        kept = true;
         wordStart = false;
       }
       return;

@@ -154,13 +154,10 @@ _PLACE_STARTS = frozenset(
 _S1 = "".join(sorted(set(SURNAMES_1)))
 _S2 = "|".join(SURNAMES_2)
 _GIVEN = rf"[^\W\d{re.escape(_STOP)}a-z]"
-_CUE_ZH = "|".join(sorted(_CUES_ZH, key=len, reverse=True))
+
 _NAME_END = rf"(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
 """A name is not followed by a Han character that could continue a word (王者荣耀 is no name)."""
-_ZH_CUED = re.compile(
-    rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
-    rf"(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?){_NAME_END}"
-)
+
 _WEAK_CUES = frozenset({"我是", "本人"})
 """Cues after which a word is as likely as a name: "我是房东" (the landlord), "我是苏宁的"
 (from Suning)."""
@@ -196,6 +193,26 @@ _RELATIONS = (
 )
 """What follows "我是X的" when X is a person ("我是张三的朋友"); anything else after 的 makes
 X an organisation or a place ("我是苏宁的", "我是平安的客服")."""
+_RELATION_CUES = tuple(
+    relation + verb for relation in _RELATIONS for verb in ("叫", "名叫", "的名字是", "的名字叫")
+)
+"""Someone's name given by their relation ("我老公叫陈志强", "我妈妈的名字是刘秀英"). A relation
+alone is no cue: "我孩子高烧不退", "我女儿方便的时候" would read as names."""
+_CUE_ZH = "|".join(sorted((*_CUES_ZH, *_RELATION_CUES), key=len, reverse=True))
+_SPACED_GIVEN = rf"(?:{_GIVEN}{_GIVEN}?| {_GIVEN}(?: {_GIVEN})?)"
+"""The given name, its characters together or each set apart by a space ("我叫 李 明", "名字是张
+三"), never half of each ("收款人张伟 账号": 账 is no given name)."""
+_ZH_CUED = re.compile(
+    rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
+    rf"(?P<name>(?:{_S2}|[{_S1}]){_SPACED_GIVEN}){_NAME_END}"
+)
+_STRONG_CUES_ZH = tuple(cue for cue in _CUES_ZH if cue not in ("我是", "本人", "称呼", "叫做"))
+_ZH_CUED_LATIN = re.compile(
+    rf"(?:{'|'.join(sorted(_STRONG_CUES_ZH, key=len, reverse=True))})(?:是|为|:|：|\s){{0,3}}+"
+    r"(?P<name>[a-z][a-z'\-]{1,20}+(?: [a-z][a-z'\-]{1,20}+){0,2}+)(?![a-z0-9@._\-:：])"
+)
+"""A name in Latin letters after a Chinese cue that names a person ("联系人：Zhang San",
+"收件人 zhangsan", "持卡人 LI NA"); not after the weak ones (我是, 本人)."""
 _COMMON_WORDS = frozenset(
     "房东 房主 房客 商家 商户 车主 业主 银行 公安 公司 平台 官方 施工 班主 门店 总部 后台 "
     "国家 农行".split()
@@ -296,6 +313,11 @@ _EN_NOT_NAMES = frozenset(
     "user member from in at with about really having still your you it on of to for my "
     "appointment".split()
 )
+_NOT_LATIN_NAMES = _EN_NOT_NAMES | frozenset(
+    "me is vip test admin null none unknown self info sir madam xx xxx na wechat weixin qq "
+    "email mail phone tel mobile id vx wx".split()
+)
+"""Words after a Chinese cue that are no name ("联系人 is me", "收件人 unknown")."""
 
 
 class NameDetector:
@@ -305,6 +327,7 @@ class NameDetector:
     triggers = ()
     gate_phrases = (
         *_CUES_ZH,
+        *_RELATION_CUES,
         *_HONORIFICS,
         *_CUES_EN,
         *_DELIVERY_CUES_EN,
@@ -331,6 +354,12 @@ class NameDetector:
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
                         yield Hit("name", m.start("name"), m.end("name"), rule)
+            for m in _ZH_CUED_LATIN.finditer(view):
+                words = m.group("name").split()
+                if words[0] in _NOT_LATIN_NAMES or m.start("name") in seen:
+                    continue
+                seen.add(m.start("name"))
+                yield Hit("name", m.start("name"), m.end("name"), "name.cue")
         for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
             if pattern is _EN_CUED and not _mentions(view, _EN_CUE_WORDS):
                 continue

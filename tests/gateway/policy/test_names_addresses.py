@@ -67,6 +67,11 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "send it to support team",
         "Ship to Main Street Store",
         "send to Hong Kong",
+        # a relation alone is no cue; Latin words after a cue that name no one
+        "我孩子高烧不退",
+        "我女儿方便的时候再说",
+        "联系人 is me",
+        "联系人wechat: abc",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -159,6 +164,28 @@ def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, pl
     ],
 )
 def test_english_names_after_titles_holders_and_delivery_cues(
+    eng: PolicyEngine, text: str, plugin: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert eng.for_audience(text, d, "plugin") == plugin
+
+
+@pytest.mark.parametrize(
+    ("text", "plugin"),
+    [
+        # a Chinese name spelt with spaces is still one name, masked as one
+        ("我叫 李 明", "我叫 李 *"),
+        ("名字是张 三，电话稍后发", "名字是张 *，电话稍后发"),
+        # in Latin letters after a Chinese cue
+        ("联系人：Zhang San", "联系人：Z**** S**"),
+        ("收件人 zhangsan", "收件人 z*******"),
+        ("持卡人 LI NA，卡号稍后发", "持卡人 L* N*，卡号稍后发"),
+        # named through a relation
+        ("我老公叫陈志强", "我老公叫陈**"),
+        ("我妈妈的名字是刘秀英", "我妈妈的名字是刘**"),
+    ],
+)
+def test_chinese_names_spaced_in_latin_letters_or_by_relation(
     eng: PolicyEngine, text: str, plugin: str
 ) -> None:
     d = eng.evaluate(text, "customer")
