@@ -808,7 +808,7 @@ var CipherdeskPolicy = (function () {
   var IM_ACCOUNT_RULE = contextRule('im_account', 'im_account.context', ['qq', 'qq号', '微信', '微信号',
     'v信', 'vx', 'wx', '威信', 'wechat', 'weixin'],
     atomic('(?:' + ANNOUNCING_WORDS + '|account|id){0,8}'),
-    '(?<![0-9a-z_\\-])(?:[1-9]' + atomic('[0-9]{4,10}') + '|[a-z](?=[a-z0-9_\\-]{0,18}[0-9_\\-])' +
+    '(?<![0-9a-z_\\-])(?:[1-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,10}') + '|[a-z](?=[a-z0-9_\\-]{0,18}[0-9_\\-])' +
     atomic('[a-z0-9_\\-]{5,19}') + ')(?![0-9a-z_\\-])');
   function imAccounts(ctx) {
     return contains(ctx.view, IM_ACCOUNT_RULE.triggers) ? IM_ACCOUNT_RULE.scan(ctx.view) : [];
@@ -823,6 +823,11 @@ var CipherdeskPolicy = (function () {
   }
   var IBAN_START = new RegExp(
     '(?<![a-z0-9])[a-z]{2}[0-9]{2}' + atomic('(?:' + ibanSeparator() + '[a-z0-9]){10,32}'), 'gu');
+  /** Separators inside the country code and check digits too, when the message says "iban"
+   * (iban.py _LOOSE_START). */
+  var IBAN_LOOSE_START = new RegExp(
+    '(?<![a-z0-9])[a-z]' + ibanSeparator() + '[a-z]' + ibanSeparator() + '[0-9]' + ibanSeparator() + '[0-9]' +
+    atomic('(?:' + ibanSeparator() + '[a-z0-9]){10,32}'), 'gu');
 
   function ibanLengths(chars, lo, hi) {
     var found = [];
@@ -868,9 +873,9 @@ var CipherdeskPolicy = (function () {
     }
     return function (ctx) {
       var hits = [], m;
-      var view = ctx.view;
-      IBAN_START.lastIndex = 0;
-      while ((m = IBAN_START.exec(view)) !== null) {
+      var view = ctx.view, start = view.indexOf('iban') >= 0 ? IBAN_LOOSE_START : IBAN_START;
+      start.lastIndex = 0;
+      while ((m = start.exec(view)) !== null) {
         // A candidate that is no IBAN is searched again from its second character; the
         // search goes on after an IBAN's last character (iban.py scan).
         var positions = [];
@@ -883,9 +888,9 @@ var CipherdeskPolicy = (function () {
         }
         if (found !== null) {
           hits.push(new Hit('iban', positions[0], positions[found - 1] + 1, 'iban.mod97'));
-          IBAN_START.lastIndex = positions[found - 1] + 1;
+          start.lastIndex = positions[found - 1] + 1;
         } else {
-          IBAN_START.lastIndex = m.index + 1;
+          start.lastIndex = m.index + 1;
         }
       }
       return hits;

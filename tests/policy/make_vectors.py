@@ -139,6 +139,13 @@ CASES: list[tuple[dict, str, str]] = [
         "email me at john dot smith at gmail dot com，邮箱 zhang 点 san 艾特 163 点 com",
         "customer",
     ),
+    (
+        {},
+        "IBAN G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2, my iban is de 89 3704 0044 0532 0130 00",
+        "customer",
+    ),
+    ({}, "G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2 without the word", "customer"),
+    ({"actions": {"im_account": "mask"}}, "qq 号 123 456 789，QQ群 12345 678 人", "customer"),
 ]
 
 

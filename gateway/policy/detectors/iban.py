@@ -30,6 +30,13 @@ characters (spaces and newlines, runs of them of any length, ``/``, ``.``, ``_``
 the first letter so the pattern starts with a character class (the regex engine then skips
 ahead in C instead of testing every position), and a letter must be followed by a letter
 and a digit right away, so a word start costs a step or two."""
+_LOOSE_START = re.compile(
+    rf"[a-z](?<![a-z0-9].){_SEPARATOR}[a-z]{_SEPARATOR}[0-9]{_SEPARATOR}[0-9]"
+    rf"(?:{_SEPARATOR}[a-z0-9]){{10,32}}+"
+)
+"""``_START`` with separators inside the country code and check digits too ("IBAN G B 8 2 W E
+S T 1 2 3 4 …"): used when the message says "iban", as the strict start needs a letter and a
+digit side by side, which such a number never has."""
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
@@ -38,10 +45,10 @@ class IbanDetector:
 
     kinds = ("iban",)
     triggers = ()
-    gate_phrases = tuple(a + d for a in string.ascii_lowercase for d in string.digits)
+    gate_phrases = (*(a + d for a in string.ascii_lowercase for d in string.digits), "iban")
     """A letter directly followed by a digit (inside every ``_START`` match, and rare in
     chat): 260 phrases of the engine's gate automaton, where a pattern would have to stop
-    at every digit of every order number."""
+    at every digit of every order number; and "iban", which opens ``_LOOSE_START``."""
     exclusive = True
 
     def __init__(self) -> None:
@@ -55,7 +62,7 @@ class IbanDetector:
         search goes on after an IBAN's last character: a candidate may swallow the start of
         the next one ("AB12 DE89 3704…", two IBANs written one after the other)."""
         view = ctx.view
-        search = _START.search
+        search = (_LOOSE_START if "iban" in view else _START).search
         pos = 0
         while (m := search(view, pos)) is not None:
             text = m.group()

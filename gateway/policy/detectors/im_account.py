@@ -4,8 +4,9 @@ In Chinese customer service a customer leaves a QQ number or a WeChat ID as ofte
 number ("加我微信 zhang_san88", "我的QQ是123456789"); each reaches the person as surely as a
 phone does, so the kind is handled like one: agents see it, plugins and exports get it
 masked. Neither carries a checksum, and a QQ number is any 5-11 digits, so the cue is the
-validation. A WeChat ID is 6-20 characters starting with a letter; one without a digit, _ or
-- is left alone ("my wechat account is …" would otherwise make "account" an ID).
+validation; its digits may be grouped ("qq 号 123 456 789"). A WeChat ID is 6-20
+characters starting with a letter; one without a digit, _ or - is left alone ("my wechat
+account is …" would otherwise make "account" an ID).
 """
 
 from __future__ import annotations
@@ -30,6 +31,6 @@ RULE = context_rule(
     "im_account.context",
     IM_PHRASES,
     rf"(?:{ANNOUNCING_WORDS}|account|id){{0,8}}+",
-    r"(?<![0-9a-z_\-])(?:[1-9][0-9]{4,10}+|[a-z](?=[a-z0-9_\-]{0,18}[0-9_\-])"
+    r"(?<![0-9a-z_\-])(?:[1-9](?:[ \-]?+[0-9]){4,10}+|[a-z](?=[a-z0-9_\-]{0,18}[0-9_\-])"
     r"[a-z0-9_\-]{5,19}+)(?![0-9a-z_\-])",
 )

@@ -227,6 +227,31 @@ def test_homoglyph_digits_inside_ibans(eng: PolicyEngine, spelt: str) -> None:
     assert d.findings[0].start == 5 and d.findings[0].end == 5 + len(spelt)
 
 
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2",
+        "G-B-8-2 WEST 1234 5698 7654 32",
+        "de 89 3704 0044 0532 0130 00",
+    ],
+)
+def test_an_iban_with_its_country_code_and_check_digits_set_apart(
+    eng: PolicyEngine, spelt: str
+) -> None:
+    d = eng.evaluate(f"IBAN {spelt} thanks", "customer")
+    assert d.kinds == ("iban",)
+    assert d.findings[0].start == 5 and d.findings[0].end == 5 + len(spelt)
+    # wrong check digits stay no IBAN however they are spaced
+    assert eng.evaluate("IBAN G B 8 8 WEST 1234 5698 7654 32", "customer").kinds == ()
+
+
+def test_a_fully_spaced_iban_needs_the_word() -> None:
+    # without "iban" the strict start needs a letter and a digit side by side (the gate of a
+    # pattern that would stop at every letter of English text)
+    eng = PolicyEngine()
+    assert eng.evaluate("G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2", "customer").kinds == ()
+
+
 def test_homoglyphs_do_not_make_an_invalid_iban_valid(eng: PolicyEngine) -> None:
     assert eng.evaluate("IBAN DE89 3704 0044 0532 0130 OO", "customer").kinds == ("iban",)
     assert eng.evaluate("IBAN DE88 3704 0044 0532 0130 OO", "customer").kinds == ()

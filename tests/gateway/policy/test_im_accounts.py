@@ -23,6 +23,8 @@ def eng() -> PolicyEngine:
         ("加我vx：zhang-san-88", "zhang-san-88"),
         ("my WeChat ID is Zhangsan1990", "Zhangsan1990"),
         ("my wechat account is zhangsan88.", "zhangsan88"),
+        ("qq 号 123 456 789", "123 456 789"),  # grouped digits
+        ("qq 123-456-789 加我", "123-456-789"),
     ],
 )
 def test_accounts_after_their_cue(eng: PolicyEngine, text: str, value: str) -> None:
@@ -42,6 +44,7 @@ def test_accounts_after_their_cue(eng: PolicyEngine, text: str, value: str) -> N
         "邮箱 zhangsan@qq.com",
         "我关注了你们的微信 公众号",
         "qq音乐会员",
+        "QQ群 12345 678 人",  # a group and a head count
     ],
 )
 def test_words_after_the_cue_are_no_account(eng: PolicyEngine, text: str) -> None:
