@@ -769,10 +769,14 @@ var CipherdeskPolicy = (function () {
   var ID_DOCUMENT_RULE = contextRule('id_document', 'id_document.context', ['护照', '通行证', '台胞证',
     '回乡证', '居留证', '居留许可', '军官证', '士兵证', '警官证', '证件号', '签证号', '社保号', '社保卡号',
     '社会保障号', 'passport', 'travel permit', 'travel document', 'residence permit', 'document number',
-    'document no', 'visa number', 'visa no', 'social security number', 'ssn'],
+    'document no', 'visa number', 'visa no', 'social security number', 'social security', 'ssn',
+    'social insurance number', 'national insurance number', 'ni number', '驾驶证', '驾驶证号', '驾照',
+    "driver's license", 'drivers license', 'driver license', 'driving licence', 'driving license',
+    'licence number', 'license number', 'hkid', 'hk id', '香港身份证', '澳门身份证', 'nric', 'ic number',
+    'ic no', 'mykad'],
     ANNOUNCING_FILLER,
     '(?<![0-9a-z])' + atomic('(?:' + atomic('[a-z]{1,2}') + atomic('[ \\-]?') + ')?') + '[0-9]' +
-    atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,11}') +
+    atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,17}') +
     atomic('[a-z]?') + '(?![0-9a-z])');
   function idDocuments(ctx) {
     return contains(ctx.view, ID_DOCUMENT_RULE.triggers) ? ID_DOCUMENT_RULE.scan(ctx.view) : [];
@@ -801,6 +805,22 @@ var CipherdeskPolicy = (function () {
     HKID.lastIndex = 0;
     while ((m = HKID.exec(ctx.view)) !== null) {
       if (isHkid(m[0])) hits.push(new Hit('id_document', m.index, m.index + m[0].length, 'id_document.hkid'));
+    }
+    return hits;
+  }
+  /** US social-security numbers written 123-45-6789 (id_document.py SsnDetector; the checks
+   * of python-stdnum's us.ssn). */
+  var SSN = /(?<![0-9\-])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9\-])/g;
+  var SSN_EXAMPLES = ['078-05-1120', '219-09-9999', '457-55-5462'];
+  function ssns(ctx) {
+    var hits = [], m;
+    if (!/[0-9]-/.test(ctx.view)) return hits;
+    SSN.lastIndex = 0;
+    while ((m = SSN.exec(ctx.view)) !== null) {
+      var area = m[0].slice(0, 3), group = m[0].slice(4, 6), serial = m[0].slice(7);
+      if (area === '000' || area === '666' || area[0] === '9' || group === '00' || serial === '0000') continue;
+      if (SSN_EXAMPLES.indexOf(m[0]) >= 0) continue;
+      hits.push(new Hit('id_document', m.index, m.index + m[0].length, 'id_document.ssn'));
     }
     return hits;
   }
@@ -1189,6 +1209,7 @@ var CipherdeskPolicy = (function () {
       [cardCodes, true],
       [ibanDetector(doc.iban), true],
       [hkids, true],
+      [ssns, true],
       [idDocuments, true],
       [bankAccounts, true],
       [phoneDetector(doc.phone), true],

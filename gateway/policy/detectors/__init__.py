@@ -11,7 +11,7 @@ from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
 from .iban import IbanDetector
 from .id_document import RULE as ID_DOCUMENT_RULE
-from .id_document import HkidDetector
+from .id_document import HkidDetector, SsnDetector
 from .im_account import RULE as IM_ACCOUNT_RULE
 from .names import NameDetector
 from .phone import CUE_RULE as PHONE_CUE_RULE
@@ -44,6 +44,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         ContextRuleDetector(CVV_CONTEXT_RULE),
         IbanDetector(),
         HkidDetector(),
+        SsnDetector(),
         ContextRuleDetector(ID_DOCUMENT_RULE),
         ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
@@ -76,6 +77,7 @@ __all__ = [
     "PhoneDetector",
     "ScanContext",
     "SecretsDetector",
+    "SsnDetector",
     "default_detectors",
     "is_card_number",
     "is_cn_id",

@@ -1,5 +1,8 @@
 """Identity documents other than the resident ID card: passports, travel and residence
-permits, service IDs, social-security numbers -- named by their cue.
+permits, service IDs, driving licences, social-security and insurance numbers, the identity
+cards of Hong Kong, Singapore and Malaysia -- named by their cue; a US social-security number
+written as one (``123-45-6789``) and a Hong Kong identity card number with its bracketed check
+digit need none.
 
 A Chinese passport is ``E12345678`` or ``EA1234567``, a Hong Kong/Macau travel permit
 ``C12345678``, a Taiwan compatriot permit eight digits, a foreign passport six to nine
@@ -8,13 +11,16 @@ tracking number. So, as for account numbers, the cue is the validation ("护照�
 "passport no. 123456789"). The filler between cue and value is only punctuation and the words
 that announce a number (号码, 是, number, no, is), never free text: "护照还没办好，订单
 12345678" is no passport number. PIPL counts these numbers as sensitive personal information
-like the resident ID, so they take the ID's actions (kind ``id_document``).
+like the resident ID, so they take the ID's actions (kind ``id_document``). A value is up to
+two letters and 5 to 18 digits: a Chinese driving licence's number is its holder's ID number.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+
+from stdnum.us import ssn
 
 from .base import Hit, ScanContext
 from .context import ANNOUNCING_FILLER, context_rule
@@ -43,7 +49,29 @@ ID_DOCUMENT_PHRASES = (
     "visa number",
     "visa no",
     "social security number",
+    "social security",
     "ssn",
+    "social insurance number",
+    "national insurance number",
+    "ni number",
+    "驾驶证",
+    "驾驶证号",
+    "驾照",
+    "driver's license",
+    "drivers license",
+    "driver license",
+    "driving licence",
+    "driving license",
+    "licence number",
+    "license number",
+    "hkid",
+    "hk id",
+    "香港身份证",
+    "澳门身份证",
+    "nric",
+    "ic number",
+    "ic no",
+    "mykad",
 )
 
 RULE = context_rule(
@@ -51,7 +79,7 @@ RULE = context_rule(
     "id_document.context",
     ID_DOCUMENT_PHRASES,
     ANNOUNCING_FILLER,
-    r"(?<![0-9a-z])(?:[a-z]{1,2}+[ \-]?+)?+[0-9](?:[ \-]?+[0-9]){4,11}+[a-z]?+(?![0-9a-z])",
+    r"(?<![0-9a-z])(?:[a-z]{1,2}+[ \-]?+)?+[0-9](?:[ \-]?+[0-9]){4,17}+[a-z]?+(?![0-9a-z])",
 )
 
 
@@ -90,3 +118,26 @@ class HkidDetector:
         for m in _HKID.finditer(ctx.view):
             if is_hkid(m.group()):
                 yield Hit("id_document", m.start(), m.end(), "id_document.hkid")
+
+
+_SSN = re.compile(r"[0-9](?<![0-9\-].)[0-9]{2}-[0-9]{2}-[0-9]{4}(?![0-9\-])")
+"""Three, two and four digits joined by dashes: how a US social-security number is written,
+and no date, phone or order number is (nothing digit or dash around it)."""
+
+
+class SsnDetector:
+    """US social-security numbers written ``123-45-6789`` (kind ``id_document``, rule
+    ``id_document.ssn``), found without a cue: python-stdnum's ``us.ssn`` refuses the areas,
+    groups and serials never issued (000, 666, 9xx, 00, 0000) and the published examples."""
+
+    kinds = ("id_document",)
+    triggers = ()
+    gate_phrases = tuple(f"{d}-" for d in "0123456789")
+    """A digit and a dash: in every match (and in dates, which the pattern then refuses)."""
+    exclusive = True
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the valid numbers."""
+        for m in _SSN.finditer(ctx.view):
+            if ssn.is_valid(m.group()):
+                yield Hit("id_document", m.start(), m.end(), "id_document.ssn")

@@ -34,6 +34,16 @@ def eng() -> PolicyEngine:
         ("护照号码是E 1234 5678", "E 1234 5678"),  # the letter set apart
         ("passport number: E-1234-5678", "E-1234-5678"),
         ("ＰＡＳＳＰＯＲＴ ｅ１２３４５６７８", "ｅ１２３４５６７８"),  # full width
+        # driving licences (a Chinese one carries its holder's ID number), other IDs
+        ("驾驶证号 110105194912310021", "110105194912310021"),
+        ("driver's license D1234567", "D1234567"),
+        ("social security 123 45 6789", "123 45 6789"),
+        ("national insurance number QQ 12 34 56 C", "QQ 12 34 56"),
+        ("my hkid is A1234563", "A1234563"),
+        ("my NRIC is S1234567D", "S1234567D"),
+        ("mykad 900101-14-5678", "900101-14-5678"),
+        # a US social-security number written as one needs no cue
+        ("call 123-45-6789 now", "123-45-6789"),
     ],
 )
 def test_document_numbers_after_their_cue_are_found(
@@ -56,6 +66,10 @@ def test_document_numbers_after_their_cue_are_found(
         "通行证 办理进度查询 4008123123",  # a service line after words
         "class note 123456789",  # "ssn" only as a word
         "订单 E12345678",  # no cue
+        # three, two and four digits never issued as social-security numbers, or inside more
+        "000-12-3456, 666-12-3456, 900-12-3456, 123-00-4567, 123-45-0000",
+        "078-05-1120",  # the number printed on a wallet insert in 1938
+        "order 123-45-6789-1, shipped 2024-11-17",
     ],
 )
 def test_numbers_without_a_cue_right_before_them_are_left_alone(
