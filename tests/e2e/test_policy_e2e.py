@@ -132,8 +132,16 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "card four triple one triple one triple one triple one triple one, thanks",
             "card **** ****** *** ****** *** ****** *** ****** *** ****** ***, thanks",
         ),
+        (
+            "SSN 123-45-6789, 驾驶证号 110105194912310021",
+            "SSN ***-**-6789, 驾驶证号 **************0021",
+        ),
+        (
+            "IBAN G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2",
+            "IBAN * * * * * * * * * * * * * * * * * * 5 4 3 2",
+        ),
     ],
-    ids=["iban-newlines", "passport-legacy-id", "card-read-aloud"],
+    ids=["iban-newlines", "passport-legacy-id", "card-read-aloud", "ssn-licence", "iban-spaced"],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
     svc, agent, customer, receiver, _, _ = setup
@@ -191,15 +199,17 @@ async def test_an_answer_to_an_agents_question_is_masked_for_agent_store_and_web
     assert got.text in texts and "E12345678" not in repr(list(receiver.accepted.values()))
 
 
-async def test_a_flat_and_a_titled_name_reach_the_agent_and_are_masked_for_the_webhook(setup):
+async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_the_webhook(
+    setup,
+):
     _, agent, customer, receiver, _, _ = setup
     welcome = await customer.open()
     await _queued(agent, welcome.chat)
     await agent.accept(welcome.chat)
-    sent = "send to Mr. Zhang Wei, 阳光小区8栋1单元502室"
+    sent = "send to Mr. Zhang Wei, 阳光小区8栋1单元502室, call me at (415) 555-2671"
     await customer.send_text(sent)
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
     assert got.text == sent  # agents see names and addresses (the default table)
     await eventually(lambda: _events(receiver, "chat.message"), 10)
     [message] = _events(receiver, "chat.message")
-    assert message["text"] == "send to Mr. Z**** W**, *************"
+    assert message["text"] == ("send to Mr. Z**** W**, *************, call me at (415) ***-2671")
