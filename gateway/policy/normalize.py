@@ -49,8 +49,18 @@ _KEEP_CONTROLS = frozenset("\t\n\r")
 VIEW_WHITESPACE = ("\t", "\n", "\r", " ", "\u1680", "\u2028", "\u2029")
 """Every character of a view that ``\\s`` matches: the rest of Unicode's whitespace folds to a
 space or vanishes (a test derives this from the table). Gate phrases spell ``\\s`` with it."""
-# Simplified variants OpenCC keeps apart but people use interchangeably (帳戶 -> 帐户 vs 账户).
-_VARIANTS = {ord("帐"): "账"}
+_JAPANESE_FORMS = dict(
+    zip(
+        "単証険銭転発売読価気対関済帰鉄仮権図歳楽薬団広変戦労営県駅縁様続総録収査",
+        "单证险钱转发卖读价气对关济归铁假权图岁乐药团广变战劳营县驿缘样续总录收查",
+        strict=True,
+    )
+)
+"""Japanese forms of characters (shinjitai) that are neither Traditional nor Simplified, so
+OpenCC keeps them: a Japanese input method writes 刷単返利 for 刷单返利."""
+# Simplified variants OpenCC keeps apart but people use interchangeably (帳戶 -> 帐户 vs 账户),
+# and the Japanese forms above.
+_VARIANTS = {ord("帐"): "账", **{ord(k): v for k, v in _JAPANESE_FORMS.items()}}
 _VARIANT_CHARS = re.compile("[" + "".join(map(chr, _VARIANTS)) + "]")
 
 

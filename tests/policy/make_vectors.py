@@ -146,6 +146,7 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     ({}, "G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2 without the word", "customer"),
     ({"actions": {"im_account": "mask"}}, "qq 号 123 456 789，QQ群 12345 678 人", "customer"),
+    ({}, "刷単返利，転账到安全账户", "customer"),
     (
         {},
         "SSN 123-45-6789 or 666-12-3456, order 123-45-6789-1, 驾驶证号 110105194912310021",

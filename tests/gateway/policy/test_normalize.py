@@ -11,6 +11,8 @@ def test_view_undoes_common_evasions() -> None:
     assert fold("PASS\u200bWORD") == "password"
     assert fold("銀行卡號碼") == "银行卡号码"
     assert fold("帳戶") == fold("账户") == fold("帐户")
+    assert fold("刷単返利") == fold("刷单返利") == "刷单返利"  # a Japanese form (shinjitai)
+    assert fold("転账 証件 保険") == "转账 证件 保险"
     assert fold("𝐩𝐚𝐬𝐬") == "pass"
     assert fold("٣٤٥") == "345"
     assert fold("pàss") == "pass"
