@@ -38,9 +38,10 @@ _MAX_GAP = 2
 _GAP = rf" {{0,{_MAX_GAP}}}+"
 """Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
 view folds other spaces to U+0020). The detector's gate phrases allow as many."""
-_ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或]))"
+_ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或号室楼层栋幢]))"
 """Characters of an estate's or building's name: not the words that lead to it (``我家在阳光小区``,
-``送到``), nor 的 (``88号附近的医院`` names no building)."""
+``送到``), nor 的 (``88号附近的医院`` names no building), nor a unit (``3号海港城``: the name
+starts after the number)."""
 _FLAT_UNITS = ("号楼", "栋", "幢", "座", "单元", "楼", "层", "塔", "区")
 """Units a bare flat number may follow (``5号楼1201``, ``2单元801``, ``15层 1503``, ``B塔 2501``,
 ``E1区1208``)."""
@@ -73,10 +74,12 @@ _DETAIL = re.compile(
     rf"{_MORE_UNITS}"
 )
 _ROAD_NUMBER = re.compile(
-    rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|胡同){_GAP}{_NUM}{_GAP}[号弄]{_MORE_UNITS}"
+    rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|胡同|道(?<![知难味频渠通轨管说报一街]道))"
+    rf"{_GAP}(?:{_NUM}段{_GAP})?{_NUM}{_GAP}[号弄]{_MORE_UNITS}"
 )
-"""A road and its house number without a division: 建国路88号, and a Shanghai lane,
-张江路123弄."""
+"""A road and its house number without a division: 建国路88号, a Shanghai lane (张江路123弄), a
+Hong Kong road (广东道3号; not a word ending in 道, 我知道3号发货), a Taiwan road's section
+(信义路五段7号)."""
 _ESTATES = (
     "小区",
     "花园",
@@ -139,12 +142,25 @@ _STREET_TYPES = (
 """Street types of English addresses. Words prose puts after a number and a word or two
 ("3 in a row", "2 kids walk", "4 feet square", "2 friends at the plaza") are left out."""
 _EN = re.compile(
-    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s[a-z]+){1,3}?\s"
+    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s(?:[a-z]+|[0-9]{1,3}(?:st|nd|rd|th))){1,3}?\s"
     rf"(?:{'|'.join(_STREET_TYPES)})\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
 )
 """A house number (nothing alphanumeric before it: the look-behind follows the first digit so
-the pattern starts with a character class), one to three words, a street type."""
+the pattern starts with a character class), one to three words (an ordinal too: West 45th),
+a street type."""
+_EN_HEAD = re.compile(r"(?:apt|apartment|unit|suite|flat|room|rm)\.?\s?#?[0-9a-z]{1,6},?\s$")
+"""A flat written before the house number ("Apt 5B, 120 West 45th St"): joined to it."""
+_EN_FLAT = re.compile(
+    r"(?<![a-z])(?:flat|room|rm|unit|apt|apartment|suite)\.?\s?#?[0-9a-z]{1,5}+"
+    r"(?:,?\s(?:[0-9]{1,3}/f|floor\s[0-9]{1,3}|[0-9]{1,3}(?:st|nd|rd|th)\sfloor"
+    r"|(?:tower|block|building|bldg|blk)\.?\s[0-9a-z]{1,4}+)){1,3}+(?![0-9a-z/])"
+)
+"""A flat with its floor, tower or building (``Room 1203, Building 5``, ``Flat A, 12/F, Tower
+2``): how Hong Kong and Chinese addresses are written in English, often before any street."""
+_PO_BOX = re.compile(r"p(?<![a-z]p)\.?\s?o\.?\s?box\s?#?[0-9]{1,8}+(?![0-9])")
+"""A post-office box (``PO Box 1234``, ``P.O. Box 88``)."""
+_EN_GATE = ("/f", "room ", "flat ", "unit ", "apt", "suite ", "rm ", "box")
 _UNIT_WORD = re.compile(_UNIT)
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
@@ -166,11 +182,35 @@ DIVISION_SUFFIXES = (
 one ends another (自治区 before 区)."""
 
 
+_OUTSIDE_MAINLAND = (
+    "香港",
+    "香港岛",
+    "九龙",
+    "新界",
+    "澳门",
+    "氹仔",
+    "路环",
+    "台湾",
+    "台北市",
+    "新北市",
+    "桃园市",
+    "台中市",
+    "台南市",
+    "高雄市",
+    "基隆市",
+    "新竹市",
+    "嘉义市",
+)
+"""Hong Kong, Macau and Taiwan and their main parts: stdnum's data, the mainland's division
+codes, names them only as a whole (香港特别行政区), and addresses there start with these."""
+
+
 @functools.cache
 def division_names() -> tuple[str, ...]:
-    """Names of China's administrative divisions (current and former), from stdnum."""
+    """Names of China's administrative divisions (current and former), from stdnum, and
+    those of Hong Kong, Macau and Taiwan (``_OUTSIDE_MAINLAND``)."""
     data = resources.files("stdnum.cn").joinpath("loc.dat").read_text("utf-8")
-    names: set[str] = set()
+    names: set[str] = set(_OUTSIDE_MAINLAND)
     for raw in re.findall(r'(?:province|county)="([^"]+)"', data):
         for part in raw.split(","):
             name = re.sub(r"^\[[^\]]*\]", "", part).strip()
@@ -211,7 +251,10 @@ class AddressDetector:
             for u in _UNITS
         }
     )
-    gate_pattern = r"[0-9][a-z]?\s[a-z]+(?:\s[a-z]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
+    gate_phrases = (*gate_phrases, *_EN_GATE)
+    gate_pattern = (
+        r"[0-9][a-z]?\s[a-z0-9]+(?:\s[a-z0-9]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
+    )
     """Inside every match: a numeral and a building/house unit, a space or two apart at most
     (phrases: the engine's automaton finds them at once), or an English house number and
     street type."""
@@ -229,8 +272,19 @@ class AddressDetector:
                 if start >= taken:
                     taken = end
                     yield Hit("address", start, end, "address.cn")
+        found = []
         for m in _EN.finditer(view):
-            yield Hit("address", m.start(), m.end(), "address.en")
+            head = _EN_HEAD.search(view, max(0, m.start() - 20), m.start())
+            found.append((head.start() if head is not None else m.start(), m.end()))
+        if _mentions_any(view, _EN_GATE):
+            found.extend(m.span() for m in _EN_FLAT.finditer(view))
+            found.extend(m.span() for m in _PO_BOX.finditer(view))
+            found.sort()
+        end = -1
+        for start, stop in found:
+            if start >= end:
+                end = stop
+                yield Hit("address", start, stop, "address.en")
 
     @staticmethod
     def _chinese(view: str) -> Iterator[tuple[int, int]]:
@@ -259,6 +313,10 @@ class AddressDetector:
                 if m.start() >= covered and (m["estate"] or _HOUSEHOLD.search(m["flat"])):
                     covered = m.end()
                     yield m.start(), m.end()
+
+
+def _mentions_any(view: str, words: tuple[str, ...]) -> bool:
+    return any(word in view for word in words)
 
 
 def _numbered_units(view: str) -> Iterator[tuple[int, int]]:

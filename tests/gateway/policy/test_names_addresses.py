@@ -67,6 +67,9 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "send it to support team",
         "Ship to Main Street Store",
         "send to Hong Kong",
+        "我知道3号发货",  # a word ending in 道 is no road
+        "the chat room is 5 floor 3",
+        "我是香港的",
         # a relation alone is no cue; Latin words after a cue that name no one
         "我孩子高烧不退",
         "我女儿方便的时候再说",
@@ -132,6 +135,20 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
         ),
         # but not what follows the number after 的
         ("建国路88号附近的医院", "******附近的医院"),
+        # Hong Kong, Macau and Taiwan: their places kept, a road's section, a HK road in 道
+        ("香港九龙尖沙咀广东道3号海港城2座12楼A室", "香港九龙******************"),
+        ("台北市信义区信义路五段7号", "台北市**********"),
+        # in English: a flat before the street, an ordinal street, a PO box, a HK flat
+        (
+            "ship to Apt 5B, 120 West 45th St, New York",
+            "ship to *** **, *** **** **** **, New York",
+        ),
+        ("PO Box 1234, Hong Kong", "** *** ****, Hong Kong"),
+        (
+            "Flat A, 12/F, Tower 2, Harbour City",
+            "**** *, **/*, ***** *, Harbour City",
+        ),
+        ("Room 1203, Building 5, Wanke Garden", "**** ****, ******** *, Wanke Garden"),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
