@@ -1037,7 +1037,7 @@ var CipherdeskPolicy = (function () {
     };
   }
 
-  var AT = '(?:@|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'at' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
+  var AT = '(?:@|' + atomic('\\s?') + '[\\(\\[\\{【]' + atomic('\\s?') + 'at' + atomic('\\s?') + '[\\)\\]\\}】]' + atomic('\\s?') + ')';
   var DOT = '(?:\\.|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'dot' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
   var EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + DOT + ')+' + atomic('[a-z]{2,24}') + '(?![a-z0-9\\-])', 'g');
@@ -1062,14 +1062,19 @@ var CipherdeskPolicy = (function () {
   var SPELT_EMAIL = new RegExp(speltLocal() + SPELT_AT +
     '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
     ')(?![a-z0-9\\-])', 'g');
+  /** After a word for e-mail, the at as Chinese sites ask to write it too (#, (a), 【at】), and a
+   * mail provider without its top-level domain (email.py _CUED_AT, _MAIL_HOSTS). */
+  var CUED_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') +
+    '(?:艾特|@|#|\\(a\\)|\\[a\\]|\\{a\\}|【a】|【at】|【@】|\\[at\\]|\\(at\\)|\\{at\\})' + atomic('\\s*') + ')';
+  var MAIL_HOSTS = 'qq|163|126|gmail|outlook|hotmail|yahoo|sina|sohu|foxmail|139|aliyun|yeah|icloud';
   /** The at spelt out right after a word for e-mail (email.py _AFTER_CUE). */
   var CUED_EMAIL = new RegExp('(?:(?:邮箱|邮件)(?:地址)?' + atomic('(?:是|为|[:：\\s]){0,4}') +
     '|mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
-    '(?<address>' + speltLocal() + SPELT_AT +
-    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
-    atomic('[a-z]{2,24}') + ')(?![a-z0-9\\-])', 'g');
+    '(?<address>' + speltLocal() + CUED_AT +
+    '(?:(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
+    atomic('[a-z]{2,24}') + '|(?:' + MAIL_HOSTS + ')(?![.@]))' + ')(?![a-z0-9\\-])', 'g');
   var MAIL_CUES = ['邮箱', '邮件', 'mail'];
-  var BRACKETED_AT_END = /at\s?[)\]}]/;  // in every EMAIL match but those with an @
+  var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every EMAIL match but those with an @
 
   function emails(ctx) {
     var hits = [], m;

@@ -148,6 +148,11 @@ CASES: list[tuple[dict, str, str]] = [
     ({"actions": {"im_account": "mask"}}, "qq 号 123 456 789，QQ群 12345 678 人", "customer"),
     ({}, "刷単返利，転账到安全账户", "customer"),
     (
+        {"actions": {"email": "mask"}},
+        "邮箱 zhangsan#qq.com（#换成@），email: li(a)163.com，zhangsan【at】163.com，邮箱 wang@qq",
+        "customer",
+    ),
+    (
         {},
         "SSN 123-45-6789 or 666-12-3456, order 123-45-6789-1, 驾驶证号 110105194912310021",
         "customer",

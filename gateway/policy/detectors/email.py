@@ -17,7 +17,7 @@ _LOCAL = r"[a-z0-9](?<![a-z0-9._%+\-/].)[a-z0-9._%+\-]{0,63}+"
 character so the pattern starts with a character class: the regex engine then skips ahead
 in C to the next letter or digit instead of trying every position."""
 _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,62}+)"
-_AT = r"(?:@|\s?+[\(\[\{]\s?+at\s?+[\)\]\}]\s?+)"
+_AT = r"(?:@|\s?+[\(\[\{【]\s?+at\s?+[\)\]\}】]\s?+)"
 _DOT = r"(?:\.|\s?+[\(\[\{]\s?+dot\s?+[\)\]\}]\s?+)"
 _EMAIL = re.compile(rf"{_LOCAL}{_AT}(?:{_LABEL}{_DOT})+[a-z]{{2,24}}+(?![a-z0-9\-])")
 
@@ -43,9 +43,17 @@ _SPELT_EMAIL = re.compile(
 or 艾特 and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("zhangsan @ qq .
 com"), in any mix. Only the at spelt ("name at example.com") is left alone here: "look at
 example.com" points at a web site."""
+_CUED_AT = (
+    r"(?:\s++at\s++|\s*+(?:艾特|@|#|\(a\)|\[a\]|\{a\}|【a】|【at】|【@】|\[at\]|\(at\)|\{at\})\s*+)"
+)
+"""After a word for e-mail, the at is also written as Chinese sites ask to, against address
+harvesting: ``#`` ("#换成@"), ``(a)``, ``【at】``."""
+_MAIL_HOSTS = "qq|163|126|gmail|outlook|hotmail|yahoo|sina|sohu|foxmail|139|aliyun|yeah|icloud"
+"""Mail providers named without their top-level domain ("邮箱 zhangsan@qq")."""
 _ADDRESS_AFTER_CUE = (
-    rf"(?P<address>{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+)"
-    r"(?![a-z0-9\-])"
+    rf"(?P<address>{_SPELT_LOCAL}{_CUED_AT}(?:(?:{_LABEL}(?:\.|{_SPELT_DOT}))+[a-z]{{2,24}}+"
+    rf"|(?:{_MAIL_HOSTS})(?![.@]))"
+    r")(?![a-z0-9\-])"
 )
 _AFTER_ZH_CUE = re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}")
 _AFTER_CUE = {
@@ -71,8 +79,8 @@ def _cued(view: str) -> Iterator[tuple[int, int]]:
             pos = view.find(cue, pos + 1)
 
 
-_CLOSING = ")]}"
-"""The brackets that close a bracketed at ("(at)", "[at]", "{at}")."""
+_CLOSING = ")]}】"
+"""The brackets that close a bracketed at ("(at)", "[at]", "{at}", "【at】")."""
 _AT_SIGNS = (
     "@",
     *("at" + space + bracket for space in ("", *VIEW_WHITESPACE) for bracket in _CLOSING),

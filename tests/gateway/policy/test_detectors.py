@@ -77,6 +77,14 @@ def test_email_and_dodges(engine: PolicyEngine) -> None:
         "mail zhangsan @163.com",
         "zhangsan@qq dot com",
         "jo @ example . co . uk",
+        # after a word for e-mail: the at as sites ask to write it, a provider alone
+        "邮箱 zhangsan#qq.com（#换成@）",
+        "邮箱 zhangsan＃163.com",
+        "email: zhangsan(a)qq.com",
+        "邮箱 zhangsan@qq",
+        "my email is li.si@gmail",
+        # a bracketed at in the brackets Chinese text uses
+        "zhangsan【at】163.com",
     ],
 )
 def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
@@ -96,6 +104,9 @@ def test_email_spelt_out(engine: PolicyEngine, text: str) -> None:
         "thanks @ support. Could you help",
         "ping @ team . everyone",  # no known ending
         "Thanks. see you at noon dot",  # a sentence's dot joins nothing
+        "#qq.com 话题",  # no word for e-mail: a hash is a hash
+        "邮箱是不是#1的问题",
+        "mail me at qq",
     ],
 )
 def test_prose_is_no_spelt_out_email(engine: PolicyEngine, text: str) -> None:
