@@ -17,7 +17,9 @@ their start ("E12345678", "好的，482913") is found as if the phrase stood bef
 its kind's action like any other finding (an ID number masked, a one-time code hidden from the
 agent who asked for it). Only what a customer answers is read this way, and only a value with
 nothing but a short acknowledgement before it: "验证码收不到？" followed by "我的订单号是
-12345678" is no code.
+12345678" is no code. A customer's own message that *ends* with such a phrase ("我的护照号码是",
+"my number is") opens the same window: the value sent on its own next ("E12345678") is read
+with it, so splitting the phrase from the value hides nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .detectors import CONTEXT_RULES
-from .detectors.context import not_after_letter
+from .detectors.context import ANNOUNCING_FILLER, not_after_letter
 from .detectors.numbers import SEVEN_DIGITS
 from .engine import PolicyEngine
 from .normalize import fold
@@ -55,6 +57,8 @@ _LEAD_IN = re.compile(
     r"[\W_]*+(?:(?:好的|好|嗯|是|为|okay|ok|sure|it's|its|it is|is)[\W_]*+)?", re.IGNORECASE
 )
 """What may come before the value in an answer: punctuation and a short acknowledgement."""
+_ENDING = re.compile(rf"{ANNOUNCING_FILLER}[\W_]*+")
+"""What may follow a phrase that ends a customer's message: the words announcing a value."""
 
 
 class SplitWindow:
@@ -95,8 +99,12 @@ class SplitWindow:
             result = self._combined(engine, parts, direction, text, decision)
         if direction == "customer":
             result = self._answered(engine, chat_id, now, text, result)
-        elif result.action != "block":
-            self._remember_question(chat_id, now, text, result)
+            # a customer's own phrase, the value held back for the next message ("护照号码")
+            if result.action != "block" and (phrase := _named(text, result, ending=True)):
+                self._remember_phrase(chat_id, now, phrase)
+        elif result.action != "block" and (phrase := _named(text, result, ending=False)):
+            self._remember_phrase(chat_id, now, phrase)
+        # else "稍等" after a question: the question still stands
         if result.action != "block":
             self._remember(key, now, parts, text)
         return result
@@ -108,22 +116,11 @@ class SplitWindow:
                 self._tails.pop((chat_id, direction), None)
             self._asked.pop(chat_id, None)
 
-    def _remember_question(self, chat_id: str, now: float, text: str, decision: Decision) -> None:
-        """Remember the last phrase an agent's message names without a value of its kind
-        (it stands for ``ANSWERS`` customer messages and ``ttl`` seconds)."""
-        view = fold(text)
-        found = {f.kind for f in decision.findings}
-        asked: tuple[int, str] | None = None
-        for kind, phrases in _ASKING:
-            if kind in found:
-                continue
-            for m in phrases.finditer(view):
-                if asked is None or m.start() > asked[0]:
-                    asked = (m.start(), m.group())
-        if asked is None:
-            return  # "稍等" after the question: the question still stands
+    def _remember_phrase(self, chat_id: str, now: float, phrase: str) -> None:
+        """Remember ``phrase`` as the chat's open question: it stands for ``ANSWERS``
+        customer messages and ``ttl`` seconds."""
         with self._lock:
-            self._asked[chat_id] = (now, asked[1], ANSWERS)
+            self._asked[chat_id] = (now, phrase, ANSWERS)
             self._asked.move_to_end(chat_id)
             while len(self._asked) > self.max_chats:
                 self._asked.popitem(last=False)
@@ -193,6 +190,24 @@ class SplitWindow:
         if not split:
             return decision
         return _with(engine, decision, direction, text, split, split=True)
+
+
+def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
+    """The last phrase of a context rule that ``text`` names without a value of its kind
+    (``decision`` found none); with ``ending``, only one that ends the message but for
+    punctuation and the words announcing a value ("我的护照号码是：")."""
+    view = fold(text)
+    found = {f.kind for f in decision.findings}
+    named: tuple[int, str] | None = None
+    for kind, phrases in _ASKING:
+        if kind in found:
+            continue
+        for m in phrases.finditer(view):
+            if ending and _ENDING.fullmatch(view, m.end()) is None:
+                continue
+            if named is None or m.start() > named[0]:
+                named = (m.start(), m.group())
+    return None if named is None else named[1]
 
 
 def _with(

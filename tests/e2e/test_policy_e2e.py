@@ -213,3 +213,16 @@ async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_
     await eventually(lambda: _events(receiver, "chat.message"), 10)
     [message] = _events(receiver, "chat.message")
     assert message["text"] == ("send to Mr. Z**** W**, *************, call me at (415) ***-2671")
+
+
+async def test_a_phrase_and_its_value_in_two_messages_are_masked_for_the_agent(setup):
+    _, agent, customer, receiver, _, _ = setup
+    welcome = await customer.open()
+    await _queued(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    await customer.send_text("我的护照号码是：")
+    await customer.send_text("E12345678")
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+    assert got.text == "*****5678"
+    await eventually(lambda: len(_events(receiver, "chat.message")) == 2, 10)
+    assert "E12345678" not in repr(list(receiver.accepted.values()))

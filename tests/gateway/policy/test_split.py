@@ -162,3 +162,35 @@ def test_customers_questions_do_not_make_agents_answers_findings(eng: PolicyEngi
     _send(w, eng, "c", "你们的验证码是多少位？")
     assert _send(w, eng, "c", "6位，例如123456", "agent").kinds == ()
     w.forget("c")
+
+
+@pytest.mark.parametrize(
+    ("cue", "value", "kind"),
+    [
+        ("我的护照号码是：", "E12345678", "id_document"),
+        ("my number is", "415 555 2671", "phone"),
+        ("qq", "123456789", "im_account"),
+        ("CVV", "123", "card"),
+    ],
+)
+def test_a_customers_phrase_held_apart_from_its_value_is_read_with_it(
+    eng: PolicyEngine, cue: str, value: str, kind: str
+) -> None:
+    w = SplitWindow(clock=Clock())
+    assert _send(w, eng, "c", cue).findings == ()
+    d = _send(w, eng, "c", value)
+    assert [(f.kind, value[f.start : f.end]) for f in d.findings] == [(kind, value)]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "护照的事情我再问问",  # the phrase does not end the message
+        "验证码收不到，订单号",
+        "护照号码 E12345678",  # the value came with it
+    ],
+)
+def test_a_phrase_inside_a_message_opens_no_window(eng: PolicyEngine, first: str) -> None:
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", first)
+    assert _send(w, eng, "c", "12345678").findings == ()
