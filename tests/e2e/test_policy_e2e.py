@@ -60,6 +60,14 @@ async def _queued(agent: AgentClient, chat: str):
     raise AssertionError("chat never queued")
 
 
+async def _assigned(agent: AgentClient, customer) -> str:
+    """A new chat of ``customer``, accepted by ``agent``: its id."""
+    welcome = await customer.open()
+    await _queued(agent, welcome.chat)
+    await agent.accept(welcome.chat)
+    return welcome.chat
+
+
 def _events(receiver: WebhookReceiver, kind: str) -> list[dict]:
     return [e for e in receiver.accepted.values() if e["type"] == kind]
 
@@ -145,15 +153,13 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
     svc, agent, customer, receiver, _, _ = setup
-    welcome = await customer.open()
-    await _queued(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    chat = await _assigned(agent, customer)
     await customer.send_text(sent)
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
     assert got.text == shown
-    key = await svc.keys.get(welcome.chat)
-    [stored] = await svc.store.messages_after(welcome.chat, 0)
-    assert open_text(key, welcome.chat, stored.msg_id, stored.body_sealed) == got.text
+    key = await svc.keys.get(chat)
+    [stored] = await svc.store.messages_after(chat, 0)
+    assert open_text(key, chat, stored.msg_id, stored.body_sealed) == got.text
     await eventually(lambda: _events(receiver, "chat.message"), 10)
     [message] = _events(receiver, "chat.message")
     assert message["text"] == got.text
@@ -168,9 +174,7 @@ async def test_card_split_across_messages_is_masked_and_flagged(setup):
     supervisor = AgentClient(base, token=token, gateway_key=svc.identity.verify_key_b64)
     await supervisor.connect()
     try:
-        welcome = await customer.open()
-        await _queued(agent, welcome.chat)
-        await agent.accept(welcome.chat)
+        await _assigned(agent, customer)
         await customer.send_text("card 4111 1111")
         await customer.send_text("1111 1111 thanks")
         second = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
@@ -183,17 +187,15 @@ async def test_card_split_across_messages_is_masked_and_flagged(setup):
 
 async def test_an_answer_to_an_agents_question_is_masked_for_agent_store_and_webhook(setup):
     svc, agent, customer, receiver, _, _ = setup
-    welcome = await customer.open()
-    await _queued(agent, welcome.chat)
-    await agent.accept(welcome.chat)
-    await agent.send_text(welcome.chat, "请提供您的护照号码，谢谢")
+    chat = await _assigned(agent, customer)
+    await agent.send_text(chat, "请提供您的护照号码，谢谢")
     await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
     await customer.send_text("好的，E12345678")
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
     assert got.text == "好的，*****5678"
-    key = await svc.keys.get(welcome.chat)
-    stored = (await svc.store.messages_after(welcome.chat, 1))[0]
-    assert open_text(key, welcome.chat, stored.msg_id, stored.body_sealed) == got.text
+    key = await svc.keys.get(chat)
+    stored = (await svc.store.messages_after(chat, 1))[0]
+    assert open_text(key, chat, stored.msg_id, stored.body_sealed) == got.text
     await eventually(lambda: len(_events(receiver, "chat.message")) == 2, 10)
     texts = [e["text"] for e in _events(receiver, "chat.message")]
     assert got.text in texts and "E12345678" not in repr(list(receiver.accepted.values()))
@@ -203,9 +205,7 @@ async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_
     setup,
 ):
     _, agent, customer, receiver, _, _ = setup
-    welcome = await customer.open()
-    await _queued(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    await _assigned(agent, customer)
     sent = "send to Mr. Zhang Wei, 阳光小区8栋1单元502室, call me at (415) 555-2671"
     await customer.send_text(sent)
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
@@ -217,9 +217,7 @@ async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_
 
 async def test_a_phrase_and_its_value_in_two_messages_are_masked_for_the_agent(setup):
     _, agent, customer, receiver, _, _ = setup
-    welcome = await customer.open()
-    await _queued(agent, welcome.chat)
-    await agent.accept(welcome.chat)
+    await _assigned(agent, customer)
     await customer.send_text("我的护照号码是：")
     await customer.send_text("E12345678")
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)

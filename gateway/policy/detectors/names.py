@@ -294,19 +294,10 @@ _EN_TITLE = re.compile(
 )
 """Mr/Mrs/Ms/Miss/Dr (not inside a word) and a word, with the next word when it is
 capitalised in the original (Mr. Zhang Wei; not "Dr. Smith said")."""
-_EN_CUE_WORDS = (
-    "name",
-    "this is",
-    "i am",
-    "i'm",
-    "called",
-    "cardholder",
-    "holder",
-    "recipient",
-    "addressee",
-)
-"""A substring of every ``_CUES_EN`` cue: a view holding none of them skips ``_EN_CUED``
-(eight substring searches in C; the regex stops at every letter that can start a cue)."""
+_EN_CUE_WORDS = tuple(c for c in _CUES_EN if not any(o != c and o in c for o in _CUES_EN))
+"""The cues no other cue is inside of, so one of them is in every ``_CUES_EN`` cue: a view
+holding none skips ``_EN_CUED`` (nine substring searches in C; the regex stops at every letter
+that can start a cue)."""
 _EN_NOT_NAMES = frozenset(
     "a an the here there happy sorry not so very just still also fine good ok okay sure new "
     "calling writing back looking trying going waiting afraid glad unable interested customer "
