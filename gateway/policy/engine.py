@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import Detector, Hit, ScanContext, default_detectors
-from .detectors.card import CVV_RULE
+from .detectors.card import HIDDEN_RULES
 from .detectors.numbers import has_bidi_override
 from .errors import PolicyConfigError
 from .keywords import KeywordMatcher, KeywordRule, builtin_rules
@@ -292,8 +292,8 @@ class PolicyEngine:
             style = AUDIENCE_MASKS.get(finding.kind, style)
             if style == "keep":
                 style = "full"
-        if style != "keep" and finding.rule == CVV_RULE:
-            return "full"  # three or four digits: any "last N" shows them
+        if style != "keep" and finding.rule in HIDDEN_RULES:
+            return "full"  # a security code, an expiry date: any "last N" shows them
         if (
             finding.kind in _NUMERIC_KINDS
             and style != "keep"

@@ -715,6 +715,19 @@ var CipherdeskPolicy = (function () {
     atomic(S + '{0,12}') + atomic('(?:(?:is|was)' + atomic(S + '{0,4}') + ')?'),
     '(?<![0-9])' + atomic('[0-9]{3,4}') + '(?![0-9])');
   function cardCodes(ctx) { return contains(ctx.view, CVV_RULE.triggers) ? CVV_RULE.scan(ctx.view) : []; }
+  /** A card's expiry date after its cue, in a message about a card (card.py CardExpiryDetector). */
+  var EXPIRY_RULE = contextRule('card', 'card.expiry', ['exp', 'exp date', 'expiry', 'expiry date',
+    'expires', 'expiration', 'expiration date', 'valid thru', 'valid through', 'good thru', '有效期',
+    '有效日期', '到期日', '到期'],
+    atomic('[^0-9a-z\\n]{0,12}') + atomic('(?:(?:is|date|至|到)' + atomic('[^0-9a-z\\n]{0,4}') + ')?'),
+    '(?<![0-9])(?:0?[1-9]|1[0-2])' + atomic('\\s?') + '[/\\-]' + atomic('\\s?') + atomic('(?:20)?') +
+    '[0-9]{2}(?![0-9/\\-])');
+  var CARD_WORDS = ['卡', 'card', 'visa', 'master', 'amex', 'unionpay', '银联', 'cvv', 'cvc'];
+  function cardExpiries(ctx) {
+    if (!contains(ctx.view, EXPIRY_RULE.triggers)) return [];
+    var about = contains(ctx.view, CARD_WORDS) || ctx.runs().some(function (run) { return run.digitCount >= 13; });
+    return about ? EXPIRY_RULE.scan(ctx.view) : [];
+  }
   var BANK_ACCOUNT_RULE = contextRule('bank_account', 'bank_account.context', ['account number',
     'account no', 'acct no', 'acct', 'a/c', 'bank account', '账号', '帐号', '账户', '帐户', '银行账户',
     '收款账户', '卡号', '银行卡号'],
@@ -1212,6 +1225,7 @@ var CipherdeskPolicy = (function () {
       [legacyIds, true],
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
       [cardCodes, true],
+      [cardExpiries, true],
       [ibanDetector(doc.iban), true],
       [hkids, true],
       [ssns, true],
@@ -1273,7 +1287,7 @@ var CipherdeskPolicy = (function () {
 
     function styleFor(chars, f, bidi) {
       var style = doc.masks[f.kind] || 'full';
-      if (f.rule === 'card.cvv' && style !== 'keep') return 'full';  // any last N is all of it
+      if ((f.rule === 'card.cvv' || f.rule === 'card.expiry') && style !== 'keep') return 'full';  // any last N is all of it
       if (NUMERIC[f.kind] && style !== 'keep') {
         if (bidi) return 'full';
         for (var i = f.start; i < f.end; i++) {

@@ -147,6 +147,8 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2 without the word", "customer"),
     ({"actions": {"im_account": "mask"}}, "qq 号 123 456 789，QQ群 12345 678 人", "customer"),
     ({}, "刷単返利，転账到安全账户", "customer"),
+    ({}, "卡号 4111111111111111 有效期 12/26 安全码 123；my visa expires 09/2027", "customer"),
+    ({}, "优惠券有效期 12/26，会员有效期到12/31", "customer"),
     (
         {"actions": {"email": "mask"}},
         "邮箱 zhangsan#qq.com（#换成@），email: li(a)163.com，zhangsan【at】163.com，邮箱 wang@qq",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .address import AddressDetector
 from .bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
 from .base import Detector, Hit, ScanContext
-from .card import CVV_CONTEXT_RULE, CardDetector, is_card_number
+from .card import CVV_CONTEXT_RULE, CardDetector, CardExpiryDetector, is_card_number
 from .cn_id import LEGACY_RULE, CnIdDetector, is_cn_id
 from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
@@ -42,6 +42,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         ContextRuleDetector(LEGACY_RULE),
         CardDetector(),
         ContextRuleDetector(CVV_CONTEXT_RULE),
+        CardExpiryDetector(),
         IbanDetector(),
         HkidDetector(),
         SsnDetector(),
@@ -66,6 +67,7 @@ __all__ = [
     "PHONE_CUE_RULE",
     "AddressDetector",
     "CardDetector",
+    "CardExpiryDetector",
     "CnIdDetector",
     "ContextRuleDetector",
     "Detector",

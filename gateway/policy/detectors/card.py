@@ -1,5 +1,5 @@
 """Payment card numbers: Luhn-valid AND a plausible issuer prefix and length; and card
-security codes (CVV/CVC) named as such.
+security codes (CVV/CVC) and expiry dates named as such.
 
 Luhn alone passes one random number in ten (order numbers, tracking numbers); requiring a
 real issuer range with its lengths keeps precision high without losing real cards. A
@@ -10,8 +10,10 @@ authorisation, so it is card data and takes the card's actions, hidden completel
 
 from __future__ import annotations
 
-from .base import ValidatedNumberDetector
-from .context import context_rule
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext, ValidatedNumberDetector
+from .context import ContextRuleDetector, context_rule
 
 CVV_RULE = "card.cvv"
 """The rule of a card security code finding (masked whole: its "last 4" is all of it)."""
@@ -22,6 +24,54 @@ CVV_CONTEXT_RULE = context_rule(
     r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
     r"(?<![0-9])[0-9]{3,4}+(?![0-9])",
 )
+
+EXPIRY_RULE = "card.expiry"
+"""The rule of a card expiry date finding (masked whole, like a security code)."""
+EXPIRY_CONTEXT_RULE = context_rule(
+    "card",
+    EXPIRY_RULE,
+    (
+        "exp",
+        "exp date",
+        "expiry",
+        "expiry date",
+        "expires",
+        "expiration",
+        "expiration date",
+        "valid thru",
+        "valid through",
+        "good thru",
+        "有效期",
+        "有效日期",
+        "到期日",
+        "到期",
+    ),
+    r"[^0-9a-z\n]{0,12}+(?:(?:is|date|至|到)[^0-9a-z\n]{0,4}+)?+",
+    r"(?<![0-9])(?:0?[1-9]|1[0-2])\s?+[/\-]\s?+(?:20)?+[0-9]{2}(?![0-9/\-])",
+)
+_CARD_WORDS = ("卡", "card", "visa", "master", "amex", "unionpay", "银联", "cvv", "cvc")
+"""Words that make a message about a payment card."""
+HIDDEN_RULES = frozenset({CVV_RULE, EXPIRY_RULE})
+"""Card findings masked whole whatever the kind's style: any "last N" of them is all of them."""
+
+
+class CardExpiryDetector(ContextRuleDetector):
+    """A card's expiry date after its cue ("有效期 12/26", "exp 09/2027"), in a message about
+    a card (a word for one, or a number as long as a card's): with the number and the
+    security code it completes what a payment needs, so PCI DSS counts it as card data.
+    Elsewhere "有效期 12/26" is a coupon's or a membership's, left alone."""
+
+    def __init__(self) -> None:
+        super().__init__(EXPIRY_CONTEXT_RULE)
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield the expiry dates of a message about a card."""
+        view = ctx.view
+        if any(word in view for word in _CARD_WORDS) or any(
+            run.digit_count >= 13 for run in ctx.number_runs
+        ):
+            yield from super().scan(ctx)
+
 
 # (lowest prefix, highest prefix, allowed lengths): Visa, Mastercard, Amex, Diners, JCB,
 # Discover, UnionPay, Maestro, Mir.

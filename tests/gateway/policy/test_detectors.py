@@ -138,23 +138,35 @@ def test_a_spelt_out_email_keeps_its_domain_when_masked(text: str, masked: str) 
     [
         (
             "card 4111 1111 1111 1111 exp 12/26 cvv 123",
-            "card **** **** **** 1111 exp 12/26 cvv ***",
+            "card **** **** **** 1111 exp **/** cvv ***",
         ),
         (
             "卡号 4111 1111 1111 1111 有效期 12/26 安全码 123",
-            "卡号 **** **** **** 1111 有效期 12/26 安全码 ***",
+            "卡号 **** **** **** 1111 有效期 **/** 安全码 ***",
         ),
         ("CVV2: 4321", "CVV2: ****"),
         ("the cvc is 987, thanks", "the cvc is ***, thanks"),
         ("卡背面的三位数是 456", "卡背面的三位数是 ***"),
+        # an expiry date in a message about a card, with or without the number
+        ("my visa expires 09/2027", "my visa expires **/****"),
+        ("信用卡到期 1/28", "信用卡到期 */**"),
     ],
 )
-def test_card_security_codes_are_card_data_masked_whole(
+def test_card_security_codes_and_expiry_dates_are_card_data_masked_whole(
     engine: PolicyEngine, text: str, masked: str
 ) -> None:
     d = engine.evaluate(text, "customer")
     assert "card" in d.kinds and d.text == masked
     assert engine.evaluate(text, "agent").action == "block"  # as card numbers are
+
+
+@pytest.mark.parametrize(
+    "text", ["优惠券有效期 12/26", "会员有效期到12/31", "有效期至 2025-12", "I expect 12/26"]
+)
+def test_an_expiry_date_outside_a_message_about_a_card_is_left_alone(
+    engine: PolicyEngine, text: str
+) -> None:
+    assert engine.evaluate(text, "customer").findings == ()
 
 
 def test_three_digits_without_a_security_code_cue_are_no_card(engine: PolicyEngine) -> None:
