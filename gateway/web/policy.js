@@ -839,7 +839,8 @@ var CipherdeskPolicy = (function () {
   }
   /** QQ numbers and WeChat IDs after their cue (im_account.py). */
   var IM_ACCOUNT_RULE = contextRule('im_account', 'im_account.context', ['qq', 'qq号', '微信', '微信号',
-    'v信', 'vx', 'wx', '威信', 'wechat', 'weixin'],
+    'v信', 'vx', 'wx', '威信', 'wechat', 'weixin', '加薇', '薇信', '徽信', '卫星号', '加卫星', '加v', '+v',
+    '扣扣', '抠抠', '叩叩', '企鹅号', '加企鹅', 'q号', '加q'],
     atomic('(?:' + ANNOUNCING_WORDS + '|account|id){0,8}'),
     '(?<![0-9a-z_\\-])(?:[1-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,10}') + '|[a-z](?=[a-z0-9_\\-]{0,18}[0-9_\\-])' +
     atomic('[a-z0-9_\\-]{5,19}') + ')(?![0-9a-z_\\-])');

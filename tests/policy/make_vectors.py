@@ -150,6 +150,11 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "卡号 4111111111111111 有效期 12/26 安全码 123；my visa expires 09/2027", "customer"),
     ({}, "优惠券有效期 12/26，会员有效期到12/31", "customer"),
     (
+        {"actions": {"im_account": "mask"}},
+        "加薇 zhang_san88，扣扣 123456789，加vip会员",
+        "customer",
+    ),
+    (
         {"actions": {"email": "mask"}},
         "邮箱 zhangsan#qq.com（#换成@），email: li(a)163.com，zhangsan【at】163.com，邮箱 wang@qq",
         "customer",

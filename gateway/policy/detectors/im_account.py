@@ -24,6 +24,22 @@ IM_PHRASES = (
     "威信",
     "wechat",
     "weixin",
+    # what people write to slip past platforms' filters: 薇信, 徽信, 卫星 and V for WeChat,
+    # 扣扣, 抠抠, 叩叩, 企鹅 and Q for QQ
+    "加薇",
+    "薇信",
+    "徽信",
+    "卫星号",
+    "加卫星",
+    "加v",
+    "+v",
+    "扣扣",
+    "抠抠",
+    "叩叩",
+    "企鹅号",
+    "加企鹅",
+    "q号",
+    "加q",
 )
 
 RULE = context_rule(

@@ -25,6 +25,12 @@ def eng() -> PolicyEngine:
         ("my wechat account is zhangsan88.", "zhangsan88"),
         ("qq 号 123 456 789", "123 456 789"),  # grouped digits
         ("qq 123-456-789 加我", "123-456-789"),
+        # the names that slip past platforms' filters
+        ("加薇 zhang_san88", "zhang_san88"),
+        ("徽信：zhang_san88", "zhang_san88"),
+        ("加V：zhang_san88", "zhang_san88"),
+        ("扣扣 123456789", "123456789"),
+        ("企鹅号 123456789", "123456789"),
     ],
 )
 def test_accounts_after_their_cue(eng: PolicyEngine, text: str, value: str) -> None:
@@ -45,6 +51,8 @@ def test_accounts_after_their_cue(eng: PolicyEngine, text: str, value: str) -> N
         "我关注了你们的微信 公众号",
         "qq音乐会员",
         "QQ群 12345 678 人",  # a group and a head count
+        "我叫张薇，谢谢",
+        "加vip会员",
     ],
 )
 def test_words_after_the_cue_are_no_account(eng: PolicyEngine, text: str) -> None:
