@@ -88,7 +88,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         "fold": _fold_entries([*grouped, *phrases]),
         "phone": {
             "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
-            "cue_regions": {r: _region(r) for r in CUE_REGIONS if _region(r) is not None},
+            "cue_regions": {r: _region(r) for r in ("CN", *CUE_REGIONS) if _region(r) is not None},
             "cc": _calling_codes(),
         },
         "iban": _iban_formats(),

@@ -716,7 +716,7 @@ var CipherdeskPolicy = (function () {
     '(?<![0-9])' + atomic('[0-9]{3,4}') + '(?![0-9])');
   function cardCodes(ctx) { return contains(ctx.view, CVV_RULE.triggers) ? CVV_RULE.scan(ctx.view) : []; }
   /** A card's expiry date after its cue, in a message about a card (card.py CardExpiryDetector). */
-  var EXPIRY_RULE = contextRule('card', 'card.expiry', ['exp', 'exp date', 'expiry', 'expiry date',
+  var EXPIRY_RULE = contextRule('card', 'card.expiry', ['exp ', 'exp.', 'exp:', 'exp date', 'expiry', 'expiry date',
     'expires', 'expiration', 'expiration date', 'valid thru', 'valid through', 'good thru', '有效期',
     '有效日期', '到期日', '到期'],
     atomic('[^0-9a-z\\n]{0,12}') + atomic('(?:(?:is|date|至|到)' + atomic('[^0-9a-z\\n]{0,4}') + ')?'),
@@ -989,7 +989,7 @@ var CipherdeskPolicy = (function () {
       function (value) {
         var digits = value.replace(/[^0-9]/g, '');
         if (digits.length < 7 || digits.length > 15) return false;
-        return names.some(function (r) { return validIn(digits, regions[r]); });
+        return names.some(function (r) { return (r !== 'CN' || CN_SHAPE.test(digits)) && validIn(digits, regions[r]); });
       });
     return function (ctx) { return contains(ctx.view, rule.triggers) ? rule.scan(ctx.view) : []; };
   }

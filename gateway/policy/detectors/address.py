@@ -19,6 +19,7 @@ from importlib import resources
 
 from ..phrases import Phrases
 from .base import Hit, ScanContext
+from .context import not_after_letter
 
 _NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
 _NUMERALS = frozenset(_NUMERAL_CHARS)
@@ -110,6 +111,9 @@ _FLAT = re.compile(
 3栋2单元501室. ``_chinese`` keeps a match with the estate's name, or with a household after the
 building (``_HOUSEHOLD``): a building alone or with a floor (``3号楼的快递柜``, ``会议在A座3楼``)
 pins none."""
+_BUILDING_UNIT = re.compile("号楼|栋|幢|座")
+"""In every ``_FLAT`` match: a window without one skips the pattern, which would try every
+character as the start of an estate's name."""
 _HOUSEHOLD = re.compile(r"单元|室|户|[0-9]$")
 """In the units after a building, what pins a household: a stairway unit, a room or flat,
 or a flat's bare number (``_ROOM``, the only digits a match can end with)."""
@@ -152,7 +156,8 @@ a street type."""
 _EN_HEAD = re.compile(r"(?:apt|apartment|unit|suite|flat|room|rm)\.?\s?#?[0-9a-z]{1,6},?\s$")
 """A flat written before the house number ("Apt 5B, 120 West 45th St"): joined to it."""
 _EN_FLAT = re.compile(
-    r"(?<![a-z])(?:flat|room|rm|unit|apt|apartment|suite)\.?\s?#?[0-9a-z]{1,5}+"
+    not_after_letter(("flat", "room", "rm", "unit", "apt", "apartment", "suite"))
+    + r"\.?\s?#?[0-9a-z]{1,5}+"
     r"(?:,?\s(?:[0-9]{1,3}/f|floor\s[0-9]{1,3}|[0-9]{1,3}(?:st|nd|rd|th)\sfloor"
     r"|(?:tower|block|building|bldg|blk)\.?\s[0-9a-z]{1,4}+)){1,3}+(?![0-9a-z/])"
 )
@@ -160,7 +165,14 @@ _EN_FLAT = re.compile(
 2``): how Hong Kong and Chinese addresses are written in English, often before any street."""
 _PO_BOX = re.compile(r"p(?<![a-z]p)\.?\s?o\.?\s?box\s?#?[0-9]{1,8}+(?![0-9])")
 """A post-office box (``PO Box 1234``, ``P.O. Box 88``)."""
-_EN_GATE = ("/f", "room ", "flat ", "unit ", "apt", "suite ", "rm ", "box")
+_EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "suite")
+_EN_FLAT_PARTS = ("/f", "floor", "tower", "block", "building", "bldg", "blk")
+"""``_EN_FLAT`` runs only on a view holding one of each: a flat word and a floor, tower or
+building (the pattern would try every f, r, u, a and s of English text)."""
+_PO_BOX_GATE = ("obox", "o box", "o.box", "o. box")
+"""In every ``_PO_BOX`` match (a box alone is a parcel's)."""
+_EN_GATE = (*_EN_FLAT_PARTS, *_PO_BOX_GATE)
+"""Gate phrases of the English flats and post-office boxes: their rarer words."""
 _UNIT_WORD = re.compile(_UNIT)
 _LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
@@ -276,10 +288,11 @@ class AddressDetector:
         for m in _EN.finditer(view):
             head = _EN_HEAD.search(view, max(0, m.start() - 20), m.start())
             found.append((head.start() if head is not None else m.start(), m.end()))
-        if _mentions_any(view, _EN_GATE):
+        if _mentions_any(view, _EN_FLAT_WORDS) and _mentions_any(view, _EN_FLAT_PARTS):
             found.extend(m.span() for m in _EN_FLAT.finditer(view))
+        if _mentions_any(view, _PO_BOX_GATE):
             found.extend(m.span() for m in _PO_BOX.finditer(view))
-            found.sort()
+        found.sort()
         end = -1
         for start, stop in found:
             if start >= end:
@@ -309,6 +322,8 @@ class AddressDetector:
                 if start >= covered:
                     covered = m.end()
                     yield start, m.end()
+            if _BUILDING_UNIT.search(view, lo, hi) is None:
+                continue  # no building in the window: no flat (most windows)
             for m in _FLAT.finditer(view, lo, hi):
                 if m.start() >= covered and (m["estate"] or _HOUSEHOLD.search(m["flat"])):
                     covered = m.end()

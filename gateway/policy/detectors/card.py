@@ -31,7 +31,9 @@ EXPIRY_CONTEXT_RULE = context_rule(
     "card",
     EXPIRY_RULE,
     (
-        "exp",
+        "exp ",
+        "exp.",
+        "exp:",
         "exp date",
         "expiry",
         "expiry date",

@@ -120,9 +120,11 @@ class HkidDetector:
                 yield Hit("id_document", m.start(), m.end(), "id_document.hkid")
 
 
-_SSN = re.compile(r"[0-9](?<![0-9\-].)[0-9]{2}-[0-9]{2}-[0-9]{4}(?![0-9\-])")
-"""Three, two and four digits joined by dashes: how a US social-security number is written,
-and no date, phone or order number is (nothing digit or dash around it)."""
+_SSN_TAIL = re.compile(r"-[0-9]{2}-[0-9]{4}(?![0-9\-])")
+"""The last six digits of a US social-security number as written, ``-45-6789``: searched
+for from the dash (a pattern led by a digit stops at every digit of a message); ``scan``
+checks the three digits before it, with no digit or dash before them. No date, phone or
+order number is written 3-2-4."""
 
 
 class SsnDetector:
@@ -138,6 +140,13 @@ class SsnDetector:
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the valid numbers."""
-        for m in _SSN.finditer(ctx.view):
-            if ssn.is_valid(m.group()):
-                yield Hit("id_document", m.start(), m.end(), "id_document.ssn")
+        view = ctx.view
+        for m in _SSN_TAIL.finditer(view):
+            start = m.start() - 3
+            area = view[max(start, 0) : m.start()]
+            if start < 0 or not (area.isascii() and area.isdigit()):
+                continue
+            if start and (view[start - 1].isdigit() or view[start - 1] == "-"):
+                continue
+            if ssn.is_valid(view[start : m.end()]):
+                yield Hit("id_document", start, m.end(), "id_document.ssn")

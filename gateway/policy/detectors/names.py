@@ -204,15 +204,13 @@ _SPACED_GIVEN = rf"(?:{_GIVEN}{_GIVEN}?| {_GIVEN}(?: {_GIVEN})?)"
 三"), never half of each ("收款人张伟 账号": 账 is no given name)."""
 _ZH_CUED = re.compile(
     rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
-    rf"(?P<name>(?:{_S2}|[{_S1}]){_SPACED_GIVEN}){_NAME_END}"
+    rf"(?:(?P<name>(?:{_S2}|[{_S1}]){_SPACED_GIVEN}){_NAME_END}"
+    r"|(?P<latin>[a-z][a-z'\-]{1,20}+(?: [a-z][a-z'\-]{1,20}+){0,2}+)(?![a-z0-9@._\-:：]))"
 )
-_STRONG_CUES_ZH = tuple(cue for cue in _CUES_ZH if cue not in ("我是", "本人", "称呼", "叫做"))
-_ZH_CUED_LATIN = re.compile(
-    rf"(?:{'|'.join(sorted(_STRONG_CUES_ZH, key=len, reverse=True))})(?:是|为|:|：|\s){{0,3}}+"
-    r"(?P<name>[a-z][a-z'\-]{1,20}+(?: [a-z][a-z'\-]{1,20}+){0,2}+)(?![a-z0-9@._\-:：])"
-)
-"""A name in Latin letters after a Chinese cue that names a person ("联系人：Zhang San",
-"收件人 zhangsan", "持卡人 LI NA"); not after the weak ones (我是, 本人)."""
+"""A cue, then a Chinese name, or a name in Latin letters ("联系人：Zhang San", "收件人
+zhangsan", "持卡人 LI NA"; one pass for both), which only the cues naming a person introduce
+(``_LATIN_AFTER``)."""
+_LATIN_AFTER = frozenset(_CUES_ZH) - {"我是", "本人", "称呼", "叫做"}
 _COMMON_WORDS = frozenset(
     "房东 房主 房客 商家 商户 车主 业主 银行 公安 公司 平台 官方 施工 班主 门店 总部 后台 "
     "国家 农行".split()
@@ -340,17 +338,18 @@ class NameDetector:
                 if pattern is _ZH_HONORIFIC and not _mentions(view, _HONORIFICS):
                     continue  # the one pattern that starts with a look-behind: skip cheaply
                 for m in pattern.finditer(view):
+                    if pattern is _ZH_CUED and m["latin"] is not None:
+                        if m["cue"] in _LATIN_AFTER and m["latin"].split()[0] not in (
+                            _NOT_LATIN_NAMES
+                        ):
+                            seen.add(m.start("latin"))
+                            yield Hit("name", m.start("latin"), m.end("latin"), rule)
+                        continue
                     if pattern is _ZH_CUED and _no_name_after_cue(view, m):
                         continue
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
                         yield Hit("name", m.start("name"), m.end("name"), rule)
-            for m in _ZH_CUED_LATIN.finditer(view):
-                words = m.group("name").split()
-                if words[0] in _NOT_LATIN_NAMES or m.start("name") in seen:
-                    continue
-                seen.add(m.start("name"))
-                yield Hit("name", m.start("name"), m.end("name"), "name.cue")
         for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
             if pattern is _EN_CUED and not _mentions(view, _EN_CUE_WORDS):
                 continue

@@ -208,9 +208,9 @@ def valid_cn(digits: str) -> bool:
 
 
 CUE_REGIONS = ("HK", "MO", "TW", "SG", "MY", "US", "CA", "GB", "AU", "JP", "KR")
-"""Regions a number after a phone cue is validated in (besides the tenant's own, which the
-detector above already tried): Hong Kong, Macau, Taiwan, Singapore, Malaysia, North America,
-the UK, Australia, Japan and Korea."""
+"""Regions a number after a phone cue is validated in besides China (whatever the tenant's
+regions): Hong Kong, Macau, Taiwan, Singapore, Malaysia, North America, the UK, Australia,
+Japan and Korea."""
 PHONE_CUES = (
     "call me at",
     "call me on",
@@ -249,11 +249,15 @@ _CUE_FILLER = (
 
 
 def valid_after_cue(value: str) -> bool:
-    """Whether ``value`` (digits with separators and brackets) is a valid number of one of
-    ``CUE_REGIONS``, 7 to 15 digits."""
+    """Whether ``value`` (digits with separators and brackets) is a valid number of China
+    or of one of ``CUE_REGIONS``, 7 to 15 digits. China first, by its shape: most numbers
+    after a cue are Chinese, which the tenant's detector has found already, and trying them
+    in eleven regions cost ~250 us each."""
     digits = "".join(c for c in value if c.isdigit())
     if not 7 <= len(digits) <= 15:
         return False
+    if _CN_SHAPE.fullmatch(digits) is not None and valid_cn(digits):
+        return True
     return any(_valid(digits, region) for region in CUE_REGIONS)
 
 
