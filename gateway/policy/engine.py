@@ -24,7 +24,7 @@ from .links import LinkDetector
 from .masking import Mask, render
 from .normalize import NormalizedText, tables
 from .notices import notice_for
-from .phrases import Phrases, union_of
+from .phrases import Match, Phrases
 from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
 
 MAX_TEXT = 1_000_000
@@ -132,14 +132,19 @@ class PolicyEngine:
         )
         self._gated_for: dict[frozenset[str], tuple[_Gated, ...]] = {}  # see findings_of
 
-    def _gate(self, view: str) -> int:
+    def _gate(self, view: str) -> tuple[int, list[Match]]:
         """Bitmask of the detectors (by index) worth running on ``view``: the phrases first
-        (one automaton pass), then only the patterns of detectors still closed."""
-        mask = self._gate_always | union_of(self._gate_phrases, view)
+        (one automaton pass), then only the patterns of detectors still closed; and the
+        phrases' matches, which detectors led by a phrase read instead of searching again."""
+        matches = self._gate_phrases.find(view)
+        mask = self._gate_always
+        values = self._gate_phrases.values
+        for index, _, _ in matches:
+            mask |= values[index]
         for pattern, bits in self._gate_patterns:
             if mask & bits != bits and pattern.search(view) is not None:
                 mask |= bits
-        return mask
+        return mask, matches
 
     def evaluate(self, text: str, direction: Direction) -> Decision:
         """Decide what happens to ``text`` sent by ``direction``; never raises on odd text."""
@@ -318,11 +323,13 @@ class PolicyEngine:
         detector's hit is dropped (that detector validated something more specific)."""
         found: list[_Candidate] = []
         view = normalized.view
-        gate = self._gate(view)
+        gate, phrases = self._gate(view)
         if not gate:
             return found
         span = normalized.span_to_original
-        ctx = ScanContext(normalized)
+        # the gate's phrase matches, for detectors led by a phrase; without gate phrases
+        # (every detector open) each detector searches for its own
+        ctx = ScanContext(normalized, phrases if len(self._gate_phrases) else None)
         claimed: list[tuple[int, int]] = []  # sorted (start, end) of exclusive hits
         for bit, detector, triggers, exclusive in gated:
             if not gate & bit:

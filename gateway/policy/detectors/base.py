@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..normalize import NormalizedText
+from ..phrases import Match
 from .numbers import (
     DIGIT_WORDS,
     SEVEN_DIGITS,
@@ -36,11 +37,23 @@ class Hit:
 class ScanContext:
     """One message being scanned: its normalised views plus lazily shared candidates."""
 
-    __slots__ = ("_runs", "text")
+    __slots__ = ("_runs", "gate_matches", "text")
 
-    def __init__(self, text: NormalizedText) -> None:
+    def __init__(self, text: NormalizedText, gate_matches: list[Match] | None = None) -> None:
         self.text = text
+        self.gate_matches = gate_matches
+        """Where the engine's gate automaton found detectors' gate phrases in the view (its
+        one pass over every detector's phrases), or ``None`` when no gate ran: a detector led
+        by a phrase reads the spans of its own phrases here instead of searching again."""
         self._runs: tuple[NumberRun, ...] | None = None
+
+    def phrase_spans(self, phrases: frozenset[str]) -> list[tuple[int, int]] | None:
+        """The (start, end) of each gate match that is one of ``phrases``, in the
+        automaton's order (by end); ``None`` when no gate ran."""
+        if self.gate_matches is None:
+            return None
+        view = self.text.view
+        return [(start, end) for _, start, end in self.gate_matches if view[start:end] in phrases]
 
     @property
     def view(self) -> str:

@@ -40,16 +40,18 @@ class ContextRule:
     valid: Callable[[str], bool] | None = None
     """A check the value's digits must pass too (a legacy ID's birth date), if any."""
 
-    def scan(self, view: str) -> Iterator[Hit]:
+    def scan(self, view: str, spans: list[tuple[int, int]] | None = None) -> Iterator[Hit]:
         """Yield the value of each phrase not inside a word that a value follows, in order.
 
-        The phrases are found by one automaton pass and the rest is matched from each: a
-        regex led by the alternation of the phrases stops at every letter one of them starts
-        with (most letters of English text: 9 us on a 500-character line, for "phone" or
-        "exp" in it)."""
+        The phrases are found by an automaton pass, or are ``spans`` (where the engine's gate
+        pass found them), and the rest is matched from each: a regex led by the alternation
+        of the phrases stops at every letter one of them starts with (most letters of English
+        text: 9 us on a 500-character line, for "phone" or "exp" in it)."""
         taken = -1
         match = self.after.match
-        for _, start, end in self.phrases.find(view):
+        if spans is None:
+            spans = [(start, end) for _, start, end in self.phrases.find(view)]
+        for start, end in spans:
             if start < taken or (start and "a" <= view[start - 1] <= "z"):
                 continue
             m = match(view, end)
@@ -107,7 +109,8 @@ class ContextRuleDetector:
         self.rule = rule
         self.kinds = (rule.kind,)
         self.gate_phrases = rule.triggers
+        self._phrase_set = frozenset(rule.triggers)
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield the rule's values."""
-        return self.rule.scan(ctx.view)
+        """Yield the rule's values (its phrases where the engine's gate found them)."""
+        return self.rule.scan(ctx.view, ctx.phrase_spans(self._phrase_set))

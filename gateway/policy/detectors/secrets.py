@@ -139,10 +139,19 @@ class SecretsDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield secret values (the value only, never the context phrase)."""
         view = ctx.view
-        found = union_of(_TRIGGERS, view)
+        spans = ctx.phrase_spans(_GATE_SET)  # where the engine's gate found our phrases
+        if spans is None:
+            found = union_of(_TRIGGERS, view)
+        else:
+            found = 0
+            for a, b in spans:
+                found |= _GATE_BITS[view[a:b]]
         for bit, rule in enumerate(CONTEXT_RULES):
             if found >> bit & 1:
-                yield from rule.scan(view)
+                mine = None
+                if spans is not None:
+                    mine = [(a, b) for a, b in spans if view[a:b] in _RULE_SETS[bit]]
+                yield from rule.scan(view, mine)
         if found & _KEY_BIT:
             for m in _KEY_SHAPES.finditer(view):
                 yield Hit("api_key", m.start(), m.end(), "api_key.shape")
@@ -173,3 +182,14 @@ _PEM_BIT = _KEY_BIT << 1
 _TRIGGERS = Phrases(_trigger_bits().items())
 """Every trigger in one automaton: one pass says which rules can match (instead of an ``in``
 test per phrase, about 40 per message)."""
+_RULE_SETS = tuple(frozenset(rule.triggers) for rule in CONTEXT_RULES)
+_GATE_BITS: dict[str, int] = {}
+for _k, _rule in enumerate(CONTEXT_RULES):
+    for _phrase in _rule.triggers:
+        _GATE_BITS[_phrase] = _GATE_BITS.get(_phrase, 0) | 1 << _k
+for _phrase in _KEY_LITERALS:
+    _GATE_BITS[_phrase] = _GATE_BITS.get(_phrase, 0) | _KEY_BIT
+_GATE_BITS["-----begin"] = _GATE_BITS.get("-----begin", 0) | _PEM_BIT
+"""Each of the detector's gate phrases -> the parts of ``scan`` it opens, for reading the
+engine's gate matches (the key literals, tighter than ``_KEY_TRIGGERS``, open the keys)."""
+_GATE_SET = frozenset(_GATE_BITS)
