@@ -21,6 +21,7 @@ from .numbers import (
     NumberRun,
     find_number_runs,
     has_bidi_override,
+    holds_digit_word,
 )
 
 
@@ -62,10 +63,17 @@ class ScanContext:
 
     @property
     def number_runs(self) -> tuple[NumberRun, ...]:
-        """Digit runs (with separators) in the view, found once for all numeric detectors."""
+        """Digit runs (with separators) in the view, found once for all numeric detectors.
+        Digit words ("one", "yao") are looked for only where the gate found one standing
+        alone (the numeric detectors' gate phrases are ``DIGIT_WORDS``): their own search
+        is an automaton pass over the view, and most text holds them only inside words."""
         if self._runs is None:
+            view = self.text.view
             bidi = has_bidi_override(self.text.original)
-            self._runs = find_number_runs(self.text.view, reversed_too=bidi)
+            words = self.gate_matches is None or holds_digit_word(
+                view, ((start, end) for _, start, end in self.gate_matches)
+            )
+            self._runs = find_number_runs(view, reversed_too=bidi, words_too=words)
         return self._runs
 
 

@@ -105,6 +105,7 @@ phrases) it is a necessary condition: a view with neither cannot hold a card, ID
 number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards). One character class, so
 the regex engine scans in C."""
 DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
+_DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
 
 LONG_RUN = 24
 """Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
@@ -390,6 +391,17 @@ Token = tuple[int, int, str, str]
 """(start, end, digits, kind) of one digit token in the view (see ``_tokens``)."""
 
 
+def holds_digit_word(view: str, spans: Iterable[tuple[int, int]]) -> bool:
+    """Whether one of ``spans`` (where ``DIGIT_WORDS`` phrases occur in ``view``) is a word
+    of its own, no letter on either side ("one", not the "one" of "phone")."""
+    return any(
+        view[start:end] in _DIGIT_WORD_SET
+        and not _is_letter(view, start - 1)
+        and not _is_letter(view, end)
+        for start, end in spans
+    )
+
+
 def _is_letter(view: str, pos: int) -> bool:
     """Whether ``view[pos]`` exists and is a letter a-z (the view is lower-cased)."""
     return 0 <= pos < len(view) and "a" <= view[pos] <= "z"
@@ -441,10 +453,10 @@ def _spoken(view: str, words: list[Token]) -> list[Token]:
     ]
 
 
-def _tokens(view: str) -> list[Token]:
+def _tokens(view: str, words_too: bool = True) -> list[Token]:
     """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits, with
-    glued homoglyphs), ``n`` (Chinese numerals), ``w`` (a digit word), ``h`` (homoglyphs
-    alone) or ``x`` (a lone x)."""
+    glued homoglyphs), ``n`` (Chinese numerals), ``w`` (a digit word; not looked for unless
+    ``words_too``), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
     out: list[Token] = []
     homoglyphs = "oil|x"
     for m in _DIGITISH.finditer(view):
@@ -467,7 +479,7 @@ def _tokens(view: str) -> list[Token]:
             out.extend(_script_pieces(pieces, start))
         else:
             out.append((start, end, chunk.translate(_TO_DIGIT), "d"))
-    words = _digit_words(view)
+    words = _digit_words(view) if words_too else []
     if out or words:
         out.extend(words)
         out.extend(_lone_tokens(view, out))
@@ -524,12 +536,15 @@ _SCRIPT_CHANGES = frozenset({"dn", "nd"})
 """Kinds of two adjacent tokens (the new one's first) that start a new group."""
 
 
-def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, ...]:
+def find_number_runs(
+    view: str, reversed_too: bool = False, words_too: bool = True
+) -> tuple[NumberRun, ...]:
     """All digit runs of the view with at least ``MIN_RUN_DIGITS`` digits.
 
     One regex pass finds the tokens; consecutive tokens with nothing between them form one
     group, tokens with a short separator run between them stay in one run.
-    ``reversed_too`` adds each run read backwards (a bidi override was present).
+    ``reversed_too`` adds each run read backwards (a bidi override was present);
+    ``words_too=False`` skips the digit words (the caller knows the view holds none).
     """
     runs: list[NumberRun] = []
     separator = _SEPARATOR.fullmatch
@@ -542,7 +557,7 @@ def find_number_runs(view: str, reversed_too: bool = False) -> tuple[NumberRun, 
     plus = False
     last_end = last_start = -1
     last_kind = ""
-    for start, end, digits, kind in _tokens(view):
+    for start, end, digits, kind in _tokens(view, words_too):
         if start < last_end or start == last_start:
             continue  # overlapping token (a word inside a digit chunk cannot happen; belt)
         last_start = start

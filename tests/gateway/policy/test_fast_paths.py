@@ -18,7 +18,7 @@ from gateway.policy.detectors import ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _mod97
-from gateway.policy.detectors.numbers import number_run
+from gateway.policy.detectors.numbers import holds_digit_word, number_run
 from gateway.policy.detectors.phone import valid_cn
 from gateway.policy.masking import Mask, _render_part, render
 from gateway.policy.normalize import (
@@ -82,6 +82,27 @@ _PIECES = [
     "12 Baker Street",
     "北京市朝阳区建国路88号3栋2单元501室",
     "5号楼",
+    # the pieces of this session's detections: digit words alone and inside words, cues
+    "one",
+    " one ",
+    "phone",
+    "double",
+    " oh ",
+    "yao san ba",
+    "call me at (415) 555-2671",
+    "my number is ",
+    "123-45-6789",
+    "exp 12/26",
+    "card ",
+    "qq号 ",
+    "护照号码",
+    "E12345678",
+    "阳光小区8栋1单元502室",
+    "Flat A, 12/F, Tower 2",
+    "PO Box 12",
+    "IBAN G B 8 2 ",
+    "zhangsan#qq.com",
+    "邮箱 ",
     "密码：abc123",
     "銀行卡",
     "\u200b",
@@ -437,3 +458,12 @@ def test_ascii_last_n_masking_equals_counting_each_characters_weight() -> None:
         mask = Mask(0, len(text), "full" if visible == 0 else f"last{visible}")
         masking._star_last(chars, mask, masking._significance(chars, 0, len(text)), visible)
         assert masking._all_but_last_ascii(text, visible) == "".join(chars), (text, visible)
+
+
+def test_digit_words_count_for_the_number_runs_only_standing_alone() -> None:
+    # the runs skip their own search for digit words unless the gate found one alone
+    assert holds_digit_word("call one", [(5, 8)])
+    assert holds_digit_word("yao,san", [(0, 3), (4, 7)])
+    assert not holds_digit_word("my phone", [(5, 8)])  # "one" inside "phone"
+    assert not holds_digit_word("order", [(3, 5)])  # "er" (two, in pinyin) inside a word
+    assert not holds_digit_word("call me", [(0, 2)])  # not a digit word at all
