@@ -6,8 +6,12 @@ name (provinces, cities, districts, counties: 4,000+ names read from python-stdn
 ``cn/loc.dat``, the Wikipedia-maintained division codes the ID validator already uses -- no
 extra dependency) followed by street-level detail that ends in a number marker
 (``88号``, ``3栋2单元501室``), or a road name with a house number without any division
-(``建国路88号``). English addresses are a house number, one to three words and a street
-type (``12 Baker Street``), optionally with a flat/unit. Every pattern is bounded.
+(``建国路88号``), or a flat in a housing estate (``阳光小区8栋1单元502室``); the building, tower,
+floor and flat after the number belong to it. Hong Kong, Macau and Taiwan places anchor an
+address too (their names are added to stdnum's). English addresses are a house number, one to
+three words and a street type (``12 Baker Street``), optionally with a flat before or after
+it; a flat with its floor or tower (``Flat A, 12/F, Tower 2``); a PO box. Every pattern is
+bounded.
 """
 
 from __future__ import annotations
