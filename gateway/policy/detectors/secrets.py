@@ -164,14 +164,14 @@ class SecretsDetector:
                 pos = stop
 
 
-def _trigger_bits() -> dict[str, int]:
+def _trigger_bits(key_phrases: tuple[str, ...]) -> dict[str, int]:
     """Each trigger phrase -> the parts of ``scan`` it opens: bit k for ``CONTEXT_RULES[k]``,
-    then API keys, then private keys."""
+    then API keys (opened by ``key_phrases``), then private keys."""
     bits: dict[str, int] = {}
     for k, rule in enumerate(CONTEXT_RULES):
         for phrase in rule.triggers:
             bits[phrase] = bits.get(phrase, 0) | 1 << k
-    for phrase in _KEY_TRIGGERS:
+    for phrase in key_phrases:
         bits[phrase] = bits.get(phrase, 0) | _KEY_BIT
     bits["-----begin"] = bits.get("-----begin", 0) | _PEM_BIT
     return bits
@@ -179,17 +179,11 @@ def _trigger_bits() -> dict[str, int]:
 
 _KEY_BIT = 1 << len(CONTEXT_RULES)
 _PEM_BIT = _KEY_BIT << 1
-_TRIGGERS = Phrases(_trigger_bits().items())
+_TRIGGERS = Phrases(_trigger_bits(_KEY_TRIGGERS).items())
 """Every trigger in one automaton: one pass says which rules can match (instead of an ``in``
-test per phrase, about 40 per message)."""
+test per phrase, about 40 per message), when the engine's gate matches are not at hand."""
 _RULE_SETS = tuple(frozenset(rule.triggers) for rule in CONTEXT_RULES)
-_GATE_BITS: dict[str, int] = {}
-for _k, _rule in enumerate(CONTEXT_RULES):
-    for _phrase in _rule.triggers:
-        _GATE_BITS[_phrase] = _GATE_BITS.get(_phrase, 0) | 1 << _k
-for _phrase in _KEY_LITERALS:
-    _GATE_BITS[_phrase] = _GATE_BITS.get(_phrase, 0) | _KEY_BIT
-_GATE_BITS["-----begin"] = _GATE_BITS.get("-----begin", 0) | _PEM_BIT
+_GATE_BITS = _trigger_bits(_KEY_LITERALS)
 """Each of the detector's gate phrases -> the parts of ``scan`` it opens, for reading the
 engine's gate matches (the key literals, tighter than ``_KEY_TRIGGERS``, open the keys)."""
 _GATE_SET = frozenset(_GATE_BITS)

@@ -467,3 +467,11 @@ def test_digit_words_count_for_the_number_runs_only_standing_alone() -> None:
     assert not holds_digit_word("my phone", [(5, 8)])  # "one" inside "phone"
     assert not holds_digit_word("order", [(3, 5)])  # "er" (two, in pinyin) inside a word
     assert not holds_digit_word("call me", [(0, 2)])  # not a digit word at all
+
+
+def test_the_secrets_detector_reads_every_gate_phrase_of_its_own() -> None:
+    # it reads which of its parts to run from the gate's matches of exactly these phrases
+    from gateway.policy.detectors.secrets import _GATE_BITS, SecretsDetector
+
+    assert set(_GATE_BITS) == set(SecretsDetector.gate_phrases)
+    assert all(_GATE_BITS.values())
