@@ -27,6 +27,7 @@ from gateway.policy.normalize import (
     NormalizedText,
     _view_of,
     decode_escapes,
+    fold,
     tables,
 )
 from gateway.policy.phrases import Phrases
@@ -154,6 +155,7 @@ def test_fast_normalisation_equals_general_path(text: str) -> None:
     assert n.view == view
     assert n.compact == _SEPARATORS.sub("", view)
     assert tuple(n._breaks) == tuple(breaks)  # so every offset maps back the same way
+    assert fold(text) == _view_of(text, tables())[0]  # fold takes the same fast paths
 
 
 def test_printable_ascii_view_is_lower() -> None:
