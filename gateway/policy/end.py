@@ -13,7 +13,7 @@ document that engine reads. Everything the browser would otherwise need a librar
 * ``fold`` -- the Traditional -> Simplified entries of the normalisation table for every
   character a term or a context phrase uses (the browser has no OpenCC);
 * ``phone`` -- libphonenumber's patterns: full validation data for the tenant's regions and
-  for the regions a number after a phone cue is tried in (``phone.CUE_REGIONS``), the
+  for the regions a number after a phone cue is tried in (``phone.CUE_VALID_IN``), the
   general "possible number" pattern of every calling code for international numbers;
 * ``iban`` -- python-stdnum's BBAN structure per country.
 
@@ -37,7 +37,7 @@ from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
 from .detectors import default_detectors
-from .detectors.phone import CUE_REGIONS
+from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
 from .keywords import compact_term, edge_needs_boundary
 from .normalize import fold, tables
@@ -88,7 +88,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         "fold": _fold_entries([*grouped, *phrases]),
         "phone": {
             "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
-            "cue_regions": {r: _region(r) for r in ("CN", *CUE_REGIONS) if _region(r) is not None},
+            "cue_regions": {r: _region(r) for r in CUE_VALID_IN if _region(r) is not None},
             "cc": _calling_codes(),
         },
         "iban": _iban_formats(),

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from importlib import resources
 
 from ..phrases import Phrases
-from .base import Hit, ScanContext
+from .base import Hit, ScanContext, mentions
 from .context import not_after_letter
 
 _NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
@@ -157,11 +157,12 @@ _EN = re.compile(
 """A house number (nothing alphanumeric before it: the look-behind follows the first digit so
 the pattern starts with a character class), one to three words (an ordinal too: West 45th),
 a street type."""
-_EN_HEAD = re.compile(r"(?:apt|apartment|unit|suite|flat|room|rm)\.?\s?#?[0-9a-z]{1,6},?\s$")
+_EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "apartment", "suite")
+"""The words that name a flat in English."""
+_EN_HEAD = re.compile(rf"(?:{'|'.join(_EN_FLAT_WORDS)})\.?\s?#?[0-9a-z]{{1,6}},?\s$")
 """A flat written before the house number ("Apt 5B, 120 West 45th St"): joined to it."""
 _EN_FLAT = re.compile(
-    not_after_letter(("flat", "room", "rm", "unit", "apt", "apartment", "suite"))
-    + r"\.?\s?#?[0-9a-z]{1,5}+"
+    not_after_letter(_EN_FLAT_WORDS) + r"\.?\s?#?[0-9a-z]{1,5}+"
     r"(?:,?\s(?:[0-9]{1,3}/f|floor\s[0-9]{1,3}|[0-9]{1,3}(?:st|nd|rd|th)\sfloor"
     r"|(?:tower|block|building|bldg|blk)\.?\s[0-9a-z]{1,4}+)){1,3}+(?![0-9a-z/])"
 )
@@ -169,7 +170,6 @@ _EN_FLAT = re.compile(
 2``): how Hong Kong and Chinese addresses are written in English, often before any street."""
 _PO_BOX = re.compile(r"p(?<![a-z]p)\.?\s?o\.?\s?box\s?#?[0-9]{1,8}+(?![0-9])")
 """A post-office box (``PO Box 1234``, ``P.O. Box 88``)."""
-_EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "suite")
 _EN_FLAT_PARTS = ("/f", "floor", "tower", "block", "building", "bldg", "blk")
 """``_EN_FLAT`` runs only on a view holding one of each: a flat word and a floor, tower or
 building (the pattern would try every f, r, u, a and s of English text)."""
@@ -259,15 +259,15 @@ class AddressDetector:
 
     kinds = ("address",)
     triggers = ()
-    gate_phrases = tuple(
-        {
+    gate_phrases = (
+        *{
             n + " " * gap + u[0]
             for n in _NUMERAL_CHARS
             for gap in range(_MAX_GAP + 1)
             for u in _UNITS
-        }
+        },
+        *_EN_GATE,
     )
-    gate_phrases = (*gate_phrases, *_EN_GATE)
     gate_pattern = (
         r"[0-9][a-z]?\s[a-z0-9]+(?:\s[a-z0-9]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
     )
@@ -292,9 +292,9 @@ class AddressDetector:
         for m in _EN.finditer(view):
             head = _EN_HEAD.search(view, max(0, m.start() - 20), m.start())
             found.append((head.start() if head is not None else m.start(), m.end()))
-        if _mentions_any(view, _EN_FLAT_WORDS) and _mentions_any(view, _EN_FLAT_PARTS):
+        if mentions(view, _EN_FLAT_WORDS) and mentions(view, _EN_FLAT_PARTS):
             found.extend(m.span() for m in _EN_FLAT.finditer(view))
-        if _mentions_any(view, _PO_BOX_GATE):
+        if mentions(view, _PO_BOX_GATE):
             found.extend(m.span() for m in _PO_BOX.finditer(view))
         found.sort()
         end = -1
@@ -332,10 +332,6 @@ class AddressDetector:
                 if m.start() >= covered and (m["estate"] or _HOUSEHOLD.search(m["flat"])):
                     covered = m.end()
                     yield m.start(), m.end()
-
-
-def _mentions_any(view: str, words: tuple[str, ...]) -> bool:
-    return any(word in view for word in words)
 
 
 def _numbered_units(view: str) -> Iterator[tuple[int, int]]:

@@ -35,6 +35,12 @@ class Hit:
     rule: str
 
 
+def mentions(view: str, words: tuple[str, ...]) -> bool:
+    """Whether any of ``words`` occurs in ``view`` (substring searches run in C): the cheap
+    test before a pattern that would stop at every character one of the words starts with."""
+    return any(word in view for word in words)
+
+
 class ScanContext:
     """One message being scanned: its normalised views plus lazily shared candidates."""
 

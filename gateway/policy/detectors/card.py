@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import Hit, ScanContext, ValidatedNumberDetector
+from .base import Hit, ScanContext, ValidatedNumberDetector, mentions
 from .context import ContextRuleDetector, context_rule
 
 CVV_RULE = "card.cvv"
@@ -69,9 +69,7 @@ class CardExpiryDetector(ContextRuleDetector):
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the expiry dates of a message about a card."""
         view = ctx.view
-        if any(word in view for word in _CARD_WORDS) or any(
-            run.digit_count >= 13 for run in ctx.number_runs
-        ):
+        if mentions(view, _CARD_WORDS) or any(run.digit_count >= 13 for run in ctx.number_runs):
             yield from super().scan(ctx)
 
 

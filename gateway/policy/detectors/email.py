@@ -44,7 +44,7 @@ or 艾特 and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("
 com"), in any mix. Only the at spelt ("name at example.com") is left alone here: "look at
 example.com" points at a web site."""
 _CUED_AT = (
-    r"(?:\s++at\s++|\s*+(?:艾特|@|#|\(a\)|\[a\]|\{a\}|【a】|【at】|【@】|\[at\]|\(at\)|\{at\})\s*+)"
+    rf"(?:{_SPELT_AT}|\s*+(?:#|\(a\)|\[a\]|\{{a\}}|【a】|【at】|【@】|\[at\]|\(at\)|\{{at\}})\s*+)"
 )
 """After a word for e-mail, the at is also written as Chinese sites ask to, against address
 harvesting: ``#`` ("#换成@"), ``(a)``, ``【at】``."""

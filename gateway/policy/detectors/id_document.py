@@ -143,8 +143,8 @@ class SsnDetector:
         view = ctx.view
         for m in _SSN_TAIL.finditer(view):
             start = m.start() - 3
-            area = view[max(start, 0) : m.start()]
-            if start < 0 or not (area.isascii() and area.isdigit()):
+            area = view[start : m.start()] if start >= 0 else ""
+            if not (area.isascii() and area.isdigit()):
                 continue
             if start and (view[start - 1].isdigit() or view[start - 1] == "-"):
                 continue

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from ..normalize import VIEW_WHITESPACE
 from .address import DIVISION_SUFFIXES, division_names
-from .base import Hit, ScanContext
+from .base import Hit, ScanContext, mentions
 from .context import not_after_letter
 
 # The common single-character surnames (about 97% of the population) and compound surnames.
@@ -210,7 +210,7 @@ _ZH_CUED = re.compile(
 """A cue, then a Chinese name, or a name in Latin letters ("联系人：Zhang San", "收件人
 zhangsan", "持卡人 LI NA"; one pass for both), which only the cues naming a person introduce
 (``_LATIN_AFTER``)."""
-_LATIN_AFTER = frozenset(_CUES_ZH) - {"我是", "本人", "称呼", "叫做"}
+_LATIN_AFTER = frozenset(_CUES_ZH) - _WEAK_CUES - {"称呼", "叫做"}
 _COMMON_WORDS = frozenset(
     "房东 房主 房客 商家 商户 车主 业主 银行 公安 公司 平台 官方 施工 班主 门店 总部 后台 "
     "国家 农行".split()
@@ -335,7 +335,7 @@ class NameDetector:
                 (_ZH_HONORIFIC, "name.honorific"),
                 (_ZH_POSSESSIVE, "name.possessive"),
             ):
-                if pattern is _ZH_HONORIFIC and not _mentions(view, _HONORIFICS):
+                if pattern is _ZH_HONORIFIC and not mentions(view, _HONORIFICS):
                     continue  # the one pattern that starts with a look-behind: skip cheaply
                 for m in pattern.finditer(view):
                     if pattern is _ZH_CUED and m["latin"] is not None:
@@ -351,7 +351,7 @@ class NameDetector:
                         seen.add(m.start("name"))
                         yield Hit("name", m.start("name"), m.end("name"), rule)
         for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
-            if pattern is _EN_CUED and not _mentions(view, _EN_CUE_WORDS):
+            if pattern is _EN_CUED and not mentions(view, _EN_CUE_WORDS):
                 continue
             for m in pattern.finditer(view):
                 words = m.group("name").split()
@@ -366,7 +366,7 @@ class NameDetector:
                         end = first_end
                 seen.add(start)
                 yield Hit("name", start, end, rule)
-        if _mentions(view, _DELIVERY_CUES_EN):
+        if mentions(view, _DELIVERY_CUES_EN):
             for m in _EN_DELIVERY.finditer(view):
                 start, end = m.span("name")
                 words = m.group("name").split()
@@ -376,11 +376,6 @@ class NameDetector:
                 if all(_upper_at(ctx, pos) for pos in (start, *starts)):
                     seen.add(start)
                     yield Hit("name", start, end, "name.cue_en")
-
-
-def _mentions(view: str, words: tuple[str, ...]) -> bool:
-    """Whether any of ``words`` occurs in ``view`` (substring searches run in C)."""
-    return any(word in view for word in words)
 
 
 def _upper_at(ctx: ScanContext, pos: int) -> bool:

@@ -211,6 +211,8 @@ CUE_REGIONS = ("HK", "MO", "TW", "SG", "MY", "US", "CA", "GB", "AU", "JP", "KR")
 """Regions a number after a phone cue is validated in besides China (whatever the tenant's
 regions): Hong Kong, Macau, Taiwan, Singapore, Malaysia, North America, the UK, Australia,
 Japan and Korea."""
+CUE_VALID_IN = ("CN", *CUE_REGIONS)
+"""Every region a number after a phone cue may be valid in (China tried first, by shape)."""
 PHONE_CUES = (
     "call me at",
     "call me on",

@@ -149,6 +149,7 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
             "**** *, **/*, ***** *, Harbour City",
         ),
         ("Room 1203, Building 5, Wanke Garden", "**** ****, ******** *, Wanke Garden"),
+        ("Apartment 5, 3/F, Tower 2", "********* *, */*, ***** *"),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
