@@ -15,7 +15,13 @@ document that engine reads. Everything the browser would otherwise need a librar
 * ``phone`` -- libphonenumber's patterns: full validation data for the tenant's regions and
   for the regions a number after a phone cue is tried in (``phone.CUE_VALID_IN``), the
   general "possible number" pattern of every calling code for international numbers;
-* ``iban`` -- python-stdnum's BBAN structure per country.
+* ``iban`` -- python-stdnum's BBAN structure per country;
+* ``rules`` -- every context rule the end engine runs (a value known by the phrase before
+  it: one-time codes, security codes, identity documents, accounts, phones after a cue):
+  its kind, phrases and the filler and value patterns, translated from this engine's
+  patterns by :mod:`.jsregex`. The browser places each rule it knows by name among its
+  detectors and runs the others after them; only the value checks (a legacy ID's birth
+  date, a phone's regions) are written in the browser.
 
 The tenant's admins sign the document's text *as sent* with the tenant key
 (``cipherdesk e2e sign-policy``; :func:`crypto.e2e.verify_policy`), so a gateway cannot weaken
@@ -36,9 +42,12 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors import default_detectors
+from .detectors import CONTEXT_RULES, default_detectors
+from .detectors.card import EXPIRY_CONTEXT_RULE
+from .detectors.context import ContextRule
 from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
+from .jsregex import to_js
 from .keywords import compact_term, edge_needs_boundary
 from .normalize import fold, tables
 from .types import DIRECTIONS
@@ -61,6 +70,10 @@ _PHONE_TYPES = (
     "uan",
     "voicemail",
 )
+END_CONTEXT_RULES: tuple[ContextRule, ...] = (*CONTEXT_RULES, EXPIRY_CONTEXT_RULE)
+"""The context rules the end document carries (``rules``): every one of a kind in
+:data:`END_KINDS`."""
+
 _IBAN_STRUCT = re.compile(r"([1-9][0-9]*)!([nac])")
 
 
@@ -92,6 +105,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
             "cc": _calling_codes(),
         },
         "iban": _iban_formats(),
+        "rules": _rules(),
     }
 
 
@@ -113,6 +127,24 @@ def _end_phrases() -> tuple[str, ...]:
         if set(detector.kinds) <= set(END_KINDS)
         for phrase in getattr(detector, "gate_phrases", ())
     )
+
+
+@cache
+def _rules() -> dict[str, dict[str, Any]]:
+    """Rule name -> kind, phrases, the filler and value as one JavaScript pattern (with the
+    named group ``value``), whether a value that is only letters is no value (``letters``)
+    and whether the value must pass the rule's check (``checked``)."""
+    return {
+        rule.rule: {
+            "kind": rule.kind,
+            "phrases": list(rule.triggers),
+            "after": to_js(rule.after.pattern),
+            "letters": rule.needs_non_letter,
+            "checked": rule.valid is not None,
+        }
+        for rule in END_CONTEXT_RULES
+        if rule.kind in END_KINDS
+    }
 
 
 def _fold_entries(texts: Iterable[str]) -> dict[str, str]:

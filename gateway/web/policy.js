@@ -672,9 +672,11 @@ var CipherdeskPolicy = (function () {
   }
 
   /** A value recognised by a context phrase, filler, then the value (context.py). */
-  function contextRule(kind, rule, phrases, filler, value, needsNonLetter, valid) {
+  /** A context rule of the document (end.py _rules): a phrase not after a letter, then the
+   * rule's filler and value as the gateway's engine writes them (translated by jsregex.py). */
+  function contextRule(kind, rule, phrases, after, needsNonLetter, valid) {
     var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
-    var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + filler + '(?<value>' + value + ')', 'gdu');
+    var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + after, 'gdu');
     return {
       triggers: phrases,
       scan: function (view) {
@@ -692,47 +694,20 @@ var CipherdeskPolicy = (function () {
     };
   }
 
-  var S = '[^0-9a-z\\n]';
-  var CONTEXT_RULES = [
-    contextRule('otp', 'otp.context', ['verification code', 'security code', 'login code',
-      'sms code', 'one-time code', 'one time code', 'one-time password', 'otp', 'passcode',
-      'auth code', 'code is', 'pin', '验证码', '校验码', '动态码', '动态密码', '短信码', '确认码', '安全码'],
-      atomic(S + '{0,12}') + atomic('(?:(?:is|was|are)' + atomic(S + '{0,4}') + ')?'),
-      '(?<![0-9])' + atomic('[0-9]{4,8}') + '(?![0-9])'),
-    contextRule('password', 'password.context', ['password', 'passwd', 'pwd', 'pass word', '密码',
-      '口令', '登录密码', '支付密码'],
-      atomic('(?:' + atomic('\\s{0,3}') + '(?:is|was|=|:|：|是|为|為)){1,2}') + atomic('\\s{0,3}'),
-      atomic('[^\\s,，。;；!！?？"\'“”]{4,}'), true),
-    contextRule('api_key', 'api_key.context', ['api key', 'api_key', 'apikey', 'api-key',
-      'secret key', 'secret_key', 'access token', 'access_token', 'auth token', 'client secret',
-      'client_secret', '密钥', '令牌'],
-      atomic('\\s{0,3}') + '(?:is|=|:|：|是|为)' + atomic('\\s{0,3}') + atomic('["\']?'),
-      atomic('[0-9a-z_\\-./+=]{16,256}'))
-  ];
-  /** Card security codes named by their cue (card.py _CVV): kind card, masked whole. */
-  var CVV_RULE = contextRule('card', 'card.cvv', ['cvv', 'cvv2', 'cvc', 'cvc2', 'cvn', 'cvn2',
-    'security code', '安全码', '卡背'],
-    atomic(S + '{0,12}') + atomic('(?:(?:is|was)' + atomic(S + '{0,4}') + ')?'),
-    '(?<![0-9])' + atomic('[0-9]{3,4}') + '(?![0-9])');
-  function cardCodes(ctx) { return contains(ctx.view, CVV_RULE.triggers) ? CVV_RULE.scan(ctx.view) : []; }
-  /** A card's expiry date after its cue, in a message about a card (card.py CardExpiryDetector). */
-  var EXPIRY_RULE = contextRule('card', 'card.expiry', ['exp ', 'exp.', 'exp:', 'exp date', 'expiry', 'expiry date',
-    'expires', 'expiration', 'expiration date', 'valid thru', 'valid through', 'good thru', '有效期',
-    '有效日期', '到期日', '到期'],
-    atomic('[^0-9a-z\\n]{0,12}') + atomic('(?:(?:is|date|至|到)' + atomic('[^0-9a-z\\n]{0,4}') + ')?'),
-    '(?<![0-9])(?:0?[1-9]|1[0-2])' + atomic('\\s?') + '[/\\-]' + atomic('\\s?') + atomic('(?:20)?') +
-    '[0-9]{2}(?![0-9/\\-])');
-  var CARD_WORDS = ['卡', 'card', 'visa', 'master', 'amex', 'unionpay', '银联', 'cvv', 'cvc'];
-  function cardExpiries(ctx) {
-    if (!contains(ctx.view, EXPIRY_RULE.triggers)) return [];
-    var about = contains(ctx.view, CARD_WORDS) || ctx.runs().some(function (run) { return run.digitCount >= 13; });
-    return about ? EXPIRY_RULE.scan(ctx.view) : [];
+  /** The detector of one context rule: it runs when one of the rule's phrases is in the view. */
+  function ruleDetector(rule) {
+    return function (ctx) { return rule && contains(ctx.view, rule.triggers) ? rule.scan(ctx.view) : []; };
   }
-  var BANK_ACCOUNT_RULE = contextRule('bank_account', 'bank_account.context', ['account number',
-    'account no', 'acct no', 'acct', 'a/c', 'bank account', '账号', '帐号', '账户', '帐户', '银行账户',
-    '收款账户', '卡号', '银行卡号'],
-    atomic(S + '{0,12}') + atomic('(?:(?:is|was)' + atomic(S + '{0,4}') + ')?'),
-    '(?<![0-9])[0-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){7,33}') + '(?![0-9])');
+
+  var CARD_WORDS = ['卡', 'card', 'visa', 'master', 'amex', 'unionpay', '银联', 'cvv', 'cvc'];
+  /** A card's expiry date after its cue, in a message about a card (card.py CardExpiryDetector). */
+  function expiryDetector(rule) {
+    return function (ctx) {
+      if (!rule || !contains(ctx.view, rule.triggers)) return [];
+      var about = contains(ctx.view, CARD_WORDS) || ctx.runs().some(function (run) { return run.digitCount >= 13; });
+      return about ? rule.scan(ctx.view) : [];
+    };
+  }
 
   var KEY_SHAPES = new RegExp('(?<![0-9a-z])(?:akia[0-9a-z]{16}|gh[pousr]_' + atomic('[0-9a-z]{36,251}') +
     '|xox[abprs]-' + atomic('[0-9a-z\\-]{10,200}') + '|[sr]k_(?:live|test)_' + atomic('[0-9a-z]{16,200}') +
@@ -746,9 +721,15 @@ var CipherdeskPolicy = (function () {
     return list.some(function (t) { return view.indexOf(t) >= 0; });
   }
 
-  function secrets(ctx) {
+  /** Secrets (secrets.py): one-time codes, passwords and keys after their cue, key shapes and
+   * PEM private keys, one detector as in the gateway. */
+  function secretsDetector(rules) {
+    return function (ctx) { return secrets(ctx, rules); };
+  }
+
+  function secrets(ctx, rules) {
     var view = ctx.view, hits = [], m;
-    CONTEXT_RULES.forEach(function (rule) {
+    rules.forEach(function (rule) {
       if (contains(view, rule.triggers)) hits = hits.concat(rule.scan(view));
     });
     if (contains(view, KEY_TRIGGERS)) {
@@ -771,34 +752,6 @@ var CipherdeskPolicy = (function () {
     return hits;
   }
 
-  function bankAccounts(ctx) {
-    return contains(ctx.view, BANK_ACCOUNT_RULE.triggers) ? BANK_ACCOUNT_RULE.scan(ctx.view) : [];
-  }
-
-  /** What may stand between a cue and the number it announces (context.py ANNOUNCING_FILLER). */
-  var ANNOUNCING_WORDS = '[\\s:：,，.#=\\-]|号码|编号|号|是|为|number|num|no|is|was';
-  var ANNOUNCING_FILLER = atomic('(?:' + ANNOUNCING_WORDS + '){0,8}');
-  /** Passports, permits and other identity documents after their cue (id_document.py). */
-  var ID_DOCUMENT_RULE = contextRule('id_document', 'id_document.context', ['护照', '通行证', '台胞证',
-    '回乡证', '居留证', '居留许可', '军官证', '士兵证', '警官证', '证件号', '签证号', '社保号', '社保卡号',
-    '社会保障号', 'passport', 'travel permit', 'travel document', 'residence permit', 'document number',
-    'document no', 'visa number', 'visa no', 'social security number', 'social security', 'ssn',
-    'social insurance number', 'national insurance number', 'ni number', '驾驶证', '驾驶证号', '驾照',
-    "driver's license", 'drivers license', 'driver license', 'driving licence', 'driving license',
-    'licence number', 'license number', 'hkid', 'hk id', '香港身份证', '澳门身份证', 'nric', 'ic number',
-    'ic no', 'mykad'],
-    ANNOUNCING_FILLER,
-    '(?<![0-9a-z])' + atomic('(?:' + atomic('[a-z]{1,2}') + atomic('[ \\-]?') + ')?') + '[0-9]' +
-    atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,17}') +
-    atomic('[a-z]?') + '(?![0-9a-z])');
-  function idDocuments(ctx) {
-    return contains(ctx.view, ID_DOCUMENT_RULE.triggers) ? ID_DOCUMENT_RULE.scan(ctx.view) : [];
-  }
-  /** First-generation 15-digit IDs after an ID cue (cn_id.py LEGACY_RULE). */
-  var LEGACY_ID_RULE = contextRule('cn_id', 'cn_id.legacy', ['身份证', '居民身份证', '证件号', 'id card',
-    'id number', 'id no'], ANNOUNCING_FILLER,
-    '(?<![0-9])' + atomic('[0-9]{6}') + atomic('[ \\-]?') + atomic('[0-9]{6}') + atomic('[ \\-]?') +
-    atomic('[0-9]{3}') + '(?![0-9a-z])', false, isLegacyCnId);
   /** Hong Kong identity card numbers with their bracketed check digit (id_document.py). */
   var HKID = /[a-z](?<![0-9a-z].)[a-z]?[0-9]{6}\([0-9a]\)/g;
   function isHkid(value) {
@@ -837,20 +790,6 @@ var CipherdeskPolicy = (function () {
     }
     return hits;
   }
-  /** QQ numbers and WeChat IDs after their cue (im_account.py). */
-  var IM_ACCOUNT_RULE = contextRule('im_account', 'im_account.context', ['qq', 'qq号', '微信', '微信号',
-    'v信', 'vx', 'wx', '威信', 'wechat', 'weixin', '加薇', '薇信', '徽信', '卫星号', '加卫星', '加v', '+v',
-    '扣扣', '抠抠', '叩叩', '企鹅号', '加企鹅', 'q号', '加q'],
-    atomic('(?:' + ANNOUNCING_WORDS + '|account|id){0,8}'),
-    '(?<![0-9a-z_\\-])(?:[1-9]' + atomic('(?:' + atomic('[ \\-]?') + '[0-9]){4,10}') + '|[a-z](?=[a-z0-9_\\-]{0,18}[0-9_\\-])' +
-    atomic('[a-z0-9_\\-]{5,19}') + ')(?![0-9a-z_\\-])');
-  function imAccounts(ctx) {
-    return contains(ctx.view, IM_ACCOUNT_RULE.triggers) ? IM_ACCOUNT_RULE.scan(ctx.view) : [];
-  }
-  function legacyIds(ctx) {
-    return contains(ctx.view, LEGACY_ID_RULE.triggers) ? LEGACY_ID_RULE.scan(ctx.view) : [];
-  }
-
   /** Separators between an IBAN's characters: those digit runs allow (iban.py _START). */
   function ibanSeparator() {
     return '(?:' + atomic('\\s+') + '|' + atomic('[^\\p{L}\\p{N}]{0,' + MAX_SEPARATOR + '}') + ')';
@@ -973,25 +912,15 @@ var CipherdeskPolicy = (function () {
     });
   }
 
-  /** Another region's number after a phone cue (phone.py CUE_RULE), validated in the
-   * document's cue regions. */
-  function phoneCueDetector(data) {
+  /** The check of a number after a phone cue (phone.py valid_after_cue): 7 to 15 digits,
+   * valid in one of the document's cue regions (China by its shape first). */
+  function phoneCueCheck(data) {
     var regions = phoneRegions(data.cue_regions), names = Object.keys(regions);
-    var rule = contextRule('phone', 'phone.cue', ['call me at', 'call me on', 'reach me at',
-      'reach me on', 'text me at', 'text me on', 'my number', 'my phone', 'my cell', 'my mobile',
-      'phone number', 'phone no', 'phone', 'telephone', 'tel', 'mobile', 'cell', 'contact number',
-      'callback number', 'whatsapp', '电话', '手机', '手机号', '联系电话', '联系方式', '座机', '回电', '致电'],
-      atomic('(?:' + ANNOUNCING_WORDS + '|at|on|in|hk|us|uk|usa|香港|澳门|台湾|新加坡|马来西亚|美国|加拿大|英国' +
-        '|澳洲|澳大利亚|日本|韩国|的){0,8}'),
-      '(?<![0-9a-z+])' + atomic('\\(?') + atomic('[0-9]{1,5}') + atomic('\\)?') +
-        atomic('(?:' + atomic('[ \\-.]{0,2}') + atomic('[0-9]{1,5}') + '){1,5}') + '(?![0-9])',
-      false,
-      function (value) {
-        var digits = value.replace(/[^0-9]/g, '');
-        if (digits.length < 7 || digits.length > 15) return false;
-        return names.some(function (r) { return (r !== 'CN' || CN_SHAPE.test(digits)) && validIn(digits, regions[r]); });
-      });
-    return function (ctx) { return contains(ctx.view, rule.triggers) ? rule.scan(ctx.view) : []; };
+    return function (value) {
+      var digits = value.replace(/[^0-9]/g, '');
+      if (digits.length < 7 || digits.length > 15) return false;
+      return names.some(function (r) { return (r !== 'CN' || CN_SHAPE.test(digits)) && validIn(digits, regions[r]); });
+    };
   }
 
   function phoneDetector(data) {
@@ -1211,32 +1140,67 @@ var CipherdeskPolicy = (function () {
       bad = Object.keys(doc.actions).some(function (k) {
         var a = doc.actions[k];
         return !Array.isArray(a) || a.length !== 2 || !(a[0] in SEVERITY) || !(a[1] in SEVERITY);
-      }) || Object.keys(doc.masks).some(function (k) { return !isStyle(doc.masks[k]); });
+      }) || Object.keys(doc.masks).some(function (k) { return !isStyle(doc.masks[k]); }) ||
+        (doc.rules !== undefined && (typeof doc.rules !== 'object' || doc.rules === null ||
+          Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); })));
     }
     if (bad) throw new Error('policy_document_invalid');
+  }
+
+  /** The document's context rules compiled (end.py _rules); a signed document from before
+   * they were carried takes the bundled default's. A rule whose value needs a check this
+   * bundle does not have is not run (it would report values the gateway would not). */
+  function contextRules(doc) {
+    var defined = doc.rules || (typeof CipherdeskPolicyDefault === 'object' ? CipherdeskPolicyDefault.rules : null);
+    if (!defined) throw new Error('policy_document_invalid');
+    var checks = { 'cn_id.legacy': isLegacyCnId, 'phone.cue': phoneCueCheck(doc.phone) }, out = {};
+    Object.keys(defined).forEach(function (name) {
+      var r = defined[name];
+      if (r.checked && !checks[name]) return;
+      out[name] = contextRule(r.kind, name, r.phrases, r.after, r.letters, r.checked ? checks[name] : null);
+    });
+    return out;
+  }
+
+  function isRule(name, r) {
+    return /^[a-z_]{1,32}\.[a-z_]{1,32}$/.test(name) && !!r && typeof r === 'object' &&
+      typeof r.kind === 'string' && /^[a-z_]{1,32}$/.test(r.kind) &&
+      Array.isArray(r.phrases) && r.phrases.length >= 1 && r.phrases.length <= 256 &&
+      r.phrases.every(function (p) { return typeof p === 'string' && p.length >= 1 && p.length <= 64; }) &&
+      typeof r.after === 'string' && r.after.length <= 8192 &&
+      typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
   }
 
   function engine(doc) {
     checkDocument(doc);
     var t2s = doc.fold || {};
     var keywords = doc.keywords.map(function (k) { return { key: k[0], left: !!k[1], right: !!k[2], rules: k[3] }; });
+    var rules = contextRules(doc);
     var detectors = [
-      [secrets, true],
+      [secretsDetector(['otp.context', 'password.context', 'api_key.context'].map(placed).filter(Boolean)), true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
-      [legacyIds, true],
+      [ruleDetector(placed('cn_id.legacy')), true],
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
-      [cardCodes, true],
-      [cardExpiries, true],
+      [ruleDetector(placed('card.cvv')), true],
+      [expiryDetector(placed('card.expiry')), true],
       [ibanDetector(doc.iban), true],
       [hkids, true],
       [ssns, true],
-      [idDocuments, true],
-      [bankAccounts, true],
+      [ruleDetector(placed('id_document.context')), true],
+      [ruleDetector(placed('bank_account.context')), true],
       [phoneDetector(doc.phone), true],
-      [phoneCueDetector(doc.phone), true],
-      [imAccounts, true],
+      [ruleDetector(placed('phone.cue')), true],
+      [ruleDetector(placed('im_account.context')), true],
       [emails, true]
     ];
+    // A rule of a newer document that this bundle does not place runs after the others.
+    Object.keys(rules).forEach(function (name) { detectors.push([ruleDetector(placed(name)), true]); });
+
+    function placed(name) {
+      var rule = rules[name] || null;
+      delete rules[name];
+      return rule;
+    }
 
     function actionFor(kind, direction) {
       var per = doc.actions[kind];

@@ -6,8 +6,11 @@ neither in clear."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import random
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,8 +20,9 @@ import pytest
 
 from crypto.e2e import TenantSigningKey
 from gateway.policy.config import PolicyConfig
-from gateway.policy.end import END_KINDS, end_document, end_document_text
+from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.jsregex import to_js
 from gateway.policy.types import SEVERITY
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
@@ -132,6 +136,108 @@ async def test_the_browser_engine_agrees_with_the_python_engine(browser, gateway
             ), (text, want, found)
         assert SEVERITY[js["action"]] >= SEVERITY[decision.action], text
     assert exact / len(cases) >= 0.99, exact / len(cases)
+
+
+_SEARCH = """(cases) => cases.map(([source, texts]) => {
+  const pattern = new RegExp(source, 'du');
+  return texts.map((text) => {
+    const m = pattern.exec(text);
+    if (m === null) return null;
+    const value = m.indices.groups ? m.indices.groups.value : null;
+    return [m.index, m.index + m[0].length, value ? value[0] : -1, value ? value[1] : -1];
+  });
+})"""
+_ALPHABET = (
+    "0123456789" * 4
+    + "abcdeinostuwxyz"
+    + "  \t\n\r\u3000\x1c\ufeff\xa0"
+    + "-.:：,，#=()+/_'\"“”;；!！?？"
+    + "号码编号是为香港的至到為"
+)
+
+
+def _python_search(pattern: re.Pattern[str], text: str) -> list[int] | None:
+    m = pattern.search(text)
+    if m is None:
+        return None
+    value = m.span("value") if "value" in pattern.groupindex else (-1, -1)
+    return [m.start(), m.end(), *value]
+
+
+async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway):
+    """policy/jsregex.py: each context rule's filler and value, as the end document carries
+    them, finds in Chromium exactly what the Python pattern finds (the whole match and the
+    value), on 400 random texts per rule drawn from the characters the rules care about
+    (digits, the announcing words, every kind of space, including those the two dialects'
+    \\s disagree on)."""
+    rng = random.Random(20261207)
+    cases = []
+    for rule in END_CONTEXT_RULES:
+        texts = ["".join(rng.choices(_ALPHABET, k=rng.randint(0, 40))) for _ in range(400)]
+        cases.append((rule.after, texts))
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = await page.evaluate(
+            _SEARCH, [[to_js(pattern.pattern), texts] for pattern, texts in cases]
+        )
+    finally:
+        await ctx.close()
+    matched = 0
+    for (pattern, texts), results in zip(cases, got, strict=True):
+        for text, result in zip(texts, results, strict=True):
+            assert result == _python_search(pattern, text), (pattern.pattern, text)
+            matched += result is not None
+    assert matched >= 400  # the texts reach the values, not only the misses
+
+
+_RULES = """([doc, cases]) => {
+  let engine;
+  try { engine = CipherdeskPolicy.engine(doc); } catch (e) { return String(e.message); }
+  return cases.map(
+    (text) => engine.evaluate(text, 'customer').findings.map((f) => [f.kind, f.rule]));
+}"""
+
+
+async def test_the_documents_rules_drive_the_browser_engine(browser, gateway):
+    """The browser runs the context rules the document carries: a cue added there is found
+    without a new bundle, a rule the bundle does not know runs after the others, a rule
+    needing a check the bundle lacks does not run, a signed document from before the rules
+    were carried runs the bundled default's rules, and a malformed rule refuses the
+    document."""
+    base = end_document(PolicyEngine(), None, 0)
+    added = copy.deepcopy(base)
+    added["rules"]["card.cvv"]["phrases"].append("verify digits")
+    added["rules"]["bank_account.member"] = {
+        "kind": "bank_account",
+        "phrases": ["member no"],
+        "after": to_js(r"\s{0,3}+(?P<value>[0-9]{6}+)(?![0-9])"),
+        "letters": False,
+        "checked": False,
+    }
+    added["rules"]["bank_account.checked"] = {**added["rules"]["bank_account.member"]}
+    added["rules"]["bank_account.checked"].update(phrases=["loyalty no"], checked=True)
+    older = copy.deepcopy(base)
+    del older["rules"]
+    malformed = copy.deepcopy(base)
+    malformed["rules"]["card.cvv"]["phrases"] = "cvv"
+    texts = ["verify digits 123", "member no 123456", "loyalty no 123456", "cvv 123"]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = {
+            name: await page.evaluate(_RULES, [doc, texts])
+            for name, doc in (("base", base), ("added", added), ("older", older))
+        }
+        refused = await page.evaluate(_RULES, [malformed, texts])
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    cvv = [["card", "card.cvv"]]
+    assert got["base"] == [[], [], [], cvv]
+    assert got["added"] == [cvv, [["bank_account", "bank_account.member"]], [], cvv]
+    assert got["older"] == got["base"]
+    assert refused == "policy_document_invalid"
 
 
 async def _sign_policy(gateway: bx.Gateway, signing: TenantSigningKey, policy: dict) -> None:

@@ -30,11 +30,10 @@ class ContextRule:
 
     kind: str
     rule: str
-    pattern: re.Pattern[str]
-    """The whole rule as one regex (the browser engine's form; ``scan`` finds the same)."""
     triggers: tuple[str, ...]
     after: re.Pattern[str]
-    """The filler and the value, matched where a phrase ends."""
+    """The filler and the value, matched where a phrase ends (the end document carries it,
+    translated, for the browser engine: ``policy/end.py``)."""
     phrases: Phrases[None]
     needs_non_letter: bool = False
     valid: Callable[[str], bool] | None = None
@@ -76,10 +75,9 @@ def context_rule(
     valid: Callable[[str], bool] | None = None,
 ) -> ContextRule:
     """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
-    pattern = re.compile(rf"{not_after_letter(phrases)}{filler}(?P<value>{value})")
     after = re.compile(rf"{filler}(?P<value>{value})")
     cues = Phrases((phrase, None) for phrase in phrases)
-    return ContextRule(kind, rule, pattern, phrases, after, cues, needs_non_letter, valid)
+    return ContextRule(kind, rule, phrases, after, cues, needs_non_letter, valid)
 
 
 def not_after_letter(phrases: tuple[str, ...]) -> str:

@@ -1,0 +1,91 @@
+"""The end document's context rules (policy/end.py ``rules``) and the translation of their
+patterns to JavaScript (policy/jsregex.py). tests/e2e/test_browser_end_policy.py runs the
+translated patterns in Chromium against Python's matches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gateway.policy.detectors import CONTEXT_RULES
+from gateway.policy.detectors.card import EXPIRY_CONTEXT_RULE
+from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.jsregex import UntranslatableRegex, to_js
+
+
+def test_the_document_carries_every_context_rule_of_an_end_kind():
+    """A rule added to the gateway reaches the browser engine with its phrases: nothing in
+    policy.js has to be edited for a new cue."""
+    rules = end_document(PolicyEngine(), None, 0)["rules"]
+    expected = {r.rule for r in (*CONTEXT_RULES, EXPIRY_CONTEXT_RULE) if r.kind in END_KINDS}
+    assert set(rules) == expected
+    for rule in END_CONTEXT_RULES:
+        carried = rules[rule.rule]
+        assert carried["kind"] == rule.kind
+        assert carried["phrases"] == list(rule.triggers)
+        assert carried["after"] == to_js(rule.after.pattern)
+        assert carried["letters"] is rule.needs_non_letter
+        assert carried["checked"] is (rule.valid is not None)
+        assert "(?<value>" in carried["after"]
+
+
+@pytest.mark.parametrize(
+    ("python", "javascript"),
+    [
+        (r"[0-9]{4,8}+", r"(?=(?<a1>[0-9]{4,8}))\k<a1>"),
+        (r"(?>ab|cd)x", r"(?=(?<a1>(?:ab|cd)))\k<a1>x"),
+        (r"(?:is|was)?", r"(?:is|was)?"),
+        (r"a*?b+c{2}d{3,}", r"a*?b+c{2}d{3,}"),
+        (r"(?<![0-9])(?=x)(?!y)(?<=z)", r"(?<![0-9])(?=x)(?!y)(?<=z)"),
+        (r"(?P<value>\d)", r"(?<value>[\p{Nd}])"),
+        (r"(a)(?:b)+", r"(?:a)b+"),
+        (r"[^a\-z\]]", r"[^a\-z\]]"),
+        (r"a.b", r"a[^\n]b"),
+        (r"x[^y]", r"x[^y]"),
+        (r"\(\)\.\$/", r"\(\)\.\$\/"),
+        (r"^ab\Z", r"^ab$"),
+        ("号码|编号", "(?:号码|编号)"),
+        (r"\n\t", r"\u{a}\u{9}"),
+    ],
+)
+def test_the_translation_of_each_construct(python, javascript):
+    assert to_js(python) == javascript
+
+
+def test_python_whitespace_is_written_exactly():
+    """JavaScript's \\s adds U+FEFF and lacks U+001C..U+001F: the class lists Python's own."""
+    translated = to_js(r"\s")
+    assert "\\u{1c}-\\u{20}" in translated and "\\u{3000}" in translated
+    assert "feff" not in translated
+
+
+def test_atomic_groups_are_numbered_apart():
+    assert to_js(r"a{1,2}+b{3}+") == r"(?=(?<a1>a{1,2}))\k<a1>(?=(?<a2>b{3}))\k<a2>"
+    nested = to_js(r"(?:x[ ]?+y){2,3}+")
+    assert nested == r"(?=(?<a2>(?:x(?=(?<a1>\u{20}?))\k<a1>y){2,3}))\k<a2>"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"\bword\b",  # Python's \b is Unicode-aware, JavaScript's is ASCII
+        r"\w+",
+        r"(?i)abc",
+        r"(?i:abc)",
+        r"(a)\1",
+        r"ab$",  # Python's $ also matches before a final newline
+        r"[\W]",
+        r"[\S]",
+    ],
+)
+def test_constructs_with_another_meaning_are_refused(pattern):
+    with pytest.raises(UntranslatableRegex):
+        to_js(pattern)
+
+
+def test_every_context_rule_translates():
+    for rule in END_CONTEXT_RULES:
+        translated = to_js(rule.after.pattern)
+        assert re.search(r"\(\?P<", translated) is None
