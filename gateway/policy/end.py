@@ -132,13 +132,15 @@ def _end_phrases() -> tuple[str, ...]:
 @cache
 def _rules() -> dict[str, dict[str, Any]]:
     """Rule name -> kind, phrases, the filler and value as one JavaScript pattern (with the
-    named group ``value``), whether a value that is only letters is no value (``letters``)
-    and whether the value must pass the rule's check (``checked``)."""
+    named group ``value``), the pattern of another value joined to it (``more``), whether a
+    value that is only letters is no value (``letters``) and whether the value must pass the
+    rule's check (``checked``)."""
     return {
         rule.rule: {
             "kind": rule.kind,
             "phrases": list(rule.triggers),
             "after": to_js(rule.after.pattern),
+            "more": to_js(rule.more.pattern),
             "letters": rule.needs_non_letter,
             "checked": rule.valid is not None,
         }

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import AUDIENCE_MASKS, PolicyConfig
-from .detectors import Detector, Hit, ScanContext, default_detectors
-from .detectors.card import HIDDEN_RULES
+from .detectors import HIDDEN_RULES, Detector, Hit, ScanContext, default_detectors
 from .detectors.numbers import has_bidi_override
 from .errors import PolicyConfigError
 from .keywords import KeywordMatcher, KeywordRule, builtin_rules

@@ -674,25 +674,38 @@ var CipherdeskPolicy = (function () {
   /** A value recognised by a context phrase, filler, then the value (context.py). */
   /** A context rule of the document (end.py _rules): a phrase not after a letter, then the
    * rule's filler and value as the gateway's engine writes them (translated by jsregex.py). */
-  function contextRule(kind, rule, phrases, after, needsNonLetter, valid) {
+  function contextRule(kind, rule, phrases, after, more, needsNonLetter, valid) {
     var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
     var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + after, 'gdu');
+    var joined = more ? new RegExp(more, 'ydu') : null;
+    function holds(v) {
+      if (needsNonLetter && /^\p{L}+$/u.test(v)) return false;
+      return !valid || valid(v.replace(/[ \-]/g, ''));
+    }
     return {
       triggers: phrases,
       scan: function (view) {
-        var hits = [], m;
+        var hits = [], m, j;
         pattern.lastIndex = 0;
         while ((m = pattern.exec(view)) !== null) {
-          var v = m.groups.value, at = m.indices.groups.value;
-          if (needsNonLetter && /^\p{L}+$/u.test(v)) continue;
-          if (valid && !valid(v.replace(/[ \-]/g, ''))) continue;
-          hits.push(new Hit(kind, at[0], at[1], rule));
+          var at = m.indices.groups.value;
           if (m[0].length === 0) pattern.lastIndex += 1;
+          if (!holds(m.groups.value)) continue;
+          hits.push(new Hit(kind, at[0], at[1], rule));
+          // Values joined to this one ("A or B"), three at most (context.py _MORE_VALUES).
+          for (var n = 0; joined && n < MORE_VALUES; n++) {
+            joined.lastIndex = at[1];
+            if ((j = joined.exec(view)) === null || !holds(j.groups.value)) break;
+            at = j.indices.groups.value;
+            hits.push(new Hit(kind, at[0], at[1], rule));
+            pattern.lastIndex = at[1];
+          }
         }
         return hits;
       }
     };
   }
+  var MORE_VALUES = 3;
 
   /** The detector of one context rule: it runs when one of the rule's phrases is in the view. */
   function ruleDetector(rule) {
@@ -1157,7 +1170,7 @@ var CipherdeskPolicy = (function () {
     Object.keys(defined).forEach(function (name) {
       var r = defined[name];
       if (r.checked && !checks[name]) return;
-      out[name] = contextRule(r.kind, name, r.phrases, r.after, r.letters, r.checked ? checks[name] : null);
+      out[name] = contextRule(r.kind, name, r.phrases, r.after, r.more || null, r.letters, r.checked ? checks[name] : null);
     });
     return out;
   }
@@ -1168,6 +1181,7 @@ var CipherdeskPolicy = (function () {
       Array.isArray(r.phrases) && r.phrases.length >= 1 && r.phrases.length <= 256 &&
       r.phrases.every(function (p) { return typeof p === 'string' && p.length >= 1 && p.length <= 64; }) &&
       typeof r.after === 'string' && r.after.length <= 8192 &&
+      (r.more === undefined || (typeof r.more === 'string' && r.more.length <= 8192)) &&
       typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
   }
 

@@ -167,14 +167,16 @@ def _python_search(pattern: re.Pattern[str], text: str) -> list[int] | None:
 async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway):
     """policy/jsregex.py: each context rule's filler and value, as the end document carries
     them, finds in Chromium exactly what the Python pattern finds (the whole match and the
-    value), on 400 random texts per rule drawn from the characters the rules care about
-    (digits, the announcing words, every kind of space, including those the two dialects'
-    \\s disagree on)."""
+    value), and so does the pattern of a value joined to it, on 400 random texts per rule
+    drawn from the characters the rules care about (digits, the announcing words, every kind
+    of space, including those the two dialects' \\s disagree on)."""
     rng = random.Random(20261207)
     cases = []
     for rule in END_CONTEXT_RULES:
         texts = ["".join(rng.choices(_ALPHABET, k=rng.randint(0, 40))) for _ in range(400)]
         cases.append((rule.after, texts))
+        joins = (" or ", "和", "、", " / ", "还有", "and")
+        cases.append((rule.more, [rng.choice(joins) + text for text in texts]))
     ctx, page = await new_page(browser)
     try:
         await page.goto(gateway.base_url + "/console")

@@ -296,6 +296,28 @@ HAND = [
     ("please send it to New York", []),
     ("send it to support team", []),
     ("Dr. Smith said it is fine", [("name", "Smith")]),
+    ("收件人是我老公张伟，电话不变", [("name", "张伟")]),
+    ("联系人：我妈 刘秀英", [("name", "刘秀英")]),
+    ("快递放到丰巢，取件人刘德华", [("name", "刘德华")]),
+    ("寄给我妈妈刘秀英就行", [("name", "刘秀英")]),
+    ("我姓王，叫王建国", [("name", "王建国")]),
+    ("我姓李，名字叫明", [("name", "明")]),
+    ("收件人 我爸爸", []),
+    ("寄给王府井店", []),
+    ("我姓张，是张三丰的张", []),
+    (
+        "地址：浙江省杭州市西湖区文三路90号东部软件园",
+        [("address", "浙江省杭州市西湖区文三路90号东部软件园")],
+    ),
+    ("广州市天河区天河路208号天河城", [("address", "广州市天河区天河路208号天河城")]),
+    (
+        "I live at 221B Baker Street, London NW1 6XE",
+        [("address", "221B Baker Street, London NW1 6XE")],
+    ),
+    (
+        "Ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043",
+        [("address", "1600 Amphitheatre Parkway, Mountain View, CA 94043")],
+    ),
 ]
 
 

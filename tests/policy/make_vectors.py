@@ -165,6 +165,24 @@ CASES: list[tuple[dict, str, str]] = [
         "customer",
     ),
     ({}, "my hkid is A1234563, NRIC S1234567D, driver's license D1234567", "customer"),
+    (PHONE_MASK, "call me at (415) 555-2671 or (415) 555-2672", "customer"),
+    (
+        {},
+        "my QQ is 123456789 or 987654321，账号 6222 0202 0001 2345 678 和 6228 4800 1234 5678 912",
+        "customer",
+    ),
+    ({}, "护照号 E12345678 和 G87654321，验证码 123456，8888元的订单", "customer"),
+    (
+        {"actions": {"name": "mask"}},
+        "收件人是我老公张伟，寄给我妈妈刘秀英，我姓李，名字叫明",
+        "customer",
+    ),
+    (
+        {"actions": {"address": "mask"}},
+        "Ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043",
+        "customer",
+    ),
+    ({"actions": {"address": "mask"}}, "地址：浙江省杭州市西湖区文三路90号东部软件园", "customer"),
 ]
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from .address import AddressDetector
 from .bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
 from .base import Detector, Hit, ScanContext
-from .card import CVV_CONTEXT_RULE, CardDetector, CardExpiryDetector, is_card_number
+from .card import (
+    CVV_CONTEXT_RULE,
+    HIDDEN_CARD_RULES,
+    CardDetector,
+    CardExpiryDetector,
+    is_card_number,
+)
 from .cn_id import LEGACY_RULE, CnIdDetector, is_cn_id
 from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
@@ -13,7 +19,7 @@ from .iban import IbanDetector
 from .id_document import RULE as ID_DOCUMENT_RULE
 from .id_document import HkidDetector, SsnDetector
 from .im_account import RULE as IM_ACCOUNT_RULE
-from .names import NameDetector
+from .names import GIVEN_NAME_RULE, NameDetector
 from .phone import CUE_RULE as PHONE_CUE_RULE
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
@@ -30,6 +36,10 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
 )
 """Every rule that finds a value by the phrase before it: a question naming one of these
 phrases makes the answer's value findable too (``split.SplitWindow``)."""
+
+HIDDEN_RULES = frozenset({*HIDDEN_CARD_RULES, GIVEN_NAME_RULE})
+"""Findings masked whole whatever their kind's style (a security code, an expiry date, a
+given name said alone): the part a style keeps would be all of it, or the part that names."""
 
 
 def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detector, ...]:
@@ -61,6 +71,7 @@ __all__ = [
     "BANK_ACCOUNT_RULE",
     "CONTEXT_RULES",
     "CVV_CONTEXT_RULE",
+    "HIDDEN_RULES",
     "ID_DOCUMENT_RULE",
     "IM_ACCOUNT_RULE",
     "LEGACY_RULE",

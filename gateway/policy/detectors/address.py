@@ -54,11 +54,13 @@ _SUB_UNIT = rf"(?:{_UNIT}|塔|区)"
 """Units inside a building's address besides ``_UNITS``: a tower (``B塔``), a zone (``E1区``)."""
 _BUILDING = (
     rf"(?:[\-\s]{{0,2}}+[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,10}}?"
-    r"(?:大厦|大楼|中心|广场|大学|学院|医院|园区|校区|公寓|花园|小区|家园|酒店|宾馆|商场)"
+    r"(?:大厦|大楼|写字楼|商务楼|中心|广场|大学|学院|医院|园区|校区|公寓|花园|小区|家园|酒店|宾馆"
+    r"|商场|商城|软件园|科技园|产业园|工业园|园|苑|城|府|公馆|山庄|新村)"
     r"(?:本部|校区|分校|[a-z][0-9]?(?=[\-\s]|$))?+)?+"
 )
 """A building's name closing an address with no unit of its own (``10号百度大厦``,
-``94号南开大学``, ``1006号诺德中心``): with the number hidden, it still tells where."""
+``94号南开大学``, ``1006号诺德中心``, ``90号东部软件园``, ``88号SOHO现代城``, ``8号翠竹苑``): with
+the number hidden, it still tells where."""
 _ROOM = (
     "(?:(?:" + "|".join(f"(?<={u})" for u in _FLAT_UNITS) + ")"
     r"[\-\s]{0,2}+[0-9]{2,5}+(?![0-9]|[个元块次天年月日号点分秒岁件台人位名张只条本期]))?"
@@ -153,10 +155,16 @@ _EN = re.compile(
     r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s(?:[a-z]+|[0-9]{1,3}(?:st|nd|rd|th))){1,3}?\s"
     rf"(?:{'|'.join(_STREET_TYPES)})\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
+    r"(?:,\s(?:(?!(?:and|or|but|it|is|was|my|the|to|for|at|on)\s)[a-z]+\s){0,3}?[a-z]+,?\s"
+    r"(?:[a-z]{2}\s)?"
+    r"(?:[0-9]{5}(?:-[0-9]{4})?|[a-z]{1,2}[0-9][a-z0-9]?\s?[0-9][a-z]{2}|[a-z][0-9][a-z]\s?[0-9][a-z][0-9])"
+    r"(?![a-z0-9]))?"
 )
 """A house number (nothing alphanumeric before it: the look-behind follows the first digit so
 the pattern starts with a character class), one to three words (an ordinal too: West 45th),
-a street type."""
+a street type; after a comma, the town, state and postcode when a postcode ends them (US
+ZIP, UK and Canadian postcodes: ``, Mountain View, CA 94043``, ``, London NW1 6XE``), not
+prose ("…Street, and it costs 94043")."""
 _EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "apartment", "suite")
 """The words that name a flat in English."""
 _EN_HEAD = re.compile(rf"(?:{'|'.join(_EN_FLAT_WORDS)})\.?\s?#?[0-9a-z]{{1,6}},?\s$")

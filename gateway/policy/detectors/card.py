@@ -53,7 +53,7 @@ EXPIRY_CONTEXT_RULE = context_rule(
 )
 _CARD_WORDS = ("卡", "card", "visa", "master", "amex", "unionpay", "银联", "cvv", "cvc")
 """Words that make a message about a payment card."""
-HIDDEN_RULES = frozenset({CVV_RULE, EXPIRY_RULE})
+HIDDEN_CARD_RULES = frozenset({CVV_RULE, EXPIRY_RULE})
 """Card findings masked whole whatever the kind's style: any "last N" of them is all of them."""
 
 

@@ -24,6 +24,13 @@ QQ/WeChat accounts): punctuation and the words that announce a number ("号码�
 repetition is possessive, so "no" must not win over "number"."""
 
 
+_JOINED = r"\s{0,3}+(?:or|and|或者|或|和|及|还有|、|/)\s{0,3}+"
+"""What joins a second value to the first after one cue. Not a comma: what follows one is as
+often something else ("验证码 123456，8888元的订单")."""
+_MORE_VALUES = 3
+"""Values after the first one a cue may announce."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContextRule:
     """A value recognised by a context phrase, then a little filler, then the value itself."""
@@ -34,6 +41,9 @@ class ContextRule:
     after: re.Pattern[str]
     """The filler and the value, matched where a phrase ends (the end document carries it,
     translated, for the browser engine: ``policy/end.py``)."""
+    more: re.Pattern[str]
+    """Another value joined to the one before ("call me at A or B", "账号 A 和 B"), matched
+    where that one ends."""
     phrases: Phrases[None]
     needs_non_letter: bool = False
     valid: Callable[[str], bool] | None = None
@@ -54,15 +64,22 @@ class ContextRule:
             if start < taken or (start and "a" <= view[start - 1] <= "z"):
                 continue
             m = match(view, end)
-            if m is None:
-                continue
-            value = m.group("value")
-            if self.needs_non_letter and value.isalpha():
-                continue
-            if self.valid is not None and not self.valid(_SEPARATORS.sub("", value)):
+            if m is None or not self._holds(m.group("value")):
                 continue
             taken = m.end("value")
             yield Hit(self.kind, m.start("value"), taken, self.rule)
+            for _ in range(_MORE_VALUES):
+                m = self.more.match(view, taken)
+                if m is None or not self._holds(m.group("value")):
+                    break
+                taken = m.end("value")
+                yield Hit(self.kind, m.start("value"), taken, self.rule)
+
+    def _holds(self, value: str) -> bool:
+        """Whether a matched value is one (letters alone are no password; the check)."""
+        if self.needs_non_letter and value.isalpha():
+            return False
+        return self.valid is None or self.valid(_SEPARATORS.sub("", value))
 
 
 def context_rule(
@@ -76,8 +93,9 @@ def context_rule(
 ) -> ContextRule:
     """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
     after = re.compile(rf"{filler}(?P<value>{value})")
+    more = re.compile(rf"{_JOINED}(?P<value>{value})")
     cues = Phrases((phrase, None) for phrase in phrases)
-    return ContextRule(kind, rule, phrases, after, cues, needs_non_letter, valid)
+    return ContextRule(kind, rule, phrases, after, more, cues, needs_non_letter, valid)
 
 
 def not_after_letter(phrases: tuple[str, ...]) -> str:

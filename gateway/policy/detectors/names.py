@@ -105,6 +105,9 @@ _CUES_ZH = (
     "开户人",
     "户主",
     "领取人",
+    "取件人",
+    "取货人",
+    "代收人",
     "提货人",
     "订购人",
     "预订人",
@@ -190,6 +193,10 @@ _RELATIONS = (
     "室友",
     "助理",
     "秘书",
+    "老爸",
+    "老妈",
+    "我爸",
+    "我妈",
 )
 """What follows "我是X的" when X is a person ("我是张三的朋友"); anything else after 的 makes
 X an organisation or a place ("我是苏宁的", "我是平安的客服")."""
@@ -202,14 +209,34 @@ _CUE_ZH = "|".join(sorted((*_CUES_ZH, *_RELATION_CUES), key=len, reverse=True))
 _SPACED_GIVEN = rf"(?:{_GIVEN}{_GIVEN}?| {_GIVEN}(?: {_GIVEN})?)"
 """The given name, its characters together or each set apart by a space ("我叫 李 明", "名字是张
 三"), never half of each ("收款人张伟 账号": 账 is no given name)."""
+_RELATION_BEFORE = (
+    rf"(?:(?:我|他|她)的?)?(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})[:：\s]?"
+)
+"""Whose name follows a cue ("收件人是我老公张伟", "联系人：我妈 刘秀英")."""
 _ZH_CUED = re.compile(
-    rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|\s){{0,3}}+"
+    rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|，|,|\s){{0,3}}+(?:{_RELATION_BEFORE})?+"
     rf"(?:(?P<name>(?:{_S2}|[{_S1}]){_SPACED_GIVEN}){_NAME_END}"
     r"|(?P<latin>[a-z][a-z'\-]{1,20}+(?: [a-z][a-z'\-]{1,20}+){0,2}+)(?![a-z0-9@._\-:：]))"
 )
 """A cue, then a Chinese name, or a name in Latin letters ("联系人：Zhang San", "收件人
 zhangsan", "持卡人 LI NA"; one pass for both), which only the cues naming a person introduce
 (``_LATIN_AFTER``)."""
+_GIVING = ("寄给", "送给", "交给", "转交给", "转交")
+_ZH_GIVEN_TO = re.compile(
+    rf"(?:{'|'.join(_GIVING)})(?:{_RELATION_BEFORE})"
+    rf"(?P<name>(?:{_S2}|[{_S1}]){_SPACED_GIVEN}){_NAME_END}"
+)
+"""Someone's name after their relation, where a parcel goes ("寄给我妈妈刘秀英"); without the
+relation the word after 寄给 is as often a shop or a place (寄给王府井店)."""
+_ZH_SURNAME_FIRST = re.compile(
+    rf"我姓(?P<surname>{_S2}|[{_S1}])[，,。\s]{{0,2}}+我?(?:(?:全名|名字)?叫|(?:全名|名字)是)"
+    rf"(?P<name>(?P=surname)?{_SPACED_GIVEN}){_NAME_END}"
+)
+"""The surname said first, then the name, whole or the given name alone ("我姓王，叫王建国",
+"我姓李，名字叫明"). Not "我姓张，是张三丰的张": that names the character, not the person."""
+GIVEN_NAME_RULE = "name.given"
+"""A given name without its surname: masked whole (a name mask keeps the first character,
+which here is the given name)."""
 _LATIN_AFTER = frozenset(_CUES_ZH) - _WEAK_CUES - {"称呼", "叫做"}
 _COMMON_WORDS = frozenset(
     "房东 房主 房客 商家 商户 车主 业主 银行 公安 公司 平台 官方 施工 班主 门店 总部 后台 "
@@ -321,6 +348,8 @@ class NameDetector:
         *_CUES_EN,
         *_DELIVERY_CUES_EN,
         *_VERBS,
+        *_GIVING,
+        "我姓",
         *(title + end for title in _TITLES for end in (".", *VIEW_WHITESPACE)),
     )
     exclusive = True
@@ -332,6 +361,8 @@ class NameDetector:
         if not view.isascii():
             for pattern, rule in (
                 (_ZH_CUED, "name.cue"),
+                (_ZH_GIVEN_TO, "name.cue"),
+                (_ZH_SURNAME_FIRST, "name.cue"),
                 (_ZH_HONORIFIC, "name.honorific"),
                 (_ZH_POSSESSIVE, "name.possessive"),
             ):
@@ -349,7 +380,15 @@ class NameDetector:
                         continue
                     if m.start("name") not in seen:
                         seen.add(m.start("name"))
-                        yield Hit("name", m.start("name"), m.end("name"), rule)
+                        given = pattern is _ZH_SURNAME_FIRST and not m["name"].startswith(
+                            m["surname"]
+                        )
+                        yield Hit(
+                            "name",
+                            m.start("name"),
+                            m.end("name"),
+                            GIVEN_NAME_RULE if given else rule,
+                        )
         for pattern, rule in ((_EN_CUED, "name.cue_en"), (_EN_TITLE, "name.title")):
             if pattern is _EN_CUED and not mentions(view, _EN_CUE_WORDS):
                 continue

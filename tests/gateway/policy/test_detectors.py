@@ -197,6 +197,43 @@ def test_bank_account_by_context(engine: PolicyEngine) -> None:
     assert kinds(engine, "卡号 4111111111111111") == ["card"]  # the validated kind wins
 
 
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            "call me at (415) 555-2671 or (415) 555-2672",
+            [("phone", "(415) 555-2671"), ("phone", "(415) 555-2672")],
+        ),
+        (
+            "my QQ is 123456789 or 987654321",
+            [("im_account", "123456789"), ("im_account", "987654321")],
+        ),
+        (
+            "账号 6222 0202 0001 2345 678 和 6228 4800 1234 5678 912",
+            [
+                ("bank_account", "6222 0202 0001 2345 678"),
+                ("bank_account", "6228 4800 1234 5678 912"),
+            ],
+        ),
+        (
+            "护照号 E12345678、G87654321 / K11223344 还有 H99887766 或 J55667788",
+            [("id_document", v) for v in ("E12345678", "G87654321", "K11223344", "H99887766")],
+        ),
+        # not after a comma (what follows is as often something else), nor letters alone
+        ("验证码 123456，8888元的订单", [("otp", "123456")]),
+        ("my password is hunter22 and forgotten", [("password", "hunter22")]),
+        # the joined value passes the rule's check too
+        ("call me at (415) 555-2671 or 12", [("phone", "(415) 555-2671")]),
+    ],
+)
+def test_values_joined_after_one_cue_are_each_found(
+    engine: PolicyEngine, text: str, values: list[tuple[str, str]]
+) -> None:
+    """ "A or B" after a cue: B is the same kind of value (three more at most)."""
+    findings = engine.evaluate(text, "customer").findings
+    assert [(f.kind, text[f.start : f.end]) for f in findings] == values
+
+
 def test_links(engine: PolicyEngine) -> None:
     assert kinds(engine, "see https://help.example.com/x") == ["link"]
     assert kinds(engine, "see evil.com/login.") == ["link_external"]

@@ -26,6 +26,7 @@ def test_the_document_carries_every_context_rule_of_an_end_kind():
         assert carried["kind"] == rule.kind
         assert carried["phrases"] == list(rule.triggers)
         assert carried["after"] == to_js(rule.after.pattern)
+        assert carried["more"] == to_js(rule.more.pattern)
         assert carried["letters"] is rule.needs_non_letter
         assert carried["checked"] is (rule.valid is not None)
         assert "(?<value>" in carried["after"]
@@ -87,5 +88,5 @@ def test_constructs_with_another_meaning_are_refused(pattern):
 
 def test_every_context_rule_translates():
     for rule in END_CONTEXT_RULES:
-        translated = to_js(rule.after.pattern)
-        assert re.search(r"\(\?P<", translated) is None
+        for pattern in (rule.after, rule.more):
+            assert re.search(r"\(\?P<", to_js(pattern.pattern)) is None

@@ -75,6 +75,11 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "我女儿方便的时候再说",
         "联系人 is me",
         "联系人wechat: abc",
+        # a relation after a cue or 寄给 with no name; a shop after 寄给; a surname explained
+        "收件人 我爸爸",
+        "寄给我朋友",
+        "寄给王府井店",
+        "我姓张，是张三丰的张",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -150,6 +155,27 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
         ),
         ("Room 1203, Building 5, Wanke Garden", "**** ****, ******** *, Wanke Garden"),
         ("Apartment 5, 3/F, Tower 2", "********* *, */*, ***** *"),
+        # an estate, a park or a mall closing the address; town, state and postcode after a
+        # comma when a postcode ends them
+        ("地址：浙江省杭州市西湖区文三路90号东部软件园", "地址：浙江省杭州市西湖区***********"),
+        ("广州市天河区天河路208号天河城", "广州市天河区**********"),
+        ("我住在北京朝阳区建国路88号SOHO现代城", "我住在北京朝阳区*************"),
+        (
+            "Ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043",
+            "Ship it to **** ************ *******, ******** ****, ** *****",
+        ),
+        (
+            "I live at 221B Baker Street, London NW1 6XE",
+            "I live at **** ***** ******, ****** *** ***",
+        ),
+        (
+            "send to 350 Fifth Avenue, New York, NY 10118-0110 please",
+            "send to *** ***** ******, *** ****, ** *****-**** please",
+        ),
+        (
+            "I live at 24 Sussex Drive, Ottawa, ON K1M 1M4",
+            "I live at ** ****** *****, ******, ** *** ***",
+        ),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
@@ -189,6 +215,18 @@ def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, pl
         # named through a relation
         ("我老公叫陈志强", "我老公叫陈**"),
         ("我妈妈的名字是刘秀英", "我妈妈的名字是刘**"),
+        # a relation between the cue and the name; a parcel's relation; new recipient cues
+        ("收件人是我老公张伟", "收件人是我老公张*"),
+        ("联系人：我妈 刘秀英", "联系人：我妈 刘**"),
+        ("收件人是我的朋友李娜", "收件人是我的朋友李*"),
+        ("寄给我妈妈刘秀英，电话稍后发", "寄给我妈妈刘**，电话稍后发"),
+        ("转交给我同事 陈 明", "转交给我同事 陈 *"),
+        ("快递放到丰巢，取件人刘德华", "快递放到丰巢，取件人刘**"),
+        ("麻烦帮我改下收件人，改成陈静，电话不变", "麻烦帮我改下收件人，改成陈*，电话不变"),
+        # the surname said first: the whole name, or the given name alone masked whole
+        ("我姓王，叫王建国", "我姓王，叫王**"),
+        ("我姓李，名字叫明", "我姓李，名字叫*"),
+        ("我姓欧阳叫娜娜", "我姓欧阳叫**"),
     ],
 )
 def test_names_are_masked_whole_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
