@@ -148,8 +148,16 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "IBAN G B 8 2 W E S T 1 2 3 4 5 6 9 8 7 6 5 4 3 2",
             "IBAN * * * * * * * * * * * * * * * * * * 5 4 3 2",
         ),
+        ("护照号 E12345678 和 G87654321", "护照号 *****5678 和 *****4321"),
     ],
-    ids=["iban-newlines", "passport-legacy-id", "card-read-aloud", "ssn-licence", "iban-spaced"],
+    ids=[
+        "iban-newlines",
+        "passport-legacy-id",
+        "card-read-aloud",
+        "ssn-licence",
+        "iban-spaced",
+        "joined-values",
+    ],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
     svc, agent, customer, receiver, _, _ = setup
@@ -213,6 +221,28 @@ async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_
     await eventually(lambda: _events(receiver, "chat.message"), 10)
     [message] = _events(receiver, "chat.message")
     assert message["text"] == ("send to Mr. Z**** W**, *************, call me at (415) ***-2671")
+
+
+async def test_related_and_given_names_and_a_postcode_reach_the_agent_masked_for_the_webhook(
+    setup,
+):
+    _, agent, customer, receiver, _, _ = setup
+    await _assigned(agent, customer)
+    sent = (
+        "收件人是我老公张伟，我姓李，名字叫明，"
+        "ship to 1600 Amphitheatre Parkway, Mountain View, CA 94043, "
+        "call me at (415) 555-2671 or (415) 555-2672"
+    )
+    await customer.send_text(sent)
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == sent  # agents see names, addresses and phones (the default table)
+    await eventually(lambda: _events(receiver, "chat.message"), 10)
+    [message] = _events(receiver, "chat.message")
+    assert message["text"] == (
+        "收件人是我老公张*，我姓李，名字叫*，"
+        "ship to **** ************ *******, ******** ****, ** *****, "
+        "call me at (415) ***-2671 or (415) ***-2672"
+    )
 
 
 async def test_a_phrase_and_its_value_in_two_messages_are_masked_for_the_agent(setup):

@@ -172,6 +172,7 @@ CASES: list[tuple[dict, str, str]] = [
         "customer",
     ),
     ({}, "护照号 E12345678 和 G87654321，验证码 123456，8888元的订单", "customer"),
+    ({}, "我的银行卡 6217 0000 1000 0000 123，my card number is 4111 1111 1111 1112", "customer"),
     (
         {"actions": {"name": "mask"}},
         "收件人是我老公张伟，寄给我妈妈刘秀英，我姓李，名字叫明",

@@ -1,7 +1,9 @@
 """Bank account numbers: digits right after an account phrase ("账号", "account number").
 
 Domestic account numbers carry no universal checksum, so the phrase is the validation; card
-and IBAN detectors run first and claim numbers they can validate by checksum.
+and IBAN detectors run first and claim numbers they can validate by checksum. A number after a
+card's phrase that fails the card checksum (a typo in one digit) is still the customer's
+account data, so it is reported here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ CONTEXT_RULE = context_rule(
         "收款账户",
         "卡号",
         "银行卡号",
+        "银行卡",
+        "储蓄卡",
+        "借记卡",
+        "工资卡",
+        "收款卡",
+        "card number",
+        "card no",
+        "card #",
+        "debit card",
+        "bank card",
     ),
     r"[^0-9a-z\n]{0,12}+(?:(?:is|was)[^0-9a-z\n]{0,4}+)?+",
     r"(?<![0-9])[0-9](?:[ \-]?+[0-9]){7,33}+(?![0-9])",

@@ -195,6 +195,10 @@ def test_secrets(engine: PolicyEngine) -> None:
 def test_bank_account_by_context(engine: PolicyEngine) -> None:
     assert kinds(engine, "收款账号 6217 0000 1000 0000") == ["bank_account"]
     assert kinds(engine, "卡号 4111111111111111") == ["card"]  # the validated kind wins
+    # a card's number with a typo (no valid checksum) after a card's phrase is account data
+    assert kinds(engine, "我的银行卡 6217 0000 1000 0000 123，开户行 招商银行") == ["bank_account"]
+    assert kinds(engine, "my card number is 4111 1111 1111 1112") == ["bank_account"]
+    assert kinds(engine, "信用卡账单 20231201 出了") == []
 
 
 @pytest.mark.parametrize(
