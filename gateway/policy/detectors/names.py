@@ -115,6 +115,8 @@ _CUES_ZH = (
     "购买人",
     "乘车人",
     "就诊人",
+    "落款",
+    "署名",
 )
 _HONORIFICS = ("先生", "女士", "小姐")
 _CUES_EN = (
@@ -158,8 +160,6 @@ _S1 = "".join(sorted(set(SURNAMES_1)))
 _S2 = "|".join(SURNAMES_2)
 _GIVEN = rf"[^\W\d{re.escape(_STOP)}a-z]"
 
-_NAME_END = rf"(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
-"""A name is not followed by a Han character that could continue a word (王者荣耀 is no name)."""
 
 _WEAK_CUES = frozenset({"我是", "本人"})
 """Cues after which a word is as likely as a name: "我是房东" (the landlord), "我是苏宁的"
@@ -200,6 +200,12 @@ _RELATIONS = (
 )
 """What follows "我是X的" when X is a person ("我是张三的朋友"); anything else after 的 makes
 X an organisation or a place ("我是苏宁的", "我是平安的客服")."""
+_NAME_END = (
+    rf"(?:(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
+    rf"|(?=(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})(?![\u4e00-\u9fff])))"
+)
+"""A name is not followed by a Han character that could continue a word (王者荣耀 is no name),
+unless that word is a relation ending the phrase ("我是王芳老公")."""
 _RELATION_CUES = tuple(
     relation + verb for relation in _RELATIONS for verb in ("叫", "名叫", "的名字是", "的名字叫")
 )
@@ -295,8 +301,9 @@ _POSSESSED = (
     "的退款",
     "的发票",
 )
+_MY_RELATION = rf"我的?(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})"
 _ZH_POSSESSIVE = re.compile(
-    rf"(?:{'|'.join(_VERBS)})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
+    rf"(?:{'|'.join(_VERBS)}|{_MY_RELATION})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
     rf"(?:{'|'.join(_POSSESSED)})"
 )
 _ZH_HONORIFIC = re.compile(
@@ -313,6 +320,58 @@ _EN_DELIVERY = re.compile(
     rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{1,2}}?)(?=\s*(?:[,.!?;:)\n]|$|\s(?:and|at|in|on|"
     r"from|please|thanks|thank|c/o)\b))"
 )
+_SIGN_OFFS = (
+    "regards",
+    "best regards",
+    "kind regards",
+    "best wishes",
+    "thanks",
+    "thank you",
+    "many thanks",
+    "cheers",
+    "sincerely",
+    "yours sincerely",
+    "yours truly",
+    "best",
+)
+_EN_SIGN_OFF = re.compile(
+    rf"{not_after_letter(_SIGN_OFFS)}[,!.]?\s{{1,3}}+"
+    rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD}){{1,2}}?)(?=[.!]?\s*+(?:\n|$))"
+)
+"""A letter's closing and the writer's name ending the line ("Regards,\nZhang Wei", "Thanks,
+Mary Jones"): two or three words, each capitalised in the original."""
+_EN_RELATIONS = (
+    "wife",
+    "husband",
+    "son",
+    "daughter",
+    "mother",
+    "mom",
+    "mum",
+    "father",
+    "dad",
+    "brother",
+    "sister",
+    "friend",
+    "colleague",
+    "partner",
+    "boss",
+    "boyfriend",
+    "girlfriend",
+)
+_EN_RELATED = re.compile(
+    rf"my\s(?:{'|'.join(_EN_RELATIONS)})(?:'s\sname\sis|,)?\s"
+    rf"(?P<name>{_EN_WORD}(?:\s{_EN_WORD})?)(?![a-z])"
+)
+"""Someone named after their relation ("my wife Jane Doe placed the order"), written
+capitalised in the original."""
+_EN_SPEAKING = re.compile(
+    rf"(?:^|(?<=[.!?,\n])\s?|it's\s|it\sis\s)(?P<name>{_EN_WORD}\s{_EN_WORD})"
+    r"\s(?:here|speaking|calling)(?![a-z])"
+)
+"""A caller naming themselves ("Sarah Connor here", "It's Tom Hanks speaking"): two words,
+each capitalised in the original, at the start of a sentence or after "it's"."""
+_SPEAKING_WORDS = (" here", " speaking", " calling")
 _TITLES = ("mr", "mrs", "ms", "miss", "dr")
 _EN_TITLE = re.compile(
     rf"{not_after_letter(_TITLES)}\.?\s(?P<name>[a-z][a-z'\-]{{1,20}}+(?:\s[a-z][a-z'\-]{{1,20}}+)?)"
@@ -329,6 +388,13 @@ _EN_NOT_NAMES = frozenset(
     "user member from in at with about really having still your you it on of to for my "
     "appointment".split()
 )
+_NOT_SPEAKERS = _EN_NOT_NAMES | frozenset(
+    "support sales service team customer help desk billing tech technical front office "
+    "shipping delivery this that who what someone somebody everyone nobody great excellent "
+    "nice awesome amazing wonderful perfect lovely all much again".split()
+)
+"""First words of a team, a question or praise where a name could stand ("Customer Service
+here", "Who is speaking", "Thanks, Great Service")."""
 _NOT_LATIN_NAMES = _EN_NOT_NAMES | frozenset(
     "me is vip test admin null none unknown self info sir madam xx xxx na wechat weixin qq "
     "email mail phone tel mobile id vx wx".split()
@@ -350,6 +416,11 @@ class NameDetector:
         *_VERBS,
         *_GIVING,
         "我姓",
+        *(f"我{relation}" for relation in _RELATIONS),
+        *(f"我的{relation}" for relation in _RELATIONS),
+        *_SIGN_OFFS,
+        *(f"my {relation}" for relation in _EN_RELATIONS),
+        *_SPEAKING_WORDS,
         *(title + end for title in _TITLES for end in (".", *VIEW_WHITESPACE)),
     )
     exclusive = True
@@ -405,6 +476,22 @@ class NameDetector:
                         end = first_end
                 seen.add(start)
                 yield Hit("name", start, end, rule)
+        for pattern, gate in (
+            (_EN_SIGN_OFF, _SIGN_OFFS),
+            (_EN_RELATED, ("my ",)),
+            (_EN_SPEAKING, _SPEAKING_WORDS),
+        ):
+            if not mentions(view, gate):
+                continue
+            for m in pattern.finditer(view):
+                start, end = m.span("name")
+                words = m.group("name").split()
+                if start in seen or words[0] in _NOT_SPEAKERS:
+                    continue
+                starts = [start + k + 1 for k in range(end - start) if view[start + k].isspace()]
+                if all(_upper_at(ctx, pos) for pos in (start, *starts)):
+                    seen.add(start)
+                    yield Hit("name", start, end, "name.cue_en")
         if mentions(view, _DELIVERY_CUES_EN):
             for m in _EN_DELIVERY.finditer(view):
                 start, end = m.span("name")

@@ -80,6 +80,13 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "寄给我朋友",
         "寄给王府井店",
         "我姓张，是张三丰的张",
+        # praise, a team or a question where a closing's or a caller's name would stand
+        "Thanks, Great Service",
+        "Customer Service here, how can I help",
+        "Who Is speaking",
+        "Thanks for the help\nBye",
+        "my wife and I ordered",
+        "my son Is sick",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -227,6 +234,17 @@ def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, pl
         ("我姓王，叫王建国", "我姓王，叫王**"),
         ("我姓李，名字叫明", "我姓李，名字叫*"),
         ("我姓欧阳叫娜娜", "我姓欧阳叫**"),
+        # a signature, a relation's name before what is theirs, a name before the relation
+        ("落款：张伟", "落款：张*"),
+        ("我老婆王芳的手机没收到验证码", "我老婆王*的手机没收到验证码"),
+        ("我是王芳老公", "我是王*老公"),
+        # in English: a letter's closing, a caller naming themselves, a relation's name
+        ("Regards, John Smith", "Regards, J*** S****"),
+        ("Thanks,\nMary Jones", "Thanks,\nM*** J****"),
+        ("Best regards,\nZhang Wei\n", "Best regards,\nZ**** W**\n"),
+        ("Sarah Connor here, my order is late", "S**** C***** here, my order is late"),
+        ("It's Tom Hanks speaking", "It's T** H**** speaking"),
+        ("my wife Jane Doe placed the order", "my wife J*** D** placed the order"),
     ],
 )
 def test_names_are_masked_whole_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
