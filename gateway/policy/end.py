@@ -21,7 +21,8 @@ document that engine reads. Everything the browser would otherwise need a librar
   its kind, phrases and the filler and value patterns, translated from this engine's
   patterns by :mod:`.jsregex`. The browser places each rule it knows by name among its
   detectors and runs the others after them; only the value checks (a legacy ID's birth
-  date, a phone's regions) are written in the browser.
+  date, a phone's regions) are written in the browser;
+* ``email`` -- the e-mail detector's patterns, translated the same way.
 
 The tenant's admins sign the document's text *as sent* with the tenant key
 (``cipherdesk e2e sign-policy``; :func:`crypto.e2e.verify_policy`), so a gateway cannot weaken
@@ -45,6 +46,7 @@ from .describe import DETECTOR_KINDS
 from .detectors import CONTEXT_RULES, default_detectors
 from .detectors.card import EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
+from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
 from .jsregex import to_js
@@ -106,6 +108,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         },
         "iban": _iban_formats(),
         "rules": _rules(),
+        "email": _email(),
     }
 
 
@@ -146,6 +149,18 @@ def _rules() -> dict[str, dict[str, Any]]:
         }
         for rule in END_CONTEXT_RULES
         if rule.kind in END_KINDS
+    }
+
+
+@cache
+def _email() -> dict[str, Any]:
+    """The e-mail detector's patterns (``detectors/email.py``) translated: ``address`` as
+    typed or with a bracketed at, ``spelt`` spelt out or set apart by spaces, ``cued`` the
+    pattern matched where each word for e-mail ends (its address in the group ``address``)."""
+    return {
+        "address": to_js(ADDRESS.pattern),
+        "spelt": to_js(SPELT_ADDRESS.pattern),
+        "cued": {cue: to_js(after.pattern) for cue, after in AFTER_CUE.items()},
     }
 
 

@@ -993,70 +993,42 @@ var CipherdeskPolicy = (function () {
     };
   }
 
-  var AT = '(?:@|' + atomic('\\s?') + '[\\(\\[\\{【]' + atomic('\\s?') + 'at' + atomic('\\s?') + '[\\)\\]\\}】]' + atomic('\\s?') + ')';
-  var DOT = '(?:\\.|' + atomic('\\s?') + '[\\(\\[\\{]' + atomic('\\s?') + 'dot' + atomic('\\s?') + '[\\)\\]\\}]' + atomic('\\s?') + ')';
-  var EMAIL = new RegExp('(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + AT +
-    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + DOT + ')+' + atomic('[a-z]{2,24}') + '(?![a-z0-9\\-])', 'g');
-  /** Both the at and every dot of the domain spelt out, ending in a known TLD (email.py). */
-  var SPELT_TLDS = ('com net org edu gov mil int info biz name pro mobi asia xyz top site online shop ' +
-    'app dev io ai co me tv cc ws cn hk mo tw jp kr sg my th vn ph id in uk de fr es it nl ' +
-    'be ch at se no dk fi pl cz ru ua tr il ae sa us ca mx br ar au nz za eu').split(' ');
-  /** Spelt out, or set apart by spaces ("zhangsan @ qq . com"): email.py _SPELT_AT, _SPELT_DOT. */
-  var SPELT_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') + '艾特' + atomic('\\s*') +
-    '|' + atomic('\\s*') + '@' + atomic('\\s*') + ')';
-  function speltDot() {
-    return '(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') +
-      '|' + atomic('\\s*') + '\\.' + atomic('\\s*') + ')';
-  }
-  var SPACED = /\s[@.]|[@.]\s/;
-  /** The local part, its dots spelt as words too (email.py _SPELT_LOCAL). */
-  function speltLocal() {
-    return '(?<![a-z0-9._%+\\-/])[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') +
-      atomic('(?:(?:' + atomic('\\s+') + 'dot' + atomic('\\s+') + '|' + atomic('\\s*') + '点' + atomic('\\s*') +
-      ')[a-z0-9]' + atomic('[a-z0-9._%+\\-]{0,63}') + '){0,3}');
-  }
-  var SPELT_EMAIL = new RegExp(speltLocal() + SPELT_AT +
-    '(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')' + speltDot() + ')+(?:' + SPELT_TLDS.join('|') +
-    ')(?![a-z0-9\\-])', 'g');
-  /** After a word for e-mail, the at as Chinese sites ask to write it too (#, (a), 【at】), and a
-   * mail provider without its top-level domain (email.py _CUED_AT, _MAIL_HOSTS). */
-  var CUED_AT = '(?:' + atomic('\\s+') + 'at' + atomic('\\s+') + '|' + atomic('\\s*') +
-    '(?:艾特|@|#|\\(a\\)|\\[a\\]|\\{a\\}|【a】|【at】|【@】|\\[at\\]|\\(at\\)|\\{at\\})' + atomic('\\s*') + ')';
-  var MAIL_HOSTS = 'qq|163|126|gmail|outlook|hotmail|yahoo|sina|sohu|foxmail|139|aliyun|yeah|icloud';
-  /** The at spelt out right after a word for e-mail (email.py _AFTER_CUE). */
-  var CUED_EMAIL = new RegExp('(?:(?:邮箱|邮件)(?:地址)?' + atomic('(?:是|为|[:：\\s]){0,4}') +
-    '|mail(?:\\s?address)?(?:\\s?is|\\s?[:：])' + atomic('\\s{0,2}') + ')' +
-    '(?<address>' + speltLocal() + CUED_AT +
-    '(?:(?:[a-z0-9](?:' + atomic('[a-z0-9\\-]{0,62}') + ')(?:\\.|' + speltDot() + '))+' +
-    atomic('[a-z]{2,24}') + '|(?:' + MAIL_HOSTS + ')(?![.@]))' + ')(?![a-z0-9\\-])', 'g');
-  var MAIL_CUES = ['邮箱', '邮件', 'mail'];
-  var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every EMAIL match but those with an @
+  var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every address match but those with an @
+  var SPACED = /\s[@.]|[@.]\s/;  // in every spelt match with an @ but no spelt dot
 
-  function emails(ctx) {
-    var hits = [], m;
-    if (ctx.view.indexOf('@') >= 0 || BRACKETED_AT_END.test(ctx.view)) {
-      EMAIL.lastIndex = 0;
-      while ((m = EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
-    }
-    var at = ctx.view.indexOf('@') >= 0;
-    var spelt = ctx.view.indexOf('dot') >= 0 || ctx.view.indexOf('点') >= 0 || (at && SPACED.test(ctx.view));
-    if (spelt) {
-      SPELT_EMAIL.lastIndex = 0;
-      while ((m = SPELT_EMAIL.exec(ctx.view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
-    }
-    var cued = contains(ctx.view, MAIL_CUES);
-    if (cued) {
-      CUED_EMAIL.lastIndex = 0;
-      while ((m = CUED_EMAIL.exec(ctx.view)) !== null) {
-        var end = m.index + m[0].length;
-        hits.push(new Hit('email', end - m.groups.address.length, end, 'email.address'));
+  /** E-mail addresses (email.py) with the document's patterns (end.py _email): written as
+   * typed or with a bracketed at; spelt out or set apart by spaces; after a word for e-mail,
+   * matched from where the word ends. */
+  function emailDetector(data) {
+    var address = new RegExp(data.address, 'gu'), spelt = new RegExp(data.spelt, 'gu');
+    var cues = Object.keys(data.cued).map(function (cue) { return [cue, new RegExp(data.cued[cue], 'ydu')]; });
+    return function (ctx) {
+      var view = ctx.view, hits = [], m;
+      var at = view.indexOf('@') >= 0;
+      if (at || BRACKETED_AT_END.test(view)) {
+        address.lastIndex = 0;
+        while ((m = address.exec(view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
       }
-    }
-    if (spelt || cued) {  // in text order, each span once (email.py scan)
-      hits.sort(function (a, b) { return a.start - b.start || a.end - b.end; });
-      hits = hits.filter(function (h, i) { return i === 0 || h.start !== hits[i - 1].start || h.end !== hits[i - 1].end; });
-    }
-    return hits;
+      var more = false;
+      if (view.indexOf('dot') >= 0 || view.indexOf('点') >= 0 || (at && SPACED.test(view))) {
+        more = true;
+        spelt.lastIndex = 0;
+        while ((m = spelt.exec(view)) !== null) hits.push(new Hit('email', m.index, m.index + m[0].length, 'email.address'));
+      }
+      cues.forEach(function (entry) {
+        for (var pos = view.indexOf(entry[0]); pos >= 0; pos = view.indexOf(entry[0], pos + 1)) {
+          entry[1].lastIndex = pos + entry[0].length;
+          if ((m = entry[1].exec(view)) === null) continue;
+          more = true;
+          hits.push(new Hit('email', m.indices.groups.address[0], m.indices.groups.address[1], 'email.address'));
+        }
+      });
+      if (more) {  // in text order, each span once (email.py scan)
+        hits.sort(function (x, y) { return x.start - y.start || x.end - y.end; });
+        hits = hits.filter(function (h, i) { return i === 0 || h.start !== hits[i - 1].start || h.end !== hits[i - 1].end; });
+      }
+      return hits;
+    };
   }
 
   /* ------------------------------------------------------------------ masking */
@@ -1155,17 +1127,25 @@ var CipherdeskPolicy = (function () {
         return !Array.isArray(a) || a.length !== 2 || !(a[0] in SEVERITY) || !(a[1] in SEVERITY);
       }) || Object.keys(doc.masks).some(function (k) { return !isStyle(doc.masks[k]); }) ||
         (doc.rules !== undefined && (typeof doc.rules !== 'object' || doc.rules === null ||
-          Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); })));
+          Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); }))) ||
+        (doc.email !== undefined && !isEmail(doc.email));
     }
     if (bad) throw new Error('policy_document_invalid');
+  }
+
+  /** The document's patterns under `key` (end.py: `rules`, `email`); a signed document from
+   * before they were carried takes the bundled default's. */
+  function carried(doc, key) {
+    var value = doc[key] || (typeof CipherdeskPolicyDefault === 'object' ? CipherdeskPolicyDefault[key] : null);
+    if (!value) throw new Error('policy_document_invalid');
+    return value;
   }
 
   /** The document's context rules compiled (end.py _rules); a signed document from before
    * they were carried takes the bundled default's. A rule whose value needs a check this
    * bundle does not have is not run (it would report values the gateway would not). */
   function contextRules(doc) {
-    var defined = doc.rules || (typeof CipherdeskPolicyDefault === 'object' ? CipherdeskPolicyDefault.rules : null);
-    if (!defined) throw new Error('policy_document_invalid');
+    var defined = carried(doc, 'rules');
     var checks = { 'cn_id.legacy': isLegacyCnId, 'phone.cue': phoneCueCheck(doc.phone) }, out = {};
     Object.keys(defined).forEach(function (name) {
       var r = defined[name];
@@ -1180,9 +1160,16 @@ var CipherdeskPolicy = (function () {
       typeof r.kind === 'string' && /^[a-z_]{1,32}$/.test(r.kind) &&
       Array.isArray(r.phrases) && r.phrases.length >= 1 && r.phrases.length <= 256 &&
       r.phrases.every(function (p) { return typeof p === 'string' && p.length >= 1 && p.length <= 64; }) &&
-      typeof r.after === 'string' && r.after.length <= 8192 &&
-      (r.more === undefined || (typeof r.more === 'string' && r.more.length <= 8192)) &&
+      isPattern(r.after) && (r.more === undefined || isPattern(r.more)) &&
       typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
+  }
+
+  function isPattern(p) { return typeof p === 'string' && p.length <= 8192; }
+
+  function isEmail(e) {
+    return !!e && typeof e === 'object' && isPattern(e.address) && isPattern(e.spelt) &&
+      !!e.cued && typeof e.cued === 'object' &&
+      Object.keys(e.cued).every(function (cue) { return cue.length >= 1 && cue.length <= 16 && isPattern(e.cued[cue]); });
   }
 
   function engine(doc) {
@@ -1205,7 +1192,7 @@ var CipherdeskPolicy = (function () {
       [phoneDetector(doc.phone), true],
       [ruleDetector(placed('phone.cue')), true],
       [ruleDetector(placed('im_account.context')), true],
-      [emails, true]
+      [emailDetector(carried(doc, 'email')), true]
     ];
     // A rule of a newer document that this bundle does not place runs after the others.
     Object.keys(rules).forEach(function (name) { detectors.push([ruleDetector(placed(name)), true]); });

@@ -19,7 +19,7 @@ in C to the next letter or digit instead of trying every position."""
 _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,62}+)"
 _AT = r"(?:@|\s?+[\(\[\{【]\s?+at\s?+[\)\]\}】]\s?+)"
 _DOT = r"(?:\.|\s?+[\(\[\{]\s?+dot\s?+[\)\]\}]\s?+)"
-_EMAIL = re.compile(rf"{_LOCAL}{_AT}(?:{_LABEL}{_DOT})+[a-z]{{2,24}}+(?![a-z0-9\-])")
+ADDRESS = re.compile(rf"{_LOCAL}{_AT}(?:{_LABEL}{_DOT})+[a-z]{{2,24}}+(?![a-z0-9\-])")
 
 SPELT_TLDS = (
     "com net org edu gov mil int info biz name pro mobi asia xyz top site online shop "
@@ -35,7 +35,7 @@ _SPELT_LOCAL = rf"{_LOCAL}(?:(?:\s++dot\s++|\s*+点\s*+)[a-z0-9][a-z0-9._%+\-]{{
 """The local part with its dots spelt too ("john dot smith at gmail dot com": without them the
 mask started at "smith" and left "john dot" for the plugin to read). Only the words: a plain
 dot set apart by spaces would join a sentence's last word to the address."""
-_SPELT_EMAIL = re.compile(
+SPELT_ADDRESS = re.compile(
     rf"{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})"
     r"(?![a-z0-9\-])"
 )
@@ -56,12 +56,15 @@ _ADDRESS_AFTER_CUE = (
     r")(?![a-z0-9\-])"
 )
 _AFTER_ZH_CUE = re.compile(rf"(?:地址)?(?:是|为|[:：\s]){{0,4}}+{_ADDRESS_AFTER_CUE}")
-_AFTER_CUE = {
+AFTER_CUE = {
     "邮箱": _AFTER_ZH_CUE,
     "邮件": _AFTER_ZH_CUE,
     "mail": re.compile(rf"(?:\s?address)?(?:\s?is|\s?[:：])\s{{0,2}}+{_ADDRESS_AFTER_CUE}"),
 }
-"""An address with its at spelt out right after a word for e-mail ("邮箱 zhangsan at
+"""(``ADDRESS``, ``SPELT_ADDRESS`` and ``AFTER_CUE`` are public for the end document, which
+carries them translated: ``policy/end.py``.)
+
+An address with its at spelt out right after a word for e-mail ("邮箱 zhangsan at
 qq.com", "email: jo at example.com", "my email is jo at …"), matched from where the word
 ends: the cue says it is no web site. English cues are the noun followed by "is" or a colon
 ("email me at example.com" is a request, not an address). Found with ``str.find`` first:
@@ -69,8 +72,8 @@ a pattern starting with "e-?mail" stops at every "e" of English text."""
 
 
 def _cued(view: str) -> Iterator[tuple[int, int]]:
-    """Spans of the addresses ``_AFTER_CUE`` finds after each e-mail word of ``view``."""
-    for cue, after in _AFTER_CUE.items():
+    """Spans of the addresses ``AFTER_CUE`` finds after each e-mail word of ``view``."""
+    for cue, after in AFTER_CUE.items():
         pos = view.find(cue)
         while pos >= 0:
             m = after.match(view, pos + len(cue))
@@ -85,7 +88,7 @@ _AT_SIGNS = (
     "@",
     *("at" + space + bracket for space in ("", *VIEW_WHITESPACE) for bracket in _CLOSING),
 )
-"""In every ``_EMAIL`` match: @ (the view folds ＠ to it) or a bracketed at's end, with any
+"""In every ``ADDRESS`` match: @ (the view folds ＠ to it) or a bracketed at's end, with any
 whitespace a view holds ("(at\\n)"): the engine's gate phrases."""
 _BRACKETED_AT_END = re.compile(rf"at\s?[{re.escape(_CLOSING)}]")
 """``_AT_SIGNS`` but @, as one search led by a literal (22 substring searches cost ~10 us on
@@ -94,7 +97,7 @@ _SPELT_AT_WORD = re.compile(r"at(?<=\sat)(?=\s)|艾特")
 """In every spelt-out at but @: "at" between whitespace (led by the literal, so the regex
 engine skips ahead in C to each "at"), or 艾特."""
 _SPACED = re.compile(r"\s[@.]|[@.]\s")
-"""An @ or a dot next to whitespace: in every ``_SPELT_EMAIL`` match with an @ but no spelt
+"""An @ or a dot next to whitespace: in every ``SPELT_ADDRESS`` match with an @ but no spelt
 dot."""
 
 
@@ -103,7 +106,7 @@ class EmailDetector:
 
     kinds = ("email",)
     triggers = ()
-    gate_phrases = (*_AT_SIGNS, "dot", "点", *_AFTER_CUE)
+    gate_phrases = (*_AT_SIGNS, "dot", "点", *AFTER_CUE)
     """The engine's automaton finds them all in its one pass (as ``triggers`` the engine
     would search for each of the 27 again)."""
     exclusive = True
@@ -115,14 +118,14 @@ class EmailDetector:
         hits: list[tuple[int, int]] = []
         at = "@" in view
         if at or _BRACKETED_AT_END.search(view) is not None:
-            hits.extend(m.span() for m in _EMAIL.finditer(view))
+            hits.extend(m.span() for m in ADDRESS.finditer(view))
         more = False
         spelt_dot = "dot" in view or "点" in view
         if (spelt_dot and (at or _SPELT_AT_WORD.search(view) is not None)) or (
             at and _SPACED.search(view) is not None
         ):
             more = True
-            hits.extend(m.span() for m in _SPELT_EMAIL.finditer(view))
+            hits.extend(m.span() for m in SPELT_ADDRESS.finditer(view))
         for span in _cued(view):
             more = True
             hits.append(span)

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.policy.detectors import CONTEXT_RULES
 from gateway.policy.detectors.card import EXPIRY_CONTEXT_RULE
+from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
@@ -30,6 +31,14 @@ def test_the_document_carries_every_context_rule_of_an_end_kind():
         assert carried["letters"] is rule.needs_non_letter
         assert carried["checked"] is (rule.valid is not None)
         assert "(?<value>" in carried["after"]
+
+
+def test_the_document_carries_the_email_patterns():
+    email = end_document(PolicyEngine(), None, 0)["email"]
+    assert email["address"] == to_js(ADDRESS.pattern)
+    assert email["spelt"] == to_js(SPELT_ADDRESS.pattern)
+    assert email["cued"] == {cue: to_js(after.pattern) for cue, after in AFTER_CUE.items()}
+    assert all("(?<address>" in pattern for pattern in email["cued"].values())
 
 
 @pytest.mark.parametrize(
