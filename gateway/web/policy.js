@@ -652,6 +652,15 @@ var CipherdeskPolicy = (function () {
     return born.getUTCFullYear() === y && born.getUTCMonth() === m - 1 && born.getUTCDate() === d;
   }
 
+  /** cn_id.py is_mistyped_cn_id: 18 characters, a province, a real birth date, any check. */
+  function isMistypedCnId(value, today) {
+    if (!/^[0-9]{17}[0-9x]$/i.test(value) || !PROVINCES.has(value.slice(0, 2))) return false;
+    var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
+    var born = new Date(Date.UTC(y, m - 1, d));
+    if (born.getUTCFullYear() !== y || born.getUTCMonth() !== m - 1 || born.getUTCDate() !== d) return false;
+    return y >= 1900 && born.getTime() <= today;
+  }
+
   /* ------------------------------------------------------------------ detectors */
 
   function Hit(kind, start, end, rule) {
@@ -1146,7 +1155,11 @@ var CipherdeskPolicy = (function () {
    * bundle does not have is not run (it would report values the gateway would not). */
   function contextRules(doc) {
     var defined = carried(doc, 'rules');
-    var checks = { 'cn_id.legacy': isLegacyCnId, 'phone.cue': phoneCueCheck(doc.phone) }, out = {};
+    var checks = {
+      'cn_id.legacy': isLegacyCnId,
+      'cn_id.cued': function (v) { return isMistypedCnId(v, Date.now()); },
+      'phone.cue': phoneCueCheck(doc.phone)
+    }, out = {};
     Object.keys(defined).forEach(function (name) {
       var r = defined[name];
       if (r.checked && !checks[name]) return;
@@ -1181,6 +1194,7 @@ var CipherdeskPolicy = (function () {
       [secretsDetector(['otp.context', 'password.context', 'api_key.context'].map(placed).filter(Boolean)), true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
       [ruleDetector(placed('cn_id.legacy')), true],
+      [ruleDetector(placed('cn_id.cued')), true],
       [numberDetector('card', 'card.luhn', 13, 19, '23456', isCard), true],
       [ruleDetector(placed('card.cvv')), true],
       [expiryDetector(placed('card.expiry')), true],

@@ -12,7 +12,7 @@ from .card import (
     CardExpiryDetector,
     is_card_number,
 )
-from .cn_id import LEGACY_RULE, CnIdDetector, is_cn_id
+from .cn_id import LEGACY_RULE, MISTYPED_RULE, CnIdDetector, is_cn_id
 from .context import ContextRule, ContextRuleDetector
 from .email import EmailDetector
 from .iban import IbanDetector
@@ -29,6 +29,7 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     *_SECRET_RULES,
     CVV_CONTEXT_RULE,
     LEGACY_RULE,
+    MISTYPED_RULE,
     ID_DOCUMENT_RULE,
     BANK_ACCOUNT_RULE,
     PHONE_CUE_RULE,
@@ -50,6 +51,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         SecretsDetector(),
         CnIdDetector(),
         ContextRuleDetector(LEGACY_RULE),
+        ContextRuleDetector(MISTYPED_RULE),
         CardDetector(),
         ContextRuleDetector(CVV_CONTEXT_RULE),
         CardExpiryDetector(),

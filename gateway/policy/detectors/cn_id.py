@@ -51,14 +51,37 @@ def is_legacy_cn_id(digits: str) -> bool:
     return True
 
 
+def is_mistyped_cn_id(value: str) -> bool:
+    """True for 18 characters with a real province and a real birth date whatever the check
+    character: an ID after its cue with one digit mistyped still gives away the rest."""
+    if len(value) != 18 or not value[:17].isdigit() or value[:2] not in _PROVINCES:
+        return False
+    try:
+        born = datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    return 1900 <= born.year and born <= datetime.date.today()
+
+
+_ID_CUES = ("身份证", "居民身份证", "证件号", "id card", "id number", "id no")
 LEGACY_RULE = context_rule(
     "cn_id",
     "cn_id.legacy",
-    ("身份证", "居民身份证", "证件号", "id card", "id number", "id no"),
+    _ID_CUES,
     ANNOUNCING_FILLER,
     r"(?<![0-9])[0-9]{6}+[ \-]?+[0-9]{6}+[ \-]?+[0-9]{3}+(?![0-9a-z])",
     valid=is_legacy_cn_id,
 )
+MISTYPED_RULE = context_rule(
+    "cn_id",
+    "cn_id.cued",
+    _ID_CUES,
+    ANNOUNCING_FILLER,
+    r"(?<![0-9])[0-9]{6}+[ \-]?+[0-9]{8}+[ \-]?+[0-9]{3}+[0-9x](?![0-9a-z])",
+    valid=is_mistyped_cn_id,
+)
+"""An 18-character ID after its cue whose check character does not match (a typo): the
+valid ones are the detector's own (it runs first), these are reported as ``cn_id`` too."""
 
 
 class CnIdDetector(ValidatedNumberDetector):

@@ -39,11 +39,24 @@ def test_checksum_invalid_numbers_are_not_cards(engine: PolicyEngine, text: str)
     assert "card" not in kinds(engine, text)
 
 
+def test_an_id_with_a_wrong_check_character_after_its_cue_is_still_an_id(
+    engine: PolicyEngine,
+) -> None:
+    """A customer who mistypes one digit of their ID still sends the other seventeen."""
+    assert kinds(engine, "身份证号 110105 19491231 0021") == ["cn_id"]
+    assert kinds(engine, "my ID number is 110105194912310021") == ["cn_id"]
+    assert kinds(engine, "订单号 110105194912310021") == []  # no cue: a look-alike
+    assert kinds(engine, "身份证号 110105194913310021") == []  # no 13th month
+
+
 def test_cn_id_checksum_and_birth_date(engine: PolicyEngine) -> None:
     assert kinds(engine, "身份证11010519491231002X") == ["cn_id"]
     assert kinds(engine, "身份證 110105 19491231 002x") == ["cn_id"]
-    assert kinds(engine, "身份证110105194912310021") == []  # bad check digit
+    assert kinds(engine, "ID 110105194912310021") == []  # bad check digit
     assert kinds(engine, "身份证110105194913310029") == []  # month 13
+    # after the ID's own cue a bad check digit is a typo, found by its rule (test above)
+    [finding] = engine.evaluate("身份证110105194912310021", "customer").findings
+    assert finding.rule == "cn_id.cued"
 
 
 def test_phones(engine: PolicyEngine) -> None:
