@@ -453,42 +453,13 @@ def _spoken(view: str, words: list[Token]) -> list[Token]:
     ]
 
 
-def _regions(view: str) -> list[tuple[int, int]]:
-    """The stretches of ``view`` that can hold a number of ``MIN_RUN_DIGITS`` digits or more
-    when no digit word is in it: what digit tokens and their separators are made of
-    (``_REGION``) with enough characters that can be digits, counting homoglyphs glued in
-    front. Tokens of two regions never join (a letter or a Han character stands between
-    them), and a run's digits are characters of its region, so a region with fewer such
-    characters holds no run: most numbers of a chat line (prices, dates, counts) are skipped
-    in C instead of being tokenised in Python."""
-    out = []
-    for m in _REGION.finditer(view):
-        start, end = m.span()
-        lead = start
-        while lead > 0 and view[lead - 1] in "oil|x":
-            lead -= 1
-        if end - lead < MIN_RUN_DIGITS:
-            continue
-        if len(_DIGIT_CAPABLE.findall(view, lead, end)) >= MIN_RUN_DIGITS:
-            out.append((lead, end))
-    return out
-
-
-def _tokens(
-    view: str, words_too: bool = True, spans: list[tuple[int, int]] | None = None
-) -> list[Token]:
+def _tokens(view: str, words_too: bool = True) -> list[Token]:
     """(start, end, digits, kind) of every digit token, sorted; kind is ``d`` (digits, with
     glued homoglyphs), ``n`` (Chinese numerals), ``w`` (a digit word; not looked for unless
-    ``words_too``), ``h`` (homoglyphs alone) or ``x`` (a lone x). ``spans``: only the digit
-    chunks inside them (``_regions``)."""
+    ``words_too``), ``h`` (homoglyphs alone) or ``x`` (a lone x)."""
     out: list[Token] = []
     homoglyphs = "oil|x"
-    chunks = (
-        _DIGITISH.finditer(view)
-        if spans is None
-        else (m for lo, hi in spans for m in _DIGITISH.finditer(view, lo, hi))
-    )
-    for m in chunks:
+    for m in _DIGITISH.finditer(view):
         start, end = m.span()
         chunk = m[0]
         # glued homoglyphs at the end count only when no letter follows ("1lo" + "ng" no)
@@ -517,10 +488,6 @@ def _tokens(
 
 
 _SCRIPT_PIECE = re.compile(rf"[0-9oil|x]++|[{_CJK_CLASS}]++")
-_REGION = re.compile(rf"[0-9{_CJK_CLASS}][0-9{_CJK_CLASS}oil|x\W_]*+")
-"""From a digit or numeral on: digits, numerals, homoglyphs and what is neither a letter nor
-a digit (the separators), as far as they go."""
-_DIGIT_CAPABLE = re.compile(rf"[0-9{_CJK_CLASS}oil|x]")
 
 
 def _script_pieces(pieces: list[str], start: int) -> Iterator[Token]:
@@ -580,11 +547,6 @@ def find_number_runs(
     ``words_too=False`` skips the digit words (the caller knows the view holds none).
     """
     runs: list[NumberRun] = []
-    spans = None
-    if not words_too:
-        spans = _regions(view)
-        if not spans:
-            return ()
     separator = _SEPARATOR.fullmatch
     blank = _BLANK.fullmatch
     soft = _SOFT.fullmatch
@@ -595,7 +557,7 @@ def find_number_runs(
     plus = False
     last_end = last_start = -1
     last_kind = ""
-    for start, end, digits, kind in _tokens(view, words_too, spans):
+    for start, end, digits, kind in _tokens(view, words_too):
         if start < last_end or start == last_start:
             continue  # overlapping token (a word inside a digit chunk cannot happen; belt)
         last_start = start

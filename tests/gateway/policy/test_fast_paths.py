@@ -7,7 +7,6 @@ import json
 import random
 import re
 import types
-from unittest import mock
 
 import phonenumbers
 from hypothesis import HealthCheck, given, settings
@@ -16,11 +15,11 @@ from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine, masking
-from gateway.policy.detectors import ScanContext, address, iban, names, numbers, phone
+from gateway.policy.detectors import ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _mod97
-from gateway.policy.detectors.numbers import find_number_runs, holds_digit_word, number_run
+from gateway.policy.detectors.numbers import holds_digit_word, number_run
 from gateway.policy.detectors.phone import valid_cn
 from gateway.policy.masking import Mask, _render_part, render
 from gateway.policy.normalize import (
@@ -484,50 +483,6 @@ def test_digit_words_count_for_the_number_runs_only_standing_alone() -> None:
     assert not holds_digit_word("my phone", [(5, 8)])  # "one" inside "phone"
     assert not holds_digit_word("order", [(3, 5)])  # "er" (two, in pinyin) inside a word
     assert not holds_digit_word("call me", [(0, 2)])  # not a digit word at all
-
-
-_NUMBERISH = st.lists(
-    st.sampled_from(
-        [
-            "4111",
-            " 1111",
-            "-",
-            "  ",
-            "\n",
-            "一三八",
-            "零",
-            "o",
-            "l",
-            "|",
-            "x",
-            "I",
-            "oil",
-            "元",
-            "abc",
-            "，",
-            "_",
-            "/",
-            "12",
-            "9",
-            "138 0013 8000",
-            "11010519491231002X",
-        ]
-    )
-    | st.text(alphabet="0123456789oilx|-. 一二两壹a元", max_size=8),
-    max_size=16,
-).map("".join)
-
-
-@settings(max_examples=600, deadline=None)
-@given(_NUMBERISH)
-def test_number_runs_from_the_regions_equal_runs_from_the_whole_view(text: str) -> None:
-    """Without digit words, only the stretches that can hold seven digits are tokenised
-    (``numbers._regions``); the runs are those of tokenising the whole view."""
-    view = NormalizedText(text).view
-    fast = find_number_runs(view, words_too=False)
-    with mock.patch.object(numbers, "_regions", lambda v: [(0, len(v))] if v else []):
-        whole = find_number_runs(view, words_too=False)
-    assert fast == whole
 
 
 def test_the_secrets_detector_reads_every_gate_phrase_of_its_own() -> None:
