@@ -315,6 +315,18 @@ HAND = [
     ("Thanks, Great Service", []),
     ("Customer Service here, how can I help", []),
     (
+        "deliver to 42 Wallaby Way, Sydney NSW 2000",
+        [("address", "42 Wallaby Way, Sydney NSW 2000")],
+    ),
+    (
+        "Ship to: Unit 4, 88 Queen's Road Central, Hong Kong",
+        [("address", "Unit 4, 88 Queen's Road")],
+    ),
+    (
+        "寄到江苏省苏州市工业园区星湖街328号创意产业园2-B501",
+        [("address", "江苏省苏州市工业园区星湖街328号创意产业园2-B501")],
+    ),
+    (
         "地址：浙江省杭州市西湖区文三路90号东部软件园",
         [("address", "浙江省杭州市西湖区文三路90号东部软件园")],
     ),

@@ -56,11 +56,14 @@ _BUILDING = (
     rf"(?:[\-\s]{{0,2}}+[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,10}}?"
     r"(?:大厦|大楼|写字楼|商务楼|中心|广场|大学|学院|医院|园区|校区|公寓|花园|小区|家园|酒店|宾馆"
     r"|商场|商城|软件园|科技园|产业园|工业园|园|苑|城|府|公馆|山庄|新村)"
-    r"(?:本部|校区|分校|[a-z][0-9]?(?=[\-\s]|$))?+)?+"
+    r"(?:本部|校区|分校|[a-z][0-9]?(?=[\-\s]|$))?+"
+    r"(?:[\-\s]{0,2}+(?:[0-9]{1,3}+|[a-z])-[a-z]?[0-9]{2,5}+"
+    r"(?![0-9]|[个元块次天年月日号点分秒岁件台人位名张只条本期]))?+)?+"
 )
 """A building's name closing an address with no unit of its own (``10号百度大厦``,
 ``94号南开大学``, ``1006号诺德中心``, ``90号东部软件园``, ``88号SOHO现代城``, ``8号翠竹苑``): with
-the number hidden, it still tells where."""
+the number hidden, it still tells where; a building-and-flat written with a dash after it
+(``创意产业园2-B501``) is part of it."""
 _ROOM = (
     "(?:(?:" + "|".join(f"(?<={u})" for u in _FLAT_UNITS) + ")"
     r"[\-\s]{0,2}+[0-9]{2,5}+(?![0-9]|[个元块次天年月日号点分秒岁件台人位名张只条本期]))?"
@@ -152,19 +155,21 @@ _STREET_TYPES = (
 """Street types of English addresses. Words prose puts after a number and a word or two
 ("3 in a row", "2 kids walk", "4 feet square", "2 friends at the plaza") are left out."""
 _EN = re.compile(
-    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s(?:[a-z]+|[0-9]{1,3}(?:st|nd|rd|th))){1,3}?\s"
+    r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s(?:[a-z][a-z']*|[0-9]{1,3}(?:st|nd|rd|th))){1,3}?\s"
     rf"(?:{'|'.join(_STREET_TYPES)})\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
     r"(?:,\s(?:(?!(?:and|or|but|it|is|was|my|the|to|for|at|on)\s)[a-z]+\s){0,3}?[a-z]+,?\s"
     r"(?:[a-z]{2}\s)?"
-    r"(?:[0-9]{5}(?:-[0-9]{4})?|[a-z]{1,2}[0-9][a-z0-9]?\s?[0-9][a-z]{2}|[a-z][0-9][a-z]\s?[0-9][a-z][0-9])"
+    r"(?:[0-9]{5}(?:-[0-9]{4})?|[a-z]{1,2}[0-9][a-z0-9]?\s?[0-9][a-z]{2}|[a-z][0-9][a-z]\s?[0-9][a-z][0-9]"
+    r"|(?:nsw|vic|qld|wa|sa|tas|act|nt)\s[0-9]{4})"
     r"(?![a-z0-9]))?"
 )
 """A house number (nothing alphanumeric before it: the look-behind follows the first digit so
 the pattern starts with a character class), one to three words (an ordinal too: West 45th),
 a street type; after a comma, the town, state and postcode when a postcode ends them (US
-ZIP, UK and Canadian postcodes: ``, Mountain View, CA 94043``, ``, London NW1 6XE``), not
-prose ("…Street, and it costs 94043")."""
+ZIP, UK, Canadian and Australian postcodes: ``, Mountain View, CA 94043``, ``, London NW1
+6XE``, ``, Sydney NSW 2000``), not prose ("…Street, and it costs 94043"). Street words may
+hold an apostrophe (Queen's Road)."""
 _EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "apartment", "suite")
 """The words that name a flat in English."""
 _EN_HEAD = re.compile(rf"(?:{'|'.join(_EN_FLAT_WORDS)})\.?\s?#?[0-9a-z]{{1,6}},?\s$")
@@ -277,7 +282,7 @@ class AddressDetector:
         *_EN_GATE,
     )
     gate_pattern = (
-        r"[0-9][a-z]?\s[a-z0-9]+(?:\s[a-z0-9]+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
+        r"[0-9][a-z]?\s[a-z0-9']+(?:\s[a-z0-9']+){0,2}?\s(?:" + "|".join(_STREET_TYPES) + r")\b"
     )
     """Inside every match: a numeral and a building/house unit, a space or two apart at most
     (phrases: the engine's automaton finds them at once), or an English house number and

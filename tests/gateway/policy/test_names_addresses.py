@@ -183,6 +183,21 @@ def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) ->
             "I live at 24 Sussex Drive, Ottawa, ON K1M 1M4",
             "I live at ** ****** *****, ******, ** *** ***",
         ),
+        (
+            "deliver to 42 Wallaby Way, Sydney NSW 2000",
+            "deliver to ** ******* ***, ****** *** ****",
+        ),
+        ("I live at 12 Baker Street, Paris and 2000", "I live at ** ***** ******, Paris and 2000"),
+        (
+            "Ship to: Unit 4, 88 Queen's Road Central, Hong Kong",
+            "Ship to: **** *, ** *****'* **** Central, Hong Kong",
+        ),
+        # a building and flat written with a dash after an estate's name; not a span of days
+        (
+            "寄到江苏省苏州市工业园区星湖街328号创意产业园2-B501",
+            "寄到江苏省苏州市*****************-****",
+        ),
+        ("寄到星湖街328号创意产业园2-3天", "寄到************2-3天"),
     ],
 )
 def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
