@@ -175,6 +175,8 @@ def _email_like(rng: random.Random) -> str:
     for i in range(len(pieces)):
         if rng.random() < 0.15:
             pieces[i] = rng.choice(["", " ", pieces[rng.randrange(len(pieces))]])
+    if rng.random() < 0.15:  # letter by letter: "z h a n g @ q q . c o m"
+        pieces[1:-1] = [" ".join("".join(pieces[1:-1]).replace(" ", ""))]
     return "".join(pieces)
 
 

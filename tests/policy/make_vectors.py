@@ -179,6 +179,11 @@ CASES: list[tuple[dict, str, str]] = [
         "customer",
     ),
     (
+        {"actions": {"email": "mask"}},
+        "邮箱 z h a n g s a n @ q q . c o m，a b c @ d e f . g h i",
+        "customer",
+    ),
+    (
         {"actions": {"name": "mask"}},
         "收件人是我老公张伟，寄给我妈妈刘秀英，我姓李，名字叫明",
         "customer",

@@ -35,14 +35,24 @@ _SPELT_LOCAL = rf"{_LOCAL}(?:(?:\s++dot\s++|\s*+点\s*+)[a-z0-9][a-z0-9._%+\-]{{
 """The local part with its dots spelt too ("john dot smith at gmail dot com": without them the
 mask started at "smith" and left "john dot" for the plugin to read). Only the words: a plain
 dot set apart by spaces would join a sentence's last word to the address."""
-SPELT_ADDRESS = re.compile(
-    rf"{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})"
-    r"(?![a-z0-9\-])"
+_LETTER_SPACED = (
+    r"[a-z0-9](?<![a-z0-9._%+\-/].)(?: [a-z0-9._\-]){1,63}+ ?+@ ?+"
+    r"(?:[a-z0-9](?: [a-z0-9\-]){0,62}+ \. )+"
+    + "(?:"
+    + "|".join(" ".join(tld) for tld in SPELT_TLDS)
+    + ")"
 )
-"""An address with the at and the dots of the domain spelt out -- "at" and "dot" as words,
-or 艾特 and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("zhangsan @ qq .
-com"), in any mix. Only the at spelt ("name at example.com") is left alone here: "look at
-example.com" points at a web site."""
+"""An address written letter by letter ("z h a n g s a n @ q q . c o m"): every character
+set apart by a space, an @ and a known top-level domain. Spaces only, written as such: the
+pattern goes to the browser too, where each ``\\s`` is a class of Python's 26 spaces."""
+SPELT_ADDRESS = re.compile(
+    rf"(?:{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})"
+    rf"|{_LETTER_SPACED})(?![a-z0-9\-])"
+)
+"""An address with the at and the dots of the domain spelt out -- "at" and "dot" as words, or 艾特
+and 点 (the view is Simplified: 點 too) -- or set apart by spaces ("zhangsan @ qq . com"), in any
+mix; or written letter by letter (``_LETTER_SPACED``). Only the at spelt ("name at example.com")
+is left alone here: "look at example.com" points at a web site."""
 _CUED_AT = (
     rf"(?:{_SPELT_AT}|\s*+(?:#|\(a\)|\[a\]|\{{a\}}|【a】|【at】|【@】|\[at\]|\(at\)|\{{at\}})\s*+)"
 )

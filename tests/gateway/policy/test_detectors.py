@@ -76,6 +76,8 @@ def test_email_and_dodges(engine: PolicyEngine) -> None:
     "text",
     [
         "email zhang.san at example dot com",
+        "邮箱 z h a n g s a n @ q q . c o m",
+        "j o h n . s m i t h @ m a i l . e x a m p l e . c o . u k",
         "email zhang.san AT example DOT com thanks",
         "email zhang.san at mail dot example dot co dot uk",
         "邮箱 zhangsan 艾特 163 点 com",

@@ -33,6 +33,15 @@ def test_the_document_carries_every_context_rule_of_an_end_kind():
         assert "(?<value>" in carried["after"]
 
 
+def test_every_carried_pattern_fits_the_browser_engines_bound():
+    """policy.js refuses a document with a pattern over 8,192 characters (isPattern): the
+    default document must stay under it, or the widget would have no policy."""
+    doc = end_document(PolicyEngine(), None, 0)
+    patterns = [doc["email"]["address"], doc["email"]["spelt"], *doc["email"]["cued"].values()]
+    patterns += [p for rule in doc["rules"].values() for p in (rule["after"], rule["more"])]
+    assert max(len(p) for p in patterns) <= 8192
+
+
 def test_the_document_carries_the_email_patterns():
     email = end_document(PolicyEngine(), None, 0)["email"]
     assert email["address"] == to_js(ADDRESS.pattern)
