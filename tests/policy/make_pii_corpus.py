@@ -315,6 +315,16 @@ HAND = [
     ("Thanks, Great Service", []),
     ("Customer Service here, how can I help", []),
     (
+        "张三，13800138000，北京市朝阳区建国路88号",
+        [("name", "张三"), ("address", "北京市朝阳区建国路88号")],
+    ),
+    (
+        "王五 139 0013 9000 广州市天河区体育西路191号",
+        [("name", "王五"), ("address", "广州市天河区体育西路191号")],
+    ),
+    ("明天 13800138000 再联系", []),
+    ("好的，13800138000", []),
+    (
         "deliver to 42 Wallaby Way, Sydney NSW 2000",
         [("address", "42 Wallaby Way, Sydney NSW 2000")],
     ),

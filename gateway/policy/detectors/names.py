@@ -307,6 +307,19 @@ _ZH_POSSESSIVE = re.compile(
     rf"(?:{'|'.join(_VERBS)}|{_MY_RELATION})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
     rf"(?:{'|'.join(_POSSESSED)})"
 )
+_MOBILE = re.compile(r"1(?<![0-9]1)[3-9][0-9](?:[\s\-]?+[0-9]){8}(?![0-9])")
+"""A mainland mobile number as typed (the phone detector finds the evasive ones)."""
+_NAME_BEFORE = re.compile(
+    rf"(?:^|(?<=[\s，,：:；;。!！?？]))(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)[\s，,：:]{{1,3}}+\Z"
+)
+"""A name right before a mobile number, starting the text or after a separator ("张三，
+13800138000，北京市…", "王五 139 0013 9000"): the recipient of a pasted shipping label."""
+_NOT_LABEL_NAMES = _COMMON_WORDS | frozenset(
+    "明天 今天 昨天 后天 方便 马上 尽快 万一 高兴 司机 师傅 老板 老师 电话 号码 手机 联系 "
+    "谢谢 好的 是的 收到 麻烦 请问 您好 你好 稍后 以后 之前 不过 还是 或者 或是 另外 其他 "
+    "毕竟 当然 常用 备用 新的 旧的 原来 原先 现在 正在 金额 余额 申请 上面 下面 以上 以下".split()
+)
+"""Words that start with a surname character and stand before a number as often as a name."""
 _ZH_HONORIFIC = re.compile(
     rf"(?<![\u4e00-\u9fff])(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)(?:{'|'.join(_HONORIFICS)})"
 )
@@ -461,6 +474,8 @@ class NameDetector:
         *_SPEAKING_WORDS,
         *_TITLE_PHRASES,
     )
+    gate_pattern = _MOBILE.pattern
+    """A mobile number opens the detector too: a name may stand right before it."""
     exclusive = True
 
     def __init__(self) -> None:
@@ -479,7 +494,22 @@ class NameDetector:
         seen: set[int] = set()
         if not view.isascii():
             yield from self._chinese(view, found, seen)
+            yield from self._labels(view, seen)
         yield from self._english(ctx, spans, found, seen)
+
+    @staticmethod
+    def _labels(view: str, seen: set[int]) -> Iterator[Hit]:
+        """Names right before a mobile number (a pasted shipping label)."""
+        places = _places()
+        for m in _MOBILE.finditer(view):
+            before = _NAME_BEFORE.search(view, max(0, m.start() - 8), m.start())
+            if before is None or before.start("name") in seen:
+                continue
+            name = before["name"]
+            if name in _NOT_LABEL_NAMES or name[:2] in _NOT_LABEL_NAMES or name in places:
+                continue
+            seen.add(before.start("name"))
+            yield Hit("name", before.start("name"), before.end("name"), "name.label")
 
     @staticmethod
     def _chinese(view: str, found: set[str], seen: set[int]) -> Iterator[Hit]:

@@ -87,6 +87,12 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "Thanks for the help\nBye",
         "my wife and I ordered",
         "my son Is sick",
+        # words before a mobile number that are no name
+        "明天 13800138000",
+        "北京 13800138000",
+        "好的，13800138000",
+        "江苏 13800138000",
+        "方便的话打13800138000",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
@@ -260,6 +266,10 @@ def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, pl
         ("Sarah Connor here, my order is late", "S**** C***** here, my order is late"),
         ("It's Tom Hanks speaking", "It's T** H**** speaking"),
         ("my wife Jane Doe placed the order", "my wife J*** D** placed the order"),
+        # a pasted shipping label: the name right before the mobile number
+        ("张三，13800138000，北京市朝阳区建国路88号", "张*，138****8000，北京市朝阳区******"),
+        ("王五 139 0013 9000 广州市天河区体育西路191号", "王* 139 **** 9000 广州市天河区********"),
+        ("收货信息：欧阳娜娜 13800138000 上海市", "收货信息：欧*** 138****8000 上海市"),
     ],
 )
 def test_names_are_masked_whole_for_plugins(eng: PolicyEngine, text: str, plugin: str) -> None:
