@@ -223,7 +223,7 @@ async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_
     assert message["text"] == ("send to Mr. Z**** W**, *************, call me at (415) ***-2671")
 
 
-async def test_related_and_given_names_and_a_postcode_reach_the_agent_masked_for_the_webhook(
+async def test_related_given_and_label_names_and_a_postcode_reach_the_agent_masked_for_webhook(
     setup,
 ):
     _, agent, customer, receiver, _, _ = setup
@@ -231,7 +231,7 @@ async def test_related_and_given_names_and_a_postcode_reach_the_agent_masked_for
     sent = (
         "收件人是我老公张伟，我姓李，名字叫明，"
         "ship to 1600 Amphitheatre Parkway, Mountain View, CA 94043, "
-        "call me at (415) 555-2671 or (415) 555-2672"
+        "call me at (415) 555-2671 or (415) 555-2672，王五 13900139000"
     )
     await customer.send_text(sent)
     got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
@@ -241,7 +241,7 @@ async def test_related_and_given_names_and_a_postcode_reach_the_agent_masked_for
     assert message["text"] == (
         "收件人是我老公张*，我姓李，名字叫*，"
         "ship to **** ************ *******, ******** ****, ** *****, "
-        "call me at (415) ***-2671 or (415) ***-2672"
+        "call me at (415) ***-2671 or (415) ***-2672，王* 139****9000"
     )
 
 
