@@ -303,6 +303,8 @@ _POSSESSED = (
     "的发票",
 )
 _MY_RELATION = rf"我的?(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})"
+_MY_RELATION_PHRASES = tuple(f"我{mine}{r}" for mine in ("", "的") for r in _RELATIONS)
+"""Every text ``_MY_RELATION`` matches ("我老婆", "我的朋友")."""
 _ZH_POSSESSIVE = re.compile(
     rf"(?:{'|'.join(_VERBS)}|{_MY_RELATION})(?P<name>(?:{_S2}|[{_S1}]){_GIVEN}{_GIVEN}?)"
     rf"(?:{'|'.join(_POSSESSED)})"
@@ -417,7 +419,7 @@ _ZH_PATTERNS = (
     (
         _ZH_POSSESSIVE,
         "name.possessive",
-        frozenset((*_VERBS, *(f"我{r}" for r in _RELATIONS), *(f"我的{r}" for r in _RELATIONS))),
+        frozenset((*_VERBS, *_MY_RELATION_PHRASES)),
     ),
 )
 """Chinese patterns, their rule and the gate phrases one of which is in every match."""
@@ -458,22 +460,16 @@ class NameDetector:
 
     kinds = ("name",)
     triggers = ()
-    gate_phrases = (
-        *_CUES_ZH,
-        *_RELATION_CUES,
-        *_HONORIFICS,
-        *_CUES_EN,
-        *_DELIVERY_CUES_EN,
-        *_VERBS,
-        *_GIVING,
-        "我姓",
-        *(f"我{relation}" for relation in _RELATIONS),
-        *(f"我的{relation}" for relation in _RELATIONS),
-        *_SIGN_OFFS,
-        *_MY_RELATIONS_EN,
-        *_SPEAKING_WORDS,
-        *_TITLE_PHRASES,
+    gate_phrases = tuple(
+        sorted(
+            {phrase for _, _, phrases in (*_ZH_PATTERNS, *_EN_PATTERNS) for phrase in phrases}
+            | _SIGN_OFF_SET
+            | _MY_RELATION_SET
+            | _SPEAKING_SET
+            | _DELIVERY_SET
+        )
     )
+    """Every pattern's phrases: one of them is in each match (a test holds it)."""
     gate_pattern = _MOBILE.pattern
     """A mobile number opens the detector too: a name may stand right before it."""
     exclusive = True
@@ -485,7 +481,8 @@ class NameDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield name spans (view coordinates). Each pattern runs only where one of its own
         phrases is (the engine's gate pass found them): the detector opens for any of them,
-        and the patterns together cost ~50 us on a 500-character line."""
+        and running every pattern whenever it opened cost a median 35 us on the bench's
+        500-character lines ("thanks" alone opens it on most English ones)."""
         view = ctx.view
         spans = ctx.phrase_spans(self._phrase_set)
         if spans is None:
