@@ -20,8 +20,8 @@ document that engine reads. Everything the browser would otherwise need a librar
   it: one-time codes, security codes, identity documents, accounts, phones after a cue):
   its kind, phrases and the filler and value patterns, translated from this engine's
   patterns by :mod:`.jsregex`. The browser places each rule it knows by name among its
-  detectors and runs the others after them; only the value checks (a legacy ID's birth
-  date, a phone's regions) are written in the browser;
+  detectors and runs the others after them; only the value checks (a legacy or mistyped
+  ID's birth date, a phone's regions) are written in the browser;
 * ``email`` -- the e-mail detector's patterns, translated the same way.
 
 The tenant's admins sign the document's text *as sent* with the tenant key
