@@ -638,6 +638,11 @@ var CipherdeskPolicy = (function () {
     var total = 0;
     for (var i = 0; i < 17; i++) total += (value.charCodeAt(i) - 48) * (Math.pow(2, 17 - i) % 11);
     if ('10x98765432'[total % 11] !== value[17].toLowerCase()) return false;
+    return bornInTime(value, today);
+  }
+
+  /** cn_id.py _born_in_time: a real birth date (positions 7-14) from 1900 to today. */
+  function bornInTime(value, today) {
     var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
     var born = new Date(Date.UTC(y, m - 1, d));
     if (born.getUTCFullYear() !== y || born.getUTCMonth() !== m - 1 || born.getUTCDate() !== d) return false;
@@ -655,10 +660,7 @@ var CipherdeskPolicy = (function () {
   /** cn_id.py is_mistyped_cn_id: 18 characters, a province, a real birth date, any check. */
   function isMistypedCnId(value, today) {
     if (!/^[0-9]{17}[0-9x]$/i.test(value) || !PROVINCES.has(value.slice(0, 2))) return false;
-    var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
-    var born = new Date(Date.UTC(y, m - 1, d));
-    if (born.getUTCFullYear() !== y || born.getUTCMonth() !== m - 1 || born.getUTCDate() !== d) return false;
-    return y >= 1900 && born.getTime() <= today;
+    return bornInTime(value, today);
   }
 
   /* ------------------------------------------------------------------ detectors */

@@ -32,6 +32,11 @@ def is_cn_id(value: str) -> bool:
     total = sum(map(operator.mul, map(int, value[:17]), _WEIGHTS))
     if "10x98765432"[total % 11] != value[17].lower():
         return False
+    return _born_in_time(value)
+
+
+def _born_in_time(value: str) -> bool:
+    """Whether an 18-character ID holds a real birth date from 1900 to today."""
     try:
         born = ric.get_birth_date(value.upper())
     except Exception:  # stdnum raises its own ValidationError subclasses (and ValueError)
@@ -56,11 +61,7 @@ def is_mistyped_cn_id(value: str) -> bool:
     character: an ID after its cue with one digit mistyped still gives away the rest."""
     if len(value) != 18 or not value[:17].isdigit() or value[:2] not in _PROVINCES:
         return False
-    try:
-        born = datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return False
-    return 1900 <= born.year and born <= datetime.date.today()
+    return value[17] in "0123456789xX" and _born_in_time(value)
 
 
 _ID_CUES = ("身份证", "居民身份证", "证件号", "id card", "id number", "id no")
