@@ -44,7 +44,7 @@ _LETTER_SPACED = (
 )
 """An address written letter by letter ("z h a n g s a n @ q q . c o m"): every character
 set apart by a space, an @ and a known top-level domain. Spaces only, written as such: the
-pattern goes to the browser too, where each ``\\s`` is a class of Python's 26 spaces."""
+pattern goes to the browser too, where each ``\\s`` is a class of Python's 29 spaces."""
 SPELT_ADDRESS = re.compile(
     rf"(?:{_SPELT_LOCAL}{_SPELT_AT}(?:{_LABEL}{_SPELT_DOT})+(?:{'|'.join(SPELT_TLDS)})"
     rf"|{_LETTER_SPACED})(?![a-z0-9\-])"
