@@ -43,6 +43,7 @@ from crypto.encoding import EncodingError, b64decode
 from crypto.envelope import Keyring
 from gateway.audit import Auditor
 from gateway.derived_keys import derived_secret, derived_secrets
+from gateway.policy.end import carried_patterns
 from gateway.protocol import ChatKeys, KeyForEpoch, MemberDevice, Members, WrapKeys
 from gateway.store.base import Agent, Chat, E2EDevice, Store, StoredMessage, Tenant
 
@@ -134,6 +135,13 @@ def check_signed_policy(tenant: Tenant, body: str, sig: str) -> SignedPolicy:
     issued = doc.get("issued")
     if not isinstance(issued, int) or isinstance(issued, bool):
         raise E2ERefused("policy_malformed", "the document has no issue time")
+    for field, own in carried_patterns().items():
+        if field in doc and doc[field] != own:
+            raise E2ERefused(
+                "policy_malformed",
+                f"the document's {field} are not this gateway's: sign the document "
+                "GET /api/e2e/policy gives",
+            )
     return SignedPolicy(body, sig, issued)
 
 

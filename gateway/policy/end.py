@@ -107,8 +107,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
             "cc": _calling_codes(),
         },
         "iban": _iban_formats(),
-        "rules": _rules(),
-        "email": _email(),
+        **carried_patterns(),
     }
 
 
@@ -130,6 +129,14 @@ def _end_phrases() -> tuple[str, ...]:
         if set(detector.kinds) <= set(END_KINDS)
         for phrase in getattr(detector, "gate_phrases", ())
     )
+
+
+def carried_patterns() -> dict[str, Any]:
+    """The document's ``rules`` and ``email``: this gateway's own patterns, the same for every
+    tenant. An uploaded document must carry exactly these (or none, signed before they were
+    carried): a tenant signs its policy, not patterns of its own, which would run in its
+    customers' browsers unchecked."""
+    return {"rules": _rules(), "email": _email()}
 
 
 @cache

@@ -61,6 +61,14 @@ async def test_the_tenant_signs_the_end_policy_and_widgets_get_it(e2e: E2ETenant
     assert (status, body["error"]["code"]) == (400, "policy_wrong_tenant")
     status, body = await _put(e2e, "[1]", e2e.signing.sign_policy("[1]"))
     assert (status, body["error"]["code"]) == (400, "policy_malformed")
+    # Patterns of the tenant's own (a hand-edited rule, here one that never ends) are
+    # refused: the rules and e-mail patterns must be this gateway's.
+    edited = json.loads(text)
+    edited["rules"]["otp.context"]["after"] = "(?<value>(a+)+b)"
+    forged = json.dumps(edited, ensure_ascii=False, separators=(",", ":"))
+    status, body = await _put(e2e, forged, e2e.signing.sign_policy(forged))
+    assert (status, body["error"]["code"]) == (400, "policy_malformed")
+    assert "rules" in body["error"]["message"]
     # A certificate signature never passes for a policy one (separate contexts).
     status, body = await _put(e2e, text, e2e.signing.sign_body(text))
     assert (status, body["error"]["code"]) == (400, "policy_bad_signature")
