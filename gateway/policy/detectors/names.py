@@ -201,9 +201,11 @@ _RELATIONS = (
 )
 """What follows "我是X的" when X is a person ("我是张三的朋友"); anything else after 的 makes
 X an organisation or a place ("我是苏宁的", "我是平安的客服")."""
+_RELATION_ALT = "|".join(sorted(_RELATIONS, key=len, reverse=True))
+"""The relations as one alternation, longest first (男朋友 before 朋友)."""
 _NAME_END = (
     rf"(?:(?![\u4e00-\u9fff](?<![{re.escape(_STOP)}]))"
-    rf"|(?=(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})(?![\u4e00-\u9fff])))"
+    rf"|(?=(?:{_RELATION_ALT})(?![\u4e00-\u9fff])))"
 )
 """A name is not followed by a Han character that could continue a word (王者荣耀 is no name),
 unless that word is a relation ending the phrase ("我是王芳老公")."""
@@ -216,9 +218,7 @@ _CUE_ZH = "|".join(sorted((*_CUES_ZH, *_RELATION_CUES), key=len, reverse=True))
 _SPACED_GIVEN = rf"(?:{_GIVEN}{_GIVEN}?| {_GIVEN}(?: {_GIVEN})?)"
 """The given name, its characters together or each set apart by a space ("我叫 李 明", "名字是张
 三"), never half of each ("收款人张伟 账号": 账 is no given name)."""
-_RELATION_BEFORE = (
-    rf"(?:(?:我|他|她)的?)?(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})[:：\s]?"
-)
+_RELATION_BEFORE = rf"(?:(?:我|他|她)的?)?(?:{_RELATION_ALT})[:：\s]?"
 """Whose name follows a cue ("收件人是我老公张伟", "联系人：我妈 刘秀英")."""
 _ZH_CUED = re.compile(
     rf"(?P<cue>{_CUE_ZH})(?:写的是|改成|改为|换成|是|为|叫|:|：|，|,|\s){{0,3}}+(?:{_RELATION_BEFORE})?+"
@@ -302,7 +302,7 @@ _POSSESSED = (
     "的退款",
     "的发票",
 )
-_MY_RELATION = rf"我的?(?:{'|'.join(sorted(_RELATIONS, key=len, reverse=True))})"
+_MY_RELATION = rf"我的?(?:{_RELATION_ALT})"
 _MY_RELATION_PHRASES = tuple(f"我{mine}{r}" for mine in ("", "的") for r in _RELATIONS)
 """Every text ``_MY_RELATION`` matches ("我老婆", "我的朋友")."""
 _ZH_POSSESSIVE = re.compile(
