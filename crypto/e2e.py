@@ -223,7 +223,7 @@ def verify_policy(verify_key: str, body: str, sig: str, *, tenant: str) -> dict[
         raise CertificateError("bad_signature", "not signed by the tenant key") from None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # json recurses once per nesting level
         data = None
     if not isinstance(data, dict) or data.get("v") != 1:
         raise CertificateError("malformed", "not a v1 end policy document")
@@ -244,7 +244,7 @@ def _parse_certificate(body: str) -> DeviceCertificate:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
             raise ValueError("times")
         b64decode(strings["pk"], expected_len=32)
-    except (ValueError, KeyError, TypeError, EncodingError):
+    except (ValueError, KeyError, TypeError, EncodingError, RecursionError):
         raise CertificateError("malformed", "certificate body is not a v1 certificate") from None
     return DeviceCertificate(
         tenant=strings["tenant"],

@@ -25,6 +25,7 @@ from crypto.e2e import (
     unwrap_chat_key,
     verify_certificate,
     verify_franking,
+    verify_policy,
     wrap_chat_key,
 )
 from crypto.encoding import b64decode, b64encode
@@ -128,6 +129,21 @@ def test_certificates_refuse_another_key_a_changed_body_expiry_and_another_tenan
     body = not_a_cert.body.replace('"v":1', '"v":2')
     resigned = SignedCertificate(body, tenant.sign_body(body))
     assert code(verify_key=tenant.verify_key, signed=resigned, now=NOW) == "malformed"
+
+
+def test_signed_documents_nested_past_the_parser_are_malformed_not_a_traceback() -> None:
+    """A body signed by the tenant key but nested deeper than json recurses ("[[[…") is
+    refused as ``malformed``, not raised as RecursionError (a 500 and a traceback)."""
+    tenant = TenantSigningKey.generate()
+    deep = '{"v":1,"tenant":"demo","rules":' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(CertificateError) as refused:
+        verify_policy(tenant.verify_key, deep, tenant.sign_policy(deep), tenant="demo")
+    assert refused.value.code == "malformed"
+    deep_cert = '{"v":1,"pk":' + "[" * 100_000 + "]" * 100_000 + "}"
+    signed = SignedCertificate(deep_cert, tenant.sign_body(deep_cert))
+    with pytest.raises(CertificateError) as refused:
+        verify_certificate(tenant.verify_key, signed, now=NOW, tenant="demo")
+    assert refused.value.code == "malformed"
 
 
 def test_fingerprints_are_short_and_stable() -> None:
