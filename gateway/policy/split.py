@@ -31,11 +31,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .detectors import CONTEXT_RULES
-from .detectors.context import ANNOUNCING_FILLER, not_after_letter
-from .detectors.numbers import SEVEN_DIGITS
+from .detectors.context import ANNOUNCING_FILLER
+from .detectors.numbers import SEVEN_DIGITS, letter_at
 from .engine import PolicyEngine
 from .normalize import fold
 from .notices import notice_for
+from .phrases import Phrases
 from .types import SEVERITY, Decision, Direction, Finding
 
 TAIL_CHARS = 48
@@ -48,11 +49,13 @@ _JOIN = "\n"
 ANSWERS = 2
 """Customer messages after an agent's question read as its answer."""
 _ASKED_KINDS = frozenset(rule.kind for rule in CONTEXT_RULES)
-_ASKING = tuple(
-    (rule.kind, re.compile(rf"{not_after_letter(rule.triggers)}(?![a-z])"))
-    for rule in CONTEXT_RULES
+_ASKING: Phrases[tuple[int, ...]] = Phrases(
+    (phrase, tuple(k for k, rule in enumerate(CONTEXT_RULES) if phrase in rule.triggers))
+    for phrase in dict.fromkeys(t for rule in CONTEXT_RULES for t in rule.triggers)
 )
-"""Each context rule's phrases, as whole words: what a question names."""
+"""Every context rule's phrases, each with the rules (by index) that hold it: what a question
+names. One automaton pass finds them all; ten regexes, one per rule, took ~28 us on a
+66-character English line, which every customer message paid."""
 _LEAD_IN = re.compile(
     r"[\W_]*+(?:(?:好的|好|嗯|是|为|okay|ok|sure|it's|its|it is|is)[\W_]*+)?", re.IGNORECASE
 )
@@ -201,7 +204,11 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
     """The last phrase of a context rule that ``text`` names without a value of its kind
     (``decision`` found none); with ``ending``, only one that ends the message but for
     punctuation and the words announcing a value ("我的护照号码是："), looked for in the
-    message's end only (``_ENDING_CHARS``)."""
+    message's end only (``_ENDING_CHARS``).
+
+    A phrase counts as a whole word (no letter a-z on either side), and each rule's
+    phrases are read as a regex reads an alternation of them from left to right: at each
+    start the longest phrase, then on after its end."""
     view = fold(text)
     start = 0
     if ending:
@@ -210,16 +217,27 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
             end -= 1
         start = max(0, end - _ENDING_CHARS)
     found = {f.kind for f in decision.findings}
-    named: tuple[int, str] | None = None
-    for kind, phrases in _ASKING:
-        if kind in found:
+    spans: dict[int, list[tuple[int, int]]] = {}
+    values = _ASKING.values
+    for index, first, stop in _ASKING.find(view, start):
+        if letter_at(view, first - 1) or letter_at(view, stop):
             continue
-        for m in phrases.finditer(view, start):
-            if ending and _ENDING.fullmatch(view, m.end()) is None:
+        for rule in values[index]:
+            if CONTEXT_RULES[rule].kind not in found:
+                spans.setdefault(rule, []).append((first, -stop))
+    named: tuple[int, int] | None = None
+    for rule_spans in spans.values():
+        rule_spans.sort()  # by start, the longest phrase first
+        after = -1
+        for first, negative_stop in rule_spans:
+            if first < after:
+                continue  # inside the rule's previous phrase, or a shorter one at its start
+            after = -negative_stop
+            if ending and _ENDING.fullmatch(view, after) is None:
                 continue
-            if named is None or m.start() > named[0]:
-                named = (m.start(), m.group())
-    return None if named is None else named[1]
+            if named is None or first > named[0]:
+                named = (first, after)
+    return None if named is None else view[named[0] : named[1]]
 
 
 def _with(

@@ -396,13 +396,13 @@ def holds_digit_word(view: str, spans: Iterable[tuple[int, int]]) -> bool:
     of its own, no letter on either side ("one", not the "one" of "phone")."""
     return any(
         view[start:end] in _DIGIT_WORD_SET
-        and not _is_letter(view, start - 1)
-        and not _is_letter(view, end)
+        and not letter_at(view, start - 1)
+        and not letter_at(view, end)
         for start, end in spans
     )
 
 
-def _is_letter(view: str, pos: int) -> bool:
+def letter_at(view: str, pos: int) -> bool:
     """Whether ``view[pos]`` exists and is a letter a-z (the view is lower-cased)."""
     return 0 <= pos < len(view) and "a" <= view[pos] <= "z"
 
@@ -415,7 +415,7 @@ def _digit_words(view: str) -> list[Token]:
     words = [
         (start, end, values[index], "w")
         for index, start, end in _WORD_PHRASES.find(view)
-        if not _is_letter(view, start - 1) and not _is_letter(view, end)
+        if not letter_at(view, start - 1) and not letter_at(view, end)
     ]
     if any(view[start:end] in _SPOKEN_ONLY for start, end, _, _ in words):
         return _spoken(view, sorted(words))
@@ -464,14 +464,14 @@ def _tokens(view: str, words_too: bool = True) -> list[Token]:
         chunk = m[0]
         # glued homoglyphs at the end count only when no letter follows ("1lo" + "ng" no)
         if chunk[-1] in homoglyphs:
-            while chunk[-1] in homoglyphs and _is_letter(view, end):
+            while chunk[-1] in homoglyphs and letter_at(view, end):
                 chunk, end = chunk[:-1], end - 1
         # glued homoglyphs (and a reversed ID's x) in front, if no letter precedes them
         if start and view[start - 1] in homoglyphs:
             lead = start - 1
             while lead > 0 and view[lead - 1] in homoglyphs:
                 lead -= 1
-            if not _is_letter(view, lead - 1):
+            if not letter_at(view, lead - 1):
                 chunk, start = view[lead:start] + chunk, lead
         if chunk.isdigit():  # ASCII digits only (most chunks)
             out.append((start, end, chunk, "d"))

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
-from gateway.policy import PolicyConfig, PolicyEngine, masking
-from gateway.policy.detectors import ScanContext, address, iban, names, phone
+from gateway.policy import PolicyConfig, PolicyEngine, masking, split
+from gateway.policy.detectors import CONTEXT_RULES, ScanContext, address, iban, names, phone
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _mod97
@@ -252,6 +252,51 @@ def test_phrases_after_a_non_letter_equal_a_leading_lookbehind() -> None:
         assert [m.span() for m in moved.finditer(text)] == [
             m.span() for m in leading.finditer(text)
         ], text
+
+
+def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
+    """What ``split._named`` answered when it ran one regex per context rule (before its
+    single automaton pass): the reference it must still equal."""
+    view = fold(text)
+    start = 0
+    if ending:
+        end = len(view)
+        while end and not view[end - 1].isalnum():
+            end -= 1
+        start = max(0, end - split._ENDING_CHARS)
+    found = {f.kind for f in decision.findings}
+    named = None
+    for rule in CONTEXT_RULES:
+        if rule.kind in found:
+            continue
+        pattern = re.compile(rf"{not_after_letter(rule.triggers)}(?![a-z])")
+        for m in pattern.finditer(view, start):
+            if ending and split._ENDING.fullmatch(view, m.end()) is None:
+                continue
+            if named is None or m.start() > named[0]:
+                named = (m.start(), m.group())
+    return None if named is None else named[1]
+
+
+def test_the_phrase_a_message_names_is_what_one_regex_per_rule_found() -> None:
+    """``split._named`` finds every rule's phrases in one automaton pass and reads each
+    rule's like a regex over their alternation (longest first at a start, on after its
+    end, whole words only): the same phrase as the per-rule regexes on random texts built
+    from the phrases themselves, letters, fillers and punctuation, and on the corpus."""
+    phrases = sorted({t for rule in CONTEXT_RULES for t in rule.triggers})
+    pieces = [*phrases, "a", "x", "s", " ", "，", "：", "是", "is", "my", "的", "?", "123456"]
+    rng = random.Random(29)
+    texts = [json.loads(line)["text"] for line in PII_CORPUS.read_text("utf-8").splitlines()]
+    for _ in range(3_000):
+        texts.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 9))))
+    named = 0
+    for text in texts:
+        decision = GATED.evaluate(text, "customer")
+        for ending in (True, False):
+            got = split._named(text, decision, ending=ending)
+            assert got == _named_by_regexes(text, decision, ending=ending), (text, ending)
+            named += got is not None
+    assert named >= 2_000  # most texts name a phrase: the comparison is not of Nones
 
 
 def test_every_name_pattern_match_holds_one_of_its_gate_phrases() -> None:
