@@ -47,7 +47,7 @@ from gateway.notices import Consent, NoticeBook
 from gateway.plugin_host import EventBuilder, PluginHost
 from gateway.policy import PolicyRegistry
 from gateway.policy.fields import REMOVED, screen_text
-from gateway.policy.split import SplitWindow
+from gateway.policy.split import SPLIT_KINDS, SplitWindow, flag_kinds
 from gateway.policy.types import Audience
 from gateway.protocol import (
     Ack,
@@ -124,6 +124,16 @@ message, where only the ends read it."""
 
 IDLE_NOTICE = "This conversation was closed after {minutes} minutes without activity."
 """The system message both sides see when the retention job closes an idle chat."""
+
+
+def _known_flags(flags: Sequence[str], known: frozenset[str]) -> bool:
+    """Whether an end's ``emsg.flags`` name only kinds the tenant's policy has, and
+    ``split:<kind>`` only for kinds the cross-message window completes (policy/split.py)."""
+    for flag in flags:
+        kind = flag.removeprefix("split:")
+        if kind not in known or (kind != flag and kind not in SPLIT_KINDS):
+            return False
+    return True
 
 
 class ChatError(Exception):
@@ -643,7 +653,7 @@ class ChatService:
             raise ChatError("tenant_frozen", "chat is temporarily unavailable")
         if flags:
             engine = await self.policies.engine(tenant.id, tenant.settings)
-            if not set(flags) <= engine.known_kinds:
+            if not _known_flags(flags, engine.known_kinds):
                 raise ChatError("bad_flags", "flags name kinds the tenant's policy does not have")
         key = await self.keys.get(chat.id)
         if key is None:
@@ -931,13 +941,9 @@ class ChatService:
             policy=policy_meta,
             assigned_only=assigned_only,
         )
-        flag_kinds = None
-        if decision.action == "flag" or decision.split_kinds:
-            # A number completed across messages always alerts supervisors.
-            flag_kinds = sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
         appended = self.store.queue_append(message, builder)
         post = _QueuedPost(
-            tenant, chat, key, msg_id, text, decision.text, flag_kinds, notice, builder
+            tenant, chat, key, msg_id, text, decision.text, flag_kinds(decision), notice, builder
         )
         return self._relay_post(post, appended)
 

@@ -39,11 +39,14 @@ Ciphertext = Annotated[str, Meta(min_length=40, max_length=32_000, pattern=r"^[A
 Mac = Annotated[str, Meta(min_length=44, max_length=44, pattern=r"^[A-Za-z0-9+/=]+$")]
 Epoch = Annotated[int, Meta(ge=1, le=1_000_000)]
 PolicyKinds = Annotated[
-    list[Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")]],
+    list[
+        Annotated[str, Meta(min_length=1, max_length=38, pattern=r"^(?:split:)?[a-z0-9_]{1,32}$")]
+    ],
     Meta(max_length=8),
 ]
-"""Finding kinds an end's policy flagged in the message it seals (``flag`` action): the
-gateway alerts supervisors with the kinds, never with text it does not have."""
+"""Finding kinds an end's policy flagged in the message it seals (``flag`` action), and
+``split:<kind>`` for a number the end found completed across its messages: the gateway
+alerts supervisors with the kinds, never with text it does not have."""
 WrappedKeyText = Annotated[str, Meta(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9+/=]+$")]
 EpochKey = Annotated[str, Meta(min_length=1, max_length=7, pattern=r"^[0-9]+$")]
 # Attachments (issue 16.6): the size is checked against the installation's and tenant's

@@ -15,8 +15,8 @@ an ETag. Two bundles are built at start-up:
   Subresource Integrity hash (``sha384``) covers the crypto library and the widget; the
   hash of ``widget.css`` is baked into the bundle, so the stylesheet is pinned too.
 * ``/static/core.js`` — tweetnacl + i18next + all catalogues + ``i18n.js`` +
-  ``protocol.js`` + ``e2e.js`` + the default end policy + ``policy.js`` + ``ui.js`` +
-  ``files.js`` for the
+  ``protocol.js`` + ``e2e.js`` + the default end policy + ``policy.js`` +
+  ``policy_window.js`` + ``ui.js`` + ``files.js`` for the
   console and admin pages.
 
 Chart.js (``dist/chart.umd.min.js``, pinned the same way) is served alone as
@@ -233,6 +233,8 @@ class WebAssets:
             + b"\n"
             + default_end_policy_script()
             + read["policy.js"]
+            + b"\n"
+            + read["policy_window.js"]
             + b"\n"
             + read["ui.js"]
             + b"\n"

@@ -200,6 +200,16 @@ class SplitWindow:
         return _with(engine, decision, direction, text, split, split=True)
 
 
+def flag_kinds(decision: Decision) -> list[str] | None:
+    """The kinds a supervisors' flag names for ``decision``, ``None`` when nothing flags it:
+    a flagged message's kinds; a number completed across messages always alerts, its kinds
+    named ``split:<kind>`` too. The gateway flags inspect-mode messages so, and an end
+    sends the same as ``emsg.flags`` (the SDK's ends; policy.js ``flags`` in browsers)."""
+    if decision.action != "flag" and not decision.split_kinds:
+        return None
+    return sorted({*decision.kinds, *(f"split:{k}" for k in decision.split_kinds)})
+
+
 def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
     """The last phrase of a context rule that ``text`` names without a value of its kind
     (``decision`` found none); with ``ending``, only one that ends the message but for

@@ -53,6 +53,8 @@ from crypto.e2e import (
     wrap_chat_key,
 )
 from crypto.encoding import b64encode
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.split import SplitWindow, flag_kinds
 from gateway.protocol import (
     AgentSealedMsg,
     AgentUpload,
@@ -159,8 +161,8 @@ class EndPolicy(Protocol):
     on the SDK passes the tenant's engine, as the widget and the console run theirs)."""
 
     def evaluate(self, text: str, direction: Literal["customer", "agent"]) -> Any:
-        """A decision with ``action``, ``text`` (masked; None when blocked), ``kinds`` and
-        ``findings`` (each with ``kind`` and ``action``)."""
+        """A decision with ``action``, ``text`` (masked; None when blocked), ``kinds``,
+        ``split_kinds`` and ``findings`` (each with ``kind`` and ``action``)."""
         ...
 
 
@@ -177,15 +179,20 @@ def _through_policy(
     text: str,
     direction: Literal["customer", "agent"],
     flags: list[str] | None,
+    window: tuple[SplitWindow, str] | None = None,
 ) -> tuple[str, list[str]]:
-    """(the text to seal, the kinds to flag) after the end's policy, if there is one."""
+    """(the text to seal, the kinds to flag) after the end's policy, if there is one; with
+    ``window`` (the end's window and the chat), read with the end's last messages in the
+    chat too, as the gateway reads inspect-mode ones (a number split across them)."""
     if policy is None:
         return text, list(flags or [])
     decision = policy.evaluate(text, direction)
+    if window is not None and isinstance(policy, PolicyEngine):
+        split_window, chat = window
+        decision = split_window.check(policy, chat, direction, text, decision)
     if decision.action == "block" or decision.text is None:
         raise PolicyBlocked(tuple(decision.kinds))
-    flagged = {f.kind for f in decision.findings if f.action == "flag"}
-    return decision.text, sorted(flagged | set(flags or []))[:8]
+    return decision.text, sorted({*(flag_kinds(decision) or ()), *(flags or ())})[:8]
 
 
 class E2ECustomerClient(CustomerClient):
@@ -205,8 +212,10 @@ class E2ECustomerClient(CustomerClient):
         open_timeout: float = DEFAULT_TIMEOUT,
         policy: EndPolicy | None = None,
     ) -> None:
-        """``policy``: run on every text before it is sealed (masks, blocks, flags)."""
+        """``policy``: run on every text before it is sealed (masks, blocks, flags), with
+        this end's last messages too (``SplitWindow``)."""
         self.policy = policy
+        self.window = SplitWindow(clock=clock)
         super().__init__(
             url_base,
             tenant,
@@ -314,7 +323,9 @@ class E2ECustomerClient(CustomerClient):
         finding kinds this end's policy flagged in ``text`` (supervisors are alerted)."""
         if self.chat is None or not self.secrets.keys:
             raise E2EError("open the chat first")
-        text, flags = _through_policy(self.policy, text, "customer", flags)
+        text, flags = _through_policy(
+            self.policy, text, "customer", flags, (self.window, self.chat)
+        )
         msg_id = msg_id or _new_id()
         epoch = self.secrets.epoch
         sealed = seal_message(
@@ -430,8 +441,10 @@ class E2EAgentClient(AgentClient):
         open_timeout: float = DEFAULT_TIMEOUT,
         policy: EndPolicy | None = None,
     ) -> None:
-        """``policy``: run on every reply before it is sealed (masks, blocks, flags)."""
+        """``policy``: run on every reply before it is sealed (masks, blocks, flags), with
+        this end's last replies in the chat too (``SplitWindow``)."""
         self.policy = policy
+        self.window = SplitWindow(clock=time.time)
         super().__init__(
             url_base,
             token=token,
@@ -488,7 +501,7 @@ class E2EAgentClient(AgentClient):
         keys = self.chat_keys.get(chat)
         if not keys:
             raise E2EError("no chat key for this chat yet (keys_ready)")
-        text, flags = _through_policy(self.policy, text, "agent", flags)
+        text, flags = _through_policy(self.policy, text, "agent", flags, (self.window, chat))
         msg_id = msg_id or _new_id()
         epoch = max(keys)
         sealed = seal_message(

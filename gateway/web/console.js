@@ -877,7 +877,10 @@ function sendReply(chat) {
     // (same id: stored once).
     const entry = chat.pending.get(id);
     entry.sealing = true;
-    const decision = (S.endPolicy || CipherdeskPolicy.forTenant(null)).evaluate(text, 'agent');
+    const policy = S.endPolicy || CipherdeskPolicy.forTenant(null);
+    // checked with the agent's last messages in this chat too (a number split across them)
+    state.window = state.window || CipherdeskPolicyWindow.create();
+    const decision = state.window.check(policy, 'agent', text, policy.evaluate(text, 'agent'));
     const shown = CipherdeskPolicy.notice(decision);
     if (decision.action === 'block') {
       chat.pending.delete(id);

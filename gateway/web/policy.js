@@ -4,7 +4,8 @@
  * keys, private keys -- and every keyword
  * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
  * personal data BEFORE it seals (cards never leave the device in clear) and the console
- * checks agents' messages. Names, addresses and links are found by the gateway only.
+ * checks agents' messages. Names, addresses and links are found by the gateway only; numbers
+ * split across messages by policy_window.js.
  *
  * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
  * terms, Traditional -> Simplified entries, libphonenumber's and stdnum's data), signed by
@@ -17,8 +18,10 @@
  *     the bundled default (CipherdeskPolicyDefault)
  *   CipherdeskPolicy.notice(decision) -> {action, kinds} for CipherdeskNotices.text
  *   CipherdeskPolicy.flags(decision) -> the kinds to send as `emsg.flags`
+ *   engine.render(text, findings) -> what the recipient sees (policy_window.js)
  *   decision = {action, text (null when blocked), findings: [{kind, start, end, start_utf16,
- *               end_utf16, action, rule}], kinds: [kinds that changed something]}
+ *               end_utf16, action, rule}], kinds: [kinds that changed something],
+ *               split_kinds: [kinds completed across messages] (policy_window.js only)}
  *
  * Offsets are code points like Python's (plus UTF-16 ones for the page). Every pattern is
  * bounded; possessive quantifiers of the Python patterns are spelt as atomic lookahead
@@ -1123,6 +1126,18 @@ var CipherdeskPolicy = (function () {
 
   /* ------------------------------------------------------------------ engine */
 
+  function hasBidiOverride(text) {
+    for (var b = 0; b < BIDI_OVERRIDES.length; b++) if (text.indexOf(BIDI_OVERRIDES[b]) >= 0) return true;
+    return false;
+  }
+
+  /** UTF-16 offset of each code point of `chars` (and of their end), for the page. */
+  function utf16Offsets(chars) {
+    var u16 = [0];
+    chars.forEach(function (c, i) { u16.push(u16[i] + c.length); });
+    return u16;
+  }
+
   function isStyle(style) {
     return /^(?:last[0-9]|first[0-9]last[0-9]|full|email|keep|phone|name|address|redact|defang)$/.test(style);
   }
@@ -1280,16 +1295,25 @@ var CipherdeskPolicy = (function () {
       return style;
     }
 
+    /** What the recipient sees of the code points `chars` given `findings` (engine.py
+     * render): mask and flag findings masked in their kind's style, the part of a number
+     * completed across messages (a `.split` rule, policy_window.js) hidden completely. */
+    function shown(chars, findings, bidi) {
+      var masks = findings.filter(function (f) { return f.action === 'mask' || f.action === 'flag'; })
+        .map(function (f) {
+          return { start: f.start, end: f.end, style: /\.split$/.test(f.rule) ? 'full' : styleFor(chars, f, bidi) };
+        });
+      return masks.length ? render(chars, masks) : null;
+    }
+
     /** What happens to `text` sent by `direction` (engine.py evaluate). */
     function evaluate(text, direction) {
       if (DIRECTIONS.indexOf(direction) < 0) throw new Error('direction must be customer or agent');
-      var bidi = false;
-      for (var b = 0; b < BIDI_OVERRIDES.length; b++) if (text.indexOf(BIDI_OVERRIDES[b]) >= 0) bidi = true;
+      var bidi = hasBidiOverride(text);
       var norm = new Normalized(text, t2s);
       var found = candidates(norm, bidi);
       if (!found.length) return { action: 'allow', text: text, findings: [], kinds: [] };
-      var u16 = [0];
-      norm.original.forEach(function (c, i) { u16.push(u16[i] + c.length); });
+      var u16 = utf16Offsets(norm.original);
       var findings = found.map(function (c) {
         return {
           kind: c.hit.kind, start: c.start, end: c.end, rule: c.hit.rule,
@@ -1302,19 +1326,20 @@ var CipherdeskPolicy = (function () {
       });
       var worst = findings[0];
       findings.forEach(function (f) { if (SEVERITY[f.action] > SEVERITY[worst.action]) worst = f; });
-      var shown = null;
-      if (worst.action !== 'block') {
-        var masks = findings.filter(function (f) { return f.action === 'mask' || f.action === 'flag'; })
-          .map(function (f) { return { start: f.start, end: f.end, style: styleFor(norm.original, f, bidi) }; });
-        shown = masks.length ? render(norm.original, masks) : text;
-      }
+      var visible = worst.action === 'block' ? null : (shown(norm.original, findings, bidi) || text);
       var kinds = [];
       findings.forEach(function (f) { if (f.action !== 'allow' && kinds.indexOf(f.kind) < 0) kinds.push(f.kind); });
       kinds.sort();
-      return { action: worst.action, text: shown, findings: findings, kinds: kinds, worst: worst.kind };
+      return { action: worst.action, text: visible, findings: findings, kinds: kinds, worst: worst.kind };
     }
 
-    return { evaluate: evaluate, document: doc };
+    /** `text` as its recipient sees it with `findings` (code point offsets), for a decision
+     * extended after `evaluate` (policy_window.js). */
+    function renderText(text, findings) {
+      return shown(Array.from(text), findings, hasBidiOverride(text)) || text;
+    }
+
+    return { evaluate: evaluate, render: renderText, document: doc };
   }
 
   var defaultEngine = null;
@@ -1331,14 +1356,16 @@ var CipherdeskPolicy = (function () {
     return defaultEngine || (defaultEngine = engine(CipherdeskPolicyDefault));
   }
 
-  /** The kinds the decision flags for supervisors (`emsg.flags`): the gateway alerts them
-   * with the kinds only (it never sees the text). */
+  /** The kinds to send as `emsg.flags` (chats.py's flag kinds): the gateway alerts
+   * supervisors with them, never with text (it has none). A flagged message names every
+   * kind that changed something; a number completed across messages (policy_window.js)
+   * always alerts, and names its kinds as `split:<kind>` too. */
   function flags(decision) {
-    var out = [];
-    decision.findings.forEach(function (f) {
-      if (f.action === 'flag' && out.indexOf(f.kind) < 0) out.push(f.kind);
-    });
-    return out.sort().slice(0, 8);
+    var split = decision.split_kinds || [];
+    if (decision.action !== 'flag' && !split.length) return [];
+    var out = decision.kinds.slice();
+    split.forEach(function (k) { out.push('split:' + k); });
+    return out.filter(function (k, i) { return out.indexOf(k) === i; }).sort().slice(0, 8);
   }
 
   /** The notice frame shape the pages already localise (CipherdeskNotices.text). */
@@ -1347,5 +1374,9 @@ var CipherdeskPolicy = (function () {
     return { action: names[decision.action] || 'allowed', kinds: decision.kinds };
   }
 
-  return { engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags };
+  return {
+    engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags,
+    /** A digit or a Chinese numeral (numbers.py SEVEN_DIGITS): what the window keeps tails for. */
+    NUMBERISH: new RegExp('[0-9' + CJK_CLASS + ']')
+  };
 })();

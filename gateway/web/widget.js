@@ -583,7 +583,7 @@
     sealChain = sealChain.then(function () {
       return endPolicyFor(state);
     }).then(function (policy) {
-      if (!passesEndPolicy(entry, policy)) return;
+      if (!passesEndPolicy(entry, policy, chat)) return;
       var epoch = Math.max.apply(null, Object.keys(state.keys).map(Number));
       return E.sealMessage(state.keys[epoch], chat, 'customer', entry.id, epoch, entry.text).then(function (s) {
         entry.frame = { t: 'emsg', id: entry.id, c: s.c, fc: s.fc, e: epoch };
@@ -606,12 +606,23 @@
     return endPolicy;
   }
 
+  /* The chat's window of the customer's last messages, so a number split across them is
+   * found too (policy_window.js); a new chat starts an empty one. */
+  var splitWindow = null;
+  function windowOf(chat) {
+    if (!splitWindow || splitWindow.chat !== chat) {
+      splitWindow = { chat: chat, window: CipherdeskPolicyWindow.create() };
+    }
+    return splitWindow.window;
+  }
+
   /* A blocked message never leaves the page; a masked one leaves masked, and the customer's
-   * own bubble shows what was sent. Checked once per message (a re-send is the same text). */
-  function passesEndPolicy(entry, policy) {
+   * own bubble shows what was sent. Checked once per message (a re-send is the same text),
+   * in the order they are sealed. */
+  function passesEndPolicy(entry, policy, chat) {
     if (entry.checked) return true;
     entry.checked = true;
-    var d = policy.evaluate(entry.text, 'customer');
+    var d = windowOf(chat).check(policy, 'customer', entry.text, policy.evaluate(entry.text, 'customer'));
     var shown = CipherdeskPolicy.notice(d);
     entry.flags = CipherdeskPolicy.flags(d);
     if (d.action === 'block') {

@@ -24,6 +24,7 @@ from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import to_js
+from gateway.policy.split import MAX_PARTS, SPLIT_KINDS, TAIL_CHARS, SplitWindow
 from gateway.policy.types import SEVERITY
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
@@ -96,6 +97,62 @@ async def test_the_browser_engine_passes_the_policy_vectors(browser, gateway):
                 assert (got["action"], got["text"]) == (vector["action"], vector["masked"])
                 checked += 1
         assert checked >= 30  # all but the name/address/link vectors
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+
+
+WINDOW_VECTORS = [
+    json.loads(line)
+    for line in (ROOT / "tests" / "policy" / "window_vectors.jsonl").read_text("utf-8").splitlines()
+    if line.strip()
+]
+_WINDOW = """([doc, direction, messages]) => {
+  const engine = CipherdeskPolicy.engine(doc);
+  let now = 0;
+  const window = CipherdeskPolicyWindow.create(() => now);
+  return messages.map(([text, at]) => {
+    now = at * 1000;
+    const d = window.check(engine, direction, text, engine.evaluate(text, direction));
+    const findings = d.findings.map(
+      (f) => [f.kind, f.start, f.end, f.action, f.rule, f.start_utf16, f.end_utf16]);
+    return { action: d.action, text: d.text, findings, split: d.split_kinds || [],
+             flags: CipherdeskPolicy.flags(d) };
+  });
+}"""
+
+
+async def test_the_browser_window_passes_the_window_vectors(browser, gateway):
+    """tests/policy/window_vectors.jsonl: a number split across one sender's messages is
+    found by the browser's window (policy_window.js) on the same message, with the same
+    masked text, findings, split kinds and flag kinds as by the gateway's; its constants
+    are split.py's."""
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        constants = await page.evaluate(
+            "() => [CipherdeskPolicyWindow.SPLIT_KINDS, CipherdeskPolicyWindow.TAIL_CHARS,"
+            " CipherdeskPolicyWindow.MAX_PARTS, CipherdeskPolicyWindow.TTL_MS]"
+        )
+        ttl = SplitWindow(clock=lambda: 0.0).ttl
+        assert constants == [sorted(SPLIT_KINDS), TAIL_CHARS, MAX_PARTS, ttl * 1000]
+        for vector in WINDOW_VECTORS:
+            doc = end_document(PolicyEngine(PolicyConfig.from_dict(vector["policy"])), None, 0)
+            messages = [[m["text"], m["at"]] for m in vector["messages"]]
+            got = await page.evaluate(_WINDOW, [doc, vector["direction"], messages])
+            for message, result in zip(vector["messages"], got, strict=True):
+                want = [
+                    [f[k] for k in ("kind", "start", "end", "action", "rule")]
+                    + [f["start_utf16"], f["end_utf16"]]
+                    for f in message["findings"]
+                ]
+                assert result == {
+                    "action": message["action"],
+                    "text": message["masked"],
+                    "findings": want,
+                    "split": message["split_kinds"],
+                    "flags": message["flags"] or [],
+                }, message["text"]
         assert page.js_errors == [], page.js_errors
     finally:
         await ctx.close()
@@ -350,6 +407,37 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
             "5555 5555 5555 4444",
         ):
             assert needle.encode() not in data, needle
+        for page in (ana, customer):
+            assert page.js_errors == [], page.js_errors
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()
+
+
+async def test_the_ends_find_a_number_split_across_messages(browser, gateway):
+    """A customer sends a card in two messages: the widget masks the part in the second
+    before sealing it and flags it (``split:card``) for supervisors; an agent's card in
+    two replies: the console does not send the second."""
+    signing = await _e2e_tenant(gateway)
+    pages = await _ana_and_a_customer(browser, gateway, signing)
+    (_, ana), (_, customer) = pages
+    try:
+        await customer_says(customer, "my card 4111 1111")
+        await customer_says(customer, "1111 1111 thanks")
+        sent = ["my card 4111 1111", "**** **** thanks"]
+        await expect(customer.locator(".msg.me .text")).to_have_text(sent)
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text(sent)
+        (flag,) = await gateway.svc.store.list_flags("demo")
+        assert (flag.seq, flag.kinds) == (2, ["card", "split:card"])
+
+        await agent_says(ana, "the card on file is 5555 5555")
+        await agent_says(ana, "5555 4444")
+        await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")
+        await expect(pane.locator(".notice.blocked")).to_have_count(1)
+        await expect(customer.locator(".msg.agent .text")).to_have_text(
+            ["the card on file is 5555 5555"]
+        )
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
     finally:

@@ -159,10 +159,17 @@ async def test_what_an_end_flags_alerts_supervisors_without_text(e2e: E2ETenant)
     ) as r:
         body = await r.json()
     assert r.status == 200 and body["original"] is None and body["e2e"] is True
-    with pytest.raises(ServerError) as refused:
-        await customer.send_text("hello", flags=["no_such_kind"])
-    assert refused.value.code == "bad_flags"
+    for flags in (["no_such_kind"], ["split:fraud"], ["split:no_such_kind"]):
+        with pytest.raises(ServerError) as refused:
+            await customer.send_text("hello", flags=flags)
+        assert refused.value.code == "bad_flags", flags
     assert len(await e2e.gw.svc.store.list_flags("demo", unreviewed_only=False)) == 1
+    # a number the end completed across its messages: the kinds inspect mode names
+    split = await customer.send_text("**** ****", flags=["card", "split:card"])
+    flags = await e2e.gw.svc.store.list_flags("demo", unreviewed_only=False)
+    assert [(f.seq, f.kinds) for f in flags if f.seq == split.seq] == [
+        (split.seq, ["card", "split:card"])
+    ]
 
 
 async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
@@ -185,3 +192,15 @@ async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
     assert blocked.value.kinds == ("card",)
     chat = await e2e.gw.svc.store.get_chat(chat_id)
     assert chat is not None and chat.last_seq == flagged.seq  # nothing was sent
+
+    # A card in two messages: each end reads its own last messages with the new one.
+    await customer.send_text("my card 4111 1111")
+    second = await customer.send_text("1111 1111 thanks")
+    relayed = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == second.seq)
+    assert agent.read(relayed).text == "**** **** thanks"
+    flags = await e2e.gw.svc.store.list_flags("demo")
+    assert [f.kinds for f in flags if f.seq == second.seq] == [["card", "split:card"]]
+    await agent.send_text(chat_id, "the card is 5555 5555")
+    with pytest.raises(PolicyBlocked) as blocked:
+        await agent.send_text(chat_id, "5555 4444")
+    assert blocked.value.kinds == ("card",)

@@ -1,12 +1,18 @@
-"""Writes ``vectors.jsonl``: the policy test vectors every engine must pass (the Python one
-here, the browser one of the end-to-end mode later). Run ``python -m tests.policy.make_vectors``
-after a deliberate behaviour change and review the diff line by line -- the file is the
-contract, this script only saves typing.
+"""Writes ``vectors.jsonl`` and ``window_vectors.jsonl``: the policy test vectors every
+engine must pass (the Python one here, the browser one of the end-to-end mode). Run
+``python -m tests.policy.make_vectors`` after a deliberate behaviour change and review the
+diff line by line -- the files are the contract, this script only saves typing.
 
 Each line: ``policy`` (tenant policy settings), ``text``, ``direction``, ``action``,
 ``findings`` (kind, start, end, action; offsets in Unicode code points and, for JavaScript,
 ``start_utf16``/``end_utf16``), ``masked`` (what the recipient sees, null when blocked) and
 ``plugin`` (what plugins get).
+
+``window_vectors.jsonl`` is the same for the cross-message window (``split.py`` and
+``gateway/web/policy_window.js``): each line a ``policy``, a ``direction`` and the
+``messages`` one sender sends in one chat, each with ``at`` (seconds on the window's clock)
+and what the window makes of it: ``action``, ``masked``, ``findings`` (with ``rule``),
+``split_kinds`` and ``flags`` (what a supervisors' flag names).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import json
 from pathlib import Path
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.split import SplitWindow, _named, flag_kinds
 
 OUT = Path(__file__).with_name("vectors.jsonl")
+WINDOW_OUT = Path(__file__).with_name("window_vectors.jsonl")
 PHONE_MASK = {"actions": {"phone": "mask"}}
 
 CASES: list[tuple[dict, str, str]] = [
@@ -197,6 +205,31 @@ CASES: list[tuple[dict, str, str]] = [
 ]
 
 
+WINDOW_CASES: list[tuple[dict, str, list[tuple[str, float]]]] = [
+    ({}, "customer", [("my card 4111 1111", 0), ("1111 1111 thanks", 5)]),
+    ({}, "customer", [("4111 1111", 0), ("1111", 3), ("1111 ok", 6)]),
+    ({}, "agent", [("the card is 4111 1111", 0), ("1111 1111", 2)]),
+    (PHONE_MASK, "customer", [("电话138", 0), ("0013 8000，谢谢", 4)]),
+    ({}, "customer", [("身份证110105", 0), ("19491231002X", 9)]),
+    ({}, "customer", [("卡号四一一一一一一一", 0), ("一一一一一一一一", 1)]),
+    ({}, "customer", [("IBAN DE89 3704 0044", 0), ("0532 0130 00", 3)]),
+    ({}, "customer", [("4111 1111", 0), ("1111 1111", 121)]),  # past the window's 120 s
+    ({}, "customer", [("4111 1111", 0), ("ok", 1), ("1111 1111", 2)]),  # no digits: window closed
+    ({}, "customer", [("order 20240101", 0), ("price 1299", 1)]),  # no number in the join
+    ({"actions": {"card": "flag"}}, "customer", [("card 4111 1111", 0), ("1111 1111", 1)]),
+    (
+        {"actions": {"card": {"customer": "block"}}},
+        "customer",
+        [("4111 1111", 0), ("1111 1111", 1), ("1111 1111", 2)],
+    ),
+    ({}, "customer", [("🙂 4111 1111", 0), ("1111 1111 🙂 and 4111 1111 1111 1111", 1)]),
+    (PHONE_MASK, "customer", [("call 138", 0), ("0013", 1), ("8000", 2)]),
+]
+"""One sender's messages in one chat. Each vector stays within what both windows do: no
+message names a context rule's phrase (the gateway's window also reads an answer with the
+question before it, which the browser's does not)."""
+
+
 def _utf16(text: str, index: int) -> int:
     return len(text[:index].encode("utf-16-le")) // 2
 
@@ -232,7 +265,49 @@ def build() -> list[dict]:
     return rows
 
 
+def build_window() -> list[dict]:
+    rows = []
+    for policy, direction, messages in WINDOW_CASES:
+        engine = PolicyEngine(PolicyConfig.from_dict(policy))
+        clock = [0.0]
+        window = SplitWindow(clock=lambda clock=clock: clock[0])  # type: ignore[misc]
+        results = []
+        for text, at in messages:
+            clock[0] = at
+            d = engine.evaluate(text, direction)  # type: ignore[arg-type]
+            assert _named(text, d, ending=direction == "customer") is None, text
+            d = window.check(engine, "chat", direction, text, d)  # type: ignore[arg-type]
+            results.append(
+                {
+                    "text": text,
+                    "at": at,
+                    "action": d.action,
+                    "masked": d.text,
+                    "findings": [
+                        {
+                            "kind": f.kind,
+                            "start": f.start,
+                            "end": f.end,
+                            "action": f.action,
+                            "rule": f.rule,
+                            "start_utf16": _utf16(text, f.start),
+                            "end_utf16": _utf16(text, f.end),
+                        }
+                        for f in d.findings
+                    ],
+                    "split_kinds": list(d.split_kinds),
+                    "flags": flag_kinds(d),
+                }
+            )
+        rows.append({"policy": policy, "direction": direction, "messages": results})
+    return rows
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    print(f"wrote {len(rows)} vectors to {path}")
+
+
 if __name__ == "__main__":
-    rows = build()
-    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    print(f"wrote {len(rows)} vectors to {OUT}")
+    _write(OUT, build())
+    _write(WINDOW_OUT, build_window())

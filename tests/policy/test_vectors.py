@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.split import SplitWindow, flag_kinds
 
 VECTORS = [
     json.loads(line)
@@ -53,3 +54,41 @@ def test_vectors_cover_every_evasion_class_and_kind() -> None:
         "link_external",
     } <= kinds
     assert len(VECTORS) >= 30
+
+
+WINDOW_VECTORS = [
+    json.loads(line)
+    for line in Path(__file__).with_name("window_vectors.jsonl").read_text("utf-8").splitlines()
+]
+
+
+@pytest.mark.parametrize("vector", WINDOW_VECTORS, ids=[str(i) for i in range(len(WINDOW_VECTORS))])
+def test_window_vector(vector: dict) -> None:
+    """tests/policy/window_vectors.jsonl: one sender's messages through the gateway's
+    cross-message window (the browser's window passes the same file)."""
+    engine = _engine(vector["policy"])
+    clock = [0.0]
+    window = SplitWindow(clock=lambda: clock[0])
+    for message in vector["messages"]:
+        clock[0] = message["at"]
+        text, direction = message["text"], vector["direction"]
+        d = window.check(engine, "chat", direction, text, engine.evaluate(text, direction))
+        assert d.action == message["action"], text
+        assert d.text == message["masked"], text
+        assert [(f.kind, f.start, f.end, f.action, f.rule) for f in d.findings] == [
+            (f["kind"], f["start"], f["end"], f["action"], f["rule"]) for f in message["findings"]
+        ], text
+        assert list(d.split_kinds) == message["split_kinds"]
+        assert flag_kinds(d) == message["flags"]
+
+
+def test_window_vectors_cover_kinds_actions_and_expiry() -> None:
+    last = [v["messages"][-1] for v in WINDOW_VECTORS]
+    assert {k for m in last for k in m["split_kinds"]} == {"card", "cn_id", "phone", "iban"}
+    assert {m["action"] for v in WINDOW_VECTORS for m in v["messages"]} == {
+        "allow",
+        "mask",
+        "flag",
+        "block",
+    }
+    assert sum(not m["split_kinds"] for m in last) >= 3  # expired, interrupted, no number
