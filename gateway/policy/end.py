@@ -22,7 +22,12 @@ document that engine reads. Everything the browser would otherwise need a librar
   patterns by :mod:`.jsregex`. The browser places each rule it knows by name among its
   detectors and runs the others after them; only the value checks (a legacy or mistyped
   ID's birth date, a phone's regions) are written in the browser;
-* ``email`` -- the e-mail detector's patterns, translated the same way.
+* ``email`` -- the e-mail detector's patterns, translated the same way;
+* ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
+  twin of :mod:`.split`) reads a question and its answer with: the rules whose phrases a
+  question names (``asked``), the words that may end a customer's message after such a
+  phrase (``ending``) and how far from its end it may start (``ending_chars``), and the
+  acknowledgement an answer may start with (``lead_in``, matched ignoring case).
 
 The tenant's admins sign the document's text *as sent* with the tenant key
 (``cipherdesk e2e sign-policy``; :func:`crypto.e2e.verify_policy`), so a gateway cannot weaken
@@ -52,6 +57,7 @@ from .engine import PolicyEngine
 from .jsregex import to_js
 from .keywords import compact_term, edge_needs_boundary
 from .normalize import fold, tables
+from .split import ENDING, ENDING_CHARS, LEAD_IN
 from .types import DIRECTIONS
 
 END_VERSION = 1
@@ -132,11 +138,11 @@ def _end_phrases() -> tuple[str, ...]:
 
 
 def carried_patterns() -> dict[str, Any]:
-    """The document's ``rules`` and ``email``: this gateway's own patterns, the same for every
-    tenant. An uploaded document must carry exactly these (or none, signed before they were
-    carried): a tenant signs its policy, not patterns of its own, which would run in its
-    customers' browsers unchecked."""
-    return {"rules": _rules(), "email": _email()}
+    """The document's ``rules``, ``email`` and ``window``: this gateway's own patterns, the
+    same for every tenant. An uploaded document must carry exactly these (or none, signed
+    before they were carried): a tenant signs its policy, not patterns of its own, which
+    would run in its customers' browsers unchecked."""
+    return {"rules": _rules(), "email": _email(), "window": _window()}
 
 
 @cache
@@ -156,6 +162,18 @@ def _rules() -> dict[str, dict[str, Any]]:
         }
         for rule in END_CONTEXT_RULES
         if rule.kind in END_KINDS
+    }
+
+
+@cache
+def _window() -> dict[str, Any]:
+    """The cross-message window's question-and-answer data (``split.py``): the rules a
+    question names, in order (of two phrases at one start, the first rule's is named)."""
+    return {
+        "asked": [rule.rule for rule in CONTEXT_RULES],
+        "ending": to_js(ENDING.pattern),
+        "ending_chars": ENDING_CHARS,
+        "lead_in": to_js(LEAD_IN.pattern),
     }
 
 

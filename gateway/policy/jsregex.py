@@ -16,6 +16,8 @@ of those fails at build time instead of meaning something else in the browser:
 * ``\\s`` becomes the exact set of characters Python's ``str.isspace`` accepts (JavaScript's
   ``\\s`` adds U+FEFF and lacks U+001C..U+001F), ``\\d`` becomes ``\\p{Nd}``;
 * ``.`` becomes ``[^\\n]`` (JavaScript's dot also stops at ``\\r``, U+2028 and U+2029);
+* ``[\\W_]`` becomes ``[^\\p{L}\\p{N}]`` (Python's ``\\w`` is exactly letters, numbers and
+  ``_``; JavaScript's is ASCII);
 * groups other than the named ``value`` one are written non-capturing.
 
 The output is for the ``u`` flag (``new RegExp(source, 'gdu')``).
@@ -33,6 +35,9 @@ from typing import Any
 _SYNTAX = frozenset("^$\\.*+?()[]{}|/")
 _CLASS_SYNTAX = frozenset("\\]-[^")
 _KEPT_GROUPS = frozenset({"value", "address"})
+
+
+_NOT_WORD_NOR_UNDERSCORE = list(_parser.parse(r"[\W_]")[0][1])
 
 
 class UntranslatableRegex(ValueError):
@@ -121,6 +126,10 @@ def _quantifier(low: int, high: int) -> str:
 
 
 def _char_class(items: Any) -> str:
+    if sorted(map(str, items)) == sorted(map(str, _NOT_WORD_NOR_UNDERSCORE)):
+        # [\W_]: neither a letter nor a digit. Python's \w is exactly \p{L}, \p{N} and
+        # "_" (every code point compared), JavaScript's \w is ASCII only.
+        return "[^\\p{L}\\p{N}]"
     out = []
     for op, av in items:
         if op is c.NEGATE:

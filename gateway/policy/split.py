@@ -56,13 +56,13 @@ _ASKING: Phrases[tuple[int, ...]] = Phrases(
 """Every context rule's phrases, each with the rules (by index) that hold it: what a question
 names. One automaton pass finds them all; ten regexes, one per rule, took ~28 us on a
 66-character English line, which every customer message paid."""
-_LEAD_IN = re.compile(
+LEAD_IN = re.compile(
     r"[\W_]*+(?:(?:好的|好|嗯|是|为|okay|ok|sure|it's|its|it is|is)[\W_]*+)?", re.IGNORECASE
 )
 """What may come before the value in an answer: punctuation and a short acknowledgement."""
-_ENDING = re.compile(rf"{ANNOUNCING_FILLER}[\W_]*+")
+ENDING = re.compile(rf"{ANNOUNCING_FILLER}[\W_]*+")
 """What may follow a phrase that ends a customer's message: the words announcing a value."""
-_ENDING_CHARS = max(len(t) for rule in CONTEXT_RULES for t in rule.triggers) + 8 * 6 + 1
+ENDING_CHARS = max(len(t) for rule in CONTEXT_RULES for t in rule.triggers) + 8 * 6 + 1
 """How far before a customer's message's trailing punctuation a phrase ending it can start,
 and the character before it (its look-behind): the longest phrase, then ``ANNOUNCING_FILLER``
 (eight words of six characters at most). Only there is it looked for: every customer message
@@ -147,7 +147,7 @@ class SplitWindow:
                 self._asked[chat_id] = (when, phrase, left - 1)
         # The answer without its acknowledgement, after the phrase: a value found right
         # there (where the rule's filler ends) is the answer's.
-        lead = _LEAD_IN.match(text)
+        lead = LEAD_IN.match(text)
         cut = lead.end() if lead is not None else 0
         prefix = phrase + "："
         shift = cut - len(prefix)
@@ -214,7 +214,7 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
     """The last phrase of a context rule that ``text`` names without a value of its kind
     (``decision`` found none); with ``ending``, only one that ends the message but for
     punctuation and the words announcing a value ("我的护照号码是："), looked for in the
-    message's end only (``_ENDING_CHARS``).
+    message's end only (``ENDING_CHARS``).
 
     A phrase counts as a whole word (no letter a-z on either side), and each rule's
     phrases are read as a regex reads an alternation of them from left to right: at each
@@ -223,9 +223,9 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
     start = 0
     if ending:
         end = len(view)
-        while end and not view[end - 1].isalnum():  # the trailing [\W_] run of _ENDING
+        while end and not view[end - 1].isalnum():  # the trailing [\W_] run of ENDING
             end -= 1
-        start = max(0, end - _ENDING_CHARS)
+        start = max(0, end - ENDING_CHARS)
     found = {f.kind for f in decision.findings}
     spans: dict[int, list[tuple[int, int]]] = {}
     values = _ASKING.values
@@ -236,14 +236,15 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
             if CONTEXT_RULES[rule].kind not in found:
                 spans.setdefault(rule, []).append((first, -stop))
     named: tuple[int, int] | None = None
-    for rule_spans in spans.values():
+    for rule in sorted(spans):  # in the rules' order: of two at one start, the first rule's
+        rule_spans = spans[rule]
         rule_spans.sort()  # by start, the longest phrase first
         after = -1
         for first, negative_stop in rule_spans:
             if first < after:
                 continue  # inside the rule's previous phrase, or a shorter one at its start
             after = -negative_stop
-            if ending and _ENDING.fullmatch(view, after) is None:
+            if ending and ENDING.fullmatch(view, after) is None:
                 continue
             if named is None or first > named[0]:
                 named = (first, after)

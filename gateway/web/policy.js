@@ -4,8 +4,8 @@
  * keys, private keys -- and every keyword
  * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
  * personal data BEFORE it seals (cards never leave the device in clear) and the console
- * checks agents' messages. Names, addresses and links are found by the gateway only; numbers
- * split across messages by policy_window.js.
+ * checks agents' messages. Names, addresses and links are found by the gateway only; what a
+ * message says with the ones before it by policy_window.js.
  *
  * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
  * terms, Traditional -> Simplified entries, libphonenumber's and stdnum's data), signed by
@@ -19,6 +19,7 @@
  *   CipherdeskPolicy.notice(decision) -> {action, kinds} for CipherdeskNotices.text
  *   CipherdeskPolicy.flags(decision) -> the kinds to send as `emsg.flags`
  *   engine.render(text, findings) -> what the recipient sees (policy_window.js)
+ *   engine.fold(text) -> the matching view, engine.carried(key) -> the document's patterns
  *   decision = {action, text (null when blocked), findings: [{kind, start, end, start_utf16,
  *               end_utf16, action, rule}], kinds: [kinds that changed something],
  *               split_kinds: [kinds completed across messages] (policy_window.js only)}
@@ -179,6 +180,26 @@ var CipherdeskPolicy = (function () {
 
   /* ------------------------------------------------------------------ normalised text */
 
+  /** Push the view of one character onto `view` (one unit per code point: an astral one is
+   * stood in for); answers how many were pushed. */
+  function foldInto(ch, t2s, view) {
+    var n = 0;
+    for (var c of foldChar(ch)) {
+      if (t2s[c]) c = t2s[c];
+      if (c.length === 2) c = isAlnum(c) ? ASTRAL_LETTER : ASTRAL_OTHER;
+      view.push(c);
+      n++;
+    }
+    return n;
+  }
+
+  /** The matching view of `text` without escapes decoded or offsets (normalize.py fold). */
+  function foldText(text, t2s) {
+    var view = [];
+    for (var ch of text) foldInto(ch, t2s, view);
+    return view.join('');
+  }
+
   /** A message with its matching views and the maps back to the original (normalize.py
    * NormalizedText). The view holds one UTF-16 unit per code point (astral characters are
    * stood in for), so regex indices on it are code point indices. */
@@ -189,13 +210,7 @@ var CipherdeskPolicy = (function () {
     this.pre = decoded[1];
     var view = [], toSource = [];
     for (var i = 0; i < source.length; i++) {
-      var f = foldChar(source[i]);
-      for (var c of f) {
-        if (t2s[c]) c = t2s[c];
-        if (c.length === 2) c = isAlnum(c) ? ASTRAL_LETTER : ASTRAL_OTHER;
-        view.push(c);
-        toSource.push(i);
-      }
+      for (var n = foldInto(source[i], t2s, view); n > 0; n--) toSource.push(i);
     }
     this.view = view.join('');
     this.toSource = toSource;
@@ -1154,7 +1169,8 @@ var CipherdeskPolicy = (function () {
       }) || Object.keys(doc.masks).some(function (k) { return !isStyle(doc.masks[k]); }) ||
         (doc.rules !== undefined && (typeof doc.rules !== 'object' || doc.rules === null ||
           Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); }))) ||
-        (doc.email !== undefined && !isEmail(doc.email));
+        (doc.email !== undefined && !isEmail(doc.email)) ||
+        (doc.window !== undefined && !isWindow(doc.window));
     }
     if (bad) throw new Error('policy_document_invalid');
   }
@@ -1200,6 +1216,13 @@ var CipherdeskPolicy = (function () {
     return !!e && typeof e === 'object' && isPattern(e.address) && isPattern(e.spelt) &&
       !!e.cued && typeof e.cued === 'object' &&
       Object.keys(e.cued).every(function (cue) { return cue.length >= 1 && cue.length <= 16 && isPattern(e.cued[cue]); });
+  }
+
+  function isWindow(w) {
+    return !!w && typeof w === 'object' && Array.isArray(w.asked) && w.asked.length <= 64 &&
+      w.asked.every(function (n) { return typeof n === 'string' && /^[a-z_]{1,32}\.[a-z_]{1,32}$/.test(n); }) &&
+      isPattern(w.ending) && isPattern(w.lead_in) &&
+      Number.isInteger(w.ending_chars) && w.ending_chars >= 1 && w.ending_chars <= 1000;
   }
 
   function engine(doc) {
@@ -1339,7 +1362,14 @@ var CipherdeskPolicy = (function () {
       return shown(Array.from(text), findings, hasBidiOverride(text)) || text;
     }
 
-    return { evaluate: evaluate, render: renderText, document: doc };
+    return {
+      evaluate: evaluate,
+      render: renderText,
+      fold: function (text) { return foldText(text, t2s); },
+      /** The document's `rules`, `email` or `window`, else the bundled default's. */
+      carried: function (key) { return carried(doc, key); },
+      document: doc
+    };
   }
 
   var defaultEngine = null;

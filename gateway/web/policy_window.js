@@ -1,19 +1,29 @@
-/* cipherdesk policy at the ends: numbers split across messages (the browser twin of
- * gateway/policy/split.py's rolling window, issue 12).
+/* cipherdesk policy at the ends: what one message says with the messages before it (the
+ * browser twin of gateway/policy/split.py's window, issue 12).
  *
- * "4111 1111" then "1111 1111" passes a per-message check although the reader gets the
- * whole card. In an end-to-end chat the gateway cannot join the two, so the end that seals
- * does: it keeps the tails of its own last two messages -- only while they end in something
- * number-like, at most TAIL_CHARS each, for at most TTL_MS, in memory only -- and checks
- * each new message together with them. A number of a SPLIT_KINDS kind that starts in an
- * earlier message and ends in the new one is reported on the new message (rule
- * `<rule>.split`): its part there is hidden completely, the message takes the kind's
- * action, and `CipherdeskPolicy.flags` names `split:<kind>` so the gateway alerts
- * supervisors, as it does for inspect-mode chats. tests/policy/window_vectors.jsonl is run
- * through both windows.
+ * Numbers split across messages: "4111 1111" then "1111 1111" passes a per-message check
+ * although the reader gets the whole card. In an end-to-end chat the gateway cannot join
+ * the two, so the end that seals does: it keeps the tails of its own last two messages --
+ * only while they end in something number-like, at most TAIL_CHARS each, for at most
+ * TTL_MS, in memory only -- and checks each new message together with them. A number of a
+ * SPLIT_KINDS kind that starts in an earlier message and ends in the new one is reported
+ * on the new message (rule `<rule>.split`): its part there is hidden completely, the
+ * message takes the kind's action, and `CipherdeskPolicy.flags` names `split:<kind>` so
+ * the gateway alerts supervisors, as it does for inspect-mode chats.
+ *
+ * A question and its answer: an agent's message naming a value found by the phrase before
+ * it ("请提供您的护照号码", "what is the CVV?") without the value, or a customer's message
+ * ending with such a phrase ("我的护照号码是"), makes the customer's next message or two be
+ * read as the answer: a value right at their start ("E12345678", "好的，482913") is found
+ * as if the phrase stood before it. The phrases, the words that may end such a message and
+ * the acknowledgement an answer may start with come in the signed document (`window`).
+ * The widget hands this window the agent's messages it opens (`heard`).
+ *
+ * tests/policy/window_vectors.jsonl is run through both windows.
  *
  *   var w = CipherdeskPolicyWindow.create(clock)   // one per chat; clock() in ms
  *   decision = w.check(engine, direction, text, engine.evaluate(text, direction))
+ *   w.heard(engine, agentText)                     // an agent's message the widget opened
  */
 var CipherdeskPolicyWindow = (function () {
   'use strict';
@@ -24,10 +34,29 @@ var CipherdeskPolicyWindow = (function () {
   var SPLIT_KINDS = ['bank_account', 'card', 'cn_id', 'iban', 'phone'];
   var SEVERITY = { allow: 0, mask: 1, flag: 2, block: 3 };
   var JOIN = '\n';
+  var ANSWERS = 2;  // customer messages after a question read as its answer
+
+  /** The document's question-and-answer data, compiled once per engine. */
+  function askedOf(engine) {
+    if (engine.windowData) return engine.windowData;
+    var w = engine.carried('window'), rules = engine.carried('rules');
+    var asked = w.asked.filter(function (name) { return rules[name]; }).map(function (name) {
+      return { kind: rules[name].kind, phrases: rules[name].phrases };
+    });
+    engine.windowData = {
+      asked: asked,
+      kinds: asked.map(function (r) { return r.kind; }),
+      ending: new RegExp('^(?:' + w.ending + ')$', 'u'),
+      endingChars: w.ending_chars,
+      leadIn: new RegExp('^(?:' + w.lead_in + ')', 'iu')
+    };
+    return engine.windowData;
+  }
 
   function Window(clock) {
     this.clock = clock || Date.now;
     this.tails = {};  // direction -> {at, parts}
+    this.asked = null;  // the open question: {at, phrase, left (answers)}
   }
 
   /** `decision` for `text`, extended by numbers completed across messages; then the new
@@ -42,8 +71,55 @@ var CipherdeskPolicyWindow = (function () {
     if (parts.length && CipherdeskPolicy.NUMBERISH.test(chars.slice(0, TAIL_CHARS).join(''))) {
       result = combined(engine, parts, direction, text, chars, decision);
     }
+    var phrase = null;
+    if (direction === 'customer') {
+      result = this.answered(engine, now, text, chars, result);
+      // a customer's own phrase, the value held back for the next message ("护照号码")
+      if (result.action !== 'block') phrase = named(engine, text, result, true);
+    } else if (result.action !== 'block') {
+      phrase = named(engine, text, result, false);
+    }
+    if (phrase) this.asked = { at: now, phrase: phrase, left: ANSWERS };
     if (result.action !== 'block') this.remember(direction, now, parts, chars);
     return result;
+  };
+
+  /** An agent's message this end opened (the widget): a question it names is read with the
+   * customer's next answer, as the gateway reads an inspect-mode agent's. */
+  Window.prototype.heard = function (engine, text) {
+    var decision = engine.evaluate(text, 'agent');
+    var phrase = decision.action === 'block' ? null : named(engine, text, decision, false);
+    if (phrase) this.asked = { at: this.clock(), phrase: phrase, left: ANSWERS };
+  };
+
+  /** `decision` extended by the value a customer's answer gives to the open question
+   * (split.py _answered). */
+  Window.prototype.answered = function (engine, now, text, chars, decision) {
+    var entry = this.asked;
+    this.asked = null;
+    if (!entry || now - entry.at > TTL_MS) return decision;
+    if (entry.left > 1) this.asked = { at: entry.at, phrase: entry.phrase, left: entry.left - 1 };
+    var data = askedOf(engine);
+    // The answer without its acknowledgement, after the phrase: a value found right there
+    // (where the rule's filler ends) is the answer's.
+    var lead = data.leadIn.exec(text);
+    var cutUnits = lead ? lead[0].length : 0;
+    var cut = Array.from(text.slice(0, cutUnits)).length;
+    var prefix = entry.phrase + '\uff1a';
+    var prefixLength = Array.from(prefix).length;
+    var shift = cut - prefixLength;
+    var own = {};
+    decision.findings.forEach(function (f) { own[f.kind + ':' + f.start + ':' + f.end] = true; });
+    var answers = [];
+    engine.evaluate(prefix + text.slice(cutUnits), 'customer').findings.forEach(function (f) {
+      if (data.kinds.indexOf(f.kind) < 0 || f.start !== prefixLength) return;
+      var start = f.start + shift, end = f.end + shift;
+      if (own[f.kind + ':' + start + ':' + end]) return;
+      answers.push({ kind: f.kind, start: start, end: end, rule: f.rule, action: f.action });
+    });
+    if (!answers.length) return decision;
+    this.asked = null;  // answered
+    return extended(engine, decision, text, chars, answers, false);
   };
 
   Window.prototype.remember = function (direction, now, parts, chars) {
@@ -53,7 +129,7 @@ var CipherdeskPolicyWindow = (function () {
   };
 
   /** Drop what the window holds (the chat ended). */
-  Window.prototype.forget = function () { this.tails = {}; };
+  Window.prototype.forget = function () { this.tails = {}; this.asked = null; };
 
   function combined(engine, parts, direction, text, chars, decision) {
     var prefix = parts.join(JOIN) + JOIN;
@@ -67,11 +143,12 @@ var CipherdeskPolicyWindow = (function () {
       if (own[f.kind + ':0:' + end]) return;
       more.push({ kind: f.kind, start: 0, end: end, rule: f.rule + '.split', action: f.action });
     });
-    return more.length ? extended(engine, decision, text, chars, more) : decision;
+    return more.length ? extended(engine, decision, text, chars, more, true) : decision;
   }
 
-  /** `decision` with the split findings `more` added (split.py _with). */
-  function extended(engine, decision, text, chars, more) {
+  /** `decision` with the findings `more` added (split.py _with); `split`: they completed
+   * numbers across messages (supervisors are alerted). */
+  function extended(engine, decision, text, chars, more, split) {
     var u16 = [0];
     chars.forEach(function (c, i) { u16.push(u16[i] + c.length); });
     more.forEach(function (f) { f.start_utf16 = u16[f.start]; f.end_utf16 = u16[f.end]; });
@@ -80,10 +157,10 @@ var CipherdeskPolicyWindow = (function () {
     var worst = findings[0];
     findings.forEach(function (f) { if (SEVERITY[f.action] > SEVERITY[worst.action]) worst = f; });
     var kinds = decision.kinds.slice();
-    var split = [];
+    var splitKinds = split ? [] : (decision.split_kinds || []).slice();
     more.forEach(function (f) {
       if (f.action !== 'allow' && kinds.indexOf(f.kind) < 0) kinds.push(f.kind);
-      if (split.indexOf(f.kind) < 0) split.push(f.kind);
+      if (split && splitKinds.indexOf(f.kind) < 0) splitKinds.push(f.kind);
     });
     return {
       action: worst.action,
@@ -91,8 +168,49 @@ var CipherdeskPolicyWindow = (function () {
       findings: findings,
       kinds: kinds.sort(),
       worst: worst.kind,
-      split_kinds: split.sort()
+      split_kinds: splitKinds.sort()
     };
+  }
+
+  function isLetter(view, pos) {
+    return pos >= 0 && pos < view.length && view[pos] >= 'a' && view[pos] <= 'z';
+  }
+
+  /** The last phrase of a rule a question may name that `text` names without a value of
+   * its kind (`decision` found none); with `ending`, only one ending the message but for
+   * punctuation and the words announcing a value, looked for in its last `ending_chars`
+   * (split.py _named: whole words, each rule's phrases read leftmost and longest first). */
+  function named(engine, text, decision, ending) {
+    var data = askedOf(engine);
+    var view = engine.fold(text);
+    var start = 0;
+    if (ending) {
+      var end = view.length;
+      while (end && !/[\p{L}\p{N}]/u.test(view[end - 1])) end--;
+      start = Math.max(0, end - data.endingChars);
+    }
+    var found = {};
+    decision.findings.forEach(function (f) { found[f.kind] = true; });
+    var best = null;
+    data.asked.forEach(function (rule) {
+      if (found[rule.kind]) return;
+      var spans = [];
+      rule.phrases.forEach(function (phrase) {
+        for (var at = view.indexOf(phrase, start); at >= 0; at = view.indexOf(phrase, at + 1)) {
+          var stop = at + phrase.length;
+          if (!isLetter(view, at - 1) && !isLetter(view, stop)) spans.push([at, stop]);
+        }
+      });
+      spans.sort(function (a, b) { return a[0] - b[0] || b[1] - a[1]; });
+      var after = -1;
+      spans.forEach(function (span) {
+        if (span[0] < after) return;  // inside the rule's previous phrase
+        after = span[1];
+        if (ending && !data.ending.test(view.slice(after))) return;
+        if (!best || span[0] > best[0]) best = span;
+      });
+    });
+    return best ? view.slice(best[0], best[1]) : null;
   }
 
   return {
@@ -101,6 +219,7 @@ var CipherdeskPolicyWindow = (function () {
     SPLIT_KINDS: SPLIT_KINDS,
     TAIL_CHARS: TAIL_CHARS,
     MAX_PARTS: MAX_PARTS,
-    TTL_MS: TTL_MS
+    TTL_MS: TTL_MS,
+    ANSWERS: ANSWERS
   };
 })();

@@ -616,6 +616,16 @@
     return splitWindow.window;
   }
 
+  /* An agent's message opened here: a question it names ("请提供您的护照号码") makes the
+   * customer's next answer be read with it. In order with the sealing, so an answer typed
+   * after it is checked after it. */
+  function heardInWindow(text) {
+    var state = e2e, chat = chatId;
+    sealChain = sealChain.then(function () {
+      return endPolicyFor(state);
+    }).then(function (policy) { windowOf(chat).heard(policy, text); }).catch(function () {});
+  }
+
   /* A blocked message never leaves the page; a masked one leaves masked, and the customer's
    * own bubble shows what was sent. Checked once per message (a re-send is the same text),
    * in the order they are sealed. */
@@ -720,7 +730,8 @@
     }
     if (rendered.has(f.seq)) return;
     rendered.add(f.seq);
-    if (f.seq > lastSeq) lastSeq = f.seq;
+    var fresh = f.seq > lastSeq;
+    if (fresh) lastSeq = f.seq;
     if (f.from === 'customer') {
       var own = f.id ? bubbles.get(f.id) : null;
       if (own) {
@@ -743,6 +754,7 @@
       }
       var said = bubble('agent', f.text, f.ts, f.agent || t('common.agent'), f.file);
       if (f.fk) said.querySelector('.meta').appendChild(reportButton(f));
+      if (f.fk && fresh && !f.file) heardInWindow(f.text);
     } else {
       systemLine(f.text, null, true);  // stored server-side: it comes back by itself
     }

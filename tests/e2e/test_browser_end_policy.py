@@ -24,7 +24,15 @@ from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import to_js
-from gateway.policy.split import MAX_PARTS, SPLIT_KINDS, TAIL_CHARS, SplitWindow
+from gateway.policy.split import (
+    ANSWERS,
+    ENDING,
+    LEAD_IN,
+    MAX_PARTS,
+    SPLIT_KINDS,
+    TAIL_CHARS,
+    SplitWindow,
+)
 from gateway.policy.types import SEVERITY
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
@@ -107,11 +115,11 @@ WINDOW_VECTORS = [
     for line in (ROOT / "tests" / "policy" / "window_vectors.jsonl").read_text("utf-8").splitlines()
     if line.strip()
 ]
-_WINDOW = """([doc, direction, messages]) => {
+_WINDOW = """([doc, messages]) => {
   const engine = CipherdeskPolicy.engine(doc);
   let now = 0;
   const window = CipherdeskPolicyWindow.create(() => now);
-  return messages.map(([text, at]) => {
+  return messages.map(([direction, text, at]) => {
     now = at * 1000;
     const d = window.check(engine, direction, text, engine.evaluate(text, direction));
     const findings = d.findings.map(
@@ -123,23 +131,25 @@ _WINDOW = """([doc, direction, messages]) => {
 
 
 async def test_the_browser_window_passes_the_window_vectors(browser, gateway):
-    """tests/policy/window_vectors.jsonl: a number split across one sender's messages is
-    found by the browser's window (policy_window.js) on the same message, with the same
-    masked text, findings, split kinds and flag kinds as by the gateway's; its constants
-    are split.py's."""
+    """tests/policy/window_vectors.jsonl: a number split across one sender's messages, and
+    a customer's answer to a question (an agent's, or the customer's own phrase), are found
+    by the browser's window (policy_window.js) on the same message, with the same masked
+    text, findings, split kinds and flag kinds as by the gateway's; its constants are
+    split.py's."""
     ctx, page = await new_page(browser)
     try:
         await page.goto(gateway.base_url + "/console")
         constants = await page.evaluate(
             "() => [CipherdeskPolicyWindow.SPLIT_KINDS, CipherdeskPolicyWindow.TAIL_CHARS,"
-            " CipherdeskPolicyWindow.MAX_PARTS, CipherdeskPolicyWindow.TTL_MS]"
+            " CipherdeskPolicyWindow.MAX_PARTS, CipherdeskPolicyWindow.TTL_MS,"
+            " CipherdeskPolicyWindow.ANSWERS]"
         )
         ttl = SplitWindow(clock=lambda: 0.0).ttl
-        assert constants == [sorted(SPLIT_KINDS), TAIL_CHARS, MAX_PARTS, ttl * 1000]
+        assert constants == [sorted(SPLIT_KINDS), TAIL_CHARS, MAX_PARTS, ttl * 1000, ANSWERS]
         for vector in WINDOW_VECTORS:
             doc = end_document(PolicyEngine(PolicyConfig.from_dict(vector["policy"])), None, 0)
-            messages = [[m["text"], m["at"]] for m in vector["messages"]]
-            got = await page.evaluate(_WINDOW, [doc, vector["direction"], messages])
+            messages = [[m["direction"], m["text"], m["at"]] for m in vector["messages"]]
+            got = await page.evaluate(_WINDOW, [doc, messages])
             for message, result in zip(vector["messages"], got, strict=True):
                 want = [
                     [f[k] for k in ("kind", "start", "end", "action", "rule")]
@@ -196,14 +206,16 @@ async def test_the_browser_engine_agrees_with_the_python_engine(browser, gateway
     assert exact / len(cases) >= 0.99, exact / len(cases)
 
 
-_SEARCH = """(cases) => cases.map(([source, texts]) => {
-  const pattern = new RegExp(source, 'du');
+_SEARCH = """(cases) => cases.map(([source, texts, flags]) => {
+  const pattern = new RegExp(source, 'du' + (flags || ''));
   return texts.map((text) => {
     const m = pattern.exec(text);
     if (m === null) return null;
     const groups = m.indices.groups;
     const value = groups ? groups.value || groups.address : null;
-    return [m.index, m.index + m[0].length, value ? value[0] : -1, value ? value[1] : -1];
+    const cp = (i) => Array.from(text.slice(0, i)).length;  // Python counts code points
+    return [cp(m.index), cp(m.index + m[0].length), value ? cp(value[0]) : -1,
+            value ? cp(value[1]) : -1];
   });
 })"""
 _ALPHABET = (
@@ -252,7 +264,8 @@ async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway)
     value), and so does the pattern of a value joined to it, on 400 random texts per rule
     drawn from the characters the rules care about (digits, the announcing words, every kind
     of space, including those the two dialects' \\s disagree on); the e-mail patterns on
-    400 texts each made of the pieces of addresses and their dodges."""
+    400 texts each made of the pieces of addresses and their dodges; the window's ending
+    and lead-in patterns on texts of words, letters, marks and symbols."""
     rng = random.Random(20261207)
     cases = []
     for rule in END_CONTEXT_RULES:
@@ -262,11 +275,22 @@ async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway)
         cases.append((rule.more, [rng.choice(joins) + text for text in texts]))
     for pattern in (ADDRESS, SPELT_ADDRESS, *AFTER_CUE.values()):
         cases.append((pattern, [_email_like(rng) for _ in range(400)]))
+    # the window's (end.py ``window``): what may end a message after a phrase, and the
+    # acknowledgement an answer may start with (matched ignoring case)
+    answers = [*"_-,，：:。!！ \u3000🙂\u0301é٣ЖE1", "好的", "嗯", "OK", "Okay", "It Is", "sure"]
+    for pattern in (ENDING, LEAD_IN):
+        cases.append(
+            (pattern, ["".join(rng.choices(answers, k=rng.randint(0, 8))) for _ in range(400)])
+        )
     ctx, page = await new_page(browser)
     try:
         await page.goto(gateway.base_url + "/console")
         got = await page.evaluate(
-            _SEARCH, [[to_js(pattern.pattern), texts] for pattern, texts in cases]
+            _SEARCH,
+            [
+                [to_js(pattern.pattern), texts, "i" if pattern.flags & re.IGNORECASE else ""]
+                for pattern, texts in cases
+            ],
         )
     finally:
         await ctx.close()
@@ -414,10 +438,11 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
             await ctx.close()
 
 
-async def test_the_ends_find_a_number_split_across_messages(browser, gateway):
+async def test_the_ends_read_a_message_with_the_ones_before(browser, gateway):
     """A customer sends a card in two messages: the widget masks the part in the second
     before sealing it and flags it (``split:card``) for supervisors; an agent's card in
-    two replies: the console does not send the second."""
+    two replies: the console does not send the second. The agent asks for a passport
+    number: the widget masks the bare number the customer answers with."""
     signing = await _e2e_tenant(gateway)
     pages = await _ana_and_a_customer(browser, gateway, signing)
     (_, ana), (_, customer) = pages
@@ -438,6 +463,12 @@ async def test_the_ends_find_a_number_split_across_messages(browser, gateway):
         await expect(customer.locator(".msg.agent .text")).to_have_text(
             ["the card on file is 5555 5555"]
         )
+
+        await agent_says(ana, "请提供您的护照号码")
+        await expect(customer.locator(".msg.agent .text").last).to_have_text("请提供您的护照号码")
+        await customer_says(customer, "好的，E12345678")
+        await expect(customer.locator(".msg.me .text").last).to_have_text("好的，*****5678")
+        await expect(pane.locator(".msg.them .text").last).to_have_text("好的，*****5678")
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
     finally:

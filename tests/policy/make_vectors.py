@@ -9,9 +9,9 @@ Each line: ``policy`` (tenant policy settings), ``text``, ``direction``, ``actio
 ``plugin`` (what plugins get).
 
 ``window_vectors.jsonl`` is the same for the cross-message window (``split.py`` and
-``gateway/web/policy_window.js``): each line a ``policy``, a ``direction`` and the
-``messages`` one sender sends in one chat, each with ``at`` (seconds on the window's clock)
-and what the window makes of it: ``action``, ``masked``, ``findings`` (with ``rule``),
+``gateway/web/policy_window.js``): each line a ``policy`` and the ``messages`` of one chat,
+each with its ``direction``, ``at`` (seconds on the window's clock) and what the window
+makes of it: ``action``, ``masked``, ``findings`` (with ``rule``),
 ``split_kinds`` and ``flags`` (what a supervisors' flag names).
 """
 
@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from gateway.policy import PolicyConfig, PolicyEngine
-from gateway.policy.split import SplitWindow, _named, flag_kinds
+from gateway.policy.split import SplitWindow, flag_kinds
 
 OUT = Path(__file__).with_name("vectors.jsonl")
 WINDOW_OUT = Path(__file__).with_name("window_vectors.jsonl")
@@ -205,29 +205,42 @@ CASES: list[tuple[dict, str, str]] = [
 ]
 
 
-WINDOW_CASES: list[tuple[dict, str, list[tuple[str, float]]]] = [
-    ({}, "customer", [("my card 4111 1111", 0), ("1111 1111 thanks", 5)]),
-    ({}, "customer", [("4111 1111", 0), ("1111", 3), ("1111 ok", 6)]),
-    ({}, "agent", [("the card is 4111 1111", 0), ("1111 1111", 2)]),
-    (PHONE_MASK, "customer", [("电话138", 0), ("0013 8000，谢谢", 4)]),
-    ({}, "customer", [("身份证110105", 0), ("19491231002X", 9)]),
-    ({}, "customer", [("卡号四一一一一一一一", 0), ("一一一一一一一一", 1)]),
-    ({}, "customer", [("IBAN DE89 3704 0044", 0), ("0532 0130 00", 3)]),
-    ({}, "customer", [("4111 1111", 0), ("1111 1111", 121)]),  # past the window's 120 s
-    ({}, "customer", [("4111 1111", 0), ("ok", 1), ("1111 1111", 2)]),  # no digits: window closed
-    ({}, "customer", [("order 20240101", 0), ("price 1299", 1)]),  # no number in the join
-    ({"actions": {"card": "flag"}}, "customer", [("card 4111 1111", 0), ("1111 1111", 1)]),
+_C, _A = "customer", "agent"
+WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
+    ({}, [(_C, "my card 4111 1111", 0), (_C, "1111 1111 thanks", 5)]),
+    ({}, [(_C, "4111 1111", 0), (_C, "1111", 3), (_C, "1111 ok", 6)]),
+    ({}, [(_A, "the card is 4111 1111", 0), (_A, "1111 1111", 2)]),
+    (PHONE_MASK, [(_C, "电话138", 0), (_C, "0013 8000，谢谢", 4)]),
+    ({}, [(_C, "身份证110105", 0), (_C, "19491231002X", 9)]),
+    ({}, [(_C, "卡号四一一一一一一一", 0), (_C, "一一一一一一一一", 1)]),
+    ({}, [(_C, "IBAN DE89 3704 0044", 0), (_C, "0532 0130 00", 3)]),
+    ({}, [(_C, "4111 1111", 0), (_C, "1111 1111", 121)]),  # past the window's 120 s
+    ({}, [(_C, "4111 1111", 0), (_C, "ok", 1), (_C, "1111 1111", 2)]),  # no digits: closed
+    ({}, [(_C, "order 20240101", 0), (_C, "price 1299", 1)]),  # no number in the join
+    ({"actions": {"card": "flag"}}, [(_C, "card 4111 1111", 0), (_C, "1111 1111", 1)]),
     (
         {"actions": {"card": {"customer": "block"}}},
-        "customer",
-        [("4111 1111", 0), ("1111 1111", 1), ("1111 1111", 2)],
+        [(_C, "4111 1111", 0), (_C, "1111 1111", 1), (_C, "1111 1111", 2)],
     ),
-    ({}, "customer", [("🙂 4111 1111", 0), ("1111 1111 🙂 and 4111 1111 1111 1111", 1)]),
-    (PHONE_MASK, "customer", [("call 138", 0), ("0013", 1), ("8000", 2)]),
+    ({}, [(_C, "🙂 4111 1111", 0), (_C, "1111 1111 🙂 and 4111 1111 1111 1111", 1)]),
+    (PHONE_MASK, [(_C, "call 138", 0), (_C, "0013", 1), (_C, "8000", 2)]),
+    # an agent's question, the customer's answer
+    ({}, [(_A, "请提供您的护照号码", 0), (_C, "E12345678", 10)]),
+    ({}, [(_A, "请提供您的护照号码", 0), (_C, "好的，E12345678 谢谢", 10)]),
+    ({}, [(_A, "What is the CVV on the back?", 0), (_C, "OK, 482", 5)]),
+    ({}, [(_A, "验证码是多少？", 0), (_C, "稍等", 3), (_C, "482913", 9)]),
+    ({}, [(_A, "验证码是多少？", 0), (_C, "稍等", 3), (_C, "嗯", 6), (_C, "482913", 9)]),
+    ({}, [(_A, "验证码是多少？", 0), (_C, "482913", 121)]),  # the question expired
+    ({}, [(_A, "验证码收不到？", 0), (_C, "我的订单号是12345678", 4)]),  # not at the start
+    ({}, [(_A, "请提供您的护照号码 E12345678", 0), (_C, "G87654321", 4)]),  # value given
+    ({}, [(_A, "你的QQ号是多少？", 0), (_C, "😀 123456789", 2)]),
+    # the customer's own phrase, the value sent next
+    ({}, [(_C, "我的护照号码是：", 0), (_C, "E12345678", 2)]),
+    ({}, [(_C, "my passport number is", 0), (_C, "E12345678", 2)]),
+    ({}, [(_C, "护照号码丢了怎么办", 0), (_C, "E12345678", 2)]),  # inside: no window
+    ({}, [(_C, "my card 4111 1111", 0), (_A, "请提供您的护照号码", 1), (_C, "1111 1111", 2)]),
 ]
-"""One sender's messages in one chat. Each vector stays within what both windows do: no
-message names a context rule's phrase (the gateway's window also reads an answer with the
-question before it, which the browser's does not)."""
+"""Messages of one chat in order, each with its sender and its time on the window's clock."""
 
 
 def _utf16(text: str, index: int) -> int:
@@ -267,18 +280,18 @@ def build() -> list[dict]:
 
 def build_window() -> list[dict]:
     rows = []
-    for policy, direction, messages in WINDOW_CASES:
+    for policy, messages in WINDOW_CASES:
         engine = PolicyEngine(PolicyConfig.from_dict(policy))
         clock = [0.0]
         window = SplitWindow(clock=lambda clock=clock: clock[0])  # type: ignore[misc]
         results = []
-        for text, at in messages:
+        for direction, text, at in messages:
             clock[0] = at
             d = engine.evaluate(text, direction)  # type: ignore[arg-type]
-            assert _named(text, d, ending=direction == "customer") is None, text
             d = window.check(engine, "chat", direction, text, d)  # type: ignore[arg-type]
             results.append(
                 {
+                    "direction": direction,
                     "text": text,
                     "at": at,
                     "action": d.action,
@@ -299,7 +312,7 @@ def build_window() -> list[dict]:
                     "flags": flag_kinds(d),
                 }
             )
-        rows.append({"policy": policy, "direction": direction, "messages": results})
+        rows.append({"policy": policy, "messages": results})
     return rows
 
 

@@ -64,14 +64,14 @@ WINDOW_VECTORS = [
 
 @pytest.mark.parametrize("vector", WINDOW_VECTORS, ids=[str(i) for i in range(len(WINDOW_VECTORS))])
 def test_window_vector(vector: dict) -> None:
-    """tests/policy/window_vectors.jsonl: one sender's messages through the gateway's
+    """tests/policy/window_vectors.jsonl: a chat's messages through the gateway's
     cross-message window (the browser's window passes the same file)."""
     engine = _engine(vector["policy"])
     clock = [0.0]
     window = SplitWindow(clock=lambda: clock[0])
     for message in vector["messages"]:
         clock[0] = message["at"]
-        text, direction = message["text"], vector["direction"]
+        text, direction = message["text"], message["direction"]
         d = window.check(engine, "chat", direction, text, engine.evaluate(text, direction))
         assert d.action == message["action"], text
         assert d.text == message["masked"], text
@@ -82,13 +82,15 @@ def test_window_vector(vector: dict) -> None:
         assert flag_kinds(d) == message["flags"]
 
 
-def test_window_vectors_cover_kinds_actions_and_expiry() -> None:
+def test_window_vectors_cover_kinds_actions_answers_and_expiry() -> None:
     last = [v["messages"][-1] for v in WINDOW_VECTORS]
     assert {k for m in last for k in m["split_kinds"]} == {"card", "cn_id", "phone", "iban"}
+    answered = {f["rule"] for m in last if not m["split_kinds"] for f in m["findings"]}
+    assert {"id_document.context", "card.cvv", "otp.context", "im_account.context"} <= answered
     assert {m["action"] for v in WINDOW_VECTORS for m in v["messages"]} == {
         "allow",
         "mask",
         "flag",
         "block",
     }
-    assert sum(not m["split_kinds"] for m in last) >= 3  # expired, interrupted, no number
+    assert sum(not m["findings"] for m in last) >= 6  # expired, interrupted, not an answer

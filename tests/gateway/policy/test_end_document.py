@@ -14,6 +14,7 @@ from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
+from gateway.policy.split import ENDING, ENDING_CHARS, LEAD_IN
 
 
 def test_the_document_carries_every_context_rule_of_an_end_kind():
@@ -39,6 +40,7 @@ def test_every_carried_pattern_fits_the_browser_engines_bound():
     doc = end_document(PolicyEngine(), None, 0)
     patterns = [doc["email"]["address"], doc["email"]["spelt"], *doc["email"]["cued"].values()]
     patterns += [p for rule in doc["rules"].values() for p in (rule["after"], rule["more"])]
+    patterns += [doc["window"]["ending"], doc["window"]["lead_in"]]
     assert max(len(p) for p in patterns) <= 8192
 
 
@@ -48,6 +50,19 @@ def test_the_document_carries_the_email_patterns():
     assert email["spelt"] == to_js(SPELT_ADDRESS.pattern)
     assert email["cued"] == {cue: to_js(after.pattern) for cue, after in AFTER_CUE.items()}
     assert all("(?<address>" in pattern for pattern in email["cued"].values())
+
+
+def test_the_document_carries_the_windows_question_data():
+    """The ends read a customer's answer with the question before it (policy_window.js)
+    with the gateway's own rules, words and lead-in (split.py)."""
+    window = end_document(PolicyEngine(), None, 0)["window"]
+    assert window == {
+        "asked": [rule.rule for rule in CONTEXT_RULES],
+        "ending": to_js(ENDING.pattern),
+        "ending_chars": ENDING_CHARS,
+        "lead_in": to_js(LEAD_IN.pattern),
+    }
+    assert LEAD_IN.flags & re.IGNORECASE  # policy_window.js compiles lead_in with "i"
 
 
 @pytest.mark.parametrize(
@@ -67,6 +82,8 @@ def test_the_document_carries_the_email_patterns():
         (r"^ab\Z", r"^ab$"),
         ("号码|编号", "(?:号码|编号)"),
         (r"\n\t", r"\u{a}\u{9}"),
+        (r"[\W_]+", r"[^\p{L}\p{N}]+"),
+        (r"[_\W]", r"[^\p{L}\p{N}]"),
     ],
 )
 def test_the_translation_of_each_construct(python, javascript):
@@ -96,6 +113,8 @@ def test_atomic_groups_are_numbered_apart():
         r"(a)\1",
         r"ab$",  # Python's $ also matches before a final newline
         r"[\W]",
+        r"[\Wx]",
+        r"[^\W_]",
         r"[\S]",
     ],
 )

@@ -263,7 +263,7 @@ def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
         end = len(view)
         while end and not view[end - 1].isalnum():
             end -= 1
-        start = max(0, end - split._ENDING_CHARS)
+        start = max(0, end - split.ENDING_CHARS)
     found = {f.kind for f in decision.findings}
     named = None
     for rule in CONTEXT_RULES:
@@ -271,7 +271,7 @@ def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
             continue
         pattern = re.compile(rf"{not_after_letter(rule.triggers)}(?![a-z])")
         for m in pattern.finditer(view, start):
-            if ending and split._ENDING.fullmatch(view, m.end()) is None:
+            if ending and split.ENDING.fullmatch(view, m.end()) is None:
                 continue
             if named is None or m.start() > named[0]:
                 named = (m.start(), m.group())
