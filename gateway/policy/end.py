@@ -49,7 +49,7 @@ from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
 from .detectors import CONTEXT_RULES, default_detectors
-from .detectors.card import EXPIRY_CONTEXT_RULE
+from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from .detectors.phone import CUE_VALID_IN
@@ -150,8 +150,9 @@ def _rules() -> dict[str, dict[str, Any]]:
     """Rule name -> kind, phrases, the filler and value as one JavaScript pattern (with the
     named group ``value``), the pattern of another value joined to it (``more``), whether a
     value that is only letters is no value (``letters``) and whether the value must pass the
-    rule's check (``checked``)."""
-    return {
+    rule's check (``checked``); for a card's expiry date also the words that make a message
+    about a card (``about``)."""
+    rules = {
         rule.rule: {
             "kind": rule.kind,
             "phrases": list(rule.triggers),
@@ -163,6 +164,9 @@ def _rules() -> dict[str, dict[str, Any]]:
         for rule in END_CONTEXT_RULES
         if rule.kind in END_KINDS
     }
+    # an expiry date counts only in a message about a card (card.py CardExpiryDetector)
+    rules[EXPIRY_CONTEXT_RULE.rule]["about"] = list(CARD_WORDS)
+    return rules
 
 
 @cache

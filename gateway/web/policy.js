@@ -703,7 +703,7 @@ var CipherdeskPolicy = (function () {
   /** A value recognised by a context phrase, filler, then the value (context.py). */
   /** A context rule of the document (end.py _rules): a phrase not after a letter, then the
    * rule's filler and value as the gateway's engine writes them (translated by jsregex.py). */
-  function contextRule(kind, rule, phrases, after, more, needsNonLetter, valid) {
+  function contextRule(kind, rule, phrases, after, more, needsNonLetter, valid, about) {
     var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
     var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + after, 'gdu');
     var joined = more ? new RegExp(more, 'ydu') : null;
@@ -713,6 +713,7 @@ var CipherdeskPolicy = (function () {
     }
     return {
       triggers: phrases,
+      about: about || [],
       scan: function (view) {
         var hits = [], m, j;
         pattern.lastIndex = 0;
@@ -741,12 +742,12 @@ var CipherdeskPolicy = (function () {
     return function (ctx) { return rule && contains(ctx.view, rule.triggers) ? rule.scan(ctx.view) : []; };
   }
 
-  var CARD_WORDS = ['卡', 'card', 'visa', 'master', 'amex', 'unionpay', '银联', 'cvv', 'cvc'];
-  /** A card's expiry date after its cue, in a message about a card (card.py CardExpiryDetector). */
+  /** A card's expiry date after its cue, in a message about a card: a word of the rule's
+   * `about` or a number as long as a card's (card.py CardExpiryDetector). */
   function expiryDetector(rule) {
     return function (ctx) {
       if (!rule || !contains(ctx.view, rule.triggers)) return [];
-      var about = contains(ctx.view, CARD_WORDS) || ctx.runs().some(function (run) { return run.digitCount >= 13; });
+      var about = contains(ctx.view, rule.about) || ctx.runs().some(function (run) { return run.digitCount >= 13; });
       return about ? rule.scan(ctx.view) : [];
     };
   }
@@ -1196,7 +1197,10 @@ var CipherdeskPolicy = (function () {
     Object.keys(defined).forEach(function (name) {
       var r = defined[name];
       if (r.checked && !checks[name]) return;
-      out[name] = contextRule(r.kind, name, r.phrases, r.after, r.more || null, r.letters, r.checked ? checks[name] : null);
+      // `about` came with the expiry rule later: a document signed before takes the default's
+      var about = r.about || ((carried({}, 'rules')[name] || {}).about);
+      out[name] = contextRule(r.kind, name, r.phrases, r.after, r.more || null, r.letters,
+        r.checked ? checks[name] : null, about);
     });
     return out;
   }
@@ -1207,6 +1211,8 @@ var CipherdeskPolicy = (function () {
       Array.isArray(r.phrases) && r.phrases.length >= 1 && r.phrases.length <= 256 &&
       r.phrases.every(function (p) { return typeof p === 'string' && p.length >= 1 && p.length <= 64; }) &&
       isPattern(r.after) && (r.more === undefined || isPattern(r.more)) &&
+      (r.about === undefined || (Array.isArray(r.about) && r.about.length <= 64 &&
+        r.about.every(function (w) { return typeof w === 'string' && w.length >= 1 && w.length <= 64; }))) &&
       typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
   }
 

@@ -313,8 +313,9 @@ _RULES = """([doc, cases]) => {
 async def test_the_documents_rules_drive_the_browser_engine(browser, gateway):
     """The browser runs the context rules the document carries: a cue added there is found
     without a new bundle, a rule the bundle does not know runs after the others, a rule
-    needing a check the bundle lacks does not run, a signed document from before the rules
-    were carried runs the bundled default's rules, and a malformed rule refuses the
+    needing a check the bundle lacks does not run, an expiry date counts in a message about
+    what the document's words say, a signed document from before the rules (or those
+    words) were carried runs the bundled default's, and a malformed rule refuses the
     document."""
     base = end_document(PolicyEngine(), None, 0)
     added = copy.deepcopy(base)
@@ -328,26 +329,37 @@ async def test_the_documents_rules_drive_the_browser_engine(browser, gateway):
     }
     added["rules"]["bank_account.checked"] = {**added["rules"]["bank_account.member"]}
     added["rules"]["bank_account.checked"].update(phrases=["loyalty no"], checked=True)
+    added["rules"]["card.expiry"]["about"] = ["会员卡"]  # a narrower subject than a card
     older = copy.deepcopy(base)
     del older["rules"]
+    before_about = copy.deepcopy(base)  # signed before the expiry rule carried its words
+    del before_about["rules"]["card.expiry"]["about"]
     malformed = copy.deepcopy(base)
     malformed["rules"]["card.cvv"]["phrases"] = "cvv"
     texts = ["verify digits 123", "member no 123456", "loyalty no 123456", "cvv 123"]
+    texts += ["visa 有效期 12/28"]
     ctx, page = await new_page(browser)
     try:
         await page.goto(gateway.base_url + "/console")
         got = {
             name: await page.evaluate(_RULES, [doc, texts])
-            for name, doc in (("base", base), ("added", added), ("older", older))
+            for name, doc in (
+                ("base", base),
+                ("added", added),
+                ("older", older),
+                ("before_about", before_about),
+            )
         }
         refused = await page.evaluate(_RULES, [malformed, texts])
         assert page.js_errors == [], page.js_errors
     finally:
         await ctx.close()
     cvv = [["card", "card.cvv"]]
-    assert got["base"] == [[], [], [], cvv]
-    assert got["added"] == [cvv, [["bank_account", "bank_account.member"]], [], cvv]
-    assert got["older"] == got["base"]
+    expiry = [["card", "card.expiry"]]
+    assert got["base"] == [[], [], [], cvv, expiry]
+    member = [["bank_account", "bank_account.member"]]
+    assert got["added"] == [cvv, member, [], cvv, []]  # "visa" is not about a 会员卡
+    assert got["older"] == got["before_about"] == got["base"]
     assert refused == "policy_document_invalid"
 
 

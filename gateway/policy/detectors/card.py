@@ -51,7 +51,7 @@ EXPIRY_CONTEXT_RULE = context_rule(
     r"[^0-9a-z\n]{0,12}+(?:(?:is|date|至|到)[^0-9a-z\n]{0,4}+)?+",
     r"(?<![0-9])(?:0?[1-9]|1[0-2])\s?+[/\-]\s?+(?:20)?+[0-9]{2}(?![0-9/\-])",
 )
-_CARD_WORDS = ("卡", "card", "visa", "master", "amex", "unionpay", "银联", "cvv", "cvc")
+CARD_WORDS = ("卡", "card", "visa", "master", "amex", "unionpay", "银联", "cvv", "cvc")
 """Words that make a message about a payment card."""
 HIDDEN_CARD_RULES = frozenset({CVV_RULE, EXPIRY_RULE})
 """Card findings masked whole whatever the kind's style: any "last N" of them is all of them."""
@@ -69,7 +69,7 @@ class CardExpiryDetector(ContextRuleDetector):
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the expiry dates of a message about a card."""
         view = ctx.view
-        if mentions(view, _CARD_WORDS) or any(run.digit_count >= 13 for run in ctx.number_runs):
+        if mentions(view, CARD_WORDS) or any(run.digit_count >= 13 for run in ctx.number_runs):
             yield from super().scan(ctx)
 
 

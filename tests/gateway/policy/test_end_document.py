@@ -9,7 +9,7 @@ import re
 import pytest
 
 from gateway.policy.detectors import CONTEXT_RULES
-from gateway.policy.detectors.card import EXPIRY_CONTEXT_RULE
+from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
@@ -32,6 +32,9 @@ def test_the_document_carries_every_context_rule_of_an_end_kind():
         assert carried["letters"] is rule.needs_non_letter
         assert carried["checked"] is (rule.valid is not None)
         assert "(?<value>" in carried["after"]
+        # only an expiry date needs a message about a card (policy.js has no list of its own)
+        about = list(CARD_WORDS) if rule is EXPIRY_CONTEXT_RULE else None
+        assert carried.get("about") == about
 
 
 def test_every_carried_pattern_fits_the_browser_engines_bound():
