@@ -32,7 +32,7 @@ from dataclasses import replace
 
 from .detectors import CONTEXT_RULES
 from .detectors.context import ANNOUNCING_FILLER
-from .detectors.numbers import SEVEN_DIGITS, letter_at
+from .detectors.numbers import DIGIT_OR_NUMERAL, letter_at
 from .engine import PolicyEngine
 from .normalize import fold
 from .notices import notice_for
@@ -44,7 +44,7 @@ TAIL_CHARS = 48
 MAX_PARTS = 2
 """Previous messages kept per chat and sender (so a number in three messages is found)."""
 SPLIT_KINDS = frozenset({"card", "cn_id", "phone", "iban", "bank_account"})
-_NUMBERISH = re.compile(SEVEN_DIGITS)
+_NUMBERISH = re.compile(DIGIT_OR_NUMERAL)
 _JOIN = "\n"
 ANSWERS = 2
 """Customer messages after an agent's question read as its answer."""

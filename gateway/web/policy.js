@@ -1412,7 +1412,7 @@ var CipherdeskPolicy = (function () {
 
   return {
     engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags,
-    /** A digit or a Chinese numeral (numbers.py SEVEN_DIGITS): what the window keeps tails for. */
+    /** A digit or a Chinese numeral (numbers.py DIGIT_OR_NUMERAL): what the window keeps tails for. */
     NUMBERISH: new RegExp('[0-9' + CJK_CLASS + ']')
   };
 })();

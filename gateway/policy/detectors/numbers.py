@@ -99,20 +99,30 @@ _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
 _BLANK = re.compile(r"\s++")
 """Whitespace of any length between two groups ("4111" and "1111" thirteen newlines apart)."""
 
-SEVEN_DIGITS = rf"[0-9{_CJK_CLASS}]"
-"""The numeric detectors' gate pattern: a digit or numeral. With ``DIGIT_WORDS`` (their gate
-phrases) it is a necessary condition: a view with neither cannot hold a card, ID or phone
-number (runs shorter than ``MIN_RUN_DIGITS`` are dropped afterwards). One character class, so
-the regex engine scans in C."""
-DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
-_DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
-
 LONG_RUN = 24
 """Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
 filler, so its leading/trailing groups are tried on their own."""
 
 MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
+
+DIGIT_OR_NUMERAL = rf"[0-9{_CJK_CLASS}]"
+"""A digit or a Chinese numeral: what makes a text number-like (the cross-message window
+keeps a message's tail only while it ends in one)."""
+_RUN_CHAR = rf"[0-9{_CJK_CLASS}oil|x]"
+SEVEN_DIGITS = (
+    rf"\A(?=[^0-9{_CJK_CLASS}]*+{DIGIT_OR_NUMERAL})"
+    rf"(?:[^0-9{_CJK_CLASS}oil|x]*+{_RUN_CHAR}){{{MIN_RUN_DIGITS}}}"
+)
+"""The numeric detectors' gate pattern: a digit or numeral, and ``MIN_RUN_DIGITS`` characters
+that can be a run's digits (digits, numerals, the homoglyphs o, i, l and |, a check
+character x). Every digit of a run comes from one such character, digit words aside (the
+detectors' gate phrases, ``DIGIT_WORDS``, open them for those), and runs shorter than
+``MIN_RUN_DIGITS`` are dropped: a view without them holds nothing a numeric detector looks
+at. Chinese text with a numeral in a word (一下, 两个) stays closed. Anchored and possessive:
+one pass in C."""
+DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
+_DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
 
 BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
 """Characters that can make a browser show digits in another order than they are stored."""

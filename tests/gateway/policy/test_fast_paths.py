@@ -19,7 +19,13 @@ from gateway.policy.detectors import CONTEXT_RULES, ScanContext, address, iban, 
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _mod97
-from gateway.policy.detectors.numbers import holds_digit_word, number_run
+from gateway.policy.detectors.numbers import (
+    DIGIT_WORDS,
+    SEVEN_DIGITS,
+    find_number_runs,
+    holds_digit_word,
+    number_run,
+)
 from gateway.policy.detectors.phone import valid_cn
 from gateway.policy.masking import Mask, _render_part, render
 from gateway.policy.normalize import (
@@ -252,6 +258,39 @@ def test_phrases_after_a_non_letter_equal_a_leading_lookbehind() -> None:
         assert [m.span() for m in moved.finditer(text)] == [
             m.span() for m in leading.finditer(text)
         ], text
+
+
+def test_the_numeric_gate_is_closed_only_where_no_run_can_be() -> None:
+    """The numeric detectors' gate pattern (``SEVEN_DIGITS``) is a necessary condition: on
+    texts of digits, numerals, homoglyphs, check characters, separators, letters and CJK
+    (20,000, lengths up to 16, where a run of seven is near), a view it does not open and
+    that holds no digit word has no digit run; and Chinese with a numeral inside a word
+    keeps it closed."""
+    gate = re.compile(SEVEN_DIGITS)
+    alphabet = [
+        *"0123456789一二两三〇壹oil|xX",
+        " ",
+        "-",
+        ".",
+        "/",
+        "a",
+        "z",
+        "的",
+        "下",
+        "😀",
+        "one",
+    ]
+    rng = random.Random(7)
+    closed = with_runs = 0
+    for _ in range(20_000):
+        view = NormalizedText("".join(rng.choices(alphabet, k=rng.randint(0, 16)))).view
+        runs = find_number_runs(view)
+        with_runs += bool(runs)
+        if gate.search(view) is None and not any(w in view for w in DIGIT_WORDS):
+            closed += 1
+            assert runs == (), view
+    assert closed >= 2_000 and with_runs >= 2_000
+    assert gate.search(NormalizedText("你好，能帮我查一下吗？两个都要").view) is None
 
 
 def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
