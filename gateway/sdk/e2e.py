@@ -20,6 +20,11 @@ The customer's end is the one that makes chat keys: epoch 1 at ``open``; for eve
 epochs, so they read the history), and re-keys when a device that held the key is no
 longer a member. Readers check every message against its frame (chat, sender, id, epoch),
 its franking commitment, and that its id was not seen at another seq (a replay).
+
+With ``policy`` (the tenant's :class:`~gateway.policy.PolicyEngine`), an end runs it on what
+it seals, and reads each message with its last ones in the chat (``policy/split.py``'s
+window, as the gateway does for inspect-mode chats): a number split across messages, and a
+customer's bare answer to the question in an agent's message it read.
 """
 
 # ruff: noqa: ASYNC109 - ``timeout=`` arguments are this SDK's documented API (tests, bots)
@@ -234,6 +239,7 @@ class E2ECustomerClient(CustomerClient):
         self._opener = _Opener()
         self._tasks: set[asyncio.Task[None]] = set()
         self._members_done = asyncio.Event()
+        self._heard_seq = 0  # the newest agent message read into the window
 
     async def open(self, *args: Any, **kwargs: Any) -> Any:
         """Start a chat; epoch 1's key is made here, before anything is written."""
@@ -397,7 +403,15 @@ class E2ECustomerClient(CustomerClient):
         if msg.sender == "agent" and msg.dev not in self.members:
             raise E2EError("message from a device that is not a verified member")
         key = self.secrets.keys.get(msg.e or 0)
-        return self._opener.open(key, self.chat or "", msg)
+        opened = self._opener.open(key, self.chat or "", msg)
+        if msg.sender == "agent" and (msg.seq or 0) > self._heard_seq:
+            # a question it names is read with this end's next answer, once per message
+            self._heard_seq = msg.seq or 0
+            if isinstance(self.policy, PolicyEngine) and self.chat is not None:
+                text = opened.text
+                decision = self.policy.evaluate(text, "agent")
+                self.window.check(self.policy, self.chat, "agent", text, decision)
+        return opened
 
     async def report(
         self,

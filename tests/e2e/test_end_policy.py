@@ -181,7 +181,8 @@ async def test_what_an_end_flags_alerts_supervisors_without_text(e2e: E2ETenant)
 async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
     """A bot or third-party end built on the SDK passes the tenant's engine: the card is
     sealed masked, a fraud script is flagged for supervisors, an agent's card number is
-    blocked before anything is sent."""
+    blocked before anything is sent; each end reads its messages with the ones before (a
+    card in two messages, a bare answer to a question)."""
     engine = PolicyEngine()
     agent = await e2e.staff("ana@example.com")
     agent.policy = engine
@@ -210,3 +211,12 @@ async def test_sdk_ends_run_the_policy_before_sealing(e2e: E2ETenant) -> None:
     with pytest.raises(PolicyBlocked) as blocked:
         await agent.send_text(chat_id, "5555 4444")
     assert blocked.value.kinds == ("card",)
+
+    # The agent asks for a passport number; the customer's end reads the bare answer with
+    # the question it opened.
+    asked = await agent.send_text(chat_id, "请提供您的护照号码")
+    question = await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == asked.seq)
+    assert customer.read(question).text == "请提供您的护照号码"
+    answer = await customer.send_text("E12345678")
+    relayed = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == answer.seq)
+    assert agent.read(relayed).text == "*****5678"
