@@ -1412,7 +1412,11 @@ var CipherdeskPolicy = (function () {
 
   return {
     engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags,
+    // for policy_window.js
     /** A digit or a Chinese numeral (numbers.py DIGIT_OR_NUMERAL): what the window keeps tails for. */
-    NUMBERISH: new RegExp('[0-9' + CJK_CLASS + ']')
+    NUMBERISH: new RegExp('[0-9' + CJK_CLASS + ']'),
+    SEVERITY: SEVERITY,
+    isLetter: isLetter,
+    utf16Offsets: utf16Offsets
   };
 })();

@@ -32,25 +32,36 @@ var CipherdeskPolicyWindow = (function () {
   var MAX_PARTS = 2;  // earlier messages kept per sender (a number in three messages is found)
   var TTL_MS = 120000;
   var SPLIT_KINDS = ['bank_account', 'card', 'cn_id', 'iban', 'phone'];
-  var SEVERITY = { allow: 0, mask: 1, flag: 2, block: 3 };
+  var P = CipherdeskPolicy;
   var JOIN = '\n';
   var ANSWERS = 2;  // customer messages after a question read as its answer
 
-  /** The document's question-and-answer data, compiled once per engine. */
+  var compiled = new WeakMap();  // engine -> its document's question-and-answer data
+
+  /** The document's question-and-answer data (end.py `window`), compiled once per engine. */
   function askedOf(engine) {
-    if (engine.windowData) return engine.windowData;
+    var data = compiled.get(engine);
+    if (data) return data;
     var w = engine.carried('window'), rules = engine.carried('rules');
     var asked = w.asked.filter(function (name) { return rules[name]; }).map(function (name) {
       return { kind: rules[name].kind, phrases: rules[name].phrases };
     });
-    engine.windowData = {
+    data = {
       asked: asked,
       kinds: asked.map(function (r) { return r.kind; }),
       ending: new RegExp('^(?:' + w.ending + ')$', 'u'),
       endingChars: w.ending_chars,
       leadIn: new RegExp('^(?:' + w.lead_in + ')', 'iu')
     };
-    return engine.windowData;
+    compiled.set(engine, data);
+    return data;
+  }
+
+  /** The (kind, start, end) of each finding, to tell a new finding from one made already. */
+  function spansOf(findings) {
+    var own = {};
+    findings.forEach(function (f) { own[f.kind + ':' + f.start + ':' + f.end] = true; });
+    return own;
   }
 
   function Window(clock) {
@@ -68,7 +79,7 @@ var CipherdeskPolicyWindow = (function () {
     var parts = entry && now - entry.at <= TTL_MS ? entry.parts : [];
     var chars = Array.from(text);
     var result = decision;
-    if (parts.length && CipherdeskPolicy.NUMBERISH.test(chars.slice(0, TAIL_CHARS).join(''))) {
+    if (parts.length && P.NUMBERISH.test(chars.slice(0, TAIL_CHARS).join(''))) {
       result = combined(engine, parts, direction, text, chars, decision);
     }
     var phrase = null;
@@ -108,8 +119,7 @@ var CipherdeskPolicyWindow = (function () {
     var prefix = entry.phrase + '\uff1a';
     var prefixLength = Array.from(prefix).length;
     var shift = cut - prefixLength;
-    var own = {};
-    decision.findings.forEach(function (f) { own[f.kind + ':' + f.start + ':' + f.end] = true; });
+    var own = spansOf(decision.findings);
     var answers = [];
     engine.evaluate(prefix + text.slice(cutUnits), 'customer').findings.forEach(function (f) {
       if (data.kinds.indexOf(f.kind) < 0 || f.start !== prefixLength) return;
@@ -124,18 +134,14 @@ var CipherdeskPolicyWindow = (function () {
 
   Window.prototype.remember = function (direction, now, parts, chars) {
     var tail = chars.slice(-TAIL_CHARS).join('');
-    if (!CipherdeskPolicy.NUMBERISH.test(tail)) return;  // nothing to continue: nothing kept
+    if (!P.NUMBERISH.test(tail)) return;  // nothing to continue: nothing kept
     this.tails[direction] = { at: now, parts: parts.concat([tail]).slice(-MAX_PARTS) };
   };
-
-  /** Drop what the window holds (the chat ended). */
-  Window.prototype.forget = function () { this.tails = {}; this.asked = null; };
 
   function combined(engine, parts, direction, text, chars, decision) {
     var prefix = parts.join(JOIN) + JOIN;
     var offset = Array.from(prefix).length;
-    var own = {};
-    decision.findings.forEach(function (f) { own[f.kind + ':' + f.start + ':' + f.end] = true; });
+    var own = spansOf(decision.findings);
     var more = [];
     engine.evaluate(prefix + text, direction).findings.forEach(function (f) {
       if (SPLIT_KINDS.indexOf(f.kind) < 0 || !(f.start < offset && offset < f.end)) return;
@@ -149,13 +155,12 @@ var CipherdeskPolicyWindow = (function () {
   /** `decision` with the findings `more` added (split.py _with); `split`: they completed
    * numbers across messages (supervisors are alerted). */
   function extended(engine, decision, text, chars, more, split) {
-    var u16 = [0];
-    chars.forEach(function (c, i) { u16.push(u16[i] + c.length); });
+    var u16 = P.utf16Offsets(chars);
     more.forEach(function (f) { f.start_utf16 = u16[f.start]; f.end_utf16 = u16[f.end]; });
     var findings = decision.findings.concat(more);
     findings.sort(function (a, b) { return a.start - b.start || a.end - b.end; });  // stable
     var worst = findings[0];
-    findings.forEach(function (f) { if (SEVERITY[f.action] > SEVERITY[worst.action]) worst = f; });
+    findings.forEach(function (f) { if (P.SEVERITY[f.action] > P.SEVERITY[worst.action]) worst = f; });
     var kinds = decision.kinds.slice();
     var splitKinds = split ? [] : (decision.split_kinds || []).slice();
     more.forEach(function (f) {
@@ -170,10 +175,6 @@ var CipherdeskPolicyWindow = (function () {
       worst: worst.kind,
       split_kinds: splitKinds.sort()
     };
-  }
-
-  function isLetter(view, pos) {
-    return pos >= 0 && pos < view.length && view[pos] >= 'a' && view[pos] <= 'z';
   }
 
   /** The last phrase of a rule a question may name that `text` names without a value of
@@ -198,7 +199,7 @@ var CipherdeskPolicyWindow = (function () {
       rule.phrases.forEach(function (phrase) {
         for (var at = view.indexOf(phrase, start); at >= 0; at = view.indexOf(phrase, at + 1)) {
           var stop = at + phrase.length;
-          if (!isLetter(view, at - 1) && !isLetter(view, stop)) spans.push([at, stop]);
+          if (!P.isLetter(view, at - 1) && !P.isLetter(view, stop)) spans.push([at, stop]);
         }
       });
       spans.sort(function (a, b) { return a[0] - b[0] || b[1] - a[1]; });
