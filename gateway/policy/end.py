@@ -23,6 +23,8 @@ document that engine reads. Everything the browser would otherwise need a librar
   detectors and runs the others after them; only the value checks (a legacy or mistyped
   ID's birth date, a phone's regions) are written in the browser;
 * ``email`` -- the e-mail detector's patterns, translated the same way;
+* ``parts`` -- the phrases and pattern of a number's last digits named apart, with which
+  the browser finds an ID, card or mobile given in two parts (``detectors/parts.py``);
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
   twin of :mod:`.split`) reads a question and its answer with: the rules whose phrases a
   question names (``asked``), the words that may end a customer's message after such a
@@ -52,6 +54,7 @@ from .detectors import CONTEXT_RULES, default_detectors
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
+from .detectors.parts import TAIL_RULE
 from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
 from .jsregex import to_js
@@ -138,11 +141,11 @@ def _end_phrases() -> tuple[str, ...]:
 
 
 def carried_patterns() -> dict[str, Any]:
-    """The document's ``rules``, ``email`` and ``window``: this gateway's own patterns, the
-    same for every tenant. An uploaded document must carry exactly these (or none, signed
-    before they were carried): a tenant signs its policy, not patterns of its own, which
-    would run in its customers' browsers unchecked."""
-    return {"rules": _rules(), "email": _email(), "window": _window()}
+    """The document's ``rules``, ``email``, ``window`` and ``parts``: this gateway's own
+    patterns, the same for every tenant. An uploaded document must carry exactly these (or
+    none, signed before they were carried): a tenant signs its policy, not patterns of its
+    own, which would run in its customers' browsers unchecked."""
+    return {"rules": _rules(), "email": _email(), "window": _window(), "parts": _parts()}
 
 
 @cache
@@ -167,6 +170,14 @@ def _rules() -> dict[str, dict[str, Any]]:
     # an expiry date counts only in a message about a card (card.py CardExpiryDetector)
     rules[EXPIRY_CONTEXT_RULE.rule]["about"] = list(CARD_WORDS)
     return rules
+
+
+@cache
+def _parts() -> dict[str, Any]:
+    """The phrases and the filler-and-tail pattern of a number's last digits named apart
+    (``detectors/parts.py``): not a context rule of its own (an older browser bundle runs
+    rules it does not know, and a tail alone is no finding)."""
+    return {"phrases": list(TAIL_RULE.triggers), "after": to_js(TAIL_RULE.after.pattern)}
 
 
 @cache

@@ -1023,6 +1023,43 @@ var CipherdeskPolicy = (function () {
     };
   }
 
+  /** The kind of the number `head` then `tail` make (`head`'s last digits may repeat up to
+   * three of `tail`'s first ones), null when they make none (parts.py whole_number). */
+  function wholeNumber(head, tail, cn) {
+    for (var overlap = 0; overlap <= Math.min(3, tail.length - 1); overlap++) {
+      if (overlap && head.slice(-overlap) !== tail.slice(0, overlap)) continue;
+      var digits = head + tail.slice(overlap);
+      if (digits.length === 18 && isCnId(digits, Date.now())) return 'cn_id';
+      if (!/^[0-9]+$/.test(digits)) continue;
+      if (digits.length >= 13 && digits.length <= 19 && isCard(digits)) return 'card';
+      if (digits.length === 11 && cn && CN_SHAPE.test(digits) && validIn(digits, cn)) return 'phone';
+    }
+    return null;
+  }
+
+  /** A number given in two parts in one message, its last digits named apart ("尾号5678，
+   * 前七位1380013"; parts.py): both parts, rule `parts`, when together they validate. */
+  function partsDetector(parts, cn) {
+    var tail = contextRule('tail', 'parts.tail', parts.phrases, parts.after, null, false, null);
+    return function (ctx) {
+      if (!contains(ctx.view, tail.triggers)) return [];
+      var hits = [], view = ctx.view;
+      tail.scan(view).forEach(function (t) {
+        var last = view.slice(t.start, t.end), runs = ctx.runs();
+        for (var i = 0; i < runs.length; i++) {
+          var run = runs[i];
+          if ((run.start <= t.start && t.start < run.end) || run.plus) continue;
+          var kind = wholeNumber(joinDigits(run.groups), last, cn);
+          if (kind) {
+            hits.push(new Hit(kind, run.start, run.end, 'parts'), new Hit(kind, t.start, t.end, 'parts'));
+            break;
+          }
+        }
+      });
+      return hits;
+    };
+  }
+
   var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every address match but those with an @
   var SPACED = /\s[@.]|[@.]\s/;  // in every spelt match with an @ but no spelt dot
 
@@ -1171,7 +1208,8 @@ var CipherdeskPolicy = (function () {
         (doc.rules !== undefined && (typeof doc.rules !== 'object' || doc.rules === null ||
           Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); }))) ||
         (doc.email !== undefined && !isEmail(doc.email)) ||
-        (doc.window !== undefined && !isWindow(doc.window));
+        (doc.window !== undefined && !isWindow(doc.window)) ||
+        (doc.parts !== undefined && !isParts(doc.parts));
     }
     if (bad) throw new Error('policy_document_invalid');
   }
@@ -1224,6 +1262,12 @@ var CipherdeskPolicy = (function () {
       Object.keys(e.cued).every(function (cue) { return cue.length >= 1 && cue.length <= 16 && isPattern(e.cued[cue]); });
   }
 
+  function isParts(p) {
+    return !!p && typeof p === 'object' && Array.isArray(p.phrases) && p.phrases.length >= 1 &&
+      p.phrases.length <= 64 && p.phrases.every(function (x) { return typeof x === 'string' && x.length >= 1 && x.length <= 64; }) &&
+      isPattern(p.after);
+  }
+
   function isWindow(w) {
     return !!w && typeof w === 'object' && Array.isArray(w.asked) && w.asked.length <= 64 &&
       w.asked.every(function (n) { return typeof n === 'string' && /^[a-z_]{1,32}\.[a-z_]{1,32}$/.test(n); }) &&
@@ -1251,6 +1295,7 @@ var CipherdeskPolicy = (function () {
       [ruleDetector(placed('bank_account.context')), true],
       [phoneDetector(doc.phone), true],
       [ruleDetector(placed('phone.cue')), true],
+      [partsDetector(carried(doc, 'parts'), phoneRegions(doc.phone.cue_regions).CN), true],
       [ruleDetector(placed('im_account.context')), true],
       [emailDetector(carried(doc, 'email')), true]
     ];
@@ -1313,7 +1358,7 @@ var CipherdeskPolicy = (function () {
 
     function styleFor(chars, f, bidi) {
       var style = doc.masks[f.kind] || 'full';
-      if ((f.rule === 'card.cvv' || f.rule === 'card.expiry') && style !== 'keep') return 'full';  // any last N is all of it
+      if ((f.rule === 'card.cvv' || f.rule === 'card.expiry' || f.rule === 'parts') && style !== 'keep') return 'full';  // any last N is all of it
       if (NUMERIC[f.kind] && style !== 'keep') {
         if (bidi) return 'full';
         for (var i = f.start; i < f.end; i++) {

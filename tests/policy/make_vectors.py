@@ -202,6 +202,12 @@ CASES: list[tuple[dict, str, str]] = [
         "customer",
     ),
     ({"actions": {"address": "mask"}}, "地址：浙江省杭州市西湖区文三路90号东部软件园", "customer"),
+    # a number given in two parts, its last digits named apart (detectors/parts.py)
+    ({}, "身份证后四位002X，前面11010519491231", "customer"),
+    ({}, "身份证后四位002x，前15位110105194912310", "customer"),
+    (PHONE_MASK, "手机尾号5678，前面是138 0013", "customer"),
+    ({}, "my card ends in 1111, the rest is 4111 1111 1111", "customer"),
+    ({}, "订单号20240101123，尾号1234", "customer"),
 ]
 
 

@@ -20,6 +20,7 @@ from .id_document import RULE as ID_DOCUMENT_RULE
 from .id_document import HkidDetector, SsnDetector
 from .im_account import RULE as IM_ACCOUNT_RULE
 from .names import GIVEN_NAME_RULE, NameDetector
+from .parts import PARTS_RULE, NumberPartsDetector
 from .phone import CUE_RULE as PHONE_CUE_RULE
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
@@ -38,9 +39,10 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
 """Every rule that finds a value by the phrase before it: a question naming one of these
 phrases makes the answer's value findable too (``split.SplitWindow``)."""
 
-HIDDEN_RULES = frozenset({*HIDDEN_CARD_RULES, GIVEN_NAME_RULE})
+HIDDEN_RULES = frozenset({*HIDDEN_CARD_RULES, GIVEN_NAME_RULE, PARTS_RULE})
 """Findings masked whole whatever their kind's style (a security code, an expiry date, a
-given name said alone): the part a style keeps would be all of it, or the part that names."""
+given name said alone, each part of a number given in two): the part a style keeps would
+be all of it, or the part that names."""
 
 
 def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detector, ...]:
@@ -62,6 +64,7 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         ContextRuleDetector(BANK_ACCOUNT_RULE),
         PhoneDetector(phone_regions),
         ContextRuleDetector(PHONE_CUE_RULE),  # another region's number after a phone cue
+        NumberPartsDetector(),  # "尾号5678，前七位1380013": where no part is a number alone
         ContextRuleDetector(IM_ACCOUNT_RULE),  # after phones: "微信 138…" is a phone number
         EmailDetector(),
         AddressDetector(),

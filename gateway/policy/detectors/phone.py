@@ -82,7 +82,7 @@ class PhoneDetector:
             return valid_international(digits[2:])
         for region in self.regions:
             if region == "CN":
-                if _CN_SHAPE.fullmatch(digits) is not None and valid_cn(digits):
+                if valid_cn_shaped(digits):
                     return True
             elif _valid(digits, region):
                 return True
@@ -192,6 +192,11 @@ def valid_international(digits: str) -> bool:
     return bool(phonenumbers.is_valid_number(number))
 
 
+def valid_cn_shaped(digits: str) -> bool:
+    """Whether ``digits`` has the shape of a Chinese mobile or landline and is valid."""
+    return _CN_SHAPE.fullmatch(digits) is not None and valid_cn(digits)
+
+
 def valid_cn(digits: str) -> bool:
     """``_valid(digits, "CN")`` for digits of ``_CN_SHAPE``, without ``phonenumbers.parse``
     (20 of its ~30 us): for those shapes parsing only drops the trunk prefix ``0`` or the
@@ -258,7 +263,7 @@ def valid_after_cue(value: str) -> bool:
     digits = "".join(c for c in value if c.isdigit())
     if not 7 <= len(digits) <= 15:
         return False
-    if _CN_SHAPE.fullmatch(digits) is not None and valid_cn(digits):
+    if valid_cn_shaped(digits):
         return True
     return any(_valid(digits, region) for region in CUE_REGIONS)
 

@@ -11,6 +11,7 @@ import pytest
 from gateway.policy.detectors import CONTEXT_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
+from gateway.policy.detectors.parts import TAIL_RULE
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
@@ -43,7 +44,7 @@ def test_every_carried_pattern_fits_the_browser_engines_bound():
     doc = end_document(PolicyEngine(), None, 0)
     patterns = [doc["email"]["address"], doc["email"]["spelt"], *doc["email"]["cued"].values()]
     patterns += [p for rule in doc["rules"].values() for p in (rule["after"], rule["more"])]
-    patterns += [doc["window"]["ending"], doc["window"]["lead_in"]]
+    patterns += [doc["window"]["ending"], doc["window"]["lead_in"], doc["parts"]["after"]]
     assert max(len(p) for p in patterns) <= 8192
 
 
@@ -53,6 +54,12 @@ def test_the_document_carries_the_email_patterns():
     assert email["spelt"] == to_js(SPELT_ADDRESS.pattern)
     assert email["cued"] == {cue: to_js(after.pattern) for cue, after in AFTER_CUE.items()}
     assert all("(?<address>" in pattern for pattern in email["cued"].values())
+
+
+def test_the_document_carries_the_tail_of_a_number_in_two_parts():
+    parts = end_document(PolicyEngine(), None, 0)["parts"]
+    assert parts == {"phrases": list(TAIL_RULE.triggers), "after": to_js(TAIL_RULE.after.pattern)}
+    assert "(?<value>" in parts["after"]
 
 
 def test_the_document_carries_the_windows_question_data():

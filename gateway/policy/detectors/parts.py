@@ -1,0 +1,92 @@
+"""A number given in two parts in one message, its last digits named apart.
+
+"身份证后四位002X，前面11010519491231", "尾号5678，前七位1380013", "last four 1111, the rest
+411111111111": neither part is a number of its kind, and each alone passes; together they
+are the whole ID, phone or card. The tail is found by its phrase (a context rule); each
+digit run of the message (seven digits at least) is tried before it, also with up to three
+of its last digits repeated at the tail's start ("前15位…后四位…"). Only a combination that
+validates is reported -- an ID's check character and birth date, a card's Luhn sum and
+issuer, a mainland mobile -- so an order number and a card's last four stay apart.
+Both parts are reported (rule ``parts``) and masked whole: any "last N" of a part could be
+all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .base import Hit, ScanContext
+from .card import is_card_number
+from .cn_id import is_cn_id
+from .context import ANNOUNCING_FILLER, context_rule
+from .phone import valid_cn_shaped
+
+PARTS_RULE = "parts"
+"""The rule of both parts of a number given in two (in ``HIDDEN_RULES``)."""
+TAIL_RULE = context_rule(
+    "tail",
+    "parts.tail",
+    (
+        "尾号",
+        "后四位",
+        "后4位",
+        "末四位",
+        "末4位",
+        "最后四位",
+        "最后4位",
+        "last four",
+        "last 4",
+        "ending in",
+        "ends in",
+        "ends with",
+    ),
+    ANNOUNCING_FILLER,
+    r"(?<![0-9])[0-9]{3}+[0-9x](?![0-9a-z])",
+)
+"""The last four characters of a number after their phrase: no finding of their own."""
+_OVERLAP = 3
+"""Digits the part before the tail may repeat at its end (its "first 15" and the "last 4")."""
+
+
+def whole_number(head: str, tail: str) -> str | None:
+    """The kind of the number ``head`` then ``tail`` make (``head``'s last digits may repeat
+    ``tail``'s first ones), ``None`` when they make none."""
+    for overlap in range(min(_OVERLAP, len(tail) - 1) + 1):
+        if overlap and not head.endswith(tail[:overlap]):
+            continue
+        digits = head + tail[overlap:]
+        if len(digits) == 18 and is_cn_id(digits):
+            return "cn_id"
+        if not digits.isdigit():
+            continue
+        if 13 <= len(digits) <= 19 and is_card_number(digits):
+            return "card"
+        if len(digits) == 11 and valid_cn_shaped(digits):
+            return "phone"
+    return None
+
+
+class NumberPartsDetector:
+    """IDs, cards and mainland mobiles given as a tail after its phrase and the rest."""
+
+    kinds = ("cn_id", "card", "phone")
+    triggers = ()
+    gate_phrases = TAIL_RULE.triggers
+    exclusive = True
+
+    def __init__(self) -> None:
+        self._phrases = frozenset(TAIL_RULE.triggers)
+
+    def scan(self, ctx: ScanContext) -> Iterator[Hit]:
+        """Yield both parts of each number the message gives in two."""
+        view = ctx.view
+        for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._phrases)):
+            last = view[tail.start : tail.end]
+            for run in ctx.number_runs:
+                if run.start <= tail.start < run.end or run.plus:
+                    continue
+                kind = whole_number(run.joined, last)
+                if kind is not None:
+                    yield Hit(kind, run.start, run.end, PARTS_RULE)
+                    yield Hit(kind, tail.start, tail.end, PARTS_RULE)
+                    break

@@ -1,0 +1,68 @@
+"""A number given in two parts in one message, its last digits named apart
+(detectors/parts.py): found only when the parts together validate, both masked whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.detectors.parts import whole_number
+
+
+@pytest.fixture(scope="module")
+def eng() -> PolicyEngine:
+    return PolicyEngine(PolicyConfig.from_dict({"actions": {"phone": "mask"}}))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "masked"),
+    [
+        ("身份证后四位002X，前面11010519491231", "cn_id", "身份证后四位****，前面**************"),
+        # the first fifteen and the last four: one digit said twice
+        ("身份证后4位002X 前15位110105194912310", "cn_id", "身份证后4位**** 前15位***************"),
+        ("前面是11010519491231，身份证尾号002x", "cn_id", "前面是**************，身份证尾号****"),
+        ("手机尾号5678，前七位1380013", "phone", "手机尾号****，前七位*******"),
+        ("手机尾号5678，前面是138 0013", "phone", "手机尾号****，前面是*** ****"),
+        ("卡号前12位411111111111，末四位1111", "card", "卡号前12位************，末四位****"),
+        ("my card ends in 1111, the rest is 4111 1111 1111", "card", None),
+        ("last four 1111; first twelve 4111-1111-1111", "card", None),
+    ],
+)
+def test_a_number_in_two_parts_is_found_and_masked_whole(
+    eng: PolicyEngine, text: str, kind: str, masked: str | None
+) -> None:
+    d = eng.evaluate(text, "customer")
+    parts = [f for f in d.findings if f.rule == "parts"]
+    assert [f.kind for f in parts] == [kind, kind], text
+    plugin = eng.for_audience(text, d, "plugin")
+    assert plugin is not None
+    for f in parts:  # nothing of either part is left, not even a "last 4"
+        assert not any(c.isdigit() or c in "xX" for c in plugin[f.start : f.end]), plugin
+    if masked is not None:
+        assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号20240101123，尾号1234",  # the two make no number
+        "银行卡尾号1234",  # a tail alone
+        "身份证后四位002X",
+        "尾号5678 的订单 1380013579 已发货",  # 1380013579 + 5678 is no number
+        "order 4111111111111111 ends in 1111",  # a whole card: found as itself
+        "手机尾号 13800138000",  # the tail phrase before a whole number
+    ],
+)
+def test_parts_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
+    assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+def test_whole_number_checks_what_the_parts_make() -> None:
+    assert whole_number("11010519491231", "002x") == "cn_id"
+    assert whole_number("110105194912310", "002x") == "cn_id"  # one digit said twice
+    assert whole_number("11010519491231", "002y") is None
+    assert whole_number("11010519491232", "002x") is None  # wrong check character
+    assert whole_number("1380013", "5678") == "phone"
+    assert whole_number("1280013", "5678") is None  # no mobile starts 12
+    assert whole_number("411111111111", "1111") == "card"
+    assert whole_number("411111111111", "1112") is None  # Luhn
