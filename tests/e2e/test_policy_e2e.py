@@ -149,6 +149,10 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "IBAN * * * * * * * * * * * * * * * * * * 5 4 3 2",
         ),
         ("护照号 E12345678 和 G87654321", "护照号 *****5678 和 *****4321"),
+        (
+            "身份证后四位002X，前面11010519491231",
+            "身份证后四位****，前面**************",
+        ),
     ],
     ids=[
         "iban-newlines",
@@ -157,6 +161,7 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
         "ssn-licence",
         "iban-spaced",
         "joined-values",
+        "id-in-two-parts",
     ],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):
