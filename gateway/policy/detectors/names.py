@@ -319,7 +319,9 @@ _NAME_BEFORE = re.compile(
 _NOT_LABEL_NAMES = _COMMON_WORDS | frozenset(
     "明天 今天 昨天 后天 方便 马上 尽快 万一 高兴 司机 师傅 老板 老师 电话 号码 手机 联系 "
     "谢谢 好的 是的 收到 麻烦 请问 您好 你好 稍后 以后 之前 不过 还是 或者 或是 另外 其他 "
-    "毕竟 当然 常用 备用 新的 旧的 原来 原先 现在 正在 金额 余额 申请 上面 下面 以上 以下".split()
+    "毕竟 当然 常用 备用 新的 旧的 原来 原先 现在 正在 金额 余额 申请 上面 下面 以上 以下 "
+    "支付 微信 账号 账户 工号 单号 订单 运单 快递 客服 座机 热线 传真 短信 收款 付款 转账 "
+    "银行 会员 备注 尾号 编号 充值 话费".split()
 )
 """Words that start with a surname character and stand before a number as often as a name."""
 _ZH_HONORIFIC = re.compile(

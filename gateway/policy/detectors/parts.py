@@ -1,14 +1,14 @@
 """A number given in two parts in one message, its last digits named apart.
 
-"身份证后四位002X，前面11010519491231", "尾号5678，前七位1380013", "last four 1111, the rest
-411111111111": neither part is a number of its kind, and each alone passes; together they
-are the whole ID, phone or card. The tail is found by its phrase (a context rule); each
-digit run of the message (seven digits at least) is tried before it, also with up to three
-of its last digits repeated at the tail's start ("前15位…后四位…"). Only a combination that
-validates is reported -- an ID's check character and birth date, a card's Luhn sum and
-issuer, a mainland mobile -- so an order number and a card's last four stay apart.
-Both parts are reported (rule ``parts``) and masked whole: any "last N" of a part could be
-all of it.
+"身份证后四位002X，前面11010519491231", "后六位是31002X，前面是110105194912", "尾号5678，前七位
+1380013", "last four 1111, the rest 411111111111": neither part is a number of its kind, and
+each alone passes; together they are the whole ID, phone or card. The tail is found by its
+phrase (a context rule); each digit run of the message (seven digits at least) is tried
+before it, also with up to three of its last digits repeated at the tail's start ("前15位…
+后四位…"). Only a combination that validates is reported -- an ID's check character and
+birth date, a card's Luhn sum and issuer, a mainland mobile -- so an order number and a
+card's last four stay apart. Both parts are reported (rule ``parts``) and masked whole: any
+"last N" of a part could be all of it.
 """
 
 from __future__ import annotations
@@ -34,16 +34,25 @@ TAIL_RULE = context_rule(
         "末4位",
         "最后四位",
         "最后4位",
+        "后六位",
+        "后6位",
+        "末六位",
+        "末6位",
+        "最后六位",
+        "最后6位",
         "last four",
         "last 4",
+        "last six",
+        "last 6",
         "ending in",
         "ends in",
         "ends with",
     ),
     ANNOUNCING_FILLER,
-    r"(?<![0-9])[0-9]{3}+[0-9x](?![0-9a-z])",
+    r"(?<![0-9])[0-9]{3}+(?:[0-9]{2})?+[0-9x](?![0-9a-z])",
 )
-"""The last four characters of a number after their phrase: no finding of their own."""
+"""The last four or six characters of a number after their phrase: no finding of their
+own."""
 _OVERLAP = 3
 """Digits the part before the tail may repeat at its end (its "first 15" and the "last 4")."""
 

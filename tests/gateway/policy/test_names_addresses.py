@@ -93,6 +93,9 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "好的，13800138000",
         "江苏 13800138000",
         "方便的话打13800138000",
+        "支付宝 138 0013 8000",
+        "微信号 13800138000",
+        "会员 13800138000",
     ],
 )
 def test_look_alikes_are_not_names_or_addresses(eng: PolicyEngine, text: str) -> None:
