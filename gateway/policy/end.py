@@ -177,7 +177,11 @@ def _parts() -> dict[str, Any]:
     """The phrases and the filler-and-tail pattern of a number's last digits named apart
     (``detectors/parts.py``): not a context rule of its own (an older browser bundle runs
     rules it does not know, and a tail alone is no finding)."""
-    return {"phrases": list(TAIL_RULE.triggers), "after": to_js(TAIL_RULE.after.pattern)}
+    return {
+        "phrases": list(TAIL_RULE.triggers),
+        "after": to_js(TAIL_RULE.after.pattern),
+        "more": to_js(TAIL_RULE.more.pattern),
+    }
 
 
 @cache

@@ -1040,7 +1040,7 @@ var CipherdeskPolicy = (function () {
   /** A number given in two parts in one message, its last digits named apart ("尾号5678，
    * 前七位1380013"; parts.py): both parts, rule `parts`, when together they validate. */
   function partsDetector(parts, cn) {
-    var tail = contextRule('tail', 'parts.tail', parts.phrases, parts.after, null, false, null);
+    var tail = contextRule('tail', 'parts.tail', parts.phrases, parts.after, parts.more, false, null);
     return function (ctx) {
       if (!contains(ctx.view, tail.triggers)) return [];
       var hits = [], view = ctx.view;
@@ -1265,7 +1265,7 @@ var CipherdeskPolicy = (function () {
   function isParts(p) {
     return !!p && typeof p === 'object' && Array.isArray(p.phrases) && p.phrases.length >= 1 &&
       p.phrases.length <= 64 && p.phrases.every(function (x) { return typeof x === 'string' && x.length >= 1 && x.length <= 64; }) &&
-      isPattern(p.after);
+      isPattern(p.after) && isPattern(p.more);
   }
 
   function isWindow(w) {

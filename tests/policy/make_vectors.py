@@ -206,6 +206,7 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "身份证后四位002X，前面11010519491231", "customer"),
     ({}, "身份证后四位002x，前15位110105194912310", "customer"),
     ({}, "身份证号码的后六位是31002X，前面是110105194912", "customer"),
+    (PHONE_MASK, "尾号5678或5679，前七位1380013", "customer"),
     (PHONE_MASK, "手机尾号5678，前面是138 0013", "customer"),
     ({}, "my card ends in 1111, the rest is 4111 1111 1111", "customer"),
     ({}, "订单号20240101123，尾号1234", "customer"),
