@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
-from .detectors import CONTEXT_RULES
+from .detectors import CONTEXT_RULES, PARTS_RULE
 from .detectors.context import ANNOUNCING_FILLER
 from .detectors.numbers import DIGIT_OR_NUMERAL, letter_at
 from .engine import PolicyEngine
@@ -190,9 +190,16 @@ class SplitWindow:
         own = {(f.kind, f.start, f.end) for f in decision.findings}
         split: list[Finding] = []
         for f in engine.findings_of(prefix + text, direction, SPLIT_KINDS):
-            if not f.start < offset < f.end:
+            if f.start < offset < f.end:  # a number running on into this message
+                finding = Finding(f.kind, 0, f.end - offset, f.rule + ".split", f.action)
+            elif f.rule == PARTS_RULE and f.start >= offset:
+                # a part of a number given in two whose other part came before ("尾号5678"
+                # then "前面是1380013"); both in this message are its own finding already
+                finding = Finding(
+                    f.kind, f.start - offset, f.end - offset, f.rule + ".split", f.action
+                )
+            else:
                 continue
-            finding = Finding(f.kind, 0, f.end - offset, f.rule + ".split", f.action)
             if (finding.kind, finding.start, finding.end) not in own:
                 split.append(finding)
         if not split:

@@ -144,10 +144,15 @@ var CipherdeskPolicyWindow = (function () {
     var own = spansOf(decision.findings);
     var more = [];
     engine.evaluate(prefix + text, direction).findings.forEach(function (f) {
-      if (SPLIT_KINDS.indexOf(f.kind) < 0 || !(f.start < offset && offset < f.end)) return;
+      if (SPLIT_KINDS.indexOf(f.kind) < 0) return;
+      var start;
+      if (f.start < offset && offset < f.end) start = 0;  // a number running on into this message
+      // a part of a number given in two whose other part came before (parts.py)
+      else if (f.rule === 'parts' && f.start >= offset) start = f.start - offset;
+      else return;
       var end = f.end - offset;
-      if (own[f.kind + ':0:' + end]) return;
-      more.push({ kind: f.kind, start: 0, end: end, rule: f.rule + '.split', action: f.action });
+      if (own[f.kind + ':' + start + ':' + end]) return;
+      more.push({ kind: f.kind, start: start, end: end, rule: f.rule + '.split', action: f.action });
     });
     return more.length ? extended(engine, decision, text, chars, more, true) : decision;
   }

@@ -232,6 +232,9 @@ WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
     ),
     ({}, [(_C, "🙂 4111 1111", 0), (_C, "1111 1111 🙂 and 4111 1111 1111 1111", 1)]),
     (PHONE_MASK, [(_C, "call 138", 0), (_C, "0013", 1), (_C, "8000", 2)]),
+    # a number given in two parts, one per message (detectors/parts.py)
+    (PHONE_MASK, [(_C, "手机尾号5678", 0), (_C, "前面是1380013", 3)]),
+    ({}, [(_C, "身份证后四位002X", 0), (_C, "前面11010519491231 谢谢", 3)]),
     # an agent's question, the customer's answer
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "E12345678", 10)]),
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "好的，E12345678 谢谢", 10)]),

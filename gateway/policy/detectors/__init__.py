@@ -80,6 +80,7 @@ __all__ = [
     "ID_DOCUMENT_RULE",
     "IM_ACCOUNT_RULE",
     "LEGACY_RULE",
+    "PARTS_RULE",
     "PHONE_CUE_RULE",
     "AddressDetector",
     "CardDetector",
