@@ -454,11 +454,12 @@ class E2EAgentClient(AgentClient):
         gateway_key: str | None = None,
         open_timeout: float = DEFAULT_TIMEOUT,
         policy: EndPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``policy``: run on every reply before it is sealed (masks, blocks, flags), with
-        this end's last replies in the chat too (``SplitWindow``)."""
+        this end's last replies in the chat too (``SplitWindow`` on ``clock``)."""
         self.policy = policy
-        self.window = SplitWindow(clock=time.time)
+        self.window = SplitWindow(clock=clock)
         super().__init__(
             url_base,
             token=token,

@@ -1243,15 +1243,20 @@ var CipherdeskPolicy = (function () {
     return out;
   }
 
+  var RULE_NAME = /^[a-z_]{1,32}\.[a-z_]{1,32}$/;
+
   function isRule(name, r) {
-    return /^[a-z_]{1,32}\.[a-z_]{1,32}$/.test(name) && !!r && typeof r === 'object' &&
+    return RULE_NAME.test(name) && !!r && typeof r === 'object' &&
       typeof r.kind === 'string' && /^[a-z_]{1,32}$/.test(r.kind) &&
-      Array.isArray(r.phrases) && r.phrases.length >= 1 && r.phrases.length <= 256 &&
-      r.phrases.every(function (p) { return typeof p === 'string' && p.length >= 1 && p.length <= 64; }) &&
-      isPattern(r.after) && (r.more === undefined || isPattern(r.more)) &&
-      (r.about === undefined || (Array.isArray(r.about) && r.about.length <= 64 &&
-        r.about.every(function (w) { return typeof w === 'string' && w.length >= 1 && w.length <= 64; }))) &&
+      isWords(r.phrases, 1, 256) && isPattern(r.after) && (r.more === undefined || isPattern(r.more)) &&
+      (r.about === undefined || isWords(r.about, 0, 64)) &&
       typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
+  }
+
+  /** Whether `list` is an array of `min`..`max` phrases of 1..64 characters. */
+  function isWords(list, min, max) {
+    return Array.isArray(list) && list.length >= min && list.length <= max &&
+      list.every(function (w) { return typeof w === 'string' && w.length >= 1 && w.length <= 64; });
   }
 
   function isPattern(p) { return typeof p === 'string' && p.length <= 8192; }
@@ -1263,14 +1268,13 @@ var CipherdeskPolicy = (function () {
   }
 
   function isParts(p) {
-    return !!p && typeof p === 'object' && Array.isArray(p.phrases) && p.phrases.length >= 1 &&
-      p.phrases.length <= 64 && p.phrases.every(function (x) { return typeof x === 'string' && x.length >= 1 && x.length <= 64; }) &&
-      isPattern(p.after) && isPattern(p.more);
+    return !!p && typeof p === 'object' && isWords(p.phrases, 1, 64) && isPattern(p.after) &&
+      isPattern(p.more);
   }
 
   function isWindow(w) {
     return !!w && typeof w === 'object' && Array.isArray(w.asked) && w.asked.length <= 64 &&
-      w.asked.every(function (n) { return typeof n === 'string' && /^[a-z_]{1,32}\.[a-z_]{1,32}$/.test(n); }) &&
+      w.asked.every(function (n) { return typeof n === 'string' && RULE_NAME.test(n); }) &&
       isPattern(w.ending) && isPattern(w.lead_in) &&
       Number.isInteger(w.ending_chars) && w.ending_chars >= 1 && w.ending_chars <= 1000;
   }
@@ -1417,7 +1421,7 @@ var CipherdeskPolicy = (function () {
       evaluate: evaluate,
       render: renderText,
       fold: function (text) { return foldText(text, t2s); },
-      /** The document's `rules`, `email` or `window`, else the bundled default's. */
+      /** The document's `rules`, `email`, `window` or `parts`, else the bundled default's. */
       carried: function (key) { return carried(doc, key); },
       document: doc
     };

@@ -95,12 +95,10 @@ var CipherdeskPolicyWindow = (function () {
     return result;
   };
 
-  /** An agent's message this end opened (the widget): a question it names is read with the
-   * customer's next answer, as the gateway reads an inspect-mode agent's. */
+  /** An agent's message this end opened (the widget), checked as the gateway checks an
+   * inspect-mode agent's: a question it names is read with the customer's next answer. */
   Window.prototype.heard = function (engine, text) {
-    var decision = engine.evaluate(text, 'agent');
-    var phrase = decision.action === 'block' ? null : named(engine, text, decision, false);
-    if (phrase) this.asked = { at: this.clock(), phrase: phrase, left: ANSWERS };
+    this.check(engine, 'agent', text, engine.evaluate(text, 'agent'));
   };
 
   /** `decision` extended by the value a customer's answer gives to the open question
