@@ -15,7 +15,15 @@ from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine, masking, split
-from gateway.policy.detectors import CONTEXT_RULES, ScanContext, address, iban, names, phone
+from gateway.policy.detectors import (
+    CONTEXT_RULES,
+    ScanContext,
+    address,
+    email,
+    iban,
+    names,
+    phone,
+)
 from gateway.policy.detectors.cn_id import is_cn_id
 from gateway.policy.detectors.context import not_after_letter
 from gateway.policy.detectors.iban import _mod97
@@ -204,7 +212,7 @@ def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
     """Every country's IBANs (schwifty's random ones, grouped by four or not, with any of
     the separators digit runs allow, with letters and digits glued after them, with a check
     digit changed, two in a row) are found exactly where trying every length found them,
-    and nothing else is."""
+    and nothing else is; with the gate's letter-digit pairs as the only starts tried, too."""
     from schwifty import IBAN
 
     rng = random.Random(12)
@@ -232,6 +240,9 @@ def test_iban_cut_to_its_country_length_finds_what_every_length_found() -> None:
             want = _ibans_at_every_length(view)
             got = [(h.start, h.end) for h in detector.scan(ScanContext(NormalizedText(view)))]
             assert got == want, view
+            # and where the engine's gate found a letter before a digit, as in a real pass
+            gated = ScanContext(NormalizedText(view), GATED._gate(view)[1])
+            assert [(h.start, h.end) for h in detector.scan(gated)] == want, view
             hits += len(got)
     assert hits > 200  # most were valid IBANs, found
 
@@ -575,3 +586,44 @@ def test_the_secrets_detector_reads_every_gate_phrase_of_its_own() -> None:
 
     assert set(_GATE_BITS) == set(SecretsDetector.gate_phrases)
     assert all(_GATE_BITS.values())
+
+
+_EMAIL_PIECES = [
+    "zhang_san908@gmail.com",
+    "li.wei@qq.com",
+    "z h a n g s a n @ q q . c o m",
+    "zhangsan @ qq . com",
+    "zhangsan@qq . com",
+    "zhangsan  @qq.com",
+    "@",
+    " @ ",
+    "@@",
+    "a" * 70,
+    "x" * 64 + "@qq.com",
+    "x" * 65 + "@qq.com",
+    " ".join("abcdefghij" * 7) + " @ q q . c o m",
+    "\n\n\t",
+    "ok. thanks",
+    "mail.example.com",
+    "-",
+    ".",
+]
+_EMAIL_TEXTS = st.lists(
+    st.sampled_from(_EMAIL_PIECES) | st.text(alphabet="ab@. \n", max_size=4), max_size=10
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_EMAIL_TEXTS)
+def test_addresses_searched_around_each_at_equal_searching_everywhere(text: str) -> None:
+    """Without a bracketed at, a spelt at or a spelt dot in the view every match of the two
+    address patterns holds an @, and the search from just before each @ finds what the
+    search over the whole view finds."""
+    view = NormalizedText(text).view
+    assert "(at" not in view and " at " not in view and "dot" not in view
+    for pattern, reach in (
+        (email.ADDRESS, email._LOCAL_CHARS),
+        (email.SPELT_ADDRESS, email._SPELT_LOCAL_CHARS),
+    ):
+        want = [m.span() for m in pattern.finditer(view)]
+        assert [m.span() for m in email._around_each_at(pattern, view, reach)] == want
