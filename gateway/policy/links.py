@@ -36,6 +36,16 @@ _URL = re.compile(
 _TRIGGERS = ("://", ".")
 _GATE_PHRASES = ("://", *("." + tld for tld in _TLDS.split("|")))
 """Inside every ``_URL`` match: the scheme separator or the dot before a known TLD."""
+_GATE_SET = frozenset(_GATE_PHRASES)
+_DOMAIN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyz0123456789.-"
+    + "".join(
+        chr(c)
+        for lo, hi in ((0xC0, 0x24F), (0x370, 0x3FF), (0x400, 0x4FF))
+        for c in range(lo, hi + 1)
+    )
+)
+"""What a bare domain of ``_URL`` is made of: its label characters and dots (and hyphens)."""
 _TRAILING = ".,;:!?)]}'\"*"
 
 
@@ -114,7 +124,7 @@ class LinkDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield one hit per link; its kind says whether the host is allowed or suspect."""
         text = ctx.text
-        for m in _URL.finditer(ctx.view):
+        for m in _links_in(ctx):
             start, end = m.start(), m.end()
             while end > start and ctx.view[end - 1] in _TRAILING:
                 end -= 1
@@ -131,3 +141,42 @@ class LinkDetector:
             else:
                 kind, rule = "link_external", "link.external_domain"
             yield Hit(kind, start, end, rule)
+
+
+def _links_in(ctx: ScanContext) -> Iterator[re.Match[str]]:
+    """``_URL.finditer`` over the view, trying ``_URL`` only where a match can start: a
+    scheme just before each "://" the engine's gate found, and the start of the domain
+    holding each ".<tld>" it found. Searching at large stops at every letter of the
+    message (7-10 us on a 500-character line that opens the gate with an e-mail's ".com").
+
+    Exact: every match holds one of the gate's phrases; a bare domain starts where its run
+    of domain characters does (its look-behind refuses a domain character, "@", "/" before
+    it), so the candidates, tried in order from where the last match ended, give the
+    leftmost match each time, as ``finditer`` does."""
+    spans = ctx.phrase_spans(_GATE_SET)
+    view = ctx.view
+    if spans is None:
+        yield from _URL.finditer(view)
+        return
+    starts: set[int] = set()
+    previous = run = -1  # the last phrase's start, and where its domain starts
+    for start in sorted({start for start, _ in spans}):
+        if view[start] == ":":
+            starts.update(s for s in (start - 5, start - 4, start - 3) if s >= 0)  # https…
+            continue
+        domain = start
+        while domain > 0 and view[domain - 1] in _DOMAIN_CHARS:
+            domain -= 1
+            if domain == previous:  # the domain of the phrase before: walked already
+                domain = run
+                break
+        previous, run = start, domain
+        starts.add(domain)
+    pos = 0
+    for start in sorted(starts):
+        if start < pos:
+            continue
+        m = _URL.match(view, start)
+        if m is not None:
+            yield m
+            pos = m.end()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from stdnum import luhn
 from stdnum.iso7064 import mod_97_10
 
-from gateway.policy import PolicyConfig, PolicyEngine, masking, split
+from gateway.policy import PolicyConfig, PolicyEngine, links, masking, split
 from gateway.policy.detectors import (
     CONTEXT_RULES,
     ScanContext,
@@ -627,3 +627,42 @@ def test_addresses_searched_around_each_at_equal_searching_everywhere(text: str)
     ):
         want = [m.span() for m in pattern.finditer(view)]
         assert [m.span() for m in email._around_each_at(pattern, view, reach)] == want
+
+
+_LINK_PIECES = [
+    "https://evil.com/x",
+    "http://a.b.cn",
+    "xhttps://a.com",
+    "ftp://files.example.org/a.com",
+    "zhang_san908@gmail.com",
+    "pаypal.com",
+    "a.com.evil.xyz",
+    "-a.com",
+    ".a.com",
+    "/a.com",
+    "example.com:8080/p?q=1#f",
+    "www.example.co",
+    "ｈｔｔｐｓ：／／ex.com",
+    "a.coma.com",
+    "，",
+    "://",
+    ".",
+    " ",
+    "-",
+    "@",
+]
+_LINK_TEXTS = st.lists(
+    st.sampled_from(_LINK_PIECES) | st.text(alphabet="ac.-/:@ ", max_size=4), max_size=10
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_LINK_TEXTS)
+def test_links_tried_where_the_gate_found_a_phrase_equal_searching_everywhere(text: str) -> None:
+    """The link pattern tried only before each "://" and at the start of each domain holding
+    a ".<tld>" the engine's gate found finds what searching the whole view finds."""
+    normalized = NormalizedText(text)
+    view = normalized.view
+    gated = ScanContext(normalized, GATED._gate(view)[1])
+    want = [m.span() for m in links._URL.finditer(view)]
+    assert [m.span() for m in links._links_in(gated)] == want
