@@ -41,6 +41,7 @@ class PhoneDetector:
 
     def __init__(self, regions: tuple[str, ...] = ("CN",)) -> None:
         self.regions = tuple(r.upper() for r in regions)
+        self._china_only = self.regions == ("CN",)
         prepare_phonenumbers()  # now, not on the first number of each region
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
@@ -54,6 +55,8 @@ class PhoneDetector:
                 if run.digit_count <= 15 and self._accept_digits(run.joined, run.plus):
                     yield Hit("phone", run.start, run.end, "phone.libphonenumber")
                 continue
+            if self._china_only and not run.plus and not _may_hold_cn_number(run):
+                continue  # a date or a price: no candidate can be a Chinese number
             for w in self._claimed(run):
                 yield Hit("phone", w.start, w.end, "phone.libphonenumber")
 
@@ -87,6 +90,19 @@ class PhoneDetector:
             elif _valid(digits, region):
                 return True
         return False
+
+
+def _may_hold_cn_number(run: NumberRun) -> bool:
+    """Whether a candidate of ``run`` (not written after a plus) can be a number
+    ``_accept_digits`` takes in China alone: every candidate starts at a group, and every
+    such number starts with 0 (a landline, an international prefix), 1 (a mobile) or 8 (a
+    mobile after 86) and holds seven digits at least. Dates and prices ("2024-10-17",
+    "4,994.49") start none, and skip building, sorting and claiming their candidates."""
+    total = run.offsets[-1]
+    return any(
+        digits[0] in "018" and total - offset >= 7
+        for (_, _, digits), offset in zip(run.groups, run.offsets, strict=False)
+    )
 
 
 def _grouped_mobiles(run: NumberRun) -> Iterator[Window]:

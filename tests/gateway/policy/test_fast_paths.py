@@ -508,6 +508,27 @@ def test_a_phone_run_of_one_group_is_judged_as_its_candidates_are() -> None:
     assert found > 300
 
 
+def test_runs_the_phone_detector_skips_in_china_hold_no_chinese_number() -> None:
+    """A run of several groups none of which can start a Chinese number (``phone.
+    _may_hold_cn_number``) is skipped: claiming its candidates finds nothing in it."""
+    rng = random.Random(17)
+    detector = phone.PhoneDetector(("CN",))
+    skipped = found = 0
+    for _ in range(4_000):
+        groups = [_numberish(rng)[: rng.randint(1, 6)] for _ in range(rng.randint(2, 5))]
+        separator = rng.choice(("-", " ", "/", ".", ", "))
+        ctx = ScanContext(NormalizedText(f"on {separator.join(groups)} ok"))
+        for run in ctx.number_runs:
+            if len(run.groups) < 2 or run.digit_count < 7:
+                continue
+            claimed = list(detector._claimed(run))
+            found += bool(claimed)
+            if not phone._may_hold_cn_number(run):
+                skipped += 1
+                assert claimed == [], groups
+    assert skipped > 500 and found > 50  # both kinds of run were tried
+
+
 def test_phone_numbers_of_every_region_validate_without_compiling_a_pattern(monkeypatch) -> None:
     """``PhoneDetector`` compiles libphonenumber's patterns once per process
     (``prepare_phonenumbers``): with ``re``'s own 512-entry cache emptied, numbers of every
