@@ -16,6 +16,7 @@ from typing import Protocol
 from ..normalize import NormalizedText
 from ..phrases import Match
 from .numbers import (
+    DIGIT_WORD_SET,
     DIGIT_WORDS,
     SEVEN_DIGITS,
     NumberRun,
@@ -44,7 +45,7 @@ def mentions(view: str, words: tuple[str, ...]) -> bool:
 class ScanContext:
     """One message being scanned: its normalised views plus lazily shared candidates."""
 
-    __slots__ = ("_runs", "gate_matches", "text")
+    __slots__ = ("_by_phrase", "_runs", "gate_matches", "text")
 
     def __init__(self, text: NormalizedText, gate_matches: list[Match] | None = None) -> None:
         self.text = text
@@ -53,14 +54,25 @@ class ScanContext:
         one pass over every detector's phrases), or ``None`` when no gate ran: a detector led
         by a phrase reads the spans of its own phrases here instead of searching again."""
         self._runs: tuple[NumberRun, ...] | None = None
+        self._by_phrase: dict[str, list[tuple[int, int, int]]] | None = None
 
     def phrase_spans(self, phrases: frozenset[str]) -> list[tuple[int, int]] | None:
         """The (start, end) of each gate match that is one of ``phrases``, in the
-        automaton's order (by end); ``None`` when no gate ran."""
+        automaton's order (by end); ``None`` when no gate ran. Half a dozen detectors ask,
+        each for its own phrases: the matches are grouped by phrase once, so each asks
+        about the few phrases the message holds, not about every match of every detector."""
         if self.gate_matches is None:
             return None
-        view = self.text.view
-        return [(start, end) for _, start, end in self.gate_matches if view[start:end] in phrases]
+        by_phrase = self._by_phrase
+        if by_phrase is None:
+            by_phrase = self._by_phrase = {}
+            view = self.text.view
+            for k, (_, start, end) in enumerate(self.gate_matches):
+                by_phrase.setdefault(view[start:end], []).append((k, start, end))
+        found = [spans for phrase, spans in by_phrase.items() if phrase in phrases]
+        if len(found) == 1:
+            return [(start, end) for _, start, end in found[0]]
+        return [(start, end) for _, start, end in sorted(m for spans in found for m in spans)]
 
     @property
     def view(self) -> str:
@@ -76,9 +88,8 @@ class ScanContext:
         if self._runs is None:
             view = self.text.view
             bidi = has_bidi_override(self.text.original)
-            words = self.gate_matches is None or holds_digit_word(
-                view, ((start, end) for _, start, end in self.gate_matches)
-            )
+            spans = self.phrase_spans(DIGIT_WORD_SET)
+            words = spans is None or holds_digit_word(view, spans)
             self._runs = find_number_runs(view, reversed_too=bidi, words_too=words)
         return self._runs
 

@@ -122,7 +122,7 @@ detectors' gate phrases, ``DIGIT_WORDS``, open them for those), and runs shorter
 at. Chinese text with a numeral in a word (一下, 两个) stays closed. Anchored and possessive:
 one pass in C."""
 DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
-_DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
+DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
 
 BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
 """Characters that can make a browser show digits in another order than they are stored."""
@@ -405,7 +405,7 @@ def holds_digit_word(view: str, spans: Iterable[tuple[int, int]]) -> bool:
     """Whether one of ``spans`` (where ``DIGIT_WORDS`` phrases occur in ``view``) is a word
     of its own, no letter on either side ("one", not the "one" of "phone")."""
     return any(
-        view[start:end] in _DIGIT_WORD_SET
+        view[start:end] in DIGIT_WORD_SET
         and not letter_at(view, start - 1)
         and not letter_at(view, end)
         for start, end in spans
