@@ -687,3 +687,29 @@ def test_links_tried_where_the_gate_found_a_phrase_equal_searching_everywhere(te
     gated = ScanContext(normalized, GATED._gate(view)[1])
     want = [m.span() for m in links._URL.finditer(view)]
     assert [m.span() for m in links._links_in(gated)] == want
+
+
+def test_birth_dates_are_read_as_python_stdnum_reads_them() -> None:
+    """``is_cn_id`` reads an ID's birth date itself; python-stdnum's ``get_birth_date``
+    agrees on real dates, impossible ones (0229 of a common year, month 13, day 00) and
+    dates before 1900 or after today."""
+    import datetime
+
+    from stdnum.cn import ric
+
+    rng = random.Random(18)
+    checked = 0
+    for _ in range(3_000):
+        year = rng.choice((rng.randint(1890, 2030), 1900, 2000, 2023, 2024))
+        date = f"{year:04d}{rng.randint(0, 13):02d}{rng.choice((rng.randint(0, 32), 29, 31)):02d}"
+        body = "110105" + date + f"{rng.randint(0, 999):03d}"
+        total = sum(int(d) * pow(2, 17 - i, 11) for i, d in enumerate(body))
+        number = body + "10x98765432"[total % 11]
+        try:
+            born = ric.get_birth_date(number.upper())
+            want = 1900 <= born.year and born <= datetime.date.today()
+        except Exception:
+            want = False
+        assert is_cn_id(number) == want, number
+        checked += want
+    assert checked > 300
