@@ -25,6 +25,8 @@ document that engine reads. Everything the browser would otherwise need a librar
 * ``email`` -- the e-mail detector's patterns, translated the same way;
 * ``parts`` -- the phrases and pattern of a number's last digits named apart, with which
   the browser finds an ID, card or mobile given in two parts (``detectors/parts.py``);
+* ``hidden`` -- the rules whose findings are masked whole whatever their kind's style
+  (``detectors.HIDDEN_RULES``: a security code, an expiry date, a number given in parts);
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
   twin of :mod:`.split`) reads a question and its answer with: the rules whose phrases a
   question names (``asked``), the words that may end a customer's message after such a
@@ -50,7 +52,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors import CONTEXT_RULES, default_detectors
+from .detectors import CONTEXT_RULES, HIDDEN_RULES, default_detectors
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
@@ -141,11 +143,17 @@ def _end_phrases() -> tuple[str, ...]:
 
 
 def carried_patterns() -> dict[str, Any]:
-    """The document's ``rules``, ``email``, ``window`` and ``parts``: this gateway's own
-    patterns, the same for every tenant. An uploaded document must carry exactly these (or
-    none, signed before they were carried): a tenant signs its policy, not patterns of its
-    own, which would run in its customers' browsers unchecked."""
-    return {"rules": _rules(), "email": _email(), "window": _window(), "parts": _parts()}
+    """The document's ``rules``, ``email``, ``window``, ``parts`` and ``hidden``: this
+    gateway's own patterns, the same for every tenant. An uploaded document must carry
+    exactly these (or none, signed before they were carried): a tenant signs its policy, not
+    patterns of its own, which would run in its customers' browsers unchecked."""
+    return {
+        "rules": _rules(),
+        "email": _email(),
+        "window": _window(),
+        "parts": _parts(),
+        "hidden": sorted(HIDDEN_RULES),
+    }
 
 
 @cache

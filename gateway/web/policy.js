@@ -1209,7 +1209,8 @@ var CipherdeskPolicy = (function () {
           Object.keys(doc.rules).some(function (k) { return !isRule(k, doc.rules[k]); }))) ||
         (doc.email !== undefined && !isEmail(doc.email)) ||
         (doc.window !== undefined && !isWindow(doc.window)) ||
-        (doc.parts !== undefined && !isParts(doc.parts));
+        (doc.parts !== undefined && !isParts(doc.parts)) ||
+        (doc.hidden !== undefined && !isRuleNames(doc.hidden));
     }
     if (bad) throw new Error('policy_document_invalid');
   }
@@ -1260,6 +1261,13 @@ var CipherdeskPolicy = (function () {
   }
 
   function isPattern(p) { return typeof p === 'string' && p.length <= 8192; }
+
+  /** A list of rule names (`card.cvv`, `parts`): the document's `hidden`. */
+  function isRuleNames(list) {
+    return Array.isArray(list) && list.length <= 64 && list.every(function (name) {
+      return typeof name === 'string' && /^[a-z_]{1,32}(?:\.[a-z_]{1,32})?$/.test(name);
+    });
+  }
 
   function isEmail(e) {
     return !!e && typeof e === 'object' && isPattern(e.address) && isPattern(e.spelt) &&
@@ -1360,9 +1368,11 @@ var CipherdeskPolicy = (function () {
       return found;
     }
 
+    var hidden = carried(doc, 'hidden');
+
     function styleFor(chars, f, bidi) {
       var style = doc.masks[f.kind] || 'full';
-      if ((f.rule === 'card.cvv' || f.rule === 'card.expiry' || f.rule === 'parts') && style !== 'keep') return 'full';  // any last N is all of it
+      if (hidden.indexOf(f.rule) >= 0 && style !== 'keep') return 'full';  // any last N is all of it
       if (NUMERIC[f.kind] && style !== 'keep') {
         if (bidi) return 'full';
         for (var i = f.start; i < f.end; i++) {
@@ -1421,7 +1431,7 @@ var CipherdeskPolicy = (function () {
       evaluate: evaluate,
       render: renderText,
       fold: function (text) { return foldText(text, t2s); },
-      /** The document's `rules`, `email`, `window` or `parts`, else the bundled default's. */
+      /** The document's `rules`, `email`, `window`, `parts` or `hidden`, else the bundled default's. */
       carried: function (key) { return carried(doc, key); },
       document: doc
     };

@@ -363,6 +363,47 @@ async def test_the_documents_rules_drive_the_browser_engine(browser, gateway):
     assert refused == "policy_document_invalid"
 
 
+_SHOWN = """([doc, cases]) => {
+  let engine;
+  try { engine = CipherdeskPolicy.engine(doc); } catch (e) { return String(e.message); }
+  return cases.map((text) => engine.evaluate(text, 'customer').text);
+}"""
+
+
+async def test_the_rules_masked_whole_come_from_the_document(browser, gateway):
+    """A security code is masked whole although the card style shows the last four digits:
+    the browser reads the rules masked whole from the document (``hidden``), a signed
+    document from before it was carried runs the bundled default's, and a malformed list
+    refuses the document."""
+    base = end_document(PolicyEngine(), None, 0)
+    base["masks"]["card"] = "last4"
+    older = copy.deepcopy(base)
+    del older["hidden"]
+    none_hidden = copy.deepcopy(base)  # what a gateway refuses to store (test_end_policy)
+    none_hidden["hidden"] = []
+    malformed = copy.deepcopy(base)
+    malformed["hidden"] = ["card.cvv", "<script>"]
+    texts = ["cvv 1234", "4111 1111 1111 1111"]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = {
+            name: await page.evaluate(_SHOWN, [doc, texts])
+            for name, doc in (
+                ("base", base),
+                ("older", older),
+                ("none_hidden", none_hidden),
+                ("malformed", malformed),
+            )
+        }
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    assert got["base"] == got["older"] == ["cvv ****", "**** **** **** 1111"]
+    assert got["none_hidden"] == ["cvv 1234", "**** **** **** 1111"]  # the list decides
+    assert got["malformed"] == "policy_document_invalid"
+
+
 async def _sign_policy(gateway: bx.Gateway, signing: TenantSigningKey, policy: dict) -> None:
     """What `cipherdesk e2e sign-policy` leaves in the tenant's settings."""
     tenant = await gateway.svc.store.get_tenant("demo")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gateway.policy.detectors import CONTEXT_RULES
+from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.detectors.parts import TAIL_RULE
@@ -65,6 +65,15 @@ def test_the_document_carries_the_tail_of_a_number_in_two_parts():
         "more": to_js(TAIL_RULE.more.pattern),
     }
     assert "(?<value>" in parts["after"]
+
+
+def test_the_document_carries_the_rules_masked_whole():
+    """A security code, an expiry date and a number given in parts are masked whole at the
+    ends too, whatever the kind's style: the browser reads which rules from the document,
+    not from a copy of the list of its own."""
+    hidden = end_document(PolicyEngine(), None, 0)["hidden"]
+    assert hidden == sorted(HIDDEN_RULES)
+    assert {"card.cvv", "card.expiry", "parts"} <= set(hidden)
 
 
 def test_the_document_carries_the_windows_question_data():
