@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.clientip import rate_limit_key
 from gateway.config import WebSocketConfig
@@ -26,12 +26,22 @@ from gateway.ratelimit.limits import (
     RateLimiter,
     RedisRateLimiter,
 )
+from gateway.store.base import Tenant
 from gateway.tenants import TenantDirectory
 from gateway.ws.connection import ProtocolViolation, SecureConnection
 
 #: Close (1013) when a tenant's sockets on this node are all taken.
 TENANT_FULL = (CloseCode.TRY_AGAIN_LATER, "tenant at its connection cap; retry-after=5")
 SLOW_DOWN = "You're sending messages faster than we can take them. Please wait a moment."
+
+
+class _TenantLimits(NamedTuple):
+    """A tenant's limits as last computed, and from what: the record the tenant directory
+    handed out, and its overrides written out (compared when the record is a new one)."""
+
+    tenant: Tenant
+    fingerprint: str
+    limits: Limits
 
 
 def retry_reason(retry_after: float) -> str:
@@ -62,7 +72,7 @@ class Guard:
         # them through Redis would cost a round trip per frame and buy nothing.
         self.local = MemoryRateLimiter(clock=clock, metrics=metrics)
         self.strikes = limits.strikes(clock)
-        self._tenant_limits: dict[str, tuple[int, Limits]] = {}
+        self._tenant_limits: dict[str, _TenantLimits] = {}
 
     def advertised_limits(self) -> dict[str, Any]:
         """What the ``hello`` frame tells clients, so well-behaved ones pace themselves."""
@@ -74,19 +84,28 @@ class Guard:
         }
 
     async def _limits_for(self, tenant_id: str) -> Limits:
+        """The tenant's limits: the installation's with the tenant's overrides applied.
+        Read once per tenant record the directory hands out (it caches each for a moment),
+        not per message: the overrides are compared only when the record is a new one."""
         tenant = await self.tenants.get(tenant_id)
-        overrides = (tenant.settings.get("limits") if tenant else None) or {}
-        if not overrides:
+        if tenant is None:
             return self.limits
-        fingerprint = hash(repr(sorted(overrides.items())))
         cached = self._tenant_limits.get(tenant_id)
-        if cached is None or cached[0] != fingerprint:
+        if cached is not None and cached.tenant is tenant:
+            return cached.limits
+        overrides = tenant.settings.get("limits") or {}
+        fingerprint = repr(sorted(overrides.items())) if overrides else ""
+        if cached is not None and cached.fingerprint == fingerprint:
+            limits = cached.limits
+        elif not overrides:
+            limits = self.limits
+        else:
             try:
-                cached = (fingerprint, self.limits.for_tenant(overrides))
+                limits = self.limits.for_tenant(overrides)
             except ValueError:
-                cached = (fingerprint, self.limits)  # a bad override never lifts limits
-            self._tenant_limits[tenant_id] = cached
-        return cached[1]
+                limits = self.limits  # a bad override never lifts limits
+        self._tenant_limits[tenant_id] = _TenantLimits(tenant, fingerprint, limits)
+        return limits
 
     # ------------------------------------------------------------------ connections
 

@@ -7,6 +7,7 @@ import pytest
 
 from gateway.protocol import CloseCode
 from gateway.ratelimit.guard import SLOW_DOWN
+from gateway.ratelimit.limits import Limits, Rate
 from gateway.store import Store
 from gateway.store.base import Tenant
 from gateway.tenants import TenantDirectory
@@ -86,6 +87,47 @@ async def test_a_bad_tenant_override_keeps_the_installation_limits(
     assert await guard.tenant_slot(TENANT) is not None
     assert await guard.tenant_slot(TENANT) is not None
     assert await guard.tenant_slot(TENANT) is None
+
+
+async def test_a_tenants_limits_are_read_once_per_record_and_follow_a_change(
+    make_guard: GuardFactory,
+    store: Store,
+    tenant: Tenant,
+    tenants: TenantDirectory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages do not pay for the tenant's overrides: they are applied once per tenant
+    record the directory hands out; a changed override applies with the next record, and
+    a new record with the same overrides keeps the limits already made."""
+    computed: list[object] = []
+    real = Limits.for_tenant
+
+    def for_tenant(self: Limits, overrides: object) -> Limits:
+        computed.append(overrides)
+        return real(self, overrides)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Limits, "for_tenant", for_tenant)
+    tenant.settings = {"limits": {"messages_per_chat": "3/10s"}}
+    await store.update_tenant(tenant)
+    tenants.invalidate(TENANT)
+    guard = make_guard()
+    first = await guard._limits_for(TENANT)
+    assert first.messages_per_chat == Rate(3, 10.0)
+    for _ in range(5):
+        assert await guard._limits_for(TENANT) is first
+    assert len(computed) == 1
+    tenants.invalidate(TENANT)  # a new record, the same overrides
+    assert await guard._limits_for(TENANT) is first
+    assert len(computed) == 1
+    tenant.settings = {"limits": {"messages_per_chat": "5/10s"}}
+    await store.update_tenant(tenant)
+    tenants.invalidate(TENANT)
+    assert (await guard._limits_for(TENANT)).messages_per_chat == Rate(5, 10.0)
+    tenant.settings = {}
+    await store.update_tenant(tenant)
+    tenants.invalidate(TENANT)
+    assert await guard._limits_for(TENANT) is guard.limits
+    assert len(computed) == 2
 
 
 async def test_fast_customer_gets_a_limited_notice_then_strikes_close_the_socket(
