@@ -629,9 +629,16 @@ _EMAIL_PIECES = [
     "-",
     ".",
 ]
-_EMAIL_TEXTS = st.lists(
-    st.sampled_from(_EMAIL_PIECES) | st.text(alphabet="ab@. \n", max_size=4), max_size=10
-).map("".join)
+
+
+def _texts_of(pieces: list[str], alphabet: str) -> st.SearchStrategy[str]:
+    """Texts of up to ten of ``pieces`` and short runs of ``alphabet``, in any order."""
+    return st.lists(
+        st.sampled_from(pieces) | st.text(alphabet=alphabet, max_size=4), max_size=10
+    ).map("".join)
+
+
+_EMAIL_TEXTS = _texts_of(_EMAIL_PIECES, "ab@. \n")
 
 
 @settings(max_examples=500, deadline=None)
@@ -672,9 +679,7 @@ _LINK_PIECES = [
     "-",
     "@",
 ]
-_LINK_TEXTS = st.lists(
-    st.sampled_from(_LINK_PIECES) | st.text(alphabet="ac.-/:@ ", max_size=4), max_size=10
-).map("".join)
+_LINK_TEXTS = _texts_of(_LINK_PIECES, "ac.-/:@ ")
 
 
 @settings(max_examples=500, deadline=None)
