@@ -302,6 +302,21 @@ async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway)
     assert matched >= 600  # the texts reach the values, not only the misses
 
 
+async def _on_each_document(
+    browser, gateway, script: str, documents: dict[str, dict], texts: list[str]
+) -> dict[str, object]:
+    """What ``script`` gives for ``[document, texts]`` with each of ``documents``, in the
+    console's page (no script error)."""
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = {name: await page.evaluate(script, [doc, texts]) for name, doc in documents.items()}
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    return got
+
+
 _RULES = """([doc, cases]) => {
   let engine;
   try { engine = CipherdeskPolicy.engine(doc); } catch (e) { return String(e.message); }
@@ -338,22 +353,9 @@ async def test_the_documents_rules_drive_the_browser_engine(browser, gateway):
     malformed["rules"]["card.cvv"]["phrases"] = "cvv"
     texts = ["verify digits 123", "member no 123456", "loyalty no 123456", "cvv 123"]
     texts += ["visa 有效期 12/28"]
-    ctx, page = await new_page(browser)
-    try:
-        await page.goto(gateway.base_url + "/console")
-        got = {
-            name: await page.evaluate(_RULES, [doc, texts])
-            for name, doc in (
-                ("base", base),
-                ("added", added),
-                ("older", older),
-                ("before_about", before_about),
-            )
-        }
-        refused = await page.evaluate(_RULES, [malformed, texts])
-        assert page.js_errors == [], page.js_errors
-    finally:
-        await ctx.close()
+    documents = {"base": base, "added": added, "older": older, "before_about": before_about}
+    got = await _on_each_document(browser, gateway, _RULES, {**documents, "bad": malformed}, texts)
+    refused = got["bad"]
     cvv = [["card", "card.cvv"]]
     expiry = [["card", "card.expiry"]]
     assert got["base"] == [[], [], [], cvv, expiry]
@@ -384,21 +386,10 @@ async def test_the_rules_masked_whole_come_from_the_document(browser, gateway):
     malformed = copy.deepcopy(base)
     malformed["hidden"] = ["card.cvv", "<script>"]
     texts = ["cvv 1234", "4111 1111 1111 1111"]
-    ctx, page = await new_page(browser)
-    try:
-        await page.goto(gateway.base_url + "/console")
-        got = {
-            name: await page.evaluate(_SHOWN, [doc, texts])
-            for name, doc in (
-                ("base", base),
-                ("older", older),
-                ("none_hidden", none_hidden),
-                ("malformed", malformed),
-            )
-        }
-        assert page.js_errors == [], page.js_errors
-    finally:
-        await ctx.close()
+    documents = {"base": base, "older": older, "none_hidden": none_hidden}
+    got = await _on_each_document(
+        browser, gateway, _SHOWN, {**documents, "malformed": malformed}, texts
+    )
     assert got["base"] == got["older"] == ["cvv ****", "**** **** **** 1111"]
     assert got["none_hidden"] == ["cvv 1234", "**** **** **** 1111"]  # the list decides
     assert got["malformed"] == "policy_document_invalid"
