@@ -25,7 +25,16 @@ _TLDS = (
     "xyz|top|app|dev|ai|tk|ml|ga|cf|gq|shop|site|online|club|vip|cc|tv|ly|gl|link|click|live|"
     "store|tech|pro|cloud|icu|work|asia|mobi|name|today|support|help|services|bank|finance"
 )
-_LABEL_CHARS = r"a-z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+_LABEL_RANGES = (
+    ("a", "z"),
+    ("0", "9"),
+    ("\u00c0", "\u024f"),
+    ("\u0370", "\u03ff"),
+    ("\u0400", "\u04ff"),
+)
+"""What a bare domain's labels are made of: ASCII letters and digits, Latin with accents,
+Greek, Cyrillic (the scripts of homoglyph hosts)."""
+_LABEL_CHARS = "".join(f"{lo}-{hi}" for lo, hi in _LABEL_RANGES)
 _LABEL = rf"[{_LABEL_CHARS}](?:[{_LABEL_CHARS}\-]{{0,62}}+)"
 _STOP = r"\s<>\"'`，。、；：！？「」『』（）【】《》"
 _URL = re.compile(
@@ -38,12 +47,7 @@ _GATE_PHRASES = ("://", *("." + tld for tld in _TLDS.split("|")))
 """Inside every ``_URL`` match: the scheme separator or the dot before a known TLD."""
 _GATE_SET = frozenset(_GATE_PHRASES)
 _DOMAIN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyz0123456789.-"
-    + "".join(
-        chr(c)
-        for lo, hi in ((0xC0, 0x24F), (0x370, 0x3FF), (0x400, 0x4FF))
-        for c in range(lo, hi + 1)
-    )
+    ".-" + "".join(chr(c) for lo, hi in _LABEL_RANGES for c in range(ord(lo), ord(hi) + 1))
 )
 """What a bare domain of ``_URL`` is made of: its label characters and dots (and hyphens)."""
 _TRAILING = ".,;:!?)]}'\"*"
