@@ -1037,27 +1037,51 @@ var CipherdeskPolicy = (function () {
     return null;
   }
 
-  /** A number given in two parts in one message, its last digits named apart ("尾号5678，
-   * 前七位1380013"; parts.py): both parts, rule `parts`, when together they validate. */
+  /** A number given in two or three parts in one message, its last digits named apart
+   * ("尾号5678，前七位1380013", "前六位110105，中间19491231，后四位002X"; parts.py): every part,
+   * rule `parts`, when together they validate. A digit run is tried before the tail first,
+   * then two consecutive parts (the document's `part`; one signed before it was carried
+   * finds two parts only). */
   function partsDetector(parts, cn) {
     var tail = contextRule('tail', 'parts.tail', parts.phrases, parts.after, parts.more, false, null);
+    var part = parts.part ? new RegExp(parts.part, 'gu') : null;
     return function (ctx) {
       if (!contains(ctx.view, tail.triggers)) return [];
       var hits = [], view = ctx.view;
       tail.scan(view).forEach(function (t) {
-        var last = view.slice(t.start, t.end), runs = ctx.runs();
-        for (var i = 0; i < runs.length; i++) {
-          var run = runs[i];
-          if ((run.start <= t.start && t.start < run.end) || run.plus) continue;
-          var kind = wholeNumber(joinDigits(run.groups), last, cn);
-          if (kind) {
-            hits.push(new Hit(kind, run.start, run.end, 'parts'), new Hit(kind, t.start, t.end, 'parts'));
-            break;
-          }
-        }
+        var last = view.slice(t.start, t.end), found = twoParts(ctx.runs(), t, last) || threeParts(view, t, last);
+        if (!found) return;
+        found.spans.concat([[t.start, t.end]]).forEach(function (span) {
+          hits.push(new Hit(found.kind, span[0], span[1], 'parts'));
+        });
       });
       return hits;
     };
+
+    function twoParts(runs, t, last) {
+      for (var i = 0; i < runs.length; i++) {
+        var run = runs[i];
+        if ((run.start <= t.start && t.start < run.end) || run.plus) continue;
+        var kind = wholeNumber(joinDigits(run.groups), last, cn);
+        if (kind) return { kind: kind, spans: [[run.start, run.end]] };
+      }
+      return null;
+    }
+
+    function threeParts(view, t, last) {
+      if (!part) return null;
+      var heads = [], m;
+      part.lastIndex = 0;
+      while ((m = part.exec(view)) !== null) {
+        var start = m.index, end = m.index + m[0].length;
+        if (end <= t.start || start >= t.end) heads.push([start, end, m[0].replace(/[ \-]/g, '')]);
+      }
+      for (var k = 0; k + 1 < heads.length; k++) {
+        var kind = wholeNumber(heads[k][2] + heads[k + 1][2], last, cn);
+        if (kind) return { kind: kind, spans: [heads[k].slice(0, 2), heads[k + 1].slice(0, 2)] };
+      }
+      return null;
+    }
   }
 
   var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every address match but those with an @
@@ -1277,7 +1301,7 @@ var CipherdeskPolicy = (function () {
 
   function isParts(p) {
     return !!p && typeof p === 'object' && isWords(p.phrases, 1, 64) && isPattern(p.after) &&
-      isPattern(p.more);
+      isPattern(p.more) && (p.part === undefined || isPattern(p.part));
   }
 
   function isWindow(w) {

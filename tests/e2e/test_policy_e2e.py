@@ -153,6 +153,10 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "身份证后四位002X，前面11010519491231",
             "身份证后四位****，前面**************",
         ),
+        (
+            "身份证前六位110105，中间19491231，后四位002X",
+            "身份证前六位******，中间********，后四位****",
+        ),
     ],
     ids=[
         "iban-newlines",
@@ -162,6 +166,7 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
         "iban-spaced",
         "joined-values",
         "id-in-two-parts",
+        "id-in-three-parts",
     ],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):

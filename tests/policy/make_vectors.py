@@ -210,6 +210,11 @@ CASES: list[tuple[dict, str, str]] = [
     (PHONE_MASK, "手机尾号5678，前面是138 0013", "customer"),
     ({}, "my card ends in 1111, the rest is 4111 1111 1111", "customer"),
     ({}, "订单号20240101123，尾号1234", "customer"),
+    # in three parts: two consecutive parts before (or around) the tail
+    ({}, "身份证前六位110105，中间19491231，后四位002X", "customer"),
+    ({}, "my card starts with 4111, then 1111 1111, last four 1111", "customer"),
+    (PHONE_MASK, "手机前三位138，中间0013，尾号8000", "customer"),
+    ({}, "订单12345678，金额99元，尾号1234", "customer"),
 ]
 
 

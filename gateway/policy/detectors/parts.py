@@ -1,18 +1,22 @@
-"""A number given in two parts in one message, its last digits named apart.
+"""A number given in parts in one message, its last digits named apart.
 
 "身份证后四位002X，前面11010519491231", "后六位是31002X，前面是110105194912", "尾号5678，前七位
 1380013", "last four 1111, the rest 411111111111": neither part is a number of its kind, and
 each alone passes; together they are the whole ID, phone or card. The tail is found by its
 phrase (a context rule); each digit run of the message (seven digits at least) is tried
 before it, also with up to three of its last digits repeated at the tail's start ("前15位…
-后四位…"). Only a combination that validates is reported -- an ID's check character and
-birth date, a card's Luhn sum and issuer, a mainland mobile -- so an order number and a
-card's last four stay apart. Both parts are reported (rule ``parts``) and masked whole: any
-"last N" of a part could be all of it.
+后四位…"). When none makes a number, two consecutive parts of the message are tried
+together before it (three parts: "前六位110105，中间19491231，后四位002X", "starts with 4111,
+then 1111 1111, last four 1111"). Only a combination that validates is reported -- an ID's
+check character and birth date, a card's Luhn sum and issuer, a mainland mobile -- so an
+order number and a card's last four stay apart. Every part is reported (rule ``parts``) and
+masked whole: any "last N" of a part could be all of it.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 
 from .base import Hit, ScanContext
@@ -55,6 +59,12 @@ TAIL_RULE = context_rule(
 own."""
 _OVERLAP = 3
 """Digits the part before the tail may repeat at its end (its "first 15" and the "last 4")."""
+_Parts = tuple[str, tuple[tuple[int, int], ...]]
+"""The kind of the number some parts make with a tail, and the spans of those parts."""
+PART = re.compile(r"(?<![0-9])[0-9]++(?:[ \-][0-9]++)*+(?![0-9])")
+"""One part of a number as people write it, digits or groups of them set apart by a space
+or a dash ("110105", "1111 1111"): two consecutive ones are tried together before a tail.
+(Public for the end document, which carries it translated: ``policy/end.py``.)"""
 
 
 def whole_number(head: str, tail: str) -> str | None:
@@ -87,15 +97,43 @@ class NumberPartsDetector:
         self._phrases = frozenset(TAIL_RULE.triggers)
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield both parts of each number the message gives in two."""
+        """Yield every part of each number the message gives in two or three parts."""
         view = ctx.view
+        parts: list[tuple[int, int, str]] | None = None  # the message's parts, when asked
         for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._phrases)):
             last = view[tail.start : tail.end]
-            for run in ctx.number_runs:
-                if run.start <= tail.start < run.end or run.plus:
-                    continue
-                kind = whole_number(run.joined, last)
-                if kind is not None:
-                    yield Hit(kind, run.start, run.end, PARTS_RULE)
-                    yield Hit(kind, tail.start, tail.end, PARTS_RULE)
-                    break
+            spans = self._two_parts(ctx, tail, last)
+            if spans is None:
+                if parts is None:
+                    parts = [(m.start(), m.end(), _digits(m.group())) for m in PART.finditer(view)]
+                spans = _three_parts(parts, tail, last)
+            if spans is not None:
+                kind, found = spans
+                for start, end in (*found, (tail.start, tail.end)):
+                    yield Hit(kind, start, end, PARTS_RULE)
+
+    @staticmethod
+    def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
+        """The kind and span of the digit run that makes a number with the tail, if any."""
+        for run in ctx.number_runs:
+            if run.start <= tail.start < run.end or run.plus:
+                continue
+            kind = whole_number(run.joined, last)
+            if kind is not None:
+                return kind, ((run.start, run.end),)
+        return None
+
+
+def _three_parts(parts: list[tuple[int, int, str]], tail: Hit, last: str) -> _Parts | None:
+    """The kind and spans of two consecutive parts (not the tail) that make a number with
+    the tail, if any."""
+    heads = [part for part in parts if part[1] <= tail.start or part[0] >= tail.end]
+    for (a_start, a_end, a), (b_start, b_end, b) in itertools.pairwise(heads):
+        kind = whole_number(a + b, last)
+        if kind is not None:
+            return kind, ((a_start, a_end), (b_start, b_end))
+    return None
+
+
+def _digits(part: str) -> str:
+    return part.replace(" ", "").replace("-", "")

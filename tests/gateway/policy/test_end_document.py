@@ -11,7 +11,7 @@ import pytest
 from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
-from gateway.policy.detectors.parts import TAIL_RULE
+from gateway.policy.detectors.parts import PART, TAIL_RULE
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
@@ -57,12 +57,13 @@ def test_the_document_carries_the_email_patterns():
     assert all("(?<address>" in pattern for pattern in email["cued"].values())
 
 
-def test_the_document_carries_the_tail_of_a_number_in_two_parts():
+def test_the_document_carries_the_tail_and_the_parts_of_a_number_in_parts():
     parts = end_document(PolicyEngine(), None, 0)["parts"]
     assert parts == {
         "phrases": list(TAIL_RULE.triggers),
         "after": to_js(TAIL_RULE.after.pattern),
         "more": to_js(TAIL_RULE.more.pattern),
+        "part": to_js(PART.pattern),
     }
     assert "(?<value>" in parts["after"]
 

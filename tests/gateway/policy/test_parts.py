@@ -1,5 +1,6 @@
-"""A number given in two parts in one message, its last digits named apart
-(detectors/parts.py): found only when the parts together validate, both masked whole."""
+"""A number given in two or three parts in one message, its last digits named apart
+(detectors/parts.py): found only when the parts together validate, every part masked
+whole."""
 
 from __future__ import annotations
 
@@ -55,6 +56,52 @@ def test_a_number_in_two_parts_is_found_and_masked_whole(
     ],
 )
 def test_parts_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
+    assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "masked"),
+    [
+        (
+            "身份证前六位110105，中间19491231，后四位002X",
+            "cn_id",
+            "身份证前六位******，中间********，后四位****",
+        ),
+        (
+            "卡号前四位4111，中间1111 1111，后四位1111",
+            "card",
+            "卡号前四位****，中间**** ****，后四位****",
+        ),
+        (
+            "my card starts with 4111, then 1111 1111, last four 1111",
+            "card",
+            "my card starts with ****, then **** ****, last four ****",
+        ),
+        ("手机前三位138，中间0013，尾号8000", "phone", "手机前三位***，中间****，尾号****"),
+        ("后四位002X，前六位110105，其余19491231", "cn_id", None),  # the tail first
+    ],
+)
+def test_a_number_in_three_parts_is_found_and_masked_whole(
+    eng: PolicyEngine, text: str, kind: str, masked: str | None
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert [f.kind for f in d.findings if f.rule == "parts"] == [kind] * 3, text
+    plugin = eng.for_audience(text, d, "plugin")
+    assert plugin is not None and not any(c.isdigit() for c in plugin), plugin
+    if masked is not None:
+        assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单12345678，金额99元，尾号1234",  # two parts and a tail that make no number
+        "5月20日买的，尾号1234",
+        "前六位110105，中间19491231，后四位0021",  # a wrong check character
+        "卡号前四位4111，中间1111 1111，后四位1112",  # Luhn
+    ],
+)
+def test_three_parts_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
     assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
 
 
