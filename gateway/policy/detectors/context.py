@@ -16,6 +16,12 @@ from .base import Hit, ScanContext
 
 _SEPARATORS = re.compile(r"[ \-]")
 
+
+def without_separators(value: str) -> str:
+    """A value's digits without the spaces and dashes between its groups ("138 0013-8000")."""
+    return _SEPARATORS.sub("", value)
+
+
 ANNOUNCING_WORDS = r"[\s:：,，.#=\-]|号码|编号|号|是|为|number|num|no|is|was"
 ANNOUNCING_FILLER = rf"(?:{ANNOUNCING_WORDS}){{0,8}}+"
 """What may stand between a cue and the number it announces (identity documents, legacy IDs,
@@ -79,7 +85,7 @@ class ContextRule:
         """Whether a matched value is one (letters alone are no password; the check)."""
         if self.needs_non_letter and value.isalpha():
             return False
-        return self.valid is None or self.valid(_SEPARATORS.sub("", value))
+        return self.valid is None or self.valid(without_separators(value))
 
 
 def context_rule(

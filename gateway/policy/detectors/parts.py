@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from .base import Hit, ScanContext
 from .card import is_card_number
 from .cn_id import is_cn_id
-from .context import ANNOUNCING_FILLER, context_rule
+from .context import ANNOUNCING_FILLER, context_rule, without_separators
 from .phone import valid_cn_shaped
 
 PARTS_RULE = "parts"
@@ -102,26 +102,29 @@ class NumberPartsDetector:
         parts: list[tuple[int, int, str]] | None = None  # the message's parts, when asked
         for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._phrases)):
             last = view[tail.start : tail.end]
-            spans = self._two_parts(ctx, tail, last)
-            if spans is None:
+            found = _two_parts(ctx, tail, last)
+            if found is None:
                 if parts is None:
-                    parts = [(m.start(), m.end(), _digits(m.group())) for m in PART.finditer(view)]
-                spans = _three_parts(parts, tail, last)
-            if spans is not None:
-                kind, found = spans
-                for start, end in (*found, (tail.start, tail.end)):
+                    parts = [
+                        (m.start(), m.end(), without_separators(m.group()))
+                        for m in PART.finditer(view)
+                    ]
+                found = _three_parts(parts, tail, last)
+            if found is not None:
+                kind, spans = found
+                for start, end in (*spans, (tail.start, tail.end)):
                     yield Hit(kind, start, end, PARTS_RULE)
 
-    @staticmethod
-    def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
-        """The kind and span of the digit run that makes a number with the tail, if any."""
-        for run in ctx.number_runs:
-            if run.start <= tail.start < run.end or run.plus:
-                continue
-            kind = whole_number(run.joined, last)
-            if kind is not None:
-                return kind, ((run.start, run.end),)
-        return None
+
+def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
+    """The kind and span of the digit run that makes a number with the tail, if any."""
+    for run in ctx.number_runs:
+        if run.start <= tail.start < run.end or run.plus:
+            continue
+        kind = whole_number(run.joined, last)
+        if kind is not None:
+            return kind, ((run.start, run.end),)
+    return None
 
 
 def _three_parts(parts: list[tuple[int, int, str]], tail: Hit, last: str) -> _Parts | None:
@@ -133,7 +136,3 @@ def _three_parts(parts: list[tuple[int, int, str]], tail: Hit, last: str) -> _Pa
         if kind is not None:
             return kind, ((a_start, a_end), (b_start, b_end))
     return None
-
-
-def _digits(part: str) -> str:
-    return part.replace(" ", "").replace("-", "")

@@ -99,7 +99,7 @@ def _may_hold_cn_number(run: NumberRun) -> bool:
     mobile after 86) and holds seven digits at least. Dates and prices ("2024-10-17",
     "4,994.49") start none, and skip building, sorting and claiming their candidates."""
     total = run.offsets[-1]
-    return any(
+    return any(  # ``offsets`` ends with the total: one entry more than ``groups``
         digits[0] in "018" and total - offset >= 7
         for (_, _, digits), offset in zip(run.groups, run.offsets, strict=False)
     )
