@@ -306,6 +306,7 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
             "numeral-word",
             "dingbat",
             "spoken",
+            "parts",
         ]
     )
     groups = [number[i : i + 4] for i in range(0, len(number), 4)]
@@ -338,6 +339,25 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
         return cls, " ".join("".join(_DINGBATS[c] for c in g) if g.isdigit() else g for g in groups)
     if cls == "spoken":  # read aloud: "one three eight double oh …", "triple one"
         return cls, _spoken(number, rng)
+    if cls == "parts":  # its head or tail named apart, the rest elsewhere in the message
+        template = rng.choice(
+            [
+                "尾号{tail}，前面是{rest}",
+                "{head}开头，后面是{body}",
+                "前三位{head}，其余{body}",
+                "前四位{head4}，中间{middle}，后四位{tail}",
+                "starts with {head4}, the rest {body4}",
+            ]
+        )
+        return cls, template.format(
+            head=number[:3],
+            body=number[3:],
+            head4=number[:4],
+            body4=number[4:],
+            middle=number[4:-4],
+            tail=number[-4:],
+            rest=number[:-4],
+        )
     # The attack: more than 48 digits before the number (a filler run, not random
     # digits -- random digits hold real-looking cards and phones by chance).
     return cls, " ".join("0" for _ in range(rng.randint(49, 200))) + " " + " ".join(groups)

@@ -23,9 +23,10 @@ document that engine reads. Everything the browser would otherwise need a librar
   detectors and runs the others after them; only the value checks (a legacy or mistyped
   ID's birth date, a phone's regions) are written in the browser;
 * ``email`` -- the e-mail detector's patterns, translated the same way;
-* ``parts`` -- the phrases and pattern of a number's last digits named apart, and the
-  pattern of one part, with which the browser finds an ID, card or mobile given in two or
-  three parts (``detectors/parts.py``);
+* ``parts`` -- the phrases and pattern of a number's last digits named apart, the pattern
+  of one part, and the phrases and pattern of its first digits named apart (``head``), with
+  which the browser finds an ID, card or mobile given in two or three parts
+  (``detectors/parts.py``);
 * ``hidden`` -- the rules whose findings are masked whole whatever their kind's style
   (``detectors.HIDDEN_RULES``: a security code, an expiry date, a number given in parts);
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
@@ -57,7 +58,7 @@ from .detectors import CONTEXT_RULES, HIDDEN_RULES, default_detectors
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
-from .detectors.parts import PART, TAIL_RULE
+from .detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAIL_RULE
 from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
 from .jsregex import to_js
@@ -184,7 +185,9 @@ def _rules() -> dict[str, dict[str, Any]]:
 @cache
 def _parts() -> dict[str, Any]:
     """The phrases and the filler-and-tail pattern of a number's last digits named apart,
-    and the pattern of one part of a number (``detectors/parts.py``): not a context rule of
+    the pattern of one part of a number, and the phrases and the filler-and-head pattern of
+    its first digits named apart with the phrases that may follow them ("138开头";
+    ``detectors/parts.py``): not a context rule of
     its own (an older browser bundle runs rules it does not know, and a tail alone is no
     finding)."""
     return {
@@ -192,6 +195,12 @@ def _parts() -> dict[str, Any]:
         "after": to_js(TAIL_RULE.after.pattern),
         "more": to_js(TAIL_RULE.more.pattern),
         "part": to_js(PART.pattern),
+        "head": {
+            "phrases": list(HEAD_RULE.triggers),
+            "after": to_js(HEAD_RULE.after.pattern),
+            "more": to_js(HEAD_RULE.more.pattern),
+            "leading": list(LEADING_PHRASES),
+        },
     }
 
 

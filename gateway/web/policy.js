@@ -1038,25 +1038,108 @@ var CipherdeskPolicy = (function () {
   }
 
   /** A number given in two or three parts in one message, its last digits named apart
-   * ("尾号5678，前七位1380013", "前六位110105，中间19491231，后四位002X"; parts.py): every part,
-   * rule `parts`, when together they validate. A digit run is tried before the tail first,
-   * then two consecutive parts (the document's `part`; one signed before it was carried
-   * finds two parts only). */
+   * ("尾号5678，前七位1380013", "前六位110105，中间19491231，后四位002X"; parts.py), or its
+   * first digits ("138开头，后面是00138000", "starts with 4111, the rest 1111 1111 1111"):
+   * every part, rule `parts`, when together they validate. A digit run is tried before the
+   * tail first, then two consecutive parts (the document's `part`); a head is tried before
+   * each other part, then two consecutive ones after it (the document's `head`). A document
+   * signed before `part` or `head` was carried finds what it carries. */
   function partsDetector(parts, cn) {
     var tail = contextRule('tail', 'parts.tail', parts.phrases, parts.after, parts.more, false, null);
     var part = parts.part ? new RegExp(parts.part, 'gu') : null;
+    var head = parts.head && part ?
+      contextRule('head', 'parts.head', parts.head.phrases, parts.head.after, parts.head.more, false, null) : null;
     return function (ctx) {
-      if (!contains(ctx.view, tail.triggers)) return [];
-      var hits = [], view = ctx.view;
-      tail.scan(view).forEach(function (t) {
-        var last = view.slice(t.start, t.end), found = twoParts(ctx.runs(), t, last) || threeParts(view, t, last);
-        if (!found) return;
-        found.spans.concat([[t.start, t.end]]).forEach(function (span) {
-          hits.push(new Hit(found.kind, span[0], span[1], 'parts'));
+      var view = ctx.view, hasTail = contains(view, tail.triggers), hasHead = head && contains(view, head.triggers);
+      if (!hasTail && !hasHead) return [];
+      var hits = [], taken = [], messageParts = null;
+      function report(kind, spans) {
+        spans.forEach(function (span) {
+          taken.push(span);
+          hits.push(new Hit(kind, span[0], span[1], 'parts'));
         });
-      });
+      }
+      function partsOf() {
+        if (messageParts === null) {
+          messageParts = [];
+          var m;
+          part.lastIndex = 0;
+          while ((m = part.exec(view)) !== null) {
+            messageParts.push([m.index, m.index + m[0].length, m[0].replace(/[ \-]/g, '')]);
+          }
+        }
+        return messageParts;
+      }
+      if (hasTail) {
+        tail.scan(view).forEach(function (t) {
+          var last = view.slice(t.start, t.end), found = twoParts(ctx.runs(), t, last) || threeParts(t, last);
+          if (found) report(found.kind, found.spans.concat([[t.start, t.end]]));
+        });
+      }
+      if (hasHead) {
+        heads(view).forEach(function (h) {
+          if (taken.some(function (s) { return s[0] < h.end && h.start < s[1]; })) return;
+          var found = afterHead(h);
+          if (found) report(found.kind, [[h.start, h.end]].concat(found.spans));
+        });
+      }
       return hits;
+
+      function threeParts(t, last) {
+        if (!part) return null;
+        var others = partsOf().filter(function (p) { return p[1] <= t.start || p[0] >= t.end; });
+        for (var k = 0; k + 1 < others.length; k++) {
+          var kind = wholeNumber(others[k][2] + others[k + 1][2], last, cn);
+          if (kind) return { kind: kind, spans: [others[k].slice(0, 2), others[k + 1].slice(0, 2)] };
+        }
+        return null;
+      }
+
+      /** The parts that make a number after head `h` (parts.py _after_head): one part, those
+       * after it first, then two consecutive ones after it; a trailing x counts. */
+      function afterHead(h) {
+        var first = view.slice(h.start, h.end), kind, k;
+        var after = partsOf().filter(function (p) { return p[0] >= h.end; }).map(withCheckX);
+        var before = partsOf().filter(function (p) { return p[1] <= h.start; }).map(withCheckX);
+        var rests = after.concat(before);
+        for (k = 0; k < rests.length; k++) {
+          if ((kind = wholeNumber(first, rests[k][2], cn))) return { kind: kind, spans: [rests[k].slice(0, 2)] };
+        }
+        for (k = 0; k + 1 < after.length; k++) {
+          if ((kind = wholeNumber(first, after[k][2] + after[k + 1][2], cn))) {
+            return { kind: kind, spans: [after[k].slice(0, 2), after[k + 1].slice(0, 2)] };
+          }
+        }
+        return null;
+      }
+
+      function withCheckX(p) {
+        if (view[p[1]] === 'x' && !/[\p{L}\p{N}]/u.test(view[p[1] + 1] || ' ')) return [p[0], p[1] + 1, p[2] + 'x'];
+        return p;
+      }
     };
+
+    /** Heads after their phrase, and before a phrase that may follow its head ("138开头"). */
+    function heads(view) {
+      var found = head.scan(view), at = [];
+      parts.head.leading.forEach(function (phrase) {
+        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) at.push(i);
+      });
+      at.sort(function (a, b) { return a - b; }).forEach(function (i) {
+        var h = digitsBefore(view, i);
+        if (h) found.push(h);
+      });
+      return found;
+    }
+
+    /** The head whose digits end at `at`, past at most two spaces (parts.py _digits_before). */
+    function digitsBefore(view, at) {
+      var end = at, start;
+      while (end > at - 2 && end > 0 && view[end - 1] === ' ') end--;
+      start = end;
+      while (start > end - 9 && start > 0 && view[start - 1] >= '0' && view[start - 1] <= '9') start--;
+      return end - start >= 2 && end - start <= 8 ? new Hit('head', start, end, 'parts.head') : null;
+    }
 
     function twoParts(runs, t, last) {
       for (var i = 0; i < runs.length; i++) {
@@ -1064,21 +1147,6 @@ var CipherdeskPolicy = (function () {
         if ((run.start <= t.start && t.start < run.end) || run.plus) continue;
         var kind = wholeNumber(joinDigits(run.groups), last, cn);
         if (kind) return { kind: kind, spans: [[run.start, run.end]] };
-      }
-      return null;
-    }
-
-    function threeParts(view, t, last) {
-      if (!part) return null;
-      var heads = [], m;
-      part.lastIndex = 0;
-      while ((m = part.exec(view)) !== null) {
-        var start = m.index, end = m.index + m[0].length;
-        if (end <= t.start || start >= t.end) heads.push([start, end, m[0].replace(/[ \-]/g, '')]);
-      }
-      for (var k = 0; k + 1 < heads.length; k++) {
-        var kind = wholeNumber(heads[k][2] + heads[k + 1][2], last, cn);
-        if (kind) return { kind: kind, spans: [heads[k].slice(0, 2), heads[k + 1].slice(0, 2)] };
       }
       return null;
     }
@@ -1301,7 +1369,13 @@ var CipherdeskPolicy = (function () {
 
   function isParts(p) {
     return !!p && typeof p === 'object' && isWords(p.phrases, 1, 64) && isPattern(p.after) &&
-      isPattern(p.more) && (p.part === undefined || isPattern(p.part));
+      isPattern(p.more) && (p.part === undefined || isPattern(p.part)) &&
+      (p.head === undefined || isHead(p.head));
+  }
+
+  function isHead(h) {
+    return !!h && typeof h === 'object' && isWords(h.phrases, 1, 64) && isPattern(h.after) &&
+      isPattern(h.more) && isWords(h.leading, 0, 8);
   }
 
   function isWindow(w) {

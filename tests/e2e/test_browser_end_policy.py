@@ -395,6 +395,23 @@ async def test_the_rules_masked_whole_come_from_the_document(browser, gateway):
     assert got["malformed"] == "policy_document_invalid"
 
 
+async def test_a_number_after_its_named_head_is_found_as_the_document_says(browser, gateway):
+    """The browser finds a number given after its named head ("138开头，后面是…") with the
+    document's ``parts.head``; a signed document from before it was carried finds the tail
+    forms only, and a malformed head refuses the document."""
+    base = end_document(PolicyEngine(), None, 0)
+    older = copy.deepcopy(base)
+    del older["parts"]["head"]
+    malformed = copy.deepcopy(base)
+    malformed["parts"]["head"]["leading"] = ["开头"] * 9
+    texts = ["我手机是138开头，后面是00138000", "身份证前六位110105，后面是19491231002X"]
+    documents = {"base": base, "older": older, "malformed": malformed}
+    got = await _on_each_document(browser, gateway, _RULES, documents, texts)
+    assert got["base"] == [[["phone", "parts"]] * 2, [["cn_id", "parts"]] * 2]
+    assert got["older"] == [[], []]
+    assert got["malformed"] == "policy_document_invalid"
+
+
 async def _sign_policy(gateway: bx.Gateway, signing: TenantSigningKey, policy: dict) -> None:
     """What `cipherdesk e2e sign-policy` leaves in the tenant's settings."""
     tenant = await gateway.svc.store.get_tenant("demo")

@@ -157,6 +157,10 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "身份证前六位110105，中间19491231，后四位002X",
             "身份证前六位******，中间********，后四位****",
         ),
+        (
+            "身份证110105开头，后面是19491231002X",
+            "身份证******开头，后面是************",
+        ),
     ],
     ids=[
         "iban-newlines",
@@ -167,6 +171,7 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
         "joined-values",
         "id-in-two-parts",
         "id-in-three-parts",
+        "id-after-named-head",
     ],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):

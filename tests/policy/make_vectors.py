@@ -215,6 +215,13 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "my card starts with 4111, then 1111 1111, last four 1111", "customer"),
     (PHONE_MASK, "手机前三位138，中间0013，尾号8000", "customer"),
     ({}, "订单12345678，金额99元，尾号1234", "customer"),
+    # its first digits named apart: the rest after them, in one part or two
+    (PHONE_MASK, "我手机是138开头，后面是00138000", "customer"),
+    (PHONE_MASK, "前三位138，其余 0013 8000", "customer"),
+    ({}, "my card starts with 4111, the rest is 1111 1111 1111", "customer"),
+    ({}, "身份证前六位110105，后面是19491231002X", "customer"),
+    (PHONE_MASK, "开头是138，中间0013，最后8000", "customer"),
+    (PHONE_MASK, "138开头的订单，金额99元", "customer"),
 ]
 
 

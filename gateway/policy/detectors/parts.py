@@ -1,4 +1,4 @@
-"""A number given in parts in one message, its last digits named apart.
+"""A number given in parts in one message, its last or first digits named apart.
 
 "身份证后四位002X，前面11010519491231", "后六位是31002X，前面是110105194912", "尾号5678，前七位
 1380013", "last four 1111, the rest 411111111111": neither part is a number of its kind, and
@@ -7,10 +7,13 @@ phrase (a context rule); each digit run of the message (seven digits at least) i
 before it, also with up to three of its last digits repeated at the tail's start ("前15位…
 后四位…"). When none makes a number, two consecutive parts of the message are tried
 together before it (three parts: "前六位110105，中间19491231，后四位002X", "starts with 4111,
-then 1111 1111, last four 1111"). Only a combination that validates is reported -- an ID's
-check character and birth date, a card's Luhn sum and issuer, a mainland mobile -- so an
-order number and a card's last four stay apart. Every part is reported (rule ``parts``) and
-masked whole: any "last N" of a part could be all of it.
+then 1111 1111, last four 1111"). A head named by its phrase ("138开头，后面是00138000",
+"前三位138，其余00138000", "starts with 4111, the rest 1111 1111 1111") is tried likewise
+before each other part of the message, then before two consecutive ones after it. Only a
+combination that validates is reported -- an ID's check character and birth date, a card's
+Luhn sum and issuer, a mainland mobile -- so an order number and a card's last four stay
+apart. Every part is reported (rule ``parts``) and masked whole: any "last N" of a part
+could be all of it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from .card import is_card_number
 from .cn_id import is_cn_id
 from .context import ANNOUNCING_FILLER, context_rule, without_separators
 from .phone import valid_cn_shaped
+
+LEADING_PHRASES = ("开头", "打头")
+"""Head phrases that may also follow the head ("138开头"): its digits are read back from
+the phrase's start, past at most two spaces."""
+_LEADING_SPACES = 2
+_FEWEST_HEAD_DIGITS, _MOST_HEAD_DIGITS = 2, 8
 
 PARTS_RULE = "parts"
 """The rule of both parts of a number given in two (in ``HIDDEN_RULES``)."""
@@ -57,6 +66,24 @@ TAIL_RULE = context_rule(
 )
 """The last four or six characters of a number after their phrase: no finding of their
 own."""
+_HEAD_COUNTS = ("两", "二", "三", "四", "五", "六", "七", "八", *"2345678")
+_HEAD_WORDS = ("two", "three", "four", "five", "six", "seven", "eight", *"2345678")
+HEAD_RULE = context_rule(
+    "head",
+    "parts.head",
+    (
+        *(f"前{count}位" for count in _HEAD_COUNTS),
+        *LEADING_PHRASES,
+        *(f"first {count}" for count in _HEAD_WORDS),
+        "starts with",
+        "starting with",
+        "begins with",
+        "beginning with",
+    ),
+    ANNOUNCING_FILLER,
+    rf"(?<![0-9])[0-9]{{{_FEWEST_HEAD_DIGITS},{_MOST_HEAD_DIGITS}}}+(?![0-9])",
+)
+"""The first two to eight digits of a number after their phrase: no finding of their own."""
 _OVERLAP = 3
 """Digits the part before the tail may repeat at its end (its "first 15" and the "last 4")."""
 _Parts = tuple[str, tuple[tuple[int, int], ...]]
@@ -86,34 +113,107 @@ def whole_number(head: str, tail: str) -> str | None:
 
 
 class NumberPartsDetector:
-    """IDs, cards and mainland mobiles given as a tail after its phrase and the rest."""
+    """IDs, cards and mainland mobiles given as a tail after its phrase and the rest, or as
+    a head named by its phrase and the rest."""
 
     kinds = ("cn_id", "card", "phone")
     triggers = ()
-    gate_phrases = TAIL_RULE.triggers
+    gate_phrases = (*TAIL_RULE.triggers, *HEAD_RULE.triggers)
     exclusive = True
 
     def __init__(self) -> None:
-        self._phrases = frozenset(TAIL_RULE.triggers)
+        self._tails = frozenset(TAIL_RULE.triggers)
+        self._heads = frozenset(HEAD_RULE.triggers)
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield every part of each number the message gives in two or three parts."""
         view = ctx.view
-        parts: list[tuple[int, int, str]] | None = None  # the message's parts, when asked
-        for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._phrases)):
+        parts: list[_Part] | None = None  # the message's parts, when asked
+        taken: list[tuple[int, int]] = []  # the spans of the parts reported
+        for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._tails)):
             last = view[tail.start : tail.end]
             found = _two_parts(ctx, tail, last)
             if found is None:
                 if parts is None:
-                    parts = [
-                        (m.start(), m.end(), without_separators(m.group()))
-                        for m in PART.finditer(view)
-                    ]
+                    parts = _parts_of(view)
                 found = _three_parts(parts, tail, last)
             if found is not None:
                 kind, spans = found
                 for start, end in (*spans, (tail.start, tail.end)):
+                    taken.append((start, end))
                     yield Hit(kind, start, end, PARTS_RULE)
+        for head in _heads(view, ctx.phrase_spans(self._heads)):
+            if any(start < head.end and head.start < end for start, end in taken):
+                continue
+            if parts is None:
+                parts = _parts_of(view)
+            found = _after_head(view, parts, head)
+            if found is not None:
+                kind, spans = found
+                for start, end in ((head.start, head.end), *spans):
+                    taken.append((start, end))
+                    yield Hit(kind, start, end, PARTS_RULE)
+
+
+_Part = tuple[int, int, str]
+"""One part of a number in a message: its start, its end and its digits."""
+
+
+def _parts_of(view: str) -> list[_Part]:
+    """The parts of numbers in the view (``PART``), each with its digits."""
+    return [(m.start(), m.end(), without_separators(m.group())) for m in PART.finditer(view)]
+
+
+def _heads(view: str, spans: list[tuple[int, int]] | None) -> Iterator[Hit]:
+    """The heads named by their phrases: after one ("前三位138", "starts with 4111"), and
+    before one that may follow its head ("138开头")."""
+    if spans is None:
+        spans = [(start, end) for _, start, end in HEAD_RULE.phrases.find(view)]
+    yield from HEAD_RULE.scan(view, spans)
+    for start, end in spans:
+        if view[start:end] in LEADING_PHRASES:
+            head = _digits_before(view, start)
+            if head is not None:
+                yield head
+
+
+def _digits_before(view: str, at: int) -> Hit | None:
+    """The head whose digits end at ``at``, past at most two spaces, if any."""
+    end = at
+    while end > at - _LEADING_SPACES and end and view[end - 1] == " ":
+        end -= 1
+    start = end
+    while start > end - _MOST_HEAD_DIGITS - 1 and start and "0" <= view[start - 1] <= "9":
+        start -= 1
+    if not _FEWEST_HEAD_DIGITS <= end - start <= _MOST_HEAD_DIGITS:
+        return None
+    return Hit("head", start, end, HEAD_RULE.rule)
+
+
+def _after_head(view: str, parts: list[_Part], head: Hit) -> _Parts | None:
+    """The kind and spans of the part (or two consecutive parts) of the message that make a
+    number after the head, if any: those after it first. A part's trailing ``x`` counts
+    (an ID's check character)."""
+    first = view[head.start : head.end]
+    after = [_with_check_x(view, part) for part in parts if part[0] >= head.end]
+    before = [_with_check_x(view, part) for part in parts if part[1] <= head.start]
+    for start, end, rest in (*after, *before):
+        kind = whole_number(first, rest)
+        if kind is not None:
+            return kind, ((start, end),)
+    for (a_start, a_end, a), (b_start, b_end, b) in itertools.pairwise(after):
+        kind = whole_number(first, a + b)
+        if kind is not None:
+            return kind, ((a_start, a_end), (b_start, b_end))
+    return None
+
+
+def _with_check_x(view: str, part: _Part) -> _Part:
+    """The part with the ``x`` right after it, when one ends it ("19491231002X")."""
+    start, end, digits = part
+    if view[end : end + 1] == "x" and not view[end + 1 : end + 2].isalnum():
+        return start, end + 1, digits + "x"
+    return part
 
 
 def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
@@ -127,7 +227,7 @@ def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
     return None
 
 
-def _three_parts(parts: list[tuple[int, int, str]], tail: Hit, last: str) -> _Parts | None:
+def _three_parts(parts: list[_Part], tail: Hit, last: str) -> _Parts | None:
     """The kind and spans of two consecutive parts (not the tail) that make a number with
     the tail, if any."""
     heads = [part for part in parts if part[1] <= tail.start or part[0] >= tail.end]

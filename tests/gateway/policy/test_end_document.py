@@ -11,7 +11,7 @@ import pytest
 from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
-from gateway.policy.detectors.parts import PART, TAIL_RULE
+from gateway.policy.detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAIL_RULE
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
@@ -45,7 +45,8 @@ def test_every_carried_pattern_fits_the_browser_engines_bound():
     patterns = [doc["email"]["address"], doc["email"]["spelt"], *doc["email"]["cued"].values()]
     patterns += [p for rule in doc["rules"].values() for p in (rule["after"], rule["more"])]
     patterns += [doc["window"]["ending"], doc["window"]["lead_in"]]
-    patterns += [doc["parts"]["after"], doc["parts"]["more"]]
+    patterns += [doc["parts"]["after"], doc["parts"]["more"], doc["parts"]["part"]]
+    patterns += [doc["parts"]["head"]["after"], doc["parts"]["head"]["more"]]
     assert max(len(p) for p in patterns) <= 8192
 
 
@@ -57,15 +58,21 @@ def test_the_document_carries_the_email_patterns():
     assert all("(?<address>" in pattern for pattern in email["cued"].values())
 
 
-def test_the_document_carries_the_tail_and_the_parts_of_a_number_in_parts():
+def test_the_document_carries_the_tail_head_and_parts_of_a_number_in_parts():
     parts = end_document(PolicyEngine(), None, 0)["parts"]
     assert parts == {
         "phrases": list(TAIL_RULE.triggers),
         "after": to_js(TAIL_RULE.after.pattern),
         "more": to_js(TAIL_RULE.more.pattern),
         "part": to_js(PART.pattern),
+        "head": {
+            "phrases": list(HEAD_RULE.triggers),
+            "after": to_js(HEAD_RULE.after.pattern),
+            "more": to_js(HEAD_RULE.more.pattern),
+            "leading": list(LEADING_PHRASES),
+        },
     }
-    assert "(?<value>" in parts["after"]
+    assert "(?<value>" in parts["after"] and "(?<value>" in parts["head"]["after"]
 
 
 def test_the_document_carries_the_rules_masked_whole():

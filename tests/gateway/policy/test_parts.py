@@ -1,5 +1,5 @@
-"""A number given in two or three parts in one message, its last digits named apart
-(detectors/parts.py): found only when the parts together validate, every part masked
+"""A number given in two or three parts in one message, its last or first digits named
+apart (detectors/parts.py): found only when the parts together validate, every part masked
 whole."""
 
 from __future__ import annotations
@@ -103,6 +103,76 @@ def test_a_number_in_three_parts_is_found_and_masked_whole(
 )
 def test_three_parts_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
     assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "masked"),
+    [
+        ("我手机是138开头，后面是00138000", "phone", "我手机是***开头，后面是********"),
+        ("手机号138 开头的，其余 0013 8000", "phone", "手机号*** 开头的，其余 **** ****"),
+        ("前三位138，后八位00138000", "phone", "前三位***，后八位********"),
+        ("开头是138，后面00138000", "phone", "开头是***，后面********"),
+        ("后面是00138000，前3位是138", "phone", "后面是********，前3位是***"),  # the rest first
+        (
+            "身份证前六位110105，后面是19491231002X",
+            "cn_id",
+            "身份证前六位******，后面是************",
+        ),
+        (
+            "my card starts with 4111, the rest is 1111 1111 1111",
+            "card",
+            "my card starts with ****, the rest is **** **** ****",
+        ),
+        ("first three 138, then 00138000", "phone", "first three ***, then ********"),
+        ("4111打头，余下111111111111", "card", "****打头，余下************"),
+    ],
+)
+def test_a_number_after_its_named_head_is_found_and_masked_whole(
+    eng: PolicyEngine, text: str, kind: str, masked: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert [f.kind for f in d.findings if f.rule == "parts"] == [kind, kind], text
+    assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("开头是138，中间0013，最后8000", "开头是***，中间****，最后****"),
+        (
+            "身份证前六位110105，中间19491231，其余002X",
+            "身份证前六位******，中间********，其余****",
+        ),
+    ],
+)
+def test_a_head_and_two_parts_after_it_are_found_and_masked_whole(
+    eng: PolicyEngine, text: str, masked: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert len([f for f in d.findings if f.rule == "parts"]) == 3, text
+    assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "138开头的订单，金额99元",  # nothing makes a number
+        "前三位138，订单号 12",
+        "12138开头，后面00138000",  # the digits before the phrase are not the head alone
+        "前三位123，后八位00138000",  # no mobile starts 123
+        "starts with 4111, the rest 1111 1111 1112",  # Luhn
+        "前六位110105，后面是19491231002Y",  # no check character y
+        "天津开头的，后面00138000",  # no digits before the phrase
+    ],
+)
+def test_heads_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
+    assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+def test_a_number_found_by_its_tail_is_not_reported_again_by_its_head(eng: PolicyEngine) -> None:
+    d = eng.evaluate("手机前三位138，中间0013，尾号8000", "customer")
+    spans = [(f.start, f.end) for f in d.findings if f.rule == "parts"]
+    assert len(spans) == len(set(spans)) == 3
 
 
 def test_whole_number_checks_what_the_parts_make() -> None:
