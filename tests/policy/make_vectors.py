@@ -247,6 +247,8 @@ WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
     # a number given in two parts, one per message (detectors/parts.py)
     (PHONE_MASK, [(_C, "手机尾号5678", 0), (_C, "前面是1380013", 3)]),
     ({}, [(_C, "身份证后四位002X", 0), (_C, "前面11010519491231 谢谢", 3)]),
+    (PHONE_MASK, [(_C, "我手机138开头", 0), (_C, "后面是00138000", 3)]),
+    ({}, [(_C, "my card starts with 4111", 0), (_C, "then 1111 1111 1111", 2)]),
     # an agent's question, the customer's answer
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "E12345678", 10)]),
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "好的，E12345678 谢谢", 10)]),
