@@ -29,6 +29,12 @@ document that engine reads. Everything the browser would otherwise need a librar
   (``detectors/parts.py``);
 * ``hidden`` -- the rules whose findings are masked whole whatever their kind's style
   (``detectors.HIDDEN_RULES``: a security code, an expiry date, a number given in parts);
+* ``links`` -- the link pattern, translated, and the script of every letter and digit
+  outside ASCII (Python's Unicode names, which a browser lacks), with which the browser
+  judges a link's host (``links.py``); ``link_domains`` -- the tenant's allowed link
+  domains as hosts (a document without them finds no links: its ``actions`` predate them);
+* ``casefold`` -- every character whose case fold is not its lower case (``ß`` -> ``ss``):
+  the view is case-folded, and a browser only lowercases;
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
   twin of :mod:`.split`) reads a question and its answer with: the rules whose phrases a
   question names (``asked``), the words that may end a customer's message after such a
@@ -63,15 +69,16 @@ from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
 from .jsregex import to_js
 from .keywords import compact_term, edge_needs_boundary
+from .links import LOOKALIKE_SCRIPTS, MIN_LINK_CHARS, TRAILING, URL, allowed_hosts, script_of
 from .normalize import fold, tables
 from .split import ENDING, ENDING_CHARS, LEAD_IN
 from .types import DIRECTIONS
 
 END_VERSION = 1
-GATEWAY_ONLY_KINDS = frozenset({"name", "address", "link", "link_external", "link_homoglyph"})
+GATEWAY_ONLY_KINDS = frozenset({"name", "address"})
 END_KINDS = tuple(k for k in DETECTOR_KINDS if k not in GATEWAY_ONLY_KINDS)
-"""Detector kinds the end engine implements (keyword categories come on top). Names,
-addresses and links are found by the gateway only (docs/PROTOCOL.md says so)."""
+"""Detector kinds the end engine implements (keyword categories come on top). Names and
+addresses are found by the gateway only (docs/PROTOCOL.md says so)."""
 
 _PHONE_TYPES = (
     "fixed_line",
@@ -120,6 +127,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
             "cc": _calling_codes(),
         },
         "iban": _iban_formats(),
+        "link_domains": list(allowed_hosts(config.allowed_link_domains)),
         **carried_patterns(),
     }
 
@@ -145,16 +153,62 @@ def _end_phrases() -> tuple[str, ...]:
 
 
 def carried_patterns() -> dict[str, Any]:
-    """The document's ``rules``, ``email``, ``window``, ``parts`` and ``hidden``: this
-    gateway's own patterns, the same for every tenant. An uploaded document must carry
-    exactly these (or none, signed before they were carried): a tenant signs its policy, not
-    patterns of its own, which would run in its customers' browsers unchecked."""
+    """The document's ``rules``, ``email``, ``window``, ``parts``, ``links``, ``casefold`` and
+    ``hidden``: this gateway's own patterns and data, the same for every tenant. An uploaded
+    document must carry exactly these (or none, signed before they were carried): a tenant
+    signs its policy, not patterns of its own, which would run in its customers' browsers
+    unchecked."""
     return {
         "rules": _rules(),
         "email": _email(),
         "window": _window(),
         "parts": _parts(),
+        "links": _links(),
+        "casefold": _casefold(),
         "hidden": sorted(HIDDEN_RULES),
+    }
+
+
+@cache
+def _casefold() -> dict[str, str]:
+    """Each character whose case fold is not its lower case (ß -> ss, ſ -> s, Cherokee ...):
+    the engines fold text with Python's ``str.casefold`` (``normalize.py``), a browser has
+    only the lower case. The browser reads the bundled default's."""
+    folds = {}
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        if ch.casefold() != ch.lower():
+            folds[ch] = ch.casefold()
+    return folds
+
+
+@cache
+def _links() -> dict[str, Any]:
+    """What the browser finds and judges links with (``links.py``): the link pattern, the
+    characters a link does not end with and its fewest characters, and the script of every
+    letter and digit outside ASCII (``scripts``: the scripts' names, and runs of code points
+    ``[first, count, name's index]``) with the ones that pass for Latin (``lookalike``): a
+    host is judged by them, and a browser has no table of Unicode names."""
+    runs: list[list[int]] = []
+    names: dict[str, int] = {}
+    for code in range(0x80, 0x110000):
+        ch = chr(code)
+        if not ch.isalnum():
+            continue
+        index = names.setdefault(script_of(ch), len(names))
+        last = runs[-1] if runs else None
+        if last is not None and last[0] + last[1] == code and last[2] == index:
+            last[1] += 1
+        else:
+            runs.append([code, 1, index])
+    return {
+        "url": to_js(URL.pattern),
+        "trailing": TRAILING,
+        "min_chars": MIN_LINK_CHARS,
+        "scripts": {"names": list(names), "runs": runs},
+        "lookalike": sorted(LOOKALIKE_SCRIPTS),
     }
 
 

@@ -37,20 +37,26 @@ Greek, Cyrillic (the scripts of homoglyph hosts)."""
 _LABEL_CHARS = "".join(f"{lo}-{hi}" for lo, hi in _LABEL_RANGES)
 _LABEL = rf"[{_LABEL_CHARS}](?:[{_LABEL_CHARS}\-]{{0,62}}+)"
 _STOP = r"\s<>\"'`，。、；：！？「」『』（）【】《》"
-_URL = re.compile(
+URL = re.compile(
     rf"(?:https?|ftp)://[^{_STOP}]{{1,4096}}+"
     rf"|(?<![{_LABEL_CHARS}@.\-/])(?:{_LABEL}\.)+(?:{_TLDS})(?![{_LABEL_CHARS}\-])"
     rf"(?::[0-9]{{1,5}}+)?+(?:[/?#][^{_STOP}]{{0,4096}}+)?+"
 )
 _TRIGGERS = ("://", ".")
 _GATE_PHRASES = ("://", *("." + tld for tld in _TLDS.split("|")))
-"""Inside every ``_URL`` match: the scheme separator or the dot before a known TLD."""
+"""Inside every ``URL`` match: the scheme separator or the dot before a known TLD."""
 _GATE_SET = frozenset(_GATE_PHRASES)
 _DOMAIN_CHARS = frozenset(
     ".-" + "".join(chr(c) for lo, hi in _LABEL_RANGES for c in range(ord(lo), ord(hi) + 1))
 )
-"""What a bare domain of ``_URL`` is made of: its label characters and dots (and hyphens)."""
-_TRAILING = ".,;:!?)]}'\"*"
+"""What a bare domain of ``URL`` is made of: its label characters and dots (and hyphens)."""
+TRAILING = ".,;:!?)]}'\"*"
+"""Characters a link does not end with (the sentence's punctuation after it)."""
+MIN_LINK_CHARS = 4
+"""Fewer characters (after the trailing ones) are no link."""
+LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "ascii"})
+"""Scripts whose letters pass for Latin ones: a host label of any of them but ASCII alone is
+a homoglyph suspect."""
 
 
 def host_of(url: str) -> str:
@@ -65,11 +71,13 @@ def host_of(url: str) -> str:
     return host.rstrip(".").casefold()
 
 
-def _script(ch: str) -> str:
-    name = unicodedata.name(ch, "")
+def script_of(ch: str) -> str:
+    """The script a host's character is judged by: ``ascii``, else the first word of its
+    Unicode name (``LATIN``, ``CYRILLIC``, ``CJK`` ...). The end document carries it for
+    every other letter and digit (``policy/end.py``)."""
     if ch.isascii() or ch == "-":
         return "ascii"
-    return name.split(" ", 1)[0]
+    return unicodedata.name(ch, "").split(" ", 1)[0]
 
 
 def is_homoglyph_host(host: str) -> bool:
@@ -79,8 +87,8 @@ def is_homoglyph_host(host: str) -> bool:
             return True
         if label.isascii():
             continue
-        scripts = {_script(c) for c in label if c.isalnum()}
-        if len(scripts) > 1 or scripts & {"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "ascii"}:
+        scripts = {script_of(c) for c in label if c.isalnum()}
+        if len(scripts) > 1 or scripts & LOOKALIKE_SCRIPTS:
             return True
     return False
 
@@ -110,6 +118,12 @@ def defang(url: str) -> str:
     return prefix + shown + tail
 
 
+def allowed_hosts(domains: Iterable[str]) -> tuple[str, ...]:
+    """The hosts of a tenant's allowed link domains as links' hosts are compared with them
+    (the end document carries them so)."""
+    return tuple(sorted({host_of(d) or d.strip().lower() for d in domains}))
+
+
 def _domain_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return any(host == d or host.endswith("." + d) for d in allowed)
 
@@ -123,16 +137,16 @@ class LinkDetector:
     exclusive = False
 
     def __init__(self, allowed_domains: Iterable[str] = ()) -> None:
-        self.allowed = tuple(sorted({host_of(d) or d.strip().lower() for d in allowed_domains}))
+        self.allowed = allowed_hosts(allowed_domains)
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield one hit per link; its kind says whether the host is allowed or suspect."""
         text = ctx.text
         for m in _links_in(ctx):
             start, end = m.start(), m.end()
-            while end > start and ctx.view[end - 1] in _TRAILING:
+            while end > start and ctx.view[end - 1] in TRAILING:
                 end -= 1
-            if end - start < 4:
+            if end - start < MIN_LINK_CHARS:
                 continue
             ostart, oend = text.span_to_original(start, end)
             host = host_of(text.original[ostart:oend])
@@ -148,7 +162,7 @@ class LinkDetector:
 
 
 def _links_in(ctx: ScanContext) -> Iterator[re.Match[str]]:
-    """``_URL.finditer`` over the view, trying ``_URL`` only where a match can start: a
+    """``URL.finditer`` over the view, trying ``URL`` only where a match can start: a
     scheme just before each "://" the engine's gate found, and the start of the domain
     holding each ".<tld>" it found. Searching at large stops at every letter of the
     message (7-10 us on a 500-character line that opens the gate with an e-mail's ".com").
@@ -160,7 +174,7 @@ def _links_in(ctx: ScanContext) -> Iterator[re.Match[str]]:
     spans = ctx.phrase_spans(_GATE_SET)
     view = ctx.view
     if spans is None:
-        yield from _URL.finditer(view)
+        yield from URL.finditer(view)
         return
     starts: set[int] = set()
     previous = run = -1  # the last phrase's start, and where its domain starts
@@ -180,7 +194,7 @@ def _links_in(ctx: ScanContext) -> Iterator[re.Match[str]]:
     for start in sorted(starts):
         if start < pos:
             continue
-        m = _URL.match(view, start)
+        m = URL.match(view, start)
         if m is not None:
             yield m
             pos = m.end()

@@ -4,7 +4,8 @@
  * keys, private keys -- and every keyword
  * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
  * personal data BEFORE it seals (cards never leave the device in clear) and the console
- * checks agents' messages. Names, addresses and links are found by the gateway only; what a
+ * checks agents' messages; links are judged against the tenant's allowed domains and
+ * defanged. Names and addresses are found by the gateway only; what a
  * message says with the ones before it by policy_window.js.
  *
  * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
@@ -94,6 +95,19 @@ var CipherdeskPolicy = (function () {
   }
 
   var foldCache = new Map();
+  var CASEFOLD = null;
+
+  /** Python's str.casefold: the lower case, but where the fold differs from it (ß -> ss,
+   * ſ -> s, Cherokee, ...) the bundled default document's `casefold`, which the gateway
+   * computes from its own Unicode data (end.py _casefold). */
+  function casefold(text) {
+    if (CASEFOLD === null) {
+      CASEFOLD = (typeof CipherdeskPolicyDefault === 'object' && CipherdeskPolicyDefault.casefold) || {};
+    }
+    var out = '';
+    for (var c of text.toLowerCase()) out += CASEFOLD[c] || c;
+    return out;
+  }
   /** The matching view of one code point (normalize.py _fold_char): may be '' or several. */
   function foldChar(ch) {
     var hit = foldCache.get(ch);
@@ -105,7 +119,7 @@ var CipherdeskPolicy = (function () {
              (RE_CONTROL.test(ch) && ch !== '\t' && ch !== '\n' && ch !== '\r')) out = '';
     else {
       var s = ch.normalize('NFKD').replace(RE_MARKS, '');
-      s = s.normalize('NFKC').toLowerCase().normalize('NFKC');
+      s = casefold(s.normalize('NFKC')).normalize('NFKC');
       out = '';
       for (var c of s) {
         if (INVISIBLE.indexOf(c) >= 0 || RE_FORMAT.test(c) || RE_MARK.test(c)) continue;
@@ -1190,6 +1204,158 @@ var CipherdeskPolicy = (function () {
     };
   }
 
+  /* ------------------------------------------------------------------ links */
+
+  /** Links (links.py LinkDetector) with the document's `links` pattern, judged against the
+   * tenant's allowed domains (`link_domains`): `link` (allowed), `link_external`,
+   * `link_homoglyph` (punycode, or a label mixing scripts or in one that passes for Latin).
+   * The host is judged from the original characters, as the gateway does. A document
+   * without `link_domains` (signed before links were found at the ends) finds none. */
+  function linkDetector(links, domains) {
+    if (!Array.isArray(domains)) return function () { return []; };
+    var url = new RegExp(links.url, 'gu'), scripts = scriptTable(links);
+    return function (ctx) {
+      var view = ctx.view, hits = [], m;
+      if (view.indexOf('://') < 0 && view.indexOf('.') < 0) return hits;
+      url.lastIndex = 0;
+      while ((m = url.exec(view)) !== null) {
+        var start = m.index, end = start + m[0].length;
+        while (end > start && links.trailing.indexOf(view[end - 1]) >= 0) end--;
+        if (end - start < links.min_chars) continue;
+        var span = ctx.span(start, end), host = hostOf(ctx.original.slice(span[0], span[1]).join(''));
+        if (!host) continue;
+        if (isHomoglyphHost(host, scripts)) hits.push(new Hit('link_homoglyph', start, end, 'link.homoglyph'));
+        else if (domainAllowed(host, domains)) hits.push(new Hit('link', start, end, 'link.allowed_domain'));
+        else hits.push(new Hit('link_external', start, end, 'link.external_domain'));
+      }
+      return hits;
+    };
+  }
+
+  function domainAllowed(host, domains) {
+    return domains.some(function (d) { return host === d || host.slice(-d.length - 1) === '.' + d; });
+  }
+
+  /** The script of each letter or digit outside ASCII (links.py script_of), from the
+   * document's runs of code points: {lookalike, of(ch) -> name or null (not a letter or
+   * digit)}. */
+  function scriptTable(links) {
+    var runs = links.scripts.runs, names = links.scripts.names;
+    return {
+      lookalike: links.lookalike,
+      of: function (ch) {
+        var code = ch.codePointAt(0);
+        if (code < 0x80) return /[A-Za-z0-9]/.test(ch) ? 'ascii' : null;
+        var lo = 0, hi = runs.length - 1;
+        while (lo <= hi) {
+          var mid = (lo + hi) >> 1, run = runs[mid];
+          if (code < run[0]) hi = mid - 1;
+          else if (code >= run[0] + run[1]) lo = mid + 1;
+          else return names[run[2]];
+        }
+        return null;
+      }
+    };
+  }
+
+  /** Punycode labels, a label mixing scripts, or one in a script that passes for Latin
+   * (links.py is_homoglyph_host). */
+  function isHomoglyphHost(host, scripts) {
+    return host.split('.').some(function (label) {
+      if (label.slice(0, 4) === 'xn--') return true;
+      if (/^[\x00-\x7f]*$/.test(label)) return false;
+      var seen = [];
+      for (var ch of label) {
+        var script = scripts.of(ch);
+        if (script !== null && seen.indexOf(script) < 0) seen.push(script);
+      }
+      return seen.length > 1 || seen.some(function (s) { return scripts.lookalike.indexOf(s) >= 0; });
+    });
+  }
+
+  /** The real host of a URL or bare domain as a browser would resolve it, lower case
+   * (links.py host_of, which asks Python's urlsplit: its hostname is read the same way
+   * here, and what urlsplit refuses -- an unmatched bracket, a bracketed host that is no
+   * IPv6 address -- has no host). */
+  function hostOf(url) {
+    var text = url.normalize('NFKC').replace(/\u3002/g, '.');
+    if (text.indexOf('://') < 0) text = 'http://' + text;
+    text = text.replace(/^[\x00-\x20]+/, '').replace(/[\t\r\n]/g, '');
+    var colon = text.indexOf(':');
+    if (colon > 0 && /^[A-Za-z][A-Za-z0-9+\-.]*$/.test(text.slice(0, colon))) text = text.slice(colon + 1);
+    if (text.slice(0, 2) !== '//') return '';
+    var rest = text.slice(2), cut = rest.length;
+    for (var c of '/?#') { var at = rest.indexOf(c); if (at >= 0 && at < cut) cut = at; }
+    var netloc = rest.slice(0, cut), open = netloc.indexOf('[') >= 0;
+    if (open !== (netloc.indexOf(']') >= 0)) return '';
+    if (open && !isBracketedHost(netloc.split('[')[1].split(']')[0])) return '';
+    var info = netloc.slice(netloc.lastIndexOf('@') + 1), hostname, bracket = info.indexOf('[');
+    if (bracket >= 0) hostname = info.slice(bracket + 1).split(']')[0];
+    else hostname = info.split(':')[0];
+    return casefold(hostname.replace(/\.+$/, ''));
+  }
+
+  /** An IPvFuture or IPv6 address in brackets, as urlsplit checks it (the address by the
+   * browser's own parser; a zone after % is Python's). */
+  function isBracketedHost(host) {
+    if (host[0] === 'v') return /^v[a-fA-F0-9]+\..+$/s.test(host);
+    var zone = host.indexOf('%');
+    if (zone >= 0) {
+      if (zone === host.length - 1 || host.indexOf('%', zone + 1) >= 0) return false;
+      host = host.slice(0, zone);
+    }
+    try { new URL('http://[' + host + ']/'); } catch (e) { return false; }
+    return host.indexOf(':') >= 0;
+  }
+
+  /** The host as shown after defanging: ASCII when it is a homoglyph suspect (links.py
+   * display_host: each label as IDNA, by the browser's own IDNA; what it refuses, with
+   * backslash escapes as Python's "backslashreplace"). */
+  function displayHost(host, scripts) {
+    if (isHomoglyphHost(host, scripts)) host = asciiHost(host);
+    return host.replace(/\./g, '[.]');
+  }
+
+  function asciiHost(host) {
+    try {
+      var labels = host.split(/[.\u3002\uff0e\uff61]/), trailing = '';
+      if (labels.length > 1 && labels[labels.length - 1] === '') { labels.pop(); trailing = '.'; }
+      return labels.map(function (label) {
+        if (/^[\x00-\x7f]*$/.test(label)) {
+          if (!label.length || label.length > 63) throw new Error('label');
+          return label;
+        }
+        if (label.slice(0, 4) === 'xn--') throw new Error('label');
+        var ace = new URL('http://' + label + '.invalid/').hostname.slice(0, -'.invalid'.length);
+        if (ace.indexOf('.') >= 0 || ace.length > 63 || !/^[\x00-\x7f]+$/.test(ace)) throw new Error('label');
+        return ace;
+      }).join('.') + trailing;
+    } catch (e) {
+      return Array.from(host).map(function (ch) {
+        var code = ch.codePointAt(0), hex = code.toString(16);
+        if (code < 0x80) return ch;
+        if (code < 0x100) return '\\x' + hex.padStart(2, '0');
+        if (code < 0x10000) return '\\u' + hex.padStart(4, '0');
+        return '\\U' + hex.padStart(8, '0');
+      }).join('');
+    }
+  }
+
+  /** `https://user@example.com/p` -> `hxxps://example[.]com/p`, the real host visible
+   * (links.py defang). */
+  function defang(url, scripts) {
+    var text = url.normalize('NFKC'), scheme = '', rest = text, sep = text.indexOf('://');
+    if (sep >= 0) { scheme = text.slice(0, sep); rest = text.slice(sep + 3); }
+    var cut = rest.length;
+    for (var c of '/?#') { var at = rest.indexOf(c); if (at >= 0 && at < cut) cut = at; }
+    var authority = rest.slice(0, cut), hostport = authority.slice(authority.lastIndexOf('@') + 1);
+    var colon = hostport.indexOf(':'), host = colon >= 0 ? hostport.slice(0, colon) : hostport;
+    var port = colon >= 0 ? hostport.slice(colon + 1) : '';
+    var shown = displayHost(hostOf(host) || host, scripts) + (/^\p{Nd}+$/u.test(port) ? ':' + port : '');
+    var prefix = scheme ? scheme.toLowerCase().replace(/t/g, 'x').replace(/f/g, 'x') + '://' : '';
+    return prefix + shown + rest.slice(cut);
+  }
+
   /* ------------------------------------------------------------------ masking */
 
   /* The 'address' style keeps a prefix ending in a division's suffix. The gateway, which finds
@@ -1246,25 +1412,29 @@ var CipherdeskPolicy = (function () {
     }
   }
 
-  /** Apply masks (possibly overlapping) to the original's code points (masking.py render).
-   * Links are not found at the ends, so ``defang`` hides like ``full``. */
-  function render(chars, masks) {
+  /** Apply masks (possibly overlapping) to the original's code points (masking.py render):
+   * the length-changing ones (`redact`, `defang`) last, merged where they overlap, `redact`
+   * winning. `scripts`: what a defanged link's host is judged by (scriptTable). */
+  function render(chars, masks, scripts) {
     chars = chars.slice();
     var spans = [];
     masks.forEach(function (mask) {
-      if (mask.style === 'redact') spans.push(mask);
-      else if (mask.style === 'defang') star(chars, { start: mask.start, end: mask.end, style: 'full' });
+      if (mask.style === 'redact' || mask.style === 'defang') spans.push(mask);
       else if (mask.style !== 'keep') star(chars, mask);
     });
     spans.sort(function (a, b) { return a.start - b.start || b.end - a.end; });
     var merged = [];
     spans.forEach(function (s) {
       var last = merged[merged.length - 1];
-      if (last && s.start < last.end) last.end = Math.max(last.end, s.end);
-      else merged.push({ start: s.start, end: s.end });
+      if (last && s.start < last.end) {
+        last.end = Math.max(last.end, s.end);
+        if (s.style === 'redact') last.style = 'redact';
+      } else merged.push({ start: s.start, end: s.end, style: s.style });
     });
     for (var k = merged.length - 1; k >= 0; k--) {
-      chars.splice(merged[k].start, merged[k].end - merged[k].start, '[redacted]');
+      var span = merged[k], segment = chars.slice(span.start, span.end).join('');
+      var replacement = span.style === 'redact' || !scripts ? '[redacted]' : defang(segment, scripts);
+      chars.splice(span.start, span.end - span.start, replacement);
     }
     return chars.join('');
   }
@@ -1302,6 +1472,8 @@ var CipherdeskPolicy = (function () {
         (doc.email !== undefined && !isEmail(doc.email)) ||
         (doc.window !== undefined && !isWindow(doc.window)) ||
         (doc.parts !== undefined && !isParts(doc.parts)) ||
+        (doc.links !== undefined && !isLinks(doc.links)) ||
+        (doc.link_domains !== undefined && !isDomains(doc.link_domains)) ||
         (doc.hidden !== undefined && !isRuleNames(doc.hidden));
     }
     if (bad) throw new Error('policy_document_invalid');
@@ -1378,6 +1550,25 @@ var CipherdeskPolicy = (function () {
       isPattern(h.more) && isWords(h.leading, 0, 8);
   }
 
+  function isLinks(l) {
+    var scripts = l && l.scripts;
+    return !!l && typeof l === 'object' && isPattern(l.url) && typeof l.trailing === 'string' &&
+      l.trailing.length <= 32 && Number.isInteger(l.min_chars) && l.min_chars >= 1 && l.min_chars <= 64 &&
+      !!scripts && Array.isArray(scripts.names) && scripts.names.length <= 1024 &&
+      scripts.names.every(function (n) { return typeof n === 'string' && n.length <= 64; }) &&
+      Array.isArray(scripts.runs) && scripts.runs.length <= 8192 &&
+      scripts.runs.every(function (r) {
+        return Array.isArray(r) && r.length === 3 && r.every(Number.isInteger) && r[0] >= 0x80 &&
+          r[0] + r[1] <= 0x110000 && r[1] >= 1 && r[2] >= 0 && r[2] < scripts.names.length;
+      }) && isWords(l.lookalike, 0, 64);
+  }
+
+  /** The tenant's allowed link domains (schema.MAX_LINK_DOMAINS of hosts at most). */
+  function isDomains(d) {
+    return Array.isArray(d) && d.length <= 500 &&
+      d.every(function (h) { return typeof h === 'string' && h.length >= 1 && h.length <= 253; });
+  }
+
   function isWindow(w) {
     return !!w && typeof w === 'object' && Array.isArray(w.asked) && w.asked.length <= 64 &&
       w.asked.every(function (n) { return typeof n === 'string' && RULE_NAME.test(n); }) &&
@@ -1409,8 +1600,11 @@ var CipherdeskPolicy = (function () {
       [ruleDetector(placed('im_account.context')), true],
       [emailDetector(carried(doc, 'email')), true]
     ];
+    var links = carried(doc, 'links'), scripts = scriptTable(links);
+    var linksAfter = [linkDetector(links, doc.link_domains), false];  // after any rule placed below
     // A rule of a newer document that this bundle does not place runs after the others.
     Object.keys(rules).forEach(function (name) { detectors.push([ruleDetector(placed(name)), true]); });
+    detectors.push(linksAfter);
 
     function placed(name) {
       var rule = rules[name] || null;
@@ -1451,6 +1645,8 @@ var CipherdeskPolicy = (function () {
       });
       var ctx = {
         view: norm.view,
+        original: norm.original,
+        span: function (start, end) { return norm.span(start, end); },
         runs: function () { return runs || (runs = findNumberRuns(norm.view, bidi)); }
       };
       var claimed = [];
@@ -1489,7 +1685,7 @@ var CipherdeskPolicy = (function () {
         .map(function (f) {
           return { start: f.start, end: f.end, style: /\.split$/.test(f.rule) ? 'full' : styleFor(chars, f, bidi) };
         });
-      return masks.length ? render(chars, masks) : null;
+      return masks.length ? render(chars, masks, scripts) : null;
     }
 
     /** What happens to `text` sent by `direction` (engine.py evaluate). */
@@ -1529,7 +1725,7 @@ var CipherdeskPolicy = (function () {
       evaluate: evaluate,
       render: renderText,
       fold: function (text) { return foldText(text, t2s); },
-      /** The document's `rules`, `email`, `window`, `parts` or `hidden`, else the bundled default's. */
+      /** The document's `rules`, `email`, `window`, `parts`, `links` or `hidden`, else the bundled default's. */
       carried: function (key) { return carried(doc, key); },
       document: doc
     };

@@ -206,6 +206,82 @@ async def test_the_browser_engine_agrees_with_the_python_engine(browser, gateway
     assert exact / len(cases) >= 0.99, exact / len(cases)
 
 
+def _link_like(rng: random.Random) -> str:
+    """A link written one of the ways links reach a chat: a scheme or none, full-width, an
+    allowed domain or a subdomain of one, hosts in Cyrillic, Greek, accented Latin or Han,
+    punycode, a user before the host, a port, IPv6 in brackets, a path and query, the
+    sentence's punctuation after it, the ideographic full stop; one piece in seven dropped
+    or swapped, so texts hit and miss near the pattern's edges."""
+    pieces = [
+        rng.choice(["", "看这个 ", "see ", "链接：", "login at ", "(", "「"]),
+        rng.choice(
+            ["", "", "https://", "http://", "ftp://", "ＨＴＴＰＳ：／／", "hxxps://", "HTTP://"]
+        ),
+        rng.choice(["", "", "user@", "bank.com@", "a:b@"]),
+        rng.choice(
+            [
+                "example.com",
+                "help.example.com",
+                "example.com.evil.net",
+                "pаypal.com",  # Cyrillic а
+                "αpple.com",
+                "pàypal.com",
+                "例子.中国",
+                "例子.com",
+                "xn--pple-43d.com",
+                "Straße.de",
+                "[2001:db8::1]",
+                "[::1",
+                "192.168.0.1",
+                "evil。com",
+                "shop.example.co",
+                "a.b",
+                "ＥＸＡＭＰＬＥ．ＣＯＭ",
+            ]
+        ),
+        rng.choice(["", "", ":8080", ":x", ":"]),
+        rng.choice(["", "/", "/login?next=/a#f", "/路径", "/a b", "?q=1"]),
+        rng.choice(["", ".", "，谢谢", ")", "!", "」", " ok", "*"]),
+    ]
+    for i in range(len(pieces)):
+        if rng.random() < 0.15:
+            pieces[i] = rng.choice(["", " ", pieces[rng.randrange(len(pieces))]])
+    return "".join(pieces)
+
+
+async def test_the_browser_engine_finds_and_judges_links_as_the_gateway_does(browser, gateway):
+    """Links at the ends (links.py's twin in policy.js): on 1,500 generated links, both
+    directions, with an allowed domain, the browser finds every link at the same offsets,
+    judges its host the same way (allowed, external, homoglyph) and shows the same
+    defanged text; a document without ``link_domains`` (signed before links were found at
+    the ends) finds none."""
+    rng = random.Random(23)
+    engine = PolicyEngine(PolicyConfig.from_dict({"allowed_link_domains": ["example.com"]}))
+    texts = [_link_like(rng) for _ in range(1500)]
+    cases = [[text, d] for text in texts for d in ("customer", "agent")]
+    doc = end_document(engine, None, 0)
+    older = copy.deepcopy(doc)
+    del older["link_domains"]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = await page.evaluate(_EVALUATE, [doc, cases])
+        got_older = await page.evaluate(_EVALUATE, [older, cases])
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    kinds = {"link": 0, "link_external": 0, "link_homoglyph": 0}
+    for (text, direction), js, js_older in zip(cases, got, got_older, strict=True):
+        decision = engine.evaluate(text, direction)
+        want = [[f.kind, f.start, f.end, f.action] for f in decision.findings]
+        assert [f[:4] for f in js["findings"]] == want, (text, direction)
+        assert (js["action"], js["text"]) == (decision.action, decision.text), text
+        assert not any(f[0].startswith("link") for f in js_older["findings"]), text
+        for f in decision.findings:
+            kinds[f.kind] = kinds.get(f.kind, 0) + 1
+    assert min(kinds.values()) >= 100, kinds  # every judgement, many times
+
+
 _SEARCH = """(cases) => cases.map(([source, texts, flags]) => {
   const pattern = new RegExp(source, 'du' + (flags || ''));
   return texts.map((text) => {
@@ -491,6 +567,43 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
             "兼职刷单，日结返利",
             "5555 5555 5555 4444",
         ):
+            assert needle.encode() not in data, needle
+        for page in (ana, customer):
+            assert page.js_errors == [], page.js_errors
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()
+
+
+async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(browser, gateway):
+    """Links at the ends, with the tenant's signed allowed domains: a customer's link
+    reaches the agent defanged with its real host (``bank.com@evil.com`` shows
+    ``evil[.]com``), the console refuses an agent's link to another domain and sends one
+    to the tenant's own, and the gateway stores the customer's link only sealed."""
+    signing = await _e2e_tenant(gateway)
+    await _sign_policy(gateway, signing, {"allowed_link_domains": ["example.com"]})
+    pages = await _ana_and_a_customer(browser, gateway, signing)
+    (_, ana), (_, customer) = pages
+    try:
+        await customer_says(customer, "login at https://bank.com@evil.com/reset please")
+        defanged = "login at hxxps://evil[.]com/reset please"
+        await expect(customer.locator(".msg.me .text")).to_have_text([defanged])
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text([defanged])
+
+        await agent_says(ana, "please verify at https://examp1e-support.net/login")
+        await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")
+        await expect(pane.locator(".notice.blocked")).to_have_count(1)
+        await agent_says(ana, "see https://help.example.com/faq")
+        await expect(customer.locator(".msg.agent .text")).to_have_text(
+            ["see https://help.example.com/faq"]
+        )
+
+        chat = (await gateway.svc.store.list_chats("demo"))[0]
+        stored = await gateway.svc.store.messages_after(chat.id, 0)
+        assert [m.sender for m in stored] == ["customer", "agent"]  # the phishing link never left
+        data = _database_bytes(Path(gateway.svc.config.server.data_dir))
+        for needle in ("bank.com@evil.com", "examp1e-support", "help.example.com"):
             assert needle.encode() not in data, needle
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors

@@ -4,10 +4,12 @@ translated patterns in Chromium against Python's matches."""
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
+from gateway.policy.config import PolicyConfig
 from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
@@ -15,6 +17,7 @@ from gateway.policy.detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAI
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
+from gateway.policy.links import LOOKALIKE_SCRIPTS, URL, script_of
 from gateway.policy.split import ENDING, ENDING_CHARS, LEAD_IN
 
 
@@ -159,3 +162,27 @@ def test_every_context_rule_translates():
     for rule in END_CONTEXT_RULES:
         for pattern in (rule.after, rule.more):
             assert re.search(r"\(\?P<", to_js(pattern.pattern)) is None
+
+
+def test_the_document_carries_each_letters_script_and_the_case_folds():
+    """The browser judges a link's host by the script of each of its letters and digits,
+    and folds case as Python does: the runs give back ``script_of`` for every letter and
+    digit outside ASCII, and nothing else; ``casefold`` turns each lower case into the fold."""
+    config = PolicyConfig.from_dict({"allowed_link_domains": ["Ex.com"]})
+    doc = end_document(PolicyEngine(config), None, 0)
+    links = doc["links"]
+    assert links["url"] == to_js(URL.pattern) and links["lookalike"] == sorted(LOOKALIKE_SCRIPTS)
+    names, of = links["scripts"]["names"], {}
+    for first, count, index in links["scripts"]["runs"]:
+        for code in range(first, first + count):
+            of[code] = names[index]
+    rng = random.Random(5)
+    for code in [*rng.sample(range(0x80, 0x30000), 20_000), 0x430, 0x3B1, 0xE0, 0x4E2D]:
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        assert of.get(code) == (script_of(ch) if ch.isalnum() else None), hex(code)
+    assert doc["link_domains"] == ["ex.com"]
+    folds = doc["casefold"]
+    assert folds["ß"] == "ss" and folds["ſ"] == "s" and "a" not in folds
+    assert all(ch.lower() != fold == ch.casefold() for ch, fold in folds.items())

@@ -690,7 +690,7 @@ def test_links_tried_where_the_gate_found_a_phrase_equal_searching_everywhere(te
     normalized = NormalizedText(text)
     view = normalized.view
     gated = ScanContext(normalized, GATED._gate(view)[1])
-    want = [m.span() for m in links._URL.finditer(view)]
+    want = [m.span() for m in links.URL.finditer(view)]
     assert [m.span() for m in links._links_in(gated)] == want
 
 
