@@ -20,7 +20,9 @@ pairs, ``--window`` messages in flight) and runs it in interleaved rounds:
 ``--replies``: the agents send and the customers receive (1 decision per message, the
 agent's). Figures are the median of the rounds; the ratio on/off is taken per round (same round,
 same machine load) and its median reported. Targets: memory on ≥ 95 % of off (issue 5),
-Redis on ≥ 80 % of off (issue 18). Then the
+Redis on ≥ 80 % of off (issue 18). The memory rounds also time the guard's per-message
+entry points (``GuardClock``): the limits' own cost per message, against the time a message
+takes with limits off -- the ratio that cost allows, which the rounds' spread hides. Then the
 per-decision costs from ``bench/ratelimit.py`` (memory: < 5 µs; Redis: ≈ one PING).
 """
 
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +76,55 @@ def _bypass_guard(app: web.Application) -> None:
     guard.agent_message_refusal = no_refusal  # type: ignore[method-assign]
 
 
+class GuardClock:
+    """Wall time spent inside the guard's per-message entry points (the frame's byte rate,
+    the message's decision) in the memory rounds, and how many messages were decided: the
+    limits' own cost per message, measured where the sessions pay it. A difference of two
+    throughput runs cannot show a cost of a few per cent -- the rounds' spread is larger
+    (0.87-1.12 on one day, bench/HISTORY.md) -- this can. The two clock reads per call are
+    paid by the memory rounds too (about 0.1 us each), against the limits."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.decided = 0
+
+    def wrap(self, app: web.Application) -> None:
+        from gateway.services import SERVICES
+
+        guard = app[SERVICES].guard
+        clock = time.perf_counter
+
+        def timed(method: Any, decides: bool) -> Any:
+            async def entry(*args: Any) -> Any:
+                started = clock()
+                try:
+                    return await method(*args)
+                finally:
+                    self.seconds += clock() - started
+                    self.decided += decides
+
+            return entry
+
+        guard.inbound_bytes = timed(guard.inbound_bytes, False)  # type: ignore[method-assign]
+        for name in ("customer_message_refusal", "agent_message_refusal"):
+            setattr(guard, name, timed(getattr(guard, name), True))
+
+    def per_message(self) -> float:
+        """Microseconds in the guard per message decided."""
+        return 1e6 * self.seconds / max(self.decided, 1)
+
+
+GUARD_CLOCK = GuardClock()
+
+
 async def _start_site(app: web.Application, port: int) -> web.AppRunner:
     runner = await _real_start_site(app, port)
     from gateway.services import SERVICES
 
     if _MODE["mode"] == "off" and SERVICES in app:
         _bypass_guard(app)
+    elif _MODE["mode"] == "on" and SERVICES in app:
+        GUARD_CLOCK.wrap(app)
     return runner
 
 
@@ -154,6 +200,14 @@ async def run_relay(args: argparse.Namespace) -> None:
             f"  ratio {names[mode]}/off: {med:.3f} (rounds: "
             f"{', '.join(f'{x:.3f}' for x in ratios)}) — {verdict} the >= {TARGETS[mode]} target"
         )
+    # the memory limiter's own cost, against the time a message takes with limits off
+    spent = GUARD_CLOCK.per_message()
+    per_message = 1e6 / statistics.median(f.rate for f in figures["off"])
+    print(
+        f"  time in the guard (memory): {spent:.1f} µs per message decided "
+        f"({GUARD_CLOCK.decided} decided), against {per_message:.0f} µs per message with "
+        f"limits off: the ratio its own work allows is {1 - spent / per_message:.3f}"
+    )
 
 
 def main() -> None:
