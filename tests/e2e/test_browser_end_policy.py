@@ -6,12 +6,14 @@ neither in clear."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
 import random
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -521,6 +523,26 @@ async def _ana_and_a_customer(
     return pages
 
 
+@contextlib.asynccontextmanager
+async def _e2e_chat(
+    browser: Any, gateway: bx.Gateway, signing: TenantSigningKey, console_locale: str | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """Ana's console page and the customer's widget page of an e2e chat she accepted
+    (``_ana_and_a_customer``), closed on leaving."""
+    pages = await _ana_and_a_customer(browser, gateway, signing, console_locale)
+    try:
+        yield pages[0][1], pages[1][1]
+    finally:
+        for ctx, _ in pages:
+            await ctx.close()
+
+
+def _in_clear(gateway: bx.Gateway, *needles: str) -> list[str]:
+    """Those of ``needles`` the gateway's database files hold in clear."""
+    data = _database_bytes(Path(gateway.svc.config.server.data_dir))
+    return [needle for needle in needles if needle.encode() in data]
+
+
 async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
     """The tenant masks phones and blocks fraud scripts from customers (signed policy):
     the widget sends a card and a phone masked and never sends the fraud line; the
@@ -529,9 +551,7 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
     await _sign_policy(
         gateway, signing, {"actions": {"phone": "mask", "fraud": {"customer": "block"}}}
     )
-    pages = await _ana_and_a_customer(browser, gateway, signing)
-    (_, ana), (_, customer) = pages
-    try:
+    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
         await customer_says(customer, "card 4111 1111 1111 1111, phone 13812345678")
         masked = "card **** **** **** 1111, phone *******5678"
         await expect(customer.locator(".msg.me .text")).to_have_text([masked])
@@ -560,19 +580,18 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
         chat = (await gateway.svc.store.list_chats("demo"))[0]
         stored = await gateway.svc.store.messages_after(chat.id, 0)
         assert [m.sender for m in stored] == ["customer", "customer", "agent"]  # none blocked
-        data = _database_bytes(Path(gateway.svc.config.server.data_dir))
-        for needle in (
-            "4111 1111 1111 1111",
-            "13812345678",
-            "兼职刷单，日结返利",
-            "5555 5555 5555 4444",
-        ):
-            assert needle.encode() not in data, needle
+        assert (
+            _in_clear(
+                gateway,
+                "4111 1111 1111 1111",
+                "13812345678",
+                "兼职刷单，日结返利",
+                "5555 5555 5555 4444",
+            )
+            == []
+        )
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
-    finally:
-        for ctx, _ in pages:
-            await ctx.close()
 
 
 async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(browser, gateway):
@@ -582,9 +601,7 @@ async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(brow
     to the tenant's own, and the gateway stores the customer's link only sealed."""
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, signing, {"allowed_link_domains": ["example.com"]})
-    pages = await _ana_and_a_customer(browser, gateway, signing)
-    (_, ana), (_, customer) = pages
-    try:
+    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
         await customer_says(customer, "login at https://bank.com@evil.com/reset please")
         defanged = "login at hxxps://evil[.]com/reset please"
         await expect(customer.locator(".msg.me .text")).to_have_text([defanged])
@@ -602,14 +619,9 @@ async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(brow
         chat = (await gateway.svc.store.list_chats("demo"))[0]
         stored = await gateway.svc.store.messages_after(chat.id, 0)
         assert [m.sender for m in stored] == ["customer", "agent"]  # the phishing link never left
-        data = _database_bytes(Path(gateway.svc.config.server.data_dir))
-        for needle in ("bank.com@evil.com", "examp1e-support", "help.example.com"):
-            assert needle.encode() not in data, needle
+        assert _in_clear(gateway, "bank.com@evil.com", "examp1e-support", "help.example.com") == []
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
-    finally:
-        for ctx, _ in pages:
-            await ctx.close()
 
 
 async def test_the_ends_read_a_message_with_the_ones_before(browser, gateway):
@@ -618,9 +630,7 @@ async def test_the_ends_read_a_message_with_the_ones_before(browser, gateway):
     two replies: the console does not send the second. The agent asks for a passport
     number: the widget masks the bare number the customer answers with."""
     signing = await _e2e_tenant(gateway)
-    pages = await _ana_and_a_customer(browser, gateway, signing)
-    (_, ana), (_, customer) = pages
-    try:
+    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
         await customer_says(customer, "my card 4111 1111")
         await customer_says(customer, "1111 1111 thanks")
         sent = ["my card 4111 1111", "**** **** thanks"]
@@ -645,9 +655,6 @@ async def test_the_ends_read_a_message_with_the_ones_before(browser, gateway):
         await expect(pane.locator(".msg.them .text").last).to_have_text("好的，*****5678")
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
-    finally:
-        for ctx, _ in pages:
-            await ctx.close()
 
 
 async def test_a_policy_the_tenant_did_not_sign_is_not_run(browser, gateway):
@@ -655,16 +662,11 @@ async def test_a_policy_the_tenant_did_not_sign_is_not_run(browser, gateway):
     gets the bundled default instead: the card is still masked."""
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, TenantSigningKey.generate(), {"actions": {"card": "allow"}})
-    pages = await _ana_and_a_customer(browser, gateway, signing)
-    (_, ana), (_, customer) = pages
-    try:
+    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
         await customer_says(customer, "我的卡号 4111 1111 1111 1111")
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])
         assert customer.js_errors == [], customer.js_errors
-    finally:
-        for ctx, _ in pages:
-            await ctx.close()
 
 
 async def test_the_console_releases_a_masked_transcript_at_close(browser, gateway):
@@ -682,9 +684,7 @@ async def test_the_console_releases_a_masked_transcript_at_close(browser, gatewa
         "webhook",
         {"url": "https://hooks.example.test/e2e", "secret": "s" * 32, "events": ["chat.closed"]},
     )
-    pages = await _ana_and_a_customer(browser, gateway, signing, console_locale="zh-CN")
-    (_, ana), (_, customer) = pages
-    try:
+    async with _e2e_chat(browser, gateway, signing, console_locale="zh-CN") as (ana, customer):
         await customer_says(customer, "我的卡号 4111 1111 1111 1111")
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg.them .text")).to_have_text(["我的卡号 **** **** **** 1111"])
@@ -707,6 +707,3 @@ async def test_the_console_releases_a_masked_transcript_at_close(browser, gatewa
         assert texts == {1: "我的卡号 **** **** **** 1111", 2: "好的"}
         assert all(row["released"] for row in closed["transcript"])
         assert ana.js_errors == [], ana.js_errors
-    finally:
-        for ctx, _ in pages:
-            await ctx.close()
