@@ -191,6 +191,54 @@ def test_iban_mod97_matches_stdnum() -> None:
         assert _mod97(chars) == mod_97_10.is_valid(chars[4:] + chars[:4])
 
 
+def _schwifty_valid(candidate: str) -> bool:
+    """Whether schwifty's ``IBAN`` takes ``candidate`` for a valid IBAN."""
+    from schwifty import IBAN
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        IBAN(candidate.upper())
+    except SchwiftyException:
+        return False
+    return True
+
+
+def test_ibans_are_validated_as_schwifty_validates_them() -> None:
+    """``iban._valid`` reads schwifty's registry directly: for every country, its random
+    IBANs, with a character changed to another letter or digit, with the check digits
+    changed (the aliases 00, 01 and 99 among them), it says what ``schwifty.IBAN`` says."""
+    from schwifty import IBAN
+
+    rng = random.Random(3)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    seen = {True: 0, False: 0}
+    aliases = 0
+    for country in sorted(iban.registry.get_countries()):
+        fmt = iban._country_format(country.lower())
+        if fmt is None:
+            continue
+        for _ in range(30):
+            try:
+                value = str(IBAN.random(country_code=country)).lower()
+            except Exception:  # no banks for the country in schwifty
+                break
+            k = rng.randrange(len(value))
+            variants = [
+                value,
+                value[:k] + rng.choice(alphabet) + value[k + 1 :],
+                value[:2] + rng.choice(["00", "01", "99", f"{rng.randrange(100):02d}"]) + value[4:],
+            ]
+            alias = {98: "01", 97: "00", 2: "99"}.get(int(value[2:4]))
+            if alias is not None:  # passes the bare mod-97 test, never issued
+                variants.append(value[:2] + alias + value[4:])
+                aliases += 1
+            for candidate in variants:
+                want = _schwifty_valid(candidate)
+                assert iban._valid(candidate, fmt) == want, candidate
+                seen[want] += 1
+    assert min(seen.values()) >= 1000 and aliases >= 10, (seen, aliases)
+
+
 def _ibans_at_every_length(view: str) -> list[tuple[int, int]]:
     """The IBAN search before the country's length was looked up: every length from 34 down
     to 15 whose prefix passes mod 97, validated with schwifty, the longest valid one kept."""
@@ -201,7 +249,7 @@ def _ibans_at_every_length(view: str) -> list[tuple[int, int]]:
         chars = "".join(view[p] for p in positions)
         pos = m.start() + 1
         for n in range(min(len(chars), 34), 14, -1):
-            if mod_97_10.is_valid(chars[4:n] + chars[:4]) and iban._valid(chars[:n]):
+            if mod_97_10.is_valid(chars[4:n] + chars[:4]) and _schwifty_valid(chars[:n]):
                 found.append((positions[0], positions[n - 1] + 1))
                 pos = positions[n - 1] + 1
                 break
