@@ -16,12 +16,11 @@ from typing import Any
 
 from .config import AUDIENCE_MASKS, PolicyConfig
 from .detectors import HIDDEN_RULES, Detector, Hit, ScanContext, default_detectors
-from .detectors.numbers import has_bidi_override
 from .errors import PolicyConfigError
 from .keywords import KeywordMatcher, KeywordRule, builtin_rules
 from .links import LinkDetector
 from .masking import Mask, render
-from .normalize import NormalizedText, tables
+from .normalize import NormalizedText, has_bidi_override, tables
 from .notices import notice_for
 from .phrases import Match, Phrases
 from .types import DIRECTIONS, SEVERITY, Action, Decision, Direction, Finding
@@ -166,7 +165,7 @@ class PolicyEngine:
         if not candidates:
             return Decision("allow", text)
         findings = self._findings(candidates, direction)
-        return self._decide(text, findings, direction)
+        return self._decide(text, findings, direction, normalized.bidi_override)
 
     def findings_of(self, text: str, direction: Direction, kinds: frozenset[str]) -> list[Finding]:
         """The findings of the detector ``kinds`` that :meth:`evaluate` makes in ``text``
@@ -219,22 +218,31 @@ class PolicyEngine:
             return decision
         return self._decide(text, kept, direction)
 
-    def _decide(self, text: str, findings: list[Finding], direction: Direction) -> Decision:
-        """The decision ``findings`` (sorted) make: the worst action wins."""
+    def _decide(
+        self,
+        text: str,
+        findings: list[Finding],
+        direction: Direction,
+        bidi: bool | None = None,
+    ) -> Decision:
+        """The decision ``findings`` (sorted) make: the worst action wins. ``bidi``: whether
+        ``text`` holds a bidi override, when known."""
         if not findings:
             return Decision("allow", text)
         worst = max(findings, key=lambda f: SEVERITY[f.action])
         action = worst.action
-        shown = None if action == "block" else self.render(text, findings)
+        shown = None if action == "block" else self.render(text, findings, bidi)
         kinds = tuple(sorted({f.kind for f in findings if f.action != "allow"}))
         notice = notice_for(action, worst.kind, direction, text)
         return Decision(action, shown, tuple(findings), notice, kinds)
 
-    def render(self, text: str, findings: Iterable[Finding]) -> str:
+    def render(self, text: str, findings: Iterable[Finding], bidi: bool | None = None) -> str:
         """What the recipient sees of ``text`` given its findings (mask and flag findings
         masked in their kind's style; ``.split`` findings -- the part of a number completed
-        across messages -- hidden completely)."""
-        bidi = has_bidi_override(text)
+        across messages -- hidden completely). ``bidi``: whether ``text`` holds a bidi
+        override, when the caller knows."""
+        if bidi is None:
+            bidi = has_bidi_override(text)
         masks = [
             Mask(
                 f.start,

@@ -335,6 +335,17 @@ def decode_escapes(text: str) -> tuple[str, list[int] | None]:
     return "".join(pieces), starts
 
 
+BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
+"""Characters that can make a browser show digits in another order than they are stored."""
+_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
+
+
+def has_bidi_override(text: str) -> bool:
+    """Whether ``text`` holds a bidi override: "last 4" could then show the first 4, and a
+    reversed run of digits renders as the real number (one regex scan, none for ASCII)."""
+    return not text.isascii() and _BIDI.search(text) is not None
+
+
 class NormalizedText:
     """A message with its matching views and the offset maps back to the original.
 
@@ -345,7 +356,16 @@ class NormalizedText:
     (``_unit_views``) instead of ``translate`` and a regex substitution.
     """
 
-    __slots__ = ("_breaks", "_compact", "_gaps_cache", "_pre", "_vstarts", "original", "view")
+    __slots__ = (
+        "_bidi",
+        "_breaks",
+        "_compact",
+        "_gaps_cache",
+        "_pre",
+        "_vstarts",
+        "original",
+        "view",
+    )
 
     def __init__(self, original: str) -> None:
         self.original = original
@@ -357,6 +377,15 @@ class NormalizedText:
         # vanishes; then ``_breaks`` records where.
         self.view, self._compact, self._breaks = _views(source, t)
         self._vstarts = [b[0] for b in self._breaks]
+        self._bidi: bool | None = None
+
+    @property
+    def bidi_override(self) -> bool:
+        """Whether the original holds a bidi override (``has_bidi_override``), looked up once:
+        the digit runs, the masks and the decision all ask."""
+        if self._bidi is None:
+            self._bidi = has_bidi_override(self.original)
+        return self._bidi
 
     @property
     def decoded(self) -> bool:

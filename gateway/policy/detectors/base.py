@@ -21,7 +21,6 @@ from .numbers import (
     SEVEN_DIGITS,
     NumberRun,
     find_number_runs,
-    has_bidi_override,
     holds_digit_word,
 )
 
@@ -87,7 +86,7 @@ class ScanContext:
         is an automaton pass over the view, and most text holds them only inside words."""
         if self._runs is None:
             view = self.text.view
-            bidi = has_bidi_override(self.text.original)
+            bidi = self.text.bidi_override
             spans = self.phrase_spans(DIGIT_WORD_SET)
             words = spans is None or holds_digit_word(view, spans)
             self._runs = find_number_runs(view, reversed_too=bidi, words_too=words)

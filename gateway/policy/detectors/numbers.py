@@ -124,16 +124,6 @@ one pass in C."""
 DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
 DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
 
-BIDI_OVERRIDES = frozenset("\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
-"""Characters that can make a browser show digits in another order than they are stored."""
-_BIDI = re.compile("[" + "".join(sorted(BIDI_OVERRIDES)) + "]")
-
-
-def has_bidi_override(text: str) -> bool:
-    """Whether ``text`` holds a bidi override: "last 4" could then show the first 4, and a
-    reversed run of digits renders as the real number (one regex scan, none for ASCII)."""
-    return not text.isascii() and _BIDI.search(text) is not None
-
 
 class Window(NamedTuple):
     """Consecutive digit groups of a run: their digits and their span in the view.
