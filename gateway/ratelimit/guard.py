@@ -73,6 +73,9 @@ class Guard:
         self.local = MemoryRateLimiter(clock=clock, metrics=metrics)
         self.strikes = limits.strikes(clock)
         self._tenant_limits: dict[str, _TenantLimits] = {}
+        # A message's decisions are taken without a coroutine or a batch when the limiter
+        # is this process's own (its hit_many is the same hits one after the other).
+        self._decides_here = limiter if isinstance(limiter, MemoryRateLimiter) else None
 
     def advertised_limits(self) -> dict[str, Any]:
         """What the ``hello`` frame tells clients, so well-behaved ones pace themselves."""
@@ -196,17 +199,24 @@ class Guard:
         """The decision refusing a customer message (chat and customer budgets spent), or
         None when it may go. No side effect on the connection: see :meth:`refuse`."""
         limits = await self._limits_for(tenant_id)
-        decisions = await self.limiter.hit_many(
-            [
-                (f"chat:{chat_id}", limits.messages_per_chat, "messages_per_chat"),
-                (
-                    f"cust:{self.address_key(ip)}",
-                    limits.messages_per_customer,
-                    "messages_per_customer",
-                ),
-            ]
-        )
-        return next((d for d in decisions if not d.allowed), None)
+        chat_key = f"chat:{chat_id}"
+        customer_key = f"cust:{self.address_key(ip)}"
+        if self._decides_here is not None:  # the memory limiter: two direct decisions
+            decide = self._decides_here.hit_now
+            chat = decide(chat_key, limits.messages_per_chat, scope="messages_per_chat")
+            customer = decide(
+                customer_key, limits.messages_per_customer, scope="messages_per_customer"
+            )
+        else:
+            chat, customer = await self.limiter.hit_many(
+                [
+                    (chat_key, limits.messages_per_chat, "messages_per_chat"),
+                    (customer_key, limits.messages_per_customer, "messages_per_customer"),
+                ]
+            )
+        if not chat.allowed:
+            return chat
+        return None if customer.allowed else customer
 
     def refuse(self, conn: SecureConnection, msg_id: str, chat_id: str, refusal: Decision) -> bool:
         """Tell the sender to slow down (False), or end the connection after repeated

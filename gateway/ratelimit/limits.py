@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import structlog
 
@@ -194,13 +194,13 @@ class Rate:
         return text if self.burst == self.limit else f"{text} burst={self.burst}"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """Outcome of one hit.
 
     ``retry_after``: seconds until the same hit would be allowed (0 when allowed; ``inf``
     when ``cost`` exceeds the burst and can never be allowed). ``remaining``: whole units
-    that could still be spent right now (after this hit, when allowed).
+    that could still be spent right now (after this hit, when allowed). A named tuple: one
+    is made for every hit of every message (0.1 us, against 0.25 for a frozen dataclass).
     """
 
     allowed: bool
