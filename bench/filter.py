@@ -347,9 +347,11 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
                 "前三位{head}，其余{body}",
                 "前四位{head4}，中间{middle}，后四位{tail}",
                 "starts with {head4}, the rest {body4}",
+                "尾号{tail_cjk}，前面是{rest}",  # the tail in Chinese numerals
             ]
         )
         return cls, template.format(
+            tail_cjk="".join(_CJK.get(c, c) for c in number[-4:]),
             head=number[:3],
             body=number[3:],
             head4=number[:4],

@@ -286,6 +286,14 @@ var CipherdeskPolicy = (function () {
   var BLANK = /^\s+$/;  // whitespace of any length between two groups (numbers.py _BLANK)
   var GLUE = 'oil|x';
 
+  var NUMERAL = new RegExp('[' + CJK_CLASS + ']', 'g');
+
+  /** The view with each Chinese numeral and capital as its digit, one for one (numbers.py
+   * numerals_as_digits): offsets stay. */
+  function numeralsAsDigits(view) {
+    return view.replace(NUMERAL, function (c) { return CJK_DIGITS[c]; });
+  }
+
   function toDigits(s) {
     var out = '';
     for (var c of s) out += CJK_DIGITS[c] || HOMOGLYPHS[c] || c;
@@ -1053,7 +1061,8 @@ var CipherdeskPolicy = (function () {
 
   /** A number given in two or three parts in one message, its last digits named apart
    * ("尾号5678，前七位1380013", "前六位110105，中间19491231，后四位002X"; parts.py), or its
-   * first digits ("138开头，后面是00138000", "starts with 4111, the rest 1111 1111 1111"):
+   * first digits ("138开头，后面是00138000", "starts with 4111, the rest 1111 1111 1111"),
+   * in digits or Chinese numerals (read as their digits: "尾号八零零零"):
    * every part, rule `parts`, when together they validate. A digit run is tried before the
    * tail first, then two consecutive parts (the document's `part`); a head is tried before
    * each other part, then two consecutive ones after it (the document's `head`). A document
@@ -1064,9 +1073,9 @@ var CipherdeskPolicy = (function () {
     var head = parts.head && part ?
       contextRule('head', 'parts.head', parts.head.phrases, parts.head.after, parts.head.more, false, null) : null;
     return function (ctx) {
-      var view = ctx.view, hasTail = contains(view, tail.triggers), hasHead = head && contains(view, head.triggers);
+      var hasTail = contains(ctx.view, tail.triggers), hasHead = head && contains(ctx.view, head.triggers);
       if (!hasTail && !hasHead) return [];
-      var hits = [], taken = [], messageParts = null;
+      var view = numeralsAsDigits(ctx.view), hits = [], taken = [], messageParts = null;
       function report(kind, spans) {
         spans.forEach(function (span) {
           taken.push(span);

@@ -222,6 +222,11 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "身份证前六位110105，后面是19491231002X", "customer"),
     (PHONE_MASK, "开头是138，中间0013，最后8000", "customer"),
     (PHONE_MASK, "138开头的订单，金额99元", "customer"),
+    # in Chinese numerals
+    (PHONE_MASK, "尾号八零零零，前七位一三八零零一三", "customer"),
+    (PHONE_MASK, "一三八开头，后面是零零一三八零零零", "customer"),
+    ({}, "身份证后四位零零二X，前面11010519491231", "customer"),
+    (PHONE_MASK, "一二三开头的订单，参加活动", "customer"),
 ]
 
 

@@ -13,7 +13,7 @@ before each other part of the message, then before two consecutive ones after it
 combination that validates is reported -- an ID's check character and birth date, a card's
 Luhn sum and issuer, a mainland mobile -- so an order number and a card's last four stay
 apart. Every part is reported (rule ``parts``) and masked whole: any "last N" of a part
-could be all of it.
+could be all of it. Chinese numerals count as digits ("尾号八零零零，前七位一三八零零一三").
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .base import Hit, ScanContext
 from .card import is_card_number
 from .cn_id import is_cn_id
 from .context import ANNOUNCING_FILLER, context_rule, without_separators
+from .numbers import numerals_as_digits
 from .phone import valid_cn_shaped
 
 LEADING_PHRASES = ("开头", "打头")
@@ -126,8 +127,11 @@ class NumberPartsDetector:
         self._heads = frozenset(HEAD_RULE.triggers)
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
-        """Yield every part of each number the message gives in two or three parts."""
-        view = ctx.view
+        """Yield every part of each number the message gives in two or three parts, in
+        digits or in Chinese numerals ("尾号八零零零，前七位一三八零零一三": the tail, heads and
+        parts are read with each numeral as its digit; a phrase's own numeral then reads
+        as its digit too, "后4位", which the phrases list)."""
+        view = numerals_as_digits(ctx.view)
         parts: list[_Part] | None = None  # the message's parts, when asked
         taken: list[tuple[int, int]] = []  # the spans of the parts reported
         for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._tails)):

@@ -163,10 +163,29 @@ def test_a_head_and_two_parts_after_it_are_found_and_masked_whole(
         "starts with 4111, the rest 1111 1111 1112",  # Luhn
         "前六位110105，后面是19491231002Y",  # no check character y
         "天津开头的，后面00138000",  # no digits before the phrase
+        "一二三开头的订单，参加活动",  # numerals read as digits make no number either
     ],
 )
 def test_heads_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
     assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("尾号八零零零，前七位一三八零零一三", "尾号****，前七位*******"),
+        ("一三八开头，后面是零零一三八零零零", "***开头，后面是********"),
+        ("前三位壹叁捌，后八位零零壹叁捌零零零", "前三位***，后八位********"),
+        ("身份证后四位零零二X，前面11010519491231", "身份证后四位****，前面**************"),
+        ("前三位138，中间零零一三，尾号八零零零", "前三位***，中间****，尾号****"),
+    ],
+)
+def test_parts_in_chinese_numerals_are_read_as_their_digits(
+    eng: PolicyEngine, text: str, masked: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert {f.rule for f in d.findings} == {"parts"}, text
+    assert d.text == masked
 
 
 def test_a_number_found_by_its_tail_is_not_reported_again_by_its_head(eng: PolicyEngine) -> None:
