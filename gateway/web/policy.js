@@ -286,12 +286,17 @@ var CipherdeskPolicy = (function () {
   var BLANK = /^\s+$/;  // whitespace of any length between two groups (numbers.py _BLANK)
   var GLUE = 'oil|x';
 
-  var NUMERAL = new RegExp('[' + CJK_CLASS + ']', 'g');
+  var NUMBERISH_RUN = new RegExp('[0-9' + CJK_CLASS + ']{2,}', 'g');
 
-  /** The view with each Chinese numeral and capital as its digit, one for one (numbers.py
-   * numerals_as_digits): offsets stay. */
+  /** The view with each Chinese numeral and capital as its digit where it stands in a run
+   * of numerals and digits, one for one (numbers.py numerals_as_digits): offsets stay, and
+   * a numeral alone (the 四 of 后四位) stays a word. */
   function numeralsAsDigits(view) {
-    return view.replace(NUMERAL, function (c) { return CJK_DIGITS[c]; });
+    return view.replace(NUMBERISH_RUN, function (run) {
+      var out = '';
+      for (var c of run) out += CJK_DIGITS[c] || c;
+      return out;
+    });
   }
 
   function toDigits(s) {

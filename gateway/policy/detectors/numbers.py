@@ -61,16 +61,6 @@ _CJK_DIGITS = {
     "捌": "8",
     "玖": "9",
 }
-_NUMERALS_AS_DIGITS = str.maketrans(_CJK_DIGITS)
-
-
-def numerals_as_digits(view: str) -> str:
-    """``view`` with each Chinese numeral and financial capital written as its digit
-    ("尾号八零零零" -> "尾号8000"): one character for one, so offsets stay; for the few
-    detectors that read short numbers by pattern."""
-    return view.translate(_NUMERALS_AS_DIGITS)
-
-
 _WORDS = {
     "zero": "0",
     "one": "1",
@@ -108,6 +98,21 @@ _SOFT = re.compile(r"[ \-.]{1,3}+")
 _SEPARATOR = re.compile(rf"[\W_]{{1,{MAX_SEPARATOR}}}+")
 _BLANK = re.compile(r"\s++")
 """Whitespace of any length between two groups ("4111" and "1111" thirteen newlines apart)."""
+
+
+_NUMERALS_AS_DIGITS = str.maketrans(_CJK_DIGITS)
+_NUMBERISH_RUN = re.compile(f"[0-9{_CJK_CLASS}]{{2,}}")
+
+
+def numerals_as_digits(view: str) -> str:
+    """``view`` with each Chinese numeral and financial capital written as its digit where
+    it stands in a run of numerals and digits ("尾号八零零零" -> "尾号8000"), one character for
+    one, so offsets stay; for the detectors that read short numbers by pattern. A numeral
+    alone stays a word: the 四 of "后四位" is no part of a number."""
+    if view.isascii():
+        return view
+    return _NUMBERISH_RUN.sub(lambda m: m.group().translate(_NUMERALS_AS_DIGITS), view)
+
 
 LONG_RUN = 24
 """Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.detectors.numbers import numerals_as_digits
 from gateway.policy.detectors.parts import whole_number
 
 
@@ -164,6 +165,8 @@ def test_a_head_and_two_parts_after_it_are_found_and_masked_whole(
         "前六位110105，后面是19491231002Y",  # no check character y
         "天津开头的，后面00138000",  # no digits before the phrase
         "一二三开头的订单，参加活动",  # numerals read as digits make no number either
+        # the 四 of 后四位 is no part: 031389 + 4 + 8885 would make a landline
+        "订单号：前四位2024，中间031389，后四位8885",
     ],
 )
 def test_heads_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
@@ -192,6 +195,13 @@ def test_a_number_found_by_its_tail_is_not_reported_again_by_its_head(eng: Polic
     d = eng.evaluate("手机前三位138，中间0013，尾号8000", "customer")
     spans = [(f.start, f.end) for f in d.findings if f.rule == "parts"]
     assert len(spans) == len(set(spans)) == 3
+
+
+def test_numerals_are_read_as_digits_in_runs_only() -> None:
+    assert numerals_as_digits("尾号八零零零，前七位一三八零零一三") == "尾号8000，前七位1380013"
+    assert numerals_as_digits("后四位8885，一样") == "后四位8885，一样"  # a numeral alone
+    assert numerals_as_digits("1三8 壹叁") == "138 13"
+    assert numerals_as_digits("ascii 123") == "ascii 123"
 
 
 def test_whole_number_checks_what_the_parts_make() -> None:
