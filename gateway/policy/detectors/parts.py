@@ -34,9 +34,10 @@ LEADING_PHRASES = ("开头", "打头")
 the phrase's start, past at most two spaces."""
 _LEADING_SPACES = 2
 _FEWEST_HEAD_DIGITS, _MOST_HEAD_DIGITS = 2, 8
+"""How many digits a head holds: "13" of a mobile to "11010519" of an ID."""
 
 PARTS_RULE = "parts"
-"""The rule of both parts of a number given in two (in ``HIDDEN_RULES``)."""
+"""The rule of every part of a number given in parts (in ``HIDDEN_RULES``)."""
 TAIL_RULE = context_rule(
     "tail",
     "parts.tail",
@@ -129,8 +130,8 @@ class NumberPartsDetector:
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield every part of each number the message gives in two or three parts, in
         digits or in Chinese numerals ("尾号八零零零，前七位一三八零零一三": the tail, heads and
-        parts are read with each numeral as its digit; a phrase's own numeral then reads
-        as its digit too, "后4位", which the phrases list)."""
+        parts are read with each run of numerals as its digits; a numeral alone, the 四 of
+        "后四位", stays a word)."""
         view = numerals_as_digits(ctx.view)
         parts: list[_Part] | None = None  # the message's parts, when asked
         taken: list[tuple[int, int]] = []  # the spans of the parts reported
