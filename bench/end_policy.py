@@ -36,12 +36,15 @@ ADVERSARIAL = [
     "4 ", "1\n", "one ", "一", "一 ", "1l", "&#52;", "%34", "\u202e4 1", "4111111111111111",
     "4" + " " * 12, "1x", "4111 1111 1111 1111 ", "138 0013 8000, ", "a.", "a@", "a.b@c.",
     "验证码", "password: ", "api key: ", "-----begin ", "1" * 17 + "x ", "yao san ",
+    "http://a", "a.com", "a-b.", "https://x@", "\u0430.", "a。", "尾号", "前三位1",
 ]  # fmt: skip
 
 _RUNNER = r"""
 const fs = require('fs');
-eval(fs.readFileSync(process.argv[2], 'utf8') + ';global.CP = CipherdeskPolicy;');
 const input = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+// what a page loads before policy.js: the default document (its carried patterns and data)
+globalThis.CipherdeskPolicyDefault = input.doc;
+eval(fs.readFileSync(process.argv[2], 'utf8') + ';global.CP = CipherdeskPolicy;');
 const engine = CP.engine(input.doc);
 const results = input.lines.map((t) => engine.evaluate(t, 'customer').findings.map(
   (f) => [f.kind, f.start, f.end]));
