@@ -598,10 +598,11 @@ async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(brow
     """Links at the ends, with the tenant's signed allowed domains: a customer's link
     reaches the agent defanged with its real host (``bank.com@evil.com`` shows
     ``evil[.]com``), the console refuses an agent's link to another domain and sends one
-    to the tenant's own, and the gateway stores the customer's link only sealed."""
+    to the tenant's own (saying why, in the console's Chinese), and the gateway stores the
+    customer's link only sealed."""
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, signing, {"allowed_link_domains": ["example.com"]})
-    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
+    async with _e2e_chat(browser, gateway, signing, console_locale="zh-CN") as (ana, customer):
         await customer_says(customer, "login at https://bank.com@evil.com/reset please")
         defanged = "login at hxxps://evil[.]com/reset please"
         await expect(customer.locator(".msg.me .text")).to_have_text([defanged])
@@ -611,6 +612,7 @@ async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(brow
         await agent_says(ana, "please verify at https://examp1e-support.net/login")
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")
         await expect(pane.locator(".notice.blocked")).to_have_count(1)
+        await expect(pane.locator(".notice.blocked")).to_contain_text("只能发送公司批准网站的链接")
         await agent_says(ana, "see https://help.example.com/faq")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
             ["see https://help.example.com/faq"]
