@@ -241,9 +241,8 @@ def _parts() -> dict[str, Any]:
     """The phrases and the filler-and-tail pattern of a number's last digits named apart,
     the pattern of one part of a number, and the phrases and the filler-and-head pattern of
     its first digits named apart with the phrases that may follow them ("138开头";
-    ``detectors/parts.py``): not a context rule of
-    its own (an older browser bundle runs rules it does not know, and a tail alone is no
-    finding)."""
+    ``detectors/parts.py``): not a context rule of its own (an older browser bundle runs
+    rules it does not know, and a tail alone is no finding)."""
     return {
         "phrases": list(TAIL_RULE.triggers),
         "after": to_js(TAIL_RULE.after.pattern),

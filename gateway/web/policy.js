@@ -286,17 +286,15 @@ var CipherdeskPolicy = (function () {
   var BLANK = /^\s+$/;  // whitespace of any length between two groups (numbers.py _BLANK)
   var GLUE = 'oil|x';
 
-  var NUMBERISH_RUN = new RegExp('[0-9' + CJK_CLASS + ']{2,}', 'g');
+  var DIGIT_OR_NUMERAL = '[0-9' + CJK_CLASS + ']';  // numbers.py DIGIT_OR_NUMERAL
+  var NUMBERISH_RUN = new RegExp(DIGIT_OR_NUMERAL + '{2,}', 'g');
 
   /** The view with each Chinese numeral and capital as its digit where it stands in a run
    * of numerals and digits, one for one (numbers.py numerals_as_digits): offsets stay, and
-   * a numeral alone (the 四 of 后四位) stays a word. */
+   * a numeral alone (the 四 of 后四位) stays a word. A run holds no homoglyph, so toDigits
+   * changes its numerals only. */
   function numeralsAsDigits(view) {
-    return view.replace(NUMBERISH_RUN, function (run) {
-      var out = '';
-      for (var c of run) out += CJK_DIGITS[c] || c;
-      return out;
-    });
+    return view.replace(NUMBERISH_RUN, toDigits);
   }
 
   function toDigits(s) {
@@ -1116,11 +1114,7 @@ var CipherdeskPolicy = (function () {
       function threeParts(t, last) {
         if (!part) return null;
         var others = partsOf().filter(function (p) { return p[1] <= t.start || p[0] >= t.end; });
-        for (var k = 0; k + 1 < others.length; k++) {
-          var kind = wholeNumber(others[k][2] + others[k + 1][2], last, cn);
-          if (kind) return { kind: kind, spans: [others[k].slice(0, 2), others[k + 1].slice(0, 2)] };
-        }
-        return null;
+        return firstOfConsecutive(others, function (digits) { return wholeNumber(digits, last, cn); });
       }
 
       /** The parts that make a number after head `h` (parts.py _after_head): one part, those
@@ -1133,10 +1127,15 @@ var CipherdeskPolicy = (function () {
         for (k = 0; k < rests.length; k++) {
           if ((kind = wholeNumber(first, rests[k][2], cn))) return { kind: kind, spans: [rests[k].slice(0, 2)] };
         }
-        for (k = 0; k + 1 < after.length; k++) {
-          if ((kind = wholeNumber(first, after[k][2] + after[k + 1][2], cn))) {
-            return { kind: kind, spans: [after[k].slice(0, 2), after[k + 1].slice(0, 2)] };
-          }
+        return firstOfConsecutive(after, function (digits) { return wholeNumber(first, digits, cn); });
+      }
+
+      /** The first two consecutive parts that `make` a number of, read as one (parts.py
+       * _consecutive): its kind and both spans. */
+      function firstOfConsecutive(list, make) {
+        for (var k = 0; k + 1 < list.length; k++) {
+          var kind = make(list[k][2] + list[k + 1][2]);
+          if (kind) return { kind: kind, spans: [list[k].slice(0, 2), list[k + 1].slice(0, 2)] };
         }
         return null;
       }
@@ -1298,15 +1297,21 @@ var CipherdeskPolicy = (function () {
     var colon = text.indexOf(':');
     if (colon > 0 && /^[A-Za-z][A-Za-z0-9+\-.]*$/.test(text.slice(0, colon))) text = text.slice(colon + 1);
     if (text.slice(0, 2) !== '//') return '';
-    var rest = text.slice(2), cut = rest.length;
-    for (var c of '/?#') { var at = rest.indexOf(c); if (at >= 0 && at < cut) cut = at; }
-    var netloc = rest.slice(0, cut), open = netloc.indexOf('[') >= 0;
+    var rest = text.slice(2), netloc = rest.slice(0, authorityEnd(rest)), open = netloc.indexOf('[') >= 0;
     if (open !== (netloc.indexOf(']') >= 0)) return '';
     if (open && !isBracketedHost(netloc.split('[')[1].split(']')[0])) return '';
     var info = netloc.slice(netloc.lastIndexOf('@') + 1), hostname, bracket = info.indexOf('[');
     if (bracket >= 0) hostname = info.slice(bracket + 1).split(']')[0];
     else hostname = info.split(':')[0];
     return casefold(hostname.replace(/\.+$/, ''));
+  }
+
+  /** Where a URL's authority ends after its `//`: at the first /, ? or # (urlsplit's
+   * netloc, links.py defang's authority). */
+  function authorityEnd(rest) {
+    var cut = rest.length;
+    for (var c of '/?#') { var at = rest.indexOf(c); if (at >= 0 && at < cut) cut = at; }
+    return cut;
   }
 
   /** An IPvFuture or IPv6 address in brackets, as urlsplit checks it (the address by the
@@ -1360,9 +1365,8 @@ var CipherdeskPolicy = (function () {
   function defang(url, scripts) {
     var text = url.normalize('NFKC'), scheme = '', rest = text, sep = text.indexOf('://');
     if (sep >= 0) { scheme = text.slice(0, sep); rest = text.slice(sep + 3); }
-    var cut = rest.length;
-    for (var c of '/?#') { var at = rest.indexOf(c); if (at >= 0 && at < cut) cut = at; }
-    var authority = rest.slice(0, cut), hostport = authority.slice(authority.lastIndexOf('@') + 1);
+    var cut = authorityEnd(rest), authority = rest.slice(0, cut);
+    var hostport = authority.slice(authority.lastIndexOf('@') + 1);
     var colon = hostport.indexOf(':'), host = colon >= 0 ? hostport.slice(0, colon) : hostport;
     var port = colon >= 0 ? hostport.slice(colon + 1) : '';
     var shown = displayHost(hostOf(host) || host, scripts) + (/^\p{Nd}+$/u.test(port) ? ':' + port : '');
@@ -1781,7 +1785,7 @@ var CipherdeskPolicy = (function () {
     engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags,
     // for policy_window.js
     /** A digit or a Chinese numeral (numbers.py DIGIT_OR_NUMERAL): what the window keeps tails for. */
-    NUMBERISH: new RegExp('[0-9' + CJK_CLASS + ']'),
+    NUMBERISH: new RegExp(DIGIT_OR_NUMERAL),
     SEVERITY: SEVERITY,
     isLetter: isLetter,
     utf16Offsets: utf16Offsets

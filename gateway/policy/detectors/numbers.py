@@ -100,20 +100,6 @@ _BLANK = re.compile(r"\s++")
 """Whitespace of any length between two groups ("4111" and "1111" thirteen newlines apart)."""
 
 
-_NUMERALS_AS_DIGITS = str.maketrans(_CJK_DIGITS)
-_NUMBERISH_RUN = re.compile(f"[0-9{_CJK_CLASS}]{{2,}}")
-
-
-def numerals_as_digits(view: str) -> str:
-    """``view`` with each Chinese numeral and financial capital written as its digit where
-    it stands in a run of numerals and digits ("尾号八零零零" -> "尾号8000"), one character for
-    one, so offsets stay; for the detectors that read short numbers by pattern. A numeral
-    alone stays a word: the 四 of "后四位" is no part of a number."""
-    if view.isascii():
-        return view
-    return _NUMBERISH_RUN.sub(lambda m: m.group().translate(_NUMERALS_AS_DIGITS), view)
-
-
 LONG_RUN = 24
 """Digits beyond any single number (cards 19, IDs 18): a run this long is several numbers or
 filler, so its leading/trailing groups are tried on their own."""
@@ -400,6 +386,18 @@ _LONE_AFTER = re.compile(
 token. Only there can they join a run: ``_flush`` drops such groups at a run's start, so the
 view is never scanned for them at large (every o, i and l of English text would stop it)."""
 _TO_DIGIT = str.maketrans({**_CJK_DIGITS, **_HOMOGLYPHS})
+_NUMBERISH_RUN = re.compile(f"{DIGIT_OR_NUMERAL}{{2,}}")
+
+
+def numerals_as_digits(view: str) -> str:
+    """``view`` with each Chinese numeral and financial capital written as its digit where
+    it stands in a run of numerals and digits ("尾号八零零零" -> "尾号8000"), one character for
+    one, so offsets stay; for the detectors that read short numbers by pattern. A numeral
+    alone stays a word: the 四 of "后四位" is no part of a number."""
+    if view.isascii():
+        return view
+    # a run holds digits and numerals only: ``_TO_DIGIT``'s homoglyphs never apply
+    return _NUMBERISH_RUN.sub(lambda m: m.group().translate(_TO_DIGIT), view)
 
 
 Token = tuple[int, int, str, str]

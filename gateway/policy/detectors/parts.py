@@ -206,10 +206,10 @@ def _after_head(view: str, parts: list[_Part], head: Hit) -> _Parts | None:
         kind = whole_number(first, rest)
         if kind is not None:
             return kind, ((start, end),)
-    for (a_start, a_end, a), (b_start, b_end, b) in itertools.pairwise(after):
-        kind = whole_number(first, a + b)
+    for digits, spans in _consecutive(after):
+        kind = whole_number(first, digits)
         if kind is not None:
-            return kind, ((a_start, a_end), (b_start, b_end))
+            return kind, spans
     return None
 
 
@@ -236,8 +236,14 @@ def _three_parts(parts: list[_Part], tail: Hit, last: str) -> _Parts | None:
     """The kind and spans of two consecutive parts (not the tail) that make a number with
     the tail, if any."""
     heads = [part for part in parts if part[1] <= tail.start or part[0] >= tail.end]
-    for (a_start, a_end, a), (b_start, b_end, b) in itertools.pairwise(heads):
-        kind = whole_number(a + b, last)
+    for digits, spans in _consecutive(heads):
+        kind = whole_number(digits, last)
         if kind is not None:
-            return kind, ((a_start, a_end), (b_start, b_end))
+            return kind, spans
     return None
+
+
+def _consecutive(parts: list[_Part]) -> Iterator[tuple[str, tuple[tuple[int, int], ...]]]:
+    """Each two consecutive parts read as one: their digits together, and their spans."""
+    for (a_start, a_end, a), (b_start, b_end, b) in itertools.pairwise(parts):
+        yield a + b, ((a_start, a_end), (b_start, b_end))
