@@ -348,10 +348,14 @@ def _evade(number: str, rng: random.Random) -> tuple[str, str]:
                 "前四位{head4}，中间{middle}，后四位{tail}",
                 "starts with {head4}, the rest {body4}",
                 "尾号{tail_cjk}，前面是{rest}",  # the tail in Chinese numerals
+                "starts with {head_words}, then {body}",  # the head in digit words
+                "it ends in {tail_words}, the rest is {rest}",
             ]
         )
         return cls, template.format(
             tail_cjk="".join(_CJK.get(c, c) for c in number[-4:]),
+            head_words=" ".join(_WORDS.get(c, c) for c in number[:3]),
+            tail_words=" ".join(_WORDS.get(c, c) for c in number[-4:]),
             head=number[:3],
             body=number[3:],
             head4=number[:4],

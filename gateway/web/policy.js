@@ -351,18 +351,48 @@ var CipherdeskPolicy = (function () {
     }
     WORD_TOKEN.lastIndex = 0;
     if (out.length || WORD_TOKEN.test(view)) {
-      WORD_TOKEN.lastIndex = 0;
-      var words = [];
-      while ((m = WORD_TOKEN.exec(view)) !== null) {
-        if (!isLetter(view, m.index - 1)) {
-          words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
-        }
-      }
-      out.push.apply(out, spoken(view, words));
+      out.push.apply(out, digitWords(view));
       out.push.apply(out, loneTokens(view, out));
       out.sort(cmpTuple);
     }
     return out;
+  }
+
+  /** [start, end, digits, 'w'] of every digit word with no letter on either side, as read
+   * aloud (numbers.py _digit_words). */
+  function digitWords(view) {
+    var words = [], m;
+    WORD_TOKEN.lastIndex = 0;
+    while ((m = WORD_TOKEN.exec(view)) !== null) {
+      if (!isLetter(view, m.index - 1)) words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
+    }
+    return spoken(view, words);
+  }
+
+  var WORD_GAP = /^[ \-]{1,3}$/;  // between two digit words of one group (numbers.py _WORD_GAP)
+
+  /** The view with each digit word written as its digits, the gap between two of them
+   * dropped, except words overlapping a span of `kept` (numbers.py words_as_digits): its
+   * text, and toView(start, end), the view's span of text.slice(start, end); null when no
+   * other digit word is there. */
+  function wordsAsDigits(view, kept) {
+    var words = digitWords(view).filter(function (w) {
+      return !kept.some(function (k) { return k[0] < w[1] && w[0] < k[1]; });
+    });
+    if (!words.length) return null;
+    var text = '', starts = [], ends = [], at = -1, i;
+    function copy(from, to) {
+      text += view.slice(from, to);
+      for (i = from; i < to; i++) { starts.push(i); ends.push(i + 1); }
+    }
+    words.forEach(function (w) {
+      if (at < 0 || !WORD_GAP.test(view.slice(at, w[0]))) copy(Math.max(at, 0), w[0]);
+      text += w[2];
+      for (i = 0; i < w[2].length; i++) { starts.push(w[0]); ends.push(w[1]); }
+      at = w[1];
+    });
+    copy(at, view.length);
+    return { text: text, toView: function (start, end) { return [starts[start], ends[end - 1]]; } };
   }
 
   /** Digit words as numbers are read aloud (numbers.py _spoken): "double"/"triple" and the
@@ -1075,10 +1105,35 @@ var CipherdeskPolicy = (function () {
     var part = parts.part ? new RegExp(parts.part, 'gu') : null;
     var head = parts.head && part ?
       contextRule('head', 'parts.head', parts.head.phrases, parts.head.after, parts.head.more, false, null) : null;
+    /** Every part of each number the message gives in parts (parts.py scan): read with its
+     * digit words as digits when it holds some, the words of the phrases kept. */
     return function (ctx) {
       var hasTail = contains(ctx.view, tail.triggers), hasHead = head && contains(ctx.view, head.triggers);
       if (!hasTail && !hasHead) return [];
-      var view = numeralsAsDigits(ctx.view), hits = [], taken = [], messageParts = null;
+      var spelt = wordsAsDigits(ctx.view, phraseSpans(ctx.view, hasTail, hasHead));
+      if (!spelt) return scan(numeralsAsDigits(ctx.view), ctx.runs, hasTail, hasHead);
+      var runs = null;
+      var found = scan(numeralsAsDigits(spelt.text), function () {
+        return runs || (runs = findNumberRuns(spelt.text, ctx.bidi));
+      }, hasTail, hasHead);
+      return found.map(function (h) {
+        var span = spelt.toView(h.start, h.end);
+        return new Hit(h.kind, span[0], span[1], h.rule);
+      });
+    };
+
+    /** Where the tail and head phrases stand in the view, overlapping ones too. */
+    function phraseSpans(view, hasTail, hasHead) {
+      var spans = [];
+      (hasTail ? tail.triggers : []).concat(hasHead ? head.triggers : []).forEach(function (phrase) {
+        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) spans.push([i, i + phrase.length]);
+      });
+      return spans;
+    }
+
+    /** The parts of numbers in `view`, whose digit runs `runs()` gives (parts.py _scan). */
+    function scan(view, runs, hasTail, hasHead) {
+      var hits = [], taken = [], messageParts = null;
       function report(kind, spans) {
         spans.forEach(function (span) {
           taken.push(span);
@@ -1098,7 +1153,7 @@ var CipherdeskPolicy = (function () {
       }
       if (hasTail) {
         tail.scan(view).forEach(function (t) {
-          var last = view.slice(t.start, t.end), found = twoParts(ctx.runs(), t, last) || threeParts(t, last);
+          var last = view.slice(t.start, t.end), found = twoParts(runs(), t, last) || threeParts(t, last);
           if (found) report(found.kind, found.spans.concat([[t.start, t.end]]));
         });
       }
@@ -1665,6 +1720,7 @@ var CipherdeskPolicy = (function () {
         view: norm.view,
         original: norm.original,
         span: function (start, end) { return norm.span(start, end); },
+        bidi: bidi,
         runs: function () { return runs || (runs = findNumberRuns(norm.view, bidi)); }
       };
       var claimed = [];

@@ -161,6 +161,10 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
             "身份证110105开头，后面是19491231002X",
             "身份证******开头，后面是************",
         ),
+        (
+            "card ends in one one one one, starts with 4111 1111 1111",
+            "card ends in *** *** *** ***, starts with **** **** ****",
+        ),
     ],
     ids=[
         "iban-newlines",
@@ -172,6 +176,7 @@ async def test_profile_fields_and_evasions_are_masked_for_agent_store_and_webhoo
         "id-in-two-parts",
         "id-in-three-parts",
         "id-after-named-head",
+        "card-in-parts-in-words",
     ],
 )
 async def test_an_evasion_is_masked_for_agent_store_and_webhook(setup, sent: str, shown: str):

@@ -227,6 +227,16 @@ CASES: list[tuple[dict, str, str]] = [
     (PHONE_MASK, "一三八开头，后面是零零一三八零零零", "customer"),
     ({}, "身份证后四位零零二X，前面11010519491231", "customer"),
     (PHONE_MASK, "一二三开头的订单，参加活动", "customer"),
+    # in digit words, English and pinyin, spoken as numbers are read aloud
+    (PHONE_MASK, "my number starts with one three eight, then 0013 8000", "customer"),
+    (
+        PHONE_MASK,
+        "it ends in eight oh oh oh, the rest is one three eight double oh one three",
+        "customer",
+    ),
+    ({}, "last four one one one one, and the card starts with 4111 1111 1111", "customer"),
+    (PHONE_MASK, "手机尾号 ba ling ling ling，前七位 yao san ba ling ling yao san", "customer"),
+    (PHONE_MASK, "I have one or two questions; my order ends in 1234", "customer"),
 ]
 
 

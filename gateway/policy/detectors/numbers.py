@@ -404,6 +404,58 @@ Token = tuple[int, int, str, str]
 """(start, end, digits, kind) of one digit token in the view (see ``_tokens``)."""
 
 
+_WORD_GAP = re.compile(r"[ \-]{1,3}+")
+"""What may stand between two digit words of one group ("one three eight", "one-three-
+eight"): dropped when they are written as digits."""
+
+
+class Respelt(NamedTuple):
+    """A view with its digit words written as digits ("starts with one three eight" ->
+    "starts with 138"), and the span of the view each of its characters came from: what
+    reads short numbers by pattern (a number's parts) sees spoken digits as digits, and
+    what it finds is reported where the words stand."""
+
+    text: str
+    starts: list[int]
+    ends: list[int]
+
+    def to_view(self, start: int, end: int) -> tuple[int, int]:
+        """The view's span of ``text[start:end]`` (a non-empty span)."""
+        return self.starts[start], self.ends[end - 1]
+
+
+def words_as_digits(view: str, kept: Iterable[tuple[int, int]] = ()) -> Respelt | None:
+    """``view`` with each digit word (``_digit_words``: "one", "yao", "double oh") written
+    as its digits, the gap between two of them dropped, except words that overlap a span of
+    ``kept`` (the "four" of "last four"); ``None`` when no other word is there."""
+    kept = tuple(kept)
+    words = [
+        word
+        for word in sorted(_digit_words(view))
+        if not any(start < word[1] and word[0] < end for start, end in kept)
+    ]
+    if not words:
+        return None
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    at = -1  # where the last word ended
+    for start, end, digits, _ in words:
+        copied = 0 if at < 0 else at
+        if at < 0 or _WORD_GAP.fullmatch(view, at, start) is None:
+            pieces.append(view[copied:start])
+            starts.extend(range(copied, start))
+            ends.extend(range(copied + 1, start + 1))
+        pieces.append(digits)
+        starts.extend([start] * len(digits))
+        ends.extend([end] * len(digits))
+        at = end
+    pieces.append(view[at:])
+    starts.extend(range(at, len(view)))
+    ends.extend(range(at + 1, len(view) + 1))
+    return Respelt("".join(pieces), starts, ends)
+
+
 def holds_digit_word(view: str, spans: Iterable[tuple[int, int]]) -> bool:
     """Whether one of ``spans`` (where ``DIGIT_WORDS`` phrases occur in ``view``) is a word
     of its own, no letter on either side ("one", not the "one" of "phone")."""

@@ -13,7 +13,9 @@ before each other part of the message, then before two consecutive ones after it
 combination that validates is reported -- an ID's check character and birth date, a card's
 Luhn sum and issuer, a mainland mobile -- so an order number and a card's last four stay
 apart. Every part is reported (rule ``parts``) and masked whole: any "last N" of a part
-could be all of it. Chinese numerals count as digits ("尾号八零零零，前七位一三八零零一三").
+could be all of it. Chinese numerals count as digits ("尾号八零零零，前七位一三八零零一三"), and
+so do digit words ("starts with one three eight, then 0013 8000"), but the word of a phrase
+("last four") stays a word.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from .base import Hit, ScanContext
 from .card import is_card_number
 from .cn_id import is_cn_id
 from .context import ANNOUNCING_FILLER, context_rule, without_separators
-from .numbers import numerals_as_digits
+from .numbers import (
+    DIGIT_WORD_SET,
+    NumberRun,
+    Respelt,
+    find_number_runs,
+    holds_digit_word,
+    numerals_as_digits,
+    words_as_digits,
+)
 from .phone import valid_cn_shaped
 
 LEADING_PHRASES = ("开头", "打头")
@@ -129,15 +139,34 @@ class NumberPartsDetector:
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield every part of each number the message gives in two or three parts, in
-        digits or in Chinese numerals ("尾号八零零零，前七位一三八零零一三": the tail, heads and
-        parts are read with each run of numerals as its digits; a numeral alone, the 四 of
-        "后四位", stays a word)."""
-        view = numerals_as_digits(ctx.view)
+        digits, Chinese numerals or digit words ("尾号八零零零，前七位一三八零零一三", "starts
+        with one three eight, then 0013 8000"): the tail, heads and parts are read with each
+        run of numerals as its digits (a numeral alone, the 四 of "后四位", stays a word) and,
+        when the message holds digit words, with those written as digits too (the "four" of
+        "last four" stays a word)."""
+        tails, heads = ctx.phrase_spans(self._tails), ctx.phrase_spans(self._heads)
+        spelt = _spelt(ctx, tails, heads)
+        if spelt is None:
+            yield from self._scan(numerals_as_digits(ctx.view), ctx.number_runs, tails, heads)
+            return
+        runs = find_number_runs(spelt.text, reversed_too=ctx.text.bidi_override)
+        for hit in self._scan(numerals_as_digits(spelt.text), runs, None, None):
+            yield Hit(hit.kind, *spelt.to_view(hit.start, hit.end), hit.rule)
+
+    def _scan(
+        self,
+        view: str,
+        runs: tuple[NumberRun, ...],
+        tails: list[tuple[int, int]] | None,
+        heads: list[tuple[int, int]] | None,
+    ) -> Iterator[Hit]:
+        """The parts of numbers in ``view``, whose digit runs are ``runs``; ``tails`` and
+        ``heads`` are where their phrases are, when the engine's gate found them."""
         parts: list[_Part] | None = None  # the message's parts, when asked
         taken: list[tuple[int, int]] = []  # the spans of the parts reported
-        for tail in TAIL_RULE.scan(view, ctx.phrase_spans(self._tails)):
+        for tail in TAIL_RULE.scan(view, tails):
             last = view[tail.start : tail.end]
-            found = _two_parts(ctx, tail, last)
+            found = _two_parts(runs, tail, last)
             if found is None:
                 if parts is None:
                     parts = _parts_of(view)
@@ -147,7 +176,7 @@ class NumberPartsDetector:
                 for start, end in (*spans, (tail.start, tail.end)):
                     taken.append((start, end))
                     yield Hit(kind, start, end, PARTS_RULE)
-        for head in _heads(view, ctx.phrase_spans(self._heads)):
+        for head in _heads(view, heads):
             if any(start < head.end and head.start < end for start, end in taken):
                 continue
             if parts is None:
@@ -158,6 +187,22 @@ class NumberPartsDetector:
                 for start, end in ((head.start, head.end), *spans):
                     taken.append((start, end))
                     yield Hit(kind, start, end, PARTS_RULE)
+
+
+def _spelt(
+    ctx: ScanContext, tails: list[tuple[int, int]] | None, heads: list[tuple[int, int]] | None
+) -> Respelt | None:
+    """The message with its digit words written as digits, the words of the tail and head
+    phrases kept; ``None`` when it holds no other digit word (then the view itself is read:
+    most messages, as the engine's gate tells without a search)."""
+    view = ctx.view
+    words = ctx.phrase_spans(DIGIT_WORD_SET)
+    if words is not None and not holds_digit_word(view, words):
+        return None
+    if tails is None or heads is None:
+        tails = [(start, end) for _, start, end in TAIL_RULE.phrases.find(view)]
+        heads = [(start, end) for _, start, end in HEAD_RULE.phrases.find(view)]
+    return words_as_digits(view, (*tails, *heads))
 
 
 _Part = tuple[int, int, str]
@@ -221,9 +266,9 @@ def _with_check_x(view: str, part: _Part) -> _Part:
     return part
 
 
-def _two_parts(ctx: ScanContext, tail: Hit, last: str) -> _Parts | None:
+def _two_parts(runs: tuple[NumberRun, ...], tail: Hit, last: str) -> _Parts | None:
     """The kind and span of the digit run that makes a number with the tail, if any."""
-    for run in ctx.number_runs:
+    for run in runs:
         if run.start <= tail.start < run.end or run.plus:
             continue
         kind = whole_number(run.joined, last)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
-from gateway.policy.detectors.numbers import numerals_as_digits
+from gateway.policy.detectors.numbers import numerals_as_digits, words_as_digits
 from gateway.policy.detectors.parts import whole_number
 
 
@@ -189,6 +189,69 @@ def test_parts_in_chinese_numerals_are_read_as_their_digits(
     d = eng.evaluate(text, "customer")
     assert {f.rule for f in d.findings} == {"parts"}, text
     assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "my number starts with one three eight, then 0013 8000",
+            "my number starts with *** ***** *****, then **** ****",
+        ),
+        (
+            "starts with one-three-eight, then oh oh one three, then eight oh oh oh",
+            "starts with ***-*****-*****, then ** ** *** *****, then ***** ** ** **",
+        ),
+        (
+            "ends in eight oh oh oh, the rest is one three eight double oh one three",
+            "ends in ***** ** ** **, the rest is *** ***** ***** ****** ** *** *****",
+        ),
+        (
+            "last four one one one one, first twelve 4111 1111 1111",
+            "last four *** *** *** ***, first twelve **** **** ****",
+        ),
+        (
+            "手机尾号 ba ling ling ling，前七位 yao san ba ling ling yao san",
+            "手机尾号 ** **** **** ****，前七位 *** *** ** **** **** *** ***",
+        ),
+        ("尾号 eight zero zero zero，前七位1380013", "尾号 ***** **** **** ****，前七位*******"),
+    ],
+)
+def test_parts_in_digit_words_are_read_as_their_digits(
+    eng: PolicyEngine, text: str, masked: str
+) -> None:
+    d = eng.evaluate(text, "customer")
+    assert {f.rule for f in d.findings} == {"parts"}, text
+    assert d.text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have one or two questions; my order ends in 1234",
+        "starts with one, then two more, ends in 1234",  # the words make no number
+        "last four 1111; one, two, three, go",
+        "ends in 8000, then one two eight oh oh one four",  # no mobile starts 12
+        "first three one two three, the rest 00138000",  # no mobile starts 123
+    ],
+)
+def test_digit_words_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> None:
+    assert all(f.rule != "parts" for f in eng.evaluate(text, "customer").findings), text
+
+
+def test_digit_words_are_written_as_digits_where_they_stand() -> None:
+    view = "starts with one three eight, last four double oh"
+    kept = [(0, 11), (29, 38)]  # "starts with", "last four"
+    spelt = words_as_digits(view, kept)
+    assert spelt is not None
+    assert spelt.text == "starts with 138, last four 00"
+    at = spelt.text.index("138")
+    assert spelt.to_view(at, at + 3) == (12, 27)  # "one three eight"
+    assert spelt.to_view(at + 1, at + 2) == (16, 21)  # "three"
+    assert spelt.to_view(0, 11) == (0, 11)  # copied text maps one for one
+    assert spelt.to_view(len(spelt.text) - 2, len(spelt.text)) == (39, 48)  # "double oh"
+    assert words_as_digits("last four 1111", [(0, 9)]) is None  # only the phrase's word
+    assert words_as_digits("phone it", []) is None  # "one" inside a word is no digit
 
 
 def test_a_number_found_by_its_tail_is_not_reported_again_by_its_head(eng: PolicyEngine) -> None:
