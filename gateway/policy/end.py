@@ -33,6 +33,8 @@ document that engine reads. Everything the browser would otherwise need a librar
   outside ASCII (Python's Unicode names, which a browser lacks), with which the browser
   judges a link's host (``links.py``); ``link_domains`` -- the tenant's allowed link
   domains as hosts (a document without them finds no links: its ``actions`` predate them);
+* ``address`` -- the administrative divisions' names and the address detector's patterns,
+  translated, with which the browser finds postal addresses (``detectors/address.py``);
 * ``casefold`` -- every character whose case fold is not its lower case (``ß`` -> ``ss``):
   the view is case-folded, and a browser only lowercases;
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
@@ -60,7 +62,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors import CONTEXT_RULES, HIDDEN_RULES, default_detectors
+from .detectors import CONTEXT_RULES, HIDDEN_RULES, address, default_detectors
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
@@ -75,10 +77,10 @@ from .split import ENDING, ENDING_CHARS, LEAD_IN
 from .types import DIRECTIONS
 
 END_VERSION = 1
-GATEWAY_ONLY_KINDS = frozenset({"name", "address"})
+GATEWAY_ONLY_KINDS = frozenset({"name"})
 END_KINDS = tuple(k for k in DETECTOR_KINDS if k not in GATEWAY_ONLY_KINDS)
-"""Detector kinds the end engine implements (keyword categories come on top). Names and
-addresses are found by the gateway only (docs/PROTOCOL.md says so)."""
+"""Detector kinds the end engine implements (keyword categories come on top). Names are
+found by the gateway only (docs/PROTOCOL.md says so)."""
 
 _PHONE_TYPES = (
     "fixed_line",
@@ -120,7 +122,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         "actions": actions,
         "masks": masks,
         "keywords": keywords,
-        "fold": _fold_entries([*grouped, *phrases]),
+        "fold": _fold_entries([*grouped, *phrases, *_address_texts()]),
         "phone": {
             "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
             "cue_regions": {r: _region(r) for r in CUE_VALID_IN if _region(r) is not None},
@@ -153,11 +155,11 @@ def _end_phrases() -> tuple[str, ...]:
 
 
 def carried_patterns() -> dict[str, Any]:
-    """The document's ``rules``, ``email``, ``window``, ``parts``, ``links``, ``casefold`` and
-    ``hidden``: this gateway's own patterns and data, the same for every tenant. An uploaded
-    document must carry exactly these (or none, signed before they were carried): a tenant
-    signs its policy, not patterns of its own, which would run in its customers' browsers
-    unchecked."""
+    """The document's ``rules``, ``email``, ``window``, ``parts``, ``links``, ``casefold``,
+    ``hidden`` and ``address``: this gateway's own patterns and data, the same for every
+    tenant. An uploaded document must carry exactly these (or none, signed before they were
+    carried): a tenant signs its policy, not patterns of its own, which would run in its
+    customers' browsers unchecked."""
     return {
         "rules": _rules(),
         "email": _email(),
@@ -166,6 +168,7 @@ def carried_patterns() -> dict[str, Any]:
         "links": _links(),
         "casefold": _casefold(),
         "hidden": sorted(HIDDEN_RULES),
+        "address": _address(),
     }
 
 
@@ -255,6 +258,49 @@ def _parts() -> dict[str, Any]:
             "leading": list(LEADING_PHRASES),
         },
     }
+
+
+_ADDRESS_PATTERNS = {
+    "detail": address.DETAIL,
+    "road_number": address.ROAD_NUMBER,
+    "flat": address.FLAT,
+    "building_unit": address.BUILDING_UNIT,
+    "household": address.HOUSEHOLD,
+    "unit": address.UNIT_WORD,
+    "lead": address.LEAD,
+    "leading_places": address.LEADING_PLACES,
+    "en": address.EN,
+    "en_head": address.EN_HEAD,
+    "en_flat": address.EN_FLAT,
+    "po_box": address.PO_BOX,
+}
+"""The address detector's patterns, by the name the document carries them under."""
+
+
+@cache
+def _address() -> dict[str, Any]:
+    """What the browser finds postal addresses with (``detectors/address.py``): the names of
+    the administrative divisions (one string, a space between names: 4,475 names are 58 KB
+    as a JSON list, 49 KB so), the numerals and units around which a Chinese address is
+    looked for and how far, and the detector's patterns translated."""
+    return {
+        "divisions": " ".join(address.division_names()),
+        "numerals": address.NUMERAL_CHARS,
+        "max_gap": address.MAX_GAP,
+        "window": [address.WINDOW_BEFORE, address.WINDOW_AFTER],
+        "detail_chars": address.DETAIL_CHARS,
+        "en_head_reach": address.EN_HEAD_REACH,
+        "en_flat_words": list(address.EN_FLAT_WORDS),
+        "en_flat_parts": list(address.EN_FLAT_PARTS),
+        "po_box_gate": list(address.PO_BOX_GATE),
+        "patterns": {name: to_js(pattern.pattern) for name, pattern in _ADDRESS_PATTERNS.items()},
+    }
+
+
+def _address_texts() -> tuple[str, ...]:
+    """The words the address patterns and division names are written with: their
+    Traditional forms (臺北市, 號, 樓) must fold in the browser as they do here."""
+    return (*address.division_names(), *(p.pattern for p in _ADDRESS_PATTERNS.values()))
 
 
 @cache

@@ -15,6 +15,8 @@ of those fails at build time instead of meaning something else in the browser:
   atomic in JavaScript, the back-reference consumes what it matched);
 * ``\\s`` becomes the exact set of characters Python's ``str.isspace`` accepts (JavaScript's
   ``\\s`` adds U+FEFF and lacks U+001C..U+001F), ``\\d`` becomes ``\\p{Nd}``;
+* ``$`` becomes ``(?=\\n?$)`` (Python's also matches before a final newline) and ``\\b`` a
+  look-around pair over Python's word characters (JavaScript's ``\\b`` is ASCII);
 * ``.`` becomes ``[^\\n]`` (JavaScript's dot also stops at ``\\r``, U+2028 and U+2029);
 * ``[\\W_]`` becomes ``[^\\p{L}\\p{N}]`` (Python's ``\\w`` is exactly letters, numbers and
   ``_``; JavaScript's is ASCII);
@@ -34,7 +36,11 @@ from typing import Any
 
 _SYNTAX = frozenset("^$\\.*+?()[]{}|/")
 _CLASS_SYNTAX = frozenset("\\]-[^")
-_KEPT_GROUPS = frozenset({"value", "address"})
+_KEPT_GROUPS = frozenset({"value", "address", "estate", "flat"})
+_WORD = "[\\p{L}\\p{N}_]"
+_WORD_BOUNDARY = f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))"
+"""Python's ``\\b``: between a word character (exactly ``\\p{L}``, ``\\p{N}`` and ``_``, see
+``[\\W_]`` below) and anything else; JavaScript's ``\\b`` knows ASCII words only."""
 
 
 _NOT_WORD_NOR_UNDERSCORE = list(_parser.parse(r"[\W_]")[0][1])
@@ -101,6 +107,10 @@ class _Writer:
             return "^"  # the same without the MULTILINE flag, which is refused
         if op is c.AT and av is c.AT_END_STRING:
             return "$"
+        if op is c.AT and av is c.AT_END:
+            return "(?=\\n?$)"  # Python's $ also matches before a final newline
+        if op is c.AT and av is c.AT_BOUNDARY:
+            return _WORD_BOUNDARY
         raise UntranslatableRegex(f"{op} is not translated")
 
     def _quantified(self, body: Any) -> str:

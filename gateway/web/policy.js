@@ -1,12 +1,11 @@
 /* cipherdesk policy at the ends (end-to-end mode, issue 13): the browser twin of
  * gateway/policy for the kinds an end can check -- cards, PRC IDs, IBANs, bank accounts,
- * identity documents, phones, QQ/WeChat accounts, e-mails, one-time codes, passwords, API
- * keys, private keys -- and every keyword
- * category. In an e2e chat the gateway cannot read, so the widget masks the customer's
- * personal data BEFORE it seals (cards never leave the device in clear) and the console
- * checks agents' messages; links are judged against the tenant's allowed domains and
- * defanged. Names and addresses are found by the gateway only; what a
- * message says with the ones before it by policy_window.js.
+ * identity documents, phones, QQ/WeChat accounts, e-mails, postal addresses, one-time
+ * codes, passwords, API keys, private keys -- and every keyword category. In an e2e chat
+ * the gateway cannot read, so the widget masks the customer's personal data BEFORE it
+ * seals (cards never leave the device in clear) and the console checks agents' messages;
+ * links are judged against the tenant's allowed domains and defanged. Names are found by
+ * the gateway only; what a message says with the ones before it by policy_window.js.
  *
  * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
  * terms, Traditional -> Simplified entries, libphonenumber's and stdnum's data), signed by
@@ -1234,6 +1233,160 @@ var CipherdeskPolicy = (function () {
     }
   }
 
+  /** The administrative divisions of the document's `address` (end.py _address): find(view,
+   * lo, hi) gives every name in view.slice(lo, hi), overlapping ones too, in the order
+   * address.py's automaton gives them (by end, the longer first); prefix(view) how many
+   * leading characters of an address name divisions (address.py division_prefix). */
+  function Divisions(data) {
+    var names = new Set(data.divisions.split(' ')), lengths = [];
+    names.forEach(function (n) { if (lengths.indexOf(n.length) < 0) lengths.push(n.length); });
+    var leading = new RegExp(data.patterns.leading_places, 'uy');
+    this.find = function (view, lo, hi) {
+      var found = [];
+      for (var i = lo; i < hi; i++) {
+        for (var k = 0; k < lengths.length; k++) {
+          if (i + lengths[k] <= hi && names.has(view.slice(i, i + lengths[k]))) found.push([i, i + lengths[k]]);
+        }
+      }
+      return found.sort(function (a, b) { return a[1] - b[1] || a[0] - b[0]; });
+    };
+    this.prefix = function (view) {
+      leading.lastIndex = 0;
+      var m = leading.exec(view);
+      if (!m) return 0;
+      return this.find(view, 0, m[0].length).reduce(function (most, d) { return Math.max(most, d[1]); }, 0);
+    };
+  }
+
+  /** Postal addresses (address.py AddressDetector) with the document's data and patterns
+   * (end.py _address): Chinese ones around a number and its unit (88号), anchored on
+   * division names or a road, or a flat in an estate; English ones by house number and
+   * street type, a flat with its floor or tower, a PO box. A pattern Python runs between
+   * `pos` and `endpos` runs here on the view cut at `endpos` from `lastIndex = pos`, which
+   * is the same: Python's look-behind sees before `pos`, and its `$` matches at `endpos`. */
+  function addressDetector(data, divisions) {
+    var P = data.patterns, numerals = data.numerals, maxGap = data.max_gap;
+    var DETAIL = new RegExp(P.detail, 'uy'), LEAD = new RegExp(P.lead, 'uy');
+    var ROAD = new RegExp(P.road_number, 'gu'), FLAT = new RegExp(P.flat, 'gu');
+    var BUILDING_UNIT = new RegExp(P.building_unit, 'u'), HOUSEHOLD = new RegExp(P.household, 'u');
+    var UNIT = new RegExp(P.unit, 'gu'), EN = new RegExp(P.en, 'gu'), EN_HEAD = new RegExp(P.en_head, 'gu');
+    var EN_FLAT = new RegExp(P.en_flat, 'gu'), PO_BOX = new RegExp(P.po_box, 'gu');
+
+    /** Every match of `pattern` in view.slice(0, hi) from `lo` (Python's finditer(view, lo, hi)). */
+    function matches(pattern, view, lo, hi) {
+      var text = hi < view.length ? view.slice(0, hi) : view, out = [], m;
+      pattern.lastIndex = lo;
+      while ((m = pattern.exec(text)) !== null) {
+        out.push(m);
+        if (m[0].length === 0) pattern.lastIndex += 1;
+      }
+      return out;
+    }
+
+    function at(pattern, view, pos) {
+      pattern.lastIndex = pos;
+      return pattern.exec(view);
+    }
+
+    /** Number-and-unit spans (address.py _numbered_units), searched from the unit. */
+    function numberedUnits(view) {
+      var out = [];
+      matches(UNIT, view, 0, view.length).forEach(function (m) {
+        var unit = m.index, numberEnd = unit;
+        while (numberEnd > 0 && unit - numberEnd < maxGap && view[numberEnd - 1] === ' ') numberEnd--;
+        var start = numberEnd;
+        while (start > 0 && numberEnd - start < 5 && numerals.indexOf(view[start - 1]) >= 0) start--;
+        if (start < numberEnd) out.push([start, m.index + m[0].length]);
+      });
+      return out;
+    }
+
+    /** Division names followed by street-level detail in view.slice(lo, hi) (address.py _anchored). */
+    function anchored(view, lo, hi) {
+      var anchors = [], chained = [], out = [];
+      divisions.find(view, lo, hi).forEach(function (d) {
+        var last = anchors[anchors.length - 1];
+        if (last && d[0] < last[1]) {
+          if (d[1] > last[1] && d[0] >= last[0]) last[1] = d[1];  // overlapping names: the longer
+          return;
+        }
+        anchors.push([d[0], d[1]]);
+      });
+      anchors.forEach(function (a) {
+        var last = chained[chained.length - 1];
+        if (last && a[0] - last[1] <= maxGap && view.slice(last[1], a[0]) === ' '.repeat(a[0] - last[1])) last[1] = a[1];
+        else chained.push([a[0], a[1]]);
+      });
+      chained.forEach(function (c) {
+        var m = at(DETAIL, view, c[1]);
+        if (m && m.index + m[0].length - c[1] <= data.detail_chars) out.push([c[0], m.index + m[0].length]);
+      });
+      return out;
+    }
+
+    function chinese(view) {
+      var windows = [], out = [], covered = -1;
+      numberedUnits(view).forEach(function (u) {
+        var lo = Math.max(0, u[0] - data.window[0]), hi = Math.min(view.length, u[1] + data.window[1]);
+        var last = windows[windows.length - 1];
+        if (last && lo <= last[1]) last[1] = hi;
+        else windows.push([lo, hi]);
+      });
+      windows.forEach(function (w) {
+        var lo = w[0], hi = w[1];
+        anchored(view, lo, hi).forEach(function (span) {
+          covered = Math.max(covered, span[1]);
+          out.push(span);
+        });
+        matches(ROAD, view, lo, hi).forEach(function (m) {
+          var start = m.index, end = m.index + m[0].length, lead = at(LEAD, view, start);
+          if (lead && lead.index + lead[0].length < end - 3) start = lead.index + lead[0].length;
+          if (start >= covered) {
+            covered = end;
+            out.push([start, end]);
+          }
+        });
+        if (!BUILDING_UNIT.test(view.slice(lo, hi))) return;  // no building: no flat
+        matches(FLAT, view, lo, hi).forEach(function (m) {
+          if (m.index >= covered && (m.groups.estate || HOUSEHOLD.test(m.groups.flat))) {
+            covered = m.index + m[0].length;
+            out.push([m.index, covered]);
+          }
+        });
+      });
+      return out;
+    }
+
+    return function (ctx) {
+      var view = ctx.view, hits = [], taken = -1, found = [], end = -1;
+      if (/[^\x00-\x7f]/.test(view)) {
+        chinese(view).forEach(function (span) {
+          if (span[0] >= taken) {
+            taken = span[1];
+            hits.push(new Hit('address', span[0], span[1], 'address.cn'));
+          }
+        });
+      }
+      matches(EN, view, 0, view.length).forEach(function (m) {
+        var heads = matches(EN_HEAD, view, Math.max(0, m.index - data.en_head_reach), m.index);
+        found.push([heads.length ? heads[0].index : m.index, m.index + m[0].length]);
+      });
+      if (contains(view, data.en_flat_words) && contains(view, data.en_flat_parts)) {
+        matches(EN_FLAT, view, 0, view.length).forEach(function (m) { found.push([m.index, m.index + m[0].length]); });
+      }
+      if (contains(view, data.po_box_gate)) {
+        matches(PO_BOX, view, 0, view.length).forEach(function (m) { found.push([m.index, m.index + m[0].length]); });
+      }
+      found.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; }).forEach(function (span) {
+        if (span[0] >= end) {
+          end = span[1];
+          hits.push(new Hit('address', span[0], span[1], 'address.en'));
+        }
+      });
+      return hits;
+    };
+  }
+
   var BRACKETED_AT_END = /at\s?[)\]}】]/;  // in every address match but those with an @
   var SPACED = /\s[@.]|[@.]\s/;  // in every spelt match with an @ but no spelt dot
 
@@ -1431,10 +1584,6 @@ var CipherdeskPolicy = (function () {
 
   /* ------------------------------------------------------------------ masking */
 
-  /* The 'address' style keeps a prefix ending in a division's suffix. The gateway, which finds
-   * addresses, checks that prefix against the division names (masking.py, so 阳光小区 is hidden
-   * whole); this engine finds no addresses, and the kinds it finds never start with one. */
-  var ADMIN_SUFFIX = /^[\u4e00-\u9fff\s]{0,18}(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗)/;
   var BRACKET_AT = /\s*[\(\[\{（【]\s*[aAａＡ][tTｔＴ]|\s+[aAａＡ][tTｔＴ]\s|\s*艾特/;
 
   function star(chars, mask) {
@@ -1461,9 +1610,8 @@ var CipherdeskPolicy = (function () {
         wordStart = false;
       }
       return;
-    } else if (style === 'address') {
-      var am = ADMIN_SUFFIX.exec(chars.slice(mask.start, mask.end).join(''));
-      for (i = am ? Array.from(am[0]).length : 0; i < weights.length; i++) if (weights[i]) chars[mask.start + i] = '*';
+    } else if (style === 'address') {  // masking.py _star_address: the divisions kept
+      for (i = mask.keep || 0; i < weights.length; i++) if (weights[i]) chars[mask.start + i] = '*';
       return;
     } else if (style === 'phone' || (m = /^first([0-9])last([0-9])$/.exec(style))) {
       var head = style === 'phone' ? 3 : +m[1], tail = style === 'phone' ? 4 : +m[2];
@@ -1546,6 +1694,7 @@ var CipherdeskPolicy = (function () {
         (doc.window !== undefined && !isWindow(doc.window)) ||
         (doc.parts !== undefined && !isParts(doc.parts)) ||
         (doc.links !== undefined && !isLinks(doc.links)) ||
+        (doc.address !== undefined && !isAddress(doc.address)) ||
         (doc.link_domains !== undefined && !isDomains(doc.link_domains)) ||
         (doc.hidden !== undefined && !isRuleNames(doc.hidden));
     }
@@ -1623,6 +1772,26 @@ var CipherdeskPolicy = (function () {
       isPattern(h.more) && isWords(h.leading, 0, 8);
   }
 
+  var ADDRESS_PATTERNS = ['detail', 'road_number', 'flat', 'building_unit', 'household', 'unit', 'lead',
+    'leading_places', 'en', 'en_head', 'en_flat', 'po_box'];
+
+  /** The document's `address` (end.py _address): at most 8,192 division names of at most 32
+   * characters (a space between them, 128 KB at most), numerals, small bounds, and each
+   * pattern the detector runs. */
+  function isAddress(a) {
+    var small = function (n, max) { return Number.isInteger(n) && n >= 0 && n <= max; };
+    return !!a && typeof a === 'object' && typeof a.divisions === 'string' && a.divisions.length <= 131072 &&
+      a.divisions.split(' ').length <= 8192 &&
+      a.divisions.split(' ').every(function (n) { return n.length >= 1 && n.length <= 32; }) &&
+      typeof a.numerals === 'string' && a.numerals.length >= 1 && a.numerals.length <= 64 &&
+      small(a.max_gap, 8) && Array.isArray(a.window) && a.window.length === 2 &&
+      small(a.window[0], 256) && small(a.window[1], 256) && small(a.detail_chars, 256) &&
+      small(a.en_head_reach, 256) && isWords(a.en_flat_words, 1, 64) &&
+      isWords(a.en_flat_parts, 1, 64) && isWords(a.po_box_gate, 1, 64) &&
+      !!a.patterns && typeof a.patterns === 'object' &&
+      ADDRESS_PATTERNS.every(function (name) { return isPattern(a.patterns[name]); });
+  }
+
   function isLinks(l) {
     var scripts = l && l.scripts;
     return !!l && typeof l === 'object' && isPattern(l.url) && typeof l.trailing === 'string' &&
@@ -1654,6 +1823,7 @@ var CipherdeskPolicy = (function () {
     var t2s = doc.fold || {};
     var keywords = doc.keywords.map(function (k) { return { key: k[0], left: !!k[1], right: !!k[2], rules: k[3] }; });
     var rules = contextRules(doc);
+    var addressData = carried(doc, 'address'), divisions = new Divisions(addressData);
     var detectors = [
       [secretsDetector(['otp.context', 'password.context', 'api_key.context'].map(placed).filter(Boolean)), true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
@@ -1671,7 +1841,8 @@ var CipherdeskPolicy = (function () {
       [ruleDetector(placed('phone.cue')), true],
       [partsDetector(carried(doc, 'parts'), phoneRegions(doc.phone.cue_regions).CN), true],
       [ruleDetector(placed('im_account.context')), true],
-      [emailDetector(carried(doc, 'email')), true]
+      [emailDetector(carried(doc, 'email')), true],
+      [addressDetector(addressData, divisions), true]
     ];
     var links = carried(doc, 'links'), scripts = scriptTable(links);
     var linksAfter = [linkDetector(links, doc.link_domains), false];  // after any rule placed below
@@ -1751,13 +1922,23 @@ var CipherdeskPolicy = (function () {
       return style;
     }
 
+    /** How many leading code points of an address the 'address' style keeps: those naming
+     * divisions, read on its view (masking.py _star_address; none when folding changed its
+     * length). */
+    function placesKept(chars) {
+      var view = foldText(chars.join(''), t2s);
+      return view.length === chars.length ? divisions.prefix(view) : 0;
+    }
+
     /** What the recipient sees of the code points `chars` given `findings` (engine.py
      * render): mask and flag findings masked in their kind's style, the part of a number
      * completed across messages (a `.split` rule, policy_window.js) hidden completely. */
     function shown(chars, findings, bidi) {
       var masks = findings.filter(function (f) { return f.action === 'mask' || f.action === 'flag'; })
         .map(function (f) {
-          return { start: f.start, end: f.end, style: /\.split$/.test(f.rule) ? 'full' : styleFor(chars, f, bidi) };
+          var mask = { start: f.start, end: f.end, style: /\.split$/.test(f.rule) ? 'full' : styleFor(chars, f, bidi) };
+          if (mask.style === 'address') mask.keep = placesKept(chars.slice(f.start, f.end));
+          return mask;
         });
       return masks.length ? render(chars, masks, scripts) : null;
     }

@@ -208,6 +208,120 @@ async def test_the_browser_engine_agrees_with_the_python_engine(browser, gateway
     assert exact / len(cases) >= 0.99, exact / len(cases)
 
 
+def _address_like(rng: random.Random) -> str:
+    """A text with an address, or nearly one, written the ways chats hold them: divisions
+    chained or spaced, a road and number, a lane, a Taiwan road's section, an estate and a
+    flat, a building's name, a flat's bare number, Traditional forms (臺北市, 號, 樓), the
+    words that lead to an address, prose that is no address (朝阳区的门店3号开门, 我知道3号发货,
+    3楼2个人), English street addresses with a flat before or after and a postcode, Hong Kong
+    flats with their floor and tower, PO boxes; one piece in seven dropped or swapped."""
+    pieces = [
+        rng.choice(["", "", "地址：", "送到", "寄到", "我住在", "请发到 ", "ship to ", "Addr: "]),
+        rng.choice(
+            [
+                "",
+                "北京市朝阳区",
+                "上海市 浦东新区 ",
+                "广东省深圳市南山区",
+                "浙江省杭州市西湖区",
+                "臺北市信義區",
+                "香港九龙",
+                "延边朝鲜族自治州",
+                "朝阳区的门店",
+                "江苏",
+                "阳光",
+            ]
+        ),
+        rng.choice(
+            [
+                "",
+                "建国路",
+                "张江路",
+                "信义路五段",
+                "文三路",
+                "广东道",
+                "我知道",
+                "中关村大街",
+                "阳光小区",
+                "万科城市花园3期",
+                "SOHO现代城",
+            ]
+        ),
+        rng.choice(["", "88", "123", "五", "7", "3 ", "十二", "2024"]),
+        rng.choice(["号", "弄", "號", "栋", "号楼", "号院", "楼", "室", "个", "号开门", ""]),
+        rng.choice(
+            [
+                "",
+                "3栋2单元501室",
+                "东部软件园",
+                "百度大厦",
+                "5号楼1201",
+                "B座12楼",
+                "2单元801",
+                "15层 1503",
+                "2个人",
+                "3天",
+                "的医院",
+                "創意產業園2-B501",
+            ]
+        ),
+        rng.choice(
+            [
+                "",
+                "",
+                " 12 Baker Street",
+                " Apt 5B, 120 West 45th St, New York, NY 10036",
+                " 1600 Amphitheatre Parkway, Mountain View, CA 94043",
+                " Flat A, 12/F, Tower 2",
+                " Room 1203, Building 5",
+                " PO Box 1234",
+                " P.O. Box 88",
+                " 3 in a row",
+                " 221b Baker St., London NW1 6XE",
+                " 4 Queen's Road\n",
+            ]
+        ),
+        rng.choice(["", "，谢谢", "。", "\n", " 明天到", "!"]),
+    ]
+    for i in range(len(pieces)):
+        if rng.random() < 0.15:
+            pieces[i] = rng.choice(["", " ", pieces[rng.randrange(len(pieces))]])
+    return "".join(pieces)
+
+
+async def test_the_browser_engine_finds_and_masks_addresses_as_the_gateway_does(browser, gateway):
+    """detectors/address.py at the ends: with a tenant's ``address: mask``, the labelled
+    lines of the names-and-addresses corpus (tests/policy/pii_corpus.jsonl) and 3,000
+    address-like texts (``_address_like``) give the same address findings, at the same
+    offsets, in Chromium as in Python, and the same masked text: the divisions kept
+    (北京市朝阳区****), the rest hidden."""
+    rng = random.Random(20261207)
+    corpus = [
+        json.loads(line)["text"]
+        for line in (ROOT / "tests" / "policy" / "pii_corpus.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
+    texts = corpus + [_address_like(rng) for _ in range(3000)]
+    engine = PolicyEngine(PolicyConfig.from_dict({"actions": {"address": "mask"}}))
+    cases = [[text, "customer"] for text in texts]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = await page.evaluate(_EVALUATE, [end_document(engine, None, 0), cases])
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    found = 0
+    for text, js in zip(texts, got, strict=True):
+        decision = engine.evaluate(text, "customer")
+        want = [[f.kind, f.start, f.end] for f in decision.findings if f.kind == "address"]
+        assert [f[:3] for f in js["findings"] if f[0] == "address"] == want, text
+        if all(f.kind in END_KINDS for f in decision.findings):
+            assert js["text"] == decision.text, text
+        found += bool(want)
+    assert found >= 1000, found  # the texts reach addresses, not only the misses
+
+
 def _link_like(rng: random.Random) -> str:
     """A link written one of the ways links reach a chat: a scheme or none, full-width, an
     allowed domain or a subdomain of one, hosts in Cyrillic, Greek, accented Latin or Han,
@@ -541,6 +655,28 @@ def _in_clear(gateway: bx.Gateway, *needles: str) -> list[str]:
     """Those of ``needles`` the gateway's database files hold in clear."""
     data = _database_bytes(Path(gateway.svc.config.server.data_dir))
     return [needle for needle in needles if needle.encode() in data]
+
+
+async def test_the_ends_mask_addresses_before_sealing(browser, gateway):
+    """The tenant masks postal addresses (signed policy): the widget sends a customer's
+    address with only its divisions shown, the console masks the agent's the same way,
+    and the gateway stores neither street in clear."""
+    signing = await _e2e_tenant(gateway)
+    await _sign_policy(gateway, signing, {"actions": {"address": "mask"}})
+    async with _e2e_chat(browser, gateway, signing) as (ana, customer):
+        await customer_says(customer, "寄到北京市朝阳区建国路88号3栋2单元501室，谢谢")
+        masked = "寄到北京市朝阳区***************，谢谢"
+        await expect(customer.locator(".msg.me .text")).to_have_text([masked])
+        pane = ana.locator(".chat-pane:not([hidden])")
+        await expect(pane.locator(".msg.them .text")).to_have_text([masked])
+
+        await agent_says(ana, "请到 Flat A, 12/F, Tower 2 取件")
+        await expect(customer.locator(".msg.agent .text")).to_have_text(
+            ["请到 **** *, **/*, ***** * 取件"]
+        )
+        assert _in_clear(gateway, "建国路88号", "Tower 2") == []
+        for page in (ana, customer):
+            assert page.js_errors == [], page.js_errors
 
 
 async def test_the_ends_mask_and_block_before_sealing(browser, gateway):

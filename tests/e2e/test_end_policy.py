@@ -87,6 +87,12 @@ async def test_the_tenant_signs_the_end_policy_and_widgets_get_it(e2e: E2ETenant
     status, body = await _put(e2e, forged, e2e.signing.sign_policy(forged))
     assert (status, body["error"]["code"]) == (400, "policy_malformed")
     assert "links" in body["error"]["message"]
+    edited = json.loads(text)
+    edited["address"]["divisions"] = "北京市"  # no address anchored on any other division
+    forged = json.dumps(edited, ensure_ascii=False, separators=(",", ":"))
+    status, body = await _put(e2e, forged, e2e.signing.sign_policy(forged))
+    assert (status, body["error"]["code"]) == (400, "policy_malformed")
+    assert "address" in body["error"]["message"]
     # A certificate signature never passes for a policy one (separate contexts).
     status, body = await _put(e2e, text, e2e.signing.sign_body(text))
     assert (status, body["error"]["code"]) == (400, "policy_bad_signature")

@@ -25,9 +25,9 @@ from ..phrases import Phrases
 from .base import Hit, ScanContext, mentions
 from .context import not_after_letter
 
-_NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
-_NUMERALS = frozenset(_NUMERAL_CHARS)
-_NUM = rf"[{_NUMERAL_CHARS}]{{1,5}}+"
+NUMERAL_CHARS = "0123456789一二三四五六七八九十百零〇两"
+_NUMERALS = frozenset(NUMERAL_CHARS)
+_NUM = rf"[{NUMERAL_CHARS}]{{1,5}}+"
 _UNITS = ("号院", "号楼", "号", "弄", "栋", "幢", "座", "单元", "楼", "层", "室", "户", "门")
 """Building and house units, longer first where one begins another (号院 before 号)."""
 _UNIT = "(?:" + "|".join(_UNITS) + ")"
@@ -39,8 +39,8 @@ _HAN = r"\u4e00-\u9fff"
 _HAN_PLAIN = r"\u4e00-\u7683\u7685-\u9fff"
 """Chinese characters but 的 (U+7684): between a district and its first number, a 的 makes it
 prose ("朝阳区的门店3号开门": the shop opens on the 3rd), not an address."""
-_MAX_GAP = 2
-_GAP = rf" {{0,{_MAX_GAP}}}+"
+MAX_GAP = 2
+_GAP = rf" {{0,{MAX_GAP}}}+"
 """Spaces people put between an address's parts (``上海市 浦东新区 张江路 123弄 4 号``; the
 view folds other spaces to U+0020). The detector's gate phrases allow as many."""
 _ESTATE_NAME_CHARS = rf"(?:[{_HAN}](?<![我你他她在到是住的址送寄发和与或号室楼层栋幢]))"
@@ -78,12 +78,12 @@ _MORE_UNITS = (
 SOHO现代城5号楼1201, 中关村大厦 15层 1503, 上海电影广场 B 座 12 楼, 中石化大厦B塔25楼,
 环球中心E1区1208 (a building's name, then its number and unit, and a flat's bare number), or a
 building's name alone (``_BUILDING``)."""
-_DETAIL = re.compile(
+DETAIL = re.compile(
     rf"{_GAP}(?:[{_HAN}]{{1,12}}?{_ROAD})?+"  # road / estate
     rf"(?:{_GAP}[{_HAN_PLAIN}a-z0-9\- ]{{0,10}}?{_NUM}{_GAP}{_UNIT})"  # first number marker
     rf"{_MORE_UNITS}"
 )
-_ROAD_NUMBER = re.compile(
+ROAD_NUMBER = re.compile(
     rf"[{_HAN}]{{2,8}}?(?:大街|大道|路|街|巷|胡同|道(?<![知难味频渠通轨管说报一街]道))"
     rf"{_GAP}(?:{_NUM}段{_GAP})?{_NUM}{_GAP}[号弄]{_MORE_UNITS}"
 )
@@ -111,19 +111,19 @@ _ESTATES = (
 )
 """Words that end the name of a housing estate or an office building (阳光小区, 万科城市花园,
 SOHO现代城)."""
-_FLAT = re.compile(
+FLAT = re.compile(
     rf"(?P<estate>[a-z]{{0,8}}+{_ESTATE_NAME_CHARS}{{1,8}}?(?:{'|'.join(_ESTATES)})"
     rf"{_GAP}(?:{_NUM}{_GAP}期{_GAP})?)?"
     rf"(?:{_NUM}|[a-z]){_GAP}(?:号楼|栋|幢|座)(?P<flat>{_MORE_UNITS})"
 )
 """A flat in a housing estate without a road: 万科城市花园3期12栋2单元801, 阳光小区8栋1单元502室,
 3栋2单元501室. ``_chinese`` keeps a match with the estate's name, or with a household after the
-building (``_HOUSEHOLD``): a building alone or with a floor (``3号楼的快递柜``, ``会议在A座3楼``)
+building (``HOUSEHOLD``): a building alone or with a floor (``3号楼的快递柜``, ``会议在A座3楼``)
 pins none."""
-_BUILDING_UNIT = re.compile("号楼|栋|幢|座")
-"""In every ``_FLAT`` match: a window without one skips the pattern, which would try every
+BUILDING_UNIT = re.compile("号楼|栋|幢|座")
+"""In every ``FLAT`` match: a window without one skips the pattern, which would try every
 character as the start of an estate's name."""
-_HOUSEHOLD = re.compile(r"单元|室|户|[0-9]$")
+HOUSEHOLD = re.compile(r"单元|室|户|[0-9]$")
 """In the units after a building, what pins a household: a stairway unit, a room or flat,
 or a flat's bare number (``_ROOM``, the only digits a match can end with)."""
 _STREET_TYPES = (
@@ -154,7 +154,7 @@ _STREET_TYPES = (
 )
 """Street types of English addresses. Words prose puts after a number and a word or two
 ("3 in a row", "2 kids walk", "4 feet square", "2 friends at the plaza") are left out."""
-_EN = re.compile(
+EN = re.compile(
     r"[0-9](?<![0-9a-z].)[0-9]{0,4}[a-z]?(?:\s(?:[a-z][a-z']*|[0-9]{1,3}(?:st|nd|rd|th))){1,3}?\s"
     rf"(?:{'|'.join(_STREET_TYPES)})\b\.?"
     r"(?:,?\s(?:apt|unit|suite|flat)\.?\s?#?[0-9a-z]{1,6})?"
@@ -170,28 +170,28 @@ a street type; after a comma, the town, state and postcode when a postcode ends 
 ZIP, UK, Canadian and Australian postcodes: ``, Mountain View, CA 94043``, ``, London NW1
 6XE``, ``, Sydney NSW 2000``), not prose ("…Street, and it costs 94043"). Street words may
 hold an apostrophe (Queen's Road)."""
-_EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "apartment", "suite")
+EN_FLAT_WORDS = ("flat", "room", "rm", "unit", "apt", "apartment", "suite")
 """The words that name a flat in English."""
-_EN_HEAD = re.compile(rf"(?:{'|'.join(_EN_FLAT_WORDS)})\.?\s?#?[0-9a-z]{{1,6}},?\s$")
+EN_HEAD = re.compile(rf"(?:{'|'.join(EN_FLAT_WORDS)})\.?\s?#?[0-9a-z]{{1,6}},?\s$")
 """A flat written before the house number ("Apt 5B, 120 West 45th St"): joined to it."""
-_EN_FLAT = re.compile(
-    not_after_letter(_EN_FLAT_WORDS) + r"\.?\s?#?[0-9a-z]{1,5}+"
+EN_FLAT = re.compile(
+    not_after_letter(EN_FLAT_WORDS) + r"\.?\s?#?[0-9a-z]{1,5}+"
     r"(?:,?\s(?:[0-9]{1,3}/f|floor\s[0-9]{1,3}|[0-9]{1,3}(?:st|nd|rd|th)\sfloor"
     r"|(?:tower|block|building|bldg|blk)\.?\s[0-9a-z]{1,4}+)){1,3}+(?![0-9a-z/])"
 )
 """A flat with its floor, tower or building (``Room 1203, Building 5``, ``Flat A, 12/F, Tower
 2``): how Hong Kong and Chinese addresses are written in English, often before any street."""
-_PO_BOX = re.compile(r"p(?<![a-z]p)\.?\s?o\.?\s?box\s?#?[0-9]{1,8}+(?![0-9])")
+PO_BOX = re.compile(r"p(?<![a-z]p)\.?\s?o\.?\s?box\s?#?[0-9]{1,8}+(?![0-9])")
 """A post-office box (``PO Box 1234``, ``P.O. Box 88``)."""
-_EN_FLAT_PARTS = ("/f", "floor", "tower", "block", "building", "bldg", "blk")
-"""``_EN_FLAT`` runs only on a view holding one of each: a flat word and a floor, tower or
+EN_FLAT_PARTS = ("/f", "floor", "tower", "block", "building", "bldg", "blk")
+"""``EN_FLAT`` runs only on a view holding one of each: a flat word and a floor, tower or
 building (the pattern would try every f, r, u, a and s of English text)."""
-_PO_BOX_GATE = ("obox", "o box", "o.box", "o. box")
-"""In every ``_PO_BOX`` match (a box alone is a parcel's)."""
-_EN_GATE = (*_EN_FLAT_PARTS, *_PO_BOX_GATE)
+PO_BOX_GATE = ("obox", "o box", "o.box", "o. box")
+"""In every ``PO_BOX`` match (a box alone is a parcel's)."""
+_EN_GATE = (*EN_FLAT_PARTS, *PO_BOX_GATE)
 """Gate phrases of the English flats and post-office boxes: their rarer words."""
-_UNIT_WORD = re.compile(_UNIT)
-_LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
+UNIT_WORD = re.compile(_UNIT)
+LEAD = re.compile(r"(?:我的地址是|地址是|地址|送到|寄到|寄往|发到|住在|住|位于|在|到|是)")
 """Words that introduce an address and are not part of it (``送到建国路88号``)."""
 _SKIP = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
 DIVISION_SUFFIXES = (
@@ -253,7 +253,7 @@ def _divisions() -> Phrases[None]:
     return Phrases((name, None) for name in division_names())
 
 
-_LEADING_PLACES = re.compile(rf"[{_HAN} ]{{1,26}}")
+LEADING_PLACES = re.compile(rf"[{_HAN} ]{{1,26}}")
 
 
 def division_prefix(view: str) -> int:
@@ -261,10 +261,19 @@ def division_prefix(view: str) -> int:
     divisions: the masks for plugins keep them (``北京市朝阳区*******``), as they name a
     district, not a household. The prefix ends where a division's name ends, so an estate
     whose name ends like one (阳光小区, 万科城市花园) is hidden whole."""
-    m = _LEADING_PLACES.match(view)
+    m = LEADING_PLACES.match(view)
     if m is None:
         return 0
     return max((end for _, _, end in _divisions().find(view, 0, m.end())), default=0)
+
+
+WINDOW_BEFORE, WINDOW_AFTER = 48, 24
+"""A Chinese address is looked for from this many characters before a number with its unit
+(``88号``) to this many after it: only there can one be."""
+DETAIL_CHARS = 40
+"""The longest street-level detail after a division's name (``DETAIL``)."""
+EN_HEAD_REACH = 20
+"""How far before an English house number a flat written first (``EN_HEAD``) may start."""
 
 
 class AddressDetector:
@@ -275,8 +284,8 @@ class AddressDetector:
     gate_phrases = (
         *{
             n + " " * gap + u[0]
-            for n in _NUMERAL_CHARS
-            for gap in range(_MAX_GAP + 1)
+            for n in NUMERAL_CHARS
+            for gap in range(MAX_GAP + 1)
             for u in _UNITS
         },
         *_EN_GATE,
@@ -302,13 +311,13 @@ class AddressDetector:
                     taken = end
                     yield Hit("address", start, end, "address.cn")
         found = []
-        for m in _EN.finditer(view):
-            head = _EN_HEAD.search(view, max(0, m.start() - 20), m.start())
+        for m in EN.finditer(view):
+            head = EN_HEAD.search(view, max(0, m.start() - EN_HEAD_REACH), m.start())
             found.append((head.start() if head is not None else m.start(), m.end()))
-        if mentions(view, _EN_FLAT_WORDS) and mentions(view, _EN_FLAT_PARTS):
-            found.extend(m.span() for m in _EN_FLAT.finditer(view))
-        if mentions(view, _PO_BOX_GATE):
-            found.extend(m.span() for m in _PO_BOX.finditer(view))
+        if mentions(view, EN_FLAT_WORDS) and mentions(view, EN_FLAT_PARTS):
+            found.extend(m.span() for m in EN_FLAT.finditer(view))
+        if mentions(view, PO_BOX_GATE):
+            found.extend(m.span() for m in PO_BOX.finditer(view))
         found.sort()
         end = -1
         for start, stop in found:
@@ -321,7 +330,7 @@ class AddressDetector:
         # Only the text shortly before a number with a unit can hold an address: look there.
         windows: list[tuple[int, int]] = []
         for start, end in _numbered_units(view):
-            lo, hi = max(0, start - 48), min(len(view), end + 24)
+            lo, hi = max(0, start - WINDOW_BEFORE), min(len(view), end + WINDOW_AFTER)
             if windows and lo <= windows[-1][1]:
                 windows[-1] = (windows[-1][0], hi)
             else:
@@ -331,18 +340,18 @@ class AddressDetector:
             for start, end in _anchored(view, lo, hi):
                 covered = max(covered, end)
                 yield start, end
-            for m in _ROAD_NUMBER.finditer(view, lo, hi):
+            for m in ROAD_NUMBER.finditer(view, lo, hi):
                 start = m.start()
-                lead = _LEAD.match(view, start)
+                lead = LEAD.match(view, start)
                 if lead is not None and lead.end() < m.end() - 3:
                     start = lead.end()
                 if start >= covered:
                     covered = m.end()
                     yield start, m.end()
-            if _BUILDING_UNIT.search(view, lo, hi) is None:
+            if BUILDING_UNIT.search(view, lo, hi) is None:
                 continue  # no building in the window: no flat (most windows)
-            for m in _FLAT.finditer(view, lo, hi):
-                if m.start() >= covered and (m["estate"] or _HOUSEHOLD.search(m["flat"])):
+            for m in FLAT.finditer(view, lo, hi):
+                if m.start() >= covered and (m["estate"] or HOUSEHOLD.search(m["flat"])):
                     covered = m.end()
                     yield m.start(), m.end()
 
@@ -352,10 +361,10 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
     ``3栋``, ``4 号``), as ``re.finditer(_NUM + _GAP + _UNIT)`` finds them, searched from
     the unit: units are rare, digits are not, and a pattern starting with ``_NUM`` tries
     every digit of every order number."""
-    for m in _UNIT_WORD.finditer(view):
+    for m in UNIT_WORD.finditer(view):
         unit = m.start()
         number_end = unit
-        while number_end > 0 and unit - number_end < _MAX_GAP and view[number_end - 1] == " ":
+        while number_end > 0 and unit - number_end < MAX_GAP and view[number_end - 1] == " ":
             number_end -= 1  # "4 号" (``_GAP``)
         start = number_end
         while start > 0 and number_end - start < 5 and view[start - 1] in _NUMERALS:
@@ -367,7 +376,7 @@ def _numbered_units(view: str) -> Iterator[tuple[int, int]]:
 def _next_to(view: str, end: int, start: int) -> bool:
     """Whether a division name starting at ``start`` follows one ending at ``end`` directly
     or after a space or two (``上海市 浦东新区``, ``_GAP``)."""
-    return start - end <= _MAX_GAP and view[end:start] == " " * (start - end)
+    return start - end <= MAX_GAP and view[end:start] == " " * (start - end)
 
 
 def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
@@ -386,6 +395,6 @@ def _anchored(view: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         else:
             chained.append((start, end))
     for start, end in chained:
-        m = _DETAIL.match(view, end)
-        if m is not None and m.end() - end <= 40:
+        m = DETAIL.match(view, end)
+        if m is not None and m.end() - end <= DETAIL_CHARS:
             yield start, m.end()
