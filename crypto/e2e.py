@@ -78,7 +78,11 @@ GATEWAY_TAG_CONTEXT = b"cipherdesk/v1/frank-gateway|"
 POLICY_CONTEXT = b"cipherdesk/v1/end-policy|"
 """Signature context of the end policy (gateway/policy/end.py): a certificate signature can
 never pass for a policy one, or the other way round."""
-MAX_POLICY_CHARS = 300_000
+MAX_POLICY_CHARS = 2_000_000
+"""The longest end policy document: a tenant at every keyword bound (20 lists of 48 KB,
+20,000 terms, 200 inline terms) compiles to 1.5 million characters with the gateway's own
+data (tests/gateway/policy/test_end_document.py), and its admins must be able to sign it.
+The browser twin (``CipherdeskE2E.verifyPolicy``) holds the same bound."""
 CERT_VERSION = 1
 MESSAGE_VERSION = 1
 MAX_CERT_CHARS = 2048

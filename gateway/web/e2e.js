@@ -69,7 +69,7 @@ var CipherdeskE2E = (function (nacl, P) {
   /** The tenant's end policy document if `tenantKey` signed it for `tenant`
    * (crypto/e2e.py verify_policy). */
   function verifyPolicy(tenantKey, body, sig, tenant) {
-    if (typeof body !== 'string' || body.length > 300000) throw new E2EError('malformed');
+    if (typeof body !== 'string' || body.length > 2000000) throw new E2EError('malformed');  // crypto/e2e.py MAX_POLICY_CHARS
     var key = b64(tenantKey, 32), signature = b64(sig, 64);
     if (!nacl.sign.detached.verify(encoder.encode(POLICY_CONTEXT + body), signature, key)) {
       throw new E2EError('bad_signature', 'not signed by the tenant key');

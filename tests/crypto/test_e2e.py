@@ -11,6 +11,7 @@ import nacl.public
 import pytest
 
 from crypto.e2e import (
+    MAX_POLICY_CHARS,
     CertificateError,
     DeviceCertificate,
     E2EError,
@@ -144,6 +145,14 @@ def test_signed_documents_nested_past_the_parser_are_malformed_not_a_traceback()
     with pytest.raises(CertificateError) as refused:
         verify_certificate(tenant.verify_key, signed, now=NOW, tenant="demo")
     assert refused.value.code == "malformed"
+
+
+def test_a_policy_over_the_length_bound_is_refused_before_its_signature() -> None:
+    tenant = TenantSigningKey.generate()
+    body = '{"v":1,"tenant":"demo","pad":"' + "x" * MAX_POLICY_CHARS + '"}'
+    with pytest.raises(CertificateError) as refused:
+        verify_policy(tenant.verify_key, body, tenant.sign_policy(body), tenant="demo")
+    assert refused.value.code == "malformed" and "too long" in str(refused.value)
 
 
 def test_fingerprints_are_short_and_stable() -> None:

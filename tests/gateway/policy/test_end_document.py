@@ -4,20 +4,30 @@ translated patterns in Chromium against Python's matches."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 import pytest
 
+from crypto.e2e import MAX_POLICY_CHARS
 from gateway.policy.config import PolicyConfig
 from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAIL_RULE
-from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document
+from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.jsregex import UntranslatableRegex, to_js
 from gateway.policy.links import LOOKALIKE_SCRIPTS, URL, script_of
+from gateway.policy.lists import (
+    MAX_LIST_BYTES,
+    MAX_LISTS,
+    MAX_TENANT_TERMS,
+    check_tenant_totals,
+    parse_list,
+)
+from gateway.policy.schema import MAX_INLINE_KEYWORDS, MAX_TERM_CHARS
 from gateway.policy.split import ENDING, ENDING_CHARS, LEAD_IN
 
 
@@ -191,3 +201,33 @@ def test_the_document_carries_each_letters_script_and_the_case_folds():
     folds = doc["casefold"]
     assert folds["ß"] == "ss" and folds["ſ"] == "s" and "a" not in folds
     assert all(ch.lower() != fold == ch.casefold() for ch, fold in folds.items())
+
+
+def test_a_tenant_at_every_keyword_bound_can_sign_its_end_policy():
+    """A tenant with every keyword list it may have, each at its byte bound, as many terms
+    as it may have, and every inline term at its longest, compiles to an end document
+    within ``MAX_POLICY_CHARS`` (which the gateway and the widget hold): its admins can
+    sign it. The widest entries: long categories, the terms as long as the bytes allow."""
+    per_list = MAX_TENANT_TERMS // MAX_LISTS
+    lists = []
+    for k in range(MAX_LISTS):
+        category = "c" * 30 + f"{k:02d}"
+        room = MAX_LIST_BYTES // per_list - len(category) - len("\t\tblock\n")
+        lines = [
+            f"{k:02d}{n:05d}".ljust(room, "x") + f"\t{category}\tblock" for n in range(per_list)
+        ]
+        lists.append(parse_list(f"list{k}", "\n".join(lines) + "\n"))
+    check_tenant_totals(lists)  # at the bounds, not over them
+    inline = [
+        {"term": f"{n:04d}".ljust(MAX_TERM_CHARS, "y"), "category": "d" * 32, "action": "flag"}
+        for n in range(MAX_INLINE_KEYWORDS)
+    ]
+    engine = PolicyEngine(
+        PolicyConfig.from_dict({"keywords": inline}),
+        extra_rules=[rule for kept in lists for rule in kept.rules],
+    )
+    text = end_document_text(engine, "demo", 0)
+    assert len(json.loads(text)["keywords"]) == MAX_TENANT_TERMS + MAX_INLINE_KEYWORDS + len(
+        json.loads(end_document_text(PolicyEngine(), "demo", 0))["keywords"]
+    )
+    assert len(text) <= MAX_POLICY_CHARS, len(text)
