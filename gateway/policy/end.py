@@ -35,6 +35,8 @@ document that engine reads. Everything the browser would otherwise need a librar
   domains as hosts (a document without them finds no links: its ``actions`` predate them);
 * ``address`` -- the administrative divisions' names and the address detector's patterns,
   translated, with which the browser finds postal addresses (``detectors/address.py``);
+* ``names`` -- the name detector's word lists and patterns, translated, with which the
+  browser finds person names (``detectors/names.py``);
 * ``casefold`` -- every character whose case fold is not its lower case (``ß`` -> ``ss``):
   the view is case-folded, and a browser only lowercases;
 * ``window`` -- what the ends' cross-message window (``gateway/web/policy_window.js``, the
@@ -62,7 +64,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors import CONTEXT_RULES, HIDDEN_RULES, address, default_detectors
+from .detectors import CONTEXT_RULES, HIDDEN_RULES, address, default_detectors, names
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
@@ -77,10 +79,8 @@ from .split import ENDING, ENDING_CHARS, LEAD_IN
 from .types import DIRECTIONS
 
 END_VERSION = 1
-GATEWAY_ONLY_KINDS = frozenset({"name"})
-END_KINDS = tuple(k for k in DETECTOR_KINDS if k not in GATEWAY_ONLY_KINDS)
-"""Detector kinds the end engine implements (keyword categories come on top). Names are
-found by the gateway only (docs/PROTOCOL.md says so)."""
+END_KINDS = DETECTOR_KINDS
+"""Detector kinds the end engine implements: every one (keyword categories come on top)."""
 
 _PHONE_TYPES = (
     "fixed_line",
@@ -122,7 +122,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         "actions": actions,
         "masks": masks,
         "keywords": keywords,
-        "fold": _fold_entries([*grouped, *phrases, *_address_texts()]),
+        "fold": _fold_entries([*grouped, *phrases, *_carried_texts()]),
         "phone": {
             "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
             "cue_regions": {r: _region(r) for r in CUE_VALID_IN if _region(r) is not None},
@@ -156,7 +156,7 @@ def _end_phrases() -> tuple[str, ...]:
 
 def carried_patterns() -> dict[str, Any]:
     """The document's ``rules``, ``email``, ``window``, ``parts``, ``links``, ``casefold``,
-    ``hidden`` and ``address``: this gateway's own patterns and data, the same for every
+    ``hidden``, ``address`` and ``names``: this gateway's own patterns and data, the same for every
     tenant. An uploaded document must carry exactly these (or none, signed before they were
     carried): a tenant signs its policy, not patterns of its own, which would run in its
     customers' browsers unchecked."""
@@ -169,6 +169,7 @@ def carried_patterns() -> dict[str, Any]:
         "casefold": _casefold(),
         "hidden": sorted(HIDDEN_RULES),
         "address": _address(),
+        "names": _names(),
     }
 
 
@@ -260,6 +261,18 @@ def _parts() -> dict[str, Any]:
     }
 
 
+@cache
+def _names() -> dict[str, Any]:
+    """What the browser finds person names with (``detectors/names.py``): the detector's word
+    lists (each pattern's phrases, the cues, the words that are no name) and its patterns
+    translated; the places a cue's word may be are the ``address`` divisions and their
+    stems (``division_suffixes``)."""
+    return {
+        "words": {name: list(words) for name, words in names.END_WORDS.items()},
+        "patterns": {name: to_js(p.pattern) for name, p in names.END_PATTERNS.items()},
+    }
+
+
 _ADDRESS_PATTERNS = {
     "detail": address.DETAIL,
     "road_number": address.ROAD_NUMBER,
@@ -297,10 +310,15 @@ def _address() -> dict[str, Any]:
     }
 
 
-def _address_texts() -> tuple[str, ...]:
-    """The words the address patterns and division names are written with: their
-    Traditional forms (臺北市, 號, 樓) must fold in the browser as they do here."""
-    return (*address.division_names(), *(p.pattern for p in _ADDRESS_PATTERNS.values()))
+def _carried_texts() -> tuple[str, ...]:
+    """The words the address and name patterns, the division names and the name detector's
+    word lists are written with: their Traditional forms (臺北市, 號, 樓, 張, 房東) must fold
+    in the browser as they do here."""
+    return (
+        *address.division_names(),
+        *(p.pattern for p in (*_ADDRESS_PATTERNS.values(), *names.END_PATTERNS.values())),
+        *(word for words in names.END_WORDS.values() for word in words),
+    )
 
 
 @cache

@@ -18,9 +18,12 @@ of those fails at build time instead of meaning something else in the browser:
 * ``$`` becomes ``(?=\\n?$)`` (Python's also matches before a final newline) and ``\\b`` a
   look-around pair over Python's word characters (JavaScript's ``\\b`` is ASCII);
 * ``.`` becomes ``[^\\n]`` (JavaScript's dot also stops at ``\\r``, U+2028 and U+2029);
+* ``[^\\W…]`` (a word character but the others) becomes a negative look-ahead at the
+  others and a word character;
 * ``[\\W_]`` becomes ``[^\\p{L}\\p{N}]`` (Python's ``\\w`` is exactly letters, numbers and
   ``_``; JavaScript's is ASCII);
-* groups other than the named ``value`` one are written non-capturing.
+* groups other than the named ones the ends read (``_KEPT_GROUPS``) are written
+  non-capturing, and a back-reference to a named one is written ``\\k<name>``.
 
 The output is for the ``u`` flag (``new RegExp(source, 'gdu')``).
 """
@@ -36,7 +39,9 @@ from typing import Any
 
 _SYNTAX = frozenset("^$\\.*+?()[]{}|/")
 _CLASS_SYNTAX = frozenset("\\]-[^")
-_KEPT_GROUPS = frozenset({"value", "address", "estate", "flat"})
+_KEPT_GROUPS = frozenset({"value", "address", "estate", "flat", "cue", "name", "latin", "surname"})
+"""The groups written named (every other group is written non-capturing): what the ends
+read of a match, and what a back-reference names."""
 _WORD = "[\\p{L}\\p{N}_]"
 _WORD_BOUNDARY = f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))"
 """Python's ``\\b``: between a word character (exactly ``\\p{L}``, ``\\p{N}`` and ``_``, see
@@ -111,6 +116,8 @@ class _Writer:
             return "(?=\\n?$)"  # Python's $ also matches before a final newline
         if op is c.AT and av is c.AT_BOUNDARY:
             return _WORD_BOUNDARY
+        if op is c.GROUPREF and self._names.get(av) in _KEPT_GROUPS:
+            return f"\\k<{self._names[av]}>"
         raise UntranslatableRegex(f"{op} is not translated")
 
     def _quantified(self, body: Any) -> str:
@@ -140,6 +147,12 @@ def _char_class(items: Any) -> str:
         # [\W_]: neither a letter nor a digit. Python's \w is exactly \p{L}, \p{N} and
         # "_" (every code point compared), JavaScript's \w is ASCII only.
         return "[^\\p{L}\\p{N}]"
+    not_word = (c.CATEGORY, c.CATEGORY_NOT_WORD)
+    if len(items) > 2 and items[0] == (c.NEGATE, None) and not_word in items:
+        # [^\W…]: a word character that is none of the others ("[^\W\d…]": a letter that
+        # is not one of the listed characters)
+        others = [item for item in items[1:] if item != not_word]
+        return f"(?:(?!{_char_class(others)}){_WORD})"
     out = []
     for op, av in items:
         if op is c.NEGATE:

@@ -1,11 +1,11 @@
 /* cipherdesk policy at the ends (end-to-end mode, issue 13): the browser twin of
  * gateway/policy for the kinds an end can check -- cards, PRC IDs, IBANs, bank accounts,
- * identity documents, phones, QQ/WeChat accounts, e-mails, postal addresses, one-time
- * codes, passwords, API keys, private keys -- and every keyword category. In an e2e chat
- * the gateway cannot read, so the widget masks the customer's personal data BEFORE it
- * seals (cards never leave the device in clear) and the console checks agents' messages;
- * links are judged against the tenant's allowed domains and defanged. Names are found by
- * the gateway only; what a message says with the ones before it by policy_window.js.
+ * identity documents, phones, QQ/WeChat accounts, e-mails, postal addresses, person
+ * names, one-time codes, passwords, API keys, private keys -- and every keyword category.
+ * In an e2e chat the gateway cannot read, so the widget masks the customer's personal data
+ * BEFORE it seals (cards never leave the device in clear) and the console checks agents'
+ * messages; links are judged against the tenant's allowed domains and defanged; what a
+ * message says with the ones before it is read by policy_window.js.
  *
  * It reads the document gateway/policy/end.py compiles (actions, masks, folded keyword
  * terms, Traditional -> Simplified entries, libphonenumber's and stdnum's data), signed by
@@ -1239,6 +1239,7 @@ var CipherdeskPolicy = (function () {
    * leading characters of an address name divisions (address.py division_prefix). */
   function Divisions(data) {
     var names = new Set(data.divisions.split(' ')), lengths = [];
+    this.names = names;
     names.forEach(function (n) { if (lengths.indexOf(n.length) < 0) lengths.push(n.length); });
     var leading = new RegExp(data.patterns.leading_places, 'uy');
     this.find = function (view, lo, hi) {
@@ -1383,6 +1384,171 @@ var CipherdeskPolicy = (function () {
           hits.push(new Hit('address', span[0], span[1], 'address.en'));
         }
       });
+      return hits;
+    };
+  }
+
+  /** Person names (names.py NameDetector) with the document's `names` (end.py _names):
+   * Chinese ones after a cue, before an honorific, after "寄给我妈妈", "我姓王，叫…", before a
+   * possession ("查一下张三的订单") or right before a mobile number (a shipping label);
+   * English ones after a cue or a title, a closing, "my wife", before "here"/"speaking", or
+   * after a delivery word, each capitalised as names.py asks. Each pattern runs only where
+   * one of its phrases is. */
+  function nameDetector(data, divisions) {
+    var W = data.words, P = data.patterns;
+    function set(list) { return new Set(list); }
+    function re(name, flags) { return new RegExp(P[name], flags); }
+    var zh = [
+      [re('zh_cued', 'gdu'), 'name.cue', W.zh_cued, 'cued'],
+      [re('zh_given_to', 'gdu'), 'name.cue', W.zh_given_to, ''],
+      [re('zh_surname_first', 'gdu'), 'name.cue', W.zh_surname_first, 'surname'],
+      [re('zh_honorific', 'gdu'), 'name.honorific', W.zh_honorific, ''],
+      [re('zh_possessive', 'gdu'), 'name.possessive', W.zh_possessive, '']
+    ];
+    var en = [[re('en_cued', 'gdu'), 'name.cue_en', W.en_cued, ''], [re('en_title', 'gdu'), 'name.title', W.en_title, 'title']];
+    var MOBILE = re('mobile', 'gu'), NAME_BEFORE = re('name_before', 'gdu'), EN_DELIVERY = re('en_delivery', 'gdu');
+    var AFTER_SIGN_OFF = re('after_sign_off', 'ydu'), AFTER_RELATION = re('after_relation', 'ydu'), SPEAKER = re('speaker', 'gdu');
+    var signOffs = set(W.sign_offs), myRelations = set(W.my_relations_en), speaking = set(W.speaking);
+    var delivery = set(W.delivery), weak = set(W.weak_cues), latinAfter = set(W.latin_after);
+    var common = set(W.common_words), notLabel = set(W.not_label_names), enNot = set(W.en_not_names);
+    var notSpeakers = set(W.not_speakers), notLatin = set(W.not_latin_names), placeStarts = set(W.place_starts);
+    var phrases = [];
+    Object.keys(W).forEach(function (k) {
+      if (/^(?:zh_|en_cued|en_title|sign_offs|my_relations_en|speaking|delivery)/.test(k)) phrases.push.apply(phrases, W[k]);
+    });
+    phrases = Array.from(new Set(phrases));
+    var places = null;
+
+    /** China's division names and their stems (江苏省 -> 江苏): names.py _places. */
+    function placeSet() {
+      if (places) return places;
+      places = new Set();
+      divisions.names.forEach(function (name) {
+        places.add(name);
+        for (var k = 0; k < W.division_suffixes.length; k++) {
+          var suffix = W.division_suffixes[k];
+          if (name.endsWith(suffix) && name.length - suffix.length >= 2) {
+            places.add(name.slice(0, -suffix.length));
+            break;
+          }
+        }
+      });
+      return places;
+    }
+
+    function startsWithAny(view, list, at) {
+      return list.some(function (w) { return view.startsWith(w, at); });
+    }
+    function words(text) { return text.split(/\s+/).filter(Boolean); }
+    function group(m, name) { return m.indices.groups[name]; }
+
+    /** Every match of `pattern` in view.slice(0, hi) from `lo` (Python's finditer/search
+     * between pos and endpos). */
+    function matches(pattern, view, lo, hi) {
+      var text = hi < view.length ? view.slice(0, hi) : view, out = [], m;
+      pattern.lastIndex = lo;
+      while ((m = pattern.exec(text)) !== null) {
+        out.push(m);
+        if (m[0].length === 0) pattern.lastIndex += 1;
+      }
+      return out;
+    }
+
+    /** Whether the original character behind view[pos] is upper case (names.py _upper_at). */
+    function upperAt(ctx, pos) {
+      var c = ctx.original[ctx.toOriginal(pos)];
+      return c !== undefined && /^\p{Uppercase}$/u.test(c);
+    }
+    function capitalised(ctx, start, list) {
+      return upperAt(ctx, start) || (list.length >= 2 && !enNot.has(list[0]));
+    }
+    function allCapitalised(ctx, start, end) {
+      for (var k = start; k < end; k++) if (/\s/.test(ctx.view[k]) && !upperAt(ctx, k + 1)) return false;
+      return upperAt(ctx, start);
+    }
+
+    /** Whether a cued candidate is a word, a place or an affiliation (names.py _no_name_after_cue). */
+    function noNameAfterCue(view, m) {
+      var name = m.groups.name, span = group(m, 'name');
+      if (common.has(name) || common.has(name.slice(0, 2))) return true;
+      if (startsWithAny(view, W.titles_zh, span[0] + 1) || startsWithAny(view, W.titles_zh, span[0] + 2)) return true;
+      if (placeSet().has(name) || placeSet().has(name.slice(0, 2))) return true;
+      return weak.has(m.groups.cue) && view.startsWith('的', span[1]) && !startsWithAny(view, W.relations, span[1] + 1);
+    }
+
+    function namedNear(view, start, end) {
+      var phrase = view.slice(start, end), after;
+      if (signOffs.has(phrase) || myRelations.has(phrase)) {
+        if (start && isLetter(view, start - 1)) return null;
+        after = signOffs.has(phrase) ? AFTER_SIGN_OFF : AFTER_RELATION;
+        after.lastIndex = end;
+        return after.exec(view);
+      }
+      if (speaking.has(phrase) && !isLetter(view, end)) return matches(SPEAKER, view, Math.max(0, start - 48), start)[0] || null;
+      return null;
+    }
+
+    return function (ctx) {
+      var view = ctx.view, spans = [], found = new Set(), seen = new Set(), hits = [];
+      phrases.forEach(function (phrase) {
+        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) {
+          spans.push([i, i + phrase.length]);
+          found.add(phrase);
+        }
+      });
+      spans.sort(function (a, b) { return a[1] - b[1] || a[0] - b[0]; });
+      function has(list) { return list.some(function (p) { return found.has(p); }); }
+      function report(span, rule) {
+        seen.add(span[0]);
+        hits.push(new Hit('name', span[0], span[1], rule));
+      }
+      if (/[^\x00-\x7f]/.test(view)) {
+        zh.forEach(function (z) {
+          if (!has(z[2])) return;
+          matches(z[0], view, 0, view.length).forEach(function (m) {
+            if (z[3] === 'cued' && m.groups.latin !== undefined) {
+              if (latinAfter.has(m.groups.cue) && !notLatin.has(m.groups.latin.split(' ')[0])) report(group(m, 'latin'), z[1]);
+              return;
+            }
+            if (z[3] === 'cued' && noNameAfterCue(view, m)) return;
+            var span = group(m, 'name');
+            if (seen.has(span[0])) return;
+            var given = z[3] === 'surname' && !m.groups.name.startsWith(m.groups.surname);
+            report(span, given ? 'name.given' : z[1]);
+          });
+        });
+        matches(MOBILE, view, 0, view.length).forEach(function (m) {
+          var before = matches(NAME_BEFORE, view, Math.max(0, m.index - 8), m.index)[0];
+          if (!before || seen.has(group(before, 'name')[0])) return;
+          var name = before.groups.name;
+          if (notLabel.has(name) || notLabel.has(name.slice(0, 2)) || placeSet().has(name)) return;
+          report(group(before, 'name'), 'name.label');
+        });
+      }
+      en.forEach(function (e) {
+        if (!has(e[2])) return;
+        matches(e[0], view, 0, view.length).forEach(function (m) {
+          var list = words(m.groups.name), span = group(m, 'name');
+          if (enNot.has(list[0]) || seen.has(span[0]) || !capitalised(ctx, span[0], list)) return;
+          var end = span[1];
+          if (e[3] === 'title' && list.length === 2 && !upperAt(ctx, span[0] + list[0].length + 1)) end = span[0] + list[0].length;
+          report([span[0], end], e[1]);
+        });
+      });
+      spans.forEach(function (s) {
+        var named = namedNear(view, s[0], s[1]);
+        if (!named) return;
+        var span = group(named, 'name');
+        if (seen.has(span[0]) || notSpeakers.has(words(view.slice(span[0], span[1]))[0])) return;
+        if (allCapitalised(ctx, span[0], span[1])) report(span, 'name.cue_en');
+      });
+      if (has(W.delivery)) {
+        matches(EN_DELIVERY, view, 0, view.length).forEach(function (m) {
+          var span = group(m, 'name'), list = words(m.groups.name);
+          if (seen.has(span[0]) || placeStarts.has(list[0]) || enNot.has(list[0])) return;
+          if (allCapitalised(ctx, span[0], span[1])) report(span, 'name.cue_en');
+        });
+      }
       return hits;
     };
   }
@@ -1842,7 +2008,8 @@ var CipherdeskPolicy = (function () {
       [partsDetector(carried(doc, 'parts'), phoneRegions(doc.phone.cue_regions).CN), true],
       [ruleDetector(placed('im_account.context')), true],
       [emailDetector(carried(doc, 'email')), true],
-      [addressDetector(addressData, divisions), true]
+      [addressDetector(addressData, divisions), true],
+      [nameDetector(carried(doc, 'names'), divisions), true]
     ];
     var links = carried(doc, 'links'), scripts = scriptTable(links);
     var linksAfter = [linkDetector(links, doc.link_domains), false];  // after any rule placed below
@@ -1891,6 +2058,7 @@ var CipherdeskPolicy = (function () {
         view: norm.view,
         original: norm.original,
         span: function (start, end) { return norm.span(start, end); },
+        toOriginal: function (pos) { return norm.toOriginal(pos); },
         bidi: bidi,
         runs: function () { return runs || (runs = findNumberRuns(norm.view, bidi)); }
       };

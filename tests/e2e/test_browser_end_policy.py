@@ -289,20 +289,116 @@ def _address_like(rng: random.Random) -> str:
     return "".join(pieces)
 
 
-async def test_the_browser_engine_finds_and_masks_addresses_as_the_gateway_does(browser, gateway):
-    """detectors/address.py at the ends: with a tenant's ``address: mask``, the labelled
-    lines of the names-and-addresses corpus (tests/policy/pii_corpus.jsonl) and 3,000
-    address-like texts (``_address_like``) give the same address findings, at the same
-    offsets, in Chromium as in Python, and the same masked text: the divisions kept
-    (北京市朝阳区****), the rest hidden."""
+def _name_like(rng: random.Random) -> str:
+    """A text with a person's name, or nearly one: the Chinese cues (我叫, 收件人, 持卡人 …),
+    a relation before the name, 寄给, 我姓…叫, an honorific, a possession, a pasted label (a
+    name before a mobile), a spaced given name, Traditional forms, names in Latin letters
+    after a Chinese cue; English cues, titles, closings, "my wife", a caller before "here",
+    delivery words, in the cases a name is written in and the words that are no name
+    (我是房东, 我是苏宁的, 李老师, 江苏, 江西人, Customer Service here, Dr. Smith said, send it to
+    New York)."""
+    pieces = [
+        rng.choice(
+            [
+                "",
+                "我叫",
+                "收件人：",
+                "持卡人 ",
+                "联系人是我老公",
+                "寄给我妈妈",
+                "我姓王，叫",
+                "我是",
+                "本人",
+                "查一下",
+                "我老婆",
+                "名字是",
+                "收件人是",
+                "My name is ",
+                "this is ",
+                "Mr. ",
+                "Dr. ",
+                "Regards,\n",
+                "Thanks, ",
+                "my wife ",
+                "ship it to ",
+                "attn: ",
+                "It's ",
+            ]
+        ),
+        rng.choice(
+            [
+                "张伟",
+                "欧阳娜娜",
+                "李 明",
+                "王建国",
+                "建国",
+                "房东",
+                "苏宁",
+                "江苏",
+                "江西人",
+                "张",
+                "陳大文",
+                "Zhang San",
+                "LI NA",
+                "zhangsan",
+                "Jane Doe",
+                "jane doe",
+                "Smith",
+                "New York",
+                "Customer Service",
+                "unknown",
+                "Mary Jones",
+            ]
+        ),
+        rng.choice(
+            [
+                "",
+                "",
+                "先生",
+                "女士",
+                "老师",
+                "的订单",
+                "的",
+                "的朋友",
+                " here",
+                " speaking",
+                " said",
+                "，13800138000",
+                " 139 0013 9000",
+                ", thanks",
+                ".",
+                "\n",
+            ]
+        ),
+        rng.choice(["", "，谢谢", "。", " please", " and", "!"]),
+    ]
+    if rng.random() < 0.2:  # a pasted shipping label: the name starts the text
+        pieces = [rng.choice(["张三", "王五", "明天", "金额"]), "，", "13800138000", pieces[-1]]
+    for i in range(len(pieces)):
+        if rng.random() < 0.1:
+            pieces[i] = rng.choice(["", " ", pieces[rng.randrange(len(pieces))]])
+    return "".join(pieces)
+
+
+async def test_the_browser_engine_finds_and_masks_names_and_addresses_as_the_gateway_does(
+    browser, gateway
+):
+    """detectors/names.py and address.py at the ends: with a tenant's ``name: mask`` and
+    ``address: mask``, the labelled lines of the names-and-addresses corpus
+    (tests/policy/pii_corpus.jsonl), 3,000 address-like texts (``_address_like``) and 3,000
+    name-like ones (``_name_like``) give the same findings, at the same offsets, in Chromium
+    as in Python, and the same masked text: the divisions kept (北京市朝阳区****), a name's
+    first character (张**, J*** D**), a given name said alone hidden whole."""
     rng = random.Random(20261207)
     corpus = [
         json.loads(line)["text"]
         for line in (ROOT / "tests" / "policy" / "pii_corpus.jsonl").read_text("utf-8").splitlines()
         if line.strip()
     ]
-    texts = corpus + [_address_like(rng) for _ in range(3000)]
-    engine = PolicyEngine(PolicyConfig.from_dict({"actions": {"address": "mask"}}))
+    addresses = [_address_like(rng) for _ in range(3000)]
+    names = [_name_like(rng) for _ in range(3000)]
+    texts = corpus + addresses + names
+    engine = PolicyEngine(PolicyConfig.from_dict({"actions": {"address": "mask", "name": "mask"}}))
     cases = [[text, "customer"] for text in texts]
     ctx, page = await new_page(browser)
     try:
@@ -311,15 +407,16 @@ async def test_the_browser_engine_finds_and_masks_addresses_as_the_gateway_does(
         assert page.js_errors == [], page.js_errors
     finally:
         await ctx.close()
-    found = 0
+    found = {"address": 0, "name": 0}
     for text, js in zip(texts, got, strict=True):
         decision = engine.evaluate(text, "customer")
-        want = [[f.kind, f.start, f.end] for f in decision.findings if f.kind == "address"]
-        assert [f[:3] for f in js["findings"] if f[0] == "address"] == want, text
-        if all(f.kind in END_KINDS for f in decision.findings):
-            assert js["text"] == decision.text, text
-        found += bool(want)
-    assert found >= 1000, found  # the texts reach addresses, not only the misses
+        want = [[f.kind, f.start, f.end] for f in decision.findings]
+        assert [f[:3] for f in js["findings"]] == want, text
+        assert js["text"] == decision.text, text
+        for kind in found:
+            found[kind] += any(f.kind == kind for f in decision.findings)
+    # the texts reach addresses and names, not only the misses
+    assert found["address"] >= 1000 and found["name"] >= 1000, found
 
 
 def _link_like(rng: random.Random) -> str:
@@ -657,24 +754,25 @@ def _in_clear(gateway: bx.Gateway, *needles: str) -> list[str]:
     return [needle for needle in needles if needle.encode() in data]
 
 
-async def test_the_ends_mask_addresses_before_sealing(browser, gateway):
-    """The tenant masks postal addresses (signed policy): the widget sends a customer's
-    address with only its divisions shown, the console masks the agent's the same way,
-    and the gateway stores neither street in clear."""
+async def test_the_ends_mask_names_and_addresses_before_sealing(browser, gateway):
+    """The tenant masks person names and postal addresses (signed policy): the widget sends
+    a customer's name with its first character shown and an address with only its
+    divisions shown, the console masks the agent's the same way, and the gateway stores
+    none of them in clear."""
     signing = await _e2e_tenant(gateway)
-    await _sign_policy(gateway, signing, {"actions": {"address": "mask"}})
+    await _sign_policy(gateway, signing, {"actions": {"address": "mask", "name": "mask"}})
     async with _e2e_chat(browser, gateway, signing) as (ana, customer):
-        await customer_says(customer, "寄到北京市朝阳区建国路88号3栋2单元501室，谢谢")
-        masked = "寄到北京市朝阳区***************，谢谢"
+        await customer_says(customer, "收件人张伟，寄到北京市朝阳区建国路88号3栋2单元501室，谢谢")
+        masked = "收件人张*，寄到北京市朝阳区***************，谢谢"
         await expect(customer.locator(".msg.me .text")).to_have_text([masked])
         pane = ana.locator(".chat-pane:not([hidden])")
         await expect(pane.locator(".msg.them .text")).to_have_text([masked])
 
-        await agent_says(ana, "请到 Flat A, 12/F, Tower 2 取件")
+        await agent_says(ana, "Mr. Zhang, 请到 Flat A, 12/F, Tower 2 取件")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
-            ["请到 **** *, **/*, ***** * 取件"]
+            ["Mr. Z****, 请到 **** *, **/*, ***** * 取件"]
         )
-        assert _in_clear(gateway, "建国路88号", "Tower 2") == []
+        assert _in_clear(gateway, "张伟", "建国路88号", "Zhang", "Tower 2") == []
         for page in (ana, customer):
             assert page.js_errors == [], page.js_errors
 

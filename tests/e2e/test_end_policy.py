@@ -93,6 +93,12 @@ async def test_the_tenant_signs_the_end_policy_and_widgets_get_it(e2e: E2ETenant
     status, body = await _put(e2e, forged, e2e.signing.sign_policy(forged))
     assert (status, body["error"]["code"]) == (400, "policy_malformed")
     assert "address" in body["error"]["message"]
+    edited = json.loads(text)
+    edited["names"]["words"]["common_words"].append("张伟")  # a name read as a word
+    forged = json.dumps(edited, ensure_ascii=False, separators=(",", ":"))
+    status, body = await _put(e2e, forged, e2e.signing.sign_policy(forged))
+    assert (status, body["error"]["code"]) == (400, "policy_malformed")
+    assert "names" in body["error"]["message"]
     # A certificate signature never passes for a policy one (separate contexts).
     status, body = await _put(e2e, text, e2e.signing.sign_body(text))
     assert (status, body["error"]["code"]) == (400, "policy_bad_signature")

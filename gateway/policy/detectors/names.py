@@ -582,3 +582,48 @@ def _upper_at(ctx: ScanContext, pos: int) -> bool:
 def _capitalised(ctx: ScanContext, start: int, words: list[str]) -> bool:
     """After a weak cue ("this is", "i am") a name is written capitalised in the original."""
     return _upper_at(ctx, start) or (len(words) >= 2 and words[0] not in (_EN_NOT_NAMES))
+
+
+END_PATTERNS: dict[str, re.Pattern[str]] = {
+    "zh_cued": _ZH_CUED,
+    "zh_given_to": _ZH_GIVEN_TO,
+    "zh_surname_first": _ZH_SURNAME_FIRST,
+    "zh_honorific": _ZH_HONORIFIC,
+    "zh_possessive": _ZH_POSSESSIVE,
+    "mobile": _MOBILE,
+    "name_before": _NAME_BEFORE,
+    "en_cued": _EN_CUED,
+    "en_title": _EN_TITLE,
+    "en_delivery": _EN_DELIVERY,
+    "after_sign_off": _AFTER_SIGN_OFF,
+    "after_relation": _AFTER_RELATION,
+    "speaker": _SPEAKER,
+}
+"""The detector's patterns by the name the end document carries them under (``policy/end.py``
+translates them for ``gateway/web/policy.js``, which runs them as ``scan`` does here)."""
+END_WORDS: dict[str, tuple[str, ...]] = {
+    "zh_cued": tuple(sorted(_ZH_PATTERNS[0][2])),
+    "zh_given_to": tuple(sorted(_ZH_PATTERNS[1][2])),
+    "zh_surname_first": tuple(sorted(_ZH_PATTERNS[2][2])),
+    "zh_honorific": tuple(sorted(_ZH_PATTERNS[3][2])),
+    "zh_possessive": tuple(sorted(_ZH_PATTERNS[4][2])),
+    "en_cued": tuple(sorted(_EN_PATTERNS[0][2])),
+    "en_title": tuple(sorted(_EN_PATTERNS[1][2])),
+    "sign_offs": _SIGN_OFFS,
+    "my_relations_en": _MY_RELATIONS_EN,
+    "speaking": _SPEAKING_WORDS,
+    "delivery": _DELIVERY_CUES_EN,
+    "weak_cues": tuple(sorted(_WEAK_CUES)),
+    "relations": _RELATIONS,
+    "latin_after": tuple(sorted(_LATIN_AFTER)),
+    "common_words": tuple(sorted(_COMMON_WORDS)),
+    "titles_zh": _TITLES_ZH,
+    "not_label_names": tuple(sorted(_NOT_LABEL_NAMES)),
+    "en_not_names": tuple(sorted(_EN_NOT_NAMES)),
+    "not_speakers": tuple(sorted(_NOT_SPEAKERS)),
+    "not_latin_names": tuple(sorted(_NOT_LATIN_NAMES)),
+    "place_starts": tuple(sorted(_PLACE_STARTS)),
+    "division_suffixes": DIVISION_SUFFIXES,
+}
+"""The detector's word lists by name, for the end document: each pattern's gate phrases
+(under the pattern's name), the cues and the words that are no name."""
