@@ -39,6 +39,8 @@ ADVERSARIAL = [
     "http://a", "a.com", "a-b.", "https://x@", "\u0430.", "a。", "尾号", "前三位1",
     "收件人张三，地址北京市朝阳区建国路88号，", "号", "1号", "1 号 ", "北京市", "北京市朝阳区1号",
     "阳光小区1栋", "建国路1号", "1 a b street ", "flat 1, 1/f, ", "p.o. box 1 ",
+    "我叫", "收件人张", "我是张三的", "张三先生", "张三，13800138000 ", "Regards,\nJane Doe\n",
+    "Mr. A ", "thanks, ", "my wife Jane ", "Tom Hanks here. ", "ship to Jane Doe, ",
 ]  # fmt: skip
 
 _RUNNER = r"""
