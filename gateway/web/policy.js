@@ -1233,6 +1233,20 @@ var CipherdeskPolicy = (function () {
     }
   }
 
+  /** Every match of the global `pattern` in view.slice(0, hi) from `lo`: Python's
+   * finditer(view, lo, hi), and its first one search(view, lo, hi). Cutting the view at
+   * `hi` is what Python's endpos does (its $ matches there); starting at lastIndex is what
+   * its pos does (its look-behind sees before it, its ^ does not match there). */
+  function matches(pattern, view, lo, hi) {
+    var text = hi < view.length ? view.slice(0, hi) : view, out = [], m;
+    pattern.lastIndex = lo;
+    while ((m = pattern.exec(text)) !== null) {
+      out.push(m);
+      if (m[0].length === 0) pattern.lastIndex += 1;
+    }
+    return out;
+  }
+
   /** The administrative divisions of the document's `address` (end.py _address): find(view,
    * lo, hi) gives every name in view.slice(lo, hi), overlapping ones too, in the order
    * address.py's automaton gives them (by end, the longer first); prefix(view) how many
@@ -1262,9 +1276,7 @@ var CipherdeskPolicy = (function () {
   /** Postal addresses (address.py AddressDetector) with the document's data and patterns
    * (end.py _address): Chinese ones around a number and its unit (88号), anchored on
    * division names or a road, or a flat in an estate; English ones by house number and
-   * street type, a flat with its floor or tower, a PO box. A pattern Python runs between
-   * `pos` and `endpos` runs here on the view cut at `endpos` from `lastIndex = pos`, which
-   * is the same: Python's look-behind sees before `pos`, and its `$` matches at `endpos`. */
+   * street type, a flat with its floor or tower, a PO box. */
   function addressDetector(data, divisions) {
     var P = data.patterns, numerals = data.numerals, maxGap = data.max_gap;
     var DETAIL = new RegExp(P.detail, 'uy'), LEAD = new RegExp(P.lead, 'uy');
@@ -1272,17 +1284,6 @@ var CipherdeskPolicy = (function () {
     var BUILDING_UNIT = new RegExp(P.building_unit, 'u'), HOUSEHOLD = new RegExp(P.household, 'u');
     var UNIT = new RegExp(P.unit, 'gu'), EN = new RegExp(P.en, 'gu'), EN_HEAD = new RegExp(P.en_head, 'gu');
     var EN_FLAT = new RegExp(P.en_flat, 'gu'), PO_BOX = new RegExp(P.po_box, 'gu');
-
-    /** Every match of `pattern` in view.slice(0, hi) from `lo` (Python's finditer(view, lo, hi)). */
-    function matches(pattern, view, lo, hi) {
-      var text = hi < view.length ? view.slice(0, hi) : view, out = [], m;
-      pattern.lastIndex = lo;
-      while ((m = pattern.exec(text)) !== null) {
-        out.push(m);
-        if (m[0].length === 0) pattern.lastIndex += 1;
-      }
-      return out;
-    }
 
     function at(pattern, view, pos) {
       pattern.lastIndex = pos;
@@ -1441,18 +1442,6 @@ var CipherdeskPolicy = (function () {
     }
     function words(text) { return text.split(/\s+/).filter(Boolean); }
     function group(m, name) { return m.indices.groups[name]; }
-
-    /** Every match of `pattern` in view.slice(0, hi) from `lo` (Python's finditer/search
-     * between pos and endpos). */
-    function matches(pattern, view, lo, hi) {
-      var text = hi < view.length ? view.slice(0, hi) : view, out = [], m;
-      pattern.lastIndex = lo;
-      while ((m = pattern.exec(text)) !== null) {
-        out.push(m);
-        if (m[0].length === 0) pattern.lastIndex += 1;
-      }
-      return out;
-    }
 
     /** Whether the original character behind view[pos] is upper case (names.py _upper_at). */
     function upperAt(ctx, pos) {

@@ -748,6 +748,19 @@ async def _e2e_chat(
             await ctx.close()
 
 
+async def _customer_sends(customer: Any, ana: Any, text: str, shown: str) -> Any:
+    """The customer sends ``text``; both ends show it once more, as ``shown`` (what the
+    widget sealed). Answers Ana's open chat pane."""
+    pane = ana.locator(".chat-pane:not([hidden])")
+    sent, received = customer.locator(".msg.me .text"), pane.locator(".msg.them .text")
+    counts = await sent.count(), await received.count()
+    await customer_says(customer, text)
+    for shown_at, count in ((sent, counts[0]), (received, counts[1])):
+        await expect(shown_at).to_have_count(count + 1)
+        await expect(shown_at.last).to_have_text(shown)
+    return pane
+
+
 def _in_clear(gateway: bx.Gateway, *needles: str) -> list[str]:
     """Those of ``needles`` the gateway's database files hold in clear."""
     data = _database_bytes(Path(gateway.svc.config.server.data_dir))
@@ -762,11 +775,12 @@ async def test_the_ends_mask_names_and_addresses_before_sealing(browser, gateway
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, signing, {"actions": {"address": "mask", "name": "mask"}})
     async with _e2e_chat(browser, gateway, signing) as (ana, customer):
-        await customer_says(customer, "收件人张伟，寄到北京市朝阳区建国路88号3栋2单元501室，谢谢")
-        masked = "收件人张*，寄到北京市朝阳区***************，谢谢"
-        await expect(customer.locator(".msg.me .text")).to_have_text([masked])
-        pane = ana.locator(".chat-pane:not([hidden])")
-        await expect(pane.locator(".msg.them .text")).to_have_text([masked])
+        await _customer_sends(
+            customer,
+            ana,
+            "收件人张伟，寄到北京市朝阳区建国路88号3栋2单元501室，谢谢",
+            "收件人张*，寄到北京市朝阳区***************，谢谢",
+        )
 
         await agent_says(ana, "Mr. Zhang, 请到 Flat A, 12/F, Tower 2 取件")
         await expect(customer.locator(".msg.agent .text")).to_have_text(
@@ -786,12 +800,13 @@ async def test_the_ends_mask_and_block_before_sealing(browser, gateway):
         gateway, signing, {"actions": {"phone": "mask", "fraud": {"customer": "block"}}}
     )
     async with _e2e_chat(browser, gateway, signing) as (ana, customer):
-        await customer_says(customer, "card 4111 1111 1111 1111, phone 13812345678")
-        masked = "card **** **** **** 1111, phone *******5678"
-        await expect(customer.locator(".msg.me .text")).to_have_text([masked])
+        pane = await _customer_sends(
+            customer,
+            ana,
+            "card 4111 1111 1111 1111, phone 13812345678",
+            "card **** **** **** 1111, phone *******5678",
+        )
         await expect(customer.locator(".sys.notice.masked")).to_have_count(1)
-        pane = ana.locator(".chat-pane:not([hidden])")
-        await expect(pane.locator(".msg.them .text")).to_have_text([masked])
 
         await customer_says(customer, "兼职刷单，日结返利")
         await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "failed")
@@ -837,11 +852,12 @@ async def test_the_ends_defang_links_and_keep_agents_to_the_tenants_domains(brow
     signing = await _e2e_tenant(gateway)
     await _sign_policy(gateway, signing, {"allowed_link_domains": ["example.com"]})
     async with _e2e_chat(browser, gateway, signing, console_locale="zh-CN") as (ana, customer):
-        await customer_says(customer, "login at https://bank.com@evil.com/reset please")
-        defanged = "login at hxxps://evil[.]com/reset please"
-        await expect(customer.locator(".msg.me .text")).to_have_text([defanged])
-        pane = ana.locator(".chat-pane:not([hidden])")
-        await expect(pane.locator(".msg.them .text")).to_have_text([defanged])
+        pane = await _customer_sends(
+            customer,
+            ana,
+            "login at https://bank.com@evil.com/reset please",
+            "login at hxxps://evil[.]com/reset please",
+        )
 
         await agent_says(ana, "please verify at https://examp1e-support.net/login")
         await expect(pane.locator(".msg.me").last).to_have_attribute("data-state", "failed")

@@ -181,19 +181,7 @@ def test_heads_that_make_no_number_stay_apart(eng: PolicyEngine, text: str) -> N
         ("前三位壹叁捌，后八位零零壹叁捌零零零", "前三位***，后八位********"),
         ("身份证后四位零零二X，前面11010519491231", "身份证后四位****，前面**************"),
         ("前三位138，中间零零一三，尾号八零零零", "前三位***，中间****，尾号****"),
-    ],
-)
-def test_parts_in_chinese_numerals_are_read_as_their_digits(
-    eng: PolicyEngine, text: str, masked: str
-) -> None:
-    d = eng.evaluate(text, "customer")
-    assert {f.rule for f in d.findings} == {"parts"}, text
-    assert d.text == masked
-
-
-@pytest.mark.parametrize(
-    ("text", "masked"),
-    [
+        # digit words, English or pinyin, read aloud too; the word of a phrase stays a word
         (
             "my number starts with one three eight, then 0013 8000",
             "my number starts with *** ***** *****, then **** ****",
@@ -217,7 +205,7 @@ def test_parts_in_chinese_numerals_are_read_as_their_digits(
         ("尾号 eight zero zero zero，前七位1380013", "尾号 ***** **** **** ****，前七位*******"),
     ],
 )
-def test_parts_in_digit_words_are_read_as_their_digits(
+def test_parts_in_numerals_or_digit_words_are_read_as_their_digits(
     eng: PolicyEngine, text: str, masked: str
 ) -> None:
     d = eng.evaluate(text, "customer")
