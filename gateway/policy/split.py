@@ -2,7 +2,8 @@
 
 Why: "4111 1111" then "1111 1111" passes a per-message filter although the agent reads the
 whole card. ``SplitWindow`` keeps, per chat and sender, the tails of the last two messages --
-only while they end in something number-like, at most ``TAIL_CHARS`` each, for at most
+only while they hold something number-like (a digit, a numeral, a digit word: ``number_like``),
+at most ``TAIL_CHARS`` each, for at most
 ``ttl`` seconds, for at most ``max_chats`` chats (least recently used dropped first) -- and
 checks each new message together with them. A numeric finding that starts in a previous
 message and ends in the new one is reported on the new message: its part in the new message
@@ -32,7 +33,7 @@ from dataclasses import replace
 
 from .detectors import CONTEXT_RULES, PARTS_RULE
 from .detectors.context import ANNOUNCING_FILLER
-from .detectors.numbers import DIGIT_OR_NUMERAL, letter_at
+from .detectors.numbers import letter_at, number_like
 from .engine import PolicyEngine
 from .normalize import fold
 from .notices import notice_for
@@ -44,7 +45,6 @@ TAIL_CHARS = 48
 MAX_PARTS = 2
 """Previous messages kept per chat and sender (so a number in three messages is found)."""
 SPLIT_KINDS = frozenset({"card", "cn_id", "phone", "iban", "bank_account"})
-_NUMBERISH = re.compile(DIGIT_OR_NUMERAL)
 _JOIN = "\n"
 ANSWERS = 2
 """Customer messages after an agent's question read as its answer."""
@@ -103,7 +103,7 @@ class SplitWindow:
             entry = self._tails.pop(key, None)
         parts = entry[1] if entry is not None and now - entry[0] <= self.ttl else ()
         result = decision
-        if parts and _NUMBERISH.search(text[:TAIL_CHARS]) is not None:
+        if parts and number_like(text[:TAIL_CHARS]):
             result = self._combined(engine, parts, direction, text, decision)
         if direction == "customer":
             result = self._answered(engine, chat_id, now, text, result)
@@ -169,9 +169,9 @@ class SplitWindow:
         self, key: tuple[str, str], now: float, parts: tuple[str, ...], text: str
     ) -> None:
         tail = text[-TAIL_CHARS:]
-        if _NUMBERISH.search(tail) is None:
+        if not number_like(tail):
             return  # nothing number-like at the end: nothing to continue, nothing kept
-        kept = (*parts, tail)[-MAX_PARTS:] if _NUMBERISH.search(text) else (tail,)
+        kept = (*parts, tail)[-MAX_PARTS:] if number_like(text) else (tail,)
         with self._lock:
             self._tails[key] = (now, kept)
             while len(self._tails) > self.max_chats:

@@ -296,6 +296,16 @@ var CipherdeskPolicy = (function () {
     return view.replace(NUMBERISH_RUN, toDigits);
   }
 
+  var DIGIT_WORD_SET = new Set(Object.keys(WORDS).filter(function (w) { return w !== 'oh'; }));
+  var DIGIT_OR_NUMERAL_RE = new RegExp(DIGIT_OR_NUMERAL);
+
+  /** Whether a message's text, as typed, holds a digit, a Chinese numeral or a digit word
+   * standing alone (numbers.py number_like): what the window keeps tails for. */
+  function numberLike(text) {
+    if (DIGIT_OR_NUMERAL_RE.test(text)) return true;
+    return (text.toLowerCase().match(/[a-z]+/g) || []).some(function (w) { return DIGIT_WORD_SET.has(w); });
+  }
+
   function toDigits(s) {
     var out = '';
     for (var c of s) out += CJK_DIGITS[c] || HOMOGLYPHS[c] || c;
@@ -2178,8 +2188,7 @@ var CipherdeskPolicy = (function () {
   return {
     engine: engine, checkDocument: checkDocument, forTenant: forTenant, notice: notice, flags: flags,
     // for policy_window.js
-    /** A digit or a Chinese numeral (numbers.py DIGIT_OR_NUMERAL): what the window keeps tails for. */
-    NUMBERISH: new RegExp(DIGIT_OR_NUMERAL),
+    numberLike: numberLike,
     SEVERITY: SEVERITY,
     isLetter: isLetter,
     utf16Offsets: utf16Offsets

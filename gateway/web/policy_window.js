@@ -4,7 +4,8 @@
  * Numbers split across messages: "4111 1111" then "1111 1111" passes a per-message check
  * although the reader gets the whole card. In an end-to-end chat the gateway cannot join
  * the two, so the end that seals does: it keeps the tails of its own last two messages --
- * only while they end in something number-like, at most TAIL_CHARS each, for at most
+ * only while they hold something number-like (a digit, a numeral, a digit word: numberLike),
+ * at most TAIL_CHARS each, for at most
  * TTL_MS, in memory only -- and checks each new message together with them. A number of a
  * SPLIT_KINDS kind that starts in an earlier message and ends in the new one is reported
  * on the new message (rule `<rule>.split`): its part there is hidden completely, the
@@ -79,7 +80,7 @@ var CipherdeskPolicyWindow = (function () {
     var parts = entry && now - entry.at <= TTL_MS ? entry.parts : [];
     var chars = Array.from(text);
     var result = decision;
-    if (parts.length && P.NUMBERISH.test(chars.slice(0, TAIL_CHARS).join(''))) {
+    if (parts.length && P.numberLike(chars.slice(0, TAIL_CHARS).join(''))) {
       result = combined(engine, parts, direction, text, chars, decision);
     }
     var phrase = null;
@@ -132,7 +133,7 @@ var CipherdeskPolicyWindow = (function () {
 
   Window.prototype.remember = function (direction, now, parts, chars) {
     var tail = chars.slice(-TAIL_CHARS).join('');
-    if (!P.NUMBERISH.test(tail)) return;  // nothing to continue: nothing kept
+    if (!P.numberLike(tail)) return;  // nothing to continue: nothing kept
     this.tails[direction] = { at: now, parts: parts.concat([tail]).slice(-MAX_PARTS) };
   };
 

@@ -264,6 +264,17 @@ WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
     ({}, [(_C, "身份证后四位002X", 0), (_C, "前面11010519491231 谢谢", 3)]),
     (PHONE_MASK, [(_C, "我手机138开头", 0), (_C, "后面是00138000", 3)]),
     ({}, [(_C, "my card starts with 4111", 0), (_C, "then 1111 1111 1111", 2)]),
+    # in digit words: the words keep the window open as digits do
+    (
+        {},
+        [
+            (_C, "card four one one one one one one one", 0),
+            (_C, "one one one one one one one one", 2),
+        ],
+    ),
+    (PHONE_MASK, [(_C, "my number starts with one three eight", 0), (_C, "then 0013 8000", 3)]),
+    (PHONE_MASK, [(_C, "yao san ba ling ling", 0), (_C, "yao san ba ling ling ling", 3)]),
+    ({}, [(_C, "I have one question", 0), (_C, "one more: my order ends in 1234", 3)]),
     # an agent's question, the customer's answer
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "E12345678", 10)]),
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "好的，E12345678 谢谢", 10)]),

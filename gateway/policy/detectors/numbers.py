@@ -108,8 +108,8 @@ MIN_RUN_DIGITS = 7
 """The shortest number any numeric detector reports (a local phone number)."""
 
 DIGIT_OR_NUMERAL = rf"[0-9{_CJK_CLASS}]"
-"""A digit or a Chinese numeral: what makes a text number-like (the cross-message window
-keeps a message's tail only while it ends in one)."""
+"""A digit or a Chinese numeral (with the digit words, what makes a text number-like:
+``number_like``)."""
 _RUN_CHAR = rf"[0-9{_CJK_CLASS}oil|x]"
 SEVEN_DIGITS = (
     rf"\A(?=[^0-9{_CJK_CLASS}]*+{DIGIT_OR_NUMERAL})"
@@ -124,6 +124,20 @@ at. Chinese text with a numeral in a word (一下, 两个) stays closed. Anchore
 one pass in C."""
 DIGIT_WORDS = tuple(w for w in _WORDS if w not in _SPOKEN_ONLY)
 DIGIT_WORD_SET = frozenset(DIGIT_WORDS)
+_DIGIT_OR_NUMERAL = re.compile(DIGIT_OR_NUMERAL)
+_ASCII_WORD = re.compile("[a-z]+")
+
+
+def number_like(text: str) -> bool:
+    """Whether a message's text, as typed, holds something number-like: a digit, a Chinese
+    numeral, or a digit word standing alone ("four one one one", "yao san ba"). The
+    cross-message window keeps a message's tail only while it holds one, and reads the next
+    message with it only when that one starts with one (``split.py``). The words are looked
+    up among the text's runs of letters: a regex for the words before a non-letter tries
+    half the letters of English text (4 us on a 48-character tail, this 2 us)."""
+    if _DIGIT_OR_NUMERAL.search(text) is not None:
+        return True
+    return not DIGIT_WORD_SET.isdisjoint(_ASCII_WORD.findall(text.lower()))
 
 
 class Window(NamedTuple):

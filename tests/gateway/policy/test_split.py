@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.policy import PolicyConfig, PolicyEngine
+from gateway.policy.detectors.numbers import number_like
 from gateway.policy.split import MAX_PARTS, SplitWindow
 
 
@@ -194,3 +195,22 @@ def test_a_phrase_inside_a_message_opens_no_window(eng: PolicyEngine, first: str
     w = SplitWindow(clock=Clock())
     _send(w, eng, "c", first)
     assert _send(w, eng, "c", "12345678").findings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "number_like_"),
+    [
+        ("4111 1111", True),
+        ("卡号四一一一", True),
+        ("four one one one", True),
+        ("Yao San Ba", True),
+        ("I have ONE question", True),  # a word of its own: kept (the join decides)
+        ("my phone is broken", False),  # "one" inside a word
+        ("hello there, see you", False),
+        ("好的，谢谢", False),
+    ],
+)
+def test_what_keeps_the_window_open(text: str, number_like_: bool) -> None:
+    """A message's tail is kept, and the next message read with it, when it holds a digit,
+    a numeral or a digit word standing alone (a number spelt over two messages)."""
+    assert number_like(text) is number_like_
