@@ -1427,7 +1427,11 @@ var CipherdeskPolicy = (function () {
     Object.keys(W).forEach(function (k) {
       if (/^(?:zh_|en_cued|en_title|sign_offs|my_relations_en|speaking|delivery)/.test(k)) phrases.push.apply(phrases, W[k]);
     });
-    phrases = Array.from(new Set(phrases));
+    var byFirst = new Map();  // each phrase under its first character: one pass finds them all
+    Array.from(new Set(phrases)).forEach(function (phrase) {
+      if (!byFirst.has(phrase[0])) byFirst.set(phrase[0], []);
+      byFirst.get(phrase[0]).push(phrase);
+    });
     var places = null;
 
     /** China's division names and their stems (江苏省 -> 江苏): names.py _places. */
@@ -1489,12 +1493,16 @@ var CipherdeskPolicy = (function () {
 
     return function (ctx) {
       var view = ctx.view, spans = [], found = new Set(), seen = new Set(), hits = [];
-      phrases.forEach(function (phrase) {
-        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) {
-          spans.push([i, i + phrase.length]);
-          found.add(phrase);
+      for (var i = 0; i < view.length; i++) {
+        var starting = byFirst.get(view[i]);
+        if (!starting) continue;
+        for (var k = 0; k < starting.length; k++) {
+          if (view.startsWith(starting[k], i)) {
+            spans.push([i, i + starting[k].length]);
+            found.add(starting[k]);
+          }
         }
-      });
+      }
       spans.sort(function (a, b) { return a[1] - b[1] || a[0] - b[0]; });
       function has(list) { return list.some(function (p) { return found.has(p); }); }
       function report(span, rule) {
