@@ -68,6 +68,7 @@ from .detectors import CONTEXT_RULES, HIDDEN_RULES, address, default_detectors, 
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
+from .detectors.names import ASKED_CUES
 from .detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAIL_RULE
 from .detectors.phone import CUE_VALID_IN
 from .engine import PolicyEngine
@@ -324,9 +325,11 @@ def _carried_texts() -> tuple[str, ...]:
 @cache
 def _window() -> dict[str, Any]:
     """The cross-message window's question-and-answer data (``split.py``): the rules a
-    question names, in order (of two phrases at one start, the first rule's is named)."""
+    question names, in order (of two phrases at one start, the first rule's is named), then
+    the cues by which it names a person (``names``, after the rules)."""
     return {
         "asked": [rule.rule for rule in CONTEXT_RULES],
+        "names": list(ASKED_CUES),
         "ending": to_js(ENDING.pattern),
         "ending_chars": ENDING_CHARS,
         "lead_in": to_js(LEAD_IN.pattern),

@@ -33,6 +33,7 @@ from dataclasses import replace
 
 from .detectors import CONTEXT_RULES, PARTS_RULE
 from .detectors.context import ANNOUNCING_FILLER
+from .detectors.names import ASKED_CUES
 from .detectors.numbers import letter_at, number_like
 from .engine import PolicyEngine
 from .normalize import fold
@@ -48,13 +49,19 @@ SPLIT_KINDS = frozenset({"card", "cn_id", "phone", "iban", "bank_account"})
 _JOIN = "\n"
 ANSWERS = 2
 """Customer messages after an agent's question read as its answer."""
-_ASKED_KINDS = frozenset(rule.kind for rule in CONTEXT_RULES)
-_ASKING: Phrases[tuple[int, ...]] = Phrases(
-    (phrase, tuple(k for k, rule in enumerate(CONTEXT_RULES) if phrase in rule.triggers))
-    for phrase in dict.fromkeys(t for rule in CONTEXT_RULES for t in rule.triggers)
+ASKED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *((rule.kind, rule.triggers) for rule in CONTEXT_RULES),
+    ("name", ASKED_CUES),
 )
-"""Every context rule's phrases, each with the rules (by index) that hold it: what a question
-names. One automaton pass finds them all; ten regexes, one per rule, took ~28 us on a
+"""What a question may ask for, in order: the kind and the phrases of each context rule (a
+passport number, a security code …), then a person's name by the cues that name one."""
+_ASKED_KINDS = frozenset(kind for kind, _ in ASKED)
+_ASKING: Phrases[tuple[int, ...]] = Phrases(
+    (phrase, tuple(k for k, (_, phrases) in enumerate(ASKED) if phrase in phrases))
+    for phrase in dict.fromkeys(t for _, phrases in ASKED for t in phrases)
+)
+"""Every phrase a question may name, each with what it asks for (by index in ``ASKED``).
+One automaton pass finds them all; ten regexes, one per rule, took ~28 us on a
 66-character English line, which every customer message paid."""
 LEAD_IN = re.compile(
     r"[\W_]*+(?:(?:好的|好|嗯|是|为|okay|ok|sure|it's|its|it is|is)[\W_]*+)?", re.IGNORECASE
@@ -62,7 +69,7 @@ LEAD_IN = re.compile(
 """What may come before the value in an answer: punctuation and a short acknowledgement."""
 ENDING = re.compile(rf"{ANNOUNCING_FILLER}[\W_]*+")
 """What may follow a phrase that ends a customer's message: the words announcing a value."""
-ENDING_CHARS = max(len(t) for rule in CONTEXT_RULES for t in rule.triggers) + 8 * 6 + 1
+ENDING_CHARS = max(len(t) for _, phrases in ASKED for t in phrases) + 8 * 6 + 1
 """How far before a customer's message's trailing punctuation a phrase ending it can start,
 and the character before it (its look-behind): the longest phrase, then ``ANNOUNCING_FILLER``
 (eight words of six characters at most). Only there is it looked for: every customer message
@@ -240,7 +247,7 @@ def _named(text: str, decision: Decision, *, ending: bool) -> str | None:
         if letter_at(view, first - 1) or letter_at(view, stop):
             continue
         for rule in values[index]:
-            if CONTEXT_RULES[rule].kind not in found:
+            if ASKED[rule][0] not in found:
                 spans.setdefault(rule, []).append((first, -stop))
     named: tuple[int, int] | None = None
     for rule in sorted(spans):  # in the rules' order: of two at one start, the first rule's

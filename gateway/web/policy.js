@@ -1987,7 +1987,7 @@ var CipherdeskPolicy = (function () {
   function isWindow(w) {
     return !!w && typeof w === 'object' && Array.isArray(w.asked) && w.asked.length <= 64 &&
       w.asked.every(function (n) { return typeof n === 'string' && RULE_NAME.test(n); }) &&
-      isPattern(w.ending) && isPattern(w.lead_in) &&
+      isPattern(w.ending) && isPattern(w.lead_in) && (w.names === undefined || isWords(w.names, 1, 256)) &&
       Number.isInteger(w.ending_chars) && w.ending_chars >= 1 && w.ending_chars <= 1000;
   }
 

@@ -47,6 +47,8 @@ var CipherdeskPolicyWindow = (function () {
     var asked = w.asked.filter(function (name) { return rules[name]; }).map(function (name) {
       return { kind: rules[name].kind, phrases: rules[name].phrases };
     });
+    // then a person's name by the cues that name one (a document signed before has none)
+    if (w.names) asked.push({ kind: 'name', phrases: w.names });
     data = {
       asked: asked,
       kinds: asked.map(function (r) { return r.kind; }),

@@ -229,6 +229,21 @@ async def test_an_answer_to_an_agents_question_is_masked_for_agent_store_and_web
     assert got.text in texts and "E12345678" not in repr(list(receiver.accepted.values()))
 
 
+async def test_a_name_answering_an_agents_question_is_masked_for_the_webhook(setup):
+    """The agent asks for the recipient's name; the customer answers with the bare name:
+    the agent reads it (names are shown to agents by default), the helpdesk gets 张*."""
+    _, agent, customer, receiver, _, _ = setup
+    chat = await _assigned(agent, customer)
+    await agent.send_text(chat, "请提供收件人姓名")
+    await customer.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    await customer.send_text("张伟")
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 2)
+    assert got.text == "张伟"
+    await eventually(lambda: len(_events(receiver, "chat.message")) == 2, 10)
+    texts = [e["text"] for e in _events(receiver, "chat.message")]
+    assert "张*" in texts and "张伟" not in repr(list(receiver.accepted.values()))
+
+
 async def test_a_flat_a_titled_name_and_a_cued_phone_reach_the_agent_masked_for_the_webhook(
     setup,
 ):

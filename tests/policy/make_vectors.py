@@ -277,6 +277,14 @@ WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
     ({}, [(_C, "I have one question", 0), (_C, "one more: my order ends in 1234", 3)]),
     # an agent's question, the customer's answer
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "E12345678", 10)]),
+    # a person's name asked for by a cue, the bare name answered
+    ({"actions": {"name": "mask"}}, [(_A, "请提供收件人姓名", 0), (_C, "张伟", 5)]),
+    ({"actions": {"name": "mask"}}, [(_A, "What's your full name?", 0), (_C, "Sure, Jane Doe", 5)]),
+    ({"actions": {"name": "mask"}}, [(_C, "我的姓名是：", 0), (_C, "王建国", 2)]),
+    (
+        {"actions": {"name": "mask"}},
+        [(_A, "What's the name of the product?", 0), (_C, "Apple Watch", 5)],
+    ),
     ({}, [(_A, "请提供您的护照号码", 0), (_C, "好的，E12345678 谢谢", 10)]),
     ({}, [(_A, "What is the CVV on the back?", 0), (_C, "OK, 482", 5)]),
     ({}, [(_A, "验证码是多少？", 0), (_C, "稍等", 3), (_C, "482913", 9)]),

@@ -119,6 +119,22 @@ _CUES_ZH = (
     "落款",
     "署名",
 )
+ASKED_CUES = (
+    *(
+        cue
+        for cue in _CUES_ZH
+        if cue not in ("我叫", "我的名字是", "我的名字叫", "本人", "我是", "叫做", "落款", "署名")
+    ),
+    "your name",
+    "full name",
+    "cardholder",
+    "recipient",
+)
+"""The cues an agent's question names a person by ("请提供收件人姓名", "您的名字是？", "What's
+your full name?"): the customer's bare answer ("张伟", "Jane Doe") is read after the cue
+(``split.py``). Each is, or ends in, a cue the patterns know, so "姓名：张伟" and "your name：
+Jane Doe" are found as typed; the cues a customer says of themselves (我叫, 我是) are no
+question."""
 _HONORIFICS = ("先生", "女士", "小姐")
 _CUES_EN = (
     "my name is",

@@ -15,6 +15,7 @@ from gateway.policy.config import PolicyConfig
 from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
+from gateway.policy.detectors.names import ASKED_CUES
 from gateway.policy.detectors.parts import HEAD_RULE, LEADING_PHRASES, PART, TAIL_RULE
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
@@ -99,10 +100,11 @@ def test_the_document_carries_the_rules_masked_whole():
 
 def test_the_document_carries_the_windows_question_data():
     """The ends read a customer's answer with the question before it (policy_window.js)
-    with the gateway's own rules, words and lead-in (split.py)."""
+    with the gateway's own rules, name cues, words and lead-in (split.py)."""
     window = end_document(PolicyEngine(), None, 0)["window"]
     assert window == {
         "asked": [rule.rule for rule in CONTEXT_RULES],
+        "names": list(ASKED_CUES),
         "ending": to_js(ENDING.pattern),
         "ending_chars": ENDING_CHARS,
         "lead_in": to_js(LEAD_IN.pattern),

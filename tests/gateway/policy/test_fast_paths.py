@@ -16,7 +16,6 @@ from stdnum.iso7064 import mod_97_10
 
 from gateway.policy import PolicyConfig, PolicyEngine, links, masking, split
 from gateway.policy.detectors import (
-    CONTEXT_RULES,
     ScanContext,
     address,
     email,
@@ -354,7 +353,8 @@ def test_the_numeric_gate_is_closed_only_where_no_run_can_be() -> None:
 
 def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
     """What ``split._named`` answered when it ran one regex per context rule (before its
-    single automaton pass): the reference it must still equal."""
+    single automaton pass), for everything a question may ask (``split.ASKED``): the
+    reference it must still equal."""
     view = fold(text)
     start = 0
     if ending:
@@ -364,10 +364,10 @@ def _named_by_regexes(text: str, decision, *, ending: bool) -> str | None:
         start = max(0, end - split.ENDING_CHARS)
     found = {f.kind for f in decision.findings}
     named = None
-    for rule in CONTEXT_RULES:
-        if rule.kind in found:
+    for kind, triggers in split.ASKED:
+        if kind in found:
             continue
-        pattern = re.compile(rf"{not_after_letter(rule.triggers)}(?![a-z])")
+        pattern = re.compile(rf"{not_after_letter(triggers)}(?![a-z])")
         for m in pattern.finditer(view, start):
             if ending and split.ENDING.fullmatch(view, m.end()) is None:
                 continue
@@ -381,7 +381,7 @@ def test_the_phrase_a_message_names_is_what_one_regex_per_rule_found() -> None:
     rule's like a regex over their alternation (longest first at a start, on after its
     end, whole words only): the same phrase as the per-rule regexes on random texts built
     from the phrases themselves, letters, fillers and punctuation, and on the corpus."""
-    phrases = sorted({t for rule in CONTEXT_RULES for t in rule.triggers})
+    phrases = sorted({t for _, triggers in split.ASKED for t in triggers})
     pieces = [*phrases, "a", "x", "s", " ", "，", "：", "是", "is", "my", "的", "?", "123456"]
     rng = random.Random(29)
     texts = [json.loads(line)["text"] for line in PII_CORPUS.read_text("utf-8").splitlines()]

@@ -126,6 +126,43 @@ def test_a_customer_answering_an_agents_question_is_read_with_it(
     assert _send(w, eng, "c", answer).text == answer  # answered: the question is used up
 
 
+@pytest.mark.parametrize(
+    ("question", "answer", "shown"),
+    [
+        ("请提供收件人姓名", "张伟", "张*"),
+        ("您的名字是？", "好的，李明", "好的，李*"),
+        ("持卡人姓名是什么", "欧阳娜娜", "欧***"),
+        ("What's your full name?", "Sure, Jane Doe", "Sure, J*** D**"),
+    ],
+)
+def test_a_name_answering_an_agents_question_is_read_with_it(
+    question: str, answer: str, shown: str
+) -> None:
+    """A question that names a person by a cue ("收件人姓名", "your full name") makes the
+    customer's bare name in the answer a name (masked here by the tenant's action)."""
+    eng = PolicyEngine(PolicyConfig.from_dict({"actions": {"name": "mask"}}))
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", question, "agent")
+    d = _send(w, eng, "c", answer)
+    assert d.text == shown and d.kinds == ("name",)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("What's the name of the product?", "Apple Watch"),  # no person asked for
+        ("your name please", "jane"),  # one word, not capitalised: no name
+        ("收件人姓名？", "房东"),  # a word, not a name
+        ("我叫什么来着", "张伟"),  # a customer's own cue is no question
+    ],
+)
+def test_answers_that_name_no_one_stay_as_typed(question: str, answer: str) -> None:
+    eng = PolicyEngine(PolicyConfig.from_dict({"actions": {"name": "mask"}}))
+    w = SplitWindow(clock=Clock())
+    _send(w, eng, "c", question, "agent")
+    assert _send(w, eng, "c", answer).text == answer
+
+
 def test_the_answer_may_come_in_the_second_message_within_the_ttl(eng: PolicyEngine) -> None:
     clock = Clock()
     w = SplitWindow(clock=clock)
