@@ -358,9 +358,9 @@ var CipherdeskPolicy = (function () {
       }
       out.push.apply(out, scriptPieces(chunk, start));
     }
-    WORD_TOKEN.lastIndex = 0;
-    if (out.length || WORD_TOKEN.test(view)) {
-      out.push.apply(out, digitWords(view));
+    var words = holdsDigitWord(view) ? digitWords(view) : [];
+    if (out.length || words.length) {
+      out.push.apply(out, words);
       out.push.apply(out, loneTokens(view, out));
       out.sort(cmpTuple);
     }
@@ -376,6 +376,18 @@ var CipherdeskPolicy = (function () {
       if (!isLetter(view, m.index - 1)) words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
     }
     return spoken(view, words);
+  }
+
+  /** Whether a digit word that is no spoken-only one ("oh", "double") stands alone in the
+   * view (numbers.py holds_digit_word, which the engine's gate tells): only then are digit
+   * words read at all. */
+  function holdsDigitWord(view) {
+    var m;
+    WORD_TOKEN.lastIndex = 0;
+    while ((m = WORD_TOKEN.exec(view)) !== null) {
+      if (DIGIT_WORD_SET.has(m[0]) && !isLetter(view, m.index - 1)) return true;
+    }
+    return false;
   }
 
   var WORD_GAP = /^[ \-]{1,3}$/;  // between two digit words of one group (numbers.py _WORD_GAP)
@@ -1119,7 +1131,7 @@ var CipherdeskPolicy = (function () {
     return function (ctx) {
       var hasTail = contains(ctx.view, tail.triggers), hasHead = head && contains(ctx.view, head.triggers);
       if (!hasTail && !hasHead) return [];
-      var spelt = wordsAsDigits(ctx.view, phraseSpans(ctx.view, hasTail, hasHead));
+      var spelt = holdsDigitWord(ctx.view) ? wordsAsDigits(ctx.view, phraseSpans(ctx.view, hasTail, hasHead)) : null;
       if (!spelt) return scan(numeralsAsDigits(ctx.view), ctx.runs, hasTail, hasHead);
       var runs = null;
       var found = scan(numeralsAsDigits(spelt.text), function () {

@@ -237,6 +237,9 @@ CASES: list[tuple[dict, str, str]] = [
     ({}, "last four one one one one, and the card starts with 4111 1111 1111", "customer"),
     (PHONE_MASK, "手机尾号 ba ling ling ling，前七位 yao san ba ling ling yao san", "customer"),
     (PHONE_MASK, "I have one or two questions; my order ends in 1234", "customer"),
+    # spoken-only words alone ("oh", "double") are no digits: no digit word stands alone
+    (PHONE_MASK, "前七位1380013，尾号double oh double oh", "customer"),
+    ({}, "card 4111 1111 1111 11 double oh", "customer"),
 ]
 
 
