@@ -1880,6 +1880,7 @@ var CipherdeskPolicy = (function () {
         (doc.parts !== undefined && !isParts(doc.parts)) ||
         (doc.links !== undefined && !isLinks(doc.links)) ||
         (doc.address !== undefined && !isAddress(doc.address)) ||
+        (doc.names !== undefined && !isNames(doc.names)) ||
         (doc.link_domains !== undefined && !isDomains(doc.link_domains)) ||
         (doc.hidden !== undefined && !isRuleNames(doc.hidden));
     }
@@ -1976,6 +1977,23 @@ var CipherdeskPolicy = (function () {
       !!a.patterns && typeof a.patterns === 'object' &&
       ADDRESS_PATTERNS.every(function (name) { return isPattern(a.patterns[name]); });
   }
+
+  var NAME_PATTERNS = ['zh_cued', 'zh_given_to', 'zh_surname_first', 'zh_honorific', 'zh_possessive',
+    'mobile', 'name_before', 'en_cued', 'en_title', 'en_delivery', 'after_sign_off', 'after_relation', 'speaker'];
+
+  /** The document's `names` (end.py _names): word lists of at most 1,024 words of at most 64
+   * characters (every list the detector reads present), and each pattern it runs. */
+  function isNames(n) {
+    var words = n && n.words;
+    return !!n && typeof n === 'object' && !!words && typeof words === 'object' &&
+      NAME_WORD_LISTS.every(function (name) { return isWords(words[name], 1, 1024); }) &&
+      !!n.patterns && typeof n.patterns === 'object' &&
+      NAME_PATTERNS.every(function (name) { return isPattern(n.patterns[name]); });
+  }
+  var NAME_WORD_LISTS = ['zh_cued', 'zh_given_to', 'zh_surname_first', 'zh_honorific', 'zh_possessive',
+    'en_cued', 'en_title', 'sign_offs', 'my_relations_en', 'speaking', 'delivery', 'weak_cues', 'relations',
+    'latin_after', 'common_words', 'titles_zh', 'not_label_names', 'en_not_names', 'not_speakers',
+    'not_latin_names', 'place_starts', 'division_suffixes'];
 
   function isLinks(l) {
     var scripts = l && l.scripts;

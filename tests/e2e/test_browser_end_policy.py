@@ -684,6 +684,30 @@ async def test_the_rules_masked_whole_come_from_the_document(browser, gateway):
     assert got["malformed"] == "policy_document_invalid"
 
 
+async def test_names_and_addresses_come_from_the_document(browser, gateway):
+    """The browser finds names and addresses with the document's ``names`` and ``address``;
+    a signed document from before they were carried runs the bundled default's, and a
+    malformed one refuses the document."""
+    base = end_document(
+        PolicyEngine(PolicyConfig.from_dict({"actions": {"name": "mask", "address": "mask"}})),
+        None,
+        0,
+    )
+    older = copy.deepcopy(base)
+    del older["names"], older["address"]
+    bad_names = copy.deepcopy(base)
+    bad_names["names"]["words"]["relations"] = ["x" * 65]
+    bad_address = copy.deepcopy(base)
+    bad_address["address"]["divisions"] = "北京市  朝阳区"  # an empty name between two spaces
+    texts = ["收件人张伟，寄到北京市朝阳区建国路88号", "ok"]
+    documents = {"base": base, "older": older, "bad_names": bad_names}
+    got = await _on_each_document(
+        browser, gateway, _SHOWN, {**documents, "bad_address": bad_address}, texts
+    )
+    assert got["base"] == got["older"] == ["收件人张*，寄到北京市朝阳区******", "ok"]
+    assert got["bad_names"] == got["bad_address"] == "policy_document_invalid"
+
+
 async def test_a_number_after_its_named_head_is_found_as_the_document_says(browser, gateway):
     """The browser finds a number given after its named head ("138开头，后面是…") with the
     document's ``parts.head``; a signed document from before it was carried finds the tail
