@@ -2026,7 +2026,7 @@ var CipherdeskPolicy = (function () {
     var t2s = doc.fold || {};
     var keywords = doc.keywords.map(function (k) { return { key: k[0], left: !!k[1], right: !!k[2], rules: k[3] }; });
     var rules = contextRules(doc);
-    var addressData = carried(doc, 'address'), divisions = new Divisions(addressData);
+    var divisions = new Divisions(carried(doc, 'address'));
     var detectors = [
       [secretsDetector(['otp.context', 'password.context', 'api_key.context'].map(placed).filter(Boolean)), true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
@@ -2044,10 +2044,12 @@ var CipherdeskPolicy = (function () {
       [ruleDetector(placed('phone.cue')), true],
       [partsDetector(carried(doc, 'parts'), phoneRegions(doc.phone.cue_regions).CN), true],
       [ruleDetector(placed('im_account.context')), true],
-      [emailDetector(carried(doc, 'email')), true],
-      [addressDetector(addressData, divisions), true],
-      [nameDetector(carried(doc, 'names'), divisions), true]
+      [emailDetector(carried(doc, 'email')), true]
     ];
+    // A document signed before the ends found addresses and names has no action for them
+    // unless its tenant set one (an unknown kind would flag): it finds only those.
+    if (doc.actions.address) detectors.push([addressDetector(carried(doc, 'address'), divisions), true]);
+    if (doc.actions.name) detectors.push([nameDetector(carried(doc, 'names'), divisions), true]);
     var links = carried(doc, 'links'), scripts = scriptTable(links);
     var linksAfter = [linkDetector(links, doc.link_domains), false];  // after any rule placed below
     // A rule of a newer document that this bundle does not place runs after the others.

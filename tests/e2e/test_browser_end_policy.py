@@ -686,8 +686,9 @@ async def test_the_rules_masked_whole_come_from_the_document(browser, gateway):
 
 async def test_names_and_addresses_come_from_the_document(browser, gateway):
     """The browser finds names and addresses with the document's ``names`` and ``address``;
-    a signed document from before they were carried runs the bundled default's, and a
-    malformed one refuses the document."""
+    a signed document from before they were carried runs the bundled default's for the
+    kinds its tenant had set an action for, finds neither when it has none (an unknown
+    kind would flag every such message), and a malformed one refuses the document."""
     base = end_document(
         PolicyEngine(PolicyConfig.from_dict({"actions": {"name": "mask", "address": "mask"}})),
         None,
@@ -695,16 +696,19 @@ async def test_names_and_addresses_come_from_the_document(browser, gateway):
     )
     older = copy.deepcopy(base)
     del older["names"], older["address"]
+    oldest = copy.deepcopy(older)  # its tenant had set no action for either kind
+    del oldest["actions"]["name"], oldest["actions"]["address"]
     bad_names = copy.deepcopy(base)
     bad_names["names"]["words"]["relations"] = ["x" * 65]
     bad_address = copy.deepcopy(base)
     bad_address["address"]["divisions"] = "北京市  朝阳区"  # an empty name between two spaces
     texts = ["收件人张伟，寄到北京市朝阳区建国路88号", "ok"]
-    documents = {"base": base, "older": older, "bad_names": bad_names}
+    documents = {"base": base, "older": older, "oldest": oldest, "bad_names": bad_names}
     got = await _on_each_document(
         browser, gateway, _SHOWN, {**documents, "bad_address": bad_address}, texts
     )
     assert got["base"] == got["older"] == ["收件人张*，寄到北京市朝阳区******", "ok"]
+    assert got["oldest"] == texts  # neither found, nothing flagged
     assert got["bad_names"] == got["bad_address"] == "policy_document_invalid"
 
 
