@@ -2026,7 +2026,7 @@ var CipherdeskPolicy = (function () {
     var t2s = doc.fold || {};
     var keywords = doc.keywords.map(function (k) { return { key: k[0], left: !!k[1], right: !!k[2], rules: k[3] }; });
     var rules = contextRules(doc);
-    var divisions = new Divisions(carried(doc, 'address'));
+    var divisions = doc.actions.address || doc.actions.name ? new Divisions(carried(doc, 'address')) : null;
     var detectors = [
       [secretsDetector(['otp.context', 'password.context', 'api_key.context'].map(placed).filter(Boolean)), true],
       [numberDetector('cn_id', 'cn_id.mod11_2', 18, 18, '123456789', function (d) { return isCnId(d, Date.now()); }), true],
