@@ -115,7 +115,6 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         [key, int(edge_needs_boundary(key[0])), int(edge_needs_boundary(key[-1])), rules]
         for key, rules in sorted(grouped.items())
     ]
-    phrases = _end_phrases()
     return {
         "v": END_VERSION,
         "tenant": tenant,
@@ -123,7 +122,7 @@ def end_document(engine: PolicyEngine, tenant: str | None, issued: int) -> dict[
         "actions": actions,
         "masks": masks,
         "keywords": keywords,
-        "fold": _fold_entries([*grouped, *phrases, *_carried_texts()]),
+        "fold": _fold_entries(_folded_chars(grouped) | _gateway_chars()),
         "phone": {
             "regions": {r: _region(r) for r in config.phone_regions if _region(r) is not None},
             "cue_regions": {r: _region(r) for r in CUE_VALID_IN if _region(r) is not None},
@@ -143,16 +142,30 @@ def end_document_text(engine: PolicyEngine, tenant: str | None, issued: int) -> 
 
 
 @cache
-def _end_phrases() -> tuple[str, ...]:
-    """The cue phrases of every detector the end engine runs (context rules' cues, card
-    security codes, identity documents, e-mail nouns): their Traditional forms must fold
-    in the browser as they do here."""
-    return tuple(
-        phrase
-        for detector in default_detectors()
-        if set(detector.kinds) <= set(END_KINDS)
-        for phrase in getattr(detector, "gate_phrases", ())
+def _gateway_chars() -> frozenset[str]:
+    """The characters, folded, of what the end engine matches that is the gateway's own: the
+    cue phrases of every detector (context rules' cues, card security codes, identity
+    documents, e-mail nouns, names' cues), the division names, the address and name patterns
+    and the name detector's word lists. Their Traditional forms (臺北市, 號, 張, 房東) must fold
+    in the browser as they do here. The same for every document: gathered once."""
+    return _folded_chars(
+        (
+            *(
+                phrase
+                for detector in default_detectors()
+                if set(detector.kinds) <= set(END_KINDS)
+                for phrase in getattr(detector, "gate_phrases", ())
+            ),
+            *address.division_names(),
+            *(p.pattern for p in (*_ADDRESS_PATTERNS.values(), *names.END_PATTERNS.values())),
+            *(word for words in names.END_WORDS.values() for word in words),
+        )
     )
+
+
+def _folded_chars(texts: Iterable[str]) -> frozenset[str]:
+    """Every character of ``texts`` as the view folds it."""
+    return frozenset(c for text in texts for c in fold(text))
 
 
 def carried_patterns() -> dict[str, Any]:
@@ -311,17 +324,6 @@ def _address() -> dict[str, Any]:
     }
 
 
-def _carried_texts() -> tuple[str, ...]:
-    """The words the address and name patterns, the division names and the name detector's
-    word lists are written with: their Traditional forms (臺北市, 號, 樓, 張, 房東) must fold
-    in the browser as they do here."""
-    return (
-        *address.division_names(),
-        *(p.pattern for p in (*_ADDRESS_PATTERNS.values(), *names.END_PATTERNS.values())),
-        *(word for words in names.END_WORDS.values() for word in words),
-    )
-
-
 @cache
 def _window() -> dict[str, Any]:
     """The cross-message window's question-and-answer data (``split.py``): the rules a
@@ -348,14 +350,16 @@ def _email() -> dict[str, Any]:
     }
 
 
-def _fold_entries(texts: Iterable[str]) -> dict[str, str]:
-    """Traditional -> Simplified for the characters that matter to ``texts``."""
-    wanted = {c for text in texts for c in fold(text)}
-    return {
-        chr(trad): simp
-        for trad, simp in sorted(tables().t2s.items())
-        if simp in wanted and trad < 0x10000
-    }
+def _fold_entries(wanted: frozenset[str]) -> dict[str, str]:
+    """Traditional -> Simplified for the characters that fold to one of ``wanted``."""
+    return {trad: simp for trad, simp in _t2s_entries() if simp in wanted}
+
+
+@cache
+def _t2s_entries() -> tuple[tuple[str, str], ...]:
+    """The normalisation table's Traditional -> Simplified entries a browser string can
+    hold as one unit (the BMP), in code point order."""
+    return tuple((chr(trad), simp) for trad, simp in sorted(tables().t2s.items()) if trad < 0x10000)
 
 
 @cache
