@@ -2,9 +2,9 @@
 
 Why: "4111 1111" then "1111 1111" passes a per-message filter although the agent reads the
 whole card. ``SplitWindow`` keeps, per chat and sender, the tails of the last two messages --
-only while they hold something number-like (a digit, a numeral, a digit word: ``number_like``),
-at most ``TAIL_CHARS`` each, for at most
-``ttl`` seconds, for at most ``max_chats`` chats (least recently used dropped first) -- and
+only while they hold something number-like (a digit, a numeral, a digit word:
+``number_like``), at most ``TAIL_CHARS`` each, for at most ``ttl`` seconds, for at most
+``max_chats`` chats (least recently used dropped first) -- and
 checks each new message together with them. A numeric finding that starts in a previous
 message and ends in the new one is reported on the new message: its part in the new message
 is hidden completely, the message takes the kind's action, and the ``Decision`` names the
@@ -178,9 +178,8 @@ class SplitWindow:
         tail = text[-TAIL_CHARS:]
         if not number_like(tail):
             return  # nothing number-like at the end: nothing to continue, nothing kept
-        kept = (*parts, tail)[-MAX_PARTS:] if number_like(text) else (tail,)
         with self._lock:
-            self._tails[key] = (now, kept)
+            self._tails[key] = (now, (*parts, tail)[-MAX_PARTS:])
             while len(self._tails) > self.max_chats:
                 self._tails.popitem(last=False)
 

@@ -4,9 +4,9 @@
  * Numbers split across messages: "4111 1111" then "1111 1111" passes a per-message check
  * although the reader gets the whole card. In an end-to-end chat the gateway cannot join
  * the two, so the end that seals does: it keeps the tails of its own last two messages --
- * only while they hold something number-like (a digit, a numeral, a digit word: numberLike),
- * at most TAIL_CHARS each, for at most
- * TTL_MS, in memory only -- and checks each new message together with them. A number of a
+ * only while they hold something number-like (a digit, a numeral, a digit word:
+ * numberLike), at most TAIL_CHARS each, for at most TTL_MS, in memory only -- and checks
+ * each new message together with them. A number of a
  * SPLIT_KINDS kind that starts in an earlier message and ends in the new one is reported
  * on the new message (rule `<rule>.split`): its part there is hidden completely, the
  * message takes the kind's action, and `CipherdeskPolicy.flags` names `split:<kind>` so
