@@ -358,7 +358,7 @@ var CipherdeskPolicy = (function () {
       }
       out.push.apply(out, scriptPieces(chunk, start));
     }
-    var words = holdsDigitWord(view) ? digitWords(view) : [];
+    var words = digitWords(view);
     if (out.length || words.length) {
       out.push.apply(out, words);
       out.push.apply(out, loneTokens(view, out));
@@ -368,26 +368,17 @@ var CipherdeskPolicy = (function () {
   }
 
   /** [start, end, digits, 'w'] of every digit word with no letter on either side, as read
-   * aloud (numbers.py _digit_words). */
+   * aloud (numbers.py _digit_words); none unless one that is no spoken-only word ("oh",
+   * "double") stands alone, as the engine's gate tells numbers.py (holds_digit_word). */
   function digitWords(view) {
-    var words = [], m;
+    var words = [], real = false, m;
     WORD_TOKEN.lastIndex = 0;
     while ((m = WORD_TOKEN.exec(view)) !== null) {
-      if (!isLetter(view, m.index - 1)) words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
+      if (isLetter(view, m.index - 1)) continue;
+      words.push([m.index, m.index + m[0].length, WORDS[m[0]] || m[0], 'w']);
+      real = real || DIGIT_WORD_SET.has(m[0]);
     }
-    return spoken(view, words);
-  }
-
-  /** Whether a digit word that is no spoken-only one ("oh", "double") stands alone in the
-   * view (numbers.py holds_digit_word, which the engine's gate tells): only then are digit
-   * words read at all. */
-  function holdsDigitWord(view) {
-    var m;
-    WORD_TOKEN.lastIndex = 0;
-    while ((m = WORD_TOKEN.exec(view)) !== null) {
-      if (DIGIT_WORD_SET.has(m[0]) && !isLetter(view, m.index - 1)) return true;
-    }
-    return false;
+    return real ? spoken(view, words) : [];
   }
 
   var WORD_GAP = /^[ \-]{1,3}$/;  // between two digit words of one group (numbers.py _WORD_GAP)
@@ -1131,7 +1122,7 @@ var CipherdeskPolicy = (function () {
     return function (ctx) {
       var hasTail = contains(ctx.view, tail.triggers), hasHead = head && contains(ctx.view, head.triggers);
       if (!hasTail && !hasHead) return [];
-      var spelt = holdsDigitWord(ctx.view) ? wordsAsDigits(ctx.view, phraseSpans(ctx.view, hasTail, hasHead)) : null;
+      var spelt = wordsAsDigits(ctx.view, phraseSpans(ctx.view, hasTail, hasHead));
       if (!spelt) return scan(numeralsAsDigits(ctx.view), ctx.runs, hasTail, hasHead);
       var runs = null;
       var found = scan(numeralsAsDigits(spelt.text), function () {
@@ -1145,11 +1136,7 @@ var CipherdeskPolicy = (function () {
 
     /** Where the tail and head phrases stand in the view, overlapping ones too. */
     function phraseSpans(view, hasTail, hasHead) {
-      var spans = [];
-      (hasTail ? tail.triggers : []).concat(hasHead ? head.triggers : []).forEach(function (phrase) {
-        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) spans.push([i, i + phrase.length]);
-      });
-      return spans;
+      return occurrences(view, (hasTail ? tail.triggers : []).concat(hasHead ? head.triggers : []));
     }
 
     /** The parts of numbers in `view`, whose digit runs `runs()` gives (parts.py _scan). */
@@ -1224,12 +1211,9 @@ var CipherdeskPolicy = (function () {
 
     /** Heads after their phrase, and before a phrase that may follow its head ("138开头"). */
     function heads(view) {
-      var found = head.scan(view), at = [];
-      parts.head.leading.forEach(function (phrase) {
-        for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) at.push(i);
-      });
-      at.sort(function (a, b) { return a - b; }).forEach(function (i) {
-        var h = digitsBefore(view, i);
+      var found = head.scan(view);
+      occurrences(view, parts.head.leading).forEach(function (span) {
+        var h = digitsBefore(view, span[0]);
         if (h) found.push(h);
       });
       return found;
@@ -1269,6 +1253,22 @@ var CipherdeskPolicy = (function () {
     return out;
   }
 
+  /** [start, end] of every occurrence of each of `phrases` in `view`, overlapping ones too,
+   * by start (the shorter phrase first at one start). */
+  function occurrences(view, phrases) {
+    var spans = [];
+    phrases.forEach(function (phrase) {
+      for (var i = view.indexOf(phrase); i >= 0; i = view.indexOf(phrase, i + 1)) spans.push([i, i + phrase.length]);
+    });
+    return spans.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+  }
+
+  /** The match of the sticky `pattern` at `pos` of `view`, or null (Python's match(view, pos)). */
+  function at(pattern, view, pos) {
+    pattern.lastIndex = pos;
+    return pattern.exec(view);
+  }
+
   /** The administrative divisions of the document's `address` (end.py _address): find(view,
    * lo, hi) gives every name in view.slice(lo, hi), overlapping ones too, in the order
    * address.py's automaton gives them (by end, the longer first); prefix(view) how many
@@ -1288,8 +1288,7 @@ var CipherdeskPolicy = (function () {
       return found.sort(function (a, b) { return a[1] - b[1] || a[0] - b[0]; });
     };
     this.prefix = function (view) {
-      leading.lastIndex = 0;
-      var m = leading.exec(view);
+      var m = at(leading, view, 0);
       if (!m) return 0;
       return this.find(view, 0, m[0].length).reduce(function (most, d) { return Math.max(most, d[1]); }, 0);
     };
@@ -1306,11 +1305,6 @@ var CipherdeskPolicy = (function () {
     var BUILDING_UNIT = new RegExp(P.building_unit, 'u'), HOUSEHOLD = new RegExp(P.household, 'u');
     var UNIT = new RegExp(P.unit, 'gu'), EN = new RegExp(P.en, 'gu'), EN_HEAD = new RegExp(P.en_head, 'gu');
     var EN_FLAT = new RegExp(P.en_flat, 'gu'), PO_BOX = new RegExp(P.po_box, 'gu');
-
-    function at(pattern, view, pos) {
-      pattern.lastIndex = pos;
-      return pattern.exec(view);
-    }
 
     /** Number-and-unit spans (address.py _numbered_units), searched from the unit. */
     function numberedUnits(view) {
@@ -1435,12 +1429,14 @@ var CipherdeskPolicy = (function () {
     var delivery = set(W.delivery), weak = set(W.weak_cues), latinAfter = set(W.latin_after);
     var common = set(W.common_words), notLabel = set(W.not_label_names), enNot = set(W.en_not_names);
     var notSpeakers = set(W.not_speakers), notLatin = set(W.not_latin_names), placeStarts = set(W.place_starts);
-    var phrases = [];
-    Object.keys(W).forEach(function (k) {
-      if (/^(?:zh_|en_cued|en_title|sign_offs|my_relations_en|speaking|delivery)/.test(k)) phrases.push.apply(phrases, W[k]);
+    // the detector's gate phrases (names.py NameDetector.gate_phrases), each under its first
+    // character: one pass over the view finds them all
+    var phrases = new Set(), byFirst = new Map();
+    zh.concat(en).forEach(function (z) { z[2].forEach(function (p) { phrases.add(p); }); });
+    [W.sign_offs, W.my_relations_en, W.speaking, W.delivery].forEach(function (list) {
+      list.forEach(function (p) { phrases.add(p); });
     });
-    var byFirst = new Map();  // each phrase under its first character: one pass finds them all
-    Array.from(new Set(phrases)).forEach(function (phrase) {
+    phrases.forEach(function (phrase) {
       if (!byFirst.has(phrase[0])) byFirst.set(phrase[0], []);
       byFirst.get(phrase[0]).push(phrase);
     });
@@ -1492,12 +1488,10 @@ var CipherdeskPolicy = (function () {
     }
 
     function namedNear(view, start, end) {
-      var phrase = view.slice(start, end), after;
+      var phrase = view.slice(start, end);
       if (signOffs.has(phrase) || myRelations.has(phrase)) {
         if (start && isLetter(view, start - 1)) return null;
-        after = signOffs.has(phrase) ? AFTER_SIGN_OFF : AFTER_RELATION;
-        after.lastIndex = end;
-        return after.exec(view);
+        return at(signOffs.has(phrase) ? AFTER_SIGN_OFF : AFTER_RELATION, view, end);
       }
       if (speaking.has(phrase) && !isLetter(view, end)) return matches(SPEAKER, view, Math.max(0, start - 48), start)[0] || null;
       return null;

@@ -617,14 +617,12 @@ END_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 """The detector's patterns by the name the end document carries them under (``policy/end.py``
 translates them for ``gateway/web/policy.js``, which runs them as ``scan`` does here)."""
+_END_NAME_OF = {pattern: name for name, pattern in END_PATTERNS.items()}
 END_WORDS: dict[str, tuple[str, ...]] = {
-    "zh_cued": tuple(sorted(_ZH_PATTERNS[0][2])),
-    "zh_given_to": tuple(sorted(_ZH_PATTERNS[1][2])),
-    "zh_surname_first": tuple(sorted(_ZH_PATTERNS[2][2])),
-    "zh_honorific": tuple(sorted(_ZH_PATTERNS[3][2])),
-    "zh_possessive": tuple(sorted(_ZH_PATTERNS[4][2])),
-    "en_cued": tuple(sorted(_EN_PATTERNS[0][2])),
-    "en_title": tuple(sorted(_EN_PATTERNS[1][2])),
+    **{
+        _END_NAME_OF[pattern]: tuple(sorted(phrases))
+        for pattern, _, phrases in (*_ZH_PATTERNS, *_EN_PATTERNS)
+    },
     "sign_offs": _SIGN_OFFS,
     "my_relations_en": _MY_RELATIONS_EN,
     "speaking": _SPEAKING_WORDS,
