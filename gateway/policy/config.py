@@ -13,6 +13,8 @@ bank_account        mask        block       last4      (keyword-context account 
 id_document         mask        block       last4      passports, permits (cue-context numbers)
 phone               allow       allow       last4      contact details customers choose to give
 im_account          allow       allow       last4      QQ numbers and WeChat IDs (cue-context)
+birth_date          allow       allow       full       dates of birth (cue-context): staff verify
+vehicle_plate       allow       allow       full       licence plates (京A12345): parking, car hire
 email               allow       allow       email      support needs them to find accounts
 otp                 mask        block       full       staff never ask for codes: an agent doing
 password            mask        block       full       so is phishing or a compromised account
@@ -73,6 +75,8 @@ _DEFAULTS: dict[str, tuple[Action, Action, str]] = {
     "id_document": ("mask", "block", "last4"),
     "phone": ("allow", "allow", "last4"),
     "im_account": ("allow", "allow", "last4"),
+    "birth_date": ("allow", "allow", "full"),
+    "vehicle_plate": ("allow", "allow", "full"),
     "email": ("allow", "allow", "email"),
     "otp": ("mask", "block", "full"),
     "password": ("mask", "block", "full"),
@@ -101,6 +105,8 @@ _AUDIENCE_DEFAULTS: dict[str, tuple[AudienceRule, AudienceRule, str]] = {
     # masked for every audience; these rows mask MORE for audiences outside the chat.
     "phone": ("mask", "mask", "phone"),
     "im_account": ("mask", "mask", "last4"),
+    "birth_date": ("mask", "mask", "full"),
+    "vehicle_plate": ("mask", "mask", "full"),
     "email": ("mask", "mask", "email"),
     "name": ("mask", "mask", "name"),
     "address": ("mask", "mask", "address"),

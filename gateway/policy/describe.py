@@ -19,6 +19,8 @@ DETECTOR_KINDS = (
     "id_document",
     "phone",
     "im_account",
+    "birth_date",
+    "vehicle_plate",
     "email",
     "name",
     "address",

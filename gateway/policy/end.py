@@ -64,7 +64,14 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from stdnum import numdb
 
 from .describe import DETECTOR_KINDS
-from .detectors import CONTEXT_RULES, HIDDEN_RULES, address, default_detectors, names
+from .detectors import (
+    CONTEXT_RULES,
+    HIDDEN_RULES,
+    VEHICLE_PLATE_RULE,
+    address,
+    default_detectors,
+    names,
+)
 from .detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from .detectors.context import ContextRule
 from .detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
@@ -95,7 +102,11 @@ _PHONE_TYPES = (
     "uan",
     "voicemail",
 )
-END_CONTEXT_RULES: tuple[ContextRule, ...] = (*CONTEXT_RULES, EXPIRY_CONTEXT_RULE)
+END_CONTEXT_RULES: tuple[ContextRule, ...] = (
+    *CONTEXT_RULES,
+    EXPIRY_CONTEXT_RULE,
+    VEHICLE_PLATE_RULE,
+)
 """The context rules the end document carries (``rules``): every one of a kind in
 :data:`END_KINDS`."""
 

@@ -20,6 +20,8 @@ _WHAT: dict[str, tuple[str, str]] = {
     "id_document": ("an identity document number", "证件号码"),
     "phone": ("a phone number", "电话号码"),
     "im_account": ("a QQ or WeChat account", "QQ/微信号"),
+    "birth_date": ("a date of birth", "出生日期"),
+    "vehicle_plate": ("a licence plate number", "车牌号"),
     "email": ("an e-mail address", "邮箱地址"),
     "otp": ("a verification code", "验证码"),
     "password": ("a password", "密码"),

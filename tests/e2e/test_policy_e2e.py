@@ -226,8 +226,10 @@ async def test_card_split_across_messages_is_masked_and_flagged(setup):
         ),
         # a bare name: agents see names (the default table), the helpdesk gets 张*
         ("请提供收件人姓名", "张伟", "张伟", "张*", "张伟"),
+        # a date of birth: agents verify customers by it, the helpdesk gets ****-**-**
+        ("请问您的出生日期是？", "1990-01-01", "1990-01-01", "****-**-**", "1990-01-01"),
     ],
-    ids=["passport-number", "recipient-name"],
+    ids=["passport-number", "recipient-name", "birth-date"],
 )
 async def test_an_answer_to_an_agents_question_is_read_with_it_for_agent_store_and_webhook(
     setup, question: str, answer: str, shown: str, for_webhook: str, secret: str
@@ -281,6 +283,18 @@ async def test_related_given_and_label_names_and_a_postcode_reach_the_agent_mask
         "ship to **** ************ *******, ******** ****, ** *****, "
         "call me at (415) ***-2671 or (415) ***-2672，王* 139****9000"
     )
+
+
+async def test_a_date_of_birth_and_a_plate_reach_the_agent_masked_for_the_webhook(setup):
+    _, agent, customer, receiver, _, _ = setup
+    await _assigned(agent, customer)
+    sent = "我的生日是1990年1月1日，车牌京A12345，停在B2"
+    await customer.send_text(sent)
+    got = await agent.wait_for(lambda f: isinstance(f, Msg) and f.seq == 1)
+    assert got.text == sent  # agents see both (the default table)
+    await eventually(lambda: _events(receiver, "chat.message"), 10)
+    [message] = _events(receiver, "chat.message")
+    assert message["text"] == "我的生日是*********，车牌京******，停在B2"
 
 
 async def test_a_phrase_and_its_value_in_two_messages_are_masked_for_the_agent(setup):

@@ -240,6 +240,19 @@ CASES: list[tuple[dict, str, str]] = [
     # spoken-only words alone ("oh", "double") are no digits: no digit word stands alone
     (PHONE_MASK, "前七位1380013，尾号double oh double oh", "customer"),
     ({}, "card 4111 1111 1111 11 double oh", "customer"),
+    # dates of birth after their cue; licence plates by their form
+    (
+        {"actions": {"birth_date": "mask"}},
+        "出生日期：1990-01-01，生日是三月五号；DOB 05/03/1990, born on the 5th of March, 1990",
+        "customer",
+    ),
+    ({}, "我的生日是1990年1月1日，生日礼物3月5日送到，2024-12-18发货的", "customer"),
+    (
+        {"actions": {"vehicle_plate": "mask"}},
+        "车牌京A12345，新能源粤B·D12345，教练车沪C1234学；全新X10000型号，北京a1234",
+        "customer",
+    ),
+    ({}, "停车场里的车是浙A 8B8B8，明天上午来取", "agent"),
 ]
 
 
@@ -301,6 +314,12 @@ WINDOW_CASES: list[tuple[dict, list[tuple[str, str, float]]]] = [
     ({}, [(_C, "my passport number is", 0), (_C, "E12345678", 2)]),
     ({}, [(_C, "护照号码丢了怎么办", 0), (_C, "E12345678", 2)]),  # inside: no window
     ({}, [(_C, "my card 4111 1111", 0), (_A, "请提供您的护照号码", 1), (_C, "1111 1111", 2)]),
+    ({}, [(_A, "请问您的出生日期是？", 0), (_C, "1990-01-01", 5)]),
+    (
+        {"actions": {"birth_date": "mask"}},
+        [(_C, "my date of birth is", 0), (_C, "March 5, 1990", 2)],
+    ),
+    ({}, [(_A, "祝您生日快乐！", 0), (_C, "谢谢，12月3日我再来", 3)]),  # no value at the start
 ]
 """Messages of one chat in order, each with its sender and its time on the window's clock."""
 

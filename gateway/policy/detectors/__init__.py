@@ -5,6 +5,7 @@ from __future__ import annotations
 from .address import AddressDetector
 from .bank_account import CONTEXT_RULE as BANK_ACCOUNT_RULE
 from .base import Detector, Hit, ScanContext
+from .birth_date import RULE as BIRTH_DATE_RULE
 from .card import (
     CVV_CONTEXT_RULE,
     HIDDEN_CARD_RULES,
@@ -25,6 +26,8 @@ from .phone import CUE_RULE as PHONE_CUE_RULE
 from .phone import PhoneDetector
 from .secrets import CONTEXT_RULES as _SECRET_RULES
 from .secrets import SecretsDetector
+from .vehicle_plate import GATE_PHRASES as PLATE_GATE_PHRASES
+from .vehicle_plate import RULE as VEHICLE_PLATE_RULE
 
 CONTEXT_RULES: tuple[ContextRule, ...] = (
     *_SECRET_RULES,
@@ -35,9 +38,11 @@ CONTEXT_RULES: tuple[ContextRule, ...] = (
     BANK_ACCOUNT_RULE,
     PHONE_CUE_RULE,
     IM_ACCOUNT_RULE,
+    BIRTH_DATE_RULE,
 )
 """Every rule that finds a value by the phrase before it: a question naming one of these
-phrases makes the answer's value findable too (``split.SplitWindow``)."""
+phrases makes the answer's value findable too (``split.SplitWindow``). Not the plate's: its
+phrases are province characters ("北京" asks for nothing)."""
 
 HIDDEN_RULES = frozenset({*HIDDEN_CARD_RULES, GIVEN_NAME_RULE, PARTS_RULE})
 """Findings masked whole whatever their kind's style (a security code, an expiry date, a
@@ -69,11 +74,16 @@ def default_detectors(phone_regions: tuple[str, ...] = ("CN",)) -> tuple[Detecto
         EmailDetector(),
         AddressDetector(),
         NameDetector(),
+        # last: a browser bundle older than a rule runs it after its own detectors (policy.js
+        # runs a document's unknown rules last), so both engines resolve an overlap alike
+        ContextRuleDetector(BIRTH_DATE_RULE),
+        ContextRuleDetector(VEHICLE_PLATE_RULE, PLATE_GATE_PHRASES),
     )
 
 
 __all__ = [
     "BANK_ACCOUNT_RULE",
+    "BIRTH_DATE_RULE",
     "CONTEXT_RULES",
     "CVV_CONTEXT_RULE",
     "HIDDEN_RULES",
@@ -82,6 +92,7 @@ __all__ = [
     "LEGACY_RULE",
     "PARTS_RULE",
     "PHONE_CUE_RULE",
+    "VEHICLE_PLATE_RULE",
     "AddressDetector",
     "CardDetector",
     "CardExpiryDetector",

@@ -127,12 +127,16 @@ class ContextRuleDetector:
     triggers = ()
     exclusive = True
 
-    def __init__(self, rule: ContextRule) -> None:
+    def __init__(self, rule: ContextRule, gate_phrases: tuple[str, ...] | None = None) -> None:
+        """``gate_phrases``: open the detector by these instead of by the rule's phrases,
+        when those are in most messages and these are not (a plate's province characters,
+        and each of them with a letter after it); it then finds the rule's phrases itself."""
         self.rule = rule
         self.kinds = (rule.kind,)
-        self.gate_phrases = rule.triggers
-        self._phrase_set = frozenset(rule.triggers)
+        self.gate_phrases = rule.triggers if gate_phrases is None else gate_phrases
+        self._phrase_set = frozenset(rule.triggers) if gate_phrases is None else None
 
     def scan(self, ctx: ScanContext) -> Iterator[Hit]:
         """Yield the rule's values (its phrases where the engine's gate found them)."""
-        return self.rule.scan(ctx.view, ctx.phrase_spans(self._phrase_set))
+        spans = None if self._phrase_set is None else ctx.phrase_spans(self._phrase_set)
+        return self.rule.scan(ctx.view, spans)

@@ -12,7 +12,13 @@ import pytest
 
 from crypto.e2e import MAX_POLICY_CHARS
 from gateway.policy.config import PolicyConfig
-from gateway.policy.detectors import CONTEXT_RULES, HIDDEN_RULES
+from gateway.policy.detectors import (
+    CONTEXT_RULES,
+    HIDDEN_RULES,
+    VEHICLE_PLATE_RULE,
+    ContextRuleDetector,
+    default_detectors,
+)
 from gateway.policy.detectors.card import CARD_WORDS, EXPIRY_CONTEXT_RULE
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.detectors.names import ASKED_CUES
@@ -36,7 +42,11 @@ def test_the_document_carries_every_context_rule_of_an_end_kind():
     """A rule added to the gateway reaches the browser engine with its phrases: nothing in
     policy.js has to be edited for a new cue."""
     rules = end_document(PolicyEngine(), None, 0)["rules"]
-    expected = {r.rule for r in (*CONTEXT_RULES, EXPIRY_CONTEXT_RULE) if r.kind in END_KINDS}
+    run_by_a_detector = {
+        d.rule for d in default_detectors() if isinstance(d, ContextRuleDetector)
+    }  # the expiry date's and the plate's rules too: they are no question's answer
+    assert {EXPIRY_CONTEXT_RULE, VEHICLE_PLATE_RULE} <= run_by_a_detector - set(CONTEXT_RULES)
+    expected = {r.rule for r in (*CONTEXT_RULES, *run_by_a_detector) if r.kind in END_KINDS}
     assert set(rules) == expected
     for rule in END_CONTEXT_RULES:
         carried = rules[rule.rule]
