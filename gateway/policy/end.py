@@ -246,8 +246,9 @@ def _rules() -> dict[str, dict[str, Any]]:
     """Rule name -> kind, phrases, the filler and value as one JavaScript pattern (with the
     named group ``value``), the pattern of another value joined to it (``more``), whether a
     value that is only letters is no value (``letters``) and whether the value must pass the
-    rule's check (``checked``); for a card's expiry date also the words that make a message
-    about a card (``about``)."""
+    rule's check (``checked``); for a rule whose value may stand before its phrase, that
+    value and filler (``before``, ending with ``$``); for a card's expiry date also the words
+    that make a message about a card (``about``)."""
     rules = {
         rule.rule: {
             "kind": rule.kind,
@@ -256,6 +257,7 @@ def _rules() -> dict[str, dict[str, Any]]:
             "more": to_js(rule.more.pattern),
             "letters": rule.needs_non_letter,
             "checked": rule.valid is not None,
+            **({"before": to_js(rule.before.pattern)} if rule.before is not None else {}),
         }
         for rule in END_CONTEXT_RULES
         if rule.kind in END_KINDS

@@ -767,13 +767,14 @@ var CipherdeskPolicy = (function () {
     };
   }
 
-  /** A value recognised by a context phrase, filler, then the value (context.py). */
   /** A context rule of the document (end.py _rules): a phrase not after a letter, then the
-   * rule's filler and value as the gateway's engine writes them (translated by jsregex.py). */
-  function contextRule(kind, rule, phrases, after, more, needsNonLetter, valid, about) {
+   * rule's filler and value as the gateway's engine writes them (translated by jsregex.py);
+   * with `before`, also a value standing before a phrase (context.py ContextRule.before). */
+  function contextRule(kind, rule, phrases, after, more, needsNonLetter, valid, about, before) {
     var alt = phrases.slice().sort(function (a, b) { return b.length - a.length; }).map(escapeRe).join('|');
     var pattern = new RegExp('(?<![a-z])(?:' + alt + ')' + after, 'gdu');
     var joined = more ? new RegExp(more, 'ydu') : null;
+    var preceding = before ? new RegExp(before, 'gdu') : null;
     function holds(v) {
       if (needsNonLetter && /^\p{L}+$/u.test(v)) return false;
       return !valid || valid(v.replace(/[ \-]/g, ''));
@@ -798,11 +799,33 @@ var CipherdeskPolicy = (function () {
             pattern.lastIndex = at[1];
           }
         }
+        if (preceding) {
+          var found = valuesBefore(view, hits);
+          if (found.length) hits = hits.concat(found).sort(function (a, b) { return a.start - b.start; });
+        }
         return hits;
       }
     };
+
+    /** The values standing before the rule's phrases (by start), each overlapping none of
+     * `hits` and none found before it (context.py ContextRule._before). */
+    function valuesBefore(view, hits) {
+      var found = [], starts = [];
+      occurrences(view, phrases).forEach(function (span) {
+        if (starts.indexOf(span[0]) < 0 && !(span[0] && /[a-z]/.test(view[span[0] - 1]))) starts.push(span[0]);
+      });
+      starts.forEach(function (start) {
+        var m = search(preceding, view, Math.max(0, start - BEFORE_WINDOW), start);
+        if (!m || !holds(m.groups.value)) return;
+        var at = m.indices.groups.value;
+        var overlaps = hits.concat(found).some(function (h) { return at[0] < h.end && h.start < at[1]; });
+        if (!overlaps) found.push(new Hit(kind, at[0], at[1], rule));
+      });
+      return found;
+    }
   }
   var MORE_VALUES = 3;
+  var BEFORE_WINDOW = 64;  // context.py BEFORE_WINDOW
 
   /** The detector of one context rule: it runs when one of the rule's phrases is in the view. */
   function ruleDetector(rule) {
@@ -1240,7 +1263,7 @@ var CipherdeskPolicy = (function () {
   }
 
   /** Every match of the global `pattern` in view.slice(0, hi) from `lo`: Python's
-   * finditer(view, lo, hi), and its first one search(view, lo, hi). Cutting the view at
+   * finditer(view, lo, hi) (search() below gives its first one). Cutting the view at
    * `hi` is what Python's endpos does (its $ matches there); starting at lastIndex is what
    * its pos does (its look-behind sees before it, its ^ does not match there). */
   function matches(pattern, view, lo, hi) {
@@ -1251,6 +1274,13 @@ var CipherdeskPolicy = (function () {
       if (m[0].length === 0) pattern.lastIndex += 1;
     }
     return out;
+  }
+
+  /** The first match of the global `pattern` in view.slice(lo, hi), or null: Python's
+   * search(view, lo, hi), as matches() reads its pos and endpos. */
+  function search(pattern, view, lo, hi) {
+    pattern.lastIndex = lo;
+    return pattern.exec(hi < view.length ? view.slice(0, hi) : view);
   }
 
   /** [start, end] of every occurrence of each of `phrases` in `view`, overlapping ones too,
@@ -1493,7 +1523,7 @@ var CipherdeskPolicy = (function () {
         if (start && isLetter(view, start - 1)) return null;
         return at(signOffs.has(phrase) ? AFTER_SIGN_OFF : AFTER_RELATION, view, end);
       }
-      if (speaking.has(phrase) && !isLetter(view, end)) return matches(SPEAKER, view, Math.max(0, start - 48), start)[0] || null;
+      if (speaking.has(phrase) && !isLetter(view, end)) return search(SPEAKER, view, Math.max(0, start - 48), start);
       return null;
     }
 
@@ -1531,7 +1561,7 @@ var CipherdeskPolicy = (function () {
           });
         });
         matches(MOBILE, view, 0, view.length).forEach(function (m) {
-          var before = matches(NAME_BEFORE, view, Math.max(0, m.index - 8), m.index)[0];
+          var before = search(NAME_BEFORE, view, Math.max(0, m.index - 8), m.index);
           if (!before || seen.has(group(before, 'name')[0])) return;
           var name = before.groups.name;
           if (notLabel.has(name) || notLabel.has(name.slice(0, 2)) || placeSet().has(name)) return;
@@ -1905,7 +1935,7 @@ var CipherdeskPolicy = (function () {
       // `about` came with the expiry rule later: a document signed before takes the default's
       var about = r.about || ((carried({}, 'rules')[name] || {}).about);
       out[name] = contextRule(r.kind, name, r.phrases, r.after, r.more || null, r.letters,
-        r.checked ? checks[name] : null, about);
+        r.checked ? checks[name] : null, about, r.before || null);
     });
     return out;
   }
@@ -1916,6 +1946,7 @@ var CipherdeskPolicy = (function () {
     return RULE_NAME.test(name) && !!r && typeof r === 'object' &&
       typeof r.kind === 'string' && /^[a-z_]{1,32}$/.test(r.kind) &&
       isWords(r.phrases, 1, 256) && isPattern(r.after) && (r.more === undefined || isPattern(r.more)) &&
+      (r.before === undefined || isPattern(r.before)) &&
       (r.about === undefined || isWords(r.about, 0, 64)) &&
       typeof r.letters === 'boolean' && typeof r.checked === 'boolean';
   }

@@ -22,6 +22,7 @@ import pytest
 
 from crypto.e2e import TenantSigningKey
 from gateway.policy.config import PolicyConfig
+from gateway.policy.detectors.birth_date import BIRTH_DATE_PHRASES
 from gateway.policy.detectors.email import ADDRESS, AFTER_CUE, SPELT_ADDRESS
 from gateway.policy.end import END_CONTEXT_RULES, END_KINDS, end_document, end_document_text
 from gateway.policy.engine import PolicyEngine
@@ -419,6 +420,123 @@ async def test_the_browser_engine_finds_and_masks_names_and_addresses_as_the_gat
     assert found["address"] >= 1000 and found["name"] >= 1000, found
 
 
+_DATE_CUES = (*BIRTH_DATE_PHRASES, "出生於", "生辰", "Date of Birth", "DOB", "D.O.B.", "Born")
+_DATES = (
+    "1990-01-01",
+    "1990/1/1",
+    "1990.01.31",
+    "19900101",
+    "05/03/1990",
+    "12/25/90",
+    "1990.01",
+    "1990-1",
+    "1990年1月1日",
+    "1990年1月",
+    "一九九〇年十二月三十一日",
+    "三月五号",
+    "3月5号",
+    "3 月 5 日",
+    "March 5, 1990",
+    "march 5th",
+    "5th of March, 1990",
+    "nov 5",
+    "Sept 1990",
+    "１９９０－０１－０１",
+    # no date: a 13th month, a 32nd day, a year alone, a phone, a card's expiry
+    "1990-13-01",
+    "1990-02-32",
+    "1990年",
+    "18000000000",
+    "12/26",
+    "20241990",
+)
+_DATE_FILLERS = ("", "：", ": ", "是", "为", " is ", " was ", " on the ", "，", " - ", "于")
+_BEFORE_FILLERS = ("", "是我的", " is my ", " 是 我的 ", "的", " ", "，")
+_PLATES = (
+    "京A12345",
+    "粤B·D12345",
+    "粤B 12345D",
+    "沪C1234学",
+    "浙A 8B8B8",
+    "川AF1234",
+    "新A12345",
+    "京Ａ１２３４５",
+    "苏E-12345",
+    "鲁B•A1234",
+    # no plate: too short or long, too few digits, I or O, a model after 全新
+    "京A1234",
+    "京A123456789",
+    "京ABCDE1",
+    "京AI2345",
+    "全新X10000",
+    "北京a1234",
+    "京东A12345",
+)
+_OTHER = ("发货", "生日快乐", "谢谢", "订单号 20240101", "my order", "车牌", "停在B2", "生产日期")
+
+
+def _date_or_plate_like(rng: random.Random) -> str:
+    """A text with dates of birth and plates, or nearly: the cues (Traditional and English
+    ones too) with every filler before and after, the forms of a date and the dates that are
+    none, the plates and the codes that are none, and other words between them."""
+    pieces = []
+    for _ in range(rng.randint(1, 4)):
+        shape = rng.randrange(4)
+        if shape == 0:  # cue, filler, date
+            pieces.append(rng.choice(_DATE_CUES) + rng.choice(_DATE_FILLERS) + rng.choice(_DATES))
+        elif shape == 1:  # date, filler, cue
+            pieces.append(rng.choice(_DATES) + rng.choice(_BEFORE_FILLERS) + rng.choice(_DATE_CUES))
+        elif shape == 2:
+            pieces.append(rng.choice(("", "车牌", "车是", "我的车牌號：", "全", "iphone")))
+            pieces[-1] += rng.choice(_PLATES)
+        else:
+            pieces.append(rng.choice(_OTHER + _DATES))
+    return rng.choice(("", " ", "，", "。", "; ")).join(pieces)
+
+
+def _cued(text: str) -> bool:
+    return any(cue.lower() in text.lower() for cue in _DATE_CUES)
+
+
+async def test_the_browser_engine_finds_birth_dates_and_plates_as_the_gateway_does(
+    browser, gateway
+):
+    """detectors/birth_date.py and vehicle_plate.py at the ends (context rules the document
+    carries, the date also before its cue): with a tenant's ``birth_date: mask`` and
+    ``vehicle_plate: mask``, 3,000 texts (``_date_or_plate_like``) give the same findings at
+    the same offsets in Chromium as in Python, and the same masked text."""
+    rng = random.Random(20261207)
+    texts = [_date_or_plate_like(rng) for _ in range(3000)]
+    engine = PolicyEngine(
+        PolicyConfig.from_dict({"actions": {"birth_date": "mask", "vehicle_plate": "mask"}})
+    )
+    cases = [[text, "customer"] for text in texts]
+    ctx, page = await new_page(browser)
+    try:
+        await page.goto(gateway.base_url + "/console")
+        got = await page.evaluate(_EVALUATE, [end_document(engine, None, 0), cases])
+        assert page.js_errors == [], page.js_errors
+    finally:
+        await ctx.close()
+    found = {"birth_date": 0, "vehicle_plate": 0}
+    before = 0
+    for text, js in zip(texts, got, strict=True):
+        decision = engine.evaluate(text, "customer")
+        want = [[f.kind, f.start, f.end] for f in decision.findings]
+        assert [f[:3] for f in js["findings"]] == want, text
+        assert js["text"] == decision.text, text
+        for kind in found:
+            found[kind] += any(f.kind == kind for f in decision.findings)
+        # a date no cue precedes (within the longest filler) was found by the cue after it
+        before += any(
+            f.kind == "birth_date" and not _cued(text[max(0, f.start - 12) : f.start])
+            for f in decision.findings
+        )
+    # the texts reach both kinds and dates before their cue, not only the misses
+    assert found["birth_date"] >= 1000 and found["vehicle_plate"] >= 500, found
+    assert before >= 300, before
+
+
 def _link_like(rng: random.Random) -> str:
     """A link written one of the ways links reach a chat: a scheme or none, full-width, an
     allowed domain or a subdomain of one, hosts in Cyrillic, Greek, accented Latin or Han,
@@ -562,6 +680,8 @@ async def test_the_translated_rule_patterns_match_as_in_python(browser, gateway)
         cases.append((rule.after, texts))
         joins = (" or ", "和", "、", " / ", "还有", "and")
         cases.append((rule.more, [rng.choice(joins) + text for text in texts]))
+        if rule.before is not None:  # a value before its phrase: the text ends at the phrase
+            cases.append((rule.before, [rng.choice(_DATES) + text[-6:] for text in texts]))
     for pattern in (ADDRESS, SPELT_ADDRESS, *AFTER_CUE.values()):
         cases.append((pattern, [_email_like(rng) for _ in range(400)]))
     # the window's (end.py ``window``): what may end a message after a phrase, and the

@@ -1,5 +1,6 @@
 """Builds ``pii_corpus.jsonl``: a labelled Chinese (and some English) customer-service corpus
-for the ``name`` and ``address`` detectors. Run: ``python -m tests.policy.make_pii_corpus``.
+for the ``name``, ``address``, ``birth_date`` and ``vehicle_plate`` detectors.
+Run: ``python -m tests.policy.make_pii_corpus``.
 
 How it is labelled: every line's gold spans are known by construction -- a template is filled
 with a value from the lists below, and the value IS the label (kind + exact text). Templates
@@ -7,7 +8,9 @@ were written to look like real chat lines (greetings, order talk, typos of punct
 include cue-less phrasings the detector is not designed for, so misses are measured too.
 Negative lines (no name/address, but surnames, district names, road words and numbers that
 look like one) are labelled with no spans. The 90 hand-written lines at the end
-(``NEGATIVES``, ``HAND``) were labelled by hand. Seeded: the file is reproducible.
+(``NEGATIVES``, ``HAND``) were labelled by hand, and so were the 26 lines of dates and
+plates (``DATE_AND_PLATE_NEGATIVES``, ``DATE_AND_PLATE_HAND``). Seeded: the file is
+reproducible.
 """
 
 from __future__ import annotations
@@ -351,6 +354,86 @@ HAND = [
     ),
 ]
 
+# -- dates of birth and licence plates (session 33) ---------------------------------------
+BIRTH_DATES = [
+    "1990-01-01",
+    "1985/6/12",
+    "1992.03.15",
+    "19880808",
+    "1990年1月1日",
+    "1979年12月31日",
+    "2001年5月20号",
+    "一九九〇年三月五日",
+    "3月5日",
+    "十月一号",
+    "05/03/1990",
+    "1990.01",
+]
+EN_BIRTH_DATES = ["March 5, 1990", "5 March 1990", "12/25/1990", "1990-01-01", "June 1st"]
+BIRTH_DATE_TEMPLATES = [
+    "出生日期：{v}",
+    "我的生日是{v}，麻烦核对一下",
+    "生日{v}，身份证后四位忘了",
+    "核对一下，出生年月日 {v}",
+    "我是{v}出生的",
+    "本人{v}出生，账户是我本人的",
+    "{v}是我的生日，有优惠吗",
+    "出生于{v}，名字没写错",
+    "我生日是{v}呀",
+]
+EN_BIRTH_DATE_TEMPLATES = [
+    "my date of birth is {v}",
+    "DOB: {v}",
+    "I was born on {v}",
+    "{v} is my birthday",
+    "birthday {v}, can you check?",
+]
+PLATES = ["京A12345", "沪B88888", "粤B·D12345", "浙A 8B8B8", "川AF1234", "苏E12345", "沪C1234学"]
+PLATE_TEMPLATES = [
+    "车牌号{v}，什么时候能出场",
+    "我的车是{v}，停在B2",
+    "{v}的车主电话打不通",
+    "临时停车，车牌：{v}",
+    "停车场里那辆{v}是我的",
+    "帮我查下{v}的违章",
+]
+DATE_AND_PLATE_NEGATIVES = [
+    "订单2024-12-18发货的，一直没更新",
+    "生产日期2024.01.05，保质期一年",
+    "有效期至2026/03/31",
+    "生日快乐！祝您万事如意",
+    "生日礼物3月5日能送到吗",
+    "3月5日发货 生日：一定要赶上",
+    "我1990年出生",
+    "出生地是北京",
+    "全新X10000型号有货吗",
+    "新款A12345和旧款有什么区别",
+    "京东618活动什么时候开始",
+    "订单号JD12345678",
+    "航班CA1234延误了",
+    "沪深300今天涨了",
+    "型号A12345，颜色黑色",
+    "京A1234这个号段还有吗",
+    "我在北京a区3号门",
+    "生日会3月5日，能订蛋糕吗",
+]
+DATE_AND_PLATE_HAND = [
+    ("我3月5号过生日，有生日券吗", [("birth_date", "3月5号")]),  # 过 ties them: a miss
+    ("身份证上的日期是1990年1月1日", [("birth_date", "1990年1月1日")]),  # no cue: a miss
+    (
+        "date of birth 1990-01-01, plate 京A12345",
+        [("birth_date", "1990-01-01"), ("vehicle_plate", "京A12345")],
+    ),
+    (
+        "出生日期1985年6月12日，车牌粤B12345",
+        [("birth_date", "1985年6月12日"), ("vehicle_plate", "粤B12345")],
+    ),
+    ("Born 12/25/1990", [("birth_date", "12/25/1990")]),
+    ("生辰八字：1990年1月1日", [("birth_date", "1990年1月1日")]),  # 八字 between: a miss
+    ("车在京A·12345旁边", [("vehicle_plate", "京A·12345")]),
+    ("川A号段的车", []),
+]
+
 
 def _line(text: str, spans: list[tuple[str, str]]) -> dict:
     out = []
@@ -382,6 +465,26 @@ def build(seed: int = 12) -> list[dict]:
     for text in NEGATIVES:
         lines.append(_line(text, []))
     for text, spans in HAND:
+        lines.append(_line(text, spans))
+    # dates of birth and plates: a generator of their own, so the lines above stay as they were
+    more = random.Random(seed + 1)
+    for _ in range(80):
+        date = more.choice(BIRTH_DATES)
+        lines.append(
+            _line(more.choice(BIRTH_DATE_TEMPLATES).format(v=date), [("birth_date", date)])
+        )
+    for _ in range(30):
+        date = more.choice(EN_BIRTH_DATES)
+        template = more.choice(EN_BIRTH_DATE_TEMPLATES)
+        lines.append(_line(template.format(v=date), [("birth_date", date)]))
+    for _ in range(60):
+        plate = more.choice(PLATES)
+        lines.append(
+            _line(more.choice(PLATE_TEMPLATES).format(v=plate), [("vehicle_plate", plate)])
+        )
+    for text in DATE_AND_PLATE_NEGATIVES:
+        lines.append(_line(text, []))
+    for text, spans in DATE_AND_PLATE_HAND:
         lines.append(_line(text, spans))
     return lines
 

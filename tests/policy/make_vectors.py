@@ -248,6 +248,11 @@ CASES: list[tuple[dict, str, str]] = [
     ),
     ({}, "我的生日是1990年1月1日，生日礼物3月5日送到，2024-12-18发货的", "customer"),
     (
+        {"actions": {"birth_date": "mask"}},
+        "我是1990年3月5日出生的，5月20日是我的生日 6月1日发货；March 5 is my birthday",
+        "customer",
+    ),
+    (
         {"actions": {"vehicle_plate": "mask"}},
         "车牌京A12345，新能源粤B·D12345，教练车沪C1234学；全新X10000型号，北京a1234",
         "customer",

@@ -1,7 +1,9 @@
-"""Scores the ``name``/``address`` detectors on ``pii_corpus.jsonl`` (used by a test and by
-bench/filter.py). A predicted name matches a gold name of the same span exactly; a predicted
-address matches when it overlaps a gold address with intersection-over-union >= 0.6 (where an
-address ends -- "…88号" vs "…88号华星大厦" -- is a matter of taste, its presence is not)."""
+"""Scores the ``name``/``address``/``birth_date``/``vehicle_plate`` detectors on
+``pii_corpus.jsonl`` (used by a test and by bench/filter.py). A predicted name or date
+matches a gold one of the same span exactly; a predicted address matches when it overlaps a
+gold address with intersection-over-union >= 0.6 (where an address ends -- "…88号" vs
+"…88号华星大厦" -- is a matter of taste, its presence is not), a plate likewise (the finding
+leaves out the province's character the label holds)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from gateway.policy import PolicyEngine
 
 CORPUS = Path(__file__).with_name("pii_corpus.jsonl")
-KINDS = ("name", "address")
+KINDS = ("name", "address", "birth_date", "vehicle_plate")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Score:
 
 
 def _match(kind: str, pred: tuple[int, int], gold: tuple[int, int]) -> bool:
-    if kind == "name":
+    if kind in ("name", "birth_date"):
         return pred == gold
     inter = max(0, min(pred[1], gold[1]) - max(pred[0], gold[0]))
     union = max(pred[1], gold[1]) - min(pred[0], gold[0])

@@ -13,9 +13,11 @@ days 1-31, years 1900-2099), in the forms people type: ``1990-01-01`` (``/`` or 
 (``一九九〇年一月一日``), a month and day alone (``3月5号``, ``March 5th``), a year and month
 alone (``1990.01``, ``1990年1月``: the forms' 出生年月), and English month names.
 
-Not found: a date written *before* its cue ("我是1990年3月5日出生的"), which a rule reading
-what follows a phrase cannot see, and a year alone ("生于1990年"), which says an age, not a
-birthday.
+The date may also stand right *before* its cue, as Chinese puts it: "我是1990年3月5日出生的",
+"5月20日是我的生日", "March 5 is my birthday". A date after the cue is found as well
+(masking a second date for plugins is the safe mistake).
+
+Not found: a year alone ("生于1990年"), which says an age, not a birthday.
 """
 
 from __future__ import annotations
@@ -39,9 +41,14 @@ BIRTH_DATE_PHRASES = (
     "born",
 )
 
-_FILLER = r"(?:[\s:：,，.#=\-]|是|为|在|于|(?:is|was|on|the|of)(?![a-z])){0,8}+"
+_FILLER = r"(?:[\s:：.#=\-]|是|为|在|于|(?:is|was|on|the|of)(?![a-z])){0,8}+"
 """Punctuation and the words announcing a date. Not ``ANNOUNCING_FILLER``: its "no" would
-swallow the start of "nov 5" (the repetition is possessive)."""
+swallow the start of "nov 5" (the repetition is possessive); and no comma, after which a
+date is as often another one ("5月20日是我的生日，6月1日发货")."""
+_BEFORE_FILLER = r"(?:\s*+(?:是|我的|我|的|(?:is|was|my)(?![a-z]))\s*+){0,4}"
+"""What may stand between a date and the phrase after it: nothing ("1990年3月5日出生") or the
+words that tie them ("5月20日是我的生日", "March 5 is my birthday"); spaces alone do not: in
+"3月5日发货 生日：1990-01-01" the first date is another one."""
 
 _YEAR = r"(?:19|20)[0-9]{2}"
 _MONTH = r"(?:1[0-2]|0?[1-9])"
@@ -82,4 +89,11 @@ DATE = (
 )
 """A date a calendar has, in the forms above (the view is lower case, digits ASCII)."""
 
-RULE = context_rule("birth_date", "birth_date.context", BIRTH_DATE_PHRASES, _FILLER, DATE)
+RULE = context_rule(
+    "birth_date",
+    "birth_date.context",
+    BIRTH_DATE_PHRASES,
+    _FILLER,
+    DATE,
+    before_filler=_BEFORE_FILLER,
+)

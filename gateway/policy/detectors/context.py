@@ -35,6 +35,10 @@ _JOINED = r"\s{0,3}+(?:or|and|或者|或|和|及|还有|、|/)\s{0,3}+"
 often something else ("验证码 123456，8888元的订单")."""
 _MORE_VALUES = 3
 """Values after the first one a cue may announce."""
+BEFORE_WINDOW = 64
+"""How far before a phrase a value standing before it (``ContextRule.before``) may start:
+the longest value a rule with one reads (a date of birth in words, ~25 characters) and
+its filler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +58,15 @@ class ContextRule:
     needs_non_letter: bool = False
     valid: Callable[[str], bool] | None = None
     """A check the value's digits must pass too (a legacy ID's birth date), if any."""
+    before: re.Pattern[str] | None = None
+    """The value and the filler that may stand *before* a phrase instead ("1990年3月5日出生",
+    "March 5 is my birthday"), ending where the phrase starts: searched in the
+    ``BEFORE_WINDOW`` characters before it. ``None``: the rule reads what follows only."""
 
     def scan(self, view: str, spans: list[tuple[int, int]] | None = None) -> Iterator[Hit]:
-        """Yield the value of each phrase not inside a word that a value follows, in order.
+        """Yield the value of each phrase not inside a word that a value follows, in order;
+        then, for a rule with ``before``, each value standing before a phrase that no value
+        found so far overlaps.
 
         The phrases are found by an automaton pass, or are ``spans`` (where the engine's gate
         pass found them), and the rest is matched from each: a regex led by the alternation
@@ -66,6 +76,7 @@ class ContextRule:
         match = self.after.match
         if spans is None:
             spans = [(start, end) for _, start, end in self.phrases.find(view)]
+        hits: list[Hit] = []
         for start, end in spans:
             if start < taken or (start and "a" <= view[start - 1] <= "z"):
                 continue
@@ -73,13 +84,35 @@ class ContextRule:
             if m is None or not self._holds(m.group("value")):
                 continue
             taken = m.end("value")
-            yield Hit(self.kind, m.start("value"), taken, self.rule)
+            hits.append(Hit(self.kind, m.start("value"), taken, self.rule))
             for _ in range(_MORE_VALUES):
                 m = self.more.match(view, taken)
                 if m is None or not self._holds(m.group("value")):
                     break
                 taken = m.end("value")
-                yield Hit(self.kind, m.start("value"), taken, self.rule)
+                hits.append(Hit(self.kind, m.start("value"), taken, self.rule))
+        if self.before is not None and spans:
+            hits.extend(self._before(view, spans, hits))
+            hits.sort(key=lambda hit: hit.start)
+        return iter(hits)
+
+    def _before(self, view: str, spans: list[tuple[int, int]], hits: list[Hit]) -> list[Hit]:
+        """The values standing before the phrases at ``spans`` (by start), each overlapping
+        none of ``hits`` and none found before it."""
+        assert self.before is not None
+        search = self.before.search
+        found: list[Hit] = []
+        for start in sorted({start for start, _ in spans}):
+            if start and "a" <= view[start - 1] <= "z":
+                continue
+            m = search(view, max(0, start - BEFORE_WINDOW), start)
+            if m is None or not self._holds(m.group("value")):
+                continue
+            first, last = m.span("value")
+            if any(first < hit.end and hit.start < last for hit in (*hits, *found)):
+                continue
+            found.append(Hit(self.kind, first, last, self.rule))
+        return found
 
     def _holds(self, value: str) -> bool:
         """Whether a matched value is one (letters alone are no password; the check)."""
@@ -96,12 +129,18 @@ def context_rule(
     value: str,
     needs_non_letter: bool = False,
     valid: Callable[[str], bool] | None = None,
+    before_filler: str | None = None,
 ) -> ContextRule:
-    """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN)."""
+    """Compile a context rule; Latin phrases must start a word ("spin 1234" is no PIN).
+    ``before_filler``: what may stand between a value and a phrase after it, for a rule
+    whose value may come first (``ContextRule.before``)."""
     after = re.compile(rf"{filler}(?P<value>{value})")
     more = re.compile(rf"{_JOINED}(?P<value>{value})")
+    before = None
+    if before_filler is not None:
+        before = re.compile(rf"(?<![0-9a-z])(?P<value>{value}){before_filler}$")
     cues = Phrases((phrase, None) for phrase in phrases)
-    return ContextRule(kind, rule, phrases, after, more, cues, needs_non_letter, valid)
+    return ContextRule(kind, rule, phrases, after, more, cues, needs_non_letter, valid, before)
 
 
 def not_after_letter(phrases: tuple[str, ...]) -> str:

@@ -41,6 +41,12 @@ def _found(eng: PolicyEngine, text: str, kind: str) -> list[str]:
         ("Birthday: March 5th, 1990.", "March 5th, 1990"),
         ("birth date: september 1990", "september 1990"),
         ("出生日期：１９９０－０１－０１", "１９９０－０１－０１"),  # full-width
+        # the date before its cue, as Chinese puts it
+        ("我是1990年3月5日出生的", "1990年3月5日"),
+        ("本人1985年6月12日出生，现住北京", "1985年6月12日"),
+        ("5月20日是我的生日", "5月20日"),
+        ("5月20日 是 我的 生日", "5月20日"),
+        ("March 5 is my birthday", "March 5"),
     ],
 )
 def test_dates_of_birth_after_their_cue(eng: PolicyEngine, text: str, value: str) -> None:
@@ -67,10 +73,26 @@ def test_dates_of_birth_after_their_cue(eng: PolicyEngine, text: str, value: str
         "born in 1990",
         "my birthday is next week, on 2024-03-05 I pay",  # free text between
         "出生地：北京，1990-01-01到的",
+        "生日，6月1日发货",  # after a comma: as often another date
+        "3月5日发货 生日快乐",  # before the cue, but other words between
+        "1990-01-01 生日快乐",  # spaces alone do not tie a date to the cue after it
+        "能查出生产日期是2024-01-01吗",  # 出生 across two words (查出, 生产)
     ],
 )
 def test_other_dates_and_words_are_no_birth_date(eng: PolicyEngine, text: str) -> None:
     assert _found(eng, text, "birth_date") == []
+
+
+def test_a_date_before_the_cue_and_one_after_it_are_both_found(eng: PolicyEngine) -> None:
+    text = "5月20日是我的生日 6月1日发货，3月5日发货 生日：1990-01-01"
+    assert _found(eng, text, "birth_date") == ["5月20日", "6月1日", "1990-01-01"]
+
+
+def test_a_date_before_the_cue_is_looked_for_near_it_only(eng: PolicyEngine) -> None:
+    """A value before a phrase starts at most ``BEFORE_WINDOW`` characters before it; a date
+    inside a digit run is none ("20241990年" is no year)."""
+    assert _found(eng, "1990年3月5日" + "是" * 60 + "生日", "birth_date") == []
+    assert _found(eng, "20241990年3月5日出生", "birth_date") == ["3月5日"]
 
 
 def test_november_is_not_read_as_no(eng: PolicyEngine) -> None:
