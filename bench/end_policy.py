@@ -41,6 +41,7 @@ ADVERSARIAL = [
     "阳光小区1栋", "建国路1号", "1 a b street ", "flat 1, 1/f, ", "p.o. box 1 ",
     "我叫", "收件人张", "我是张三的", "张三先生", "张三，13800138000 ", "Regards,\nJane Doe\n",
     "Mr. A ", "thanks, ", "my wife Jane ", "Tom Hanks here. ", "ship to Jane Doe, ",
+    "1月1日出生", "生日 1990年1月", "京A12345", "出生", "dob march ",
 ]  # fmt: skip
 
 _RUNNER = r"""

@@ -489,6 +489,9 @@ def worst_case_4000(engine: PolicyEngine) -> float:
         "a.",
         "http://a.",
         "验证码",
+        "1月1日出生",
+        "生日 1990年1月",
+        "京A12345",
     ]
     worst, worst_name = 0.0, ""
     for unit in units:

@@ -247,8 +247,8 @@ def _rules() -> dict[str, dict[str, Any]]:
     named group ``value``), the pattern of another value joined to it (``more``), whether a
     value that is only letters is no value (``letters``) and whether the value must pass the
     rule's check (``checked``); for a rule whose value may stand before its phrase, that
-    value and filler (``before``, ending with ``$``); for a card's expiry date also the words
-    that make a message about a card (``about``)."""
+    value and filler with the phrases in a look-ahead (``before``); for a card's expiry date
+    also the words that make a message about a card (``about``)."""
     rules = {
         rule.rule: {
             "kind": rule.kind,

@@ -807,25 +807,22 @@ var CipherdeskPolicy = (function () {
       }
     };
 
-    /** The values standing before the rule's phrases (by start), each overlapping none of
-     * `hits` and none found before it (context.py ContextRule._before). */
+    /** The values standing before a phrase (the `before` pattern's matches, left to right),
+     * each overlapping none of `hits` (the values found after one: left to right, apart;
+     * context.py ContextRule._before). */
     function valuesBefore(view, hits) {
-      var found = [], starts = [];
-      occurrences(view, phrases).forEach(function (span) {
-        if (starts.indexOf(span[0]) < 0 && !(span[0] && /[a-z]/.test(view[span[0] - 1]))) starts.push(span[0]);
-      });
-      starts.forEach(function (start) {
-        var m = search(preceding, view, Math.max(0, start - BEFORE_WINDOW), start);
-        if (!m || !holds(m.groups.value)) return;
+      var found = [], k = 0;
+      matches(preceding, view, 0, view.length).forEach(function (m) {
         var at = m.indices.groups.value;
-        var overlaps = hits.concat(found).some(function (h) { return at[0] < h.end && h.start < at[1]; });
-        if (!overlaps) found.push(new Hit(kind, at[0], at[1], rule));
+        while (k < hits.length && hits[k].end <= at[0]) k++;
+        if ((k === hits.length || at[1] <= hits[k].start) && holds(m.groups.value)) {
+          found.push(new Hit(kind, at[0], at[1], rule));
+        }
       });
       return found;
     }
   }
   var MORE_VALUES = 3;
-  var BEFORE_WINDOW = 64;  // context.py BEFORE_WINDOW
 
   /** The detector of one context rule: it runs when one of the rule's phrases is in the view. */
   function ruleDetector(rule) {

@@ -36,7 +36,7 @@ from gateway.policy.split import (
     TAIL_CHARS,
     SplitWindow,
 )
-from gateway.policy.types import SEVERITY
+from gateway.policy.types import SEVERITY, Decision
 from tests.e2e import browser as bx
 from tests.e2e.browser import (
     agent_says,
@@ -47,6 +47,7 @@ from tests.e2e.browser import (
     open_widget,
 )
 from tests.e2e.test_browser_e2e import _certify_console, _database_bytes, _e2e_tenant
+from tests.policy.pii_score import KINDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -400,24 +401,34 @@ async def test_the_browser_engine_finds_and_masks_names_and_addresses_as_the_gat
     names = [_name_like(rng) for _ in range(3000)]
     texts = corpus + addresses + names
     engine = PolicyEngine(PolicyConfig.from_dict({"actions": {"address": "mask", "name": "mask"}}))
-    cases = [[text, "customer"] for text in texts]
+    decisions = await _alike_in_both_engines(browser, gateway, engine, texts)
+    found = {k: sum(any(f.kind == k for f in d.findings) for d in decisions) for k in KINDS}
+    # the texts reach addresses and names, not only the misses
+    assert found["address"] >= 1000 and found["name"] >= 1000, found
+
+
+async def _alike_in_both_engines(
+    browser, gateway, engine: PolicyEngine, texts: list[str]
+) -> list[Decision]:
+    """The Python decisions on ``texts`` (a customer's), once Chromium running ``engine``'s
+    end document has found the same findings at the same offsets in each, and the same
+    masked text."""
     ctx, page = await new_page(browser)
     try:
         await page.goto(gateway.base_url + "/console")
+        cases = [[text, "customer"] for text in texts]
         got = await page.evaluate(_EVALUATE, [end_document(engine, None, 0), cases])
         assert page.js_errors == [], page.js_errors
     finally:
         await ctx.close()
-    found = {"address": 0, "name": 0}
+    decisions = []
     for text, js in zip(texts, got, strict=True):
         decision = engine.evaluate(text, "customer")
         want = [[f.kind, f.start, f.end] for f in decision.findings]
         assert [f[:3] for f in js["findings"]] == want, text
         assert js["text"] == decision.text, text
-        for kind in found:
-            found[kind] += any(f.kind == kind for f in decision.findings)
-    # the texts reach addresses and names, not only the misses
-    assert found["address"] >= 1000 and found["name"] >= 1000, found
+        decisions.append(decision)
+    return decisions
 
 
 _DATE_CUES = (*BIRTH_DATE_PHRASES, "出生於", "生辰", "Date of Birth", "DOB", "D.O.B.", "Born")
@@ -510,28 +521,16 @@ async def test_the_browser_engine_finds_birth_dates_and_plates_as_the_gateway_do
     engine = PolicyEngine(
         PolicyConfig.from_dict({"actions": {"birth_date": "mask", "vehicle_plate": "mask"}})
     )
-    cases = [[text, "customer"] for text in texts]
-    ctx, page = await new_page(browser)
-    try:
-        await page.goto(gateway.base_url + "/console")
-        got = await page.evaluate(_EVALUATE, [end_document(engine, None, 0), cases])
-        assert page.js_errors == [], page.js_errors
-    finally:
-        await ctx.close()
-    found = {"birth_date": 0, "vehicle_plate": 0}
-    before = 0
-    for text, js in zip(texts, got, strict=True):
-        decision = engine.evaluate(text, "customer")
-        want = [[f.kind, f.start, f.end] for f in decision.findings]
-        assert [f[:3] for f in js["findings"]] == want, text
-        assert js["text"] == decision.text, text
-        for kind in found:
-            found[kind] += any(f.kind == kind for f in decision.findings)
-        # a date no cue precedes (within the longest filler) was found by the cue after it
-        before += any(
+    decisions = await _alike_in_both_engines(browser, gateway, engine, texts)
+    found = {k: sum(any(f.kind == k for f in d.findings) for d in decisions) for k in KINDS}
+    # a date no cue precedes (within the longest filler) was found by the cue after it
+    before = sum(
+        any(
             f.kind == "birth_date" and not _cued(text[max(0, f.start - 12) : f.start])
             for f in decision.findings
         )
+        for text, decision in zip(texts, decisions, strict=True)
+    )
     # the texts reach both kinds and dates before their cue, not only the misses
     assert found["birth_date"] >= 1000 and found["vehicle_plate"] >= 500, found
     assert before >= 300, before

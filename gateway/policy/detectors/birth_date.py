@@ -80,11 +80,11 @@ DATE = (
     # 3月5日, 三月五号
     rf"|{_CN_MONTH}\s?月\s?{_CN_DAY}\s?[日号]"
     # 5 March 1990, 5th of march, 1990
-    rf"|{_DAY}{_ORDINAL}(?:\s+of)?\s+{_MONTH_NAME}(?:,?\s*{_YEAR}(?![0-9]))?"
+    rf"|{_DAY}{_ORDINAL}(?:\s{{1,3}}of)?\s{{1,3}}{_MONTH_NAME}(?:,?\s{{0,3}}{_YEAR}(?![0-9]))?"
     # March 5, 1990; march 5th
-    rf"|{_MONTH_NAME}\s*{_DAY}{_ORDINAL}(?:,?\s*{_YEAR}(?![0-9]))?"
+    rf"|{_MONTH_NAME}\s{{0,3}}{_DAY}{_ORDINAL}(?:,?\s{{0,3}}{_YEAR}(?![0-9]))?"
     # March 1990
-    rf"|{_MONTH_NAME},?\s*{_YEAR}(?![0-9])"
+    rf"|{_MONTH_NAME},?\s{{0,3}}{_YEAR}(?![0-9])"
     ")"
 )
 """A date a calendar has, in the forms above (the view is lower case, digits ASCII)."""

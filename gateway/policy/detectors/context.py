@@ -35,10 +35,6 @@ _JOINED = r"\s{0,3}+(?:or|and|或者|或|和|及|还有|、|/)\s{0,3}+"
 often something else ("验证码 123456，8888元的订单")."""
 _MORE_VALUES = 3
 """Values after the first one a cue may announce."""
-BEFORE_WINDOW = 64
-"""How far before a phrase a value standing before it (``ContextRule.before``) may start:
-the longest value a rule with one reads (a date of birth in words, ~25 characters) and
-its filler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +55,10 @@ class ContextRule:
     valid: Callable[[str], bool] | None = None
     """A check the value's digits must pass too (a legacy ID's birth date), if any."""
     before: re.Pattern[str] | None = None
-    """The value and the filler that may stand *before* a phrase instead ("1990年3月5日出生",
-    "March 5 is my birthday"), ending where the phrase starts: searched in the
-    ``BEFORE_WINDOW`` characters before it. ``None``: the rule reads what follows only."""
+    """A value and filler standing *before* one of the phrases instead ("1990年3月5日出生",
+    "March 5 is my birthday"), the phrase in a look-ahead: one pass over the message finds
+    them all (a search before each phrase took 26 ms on a message of 2,000 of them).
+    ``None``: the rule reads what follows a phrase only."""
 
     def scan(self, view: str, spans: list[tuple[int, int]] | None = None) -> Iterator[Hit]:
         """Yield the value of each phrase not inside a word that a value follows, in order;
@@ -92,26 +89,24 @@ class ContextRule:
                 taken = m.end("value")
                 hits.append(Hit(self.kind, m.start("value"), taken, self.rule))
         if self.before is not None and spans:
-            hits.extend(self._before(view, spans, hits))
-            hits.sort(key=lambda hit: hit.start)
+            before = self._before(view, hits)
+            if before:
+                hits.extend(before)
+                hits.sort(key=lambda hit: hit.start)
         return iter(hits)
 
-    def _before(self, view: str, spans: list[tuple[int, int]], hits: list[Hit]) -> list[Hit]:
-        """The values standing before the phrases at ``spans`` (by start), each overlapping
-        none of ``hits`` and none found before it."""
+    def _before(self, view: str, hits: list[Hit]) -> list[Hit]:
+        """The values standing before a phrase (``before``'s matches, left to right), each
+        overlapping none of ``hits`` (the values found after one: left to right, apart)."""
         assert self.before is not None
-        search = self.before.search
         found: list[Hit] = []
-        for start in sorted({start for start, _ in spans}):
-            if start and "a" <= view[start - 1] <= "z":
-                continue
-            m = search(view, max(0, start - BEFORE_WINDOW), start)
-            if m is None or not self._holds(m.group("value")):
-                continue
+        k = 0
+        for m in self.before.finditer(view):
             first, last = m.span("value")
-            if any(first < hit.end and hit.start < last for hit in (*hits, *found)):
-                continue
-            found.append(Hit(self.kind, first, last, self.rule))
+            while k < len(hits) and hits[k].end <= first:
+                k += 1
+            if (k == len(hits) or last <= hits[k].start) and self._holds(m.group("value")):
+                found.append(Hit(self.kind, first, last, self.rule))
         return found
 
     def _holds(self, value: str) -> bool:
@@ -138,7 +133,10 @@ def context_rule(
     more = re.compile(rf"{_JOINED}(?P<value>{value})")
     before = None
     if before_filler is not None:
-        before = re.compile(rf"(?<![0-9a-z])(?P<value>{value}){before_filler}$")
+        ahead = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+        before = re.compile(
+            rf"(?<![0-9a-z])(?P<value>{value}){before_filler}(?<![a-z])(?=(?:{ahead}))"
+        )
     cues = Phrases((phrase, None) for phrase in phrases)
     return ContextRule(kind, rule, phrases, after, more, cues, needs_non_letter, valid, before)
 

@@ -88,10 +88,11 @@ def test_a_date_before_the_cue_and_one_after_it_are_both_found(eng: PolicyEngine
     assert _found(eng, text, "birth_date") == ["5月20日", "6月1日", "1990-01-01"]
 
 
-def test_a_date_before_the_cue_is_looked_for_near_it_only(eng: PolicyEngine) -> None:
-    """A value before a phrase starts at most ``BEFORE_WINDOW`` characters before it; a date
-    inside a digit run is none ("20241990年" is no year)."""
-    assert _found(eng, "1990年3月5日" + "是" * 60 + "生日", "birth_date") == []
+def test_a_date_before_the_cue_must_stand_next_to_it(eng: PolicyEngine) -> None:
+    """At most four tying words between date and cue; a date inside a digit run is none
+    ("20241990年" is no year, so only its month and day are read)."""
+    assert _found(eng, "1990年3月5日是是是是生日", "birth_date") == ["1990年3月5日"]
+    assert _found(eng, "1990年3月5日是是是是是生日", "birth_date") == []
     assert _found(eng, "20241990年3月5日出生", "birth_date") == ["3月5日"]
 
 
