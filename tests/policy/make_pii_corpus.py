@@ -418,7 +418,7 @@ DATE_AND_PLATE_NEGATIVES = [
     "生日会3月5日，能订蛋糕吗",
 ]
 DATE_AND_PLATE_HAND = [
-    ("我3月5号过生日，有生日券吗", [("birth_date", "3月5号")]),  # 过 ties them: a miss
+    ("我3月5号过生日，有生日券吗", [("birth_date", "3月5号")]),
     ("身份证上的日期是1990年1月1日", [("birth_date", "1990年1月1日")]),  # no cue: a miss
     (
         "date of birth 1990-01-01, plate 京A12345",
@@ -429,7 +429,7 @@ DATE_AND_PLATE_HAND = [
         [("birth_date", "1985年6月12日"), ("vehicle_plate", "粤B12345")],
     ),
     ("Born 12/25/1990", [("birth_date", "12/25/1990")]),
-    ("生辰八字：1990年1月1日", [("birth_date", "1990年1月1日")]),  # 八字 between: a miss
+    ("生辰八字：1990年1月1日", [("birth_date", "1990年1月1日")]),
     ("车在京A·12345旁边", [("vehicle_plate", "京A·12345")]),
     ("川A号段的车", []),
 ]

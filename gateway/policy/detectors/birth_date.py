@@ -31,6 +31,7 @@ BIRTH_DATE_PHRASES = (
     "出生",
     "生日",
     "生于",
+    "生辰八字",
     "生辰",
     "date of birth",
     "birth date",
@@ -45,10 +46,10 @@ _FILLER = r"(?:[\s:：.#=\-]|是|为|在|于|(?:is|was|on|the|of)(?![a-z])){0,8}
 """Punctuation and the words announcing a date. Not ``ANNOUNCING_FILLER``: its "no" would
 swallow the start of "nov 5" (the repetition is possessive); and no comma, after which a
 date is as often another one ("5月20日是我的生日，6月1日发货")."""
-_BEFORE_FILLER = r"(?:\s*+(?:是|我的|我|的|(?:is|was|my)(?![a-z]))\s*+){0,4}"
+_BEFORE_FILLER = r"(?:\s*+(?:是|我的|我|的|过|(?:is|was|my)(?![a-z]))\s*+){0,4}"
 """What may stand between a date and the phrase after it: nothing ("1990年3月5日出生") or the
-words that tie them ("5月20日是我的生日", "March 5 is my birthday"); spaces alone do not: in
-"3月5日发货 生日：1990-01-01" the first date is another one."""
+words that tie them ("5月20日是我的生日", "3月5号过生日", "March 5 is my birthday"); spaces
+alone do not: in "3月5日发货 生日：1990-01-01" the first date is another one."""
 
 _YEAR = r"(?:19|20)[0-9]{2}"
 _MONTH = r"(?:1[0-2]|0?[1-9])"
