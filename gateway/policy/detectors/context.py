@@ -133,10 +133,8 @@ def context_rule(
     more = re.compile(rf"{_JOINED}(?P<value>{value})")
     before = None
     if before_filler is not None:
-        ahead = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
-        before = re.compile(
-            rf"(?<![0-9a-z])(?P<value>{value}){before_filler}(?<![a-z])(?=(?:{ahead}))"
-        )
+        ahead = not_after_letter(phrases)
+        before = re.compile(rf"(?<![0-9a-z])(?P<value>{value}){before_filler}(?={ahead})")
     cues = Phrases((phrase, None) for phrase in phrases)
     return ContextRule(kind, rule, phrases, after, more, cues, needs_non_letter, valid, before)
 
