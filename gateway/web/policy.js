@@ -1436,8 +1436,10 @@ var CipherdeskPolicy = (function () {
    * Chinese ones after a cue, before an honorific, after "寄给我妈妈", "我姓王，叫…", before a
    * possession ("查一下张三的订单") or right before a mobile number (a shipping label);
    * English ones after a cue or a title, a closing, "my wife", before "here"/"speaking", or
-   * after a delivery word, each capitalised as names.py asks. Each pattern runs only where
-   * one of its phrases is. */
+   * after a delivery word, each capitalised as names.py asks, or after the last four typed in
+   * lower case as a given name and a surname the document's lexicons hold (names.py
+   * lower_case_name; a document signed before it carries none: capitals only). Each pattern
+   * runs only where one of its phrases is. */
   function nameDetector(data, divisions) {
     var W = data.words, P = data.patterns;
     function set(list) { return new Set(list); }
@@ -1456,6 +1458,7 @@ var CipherdeskPolicy = (function () {
     var delivery = set(W.delivery), weak = set(W.weak_cues), latinAfter = set(W.latin_after);
     var common = set(W.common_words), notLabel = set(W.not_label_names), enNot = set(W.en_not_names);
     var notSpeakers = set(W.not_speakers), notLatin = set(W.not_latin_names), placeStarts = set(W.place_starts);
+    var givenNames = set(W.given_names_en || []), surnames = set(W.surnames_en || []);
     // the detector's gate phrases (names.py NameDetector.gate_phrases), each under its first
     // character: one pass over the view finds them all
     var phrases = new Set(), byFirst = new Map();
@@ -1503,6 +1506,10 @@ var CipherdeskPolicy = (function () {
     function allCapitalised(ctx, start, end) {
       for (var k = start; k < end; k++) if (/\s/.test(ctx.view[k]) && !upperAt(ctx, k + 1)) return false;
       return upperAt(ctx, start);
+    }
+    /** A given name and a surname typed in lower case (names.py lower_case_name). */
+    function lowerCaseName(list) {
+      return list.length >= 2 && list.length <= 3 && givenNames.has(list[0]) && surnames.has(list[list.length - 1]);
     }
 
     /** Whether a cued candidate is a word, a place or an affiliation (names.py _no_name_after_cue). */
@@ -1579,14 +1586,15 @@ var CipherdeskPolicy = (function () {
         var named = namedNear(view, s[0], s[1]);
         if (!named) return;
         var span = group(named, 'name');
-        if (seen.has(span[0]) || notSpeakers.has(words(view.slice(span[0], span[1]))[0])) return;
-        if (allCapitalised(ctx, span[0], span[1])) report(span, 'name.cue_en');
+        var list = words(view.slice(span[0], span[1]));
+        if (seen.has(span[0]) || notSpeakers.has(list[0])) return;
+        if (allCapitalised(ctx, span[0], span[1]) || lowerCaseName(list)) report(span, 'name.cue_en');
       });
       if (has(W.delivery)) {
         matches(EN_DELIVERY, view, 0, view.length).forEach(function (m) {
           var span = group(m, 'name'), list = words(m.groups.name);
           if (seen.has(span[0]) || placeStarts.has(list[0]) || enNot.has(list[0])) return;
-          if (allCapitalised(ctx, span[0], span[1])) report(span, 'name.cue_en');
+          if (allCapitalised(ctx, span[0], span[1]) || lowerCaseName(list)) report(span, 'name.cue_en');
         });
       }
       return hits;
@@ -2004,11 +2012,13 @@ var CipherdeskPolicy = (function () {
     'mobile', 'name_before', 'en_cued', 'en_title', 'en_delivery', 'after_sign_off', 'after_relation', 'speaker'];
 
   /** The document's `names` (end.py _names): word lists of at most 1,024 words of at most 64
-   * characters (every list the detector reads present), and each pattern it runs. */
+   * characters (every list the detector reads present), the English lexicons of at most
+   * 10,000 when present, and each pattern it runs. */
   function isNames(n) {
     var words = n && n.words;
     return !!n && typeof n === 'object' && !!words && typeof words === 'object' &&
       NAME_WORD_LISTS.every(function (name) { return isWords(words[name], 1, 1024); }) &&
+      NAME_LEXICONS.every(function (name) { return words[name] === undefined || isWords(words[name], 1, 10000); }) &&
       !!n.patterns && typeof n.patterns === 'object' &&
       NAME_PATTERNS.every(function (name) { return isPattern(n.patterns[name]); });
   }
@@ -2016,6 +2026,9 @@ var CipherdeskPolicy = (function () {
     'en_cued', 'en_title', 'sign_offs', 'my_relations_en', 'speaking', 'delivery', 'weak_cues', 'relations',
     'latin_after', 'common_words', 'titles_zh', 'not_label_names', 'en_not_names', 'not_speakers',
     'not_latin_names', 'place_starts', 'division_suffixes'];
+  /** Lexicons of English given names and surnames (names.py lower_case_name): optional, as a
+   * document signed before them carries none. */
+  var NAME_LEXICONS = ['given_names_en', 'surnames_en'];
 
   function isLinks(l) {
     var scripts = l && l.scripts;

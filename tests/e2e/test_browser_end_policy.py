@@ -296,9 +296,9 @@ def _name_like(rng: random.Random) -> str:
     a relation before the name, 寄给, 我姓…叫, an honorific, a possession, a pasted label (a
     name before a mobile), a spaced given name, Traditional forms, names in Latin letters
     after a Chinese cue; English cues, titles, closings, "my wife", a caller before "here",
-    delivery words, in the cases a name is written in and the words that are no name
-    (我是房东, 我是苏宁的, 李老师, 江苏, 江西人, Customer Service here, Dr. Smith said, send it to
-    New York)."""
+    delivery words, in the cases a name is written in (lower case too: a given name and a
+    surname of the lexicons) and the words that are no name (我是房东, 我是苏宁的, 李老师, 江苏,
+    江西人, Customer Service here, Dr. Smith said, send it to New York, ship it to will call)."""
     pieces = [
         rng.choice(
             [
@@ -350,6 +350,11 @@ def _name_like(rng: random.Random) -> str:
                 "Customer Service",
                 "unknown",
                 "Mary Jones",
+                "mary jones",
+                "james robert brown",
+                "linda wang",
+                "will call",
+                "grace church",
             ]
         ),
         rng.choice(
@@ -405,6 +410,19 @@ async def test_the_browser_engine_finds_and_masks_names_and_addresses_as_the_gat
     found = {k: sum(any(f.kind == k for f in d.findings) for d in decisions) for k in KINDS}
     # the texts reach addresses and names, not only the misses
     assert found["address"] >= 1000 and found["name"] >= 1000, found
+    # and names in lower case where a capital is asked for ("Thanks, mary jones"), which only
+    # the lexicons find
+    asking = ("Regards,\n", "Thanks, ", "my wife ", "ship it to ", "attn: ")
+    lower = sum(
+        any(
+            f.kind == "name"
+            and text[f.start : f.end] in ("mary jones", "linda wang", "james robert brown")
+            and text[: f.start].endswith(asking)
+            for f in d.findings
+        )
+        for text, d in zip(texts, decisions, strict=True)
+    )
+    assert lower >= 10, lower
 
 
 async def _alike_in_both_engines(

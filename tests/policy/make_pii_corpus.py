@@ -9,8 +9,8 @@ include cue-less phrasings the detector is not designed for, so misses are measu
 Negative lines (no name/address, but surnames, district names, road words and numbers that
 look like one) are labelled with no spans. The 90 hand-written lines at the end
 (``NEGATIVES``, ``HAND``) were labelled by hand, and so were the 26 lines of dates and
-plates (``DATE_AND_PLATE_NEGATIVES``, ``DATE_AND_PLATE_HAND``). Seeded: the file is
-reproducible.
+plates (``DATE_AND_PLATE_NEGATIVES``, ``DATE_AND_PLATE_HAND``) and the 11 of English names in
+lower case (``EN_LOWER_NEGATIVES``, ``EN_LOWER_HAND``). Seeded: the file is reproducible.
 """
 
 from __future__ import annotations
@@ -435,6 +435,36 @@ DATE_AND_PLATE_HAND = [
 ]
 
 
+EN_LOWER_TEMPLATES = [
+    "please ship to {v}, thanks",
+    "send it to {v} at the front desk",
+    "thanks,\n{v}",
+    "regards, {v}",
+    "my wife {v} placed the order",
+    "{v} here, my parcel is missing",
+    "attn {v}",
+]
+"""Where a name must be capitalised, unless it is a given name and a surname the lexicons
+hold: the English names above typed in lower case (names.py ``lower_case_name``)."""
+EN_LOWER_NEGATIVES = [
+    "ship to will call",
+    "deliver to grace church",
+    "thanks, great service",
+    "please send it to new york",
+    "ship to the office please",
+    "regards, customer service",
+    "support team here, how can we help",
+    "my wife and i ordered twice",
+]
+EN_LOWER_HAND = [
+    # typed in lower case, not in both lexicons: misses the corpus measures
+    ("ship to jane doe", [("name", "jane doe")]),
+    ("thanks, wei zhang", [("name", "wei zhang")]),
+    ("regards, tom o'neill", [("name", "tom o'neill")]),
+]
+"""Labelled by hand, like ``NEGATIVES`` and ``HAND``."""
+
+
 def _line(text: str, spans: list[tuple[str, str]]) -> dict:
     out = []
     for kind, value in spans:
@@ -485,6 +515,15 @@ def build(seed: int = 12) -> list[dict]:
     for text in DATE_AND_PLATE_NEGATIVES:
         lines.append(_line(text, []))
     for text, spans in DATE_AND_PLATE_HAND:
+        lines.append(_line(text, spans))
+    # English names in lower case: a generator of their own too
+    lower = random.Random(seed + 2)
+    for _ in range(40):
+        name = lower.choice(EN_NAMES).lower()
+        lines.append(_line(lower.choice(EN_LOWER_TEMPLATES).format(v=name), [("name", name)]))
+    for text in EN_LOWER_NEGATIVES:
+        lines.append(_line(text, []))
+    for text, spans in EN_LOWER_HAND:
         lines.append(_line(text, spans))
     return lines
 

@@ -196,6 +196,13 @@ CASES: list[tuple[dict, str, str]] = [
         "收件人是我老公张伟，寄给我妈妈刘秀英，我姓李，名字叫明",
         "customer",
     ),
+    # English names typed in lower case: a given name and a surname both lexicons hold
+    (
+        {"actions": {"name": "mask"}},
+        "ship to mary jones please. thanks,\nlinda wang",
+        "customer",
+    ),
+    ({"actions": {"name": "mask"}}, "ship to will call, deliver to grace church", "customer"),
     (
         {"actions": {"address": "mask"}},
         "Ship it to 1600 Amphitheatre Parkway, Mountain View, CA 94043",

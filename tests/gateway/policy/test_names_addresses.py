@@ -83,6 +83,14 @@ def test_tenant_actions_for_names_and_addresses() -> None:
         "我姓张，是张三丰的张",
         # praise, a team or a question where a closing's or a caller's name would stand
         "Thanks, Great Service",
+        # in lower case, words that are no given name and surname both (names.py
+        # lower_case_name): a counter, a church, a team, a place
+        "ship to will call",
+        "deliver to grace church",
+        "thanks, great service",
+        "send to hong kong",
+        "customer service here, how can I help",
+        "my wife and i ordered",
         "Customer Service here, how can I help",
         "Who Is speaking",
         "Thanks for the help\nBye",
@@ -270,6 +278,13 @@ def test_whole_addresses_are_masked_for_plugins(eng: PolicyEngine, text: str, pl
         ("Sarah Connor here, my order is late", "S**** C***** here, my order is late"),
         ("It's Tom Hanks speaking", "It's T** H**** speaking"),
         ("my wife Jane Doe placed the order", "my wife J*** D** placed the order"),
+        # the same typed in lower case: a given name and a surname both lexicons hold
+        ("please ship to mary jones at the depot", "please ship to m*** j**** at the depot"),
+        ("send it to john smith, 42 wallaby way", "send it to j*** s****, ** ******* ***"),
+        ("thanks,\nlinda wang", "thanks,\nl**** w***"),
+        ("regards, james robert brown", "regards, j**** r***** b****"),
+        ("my wife mary smith placed the order", "my wife m*** s**** placed the order"),
+        ("sarah miller here, my order is late", "s**** m***** here, my order is late"),
         # a pasted shipping label: the name right before the mobile number
         ("张三，13800138000，北京市朝阳区建国路88号", "张*，138****8000，北京市朝阳区******"),
         ("王五 139 0013 9000 广州市天河区体育西路191号", "王* 139 **** 9000 广州市天河区********"),
