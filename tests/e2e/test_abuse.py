@@ -45,7 +45,7 @@ from gateway.protocol import (
 from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from tests.e2e.conftest import SocketGateway, queue_with
 from tests.e2e.procs import Cluster, Node
-from tests.gateway.helpers import start_gateway
+from tests.gateway.helpers import eventually, start_gateway
 from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,7 +404,7 @@ async def test_global_connection_cap_refuses_cleanly(tmp_path: Path) -> None:
         assert isinstance(await held[0].send_text("still fine"), Ack)
         # a freed slot is usable again
         await held[1].aclose()
-        await _until(lambda: gw.svc.guard.concurrency.count("global") == 2)
+        await eventually(lambda: gw.svc.guard.concurrency.count("global") == 2, "two slots held")
         again = gw.customer()
         await again.connect()
         assert gw.limited("global_connections") == 3
@@ -414,15 +414,7 @@ async def test_global_connection_cap_refuses_cleanly(tmp_path: Path) -> None:
         )
         for client in (again, held[0], held[2]):
             await client.aclose()
-        await _until(lambda: gw.svc.guard.concurrency.count("global") == 0)
-
-
-async def _until(predicate: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+        await eventually(lambda: gw.svc.guard.concurrency.count("global") == 0, "every slot freed")
 
 
 # ----------------------------------------------------------- 6. handshake and idle timeouts

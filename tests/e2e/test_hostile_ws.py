@@ -21,7 +21,7 @@ from gateway.protocol import CloseCode
 from gateway.sdk.client import CustomerClient
 from gateway.store.base import Tenant
 from tests.e2e.test_bad_input import Gw, Raw, _expect_close
-from tests.gateway.helpers import start_gateway
+from tests.gateway.helpers import eventually, start_gateway
 
 
 @pytest.fixture
@@ -173,9 +173,12 @@ async def test_reset_right_after_the_upgrade_is_quiet(gw: Gw, read_bytes: int) -
         await _round_trip(gw)
         await _round_trip(gw)
     _no_internal_errors(gw, logs)
-    # every reset connection gave its slots back
-    assert gw.svc.guard.concurrency.count("tenant:demo") == 0
-    assert gw.svc.guard.concurrency.count("global") == 0
+    # every reset connection gives its slots back, once the server has read its reset: on a
+    # loaded machine some are read only after the round trips (seen: 4 of 5 at 200 bytes)
+    counts = gw.svc.guard.concurrency.count
+    await eventually(
+        lambda: counts("tenant:demo") == counts("global") == 0, "the reset connections' slots"
+    )
 
 
 # ------------------------------------------------------------------ per-tenant cap

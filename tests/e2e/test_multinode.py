@@ -31,6 +31,7 @@ import pytest
 from gateway.protocol import Ack, ChatEvent, Msg
 from gateway.sdk.client import AgentClient, ClosedError, CustomerClient
 from tests.e2e.procs import PUBLIC_URL, Cluster, Node, login
+from tests.gateway.helpers import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(150)]
 
@@ -80,14 +81,6 @@ class TrackedAgent(AgentClient):
         elif isinstance(frame, Ack):
             self.acked.add(frame.id)
         super()._observe(frame)
-
-
-async def wait_until(predicate: Any, within: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -270,7 +263,7 @@ async def _both_sides_caught_up(
         chat = customer.chat
         assert chat is not None
         top = len(sent[chat])
-        await wait_until(lambda c=customer, t=top: c.last_seq >= t, what=f"customer of {chat}")
-        await wait_until(
-            lambda ch=chat, t=top: max(agent.seen.get(ch, [0])) >= t, what=f"agent in {chat}"
+        await eventually(lambda c=customer, t=top: c.last_seq >= t, f"customer of {chat}")
+        await eventually(
+            lambda ch=chat, t=top: max(agent.seen.get(ch, [0])) >= t, f"agent in {chat}"
         )

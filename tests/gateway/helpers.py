@@ -8,8 +8,9 @@ the flow, not the cost); pass ``auth={...}`` to override.
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,18 @@ async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
         await runner.cleanup()
         raise
     return runner, sock.getsockname()[1]
+
+
+async def eventually(predicate: Callable[[], object], what: str, within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, polling every 20 ms, or fail naming ``what`` after
+    ``within`` seconds: for what the server does after the event the test caused, in its own
+    time (a connection reset is noticed when its socket is next read)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:
