@@ -113,8 +113,13 @@ async def test_reload_resumes_without_duplicates(browser, gateway):
         assert [(k["echo"], "resume" in k) for k in keys] == [(False, False)]
         await ana.locator(".queue-item button", has_text="Accept").click()
         await expect(customer.locator(".status")).to_have_text("Chatting with Ana")
+        # each line read by the other side before it answers, as people take turns: a
+        # line sent before the other's arrives is shown after it (a loaded run showed
+        # first, third, second), and after a reload in the order stored
         await customer_says(customer, "first")
+        await expect(ana.locator(".chat-pane:not([hidden]) .msg .text")).to_have_text(["first"])
         await agent_says(ana, "second")
+        await expect(customer.locator(".msg .text")).to_have_text(["first", "second"])
         await customer_says(customer, "third")
         await expect(customer.locator(".msg .text")).to_have_text(["first", "second", "third"])
         await expect(customer.locator(".msg.me").last).to_have_attribute("data-state", "stored")
